@@ -1,0 +1,103 @@
+"""Network architectures and the registry that builds them from manifest settings or state dicts.
+
+Each architecture module holds one network class plus two pure functions:
+``detect(state_dict) -> bool`` and ``infer_params(state_dict) -> dict`` (constructor arguments
+read back from tensor shapes). ``ARCHS`` maps the manifest's ``arch`` id to an :class:`Arch`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+import torch
+from torch import nn
+
+from ..errors import WeightsFormatError
+from . import rrdbnet, srvgg
+
+StateDict = Mapping[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Arch:
+    """How to build, recognise and tile one network family."""
+
+    name: str
+    network: Callable[..., nn.Module]
+    detect: Callable[[StateDict], bool]
+    infer_params: Callable[[StateDict], dict]
+    scale_param: str
+    #: low-resolution pixels of context each output pixel depends on (or, for very deep
+    #: networks, the context beyond which the influence is below 1/255); tiling overlaps by this
+    context: Callable[[dict], int]
+    #: whether fp16 inference is numerically safe for this family
+    supports_half: bool = True
+
+    def scale(self, params: Mapping) -> int:
+        return int(params[self.scale_param])
+
+    def build(self, params: Mapping) -> nn.Module:
+        try:
+            return self.network(**params)
+        except TypeError as exc:
+            raise WeightsFormatError(f"bad settings for architecture {self.name!r}: {exc}") from None
+
+
+ARCHS: dict[str, Arch] = {}
+
+
+def register(arch: Arch) -> Arch:
+    """Add an architecture; a second one with the same name is a programming error."""
+    if arch.name in ARCHS:
+        raise ValueError(f"architecture {arch.name!r} registered twice")
+    ARCHS[arch.name] = arch
+    return arch
+
+
+register(
+    Arch(
+        name="srvgg",
+        network=srvgg.SRVGGNetCompact,
+        detect=srvgg.detect,
+        infer_params=srvgg.infer_params,
+        scale_param="upscale",
+        context=lambda p: int(p.get("num_conv", 16)) + 2,
+    )
+)
+register(
+    Arch(
+        name="rrdbnet",
+        network=rrdbnet.RRDBNet,
+        detect=rrdbnet.detect,
+        infer_params=rrdbnet.infer_params,
+        scale_param="scale",
+        # the theoretical field is hundreds of pixels; the measured influence beyond ~40 LR px is <1/255
+        context=lambda p: 40,
+    )
+)
+
+
+def get_arch(name: str) -> Arch:
+    """The architecture registered under ``name``."""
+    try:
+        return ARCHS[name]
+    except KeyError:
+        known = ", ".join(sorted(ARCHS))
+        raise WeightsFormatError(f"unknown architecture {name!r} (known: {known})") from None
+
+
+def detect_arch(state_dict: StateDict) -> tuple[Arch, dict]:
+    """Recognise a state dict's architecture and read its settings from the tensor shapes."""
+    for arch in ARCHS.values():
+        if arch.detect(state_dict):
+            try:
+                return arch, arch.infer_params(state_dict)
+            except (KeyError, IndexError, ValueError) as exc:
+                raise WeightsFormatError(f"looks like {arch.name} but its tensors do not fit: {exc}") from None
+    raise WeightsFormatError(
+        "not a known super-resolution architecture (supported: " + ", ".join(sorted(ARCHS)) + ")"
+    )
+
+
+__all__ = ["ARCHS", "Arch", "StateDict", "detect_arch", "get_arch", "register"]

@@ -1,0 +1,78 @@
+"""SRVGGNetCompact, Real-ESRGAN's compact VGG-style network.
+
+Parameter names match Real-ESRGAN's ``realesrgan/archs/srvgg_arch.py`` so that the
+official ``realesr-*`` and ``RealESRGANv2-*`` files load unchanged.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+def _activation(act_type: str, num_feat: int) -> nn.Module:
+    if act_type == "prelu":
+        return nn.PReLU(num_parameters=num_feat)
+    if act_type == "relu":
+        return nn.ReLU(inplace=True)
+    if act_type == "leakyrelu":
+        return nn.LeakyReLU(negative_slope=0.1, inplace=True)
+    raise ValueError(f"unknown activation {act_type!r}")
+
+
+class SRVGGNetCompact(nn.Module):
+    """Plain conv stack at low resolution, pixel shuffle, plus a nearest-upsampled skip."""
+
+    def __init__(
+        self,
+        num_in_ch: int = 3,
+        num_out_ch: int = 3,
+        num_feat: int = 64,
+        num_conv: int = 16,
+        upscale: int = 4,
+        act_type: str = "prelu",
+    ) -> None:
+        super().__init__()
+        self.num_in_ch = num_in_ch
+        self.num_out_ch = num_out_ch
+        self.upscale = upscale
+        layers: list[nn.Module] = [nn.Conv2d(num_in_ch, num_feat, 3, 1, 1), _activation(act_type, num_feat)]
+        for _ in range(num_conv):
+            layers += [nn.Conv2d(num_feat, num_feat, 3, 1, 1), _activation(act_type, num_feat)]
+        layers.append(nn.Conv2d(num_feat, num_out_ch * upscale * upscale, 3, 1, 1))
+        self.body = nn.ModuleList(layers)
+        self.upsampler = nn.PixelShuffle(upscale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = x
+        for layer in self.body:
+            out = layer(out)
+        out = self.upsampler(out)
+        return out + F.interpolate(x, scale_factor=self.upscale, mode="nearest")
+
+
+def infer_params(state_dict: dict[str, torch.Tensor]) -> dict:
+    """Read the constructor arguments back from a state dict's shapes."""
+    convs = sorted(
+        int(k.split(".")[1]) for k, v in state_dict.items() if k.startswith("body.") and k.endswith(".weight") and v.ndim == 4
+    )
+    first, last = state_dict[f"body.{convs[0]}.weight"], state_dict[f"body.{convs[-1]}.weight"]
+    num_in_ch, num_feat = first.shape[1], first.shape[0]
+    act_key = f"body.{convs[0] + 1}.weight"
+    act_type = "prelu" if act_key in state_dict else "leakyrelu"
+    # the output channels of the last conv are num_out_ch * upscale**2; assume out == in channels
+    num_out_ch = num_in_ch
+    upscale = int(round((last.shape[0] / num_out_ch) ** 0.5))
+    return {
+        "num_in_ch": int(num_in_ch),
+        "num_out_ch": int(num_out_ch),
+        "num_feat": int(num_feat),
+        "num_conv": len(convs) - 2,
+        "upscale": upscale,
+        "act_type": act_type,
+    }
+
+
+def detect(state_dict: dict[str, torch.Tensor]) -> bool:
+    return "body.0.weight" in state_dict and "upsampler.weight" not in state_dict and "conv_first.weight" not in state_dict
