@@ -1,0 +1,107 @@
+# Python-Fu batch script run inside real GIMP 3 by tests/test_gimp_plugin.py:
+#   gimp3-env.sh batch tests/gimp_e2e_batch.py WORKDIR     (WORKDIR is /job)
+# /job/args.json lists cases; for each one it loads the input PNG, optionally adds a layer
+# with an offset (pixels from a raw RGBA file), runs plug-in-sr-filter-upscale through the
+# PDB with the given arguments (read back: GIMP silently keeps old values when it rejects
+# one), exports the result as PNG, dumps the extra layer's pixels and records the
+# procedure status, message and geometry in /job/report.json for the test to check.
+import json
+
+import gi
+
+gi.require_version("Gimp", "3.0")
+gi.require_version("Gegl", "0.4")
+from gi.repository import Gegl, Gimp, Gio  # noqa: E402
+
+PROC_NAME = "plug-in-sr-filter-upscale"
+EXPORT_OPTIONS = [
+    ("interlaced", False), ("compression", 6), ("bkgd", False), ("offs", False), ("phys", False),
+    ("time", False), ("save-transparent", True), ("optimize-palette", False), ("format", "auto"),
+    ("include-exif", False), ("include-iptc", False), ("include-xmp", False),
+    ("include-color-profile", False), ("include-thumbnail", False), ("include-comment", False),
+]
+
+
+def set_checked(config, name, value):
+    if name == "model":
+        config.set_property(name, Gio.File.new_for_path(value))
+        got = config.get_property(name)
+        got = got.get_path() if got is not None else None
+    else:
+        config.set_property(name, value)
+        got = config.get_property(name)
+    if got != value:
+        raise ValueError("argument %r: wanted %r, GIMP kept %r (out of range?)" % (name, value, got))
+
+
+def export_png(image, path):
+    export = Gimp.get_pdb().lookup_procedure("file-png-export")
+    cfg = export.create_config()
+    cfg.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
+    cfg.set_property("image", image)
+    cfg.set_property("file", Gio.File.new_for_path(path))
+    for name, value in EXPORT_OPTIONS:
+        set_checked(cfg, name, value)
+    result = export.run(cfg)
+    if result.index(0) != Gimp.PDBStatusType.SUCCESS:
+        raise RuntimeError("file-png-export failed: %s" % result.index(1))
+
+
+def add_layer(image, spec):
+    """Add an RGBA u8 layer of size spec['size'] at spec['offset'] from /job/<spec['raw']>."""
+    w, h = spec["size"]
+    layer = Gimp.Layer.new(image, "offset layer", w, h, Gimp.ImageType.RGBA_IMAGE, 100.0,
+                           Gimp.LayerMode.NORMAL)
+    image.insert_layer(layer, None, 0)
+    layer.set_offsets(*spec["offset"])
+    buf = layer.get_buffer()
+    buf.set(Gegl.Rectangle.new(0, 0, w, h), "R'G'B'A u8", open("/job/" + spec["raw"], "rb").read())
+    buf.flush()
+    layer.update(0, 0, w, h)
+    layer.set_visible(False)  # the export shows only the base layer
+    return layer
+
+
+def geometry(image):
+    layers = []
+    for layer in image.get_layers():
+        layers.append({"name": layer.get_name(), "offsets": list(layer.get_offsets()[1:]),
+                       "size": [layer.get_width(), layer.get_height()]})
+    return {"size": [image.get_width(), image.get_height()], "layers": layers,
+            "precision": image.get_precision().value_name}
+
+
+def run_case(case):
+    image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path("/job/" + case["input"]))
+    try:
+        extra = add_layer(image, case["extra_layer"]) if case.get("extra_layer") else None
+        proc = Gimp.get_pdb().lookup_procedure(PROC_NAME)
+        if proc is None:
+            raise RuntimeError(PROC_NAME + " is not registered (plug-in not installed or broken)")
+        config = proc.create_config()
+        config.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
+        config.set_property("image", image)
+        config.set_core_object_array("drawables", image.get_layers()[-1:])
+        for name, value in case["args"].items():
+            set_checked(config, name, value)
+        result = proc.run(config)
+        status = result.index(0)
+        report = {"status": status.value_nick, "message": str(result.index(1)) if result.length() > 1 else ""}
+        if status == Gimp.PDBStatusType.SUCCESS:
+            export_png(image, "/job/" + case["output"])
+            if extra is not None:
+                w, h = extra.get_width(), extra.get_height()
+                data = extra.get_buffer().get(Gegl.Rectangle.new(0, 0, w, h), 1.0, "R'G'B'A u8",
+                                              Gegl.AbyssPolicy.CLAMP)
+                open("/job/" + case["output"] + ".layer.raw", "wb").write(bytes(data))
+        report.update(geometry(image))
+        return report
+    finally:
+        image.delete()
+
+
+Gegl.init(None)
+args = json.load(open("/job/args.json"))
+reports = {case["name"]: run_case(case) for case in args["cases"]}
+json.dump(reports, open("/job/report.json", "w"), indent=1)
+print("sr-filter e2e: ran %d cases" % len(reports))
