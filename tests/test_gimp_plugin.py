@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -173,6 +174,52 @@ def test_cancel_from_progress_stops_the_worker():
         proto.run_worker(sys.executable, {"model": str(WEIGHTS), "device": "cpu", "tile": 32},
                          [gimp_worker.from_array(crop(96, 96))], progress=lambda i, d, t: False, env=worker_env())
     assert exc.value.kind == "CancelledError"
+
+
+def _children(pid: int) -> list:
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            kids.append(int(stat.parent.name))
+    return kids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path("/proc/%d/stat" % pid).read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@needs_data
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="needs Linux /proc to find the worker")
+def test_worker_stops_when_the_plugin_process_is_killed():
+    # GIMP cancels a plug-in by killing it (gimp_plug_in_close): the worker must notice at its
+    # next progress line and exit instead of finishing (the whole image takes about a minute).
+    script = (
+        "import sys, numpy as np\n"
+        "from PIL import Image\n"
+        "from sr_filter import gimp_protocol as p, gimp_worker as w\n"
+        "a = np.asarray(Image.open(%r).convert('RGB'))\n"
+        "p.run_worker(sys.executable, {'model': %r, 'device': 'cpu', 'tile': 64, 'scale': 4},\n"
+        "             [w.from_array(a)], progress=lambda i, d, t: print(d, flush=True), env=dict(%r))\n"
+    ) % (str(BABY), str(WEIGHTS), worker_env())
+    plugin = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, env=worker_env())
+    try:
+        assert plugin.stdout.readline().strip()  # one tile done: the worker is busy
+        workers = _children(plugin.pid)
+        assert workers, "worker process not found"
+    finally:
+        plugin.kill()
+        plugin.wait()
+    deadline = time.monotonic() + 20
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(pid) for pid in workers), "worker kept running after the plug-in died"
 
 
 # -- installer -------------------------------------------------------------------------------
