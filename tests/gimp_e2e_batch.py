@@ -1,7 +1,7 @@
 # Python-Fu batch script run inside real GIMP 3 by tests/test_gimp_plugin.py:
 #   gimp3-env.sh batch tests/gimp_e2e_batch.py WORKDIR     (WORKDIR is /job)
 # /job/args.json lists cases; for each one it loads the input PNG, optionally adds a layer
-# with an offset (pixels from a raw RGBA file), runs plug-in-sr-filter-upscale through the
+# with an offset inside a layer group (pixels from a raw RGBA file) and a selection, runs plug-in-sr-filter-upscale through the
 # PDB with the given arguments (read back: GIMP silently keeps old values when it rejects
 # one), exports the result as PNG, dumps the extra layer's pixels and records the
 # procedure status, message and geometry in /job/report.json for the test to check.
@@ -48,33 +48,48 @@ def export_png(image, path):
 
 
 def add_layer(image, spec):
-    """Add an RGBA u8 layer of size spec['size'] at spec['offset'] from /job/<spec['raw']>."""
+    """Add an RGBA u8 layer of size spec['size'] at spec['offset'] from /job/<spec['raw']>,
+    inside a new layer group; the group is hidden so the export shows only the base layer."""
     w, h = spec["size"]
+    group = Gimp.GroupLayer.new(image, "group")
+    image.insert_layer(group, None, 0)
     layer = Gimp.Layer.new(image, "offset layer", w, h, Gimp.ImageType.RGBA_IMAGE, 100.0,
                            Gimp.LayerMode.NORMAL)
-    image.insert_layer(layer, None, 0)
+    image.insert_layer(layer, group, 0)
     layer.set_offsets(*spec["offset"])
     buf = layer.get_buffer()
     buf.set(Gegl.Rectangle.new(0, 0, w, h), "R'G'B'A u8", open("/job/" + spec["raw"], "rb").read())
     buf.flush()
     layer.update(0, 0, w, h)
-    layer.set_visible(False)  # the export shows only the base layer
+    group.set_visible(False)
     return layer
 
 
 def geometry(image):
-    layers = []
-    for layer in image.get_layers():
-        layers.append({"name": layer.get_name(), "offsets": list(layer.get_offsets()[1:]),
-                       "size": [layer.get_width(), layer.get_height()]})
+    """Image size, precision, selection bounds and every layer (groups first, then children)."""
+    layers = {}
+
+    def visit(items):
+        for item in items:
+            layers[item.get_name()] = {"offsets": list(item.get_offsets()[1:]),
+                                       "size": [item.get_width(), item.get_height()]}
+            if item.is_group():
+                visit(item.get_children())
+
+    visit(image.get_layers())
+    _, non_empty, x1, y1, x2, y2 = Gimp.Selection.bounds(image)
     return {"size": [image.get_width(), image.get_height()], "layers": layers,
-            "precision": image.get_precision().value_name}
+            "precision": image.get_precision().value_name,
+            "selection": [x1, y1, x2, y2] if non_empty else None,
+            "channels": [c.get_name() for c in image.get_channels()]}
 
 
 def run_case(case):
     image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path("/job/" + case["input"]))
     try:
         extra = add_layer(image, case["extra_layer"]) if case.get("extra_layer") else None
+        if case.get("select"):
+            image.select_rectangle(Gimp.ChannelOps.REPLACE, *case["select"])
         proc = Gimp.get_pdb().lookup_procedure(PROC_NAME)
         if proc is None:
             raise RuntimeError(PROC_NAME + " is not registered (plug-in not installed or broken)")

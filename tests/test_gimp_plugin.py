@@ -304,7 +304,8 @@ def gimp_run(tmp_path_factory):
          "args": {"preset": "cartoon", "model": model, "scale": 4.0, "device": "cpu", "tile": 32},
          "extra_layer": {"raw": "layer.raw", "size": [20, 16], "offset": [5, 7]}},
         {"name": "rgba", "input": "rgba.png", "output": "rgba_out.png",
-         "args": {"preset": "face", "model": model, "scale": 2.5, "device": "cpu", "tile": 48}},
+         "args": {"preset": "face", "model": model, "scale": 2.5, "device": "cpu", "tile": 48},
+         "select": [4, 6, 10, 8]},
         {"name": "gray16", "input": "gray16.png", "output": "gray16_out.png",
          "args": {"model": model, "scale": 3.0, "device": "cpu", "tile": 0}},
         {"name": "bad-weights", "input": "rgb.png", "output": "never.png",
@@ -336,8 +337,10 @@ def test_gimp_rgb_with_offset_layer_matches_library(gimp_run):
     rep = gimp_run["report"]["rgb"]
     assert rep["status"] == "success", rep
     assert rep["size"] == [48 * 4, 40 * 4]
-    assert rep["layers"][0]["offsets"] == [20, 28] and rep["layers"][0]["size"] == [80, 64]
-    assert rep["layers"][1]["offsets"] == [0, 0] and rep["layers"][1]["size"] == [192, 160]
+    layers = rep["layers"]
+    assert layers["offset layer"] == {"offsets": [20, 28], "size": [80, 64]}  # was (5, 7) 20x16, in a group
+    assert layers["group"] == layers["offset layer"]  # a group's extent follows its children
+    assert layers["Background"] == {"offsets": [0, 0], "size": [192, 160]}
     out = np.asarray(Image.open(gimp_run["work"] / "rgb_out.png"))
     if out.shape[2] == 4:  # the (hidden) RGBA layer makes GIMP export RGBA: base layer is opaque
         assert (out[:, :, 3] == 255).all()
@@ -350,7 +353,11 @@ def test_gimp_rgb_with_offset_layer_matches_library(gimp_run):
 def test_gimp_rgba_non_integer_scale_matches_library(gimp_run):
     rep = gimp_run["report"]["rgba"]
     assert rep["status"] == "success", rep
-    assert rep["size"] == [100, 90] and rep["layers"][0]["size"] == [100, 90]
+    assert rep["size"] == [100, 90] and rep["layers"]["Background"]["size"] == [100, 90]
+    # the whole image is upscaled and the selection scaled with it (cubic: edges soften by a pixel or two)
+    x1, y1, x2, y2 = rep["selection"]
+    assert 7 <= x1 <= 10 and 12 <= y1 <= 15 and 35 <= x2 <= 38 and 35 <= y2 <= 38, rep["selection"]
+    assert rep["channels"] == []  # no leftover channel from saving the selection
     out = np.asarray(Image.open(gimp_run["work"] / "rgba_out.png"))
     _assert_close(out, _library(gimp_run["inputs"]["rgba"], 2.5, 48), 1)
 
@@ -373,7 +380,7 @@ def test_gimp_bad_weights_is_a_gimp_error_with_the_librarys_message(gimp_run):
         sr_filter.upscale(gimp_run["inputs"]["rgb"], model=str(bad), device="cpu")
     assert rep["status"] == "execution-error", rep
     assert rep["message"] == str(lib.value).replace(str(bad), "/job/bad.pth")
-    assert rep["size"] == [48, 40] and len(rep["layers"]) == 1  # the image is left untouched
+    assert rep["size"] == [48, 40] and list(rep["layers"]) == ["Background"]  # left untouched
     assert not (gimp_run["work"] / "never.png").exists()
 
 

@@ -102,8 +102,16 @@ def upscale_image(image, options, python):
     try:
         Gimp.context_set_interpolation(Gimp.InterpolationType.CUBIC)  # masks, channels, selection
         image.scale(proto.scaled(image.get_width(), scale), proto.scaled(image.get_height(), scale))
-        for layer, (x, y), (info, data) in zip(layers, offsets, results):
-            write_layer(layer, info, data, (proto.scaled(x, scale), proto.scaled(y, scale)))
+        # merge_shadow only writes inside the selection: lift it while writing, then restore it.
+        saved = None if Gimp.Selection.is_empty(image) else Gimp.Selection.save(image)
+        Gimp.Selection.none(image)
+        try:
+            for layer, (x, y), (info, data) in zip(layers, offsets, results):
+                write_layer(layer, info, data, (proto.scaled(x, scale), proto.scaled(y, scale)))
+        finally:
+            if saved is not None:
+                image.select_item(Gimp.ChannelOps.REPLACE, saved)
+                image.remove_channel(saved)
     finally:
         Gimp.context_pop()
         image.undo_group_end()
