@@ -1,7 +1,7 @@
 """Worker process for the GIMP plug-in: ``python -m sr_filter.gimp_worker``.
 
 Reads a request (see :mod:`sr_filter.gimp_protocol`) on stdin, upscales every image with
-the public :func:`sr_filter.upscale`, writes the reply on stdout and progress on stderr.
+the public :class:`sr_filter.Upscaler`, writes the reply on stdout and progress on stderr.
 It runs in the user's Python environment (where torch lives), not in GIMP's.
 """
 
@@ -14,8 +14,11 @@ from typing import IO, Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+import sr_filter
 from sr_filter import gimp_protocol as proto
+from sr_filter.errors import SrFilterError
 
+MIN_TILE = 32  # sr_filter refuses smaller tiles; the plug-in's 0 means "auto", not "whole image"
 DTYPES = {"uint8": np.uint8, "uint16": np.uint16, "float32": np.float32}
 
 
@@ -37,17 +40,18 @@ def from_array(arr: np.ndarray) -> Tuple[Dict[str, Any], bytes]:
     return info, np.ascontiguousarray(arr).tobytes()
 
 
-def upscale_options(options: Dict[str, Any]) -> Dict[str, Any]:
-    """Request options -> keyword arguments of sr_filter.upscale (empty model/0 tile = default)."""
-    tile = options.get("tile", 0)
+def upscale_options(options: Dict[str, Any]) -> Tuple[Dict[str, Any], Optional[float]]:
+    """Request options -> (sr_filter.Upscaler keyword arguments, scale); empty values = defaults."""
+    tile = int(options.get("tile") or 0)
+    if 0 < tile < MIN_TILE:
+        raise SrFilterError("tile size must be 0 (automatic) or at least %d pixels, not %d" % (MIN_TILE, tile))
     scale = options.get("scale")
-    return {
-        "preset": options.get("preset") or "photo",
-        "model": options.get("model") or None,
-        "scale": float(scale) if scale else None,
+    kwargs = {
+        "model": options.get("model") or options.get("preset") or "photo",
         "device": options.get("device") or "auto",
-        "tile": int(tile) if tile else "auto",
+        "tile": tile or "auto",
     }
+    return kwargs, float(scale) if scale else None
 
 
 def serve(stdin: IO[bytes], stdout: IO[bytes], stderr: IO[str]) -> int:
@@ -57,9 +61,8 @@ def serve(stdin: IO[bytes], stdout: IO[bytes], stderr: IO[str]) -> int:
         if header.get("version") != proto.VERSION:
             raise proto.ProtocolError("protocol version %r, this worker speaks %d"
                                       % (header.get("version"), proto.VERSION))
-        import sr_filter  # late: a broken install is reported like any other error
-
-        kwargs = upscale_options(header.get("options") or {})
+        kwargs, scale = upscale_options(header.get("options") or {})
+        upscaler = sr_filter.Upscaler(**kwargs)  # loaded once for all layers
         results: List[Tuple[Dict[str, Any], bytes]] = []
         for index, (info, data) in enumerate(zip(header["images"], payloads)):
             def progress(done: int, total: int, _i: int = index) -> bool:
@@ -70,7 +73,7 @@ def serve(stdin: IO[bytes], stdout: IO[bytes], stderr: IO[str]) -> int:
                     return False
                 return True
 
-            out = sr_filter.upscale(to_array(info, data), progress=progress, **kwargs)
+            out = upscaler.upscale(to_array(info, data), scale=scale, progress=progress)
             results.append(from_array(out))
         reply: Dict[str, Any] = {"ok": True, "images": [info for info, _ in results]}
         proto.write_message(stdout, reply, [data for _, data in results])
@@ -92,10 +95,6 @@ def serve(stdin: IO[bytes], stdout: IO[bytes], stderr: IO[str]) -> int:
 
 def _is_user_error(exc: BaseException) -> bool:
     """True for the library's own errors and protocol errors, whose message is for the user."""
-    try:
-        from sr_filter.errors import SrFilterError
-    except ImportError:
-        return isinstance(exc, proto.ProtocolError)
     return isinstance(exc, (SrFilterError, proto.ProtocolError))
 
 

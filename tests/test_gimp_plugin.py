@@ -103,8 +103,15 @@ def test_scaled_matches_the_librarys_size_rounding():
 
 
 def test_upscale_options_map_plugin_defaults_to_library_defaults():
-    kw = gimp_worker.upscale_options({"preset": "face", "model": "", "scale": 2.0, "device": "cpu", "tile": 0})
-    assert kw == {"preset": "face", "model": None, "scale": 2.0, "device": "cpu", "tile": "auto"}
+    kw, scale = gimp_worker.upscale_options({"preset": "face", "model": "", "scale": 2.0, "device": "cpu", "tile": 0})
+    assert (kw, scale) == ({"model": "face", "device": "cpu", "tile": "auto"}, 2.0)
+    kw, scale = gimp_worker.upscale_options({"preset": "face", "model": "/m.pth", "scale": 0, "tile": 64})
+    assert (kw, scale) == ({"model": "/m.pth", "device": "auto", "tile": 64}, None)
+
+
+def test_tile_size_below_the_librarys_minimum_is_refused_in_plugin_terms():
+    with pytest.raises(SrFilterError, match="0 \\(automatic\\) or at least 32"):
+        gimp_worker.upscale_options({"tile": 16})
 
 
 # -- real worker subprocess, real weights --------------------------------------------------
