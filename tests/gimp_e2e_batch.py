@@ -88,6 +88,8 @@ def run_case(case):
     image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path("/job/" + case["input"]))
     try:
         extra = add_layer(image, case["extra_layer"]) if case.get("extra_layer") else None
+        if case.get("precision"):  # e.g. FLOAT_NON_LINEAR: exercise high bit depth
+            image.convert_precision(getattr(Gimp.Precision, case["precision"]))
         if case.get("select"):
             image.select_rectangle(Gimp.ChannelOps.REPLACE, *case["select"])
         proc = Gimp.get_pdb().lookup_procedure(PROC_NAME)
@@ -104,6 +106,12 @@ def run_case(case):
         report = {"status": status.value_nick, "message": str(result.index(1)) if result.length() > 1 else ""}
         if status == Gimp.PDBStatusType.SUCCESS:
             export_png(image, "/job/" + case["output"])
+            if case.get("dump_format"):  # exact pixels of the bottom layer, e.g. "R'G'B'A float"
+                base = image.get_layers()[-1]
+                w, h = base.get_width(), base.get_height()
+                data = base.get_buffer().get(Gegl.Rectangle.new(0, 0, w, h), 1.0, case["dump_format"],
+                                             Gegl.AbyssPolicy.CLAMP)
+                open("/job/" + case["output"] + ".raw", "wb").write(bytes(data))
             if extra is not None:
                 w, h = extra.get_width(), extra.get_height()
                 data = extra.get_buffer().get(Gegl.Rectangle.new(0, 0, w, h), 1.0, "R'G'B'A u8",

@@ -315,6 +315,9 @@ def gimp_run(tmp_path_factory):
          "select": [4, 6, 10, 8]},
         {"name": "gray16", "input": "gray16.png", "output": "gray16_out.png",
          "args": {"model": model, "scale": 3.0, "device": "cpu", "tile": 0}},
+        {"name": "float", "input": "rgba.png", "output": "float_out.png", "precision": "FLOAT_NON_LINEAR",
+         "dump_format": "R'G'B'A float",
+         "args": {"model": model, "scale": 2.0, "device": "cpu", "tile": 40}},
         {"name": "bad-weights", "input": "rgb.png", "output": "never.png",
          "args": {"model": "/job/bad.pth", "scale": 4.0, "device": "cpu"}},
         {"name": "no-gpu", "input": "rgb.png", "output": "never.png",
@@ -378,6 +381,17 @@ def test_gimp_16bit_grayscale_keeps_precision(gimp_run):
     assert out.dtype == np.uint16 or out.dtype == np.int32  # PIL opens 16-bit grey as I;16 or I
     _assert_close(out.astype(np.uint16), want.reshape(out.shape), 257)  # 1/255 in 16-bit units
     assert np.any(out.astype(np.int64) % 257 != 0)  # values between 8-bit steps: precision kept
+
+
+def test_gimp_32bit_float_image_is_processed_in_float(gimp_run):
+    rep = gimp_run["report"]["float"]
+    assert rep["status"] == "success", rep
+    assert "FLOAT" in rep["precision"] and rep["size"] == [80, 72]
+    got = np.frombuffer((gimp_run["work"] / "float_out.png.raw").read_bytes(), np.float32).reshape(72, 80, 4)
+    want = _library(gimp_run["inputs"]["rgba"].astype(np.float32) / 255, 2.0, 40)
+    assert want.dtype == np.float32
+    assert np.abs(got - want).max() <= 1 / 255
+    assert np.any(np.abs(got * 255 - np.round(got * 255)) > 0.01)  # not quantised to 8 bits
 
 
 def test_gimp_bad_weights_is_a_gimp_error_with_the_librarys_message(gimp_run):
