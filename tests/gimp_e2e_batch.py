@@ -90,6 +90,10 @@ def run_case(case):
         extra = add_layer(image, case["extra_layer"]) if case.get("extra_layer") else None
         if case.get("precision"):  # e.g. FLOAT_NON_LINEAR: exercise high bit depth
             image.convert_precision(getattr(Gimp.Precision, case["precision"]))
+        if case.get("lock"):
+            image.get_layers()[-1].set_lock_content(True)
+        if case.get("lock_alpha"):
+            image.get_layers()[-1].set_lock_alpha(True)
         if case.get("select"):
             image.select_rectangle(Gimp.ChannelOps.REPLACE, *case["select"])
         proc = Gimp.get_pdb().lookup_procedure(PROC_NAME)

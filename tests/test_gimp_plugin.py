@@ -312,7 +312,7 @@ def gimp_run(tmp_path_factory):
          "extra_layer": {"raw": "layer.raw", "size": [20, 16], "offset": [5, 7]}},
         {"name": "rgba", "input": "rgba.png", "output": "rgba_out.png",
          "args": {"preset": "face", "model": model, "scale": 2.5, "device": "cpu", "tile": 48},
-         "select": [4, 6, 10, 8]},
+         "select": [4, 6, 10, 8], "lock_alpha": True},
         {"name": "gray16", "input": "gray16.png", "output": "gray16_out.png",
          "args": {"model": model, "scale": 3.0, "device": "cpu", "tile": 0}},
         {"name": "float", "input": "rgba.png", "output": "float_out.png", "precision": "FLOAT_NON_LINEAR",
@@ -322,6 +322,8 @@ def gimp_run(tmp_path_factory):
          "args": {"model": "/job/bad.pth", "scale": 4.0, "device": "cpu"}},
         {"name": "no-gpu", "input": "rgb.png", "output": "never.png",
          "args": {"model": model, "scale": 4.0, "device": "cuda"}},
+        {"name": "locked", "input": "rgb.png", "output": "never.png", "lock": True,
+         "args": {"model": model, "scale": 4.0, "device": "cpu"}},
         {"name": "missing-model", "input": "rgb.png", "output": "never.png",
          "args": {"model": "/job/missing.pth", "scale": 4.0, "device": "cpu"}},
     ]
@@ -360,7 +362,7 @@ def test_gimp_rgb_with_offset_layer_matches_library(gimp_run):
     _assert_close(layer, _library(gimp_run["inputs"]["layer"], 4.0, 32), 1)
 
 
-def test_gimp_rgba_non_integer_scale_matches_library(gimp_run):
+def test_gimp_rgba_non_integer_scale_with_selection_and_alpha_lock_matches_library(gimp_run):
     rep = gimp_run["report"]["rgba"]
     assert rep["status"] == "success", rep
     assert rep["size"] == [100, 90] and rep["layers"]["Background"]["size"] == [100, 90]
@@ -415,6 +417,12 @@ def test_gimp_unavailable_device_is_a_gimp_error_with_the_librarys_message(gimp_
             sr_filter.upscale(gimp_run["inputs"]["rgb"], model=str(WEIGHTS), device="cuda")
         assert rep["message"] == str(lib.value)
     assert rep["size"] == [48, 40]
+
+
+def test_gimp_refuses_a_locked_layer_before_changing_anything(gimp_run):
+    rep = gimp_run["report"]["locked"]
+    assert rep["status"] == "execution-error" and "'Background' is locked" in rep["message"], rep
+    assert rep["size"] == [48, 40] and rep["layers"]["Background"]["size"] == [48, 40]
 
 
 def test_gimp_refuses_a_model_file_that_does_not_exist_before_calling_us(gimp_run):

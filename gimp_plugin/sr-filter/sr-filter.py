@@ -48,6 +48,17 @@ def leaf_layers(items):
     return out
 
 
+def locked_item(items):
+    """Name of the first layer or group whose pixels or position are locked, else None."""
+    for item in items:
+        if item.get_lock_content() or item.get_lock_position():
+            return item.get_name()
+        name = locked_item(item.get_children()) if item.is_group() else None
+        if name:
+            return name
+    return None
+
+
 def sample_type(image):
     """Keep the image's precision: 8-bit as u8, 16-bit as u16, anything deeper as float."""
     name = image.get_precision().value_name
@@ -75,11 +86,14 @@ def write_layer(layer, info, data, offsets):
     if (layer.get_width(), layer.get_height()) != (w, h):
         layer.resize(w, h, 0, 0)
     layer.set_offsets(*offsets)
+    lock_alpha = layer.get_lock_alpha()  # a locked alpha would keep GIMP's interpolated alpha
+    layer.set_lock_alpha(False)
     shadow = layer.get_shadow_buffer()
     shadow.set(Gegl.Rectangle.new(0, 0, w, h), babl_format(layer, info["dtype"]), data)
     shadow.flush()  # required from Python before merge_shadow
     layer.merge_shadow(True)
     layer.update(0, 0, w, h)
+    layer.set_lock_alpha(lock_alpha)
 
 
 def upscale_image(image, options, python):
@@ -138,6 +152,10 @@ def run(procedure, run_mode, image, drawables, config, run_data):
         "device": config.get_property("device"),
         "tile": config.get_property("tile"),
     }
+    locked = locked_item(image.get_layers())
+    if locked:
+        return error(procedure, "layer %r is locked (pixels or position): unlock it and run "
+                                "Super-resolution again" % locked)
     python = worker_python()
     if python is None:
         return error(procedure, NOT_FOUND)
