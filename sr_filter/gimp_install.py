@@ -50,8 +50,10 @@ def install(gimp_dir: Path, python: str) -> Path:
     source = PLUGIN_SOURCE / (PLUGIN_NAME + ".py")
     if not source.is_file():
         raise SrFilterError("plug-in file missing: %s (reinstall sr-filter)" % source)
-    if not Path(python).is_file():
+    found = shutil.which(python)  # accepts "python3"; symlinks are kept: a venv needs its own path
+    if found is None:
         raise SrFilterError("Python interpreter not found: %s (pass --python PATH)" % python)
+    python = os.path.abspath(found)
     target = Path(gimp_dir) / "plug-ins" / PLUGIN_NAME
     try:
         target.mkdir(parents=True, exist_ok=True)

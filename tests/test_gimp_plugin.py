@@ -239,6 +239,11 @@ def test_install_copies_plugin_protocol_and_config(tmp_path):
     assert proto.python_from_config(str(path.parent / "sr-filter.json")) == sys.executable
 
 
+def test_install_resolves_an_interpreter_name_on_path(tmp_path):
+    path = gimp_install.install(tmp_path, "sh")  # any executable on PATH will do for the config
+    assert proto.python_from_config(str(path.parent / "sr-filter.json")) == shutil.which("sh")
+
+
 def test_install_refuses_a_missing_interpreter(tmp_path):
     with pytest.raises(SrFilterError, match="Python interpreter not found"):
         gimp_install.install(tmp_path, str(tmp_path / "python9"))
