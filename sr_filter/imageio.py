@@ -100,6 +100,8 @@ def read_image(source: str | Path | bytes | BinaryIO) -> tuple[np.ndarray, Image
         image.load()
     except Image.DecompressionBombError as exc:
         raise ImageFormatError(f"{name}: {exc}") from None
+    except Image.UnidentifiedImageError:
+        raise ImageFormatError(f"{name} is not a readable image (unknown or damaged format)") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageFormatError(f"{name} is not a readable image ({str(exc).splitlines()[0] if str(exc) else 'unknown error'})") from None
     meta = ImageMeta(

@@ -12,7 +12,7 @@ import click
 from .. import imageio
 from ..errors import ImageFormatError, OutputExistsError, SrFilterError
 from ..upscaler import Upscaler
-from .options import device_opt, model_opt, offline_opt, precision_opt, preset_opt, scale_opt, tile_opt
+from .options import device_opt, model_opt, offline_opt, precision_opt, preset_opt, scale_opt, tile_opt, verbosity
 from .progress import ProgressLine
 
 log = logging.getLogger("sr_filter")
@@ -39,6 +39,7 @@ class Job:
 @click.option("--quality", type=click.IntRange(1, 100), default=None, help="JPEG/WebP quality.  [default: 95 / 90]")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files (also allows writing over the input).")
 @click.option("--skip-existing", is_flag=True, help="Leave outputs that already exist untouched and move on.")
+@verbosity
 @click.pass_context
 def upscale(ctx: click.Context, inputs, output, preset, model, scale, device, precision, tile, offline, fmt, quality, overwrite, skip_existing) -> None:
     """Upscale INPUTS (image files, folders, or - for standard input).
