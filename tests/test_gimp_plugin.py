@@ -436,3 +436,23 @@ def test_gimp_refuses_a_model_file_that_does_not_exist_before_calling_us(gimp_ru
     rep = gimp_run["report"]["missing-model"]
     assert rep["status"] == "calling-error" and "model" in rep["message"]
     assert rep["size"] == [48, 40]
+
+
+def test_gimp_without_config_uses_gimps_own_python_when_it_has_sr_filter(gimp_run, tmp_path):
+    # In the chroot GIMP's Python can import sr_filter, so the plug-in works without the
+    # installer's sr-filter.json; reinstall afterwards so other runs see the normal setup.
+    config = "/job-home/.config/GIMP/3.0/plug-ins/sr-filter/sr-filter.json"
+    _chroot("run", "rm", config, cwd=tmp_path)
+    try:
+        shutil.copyfile(gimp_run["work"] / "model.pth", tmp_path / "model.pth")
+        Image.fromarray(gimp_run["inputs"]["rgb"][:16, :16]).save(tmp_path / "small.png")
+        case = {"name": "no-config", "input": "small.png", "output": "small_out.png",
+                "args": {"model": "/job/model.pth", "scale": 2.0, "device": "cpu", "tile": 0}}
+        (tmp_path / "args.json").write_text(json.dumps({"cases": [case]}))
+        _chroot("batch", str(REPO / "tests" / "gimp_e2e_batch.py"), str(tmp_path), cwd=tmp_path)
+    finally:
+        _chroot("run", "python3", "-m", "sr_filter.gimp_install", cwd=tmp_path)
+    rep = json.loads((tmp_path / "report.json").read_text())["no-config"]
+    assert rep["status"] == "success", rep
+    out = np.asarray(Image.open(tmp_path / "small_out.png"))
+    _assert_close(out, _library(gimp_run["inputs"]["rgb"][:16, :16].copy(), 2.0, 0), 1)
