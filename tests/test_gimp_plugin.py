@@ -162,6 +162,28 @@ def test_worker_rejects_a_bad_request_with_one_clear_line():
     assert p.returncode == 1 and reply["ok"] is False and "header is not JSON" in reply["error"]
 
 
+@needs_data
+def test_stray_prints_during_inference_do_not_corrupt_the_reply():
+    # Stands in for a dependency that prints to stdout (torch.hub and friends do): the
+    # worker moves print() to the log before it runs the library.
+    wrapper = ("import runpy, sr_filter\n"
+               "orig = sr_filter.Upscaler.upscale\n"
+               "def noisy(self, *a, **k):\n"
+               "    print('stray output from a dependency')\n"
+               "    return orig(self, *a, **k)\n"
+               "sr_filter.Upscaler.upscale = noisy\n"
+               "runpy.run_module('sr_filter.gimp_worker', run_name='__main__')\n")
+    request = io.BytesIO()
+    info, data = gimp_worker.from_array(crop(8, 8))
+    proto.write_message(request, {"version": 1, "options": {"model": str(WEIGHTS), "device": "cpu"},
+                                  "images": [info]}, [data])
+    p = subprocess.run([sys.executable, "-c", wrapper], input=request.getvalue(), capture_output=True,
+                       env=worker_env(), timeout=300)
+    header, payloads = proto.read_message(io.BytesIO(p.stdout))
+    assert header["ok"] and header["images"][0]["width"] == 32 and len(payloads[0]) == 32 * 32 * 3
+    assert b"stray output" in p.stderr
+
+
 def test_worker_that_cannot_start_is_reported(tmp_path):
     with pytest.raises(proto.WorkerError, match="cannot start the sr-filter worker"):
         proto.run_worker(str(tmp_path / "no-python"), {}, [gimp_worker.from_array(np.zeros((2, 2), np.uint8))])
