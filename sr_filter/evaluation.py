@@ -242,7 +242,7 @@ def network_upscaler(net: "torch.nn.Module") -> UpscaleFn:  # noqa: F821
         x = torch.from_numpy(np.ascontiguousarray(lr)).permute(2, 0, 1)[None].float().div_(255.0)
         with torch.inference_mode():
             y = net(x).clamp_(0, 1)
-        return (y[0].permute(1, 2, 0).mul_(255.0).round_().to(torch.uint8)).numpy()
+            return (y[0].permute(1, 2, 0).mul_(255.0).round_().to(torch.uint8)).numpy()
 
     return run
 
