@@ -312,7 +312,8 @@ class EvalReport:
         for s in self.sets:
             if per_image:
                 for r in s.images:
-                    lines.append(f"  {s.dataset}/{r.name:<{20 - len(s.dataset)}}{r.psnr:>9.2f}{r.ssim:>9.4f}{r.seconds:>8.2f}")
+                    label = f"  {s.dataset}/{r.name}"
+                    lines.append(f"{label:<24}{r.psnr:>9.2f}{r.ssim:>9.4f}{r.seconds:>8.2f}")
             lines.append(f"{s.dataset + f' ({len(s.images)})':<24}{s.psnr:>9.2f}{s.ssim:>9.4f}{s.seconds:>8.2f}")
         return "\n".join(lines)
 

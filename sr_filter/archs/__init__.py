@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..errors import WeightsFormatError
-from . import edsr, rrdbnet, srvgg
+from . import edsr, rrdbnet, srresnet, srvgg, unet
 
 StateDict = Mapping[str, torch.Tensor]
 
@@ -79,6 +79,9 @@ register(
 
 # networks of the training pipeline (issue 7)
 register(Arch("edsr", edsr.EDSR, edsr.detect, edsr.infer_params, "upscale", context=lambda p: 2 * int(p.get("num_block", 16)) + 4))
+register(Arch("srresnet", srresnet.SRResNet, srresnet.detect, srresnet.infer_params, "upscale",
+              context=lambda p: 2 * int(p.get("num_block", 16)) + 12))
+register(Arch("unet", unet.UNetUpscaler, unet.detect, unet.infer_params, "upscale", context=lambda p: 48))
 
 
 def get_arch(name: str) -> Arch:

@@ -85,6 +85,12 @@ class LossConfig:
     #: "vgg19" or "resnet50" features for the perceptual and texture losses
     perceptual_net: str = "vgg19"
     perceptual_layers: tuple[str, ...] = ("relu5_4",)
+    #: ImageNet weights for the feature network: torchvision's file, downloaded and sha256-checked;
+    #: ``feature_weights`` = a local copy instead, ``feature_sha256`` = the full pin to download with,
+    #: ``feature_pretrained = false`` = random features (tests only)
+    feature_weights: str = ""
+    feature_sha256: str = ""
+    feature_pretrained: bool = True
     texture: float = 0.0
     texture_layers: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1")
     texture_patch: int = 16

@@ -1,4 +1,6 @@
-"""Generator losses with configurable weights: L1 / MSE on pixels (more terms in later modules)."""
+"""Generator losses with configurable weights: L1 / MSE on pixels, perceptual (VGG/ResNet feature
+distance, Johnson et al. / SRGAN), texture (Gram matrices on patches, EnhanceNet). The adversarial
+term is added by the trainer (it needs the critic)."""
 
 from __future__ import annotations
 
@@ -21,7 +23,8 @@ class GeneratorLoss(nn.Module):
 
             layers = tuple(dict.fromkeys((cfg.perceptual_layers if cfg.perceptual > 0 else ()) +
                                          (cfg.texture_layers if cfg.texture > 0 else ())))
-            self.feature_net = FeatureExtractor(cfg.perceptual_net, layers)
+            self.feature_net = FeatureExtractor(cfg.perceptual_net, layers, pretrained=cfg.feature_pretrained,
+                                                weights_path=cfg.feature_weights, sha256=cfg.feature_sha256)
 
     def forward(self, sr: torch.Tensor, hr: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         cfg = self.cfg
