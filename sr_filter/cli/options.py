@@ -1,0 +1,37 @@
+"""Options shared by several subcommands, spelled once."""
+
+from __future__ import annotations
+
+import click
+
+from ..device import PRECISIONS
+
+
+def _tile(ctx: click.Context, param: click.Parameter, value: str) -> int | str:
+    if value.lower() == "auto":
+        return "auto"
+    try:
+        tile = int(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a number of pixels or 'auto'") from None
+    if tile < 0 or 0 < tile < 32:
+        raise click.BadParameter("use 0 (whole image), 32 or more, or 'auto'")
+    return tile
+
+
+def _scale(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    if value is not None and not (0 < value <= 16):
+        raise click.BadParameter("the scale must be greater than 0 and at most 16")
+    return value
+
+
+preset_opt = click.option(
+    "-p", "--preset", type=click.Choice(["photo", "cartoon", "face"], case_sensitive=False), default=None,
+    help="What the image shows; picks the model.  [default: photo]",
+)
+model_opt = click.option("-m", "--model", metavar="NAME|PATH", default=None, help="A model from `sr-filter models` or a .pth file (overrides --preset).")
+scale_opt = click.option("-s", "--scale", type=float, default=None, callback=_scale, help="Output scale, e.g. 2, 3, 1.5.  [default: the model's own]")
+device_opt = click.option("-d", "--device", default="auto", show_default=True, metavar="auto|cpu|cuda|cuda:N|mps", help="Where to run the model.")
+precision_opt = click.option("--precision", type=click.Choice(PRECISIONS, case_sensitive=False), default="auto", show_default=True, help="Arithmetic precision (auto: fp16 on capable GPUs, fp32 on CPU).")
+tile_opt = click.option("-t", "--tile", default="auto", show_default=True, callback=_tile, metavar="N|auto", help="Tile edge in input pixels; 0 = whole image.")
+offline_opt = click.option("--offline", is_flag=True, default=None, help="Never download; use cached or built-in weights only.")

@@ -1,0 +1,111 @@
+"""numpy images <-> float tensors, with alpha and grey handled so the model always sees RGB.
+
+Arrays are HxW (grey), HxWx1, HxWx2 (grey + alpha), HxWx3 (RGB) or HxWx4 (RGBA), of dtype
+uint8, uint16 or float (values in [0, 1]). Tensors are (1, 3, H, W) float32 in [0, 1].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from .errors import ImageFormatError
+
+_MAX = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
+
+
+@dataclass
+class Planes:
+    """An image taken apart: colour as a (1, 3, H, W) tensor, alpha as (1, 1, H, W) or None."""
+
+    rgb: torch.Tensor
+    alpha: torch.Tensor | None
+    grey: bool
+    dtype: np.dtype
+    channels: int  # channel count of the original array (0 for HxW)
+
+
+def check_array(array: np.ndarray) -> None:
+    """Raise a clear error for arrays that are not images."""
+    if not isinstance(array, np.ndarray):
+        raise ImageFormatError(f"expected a numpy array or PIL image, got {type(array).__name__}")
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 2, 3, 4)):
+        raise ImageFormatError(f"expected an HxW or HxWxC (C = 1..4) image array, got shape {array.shape}")
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise ImageFormatError(f"the image is empty ({array.shape[1]}x{array.shape[0]} pixels)")
+    if array.dtype not in _MAX and array.dtype.kind != "f":
+        raise ImageFormatError(f"unsupported pixel type {array.dtype}; use uint8, uint16 or float32 in [0, 1]")
+
+
+def to_float(array: np.ndarray) -> np.ndarray:
+    """Scale pixel values to float32 in [0, 1]."""
+    if array.dtype in _MAX:
+        return array.astype(np.float32) / _MAX[array.dtype]
+    return np.clip(np.nan_to_num(array.astype(np.float32), nan=0.0), 0.0, 1.0)
+
+
+def from_float(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Round float [0, 1] values back to ``dtype``."""
+    dtype = np.dtype(dtype)
+    if dtype in _MAX:
+        top = _MAX[dtype]
+        return np.clip(np.rint(array * top), 0, top).astype(dtype)
+    return np.clip(array, 0.0, 1.0).astype(dtype)
+
+
+def split(array: np.ndarray) -> Planes:
+    """Take an image array apart into RGB and alpha tensors."""
+    check_array(array)
+    channels = 0 if array.ndim == 2 else array.shape[2]
+    data = to_float(array)
+    if data.ndim == 2:
+        data = data[:, :, None]
+    colour_channels = 1 if channels in (0, 1, 2) else 3
+    colour = torch.from_numpy(np.ascontiguousarray(data[:, :, :colour_channels].transpose(2, 0, 1)))[None]
+    alpha = None
+    if channels in (2, 4):
+        alpha = torch.from_numpy(np.ascontiguousarray(data[:, :, -1]))[None, None]
+    if colour_channels == 1:
+        colour = colour.expand(-1, 3, -1, -1).contiguous()
+    return Planes(colour, alpha, colour_channels == 1, array.dtype, channels)
+
+
+def merge(planes: Planes, rgb: torch.Tensor, alpha: torch.Tensor | None) -> np.ndarray:
+    """Put upscaled planes back together in the original layout and dtype."""
+    colour = rgb[0].clamp(0, 1)
+    if planes.grey:
+        colour = colour.mean(dim=0, keepdim=True)
+    parts = [colour] if alpha is None else [colour, alpha[0].clamp(0, 1)]
+    data = torch.cat(parts).permute(1, 2, 0).numpy()
+    if planes.channels == 0:
+        data = data[:, :, 0]
+    return from_float(data, planes.dtype)
+
+
+def bleed_transparent(rgb: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """Replace the (invisible) colour of fully transparent pixels by that of nearby visible ones.
+
+    Without this, the black or arbitrary colour hidden under transparency leaks into edge pixels
+    during upscaling and shows as dark fringes. A push-pull pyramid of alpha-weighted colour fills
+    each transparent pixel with a smooth average of the nearest visible colours.
+    """
+    hidden = alpha <= 0
+    if not bool(hidden.any()) or bool(hidden.all()):
+        return rgb
+    weight = (alpha > 0).float()
+    levels: list[tuple[torch.Tensor, torch.Tensor]] = []
+    colour, w = rgb * weight, weight
+    while True:
+        levels.append((colour, w))
+        if min(colour.shape[-2:]) <= 1:
+            break
+        colour = F.avg_pool2d(colour, 2, ceil_mode=True)
+        w = F.avg_pool2d(w, 2, ceil_mode=True)
+    filled = levels[-1][0] / levels[-1][1].clamp_min(1e-12)
+    for colour, w in reversed(levels[:-1]):
+        up = F.interpolate(filled, size=colour.shape[-2:], mode="bilinear", align_corners=False)
+        filled = torch.where(w > 0, colour / w.clamp_min(1e-12), up)
+    return torch.where(hidden, filled, rgb)
