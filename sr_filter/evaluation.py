@@ -231,20 +231,41 @@ def bicubic_upscaler(scale: int) -> UpscaleFn:
     return run
 
 
-def network_upscaler(net: "torch.nn.Module") -> UpscaleFn:  # noqa: F821
-    """Run a network on an LR image. The one place that calls a network for evaluation.
+def _to_tensor(lr: np.ndarray) -> "torch.Tensor":  # noqa: F821
+    import torch
 
-    TODO: switch to ``sr_filter.Upscaler(model).run(x)`` (tiling, device choice) once it lands.
-    """
+    return torch.from_numpy(np.ascontiguousarray(lr)).permute(2, 0, 1)[None].float().div_(255.0)
+
+
+def _to_uint8(y: "torch.Tensor") -> np.ndarray:  # noqa: F821
+    import torch
+
+    return y[0].clamp(0, 1).permute(1, 2, 0).mul(255.0).round().to(torch.uint8).numpy()
+
+
+def network_upscaler(net: "torch.nn.Module") -> UpscaleFn:  # noqa: F821
+    """Run an in-memory network on whole LR images (validation during training)."""
     import torch
 
     def run(lr: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(np.ascontiguousarray(lr)).permute(2, 0, 1)[None].float().div_(255.0)
         with torch.inference_mode():
-            y = net(x).clamp_(0, 1)
-            return (y[0].permute(1, 2, 0).mul_(255.0).round_().to(torch.uint8)).numpy()
+            return _to_uint8(net(_to_tensor(lr)))
 
     return run
+
+
+def model_upscaler(model: str, *, device: str = "auto", precision: str = "auto", tile: int | str = "auto",
+                   offline: bool | None = None) -> tuple[UpscaleFn, int, str]:
+    """A preset, manifest name or weights file run through the filter's own :class:`Upscaler`
+    (same loading, device choice and tiling as users get). Returns (upscale, scale, description)."""
+    from .upscaler import Upscaler
+
+    up = Upscaler(model, device=device, precision=precision, tile=tile, offline=offline)
+
+    def run(lr: np.ndarray) -> np.ndarray:
+        return _to_uint8(up.run(_to_tensor(lr)))
+
+    return run, up.scale, up.describe()
 
 
 # --------------------------------------------------------------------------- results
@@ -346,6 +367,6 @@ def evaluate(upscale: UpscaleFn, folders: Iterable[Path], scale: int, model_name
 
 __all__: Sequence[str] = [
     "EvalReport", "EvaluationError", "ImageResult", "SetResult", "bicubic_upscaler", "evaluate",
-    "evaluate_folder", "imresize", "list_images", "make_lr", "measure", "modcrop", "network_upscaler",
+    "evaluate_folder", "imresize", "list_images", "make_lr", "measure", "modcrop", "model_upscaler", "network_upscaler",
     "psnr", "read_image", "read_rgb", "rgb_to_y", "ssim",
 ]

@@ -96,6 +96,8 @@ class LossConfig:
     texture_patch: int = 16
     adversarial: float = 0.0
     critic_lr: float = 1e-4
+    critic_feat: int = 64
+    critic_depth: int = 4
     critic_steps: int = 1
     gp_weight: float = 10.0
 
@@ -122,6 +124,8 @@ class TrainConfig:
     #: exponential moving average of the weights (0: off), e.g. 0.999
     ema: float = 0.0
     log_every: int = 50
+    #: redraw curves.png at every checkpoint (needs matplotlib)
+    plot: bool = True
     checkpoint_every: int = 500
     #: also checkpoint when this many seconds passed since the last one (0: off)
     checkpoint_seconds: float = 300.0

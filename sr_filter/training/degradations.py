@@ -131,10 +131,15 @@ def _uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
 def degrade(hr: np.ndarray, scale: int, cfg: DegradationConfig, rng: np.random.Generator) -> np.ndarray:
     """HxWx3 uint8 HR -> (H/s)x(W/s)x3 uint8 LR through the configured random stages."""
     x = hr.astype(np.float64)
-    if cfg.blur_prob > 0 and rng.random() < cfg.blur_prob:
+    blurred = cfg.blur_prob > 0 and rng.random() < cfg.blur_prob
+    if blurred:
         x = blur(x, _uniform(rng, cfg.blur_sigma))
     kind = cfg.resize if cfg.resize != "random" else str(rng.choice(["matlab_bicubic", "bilinear", "area"]))
-    x = resize(x, scale, kind) if scale > 1 else x
+    if scale > 1 and kind == "matlab_bicubic" and not blurred:
+        # exactly the benchmark's LR (uint8 in, rounded per pass as MATLAB does)
+        x = imresize(hr, 1.0 / scale).astype(np.float64)
+    elif scale > 1:
+        x = resize(x, scale, kind)
     if cfg.noise_prob > 0 and rng.random() < cfg.noise_prob:
         sigma = _uniform(rng, cfg.noise_sigma)
         gray = rng.random() < 0.4

@@ -73,9 +73,11 @@ class Trainer:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         self.device = self._pick_device()
+        self._owns_process_group = False
         if self.world > 1 and not torch.distributed.is_initialized():
             backend = "nccl" if self.device.type == "cuda" else "gloo"
             torch.distributed.init_process_group(backend)
+            self._owns_process_group = True
         torch.manual_seed(cfg.seed)  # the initial weights
         self.model, self.settings = build_model(cfg)
         self.model.to(self.device)
@@ -96,7 +98,7 @@ class Trainer:
         if cfg.loss.adversarial > 0:
             from .adversarial import Critic
 
-            self.critic = Critic().to(self.device)
+            self.critic = Critic(num_feat=cfg.loss.critic_feat, depth=cfg.loss.critic_depth).to(self.device)
             if self.world > 1:
                 self.critic = nn.parallel.DistributedDataParallel(
                     self.critic, device_ids=[self.device.index] if self.device.type == "cuda" else None)
@@ -164,6 +166,8 @@ class Trainer:
         return latest
 
     def _plot(self) -> bool:
+        if not self.cfg.plot:
+            return True
         try:
             from .plot import plot_history
         except ImportError:
@@ -338,6 +342,8 @@ class Trainer:
                 self.print("matplotlib is not installed (pip install 'sr-filter[train]'): no curves.png")
         if self.world > 1:
             torch.distributed.barrier()
+            if self._owns_process_group:
+                torch.distributed.destroy_process_group()
         return self.run_dir / "model.pth"
 
 
