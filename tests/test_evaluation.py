@@ -95,3 +95,17 @@ def test_bicubic_x4_matches_published_tables(dataset, published_psnr, published_
     res = ev.evaluate_folder(ev.bicubic_upscaler(4), BENCH / dataset, 4)
     assert abs(res.psnr - published_psnr) <= 0.05
     assert abs(res.ssim - published_ssim) <= 0.003
+
+
+@needs_bench
+def test_eval_cli_table_and_json(tmp_path):
+    from click.testing import CliRunner
+
+    from sr_filter.cli.eval import eval_cmd
+
+    out = tmp_path / "r.json"
+    res = CliRunner().invoke(eval_cmd, [str(BENCH / "Set5"), "-m", "bicubic", "-s", "4", "--json", str(out), "--per-image"])
+    assert res.exit_code == 0, res.output
+    assert "Set5/butterfly" in res.output
+    data = json.loads(out.read_text())
+    assert data[0]["scale"] == 4 and abs(data[0]["sets"][0]["psnr"] - 28.42) <= 0.05

@@ -274,9 +274,16 @@ batch = 2
 iterations = 2
 """)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                           "-m", "sr_filter.train", str(cfg)], env=env, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    proc = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                             "-m", "sr_filter.train", str(cfg)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        _, err = proc.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)  # the launcher and both workers
+        proc.communicate()
+        pytest.fail("torchrun did not finish in 180 s")
+    assert proc.returncode == 0, err[-2000:]
     state = torch.load(tmp_path / "ddp" / "latest.pt", weights_only=True)
     assert state["iteration"] == 2
 
