@@ -333,3 +333,34 @@ def test_gram_loss_is_zero_for_equal_features_and_positive_otherwise():
     f = torch.rand(2, 4, 8, 8)
     assert float(gram_loss(f, f, 4)) == 0.0
     assert float(gram_loss(f, torch.rand(2, 4, 8, 8), 4)) > 0.0
+
+
+def test_train_command_runs_a_config_and_resumes(image_folder, tmp_path):
+    from click.testing import CliRunner
+
+    from sr_filter.cli.train import train_cmd
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f"""
+name = "cli"
+out_dir = "{tmp_path.as_posix()}"
+threads = 1
+plot = false
+checkpoint_seconds = 0
+[model]
+arch = "srresnet"
+settings = {{ num_feat = 8, num_block = 1, norm = false }}
+[data]
+train_dirs = ["{image_folder.as_posix()}"]
+scale = 2
+patch = 8
+batch = 2
+[optim]
+iterations = 2
+""")
+    res = CliRunner().invoke(train_cmd, [str(cfg)])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "cli" / "model.pth").is_file()
+    cfg.write_text(cfg.read_text().replace("iterations = 2", "iterations = 3"))
+    res = CliRunner().invoke(train_cmd, [str(cfg)])
+    assert "resumed" in res.output and torch.load(tmp_path / "cli" / "latest.pt", weights_only=True)["iteration"] == 3
