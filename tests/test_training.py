@@ -364,3 +364,19 @@ iterations = 2
     cfg.write_text(cfg.read_text().replace("iterations = 2", "iterations = 3"))
     res = CliRunner().invoke(train_cmd, [str(cfg)])
     assert "resumed" in res.output and torch.load(tmp_path / "cli" / "latest.pt", weights_only=True)["iteration"] == 3
+
+
+def test_exported_model_loads_through_a_manifest_entry(image_folder, tmp_path):
+    from sr_filter.manifest import parse_manifest
+    from sr_filter.models import load_entry
+    from sr_filter.training.export import manifest_entry
+
+    tr = Trainer(_config(image_folder, tmp_path, optim={"iterations": 1}, val={"dirs": []}), log=lambda s: None)
+    path = tr.run(resume=False)
+    raw = manifest_entry(path, "test-edsr", description="test", packaged="builtin/test-edsr.pth")
+    manifest = parse_manifest({"manifest_version": 1, "default_preset": "photo",
+                               "presets": {"photo": {"models": ["test-edsr"]}}, "models": [raw]})
+    loaded = load_entry(manifest.get("test-edsr"), path)
+    x = torch.rand(1, 3, 9, 9)
+    with torch.no_grad():
+        assert torch.equal(loaded.network(x), tr.ema.eval()(x))
