@@ -272,6 +272,11 @@ patch = 8
 batch = 2
 [optim]
 iterations = 2
+[loss]
+l1 = 1.0
+adversarial = 0.01
+critic_feat = 8
+critic_depth = 2
 """)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
@@ -285,7 +290,7 @@ iterations = 2
         pytest.fail("torchrun did not finish in 180 s")
     assert proc.returncode == 0, err[-2000:]
     state = torch.load(tmp_path / "ddp" / "latest.pt", weights_only=True)
-    assert state["iteration"] == 2
+    assert state["iteration"] == 2 and state["critic"] is not None
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):

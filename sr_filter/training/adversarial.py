@@ -4,6 +4,8 @@ patches, whose gradient norm on interpolates is pushed to 1. The generator's adv
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import nn
 
@@ -41,13 +43,19 @@ def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor,
 
 
 def critic_step(critic: nn.Module, opt: torch.optim.Optimizer, real: torch.Tensor, fake: torch.Tensor,
-                gp_weight: float = 10.0, generator: torch.Generator | None = None) -> dict[str, float]:
-    """One critic update; returns the Wasserstein estimate and the penalty for the log."""
+                gp_weight: float = 10.0, generator: torch.Generator | None = None,
+                sync: Callable[[nn.Module], None] | None = None) -> dict[str, float]:
+    """One critic update; returns the Wasserstein estimate and the penalty for the log.
+
+    ``sync(critic)`` runs between backward and the optimiser step (gradient averaging under DDP).
+    """
     fake = fake.detach()
     w_dist = critic(real).mean() - critic(fake).mean()
     gp = gradient_penalty(critic, real, fake, generator)
     loss = -w_dist + gp_weight * gp
     opt.zero_grad(set_to_none=True)
     loss.backward()
+    if sync is not None:
+        sync(critic)
     opt.step()
     return {"critic_wdist": float(w_dist.detach()), "critic_gp": float(gp.detach())}

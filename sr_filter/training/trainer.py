@@ -98,10 +98,12 @@ class Trainer:
         if cfg.loss.adversarial > 0:
             from .adversarial import Critic
 
+            # not wrapped in DDP (the gradient penalty's double backward and the generator pass with
+            # frozen critic weights do not suit its reducer); its gradients are averaged by hand
             self.critic = Critic(num_feat=cfg.loss.critic_feat, depth=cfg.loss.critic_depth).to(self.device)
             if self.world > 1:
-                self.critic = nn.parallel.DistributedDataParallel(
-                    self.critic, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+                for p in self.critic.parameters():
+                    torch.distributed.broadcast(p.data, 0)
             self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.loss.critic_lr, betas=(0.0, 0.9))
         self.amp_dtype = self._amp_dtype()
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
@@ -136,7 +138,7 @@ class Trainer:
     # ------------------------------------------------------------------ checkpoints
 
     def state(self) -> dict:
-        critic = self.critic.module if isinstance(self.critic, nn.parallel.DistributedDataParallel) else self.critic
+        critic = self.critic
         return {
             "format": CHECKPOINT_FORMAT,
             "iteration": self.iteration,
@@ -188,7 +190,7 @@ class Trainer:
             if self.ema is not None and state["ema"] is not None:
                 self.ema.load_state_dict(state["ema"])
             self.optimizer.load_state_dict(state["optimizer"])
-            critic = self.critic.module if isinstance(self.critic, nn.parallel.DistributedDataParallel) else self.critic
+            critic = self.critic
             if critic is not None and state["critic"] is not None:
                 critic.load_state_dict(state["critic"])
                 assert self.critic_opt is not None
@@ -221,6 +223,12 @@ class Trainer:
             for e, b in zip(self.ema.buffers(), self.model.buffers()):
                 e.copy_(b)
 
+    def _average_grads(self, module: nn.Module) -> None:
+        for p in module.parameters():
+            if p.grad is not None:
+                torch.distributed.all_reduce(p.grad)
+                p.grad /= self.world
+
     def step(self) -> dict[str, float]:
         """One optimisation step (critic first when adversarial); returns the loss terms."""
         it = self.iteration + 1
@@ -239,7 +247,8 @@ class Trainer:
             with torch.no_grad(), amp:
                 fake = self.net(lr_t)
             for _ in range(self.cfg.loss.critic_steps):
-                logs.update(critic_step(self.critic, self.critic_opt, hr_t, fake.float(), self.cfg.loss.gp_weight, gen))
+                logs.update(critic_step(self.critic, self.critic_opt, hr_t, fake.float(), self.cfg.loss.gp_weight, gen,
+                                        sync=self._average_grads if self.world > 1 else None))
         with amp:
             sr = self.net(lr_t)
             total, terms = self.loss(sr.float(), hr_t)
