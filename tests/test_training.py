@@ -3,7 +3,6 @@ degradations, configs, export to the filter, DDP under torchrun, checked feature
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import http.server
 import os
