@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..errors import WeightsFormatError
-from . import rrdbnet, srvgg
+from . import edsr, rrdbnet, srresnet, srvgg, unet
 
 StateDict = Mapping[str, torch.Tensor]
 
@@ -76,6 +76,12 @@ register(
         context=lambda p: 40,
     )
 )
+
+# networks of the training pipeline (issue 7)
+register(Arch("edsr", edsr.EDSR, edsr.detect, edsr.infer_params, "upscale", context=lambda p: 2 * int(p.get("num_block", 16)) + 4))
+register(Arch("srresnet", srresnet.SRResNet, srresnet.detect, srresnet.infer_params, "upscale",
+              context=lambda p: 2 * int(p.get("num_block", 16)) + 12))
+register(Arch("unet", unet.UNetUpscaler, unet.detect, unet.infer_params, "upscale", context=lambda p: 48))
 
 
 def get_arch(name: str) -> Arch:

@@ -20,6 +20,9 @@ from .options import configure_logging
 COMMANDS = {
     "upscale": "sr_filter.cli.upscale:upscale",
     "models": "sr_filter.cli.models:models",
+    "eval": "sr_filter.cli.eval:eval_cmd",
+    "train": "sr_filter.cli.train:train_cmd",
+    "gimp-install": "sr_filter.cli.gimp:gimp_install",
 }
 DEFAULT_COMMAND = "upscale"
 

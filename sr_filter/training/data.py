@@ -1,0 +1,113 @@
+"""Training batches: random HR patches from folders, flips and 90-degree rotations, LR made by a
+configurable degradation.
+
+Every batch is drawn from a generator seeded by ``(seed, iteration, rank)``, so a resumed run (or
+any DDP rank) draws exactly the batches it would have drawn without the interruption; nothing
+about the sampler has to be saved in checkpoints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import SrFilterError
+from ..evaluation import imresize, list_images, modcrop, read_rgb
+from .config import DataConfig, DegradationConfig
+
+
+class DataError(SrFilterError):
+    """The training images cannot be used (missing folder, images smaller than a patch)."""
+
+
+def is_plain_bicubic(d: DegradationConfig) -> bool:
+    """Whether LR images are exactly the benchmark's MATLAB bicubic downscale (precomputable)."""
+    return d.resize == "matlab_bicubic" and d.blur_prob == d.noise_prob == d.jpeg_prob == d.video_prob == 0
+
+
+@dataclass
+class _Image:
+    hr: np.ndarray  # HxWx3 uint8, modcropped
+    lr: np.ndarray | None  # precomputed LR for the plain bicubic degradation
+
+
+def _augment(arrays: list[np.ndarray], rng: np.random.Generator, flips: bool, rot90: bool) -> list[np.ndarray]:
+    k = int(rng.integers(4)) if rot90 else 0
+    fh = flips and bool(rng.integers(2))
+    fv = flips and bool(rng.integers(2))
+    out = []
+    for a in arrays:
+        if fh:
+            a = a[:, ::-1]
+        if fv:
+            a = a[::-1]
+        if k:
+            a = np.rot90(a, k)
+        out.append(np.ascontiguousarray(a))
+    return out
+
+
+class PatchSampler:
+    """Holds the training images in memory and draws (LR, HR) batches."""
+
+    def __init__(self, cfg: DataConfig, seed: int = 0, rank: int = 0) -> None:
+        self.cfg, self.seed, self.rank = cfg, seed, rank
+        self.plain = is_plain_bicubic(cfg.degradation)
+        s, hr_patch = cfg.scale, cfg.patch * cfg.scale
+        self.images: list[_Image] = []
+        files: list[Path] = []
+        for folder in cfg.train_dirs:
+            try:
+                files += list_images(Path(folder))
+            except SrFilterError as exc:
+                raise DataError(f"training data: {exc}") from None
+        # on-the-fly degradations blur before downscaling: keep a margin so the patch has context
+        self.margin = 0 if self.plain else 2 * s
+        for path in files:
+            base = read_rgb(path)
+            for factor in cfg.rescale:
+                hr = base if factor == 1.0 else imresize(base, float(factor))
+                hr = modcrop(hr, s)
+                if min(hr.shape[:2]) < hr_patch + 2 * self.margin:
+                    continue
+                self.images.append(_Image(hr, imresize(hr, 1.0 / s) if self.plain else None))
+        if not self.images:
+            raise DataError(f"no training image is at least {hr_patch + 2 * self.margin} px on each side in "
+                            f"{', '.join(cfg.train_dirs)}; use a smaller [data] patch")
+        areas = np.array([im.hr.shape[0] * im.hr.shape[1] for im in self.images], dtype=np.float64)
+        self.weights = areas / areas.sum()
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def batch(self, iteration: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch of ``iteration``: LR (N,3,p,p) and HR (N,3,p*s,p*s) float32 in [0, 1]."""
+        rng = np.random.default_rng([self.seed, iteration, self.rank])
+        cfg, s, p = self.cfg, self.cfg.scale, self.cfg.patch
+        lrs, hrs = [], []
+        for _ in range(cfg.batch):
+            im = self.images[int(rng.choice(len(self.images), p=self.weights))]
+            if self.plain:
+                assert im.lr is not None
+                y = int(rng.integers(im.lr.shape[0] - p + 1))
+                x = int(rng.integers(im.lr.shape[1] - p + 1))
+                lr = im.lr[y : y + p, x : x + p]
+                hr = im.hr[y * s : (y + p) * s, x * s : (x + p) * s]
+            else:
+                from .degradations import degrade
+
+                m, hp = self.margin, p * s
+                y = int(rng.integers(im.hr.shape[0] - hp - 2 * m + 1))
+                x = int(rng.integers(im.hr.shape[1] - hp - 2 * m + 1))
+                big = im.hr[y : y + hp + 2 * m, x : x + hp + 2 * m]
+                lr_big = degrade(big, s, cfg.degradation, rng)
+                lr = lr_big[m // s : m // s + p, m // s : m // s + p]
+                hr = big[m : m + hp, m : m + hp]
+            lr, hr = _augment([lr, hr], rng, cfg.flips, cfg.rot90)
+            lrs.append(lr)
+            hrs.append(hr)
+        to_t = lambda xs: torch.from_numpy(np.stack(xs)).permute(0, 3, 1, 2).float().div_(255.0)  # noqa: E731
+        return to_t(lrs), to_t(hrs)

@@ -1,0 +1,364 @@
+"""The training loop: one config in, checkpoints, a log and an exported model out.
+
+- resumable bit-for-bit: a checkpoint holds the model, optimiser, EMA and critic states and the
+  iteration; batches and random numbers are derived from ``(seed, iteration, rank)`` and the
+  learning rate is a pure function of the iteration, so nothing else needs saving;
+- CPU or CUDA, autocast mixed precision on CUDA;
+- ``torchrun --nproc_per_node N -m sr_filter.train CONFIG`` runs DistributedDataParallel with no
+  code change (each rank draws its own batches; rank 0 logs, validates and checkpoints).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from ..archs import get_arch
+from ..errors import SrFilterError
+from .config import TrainConfig
+from .data import PatchSampler
+from .losses import GeneratorLoss
+
+CHECKPOINT_FORMAT = 1
+
+
+class CheckpointError(SrFilterError):
+    """A checkpoint cannot be read or does not belong to this experiment."""
+
+
+def learning_rate(cfg: TrainConfig, iteration: int) -> float:
+    """The learning rate used for step ``iteration`` (1-based)."""
+    o = cfg.optim
+    if o.warmup and iteration <= o.warmup:
+        return o.lr * iteration / o.warmup
+    if o.schedule == "cosine":
+        t = min(1.0, (iteration - o.warmup) / max(1, o.iterations - o.warmup))
+        return o.min_lr + 0.5 * (o.lr - o.min_lr) * (1 + math.cos(math.pi * t))
+    if o.schedule == "step":
+        return o.lr * o.gamma ** sum(iteration > m for m in o.milestones)
+    return o.lr
+
+
+def build_model(cfg: TrainConfig) -> tuple[nn.Module, dict]:
+    """The generator of ``cfg`` and the settings it was built with (as the manifest stores them)."""
+    arch = get_arch(cfg.model.arch)
+    settings = dict(cfg.model.settings)
+    settings[arch.scale_param] = cfg.data.scale
+    return arch.build(settings), settings
+
+
+def _atomic_save(obj: object, path: Path) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+class Trainer:
+    """Builds everything a config describes and runs it; ``run()`` resumes from ``latest.pt``."""
+
+    def __init__(self, cfg: TrainConfig, log: Callable[[str], None] = print) -> None:
+        self.cfg = cfg
+        self.print = log
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.device = self._pick_device()
+        self._owns_process_group = False
+        if self.world > 1 and not torch.distributed.is_initialized():
+            backend = "nccl" if self.device.type == "cuda" else "gloo"
+            torch.distributed.init_process_group(backend)
+            self._owns_process_group = True
+        torch.manual_seed(cfg.seed)  # the initial weights
+        self.model, self.settings = build_model(cfg)
+        self.model.to(self.device)
+        self.ema: nn.Module | None = copy.deepcopy(self.model).eval() if cfg.ema > 0 else None
+        if self.ema is not None:
+            for p in self.ema.parameters():
+                p.requires_grad_(False)
+        self.net: nn.Module = self.model
+        if self.world > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.Adam(params, lr=cfg.optim.lr, betas=cfg.optim.betas,
+                                          weight_decay=cfg.optim.weight_decay)
+        self.loss = GeneratorLoss(cfg.loss).to(self.device)
+        self.critic: nn.Module | None = None
+        self.critic_opt: torch.optim.Optimizer | None = None
+        if cfg.loss.adversarial > 0:
+            from .adversarial import Critic
+
+            # not wrapped in DDP (the gradient penalty's double backward and the generator pass with
+            # frozen critic weights do not suit its reducer); its gradients are averaged by hand
+            self.critic = Critic(num_feat=cfg.loss.critic_feat, depth=cfg.loss.critic_depth).to(self.device)
+            if self.world > 1:
+                for p in self.critic.parameters():
+                    torch.distributed.broadcast(p.data, 0)
+            self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.loss.critic_lr, betas=(0.0, 0.9))
+        self.amp_dtype = self._amp_dtype()
+        self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
+        self.sampler = PatchSampler(cfg.data, seed=cfg.seed, rank=self.rank)
+        self.iteration = 0
+        self.run_dir = cfg.run_dir
+        self.history: list[dict] = []
+
+    # ------------------------------------------------------------------ setup helpers
+
+    def _pick_device(self) -> torch.device:
+        want = self.cfg.device
+        if want == "cuda" or (want == "auto" and torch.cuda.is_available()):
+            if not torch.cuda.is_available():
+                raise SrFilterError("the config asks for device = \"cuda\" but CUDA is not available; use \"auto\" or \"cpu\"")
+            torch.cuda.set_device(self.local_rank)
+            return torch.device("cuda", self.local_rank)
+        return torch.device("cpu")
+
+    def _amp_dtype(self) -> torch.dtype | None:
+        amp = self.cfg.amp
+        if self.device.type != "cuda" or amp == "off":
+            return None
+        if amp == "fp16" or (amp == "auto" and not torch.cuda.is_bf16_supported()):
+            return torch.float16
+        return torch.bfloat16
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def state(self) -> dict:
+        critic = self.critic
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "iteration": self.iteration,
+            "config": self.cfg.to_dict(),
+            "arch": self.cfg.model.arch,
+            "settings": self.settings,
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "optimizer": self.optimizer.state_dict(),
+            "critic": critic.state_dict() if critic is not None else None,
+            "critic_optimizer": self.critic_opt.state_dict() if self.critic_opt is not None else None,
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "torch_rng": torch.get_rng_state(),
+            "history": self.history,
+        }
+
+    def save_checkpoint(self, keep: bool = False) -> Path:
+        """Write ``latest.pt`` (and ``iter_NNNNNNN.pt`` when ``keep``) atomically."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        state = self.state()
+        latest = self.run_dir / "latest.pt"
+        _atomic_save(state, latest)
+        if keep:
+            _atomic_save(state, self.run_dir / f"iter_{self.iteration:07d}.pt")
+        self.export(self.run_dir / "model.pth")
+        self._plot()
+        return latest
+
+    def _plot(self) -> bool:
+        if not self.cfg.plot:
+            return True
+        try:
+            from .plot import plot_history
+        except ImportError:
+            return False
+        plot_history(self.history, self.run_dir / "curves.png", title=self.cfg.name)
+        return True
+
+    def load_checkpoint(self, path: Path) -> None:
+        try:
+            state = torch.load(path, map_location=self.device, weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - torch raises many kinds
+            raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from None
+        if state.get("format") != CHECKPOINT_FORMAT or state.get("arch") != self.cfg.model.arch:
+            raise CheckpointError(f"{path} is not a checkpoint of this experiment's {self.cfg.model.arch} model; "
+                                  "use another run name or out_dir")
+        try:
+            self.model.load_state_dict(state["model"])
+            if self.ema is not None and state["ema"] is not None:
+                self.ema.load_state_dict(state["ema"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            critic = self.critic
+            if critic is not None and state["critic"] is not None:
+                critic.load_state_dict(state["critic"])
+                assert self.critic_opt is not None
+                self.critic_opt.load_state_dict(state["critic_optimizer"])
+            if self.scaler is not None and state["scaler"] is not None:
+                self.scaler.load_state_dict(state["scaler"])
+        except (RuntimeError, KeyError, ValueError) as exc:
+            raise CheckpointError(f"{path} does not fit this config's model (changed settings?): {exc}") from None
+        torch.set_rng_state(state["torch_rng"].cpu())
+        self.iteration = int(state["iteration"])
+        self.history = [h for h in state.get("history", []) if h.get("iter", 0) <= self.iteration]
+
+    def export(self, path: Path) -> Path:
+        """The model as the filter loads it: weights (EMA if on) plus arch and settings."""
+        net = self.ema if self.ema is not None else self.model
+        sd = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+        _atomic_save({"params": sd, "sr_filter": {"arch": self.cfg.model.arch, "settings": self.settings}}, path)
+        return path
+
+    # ------------------------------------------------------------------ one step
+
+    def _update_ema(self) -> None:
+        if self.ema is None:
+            return
+        # warm-up (as in TensorFlow's EMA): early averages do not drag the random initial weights along
+        d = min(self.cfg.ema, (1 + self.iteration) / (10 + self.iteration))
+        with torch.no_grad():
+            for e, p in zip(self.ema.parameters(), self.model.parameters()):
+                e.mul_(d).add_(p.detach(), alpha=1 - d)
+            for e, b in zip(self.ema.buffers(), self.model.buffers()):
+                e.copy_(b)
+
+    def _average_grads(self, module: nn.Module) -> None:
+        for p in module.parameters():
+            if p.grad is not None:
+                torch.distributed.all_reduce(p.grad)
+                p.grad /= self.world
+
+    def step(self) -> dict[str, float]:
+        """One optimisation step (critic first when adversarial); returns the loss terms."""
+        it = self.iteration + 1
+        lr_now = learning_rate(self.cfg, it)
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr_now
+        lr_t, hr_t = self.sampler.batch(it)
+        lr_t, hr_t = lr_t.to(self.device, non_blocking=True), hr_t.to(self.device, non_blocking=True)
+        gen = torch.Generator(device=self.device).manual_seed(self.cfg.seed * 1_000_003 + it * 97 + self.rank)
+        self.model.train()
+        amp = torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
+        logs: dict[str, float] = {}
+        if self.critic is not None:
+            from .adversarial import critic_step
+
+            with torch.no_grad(), amp:
+                fake = self.net(lr_t)
+            for _ in range(self.cfg.loss.critic_steps):
+                logs.update(critic_step(self.critic, self.critic_opt, hr_t, fake.float(), self.cfg.loss.gp_weight, gen,
+                                        sync=self._average_grads if self.world > 1 else None))
+        with amp:
+            sr = self.net(lr_t)
+            total, terms = self.loss(sr.float(), hr_t)
+            if self.critic is not None:
+                for p in self.critic.parameters():
+                    p.requires_grad_(False)
+                adv = -self.critic(sr.float()).mean() * self.cfg.loss.adversarial
+                for p in self.critic.parameters():
+                    p.requires_grad_(True)
+                total = total + adv
+                terms["adversarial"] = float(adv.detach())
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(total).backward()
+            self.scaler.unscale_(self.optimizer)
+        else:
+            total.backward()
+        if self.cfg.optim.grad_clip > 0:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip)
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self._update_ema()
+        self.iteration = it
+        logs.update(terms)
+        logs["total"] = float(total.detach())
+        logs["lr"] = lr_now
+        return logs
+
+    # ------------------------------------------------------------------ validation
+
+    def validate(self) -> dict[str, float]:
+        """PSNR-Y on each validation folder, measured as the published tables do."""
+        from ..evaluation import evaluate_folder, network_upscaler
+
+        net = self.ema if self.ema is not None else self.model
+        cpu_copy = copy.deepcopy(net).to("cpu").eval()
+        out = {}
+        for folder in self.cfg.val.dirs:
+            res = evaluate_folder(network_upscaler(cpu_copy), Path(folder), self.cfg.data.scale,
+                                  limit=self.cfg.val.limit or None)
+            out[res.dataset] = round(res.psnr, 4)
+        return out
+
+    # ------------------------------------------------------------------ the loop
+
+    def _log_line(self, entry: dict) -> None:
+        self.history.append(entry)
+        with open(self.run_dir / "log.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(entry) + "\n")
+
+    def run(self, resume: bool = True, max_seconds: float | None = None) -> Path:
+        """Train to ``optim.iterations`` (or for ``max_seconds``); returns the exported model path."""
+        cfg = self.cfg
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        latest = self.run_dir / "latest.pt"
+        if resume and latest.exists():
+            self.load_checkpoint(latest)
+            self.print(f"resumed {latest} at iteration {self.iteration}")
+        if self.is_main:
+            (self.run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+            # the log file is rewritten from the checkpoint's history, so steps after it disappear
+            with open(self.run_dir / "log.jsonl", "w", encoding="utf-8") as f:
+                f.writelines(json.dumps(h) + "\n" for h in self.history)
+        start = time.monotonic()
+        last_ckpt, window_t, window_n, sums = start, time.monotonic(), 0, {}
+        while self.iteration < cfg.optim.iterations:
+            logs = self.step()
+            window_n += 1
+            for k, v in logs.items():
+                sums[k] = sums.get(k, 0.0) + v
+            it = self.iteration
+            if self.is_main and (it % cfg.log_every == 0 or it == cfg.optim.iterations):
+                dt = (time.monotonic() - window_t) / window_n
+                entry = {"iter": it, "time": round(time.time(), 1), "s_per_it": round(dt, 4),
+                         **{k: v / window_n for k, v in sums.items()}}
+                self._log_line(entry)
+                self.print(f"iter {it}  " + "  ".join(f"{k} {v:.4g}" for k, v in entry.items() if k not in ("iter", "time")))
+                window_t, window_n, sums = time.monotonic(), 0, {}
+            if self.is_main and cfg.val.dirs and (it % cfg.val.every == 0 or it == cfg.optim.iterations):
+                t_val = time.monotonic()
+                val = self.validate()
+                window_t += time.monotonic() - t_val  # s_per_it counts training only
+                self._log_line({"iter": it, "val": val, "val_seconds": round(time.monotonic() - t_val, 2)})
+                self.print(f"iter {it}  validation PSNR-Y " + "  ".join(f"{k} {v:.2f}" for k, v in val.items()))
+            due = it % cfg.checkpoint_every == 0 or it == cfg.optim.iterations
+            timed = cfg.checkpoint_seconds > 0 and time.monotonic() - last_ckpt >= cfg.checkpoint_seconds
+            if self.is_main and (due or timed):
+                self.save_checkpoint(keep=due)
+                last_ckpt = time.monotonic()
+            if max_seconds is not None and time.monotonic() - start >= max_seconds:
+                if self.is_main:
+                    self.save_checkpoint()
+                break
+        if self.is_main:
+            self.print(f"done at iteration {self.iteration}; model: {self.run_dir / 'model.pth'}")
+            if not self._plot():
+                self.print("matplotlib is not installed (pip install 'sr-filter[train]'): no curves.png")
+        if self.world > 1:
+            torch.distributed.barrier()
+            if self._owns_process_group:
+                torch.distributed.destroy_process_group()
+        return self.run_dir / "model.pth"
+
+
+def train(cfg: TrainConfig, resume: bool = True, max_seconds: float | None = None) -> Path:
+    """Train (or continue) the experiment of ``cfg``."""
+    return Trainer(cfg).run(resume=resume, max_seconds=max_seconds)
+
+
+__all__ = ["CheckpointError", "Trainer", "build_model", "learning_rate", "train"]

@@ -1,0 +1,111 @@
+"""Evaluation conventions: MATLAB imresize, Y PSNR/SSIM, and the published bicubic baselines."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sr_filter import evaluation as ev
+
+BENCH = Path(os.environ.get("SR_FILTER_BENCHMARKS", Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "benchmarks"))
+if not (BENCH / "Set5").is_dir():
+    BENCH = Path("/work/shared/data/benchmarks")
+needs_bench = pytest.mark.skipif(not (BENCH / "Set5").is_dir(), reason="benchmark images (shared/data/benchmarks) not present")
+
+
+def test_imresize_reproduces_linear_ramps_inside():
+    # a symmetric, normalised kernel reproduces linear functions away from the mirrored borders
+    ramp = np.tile(np.arange(64, dtype=np.float64), (8, 1))
+    down = ev.imresize(ramp, 0.25)
+    assert down.shape == (2, 16)
+    centres = (np.arange(16) + 0.5) * 4 - 0.5  # output pixel centres in input coordinates
+    np.testing.assert_allclose(down[0, 3:-3], centres[3:-3], atol=1e-9)
+    up = ev.imresize(ramp, 2.0)
+    np.testing.assert_allclose(up[0, 4:-4], ((np.arange(128) + 0.5) / 2 - 0.5)[4:-4], atol=1e-9)
+
+
+def test_imresize_weights_are_matlab_cubic_and_antialias_widens_kernel():
+    w, idx = ev._contributions(16, 4, 0.25, antialias=True)
+    assert 16 <= w.shape[1] <= 18  # ceil(4 / 0.25) + 2 taps, less the all-zero columns
+    np.testing.assert_allclose(w.sum(1), 1.0)
+    w2, _ = ev._contributions(16, 4, 0.25, antialias=False)
+    assert w2.shape[1] < w.shape[1]
+    # cubic kernel with a = -0.5: k(0)=1, k(1)=0, k(0.5)=0.5625
+    assert ev._cubic(np.array([0.0, 1.0, 0.5, 2.0]))[[0, 1, 3]].tolist() == [1.0, 0.0, 0.0]
+    assert ev._cubic(np.array([0.5]))[0] == pytest.approx(0.5625)
+    # mirrored borders: indices stay inside the image
+    assert idx.min() >= 0 and idx.max() < 16
+
+
+def test_imresize_uint8_rounds_and_keeps_constant_images():
+    img = np.full((13, 17, 3), 200, np.uint8)
+    out = ev.imresize(img, 0.5)
+    assert out.dtype == np.uint8 and out.shape == (7, 9, 3)
+    assert (out == 200).all()
+    assert ev.imresize(img, size=(26, 5)).shape == (26, 5, 3)
+
+
+def test_psnr_ssim_and_y():
+    a = np.full((32, 32), 100.0)
+    assert ev.psnr(a, a + 1) == pytest.approx(10 * math.log10(255**2))
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (40, 40)).astype(np.float64)
+    assert ev.ssim(img, img) == pytest.approx(1.0)
+    assert ev.ssim(img, img + rng.normal(0, 60, img.shape)) < 0.9
+    white = np.full((2, 2, 3), 255, np.uint8)
+    assert ev.rgb_to_y(white) == pytest.approx(235.0, abs=1e-3)
+    assert ev.rgb_to_y(np.zeros((2, 2, 3), np.uint8)) == pytest.approx(16.0)
+    assert ev.gray_value(np.full((2, 2, 3), 77, np.uint8)) == pytest.approx(77.0)
+
+
+def test_modcrop_and_size_mismatch_error():
+    assert ev.modcrop(np.zeros((361, 250, 3)), 4).shape == (360, 248, 3)
+    with pytest.raises(ev.EvaluationError):
+        ev.measure(np.zeros((8, 8, 3)), np.zeros((12, 8, 3)), 4)
+
+
+def test_empty_folder_is_an_actionable_error(tmp_path):
+    with pytest.raises(ev.EvaluationError, match="no images"):
+        ev.list_images(tmp_path)
+
+
+def test_network_upscaler_and_report(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 256, (48, 40, 3), dtype=np.uint8)).save(tmp_path / f"im{i}.png")
+    net = torch.nn.Upsample(scale_factor=2, mode="nearest")
+    report = ev.evaluate(ev.network_upscaler(net), [tmp_path], 2, "nearest")
+    data = json.loads(report.to_json())
+    assert data["sets"][0]["dataset"] == tmp_path.name and len(data["sets"][0]["images"]) == 2
+    assert 5 < report.sets[0].psnr < 40
+    assert "PSNR-Y" in report.table(per_image=True)
+
+
+@needs_bench
+@pytest.mark.parametrize("dataset, published_psnr, published_ssim", [("Set5", 28.42, 0.8104), ("Set14", 26.00, 0.7027)])
+def test_bicubic_x4_matches_published_tables(dataset, published_psnr, published_ssim):
+    res = ev.evaluate_folder(ev.bicubic_upscaler(4), BENCH / dataset, 4)
+    assert abs(res.psnr - published_psnr) <= 0.05
+    assert abs(res.ssim - published_ssim) <= 0.003
+
+
+@needs_bench
+def test_eval_cli_table_and_json(tmp_path):
+    from click.testing import CliRunner
+
+    from sr_filter.cli.eval import eval_cmd
+
+    out = tmp_path / "r.json"
+    res = CliRunner().invoke(eval_cmd, [str(BENCH / "Set5"), "-m", "bicubic", "-s", "4", "--json", str(out), "--per-image"])
+    assert res.exit_code == 0, res.output
+    assert "Set5/butterfly" in res.output
+    data = json.loads(out.read_text())
+    assert data[0]["scale"] == 4 and abs(data[0]["sets"][0]["psnr"] - 28.42) <= 0.05

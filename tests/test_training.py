@@ -1,0 +1,386 @@
+"""Training pipeline: every generator and loss learns on a fixed batch, resume is bit-exact,
+degradations, configs, export to the filter, DDP under torchrun, checked feature-weight download."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.nn import functional as F
+
+from sr_filter.archs import detect_arch, get_arch
+from sr_filter.training import ConfigError, Trainer, config_from_dict, load_config
+from sr_filter.training.adversarial import Critic, critic_step
+from sr_filter.training.config import DegradationConfig, LossConfig
+from sr_filter.training.degradations import degrade
+from sr_filter.training.features import FeatureExtractor, gram_loss
+from sr_filter.training.losses import GeneratorLoss
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors: one thread is faster than two, and much faster on a busy 2-core CI machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _fixed_batch(scale: int = 2, n: int = 2, size: int = 12) -> tuple[torch.Tensor, torch.Tensor]:
+    """A smooth HR batch (learnable structure, not noise) and its area-downscaled LR."""
+    g = torch.Generator().manual_seed(0)
+    hr = F.interpolate(torch.rand(n, 3, size // 2, size // 2, generator=g), size=(size * scale,) * 2, mode="bicubic",
+                       align_corners=False).clamp(0, 1)
+    lr = F.avg_pool2d(hr, scale)
+    return lr, hr
+
+
+def _fit(net: torch.nn.Module, loss_fn, steps: int = 12, lr: float = 2e-3, scale: int = 2) -> tuple[float, float]:
+    torch.manual_seed(0)
+    x, y = _fixed_batch(scale)
+    opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=lr)
+    losses = []
+    for _ in range(steps):
+        loss = loss_fn(net(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    return losses[0], losses[-1]
+
+
+GENERATORS = [
+    ("edsr", {"num_feat": 16, "num_block": 2, "upsampler": "pixelshuffle"}),
+    ("edsr", {"num_feat": 16, "num_block": 2, "upsampler": "deconv"}),
+    ("edsr", {"num_feat": 16, "num_block": 2, "upsampler": "nearest"}),
+    ("edsr", {"num_feat": 16, "num_block": 2, "upsampler": "bilinear", "res_scale": 0.1}),
+    ("edsr", {"num_feat": 16, "num_block": 2, "upsampler": "subpixel", "skip": "bicubic"}),
+    ("srresnet", {"num_feat": 16, "num_block": 2}),
+    ("rrdbnet", {"num_feat": 16, "num_block": 1, "num_grow_ch": 8}),
+    ("unet", {"num_feat": 8, "blocks": [1, 1, 1]}),
+    ("srvgg", {"num_feat": 16, "num_conv": 4}),
+]
+
+
+@pytest.mark.parametrize("arch_name, settings", GENERATORS, ids=[f"{a}-{s.get('upsampler', '')}" for a, s in GENERATORS])
+def test_generator_learns_and_round_trips_through_the_registry(arch_name, settings):
+    arch = get_arch(arch_name)
+    params = {**settings, arch.scale_param: 2}
+    torch.manual_seed(0)
+    net = arch.build(params)
+    first, last = _fit(net, F.l1_loss, steps=15)
+    assert last < 0.85 * first, f"{arch_name}: L1 went from {first:.4f} to {last:.4f}"
+    # the trained state dict alone rebuilds the same network (what loading by path relies on)
+    found, inferred = detect_arch(net.state_dict())
+    assert found.name == arch_name
+    clone = found.build(inferred)
+    clone.load_state_dict(net.state_dict())
+    x = _fixed_batch()[0]
+    net.eval(), clone.eval()
+    assert torch.equal(net(x), clone(x))
+
+
+def _small_net() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return get_arch("edsr").build({"num_feat": 16, "num_block": 2, "upscale": 2, "upsampler": "subpixel"})
+
+
+@pytest.mark.parametrize("terms", [
+    {"l1": 1.0},
+    {"l1": 0.0, "mse": 1.0},
+    # random VGG/ResNet weights: torchvision's files cannot be downloaded here (no network); the
+    # download path itself is tested below against a local server
+    {"l1": 0.0, "perceptual": 1.0, "perceptual_layers": ["relu2_2"], "feature_pretrained": False},
+    {"l1": 0.0, "perceptual": 1.0, "perceptual_net": "resnet50", "perceptual_layers": ["conv1"], "feature_pretrained": False},
+    {"l1": 0.0, "texture": 1.0, "texture_layers": ["relu1_1", "relu2_1"], "texture_patch": 4, "feature_pretrained": False},
+], ids=["l1", "mse", "perceptual-vgg", "perceptual-resnet", "texture"])
+def test_each_loss_goes_down_on_a_fixed_batch(terms):
+    cfg = LossConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in terms.items()})
+    loss = GeneratorLoss(cfg)
+    first, last = _fit(_small_net(), lambda sr, hr: loss(sr, hr)[0], steps=15)
+    assert last < 0.8 * first, f"{terms}: {first:.5g} -> {last:.5g}"
+
+
+def test_wgan_gp_critic_separates_and_generator_fools_it():
+    torch.manual_seed(0)
+    lr, hr = _fixed_batch()
+    net = _small_net()
+    critic = Critic(num_feat=8, depth=2)
+    opt = torch.optim.Adam(critic.parameters(), lr=1e-3, betas=(0.0, 0.9))
+    with torch.no_grad():
+        fake = net(lr)
+    logs = [critic_step(critic, opt, hr, fake, 10.0, torch.Generator().manual_seed(i)) for i in range(15)]
+    assert logs[-1]["critic_wdist"] > logs[0]["critic_wdist"]  # the critic learns to tell them apart
+    for p in critic.parameters():
+        p.requires_grad_(False)
+    first, last = _fit(net, lambda sr, _hr: -critic(sr).mean(), steps=10, lr=1e-3)
+    assert last < first  # the generator's adversarial loss falls against a fixed critic
+
+
+# ----------------------------------------------------------------------------- the trainer
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory) -> Path:
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("hr")
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        base = rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)
+        Image.fromarray(base).resize((64, 56), Image.BICUBIC).save(folder / f"im{i}.png")
+    return folder
+
+
+def _config(folder: Path, out: Path, **over) -> "object":
+    data = {
+        "name": "t", "out_dir": str(out), "seed": 3, "threads": 1, "ema": 0.9, "log_every": 2, "plot": False,
+        "checkpoint_every": 1000, "checkpoint_seconds": 0,
+        "model": {"arch": "edsr", "settings": {"num_feat": 8, "num_block": 1, "upsampler": "subpixel", "skip": "bicubic"}},
+        "data": {"train_dirs": [str(folder)], "scale": 2, "patch": 8, "batch": 2},
+        "optim": {"lr": 1e-3, "iterations": 6, "warmup": 2},
+        "loss": {"l1": 1.0},
+        "val": {"dirs": [str(folder)], "every": 3},
+    }
+    for k, v in over.items():
+        if isinstance(v, dict):
+            data[k] = {**data.get(k, {}), **v}
+        else:
+            data[k] = v
+    return config_from_dict(data)
+
+
+def test_resume_continues_bit_for_bit(image_folder, tmp_path):
+    over = {"loss": {"l1": 1.0, "adversarial": 0.01, "texture": 0.1, "texture_layers": ["relu1_1"],
+                     "feature_pretrained": False, "critic_feat": 8, "critic_depth": 2},
+            "data": {"degradation": {"blur_prob": 0.5, "noise_prob": 0.5, "jpeg_prob": 0.5}}}
+    straight = Trainer(_config(image_folder, tmp_path / "a", **over), log=lambda s: None)
+    straight.run(resume=False)
+
+    cfg = _config(image_folder, tmp_path / "b", **over)
+    first = Trainer(cfg, log=lambda s: None)
+    for _ in range(3):
+        first.step()
+    first.save_checkpoint()
+    del first
+    second = Trainer(cfg, log=lambda s: None)
+    second.run(resume=True)
+    assert second.iteration == straight.iteration == 6
+    for name in ("model", "ema", "critic", "optimizer"):
+        a, b = straight.state()[name], second.state()[name]
+        flat_a, flat_b = _flatten(a), _flatten(b)
+        assert flat_a.keys() == flat_b.keys()
+        for k in flat_a:
+            assert torch.equal(flat_a[k], flat_b[k]), f"{name}.{k} differs after resume"
+
+
+def _flatten(obj, prefix="") -> dict:
+    out = {}
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            out.update(_flatten(v, f"{prefix}{i}."))
+    elif isinstance(obj, torch.Tensor):
+        out[prefix] = obj
+    elif obj is not None:
+        out[prefix] = torch.tensor(float(obj))
+    return out
+
+
+def test_trainer_logs_validates_plots_and_exports_a_model_the_filter_loads(image_folder, tmp_path):
+    from sr_filter.models import load_file
+
+    tr = Trainer(_config(image_folder, tmp_path, plot=True), log=lambda s: None)
+    path = tr.run(resume=False)
+    run = tmp_path / "t"
+    log = (run / "log.jsonl").read_text().splitlines()
+    assert any('"val"' in line for line in log) and any('"l1"' in line for line in log)
+    assert (run / "latest.pt").is_file() and (run / "iter_0000006.pt").is_file()
+    pytest.importorskip("matplotlib")
+    assert (run / "curves.png").stat().st_size > 1000
+    loaded = load_file(path)
+    assert loaded.arch.name == "edsr" and loaded.scale == 2
+    x = torch.rand(1, 3, 10, 10)
+    with torch.no_grad():
+        assert torch.allclose(loaded.network(x), tr.ema.eval()(x))
+
+
+def test_config_errors_are_actionable(tmp_path, image_folder):
+    with pytest.raises(ConfigError, match="unknown setting"):
+        config_from_dict({"data": {"train_dirs": ["x"], "pach": 4}})
+    with pytest.raises(ConfigError, match="train_dirs"):
+        config_from_dict({})
+    bad = tmp_path / "bad.toml"
+    bad.write_text("name = [")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(bad)
+
+
+def test_shipped_configs_parse():
+    for path in sorted((ROOT / "configs").glob("*.toml")):
+        cfg = load_config(path)
+        assert cfg.data.train_dirs, path
+
+
+def test_degradations_are_seeded_and_each_stage_acts():
+    from sr_filter.evaluation import imresize
+
+    rng0 = np.random.default_rng(0)
+    hr = imresize(rng0.integers(0, 256, (6, 6, 3), dtype=np.uint8), size=(48, 48))
+    plain = degrade(hr, 4, DegradationConfig(), np.random.default_rng(1))
+    assert plain.shape == (12, 12, 3) and plain.dtype == np.uint8
+    assert np.array_equal(plain, imresize(hr, 0.25))
+    for stage in ("blur_prob", "noise_prob", "jpeg_prob", "video_prob"):
+        cfg = DegradationConfig(**{stage: 1.0})
+        a = degrade(hr, 4, cfg, np.random.default_rng(5))
+        b = degrade(hr, 4, cfg, np.random.default_rng(5))
+        assert np.array_equal(a, b), stage
+        assert not np.array_equal(a, plain), stage
+
+
+# ----------------------------------------------------------------------------- DDP and downloads
+
+
+def test_torchrun_ddp_runs_the_same_config(image_folder, tmp_path):
+    cfg = tmp_path / "ddp.toml"
+    cfg.write_text(f"""
+name = "ddp"
+out_dir = "{tmp_path.as_posix()}"
+threads = 1
+checkpoint_seconds = 0
+plot = false
+[model]
+arch = "edsr"
+settings = {{ num_feat = 8, num_block = 1, upsampler = "subpixel" }}
+[data]
+train_dirs = ["{image_folder.as_posix()}"]
+scale = 2
+patch = 8
+batch = 2
+[optim]
+iterations = 2
+[loss]
+l1 = 1.0
+adversarial = 0.01
+critic_feat = 8
+critic_depth = 2
+""")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                             "-m", "sr_filter.train", str(cfg)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        _, err = proc.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)  # the launcher and both workers
+        proc.communicate()
+        pytest.fail("torchrun did not finish in 180 s")
+    assert proc.returncode == 0, err[-2000:]
+    state = torch.load(tmp_path / "ddp" / "latest.pt", weights_only=True)
+    assert state["iteration"] == 2 and state["critic"] is not None
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:  # keep pytest output clean
+        pass
+
+
+def test_feature_weights_download_through_the_checked_fetch(tmp_path, monkeypatch):
+    """torchvision's server cannot be reached here, so a local HTTP server plays it."""
+    pytest.importorskip("sr_filter.weights")
+    from functools import partial
+
+    from sr_filter.errors import DownloadError
+    from sr_filter.training import features
+
+    served = tmp_path / "served"
+    served.mkdir()
+    torch.manual_seed(0)
+    ref = features.VGG19Features(features.vgg19_layer_names()["relu1_2"])
+    torch.save(ref.state_dict(), served / "vgg19-test.pth")
+    digest = hashlib.sha256((served / "vgg19-test.pth").read_bytes()).hexdigest()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(_Quiet, directory=str(served)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/vgg19-test.pth"
+        monkeypatch.setitem(features.PUBLISHED, "vgg19", features.PublishedWeights(url, digest[:8]))
+        monkeypatch.setenv("SR_FILTER_CACHE_DIR", str(tmp_path / "cache"))
+        monkeypatch.delenv("SR_FILTER_WEIGHTS_URL", raising=False)
+        monkeypatch.delenv("SR_FILTER_OFFLINE", raising=False)
+        with pytest.raises(DownloadError, match="no full sha256 pin"):
+            FeatureExtractor("vgg19", ("relu1_2",))
+        with pytest.raises(DownloadError, match="does not match"):
+            FeatureExtractor("vgg19", ("relu1_2",), sha256="0" * 64)
+        net = FeatureExtractor("vgg19", ("relu1_2",), sha256=digest)
+        assert (tmp_path / "cache" / "vgg19-test.pth").is_file()
+        for k, v in ref.state_dict().items():
+            assert torch.equal(net.net.state_dict()[k], v)
+        # a local copy is accepted when its hash has torchvision's prefix
+        FeatureExtractor("vgg19", ("relu1_2",), weights_path=str(served / "vgg19-test.pth"))
+    finally:
+        server.shutdown()
+
+
+def test_gram_loss_is_zero_for_equal_features_and_positive_otherwise():
+    f = torch.rand(2, 4, 8, 8)
+    assert float(gram_loss(f, f, 4)) == 0.0
+    assert float(gram_loss(f, torch.rand(2, 4, 8, 8), 4)) > 0.0
+
+
+def test_train_command_runs_a_config_and_resumes(image_folder, tmp_path):
+    from click.testing import CliRunner
+
+    from sr_filter.cli.train import train_cmd
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f"""
+name = "cli"
+out_dir = "{tmp_path.as_posix()}"
+threads = 1
+plot = false
+checkpoint_seconds = 0
+[model]
+arch = "srresnet"
+settings = {{ num_feat = 8, num_block = 1, norm = false }}
+[data]
+train_dirs = ["{image_folder.as_posix()}"]
+scale = 2
+patch = 8
+batch = 2
+[optim]
+iterations = 2
+""")
+    res = CliRunner().invoke(train_cmd, [str(cfg)])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "cli" / "model.pth").is_file()
+    cfg.write_text(cfg.read_text().replace("iterations = 2", "iterations = 3"))
+    res = CliRunner().invoke(train_cmd, [str(cfg)])
+    assert "resumed" in res.output and torch.load(tmp_path / "cli" / "latest.pt", weights_only=True)["iteration"] == 3
+
+
+def test_exported_model_loads_through_a_manifest_entry(image_folder, tmp_path):
+    from sr_filter.manifest import parse_manifest
+    from sr_filter.models import load_entry
+    from sr_filter.training.export import manifest_entry
+
+    tr = Trainer(_config(image_folder, tmp_path, optim={"iterations": 1}, val={"dirs": []}), log=lambda s: None)
+    path = tr.run(resume=False)
+    raw = manifest_entry(path, "test-edsr", description="test", packaged="builtin/test-edsr.pth")
+    manifest = parse_manifest({"manifest_version": 1, "default_preset": "photo",
+                               "presets": {"photo": {"models": ["test-edsr"]}}, "models": [raw]})
+    loaded = load_entry(manifest.get("test-edsr"), path)
+    x = torch.rand(1, 3, 9, 9)
+    with torch.no_grad():
+        assert torch.equal(loaded.network(x), tr.ema.eval()(x))
