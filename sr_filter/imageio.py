@@ -25,7 +25,7 @@ from PIL import Image
 
 from . import limits, png16, tiffio
 from .errors import ImageFormatError, ImageTooLargeError, OutputExistsError
-from .metadata import ImageMeta, cmyk_to_rgb, exif_for_output, orient, png_text, read_meta, scaled_dpi
+from .metadata import ImageMeta, cmyk_to_rgb, exif_for_output, orient, read_meta, scaled_dpi
 
 __all__ = [
     "FORMATS", "ImageMeta", "array_to_pil", "encode_image", "format_for", "pil_to_array", "read_image", "write_atomic",
@@ -68,13 +68,15 @@ def read_image(
         _check_size(name, png, scale, model_scale)
     image = _open(data, name)
     _check_size(name, png or _header_shape(image, data, name), scale, model_scale)
-    if image is not None:
-        meta, orientation = read_meta(image)
+    array, described = _decode(image, data, name)
+    if described is not None:  # metadata after decoding: Pillow finds PNG text and eXIf after IDAT
+        meta, orientation = read_meta(described)
     else:
         meta, orientation = ImageMeta(format="TIFF"), 1
+    if array.dtype != np.uint8 and not meta.mode.startswith(("I", "F")):
+        meta.mode = str(array.dtype)  # Pillow's mode name would claim 8 bits
     if meta.frames > 1:
         log.warning("%s has %d frames or pages; only the first is upscaled", name, meta.frames)
-    array = _decode(image, data, name, meta)
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise ImageFormatError(f"{name} has no pixels ({array.shape[1]}x{array.shape[0]})")
     return orient(array, orientation), meta
@@ -173,24 +175,19 @@ def _header_shape(image: Image.Image | None, data: bytes, name: str) -> tuple[in
     return width, height, min(bands, 4), itemsize
 
 
-def _decode(image: Image.Image | None, data: bytes, name: str, meta: ImageMeta) -> np.ndarray:
+def _decode(image: Image.Image | None, data: bytes, name: str) -> tuple[np.ndarray, Image.Image | None]:
+    """Pixels, and the Pillow image to read metadata from (None for a TIFF Pillow cannot open)."""
     try:
         if tiffio.is_tiff(data):
             array = tiffio.read_tiff(data, name)
             if array is not None:
-                if array.dtype != np.uint8:
-                    meta.mode = str(array.dtype)
-                return array
+                return array, image
             if image is None:
                 raise ImageFormatError(f"{name} is a TIFF layout this program cannot decode")
         if png16.is_png16_colour(image):
-            array, loaded = png16.decode_png16(data)
-            meta.text = png_text(loaded)
-            return array
+            return png16.decode_png16(data)
         image.seek(0)
         image.load()
-        if image.format == "PNG":
-            meta.text = png_text(image)
     except ImageFormatError:
         raise
     except (OSError, SyntaxError, ValueError, struct.error, EOFError, IndexError) as exc:
@@ -200,7 +197,17 @@ def _decode(image: Image.Image | None, data: bytes, name: str, meta: ImageMeta) 
         raise ImageFormatError(f"{name} cannot be decoded ({text})") from None
     except MemoryError:
         raise ImageTooLargeError(f"{name} does not fit in memory when decoded") from None
+    return _pixels(image), image
+
+
+def _pixels(image: Image.Image) -> np.ndarray:
+    """Pillow pixels as an array; CMYK through the ICC profile the image carries."""
+    meta = ImageMeta(icc_profile=image.info.get("icc_profile") or None)
     array, _ = pil_to_array(image, meta)
+    if image.mode == "CMYK":
+        image.info["icc_profile"] = meta.icc_profile  # now sRGB (or none), as the pixels are
+        if meta.icc_profile is None:
+            image.info.pop("icc_profile", None)
     return array
 
 
@@ -343,7 +350,8 @@ def encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None = None, *, 
                     info.add_itxt(key, value)
             options["pnginfo"] = info
         options["compress_level"] = 6
-    if fmt == "TIFF":
+    if fmt == "TIFF" and not _has_sub_ifd(exif):
+        # Pillow's compressing (libtiff) writer cannot store EXIF sub-IFDs; then stay uncompressed
         options["compression"] = "tiff_adobe_deflate"
     buffer = io.BytesIO()
     try:
@@ -351,6 +359,14 @@ def encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None = None, *, 
     except (OSError, ValueError, KeyError) as exc:
         raise ImageFormatError(f"cannot write {fmt}: {_first_line(exc)}") from None
     return buffer.getvalue()
+
+
+def _has_sub_ifd(exif: bytes | None) -> bool:
+    if not exif:
+        return False
+    data = Image.Exif()
+    data.load(exif)
+    return any(tag in data for tag in (0x8769, 0x8825))
 
 
 def _png_text(meta: ImageMeta) -> dict[str, str]:

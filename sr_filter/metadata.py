@@ -58,9 +58,10 @@ def orient(array: np.ndarray, orientation: int) -> np.ndarray:
 
 
 def read_meta(image: Image.Image) -> tuple[ImageMeta, int]:
-    """Metadata of an opened (not necessarily decoded) image, and its EXIF orientation."""
+    """Metadata of an opened image, and its EXIF orientation (PNGs: read after decoding)."""
     info = image.info
     meta = ImageMeta(
+        text=png_text(image) if image.format == "PNG" else {},
         format=image.format,
         icc_profile=info.get("icc_profile") or None,
         dpi=_dpi(info),
