@@ -127,7 +127,10 @@ def _open(data: bytes, name: str) -> Image.Image | None:
             return None
         if isinstance(exc, Image.UnidentifiedImageError):
             raise ImageFormatError(f"{name} is not a readable image (unknown or damaged format)") from None
-        raise ImageFormatError(f"{name} is not a readable image ({_first_line(exc)})") from None
+        text = _first_line(exc)
+        if "truncat" in text.lower() or isinstance(exc, (EOFError, struct.error)):
+            raise ImageFormatError(f"{name} is truncated or damaged ({text})") from None
+        raise ImageFormatError(f"{name} is not a readable image ({text})") from None
 
 
 def _png_header(data: bytes) -> tuple[int, int, int, int] | None:
@@ -192,7 +195,7 @@ def _decode(image: Image.Image | None, data: bytes, name: str) -> tuple[np.ndarr
         raise
     except (OSError, SyntaxError, ValueError, struct.error, EOFError, IndexError) as exc:
         text = _first_line(exc)
-        if "truncated" in text or "broken" in text or isinstance(exc, EOFError):
+        if "truncat" in text.lower() or "broken" in text or isinstance(exc, EOFError):
             raise ImageFormatError(f"{name} is truncated or damaged ({text})") from None
         raise ImageFormatError(f"{name} cannot be decoded ({text})") from None
     except MemoryError:

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 from dataclasses import dataclass, field
@@ -124,8 +125,9 @@ def scaled_dpi(dpi: tuple[float, float] | None, scale: float) -> tuple[float, fl
     return (round(dpi[0] * scale, 3), round(dpi[1] * scale, 3))
 
 
+@functools.lru_cache(maxsize=1)
 def srgb_profile() -> bytes:
-    """An sRGB ICC profile (from LittleCMS through Pillow)."""
+    """An sRGB ICC profile (from LittleCMS through Pillow; made once, its header holds a date)."""
     from PIL import ImageCms
 
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()

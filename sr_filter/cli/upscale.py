@@ -78,8 +78,13 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, device, pr
     if not jobs:
         return
     check_writable(jobs)
-    if not quiet:
-        click.echo(f"sr-filter: using {upscaler.describe()}, licence {upscaler.model.license}", err=True)
+    announced = []
+
+    def announce() -> None:  # once, after the first image has been read: a bad input stays one line
+        if not announced and not quiet:
+            click.echo(f"sr-filter: using {upscaler.describe()}, licence {upscaler.model.license}", err=True)
+        announced.append(True)
+
     progress = ProgressLine(enabled=None if not quiet else False)
     failed: list[tuple[Job, str]] = []
     batch = len(jobs) > 1
@@ -90,7 +95,7 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, device, pr
             progress.set_label(f"{number}/{len(jobs)} {Path(name).name}" if batch else Path(name).name)
             started = time.monotonic()
             try:
-                process(upscaler, job, scale=scale, fmt=fmt, quality=quality, overwrite=overwrite, progress=progress)
+                process(upscaler, job, scale=scale, fmt=fmt, quality=quality, overwrite=overwrite, progress=progress, announce=announce)
             except (SrFilterError, MemoryError, OSError) as exc:
                 progress.finish()
                 message = _describe_failure(job, exc)
@@ -238,13 +243,15 @@ def _renamed(relative: Path, fmt: str | None) -> Path:
     return relative.with_suffix("." + fmt.lower().lstrip(".")) if fmt else relative
 
 
-def process(upscaler: Upscaler, job: Job, *, scale, fmt, quality, overwrite, progress) -> None:
+def process(upscaler: Upscaler, job: Job, *, scale, fmt, quality, overwrite, progress, announce=None) -> None:
     """Read, upscale, encode and atomically write one image."""
     factor = float(scale or upscaler.scale)
     if job.source is None:
         array, meta = imageio.read_image(sys.stdin.buffer.read(), scale=factor, model_scale=upscaler.scale)
     else:
         array, meta = imageio.read_image(job.source, scale=factor, model_scale=upscaler.scale)
+    if announce is not None:
+        announce()
     result = upscaler.upscale_array(array, scale, progress=progress)
     factor = result.shape[1] / array.shape[1]
     if job.target is None:
