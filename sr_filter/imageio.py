@@ -334,6 +334,8 @@ def encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None = None, *, 
         options["dpi"] = dpi
     if fmt in ("JPEG", "WEBP"):
         options["quality"] = quality if quality is not None else (95 if fmt == "JPEG" else 90)
+        if fmt == "WEBP" and options["quality"] == 100:
+            options["lossless"] = True  # --quality 100: lossless WebP
         if meta.xmp:
             options["xmp"] = meta.xmp
     if fmt == "JPEG" and options["quality"] >= 90:

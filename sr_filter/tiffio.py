@@ -46,10 +46,11 @@ def read_tiff(data: bytes, name: str) -> np.ndarray | None:
     """First page as HxW / HxWxC (C = 1..4) uint8, uint16 or float32; None to let Pillow decode it."""
     import tifffile
 
+    bits, photometric = 8, -1
     try:
         with tifffile.TiffFile(io.BytesIO(data)) as tif:
             page = tif.pages[0]
-            photometric = int(page.photometric)
+            photometric, bits = int(page.photometric), int(page.bitspersample)
             if photometric not in (_MINISWHITE, _MINISBLACK, _RGB):
                 return None
             array = page.asarray()
@@ -57,9 +58,12 @@ def read_tiff(data: bytes, name: str) -> np.ndarray | None:
             extras = tuple(int(e) for e in page.extrasamples)
     except Exception as exc:  # noqa: BLE001 - tifffile raises many kinds for undecodable files
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if "imagecodecs" in text:
-            log.info("tifffile cannot decode %s (%s); falling back to Pillow", name, text)
-            return None  # e.g. LZW or JPEG compression without the optional imagecodecs package
+        if "imagecodecs" in text:  # e.g. LZW or JPEG compression without the optional imagecodecs package
+            deep = bits > 8 and photometric == _RGB
+            (log.warning if deep else log.info)(
+                "%s: %s; decoding it with Pillow%s", name, text, " at 8 bits per channel (pip install imagecodecs keeps 16)" if deep else ""
+            )
+            return None
         raise ImageFormatError(f"{name} is not a readable TIFF ({text})") from None
     array = _to_yxs(array, axes)
     if array.dtype.kind == "f":

@@ -71,6 +71,8 @@ def test_quality_changes_lossy_output(bird):
     large = imageio.encode_image(bird, "JPEG", quality=95)
     assert len(small) < len(large) / 2
     assert len(imageio.encode_image(bird, "WEBP", quality=10)) < len(imageio.encode_image(bird, "WEBP", quality=95))
+    lossless, _ = imageio.read_image(imageio.encode_image(bird, "WEBP", quality=100))
+    assert np.array_equal(lossless, bird)
 
 
 def test_grey_and_grey_alpha_stay_grey(bird):
@@ -231,6 +233,15 @@ def test_tiff_layouts():
     assert got.dtype == np.float32 and np.array_equal(got, floats)
     eight, _ = imageio.read_image(_tiff(np.moveaxis((rgb >> 8).astype(np.uint8), -1, 0), photometric="rgb", planarconfig="separate"))
     assert np.array_equal(eight, (rgb >> 8).astype(np.uint8))
+
+
+def test_lzw_tiff_decodes_with_or_without_imagecodecs(bird):
+    """tifffile needs the optional imagecodecs for LZW; without it Pillow decodes (grey 16-bit stays 16)."""
+    back, _ = imageio.read_image(_save(Image.fromarray(bird), "TIFF", compression="tiff_lzw"))
+    assert np.array_equal(back, bird)
+    grey = (np.arange(48 * 64, dtype=np.uint16).reshape(48, 64) * 21)
+    back, _ = imageio.read_image(_save(Image.fromarray(grey), "TIFF", compression="tiff_lzw"))
+    assert back.dtype == np.uint16 and np.array_equal(back, grey)
 
 
 def test_tiff_output_keeps_alpha_icc_and_scales_dpi():

@@ -59,7 +59,8 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, device, pr
     if fmt is not None:
         imageio.format_for("", fmt)  # validate early
     inputs = expand_inputs(list(inputs))
-    if output == "-" and sys.stdout.isatty():
+    to_stdout = output == "-" or (output is None and inputs == ["-"])
+    if to_stdout and sys.stdout.isatty():
         raise click.UsageError("refusing to write image data to a terminal; redirect standard output or use -o FILE")
     upscaler = Upscaler(model or preset, device=device, precision=precision, tile=tile, offline=offline)
     jobs = plan_jobs(inputs, output, f"{scale:g}" if scale else str(upscaler.scale), fmt)
