@@ -216,3 +216,24 @@ def test_ctrl_c_leaves_no_partial_file(tmp_path, set14):
     assert "interrupted" in err and "Traceback" not in err and stdout == b""
     assert sorted(p.name for p in out.iterdir()) == ["a_small.png"]  # no partial, no temporary file
     assert Image.open(out / "a_small.png").size == (96, 96)
+
+
+def test_batch_guards(crop, tmp_path):
+    """Outputs nested in the input folder are not read back; clashing outputs and in-place runs are refused."""
+    src = tmp_path / "in"
+    (src / "a").mkdir(parents=True)
+    (src / "b").mkdir()
+    Image.fromarray(crop).save(src / "a" / "x.png")
+    Image.fromarray(crop).save(src / "b" / "x.png")
+    clash = run(src / "a" / "x.png", src / "b" / "x.png", "-o", tmp_path / "flat", "--preset", "cartoon")
+    assert clash.returncode == 2 and b"would both be written to" in clash.stderr and b"Traceback" not in clash.stderr
+    assert not (tmp_path / "flat").exists()
+    for sub in ("a", "b"):  # outputs of an earlier run, in a folder inside the input folder
+        (src / "up" / sub).mkdir(parents=True)
+        Image.fromarray(crop).resize((128, 96)).save(src / "up" / sub / "x.png")
+    second = run(src, "-o", src / "up", "--preset", "cartoon", "--skip-existing")
+    assert second.returncode == 0 and b"skipping 2 existing" in second.stderr, second.stderr
+    assert sorted(str(p.relative_to(src)) for p in src.rglob("*.png")) == ["a/x.png", "b/x.png", "up/a/x.png", "up/b/x.png"]
+    in_place = run(src, "-o", src, "--preset", "cartoon")
+    assert in_place.returncode == 1 and b"is the input file; use --overwrite" in in_place.stderr
+    assert Image.open(src / "a" / "x.png").size == (32, 24)

@@ -190,6 +190,12 @@ def test_16bit_survives_the_whole_upscale(cartoon, bird):
     assert np.array_equal(tiff, out)
 
 
+def test_pil_16bit_grey_through_the_api(cartoon):
+    grey = (np.arange(20 * 24, dtype=np.uint16).reshape(20, 24) * 131)
+    out = cartoon.upscale(Image.fromarray(grey))
+    assert out.mode == "I;16" and out.size == (96, 80) and len(np.unique(np.asarray(out))) > 256
+
+
 # -- TIFF layouts ----------------------------------------------------------------------------
 def _tiff(array: np.ndarray, **kwargs) -> bytes:
     buffer = io.BytesIO()

@@ -101,7 +101,7 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, device, pr
                 progress.finish()
                 message = _describe_failure(job, exc)
                 if not batch:
-                    raise SrFilterError(message) from None
+                    raise (type(exc) if isinstance(exc, SrFilterError) else SrFilterError)(message) from None
                 failed.append((job, message))
                 click.echo(f"sr-filter: error: {message}", err=True)
                 continue
@@ -179,10 +179,14 @@ def plan_jobs(inputs: list[str], output: str | None, label: str, fmt: str | None
     for item in inputs:
         path = Path(item)
         if path.is_dir():
+            nested = out_dir.resolve() != path.resolve() and _inside(out_dir, path)
+            found = len(jobs)
             for file in sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in imageio.FORMATS):
-                if _inside(file, out_dir):
+                if nested and _inside(file, out_dir):
                     continue  # earlier outputs in an output folder nested inside the input folder
                 jobs.append(Job(file, out_dir / _renamed(file.relative_to(path), fmt)))
+            if len(jobs) == found:
+                raise ImageFormatError(f"no image files ({', '.join(sorted({k[1:] for k in imageio.FORMATS}))}) in {path}")
         elif path.is_file():
             jobs.append(Job(path, out_dir / _renamed(Path(path.name), fmt)))
         else:
