@@ -58,21 +58,23 @@ def read_image(
 
     The header is read first: an empty (0-pixel) image, or one whose decoding and upscaling by
     ``scale`` (default 1) would not fit in available memory, is refused before any pixel is
-    decoded (``model_scale``, the network's own factor, refines that estimate). EXIF orientation is applied to the pixels. 16-bit and float data stay 16-bit /
-    float (TIFF through tifffile, 16-bit colour PNG through :mod:`sr_filter.png16`).
+    decoded (``model_scale``, the network's own factor, refines that estimate). EXIF
+    orientation is applied to the pixels. 16-bit and float data stay 16-bit / float (TIFF
+    through tifffile, 16-bit colour PNG through :mod:`sr_filter.png16`).
     """
     name = name or (str(source) if isinstance(source, (str, Path)) else "standard input")
     data = _read_bytes(source, name)
-    png = _png_header(data) or _jpeg_header(data)
-    if png is not None:  # sized before Pillow's own, fixed decompression-bomb limit can pre-empt us
-        _check_size(name, png, scale, model_scale)
+    header = _png_header(data) or _jpeg_header(data)
+    if header is not None:  # sized before Pillow's own, fixed decompression-bomb limit can pre-empt us
+        _check_size(name, header, scale, model_scale)
     image = _open(data, name)
-    _check_size(name, png or _header_shape(image, data, name), scale, model_scale)
+    _check_size(name, header or _header_shape(image, data, name), scale, model_scale)
     array, described = _decode(image, data, name)
     if described is not None:  # metadata after decoding: Pillow finds PNG text and eXIf after IDAT
         meta, orientation = read_meta(described)
-    else:
-        meta, orientation = ImageMeta(format="TIFF"), 1
+    else:  # a TIFF only tifffile can open (float colour, many samples): its tags
+        icc, dpi, orientation = tiffio.tiff_meta(data)
+        meta = ImageMeta(format="TIFF", icc_profile=icc, dpi=dpi)
     if array.dtype != np.uint8 and not meta.mode.startswith(("I", "F")):
         meta.mode = str(array.dtype)  # Pillow's mode name would claim 8 bits
     if meta.frames > 1:

@@ -42,6 +42,27 @@ def tiff_shape(data: bytes) -> tuple[int, int, int, int] | None:
         return None
 
 
+def tiff_meta(data: bytes) -> tuple[bytes | None, tuple[float, float] | None, int]:
+    """(ICC profile, DPI, EXIF orientation) from the first page's tags, for TIFFs Pillow cannot open."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(io.BytesIO(data)) as tif:
+            tags = tif.pages[0].tags
+            icc = tags.get("InterColorProfile")
+            orientation = tags.get("Orientation")
+            xres, yres, unit = tags.get("XResolution"), tags.get("YResolution"), tags.get("ResolutionUnit")
+            dpi = None
+            if xres is not None and yres is not None:
+                per = {2: 1.0, 3: 2.54}.get(int(unit.value) if unit is not None else 2)
+                x, y = (v.value[0] / v.value[1] if isinstance(v.value, tuple) else float(v.value) for v in (xres, yres))
+                if per and x > 0 and y > 0:
+                    dpi = (round(x * per, 3), round(y * per, 3))
+            return (bytes(icc.value) if icc is not None else None), dpi, int(orientation.value) if orientation is not None else 1
+    except Exception:  # noqa: BLE001 - metadata is optional; the pixels decide readability
+        return None, None, 1
+
+
 def read_tiff(data: bytes, name: str) -> np.ndarray | None:
     """First page as HxW / HxWxC (C = 1..4) uint8, uint16 or float32; None to let Pillow decode it."""
     import tifffile

@@ -250,6 +250,19 @@ def test_lzw_tiff_decodes_with_or_without_imagecodecs(bird):
     assert back.dtype == np.uint16 and np.array_equal(back, grey)
 
 
+def test_tiff_tags_when_only_tifffile_can_open_it():
+    """Float RGB and five-sample TIFFs: Pillow cannot open them, their ICC, DPI and orientation still count."""
+    rgb = np.random.default_rng(2).random((6, 10, 3)).astype(np.float32)
+    for array, kwargs in [(rgb, {}), ((np.random.default_rng(3).random((6, 10, 5)) * 65535).astype(np.uint16), {"extrasamples": ["unassalpha", "unspecified"]})]:
+        data = _tiff(array, photometric="rgb", resolution=(100, 100), resolutionunit="CENTIMETER",
+                     extratags=[(274, "H", 1, 6, True), (34675, 7, len(srgb_profile()), srgb_profile(), True)], **kwargs)
+        with pytest.raises(Image.UnidentifiedImageError):  # the precondition: Pillow cannot open it
+            Image.open(io.BytesIO(data))
+        got, meta = imageio.read_image(data)
+        assert got.shape[:2] == (10, 6) and np.array_equal(got[..., :3], np.rot90(array[..., :3], -1))
+        assert meta.icc_profile == srgb_profile() and meta.dpi == pytest.approx((254, 254))
+
+
 def test_tiff_output_keeps_alpha_icc_and_scales_dpi():
     rgba = (np.random.default_rng(5).random((6, 8, 4)) * 65535).astype(np.uint16)
     data = imageio.encode_image(rgba, "TIFF", ImageMeta(icc_profile=srgb_profile(), dpi=(300.0, 300.0)), scale=2)
