@@ -325,8 +325,8 @@ def encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None = None, *, 
         log.warning("%s has no transparency; flattening the alpha channel onto white", fmt)
         array = _flatten_on_white(array)
     image = array_to_pil(array)
-    if fmt == "BMP" and image.mode == "LA":
-        image = image.convert("RGBA")
+    if fmt == "GIF" and image.mode == "LA":
+        image = image.convert("RGBA")  # Pillow's GIF writer keeps transparency only from RGBA
     options: dict[str, Any] = {}
     if icc:
         options["icc_profile"] = icc

@@ -66,6 +66,27 @@ def test_rgb_round_trip_every_format(bird, fmt):
         assert error.mean() < 2.5  # lossy at quality 100 (WebP's lossy mode is 4:2:0)
 
 
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF"])
+def test_every_layout_and_depth_can_be_written(fmt):
+    rng = np.random.default_rng(4)
+    for channels in (0, 1, 2, 3, 4):
+        for dtype, top in ((np.uint8, 255), (np.uint16, 65535), (np.float32, 1)):
+            array = (rng.random((9, 7) if channels == 0 else (9, 7, channels)) * top).astype(dtype)
+            if channels in (2, 4):
+                array[..., -1] = np.where(np.arange(7) < 3, 0, top)[None, :]
+            back, _ = imageio.read_image(imageio.encode_image(array, fmt))
+            label = (fmt, channels, dtype.__name__)
+            assert back.shape[:2] == (9, 7), label
+            has_alpha = back.ndim == 3 and back.shape[2] in (2, 4)
+            assert has_alpha == (channels in (2, 4) and fmt in ("PNG", "WEBP", "TIFF", "GIF")), label
+            if has_alpha:
+                assert np.array_equal(back[..., -1] == 0, array[..., -1] == 0), label
+            if fmt in ("PNG", "TIFF"):
+                assert back.shape == array.shape or (channels == 1 and back.shape == array.shape[:2]), label
+                expected = {np.uint8: np.uint8, np.uint16: np.uint16, np.float32: np.uint16 if fmt == "PNG" else np.float32}
+                assert back.dtype == expected[dtype], label
+
+
 def test_quality_changes_lossy_output(bird):
     small = imageio.encode_image(bird, "JPEG", quality=20)
     large = imageio.encode_image(bird, "JPEG", quality=95)
