@@ -237,3 +237,35 @@ def test_batch_guards(crop, tmp_path):
     in_place = run(src, "-o", src, "--preset", "cartoon")
     assert in_place.returncode == 1 and b"is the input file; use --overwrite" in in_place.stderr
     assert Image.open(src / "a" / "x.png").size == (32, 24)
+
+
+def test_progress_bar_on_a_terminal_only(set5, tmp_path):
+    """On a terminal, stderr shows one bar over the whole batch; with a pipe (the tests above) none."""
+    import pty
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("a.png", "b.png"):
+        Image.open(set5 / "head.png").crop((0, 0, 64, 64)).save(src / name)  # four 32-pixel tiles each
+    leader, follower = pty.openpty()
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "sr_filter", src, "-o", tmp_path / "out", "--preset", "cartoon", "--tile", "32"],
+                            stdout=subprocess.PIPE, stderr=follower, env=env)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 4096)
+        except OSError:  # the terminal closes when the process ends
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=120)
+    os.close(leader)
+    text = b"".join(chunks).decode(errors="replace")
+    assert proc.returncode == 0, text
+    assert "\r1/2 a.png" in text and "\r2/2 b.png" in text and "100%" in text
+    bars = [line for line in text.replace("\r\n", "\n").split("\r") if "2/2 b.png" in line and "%" in line]
+    assert bars and all(int(line.split("]")[1].strip().split("%")[0]) >= 50 for line in bars)  # overall, not per file
+    assert any("1/2 a.png" in line and "%" in line and int(line.split("]")[1].strip().split("%")[0]) < 50 for line in text.split("\r"))

@@ -96,7 +96,8 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, device, pr
             progress.set_label(f"{number}/{len(jobs)} {Path(name).name}" if batch else Path(name).name)
             started = time.monotonic()
             try:
-                process(upscaler, job, scale=scale, fmt=fmt, quality=quality, overwrite=overwrite, progress=progress, announce=announce)
+                report = overall(progress, number - 1, len(jobs)) if batch else progress
+                process(upscaler, job, scale=scale, fmt=fmt, quality=quality, overwrite=overwrite, progress=report, announce=announce)
             except (SrFilterError, MemoryError, OSError) as exc:
                 progress.finish()
                 message = _describe_failure(job, exc)
@@ -122,6 +123,15 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, device, pr
             click.echo(f"sr-filter: failed: {job.source}", err=True)
     if failed:
         ctx.exit(1)
+
+
+def overall(progress: ProgressLine, finished: int, count: int):
+    """A per-image progress callback that moves one bar over the whole batch."""
+
+    def report(done: int, total: int) -> None:
+        progress(finished * 1000 + (done * 1000 // total if total else 1000), count * 1000)
+
+    return report
 
 
 def _describe_failure(job: Job, exc: BaseException) -> str:
