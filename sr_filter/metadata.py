@@ -69,7 +69,7 @@ def read_meta(image: Image.Image) -> tuple[ImageMeta, int]:
         xmp=_bytes(info.get("xmp")),
         comment=_bytes(info.get("comment")),
         mode=image.mode,
-        frames=int(getattr(image, "n_frames", 1) or 1),
+        frames=1 if image.format == "MPO" else int(getattr(image, "n_frames", 1) or 1),  # MPO: camera previews
     )
     orientation = 1
     try:

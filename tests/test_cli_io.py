@@ -269,3 +269,17 @@ def test_progress_bar_on_a_terminal_only(set5, tmp_path):
     bars = [line for line in text.replace("\r\n", "\n").split("\r") if "2/2 b.png" in line and "%" in line]
     assert bars and all(int(line.split("]")[1].strip().split("%")[0]) >= 50 for line in bars)  # overall, not per file
     assert any("1/2 a.png" in line and "%" in line and int(line.split("]")[1].strip().split("%")[0]) < 50 for line in text.split("\r"))
+
+
+def test_no_image_data_from_or_to_a_terminal():
+    import pty
+
+    leader, follower = pty.openpty()
+    try:
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        done = subprocess.run([sys.executable, "-m", "sr_filter", "-", "--preset", "cartoon"], stdin=follower,
+                              capture_output=True, env=env, timeout=120)
+    finally:
+        os.close(leader)
+        os.close(follower)
+    assert done.returncode == 2 and b"standard input, which is a terminal" in done.stderr and done.stdout == b""

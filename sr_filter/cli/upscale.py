@@ -59,6 +59,8 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, device, pr
     if fmt is not None:
         imageio.format_for("", fmt)  # validate early
     inputs = expand_inputs(list(inputs))
+    if inputs == ["-"] and sys.stdin.isatty():
+        raise click.UsageError("'-' reads an image from standard input, which is a terminal; pipe or redirect a file into it")
     to_stdout = output == "-" or (output is None and inputs == ["-"])
     if to_stdout and sys.stdout.isatty():
         raise click.UsageError("refusing to write image data to a terminal; redirect standard output or use -o FILE")
