@@ -30,6 +30,18 @@ def test_pil_in_pil_out(set5):
     assert isinstance(out, Image.Image) and out.size == (240, 200) and out.mode == "RGB"
 
 
+def test_pil_colour_profile_is_kept(set5):
+    from PIL import ImageCms
+
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    image = Image.open(set5 / "head.png").crop((0, 0, 30, 20))
+    image.info["icc_profile"] = profile
+    out = sr_filter.upscale(image, preset="cartoon")
+    assert out.info["icc_profile"] == profile
+    cmyk = image.convert("CMYK")  # no profile: plain conversion, no profile invented
+    assert "icc_profile" not in sr_filter.upscale(cmyk, preset="cartoon").info
+
+
 def test_matches_reference_implementation_end_to_end(cartoon, baby):
     """uint8 in, uint8 out through the whole pipeline: within 1 level of spandrel's output."""
     sp = spandrel()
