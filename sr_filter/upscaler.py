@@ -19,10 +19,9 @@ from .tiling import ArraySink, Progress, Sink, run_tiled
 
 log = logging.getLogger(__name__)
 
-#: rough fp32 bytes of activations per input pixel, per architecture (used to size tiles)
-_BYTES_PER_PIXEL = {"srvgg": 2_000, "rrdbnet": 12_000}
-_DEFAULT_BYTES_PER_PIXEL = 8_000
 _MAX_AUTO_TILE = 1024
+#: the CPU never plans more than this for one forward pass (RAM is shared with the output)
+_CPU_BUDGET = 2 << 30
 
 
 class Upscaler:
@@ -187,13 +186,14 @@ class Upscaler:
     def _tile_for(self, height: int, width: int) -> int:
         if self.tile != "auto":
             return int(self.tile)
-        per_pixel = _BYTES_PER_PIXEL.get(self.model.arch.name, _DEFAULT_BYTES_PER_PIXEL)
+        # measured peak activation bytes per input pixel (benchmarks/bench_memory.py), with margin
+        per_pixel = int(self.model.arch.bytes_per_pixel(self.model.params))
         if self.dtype != torch.float32:
             per_pixel //= 2
         per_pixel *= self.batch
         if self.device.type == "cpu":
-            budget = min(free_memory(self.device) // 4, 2 << 30)
-        else:
+            budget = min(free_memory(self.device) // 4, _CPU_BUDGET)
+        else:  # CUDA: mem_get_info's free bytes; half of it leaves room for cuDNN workspaces
             budget = int(free_memory(self.device) * 0.5)
         if height * width * per_pixel <= budget:
             return 0  # whole image fits

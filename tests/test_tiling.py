@@ -27,11 +27,15 @@ CASES = [
 
 
 @pytest.mark.parametrize("length,tile,pad,multiple", CASES)
-def test_spans_partition_the_axis_with_equal_windows(length, tile, pad, multiple):
-    spans = plan_spans(length, tile, pad, multiple)
+@pytest.mark.parametrize("equal", [True, False])
+def test_spans_partition_the_axis_with_context(length, tile, pad, multiple, equal):
+    spans = plan_spans(length, tile, pad, multiple, equal)
     assert spans[0].lo == 0 and spans[-1].hi == length
     assert all(a.hi == b.lo for a, b in zip(spans, spans[1:]))  # cores partition, in order
-    assert len({s.size for s in spans}) == 1  # one window shape: tiles batch together
+    if equal:
+        assert len({s.size for s in spans}) == 1  # one window shape: tiles batch together
+    else:
+        assert all(s.start == max(0, s.lo - pad - (-pad % multiple)) for s in spans)  # tight windows
     cores = [s.hi - s.lo for s in spans]
     assert min(cores) > 0 and max(cores) <= max(tile, multiple) and max(cores) - min(cores) <= multiple  # no slivers
     for s in spans:
@@ -53,8 +57,9 @@ def test_image_smaller_than_a_tile_is_one_window():
 
 @pytest.mark.parametrize("length,tile,pad,multiple", CASES[::3])
 @pytest.mark.parametrize("band,scale", [(0, 4), (8, 4), (8, 2), (5, 3), (16, 1)])
-def test_ramps_sum_to_one_and_stay_inside_the_context(length, tile, pad, multiple, band, scale):
-    spans = plan_spans(length, tile, pad + (band + 1) // 2, multiple)
+@pytest.mark.parametrize("equal", [True, False])
+def test_ramps_sum_to_one_and_stay_inside_the_context(length, tile, pad, multiple, band, scale, equal):
+    spans = plan_spans(length, tile, pad + (band + 1) // 2, multiple, equal)
     total = torch.zeros(length * scale, dtype=torch.float64)
     for s in spans:
         first, w = ramp(s, length, scale, band)
@@ -89,13 +94,13 @@ def _small_srvgg(scale=4, num_conv=3, seed=0):
 
 
 @pytest.mark.parametrize("height,width,tile", [(37, 53, 16), (64, 64, 32), (5, 70, 32), (20, 20, 64), (1, 1, 32), (33, 97, 32)])
-@pytest.mark.parametrize("band", [0, 8])
-def test_tiled_equals_whole_when_context_covers_the_field(height, width, tile, band):
+@pytest.mark.parametrize("band,batch", [(0, 1), (8, 1), (0, 3), (8, 3)])
+def test_tiled_equals_whole_when_context_covers_the_field(height, width, tile, band, batch):
     net = _small_srvgg()
     x = torch.rand(1, 3, height, width)
     with torch.inference_mode():
         whole = net(x)
-        tiled = run_tiled(net, x, 4, tile=tile, context=5, band=band)
+        tiled = run_tiled(net, x, 4, tile=tile, context=5, band=band, batch=batch)
     assert (tiled - whole).abs().max() < 1e-5
 
 
