@@ -6,7 +6,8 @@ Run by hand (see benchmarks/README.md for the install line):
     python benchmarks/bench_tiling.py --repeats 5 --tile 256 --models realesr-animevideov3
 
 For each model x input x engine it prints output megapixels per second (best of ``--repeats``
-uint8-in/uint8-out runs, the two engines interleaved so load on a shared machine hits both),
+uint8-in/uint8-out runs, the two engines interleaved so load on a shared machine hits both;
+the CPU-time column is less sensitive to other processes than wall time),
 peak RSS (and peak CUDA memory on a GPU) of a fresh process doing one run, and the max
 difference of the tiled output from the same engine's whole-image output, in 1/255 steps.
 Each run is a separate process so peak RSS is per run. Ratios are sr-filter / RealESRGANer.
@@ -81,14 +82,15 @@ def child(engine: str, model: str, image_path: str, tile: int, tile_pad: int, de
     if device.startswith("cuda"):
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     out = go()
     if device.startswith("cuda"):
         torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     np.save(save, out)
     report = {
         "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
         "rss_mb": _peak_rss_mb(),
         "cuda_mb": torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else None,
     }
@@ -146,7 +148,7 @@ def main() -> None:
     print(f"tile {args.tile} for both; RealESRGANer tile_pad {args.tile_pad}, pre_pad 0, "
           f"{'fp16' if args.device.startswith('cuda') else 'fp32'}; best of {args.repeats} runs; uint8 RGB in and out\n")
     engines = ("sr-filter", "RealESRGANer")
-    header = f"{'model':30s} {'input':15s} {'engine':13s} {'out MP/s':>9s} {'peak RSS MB':>12s} {'CUDA MB':>8s} {'max diff':>9s}"
+    header = f"{'model':30s} {'input':15s} {'engine':13s} {'out MP/s':>9s} {'CPU s':>7s} {'peak RSS MB':>12s} {'CUDA MB':>8s} {'max diff':>9s}"
     print(header)
     print("-" * len(header))
     ratios = []
@@ -157,7 +159,7 @@ def main() -> None:
             for label, image in inputs.items():
                 shape = np.load(image).shape
                 out_mp = shape[0] * shape[1] * MODELS[model] ** 2 / 1e6
-                stats = {e: {"seconds": [], "rss_mb": [], "cuda_mb": []} for e in engines}
+                stats = {e: {"seconds": [], "cpu_seconds": [], "rss_mb": [], "cuda_mb": []} for e in engines}
                 for rep in range(args.repeats):
                     for engine in engines if rep % 2 == 0 else reversed(engines):
                         r = run_child(engine, model, image, args.tile, args.tile_pad, args.device, tmp / f"{engine}-tiled.npy")
@@ -169,17 +171,18 @@ def main() -> None:
                     tiled = np.load(tmp / f"{engine}-tiled.npy").astype(int)
                     whole = np.load(tmp / f"{engine}-whole.npy").astype(int)
                     s = stats[engine]
-                    row[engine] = (out_mp / min(s["seconds"]), min(s["rss_mb"]), np.abs(tiled - whole).max())
+                    row[engine] = (out_mp / min(s["seconds"]), min(s["rss_mb"]), np.abs(tiled - whole).max(), min(s["cpu_seconds"]))
                     cuda = f"{min(s['cuda_mb']):8.0f}" if s["cuda_mb"][0] is not None else f"{'-':>8s}"
-                    print(f"{model:30s} {label:15s} {engine:13s} {row[engine][0]:9.3f} {row[engine][1]:12.0f} {cuda} {row[engine][2]:9d}", flush=True)
+                    print(f"{model:30s} {label:15s} {engine:13s} {row[engine][0]:9.3f} {row[engine][3]:7.1f} {row[engine][1]:12.0f} {cuda} {row[engine][2]:9d}", flush=True)
                 cross = np.abs(np.load(tmp / "sr-filter-whole.npy").astype(int) - np.load(tmp / "RealESRGANer-whole.npy").astype(int)).max()
                 speed = row["sr-filter"][0] / row["RealESRGANer"][0]
                 rss = row["sr-filter"][1] / row["RealESRGANer"][1]
-                ratios.append((model, label, speed, rss, cross))
-                print(f"{'':30s} {'':15s} {'ratio':13s} {speed:8.2f}x {rss:11.2f}x {'':8s}  (whole-image outputs of the two differ by {cross})", flush=True)
-    print("\nratios sr-filter / RealESRGANer: speed (higher is better), peak RSS (lower is better)")
-    for model, label, speed, rss, cross in ratios:
-        print(f"  {model:30s} {label:15s} speed {speed:5.2f}x   peak RSS {rss:5.2f}x")
+                cpu = row["RealESRGANer"][3] / row["sr-filter"][3]
+                ratios.append((model, label, speed, cpu, rss, cross))
+                print(f"{'':30s} {'':15s} {'ratio':13s} {speed:8.2f}x {cpu:6.2f}x {rss:11.2f}x {'':8s}  (whole-image outputs of the two differ by {cross})", flush=True)
+    print("\nratios sr-filter / RealESRGANer: speed by wall clock and by CPU time (higher is better), peak RSS (lower is better)")
+    for model, label, speed, cpu, rss, cross in ratios:
+        print(f"  {model:30s} {label:15s} speed {speed:5.2f}x   CPU-time speed {cpu:5.2f}x   peak RSS {rss:5.2f}x")
 
 
 def _has_cuda() -> bool:
