@@ -1,4 +1,4 @@
-"""Overlapping tiles: planning (pure) and blended execution into a preallocated output.
+"""Overlapping tiles: planning (pure) and blended execution streamed into a preallocated output.
 
 Every tile owns a *core* rectangle of the input; the cores partition the image. The network
 sees a larger *window* around the core (``pad`` pixels of context on each side, shifted inward at
@@ -7,8 +7,12 @@ blended with linear ramps ``band`` input pixels wide centred on each core bounda
 neighbours sum to exactly one, so wherever the context (``pad - band/2``) covers the network's
 receptive field the tiled result equals whole-image inference up to float rounding.
 
+Tiles run one row of tiles at a time. Only that row is accumulated in float32; finished output
+rows go to a *sink* at once (a float32 tensor, or a uint8/uint16 numpy image converted row band
+by row band), so peak memory is the output image in its final dtype plus one row of tiles.
+
 On out-of-memory the failing batch is retried one tile at a time, then the failing tile is split
-into four smaller ones (finished tiles are kept), down to a minimum size.
+into four smaller ones (finished tiles are kept), down to ``MIN_TILE``.
 """
 
 from __future__ import annotations
@@ -16,8 +20,9 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Protocol
 
+import numpy as np
 import torch
 
 from .device import is_oom
@@ -47,28 +52,53 @@ class Tile:
     def area(self) -> int:
         return (self.y.hi - self.y.lo) * (self.x.hi - self.x.lo)
 
+    @property
+    def shape(self) -> tuple[int, int]:
+        """Window shape (height, width); tiles of equal shape can share a batch."""
+        return self.y.size, self.x.size
+
+    @property
+    def edge(self) -> int:
+        return max(self.y.hi - self.y.lo, self.x.hi - self.x.lo)
+
 
 def _round_up(n: int, multiple: int) -> int:
     return -(-n // multiple) * multiple
 
 
-def plan_spans(length: int, tile: int, pad: int, multiple: int = 1) -> list[Span]:
-    """Split ``length`` into near-equal cores of at most ``tile`` with windows of one shared size."""
-    if length <= 0:
-        raise ValueError("cannot tile an empty axis")
-    tile = max(1, tile)
-    count = math.ceil(length / tile)
-    bounds = [round(k * length / count) for k in range(count + 1)]
+def _spans(bounds: list[int], length: int, pad: int, equal: bool = True) -> list[Span]:
+    if not equal:  # tight windows: context only where there is image (the border is exact anyway)
+        return [Span(a, b, max(a - pad, 0), min(b + pad, length) - max(a - pad, 0)) for a, b in zip(bounds, bounds[1:])]
     longest = max(b - a for a, b in zip(bounds, bounds[1:]))
-    size = longest + 2 * pad if count > 1 else length
-    size = min(length, _round_up(size, multiple))
+    size = length if len(bounds) == 2 else min(length, longest + 2 * pad)
     return [Span(a, b, min(max(a - pad, 0), length - size), size) for a, b in zip(bounds, bounds[1:])]
 
 
-def plan_tiles(height: int, width: int, tile: int, pad: int, multiple: int = 1) -> list[Tile]:
+def plan_spans(length: int, tile: int, pad: int, multiple: int = 1, equal: bool = True) -> list[Span]:
+    """Split ``length`` into near-equal cores of at most ``tile``, each with ``pad`` px of context.
+
+    With ``equal`` every window has one shared size (border windows shifted inward) so tiles can
+    be batched; without it border windows stop at the image edge, which saves work (about 12%
+    for a 2x2 grid) when tiles run one at a time.
+
+    With ``multiple`` > 1 (networks that fold pixels, e.g. pixel-unshuffle), ``length`` must be a
+    multiple of it and every core bound, window start and window size is one too, so each
+    window folds exactly as the whole image would.
+    """
+    if length <= 0:
+        raise ValueError("cannot tile an empty axis")
+    if multiple < 1 or length % multiple:
+        raise ValueError(f"length {length} is not a multiple of {multiple}")
+    units = length // multiple
+    count = math.ceil(units / max(1, tile // multiple))
+    bounds = [round(k * units / count) * multiple for k in range(count + 1)]
+    return _spans(bounds, length, _round_up(pad, multiple), equal)
+
+
+def plan_tiles(height: int, width: int, tile: int, pad: int, multiple: int = 1, equal: bool = True) -> list[Tile]:
     """Tiles covering a ``height`` x ``width`` image, row by row."""
-    ys = plan_spans(height, tile, pad, multiple)
-    xs = plan_spans(width, tile, pad, multiple)
+    ys = plan_spans(height, tile, pad, multiple, equal)
+    xs = plan_spans(width, tile, pad, multiple, equal)
     return [Tile(y, x) for y in ys for x in xs]
 
 
@@ -91,17 +121,76 @@ def ramp(span: Span, length: int, scale: int, band: int) -> tuple[int, torch.Ten
 
 
 def _split_span(span: Span, length: int, pad: int, multiple: int) -> list[Span]:
-    mid = (span.lo + span.hi) // 2
-    halves = [(span.lo, mid), (mid, span.hi)]
-    longest = max(b - a for a, b in halves)
-    size = min(length, _round_up(longest + 2 * pad, multiple))
-    return [Span(a, b, min(max(a - pad, 0), length - size), size) for a, b in halves]
+    mid = (span.lo + span.hi) // 2 // multiple * multiple
+    if span.hi - span.lo < 2 * MIN_TILE or mid <= span.lo:
+        return [span]
+    return _spans([span.lo, mid, span.hi], length, _round_up(pad, multiple))
 
 
-def _split(tile: Tile, height: int, width: int, pad: int, multiple: int) -> list[Tile]:
-    ys = _split_span(tile.y, height, pad, multiple) if tile.y.hi - tile.y.lo >= 2 * MIN_TILE else [tile.y]
-    xs = _split_span(tile.x, width, pad, multiple) if tile.x.hi - tile.x.lo >= 2 * MIN_TILE else [tile.x]
+def split_tile(tile: Tile, height: int, width: int, pad: int, multiple: int = 1) -> list[Tile]:
+    """Up to four tiles with half the core edges (an axis shorter than 2 * MIN_TILE stays)."""
+    ys = _split_span(tile.y, height, pad, multiple)
+    xs = _split_span(tile.x, width, pad, multiple)
     return [Tile(y, x) for y in ys for x in xs]
+
+
+# -- sinks: where finished output rows go ---------------------------------------------------------
+
+
+class Sink(Protocol):
+    """Receives finished output rows in order: ``write(y, rows)`` with rows (1, C, h, W*s) float32."""
+
+    def write(self, y: int, rows: torch.Tensor) -> None: ...
+
+
+class TensorSink:
+    """A float32 (1, C, H, W) tensor; blending happens in place, so nothing is copied."""
+
+    def __init__(self, tensor: torch.Tensor) -> None:
+        self.tensor = tensor.zero_()
+
+    def rows(self, y0: int, y1: int) -> torch.Tensor:
+        return self.tensor[:, :, y0:y1]
+
+    def write(self, y: int, rows: torch.Tensor) -> None:
+        pass  # the rows are already in place
+
+
+class ArraySink:
+    """An HxW or HxWxK numpy image (uint8, uint16 or float); rows are clamped, rounded and stored.
+
+    ``channel`` is the first channel written; with ``mean`` the tile channels are averaged into
+    one (grey colour, or alpha run through the model as RGB). Rows or columns beyond the array
+    (padding added for the network) are dropped.
+    """
+
+    CHUNK = 64  # output rows converted at a time
+
+    def __init__(self, array: np.ndarray, channel: int = 0, mean: bool = False) -> None:
+        if array.dtype not in (np.uint8, np.uint16) and array.dtype.kind != "f":
+            raise ValueError(f"cannot store rows as {array.dtype}")
+        self.array, self.channel, self.mean = array, channel, mean
+
+    def write(self, y: int, rows: torch.Tensor) -> None:
+        height, width = self.array.shape[:2]
+        rows = rows[0, :, : max(0, height - y), :width]
+        top = float(np.iinfo(self.array.dtype).max) if self.array.dtype.kind == "u" else None
+        for a in range(0, rows.shape[1], self.CHUNK):  # small chunks: few, cache-sized temporaries
+            data = rows[:, a : a + self.CHUNK]
+            data = data.clamp(0, 1)
+            if self.mean:
+                data = data.mean(dim=0, keepdim=True)
+            if top is not None:
+                data.mul_(top).round_()
+            block = data.permute(1, 2, 0).numpy()
+            target = self.array[y + a : y + a + block.shape[0]]
+            if target.ndim == 2:
+                target[...] = block[:, :, 0]
+            else:
+                target[:, :, self.channel : self.channel + block.shape[2]] = block
+
+
+# -- execution -------------------------------------------------------------------------------------
 
 
 def run_tiled(
@@ -115,32 +204,67 @@ def run_tiled(
     batch: int = 1,
     multiple: int = 1,
     progress: Progress | None = None,
-    out: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Upscale ``image`` (1, C, H, W) with ``run`` tile by tile into ``out`` (1, C, H*s, W*s).
+    out: torch.Tensor | Sink | None = None,
+) -> torch.Tensor | Sink:
+    """Upscale ``image`` (1, C, H, W) with ``run`` tile by tile into ``out``.
 
     ``run`` maps an (N, C, h, w) float32 CPU batch to (N, C, h*s, w*s) float32 on the CPU.
-    ``context`` is the receptive-field radius the network needs for exact results.
+    ``context`` is the receptive-field radius the network needs for exact results. ``out`` is a
+    float32 (1, C, H*s, W*s) tensor (allocated when None) or a :class:`Sink`; it is returned.
     """
     _, channels, height, width = image.shape
     if out is None:
-        out = torch.zeros((1, channels, height * scale, width * scale), dtype=torch.float32)
-    else:
-        out.zero_()
+        out = torch.empty((1, channels, height * scale, width * scale), dtype=torch.float32)
+    sink: Sink = TensorSink(out) if isinstance(out, torch.Tensor) else out
     whole = tile <= 0 or (height <= tile and width <= tile)
     band = 0 if whole else max(0, min(band, tile // 2))
     pad = context + math.ceil(band / 2)
-    queue: deque[Tile] = deque(plan_tiles(height, width, max(height, width) if whole else tile, pad, multiple))
+    edge = max(height, width) if whole else tile
+    rows = plan_spans(height, edge, pad, multiple, equal=batch > 1)
+    cols = plan_spans(width, edge, pad, multiple, equal=batch > 1)
+    state = _State(limit=max(max(s.hi - s.lo for s in rows), max(s.hi - s.lo for s in cols)), batch=batch)
     total, done = height * width, 0
-    limit = max(max(t.y.hi - t.y.lo, t.x.hi - t.x.lo) for t in queue)
+    carry: tuple[int, torch.Tensor] | None = None  # (first row, float32 rows) of an ArraySink
 
+    for r, row in enumerate(rows):
+        first, weights = ramp(row, height, scale, band)
+        last = first + len(weights)
+        nxt = ramp(rows[r + 1], height, scale, band)[0] if r + 1 < len(rows) else height * scale
+        if isinstance(sink, TensorSink):
+            acc = sink.rows(first, last)
+        else:
+            acc = torch.zeros((1, channels, last - first, width * scale), dtype=torch.float32)
+            if carry is not None:
+                kept = carry[1][:, :, first - carry[0] :]
+                acc[:, :, : kept.shape[2]] = kept
+        for t, result, i in _row_results(run, image, [Tile(row, c) for c in cols], state, height, width, pad, multiple):
+            _accumulate(acc, first, result[i : i + 1], t, height, width, scale, band)
+            done += t.area
+            if i == result.shape[0] - 1 and progress is not None and progress(done, total) is False:
+                raise CancelledError("cancelled")
+        sink.write(first, acc[:, :, : nxt - first])
+        carry = (first, acc)
+    return out
+
+
+@dataclass
+class _State:
+    limit: int  # largest core edge known to fit in memory
+    batch: int
+
+
+def _row_results(run, image, tiles: list[Tile], state: _State, height: int, width: int, pad: int, multiple: int):
+    """Yield (tile, batch result, index in batch) for one row, splitting tiles on out-of-memory."""
+    queue: deque[Tile] = deque(tiles)
     while queue:
         first = queue.popleft()
-        if max(first.y.hi - first.y.lo, first.x.hi - first.x.lo) > limit:
-            queue.extendleft(reversed(_split(first, height, width, pad, multiple)))
-            continue
+        if first.edge > state.limit:
+            smaller = split_tile(first, height, width, pad, multiple)
+            if len(smaller) > 1:
+                queue.extendleft(reversed(smaller))
+                continue
         group = [first]
-        while queue and len(group) < batch and _shape(queue[0]) == _shape(first):
+        while queue and len(group) < state.batch and queue[0].shape == first.shape and queue[0].edge <= state.limit:
             group.append(queue.popleft())
         windows = [image[:, :, t.y.start : t.y.start + t.y.size, t.x.start : t.x.start + t.x.size] for t in group]
         try:
@@ -148,38 +272,33 @@ def run_tiled(
         except Exception as exc:  # only out-of-memory is handled; anything else propagates
             if not is_oom(exc):
                 raise
+            result = None
+        del windows
+        if result is None:  # outside the except block, so the failed attempt's tensors are freed
             _free_cache()
             if len(group) > 1:
-                batch = max(1, len(group) // 2)
+                state.batch = max(1, len(group) // 2)
                 queue.extendleft(reversed(group))
                 continue
-            smaller = _split(first, height, width, pad, multiple)
+            smaller = split_tile(first, height, width, pad, multiple)
             if len(smaller) == 1:
                 raise OutOfMemoryError(
                     f"out of memory even with {first.y.hi - first.y.lo}x{first.x.hi - first.x.lo} tiles; "
                     "close other programs, use --device cpu, or a smaller model"
                 ) from None
-            limit = max(max(t.y.hi - t.y.lo, t.x.hi - t.x.lo) for t in smaller)
+            state.limit = max(t.edge for t in smaller)
             queue.extendleft(reversed(smaller))
             continue
         for i, t in enumerate(group):
-            _accumulate(out, result[i : i + 1], t, height, width, scale, band)
-            done += t.area
-        if progress is not None and progress(done, total) is False:
-            raise CancelledError("cancelled")
-    return out
+            yield t, result, i
 
 
-def _shape(tile: Tile) -> tuple[int, int]:
-    return tile.y.size, tile.x.size
-
-
-def _accumulate(out: torch.Tensor, result: torch.Tensor, tile: Tile, height: int, width: int, scale: int, band: int) -> None:
+def _accumulate(acc: torch.Tensor, acc_first: int, result: torch.Tensor, tile: Tile, height: int, width: int, scale: int, band: int) -> None:
     y0, wy = ramp(tile.y, height, scale, band)
     x0, wx = ramp(tile.x, width, scale, band)
     oy, ox = y0 - tile.y.start * scale, x0 - tile.x.start * scale
     piece = result[:, :, oy : oy + len(wy), ox : ox + len(wx)]
-    target = out[:, :, y0 : y0 + len(wy), x0 : x0 + len(wx)]
+    target = acc[:, :, y0 - acc_first : y0 - acc_first + len(wy), x0 : x0 + len(wx)]
     if band == 0 or (bool((wy == 1).all()) and bool((wx == 1).all())):
         target.copy_(piece)
     else:

@@ -15,14 +15,13 @@ from .device import free_memory, pick_device, pick_dtype
 from .errors import SrFilterError
 from .models import LoadedModel, load_model
 from .resize import resize
-from .tiling import Progress, run_tiled
+from .tiling import ArraySink, Progress, Sink, run_tiled
 
 log = logging.getLogger(__name__)
 
-#: rough fp32 bytes of activations per input pixel, per architecture (used to size tiles)
-_BYTES_PER_PIXEL = {"srvgg": 2_000, "rrdbnet": 12_000}
-_DEFAULT_BYTES_PER_PIXEL = 8_000
 _MAX_AUTO_TILE = 1024
+#: the CPU never plans more than this for one forward pass (RAM is shared with the output)
+_CPU_BUDGET = 2 << 30
 
 
 class Upscaler:
@@ -69,20 +68,48 @@ class Upscaler:
     # -- running -----------------------------------------------------------------------------
     def run(self, x: torch.Tensor, progress: Progress | None = None) -> torch.Tensor:
         """Upscale a (1, C, H, W) float32 CPU tensor in [0, 1] at the native scale, tiled."""
-        if x.ndim != 4 or x.shape[0] != 1:
-            raise ValueError(f"expected a (1, C, H, W) tensor, got {tuple(x.shape)}")
-        x = x.detach().to("cpu", torch.float32)
-        tile = self._tile_for(x.shape[-2], x.shape[-1])
+        x = self._check_input(x)
+        height, width = x.shape[-2:]
+        m = self._multiple()
+        padded = torch.empty((1, x.shape[1], _round_up(height, m) * self.scale, _round_up(width, m) * self.scale))
+        self.run_into(x, padded, progress)
+        if m == 1:
+            return padded
+        return padded[:, :, : height * self.scale, : width * self.scale].contiguous()
+
+    def run_into(self, x: torch.Tensor, out: torch.Tensor | Sink, progress: Progress | None = None) -> None:
+        """Like :meth:`run`, but stream finished rows into ``out`` (a float32 tensor of the padded
+        output size, or a :class:`~sr_filter.tiling.Sink` such as an ``ArraySink`` over a
+        uint8/uint16 numpy image), so no float32 copy of the whole output is ever held."""
+        x = self._check_input(x)
+        m = self._multiple()
+        height, width = x.shape[-2:]
+        if height % m or width % m:  # networks that fold pixels need divisible sizes (as upstream)
+            bottom, right = _round_up(height, m) - height, _round_up(width, m) - width
+            mode = "reflect" if bottom < height and right < width else "replicate"
+            x = torch.nn.functional.pad(x, (0, right, 0, bottom), mode=mode)
+        tile = self._tile_for(*x.shape[-2:])
         with torch.inference_mode():
-            return run_tiled(
+            run_tiled(
                 self._run_batch,
                 x,
                 self.scale,
                 tile=tile,
                 context=self.model.arch.context(self.model.params),
+                band=self.model.arch.blend,
                 batch=self.batch,
+                multiple=m,
                 progress=progress,
+                out=out,
             )
+
+    def _check_input(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4 or x.shape[0] != 1:
+            raise ValueError(f"expected a (1, C, H, W) tensor, got {tuple(x.shape)}")
+        return x.detach().to("cpu", torch.float32)
+
+    def _multiple(self) -> int:
+        return int(self.model.arch.multiple(self.model.params))
 
     def upscale(self, image: Any, scale: float | None = None, progress: Progress | None = None) -> Any:
         """Upscale a PIL image or numpy array by ``scale`` (default: the model's); same kind out."""
@@ -117,6 +144,16 @@ class Upscaler:
             rgb = convert.bleed_transparent(rgb, alpha)
         jobs = [rgb] + ([alpha.expand(-1, 3, -1, -1)] if alpha is not None and not uniform_alpha else [])
         tracker = _ProgressSum(progress, [height * width * (self.scale**2) ** k for k in range(passes)] * len(jobs))
+        if (out_h, out_w) == (height * self.scale, width * self.scale):
+            # native scale: stream rows straight into the result in its own dtype (no float copy)
+            shape = (out_h, out_w) + ((planes.channels,) if planes.channels else ())
+            result = np.empty(shape, dtype=planes.dtype)
+            self.run_into(jobs[0], ArraySink(result, 0, mean=planes.grey), tracker.next_part())
+            if len(jobs) > 1:
+                self.run_into(jobs[1], ArraySink(result, planes.channels - 1, mean=True), tracker.next_part())
+            elif alpha is not None:
+                result[..., -1] = convert.from_float(alpha.flatten()[:1].numpy(), planes.dtype)[0]
+            return result
         results = []
         for job in jobs:
             for _ in range(passes):
@@ -133,40 +170,43 @@ class Upscaler:
 
     # -- internals ---------------------------------------------------------------------------
     def _place(self, dtype: torch.dtype) -> torch.nn.Module:
-        net = copy.deepcopy(self.model.network) if self.device.type != "cpu" or dtype != torch.float32 else self.model.network
-        net = net.to(self.device, dtype).eval()
-        if self.device.type == "cuda":
-            net = net.to(memory_format=torch.channels_last)
-        return net
+        # channels_last: 1.5-1.9x faster convolutions on CPU (oneDNN) as on CUDA (tensor cores);
+        # measured in docs/performance.md. A copy keeps the shared CPU fp32 network untouched.
+        net = copy.deepcopy(self.model.network)
+        return net.to(self.device, dtype).to(memory_format=torch.channels_last).eval()
 
     def _run_batch(self, x: torch.Tensor) -> torch.Tensor:
-        inp = x.to(self.device, self.dtype, non_blocking=True)
-        if self.device.type == "cuda":
-            inp = inp.contiguous(memory_format=torch.channels_last)
+        inp = x.to(self.device, self.dtype, non_blocking=True).contiguous(memory_format=torch.channels_last)
         out = self._net(inp)
         if self.dtype != torch.float32 and not bool(torch.isfinite(out).all()):
             self.fallbacks += 1
             log.info("reduced precision gave NaN/Inf on a tile; re-running it in fp32")
             if self._net_fp32 is None:
                 self._net_fp32 = self._place(torch.float32)
-            out = self._net_fp32(x.to(self.device, torch.float32))
+            del out
+            out = self._net_fp32(x.to(self.device, torch.float32).contiguous(memory_format=torch.channels_last))
         return out.float().clamp_(0, 1).cpu()
 
     def _tile_for(self, height: int, width: int) -> int:
         if self.tile != "auto":
             return int(self.tile)
-        per_pixel = _BYTES_PER_PIXEL.get(self.model.arch.name, _DEFAULT_BYTES_PER_PIXEL)
+        # measured peak activation bytes per input pixel (benchmarks/bench_memory.py), with margin
+        per_pixel = int(self.model.arch.bytes_per_pixel(self.model.params))
         if self.dtype != torch.float32:
             per_pixel //= 2
         per_pixel *= self.batch
         if self.device.type == "cpu":
-            budget = min(free_memory(self.device) // 4, 2 << 30)
-        else:
+            budget = min(free_memory(self.device) // 4, _CPU_BUDGET)
+        else:  # CUDA: mem_get_info's free bytes; half of it leaves room for cuDNN workspaces
             budget = int(free_memory(self.device) * 0.5)
         if height * width * per_pixel <= budget:
             return 0  # whole image fits
         edge = int(math.sqrt(budget / per_pixel))
         return int(max(64, min(_MAX_AUTO_TILE, edge // 16 * 16)))
+
+
+def _round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
 
 
 def _check_tile(tile: int | str) -> int | str:

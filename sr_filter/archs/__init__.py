@@ -33,6 +33,14 @@ class Arch:
     context: Callable[[dict], int]
     #: whether fp16 inference is numerically safe for this family
     supports_half: bool = True
+    #: input sizes (and tile bounds) must be multiples of this, e.g. pixel-unshuffle folding
+    multiple: Callable[[dict], int] = lambda p: 1
+    #: blend ramp width in LR px between tiles: 0 (plain crop) when ``context`` covers the whole
+    #: receptive field, so tiles are exact; > 0 hides the small residue of a truncated field
+    blend: int = 8
+    #: fp32 bytes of activations per input pixel at the peak of a forward pass (measured on
+    #: CPU with benchmarks/bench_memory.py); sizes tiles automatically
+    bytes_per_pixel: Callable[[dict], int] = lambda p: 8_000
 
     def scale(self, params: Mapping) -> int:
         return int(params[self.scale_param])
@@ -62,7 +70,10 @@ register(
         detect=srvgg.detect,
         infer_params=srvgg.infer_params,
         scale_param="upscale",
+        # exactly the receptive field: num_conv + 2 convs of 3x3, then pixel shuffle
         context=lambda p: int(p.get("num_conv", 16)) + 2,
+        blend=0,
+        bytes_per_pixel=lambda p: 2_000,  # measured 625-1223 (64 features, fp32, CPU)
     )
 )
 register(
@@ -72,8 +83,13 @@ register(
         detect=rrdbnet.detect,
         infer_params=rrdbnet.infer_params,
         scale_param="scale",
-        # the theoretical field is hundreds of pixels; the measured influence beyond ~40 LR px is <1/255
+        # the theoretical field is hundreds of pixels. No trained RRDB weights are available here;
+        # randomly initialised x4plus-sized networks fall below 1/255 at 8-12 LR px of context,
+        # which understates trained GAN generators (users see seams at Real-ESRGAN's pad of 10),
+        # so 40 plus an 8 px blend stays until it can be measured on real weights
         context=lambda p: 40,
+        multiple=lambda p: {4: 1, 2: 2, 1: 4}[int(p.get("scale", 4))],
+        bytes_per_pixel=lambda p: 12_000,  # measured 10105-10904 (x4plus settings, fp32, CPU)
     )
 )
 

@@ -1,0 +1,253 @@
+"""Tiling: pure planning maths, exactness against whole-image inference, OOM splitting, sinks."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from sr_filter import CancelledError, Upscaler
+from sr_filter.archs.rrdbnet import RRDBNet
+from sr_filter.archs.srvgg import SRVGGNetCompact
+from sr_filter.errors import OutOfMemoryError
+from sr_filter.tiling import MIN_TILE, ArraySink, Span, plan_spans, plan_tiles, ramp, run_tiled, split_tile
+
+from .conftest import UPSTREAM, require_shared
+
+CASES = [
+    (length, tile, pad, multiple)
+    for length, tile, pad, multiple in itertools.product([1, 2, 7, 31, 32, 33, 64, 100, 257], [32, 48, 64, 100], [0, 3, 18], [1, 2, 4])
+    if length % multiple == 0
+]
+
+
+# -- planning (pure) ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("length,tile,pad,multiple", CASES)
+@pytest.mark.parametrize("equal", [True, False])
+def test_spans_partition_the_axis_with_context(length, tile, pad, multiple, equal):
+    spans = plan_spans(length, tile, pad, multiple, equal)
+    assert spans[0].lo == 0 and spans[-1].hi == length
+    assert all(a.hi == b.lo for a, b in zip(spans, spans[1:]))  # cores partition, in order
+    if equal:
+        assert len({s.size for s in spans}) == 1  # one window shape: tiles batch together
+    else:
+        assert all(s.start == max(0, s.lo - pad - (-pad % multiple)) for s in spans)  # tight windows
+    cores = [s.hi - s.lo for s in spans]
+    assert min(cores) > 0 and max(cores) <= max(tile, multiple) and max(cores) - min(cores) <= multiple  # no slivers
+    for s in spans:
+        assert 0 <= s.start and s.start + s.size <= length  # window inside the image
+        assert s.start <= max(0, s.lo - pad) and s.start + s.size >= min(length, s.hi + pad)  # context kept
+        assert s.lo % multiple == 0 and s.start % multiple == 0 and s.size % multiple == 0
+
+
+def test_plan_rejects_bad_lengths():
+    with pytest.raises(ValueError):
+        plan_spans(0, 32, 4)
+    with pytest.raises(ValueError):
+        plan_spans(33, 32, 4, multiple=2)
+
+
+def test_image_smaller_than_a_tile_is_one_window():
+    assert plan_tiles(20, 30, 64, 18) == [(t := plan_tiles(20, 30, 64, 18)[0])] and t.shape == (20, 30)
+
+
+@pytest.mark.parametrize("length,tile,pad,multiple", CASES[::3])
+@pytest.mark.parametrize("band,scale", [(0, 4), (8, 4), (8, 2), (5, 3), (16, 1)])
+@pytest.mark.parametrize("equal", [True, False])
+def test_ramps_sum_to_one_and_stay_inside_the_context(length, tile, pad, multiple, band, scale, equal):
+    spans = plan_spans(length, tile, pad + (band + 1) // 2, multiple, equal)
+    total = torch.zeros(length * scale, dtype=torch.float64)
+    for s in spans:
+        first, w = ramp(s, length, scale, band)
+        assert w.min() >= 0 and w.max() <= 1
+        total[first : first + len(w)] += w.double()
+        # weights are non-zero only where the window saw `pad` px of context (or the image border)
+        nonzero = torch.nonzero(w).flatten() + first
+        lo, hi = int(nonzero.min()), int(nonzero.max()) + 1
+        assert lo >= (s.start + (pad if s.start > 0 else 0)) * scale
+        assert hi <= (s.start + s.size - (pad if s.start + s.size < length else 0)) * scale
+    assert torch.allclose(total, torch.ones_like(total), atol=1e-6)
+
+
+@pytest.mark.parametrize("height,width", [(64, 64), (100, 37), (130, 200)])
+def test_split_tile_partitions_its_core(height, width):
+    tile = plan_tiles(height, width, 1000, 6)[0]
+    parts = split_tile(tile, height, width, 6)
+    covered = np.zeros((height, width), int)
+    for p in parts:
+        covered[p.y.lo : p.y.hi, p.x.lo : p.x.hi] += 1
+        assert p.y.start + p.y.size <= height and p.x.start + p.x.size <= width
+    assert (covered == 1).all()
+    assert len(parts) == (2 if height >= 2 * MIN_TILE else 1) * (2 if width >= 2 * MIN_TILE else 1)
+
+
+# -- execution against whole-image inference ---------------------------------------------------
+
+
+def _small_srvgg(scale=4, num_conv=3, seed=0):
+    torch.manual_seed(seed)
+    return SRVGGNetCompact(3, 3, num_feat=8, num_conv=num_conv, upscale=scale).eval()
+
+
+@pytest.mark.parametrize("height,width,tile", [(37, 53, 16), (64, 64, 32), (5, 70, 32), (20, 20, 64), (1, 1, 32), (33, 97, 32)])
+@pytest.mark.parametrize("band,batch", [(0, 1), (8, 1), (0, 3), (8, 3)])
+def test_tiled_equals_whole_when_context_covers_the_field(height, width, tile, band, batch):
+    net = _small_srvgg()
+    x = torch.rand(1, 3, height, width)
+    with torch.inference_mode():
+        whole = net(x)
+        tiled = run_tiled(net, x, 4, tile=tile, context=5, band=band, batch=batch)
+    assert (tiled - whole).abs().max() < 1e-5
+
+
+def test_context_one_short_of_the_field_differs():
+    """The check above has teeth: with one pixel less context, plain crops are no longer exact."""
+    net = _small_srvgg()
+    x = torch.rand(1, 3, 64, 64)
+    with torch.inference_mode():
+        diff = (run_tiled(net, x, 4, tile=16, context=4, band=0) - net(x)).abs().max()
+    assert diff > 1e-4
+
+
+def test_batches_hold_equal_shapes_and_change_nothing():
+    net = _small_srvgg()
+    x = torch.rand(1, 3, 70, 90)
+    shapes = []
+
+    def run(batch):
+        shapes.append(tuple(batch.shape))
+        return net(batch)
+
+    with torch.inference_mode():
+        single = run_tiled(net, x, 4, tile=32, context=5, batch=1)
+        batched = run_tiled(run, x, 4, tile=32, context=5, batch=2)
+    assert max(s[0] for s in shapes) == 2 and all(s[1:] == shapes[0][1:] for s in shapes)
+    assert (single - batched).abs().max() < 1e-5
+
+
+def test_constant_network_gives_exactly_one_everywhere():
+    """Partition of unity end to end: blending a network that outputs 1 gives 1 on every pixel."""
+    x = torch.zeros(1, 3, 75, 101)
+    ones = run_tiled(lambda b: torch.ones(b.shape[0], 3, b.shape[2] * 3, b.shape[3] * 3), x, 3, tile=32, context=2, band=8)
+    assert torch.allclose(ones, torch.ones_like(ones), atol=1e-6)
+
+
+class _OomAbove:
+    """Stand-in for a CUDA device (none exists here): fails with a real allocation error above a
+    window size. ``real=True`` makes the CPU allocator fail for real (an impossible request,
+    nothing is actually reserved); otherwise it raises torch's own OutOfMemoryError type."""
+
+    def __init__(self, net, max_pixels, real):
+        self.net, self.max_pixels, self.real, self.calls = net, max_pixels, real, []
+
+    def __call__(self, batch):
+        if batch.shape[0] * batch.shape[2] * batch.shape[3] > self.max_pixels:
+            if self.real:
+                torch.empty(1 << 62, dtype=torch.uint8)  # RuntimeError: can't allocate memory
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        self.calls.append(tuple(batch.shape))
+        return self.net(batch)
+
+
+@pytest.mark.parametrize("real", [True, False])
+def test_out_of_memory_splits_tiles_and_keeps_finished_ones(real):
+    net = _small_srvgg()
+    x = torch.rand(1, 3, 150, 150)
+    flaky = _OomAbove(net, 80 * 80, real)
+    with torch.inference_mode():
+        whole = net(x)
+        tiled = run_tiled(flaky, x, 4, tile=128, context=5, batch=4)
+    assert (tiled - whole).abs().max() < 1e-5
+    # every successful call was a distinct quarter-size tile: nothing was computed twice
+    assert len(flaky.calls) == 16 and all(c[0] == 1 for c in flaky.calls)
+
+
+def test_out_of_memory_at_the_smallest_tile_is_a_clear_error():
+    net = _small_srvgg()
+    with pytest.raises(OutOfMemoryError, match="out of memory"):
+        run_tiled(_OomAbove(net, 10, real=False), torch.rand(1, 3, 64, 64), 4, tile=64, context=5)
+
+
+def test_other_errors_propagate():
+    def broken(batch):
+        raise RuntimeError("shape mismatch")
+
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        run_tiled(broken, torch.rand(1, 3, 64, 64), 4, tile=32, context=5)
+
+
+def test_progress_per_tile_and_cancel():
+    net = _small_srvgg()
+    x = torch.rand(1, 3, 64, 96)
+    seen = []
+    with torch.inference_mode():
+        run_tiled(net, x, 4, tile=32, context=5, progress=lambda d, t: seen.append((d, t)))
+    assert [d for d, _ in seen] == [1024 * k for k in range(1, 7)] and seen[-1] == (6144, 6144)
+    calls = []
+    with pytest.raises(CancelledError):
+        run_tiled(net, x, 4, tile=32, context=5, progress=lambda d, t: calls.append(d) or len(calls) < 2)
+    assert len(calls) == 2
+
+
+# -- sinks: streaming into the final dtype ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+@pytest.mark.parametrize("band", [0, 8])
+def test_array_sink_equals_the_float_result(dtype, band):
+    net = _small_srvgg()
+    x = torch.rand(1, 3, 70, 45)
+    with torch.inference_mode():
+        ref = run_tiled(net, x, 4, tile=32, context=5, band=band).clamp(0, 1)[0].permute(1, 2, 0).numpy()
+        out = np.zeros((280, 180, 4), dtype)
+        run_tiled(net, x, 4, tile=32, context=5, band=band, out=ArraySink(out))
+        grey = np.zeros((280, 180), dtype)
+        run_tiled(net, x, 4, tile=32, context=5, band=band, out=ArraySink(grey, mean=True))
+    top = 1.0 if dtype == np.float32 else np.iinfo(dtype).max
+    assert np.abs(out[..., :3] / top - ref).max() <= 0.5 / top + 1e-6
+    assert (out[..., 3] == 0).all()  # other channels untouched
+    assert np.abs(grey / top - ref.mean(axis=2)).max() <= 0.5 / top + 1e-6
+
+
+# -- through Upscaler, with the real weights -----------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["realesr-animevideov3.pth", "RealESRGANv2-animevideo-xsx2.pth", "RealESRGANv2-animevideo-xsx4.pth"])
+def test_shipped_models_tiled_within_one_level_of_whole(name):
+    """Max |tiled - whole| over every pixel, borders included, odd size, several tile sizes."""
+    path = str(require_shared(UPSTREAM / name))
+    rng = np.random.default_rng(0)
+    base = np.linspace(0, 255, 45 * 59 * 3).reshape(45, 59, 3)
+    image = np.clip(base + rng.normal(0, 40, base.shape), 0, 255).astype(np.uint8)
+    whole = Upscaler(path, tile=0).upscale(image).astype(int)
+    for tile in (32,):
+        tiled = Upscaler(path, tile=tile).upscale(image).astype(int)
+        assert np.abs(tiled - whole).max() <= 1, (name, tile)
+
+
+def test_pixel_unshuffle_models_pad_odd_sizes_and_tile_exactly(tmp_path):
+    """RRDBNet x2 folds 2x2 pixels: odd sizes are padded and tiles stay aligned to the fold."""
+    torch.manual_seed(0)
+    net = RRDBNet(3, 3, scale=2, num_feat=8, num_block=1, num_grow_ch=4)
+    torch.save({"params_ema": net.state_dict()}, tmp_path / "tiny_x2.pth")
+    image = np.random.default_rng(1).integers(0, 256, (41, 71, 3), dtype=np.uint8)
+    whole = Upscaler(str(tmp_path / "tiny_x2.pth"), tile=0)
+    assert whole._multiple() == 2
+    expected = whole.upscale(image).astype(int)
+    tiled = Upscaler(str(tmp_path / "tiny_x2.pth"), tile=32).upscale(image).astype(int)
+    assert tiled.shape == (82, 142, 3) and np.abs(tiled - expected).max() <= 1
+    out = whole.run(torch.rand(1, 3, 41, 71))
+    assert out.shape == (1, 3, 82, 142)
+
+
+def test_auto_tile_follows_free_memory(monkeypatch):
+    up = Upscaler("cartoon")
+    monkeypatch.setattr("sr_filter.upscaler.free_memory", lambda device: 64 << 30)
+    assert up._tile_for(480, 500) in (0, *range(64, 2049))
+    monkeypatch.setattr("sr_filter.upscaler.free_memory", lambda device: 200 << 20)
+    small = up._tile_for(4000, 4000)
+    assert 64 <= small <= 256
