@@ -1,24 +1,37 @@
 """Reading and writing image files faithfully, and PIL <-> numpy conversion.
 
 Pixels travel as numpy arrays (see :mod:`sr_filter.convert` for the layouts); what else the
-file held (ICC profile, EXIF, DPI, PNG text) travels beside them in :class:`ImageMeta` and is
-written back. Writes go to a temporary file in the destination folder and are renamed into
-place, so an error or interrupt never leaves a partial file under the final name.
+file held travels beside them in :class:`~sr_filter.metadata.ImageMeta` and is written back
+(see docs/io.md for what is kept and what is converted). Reading checks the header size against
+available memory before any pixel is decoded. Writes go to a temporary file in the destination
+folder and are renamed into place, so an error or interrupt never leaves a partial file under
+the final name.
 """
 
 from __future__ import annotations
 
 import io
+import logging
 import os
+import re
+import struct
 import tempfile
-from dataclasses import dataclass, field
+import warnings
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
-from .errors import ImageFormatError, OutputExistsError
+from . import limits, png16, tiffio
+from .errors import ImageFormatError, ImageTooLargeError, OutputExistsError
+from .metadata import ImageMeta, cmyk_to_rgb, exif_for_output, orient, read_meta, scaled_dpi
+
+__all__ = [
+    "FORMATS", "ImageMeta", "array_to_pil", "encode_image", "format_for", "pil_to_array", "read_image", "write_atomic",
+]
+
+log = logging.getLogger(__name__)
 
 FORMATS = {
     ".png": "PNG",
@@ -30,97 +43,57 @@ FORMATS = {
     ".tiff": "TIFF",
     ".gif": "GIF",
 }
-#: formats that can hold 16 bits per channel
-_DEEP = {"PNG", "TIFF"}
+#: formats whose files can hold an alpha channel (the others get it flattened onto white)
+_ALPHA = {"PNG", "WEBP", "TIFF", "GIF"}
+_ICC = {"PNG", "JPEG", "WEBP", "TIFF"}
+_EXIF = {"PNG", "JPEG", "WEBP", "TIFF"}
+_DPI = {"PNG", "JPEG", "TIFF", "BMP"}
 
 
-@dataclass
-class ImageMeta:
-    """Everything besides the pixels that should survive the round trip."""
+# -- reading ---------------------------------------------------------------------------------
+def read_image(
+    source: str | Path | bytes | BinaryIO, *, scale: float | None = None, model_scale: int = 4, name: str | None = None
+) -> tuple[np.ndarray, ImageMeta]:
+    """Decode a file (path, bytes or binary stream) into upright pixels and metadata.
 
-    format: str | None = None
-    icc_profile: bytes | None = None
-    exif: bytes | None = None
-    dpi: tuple[float, float] | None = None
-    text: dict[str, str] = field(default_factory=dict)
-    mode: str = "RGB"
-
-
-def pil_to_array(image: Image.Image) -> tuple[np.ndarray, str]:
-    """A PIL image as a numpy array in one of the layouts the upscaler takes, plus its mode."""
-    mode = image.mode
-    if mode == "P":
-        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
-    elif mode == "PA":
-        image = image.convert("RGBA")
-    elif mode == "CMYK":
-        image = image.convert("RGB")
-    elif mode in ("1",):
-        image = image.convert("L")
-    elif mode in ("I;16", "I;16L", "I;16B", "I;16N"):
-        return np.array(image, dtype=np.uint16), mode
-    elif mode == "I":
-        return np.clip(np.array(image), 0, 65535).astype(np.uint16), mode
-    elif mode == "F":
-        return np.array(image, dtype=np.float32), mode
-    elif mode not in ("L", "LA", "RGB", "RGBA"):
-        image = image.convert("RGBA" if "A" in mode else "RGB")
-    return np.array(image), mode
-
-
-def array_to_pil(array: np.ndarray, mode: str | None = None) -> Image.Image:
-    """A numpy array as a PIL image (16-bit grey stays 16-bit; 16-bit colour is reduced to 8)."""
-    if array.dtype == np.uint16:
-        if array.ndim == 2:
-            return Image.fromarray(array.astype(np.uint16), "I;16")
-        array = (array.astype(np.uint32) * 255 + 32767) // 65535
-    if array.dtype.kind == "f":
-        if array.ndim == 2:
-            return Image.fromarray(array.astype(np.float32), "F")
-        array = np.clip(np.rint(array * 255), 0, 255)
-    array = array.astype(np.uint8)
-    if array.ndim == 3 and array.shape[2] == 1:
-        array = array[:, :, 0]
-    return Image.fromarray(array)
-
-
-def read_image(source: str | Path | bytes | BinaryIO) -> tuple[np.ndarray, ImageMeta]:
-    """Decode a file (path, bytes or binary stream) into pixels and metadata.
-
-    EXIF orientation is applied so the pixels are upright; 16-bit TIFF goes through tifffile.
+    The header is read first: an empty (0-pixel) image, or one whose decoding and upscaling by
+    ``scale`` (default 1) would not fit in available memory, is refused before any pixel is
+    decoded (``model_scale``, the network's own factor, refines that estimate). EXIF
+    orientation is applied to the pixels. 16-bit and float data stay 16-bit / float (TIFF
+    through tifffile, 16-bit colour PNG through :mod:`sr_filter.png16`).
     """
-    name = str(source) if isinstance(source, (str, Path)) else "standard input"
+    name = name or (str(source) if isinstance(source, (str, Path)) else "standard input")
     data = _read_bytes(source, name)
-    if data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
-        deep = _read_tiff_deep(data)
-        if deep is not None:
-            return deep
-    try:
-        image = Image.open(io.BytesIO(data))
-        image.load()
-    except Image.DecompressionBombError as exc:
-        raise ImageFormatError(f"{name}: {exc}") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageFormatError(f"{name} is not a readable image ({str(exc).splitlines()[0] if str(exc) else 'unknown error'})") from None
-    meta = ImageMeta(
-        format=image.format,
-        icc_profile=image.info.get("icc_profile"),
-        dpi=_dpi(image),
-        text={k: v for k, v in getattr(image, "text", {}).items() if isinstance(v, str)},
-        mode=image.mode,
-    )
-    exif = image.getexif()
-    image = ImageOps.exif_transpose(image)
-    if exif:
-        exif[0x0112] = 1  # orientation has been applied to the pixels
-        meta.exif = exif.tobytes()
-    array, _ = pil_to_array(image)
-    return array, meta
+    header = _png_header(data) or _jpeg_header(data)
+    if header is not None:  # sized before Pillow's own, fixed decompression-bomb limit can pre-empt us
+        _check_size(name, header, scale, model_scale)
+    image = _open(data, name)
+    _check_size(name, header or _header_shape(image, data, name), scale, model_scale)
+    array, described = _decode(image, data, name)
+    if described is not None:  # metadata after decoding: Pillow finds PNG text and eXIf after IDAT
+        meta, orientation = read_meta(described)
+    else:  # a TIFF only tifffile can open (float colour, many samples): its tags
+        icc, dpi, orientation = tiffio.tiff_meta(data)
+        meta = ImageMeta(format="TIFF", icc_profile=icc, dpi=dpi)
+    if array.dtype != np.uint8 and not meta.mode.startswith(("I", "F")):
+        meta.mode = str(array.dtype)  # Pillow's mode name would claim 8 bits
+    if meta.frames > 1:
+        log.warning("%s has %d frames or pages; only the first is upscaled", name, meta.frames)
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise ImageFormatError(f"{name} has no pixels ({array.shape[1]}x{array.shape[0]})")
+    return orient(array, orientation), meta
+
+
+def _check_size(name: str, shape: tuple[int, int, int, int], scale: float | None, model_scale: int) -> None:
+    width, height, channels, itemsize = shape
+    if width <= 0 or height <= 0:
+        raise ImageFormatError(f"{name} has no pixels ({width}x{height})")
+    limits.check_fits(name, width, height, channels, scale or 1.0, itemsize, model_scale=model_scale)
 
 
 def _read_bytes(source: str | Path | bytes | BinaryIO, name: str) -> bytes:
-    if isinstance(source, bytes):
-        data = source
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
     elif isinstance(source, (str, Path)):
         path = Path(source)
         if not path.exists():
@@ -134,43 +107,182 @@ def _read_bytes(source: str | Path | bytes | BinaryIO, name: str) -> bytes:
     else:
         data = source.read()
     if not data:
-        raise ImageFormatError(f"{name} is empty")
+        raise ImageFormatError(f"{name} is empty (0 bytes)")
     return data
 
 
-def _read_tiff_deep(data: bytes) -> tuple[np.ndarray, ImageMeta] | None:
-    """16-bit and float TIFFs through tifffile (Pillow reduces them); None for 8-bit ones."""
-    import tifffile
-
+def _open(data: bytes, name: str) -> Image.Image | None:
+    """Pillow's lazy open (header only); None for a TIFF only tifffile understands."""
     try:
-        with tifffile.TiffFile(io.BytesIO(data)) as tif:
-            page = tif.pages[0]
-            array = page.asarray()
-            icc = page.tags.get("InterColorProfile")
-            resolution = page.resolution if hasattr(page, "resolution") else None
-    except Exception as exc:  # tifffile raises many kinds; all mean "cannot decode"
-        raise ImageFormatError(f"not a readable TIFF ({str(exc).splitlines()[0] if str(exc) else 'unknown error'})") from None
-    if array.dtype == np.uint8:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as exc:
+        pixels = re.search(r"\((\d+) pixels\)", str(exc))
+        claimed = f"{int(pixels.group(1)) / 1e6:,.0f} megapixels" if pixels else "an enormous size"
+        raise ImageTooLargeError(
+            f"{name} claims {claimed}, more than the {2 * (Image.MAX_IMAGE_PIXELS or 0) / 1e6:,.0f}-megapixel "
+            "safety limit (a decompression bomb or a damaged header); refusing to decode it"
+        ) from None
+    except (Image.UnidentifiedImageError, OSError, SyntaxError, ValueError, struct.error, EOFError) as exc:
+        if tiffio.is_tiff(data) and tiffio.tiff_shape(data) is not None:
+            return None
+        if isinstance(exc, Image.UnidentifiedImageError):
+            raise ImageFormatError(f"{name} is not a readable image (unknown or damaged format)") from None
+        text = _first_line(exc)
+        if "truncat" in text.lower() or isinstance(exc, (EOFError, struct.error)):
+            raise ImageFormatError(f"{name} is truncated or damaged ({text})") from None
+        raise ImageFormatError(f"{name} is not a readable image ({text})") from None
+
+
+def _png_header(data: bytes) -> tuple[int, int, int, int] | None:
+    """(width, height, channels, bytes per sample) from a PNG's IHDR chunk."""
+    if data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR" or len(data) < 26:
         return None
-    if array.ndim == 3 and array.shape[0] in (1, 2, 3, 4) and array.shape[2] not in (1, 2, 3, 4):
-        array = np.moveaxis(array, 0, -1)
-    if array.dtype.kind == "f":
-        array = array.astype(np.float32)
-    elif array.dtype != np.uint16:
-        raise ImageFormatError(f"TIFF with {array.dtype} samples is not supported; use 8 or 16 bit or float")
-    meta = ImageMeta(format="TIFF", icc_profile=bytes(icc.value) if icc is not None else None, mode=f"{array.dtype}")
-    if resolution and all(resolution):
-        meta.dpi = (float(resolution[0]), float(resolution[1]))
-    return array, meta
+    width, height, depth, colour = struct.unpack(">IIBB", data[16:26])
+    return width, height, {0: 1, 2: 3, 3: 4, 4: 2, 6: 4}.get(colour, 4), 2 if depth == 16 else 1
 
 
-def _dpi(image: Image.Image) -> tuple[float, float] | None:
-    dpi = image.info.get("dpi")
-    if dpi and len(dpi) == 2 and all(dpi):
-        return float(dpi[0]), float(dpi[1])
+def _jpeg_header(data: bytes) -> tuple[int, int, int, int] | None:
+    """(width, height, channels, 1) from a JPEG's start-of-frame segment."""
+    if data[:2] != b"\xff\xd8":
+        return None
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xFF:
+            pos += 1
+            continue
+        length = struct.unpack(">H", data[pos + 2 : pos + 4])[0]
+        if marker in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF):
+            if pos + 10 > len(data):
+                return None
+            height, width, components = struct.unpack(">HHB", data[pos + 5 : pos + 10])
+            return width, height, min(max(components, 1), 4), 1
+        pos += 2 + length
     return None
 
 
+def _header_shape(image: Image.Image | None, data: bytes, name: str) -> tuple[int, int, int, int]:
+    """(width, height, channels, bytes per sample) from the header, without decoding pixels."""
+    if image is None or tiffio.is_tiff(data):
+        shape = tiffio.tiff_shape(data)
+        if shape is None and image is None:
+            raise ImageFormatError(f"{name} is not a readable TIFF")
+        if shape is not None:
+            width, height, samples, itemsize = shape
+            return width, height, min(max(samples, 1), 4), itemsize
+    width, height = image.size
+    bands = len(image.getbands()) if image.mode not in ("P", "PA") else 4
+    itemsize = 2 if image.mode.startswith("I;16") or png16.is_png16_colour(image) else (4 if image.mode in ("I", "F") else 1)
+    return width, height, min(bands, 4), itemsize
+
+
+def _decode(image: Image.Image | None, data: bytes, name: str) -> tuple[np.ndarray, Image.Image | None]:
+    """Pixels, and the Pillow image to read metadata from (None for a TIFF Pillow cannot open)."""
+    try:
+        if tiffio.is_tiff(data):
+            array = tiffio.read_tiff(data, name)
+            if array is not None:
+                return array, image
+            if image is None:
+                raise ImageFormatError(f"{name} is a TIFF layout this program cannot decode")
+        if png16.is_png16_colour(image):
+            return png16.decode_png16(data)
+        image.seek(0)
+        image.load()
+    except ImageFormatError:
+        raise
+    except (OSError, SyntaxError, ValueError, struct.error, EOFError, IndexError) as exc:
+        text = _first_line(exc)
+        if "truncat" in text.lower() or "broken" in text or isinstance(exc, EOFError):
+            raise ImageFormatError(f"{name} is truncated or damaged ({text})") from None
+        raise ImageFormatError(f"{name} cannot be decoded ({text})") from None
+    except MemoryError:
+        raise ImageTooLargeError(f"{name} does not fit in memory when decoded") from None
+    return _pixels(image), image
+
+
+def _pixels(image: Image.Image) -> np.ndarray:
+    """Pillow pixels as an array; CMYK through the ICC profile the image carries."""
+    meta = ImageMeta(icc_profile=image.info.get("icc_profile") or None)
+    array, _ = pil_to_array(image, meta)
+    if image.mode == "CMYK":
+        image.info["icc_profile"] = meta.icc_profile  # now sRGB (or none), as the pixels are
+        if meta.icc_profile is None:
+            image.info.pop("icc_profile", None)
+    return array
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def pil_to_array(image: Image.Image, meta: ImageMeta | None = None) -> tuple[np.ndarray, str]:
+    """A PIL image as a numpy array in one of the layouts the upscaler takes, plus its mode.
+
+    Palette images become RGB, or RGBA when they have transparency; a colour-key transparency
+    on L or RGB becomes a real alpha channel; CMYK becomes RGB (through its ICC profile when
+    ``meta`` carries one); 16-bit grey stays uint16 and float grey float32.
+    """
+    mode = image.mode
+    keyed = "transparency" in image.info
+    if mode in ("P", "PA"):
+        image = image.convert("RGBA" if keyed or mode == "PA" else "RGB")
+    elif mode == "1":
+        image = image.convert("L")
+    elif mode in ("L", "RGB") and keyed:
+        image = image.convert("LA" if mode == "L" else "RGBA")
+    elif mode == "CMYK":
+        image = cmyk_to_rgb(image, meta) if meta is not None else image.convert("RGB")
+    elif mode.startswith("I;16"):
+        return np.asarray(image).astype(np.uint16), mode
+    elif mode == "I":
+        return np.clip(np.asarray(image), 0, 65535).astype(np.uint16), mode
+    elif mode == "F":
+        return np.asarray(image, dtype=np.float32), mode
+    elif mode == "La":
+        image = image.convert("LA")
+    elif mode not in ("L", "LA", "RGB", "RGBA"):
+        image = image.convert("RGBA" if "A" in mode or "a" in mode else "RGB")
+    return np.asarray(image).copy(), mode
+
+
+def array_to_pil(array: np.ndarray, mode: str | None = None) -> Image.Image:
+    """A numpy array as a PIL image (16-bit grey stays 16-bit; 16-bit and float colour become 8-bit)."""
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.dtype == np.uint16:
+        if array.ndim == 2:
+            return Image.fromarray(np.ascontiguousarray(array, dtype=np.uint16))
+        array = _to_uint8(array)
+    if array.dtype.kind == "f":
+        if array.ndim == 2:
+            return Image.fromarray(np.ascontiguousarray(array, dtype=np.float32))
+        array = _to_uint8(array)
+    return Image.fromarray(np.ascontiguousarray(array, dtype=np.uint8))
+
+
+def _to_uint8(array: np.ndarray) -> np.ndarray:
+    if array.dtype == np.uint8:
+        return array
+    if array.dtype == np.uint16:
+        return ((array.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+    return np.clip(np.rint(np.nan_to_num(array.astype(np.float32)) * 255), 0, 255).astype(np.uint8)
+
+
+def _to_uint16(array: np.ndarray) -> np.ndarray:
+    if array.dtype == np.uint16:
+        return array
+    if array.dtype == np.uint8:
+        return array.astype(np.uint16) * 257
+    return np.clip(np.rint(np.nan_to_num(array.astype(np.float32)) * 65535), 0, 65535).astype(np.uint16)
+
+
+# -- writing ---------------------------------------------------------------------------------
 def format_for(path: str | Path, explicit: str | None = None) -> str:
     """The output format: explicit ``--format`` first, else from the file extension."""
     if explicit:
@@ -188,88 +300,104 @@ def format_for(path: str | Path, explicit: str | None = None) -> str:
 
 
 def encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None = None, *, quality: int | None = None, scale: float = 1.0) -> bytes:
-    """Encode pixels (and carried metadata) in ``fmt``."""
+    """Encode pixels (and carried metadata, updated for the new size) in ``fmt``.
+
+    16-bit and float data stay 16-bit in PNG (float becomes 16-bit) and 16-bit / float in
+    TIFF; other formats hold 8 bits. Alpha is flattened onto white for JPEG and BMP.
+    """
     meta = meta or ImageMeta()
+    height, width = array.shape[:2]
+    exif = exif_for_output(meta.exif, width, height, scale) if fmt in _EXIF else None
+    dpi = scaled_dpi(meta.dpi, scale) if fmt in _DPI else None
+    icc = meta.icc_profile if fmt in _ICC else None
+    channels = 1 if array.ndim == 2 else array.shape[2]
     if fmt == "TIFF" and array.dtype != np.uint8:
-        return _encode_tiff_deep(array, meta, scale)
-    if fmt == "PNG" and array.dtype == np.uint16 and array.ndim == 3:
-        return _encode_png16(array, meta, scale)
+        return tiffio.encode_tiff(array, icc_profile=icc, dpi=dpi)
+    if fmt == "PNG" and array.dtype != np.uint8:
+        deep = _to_uint16(array)
+        if channels > 1:
+            return png16.encode_png16(deep, icc_profile=icc, dpi=dpi, exif=exif, text=_png_text(meta))
+        array = deep
+    elif array.dtype != np.uint8:
+        log.info("%s holds 8 bits per channel; reducing the %s output to 8 bits", fmt, array.dtype)
+        array = _to_uint8(array)
+    if channels in (2, 4) and fmt not in _ALPHA:
+        log.warning("%s has no transparency; flattening the alpha channel onto white", fmt)
+        array = _flatten_on_white(array)
     image = array_to_pil(array)
-    if fmt == "JPEG" and image.mode in ("RGBA", "LA"):
-        image = image.convert("RGB" if image.mode == "RGBA" else "L")
-    if fmt in ("JPEG", "BMP") and image.mode in ("I;16", "F"):
-        image = array_to_pil(np.clip(np.rint(array.astype(np.float64) / (65535 if array.dtype == np.uint16 else 1) * 255), 0, 255).astype(np.uint8))
+    if fmt == "GIF" and image.mode == "LA":
+        image = image.convert("RGBA")  # Pillow's GIF writer keeps transparency only from RGBA
     options: dict[str, Any] = {}
-    if meta.icc_profile and fmt in ("PNG", "JPEG", "WEBP", "TIFF"):
-        options["icc_profile"] = meta.icc_profile
-    if meta.exif and fmt in ("PNG", "JPEG", "WEBP", "TIFF"):
-        options["exif"] = meta.exif
-    if meta.dpi and fmt in ("PNG", "JPEG", "TIFF", "BMP"):
-        options["dpi"] = (meta.dpi[0] * scale, meta.dpi[1] * scale)
+    if icc:
+        options["icc_profile"] = icc
+    if exif:
+        options["exif"] = exif
+    if dpi:
+        options["dpi"] = dpi
     if fmt in ("JPEG", "WEBP"):
         options["quality"] = quality if quality is not None else (95 if fmt == "JPEG" else 90)
-    if fmt == "PNG" and meta.text:
-        from PIL import PngImagePlugin
+        if fmt == "WEBP" and options["quality"] == 100:
+            options["lossless"] = True  # --quality 100: lossless WebP
+        if meta.xmp:
+            options["xmp"] = meta.xmp
+    if fmt == "JPEG" and options["quality"] >= 90:
+        options["subsampling"] = 0  # 4:4:4: no colour bleeding at high quality
+    if fmt in ("JPEG", "GIF") and meta.comment:
+        options["comment"] = meta.comment
+    if fmt == "PNG":
+        text = _png_text(meta)
+        if text:
+            from PIL import PngImagePlugin
 
-        info = PngImagePlugin.PngInfo()
-        for key, value in meta.text.items():
-            info.add_itxt(key, value)
-        options["pnginfo"] = info
+            info = PngImagePlugin.PngInfo()
+            for key, value in text.items():
+                if value.isascii():
+                    info.add_text(key, value)
+                else:
+                    info.add_itxt(key, value)
+            options["pnginfo"] = info
+        options["compress_level"] = 6
+    if fmt == "TIFF" and not _has_sub_ifd(exif):
+        # Pillow's compressing (libtiff) writer cannot store EXIF sub-IFDs; then stay uncompressed
+        options["compression"] = "tiff_adobe_deflate"
     buffer = io.BytesIO()
     try:
         image.save(buffer, format=fmt, **options)
-    except (OSError, ValueError) as exc:
-        raise ImageFormatError(f"cannot write {fmt}: {exc}") from None
+    except (OSError, ValueError, KeyError) as exc:
+        raise ImageFormatError(f"cannot write {fmt}: {_first_line(exc)}") from None
     return buffer.getvalue()
 
 
-def _encode_tiff_deep(array: np.ndarray, meta: ImageMeta, scale: float) -> bytes:
-    import tifffile
-
-    buffer = io.BytesIO()
-    kwargs: dict[str, Any] = {"photometric": "minisblack" if array.ndim == 2 or array.shape[2] <= 2 else "rgb"}
-    if array.ndim == 3 and array.shape[2] in (2, 4):
-        kwargs["extrasamples"] = ["unassalpha"]
-    if meta.dpi:
-        kwargs["resolution"] = (meta.dpi[0] * scale, meta.dpi[1] * scale)
-        kwargs["resolutionunit"] = "INCH"
-    extratags = [(34675, 7, len(meta.icc_profile), meta.icc_profile, True)] if meta.icc_profile else []
-    tifffile.imwrite(buffer, array, compression="zlib", extratags=extratags, **kwargs)
-    return buffer.getvalue()
+def _has_sub_ifd(exif: bytes | None) -> bool:
+    if not exif:
+        return False
+    data = Image.Exif()
+    data.load(exif)
+    return any(tag in data for tag in (0x8769, 0x8825))
 
 
-def _encode_png16(array: np.ndarray, meta: ImageMeta, scale: float) -> bytes:
-    """16-bit RGB(A) PNG, which Pillow cannot write, via a minimal PNG encoder."""
-    import struct
-    import zlib
+def _png_text(meta: ImageMeta) -> dict[str, str]:
+    text = dict(meta.text)
+    if meta.xmp and "XML:com.adobe.xmp" not in text:
+        text["XML:com.adobe.xmp"] = meta.xmp.decode("utf-8", "replace")
+    return text
 
-    height, width, channels = array.shape
-    colour_type = {1: 0, 2: 4, 3: 2, 4: 6}[channels]
-    raw = array.astype(">u2").reshape(height, width * channels).tobytes()
-    stride = width * channels * 2
-    rows = b"".join(b"\x00" + raw[i * stride : (i + 1) * stride] for i in range(height))
 
-    def chunk(tag: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body) & 0xFFFFFFFF)
-
-    parts = [b"\x89PNG\r\n\x1a\n", chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0))]
-    if meta.icc_profile:
-        parts.append(chunk(b"iCCP", b"icc\x00\x00" + zlib.compress(meta.icc_profile)))
-    if meta.dpi:
-        ppm = [round(d * scale / 0.0254) for d in meta.dpi]
-        parts.append(chunk(b"pHYs", struct.pack(">IIB", ppm[0], ppm[1], 1)))
-    if meta.exif:
-        exif = meta.exif[6:] if meta.exif.startswith(b"Exif\x00\x00") else meta.exif
-        parts.append(chunk(b"eXIf", exif))
-    for key, value in meta.text.items():
-        parts.append(chunk(b"iTXt", key.encode("latin-1", "replace")[:79] + b"\x00\x00\x00\x00\x00" + value.encode("utf-8")))
-    parts.append(chunk(b"IDAT", zlib.compress(rows, 6)))
-    parts.append(chunk(b"IEND", b""))
-    return b"".join(parts)
+def _flatten_on_white(array: np.ndarray) -> np.ndarray:
+    top = 255.0 if array.dtype == np.uint8 else 65535.0
+    colour = array[:, :, :-1].astype(np.float32)
+    alpha = array[:, :, -1:].astype(np.float32) / top
+    out = colour * alpha + top * (1.0 - alpha)
+    out = np.clip(np.rint(out), 0, top).astype(array.dtype)
+    return out[:, :, 0] if out.shape[2] == 1 else out
 
 
 def write_atomic(data: bytes, path: str | Path, *, overwrite: bool = False) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and a rename."""
+    """Write ``data`` to ``path`` via a temporary file in the same folder and a rename.
+
+    Without ``overwrite`` an existing file is never replaced, even one that appears while
+    writing (the final step is a hard link, which fails if the name exists).
+    """
     path = Path(path)
     if path.exists() and not overwrite:
         raise OutputExistsError(f"{path} exists; use --overwrite to replace it")
@@ -279,19 +407,35 @@ def write_atomic(data: bytes, path: str | Path, *, overwrite: bool = False) -> N
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     except OSError as exc:
-        raise ImageFormatError(f"cannot write to {folder}: {exc.strerror}") from None
+        raise ImageFormatError(f"cannot write to folder {folder}: {exc.strerror}") from None
     try:
         with os.fdopen(fd, "wb") as out:
             out.write(data)
             out.flush()
             os.fsync(out.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            _link_no_clobber(tmp, path)
+    except FileExistsError:
+        raise OutputExistsError(f"{path} appeared while writing; use --overwrite to replace it") from None
     except OSError as exc:
         raise ImageFormatError(f"cannot write {path}: {exc.strerror}") from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _link_no_clobber(tmp: str, path: Path) -> None:
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise
+    except OSError:  # file systems without hard links
+        if path.exists():
+            raise FileExistsError(str(path)) from None
+        os.replace(tmp, path)
 
 
 def _umask() -> int:

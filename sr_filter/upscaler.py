@@ -91,10 +91,14 @@ class Upscaler:
         except ImportError:  # pragma: no cover - pillow is a dependency
             Image = None
         if Image is not None and isinstance(image, Image.Image):
-            from .imageio import array_to_pil, pil_to_array
+            from .imageio import ImageMeta, array_to_pil, pil_to_array
 
-            array, mode = pil_to_array(image)
-            return array_to_pil(self.upscale_array(array, scale, progress), mode)
+            meta = ImageMeta(icc_profile=image.info.get("icc_profile"))
+            array, mode = pil_to_array(image, meta)  # CMYK goes through its ICC profile
+            out = array_to_pil(self.upscale_array(array, scale, progress), mode)
+            if meta.icc_profile:
+                out.info["icc_profile"] = meta.icc_profile
+            return out
         return self.upscale_array(image, scale, progress)
 
     def upscale_array(self, array: np.ndarray, scale: float | None = None, progress: Progress | None = None) -> np.ndarray:

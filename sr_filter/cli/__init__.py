@@ -8,18 +8,21 @@ non-zero exit code; tracebacks are shown only with ``-vv``.
 from __future__ import annotations
 
 import importlib
-import logging
 import sys
 
 import click
 
 from .. import __version__
 from ..errors import SrFilterError
+from .options import configure_logging
 
 #: subcommand name -> "module:attribute", imported only when used (keeps --help fast)
 COMMANDS = {
     "upscale": "sr_filter.cli.upscale:upscale",
     "models": "sr_filter.cli.models:models",
+    "eval": "sr_filter.cli.eval:eval_cmd",
+    "train": "sr_filter.cli.train:train_cmd",
+    "gimp-install": "sr_filter.cli.gimp:gimp_install",
 }
 DEFAULT_COMMAND = "upscale"
 
@@ -66,9 +69,8 @@ def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
       cat in.png | sr-filter - --format png > out.png
       sr-filter models
     """
-    level = logging.ERROR if quiet else (logging.DEBUG if verbose >= 2 else logging.INFO if verbose else logging.WARNING)
-    logging.basicConfig(level=level, format="sr-filter: %(message)s", stream=sys.stderr, force=True)
     ctx.obj = {"verbose": verbose, "quiet": quiet}
+    configure_logging(verbose, quiet)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -76,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = any(a in ("-vv", "-vvv") for a in args) or args.count("-v") + args.count("--verbose") >= 2
     try:
-        cli.main(args=args, prog_name="sr-filter", standalone_mode=False)
+        code = cli.main(args=args, prog_name="sr-filter", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("sr-filter: interrupted", err=True)
         sys.exit(130)
@@ -95,3 +97,5 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(1)
+    if isinstance(code, int) and code:
+        sys.exit(code)

@@ -35,3 +35,29 @@ device_opt = click.option("-d", "--device", default="auto", show_default=True, m
 precision_opt = click.option("--precision", type=click.Choice(PRECISIONS, case_sensitive=False), default="auto", show_default=True, help="Arithmetic precision (auto: fp16 on capable GPUs, fp32 on CPU).")
 tile_opt = click.option("-t", "--tile", default="auto", show_default=True, callback=_tile, metavar="N|auto", help="Tile edge in input pixels; 0 = whole image.")
 offline_opt = click.option("--offline", is_flag=True, default=None, help="Never download; use cached or built-in weights only.")
+
+
+def configure_logging(verbose: int, quiet: bool) -> None:
+    """Messages go to stderr only; stdout is kept for image data and listings."""
+    import logging
+    import sys
+
+    level = logging.ERROR if quiet else (logging.DEBUG if verbose >= 2 else logging.INFO if verbose else logging.WARNING)
+    logging.basicConfig(level=level, format="sr-filter: %(message)s", stream=sys.stderr, force=True)
+
+
+def _set_verbosity(ctx: click.Context, param: click.Parameter, value) -> None:
+    if not value:
+        return
+    state = ctx.find_root().ensure_object(dict)
+    if param.name == "quiet":
+        state["quiet"] = True
+    else:
+        state["verbose"] = state.get("verbose", 0) + value
+    configure_logging(state.get("verbose", 0), state.get("quiet", False))
+
+
+def verbosity(command):
+    """-v/-q accepted after the subcommand too (`sr-filter upscale a.png -q`)."""
+    command = click.option("-q", "--quiet", is_flag=True, expose_value=False, callback=_set_verbosity, help="Only errors on stderr; no progress bar.")(command)
+    return click.option("-v", "--verbose", count=True, expose_value=False, callback=_set_verbosity, help="More messages on stderr.")(command)

@@ -1,0 +1,214 @@
+#!/usr/bin/env python3
+# sr-filter GIMP 3 plug-in: Filters > Enhance > Super-resolution...
+#
+# Upscales the whole image (every layer, the canvas and layer offsets) with the sr_filter
+# library. GIMP's Python usually cannot import torch, so the pixels go to a worker process,
+# `PYTHON -m sr_filter.gimp_worker`, where PYTHON comes from sr-filter.json next to this
+# file (written by `python -m sr_filter.gimp_install`). All image maths happens there.
+import os
+import sys
+
+import gi
+
+gi.require_version("Gimp", "3.0")
+gi.require_version("Gegl", "0.4")
+from gi.repository import Gegl, Gimp, GLib, GObject  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gimp_protocol as proto  # noqa: E402  (copied here by the installer)
+
+PROC_NAME = "plug-in-sr-filter-upscale"
+CONFIG_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sr-filter.json")
+PRESETS = [("photo", "Photo"), ("cartoon", "Cartoon / anime"), ("face", "Face")]
+DEVICES = [("auto", "Automatic"), ("cpu", "CPU"), ("cuda", "NVIDIA GPU (CUDA)"), ("mps", "Apple GPU (MPS)")]
+SAMPLES = {"uint8": "u8", "uint16": "u16", "float32": "float"}
+NOT_FOUND = ("sr-filter is not installed for this plug-in: in the Python environment that has "
+             "sr-filter and torch, run `python -m sr_filter.gimp_install`, then restart GIMP")
+
+
+def error(procedure, msg, status=Gimp.PDBStatusType.EXECUTION_ERROR):
+    return procedure.new_return_values(status, GLib.Error.new_literal(Gimp.PlugIn.error_quark(), msg, 0))
+
+
+def worker_python():
+    """Interpreter for the worker: the installer's config, else GIMP's own Python if it has sr_filter."""
+    python = proto.python_from_config(CONFIG_FILE)
+    if python:
+        return python
+    import importlib.util
+
+    return sys.executable if importlib.util.find_spec("sr_filter") else None
+
+
+def leaf_layers(items):
+    """All pixel layers, descending into layer groups (groups have no pixels of their own)."""
+    out = []
+    for item in items:
+        out.extend(leaf_layers(item.get_children()) if item.is_group() else [item])
+    return out
+
+
+def locked_item(items):
+    """Name of the first layer or group whose pixels or position are locked, else None."""
+    for item in items:
+        if item.get_lock_content() or item.get_lock_position():
+            return item.get_name()
+        name = locked_item(item.get_children()) if item.is_group() else None
+        if name:
+            return name
+    return None
+
+
+def sample_type(image):
+    """Keep the image's precision: 8-bit as u8, 16-bit as u16, anything deeper as float."""
+    name = image.get_precision().value_name
+    return "uint8" if "_U8_" in name else "uint16" if "_U16_" in name else "float32"
+
+
+def babl_format(layer, dtype):
+    """Non-linear (perceptual) format: the networks are trained on sRGB-encoded pixels."""
+    model = "Y'" if layer.is_gray() else "R'G'B'"
+    return "%s%s %s" % (model, "A" if layer.has_alpha() else "", SAMPLES[dtype])
+
+
+def read_layer(layer, dtype):
+    """(protocol geometry, raw pixels) of one layer."""
+    w, h = layer.get_width(), layer.get_height()
+    data = layer.get_buffer().get(Gegl.Rectangle.new(0, 0, w, h), 1.0, babl_format(layer, dtype),
+                                  Gegl.AbyssPolicy.CLAMP)
+    channels = (1 if layer.is_gray() else 3) + (1 if layer.has_alpha() else 0)
+    return {"width": w, "height": h, "channels": channels, "dtype": dtype}, bytes(data)
+
+
+def write_layer(layer, info, data, offsets):
+    """Give ``layer`` the worker's pixels, size and the scaled offsets."""
+    w, h = info["width"], info["height"]
+    if (layer.get_width(), layer.get_height()) != (w, h):
+        layer.resize(w, h, 0, 0)
+    layer.set_offsets(*offsets)
+    lock_alpha = layer.get_lock_alpha()  # a locked alpha would keep GIMP's interpolated alpha
+    layer.set_lock_alpha(False)
+    shadow = layer.get_shadow_buffer()
+    shadow.set(Gegl.Rectangle.new(0, 0, w, h), babl_format(layer, info["dtype"]), data)
+    shadow.flush()  # required from Python before merge_shadow
+    layer.merge_shadow(True)
+    layer.update(0, 0, w, h)
+    layer.set_lock_alpha(lock_alpha)
+
+
+def upscale_image(image, options, python):
+    """Run the worker on every layer, then apply all results in one undo step."""
+    scale = options["scale"]
+    layers = leaf_layers(image.get_layers())
+    dtype = sample_type(image)
+    inputs = [read_layer(layer, dtype) for layer in layers]
+    offsets = [layer.get_offsets()[1:] for layer in layers]
+
+    def progress(index, done, total):
+        Gimp.progress_update((index + done / max(total, 1)) / len(layers))
+        return True
+
+    Gimp.progress_init("Super-resolution x%g (whole image)" % scale)
+    results = proto.run_worker(python, options, inputs, progress)
+    Gimp.progress_set_text("Applying super-resolution")
+    image.undo_group_start()
+    Gimp.context_push()
+    try:
+        Gimp.context_set_interpolation(Gimp.InterpolationType.CUBIC)  # masks, channels, selection
+        image.scale(proto.scaled(image.get_width(), scale), proto.scaled(image.get_height(), scale))
+        # merge_shadow only writes inside the selection: lift it while writing, then restore it.
+        saved = None if Gimp.Selection.is_empty(image) else Gimp.Selection.save(image)
+        Gimp.Selection.none(image)
+        try:
+            for layer, (x, y), (info, data) in zip(layers, offsets, results):
+                write_layer(layer, info, data, (proto.scaled(x, scale), proto.scaled(y, scale)))
+        finally:
+            if saved is not None:
+                image.select_item(Gimp.ChannelOps.REPLACE, saved)
+                image.remove_channel(saved)
+    finally:
+        Gimp.context_pop()
+        image.undo_group_end()
+    Gimp.progress_update(1.0)
+
+
+def run(procedure, run_mode, image, drawables, config, run_data):
+    if run_mode == Gimp.RunMode.INTERACTIVE:
+        gi.require_version("GimpUi", "3.0")
+        from gi.repository import GimpUi
+
+        GimpUi.init(PROC_NAME)
+        dialog = GimpUi.ProcedureDialog.new(procedure, config, "Super-resolution")
+        dialog.fill(None)
+        ok = dialog.run()
+        dialog.destroy()
+        if not ok:
+            return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
+    model = config.get_property("model")
+    options = {
+        "preset": config.get_property("preset"),
+        "model": model.get_path() if model is not None else "",
+        "scale": config.get_property("scale"),
+        "device": config.get_property("device"),
+        "tile": config.get_property("tile"),
+    }
+    locked = locked_item(image.get_layers())
+    if locked:
+        return error(procedure, "layer %r is locked (pixels or position): unlock it and run "
+                                "Super-resolution again" % locked)
+    python = worker_python()
+    if python is None:
+        return error(procedure, NOT_FOUND)
+    Gegl.init(None)
+    try:
+        upscale_image(image, options, python)
+    except proto.WorkerError as exc:
+        return error(procedure, str(exc))
+    except Exception as exc:  # a GIMP call failed: report it, never crash silently
+        return error(procedure, "sr-filter plug-in failed: %s: %s" % (type(exc).__name__, exc))
+    if run_mode == Gimp.RunMode.INTERACTIVE:
+        if not Gimp.Selection.is_empty(image):
+            Gimp.message("sr-filter upscaled the whole image; the selection was scaled with it.")
+        Gimp.displays_flush()
+    return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
+
+
+def choice(entries):
+    c = Gimp.Choice.new()
+    for i, (nick, label) in enumerate(entries):
+        c.add(nick, i, label, "")
+    return c
+
+
+class SrFilter(Gimp.PlugIn):
+    def do_query_procedures(self):
+        return [PROC_NAME]
+
+    def do_set_i18n(self, name):
+        return False
+
+    def do_create_procedure(self, name):
+        rw = GObject.ParamFlags.READWRITE
+        procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run, None)
+        procedure.set_image_types("RGB*, GRAY*")
+        procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.ALWAYS)
+        procedure.set_menu_label("_Super-resolution...")
+        procedure.add_menu_path("<Image>/Filters/Enhance")
+        procedure.set_documentation(
+            "Upscale the whole image with a super-resolution network",
+            "Upscales every layer, the canvas and layer offsets with sr-filter (a selection is "
+            "ignored and scaled with the image). Inference runs in the Python environment "
+            "named by sr-filter.json next to the plug-in.", name)
+        procedure.set_attribution("sr-filter authors", "sr-filter authors", "2026")
+        procedure.add_choice_argument("preset", "_Preset", "Model preset (ignored when a model file is given)",
+                                      choice(PRESETS), "photo", rw)
+        procedure.add_file_argument("model", "_Model file", "Optional .pth weights file instead of the preset",
+                                    Gimp.FileChooserAction.OPEN, True, None, rw)
+        procedure.add_double_argument("scale", "S_cale", "Output size / input size", 1.0, 8.0, 2.0, rw)
+        procedure.add_choice_argument("device", "_Device", "Where inference runs", choice(DEVICES), "auto", rw)
+        procedure.add_int_argument("tile", "_Tile size", "Tile size in input pixels (0 = automatic)",
+                                   0, 4096, 0, rw)
+        return procedure
+
+
+Gimp.main(SrFilter.__gtype__, sys.argv)

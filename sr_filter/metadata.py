@@ -1,0 +1,178 @@
+"""What an image file holds besides its pixels, and how it changes when the pixels are upscaled.
+
+- EXIF orientation is applied to the pixels on read (so the model sees the image upright) and
+  the tag is set to 1 on write; the EXIF pixel dimensions are set to the output size and the
+  EXIF resolution scaled like the DPI.
+- DPI is multiplied by the upscale factor, so the picture keeps its printed size.
+- CMYK is converted to RGB through its embedded ICC profile (the output then carries an sRGB
+  profile), because the models work on RGB and CMYK separation cannot be undone faithfully.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+log = logging.getLogger(__name__)
+
+ORIENTATION = 0x0112
+_EXIF_IFD, _GPS_IFD = 0x8769, 0x8825
+_PIXEL_X, _PIXEL_Y = 0xA002, 0xA003
+_X_RES, _Y_RES = 0x011A, 0x011B
+#: IFD0 tags worth carrying from a TIFF's header (the rest describe the TIFF's own pixel layout)
+_DESCRIPTIVE = {0x010E, 0x010F, 0x0110, 0x0131, 0x0132, 0x013B, 0x8298}
+
+
+@dataclass
+class ImageMeta:
+    """Everything besides the pixels that should survive the round trip."""
+
+    format: str | None = None
+    icc_profile: bytes | None = None
+    exif: bytes | None = None  # orientation already reset to 1
+    dpi: tuple[float, float] | None = None
+    text: dict[str, str] = field(default_factory=dict)  # PNG tEXt/iTXt/zTXt chunks
+    xmp: bytes | None = None
+    comment: bytes | None = None  # JPEG / GIF comment
+    mode: str = "RGB"  # the input's Pillow mode (or "uint16" / "float32" for deep TIFFs)
+    frames: int = 1
+
+
+def orient(array: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation (1..8) to an HxW[xC] array so it displays upright."""
+    ops = {
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: a.swapaxes(0, 1),
+        6: lambda a: np.rot90(a, -1),
+        7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
+        8: lambda a: np.rot90(a, 1),
+    }
+    op = ops.get(int(orientation or 1))
+    return np.ascontiguousarray(op(array)) if op else array
+
+
+def read_meta(image: Image.Image) -> tuple[ImageMeta, int]:
+    """Metadata of an opened image, and its EXIF orientation (PNGs: read after decoding)."""
+    info = image.info
+    meta = ImageMeta(
+        text=png_text(image) if image.format == "PNG" else {},
+        format=image.format,
+        icc_profile=info.get("icc_profile") or None,
+        dpi=_dpi(info),
+        xmp=_bytes(info.get("xmp")),
+        comment=_bytes(info.get("comment")),
+        mode=image.mode,
+        frames=1 if image.format == "MPO" else int(getattr(image, "n_frames", 1) or 1),  # MPO: camera previews
+    )
+    orientation = 1
+    try:
+        exif = image.getexif()
+    except Exception:  # noqa: BLE001 - damaged EXIF must not stop the upscale
+        log.warning("ignoring unreadable EXIF data")
+        exif = Image.Exif()
+    if exif:
+        orientation = int(exif.get(ORIENTATION, 1) or 1)
+        if image.format == "TIFF":
+            exif = _descriptive(exif)
+        if ORIENTATION in exif:
+            exif[ORIENTATION] = 1
+        meta.exif = exif.tobytes() if len(exif) or exif.get_ifd(_EXIF_IFD) else None
+    return meta, orientation
+
+
+def png_text(image: Image.Image) -> dict[str, str]:
+    """The text chunks of a PNG whose pixels have been loaded (Pillow reads them after IDAT)."""
+    try:
+        return {k: v for k, v in getattr(image, "text", {}).items() if isinstance(v, str)}
+    except (OSError, SyntaxError, ValueError):
+        return {}
+
+
+def exif_for_output(exif: bytes | None, width: int, height: int, scale: float) -> bytes | None:
+    """The EXIF block for the output: pixel dimensions set, resolution scaled, orientation 1."""
+    if not exif:
+        return None
+    data = Image.Exif()
+    try:
+        data.load(exif)
+        sub = data.get_ifd(_EXIF_IFD)
+        if sub:
+            sub[_PIXEL_X], sub[_PIXEL_Y] = int(width), int(height)
+        for tag in (_X_RES, _Y_RES):
+            if tag in data and float(data[tag] or 0) > 0:
+                from PIL.TiffImagePlugin import IFDRational
+
+                data[tag] = IFDRational(round(float(data[tag]) * scale * 1000), 1000)
+        if ORIENTATION in data:
+            data[ORIENTATION] = 1
+        return data.tobytes()
+    except Exception:  # noqa: BLE001 - keep the original block rather than lose it
+        log.warning("could not update EXIF; copying it unchanged")
+        return exif
+
+
+def scaled_dpi(dpi: tuple[float, float] | None, scale: float) -> tuple[float, float] | None:
+    """DPI multiplied by the upscale factor, so the printed size stays the same."""
+    if not dpi:
+        return None
+    return (round(dpi[0] * scale, 3), round(dpi[1] * scale, 3))
+
+
+@functools.lru_cache(maxsize=1)
+def srgb_profile() -> bytes:
+    """An sRGB ICC profile (from LittleCMS through Pillow; made once, its header holds a date)."""
+    from PIL import ImageCms
+
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def cmyk_to_rgb(image: Image.Image, meta: ImageMeta) -> Image.Image:
+    """CMYK -> RGB, through the embedded ICC profile when there is one (then tagged sRGB)."""
+    if meta.icc_profile:
+        from PIL import ImageCms
+
+        try:
+            source = ImageCms.ImageCmsProfile(io.BytesIO(meta.icc_profile))
+            target = ImageCms.createProfile("sRGB")
+            rgb = ImageCms.profileToProfile(image, source, target, renderingIntent=ImageCms.Intent.PERCEPTUAL, outputMode="RGB")
+            meta.icc_profile = srgb_profile()
+            return rgb
+        except (ImageCms.PyCMSError, OSError, ValueError) as exc:
+            log.warning("the CMYK image's ICC profile cannot be used (%s); converting without it", exc)
+    meta.icc_profile = None
+    return image.convert("RGB")
+
+
+def _descriptive(exif: Image.Exif) -> Image.Exif:
+    kept = Image.Exif()
+    for tag, value in exif.items():
+        if tag in _DESCRIPTIVE or tag == ORIENTATION:
+            kept[tag] = value
+    for ifd in (_EXIF_IFD, _GPS_IFD):
+        sub = exif.get_ifd(ifd)
+        if sub:
+            kept[ifd] = dict(sub)
+    return kept
+
+
+def _dpi(info: dict) -> tuple[float, float] | None:
+    dpi = info.get("dpi")
+    try:
+        if dpi and len(dpi) == 2 and float(dpi[0]) > 0 and float(dpi[1]) > 0:
+            return float(dpi[0]), float(dpi[1])
+    except (TypeError, ValueError):
+        pass
+    return None
+
+
+def _bytes(value) -> bytes | None:
+    if not value:
+        return None
+    return value.encode("utf-8") if isinstance(value, str) else bytes(value)

@@ -1,0 +1,163 @@
+"""TIFF pixels through tifffile, which keeps 16-bit and float samples that Pillow would reduce.
+
+Handles the layouts TIFF writers actually produce: chunky or planar samples, grey with 1
+sample, RGB with 3, extra samples (the first alpha-marked one, or the first extra sample of an
+RGB or grey image, becomes alpha; others are dropped), associated (premultiplied) alpha
+(un-premultiplied, since the output stores unassociated alpha), min-is-white grey (inverted),
+and float samples. Other photometric interpretations (palette, CMYK, YCbCr, ...) return None so
+the caller falls back to Pillow. Metadata is read by the caller from Pillow's header parse.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from typing import Any
+
+import numpy as np
+
+from .errors import ImageFormatError
+
+log = logging.getLogger(__name__)
+
+TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+_MINISWHITE, _MINISBLACK, _RGB = 0, 1, 2
+_ASSOCALPHA, _UNASSALPHA = 1, 2
+
+
+def is_tiff(data: bytes) -> bool:
+    """Whether the bytes start with a (Big)TIFF header."""
+    return data[:4] in TIFF_MAGIC
+
+
+def tiff_shape(data: bytes) -> tuple[int, int, int, int] | None:
+    """(width, height, samples, bytes per sample) of the first page, from the header only."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(io.BytesIO(data)) as tif:
+            page = tif.pages[0]
+            return int(page.imagewidth), int(page.imagelength), int(page.samplesperpixel), int(page.dtype.itemsize if page.dtype else 1)
+    except Exception:  # noqa: BLE001 - any parse failure means "not a TIFF we can size"
+        return None
+
+
+def tiff_meta(data: bytes) -> tuple[bytes | None, tuple[float, float] | None, int]:
+    """(ICC profile, DPI, EXIF orientation) from the first page's tags, for TIFFs Pillow cannot open."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(io.BytesIO(data)) as tif:
+            tags = tif.pages[0].tags
+            icc = tags.get("InterColorProfile")
+            orientation = tags.get("Orientation")
+            xres, yres, unit = tags.get("XResolution"), tags.get("YResolution"), tags.get("ResolutionUnit")
+            dpi = None
+            if xres is not None and yres is not None:
+                per = {2: 1.0, 3: 2.54}.get(int(unit.value) if unit is not None else 2)
+                x, y = (v.value[0] / v.value[1] if isinstance(v.value, tuple) else float(v.value) for v in (xres, yres))
+                if per and x > 0 and y > 0:
+                    dpi = (round(x * per, 3), round(y * per, 3))
+            return (bytes(icc.value) if icc is not None else None), dpi, int(orientation.value) if orientation is not None else 1
+    except Exception:  # noqa: BLE001 - metadata is optional; the pixels decide readability
+        return None, None, 1
+
+
+def read_tiff(data: bytes, name: str) -> np.ndarray | None:
+    """First page as HxW / HxWxC (C = 1..4) uint8, uint16 or float32; None to let Pillow decode it."""
+    import tifffile
+
+    bits, photometric = 8, -1
+    try:
+        with tifffile.TiffFile(io.BytesIO(data)) as tif:
+            page = tif.pages[0]
+            photometric, bits = int(page.photometric), int(page.bitspersample)
+            if photometric not in (_MINISWHITE, _MINISBLACK, _RGB):
+                return None
+            array = page.asarray()
+            axes = page.axes
+            extras = tuple(int(e) for e in page.extrasamples)
+    except Exception as exc:  # noqa: BLE001 - tifffile raises many kinds for undecodable files
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "imagecodecs" in text:  # e.g. LZW or JPEG compression without the optional imagecodecs package
+            deep = bits > 8 and photometric == _RGB
+            (log.warning if deep else log.info)(
+                "%s: %s; decoding it with Pillow%s", name, text, " at 8 bits per channel (pip install imagecodecs keeps 16)" if deep else ""
+            )
+            return None
+        raise ImageFormatError(f"{name} is not a readable TIFF ({text})") from None
+    array = _to_yxs(array, axes)
+    if array.dtype.kind == "f":
+        array = array.astype(np.float32)
+    elif array.dtype == np.bool_:
+        array = array.astype(np.uint8) * 255
+    elif array.dtype not in (np.uint8, np.uint16):
+        raise ImageFormatError(f"{name}: TIFF with {array.dtype} samples is not supported; save it with 8 or 16 bits or float")
+    colour = 3 if photometric == _RGB else 1
+    if array.shape[2] < colour:
+        raise ImageFormatError(f"{name}: RGB TIFF with only {array.shape[2]} samples per pixel")
+    alpha_index = _alpha_index(extras, array.shape[2] - colour)
+    kept = array[:, :, :colour]
+    if photometric == _MINISWHITE:
+        kept = _invert(kept)
+    if alpha_index is None:
+        return kept if colour == 3 else kept[:, :, 0]
+    alpha = array[:, :, colour + alpha_index : colour + alpha_index + 1]
+    if extras[alpha_index] == _ASSOCALPHA:
+        kept = _unpremultiply(kept, alpha)
+    return np.concatenate([kept, alpha], axis=2)
+
+
+def _to_yxs(array: np.ndarray, axes: str) -> np.ndarray:
+    """Reorder tifffile's axes (e.g. 'SYX' for planar, 'YXS' for chunky) to Y, X, samples."""
+    array = np.asarray(array)
+    keep = [i for i, a in enumerate(axes) if a in "YXS"]
+    extra = [i for i, a in enumerate(axes) if a not in "YXS"]
+    if extra:  # depth, time, ... : take the first plane of each
+        array = array[tuple(0 if i in extra else slice(None) for i in range(array.ndim))]
+        axes = "".join(axes[i] for i in keep)
+    if "S" not in axes:
+        array, axes = array[..., None], axes + "S"
+    return np.ascontiguousarray(np.moveaxis(array, [axes.index("Y"), axes.index("X"), axes.index("S")], [0, 1, 2]))
+
+
+def _alpha_index(extras: tuple[int, ...], count: int) -> int | None:
+    if count <= 0:
+        return None
+    for i, kind in enumerate(extras[:count]):
+        if kind in (_ASSOCALPHA, _UNASSALPHA):
+            return i
+    return 0  # an unspecified extra sample beside colour is, in practice, alpha
+
+
+def _invert(array: np.ndarray) -> np.ndarray:
+    if array.dtype.kind == "f":
+        return 1.0 - array
+    return np.iinfo(array.dtype).max - array
+
+
+def _unpremultiply(colour: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    top = 1.0 if colour.dtype.kind == "f" else float(np.iinfo(colour.dtype).max)
+    a = alpha.astype(np.float64) / top
+    out = np.where(a > 0, colour.astype(np.float64) / np.maximum(a, 1e-12), 0.0)
+    if colour.dtype.kind == "f":
+        return out.astype(colour.dtype)
+    return np.clip(np.rint(out), 0, top).astype(colour.dtype)
+
+
+def encode_tiff(array: np.ndarray, *, icc_profile: bytes | None = None, dpi: tuple[float, float] | None = None) -> bytes:
+    """Encode a uint16 or float32 array as a zlib-compressed TIFF (alpha as unassociated extra sample)."""
+    import tifffile
+
+    buffer = io.BytesIO()
+    channels = 1 if array.ndim == 2 else array.shape[2]
+    kwargs: dict[str, Any] = {"photometric": "minisblack" if channels <= 2 else "rgb"}
+    if channels in (2, 4):
+        kwargs["extrasamples"] = ["unassalpha"]
+    if dpi:
+        kwargs["resolution"] = (float(dpi[0]), float(dpi[1]))
+        kwargs["resolutionunit"] = "INCH"
+    extratags = [(34675, 7, len(icc_profile), icc_profile, True)] if icc_profile else []
+    data = array[:, :, 0] if channels == 1 and array.ndim == 3 else array
+    tifffile.imwrite(buffer, data, compression="zlib", extratags=extratags, **kwargs)
+    return buffer.getvalue()

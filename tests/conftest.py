@@ -1,0 +1,103 @@
+"""Shared fixtures: the project's shared data, a local weights server, an isolated cache."""
+
+from __future__ import annotations
+
+import http.server
+import os
+import shutil
+import threading
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("SR_FILTER_SHARED", ROOT.parent / "shared")).resolve()
+UPSTREAM = SHARED / "weights" / "upstream"
+BENCHMARKS = SHARED / "data" / "benchmarks"
+
+
+def require_shared(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"shared data not found at {path} (set SR_FILTER_SHARED)")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path_factory, monkeypatch):
+    """Every test gets an empty weights cache and no mirror, so nothing touches the user's cache."""
+    cache = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("SR_FILTER_CACHE_DIR", str(cache))
+    monkeypatch.delenv("SR_FILTER_WEIGHTS_URL", raising=False)
+    monkeypatch.delenv("SR_FILTER_OFFLINE", raising=False)
+    monkeypatch.setenv("SR_FILTER_DOWNLOAD_RETRIES", "2")
+    return cache
+
+
+class WeightsServer:
+    """A real HTTP server on 127.0.0.1 serving a folder, with per-file misbehaviour switches."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.hits: Counter[str] = Counter()
+        self.behaviour: dict[str, str] = {}  # file name -> "truncate" | "500"
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - http.server's naming
+                name = self.path.rsplit("/", 1)[-1]
+                server.hits[name] += 1
+                path = server.folder / name
+                mode = server.behaviour.get(name)
+                if mode == "500":
+                    self.send_error(500)
+                    return
+                if not path.is_file():
+                    self.send_error(404)
+                    return
+                data = path.read_bytes()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if mode == "truncate":
+                    self.wfile.write(data[: len(data) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                self.wfile.write(data)
+
+            def log_message(self, *args):  # keep test output clean
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/weights/"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def weights_server(tmp_path, monkeypatch):
+    """Serves copies of the real upstream weight files; SR_FILTER_WEIGHTS_URL points at it."""
+    require_shared(UPSTREAM)
+    folder = tmp_path / "served"
+    folder.mkdir()
+    for f in UPSTREAM.glob("*.pth"):
+        shutil.copy(f, folder / f.name)
+    server = WeightsServer(folder)
+    monkeypatch.setenv("SR_FILTER_WEIGHTS_URL", server.url)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def set5():
+    return require_shared(BENCHMARKS / "Set5")
+
+
+@pytest.fixture(scope="session")
+def set14():
+    return require_shared(BENCHMARKS / "Set14")

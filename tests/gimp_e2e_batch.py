@@ -1,0 +1,134 @@
+# Python-Fu batch script run inside real GIMP 3 by tests/test_gimp_plugin.py:
+#   gimp3-env.sh batch tests/gimp_e2e_batch.py WORKDIR     (WORKDIR is /job)
+# /job/args.json lists cases; for each one it loads the input PNG, optionally adds a layer
+# with an offset inside a layer group (pixels from a raw RGBA file) and a selection, runs plug-in-sr-filter-upscale through the
+# PDB with the given arguments (read back: GIMP silently keeps old values when it rejects
+# one), exports the result as PNG, dumps the extra layer's pixels and records the
+# procedure status, message and geometry in /job/report.json for the test to check.
+import json
+
+import gi
+
+gi.require_version("Gimp", "3.0")
+gi.require_version("Gegl", "0.4")
+from gi.repository import Gegl, Gimp, Gio  # noqa: E402
+
+PROC_NAME = "plug-in-sr-filter-upscale"
+EXPORT_OPTIONS = [
+    ("interlaced", False), ("compression", 6), ("bkgd", False), ("offs", False), ("phys", False),
+    ("time", False), ("save-transparent", True), ("optimize-palette", False), ("format", "auto"),
+    ("include-exif", False), ("include-iptc", False), ("include-xmp", False),
+    ("include-color-profile", False), ("include-thumbnail", False), ("include-comment", False),
+]
+
+
+def set_checked(config, name, value):
+    if name == "model":
+        config.set_property(name, Gio.File.new_for_path(value))
+        got = config.get_property(name)
+        got = got.get_path() if got is not None else None
+    else:
+        config.set_property(name, value)
+        got = config.get_property(name)
+    if got != value:
+        raise ValueError("argument %r: wanted %r, GIMP kept %r (out of range?)" % (name, value, got))
+
+
+def export_png(image, path):
+    export = Gimp.get_pdb().lookup_procedure("file-png-export")
+    cfg = export.create_config()
+    cfg.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
+    cfg.set_property("image", image)
+    cfg.set_property("file", Gio.File.new_for_path(path))
+    for name, value in EXPORT_OPTIONS:
+        set_checked(cfg, name, value)
+    result = export.run(cfg)
+    if result.index(0) != Gimp.PDBStatusType.SUCCESS:
+        raise RuntimeError("file-png-export failed: %s" % result.index(1))
+
+
+def add_layer(image, spec):
+    """Add an RGBA u8 layer of size spec['size'] at spec['offset'] from /job/<spec['raw']>,
+    inside a new layer group; the group is hidden so the export shows only the base layer."""
+    w, h = spec["size"]
+    group = Gimp.GroupLayer.new(image, "group")
+    image.insert_layer(group, None, 0)
+    layer = Gimp.Layer.new(image, "offset layer", w, h, Gimp.ImageType.RGBA_IMAGE, 100.0,
+                           Gimp.LayerMode.NORMAL)
+    image.insert_layer(layer, group, 0)
+    layer.set_offsets(*spec["offset"])
+    buf = layer.get_buffer()
+    buf.set(Gegl.Rectangle.new(0, 0, w, h), "R'G'B'A u8", open("/job/" + spec["raw"], "rb").read())
+    buf.flush()
+    layer.update(0, 0, w, h)
+    group.set_visible(False)
+    return layer
+
+
+def geometry(image):
+    """Image size, precision, selection bounds and every layer (groups first, then children)."""
+    layers = {}
+
+    def visit(items):
+        for item in items:
+            layers[item.get_name()] = {"offsets": list(item.get_offsets()[1:]),
+                                       "size": [item.get_width(), item.get_height()]}
+            if item.is_group():
+                visit(item.get_children())
+
+    visit(image.get_layers())
+    _, non_empty, x1, y1, x2, y2 = Gimp.Selection.bounds(image)
+    return {"size": [image.get_width(), image.get_height()], "layers": layers,
+            "precision": image.get_precision().value_name,
+            "selection": [x1, y1, x2, y2] if non_empty else None,
+            "channels": [c.get_name() for c in image.get_channels()]}
+
+
+def run_case(case):
+    image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path("/job/" + case["input"]))
+    try:
+        extra = add_layer(image, case["extra_layer"]) if case.get("extra_layer") else None
+        if case.get("precision"):  # e.g. FLOAT_NON_LINEAR: exercise high bit depth
+            image.convert_precision(getattr(Gimp.Precision, case["precision"]))
+        if case.get("lock"):
+            image.get_layers()[-1].set_lock_content(True)
+        if case.get("lock_alpha"):
+            image.get_layers()[-1].set_lock_alpha(True)
+        if case.get("select"):
+            image.select_rectangle(Gimp.ChannelOps.REPLACE, *case["select"])
+        proc = Gimp.get_pdb().lookup_procedure(PROC_NAME)
+        if proc is None:
+            raise RuntimeError(PROC_NAME + " is not registered (plug-in not installed or broken)")
+        config = proc.create_config()
+        config.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
+        config.set_property("image", image)
+        config.set_core_object_array("drawables", image.get_layers()[-1:])
+        for name, value in case["args"].items():
+            set_checked(config, name, value)
+        result = proc.run(config)
+        status = result.index(0)
+        report = {"status": status.value_nick, "message": str(result.index(1)) if result.length() > 1 else ""}
+        if status == Gimp.PDBStatusType.SUCCESS:
+            export_png(image, "/job/" + case["output"])
+            if case.get("dump_format"):  # exact pixels of the bottom layer, e.g. "R'G'B'A float"
+                base = image.get_layers()[-1]
+                w, h = base.get_width(), base.get_height()
+                data = base.get_buffer().get(Gegl.Rectangle.new(0, 0, w, h), 1.0, case["dump_format"],
+                                             Gegl.AbyssPolicy.CLAMP)
+                open("/job/" + case["output"] + ".raw", "wb").write(bytes(data))
+            if extra is not None:
+                w, h = extra.get_width(), extra.get_height()
+                data = extra.get_buffer().get(Gegl.Rectangle.new(0, 0, w, h), 1.0, "R'G'B'A u8",
+                                              Gegl.AbyssPolicy.CLAMP)
+                open("/job/" + case["output"] + ".layer.raw", "wb").write(bytes(data))
+        report.update(geometry(image))
+        return report
+    finally:
+        image.delete()
+
+
+Gegl.init(None)
+args = json.load(open("/job/args.json"))
+reports = {case["name"]: run_case(case) for case in args["cases"]}
+json.dump(reports, open("/job/report.json", "w"), indent=1)
+print("sr-filter e2e: ran %d cases" % len(reports))

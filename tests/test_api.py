@@ -1,0 +1,143 @@
+"""The Python API on real images with the built-in cartoon weights."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import sr_filter
+from sr_filter import CancelledError, SrFilterError, Upscaler
+
+from .conftest import UPSTREAM, require_shared
+from .reference import spandrel
+
+
+@pytest.fixture(scope="module")
+def cartoon():
+    return Upscaler("cartoon", tile=0)
+
+
+@pytest.fixture(scope="module")
+def baby(set5):
+    return np.asarray(Image.open(set5 / "baby.png").convert("RGB"))[:72, :88].copy()
+
+
+def test_pil_in_pil_out(set5):
+    image = Image.open(set5 / "head.png").crop((0, 0, 60, 50))
+    out = sr_filter.upscale(image, preset="cartoon")
+    assert isinstance(out, Image.Image) and out.size == (240, 200) and out.mode == "RGB"
+
+
+def test_pil_colour_profile_is_kept(set5):
+    from PIL import ImageCms
+
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    image = Image.open(set5 / "head.png").crop((0, 0, 30, 20))
+    image.info["icc_profile"] = profile
+    out = sr_filter.upscale(image, preset="cartoon")
+    assert out.info["icc_profile"] == profile
+    cmyk = image.convert("CMYK")  # no profile: plain conversion, no profile invented
+    assert "icc_profile" not in sr_filter.upscale(cmyk, preset="cartoon").info
+
+
+def test_matches_reference_implementation_end_to_end(cartoon, baby):
+    """uint8 in, uint8 out through the whole pipeline: within 1 level of spandrel's output."""
+    sp = spandrel()
+    reference = sp.ModelLoader().load_from_file(str(require_shared(UPSTREAM / "realesr-animevideov3.pth"))).model.eval()
+    x = torch.from_numpy(baby).permute(2, 0, 1)[None].float() / 255
+    with torch.inference_mode():
+        expected = (reference(x).clamp(0, 1)[0].permute(1, 2, 0).numpy() * 255).round()
+    ours = cartoon.upscale(baby)
+    assert ours.shape == (288, 352, 3) and ours.dtype == np.uint8
+    assert np.abs(ours.astype(int) - expected.astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize(
+    "shape,dtype",
+    [((40, 50), np.uint8), ((40, 50, 1), np.uint8), ((40, 50, 2), np.uint8), ((40, 50, 3), np.uint16),
+     ((40, 50, 4), np.uint8), ((40, 50, 4), np.uint16), ((40, 50, 3), np.float32)],
+)
+def test_layouts_and_dtypes_round_trip(cartoon, baby, shape, dtype):
+    rgb = baby[:40, :50].astype(np.float32) / 255
+    grey = rgb.mean(axis=2, keepdims=True)
+    alpha = np.linspace(0, 1, 50, dtype=np.float32)[None, :, None].repeat(40, 0)
+    planes = {1: grey, 2: np.concatenate([grey, alpha], 2), 3: rgb, 4: np.concatenate([rgb, alpha], 2)}
+    data = planes[shape[2] if len(shape) == 3 else 1]
+    if len(shape) == 2:
+        data = data[:, :, 0]
+    top = {np.uint8: 255, np.uint16: 65535, np.float32: 1}[dtype]
+    array = (data * top).round().astype(dtype) if dtype != np.float32 else data
+    out = cartoon.upscale(array)
+    assert out.dtype == dtype and out.shape == (160, 200) + tuple(shape[2:])
+    assert out.min() >= 0 and out.max() <= top
+    if dtype == np.uint16:
+        assert len(np.unique(out)) > 256  # kept at 16 bits, not squashed to 8
+    if len(shape) == 3 and shape[2] in (2, 4):
+        # alpha is upscaled smoothly: the ramp stays a ramp
+        assert abs(float(out[..., -1].astype(np.float64).mean()) / top - 0.5) < 0.02
+
+
+def test_other_scales(cartoon, baby):
+    assert cartoon.upscale(baby, scale=2).shape == (144, 176, 3)
+    assert cartoon.upscale(baby, scale=1.5).shape == (108, 132, 3)
+    assert cartoon.upscale(baby, scale=3).shape == (216, 264, 3)
+    small = baby[:20, :24]
+    assert cartoon.upscale(small, scale=8).shape == (160, 192, 3)  # two passes of the x4 model
+
+
+def test_x2_model_by_path(baby):
+    up = Upscaler(str(require_shared(UPSTREAM / "RealESRGANv2-animevideo-xsx2.pth")))
+    assert up.scale == 2 and up.upscale(baby).shape == (144, 176, 3)
+
+
+def test_tiled_equals_whole_image(baby):
+    whole = Upscaler("cartoon", tile=0).upscale(baby)
+    tiled = Upscaler("cartoon", tile=32).upscale(baby)
+    assert np.abs(whole.astype(int) - tiled.astype(int)).max() <= 1
+
+
+def test_progress_and_cancel(baby):
+    up = Upscaler("cartoon", tile=32)
+    seen = []
+    up.upscale(baby, progress=lambda d, t: seen.append((d, t)))
+    assert len(seen) >= 4 and seen[-1][0] == seen[-1][1]
+    assert all(a[0] <= b[0] for a, b in zip(seen, seen[1:]))
+    with pytest.raises(CancelledError):
+        up.upscale(baby, progress=lambda d, t: False)
+
+
+def test_reduced_precision_nan_falls_back_to_fp32(baby):
+    """fp16 NaN/Inf recovery. No CUDA here, so bf16 on the CPU stands in for fp16 and the
+    network is wrapped to overflow in reduced precision, as fp16 does on some GPUs."""
+    up = Upscaler("cartoon", precision="bf16", tile=0)
+    reduced = up._net
+
+    def overflowing(x):
+        return reduced(x) * float("inf")
+
+    up._net = overflowing
+    out = up.upscale(baby)
+    expected = Upscaler("cartoon", precision="fp32", tile=0).upscale(baby)
+    assert up.fallbacks == 1
+    assert np.abs(out.astype(int) - expected.astype(int)).max() <= 1
+
+
+def test_bad_inputs_are_clear_errors(cartoon):
+    with pytest.raises(SrFilterError, match="HxWxC"):
+        cartoon.upscale(np.zeros((4, 4, 5), np.uint8))
+    with pytest.raises(SrFilterError, match="empty"):
+        cartoon.upscale(np.zeros((0, 4, 3), np.uint8))
+    with pytest.raises(SrFilterError, match="unsupported pixel type"):
+        cartoon.upscale(np.zeros((4, 4, 3), np.int64))
+    with pytest.raises(SrFilterError, match="scale"):
+        cartoon.upscale(np.zeros((4, 4, 3), np.uint8), scale=-1)
+    with pytest.raises(SrFilterError, match="tile"):
+        Upscaler("cartoon", tile=5)
+    with pytest.raises(SrFilterError, match="unknown model or preset"):
+        Upscaler("nope")
+    with pytest.raises(SrFilterError, match="no CUDA GPU"):
+        Upscaler("cartoon", device="cuda")
+    with pytest.raises(SrFilterError, match="fp16 is not supported on the CPU"):
+        Upscaler("cartoon", device="cpu", precision="fp16")

@@ -1,0 +1,151 @@
+"""The sr-filter command as a user runs it: a real subprocess, real files, real exit codes."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import sr_filter
+
+from .conftest import ROOT
+
+
+def run(*args, stdin: bytes | None = None, cwd=None, env=None):
+    environment = dict(os.environ, PYTHONPATH=str(ROOT), **(env or {}))
+    return subprocess.run([sys.executable, "-m", "sr_filter", *map(str, args)], input=stdin, capture_output=True,
+                          cwd=cwd, env=environment, timeout=600)
+
+
+@pytest.fixture
+def small_png(tmp_path, set5):
+    path = tmp_path / "bird.png"
+    Image.open(set5 / "bird.png").crop((40, 40, 104, 88)).save(path)
+    return path
+
+
+def test_version_and_help():
+    out = run("--version")
+    assert out.returncode == 0 and out.stdout.decode().strip() == f"sr-filter {sr_filter.__version__}"
+    helped = run("--help")
+    assert helped.returncode == 0 and b"upscale" in helped.stdout and b"models" in helped.stdout
+    sub = run("upscale", "--help")
+    assert sub.returncode == 0 and b"--preset" in sub.stdout and b"--tile" in sub.stdout
+
+
+def test_upscale_file_default_name_and_scale(small_png):
+    done = run(small_png, "--preset", "cartoon")
+    assert done.returncode == 0, done.stderr
+    out = small_png.with_name("bird_x4.png")
+    assert Image.open(out).size == (256, 192)
+    assert b"realesr-animevideov3@1" in done.stderr and done.stdout == b""
+    again = run("--preset", "cartoon", small_png, "-s", "1.5", "-o", small_png.with_name("b.jpg"), "--quality", "80")
+    assert again.returncode == 0, again.stderr
+    assert Image.open(small_png.with_name("b.jpg")).size == (96, 72)
+
+
+def test_cli_and_api_agree(small_png):
+    done = run("upscale", small_png, "--preset", "cartoon", "-o", small_png.with_name("cli.png"), "--tile", "32")
+    assert done.returncode == 0, done.stderr
+    cli = np.asarray(Image.open(small_png.with_name("cli.png")))
+    api = np.asarray(sr_filter.upscale(Image.open(small_png), preset="cartoon"))
+    assert np.abs(cli.astype(int) - api.astype(int)).max() <= 1
+
+
+def test_refuses_to_overwrite(small_png):
+    target = small_png.with_name("exists.png")
+    target.write_bytes(b"keep me")
+    refused = run(small_png, "--preset", "cartoon", "-o", target)
+    assert refused.returncode == 1 and target.read_bytes() == b"keep me"
+    assert refused.stderr.decode().count("\n") == 1  # refused before any work: one error line
+    assert b"--overwrite" in refused.stderr and b"Traceback" not in refused.stderr
+    assert run(small_png, "--preset", "cartoon", "-o", target, "--overwrite").returncode == 0
+    assert Image.open(target).size == (256, 192)
+
+
+def test_stdin_to_stdout(small_png):
+    done = run("-", "--preset", "cartoon", "--format", "png", "-q", stdin=small_png.read_bytes())
+    assert done.returncode == 0, done.stderr
+    assert Image.open(io.BytesIO(done.stdout)).size == (256, 192)
+    assert done.stderr == b""
+
+
+def test_models_listing():
+    listed = run("models")
+    assert listed.returncode == 0
+    text = listed.stdout.decode()
+    for word in ("photo", "cartoon", "face", "realesr-animevideov3", "RealESRGAN_x4plus", "BSD-3-Clause", "built-in", "download"):
+        assert word in text
+    data = json.loads(run("models", "--json").stdout)
+    by_name = {m["name"]: m for m in data["models"]}
+    assert by_name["realesr-animevideov3"]["weights"] == "built-in"
+    assert by_name["RealESRGAN_x4plus"]["scale"] == 4 and by_name["RealESRGAN_x4plus"]["arch"] == "rrdbnet"
+
+
+def test_models_listing_shows_cached(weights_server, tmp_path):
+    data = json.loads(run("models", "--json").stdout)
+    assert {m["name"]: m["weights"] for m in data["models"]}["RealESRGANv2-animevideo-xsx2"] == "download"
+    from sr_filter.manifest import load_manifest
+    from sr_filter.weights import fetch
+
+    fetch(load_manifest().get("RealESRGANv2-animevideo-xsx2"))
+    data = json.loads(run("models", "--json").stdout)
+    assert {m["name"]: m["weights"] for m in data["models"]}["RealESRGANv2-animevideo-xsx2"] == "cached"
+
+
+def test_download_on_first_use_through_cli(weights_server, small_png):
+    done = run(small_png, "--model", "RealESRGANv2-animevideo-xsx2", "-o", small_png.with_name("x2.png"))
+    assert done.returncode == 0, done.stderr
+    assert Image.open(small_png.with_name("x2.png")).size == (128, 96)
+    assert weights_server.hits["RealESRGANv2-animevideo-xsx2.pth"] == 1
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["missing.png"], "missing.png does not exist"),
+        (["{png}", "--model", "nope"], "unknown model or preset 'nope'"),
+        (["{png}", "--offline", "--preset", "photo", "-o", "{dir}/o.png"], "downloads are off"),
+        (["{png}", "--device", "cuda"], "no CUDA GPU"),
+        (["{png}", "-o", "{dir}/out.xyz", "--preset", "cartoon"], "cannot tell the output format"),
+        (["{txt}", "--preset", "cartoon", "-o", "{dir}/t.png"], "is not a readable image"),
+        (["{empty}", "--preset", "cartoon", "-o", "{dir}/e.png"], "is empty"),
+    ],
+)
+def test_errors_are_one_line_with_nonzero_exit(tmp_path, small_png, args, message):
+    (tmp_path / "text.png").write_text("this is not a picture")
+    (tmp_path / "empty.png").write_bytes(b"")
+    fill = {"png": small_png, "dir": tmp_path, "txt": tmp_path / "text.png", "empty": tmp_path / "empty.png"}
+    done = run(*[a.format(**fill) for a in args])
+    err = done.stderr.decode()
+    assert done.returncode == 1, err
+    assert message in err and "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("sr-filter: error: ")
+    assert not any(p.name.startswith(".") for p in tmp_path.iterdir())  # no temporary file left
+
+
+def test_bad_option_values_exit_2(small_png):
+    for args in (["--tile", "7"], ["--scale", "0"], ["--precision", "fp8"], ["--preset", "anime"]):
+        done = run(small_png, *args)
+        assert done.returncode == 2 and b"Traceback" not in done.stderr, done.stderr
+
+
+def test_folder_in_folder_out(tmp_path, small_png):
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    shutil.copy(small_png, src / "a.png")
+    shutil.copy(small_png, src / "sub" / "b.png")
+    (src / "sub" / "broken.png").write_text("nope")
+    done = run(src, "-o", tmp_path / "out", "--preset", "cartoon")
+    assert done.returncode == 1  # one file failed
+    assert (tmp_path / "out" / "a.png").is_file() and (tmp_path / "out" / "sub" / "b.png").is_file()
+    assert b"2 upscaled, 1 failed" in done.stderr
+    skipped = run(src, "-o", tmp_path / "out", "--preset", "cartoon", "--skip-existing")
+    assert b"skipping 2 existing" in skipped.stderr

@@ -1,0 +1,285 @@
+"""Files, folders, pipes and bad input through the real `sr-filter` command (subprocesses).
+
+Each subprocess costs a few seconds of torch import, so one run checks many files at once:
+a folder of every kind of image goes through a single command.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import struct
+import subprocess
+import sys
+import time
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image, ImageCms
+
+from sr_filter.metadata import srgb_profile
+
+from .conftest import ROOT
+from .imagefiles import cmyk_profile, png16_filtered
+from .test_cli import run
+
+
+def _save(image: Image.Image, path, **options) -> None:
+    image.save(path, **options)
+
+
+@pytest.fixture(scope="module")
+def crop(set5):
+    return np.asarray(Image.open(set5 / "bird.png").convert("RGB"))[60:84, 40:72].copy()  # 24x32
+
+
+def _meaningful_stderr(err: bytes) -> list[str]:
+    return [line for line in err.decode().splitlines() if line.strip()]
+
+
+def test_stdin_to_stdout_keeps_format_and_stdout_clean(crop, tmp_path):
+    jpeg = io.BytesIO()
+    Image.fromarray(crop).save(jpeg, "JPEG", quality=95)
+    done = run("-", "--preset", "cartoon", stdin=jpeg.getvalue())
+    assert done.returncode == 0, done.stderr
+    out = Image.open(io.BytesIO(done.stdout))
+    assert out.format == "JPEG" and out.size == (128, 96)  # no --format: the input's format
+    assert done.stdout.endswith(b"\xff\xd9")  # nothing but the image on stdout
+    assert b"realesr-animevideov3" in done.stderr  # messages went to stderr
+    path = tmp_path / "in.png"
+    Image.fromarray(crop).save(path)
+    piped = run(path, "-o", "-", "--format", "webp", "--quality", "80", "--preset", "cartoon", "-q")
+    assert piped.returncode == 0 and piped.stderr == b"", piped.stderr
+    assert Image.open(io.BytesIO(piped.stdout)).format == "WEBP"
+
+
+def test_folder_of_every_kind_of_image(crop, tmp_path):
+    """One command, one model load: modes, bit depths and metadata all come out right."""
+    src, out = tmp_path / "in", tmp_path / "out"
+    (src / "nested" / "deeper").mkdir(parents=True)
+    rgb = Image.fromarray(crop)
+    # transparent background, palette with transparency, grey + alpha
+    rgba = np.dstack([crop, np.zeros(crop.shape[:2], np.uint8)])
+    rgba[4:20, 6:26, 3] = 255
+    _save(Image.fromarray(rgba), src / "cutout.png")
+    pal = rgb.quantize(8)
+    _save(pal, src / "palette.gif", transparency=0)
+    _save(Image.fromarray(np.dstack([crop[..., 0], rgba[..., 3]]), "LA"), src / "nested" / "grey_alpha.png")
+    # 16-bit colour PNG (filtered, as libpng writes it) and 16-bit grey TIFF
+    deep = crop.astype(np.uint16) * 257 + np.arange(32, dtype=np.uint16)[None, :, None]
+    (src / "deep.png").write_bytes(png16_filtered(deep, interlaced=False))
+    import tifffile
+
+    tifffile.imwrite(src / "nested" / "grey16.tif", deep[..., 1], photometric="minisblack")
+    # CMYK JPEG with a profile, and a camera-like JPEG: rotated, ICC, EXIF, DPI
+    cmyk = np.zeros((24, 32, 4), np.uint8)
+    cmyk[:, :16, 0] = 255
+    _save(Image.fromarray(cmyk, "CMYK"), src / "nested" / "deeper" / "cmyk.jpg", icc_profile=cmyk_profile(), quality=95)
+    exif = rgb.getexif()
+    exif[0x0112] = 6
+    exif[0x010F] = "Maker"
+    exif[0x8769] = {0xA002: 32, 0xA003: 24}
+    _save(rgb, src / "camera.jpg", exif=exif.tobytes(), icc_profile=srgb_profile(), dpi=(72, 72), quality=95)
+    (src / "nested" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    (src / "notes.txt").write_text("not an image and not picked up")
+
+    done = run(src, "-o", out, "--preset", "cartoon")
+    err = done.stderr.decode()
+    assert done.returncode == 1, err  # one file failed, the rest were written
+    assert "Traceback" not in err and "7 upscaled, 1 failed" in err
+    assert "broken.png" in err and err.count("[") >= 7  # per-file progress lines
+    assert err.count("realesr-animevideov3") == 1  # the model was loaded once
+    written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert written == ["camera.jpg", "cutout.png", "deep.png", "nested/deeper/cmyk.jpg", "nested/grey16.tif",
+                       "nested/grey_alpha.png", "palette.gif"]
+
+    cutout = np.asarray(Image.open(out / "cutout.png"))
+    assert cutout.shape == (96, 128, 4) and cutout[..., 3].max() == 255 and cutout[0, 0, 3] == 0
+    assert Image.open(out / "nested" / "grey_alpha.png").mode == "LA"
+    gif = Image.open(out / "palette.gif")
+    assert gif.size == (128, 96)
+    deep_out = tifffile.imread(out / "nested" / "grey16.tif")
+    assert deep_out.dtype == np.uint16 and deep_out.shape == (96, 128) and len(np.unique(deep_out)) > 300
+    from sr_filter.imageio import read_image
+
+    deep_png, _ = read_image(out / "deep.png")
+    assert deep_png.dtype == np.uint16 and deep_png.shape == (96, 128, 3) and len(np.unique(deep_png)) > 1000
+    cmyk_out = Image.open(out / "nested" / "deeper" / "cmyk.jpg")
+    assert cmyk_out.mode == "RGB" and np.asarray(cmyk_out)[48, 20, 0] > 200  # red through the profile
+    assert ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(cmyk_out.info["icc_profile"]))).startswith("sRGB")
+    camera = Image.open(out / "camera.jpg")
+    assert camera.size == (96, 128)  # turned upright, then x4
+    assert camera.info["icc_profile"] == Image.open(src / "camera.jpg").info["icc_profile"] and camera.info["dpi"] == pytest.approx((288, 288), abs=0.5)
+    got = camera.getexif()
+    assert got[0x0112] == 1 and got[0x010F] == "Maker" and got.get_ifd(0x8769)[0xA002] == 96
+
+    # again, through a glob the shell did not expand: everything exists, so all are skipped
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    (src / "nested" / "broken.png").unlink()
+    again = run(str(src / "*.png"), "-o", out, "--preset", "cartoon", "--skip-existing")
+    assert again.returncode == 0, again.stderr
+    assert b"skipping 2 existing" in again.stderr
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == before
+    refused = run(src, "-o", out, "--preset", "cartoon")
+    assert refused.returncode == 1 and b"--overwrite" in refused.stderr and b"Traceback" not in refused.stderr
+
+
+def _truncated(data: bytes) -> bytes:
+    return data[: len(data) // 2]
+
+
+def _chunk(tag: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body) & 0xFFFFFFFF)
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(b"\0" * 64)) + _chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize(
+    "case,message",
+    [
+        ("truncated.png", "is truncated or damaged"),
+        ("truncated.jpg", "is truncated or damaged"),
+        ("zero.png", "has no pixels (0x16)"),
+        ("bomb.png", "60000x60000; upscaled x4 it would be 240000x240000"),
+        ("unwritable", "cannot write to output folder"),
+        ("input as output", "is the input file; use --overwrite"),
+    ],
+)
+def test_bad_input_is_one_line_and_nonzero(crop, tmp_path, case, message):
+    """(Missing, empty, text-as-.png and unknown-extension cases are in test_cli.py.)"""
+    good = tmp_path / "good.png"
+    Image.fromarray(crop).save(good)
+    jpeg = io.BytesIO()
+    Image.fromarray(crop).save(jpeg, "JPEG")
+    files = {
+        "truncated.png": _truncated(good.read_bytes()),
+        "truncated.jpg": _truncated(jpeg.getvalue()),
+        "zero.png": _png_claiming(0, 16),
+        "bomb.png": _png_claiming(60000, 60000),
+    }
+    args: list = []
+    if case in files:
+        (tmp_path / case).write_bytes(files[case])
+        args = [tmp_path / case, "-o", tmp_path / "out.png"]
+    elif case == "unwritable":
+        if os.geteuid() == 0:
+            folder = "/sys/kernel"  # read-only even for root
+        else:
+            folder = tmp_path / "locked"
+            folder.mkdir(mode=0o500)
+        args = [good, "-o", f"{folder}/out.png"]
+    else:
+        args = [good, "-o", tmp_path / "." / "good.png"]
+    before = good.read_bytes()
+    done = run(*args, "--preset", "cartoon")
+    err = done.stderr.decode()
+    assert done.returncode == 1, err
+    lines = _meaningful_stderr(done.stderr)
+    assert len(lines) == 1 and lines[0].startswith("sr-filter: error: ") and message in lines[0], err
+    assert good.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted({"good.png", *([case] if case in files else [])})
+    if case == "input as output":
+        replaced = run(*args, "--preset", "cartoon", "--overwrite")
+        assert replaced.returncode == 0, replaced.stderr
+        assert Image.open(good).size == (128, 96)
+
+
+def test_ctrl_c_leaves_no_partial_file(tmp_path, set14):
+    """A real SIGINT to a real run: the finished file stays, the interrupted one never appears."""
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    big = Image.open(set14 / "baboon.png").convert("RGB").resize((400, 400))
+    big.crop((0, 0, 24, 24)).save(src / "a_small.png")
+    big.save(src / "b_big.png")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "sr_filter", src, "-o", out, "--preset", "cartoon", "--tile", "128"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "a_small.png").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+            time.sleep(0.05)
+        time.sleep(1.0)  # well inside the big image's tiles
+        assert proc.poll() is None, "the big image finished before the interrupt; make it bigger"
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    err = stderr.decode()
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err and stdout == b""
+    assert sorted(p.name for p in out.iterdir()) == ["a_small.png"]  # no partial, no temporary file
+    assert Image.open(out / "a_small.png").size == (96, 96)
+
+
+def test_batch_guards(crop, tmp_path):
+    """Outputs nested in the input folder are not read back; clashing outputs and in-place runs are refused."""
+    src = tmp_path / "in"
+    (src / "a").mkdir(parents=True)
+    (src / "b").mkdir()
+    Image.fromarray(crop).save(src / "a" / "x.png")
+    Image.fromarray(crop).save(src / "b" / "x.png")
+    clash = run(src / "a" / "x.png", src / "b" / "x.png", "-o", tmp_path / "flat", "--preset", "cartoon")
+    assert clash.returncode == 2 and b"would both be written to" in clash.stderr and b"Traceback" not in clash.stderr
+    assert not (tmp_path / "flat").exists()
+    for sub in ("a", "b"):  # outputs of an earlier run, in a folder inside the input folder
+        (src / "up" / sub).mkdir(parents=True)
+        Image.fromarray(crop).resize((128, 96)).save(src / "up" / sub / "x.png")
+    second = run(src, "-o", src / "up", "--preset", "cartoon", "--skip-existing")
+    assert second.returncode == 0 and b"skipping 2 existing" in second.stderr, second.stderr
+    assert sorted(str(p.relative_to(src)) for p in src.rglob("*.png")) == ["a/x.png", "b/x.png", "up/a/x.png", "up/b/x.png"]
+    in_place = run(src, "-o", src, "--preset", "cartoon")
+    assert in_place.returncode == 1 and b"is the input file; use --overwrite" in in_place.stderr
+    assert Image.open(src / "a" / "x.png").size == (32, 24)
+
+
+def test_progress_bar_on_a_terminal_only(set5, tmp_path):
+    """On a terminal, stderr shows one bar over the whole batch; with a pipe (the tests above) none."""
+    import pty
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("a.png", "b.png"):
+        Image.open(set5 / "head.png").crop((0, 0, 64, 64)).save(src / name)  # four 32-pixel tiles each
+    leader, follower = pty.openpty()
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "sr_filter", src, "-o", tmp_path / "out", "--preset", "cartoon", "--tile", "32"],
+                            stdout=subprocess.PIPE, stderr=follower, env=env)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 4096)
+        except OSError:  # the terminal closes when the process ends
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=120)
+    os.close(leader)
+    text = b"".join(chunks).decode(errors="replace")
+    assert proc.returncode == 0, text
+    assert "\r1/2 a.png" in text and "\r2/2 b.png" in text and "100%" in text
+    bars = [line for line in text.replace("\r\n", "\n").split("\r") if "2/2 b.png" in line and "%" in line]
+    assert bars and all(int(line.split("]")[1].strip().split("%")[0]) >= 50 for line in bars)  # overall, not per file
+    assert any("1/2 a.png" in line and "%" in line and int(line.split("]")[1].strip().split("%")[0]) < 50 for line in text.split("\r"))
+
+
+def test_no_image_data_from_or_to_a_terminal():
+    import pty
+
+    leader, follower = pty.openpty()
+    try:
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        done = subprocess.run([sys.executable, "-m", "sr_filter", "-", "--preset", "cartoon"], stdin=follower,
+                              capture_output=True, env=env, timeout=120)
+    finally:
+        os.close(leader)
+        os.close(follower)
+    assert done.returncode == 2 and b"standard input, which is a terminal" in done.stderr and done.stdout == b""

@@ -1,0 +1,480 @@
+"""GIMP 3 plug-in: worker protocol (no GIMP needed) and end-to-end in real headless GIMP.
+
+The unit tests run the real worker subprocess with real weights. The end-to-end tests
+install the plug-in into the gimp3-env chroot (`../shared/gimp3`) with our own installer,
+run it through GIMP's PDB and compare with the library on this host; they skip when the
+chroot is not set up (see scripts/gimp-e2e.sh, which sets it up and runs them).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import sr_filter
+from sr_filter import gimp_install, gimp_protocol as proto, gimp_worker
+from sr_filter.errors import SrFilterError
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("SR_FILTER_SHARED", REPO.parent / "shared"))
+WEIGHTS = SHARED / "weights" / "upstream" / "realesr-animevideov3.pth"
+BABY = SHARED / "data" / "benchmarks" / "Set5" / "baby.png"
+GIMP3_ENV = Path(os.environ.get("GIMP3_ENV_DIR", SHARED / "gimp3")) / "gimp3-env.sh"
+
+needs_data = pytest.mark.skipif(not (WEIGHTS.is_file() and BABY.is_file()),
+                                reason="shared weights/Set5 not found (set SR_FILTER_SHARED)")
+
+
+def crop(h: int, w: int, y: int = 200, x: int = 180) -> np.ndarray:
+    """A small real photo crop (RGB uint8)."""
+    return np.asarray(Image.open(BABY).convert("RGB"))[y:y + h, x:x + w].copy()
+
+
+def with_alpha(rgb: np.ndarray) -> np.ndarray:
+    """RGBA: a diagonal alpha ramp from 30 to 255 (no fully transparent pixel)."""
+    h, w = rgb.shape[:2]
+    ramp = 30 + (np.add.outer(np.arange(h), np.arange(w)) * 225 // (h + w - 2)).astype(np.uint8)
+    return np.dstack([rgb, ramp])
+
+
+def worker_env() -> dict:
+    """The worker must import this checkout's sr_filter (not pip-installed in the venv)."""
+    return dict(proto.worker_env(), PYTHONPATH=str(REPO))
+
+
+# -- protocol, no subprocess ---------------------------------------------------------------
+
+def test_message_round_trip_keeps_header_and_pixels():
+    a = np.arange(2 * 3 * 4, dtype=np.uint16).reshape(2, 3, 4)
+    info, data = gimp_worker.from_array(a)
+    buf = io.BytesIO()
+    proto.write_message(buf, {"version": 1, "images": [info]}, [data])
+    buf.seek(0)
+    header, payloads = proto.read_message(buf)
+    assert header["images"] == [{"width": 3, "height": 2, "channels": 4, "dtype": "uint16"}]
+    np.testing.assert_array_equal(gimp_worker.to_array(header["images"][0], payloads[0]), a)
+
+
+def test_gray_2d_array_is_sent_as_one_channel():
+    info, data = gimp_worker.from_array(np.zeros((5, 7), np.float32))
+    assert (info["channels"], info["dtype"], len(data)) == (1, "float32", 5 * 7 * 4)
+
+
+@pytest.mark.parametrize("entry, words", [
+    ({"width": 2, "height": 2, "channels": 5, "dtype": "uint8"}, "5 channels"),
+    ({"width": 2, "height": 2, "channels": 3, "dtype": "int32"}, "unknown dtype"),
+    ({"width": 2, "channels": 3, "dtype": "uint8"}, "bad image entry"),
+])
+def test_bad_image_entry_is_a_protocol_error(entry, words):
+    with pytest.raises(proto.ProtocolError, match=words):
+        proto.image_nbytes(entry)
+
+
+def test_truncated_payload_is_a_protocol_error():
+    head = json.dumps({"images": [{"width": 4, "height": 4, "channels": 3, "dtype": "uint8"}]})
+    with pytest.raises(proto.ProtocolError, match="expected 48 pixel bytes, got 10"):
+        proto.read_message(io.BytesIO(head.encode() + b"\n" + bytes(10)))
+
+
+def test_progress_lines_are_told_apart_from_log_lines():
+    assert proto.parse_progress(proto.progress_line(1, 3, 8)) == (1, 3, 8)
+    assert proto.parse_progress("UserWarning: something") is None
+    assert proto.parse_progress('{"unrelated": 1}') is None
+
+
+def test_worker_env_drops_gimps_python_settings():
+    env = proto.worker_env({"PYTHONHOME": "/gimp", "PYTHONPATH": "/gimp/lib", "HOME": "/h"})
+    assert "PYTHONHOME" not in env and "PYTHONPATH" not in env and env["HOME"] == "/h"
+
+
+def test_scaled_matches_the_librarys_size_rounding():
+    assert [proto.scaled(n, 2.5) for n in (0, 1, 3, 5, -3)] == [0, 2, 8, 12, -8]
+    assert proto.scaled(1, 0.1) == 1  # a size never collapses to 0
+
+
+def test_upscale_options_map_plugin_defaults_to_library_defaults():
+    kw, scale = gimp_worker.upscale_options({"preset": "face", "model": "", "scale": 2.0, "device": "cpu", "tile": 0})
+    assert (kw, scale) == ({"model": "face", "device": "cpu", "tile": "auto"}, 2.0)
+    kw, scale = gimp_worker.upscale_options({"preset": "face", "model": "/m.pth", "scale": 0, "tile": 64})
+    assert (kw, scale) == ({"model": "/m.pth", "device": "auto", "tile": 64}, None)
+
+
+def test_tile_size_below_the_librarys_minimum_is_refused_in_plugin_terms():
+    with pytest.raises(SrFilterError, match="0 \\(automatic\\) or at least 32"):
+        gimp_worker.upscale_options({"tile": 16})
+
+
+# -- real worker subprocess, real weights --------------------------------------------------
+
+@needs_data
+@pytest.mark.parametrize("array", [
+    crop(24, 32),                                               # RGB uint8
+    with_alpha(crop(24, 32)),                                   # RGBA uint8
+    (crop(20, 24)[:, :, :1].astype(np.uint16) * 257),           # gray uint16
+    (with_alpha(crop(20, 24)).astype(np.float32) / 255),        # RGBA float32
+], ids=["rgb8", "rgba8", "gray16", "rgbaf32"])
+def test_worker_output_equals_library_output(array):
+    options = {"model": str(WEIGHTS), "scale": 2.0, "device": "cpu", "tile": 0}
+    seen = []
+    results = proto.run_worker(sys.executable, options, [gimp_worker.from_array(array)],
+                               progress=lambda i, d, t: seen.append((i, d, t)), env=worker_env())
+    (info, data), = results
+    got = gimp_worker.to_array(info, data)
+    want = sr_filter.upscale(array, model=str(WEIGHTS), scale=2.0, device="cpu", tile="auto")
+    want = want.reshape(want.shape[0], want.shape[1], -1)
+    assert got.dtype == array.dtype and got.shape == want.shape == (array.shape[0] * 2, array.shape[1] * 2, array.shape[2])
+    np.testing.assert_array_equal(got, want)
+    assert seen and seen[-1][1] == seen[-1][2]  # progress reached the end
+
+
+@needs_data
+def test_worker_handles_several_layers_in_one_run():
+    a, b = crop(16, 16), with_alpha(crop(12, 20))
+    results = proto.run_worker(sys.executable, {"model": str(WEIGHTS), "scale": 4, "device": "cpu"},
+                               [gimp_worker.from_array(a), gimp_worker.from_array(b)], env=worker_env())
+    assert [(i["width"], i["height"], i["channels"]) for i, _ in results] == [(64, 64, 3), (80, 48, 4)]
+
+
+def test_worker_reports_the_librarys_message_for_a_missing_model(tmp_path):
+    missing = tmp_path / "nope.pth"
+    with pytest.raises(SrFilterError) as lib:
+        sr_filter.upscale(crop(8, 8) if BABY.is_file() else np.zeros((8, 8, 3), np.uint8), model=str(missing))
+    with pytest.raises(proto.WorkerError) as worker:
+        proto.run_worker(sys.executable, {"model": str(missing)},
+                         [gimp_worker.from_array(np.zeros((8, 8, 3), np.uint8))], env=worker_env())
+    assert str(worker.value) == str(lib.value) and worker.value.kind == type(lib.value).__name__
+
+
+def test_worker_rejects_a_bad_request_with_one_clear_line():
+    p = subprocess.run([sys.executable, "-m", "sr_filter.gimp_worker"], input=b"not json\n",
+                       capture_output=True, env=worker_env(), timeout=120)
+    reply = json.loads(p.stdout.decode().splitlines()[0])
+    assert p.returncode == 1 and reply["ok"] is False and "header is not JSON" in reply["error"]
+
+
+@needs_data
+def test_stray_prints_during_inference_do_not_corrupt_the_reply():
+    # Stands in for a dependency that prints to stdout (torch.hub and friends do): the
+    # worker moves print() to the log before it runs the library.
+    wrapper = ("import runpy, sr_filter\n"
+               "orig = sr_filter.Upscaler.upscale\n"
+               "def noisy(self, *a, **k):\n"
+               "    print('stray output from a dependency')\n"
+               "    return orig(self, *a, **k)\n"
+               "sr_filter.Upscaler.upscale = noisy\n"
+               "runpy.run_module('sr_filter.gimp_worker', run_name='__main__')\n")
+    request = io.BytesIO()
+    info, data = gimp_worker.from_array(crop(8, 8))
+    proto.write_message(request, {"version": 1, "options": {"model": str(WEIGHTS), "device": "cpu"},
+                                  "images": [info]}, [data])
+    p = subprocess.run([sys.executable, "-c", wrapper], input=request.getvalue(), capture_output=True,
+                       env=worker_env(), timeout=300)
+    header, payloads = proto.read_message(io.BytesIO(p.stdout))
+    assert header["ok"] and header["images"][0]["width"] == 32 and len(payloads[0]) == 32 * 32 * 3
+    assert b"stray output" in p.stderr
+
+
+def test_worker_that_cannot_start_is_reported(tmp_path):
+    with pytest.raises(proto.WorkerError, match="cannot start the sr-filter worker"):
+        proto.run_worker(str(tmp_path / "no-python"), {}, [gimp_worker.from_array(np.zeros((2, 2), np.uint8))])
+
+
+def test_worker_crash_is_reported_with_its_log(tmp_path):
+    fake = tmp_path / "python"  # an interpreter that dies at once: stands in for a crash
+    fake.write_text("#!/bin/sh\necho 'Segmentation fault' >&2\nexit 139\n")
+    fake.chmod(0o755)
+    with pytest.raises(proto.WorkerError, match="(?s)status 139.*Segmentation fault"):
+        proto.run_worker(str(fake), {}, [gimp_worker.from_array(np.zeros((2, 2), np.uint8))])
+
+
+@needs_data
+def test_cancel_from_progress_stops_the_worker():
+    with pytest.raises(proto.WorkerError) as exc:
+        proto.run_worker(sys.executable, {"model": str(WEIGHTS), "device": "cpu", "tile": 32},
+                         [gimp_worker.from_array(crop(96, 96))], progress=lambda i, d, t: False, env=worker_env())
+    assert exc.value.kind == "CancelledError"
+
+
+def _children(pid: int) -> list:
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            kids.append(int(stat.parent.name))
+    return kids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path("/proc/%d/stat" % pid).read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@needs_data
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="needs Linux /proc to find the worker")
+def test_worker_stops_when_the_plugin_process_is_killed():
+    # GIMP cancels a plug-in by killing it (gimp_plug_in_close): the worker must notice at its
+    # next progress line and exit instead of finishing (the whole image takes about a minute).
+    script = (
+        "import sys, numpy as np\n"
+        "from PIL import Image\n"
+        "from sr_filter import gimp_protocol as p, gimp_worker as w\n"
+        "a = np.asarray(Image.open(%r).convert('RGB'))\n"
+        "p.run_worker(sys.executable, {'model': %r, 'device': 'cpu', 'tile': 64, 'scale': 4},\n"
+        "             [w.from_array(a)], progress=lambda i, d, t: print(d, flush=True), env=dict(%r))\n"
+    ) % (str(BABY), str(WEIGHTS), worker_env())
+    plugin = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, env=worker_env())
+    try:
+        assert plugin.stdout.readline().strip()  # one tile done: the worker is busy
+        workers = _children(plugin.pid)
+        assert workers, "worker process not found"
+    finally:
+        plugin.kill()
+        plugin.wait()
+    deadline = time.monotonic() + 20
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(pid) for pid in workers), "worker kept running after the plug-in died"
+
+
+# -- installer -------------------------------------------------------------------------------
+
+def test_install_copies_plugin_protocol_and_config(tmp_path):
+    path = gimp_install.install(tmp_path / "3.0", sys.executable)
+    assert path == tmp_path / "3.0" / "plug-ins" / "sr-filter" / "sr-filter.py"
+    assert path.stat().st_mode & 0o777 == 0o755
+    assert (path.parent / "gimp_protocol.py").read_text() == Path(proto.__file__).read_text()
+    assert proto.python_from_config(str(path.parent / "sr-filter.json")) == sys.executable
+
+
+def test_install_resolves_an_interpreter_name_on_path(tmp_path):
+    path = gimp_install.install(tmp_path, "sh")  # any executable on PATH will do for the config
+    assert proto.python_from_config(str(path.parent / "sr-filter.json")) == shutil.which("sh")
+
+
+def test_install_refuses_a_missing_interpreter(tmp_path):
+    with pytest.raises(SrFilterError, match="Python interpreter not found"):
+        gimp_install.install(tmp_path, str(tmp_path / "python9"))
+
+
+def test_default_gimp_dir_per_platform(tmp_path):
+    env = {"APPDATA": str(tmp_path / "roaming"), "XDG_CONFIG_HOME": ""}
+    assert gimp_install.gimp_config_root("win32", env, tmp_path) == tmp_path / "roaming" / "GIMP"
+    assert gimp_install.gimp_config_root("darwin", env, tmp_path) == tmp_path / "Library/Application Support/GIMP"
+    assert gimp_install.gimp_config_root("linux", env, tmp_path) == tmp_path / ".config" / "GIMP"
+    root = tmp_path / "GIMP"
+    assert gimp_install.default_gimp_dir(root) == root / "3.0"
+    for v in ("2.10", "3.0", "3.2"):
+        (root / v).mkdir(parents=True)
+    assert gimp_install.default_gimp_dir(root) == root / "3.2"
+
+
+def test_install_command_line(tmp_path):
+    p = subprocess.run([sys.executable, "-m", "sr_filter.gimp_install", "--gimp-dir", str(tmp_path)],
+                       capture_output=True, text=True, env=worker_env(), timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "plug-ins" / "sr-filter" / "sr-filter.py").is_file() and "installed" in p.stdout
+
+
+# -- end to end in real GIMP 3 -----------------------------------------------------------------
+
+def _gimp_ready() -> str:
+    """Empty if the chroot can be used, else why not."""
+    if not os.environ.get("GIMP3_ROOT"):
+        return "GIMP3_ROOT is not set (run scripts/gimp-e2e.sh)"
+    if os.geteuid() != 0:
+        return "gimp3-env.sh needs root"
+    if not GIMP3_ENV.is_file():
+        return "%s not found" % GIMP3_ENV
+    if subprocess.run([str(GIMP3_ENV), "status"], capture_output=True).returncode != 0:
+        return "GIMP 3 chroot not set up (gimp3-env.sh status failed; run scripts/gimp-e2e.sh)"
+    return ""
+
+
+def _chroot(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    p = subprocess.run([str(GIMP3_ENV), *args], cwd=cwd, capture_output=True, text=True, timeout=900)
+    assert p.returncode == 0, "gimp3-env.sh %s failed:\n%s\n%s" % (args[0], p.stdout[-3000:], p.stderr[-3000:])
+    return p
+
+
+@pytest.fixture(scope="module")
+def gimp_run(tmp_path_factory):
+    """Install the plug-in in the chroot with our installer, run all GIMP cases in one batch."""
+    why = _gimp_ready()
+    if why and os.environ.get("SR_FILTER_REQUIRE_GIMP"):  # set by scripts/gimp-e2e.sh
+        pytest.fail(why)
+    if why:
+        pytest.skip(why)
+    if not (WEIGHTS.is_file() and BABY.is_file()):
+        pytest.skip("shared weights/Set5 not found (set SR_FILTER_SHARED)")
+    work = tmp_path_factory.mktemp("gimp")
+    probe = _chroot("run", "python3", "-c", "import torch, sr_filter.gimp_worker", cwd=work)
+    _chroot("run", "python3", "-m", "sr_filter.gimp_install", cwd=work)  # HOME=/job-home in the chroot
+    shutil.copyfile(WEIGHTS, work / "model.pth")
+    rgb, rgba = crop(40, 48), with_alpha(crop(36, 40, 120, 220))
+    gray16 = crop(32, 40, 60, 260)[:, :, 1].astype(np.uint16) * 257 + 128
+    Image.fromarray(rgb).save(work / "rgb.png")
+    Image.fromarray(rgba).save(work / "rgba.png")
+    Image.fromarray(gray16).save(work / "gray16.png")  # PIL writes mode I;16 as 16-bit grey PNG
+    layer = with_alpha(crop(16, 20, 300, 100))
+    (work / "layer.raw").write_bytes(layer.tobytes())
+    model = "/job/model.pth"
+    cases = [
+        {"name": "rgb", "input": "rgb.png", "output": "rgb_out.png",
+         "args": {"preset": "cartoon", "model": model, "scale": 4.0, "device": "cpu", "tile": 32},
+         "extra_layer": {"raw": "layer.raw", "size": [20, 16], "offset": [5, 7]}},
+        {"name": "rgba", "input": "rgba.png", "output": "rgba_out.png",
+         "args": {"preset": "face", "model": model, "scale": 2.5, "device": "cpu", "tile": 48},
+         "select": [4, 6, 10, 8], "lock_alpha": True},
+        {"name": "gray16", "input": "gray16.png", "output": "gray16_out.png",
+         "args": {"model": model, "scale": 3.0, "device": "cpu", "tile": 0}},
+        {"name": "float", "input": "rgba.png", "output": "float_out.png", "precision": "FLOAT_NON_LINEAR",
+         "dump_format": "R'G'B'A float",
+         "args": {"model": model, "scale": 2.0, "device": "cpu", "tile": 40}},
+        {"name": "bad-weights", "input": "rgb.png", "output": "never.png",
+         "args": {"model": "/job/bad.pth", "scale": 4.0, "device": "cpu"}},
+        {"name": "no-gpu", "input": "rgb.png", "output": "never.png",
+         "args": {"model": model, "scale": 4.0, "device": "cuda"}},
+        {"name": "locked", "input": "rgb.png", "output": "never.png", "lock": True,
+         "args": {"model": model, "scale": 4.0, "device": "cpu"}},
+        {"name": "missing-model", "input": "rgb.png", "output": "never.png",
+         "args": {"model": "/job/missing.pth", "scale": 4.0, "device": "cpu"}},
+    ]
+    (work / "bad.pth").write_bytes(b"this is not a weights file\n")
+    (work / "args.json").write_text(json.dumps({"cases": cases}))
+    batch = _chroot("batch", str(REPO / "tests" / "gimp_e2e_batch.py"), str(work), cwd=work)
+    report = json.loads((work / "report.json").read_text())
+    return {"work": work, "report": report, "log": probe.stderr + batch.stdout + batch.stderr,
+            "inputs": {"rgb": rgb, "rgba": rgba, "gray16": gray16, "layer": layer}}
+
+
+def _library(array: np.ndarray, scale: float, tile) -> np.ndarray:
+    return sr_filter.upscale(array, model=str(WEIGHTS), scale=scale, device="cpu", tile=tile)
+
+
+def _assert_close(got: np.ndarray, want: np.ndarray, max_diff: int) -> None:
+    assert got.shape == want.shape and got.dtype == want.dtype
+    diff = np.abs(got.astype(np.int64) - want.astype(np.int64))
+    assert diff.max() <= max_diff, "max diff %d > %d (mean %.3f)" % (diff.max(), max_diff, diff.mean())
+
+
+def test_gimp_rgb_with_offset_layer_matches_library(gimp_run):
+    rep = gimp_run["report"]["rgb"]
+    assert rep["status"] == "success", rep
+    assert rep["size"] == [48 * 4, 40 * 4]
+    layers = rep["layers"]
+    assert layers["offset layer"] == {"offsets": [20, 28], "size": [80, 64]}  # was (5, 7) 20x16, in a group
+    assert layers["group"] == layers["offset layer"]  # a group's extent follows its children
+    assert layers["Background"] == {"offsets": [0, 0], "size": [192, 160]}
+    out = np.asarray(Image.open(gimp_run["work"] / "rgb_out.png"))
+    if out.shape[2] == 4:  # the (hidden) RGBA layer makes GIMP export RGBA: base layer is opaque
+        assert (out[:, :, 3] == 255).all()
+        out = out[:, :, :3]
+    _assert_close(out, _library(gimp_run["inputs"]["rgb"], 4.0, 32), 1)
+    layer = np.frombuffer((gimp_run["work"] / "rgb_out.png.layer.raw").read_bytes(), np.uint8).reshape(64, 80, 4)
+    _assert_close(layer, _library(gimp_run["inputs"]["layer"], 4.0, 32), 1)
+
+
+def test_gimp_rgba_non_integer_scale_with_selection_and_alpha_lock_matches_library(gimp_run):
+    rep = gimp_run["report"]["rgba"]
+    assert rep["status"] == "success", rep
+    assert rep["size"] == [100, 90] and rep["layers"]["Background"]["size"] == [100, 90]
+    # the whole image is upscaled and the selection scaled with it (cubic: edges soften by a pixel or two)
+    x1, y1, x2, y2 = rep["selection"]
+    assert 7 <= x1 <= 10 and 12 <= y1 <= 15 and 35 <= x2 <= 38 and 35 <= y2 <= 38, rep["selection"]
+    assert rep["channels"] == []  # no leftover channel from saving the selection
+    out = np.asarray(Image.open(gimp_run["work"] / "rgba_out.png"))
+    _assert_close(out, _library(gimp_run["inputs"]["rgba"], 2.5, 48), 1)
+
+
+def test_gimp_16bit_grayscale_keeps_precision(gimp_run):
+    rep = gimp_run["report"]["gray16"]
+    assert rep["status"] == "success", rep
+    assert "U16" in rep["precision"] and rep["size"] == [120, 96]
+    out = np.asarray(Image.open(gimp_run["work"] / "gray16_out.png"))
+    want = _library(gimp_run["inputs"]["gray16"], 3.0, 0)
+    assert out.dtype == np.uint16 or out.dtype == np.int32  # PIL opens 16-bit grey as I;16 or I
+    _assert_close(out.astype(np.uint16), want.reshape(out.shape), 257)  # 1/255 in 16-bit units
+    assert np.any(out.astype(np.int64) % 257 != 0)  # values between 8-bit steps: precision kept
+
+
+def test_gimp_32bit_float_image_is_processed_in_float(gimp_run):
+    rep = gimp_run["report"]["float"]
+    assert rep["status"] == "success", rep
+    assert "FLOAT" in rep["precision"] and rep["size"] == [80, 72]
+    got = np.frombuffer((gimp_run["work"] / "float_out.png.raw").read_bytes(), np.float32).reshape(72, 80, 4)
+    want = _library(gimp_run["inputs"]["rgba"].astype(np.float32) / 255, 2.0, 40)
+    assert want.dtype == np.float32
+    assert np.abs(got - want).max() <= 1 / 255
+    assert np.any(np.abs(got * 255 - np.round(got * 255)) > 0.01)  # not quantised to 8 bits
+
+
+def test_gimp_bad_weights_is_a_gimp_error_with_the_librarys_message(gimp_run):
+    rep = gimp_run["report"]["bad-weights"]
+    bad = gimp_run["work"] / "bad.pth"
+    with pytest.raises(SrFilterError) as lib:
+        sr_filter.upscale(gimp_run["inputs"]["rgb"], model=str(bad), device="cpu")
+    assert rep["status"] == "execution-error", rep
+    assert rep["message"] == str(lib.value).replace(str(bad), "/job/bad.pth")
+    assert rep["size"] == [48, 40] and list(rep["layers"]) == ["Background"]  # left untouched
+    assert not (gimp_run["work"] / "never.png").exists()
+
+
+def test_gimp_unavailable_device_is_a_gimp_error_with_the_librarys_message(gimp_run):
+    import torch
+
+    rep = gimp_run["report"]["no-gpu"]
+    assert rep["status"] == "execution-error", rep
+    if not torch.cuda.is_available():  # same situation as the chroot: compare the messages
+        with pytest.raises(SrFilterError) as lib:
+            sr_filter.upscale(gimp_run["inputs"]["rgb"], model=str(WEIGHTS), device="cuda")
+        assert rep["message"] == str(lib.value)
+    assert rep["size"] == [48, 40]
+
+
+def test_gimp_refuses_a_locked_layer_before_changing_anything(gimp_run):
+    rep = gimp_run["report"]["locked"]
+    assert rep["status"] == "execution-error" and "'Background' is locked" in rep["message"], rep
+    assert rep["size"] == [48, 40] and rep["layers"]["Background"]["size"] == [48, 40]
+
+
+def test_gimp_refuses_a_model_file_that_does_not_exist_before_calling_us(gimp_run):
+    # GIMP itself validates file arguments (the dialog only offers existing files): the
+    # procedure fails with GIMP's calling error and the image stays as it was.
+    rep = gimp_run["report"]["missing-model"]
+    assert rep["status"] == "calling-error" and "model" in rep["message"]
+    assert rep["size"] == [48, 40]
+
+
+def test_gimp_without_config_uses_gimps_own_python_when_it_has_sr_filter(gimp_run, tmp_path):
+    # In the chroot GIMP's Python can import sr_filter, so the plug-in works without the
+    # installer's sr-filter.json; reinstall afterwards so other runs see the normal setup.
+    config = "/job-home/.config/GIMP/3.0/plug-ins/sr-filter/sr-filter.json"
+    _chroot("run", "rm", config, cwd=tmp_path)
+    try:
+        shutil.copyfile(gimp_run["work"] / "model.pth", tmp_path / "model.pth")
+        Image.fromarray(gimp_run["inputs"]["rgb"][:16, :16]).save(tmp_path / "small.png")
+        case = {"name": "no-config", "input": "small.png", "output": "small_out.png",
+                "args": {"model": "/job/model.pth", "scale": 2.0, "device": "cpu", "tile": 0}}
+        (tmp_path / "args.json").write_text(json.dumps({"cases": [case]}))
+        _chroot("batch", str(REPO / "tests" / "gimp_e2e_batch.py"), str(tmp_path), cwd=tmp_path)
+    finally:
+        _chroot("run", "python3", "-m", "sr_filter.gimp_install", cwd=tmp_path)
+    rep = json.loads((tmp_path / "report.json").read_text())["no-config"]
+    assert rep["status"] == "success", rep
+    out = np.asarray(Image.open(tmp_path / "small_out.png"))
+    _assert_close(out, _library(gimp_run["inputs"]["rgb"][:16, :16].copy(), 2.0, 0), 1)

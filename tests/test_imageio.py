@@ -1,0 +1,457 @@
+"""Image files in and out at library level: formats, modes, bit depths, metadata, bad input.
+
+Every file is generated here (or is a shared benchmark image) and checked by reading the
+encoded bytes back with an independent reader where one exists (Pillow, tifffile).
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+from PIL import Image, ImageCms, ImageOps, PngImagePlugin
+
+from sr_filter import Upscaler, imageio, limits, png16
+from sr_filter.errors import ImageFormatError, ImageTooLargeError, OutputExistsError
+from sr_filter.metadata import ImageMeta, srgb_profile
+
+from .imagefiles import cmyk_profile, png16_filtered
+
+
+@pytest.fixture(scope="module")
+def cartoon():
+    return Upscaler("cartoon", tile=0)
+
+
+@pytest.fixture(scope="module")
+def bird(set5):
+    return np.asarray(Image.open(set5 / "bird.png").convert("RGB"))[40:88, 40:104].copy()  # 48x64
+
+
+def _save(image: Image.Image, fmt: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+def _chunk(tag: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body) & 0xFFFFFFFF)
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG that claims a size but holds (almost) no pixel data: the shape of a decompression bomb."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(b"\0" * 64)) + _chunk(b"IEND", b"")
+
+
+# -- formats and modes -----------------------------------------------------------------------
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP", "BMP", "TIFF", "GIF", "JPEG"])
+def test_rgb_round_trip_every_format(bird, fmt):
+    options = {"quality": 100} if fmt in ("JPEG", "WEBP") else {}
+    data = imageio.encode_image(bird, fmt, ImageMeta(), **options)
+    assert Image.open(io.BytesIO(data)).format == fmt
+    back, meta = imageio.read_image(data)
+    assert back.shape == bird.shape and back.dtype == np.uint8 and meta.format == fmt
+    error = np.abs(back.astype(int) - bird.astype(int))
+    if fmt in ("PNG", "BMP", "TIFF"):
+        assert error.max() == 0
+    elif fmt == "GIF":
+        assert error.mean() < 12  # a 256-colour palette
+    else:
+        assert error.mean() < 2.5  # lossy at quality 100 (WebP's lossy mode is 4:2:0)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF"])
+def test_every_layout_and_depth_can_be_written(fmt):
+    rng = np.random.default_rng(4)
+    for channels in (0, 1, 2, 3, 4):
+        for dtype, top in ((np.uint8, 255), (np.uint16, 65535), (np.float32, 1)):
+            array = (rng.random((9, 7) if channels == 0 else (9, 7, channels)) * top).astype(dtype)
+            if channels in (2, 4):
+                array[..., -1] = np.where(np.arange(7) < 3, 0, top)[None, :]
+            back, _ = imageio.read_image(imageio.encode_image(array, fmt))
+            label = (fmt, channels, dtype.__name__)
+            assert back.shape[:2] == (9, 7), label
+            has_alpha = back.ndim == 3 and back.shape[2] in (2, 4)
+            assert has_alpha == (channels in (2, 4) and fmt in ("PNG", "WEBP", "TIFF", "GIF")), label
+            if has_alpha:
+                assert np.array_equal(back[..., -1] == 0, array[..., -1] == 0), label
+            if fmt in ("PNG", "TIFF"):
+                assert back.shape == array.shape or (channels == 1 and back.shape == array.shape[:2]), label
+                expected = {np.uint8: np.uint8, np.uint16: np.uint16, np.float32: np.uint16 if fmt == "PNG" else np.float32}
+                assert back.dtype == expected[dtype], label
+
+
+def test_quality_changes_lossy_output(bird):
+    small = imageio.encode_image(bird, "JPEG", quality=20)
+    large = imageio.encode_image(bird, "JPEG", quality=95)
+    assert len(small) < len(large) / 2
+    assert len(imageio.encode_image(bird, "WEBP", quality=10)) < len(imageio.encode_image(bird, "WEBP", quality=95))
+    lossless, _ = imageio.read_image(imageio.encode_image(bird, "WEBP", quality=100))
+    assert np.array_equal(lossless, bird)
+
+
+def test_grey_and_grey_alpha_stay_grey(bird):
+    grey = np.asarray(Image.fromarray(bird).convert("L"))
+    back, meta = imageio.read_image(_save(Image.fromarray(grey), "PNG"))
+    assert back.shape == grey.shape and meta.mode == "L" and np.array_equal(back, grey)
+    la = np.dstack([grey, np.full_like(grey, 77)])
+    back, meta = imageio.read_image(_save(Image.fromarray(la, "LA"), "PNG"))
+    assert back.shape == la.shape and np.array_equal(back, la)
+    assert Image.open(io.BytesIO(imageio.encode_image(back, "PNG"))).mode == "LA"
+
+
+def test_palette_with_and_without_transparency(bird):
+    pal = Image.fromarray(bird).quantize(16)
+    back, meta = imageio.read_image(_save(pal, "PNG"))
+    assert meta.mode == "P" and back.shape == bird.shape and np.array_equal(back, np.asarray(pal.convert("RGB")))
+    transparent = pal.copy()
+    transparent.info["transparency"] = 3  # palette index 3 is see-through
+    data = _save(transparent, "PNG", transparency=3)
+    back, _ = imageio.read_image(data)
+    assert back.shape == (*bird.shape[:2], 4)
+    index = np.asarray(pal)
+    assert np.array_equal(back[..., 3] == 0, index == 3) and (index == 3).any()
+    gif, meta = imageio.read_image(_save(transparent, "GIF", transparency=3))
+    assert meta.format == "GIF" and gif.shape[2] == 4 and np.array_equal(gif[..., 3] == 0, index == 3)
+
+
+def test_colour_key_transparency_becomes_alpha(bird):
+    key = tuple(int(v) for v in bird[0, 0])
+    back, _ = imageio.read_image(_save(Image.fromarray(bird), "PNG", transparency=key))
+    assert back.shape[2] == 4
+    assert np.array_equal(back[..., 3] == 0, (bird == key).all(axis=2))
+
+
+def test_gif_first_frame_of_an_animation(bird):
+    frames = [Image.fromarray(bird), Image.fromarray(255 - bird)]
+    data = _save(frames[0], "GIF", save_all=True, append_images=frames[1:])
+    back, meta = imageio.read_image(data)
+    assert meta.frames == 2 and back.shape[:2] == bird.shape[:2]
+    assert np.abs(back[..., :3].astype(int) - bird.astype(int)).mean() < 12  # the first frame, not the second
+
+
+def test_rgba_to_jpeg_and_bmp_is_flattened_on_white(bird):
+    rgba = np.dstack([bird, np.zeros(bird.shape[:2], np.uint8)])
+    rgba[:, :32, 3] = 255
+    for fmt in ("JPEG", "BMP"):
+        out = np.asarray(Image.open(io.BytesIO(imageio.encode_image(rgba, fmt, quality=100))).convert("RGB")).astype(int)
+        assert out[:, 40:].min() >= 250  # transparent half is white
+        assert np.abs(out[:, 4:28] - bird[:, 4:28]).mean() < 3  # opaque half kept
+
+
+def test_cmyk_is_converted_through_its_icc_profile():
+    cmyk = np.zeros((8, 8, 4), np.uint8)
+    cmyk[:, :4, 0] = 255  # cyan ink; this test profile prints it red
+    image = Image.fromarray(cmyk, "CMYK")
+    profile = cmyk_profile()
+    back, meta = imageio.read_image(_save(image, "JPEG", icc_profile=profile, quality=100))
+    expected = np.asarray(ImageCms.profileToProfile(
+        Image.open(io.BytesIO(_save(image, "JPEG", icc_profile=profile, quality=100))),
+        ImageCms.ImageCmsProfile(io.BytesIO(profile)), ImageCms.createProfile("sRGB"), outputMode="RGB"))
+    assert meta.mode == "CMYK" and back.shape == (8, 8, 3)
+    assert np.abs(back.astype(int) - expected.astype(int)).max() <= 1
+    assert back[4, 1, 0] > 200 and back[4, 1, 2] < 60  # red: the profile was used, not the naive formula
+    assert meta.icc_profile == srgb_profile()  # the output is sRGB and says so
+    out = Image.open(io.BytesIO(imageio.encode_image(back, "PNG", meta)))
+    assert ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(out.info["icc_profile"]))).strip().startswith("sRGB")
+    naive, meta = imageio.read_image(_save(image, "TIFF"))  # no profile: Pillow's formula
+    assert meta.icc_profile is None and naive[4, 1, 0] < 30 and naive[4, 1, 2] > 200  # cyan
+
+
+# -- 16 bit and float ------------------------------------------------------------------------
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+@pytest.mark.parametrize("interlaced", [False, True])
+def test_16bit_png_is_read_exactly(channels, interlaced):
+    """All five PNG filter types, plain and Adam7, written by an independent encoder."""
+    rng = np.random.default_rng(channels)
+    array = (rng.random((13, 11, channels)) * 65535).astype(np.uint16)
+    array[:, :4] //= 300  # small values: low bytes matter
+    back, meta = imageio.read_image(png16_filtered(array, interlaced=interlaced))
+    assert back.dtype == np.uint16
+    assert np.array_equal(back.reshape(array.shape), array)
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+def test_16bit_png_round_trip_with_metadata(channels):
+    rng = np.random.default_rng(7)
+    array = (rng.random((9, 14, channels)) * 65535).astype(np.uint16)
+    if channels == 1:
+        array = array[:, :, 0]
+    meta = ImageMeta(icc_profile=srgb_profile(), dpi=(72.0, 72.0), text={"Title": "deep", "Comment": "ünïcode"})
+    data = imageio.encode_image(array, "PNG", meta, scale=2)
+    back, got = imageio.read_image(data)
+    assert back.dtype == np.uint16 and np.array_equal(back, array)
+    assert got.icc_profile == meta.icc_profile and got.text == meta.text
+    assert got.dpi == pytest.approx((144, 144), abs=0.1)
+
+
+def test_float_is_written_as_16bit_png_and_float_tiff():
+    ramp = np.linspace(0, 1, 64 * 3, dtype=np.float32).reshape(8, 8, 3)
+    png, _ = imageio.read_image(imageio.encode_image(ramp, "PNG"))
+    assert png.dtype == np.uint16 and np.abs(png / 65535 - ramp).max() < 1e-4
+    tif, meta = imageio.read_image(imageio.encode_image(ramp, "TIFF"))
+    assert tif.dtype == np.float32 and np.array_equal(tif, ramp) and meta.mode == "float32"
+
+
+def test_16bit_survives_the_whole_upscale(cartoon, bird):
+    deep = bird.astype(np.uint16) * 257 + np.arange(bird.shape[1], dtype=np.uint16)[None, :, None] * 3
+    data = imageio.encode_image(deep, "PNG")
+    array, meta = imageio.read_image(data)
+    out = cartoon.upscale_array(array)
+    assert out.dtype == np.uint16 and len(np.unique(out)) > 4 * len(np.unique(out >> 8))
+    back, _ = imageio.read_image(imageio.encode_image(out, "PNG", meta, scale=4))
+    assert np.array_equal(back, out)
+    tiff, _ = imageio.read_image(imageio.encode_image(out, "TIFF", meta, scale=4))
+    assert np.array_equal(tiff, out)
+
+
+def test_pil_16bit_grey_through_the_api(cartoon):
+    grey = (np.arange(20 * 24, dtype=np.uint16).reshape(20, 24) * 131)
+    out = cartoon.upscale(Image.fromarray(grey))
+    assert out.mode == "I;16" and out.size == (96, 80) and len(np.unique(np.asarray(out))) > 256
+
+
+# -- TIFF layouts ----------------------------------------------------------------------------
+def _tiff(array: np.ndarray, **kwargs) -> bytes:
+    buffer = io.BytesIO()
+    tifffile.imwrite(buffer, array, **kwargs)
+    return buffer.getvalue()
+
+
+def test_tiff_layouts():
+    rng = np.random.default_rng(3)
+    rgb = (rng.random((6, 10, 3)) * 65535).astype(np.uint16)
+    alpha = (rng.random((6, 10, 1)) * 65535).astype(np.uint16)
+    grey = rgb[:, :, 0]
+
+    chunky, _ = imageio.read_image(_tiff(rgb, photometric="rgb"))
+    assert np.array_equal(chunky, rgb)
+    planar, _ = imageio.read_image(_tiff(np.moveaxis(rgb, -1, 0), photometric="rgb", planarconfig="separate"))
+    assert np.array_equal(planar, rgb)
+    one, _ = imageio.read_image(_tiff(grey, photometric="minisblack"))
+    assert one.shape == grey.shape and one.dtype == np.uint16 and np.array_equal(one, grey)
+    white, _ = imageio.read_image(_tiff(grey, photometric="miniswhite"))
+    assert np.array_equal(white, 65535 - grey)  # min-is-white: 0 means white
+    rgba = np.concatenate([rgb, alpha], 2)
+    for extra in ("unassalpha", "unspecified"):
+        got, _ = imageio.read_image(_tiff(rgba, photometric="rgb", extrasamples=[extra]))
+        assert np.array_equal(got, rgba)
+    planar_rgba, _ = imageio.read_image(_tiff(np.moveaxis(rgba, -1, 0), photometric="rgb", planarconfig="separate", extrasamples=["unassalpha"]))
+    assert np.array_equal(planar_rgba, rgba)
+    # premultiplied alpha is un-premultiplied (the output stores unassociated alpha)
+    half = np.concatenate([rgb // 2, np.full_like(alpha, 32768)], 2)
+    got, _ = imageio.read_image(_tiff(half, photometric="rgb", extrasamples=["assocalpha"]))
+    expected = np.clip(np.rint((rgb // 2) * (65535 / 32768)), 0, 65535)
+    assert np.abs(got[..., :3].astype(int) - expected).max() <= 1 and np.array_equal(got[..., 3:], half[..., 3:])
+    # five samples: RGB, alpha, and a mask that is dropped
+    five = np.concatenate([rgb, alpha, alpha // 3], 2)
+    got, _ = imageio.read_image(_tiff(five, photometric="rgb", extrasamples=["unassalpha", "unspecified"]))
+    assert np.array_equal(got, rgba)
+    grey_alpha, _ = imageio.read_image(_tiff(np.dstack([grey, alpha[..., 0]]), photometric="minisblack", extrasamples=["unassalpha"]))
+    assert grey_alpha.shape == (6, 10, 2)
+    floats = (rgb / 65535).astype(np.float32)
+    got, meta = imageio.read_image(_tiff(floats, photometric="rgb"))
+    assert got.dtype == np.float32 and np.array_equal(got, floats)
+    eight, _ = imageio.read_image(_tiff(np.moveaxis((rgb >> 8).astype(np.uint8), -1, 0), photometric="rgb", planarconfig="separate"))
+    assert np.array_equal(eight, (rgb >> 8).astype(np.uint8))
+
+
+def test_lzw_tiff_decodes_with_or_without_imagecodecs(bird):
+    """tifffile needs the optional imagecodecs for LZW; without it Pillow decodes (grey 16-bit stays 16)."""
+    back, _ = imageio.read_image(_save(Image.fromarray(bird), "TIFF", compression="tiff_lzw"))
+    assert np.array_equal(back, bird)
+    grey = (np.arange(48 * 64, dtype=np.uint16).reshape(48, 64) * 21)
+    back, _ = imageio.read_image(_save(Image.fromarray(grey), "TIFF", compression="tiff_lzw"))
+    assert back.dtype == np.uint16 and np.array_equal(back, grey)
+
+
+def test_tiff_tags_when_only_tifffile_can_open_it():
+    """Float RGB and five-sample TIFFs: Pillow cannot open them, their ICC, DPI and orientation still count."""
+    rgb = np.random.default_rng(2).random((6, 10, 3)).astype(np.float32)
+    for array, kwargs in [(rgb, {}), ((np.random.default_rng(3).random((6, 10, 5)) * 65535).astype(np.uint16), {"extrasamples": ["unassalpha", "unspecified"]})]:
+        data = _tiff(array, photometric="rgb", resolution=(100, 100), resolutionunit="CENTIMETER",
+                     extratags=[(274, "H", 1, 6, True), (34675, 7, len(srgb_profile()), srgb_profile(), True)], **kwargs)
+        with pytest.raises(Image.UnidentifiedImageError):  # the precondition: Pillow cannot open it
+            Image.open(io.BytesIO(data))
+        got, meta = imageio.read_image(data)
+        assert got.shape[:2] == (10, 6) and np.array_equal(got[..., :3], np.rot90(array[..., :3], -1))
+        assert meta.icc_profile == srgb_profile() and meta.dpi == pytest.approx((254, 254))
+
+
+def test_tiff_output_keeps_alpha_icc_and_scales_dpi():
+    rgba = (np.random.default_rng(5).random((6, 8, 4)) * 65535).astype(np.uint16)
+    data = imageio.encode_image(rgba, "TIFF", ImageMeta(icc_profile=srgb_profile(), dpi=(300.0, 300.0)), scale=2)
+    with tifffile.TiffFile(io.BytesIO(data)) as tif:
+        page = tif.pages[0]
+        assert np.array_equal(page.asarray(), rgba) and int(page.extrasamples[0]) == 2
+        assert page.tags["InterColorProfile"].value == srgb_profile()
+    assert Image.open(io.BytesIO(data)).info["dpi"] == pytest.approx((600, 600))
+
+
+def test_unsupported_tiff_sample_type_is_a_clear_error():
+    with pytest.raises(ImageFormatError, match="int32 samples"):
+        imageio.read_image(_tiff(np.ones((4, 4), np.int32)))
+
+
+# -- metadata --------------------------------------------------------------------------------
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_applied_and_reset(bird, orientation):
+    image = Image.fromarray(bird)
+    exif = image.getexif()
+    exif[0x0112] = orientation
+    data = _save(image, "PNG", exif=exif.tobytes())
+    array, meta = imageio.read_image(data)
+    assert np.array_equal(array, np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB")))
+    out = Image.open(io.BytesIO(imageio.encode_image(array, "JPEG", meta)))
+    assert out.getexif().get(0x0112) == 1 and out.size == (array.shape[1], array.shape[0])
+
+
+def test_metadata_carried_and_updated(bird, tmp_path):
+    image = Image.fromarray(bird)
+    exif = image.getexif()
+    exif[0x010F] = "Camera Maker"
+    exif[0x0112] = 6
+    exif.get_ifd(0x8769)[0xA002] = bird.shape[1]
+    exif.get_ifd(0x8769)[0xA003] = bird.shape[0]
+    exif[0x8769] = exif.get_ifd(0x8769)
+    icc = srgb_profile()
+    path = tmp_path / "in.jpg"
+    path.write_bytes(_save(image, "JPEG", exif=exif.tobytes(), icc_profile=icc, dpi=(150, 150), quality=95,
+                           xmp=b"<x:xmpmeta xmlns:x='adobe:ns:meta/'>kept</x:xmpmeta>", comment=b"a comment"))
+    array, meta = imageio.read_image(path)
+    assert array.shape == (64, 48, 3)  # rotated upright
+    big = np.repeat(np.repeat(array, 3, 0), 3, 1)
+    for fmt in ("JPEG", "PNG", "WEBP", "TIFF"):
+        out = Image.open(io.BytesIO(imageio.encode_image(big, fmt, meta, scale=3)))
+        assert out.info.get("icc_profile") == icc, fmt
+        got = out.getexif()
+        assert got.get(0x010F) == "Camera Maker" and got.get(0x0112) == 1, fmt
+        assert got.get_ifd(0x8769).get(0xA002) == 144 and got.get_ifd(0x8769).get(0xA003) == 192, fmt
+        if fmt != "WEBP":  # WebP has no resolution field
+            assert out.info["dpi"] == pytest.approx((450, 450), abs=0.5), fmt
+        if fmt in ("JPEG", "WEBP", "PNG"):
+            assert b"kept" in (out.info.get("xmp") or out.info.get("XML:com.adobe.xmp", "").encode()), fmt
+    assert Image.open(io.BytesIO(imageio.encode_image(big, "JPEG", meta, scale=3))).info.get("comment") == b"a comment"
+    assert Image.open(io.BytesIO(imageio.encode_image(big, "BMP", meta, scale=3))).info["dpi"] == pytest.approx((450, 450), abs=1)
+
+
+def test_png_text_chunks_carried(bird):
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Title", "a bird")
+    info.add_text("Software", "zipped", zip=True)
+    info.add_itxt("Description", "Vögel – birds")
+    array, meta = imageio.read_image(_save(Image.fromarray(bird), "PNG", pnginfo=info, dpi=(96, 96)))
+    assert meta.text == {"Title": "a bird", "Software": "zipped", "Description": "Vögel – birds"}
+    out = Image.open(io.BytesIO(imageio.encode_image(array, "PNG", meta, scale=4)))
+    assert {k: out.text[k] for k in meta.text} == meta.text
+    assert out.info["dpi"] == pytest.approx((384, 384), abs=0.5)
+
+
+# -- alpha: no dark fringes ------------------------------------------------------------------
+def test_transparent_edges_have_no_dark_fringe(cartoon, set5):
+    """A cut-out on a transparent background whose hidden colour is black (as many editors save it).
+
+    Upscaling colour and alpha naively drags the black into the visible edge. Our path (colour
+    bled under the transparency first) keeps the edge within a few levels of the same picture
+    upscaled without any transparency; the naive path is an order of magnitude darker.
+    """
+    rgb = np.asarray(Image.open(set5 / "butterfly.png").convert("RGB"))[60:156, 60:156].copy()
+    n, s, radius = rgb.shape[0], cartoon.scale, 36
+    yy, xx = np.mgrid[:n, :n]
+    inside = (yy - n / 2 + 0.5) ** 2 + (xx - n / 2 + 0.5) ** 2 <= radius**2
+    rgba = np.dstack([rgb * inside[..., None], inside * 255]).astype(np.uint8)
+    ours = cartoon.upscale_array(rgba)
+    reference = cartoon.upscale_array(rgb)
+    colour = torch.from_numpy(rgba[..., :3] / np.float32(255)).permute(2, 0, 1)[None].float()
+    alpha = torch.from_numpy(rgba[..., 3] / np.float32(255))[None, None].float().expand(-1, 3, -1, -1).contiguous()
+    naive_rgb = cartoon.run(colour)[0].permute(1, 2, 0).numpy() * 255
+    naive_alpha = cartoon.run(alpha)[0].mean(0).numpy() * 255
+    oy, ox = np.mgrid[: n * s, : n * s]
+    edge = np.abs(np.sqrt(((oy + 0.5) / s - n / 2) ** 2 + ((ox + 0.5) / s - n / 2) ** 2) - radius) <= 0.75
+
+    def darkening(colour_out, alpha_out):
+        band = edge & (alpha_out >= 64)  # the visible part of the edge
+        luma = np.array([0.299, 0.587, 0.114])
+        return float(((reference.astype(float) @ luma) - (colour_out[..., :3].astype(float) @ luma))[band].mean())
+
+    ours_dark, naive_dark = darkening(ours, ours[..., 3]), darkening(naive_rgb, naive_alpha)
+    assert ours_dark < 6, ours_dark
+    assert naive_dark > 5 * max(ours_dark, 1) and naive_dark > 15, (ours_dark, naive_dark)
+
+
+# -- bad input -------------------------------------------------------------------------------
+def test_bad_input_errors(tmp_path, set5):
+    png = (set5 / "bird.png").read_bytes()
+    jpeg = _save(Image.open(set5 / "bird.png"), "JPEG")
+    cases = {
+        "missing": (tmp_path / "missing.png", "does not exist"),
+        "folder": (tmp_path, "is a folder"),
+        "empty": (b"", "is empty"),
+        "text": (b"just some words, not a picture", "not a readable image"),
+        "truncated png": (png[: len(png) // 2], "truncated or damaged"),
+        "truncated jpeg": (jpeg[: len(jpeg) // 2], "truncated or damaged"),
+        "zero width": (_png_header_only(0, 10), r"has no pixels \(0x10\)"),
+    }
+    for label, (source, message) in cases.items():
+        with pytest.raises(ImageFormatError, match=message):
+            imageio.read_image(source)
+        assert label
+
+
+def test_too_large_is_refused_from_the_header(set5):
+    # a 12 kB file claiming 10^10 pixels: refused with our numbers, nothing decoded
+    with pytest.raises(ImageTooLargeError, match=r"100000x100000; upscaled x4 it would be 400000x400000.*GiB of memory, but only"):
+        imageio.read_image(_png_header_only(100_000, 100_000), scale=4)
+    # a JPEG whose frame header claims 65000x65000
+    jpeg = bytearray(_save(Image.new("L", (8, 8)), "JPEG"))
+    sof = jpeg.index(b"\xff\xc0")
+    jpeg[sof + 5 : sof + 9] = struct.pack(">HH", 65000, 65000)
+    with pytest.raises(ImageTooLargeError, match="65000x65000"):
+        imageio.read_image(bytes(jpeg), scale=2)
+    # below Pillow's own bomb limit, but x16 of it cannot fit in any machine's memory
+    with pytest.raises(ImageTooLargeError, match="13000x13000; upscaled x16"):
+        imageio.read_image(_png_header_only(13000, 13000), scale=16)
+    # a bomb in a format we do not size ourselves (GIF): Pillow's limit, still one clear error
+    gif = bytearray(_save(Image.new("L", (8, 8)), "GIF"))
+    gif[6:10] = struct.pack("<HH", 65000, 65000)
+    gif_frame = gif.index(b",")
+    gif[gif_frame + 5 : gif_frame + 9] = struct.pack("<HH", 65000, 65000)
+    with pytest.raises(ImageTooLargeError):
+        imageio.read_image(bytes(gif), scale=4)
+    # the same sizes that are refused pass when the memory is there
+    limits.check_fits("x", 1000, 1000, 3, 4, available=64 << 30)
+    with pytest.raises(ImageTooLargeError, match="1000x1000; upscaled x4 it would be 4000x4000"):
+        limits.check_fits("x", 1000, 1000, 3, 4, available=256 << 20)
+
+
+def test_write_atomic_never_clobbers(tmp_path):
+    target = tmp_path / "out.png"
+    imageio.write_atomic(b"first", target)
+    with pytest.raises(OutputExistsError):
+        imageio.write_atomic(b"second", target)
+    assert target.read_bytes() == b"first"
+    imageio.write_atomic(b"second", target, overwrite=True)
+    assert target.read_bytes() == b"second"
+    with pytest.raises(ImageFormatError, match="does not exist"):
+        imageio.write_atomic(b"x", tmp_path / "nowhere" / "out.png")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png"]  # no temporary files left
+
+
+def test_format_for():
+    assert imageio.format_for("a.JPG") == "JPEG" and imageio.format_for("a.tif") == "TIFF"
+    assert imageio.format_for("a.png", "webp") == "WEBP"
+    with pytest.raises(ImageFormatError, match="cannot tell the output format"):
+        imageio.format_for("a.xyz")
+    with pytest.raises(ImageFormatError, match="unknown format 'heic'"):
+        imageio.format_for("a.png", "heic")
+
+
+def test_png16_reader_recognises_only_deep_colour(bird):
+    assert not png16.is_png16_colour(Image.open(io.BytesIO(_save(Image.fromarray(bird), "PNG"))))
+    assert png16.is_png16_colour(Image.open(io.BytesIO(png16.encode_png16(np.zeros((2, 2, 3), np.uint16)))))

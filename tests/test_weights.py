@@ -1,0 +1,180 @@
+"""The real download path against a real HTTP server on 127.0.0.1 serving the real weight files."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from sr_filter.errors import ChecksumError, DownloadError, WeightsFormatError
+from sr_filter.manifest import load_manifest
+from sr_filter.models import load_model
+from sr_filter.weights import cache_dir, fetch, file_sha256, load_state_dict
+
+from .conftest import ROOT, UPSTREAM
+
+NAME = "RealESRGANv2-animevideo-xsx2"
+
+
+@pytest.fixture
+def entry():
+    return load_manifest().get(NAME)
+
+
+def _leftovers(folder):
+    return [p.name for p in folder.iterdir() if p.name.endswith((".part", ".tmp"))]
+
+
+def test_first_use_downloads_then_uses_cache(weights_server, entry, isolated_cache):
+    path = fetch(entry)
+    assert path == isolated_cache / entry.file
+    assert file_sha256(path) == entry.sha256
+    assert weights_server.hits[entry.file] == 1
+    weights_server.stop()  # cached use needs no server
+    assert fetch(entry) == path
+    model = load_model(NAME)
+    assert model.scale == 2 and model.entry.id == f"{NAME}@1"
+    assert not _leftovers(isolated_cache)
+
+
+def test_corrupt_cache_is_fetched_again(weights_server, entry, isolated_cache):
+    path = fetch(entry)
+    data = bytearray(path.read_bytes())
+    data[1000] ^= 0xFF  # same size, one flipped byte
+    path.write_bytes(bytes(data))
+    assert fetch(entry) == path
+    assert file_sha256(path) == entry.sha256
+    assert weights_server.hits[entry.file] == 2
+
+
+def test_wrong_file_on_server_is_a_clear_error_and_leaves_nothing(weights_server, entry, isolated_cache):
+    served = weights_server.folder / entry.file
+    other = UPSTREAM / "RealESRGANv2-animevideo-xsx4.pth"
+    data = other.read_bytes()[: entry.size]  # same size, different bytes
+    served.write_bytes(data + b"\0" * (entry.size - len(data)))
+    with pytest.raises(ChecksumError) as info:
+        fetch(entry)
+    message = str(info.value)
+    assert entry.file in message and entry.sha256 in message and file_sha256(served) in message
+    assert not (isolated_cache / entry.file).exists()
+    assert not _leftovers(isolated_cache)
+
+
+def test_truncated_transfer_is_retried_then_reported(weights_server, entry, isolated_cache):
+    weights_server.behaviour[entry.file] = "truncate"
+    with pytest.raises(DownloadError, match="could not download"):
+        fetch(entry)
+    assert weights_server.hits[entry.file] == 2  # SR_FILTER_DOWNLOAD_RETRIES=2
+    assert not (isolated_cache / entry.file).exists()
+    assert not _leftovers(isolated_cache)
+    weights_server.behaviour.clear()
+    assert file_sha256(fetch(entry)) == entry.sha256
+
+
+def test_server_down_says_what_to_do(weights_server, entry, isolated_cache):
+    weights_server.stop()
+    with pytest.raises(DownloadError) as info:
+        fetch(entry)
+    message = str(info.value)
+    assert "SR_FILTER_WEIGHTS_URL" in message and str(isolated_cache / entry.file) in message
+    assert not (isolated_cache / entry.file).exists()
+
+
+def test_http_error_is_reported(weights_server, entry):
+    weights_server.behaviour[entry.file] = "500"
+    with pytest.raises(DownloadError, match="HTTP 500"):
+        fetch(entry)
+
+
+def test_offline_without_cache_says_what_to_do(weights_server, entry, monkeypatch):
+    monkeypatch.setenv("SR_FILTER_OFFLINE", "1")
+    with pytest.raises(DownloadError, match="downloads are off") as info:
+        fetch(entry)
+    assert "SR_FILTER_WEIGHTS_URL" in str(info.value) and "sr-filter models" in str(info.value)
+    assert weights_server.hits[entry.file] == 0
+
+
+def test_unwritable_cache_names_the_variable(weights_server, entry, tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("SR_FILTER_CACHE_DIR", str(blocker / "cache"))
+    with pytest.raises(DownloadError, match="SR_FILTER_CACHE_DIR"):
+        fetch(entry)
+
+
+def test_concurrent_first_use_downloads_once(weights_server, entry, isolated_cache):
+    script = textwrap.dedent(
+        f"""
+        from sr_filter.manifest import load_manifest
+        from sr_filter.weights import fetch, file_sha256
+        e = load_manifest().get({NAME!r})
+        p = fetch(e)
+        assert file_sha256(p) == e.sha256
+        print(p)
+        """
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    procs = [subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    results = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), results
+    assert {out.strip() for out, _ in results} == {str(isolated_cache / entry.file)}
+    assert weights_server.hits[entry.file] == 1
+    assert not _leftovers(isolated_cache)
+
+
+def test_preset_falls_back_to_next_candidate(weights_server, monkeypatch, caplog):
+    """A preset whose first model cannot be fetched uses the next one and says so."""
+    from sr_filter import manifest as manifest_module
+
+    data = manifest_module.load_manifest()
+    photo = manifest_module.Preset("photo", ("realesr-general-x4v3", NAME))
+    custom = manifest_module.Manifest(data.models, {**data.presets, "photo": photo}, "photo")
+    model = load_model("photo", manifest=custom)  # the server has no realesr-general-x4v3.pth
+    assert model.name == NAME
+    assert "realesr-general-x4v3@1 could not be fetched" in caplog.text
+
+
+def test_loading_never_runs_pickled_code(tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    path = tmp_path / "evil.pth"
+    with open(path, "wb") as f:
+        pickle.dump({"params": Evil()}, f)
+    with pytest.raises(WeightsFormatError, match="cannot be loaded safely|not a PyTorch weights file"):
+        load_state_dict(path)
+    assert not marker.exists()
+
+
+def test_file_of_unknown_architecture(tmp_path):
+    path = tmp_path / "classifier.pth"
+    torch.save({"fc.weight": torch.zeros(3, 3), "fc.bias": torch.zeros(3)}, path)
+    with pytest.raises(WeightsFormatError, match="classifier.pth: not a known super-resolution architecture"):
+        load_model(str(path))
+
+
+def test_not_a_checkpoint(tmp_path):
+    path = tmp_path / "text.pth"
+    path.write_text("hello")
+    with pytest.raises(WeightsFormatError, match="text.pth is not a PyTorch weights file"):
+        load_model(str(path))
+
+
+def test_mismatched_entry_settings_are_reported(tmp_path):
+    from sr_filter.models import load_entry
+
+    entry = load_manifest().get("realesr-general-x4v3")  # 32 body convs
+    with pytest.raises(WeightsFormatError, match="does not fit its architecture"):
+        load_entry(entry, UPSTREAM / "realesr-animevideov3.pth")  # 16 body convs
+
+
+def test_cache_dir_env_override(isolated_cache):
+    assert cache_dir() == isolated_cache
