@@ -64,9 +64,10 @@ def _atomic_save(obj: object, path: Path) -> None:
 class Trainer:
     """Builds everything a config describes and runs it; ``run()`` resumes from ``latest.pt``."""
 
-    def __init__(self, cfg: TrainConfig, log: Callable[[str], None] = print) -> None:
+    def __init__(self, cfg: TrainConfig, log: Callable[[str], None] | None = None) -> None:
         self.cfg = cfg
-        self.print = log
+        # flushed: progress must reach a redirected log file (nohup ... > file) as it happens
+        self.print = log or (lambda msg: print(msg, flush=True))
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
