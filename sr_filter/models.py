@@ -11,7 +11,7 @@ from torch import nn
 from .archs import Arch, detect_arch, get_arch
 from .errors import DownloadError, UnknownModelError, WeightsFormatError
 from .manifest import Manifest, ModelEntry, load_manifest
-from .weights import fetch, is_cached, load_state_dict
+from .weights import fetch, load_state_dict
 
 log = logging.getLogger(__name__)
 _WEIGHT_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
@@ -49,8 +49,9 @@ def candidates(spec: str, manifest: Manifest) -> list[ModelEntry]:
 def load_model(spec: str | None = None, *, offline: bool | None = None, manifest: Manifest | None = None) -> LoadedModel:
     """Load a preset, ``name[@version]`` or weights file, downloading verified weights if needed.
 
-    For a preset, cached or packaged models are preferred in the preset's order; if a download
-    fails, the next candidate is tried and a warning names the model that ran.
+    A preset's models are tried in order: the first one that is packaged, cached or can be
+    downloaded runs. When the preferred model cannot be had (offline, no network, server error),
+    the next one (in the end a built-in model) runs and a warning names it and says why.
     """
     manifest = manifest or load_manifest()
     spec = (spec or manifest.default_preset).strip()
@@ -59,16 +60,15 @@ def load_model(spec: str | None = None, *, offline: bool | None = None, manifest
     if is_path_spec(spec) and spec.lower() not in manifest.presets:
         return load_file(Path(spec).expanduser())
     entries = candidates(spec, manifest)
-    ordered = [e for e in entries if e.packaged or is_cached(e)] + [e for e in entries if not (e.packaged or is_cached(e))]
     first_error: DownloadError | None = None
-    for entry in ordered:
+    for entry in entries:
         try:
             path = fetch(entry, offline=offline)
         except DownloadError as exc:
             first_error = first_error or exc
             continue
         if first_error is not None:
-            log.warning("using %s because %s could not be fetched: %s", entry.id, entries[0].id, first_error)
+            log.warning("using %s instead of %s, which could not be fetched: %s", entry.id, entries[0].id, first_error)
         return load_entry(entry, path)
     assert first_error is not None
     raise first_error

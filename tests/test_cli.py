@@ -77,6 +77,14 @@ def test_stdin_to_stdout(small_png):
     assert done.stderr == b""
 
 
+def test_offline_photo_preset_uses_the_built_in_model_and_says_so(small_png):
+    done = run(small_png, "--offline", "-o", small_png.with_name("offline.png"))
+    assert done.returncode == 0, done.stderr
+    err = done.stderr.decode()
+    assert "using sr-photo-x4@1 instead of realesr-general-x4v3@1" in err and "downloads are off" in err
+    assert Image.open(small_png.with_name("offline.png")).size == (256, 192)
+
+
 def test_models_listing():
     listed = run("models")
     assert listed.returncode == 0
@@ -112,7 +120,7 @@ def test_download_on_first_use_through_cli(weights_server, small_png):
     [
         (["missing.png"], "missing.png does not exist"),
         (["{png}", "--model", "nope"], "unknown model or preset 'nope'"),
-        (["{png}", "--offline", "--preset", "photo", "-o", "{dir}/o.png"], "downloads are off"),
+        (["{png}", "--offline", "--model", "realesr-general-x4v3", "-o", "{dir}/o.png"], "downloads are off"),
         (["{png}", "--device", "cuda"], "no CUDA GPU"),
         (["{png}", "-o", "{dir}/out.xyz", "--preset", "cartoon"], "cannot tell the output format"),
         (["{txt}", "--preset", "cartoon", "-o", "{dir}/t.png"], "is not a readable image"),

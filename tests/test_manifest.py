@@ -28,7 +28,8 @@ def test_entry_builds_with_declared_parameter_count_and_scale(entry):
     assert sum(p.numel() for p in net.parameters()) == entry.num_params
     assert arch.scale(entry.settings) == entry.scale
     assert entry.license and entry.sha256 and entry.size > 0
-    assert entry.urls and all(u.startswith("https://") and u.endswith("/" + entry.file) for u in entry.urls)
+    assert entry.urls or entry.packaged
+    assert all(u.startswith("https://") and u.endswith("/" + entry.file) for u in entry.urls)
 
 
 def test_entries_match_the_real_files_we_have():
@@ -54,8 +55,9 @@ def test_every_preset_resolves_and_names_are_valid():
         assert manifest.preset_models(preset)
     for entry in manifest.models:
         assert re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]*", entry.name)
-    # the cartoon preset works offline out of the box
-    assert manifest.preset_models("cartoon")[0].packaged
+    # every preset works offline out of the box: its last choice ships with the package
+    for preset in manifest.presets:
+        assert manifest.preset_models(preset)[-1].packaged
 
 
 def test_versions_and_lookup():

@@ -136,7 +136,7 @@ def test_preset_falls_back_to_next_candidate(weights_server, monkeypatch, caplog
     custom = manifest_module.Manifest(data.models, {**data.presets, "photo": photo}, "photo")
     model = load_model("photo", manifest=custom)  # the server has no realesr-general-x4v3.pth
     assert model.name == NAME
-    assert "realesr-general-x4v3@1 could not be fetched" in caplog.text
+    assert f"using {NAME}@1 instead of realesr-general-x4v3@1, which could not be fetched" in caplog.text
 
 
 def test_loading_never_runs_pickled_code(tmp_path):
