@@ -25,10 +25,11 @@ def require_shared(path: Path) -> Path:
 
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path_factory, monkeypatch):
-    """Every test gets an empty weights cache and no mirror, so nothing touches the user's cache."""
+    """Every test gets an empty weights cache, and downloads go to a closed local port unless a
+    test starts the local weights server: no test can reach the internet or the user's cache."""
     cache = tmp_path_factory.mktemp("cache")
     monkeypatch.setenv("SR_FILTER_CACHE_DIR", str(cache))
-    monkeypatch.delenv("SR_FILTER_WEIGHTS_URL", raising=False)
+    monkeypatch.setenv("SR_FILTER_WEIGHTS_URL", "http://127.0.0.1:9/no-downloads-in-tests/")
     monkeypatch.delenv("SR_FILTER_OFFLINE", raising=False)
     monkeypatch.setenv("SR_FILTER_DOWNLOAD_RETRIES", "2")
     return cache
