@@ -31,9 +31,17 @@ class PublishedWeights:
     size: int | None = None
 
 
+#: full sha256 values of torchvision's files, as recorded by several independent projects that
+#: pin them; each starts with the prefix torchvision puts in the file name
 PUBLISHED: dict[str, PublishedWeights] = {
-    "vgg19": PublishedWeights("https://download.pytorch.org/models/vgg19-dcbb9e9d.pth", "dcbb9e9d"),
-    "resnet50": PublishedWeights("https://download.pytorch.org/models/resnet50-0676ba61.pth", "0676ba61"),
+    "vgg19": PublishedWeights(
+        "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth", "dcbb9e9d",
+        "dcbb9e9dad569fff7a846263a77324fc34978fea2bfb039c012d710e1776ae44", 574673361,
+    ),
+    "resnet50": PublishedWeights(
+        "https://download.pytorch.org/models/resnet50-0676ba61.pth", "0676ba61",
+        "0676ba61b6795bbe1773cffd859882e5e297624d384b6993f7c9e683e722fb8a",
+    ),
 }
 
 # ----------------------------------------------------------------------------- VGG-19
