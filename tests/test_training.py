@@ -73,14 +73,6 @@ GENERATORS = [
 
 
 @pytest.mark.parametrize("arch_name, settings", GENERATORS, ids=[f"{a}-{s.get('upsampler', '')}" for a, s in GENERATORS])
-def test_published_backbones_are_fully_pinned():
-    from sr_filter.training import features
-
-    for pub in features.PUBLISHED.values():
-        assert pub.sha256 and len(pub.sha256) == 64 and pub.sha256.startswith(pub.sha256_prefix)
-        assert pub.url.endswith(f"-{pub.sha256_prefix}.pth")
-
-
 def test_generator_learns_and_round_trips_through_the_registry(arch_name, settings):
     arch = get_arch(arch_name)
     params = {**settings, arch.scale_param: 2}
@@ -392,3 +384,11 @@ def test_exported_model_loads_through_a_manifest_entry(image_folder, tmp_path):
     x = torch.rand(1, 3, 9, 9)
     with torch.no_grad():
         assert torch.equal(loaded.network(x), tr.ema.eval()(x))
+
+
+def test_published_backbones_are_fully_pinned():
+    from sr_filter.training import features
+
+    for pub in features.PUBLISHED.values():
+        assert pub.sha256 and len(pub.sha256) == 64 and pub.sha256.startswith(pub.sha256_prefix)
+        assert pub.url.endswith(f"-{pub.sha256_prefix}.pth")
