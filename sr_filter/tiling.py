@@ -62,7 +62,7 @@ class Tile:
         return max(self.y.hi - self.y.lo, self.x.hi - self.x.lo)
 
 
-def _round_up(n: int, multiple: int) -> int:
+def round_up(n: int, multiple: int) -> int:
     return -(-n // multiple) * multiple
 
 
@@ -92,7 +92,7 @@ def plan_spans(length: int, tile: int, pad: int, multiple: int = 1, equal: bool 
     units = length // multiple
     count = math.ceil(units / max(1, tile // multiple))
     bounds = [round(k * units / count) * multiple for k in range(count + 1)]
-    return _spans(bounds, length, _round_up(pad, multiple), equal)
+    return _spans(bounds, length, round_up(pad, multiple), equal)
 
 
 def plan_tiles(height: int, width: int, tile: int, pad: int, multiple: int = 1, equal: bool = True) -> list[Tile]:
@@ -124,7 +124,7 @@ def _split_span(span: Span, length: int, pad: int, multiple: int) -> list[Span]:
     mid = (span.lo + span.hi) // 2 // multiple * multiple
     if span.hi - span.lo < 2 * MIN_TILE or mid <= span.lo:
         return [span]
-    return _spans([span.lo, mid, span.hi], length, _round_up(pad, multiple))
+    return _spans([span.lo, mid, span.hi], length, round_up(pad, multiple))
 
 
 def split_tile(tile: Tile, height: int, width: int, pad: int, multiple: int = 1) -> list[Tile]:

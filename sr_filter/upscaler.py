@@ -15,7 +15,7 @@ from .device import free_memory, pick_device, pick_dtype
 from .errors import SrFilterError
 from .models import LoadedModel, load_model
 from .resize import resize
-from .tiling import ArraySink, Progress, Sink, run_tiled
+from .tiling import ArraySink, Progress, Sink, round_up, run_tiled
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class Upscaler:
         self.device = pick_device(device)
         self.model: LoadedModel = load_model(model, offline=offline)
         self.dtype = pick_dtype(self.device, precision, supports_half=self.model.arch.supports_half)
-        self.tile = _check_tile(tile)
+        self.tile = check_tile(tile)
         self.batch = max(1, int(batch))
         self._net = self._place(self.dtype)
         self._net_fp32: torch.nn.Module | None = self._net if self.dtype == torch.float32 else None
@@ -71,7 +71,7 @@ class Upscaler:
         x = self._check_input(x)
         height, width = x.shape[-2:]
         m = self._multiple()
-        padded = torch.empty((1, x.shape[1], _round_up(height, m) * self.scale, _round_up(width, m) * self.scale))
+        padded = torch.empty((1, x.shape[1], round_up(height, m) * self.scale, round_up(width, m) * self.scale))
         self.run_into(x, padded, progress)
         if m == 1:
             return padded
@@ -85,7 +85,7 @@ class Upscaler:
         m = self._multiple()
         height, width = x.shape[-2:]
         if height % m or width % m:  # networks that fold pixels need divisible sizes (as upstream)
-            bottom, right = _round_up(height, m) - height, _round_up(width, m) - width
+            bottom, right = round_up(height, m) - height, round_up(width, m) - width
             mode = "reflect" if bottom < height and right < width else "replicate"
             x = torch.nn.functional.pad(x, (0, right, 0, bottom), mode=mode)
         tile = self._tile_for(*x.shape[-2:])
@@ -205,11 +205,8 @@ class Upscaler:
         return int(max(64, min(_MAX_AUTO_TILE, edge // 16 * 16)))
 
 
-def _round_up(n: int, multiple: int) -> int:
-    return -(-n // multiple) * multiple
-
-
-def _check_tile(tile: int | str) -> int | str:
+def check_tile(tile: int | str) -> int | str:
+    """A tile setting as the Upscaler takes it: ``"auto"``, 0 (whole image) or 32 and more."""
     if isinstance(tile, str):
         if tile.strip().lower() == "auto":
             return "auto"

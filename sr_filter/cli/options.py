@@ -8,15 +8,13 @@ from ..device import PRECISIONS
 
 
 def _tile(ctx: click.Context, param: click.Parameter, value: str) -> int | str:
-    if value.lower() == "auto":
-        return "auto"
+    from ..errors import SrFilterError
+    from ..upscaler import check_tile
+
     try:
-        tile = int(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a number of pixels or 'auto'") from None
-    if tile < 0 or 0 < tile < 32:
-        raise click.BadParameter("use 0 (whole image), 32 or more, or 'auto'")
-    return tile
+        return check_tile(value)
+    except SrFilterError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def _scale(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
