@@ -109,3 +109,86 @@ def test_eval_cli_table_and_json(tmp_path):
     assert "Set5/butterfly" in res.output
     data = json.loads(out.read_text())
     assert data[0]["scale"] == 4 and abs(data[0]["sets"][0]["psnr"] - 28.42) <= 0.05
+
+
+def _piq_gmsd():
+    """piq's GMSD (an independent implementation) without importing piq's package root, which pulls
+    in torchvision for its VGG-based metrics (torchvision from the index does not import next to the
+    CPU torch used here)."""
+    import importlib.util
+    import sys
+    import types
+
+    if "piq" not in sys.modules:
+        spec = importlib.util.find_spec("piq")
+        if spec is None:
+            pytest.skip("piq (test extra) is not installed")
+        pkg = types.ModuleType("piq")
+        pkg.__path__ = list(spec.submodule_search_locations)
+        sys.modules["piq"] = pkg
+    from piq.gmsd import gmsd
+
+    return gmsd
+
+
+@needs_bench
+@pytest.mark.parametrize("name", ["butterfly", "baby"])
+def test_gmsd_matches_an_independent_implementation(name):
+    piq_gmsd = _piq_gmsd()
+    hr = ev.read_rgb(BENCH / "Set5" / f"{name}.png")
+    for sr in (ev.imresize(ev.imresize(hr, 0.25), 4.0), np.clip(hr.astype(int) + 9, 0, 255).astype(np.uint8)):
+        a, b = ev.rgb_to_y(sr), ev.rgb_to_y(hr)
+        ref = float(piq_gmsd(torch.from_numpy(a)[None, None] / 255.0, torch.from_numpy(b)[None, None] / 255.0,
+                             data_range=1.0))
+        assert ev.gmsd(a, b) == pytest.approx(ref, rel=1e-3, abs=1e-5)
+
+
+def test_gmsd_is_zero_for_the_same_image_and_grows_with_blur():
+    rng = np.random.default_rng(0)
+    img = ev.imresize(rng.integers(0, 256, (24, 24, 3)).astype(np.uint8), 4.0)
+    y = ev.rgb_to_y(img)
+    assert ev.gmsd(y, y) == 0.0
+    mild = ev.rgb_to_y(ev.imresize(ev.imresize(img, 0.5), 2.0))
+    strong = ev.rgb_to_y(ev.imresize(ev.imresize(img, 0.25), 4.0))
+    assert 0 < ev.gmsd(mild, y) < ev.gmsd(strong, y)
+    # odd sizes (the 2x2 mean pads like MATLAB's conv2 'same')
+    assert ev.gmsd(y[:-1, :-3], strong[:-1, :-3]) > 0
+
+
+def test_include_and_hr_scale_select_and_shrink_the_ground_truth(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    for name in ("src_a.png", "src_b.png", "ref_c.png"):
+        Image.fromarray(ev.imresize(rng.integers(0, 256, (16, 16, 3)).astype(np.uint8), 4.0)).save(tmp_path / name)
+    assert [p.name for p in ev.select_images(tmp_path, exclude=["src_*"])] == ["ref_c.png"]
+    res = ev.evaluate_folder(ev.bicubic_upscaler(2), tmp_path, 2, include=["src_*"], hr_scale=0.5)
+    assert [r.name for r in res.images] == ["src_a", "src_b"]
+    hr = ev.modcrop(ev.imresize(ev.read_rgb(tmp_path / "src_a.png"), 0.5), 2)
+    assert hr.shape == (32, 32, 3)
+    p, s, g = ev.measure(ev.imresize(ev.make_lr(hr, 2), 2.0), hr, 2)
+    assert res.images[0].psnr == pytest.approx(p) and res.images[0].gmsd == pytest.approx(g)
+    with pytest.raises(ev.EvaluationError, match="no image"):
+        ev.select_images(tmp_path, include=["nothing*"])
+    with pytest.raises(ev.EvaluationError, match="hr_scale"):
+        ev.evaluate_folder(ev.bicubic_upscaler(2), tmp_path, 2, hr_scale=1.5)
+
+
+def test_eval_command_takes_a_held_out_split_at_a_smaller_size(tmp_path):
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from sr_filter.cli.eval import eval_cmd
+
+    rng = np.random.default_rng(2)
+    for name in ("src_a.png", "ref_b.png"):
+        Image.fromarray(ev.imresize(rng.integers(0, 256, (20, 20, 3)).astype(np.uint8), 4.0)).save(tmp_path / name)
+    out = tmp_path / "r.json"
+    res = CliRunner().invoke(eval_cmd, [str(tmp_path), "--include", "src_*", "--hr-scale", "0.5", "--per-image",
+                                        "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "GMSD-Y" in res.output and "src_a" in res.output and "ref_b" not in res.output
+    images = json.loads(out.read_text())[0]["sets"][0]["images"]
+    assert [i["name"] for i in images] == ["src_a"] and images[0]["gmsd"] > 0
+    bad = CliRunner().invoke(eval_cmd, [str(tmp_path), "--hr-scale", "2"])
+    assert bad.exit_code == 2 and "hr-scale" in bad.output

@@ -4,6 +4,7 @@ degradations, configs, export to the filter, DDP under torchrun, checked feature
 from __future__ import annotations
 
 import hashlib
+import json
 import http.server
 import os
 import subprocess
@@ -17,9 +18,11 @@ import torch
 from torch.nn import functional as F
 
 from sr_filter.archs import detect_arch, get_arch
+from sr_filter.errors import SrFilterError
 from sr_filter.training import ConfigError, Trainer, config_from_dict, load_config
 from sr_filter.training.adversarial import Critic, critic_step
 from sr_filter.training.config import DegradationConfig, LossConfig
+from sr_filter.training.data import DataError
 from sr_filter.training.degradations import degrade
 from sr_filter.training.features import FeatureExtractor, gram_loss
 from sr_filter.training.losses import GeneratorLoss
@@ -392,3 +395,50 @@ def test_published_backbones_are_fully_pinned():
     for pub in features.PUBLISHED.values():
         assert pub.sha256 and len(pub.sha256) == 64 and pub.sha256.startswith(pub.sha256_prefix)
         assert pub.url.endswith(f"-{pub.sha256_prefix}.pth")
+
+
+def test_held_out_images_are_excluded_from_training_and_used_for_validation(image_folder, tmp_path):
+    from sr_filter.training.data import PatchSampler
+
+    cfg = _config(image_folder, tmp_path, data={"exclude": ["im0*"]},
+                  val={"dirs": [str(image_folder)], "include": ["im0*"], "hr_scale": 0.5, "every": 3})
+    assert len(PatchSampler(cfg.data)) == 2  # im1, im2 (rescale 1.0 only)
+    tr = Trainer(cfg, log=lambda s: None)
+    tr.run(resume=False)
+    vals = [json.loads(line)["val"] for line in (tmp_path / "t" / "log.jsonl").read_text().splitlines() if '"val"' in line]
+    assert vals and all(set(v) == {image_folder.name} for v in vals)
+    # the validation score is that of the one included image at half size, measured the same way
+    from sr_filter.evaluation import evaluate_folder, network_upscaler
+
+    res = evaluate_folder(network_upscaler(tr.ema.eval()), image_folder, 2, include=["im0*"], hr_scale=0.5)
+    assert [r.name for r in res.images] == ["im0"]
+    assert vals[-1][image_folder.name] == pytest.approx(res.psnr, abs=1e-3)
+    with pytest.raises(DataError, match="no image"):
+        PatchSampler(_config(image_folder, tmp_path, data={"exclude": ["*.png"]}).data)
+
+
+def test_init_starts_from_given_weights_and_refuses_other_architectures(image_folder, tmp_path):
+    first = Trainer(_config(image_folder, tmp_path / "a"), log=lambda s: None)
+    exported = first.run(resume=False)
+    cfg = _config(image_folder, tmp_path / "b", seed=99, model={"init": str(exported)})
+    tuned = Trainer(cfg, log=lambda s: None)
+    start = first.ema.state_dict()
+    for k, v in tuned.model.state_dict().items():
+        assert torch.equal(v, start[k]), k  # not the seed-99 random weights
+    assert tuned.ema is not None and all(torch.equal(v, start[k]) for k, v in tuned.ema.state_dict().items())
+    # the packaged photo model by name, into the same settings it ships with
+    photo = _config(image_folder, tmp_path / "c", data={"scale": 4, "patch": 8},
+                    model={"settings": {"num_feat": 48, "num_block": 6, "upsampler": "subpixel", "skip": "bicubic"},
+                           "init": "sr-photo-x4"})
+    Trainer(photo, log=lambda s: None)
+    with pytest.raises(SrFilterError, match="does not fit"):
+        Trainer(_config(image_folder, tmp_path / "d", model={"settings": {"num_feat": 16, "num_block": 1},
+                                                              "init": str(exported)}), log=lambda s: None)
+    with pytest.raises(SrFilterError, match="is a srvgg model"):
+        Trainer(_config(image_folder, tmp_path / "e", data={"scale": 4}, model={"init": "realesr-animevideov3"}),
+                log=lambda s: None)
+    # a relative init path in a TOML file is relative to that file
+    toml = tmp_path / "cfg" / "x.toml"
+    toml.parent.mkdir()
+    toml.write_text(f'[model]\ninit = "../a/t/model.pth"\n[data]\ntrain_dirs = ["{image_folder}"]\n')
+    assert load_config(toml).model.init == str(exported.resolve())

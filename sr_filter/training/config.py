@@ -24,6 +24,9 @@ class ModelConfig:
     arch: str = "edsr"
     #: constructor arguments of the architecture (``upscale`` is filled in from ``data.scale``)
     settings: dict = field(default_factory=dict)
+    #: weights to start from (fine-tuning): a model file or a manifest name such as "sr-photo-x4";
+    #: it must be the same architecture with the same settings. Empty: random initial weights.
+    init: str = ""
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,8 @@ class DataConfig:
     flips: bool = True
     rot90: bool = True
     degradation: DegradationConfig = field(default_factory=DegradationConfig)
+    #: file-name patterns (fnmatch, e.g. "src_*") left out of training: held-out evaluation images
+    exclude: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -108,6 +113,10 @@ class ValConfig:
     every: int = 500
     #: evaluate at most this many images per folder (0: all)
     limit: int = 0
+    #: only the files matching these patterns (fnmatch; empty: all), e.g. the held-out "src_*"
+    include: tuple[str, ...] = ()
+    #: downscale the ground truth by this factor first (large photos evaluated at a smaller size)
+    hr_scale: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -173,9 +182,16 @@ def config_from_dict(data: dict, base: Path | None = None) -> TrainConfig:
         def absol(p: str) -> str:
             return str((base / p).resolve()) if not Path(p).is_absolute() else p
 
+        init = cfg.model.init
+        if init:
+            from ..models import is_path_spec
+
+            if is_path_spec(init):
+                init = absol(init)
         cfg = dataclasses.replace(
             cfg,
             out_dir=absol(cfg.out_dir),
+            model=dataclasses.replace(cfg.model, init=init),
             data=dataclasses.replace(cfg.data, train_dirs=tuple(absol(p) for p in cfg.data.train_dirs)),
             val=dataclasses.replace(cfg.val, dirs=tuple(absol(p) for p in cfg.val.dirs)),
         )
@@ -211,5 +227,7 @@ def _validate(cfg: TrainConfig) -> None:
         raise ConfigError(f"device must be auto, cpu or cuda, not {cfg.device!r}")
     if cfg.amp not in ("auto", "bf16", "fp16", "off"):
         raise ConfigError(f"amp must be auto, bf16, fp16 or off, not {cfg.amp!r}")
+    if not 0 < cfg.val.hr_scale <= 1:
+        raise ConfigError("[val] hr_scale must be in (0, 1], e.g. 0.5 to evaluate 1024 px photos at 512 px")
     if cfg.data.degradation.resize not in ("matlab_bicubic", "bilinear", "area", "random"):
         raise ConfigError("[data.degradation] resize must be matlab_bicubic, bilinear, area or random")

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..errors import SrFilterError
-from ..evaluation import imresize, list_images, modcrop, read_rgb
+from ..evaluation import imresize, modcrop, read_rgb, select_images
 from .config import DataConfig, DegradationConfig
 
 
@@ -61,7 +61,7 @@ class PatchSampler:
         files: list[Path] = []
         for folder in cfg.train_dirs:
             try:
-                files += list_images(Path(folder))
+                files += select_images(Path(folder), exclude=cfg.exclude)
             except SrFilterError as exc:
                 raise DataError(f"training data: {exc}") from None
         # on-the-fly degradations blur before downscaling: keep a margin so the patch has context

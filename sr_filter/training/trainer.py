@@ -81,6 +81,8 @@ class Trainer:
             self._owns_process_group = True
         torch.manual_seed(cfg.seed)  # the initial weights
         self.model, self.settings = build_model(cfg)
+        if cfg.model.init:
+            self._load_init(cfg.model.init)
         self.model.to(self.device)
         self.ema: nn.Module | None = copy.deepcopy(self.model).eval() if cfg.ema > 0 else None
         if self.ema is not None:
@@ -131,6 +133,21 @@ class Trainer:
         if amp == "fp16" or (amp == "auto" and not torch.cuda.is_bf16_supported()):
             return torch.float16
         return torch.bfloat16
+
+    def _load_init(self, spec: str) -> None:
+        """Start from published or earlier weights (fine-tuning) instead of random ones."""
+        from ..models import load_model
+
+        loaded = load_model(spec)
+        if loaded.arch.name != self.cfg.model.arch:
+            raise SrFilterError(f"[model] init {spec!r} is a {loaded.arch.name} model, but this config trains "
+                                f"{self.cfg.model.arch}")
+        try:
+            self.model.load_state_dict(loaded.network.state_dict(), strict=True)
+        except RuntimeError as exc:
+            detail = str(exc).strip().splitlines()
+            raise SrFilterError(f"[model] init {spec!r} does not fit [model] settings {self.settings}: "
+                                f"{detail[1].strip() if len(detail) > 1 else detail[0]}") from None
 
     @property
     def is_main(self) -> bool:
@@ -292,7 +309,8 @@ class Trainer:
         out = {}
         for folder in self.cfg.val.dirs:
             res = evaluate_folder(network_upscaler(cpu_copy), Path(folder), self.cfg.data.scale,
-                                  limit=self.cfg.val.limit or None)
+                                  limit=self.cfg.val.limit or None, include=self.cfg.val.include,
+                                  hr_scale=self.cfg.val.hr_scale)
             out[res.dataset] = round(res.psnr, 4)
         return out
 
