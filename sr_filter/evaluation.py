@@ -261,6 +261,19 @@ def make_lr(hr: np.ndarray, scale: int) -> np.ndarray:
     return imresize(hr, 1.0 / scale)
 
 
+def jpeg_roundtrip(img: np.ndarray, quality: int) -> np.ndarray:
+    """``img`` saved as a JPEG of ``quality`` (PIL, 4:2:0 chroma as most JPEGs) and read back, uint8."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.clip(np.round(img), 0, 255).astype(np.uint8)).save(buf, "JPEG", quality=int(quality))
+    buf.seek(0)
+    with Image.open(buf) as im:
+        return np.asarray(im.convert("RGB"))
+
+
 #: an upscaler for evaluation: HxWx3 uint8 LR in, (H*s)x(W*s)x3 uint8 out
 UpscaleFn = Callable[[np.ndarray], np.ndarray]
 
@@ -391,11 +404,13 @@ class EvalReport:
 
 
 def evaluate_folder(upscale: UpscaleFn, folder: Path, scale: int, name: str | None = None,
-                    limit: int | None = None, include: Sequence[str] = (), hr_scale: float = 1.0) -> SetResult:
+                    limit: int | None = None, include: Sequence[str] = (), hr_scale: float = 1.0,
+                    jpeg: int | None = None) -> SetResult:
     """PSNR/SSIM/GMSD of ``upscale`` on the images of ``folder`` (HR ground truth).
 
     ``include``: only files matching these patterns; ``hr_scale``: downscale each ground truth
-    first (MATLAB bicubic), to evaluate large photos at a smaller size.
+    first (MATLAB bicubic), to evaluate large photos at a smaller size; ``jpeg``: the LR input is
+    also JPEG-compressed at this quality (models meant for compressed web images and video).
     """
     if scale < 1:
         raise EvaluationError(f"scale must be a positive integer, not {scale}")
@@ -408,6 +423,8 @@ def evaluate_folder(upscale: UpscaleFn, folder: Path, scale: int, name: str | No
             hr = imresize(hr, hr_scale)
         hr = modcrop(hr, scale)
         lr = make_lr(hr, scale)
+        if jpeg:
+            lr = jpeg_roundtrip(lr, jpeg)
         t0 = time.perf_counter()
         sr = upscale(lr)
         dt = time.perf_counter() - t0
@@ -426,6 +443,6 @@ def evaluate(upscale: UpscaleFn, folders: Iterable[Path], scale: int, model_name
 
 __all__: Sequence[str] = [
     "EvalReport", "EvaluationError", "ImageResult", "SetResult", "bicubic_upscaler", "evaluate",
-    "evaluate_folder", "gmsd", "imresize", "list_images", "make_lr", "measure", "modcrop", "model_upscaler", "network_upscaler",
+    "evaluate_folder", "gmsd", "imresize", "jpeg_roundtrip", "list_images", "make_lr", "measure", "modcrop", "model_upscaler", "network_upscaler",
     "psnr", "read_image", "read_rgb", "rgb_to_y", "select_images", "ssim",
 ]

@@ -168,6 +168,11 @@ def test_include_and_hr_scale_select_and_shrink_the_ground_truth(tmp_path):
     assert hr.shape == (32, 32, 3)
     p, s, g = ev.measure(ev.imresize(ev.make_lr(hr, 2), 2.0), hr, 2)
     assert res.images[0].psnr == pytest.approx(p) and res.images[0].gmsd == pytest.approx(g)
+    # JPEG-compressed inputs: the same comparison, a worse score for bicubic
+    jp = ev.evaluate_folder(ev.bicubic_upscaler(2), tmp_path, 2, include=["src_*"], hr_scale=0.5, jpeg=20)
+    assert jp.psnr < res.psnr - 0.5
+    lr_j = ev.jpeg_roundtrip(ev.make_lr(hr, 2), 20)
+    assert lr_j.dtype == np.uint8 and jp.images[0].psnr == pytest.approx(ev.measure(ev.imresize(lr_j, 2.0), hr, 2)[0])
     with pytest.raises(ev.EvaluationError, match="no image"):
         ev.select_images(tmp_path, include=["nothing*"])
     with pytest.raises(ev.EvaluationError, match="hr_scale"):
@@ -185,7 +190,7 @@ def test_eval_command_takes_a_held_out_split_at_a_smaller_size(tmp_path):
         Image.fromarray(ev.imresize(rng.integers(0, 256, (20, 20, 3)).astype(np.uint8), 4.0)).save(tmp_path / name)
     out = tmp_path / "r.json"
     res = CliRunner().invoke(eval_cmd, [str(tmp_path), "--include", "src_*", "--hr-scale", "0.5", "--per-image",
-                                        "--json", str(out)])
+                                        "--jpeg", "50", "--json", str(out)])
     assert res.exit_code == 0, res.output
     assert "GMSD-Y" in res.output and "src_a" in res.output and "ref_b" not in res.output
     images = json.loads(out.read_text())[0]["sets"][0]["images"]

@@ -23,6 +23,8 @@ from .options import device_opt, offline_opt, precision_opt, tile_opt
 @click.option("--limit", type=click.IntRange(1), default=None, help="At most this many images per folder.")
 @click.option("--include", "include", multiple=True, metavar="PATTERN",
               help="Only the files matching this pattern (repeatable), e.g. 'src_*' for a held-out split.")
+@click.option("--jpeg", type=click.IntRange(1, 100), default=None, metavar="QUALITY",
+              help="Also JPEG-compress every LR input at this quality (for models meant for compressed images).")
 @click.option("--hr-scale", type=click.FloatRange(0, 1, min_open=True), default=1.0, show_default=True,
               help="Downscale every ground-truth image by this factor first (large photos at a smaller size).")
 @device_opt
@@ -30,7 +32,8 @@ from .options import device_opt, offline_opt, precision_opt, tile_opt
 @tile_opt
 @offline_opt
 def eval_cmd(folders: tuple[Path, ...], models: tuple[str, ...], scale: int | None, per_image: bool,
-             json_path: Path | None, limit: int | None, include: tuple[str, ...], hr_scale: float, device: str, precision: str, tile: int | str,
+             json_path: Path | None, limit: int | None, include: tuple[str, ...], jpeg: int | None, hr_scale: float,
+             device: str, precision: str, tile: int | str,
              offline: bool | None) -> None:
     """Measure models on FOLDERS of ground-truth images (e.g. Set5 Set14).
 
@@ -54,7 +57,8 @@ def eval_cmd(folders: tuple[Path, ...], models: tuple[str, ...], scale: int | No
                 raise click.BadParameter(f"{spec} is a x{s} model; --scale {scale} applies to bicubic only", param_hint="--scale")
         report = EvalReport(model=desc, scale=s)
         for folder in folders:
-            report.sets.append(evaluate_folder(fn, folder, s, limit=limit, include=include, hr_scale=hr_scale))
+            report.sets.append(evaluate_folder(fn, folder, s, limit=limit, include=include, hr_scale=hr_scale,
+                                               jpeg=jpeg))
         reports.append(report)
     payload = [r.to_dict() for r in reports]
     if json_path is not None and str(json_path) == "-":

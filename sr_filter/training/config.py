@@ -117,6 +117,8 @@ class ValConfig:
     include: tuple[str, ...] = ()
     #: downscale the ground truth by this factor first (large photos evaluated at a smaller size)
     hr_scale: float = 1.0
+    #: JPEG-compress the LR inputs at this quality (0: off), for models trained on compressed inputs
+    jpeg: int = 0
 
 
 @dataclass(frozen=True)

@@ -5,11 +5,9 @@ banding). Every stage draws its randomness from the caller's generator (reproduc
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 
-from ..evaluation import imresize
+from ..evaluation import imresize, jpeg_roundtrip
 from .config import DegradationConfig
 
 
@@ -56,13 +54,7 @@ def resize(img: np.ndarray, scale: int, kind: str) -> np.ndarray:
 
 def jpeg(img: np.ndarray, quality: int) -> np.ndarray:
     """Round-trip through PIL's JPEG encoder (4:2:0 chroma subsampling, as most JPEGs)."""
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(np.clip(np.round(img), 0, 255).astype(np.uint8)).save(buf, "JPEG", quality=int(quality))
-    buf.seek(0)
-    with Image.open(buf) as im:
-        return np.asarray(im.convert("RGB")).astype(np.float64)
+    return jpeg_roundtrip(img, quality).astype(np.float64)
 
 
 def _dct_matrix(n: int) -> np.ndarray:

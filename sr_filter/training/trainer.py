@@ -310,7 +310,7 @@ class Trainer:
         for folder in self.cfg.val.dirs:
             res = evaluate_folder(network_upscaler(cpu_copy), Path(folder), self.cfg.data.scale,
                                   limit=self.cfg.val.limit or None, include=self.cfg.val.include,
-                                  hr_scale=self.cfg.val.hr_scale)
+                                  hr_scale=self.cfg.val.hr_scale, jpeg=self.cfg.val.jpeg or None)
             out[res.dataset] = round(res.psnr, 4)
         return out
 
