@@ -271,7 +271,7 @@ def jpeg_roundtrip(img: np.ndarray, quality: int) -> np.ndarray:
     Image.fromarray(np.clip(np.round(img), 0, 255).astype(np.uint8)).save(buf, "JPEG", quality=int(quality))
     buf.seek(0)
     with Image.open(buf) as im:
-        return np.asarray(im.convert("RGB"))
+        return np.array(im.convert("RGB"))  # a writable copy (np.asarray of PIL data is read-only)
 
 
 #: an upscaler for evaluation: HxWx3 uint8 LR in, (H*s)x(W*s)x3 uint8 out
