@@ -94,4 +94,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from sr_filter.errors import SrFilterError
+
+    try:
+        main()
+    except SrFilterError as exc:
+        raise SystemExit(f"before_after: {exc}") from None

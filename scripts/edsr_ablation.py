@@ -63,8 +63,8 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "ablation.json").write_text(json.dumps(rows, indent=2))
     lines = ["| blocks | upsampler | params | iterations | Set5 PSNR / SSIM | Set14 PSNR / SSIM |", "|---|---|---|---|---|---|"]
-    lines += [f"| {r['blocks']} | {r['upsampler']} | {r['params']:,} | {r['iterations']} | {r['Set5_psnr']} / {r['Set5_ssim']} "
-              f"| {r['Set14_psnr']} / {r['Set14_ssim']} |" for r in rows]
+    lines += [f"| {r['blocks']} | {r['upsampler']} | {r['params']:,} | {r['iterations']} | {r['Set5_psnr']:.2f} / {r['Set5_ssim']:.4f} "
+              f"| {r['Set14_psnr']:.2f} / {r['Set14_ssim']:.4f} |" for r in rows]
     (args.out / "ablation.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
