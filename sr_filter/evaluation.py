@@ -4,12 +4,14 @@ The published numbers (SRCNN, VDSR, EDSR, ...) come from MATLAB code: the HR ima
 multiple of the scale ("modcrop"), the LR input is made with MATLAB's ``imresize(hr, 1/s, 'bicubic')``
 (antialiased bicubic on uint8, output rounded to uint8), and PSNR/SSIM are measured on the Y channel
 of ITU-R BT.601 YCbCr with ``s`` pixels shaved at each border. Matching those conventions exactly is
-what makes our numbers comparable, so this module reimplements them in numpy.
+what makes our numbers comparable, so this module reimplements them in numpy. GMSD, a perceptual
+measure that needs no learned network, is reported beside them.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import io
 import json
 import math
 import time
@@ -263,8 +265,6 @@ def make_lr(hr: np.ndarray, scale: int) -> np.ndarray:
 
 def jpeg_roundtrip(img: np.ndarray, quality: int) -> np.ndarray:
     """``img`` saved as a JPEG of ``quality`` (PIL, 4:2:0 chroma as most JPEGs) and read back, uint8."""
-    import io
-
     from PIL import Image
 
     buf = io.BytesIO()

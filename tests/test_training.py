@@ -225,6 +225,10 @@ def test_config_errors_are_actionable(tmp_path, image_folder):
         config_from_dict({"data": {"train_dirs": ["x"], "pach": 4}})
     with pytest.raises(ConfigError, match="train_dirs"):
         config_from_dict({})
+    with pytest.raises(ConfigError, match="hr_scale"):
+        config_from_dict({"data": {"train_dirs": ["x"]}, "val": {"hr_scale": 2}})
+    with pytest.raises(ConfigError, match="JPEG quality"):
+        config_from_dict({"data": {"train_dirs": ["x"]}, "val": {"jpeg": 101}})
     bad = tmp_path / "bad.toml"
     bad.write_text("name = [")
     with pytest.raises(ConfigError, match="not valid TOML"):

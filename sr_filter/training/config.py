@@ -229,6 +229,8 @@ def _validate(cfg: TrainConfig) -> None:
         raise ConfigError(f"device must be auto, cpu or cuda, not {cfg.device!r}")
     if cfg.amp not in ("auto", "bf16", "fp16", "off"):
         raise ConfigError(f"amp must be auto, bf16, fp16 or off, not {cfg.amp!r}")
+    if not 0 <= cfg.val.jpeg <= 100:
+        raise ConfigError("[val] jpeg is a JPEG quality from 1 to 100 (0: off)")
     if not 0 < cfg.val.hr_scale <= 1:
         raise ConfigError("[val] hr_scale must be in (0, 1], e.g. 0.5 to evaluate 1024 px photos at 512 px")
     if cfg.data.degradation.resize not in ("matlab_bicubic", "bilinear", "area", "random"):
