@@ -345,6 +345,8 @@ def gimp_run(tmp_path_factory):
         {"name": "float", "input": "rgba.png", "output": "float_out.png", "precision": "FLOAT_NON_LINEAR",
          "dump_format": "R'G'B'A float",
          "args": {"model": model, "scale": 2.0, "device": "cpu", "tile": 40}},
+        {"name": "builtin", "input": "rgb.png", "output": "builtin_out.png",
+         "args": {"preset": "sr-cartoon-x4", "scale": 2.0, "device": "cpu", "tile": 0}},
         {"name": "bad-weights", "input": "rgb.png", "output": "never.png",
          "args": {"model": "/job/bad.pth", "scale": 4.0, "device": "cpu"}},
         {"name": "no-gpu", "input": "rgb.png", "output": "never.png",
@@ -399,6 +401,14 @@ def test_gimp_rgba_non_integer_scale_with_selection_and_alpha_lock_matches_libra
     assert rep["channels"] == []  # no leftover channel from saving the selection
     out = np.asarray(Image.open(gimp_run["work"] / "rgba_out.png"))
     _assert_close(out, _library(gimp_run["inputs"]["rgba"], 2.5, 48), 1)
+
+
+def test_gimp_built_in_model_from_the_preset_menu_matches_library(gimp_run):
+    rep = gimp_run["report"]["builtin"]
+    assert rep["status"] == "success", rep
+    out = np.asarray(Image.open(gimp_run["work"] / "builtin_out.png"))
+    want = sr_filter.upscale(gimp_run["inputs"]["rgb"], model="sr-cartoon-x4", scale=2.0, device="cpu", tile=0)
+    _assert_close(out[..., :3], want, 1)
 
 
 def test_gimp_16bit_grayscale_keeps_precision(gimp_run):
@@ -478,3 +488,15 @@ def test_gimp_without_config_uses_gimps_own_python_when_it_has_sr_filter(gimp_ru
     assert rep["status"] == "success", rep
     out = np.asarray(Image.open(tmp_path / "small_out.png"))
     _assert_close(out, _library(gimp_run["inputs"]["rgb"][:16, :16].copy(), 2.0, 0), 1)
+
+
+def test_every_choice_in_the_plugins_preset_menu_loads_offline():
+    import ast
+
+    tree = ast.parse((REPO / "gimp_plugin" / "sr-filter" / "sr-filter.py").read_text())
+    presets = next(ast.literal_eval(n.value) for n in tree.body
+                   if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "PRESETS")
+    assert [nick for nick, _ in presets][:3] == ["photo", "cartoon", "face"]
+    for nick, _label in presets:
+        kw, _ = gimp_worker.upscale_options({"preset": nick, "model": ""})
+        assert sr_filter.Upscaler(**kw, offline=True).scale == 4, nick
