@@ -10,24 +10,19 @@ all of them alike; the table shows the best run (output megapixels per second) a
 from __future__ import annotations
 
 import argparse
-import os
 import time
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("SR_FILTER_SHARED", ROOT.parent / "shared"))
-
 
 def load_input(name: str) -> np.ndarray:
+    """``photo`` or ``frame`` (the inputs of bench_tiling.py), or an image file."""
+    from bench_tiling import standard_inputs
+
+    if name in ("photo", "frame"):
+        return next(v for k, v in standard_inputs().items() if k.startswith(name))
     from PIL import Image
 
-    if name == "photo":
-        return np.asarray(Image.open(SHARED / "data" / "benchmarks" / "Set14" / "baboon.png").convert("RGB"))
-    if name == "frame":
-        im = Image.open(SHARED / "data" / "train" / "anime_samples" / "apisr_img_eva.jpeg").convert("RGB")
-        return np.asarray(im.resize((1280, 960), Image.BICUBIC).crop((0, 120, 1280, 840)))
     return np.asarray(Image.open(name).convert("RGB"))
 
 

@@ -33,17 +33,23 @@ WEIGHTS = SHARED / "weights" / "upstream"
 MODELS = {"realesr-animevideov3": 4, "RealESRGANv2-animevideo-xsx4": 4, "RealESRGANv2-animevideo-xsx2": 2}
 
 
-def make_inputs(folder: Path) -> dict[str, Path]:
-    """The 500x480 Set14 photo (baboon) and a 1280x720 frame built from an anime sample."""
+def standard_inputs() -> dict[str, np.ndarray]:
+    """The 500x480 Set14 photo (baboon) and a 1280x720 frame built from an anime sample, as RGB uint8."""
     from PIL import Image
 
     photo = Image.open(SHARED / "data" / "benchmarks" / "Set14" / "baboon.png").convert("RGB")
     assert photo.size == (500, 480)
     frame = Image.open(SHARED / "data" / "train" / "anime_samples" / "apisr_img_eva.jpeg").convert("RGB")
     frame = frame.resize((1280, 960), Image.BICUBIC).crop((0, 120, 1280, 840))
-    paths = {"photo 500x480": folder / "photo.npy", "frame 1280x720": folder / "frame.npy"}
-    np.save(paths["photo 500x480"], np.asarray(photo))
-    np.save(paths["frame 1280x720"], np.asarray(frame))
+    return {"photo 500x480": np.asarray(photo), "frame 1280x720": np.asarray(frame)}
+
+
+def make_inputs(folder: Path) -> dict[str, Path]:
+    """The standard inputs saved as .npy files for the child processes."""
+    paths = {}
+    for key, array in standard_inputs().items():
+        paths[key] = folder / f"{key.split()[0]}.npy"
+        np.save(paths[key], array)
     return paths
 
 
