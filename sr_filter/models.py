@@ -99,13 +99,17 @@ def load_file(path: Path) -> LoadedModel:
     return LoadedModel(network.eval(), arch, params, arch.scale(params), path.stem, path)
 
 
+def mismatch_detail(exc: RuntimeError) -> str:
+    """The line of torch's ``load_state_dict`` error that says what differs (first missing key,
+    unexpected key or shape), for one-line messages."""
+    detail = str(exc).strip().splitlines()
+    return detail[1].strip() if len(detail) > 1 else detail[0]
+
+
 def _load_strict(network: nn.Module, state: dict, path: Path) -> None:
     try:
         network.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        detail = str(exc).strip().splitlines()
-        raise WeightsFormatError(
-            f"{path.name} does not fit its architecture: {detail[1].strip() if len(detail) > 1 else detail[0]}"
-        ) from None
+        raise WeightsFormatError(f"{path.name} does not fit its architecture: {mismatch_detail(exc)}") from None
     for p in network.parameters():
         p.requires_grad_(False)

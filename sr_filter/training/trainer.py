@@ -136,7 +136,7 @@ class Trainer:
 
     def _load_init(self, spec: str) -> None:
         """Start from published or earlier weights (fine-tuning) instead of random ones."""
-        from ..models import load_model
+        from ..models import load_model, mismatch_detail
 
         loaded = load_model(spec)
         if loaded.arch.name != self.cfg.model.arch:
@@ -145,9 +145,8 @@ class Trainer:
         try:
             self.model.load_state_dict(loaded.network.state_dict(), strict=True)
         except RuntimeError as exc:
-            detail = str(exc).strip().splitlines()
             raise SrFilterError(f"[model] init {spec!r} does not fit [model] settings {self.settings}: "
-                                f"{detail[1].strip() if len(detail) > 1 else detail[0]}") from None
+                                f"{mismatch_detail(exc)}") from None
 
     @property
     def is_main(self) -> bool:
