@@ -58,3 +58,10 @@ class CancelledError(SrFilterError):
     """The caller's progress callback asked to stop."""
 
     exit_code = 130
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type name when it has none): the part of a
+    third-party error worth putting into one of our one-line messages."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

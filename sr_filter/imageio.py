@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from . import limits, png16, tiffio
-from .errors import ImageFormatError, ImageTooLargeError, OutputExistsError
+from .errors import ImageFormatError, ImageTooLargeError, OutputExistsError, first_line
 from .metadata import ImageMeta, cmyk_to_rgb, exif_for_output, orient, read_meta, scaled_dpi
 
 __all__ = [
@@ -129,7 +129,7 @@ def _open(data: bytes, name: str) -> Image.Image | None:
             return None
         if isinstance(exc, Image.UnidentifiedImageError):
             raise ImageFormatError(f"{name} is not a readable image (unknown or damaged format)") from None
-        text = _first_line(exc)
+        text = first_line(exc)
         if "truncat" in text.lower() or isinstance(exc, (EOFError, struct.error)):
             raise ImageFormatError(f"{name} is truncated or damaged ({text})") from None
         raise ImageFormatError(f"{name} is not a readable image ({text})") from None
@@ -196,7 +196,7 @@ def _decode(image: Image.Image | None, data: bytes, name: str) -> tuple[np.ndarr
     except ImageFormatError:
         raise
     except (OSError, SyntaxError, ValueError, struct.error, EOFError, IndexError) as exc:
-        text = _first_line(exc)
+        text = first_line(exc)
         if "truncat" in text.lower() or "broken" in text or isinstance(exc, EOFError):
             raise ImageFormatError(f"{name} is truncated or damaged ({text})") from None
         raise ImageFormatError(f"{name} cannot be decoded ({text})") from None
@@ -214,11 +214,6 @@ def _pixels(image: Image.Image) -> np.ndarray:
         if meta.icc_profile is None:
             image.info.pop("icc_profile", None)
     return array
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def pil_to_array(image: Image.Image, meta: ImageMeta | None = None) -> tuple[np.ndarray, str]:
@@ -364,7 +359,7 @@ def encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None = None, *, 
     try:
         image.save(buffer, format=fmt, **options)
     except (OSError, ValueError, KeyError) as exc:
-        raise ImageFormatError(f"cannot write {fmt}: {_first_line(exc)}") from None
+        raise ImageFormatError(f"cannot write {fmt}: {first_line(exc)}") from None
     return buffer.getvalue()
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ImageFormatError
+from .errors import ImageFormatError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ def read_tiff(data: bytes, name: str) -> np.ndarray | None:
             axes = page.axes
             extras = tuple(int(e) for e in page.extrasamples)
     except Exception as exc:  # noqa: BLE001 - tifffile raises many kinds for undecodable files
-        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        text = first_line(exc)
         if "imagecodecs" in text:  # e.g. LZW or JPEG compression without the optional imagecodecs package
             deep = bits > 8 and photometric == _RGB
             (log.warning if deep else log.info)(

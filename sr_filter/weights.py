@@ -22,7 +22,7 @@ from typing import Callable, Mapping
 
 import torch
 
-from .errors import ChecksumError, DownloadError, WeightsFormatError
+from .errors import ChecksumError, DownloadError, WeightsFormatError, first_line
 from .manifest import ModelEntry
 
 log = logging.getLogger(__name__)
@@ -233,8 +233,7 @@ def _stream(url: str, path: Path, sha256: str, size: int | None, progress: bool 
 
 
 def _short(exc: Exception) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text[:200]
+    return first_line(exc)[:200]
 
 
 class _ProgressBar:
@@ -269,7 +268,7 @@ def load_state_dict(path: str | Path, state_key: str | None = None) -> dict[str,
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle errors, zip errors, unsafe globals: all mean "not loadable"
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise WeightsFormatError(
             f"{path.name} is not a PyTorch weights file that can be loaded safely ({first[:160]})"
         ) from None
