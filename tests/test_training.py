@@ -260,30 +260,31 @@ def test_degradations_are_seeded_and_each_stage_acts():
 # ----------------------------------------------------------------------------- DDP and downloads
 
 
-def test_torchrun_ddp_runs_the_same_config(image_folder, tmp_path):
-    cfg = tmp_path / "ddp.toml"
-    cfg.write_text(f"""
-name = "ddp"
-out_dir = "{tmp_path.as_posix()}"
+def _write_toml(path: Path, name: str, out: Path, folder: Path, model: str, extra: str = "") -> Path:
+    """A tiny two-iteration experiment as a TOML file (for the command-line entry points)."""
+    path.write_text(f"""
+name = "{name}"
+out_dir = "{out.as_posix()}"
 threads = 1
 checkpoint_seconds = 0
 plot = false
 [model]
-arch = "edsr"
-settings = {{ num_feat = 8, num_block = 1, upsampler = "subpixel" }}
+{model}
 [data]
-train_dirs = ["{image_folder.as_posix()}"]
+train_dirs = ["{folder.as_posix()}"]
 scale = 2
 patch = 8
 batch = 2
 [optim]
 iterations = 2
-[loss]
-l1 = 1.0
-adversarial = 0.01
-critic_feat = 8
-critic_depth = 2
-""")
+{extra}""")
+    return path
+
+
+def test_torchrun_ddp_runs_the_same_config(image_folder, tmp_path):
+    cfg = _write_toml(tmp_path / "ddp.toml", "ddp", tmp_path, image_folder,
+                      'arch = "edsr"\nsettings = { num_feat = 8, num_block = 1, upsampler = "subpixel" }',
+                      "[loss]\nl1 = 1.0\nadversarial = 0.01\ncritic_feat = 8\ncritic_depth = 2\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                              "-m", "sr_filter.train", str(cfg)], env=env, stdout=subprocess.PIPE,
@@ -351,24 +352,8 @@ def test_train_command_runs_a_config_and_resumes(image_folder, tmp_path):
 
     from sr_filter.cli.train import train_cmd
 
-    cfg = tmp_path / "c.toml"
-    cfg.write_text(f"""
-name = "cli"
-out_dir = "{tmp_path.as_posix()}"
-threads = 1
-plot = false
-checkpoint_seconds = 0
-[model]
-arch = "srresnet"
-settings = {{ num_feat = 8, num_block = 1, norm = false }}
-[data]
-train_dirs = ["{image_folder.as_posix()}"]
-scale = 2
-patch = 8
-batch = 2
-[optim]
-iterations = 2
-""")
+    cfg = _write_toml(tmp_path / "c.toml", "cli", tmp_path, image_folder,
+                      'arch = "srresnet"\nsettings = { num_feat = 8, num_block = 1, norm = false }')
     res = CliRunner().invoke(train_cmd, [str(cfg)])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "cli" / "model.pth").is_file()
