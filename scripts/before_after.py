@@ -45,7 +45,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from sr_filter import Upscaler
-    from sr_filter.evaluation import imresize, jpeg_roundtrip, make_lr, modcrop, read_rgb
+    from sr_filter.evaluation import imresize, make_pair, read_rgb
 
     ups = [Upscaler(m, device="cpu") for m in args.models]
     scale = ups[0].scale
@@ -55,12 +55,7 @@ def main() -> None:
         img = read_rgb(path)
         hr = None
         if args.hr:
-            if args.hr_scale != 1:
-                img = imresize(img, args.hr_scale)
-            hr = modcrop(img, scale)
-            img = make_lr(hr, scale)
-            if args.jpeg:
-                img = jpeg_roundtrip(img, args.jpeg)
+            hr, img = make_pair(img, scale, args.hr_scale, args.jpeg or None)
         if box:
             x, y, w, h = box
             # upscale a margin around the crop so every model sees the same context, then cut

@@ -274,6 +274,18 @@ def jpeg_roundtrip(img: np.ndarray, quality: int) -> np.ndarray:
         return np.array(im.convert("RGB"))  # a writable copy (np.asarray of PIL data is read-only)
 
 
+def make_pair(hr: np.ndarray, scale: int, hr_scale: float = 1.0, jpeg: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(ground truth, LR input) as evaluated: the image downscaled by ``hr_scale`` (if not 1) and
+    modcropped, then its MATLAB bicubic LR, JPEG-compressed at ``jpeg`` when given."""
+    if hr_scale != 1:
+        hr = imresize(hr, hr_scale)
+    hr = modcrop(hr, scale)
+    lr = make_lr(hr, scale)
+    if jpeg:
+        lr = jpeg_roundtrip(lr, jpeg)
+    return hr, lr
+
+
 #: an upscaler for evaluation: HxWx3 uint8 LR in, (H*s)x(W*s)x3 uint8 out
 UpscaleFn = Callable[[np.ndarray], np.ndarray]
 
@@ -419,12 +431,7 @@ def evaluate_folder(upscale: UpscaleFn, folder: Path, scale: int, name: str | No
     result = SetResult(dataset=name or Path(folder).name, scale=scale)
     for path in select_images(folder, include)[:limit]:
         hr, gray = read_image(path)
-        if hr_scale != 1:
-            hr = imresize(hr, hr_scale)
-        hr = modcrop(hr, scale)
-        lr = make_lr(hr, scale)
-        if jpeg:
-            lr = jpeg_roundtrip(lr, jpeg)
+        hr, lr = make_pair(hr, scale, hr_scale, jpeg)
         t0 = time.perf_counter()
         sr = upscale(lr)
         dt = time.perf_counter() - t0
@@ -443,6 +450,7 @@ def evaluate(upscale: UpscaleFn, folders: Iterable[Path], scale: int, model_name
 
 __all__: Sequence[str] = [
     "EvalReport", "EvaluationError", "ImageResult", "SetResult", "bicubic_upscaler", "evaluate",
-    "evaluate_folder", "gmsd", "imresize", "jpeg_roundtrip", "list_images", "make_lr", "measure", "modcrop", "model_upscaler", "network_upscaler",
+    "evaluate_folder", "gmsd", "imresize", "jpeg_roundtrip", "list_images", "make_lr", "make_pair", "measure",
+    "modcrop", "model_upscaler", "network_upscaler",
     "psnr", "read_image", "read_rgb", "rgb_to_y", "select_images", "ssim",
 ]
