@@ -45,7 +45,8 @@ def main() -> None:
     args = ap.parse_args()
 
     from sr_filter import Upscaler
-    from sr_filter.evaluation import imresize, make_pair, read_rgb
+    from sr_filter.datasets import read_rgb
+    from sr_filter.imageops import imresize, make_pair
 
     ups = [Upscaler(m, device="cpu") for m in args.models]
     scale = ups[0].scale

@@ -242,7 +242,7 @@ def test_shipped_configs_parse():
 
 
 def test_degradations_are_seeded_and_each_stage_acts():
-    from sr_filter.evaluation import imresize
+    from sr_filter.imageops import imresize
 
     rng0 = np.random.default_rng(0)
     hr = imresize(rng0.integers(0, 256, (6, 6, 3), dtype=np.uint8), size=(48, 48))

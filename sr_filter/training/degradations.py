@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..evaluation import imresize, jpeg_roundtrip
+from ..imageops import imresize, jpeg_roundtrip
 from .config import DegradationConfig
 
 
