@@ -9,3 +9,23 @@ def test_ci_runs_the_readme_commands():
     assert len(commands) == 2
     for command in commands:
         assert f"\n{command}\n" in readme, command
+
+
+def test_documented_module_commands_exist():
+    """Every ``-m sr_filter.MODULE`` in the README and docs names a module of the package, and every
+    ``-m sr_filter COMMAND`` a subcommand (a removed entry point must not stay in the docs)."""
+    import re
+
+    from sr_filter.cli import COMMANDS
+
+    texts = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    found = []
+    for path in texts:
+        for dotted, command in re.findall(r"-m sr_filter(?:\.([\w.]+)| (\w[\w-]*))", path.read_text()):
+            found.append((path.name, dotted or command))
+            if dotted:  # a file of this checkout (an installed copy may still hold a removed module)
+                module = ROOT / "sr_filter" / dotted.replace(".", "/")
+                assert module.with_suffix(".py").is_file() or (module / "__main__.py").is_file(), (path, dotted)
+            else:
+                assert command in COMMANDS, (path, command)
+    assert any(name == "train" for _, name in found)  # the training docs' torchrun line is checked

@@ -287,7 +287,7 @@ def test_torchrun_ddp_runs_the_same_config(image_folder, tmp_path):
                       "[loss]\nl1 = 1.0\nadversarial = 0.01\ncritic_feat = 8\ncritic_depth = 2\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                             "-m", "sr_filter.train", str(cfg)], env=env, stdout=subprocess.PIPE,
+                             "-m", "sr_filter", "train", str(cfg)], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         _, err = proc.communicate(timeout=180)

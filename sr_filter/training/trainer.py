@@ -4,7 +4,7 @@
   iteration; batches and random numbers are derived from ``(seed, iteration, rank)`` and the
   learning rate is a pure function of the iteration, so nothing else needs saving;
 - CPU or CUDA, autocast mixed precision on CUDA;
-- ``torchrun --nproc_per_node N -m sr_filter.train CONFIG`` runs DistributedDataParallel with no
+- ``torchrun --nproc_per_node N -m sr_filter train CONFIG`` runs DistributedDataParallel with no
   code change (each rank draws its own batches; rank 0 logs, validates and checkpoints).
 """
 
