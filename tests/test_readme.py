@@ -1,4 +1,4 @@
-"""The README's install and test commands are the ones CI runs."""
+"""The README's install, wheel-check and test commands are the ones CI runs; the docs name real entry points."""
 
 from .conftest import ROOT
 
@@ -6,9 +6,12 @@ from .conftest import ROOT
 def test_ci_runs_the_readme_commands():
     readme = (ROOT / "README.md").read_text()
     commands = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line and not line.startswith(("#", "set ", "cd "))]
-    assert len(commands) == 2
+    assert len(commands) == 3
     for command in commands:
         assert f"\n{command}\n" in readme, command
+    install, wheel, test = commands
+    assert "-e " in install and wheel == "scripts/check-wheel.sh" and test.endswith("-m pytest")
+    assert (ROOT / wheel).is_file()
 
 
 def test_documented_module_commands_exist():
