@@ -32,3 +32,24 @@ def test_documented_module_commands_exist():
             else:
                 assert command in COMMANDS, (path, command)
     assert any(name == "train" for _, name in found)  # the training docs' torchrun line is checked
+
+
+def test_readme_shows_small_credited_before_after_pictures_from_redistributable_sources():
+    """The README shows a before/after picture near the top; every picture it shows exists, is small
+    (< 300 KB) and is credited in docs/pictures/README.md, whose commands read only images that
+    may be redistributed (never the evaluation sets or the non-commercial photos and faces)."""
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    pictures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", readme)
+    assert pictures and readme.index(pictures[0]) < readme.index("## Install")
+    credits = (ROOT / "docs" / "pictures" / "README.md").read_text()
+    for picture in pictures:
+        path = ROOT / picture
+        assert path.is_file() and path.stat().st_size < 300_000, picture
+        assert f"`{path.name}`" in credits, picture
+    commands = re.findall(r"before_after\.py[^`]*", credits)
+    assert commands and "CC BY" in credits
+    for command in commands:
+        for forbidden in ("faces_celebahq", "benchmarks", "BSD200", "T91", "anime_samples"):
+            assert forbidden not in command, (forbidden, command)
