@@ -53,3 +53,11 @@ def test_readme_shows_small_credited_before_after_pictures_from_redistributable_
     for command in commands:
         for forbidden in ("faces_celebahq", "benchmarks", "BSD200", "T91", "anime_samples"):
             assert forbidden not in command, (forbidden, command)
+
+
+def test_every_picture_the_docs_show_exists():
+    import re
+
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]:
+        for picture in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", page.read_text()):
+            assert (page.parent / picture).is_file(), (page, picture)
