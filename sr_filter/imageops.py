@@ -89,6 +89,13 @@ def imresize(img: np.ndarray, scale: float | None = None, *, size: tuple[int, in
     return out.astype(np.uint8) if is_uint8 else out
 
 
+def gaussian_window(size: int, sigma: float) -> np.ndarray:
+    """``size`` taps of a normalised 1-D Gaussian centred on the middle tap (SSIM's window, blurs)."""
+    x = np.arange(size, dtype=np.float64) - (size - 1) / 2
+    g = np.exp(-(x * x) / (2 * sigma * sigma))
+    return g / g.sum()
+
+
 # --------------------------------------------------------------------------- crops and the Y channel
 
 

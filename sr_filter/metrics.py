@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from .errors import EvaluationError
-from .imageops import gray_value, rgb_to_y
+from .imageops import gaussian_window, gray_value, rgb_to_y
 
 
 def shave(img: np.ndarray, border: int) -> np.ndarray:
@@ -22,12 +22,6 @@ def psnr(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
     return float("inf") if mse == 0 else 10.0 * math.log10(peak * peak / mse)
 
 
-def _gaussian_window(size: int = 11, sigma: float = 1.5) -> np.ndarray:
-    x = np.arange(size, dtype=np.float64) - (size - 1) / 2
-    g = np.exp(-(x * x) / (2 * sigma * sigma))
-    return g / g.sum()
-
-
 def _filter_valid(img: np.ndarray, g: np.ndarray) -> np.ndarray:
     """Separable 'valid' 2-D correlation with the 1-D window ``g``."""
     k = len(g)
@@ -39,7 +33,7 @@ def ssim(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
     """Wang et al.'s SSIM (11x11 Gaussian, sigma 1.5, K1=0.01, K2=0.03) on one channel, 'valid' area."""
     a, b = a.astype(np.float64), b.astype(np.float64)
     c1, c2 = (0.01 * peak) ** 2, (0.03 * peak) ** 2
-    g = _gaussian_window()
+    g = gaussian_window(11, 1.5)
     mu_a, mu_b = _filter_valid(a, g), _filter_valid(b, g)
     var_a = _filter_valid(a * a, g) - mu_a**2
     var_b = _filter_valid(b * b, g) - mu_b**2
