@@ -185,6 +185,6 @@ def evaluate(upscale: UpscaleFn, folders: Iterable[Path], scale: int, model_name
 
 
 __all__: Sequence[str] = [
-    "EvalReport", "EvaluationError", "ImageResult", "SetResult", "UpscaleFn", "bicubic_upscaler", "evaluate",
+    "EvalReport", "ImageResult", "SetResult", "UpscaleFn", "bicubic_upscaler", "evaluate",
     "evaluate_folder", "model_upscaler", "network_upscaler",
 ]
