@@ -2,7 +2,7 @@
 (the input as it is), bicubic, and each model, side by side with labels.
 
     python scripts/before_after.py ../shared/data/train/anime_samples/apisr_41.png:300,180,96,72 \
-        -m sr-cartoon-x4 -m realesr-animevideov3 --out docs/models/cartoon_before_after.png
+        -m sr-cartoon-x4 -m realesr-animevideov3 --out /tmp/anime_before_after.png
 
 An input is ``PATH`` or ``PATH:x,y,w,h`` (a crop of the input, in input pixels). Inputs with
 ``--hr`` are ground-truth images: they are first downscaled by the model's scale (MATLAB bicubic,
@@ -45,7 +45,8 @@ def main() -> None:
     args = ap.parse_args()
 
     from sr_filter import Upscaler
-    from sr_filter.evaluation import imresize, make_pair, read_rgb
+    from sr_filter.datasets import read_rgb
+    from sr_filter.imageops import imresize, make_pair
 
     ups = [Upscaler(m, device="cpu") for m in args.models]
     scale = ups[0].scale

@@ -65,3 +65,7 @@ def first_line(exc: BaseException) -> str:
     third-party error worth putting into one of our one-line messages."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+class EvaluationError(SrFilterError):
+    """An evaluation cannot run (no images, bad scale, model output of the wrong size)."""

@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 import torch
 
+from sr_filter import datasets, imageops, metrics
 from sr_filter import evaluation as ev
+from sr_filter.errors import EvaluationError
 
 BENCH = Path(os.environ.get("SR_FILTER_BENCHMARKS", Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "benchmarks"))
 if not (BENCH / "Set5").is_dir():
@@ -22,57 +24,57 @@ needs_bench = pytest.mark.skipif(not (BENCH / "Set5").is_dir(), reason="benchmar
 def test_imresize_reproduces_linear_ramps_inside():
     # a symmetric, normalised kernel reproduces linear functions away from the mirrored borders
     ramp = np.tile(np.arange(64, dtype=np.float64), (8, 1))
-    down = ev.imresize(ramp, 0.25)
+    down = imageops.imresize(ramp, 0.25)
     assert down.shape == (2, 16)
     centres = (np.arange(16) + 0.5) * 4 - 0.5  # output pixel centres in input coordinates
     np.testing.assert_allclose(down[0, 3:-3], centres[3:-3], atol=1e-9)
-    up = ev.imresize(ramp, 2.0)
+    up = imageops.imresize(ramp, 2.0)
     np.testing.assert_allclose(up[0, 4:-4], ((np.arange(128) + 0.5) / 2 - 0.5)[4:-4], atol=1e-9)
 
 
 def test_imresize_weights_are_matlab_cubic_and_antialias_widens_kernel():
-    w, idx = ev._contributions(16, 4, 0.25, antialias=True)
+    w, idx = imageops._contributions(16, 4, 0.25, antialias=True)
     assert 16 <= w.shape[1] <= 18  # ceil(4 / 0.25) + 2 taps, less the all-zero columns
     np.testing.assert_allclose(w.sum(1), 1.0)
-    w2, _ = ev._contributions(16, 4, 0.25, antialias=False)
+    w2, _ = imageops._contributions(16, 4, 0.25, antialias=False)
     assert w2.shape[1] < w.shape[1]
     # cubic kernel with a = -0.5: k(0)=1, k(1)=0, k(0.5)=0.5625
-    assert ev._cubic(np.array([0.0, 1.0, 0.5, 2.0]))[[0, 1, 3]].tolist() == [1.0, 0.0, 0.0]
-    assert ev._cubic(np.array([0.5]))[0] == pytest.approx(0.5625)
+    assert imageops._cubic(np.array([0.0, 1.0, 0.5, 2.0]))[[0, 1, 3]].tolist() == [1.0, 0.0, 0.0]
+    assert imageops._cubic(np.array([0.5]))[0] == pytest.approx(0.5625)
     # mirrored borders: indices stay inside the image
     assert idx.min() >= 0 and idx.max() < 16
 
 
 def test_imresize_uint8_rounds_and_keeps_constant_images():
     img = np.full((13, 17, 3), 200, np.uint8)
-    out = ev.imresize(img, 0.5)
+    out = imageops.imresize(img, 0.5)
     assert out.dtype == np.uint8 and out.shape == (7, 9, 3)
     assert (out == 200).all()
-    assert ev.imresize(img, size=(26, 5)).shape == (26, 5, 3)
+    assert imageops.imresize(img, size=(26, 5)).shape == (26, 5, 3)
 
 
 def test_psnr_ssim_and_y():
     a = np.full((32, 32), 100.0)
-    assert ev.psnr(a, a + 1) == pytest.approx(10 * math.log10(255**2))
+    assert metrics.psnr(a, a + 1) == pytest.approx(10 * math.log10(255**2))
     rng = np.random.default_rng(0)
     img = rng.integers(0, 256, (40, 40)).astype(np.float64)
-    assert ev.ssim(img, img) == pytest.approx(1.0)
-    assert ev.ssim(img, img + rng.normal(0, 60, img.shape)) < 0.9
+    assert metrics.ssim(img, img) == pytest.approx(1.0)
+    assert metrics.ssim(img, img + rng.normal(0, 60, img.shape)) < 0.9
     white = np.full((2, 2, 3), 255, np.uint8)
-    assert ev.rgb_to_y(white) == pytest.approx(235.0, abs=1e-3)
-    assert ev.rgb_to_y(np.zeros((2, 2, 3), np.uint8)) == pytest.approx(16.0)
-    assert ev.gray_value(np.full((2, 2, 3), 77, np.uint8)) == pytest.approx(77.0)
+    assert imageops.rgb_to_y(white) == pytest.approx(235.0, abs=1e-3)
+    assert imageops.rgb_to_y(np.zeros((2, 2, 3), np.uint8)) == pytest.approx(16.0)
+    assert imageops.gray_value(np.full((2, 2, 3), 77, np.uint8)) == pytest.approx(77.0)
 
 
 def test_modcrop_and_size_mismatch_error():
-    assert ev.modcrop(np.zeros((361, 250, 3)), 4).shape == (360, 248, 3)
-    with pytest.raises(ev.EvaluationError):
-        ev.measure(np.zeros((8, 8, 3)), np.zeros((12, 8, 3)), 4)
+    assert imageops.modcrop(np.zeros((361, 250, 3)), 4).shape == (360, 248, 3)
+    with pytest.raises(EvaluationError):
+        metrics.measure(np.zeros((8, 8, 3)), np.zeros((12, 8, 3)), 4)
 
 
 def test_empty_folder_is_an_actionable_error(tmp_path):
-    with pytest.raises(ev.EvaluationError, match="no images"):
-        ev.list_images(tmp_path)
+    with pytest.raises(EvaluationError, match="no images"):
+        datasets.list_images(tmp_path)
 
 
 def test_network_upscaler_and_report(tmp_path):
@@ -135,24 +137,24 @@ def _piq_gmsd():
 @pytest.mark.parametrize("name", ["butterfly", "baby"])
 def test_gmsd_matches_an_independent_implementation(name):
     piq_gmsd = _piq_gmsd()
-    hr = ev.read_rgb(BENCH / "Set5" / f"{name}.png")
-    for sr in (ev.imresize(ev.imresize(hr, 0.25), 4.0), np.clip(hr.astype(int) + 9, 0, 255).astype(np.uint8)):
-        a, b = ev.rgb_to_y(sr), ev.rgb_to_y(hr)
+    hr = datasets.read_rgb(BENCH / "Set5" / f"{name}.png")
+    for sr in (imageops.imresize(imageops.imresize(hr, 0.25), 4.0), np.clip(hr.astype(int) + 9, 0, 255).astype(np.uint8)):
+        a, b = imageops.rgb_to_y(sr), imageops.rgb_to_y(hr)
         ref = float(piq_gmsd(torch.from_numpy(a)[None, None] / 255.0, torch.from_numpy(b)[None, None] / 255.0,
                              data_range=1.0))
-        assert ev.gmsd(a, b) == pytest.approx(ref, rel=1e-3, abs=1e-5)
+        assert metrics.gmsd(a, b) == pytest.approx(ref, rel=1e-3, abs=1e-5)
 
 
 def test_gmsd_is_zero_for_the_same_image_and_grows_with_blur():
     rng = np.random.default_rng(0)
-    img = ev.imresize(rng.integers(0, 256, (24, 24, 3)).astype(np.uint8), 4.0)
-    y = ev.rgb_to_y(img)
-    assert ev.gmsd(y, y) == 0.0
-    mild = ev.rgb_to_y(ev.imresize(ev.imresize(img, 0.5), 2.0))
-    strong = ev.rgb_to_y(ev.imresize(ev.imresize(img, 0.25), 4.0))
-    assert 0 < ev.gmsd(mild, y) < ev.gmsd(strong, y)
+    img = imageops.imresize(rng.integers(0, 256, (24, 24, 3)).astype(np.uint8), 4.0)
+    y = imageops.rgb_to_y(img)
+    assert metrics.gmsd(y, y) == 0.0
+    mild = imageops.rgb_to_y(imageops.imresize(imageops.imresize(img, 0.5), 2.0))
+    strong = imageops.rgb_to_y(imageops.imresize(imageops.imresize(img, 0.25), 4.0))
+    assert 0 < metrics.gmsd(mild, y) < metrics.gmsd(strong, y)
     # odd sizes (the 2x2 mean pads like MATLAB's conv2 'same')
-    assert ev.gmsd(y[:-1, :-3], strong[:-1, :-3]) > 0
+    assert metrics.gmsd(y[:-1, :-3], strong[:-1, :-3]) > 0
 
 
 def test_include_and_hr_scale_select_and_shrink_the_ground_truth(tmp_path):
@@ -160,22 +162,22 @@ def test_include_and_hr_scale_select_and_shrink_the_ground_truth(tmp_path):
 
     rng = np.random.default_rng(1)
     for name in ("src_a.png", "src_b.png", "ref_c.png"):
-        Image.fromarray(ev.imresize(rng.integers(0, 256, (16, 16, 3)).astype(np.uint8), 4.0)).save(tmp_path / name)
-    assert [p.name for p in ev.select_images(tmp_path, exclude=["src_*"])] == ["ref_c.png"]
+        Image.fromarray(imageops.imresize(rng.integers(0, 256, (16, 16, 3)).astype(np.uint8), 4.0)).save(tmp_path / name)
+    assert [p.name for p in datasets.select_images(tmp_path, exclude=["src_*"])] == ["ref_c.png"]
     res = ev.evaluate_folder(ev.bicubic_upscaler(2), tmp_path, 2, include=["src_*"], hr_scale=0.5)
     assert [r.name for r in res.images] == ["src_a", "src_b"]
-    hr = ev.modcrop(ev.imresize(ev.read_rgb(tmp_path / "src_a.png"), 0.5), 2)
+    hr = imageops.modcrop(imageops.imresize(datasets.read_rgb(tmp_path / "src_a.png"), 0.5), 2)
     assert hr.shape == (32, 32, 3)
-    p, s, g = ev.measure(ev.imresize(ev.make_lr(hr, 2), 2.0), hr, 2)
+    p, s, g = metrics.measure(imageops.imresize(imageops.make_lr(hr, 2), 2.0), hr, 2)
     assert res.images[0].psnr == pytest.approx(p) and res.images[0].gmsd == pytest.approx(g)
     # JPEG-compressed inputs: the same comparison, a worse score for bicubic
     jp = ev.evaluate_folder(ev.bicubic_upscaler(2), tmp_path, 2, include=["src_*"], hr_scale=0.5, jpeg=20)
     assert jp.psnr < res.psnr - 0.5
-    lr_j = ev.jpeg_roundtrip(ev.make_lr(hr, 2), 20)
-    assert lr_j.dtype == np.uint8 and jp.images[0].psnr == pytest.approx(ev.measure(ev.imresize(lr_j, 2.0), hr, 2)[0])
-    with pytest.raises(ev.EvaluationError, match="no image"):
-        ev.select_images(tmp_path, include=["nothing*"])
-    with pytest.raises(ev.EvaluationError, match="hr_scale"):
+    lr_j = imageops.jpeg_roundtrip(imageops.make_lr(hr, 2), 20)
+    assert lr_j.dtype == np.uint8 and jp.images[0].psnr == pytest.approx(metrics.measure(imageops.imresize(lr_j, 2.0), hr, 2)[0])
+    with pytest.raises(EvaluationError, match="no image"):
+        datasets.select_images(tmp_path, include=["nothing*"])
+    with pytest.raises(EvaluationError, match="hr_scale"):
         ev.evaluate_folder(ev.bicubic_upscaler(2), tmp_path, 2, hr_scale=1.5)
 
 
@@ -187,7 +189,7 @@ def test_eval_command_takes_a_held_out_split_at_a_smaller_size(tmp_path):
 
     rng = np.random.default_rng(2)
     for name in ("src_a.png", "ref_b.png"):
-        Image.fromarray(ev.imresize(rng.integers(0, 256, (20, 20, 3)).astype(np.uint8), 4.0)).save(tmp_path / name)
+        Image.fromarray(imageops.imresize(rng.integers(0, 256, (20, 20, 3)).astype(np.uint8), 4.0)).save(tmp_path / name)
     out = tmp_path / "r.json"
     res = CliRunner().invoke(eval_cmd, [str(tmp_path), "--include", "src_*", "--hr-scale", "0.5", "--per-image",
                                         "--jpeg", "50", "--json", str(out)])

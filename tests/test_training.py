@@ -242,7 +242,7 @@ def test_shipped_configs_parse():
 
 
 def test_degradations_are_seeded_and_each_stage_acts():
-    from sr_filter.evaluation import imresize
+    from sr_filter.imageops import imresize
 
     rng0 = np.random.default_rng(0)
     hr = imresize(rng0.integers(0, 256, (6, 6, 3), dtype=np.uint8), size=(48, 48))
@@ -287,7 +287,7 @@ def test_torchrun_ddp_runs_the_same_config(image_folder, tmp_path):
                       "[loss]\nl1 = 1.0\nadversarial = 0.01\ncritic_feat = 8\ncritic_depth = 2\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                             "-m", "sr_filter.train", str(cfg)], env=env, stdout=subprocess.PIPE,
+                             "-m", "sr_filter", "train", str(cfg)], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         _, err = proc.communicate(timeout=180)
@@ -431,3 +431,22 @@ def test_init_starts_from_given_weights_and_refuses_other_architectures(image_fo
     toml.parent.mkdir()
     toml.write_text(f'[model]\ninit = "../a/t/model.pth"\n[data]\ntrain_dirs = ["{image_folder}"]\n')
     assert load_config(toml).model.init == str(exported.resolve())
+
+
+def test_learning_rate_and_ema_decay_follow_the_iteration_alone():
+    from sr_filter.training.schedule import ema_decay, learning_rate, update_ema
+
+    cos = config_from_dict({"data": {"train_dirs": ["x"]}, "optim": {"lr": 1e-3, "min_lr": 1e-5, "warmup": 10,
+                                                                    "iterations": 110}})
+    assert learning_rate(cos, 5) == pytest.approx(5e-4)  # linear warm-up
+    assert learning_rate(cos, 10) == pytest.approx(1e-3)
+    assert learning_rate(cos, 60) == pytest.approx((1e-3 + 1e-5) / 2)  # half way down the cosine
+    assert learning_rate(cos, 110) == pytest.approx(1e-5)
+    step = config_from_dict({"data": {"train_dirs": ["x"]},
+                             "optim": {"lr": 1e-3, "schedule": "step", "milestones": [100, 200], "gamma": 0.5}})
+    assert [learning_rate(step, i) for i in (100, 101, 201)] == pytest.approx([1e-3, 5e-4, 2.5e-4])
+    assert ema_decay(0.999, 0) == pytest.approx(0.1) and ema_decay(0.999, 10**6) == 0.999
+    average, model = torch.nn.Linear(2, 1), torch.nn.Linear(2, 1)
+    expected = 0.9 * average.weight.detach() + 0.1 * model.weight.detach()
+    update_ema(average, model, 0.9)
+    assert torch.allclose(average.weight, expected)

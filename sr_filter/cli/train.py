@@ -16,7 +16,7 @@ def train_cmd(config: Path, fresh: bool, max_minutes: float | None) -> None:
     """Train the experiment described by CONFIG (TOML), resuming from its latest checkpoint.
 
     \b
-    Multi-GPU: torchrun --nproc_per_node 4 -m sr_filter.train CONFIG
+    Multi-GPU: torchrun --nproc_per_node 4 -m sr_filter train CONFIG
     """
     from ..training import load_config, train
 

@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from ..errors import SrFilterError
-from ..evaluation import imresize, modcrop, read_rgb, select_images
+from ..datasets import read_rgb, select_images
+from ..imageops import imresize, modcrop
 from .config import DataConfig, DegradationConfig
 
 

@@ -7,20 +7,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..evaluation import imresize, jpeg_roundtrip
+from ..imageops import gaussian_window, imresize, jpeg_roundtrip
 from .config import DegradationConfig
-
-
-def gaussian_kernel1d(sigma: float) -> np.ndarray:
-    radius = max(1, int(np.ceil(3 * sigma)))
-    x = np.arange(-radius, radius + 1, dtype=np.float64)
-    k = np.exp(-(x * x) / (2 * sigma * sigma))
-    return k / k.sum()
 
 
 def blur(img: np.ndarray, sigma: float) -> np.ndarray:
     """Separable Gaussian blur of a float HxWxC image with reflected borders."""
-    k = gaussian_kernel1d(sigma)
+    k = gaussian_window(2 * max(1, int(np.ceil(3 * sigma))) + 1, sigma)  # 3 sigma each side
     r = len(k) // 2
     out = img
     for axis in (0, 1):

@@ -4,7 +4,7 @@
   iteration; batches and random numbers are derived from ``(seed, iteration, rank)`` and the
   learning rate is a pure function of the iteration, so nothing else needs saving;
 - CPU or CUDA, autocast mixed precision on CUDA;
-- ``torchrun --nproc_per_node N -m sr_filter.train CONFIG`` runs DistributedDataParallel with no
+- ``torchrun --nproc_per_node N -m sr_filter train CONFIG`` runs DistributedDataParallel with no
   code change (each rank draws its own batches; rank 0 logs, validates and checkpoints).
 """
 
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import os
 import time
 from pathlib import Path
@@ -26,25 +25,13 @@ from ..errors import SrFilterError
 from .config import TrainConfig
 from .data import PatchSampler
 from .losses import GeneratorLoss
+from .schedule import ema_decay, learning_rate, update_ema
 
 CHECKPOINT_FORMAT = 1
 
 
 class CheckpointError(SrFilterError):
     """A checkpoint cannot be read or does not belong to this experiment."""
-
-
-def learning_rate(cfg: TrainConfig, iteration: int) -> float:
-    """The learning rate used for step ``iteration`` (1-based)."""
-    o = cfg.optim
-    if o.warmup and iteration <= o.warmup:
-        return o.lr * iteration / o.warmup
-    if o.schedule == "cosine":
-        t = min(1.0, (iteration - o.warmup) / max(1, o.iterations - o.warmup))
-        return o.min_lr + 0.5 * (o.lr - o.min_lr) * (1 + math.cos(math.pi * t))
-    if o.schedule == "step":
-        return o.lr * o.gamma ** sum(iteration > m for m in o.milestones)
-    return o.lr
 
 
 def build_model(cfg: TrainConfig) -> tuple[nn.Module, dict]:
@@ -230,15 +217,8 @@ class Trainer:
     # ------------------------------------------------------------------ one step
 
     def _update_ema(self) -> None:
-        if self.ema is None:
-            return
-        # warm-up (as in TensorFlow's EMA): early averages do not drag the random initial weights along
-        d = min(self.cfg.ema, (1 + self.iteration) / (10 + self.iteration))
-        with torch.no_grad():
-            for e, p in zip(self.ema.parameters(), self.model.parameters()):
-                e.mul_(d).add_(p.detach(), alpha=1 - d)
-            for e, b in zip(self.ema.buffers(), self.model.buffers()):
-                e.copy_(b)
+        if self.ema is not None:
+            update_ema(self.ema, self.model, ema_decay(self.cfg.ema, self.iteration))
 
     def _average_grads(self, module: nn.Module) -> None:
         for p in module.parameters():
@@ -379,4 +359,4 @@ def train(cfg: TrainConfig, resume: bool = True, max_seconds: float | None = Non
     return Trainer(cfg).run(resume=resume, max_seconds=max_seconds)
 
 
-__all__ = ["CheckpointError", "Trainer", "build_model", "learning_rate", "train"]
+__all__ = ["CheckpointError", "Trainer", "build_model", "train"]
