@@ -65,3 +65,19 @@ def first_line(exc: BaseException) -> str:
     third-party error worth putting into one of our one-line messages."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+class OfflineError(DownloadError):
+    """A file must be downloaded but downloads are switched off (offline mode)."""
+
+
+class NetworkUnavailableError(DownloadError):
+    """No server could be reached: no network, a failed name lookup, a refused or timed-out connection."""
+
+
+class CacheError(DownloadError):
+    """The weights cache cannot take a download: not writable, full, or a folder in the way."""
+
+
+class DownloadSettingError(DownloadError):
+    """An ``SR_FILTER_*`` download setting has a value that cannot be used."""
