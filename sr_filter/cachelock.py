@@ -9,6 +9,7 @@ filelock's Windows lock is used; it removes its file on release too.
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 from pathlib import Path
@@ -18,6 +19,9 @@ try:
     import fcntl
 except ImportError:  # Windows
     fcntl = None  # type: ignore[assignment]
+
+
+_NO_FLOCK = {errno.ENOSYS, errno.ENOLCK, errno.EOPNOTSUPP}
 
 
 class LockTimeout(Exception):
@@ -57,6 +61,14 @@ class CacheLock:
                 time.sleep(delay)
                 delay = min(delay * 2, 0.25)
                 continue
+            except OSError as exc:
+                os.close(fd)
+                if exc.errno not in _NO_FLOCK:
+                    raise
+                # a file system without flock: go on unlocked; the download itself stays atomic
+                # (part file + rename), only two processes may then download the same file
+                self.path.unlink(missing_ok=True)
+                return
             except BaseException:
                 os.close(fd)
                 raise

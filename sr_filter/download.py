@@ -95,7 +95,7 @@ def download(urls: list[str], path: Path, sha256: str, size: int | None) -> None
         for url in urls:
             for attempt in range(limits.retries):
                 if time.monotonic() > deadline:
-                    raise _OutOfTime(f"not done within {overall:.0f} s ({ENV_DEADLINE})")
+                    raise _OutOfTime(f"not done within {round(overall, 1):g} s ({ENV_DEADLINE})")
                 try:
                     _stream(url, path, sha256, size, limits, deadline)
                     netmemory.remember(path.parent, [url], reachable=True)
@@ -144,7 +144,7 @@ def _stream(url: str, path: Path, sha256: str, size: int | None, limits: Limits,
                 part.write(chunk)
                 bar.update(len(chunk))
                 if time.monotonic() > deadline:
-                    raise _OutOfTime(f"{url}: not done within {limits.overall(size):.0f} s ({ENV_DEADLINE})")
+                    raise _OutOfTime(f"{url}: not done within {round(limits.overall(size), 1):g} s ({ENV_DEADLINE})")
             if size is not None and received != size:
                 raise _Retryable(f"got {received} of {size} bytes")
             actual = digest.hexdigest()

@@ -58,11 +58,6 @@ def cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir("sr-filter", appauthor=False)) / "weights"
 
 
-def is_offline() -> bool:
-    """Whether ``SR_FILTER_OFFLINE`` forbids downloads."""
-    return env_flag(ENV_OFFLINE, DownloadSettingError) is True
-
-
 def mirror_url() -> str | None:
     """The mirror's base URL from ``SR_FILTER_WEIGHTS_URL``, or None."""
     url = env_text(ENV_MIRROR)
