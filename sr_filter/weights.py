@@ -50,8 +50,6 @@ def cache_dir() -> Path:
     """Where downloaded weights live; not created here (only when a download starts)."""
     env = env_text(ENV_CACHE)
     if env:
-        if "\0" in env:
-            raise CacheError(f"{ENV_CACHE} contains a NUL character; set it to a folder path")
         return Path(env).expanduser()
     import platformdirs
 

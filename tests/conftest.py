@@ -31,6 +31,8 @@ def isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("SR_FILTER_CACHE_DIR", str(cache))
     monkeypatch.setenv("SR_FILTER_WEIGHTS_URL", "http://127.0.0.1:9/no-downloads-in-tests/")
     monkeypatch.delenv("SR_FILTER_OFFLINE", raising=False)
+    for name in ("SR_FILTER_CONNECT_TIMEOUT", "SR_FILTER_STALL_TIMEOUT", "SR_FILTER_DOWNLOAD_TIMEOUT"):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("SR_FILTER_DOWNLOAD_RETRIES", "2")
     return cache
 
