@@ -16,11 +16,13 @@ import hashlib
 import logging
 import os
 import secrets
+import socket
 import sys
 import time
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from . import netmemory
 from .cachelock import CacheLock, LockTimeout
@@ -118,10 +120,13 @@ def download(urls: list[str], path: Path, sha256: str, size: int | None) -> None
     if unreachable:
         netmemory.remember(path.parent, unreachable, reachable=False)
     kind = NetworkUnavailableError if len(unreachable) == len(urls) else DownloadError
-    raise kind(
+    error = kind(
         f"could not download {path.name} ({errors[-1]}). Check the network, set {ENV_MIRROR} to a mirror "
         f"that serves {path.name}, or put the file at {path}"
     )
+    if isinstance(error, NetworkUnavailableError):
+        error.reason = errors[-1].split(": ", 1)[-1]
+    raise error
 
 
 def _stream(url: str, path: Path, sha256: str, size: int | None, limits: Limits, deadline: float) -> None:
@@ -164,13 +169,16 @@ def _open(url: str, limits: Limits):  # -> requests.Response
             url, stream=True, timeout=(limits.connect, limits.stall), headers={"Accept-Encoding": "identity"}
         )
     except requests.ConnectTimeout:
-        raise _Unreachable(f"no connection within {limits.connect:g} s ({ENV_CONNECT})") from None
+        raise _Unreachable(f"no connection to {_host(url)} within {limits.connect:g} s ({ENV_CONNECT})") from None
     except requests.ReadTimeout:
         raise _NextUrl(f"no answer for {limits.stall:g} s ({ENV_STALL})") from None
     except requests.ConnectionError as exc:
         reason = getattr(exc.args[0] if exc.args else None, "reason", None)
         if isinstance(reason, (NewConnectionError, ConnectTimeoutError)):
-            raise _Unreachable(_short(reason)) from None
+            cause = reason.__cause__ if isinstance(reason.__cause__, OSError) else None
+            why = f" ({cause.strerror})" if cause is not None and cause.strerror else ""
+            verb = "resolve" if isinstance(cause, socket.gaierror) else "connect to"
+            raise _Unreachable(f"cannot {verb} {_host(url)}{why}") from None
         raise _Retryable(_short(exc)) from None
     except requests.RequestException as exc:
         raise _NextUrl(_short(exc)) from None
@@ -268,6 +276,10 @@ def _bar(name: str, total: int | None):  # -> tqdm
         total=total, desc=f"downloading {name}", unit="B", unit_scale=True, unit_divisor=1024,
         file=sys.stderr, disable=hidden, leave=False, dynamic_ncols=True,
     )
+
+
+def _host(url: str) -> str:
+    return urlsplit(url).netloc
 
 
 def _short(exc: BaseException) -> str:

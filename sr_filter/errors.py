@@ -74,6 +74,9 @@ class OfflineError(DownloadError):
 class NetworkUnavailableError(DownloadError):
     """No server could be reached: no network, a failed name lookup, a refused or timed-out connection."""
 
+    #: why, in a few words (for a fallback's one-line warning)
+    reason: str = ""
+
 
 class CacheError(DownloadError):
     """The weights cache cannot take a download: not writable, full, or a folder in the way."""

@@ -79,7 +79,7 @@ def _fallback_message(used: ModelEntry, wanted: ModelEntry, why: DownloadError) 
     """The one warning line that says which model runs instead of the preferred one, and why."""
     if isinstance(why, NetworkUnavailableError):
         kind = "the built-in model" if used.packaged else "the cached model"
-        return f"no network: using {kind} {used.name} instead of {wanted.name} ({why})"
+        return f"no network: using {kind} {used.name} instead of {wanted.name} ({why.reason or why})"
     return f"using {used.id} instead of {wanted.id}, which could not be fetched: {why}"
 
 

@@ -158,11 +158,15 @@ def _refuse_if_remembered(path: Path, urls: list[str]) -> None:
         return
     import time
 
-    minutes = max(1, round((time.time() - since) / 60))
-    raise NetworkUnavailableError(
-        f"{', '.join(sorted({netmemory.host_of(u) for u in urls}))} could not be reached {minutes} min ago; "
-        f"not trying again for {netmemory.REMEMBER_S / 60:.0f} min (set {ENV_OFFLINE}=0 to try now)"
+    minutes = int((time.time() - since) // 60)
+    when = f"{minutes} min ago" if minutes else "in the last minute"
+    hosts = ", ".join(sorted({netmemory.host_of(u) for u in urls}))
+    error = NetworkUnavailableError(
+        f"{path.name} is not in the cache and {hosts} could not be reached {when}; not trying again for "
+        f"{netmemory.REMEMBER_S / 60:.0f} min (set {ENV_OFFLINE}=0 to try now)"
     )
+    error.reason = f"{hosts} could not be reached {when}; set {ENV_OFFLINE}=0 to try now"
+    raise error
 
 
 def _good(path: Path, sha256: str, size: int | None) -> bool:
