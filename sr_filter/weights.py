@@ -16,9 +16,7 @@ import os
 import zipfile
 from importlib import resources
 from pathlib import Path
-from typing import Mapping, Sequence
-
-import torch
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 from . import netmemory
 from .cachelock import CacheLock, LockTimeout
@@ -35,6 +33,9 @@ from .errors import (
     first_line,
 )
 from .manifest import ModelEntry
+
+if TYPE_CHECKING:  # torch is imported where weights are read, so `sr-filter models` starts fast
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -222,6 +223,8 @@ def load_state_dict(path: str | Path, state_key: str | None = None) -> dict[str,
     if not path.is_file():
         raise WeightsFormatError(f"weights file {path} does not exist")
     _check_unpacked_size(path)
+    import torch
+
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle errors, zip errors, unsafe globals: all mean "not loadable"
@@ -234,6 +237,8 @@ def load_state_dict(path: str | Path, state_key: str | None = None) -> dict[str,
 
 def canonicalize(obj: object, state_key: str | None = None, name: str = "checkpoint") -> dict[str, torch.Tensor]:
     """Unwrap ``params_ema``/``params``/``state_dict`` containers and strip DataParallel's ``module.``."""
+    import torch
+
     if isinstance(obj, Mapping):
         keys = [state_key] if state_key else ["params_ema", "params", "state_dict", "model", "generator"]
         for key in keys:
