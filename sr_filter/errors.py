@@ -69,3 +69,22 @@ def first_line(exc: BaseException) -> str:
 
 class EvaluationError(SrFilterError):
     """An evaluation cannot run (no images, bad scale, model output of the wrong size)."""
+
+
+class OfflineError(DownloadError):
+    """A file must be downloaded but downloads are switched off (offline mode)."""
+
+
+class NetworkUnavailableError(DownloadError):
+    """No server could be reached: no network, a failed name lookup, a refused or timed-out connection."""
+
+    #: why, in a few words (for a fallback's one-line warning)
+    reason: str = ""
+
+
+class CacheError(DownloadError):
+    """The weights cache cannot take a download: not writable, full, or a folder in the way."""
+
+
+class DownloadSettingError(DownloadError):
+    """An ``SR_FILTER_*`` download setting has a value that cannot be used."""

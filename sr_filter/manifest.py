@@ -7,6 +7,7 @@ of models, the first usable one wins (see :mod:`sr_filter.models`).
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from dataclasses import dataclass, field
@@ -92,9 +93,20 @@ class Manifest:
     def _unknown_message(self, spec: str) -> str:
         names = sorted({m.name for m in self.models})
         return (
-            f"unknown model or preset {spec!r}; presets: {', '.join(sorted(self.presets))}; "
+            f"unknown model or preset {spec!r}{self._suggestion(spec)}; presets: {', '.join(sorted(self.presets))}; "
             f"models: {', '.join(names)} (or give a path to a .pth file; `sr-filter models` lists them)"
         )
+
+    def _suggestion(self, spec: str) -> str:
+        """ "; did you mean ..." for a version that does not exist or a name close to a known one."""
+        name, _, version = spec.partition("@")
+        known = self.versions(name)
+        if known and version:
+            offered = " or ".join(repr(f"{m.name}@{m.version}") for m in known)
+            return f": {known[0].name} has no version {version!r}; did you mean {offered}?"
+        choices = {m.name.lower(): m.name for m in self.models} | {p: p for p in self.presets}
+        close = difflib.get_close_matches(name.lower(), list(choices), n=3, cutoff=0.6)
+        return f"; did you mean {' or '.join(repr(choices[c]) for c in close)}?" if close else ""
 
 
 def _version_key(version: str) -> tuple:
@@ -108,11 +120,17 @@ def _parse_entry(raw: Mapping[str, Any], presets: Mapping[str, Preset]) -> Model
     name = str(raw["name"])
     if not _NAME_RE.match(name) or "@" in name:
         raise ManifestError(f"manifest entry has an invalid name {name!r}")
+    file = str(raw["file"])
+    if not _NAME_RE.match(file) or ".." in file:
+        raise ManifestError(f"manifest entry {name!r} has file {file!r}; it must be a plain file name (no folders)")
+    packaged = raw.get("packaged")
+    if packaged is not None and (not isinstance(packaged, str) or any(p in ("", ".", "..") for p in packaged.split("/"))
+                                 or packaged.startswith("/") or "\\" in packaged):
+        raise ManifestError(f"manifest entry {name!r} has packaged path {packaged!r}; it must be a path inside the package")
     sha = str(raw["sha256"]).lower()
     if not _SHA_RE.match(sha):
         raise ManifestError(f"manifest entry {name!r} has an invalid sha256 {sha!r}")
     urls = tuple(raw.get("urls", ()))
-    packaged = raw.get("packaged")
     if not urls and not packaged:
         raise ManifestError(f"manifest entry {name!r} has neither urls nor a packaged file")
     return ModelEntry(
@@ -121,7 +139,7 @@ def _parse_entry(raw: Mapping[str, Any], presets: Mapping[str, Preset]) -> Model
         arch=str(raw["arch"]),
         settings=dict(raw["settings"]),
         scale=int(raw["scale"]),
-        file=str(raw["file"]),
+        file=file,
         sha256=sha,
         size=int(raw["size"]),
         license=str(raw["license"]),

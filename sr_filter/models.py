@@ -9,7 +9,7 @@ from pathlib import Path
 from torch import nn
 
 from .archs import Arch, detect_arch, get_arch
-from .errors import DownloadError, UnknownModelError, WeightsFormatError
+from .errors import DownloadError, NetworkUnavailableError, UnknownModelError, WeightsFormatError
 from .manifest import Manifest, ModelEntry, load_manifest
 from .weights import fetch, load_state_dict
 
@@ -60,18 +60,27 @@ def load_model(spec: str | None = None, *, offline: bool | None = None, manifest
     if is_path_spec(spec) and spec.lower() not in manifest.presets:
         return load_file(Path(spec).expanduser())
     entries = candidates(spec, manifest)
+    is_preset = spec.lower() in manifest.presets
     first_error: DownloadError | None = None
     for entry in entries:
         try:
-            path = fetch(entry, offline=offline)
+            path = fetch(entry, offline=offline, retry_unreachable=not is_preset)
         except DownloadError as exc:
             first_error = first_error or exc
             continue
         if first_error is not None:
-            log.warning("using %s instead of %s, which could not be fetched: %s", entry.id, entries[0].id, first_error)
+            log.warning("%s", _fallback_message(entry, entries[0], first_error))
         return load_entry(entry, path)
     assert first_error is not None
     raise first_error
+
+
+def _fallback_message(used: ModelEntry, wanted: ModelEntry, why: DownloadError) -> str:
+    """The one warning line that says which model runs instead of the preferred one, and why."""
+    if isinstance(why, NetworkUnavailableError):
+        kind = "the built-in model" if used.packaged else "the cached model"
+        return f"no network: using {kind} {used.name} instead of {wanted.name} ({why.reason or why})"
+    return f"using {used.id} instead of {wanted.id}, which could not be fetched: {why}"
 
 
 def load_entry(entry: ModelEntry, path: Path) -> LoadedModel:

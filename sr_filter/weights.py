@@ -1,11 +1,11 @@
 """Getting weight files onto disk safely, and reading them without running pickled code.
 
-Downloads go to a per-user cache (``SR_FILTER_CACHE_DIR`` or the platformdirs cache folder),
-stream into a temporary file in the same folder, are checked against the manifest's size and
-sha256, and only then are renamed into place, so no partial or wrong file is ever visible under
-the final name. A file lock makes concurrent first uses download once. ``SR_FILTER_WEIGHTS_URL``
+Downloads go to a per-user cache (``SR_FILTER_CACHE_DIR`` or the platformdirs cache folder) through
+:mod:`sr_filter.download` (time limits, sha256, atomic rename); a lock without a lock file
+(:mod:`sr_filter.cachelock`) makes concurrent first uses download once. ``SR_FILTER_WEIGHTS_URL``
 replaces the official URLs with a mirror (base URL + file name); ``SR_FILTER_OFFLINE=1`` forbids
-network access.
+network access. Files are read with ``torch.load(weights_only=True)`` after a check of their
+unpacked size, so neither pickled code nor a zip bomb gets to run.
 """
 
 from __future__ import annotations
@@ -13,31 +13,43 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import sys
-import tempfile
-import time
+import zipfile
 from importlib import resources
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import TYPE_CHECKING, Mapping, Sequence
 
-import torch
-
-from .errors import ChecksumError, DownloadError, WeightsFormatError, first_line
+from . import netmemory
+from .cachelock import CacheLock, LockTimeout
+from .download import ENV_CACHE, ENV_MIRROR, cache_error, download, sweep_parts
+from .envvars import env_flag, env_text
+from .errors import (
+    CacheError,
+    ChecksumError,
+    DownloadError,
+    DownloadSettingError,
+    NetworkUnavailableError,
+    OfflineError,
+    WeightsFormatError,
+    first_line,
+)
 from .manifest import ModelEntry
+
+if TYPE_CHECKING:  # torch is imported where weights are read, so `sr-filter models` starts fast
+    import torch
 
 log = logging.getLogger(__name__)
 
-ENV_CACHE = "SR_FILTER_CACHE_DIR"
-ENV_MIRROR = "SR_FILTER_WEIGHTS_URL"
 ENV_OFFLINE = "SR_FILTER_OFFLINE"
-ENV_RETRIES = "SR_FILTER_DOWNLOAD_RETRIES"
-_CHUNK = 1 << 16
-_TIMEOUT = (10, 60)  # connect, read (seconds)
+_LOCK_WAIT_S = 3600
+#: a weights file may unpack to at most min(MAX_UNPACKED, max(MIN_UNPACKED_LIMIT, UNPACK_RATIO x its size))
+MAX_UNPACKED = 4 << 30
+MIN_UNPACKED_LIMIT = 64 << 20
+UNPACK_RATIO = 200
 
 
 def cache_dir() -> Path:
     """Where downloaded weights live; not created here (only when a download starts)."""
-    env = os.environ.get(ENV_CACHE)
+    env = env_text(ENV_CACHE)
     if env:
         return Path(env).expanduser()
     import platformdirs
@@ -45,12 +57,20 @@ def cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir("sr-filter", appauthor=False)) / "weights"
 
 
-def is_offline() -> bool:
-    return os.environ.get(ENV_OFFLINE, "").strip().lower() in {"1", "true", "yes", "on"}
-
-
 def mirror_url() -> str | None:
-    return os.environ.get(ENV_MIRROR) or None
+    """The mirror's base URL from ``SR_FILTER_WEIGHTS_URL``, or None."""
+    url = env_text(ENV_MIRROR)
+    if url and not url.lower().startswith(("http://", "https://")):
+        raise DownloadSettingError(f"{ENV_MIRROR}={url!r} is not an http:// or https:// address; set it to a mirror's base URL or unset it")
+    return url
+
+
+def source_urls(file: str, official: Sequence[str]) -> list[str]:
+    """The URLs to try for a file: the mirror alone when one is set, else the official ones."""
+    mirror = mirror_url()
+    if mirror:
+        return [mirror.rstrip("/") + "/" + file]
+    return list(official)
 
 
 def file_sha256(path: Path) -> str:
@@ -74,68 +94,91 @@ def is_cached(entry: ModelEntry) -> bool:
     return path.is_file() and path.stat().st_size == entry.size
 
 
-def entry_urls(entry: ModelEntry) -> list[str]:
-    """The URLs to try for an entry: the mirror alone when one is set, else the official ones."""
-    mirror = mirror_url()
-    if mirror:
-        return [mirror.rstrip("/") + "/" + entry.file]
-    return list(entry.urls)
+def fetch(entry: ModelEntry, *, offline: bool | None = None, retry_unreachable: bool = True) -> Path:
+    """Path to the entry's verified file, downloading it first if needed.
 
-
-def fetch(entry: ModelEntry, *, offline: bool | None = None, progress: bool | None = None) -> Path:
-    """Path to the entry's verified file, downloading it first if needed."""
+    ``retry_unreachable=False`` (presets, which have a fallback) fails at once with
+    :class:`NetworkUnavailableError` when the file's hosts were found unreachable in the last
+    minutes, unless ``offline=False`` or ``SR_FILTER_OFFLINE=0`` asks to try anyway.
+    """
     path = cached_path(entry)
     if entry.packaged:
         _verify(path, entry.sha256, entry.size, source="the sr_filter package")
         return path
-    return _fetch_to(path, entry_urls(entry), entry.sha256, entry.size, offline=offline, progress=progress)
+    urls = source_urls(entry.file, entry.urls)
+    return _fetch_to(path, urls, entry.sha256, entry.size, offline=offline, retry_unreachable=retry_unreachable)
 
 
 def fetch_url(url: str, sha256: str, filename: str, size: int | None = None, *, offline: bool | None = None) -> Path:
     """Download any pinned file (e.g. perceptual-loss backbones) through the same checked path."""
-    mirror = mirror_url()
-    urls = [mirror.rstrip("/") + "/" + filename] if mirror else [url]
-    return _fetch_to(cache_dir() / filename, urls, sha256.lower(), size, offline=offline, progress=None)
+    return _fetch_to(cache_dir() / filename, source_urls(filename, [url]), sha256.lower(), size, offline=offline)
 
 
 def _fetch_to(
-    path: Path, urls: list[str], sha256: str, size: int | None, *, offline: bool | None, progress: bool | None
+    path: Path, urls: list[str], sha256: str, size: int | None, *, offline: bool | None, retry_unreachable: bool = True
 ) -> Path:
+    sweep_parts(path.parent)
     if _good(path, sha256, size):
         return path
-    if offline if offline is not None else is_offline():
+    env_offline = env_flag(ENV_OFFLINE, DownloadSettingError)
+    if offline if offline is not None else env_offline:
         state = "is corrupt" if path.exists() else "is not in the cache"
-        raise DownloadError(
-            f"{path.name} {state} and downloads are off ({ENV_OFFLINE}=1 or --offline). "
+        raise OfflineError(
+            f"{path.name} {state} and downloads are off ({ENV_OFFLINE}=1 or offline mode). "
             f"Put the file at {path}, set {ENV_MIRROR} to a server that has it, or choose a model "
             f"that ships with sr_filter (see `sr-filter models`)."
         )
+    if not retry_unreachable and offline is None and env_offline is None:
+        _refuse_if_remembered(path, urls)
     _make_dir(path.parent)
-    from filelock import FileLock, Timeout
-
-    lock = FileLock(str(path) + ".lock")
+    if path.is_dir():
+        raise CacheError(f"cannot save {path.name}: {path} is a folder; remove it or set {ENV_CACHE} to another folder")
+    lock = CacheLock(path, timeout=_LOCK_WAIT_S)
     try:
-        lock.acquire(timeout=3600)
-    except Timeout:
-        raise DownloadError(f"waited an hour for another process to download {path.name}; remove {lock.lock_file}") from None
+        lock.acquire()
+    except LockTimeout:
+        raise DownloadError(f"another process has been downloading {path.name} into {path.parent} for an hour; stop it and try again") from None
+    except OSError as exc:
+        raise cache_error(exc, path) from None
     try:
         # another process may have finished the download while we waited for the lock
         if _good(path, sha256, size):
             return path
+        sweep_parts(path.parent, path.name)  # we hold the lock: any part of this file is orphaned
         if path.exists():
             log.warning("%s is corrupt (wrong size or sha256); downloading it again", path)
-        _download(urls, path, sha256, size, progress)
+        download(urls, path, sha256, size)
         return path
     finally:
         lock.release()
 
 
+def _refuse_if_remembered(path: Path, urls: list[str]) -> None:
+    since = netmemory.unreachable_since(path.parent, urls)
+    if since is None:
+        return
+    import time
+
+    minutes = int((time.time() - since) // 60)
+    when = f"{minutes} min ago" if minutes else "in the last minute"
+    hosts = ", ".join(sorted({netmemory.host_of(u) for u in urls}))
+    error = NetworkUnavailableError(
+        f"{path.name} is not in the cache and {hosts} could not be reached {when}; not trying again for "
+        f"{netmemory.REMEMBER_S / 60:.0f} min (set {ENV_OFFLINE}=0 to try now)"
+    )
+    error.reason = f"{hosts} could not be reached {when}; set {ENV_OFFLINE}=0 to try now"
+    raise error
+
+
 def _good(path: Path, sha256: str, size: int | None) -> bool:
-    if not path.is_file():
-        return False
-    if size is not None and path.stat().st_size != size:
-        return False
-    return file_sha256(path) == sha256
+    try:
+        if not path.is_file():
+            return False
+        if size is not None and path.stat().st_size != size:
+            return False
+        return file_sha256(path) == sha256
+    except OSError as exc:
+        raise CacheError(f"cannot read {path} ({exc.strerror or first_line(exc)}); fix its permissions or set {ENV_CACHE} to another folder") from None
 
 
 def _verify(path: Path, sha256: str, size: int | None, source: str) -> None:
@@ -150,114 +193,28 @@ def _make_dir(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise DownloadError(f"cannot create the weights cache {folder} ({exc.strerror}); set {ENV_CACHE} to a writable folder") from None
+        raise CacheError(f"cannot create the weights cache {folder} ({exc.strerror}); set {ENV_CACHE} to a writable folder") from None
     if not os.access(folder, os.W_OK):
-        raise DownloadError(f"the weights cache {folder} is not writable; set {ENV_CACHE} to a writable folder")
+        raise CacheError(f"the weights cache {folder} is not writable; set {ENV_CACHE} to a writable folder")
 
 
-def _download(urls: list[str], path: Path, sha256: str, size: int | None, progress: bool | None) -> None:
-    if not urls:
-        raise DownloadError(f"no URL is known for {path.name}; set {ENV_MIRROR} or put the file at {path}")
-    retries = max(1, int(os.environ.get(ENV_RETRIES, "3")))
-    errors: list[str] = []
-    for url in urls:
-        for attempt in range(retries):
-            try:
-                _stream(url, path, sha256, size, progress)
-                return
-            except ChecksumError:
-                raise  # the server has the wrong file: retrying will not help
-            except _Retryable as exc:
-                errors.append(f"{url}: {exc}")
-                log.info("download of %s failed (%s), attempt %d of %d", url, exc, attempt + 1, retries)
-                if attempt + 1 < retries:
-                    time.sleep(min(2**attempt, 10) * 0.5)
-    raise DownloadError(
-        f"could not download {path.name} ({errors[-1]}). Check the network, set {ENV_MIRROR} to a mirror "
-        f"that serves {path.name}, or put the file at {path}"
-    )
-
-
-class _Retryable(Exception):
-    pass
-
-
-def _stream(url: str, path: Path, sha256: str, size: int | None, progress: bool | None) -> None:
-    import requests
-
+def _check_unpacked_size(path: Path) -> None:
+    """Refuse a zip checkpoint whose entries unpack to far more than a weights file of its size
+    could hold, before torch.load reserves memory for them."""
     try:
-        response = requests.get(url, stream=True, timeout=_TIMEOUT)
-    except requests.RequestException as exc:
-        raise _Retryable(_short(exc)) from None
-    with response:
-        if response.status_code != 200:
-            raise _Retryable(f"HTTP {response.status_code}")
-        total = size or int(response.headers.get("Content-Length") or 0) or None
-        show = sys.stderr.isatty() if progress is None else progress
-        bar = _ProgressBar(path.name, total) if show else None
-        digest = hashlib.sha256()
-        received = 0
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-        tmp = Path(tmp_name)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                try:
-                    for chunk in response.iter_content(_CHUNK):
-                        received += len(chunk)
-                        if size is not None and received > size:
-                            raise ChecksumError(
-                                f"{url} sent more than the expected {size} bytes for {path.name}; "
-                                "the server holds a different file"
-                            )
-                        digest.update(chunk)
-                        out.write(chunk)
-                        if bar:
-                            bar.update(received)
-                except requests.RequestException as exc:
-                    raise _Retryable(f"connection broke after {received} bytes: {_short(exc)}") from None
-                out.flush()
-                os.fsync(out.fileno())
-            if bar:
-                bar.close()
-            if size is not None and received != size:
-                raise _Retryable(f"got {received} of {size} bytes")
-            actual = digest.hexdigest()
-            if actual != sha256:
-                raise ChecksumError(
-                    f"sha256 mismatch for {path.name} from {url}: expected {sha256}, got {actual}; "
-                    "the download was deleted"
-                )
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-
-
-def _short(exc: Exception) -> str:
-    return first_line(exc)[:200]
-
-
-class _ProgressBar:
-    """A minimal one-line progress bar on stderr (shown only on a terminal)."""
-
-    def __init__(self, name: str, total: int | None) -> None:
-        self.name, self.total, self.last = name, total, 0.0
-
-    def update(self, done: int) -> None:
-        now = time.monotonic()
-        if now - self.last < 0.1:
+        if not zipfile.is_zipfile(path):
             return
-        self.last = now
-        if self.total:
-            frac = done / self.total
-            bar = "#" * int(frac * 30)
-            sys.stderr.write(f"\rdownloading {self.name} [{bar:<30}] {frac:6.1%} of {self.total / 1e6:.1f} MB")
-        else:
-            sys.stderr.write(f"\rdownloading {self.name} {done / 1e6:.1f} MB")
-        sys.stderr.flush()
-
-    def close(self) -> None:
-        sys.stderr.write("\n")
-        sys.stderr.flush()
+        with zipfile.ZipFile(path) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return  # torch.load reports an unreadable file in its own words
+    size = path.stat().st_size
+    limit = min(MAX_UNPACKED, max(MIN_UNPACKED_LIMIT, UNPACK_RATIO * size))
+    if unpacked > limit:
+        raise WeightsFormatError(
+            f"{path.name} would unpack to {unpacked / 1e6:.0f} MB from {size / 1e6:.1f} MB (at most "
+            f"{limit / 1e6:.0f} MB is allowed); it is not a weights file that can be loaded safely"
+        )
 
 
 def load_state_dict(path: str | Path, state_key: str | None = None) -> dict[str, torch.Tensor]:
@@ -265,6 +222,9 @@ def load_state_dict(path: str | Path, state_key: str | None = None) -> dict[str,
     path = Path(path)
     if not path.is_file():
         raise WeightsFormatError(f"weights file {path} does not exist")
+    _check_unpacked_size(path)
+    import torch
+
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle errors, zip errors, unsafe globals: all mean "not loadable"
@@ -277,6 +237,8 @@ def load_state_dict(path: str | Path, state_key: str | None = None) -> dict[str,
 
 def canonicalize(obj: object, state_key: str | None = None, name: str = "checkpoint") -> dict[str, torch.Tensor]:
     """Unwrap ``params_ema``/``params``/``state_dict`` containers and strip DataParallel's ``module.``."""
+    import torch
+
     if isinstance(obj, Mapping):
         keys = [state_key] if state_key else ["params_ema", "params", "state_dict", "model", "generator"]
         for key in keys:

@@ -31,6 +31,8 @@ def isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("SR_FILTER_CACHE_DIR", str(cache))
     monkeypatch.setenv("SR_FILTER_WEIGHTS_URL", "http://127.0.0.1:9/no-downloads-in-tests/")
     monkeypatch.delenv("SR_FILTER_OFFLINE", raising=False)
+    for name in ("SR_FILTER_CONNECT_TIMEOUT", "SR_FILTER_STALL_TIMEOUT", "SR_FILTER_DOWNLOAD_TIMEOUT"):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("SR_FILTER_DOWNLOAD_RETRIES", "2")
     return cache
 
@@ -41,7 +43,9 @@ class WeightsServer:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.hits: Counter[str] = Counter()
-        self.behaviour: dict[str, str] = {}  # file name -> "truncate" | "500"
+        self.behaviour: dict[str, str] = {}  # file name -> "truncate" | "500" | "silent" | "trickle"
+        self.trickle_interval = 0.2  # seconds between the bytes of a "trickle" answer
+        self.stopping = threading.Event()
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -52,6 +56,9 @@ class WeightsServer:
                 mode = server.behaviour.get(name)
                 if mode == "500":
                     self.send_error(500)
+                    return
+                if mode == "silent":  # accepts the request and never answers
+                    server.stopping.wait()
                     return
                 if not path.is_file():
                     self.send_error(404)
@@ -65,6 +72,16 @@ class WeightsServer:
                     self.wfile.flush()
                     self.close_connection = True
                     return
+                if mode == "trickle":  # one byte at a time, never silent for long
+                    for i in range(len(data)):
+                        if server.stopping.wait(server.trickle_interval):
+                            return
+                        try:
+                            self.wfile.write(data[i : i + 1])
+                            self.wfile.flush()
+                        except OSError:  # the client gave up
+                            return
+                    return
                 self.wfile.write(data)
 
             def log_message(self, *args):  # keep test output clean
@@ -76,6 +93,7 @@ class WeightsServer:
         self.thread.start()
 
     def stop(self) -> None:
+        self.stopping.set()
         self.httpd.shutdown()
         self.httpd.server_close()
 

@@ -93,3 +93,28 @@ def test_parse_rejects_bad_manifests():
         parse_manifest(data)
     with pytest.raises(ManifestError, match="manifest_version"):
         parse_manifest({**_minimal(), "manifest_version": 2})
+
+
+def test_unknown_version_or_near_name_offers_what_exists():
+    manifest = load_manifest()
+    with pytest.raises(UnknownModelError, match=r"sr-cartoon-x4 has no version '2'; did you mean 'sr-cartoon-x4@1'\?"):
+        manifest.get("sr-cartoon-x4@2")
+    with pytest.raises(UnknownModelError, match=r"did you mean 'sr-cartoon-x4'"):
+        manifest.get("sr-cartoon-x5")
+    with pytest.raises(UnknownModelError, match=r"'photos'; did you mean 'photo'\?"):
+        manifest.preset_models("photos")
+    with pytest.raises(UnknownModelError) as info:
+        manifest.get("nonsense")
+    assert "did you mean" not in str(info.value)
+
+
+@pytest.mark.parametrize("file", ["../../escaped.pth", "/tmp/abs.pth", "sub/m.pth", "..", ".hidden.pth", "a\\b.pth"])
+def test_file_names_must_be_plain_names(file):
+    with pytest.raises(ManifestError, match="plain file name"):
+        parse_manifest(_minimal(file=file))
+
+
+@pytest.mark.parametrize("packaged", ["../outside.pth", "/etc/passwd", "builtin/../../x.pth"])
+def test_packaged_paths_stay_inside_the_package(packaged):
+    with pytest.raises(ManifestError, match="inside the package"):
+        parse_manifest(_minimal(packaged=packaged))

@@ -27,7 +27,7 @@ def entry():
 
 
 def _leftovers(folder):
-    return [p.name for p in folder.iterdir() if p.name.endswith((".part", ".tmp"))]
+    return [p.name for p in folder.iterdir() if p.name.endswith((".part", ".tmp", ".lock"))]
 
 
 def test_first_use_downloads_then_uses_cache(weights_server, entry, isolated_cache):

@@ -1,0 +1,286 @@
+"""Downloading one pinned file into the weights cache: bounded in time, verified, atomic.
+
+The file streams into a hidden ``.NAME.XXXXXXXX.part`` next to its final name, is checked
+against the expected size and sha256 and only then renamed into place; the part file is deleted
+on any error or interruption (``finally``), and parts left by a killed process are swept later.
+Time limits (seconds, from the environment): ``SR_FILTER_CONNECT_TIMEOUT`` (10) to connect,
+``SR_FILTER_STALL_TIMEOUT`` (30) without any data, ``SR_FILTER_DOWNLOAD_TIMEOUT`` for the whole
+file with all its attempts (default 60 s plus 20 s per MB, i.e. a 50 kB/s floor). A broken
+transfer or a server error is retried ``SR_FILTER_DOWNLOAD_RETRIES`` (3) times; a host that cannot
+be reached or does not answer is not asked again, and is remembered (:mod:`sr_filter.netmemory`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import secrets
+import socket
+import sys
+import time
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from . import netmemory
+from .cachelock import CacheLock, LockTimeout
+from .envvars import env_int, env_seconds, env_text
+from .errors import CacheError, ChecksumError, DownloadError, DownloadSettingError, NetworkUnavailableError, first_line
+
+log = logging.getLogger(__name__)
+
+ENV_MIRROR = "SR_FILTER_WEIGHTS_URL"
+ENV_CACHE = "SR_FILTER_CACHE_DIR"
+ENV_RETRIES = "SR_FILTER_DOWNLOAD_RETRIES"
+ENV_CONNECT = "SR_FILTER_CONNECT_TIMEOUT"
+ENV_STALL = "SR_FILTER_STALL_TIMEOUT"
+ENV_DEADLINE = "SR_FILTER_DOWNLOAD_TIMEOUT"
+_CHUNK = 1 << 16
+_FLOOR_RATE = 50_000  # bytes/s: the slowest transfer the default deadline allows
+_UNKNOWN_SIZE = 100_000_000  # bytes assumed for the default deadline when the size is unknown
+STALE_PART_S = 3600.0
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Retries and time limits of one download, read from the environment."""
+
+    retries: int
+    connect: float
+    stall: float
+    deadline: float | None
+
+    @classmethod
+    def from_env(cls) -> Limits:
+        err = DownloadSettingError
+        deadline = env_seconds(ENV_DEADLINE, 1.0, error=err) if env_text(ENV_DEADLINE) else None
+        return cls(
+            env_int(ENV_RETRIES, 3, minimum=1, error=err),
+            env_seconds(ENV_CONNECT, 10.0, error=err),
+            env_seconds(ENV_STALL, 30.0, error=err),
+            deadline,
+        )
+
+    def overall(self, size: int | None) -> float:
+        """Seconds the whole download of a file of ``size`` bytes may take."""
+        return self.deadline or 60.0 + (size or _UNKNOWN_SIZE) / _FLOOR_RATE
+
+
+class _Retryable(Exception):
+    """A failure worth another attempt at the same URL (broken transfer, server error)."""
+
+
+class _NextUrl(Exception):
+    """A failure that another attempt at the same URL would repeat (silence, HTTP 404)."""
+
+
+class _Unreachable(_NextUrl):
+    """The host could not be reached at all (no network, name lookup, refused)."""
+
+
+class _OutOfTime(Exception):
+    """The download's overall deadline passed."""
+
+
+def download(urls: list[str], path: Path, sha256: str, size: int | None) -> None:
+    """Download ``path.name`` from the first of ``urls`` that delivers the right bytes."""
+    if not urls:
+        raise DownloadError(f"no URL is known for {path.name}; set {ENV_MIRROR} or put the file at {path}")
+    limits = Limits.from_env()
+    overall = limits.overall(size)
+    deadline = time.monotonic() + overall
+    errors: list[str] = []
+    unreachable: list[str] = []
+    try:
+        for url in urls:
+            for attempt in range(limits.retries):
+                if time.monotonic() > deadline:
+                    raise _OutOfTime(f"not done within {round(overall, 1):g} s ({ENV_DEADLINE})")
+                try:
+                    _stream(url, path, sha256, size, limits, deadline)
+                    netmemory.remember(path.parent, [url], reachable=True)
+                    return
+                except _Unreachable as exc:
+                    errors.append(f"{url}: {exc}")
+                    unreachable.append(url)
+                    break
+                except _NextUrl as exc:
+                    errors.append(f"{url}: {exc}")
+                    break
+                except _Retryable as exc:
+                    errors.append(f"{url}: {exc}")
+                    log.info("download of %s failed (%s), attempt %d of %d", url, exc, attempt + 1, limits.retries)
+                    pause = min(2**attempt, 10) * 0.5
+                    if attempt + 1 < limits.retries and time.monotonic() + pause < deadline:
+                        time.sleep(pause)
+    except _OutOfTime as exc:
+        errors.append(str(exc))
+    if unreachable:
+        netmemory.remember(path.parent, unreachable, reachable=False)
+    kind = NetworkUnavailableError if len(unreachable) == len(urls) else DownloadError
+    error = kind(
+        f"could not download {path.name} ({errors[-1]}). Check the network, set {ENV_MIRROR} to a mirror "
+        f"that serves {path.name}, or put the file at {path}"
+    )
+    if isinstance(error, NetworkUnavailableError):
+        error.reason = errors[-1].split(": ", 1)[-1]
+    raise error
+
+
+def _stream(url: str, path: Path, sha256: str, size: int | None, limits: Limits, deadline: float) -> None:
+    response = _open(url, limits)
+    with response:
+        if response.status_code != 200:
+            message = f"HTTP {response.status_code}"
+            raise (_Retryable if response.status_code >= 500 or response.status_code == 429 else _NextUrl)(message)
+        total = size or int(response.headers.get("Content-Length") or 0) or None
+        with _PartFile(path) as part, _bar(path.name, total) as bar:
+            digest = hashlib.sha256()
+            received = 0
+            while chunk := _read(response, limits, received):
+                received += len(chunk)
+                if size is not None and received > size:
+                    raise ChecksumError(
+                        f"{url} sent more than the expected {size} bytes for {path.name}; the server holds a different file"
+                    )
+                digest.update(chunk)
+                part.write(chunk)
+                bar.update(len(chunk))
+                if time.monotonic() > deadline:
+                    raise _OutOfTime(f"{url}: not done within {round(limits.overall(size), 1):g} s ({ENV_DEADLINE})")
+            if size is not None and received != size:
+                raise _Retryable(f"got {received} of {size} bytes")
+            actual = digest.hexdigest()
+            if actual != sha256:
+                raise ChecksumError(
+                    f"sha256 mismatch for {path.name} from {url}: expected {sha256}, got {actual}; the download was deleted"
+                )
+            part.commit()
+
+
+def _open(url: str, limits: Limits):  # -> requests.Response
+    import requests
+    from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+
+    try:
+        return requests.get(
+            url, stream=True, timeout=(limits.connect, limits.stall), headers={"Accept-Encoding": "identity"}
+        )
+    except requests.ConnectTimeout:
+        raise _Unreachable(f"no connection to {_host(url)} within {limits.connect:g} s ({ENV_CONNECT})") from None
+    except requests.ReadTimeout:
+        raise _NextUrl(f"no answer for {limits.stall:g} s ({ENV_STALL})") from None
+    except requests.ConnectionError as exc:
+        reason = getattr(exc.args[0] if exc.args else None, "reason", None)
+        if isinstance(reason, (NewConnectionError, ConnectTimeoutError)):
+            cause = reason.__cause__ if isinstance(reason.__cause__, OSError) else None
+            why = f" ({cause.strerror})" if cause is not None and cause.strerror else ""
+            verb = "resolve" if isinstance(cause, socket.gaierror) else "connect to"
+            raise _Unreachable(f"cannot {verb} {_host(url)}{why}") from None
+        raise _Retryable(_short(exc)) from None
+    except requests.RequestException as exc:
+        raise _NextUrl(_short(exc)) from None
+
+
+def _read(response, limits: Limits, received: int) -> bytes:
+    """The next bytes of the body (b"" at its end), waiting at most the stall timeout."""
+    from urllib3.exceptions import HTTPError, ReadTimeoutError
+
+    try:
+        return response.raw.read1(_CHUNK, decode_content=False)
+    except (ReadTimeoutError, TimeoutError):
+        raise _NextUrl(f"no data for {limits.stall:g} s after {received} bytes ({ENV_STALL})") from None
+    except (HTTPError, OSError) as exc:
+        raise _Retryable(f"connection broke after {received} bytes: {_short(exc)}") from None
+
+
+class _PartFile:
+    """The hidden file a download streams into; renamed to the final name by :meth:`commit`,
+    deleted on any error or interruption. Created with mode 0666 minus the umask, like any file
+    the user writes, so a shared cache can be read by others."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.part = path.parent / f".{path.name}.{secrets.token_hex(4)}.part"
+        self.fd = -1
+
+    def __enter__(self) -> _PartFile:
+        try:
+            self.fd = os.open(self.part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except OSError as exc:
+            raise cache_error(exc, self.path) from None
+        return self
+
+    def write(self, data: bytes) -> None:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self.fd, view):]
+        except OSError as exc:
+            raise cache_error(exc, self.path) from None
+
+    def commit(self) -> None:
+        try:
+            os.fsync(self.fd)
+            os.close(self.fd)
+            self.fd = -1
+            os.replace(self.part, self.path)
+        except OSError as exc:
+            raise cache_error(exc, self.path) from None
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.fd >= 0:
+            with suppress(OSError):
+                os.close(self.fd)
+        with suppress(OSError):
+            self.part.unlink(missing_ok=True)
+
+
+def cache_error(exc: OSError, path: Path) -> CacheError:
+    """One line for a fault of the cache folder while a download is written into it."""
+    what = exc.strerror or first_line(exc)
+    if path.is_dir():
+        return CacheError(f"cannot save {path.name}: {path} is a folder; remove it or set {ENV_CACHE} to another folder")
+    return CacheError(
+        f"cannot write {path.name} into the weights cache {path.parent} ({what}); "
+        f"free some space there or set {ENV_CACHE} to another folder"
+    )
+
+
+def sweep_parts(folder: Path, name: str | None = None) -> None:
+    """Delete part files left by killed downloads: those of ``name`` (its lock is held by the
+    caller, so no one is writing them) and any older than :data:`STALE_PART_S` whose file is not
+    being downloaded now."""
+    try:
+        parts = [p for p in folder.iterdir() if p.name.startswith(".") and p.name.endswith(".part")]
+    except OSError:
+        return
+    now = time.time()
+    for part in parts:
+        target = part.name[1:].rsplit(".", 2)[0]
+        with suppress(OSError, LockTimeout):
+            if target == name:
+                part.unlink()
+            elif now - part.stat().st_mtime > STALE_PART_S:
+                with CacheLock(folder / target, timeout=0):
+                    part.unlink()
+
+
+def _bar(name: str, total: int | None):  # -> tqdm
+    from tqdm import tqdm
+
+    hidden = sys.stderr is None or not sys.stderr.isatty() or not log.isEnabledFor(logging.WARNING)
+    return tqdm(
+        total=total, desc=f"downloading {name}", unit="B", unit_scale=True, unit_divisor=1024,
+        file=sys.stderr, disable=hidden, leave=False, dynamic_ncols=True,
+    )
+
+
+def _host(url: str) -> str:
+    return urlsplit(url).netloc
+
+
+def _short(exc: BaseException) -> str:
+    return first_line(exc)[:200]

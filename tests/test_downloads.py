@@ -1,0 +1,315 @@
+"""Downloads under hostile conditions: no network, bad settings, a faulty cache, stalling
+servers, signals, zip bombs. Real servers on 127.0.0.1, real files, real subprocesses."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+import zipfile
+
+import pytest
+import torch
+
+from sr_filter.cachelock import CacheLock
+from sr_filter.errors import CacheError, DownloadError, DownloadSettingError, OfflineError, WeightsFormatError
+from sr_filter.manifest import Manifest, Preset, load_manifest
+from sr_filter.models import load_model
+from sr_filter.netmemory import FILE_NAME as MEMORY_FILE
+from sr_filter.weights import fetch, file_sha256, load_state_dict
+
+from .conftest import ROOT
+
+NAME = "RealESRGANv2-animevideo-xsx2"
+
+
+def _env(**extra: str) -> dict[str, str]:
+    """The environment for a subprocess: this test's (isolated cache, local mirror) plus ours."""
+    return dict(os.environ, PYTHONPATH=str(ROOT), **extra)
+
+
+@pytest.fixture
+def entry():
+    return load_manifest().get(NAME)
+
+
+@pytest.fixture(autouse=True)
+def warnings_logged(caplog):
+    caplog.set_level(logging.WARNING)
+    return caplog
+
+
+def _preset_with_fallback(first: str) -> Manifest:
+    """The real manifest with a ``photo`` preset trying ``first``, then the built-in sr-photo-x4."""
+    data = load_manifest()
+    return Manifest(data.models, {**data.presets, "photo": Preset("photo", (first, "sr-photo-x4"))}, "photo")
+
+
+def _run(script: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(script)], env=_env(), capture_output=True,
+                          text=True, timeout=120, **kwargs)
+
+
+# --- no network: fall back at once, and remember it -------------------------------------------
+
+
+def test_no_network_preset_falls_back_at_once_and_remembers(monkeypatch, isolated_cache, caplog):
+    closed = socket.socket()  # bound but not listening: connections are refused, like a host that is down
+    closed.bind(("127.0.0.1", 0))
+    monkeypatch.setenv("SR_FILTER_WEIGHTS_URL", f"http://127.0.0.1:{closed.getsockname()[1]}/w/")
+    monkeypatch.setenv("SR_FILTER_DOWNLOAD_RETRIES", "3")
+    monkeypatch.setenv("SR_FILTER_STALL_TIMEOUT", "0.5")
+    try:
+        assert load_model("photo").name == "sr-photo-x4"
+        assert "no network: using the built-in model sr-photo-x4 instead of realesr-general-x4v3" in caplog.text
+        assert (isolated_cache / MEMORY_FILE).is_file()
+        closed.listen(8)  # from now on a connection attempt would be seen
+        closed.settimeout(0.2)
+        caplog.clear()
+        assert load_model("photo").name == "sr-photo-x4"  # remembered: no new attempt
+        assert "no network: using the built-in model sr-photo-x4" in caplog.text
+        assert "127.0.0.1:" in caplog.text and "could not be reached in the last minute" in caplog.text
+        with pytest.raises(socket.timeout):
+            closed.accept()
+        # an explicit model name still tries (the listening socket never answers: stall timeout)
+        with pytest.raises(DownloadError, match="no answer"):
+            load_model("realesr-general-x4v3")
+        closed.accept()[0].close()
+        # and so does a preset with SR_FILTER_OFFLINE=0
+        monkeypatch.setenv("SR_FILTER_OFFLINE", "0")
+        assert load_model("photo").name == "sr-photo-x4"
+        closed.accept()[0].close()
+    finally:
+        closed.close()
+
+
+def test_unresolvable_host_falls_back_without_retrying(monkeypatch, isolated_cache, caplog):
+    monkeypatch.setenv("SR_FILTER_WEIGHTS_URL", "http://sr-filter-test.invalid/weights/")
+    monkeypatch.setenv("SR_FILTER_DOWNLOAD_RETRIES", "3")
+    start = time.monotonic()
+    assert load_model("face").name == "sr-face-x4"
+    assert time.monotonic() - start < 5
+    assert "no network: using the built-in model sr-face-x4 instead of RealESRGAN_x4plus (cannot resolve sr-filter-test.invalid" in caplog.text
+    assert list(json.loads((isolated_cache / MEMORY_FILE).read_text())) == ["http://sr-filter-test.invalid"]
+
+
+def test_a_host_that_answers_again_is_forgotten(weights_server, entry, isolated_cache):
+    host = weights_server.url.rsplit("/weights/", 1)[0]
+    isolated_cache.mkdir(exist_ok=True)
+    (isolated_cache / MEMORY_FILE).write_text(json.dumps({host: time.time() - 10, "http://other": time.time()}))
+    fetch(entry)  # an explicit use still tries, and succeeds
+    assert list(json.loads((isolated_cache / MEMORY_FILE).read_text())) == ["http://other"]
+
+
+# --- settings from the environment -------------------------------------------------------------
+
+BAD_SETTINGS = [
+    ("SR_FILTER_DOWNLOAD_RETRIES", "abc"),
+    ("SR_FILTER_DOWNLOAD_RETRIES", "2.5"),
+    ("SR_FILTER_DOWNLOAD_RETRIES", "0"),
+    ("SR_FILTER_OFFLINE", "maybe"),
+    ("SR_FILTER_WEIGHTS_URL", "ftp://mirror.example/"),
+    ("SR_FILTER_CONNECT_TIMEOUT", "nan"),
+    ("SR_FILTER_STALL_TIMEOUT", "-1"),
+    ("SR_FILTER_DOWNLOAD_TIMEOUT", "soon"),
+]
+
+
+@pytest.mark.parametrize("name,value", BAD_SETTINGS)
+def test_bad_setting_is_named_and_presets_fall_back(name, value, entry, monkeypatch, caplog):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(DownloadSettingError) as info:
+        fetch(entry)
+    assert f"{name}={value!r}" in str(info.value) and "\n" not in str(info.value)
+    assert load_model("photo").name == "sr-photo-x4"
+    assert f"{name}={value!r}" in caplog.text
+
+
+def test_bad_setting_in_the_cli_is_one_line(tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (8, 8), "red").save(tmp_path / "in.png")
+    result = subprocess.run(
+        [sys.executable, "-m", "sr_filter", "--model", "realesr-general-x4v3", str(tmp_path / "in.png")],
+        env=_env(SR_FILTER_DOWNLOAD_RETRIES="abc"), capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "SR_FILTER_DOWNLOAD_RETRIES='abc'" in lines[0], result.stderr
+
+
+def test_offline_message_names_no_command_line_flag(entry, monkeypatch):
+    monkeypatch.setenv("SR_FILTER_OFFLINE", "1")
+    with pytest.raises(OfflineError) as info:
+        fetch(entry)
+    assert "--" not in str(info.value)
+
+
+# --- a faulty cache ----------------------------------------------------------------------------
+
+
+def test_folder_named_like_the_weights_file(weights_server, entry, isolated_cache, caplog):
+    (isolated_cache / entry.file).mkdir(parents=True)
+    with pytest.raises(CacheError, match="is a folder"):
+        fetch(entry)
+    assert load_model("photo", manifest=_preset_with_fallback(NAME)).name == "sr-photo-x4"
+    assert "is a folder" in caplog.text
+
+
+def test_full_cache_is_one_line_and_presets_fall_back(weights_server, isolated_cache):
+    """The file size limit stands in for a full disk: writes fail with an OSError past 1 MB."""
+    result = _run(f"""
+        import resource, signal
+        from sr_filter.manifest import Manifest, Preset, load_manifest
+        from sr_filter.models import load_model
+        from sr_filter.weights import fetch
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, 1_000_000))
+        m = load_manifest()
+        try:
+            fetch(m.get({NAME!r}))
+        except Exception as exc:
+            print(type(exc).__name__, exc)
+        custom = Manifest(m.models, {{**m.presets, "photo": Preset("photo", ({NAME!r}, "sr-photo-x4"))}}, "photo")
+        print("used", load_model("photo", manifest=custom).name)
+    """)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    first, used = result.stdout.strip().splitlines()
+    assert first.startswith("CacheError cannot write") and "SR_FILTER_CACHE_DIR" in first
+    assert used == "used sr-photo-x4"
+    assert "using sr-photo-x4@1 instead of" in result.stderr
+    assert [p.name for p in isolated_cache.iterdir()] == []  # no part, no lock
+
+
+def test_cached_weights_are_readable_by_others(weights_server, entry, isolated_cache):
+    old = os.umask(0o022)
+    try:
+        path = fetch(entry)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+# --- interrupted and stale downloads -----------------------------------------------------------
+
+
+def test_sigterm_during_download_leaves_no_part(weights_server, entry, isolated_cache):
+    weights_server.behaviour[entry.file] = "trickle"
+    weights_server.trickle_interval = 0.01
+    script = f"""
+        import signal
+        signal.signal(signal.SIGTERM, lambda *a: (_ for _ in ()).throw(SystemExit(143)))
+        from sr_filter.manifest import load_manifest
+        from sr_filter.weights import fetch
+        fetch(load_manifest().get({NAME!r}))
+    """
+    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(script)], env=_env(), stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not list(isolated_cache.glob("*.part")):
+            assert time.monotonic() < deadline and proc.poll() is None, "the download never started"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, err
+    assert list(isolated_cache.iterdir()) == []
+
+
+def test_parts_left_by_killed_downloads_are_swept(weights_server, entry, isolated_cache):
+    isolated_cache.mkdir(exist_ok=True)
+    long_ago = time.time() - 2 * 3600
+    own = isolated_cache / f".{entry.file}.0a1b2c3d.part"  # of the file being fetched: any age
+    old = isolated_cache / ".other.pth.deadbeef.part"  # of another file, old and not locked
+    locked = isolated_cache / ".busy.pth.12345678.part"  # old, but its file is being downloaded
+    young = isolated_cache / ".young.pth.87654321.part"  # recent: may still be written
+    for part in (own, old, locked, young):
+        part.write_bytes(b"partial")
+    for part in (old, locked):
+        os.utime(part, (long_ago, long_ago))
+    with CacheLock(isolated_cache / "busy.pth", timeout=1):
+        fetch(entry)
+    assert sorted(p.name for p in isolated_cache.iterdir()) == sorted([entry.file, locked.name, young.name])
+    os.utime(young, (long_ago, long_ago))
+    fetch(entry)  # the file is cached now; the next use still sweeps
+    assert sorted(p.name for p in isolated_cache.iterdir()) == [entry.file]
+
+
+# --- servers that stall or trickle -------------------------------------------------------------
+
+
+def test_server_that_never_answers_times_out(weights_server, entry, monkeypatch, isolated_cache):
+    weights_server.behaviour[entry.file] = "silent"
+    monkeypatch.setenv("SR_FILTER_STALL_TIMEOUT", "0.5")
+    start = time.monotonic()
+    with pytest.raises(DownloadError, match=r"no answer for 0.5 s \(SR_FILTER_STALL_TIMEOUT\)"):
+        fetch(entry)
+    assert time.monotonic() - start < 3
+    assert weights_server.hits[entry.file] == 1  # silence is not retried
+    assert list(isolated_cache.iterdir()) == []
+
+
+def test_trickling_server_meets_the_overall_deadline(weights_server, entry, monkeypatch, isolated_cache):
+    weights_server.behaviour[entry.file] = "trickle"
+    monkeypatch.setenv("SR_FILTER_STALL_TIMEOUT", "1")
+    monkeypatch.setenv("SR_FILTER_DOWNLOAD_TIMEOUT", "1.5")
+    start = time.monotonic()
+    with pytest.raises(DownloadError, match=r"not done within 1.5 s \(SR_FILTER_DOWNLOAD_TIMEOUT\)"):
+        fetch(entry)
+    assert time.monotonic() - start < 4
+    assert list(isolated_cache.iterdir()) == []
+
+
+def test_progress_bar_on_a_terminal_shows_rate(weights_server, entry):
+    import pty
+    import termios
+
+    master, slave = pty.openpty()
+    termios.tcsetwinsize(slave, (24, 100))  # a new pseudo-terminal is 0 columns wide
+    script = f"from sr_filter.manifest import load_manifest; from sr_filter.weights import fetch; fetch(load_manifest().get({NAME!r}))"
+    proc = subprocess.Popen([sys.executable, "-c", script], env=_env(), stderr=slave, stdout=subprocess.DEVNULL)
+    os.close(slave)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # the terminal closed
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.close(master)
+    assert proc.wait(timeout=60) == 0, output
+    text = output.decode(errors="replace")
+    assert f"downloading {entry.file}" in text and "B/s" in text, text
+
+
+# --- untrusted weights files -------------------------------------------------------------------
+
+
+def test_zip_bomb_is_refused_before_it_is_unpacked(tmp_path):
+    plain = io.BytesIO()
+    torch.save({"conv.weight": torch.zeros(25_000_000)}, plain)  # 100 MB of zeros
+    path = tmp_path / "bomb.pth"
+    with zipfile.ZipFile(plain) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info.filename))
+    assert path.stat().st_size < 1_000_000
+    with pytest.raises(WeightsFormatError, match=r"bomb.pth would unpack to 100 MB"):
+        load_state_dict(path)
+
+
+def test_real_weights_pass_the_size_guard(weights_server, entry):
+    assert load_state_dict(fetch(entry))
+    assert file_sha256(fetch(entry)) == entry.sha256
