@@ -366,10 +366,13 @@ def test_default_gimp_dir_per_platform(tmp_path):
 
 
 def test_install_command_line(tmp_path):
-    p = subprocess.run([sys.executable, "-m", "sr_filter.gimp.install", "--gimp-dir", str(tmp_path)],
+    p = subprocess.run([sys.executable, "-X", "importtime", "-m", "sr_filter.gimp.install", "--gimp-dir", str(tmp_path)],
                        capture_output=True, text=True, env=worker_env(), timeout=120)
     assert p.returncode == 0, p.stderr
     assert (tmp_path / "plug-ins" / "sr-filter" / "sr-filter.py").is_file() and "installed" in p.stdout
+    # the installer is below the CLI: it never imports it (no import circle with cli/gimp.py)
+    imported = [line.rsplit("|", 1)[-1].strip() for line in p.stderr.splitlines() if line.startswith("import time:")]
+    assert "sr_filter.gimp.protocol" in imported and not [m for m in imported if m.startswith(("sr_filter.cli", "click"))]
 
 
 # -- end to end in real GIMP 3 -----------------------------------------------------------------

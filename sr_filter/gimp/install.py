@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from sr_filter.errors import SrFilterError
-from sr_filter.gimp import protocol, worker
+from sr_filter.gimp import protocol
 
 PLUGIN_NAME = "sr-filter"
 CONFIG_NAME = "sr-filter.json"
@@ -81,6 +81,8 @@ def install(gimp_dir: Path, python: str, env: Optional[Dict[str, str]] = None) -
 def menu_choices(python: str, env: Optional[Dict[str, str]] = None) -> Dict[str, object]:
     """The plug-in's menu choices as the worker run by ``python`` reports them."""
     if os.path.abspath(python) == os.path.abspath(sys.executable) and env is None:  # a venv's link is not its base
+        from sr_filter.gimp import worker  # numpy and torch: not for `sr-filter --help`
+
         return worker.describe()
     try:
         return protocol.describe_worker(python, env)

@@ -15,11 +15,9 @@ from typing import IO, Any, Dict, List, Optional, Tuple
 import numpy as np
 
 import sr_filter
-from sr_filter import limits
 from sr_filter.errors import SrFilterError
 from sr_filter.gimp import protocol as proto
 from sr_filter.manifest import load_manifest
-from sr_filter.tiling import MIN_TILE
 
 DTYPES = {"uint8": np.uint8, "uint16": np.uint16, "float32": np.float32}
 
@@ -49,6 +47,8 @@ def describe() -> Dict[str, Any]:
     The presets in manifest order, then the models that ship inside sr-filter and that no
     preset already uses (e.g. ``sr-cartoon-x4``); the smallest tile the library accepts.
     """
+    from sr_filter.tiling import MIN_TILE  # torch: only when asked
+
     manifest = load_manifest()
     presets = [(p.name, p.name.capitalize(), p.description) for p in manifest.presets.values()]
     used = {name for p in manifest.presets.values() for name in p.models}
@@ -84,6 +84,8 @@ def serve(stdin: IO[bytes], stdout: IO[bytes], stderr: IO[str]) -> int:
         if request["request"] == "describe":
             proto.write_message(stdout, {"ok": True, "choices": describe()})
             return 0
+        from sr_filter import limits  # torch: only for a well-formed upscale request
+
         kwargs, scale = upscale_options(request["options"])
         upscaler = sr_filter.Upscaler(**kwargs)  # loaded once for all layers
         for index, info in enumerate(request["images"]):
