@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -78,6 +79,24 @@ def test_gray_2d_array_is_sent_as_one_channel():
 def test_bad_image_entry_is_a_protocol_error(entry, words):
     with pytest.raises(proto.ProtocolError, match=words):
         proto.image_nbytes(entry)
+
+
+@pytest.mark.parametrize("header, words", [
+    ({"images": [{"width": True, "height": 2, "channels": 3, "dtype": "uint8"}]}, "must be integers"),
+    ({"images": [{"width": 2, "height": 2, "channels": 3, "dtype": "uint8", "extra": 1}]}, "bad image entry"),
+    ({"images": [{"width": 1 << 20, "height": 2, "channels": 3, "dtype": "uint8"}]}, "sides 1 to 524288"),
+    ({"images": [{"width": 1, "height": 1, "channels": 1, "dtype": "uint8"}] * (proto.MAX_IMAGES + 1)}, "at most 10000"),
+    ({"images": [], "options": {"scale": float("nan")}}, "scale must be above 0"),
+    ({"images": [], "options": {"scale": -0.0}}, "scale must be above 0"),
+    ({"images": [], "options": {"tile": -1}}, "tile must be"),
+    ({"images": [], "options": {"model": ["a"]}}, "option 'model' must be a text"),
+    ({"images": [], "options": {"colour": "red"}}, "unknown option 'colour'"),
+    ({"images": [], "request": "shutdown"}, "unknown request 'shutdown'"),
+    ({"images": [], "version": "2"}, "protocol version '2'"),
+])
+def test_request_schema_refuses_each_bad_field(header, words):
+    with pytest.raises(proto.ProtocolError, match=re.escape(words)):
+        proto.check_request(dict({"version": proto.VERSION}, **header))
 
 
 def test_truncated_payload_is_a_protocol_error():
