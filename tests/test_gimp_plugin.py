@@ -236,6 +236,17 @@ def test_worker_answers_a_malformed_request_with_one_protocol_error_line(name):
     assert "\n" not in reply["error"] and b"Traceback" not in p.stderr, p.stderr.decode()[-2000:]
 
 
+def test_worker_refuses_a_layer_whose_upscale_cannot_fit_in_memory_before_running():
+    # 6000x6000 grey at x16 is 96000x96000 (about 360 GB by the library's estimate): refused
+    # with the library's message, not killed for lack of memory after minutes of work.
+    info, data = gimp_worker.from_array(np.zeros((6000, 6000), np.uint8))
+    t0 = time.monotonic()
+    with pytest.raises(proto.WorkerError) as exc:
+        proto.run_worker(sys.executable, dict(_OPTS, scale=16.0), [(info, data)], env=worker_env())
+    assert exc.value.kind == "ImageTooLargeError" and "layer 1 is 6000x6000" in str(exc.value)
+    assert time.monotonic() - t0 < 60
+
+
 def test_plugin_from_an_older_version_is_told_to_reinstall():
     # Plug-ins installed by an earlier sr-filter start the old module with protocol version 1.
     frame = _frame({"version": 1, "options": _OPTS, "images": [_TINY]}, bytes(12))
