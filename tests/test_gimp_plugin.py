@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -22,7 +23,7 @@ import pytest
 from PIL import Image
 
 import sr_filter
-from sr_filter import gimp_install, gimp_protocol as proto, gimp_worker
+from sr_filter.gimp import install as gimp_install, protocol as proto, worker as gimp_worker
 from sr_filter.errors import SrFilterError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -80,6 +81,24 @@ def test_bad_image_entry_is_a_protocol_error(entry, words):
         proto.image_nbytes(entry)
 
 
+@pytest.mark.parametrize("header, words", [
+    ({"images": [{"width": True, "height": 2, "channels": 3, "dtype": "uint8"}]}, "must be integers"),
+    ({"images": [{"width": 2, "height": 2, "channels": 3, "dtype": "uint8", "extra": 1}]}, "bad image entry"),
+    ({"images": [{"width": 1 << 20, "height": 2, "channels": 3, "dtype": "uint8"}]}, "sides 1 to 524288"),
+    ({"images": [{"width": 1, "height": 1, "channels": 1, "dtype": "uint8"}] * (proto.MAX_IMAGES + 1)}, "at most 10000"),
+    ({"images": [], "options": {"scale": float("nan")}}, "scale must be above 0"),
+    ({"images": [], "options": {"scale": -0.0}}, "scale must be above 0"),
+    ({"images": [], "options": {"tile": -1}}, "tile must be"),
+    ({"images": [], "options": {"model": ["a"]}}, "option 'model' must be a text"),
+    ({"images": [], "options": {"colour": "red"}}, "unknown option 'colour'"),
+    ({"images": [], "request": "shutdown"}, "unknown request 'shutdown'"),
+    ({"images": [], "version": "2"}, "protocol version '2'"),
+])
+def test_request_schema_refuses_each_bad_field(header, words):
+    with pytest.raises(proto.ProtocolError, match=re.escape(words)):
+        proto.check_request(dict({"version": proto.VERSION}, **header))
+
+
 def test_truncated_payload_is_a_protocol_error():
     head = json.dumps({"images": [{"width": 4, "height": 4, "channels": 3, "dtype": "uint8"}]})
     with pytest.raises(proto.ProtocolError, match="expected 48 pixel bytes, got 10"):
@@ -102,16 +121,26 @@ def test_scaled_matches_the_librarys_size_rounding():
     assert proto.scaled(1, 0.1) == 1  # a size never collapses to 0
 
 
-def test_upscale_options_map_plugin_defaults_to_library_defaults():
-    kw, scale = gimp_worker.upscale_options({"preset": "face", "model": "", "scale": 2.0, "device": "cpu", "tile": 0})
+def test_upscale_options_carry_the_librarys_values():
+    # The plug-in sends "auto" for its 0 (automatic); on the wire 0 is the library's whole image.
+    kw, scale = gimp_worker.upscale_options({"preset": "face", "model": "", "scale": 2.0, "device": "cpu", "tile": "auto"})
     assert (kw, scale) == ({"model": "face", "device": "cpu", "tile": "auto"}, 2.0)
-    kw, scale = gimp_worker.upscale_options({"preset": "face", "model": "/m.pth", "scale": 0, "tile": 64})
+    kw, scale = gimp_worker.upscale_options({"preset": "face", "model": "/m.pth", "scale": None, "tile": 64})
     assert (kw, scale) == ({"model": "/m.pth", "device": "auto", "tile": 64}, None)
+    kw, _ = gimp_worker.upscale_options({"tile": 0})
+    assert kw == {"device": "auto", "tile": 0}  # no model: the library's default preset
+    with pytest.raises(proto.ProtocolError, match="scale must be above 0"):
+        gimp_worker.upscale_options({"scale": 0})  # was silently the model's x4
 
 
-def test_tile_size_below_the_librarys_minimum_is_refused_in_plugin_terms():
-    with pytest.raises(SrFilterError, match="0 \\(automatic\\) or at least 32"):
-        gimp_worker.upscale_options({"tile": 16})
+def test_menu_choices_come_from_the_manifest():
+    manifest = sr_filter.load_manifest()
+    choices = gimp_worker.describe()
+    nicks = [nick for nick, _, _ in choices["presets"]]
+    assert nicks[:len(manifest.presets)] == list(manifest.presets) == ["photo", "cartoon", "face"]
+    assert "sr-cartoon-x4" in nicks and choices["default"] == manifest.default_preset
+    from sr_filter.tiling import MIN_TILE
+    assert choices["min_tile"] == MIN_TILE == 32
 
 
 # -- real worker subprocess, real weights --------------------------------------------------
@@ -124,7 +153,7 @@ def test_tile_size_below_the_librarys_minimum_is_refused_in_plugin_terms():
     (with_alpha(crop(20, 24)).astype(np.float32) / 255),        # RGBA float32
 ], ids=["rgb8", "rgba8", "gray16", "rgbaf32"])
 def test_worker_output_equals_library_output(array):
-    options = {"model": str(WEIGHTS), "scale": 2.0, "device": "cpu", "tile": 0}
+    options = {"model": str(WEIGHTS), "scale": 2.0, "device": "cpu", "tile": "auto"}
     seen = []
     results = proto.run_worker(sys.executable, options, [gimp_worker.from_array(array)],
                                progress=lambda i, d, t: seen.append((i, d, t)), env=worker_env())
@@ -156,10 +185,80 @@ def test_worker_reports_the_librarys_message_for_a_missing_model(tmp_path):
 
 
 def test_worker_rejects_a_bad_request_with_one_clear_line():
-    p = subprocess.run([sys.executable, "-m", "sr_filter.gimp_worker"], input=b"not json\n",
+    p = subprocess.run([sys.executable, "-m", proto.WORKER_MODULE], input=b"not json\n",
                        capture_output=True, env=worker_env(), timeout=120)
     reply = json.loads(p.stdout.decode().splitlines()[0])
     assert p.returncode == 1 and reply["ok"] is False and "header is not JSON" in reply["error"]
+
+
+def _frame(header: dict, payload: bytes = b"") -> bytes:
+    return json.dumps(header).encode() + b"\n" + payload
+
+
+_OPTS = {"model": "sr-cartoon-x4", "device": "cpu"}  # built in: nothing to download
+_TINY = {"width": 2, "height": 2, "channels": 3, "dtype": "uint8"}
+_HEAD = {"version": proto.VERSION, "options": _OPTS}
+MALFORMED = {
+    "no-images": (_frame(_HEAD), "no 'images' list"),
+    "images-is-a-number": (_frame(dict(_HEAD, images=5)), "'images' must be a list"),
+    "options-is-a-number": (_frame(dict(_HEAD, options=5, images=[_TINY]), bytes(12)), "'options' must be an object"),
+    "scale-is-text": (_frame(dict(_HEAD, options=dict(_OPTS, scale="abc"), images=[_TINY]), bytes(12)),
+                      "scale must be a number"),
+    "scale-zero": (_frame(dict(_HEAD, options=dict(_OPTS, scale=0), images=[_TINY]), bytes(12)), "scale must be above 0"),
+    "tile-is-text": (_frame(dict(_HEAD, options=dict(_OPTS, tile="abc"), images=[_TINY]), bytes(12)), "tile must be"),
+    "width-is-text": (_frame(dict(_HEAD, images=[dict(_TINY, width="2")]), bytes(12)), "must be integers"),
+    "deep-nesting": (b'{"version": %d, "options": ' % proto.VERSION + b"[" * 100000 + b"]" * 100000 + b"}\n",
+                     "nested too deeply"),
+    # 1 KB of pixels for a 30000x30000 RGBA float image (14.4 GB): refused by size, nothing reserved
+    "huge-float-image": (_frame(dict(_HEAD, images=[dict(_TINY, width=30000, height=30000, channels=4, dtype="float32")]),
+                                bytes(1024)), "at most 4 GiB"),
+    # within the size bound (3.6 GB) but only 1 KB sent: read in chunks, so memory follows the data
+    "short-huge-image": (_frame(dict(_HEAD, images=[dict(_TINY, width=30000, height=30000, channels=4)]), bytes(1024)),
+                         "expected 3600000000 pixel bytes, got 1024"),
+}
+
+
+def _limit_address_space() -> None:
+    """3 GiB of virtual memory: the worker with torch needs about 0.7; a 3.6 GB buffer cannot fit."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+
+
+@pytest.mark.parametrize("name", list(MALFORMED))
+def test_worker_answers_a_malformed_request_with_one_protocol_error_line(name):
+    frame, words = MALFORMED[name]
+    p = subprocess.run([sys.executable, "-m", proto.WORKER_MODULE], input=frame, capture_output=True,
+                       env=worker_env(), timeout=120, preexec_fn=_limit_address_space)
+    reply = json.loads(p.stdout.decode().splitlines()[0])
+    assert p.returncode == 1 and reply["ok"] is False, reply
+    assert reply["kind"] == "ProtocolError" and words in reply["error"], reply
+    assert "\n" not in reply["error"] and b"Traceback" not in p.stderr, p.stderr.decode()[-2000:]
+
+
+def test_worker_refuses_a_layer_whose_upscale_cannot_fit_in_memory_before_running():
+    # 6000x6000 grey at x16 is 96000x96000 (about 360 GB by the library's estimate): refused
+    # with the library's message, not killed for lack of memory after minutes of work.
+    info, data = gimp_worker.from_array(np.zeros((6000, 6000), np.uint8))
+    t0 = time.monotonic()
+    with pytest.raises(proto.WorkerError) as exc:
+        proto.run_worker(sys.executable, dict(_OPTS, scale=16.0), [(info, data)], env=worker_env())
+    assert exc.value.kind == "ImageTooLargeError" and "layer 1 is 6000x6000" in str(exc.value)
+    assert time.monotonic() - t0 < 60
+
+
+def test_plugin_from_an_older_version_is_told_to_reinstall():
+    # Plug-ins installed by an earlier sr-filter start the old module with protocol version 1.
+    frame = _frame({"version": 1, "options": _OPTS, "images": [_TINY]}, bytes(12))
+    p = subprocess.run([sys.executable, "-m", "sr_filter.gimp_worker"], input=frame, capture_output=True,
+                       env=worker_env(), timeout=120)
+    reply = json.loads(p.stdout.decode().splitlines()[0])
+    assert reply["ok"] is False and reply["kind"] == "ProtocolError"
+    assert "python -m sr_filter.gimp.install" in reply["error"] and "restart GIMP" in reply["error"]
+
+
+def test_worker_describes_the_menu_choices_through_the_protocol():
+    assert proto.describe_worker(sys.executable, env=worker_env()) == gimp_worker.describe()
 
 
 @needs_data
@@ -172,10 +271,10 @@ def test_stray_prints_during_inference_do_not_corrupt_the_reply():
                "    print('stray output from a dependency')\n"
                "    return orig(self, *a, **k)\n"
                "sr_filter.Upscaler.upscale = noisy\n"
-               "runpy.run_module('sr_filter.gimp_worker', run_name='__main__')\n")
+               "runpy.run_module('sr_filter.gimp.worker', run_name='__main__')\n")
     request = io.BytesIO()
     info, data = gimp_worker.from_array(crop(8, 8))
-    proto.write_message(request, {"version": 1, "options": {"model": str(WEIGHTS), "device": "cpu"},
+    proto.write_message(request, {"version": proto.VERSION, "options": {"model": str(WEIGHTS), "device": "cpu"},
                                   "images": [info]}, [data])
     p = subprocess.run([sys.executable, "-c", wrapper], input=request.getvalue(), capture_output=True,
                        env=worker_env(), timeout=300)
@@ -232,7 +331,7 @@ def test_worker_stops_when_the_plugin_process_is_killed():
     script = (
         "import sys, numpy as np\n"
         "from PIL import Image\n"
-        "from sr_filter import gimp_protocol as p, gimp_worker as w\n"
+        "from sr_filter.gimp import protocol as p, worker as w\n"
         "a = np.asarray(Image.open(%r).convert('RGB'))\n"
         "p.run_worker(sys.executable, {'model': %r, 'device': 'cpu', 'tile': 64, 'scale': 4},\n"
         "             [w.from_array(a)], progress=lambda i, d, t: print(d, flush=True), env=dict(%r))\n"
@@ -259,11 +358,24 @@ def test_install_copies_plugin_protocol_and_config(tmp_path):
     assert path.stat().st_mode & 0o777 == 0o755
     assert (path.parent / "gimp_protocol.py").read_text() == Path(proto.__file__).read_text()
     assert proto.python_from_config(str(path.parent / "sr-filter.json")) == sys.executable
+    # the plug-in's menu, written for it so that it registers without starting the worker
+    assert proto.choices_from_config(str(path.parent / "sr-filter.json")) == gimp_worker.describe()
 
 
-def test_install_resolves_an_interpreter_name_on_path(tmp_path):
-    path = gimp_install.install(tmp_path, "sh")  # any executable on PATH will do for the config
-    assert proto.python_from_config(str(path.parent / "sr-filter.json")) == shutil.which("sh")
+def test_install_resolves_an_interpreter_name_on_path(tmp_path, monkeypatch):
+    bin_dir, name = os.path.split(sys.executable)  # a venv's python: a link that must be kept as named
+    monkeypatch.setenv("PATH", bin_dir + os.pathsep + os.environ["PATH"])
+    path = gimp_install.install(tmp_path / "3.0", name, env=worker_env())
+    config = str(path.parent / "sr-filter.json")
+    assert proto.python_from_config(config) == os.path.join(bin_dir, name) == shutil.which(name)
+    # asked through the worker protocol: the same menu as this interpreter's
+    assert proto.choices_from_config(config) == gimp_worker.describe()
+
+
+def test_install_refuses_an_interpreter_that_cannot_run_the_worker(tmp_path):
+    with pytest.raises(SrFilterError, match="sh cannot run the sr-filter worker"):
+        gimp_install.install(tmp_path, "sh")  # on PATH, but not a Python with sr-filter
+    assert not (tmp_path / "plug-ins").exists()
 
 
 def test_install_refuses_a_missing_interpreter(tmp_path):
@@ -284,10 +396,13 @@ def test_default_gimp_dir_per_platform(tmp_path):
 
 
 def test_install_command_line(tmp_path):
-    p = subprocess.run([sys.executable, "-m", "sr_filter.gimp_install", "--gimp-dir", str(tmp_path)],
+    p = subprocess.run([sys.executable, "-X", "importtime", "-m", "sr_filter.gimp.install", "--gimp-dir", str(tmp_path)],
                        capture_output=True, text=True, env=worker_env(), timeout=120)
     assert p.returncode == 0, p.stderr
     assert (tmp_path / "plug-ins" / "sr-filter" / "sr-filter.py").is_file() and "installed" in p.stdout
+    # the installer is below the CLI: it never imports it (no import circle with cli/gimp.py)
+    imported = [line.rsplit("|", 1)[-1].strip() for line in p.stderr.splitlines() if line.startswith("import time:")]
+    assert "sr_filter.gimp.protocol" in imported and not [m for m in imported if m.startswith(("sr_filter.cli", "click"))]
 
 
 # -- end to end in real GIMP 3 -----------------------------------------------------------------
@@ -322,8 +437,8 @@ def gimp_run(tmp_path_factory):
     if not (WEIGHTS.is_file() and BABY.is_file()):
         pytest.skip("shared weights/Set5 not found (set SR_FILTER_SHARED)")
     work = tmp_path_factory.mktemp("gimp")
-    probe = _chroot("run", "python3", "-c", "import torch, sr_filter.gimp_worker", cwd=work)
-    _chroot("run", "python3", "-m", "sr_filter.gimp_install", cwd=work)  # HOME=/job-home in the chroot
+    probe = _chroot("run", "python3", "-c", "import torch, sr_filter.gimp.worker", cwd=work)
+    _chroot("run", "python3", "-m", "sr_filter.gimp.install", cwd=work)  # HOME=/job-home in the chroot
     shutil.copyfile(WEIGHTS, work / "model.pth")
     rgb, rgba = crop(40, 48), with_alpha(crop(36, 40, 120, 220))
     gray16 = crop(32, 40, 60, 260)[:, :, 1].astype(np.uint16) * 257 + 128
@@ -355,6 +470,8 @@ def gimp_run(tmp_path_factory):
          "args": {"model": model, "scale": 4.0, "device": "cpu"}},
         {"name": "missing-model", "input": "rgb.png", "output": "never.png",
          "args": {"model": "/job/missing.pth", "scale": 4.0, "device": "cpu"}},
+        {"name": "small-tile", "input": "rgb.png", "output": "never.png",
+         "args": {"model": model, "scale": 4.0, "device": "cpu", "tile": 16}},
     ]
     (work / "bad.pth").write_bytes(b"this is not a weights file\n")
     (work / "args.json").write_text(json.dumps({"cases": cases}))
@@ -407,7 +524,7 @@ def test_gimp_built_in_model_from_the_preset_menu_matches_library(gimp_run):
     rep = gimp_run["report"]["builtin"]
     assert rep["status"] == "success", rep
     out = np.asarray(Image.open(gimp_run["work"] / "builtin_out.png"))
-    want = sr_filter.upscale(gimp_run["inputs"]["rgb"], model="sr-cartoon-x4", scale=2.0, device="cpu", tile=0)
+    want = sr_filter.upscale(gimp_run["inputs"]["rgb"], model="sr-cartoon-x4", scale=2.0, device="cpu", tile="auto")
     _assert_close(out[..., :3], want, 1)
 
 
@@ -416,7 +533,7 @@ def test_gimp_16bit_grayscale_keeps_precision(gimp_run):
     assert rep["status"] == "success", rep
     assert "U16" in rep["precision"] and rep["size"] == [120, 96]
     out = np.asarray(Image.open(gimp_run["work"] / "gray16_out.png"))
-    want = _library(gimp_run["inputs"]["gray16"], 3.0, 0)
+    want = _library(gimp_run["inputs"]["gray16"], 3.0, "auto")  # the plug-in's 0 is automatic
     assert out.dtype == np.uint16 or out.dtype == np.int32  # PIL opens 16-bit grey as I;16 or I
     _assert_close(out.astype(np.uint16), want.reshape(out.shape), 257)  # 1/255 in 16-bit units
     assert np.any(out.astype(np.int64) % 257 != 0)  # values between 8-bit steps: precision kept
@@ -456,6 +573,13 @@ def test_gimp_unavailable_device_is_a_gimp_error_with_the_librarys_message(gimp_
     assert rep["size"] == [48, 40]
 
 
+def test_gimp_refuses_a_tile_size_below_the_librarys_minimum_in_plugin_terms(gimp_run):
+    rep = gimp_run["report"]["small-tile"]  # the plug-in's 0 is automatic; the smallest size is the library's
+    assert rep["status"] == "execution-error", rep
+    assert "0 (automatic) or at least 32 pixels, not 16" in rep["message"], rep
+    assert rep["size"] == [48, 40]
+
+
 def test_gimp_refuses_a_locked_layer_before_changing_anything(gimp_run):
     rep = gimp_run["report"]["locked"]
     assert rep["status"] == "execution-error" and "'Background' is locked" in rep["message"], rep
@@ -472,31 +596,28 @@ def test_gimp_refuses_a_model_file_that_does_not_exist_before_calling_us(gimp_ru
 
 def test_gimp_without_config_uses_gimps_own_python_when_it_has_sr_filter(gimp_run, tmp_path):
     # In the chroot GIMP's Python can import sr_filter, so the plug-in works without the
-    # installer's sr-filter.json; reinstall afterwards so other runs see the normal setup.
+    # installer's sr-filter.json (a tile size makes it ask the worker for the smallest tile);
+    # reinstall afterwards so other runs see the normal setup.
     config = "/job-home/.config/GIMP/3.0/plug-ins/sr-filter/sr-filter.json"
     _chroot("run", "rm", config, cwd=tmp_path)
     try:
         shutil.copyfile(gimp_run["work"] / "model.pth", tmp_path / "model.pth")
         Image.fromarray(gimp_run["inputs"]["rgb"][:16, :16]).save(tmp_path / "small.png")
         case = {"name": "no-config", "input": "small.png", "output": "small_out.png",
-                "args": {"model": "/job/model.pth", "scale": 2.0, "device": "cpu", "tile": 0}}
+                "args": {"model": "/job/model.pth", "scale": 2.0, "device": "cpu", "tile": 32}}
         (tmp_path / "args.json").write_text(json.dumps({"cases": [case]}))
         _chroot("batch", str(REPO / "tests" / "gimp_e2e_batch.py"), str(tmp_path), cwd=tmp_path)
     finally:
-        _chroot("run", "python3", "-m", "sr_filter.gimp_install", cwd=tmp_path)
+        _chroot("run", "python3", "-m", "sr_filter.gimp.install", cwd=tmp_path)
     rep = json.loads((tmp_path / "report.json").read_text())["no-config"]
     assert rep["status"] == "success", rep
     out = np.asarray(Image.open(tmp_path / "small_out.png"))
-    _assert_close(out, _library(gimp_run["inputs"]["rgb"][:16, :16].copy(), 2.0, 0), 1)
+    _assert_close(out, _library(gimp_run["inputs"]["rgb"][:16, :16].copy(), 2.0, 32), 1)
 
 
 def test_every_choice_in_the_plugins_preset_menu_loads_offline():
-    import ast
-
-    tree = ast.parse((REPO / "gimp_plugin" / "sr-filter" / "sr-filter.py").read_text())
-    presets = next(ast.literal_eval(n.value) for n in tree.body
-                   if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "PRESETS")
-    assert [nick for nick, _ in presets][:3] == ["photo", "cartoon", "face"]
-    for nick, _label in presets:
+    presets = gimp_worker.describe()["presets"]
+    assert [nick for nick, _, _ in presets][:3] == ["photo", "cartoon", "face"]
+    for nick, _label, _help in presets:
         kw, _ = gimp_worker.upscale_options({"preset": nick, "model": ""})
         assert sr_filter.Upscaler(**kw, offline=True).scale == 4, nick

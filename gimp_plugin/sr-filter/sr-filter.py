@@ -3,8 +3,9 @@
 #
 # Upscales the whole image (every layer, the canvas and layer offsets) with the sr_filter
 # library. GIMP's Python usually cannot import torch, so the pixels go to a worker process,
-# `PYTHON -m sr_filter.gimp_worker`, where PYTHON comes from sr-filter.json next to this
-# file (written by `python -m sr_filter.gimp_install`). All image maths happens there.
+# `PYTHON -m sr_filter.gimp.worker`, where PYTHON comes from sr-filter.json next to this
+# file (written by `python -m sr_filter.gimp.install`). All image maths happens there; the
+# preset menu comes from the library's manifest (via the config, or asked from the worker).
 import os
 import sys
 
@@ -19,13 +20,12 @@ import gimp_protocol as proto  # noqa: E402  (copied here by the installer)
 
 PROC_NAME = "plug-in-sr-filter-upscale"
 CONFIG_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sr-filter.json")
-# presets, then the built-in models by name (sr-cartoon-x4: our fast cartoon model, truer to painted art)
-PRESETS = [("photo", "Photo"), ("cartoon", "Cartoon / anime"), ("face", "Face"),
-           ("sr-cartoon-x4", "Cartoon, painted art (fast, built-in)")]
-DEVICES = [("auto", "Automatic"), ("cpu", "CPU"), ("cuda", "NVIDIA GPU (CUDA)"), ("mps", "Apple GPU (MPS)")]
+# Only when no worker can be asked (the run then reports why): the library's default preset.
+FALLBACK_CHOICES = {"presets": [("photo", "Photo", "")], "default": "photo", "min_tile": 0}
+DEVICES = [("auto", "Automatic", ""), ("cpu", "CPU", ""), ("cuda", "NVIDIA GPU (CUDA)", ""), ("mps", "Apple GPU (MPS)", "")]
 SAMPLES = {"uint8": "u8", "uint16": "u16", "float32": "float"}
 NOT_FOUND = ("sr-filter is not installed for this plug-in: in the Python environment that has "
-             "sr-filter and torch, run `python -m sr_filter.gimp_install`, then restart GIMP")
+             "sr-filter and torch, run `%s`, then restart GIMP" % proto.INSTALL_COMMAND)
 
 
 def error(procedure, msg, status=Gimp.PDBStatusType.EXECUTION_ERROR):
@@ -40,6 +40,25 @@ def worker_python():
     import importlib.util
 
     return sys.executable if importlib.util.find_spec("sr_filter") else None
+
+
+def menu_choices():
+    """Presets, default preset and smallest tile: from the installer's config, else from the worker."""
+    choices = proto.choices_from_config(CONFIG_FILE)
+    python = worker_python() if choices is None else None
+    if python is not None:
+        try:
+            choices = proto.describe_worker(python)
+        except (proto.WorkerError, proto.ProtocolError):
+            choices = None
+    return choices or FALLBACK_CHOICES
+
+
+def library_tile(tile):
+    """The plug-in's tile (0 = automatic) as the library's value; None if below the smallest tile."""
+    if tile == 0:
+        return "auto"
+    return None if tile < menu_choices()["min_tile"] else tile
 
 
 def leaf_layers(items):
@@ -91,7 +110,7 @@ def write_layer(layer, info, data, offsets):
     lock_alpha = layer.get_lock_alpha()  # a locked alpha would keep GIMP's interpolated alpha
     layer.set_lock_alpha(False)
     shadow = layer.get_shadow_buffer()
-    shadow.set(Gegl.Rectangle.new(0, 0, w, h), babl_format(layer, info["dtype"]), data)
+    shadow.set(Gegl.Rectangle.new(0, 0, w, h), babl_format(layer, info["dtype"]), bytes(data))  # from a bytearray
     shadow.flush()  # required from Python before merge_shadow
     layer.merge_shadow(True)
     layer.update(0, 0, w, h)
@@ -147,12 +166,16 @@ def run(procedure, run_mode, image, drawables, config, run_data):
         if not ok:
             return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
     model = config.get_property("model")
+    tile = library_tile(config.get_property("tile"))
+    if tile is None:
+        return error(procedure, "tile size must be 0 (automatic) or at least %d pixels, not %d"
+                     % (menu_choices()["min_tile"], config.get_property("tile")))
     options = {
         "preset": config.get_property("preset"),
         "model": model.get_path() if model is not None else "",
         "scale": config.get_property("scale"),
         "device": config.get_property("device"),
-        "tile": config.get_property("tile"),
+        "tile": tile,
     }
     locked = locked_item(image.get_layers())
     if locked:
@@ -177,8 +200,8 @@ def run(procedure, run_mode, image, drawables, config, run_data):
 
 def choice(entries):
     c = Gimp.Choice.new()
-    for i, (nick, label) in enumerate(entries):
-        c.add(nick, i, label, "")
+    for i, (nick, label, help_text) in enumerate(entries):
+        c.add(nick, i, label, help_text)
     return c
 
 
@@ -202,8 +225,9 @@ class SrFilter(Gimp.PlugIn):
             "ignored and scaled with the image). Inference runs in the Python environment "
             "named by sr-filter.json next to the plug-in.", name)
         procedure.set_attribution("sr-filter authors", "sr-filter authors", "2026")
+        menu = menu_choices()
         procedure.add_choice_argument("preset", "_Preset", "Model preset or built-in model (ignored when a model file is given)",
-                                      choice(PRESETS), "photo", rw)
+                                      choice(menu["presets"]), menu["default"], rw)
         procedure.add_file_argument("model", "_Model file", "Optional .pth weights file instead of the preset",
                                     Gimp.FileChooserAction.OPEN, True, None, rw)
         procedure.add_double_argument("scale", "S_cale", "Output size / input size", 1.0, 8.0, 2.0, rw)

@@ -1,0 +1,350 @@
+"""Wire protocol between the GIMP plug-in and its worker process (standard library only).
+
+GIMP 3 runs plug-ins in its own Python, which usually cannot import torch, so the plug-in
+sends pixels to ``PYTHON -m sr_filter.gimp.worker`` and reads the result back. This module
+is imported by both sides: by the worker from the installed package, and by the plug-in
+from a copy the installer puts next to ``sr-filter.py`` (as ``gimp_protocol.py``). It must
+therefore never import numpy, torch or anything outside the standard library.
+
+Request, on the worker's stdin: one JSON line ``{"version": 2, "request": "upscale",
+"options": {...}, "images": [{"width", "height", "channels", "dtype"}, ...]}`` followed by
+the raw pixels of every image, concatenated, row-major, interleaved channels, native byte
+order. ``options`` carry the library's values (``tile``: ``"auto"``, 0 = whole image, or a
+size; ``scale``: absent or null = the model's own). ``{"version": 2, "request": "describe"}``
+asks for the plug-in's menu choices instead (see :func:`check_choices`).
+Reply, on stdout: one JSON line ``{"ok": true, "images": [...]}`` plus the pixels the same
+way (``{"ok": true, "choices": {...}}`` for ``describe``), or ``{"ok": false, "error":
+"...", "kind": "ExceptionClass"}`` and nothing else.
+Progress, on stderr: JSON lines ``{"image": i, "done": d, "total": t}``; any other stderr
+line is log output (kept to explain a crash).
+
+Every request is checked against this schema, sizes included, before any pixel buffer is
+allocated; payloads are read in chunks, so a short header that claims a huge image costs
+nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import threading
+from typing import IO, Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+VERSION = 2
+REQUESTS = ("upscale", "describe")
+WORKER_MODULE = "sr_filter.gimp.worker"
+INSTALL_COMMAND = "python -m sr_filter.gimp.install"
+BYTES_PER_SAMPLE = {"uint8": 1, "uint16": 2, "float32": 4}
+PROGRESS_KEY = "done"
+MAX_HEADER = 1 << 20
+#: GIMP's own largest image edge
+MAX_SIDE = 524288
+#: layers in one request
+MAX_IMAGES = 10000
+#: pixel bytes in one request (a 16000x16000 RGBA float image); the worker's memory check follows
+MAX_PAYLOAD_BYTES = 4 << 30
+#: the plug-in offers 1 to 8
+MAX_SCALE = 16.0
+CHUNK = 1 << 22
+#: text options -> their longest accepted value
+OPTIONS = {"preset": 256, "model": 4096, "device": 64}
+
+Image = Tuple[Dict[str, Any], bytes]  # (geometry dict, raw pixels)
+ProgressFn = Callable[[int, int, int], Optional[bool]]  # (image index, done, total)
+
+
+class ProtocolError(Exception):
+    """The other side sent something that does not follow this protocol."""
+
+
+class WorkerError(Exception):
+    """The worker reported an error (``kind`` is the library's exception class name)."""
+
+    def __init__(self, message: str, kind: str = "") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def image_nbytes(info: Any) -> int:
+    """Byte size of one image described by a header entry; validates the entry."""
+    if not isinstance(info, dict) or set(info) != {"width", "height", "channels", "dtype"}:
+        raise ProtocolError("bad image entry %s: expected width, height, channels and dtype" % _short(info))
+    w, h, c, dtype = info["width"], info["height"], info["channels"], info["dtype"]
+    if not (_is_int(w) and _is_int(h) and _is_int(c)):
+        raise ProtocolError("bad image entry %s: width, height and channels must be integers" % _short(info))
+    if dtype not in BYTES_PER_SAMPLE:
+        raise ProtocolError("unknown dtype %s (expected one of %s)" % (_short(dtype), ", ".join(BYTES_PER_SAMPLE)))
+    if not (1 <= w <= MAX_SIDE and 1 <= h <= MAX_SIDE) or not 1 <= c <= 4:
+        raise ProtocolError("bad image size %dx%d with %d channels (sides 1 to %d, 1 to 4 channels)"
+                            % (w, h, c, MAX_SIDE))
+    return w * h * c * BYTES_PER_SAMPLE[dtype]
+
+
+def check_images(images: Any) -> List[Dict[str, Any]]:
+    """Validate a header's ``images`` list, its count and total size, before any pixel is read."""
+    if not isinstance(images, list):
+        raise ProtocolError("'images' must be a list of image entries, not %s" % _short(images))
+    if len(images) > MAX_IMAGES:
+        raise ProtocolError("%d images in one request; at most %d" % (len(images), MAX_IMAGES))
+    total = sum(image_nbytes(info) for info in images)
+    if total > MAX_PAYLOAD_BYTES:
+        raise ProtocolError("the images hold %.1f GiB of pixels; at most %.0f GiB per run: work on a crop "
+                            "or a lower bit depth" % (total / (1 << 30), MAX_PAYLOAD_BYTES / (1 << 30)))
+    return images
+
+
+def check_options(options: Any) -> Dict[str, Any]:
+    """Validate upscale options (types and ranges); returns them unchanged."""
+    if not isinstance(options, dict):
+        raise ProtocolError("'options' must be an object, not %s" % _short(options))
+    unknown = sorted(set(options) - set(OPTIONS) - {"scale", "tile"})
+    if unknown:
+        raise ProtocolError("unknown option %s (known: %s)"
+                            % (_short(unknown[0]), ", ".join(sorted(set(OPTIONS) | {"scale", "tile"}))))
+    for name, longest in OPTIONS.items():
+        value = options.get(name)
+        if value is not None and not (isinstance(value, str) and len(value) <= longest):
+            raise ProtocolError("option %r must be a text of at most %d characters, not %s"
+                                % (name, longest, _short(value)))
+    scale = options.get("scale")
+    if scale is not None:
+        if not (isinstance(scale, (int, float)) and not isinstance(scale, bool)):
+            raise ProtocolError("scale must be a number, not %s" % _short(scale))
+        if not (math.isfinite(scale) and 0 < scale <= MAX_SCALE):
+            raise ProtocolError("scale must be above 0 and at most %g, not %s" % (MAX_SCALE, _short(scale)))
+    tile = options.get("tile")
+    if tile is not None and tile != "auto" and not (_is_int(tile) and 0 <= tile <= MAX_SIDE):
+        raise ProtocolError("tile must be \"auto\", 0 (whole image) or a size in pixels, not %s" % _short(tile))
+    return options
+
+
+def check_request(header: Dict[str, Any]) -> Dict[str, Any]:
+    """Validate a request header; returns ``{"request", "options", "images"}`` with defaults filled."""
+    version = header.get("version")
+    if version != VERSION:
+        raise ProtocolError("the GIMP plug-in speaks protocol version %s, this sr-filter worker speaks %d: "
+                            "run `%s` again with this Python and restart GIMP"
+                            % (_short(version), VERSION, INSTALL_COMMAND))
+    request = header.get("request", "upscale")
+    if request not in REQUESTS:
+        raise ProtocolError("unknown request %s (expected one of %s)" % (_short(request), ", ".join(REQUESTS)))
+    if request == "describe":
+        return {"request": request, "options": {}, "images": []}
+    if "images" not in header:
+        raise ProtocolError("the request has no 'images' list")
+    options = check_options(header.get("options", {}))
+    return {"request": request, "options": options, "images": check_images(header["images"])}
+
+
+def check_choices(choices: Any) -> Dict[str, Any]:
+    """Validate the menu choices a worker or the installer's config gives the plug-in.
+
+    ``{"presets": [[nick, label, help], ...], "default": nick, "min_tile": n}``.
+    """
+    try:
+        presets = [(str(n), str(label), str(text)) for n, label, text in choices["presets"]]
+        default, min_tile = str(choices["default"]), int(choices["min_tile"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ProtocolError("bad menu choices: %s" % _short(exc)) from None
+    if not presets or default not in [n for n, _, _ in presets]:
+        raise ProtocolError("bad menu choices: no presets, or default %r is not one of them" % default)
+    return {"presets": presets, "default": default, "min_tile": min_tile}
+
+
+def scaled(n: int, scale: float) -> int:
+    """Canvas size or layer offset ``n`` after scaling, rounded like sr_filter rounds sizes."""
+    return max(1, round(n * scale)) if n > 0 else round(n * scale)
+
+
+def write_message(stream: IO[bytes], header: Dict[str, Any], images: Sequence[bytes] = ()) -> None:
+    """Write a JSON header line and the raw payloads, then flush."""
+    stream.write(json.dumps(header).encode("utf-8") + b"\n")
+    for data in images:
+        stream.write(data)
+    stream.flush()
+
+
+def read_header(stream: IO[bytes]) -> Dict[str, Any]:
+    """Read and decode one JSON header line (at most MAX_HEADER bytes)."""
+    line = stream.readline(MAX_HEADER)
+    if not line.endswith(b"\n"):
+        raise ProtocolError("no header line (stream ended or header longer than %d bytes)" % MAX_HEADER)
+    try:
+        header = json.loads(line.decode("utf-8"))
+    except RecursionError:
+        raise ProtocolError("header is nested too deeply") from None
+    except ValueError as exc:  # also bad UTF-8
+        raise ProtocolError("header is not JSON: %s" % exc) from None
+    if not isinstance(header, dict):
+        raise ProtocolError("header is not a JSON object")
+    return header
+
+
+def read_payloads(stream: IO[bytes], images: Sequence[Dict[str, Any]]) -> List[bytearray]:
+    """Read the pixels of validated image entries, in chunks: memory grows only with the data."""
+    payloads = []
+    for info in images:
+        n = image_nbytes(info)
+        data = bytearray()
+        while len(data) < n:
+            chunk = stream.read(min(CHUNK, n - len(data)))
+            if not chunk:
+                break
+            data += chunk
+        if len(data) != n:
+            raise ProtocolError("expected %d pixel bytes, got %d" % (n, len(data)))
+        payloads.append(data)
+    return payloads
+
+
+def read_message(stream: IO[bytes]) -> Tuple[Dict[str, Any], List[bytearray]]:
+    """Read one header line and the payloads its ``images`` list announces (a reply)."""
+    header = read_header(stream)
+    return header, read_payloads(stream, check_images(header.get("images", [])))
+
+
+def read_request(stream: IO[bytes]) -> Tuple[Dict[str, Any], List[bytearray]]:
+    """Read one request: the header checked against the schema, then the announced pixels."""
+    request = check_request(read_header(stream))
+    return request, read_payloads(stream, request["images"])
+
+
+def progress_line(image: int, done: int, total: int) -> str:
+    """One stderr progress line (without newline)."""
+    return json.dumps({"image": image, PROGRESS_KEY: done, "total": total})
+
+
+def parse_progress(line: str) -> Optional[Tuple[int, int, int]]:
+    """(image, done, total) if ``line`` is a progress line, else None."""
+    if not line.startswith("{"):
+        return None
+    try:
+        d = json.loads(line)
+        return int(d["image"]), int(d[PROGRESS_KEY]), int(d["total"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def worker_env(base: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    """Environment for the worker: the caller's, minus the settings of GIMP's own Python."""
+    env = dict(os.environ if base is None else base)
+    for key in ("PYTHONHOME", "PYTHONPATH", "PYTHONSTARTUP", "PYTHONEXECUTABLE", "__PYVENV_LAUNCHER__"):
+        env.pop(key, None)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def run_worker(
+    python: str,
+    options: Dict[str, Any],
+    images: Sequence[Image],
+    progress: Optional[ProgressFn] = None,
+    env: Optional[Dict[str, str]] = None,
+) -> List[Image]:
+    """Run ``python -m sr_filter.gimp.worker`` on ``images`` and return its results.
+
+    Raises WorkerError with the library's message when the worker reports one, or with
+    the exit status and the last log lines when it dies without a reply. ``progress``
+    returning False kills the worker and raises WorkerError(kind="CancelledError").
+    """
+    header = {"version": VERSION, "request": "upscale", "options": options, "images": [info for info, _ in images]}
+    head, payloads = _exchange(python, header, [data for _, data in images], progress, env)
+    return list(zip(head["images"], payloads))
+
+
+def describe_worker(python: str, env: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
+    """Ask the worker for the plug-in's menu choices (presets, default, smallest tile)."""
+    head, _ = _exchange(python, {"version": VERSION, "request": "describe"}, [], None, env)
+    return check_choices(head.get("choices"))
+
+
+def _exchange(
+    python: str, header: Dict[str, Any], payloads: Sequence[bytes], progress: Optional[ProgressFn],
+    env: Optional[Dict[str, str]],
+) -> Tuple[Dict[str, Any], List[bytearray]]:
+    """Start the worker, send one request, relay progress, return the reply (or raise WorkerError)."""
+    flags = getattr(subprocess, "CREATE_NO_WINDOW", 0)  # no console window on Windows
+    try:
+        proc = subprocess.Popen(
+            [python, "-m", WORKER_MODULE], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, env=worker_env() if env is None else env, creationflags=flags,
+        )
+    except OSError as exc:
+        raise WorkerError("cannot start the sr-filter worker %r: %s" % (python, exc), "OSError") from None
+    reply: Dict[str, Any] = {}
+
+    def feed() -> None:
+        try:
+            write_message(proc.stdin, header, payloads)
+            proc.stdin.close()
+        except OSError:  # worker died early; its exit status and stderr tell why
+            pass
+
+    def collect() -> None:
+        try:
+            reply["message"] = read_message(proc.stdout)
+        except (ProtocolError, OSError) as exc:
+            reply["problem"] = str(exc)
+
+    threads = [threading.Thread(target=feed, daemon=True), threading.Thread(target=collect, daemon=True)]
+    for t in threads:
+        t.start()
+    log: List[str] = []
+    cancelled = False
+    for raw in proc.stderr:
+        line = raw.decode("utf-8", "replace").rstrip()
+        step = parse_progress(line)
+        if step is None:
+            log = (log + [line])[-20:]
+        elif progress is not None and progress(*step) is False:
+            cancelled = True
+            proc.kill()
+            break
+    for t in threads:
+        t.join()
+    status = proc.wait()
+    if cancelled:
+        raise WorkerError("cancelled", "CancelledError")
+    if "message" not in reply:
+        tail = "\n".join(line for line in log if line.strip())
+        raise WorkerError("the sr-filter worker (%s) exited with status %s without a result: %s\n%s"
+                          % (python, status, reply.get("problem", ""), tail), "WorkerCrash")
+    head, data = reply["message"]
+    if not head.get("ok"):
+        raise WorkerError(str(head.get("error", "unknown error")), str(head.get("kind", "")))
+    return head, data
+
+
+def read_config(path: str) -> Dict[str, Any]:
+    """The installer's JSON config next to the plug-in, or {} if there is none or it is unreadable."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            config = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
+def python_from_config(path: str) -> Optional[str]:
+    """The interpreter named in the installer's JSON config, or None if there is none."""
+    python = read_config(path).get("python")
+    return python if isinstance(python, str) and python else None
+
+
+def choices_from_config(path: str) -> Optional[Dict[str, Any]]:
+    """The menu choices the installer wrote into its config, or None if absent or malformed."""
+    try:
+        return check_choices(read_config(path).get("choices"))
+    except ProtocolError:
+        return None

@@ -1,0 +1,142 @@
+"""Worker process for the GIMP plug-in: ``python -m sr_filter.gimp.worker``.
+
+Reads a request (see :mod:`sr_filter.gimp.protocol`) on stdin, upscales every image with
+the public :class:`sr_filter.Upscaler`, writes the reply on stdout and progress on stderr.
+It runs in the user's Python environment (where torch lives), not in GIMP's.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from typing import IO, Any, Dict, List, Optional, Tuple
+
+import numpy as np
+
+import sr_filter
+from sr_filter.errors import SrFilterError
+from sr_filter.gimp import protocol as proto
+from sr_filter.manifest import load_manifest
+
+DTYPES = {"uint8": np.uint8, "uint16": np.uint16, "float32": np.float32}
+
+
+def to_array(info: Dict[str, Any], data: bytes) -> np.ndarray:
+    """Raw interleaved pixels -> HxWxC array of the announced dtype (writable; no copy of a bytearray)."""
+    proto.image_nbytes(info)  # validates the entry
+    arr = np.frombuffer(data, dtype=DTYPES[info["dtype"]])
+    arr = arr.reshape(info["height"], info["width"], info["channels"])
+    return arr if arr.flags.writeable else arr.copy()
+
+
+def from_array(arr: np.ndarray) -> Tuple[Dict[str, Any], bytes]:
+    """HxW or HxWxC array -> (header entry, raw interleaved pixels)."""
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    name = {np.dtype(v): k for k, v in DTYPES.items()}.get(arr.dtype)
+    if name is None:
+        raise proto.ProtocolError("cannot send dtype %s" % arr.dtype)
+    info = {"width": arr.shape[1], "height": arr.shape[0], "channels": arr.shape[2], "dtype": name}
+    return info, np.ascontiguousarray(arr).tobytes()
+
+
+def describe() -> Dict[str, Any]:
+    """The plug-in's menu choices, from the manifest (the source of truth; no network).
+
+    The presets in manifest order, then the models that ship inside sr-filter and that no
+    preset already uses (e.g. ``sr-cartoon-x4``); the smallest tile the library accepts.
+    """
+    from sr_filter.tiling import MIN_TILE  # torch: only when asked
+
+    manifest = load_manifest()
+    presets = [(p.name, p.name.capitalize(), p.description) for p in manifest.presets.values()]
+    used = {name for p in manifest.presets.values() for name in p.models}
+    seen = set()
+    for entry in manifest.models:
+        if entry.packaged and entry.name not in used and entry.name not in seen:
+            seen.add(entry.name)
+            presets.append((entry.name, "%s (built-in)" % entry.name, entry.description))
+    return proto.check_choices({"presets": presets, "default": manifest.default_preset, "min_tile": MIN_TILE})
+
+
+def upscale_options(options: Dict[str, Any]) -> Tuple[Dict[str, Any], Optional[float]]:
+    """Checked request options -> (sr_filter.Upscaler keyword arguments, scale).
+
+    The values are the library's own (``tile`` 0 = whole image); empty ones take the
+    library's defaults; a model file wins over the preset.
+    """
+    proto.check_options(options)
+    kwargs: Dict[str, Any] = {"device": options.get("device") or "auto"}
+    model = options.get("model") or options.get("preset")
+    if model:
+        kwargs["model"] = model
+    if options.get("tile") is not None:
+        kwargs["tile"] = options["tile"]
+    scale = options.get("scale")
+    return kwargs, None if scale is None else float(scale)
+
+
+def serve(stdin: IO[bytes], stdout: IO[bytes], stderr: IO[str]) -> int:
+    """Handle one request; always answer with a reply header unless the output pipe is gone."""
+    try:
+        request, payloads = proto.read_request(stdin)
+        if request["request"] == "describe":
+            proto.write_message(stdout, {"ok": True, "choices": describe()})
+            return 0
+        from sr_filter import limits  # torch: only for a well-formed upscale request
+
+        kwargs, scale = upscale_options(request["options"])
+        upscaler = sr_filter.Upscaler(**kwargs)  # loaded once for all layers
+        for index, info in enumerate(request["images"]):
+            limits.check_fits("layer %d" % (index + 1), info["width"], info["height"], info["channels"],
+                              scale or upscaler.scale, np.dtype(DTYPES[info["dtype"]]).itemsize,
+                              model_scale=upscaler.scale)
+        results: List[Tuple[Dict[str, Any], bytes]] = []
+        for index, (info, data) in enumerate(zip(request["images"], payloads)):
+            def progress(done: int, total: int, _i: int = index) -> bool:
+                try:
+                    stderr.write(proto.progress_line(_i, done, total) + "\n")
+                    stderr.flush()
+                except OSError:  # the plug-in is gone (GIMP cancelled it): stop
+                    return False
+                return True
+
+            out = upscaler.upscale(to_array(info, data), scale=scale, progress=progress)
+            payloads[index] = bytearray()  # the input pixels are no longer needed
+            results.append(from_array(out))
+        reply: Dict[str, Any] = {"ok": True, "images": [info for info, _ in results]}
+        proto.write_message(stdout, reply, [data for _, data in results])
+        return 0
+    except Exception as exc:  # every failure becomes one JSON error line
+        kind = type(exc).__name__
+        message = str(exc) or kind
+        if isinstance(exc, MemoryError):
+            message = "out of memory: try a smaller tile size or a smaller image"
+        elif not _is_user_error(exc):
+            traceback.print_exc(file=stderr)
+            message = "internal error in sr-filter (%s: %s)" % (kind, message)
+        try:
+            proto.write_message(stdout, {"ok": False, "error": message, "kind": kind})
+        except OSError:
+            pass
+        return 1
+
+
+def _is_user_error(exc: BaseException) -> bool:
+    """True for the library's own errors and protocol errors, whose message is for the user."""
+    return isinstance(exc, (SrFilterError, proto.ProtocolError))
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point: keep the reply channel private so stray prints cannot corrupt it."""
+    reply = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # print() now goes to the log
+    try:
+        return serve(sys.stdin.buffer, reply, sys.stderr)
+    finally:
+        reply.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
