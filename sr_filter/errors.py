@@ -65,3 +65,9 @@ def first_line(exc: BaseException) -> str:
     third-party error worth putting into one of our one-line messages."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+class BackendError(SrFilterError):
+    """The requested inference backend cannot run here (not installed, wrong device, no conversion)."""
+
+    exit_code = 2

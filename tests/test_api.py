@@ -112,12 +112,12 @@ def test_reduced_precision_nan_falls_back_to_fp32(baby):
     """fp16 NaN/Inf recovery. No CUDA here, so bf16 on the CPU stands in for fp16 and the
     network is wrapped to overflow in reduced precision, as fp16 does on some GPUs."""
     up = Upscaler("cartoon", precision="bf16", tile=0)
-    reduced = up._net
+    reduced = up.backend.net
 
     def overflowing(x):
         return reduced(x) * float("inf")
 
-    up._net = overflowing
+    up.backend.net = overflowing
     out = up.upscale(baby)
     expected = Upscaler("cartoon", precision="fp32", tile=0).upscale(baby)
     assert up.fallbacks == 1

@@ -236,7 +236,7 @@ def test_pixel_unshuffle_models_pad_odd_sizes_and_tile_exactly(tmp_path):
     torch.save({"params_ema": net.state_dict()}, tmp_path / "tiny_x2.pth")
     image = np.random.default_rng(1).integers(0, 256, (41, 71, 3), dtype=np.uint8)
     whole = Upscaler(str(tmp_path / "tiny_x2.pth"), tile=0)
-    assert whole._multiple() == 2
+    assert whole.model.facts.multiple == 2
     expected = whole.upscale(image).astype(int)
     tiled = Upscaler(str(tmp_path / "tiny_x2.pth"), tile=32).upscale(image).astype(int)
     assert tiled.shape == (82, 142, 3) and np.abs(tiled - expected).max() <= 1
