@@ -63,7 +63,13 @@ def test_ramps_sum_to_one_and_stay_inside_the_context(length, tile, pad, multipl
     total = torch.zeros(length * scale, dtype=torch.float64)
     for s in spans:
         first, w = ramp(s, length, scale, band)
-        assert w.min() >= 0 and w.max() <= 1
+        # a trapezoid: exactly 1 on the core away from the blend bands, between 0 and 1
+        # inside a band (a linear ramp band * scale output px wide), never outside [0, 1]
+        half = band * scale / 2
+        centres = torch.arange(first, first + len(w), dtype=torch.float64) + 0.5
+        inner = (centres > s.lo * scale + (half if s.lo > 0 else 0)) & (centres < s.hi * scale - (half if s.hi < length else 0))
+        assert (w[inner] == 1).all()
+        assert (w[~inner] >= 0).all() and (w[~inner] <= 1).all()
         total[first : first + len(w)] += w.double()
         # weights are non-zero only where the window saw `pad` px of context (or the image border)
         nonzero = torch.nonzero(w).flatten() + first
