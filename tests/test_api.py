@@ -72,6 +72,11 @@ def test_layouts_and_dtypes_round_trip(cartoon, baby, shape, dtype):
     out = cartoon.upscale(array)
     assert out.dtype == dtype and out.shape == (160, 200) + tuple(shape[2:])
     assert out.min() >= 0 and out.max() <= top
+    # the same pixels through the float path: integer outputs are that result rounded (bounds
+    # alone cannot fail for unsigned types)
+    ref = cartoon.upscale(array.astype(np.float32) / np.float32(top))
+    assert ref.dtype == np.float32 and ref.min() >= 0 and ref.max() <= 1
+    assert np.abs(out.astype(np.float64) / top - ref).max() <= 0.5 / top + 1e-6
     if dtype == np.uint16:
         assert len(np.unique(out)) > 256  # kept at 16 bits, not squashed to 8
     if len(shape) == 3 and shape[2] in (2, 4):
