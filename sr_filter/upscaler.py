@@ -14,7 +14,7 @@ import torch
 from . import convert
 from .backends import Backend, make_backend
 from .device import free_memory, pick_device, pick_dtype
-from .errors import ImageFormatError, SrFilterError, first_line
+from .errors import ImageFormatError, SrFilterError, WeightsFormatError, first_line
 from .models import LoadedModel, load_model
 from .resize import resize
 from .tiling import ArraySink, Progress, Sink, check_tile, round_up, run_tiled
@@ -117,17 +117,22 @@ class Upscaler:
 
     def _window(self, batch: torch.Tensor) -> torch.Tensor:
         """One batch of windows through the backend, adapting the channel count to the model's:
-        a grey model runs each colour plane as its own image, an RGBA model gets opaque alpha."""
+        a grey model runs each colour plane as its own image, an RGBA model gets opaque alpha.
+        NaN in the result (after any fp32 re-run) means broken weights: an error, not a picture."""
         want, have = self.model.facts.in_channels, batch.shape[1]
-        if want == have:
-            return self.backend.run(batch)
         n, _, h, w = batch.shape
-        if want == 1:
+        if want == have:
+            out = self.backend.run(batch)
+        elif want == 1:
             out = self.backend.run(batch.reshape(n * have, 1, h, w))
-            return out.reshape(n, have, *out.shape[-2:])
-        if want == 4 and have == 3:
-            return self.backend.run(torch.cat([batch, torch.ones_like(batch[:, :1])], 1))[:, :3]
-        raise SrFilterError(f"the model takes {want} channels and cannot run on {have}")
+            out = out.reshape(n, have, *out.shape[-2:])
+        elif want == 4 and have == 3:
+            out = self.backend.run(torch.cat([batch, torch.ones_like(batch[:, :1])], 1))[:, :3]
+        else:
+            raise SrFilterError(f"the model takes {want} channels and cannot run on {have}")
+        if bool(torch.isnan(out).any()):
+            raise WeightsFormatError(f"{self.name} gives NaN (not-a-number) pixels even in fp32: its weights are damaged")
+        return out
 
     @staticmethod
     def _check_input(x: torch.Tensor) -> torch.Tensor:

@@ -174,3 +174,17 @@ def test_auto_tiles_on_the_cpu_give_progress_and_cancel_early(set5):
     with pytest.raises(CancelledError):
         up.upscale(image, progress=lambda done, total: False)
     assert len(calls) == 1
+
+
+def test_model_giving_nan_is_one_error_without_numpy_warnings(tmp_path, photo, recwarn):
+    """Damaged weights that give NaN in fp32: one clear error. Before, NaN reached the integer
+    cast in the row sink (numpy RuntimeWarnings naming tiling.py) and a black or NaN picture came out."""
+    net = SRVGGNetCompact(num_feat=8, num_conv=2, upscale=2)
+    with torch.no_grad():
+        net.body[0].weight.fill_(float("nan"))
+    torch.save(net.state_dict(), tmp_path / "nan.pth")
+    up = Upscaler(str(tmp_path / "nan.pth"), tile=32)
+    for dtype in (np.uint8, np.float32):
+        with pytest.raises(WeightsFormatError, match="NaN"):
+            up.upscale(photo.astype(dtype) / (255 if dtype == np.float32 else 1))
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
