@@ -188,3 +188,16 @@ def test_model_giving_nan_is_one_error_without_numpy_warnings(tmp_path, photo, r
         with pytest.raises(WeightsFormatError, match="NaN"):
             up.upscale(photo.astype(dtype) / (255 if dtype == np.float32 else 1))
     assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+def test_device_for_rank_is_pick_device_with_the_rank(monkeypatch):
+    """The trainer's device choice is the library's: CPU stays CPU whatever the rank, a CUDA
+    request on a machine without CUDA is the same DeviceError as for inference."""
+    from sr_filter.device import device_for_rank
+
+    monkeypatch.delenv("SR_FILTER_DEVICE", raising=False)
+    assert device_for_rank("cpu", 3) == torch.device("cpu")
+    assert device_for_rank("auto", 0).type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(DeviceError, match="no CUDA GPU"):
+            device_for_rank("cuda", 0)
