@@ -116,7 +116,7 @@ def test_progress_and_cancel(baby):
 def test_reduced_precision_nan_falls_back_to_fp32(baby):
     """fp16 NaN/Inf recovery. No CUDA here, so bf16 on the CPU stands in for fp16 and the
     network is wrapped to overflow in reduced precision, as fp16 does on some GPUs."""
-    up = Upscaler("cartoon", precision="bf16", tile=0)
+    up = Upscaler("cartoon", precision="bf16", tile=0, backend="torch")
     reduced = up.backend.net
 
     def overflowing(x):

@@ -4,6 +4,7 @@ backend choice, scale warnings, and progress/cancelling on the CPU with automati
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -148,6 +149,17 @@ def test_backend_choice():
     with pytest.raises(BackendError, match="fp32 or bf16"):
         make_backend("openvino", up.model, torch.device("cpu"), torch.float16)
     assert make_backend("torch", up.model, torch.device("cpu"), torch.bfloat16).precision == "bf16"
+
+
+def test_auto_backend_without_openvino_takes_torch_and_says_why(monkeypatch, caplog):
+    """OpenVINO cannot be uninstalled here, so its module is made unimportable (as without it)."""
+    monkeypatch.setitem(sys.modules, "sr_filter.backends.openvino", None)
+    with caplog.at_level(logging.INFO, logger="sr_filter"):
+        up = Upscaler("sr-cartoon-x4", device="cpu", backend="auto")
+    assert up.backend.name == "torch"
+    assert any(r.levelno == logging.INFO and "backend: torch, because" in r.getMessage() for r in caplog.records)
+    with pytest.raises(BackendError, match="install"):
+        Upscaler("sr-cartoon-x4", device="cpu", backend="openvino")
 
 
 def test_torch_backend_keeps_the_window_contract(photo):

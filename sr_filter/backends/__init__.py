@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import torch
 
-from ..errors import BackendError
+from ..errors import BackendError, first_line
 
 if TYPE_CHECKING:
     from ..models import LoadedModel
@@ -48,8 +48,8 @@ def make_backend(name: str, model: LoadedModel, device: torch.device, dtype: tor
         else:
             try:
                 return _openvino(model, device, dtype)
-            except BackendError as exc:
-                log.info("backend: torch, because %s", exc)
+            except Exception as exc:  # noqa: BLE001 - the optional backend must never stop "auto"
+                log.info("backend: torch, because %s", first_line(exc))
     from .torch import TorchBackend
 
     return TorchBackend(model, device, dtype)
