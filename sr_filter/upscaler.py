@@ -177,7 +177,8 @@ class Upscaler:
             jobs = [torch.cat([rgb.expand(-1, 3, -1, -1), alpha], 1)]
         else:
             separate = alpha is not None and not uniform_alpha
-            jobs = [rgb] + ([alpha.expand(-1, rgb.shape[1], -1, -1)] if separate else [])
+            alpha_planes = 1 if facts.in_channels == 1 else 3  # alpha runs as a grey (or RGB) image
+            jobs = [rgb] + ([alpha.expand(-1, alpha_planes, -1, -1)] if separate else [])
         tracker = _ProgressSum(progress, [height * width * (self.scale**2) ** k for k in range(passes)] * len(jobs))
         if (out_h, out_w) == (height * self.scale, width * self.scale) and not with_alpha:
             # native scale: stream rows straight into the result in its own dtype (no float copy)

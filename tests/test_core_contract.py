@@ -106,6 +106,10 @@ def test_grey_model_runs_on_grey_and_on_colour_images(tmp_path, photo):
         assert np.abs(out_rgb[..., c].astype(int) - up.upscale(photo[..., c]).astype(int)).max() <= 1
     tiled = Upscaler(str(tmp_path / "grey.pth"), tile=32).upscale(photo)
     assert np.abs(tiled.astype(int) - out_rgb.astype(int)).max() <= 1
+    alpha = np.linspace(0, 255, photo.shape[1]).astype(np.uint8)[None, :].repeat(photo.shape[0], 0)
+    out_rgba = up.upscale(np.dstack([photo, alpha]))  # alpha runs once, as a grey image
+    assert out_rgba.shape == (80, 96, 4)
+    assert np.abs(out_rgba[..., 3].astype(int) - up.upscale(alpha).astype(int)).max() <= 1
 
 
 def test_rgba_model_takes_alpha_with_the_colour(tmp_path, photo):
