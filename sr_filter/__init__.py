@@ -10,6 +10,7 @@ Importing this package does no I/O and touches no GPU.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from .errors import (
@@ -37,21 +38,24 @@ def upscale(
     image: Any,
     preset: str | None = None,
     *,
-    model: str | None = None,
+    model: str | os.PathLike | None = None,
     scale: float | None = None,
     device: str = "auto",
     precision: str = "auto",
     tile: int | str = "auto",
     offline: bool | None = None,
     progress: Progress | None = None,
+    backend: str = "auto",
 ) -> Any:
     """Upscale one PIL image or numpy array; returns the same kind.
 
     ``preset`` is ``photo`` (default), ``cartoon`` or ``face``; ``model`` (a manifest name or a
-    weights file) overrides it. ``scale`` defaults to the model's own; other values resample the
+    weights file, also as a ``pathlib.Path``) overrides it; ``backend`` is ``auto``, ``torch`` or
+    ``openvino``. ``scale`` defaults to the model's own; other values resample the
     model's output. To process many images, create an :class:`Upscaler` once instead.
     """
-    upscaler = Upscaler(model or preset, device=device, precision=precision, tile=tile, offline=offline)
+    upscaler = Upscaler(model if model is not None else preset, device=device, precision=precision, tile=tile,
+                        offline=offline, backend=backend)
     return upscaler.upscale(image, scale=scale, progress=progress)
 
 

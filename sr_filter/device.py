@@ -20,12 +20,39 @@ _DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
 
 
 def pick_device(request: str | torch.device | None = "auto") -> torch.device:
-    """Resolve ``auto``/``cuda``/``cuda:N``/``mps``/``cpu`` to an available device."""
+    """Resolve ``auto``/``cuda``/``cuda:N``/``mps``/``cpu`` to an available device.
+
+    ``auto`` takes the ``SR_FILTER_DEVICE`` environment variable when it is set; a bad value
+    there gives an error that names the variable, since that is what the user has to change.
+    """
     if isinstance(request, torch.device):
         request = str(request)
+    if request is not None and not isinstance(request, str):
+        raise DeviceError(f"the device must be a name such as auto, cpu, cuda, cuda:N or mps, not {request!r}")
     request = (request or "auto").strip().lower()
     if request == "auto":
-        request = os.environ.get(ENV_DEVICE, "auto").strip().lower() or "auto"
+        env = os.environ.get(ENV_DEVICE, "").strip().lower()
+        if env and env != "auto":
+            try:
+                return _resolve(env)
+            except DeviceError as exc:
+                raise DeviceError(f"{ENV_DEVICE}={env}: {exc} (or unset {ENV_DEVICE})") from None
+    return _resolve(request)
+
+
+def device_for_rank(request: str, local_rank: int = 0) -> torch.device:
+    """The device one training process uses: ``pick_device``'s choice, with CUDA pinned to the
+    process's local rank (one GPU per process under torchrun) and made the current device."""
+    device = pick_device(request)
+    if device.type != "cuda":
+        return device
+    if local_rank >= torch.cuda.device_count():
+        raise DeviceError(f"process {local_rank} needs GPU {local_rank}, but this machine has {torch.cuda.device_count()}")
+    torch.cuda.set_device(local_rank)
+    return torch.device("cuda", local_rank)
+
+
+def _resolve(request: str) -> torch.device:
     if request == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -36,7 +63,7 @@ def pick_device(request: str | torch.device | None = "auto") -> torch.device:
         return torch.device("cpu")
     if request.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise DeviceError(f"{request} was asked for but this PyTorch sees no CUDA GPU; use --device cpu or auto")
+            raise DeviceError(f"{request} was asked for but this PyTorch sees no CUDA GPU; choose the CPU or auto")
         try:
             device = torch.device(request)
         except RuntimeError:
@@ -47,7 +74,7 @@ def pick_device(request: str | torch.device | None = "auto") -> torch.device:
         return torch.device("cuda", index)
     if request == "mps":
         if not _mps_available():
-            raise DeviceError("mps was asked for but this PyTorch has no usable Apple MPS device; use --device cpu or auto")
+            raise DeviceError("mps was asked for but this PyTorch has no usable Apple MPS device; choose the CPU or auto")
         return torch.device("mps")
     raise DeviceError(f"unknown device {request!r}; use auto, cpu, cuda, cuda:N or mps")
 
@@ -76,9 +103,9 @@ def pick_dtype(device: torch.device, precision: str = "auto", *, supports_half: 
     if precision == "auto":
         return torch.float16 if supports_half and half_is_good(device) else torch.float32
     if precision == "fp16" and device.type == "cpu":
-        raise DeviceError("fp16 is not supported on the CPU; use --precision bf16 or fp32")
+        raise DeviceError("fp16 is not supported on the CPU; choose bf16 or fp32")
     if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise DeviceError("this GPU does not support bf16; use --precision fp16 or fp32")
+        raise DeviceError("this GPU does not support bf16; choose fp16 or fp32")
     return _DTYPES[precision]
 
 

@@ -88,3 +88,9 @@ class CacheError(DownloadError):
 
 class DownloadSettingError(DownloadError):
     """An ``SR_FILTER_*`` download setting has a value that cannot be used."""
+
+
+class BackendError(SrFilterError):
+    """The requested inference backend cannot run here (not installed, wrong device, no conversion)."""
+
+    exit_code = 2

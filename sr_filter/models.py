@@ -6,15 +6,19 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from torch import nn
+from torch.nn import functional as F
 
-from .archs import Arch, detect_arch, get_arch
+from .archs import Arch, Facts, detect_arch, get_arch
 from .errors import DownloadError, NetworkUnavailableError, UnknownModelError, WeightsFormatError
 from .manifest import Manifest, ModelEntry, load_manifest
 from .weights import fetch, load_state_dict
 
 log = logging.getLogger(__name__)
 _WEIGHT_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
+#: input channel counts the upscaler can feed: grey (run per colour plane), RGB, RGBA
+SUPPORTED_CHANNELS = (1, 3, 4)
 
 
 @dataclass
@@ -32,6 +36,31 @@ class LoadedModel:
     @property
     def license(self) -> str:
         return self.entry.license if self.entry else "unknown (local file)"
+
+    @property
+    def facts(self) -> Facts:
+        """Scale, channels, receptive field, blend, size multiple, half support, memory per pixel."""
+        return self.arch.facts(self.params)
+
+    def pad(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` (N, C, H, W) padded at the bottom and right to the size multiple (as upstream)."""
+        m = self.facts.multiple
+        height, width = x.shape[-2:]
+        bottom, right = -height % m, -width % m
+        if not bottom and not right:
+            return x
+        mode = "reflect" if bottom < height and right < width else "replicate"
+        return F.pad(x, (0, right, 0, bottom), mode=mode)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """The forward contract every backend keeps: (N, C, H, W) float in [0, 1] -> (N, C,
+        H*scale, W*scale) clamped to [0, 1], padded to the size multiple and cropped back, without
+        autograd. Runs the CPU fp32 network whole; the Upscaler tiles and places it instead."""
+        height, width = x.shape[-2:]
+        with torch.inference_mode():
+            out = self.network(self.pad(x)).clamp_(0, 1)
+        s = self.scale
+        return out[:, :, : height * s, : width * s]
 
 
 def is_path_spec(spec: str) -> bool:
@@ -103,6 +132,7 @@ def load_file(path: Path) -> LoadedModel:
         arch, params = detect_arch(state)
     except WeightsFormatError as exc:
         raise WeightsFormatError(f"{path.name}: {exc}") from None
+    _check_channels(arch, params, path)
     network = arch.build(params)
     _load_strict(network, state, path)
     return LoadedModel(network.eval(), arch, params, arch.scale(params), path.stem, path)
@@ -122,3 +152,16 @@ def _load_strict(network: nn.Module, state: dict, path: Path) -> None:
         raise WeightsFormatError(f"{path.name} does not fit its architecture: {mismatch_detail(exc)}") from None
     for p in network.parameters():
         p.requires_grad_(False)
+
+
+def _check_channels(arch: Arch, params: dict, path: Path) -> None:
+    """Refuse at load what cannot run on images later: the upscaler feeds 1 (grey, one plane at a
+    time), 3 (RGB) or 4 (RGBA) channels and expects as many back, at a scale of at least 1."""
+    facts = arch.facts(params)
+    if facts.in_channels not in SUPPORTED_CHANNELS or facts.out_channels != facts.in_channels:
+        raise WeightsFormatError(
+            f"{path.name}: a model with {facts.in_channels} input and {facts.out_channels} output channels "
+            "cannot upscale images; supported are 1 (grey), 3 (RGB) or 4 (RGBA) channels, as many out as in"
+        )
+    if facts.scale < 1:
+        raise WeightsFormatError(f"{path.name}: the network's scale reads as {facts.scale}; it is not a super-resolution model")

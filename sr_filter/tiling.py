@@ -26,11 +26,30 @@ import numpy as np
 import torch
 
 from .device import is_oom
-from .errors import CancelledError, OutOfMemoryError
+from .errors import CancelledError, OutOfMemoryError, SrFilterError
 
 #: callback(done, total) in input pixels; returning False cancels
 Progress = Callable[[int, int], "bool | None"]
+#: the smallest tile edge in input pixels (smaller tiles are mostly overlap)
 MIN_TILE = 32
+
+
+def check_tile(tile: object) -> int | str:
+    """A tile setting as the library takes it: ``"auto"``, 0 (whole image) or ``MIN_TILE`` and more."""
+    if isinstance(tile, str):
+        if tile.strip().lower() == "auto":
+            return "auto"
+        try:
+            tile = int(tile.strip())
+        except ValueError:
+            raise SrFilterError(f"the tile size must be a number of pixels or 'auto', not {tile!r}") from None
+    elif isinstance(tile, float) and tile.is_integer():
+        tile = int(tile)
+    if isinstance(tile, bool) or not isinstance(tile, (int, np.integer)):
+        raise SrFilterError(f"the tile size must be a whole number of pixels or 'auto', not {tile!r}")
+    if tile < 0 or 0 < tile < MIN_TILE:
+        raise SrFilterError(f"the tile size must be 0 (whole image), at least {MIN_TILE}, or 'auto'; got {tile}")
+    return int(tile)
 
 
 @dataclass(frozen=True)
@@ -284,7 +303,7 @@ def _row_results(run, image, tiles: list[Tile], state: _State, height: int, widt
             if len(smaller) == 1:
                 raise OutOfMemoryError(
                     f"out of memory even with {first.y.hi - first.y.lo}x{first.x.hi - first.x.lo} tiles; "
-                    "close other programs, use --device cpu, or a smaller model"
+                    "close other programs, run on the CPU, or choose a smaller model"
                 ) from None
             state.limit = max(t.edge for t in smaller)
             queue.extendleft(reversed(smaller))

@@ -72,6 +72,11 @@ def test_layouts_and_dtypes_round_trip(cartoon, baby, shape, dtype):
     out = cartoon.upscale(array)
     assert out.dtype == dtype and out.shape == (160, 200) + tuple(shape[2:])
     assert out.min() >= 0 and out.max() <= top
+    # the same pixels through the float path: integer outputs are that result rounded (bounds
+    # alone cannot fail for unsigned types)
+    ref = cartoon.upscale(array.astype(np.float32) / np.float32(top))
+    assert ref.dtype == np.float32 and ref.min() >= 0 and ref.max() <= 1
+    assert np.abs(out.astype(np.float64) / top - ref).max() <= 0.5 / top + 1e-6
     if dtype == np.uint16:
         assert len(np.unique(out)) > 256  # kept at 16 bits, not squashed to 8
     if len(shape) == 3 and shape[2] in (2, 4):
@@ -111,13 +116,13 @@ def test_progress_and_cancel(baby):
 def test_reduced_precision_nan_falls_back_to_fp32(baby):
     """fp16 NaN/Inf recovery. No CUDA here, so bf16 on the CPU stands in for fp16 and the
     network is wrapped to overflow in reduced precision, as fp16 does on some GPUs."""
-    up = Upscaler("cartoon", precision="bf16", tile=0)
-    reduced = up._net
+    up = Upscaler("cartoon", precision="bf16", tile=0, backend="torch")
+    reduced = up.backend.net
 
     def overflowing(x):
         return reduced(x) * float("inf")
 
-    up._net = overflowing
+    up.backend.net = overflowing
     out = up.upscale(baby)
     expected = Upscaler("cartoon", precision="fp32", tile=0).upscale(baby)
     assert up.fallbacks == 1

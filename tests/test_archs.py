@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from sr_filter.archs import detect_arch, get_arch
+from sr_filter.archs import ARCHS, detect_arch, get_arch
 from sr_filter.archs.rrdbnet import RRDBNet
 from sr_filter.archs.srvgg import SRVGGNetCompact
 from sr_filter.errors import WeightsFormatError
@@ -67,7 +69,52 @@ def test_srvgg_settings_round_trip():
         arch, params = detect_arch(net.state_dict())
         assert arch.name == "srvgg"
         assert {k: params[k] for k in kwargs} == kwargs
-        assert get_arch("srvgg").build(params).load_state_dict(net.state_dict()) is not None
+        rebuilt = get_arch("srvgg").build(params).eval()
+        result = rebuilt.load_state_dict(net.state_dict(), strict=False)
+        assert result.missing_keys == [] and result.unexpected_keys == []
+        x = torch.rand(1, 3, 12, 10)
+        with torch.inference_mode():
+            assert torch.equal(rebuilt(x), net.eval()(x))  # the same network, not just the same keys
+
+
+def _random_nets():
+    from sr_filter.archs.edsr import EDSR
+    from sr_filter.archs.srresnet import SRResNet
+    from sr_filter.archs.unet import UNetUpscaler
+
+    yield "srvgg", SRVGGNetCompact(num_feat=8, num_conv=2, upscale=2)
+    yield "srvgg", SRVGGNetCompact(num_in_ch=1, num_out_ch=1, num_feat=8, num_conv=2, upscale=4, act_type="leakyrelu")
+    yield "rrdbnet", RRDBNet(scale=2, num_feat=8, num_block=1, num_grow_ch=4)
+    yield "edsr", EDSR(num_feat=8, num_block=2, upscale=2)
+    yield "edsr", EDSR(num_feat=8, num_block=1, upscale=4, upsampler="subpixel", skip="bicubic")
+    yield "srresnet", SRResNet(num_feat=8, num_block=2, upscale=2)
+    yield "unet", UNetUpscaler(num_feat=8, blocks=[1, 1], upscale=2)
+
+
+@pytest.mark.parametrize("expected,net", list(_random_nets()), ids=lambda v: v if isinstance(v, str) else "")
+def test_exactly_one_detector_claims_each_family(expected, net):
+    """Detection asks every descriptor: exactly one claims the state dict, whatever the order."""
+    state = net.state_dict()
+    claims = [arch.name for arch in ARCHS.values() if arch.detect(state)]
+    assert claims == [expected]
+    for order in (list(ARCHS.values()), list(reversed(ARCHS.values()))):
+        arch, params = detect_arch(state, order)
+        assert arch.name == expected
+        assert arch.build(params).load_state_dict(state, strict=True).missing_keys == []
+
+
+def test_two_detectors_claiming_one_file_is_an_error():
+    state = SRVGGNetCompact(num_feat=8, num_conv=2).state_dict()
+    twin = dataclasses.replace(get_arch("srvgg"), name="twin")
+    with pytest.raises(WeightsFormatError, match="ambiguous.*srvgg and twin"):
+        detect_arch(state, [get_arch("srvgg"), twin])
+
+
+def test_descriptor_facts_come_from_the_settings():
+    facts = get_arch("srvgg").facts({"num_feat": 8, "num_conv": 5, "upscale": 2})
+    assert (facts.scale, facts.context, facts.blend, facts.multiple, facts.in_channels) == (2, 7, 0, 1, 3)
+    assert get_arch("rrdbnet").facts({"scale": 1}).multiple == 4
+    assert get_arch("rrdbnet").facts({"scale": 2, "num_in_ch": 4, "num_out_ch": 4}).in_channels == 4
 
 
 def test_unknown_state_dict_is_rejected():

@@ -63,7 +63,13 @@ def test_ramps_sum_to_one_and_stay_inside_the_context(length, tile, pad, multipl
     total = torch.zeros(length * scale, dtype=torch.float64)
     for s in spans:
         first, w = ramp(s, length, scale, band)
-        assert w.min() >= 0 and w.max() <= 1
+        # a trapezoid: exactly 1 on the core away from the blend bands, between 0 and 1
+        # inside a band (a linear ramp band * scale output px wide), never outside [0, 1]
+        half = band * scale / 2
+        centres = torch.arange(first, first + len(w), dtype=torch.float64) + 0.5
+        inner = (centres > s.lo * scale + (half if s.lo > 0 else 0)) & (centres < s.hi * scale - (half if s.hi < length else 0))
+        assert (w[inner] == 1).all()
+        assert (w[~inner] >= 0).all() and (w[~inner] <= 1).all()
         total[first : first + len(w)] += w.double()
         # weights are non-zero only where the window saw `pad` px of context (or the image border)
         nonzero = torch.nonzero(w).flatten() + first
@@ -236,12 +242,15 @@ def test_pixel_unshuffle_models_pad_odd_sizes_and_tile_exactly(tmp_path):
     torch.save({"params_ema": net.state_dict()}, tmp_path / "tiny_x2.pth")
     image = np.random.default_rng(1).integers(0, 256, (41, 71, 3), dtype=np.uint8)
     whole = Upscaler(str(tmp_path / "tiny_x2.pth"), tile=0)
-    assert whole._multiple() == 2
+    assert whole.model.facts.multiple == 2
     expected = whole.upscale(image).astype(int)
     tiled = Upscaler(str(tmp_path / "tiny_x2.pth"), tile=32).upscale(image).astype(int)
     assert tiled.shape == (82, 142, 3) and np.abs(tiled - expected).max() <= 1
-    out = whole.run(torch.rand(1, 3, 41, 71))
+    x = torch.rand(1, 3, 41, 71)
+    out = whole.run(x)
     assert out.shape == (1, 3, 82, 142)
+    direct = whole.model(x)  # the loaded model's own contract: pad to the fold, clamp, crop back
+    assert direct.shape == (1, 3, 82, 142) and (direct - out).abs().max() < 1e-5
 
 
 def test_auto_tile_follows_free_memory(monkeypatch):

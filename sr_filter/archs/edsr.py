@@ -26,6 +26,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .base import Arch
+
 RGB_MEAN = (0.4488, 0.4371, 0.4040)  # DIV2K mean, as in EDSR
 UPSAMPLERS = ("pixelshuffle", "deconv", "nearest", "bilinear", "subpixel")
 SKIPS = ("none", "nearest", "bicubic")
@@ -191,3 +193,13 @@ def infer_params(state_dict: dict[str, torch.Tensor]) -> dict:
         "upsampler": upsampler,
         "skip": skip,
     }
+
+
+ARCH = Arch(
+    name="edsr",
+    network=EDSR,
+    detect=detect,
+    infer_params=infer_params,
+    scale_param="upscale",
+    context=lambda p: 2 * int(p.get("num_block", 16)) + 4,
+)

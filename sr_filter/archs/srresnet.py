@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .base import Arch
+
 
 class ResBlock(nn.Module):
     def __init__(self, num_feat: int, norm: bool) -> None:
@@ -75,3 +77,13 @@ def infer_params(state_dict: dict[str, torch.Tensor]) -> dict:
         "upscale": upscale,
         "norm": "body.0.bn1.weight" in state_dict,
     }
+
+
+ARCH = Arch(
+    name="srresnet",
+    network=SRResNet,
+    detect=detect,
+    infer_params=infer_params,
+    scale_param="upscale",
+    context=lambda p: 2 * int(p.get("num_block", 16)) + 12,
+)

@@ -6,9 +6,13 @@ official ``realesr-*`` and ``RealESRGANv2-*`` files load unchanged.
 
 from __future__ import annotations
 
+import re
+
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from .base import Arch
 
 
 def _activation(act_type: str, num_feat: int) -> nn.Module:
@@ -74,5 +78,27 @@ def infer_params(state_dict: dict[str, torch.Tensor]) -> dict:
     }
 
 
+_KEY = re.compile(r"body\.\d+\.(weight|bias)")
+
+
 def detect(state_dict: dict[str, torch.Tensor]) -> bool:
-    return "body.0.weight" in state_dict and "upsampler.weight" not in state_dict and "conv_first.weight" not in state_dict
+    """Only ``body.N.weight`` / ``body.N.bias`` keys, starting with a 4-D convolution."""
+    first = state_dict.get("body.0.weight")
+    return first is not None and first.ndim == 4 and all(_KEY.fullmatch(k) for k in state_dict)
+
+
+def _context(params: dict) -> int:
+    # exactly the receptive field: num_conv + 2 convs of 3x3, then pixel shuffle
+    return int(params.get("num_conv", 16)) + 2
+
+
+ARCH = Arch(
+    name="srvgg",
+    network=SRVGGNetCompact,
+    detect=detect,
+    infer_params=infer_params,
+    scale_param="upscale",
+    context=_context,
+    blend=0,
+    bytes_per_pixel=lambda p: 2_000,  # measured 625-1223 (64 features, fp32, CPU)
+)

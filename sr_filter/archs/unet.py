@@ -10,6 +10,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .base import Arch
+
 
 class BasicBlock(nn.Module):
     """ResNet basic block without batch norm; a 1x1 projection when the shape changes."""
@@ -87,3 +89,13 @@ def infer_params(state_dict: dict[str, torch.Tensor]) -> dict:
         "blocks": blocks,
         "upscale": int(state_dict["upscale_factor"]),
     }
+
+
+ARCH = Arch(
+    name="unet",
+    network=UNetUpscaler,
+    detect=detect,
+    infer_params=infer_params,
+    scale_param="upscale",
+    context=lambda p: 48,
+)

@@ -1,0 +1,84 @@
+"""The descriptor every architecture module declares beside its network (``ARCH = Arch(...)``).
+
+An :class:`Arch` says how to build the network from settings, how to recognise its state dict and
+read the settings back from tensor shapes, and the facts the tiler and the backends need
+(receptive field, blend band, size multiple, half support, memory per pixel). :meth:`Arch.facts`
+resolves those facts for one set of settings into a frozen :class:`Facts`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+import torch
+from torch import nn
+
+from ..errors import WeightsFormatError
+
+StateDict = Mapping[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What callers need to know about one configured network."""
+
+    scale: int
+    in_channels: int
+    out_channels: int
+    #: low-resolution pixels of context each output pixel depends on; tiles overlap by this
+    context: int
+    #: blend ramp width in LR px between tiles (0: plain crop, exact when ``context`` is the field)
+    blend: int
+    #: input height and width must be multiples of this (pixel-unshuffle folding)
+    multiple: int
+    #: whether fp16/bf16 inference is numerically safe
+    supports_half: bool
+    #: fp32 bytes of activations per input pixel at the peak of a forward pass (sizes tiles)
+    bytes_per_pixel: int
+
+
+def _one(params: Mapping) -> int:
+    return 1
+
+
+@dataclass(frozen=True)
+class Arch:
+    """How to build, recognise and tile one network family (declared in the network's module)."""
+
+    name: str
+    network: Callable[..., nn.Module]
+    #: exact test on the state dict's keys: true for this family's files and no other family's
+    detect: Callable[[StateDict], bool]
+    #: constructor arguments read back from tensor shapes
+    infer_params: Callable[[StateDict], dict]
+    scale_param: str
+    context: Callable[[Mapping], int]
+    blend: int = 8
+    multiple: Callable[[Mapping], int] = _one
+    supports_half: bool = True
+    #: measured with benchmarks/bench_memory.py (fp32, CPU)
+    bytes_per_pixel: Callable[[Mapping], int] = lambda p: 8_000
+
+    def scale(self, params: Mapping) -> int:
+        return int(params[self.scale_param])
+
+    def build(self, params: Mapping) -> nn.Module:
+        try:
+            return self.network(**params)
+        except TypeError as exc:
+            raise WeightsFormatError(f"bad settings for architecture {self.name!r}: {exc}") from None
+
+    def facts(self, params: Mapping) -> Facts:
+        """The resolved facts of this family built with ``params``."""
+        in_ch = int(params.get("num_in_ch", 3))
+        return Facts(
+            scale=self.scale(params),
+            in_channels=in_ch,
+            out_channels=int(params.get("num_out_ch", in_ch)),
+            context=int(self.context(params)),
+            blend=int(self.blend),
+            multiple=int(self.multiple(params)),
+            supports_half=self.supports_half,
+            bytes_per_pixel=int(self.bytes_per_pixel(params)),
+        )

@@ -1,0 +1,71 @@
+"""Inference backends: what runs one window of pixels through a loaded model.
+
+The tiler hands a backend one batch of windows at a time and does not know which backend it is;
+tiling, progress, cancellation, the out-of-memory split and the NaN rule stay the same for all.
+``make_backend`` picks one: ``torch`` (any device) or ``openvino`` (CPU); ``auto`` takes OpenVINO on
+the CPU when it is installed and the model converts, else torch.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Protocol
+
+import torch
+
+from ..errors import BackendError, first_line
+
+if TYPE_CHECKING:
+    from ..models import LoadedModel
+
+log = logging.getLogger(__name__)
+BACKENDS = ("auto", "torch", "openvino")
+PRECISION_NAMES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
+
+
+class Backend(Protocol):
+    """Runs windows through a model: one batch in, one batch out."""
+
+    name: str  #: "torch" or "openvino"
+    precision: str  #: "fp32" | "fp16" | "bf16": what actually runs
+
+    def run(self, batch: torch.Tensor) -> torch.Tensor:
+        """(N, C_in, h, w) float32 CPU tensor in [0, 1], h and w multiples of the model's size
+        multiple -> (N, C_out, h*scale, w*scale) float32 CPU tensor clamped to [0, 1]."""
+        ...
+
+
+def make_backend(name: str, model: LoadedModel, device: torch.device, dtype: torch.dtype) -> Backend:
+    """The backend ``name`` (``auto``, ``torch`` or ``openvino``) for ``model`` on ``device``."""
+    if not isinstance(name, str) or name.strip().lower() not in BACKENDS:
+        raise BackendError(f"unknown inference backend {name!r}; use one of {', '.join(BACKENDS)}")
+    name = name.strip().lower()
+    if name == "openvino":
+        return _openvino(model, device, dtype)
+    if name == "auto":
+        if device.type != "cpu":
+            log.debug("backend: torch (OpenVINO runs on the CPU only, this runs on %s)", device)
+        else:
+            try:
+                return _openvino(model, device, dtype)
+            except Exception as exc:  # noqa: BLE001 - the optional backend must never stop "auto"
+                log.info("backend: torch, because %s", first_line(exc))
+    from .torch import TorchBackend
+
+    return TorchBackend(model, device, dtype)
+
+
+def _openvino(model: LoadedModel, device: torch.device, dtype: torch.dtype) -> Backend:
+    if device.type != "cpu":
+        raise BackendError(f"the OpenVINO backend runs on the CPU, not on {device}; choose the CPU or the torch backend")
+    precision = PRECISION_NAMES.get(dtype, str(dtype))
+    if precision not in ("fp32", "bf16"):
+        raise BackendError(f"the OpenVINO backend runs fp32 or bf16, not {precision}")
+    try:
+        from .openvino import OpenVinoBackend
+    except ImportError as exc:
+        raise BackendError(f"OpenVINO is not available ({exc}); install it with 'pip install openvino'") from None
+    return OpenVinoBackend.from_model(model, precision=precision, threads=torch.get_num_threads())
+
+
+__all__ = ["BACKENDS", "Backend", "make_backend"]
