@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from ..archs import get_arch
+from ..device import device_for_rank
 from ..errors import SrFilterError
 from .config import TrainConfig
 from .data import PatchSampler
@@ -60,7 +61,7 @@ class Trainer:
         self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        self.device = self._pick_device()
+        self.device = device_for_rank(self.cfg.device, self.local_rank)
         self._owns_process_group = False
         if self.world > 1 and not torch.distributed.is_initialized():
             backend = "nccl" if self.device.type == "cuda" else "gloo"
@@ -103,15 +104,6 @@ class Trainer:
         self.history: list[dict] = []
 
     # ------------------------------------------------------------------ setup helpers
-
-    def _pick_device(self) -> torch.device:
-        want = self.cfg.device
-        if want == "cuda" or (want == "auto" and torch.cuda.is_available()):
-            if not torch.cuda.is_available():
-                raise SrFilterError("the config asks for device = \"cuda\" but CUDA is not available; use \"auto\" or \"cpu\"")
-            torch.cuda.set_device(self.local_rank)
-            return torch.device("cuda", self.local_rank)
-        return torch.device("cpu")
 
     def _amp_dtype(self) -> torch.dtype | None:
         amp = self.cfg.amp
