@@ -1,4 +1,4 @@
-"""Reading and writing image files faithfully, and PIL <-> numpy conversion.
+"""Reading and writing image files faithfully.
 
 Pixels travel as numpy arrays (see :mod:`sr_filter.convert` for the layouts); what else the
 file held travels beside them in :class:`~sr_filter.metadata.ImageMeta` and is written back
@@ -24,8 +24,9 @@ import numpy as np
 from PIL import Image
 
 from . import limits, png16, tiffio
+from .convert import _to_uint8, _to_uint16, array_to_pil, pil_to_array  # re-exported until callers import convert
 from .errors import ImageFormatError, ImageTooLargeError, OutputExistsError, first_line
-from .metadata import ImageMeta, cmyk_to_rgb, exif_for_output, orient, read_meta, scaled_dpi
+from .metadata import ImageMeta, exif_for_output, orient, read_meta, scaled_dpi
 
 __all__ = [
     "FORMATS", "ImageMeta", "array_to_pil", "encode_image", "format_for", "pil_to_array", "read_image", "write_atomic",
@@ -214,67 +215,6 @@ def _pixels(image: Image.Image) -> np.ndarray:
         if meta.icc_profile is None:
             image.info.pop("icc_profile", None)
     return array
-
-
-def pil_to_array(image: Image.Image, meta: ImageMeta | None = None) -> tuple[np.ndarray, str]:
-    """A PIL image as a numpy array in one of the layouts the upscaler takes, plus its mode.
-
-    Palette images become RGB, or RGBA when they have transparency; a colour-key transparency
-    on L or RGB becomes a real alpha channel; CMYK becomes RGB (through its ICC profile when
-    ``meta`` carries one); 16-bit grey stays uint16 and float grey float32.
-    """
-    mode = image.mode
-    keyed = "transparency" in image.info
-    if mode in ("P", "PA"):
-        image = image.convert("RGBA" if keyed or mode == "PA" else "RGB")
-    elif mode == "1":
-        image = image.convert("L")
-    elif mode in ("L", "RGB") and keyed:
-        image = image.convert("LA" if mode == "L" else "RGBA")
-    elif mode == "CMYK":
-        image = cmyk_to_rgb(image, meta) if meta is not None else image.convert("RGB")
-    elif mode.startswith("I;16"):
-        return np.asarray(image).astype(np.uint16), mode
-    elif mode == "I":
-        return np.clip(np.asarray(image), 0, 65535).astype(np.uint16), mode
-    elif mode == "F":
-        return np.asarray(image, dtype=np.float32), mode
-    elif mode == "La":
-        image = image.convert("LA")
-    elif mode not in ("L", "LA", "RGB", "RGBA"):
-        image = image.convert("RGBA" if "A" in mode or "a" in mode else "RGB")
-    return np.asarray(image).copy(), mode
-
-
-def array_to_pil(array: np.ndarray, mode: str | None = None) -> Image.Image:
-    """A numpy array as a PIL image (16-bit grey stays 16-bit; 16-bit and float colour become 8-bit)."""
-    if array.ndim == 3 and array.shape[2] == 1:
-        array = array[:, :, 0]
-    if array.dtype == np.uint16:
-        if array.ndim == 2:
-            return Image.fromarray(np.ascontiguousarray(array, dtype=np.uint16))
-        array = _to_uint8(array)
-    if array.dtype.kind == "f":
-        if array.ndim == 2:
-            return Image.fromarray(np.ascontiguousarray(array, dtype=np.float32))
-        array = _to_uint8(array)
-    return Image.fromarray(np.ascontiguousarray(array, dtype=np.uint8))
-
-
-def _to_uint8(array: np.ndarray) -> np.ndarray:
-    if array.dtype == np.uint8:
-        return array
-    if array.dtype == np.uint16:
-        return ((array.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
-    return np.clip(np.rint(np.nan_to_num(array.astype(np.float32)) * 255), 0, 255).astype(np.uint8)
-
-
-def _to_uint16(array: np.ndarray) -> np.ndarray:
-    if array.dtype == np.uint16:
-        return array
-    if array.dtype == np.uint8:
-        return array.astype(np.uint16) * 257
-    return np.clip(np.rint(np.nan_to_num(array.astype(np.float32)) * 65535), 0, 65535).astype(np.uint16)
 
 
 # -- writing ---------------------------------------------------------------------------------
