@@ -18,18 +18,19 @@ import struct
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Callable
 
 import numpy as np
 from PIL import Image
 
-from . import limits, png16, tiffio
+from . import limits, png16, sniff, tiffio
 from .convert import _to_uint8, _to_uint16, array_to_pil, pil_to_array  # re-exported until callers import convert
+from .device import available_ram
 from .errors import ImageFormatError, ImageTooLargeError, OutputExistsError, first_line
 from .metadata import ImageMeta, exif_for_output, orient, read_meta, scaled_dpi
 
 __all__ = [
-    "FORMATS", "ImageMeta", "array_to_pil", "encode_image", "format_for", "pil_to_array", "read_image", "write_atomic",
+    "FORMATS", "IMAGE_SUFFIXES", "ImageMeta", "array_to_pil", "encode_image", "format_for", "pil_to_array", "read_image", "write_atomic",
 ]
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,8 @@ FORMATS = {
     ".tiff": "TIFF",
     ".gif": "GIF",
 }
+#: the file suffixes this program reads (and writes), lower case with the dot
+IMAGE_SUFFIXES = tuple(FORMATS)
 #: formats whose files can hold an alpha channel (the others get it flattened onto white)
 _ALPHA = {"PNG", "WEBP", "TIFF", "GIF"}
 _ICC = {"PNG", "JPEG", "WEBP", "TIFF"}
@@ -59,23 +62,28 @@ def read_image(
 
     The header is read first: an empty (0-pixel) image, or one whose decoding and upscaling by
     ``scale`` (default 1) would not fit in available memory, is refused before any pixel is
-    decoded (``model_scale``, the network's own factor, refines that estimate). EXIF
-    orientation is applied to the pixels. 16-bit and float data stay 16-bit / float (TIFF
-    through tifffile, 16-bit colour PNG through :mod:`sr_filter.png16`).
+    decoded (``model_scale``, the network's own factor, refines that estimate); a stream is
+    refused after its first bytes when it is no image. EXIF orientation is applied to the
+    pixels. 16-bit and float data stay 16-bit / float (TIFF through tifffile, 16-bit PNG
+    through :mod:`sr_filter.png16`). Each file is parsed once per reader.
     """
     name = name or (str(source) if isinstance(source, (str, Path)) else "standard input")
-    data = _read_bytes(source, name)
-    header = _png_header(data) or _jpeg_header(data)
-    if header is not None:  # sized before Pillow's own, fixed decompression-bomb limit can pre-empt us
-        _check_size(name, header, scale, model_scale)
-    image = _open(data, name)
-    _check_size(name, header or _header_shape(image, data, name), scale, model_scale)
-    array, described = _decode(image, data, name)
-    if described is not None:  # metadata after decoding: Pillow finds PNG text and eXIf after IDAT
-        meta, orientation = read_meta(described)
-    else:  # a TIFF only tifffile can open (float colour, many samples): its tags
-        icc, dpi, orientation = tiffio.tiff_meta(data)
-        meta = ImageMeta(format="TIFF", icc_profile=icc, dpi=dpi)
+
+    def check(shape: sniff.Shape) -> None:
+        _check_size(name, shape, scale, model_scale)
+
+    data = _read_bytes(source, name, check)
+    if tiffio.is_tiff(data):
+        array, meta, orientation = _read_tiff(data, name, check)
+    else:
+        header = sniff.header_shape(data)
+        if header is not None:  # sized before Pillow's own, fixed decompression-bomb limit can pre-empt us
+            check(header)
+        image = _open(data, name)
+        if header is None:
+            check(_pillow_shape(image))
+        array = png16.decode_png16(data, name) if png16.is_deep_png(data) else _decode(image, name)
+        meta, orientation = read_meta(image)  # after decoding: Pillow finds PNG text and eXIf after IDAT
     if array.dtype != np.uint8 and not meta.mode.startswith(("I", "F")):
         meta.mode = str(array.dtype)  # Pillow's mode name would claim 8 bits
     if meta.frames > 1:
@@ -85,14 +93,30 @@ def read_image(
     return orient(array, orientation), meta
 
 
-def _check_size(name: str, shape: tuple[int, int, int, int], scale: float | None, model_scale: int) -> None:
+def _read_tiff(data: bytes, name: str, check: Callable[[sniff.Shape], None]) -> tuple[np.ndarray, ImageMeta, int]:
+    """A TIFF: tifffile sizes and decodes it in one pass; Pillow decodes the layouts tifffile leaves."""
+    image = _open(data, name, tiff=True)
+    array, tags = tiffio.read_tiff(data, name, check)
+    if tags is None:
+        raise ImageFormatError(f"{name} is not a readable TIFF")
+    if array is None:
+        if image is None:
+            raise ImageFormatError(f"{name} is a TIFF layout this program cannot decode")
+        array = _decode(image, name)
+    if image is None:  # only tifffile can open it (float colour, many samples): its tags
+        return array, ImageMeta(format="TIFF", icc_profile=tags.icc_profile, dpi=tags.dpi), tags.orientation
+    meta, orientation = read_meta(image)
+    return array, meta, orientation
+
+
+def _check_size(name: str, shape: sniff.Shape, scale: float | None, model_scale: int) -> None:
     width, height, channels, itemsize = shape
     if width <= 0 or height <= 0:
         raise ImageFormatError(f"{name} has no pixels ({width}x{height})")
     limits.check_fits(name, width, height, channels, scale or 1.0, itemsize, model_scale=model_scale)
 
 
-def _read_bytes(source: str | Path | bytes | BinaryIO, name: str) -> bytes:
+def _read_bytes(source: str | Path | bytes | BinaryIO, name: str, check: Callable[[sniff.Shape], None]) -> bytes:
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
     elif isinstance(source, (str, Path)):
@@ -106,14 +130,14 @@ def _read_bytes(source: str | Path | bytes | BinaryIO, name: str) -> bytes:
         except OSError as exc:
             raise ImageFormatError(f"cannot read {path}: {exc.strerror}") from None
     else:
-        data = source.read()
+        data = sniff.read_stream(source, name, check, available_ram())
     if not data:
         raise ImageFormatError(f"{name} is empty (0 bytes)")
     return data
 
 
-def _open(data: bytes, name: str) -> Image.Image | None:
-    """Pillow's lazy open (header only); None for a TIFF only tifffile understands."""
+def _open(data: bytes, name: str, *, tiff: bool = False) -> Image.Image | None:
+    """Pillow's lazy open (header only); for a TIFF, None when only tifffile understands it."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -126,7 +150,7 @@ def _open(data: bytes, name: str) -> Image.Image | None:
             "safety limit (a decompression bomb or a damaged header); refusing to decode it"
         ) from None
     except (Image.UnidentifiedImageError, OSError, SyntaxError, ValueError, struct.error, EOFError) as exc:
-        if tiffio.is_tiff(data) and tiffio.tiff_shape(data) is not None:
+        if tiff:
             return None
         if isinstance(exc, Image.UnidentifiedImageError):
             raise ImageFormatError(f"{name} is not a readable image (unknown or damaged format)") from None
@@ -136,66 +160,19 @@ def _open(data: bytes, name: str) -> Image.Image | None:
         raise ImageFormatError(f"{name} is not a readable image ({text})") from None
 
 
-def _png_header(data: bytes) -> tuple[int, int, int, int] | None:
-    """(width, height, channels, bytes per sample) from a PNG's IHDR chunk."""
-    if data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR" or len(data) < 26:
-        return None
-    width, height, depth, colour = struct.unpack(">IIBB", data[16:26])
-    return width, height, {0: 1, 2: 3, 3: 4, 4: 2, 6: 4}.get(colour, 4), 2 if depth == 16 else 1
-
-
-def _jpeg_header(data: bytes) -> tuple[int, int, int, int] | None:
-    """(width, height, channels, 1) from a JPEG's start-of-frame segment."""
-    if data[:2] != b"\xff\xd8":
-        return None
-    pos = 2
-    while pos + 4 <= len(data):
-        if data[pos] != 0xFF:
-            return None
-        marker = data[pos + 1]
-        if marker == 0xFF:
-            pos += 1
-            continue
-        length = struct.unpack(">H", data[pos + 2 : pos + 4])[0]
-        if marker in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF):
-            if pos + 10 > len(data):
-                return None
-            height, width, components = struct.unpack(">HHB", data[pos + 5 : pos + 10])
-            return width, height, min(max(components, 1), 4), 1
-        pos += 2 + length
-    return None
-
-
-def _header_shape(image: Image.Image | None, data: bytes, name: str) -> tuple[int, int, int, int]:
-    """(width, height, channels, bytes per sample) from the header, without decoding pixels."""
-    if image is None or tiffio.is_tiff(data):
-        shape = tiffio.tiff_shape(data)
-        if shape is None and image is None:
-            raise ImageFormatError(f"{name} is not a readable TIFF")
-        if shape is not None:
-            width, height, samples, itemsize = shape
-            return width, height, min(max(samples, 1), 4), itemsize
+def _pillow_shape(image: Image.Image) -> sniff.Shape:
+    """(width, height, channels, bytes per sample) from Pillow's header parse, without decoding pixels."""
     width, height = image.size
     bands = len(image.getbands()) if image.mode not in ("P", "PA") else 4
-    itemsize = 2 if image.mode.startswith("I;16") or png16.is_png16_colour(image) else (4 if image.mode in ("I", "F") else 1)
+    itemsize = 2 if image.mode.startswith("I;16") else (4 if image.mode in ("I", "F") else 1)
     return width, height, min(bands, 4), itemsize
 
 
-def _decode(image: Image.Image | None, data: bytes, name: str) -> tuple[np.ndarray, Image.Image | None]:
-    """Pixels, and the Pillow image to read metadata from (None for a TIFF Pillow cannot open)."""
+def _decode(image: Image.Image, name: str) -> np.ndarray:
+    """Pixels of a Pillow image (the first frame), with Pillow's errors made one clear line."""
     try:
-        if tiffio.is_tiff(data):
-            array = tiffio.read_tiff(data, name)
-            if array is not None:
-                return array, image
-            if image is None:
-                raise ImageFormatError(f"{name} is a TIFF layout this program cannot decode")
-        if png16.is_png16_colour(image):
-            return png16.decode_png16(data)
         image.seek(0)
         image.load()
-    except ImageFormatError:
-        raise
     except (OSError, SyntaxError, ValueError, struct.error, EOFError, IndexError) as exc:
         text = first_line(exc)
         if "truncat" in text.lower() or "broken" in text or isinstance(exc, EOFError):
@@ -203,7 +180,7 @@ def _decode(image: Image.Image | None, data: bytes, name: str) -> tuple[np.ndarr
         raise ImageFormatError(f"{name} cannot be decoded ({text})") from None
     except MemoryError:
         raise ImageTooLargeError(f"{name} does not fit in memory when decoded") from None
-    return _pixels(image), image
+    return _pixels(image)
 
 
 def _pixels(image: Image.Image) -> np.ndarray:
@@ -249,11 +226,8 @@ def encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None = None, *, 
     if fmt == "TIFF" and array.dtype != np.uint8:
         return tiffio.encode_tiff(array, icc_profile=icc, dpi=dpi)
     if fmt == "PNG" and array.dtype != np.uint8:
-        deep = _to_uint16(array)
-        if channels > 1:
-            return png16.encode_png16(deep, icc_profile=icc, dpi=dpi, exif=exif, text=_png_text(meta))
-        array = deep
-    elif array.dtype != np.uint8:
+        return png16.encode_png16(_to_uint16(array), icc_profile=icc, dpi=dpi, exif=exif, text=_png_text(meta))
+    if array.dtype != np.uint8:
         log.info("%s holds 8 bits per channel; reducing the %s output to 8 bits", fmt, array.dtype)
         array = _to_uint8(array)
     if channels in (2, 4) and fmt not in _ALPHA:

@@ -453,5 +453,7 @@ def test_format_for():
 
 
 def test_png16_reader_recognises_only_deep_colour(bird):
-    assert not png16.is_png16_colour(Image.open(io.BytesIO(_save(Image.fromarray(bird), "PNG"))))
-    assert png16.is_png16_colour(Image.open(io.BytesIO(png16.encode_png16(np.zeros((2, 2, 3), np.uint16)))))
+    assert not png16.is_deep_png(_save(Image.fromarray(bird), "PNG"))
+    assert not png16.is_deep_png(_save(Image.fromarray(bird[..., 0]), "PNG"))
+    assert png16.is_deep_png(png16.encode_png16(np.zeros((2, 2, 3), np.uint16)))
+    assert png16.is_deep_png(png16.encode_png16(np.zeros((2, 2), np.uint16)))

@@ -6,13 +6,21 @@ builds its own small file (or substitutes the platform fact) and checks the real
 
 from __future__ import annotations
 
+import io
+import struct
 import warnings
+import zlib
 
 import numpy as np
+import pytest
+import tifffile
 import torch
 
-from sr_filter import convert
+from sr_filter import convert, imageio, limits, png16, sniff
+from sr_filter.errors import ImageFormatError, ImageTooLargeError
 from sr_filter.tiling import ArraySink
+
+from .imagefiles import png16_filtered
 
 
 def test_one_rounding_rule_for_tiles_and_whole_images():
@@ -26,3 +34,98 @@ def test_one_rounding_rule_for_tiles_and_whole_images():
         expected = convert.from_float(values[0, 0].numpy(), dtype)
         assert np.array_equal(array, expected), (array, expected)
         assert array[0, -1] == 0 and array[0, 5] == np.iinfo(dtype).max and array[0, 6] == 0
+
+
+def _with_chunk(png: bytes, tag: bytes, body: bytes) -> bytes:
+    """The PNG with one more chunk inserted just before its first IDAT."""
+    at = png.index(b"IDAT") - 4
+    return png[:at] + struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body) & 0xFFFFFFFF) + png[at:]
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_16bit_png_colour_key_becomes_alpha(channels):
+    """A grey or RGB tRNS colour key in a 16-bit PNG hides exactly the keyed pixels (docs/io.md)."""
+    rng = np.random.default_rng(channels)
+    array = (rng.random((7, 9, channels)) * 65535).astype(np.uint16)
+    key = array[2, 3].copy()
+    array[5, 1] = key
+    data = _with_chunk(png16_filtered(array, interlaced=False), b"tRNS", struct.pack(f">{channels}H", *key))
+    back, meta = imageio.read_image(data)
+    assert back.dtype == np.uint16 and back.shape == (7, 9, channels + 1)
+    assert np.array_equal(back[..., :channels], array)
+    hidden = np.all(array == key, axis=-1)
+    assert hidden.sum() >= 2 and np.array_equal(back[..., -1] == 0, hidden) and np.all(back[..., -1][~hidden] == 65535)
+    assert limits.estimate_bytes(9, 7, channels + 1, 1, 2) == limits.estimate_bytes(*sniff.png_header(data)[:3], 1, 2)
+
+
+def test_16bit_png_is_written_with_real_filters():
+    """A smooth 16-bit ramp compresses better with libpng's filters than as unfiltered rows."""
+    ramp = (np.add.outer(np.arange(64), np.arange(96))[..., None] * np.array([300, 200, 100])).astype(np.uint16)
+    data = png16.encode_png16(ramp)
+    unfiltered = zlib.compress(b"".join(b"\0" + row.astype(">u2").tobytes() for row in ramp), 6)
+    assert len(data) < 0.7 * len(unfiltered), (len(data), len(unfiltered))
+    back, _ = imageio.read_image(data)
+    assert np.array_equal(back, ramp)
+
+
+def test_each_tiff_is_parsed_once(monkeypatch):
+    """One tifffile pass sizes, decodes and reads the tags of a TIFF."""
+    opened = []
+    real = tifffile.TiffFile
+
+    class Counting(real):  # the real reader, counted
+        def __init__(self, *args, **kwargs):
+            opened.append(1)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(tifffile, "TiffFile", Counting)
+    buffer = io.BytesIO()
+    tifffile.imwrite(buffer, np.random.default_rng(1).random((6, 10, 3)).astype(np.float32), photometric="rgb")
+    array, meta = imageio.read_image(buffer.getvalue())
+    assert array.shape == (6, 10, 3) and meta.format == "TIFF" and len(opened) == 1
+
+
+def test_image_suffixes_are_what_format_for_accepts():
+    assert set(imageio.IMAGE_SUFFIXES) >= {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+    for suffix in imageio.IMAGE_SUFFIXES:
+        assert imageio.format_for("x" + suffix.upper()) == imageio.FORMATS[suffix]
+
+
+class _Endless(io.RawIOBase):
+    """A stream that never ends (``cat /dev/zero``, or a file followed by zeros); counts what is read."""
+
+    def __init__(self, start: bytes = b"") -> None:
+        self.start, self.served = start, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        n = len(buffer)
+        head = self.start[self.served : self.served + n]
+        buffer[: len(head)] = head
+        buffer[len(head) : n] = bytes(n - len(head))
+        self.served += n
+        return n
+
+
+def test_endless_stdin_is_refused_after_a_bounded_prefix(set5):
+    zeros = _Endless()
+    with pytest.raises(ImageFormatError, match="standard input is not a readable image"):
+        imageio.read_image(zeros)
+    assert zeros.served <= 1 << 20
+    padded = _Endless((set5 / "bird.png").read_bytes())  # a valid small PNG, then zeros forever
+    with pytest.raises(ImageTooLargeError, match="refusing to read further"):
+        imageio.read_image(padded)
+    assert padded.served < 300 << 20
+    array, meta = imageio.read_image(io.BytesIO((set5 / "bird.png").read_bytes()))
+    assert meta.format == "PNG" and array.shape[:2] == (288, 288)
+
+
+def test_stdin_too_large_is_refused_from_its_header_before_the_rest():
+    ihdr = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
+    head = b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    stream = _Endless(head)
+    with pytest.raises(ImageTooLargeError, match="100000x100000"):
+        imageio.read_image(stream, scale=4)
+    assert stream.served <= 1 << 20
