@@ -10,6 +10,7 @@ the final name.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
@@ -18,7 +19,7 @@ import struct
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO, Callable, Iterator
 
 import numpy as np
 from PIL import Image
@@ -73,17 +74,8 @@ def read_image(
         _check_size(name, shape, scale, model_scale)
 
     data = _read_bytes(source, name, check)
-    if tiffio.is_tiff(data):
-        array, meta, orientation = _read_tiff(data, name, check)
-    else:
-        header = sniff.header_shape(data)
-        if header is not None:  # sized before Pillow's own, fixed decompression-bomb limit can pre-empt us
-            check(header)
-        image = _open(data, name)
-        if header is None:
-            check(_pillow_shape(image))
-        array = png16.decode_png16(data, name) if png16.is_deep_png(data) else _decode(image, name)
-        meta, orientation = read_meta(image)  # after decoding: Pillow finds PNG text and eXIf after IDAT
+    with _warnings_as_one_line(name):
+        array, meta, orientation = _read_data(data, name, check)
     if array.dtype != np.uint8 and not meta.mode.startswith(("I", "F")):
         meta.mode = str(array.dtype)  # Pillow's mode name would claim 8 bits
     if meta.frames > 1:
@@ -91,6 +83,32 @@ def read_image(
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise ImageFormatError(f"{name} has no pixels ({array.shape[1]}x{array.shape[0]})")
     return orient(array, orientation), meta
+
+
+def _read_data(data: bytes, name: str, check: Callable[[sniff.Shape], None]) -> tuple[np.ndarray, ImageMeta, int]:
+    """Pixels, metadata and EXIF orientation of an encoded image."""
+    if tiffio.is_tiff(data):
+        return _read_tiff(data, name, check)
+    header = sniff.header_shape(data)
+    if header is not None:  # sized before Pillow's own, fixed decompression-bomb limit can pre-empt us
+        check(header)
+    image = _open(data, name)
+    if header is None:
+        check(_pillow_shape(image))
+    array = png16.decode_png16(data, name) if png16.is_deep_png(data) else _decode(image, name)
+    meta, orientation = read_meta(image)  # after decoding: Pillow finds PNG text and eXIf after IDAT
+    return array, meta, orientation
+
+
+@contextlib.contextmanager
+def _warnings_as_one_line(name: str) -> Iterator[None]:
+    """Python warnings raised while reading (Pillow's "Corrupt EXIF data", ...) become one log line."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    caught = [w for w in caught if not issubclass(w.category, Image.DecompressionBombWarning)]
+    if caught:
+        log.warning("%s: %s", name, first_line(caught[0].message))
 
 
 def _read_tiff(data: bytes, name: str, check: Callable[[sniff.Shape], None]) -> tuple[np.ndarray, ImageMeta, int]:
@@ -220,7 +238,7 @@ def encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None = None, *, 
     meta = meta or ImageMeta()
     height, width = array.shape[:2]
     exif = exif_for_output(meta.exif, width, height, scale) if fmt in _EXIF else None
-    dpi = scaled_dpi(meta.dpi, scale) if fmt in _DPI else None
+    dpi = scaled_dpi(meta.dpi, scale, fmt) if fmt in _DPI else None
     icc = meta.icc_profile if fmt in _ICC else None
     channels = 1 if array.ndim == 2 else array.shape[2]
     if fmt == "TIFF" and array.dtype != np.uint8:

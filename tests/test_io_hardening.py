@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import tifffile
 import torch
+from PIL import Image
 
 from sr_filter import convert, imageio, limits, png16, sniff
 from sr_filter.errors import ImageFormatError, ImageTooLargeError
@@ -129,3 +130,72 @@ def test_stdin_too_large_is_refused_from_its_header_before_the_rest():
     with pytest.raises(ImageTooLargeError, match="100000x100000"):
         imageio.read_image(stream, scale=4)
     assert stream.served <= 1 << 20
+
+
+def _raw_exif(*entries: tuple[int, int, int, bytes]) -> bytes:
+    """An EXIF block (little-endian IFD0) with the given (tag, type, count, value) entries, unchecked."""
+    start = 8 + 2 + 12 * len(entries) + 4
+    ifd, extra = struct.pack("<H", len(entries)), b""
+    for tag, kind, count, value in entries:
+        if len(value) <= 4:
+            ifd += struct.pack("<HHI", tag, kind, count) + value.ljust(4, b"\0")
+        else:
+            ifd += struct.pack("<HHII", tag, kind, count, start + len(extra))
+            extra += value
+    return b"Exif\0\0II*\0" + struct.pack("<I", 8) + ifd + b"\0\0\0\0" + extra
+
+
+_DAMAGED_EXIF = {
+    "orientation as text": _raw_exif((0x0112, 2, 4, b"six\0")),
+    "orientation 6/0": _raw_exif((0x0112, 5, 1, struct.pack("<II", 6, 0))),
+    "negative resolution": _raw_exif((0x011A, 10, 1, struct.pack("<ii", -72, 1)), (0x011B, 10, 1, struct.pack("<ii", -72, 1))),
+    "orientation 9": _raw_exif((0x0112, 3, 1, struct.pack("<H", 9))),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_DAMAGED_EXIF))
+@pytest.mark.parametrize("source", ["JPEG", "PNG", "WEBP"])  # PNG: an eXIf chunk
+def test_damaged_exif_is_dropped_with_a_warning(case, source, caplog):
+    pixels = np.arange(6 * 8 * 3, dtype=np.uint8).reshape(6, 8, 3)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, source, exif=_DAMAGED_EXIF[case], **({"lossless": True} if source == "WEBP" else {}))
+    array, meta = imageio.read_image(buffer.getvalue())
+    assert array.shape == pixels.shape and meta.exif is None  # not rotated, EXIF left out
+    assert "damaged EXIF" in caplog.text
+    for fmt in ("PNG", "JPEG", "TIFF", "WEBP"):
+        assert Image.open(io.BytesIO(imageio.encode_image(array, fmt, meta, scale=2))).size == (8, 6)
+
+
+def test_orientation_zero_means_upright_and_keeps_the_exif(caplog):
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 6)).save(buffer, "JPEG", exif=_raw_exif((0x0112, 3, 1, struct.pack("<H", 0))))
+    array, meta = imageio.read_image(buffer.getvalue())
+    assert array.shape == (6, 8, 3) and meta.exif is not None and "damaged" not in caplog.text
+
+
+def test_pillow_warnings_become_one_log_line(capfd, caplog):
+    """A damaged TIFF tag: Pillow's UserWarning (with its source line) is one warning of ours."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 6)).save(buffer, "JPEG", exif=_raw_exif((0x0112, 3, 1_000_000, struct.pack("<I", 999))))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        imageio.read_image(buffer.getvalue(), name="camera.jpg")
+    assert capfd.readouterr().err == ""
+    assert [r.getMessage() for r in caplog.records if "camera.jpg" in r.getMessage()] == [
+        "camera.jpg: Tag data larger than file. Skipping tag 274"
+    ]
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "BMP", "JPEG", "TIFF"])
+def test_absurd_dpi_is_left_out_not_a_crash(fmt, caplog):
+    """A pHYs of 4294967295 px/m (109 million DPI) scaled x2 fits no format: left out with a warning."""
+    png = _with_chunk(imageio.encode_image(np.zeros((4, 4, 3), np.uint8), "PNG"), b"pHYs", struct.pack(">IIB", 0xFFFFFFFF, 0xFFFFFFFF, 1))
+    array, meta = imageio.read_image(png)
+    assert meta.dpi is not None and meta.dpi[0] > 1e8
+    data = imageio.encode_image(array, fmt, meta, scale=2)
+    assert Image.open(io.BytesIO(data)).info.get("dpi", (0, 0))[0] < 1000 and "cannot be stored" in caplog.text  # BMP: Pillow's 96
+    deep = imageio.encode_image(array.astype(np.uint16) * 257, "PNG", meta, scale=2)
+    assert "dpi" not in Image.open(io.BytesIO(deep)).info
+    # an ordinary DPI is still scaled
+    meta.dpi = (300.0, 300.0)
+    assert Image.open(io.BytesIO(imageio.encode_image(array, fmt, meta, scale=2))).info["dpi"] == pytest.approx((600, 600), abs=0.5)
