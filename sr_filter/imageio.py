@@ -1,4 +1,4 @@
-"""Reading and writing image files faithfully.
+"""Reading and writing image files faithfully (encoders and format limits: :mod:`sr_filter.encode`).
 
 Pixels travel as numpy arrays (see :mod:`sr_filter.convert` for the layouts); what else the
 file held travels beside them in :class:`~sr_filter.metadata.ImageMeta` and is written back
@@ -19,19 +19,20 @@ import struct
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator
+from typing import BinaryIO, Callable, Iterator
 
 import numpy as np
 from PIL import Image
 
 from . import limits, png16, sniff, tiffio
-from .convert import _to_uint8, _to_uint16, array_to_pil, pil_to_array  # re-exported until callers import convert
+from .convert import array_to_pil, pil_to_array  # re-exported until callers import convert
 from .device import available_ram
+from .encode import check_encodable, encode_image
 from .errors import ImageFormatError, ImageTooLargeError, OutputExistsError, first_line
-from .metadata import ImageMeta, exif_for_output, orient, read_meta, scaled_dpi
+from .metadata import ImageMeta, orient, read_meta
 
 __all__ = [
-    "FORMATS", "IMAGE_SUFFIXES", "ImageMeta", "array_to_pil", "encode_image", "format_for", "pil_to_array", "read_image", "write_atomic",
+    "FORMATS", "IMAGE_SUFFIXES", "ImageMeta", "array_to_pil", "check_encodable", "encode_image", "format_for", "pil_to_array", "read_image", "write_atomic",
 ]
 
 log = logging.getLogger(__name__)
@@ -48,22 +49,19 @@ FORMATS = {
 }
 #: the file suffixes this program reads (and writes), lower case with the dot
 IMAGE_SUFFIXES = tuple(FORMATS)
-#: formats whose files can hold an alpha channel (the others get it flattened onto white)
-_ALPHA = {"PNG", "WEBP", "TIFF", "GIF"}
-_ICC = {"PNG", "JPEG", "WEBP", "TIFF"}
-_EXIF = {"PNG", "JPEG", "WEBP", "TIFF"}
-_DPI = {"PNG", "JPEG", "TIFF", "BMP"}
 
 
 # -- reading ---------------------------------------------------------------------------------
 def read_image(
-    source: str | Path | bytes | BinaryIO, *, scale: float | None = None, model_scale: int = 4, name: str | None = None
+    source: str | Path | bytes | BinaryIO, *, scale: float | None = None, model_scale: int = 4, name: str | None = None,
+    out_format: str | None = None,
 ) -> tuple[np.ndarray, ImageMeta]:
     """Decode a file (path, bytes or binary stream) into upright pixels and metadata.
 
     The header is read first: an empty (0-pixel) image, or one whose decoding and upscaling by
     ``scale`` (default 1) would not fit in available memory, is refused before any pixel is
-    decoded (``model_scale``, the network's own factor, refines that estimate); a stream is
+    decoded (``model_scale``, the network's own factor, refines that estimate), as is one whose
+    output ``out_format`` (when given) cannot hold at that scale; a stream is
     refused after its first bytes when it is no image. EXIF orientation is applied to the
     pixels. 16-bit and float data stay 16-bit / float (TIFF through tifffile, 16-bit PNG
     through :mod:`sr_filter.png16`). Each file is parsed once per reader.
@@ -71,7 +69,7 @@ def read_image(
     name = name or (str(source) if isinstance(source, (str, Path)) else "standard input")
 
     def check(shape: sniff.Shape) -> None:
-        _check_size(name, shape, scale, model_scale)
+        _check_size(name, shape, scale, model_scale, out_format)
 
     data = _read_bytes(source, name, check)
     with _warnings_as_one_line(name):
@@ -127,10 +125,12 @@ def _read_tiff(data: bytes, name: str, check: Callable[[sniff.Shape], None]) -> 
     return array, meta, orientation
 
 
-def _check_size(name: str, shape: sniff.Shape, scale: float | None, model_scale: int) -> None:
+def _check_size(name: str, shape: sniff.Shape, scale: float | None, model_scale: int, out_format: str | None) -> None:
     width, height, channels, itemsize = shape
     if width <= 0 or height <= 0:
         raise ImageFormatError(f"{name} has no pixels ({width}x{height})")
+    if out_format is not None:
+        check_encodable(out_format, max(1, round(width * (scale or 1.0))), max(1, round(height * (scale or 1.0))))
     limits.check_fits(name, width, height, channels, scale or 1.0, itemsize, model_scale=model_scale)
 
 
@@ -214,7 +214,7 @@ def _pixels(image: Image.Image) -> np.ndarray:
 
 # -- writing ---------------------------------------------------------------------------------
 def format_for(path: str | Path, explicit: str | None = None) -> str:
-    """The output format: explicit ``--format`` first, else from the file extension."""
+    """The output format: ``explicit`` first, else from the file extension."""
     if explicit:
         key = explicit.lower().lstrip(".")
         fmt = FORMATS.get("." + key)
@@ -224,99 +224,9 @@ def format_for(path: str | Path, explicit: str | None = None) -> str:
     suffix = Path(path).suffix.lower()
     if suffix not in FORMATS:
         raise ImageFormatError(
-            f"cannot tell the output format from {Path(path).name!r}; use an extension such as .png or give --format"
+            f"cannot tell the output format from {Path(path).name!r}; use an extension such as .png or name the format"
         )
     return FORMATS[suffix]
-
-
-def encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None = None, *, quality: int | None = None, scale: float = 1.0) -> bytes:
-    """Encode pixels (and carried metadata, updated for the new size) in ``fmt``.
-
-    16-bit and float data stay 16-bit in PNG (float becomes 16-bit) and 16-bit / float in
-    TIFF; other formats hold 8 bits. Alpha is flattened onto white for JPEG and BMP.
-    """
-    meta = meta or ImageMeta()
-    height, width = array.shape[:2]
-    exif = exif_for_output(meta.exif, width, height, scale) if fmt in _EXIF else None
-    dpi = scaled_dpi(meta.dpi, scale, fmt) if fmt in _DPI else None
-    icc = meta.icc_profile if fmt in _ICC else None
-    channels = 1 if array.ndim == 2 else array.shape[2]
-    if fmt == "TIFF" and array.dtype != np.uint8:
-        return tiffio.encode_tiff(array, icc_profile=icc, dpi=dpi)
-    if fmt == "PNG" and array.dtype != np.uint8:
-        return png16.encode_png16(_to_uint16(array), icc_profile=icc, dpi=dpi, exif=exif, text=_png_text(meta))
-    if array.dtype != np.uint8:
-        log.info("%s holds 8 bits per channel; reducing the %s output to 8 bits", fmt, array.dtype)
-        array = _to_uint8(array)
-    if channels in (2, 4) and fmt not in _ALPHA:
-        log.warning("%s has no transparency; flattening the alpha channel onto white", fmt)
-        array = _flatten_on_white(array)
-    image = array_to_pil(array)
-    if fmt == "GIF" and image.mode == "LA":
-        image = image.convert("RGBA")  # Pillow's GIF writer keeps transparency only from RGBA
-    options: dict[str, Any] = {}
-    if icc:
-        options["icc_profile"] = icc
-    if exif:
-        options["exif"] = exif
-    if dpi:
-        options["dpi"] = dpi
-    if fmt in ("JPEG", "WEBP"):
-        options["quality"] = quality if quality is not None else (95 if fmt == "JPEG" else 90)
-        if fmt == "WEBP" and options["quality"] == 100:
-            options["lossless"] = True  # --quality 100: lossless WebP
-        if meta.xmp:
-            options["xmp"] = meta.xmp
-    if fmt == "JPEG" and options["quality"] >= 90:
-        options["subsampling"] = 0  # 4:4:4: no colour bleeding at high quality
-    if fmt in ("JPEG", "GIF") and meta.comment:
-        options["comment"] = meta.comment
-    if fmt == "PNG":
-        text = _png_text(meta)
-        if text:
-            from PIL import PngImagePlugin
-
-            info = PngImagePlugin.PngInfo()
-            for key, value in text.items():
-                if value.isascii():
-                    info.add_text(key, value)
-                else:
-                    info.add_itxt(key, value)
-            options["pnginfo"] = info
-        options["compress_level"] = 6
-    if fmt == "TIFF" and not _has_sub_ifd(exif):
-        # Pillow's compressing (libtiff) writer cannot store EXIF sub-IFDs; then stay uncompressed
-        options["compression"] = "tiff_adobe_deflate"
-    buffer = io.BytesIO()
-    try:
-        image.save(buffer, format=fmt, **options)
-    except (OSError, ValueError, KeyError) as exc:
-        raise ImageFormatError(f"cannot write {fmt}: {first_line(exc)}") from None
-    return buffer.getvalue()
-
-
-def _has_sub_ifd(exif: bytes | None) -> bool:
-    if not exif:
-        return False
-    data = Image.Exif()
-    data.load(exif)
-    return any(tag in data for tag in (0x8769, 0x8825))
-
-
-def _png_text(meta: ImageMeta) -> dict[str, str]:
-    text = dict(meta.text)
-    if meta.xmp and "XML:com.adobe.xmp" not in text:
-        text["XML:com.adobe.xmp"] = meta.xmp.decode("utf-8", "replace")
-    return text
-
-
-def _flatten_on_white(array: np.ndarray) -> np.ndarray:
-    top = 255.0 if array.dtype == np.uint8 else 65535.0
-    colour = array[:, :, :-1].astype(np.float32)
-    alpha = array[:, :, -1:].astype(np.float32) / top
-    out = colour * alpha + top * (1.0 - alpha)
-    out = np.clip(np.rint(out), 0, top).astype(array.dtype)
-    return out[:, :, 0] if out.shape[2] == 1 else out
 
 
 def write_atomic(data: bytes, path: str | Path, *, overwrite: bool = False) -> None:

@@ -199,3 +199,46 @@ def test_absurd_dpi_is_left_out_not_a_crash(fmt, caplog):
     # an ordinary DPI is still scaled
     meta.dpi = (300.0, 300.0)
     assert Image.open(io.BytesIO(imageio.encode_image(array, fmt, meta, scale=2))).info["dpi"] == pytest.approx((600, 600), abs=0.5)
+
+
+def test_available_ram_asks_the_os_where_there_is_no_proc_meminfo(monkeypatch, tmp_path):
+    """macOS and Windows: no /proc/meminfo and no SC_AVPHYS_PAGES; the OS's own figure, not 4 GiB."""
+    import psutil
+
+    from sr_filter import device
+
+    def no_sysconf(name):
+        raise ValueError(f"unrecognized configuration name {name!r}")
+
+    monkeypatch.setattr(device, "_MEMINFO", str(tmp_path / "no-meminfo"))
+    monkeypatch.setattr(device.os, "sysconf", no_sysconf)
+    have = device.available_ram()
+    assert have == pytest.approx(psutil.virtual_memory().available, rel=0.1) and have != 4 << 30
+
+
+def test_memory_estimate_below_scale_one_counts_the_network_output():
+    """1200x1200 RGB PNG at x1 and x0.5 (the x4 network runs, then shrinks): 829 MB peak RSS measured
+    with `/usr/bin/time -f %M sr-filter upscale big.png -o out.png --model sr-cartoon-x4 --scale 1`."""
+    measured = 829 << 20
+    for scale in (1, 0.5):
+        estimate = limits.estimate_bytes(1200, 1200, 3, scale)
+        assert measured <= estimate <= 1.3 * measured, (scale, estimate / 1e6)
+
+
+def test_output_format_limits_are_checked_before_the_work():
+    imageio.check_encodable("JPEG", 65500, 100)
+    with pytest.raises(ImageTooLargeError, match="too large for JPEG, which holds at most 65500 pixels per side"):
+        imageio.check_encodable("JPEG", 65501, 100)
+    with pytest.raises(ImageTooLargeError, match="WEBP"):
+        imageio.check_encodable("WEBP", 100, 16384)
+    with pytest.raises(ImageTooLargeError, match="GIF"):
+        imageio.check_encodable("GIF", 70000, 10)
+    imageio.check_encodable("PNG", 70000, 70000)
+    # from the header, before any pixel is decoded: 17000 px wide x4 is 68000, too wide for JPEG
+    png = imageio.encode_image(np.zeros((2, 17000), np.uint8), "PNG")
+    with pytest.raises(ImageTooLargeError, match="68000x8 image is too large for JPEG"):
+        imageio.read_image(png, scale=4, out_format="JPEG")
+    assert imageio.read_image(png, scale=4, out_format="PNG")[0].shape == (2, 17000)
+    with pytest.raises(ImageTooLargeError, match="JPEG") as error:  # and in the encoder, instead of libjpeg's message
+        imageio.encode_image(np.zeros((1, 65501), np.uint8), "JPEG")
+    assert "--" not in str(error.value)  # neutral words: GIMP and API users see it too
