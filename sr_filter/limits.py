@@ -53,7 +53,7 @@ def check_fits(
         raise ImageTooLargeError(
             f"{name} is {width}x{height}; upscaled x{scale:g} it would be {out_w}x{out_h} "
             f"({out_w * out_h / 1e6:,.0f} megapixels) and need about {_gib(need)} of memory, "
-            f"but only {_gib(have)} is available; use a smaller --scale or cut the image into parts"
+            f"but only {_gib(have)} is available; use a smaller scale or cut the image into parts"
         )
 
 

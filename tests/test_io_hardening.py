@@ -181,9 +181,8 @@ def test_pillow_warnings_become_one_log_line(capfd, caplog):
         warnings.simplefilter("error")
         imageio.read_image(buffer.getvalue(), name="camera.jpg")
     assert capfd.readouterr().err == ""
-    assert [r.getMessage() for r in caplog.records if "camera.jpg" in r.getMessage()] == [
-        "camera.jpg: Tag data larger than file. Skipping tag 274"
-    ]
+    lines = [r.getMessage() for r in caplog.records if "camera.jpg" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].startswith("camera.jpg: ") and "\n" not in lines[0], lines  # Pillow's words vary
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "BMP", "JPEG", "TIFF"])
