@@ -115,7 +115,6 @@ def exif_for_output(exif: bytes | None, width: int, height: int, scale: float) -
         sub = data.get_ifd(_EXIF_IFD)
         if sub:
             sub[_PIXEL_X], sub[_PIXEL_Y] = int(width), int(height)
-            data[_EXIF_IFD] = dict(sub)  # Pillow 10.0 writes the sub-IFD only when it is set back
         for tag in (_X_RES, _Y_RES):
             if tag in data and float(data[tag] or 0) > 0:
                 from PIL.TiffImagePlugin import IFDRational

@@ -20,7 +20,7 @@ from sr_filter import Upscaler, imageio, limits, png16
 from sr_filter.errors import ImageFormatError, ImageTooLargeError, OutputExistsError
 from sr_filter.metadata import ImageMeta, srgb_profile
 
-from .imagefiles import cmyk_profile, png16_filtered
+from .imagefiles import cmyk_profile, png16_filtered, raw_exif
 
 
 @pytest.fixture(scope="module")
@@ -314,15 +314,13 @@ def test_exif_orientation_applied_and_reset(bird, orientation):
 
 def test_metadata_carried_and_updated(bird, tmp_path):
     image = Image.fromarray(bird)
-    exif = image.getexif()
-    exif[0x010F] = "Camera Maker"
-    exif[0x0112] = 6
-    exif.get_ifd(0x8769)[0xA002] = bird.shape[1]
-    exif.get_ifd(0x8769)[0xA003] = bird.shape[0]
-    exif[0x8769] = exif.get_ifd(0x8769)
+    exif = raw_exif(  # byte by byte: Pillow 10 cannot write an EXIF sub-IFD built through its API
+        (0x010F, 2, 13, b"Camera Maker\0"), (0x0112, 3, 1, struct.pack("<H", 6)),
+        sub=((0xA002, 4, 1, struct.pack("<I", bird.shape[1])), (0xA003, 4, 1, struct.pack("<I", bird.shape[0]))),
+    )
     icc = srgb_profile()
     path = tmp_path / "in.jpg"
-    path.write_bytes(_save(image, "JPEG", exif=exif.tobytes(), icc_profile=icc, dpi=(150, 150), quality=95,
+    path.write_bytes(_save(image, "JPEG", exif=exif, icc_profile=icc, dpi=(150, 150), quality=95,
                            xmp=b"<x:xmpmeta xmlns:x='adobe:ns:meta/'>kept</x:xmpmeta>", comment=b"a comment"))
     array, meta = imageio.read_image(path)
     assert array.shape == (64, 48, 3)  # rotated upright

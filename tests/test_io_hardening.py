@@ -21,7 +21,7 @@ from sr_filter import convert, imageio, limits, png16, sniff
 from sr_filter.errors import ImageFormatError, ImageTooLargeError
 from sr_filter.tiling import ArraySink
 
-from .imagefiles import png16_filtered
+from .imagefiles import png16_filtered, raw_exif
 
 
 def test_one_rounding_rule_for_tiles_and_whole_images():
@@ -132,24 +132,11 @@ def test_stdin_too_large_is_refused_from_its_header_before_the_rest():
     assert stream.served <= 1 << 20
 
 
-def _raw_exif(*entries: tuple[int, int, int, bytes]) -> bytes:
-    """An EXIF block (little-endian IFD0) with the given (tag, type, count, value) entries, unchecked."""
-    start = 8 + 2 + 12 * len(entries) + 4
-    ifd, extra = struct.pack("<H", len(entries)), b""
-    for tag, kind, count, value in entries:
-        if len(value) <= 4:
-            ifd += struct.pack("<HHI", tag, kind, count) + value.ljust(4, b"\0")
-        else:
-            ifd += struct.pack("<HHII", tag, kind, count, start + len(extra))
-            extra += value
-    return b"Exif\0\0II*\0" + struct.pack("<I", 8) + ifd + b"\0\0\0\0" + extra
-
-
 _DAMAGED_EXIF = {
-    "orientation as text": _raw_exif((0x0112, 2, 4, b"six\0")),
-    "orientation 6/0": _raw_exif((0x0112, 5, 1, struct.pack("<II", 6, 0))),
-    "negative resolution": _raw_exif((0x011A, 10, 1, struct.pack("<ii", -72, 1)), (0x011B, 10, 1, struct.pack("<ii", -72, 1))),
-    "orientation 9": _raw_exif((0x0112, 3, 1, struct.pack("<H", 9))),
+    "orientation as text": raw_exif((0x0112, 2, 4, b"six\0")),
+    "orientation 6/0": raw_exif((0x0112, 5, 1, struct.pack("<II", 6, 0))),
+    "negative resolution": raw_exif((0x011A, 10, 1, struct.pack("<ii", -72, 1)), (0x011B, 10, 1, struct.pack("<ii", -72, 1))),
+    "orientation 9": raw_exif((0x0112, 3, 1, struct.pack("<H", 9))),
 }
 
 
@@ -168,7 +155,7 @@ def test_damaged_exif_is_dropped_with_a_warning(case, source, caplog):
 
 def test_orientation_zero_means_upright_and_keeps_the_exif(caplog):
     buffer = io.BytesIO()
-    Image.new("RGB", (8, 6)).save(buffer, "JPEG", exif=_raw_exif((0x0112, 3, 1, struct.pack("<H", 0))))
+    Image.new("RGB", (8, 6)).save(buffer, "JPEG", exif=raw_exif((0x0112, 3, 1, struct.pack("<H", 0))))
     array, meta = imageio.read_image(buffer.getvalue())
     assert array.shape == (6, 8, 3) and meta.exif is not None and "damaged" not in caplog.text
 
@@ -176,7 +163,7 @@ def test_orientation_zero_means_upright_and_keeps_the_exif(caplog):
 def test_pillow_warnings_become_one_log_line(capfd, caplog):
     """A damaged TIFF tag: Pillow's UserWarning (with its source line) is one warning of ours."""
     buffer = io.BytesIO()
-    Image.new("RGB", (8, 6)).save(buffer, "JPEG", exif=_raw_exif((0x0112, 3, 1_000_000, struct.pack("<I", 999))))
+    Image.new("RGB", (8, 6)).save(buffer, "JPEG", exif=raw_exif((0x0112, 3, 1_000_000, struct.pack("<I", 999))))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         imageio.read_image(buffer.getvalue(), name="camera.jpg")
