@@ -397,9 +397,11 @@ def test_bad_input_errors(tmp_path, set5):
         "zero width": (_png_header_only(0, 10), r"has no pixels \(0x10\)"),
     }
     for label, (source, message) in cases.items():
-        with pytest.raises(ImageFormatError, match=message):
+        with pytest.raises(ImageFormatError, match=message) as error:
             imageio.read_image(source)
-        assert label
+        text = str(error.value)
+        named = str(source) if isinstance(source, type(tmp_path)) else "standard input"
+        assert text.startswith(named) and "\n" not in text and "Traceback" not in text, (label, text)
 
 
 def test_too_large_is_refused_from_the_header(set5):

@@ -228,3 +228,18 @@ def test_output_format_limits_are_checked_before_the_work():
     with pytest.raises(ImageTooLargeError, match="JPEG") as error:  # and in the encoder, instead of libjpeg's message
         imageio.encode_image(np.zeros((1, 65501), np.uint8), "JPEG")
     assert "--" not in str(error.value)  # neutral words: GIMP and API users see it too
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "TIFF", "GIF", "WEBP"])
+def test_size_is_checked_once_per_file(fmt, monkeypatch):
+    """One header, one memory check (the real check, counted), whichever reader sizes the file."""
+    calls = []
+    real = limits.check_fits
+
+    def counted(*args, **kwargs):
+        calls.append(args[1:3])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(limits, "check_fits", counted)
+    imageio.read_image(imageio.encode_image(np.zeros((6, 10, 3), np.uint8), fmt))
+    assert calls == [(10, 6)]
