@@ -28,6 +28,8 @@ _EXIF = {"PNG", "JPEG", "WEBP", "TIFF"}
 _DPI = {"PNG", "JPEG", "TIFF", "BMP"}
 #: the largest width and height each format can store (libjpeg's 65500, WebP's 14-bit fields,
 #: GIF's 16-bit fields, BMP's and PNG's signed 32-bit fields, TIFF's 32-bit fields)
+#: pixel bytes beyond which a TIFF must be a BigTIFF (Pillow writes only classic, 32-bit offset TIFF)
+CLASSIC_TIFF_BYTES = 2**32 - 2**25
 MAX_SIDE = {"JPEG": 65500, "WEBP": 16383, "GIF": 65535, "BMP": 2**31 - 1, "PNG": 2**31 - 1, "TIFF": 2**32 - 1}
 
 
@@ -40,6 +42,11 @@ def check_encodable(fmt: str, width: int, height: int) -> None:
     if side is not None and (width > side or height > side):
         raise ImageTooLargeError(
             f"a {width}x{height} image is too large for {fmt}, which holds at most {side} pixels per side; "
+            "choose a smaller scale or another output format (PNG or TIFF)"
+        )
+    if fmt == "BMP" and 54 + (width * 3 + 3) // 4 * 4 * height > 2**32 - 1:  # 32-bit file size field
+        raise ImageTooLargeError(
+            f"a {width}x{height} image is too large for BMP, whose files hold at most 4 GiB; "
             "choose a smaller scale or another output format (PNG or TIFF)"
         )
 
@@ -57,8 +64,10 @@ def encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None = None, *, 
     dpi = scaled_dpi(meta.dpi, scale, fmt) if fmt in _DPI else None
     icc = meta.icc_profile if fmt in _ICC else None
     channels = 1 if array.ndim == 2 else array.shape[2]
-    if fmt == "TIFF" and array.dtype != np.uint8:
-        return tiffio.encode_tiff(array, icc_profile=icc, dpi=dpi)
+    if fmt == "TIFF" and (array.dtype != np.uint8 or array.nbytes > CLASSIC_TIFF_BYTES):
+        if array.dtype == np.uint8:
+            log.info("the TIFF output is over 4 GiB: writing a BigTIFF (EXIF is not carried)")
+        return tiffio.encode_tiff(array, icc_profile=icc, dpi=dpi, bigtiff=array.nbytes > CLASSIC_TIFF_BYTES)
     if fmt == "PNG" and array.dtype != np.uint8:
         return png16.encode_png16(_to_uint16(array), icc_profile=icc, dpi=dpi, exif=exif, text=_png_text(meta))
     if array.dtype != np.uint8:

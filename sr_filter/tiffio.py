@@ -1,11 +1,12 @@
 """TIFF pixels through tifffile, which keeps 16-bit and float samples that Pillow would reduce.
 
-Handles the layouts TIFF writers actually produce: chunky or planar samples, grey with 1
+Reading sizes the first page (through a check the caller passes), decodes it and reads its tags
+in one pass. Handles the layouts TIFF writers actually produce: chunky or planar samples, grey with 1
 sample, RGB with 3, extra samples (the first alpha-marked one, or the first extra sample of an
 RGB or grey image, becomes alpha; others are dropped), associated (premultiplied) alpha
 (un-premultiplied, since the output stores unassociated alpha), min-is-white grey (inverted),
 and float samples. Other photometric interpretations (palette, CMYK, YCbCr, ...) return None so
-the caller falls back to Pillow. Metadata is read by the caller from Pillow's header parse.
+the caller falls back to Pillow, which also gives the metadata of every TIFF it can open.
 """
 
 from __future__ import annotations
@@ -185,8 +186,10 @@ def _unpremultiply(colour: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(out), 0, top).astype(colour.dtype)
 
 
-def encode_tiff(array: np.ndarray, *, icc_profile: bytes | None = None, dpi: tuple[float, float] | None = None) -> bytes:
-    """Encode a uint16 or float32 array as a zlib-compressed TIFF (alpha as unassociated extra sample)."""
+def encode_tiff(
+    array: np.ndarray, *, icc_profile: bytes | None = None, dpi: tuple[float, float] | None = None, bigtiff: bool = False
+) -> bytes:
+    """Encode a uint8, uint16 or float32 array as a zlib-compressed (Big)TIFF (alpha as unassociated extra sample)."""
     import tifffile
 
     buffer = io.BytesIO()
@@ -199,5 +202,5 @@ def encode_tiff(array: np.ndarray, *, icc_profile: bytes | None = None, dpi: tup
         kwargs["resolutionunit"] = "INCH"
     extratags = [(34675, 7, len(icc_profile), icc_profile, True)] if icc_profile else []
     data = array[:, :, 0] if channels == 1 and array.ndim == 3 else array
-    tifffile.imwrite(buffer, data, compression="zlib", extratags=extratags, **kwargs)
+    tifffile.imwrite(buffer, data, compression="zlib", extratags=extratags, bigtiff=bigtiff, **kwargs)
     return buffer.getvalue()

@@ -243,3 +243,18 @@ def test_size_is_checked_once_per_file(fmt, monkeypatch):
     monkeypatch.setattr(limits, "check_fits", counted)
     imageio.read_image(imageio.encode_image(np.zeros((6, 10, 3), np.uint8), fmt))
     assert calls == [(10, 6)]
+
+
+def test_bmp_file_size_limit_and_bigtiff_beyond_classic_tiff(monkeypatch):
+    imageio.check_encodable("BMP", 30000, 30000)  # 2.7 GB
+    with pytest.raises(ImageTooLargeError, match="too large for BMP, whose files hold at most 4 GiB"):
+        imageio.check_encodable("BMP", 40000, 40000)  # 4.8 GB: Pillow would fail after the work
+    # an 8-bit TIFF over the classic 4 GiB limit becomes a BigTIFF (the limit lowered to test it cheaply)
+    from sr_filter import encode
+
+    rgb = np.random.default_rng(4).integers(0, 256, (6, 10, 3), dtype=np.uint8)
+    monkeypatch.setattr(encode, "CLASSIC_TIFF_BYTES", rgb.nbytes - 1)
+    data = imageio.encode_image(rgb, "TIFF", imageio.ImageMeta(dpi=(72.0, 72.0)), scale=2)
+    assert data[:4] == b"II+\0"
+    back, meta = imageio.read_image(data)
+    assert np.array_equal(back, rgb) and meta.dpi == pytest.approx((144, 144))
