@@ -104,7 +104,8 @@ def _warnings_as_one_line(name: str) -> Iterator[None]:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         yield
-    caught = [w for w in caught if not issubclass(w.category, Image.DecompressionBombWarning)]
+    caught = [w for w in caught if issubclass(w.category, (UserWarning, RuntimeWarning))
+              and not issubclass(w.category, Image.DecompressionBombWarning)]
     if caught:
         log.warning("%s: %s", name, first_line(caught[0].message))
 

@@ -258,3 +258,10 @@ def test_bmp_file_size_limit_and_bigtiff_beyond_classic_tiff(monkeypatch):
     assert data[:4] == b"II+\0"
     back, meta = imageio.read_image(data)
     assert np.array_equal(back, rgb) and meta.dpi == pytest.approx((144, 144))
+
+
+def test_interlaced_16bit_png_decodes_without_codec_chatter(capfd):
+    """libpng's plain decoder prints "Interlace handling should be turned on" for Adam7; ours is silent."""
+    array = (np.random.default_rng(9).random((9, 11, 3)) * 65535).astype(np.uint16)
+    back, _ = imageio.read_image(png16_filtered(array, interlaced=True))
+    assert np.array_equal(back, array) and capfd.readouterr().err == ""
