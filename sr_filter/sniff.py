@@ -73,7 +73,8 @@ def read_stream(stream: BinaryIO, name: str, check: Callable[[Shape], None], ava
 
     The first 64 KiB must look like an image; a PNG or JPEG header found there is passed to
     ``check`` (which refuses sizes that would not fit) before the rest is read. The rest is read
-    up to four times the claimed raw pixel bytes plus 256 MiB, and never more than half of
+    up to four times the claimed raw pixel bytes plus 64 MiB (metadata, APNG frames, camera
+    previews), and never more than half of
     ``available`` memory; beyond that the input is refused.
     """
     data = bytearray(_read_some(stream, _PREFIX))
@@ -84,7 +85,7 @@ def read_stream(stream: BinaryIO, name: str, check: Callable[[Shape], None], ava
     if shape is not None:
         check(shape)
         width, height, channels, itemsize = shape
-        limit = min(limit, 4 * width * height * channels * itemsize + (256 << 20))
+        limit = min(limit, 4 * width * height * channels * itemsize + (64 << 20))
     while len(data) <= limit:
         block = _read_some(stream, _CHUNK)
         if not block:
