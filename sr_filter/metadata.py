@@ -70,7 +70,7 @@ def read_meta(image: Image.Image) -> tuple[ImageMeta, int]:
         xmp=_bytes(info.get("xmp")),
         comment=_bytes(info.get("comment")),
         mode=image.mode,
-        frames=1 if image.format == "MPO" else int(getattr(image, "n_frames", 1) or 1),  # MPO: camera previews
+        frames=1 if image.format == "MPO" else _frames(image),  # MPO: camera previews
     )
     try:
         meta.exif, orientation = _exif(image)
@@ -95,6 +95,15 @@ def _exif(image: Image.Image) -> tuple[bytes | None, int]:
     if ORIENTATION in exif:
         exif[ORIENTATION] = 1
     return (exif.tobytes() if len(exif) or exif.get_ifd(_EXIF_IFD) else None), orientation
+
+
+def _frames(image: Image.Image) -> int:
+    """How many frames or pages the file holds (Pillow walks them; a damaged later one stops the count)."""
+    try:
+        return int(getattr(image, "n_frames", 1) or 1)
+    except Exception:  # noqa: BLE001 - Pillow raises many kinds for a damaged later frame
+        log.warning("the frames or pages after the first are damaged; only the first is upscaled")
+        return 1
 
 
 def png_text(image: Image.Image) -> dict[str, str]:

@@ -265,3 +265,15 @@ def test_interlaced_16bit_png_decodes_without_codec_chatter(capfd):
     array = (np.random.default_rng(9).random((9, 11, 3)) * 65535).astype(np.uint16)
     back, _ = imageio.read_image(png16_filtered(array, interlaced=True))
     assert np.array_equal(back, array) and capfd.readouterr().err == ""
+
+
+@pytest.mark.parametrize("fmt", ["TIFF", "GIF", "PNG"])
+def test_damaged_later_pages_still_give_the_first(fmt):
+    """A multi-page file cut short: counting its frames must not stop the first from being upscaled."""
+    frames = [Image.fromarray(np.random.default_rng(i).integers(0, 256, (20, 30, 3), dtype=np.uint8)) for i in range(4)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, fmt, save_all=True, append_images=frames[1:])
+    data = buffer.getvalue()
+    for cut in (0.5, 0.7, 0.9):
+        array, meta = imageio.read_image(data[: int(len(data) * cut)])
+        assert array.shape == (20, 30, 3) and meta.frames >= 1
