@@ -78,6 +78,8 @@ def read_tiff(data: bytes, name: str, check: Callable[[tuple[int, int, int, int]
                 )
                 return None, tags
             raise ImageFormatError(f"{name} is not a readable TIFF ({text})") from None
+    if "Y" not in axes or "X" not in axes or array.ndim != len(axes) or array.size == 0:  # a damaged header tifffile read anyway
+        raise ImageFormatError(f"{name} is not a readable TIFF (damaged layout: axes {axes!r}, shape {array.shape})")
     return _layout(array, axes, extras, photometric, name), tags
 
 
@@ -144,7 +146,7 @@ def _layout(array: np.ndarray, axes: str, extras: tuple[int, ...], photometric: 
     if alpha_index is None:
         return kept if colour == 3 else kept[:, :, 0]
     alpha = array[:, :, colour + alpha_index : colour + alpha_index + 1]
-    if extras[alpha_index] == _ASSOCALPHA:
+    if alpha_index < len(extras) and extras[alpha_index] == _ASSOCALPHA:
         kept = _unpremultiply(kept, alpha)
     return np.concatenate([kept, alpha], axis=2)
 

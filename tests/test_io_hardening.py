@@ -277,3 +277,33 @@ def test_damaged_later_pages_still_give_the_first(fmt):
     for cut in (0.5, 0.7, 0.9):
         array, meta = imageio.read_image(data[: int(len(data) * cut)])
         assert array.shape == (20, 30, 3) and meta.frames >= 1
+
+
+@pytest.mark.parametrize("seed", [1, 3, 7])
+@pytest.mark.parametrize("kind", ["PNG16", "TIFF", "TIFF16", "TIFFfloat"])  # the readers of our own (libpng, tifffile)
+def test_damaged_files_give_one_clear_error_or_pixels(kind, seed):
+    """Seeded mutations (cut short, bytes changed) of small files: pixels or an SrFilterError, nothing else.
+
+    Before the fix some of these raised IndexError (ExtraSamples shorter than the extra samples)
+    or AxisError (a damaged header whose axes do not match the data) from tiffio.
+    """
+    from sr_filter.errors import SrFilterError
+
+    rng = np.random.default_rng(seed)
+    rgb = rng.integers(0, 256, (12, 16, 3), dtype=np.uint8)
+    array = {"PNG16": rgb.astype(np.uint16) * 257, "TIFF16": rgb.astype(np.uint16) * 257, "TIFFfloat": rgb / np.float32(255)}.get(kind, rgb)
+    data = imageio.encode_image(array, kind[:4] if kind != "PNG16" else "PNG", imageio.ImageMeta(dpi=(72.0, 72.0)))
+    for i in range(300):
+        damaged = bytearray(data)
+        if i % 3 == 0:
+            damaged = damaged[: rng.integers(1, len(damaged))]
+        else:
+            for _ in range(rng.integers(1, 4)):
+                damaged[rng.integers(0, len(damaged))] = rng.integers(0, 256)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                pixels, meta = imageio.read_image(bytes(damaged))
+            imageio.encode_image(pixels, "PNG", meta, scale=2)
+        except SrFilterError as exc:
+            assert "\n" not in str(exc)
