@@ -1,4 +1,5 @@
-"""numpy images <-> float tensors, with alpha and grey handled so the model always sees RGB.
+"""Pixel conversions: numpy images <-> float tensors (alpha and grey handled so the model always
+sees RGB), PIL images <-> numpy arrays, and the one float -> integer rounding rule.
 
 Arrays are HxW (grey), HxWx1, HxWx2 (grey + alpha), HxWx3 (RGB) or HxWx4 (RGBA), of dtype
 uint8, uint16 or float (values in [0, 1]). Tensors are (1, 3, H, W) float32 in [0, 1].
@@ -10,9 +11,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.nn import functional as F
 
 from .errors import ImageFormatError
+from .metadata import ImageMeta, cmyk_to_rgb
 
 _MAX = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 
@@ -48,8 +51,12 @@ def to_float(array: np.ndarray) -> np.ndarray:
 
 
 def from_float(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """Round float [0, 1] values back to ``dtype``."""
+    """Round float [0, 1] values back to ``dtype``: the one float -> integer rule (half to even).
+
+    NaN becomes 0 and infinities the ends of the range, so no undefined cast can happen.
+    """
     dtype = np.dtype(dtype)
+    array = np.nan_to_num(array, nan=0.0, posinf=1.0, neginf=0.0)
     if dtype in _MAX:
         top = _MAX[dtype]
         return np.clip(np.rint(array * top), 0, top).astype(dtype)
@@ -109,3 +116,67 @@ def bleed_transparent(rgb: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
         up = F.interpolate(filled, size=colour.shape[-2:], mode="bilinear", align_corners=False)
         filled = torch.where(w > 0, colour / w.clamp_min(1e-12), up)
     return torch.where(hidden, filled, rgb)
+
+
+# -- PIL images <-> arrays ---------------------------------------------------------------------
+def pil_to_array(image: Image.Image, meta: ImageMeta | None = None) -> tuple[np.ndarray, str]:
+    """A PIL image as a numpy array in one of the layouts the upscaler takes, plus its mode.
+
+    Palette images become RGB, or RGBA when they have transparency; a colour-key transparency
+    on L or RGB becomes a real alpha channel; CMYK becomes RGB (through its ICC profile when
+    ``meta`` carries one); 16-bit grey stays uint16 and float grey float32.
+    """
+    mode = image.mode
+    keyed = "transparency" in image.info
+    if mode in ("P", "PA"):
+        image = image.convert("RGBA" if keyed or mode == "PA" else "RGB")
+    elif mode == "1":
+        image = image.convert("L")
+    elif mode in ("L", "RGB") and keyed:
+        image = image.convert("LA" if mode == "L" else "RGBA")
+    elif mode == "CMYK":
+        image = cmyk_to_rgb(image, meta) if meta is not None else image.convert("RGB")
+    elif mode.startswith("I;16"):
+        return np.asarray(image).astype(np.uint16), mode
+    elif mode == "I":
+        return np.clip(np.asarray(image), 0, 65535).astype(np.uint16), mode
+    elif mode == "F":
+        return np.asarray(image, dtype=np.float32), mode
+    elif mode == "La":
+        image = image.convert("LA")
+    elif mode not in ("L", "LA", "RGB", "RGBA"):
+        image = image.convert("RGBA" if "A" in mode or "a" in mode else "RGB")
+    return np.asarray(image).copy(), mode
+
+
+def array_to_pil(array: np.ndarray, mode: str | None = None) -> Image.Image:
+    """A numpy array as a PIL image (16-bit grey stays 16-bit; 16-bit and float colour become 8-bit)."""
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.dtype == np.uint16:
+        if array.ndim == 2:
+            return Image.fromarray(np.ascontiguousarray(array, dtype=np.uint16))
+        array = _to_uint8(array)
+    if array.dtype.kind == "f":
+        if array.ndim == 2:
+            return Image.fromarray(np.ascontiguousarray(array, dtype=np.float32))
+        array = _to_uint8(array)
+    return Image.fromarray(np.ascontiguousarray(array, dtype=np.uint8))
+
+
+def _to_uint8(array: np.ndarray) -> np.ndarray:
+    """Any supported pixel array as uint8 (16 bits rounded to nearest, float by :func:`from_float`)."""
+    if array.dtype == np.uint8:
+        return array
+    if array.dtype == np.uint16:
+        return ((array.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+    return from_float(array.astype(np.float32, copy=False), np.uint8)
+
+
+def _to_uint16(array: np.ndarray) -> np.ndarray:
+    """Any supported pixel array as uint16 (8 bits exactly x257, float by :func:`from_float`)."""
+    if array.dtype == np.uint16:
+        return array
+    if array.dtype == np.uint8:
+        return array.astype(np.uint16) * 257
+    return from_float(array.astype(np.float32, copy=False), np.uint16)

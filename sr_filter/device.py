@@ -122,18 +122,24 @@ def free_memory(device: torch.device) -> int:
     return available_ram()
 
 
+#: Linux's memory report (absent on macOS and Windows, where psutil asks the OS)
+_MEMINFO = "/proc/meminfo"
+
+
 def available_ram() -> int:
-    """Available system memory in bytes (Linux /proc/meminfo, else a sysconf estimate)."""
+    """Available system memory in bytes: Linux's MemAvailable, else the OS's figure through psutil."""
     try:
-        with open("/proc/meminfo") as f:
+        with open(_MEMINFO) as f:
             for line in f:
                 if line.startswith("MemAvailable:"):
                     return int(line.split()[1]) * 1024
-    except OSError:
+    except (OSError, ValueError, IndexError):
         pass
     try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except Exception:  # noqa: BLE001 - an OS psutil cannot read: assume a modest machine
         return 4 << 30
 
 

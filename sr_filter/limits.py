@@ -5,8 +5,9 @@ enormous size) is refused without inflating it. The estimate follows what
 :meth:`sr_filter.Upscaler.upscale_array` holds at its peak: the float32 output planes, the
 merged float copy and its rounding temporaries, the final array and its encoded copy. Checked
 against the peak RSS of real runs (500x500 upscaled x4 with the cartoon model: RGB 244 MB measured,
-269 MB estimated; RGBA 381 vs 391; x3, which runs x4 then resizes: RGB 243 vs 246, RGBA 286 vs 408), plus a fixed
-allowance for the model and its tiles.
+269 MB estimated; RGBA 381 vs 391; x3, which runs x4 then resizes: RGB 243 vs 246, RGBA 286 vs 408; 1200x1200 RGB at x1 and x0.5,
+which run x4 then shrink: 829 MB measured, 952 and 878 estimated), plus a fixed allowance for the
+model and its tiles.
 """
 
 from __future__ import annotations
@@ -33,9 +34,10 @@ def estimate_bytes(width: int, height: int, channels: int, scale: float, itemsiz
     decode = in_px * (channels * itemsize + 4 * channels + 12 + (12 if alpha else 0))
     per_out = 12 + 12 + (16 if alpha else 0) + 12 * channels + 3 * channels * itemsize
     native = 0
-    if scale > 1 and model_scale > 1 and scale != model_scale:
-        passes = max(1, math.ceil(math.log(scale, model_scale) - 1e-9))
-        native = in_px * model_scale ** (2 * passes) * (24 + (24 if alpha else 0))
+    if model_scale > 1 and scale != model_scale:  # at scale <= 1 too: the network's output, then a resize down
+        passes = max(1, math.ceil(math.log(scale, model_scale) - 1e-9)) if scale > 1 else 1
+        per_native = 24 if scale > 1 else 12  # below 1 the float32 output is resized down in place of the merge
+        native = in_px * model_scale ** (2 * passes) * (per_native + (per_native if alpha else 0))
     return decode + out_px * per_out + native + _OVERHEAD
 
 
@@ -51,7 +53,7 @@ def check_fits(
         raise ImageTooLargeError(
             f"{name} is {width}x{height}; upscaled x{scale:g} it would be {out_w}x{out_h} "
             f"({out_w * out_h / 1e6:,.0f} megapixels) and need about {_gib(need)} of memory, "
-            f"but only {_gib(have)} is available; use a smaller --scale or cut the image into parts"
+            f"but only {_gib(have)} is available; use a smaller scale or cut the image into parts"
         )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import io
 import logging
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -69,22 +70,40 @@ def read_meta(image: Image.Image) -> tuple[ImageMeta, int]:
         xmp=_bytes(info.get("xmp")),
         comment=_bytes(info.get("comment")),
         mode=image.mode,
-        frames=1 if image.format == "MPO" else int(getattr(image, "n_frames", 1) or 1),  # MPO: camera previews
+        frames=1 if image.format == "MPO" else _frames(image),  # MPO: camera previews
     )
-    orientation = 1
     try:
-        exif = image.getexif()
-    except Exception:  # noqa: BLE001 - damaged EXIF must not stop the upscale
-        log.warning("ignoring unreadable EXIF data")
-        exif = Image.Exif()
-    if exif:
-        orientation = int(exif.get(ORIENTATION, 1) or 1)
-        if image.format == "TIFF":
-            exif = _descriptive(exif)
-        if ORIENTATION in exif:
-            exif[ORIENTATION] = 1
-        meta.exif = exif.tobytes() if len(exif) or exif.get_ifd(_EXIF_IFD) else None
+        meta.exif, orientation = _exif(image)
+    except Exception:  # noqa: BLE001 - damaged EXIF (text or 6/0 orientation, negative rationals, ...)
+        log.warning("ignoring damaged EXIF data (orientation and camera data are left out)")
+        meta.exif, orientation = None, 1
     return meta, orientation
+
+
+def _exif(image: Image.Image) -> tuple[bytes | None, int]:
+    """The EXIF block to carry (orientation reset to 1) and the orientation; raises when damaged."""
+    exif = image.getexif()
+    if not exif:
+        return None, 1
+    orientation = exif.get(ORIENTATION, 1)
+    orientation = int(orientation) if orientation is not None else 1
+    orientation = orientation or 1  # 0: "unknown", which some cameras write
+    if not 1 <= orientation <= 8:
+        raise ValueError(f"EXIF orientation {orientation}")
+    if image.format == "TIFF":
+        exif = _descriptive(exif)
+    if ORIENTATION in exif:
+        exif[ORIENTATION] = 1
+    return (exif.tobytes() if len(exif) or exif.get_ifd(_EXIF_IFD) else None), orientation
+
+
+def _frames(image: Image.Image) -> int:
+    """How many frames or pages the file holds (Pillow walks them; a damaged later one stops the count)."""
+    try:
+        return int(getattr(image, "n_frames", 1) or 1)
+    except Exception:  # noqa: BLE001 - Pillow raises many kinds for a damaged later frame
+        log.warning("the frames or pages after the first are damaged; only the first is upscaled")
+        return 1
 
 
 def png_text(image: Image.Image) -> dict[str, str]:
@@ -118,11 +137,22 @@ def exif_for_output(exif: bytes | None, width: int, height: int, scale: float) -
         return exif
 
 
-def scaled_dpi(dpi: tuple[float, float] | None, scale: float) -> tuple[float, float] | None:
-    """DPI multiplied by the upscale factor, so the printed size stays the same."""
+#: the largest DPI each format's resolution field can store (PNG and BMP hold pixels per metre)
+MAX_DPI = {"PNG": 0xFFFFFFFF * 0.0254, "BMP": 0x7FFFFFFF * 0.0254, "JPEG": 65535.0, "TIFF": 0xFFFFFFFF / 1000}
+
+
+def scaled_dpi(dpi: tuple[float, float] | None, scale: float, fmt: str | None = None) -> tuple[float, float] | None:
+    """DPI multiplied by the upscale factor, so the printed size stays the same.
+
+    A DPI that ``fmt`` cannot store (a damaged or absurd resolution) is left out with a warning.
+    """
     if not dpi:
         return None
-    return (round(dpi[0] * scale, 3), round(dpi[1] * scale, 3))
+    out = (round(dpi[0] * scale, 3), round(dpi[1] * scale, 3))
+    if fmt in MAX_DPI and not all(0 < d <= MAX_DPI[fmt] for d in out):
+        log.warning("a resolution of %g x %g DPI cannot be stored in %s; leaving the DPI out", out[0], out[1], fmt)
+        return None
+    return out
 
 
 @functools.lru_cache(maxsize=1)
@@ -165,7 +195,7 @@ def _descriptive(exif: Image.Exif) -> Image.Exif:
 def _dpi(info: dict) -> tuple[float, float] | None:
     dpi = info.get("dpi")
     try:
-        if dpi and len(dpi) == 2 and float(dpi[0]) > 0 and float(dpi[1]) > 0:
+        if dpi and len(dpi) == 2 and all(math.isfinite(float(d)) and float(d) > 0 for d in dpi):
             return float(dpi[0]), float(dpi[1])
     except (TypeError, ValueError):
         pass

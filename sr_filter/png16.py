@@ -1,54 +1,43 @@
-"""16-bit colour PNG, which Pillow reduces to 8 bits on read and cannot write.
+"""16-bit PNG through imagecodecs (libpng), which keeps the 16 bits that Pillow reduces to 8.
 
-Reading reuses Pillow's own PNG decoder (zlib, unfiltering, interlacing) and only changes how
-it unpacks the unfiltered bytes: once taking each sample's high bytes and once its low bytes
-(or, for grey + alpha, all four bytes of a pixel at once), then joins them. The unfiltering
-step size depends only on the bytes per pixel, which both unpackings share, so the result is
-exact. Writing is a small encoder of our own (one IDAT, filter type 0).
+Pillow reads 16-bit colour PNGs at 8 bits, drops a 16-bit colour key and cannot write 16-bit
+colour at all. libpng does all of it: every filter type, Adam7, and a grey or RGB colour key
+(tRNS) expanded into a real alpha channel. Writing lets libpng choose its adaptive filters
+(smaller files than unfiltered rows); the metadata chunks libpng is not given are inserted
+after IHDR by :func:`encode_png16`. Nothing here depends on Pillow's internals.
 """
 
 from __future__ import annotations
 
-import io
 import struct
 import zlib
 
+import imagecodecs
 import numpy as np
-from PIL import Image
 
-#: Pillow's raw mode for 16-bit PNG colour types -> (high-byte raw mode, low-byte raw mode)
-_SPLIT = {"RGB;16B": ("RGB;16B", "RGB;16L"), "RGBA;16B": ("RGBA;16B", "RGBA;16L")}
+from .errors import ImageFormatError, first_line
 
-
-def is_png16_colour(image: Image.Image) -> bool:
-    """Whether a freshly opened PNG is 16-bit RGB, RGBA or grey + alpha (Pillow would reduce it)."""
-    return image.format == "PNG" and len(image.tile) == 1 and image.tile[0].args in ("RGB;16B", "RGBA;16B", "LA;16B")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_IHDR_END = 8 + 8 + 13 + 4  # signature, length + type, body, CRC
 
 
-def decode_png16(data: bytes) -> tuple[np.ndarray, Image.Image]:
-    """Decode a 16-bit RGB / RGBA / LA PNG into an HxWxC uint16 array (C = 3, 4 or 2).
+def is_deep_png(data: bytes) -> bool:
+    """Whether the bytes are a PNG with 16 bits per sample (grey, grey + alpha, RGB or RGBA)."""
+    return data[:8] == PNG_SIGNATURE and data[12:16] == b"IHDR" and len(data) >= 26 and data[24] == 16
 
-    Also returns one of the loaded Pillow images, whose ``text`` holds the PNG's text chunks.
+
+def decode_png16(data: bytes, name: str = "image") -> np.ndarray:
+    """Decode a 16-bit PNG (first frame) into HxW or HxWxC uint16 (C = 2, 3 or 4).
+
+    A colour key (tRNS) becomes an alpha channel: grey -> grey + alpha, RGB -> RGBA.
     """
-    probe = Image.open(io.BytesIO(data))
-    rawmode = probe.tile[0].args
-    if rawmode == "LA;16B":
-        # four bytes per pixel (L hi, L lo, A hi, A lo): decode them unchanged as 8-bit RGBA
-        loaded = _decode_as(data, "RGBA")
-        raw = np.asarray(loaded).astype(np.uint16)
-        return np.stack([raw[..., 0] << 8 | raw[..., 1], raw[..., 2] << 8 | raw[..., 3]], axis=-1), loaded
-    high_mode, low_mode = _SPLIT[rawmode]
-    loaded = _decode_as(data, high_mode)
-    high = np.asarray(loaded).astype(np.uint16)
-    low = np.asarray(_decode_as(data, low_mode)).astype(np.uint16)
-    return high << 8 | low, loaded
-
-
-def _decode_as(data: bytes, rawmode: str) -> Image.Image:
-    image = Image.open(io.BytesIO(data))
-    image.tile = [image.tile[0]._replace(args=rawmode)]
-    image.load()
-    return image
+    try:
+        array = imagecodecs.apng_decode(data, index=0)
+    except Exception as exc:  # noqa: BLE001 - the codec raises its own error kinds for damaged data
+        raise ImageFormatError(f"{name} is truncated or damaged ({first_line(exc)})") from None
+    if array.dtype != np.uint16:
+        array = array.astype(np.uint16) * 257
+    return np.ascontiguousarray(array)
 
 
 def encode_png16(
@@ -59,28 +48,26 @@ def encode_png16(
     exif: bytes | None = None,
     text: dict[str, str] | None = None,
 ) -> bytes:
-    """Encode an HxWxC uint16 array (C = 1..4) as a 16-bit PNG with the given metadata."""
-    if array.ndim == 2:
-        array = array[:, :, None]
-    height, width, channels = array.shape
-    colour_type = {1: 0, 2: 4, 3: 2, 4: 6}[channels]
-    rows = np.empty((height, 1 + width * channels * 2), dtype=np.uint8)
-    rows[:, 0] = 0  # filter type None
-    rows[:, 1:] = np.ascontiguousarray(array, dtype=">u2").view(np.uint8).reshape(height, -1)
-    parts = [b"\x89PNG\r\n\x1a\n", _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0))]
+    """Encode an HxW or HxWxC uint16 array (C = 1..4) as a 16-bit PNG with the given metadata."""
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    encoded = imagecodecs.png_encode(np.ascontiguousarray(array, dtype=np.uint16), level=6)
+    chunks = []
     if icc_profile:
-        parts.append(_chunk(b"iCCP", b"icc\x00\x00" + zlib.compress(icc_profile)))
+        chunks.append(_chunk(b"iCCP", b"icc\x00\x00" + zlib.compress(icc_profile)))
     if dpi:
-        ppm = [max(1, round(d / 0.0254)) for d in dpi]
-        parts.append(_chunk(b"pHYs", struct.pack(">IIB", ppm[0], ppm[1], 1)))
+        chunks.append(_chunk(b"pHYs", struct.pack(">IIB", *dpi_to_ppm(dpi), 1)))
     if exif:
-        parts.append(_chunk(b"eXIf", exif[6:] if exif.startswith(b"Exif\x00\x00") else exif))
+        chunks.append(_chunk(b"eXIf", exif[6:] if exif.startswith(b"Exif\x00\x00") else exif))
     for key, value in (text or {}).items():
         keyword = key.encode("latin-1", "replace")[:79]
-        parts.append(_chunk(b"iTXt", keyword + b"\x00\x00\x00\x00\x00" + value.encode("utf-8")))
-    parts.append(_chunk(b"IDAT", zlib.compress(rows.tobytes(), 6)))
-    parts.append(_chunk(b"IEND", b""))
-    return b"".join(parts)
+        chunks.append(_chunk(b"iTXt", keyword + b"\x00\x00\x00\x00\x00" + value.encode("utf-8")))
+    return encoded[:_IHDR_END] + b"".join(chunks) + encoded[_IHDR_END:]
+
+
+def dpi_to_ppm(dpi: tuple[float, float]) -> tuple[int, int]:
+    """DPI as the pixels per metre a PNG pHYs chunk holds (1 .. 2**32 - 1)."""
+    return tuple(min(max(1, round(d / 0.0254)), 0xFFFFFFFF) for d in dpi)  # type: ignore[return-value]
 
 
 def _chunk(tag: bytes, body: bytes) -> bytes:

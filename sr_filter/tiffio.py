@@ -1,22 +1,26 @@
 """TIFF pixels through tifffile, which keeps 16-bit and float samples that Pillow would reduce.
 
-Handles the layouts TIFF writers actually produce: chunky or planar samples, grey with 1
+Reading sizes the first page (through a check the caller passes), decodes it and reads its tags
+in one pass. Handles the layouts TIFF writers actually produce: chunky or planar samples, grey with 1
 sample, RGB with 3, extra samples (the first alpha-marked one, or the first extra sample of an
 RGB or grey image, becomes alpha; others are dropped), associated (premultiplied) alpha
 (un-premultiplied, since the output stores unassociated alpha), min-is-white grey (inverted),
 and float samples. Other photometric interpretations (palette, CMYK, YCbCr, ...) return None so
-the caller falls back to Pillow. Metadata is read by the caller from Pillow's header parse.
+the caller falls back to Pillow, which also gives the metadata of every TIFF it can open.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
-from typing import Any
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from .errors import ImageFormatError, first_line
+from .errors import ImageFormatError, SrFilterError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -30,62 +34,101 @@ def is_tiff(data: bytes) -> bool:
     return data[:4] in TIFF_MAGIC
 
 
-def tiff_shape(data: bytes) -> tuple[int, int, int, int] | None:
-    """(width, height, samples, bytes per sample) of the first page, from the header only."""
+@dataclass
+class TiffTags:
+    """What the first page's header says: its shape and the tags the output carries."""
+
+    shape: tuple[int, int, int, int]  # width, height, samples (1..4), bytes per sample
+    icc_profile: bytes | None = None
+    dpi: tuple[float, float] | None = None
+    orientation: int = 1
+
+
+def read_tiff(data: bytes, name: str, check: Callable[[tuple[int, int, int, int]], None]) -> tuple[np.ndarray | None, TiffTags | None]:
+    """First page as HxW / HxWxC (C = 1..4) uint8, uint16 or float32, and its tags, in one pass.
+
+    ``check`` gets the header's shape before any pixel is decoded (it raises to refuse). The
+    array is None for layouts Pillow decodes instead (palette, CMYK, YCbCr, ...); the tags are
+    None when tifffile cannot parse the file at all. tifffile's complaints about damaged
+    structures become one warning instead of its own log lines.
+    """
     import tifffile
 
+    bits, photometric, tags = 8, -1, None
+    with _tifffile_warnings(name):
+        try:
+            with tifffile.TiffFile(io.BytesIO(data)) as tif:
+                page = tif.pages[0]
+                tags = _tags(page)
+                check(tags.shape)
+                photometric, bits = int(page.photometric), int(page.bitspersample)
+                if photometric not in (_MINISWHITE, _MINISBLACK, _RGB):
+                    return None, tags
+                array = page.asarray()
+                axes = page.axes
+                extras = tuple(int(e) for e in page.extrasamples)
+        except SrFilterError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - tifffile raises many kinds for undecodable files
+            text = first_line(exc)
+            if "imagecodecs" in text and tags is not None:  # a codec missing from this imagecodecs build
+                deep = bits > 8 and photometric == _RGB
+                (log.warning if deep else log.info)(
+                    "%s: %s; decoding it with Pillow%s", name, text, " at 8 bits per channel" if deep else ""
+                )
+                return None, tags
+            raise ImageFormatError(f"{name} is not a readable TIFF ({text})") from None
+    if "Y" not in axes or "X" not in axes or array.ndim != len(axes) or array.size == 0:  # a damaged header tifffile read anyway
+        raise ImageFormatError(f"{name} is not a readable TIFF (damaged layout: axes {axes!r}, shape {array.shape})")
+    return _layout(array, axes, extras, photometric, name), tags
+
+
+def _tags(page: Any) -> TiffTags:
+    """Shape, ICC profile, DPI and orientation of a tifffile page (damaged tags are ignored)."""
+    samples = min(max(int(page.samplesperpixel), 1), 4)
+    tags = TiffTags((int(page.imagewidth), int(page.imagelength), samples, int(page.dtype.itemsize if page.dtype else 1)))
     try:
-        with tifffile.TiffFile(io.BytesIO(data)) as tif:
-            page = tif.pages[0]
-            return int(page.imagewidth), int(page.imagelength), int(page.samplesperpixel), int(page.dtype.itemsize if page.dtype else 1)
-    except Exception:  # noqa: BLE001 - any parse failure means "not a TIFF we can size"
-        return None
-
-
-def tiff_meta(data: bytes) -> tuple[bytes | None, tuple[float, float] | None, int]:
-    """(ICC profile, DPI, EXIF orientation) from the first page's tags, for TIFFs Pillow cannot open."""
-    import tifffile
-
-    try:
-        with tifffile.TiffFile(io.BytesIO(data)) as tif:
-            tags = tif.pages[0].tags
-            icc = tags.get("InterColorProfile")
-            orientation = tags.get("Orientation")
-            xres, yres, unit = tags.get("XResolution"), tags.get("YResolution"), tags.get("ResolutionUnit")
-            dpi = None
-            if xres is not None and yres is not None:
-                per = {2: 1.0, 3: 2.54}.get(int(unit.value) if unit is not None else 2)
-                x, y = (v.value[0] / v.value[1] if isinstance(v.value, tuple) else float(v.value) for v in (xres, yres))
-                if per and x > 0 and y > 0:
-                    dpi = (round(x * per, 3), round(y * per, 3))
-            return (bytes(icc.value) if icc is not None else None), dpi, int(orientation.value) if orientation is not None else 1
+        icc, orientation = page.tags.get("InterColorProfile"), page.tags.get("Orientation")
+        tags.icc_profile = bytes(icc.value) if icc is not None else None
+        tags.orientation = int(orientation.value) if orientation is not None and int(orientation.value) in range(1, 9) else 1
+        tags.dpi = _dpi(page.tags)
     except Exception:  # noqa: BLE001 - metadata is optional; the pixels decide readability
-        return None, None, 1
+        log.warning("ignoring unreadable TIFF tags")
+    return tags
 
 
-def read_tiff(data: bytes, name: str) -> np.ndarray | None:
-    """First page as HxW / HxWxC (C = 1..4) uint8, uint16 or float32; None to let Pillow decode it."""
-    import tifffile
+def _dpi(tags: Any) -> tuple[float, float] | None:
+    xres, yres, unit = tags.get("XResolution"), tags.get("YResolution"), tags.get("ResolutionUnit")
+    if xres is None or yres is None:
+        return None
+    per = {2: 1.0, 3: 2.54}.get(int(unit.value) if unit is not None else 2)
+    x, y = (v.value[0] / v.value[1] if isinstance(v.value, tuple) else float(v.value) for v in (xres, yres))
+    if per and math.isfinite(x) and math.isfinite(y) and x > 0 and y > 0:
+        return (round(x * per, 3), round(y * per, 3))
+    return None
 
-    bits, photometric = 8, -1
+
+@contextlib.contextmanager
+def _tifffile_warnings(name: str) -> Iterator[None]:
+    """Collect tifffile's log records while reading and report them as one warning of ours."""
+    logger = logging.getLogger("tifffile")
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append  # type: ignore[method-assign]
+    propagate = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
     try:
-        with tifffile.TiffFile(io.BytesIO(data)) as tif:
-            page = tif.pages[0]
-            photometric, bits = int(page.photometric), int(page.bitspersample)
-            if photometric not in (_MINISWHITE, _MINISBLACK, _RGB):
-                return None
-            array = page.asarray()
-            axes = page.axes
-            extras = tuple(int(e) for e in page.extrasamples)
-    except Exception as exc:  # noqa: BLE001 - tifffile raises many kinds for undecodable files
-        text = first_line(exc)
-        if "imagecodecs" in text:  # e.g. LZW or JPEG compression without the optional imagecodecs package
-            deep = bits > 8 and photometric == _RGB
-            (log.warning if deep else log.info)(
-                "%s: %s; decoding it with Pillow%s", name, text, " at 8 bits per channel (pip install imagecodecs keeps 16)" if deep else ""
-            )
-            return None
-        raise ImageFormatError(f"{name} is not a readable TIFF ({text})") from None
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+        if records:
+            log.warning("%s: damaged TIFF structure (%s); reading what can be read", name, first_line(records[0].getMessage()))
+
+
+def _layout(array: np.ndarray, axes: str, extras: tuple[int, ...], photometric: int, name: str) -> np.ndarray:
+    """tifffile's samples as HxW / HxWxC with alpha unassociated and min-is-white inverted."""
     array = _to_yxs(array, axes)
     if array.dtype.kind == "f":
         array = array.astype(np.float32)
@@ -103,7 +146,7 @@ def read_tiff(data: bytes, name: str) -> np.ndarray | None:
     if alpha_index is None:
         return kept if colour == 3 else kept[:, :, 0]
     alpha = array[:, :, colour + alpha_index : colour + alpha_index + 1]
-    if extras[alpha_index] == _ASSOCALPHA:
+    if alpha_index < len(extras) and extras[alpha_index] == _ASSOCALPHA:
         kept = _unpremultiply(kept, alpha)
     return np.concatenate([kept, alpha], axis=2)
 
@@ -145,8 +188,10 @@ def _unpremultiply(colour: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(out), 0, top).astype(colour.dtype)
 
 
-def encode_tiff(array: np.ndarray, *, icc_profile: bytes | None = None, dpi: tuple[float, float] | None = None) -> bytes:
-    """Encode a uint16 or float32 array as a zlib-compressed TIFF (alpha as unassociated extra sample)."""
+def encode_tiff(
+    array: np.ndarray, *, icc_profile: bytes | None = None, dpi: tuple[float, float] | None = None, bigtiff: bool = False
+) -> bytes:
+    """Encode a uint8, uint16 or float32 array as a zlib-compressed (Big)TIFF (alpha as unassociated extra sample)."""
     import tifffile
 
     buffer = io.BytesIO()
@@ -159,5 +204,5 @@ def encode_tiff(array: np.ndarray, *, icc_profile: bytes | None = None, dpi: tup
         kwargs["resolutionunit"] = "INCH"
     extratags = [(34675, 7, len(icc_profile), icc_profile, True)] if icc_profile else []
     data = array[:, :, 0] if channels == 1 and array.ndim == 3 else array
-    tifffile.imwrite(buffer, data, compression="zlib", extratags=extratags, **kwargs)
+    tifffile.imwrite(buffer, data, compression="zlib", extratags=extratags, bigtiff=bigtiff, **kwargs)
     return buffer.getvalue()

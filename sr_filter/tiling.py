@@ -25,6 +25,7 @@ from typing import Callable, Protocol
 import numpy as np
 import torch
 
+from .convert import from_float
 from .device import is_oom
 from .errors import CancelledError, OutOfMemoryError, SrFilterError
 
@@ -193,15 +194,11 @@ class ArraySink:
     def write(self, y: int, rows: torch.Tensor) -> None:
         height, width = self.array.shape[:2]
         rows = rows[0, :, : max(0, height - y), :width]
-        top = float(np.iinfo(self.array.dtype).max) if self.array.dtype.kind == "u" else None
         for a in range(0, rows.shape[1], self.CHUNK):  # small chunks: few, cache-sized temporaries
-            data = rows[:, a : a + self.CHUNK]
-            data = data.clamp(0, 1)
+            data = rows[:, a : a + self.CHUNK].clamp(0, 1)  # clamped before the mean, as convert.merge does
             if self.mean:
                 data = data.mean(dim=0, keepdim=True)
-            if top is not None:
-                data.mul_(top).round_()
-            block = data.permute(1, 2, 0).numpy()
+            block = from_float(data.permute(1, 2, 0).numpy(), self.array.dtype)
             target = self.array[y + a : y + a + block.shape[0]]
             if target.ndim == 2:
                 target[...] = block[:, :, 0]

@@ -88,3 +88,32 @@ def png16_filtered(array: np.ndarray, *, interlaced: bool) -> bytes:
 
     ihdr = struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 1 if interlaced else 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+
+
+def raw_exif(*entries: tuple[int, int, int, bytes], sub: tuple[tuple[int, int, int, bytes], ...] = ()) -> bytes:
+    """An EXIF block written byte by byte, so damaged values and any Pillow version can be used.
+
+    ``entries`` are IFD0's (tag, TIFF type, count, value bytes), unchecked; ``sub`` entries go
+    into an EXIF sub-IFD that IFD0 points to (tag 0x8769).
+    """
+    ifd0 = list(entries) + ([(0x8769, 4, 1, b"")] if sub else [])
+    start0 = 8
+    start_sub = start0 + 2 + 12 * len(ifd0) + 4
+    start_data = start_sub + (2 + 12 * len(sub) + 4 if sub else 0)
+    extra = b""
+
+    def pack(items, next_ifd: int = 0) -> bytes:
+        nonlocal extra
+        out = struct.pack("<H", len(items))
+        for tag, kind, count, value in items:
+            if tag == 0x8769 and kind == 4 and not value:
+                value = struct.pack("<I", start_sub)
+            if len(value) <= 4:
+                out += struct.pack("<HHI", tag, kind, count) + value.ljust(4, b"\0")
+            else:
+                out += struct.pack("<HHII", tag, kind, count, start_data + len(extra))
+                extra += value
+        return out + struct.pack("<I", next_ifd)
+
+    body = pack(ifd0) + (pack(list(sub)) if sub else b"")
+    return b"Exif\0\0II*\0" + struct.pack("<I", start0) + body + extra

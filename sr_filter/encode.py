@@ -1,0 +1,144 @@
+"""Encoding pixels and their carried metadata in each output format, and each format's limits.
+
+16-bit and float data stay 16-bit in PNG (through :mod:`sr_filter.png16`) and 16-bit / float in
+TIFF (through :mod:`sr_filter.tiffio`); the other formats go through Pillow at 8 bits. What each
+format can carry (alpha, ICC profile, EXIF, DPI) decides what is written; see docs/io.md.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from . import png16, tiffio
+from .convert import _to_uint8, _to_uint16, array_to_pil
+from .errors import ImageFormatError, ImageTooLargeError, first_line
+from .metadata import ImageMeta, exif_for_output, scaled_dpi
+
+log = logging.getLogger(__name__)
+
+#: formats whose files can hold an alpha channel (the others get it flattened onto white)
+_ALPHA = {"PNG", "WEBP", "TIFF", "GIF"}
+_ICC = {"PNG", "JPEG", "WEBP", "TIFF"}
+_EXIF = {"PNG", "JPEG", "WEBP", "TIFF"}
+_DPI = {"PNG", "JPEG", "TIFF", "BMP"}
+#: the largest width and height each format can store (libjpeg's 65500, WebP's 14-bit fields,
+#: GIF's 16-bit fields, BMP's and PNG's signed 32-bit fields, TIFF's 32-bit fields)
+#: pixel bytes beyond which a TIFF must be a BigTIFF (Pillow writes only classic, 32-bit offset TIFF)
+CLASSIC_TIFF_BYTES = 2**32 - 2**25
+MAX_SIDE = {"JPEG": 65500, "WEBP": 16383, "GIF": 65535, "BMP": 2**31 - 1, "PNG": 2**31 - 1, "TIFF": 2**32 - 1}
+
+
+def check_encodable(fmt: str, width: int, height: int) -> None:
+    """Raise :class:`ImageTooLargeError` when ``fmt`` cannot hold a ``width`` x ``height`` image.
+
+    Checked before the work starts, so a too-wide JPEG is refused in a second, not after the upscale.
+    """
+    side = MAX_SIDE.get(fmt)
+    if side is not None and (width > side or height > side):
+        raise ImageTooLargeError(
+            f"a {width}x{height} image is too large for {fmt}, which holds at most {side} pixels per side; "
+            "choose a smaller scale or another output format (PNG or TIFF)"
+        )
+    if fmt == "BMP" and 54 + (width * 3 + 3) // 4 * 4 * height > 2**32 - 1:  # 32-bit file size field
+        raise ImageTooLargeError(
+            f"a {width}x{height} image is too large for BMP, whose files hold at most 4 GiB; "
+            "choose a smaller scale or another output format (PNG or TIFF)"
+        )
+
+
+def encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None = None, *, quality: int | None = None, scale: float = 1.0) -> bytes:
+    """Encode pixels (and carried metadata, updated for the new size) in ``fmt``.
+
+    16-bit and float data stay 16-bit in PNG (float becomes 16-bit) and 16-bit / float in
+    TIFF; other formats hold 8 bits. Alpha is flattened onto white for JPEG and BMP.
+    """
+    meta = meta or ImageMeta()
+    height, width = array.shape[:2]
+    check_encodable(fmt, width, height)
+    exif = exif_for_output(meta.exif, width, height, scale) if fmt in _EXIF else None
+    dpi = scaled_dpi(meta.dpi, scale, fmt) if fmt in _DPI else None
+    icc = meta.icc_profile if fmt in _ICC else None
+    channels = 1 if array.ndim == 2 else array.shape[2]
+    if fmt == "TIFF" and (array.dtype != np.uint8 or array.nbytes > CLASSIC_TIFF_BYTES):
+        if array.dtype == np.uint8:
+            log.info("the TIFF output is over 4 GiB: writing a BigTIFF (EXIF is not carried)")
+        return tiffio.encode_tiff(array, icc_profile=icc, dpi=dpi, bigtiff=array.nbytes > CLASSIC_TIFF_BYTES)
+    if fmt == "PNG" and array.dtype != np.uint8:
+        return png16.encode_png16(_to_uint16(array), icc_profile=icc, dpi=dpi, exif=exif, text=_png_text(meta))
+    if array.dtype != np.uint8:
+        log.info("%s holds 8 bits per channel; reducing the %s output to 8 bits", fmt, array.dtype)
+        array = _to_uint8(array)
+    if channels in (2, 4) and fmt not in _ALPHA:
+        log.warning("%s has no transparency; flattening the alpha channel onto white", fmt)
+        array = _flatten_on_white(array)
+    image = array_to_pil(array)
+    if fmt == "GIF" and image.mode == "LA":
+        image = image.convert("RGBA")  # Pillow's GIF writer keeps transparency only from RGBA
+    options: dict[str, Any] = {}
+    if icc:
+        options["icc_profile"] = icc
+    if exif:
+        options["exif"] = exif
+    if dpi:
+        options["dpi"] = dpi
+    if fmt in ("JPEG", "WEBP"):
+        options["quality"] = quality if quality is not None else (95 if fmt == "JPEG" else 90)
+        if fmt == "WEBP" and options["quality"] == 100:
+            options["lossless"] = True  # --quality 100: lossless WebP
+        if meta.xmp:
+            options["xmp"] = meta.xmp
+    if fmt == "JPEG" and options["quality"] >= 90:
+        options["subsampling"] = 0  # 4:4:4: no colour bleeding at high quality
+    if fmt in ("JPEG", "GIF") and meta.comment:
+        options["comment"] = meta.comment
+    if fmt == "PNG":
+        text = _png_text(meta)
+        if text:
+            from PIL import PngImagePlugin
+
+            info = PngImagePlugin.PngInfo()
+            for key, value in text.items():
+                if value.isascii():
+                    info.add_text(key, value)
+                else:
+                    info.add_itxt(key, value)
+            options["pnginfo"] = info
+        options["compress_level"] = 6
+    if fmt == "TIFF" and not _has_sub_ifd(exif):
+        # Pillow's compressing (libtiff) writer cannot store EXIF sub-IFDs; then stay uncompressed
+        options["compression"] = "tiff_adobe_deflate"
+    buffer = io.BytesIO()
+    try:
+        image.save(buffer, format=fmt, **options)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ImageFormatError(f"cannot write {fmt}: {first_line(exc)}") from None
+    return buffer.getvalue()
+
+
+def _has_sub_ifd(exif: bytes | None) -> bool:
+    if not exif:
+        return False
+    data = Image.Exif()
+    data.load(exif)
+    return any(tag in data for tag in (0x8769, 0x8825))
+
+
+def _png_text(meta: ImageMeta) -> dict[str, str]:
+    text = dict(meta.text)
+    if meta.xmp and "XML:com.adobe.xmp" not in text:
+        text["XML:com.adobe.xmp"] = meta.xmp.decode("utf-8", "replace")
+    return text
+
+
+def _flatten_on_white(array: np.ndarray) -> np.ndarray:
+    top = 255.0 if array.dtype == np.uint8 else 65535.0
+    colour = array[:, :, :-1].astype(np.float32)
+    alpha = array[:, :, -1:].astype(np.float32) / top
+    out = colour * alpha + top * (1.0 - alpha)
+    out = np.clip(np.rint(out), 0, top).astype(array.dtype)
+    return out[:, :, 0] if out.shape[2] == 1 else out

@@ -1,0 +1,109 @@
+"""What an image file is and how large it claims to be, from its first bytes, before any decoding.
+
+Used to refuse bad input early: a stream that is no image at all after its first few kilobytes
+(``cat /dev/zero | sr-filter -``), and a PNG or JPEG whose header claims more pixels than memory
+holds. Standard input is read in a bounded way: a prefix first, the rest only up to what the
+claimed image (or, without a header size, half the available memory) can plausibly need.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import BinaryIO, Callable
+
+from .errors import ImageFormatError, ImageTooLargeError
+
+#: (width, height, channels, bytes per sample)
+Shape = tuple[int, int, int, int]
+
+_PREFIX = 64 << 10  # enough for any PNG IHDR and nearly every JPEG start-of-frame
+_CHUNK = 1 << 20
+_SIGNATURES = (
+    b"\x89PNG\r\n\x1a\n", b"\xff\xd8", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+",
+)
+_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def is_image_prefix(data: bytes) -> bool:
+    """Whether the bytes start like one of the formats this program reads."""
+    return data.startswith(_SIGNATURES) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
+
+
+def png_header(data: bytes) -> Shape | None:
+    """(width, height, channels, bytes per sample) from a PNG's IHDR chunk (a colour key counts as alpha)."""
+    if data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR" or len(data) < 26:
+        return None
+    width, height, depth, colour = struct.unpack(">IIBB", bytes(data[16:26]))
+    channels = {0: 1, 2: 3, 3: 4, 4: 2, 6: 4}.get(colour, 4)
+    idat = data.find(b"IDAT")
+    if channels in (1, 3) and data.find(b"tRNS", 0, idat if idat > 0 else len(data)) > 0:
+        channels += 1  # a colour key becomes an alpha channel
+    return width, height, channels, 2 if depth == 16 else 1
+
+
+def jpeg_header(data: bytes) -> Shape | None:
+    """(width, height, channels, 1) from a JPEG's start-of-frame segment."""
+    if data[:2] != b"\xff\xd8":
+        return None
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xFF:
+            pos += 1
+            continue
+        length = struct.unpack(">H", bytes(data[pos + 2 : pos + 4]))[0]
+        if marker in _SOF:
+            if pos + 10 > len(data):
+                return None
+            height, width, components = struct.unpack(">HHB", bytes(data[pos + 5 : pos + 10]))
+            return width, height, min(max(components, 1), 4), 1
+        pos += 2 + length
+    return None
+
+
+def header_shape(data: bytes) -> Shape | None:
+    """The claimed shape of a PNG or JPEG, from its header alone (None for other formats)."""
+    return png_header(data) or jpeg_header(data)
+
+
+def read_stream(stream: BinaryIO, name: str, check: Callable[[Shape], None], available: int) -> bytes:
+    """Read an image from a stream without ever holding more than it can plausibly need.
+
+    The first 64 KiB must look like an image; a PNG or JPEG header found there is passed to
+    ``check`` (which refuses sizes that would not fit) before the rest is read. The rest is read
+    up to four times the claimed raw pixel bytes plus 64 MiB (metadata, APNG frames, camera
+    previews), and never more than half of
+    ``available`` memory; beyond that the input is refused.
+    """
+    data = bytearray(_read_some(stream, _PREFIX))
+    if data and not is_image_prefix(data):
+        raise ImageFormatError(f"{name} is not a readable image (unknown or damaged format)")
+    limit = max(available // 2, _PREFIX)
+    shape = header_shape(data)
+    if shape is not None:
+        check(shape)
+        width, height, channels, itemsize = shape
+        limit = min(limit, 4 * width * height * channels * itemsize + (64 << 20))
+    while len(data) <= limit:
+        block = _read_some(stream, _CHUNK)
+        if not block:
+            return bytes(data)
+        data += block
+    raise ImageTooLargeError(
+        f"{name} goes on past {limit / (1 << 20):,.0f} MiB, more than an image of its kind can need; "
+        "refusing to read further (padded or endless input)"
+    )
+
+
+def _read_some(stream: BinaryIO, size: int) -> bytes:
+    """Up to ``size`` bytes (fewer only at the end of the stream)."""
+    parts, got = [], 0
+    while got < size:
+        block = stream.read(size - got)
+        if not block:
+            break
+        parts.append(block)
+        got += len(block)
+    return b"".join(parts)
