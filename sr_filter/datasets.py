@@ -10,9 +10,7 @@ from typing import Sequence
 import numpy as np
 
 from .errors import EvaluationError, ImageFormatError
-
-# a local copy of the image-suffix list until sr_filter.imageio.IMAGE_SUFFIXES exists: then use that
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+from .imageio import IMAGE_SUFFIXES
 
 
 def read_image(path: Path) -> tuple[np.ndarray, bool]:

@@ -25,14 +25,14 @@ import numpy as np
 from PIL import Image
 
 from . import limits, png16, sniff, tiffio
-from .convert import array_to_pil, pil_to_array  # re-exported until callers import convert
+from .convert import pil_to_array
 from .device import available_ram
 from .encode import check_encodable, encode_image
 from .errors import ImageFormatError, ImageTooLargeError, OutputExistsError, first_line
 from .metadata import ImageMeta, orient, read_meta
 
 __all__ = [
-    "FORMATS", "IMAGE_SUFFIXES", "ImageMeta", "array_to_pil", "check_encodable", "encode_image", "format_for", "pil_to_array", "read_image", "write_atomic",
+    "FORMATS", "IMAGE_SUFFIXES", "ImageMeta", "check_encodable", "encode_image", "format_for", "read_image", "write_atomic",
 ]
 
 log = logging.getLogger(__name__)

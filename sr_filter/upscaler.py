@@ -145,7 +145,8 @@ class Upscaler:
         from PIL import Image
 
         if isinstance(image, Image.Image):
-            from .imageio import ImageMeta, array_to_pil, pil_to_array
+            from .convert import array_to_pil, pil_to_array
+            from .metadata import ImageMeta
 
             meta = ImageMeta(icc_profile=image.info.get("icc_profile"))
             try:
