@@ -10,7 +10,7 @@ Importing this package does no I/O and touches no GPU.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import (
     CancelledError,
@@ -26,11 +26,32 @@ from .errors import (
     UnknownModelError,
     WeightsFormatError,
 )
-from .manifest import load_manifest
-from .tiling import Progress
-from .upscaler import Upscaler
+
+if TYPE_CHECKING:  # imported on first use (see __getattr__): `sr-filter --help` must not load torch
+    from .manifest import load_manifest
+    from .tiling import Progress
+    from .upscaler import Upscaler
 
 __version__ = "0.1.0"
+
+#: public names whose modules import torch (or are only needed for work): loaded on first access
+_LAZY = {"Upscaler": "upscaler", "Progress": "tiling", "load_manifest": "manifest"}
+
+
+def __getattr__(name: str) -> Any:
+    """Import the heavy parts of the API on first use, so importing the package stays instant."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 
 def upscale(
@@ -51,6 +72,8 @@ def upscale(
     weights file) overrides it. ``scale`` defaults to the model's own; other values resample the
     model's output. To process many images, create an :class:`Upscaler` once instead.
     """
+    from .upscaler import Upscaler
+
     upscaler = Upscaler(model or preset, device=device, precision=precision, tile=tile, offline=offline)
     return upscaler.upscale(image, scale=scale, progress=progress)
 
