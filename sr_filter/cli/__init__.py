@@ -125,6 +125,11 @@ def main(argv: list[str] | None = None) -> None:
         _fail(f"stopped by {signal.Signals(exc.signum).name}; unfinished outputs were removed", 128 + exc.signum)
     except BrokenPipeError:
         sys.exit(1)
+    except OSError as exc:  # a file system refusal no check foresaw: still one line
+        if debug:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        _fail(one_line(exc, text=f"{where}{exc.strerror or exc}"), 1)
     if isinstance(code, int) and code:
         sys.exit(code)
 

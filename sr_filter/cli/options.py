@@ -97,6 +97,25 @@ def configure_logging(verbose: int, quiet: bool) -> None:
 
     level = logging.ERROR if quiet else (logging.DEBUG if verbose >= 2 else logging.INFO if verbose else logging.WARNING)
     logging.basicConfig(level=level, format="sr-filter: %(message)s", stream=sys.stderr, force=True)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_once)
+
+
+class _Once:
+    """Shows each distinct message once per run: a warning about the scale is said once, not per file."""
+
+    def __init__(self) -> None:
+        self.seen: set[tuple[int, str]] = set()
+
+    def filter(self, record) -> bool:
+        key = (record.levelno, record.getMessage())
+        if key in self.seen:
+            return False
+        self.seen.add(key)
+        return True
+
+
+_once = _Once()
 
 
 def _set_verbosity(ctx: click.Context, param: click.Parameter, value: Any) -> None:

@@ -84,6 +84,8 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
     if fmt is not None and fmt.lower().lstrip(".") not in _format_keys():
         raise click.BadParameter(f"{fmt!r} is not one of {FORMAT_NAMES.replace('|', ', ')}", param_hint="'--format'")
     inputs = expand_inputs(list(inputs))
+    if _many(inputs) and output in (None, "-"):
+        raise click.UsageError("several inputs or a folder need -o OUTPUT_FOLDER")
     if inputs == ["-"]:
         if sys.stdin is None:
             raise click.UsageError("'-' reads standard input, which is closed")
@@ -235,8 +237,7 @@ def plan_jobs(inputs: list[str], output: str | None, suffix: str, fmt: str | Non
     """
     from .. import imageio
 
-    many = len(inputs) > 1 or any(Path(p).is_dir() for p in inputs if p != "-")
-    if not many:
+    if not _many(inputs):
         source = inputs[0]
         if source != "-" and not Path(source).is_file():
             raise ImageFormatError(f"{source} is not a regular file")
@@ -254,9 +255,7 @@ def plan_jobs(inputs: list[str], output: str | None, suffix: str, fmt: str | Non
         if target is not None:
             imageio.format_for(target, fmt)
         return [Job(None if source == "-" else Path(source), target)]
-    if output is None or output == "-":
-        raise click.UsageError("several inputs or a folder need -o OUTPUT_FOLDER")
-    out_dir = Path(output)
+    out_dir = Path(output)  # not None: checked with the options, before the model loads
     if out_dir.exists() and not out_dir.is_dir():
         raise click.UsageError(f"{out_dir} exists and is not a folder")
     jobs = []
@@ -278,9 +277,17 @@ def plan_jobs(inputs: list[str], output: str | None, suffix: str, fmt: str | Non
     return jobs
 
 
+def _many(inputs: list[str]) -> bool:
+    """Several inputs or a folder: the output is a folder."""
+    return len(inputs) > 1 or any(Path(p).is_dir() for p in inputs if p != "-")
+
+
 def _names_folder(output: str) -> bool:
     """``-o out/`` (a trailing slash) or an existing folder means a folder, not a file."""
-    return output.endswith(("/", os.sep)) or Path(output).is_dir()
+    try:
+        return output.endswith(("/", os.sep)) or Path(output).is_dir()
+    except OSError:  # a name too long to look up: a file name, refused later in one line
+        return False
 
 
 def _check_image_suffix(source: Path) -> None:
