@@ -166,3 +166,21 @@ def test_a_warning_is_shown_once_and_not_with_quiet(capsys):
     logging.getLogger("sr_filter").warning("another")
     assert capsys.readouterr().err.count("scale 0.5") == 1
     configure_logging(0, False)
+
+
+@pytest.mark.parametrize("delay", [0.4, 0.8, 1.2])
+def test_ctrl_c_during_start_up_is_one_line_and_130(tmp_path, delay):
+    """SIGINT while torch and the model load: no traceback, exit status 130, and never ignored (a
+    Ctrl-C that lands in numpy's import inside torch's C start-up used to be swallowed: the run went on)."""
+    image = tmp_path / "a.png"
+    Image.new("RGB", (256, 256)).save(image)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "sr_filter", image, "--preset", "cartoon"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env)
+    time.sleep(delay)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    err = stderr.decode()
+    assert proc.returncode == 130 and "sr-filter: interrupted" in err and "Traceback" not in err, err
+    assert [line for line in err.splitlines() if line.strip()] == ["sr-filter: interrupted"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
