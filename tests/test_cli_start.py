@@ -184,3 +184,15 @@ def test_ctrl_c_during_start_up_is_one_line_and_130(tmp_path, delay):
     assert proc.returncode == 130 and "sr-filter: interrupted" in err and "Traceback" not in err, err
     assert [line for line in err.splitlines() if line.strip()] == ["sr-filter: interrupted"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
+
+
+def test_torch_free_spellings_match_the_library():
+    """The CLI spells the formats and precisions for --help without importing torch; they must agree."""
+    from sr_filter import imageio
+    from sr_filter.cli.options import PRECISION_METAVAR
+    from sr_filter.cli.upscale import FORMAT_NAMES, _format_keys
+    from sr_filter.device import PRECISIONS
+
+    assert tuple(PRECISION_METAVAR.split("|")) == PRECISIONS
+    assert _format_keys() == {suffix[1:] for suffix in imageio.FORMATS}
+    assert set(FORMAT_NAMES.split("|")) <= _format_keys()
