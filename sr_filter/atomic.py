@@ -70,7 +70,7 @@ def write_atomic(data: bytes, path: str | Path, *, overwrite: bool = False) -> N
     Without ``overwrite`` an existing file is never replaced, even one that appears while writing.
     """
     path = Path(path)
-    if _is_stream(path):
+    if is_stream(path):
         try:
             with open(path, "wb") as out:
                 out.write(data)
@@ -118,9 +118,10 @@ def replacing(path: str | Path, *, overwrite: bool = True) -> Iterator[Path]:
             os.unlink(tmp)
 
 
-def _is_stream(path: Path) -> bool:
+def is_stream(path: str | Path) -> bool:
+    """Whether ``path`` is (or links to) a character device or FIFO: written through, not replaced."""
     try:
-        mode = path.stat().st_mode
+        mode = os.stat(path).st_mode
     except OSError:
         return False
     return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)

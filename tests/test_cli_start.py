@@ -196,3 +196,28 @@ def test_torch_free_spellings_match_the_library():
     assert tuple(PRECISION_METAVAR.split("|")) == PRECISIONS
     assert _format_keys() == {suffix[1:] for suffix in imageio.FORMATS}
     assert set(FORMAT_NAMES.split("|")) <= _format_keys()
+
+
+def test_devices_and_fifos_are_written_through_never_replaced(tmp_path):
+    """`-o` naming /dev/null (through a symlink, with --overwrite) or a named pipe: written through, in the
+    input's format when the name has no image extension; the special file stays what it was."""
+    import stat
+    import threading
+
+    image = tmp_path / "a.png"
+    Image.new("RGB", (16, 16), (0, 90, 200)).save(image)
+    null = tmp_path / "null"
+    null.symlink_to(os.devnull)
+    done = run(image, "-o", null, "--overwrite", "-n", "sr-cartoon-x4", "-q")
+    assert done.returncode == 0, done.stderr
+    assert null.is_symlink() and os.readlink(null) == os.devnull and stat.S_ISCHR(os.stat(os.devnull).st_mode)
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(open(fifo, "rb").read()), daemon=True)
+    reader.start()
+    done = run(image, "-o", fifo, "-n", "sr-cartoon-x4", "-q")  # no --overwrite needed, none suggested
+    reader.join(60)
+    assert done.returncode == 0, done.stderr
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and received and received[0].startswith(b"\x89PNG")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "null", "pipe"]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from ..atomic import is_stream
 from ..errors import ImageFormatError
 
 
@@ -63,7 +64,7 @@ def plan_jobs(inputs: list[str], output: str | None, suffix: str, fmt: str | Non
             target = Path(output) / name
         else:
             target = Path(output)
-        if target is not None:
+        if target is not None and not (fmt is None and is_stream(target)):  # /dev/null: the input's format
             imageio.format_for(target, fmt)
         return [Job(None if source == "-" else Path(source), target)]
     out_dir = Path(output)  # not None: checked with the options, before the model loads

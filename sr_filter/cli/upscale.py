@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from ..atomic import is_stream
 from ..errors import ImageFormatError, SrFilterError
 from .jobs import Job, check_targets, check_writable, expand_inputs, many_inputs, plan_jobs
 from .messages import one_line
@@ -226,7 +227,7 @@ def process(upscaler: Upscaler, job: Job, *, scale, size=(None, None), fmt, qual
     array, meta = imageio.read_image(source, scale=factor, model_scale=upscaler.scale)
     if any(size):
         scale = target_scale(*size, array.shape, str(job.source or "standard input"))
-    if job.target is None:
+    if job.target is None or (fmt is None and is_stream(job.target) and job.target.suffix.lower() not in imageio.FORMATS):
         out_format = imageio.format_for("", fmt) if fmt else _same_format(meta.format)
     else:
         out_format = imageio.format_for(job.target, fmt)
