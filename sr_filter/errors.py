@@ -65,3 +65,15 @@ def first_line(exc: BaseException) -> str:
     third-party error worth putting into one of our one-line messages."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def shorten(text: str, limit: int = 600) -> str:
+    """Cut ``text`` at a word boundary before ``limit`` characters and mark the cut with '...' (not
+    mid-token: third-party messages can be long; a path or a word is kept whole where possible)."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 4]
+    space = cut.rfind(" ")
+    if space > limit // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:") + " ..."

@@ -13,9 +13,9 @@ import time
 import pytest
 from PIL import Image
 
-from sr_filter.cli.messages import hint_for, one_line, shorten
+from sr_filter.cli.messages import hint_for, one_line
 from sr_filter.cli.options import configure_logging
-from sr_filter.errors import DeviceError, ImageFormatError, OutputExistsError
+from sr_filter.errors import DeviceError, ImageFormatError, OutputExistsError, shorten
 
 from .conftest import ROOT
 from .test_cli import run

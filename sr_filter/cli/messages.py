@@ -7,6 +7,7 @@ command line adds the flag here, by exception class, in this one table.
 from __future__ import annotations
 
 from .. import errors
+from ..errors import shorten
 
 #: exception class -> the hint the CLI appends (first match wins: subclasses before their bases)
 FLAG_HINTS: tuple[tuple[type[BaseException], str], ...] = (
@@ -40,14 +41,3 @@ def one_line(exc: BaseException, *, text: str | None = None, limit: int = LIMIT)
     hint = hint_for(exc, text)
     text = shorten(text, limit)
     return f"{text} ({hint})" if hint else text
-
-
-def shorten(text: str, limit: int = LIMIT) -> str:
-    """Cut ``text`` at a word boundary before ``limit`` characters and mark the cut with '...'."""
-    if len(text) <= limit:
-        return text
-    cut = text[: limit - 4]
-    space = cut.rfind(" ")
-    if space > limit // 2:
-        cut = cut[:space]
-    return cut.rstrip(" ,;:") + " ..."
