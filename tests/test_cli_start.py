@@ -210,6 +210,8 @@ def test_devices_and_fifos_are_written_through_never_replaced(tmp_path):
     null.symlink_to(os.devnull)
     done = run(image, "-o", null, "--overwrite", "-n", "sr-cartoon-x4", "-q")
     assert done.returncode == 0, done.stderr
+    kept = run(image, "-o", null, "--skip-existing", "-n", "sr-cartoon-x4")  # a stream is never "existing"
+    assert kept.returncode == 0 and b"skipping" not in kept.stderr and b"using" in kept.stderr, kept.stderr
     assert null.is_symlink() and os.readlink(null) == os.devnull and stat.S_ISCHR(os.stat(os.devnull).st_mode)
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)

@@ -101,7 +101,7 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
     check_targets(jobs, overwrite=overwrite)
     skipped = 0
     if skip_existing:
-        kept = [j for j in jobs if j.target is None or not j.target.exists()]
+        kept = [j for j in jobs if j.target is None or not j.target.exists() or is_stream(j.target)]
         skipped = len(jobs) - len(kept)
         if skipped and not quiet:
             click.echo(f"sr-filter: skipping {skipped} existing output(s)", err=True)
