@@ -9,14 +9,22 @@ from __future__ import annotations
 from .. import errors
 from ..errors import shorten
 
-#: exception class -> the hint the CLI appends (first match wins: subclasses before their bases)
-FLAG_HINTS: tuple[tuple[type[BaseException], str], ...] = (
-    (errors.OutputExistsError, "use --overwrite to replace it, or --skip-existing"),
-    (errors.DeviceError, "see --device, -g and --precision"),
-    (errors.ImageTooLargeError, "use a smaller --scale, --width or --height"),
-    (errors.OutOfMemoryError, "use a smaller --tile or --scale"),
-    (errors.DownloadError, "see --model and --offline"),
-    (errors.UnknownModelError, "`sr-filter models` lists them"),
+#: exception class name -> the hint the CLI appends, or None for none (first match wins: subclasses
+#: before their bases). Names are looked up in errors.py; a class not defined there is left out.
+_HINTS: tuple[tuple[str, str | None], ...] = (
+    ("OutputExistsError", "use --overwrite to replace it, or --skip-existing"),
+    ("DeviceError", "see --device, -g and --precision"),
+    ("ImageTooLargeError", "use a smaller --scale, --width or --height"),
+    ("OutOfMemoryError", "use a smaller --tile or --scale"),
+    ("OfflineError", "run without --offline to download it, or choose a built-in --model"),
+    ("NetworkUnavailableError", "--offline uses the built-in models without trying the network"),
+    ("CacheError", None),  # fixed by the environment variable its message names
+    ("DownloadSettingError", None),
+    ("DownloadError", "see --model and --offline"),
+    ("UnknownModelError", "`sr-filter models` lists them"),
+)
+FLAG_HINTS: tuple[tuple[type[BaseException], str | None], ...] = tuple(
+    (getattr(errors, name), hint) for name, hint in _HINTS if isinstance(getattr(errors, name, None), type)
 )
 
 #: longest message shown; third-party text (a decoder's complaint) can be much longer
@@ -28,8 +36,11 @@ def hint_for(exc: BaseException, text: str | None = None) -> str | None:
     text = str(exc) if text is None else text
     for cls, hint in FLAG_HINTS:
         if isinstance(exc, cls):
-            flags = [word for word in hint.replace(",", " ").split() if word.startswith("-")]
-            if any(flag in text for flag in flags) or "sr-filter models" in text:
+            if hint is None:
+                return None
+            said = [word for word in hint.replace(",", " ").split() if word.startswith("-")]
+            said += ["sr-filter models"] if "sr-filter models" in hint else []
+            if any(word in text for word in said):  # the message already points there
                 return None
             return hint
     return None
