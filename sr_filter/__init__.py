@@ -11,9 +11,10 @@ Importing this package does no I/O and touches no GPU.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import (
+    BackendError,
     CancelledError,
     ChecksumError,
     DeviceError,
@@ -27,11 +28,32 @@ from .errors import (
     UnknownModelError,
     WeightsFormatError,
 )
-from .manifest import load_manifest
-from .tiling import Progress
-from .upscaler import Upscaler
+
+if TYPE_CHECKING:  # imported on first use (see __getattr__): `sr-filter --help` must not load torch
+    from .manifest import load_manifest
+    from .tiling import Progress
+    from .upscaler import Upscaler
 
 __version__ = "0.1.0"
+
+#: public names whose modules import torch (or are only needed for work): loaded on first access
+_LAZY = {"Upscaler": "upscaler", "Progress": "tiling", "load_manifest": "manifest"}
+
+
+def __getattr__(name: str) -> Any:
+    """Import the heavy parts of the API on first use, so importing the package stays instant."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 
 def upscale(
@@ -54,6 +76,8 @@ def upscale(
     ``openvino``. ``scale`` defaults to the model's own; other values resample the
     model's output. To process many images, create an :class:`Upscaler` once instead.
     """
+    from .upscaler import Upscaler
+
     upscaler = Upscaler(model if model is not None else preset, device=device, precision=precision, tile=tile,
                         offline=offline, backend=backend)
     return upscaler.upscale(image, scale=scale, progress=progress)

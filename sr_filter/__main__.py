@@ -1,6 +1,12 @@
 """``python -m sr_filter`` runs the CLI."""
 
-from .cli import main
+import sys
+
+try:
+    from .cli import main
+except KeyboardInterrupt:  # Ctrl-C while Python is still importing: no traceback
+    sys.stderr.write("sr-filter: interrupted\n")
+    sys.exit(130)
 
 if __name__ == "__main__":
     main()

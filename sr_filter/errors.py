@@ -94,3 +94,15 @@ class BackendError(SrFilterError):
     """The requested inference backend cannot run here (not installed, wrong device, no conversion)."""
 
     exit_code = 2
+
+
+def shorten(text: str, limit: int = 600) -> str:
+    """Cut ``text`` at a word boundary before ``limit`` characters and mark the cut with '...' (not
+    mid-token: third-party messages can be long; a path or a word is kept whole where possible)."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 4]
+    space = cut.rfind(" ")
+    if space > limit // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:") + " ..."

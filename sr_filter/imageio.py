@@ -13,10 +13,8 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import os
 import re
 import struct
-import tempfile
 import warnings
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator
@@ -25,10 +23,11 @@ import numpy as np
 from PIL import Image
 
 from . import limits, png16, sniff, tiffio
+from .atomic import write_atomic  # noqa: F401 - moved to atomic.py; kept importable here
 from .convert import pil_to_array
 from .device import available_ram
 from .encode import check_encodable, encode_image
-from .errors import ImageFormatError, ImageTooLargeError, OutputExistsError, first_line
+from .errors import ImageFormatError, ImageTooLargeError, first_line
 from .metadata import ImageMeta, orient, read_meta
 
 __all__ = [
@@ -228,55 +227,3 @@ def format_for(path: str | Path, explicit: str | None = None) -> str:
             f"cannot tell the output format from {Path(path).name!r}; use an extension such as .png or name the format"
         )
     return FORMATS[suffix]
-
-
-def write_atomic(data: bytes, path: str | Path, *, overwrite: bool = False) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and a rename.
-
-    Without ``overwrite`` an existing file is never replaced, even one that appears while
-    writing (the final step is a hard link, which fails if the name exists).
-    """
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise OutputExistsError(f"{path} exists; use --overwrite to replace it")
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise ImageFormatError(f"output folder {folder} does not exist")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    except OSError as exc:
-        raise ImageFormatError(f"cannot write to folder {folder}: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            _link_no_clobber(tmp, path)
-    except FileExistsError:
-        raise OutputExistsError(f"{path} appeared while writing; use --overwrite to replace it") from None
-    except OSError as exc:
-        raise ImageFormatError(f"cannot write {path}: {exc.strerror}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _link_no_clobber(tmp: str, path: Path) -> None:
-    try:
-        os.link(tmp, path)
-    except FileExistsError:
-        raise
-    except OSError:  # file systems without hard links
-        if path.exists():
-            raise FileExistsError(str(path)) from None
-        os.replace(tmp, path)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

@@ -240,7 +240,7 @@ def test_batch_guards(crop, tmp_path):
 
 
 def test_progress_bar_on_a_terminal_only(set5, tmp_path):
-    """On a terminal, stderr shows one bar over the whole batch; with a pipe (the tests above) none."""
+    """On a terminal, stderr shows a bar per file and one over the batch; with a pipe (the tests above) none."""
     import pty
 
     src = tmp_path / "in"
@@ -265,10 +265,14 @@ def test_progress_bar_on_a_terminal_only(set5, tmp_path):
     os.close(leader)
     text = b"".join(chunks).decode(errors="replace")
     assert proc.returncode == 0, text
-    assert "\r1/2 a.png" in text and "\r2/2 b.png" in text and "100%" in text
-    bars = [line for line in text.replace("\r\n", "\n").split("\r") if "2/2 b.png" in line and "%" in line]
-    assert bars and all(int(line.split("]")[1].strip().split("%")[0]) >= 50 for line in bars)  # overall, not per file
-    assert any("1/2 a.png" in line and "%" in line and int(line.split("]")[1].strip().split("%")[0]) < 50 for line in text.split("\r"))
+    frames = text.replace("\r\n", "\n").replace("\n", "\r").split("\r")
+    for name in ("a.png", "b.png"):  # a bar per file that moves per tile window, with elapsed<remaining
+        shown = {line.split("%")[0].split()[-1] for line in frames if line.startswith(name) and "%|" in line}
+        assert "100" in shown and any(0 < int(p) < 100 for p in shown), (name, shown)
+    batch = [line for line in frames if line.startswith("all") and "files [" in line]
+    assert any("1/2 files [00:0" in line and "<00:0" in line and "s/file]" in line for line in batch), batch  # rate, ETA
+    assert any(line.startswith("all 100%") and "2/2 files" in line for line in batch)
+    assert "sr-filter: 2 upscaled, 0 failed" in text
 
 
 def test_no_image_data_from_or_to_a_terminal():

@@ -1,19 +1,23 @@
 """The ``sr-filter`` command: a click group whose default subcommand is ``upscale``.
 
 ``sr-filter photo.jpg -o big.png`` and ``sr-filter upscale photo.jpg -o big.png`` are the same.
-Library errors (:class:`~sr_filter.errors.SrFilterError`) become one line on stderr and a
-non-zero exit code; tracebacks are shown only with ``-vv``.
+Every error becomes one line on stderr, ``sr-filter: error: ...``, with exit status 1 (2 for a bad
+option or usage, 128+N for signal N); tracebacks are shown only with ``-vv``. Nothing here imports
+torch: ``--help``, ``--version`` and option errors stay instant.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
+import signal
 import sys
 
 import click
 
 from .. import __version__
 from ..errors import SrFilterError
+from .messages import one_line
 from .options import configure_logging
 
 #: subcommand name -> "module:attribute", imported only when used (keeps --help fast)
@@ -25,6 +29,14 @@ COMMANDS = {
     "gimp-install": "sr_filter.cli.gimp:gimp_install",
 }
 DEFAULT_COMMAND = "upscale"
+
+
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP arrived: unwinds like Ctrl-C so every ``finally`` removes its temporary files."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
 
 
 class DefaultGroup(click.Group):
@@ -50,6 +62,16 @@ class DefaultGroup(click.Group):
             break
         return super().parse_args(ctx, args)
 
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """After the group's own options and commands, the default command's options."""
+        super().format_options(ctx, formatter)
+        command = self.get_command(ctx, DEFAULT_COMMAND)
+        sub = click.Context(command, info_name=DEFAULT_COMMAND, parent=ctx)
+        records = [r for p in command.get_params(sub) if isinstance(p, click.Option) and p.name not in ("help", "quiet", "verbose")
+                   for r in [p.get_help_record(sub)] if r]
+        with formatter.section("Upscale options (upscale is the default command; see `sr-filter upscale --help`)"):
+            formatter.write_dl(records)
+
 
 _GROUP_FLAGS = {"-q", "--quiet", "--verbose"}
 
@@ -62,40 +84,85 @@ _GROUP_FLAGS = {"-q", "--quiet", "--verbose"}
 def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
     """Upscale images with super-resolution networks.
 
+    Without a command, `upscale` runs: `sr-filter photo.jpg` is `sr-filter upscale photo.jpg`.
+
     \b
     Examples:
       sr-filter photo.jpg -o photo_x4.png
       sr-filter --preset cartoon frame.png --scale 2 -o frame_x2.png
-      cat in.png | sr-filter - --format png > out.png
+      cat in.png | sr-filter - > out.png
       sr-filter models
+    Shell completion (bash; zsh and fish alike):
+      eval "$(_SR_FILTER_COMPLETE=bash_source sr-filter)"
     """
     ctx.obj = {"verbose": verbose, "quiet": quiet}
     configure_logging(verbose, quiet)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: runs the group and turns library errors into one line."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    debug = any(a in ("-vv", "-vvv") for a in args) or args.count("-v") + args.count("--verbose") >= 2
+    """Console entry point: runs the group and turns every error into one line and an exit status."""
+    _install_signal_handlers()
+    _guard_closed_stdio()
     try:
+        args = list(sys.argv[1:] if argv is None else argv)
+        debug = any(a in ("-vv", "-vvv") for a in args) or args.count("-v") + args.count("--verbose") >= 2
         code = cli.main(args=args, prog_name="sr-filter", standalone_mode=False)
     except click.exceptions.Abort:
-        click.echo("sr-filter: interrupted", err=True)
-        sys.exit(130)
+        _fail("interrupted", 130)
+    except click.UsageError as exc:
+        _fail(exc.format_message(), 2)
     except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
+        _fail(exc.format_message(), exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except SrFilterError as exc:
         if debug:
             raise
-        click.echo(f"sr-filter: error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+        _fail(one_line(exc), exc.exit_code)
     except KeyboardInterrupt:
-        click.echo("sr-filter: interrupted", err=True)
-        sys.exit(130)
+        _fail("interrupted", 130)
+    except Terminated as exc:
+        _fail(f"stopped by {signal.Signals(exc.signum).name}; unfinished outputs were removed", 128 + exc.signum)
     except BrokenPipeError:
         sys.exit(1)
+    except OSError as exc:  # a file system refusal no check foresaw: still one line
+        if debug:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        _fail(one_line(exc, text=f"{where}{exc.strerror or exc}"), 1)
     if isinstance(code, int) and code:
         sys.exit(code)
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"sr-filter: {message}" if code == 130 else f"sr-filter: error: {message}", err=True)
+    sys.exit(code)
+
+
+def _install_signal_handlers() -> None:
+    """SIGTERM and SIGHUP raise :class:`Terminated` (Ctrl-C already raises KeyboardInterrupt)."""
+
+    def terminated(signum: int, frame: object) -> None:
+        signal.signal(signum, signal.SIG_DFL)  # a second signal ends the process at once
+        raise Terminated(signum)
+
+    for name in ("SIGTERM", "SIGHUP"):
+        number = getattr(signal, name, None)
+        if number is not None and signal.getsignal(number) is not signal.SIG_IGN:  # nohup keeps SIGHUP ignored
+            signal.signal(number, terminated)
+
+
+def _guard_closed_stdio() -> None:
+    """A closed standard stream (``>&-``, ``<&-``) must not crash, nor let an output file take its
+    descriptor: the number is held by /dev/null; Python's ``sys.stdin``/``sys.stdout`` stay None and
+    the commands refuse to use them with one line."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDONLY if fd == 0 else os.O_WRONLY)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process

@@ -7,13 +7,14 @@ import json
 import click
 
 from ..manifest import load_manifest
-from ..weights import cache_dir, is_cached
 
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def models(as_json: bool) -> None:
     """List presets and models, and whether their weights are already on this machine."""
+    from ..weights import cache_dir, is_cached  # imports torch: not at --help time
+
     manifest = load_manifest()
     rows = []
     for entry in manifest.models:

@@ -1,13 +1,43 @@
-"""Options shared by several subcommands, spelled once."""
+"""Options shared by several subcommands, spelled once.
+
+Nothing here imports torch: ``--help`` and option errors must stay instant. Checks that need the
+library (tile, precision, device) import it only when a value other than the default is given.
+"""
 
 from __future__ import annotations
 
+from typing import Any, Callable, Sequence
+
 import click
 
-from ..device import PRECISIONS
+#: shown in --help; test_cli checks it against device.PRECISIONS, which the callback enforces
+PRECISION_METAVAR = "auto|fp16|bf16|fp32"
+
+
+class LazyChoice(click.Choice):
+    """A click.Choice whose choices are read on first use (from the manifest, not a copy of it)."""
+
+    def __init__(self, load: Callable[[], Sequence[str]], case_sensitive: bool = False) -> None:
+        self._load = load
+        self._choices: tuple[str, ...] | None = None
+        self.case_sensitive = case_sensitive
+
+    @property
+    def choices(self) -> tuple[str, ...]:  # type: ignore[override]
+        if self._choices is None:
+            self._choices = tuple(self._load())
+        return self._choices
+
+
+def _preset_names() -> list[str]:
+    from ..manifest import load_manifest
+
+    return list(load_manifest().presets)
 
 
 def _tile(ctx: click.Context, param: click.Parameter, value: str) -> int | str:
+    if value is None or str(value).strip().lower() == "auto":
+        return "auto"
     from ..errors import SrFilterError
     from ..upscaler import check_tile
 
@@ -23,15 +53,40 @@ def _scale(ctx: click.Context, param: click.Parameter, value: float | None) -> f
     return value
 
 
+def _precision(ctx: click.Context, param: click.Parameter, value: str | None) -> str:
+    value = (value or "auto").strip().lower()
+    if value not in PRECISION_METAVAR.split("|"):
+        raise click.BadParameter(f"{value!r} is not one of {PRECISION_METAVAR.replace('|', ', ')}")
+    return value
+
+
+def _size(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
+    if value is not None and not (1 <= value <= 1_000_000):
+        raise click.BadParameter("must be a number of pixels from 1 to 1000000")
+    return value
+
+
 preset_opt = click.option(
-    "-p", "--preset", type=click.Choice(["photo", "cartoon", "face"], case_sensitive=False), default=None,
-    help="What the image shows; picks the model.  [default: photo]",
+    "-p", "--preset", type=LazyChoice(_preset_names), default=None,
+    help="What the image shows; picks the model (from the manifest, see `sr-filter models`).  [default: photo]",
 )
-model_opt = click.option("-m", "--model", metavar="NAME|PATH", default=None, help="A model from `sr-filter models` or a .pth file (overrides --preset).")
-scale_opt = click.option("-s", "--scale", type=float, default=None, callback=_scale, help="Output scale, e.g. 2, 3, 1.5.  [default: the model's own]")
-device_opt = click.option("-d", "--device", default="auto", show_default=True, metavar="auto|cpu|cuda|cuda:N|mps", help="Where to run the model.")
-precision_opt = click.option("--precision", type=click.Choice(PRECISIONS, case_sensitive=False), default="auto", show_default=True, help="Arithmetic precision (auto: fp16 on capable GPUs, fp32 on CPU).")
-tile_opt = click.option("-t", "--tile", default="auto", show_default=True, callback=_tile, metavar="N|auto", help="Tile edge in input pixels; 0 = whole image.")
+model_opt = click.option("-m", "-n", "--model", metavar="NAME|PATH", default=None,
+                         help="A model from `sr-filter models` or a .pth file (overrides --preset).")
+scale_opt = click.option("-s", "--scale", type=float, default=None, callback=_scale,
+                         help="Output scale, e.g. 2, 3, 1.5, 0.5.  [default: the model's own]")
+width_opt = click.option("--width", type=int, default=None, callback=_size,
+                         help="Output width in pixels; the scale follows from it (aspect ratio kept).")
+height_opt = click.option("--height", type=int, default=None, callback=_size,
+                          help="Output height in pixels. With --width too, the image fits inside both.")
+device_opt = click.option("-d", "--device", default="auto", show_default=True, metavar="auto|cpu|cuda|cuda:N|mps",
+                          help="Where to run the model.")
+gpu_opt = click.option("-g", "--gpu", "gpu", type=click.IntRange(0), default=None, metavar="N",
+                       help="GPU index: the same as --device cuda:N.")
+precision_opt = click.option("--precision", default="auto", show_default=True, callback=_precision, metavar=PRECISION_METAVAR,
+                             help="Arithmetic precision (auto: fp16 on capable GPUs, fp32 on CPU).")
+fp32_opt = click.option("--fp32", is_flag=True, help="The same as --precision fp32.")
+tile_opt = click.option("-t", "--tile", default="auto", show_default=True, callback=_tile, metavar="N|auto",
+                        help="Tile edge in input pixels; 0 = whole image.")
 offline_opt = click.option("--offline", is_flag=True, default=None, help="Never download; use cached or built-in weights only.")
 
 
@@ -42,9 +97,28 @@ def configure_logging(verbose: int, quiet: bool) -> None:
 
     level = logging.ERROR if quiet else (logging.DEBUG if verbose >= 2 else logging.INFO if verbose else logging.WARNING)
     logging.basicConfig(level=level, format="sr-filter: %(message)s", stream=sys.stderr, force=True)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_once)
 
 
-def _set_verbosity(ctx: click.Context, param: click.Parameter, value) -> None:
+class _Once:
+    """Shows each distinct message once per run: a warning about the scale is said once, not per file."""
+
+    def __init__(self) -> None:
+        self.seen: set[tuple[int, str]] = set()
+
+    def filter(self, record) -> bool:
+        key = (record.levelno, record.getMessage())
+        if key in self.seen:
+            return False
+        self.seen.add(key)
+        return True
+
+
+_once = _Once()
+
+
+def _set_verbosity(ctx: click.Context, param: click.Parameter, value: Any) -> None:
     if not value:
         return
     state = ctx.find_root().ensure_object(dict)
@@ -57,5 +131,7 @@ def _set_verbosity(ctx: click.Context, param: click.Parameter, value) -> None:
 
 def verbosity(command):
     """-v/-q accepted after the subcommand too (`sr-filter upscale a.png -q`)."""
-    command = click.option("-q", "--quiet", is_flag=True, expose_value=False, callback=_set_verbosity, help="Only errors on stderr; no progress bar.")(command)
-    return click.option("-v", "--verbose", count=True, expose_value=False, callback=_set_verbosity, help="More messages on stderr.")(command)
+    command = click.option("-q", "--quiet", is_flag=True, expose_value=False, callback=_set_verbosity,
+                           help="Only errors on stderr; no progress bar.")(command)
+    return click.option("-v", "--verbose", count=True, expose_value=False, callback=_set_verbosity,
+                        help="More messages on stderr.")(command)

@@ -1,39 +1,97 @@
-"""A one-line progress display on stderr, shown only on a terminal."""
+"""Progress bars on stderr (tqdm), shown only on a terminal: one per file, plus one over a batch.
+
+The per-file bar moves each time the library's progress callback fires (per tile window), with
+elapsed time and an estimate of what is left; the batch bar counts files, with files per second
+and the batch's ETA. Messages printed meanwhile go above the bars (``echo``), never on stdout.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
-import time
+from typing import Any
+
+import click
+
+FILE_FORMAT = "{desc} {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]"
+BATCH_FORMAT = "{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} files [{elapsed}<{remaining}, {rate_fmt}]"
 
 
-class ProgressLine:
-    """Renders ``label [#####     ] 42%`` on stderr, at most ten times a second."""
+class Bars:
+    """The bars of one command run; does nothing unless ``enabled`` (stderr is a terminal, no -q)."""
 
-    def __init__(self, enabled: bool | None = None, stream=None) -> None:
-        self.stream = stream or sys.stderr
-        self.enabled = self.stream.isatty() if enabled is None else enabled
-        self.label = ""
-        self._last = 0.0
-        self._shown = False
+    def __init__(self, count: int, *, enabled: bool) -> None:
+        self.enabled = enabled
+        self.count = count
+        self._file: Any = None
+        self._batch: Any = None
+        if enabled and count > 1:
+            from tqdm import tqdm
 
-    def set_label(self, label: str) -> None:
-        self.label = label
+            self._batch = tqdm(total=count, desc="all", unit="file", bar_format=BATCH_FORMAT, file=sys.stderr,
+                               position=0, **_size(), leave=True)
 
-    def __call__(self, done: int, total: int) -> None:
+    def start(self, label: str) -> None:
+        """A new per-file bar named ``label``."""
         if not self.enabled:
             return
-        now = time.monotonic()
-        if done < total and now - self._last < 0.1:
+        from tqdm import tqdm
+
+        self._close_file()
+        self._file = tqdm(total=1, desc=label[-40:], bar_format=FILE_FORMAT, file=sys.stderr, leave=False,
+                          position=1 if self._batch is not None else 0, **_size(), mininterval=0.1)
+
+    def __call__(self, done: int, total: int) -> None:
+        """The library's progress callback: ``done`` of ``total`` units of the current image."""
+        bar = self._file
+        if bar is None:
             return
-        self._last = now
-        frac = done / total if total else 1.0
-        bar = "#" * int(frac * 24)
-        self.stream.write(f"\r{self.label[:40]:<40} [{bar:<24}] {frac:4.0%}")
-        self.stream.flush()
-        self._shown = True
+        if total and bar.total != total:
+            bar.total = total
+        if done > bar.n:
+            bar.update(done - bar.n)
 
     def finish(self) -> None:
-        if self.enabled and self._shown:
-            self.stream.write("\r\033[K")
-            self.stream.flush()
-            self._shown = False
+        """The current file is done (written, skipped or failed)."""
+        self._close_file()
+        if self._batch is not None:
+            self._batch.update(1)
+
+    def echo(self, message: str) -> None:
+        """A message on stderr that does not tear the bars."""
+        if self.enabled:
+            from tqdm import tqdm
+
+            tqdm.write(message, file=sys.stderr)
+        else:
+            click.echo(message, err=True)
+
+    def close(self) -> None:
+        self._close_file()
+        if self._batch is not None:
+            self._batch.close()
+            self._batch = None
+
+    def _close_file(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def _size() -> dict[str, int]:
+    """The terminal's size for tqdm (a terminal that reports none, such as a bare pty, gets 100x24;
+    tqdm would otherwise hide every bar)."""
+    try:
+        columns, rows = os.get_terminal_size(sys.stderr.fileno())
+    except (OSError, ValueError, AttributeError):
+        columns, rows = 0, 0
+    return {"ncols": columns if columns > 20 else 100, "nrows": rows if rows > 2 else 24}
+
+
+def stderr_is_terminal() -> bool:
+    """Whether bars make sense: stderr is open and a terminal."""
+    stream = sys.stderr
+    try:
+        return stream is not None and stream.isatty()
+    except (ValueError, OSError):
+        return False

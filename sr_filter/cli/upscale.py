@@ -1,139 +1,198 @@
-"""``sr-filter upscale``: files, folders and pipes in; upscaled files out, never a partial one."""
+"""``sr-filter upscale``: files, folders and pipes in; upscaled files out, never a partial one.
+
+Everything that can be refused is refused before the model runs: option values, the device, the
+outputs (existing, special files, names too long, unwritable folders). torch is imported only when
+the command runs, not for ``--help``.
+"""
 
 from __future__ import annotations
 
-import glob
-import logging
-import os
+import re
 import sys
-import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from .. import imageio
-from ..errors import ImageFormatError, OutputExistsError, SrFilterError
-from ..upscaler import Upscaler
-from .options import device_opt, model_opt, offline_opt, precision_opt, preset_opt, scale_opt, tile_opt, verbosity
-from .progress import ProgressLine
+from ..atomic import is_stream
+from ..errors import ImageFormatError, SrFilterError
+from .jobs import Job, check_targets, check_writable, expand_inputs, many_inputs, plan_jobs
+from .messages import one_line
+from .options import (
+    device_opt, fp32_opt, gpu_opt, height_opt, model_opt, offline_opt, precision_opt, preset_opt, scale_opt, tile_opt,
+    verbosity, width_opt,
+)
+from .progress import Bars, stderr_is_terminal
 
-log = logging.getLogger("sr_filter")
+if TYPE_CHECKING:
+    from ..upscaler import Upscaler
 
-
-@dataclass
-class Job:
-    source: Path | None  # None = standard input
-    target: Path | None  # None = standard output
+#: device names as the library takes them; others are a bad option value (exit 2), checked without torch
+_DEVICE_NAME = re.compile(r"(auto|cpu|mps|cuda(:\d+)?)")
+#: output formats for --help and the option check, spelled here because imageio imports torch (through
+#: limits and device); test_cli_start checks it against imageio.FORMATS
+FORMAT_NAMES = "png|jpg|webp|bmp|tiff|gif"
 
 
 @click.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(allow_dash=True, path_type=str))
 @click.option("-o", "--output", type=click.Path(allow_dash=True, path_type=str), default=None,
-              help="Output file, or folder when several inputs or a folder are given ('-' = stdout).  [default: NAME_xSCALE.EXT beside the input]")
+              help="Output file, or folder (a name ending in '/', an existing folder, or any name when several inputs "
+                   "or a folder are given; created if needed); '-' = stdout.  [default: NAME_x4.EXT beside the input]")
 @preset_opt
 @model_opt
 @scale_opt
+@width_opt
+@height_opt
 @device_opt
+@gpu_opt
 @precision_opt
+@fp32_opt
 @tile_opt
 @offline_opt
-@click.option("-f", "--format", "fmt", default=None, metavar="png|jpg|webp|bmp|tiff", help="Output format (needed for stdout; default: from the output name).")
-@click.option("--quality", type=click.IntRange(1, 100), default=None, help="JPEG/WebP quality.  [default: 95 / 90]")
+@click.option("-f", "--format", "--ext", "fmt", default=None, metavar=FORMAT_NAMES,
+              help="Output format and extension.  [default: from the output name; for stdout, the input's format]")
+@click.option("--suffix", default=None, metavar="TEXT", help="Output name suffix instead of _x4 (NAME_TEXT.EXT); '' for none.")
+@click.option("--quality", type=click.IntRange(1, 100), default=None, help="JPEG/WebP quality, 1-100.  [default: 95 / 90]")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files (also allows writing over the input).")
 @click.option("--skip-existing", is_flag=True, help="Leave outputs that already exist untouched and move on.")
 @verbosity
 @click.pass_context
-def upscale(ctx: click.Context, inputs, output, preset, model, scale, device, precision, tile, offline, fmt, quality, overwrite, skip_existing) -> None:
-    """Upscale INPUTS (image files, folders, or - for standard input).
+def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, height, device, gpu, precision, fp32, tile,
+            offline, fmt, suffix, quality, overwrite, skip_existing) -> None:
+    """Upscale INPUTS: PNG, JPEG, WebP, BMP, TIFF or GIF files, folders, or - for standard input.
 
     \b
     Examples:
       sr-filter photo.jpg                         # writes photo_x4.jpg
       sr-filter --preset cartoon a.png -o b.png --scale 2
+      sr-filter photo.jpg --width 3840            # 3840 pixels wide, aspect ratio kept
       sr-filter shots/ -o shots_x4/ --skip-existing
-      sr-filter - --format png < in.jpg > out.png
+      sr-filter - < in.jpg > out.jpg              # stdin to stdout, in the input's format
     """
     quiet = (ctx.obj or {}).get("quiet", False)
-    if fmt is not None:
-        imageio.format_for("", fmt)  # validate early
+    device, precision = _device_and_precision(device, gpu, precision, fp32)
+    if scale is not None and (width or height):
+        raise click.UsageError("give either --scale or --width/--height, not both")
+    if fmt is not None and fmt.lower().lstrip(".") not in _format_keys():
+        raise click.BadParameter(f"{fmt!r} is not one of {FORMAT_NAMES.replace('|', ', ')}", param_hint="'--format'")
     inputs = expand_inputs(list(inputs))
-    if inputs == ["-"] and sys.stdin.isatty():
-        raise click.UsageError("'-' reads an image from standard input, which is a terminal; pipe or redirect a file into it")
+    if many_inputs(inputs) and output in (None, "-"):
+        raise click.UsageError("several inputs or a folder need -o OUTPUT_FOLDER")
+    if inputs == ["-"]:
+        if sys.stdin is None:
+            raise click.UsageError("'-' reads standard input, which is closed")
+        if _isatty(sys.stdin):
+            raise click.UsageError("'-' reads an image from standard input, which is a terminal; pipe or redirect a file into it")
     to_stdout = output == "-" or (output is None and inputs == ["-"])
-    if to_stdout and sys.stdout.isatty():
+    if to_stdout and sys.stdout is None:
+        raise click.UsageError("standard output is closed; name an output file with -o")
+    if to_stdout and _isatty(sys.stdout):
         raise click.UsageError("refusing to write image data to a terminal; redirect standard output or use -o FILE")
+    _check_device(device, precision)
+    from ..upscaler import Upscaler
+
     upscaler = Upscaler(model or preset, device=device, precision=precision, tile=tile, offline=offline)
-    jobs = plan_jobs(inputs, output, f"{scale:g}" if scale else str(upscaler.scale), fmt)
+    if suffix is None:
+        suffix = f"_{width}x{height}" if width and height else f"_w{width}" if width else f"_h{height}" if height \
+            else f"_x{scale:g}" if scale else f"_x{upscaler.scale}"
+    jobs = plan_jobs(inputs, output, suffix, fmt)
     check_targets(jobs, overwrite=overwrite)
     skipped = 0
     if skip_existing:
-        kept = [j for j in jobs if j.target is None or not j.target.exists()]
+        kept = [j for j in jobs if j.target is None or not j.target.exists() or is_stream(j.target)]
         skipped = len(jobs) - len(kept)
         if skipped and not quiet:
             click.echo(f"sr-filter: skipping {skipped} existing output(s)", err=True)
         jobs = kept
-    elif not overwrite:
-        for job in jobs:
-            if job.target is not None and job.target.exists():
-                raise OutputExistsError(f"{job.target} exists; use --overwrite to replace it or --skip-existing")
     if not jobs:
         return
-    check_writable(jobs)
+    check_writable(jobs, overwrite=overwrite)
     announced = []
 
     def announce() -> None:  # once, after the first image has been read: a bad input stays one line
         if not announced and not quiet:
-            click.echo(f"sr-filter: using {upscaler.describe()}, licence {upscaler.model.license}", err=True)
+            bars.echo(f"sr-filter: using {upscaler.describe()}, licence {upscaler.model.license}")
         announced.append(True)
 
-    progress = ProgressLine(enabled=None if not quiet else False)
-    failed: list[tuple[Job, str]] = []
     batch = len(jobs) > 1
+    bars = Bars(len(jobs), enabled=not quiet and stderr_is_terminal())
+    failed: list[tuple[Job, str]] = []
     done = 0
     try:
         for number, job in enumerate(jobs, 1):
             name = str(job.source) if job.source else "stdin"
-            progress.set_label(f"{number}/{len(jobs)} {Path(name).name}" if batch else Path(name).name)
+            bars.start(Path(name).name)
             started = time.monotonic()
             try:
-                report = overall(progress, number - 1, len(jobs)) if batch else progress
-                process(upscaler, job, scale=scale, fmt=fmt, quality=quality, overwrite=overwrite, progress=report, announce=announce)
+                process(upscaler, job, scale=scale, size=(width, height), fmt=fmt, quality=quality, overwrite=overwrite,
+                        progress=bars, announce=announce)
             except (SrFilterError, MemoryError, OSError) as exc:
-                progress.finish()
+                bars.finish()
                 message = _describe_failure(job, exc)
                 if not batch:
                     raise (type(exc) if isinstance(exc, SrFilterError) else SrFilterError)(message) from None
                 failed.append((job, message))
-                click.echo(f"sr-filter: error: {message}", err=True)
+                bars.echo(f"sr-filter: error: {one_line(exc, text=message)}")
                 continue
-            finally:
-                progress.finish()
+            bars.finish()
             done += 1
             if batch and not quiet:
-                click.echo(f"sr-filter: [{number}/{len(jobs)}] {name} -> {job.target} ({time.monotonic() - started:.1f} s)", err=True)
+                bars.echo(f"sr-filter: [{number}/{len(jobs)}] {name} -> {job.target} ({time.monotonic() - started:.1f} s)")
     except KeyboardInterrupt:
+        bars.close()
         if batch and not quiet:
             click.echo(f"sr-filter: interrupted after {done} of {len(jobs)} file(s); the one in progress was not written", err=True)
         raise
-    if batch and not quiet:
+    finally:  # also on SIGTERM/SIGHUP; the temporary files are removed by their own finally blocks
+        bars.close()
+    if batch and (failed or not quiet):
+        for job, _ in failed:
+            click.echo(f"sr-filter: failed: {job.source}", err=True)
         summary = f"sr-filter: {done} upscaled"
         summary += f", {skipped} skipped" if skipped else ""
         click.echo(f"{summary}, {len(failed)} failed", err=True)
-        for job, message in failed:
-            click.echo(f"sr-filter: failed: {job.source}", err=True)
     if failed:
         ctx.exit(1)
 
 
-def overall(progress: ProgressLine, finished: int, count: int):
-    """A per-image progress callback that moves one bar over the whole batch."""
+def _device_and_precision(device: str, gpu: int | None, precision: str, fp32: bool) -> tuple[str, str]:
+    """Fold the aliases (-g N, --fp32) into --device/--precision and check the device name (no torch)."""
+    if gpu is not None:
+        if device not in ("auto", f"cuda:{gpu}"):
+            raise click.UsageError(f"-g {gpu} means --device cuda:{gpu}; it cannot be combined with --device {device}")
+        device = f"cuda:{gpu}"
+    if fp32:
+        if precision not in ("auto", "fp32"):
+            raise click.UsageError(f"--fp32 cannot be combined with --precision {precision}")
+        precision = "fp32"
+    device = device.strip().lower()
+    if not _DEVICE_NAME.fullmatch(device):
+        raise click.BadParameter(f"{device!r} is not a device; use auto, cpu, cuda, cuda:N or mps", param_hint="'--device'")
+    return device, precision
 
-    def report(done: int, total: int) -> None:
-        progress(finished * 1000 + (done * 1000 // total if total else 1000), count * 1000)
 
-    return report
+def _check_device(device: str, precision: str) -> None:
+    """The device and precision exist here: checked before the model loads (or downloads)."""
+    import numpy  # noqa: F401 - before torch: torch's C start-up imports numpy and swallows a Ctrl-C landing there
+
+    from ..device import pick_device, pick_dtype
+
+    chosen = pick_device(device)
+    if precision != "auto":
+        pick_dtype(chosen, precision)
+
+
+def _format_keys() -> set[str]:
+    return set(FORMAT_NAMES.split("|")) | {"jpeg", "tif"}
+
+
+def _isatty(stream) -> bool:
+    try:
+        return stream is not None and stream.isatty()
+    except (ValueError, OSError):
+        return False
 
 
 def _describe_failure(job: Job, exc: BaseException) -> str:
@@ -148,133 +207,36 @@ def _describe_failure(job: Job, exc: BaseException) -> str:
     return text if name in text else f"{name}: {text}"
 
 
-def expand_inputs(inputs: list[str]) -> list[str]:
-    """Check the inputs exist (before any model loads); expand glob patterns the shell left alone."""
-    if "-" in inputs and len(inputs) > 1:
-        raise click.UsageError("'-' (standard input) cannot be combined with other inputs")
-    expanded: list[str] = []
-    for item in inputs:
-        if item == "-" or Path(item).exists():
-            expanded.append(item)
-        elif any(c in item for c in "*?["):
-            matches = sorted(p for p in glob.glob(item, recursive=True) if Path(p).is_file())
-            if not matches:
-                raise ImageFormatError(f"no files match {item}")
-            expanded.extend(matches)
-        else:
-            raise ImageFormatError(f"{item} does not exist")
-    return expanded
+def target_scale(width: int | None, height: int | None, shape: tuple[int, ...], name: str) -> float:
+    """The scale that makes an image ``width`` wide or ``height`` high (both: fit inside both)."""
+    h, w = shape[:2]
+    scale = min(r for r in (width and width / w, height and height / h) if r)
+    if not 0 < scale <= 16:
+        raise ImageFormatError(f"{name} is {w}x{h}: that size means a scale of {scale:g}; the scale must be "
+                               "greater than 0 and at most 16")
+    return scale
 
 
-def plan_jobs(inputs: list[str], output: str | None, label: str, fmt: str | None) -> list[Job]:
-    """Pair every input with its output path."""
-    many = len(inputs) > 1 or any(Path(p).is_dir() for p in inputs if p != "-")
-    if not many:
-        source = inputs[0]
-        if source != "-" and not Path(source).is_file():
-            raise ImageFormatError(f"{source} is not a regular file")
-        if output is None:
-            target = None if source == "-" else default_output(Path(source), label, fmt)
-        else:
-            target = None if output == "-" else Path(output)
-        if target is not None:
-            if target.is_dir():
-                target = target / (default_output(Path(source), label, fmt).name if source != "-" else f"stdin.{(fmt or 'png').lower()}")
-            imageio.format_for(target, fmt)
-        return [Job(None if source == "-" else Path(source), target)]
-    if output is None or output == "-":
-        raise click.UsageError("several inputs or a folder need -o OUTPUT_FOLDER")
-    out_dir = Path(output)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise click.UsageError(f"{out_dir} exists and is not a folder")
-    jobs = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            nested = out_dir.resolve() != path.resolve() and _inside(out_dir, path)
-            found = len(jobs)
-            for file in sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in imageio.FORMATS):
-                if nested and _inside(file, out_dir):
-                    continue  # earlier outputs in an output folder nested inside the input folder
-                jobs.append(Job(file, out_dir / _renamed(file.relative_to(path), fmt)))
-            if len(jobs) == found:
-                raise ImageFormatError(f"no image files ({', '.join(sorted({k[1:] for k in imageio.FORMATS}))}) in {path}")
-        elif path.is_file():
-            jobs.append(Job(path, out_dir / _renamed(Path(path.name), fmt)))
-        else:
-            raise ImageFormatError(f"{item} does not exist")
-    return jobs
-
-
-def check_targets(jobs: list[Job], *, overwrite: bool) -> None:
-    """Refuse two inputs writing one output, and writing over an input without --overwrite."""
-    seen: dict[Path, Path | None] = {}
-    for job in jobs:
-        if job.target is None:
-            continue
-        key = job.target.resolve()
-        if key in seen:
-            raise click.UsageError(f"{seen[key]} and {job.source} would both be written to {job.target}")
-        seen[key] = job.source
-        if job.source is not None and not overwrite and _same_file(job.source, job.target):
-            raise OutputExistsError(f"{job.target} is the input file; use --overwrite to replace it or choose another -o")
-
-
-def check_writable(jobs: list[Job]) -> None:
-    """Fail before any work when an output folder cannot be created or written to."""
-    for folder in sorted({j.target.parent for j in jobs if j.target is not None}, key=str):
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ImageFormatError(f"cannot create output folder {folder}: {exc.strerror}") from None
-        try:
-            fd, probe = tempfile.mkstemp(prefix=".sr-filter-", suffix=".tmp", dir=folder)
-        except OSError as exc:
-            raise ImageFormatError(f"cannot write to output folder {folder}: {exc.strerror}") from None
-        os.close(fd)
-        os.unlink(probe)
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return b.exists() and os.path.samefile(a, b)
-    except OSError:
-        return a.resolve() == b.resolve()
-
-
-def _inside(path: Path, folder: Path) -> bool:
-    try:
-        path.resolve().relative_to(folder.resolve())
-        return True
-    except ValueError:
-        return False
-
-
-def default_output(source: Path, label: str, fmt: str | None) -> Path:
-    """``photo.jpg`` -> ``photo_x4.jpg`` (the scale as given: ``photo_x1.5.jpg``)."""
-    suffix = "." + fmt.lower().lstrip(".") if fmt else (source.suffix or ".png")
-    return source.with_name(f"{source.stem}_x{label}{suffix}")
-
-
-def _renamed(relative: Path, fmt: str | None) -> Path:
-    return relative.with_suffix("." + fmt.lower().lstrip(".")) if fmt else relative
-
-
-def process(upscaler: Upscaler, job: Job, *, scale, fmt, quality, overwrite, progress, announce=None) -> None:
+def process(upscaler: Upscaler, job: Job, *, scale, size=(None, None), fmt, quality, overwrite, progress,
+            announce=None) -> None:
     """Read, upscale, encode and atomically write one image."""
+    from .. import imageio
+
     factor = float(scale or upscaler.scale)
-    if job.source is None:
-        array, meta = imageio.read_image(sys.stdin.buffer.read(), scale=factor, model_scale=upscaler.scale)
+    source = sys.stdin.buffer if job.source is None else job.source  # a stream: read in bounded steps
+    array, meta = imageio.read_image(source, scale=factor, model_scale=upscaler.scale)
+    if any(size):
+        scale = target_scale(*size, array.shape, str(job.source or "standard input"))
+    if job.target is None or (fmt is None and is_stream(job.target) and job.target.suffix.lower() not in imageio.FORMATS):
+        out_format = imageio.format_for("", fmt) if fmt else _same_format(meta.format)
     else:
-        array, meta = imageio.read_image(job.source, scale=factor, model_scale=upscaler.scale)
+        out_format = imageio.format_for(job.target, fmt)
+    factor = float(scale or upscaler.scale)  # the output format's own size limits, before the work
+    imageio.check_encodable(out_format, round(array.shape[1] * factor), round(array.shape[0] * factor))
     if announce is not None:
         announce()
     result = upscaler.upscale_array(array, scale, progress=progress)
     factor = result.shape[1] / array.shape[1]
-    if job.target is None:
-        out_format = imageio.format_for("", fmt) if fmt else _same_format(meta.format)
-    else:
-        out_format = imageio.format_for(job.target, fmt)
     data = imageio.encode_image(result, out_format, meta, quality=quality, scale=factor)
     if job.target is None:
         sys.stdout.buffer.write(data)
@@ -286,5 +248,7 @@ def process(upscaler: Upscaler, job: Job, *, scale, fmt, quality, overwrite, pro
 
 def _same_format(name: str | None) -> str:
     """The input's format for standard output (a camera's MPO is a JPEG; unknown ones PNG)."""
+    from .. import imageio
+
     name = {"MPO": "JPEG"}.get(name or "", name or "")
     return name if name in set(imageio.FORMATS.values()) else "PNG"

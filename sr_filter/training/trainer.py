@@ -44,9 +44,11 @@ def build_model(cfg: TrainConfig) -> tuple[nn.Module, dict]:
 
 
 def _atomic_save(obj: object, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    """A checkpoint is complete or absent: an interruption never leaves a half-written one."""
+    from ..atomic import replacing
+
+    with replacing(path) as tmp:
+        torch.save(obj, tmp)
 
 
 class Trainer:

@@ -1,0 +1,155 @@
+"""Writing files so that no reader ever sees a partial one, and checking a target before the work.
+
+A file is written under a short temporary name in its own folder (``.srf-XXXXXXXX.tmp``, so a
+target name of up to the file system's limit still has room for it), flushed, then renamed into
+place. Without ``overwrite`` the final step is a hard link, which fails if the name appeared in the
+meantime. Any exception, including KeyboardInterrupt and the CLI's SIGTERM/SIGHUP exception,
+removes the temporary file. Character devices and FIFOs (``/dev/null``, a named pipe) are written
+through, never replaced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+from .errors import ImageFormatError, OutputExistsError
+
+TEMP_PREFIX = ".srf-"
+TEMP_SUFFIX = ".tmp"
+
+
+def check_target(path: str | Path, *, overwrite: bool) -> bool:
+    """Before any work: can ``path`` be written? Returns True for a stream target (a character
+    device or FIFO, written through), False for a regular file (written atomically).
+
+    Raises :class:`OutputExistsError` for an existing file without ``overwrite``, and
+    :class:`ImageFormatError` for a folder or another kind of special file, a name longer than the
+    file system allows, or a folder that is missing or not writable.
+    """
+    path = Path(path)
+    folder = _folder(path)
+    if not folder.is_dir():
+        raise ImageFormatError(f"output folder {folder} does not exist")
+    limit = _name_max(folder)
+    size = len(os.fsencode(path.name))
+    if size > limit:
+        raise ImageFormatError(f"the output name {path.name[:40]}... is {size} bytes long; this file system allows "
+                               f"at most {limit}: choose a shorter name")
+    try:
+        info = path.stat()  # follows symlinks: a link to /dev/null is a stream target
+    except FileNotFoundError:
+        info = None
+    except OSError as exc:
+        raise ImageFormatError(f"cannot use {path} as output: {exc.strerror}") from None
+    if info is not None:
+        if stat.S_ISCHR(info.st_mode) or stat.S_ISFIFO(info.st_mode):
+            return True
+        if stat.S_ISDIR(info.st_mode):
+            raise ImageFormatError(f"{path} is a folder; name an output file inside it")
+        if not stat.S_ISREG(info.st_mode):
+            raise ImageFormatError(f"{path} is not a regular file (a device or socket); choose another output name")
+        if not overwrite:
+            raise OutputExistsError(f"{path} exists; allow overwriting to replace it")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=folder)
+    except OSError as exc:
+        raise ImageFormatError(f"cannot write to output folder {folder}: {exc.strerror}") from None
+    os.close(fd)
+    os.unlink(probe)
+    return False
+
+
+def write_atomic(data: bytes, path: str | Path, *, overwrite: bool = False) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename (see the module docstring).
+
+    Without ``overwrite`` an existing file is never replaced, even one that appears while writing.
+    """
+    path = Path(path)
+    if is_stream(path):
+        try:
+            with open(path, "wb") as out:
+                out.write(data)
+        except OSError as exc:
+            raise ImageFormatError(f"cannot write {path}: {exc.strerror}") from None
+        return
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"{path} exists; allow overwriting to replace it")
+    with replacing(path, overwrite=overwrite) as tmp, open(tmp, "wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+
+
+@contextlib.contextmanager
+def replacing(path: str | Path, *, overwrite: bool = True) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; when the block succeeds it becomes ``path``.
+
+    For writers that need a file name (``torch.save``, encoders): the temporary file is removed on
+    any exception, so an interrupted write leaves neither a partial ``path`` nor a stray file.
+    """
+    path = Path(path)
+    folder = _folder(path)
+    if not folder.is_dir():
+        raise ImageFormatError(f"output folder {folder} does not exist")
+    try:
+        fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=folder)
+    except OSError as exc:
+        raise ImageFormatError(f"cannot write to folder {folder}: {exc.strerror}") from None
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            _link_no_clobber(tmp, path)
+    except FileExistsError:
+        raise OutputExistsError(f"{path} appeared while writing; allow overwriting to replace it") from None
+    except OSError as exc:
+        raise ImageFormatError(f"cannot write {path}: {exc.strerror}") from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def is_stream(path: str | Path) -> bool:
+    """Whether ``path`` is (or links to) a character device or FIFO: written through, not replaced."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)
+
+
+def _folder(path: Path) -> Path:
+    return path.parent if str(path.parent) else Path(".")
+
+
+def _name_max(folder: Path) -> int:
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):  # no pathconf (Windows) or no answer
+        return 255
+
+
+def _link_no_clobber(tmp: Path, path: Path) -> None:
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise
+    except OSError:  # file systems without hard links
+        if path.exists():
+            raise FileExistsError(str(path)) from None
+        os.replace(tmp, path)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -1,0 +1,173 @@
+"""Which files go where: inputs expanded, each paired with its output, outputs checked before the work.
+
+``-o`` names a folder when it ends with a slash, is an existing folder, or several inputs (or a
+folder) are given; otherwise it names the output file.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from ..atomic import is_stream
+from ..errors import ImageFormatError
+
+
+@dataclass
+class Job:
+    source: Path | None  # None = standard input
+    target: Path | None  # None = standard output
+
+
+def expand_inputs(inputs: list[str]) -> list[str]:
+    """Check the inputs exist (before any model loads); expand glob patterns the shell left alone."""
+    if "-" in inputs and len(inputs) > 1:
+        raise click.UsageError("'-' (standard input) cannot be combined with other inputs")
+    expanded: list[str] = []
+    for item in inputs:
+        if item == "-" or Path(item).exists():
+            expanded.append(item)
+        elif any(c in item for c in "*?["):
+            matches = sorted(p for p in glob.glob(item, recursive=True) if Path(p).is_file())
+            if not matches:
+                raise ImageFormatError(f"no files match {item}")
+            expanded.extend(matches)
+        else:
+            raise ImageFormatError(f"{item} does not exist")
+    return expanded
+
+
+def plan_jobs(inputs: list[str], output: str | None, suffix: str, fmt: str | None) -> list[Job]:
+    """Pair every input with its output path.
+
+    ``-o`` names a folder when it ends with a slash, is an existing folder, or several inputs (or a
+    folder) are given; the folder is created later if needed. Otherwise it names the output file.
+    """
+    from .. import imageio
+
+    if not many_inputs(inputs):
+        source = inputs[0]
+        if source != "-" and not Path(source).is_file():
+            raise ImageFormatError(f"{source} is not a regular file")
+        if source != "-" and fmt is None and (output is None or _names_folder(output)):
+            _check_image_suffix(Path(source))
+        if output is None:
+            target = None if source == "-" else default_output(Path(source), suffix, fmt)
+        elif output == "-":
+            target = None
+        elif _names_folder(output):
+            name = default_output(Path(source), suffix, fmt).name if source != "-" else f"stdin.{(fmt or 'png').lower()}"
+            target = Path(output) / name
+        else:
+            target = Path(output)
+        if target is not None and not (fmt is None and is_stream(target)):  # /dev/null: the input's format
+            imageio.format_for(target, fmt)
+        return [Job(None if source == "-" else Path(source), target)]
+    out_dir = Path(output)  # not None: checked with the options, before the model loads
+    if out_dir.exists() and not out_dir.is_dir():
+        raise click.UsageError(f"{out_dir} exists and is not a folder")
+    jobs = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            nested = out_dir.resolve() != path.resolve() and _inside(out_dir, path)
+            found = len(jobs)
+            for file in sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in imageio.FORMATS):
+                if nested and _inside(file, out_dir):
+                    continue  # earlier outputs in an output folder nested inside the input folder
+                jobs.append(Job(file, out_dir / _renamed(file.relative_to(path), fmt)))
+            if len(jobs) == found:
+                raise ImageFormatError(f"no image files ({_suffixes()}) in {path}")
+        elif path.is_file():
+            jobs.append(Job(path, out_dir / _renamed(Path(path.name), fmt)))
+        else:
+            raise ImageFormatError(f"{item} does not exist")
+    return jobs
+
+
+def many_inputs(inputs: list[str]) -> bool:
+    """Several inputs or a folder: the output is a folder."""
+    return len(inputs) > 1 or any(Path(p).is_dir() for p in inputs if p != "-")
+
+
+def _names_folder(output: str) -> bool:
+    """``-o out/`` (a trailing slash) or an existing folder means a folder, not a file."""
+    try:
+        return output.endswith(("/", os.sep)) or Path(output).is_dir()
+    except OSError:  # a name too long to look up: a file name, refused later in one line
+        return False
+
+
+def _check_image_suffix(source: Path) -> None:
+    from .. import imageio
+
+    if source.suffix.lower() not in imageio.FORMATS:
+        raise ImageFormatError(f"{source} is not a supported image ({_suffixes()}); to read it anyway, "
+                               "name the output with -o or --format")
+
+
+def _suffixes() -> str:
+    from .. import imageio
+
+    return ", ".join(sorted({k[1:] for k in imageio.FORMATS}))
+
+
+def check_targets(jobs: list[Job], *, overwrite: bool) -> None:
+    """Refuse two inputs writing one output, and writing over an input without --overwrite."""
+    from ..errors import OutputExistsError
+
+    seen: dict[Path, Path | None] = {}
+    for job in jobs:
+        if job.target is None:
+            continue
+        key = job.target.resolve()
+        if key in seen:
+            raise click.UsageError(f"{seen[key]} and {job.source} would both be written to {job.target}")
+        seen[key] = job.source
+        if job.source is not None and not overwrite and _same_file(job.source, job.target):
+            raise OutputExistsError(f"{job.target} is the input file; use --overwrite to replace it or choose another -o")
+
+
+def check_writable(jobs: list[Job], *, overwrite: bool) -> None:
+    """Before any work: every output can be written (kind, existence, name length, folder)."""
+    from ..atomic import check_target
+
+    for job in jobs:
+        if job.target is None:
+            continue
+        folder = job.target.parent
+        if not folder.is_dir():
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ImageFormatError(f"cannot create output folder {folder}: {exc.strerror}") from None
+        check_target(job.target, overwrite=overwrite)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return a.resolve() == b.resolve()
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def default_output(source: Path, suffix: str, fmt: str | None) -> Path:
+    """``photo.jpg`` -> ``photo_x4.jpg`` (``suffix`` is ``_x4``, ``_x1.5``, ``_w1920`` or the user's)."""
+    extension = "." + fmt.lower().lstrip(".") if fmt else (source.suffix or ".png")
+    return source.with_name(f"{source.stem}{suffix}{extension}")
+
+
+def _renamed(relative: Path, fmt: str | None) -> Path:
+    return relative.with_suffix("." + fmt.lower().lstrip(".")) if fmt else relative

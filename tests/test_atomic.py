@@ -1,0 +1,102 @@
+"""atomic.py on real files, FIFOs, sockets and long names: complete or absent, never a stray file."""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+import threading
+
+import pytest
+
+from sr_filter.atomic import check_target, replacing, write_atomic
+from sr_filter.errors import ImageFormatError, OutputExistsError
+
+
+def test_write_atomic_never_clobbers_and_leaves_nothing(tmp_path):
+    target = tmp_path / "out.png"
+    write_atomic(b"first", target)
+    with pytest.raises(OutputExistsError) as refused:
+        write_atomic(b"second", target)
+    assert "--" not in str(refused.value)  # a library message names no CLI flag
+    write_atomic(b"second", target, overwrite=True)
+    assert target.read_bytes() == b"second"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~_umask()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png"]
+
+
+def test_names_up_to_the_file_system_limit_are_written(tmp_path):
+    """The temporary name is short, so an output name of 242-255 bytes still works."""
+    for length in (242, 255):
+        target = tmp_path / ("a" * (length - 4) + ".png")
+        assert check_target(target, overwrite=False) is False
+        write_atomic(b"data", target)
+        assert target.read_bytes() == b"data"
+    too_long = tmp_path / ("b" * 252 + ".png")
+    with pytest.raises(ImageFormatError, match="256 bytes long; this file system allows at most 255"):
+        check_target(too_long, overwrite=False)
+
+
+def test_fifo_and_links_to_devices_are_written_through_never_replaced(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(open(fifo, "rb").read()))
+    reader.start()
+    assert check_target(fifo, overwrite=False) is True  # no "exists" refusal for a stream
+    write_atomic(b"through the pipe", fifo, overwrite=True)
+    reader.join(10)
+    assert received == [b"through the pipe"] and stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    link = tmp_path / "null"
+    link.symlink_to(os.devnull)
+    assert check_target(link, overwrite=False) is True
+    write_atomic(b"discarded", link, overwrite=True)
+    assert link.is_symlink() and os.readlink(link) == os.devnull
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["null", "pipe"]
+
+
+def test_other_special_files_and_folders_are_refused(tmp_path):
+    sock_path = tmp_path / "sock"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(sock_path))
+    try:
+        with pytest.raises(ImageFormatError, match="not a regular file") as refused:
+            check_target(sock_path, overwrite=True)
+        assert "overwrit" not in str(refused.value)
+    finally:
+        server.close()
+    with pytest.raises(ImageFormatError, match="is a folder"):
+        check_target(tmp_path, overwrite=True)
+    with pytest.raises(ImageFormatError, match="does not exist"):
+        check_target(tmp_path / "nowhere" / "x.png", overwrite=False)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write to a read-only folder")
+def test_unwritable_folder_is_refused_before_the_work(tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        with pytest.raises(ImageFormatError, match="cannot write to output folder"):
+            check_target(folder / "x.png", overwrite=False)
+    finally:
+        folder.chmod(0o755)
+
+
+def test_replacing_removes_the_temporary_file_on_any_exception(tmp_path):
+    target = tmp_path / "ckpt.pt"
+    target.write_bytes(b"old")
+    for error in (RuntimeError, KeyboardInterrupt, SystemExit):
+        with pytest.raises(error), replacing(target) as tmp:
+            tmp.write_bytes(b"partial")
+            raise error()
+    assert target.read_bytes() == b"old" and sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.pt"]
+    with replacing(target) as tmp:
+        tmp.write_bytes(b"new")
+    assert target.read_bytes() == b"new" and sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.pt"]
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -1,0 +1,225 @@
+"""The command's first second and its edges: instant help, one-line errors, signals, closed streams,
+output folders and names. Real subprocesses, real signals, real files."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from PIL import Image
+
+from sr_filter.cli.messages import hint_for, one_line
+from sr_filter.cli.options import configure_logging
+from sr_filter.errors import DeviceError, ImageFormatError, OutputExistsError, shorten
+
+from .conftest import ROOT
+from .test_cli import run
+
+#: runs the CLI, then reports on stderr whether torch or openvino were imported
+_PROBE = ("import sys\nfrom sr_filter.cli import main\ntry:\n    main(sys.argv[1:])\nfinally:\n"
+          "    print('HEAVY', sorted(m for m in ('torch', 'openvino') if m in sys.modules), file=sys.stderr)")
+
+
+def _probe(*args):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-c", _PROBE, *map(str, args)], capture_output=True, env=env, timeout=120)
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["upscale", "--help"], ["x.png", "--scale", "0"],
+                                  ["x.png", "--device", "gpu"], ["x.png", "--precision", "fp8"]])
+def test_help_version_and_option_errors_import_no_torch(args):
+    done = _probe(*args)
+    assert "HEAVY []" in done.stderr.decode(), done.stderr
+
+
+def test_top_level_help_shows_upscale_options_and_the_default_command():
+    text = run("--help").stdout.decode()
+    assert "upscale is the default command" in text and "--scale" in text and "--tile" in text and "--width" in text
+    sub = run("upscale", "--help").stdout.decode()
+    assert "GIF" in sub and "needed for stdout" not in sub and "the input's format" in sub
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--scale", "0"], "--scale"), (["--tile", "8"], "tile"), (["--quality", "0"], "--quality"),
+    (["--device", "gpu"], "'gpu' is not a device"), (["-g", "0", "--device", "cpu"], "-g 0"),
+    (["--scale", "2", "--width", "100"], "not both"), (["--format", "xyz"], "xyz"),
+])
+def test_bad_option_values_are_one_line_exit_2(tmp_path, args, words):
+    image = tmp_path / "a.png"
+    Image.new("RGB", (8, 8)).save(image)
+    done = run(image, *args)
+    err = done.stderr.decode()
+    assert done.returncode == 2 and err.count("\n") == 1 and err.startswith("sr-filter: error: ") and words in err, err
+    assert "Usage:" not in err and "Traceback" not in err
+
+
+def test_folder_without_output_is_one_line(tmp_path):
+    (tmp_path / "in").mkdir()
+    done = run(tmp_path / "in")
+    err = done.stderr.decode()
+    assert done.returncode == 2 and err == "sr-filter: error: several inputs or a folder need -o OUTPUT_FOLDER\n"
+
+
+def test_unsupported_input_names_the_supported_suffixes(tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello")
+    done = run(notes, "--preset", "cartoon")
+    err = done.stderr.decode()
+    assert done.returncode == 1 and "notes.txt is not a supported image (bmp, gif, jpeg, jpg, png, tif, tiff, webp)" in err
+    assert "cannot tell the output format" not in err and err.count("\n") == 1
+
+
+def test_trailing_slash_width_and_suffix(tmp_path):
+    image = tmp_path / "bird.png"
+    Image.new("RGB", (64, 48), (200, 10, 10)).save(image)
+    done = run(image, "-o", f"{tmp_path}/results/", "--width", "100", "--suffix", "", "-n", "sr-cartoon-x4", "--fp32", "-q")
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "results" / "bird.png"
+    assert out.is_file() and Image.open(out).size == (100, 75)
+    named = run(image, "-o", tmp_path / "new_folder", "--height", "96", "--ext", "jpg", "-n", "sr-cartoon-x4", "-q")
+    assert named.returncode == 0, named.stderr  # no slash, not a folder: a file name (with its own extension)
+    assert Image.open(tmp_path / "new_folder").size == (128, 96)
+
+
+def test_output_names_up_to_255_bytes_and_existing_folders(tmp_path):
+    image = tmp_path / "a.png"
+    Image.new("RGB", (16, 16)).save(image)
+    long_name = tmp_path / ("n" * 251 + ".png")
+    done = run(image, "-o", long_name, "-n", "sr-cartoon-x4", "-q")
+    assert done.returncode == 0 and Image.open(long_name).size == (64, 64), done.stderr
+    refused = run(image, "-o", tmp_path / ("m" * 256 + ".png"), "-n", "sr-cartoon-x4")
+    assert refused.returncode == 1 and b"bytes long" in refused.stderr and refused.stderr.count(b"\n") == 1
+    into = run(image, "-o", tmp_path, "-n", "sr-cartoon-x4", "--suffix", "_big")
+    assert into.returncode == 0 and Image.open(tmp_path / "a_big.png").size == (64, 64)  # an existing folder
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary file left
+
+
+def test_closed_standard_streams_are_one_line(tmp_path):
+    image = tmp_path / "a.png"
+    Image.new("RGB", (8, 8)).save(image)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    for redirect, words in ((">&-", "standard output is closed"), ("<&-", "standard input, which is closed")):
+        args = f"{image} -o -" if redirect == ">&-" else "-"
+        done = subprocess.run(f"{sys.executable} -m sr_filter {args} --preset cartoon {redirect}", shell=True,
+                              capture_output=redirect == "<&-", stderr=subprocess.PIPE if redirect == ">&-" else None,
+                              env=env, timeout=120)
+        err = done.stderr.decode()
+        assert done.returncode == 2 and words in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_and_sighup_leave_no_temporary_file(tmp_path, set14, signum):
+    """A real signal while the batch works: exit 128+N, one line, no partial or temporary file."""
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    big = Image.open(set14 / "baboon.png").convert("RGB").resize((400, 400))
+    big.crop((0, 0, 24, 24)).save(src / "a_small.png")
+    big.save(src / "b_big.png")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "sr_filter", src, "-o", out, "--preset", "cartoon", "--tile", "128"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "a_small.png").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+            time.sleep(0.05)
+        time.sleep(1.0)
+        assert proc.poll() is None, "the big image finished before the signal; make it bigger"
+        proc.send_signal(signum)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    err = stderr.decode()
+    assert proc.returncode == 128 + signum, err
+    assert f"stopped by {signal.Signals(signum).name}" in err and "Traceback" not in err and stdout == b""
+    assert sorted(p.name for p in out.iterdir()) == ["a_small.png"]
+
+
+def test_shell_completion_script():
+    done = subprocess.run(["bash", "-c", f"{sys.executable} -m sr_filter"], capture_output=True, timeout=60,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT), _SR_FILTER_COMPLETE="bash_source"))
+    script = done.stdout.decode()
+    assert done.returncode == 0 and "complete -o nosort -F" in script and "_SR_FILTER_COMPLETE=bash_complete" in script
+
+
+def test_messages_are_cut_at_a_word_and_get_the_flag_by_class():
+    long = "decoder says: " + " ".join(f"word{i}" for i in range(300))
+    cut = shorten(long, 600)
+    assert len(cut) <= 600 and cut.endswith(" ...") and cut[:-4].split()[-1].startswith("word")
+    assert cut[:-4] == long[: len(cut) - 4]  # a prefix that ends at a whole word
+    assert one_line(OutputExistsError("out.png exists; allow overwriting to replace it")).endswith("(use --overwrite to replace it, or --skip-existing)")
+    assert hint_for(OutputExistsError("x exists; use --overwrite")) is None  # not twice
+    assert "--device" in one_line(DeviceError("no CUDA GPU")) and hint_for(ImageFormatError("bad")) is None
+
+
+def test_a_warning_is_shown_once_and_not_with_quiet(capsys):
+    configure_logging(0, False)
+    for _ in range(3):
+        logging.getLogger("sr_filter").warning("scale 0.5 is below the model's x4")
+    configure_logging(0, True)
+    logging.getLogger("sr_filter").warning("another")
+    assert capsys.readouterr().err.count("scale 0.5") == 1
+    configure_logging(0, False)
+
+
+@pytest.mark.parametrize("delay", [0.4, 0.8, 1.2])
+def test_ctrl_c_during_start_up_is_one_line_and_130(tmp_path, delay):
+    """SIGINT while torch and the model load: no traceback, exit status 130, and never ignored (a
+    Ctrl-C that lands in numpy's import inside torch's C start-up used to be swallowed: the run went on)."""
+    image = tmp_path / "a.png"
+    Image.new("RGB", (256, 256)).save(image)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "sr_filter", image, "--preset", "cartoon"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env)
+    time.sleep(delay)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    err = stderr.decode()
+    assert proc.returncode == 130 and "sr-filter: interrupted" in err and "Traceback" not in err, err
+    assert [line for line in err.splitlines() if line.strip()] == ["sr-filter: interrupted"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
+
+
+def test_torch_free_spellings_match_the_library():
+    """The CLI spells the formats and precisions for --help without importing torch; they must agree."""
+    from sr_filter import imageio
+    from sr_filter.cli.options import PRECISION_METAVAR
+    from sr_filter.cli.upscale import FORMAT_NAMES, _format_keys
+    from sr_filter.device import PRECISIONS
+
+    assert tuple(PRECISION_METAVAR.split("|")) == PRECISIONS
+    assert _format_keys() == {suffix[1:] for suffix in imageio.FORMATS}
+    assert set(FORMAT_NAMES.split("|")) <= _format_keys()
+
+
+def test_devices_and_fifos_are_written_through_never_replaced(tmp_path):
+    """`-o` naming /dev/null (through a symlink, with --overwrite) or a named pipe: written through, in the
+    input's format when the name has no image extension; the special file stays what it was."""
+    import stat
+    import threading
+
+    image = tmp_path / "a.png"
+    Image.new("RGB", (16, 16), (0, 90, 200)).save(image)
+    null = tmp_path / "null"
+    null.symlink_to(os.devnull)
+    done = run(image, "-o", null, "--overwrite", "-n", "sr-cartoon-x4", "-q")
+    assert done.returncode == 0, done.stderr
+    kept = run(image, "-o", null, "--skip-existing", "-n", "sr-cartoon-x4")  # a stream is never "existing"
+    assert kept.returncode == 0 and b"skipping" not in kept.stderr and b"using" in kept.stderr, kept.stderr
+    assert null.is_symlink() and os.readlink(null) == os.devnull and stat.S_ISCHR(os.stat(os.devnull).st_mode)
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(open(fifo, "rb").read()), daemon=True)
+    reader.start()
+    done = run(image, "-o", fifo, "-n", "sr-cartoon-x4", "-q")  # no --overwrite needed, none suggested
+    reader.join(60)
+    assert done.returncode == 0, done.stderr
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and received and received[0].startswith(b"\x89PNG")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "null", "pipe"]
