@@ -120,3 +120,16 @@ def set5():
 @pytest.fixture(scope="session")
 def set14():
     return require_shared(BENCHMARKS / "Set14")
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """The CLI sets up logging for its process; tests that run it in-process must not leave that
+    set-up (handlers, level) behind for the tests after them."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)

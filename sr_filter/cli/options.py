@@ -6,6 +6,8 @@ library (tile, precision, device) import it only when a value other than the def
 
 from __future__ import annotations
 
+import logging
+import sys
 from typing import Any, Callable, Sequence
 
 import click
@@ -92,13 +94,25 @@ offline_opt = click.option("--offline", is_flag=True, default=None, help="Never 
 
 def configure_logging(verbose: int, quiet: bool) -> None:
     """Messages go to stderr only; stdout is kept for image data and listings."""
-    import logging
-    import sys
-
     level = logging.ERROR if quiet else (logging.DEBUG if verbose >= 2 else logging.INFO if verbose else logging.WARNING)
-    logging.basicConfig(level=level, format="sr-filter: %(message)s", stream=sys.stderr, force=True)
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(_once)
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter("sr-filter: %(message)s"))
+    handler.addFilter(_once)
+    _once.seen.clear()
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a message comes, not the stream of the moment logging
+    was set up: an embedding program or a test harness may swap it and close the old one."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
 
 
 class _Once:
