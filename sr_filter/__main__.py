@@ -9,4 +9,8 @@ except KeyboardInterrupt:  # Ctrl-C while Python is still importing: no tracebac
     sys.exit(130)
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:  # a Ctrl-C that C code held back until after main's own handling
+        sys.stderr.write("sr-filter: interrupted\n")
+        sys.exit(130)

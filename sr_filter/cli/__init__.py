@@ -135,6 +135,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _fail(message: str, code: int) -> None:
+    if code == 130:  # decided to stop: a Ctrl-C still pending from C code must not end shutdown with a traceback
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     click.echo(f"sr-filter: {message}" if code == 130 else f"sr-filter: error: {message}", err=True)
     sys.exit(code)
 
