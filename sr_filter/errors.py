@@ -65,3 +65,7 @@ def first_line(exc: BaseException) -> str:
     third-party error worth putting into one of our one-line messages."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+class VideoFormatError(ImageFormatError):
+    """A video or animation cannot be read, or cannot be written with the chosen codec/container."""

@@ -18,6 +18,7 @@ from ..errors import ImageFormatError, OutputExistsError, SrFilterError
 from ..upscaler import Upscaler
 from .options import device_opt, model_opt, offline_opt, precision_opt, preset_opt, scale_opt, tile_opt, verbosity
 from .progress import ProgressLine
+from ..video.command import video_options, wants_video
 
 log = logging.getLogger("sr_filter")
 
@@ -39,13 +40,14 @@ class Job:
 @precision_opt
 @tile_opt
 @offline_opt
-@click.option("-f", "--format", "fmt", default=None, metavar="png|jpg|webp|bmp|tiff", help="Output format (needed for stdout; default: from the output name).")
+@click.option("-f", "--format", "fmt", default=None, metavar="png|jpg|webp|bmp|tiff|y4m|png-stream", help="Output format (needed for stdout; default: from the output name; y4m/png-stream: frame streams).")
 @click.option("--quality", type=click.IntRange(1, 100), default=None, help="JPEG/WebP quality.  [default: 95 / 90]")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files (also allows writing over the input).")
 @click.option("--skip-existing", is_flag=True, help="Leave outputs that already exist untouched and move on.")
+@video_options
 @verbosity
 @click.pass_context
-def upscale(ctx: click.Context, inputs, output, preset, model, scale, device, precision, tile, offline, fmt, quality, overwrite, skip_existing) -> None:
+def upscale(ctx: click.Context, inputs, output, preset, model, scale, device, precision, tile, offline, fmt, quality, overwrite, skip_existing, codec, crf, frames) -> None:
     """Upscale INPUTS (image files, folders, or - for standard input).
 
     \b
@@ -56,6 +58,12 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, device, pr
       sr-filter - --format png < in.jpg > out.png
     """
     quiet = (ctx.obj or {}).get("quiet", False)
+    if wants_video(list(inputs), fmt):  # videos, animations, frame streams: sr_filter.video
+        from ..video.command import run as run_video
+
+        return run_video(inputs=expand_inputs(list(inputs)), output=output, model=model or preset, scale=scale, device=device,
+                         precision=precision, tile=tile, offline=offline, fmt=fmt, quality=quality, overwrite=overwrite,
+                         skip_existing=skip_existing, quiet=quiet, codec=codec, crf=crf, frames=frames)
     if fmt is not None:
         imageio.format_for("", fmt)  # validate early
     inputs = expand_inputs(list(inputs))
