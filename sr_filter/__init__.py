@@ -24,6 +24,7 @@ from .errors import (
     OutputExistsError,
     SrFilterError,
     UnknownModelError,
+    VideoFormatError,
     WeightsFormatError,
 )
 from .manifest import load_manifest
@@ -31,6 +32,15 @@ from .tiling import Progress
 from .upscaler import Upscaler
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    """``upscale_video`` loads PyAV only when first used."""
+    if name == "upscale_video":
+        from .video import upscale_video
+
+        return upscale_video
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def upscale(
@@ -69,8 +79,10 @@ __all__ = [
     "SrFilterError",
     "UnknownModelError",
     "Upscaler",
+    "VideoFormatError",
     "WeightsFormatError",
     "__version__",
     "load_manifest",
     "upscale",
+    "upscale_video",
 ]
