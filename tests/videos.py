@@ -159,3 +159,21 @@ def frame_arrays(path: Path) -> list[np.ndarray]:
     """Every frame as RGB uint8."""
     with av.open(str(path)) as container:
         return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+
+
+def make_y4m(path: Path, *, frames: int = 6, size: tuple[int, int] = (32, 24), pix_fmt: str = "yuv420p", rate: int = 12) -> Path:
+    """A YUV4MPEG2 file written by FFmpeg's own muxer (as ``ffmpeg -f yuv4mpegpipe`` does)."""
+    width, height = size
+    with av.open(str(path), "w", format="yuv4mpegpipe", container_options={"strict": "-1"}) as out:
+        stream = out.add_stream("wrapped_avframe", rate=rate)
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        for i in range(frames):
+            deep = "10" in pix_fmt
+            image = pattern(i, width, height, np.uint16 if deep else np.uint8)
+            frame = av.VideoFrame.from_ndarray(image, format="rgb48le" if deep else "rgb24").reformat(format=pix_fmt)
+            frame.pts = i
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path

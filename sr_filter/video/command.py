@@ -47,11 +47,13 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
     """Upscale one video, animation or frame stream as the CLI was asked to."""
     from ..upscaler import Upscaler
 
+    if fmt is None and inputs[0].lower().endswith(".y4m") and (output or "").lower().endswith(".y4m"):
+        fmt = "y4m"
     if fmt is not None and fmt.lower() in ("y4m", "png-stream"):
         from . import stream
 
         upscaler = Upscaler(model, device=device, precision=precision, tile=tile, offline=offline)
-        stream.run_cli(inputs, output, fmt.lower(), upscaler, scale=scale, quiet=quiet)
+        stream.run_cli(inputs, output, fmt.lower(), upscaler, scale=scale, overwrite=overwrite)
         return
     source = Path(inputs[0])
     label = f"{scale:g}" if scale else None

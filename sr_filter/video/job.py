@@ -7,9 +7,10 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import av
 import numpy as np
@@ -75,12 +76,7 @@ def upscale_video(
 
 def _write(container, src: Path, dst: Path, muxer: str, family: str, info: source.VideoInfo, upscaler, scale,
            size: tuple[int, int], *, crf, start, end, overwrite, progress, notice) -> dict:
-    folder = dst.parent if str(dst.parent) else Path(".")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".part", dir=folder)
-        os.close(fd)
-    except OSError as exc:
-        raise VideoFormatError(f"cannot write to folder {folder}: {exc.strerror}") from None
+    tmp = _temp_beside(dst)
     expected = (min(end, info.frames) if end else info.frames) - start if info.frames else 0
     state = {"frames": 0, "output": None, "shift": None, "held": []}
     started = time.monotonic()
@@ -112,13 +108,7 @@ def _write(container, src: Path, dst: Path, muxer: str, family: str, info: sourc
 
     try:
         pipeline.run(produce(), work, consume)
-        os.chmod(tmp, 0o666 & ~_umask())
-        if overwrite:
-            os.replace(tmp, dst)
-        else:
-            os.link(tmp, dst)
-    except FileExistsError:
-        raise OutputExistsError(f"{dst} appeared while writing; allow overwriting to replace it") from None
+        _commit(tmp, dst, overwrite)
     except av.error.FFmpegError as exc:
         raise VideoFormatError(f"cannot write {dst}: {first_line(exc)}") from None
     except OSError as exc:
@@ -150,6 +140,46 @@ def _encode_frame(item: source.Frame, state: dict, tmp: str, muxer: str, family:
         frame.pts = item.pts - round(state["shift"] / item.time_base) if state["shift"] else item.pts
         frame.time_base = item.time_base
     output.write_frame(frame)
+
+
+def _temp_beside(dst: Path) -> str:
+    """An empty temporary file in the output's folder (so the final rename is atomic)."""
+    folder = dst.parent if str(dst.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".part", dir=folder)
+    except OSError as exc:
+        raise VideoFormatError(f"cannot write to folder {folder}: {exc.strerror}") from None
+    os.close(fd)
+    return tmp
+
+
+def _commit(tmp: str, dst: Path, overwrite: bool) -> None:
+    """Give the finished temporary file its name; without ``overwrite`` never replace a file."""
+    os.chmod(tmp, 0o666 & ~_umask())
+    try:
+        if overwrite:
+            os.replace(tmp, dst)
+        else:
+            os.link(tmp, dst)
+    except FileExistsError:
+        raise OutputExistsError(f"{dst} appeared while writing; allow overwriting to replace it") from None
+
+
+@contextmanager
+def atomic_file(dst: Path, overwrite: bool = False) -> Iterator[BinaryIO]:
+    """A binary file that appears as ``dst`` only when the block finishes without an error."""
+    if dst.exists() and not overwrite:
+        raise OutputExistsError(f"{dst} exists; allow overwriting to replace it")
+    tmp = _temp_beside(dst)
+    try:
+        with open(tmp, "wb") as handle:
+            yield handle
+        _commit(tmp, dst, overwrite)
+    except OSError as exc:
+        raise VideoFormatError(f"cannot write {dst}: {exc.strerror or exc}") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def _even(value: float) -> int:
