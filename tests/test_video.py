@@ -223,3 +223,41 @@ def test_sigterm_leaves_no_partial_output(tmp_path):
     process.wait(30)
     assert process.returncode != 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["long.mkv"]
+
+
+class CountingUpscaler:
+    """The real upscaler, counting the frames it is given (to see which work a resume skips)."""
+
+    def __init__(self, upscaler):
+        self.inner, self.calls = upscaler, 0
+        self.scale, self.name = upscaler.scale, upscaler.name
+
+    def upscale_array(self, array, scale=None, progress=None):
+        self.calls += 1
+        return self.inner.upscale_array(array, scale, progress)
+
+
+def test_resume_continues_after_the_last_finished_segment(tmp_path, upscaler, monkeypatch):
+    from sr_filter.errors import CancelledError
+    from sr_filter.video import resume
+
+    monkeypatch.setattr(resume, "SEGMENT_FRAMES", 6)
+    clip = make_clip(tmp_path / "clip.mkv", frames=24, gop=6, vfr=True, audio=2, subtitles=True)
+    target = tmp_path / "out.mkv"
+    with pytest.raises(CancelledError):  # stopped after frame 15, as by Ctrl-C
+        upscale_video(clip, target, upscaler=upscaler, resume=True, progress=lambda done, total: done >= 15)
+    assert not target.exists()
+    parts = resume.finished(resume.parts_folder(target))
+    assert [(a, b) for a, b, _ in parts] == [(0, 6), (6, 12)]  # the cut-short third segment is not kept
+    counting = CountingUpscaler(upscaler)
+    notices: list[str] = []
+    summary = upscale_video(clip, target, upscaler=counting, resume=True, notice=notices.append)
+    assert summary["resumed_at"] == 12 and counting.calls == 12 and any("resuming at frame 12" in n for n in notices)
+    before, after = describe(clip), describe(target)
+    assert after["times"] == pytest.approx(before["times"])  # no frame lost or doubled at the joins
+    assert after["others"] == before["others"] and _packet_counts(target) == _packet_counts(clip)
+    assert leftovers(tmp_path) == []  # parts folder and temporary files gone
+    joined, source = frame_arrays(target), frame_arrays(clip)
+    assert len(joined) == 24
+    for i in (5, 6, 11, 12, 13):  # either side of the joins: each frame is its own source frame, upscaled
+        assert np.abs(joined[i].astype(float) - upscaler.upscale_array(source[i])).mean() < 4

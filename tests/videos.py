@@ -56,6 +56,7 @@ def make_clip(
     vfr: bool = False,
     color: dict | None = None,
     rotation: int | None = None,
+    gop: int | None = None,
 ) -> Path:
     """Write a clip; returns ``path``. ``vfr`` spaces the frames unevenly (1, 2 or 3 ticks)."""
     width, height = size
@@ -67,6 +68,8 @@ def make_clip(
         video.time_base = video.codec_context.time_base = tick
         if codec == "libx264":
             video.codec_context.options = {"preset": "ultrafast"}
+        if gop:
+            video.codec_context.gop_size = gop
         for key, value in (color or {}).items():
             setattr(video.codec_context, key, value)
         if rotation is not None:

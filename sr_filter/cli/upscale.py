@@ -47,7 +47,7 @@ class Job:
 @video_options
 @verbosity
 @click.pass_context
-def upscale(ctx: click.Context, inputs, output, preset, model, scale, device, precision, tile, offline, fmt, quality, overwrite, skip_existing, codec, crf, frames) -> None:
+def upscale(ctx: click.Context, inputs, output, preset, model, scale, device, precision, tile, offline, fmt, quality, overwrite, skip_existing, codec, crf, frames, resume) -> None:
     """Upscale INPUTS (image files, folders, or - for standard input).
 
     \b
@@ -63,7 +63,7 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, device, pr
 
         return run_video(inputs=expand_inputs(list(inputs)), output=output, model=model or preset, scale=scale, device=device,
                          precision=precision, tile=tile, offline=offline, fmt=fmt, quality=quality, overwrite=overwrite,
-                         skip_existing=skip_existing, quiet=quiet, codec=codec, crf=crf, frames=frames)
+                         skip_existing=skip_existing, quiet=quiet, codec=codec, crf=crf, frames=frames, resume=resume)
     if fmt is not None:
         imageio.format_for("", fmt)  # validate early
     inputs = expand_inputs(list(inputs))

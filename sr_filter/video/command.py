@@ -19,12 +19,13 @@ codec_opt = click.option("--codec", default=None, metavar="h264|hevc|vp9|av1|ffv
                          help="Video encoder.  [default: the source's codec where possible, else h264]")
 crf_opt = click.option("--crf", type=click.IntRange(0, 63), default=None,
                        help="Video quality (lower is better; x264 18, x265 20, vp9/av1 30 by default).")
+resume_opt = click.option("--resume", is_flag=True, help="Write a video in finished segments and, run again after an interruption, continue after the last one.")
 frames_opt = click.option("--frames", default=None, metavar="START:END", help="Only frames START to END-1 of a video (to try settings).")
 
 
 def video_options(command):
     """Attach the video options to a click command."""
-    return codec_opt(crf_opt(frames_opt(command)))
+    return codec_opt(crf_opt(frames_opt(resume_opt(command))))
 
 
 def wants_video(inputs: list[str], fmt: str | None) -> bool:
@@ -43,7 +44,7 @@ def wants_video(inputs: list[str], fmt: str | None) -> bool:
 
 def run(*, inputs: list[str], output: str | None, model: str | None, scale: float | None, device: str, precision: str,
         tile, offline, fmt: str | None, quality: int | None, overwrite: bool, skip_existing: bool, quiet: bool,
-        codec: str | None, crf: int | None, frames: str | None) -> None:
+        codec: str | None, crf: int | None, frames: str | None, resume: bool = False) -> None:
     """Upscale one video, animation or frame stream as the CLI was asked to."""
     from ..upscaler import Upscaler
 
@@ -80,7 +81,7 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
     bar = _Bar(source.name, quiet)
     try:
         summary = upscale_video(source, target, upscaler=upscaler, scale=scale, codec=codec, crf=crf, frames=frames,
-                                overwrite=overwrite, progress=bar, notice=lambda text: click.echo(f"sr-filter: {text}", err=True))
+                                resume=resume, overwrite=overwrite, progress=bar, notice=lambda text: click.echo(f"sr-filter: {text}", err=True))
     finally:
         bar.close()
     if not quiet:

@@ -113,33 +113,10 @@ class Output:
             if info.metadata.get("language"):
                 stream.metadata["language"] = info.metadata["language"]
             self.video = stream
-            self.streams: dict[int, av.stream.Stream] = {}
-            self.dropped: list[str] = []
-            self._copy_streams(source, muxer, copy)
+            self.streams, self.dropped = copy_streams(self.container, source, muxer, copy)
         except (av.error.FFmpegError, ValueError) as exc:
             self.container.close()
             raise VideoFormatError(f"cannot set up the {family} encoder ({first_line(exc)})") from None
-
-    def _copy_streams(self, source: av.container.InputContainer, muxer: str, copy: set[int]) -> None:
-        for stream in source.streams:
-            if stream.index not in copy:
-                continue
-            what = f"{stream.type} stream {stream.index}"
-            if stream.type == "attachment":
-                if muxer != "matroska":
-                    self.dropped.append(f"{what} ({stream.name}): {muxer} files cannot hold attachments; a .mkv output keeps it")
-                    continue
-                self.container.add_attachment(stream.name or f"attachment{stream.index}", stream.mimetype or "application/octet-stream", bytes(stream.data))
-                continue
-            codec = stream.codec_context.name if stream.codec_context else "unknown"
-            if not _probe_holds(muxer, codec):
-                hint = "; a .mkv output keeps it" if muxer != "matroska" and _probe_holds("matroska", codec) else ""
-                self.dropped.append(f"{what} ({codec}): {muxer} files cannot hold {codec}{hint}")
-                continue
-            try:
-                self.streams[stream.index] = self.container.add_stream_from_template(stream)
-            except (av.error.FFmpegError, ValueError) as exc:
-                self.dropped.append(f"{what} ({codec}): {first_line(exc)}")
 
     def write_frame(self, frame: av.VideoFrame) -> None:
         for packet in self.video.encode(frame):
@@ -170,6 +147,34 @@ class Output:
             self.container.close()
         except Exception:  # noqa: BLE001 - the file is deleted anyway
             pass
+
+
+def copy_streams(container: av.container.OutputContainer, source: av.container.InputContainer, muxer: str,
+                 copy: set[int]) -> tuple[dict[int, av.stream.Stream], list[str]]:
+    """Add copies of the source streams in ``copy`` that ``muxer`` can hold; returns the map from
+    source stream index to output stream, and one line per stream left out saying why."""
+    streams: dict[int, av.stream.Stream] = {}
+    dropped: list[str] = []
+    for stream in source.streams:
+        if stream.index not in copy:
+            continue
+        what = f"{stream.type} stream {stream.index}"
+        if stream.type == "attachment":
+            if muxer != "matroska":
+                dropped.append(f"{what} ({stream.name}): {muxer} files cannot hold attachments; a .mkv output keeps it")
+                continue
+            container.add_attachment(stream.name or f"attachment{stream.index}", stream.mimetype or "application/octet-stream", bytes(stream.data))
+            continue
+        codec = stream.codec_context.name if stream.codec_context else "unknown"
+        if not _probe_holds(muxer, codec):
+            hint = "; a .mkv output keeps it" if muxer != "matroska" and _probe_holds("matroska", codec) else ""
+            dropped.append(f"{what} ({codec}): {muxer} files cannot hold {codec}{hint}")
+            continue
+        try:
+            streams[stream.index] = container.add_stream_from_template(stream)
+        except (av.error.FFmpegError, ValueError) as exc:
+            dropped.append(f"{what} ({codec}): {first_line(exc)}")
+    return streams, dropped
 
 
 def copyable(source: av.container.InputContainer) -> set[int]:

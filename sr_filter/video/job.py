@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -38,6 +39,7 @@ def upscale_video(
     codec: str | None = None,
     crf: int | None = None,
     frames: str | None = None,
+    resume: bool = False,
     overwrite: bool = False,
     progress: VideoProgress | None = None,
     notice: Callable[[str], None] | None = None,
@@ -47,12 +49,15 @@ def upscale_video(
 
     ``model`` is a preset or model name (or pass a ready ``upscaler``); ``codec`` one of
     :data:`~sr_filter.video.encode.CODECS`; ``crf`` the encoder's quality number; ``frames`` a
-    ``"START:END"`` range. Streams the output container cannot hold are reported through
+    ``"START:END"`` range. ``resume`` writes finished keyframe-aligned segments beside ``dst``
+    and, when run again after an interruption, continues after the last one. Streams the output container cannot hold are reported through
     ``notice`` (default: the log). Returns a summary: frames written, seconds, dropped streams.
     """
     src, dst = Path(src), Path(dst)
     muxer = encode.container_for(dst)
     start, end = source.parse_range(frames)
+    if resume and (start or end is not None):
+        raise VideoFormatError("resuming works on whole videos; leave out the frame range")
     if dst.exists() and not overwrite:
         raise OutputExistsError(f"{dst} exists; allow overwriting to replace it")
     if dst.exists() and src.exists() and os.path.samefile(src, dst):
@@ -67,6 +72,9 @@ def upscale_video(
         info = source.describe(container, str(src), scale=factor)
         family = encode.choose_codec(codec, info.codec, muxer)
         width, height = _even(info.width * factor), _even(info.height * factor)
+        if resume:
+            return _write_resumable(container, src, dst, muxer, family, info, upscaler, scale, (width, height),
+                                    crf=crf, overwrite=overwrite, progress=progress, notice=notice or log.warning)
         return _write(container, src, dst, muxer, family, info, upscaler, scale, (width, height),
                       crf=crf, start=start, end=end, overwrite=overwrite, progress=progress,
                       notice=notice or log.warning)
@@ -121,6 +129,28 @@ def _write(container, src: Path, dst: Path, muxer: str, family: str, info: sourc
     dropped = state["output"].dropped
     return {"frames": state["frames"], "seconds": time.monotonic() - started, "codec": family,
             "pix_fmt": state["output"].pix_fmt, "dropped": dropped, "path": str(dst)}
+
+
+def _write_resumable(container, src: Path, dst: Path, muxer: str, family: str, info, upscaler, scale, size, *,
+                     crf, overwrite, progress, notice) -> dict:
+    from . import resume
+
+    started = time.monotonic()
+    tmp = _temp_beside(dst)
+    try:
+        summary = resume.run(container, src, dst, tmp, muxer, family, info, upscaler, scale, size,
+                             crf=crf, progress=progress, notice=notice)
+        _commit(tmp, dst, overwrite)
+    except av.error.FFmpegError as exc:
+        raise VideoFormatError(f"cannot write {dst}: {first_line(exc)}") from None
+    except OSError as exc:
+        raise VideoFormatError(f"cannot write {dst}: {exc.strerror or exc}") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    shutil.rmtree(summary.pop("parts"), ignore_errors=True)
+    summary.update(seconds=time.monotonic() - started, path=str(dst))
+    return summary
 
 
 def _encode_frame(item: source.Frame, state: dict, tmp: str, muxer: str, family: str, info: source.VideoInfo,

@@ -50,6 +50,7 @@ class Frame:
     pts: int | None
     time_base: Fraction
     index: int
+    key: bool = False  # a keyframe in the source: where a resumable segment may start
 
 
 def open_video(path: str | Path) -> av.container.InputContainer:
@@ -147,7 +148,7 @@ def items(container: av.container.InputContainer, name: str, info: VideoInfo, *,
                     continue
                 if index == start:
                     info.rotation = int(round(frame.rotation or 0))
-                yield Frame(info.colour.to_rgb(frame, info.deep), frame.pts, frame.time_base, index)
+                yield Frame(info.colour.to_rgb(frame, info.deep), frame.pts, frame.time_base, index, bool(frame.key_frame))
                 if ranged and frame.pts is not None:
                     yield from window.extend(frame)
             if end is not None and index + 1 >= end:
