@@ -261,3 +261,21 @@ def test_resume_continues_after_the_last_finished_segment(tmp_path, upscaler, mo
     assert len(joined) == 24
     for i in (5, 6, 11, 12, 13):  # either side of the joins: each frame is its own source frame, upscaled
         assert np.abs(joined[i].astype(float) - upscaler.upscale_array(source[i])).mean() < 4
+
+
+def test_disk_full_mid_encode_is_one_line_and_leaves_nothing(tmp_path):
+    """A file-size limit (RLIMIT_FSIZE) makes writes fail part-way, as a full disk does."""
+    import resource
+
+    clip = make_clip(tmp_path / "clip.mkv", frames=12, audio=0)
+
+    def limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+
+    result = subprocess.run([sys.executable, "-m", "sr_filter", clip, "-m", MODEL, "-t", "32", "--codec", "ffv1", "-o", tmp_path / "out.mkv"],
+                            capture_output=True, env=dict(os.environ, PYTHONPATH=str(ROOT)), preexec_fn=limit, timeout=120)
+    stderr = result.stderr.decode()
+    assert result.returncode == 1 and "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1] == f"sr-filter: error: cannot write {tmp_path / 'out.mkv'}: File too large"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mkv"]

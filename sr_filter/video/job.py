@@ -117,10 +117,8 @@ def _write(container, src: Path, dst: Path, muxer: str, family: str, info: sourc
     try:
         pipeline.run(produce(), work, consume)
         _commit(tmp, dst, overwrite)
-    except av.error.FFmpegError as exc:
-        raise VideoFormatError(f"cannot write {dst}: {first_line(exc)}") from None
-    except OSError as exc:
-        raise VideoFormatError(f"cannot write {dst}: {exc.strerror or exc}") from None
+    except (av.error.FFmpegError, OSError) as exc:
+        raise VideoFormatError(f"cannot write {dst}: {_reason(exc)}") from None
     finally:
         if state["output"] is not None and state["output"].container is not None:
             state["output"].abandon()
@@ -141,10 +139,8 @@ def _write_resumable(container, src: Path, dst: Path, muxer: str, family: str, i
         summary = resume.run(container, src, dst, tmp, muxer, family, info, upscaler, scale, size,
                              crf=crf, progress=progress, notice=notice)
         _commit(tmp, dst, overwrite)
-    except av.error.FFmpegError as exc:
-        raise VideoFormatError(f"cannot write {dst}: {first_line(exc)}") from None
-    except OSError as exc:
-        raise VideoFormatError(f"cannot write {dst}: {exc.strerror or exc}") from None
+    except (av.error.FFmpegError, OSError) as exc:
+        raise VideoFormatError(f"cannot write {dst}: {_reason(exc)}") from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -170,6 +166,11 @@ def _encode_frame(item: source.Frame, state: dict, tmp: str, muxer: str, family:
         frame.pts = item.pts - round(state["shift"] / item.time_base) if state["shift"] else item.pts
         frame.time_base = item.time_base
     output.write_frame(frame)
+
+
+def _reason(exc: BaseException) -> str:
+    """Why a write failed, without the temporary file's name (``No space left on device``)."""
+    return getattr(exc, "strerror", None) or first_line(exc)
 
 
 def _temp_beside(dst: Path) -> str:
@@ -206,7 +207,7 @@ def atomic_file(dst: Path, overwrite: bool = False) -> Iterator[BinaryIO]:
             yield handle
         _commit(tmp, dst, overwrite)
     except OSError as exc:
-        raise VideoFormatError(f"cannot write {dst}: {exc.strerror or exc}") from None
+        raise VideoFormatError(f"cannot write {dst}: {_reason(exc)}") from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
