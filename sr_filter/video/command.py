@@ -48,12 +48,16 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
     """Upscale one video, animation or frame stream as the CLI was asked to."""
     from ..upscaler import Upscaler
 
-    if fmt is None and inputs[0].lower().endswith(".y4m") and (output or "").lower().endswith(".y4m"):
-        fmt = "y4m"
+    if fmt is None and inputs[0].lower().endswith(".y4m") and (output is None or output.lower().endswith(".y4m")):
+        fmt = "y4m"  # a Y4M file to a Y4M file is a frame stream: no container or codec involved
     if fmt is not None and fmt.lower() in ("y4m", "png-stream"):
         from . import stream
 
         upscaler = Upscaler(model, device=device, precision=precision, tile=tile, offline=offline)
+        if output is None and inputs[0] != "-":
+            output = str(_target(Path(inputs[0]), None, f"{scale:g}" if scale else str(upscaler.scale)))
+        if output not in (None, "-") and _skip(Path(output), skip_existing, overwrite, quiet):
+            return
         stream.run_cli(inputs, output, fmt.lower(), upscaler, scale=scale, overwrite=overwrite)
         return
     source = Path(inputs[0])
