@@ -139,12 +139,18 @@ class Output:
         self.container.mux(packet)
 
     def finish(self) -> None:
+        """Flush the encoder and write the container's trailer."""
         self.write_frame(None)
-        self.container.close()
+        container, self.container = self.container, None
+        container.close()
 
     def abandon(self) -> None:
+        """Close without caring about errors (the caller deletes the file)."""
+        if self.container is None:
+            return
+        container, self.container = self.container, None
         try:
-            self.container.close()
+            container.close()
         except Exception:  # noqa: BLE001 - the file is deleted anyway
             pass
 

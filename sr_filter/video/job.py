@@ -120,7 +120,7 @@ def _write(container, src: Path, dst: Path, muxer: str, family: str, info: sourc
     except (av.error.FFmpegError, OSError) as exc:
         raise VideoFormatError(f"cannot write {dst}: {_reason(exc)}") from None
     finally:
-        if state["output"] is not None and state["output"].container is not None:
+        if state["output"] is not None:
             state["output"].abandon()
         if os.path.exists(tmp):
             os.unlink(tmp)
