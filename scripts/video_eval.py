@@ -104,6 +104,7 @@ def main() -> None:
             target = Path(folder) / f"{model}.mkv"
             upscale_video(low, target, upscaler=upscaler, codec="ffv1")
             outputs[model] = decode(target)
+            assert len(outputs[model]) == len(truth), f"{model}: {len(outputs[model])} frames out of {len(truth)}"
         for name, frames in outputs.items():
             results[name] = [measure(sr, hr, 4)[0::2] for sr, hr in zip(frames, truth)]
             shown[name] = frames[len(truth) // 2]
