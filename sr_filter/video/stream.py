@@ -213,6 +213,8 @@ def run_cli(inputs: list[str], output: str | None, fmt: str, upscaler: Any, *, s
     """``sr-filter - -o - --format y4m`` (or files): standard streams unless names are given."""
     if len(inputs) != 1:
         raise VideoFormatError("a frame stream takes exactly one input ('-' for standard input)")
+    if inputs[0] == "-" and sys.stdin.isatty():
+        raise VideoFormatError("'-' reads a frame stream from standard input, which is a terminal; pipe one into it")
     source = sys.stdin.buffer if inputs[0] == "-" else open(inputs[0], "rb")  # noqa: SIM115 - closed below
     to_stdout = output in (None, "-")
     if to_stdout and sys.stdout.isatty():
