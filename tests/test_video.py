@@ -154,7 +154,9 @@ def test_truncated_corrupt_and_empty_files(tmp_path, upscaler):
     (tmp_path / "noise.mkv").write_bytes(np.random.default_rng(1).integers(0, 256, 5000, dtype=np.uint8).tobytes())
     (tmp_path / "empty.mp4").write_bytes(b"")
     make_clip(tmp_path / "zero.mkv", frames=0, audio=0)
-    for name in ("cut.mp4", "noise.mkv", "empty.mp4", "zero.mkv"):
+    whole = make_clip(tmp_path / "whole.mkv", frames=24).read_bytes()
+    (tmp_path / "cut.mkv").write_bytes(whole[: len(whole) * 3 // 5])  # Matroska: readable up to the cut
+    for name in ("cut.mp4", "noise.mkv", "empty.mp4", "zero.mkv", "cut.mkv"):
         with pytest.raises(VideoFormatError) as info:
             upscale_video(tmp_path / name, tmp_path / f"out_{name}", upscaler=upscaler)
         assert name in str(info.value) and "\n" not in str(info.value)

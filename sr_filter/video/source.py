@@ -132,6 +132,7 @@ def items(container: av.container.InputContainer, name: str, info: VideoInfo, *,
     ranged = start > 0 or end is not None
     window = _Window()
     index = -1
+    last_end: float | None = None
     try:
         for packet in container.demux([video] + [s for s in container.streams if s.index in (copy or ())]):
             if packet.stream.index != video.index:
@@ -148,6 +149,8 @@ def items(container: av.container.InputContainer, name: str, info: VideoInfo, *,
                     continue
                 if index == start:
                     info.rotation = int(round(frame.rotation or 0))
+                if frame.pts is not None:
+                    last_end = float((frame.pts + (frame.duration or 0)) * frame.time_base)
                 yield Frame(info.colour.to_rgb(frame, info.deep), frame.pts, frame.time_base, index, bool(frame.key_frame))
                 if ranged and frame.pts is not None:
                     yield from window.extend(frame)
@@ -157,8 +160,27 @@ def items(container: av.container.InputContainer, name: str, info: VideoInfo, *,
         raise VideoFormatError(f"{name} is damaged near frame {index + 1} ({first_line(exc)})") from None
     if index < 0:
         raise VideoFormatError(f"{name} contains no video frames")
+    if end is None and last_end is not None:
+        _check_complete(video, name, last_end)
     if index < start:
         raise VideoFormatError(f"{name} has {index + 1} frames; the range starts at frame {start}")
+
+
+def _check_complete(stream, name: str, last_end: float) -> None:
+    """Refuse a file whose video stops well before the duration its header declares (truncated)."""
+    declared = None
+    if stream.duration:
+        declared = float((stream.duration + (stream.start_time or 0)) * stream.time_base)
+    elif stream.metadata.get("DURATION"):  # Matroska writes it per track
+        try:
+            h, m, sec = stream.metadata["DURATION"].split(":")
+            declared = int(h) * 3600 + int(m) * 60 + float(sec)
+        except ValueError:
+            declared = None
+    rate = float(stream.average_rate or stream.guessed_rate or 25)
+    if declared is not None and last_end < declared - max(0.5, 2 / rate):
+        raise VideoFormatError(f"{name} ends early: its video stops at {last_end:.2f} s but the file says it lasts "
+                               f"{declared:.2f} s (truncated or damaged?)")
 
 
 class _Window:
