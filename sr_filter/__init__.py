@@ -26,6 +26,7 @@ from .errors import (
     OutputExistsError,
     SrFilterError,
     UnknownModelError,
+    VideoFormatError,
     WeightsFormatError,
 )
 
@@ -54,6 +55,15 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
+
+
+def __getattr__(name: str) -> Any:
+    """``upscale_video`` loads PyAV only when first used."""
+    if name == "upscale_video":
+        from .video import upscale_video
+
+        return upscale_video
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def upscale(
@@ -97,8 +107,10 @@ __all__ = [
     "SrFilterError",
     "UnknownModelError",
     "Upscaler",
+    "VideoFormatError",
     "WeightsFormatError",
     "__version__",
     "load_manifest",
     "upscale",
+    "upscale_video",
 ]

@@ -106,3 +106,7 @@ def shorten(text: str, limit: int = 600) -> str:
     if space > limit // 2:
         cut = cut[:space]
     return cut.rstrip(" ,;:") + " ..."
+
+
+class VideoFormatError(ImageFormatError):
+    """A video or animation cannot be read, or cannot be written with the chosen codec/container."""

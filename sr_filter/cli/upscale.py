@@ -17,6 +17,7 @@ import click
 
 from ..atomic import is_stream
 from ..errors import ImageFormatError, SrFilterError
+from ..video.command import video_options, wants_video
 from .jobs import Job, check_targets, check_writable, expand_inputs, many_inputs, plan_jobs
 from .messages import one_line
 from .options import (
@@ -52,16 +53,18 @@ FORMAT_NAMES = "png|jpg|webp|bmp|tiff|gif"
 @tile_opt
 @offline_opt
 @click.option("-f", "--format", "--ext", "fmt", default=None, metavar=FORMAT_NAMES,
-              help="Output format and extension.  [default: from the output name; for stdout, the input's format]")
+              help="Output format and extension (y4m, png-stream: frame streams).  [default: from the output name; for stdout, the input's format]")
 @click.option("--suffix", default=None, metavar="TEXT", help="Output name suffix instead of _x4 (NAME_TEXT.EXT); '' for none.")
 @click.option("--quality", type=click.IntRange(1, 100), default=None, help="JPEG/WebP quality, 1-100.  [default: 95 / 90]")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files (also allows writing over the input).")
 @click.option("--skip-existing", is_flag=True, help="Leave outputs that already exist untouched and move on.")
+@video_options
 @verbosity
 @click.pass_context
 def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, height, device, gpu, precision, fp32, tile,
-            offline, fmt, suffix, quality, overwrite, skip_existing) -> None:
-    """Upscale INPUTS: PNG, JPEG, WebP, BMP, TIFF or GIF files, folders, or - for standard input.
+            offline, fmt, suffix, quality, overwrite, skip_existing, codec, crf, frames, resume) -> None:
+    """Upscale INPUTS: PNG, JPEG, WebP, BMP, TIFF or GIF files, folders, or - for standard input;
+    videos (mp4, mkv, webm, mov, avi) and animated GIF/WebP/PNG keep every frame.
 
     \b
     Examples:
@@ -75,6 +78,13 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
     device, precision = _device_and_precision(device, gpu, precision, fp32)
     if scale is not None and (width or height):
         raise click.UsageError("give either --scale or --width/--height, not both")
+    if wants_video(list(inputs), fmt):  # videos, animations, frame streams: sr_filter.video
+        from ..video.command import run as run_video
+
+        return run_video(inputs=expand_inputs(list(inputs)), output=output, model=model or preset, scale=scale,
+                         device=device, precision=precision, tile=tile, offline=offline, fmt=fmt, quality=quality,
+                         overwrite=overwrite, skip_existing=skip_existing, quiet=quiet, codec=codec, crf=crf,
+                         frames=frames, resume=resume)
     if fmt is not None and fmt.lower().lstrip(".") not in _format_keys():
         raise click.BadParameter(f"{fmt!r} is not one of {FORMAT_NAMES.replace('|', ', ')}", param_hint="'--format'")
     inputs = expand_inputs(list(inputs))

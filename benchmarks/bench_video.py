@@ -1,0 +1,74 @@
+"""Video throughput: frames per second of ``upscale_video`` and its overhead over the same frames
+upscaled as images (``Upscaler.upscale_array`` on frames already decoded, nothing encoded).
+
+Run by hand:
+
+    python benchmarks/bench_video.py                         # 320x240 -> 1280x960, sr-cartoon-x4, CPU
+    python benchmarks/bench_video.py --size 640x360 --model realesr-animevideov3 --device cuda --frames 48
+
+The clip is made here (a moving pattern, H.264, with an AAC track). Each mode runs ``--repeats``
+times, the two modes interleaved so load on a shared machine hits both; the table shows the best
+run of each. Overhead = video time / image time - 1 (target <= 10%); the CPU-time column (all
+threads of this process) is less sensitive to other processes than wall time, and shows what
+decoding, colour conversion and encoding cost on top of the network when no core is left idle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", default="320x240")
+    parser.add_argument("--frames", type=int, default=8)
+    parser.add_argument("--model", default="sr-cartoon-x4")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--tile", default="0")
+    parser.add_argument("--codec", default="h264")
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+
+    import av
+
+    from sr_filter.upscaler import Upscaler
+    from sr_filter.video import upscale_video
+    from videos import make_clip  # tests/videos.py: the same clip maker the tests use
+
+    width, height = (int(v) for v in args.size.split("x"))
+    upscaler = Upscaler(args.model, device=args.device, tile=args.tile)
+    with tempfile.TemporaryDirectory() as folder:
+        clip = make_clip(Path(folder) / "clip.mp4", frames=args.frames, size=(width, height), rate=24)
+        with av.open(str(clip)) as container:
+            frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+        upscaler.upscale_array(frames[0])  # warm-up (allocator, oneDNN kernels)
+        images, videos, image_cpu, video_cpu = [], [], [], []
+        for repeat in range(args.repeats):
+            started, cpu = time.perf_counter(), time.process_time()
+            for frame in frames:
+                upscaler.upscale_array(frame)
+            images.append(time.perf_counter() - started)
+            image_cpu.append(time.process_time() - cpu)
+            started, cpu = time.perf_counter(), time.process_time()
+            upscale_video(clip, Path(folder) / f"out{repeat}.mp4", upscaler=upscaler, codec=args.codec)
+            videos.append(time.perf_counter() - started)
+            video_cpu.append(time.process_time() - cpu)
+    image_s, video_s = min(images), min(videos)
+    print(f"{args.model} on {upscaler.device}, {width}x{height} -> {width * upscaler.scale}x{height * upscaler.scale}, "
+          f"{len(frames)} frames, {args.codec}, best of {args.repeats}")
+    print(f"{'path':<28}{'seconds':>10}{'frames/s':>10}{'CPU s':>10}")
+    print(f"{'frames as images':<28}{image_s:>10.2f}{len(frames) / image_s:>10.2f}{min(image_cpu):>10.2f}")
+    print(f"{'upscale_video (decode+enc)':<28}{video_s:>10.2f}{len(frames) / video_s:>10.2f}{min(video_cpu):>10.2f}")
+    print(f"overhead of the video path: {video_s / image_s - 1:+.1%} wall, {min(video_cpu) / min(image_cpu) - 1:+.1%} CPU time")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""Animated GIF, WebP and APNG: every frame upscaled, with durations, loop count and disposal kept.
+
+Pillow hands out each frame already composited onto the canvas, so every frame is a complete
+picture; writing complete pictures with the source's disposal methods shows the same animation.
+GIF output is re-quantised frame by frame (each frame its own 255-colour palette, dithered, one
+index kept for transparency), because a single shared palette cannot hold what upscaling adds.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageSequence
+
+from .device import available_ram
+from .errors import ImageTooLargeError, VideoFormatError, first_line
+
+#: output suffix -> Pillow format
+FORMATS = {".gif": "GIF", ".webp": "WEBP", ".png": "PNG", ".apng": "PNG"}
+
+
+@dataclass
+class Animation:
+    """Complete RGBA frames and their timing."""
+
+    frames: list[np.ndarray]
+    durations: list[int]  # milliseconds, one per frame
+    loop: int | None = 0  # 0 = forever, None = play once (a GIF without a loop block)
+    disposal: list[int] = field(default_factory=list)  # GIF/APNG disposal method per frame
+    blend: list[int] = field(default_factory=list)  # APNG blend operation per frame
+
+
+def is_animated(path: str | Path) -> bool:
+    """True for a GIF, WebP or PNG file with more than one frame (reads the headers only)."""
+    if Path(path).suffix.lower() not in FORMATS:
+        return False
+    try:
+        with Image.open(path) as image:
+            return bool(getattr(image, "is_animated", False))
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return False  # the image path reports what is wrong with it
+
+
+def read_animation(path: str | Path) -> Animation:
+    """All frames of an animated image, as RGBA uint8 arrays."""
+    try:
+        with Image.open(path) as image:
+            loop = image.info.get("loop")
+            if loop is None and image.format != "GIF":
+                loop = 0
+            frames, durations, disposal, blend = [], [], [], []
+            for frame in ImageSequence.Iterator(image):
+                frames.append(np.asarray(frame.convert("RGBA")))
+                durations.append(int(frame.info.get("duration") or 100))
+                disposal.append(_disposal(image, frame))
+                blend.append(int(frame.info.get("blend", 0) or 0))
+    except (OSError, ValueError, Image.DecompressionBombError, EOFError) as exc:
+        raise VideoFormatError(f"{path} is not a readable animation ({first_line(exc)})") from None
+    return Animation(frames, durations, loop, disposal, blend)
+
+
+def _disposal(image: Image.Image, frame: Image.Image) -> int:
+    if image.format == "GIF":
+        return int(getattr(image, "disposal_method", 0) or 0)
+    return int(frame.info.get("disposal", 0) or 0)
+
+
+def upscale_animation(src: str | Path, dst: str | Path, upscaler: Any, *, scale: float | None = None,
+                      overwrite: bool = False, quality: int | None = None) -> Animation:
+    """Upscale every frame of ``src`` and write the animation to ``dst`` (format from its suffix)."""
+    from .imageio import write_atomic
+
+    dst = Path(dst)
+    fmt = FORMATS.get(dst.suffix.lower())
+    if fmt is None:
+        raise VideoFormatError(f"{dst}: an animation can be written as {', '.join(FORMATS)}, not {dst.suffix or '(none)'}")
+    with Image.open(src) as probe:
+        width, height, count = probe.width, probe.height, getattr(probe, "n_frames", 1)
+    factor = float(scale or upscaler.scale)
+    need = count * round(width * factor) * round(height * factor) * 4 * 2
+    if need > available_ram():
+        raise ImageTooLargeError(f"{src}: {count} frames upscaled x{factor:g} need about {need / (1 << 30):.1f} GiB of memory; choose a smaller scale")
+    animation = read_animation(src)
+    animation.frames = [upscaler.upscale_array(frame, scale) for frame in animation.frames]
+    write_atomic(encode_animation(animation, fmt, quality=quality), dst, overwrite=overwrite)
+    return animation
+
+
+def encode_animation(animation: Animation, fmt: str, *, quality: int | None = None) -> bytes:
+    """An animation as GIF, WEBP or (A)PNG bytes."""
+    if not animation.frames:
+        raise VideoFormatError("an animation needs at least one frame")
+    buffer = io.BytesIO()
+    options: dict[str, Any] = {"save_all": True, "duration": animation.durations}
+    if animation.loop is not None:
+        options["loop"] = animation.loop
+    if fmt == "GIF":
+        images = [_quantise(frame) for frame in animation.frames]
+        options.update(disposal=animation.disposal or 0, transparency=255, optimize=False)
+    else:
+        images = [Image.fromarray(frame, "RGBA") for frame in animation.frames]
+        if fmt == "PNG":
+            options.update(disposal=animation.disposal or 0, blend=animation.blend or 0)
+        else:
+            options.update(quality=quality or 90)
+    images[0].save(buffer, fmt, append_images=images[1:], **options)
+    return buffer.getvalue()
+
+
+def _quantise(frame: np.ndarray) -> Image.Image:
+    """One RGBA frame as a paletted image with its own 255 colours; index 255 is transparent."""
+    rgb = Image.fromarray(np.ascontiguousarray(frame[..., :3]), "RGB")
+    image = rgb.quantize(colors=255, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.FLOYDSTEINBERG)
+    palette = image.getpalette()[: 255 * 3]
+    image.putpalette(palette + [0, 0, 0] * (256 - len(palette) // 3))
+    indices = np.array(image)
+    indices[frame[..., 3] < 128] = 255
+    out = Image.fromarray(indices, "P")
+    out.putpalette(image.getpalette())
+    out.info["transparency"] = 255
+    return out

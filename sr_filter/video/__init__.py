@@ -1,0 +1,32 @@
+"""Video files through the upscaler: ``upscale_video(src, dst)`` and ``upscale_frames(frames)``.
+
+Decoding and encoding use PyAV (FFmpeg's libraries); see docs/video.md. Importing this package
+does not import PyAV; the names below load their modules on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+#: input suffixes routed to the video path
+VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mkv", ".webm", ".mov", ".avi", ".y4m"})
+
+_LAZY = {"upscale_video": ".job", "CODECS": ".encode", "CONTAINERS": ".encode"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def upscale_frames(frames: Iterable[Any], upscaler: Any, scale: float | None = None) -> Iterator[Any]:
+    """Upscale frames from the caller's own decoder, one by one, in order (HxWxC uint8/uint16
+    numpy arrays in, the same dtype out). Memory stays at one frame whatever the length."""
+    for frame in frames:
+        yield upscaler.upscale_array(frame, scale)
+
+
+__all__ = ["CODECS", "CONTAINERS", "VIDEO_SUFFIXES", "upscale_frames", "upscale_video"]

@@ -1,0 +1,139 @@
+"""The CLI side of video: ``sr-filter clip.mp4 -o clip_x4.mp4`` with a frames/fps/ETA progress bar.
+
+``cli/upscale.py`` routes here (one hook) when the single input is a video or an animation, or
+when ``--format y4m`` asks for a frame stream.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from ..errors import OutputExistsError, VideoFormatError
+from . import VIDEO_SUFFIXES
+
+#: options ``sr-filter upscale`` adds for videos (spelled here, attached there)
+codec_opt = click.option("--codec", default=None, metavar="h264|hevc|vp9|av1|ffv1|prores",
+                         help="Video encoder.  [default: the source's codec where possible, else h264]")
+crf_opt = click.option("--crf", type=click.IntRange(0, 63), default=None,
+                       help="Video quality (lower is better; x264 18, x265 20, vp9/av1 30 by default).")
+resume_opt = click.option("--resume", is_flag=True, help="Write a video in finished segments and, run again after an interruption, continue after the last one.")
+frames_opt = click.option("--frames", default=None, metavar="START:END", help="Only frames START to END-1 of a video (to try settings).")
+
+
+def video_options(command):
+    """Attach the video options to a click command."""
+    return codec_opt(crf_opt(frames_opt(resume_opt(command))))
+
+
+def wants_video(inputs: list[str], fmt: str | None) -> bool:
+    """True when ``sr-filter upscale`` should hand the job to the video path."""
+    if fmt is not None and fmt.lower() in ("y4m", "png-stream"):
+        return True
+    if len(inputs) != 1 or inputs[0] == "-":
+        return False
+    path = Path(inputs[0])
+    if path.suffix.lower() in VIDEO_SUFFIXES:
+        return True
+    from .. import animation
+
+    return path.is_file() and animation.is_animated(path)
+
+
+def run(*, inputs: list[str], output: str | None, model: str | None, scale: float | None, device: str, precision: str,
+        tile, offline, fmt: str | None, quality: int | None, overwrite: bool, skip_existing: bool, quiet: bool,
+        codec: str | None, crf: int | None, frames: str | None, resume: bool = False) -> None:
+    """Upscale one video, animation or frame stream as the CLI was asked to."""
+    from ..upscaler import Upscaler
+
+    if fmt is None and inputs[0].lower().endswith(".y4m") and (output is None or output.lower().endswith(".y4m")):
+        fmt = "y4m"  # a Y4M file to a Y4M file is a frame stream: no container or codec involved
+    if fmt is not None and fmt.lower() in ("y4m", "png-stream"):
+        from . import stream
+
+        upscaler = Upscaler(model, device=device, precision=precision, tile=tile, offline=offline)
+        if output is None and inputs[0] != "-":
+            output = str(_target(Path(inputs[0]), None, f"{scale:g}" if scale else str(upscaler.scale)))
+        if output not in (None, "-") and _skip(Path(output), skip_existing, overwrite, quiet):
+            return
+        stream.run_cli(inputs, output, fmt.lower(), upscaler, scale=scale, overwrite=overwrite)
+        return
+    source = Path(inputs[0])
+    label = f"{scale:g}" if scale else None
+    target = Path(output) if output not in (None, "-") else None
+    if output == "-":
+        raise click.UsageError("a video cannot be written to standard output; use -o FILE, or --format y4m for a frame stream")
+    if source.suffix.lower() not in VIDEO_SUFFIXES:
+        from .. import animation
+
+        upscaler = Upscaler(model, device=device, precision=precision, tile=tile, offline=offline)
+        target = _target(source, target, label or str(upscaler.scale))
+        if _skip(target, skip_existing, overwrite, quiet):
+            return
+        _announce(upscaler, quiet)
+        animation.upscale_animation(source, target, upscaler, scale=scale, overwrite=overwrite, quality=quality)
+        return
+    upscaler = Upscaler(model, device=device, precision=precision, tile=tile, offline=offline)
+    target = _target(source, target, label or str(upscaler.scale))
+    if _skip(target, skip_existing, overwrite, quiet):
+        return
+    _announce(upscaler, quiet)
+    from .job import upscale_video
+
+    bar = _Bar(source.name, quiet)
+    try:
+        summary = upscale_video(source, target, upscaler=upscaler, scale=scale, codec=codec, crf=crf, frames=frames,
+                                resume=resume, overwrite=overwrite, progress=bar, notice=lambda text: click.echo(f"sr-filter: {text}", err=True))
+    finally:
+        bar.close()
+    if not quiet:
+        rate = summary["frames"] / summary["seconds"] if summary["seconds"] else 0.0
+        click.echo(f"sr-filter: {source} -> {target}: {summary['frames']} frames, {summary['codec']} "
+                   f"{summary['pix_fmt']}, {rate:.2f} frames/s", err=True)
+
+
+def _target(source: Path, target: Path | None, label: str) -> Path:
+    if target is None:
+        return source.with_name(f"{source.stem}_x{label}{source.suffix}")
+    if target.is_dir():
+        return target / f"{source.stem}_x{label}{source.suffix}"
+    return target
+
+
+def _skip(target: Path, skip_existing: bool, overwrite: bool, quiet: bool) -> bool:
+    if target.exists() and skip_existing:
+        if not quiet:
+            click.echo(f"sr-filter: skipping existing output {target}", err=True)
+        return True
+    if target.exists() and not overwrite:
+        raise OutputExistsError(f"{target} exists; use --overwrite to replace it or --skip-existing")
+    if not target.parent.is_dir() and str(target.parent):
+        raise VideoFormatError(f"output folder {target.parent} does not exist")
+    return False
+
+
+def _announce(upscaler, quiet: bool) -> None:
+    if not quiet:
+        click.echo(f"sr-filter: using {upscaler.describe()}, licence {upscaler.model.license}", err=True)
+
+
+class _Bar:
+    """tqdm on a terminal: frames done, frames per second and ETA."""
+
+    def __init__(self, label: str, quiet: bool) -> None:
+        self.label, self.quiet, self.bar = label, quiet, None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.quiet or not sys.stderr.isatty():
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total or None, desc=self.label[:30], unit="frame", file=sys.stderr, leave=False)
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

@@ -1,0 +1,204 @@
+"""Writing a video: codec and pixel-format choice, the output container, copied streams.
+
+The encoder is named by family (``h264``, ``hevc``, ``vp9``, ``av1``, ``ffv1``, ``prores``); the
+default is the source's family when this build can encode it into the chosen container, else the
+first family the container takes. Audio, subtitle and attachment streams are copied without
+re-encoding where the container can hold them; the rest is listed in :attr:`Output.dropped`.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import logging
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+from ..errors import VideoFormatError, first_line
+from .source import VideoInfo
+
+log = logging.getLogger("sr_filter")
+
+#: family -> (FFmpeg encoder, codec name the containers know, default quality (CRF) or None)
+ENCODERS = {
+    "h264": ("libx264", "h264", 18),
+    "hevc": ("libx265", "hevc", 20),
+    "vp9": ("libvpx-vp9", "vp9", 30),
+    "av1": ("libsvtav1", "av1", 30),
+    "ffv1": ("ffv1", "ffv1", None),
+    "prores": ("prores_ks", "prores", None),
+}
+CODECS = tuple(ENCODERS)
+#: output suffix -> FFmpeg muxer
+CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi"}
+_SOURCE_FAMILY = {"h264": "h264", "hevc": "hevc", "vp9": "vp9", "av1": "av1", "libdav1d": "av1", "ffv1": "ffv1", "prores": "prores"}
+
+
+def container_for(path: str | Path) -> str:
+    """The muxer for an output name, or a one-line refusal."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in CONTAINERS:
+        raise VideoFormatError(f"{path}: unknown video container {suffix or '(none)'}; use one of {', '.join(CONTAINERS)}")
+    return CONTAINERS[suffix]
+
+
+@functools.lru_cache(maxsize=None)
+def _probe_holds(muxer: str, codec: str) -> bool:
+    container = av.open(io.BytesIO(), "w", format=muxer)
+    try:
+        return codec in container.supported_codecs
+    finally:
+        container.close()
+
+
+def choose_codec(requested: str | None, source_codec: str, muxer: str) -> str:
+    """The encoder family to use; refuses a family the container cannot hold."""
+    if requested:
+        family = requested.lower()
+        if family not in ENCODERS:
+            raise VideoFormatError(f"unknown video codec {requested!r}; choose one of {', '.join(CODECS)}")
+        if not _probe_holds(muxer, ENCODERS[family][1]):
+            able = [f for f in CODECS if _probe_holds(muxer, ENCODERS[f][1])]
+            raise VideoFormatError(f"a {muxer} file cannot hold {family} video; choose {' or '.join(able)}, or another container")
+        return family
+    family = _SOURCE_FAMILY.get(source_codec)
+    if family and _probe_holds(muxer, ENCODERS[family][1]):
+        return family
+    for family in ("h264", "vp9", "av1", "ffv1"):
+        if _probe_holds(muxer, ENCODERS[family][1]):
+            return family
+    raise VideoFormatError(f"a {muxer} file cannot hold any video codec this build encodes")
+
+
+def choose_pix_fmt(source: str, encoder: str) -> str:
+    """The source's pixel format when the encoder takes it, else the closest one it does take
+    (same bit depth and chroma layout first, then same depth, then 8-bit 4:2:0)."""
+    formats = [f.name for f in av.Codec(encoder, "w").video_formats or []]
+    plain = source.replace("yuvj", "yuv")
+    if plain in formats:
+        return plain
+    depth = "10le" if "10" in plain or "12" in plain or "16" in plain else ""
+    chroma = next((c for c in ("444", "422", "420") if c in plain), "420")
+    for candidate in (f"yuv{chroma}p{depth}", f"yuv422p{depth}", f"yuv420p{depth}", f"yuv444p{depth}", "yuv420p", "yuv422p10le"):
+        if candidate in formats:
+            return candidate
+    return formats[0]
+
+
+class Output:
+    """An output container being written: one upscaled video stream plus the copied ones."""
+
+    def __init__(self, path: str, muxer: str, family: str, info: VideoInfo, source: av.container.InputContainer,
+                 *, width: int, height: int, crf: int | None, copy: set[int]) -> None:
+        encoder, _, default_crf = ENCODERS[family]
+        self.container = av.open(path, "w", format=muxer)
+        self.info = info
+        try:
+            self.container.metadata.update({k: v for k, v in source.metadata.items() if k.lower() != "encoder"})
+            stream = self.container.add_stream(encoder, rate=info.rate or Fraction(25))
+            stream.width, stream.height = width, height
+            stream.pix_fmt = self.pix_fmt = choose_pix_fmt(info.pix_fmt, encoder)
+            context = stream.codec_context
+            context.time_base = info.time_base
+            stream.time_base = info.time_base
+            if info.sar:
+                context.sample_aspect_ratio = info.sar
+            info.colour.tag(context, info.height)
+            context.thread_type = "AUTO"
+            context.options = _quality_options(family, crf if crf is not None else default_crf)
+            if info.rotation:
+                stream.set_display_rotation(info.rotation)
+            if info.metadata.get("language"):
+                stream.metadata["language"] = info.metadata["language"]
+            self.video = stream
+            self.streams, self.dropped = copy_streams(self.container, source, muxer, copy)
+        except (av.error.FFmpegError, ValueError) as exc:
+            self.container.close()
+            raise VideoFormatError(f"cannot set up the {family} encoder ({first_line(exc)})") from None
+
+    def write_frame(self, frame: av.VideoFrame) -> None:
+        for packet in self.video.encode(frame):
+            self.container.mux(packet)
+
+    def write_packet(self, packet: av.Packet, shift: Fraction) -> None:
+        """Mux a copied packet, moved ``shift`` seconds earlier (a frame range's start)."""
+        target = self.streams.get(packet.stream.index)
+        if target is None:
+            return
+        if shift:
+            ticks = round(shift / packet.time_base)
+            if packet.pts is not None:
+                packet.pts -= ticks
+            if packet.dts is not None:
+                packet.dts -= ticks
+            if (packet.dts if packet.dts is not None else packet.pts or 0) < 0:
+                return
+        packet.stream = target
+        self.container.mux(packet)
+
+    def finish(self) -> None:
+        """Flush the encoder and write the container's trailer."""
+        self.write_frame(None)
+        container, self.container = self.container, None
+        container.close()
+
+    def abandon(self) -> None:
+        """Close without caring about errors (the caller deletes the file)."""
+        if self.container is None:
+            return
+        container, self.container = self.container, None
+        try:
+            container.close()
+        except Exception:  # noqa: BLE001 - the file is deleted anyway
+            pass
+
+
+def copy_streams(container: av.container.OutputContainer, source: av.container.InputContainer, muxer: str,
+                 copy: set[int]) -> tuple[dict[int, av.stream.Stream], list[str]]:
+    """Add copies of the source streams in ``copy`` that ``muxer`` can hold; returns the map from
+    source stream index to output stream, and one line per stream left out saying why."""
+    streams: dict[int, av.stream.Stream] = {}
+    dropped: list[str] = []
+    for stream in source.streams:
+        if stream.index not in copy:
+            continue
+        what = f"{stream.type} stream {stream.index}"
+        if stream.type == "attachment":
+            if muxer != "matroska":
+                dropped.append(f"{what} ({stream.name}): {muxer} files cannot hold attachments; a .mkv output keeps it")
+                continue
+            container.add_attachment(stream.name or f"attachment{stream.index}", stream.mimetype or "application/octet-stream", bytes(stream.data))
+            continue
+        codec = stream.codec_context.name if stream.codec_context else "unknown"
+        if not _probe_holds(muxer, codec):
+            hint = "; a .mkv output keeps it" if muxer != "matroska" and _probe_holds("matroska", codec) else ""
+            dropped.append(f"{what} ({codec}): {muxer} files cannot hold {codec}{hint}")
+            continue
+        try:
+            streams[stream.index] = container.add_stream_from_template(stream)
+        except (av.error.FFmpegError, ValueError) as exc:
+            dropped.append(f"{what} ({codec}): {first_line(exc)}")
+    return streams, dropped
+
+
+def copyable(source: av.container.InputContainer) -> set[int]:
+    """Indices of the streams to try to copy: everything but the upscaled video stream."""
+    video = source.streams.video[0].index
+    return {s.index for s in source.streams if s.index != video and s.type in ("audio", "subtitle", "attachment", "data")}
+
+
+def _quality_options(family: str, crf: int | None) -> dict[str, str]:
+    if family in ("h264", "hevc"):
+        options = {"crf": str(crf), "preset": "medium"}
+        if family == "hevc":
+            options["x265-params"] = "log-level=error"
+        return options
+    if family == "vp9":
+        return {"crf": str(crf), "b": "0", "row-mt": "1", "deadline": "good", "cpu-used": "4"}
+    if family == "av1":
+        return {"crf": str(crf), "preset": "8"}
+    if family == "ffv1":
+        return {"level": "3", "slicecrc": "1"}
+    return {"profile": "3"}  # prores: HQ

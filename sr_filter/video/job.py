@@ -1,0 +1,234 @@
+"""``upscale_video``: one video file in, its upscaled copy out, written atomically."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import av
+import numpy as np
+
+from ..errors import OutputExistsError, VideoFormatError, first_line
+from . import encode, pipeline, source
+
+log = logging.getLogger("sr_filter")
+
+#: called with (frames done, frames expected or 0 when unknown); returning True stops the job
+VideoProgress = Callable[[int, int], Any]
+
+
+def upscale_video(
+    src: str | Path,
+    dst: str | Path,
+    model: str | None = None,
+    *,
+    upscaler: Any = None,
+    scale: float | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+    tile: int | str = "auto",
+    offline: bool | None = None,
+    codec: str | None = None,
+    crf: int | None = None,
+    frames: str | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: VideoProgress | None = None,
+    notice: Callable[[str], None] | None = None,
+) -> dict:
+    """Upscale every frame of ``src`` into ``dst`` (container from its suffix), keeping timestamps,
+    colour tags, rotation and aspect ratio, and copying audio/subtitle/attachment streams.
+
+    ``model`` is a preset or model name (or pass a ready ``upscaler``); ``codec`` one of
+    :data:`~sr_filter.video.encode.CODECS`; ``crf`` the encoder's quality number; ``frames`` a
+    ``"START:END"`` range. ``resume`` writes finished keyframe-aligned segments beside ``dst``
+    and, when run again after an interruption, continues after the last one. Streams the output container cannot hold are reported through
+    ``notice`` (default: the log). Returns a summary: frames written, seconds, dropped streams.
+    """
+    src, dst = Path(src), Path(dst)
+    muxer = encode.container_for(dst)
+    start, end = source.parse_range(frames)
+    if resume and (start or end is not None):
+        raise VideoFormatError("resuming works on whole videos; leave out the frame range")
+    if dst.exists() and not overwrite:
+        raise OutputExistsError(f"{dst} exists; allow overwriting to replace it")
+    if dst.exists() and src.exists() and os.path.samefile(src, dst):
+        raise OutputExistsError(f"{dst} is the input file; choose another output name")
+    container = source.open_video(src)
+    try:
+        if upscaler is None:
+            from ..upscaler import Upscaler
+
+            upscaler = Upscaler(model, device=device, precision=precision, tile=tile, offline=offline)
+        factor = float(scale or upscaler.scale)
+        info = source.describe(container, str(src), scale=factor)
+        family = encode.choose_codec(codec, info.codec, muxer)
+        width, height = _even(info.width * factor), _even(info.height * factor)
+        if resume:
+            return _write_resumable(container, src, dst, muxer, family, info, upscaler, scale, (width, height),
+                                    crf=crf, overwrite=overwrite, progress=progress, notice=notice or log.warning)
+        return _write(container, src, dst, muxer, family, info, upscaler, scale, (width, height),
+                      crf=crf, start=start, end=end, overwrite=overwrite, progress=progress,
+                      notice=notice or log.warning)
+    finally:
+        container.close()
+
+
+def _write(container, src: Path, dst: Path, muxer: str, family: str, info: source.VideoInfo, upscaler, scale,
+           size: tuple[int, int], *, crf, start, end, overwrite, progress, notice) -> dict:
+    tmp = _temp_beside(dst)
+    expected = (min(end, info.frames) if end else info.frames) - start if info.frames else 0
+    state = {"frames": 0, "output": None, "shift": None, "held": []}
+    started = time.monotonic()
+
+    def produce() -> Iterator[Any]:
+        return source.items(container, str(src), info, start=start, end=end, copy=encode.copyable(container))
+
+    def work(item: Any) -> Any:
+        if isinstance(item, source.Frame):
+            item.array = _fit(upscaler.upscale_array(item.array, scale), size)
+        return item
+
+    def consume(results: Iterable[Any]) -> None:
+        for item in results:
+            if isinstance(item, source.Frame):
+                _encode_frame(item, state, tmp, muxer, family, info, container, size, crf, notice)
+                state["frames"] += 1
+                if progress is not None and progress(state["frames"], expected):
+                    from ..errors import CancelledError
+
+                    raise CancelledError("stopped by the progress callback; nothing was written")
+            elif state["output"] is None:
+                state["held"].append(item)
+            else:
+                state["output"].write_packet(item, state["shift"])
+        if state["output"] is None:
+            raise VideoFormatError(f"{src} contains no video frames")
+        state["output"].finish()
+
+    try:
+        pipeline.run(produce(), work, consume)
+        _commit(tmp, dst, overwrite)
+    except (av.error.FFmpegError, OSError) as exc:
+        raise VideoFormatError(f"cannot write {dst}: {_reason(exc)}") from None
+    finally:
+        if state["output"] is not None:
+            state["output"].abandon()
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    dropped = state["output"].dropped
+    return {"frames": state["frames"], "seconds": time.monotonic() - started, "codec": family,
+            "pix_fmt": state["output"].pix_fmt, "dropped": dropped, "path": str(dst)}
+
+
+def _write_resumable(container, src: Path, dst: Path, muxer: str, family: str, info, upscaler, scale, size, *,
+                     crf, overwrite, progress, notice) -> dict:
+    from . import resume
+
+    started = time.monotonic()
+    tmp = _temp_beside(dst)
+    try:
+        summary = resume.run(container, src, dst, tmp, muxer, family, info, upscaler, scale, size,
+                             crf=crf, progress=progress, notice=notice)
+        _commit(tmp, dst, overwrite)
+    except (av.error.FFmpegError, OSError) as exc:
+        raise VideoFormatError(f"cannot write {dst}: {_reason(exc)}") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    shutil.rmtree(summary.pop("parts"), ignore_errors=True)
+    summary.update(seconds=time.monotonic() - started, path=str(dst))
+    return summary
+
+
+def _encode_frame(item: source.Frame, state: dict, tmp: str, muxer: str, family: str, info: source.VideoInfo,
+                  container, size: tuple[int, int], crf, notice) -> None:
+    if state["output"] is None:
+        state["output"] = encode.Output(tmp, muxer, family, info, container, width=size[0], height=size[1],
+                                        crf=crf, copy=encode.copyable(container))
+        state["shift"] = Fraction(item.pts * item.time_base) if item.pts is not None and item.index > 0 else Fraction(0)
+        for what in state["output"].dropped:
+            notice(f"dropped {what}")
+        for packet in state["held"]:
+            state["output"].write_packet(packet, state["shift"])
+        state["held"].clear()
+    output = state["output"]
+    frame = info.colour.from_rgb(item.array, output.pix_fmt, info.height)
+    if item.pts is not None:
+        frame.pts = item.pts - round(state["shift"] / item.time_base) if state["shift"] else item.pts
+        frame.time_base = item.time_base
+    output.write_frame(frame)
+
+
+def _reason(exc: BaseException) -> str:
+    """Why a write failed, without the temporary file's name (``No space left on device``)."""
+    return getattr(exc, "strerror", None) or first_line(exc)
+
+
+def _temp_beside(dst: Path) -> str:
+    """An empty temporary file in the output's folder (so the final rename is atomic)."""
+    folder = dst.parent if str(dst.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".part", dir=folder)
+    except OSError as exc:
+        raise VideoFormatError(f"cannot write to folder {folder}: {exc.strerror}") from None
+    os.close(fd)
+    return tmp
+
+
+def _commit(tmp: str, dst: Path, overwrite: bool) -> None:
+    """Give the finished temporary file its name; without ``overwrite`` never replace a file."""
+    os.chmod(tmp, 0o666 & ~_umask())
+    try:
+        if overwrite:
+            os.replace(tmp, dst)
+        else:
+            os.link(tmp, dst)
+    except FileExistsError:
+        raise OutputExistsError(f"{dst} appeared while writing; allow overwriting to replace it") from None
+
+
+@contextmanager
+def atomic_file(dst: Path, overwrite: bool = False) -> Iterator[BinaryIO]:
+    """A binary file that appears as ``dst`` only when the block finishes without an error."""
+    if dst.exists() and not overwrite:
+        raise OutputExistsError(f"{dst} exists; allow overwriting to replace it")
+    tmp = _temp_beside(dst)
+    try:
+        with open(tmp, "wb") as handle:
+            yield handle
+        _commit(tmp, dst, overwrite)
+    except OSError as exc:
+        raise VideoFormatError(f"cannot write {dst}: {_reason(exc)}") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _even(value: float) -> int:
+    """Output sizes are even: 4:2:0 and 4:2:2 encoders need that."""
+    return max(2, int(round(value / 2)) * 2)
+
+
+def _fit(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Trim or edge-pad an upscaled frame by the pixel that rounding to even sizes may add."""
+    width, height = size
+    array = array[:height, :width]
+    pad_h, pad_w = height - array.shape[0], width - array.shape[1]
+    if pad_h or pad_w:
+        array = np.pad(array, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+    return array
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -1,0 +1,166 @@
+"""Resumable video jobs: the upscaled video is written as finished segments that start at source
+keyframes; after an interruption the same command continues after the last finished segment.
+
+Segments live in ``.NAME.parts/`` beside the output, with ``job.json`` describing the job (source
+size and time, model, scale, codec), so a changed job starts over instead of mixing outputs. A
+segment is renamed to ``seg-FIRST-END.seg`` only once its encoder has flushed, so a segment cut
+short by Ctrl-C is redone. At the end the segments' packets and the source's other streams are
+interleaved into the output (no re-encoding) and the folder is removed.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import av
+
+from ..errors import VideoFormatError
+from . import encode, pipeline, source
+from .job import _fit
+
+#: a segment holds at least this many frames and ends before a source keyframe
+SEGMENT_FRAMES = 48
+
+
+def parts_folder(dst: Path) -> Path:
+    return dst.parent / f".{dst.name}.parts"
+
+
+def finished(parts: Path) -> list[tuple[int, int, Path]]:
+    """(first frame, end frame, file) of the finished segments, in order and without gaps."""
+    found = []
+    for path in parts.glob("seg-*-*.seg"):
+        _, first, end = path.stem.split("-")
+        found.append((int(first), int(end), path))
+    found.sort()
+    kept, expect = [], 0
+    for first, end, path in found:
+        if first != expect:
+            break
+        kept.append((first, end, path))
+        expect = end
+    return kept
+
+
+def run(container, src: Path, dst: Path, tmp: str, muxer: str, family: str, info: source.VideoInfo, upscaler: Any,
+        scale, size: tuple[int, int], *, crf, progress, notice, segment_frames: int | None = None) -> dict:
+    """Upscale into segments (skipping finished ones), then join them into ``tmp``."""
+    segment_frames = segment_frames or SEGMENT_FRAMES
+    parts = parts_folder(dst)
+    parts.mkdir(exist_ok=True)
+    stat = src.stat()
+    job = {"source": str(src.resolve()), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns, "model": upscaler.name,
+           "scale": scale, "codec": family, "crf": crf, "size": list(size), "segment_frames": segment_frames}
+    manifest = parts / "job.json"
+    if manifest.exists() and json.loads(manifest.read_text()) != job:
+        notice(f"{parts} belongs to a different job; starting over")
+        shutil.rmtree(parts)
+        parts.mkdir()
+    manifest.write_text(json.dumps(job))
+    done = finished(parts)
+    resume_at = done[-1][1] if done else 0
+    if resume_at:
+        notice(f"resuming at frame {resume_at}: {len(done)} finished segment(s) kept")
+    writer = _SegmentWriter(parts, family, info, container, size, crf, segment_frames, resume_at, progress, info.frames)
+
+    def work(item: Any) -> Any:
+        item.array = _fit(upscaler.upscale_array(item.array, scale), size)
+        return item
+
+    if not (info.frames and resume_at >= info.frames):
+        pipeline.run(source.items(container, str(src), info, start=resume_at), work, writer.consume)
+    segments = finished(parts)
+    if not segments:
+        raise VideoFormatError(f"{src} contains no video frames")
+    dropped = join(segments, src, tmp, muxer, info)
+    for what in dropped:
+        notice(f"dropped {what}")
+    total = segments[-1][1]
+    return {"frames": total, "resumed_at": resume_at, "codec": family, "pix_fmt": encode.choose_pix_fmt(info.pix_fmt, encode.ENCODERS[family][0]),
+            "dropped": dropped, "parts": parts}
+
+
+class _SegmentWriter:
+    """Encodes frames into segment files, closing one at the first source keyframe after
+    ``segment_frames`` frames."""
+
+    def __init__(self, parts: Path, family, info, container, size, crf, segment_frames: int, first: int, progress, total: int) -> None:
+        self.parts, self.family, self.info, self.container = parts, family, info, container
+        self.size, self.crf, self.segment_frames = size, crf, segment_frames
+        self.output: encode.Output | None = None
+        self.first = self.next = first
+        self.progress, self.total = progress, total
+
+    def consume(self, frames) -> None:
+        try:
+            for item in frames:
+                if self.output is not None and item.key and item.index - self.first >= self.segment_frames:
+                    self._close()
+                if self.output is None:
+                    self.first = item.index
+                    path = self.parts / f"seg-{item.index:08d}.part"
+                    self.output = encode.Output(str(path), _segment_muxer(self.family), self.family, self.info, self.container,
+                                                width=self.size[0], height=self.size[1], crf=self.crf, copy=set())
+                    self.output.path = path
+                frame = self.info.colour.from_rgb(item.array, self.output.pix_fmt, self.info.height)
+                frame.pts, frame.time_base = item.pts, item.time_base
+                self.output.write_frame(frame)
+                self.next = item.index + 1
+                if self.progress is not None and self.progress(self.next, self.total):
+                    from ..errors import CancelledError
+
+                    raise CancelledError("stopped by the progress callback; finished segments are kept for resuming")
+            if self.output is not None:
+                self._close()
+        except BaseException:
+            if self.output is not None:
+                self.output.abandon()
+                self.output.path.unlink(missing_ok=True)
+            raise
+
+    def _close(self) -> None:
+        self.output.finish()
+        os.replace(self.output.path, self.parts / f"seg-{self.first:08d}-{self.next:08d}.seg")
+        self.output = None
+
+
+def _segment_muxer(family: str) -> str:
+    """mov keeps the exact time base and B-frame timing of every family but FFV1 (which NUT holds)."""
+    return "nut" if family == "ffv1" else "mov"
+
+
+def join(segments: list[tuple[int, int, Path]], src: Path, tmp: str, muxer: str, info: source.VideoInfo) -> list[str]:
+    """Interleave the segments' video packets and the source's copied streams into ``tmp``."""
+    out = av.open(tmp, "w", format=muxer)
+    container = source.open_video(src)  # read from the start again: every packet, priming ones too
+    opened = [av.open(str(path)) for _, _, path in segments]
+    try:
+        out.metadata.update({k: v for k, v in container.metadata.items() if k.lower() != "encoder"})
+        video = out.add_stream_from_template(opened[0].streams.video[0])
+        if info.rotation:
+            video.set_display_rotation(info.rotation)
+        streams, dropped = encode.copy_streams(out, container, muxer, encode.copyable(container))
+        others = (p for p in container.demux([container.streams[i] for i in streams]) if p.size)
+        videos = (p for seg in opened for p in seg.demux(seg.streams.video[0]) if p.size)
+        for *_, packet in heapq.merge(_timed(videos, 0), _timed(others, 1)):
+            packet.stream = video if packet.stream.type == "video" else streams[packet.stream.index]
+            out.mux(packet)
+    finally:
+        for segment in opened:
+            segment.close()
+        container.close()
+        out.close()
+    return dropped
+
+
+def _timed(packets, order: int) -> Iterator[tuple[float, int, int, av.Packet]]:
+    """(seconds, order, number, packet): what heapq.merge sorts by, never the packet itself."""
+    for number, packet in enumerate(packets):
+        stamp = packet.dts if packet.dts is not None else packet.pts
+        yield (float(stamp * packet.time_base) if stamp is not None else 0.0, order, number, packet)

@@ -1,0 +1,216 @@
+"""Reading a video: open and check it before any work, then yield its frames and other packets.
+
+A bad file (not a video, an unknown codec, an absurd picture size, no frames) is refused with
+one :class:`~sr_filter.errors.VideoFormatError` line. Frames come out in presentation order as
+RGB arrays (uint16 for sources deeper than 8 bits), with the source's timestamps untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from ..errors import VideoFormatError, first_line
+from ..limits import estimate_bytes
+from ..device import available_ram
+from .colour import Colour
+
+#: frames held at once on the way through (queues on both sides, the encoder's look-ahead)
+FRAMES_IN_FLIGHT = 12
+
+
+@dataclass
+class VideoInfo:
+    """What the output must keep of the source's video stream."""
+
+    width: int
+    height: int
+    codec: str
+    pix_fmt: str
+    time_base: Fraction
+    rate: Fraction | None
+    sar: Fraction | None
+    colour: Colour
+    rotation: int = 0
+    deep: bool = False
+    frames: int = 0  # the container's count; 0 = unknown
+    metadata: dict = field(default_factory=dict)
+
+
+@dataclass
+class Frame:
+    """One upscaling job: pixels plus the source's timestamp."""
+
+    array: np.ndarray
+    pts: int | None
+    time_base: Fraction
+    index: int
+    key: bool = False  # a keyframe in the source: where a resumable segment may start
+
+
+def open_video(path: str | Path) -> av.container.InputContainer:
+    """Open ``path`` for reading, or explain in one line why it is not a video we can read."""
+    try:
+        container = av.open(str(path), "r", metadata_errors="replace")
+    except FileNotFoundError:
+        raise VideoFormatError(f"{path} does not exist") from None
+    except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
+        raise VideoFormatError(f"{path} is not a readable video ({first_line(exc)})") from None
+    if not container.streams.video:
+        container.close()
+        raise VideoFormatError(f"{path} has no video stream")
+    return container
+
+
+def describe(container: av.container.InputContainer, name: str, *, scale: float) -> VideoInfo:
+    """The first video stream's facts; refuses unknown codecs and sizes that would not fit in memory."""
+    stream = container.streams.video[0]
+    context = stream.codec_context
+    if context is None or context.codec is None or context.name in ("none", ""):
+        raise VideoFormatError(f"{name}: its video codec is unknown to this build of FFmpeg, so it cannot be decoded")
+    width, height = context.width, context.height
+    if width <= 0 or height <= 0:
+        raise VideoFormatError(f"{name}: the video stream has no picture size (damaged header?)")
+    fmt = context.format
+    deep = fmt is not None and any(c.bits > 8 for c in fmt.components)
+    need = estimate_bytes(width, height, 3, scale, 2 if deep else 1) * 2 + _frames_bytes(width, height, scale, deep)
+    have = available_ram()
+    if need > have:
+        raise VideoFormatError(
+            f"{name} has {width}x{height} frames; upscaled x{scale:g} they would need about "
+            f"{need / (1 << 30):,.1f} GiB of memory but {have / (1 << 30):,.1f} GiB is available; "
+            f"choose a smaller scale"
+        )
+    return VideoInfo(
+        width=width,
+        height=height,
+        codec=context.name,
+        pix_fmt=context.pix_fmt or "yuv420p",
+        time_base=stream.time_base or Fraction(1, 1000),
+        rate=stream.average_rate or stream.guessed_rate,
+        sar=stream.sample_aspect_ratio or context.sample_aspect_ratio,
+        colour=Colour.of(context),
+        deep=deep,
+        frames=stream.frames or 0,
+        metadata=dict(stream.metadata),
+    )
+
+
+def _frames_bytes(width: int, height: int, scale: float, deep: bool) -> int:
+    """Frames held by the queues and the encoder, at the output size, in RGB and YUV."""
+    out_px = round(width * scale) * round(height * scale)
+    return FRAMES_IN_FLIGHT * out_px * 3 * (2 if deep else 1) * 2
+
+
+def parse_range(text: str | None) -> tuple[int, int | None]:
+    """``"START:END"`` (END exclusive, either side may be empty) -> (start, end or None)."""
+    if not text:
+        return 0, None
+    start_s, sep, end_s = text.partition(":")
+    try:
+        start = int(start_s) if start_s.strip() else 0
+        end = int(end_s) if end_s.strip() else None
+    except ValueError:
+        raise VideoFormatError(f"frame range {text!r} is not START:END with whole numbers") from None
+    if not sep or start < 0 or (end is not None and end <= start):
+        raise VideoFormatError(f"frame range {text!r} must be START:END with 0 <= START < END")
+    return start, end
+
+
+def items(container: av.container.InputContainer, name: str, info: VideoInfo, *,
+          start: int = 0, end: int | None = None, copy: set[int] | None = None) -> Iterator[Frame | av.Packet]:
+    """Demux once, in file order: decoded video frames (within [start, end)) as :class:`Frame`,
+    and the untouched packets of the streams in ``copy``. With a range, only the packets that fall
+    between the first kept frame and the end of the last one are passed on."""
+    video = container.streams.video[0]
+    video.thread_type = "AUTO"
+    ranged = start > 0 or end is not None
+    window = _Window()
+    index = -1
+    last_end: float | None = None
+    try:
+        for packet in container.demux([video] + [s for s in container.streams if s.index in (copy or ())]):
+            if packet.stream.index != video.index:
+                if packet.size == 0:  # the demuxer's end-of-stream marker: nothing to copy
+                    continue
+                if not ranged:
+                    yield packet
+                else:
+                    yield from window.offer(packet)
+                continue
+            for frame in packet.decode():
+                index += 1
+                if index < start or (end is not None and index >= end):
+                    continue
+                if index == start:
+                    info.rotation = int(round(frame.rotation or 0))
+                if frame.pts is not None:
+                    last_end = float((frame.pts + (frame.duration or 0)) * frame.time_base)
+                yield Frame(info.colour.to_rgb(frame, info.deep), frame.pts, frame.time_base, index, bool(frame.key_frame))
+                if ranged and frame.pts is not None:
+                    yield from window.extend(frame)
+            if end is not None and index + 1 >= end:
+                break
+    except av.error.FFmpegError as exc:
+        raise VideoFormatError(f"{name} is damaged near frame {index + 1} ({first_line(exc)})") from None
+    if index < 0:
+        raise VideoFormatError(f"{name} contains no video frames")
+    if end is None and last_end is not None:
+        _check_complete(video, name, last_end)
+    if index < start:
+        raise VideoFormatError(f"{name} has {index + 1} frames; the range starts at frame {start}")
+
+
+def _check_complete(stream, name: str, last_end: float) -> None:
+    """Refuse a file whose video stops well before the duration its header declares (truncated)."""
+    declared = None
+    if stream.duration:
+        declared = float((stream.duration + (stream.start_time or 0)) * stream.time_base)
+    elif stream.metadata.get("DURATION"):  # Matroska writes it per track
+        try:
+            h, m, sec = stream.metadata["DURATION"].split(":")
+            declared = int(h) * 3600 + int(m) * 60 + float(sec)
+        except ValueError:
+            declared = None
+    rate = float(stream.average_rate or stream.guessed_rate or 25)
+    if declared is not None and last_end < declared - max(0.5, 2 / rate):
+        raise VideoFormatError(f"{name} ends early: its video stops at {last_end:.2f} s but the file says it lasts "
+                               f"{declared:.2f} s (truncated or damaged?)")
+
+
+class _Window:
+    """Copied packets for a frame range: held until the kept frames' time span says yes or no."""
+
+    def __init__(self) -> None:
+        self.first: float | None = None
+        self.last_end: float | None = None
+        self.held: list[av.Packet] = []
+
+    def offer(self, packet: av.Packet) -> Iterator[av.Packet]:
+        if packet.pts is not None:
+            self.held.append(packet)
+        return self._release()
+
+    def extend(self, frame: av.VideoFrame) -> Iterator[av.Packet]:
+        seconds = float(frame.pts * frame.time_base)
+        if self.first is None:
+            self.first = seconds
+        self.last_end = max(self.last_end or 0.0, seconds + float((frame.duration or 0) * frame.time_base))
+        return self._release()
+
+    def _release(self) -> Iterator[av.Packet]:
+        if self.first is None:
+            return iter(())
+        ready, keep = [], []
+        for packet in self.held:
+            seconds = float(packet.pts * packet.time_base)
+            if seconds < self.first:
+                continue
+            (ready if self.last_end is not None and seconds < self.last_end else keep).append(packet)
+        self.held = keep
+        return iter(ready)

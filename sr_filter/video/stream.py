@@ -1,0 +1,236 @@
+"""Frame streams for shell pipelines: YUV4MPEG2 (``.y4m``) and concatenated PNG (``image2pipe``).
+
+``ffmpeg -i in.mkv -f yuv4mpegpipe - | sr-filter - -o - --format y4m | ffmpeg -i - out.mkv``:
+frames are read, upscaled and written one at a time (through the same overlapping stages as
+video files), so memory stays constant whatever the length. The Y4M header is kept (frame rate,
+interlacing, aspect, chroma layout, X-parameters) with the new size.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from ..errors import VideoFormatError
+from . import pipeline
+from .job import _fit
+
+MAGIC = b"YUV4MPEG2"
+_LAYOUTS = {  # C parameter -> (chroma step in x, chroma step in y, bits)
+    "420jpeg": (2, 2, 8), "420paldv": (2, 2, 8), "420mpeg2": (2, 2, 8), "420": (2, 2, 8),
+    "422": (2, 1, 8), "444": (1, 1, 8), "mono": (0, 0, 8),
+    "420p10": (2, 2, 10), "422p10": (2, 1, 10), "444p10": (1, 1, 10), "mono10": (0, 0, 10),
+}
+_MAX_SIDE = 1 << 15
+
+
+@dataclass
+class Y4mHeader:
+    width: int
+    height: int
+    colour: str = "420jpeg"
+    params: list[str] = field(default_factory=list)  # every parameter as written (W, H replaced on output)
+
+    @property
+    def layout(self) -> tuple[int, int, int]:
+        return _LAYOUTS[self.colour]
+
+    def frame_bytes(self) -> int:
+        sx, sy, bits = self.layout
+        size = 2 if bits > 8 else 1
+        luma = self.width * self.height
+        chroma = 0 if not sx else 2 * (-(-self.width // sx)) * (-(-self.height // sy))
+        return (luma + chroma) * size
+
+    def full_range(self) -> bool:
+        return "XCOLORRANGE=FULL" in self.params
+
+    def encode(self) -> bytes:
+        fields = [f"W{self.width}" if p[0] == "W" else f"H{self.height}" if p[0] == "H" else p for p in self.params]
+        return " ".join(["YUV4MPEG2", *fields]).encode("ascii") + b"\n"
+
+
+def read_header(stream: BinaryIO) -> Y4mHeader:
+    line = stream.readline(4096)
+    if not line.startswith(MAGIC + b" ") or not line.endswith(b"\n"):
+        raise VideoFormatError("the input is not a YUV4MPEG2 stream (it must start with 'YUV4MPEG2 ')")
+    fields = line.decode("ascii", "replace").split()[1:]
+    values = {f[0]: f[1:] for f in fields if f[0] in "WHC"}
+    try:
+        width, height = int(values["W"]), int(values["H"])
+    except (KeyError, ValueError):
+        raise VideoFormatError("the YUV4MPEG2 header lacks a valid width (W) or height (H)") from None
+    if not (0 < width <= _MAX_SIDE and 0 < height <= _MAX_SIDE):
+        raise VideoFormatError(f"the YUV4MPEG2 header claims {width}x{height} frames, which is not a usable size")
+    colour = values.get("C", "420jpeg")
+    if colour not in _LAYOUTS:
+        raise VideoFormatError(f"YUV4MPEG2 colour layout C{colour} is not supported; use one of {', '.join(_LAYOUTS)}")
+    return Y4mHeader(width, height, colour, fields)
+
+
+def read_frames(stream: BinaryIO, header: Y4mHeader) -> Iterator[np.ndarray]:
+    """RGB frames (uint8, or uint16 for 10-bit layouts) until the stream ends."""
+    size = header.frame_bytes()
+    number = 0
+    while True:
+        marker = stream.readline(4096)
+        if not marker:
+            return
+        if not marker.startswith(b"FRAME"):
+            raise VideoFormatError(f"the YUV4MPEG2 stream is damaged at frame {number} (no FRAME marker)")
+        data = stream.read(size)
+        if len(data) < size:
+            raise VideoFormatError(f"the YUV4MPEG2 stream ends in the middle of frame {number}")
+        yield yuv_to_rgb(data, header)
+        number += 1
+
+
+def _matrix(height: int) -> tuple[float, float]:
+    return (0.299, 0.114) if height < 720 else (0.2126, 0.0722)
+
+
+def yuv_to_rgb(data: bytes, header: Y4mHeader) -> np.ndarray:
+    sx, sy, bits = header.layout
+    w, h = header.width, header.height
+    samples = np.frombuffer(data, dtype="<u2" if bits > 8 else np.uint8).astype(np.float32)
+    y = samples[: w * h].reshape(h, w)
+    unit = 2 ** (bits - 8)
+    if header.full_range():
+        y = y / (2**bits - 1)
+    else:
+        y = (y - 16 * unit) / (219 * unit)
+    if sx:
+        cw, ch = -(-w // sx), -(-h // sy)
+        planes = samples[w * h :].reshape(2, ch, cw)
+        scale = (2**bits - 1) if header.full_range() else 224 * unit
+        cb, cr = ((planes - 128 * unit) / scale).repeat(sy, axis=1).repeat(sx, axis=2)[:, :h, :w]
+    else:
+        cb = cr = np.zeros_like(y)
+    kr, kb = _matrix(h)
+    r = y + 2 * (1 - kr) * cr
+    b = y + 2 * (1 - kb) * cb
+    g = (y - kr * r - kb * b) / (1 - kr - kb)
+    rgb = np.clip(np.stack([r, g, b], axis=-1), 0, 1)
+    return np.rint(rgb * (65535 if bits > 8 else 255)).astype(np.uint16 if bits > 8 else np.uint8)
+
+
+def rgb_to_yuv(rgb: np.ndarray, header: Y4mHeader, matrix_height: int) -> bytes:
+    sx, sy, bits = header.layout
+    x = rgb.astype(np.float32) / (65535 if rgb.dtype == np.uint16 else 255)
+    kr, kb = _matrix(matrix_height)
+    y = kr * x[..., 0] + (1 - kr - kb) * x[..., 1] + kb * x[..., 2]
+    unit, top = 2 ** (bits - 8), 2**bits - 1
+    full = header.full_range()
+    planes = [y * top if full else 16 * unit + 219 * unit * y]
+    if sx:
+        cb = (x[..., 2] - y) / (2 * (1 - kb))
+        cr = (x[..., 0] - y) / (2 * (1 - kr))
+        for c in (cb, cr):
+            h, w = c.shape
+            c = np.pad(c, ((0, -h % sy), (0, -w % sx)), mode="edge")
+            c = c.reshape(c.shape[0] // sy, sy, c.shape[1] // sx, sx).mean(axis=(1, 3))
+            planes.append(128 * unit + c * (top if full else 224 * unit))
+    dtype = "<u2" if bits > 8 else np.uint8
+    return b"".join(np.clip(np.rint(p), 0, top).astype(dtype).tobytes() for p in planes)
+
+
+def upscale_y4m(source: BinaryIO, target: BinaryIO, upscaler: Any, scale: float | None = None) -> int:
+    """Upscale a Y4M stream frame by frame; returns the number of frames written."""
+    header = read_header(source)
+    factor = float(scale or upscaler.scale)
+    sx, sy, _ = header.layout
+    width = max(2, round(header.width * factor / max(sx, 1)) * max(sx, 1))
+    height = max(2, round(header.height * factor / max(sy, 1)) * max(sy, 1))
+    out = Y4mHeader(width, height, header.colour, header.params)
+    count = [0]
+
+    def consume(frames) -> None:
+        target.write(out.encode())
+        for frame in frames:
+            target.write(b"FRAME\n")
+            target.write(rgb_to_yuv(frame, out, header.height))
+            count[0] += 1
+        target.flush()
+
+    pipeline.run(read_frames(source, header), lambda f: _fit(upscaler.upscale_array(f, scale), (width, height)), consume)
+    return count[0]
+
+
+def read_pngs(stream: BinaryIO) -> Iterator[bytes]:
+    """Split concatenated PNG files (what ``ffmpeg -f image2pipe -c:v png`` writes)."""
+    signature = b"\x89PNG\r\n\x1a\n"
+    number = 0
+    while True:
+        head = stream.read(8)
+        if not head:
+            return
+        if head != signature:
+            raise VideoFormatError(f"the PNG stream is damaged at image {number} (no PNG signature)")
+        parts = [head]
+        while True:
+            chunk_head = stream.read(8)
+            if len(chunk_head) < 8:
+                raise VideoFormatError(f"the PNG stream ends in the middle of image {number}")
+            length = int.from_bytes(chunk_head[:4], "big")
+            body = stream.read(length + 4)
+            if len(body) < length + 4:
+                raise VideoFormatError(f"the PNG stream ends in the middle of image {number}")
+            parts += [chunk_head, body]
+            if chunk_head[4:] == b"IEND":
+                break
+        yield b"".join(parts)
+        number += 1
+
+
+def upscale_png_stream(source: BinaryIO, target: BinaryIO, upscaler: Any, scale: float | None = None) -> int:
+    """Upscale every PNG of a concatenated stream, writing each as soon as it is done."""
+    from .. import imageio
+
+    count = [0]
+
+    def work(data: bytes) -> bytes:
+        factor = float(scale or upscaler.scale)
+        array, meta = imageio.read_image(data, scale=factor, model_scale=upscaler.scale)
+        result = upscaler.upscale_array(array, scale)
+        return imageio.encode_image(result, "PNG", meta, scale=result.shape[1] / array.shape[1])
+
+    def consume(images) -> None:
+        for data in images:
+            target.write(data)
+            count[0] += 1
+        target.flush()
+
+    pipeline.run(read_pngs(source), work, consume)
+    return count[0]
+
+
+def run_cli(inputs: list[str], output: str | None, fmt: str, upscaler: Any, *, scale: float | None, overwrite: bool = False) -> None:
+    """``sr-filter - -o - --format y4m`` (or files): standard streams unless names are given."""
+    if len(inputs) != 1:
+        raise VideoFormatError("a frame stream takes exactly one input ('-' for standard input)")
+    if inputs[0] == "-" and sys.stdin.isatty():
+        raise VideoFormatError("'-' reads a frame stream from standard input, which is a terminal; pipe one into it")
+    source = sys.stdin.buffer if inputs[0] == "-" else open(inputs[0], "rb")  # noqa: SIM115 - closed below
+    to_stdout = output in (None, "-")
+    if to_stdout and sys.stdout.isatty():
+        raise VideoFormatError("refusing to write a frame stream to a terminal; redirect standard output")
+    try:
+        if to_stdout:
+            _run(fmt, source, sys.stdout.buffer, upscaler, scale)
+        else:
+            from .job import atomic_file
+
+            with atomic_file(Path(output), overwrite) as target:
+                _run(fmt, source, target, upscaler, scale)
+    finally:
+        if source is not sys.stdin.buffer:
+            source.close()
+
+
+def _run(fmt: str, source: BinaryIO, target: BinaryIO, upscaler: Any, scale: float | None) -> int:
+    return (upscale_y4m if fmt == "y4m" else upscale_png_stream)(source, target, upscaler, scale)

@@ -1,0 +1,283 @@
+"""Video in, video out: every frame with its timestamp, colour tags, rotation and other streams kept.
+
+Clips are made here with PyAV (tests/videos.py): tiny frames, a few dozen of them, real codecs.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sr_filter.errors import OutputExistsError, VideoFormatError
+from sr_filter.upscaler import Upscaler
+from sr_filter.video import upscale_video
+
+from .conftest import ROOT
+from .videos import describe, frame_arrays, make_clip
+
+MODEL = "sr-cartoon-x4"
+
+
+@pytest.fixture(scope="module")
+def upscaler():
+    return Upscaler(MODEL, device="cpu", tile=32)
+
+
+def run(*args, timeout=120):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "sr_filter", *map(str, args)], capture_output=True, timeout=timeout, env=env)
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+def test_cli_mp4_keeps_every_frame_timestamps_and_audio(tmp_path):
+    clip = make_clip(tmp_path / "clip.mp4", frames=12)
+    result = run(clip, "-m", MODEL, "-t", "32", "-o", tmp_path / "clip_x4.mp4")
+    assert result.returncode == 0, result.stderr.decode()
+    before, after = describe(clip), describe(tmp_path / "clip_x4.mp4")
+    assert after["size"] == (128, 96)
+    assert len(after["times"]) == 12
+    assert after["times"] == pytest.approx(before["times"])
+    assert after["others"] == before["others"] == [("audio", "aac")]
+    assert after["pix_fmt"] == "yuv420p" and after["codec"] == "h264"
+    assert leftovers(tmp_path) == []
+
+
+def test_frames_are_the_upscaled_source_frames_in_order(tmp_path, upscaler):
+    clip = make_clip(tmp_path / "clip.mkv", frames=8, codec="ffv1", pix_fmt="yuv444p", audio=0)
+    upscale_video(clip, tmp_path / "out.mkv", upscaler=upscaler)
+    source, output = frame_arrays(clip), frame_arrays(tmp_path / "out.mkv")
+    assert len(output) == len(source) == 8
+    expected = [upscaler.upscale_array(frame).astype(float) for frame in source]
+    for i, frame in enumerate(output):  # each output frame is closest to its own upscaled source frame
+        errors = [np.abs(frame.astype(float) - e).mean() for e in expected]
+        assert int(np.argmin(errors)) == i and errors[i] < 4
+
+
+def test_vfr_mkv_two_audio_tracks_subtitles_and_attachment(tmp_path, upscaler):
+    clip = make_clip(tmp_path / "vfr.mkv", frames=24, vfr=True, audio=2, subtitles=True, attachment=True)
+    upscale_video(clip, tmp_path / "out.mkv", upscaler=upscaler)
+    before, after = describe(clip), describe(tmp_path / "out.mkv")
+    gaps = np.diff(after["times"])
+    assert len(set(np.round(gaps, 3))) == 3  # variable frame rate kept, not forced to a constant one
+    assert after["times"] == pytest.approx(before["times"])
+    assert after["others"] == before["others"] == [("audio", "aac"), ("audio", "aac"), ("subtitle", "ssa"), ("attachment", None)]
+    with_audio = _packet_counts(tmp_path / "out.mkv")
+    assert with_audio == _packet_counts(clip)  # every audio and subtitle packet copied
+
+
+def _packet_counts(path: Path) -> dict[int, int]:
+    import av
+
+    with av.open(str(path)) as container:
+        counts: dict[int, int] = {}
+        for packet in container.demux():
+            if packet.size and packet.stream.type in ("audio", "subtitle"):
+                counts[packet.stream.index] = counts.get(packet.stream.index, 0) + 1
+        return counts
+
+
+def test_10bit_colour_tags_rotation_and_aspect_kept(tmp_path, upscaler):
+    colour = {"color_range": 1, "colorspace": 9, "color_primaries": 9, "color_trc": 16}
+    clip = make_clip(tmp_path / "deep.mp4", frames=8, pix_fmt="yuv422p10le", color=colour, rotation=90)
+    upscale_video(clip, tmp_path / "out.mov", upscaler=upscaler)
+    before, after = describe(clip), describe(tmp_path / "out.mov")
+    assert after["pix_fmt"] == "yuv422p10le"
+    for key in ("color_range", "colorspace", "color_primaries", "color_trc", "rotation"):
+        assert after[key] == before[key], key
+    assert after["rotation"] == 90
+    # colours not muted: mean and spread per channel close to the source's
+    src, out = frame_arrays(clip)[4].astype(float), frame_arrays(tmp_path / "out.mov")[4].astype(float)
+    assert np.abs(src.mean((0, 1)) - out.mean((0, 1))).max() < 3
+    assert np.abs(src.std((0, 1)) - out.std((0, 1))).max() < 6
+
+
+def test_full_range_source_stays_full_range(tmp_path, upscaler):
+    clip = make_clip(tmp_path / "full.mkv", frames=4, audio=0, color={"color_range": 2, "colorspace": 1})
+    upscale_video(clip, tmp_path / "out.mkv", upscaler=upscaler)
+    assert describe(tmp_path / "out.mkv")["color_range"] == 2
+    src, out = frame_arrays(clip)[1].astype(float), frame_arrays(tmp_path / "out.mkv")[1].astype(float)
+    assert np.abs(src.mean((0, 1)) - out.mean((0, 1))).max() < 3
+
+
+def test_webm_vp9_with_opus_into_mp4_and_codec_choice(tmp_path, upscaler):
+    clip = make_clip(tmp_path / "clip.webm", frames=6, codec="libvpx-vp9")
+    summary = upscale_video(clip, tmp_path / "out.mp4", upscaler=upscaler)
+    assert summary["codec"] == "vp9"  # the source's family, which mp4 can hold
+    assert describe(tmp_path / "out.mp4")["others"] == [("audio", "opus")]
+    summary = upscale_video(clip, tmp_path / "out265.mp4", upscaler=upscaler, codec="hevc", crf=28)
+    assert describe(tmp_path / "out265.mp4")["codec"] == "hevc"
+
+
+def test_streams_the_container_cannot_hold_are_named(tmp_path, upscaler):
+    clip = make_clip(tmp_path / "subs.mkv", frames=6, subtitles=True, attachment=True)
+    notices: list[str] = []
+    upscale_video(clip, tmp_path / "out.mp4", upscaler=upscaler, notice=notices.append)
+    assert any("subtitle" in n and "ssa" in n and "mp4" in n and ".mkv" in n for n in notices), notices
+    assert any("attachment" in n for n in notices), notices
+    assert describe(tmp_path / "out.mp4")["others"] == [("audio", "aac")]
+
+
+def test_frame_range(tmp_path, upscaler):
+    clip = make_clip(tmp_path / "clip.mp4", frames=24)
+    summary = upscale_video(clip, tmp_path / "part.mp4", upscaler=upscaler, frames="6:12")
+    after = describe(tmp_path / "part.mp4")
+    assert summary["frames"] == len(after["times"]) == 6
+    assert after["times"][0] == pytest.approx(0.0)
+    assert after["times"] == pytest.approx(np.array(describe(clip)["times"][6:12]) - 0.5)
+    with pytest.raises(VideoFormatError, match="START:END"):
+        upscale_video(clip, tmp_path / "bad.mp4", upscaler=upscaler, frames="9:3")
+
+
+def test_container_that_cannot_hold_the_codec(tmp_path, upscaler):
+    clip = make_clip(tmp_path / "clip.mp4", frames=4)
+    with pytest.raises(VideoFormatError, match="webm file cannot hold h264"):
+        upscale_video(clip, tmp_path / "out.webm", upscaler=upscaler, codec="h264")
+    with pytest.raises(VideoFormatError, match="unknown video codec"):
+        upscale_video(clip, tmp_path / "out.mkv", upscaler=upscaler, codec="divx")
+    assert not (tmp_path / "out.webm").exists() and leftovers(tmp_path) == []
+
+
+def test_truncated_corrupt_and_empty_files(tmp_path, upscaler):
+    clip = make_clip(tmp_path / "clip.mp4", frames=8)
+    data = clip.read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(data[: len(data) // 2])  # mp4 index (moov) is at the end: lost
+    (tmp_path / "noise.mkv").write_bytes(np.random.default_rng(1).integers(0, 256, 5000, dtype=np.uint8).tobytes())
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    make_clip(tmp_path / "zero.mkv", frames=0, audio=0)
+    whole = make_clip(tmp_path / "whole.mkv", frames=24).read_bytes()
+    (tmp_path / "cut.mkv").write_bytes(whole[: len(whole) * 3 // 5])  # Matroska: readable up to the cut
+    for name in ("cut.mp4", "noise.mkv", "empty.mp4", "zero.mkv", "cut.mkv"):
+        with pytest.raises(VideoFormatError) as info:
+            upscale_video(tmp_path / name, tmp_path / f"out_{name}", upscaler=upscaler)
+        assert name in str(info.value) and "\n" not in str(info.value)
+        assert not (tmp_path / f"out_{name}").exists()
+    assert leftovers(tmp_path) == []
+
+
+def test_unknown_codec(tmp_path, upscaler):
+    clip = make_clip(tmp_path / "clip.avi", frames=4, codec="ffv1", audio=0)
+    (tmp_path / "odd.avi").write_bytes(clip.read_bytes().replace(b"FFV1", b"QZQZ"))
+    with pytest.raises(VideoFormatError, match="unknown|not a readable"):
+        upscale_video(tmp_path / "odd.avi", tmp_path / "out.mkv", upscaler=upscaler)
+
+
+def test_huge_header_is_refused_before_decoding(tmp_path, upscaler):
+    for side in (16000, 100000):
+        path = tmp_path / f"huge{side}.y4m"
+        path.write_bytes(f"YUV4MPEG2 W{side} H{side} F25:1 Ip A1:1 C420jpeg\nFRAME\n".encode() + b"\0" * 1000)
+        with pytest.raises(VideoFormatError) as info:
+            upscale_video(path, tmp_path / "out.mkv", upscaler=upscaler)
+        assert "\n" not in str(info.value)
+    assert not (tmp_path / "out.mkv").exists()
+
+
+def test_existing_output_and_unwritable_folder(tmp_path, upscaler):
+    clip = make_clip(tmp_path / "clip.mp4", frames=4)
+    (tmp_path / "taken.mp4").write_bytes(b"keep")
+    with pytest.raises(OutputExistsError):
+        upscale_video(clip, tmp_path / "taken.mp4", upscaler=upscaler)
+    assert (tmp_path / "taken.mp4").read_bytes() == b"keep"
+    (tmp_path / "a-file").write_bytes(b"")
+    with pytest.raises(VideoFormatError, match="cannot write"):
+        upscale_video(clip, tmp_path / "a-file" / "out.mp4", upscaler=upscaler)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if not os.access(locked, os.W_OK):  # root can write anywhere; others cannot write here
+            with pytest.raises(VideoFormatError, match="cannot write"):
+                upscale_video(clip, locked / "out.mp4", upscaler=upscaler)
+    finally:
+        locked.chmod(0o700)
+
+
+def test_cli_bad_input_is_one_line_and_nonzero(tmp_path):
+    (tmp_path / "broken.mp4").write_bytes(b"\0\0\0\x18ftypmp42" + b"\x11" * 3000)
+    result = run(tmp_path / "broken.mp4", "-m", MODEL, "-o", tmp_path / "out.mp4")
+    lines = result.stderr.decode().strip().splitlines()
+    assert result.returncode != 0
+    assert len([line for line in lines if "error" in line]) == 1 and "Traceback" not in result.stderr.decode()
+    assert "broken.mp4" in lines[-1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.mp4"]
+
+
+def test_sigterm_leaves_no_partial_output(tmp_path):
+    clip = make_clip(tmp_path / "long.mkv", frames=400, size=(64, 48), audio=0)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    process = subprocess.Popen([sys.executable, "-m", "sr_filter", clip, "-m", MODEL, "-t", "0", "-o", tmp_path / "out.mkv"],
+                               stderr=subprocess.PIPE, env=env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any(p.suffix == ".part" for p in tmp_path.iterdir()):
+        time.sleep(0.05)
+    assert any(p.suffix == ".part" for p in tmp_path.iterdir()), "the job never started writing"
+    time.sleep(0.3)
+    process.send_signal(signal.SIGTERM)
+    process.wait(30)
+    assert process.returncode != 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["long.mkv"]
+
+
+class CountingUpscaler:
+    """The real upscaler, counting the frames it is given (to see which work a resume skips)."""
+
+    def __init__(self, upscaler):
+        self.inner, self.calls = upscaler, 0
+        self.scale, self.name = upscaler.scale, upscaler.name
+
+    def upscale_array(self, array, scale=None, progress=None):
+        self.calls += 1
+        return self.inner.upscale_array(array, scale, progress)
+
+
+def test_resume_continues_after_the_last_finished_segment(tmp_path, upscaler, monkeypatch):
+    from sr_filter.errors import CancelledError
+    from sr_filter.video import resume
+
+    monkeypatch.setattr(resume, "SEGMENT_FRAMES", 6)
+    clip = make_clip(tmp_path / "clip.mkv", frames=24, gop=6, vfr=True, audio=2, subtitles=True)
+    target = tmp_path / "out.mkv"
+    with pytest.raises(CancelledError):  # stopped after frame 15, as by Ctrl-C
+        upscale_video(clip, target, upscaler=upscaler, resume=True, progress=lambda done, total: done >= 15)
+    assert not target.exists()
+    parts = resume.finished(resume.parts_folder(target))
+    assert [(a, b) for a, b, _ in parts] == [(0, 6), (6, 12)]  # the cut-short third segment is not kept
+    counting = CountingUpscaler(upscaler)
+    notices: list[str] = []
+    summary = upscale_video(clip, target, upscaler=counting, resume=True, notice=notices.append)
+    assert summary["resumed_at"] == 12 and counting.calls == 12 and any("resuming at frame 12" in n for n in notices)
+    before, after = describe(clip), describe(target)
+    assert after["times"] == pytest.approx(before["times"])  # no frame lost or doubled at the joins
+    assert after["others"] == before["others"] and _packet_counts(target) == _packet_counts(clip)
+    assert leftovers(tmp_path) == []  # parts folder and temporary files gone
+    joined, source = frame_arrays(target), frame_arrays(clip)
+    assert len(joined) == 24
+    for i in (5, 6, 11, 12, 13):  # either side of the joins: each frame is its own source frame, upscaled
+        assert np.abs(joined[i].astype(float) - upscaler.upscale_array(source[i])).mean() < 4
+
+
+def test_disk_full_mid_encode_is_one_line_and_leaves_nothing(tmp_path):
+    """A file-size limit (RLIMIT_FSIZE) makes writes fail part-way, as a full disk does."""
+    import resource
+
+    clip = make_clip(tmp_path / "clip.mkv", frames=12, audio=0)
+
+    def limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+
+    result = subprocess.run([sys.executable, "-m", "sr_filter", clip, "-m", MODEL, "-t", "32", "--codec", "ffv1", "-o", tmp_path / "out.mkv"],
+                            capture_output=True, env=dict(os.environ, PYTHONPATH=str(ROOT)), preexec_fn=limit, timeout=120)
+    stderr = result.stderr.decode()
+    assert result.returncode == 1 and "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1] == f"sr-filter: error: cannot write {tmp_path / 'out.mkv'}: File too large"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mkv"]

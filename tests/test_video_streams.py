@@ -1,0 +1,82 @@
+"""Frame streams in shell pipelines: YUV4MPEG2 and concatenated PNG on stdin/stdout."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sr_filter.errors import VideoFormatError
+from sr_filter.upscaler import Upscaler
+from sr_filter.video import stream
+
+from .conftest import ROOT
+from .videos import describe, frame_arrays, make_y4m, pattern
+
+MODEL = "sr-cartoon-x4"
+
+
+@pytest.fixture(scope="module")
+def upscaler():
+    return Upscaler(MODEL, device="cpu", tile=32)
+
+
+def run(*args, stdin: bytes):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "sr_filter", *map(str, args)], input=stdin, capture_output=True, env=env, timeout=120)
+
+
+def test_y4m_pipe_stdin_to_stdout_is_read_back_by_ffmpeg(tmp_path):
+    source = make_y4m(tmp_path / "in.y4m", frames=6)
+    result = run("-", "-o", "-", "--format", "y4m", "-m", MODEL, "-t", "32", stdin=source.read_bytes())
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stdout.startswith(b"YUV4MPEG2 W128 H96 F12:1 Ip A0:0 C420jpeg")
+    (tmp_path / "out.y4m").write_bytes(result.stdout)
+    before, after = frame_arrays(source), frame_arrays(tmp_path / "out.y4m")  # FFmpeg's own y4m reader
+    assert len(after) == 6 and after[0].shape == (96, 128, 3)
+    for a, b in zip(before, after):
+        assert np.abs(a.mean((0, 1)) - b.mean((0, 1))).max() < 3
+
+
+@pytest.mark.parametrize("pix_fmt", ["yuv444p", "yuv422p10le"])
+def test_y4m_layouts_and_10_bit_round_trip(tmp_path, upscaler, pix_fmt):
+    source = make_y4m(tmp_path / "in.y4m", frames=3, pix_fmt=pix_fmt)
+    out = io.BytesIO()
+    assert stream.upscale_y4m(io.BytesIO(source.read_bytes()), out, upscaler) == 3
+    (tmp_path / "out.y4m").write_bytes(out.getvalue())
+    assert describe(tmp_path / "out.y4m")["pix_fmt"] == pix_fmt
+    for a, b in zip(frame_arrays(source), frame_arrays(tmp_path / "out.y4m")):
+        small = np.asarray(Image.fromarray(b).resize((32, 24), Image.BOX)).astype(float)
+        assert np.abs(small - a).mean() < 8
+
+
+def test_y4m_damage_is_one_clear_error(tmp_path, upscaler):
+    data = make_y4m(tmp_path / "in.y4m", frames=3).read_bytes()
+    for broken, words in ((data[:-100], "middle of frame 2"), (b"YUV4MPEG2 W100000 H100000 C420\nFRAME\n", "not a usable size"),
+                          (b"RIFF....", "not a YUV4MPEG2 stream"), (data.replace(b"C420jpeg", b"C411"), "C411")):
+        with pytest.raises(VideoFormatError, match=words):
+            stream.upscale_y4m(io.BytesIO(broken), io.BytesIO(), upscaler)
+
+
+def test_png_stream_pipe(tmp_path):
+    data = b""
+    for i in range(3):
+        buffer = io.BytesIO()
+        Image.fromarray(pattern(i, 32, 24)).save(buffer, "PNG")
+        data += buffer.getvalue()
+    result = run("-", "-o", "-", "--format", "png-stream", "-m", MODEL, "-t", "32", stdin=data)
+    assert result.returncode == 0, result.stderr.decode()
+    images = list(stream.read_pngs(io.BytesIO(result.stdout)))
+    assert len(images) == 3
+    for i, png in enumerate(images):
+        image = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+        assert image.shape == (96, 128, 3)
+        small = np.asarray(Image.fromarray(image).resize((32, 24), Image.BOX)).astype(float)
+        assert np.abs(small - pattern(i, 32, 24)).mean() < 8
+    result = run("-", "-o", "-", "--format", "png-stream", "-m", MODEL, stdin=data[:-30])
+    assert result.returncode != 0 and b"middle of image 2" in result.stderr and b"Traceback" not in result.stderr

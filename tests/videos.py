@@ -1,0 +1,182 @@
+"""Small real video clips for the tests, made with PyAV (no downloads, no ffmpeg binary).
+
+Every clip is a few dozen tiny frames of a moving pattern, so a test can tell frames apart and
+see one lost or repeated; audio is a quiet tone; subtitles are real ASS events.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+ASS_HEADER = """[Script Info]
+ScriptType: v4.00+
+PlayResX: 384
+PlayResY: 288
+
+[V4+ Styles]
+Format: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, BackColour, Bold, Italic, Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, Shadow, Alignment, MarginL, MarginR, MarginV, Encoding
+Style: Default,Arial,16,&Hffffff,&Hffffff,&H0,&H0,0,0,0,0,100,100,0,0,1,1,0,2,10,10,10,0
+
+[Events]
+Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text
+"""
+
+
+def pattern(index: int, width: int, height: int, dtype=np.uint8) -> np.ndarray:
+    """Frame ``index`` of a moving gradient with a bright square: every frame differs."""
+    y, x = np.mgrid[0:height, 0:width]
+    r = (x * 255 // max(1, width - 1) + index * 9) % 256
+    g = (y * 255 // max(1, height - 1)) % 256
+    b = np.full_like(r, (index * 37) % 256)
+    image = np.stack([r, g, b], axis=-1).astype(np.float64)
+    side = max(2, min(width, height) // 4)
+    left = (index * 3) % max(1, width - side)
+    image[: side, left : left + side] = 255
+    if dtype == np.uint16:
+        return (image * 257).astype(np.uint16)
+    return image.astype(np.uint8)
+
+
+def make_clip(
+    path: Path,
+    *,
+    frames: int = 24,
+    size: tuple[int, int] = (32, 24),
+    codec: str = "libx264",
+    pix_fmt: str = "yuv420p",
+    rate: int = 12,
+    audio: int = 1,
+    audio_codec: str | None = None,
+    subtitles: bool = False,
+    attachment: bool = False,
+    vfr: bool = False,
+    color: dict | None = None,
+    rotation: int | None = None,
+    gop: int | None = None,
+) -> Path:
+    """Write a clip; returns ``path``. ``vfr`` spaces the frames unevenly (1, 2 or 3 ticks)."""
+    width, height = size
+    deep = "10" in pix_fmt or "16" in pix_fmt
+    with av.open(str(path), "w") as out:
+        video = out.add_stream(codec, rate=rate)
+        video.width, video.height, video.pix_fmt = width, height, pix_fmt
+        tick = Fraction(1, rate * 6)
+        video.time_base = video.codec_context.time_base = tick
+        if codec == "libx264":
+            video.codec_context.options = {"preset": "ultrafast"}
+        if gop:
+            video.codec_context.gop_size = gop
+        for key, value in (color or {}).items():
+            setattr(video.codec_context, key, value)
+        if rotation is not None:
+            video.set_display_rotation(rotation)
+        tracks = []
+        for _ in range(audio):
+            name = audio_codec or ("libopus" if path.suffix == ".webm" else "aac")
+            stream = out.add_stream(name, rate=48000 if name == "libopus" else 8000, layout="mono")
+            tracks.append(stream)
+        subtitle = None
+        if subtitles:
+            subtitle = out.add_stream("ass")
+            subtitle.codec_context.extradata = ASS_HEADER.encode()
+        if attachment:
+            out.add_attachment("font.ttf", "application/x-truetype-font", b"\0\1\0\0not-a-real-font")
+        pts = 0
+        for i in range(frames):
+            image = pattern(i, width, height, np.uint16 if deep else np.uint8)
+            frame = av.VideoFrame.from_ndarray(image, format="rgb48le" if deep else "rgb24")
+            frame = frame.reformat(format=pix_fmt, dst_colorspace=(color or {}).get("colorspace"),
+                                   dst_color_range=(color or {}).get("color_range"))
+            frame.pts = pts
+            frame.time_base = tick
+            pts += 6 * (1 + i % 3) if vfr else 6
+            for packet in video.encode(frame):
+                out.mux(packet)
+        for packet in video.encode():
+            out.mux(packet)
+        seconds = pts / (rate * 6)
+        for number, stream in enumerate(tracks):
+            _write_tone(out, stream, seconds, 220.0 * (number + 1))
+        if subtitle is not None:
+            for start in range(0, int(seconds * 1000), 500):
+                text = f"{start // 500},0,Default,,0,0,0,,line {start // 500}"
+                packet = av.Packet(text.encode())
+                packet.stream = subtitle
+                packet.pts = packet.dts = start
+                packet.duration = 400
+                packet.time_base = Fraction(1, 1000)
+                out.mux(packet)
+    return path
+
+
+def _write_tone(out, stream, seconds: float, hz: float) -> None:
+    rate = stream.codec_context.sample_rate
+    total = int(seconds * rate)
+    step = stream.codec_context.frame_size or 1024
+    done = 0
+    while done < total:
+        n = min(step, total - done)
+        t = (np.arange(done, done + n) / rate).astype(np.float32)
+        samples = (0.1 * np.sin(2 * np.pi * hz * t)).astype(np.float32)[None, :]
+        frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+        frame.sample_rate = rate
+        frame.pts = done
+        frame.time_base = Fraction(1, rate)
+        for packet in stream.encode(frame):
+            out.mux(packet)
+        done += n
+    for packet in stream.encode():
+        out.mux(packet)
+
+
+def describe(path: Path) -> dict:
+    """What a test compares: frame count and times, video tags, and the other streams."""
+    with av.open(str(path)) as container:
+        video = container.streams.video[0]
+        times, first = [], None
+        for frame in container.decode(video):
+            times.append(float(frame.pts * frame.time_base))
+            first = first or frame
+        context = video.codec_context
+        others = [(s.type, s.codec_context.name if s.codec_context else None) for s in container.streams if s.type != "video"]
+        return {
+            "times": times,
+            "size": (context.width, context.height),
+            "pix_fmt": context.pix_fmt,
+            "codec": context.name,
+            "color_range": int(first.color_range) if first else None,
+            "colorspace": int(first.colorspace) if first else None,
+            "color_primaries": int(first.color_primaries) if first else None,
+            "color_trc": int(first.color_trc) if first else None,
+            "rotation": first.rotation if first else None,
+            "sar": video.sample_aspect_ratio,
+            "others": others,
+        }
+
+
+def frame_arrays(path: Path) -> list[np.ndarray]:
+    """Every frame as RGB uint8."""
+    with av.open(str(path)) as container:
+        return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+
+
+def make_y4m(path: Path, *, frames: int = 6, size: tuple[int, int] = (32, 24), pix_fmt: str = "yuv420p", rate: int = 12) -> Path:
+    """A YUV4MPEG2 file written by FFmpeg's own muxer (as ``ffmpeg -f yuv4mpegpipe`` does)."""
+    width, height = size
+    with av.open(str(path), "w", format="yuv4mpegpipe", container_options={"strict": "-1"}) as out:
+        stream = out.add_stream("wrapped_avframe", rate=rate)
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        for i in range(frames):
+            deep = "10" in pix_fmt
+            image = pattern(i, width, height, np.uint16 if deep else np.uint8)
+            frame = av.VideoFrame.from_ndarray(image, format="rgb48le" if deep else "rgb24").reformat(format=pix_fmt)
+            frame.pts = i
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
