@@ -88,3 +88,7 @@ class CacheError(DownloadError):
 
 class DownloadSettingError(DownloadError):
     """An ``SR_FILTER_*`` download setting has a value that cannot be used."""
+
+
+class ClusterError(SrFilterError):
+    """A cluster job cannot start or go on: Ray missing, an unreachable cluster, no workers left."""

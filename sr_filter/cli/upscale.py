@@ -43,9 +43,10 @@ class Job:
 @click.option("--quality", type=click.IntRange(1, 100), default=None, help="JPEG/WebP quality.  [default: 95 / 90]")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files (also allows writing over the input).")
 @click.option("--skip-existing", is_flag=True, help="Leave outputs that already exist untouched and move on.")
+@click.option("--cluster", metavar="auto|ADDRESS", default=None, help="Spread a folder job over a Ray cluster (auto: $RAY_ADDRESS, else a local one); needs sr-filter[cluster].")
 @verbosity
 @click.pass_context
-def upscale(ctx: click.Context, inputs, output, preset, model, scale, device, precision, tile, offline, fmt, quality, overwrite, skip_existing) -> None:
+def upscale(ctx: click.Context, inputs, output, preset, model, scale, device, precision, tile, offline, fmt, quality, overwrite, skip_existing, cluster) -> None:
     """Upscale INPUTS (image files, folders, or - for standard input).
 
     \b
@@ -58,6 +59,11 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, device, pr
     quiet = (ctx.obj or {}).get("quiet", False)
     if fmt is not None:
         imageio.format_for("", fmt)  # validate early
+    if cluster is not None:  # the driver loads no model: sr_filter.cluster lists, schedules and reports
+        from ..cluster.command import run_on_cluster
+
+        ctx.exit(run_on_cluster(ctx, list(inputs), output, cluster=cluster, overwrite=overwrite, quiet=quiet, model=model or preset, scale=scale,
+                                device=device, precision=precision, tile=tile, offline=offline, fmt=fmt, quality=quality))
     inputs = expand_inputs(list(inputs))
     if inputs == ["-"] and sys.stdin.isatty():
         raise click.UsageError("'-' reads an image from standard input, which is a terminal; pipe or redirect a file into it")

@@ -1,0 +1,79 @@
+"""The CLI side of ``sr-filter IN -o OUT --cluster auto|ADDRESS``: progress and summary lines.
+
+``cli/upscale.py`` hands the whole job here before it loads any model: the driver of a cluster
+job needs no model, only the list of files.
+"""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from ..cli.progress import ProgressLine
+from . import Event, Interrupted, upscale_folder
+
+
+def run_on_cluster(ctx: click.Context, inputs: list[str], output: str | None, *, cluster: str, overwrite: bool, quiet: bool, **settings) -> int:
+    """Run the job and print what happened; the exit status (0, 1 if any file failed, 130)."""
+    if output is None or output == "-" or "-" in inputs:
+        raise click.UsageError("--cluster needs input folders, files or patterns and -o OUTPUT_FOLDER (not standard input or output)")
+    if overwrite:
+        raise click.UsageError("--cluster never replaces existing outputs (a finished file is what makes a retry safe); remove them or choose another -o")
+    progress = ProgressLine(enabled=None if not quiet else False)
+    tally = {"finished": 0, "total": None}
+    started = time.monotonic()
+
+    def on_event(event: Event) -> None:
+        if event.kind == "retry":
+            if not quiet:
+                progress.finish()
+                click.echo(f"sr-filter: a worker was lost; {event.task.source} goes to another", err=True)
+            return
+        tally["finished"] += 1
+        progress.finish()
+        if event.kind == "failed":
+            click.echo(f"sr-filter: error: {event.message}", err=True)
+        elif not quiet:
+            click.echo(f"sr-filter: {event.task.source} -> {event.task.target} ({event.seconds:.1f} s)", err=True)
+        total = tally["total"]
+        if total:
+            elapsed = time.monotonic() - started
+            rate = tally["finished"] / elapsed if elapsed > 0 else 0.0
+            eta = (total - tally["finished"]) / rate if rate else 0.0
+            progress.set_label(f"{tally['finished']}/{total} files {rate:.2f}/s ETA {_duration(eta)}")
+            progress(tally["finished"], total)
+
+    def on_plan(todo: int, skipped: int) -> None:
+        tally["total"] = todo
+        if skipped and not quiet:
+            click.echo(f"sr-filter: skipping {skipped} existing output(s)", err=True)
+
+    try:
+        summary = upscale_folder(inputs, output, address=cluster, on_event=on_event, on_plan=on_plan, **settings)
+    except Interrupted as stop:
+        progress.finish()
+        s = stop.summary
+        click.echo(f"sr-filter: interrupted after {s.done} of {tally['total']} file(s); no output was left half-written, run again to resume", err=True)
+        return 130
+    progress.finish()
+    if not quiet:
+        rate = summary.done / summary.seconds if summary.seconds else 0.0
+        line = f"sr-filter: {summary.done} upscaled, {summary.skipped} skipped, {len(summary.failed)} failed"
+        if summary.workers:
+            line += f" in {_duration(summary.seconds)} ({rate:.2f} files/s) on {summary.workers} worker(s)"
+        if summary.retried:
+            line += f"; {summary.retried} retried after {summary.workers_lost} worker(s) were lost"
+        click.echo(line, err=True)
+        for source, _ in summary.failed:
+            click.echo(f"sr-filter: failed: {source}", err=True)
+    return 1 if summary.failed else 0
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
