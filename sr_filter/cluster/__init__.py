@@ -63,8 +63,9 @@ def upscale_folder(
     raises :class:`Interrupted` after stopping the workers: no output is left half-written.
     """
     from . import scheduler
-    from .connect import connect, disconnect
+    from .connect import check_address, connect, disconnect
 
+    check_address(address)
     tasks, skipped = plan(src, dst, fmt=fmt)
     storage.check_writable(dst)
     if on_plan is not None:

@@ -50,6 +50,14 @@ def probe(address: str, timeout: float = PROBE_TIMEOUT_S) -> None:
         raise ClusterError(f"cannot reach the Ray cluster at {address} ({reason}); check the address and that the head node runs `ray start --head`") from None
 
 
+def check_address(address: str | None) -> None:
+    """Fail fast (before any listing or folder creation) when a named cluster is unreachable."""
+    import_ray()
+    target = resolve(address)
+    if target is not None:
+        probe(target)
+
+
 def connect(address: str | None, *, num_cpus: int | None = None) -> bool:
     """Join or start a cluster unless this process is already connected; True when we started
     the connection (and so should end it)."""
