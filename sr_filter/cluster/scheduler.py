@@ -126,7 +126,9 @@ def run(tasks: list[storage.Task], settings: Settings, *, workers: int | None = 
                 _record(summary, Event(kind, task, message, outcome.seconds, outcome.worker), emit)
     except KeyboardInterrupt:
         _stop(ray, actors, in_flight)
-        storage.sweep_temporaries([task.target for task, _, _ in in_flight.values()])
+        held = {task.target for task, _, _ in in_flight.values()}
+        storage.sweep_temporaries(sorted(held))
+        summary.done += sum(1 for target in held if storage.exists(target))  # finished, not yet heard of
         summary.seconds = time.monotonic() - started
         raise Interrupted(summary) from None
     finally:
