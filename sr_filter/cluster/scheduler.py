@@ -141,7 +141,11 @@ def run(tasks: list[storage.Task], settings: Settings, *, workers: int | None = 
 
 def _check_ready(ray, actors: dict, summary: Summary) -> None:
     """Wait for the workers to load the model; a model that cannot load is one line."""
-    for error, described, _ in ray.get([a.ready.remote() for a in actors.values()]):
+    try:
+        answers = ray.get([a.ready.remote() for a in actors.values()])
+    except ray.exceptions.RayActorError as exc:
+        raise ClusterError(f"a worker stopped while loading the model ({type(exc).__name__}); see `ray status` and the node's memory") from None
+    for error, described, _ in answers:
         if error:
             raise ClusterError(error)
         summary.model = summary.model or described
