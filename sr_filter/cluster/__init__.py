@@ -27,7 +27,8 @@ def plan(inputs: str | list[str], output: str, *, fmt: str | None = None) -> tup
 
     import_ray()  # the install hint comes before anything else
     tasks = storage.list_tasks([inputs] if isinstance(inputs, str) else list(inputs), output, fmt)
-    todo = [t for t in tasks if not storage.exists(t.target)]
+    done = storage.finished(tasks, output)
+    todo = [t for t in tasks if t.target not in done]
     return todo, len(tasks) - len(todo)
 
 

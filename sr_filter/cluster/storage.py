@@ -128,6 +128,20 @@ def _inside(path: str, folder: str) -> bool:
     return path.rstrip("/").startswith(folder.rstrip("/") + "/")
 
 
+def finished(tasks: list[Task], output: str) -> set[str]:
+    """The targets among ``tasks`` that exist, from one recursive listing of ``output`` (a million
+    existence checks against an object store would take hours)."""
+    from pyarrow import fs as pafs
+
+    filesystem, root = split(output)
+    try:
+        listed = filesystem.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))
+    except OSError as exc:
+        raise ImageFormatError(f"cannot list {output}: {_first(exc)}") from None
+    present = {info.path for info in listed if info.type == pafs.FileType.File}
+    return {task.target for task in tasks if split(task.target)[1] in present}
+
+
 def exists(location: str) -> bool:
     from pyarrow import fs as pafs
 
