@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 import glob
 import os
+import uuid
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -165,8 +166,9 @@ def write_once(data: bytes, location: str) -> None:
     """Publish ``data`` at ``location`` whole or not at all, never over an existing file.
 
     Local files: a temporary file and a no-clobber rename (:func:`sr_filter.imageio.write_atomic`).
-    Object stores publish an object only when its upload completes, so a direct write is whole
-    or absent; a second attempt of the same file finds it there and stops.
+    Object stores: an upload to a temporary key, then a server-side move (copy), so the final
+    object is whole or absent; a second attempt of the same file finds it there and stops (two
+    attempts racing may both write it, with the same bytes).
     """
     if is_local(location):
         path = Path(local_path(location))
@@ -179,10 +181,18 @@ def write_once(data: bytes, location: str) -> None:
     if exists(location):
         raise OutputExistsError(f"{location} exists")
     filesystem, path = split(location)
-    try:
-        with filesystem.open_output_stream(path) as stream:
+    parent, _, name = path.rpartition("/")
+    temporary = f"{parent}/.{name}.{uuid.uuid4().hex}.tmp"
+    try:  # a failed upload may still publish what it sent: only ever under the temporary name
+        filesystem.create_dir(parent, recursive=True)  # object stores have no folders: a no-op or a marker
+        with filesystem.open_output_stream(temporary) as stream:
             stream.write(data)
+        filesystem.move(temporary, path)  # a server-side copy: the final object appears whole
     except OSError as exc:
+        try:
+            filesystem.delete_file(temporary)
+        except OSError:
+            pass
         raise ImageFormatError(f"cannot write {location}: {_first(exc)}") from None
 
 
