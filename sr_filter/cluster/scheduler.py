@@ -66,8 +66,8 @@ def plan_workers(ray, settings: Settings, workers: int | None, cpus_per_worker: 
     if gpus and settings.device != "cpu":
         return (min(workers, gpus) if workers else gpus), {"num_gpus": 1, "num_cpus": 1}
     cpus = int(resources.get("CPU", 1))
-    count = workers or max(1, cpus // max(1, cpus_per_worker))
-    return count, {"num_cpus": min(cpus_per_worker, cpus)}
+    fits = max(1, cpus // max(1, cpus_per_worker))  # more would wait for cores forever
+    return (min(workers, fits) if workers else fits), {"num_cpus": min(cpus_per_worker, cpus)}
 
 
 def run(tasks: list[storage.Task], settings: Settings, *, workers: int | None = None, cpus_per_worker: int = 1,

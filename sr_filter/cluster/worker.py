@@ -78,6 +78,8 @@ class UpscaleWorker:
 
     def run(self, task: storage.Task) -> Outcome:
         started = time.monotonic()
+        if self.upscaler is None:  # the model did not load on this worker's node
+            return Outcome(task, "failed", self.error, worker=os.getpid())
         try:
             if storage.exists(task.target):
                 return Outcome(task, "exists", worker=os.getpid())
