@@ -31,18 +31,19 @@ def run_on_cluster(ctx: click.Context, inputs: list[str], output: str | None, *,
                 click.echo(f"sr-filter: a worker was lost; {event.task.source} goes to another", err=True)
             return
         tally["finished"] += 1
+        done, total, now = tally["finished"], tally["total"] or 0, time.monotonic()
+        tally.setdefault("first", now)  # the rate leaves out starting the cluster and its workers
+        span = now - tally["first"]
+        rate = (done - 1) / span if done > 1 and span > 0 else done / max(now - started, 1e-9)
+        eta = f", ETA {_duration((total - done) / rate)}" if rate and total > done else ""
         progress.finish()
         if event.kind == "failed":
             click.echo(f"sr-filter: error: {event.message}", err=True)
         elif not quiet:
-            click.echo(f"sr-filter: {event.task.source} -> {event.task.target} ({event.seconds:.1f} s)", err=True)
-        total = tally["total"]
+            click.echo(f"sr-filter: [{done}/{total}] {event.task.source} -> {event.task.target} ({event.seconds:.1f} s; {rate:.2f} files/s{eta})", err=True)
         if total:
-            elapsed = time.monotonic() - started
-            rate = tally["finished"] / elapsed if elapsed > 0 else 0.0
-            eta = (total - tally["finished"]) / rate if rate else 0.0
-            progress.set_label(f"{tally['finished']}/{total} files {rate:.2f}/s ETA {_duration(eta)}")
-            progress(tally["finished"], total)
+            progress.set_label(f"{done}/{total} files {rate:.2f}/s{eta}")
+            progress(done, total)
 
     def on_plan(todo: int, skipped: int) -> None:
         tally["total"] = todo
