@@ -185,3 +185,12 @@ def test_one_line_errors(tmp_path, collection):
     assert lines[2] == "sr-filter: error: cannot reach the Ray cluster at 127.0.0.1:1 (Connection refused); check the address and that the head node runs `ray start --head`"
     assert lines[4].startswith(f"sr-filter: error: cannot write to output folder {blocker / 'out'}: ")
     assert not any(tmp_path.glob("[ab]"))
+
+
+def test_a_model_the_workers_cannot_load_is_one_line(cluster, collection, tmp_path):
+    src, _ = collection
+    from sr_filter.errors import ClusterError
+
+    with pytest.raises(ClusterError, match=r"^unknown model or preset 'no-such-model'") as caught:
+        upscale_folder(str(src), str(tmp_path / "out"), model="no-such-model", device="cpu")
+    assert "\n" not in str(caught.value) and not any((tmp_path / "out").iterdir())
