@@ -110,3 +110,7 @@ def shorten(text: str, limit: int = 600) -> str:
 
 class VideoFormatError(ImageFormatError):
     """A video or animation cannot be read, or cannot be written with the chosen codec/container."""
+
+
+class ClusterError(SrFilterError):
+    """A cluster job cannot start or go on: Ray missing, an unreachable cluster, no workers left."""

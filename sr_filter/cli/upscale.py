@@ -59,10 +59,11 @@ FORMAT_NAMES = "png|jpg|webp|bmp|tiff|gif"
 @click.option("--overwrite", is_flag=True, help="Replace existing output files (also allows writing over the input).")
 @click.option("--skip-existing", is_flag=True, help="Leave outputs that already exist untouched and move on.")
 @video_options
+@click.option("--cluster", metavar="auto|ADDRESS", default=None, help="Spread a folder job over a Ray cluster (auto: $RAY_ADDRESS, else a local one); needs sr-filter[cluster].")
 @verbosity
 @click.pass_context
 def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, height, device, gpu, precision, fp32, tile,
-            offline, fmt, suffix, quality, overwrite, skip_existing, codec, crf, frames, resume) -> None:
+            offline, fmt, suffix, quality, overwrite, skip_existing, codec, crf, frames, resume, cluster) -> None:
     """Upscale INPUTS: PNG, JPEG, WebP, BMP, TIFF or GIF files, folders, or - for standard input;
     videos (mp4, mkv, webm, mov, avi) and animated GIF/WebP/PNG keep every frame.
 
@@ -87,6 +88,12 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
                          frames=frames, resume=resume)
     if fmt is not None and fmt.lower().lstrip(".") not in _format_keys():
         raise click.BadParameter(f"{fmt!r} is not one of {FORMAT_NAMES.replace('|', ', ')}", param_hint="'--format'")
+    if cluster is not None:  # the driver loads no model: sr_filter.cluster lists, schedules and reports
+        from ..cluster.command import run_on_cluster
+
+        ctx.exit(run_on_cluster(ctx, list(inputs), output, cluster=cluster, overwrite=overwrite, quiet=quiet,
+                                model=model or preset, scale=scale, device=device, precision=precision, tile=tile,
+                                offline=offline, fmt=fmt, quality=quality))
     inputs = expand_inputs(list(inputs))
     if many_inputs(inputs) and output in (None, "-"):
         raise click.UsageError("several inputs or a folder need -o OUTPUT_FOLDER")

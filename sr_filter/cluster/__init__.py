@@ -1,0 +1,87 @@
+"""Upscale whole collections on a Ray cluster: the same files as on one machine, spread out.
+
+>>> from sr_filter.cluster import upscale_folder
+>>> summary = upscale_folder("scans/", "scans_x4/", preset="photo", address="auto")
+>>> summary.done, summary.skipped, summary.failed
+
+Ray is an optional extra (``pip install 'sr-filter[cluster]'``); importing this package does not
+import it. See docs/cluster.md for running on many machines.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from ..errors import ClusterError
+from . import storage
+from .connect import INSTALL_HINT
+from .scheduler import Event, Interrupted, Summary
+from .worker import Settings
+
+__all__ = ["ClusterError", "Event", "INSTALL_HINT", "Interrupted", "Summary", "plan", "upscale_folder"]
+
+
+def plan(inputs: str | list[str], output: str, *, fmt: str | None = None) -> tuple[list[storage.Task], int]:
+    """The files still to do and how many are skipped because their output exists (resume)."""
+    from .connect import import_ray
+
+    import_ray()  # the install hint comes before anything else
+    tasks = storage.list_tasks([inputs] if isinstance(inputs, str) else list(inputs), output, fmt)
+    done = storage.finished(tasks, output)
+    todo = [t for t in tasks if t.target not in done]
+    return todo, len(tasks) - len(todo)
+
+
+def upscale_folder(
+    src: str | list[str],
+    dst: str,
+    *,
+    preset: str | None = None,
+    model: str | None = None,
+    scale: float | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+    tile: int | str = "auto",
+    offline: bool | None = None,
+    fmt: str | None = None,
+    quality: int | None = None,
+    address: str | None = "auto",
+    workers: int | None = None,
+    cpus_per_worker: int = 1,
+    num_cpus: int | None = None,
+    on_event: Callable[[Event], None] | None = None,
+    on_plan: Callable[[int, int], None] | None = None,
+) -> Summary:
+    """Upscale every image under ``src`` (folders, files, glob patterns; local paths on a shared
+    file system or URIs such as ``s3://bucket/scans``) into ``dst``, keeping relative paths.
+
+    ``address``: ``"auto"`` joins ``RAY_ADDRESS`` if set, else starts a local cluster (of
+    ``num_cpus`` cores); or ``HOST:PORT`` / ``ray://HOST:PORT``. Outputs that exist are skipped,
+    so running again resumes. One worker per GPU, else per ``cpus_per_worker`` cores (at most
+    ``workers``), each loading the model once. A file that fails is reported through ``on_event``
+    and in the summary while the rest go on; files of a lost worker go to another. ``on_plan``
+    hears ``(files to do, files skipped)`` once the inputs are listed. On Ctrl-C,
+    raises :class:`Interrupted` after stopping the workers: no output is left half-written.
+    """
+    from . import scheduler
+    from .connect import check_address, connect, disconnect
+
+    check_address(address)
+    tasks, skipped = plan(src, dst, fmt=fmt)
+    storage.check_writable(dst)
+    if on_plan is not None:
+        on_plan(len(tasks), skipped)
+    settings = Settings(model=model or preset, scale=scale, device=device, precision=precision, tile=tile,
+                        offline=offline, fmt=fmt, quality=quality)
+    if not tasks:
+        return Summary(skipped=skipped)
+    started = connect(address, num_cpus=num_cpus)
+    try:
+        summary = scheduler.run(tasks, settings, workers=workers, cpus_per_worker=cpus_per_worker, on_event=on_event)
+    except Interrupted as stop:
+        stop.summary.skipped += skipped
+        raise
+    finally:
+        disconnect(started)
+    summary.skipped += skipped
+    return summary

@@ -1,0 +1,100 @@
+"""Joining or starting a Ray cluster, with one-line errors instead of Ray's long waits.
+
+``auto`` joins the cluster named by ``RAY_ADDRESS`` when it is set, else starts a local one, so
+the same call runs on a laptop and on a cluster. A named address is probed with a plain TCP
+connection first: Ray itself retries an unreachable address for minutes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from pathlib import Path
+
+from ..errors import ClusterError
+
+INSTALL_HINT = "pip install 'sr-filter[cluster]'"
+PROBE_TIMEOUT_S = 5.0
+
+
+def import_ray():
+    """The ``ray`` module, or a one-line error saying how to install it."""
+    try:
+        import ray
+        import pyarrow.fs  # noqa: F401 - Ray Data's storage layer, used for listing and I/O
+    except ImportError as exc:
+        raise ClusterError(f"running on a cluster needs Ray, which is not installed ({exc.name or exc}); install it with {INSTALL_HINT}") from None
+    return ray
+
+
+def resolve(address: str | None) -> str | None:
+    """The address to join, or ``None`` to start a local cluster."""
+    if address in (None, "", "auto", "local"):
+        return None if address == "local" else (os.environ.get("RAY_ADDRESS") or None)
+    return address
+
+
+def probe(address: str, timeout: float = PROBE_TIMEOUT_S) -> None:
+    """Raise :class:`ClusterError` unless something listens at ``address`` (``[ray://]host:port``)."""
+    if address == "auto":  # Ray's own "the cluster on this machine": Ray finds it or says so
+        return
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise ClusterError(f"cluster address {address!r} is not HOST:PORT (for example 10.0.0.5:6379 or ray://10.0.0.5:10001)")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        reason = "timed out" if isinstance(exc, socket.timeout) else (exc.strerror or type(exc).__name__)
+        raise ClusterError(f"cannot reach the Ray cluster at {address} ({reason}); check the address and that the head node runs `ray start --head`") from None
+
+
+def check_address(address: str | None) -> None:
+    """Fail fast (before any listing or folder creation) when a named cluster is unreachable."""
+    import_ray()
+    target = resolve(address)
+    if target is not None:
+        probe(target)
+
+
+def connect(address: str | None, *, num_cpus: int | None = None) -> bool:
+    """Join or start a cluster unless this process is already connected; True when we started
+    the connection (and so should end it)."""
+    ray = import_ray()
+    if ray.is_initialized():
+        return False
+    target = resolve(address)
+    if target is not None:
+        probe(target)
+    runtime_env = None
+    if target is None:  # a local cluster: its workers import this very copy of sr_filter
+        here = str(Path(__file__).resolve().parents[2])
+        paths = [here, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+        runtime_env = {"env_vars": {"PYTHONPATH": os.pathsep.join(dict.fromkeys(paths))}}
+    quiet = logging.getLogger("ray")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # Ray's start-up notes are not our user's business
+    try:
+        ray.init(
+            address=target or "local",
+            num_cpus=num_cpus if target is None else None,
+            runtime_env=runtime_env,
+            include_dashboard=False if target is None else None,
+            log_to_driver=False,
+            logging_level=logging.ERROR,
+            configure_logging=False,
+        )
+    except (ConnectionError, RuntimeError, ValueError, OSError) as exc:
+        text = str(exc).strip().splitlines()
+        raise ClusterError(f"cannot join the Ray cluster at {target or 'this machine'}: {text[0] if text else type(exc).__name__}") from None
+    finally:
+        quiet.setLevel(level)
+    return True
+
+
+def disconnect(started: bool) -> None:
+    if started:
+        import ray
+
+        ray.shutdown()

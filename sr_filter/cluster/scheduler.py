@@ -1,0 +1,175 @@
+"""The driver's loop: a pool of model-holding actors fed one file at a time, with retries.
+
+Why actors and a driver-side queue rather than Ray Data's ``map_batches``: every file's outcome
+comes back to the driver on its own (progress, ETA and a failing file's one-line error as they
+happen; one bad file fails alone, not its block), and when a worker or its node is lost the
+driver knows exactly which files it held and hands only those to another worker. Exactly-once
+is then observable on disk: a retried file is published with a no-clobber rename, so a second
+attempt of a file whose first attempt finished finds it and stops.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..errors import ClusterError
+from . import storage
+from .worker import Outcome, Settings, UpscaleWorker
+
+#: files a worker holds at once: one running, one waiting, so no worker idles on a round trip
+WINDOW = 2
+#: a file whose worker is lost this many times is reported as failed (it may be what kills them)
+MAX_ATTEMPTS = 3
+
+
+@dataclass
+class Event:
+    """One file finished (``done``, ``skipped``, ``failed``) or was handed on (``retry``)."""
+
+    kind: str
+    task: storage.Task
+    message: str = ""
+    seconds: float = 0.0
+    worker: int = 0
+
+
+@dataclass
+class Summary:
+    """What a cluster job did."""
+
+    done: int = 0
+    skipped: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (source, one-line error)
+    retried: int = 0
+    workers_lost: int = 0
+    workers: int = 0
+    seconds: float = 0.0
+    model: str = ""
+
+
+class Interrupted(Exception):
+    """The driver was interrupted; ``summary`` says what was finished before."""
+
+    def __init__(self, summary: Summary) -> None:
+        super().__init__("interrupted")
+        self.summary = summary
+
+
+def plan_workers(ray, settings: Settings, workers: int | None, cpus_per_worker: int) -> tuple[int, dict]:
+    """How many actors, and the resources each asks for: one per GPU, else one per
+    ``cpus_per_worker`` CPU cores of the whole cluster."""
+    resources = ray.cluster_resources()
+    gpus = int(resources.get("GPU", 0))
+    if gpus and settings.device != "cpu":
+        return (min(workers, gpus) if workers else gpus), {"num_gpus": 1, "num_cpus": 1}
+    cpus = int(resources.get("CPU", 1))
+    fits = max(1, cpus // max(1, cpus_per_worker))  # more would wait for cores forever
+    return (min(workers, fits) if workers else fits), {"num_cpus": min(cpus_per_worker, cpus)}
+
+
+def run(tasks: list[storage.Task], settings: Settings, *, workers: int | None = None, cpus_per_worker: int = 1,
+        on_event: Callable[[Event], None] | None = None) -> Summary:
+    """Upscale ``tasks`` on the connected cluster; raises :class:`Interrupted` on Ctrl-C."""
+    import ray
+
+    summary = Summary()
+    started = time.monotonic()
+    count, resources = plan_workers(ray, settings, workers, cpus_per_worker)
+    threads = resources["num_cpus"] if "num_gpus" not in resources else 1
+    actor_class = ray.remote(max_restarts=0, max_task_retries=0)(UpscaleWorker).options(**resources)
+    worker_settings = Settings(**{**settings.__dict__, "threads": threads})
+    spawn = lambda: actor_class.remote(worker_settings)  # noqa: E731
+    pending = deque((task, 1) for task in tasks)
+    actors = {}
+    in_flight: dict = {}  # ObjectRef -> (task, attempt, actor key)
+    lost_limit = count + MAX_ATTEMPTS
+    emit = on_event or (lambda event: None)
+    try:
+        for key in range(min(count, len(tasks))):
+            actors[key] = spawn()
+        summary.workers = len(actors)
+        _check_ready(ray, actors, summary)
+        next_key = len(actors)
+        while pending or in_flight:
+            for key, actor in list(actors.items()):
+                held = sum(1 for _, _, k in in_flight.values() if k == key)
+                while pending and held < WINDOW:
+                    task, attempt = pending.popleft()
+                    in_flight[actor.run.remote(task)] = (task, attempt, key)
+                    held += 1
+            if not in_flight:
+                raise ClusterError("no workers are left on the cluster; the remaining files were not upscaled")
+            ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=1.0)
+            for ref in ready:
+                task, attempt, key = in_flight.pop(ref)
+                try:
+                    outcome: Outcome = ray.get(ref)
+                except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError, ray.exceptions.ObjectLostError) as exc:
+                    if key in actors:  # the first of its files to come back: replace the worker
+                        del actors[key]
+                        summary.workers_lost += 1
+                        if summary.workers_lost <= lost_limit:
+                            actors[next_key] = spawn()
+                            next_key += 1
+                    if attempt >= MAX_ATTEMPTS:
+                        _record(summary, Event("failed", task, f"{task.source}: its worker was lost {attempt} times while upscaling it"), emit)
+                    else:
+                        summary.retried += 1
+                        pending.appendleft((task, attempt + 1))
+                        emit(Event("retry", task, type(exc).__name__))
+                    continue
+                kind = {"done": "done", "exists": "skipped", "failed": "failed"}[outcome.status]
+                message = outcome.message if outcome.message.startswith(task.source) or not outcome.message else f"{task.source}: {outcome.message}"
+                _record(summary, Event(kind, task, message, outcome.seconds, outcome.worker), emit)
+    except KeyboardInterrupt:
+        _stop(ray, actors, in_flight)
+        held = {task.target for task, _, _ in in_flight.values()}
+        storage.sweep_temporaries(sorted(held))
+        summary.done += sum(1 for target in held if storage.exists(target))  # finished, not yet heard of
+        summary.seconds = time.monotonic() - started
+        raise Interrupted(summary) from None
+    finally:
+        for actor in actors.values():
+            ray.kill(actor, no_restart=True)
+    storage.sweep_temporaries([t.target for t in tasks] if summary.workers_lost else [])
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+def _check_ready(ray, actors: dict, summary: Summary) -> None:
+    """Wait for the workers to load the model; a model that cannot load is one line."""
+    try:
+        answers = ray.get([a.ready.remote() for a in actors.values()])
+    except ray.exceptions.RayActorError as exc:
+        raise ClusterError(f"a worker stopped while loading the model ({type(exc).__name__}); see `ray status` and the node's memory") from None
+    for error, described, _ in answers:
+        if error:
+            raise ClusterError(error)
+        summary.model = summary.model or described
+
+
+def _record(summary: Summary, event: Event, emit) -> None:
+    if event.kind == "done":
+        summary.done += 1
+    elif event.kind == "skipped":
+        summary.skipped += 1
+    else:
+        summary.failed.append((event.task.source, event.message))
+    emit(event)
+
+
+def _stop(ray, actors: dict, in_flight: dict, wait_s: float = 10.0) -> None:
+    """Kill the workers and wait until their processes are gone, so that no write can land after
+    the driver has cleaned up."""
+    for actor in actors.values():
+        ray.kill(actor, no_restart=True)
+    deadline = time.monotonic() + wait_s
+    refs = list(in_flight)
+    while refs and time.monotonic() < deadline:
+        try:
+            done, refs = ray.wait(refs, num_returns=len(refs), timeout=max(0.1, deadline - time.monotonic()))
+        except KeyboardInterrupt:
+            continue

@@ -1,0 +1,226 @@
+"""Where a cluster job's files live: local paths on a shared file system or object-store URIs.
+
+Everything goes through :mod:`pyarrow.fs` (``s3://``, ``gs://``, ``hdfs://``, ``file://``; other
+schemes through fsspec), so listing, reading and writing are one code path whatever the store.
+Locations travel between driver and workers as strings: absolute local paths or URIs.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import glob
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from .. import atomic, imageio
+from ..errors import ImageFormatError, OutputExistsError
+
+_GLOB = "*?["
+
+
+@dataclass(frozen=True)
+class Task:
+    """One file to upscale: where it is read from and where its output goes."""
+
+    source: str
+    target: str
+
+
+def split(location: str):
+    """``(pyarrow filesystem, path inside it)`` for a local path or a URI."""
+    from pyarrow import fs as pafs
+
+    if "://" not in location:
+        return pafs.LocalFileSystem(), os.path.abspath(location)
+    try:
+        return pafs.FileSystem.from_uri(location)
+    except ValueError:  # a scheme pyarrow does not know: try fsspec
+        pass
+    except OSError as exc:
+        raise ImageFormatError(f"cannot open {location}: {_first(exc)}") from None
+    try:
+        import fsspec
+        from pyarrow.fs import FSSpecHandler, PyFileSystem
+
+        fs, path = fsspec.core.url_to_fs(location)
+    except (ImportError, ValueError, OSError) as exc:
+        raise ImageFormatError(f"cannot open {location}: {_first(exc)}") from None
+    return PyFileSystem(FSSpecHandler(fs)), path
+
+
+def _first(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _join(root: str, relative: str) -> str:
+    return root.rstrip("/") + "/" + relative if "://" in root else os.path.join(os.path.abspath(root), relative)
+
+
+def _relocate(location: str, path: str) -> str:
+    """The location string of ``path`` inside the same store as ``location``."""
+    if "://" not in location:
+        return path
+    scheme = location.split("://", 1)[0]
+    return f"{scheme}://{path}" if scheme != "file" else "file://" + path
+
+
+def is_local(location: str) -> bool:
+    return "://" not in location or location.startswith("file://")
+
+
+def local_path(location: str) -> str:
+    return location[len("file://"):] if location.startswith("file://") else os.path.abspath(location)
+
+
+def list_tasks(inputs: list[str], output: str, fmt: str | None = None) -> list[Task]:
+    """Every image under ``inputs`` (folders, files or glob patterns) paired with its output.
+
+    Outputs keep their path relative to the folder (or the pattern's fixed part) they were found
+    under; ``fmt`` changes their extension. Outputs of an earlier run inside an input folder are
+    not inputs. A glob's ``*`` also matches across folders (``a/*.png`` finds ``a/b/c.png``).
+    """
+    from pyarrow import fs as pafs
+
+    tasks: list[Task] = []
+    seen: dict[str, str] = {}
+    _, out_path = split(output)
+    for item in inputs:
+        filesystem, path = split(item)
+        pattern = None
+        if any(c in path for c in _GLOB):
+            fixed = PurePosixPath(path)
+            while any(c in fixed.name for c in _GLOB) or any(c in str(fixed.parent) for c in _GLOB):
+                fixed = fixed.parent
+            pattern, path = path, str(fixed)
+        try:
+            info = filesystem.get_file_info(path)
+            if info.type == pafs.FileType.NotFound:
+                raise ImageFormatError(f"{item} does not exist")
+            if info.type == pafs.FileType.File and pattern is None:
+                found = [(info.path, PurePosixPath(info.path).name)]
+            else:
+                entries = filesystem.get_file_info(pafs.FileSelector(path, recursive=True))
+                found = [(e.path, str(PurePosixPath(e.path).relative_to(path))) for e in entries if e.type == pafs.FileType.File]
+        except OSError as exc:
+            raise ImageFormatError(f"cannot list {item}: {_first(exc)}") from None
+        found = [
+            (p, rel) for p, rel in found
+            if PurePosixPath(p).suffix.lower() in imageio.FORMATS
+            and (pattern is None or fnmatch.fnmatchcase(p, pattern))
+            and not _inside(p, out_path)
+        ]
+        if not found:
+            raise ImageFormatError(f"no image files ({', '.join(sorted({k[1:] for k in imageio.FORMATS}))}) in {item}")
+        for p, rel in sorted(found):
+            if fmt:
+                rel = str(PurePosixPath(rel).with_suffix("." + fmt.lower().lstrip(".")))
+            source, target = _relocate(item, p), _join(output, rel)
+            if target in seen:
+                raise ImageFormatError(f"{seen[target]} and {source} would both be written to {target}")
+            seen[target] = source
+            tasks.append(Task(source, target))
+    return tasks
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path.rstrip("/").startswith(folder.rstrip("/") + "/")
+
+
+def finished(tasks: list[Task], output: str) -> set[str]:
+    """The targets among ``tasks`` that exist, from one recursive listing of ``output`` (a million
+    existence checks against an object store would take hours)."""
+    from pyarrow import fs as pafs
+
+    filesystem, root = split(output)
+    try:
+        listed = filesystem.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))
+    except OSError as exc:
+        raise ImageFormatError(f"cannot list {output}: {_first(exc)}") from None
+    present = {info.path for info in listed if info.type == pafs.FileType.File}
+    return {task.target for task in tasks if split(task.target)[1] in present}
+
+
+def exists(location: str) -> bool:
+    from pyarrow import fs as pafs
+
+    filesystem, path = split(location)
+    return filesystem.get_file_info(path).type != pafs.FileType.NotFound
+
+
+def read_bytes(location: str) -> bytes:
+    """The whole file (images are read whole anyway; the decoder needs random access)."""
+    filesystem, path = split(location)
+    try:
+        with filesystem.open_input_file(path) as stream:
+            return stream.read()
+    except FileNotFoundError:
+        raise ImageFormatError(f"{location} does not exist") from None
+    except OSError as exc:
+        raise ImageFormatError(f"cannot read {location}: {_first(exc)}") from None
+
+
+def write_once(data: bytes, location: str) -> None:
+    """Publish ``data`` at ``location`` whole or not at all, never over an existing file.
+
+    Local files: a temporary file and a no-clobber rename (:func:`sr_filter.atomic.write_atomic`).
+    Object stores: an upload to a temporary key, then a server-side move (copy), so the final
+    object is whole or absent; a second attempt of the same file finds it there and stops (two
+    attempts racing may both write it, with the same bytes).
+    """
+    if is_local(location):
+        path = Path(local_path(location))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ImageFormatError(f"cannot create output folder {path.parent}: {exc.strerror}") from None
+        atomic.write_atomic(data, path, overwrite=False)
+        return
+    if exists(location):
+        raise OutputExistsError(f"{location} exists")
+    filesystem, path = split(location)
+    parent, _, name = path.rpartition("/")
+    temporary = f"{parent}/.{name}.{uuid.uuid4().hex}.tmp"
+    try:  # a failed upload may still publish what it sent: only ever under the temporary name
+        filesystem.create_dir(parent, recursive=True)  # object stores have no folders: a no-op or a marker
+        with filesystem.open_output_stream(temporary) as stream:
+            stream.write(data)
+        filesystem.move(temporary, path)  # a server-side copy: the final object appears whole
+    except OSError as exc:
+        try:
+            filesystem.delete_file(temporary)
+        except OSError:
+            pass
+        raise ImageFormatError(f"cannot write {location}: {_first(exc)}") from None
+
+
+def check_writable(output: str) -> None:
+    """Fail before any work when the output location cannot be created or written to."""
+    if not is_local(output):
+        return  # object stores: the first write says; a probe object would need deleting again
+    folder = Path(local_path(output))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".sr-filter-probe-{os.getpid()}.tmp"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ImageFormatError(f"cannot write to output folder {folder}: {exc.strerror}") from None
+
+
+def sweep_temporaries(targets: list[str]) -> int:
+    """Remove the temporary files a worker killed mid-write left beside these targets."""
+    removed = 0
+    for target in targets:
+        if not is_local(target):
+            continue
+        path = Path(local_path(target))
+        for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+            try:
+                leftover.unlink()
+                removed += 1
+            except OSError:
+                pass
+    return removed

@@ -1,0 +1,97 @@
+"""The cluster worker: loads the model once, then turns one input file into one output file.
+
+It uses the library's own I/O (:func:`sr_filter.imageio.read_image`, ``encode_image``) so alpha,
+16-bit samples and ICC/EXIF/DPI come through as on one machine, and publishes each output whole
+or not at all (:func:`sr_filter.cluster.storage.write_once`).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+from ..errors import OutputExistsError, SrFilterError, first_line
+from . import storage
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What every worker needs to build the same :class:`~sr_filter.Upscaler`."""
+
+    model: str | None = None
+    scale: float | None = None
+    device: str = "cpu"
+    precision: str = "auto"
+    tile: int | str = "auto"
+    offline: bool | None = None
+    fmt: str | None = None
+    quality: int | None = None
+    threads: int = 1
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one task: ``done``, ``exists`` (written by another attempt) or ``failed``."""
+
+    task: storage.Task
+    status: str
+    message: str = ""
+    seconds: float = 0.0
+    worker: int = 0  # the worker's process id
+
+
+def convert(upscaler, data: bytes, name: str, target: str, settings: Settings) -> bytes:
+    """Decode ``data``, upscale it and encode it for ``target``: one file, as the CLI does it."""
+    from .. import imageio
+
+    factor = float(settings.scale or upscaler.scale)
+    array, meta = imageio.read_image(data, scale=factor, model_scale=upscaler.scale, name=name)
+    result = upscaler.upscale_array(array, settings.scale)
+    out_format = imageio.format_for(target.rsplit("/", 1)[-1], settings.fmt)
+    return imageio.encode_image(result, out_format, meta, quality=settings.quality, scale=result.shape[1] / array.shape[1])
+
+
+class UpscaleWorker:
+    """A Ray actor body (wrapped with ``ray.remote`` by the scheduler). A model that cannot load
+    is remembered, not raised, so the driver can show its one-line message."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.error = ""
+        self.upscaler = None
+        try:
+            import torch
+
+            from ..upscaler import Upscaler
+
+            torch.set_num_threads(max(1, settings.threads))
+            self.upscaler = Upscaler(settings.model, device=settings.device, precision=settings.precision, tile=settings.tile, offline=settings.offline)
+        except SrFilterError as exc:
+            self.error = str(exc)
+        except Exception as exc:  # noqa: BLE001 - whatever it is, the driver shows one line
+            self.error = f"the model could not be loaded on a worker: {first_line(exc)}"
+
+    def ready(self) -> tuple[str, str, int]:
+        """``(error or "", model description, process id)``."""
+        return self.error, (self.upscaler.describe() if self.upscaler else ""), os.getpid()
+
+    def run(self, task: storage.Task) -> Outcome:
+        started = time.monotonic()
+        if self.upscaler is None:  # the model did not load on this worker's node
+            return Outcome(task, "failed", self.error, worker=os.getpid())
+        try:
+            if storage.exists(task.target):
+                return Outcome(task, "exists", worker=os.getpid())
+            data = storage.read_bytes(task.source)
+            encoded = convert(self.upscaler, data, task.source, task.target, self.settings)
+            storage.write_once(encoded, task.target)
+        except OutputExistsError:
+            return Outcome(task, "exists", seconds=time.monotonic() - started, worker=os.getpid())
+        except MemoryError:
+            return Outcome(task, "failed", "ran out of memory; use a smaller scale or tile size", time.monotonic() - started, os.getpid())
+        except SrFilterError as exc:
+            return Outcome(task, "failed", str(exc), time.monotonic() - started, os.getpid())
+        except Exception as exc:  # noqa: BLE001 - one file's surprise must not stop the others
+            return Outcome(task, "failed", f"{type(exc).__name__}: {first_line(exc)}", time.monotonic() - started, os.getpid())
+        return Outcome(task, "done", seconds=time.monotonic() - started, worker=os.getpid())

@@ -1,0 +1,196 @@
+"""The cluster path on a real local Ray cluster (2 CPUs, started once for the module): the same
+bytes as one machine, a worker killed mid-job, a bad file, resume, file:// URIs, Ctrl-C, and the
+one-line errors (no Ray, unreachable address, unwritable output)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from .conftest import ROOT
+from .imagefiles import png16_filtered
+
+ray = pytest.importorskip("ray")
+
+from sr_filter.cluster import upscale_folder  # noqa: E402
+
+MODEL = ["-m", "sr-cartoon-x4", "-t", "32", "-d", "cpu"]
+SETTINGS = {"model": "sr-cartoon-x4", "tile": 32, "device": "cpu"}
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """One local Ray cluster for every test here; its workers import this checkout, offline."""
+    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "SR_FILTER_OFFLINE", "SR_FILTER_CACHE_DIR")}
+    os.environ.update(PYTHONPATH=str(ROOT), SR_FILTER_OFFLINE="1", SR_FILTER_CACHE_DIR=str(tmp_path_factory.mktemp("raycache")))
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope="module")
+def collection(tmp_path_factory):
+    """A small folder of faithful-I/O cases and its single-machine outputs (the reference)."""
+    root = tmp_path_factory.mktemp("collection")
+    src = root / "in"
+    (src / "sub").mkdir(parents=True)
+    rng = np.random.default_rng(18)
+    for i in range(6):
+        Image.fromarray(rng.integers(0, 256, (40, 36, 3), dtype=np.uint8)).save(src / f"rgb{i}.png")
+    Image.fromarray(rng.integers(0, 256, (20, 24, 4), dtype=np.uint8)).save(src / "sub" / "alpha.png")
+    (src / "sub" / "deep16.png").write_bytes(png16_filtered(rng.integers(0, 65536, (16, 20, 3), dtype=np.uint16), interlaced=False))
+    exif = Image.Exif()
+    exif[0x010F] = "sr-filter test camera"
+    Image.fromarray(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)).save(src / "photo.jpg", quality=90, exif=exif, dpi=(300, 300))
+    ref = root / "ref"
+    result = CliRunner().invoke(_cli(), ["-q", str(src), "-o", str(ref), *MODEL])
+    assert result.exit_code == 0, result.output
+    return src, ref
+
+
+def _cli():
+    from sr_filter.cli import cli
+
+    return cli
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _run(*args, **popen):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, timeout=300, **popen)
+
+
+def test_same_bytes_as_one_machine_and_a_bad_file_fails_alone(cluster, collection, tmp_path):
+    src, ref = collection
+    mixed = tmp_path / "in"
+    mixed.mkdir()
+    for name, data in _files(src).items():
+        (mixed / name).parent.mkdir(parents=True, exist_ok=True)
+        (mixed / name).write_bytes(data)
+    (mixed / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    events = []
+    summary = upscale_folder(str(mixed), str(tmp_path / "out"), **SETTINGS, on_event=events.append)
+    assert summary.done == 9 and summary.skipped == 0 and summary.workers == 2
+    assert [source for source, _ in summary.failed] == [str(mixed / "broken.png")]
+    message = summary.failed[0][1]
+    assert "broken.png" in message and "\n" not in message
+    assert _files(tmp_path / "out") == _files(ref)  # byte for byte: alpha, 16-bit, EXIF/DPI JPEG
+    assert sorted(e.kind for e in events) == ["done"] * 9 + ["failed"]
+
+
+def test_killed_worker_files_are_redone_exactly_once(cluster, collection, tmp_path):
+    src, ref = collection
+    events, killed = [], []
+
+    def kill_first_worker(event):
+        events.append(event)
+        if event.kind == "done" and not killed:
+            killed.append(event.worker)
+            os.kill(event.worker, signal.SIGKILL)
+
+    summary = upscale_folder(str(src), str(tmp_path / "out"), **SETTINGS, on_event=kill_first_worker)
+    assert summary.workers_lost == 1 and summary.retried >= 1
+    finished = [e.task.target for e in events if e.kind in ("done", "skipped")]
+    assert sorted(finished) == sorted(set(finished)) and len(finished) == 9  # every file once
+    assert not summary.failed
+    assert _files(tmp_path / "out") == _files(ref)  # no temporary file left, nothing partial
+
+
+def test_file_uris_then_resume_with_a_glob_skips_finished_files(cluster, collection, tmp_path):
+    src, ref = collection
+    out = tmp_path / "out"
+    # "local://" goes through the object-store branch: a temporary key, then a move
+    first = upscale_folder(f"file://{src}", f"local://{out}", **SETTINGS)
+    assert first.done == 9 and _files(out) == _files(ref)
+    (out / "rgb3.png").unlink()
+    kept = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    again = upscale_folder(str(src / "rgb*.png"), str(out), **SETTINGS)  # a glob pattern this time
+    assert (again.done, again.skipped, again.failed) == (1, 5, [])
+    assert all(p.stat().st_mtime_ns == t for p, t in kept.items())
+    assert _files(out) == _files(ref)
+
+
+def test_ctrl_c_leaves_nothing_half_written(cluster, collection, tmp_path):
+    src, ref = collection
+    big = tmp_path / "in"
+    big.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(16):
+        Image.fromarray(rng.integers(0, 256, (96, 96, 3), dtype=np.uint8)).save(big / f"f{i:02d}.png")
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "sr_filter", str(big), "-o", str(out), *MODEL, "--cluster", cluster],
+                            stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not any(out.glob("*.png")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the driver's whole process group
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "interrupted after" in err
+    written = sorted(out.glob("*"))
+    assert written and len(written) < 16 and all(p.suffix == ".png" for p in written)  # no .tmp left
+    finished = tmp_path / "finished"
+    finished.mkdir()
+    for p in written:
+        (finished / p.name).write_bytes((big / p.name).read_bytes())
+    single = CliRunner().invoke(_cli(), ["-q", str(finished), "-o", str(tmp_path / "ref"), *MODEL])
+    assert single.exit_code == 0 and _files(out) == _files(tmp_path / "ref")  # every file whole
+
+
+ERRORS = """
+import sys
+from sr_filter.cli import main
+if sys.argv[1] == "HIDE":  # Ray not installed, as far as the import system can tell
+    sys.modules["ray"] = None
+for args in sys.argv[2:]:
+    try:
+        main(args.split("|"))
+    except SystemExit as exc:
+        print(f"rc={exc.code}", file=sys.stderr)
+"""
+
+
+def test_one_line_errors(tmp_path, collection):
+    """No Ray, an unreachable address, an unwritable output: each one line, exit 1, nothing made."""
+    src, _ = collection
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the output folder should go")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    runs = [subprocess.Popen([sys.executable, "-c", ERRORS, *args], stderr=subprocess.PIPE, text=True, env=env) for args in (
+        ["HIDE", f"{src}|-o|{tmp_path / 'a'}|--cluster|auto"],
+        ["", f"{src}|-o|{tmp_path / 'b'}|--cluster|127.0.0.1:1", f"{src}|-o|{blocker / 'out'}|--cluster|auto"],
+    )]
+    lines = [line for run in runs for line in run.communicate(timeout=300)[1].strip().splitlines()]
+    assert len(lines) == 6 and lines[1::2] == ["rc=1"] * 3, lines
+    assert lines[0].startswith("sr-filter: error: running on a cluster needs Ray, which is not installed")
+    assert lines[0].endswith("install it with pip install 'sr-filter[cluster]'")
+    assert lines[2] == "sr-filter: error: cannot reach the Ray cluster at 127.0.0.1:1 (Connection refused); check the address and that the head node runs `ray start --head`"
+    assert lines[4].startswith(f"sr-filter: error: cannot write to output folder {blocker / 'out'}: ")
+    assert not any(tmp_path.glob("[ab]"))
+
+
+def test_a_model_the_workers_cannot_load_is_one_line(cluster, collection, tmp_path):
+    src, _ = collection
+    from sr_filter.errors import ClusterError
+
+    with pytest.raises(ClusterError, match=r"^unknown model or preset 'no-such-model'") as caught:
+        upscale_folder(str(src), str(tmp_path / "out"), model="no-such-model", device="cpu")
+    assert "\n" not in str(caught.value) and not any((tmp_path / "out").iterdir())
