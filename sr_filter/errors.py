@@ -65,3 +65,9 @@ def first_line(exc: BaseException) -> str:
     third-party error worth putting into one of our one-line messages."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+class BackendError(SrFilterError):
+    """An inference backend cannot be used (not installed, wrong device, model does not convert)."""
+
+    exit_code = 2
