@@ -71,3 +71,7 @@ class BackendError(SrFilterError):
     """An inference backend cannot be used (not installed, wrong device, model does not convert)."""
 
     exit_code = 2
+
+
+class ExportError(SrFilterError):
+    """A model cannot be exported, or the exported file does not compute what the model does."""
