@@ -163,6 +163,20 @@ def test_cache_is_written_once_and_reused(tmp_path, caplog, photo, tiny):
     assert _converts(caplog) == 1 and torch.equal(first, second)
 
 
+def test_entries_of_an_older_openvino_are_removed_others_kept(tmp_path, tiny):
+    meta = ov_cache.describe(tiny, ov.get_version(), "fp32")
+    key = ov_cache.entry_key(tiny.name, meta)
+    prefix = key.rsplit("-", 1)[0]
+    for stem, record in ((f"{prefix}-old", {**meta, "openvino": "2024.0.0"}),
+                         (f"{prefix}-other", {**meta, "weights_sha256": "0" * 64, "openvino": "2024.0.0"})):
+        for part in ("xml", "bin"):
+            (tmp_path / f"{stem}.{part}").write_bytes(b"x")
+        (tmp_path / f"{stem}.json").write_text(json.dumps(record))
+    OpenVinoBackend.from_model(tiny, cache_dir=tmp_path)
+    stems = {p.stem for p in tmp_path.iterdir()}
+    assert stems == {key, f"{prefix}-other"}  # the other weights' entry (same file name) stays
+
+
 def test_weights_cache_env_sets_the_default_folder(tmp_path, monkeypatch, tiny):
     monkeypatch.setenv("SR_FILTER_CACHE_DIR", str(tmp_path))
     OpenVinoBackend.from_model(tiny)

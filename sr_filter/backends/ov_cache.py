@@ -101,6 +101,7 @@ def save(folder: Path, key: str, meta: dict, ov_model: Any, ov: Any) -> bool:
         os.replace(bin_, paths["bin"])
         os.replace(xml, paths["xml"])
         os.replace(record_path, paths["json"])
+        _drop_outdated(folder, key, meta)
         return True
     except (OSError, RuntimeError) as exc:  # OpenVINO reports a failed write as RuntimeError
         log.info("not caching the converted model: cannot write to %s (%s)", folder, getattr(exc, "strerror", None) or first_line(exc))
@@ -108,6 +109,23 @@ def save(folder: Path, key: str, meta: dict, ov_model: Any, ov: Any) -> bool:
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _drop_outdated(folder: Path, key: str, meta: dict) -> None:
+    """Remove entries of the same weights and precision left by another OpenVINO version or cache
+    format, so upgrades do not pile up converted copies. Anything else is left alone."""
+    prefix = key.rsplit("-", 1)[0] + "-"
+    for record in folder.glob(f"{prefix}*.json"):
+        if record.stem == key:
+            continue
+        try:
+            old = json.loads(record.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        same_model = all(old.get(k) == meta[k] for k in ("weights_sha256", "settings_sha256", "precision"))
+        if same_model and (old.get("openvino"), old.get("format")) != (meta["openvino"], meta["format"]):
+            for part in ("json", "xml", "bin"):  # the record first: a half-removed entry is never used
+                record.with_suffix(f".{part}").unlink(missing_ok=True)
 
 
 def _paths(folder: Path, key: str) -> dict[str, Path]:
