@@ -219,6 +219,13 @@ def test_unwritable_cache_folder_runs_without_caching(tmp_path, caplog, photo, t
     assert sorted(p.name for p in tmp_path.iterdir()) == ["not-a-folder"]
 
 
+def test_model_whose_weights_file_is_gone_runs_uncached(tmp_path, tiny, photo):
+    gone = LoadedModel(tiny.network, tiny.arch, tiny.params, tiny.scale, tiny.name, tmp_path / "deleted.pth")
+    out = OpenVinoBackend.from_model(gone, cache_dir=tmp_path / "c").run(photo)
+    assert float((out - _torch_whole(tiny, photo)).abs().max()) <= 1 / 255
+    assert not (tmp_path / "c").exists()
+
+
 # -- what cannot run ------------------------------------------------------------------------------
 
 

@@ -131,7 +131,13 @@ def _compile(core: Any, ov_model: Any, precision: str, threads: int) -> Any:
 
 def _converted(model: Any, ov: Any, core: Any, precision: str, folder: Path) -> Any:
     """The OpenVINO model for a LoadedModel: from the disk cache when a good entry exists, else converted."""
-    meta = ov_cache.describe(model, ov.get_version(), precision)
+    try:
+        meta = ov_cache.describe(model, ov.get_version(), precision)
+    except OSError as exc:  # the weights file is gone or unreadable: no key, so no cache
+        log.info("not caching the converted model: cannot hash %s (%s)", model.path, exc.strerror or first_line(exc))
+        ov_model = convert(model, ov)
+        _check(model, ov_model, core)
+        return ov_model
     key = ov_cache.entry_key(model.name, meta)
     cached = ov_cache.load(folder, key, meta)
     if cached is not None:
