@@ -276,6 +276,13 @@ def test_missing_openvino_is_one_line_saying_what_to_install(monkeypatch):
     assert "\n" not in str(info.value)
 
 
+def test_a_failing_window_is_one_line_not_a_traceback(tiny, ov_folder):
+    backend = OpenVinoBackend.from_model(tiny, cache_dir=ov_folder)
+    with pytest.raises(BackendError, match=r"failed on a \(1, 2, 8, 8\) window") as info:
+        backend.run(torch.rand(1, 2, 8, 8))  # two channels for a three-channel network
+    assert "\n" not in str(info.value)
+
+
 def test_fp16_is_refused_with_the_choices():
     with pytest.raises(BackendError, match="fp32 or bf16"):
         OpenVinoBackend.from_model(load_model("sr-cartoon-x4"), precision="fp16")

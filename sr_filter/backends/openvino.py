@@ -100,8 +100,18 @@ class OpenVinoBackend:
 
 
 def _infer(request: Any, array: Any) -> torch.Tensor:
-    # the request reuses its output buffer: callers must not keep this tensor past the next call
-    return torch.from_numpy(request.infer({0: array})[0])
+    """One inference; the request reuses its output buffer, so callers must not keep this tensor
+    past the next call. Running out of memory is reported in the words the tiler's split rule
+    recognises (``device.is_oom``); any other failure is a one-line BackendError."""
+    try:
+        return torch.from_numpy(request.infer({0: array})[0])
+    except MemoryError:
+        raise RuntimeError(f"OpenVINO ran out of memory on a {array.shape[-2]}x{array.shape[-1]} window") from None
+    except RuntimeError as exc:
+        text = str(exc).lower()
+        if "bad_alloc" in text or "allocate" in text or "out of memory" in text:
+            raise RuntimeError(f"OpenVINO ran out of memory on a {array.shape[-2]}x{array.shape[-1]} window") from None
+        raise BackendError(f"OpenVINO failed on a {tuple(array.shape)} window: {first_line(exc)}") from None
 
 
 def _core(ov: Any) -> Any:
