@@ -91,7 +91,7 @@ class DownloadSettingError(DownloadError):
 
 
 class BackendError(SrFilterError):
-    """The requested inference backend cannot run here (not installed, wrong device, no conversion)."""
+    """An inference backend cannot be used (not installed, wrong device, model does not convert)."""
 
     exit_code = 2
 
@@ -114,3 +114,7 @@ class VideoFormatError(ImageFormatError):
 
 class ClusterError(SrFilterError):
     """A cluster job cannot start or go on: Ray missing, an unreachable cluster, no workers left."""
+
+
+class ExportError(SrFilterError):
+    """A model cannot be exported, or the exported file does not compute what the model does."""

@@ -27,6 +27,7 @@ COMMANDS = {
     "eval": "sr_filter.cli.eval:eval_cmd",
     "train": "sr_filter.cli.train:train_cmd",
     "gimp-install": "sr_filter.cli.gimp:gimp_install",
+    "export": "sr_filter.cli.export:export_cmd",
 }
 DEFAULT_COMMAND = "upscale"
 

@@ -1,0 +1,226 @@
+"""CPU inference backends: torch vs OpenVINO, fp32 vs bf16 (and RealESRGANer when installed), one run.
+
+Run by hand (see benchmarks/README.md):
+
+    python benchmarks/bench_backends.py                   # speed table: both inputs, all engines
+    python benchmarks/bench_backends.py --repeats 5 --inputs "photo 500x480"
+    python benchmarks/bench_backends.py shapes            # border windows: one dynamic model vs one per shape
+    python benchmarks/bench_backends.py error             # bf16 vs fp32 on Set14 (max/mean levels, PSNR-Y)
+
+``speed``: each engine runs in its own fresh process (peak RSS is per engine): model load and
+OpenVINO conversion/compilation happen before a 64x64 warm-up and are not timed; then the best of
+``--repeats`` uint8-in/uint8-out runs of the same tiled upscale. It prints output MP/s, CPU seconds,
+peak RSS and the max/mean difference from torch fp32 in 1/255 levels, then ratios to torch fp32
+and to RealESRGANer. The CPU model and its bf16 capability are printed first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE.parent), str(HERE)]
+from bench_tiling import MODELS, SHARED, WEIGHTS, _peak_rss_mb, _quiet, make_inputs  # noqa: E402
+
+ENGINES = ["torch-fp32", "torch-bf16", "openvino-fp32", "openvino-bf16", "RealESRGANer-fp32"]
+
+
+def cpu_facts() -> str:
+    """The CPU model name and which native bf16 instructions it has."""
+    name, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                name = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+    except OSError:
+        pass
+    native = [f for f in ("amx_bf16", "avx512_bf16") if f in flags]
+    return f"{name}, {os.cpu_count()} cores; native bf16: {', '.join(native) if native else 'no'}"
+
+
+def make_engine(engine: str, weights: str, tile: int | str):
+    """An ``upscale(uint8 image) -> uint8 image`` function for one engine."""
+    backend, precision = engine.split("-")
+    if backend == "RealESRGANer":
+        import torch
+        from reference_realesrgan import load
+
+        RealESRGANer, SRVGGNetCompact = load()
+        scale = MODELS[Path(weights).stem]
+        net = SRVGGNetCompact(num_in_ch=3, num_out_ch=3, num_feat=64, num_conv=16, upscale=scale, act_type="prelu")
+        re = RealESRGANer(scale, weights, model=net, tile=int(tile), tile_pad=10, pre_pad=0, half=False, device=torch.device("cpu"))
+        return lambda img: np.ascontiguousarray(_quiet(lambda: re.enhance(np.ascontiguousarray(img[:, :, ::-1])))[0][:, :, ::-1])
+    from sr_filter import Upscaler
+
+    try:  # the library's backend choice
+        up = Upscaler(weights, device="cpu", tile=tile, precision=precision, backend=backend)
+    except TypeError:  # a tree without the backend option yet: the same tiler, the window runner swapped
+        up = Upscaler(weights, device="cpu", tile=tile, precision=precision if backend == "torch" else "fp32")
+        if backend == "openvino":
+            from sr_filter.backends.openvino import OpenVinoBackend
+
+            up._run_batch = OpenVinoBackend.from_model(up.model, precision=precision).run
+    return up.upscale
+
+
+def child(engine: str, weights: str, image_path: str, tile: str, repeats: int, save: str) -> None:
+    image = np.load(image_path)
+    upscale = make_engine(engine, weights, int(tile) if tile.isdigit() else tile)
+    upscale(image[:64, :64])  # warm-up: kernel selection, first shapes
+    walls, cpus = [], []
+    for _ in range(repeats):
+        start, cpu = time.perf_counter(), time.process_time()
+        out = upscale(image)
+        walls.append(time.perf_counter() - start)
+        cpus.append(time.process_time() - cpu)
+    np.save(save, out)
+    print("RESULT " + json.dumps({"seconds": min(walls), "cpu_seconds": min(cpus), "rss_mb": _peak_rss_mb()}))
+
+
+def run_child(*args: str) -> dict | None:
+    done = subprocess.run([sys.executable, __file__, "child", *args], capture_output=True, text=True)
+    lines = [ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")]
+    if done.returncode or not lines:
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        print(f"  ({args[0]} did not run: {tail})", flush=True)
+        return None
+    return json.loads(lines[-1][7:])
+
+
+def speed(args: argparse.Namespace) -> None:
+    import torch
+
+    weights = str(WEIGHTS / f"{args.model}.pth")
+    print(f"CPU: {cpu_facts()}; torch {torch.__version__}, {torch.get_num_threads()} threads; {_ov_version()}")
+    print(f"model {args.model}, tile {args.tile}, best of {args.repeats} runs per engine, uint8 RGB in and out\n")
+    header = f"{'input':15s} {'engine':18s} {'out MP/s':>9s} {'CPU s':>7s} {'peak RSS MB':>12s} {'max diff':>9s} {'mean diff':>10s}"
+    print(header + "\n" + "-" * len(header))
+    summary = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, image in make_inputs(Path(tmp)).items():
+            if label not in args.inputs:
+                continue
+            h, w = np.load(image).shape[:2]
+            out_mp = h * w * MODELS[args.model] ** 2 / 1e6
+            rows = {}
+            for engine in args.engines:
+                save = str(Path(tmp) / f"{engine}.npy")
+                r = run_child(engine, weights, str(image), str(args.tile), str(args.repeats), save)
+                if r is None:
+                    continue
+                out = np.load(save).astype(np.int16)
+                ref = np.load(Path(tmp) / "torch-fp32.npy").astype(np.int16) if "torch-fp32" in rows else out
+                diff = np.abs(out - ref)
+                rows[engine] = r | {"mps": out_mp / r["seconds"]}
+                print(f"{label:15s} {engine:18s} {rows[engine]['mps']:9.3f} {r['cpu_seconds']:7.1f} {r['rss_mb']:12.0f} "
+                      f"{diff.max():9d} {diff.mean():10.3f}", flush=True)
+            summary.append((label, rows))
+    print("\nratios (wall-clock speed; peak RSS): to torch fp32 | to RealESRGANer")
+    for label, rows in summary:
+        for engine, r in rows.items():
+            parts = [f"{r['mps'] / rows[base]['mps']:5.2f}x speed, {r['rss_mb'] / rows[base]['rss_mb']:4.2f}x RSS"
+                     if base in rows else "-" for base in ("torch-fp32", "RealESRGANer-fp32")]
+            print(f"  {label:15s} {engine:18s} {parts[0]:28s} | {parts[1]}")
+
+
+def shapes(args: argparse.Namespace) -> None:
+    """Border windows: one compiled model with dynamic H/W vs a compiled model per window shape."""
+    import torch
+    import openvino as ov
+
+    from sr_filter import Upscaler
+    from sr_filter.backends.openvino import OpenVinoBackend, _compile
+
+    up = Upscaler(str(WEIGHTS / f"{args.model}.pth"), device="cpu", tile=args.tile)
+    image = next(np.load(p) for k, p in make_inputs(Path(tempfile.mkdtemp())).items() if k == args.inputs[-1])
+    print(f"CPU: {cpu_facts()}; {args.model}, {args.inputs[-1]}, tile {args.tile}; best of {args.repeats}")
+    for precision in ("fp32", "bf16"):
+        dynamic = OpenVinoBackend.from_model(up.model, precision=precision)
+        compiled: dict[tuple, object] = {}
+
+        def per_shape(batch: torch.Tensor) -> torch.Tensor:
+            key = tuple(batch.shape)
+            if key not in compiled:
+                static = dynamic._ov_model.clone()
+                static.reshape(ov.PartialShape(list(key)))
+                compiled[key] = _compile(dynamic._core, static, precision, torch.get_num_threads()).create_infer_request()
+            return torch.from_numpy(compiled[key].infer({0: batch.numpy()})[0]).clamp(0, 1)
+
+        for label, runner in (("one dynamic model", dynamic.run), ("model per shape", per_shape)):
+            up._run_batch = runner
+            times, cpus = [], []
+            for _ in range(args.repeats):
+                start, cpu = time.perf_counter(), time.process_time()
+                up.upscale(image)
+                times.append(time.perf_counter() - start)
+                cpus.append(time.process_time() - cpu)
+            extra = f", {len(compiled)} window shapes compiled" if compiled else ""
+            print(f"  {precision} {label:18s} first run {times[0]:6.2f} s ({cpus[0]:5.2f} CPU s), "
+                  f"best {min(times):6.2f} s ({min(cpus):5.2f} CPU s){extra}")
+
+
+def error(args: argparse.Namespace) -> None:
+    """bf16 against fp32 on Set14 (bicubic x4 LR): output difference and PSNR-Y against the HR image."""
+    from sr_filter.evaluation import list_images, make_pair, measure, read_rgb, rgb_to_y
+
+    folder = SHARED / "data" / "benchmarks" / "Set14"
+    print(f"CPU: {cpu_facts()}; Set14, bicubic x4 LR, whole image; levels of 255 on uint8 outputs")
+    print(f"{'model':22s} {'engine':14s} {'max diff':>8s} {'mean diff':>9s} {'PSNR-Y vs fp32':>14s} {'PSNR-Y vs HR':>12s} {'fp32 PSNR-Y':>11s}")
+    for model in args.models:
+        engines = {e: make_engine(e, model, 0) for e in ("torch-fp32", "openvino-fp32", "torch-bf16", "openvino-bf16")}
+        stats = {e: [] for e in engines}
+        for path in list_images(folder):
+            hr, lr = make_pair(read_rgb(path), 4)
+            ref = engines["torch-fp32"](lr)
+            for e, upscale in engines.items():
+                out = ref if e == "torch-fp32" else upscale(lr)
+                d = np.abs(out.astype(np.int16) - ref.astype(np.int16))
+                mse = float(np.mean((rgb_to_y(out) - rgb_to_y(ref)) ** 2))
+                stats[e].append((d.max(), d.mean(), mse, measure(out, hr, 4)[0], measure(ref, hr, 4)[0]))
+        for e, rows in stats.items():
+            a = np.array(rows, dtype=float)
+            pooled = 10 * np.log10(255**2 / a[:, 2].mean()) if a[:, 2].any() else float("inf")  # over all pixels of Set14
+            print(f"{model:22s} {e:14s} {a[:, 0].max():8.0f} {a[:, 1].mean():9.3f} {pooled:14.2f} {a[:, 3].mean():12.3f} {a[:, 4].mean():11.3f}")
+
+
+def _ov_version() -> str:
+    try:
+        import openvino
+
+        return f"OpenVINO {openvino.get_version().split('-')[0]}"
+    except ImportError:
+        return "OpenVINO not installed"
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "child":
+        engine, weights, image, tile, repeats, save = sys.argv[2:8]
+        child(engine, weights, image, tile, int(repeats), save)
+        return
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("mode", nargs="?", default="speed", choices=["speed", "shapes", "error"])
+    ap.add_argument("--model", default="realesr-animevideov3", choices=list(MODELS))
+    ap.add_argument("--models", nargs="+", default=["realesr-animevideov3", "sr-photo-x4", "sr-cartoon-x4"], help="error mode")
+    ap.add_argument("--inputs", nargs="+", default=["photo 500x480", "frame 1280x720"])
+    ap.add_argument("--engines", nargs="+", default=ENGINES, choices=ENGINES)
+    ap.add_argument("--tile", default="256", help="tile edge (input px) for every engine, or auto")
+    ap.add_argument("--repeats", type=int, default=5)
+    args = ap.parse_args()
+    {"speed": speed, "shapes": shapes, "error": error}[args.mode](args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,209 @@
+"""OpenVINO CPU backend: the loaded torch network converted once, compiled for the CPU, run per window.
+
+The network is converted from the loaded torch module with a dynamic height and width and
+compiled once per backend; every window (full tiles and the smaller border windows alike) runs
+through that one compiled model and one reused infer request (benchmarks/bench_backends.py
+``--shapes`` measures this against a compiled model per window shape; docs/performance.md).
+The converted model is cached on disk (:mod:`.ov_cache`), so conversion is paid once per machine.
+
+``INFERENCE_PRECISION_HINT`` is always set: on CPUs with AMX, OpenVINO's default is bf16, which is
+not what ``fp32`` promises. A freshly converted model is checked against the torch network on a
+small probe before it is used or cached, so a conversion that runs but computes something else
+raises :class:`~sr_filter.errors.BackendError` instead of giving a wrong picture.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import BackendError, first_line
+from . import ov_cache
+
+log = logging.getLogger(__name__)
+
+#: our precision names -> OpenVINO's INFERENCE_PRECISION_HINT values
+PRECISIONS = {"fp32": "f32", "bf16": "bf16"}
+#: the converted model must match torch this closely on the probe (fp32 on both sides)
+PROBE_TOLERANCE = 0.5 / 255
+_PROBE = (40, 56)  # probe input size (H != W so a swapped layout cannot pass)
+_EXAMPLE = 64  # example input edge for tracing: a multiple of every architecture's size multiple
+_core_instance: Any = None
+
+
+def import_openvino() -> Any:
+    """The ``openvino`` module, or a BackendError saying how to install it."""
+    try:
+        import openvino
+    except (ImportError, OSError) as exc:  # OSError: a broken install whose libraries do not load
+        raise BackendError(
+            f"the OpenVINO backend needs the openvino package ({first_line(exc)}); install it with "
+            "`pip install openvino` or choose the torch backend"
+        ) from None
+    return openvino
+
+
+def native_bf16() -> bool:
+    """Whether OpenVINO's CPU plugin runs bf16 natively here (AMX or AVX512-BF16)."""
+    try:
+        return "BF16" in _core(import_openvino()).get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    except (BackendError, RuntimeError):
+        return False
+
+
+class OpenVinoBackend:
+    """Runs windows through an OpenVINO model compiled for the CPU (see the module docstring)."""
+
+    name = "openvino"
+
+    def __init__(self, core: Any, ov_model: Any, compiled: Any, threads: int) -> None:
+        self._core, self._ov_model, self._threads = core, ov_model, threads
+        self._compiled = compiled
+        self._request = compiled.create_infer_request()
+        hint = compiled.get_property("INFERENCE_PRECISION_HINT")
+        #: what actually runs: a CPU without bf16 support runs f32 whatever was asked
+        self.precision = "bf16" if str(hint) == str(_ov_type("bf16")) else "fp32"
+        self.fallbacks = 0  # windows re-run in fp32 because bf16 gave NaN/Inf
+        self._request_fp32: Any = self._request if self.precision == "fp32" else None
+
+    @classmethod
+    def from_model(
+        cls, model: Any, *, precision: str = "fp32", threads: int | None = None, cache_dir: str | Path | None = None
+    ) -> "OpenVinoBackend":
+        """Convert (or load from the cache) and compile a LoadedModel; BackendError when impossible.
+
+        ``threads`` defaults to torch's thread count; ``cache_dir`` to :func:`ov_cache.default_folder`.
+        """
+        if precision not in PRECISIONS:
+            raise BackendError(f"the OpenVINO backend runs fp32 or bf16 on the CPU, not {precision}; choose one of those")
+        ov = import_openvino()
+        core = _core(ov)
+        threads = int(threads or torch.get_num_threads())
+        ov_model = _converted(model, ov, core, precision, Path(cache_dir) if cache_dir else ov_cache.default_folder())
+        return cls(core, ov_model, _compile(core, ov_model, precision, threads), threads)
+
+    def run(self, batch: torch.Tensor) -> torch.Tensor:
+        """(N, C, h, w) float32 in [0, 1] -> (N, C_out, h*s, w*s) float32 clamped to [0, 1] (a new tensor)."""
+        array = batch.detach().to("cpu", torch.float32).contiguous().numpy()
+        out = _infer(self._request, array)
+        if self.precision != "fp32" and not bool(torch.isfinite(out).all()):
+            self.fallbacks += 1
+            log.info("bf16 gave NaN/Inf on a window; re-running it in fp32")
+            if self._request_fp32 is None:
+                self._request_fp32 = _compile(self._core, self._ov_model, "fp32", self._threads).create_infer_request()
+            out = _infer(self._request_fp32, array)
+        return out.clamp(0, 1)
+
+
+def _infer(request: Any, array: Any) -> torch.Tensor:
+    """One inference; the request reuses its output buffer, so callers must not keep this tensor
+    past the next call. Running out of memory is reported in the words the tiler's split rule
+    recognises (``device.is_oom``); any other failure is a one-line BackendError."""
+    try:
+        return torch.from_numpy(request.infer({0: array})[0])
+    except MemoryError:
+        raise RuntimeError(f"OpenVINO ran out of memory on a {array.shape[-2]}x{array.shape[-1]} window") from None
+    except RuntimeError as exc:
+        text = str(exc).lower()
+        if "bad_alloc" in text or "allocate" in text or "out of memory" in text:
+            raise RuntimeError(f"OpenVINO ran out of memory on a {array.shape[-2]}x{array.shape[-1]} window") from None
+        raise BackendError(f"OpenVINO failed on a {tuple(array.shape)} window: {first_line(exc)}") from None
+
+
+def _core(ov: Any) -> Any:
+    global _core_instance
+    if _core_instance is None:
+        _core_instance = ov.Core()
+    return _core_instance
+
+
+def _ov_type(precision: str) -> Any:
+    import openvino
+
+    return {"f32": openvino.Type.f32, "bf16": openvino.Type.bf16}[precision]
+
+
+def _compile(core: Any, ov_model: Any, precision: str, threads: int) -> Any:
+    config = {
+        "INFERENCE_PRECISION_HINT": PRECISIONS[precision],
+        "INFERENCE_NUM_THREADS": threads,
+        "PERFORMANCE_HINT": "LATENCY",
+    }
+    try:
+        return core.compile_model(ov_model, "CPU", config)
+    except RuntimeError as exc:
+        raise BackendError(f"OpenVINO cannot compile the model for the CPU: {first_line(exc)}") from None
+
+
+def _converted(model: Any, ov: Any, core: Any, precision: str, folder: Path) -> Any:
+    """The OpenVINO model for a LoadedModel: from the disk cache when a good entry exists, else converted."""
+    try:
+        meta = ov_cache.describe(model, ov.get_version(), precision)
+    except OSError as exc:  # the weights file is gone or unreadable: no key, so no cache
+        log.info("not caching the converted model: cannot hash %s (%s)", model.path, exc.strerror or first_line(exc))
+        ov_model = convert(model, ov)
+        _check(model, ov_model, core)
+        return ov_model
+    key = ov_cache.entry_key(model.name, meta)
+    cached = ov_cache.load(folder, key, meta)
+    if cached is not None:
+        try:
+            return core.read_model(*cached)
+        except RuntimeError as exc:
+            log.info("cached OpenVINO model %s does not load (%s); converting again", key, first_line(exc))
+    ov_model = convert(model, ov)
+    _check(model, ov_model, core)
+    if ov_cache.save(folder, key, meta, ov_model, ov):
+        log.debug("cached the converted model as %s", folder / key)
+    return ov_model
+
+
+def in_channels(model: Any) -> int:
+    """The number of input channels of a LoadedModel's network."""
+    return int(model.params.get("num_in_ch", 3))
+
+
+def convert(model: Any, ov: Any) -> Any:
+    """Convert a LoadedModel's torch network (NCHW, dynamic height and width); BackendError on failure."""
+    c_in = in_channels(model)
+    example = torch.rand(1, c_in, _EXAMPLE, _EXAMPLE)
+    log.info("converting %s to OpenVINO (once; the result is cached)", model.name)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer warnings about Python-side shape arithmetic
+            # tracing here, without the trace check, is 2-4x cheaper than handing OpenVINO the module
+            with torch.no_grad():
+                traced = torch.jit.trace(model.network, example, check_trace=False)
+            return ov.convert_model(traced, example_input=example, input=[ov.PartialShape([-1, c_in, -1, -1])])
+    except Exception as exc:  # noqa: BLE001 - any failure of the third-party converter means "cannot convert"
+        raise BackendError(f"{model.name} ({model.arch.name}) cannot be converted to OpenVINO: {_detail(exc)}") from None
+
+
+def _check(model: Any, ov_model: Any, core: Any) -> None:
+    """Compare the converted model with the torch network on a seeded probe, both fp32."""
+    m = int(model.arch.multiple(model.params))
+    h, w = (-(-edge // m) * m for edge in _PROBE)
+    probe = torch.rand(1, in_channels(model), h, w, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        want = model.network(probe).float().clamp(0, 1)
+    try:
+        got = torch.from_numpy(core.compile_model(ov_model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})(probe.numpy())[0])
+    except RuntimeError as exc:
+        raise BackendError(f"{model.name} converted to OpenVINO but does not run: {first_line(exc)}") from None
+    if got.shape != want.shape:
+        raise BackendError(f"{model.name} converted to OpenVINO gives shape {tuple(got.shape)}, not {tuple(want.shape)}")
+    diff = float((got.clamp(0, 1) - want).abs().max())
+    if not diff <= PROBE_TOLERANCE:  # also catches NaN
+        raise BackendError(f"{model.name} converted to OpenVINO differs from the torch network by {diff * 255:.2f}/255")
+
+
+def _detail(exc: BaseException) -> str:
+    """The useful line of a conversion error (OpenVINO puts the unsupported operations deep inside)."""
+    for line in str(exc).splitlines():
+        if "No conversion rule found" in line or "not supported" in line.lower():
+            return line.strip(" -")
+    return first_line(exc)

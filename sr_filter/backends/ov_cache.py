@@ -1,0 +1,132 @@
+"""On-disk cache of models converted to OpenVINO IR (.xml + .bin), so conversion is paid once per machine.
+
+Converting a torch network takes seconds (tracing); reading the IR back takes milliseconds. The
+cache lives next to the weights cache (``<weights cache>/openvino``) and is keyed by the weights'
+sha256, the architecture settings, the OpenVINO version and the precision. Each entry is three
+files: ``KEY.xml``, ``KEY.bin`` and ``KEY.json``; the JSON records what the entry is and the sha256
+and size of the two others, and is renamed into place last, so it marks a complete entry. On load
+everything is checked against it and the bytes that were hashed are the bytes that are read, so a
+truncated, corrupt, stale or half-written entry is detected and rebuilt, never used. A cache
+folder that cannot be written only means no caching: the converted model is used from memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ..errors import first_line
+from ..weights import cache_dir, file_sha256
+
+log = logging.getLogger(__name__)
+
+#: bump when the layout of an entry or the way models are converted changes
+FORMAT = 1
+
+
+def default_folder() -> Path:
+    """Where converted models are cached: an ``openvino`` folder inside the weights cache."""
+    return cache_dir() / "openvino"
+
+
+def describe(model: Any, ov_version: str, precision: str) -> dict:
+    """What a cache entry for ``model`` (a LoadedModel) must say about itself to be used."""
+    sha = model.entry.sha256 if model.entry is not None else file_sha256(model.path)
+    settings = json.dumps({"arch": model.arch.name, "params": model.params}, sort_keys=True, default=str)
+    return {
+        "format": FORMAT,
+        "weights_sha256": sha,
+        "settings_sha256": hashlib.sha256(settings.encode()).hexdigest(),
+        "openvino": ov_version,
+        "precision": precision,
+    }
+
+
+def entry_key(name: str, meta: dict) -> str:
+    """The file stem of a cache entry: readable name plus a digest of everything that keys it."""
+    digest = hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()[:20]
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name)[:60] or "model"
+    return f"{safe}-{meta['precision']}-{digest}"
+
+
+def load(folder: Path, key: str, meta: dict) -> tuple[bytes, bytes] | None:
+    """The (xml, bin) bytes of a complete, matching entry, or None (missing, stale or corrupt)."""
+    paths = _paths(folder, key)
+    if not paths["json"].is_file():
+        return None
+    try:
+        record = json.loads(paths["json"].read_text(encoding="utf-8"))
+        stale = [k for k, v in meta.items() if record.get(k) != v]
+        if stale:
+            log.info("cached OpenVINO model %s is stale (%s differs); converting again", key, ", ".join(stale))
+            return None
+        data = {}
+        for part in ("xml", "bin"):
+            blob = paths[part].read_bytes()
+            if len(blob) != record[f"{part}_size"] or hashlib.sha256(blob).hexdigest() != record[f"{part}_sha256"]:
+                log.info("cached OpenVINO model %s has a damaged .%s file; converting again", key, part)
+                return None
+            data[part] = blob
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.info("cached OpenVINO model %s cannot be read (%s); converting again", key, first_line(exc))
+        return None
+    return data["xml"], data["bin"]
+
+
+def save(folder: Path, key: str, meta: dict, ov_model: Any, ov: Any) -> bool:
+    """Write a converted model atomically; False (with a notice at INFO) when the folder is not writable."""
+    tmp: str | None = None
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix=".tmp-", dir=folder)
+        xml = Path(tmp) / "model.xml"
+        ov.save_model(ov_model, str(xml), compress_to_fp16=False)
+        bin_ = xml.with_suffix(".bin")
+        record = dict(meta)
+        for part, path in (("xml", xml), ("bin", bin_)):
+            blob = path.read_bytes()
+            record[f"{part}_size"] = len(blob)
+            record[f"{part}_sha256"] = hashlib.sha256(blob).hexdigest()
+        record_path = Path(tmp) / "model.json"
+        record_path.write_text(json.dumps(record, indent=1), encoding="utf-8")
+        paths = _paths(folder, key)
+        paths["json"].unlink(missing_ok=True)  # the entry is incomplete until its record is back
+        os.replace(bin_, paths["bin"])
+        os.replace(xml, paths["xml"])
+        os.replace(record_path, paths["json"])
+        _drop_outdated(folder, key, meta)
+        return True
+    except (OSError, RuntimeError) as exc:  # OpenVINO reports a failed write as RuntimeError
+        log.info("not caching the converted model: cannot write to %s (%s)", folder, getattr(exc, "strerror", None) or first_line(exc))
+        return False
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _drop_outdated(folder: Path, key: str, meta: dict) -> None:
+    """Remove entries of the same weights and precision left by another OpenVINO version or cache
+    format, so upgrades do not pile up converted copies. Anything else is left alone."""
+    prefix = key.rsplit("-", 1)[0] + "-"
+    for record in folder.glob(f"{prefix}*.json"):
+        if record.stem == key:
+            continue
+        try:
+            old = json.loads(record.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        same_model = all(old.get(k) == meta[k] for k in ("weights_sha256", "settings_sha256", "precision"))
+        if same_model and (old.get("openvino"), old.get("format")) != (meta["openvino"], meta["format"]):
+            for part in ("json", "xml", "bin"):  # the record first: a half-removed entry is never used
+                record.with_suffix(f".{part}").unlink(missing_ok=True)
+
+
+def _paths(folder: Path, key: str) -> dict[str, Path]:
+    return {part: folder / f"{key}.{part}" for part in ("xml", "bin", "json")}

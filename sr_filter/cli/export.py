@@ -1,0 +1,35 @@
+"""``sr-filter export MODEL -o model.onnx``: a model as an ONNX file for other runtimes."""
+
+from __future__ import annotations
+
+import click
+
+from .options import offline_opt, verbosity
+
+
+@click.command("export")
+@click.argument("model", metavar="MODEL")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The .onnx file to write.")
+@click.option("--overwrite", is_flag=True, help="Replace the output file if it exists.")
+@click.option("--no-check", is_flag=True, help="Do not compare the file with the torch network in onnxruntime.")
+@offline_opt
+@verbosity
+def export_cmd(model: str, output: str, overwrite: bool, no_check: bool, offline: bool | None) -> None:
+    """Write MODEL (a preset, a name from `sr-filter models` or a .pth file) as ONNX.
+
+    \b
+    The graph: input "input" and output "output", NCHW float32 RGB in [0, 1]; batch, height and
+    width are dynamic (height and width multiples of the model's size multiple, 1 for most
+    models); the output is scale times larger. Checked against torch with onnxruntime (within
+    1/255) before it is put in place.
+    """
+    from ..errors import OutputExistsError
+    from ..export import export_onnx  # here, not at the top: torch loads only when the command runs
+    from ..models import load_model
+
+    loaded = load_model(model, offline=offline)
+    try:
+        path = export_onnx(loaded, output, overwrite=overwrite, check=not no_check)
+    except OutputExistsError as exc:
+        raise OutputExistsError(f"{exc} (--overwrite)") from None
+    click.echo(f"sr-filter: wrote {path} ({loaded.name}, x{loaded.scale}, {loaded.arch.name}; NCHW float32 RGB in [0, 1])", err=True)

@@ -1,0 +1,119 @@
+"""Exporting a model to ONNX, so other runtimes (chaiNNer, onnxruntime, ncnn converters) can use it.
+
+The exported graph has one input ``input`` and one output ``output``, both NCHW float32 RGB with
+values in [0, 1] (the output is clamped inside the graph); batch, height and width are dynamic
+(height and width must be multiples of the model's size multiple, 1 for most models), and the
+output is ``scale`` times the input's height and width. The file is written to a temporary name
+in the output folder, checked with onnxruntime against the torch network when onnxruntime is
+installed, and only then renamed into place.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .errors import ExportError, OutputExistsError, first_line
+from .models import LoadedModel
+
+log = logging.getLogger(__name__)
+
+OPSET = 17
+#: the exported graph must match torch this closely on the check probe
+TOLERANCE = 1 / 255
+INPUT, OUTPUT = "input", "output"
+
+
+class _Clamped(nn.Module):
+    """The network with its output clamped to [0, 1], as every sr_filter backend returns it."""
+
+    def __init__(self, network: nn.Module) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.network(x).clamp(0, 1)
+
+
+def export_onnx(model: LoadedModel, output: str | Path, *, overwrite: bool = False, check: bool = True) -> Path:
+    """Write ``model`` as an ONNX file at ``output`` (layout in the module docstring); returns the path.
+
+    ``check`` compares onnxruntime's output with torch's on a probe (skipped, with a notice, when
+    onnxruntime is not installed); a difference over 1/255 raises :class:`ExportError`.
+    """
+    output = Path(output)
+    if output.exists() and not overwrite:
+        raise OutputExistsError(f"{output} exists; choose another output file or allow overwriting")
+    if output.is_dir():
+        raise ExportError(f"{output} is a folder; give the path of the .onnx file to write")
+    folder = output.parent if str(output.parent) else Path(".")
+    if not folder.is_dir():
+        raise ExportError(f"the folder {folder} does not exist; create it or choose another output path")
+    c_in = int(model.params.get("num_in_ch", 3))
+    multiple = int(model.arch.multiple(model.params))
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=folder)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        _export(model, c_in, multiple, tmp)
+        if check:
+            verify(model, tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # a normal file's mode, not mkstemp's private 0600
+        os.replace(tmp, output)
+    except OSError as exc:
+        raise ExportError(f"cannot write {output}: {exc.strerror or first_line(exc)}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    return output
+
+
+def _export(model: LoadedModel, c_in: int, multiple: int, path: Path) -> None:
+    example = torch.rand(1, c_in, 16 * multiple, 16 * multiple)
+    axes = {0: "batch", 2: "height", 3: "width"}
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer warnings
+            torch.onnx.export(
+                _Clamped(model.network).eval(), (example,), str(path), input_names=[INPUT], output_names=[OUTPUT],
+                dynamic_axes={INPUT: axes, OUTPUT: axes}, opset_version=OPSET, dynamo=False,
+            )
+    except OSError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any exporter failure means this model cannot be exported
+        raise ExportError(f"{model.name} ({model.arch.name}) cannot be exported to ONNX: {first_line(exc)}") from None
+
+
+def verify(model: LoadedModel, path: str | Path, size: tuple[int, int] = (40, 56)) -> float:
+    """Run the ONNX file with onnxruntime and torch on a seeded probe; the max difference in [0, 1] units.
+
+    Raises :class:`ExportError` above 1/255; returns -1.0 when onnxruntime is not installed.
+    """
+    try:
+        import onnxruntime
+    except ImportError:
+        log.info("onnxruntime is not installed; the exported file was not checked")
+        return -1.0
+    m = int(model.arch.multiple(model.params))
+    h, w = (-(-edge // m) * m for edge in size)
+    probe = torch.rand(1, int(model.params.get("num_in_ch", 3)), h, w, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        want = model.network(probe).clamp(0, 1)
+    try:
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        got = torch.from_numpy(session.run([OUTPUT], {INPUT: probe.numpy()})[0])
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own unrelated exception types
+        raise ExportError(f"the exported {model.name} does not run in onnxruntime: {first_line(exc)}") from None
+    if got.shape != want.shape:
+        raise ExportError(f"the exported {model.name} gives shape {tuple(got.shape)}, not {tuple(want.shape)}")
+    diff = float((got - want).abs().max())
+    if not diff <= TOLERANCE:
+        raise ExportError(f"the exported {model.name} differs from the torch network by {diff * 255:.2f}/255")
+    return diff

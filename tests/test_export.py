@@ -1,0 +1,120 @@
+"""ONNX export: the file onnxruntime runs computes what the torch network does, on every shipped model."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from sr_filter.archs.rrdbnet import RRDBNet
+from sr_filter.errors import ExportError, OutputExistsError
+from sr_filter.export import INPUT, OUTPUT, export_onnx
+from sr_filter.models import LoadedModel, load_model
+
+from .conftest import SHARED, UPSTREAM, require_shared
+from .test_cli import run
+
+ort = pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def photo() -> torch.Tensor:
+    """A real 40x52 crop of Set14's baboon as a (1, 3, H, W) float tensor."""
+    image = Image.open(require_shared(SHARED / "data" / "benchmarks" / "Set14" / "baboon.png")).convert("RGB")
+    return torch.from_numpy(np.asarray(image)[100:140, 300:352].copy()).permute(2, 0, 1)[None].float() / 255
+
+
+def _session(path):
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def _check_runs_like_torch(model: LoadedModel, path, x: torch.Tensor) -> None:
+    session = _session(path)
+    (inp,), (out,) = session.get_inputs(), session.get_outputs()
+    assert (inp.name, out.name) == (INPUT, OUTPUT) and inp.type == out.type == "tensor(float)"
+    assert inp.shape[1] == 3 and all(isinstance(d, str) for d in (inp.shape[0], inp.shape[2], inp.shape[3]))  # dynamic
+    with torch.inference_mode():
+        want = model.network(x).clamp(0, 1)
+    got = session.run(None, {INPUT: x.numpy()})[0]
+    assert got.shape == tuple(want.shape)
+    assert np.abs(got - want.numpy()).max() <= 1 / 255
+    assert got.min() >= 0 and got.max() <= 1  # clamped in the graph, as documented
+
+
+@pytest.mark.parametrize("spec", ["sr-cartoon-x4", "realesr-animevideov3", "sr-photo-x4", "sr-face-x4", "RealESRGANv2-animevideo-xsx2.pth"])
+def test_shipped_models_export_and_match_torch_in_onnxruntime(spec, tmp_path, photo):
+    model = load_model(str(require_shared(UPSTREAM / spec)) if spec.endswith(".pth") else spec)
+    path = export_onnx(model, tmp_path / "m.onnx")
+    _check_runs_like_torch(model, path, photo)
+    _check_runs_like_torch(model, path, torch.cat([photo[..., :24, :32], photo[..., 16:, 20:]]))  # other size, batch 2
+
+
+def test_pixel_unshuffle_model_exports(tmp_path):
+    torch.manual_seed(0)
+    torch.save({"params_ema": RRDBNet(3, 3, scale=2, num_feat=8, num_block=1, num_grow_ch=4).state_dict()}, tmp_path / "x2.pth")
+    model = load_model(str(tmp_path / "x2.pth"))
+    _check_runs_like_torch(model, export_onnx(model, tmp_path / "x2.onnx"), torch.rand(1, 3, 24, 30))
+
+
+def test_cli_export_writes_atomically_and_refuses_to_overwrite(tmp_path):
+    target = tmp_path / "cartoon.onnx"
+    done = run("export", "sr-cartoon-x4", "-o", target)
+    assert done.returncode == 0, done.stderr
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~_umask()  # an ordinary file, not a private temporary
+    _check_runs_like_torch(load_model("sr-cartoon-x4"), target, torch.rand(1, 3, 20, 28))
+    before = target.read_bytes()
+    again = run("export", "cartoon", "-o", target)
+    assert again.returncode == 1 and b"--overwrite" in again.stderr and len(again.stderr.strip().splitlines()) == 1
+    assert target.read_bytes() == before
+    assert run("export", "cartoon", "-o", target, "--overwrite").returncode == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cartoon.onnx"]  # no temporary left
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    for args, message in (
+        (["no-such-model", "-o", tmp_path / "a.onnx"], "no-such-model"),
+        (["cartoon", "-o", tmp_path / "missing" / "a.onnx"], "does not exist"),
+    ):
+        done = run("export", *args)
+        err = done.stderr.decode()
+        assert done.returncode != 0 and message in err, err
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_library_refuses_existing_output_without_naming_a_flag(tmp_path):
+    (tmp_path / "a.onnx").write_bytes(b"keep")
+    with pytest.raises(OutputExistsError) as info:
+        export_onnx(load_model("sr-cartoon-x4"), tmp_path / "a.onnx")
+    assert "--" not in str(info.value) and (tmp_path / "a.onnx").read_bytes() == b"keep"
+
+
+class _Unsupported(torch.nn.Module):
+    def forward(self, x):
+        return torch.special.bessel_j0(x)
+
+
+class _ShapeBranch(torch.nn.Module):
+    """Python control flow on the input size: the exported trace computes something else at other sizes."""
+
+    def forward(self, x):
+        return torch.nn.functional.interpolate(x if x.shape[-1] == 16 else 1 - x, scale_factor=2)
+
+
+@pytest.mark.parametrize("network,message", [(_Unsupported(), "cannot be exported"), (_ShapeBranch(), "differs from the torch network")])
+def test_bad_exports_are_refused_and_leave_nothing(network, message, tmp_path):
+    real = load_model("sr-cartoon-x4")
+    model = LoadedModel(network, real.arch, {"upscale": 2}, 2, "odd", tmp_path / "odd.pth")
+    with pytest.raises(ExportError, match=message) as info:
+        export_onnx(model, tmp_path / "odd.onnx")
+    assert "\n" not in str(info.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -1,0 +1,288 @@
+"""The OpenVINO CPU backend: exactness on every shipped architecture, bf16, the conversion cache, bad input.
+
+Conversions are shared through one session cache folder (each model converts once per run);
+tests about the cache itself use their own folder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from sr_filter.archs.rrdbnet import RRDBNet
+from sr_filter.archs.srresnet import SRResNet
+from sr_filter.archs.srvgg import SRVGGNetCompact
+from sr_filter.archs.unet import UNetUpscaler
+from sr_filter.errors import BackendError
+from sr_filter.models import LoadedModel, load_model
+from sr_filter.tiling import run_tiled
+from sr_filter.weights import file_sha256
+
+from .conftest import SHARED, UPSTREAM, require_shared
+
+ov = pytest.importorskip("openvino")
+from sr_filter.backends import ov_cache  # noqa: E402
+from sr_filter.backends.openvino import OpenVinoBackend, native_bf16  # noqa: E402
+
+BUILTIN = ["sr-cartoon-x4", "realesr-animevideov3", "sr-photo-x4", "sr-face-x4"]
+UPSTREAM_FILES = ["RealESRGANv2-animevideo-xsx4.pth", "RealESRGANv2-animevideo-xsx2.pth"]
+#: the shipped architectures without shipped weights, as small seeded networks in real .pth files
+SMALL = {
+    "rrdbnet-x2": lambda: RRDBNet(3, 3, scale=2, num_feat=16, num_block=1, num_grow_ch=8),
+    "srresnet": lambda: SRResNet(num_feat=16, num_block=2),
+    "unet": lambda: UNetUpscaler(num_feat=16),
+}
+
+
+@pytest.fixture(scope="session")
+def ov_folder(tmp_path_factory):
+    return tmp_path_factory.mktemp("openvino-cache")
+
+
+@pytest.fixture(scope="session")
+def small_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("small-archs")
+    paths = {}
+    for name, build in SMALL.items():
+        torch.manual_seed(0)
+        paths[name] = folder / f"{name}.pth"
+        torch.save(build().state_dict(), paths[name])
+    return paths
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory) -> LoadedModel:
+    """A small seeded compact network in a real weights file: cheap to convert again and again."""
+    path = tmp_path_factory.mktemp("tiny") / "tiny-srvgg.pth"
+    torch.manual_seed(0)
+    torch.save(SRVGGNetCompact(3, 3, num_feat=8, num_conv=2, upscale=2, act_type="prelu").state_dict(), path)
+    return load_model(str(path))
+
+
+@pytest.fixture(scope="session")
+def photo() -> torch.Tensor:
+    """A real 56x72 crop of Set14's baboon as a (1, 3, H, W) float tensor."""
+    image = Image.open(require_shared(SHARED / "data" / "benchmarks" / "Set14" / "baboon.png")).convert("RGB")
+    array = np.asarray(image)[200:256, 200:272]
+    return torch.from_numpy(array.copy()).permute(2, 0, 1)[None].float() / 255
+
+
+def _model(spec: str, small_files) -> LoadedModel:
+    if spec in SMALL:
+        return load_model(str(small_files[spec]))
+    if spec.endswith(".pth"):
+        return load_model(str(require_shared(UPSTREAM / spec)))
+    return load_model(spec)
+
+
+def _tiled(backend, model: LoadedModel, x: torch.Tensor, tile: int = 32) -> torch.Tensor:
+    arch, params = model.arch, model.params
+    return run_tiled(backend.run, x, model.scale, tile=tile, context=arch.context(params), band=arch.blend,
+                     multiple=arch.multiple(params))
+
+
+def _torch_whole(model: LoadedModel, x: torch.Tensor) -> torch.Tensor:
+    with torch.inference_mode():
+        return model.network(x).clamp(0, 1)
+
+
+@pytest.mark.parametrize("spec", BUILTIN + UPSTREAM_FILES + list(SMALL))
+def test_fp32_tiled_is_within_one_level_of_torch_whole_image(spec, small_files, ov_folder, photo):
+    model = _model(spec, small_files)
+    backend = OpenVinoBackend.from_model(model, precision="fp32", cache_dir=ov_folder)
+    assert backend.name == "openvino" and backend.precision == "fp32"
+    tiled = _tiled(backend, model, photo)  # full tiles and smaller border windows through one compiled model
+    whole = _torch_whole(model, photo)
+    assert tiled.shape == whole.shape
+    assert float((tiled - whole).abs().max()) <= 1 / 255, spec
+
+
+def test_fp32_is_really_fp32_even_where_openvino_defaults_to_bf16(small_files, ov_folder, photo):
+    """On AMX CPUs OpenVINO's default precision is bf16 (levels off); the explicit hint keeps fp32 exact."""
+    model = _model("sr-cartoon-x4", small_files)
+    out = OpenVinoBackend.from_model(model, precision="fp32", cache_dir=ov_folder).run(photo)
+    assert float((out - _torch_whole(model, photo)).abs().max()) < 0.02 / 255
+
+
+@pytest.mark.skipif(not native_bf16(), reason="this CPU has no native bf16 (AMX / AVX512-BF16)")
+def test_bf16_runs_bf16_with_a_small_error(small_files, ov_folder, photo):
+    model = _model("realesr-animevideov3", small_files)
+    backend = OpenVinoBackend.from_model(model, precision="bf16", cache_dir=ov_folder)
+    assert backend.precision == "bf16"
+    diff = (backend.run(photo) - _torch_whole(model, photo)).abs()
+    assert 0 < float(diff.mean()) < 2 / 255  # not fp32 in disguise, and close
+    assert float(diff.max()) < 24 / 255
+
+
+def test_threads_follow_torch_unless_given(small_files, ov_folder):
+    model = _model("sr-cartoon-x4", small_files)
+    default = OpenVinoBackend.from_model(model, cache_dir=ov_folder)
+    assert default._compiled.get_property("INFERENCE_NUM_THREADS") == torch.get_num_threads()
+    one = OpenVinoBackend.from_model(model, threads=1, cache_dir=ov_folder)
+    assert one._compiled.get_property("INFERENCE_NUM_THREADS") == 1
+
+
+def test_run_returns_a_fresh_tensor_each_call(small_files, ov_folder):
+    """The infer request reuses its output buffer; a returned window must not change under the caller."""
+    backend = OpenVinoBackend.from_model(_model("sr-cartoon-x4", small_files), cache_dir=ov_folder)
+    first = backend.run(torch.zeros(1, 3, 16, 16))
+    kept = first.clone()
+    backend.run(torch.ones(1, 3, 16, 16))
+    assert torch.equal(first, kept)
+
+
+# -- the conversion cache -------------------------------------------------------------------------
+
+
+def _entry(folder):
+    (record,) = folder.glob("*.json")
+    return record, record.with_suffix(".xml"), record.with_suffix(".bin")
+
+
+def _converts(caplog) -> int:
+    return sum(r.getMessage().startswith("converting ") for r in caplog.records)
+
+
+def test_cache_is_written_once_and_reused(tmp_path, caplog, photo, tiny):
+    caplog.set_level(logging.INFO)
+    model = tiny
+    first = OpenVinoBackend.from_model(model, cache_dir=tmp_path).run(photo)
+    record, xml, bin_ = _entry(tmp_path)
+    meta = json.loads(record.read_text())
+    assert meta["weights_sha256"] == file_sha256(model.path) and meta["openvino"] == ov.get_version()
+    assert meta["precision"] == "fp32" and meta["bin_size"] == bin_.stat().st_size
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp")]  # no temporary left
+    assert _converts(caplog) == 1
+    second = OpenVinoBackend.from_model(model, cache_dir=tmp_path).run(photo)
+    assert _converts(caplog) == 1 and torch.equal(first, second)
+
+
+def test_entries_of_an_older_openvino_are_removed_others_kept(tmp_path, tiny):
+    meta = ov_cache.describe(tiny, ov.get_version(), "fp32")
+    key = ov_cache.entry_key(tiny.name, meta)
+    prefix = key.rsplit("-", 1)[0]
+    for stem, record in ((f"{prefix}-old", {**meta, "openvino": "2024.0.0"}),
+                         (f"{prefix}-other", {**meta, "weights_sha256": "0" * 64, "openvino": "2024.0.0"})):
+        for part in ("xml", "bin"):
+            (tmp_path / f"{stem}.{part}").write_bytes(b"x")
+        (tmp_path / f"{stem}.json").write_text(json.dumps(record))
+    OpenVinoBackend.from_model(tiny, cache_dir=tmp_path)
+    stems = {p.stem for p in tmp_path.iterdir()}
+    assert stems == {key, f"{prefix}-other"}  # the other weights' entry (same file name) stays
+
+
+def test_weights_cache_env_sets_the_default_folder(tmp_path, monkeypatch, tiny):
+    monkeypatch.setenv("SR_FILTER_CACHE_DIR", str(tmp_path))
+    OpenVinoBackend.from_model(tiny)
+    assert len(list((tmp_path / "openvino").glob("*.xml"))) == 1
+
+
+@pytest.mark.parametrize("damage", ["truncated bin", "garbage bin", "stale version", "garbage xml", "bad record"])
+def test_damaged_cache_is_detected_and_rebuilt(damage, tmp_path, caplog, photo, tiny):
+    caplog.set_level(logging.INFO)
+    model = tiny
+    expected = OpenVinoBackend.from_model(model, cache_dir=tmp_path).run(photo)
+    record, xml, bin_ = _entry(tmp_path)
+    meta = json.loads(record.read_text())
+    if damage == "truncated bin":
+        bin_.write_bytes(bin_.read_bytes()[: bin_.stat().st_size // 2])
+    elif damage == "garbage bin":  # same size, other bytes: only the hash can tell
+        bin_.write_bytes(bytes(reversed(bin_.read_bytes())))
+    elif damage == "stale version":
+        record.write_text(json.dumps({**meta, "openvino": "2020.1.0"}))
+    elif damage == "garbage xml":  # a consistent record around a model OpenVINO cannot read
+        xml.write_bytes(b"<net>not a model")
+        record.write_text(json.dumps({**meta, "xml_size": 16, "xml_sha256": __import__("hashlib").sha256(b"<net>not a model").hexdigest()}))
+    else:
+        record.write_text("{not json")
+    again = OpenVinoBackend.from_model(model, cache_dir=tmp_path).run(photo)
+    assert _converts(caplog) == 2
+    assert float((again - expected).abs().max()) == 0  # the right picture, from a rebuilt model
+    assert ov_cache.load(tmp_path, record.stem, ov_cache.describe(model, ov.get_version(), "fp32"))  # whole again
+
+
+def test_unwritable_cache_folder_runs_without_caching(tmp_path, caplog, photo, tiny):
+    """The cache folder cannot be created (a file is in the way; chmod does not stop root, which runs CI)."""
+    caplog.set_level(logging.INFO)
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    model = tiny
+    out = OpenVinoBackend.from_model(model, cache_dir=blocker / "openvino").run(photo)
+    assert float((out - _torch_whole(model, photo)).abs().max()) <= 1 / 255
+    assert any("not caching" in r.getMessage() for r in caplog.records)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["not-a-folder"]
+
+
+def test_model_whose_weights_file_is_gone_runs_uncached(tmp_path, tiny, photo):
+    gone = LoadedModel(tiny.network, tiny.arch, tiny.params, tiny.scale, tiny.name, tmp_path / "deleted.pth")
+    out = OpenVinoBackend.from_model(gone, cache_dir=tmp_path / "c").run(photo)
+    assert float((out - _torch_whole(tiny, photo)).abs().max()) <= 1 / 255
+    assert not (tmp_path / "c").exists()
+
+
+# -- what cannot run ------------------------------------------------------------------------------
+
+
+class _Unsupported(torch.nn.Module):
+    """An operation OpenVINO has no conversion rule for."""
+
+    def forward(self, x):
+        return torch.special.bessel_j0(x)
+
+
+class _ShapeBranch(torch.nn.Module):
+    """Python control flow on the input size: tracing bakes in one branch, so the converted model
+    computes something else at other sizes (the probe must catch it)."""
+
+    def __init__(self):
+        super().__init__()
+        self.up = torch.nn.Upsample(scale_factor=2)
+
+    def forward(self, x):
+        return self.up(x if x.shape[-1] == 64 else 1 - x)
+
+
+def _fake(network: torch.nn.Module, tmp_path) -> LoadedModel:
+    real = load_model("sr-cartoon-x4")  # for its architecture record
+    path = tmp_path / "odd.pth"
+    path.write_bytes(b"weights of a network OpenVINO cannot run")
+    return LoadedModel(network.eval(), real.arch, {"upscale": 2}, 2, "odd", path)
+
+
+def test_unconvertible_model_is_one_clear_line(tmp_path):
+    with pytest.raises(BackendError) as info:
+        OpenVinoBackend.from_model(_fake(_Unsupported(), tmp_path), cache_dir=tmp_path / "c")
+    message = str(info.value)
+    assert "\n" not in message and "odd" in message and "bessel_j0" in message
+    assert not list(tmp_path.glob("c/*.xml"))
+
+
+def test_conversion_that_computes_something_else_is_refused(tmp_path):
+    with pytest.raises(BackendError, match="differs from the torch network"):
+        OpenVinoBackend.from_model(_fake(_ShapeBranch(), tmp_path), cache_dir=tmp_path / "c")
+    assert not (tmp_path / "c").exists()  # nothing wrong was cached
+
+
+def test_missing_openvino_is_one_line_saying_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "openvino", None)  # makes `import openvino` fail as if not installed
+    with pytest.raises(BackendError, match="pip install openvino") as info:
+        OpenVinoBackend.from_model(load_model("sr-cartoon-x4"))
+    assert "\n" not in str(info.value)
+
+
+def test_a_failing_window_is_one_line_not_a_traceback(tiny, ov_folder):
+    backend = OpenVinoBackend.from_model(tiny, cache_dir=ov_folder)
+    with pytest.raises(BackendError, match=r"failed on a \(1, 2, 8, 8\) window") as info:
+        backend.run(torch.rand(1, 2, 8, 8))  # two channels for a three-channel network
+    assert "\n" not in str(info.value)
+
+
+def test_fp16_is_refused_with_the_choices():
+    with pytest.raises(BackendError, match="fp32 or bf16"):
+        OpenVinoBackend.from_model(load_model("sr-cartoon-x4"), precision="fp16")
