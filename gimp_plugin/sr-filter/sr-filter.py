@@ -23,6 +23,7 @@ CONFIG_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sr-filte
 # Only when no worker can be asked (the run then reports why): the library's default preset.
 FALLBACK_CHOICES = {"presets": [("photo", "Photo", "")], "default": "photo", "min_tile": 0}
 DEVICES = [("auto", "Automatic", ""), ("cpu", "CPU", ""), ("cuda", "NVIDIA GPU (CUDA)", ""), ("mps", "Apple GPU (MPS)", "")]
+BACKENDS = [("auto", "Automatic (OpenVINO on the CPU when installed)", ""), ("torch", "PyTorch", ""), ("openvino", "OpenVINO (CPU)", "")]
 SAMPLES = {"uint8": "u8", "uint16": "u16", "float32": "float"}
 NOT_FOUND = ("sr-filter is not installed for this plug-in: in the Python environment that has "
              "sr-filter and torch, run `%s`, then restart GIMP" % proto.INSTALL_COMMAND)
@@ -175,6 +176,7 @@ def run(procedure, run_mode, image, drawables, config, run_data):
         "model": model.get_path() if model is not None else "",
         "scale": config.get_property("scale"),
         "device": config.get_property("device"),
+        "backend": config.get_property("backend"),
         "tile": tile,
     }
     locked = locked_item(image.get_layers())
@@ -232,6 +234,7 @@ class SrFilter(Gimp.PlugIn):
                                     Gimp.FileChooserAction.OPEN, True, None, rw)
         procedure.add_double_argument("scale", "S_cale", "Output size / input size", 1.0, 8.0, 2.0, rw)
         procedure.add_choice_argument("device", "_Device", "Where inference runs", choice(DEVICES), "auto", rw)
+        procedure.add_choice_argument("backend", "_Engine", "Inference engine", choice(BACKENDS), "auto", rw)
         procedure.add_int_argument("tile", "_Tile size", "Tile size in input pixels (0 = automatic)",
                                    0, 4096, 0, rw)
         return procedure

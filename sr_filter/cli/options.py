@@ -86,6 +86,8 @@ gpu_opt = click.option("-g", "--gpu", "gpu", type=click.IntRange(0), default=Non
                        help="GPU index: the same as --device cuda:N.")
 precision_opt = click.option("--precision", default="auto", show_default=True, callback=_precision, metavar=PRECISION_METAVAR,
                              help="Arithmetic precision (auto: fp16 on capable GPUs, fp32 on CPU).")
+backend_opt = click.option("--backend", type=click.Choice(["auto", "torch", "openvino"], case_sensitive=False), default="auto",
+                           show_default=True, help="Inference engine (auto: OpenVINO on the CPU when installed, else torch).")
 fp32_opt = click.option("--fp32", is_flag=True, help="The same as --precision fp32.")
 tile_opt = click.option("-t", "--tile", default="auto", show_default=True, callback=_tile, metavar="N|auto",
                         help="Tile edge in input pixels; 0 = whole image.")

@@ -21,7 +21,7 @@ from ..video.command import video_options, wants_video
 from .jobs import Job, check_targets, check_writable, expand_inputs, many_inputs, plan_jobs
 from .messages import one_line
 from .options import (
-    device_opt, fp32_opt, gpu_opt, height_opt, model_opt, offline_opt, precision_opt, preset_opt, scale_opt, tile_opt,
+    backend_opt, device_opt, fp32_opt, gpu_opt, height_opt, model_opt, offline_opt, precision_opt, preset_opt, scale_opt, tile_opt,
     verbosity, width_opt,
 )
 from .progress import Bars, stderr_is_terminal
@@ -50,6 +50,7 @@ FORMAT_NAMES = "png|jpg|webp|bmp|tiff|gif"
 @gpu_opt
 @precision_opt
 @fp32_opt
+@backend_opt
 @tile_opt
 @offline_opt
 @click.option("-f", "--format", "--ext", "fmt", default=None, metavar=FORMAT_NAMES,
@@ -62,7 +63,7 @@ FORMAT_NAMES = "png|jpg|webp|bmp|tiff|gif"
 @click.option("--cluster", metavar="auto|ADDRESS", default=None, help="Spread a folder job over a Ray cluster (auto: $RAY_ADDRESS, else a local one); needs sr-filter[cluster].")
 @verbosity
 @click.pass_context
-def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, height, device, gpu, precision, fp32, tile,
+def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, height, device, gpu, precision, fp32, backend, tile,
             offline, fmt, suffix, quality, overwrite, skip_existing, codec, crf, frames, resume, cluster) -> None:
     """Upscale INPUTS: PNG, JPEG, WebP, BMP, TIFF or GIF files, folders, or - for standard input;
     videos (mp4, mkv, webm, mov, avi) and animated GIF/WebP/PNG keep every frame.
@@ -83,7 +84,7 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
         from ..video.command import run as run_video
 
         return run_video(inputs=expand_inputs(list(inputs)), output=output, model=model or preset, scale=scale,
-                         device=device, precision=precision, tile=tile, offline=offline, fmt=fmt, quality=quality,
+                         device=device, precision=precision, backend=backend, tile=tile, offline=offline, fmt=fmt, quality=quality,
                          overwrite=overwrite, skip_existing=skip_existing, quiet=quiet, codec=codec, crf=crf,
                          frames=frames, resume=resume)
     if fmt is not None and fmt.lower().lstrip(".") not in _format_keys():
@@ -92,8 +93,8 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
         from ..cluster.command import run_on_cluster
 
         ctx.exit(run_on_cluster(ctx, list(inputs), output, cluster=cluster, overwrite=overwrite, quiet=quiet,
-                                model=model or preset, scale=scale, device=device, precision=precision, tile=tile,
-                                offline=offline, fmt=fmt, quality=quality))
+                                model=model or preset, scale=scale, device=device, precision=precision, backend=backend,
+                                tile=tile, offline=offline, fmt=fmt, quality=quality))
     inputs = expand_inputs(list(inputs))
     if many_inputs(inputs) and output in (None, "-"):
         raise click.UsageError("several inputs or a folder need -o OUTPUT_FOLDER")
@@ -110,7 +111,7 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
     _check_device(device, precision)
     from ..upscaler import Upscaler
 
-    upscaler = Upscaler(model or preset, device=device, precision=precision, tile=tile, offline=offline)
+    upscaler = Upscaler(model or preset, device=device, precision=precision, tile=tile, offline=offline, backend=backend)
     if suffix is None:
         suffix = f"_{width}x{height}" if width and height else f"_w{width}" if width else f"_h{height}" if height \
             else f"_x{scale:g}" if scale else f"_x{upscaler.scale}"

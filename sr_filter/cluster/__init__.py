@@ -41,6 +41,7 @@ def upscale_folder(
     scale: float | None = None,
     device: str = "auto",
     precision: str = "auto",
+    backend: str = "auto",
     tile: int | str = "auto",
     offline: bool | None = None,
     fmt: str | None = None,
@@ -71,7 +72,7 @@ def upscale_folder(
     storage.check_writable(dst)
     if on_plan is not None:
         on_plan(len(tasks), skipped)
-    settings = Settings(model=model or preset, scale=scale, device=device, precision=precision, tile=tile,
+    settings = Settings(model=model or preset, scale=scale, device=device, precision=precision, backend=backend, tile=tile,
                         offline=offline, fmt=fmt, quality=quality)
     if not tasks:
         return Summary(skipped=skipped)

@@ -23,6 +23,7 @@ class Settings:
     scale: float | None = None
     device: str = "cpu"
     precision: str = "auto"
+    backend: str = "auto"
     tile: int | str = "auto"
     offline: bool | None = None
     fmt: str | None = None
@@ -66,7 +67,8 @@ class UpscaleWorker:
             from ..upscaler import Upscaler
 
             torch.set_num_threads(max(1, settings.threads))
-            self.upscaler = Upscaler(settings.model, device=settings.device, precision=settings.precision, tile=settings.tile, offline=settings.offline)
+            self.upscaler = Upscaler(settings.model, device=settings.device, precision=settings.precision, tile=settings.tile, offline=settings.offline,
+                                     backend=settings.backend)
         except SrFilterError as exc:
             self.error = str(exc)
         except Exception as exc:  # noqa: BLE001 - whatever it is, the driver shows one line

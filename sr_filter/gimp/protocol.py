@@ -49,7 +49,7 @@ MAX_PAYLOAD_BYTES = 4 << 30
 MAX_SCALE = 16.0
 CHUNK = 1 << 22
 #: text options -> their longest accepted value
-OPTIONS = {"preset": 256, "model": 4096, "device": 64}
+OPTIONS = {"preset": 256, "model": 4096, "device": 64, "backend": 16}
 
 Image = Tuple[Dict[str, Any], bytes]  # (geometry dict, raw pixels)
 ProgressFn = Callable[[int, int, int], Optional[bool]]  # (image index, done, total)

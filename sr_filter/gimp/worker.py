@@ -67,7 +67,7 @@ def upscale_options(options: Dict[str, Any]) -> Tuple[Dict[str, Any], Optional[f
     library's defaults; a model file wins over the preset.
     """
     proto.check_options(options)
-    kwargs: Dict[str, Any] = {"device": options.get("device") or "auto"}
+    kwargs: Dict[str, Any] = {"device": options.get("device") or "auto", "backend": options.get("backend") or "auto"}
     model = options.get("model") or options.get("preset")
     if model:
         kwargs["model"] = model

@@ -34,6 +34,7 @@ def upscale_video(
     scale: float | None = None,
     device: str = "auto",
     precision: str = "auto",
+    backend: str = "auto",
     tile: int | str = "auto",
     offline: bool | None = None,
     codec: str | None = None,
@@ -67,7 +68,7 @@ def upscale_video(
         if upscaler is None:
             from ..upscaler import Upscaler
 
-            upscaler = Upscaler(model, device=device, precision=precision, tile=tile, offline=offline)
+            upscaler = Upscaler(model, device=device, precision=precision, tile=tile, offline=offline, backend=backend)
         factor = float(scale or upscaler.scale)
         info = source.describe(container, str(src), scale=factor)
         family = encode.choose_codec(codec, info.codec, muxer)

@@ -1,0 +1,46 @@
+"""Choosing the inference engine where users choose it: the command line, the GIMP worker's
+options and the API. Real subprocesses, a real model, real OpenVINO (skipped where it is absent)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sr_filter.gimp.worker import upscale_options
+
+from .test_cli import run
+
+
+@pytest.fixture
+def tiny_png(tmp_path):
+    rng = np.random.default_rng(7)
+    path = tmp_path / "tiny.png"
+    Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def test_backend_flag_picks_the_engine_and_both_give_the_same_picture(tiny_png, tmp_path):
+    pytest.importorskip("openvino")
+    outputs = {}
+    for backend in ("torch", "openvino"):
+        out = tmp_path / f"{backend}.png"
+        done = run(tiny_png, "-o", out, "--model", "sr-cartoon-x4", "--backend", backend, "-v")
+        assert done.returncode == 0, done.stderr.decode()
+        assert f"with {backend}" in done.stderr.decode()  # the run says which engine ran
+        outputs[backend] = np.asarray(Image.open(out), dtype=np.int16)
+    assert outputs["torch"].shape == (80, 96, 3)
+    assert np.abs(outputs["torch"] - outputs["openvino"]).max() <= 1
+
+
+def test_unknown_backend_is_one_line_and_exit_2(tiny_png, tmp_path):
+    done = run(tiny_png, "-o", tmp_path / "x.png", "--backend", "tensorrt")
+    err = done.stderr.decode().strip()
+    assert done.returncode == 2 and len(err.splitlines()) == 1 and "--backend" in err, err
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_gimp_worker_passes_the_backend_on():
+    kwargs, _ = upscale_options({"preset": "cartoon", "device": "cpu", "backend": "torch"})
+    assert kwargs["backend"] == "torch"
+    assert upscale_options({"preset": "cartoon"})[0]["backend"] == "auto"
