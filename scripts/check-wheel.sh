@@ -4,6 +4,7 @@
 # package (manifest, built-in weights, a module) fails here and not on a user's machine.
 #   scripts/check-wheel.sh [PYTHON]     (PYTHON: the interpreter for the venv, default python3)
 # Offline-capable: torch==2.13.0 and setuptools come from the configured package index.
+# Then the I/O tests with the oldest Pillow and imagecodecs the package declares.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 PYTHON=${1:-python3}
@@ -40,3 +41,11 @@ size = Image.open('out.png').size
 assert size == (80, 96), f'output is {size}, expected (80, 96)'
 print('wheel ok: sr-filter --preset cartoon 20x24 -> 80x96 from an installed', __import__('sr_filter').__file__)
 "
+
+# The oldest Pillow and imagecodecs that pyproject.toml allows: the I/O tests run with them too,
+# so a floor that no longer works fails here (checkout's venv, those two packages put first).
+FLOOR="$WORK/floor"
+"$REPO/.venv/bin/python" -m pip install -q --no-deps --only-binary=:all: --target "$FLOOR" "pillow==11.0.0" "imagecodecs==2024.9.22"
+cd "$REPO"
+PYTHONPATH="$FLOOR" .venv/bin/python -c "import PIL, imagecodecs; assert PIL.__version__ == '11.0.0', PIL.__version__; print('floor: Pillow', PIL.__version__, 'imagecodecs', imagecodecs.__version__)"
+PYTHONPATH="$FLOOR" .venv/bin/python -m pytest tests/test_imageio.py tests/test_io_hardening.py -q -p no:cacheprovider

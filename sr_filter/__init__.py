@@ -34,11 +34,12 @@ if TYPE_CHECKING:  # imported on first use (see __getattr__): `sr-filter --help`
     from .manifest import load_manifest
     from .tiling import Progress
     from .upscaler import Upscaler
+    from .video import upscale_video
 
 __version__ = "0.1.0"
 
 #: public names whose modules import torch (or are only needed for work): loaded on first access
-_LAZY = {"Upscaler": "upscaler", "Progress": "tiling", "load_manifest": "manifest"}
+_LAZY = {"Upscaler": "upscaler", "Progress": "tiling", "load_manifest": "manifest", "upscale_video": "video"}
 
 
 def __getattr__(name: str) -> Any:
@@ -55,15 +56,6 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
-
-
-def __getattr__(name: str) -> Any:
-    """``upscale_video`` loads PyAV only when first used."""
-    if name == "upscale_video":
-        from .video import upscale_video
-
-        return upscale_video
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def upscale(
@@ -94,6 +86,7 @@ def upscale(
 
 
 __all__ = [
+    "BackendError",
     "CancelledError",
     "ChecksumError",
     "DeviceError",

@@ -61,3 +61,15 @@ def test_every_picture_the_docs_show_exists():
     for page in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]:
         for picture in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", page.read_text()):
             assert (page.parent / picture).is_file(), (page, picture)
+
+
+def test_wheel_check_tests_the_declared_oldest_pillow_and_imagecodecs():
+    """The floors in pyproject.toml are the versions scripts/check-wheel.sh runs the I/O tests with."""
+    import re
+
+    declared = dict(re.findall(r'"(pillow|imagecodecs)>=([\d.]+)"', (ROOT / "pyproject.toml").read_text()))
+    script = (ROOT / "scripts" / "check-wheel.sh").read_text()
+    assert set(declared) == {"pillow", "imagecodecs"}
+    for name, floor in declared.items():
+        pinned = re.search(rf'"{name}==([\d.]+)"', script).group(1)
+        assert tuple(map(int, pinned.split("."))) == tuple(map(int, (floor + ".0").split(".")[: len(pinned.split("."))])), (name, floor, pinned)
