@@ -65,3 +65,12 @@ def first_line(exc: BaseException) -> str:
     third-party error worth putting into one of our one-line messages."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+class CommunityModelError(WeightsFormatError):
+    """A model file of an architecture we do not ship that cannot be used (unknown to spandrel,
+    another task, other channels, spandrel not installed)."""
+
+
+class DenoiseError(SrFilterError):
+    """A denoise strength out of range, or asked of a model without a weak-denoise pair."""
