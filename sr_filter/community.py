@@ -18,6 +18,7 @@ import logging
 import math
 import sys
 import types
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -155,7 +156,9 @@ def describe(state: StateDict, name: str) -> tuple[Any, Info]:
     """spandrel's descriptor for a state dict, and the facts we use; one-line errors otherwise."""
     spandrel = import_spandrel()
     try:
-        desc = spandrel.ModelLoader().load_from_state_dict(dict(state))
+        with warnings.catch_warnings():  # third-party construction warnings (torch.meshgrid) are not the user's
+            warnings.simplefilter("ignore", UserWarning)
+            desc = spandrel.ModelLoader().load_from_state_dict(dict(state))
     except spandrel.UnsupportedModelError:
         raise CommunityModelError(
             f"{name}: not a known super-resolution architecture (neither sr_filter's nor one of "
