@@ -51,12 +51,15 @@ def test_tiled_equals_whole_image(tmp_path, name, multiple):
     assert (whole - tiled).abs().max() < 1 / 255
 
 
-def test_safetensors_loads_the_same_network(tmp_path):
+def test_safetensors_and_ckpt_load_the_same_network(tmp_path):
     pth = load_file(save_random("SPAN", tmp_path, seed=3))
     st = load_file(save_random("SPAN", tmp_path, seed=3, suffix=".safetensors"))
+    ckpt = tmp_path / "lightning.ckpt"  # a training checkpoint: weights under "state_dict", plus other entries
+    torch.save({"state_dict": torch.load(tmp_path / "SPAN.pth", weights_only=True)["params"], "epoch": 3}, ckpt)
     x = torch.rand(1, 3, 16, 16)
     with torch.inference_mode():
         assert torch.equal(pth.network(x), st.network(x))
+        assert torch.equal(pth.network(x), load_file(ckpt).network(x))
 
 
 def test_our_own_architectures_come_first():
