@@ -118,3 +118,12 @@ class ClusterError(SrFilterError):
 
 class ExportError(SrFilterError):
     """A model cannot be exported, or the exported file does not compute what the model does."""
+
+
+class CommunityModelError(WeightsFormatError):
+    """A model file of an architecture we do not ship that cannot be used (unknown to spandrel,
+    another task, other channels, spandrel not installed)."""
+
+
+class DenoiseError(SrFilterError):
+    """A denoise strength out of range, or asked of a model without a weak-denoise pair."""

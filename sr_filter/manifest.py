@@ -46,6 +46,8 @@ class ModelEntry:
     state_key: str | None = None
     num_params: int | None = None
     presets: tuple[str, ...] = field(default=())
+    #: the weak-denoise twin whose weights ``--denoise`` interpolates with (sr_filter.denoise)
+    denoise_pair: str | None = None
 
     @property
     def id(self) -> str:
@@ -150,6 +152,7 @@ def _parse_entry(raw: Mapping[str, Any], presets: Mapping[str, Preset]) -> Model
         state_key=raw.get("state_key"),
         num_params=raw.get("num_params"),
         presets=tuple(p.name for p in presets.values() if name in p.models),
+        denoise_pair=raw.get("denoise_pair"),
     )
 
 

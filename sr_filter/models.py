@@ -10,13 +10,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .archs import Arch, Facts, detect_arch, get_arch
+from .archs import Arch, Facts, get_arch
 from .errors import DownloadError, NetworkUnavailableError, UnknownModelError, WeightsFormatError
 from .manifest import Manifest, ModelEntry, load_manifest
 from .weights import fetch, load_state_dict
 
 log = logging.getLogger(__name__)
-_WEIGHT_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
+_WEIGHT_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin", ".safetensors")
 #: input channel counts the upscaler can feed: grey (run per colour plane), RGB, RGBA
 SUPPORTED_CHANNELS = (1, 3, 4)
 
@@ -127,11 +127,13 @@ def load_file(path: Path) -> LoadedModel:
     """Load a local weights file, recognising its architecture from the tensor shapes."""
     if not path.is_file():
         raise WeightsFormatError(f"weights file {path} does not exist")
-    state = load_state_dict(path)
-    try:
-        arch, params = detect_arch(state)
-    except WeightsFormatError as exc:
-        raise WeightsFormatError(f"{path.name}: {exc}") from None
+    from .community import detect_own, load_community, read_state  # other architectures: spandrel
+
+    state = read_state(path)
+    own = detect_own(state, path.name)
+    if own is None:
+        return load_community(state, path)
+    arch, params = own
     _check_channels(arch, params, path)
     network = arch.build(params)
     _load_strict(network, state, path)

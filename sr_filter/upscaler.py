@@ -38,7 +38,9 @@ class Upscaler:
     ``model`` is a preset (``photo``, ``cartoon``, ``face``), a manifest name (``name`` or
     ``name@version``) or a path to a weights file (``str`` or ``pathlib.Path``). ``tile`` is the
     tile edge in input pixels, ``0`` for whole-image inference or ``"auto"``. ``backend`` is
-    ``auto``, ``torch`` or ``openvino`` (see :mod:`sr_filter.backends`).
+    ``auto``, ``torch`` or ``openvino`` (see :mod:`sr_filter.backends`). ``tta`` averages the 8
+    flips/rotations of every window (about 8x the time, sharper and cleaner); ``denoise`` in [0, 1]
+    interpolates a model with its weak-denoise twin (``realesr-general-x4v3``: 1 = full denoising).
     """
 
     def __init__(
@@ -51,6 +53,8 @@ class Upscaler:
         batch: int = 1,
         offline: bool | None = None,
         backend: str = "auto",
+        tta: bool = False,
+        denoise: float | None = None,
     ) -> None:
         if isinstance(model, PathLike):
             model = str(model)
@@ -61,9 +65,18 @@ class Upscaler:
             raise SrFilterError(f"the batch size must be a whole number of at least 1, not {batch!r}")
         self.batch = int(batch)
         self.device = pick_device(device)
-        self.model: LoadedModel = load_model(model, offline=offline)
+        if denoise is None:
+            self.model: LoadedModel = load_model(model, offline=offline)
+        else:
+            from .denoise import load_denoised
+
+            self.model = load_denoised(model or "photo", denoise, offline=offline)
         self.dtype = pick_dtype(self.device, precision, supports_half=self.model.facts.supports_half)
         self.backend: Backend = make_backend(backend, self.model, self.device, self.dtype)
+        if tta:
+            from .tta import TTABackend
+
+            self.backend = TTABackend(self.backend)
 
     # -- facts -----------------------------------------------------------------------------
     @property

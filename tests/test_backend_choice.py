@@ -44,3 +44,18 @@ def test_gimp_worker_passes_the_backend_on():
     kwargs, _ = upscale_options({"preset": "cartoon", "device": "cpu", "backend": "torch"})
     assert kwargs["backend"] == "torch"
     assert upscale_options({"preset": "cartoon"})[0]["backend"] == "auto"
+
+
+def test_tta_flag_averages_views_and_denoise_is_refused_for_models_without_a_twin(tiny_png, tmp_path):
+    plain, tta = tmp_path / "plain.png", tmp_path / "tta.png"
+    for out, extra in ((plain, []), (tta, ["--tta"])):
+        done = run(tiny_png, "-o", out, "--model", "sr-cartoon-x4", "--backend", "torch", "-v", *extra)
+        assert done.returncode == 0, done.stderr.decode()
+    assert "with torch+tta" in done.stderr.decode()
+    a, b = (np.asarray(Image.open(p), dtype=np.int16) for p in (plain, tta))
+    assert a.shape == b.shape and 0 < np.abs(a - b).mean() < 20  # the same picture, averaged over 8 views
+    refused = run(tiny_png, "-o", tmp_path / "d.png", "--model", "sr-cartoon-x4", "--denoise", "0.5")
+    err = refused.stderr.decode().strip()
+    assert refused.returncode == 1 and len(err.splitlines()) == 1 and "--denoise" in err, err
+    out_of_range = run(tiny_png, "-o", tmp_path / "d.png", "--denoise", "2")
+    assert out_of_range.returncode == 2 and len(out_of_range.stderr.decode().strip().splitlines()) == 1

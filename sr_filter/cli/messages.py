@@ -15,6 +15,8 @@ _HINTS: tuple[tuple[str, str | None], ...] = (
     ("OutputExistsError", "use --overwrite to replace it, or --skip-existing"),
     ("DeviceError", "see --device, -g and --precision"),
     ("BackendError", "see --backend"),
+    ("DenoiseError", "see --denoise"),
+    ("CommunityModelError", "`sr-filter models --inspect FILE` says what the file is"),
     ("ImageTooLargeError", "use a smaller --scale, --width or --height"),
     ("OutOfMemoryError", "use a smaller --tile or --scale"),
     ("OfflineError", "run without --offline to download it, or choose a built-in --model"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
@@ -11,8 +12,20 @@ from ..manifest import load_manifest
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
-def models(as_json: bool) -> None:
+@click.option("--inspect", "inspect_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              metavar="PATH", help="Say what a weights file is (architecture, scale, channels, size needs, precisions).")
+def models(as_json: bool, inspect_path: Path | None) -> None:
     """List presets and models, and whether their weights are already on this machine."""
+    if inspect_path is not None:
+        from ..community import inspect_file
+
+        facts = inspect_file(inspect_path.expanduser())
+        if as_json:
+            click.echo(json.dumps(facts, indent=2))
+        else:
+            for key, value in facts.items():
+                click.echo(f"{key + ':':<16} {', '.join(value) if isinstance(value, list) else value}")
+        return
     from ..weights import cache_dir, is_cached  # imports torch: not at --help time
 
     manifest = load_manifest()

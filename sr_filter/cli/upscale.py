@@ -21,8 +21,8 @@ from ..video.command import video_options, wants_video
 from .jobs import Job, check_targets, check_writable, expand_inputs, many_inputs, plan_jobs
 from .messages import one_line
 from .options import (
-    backend_opt, device_opt, fp32_opt, gpu_opt, height_opt, model_opt, offline_opt, precision_opt, preset_opt, scale_opt, tile_opt,
-    verbosity, width_opt,
+    backend_opt, denoise_opt, device_opt, fp32_opt, gpu_opt, height_opt, model_opt, offline_opt, precision_opt, preset_opt, scale_opt, tile_opt,
+    tta_opt, verbosity, width_opt,
 )
 from .progress import Bars, stderr_is_terminal
 
@@ -51,6 +51,8 @@ FORMAT_NAMES = "png|jpg|webp|bmp|tiff|gif"
 @precision_opt
 @fp32_opt
 @backend_opt
+@tta_opt
+@denoise_opt
 @tile_opt
 @offline_opt
 @click.option("-f", "--format", "--ext", "fmt", default=None, metavar=FORMAT_NAMES,
@@ -63,7 +65,7 @@ FORMAT_NAMES = "png|jpg|webp|bmp|tiff|gif"
 @click.option("--cluster", metavar="auto|ADDRESS", default=None, help="Spread a folder job over a Ray cluster (auto: $RAY_ADDRESS, else a local one); needs sr-filter[cluster].")
 @verbosity
 @click.pass_context
-def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, height, device, gpu, precision, fp32, backend, tile,
+def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, height, device, gpu, precision, fp32, backend, tta, denoise, tile,
             offline, fmt, suffix, quality, overwrite, skip_existing, codec, crf, frames, resume, cluster) -> None:
     """Upscale INPUTS: PNG, JPEG, WebP, BMP, TIFF or GIF files, folders, or - for standard input;
     videos (mp4, mkv, webm, mov, avi) and animated GIF/WebP/PNG keep every frame.
@@ -111,7 +113,8 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
     _check_device(device, precision)
     from ..upscaler import Upscaler
 
-    upscaler = Upscaler(model or preset, device=device, precision=precision, tile=tile, offline=offline, backend=backend)
+    upscaler = Upscaler(model or preset, device=device, precision=precision, tile=tile, offline=offline, backend=backend,
+                        tta=tta, denoise=denoise)
     if suffix is None:
         suffix = f"_{width}x{height}" if width and height else f"_w{width}" if width else f"_h{height}" if height \
             else f"_x{scale:g}" if scale else f"_x{upscaler.scale}"

@@ -1,0 +1,65 @@
+"""Test-time augmentation (8 flips/rotations averaged): PSNR-Y gain and time cost.
+
+Quality: Set5 and Set14 at x4 (the published protocol of ``sr-filter eval``), the model with and
+without TTA. Time: one Set5 image (baby, 128x128 LR), whole-image inference, min of 5 repeats
+each, both in this one run.
+
+    python benchmarks/bench_tta.py [--model sr-photo-x4] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sr_filter.datasets import read_rgb  # noqa: E402
+from sr_filter.evaluation import _to_tensor, _to_uint8, evaluate_folder  # noqa: E402
+from sr_filter.imageops import make_lr  # noqa: E402
+from sr_filter.upscaler import Upscaler  # noqa: E402
+
+BENCH = ROOT.parent / "shared" / "data" / "benchmarks"
+
+
+def upscaler(model: str, tta: bool) -> Upscaler:
+    return Upscaler(model, device="cpu", precision="fp32", tile=0, backend="torch", tta=tta)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", default="sr-photo-x4")
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rows = {}
+    for tta in (False, True):
+        up = upscaler(args.model, tta)
+        run = lambda lr, up=up: _to_uint8(up.run(_to_tensor(lr)))  # noqa: E731
+        rows[tta] = [evaluate_folder(run, BENCH / s, up.scale) for s in ("Set5", "Set14")]
+    lr = _to_tensor(make_lr(read_rgb(BENCH / "Set5" / "baby.png"), 4))
+    times = {}
+    for tta in (False, True):
+        up = upscaler(args.model, tta)
+        best = float("inf")
+        for _ in range(5):
+            t = time.perf_counter()
+            up.run(lr)
+            best = min(best, time.perf_counter() - t)
+        times[tta] = best
+    print(f"{args.model} x4, PSNR-Y (dB) / SSIM-Y, {torch.get_num_threads()} threads")
+    print(f"{'set':<6} {'plain':>16} {'tta':>16} {'gain dB':>8}")
+    for plain, aug in zip(rows[False], rows[True]):
+        print(f"{plain.dataset:<6} {plain.psnr:>8.3f}/{plain.ssim:.4f} {aug.psnr:>8.3f}/{aug.ssim:.4f} {aug.psnr - plain.psnr:>+8.3f}")
+    print(f"time, baby.png {tuple(lr.shape[-2:])} LR, min of 5: plain {times[False]:.3f} s, "
+          f"tta {times[True]:.3f} s, ratio {times[True] / times[False]:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,284 @@
+"""Community model files: any architecture spandrel supports, loaded without running pickled code.
+
+Our own networks (:mod:`sr_filter.archs`) stay the first choice; a file they do not recognise
+comes here. Its tensors are read safely (``torch.load(weights_only=True)`` or safetensors), then
+spandrel recognises the architecture from them and builds the network. What spandrel's descriptor
+says (scale, channels, size requirements, fp16/bf16 support) becomes an :class:`~sr_filter.archs.Arch`
+so the Upscaler tiles and places the network like one of ours.
+
+spandrel imports torchvision for two architectures that are not super-resolution (LaMa
+inpainting, RestoreFormer faces). When torchvision is missing, or installed for another torch
+build (it then fails on import), those two names are satisfied by placeholders during spandrel's
+import only, so every other architecture works without it; the two are refused.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import types
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from .archs import Arch, StateDict
+from .errors import CommunityModelError, WeightsFormatError, first_line
+from .weights import canonicalize, load_state_dict
+
+log = logging.getLogger(__name__)
+
+#: LR pixels of context for tiled == whole image within 1/255, per spandrel architecture id,
+#: measured by crop-and-compare on randomly initialised networks (benchmarks/bench_context.py,
+#: docs/models/README.md "Community model files"); trained weights may reach further, so
+#: each value carries a margin and tiles also blend over ``_BLEND`` px
+CONTEXT: dict[str, int] = {
+    "Compact": 40, "SPAN": 24, "ESRGAN": 40, "OmniSR": 48, "RealCUGAN": 64, "SwinIR": 48,
+    "HAT": 48, "DAT": 48, "RCAN": 64, "SAFMN": 48, "PLKSR": 48,
+}
+DEFAULT_CONTEXT = 64
+_BLEND = 8
+#: architectures that mix the whole image (OmniSR's grid attention): tiles cannot equal the whole
+#: image at any context (7-9/255 measured on a random network); whole-image inference is exact
+GLOBAL = {"OmniSR"}
+#: size multiples spandrel does not state: Real-CUGAN's U-Net halves the image twice
+GRID = {"RealCUGAN": 4}
+#: architectures that need torchvision, which only the placeholders stand in for
+_NEEDS_TORCHVISION = {"LaMa", "RestoreFormer"}
+#: fp32 activation bytes per input pixel assumed for unmeasured (often attention) networks
+_BYTES_PER_PIXEL = 40_000
+
+
+def import_spandrel() -> types.ModuleType:
+    """spandrel, imported with placeholders for a missing or broken torchvision."""
+    if "spandrel" in sys.modules:
+        return sys.modules["spandrel"]
+    try:
+        import torchvision.transforms.functional  # noqa: F401  (the real one, when it works)
+    except Exception:  # ImportError, or RuntimeError from a torchvision built for another torch
+        for name in [n for n in sys.modules if n == "torchvision" or n.startswith("torchvision.")]:
+            del sys.modules[name]
+        return _import_with_placeholders()
+    return _import_spandrel_plain()
+
+
+def _import_spandrel_plain() -> types.ModuleType:
+    try:
+        import spandrel
+    except ImportError as exc:
+        raise CommunityModelError(
+            f"reading community model files needs the spandrel package ({first_line(exc)}); "
+            "install it with: pip install --no-deps spandrel==0.4.2 safetensors einops"
+        ) from None
+    return spandrel
+
+
+def _import_with_placeholders() -> types.ModuleType:
+    def unavailable(*_args: Any, **_kwargs: Any) -> Any:
+        raise CommunityModelError("this architecture needs a working torchvision, which is not installed")
+
+    names = ["torchvision", "torchvision.transforms", "torchvision.transforms.functional"]
+    fakes = {name: types.ModuleType(name) for name in names}
+    functional = fakes["torchvision.transforms.functional"]
+    functional.rotate = functional.normalize = unavailable  # type: ignore[attr-defined]
+    functional.InterpolationMode = types.SimpleNamespace(BILINEAR="bilinear", NEAREST="nearest")  # type: ignore[attr-defined]
+    sys.modules.update(fakes)
+    try:
+        return _import_spandrel_plain()
+    finally:  # later imports of torchvision see the real package (or its real error) again
+        for name in names:
+            if sys.modules.get(name) is fakes[name]:
+                del sys.modules[name]
+
+
+def read_state(path: Path) -> dict[str, torch.Tensor]:
+    """A weights file's tensors, read without running pickled code (.pth/.pt/.ckpt/.safetensors)."""
+    if path.suffix.lower() != ".safetensors":
+        return load_state_dict(path)
+    if not path.is_file():
+        raise WeightsFormatError(f"weights file {path} does not exist")
+    try:
+        from safetensors.torch import load_file
+    except ImportError:
+        raise CommunityModelError("reading .safetensors files needs the safetensors package (pip install safetensors)") from None
+    try:
+        state = load_file(str(path), device="cpu")
+    except Exception as exc:  # SafetensorError: truncated file, bad header, not safetensors at all
+        raise WeightsFormatError(
+            f"{path.name} is not a complete safetensors file ({first_line(exc)[:120]}); download it again"
+        ) from None
+    return canonicalize(state, None, path.name)
+
+
+@dataclass(frozen=True)
+class Info:
+    """What a community file is, from spandrel's descriptor (printed by ``models --inspect``)."""
+
+    arch: str
+    purpose: str
+    scale: int
+    input_channels: int
+    output_channels: int
+    params: int
+    multiple: int
+    minimum: int
+    supports_half: bool
+    supports_bfloat16: bool
+    tags: tuple[str, ...]
+
+
+class SpandrelNet(nn.Module):
+    """One spandrel network behind our ``forward(x) -> y`` contract: pads small inputs to the
+    architecture's minimum (reflect, as spandrel does) and crops the output back."""
+
+    def __init__(self, model: nn.Module, call: Callable[[nn.Module, torch.Tensor], torch.Tensor], scale: int, minimum: int) -> None:
+        super().__init__()
+        self.model = model
+        self._call = call
+        self.scale = scale
+        self.minimum = minimum
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        bottom, right = max(0, self.minimum - h), max(0, self.minimum - w)
+        if bottom or right:
+            mode = "reflect" if bottom < h and right < w else "replicate"
+            x = nn.functional.pad(x, (0, right, 0, bottom), mode=mode)
+        y = self._call(self.model, x)
+        return y[..., : h * self.scale, : w * self.scale]
+
+
+def describe(state: StateDict, name: str) -> tuple[Any, Info]:
+    """spandrel's descriptor for a state dict, and the facts we use; one-line errors otherwise."""
+    spandrel = import_spandrel()
+    try:
+        with warnings.catch_warnings():  # third-party construction warnings (torch.meshgrid) are not the user's
+            warnings.simplefilter("ignore", UserWarning)
+            desc = spandrel.ModelLoader().load_from_state_dict(dict(state))
+    except spandrel.UnsupportedModelError:
+        raise CommunityModelError(
+            f"{name}: not a known super-resolution architecture (neither sr_filter's nor one of "
+            f"spandrel {spandrel.__version__}'s: an image classifier, a model for another task, or a newer architecture)"
+        ) from None
+    except CommunityModelError:
+        raise
+    except Exception as exc:  # an architecture detected but its tensors do not fit it
+        raise CommunityModelError(f"{name}: recognised as a model but it does not load ({first_line(exc)[:160]})") from None
+    model = desc.model
+    req = desc.size_requirements
+    info = Info(
+        arch=desc.architecture.id, purpose=desc.purpose, scale=int(desc.scale),
+        input_channels=int(desc.input_channels), output_channels=int(desc.output_channels),
+        params=sum(p.numel() for p in model.parameters()),
+        # window attention: tiles start on the window grid, so each one partitions as the whole image
+        multiple=math.lcm(int(req.multiple_of), _window_grid(model), GRID.get(desc.architecture.id, 1)),
+        minimum=int(req.minimum),
+        supports_half=bool(desc.supports_half), supports_bfloat16=bool(desc.supports_bfloat16),
+        tags=tuple(desc.tags),
+    )
+    return desc, info
+
+
+def _window_grid(model: nn.Module) -> int:
+    """The grid window attention partitions the image on (lcm of every ``window_size`` and
+    ``split_size`` in the network; 1 for convolutional ones). Tiles that start on it, with the
+    image padded to it, see the same windows as the whole image."""
+    grid = 1
+    for module in model.modules():
+        for attr in ("window_size", "split_size"):
+            value = getattr(module, attr, None)
+            values = value if isinstance(value, (list, tuple)) else [value]
+            for v in values:
+                if isinstance(v, int) and 0 < v <= 64:
+                    grid = math.lcm(grid, v)
+    return grid
+
+
+def check_usable(info: Info, name: str) -> None:
+    """Refuse what the upscaler cannot run: inpainting, other channel layouts, non-square needs."""
+    if info.purpose == "Inpainting" or info.arch in _NEEDS_TORCHVISION and "torchvision" not in sys.modules:
+        raise CommunityModelError(f"{name} is a {info.arch} model for {info.purpose.lower()}, not super-resolution")
+    if info.input_channels != 3 or info.output_channels != 3:
+        raise CommunityModelError(
+            f"{name} takes {info.input_channels} and gives {info.output_channels} channels; "
+            "only RGB models (3 in, 3 out) are supported"
+        )
+    if info.scale < 2:
+        raise CommunityModelError(
+            f"{name} is a 1x {info.arch} model ({info.purpose.lower()}): it does not enlarge images; "
+            "choose an upscaling model (2x, 3x, 4x, ...)"
+        )
+
+
+def detect_own(state: StateDict, name: str) -> tuple[Arch, dict] | None:
+    """Our own architecture and settings for a state dict, or None when none of ours claims it
+    (then spandrel is asked); a file one of ours claims but does not fit is an error."""
+    from .archs import ARCHS, detect_arch
+
+    if not any(arch.detect(state) for arch in ARCHS.values()):
+        return None
+    try:
+        return detect_arch(state)
+    except WeightsFormatError as exc:
+        raise WeightsFormatError(f"{name}: {exc}") from None
+
+
+def load_community(state: StateDict, path: Path) -> "LoadedModel":
+    """A :class:`~sr_filter.models.LoadedModel` for a file our own architectures do not detect."""
+    from .models import LoadedModel
+
+    desc, info = describe(state, path.name)
+    check_usable(info, path.name)
+    network = SpandrelNet(desc.model, getattr(desc, "_call_fn", lambda m, x: m(x)), info.scale, info.minimum).eval()
+    for p in network.parameters():
+        p.requires_grad_(False)
+    arch = Arch(
+        name=info.arch,
+        network=lambda **_: network,
+        detect=lambda _s: False,
+        infer_params=lambda _s: {},
+        scale_param="scale",
+        context=lambda p: CONTEXT.get(info.arch, DEFAULT_CONTEXT),
+        supports_half=info.supports_half,
+        multiple=lambda p: info.multiple,
+        blend=_BLEND,
+        bytes_per_pixel=lambda p: _BYTES_PER_PIXEL,
+    )
+    if info.arch in GLOBAL:
+        log.warning("%s (%s) mixes the whole image: tiled results differ slightly from whole-image "
+                    "inference, which is exact when the image fits in memory", path.name, info.arch)
+    params = {"scale": info.scale, "via": "spandrel", "supports_bfloat16": info.supports_bfloat16}
+    return LoadedModel(network, arch, params, info.scale, path.stem, path)
+
+
+def inspect_file(path: Path) -> dict[str, Any]:
+    """What a weights file is: architecture, scale, channels, parameters, size needs, precisions,
+    and whether sr_filter's own network or spandrel's runs it (``sr-filter models --inspect``)."""
+    state = read_state(path)
+    own = detect_own(state, path.name)
+    if own is None:
+        _desc, info = describe(state, path.name)
+        usable = "yes"
+        try:
+            check_usable(info, path.name)
+        except CommunityModelError as exc:
+            usable = f"no: {exc}"
+        return {
+            "file": str(path), "arch": info.arch, "via": f"spandrel {import_spandrel().__version__}",
+            "purpose": info.purpose, "scale": info.scale, "input_channels": info.input_channels,
+            "output_channels": info.output_channels, "params": info.params, "size_multiple": info.multiple,
+            "size_minimum": info.minimum, "fp16": info.supports_half, "bf16": info.supports_bfloat16,
+            "tile_context": CONTEXT.get(info.arch, DEFAULT_CONTEXT), "tags": list(info.tags), "usable": usable,
+        }
+    arch, params = own
+    return {
+        "file": str(path), "arch": arch.name, "via": "sr_filter (own network)", "purpose": "SR",
+        "scale": arch.scale(params), "input_channels": int(params.get("num_in_ch", 3)),
+        "output_channels": int(params.get("num_out_ch", 3)), "params": sum(int(v.numel()) for v in state.values()),
+        "size_multiple": int(arch.multiple(params)), "size_minimum": 0, "fp16": arch.supports_half, "bf16": True,
+        "tile_context": int(arch.context(params)), "tags": [f"{k}={v}" for k, v in params.items()], "usable": "yes",
+    }

@@ -1,0 +1,74 @@
+"""Denoise strength: interpolating a model's weights with its weak-denoise twin, as Real-ESRGAN's
+``-dn`` does for ``realesr-general-x4v3`` (network interpolation, "DNI").
+
+Real-ESRGAN (inference_realesrgan.py) loads ``[x4v3, wdn-x4v3]`` with
+``dni_weight = [S, 1 - S]`` and sets every tensor to ``S * x4v3 + (1 - S) * wdn``: S = 1 is the
+full model (strong denoising), S = 0 the weak-denoise twin that keeps grain and noise. The
+manifest names the twin in the model's ``denoise_pair`` field; models without one refuse.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Mapping
+
+import torch
+
+from .errors import DenoiseError
+from .manifest import Manifest, ModelEntry, load_manifest
+from .archs import get_arch
+from .models import LoadedModel, _load_strict, candidates, is_path_spec
+from .weights import fetch, load_state_dict
+
+
+def interpolate(strong: Mapping[str, torch.Tensor], weak: Mapping[str, torch.Tensor], strength: float) -> dict[str, torch.Tensor]:
+    """``strength * strong + (1 - strength) * weak`` tensor by tensor (same keys and shapes)."""
+    check_strength(strength)
+    if strong.keys() != weak.keys():
+        raise DenoiseError("the two denoise models have different tensors; they cannot be interpolated")
+    out = {}
+    for key, a in strong.items():
+        b = weak[key]
+        if a.shape != b.shape:
+            raise DenoiseError(f"the two denoise models differ in {key} ({tuple(a.shape)} vs {tuple(b.shape)})")
+        out[key] = strength * a + (1 - strength) * b if a.is_floating_point() else a.clone()
+    return out
+
+
+def check_strength(strength: float) -> float:
+    """A denoise strength in [0, 1] (0: keep noise, 1: the model's full denoising)."""
+    if not (isinstance(strength, (int, float)) and math.isfinite(strength) and 0 <= strength <= 1):
+        raise DenoiseError(f"denoise strength must be between 0 and 1, not {strength!r}")
+    return float(strength)
+
+
+def pair_of(spec: str, manifest: Manifest) -> tuple[ModelEntry, ModelEntry]:
+    """The entry a preset or model name resolves to and its weak-denoise twin, or a refusal."""
+    if is_path_spec(spec) and spec.lower() not in manifest.presets:
+        raise DenoiseError(f"a denoise strength needs a model with a denoise pair; {spec} is a local file")
+    with_pair = [e for e in candidates(spec, manifest) if e.denoise_pair]
+    if not with_pair:
+        names = ", ".join(sorted(e.name for e in manifest.models if e.denoise_pair)) or "none"
+        raise DenoiseError(f"{spec} has no denoise strength setting (models that have one: {names})")
+    entry = with_pair[0]
+    twin = manifest.get(entry.denoise_pair or "")
+    if twin.arch != entry.arch or dict(twin.settings) != dict(entry.settings):
+        raise DenoiseError(f"{entry.name} and its denoise pair {twin.name} are different networks")
+    return entry, twin
+
+
+def load_denoised(spec: str, strength: float, *, offline: bool | None = None, manifest: Manifest | None = None) -> LoadedModel:
+    """``spec`` (e.g. ``realesr-general-x4v3`` or the ``photo`` preset) with its weights
+    interpolated towards its weak-denoise twin at ``strength``; both files verified as usual."""
+    strength = check_strength(strength)
+    manifest = manifest or load_manifest()
+    entry, twin = pair_of(spec.strip(), manifest)
+    path = fetch(entry, offline=offline)
+    strong = load_state_dict(path, entry.state_key)
+    weak = load_state_dict(fetch(twin, offline=offline), twin.state_key)
+    arch = get_arch(entry.arch)
+    params = dict(entry.settings)
+    network = arch.build(params)
+    _load_strict(network, interpolate(strong, weak, strength), path)
+    name = f"{entry.name}-dn{strength:g}"
+    return LoadedModel(network.eval(), arch, params, arch.scale(params), name, path, entry)
