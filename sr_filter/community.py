@@ -227,10 +227,9 @@ def detect_own(state: StateDict, name: str) -> tuple[Arch, dict] | None:
         raise WeightsFormatError(f"{name}: {exc}") from None
 
 
-def load_community(state: StateDict, path: Path) -> "LoadedModel":
-    """A :class:`~sr_filter.models.LoadedModel` for a file our own architectures do not detect."""
-    from .models import LoadedModel
-
+def load_community(state: StateDict, path: Path) -> tuple[nn.Module, Arch, dict, int]:
+    """Network, descriptor, settings and scale for a file our own architectures do not detect
+    (:func:`sr_filter.models.load_file` makes the loaded model of them)."""
     desc, info = describe(state, path.name)
     check_usable(info, path.name)
     network = SpandrelNet(desc.model, getattr(desc, "_call_fn", lambda m, x: m(x)), info.scale, info.minimum).eval()
@@ -252,7 +251,7 @@ def load_community(state: StateDict, path: Path) -> "LoadedModel":
         log.warning("%s (%s) mixes the whole image: tiled results differ slightly from whole-image "
                     "inference, which is exact when the image fits in memory", path.name, info.arch)
     params = {"scale": info.scale, "via": "spandrel", "supports_bfloat16": info.supports_bfloat16}
-    return LoadedModel(network, arch, params, info.scale, path.stem, path)
+    return network, arch, params, info.scale
 
 
 def inspect_file(path: Path) -> dict[str, Any]:

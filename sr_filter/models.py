@@ -132,7 +132,8 @@ def load_file(path: Path) -> LoadedModel:
     state = read_state(path)
     own = detect_own(state, path.name)
     if own is None:
-        return load_community(state, path)
+        network, arch, params, scale = load_community(state, path)
+        return LoadedModel(network, arch, params, scale, path.stem, path)
     arch, params = own
     _check_channels(arch, params, path)
     network = arch.build(params)

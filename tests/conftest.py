@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import logging
 import os
 import shutil
 import threading
@@ -122,14 +123,20 @@ def set14():
     return require_shared(BENCHMARKS / "Set14")
 
 
+_ROOT_LOGGING = (list(logging.getLogger().handlers), logging.getLogger().level)  # as the test session began
+
+
+def _reset_logging() -> None:
+    root = logging.getLogger()
+    ours = [h for h in root.handlers if type(h).__module__.startswith("_pytest")]  # pytest's capture handlers stay
+    root.handlers[:] = ours + [h for h in _ROOT_LOGGING[0] if h not in ours]
+    root.setLevel(_ROOT_LOGGING[1])
+
+
 @pytest.fixture(autouse=True)
 def _restore_logging():
-    """The CLI sets up logging for its process; tests that run it in-process must not leave that
-    set-up (handlers, level) behind for the tests after them."""
-    import logging
-
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
+    """The CLI sets up logging for its process; tests (and module fixtures) that run it in-process
+    must not leave that set-up (handlers, level) to the tests after them."""
+    _reset_logging()
     yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
+    _reset_logging()

@@ -124,11 +124,11 @@ def test_scaled_matches_the_librarys_size_rounding():
 def test_upscale_options_carry_the_librarys_values():
     # The plug-in sends "auto" for its 0 (automatic); on the wire 0 is the library's whole image.
     kw, scale = gimp_worker.upscale_options({"preset": "face", "model": "", "scale": 2.0, "device": "cpu", "tile": "auto"})
-    assert (kw, scale) == ({"model": "face", "device": "cpu", "tile": "auto"}, 2.0)
+    assert (kw, scale) == ({"model": "face", "device": "cpu", "backend": "auto", "tile": "auto"}, 2.0)
     kw, scale = gimp_worker.upscale_options({"preset": "face", "model": "/m.pth", "scale": None, "tile": 64})
-    assert (kw, scale) == ({"model": "/m.pth", "device": "auto", "tile": 64}, None)
+    assert (kw, scale) == ({"model": "/m.pth", "device": "auto", "backend": "auto", "tile": 64}, None)
     kw, _ = gimp_worker.upscale_options({"tile": 0})
-    assert kw == {"device": "auto", "tile": 0}  # no model: the library's default preset
+    assert kw == {"device": "auto", "backend": "auto", "tile": 0}  # no model: the library's default preset
     with pytest.raises(proto.ProtocolError, match="scale must be above 0"):
         gimp_worker.upscale_options({"scale": 0})  # was silently the model's x4
 
