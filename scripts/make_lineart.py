@@ -22,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.size < 16:
         print(f"error: --size must be at least 16 pixels, not {args.size}", file=sys.stderr)
         return 2
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's sr_filter
     from sr_filter.errors import SrFilterError
     from sr_filter.training.lineart import write_held_out
 
