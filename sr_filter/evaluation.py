@@ -148,14 +148,16 @@ class EvalReport:
 
     def table(self, per_image: bool = False) -> str:
         """A plain-text table: one row per set (and per image when asked)."""
+        names = [f"  {s.dataset}/{r.name}" for s in self.sets for r in s.images] if per_image else []
+        width = max([24] + [len(n) + 2 for n in names] + [len(f"{s.dataset} ({len(s.images)})") + 2 for s in self.sets])
         lines = [f"model: {self.model}   scale: x{self.scale}",
-                 f"{'set / image':<24}{'PSNR-Y':>9}{'SSIM-Y':>9}{'GMSD-Y':>9}{'sharp':>7}{'sec':>8}"]
+                 f"{'set / image':<{width}}{'PSNR-Y':>9}{'SSIM-Y':>9}{'GMSD-Y':>9}{'sharp':>7}{'sec':>8}"]
         for s in self.sets:
             if per_image:
                 for r in s.images:
                     label = f"  {s.dataset}/{r.name}"
-                    lines.append(f"{label:<24}{r.psnr:>9.2f}{r.ssim:>9.4f}{r.gmsd:>9.4f}{r.sharpness:>7.3f}{r.seconds:>8.2f}")
-            lines.append(f"{s.dataset + f' ({len(s.images)})':<24}{s.psnr:>9.2f}{s.ssim:>9.4f}{s.gmsd:>9.4f}{s.sharpness:>7.3f}{s.seconds:>8.2f}")
+                    lines.append(f"{label:<{width}}{r.psnr:>9.2f}{r.ssim:>9.4f}{r.gmsd:>9.4f}{r.sharpness:>7.3f}{r.seconds:>8.2f}")
+            lines.append(f"{s.dataset + f' ({len(s.images)})':<{width}}{s.psnr:>9.2f}{s.ssim:>9.4f}{s.gmsd:>9.4f}{s.sharpness:>7.3f}{s.seconds:>8.2f}")
         return "\n".join(lines)
 
 

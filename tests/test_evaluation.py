@@ -260,3 +260,15 @@ def test_eval_reports_sharpness_in_the_table_json_and_api(tmp_path):
     baby = next(i for i in s["images"] if i["name"] == "baby")
     assert baby["sharpness"] == pytest.approx(
         metrics.measure_sharpness(imageops.imresize(imageops.make_lr(hr, 4), 4.0), hr, 4), abs=1e-4)
+
+
+def test_table_columns_stay_aligned_with_long_image_names(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(4)
+    long = "a_rather_long_held_out_image_name"
+    Image.fromarray(imageops.imresize(rng.integers(0, 256, (8, 8, 3)).astype(np.uint8), 4.0)).save(tmp_path / f"{long}.png")
+    report = ev.EvalReport(model="bicubic", scale=2, sets=[ev.evaluate_folder(ev.bicubic_upscaler(2), tmp_path, 2)])
+    header, row, total = report.table(per_image=True).splitlines()[1:]
+    assert long in row and len(header) == len(row) == len(total)
+    assert header.index("PSNR-Y") + len("PSNR-Y") == row.index(f"{report.sets[0].images[0].psnr:.2f}") + 5
