@@ -19,7 +19,7 @@ import numpy as np
 from .datasets import read_image, select_images
 from .errors import EvaluationError
 from .imageops import imresize, make_pair
-from .metrics import measure
+from .metrics import measure, measure_sharpness
 
 
 #: an upscaler for evaluation: HxWx3 uint8 LR in, (H*s)x(W*s)x3 uint8 out
@@ -82,6 +82,8 @@ class ImageResult:
     ssim: float
     seconds: float
     gmsd: float = float("nan")
+    #: output / ground-truth gradient magnitude on the ground truth's edges (1.0 = as sharp)
+    sharpness: float = float("nan")
 
 
 @dataclass
@@ -103,6 +105,10 @@ class SetResult:
         return float(np.mean([r.gmsd for r in self.images]))
 
     @property
+    def sharpness(self) -> float:
+        return float(np.mean([r.sharpness for r in self.images]))
+
+    @property
     def seconds(self) -> float:
         return float(sum(r.seconds for r in self.images))
 
@@ -117,17 +123,19 @@ class EvalReport:
         return {
             "model": self.model,
             "scale": self.scale,
-            "metric": "PSNR/SSIM/GMSD on Y (BT.601), modcrop, MATLAB bicubic LR, border shaved by scale",
+            "metric": "PSNR/SSIM/GMSD on Y (BT.601), modcrop, MATLAB bicubic LR, border shaved by scale; "
+                      "sharpness = output/ground-truth Sobel magnitude on the ground truth's top 10% gradients",
             "sets": [
                 {
                     "dataset": s.dataset,
                     "psnr": round(s.psnr, 4),
                     "ssim": round(s.ssim, 5),
                     "gmsd": round(s.gmsd, 5),
+                    "sharpness": round(s.sharpness, 4),
                     "seconds": round(s.seconds, 3),
                     "images": [
                         {**asdict(r), "psnr": round(r.psnr, 4), "ssim": round(r.ssim, 5), "gmsd": round(r.gmsd, 5),
-                         "seconds": round(r.seconds, 3)}
+                         "sharpness": round(r.sharpness, 4), "seconds": round(r.seconds, 3)}
                         for r in s.images
                     ],
                 }
@@ -140,21 +148,23 @@ class EvalReport:
 
     def table(self, per_image: bool = False) -> str:
         """A plain-text table: one row per set (and per image when asked)."""
+        names = [f"  {s.dataset}/{r.name}" for s in self.sets for r in s.images] if per_image else []
+        width = max([24] + [len(n) + 2 for n in names] + [len(f"{s.dataset} ({len(s.images)})") + 2 for s in self.sets])
         lines = [f"model: {self.model}   scale: x{self.scale}",
-                 f"{'set / image':<24}{'PSNR-Y':>9}{'SSIM-Y':>9}{'GMSD-Y':>9}{'sec':>8}"]
+                 f"{'set / image':<{width}}{'PSNR-Y':>9}{'SSIM-Y':>9}{'GMSD-Y':>9}{'sharp':>7}{'sec':>8}"]
         for s in self.sets:
             if per_image:
                 for r in s.images:
                     label = f"  {s.dataset}/{r.name}"
-                    lines.append(f"{label:<24}{r.psnr:>9.2f}{r.ssim:>9.4f}{r.gmsd:>9.4f}{r.seconds:>8.2f}")
-            lines.append(f"{s.dataset + f' ({len(s.images)})':<24}{s.psnr:>9.2f}{s.ssim:>9.4f}{s.gmsd:>9.4f}{s.seconds:>8.2f}")
+                    lines.append(f"{label:<{width}}{r.psnr:>9.2f}{r.ssim:>9.4f}{r.gmsd:>9.4f}{r.sharpness:>7.3f}{r.seconds:>8.2f}")
+            lines.append(f"{s.dataset + f' ({len(s.images)})':<{width}}{s.psnr:>9.2f}{s.ssim:>9.4f}{s.gmsd:>9.4f}{s.sharpness:>7.3f}{s.seconds:>8.2f}")
         return "\n".join(lines)
 
 
 def evaluate_folder(upscale: UpscaleFn, folder: Path, scale: int, name: str | None = None,
                     limit: int | None = None, include: Sequence[str] = (), hr_scale: float = 1.0,
                     jpeg: int | None = None) -> SetResult:
-    """PSNR/SSIM/GMSD of ``upscale`` on the images of ``folder`` (HR ground truth).
+    """PSNR/SSIM/GMSD and sharpness of ``upscale`` on the images of ``folder`` (HR ground truth).
 
     ``include``: only files matching these patterns; ``hr_scale``: downscale each ground truth
     first (MATLAB bicubic), to evaluate large photos at a smaller size; ``jpeg``: the LR input is
@@ -172,7 +182,7 @@ def evaluate_folder(upscale: UpscaleFn, folder: Path, scale: int, name: str | No
         sr = upscale(lr)
         dt = time.perf_counter() - t0
         p, s, g = measure(sr, hr, scale, gray=gray)
-        result.images.append(ImageResult(path.stem, p, s, dt, g))
+        result.images.append(ImageResult(path.stem, p, s, dt, g, measure_sharpness(sr, hr, scale, gray=gray)))
     return result
 
 

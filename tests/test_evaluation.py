@@ -199,3 +199,76 @@ def test_eval_command_takes_a_held_out_split_at_a_smaller_size(tmp_path):
     assert [i["name"] for i in images] == ["src_a"] and images[0]["gmsd"] > 0
     bad = CliRunner().invoke(eval_cmd, [str(tmp_path), "--hr-scale", "2"])
     assert bad.exit_code == 2 and "hr-scale" in bad.output
+
+
+def _unsharp(img: np.ndarray, amount: float) -> np.ndarray:
+    """Unsharp masking: the image plus ``amount`` times its difference to a Gaussian blur."""
+    from sr_filter.training.degradations import blur
+
+    x = img.astype(np.float64)
+    return x + amount * (x - blur(x[..., None], 1.5)[..., 0])
+
+
+@needs_bench
+@pytest.mark.parametrize("name", ["butterfly", "bird"])
+def test_sharpness_is_one_for_the_truth_below_for_bicubic_above_for_unsharp_masking(name):
+    hr = datasets.read_rgb(BENCH / "Set5" / f"{name}.png")
+    hr = imageops.modcrop(hr, 4)
+    y = metrics.shave(imageops.rgb_to_y(hr), 4)
+    assert metrics.sharpness(y, y) == pytest.approx(1.0, abs=1e-12)
+    bicubic = imageops.imresize(imageops.make_lr(hr, 4), 4.0)
+    soft = metrics.measure_sharpness(bicubic, hr, 4)
+    assert soft < 0.7  # measured 0.40 (butterfly), 0.51 (bird)
+    # milder blur (x2) is less soft than x4, and unsharp masking steepens the edges
+    assert soft < metrics.measure_sharpness(imageops.imresize(imageops.make_lr(hr, 2), 2.0), hr, 4) < 1.0
+    assert metrics.sharpness(_unsharp(y, 1.0), y) > 1.2
+    assert metrics.sharpness(_unsharp(y, 1.0), y) < metrics.sharpness(_unsharp(y, 2.0), y)
+    # the intensity scale does not matter (a 16-bit or 0..1 pipeline reads the same)
+    yb = metrics.shave(imageops.rgb_to_y(bicubic), 4)
+    assert metrics.sharpness(yb * 257.0, y * 257.0) == pytest.approx(metrics.sharpness(yb, y), rel=1e-9)
+    assert metrics.sharpness(yb / 255.0, y / 255.0) == pytest.approx(soft, rel=1e-9)
+
+
+def test_sharpness_edge_cases():
+    flat = np.full((16, 16), 80.0)
+    assert math.isnan(metrics.sharpness(flat, flat))
+    step = np.zeros((16, 16))
+    step[:, 8:] = 200.0
+    assert metrics.sharpness(step * 0.5, step) == pytest.approx(0.5)  # a weaker edge, the same place
+    with pytest.raises(EvaluationError, match="reference"):
+        metrics.sharpness(step[:8], step)
+    with pytest.raises(EvaluationError, match="too small"):
+        metrics.sharpness(step[:2, :2], step[:2, :2])
+    with pytest.raises(EvaluationError, match="fraction"):
+        metrics.sharpness(step, step, fraction=0.0)
+
+
+@needs_bench
+def test_eval_reports_sharpness_in_the_table_json_and_api(tmp_path):
+    from click.testing import CliRunner
+
+    from sr_filter.cli.eval import eval_cmd
+
+    out = tmp_path / "r.json"
+    res = CliRunner().invoke(eval_cmd, [str(BENCH / "Set5"), "-m", "bicubic", "--json", str(out), "--per-image"])
+    assert res.exit_code == 0, res.output
+    assert "sharp" in res.output.splitlines()[1]
+    s = json.loads(out.read_text())[0]["sets"][0]
+    api = ev.evaluate_folder(ev.bicubic_upscaler(4), BENCH / "Set5", 4)
+    assert s["sharpness"] == pytest.approx(api.sharpness, abs=1e-4) and 0.3 < api.sharpness < 0.7
+    hr = imageops.modcrop(datasets.read_rgb(BENCH / "Set5" / "baby.png"), 4)
+    baby = next(i for i in s["images"] if i["name"] == "baby")
+    assert baby["sharpness"] == pytest.approx(
+        metrics.measure_sharpness(imageops.imresize(imageops.make_lr(hr, 4), 4.0), hr, 4), abs=1e-4)
+
+
+def test_table_columns_stay_aligned_with_long_image_names(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(4)
+    long = "a_rather_long_held_out_image_name"
+    Image.fromarray(imageops.imresize(rng.integers(0, 256, (8, 8, 3)).astype(np.uint8), 4.0)).save(tmp_path / f"{long}.png")
+    report = ev.EvalReport(model="bicubic", scale=2, sets=[ev.evaluate_folder(ev.bicubic_upscaler(2), tmp_path, 2)])
+    header, row, total = report.table(per_image=True).splitlines()[1:]
+    assert long in row and len(header) == len(row) == len(total)
+    assert header.index("PSNR-Y") + len("PSNR-Y") == row.index(f"{report.sets[0].images[0].psnr:.2f}") + 5

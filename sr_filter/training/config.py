@@ -63,6 +63,9 @@ class DataConfig:
     degradation: DegradationConfig = field(default_factory=DegradationConfig)
     #: file-name patterns (fnmatch, e.g. "src_*") left out of training: held-out evaluation images
     exclude: tuple[str, ...] = ()
+    #: share of the patches drawn from the procedural line-art synthesiser (training/lineart.py)
+    #: instead of the training images, degraded the same way; 0: none
+    lineart: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -233,5 +236,7 @@ def _validate(cfg: TrainConfig) -> None:
         raise ConfigError("[val] jpeg is a JPEG quality from 1 to 100 (0: off)")
     if not 0 < cfg.val.hr_scale <= 1:
         raise ConfigError("[val] hr_scale must be in (0, 1], e.g. 0.5 to evaluate 1024 px photos at 512 px")
+    if not 0 <= cfg.data.lineart <= 1:
+        raise ConfigError("[data] lineart is the share of synthetic line-art patches, from 0 to 1")
     if cfg.data.degradation.resize not in ("matlab_bicubic", "bilinear", "area", "random"):
         raise ConfigError("[data.degradation] resize must be matlab_bicubic, bilinear, area or random")

@@ -90,6 +90,12 @@ class PatchSampler:
         cfg, s, p = self.cfg, self.cfg.scale, self.cfg.patch
         lrs, hrs = [], []
         for _ in range(cfg.batch):
+            if cfg.lineart > 0 and rng.random() < cfg.lineart:
+                lr, hr = self._lineart_pair(rng)
+                lr, hr = _augment([lr, hr], rng, cfg.flips, cfg.rot90)
+                lrs.append(lr)
+                hrs.append(hr)
+                continue
             im = self.images[int(rng.choice(len(self.images), p=self.weights))]
             if self.plain:
                 assert im.lr is not None
@@ -112,3 +118,17 @@ class PatchSampler:
             hrs.append(hr)
         to_t = lambda xs: torch.from_numpy(np.stack(xs)).permute(0, 3, 1, 2).float().div_(255.0)  # noqa: E731
         return to_t(lrs), to_t(hrs)
+
+    def _lineart_pair(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """An (LR, HR) pair from a freshly synthesised line-art patch, with the same degradation
+        (and the same context margin) as the training images."""
+        from .lineart import make_lineart
+
+        s, p, m = self.cfg.scale, self.cfg.patch, self.margin
+        big = make_lineart(p * s + 2 * m, rng)
+        if self.plain:
+            return imresize(big, 1.0 / s), big
+        from .degradations import degrade
+
+        lr_big = degrade(big, s, self.cfg.degradation, rng)
+        return lr_big[m // s : m // s + p, m // s : m // s + p], big[m : m + p * s, m : m + p * s]
