@@ -104,11 +104,7 @@ def replacing(path: str | Path, *, overwrite: bool = True) -> Iterator[Path]:
     tmp = Path(name)
     try:
         yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            _link_no_clobber(tmp, path)
+        publish(tmp, path, overwrite=overwrite)
     except FileExistsError:
         raise OutputExistsError(f"{path} appeared while writing; allow overwriting to replace it") from None
     except OSError as exc:
@@ -116,6 +112,18 @@ def replacing(path: str | Path, *, overwrite: bool = True) -> Iterator[Path]:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+def publish(tmp: str | Path, path: str | Path, *, overwrite: bool) -> None:
+    """Give the finished temporary file ``tmp`` (in ``path``'s folder) its final name: mode 0666
+    minus the umask, like any file the user writes; without ``overwrite`` a hard link that fails
+    with FileExistsError if the name exists. The one way every writer here (images, videos,
+    downloads, checkpoints) publishes a file; OSError is the caller's to word."""
+    os.chmod(tmp, 0o666 & ~_umask())
+    if overwrite:
+        os.replace(tmp, path)
+    else:
+        _link_no_clobber(str(tmp), Path(path))
 
 
 def is_stream(path: str | Path) -> bool:

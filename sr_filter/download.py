@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 from . import netmemory
 from .cachelock import CacheLock, LockTimeout
+from .atomic import publish
 from .envvars import env_int, env_seconds, env_text
 from .errors import CacheError, ChecksumError, DownloadError, DownloadSettingError, NetworkUnavailableError, first_line
 
@@ -226,7 +227,7 @@ class _PartFile:
             os.fsync(self.fd)
             os.close(self.fd)
             self.fd = -1
-            os.replace(self.part, self.path)
+            publish(self.part, self.path, overwrite=True)
         except OSError as exc:
             raise cache_error(exc, self.path) from None
 

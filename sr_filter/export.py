@@ -11,14 +11,13 @@ installed, and only then renamed into place.
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from .atomic import replacing
 from .errors import ExportError, OutputExistsError, first_line
 from .models import LoadedModel
 
@@ -57,21 +56,13 @@ def export_onnx(model: LoadedModel, output: str | Path, *, overwrite: bool = Fal
         raise ExportError(f"the folder {folder} does not exist; create it or choose another output path")
     c_in = int(model.params.get("num_in_ch", 3))
     multiple = int(model.arch.multiple(model.params))
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=folder)
-    os.close(fd)
-    tmp = Path(tmp_name)
     try:
-        _export(model, c_in, multiple, tmp)
-        if check:
-            verify(model, tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # a normal file's mode, not mkstemp's private 0600
-        os.replace(tmp, output)
+        with replacing(output, overwrite=overwrite) as tmp:  # checked before it takes its name
+            _export(model, c_in, multiple, tmp)
+            if check:
+                verify(model, tmp)
     except OSError as exc:
         raise ExportError(f"cannot write {output}: {exc.strerror or first_line(exc)}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
     return output
 
 

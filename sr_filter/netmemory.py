@@ -16,6 +16,8 @@ from contextlib import suppress
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from .atomic import publish
+
 REMEMBER_S = 600.0
 FILE_NAME = ".unreachable.json"
 
@@ -44,7 +46,7 @@ def _write(folder: Path, data: dict[str, float]) -> None:
             path.unlink(missing_ok=True)
             return
         tmp.write_text(json.dumps(data), encoding="utf-8")
-        os.replace(tmp, path)
+        publish(tmp, path, overwrite=True)
     except OSError:
         with suppress(OSError):
             tmp.unlink(missing_ok=True)

@@ -15,13 +15,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from ..atomic import publish
 from ..errors import first_line
 from ..weights import cache_dir, file_sha256
 
@@ -98,9 +98,9 @@ def save(folder: Path, key: str, meta: dict, ov_model: Any, ov: Any) -> bool:
         record_path.write_text(json.dumps(record, indent=1), encoding="utf-8")
         paths = _paths(folder, key)
         paths["json"].unlink(missing_ok=True)  # the entry is incomplete until its record is back
-        os.replace(bin_, paths["bin"])
-        os.replace(xml, paths["xml"])
-        os.replace(record_path, paths["json"])
+        publish(bin_, paths["bin"], overwrite=True)
+        publish(xml, paths["xml"], overwrite=True)
+        publish(record_path, paths["json"], overwrite=True)
         _drop_outdated(folder, key, meta)
         return True
     except (OSError, RuntimeError) as exc:  # OpenVINO reports a failed write as RuntimeError
