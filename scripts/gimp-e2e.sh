@@ -19,8 +19,8 @@ fi
 "$ENV_SH" setup
 # torch from Debian (CPU, ~1 GB): pip would pull the multi-GB CUDA build.
 "$ENV_SH" run python3 -c 'import torch' 2>/dev/null || "$ENV_SH" apt-install python3-torch
-"$ENV_SH" run python3 -c 'import click, platformdirs, requests, tifffile, filelock, PIL' 2>/dev/null \
-  || "$ENV_SH" pip-install click platformdirs requests tifffile filelock pillow
+"$ENV_SH" run python3 -c 'import click, platformdirs, requests, tifffile, filelock, PIL, tqdm, imagecodecs, psutil' 2>/dev/null \
+  || "$ENV_SH" pip-install click platformdirs requests tifffile filelock pillow tqdm imagecodecs psutil
 (cd "$REPO" && "$ENV_SH" pip-install --no-deps --force-reinstall ./)
 
 cd "$REPO"
