@@ -100,8 +100,8 @@ def run_video_on_cluster(ctx: click.Context, inputs: list[str], output: str | No
         raise click.UsageError("--cluster takes image folders, files or patterns, or one video file (" + ", ".join(sorted(s[1:] for s in VIDEO_SUFFIXES)) + ")")
     if output is None or output == "-" or fmt is not None:
         raise click.UsageError("--cluster with a video needs -o OUTPUT_VIDEO (a file name; its suffix picks the container)")
-    if overwrite:
-        raise click.UsageError("--cluster never replaces an existing output; remove it or choose another -o")
+    if overwrite or Path(output).exists():  # said here: the library's error would get the --overwrite hint
+        raise click.UsageError(f"--cluster never replaces an existing output{f' ({output} exists)' if not overwrite else ''}; remove it or choose another -o")
     if frames:
         raise click.UsageError("--cluster upscales whole videos; leave out --frames")
     report = _Report(quiet, "segments")
