@@ -62,7 +62,7 @@ FORMAT_NAMES = "png|jpg|webp|bmp|tiff|gif"
 @click.option("--overwrite", is_flag=True, help="Replace existing output files (also allows writing over the input).")
 @click.option("--skip-existing", is_flag=True, help="Leave outputs that already exist untouched and move on.")
 @video_options
-@click.option("--cluster", metavar="auto|ADDRESS", default=None, help="Spread a folder job over a Ray cluster (auto: $RAY_ADDRESS, else a local one); needs sr-filter[cluster].")
+@click.option("--cluster", metavar="auto|ADDRESS", default=None, help="Spread a folder job, or one video's segments, over a Ray cluster (auto: $RAY_ADDRESS, else a local one); needs sr-filter[cluster].")
 @verbosity
 @click.pass_context
 def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, height, device, gpu, precision, fp32, backend, tta, denoise, tile,
@@ -82,6 +82,12 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
     device, precision = _device_and_precision(device, gpu, precision, fp32)
     if scale is not None and (width or height):
         raise click.UsageError("give either --scale or --width/--height, not both")
+    if cluster is not None and wants_video(list(inputs), fmt):  # one video's segments spread over a cluster
+        from ..cluster.command import run_video_on_cluster
+
+        ctx.exit(run_video_on_cluster(ctx, list(inputs), output, cluster=cluster, overwrite=overwrite, quiet=quiet, frames=frames, fmt=fmt,
+                                      model=model or preset, scale=scale, device=device, precision=precision, backend=backend,
+                                      tile=tile, offline=offline, codec=codec, crf=crf))
     if wants_video(list(inputs), fmt):  # videos, animations, frame streams: sr_filter.video
         from ..video.command import run as run_video
 

@@ -3,6 +3,7 @@
 >>> from sr_filter.cluster import upscale_folder
 >>> summary = upscale_folder("scans/", "scans_x4/", preset="photo", address="auto")
 >>> summary.done, summary.skipped, summary.failed
+>>> upscale_video("episode.mkv", "episode_x4.mkv", preset="video")  # segments on different workers
 
 Ray is an optional extra (``pip install 'sr-filter[cluster]'``); importing this package does not
 import it. See docs/cluster.md for running on many machines.
@@ -16,9 +17,10 @@ from ..errors import ClusterError
 from . import storage
 from .connect import INSTALL_HINT
 from .scheduler import Event, Interrupted, Summary
+from .video import upscale_video
 from .worker import Settings
 
-__all__ = ["ClusterError", "Event", "INSTALL_HINT", "Interrupted", "Summary", "plan", "upscale_folder"]
+__all__ = ["ClusterError", "Event", "INSTALL_HINT", "Interrupted", "Summary", "plan", "upscale_folder", "upscale_video"]
 
 
 def plan(inputs: str | list[str], output: str, *, fmt: str | None = None) -> tuple[list[storage.Task], int]:

@@ -7,11 +7,64 @@ job needs no model, only the list of files.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import click
 
 from ..cli.progress import Bars, stderr_is_terminal
 from . import Event, Interrupted, upscale_folder
+
+
+class _Report:
+    """Progress lines and bars on the driver: one line per finished task (a file or a video
+    segment) with the rate and ETA, a line per retry, errors as they happen."""
+
+    def __init__(self, quiet: bool, unit: str) -> None:
+        self.quiet, self.unit = quiet, unit
+        self.bars: Bars | None = None  # made once the plan says how many tasks there are
+        self.finished, self.total, self.first = 0, None, None
+        self.started = time.monotonic()
+
+    def say(self, message: str) -> None:
+        (self.bars.echo if self.bars is not None else lambda m: click.echo(m, err=True))(message)
+
+    def on_event(self, event: Event) -> None:
+        if event.kind == "retry":
+            if not self.quiet:
+                self.say(f"sr-filter: a worker was lost; {_name(event.task)} goes to another")
+            return
+        self.finished += 1
+        done, total, now = self.finished, self.total or 0, time.monotonic()
+        self.first = self.first or now  # the rate leaves out starting the cluster and its workers
+        span = now - self.first
+        rate = (done - 1) / span if done > 1 and span > 0 else done / max(now - self.started, 1e-9)
+        eta = f", ETA {_duration((total - done) / rate)}" if rate and total > done else ""
+        if event.kind == "failed":
+            self.say(f"sr-filter: error: {event.message}")
+        elif not self.quiet:
+            self.say(f"sr-filter: [{done}/{total}] {_name(event.task)} -> {event.task.target} ({event.seconds:.1f} s; {rate:.2f} {self.unit}/s{eta})")
+        if self.bars is not None:
+            self.bars.finish()
+
+    def on_plan(self, todo: int, skipped: int) -> None:
+        self.total = todo
+        self.bars = Bars(max(todo, 2), enabled=not self.quiet and stderr_is_terminal())  # always the batch bar
+        if skipped and not self.quiet:
+            self.say(f"sr-filter: skipping {skipped} existing output(s)" if self.unit == "files" else f"sr-filter: keeping {skipped} finished segment(s)")
+
+    def summary_line(self, summary, noun: str) -> str:
+        rate = summary.done / summary.seconds if summary.seconds else 0.0
+        line = f"sr-filter: {summary.done} {noun + ' ' if noun else ''}upscaled, {summary.skipped} skipped, {len(summary.failed)} failed"
+        if summary.workers:
+            line += f" in {_duration(summary.seconds)} ({rate:.2f} {self.unit}/s) on {summary.workers} worker(s)"
+        if summary.retried:
+            line += f"; {summary.retried} retried after {summary.workers_lost} worker(s) were lost"
+        return line
+
+
+def _name(task) -> str:
+    first = getattr(task, "first", None)
+    return task.source if first is None else f"{task.source} frames {first}-{task.end}"
 
 
 def run_on_cluster(ctx: click.Context, inputs: list[str], output: str | None, *, cluster: str, overwrite: bool, quiet: bool, **settings) -> int:
@@ -20,56 +73,53 @@ def run_on_cluster(ctx: click.Context, inputs: list[str], output: str | None, *,
         raise click.UsageError("--cluster needs input folders, files or patterns and -o OUTPUT_FOLDER (not standard input or output)")
     if overwrite:
         raise click.UsageError("--cluster never replaces existing outputs (a finished file is what makes a retry safe); remove them or choose another -o")
-    bars = {"bars": None}  # made once the plan says how many files there are
-    tally = {"finished": 0, "total": None}
-    started = time.monotonic()
-
-    def say(message: str) -> None:
-        (bars["bars"].echo if bars["bars"] is not None else lambda m: click.echo(m, err=True))(message)
-
-    def on_event(event: Event) -> None:
-        if event.kind == "retry":
-            if not quiet:
-                say(f"sr-filter: a worker was lost; {event.task.source} goes to another")
-            return
-        tally["finished"] += 1
-        done, total, now = tally["finished"], tally["total"] or 0, time.monotonic()
-        tally.setdefault("first", now)  # the rate leaves out starting the cluster and its workers
-        span = now - tally["first"]
-        rate = (done - 1) / span if done > 1 and span > 0 else done / max(now - started, 1e-9)
-        eta = f", ETA {_duration((total - done) / rate)}" if rate and total > done else ""
-        if event.kind == "failed":
-            say(f"sr-filter: error: {event.message}")
-        elif not quiet:
-            say(f"sr-filter: [{done}/{total}] {event.task.source} -> {event.task.target} ({event.seconds:.1f} s; {rate:.2f} files/s{eta})")
-        if bars["bars"] is not None:
-            bars["bars"].finish()
-
-    def on_plan(todo: int, skipped: int) -> None:
-        tally["total"] = todo
-        bars["bars"] = Bars(max(todo, 2), enabled=not quiet and stderr_is_terminal())  # always the batch bar
-        if skipped and not quiet:
-            say(f"sr-filter: skipping {skipped} existing output(s)")
-
+    report = _Report(quiet, "files")
     try:
-        summary = upscale_folder(inputs, output, address=cluster, on_event=on_event, on_plan=on_plan, **settings)
+        summary = upscale_folder(inputs, output, address=cluster, on_event=report.on_event, on_plan=report.on_plan, **settings)
     except Interrupted as stop:
-        _close(bars["bars"])
+        _close(report.bars)
         s = stop.summary
-        click.echo(f"sr-filter: interrupted after {s.done} of {tally['total']} file(s); no output was left half-written, run again to resume", err=True)
+        click.echo(f"sr-filter: interrupted after {s.done} of {report.total} file(s); no output was left half-written, run again to resume", err=True)
         return 130
-    _close(bars["bars"])
+    _close(report.bars)
     if not quiet:
-        rate = summary.done / summary.seconds if summary.seconds else 0.0
-        line = f"sr-filter: {summary.done} upscaled, {summary.skipped} skipped, {len(summary.failed)} failed"
-        if summary.workers:
-            line += f" in {_duration(summary.seconds)} ({rate:.2f} files/s) on {summary.workers} worker(s)"
-        if summary.retried:
-            line += f"; {summary.retried} retried after {summary.workers_lost} worker(s) were lost"
-        click.echo(line, err=True)
+        click.echo(report.summary_line(summary, ""), err=True)
         for source, _ in summary.failed:
             click.echo(f"sr-filter: failed: {source}", err=True)
     return 1 if summary.failed else 0
+
+
+def run_video_on_cluster(ctx: click.Context, inputs: list[str], output: str | None, *, cluster: str, overwrite: bool, quiet: bool,
+                         frames: str | None, fmt: str | None, **settings) -> int:
+    """One video, its keyframe-aligned segments spread over the cluster's workers; the exit
+    status (0, 1 if a segment failed, 130)."""
+    from ..video import VIDEO_SUFFIXES
+    from .video import upscale_video
+
+    if len(inputs) != 1 or inputs[0] == "-" or Path(inputs[0]).suffix.lower() not in VIDEO_SUFFIXES:
+        raise click.UsageError("--cluster takes image folders, files or patterns, or one video file (" + ", ".join(sorted(s[1:] for s in VIDEO_SUFFIXES)) + ")")
+    if output is None or output == "-" or fmt is not None:
+        raise click.UsageError("--cluster with a video needs -o OUTPUT_VIDEO (a file name; its suffix picks the container)")
+    if overwrite or Path(output).exists():  # said here: the library's error would get the --overwrite hint
+        raise click.UsageError(f"--cluster never replaces an existing output{f' ({output} exists)' if not overwrite else ''}; remove it or choose another -o")
+    if frames:
+        raise click.UsageError("--cluster upscales whole videos; leave out --frames")
+    report = _Report(quiet, "segments")
+    try:
+        summary = upscale_video(inputs[0], output, address=cluster, on_event=report.on_event, on_plan=report.on_plan, **settings)
+    except Interrupted as stop:
+        _close(report.bars)
+        click.echo(f"sr-filter: interrupted after {stop.summary.done} of {report.total} segment(s); finished segments are kept, run again to resume", err=True)
+        return 130
+    _close(report.bars)
+    if summary.failed:
+        click.echo(f"sr-filter: {len(summary.failed)} segment(s) failed; {output} was not written, finished segments are kept for a rerun", err=True)
+        return 1
+    if not quiet:
+        for what in summary.dropped:
+            click.echo(f"sr-filter: dropped {what}", err=True)
+        click.echo(report.summary_line(summary, "segment(s)") + f"; {summary.frames} frames joined into {summary.path}", err=True)
+    return 0
 
 
 def _close(bars: Bars | None) -> None:

@@ -10,6 +10,7 @@ attempt of a file whose first attempt finished finds it and stops.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -48,6 +49,9 @@ class Summary:
     workers: int = 0
     seconds: float = 0.0
     model: str = ""
+    frames: int = 0  # videos: frames in the joined output
+    dropped: list[str] = field(default_factory=list)  # videos: streams the output container cannot hold
+    path: str = ""  # videos: the output written
 
 
 class Interrupted(Exception):
@@ -71,16 +75,18 @@ def plan_workers(ray, settings: Settings, workers: int | None, cpus_per_worker: 
 
 
 def run(tasks: list[storage.Task], settings: Settings, *, workers: int | None = None, cpus_per_worker: int = 1,
-        on_event: Callable[[Event], None] | None = None) -> Summary:
-    """Upscale ``tasks`` on the connected cluster; raises :class:`Interrupted` on Ctrl-C."""
+        on_event: Callable[[Event], None] | None = None, worker_class: type = UpscaleWorker) -> Summary:
+    """Upscale ``tasks`` on the connected cluster; raises :class:`Interrupted` on Ctrl-C.
+    ``worker_class`` is the actor body (:class:`UpscaleWorker` for images; video segments use
+    :class:`sr_filter.cluster.video.SegmentWorker`)."""
     import ray
 
     summary = Summary()
     started = time.monotonic()
     count, resources = plan_workers(ray, settings, workers, cpus_per_worker)
     threads = resources["num_cpus"] if "num_gpus" not in resources else 1
-    actor_class = ray.remote(max_restarts=0, max_task_retries=0)(UpscaleWorker).options(**resources)
-    worker_settings = Settings(**{**settings.__dict__, "threads": threads})
+    actor_class = ray.remote(max_restarts=0, max_task_retries=0)(worker_class).options(**resources)
+    worker_settings = dataclasses.replace(settings, threads=threads)  # keeps a subclass's fields
     spawn = lambda: actor_class.remote(worker_settings)  # noqa: E731
     pending = deque((task, 1) for task in tasks)
     actors = {}

@@ -85,9 +85,7 @@ class UpscaleWorker:
         try:
             if storage.exists(task.target):
                 return Outcome(task, "exists", worker=os.getpid())
-            data = storage.read_bytes(task.source)
-            encoded = convert(self.upscaler, data, task.source, task.target, self.settings)
-            storage.write_once(encoded, task.target)
+            self.make(task)
         except OutputExistsError:
             return Outcome(task, "exists", seconds=time.monotonic() - started, worker=os.getpid())
         except MemoryError:
@@ -97,3 +95,9 @@ class UpscaleWorker:
         except Exception as exc:  # noqa: BLE001 - one file's surprise must not stop the others
             return Outcome(task, "failed", f"{type(exc).__name__}: {first_line(exc)}", time.monotonic() - started, os.getpid())
         return Outcome(task, "done", seconds=time.monotonic() - started, worker=os.getpid())
+
+    def make(self, task: storage.Task) -> None:
+        """Write ``task.target`` from ``task.source``, whole or not at all, never over a file."""
+        data = storage.read_bytes(task.source)
+        encoded = convert(self.upscaler, data, task.source, task.target, self.settings)
+        storage.write_once(encoded, task.target)

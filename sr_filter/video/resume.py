@@ -130,6 +130,10 @@ class _SegmentWriter:
         self.output = None
 
 
+#: the cluster's workers (sr_filter.cluster.video) encode one planned segment each with it
+SegmentWriter = _SegmentWriter
+
+
 def _segment_muxer(family: str) -> str:
     """mov keeps the exact time base and B-frame timing of every family but FFV1 (which NUT holds)."""
     return "nut" if family == "ffv1" else "mov"
@@ -143,6 +147,7 @@ def join(segments: list[tuple[int, int, Path]], src: Path, tmp: str, muxer: str,
     try:
         out.metadata.update({k: v for k, v in container.metadata.items() if k.lower() != "encoder"})
         video = out.add_stream_from_template(opened[0].streams.video[0])
+        info.colour.tag(video.codec_context, info.height)  # NUT segments (FFV1) do not carry the colour tags
         if info.rotation:
             video.set_display_rotation(info.rotation)
         streams, dropped = encode.copy_streams(out, container, muxer, encode.copyable(container))

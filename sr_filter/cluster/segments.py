@@ -1,0 +1,153 @@
+"""A long video as cluster tasks: keyframe-aligned segments planned on the driver, each one
+decoded, upscaled and encoded by a worker into the job's shared parts folder.
+
+The driver plans from the packet index alone (timestamps and keyframe flags, no decoding) with
+the single-machine rule of :mod:`sr_filter.video.resume` (a segment holds at least N frames and
+ends before a source keyframe), so the segments, their frames and their timestamps are those of
+a resumable single-machine run. A worker takes exactly the frames whose timestamps fall in its
+segment's ``[first_pts, end_pts)``: it seeks to the keyframe, drops frames before it (open GOPs)
+and checks the count against the plan, so no frame is lost or doubled at a join.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import OutputExistsError, VideoFormatError, first_line
+from . import storage
+from .worker import Settings, UpscaleWorker
+
+
+@dataclass(frozen=True)
+class Segment(storage.Task):
+    """Frames ``[first, end)`` of the video ``source``, encoded into ``target`` (``seg-FIRST-END.seg``);
+    ``first_pts``/``end_pts`` are their timestamps in the video stream's time base (``end_pts``
+    is ``None`` for the last segment)."""
+
+    first: int = 0
+    end: int = 0
+    first_pts: int = 0
+    end_pts: int | None = None
+
+
+@dataclass(frozen=True)
+class VideoSettings(Settings):
+    """Settings for segment workers: the encoder family and quality chosen by the driver."""
+
+    codec: str = "h264"
+    crf: int | None = None
+
+
+def plan(src: str, segment_frames: int) -> list[tuple[int, int, int, int | None]]:
+    """``(first, end, first_pts, end_pts)`` of each segment, from the video packets' timestamps."""
+    from ..video import source
+
+    container = source.open_video(src)
+    try:
+        video = container.streams.video[0]
+        stamps = []
+        for packet in container.demux(video):
+            if not packet.size:
+                continue
+            if packet.pts is None:
+                raise VideoFormatError(f"{src}: its video packets carry no timestamps, so it cannot be split into segments; upscale it on one machine")
+            stamps.append((packet.pts, bool(packet.is_keyframe)))
+    except OSError as exc:
+        raise VideoFormatError(f"{src} cannot be read ({first_line(exc)})") from None
+    finally:
+        container.close()
+    if not stamps:
+        raise VideoFormatError(f"{src} contains no video frames")
+    stamps.sort()
+    if len({pts for pts, _ in stamps}) != len(stamps):
+        raise VideoFormatError(f"{src}: two video frames share a timestamp, so it cannot be split into segments; upscale it on one machine")
+    cuts = [0]
+    for index, (_, key) in enumerate(stamps):
+        if key and index - cuts[-1] >= segment_frames:
+            cuts.append(index)
+    bounds = cuts + [len(stamps)]
+    return [(a, b, stamps[a][0], stamps[b][0] if b < len(stamps) else None) for a, b in zip(bounds, bounds[1:])]
+
+
+def segment_name(first: int, end: int) -> str:
+    """The finished segment's file name, as :func:`sr_filter.video.resume.finished` reads it."""
+    return f"seg-{first:08d}-{end:08d}.seg"
+
+
+class SegmentWorker(UpscaleWorker):
+    """A Ray actor body holding the model; each call makes one segment file."""
+
+    def make(self, task: Segment) -> None:
+        encode_segment(self.upscaler, task, self.settings)
+
+
+def encode_segment(upscaler, task: Segment, settings: VideoSettings) -> None:
+    """Decode, upscale and encode one segment in a private scratch folder, then publish it under
+    its final name with a no-clobber hard link (a second attempt finds it and stops)."""
+    from ..video import pipeline, resume, source
+    from ..video.job import _even, _fit
+
+    src, target = task.source, Path(task.target)
+    container = source.open_video(src)
+    scratch = None
+    try:
+        factor = float(settings.scale or upscaler.scale)
+        info = source.describe(container, src, scale=factor)
+        size = (_even(info.width * factor), _even(info.height * factor))
+        scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+        writer = resume.SegmentWriter(scratch, settings.codec, info, container, size, settings.crf, 1 << 62, task.first, None, 0)
+
+        def work(item):
+            item.array = _fit(upscaler.upscale_array(item.array, settings.scale), size)
+            return item
+
+        pipeline.run(_frames(container, src, info, task), work, writer.consume)
+        made = scratch / segment_name(task.first, task.end)
+        if not made.exists():
+            raise VideoFormatError(f"{src}: frames {task.first}-{task.end} did not come out as planned")
+        try:
+            os.link(made, target)
+        except FileExistsError:
+            raise OutputExistsError(f"{target} exists") from None
+    finally:
+        container.close()
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _frames(container, src: str, info, task: Segment) -> Iterator:
+    """The source frames of ``task`` with their own timestamps and planned indices."""
+    import av
+
+    from ..video import source
+
+    video = container.streams.video[0]
+    video.thread_type = "AUTO"
+    if task.first:
+        container.seek(task.first_pts, stream=video, backward=True, any_frame=False)
+    index = task.first
+    try:
+        for packet in container.demux(video):
+            for frame in packet.decode():
+                if frame.pts is None or frame.pts < task.first_pts:
+                    continue  # before the segment: the previous one's (open GOP) frames
+                if task.end_pts is not None and frame.pts >= task.end_pts:
+                    break
+                if index == task.first:
+                    if frame.pts != task.first_pts:
+                        raise VideoFormatError(f"{src}: the frame at timestamp {task.first_pts} was not found after seeking; upscale it on one machine")
+                    info.rotation = int(round(frame.rotation or 0))
+                yield source.Frame(info.colour.to_rgb(frame, info.deep), frame.pts, frame.time_base, index, index == task.first)
+                index += 1
+            else:
+                continue
+            break
+    except av.error.FFmpegError as exc:
+        raise VideoFormatError(f"{src} is damaged near frame {index} ({first_line(exc)})") from None
+    if index != task.end:
+        raise VideoFormatError(f"{src}: frames {task.first}-{task.end} decoded as {index - task.first} frames; the file may be damaged")

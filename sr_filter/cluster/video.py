@@ -1,0 +1,163 @@
+"""``upscale_video`` on a Ray cluster: segments upscaled on different workers, joined on the driver.
+
+>>> from sr_filter.cluster import upscale_video
+>>> result = upscale_video("episode.mkv", "episode_x4.mkv", preset="video", address="auto")
+
+The driver plans keyframe-aligned segments (:mod:`sr_filter.cluster.segments`), hands them to
+model-holding workers through the same queue as images (retries on a lost worker, exactly-once
+files), then joins the finished segments with the source's audio, subtitle and attachment
+streams copied, without re-encoding (:func:`sr_filter.video.resume.join`), and publishes the
+output atomically. Segments live in ``.NAME.parts/`` beside the output with a ``job.json``;
+run the same job again after the driver stops and finished segments are kept.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Callable
+
+from ..errors import ClusterError, OutputExistsError, VideoFormatError
+from . import segments
+from .scheduler import Event, Interrupted, Summary
+
+#: frames per segment at least (a segment ends before a source keyframe): ~20 s at 30 fps, long
+#: enough that starting an encoder and seeking are small next to the work, short enough to spread
+SEGMENT_FRAMES = 600
+
+
+def upscale_video(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    *,
+    preset: str | None = None,
+    model: str | None = None,
+    scale: float | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+    backend: str = "auto",
+    tile: int | str = "auto",
+    offline: bool | None = None,
+    codec: str | None = None,
+    crf: int | None = None,
+    address: str | None = "auto",
+    workers: int | None = None,
+    cpus_per_worker: int = 1,
+    num_cpus: int | None = None,
+    segment_frames: int | None = None,
+    on_event: Callable[[Event], None] | None = None,
+    on_plan: Callable[[int, int], None] | None = None,
+) -> Summary:
+    """Upscale the video ``src`` into ``dst`` on the cluster: the same frames, timestamps and
+    copied streams as :func:`sr_filter.video.upscale_video` with ``resume=True`` on one machine.
+
+    Both paths must be on a file system every node mounts at the same place. Each segment is one
+    task (``on_event`` hears each; ``on_plan`` hears ``(segments to do, segments kept)``); a
+    failed segment leaves the output unwritten and the finished segments kept for a rerun. The
+    output is never replaced. Returns the :class:`Summary` of the segments, with ``frames``,
+    ``dropped`` (streams the container cannot hold) and ``path`` set on it.
+    """
+    from ..video import encode, source
+    from .connect import check_address, connect, disconnect, import_ray
+
+    check_address(address)
+    import_ray()
+    for location in (str(src), str(dst)):
+        if "://" in location:
+            raise ClusterError(f"{location}: videos on a cluster are read and written on a shared file system; give a path every node mounts")
+    src, dst = Path(src).resolve(), Path(dst).resolve()
+    muxer = encode.container_for(dst)
+    if dst.exists():
+        raise OutputExistsError(f"{dst} exists; remove it or choose another output name")
+    container = source.open_video(src)
+    try:
+        info = source.describe(container, str(src), scale=1.0)  # the driver holds no upscaled frames
+        family = encode.choose_codec(codec, info.codec, muxer)
+        info.rotation = _rotation(container)
+    finally:
+        container.close()
+    frames = segment_frames or SEGMENT_FRAMES
+    planned = segments.plan(str(src), frames)
+    parts = _parts(src, dst, {"model": model or preset, "scale": scale, "codec": family, "crf": crf, "segment_frames": frames})
+    tasks = [segments.Segment(str(src), str(parts / segments.segment_name(a, b)), a, b, a_pts, b_pts) for a, b, a_pts, b_pts in planned]
+    todo = [t for t in tasks if not Path(t.target).exists()]
+    if on_plan is not None:
+        on_plan(len(todo), len(tasks) - len(todo))
+    summary = Summary(skipped=len(tasks) - len(todo))
+    if todo:
+        settings = segments.VideoSettings(model=model or preset, scale=scale, device=device, precision=precision, backend=backend,
+                                          tile=tile, offline=offline, codec=family, crf=crf)
+        started = connect(address, num_cpus=num_cpus)
+        try:
+            ran = _run(todo, settings, workers, cpus_per_worker, on_event, parts)
+        except Interrupted as stop:
+            stop.summary.skipped += summary.skipped
+            raise
+        finally:
+            disconnect(started)
+        ran.skipped += summary.skipped
+        summary = ran
+    if summary.failed:
+        return summary
+    summary.dropped = _join(tasks, src, dst, muxer, info)
+    summary.frames, summary.path = planned[-1][1], str(dst)
+    shutil.rmtree(parts, ignore_errors=True)
+    return summary
+
+
+def _run(todo, settings, workers, cpus_per_worker, on_event, parts: Path) -> Summary:
+    from . import scheduler
+
+    try:
+        return scheduler.run(todo, settings, workers=workers, cpus_per_worker=cpus_per_worker, on_event=on_event,
+                             worker_class=segments.SegmentWorker)
+    finally:
+        for leftover in parts.glob(".seg-*.tmp"):  # scratch folders of killed or stopped workers
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _parts(src: Path, dst: Path, settings: dict) -> Path:
+    """The job's segment folder; a folder of a different job (another source, model, codec or
+    segment length) is emptied first so outputs never mix."""
+    from ..video import resume
+
+    parts = resume.parts_folder(dst)
+    stat = src.stat()
+    job = {"cluster": 1, "source": str(src), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns, **settings}
+    manifest = parts / "job.json"
+    try:
+        if parts.exists() and (not manifest.exists() or json.loads(manifest.read_text()) != job):
+            shutil.rmtree(parts)
+        parts.mkdir(parents=True, exist_ok=True)
+        manifest.write_text(json.dumps(job))
+    except (OSError, ValueError) as exc:
+        raise VideoFormatError(f"cannot write the segment folder {parts}: {getattr(exc, 'strerror', None) or exc}") from None
+    return parts
+
+
+def _rotation(container) -> int:
+    """The display rotation, which PyAV reports on decoded frames: decode the first one only."""
+    for frame in container.decode(video=0):
+        return int(round(frame.rotation or 0))
+    return 0
+
+
+def _join(tasks: list[segments.Segment], src: Path, dst: Path, muxer: str, info) -> list[str]:
+    """Interleave the finished segments and the source's copied streams into ``dst``, atomically."""
+    import av
+
+    from ..video import resume
+    from ..video.job import _commit, _reason, _temp_beside
+
+    tmp = _temp_beside(dst)
+    try:
+        dropped = resume.join([(t.first, t.end, Path(t.target)) for t in tasks], src, tmp, muxer, info)
+        _commit(tmp, dst, overwrite=False)
+    except (av.error.FFmpegError, OSError) as exc:
+        raise VideoFormatError(f"cannot write {dst}: {_reason(exc)}") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return dropped

@@ -1,0 +1,181 @@
+"""One video on a real local Ray cluster (2 CPUs, started once for the module): keyframe-aligned
+segments upscaled on different workers and joined without re-encoding give the frames,
+timestamps and streams of a single-machine run; a worker killed mid-job and a driver stopped
+mid-job still end in a complete output."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from sr_filter.upscaler import Upscaler
+
+from .conftest import ROOT
+from .videos import describe, frame_arrays, make_clip
+
+ray = pytest.importorskip("ray")
+
+from sr_filter.cluster import Interrupted, segments, upscale_video  # noqa: E402
+from sr_filter.video import resume  # noqa: E402
+from sr_filter.video import upscale_video as upscale_video_here  # noqa: E402
+
+SETTINGS = {"model": "sr-cartoon-x4", "tile": 32, "device": "cpu"}
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """One local Ray cluster for every test here; its workers import this checkout, offline."""
+    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "SR_FILTER_OFFLINE", "SR_FILTER_CACHE_DIR")}
+    os.environ.update(PYTHONPATH=str(ROOT), SR_FILTER_OFFLINE="1", SR_FILTER_CACHE_DIR=str(tmp_path_factory.mktemp("raycache")))
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield
+    ray.shutdown()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope="module")
+def upscaler():
+    return Upscaler("sr-cartoon-x4", device="cpu", tile=32)
+
+
+@pytest.fixture(scope="module")
+def lossless(tmp_path_factory, upscaler):
+    """An FFV1 clip with audio and subtitles, and its single-machine upscaled copy (the reference)."""
+    root = tmp_path_factory.mktemp("lossless")
+    clip = make_clip(root / "clip.mkv", frames=24, codec="ffv1", pix_fmt="yuv444p", gop=3, vfr=True, subtitles=True)
+    reference = root / "reference.mkv"
+    upscale_video_here(clip, reference, upscaler=upscaler)
+    return clip, reference, frame_arrays(reference)
+
+
+def _same_video(path: Path, reference: Path, frames: list[np.ndarray]) -> None:
+    assert describe(path) == describe(reference)  # frame count, timestamps, size, tags, other streams
+    got = frame_arrays(path)
+    assert len(got) == len(frames)
+    for i, (a, b) in enumerate(zip(got, frames)):
+        assert np.array_equal(a, b), f"frame {i} differs"
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+def test_plan_cuts_before_keyframes_as_the_single_machine_run_does(tmp_path):
+    clip = make_clip(tmp_path / "clip.mp4", frames=30, gop=7, audio=0)
+    planned = segments.plan(str(clip), 6)
+    assert [(a, b) for a, b, _, _ in planned] == [(0, 7), (7, 14), (14, 21), (21, 28), (28, 30)]
+    times = describe(clip)["times"]
+    with av.open(str(clip)) as container:
+        tick = float(container.streams.video[0].time_base)
+    assert [round(first_pts * tick, 6) for _, _, first_pts, _ in planned] == [round(times[a], 6) for a, _, _, _ in planned]
+    assert planned[-1][3] is None and planned[0][3] == planned[1][2]
+
+
+def test_resumable_ffv1_output_keeps_the_colour_tags(lossless, upscaler, tmp_path):
+    """Single machine: segments of FFV1 are NUT files, which do not carry colour tags; the joined
+    output must still have the source's (as the one-pass output has)."""
+    clip, reference, _ = lossless
+    upscale_video_here(clip, tmp_path / "resumable.mkv", upscaler=upscaler, resume=True)
+    assert describe(tmp_path / "resumable.mkv") == describe(reference)
+
+
+def test_same_frames_timestamps_and_streams_as_one_machine(cluster, lossless, tmp_path):
+    clip, reference, frames = lossless
+    planned: list[tuple[int, int]] = []
+    summary = upscale_video(clip, tmp_path / "out.mkv", **SETTINGS, segment_frames=6, on_plan=lambda todo, kept: planned.append((todo, kept)))
+    assert planned == [(4, 0)] and summary.done == 4 and summary.failed == [] and summary.workers == 2
+    assert summary.frames == 24 and summary.path == str(tmp_path / "out.mkv")
+    _same_video(tmp_path / "out.mkv", reference, frames)
+    assert _leftovers(tmp_path) == []  # the parts folder and temporary files are gone
+
+
+def test_h264_segments_equal_the_resumable_single_machine_run(cluster, upscaler, tmp_path, monkeypatch):
+    """Lossy codec: the cluster encodes the same segments as ``resume=True`` on one machine, so the
+    decoded frames are equal too, and the joins were not re-encoded."""
+    monkeypatch.setattr(resume, "SEGMENT_FRAMES", 6)
+    clip = make_clip(tmp_path / "clip.mp4", frames=20, gop=6, vfr=True)
+    upscale_video_here(clip, tmp_path / "here.mp4", upscaler=upscaler, resume=True)
+    summary = upscale_video(clip, tmp_path / "there.mp4", **SETTINGS, segment_frames=6)
+    assert summary.done == 4 and not summary.failed  # keyframes at 0, 6, 12, 18
+    _same_video(tmp_path / "there.mp4", tmp_path / "here.mp4", frame_arrays(tmp_path / "here.mp4"))
+    assert describe(tmp_path / "there.mp4")["others"] == [("audio", "aac")]
+
+
+def test_a_killed_worker_still_gives_a_complete_output(cluster, lossless, tmp_path):
+    clip, reference, frames = lossless
+    events, killed = [], []
+
+    def kill_first_worker(event):
+        events.append(event)
+        if event.kind == "done" and not killed:
+            killed.append(event.worker)
+            os.kill(event.worker, signal.SIGKILL)
+
+    summary = upscale_video(clip, tmp_path / "out.mkv", **SETTINGS, segment_frames=3, on_event=kill_first_worker)
+    assert killed and summary.workers_lost == 1 and not summary.failed
+    done = sorted(e.task.first for e in events if e.kind in ("done", "skipped"))
+    assert done == list(range(0, 24, 3))  # every segment exactly once
+    _same_video(tmp_path / "out.mkv", reference, frames)
+    assert _leftovers(tmp_path) == []
+
+
+def test_a_stopped_driver_resumes_with_its_finished_segments(cluster, lossless, tmp_path):
+    clip, reference, frames = lossless
+    target = tmp_path / "out.mkv"
+
+    def stop(event):  # as Ctrl-C on the driver once the first segment is in
+        if event.kind == "done":
+            raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted):
+        upscale_video(clip, target, **SETTINGS, segment_frames=6, on_event=stop)
+    assert not target.exists()
+    kept = [tuple(int(n) for n in p.stem.split("-")[1:]) for p in resume.parts_folder(target).glob("seg-*.seg")]  # any order
+    assert kept and not list(resume.parts_folder(target).glob(".*.tmp"))  # no half-written segment left
+    planned, events = [], []
+    summary = upscale_video(clip, target, **SETTINGS, segment_frames=6, on_plan=lambda *a: planned.append(a), on_event=events.append)
+    assert planned == [(4 - len(kept), len(kept))] and summary.skipped == len(kept)
+    assert {(e.task.first, e.task.end) for e in events}.isdisjoint(kept)  # finished segments were not redone
+    _same_video(target, reference, frames)
+    assert _leftovers(tmp_path) == []
+
+
+def test_cli_video_on_the_cluster_and_its_one_line_errors(cluster, lossless, tmp_path, capsys, monkeypatch):
+    """Through the console entry point in this process (so it joins the module's cluster); only
+    its signal handlers are left out, to keep pytest's."""
+    import sr_filter.cli as cli
+
+    monkeypatch.setattr(cli, "_install_signal_handlers", lambda: None)
+    clip, reference, frames = lossless
+    out = tmp_path / "out.mkv"
+
+    def sr_filter(*args: str) -> tuple[int, str]:
+        try:
+            cli.main([*args, "--cluster", "auto", "-m", "sr-cartoon-x4", "-t", "32", "-d", "cpu"])
+            code = 0
+        except SystemExit as exc:
+            code = exc.code
+        return code, capsys.readouterr().err
+
+    code, err = sr_filter(str(clip), "-o", str(out))
+    assert code == 0, err
+    assert "1 segment(s) upscaled, 0 skipped, 0 failed" in err and "24 frames joined" in err
+    _same_video(out, reference, frames)
+    for args, message in (
+        ([str(clip), "-o", str(out)], f"sr-filter: error: --cluster never replaces an existing output ({out} exists); remove it or choose another -o"),
+        ([str(clip), "-o", str(tmp_path / "b.mkv"), "--frames", "0:4"], "sr-filter: error: --cluster upscales whole videos; leave out --frames"),
+        ([str(clip), "-o", str(tmp_path / "b.mkv"), "--overwrite"], "sr-filter: error: --cluster never replaces an existing output"),
+        ([str(clip), "-o", "s3://bucket/b.mkv"], "sr-filter: error: s3://bucket/b.mkv: videos on a cluster are read and written on a shared file system"),
+    ):
+        code, err = sr_filter(*args)
+        assert code != 0 and len(err.strip().splitlines()) == 1 and err.startswith(message) and "--overwrite to" not in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mkv"]
