@@ -246,7 +246,7 @@ def test_progress_bar_on_a_terminal_only(set5, tmp_path):
     src = tmp_path / "in"
     src.mkdir()
     for name in ("a.png", "b.png"):
-        Image.open(set5 / "head.png").crop((0, 0, 64, 64)).save(src / name)  # four 32-pixel tiles each
+        Image.open(set5 / "head.png").crop((0, 0, 224, 224)).save(src / name)  # 49 windows of 32 px: the bar redraws between them
     leader, follower = pty.openpty()
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen([sys.executable, "-m", "sr_filter", src, "-o", tmp_path / "out", "--preset", "cartoon", "--tile", "32"],

@@ -50,6 +50,8 @@ class Bars:
             bar.total = total
         if done > bar.n:
             bar.update(done - bar.n)
+            if total and done >= total:
+                bar.refresh()  # the last step can come within tqdm's redraw interval: always show 100%
 
     def finish(self) -> None:
         """The current file is done (written, skipped or failed)."""
