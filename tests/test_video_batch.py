@@ -8,7 +8,7 @@ import pytest
 
 from sr_filter.errors import SrFilterError
 from sr_filter.upscaler import Upscaler
-from sr_filter.video import upscale_video
+from sr_filter.video import upscale_frames, upscale_video
 
 from .test_video import MODEL, leftovers, run
 from .videos import describe, frame_arrays, make_clip, pattern
@@ -70,6 +70,17 @@ def test_frames_that_cannot_share_a_pass_run_one_by_one():
         assert np.array_equal(big, up.upscale_array(frame))
     assert [a.shape for a in up.upscale_batch(mixed[:2], scale=2)] == [(24, 32, 3), (24, 40, 3)]  # below native: resized
     assert up.upscale_batch([]) == []
+
+
+def test_upscale_frames_in_groups_keeps_order_and_the_last_short_group():
+    up = _recorded(0)
+    frames = [pattern(i, 16, 12) for i in range(5)]
+    out = list(upscale_frames(iter(frames), up, batch=2))
+    assert [shape[0] for shape in up.backend.shapes] == [2, 2, 1]
+    up.backend.shapes.clear()
+    assert all(np.array_equal(a, up.upscale_array(f)) for a, f in zip(out, frames)) and len(out) == 5
+    with pytest.raises(SrFilterError, match="frames per pass"):
+        next(upscale_frames(iter(frames), up, batch=0))
 
 
 @pytest.mark.parametrize("batch", [0, 65, 2.5, True])
