@@ -1,5 +1,6 @@
 """Video throughput: frames per second of ``upscale_video`` and its overhead over the same frames
-upscaled as images (``Upscaler.upscale_array`` on frames already decoded, nothing encoded).
+upscaled as images (``Upscaler.upscale_array`` on frames already decoded, nothing encoded) and as
+batches (``Upscaler.upscale_batch``, the same frames per pass as the video path).
 
 Run by hand:
 
@@ -8,7 +9,7 @@ Run by hand:
     python benchmarks/bench_video.py --batches 1,2,4,8        # frames per network pass (upscale_batch)
 
 The clip is made here (a moving pattern, H.264, with an AAC track). Each mode runs ``--repeats``
-times, the two modes interleaved so load on a shared machine hits both; the table shows the best
+times, the modes interleaved so load on a shared machine hits both; the table shows the best
 run of each. Overhead = video time / image time - 1 (target <= 10%); the CPU-time column (all
 threads of this process) is less sensitive to other processes than wall time, and shows what
 decoding, colour conversion and encoding cost on top of the network when no core is left idle.
@@ -56,24 +57,32 @@ def main() -> None:
         upscaler.upscale_array(frames[0])  # warm-up (allocator, oneDNN kernels)
         if args.batches:
             return compare_batches(upscaler, frames, [int(n) for n in args.batches.split(",")], args)
-        images, videos, image_cpu, video_cpu = [], [], [], []
+        from sr_filter.video.batches import check_batch
+
+        batch = check_batch(args.batch)
+        modes = {"frames as images": lambda r: [upscaler.upscale_array(f) for f in frames],
+                 f"frames as batches of {batch}": lambda r: [upscaler.upscale_batch(frames[i : i + batch])
+                                                            for i in range(0, len(frames), batch)],
+                 "upscale_video (decode+enc)": lambda r: upscale_video(clip, Path(folder) / f"out{r}.mp4", upscaler=upscaler,
+                                                                       codec=args.codec, batch=batch)}
+        wall: dict[str, list[float]] = {name: [] for name in modes}
+        cpu: dict[str, list[float]] = {name: [] for name in modes}
         for repeat in range(args.repeats):
-            started, cpu = time.perf_counter(), time.process_time()
-            for frame in frames:
-                upscaler.upscale_array(frame)
-            images.append(time.perf_counter() - started)
-            image_cpu.append(time.process_time() - cpu)
-            started, cpu = time.perf_counter(), time.process_time()
-            upscale_video(clip, Path(folder) / f"out{repeat}.mp4", upscaler=upscaler, codec=args.codec, batch=args.batch)
-            videos.append(time.perf_counter() - started)
-            video_cpu.append(time.process_time() - cpu)
-    image_s, video_s = min(images), min(videos)
-    print(f"{args.model} on {upscaler.device}, {width}x{height} -> {width * upscaler.scale}x{height * upscaler.scale}, "
-          f"{len(frames)} frames, {args.codec}, best of {args.repeats}")
+            for name, body in modes.items():
+                started, cpu_started = time.perf_counter(), time.process_time()
+                body(repeat)
+                wall[name].append(time.perf_counter() - started)
+                cpu[name].append(time.process_time() - cpu_started)
+    print(f"{args.model} with {upscaler.backend.name} on {upscaler.device}, {width}x{height} -> "
+          f"{width * upscaler.scale}x{height * upscaler.scale}, tile {args.tile}, {len(frames)} frames, {args.codec}, "
+          f"best of {args.repeats}")
     print(f"{'path':<28}{'seconds':>10}{'frames/s':>10}{'CPU s':>10}")
-    print(f"{'frames as images':<28}{image_s:>10.2f}{len(frames) / image_s:>10.2f}{min(image_cpu):>10.2f}")
-    print(f"{'upscale_video (decode+enc)':<28}{video_s:>10.2f}{len(frames) / video_s:>10.2f}{min(video_cpu):>10.2f}")
-    print(f"overhead of the video path: {video_s / image_s - 1:+.1%} wall, {min(video_cpu) / min(image_cpu) - 1:+.1%} CPU time")
+    for name in modes:
+        print(f"{name:<28}{min(wall[name]):>10.2f}{len(frames) / min(wall[name]):>10.2f}{min(cpu[name]):>10.2f}")
+    video = "upscale_video (decode+enc)"
+    for name in list(modes)[:2]:
+        print(f"overhead of the video path over {name}: {min(wall[video]) / min(wall[name]) - 1:+.1%} wall, "
+              f"{min(cpu[video]) / min(cpu[name]) - 1:+.1%} CPU time")
 
 
 def compare_batches(upscaler, frames: list, sizes: list[int], args) -> None:
