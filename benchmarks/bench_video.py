@@ -90,21 +90,22 @@ def compare_batches(upscaler, frames: list, sizes: list[int], args) -> None:
     for n in sizes:  # warm-up of each batch shape (oneDNN / OpenVINO pick kernels per shape)
         upscaler.upscale_batch(frames[:n])
     times: dict[int, list[float]] = {n: [] for n in sizes}
+    cpu: dict[int, list[float]] = {n: [] for n in sizes}
     for _ in range(args.repeats):
         for n in sizes:
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             for i in range(0, len(frames), n):
                 upscaler.upscale_batch(frames[i : i + n])
             times[n].append(time.perf_counter() - started)
+            cpu[n].append(time.process_time() - cpu_started)
     height, width = frames[0].shape[:2]
     print(f"{args.model} with {upscaler.backend.name} on {upscaler.device}, {width}x{height}, tile {args.tile}, "
           f"{len(frames)} frames, best of {args.repeats}")
-    base = min(times[sizes[0]]) / len(frames)
-    print(f"{'frames/pass':>12}{'s/frame':>10}{'frames/s':>10}{'vs ' + str(sizes[0]):>8}")
+    base, base_cpu = min(times[sizes[0]]), min(cpu[sizes[0]])
+    print(f"{'frames/pass':>12}{'s/frame':>10}{'frames/s':>10}{'vs ' + str(sizes[0]):>8}{'CPU s/frame':>13}{'vs ' + str(sizes[0]):>8}")
     for n in sizes:
-        per = min(times[n]) / len(frames)
-        print(f"{n:>12}{per:>10.3f}{1 / per:>10.2f}{per / base:>8.2f}")
-
+        per, per_cpu = min(times[n]) / len(frames), min(cpu[n]) / len(frames)
+        print(f"{n:>12}{per:>10.3f}{1 / per:>10.2f}{min(times[n]) / base:>8.2f}{per_cpu:>13.3f}{min(cpu[n]) / base_cpu:>8.2f}")
 
 if __name__ == "__main__":
     main()
