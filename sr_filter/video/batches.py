@@ -16,7 +16,7 @@ from ..errors import SrFilterError
 from .source import Frame
 
 #: frames per network pass in the video path (docs/video.md, "Frames per pass")
-FRAME_BATCH = 4
+FRAME_BATCH = 2
 
 
 def check_batch(batch: object) -> int:
