@@ -126,3 +126,15 @@ def test_cli_denoise_reaches_the_video_path(tmp_path):
     err = result.stderr.decode().strip()
     assert result.returncode == 1 and len(err.splitlines()) == 1 and "--denoise" in err, err
     assert not (tmp_path / "out.mp4").exists()
+
+
+def test_openvino_backend_takes_several_frames_per_pass():
+    pytest.importorskip("openvino")
+    up = Upscaler(MODEL, device="cpu", tile=32, backend="openvino")
+    assert up.backend.name == "openvino"
+    up.backend = PassRecorder(up.backend)
+    frames = [pattern(i, 40, 28) for i in range(3)]
+    batched = up.upscale_batch(frames)
+    assert {shape[0] for shape in up.backend.shapes} == {3}  # the converted model's batch is dynamic
+    for frame, out in zip(frames, batched):
+        assert np.abs(out.astype(int) - up.upscale_array(frame)).max() <= 1
