@@ -226,13 +226,14 @@ class Upscaler:
         """Upscale several images (video frames); returns them in order, each as :meth:`upscale_array` would.
 
         Same-size, same-dtype images without alpha at the model's own scale run through the network
-        together, as one (N, C, h, w) batch per window, which costs less per frame than N passes
+        together, as one (N, C, h, w) batch per window, which can cost less per frame than N passes
         (measured in docs/video.md); anything else runs one image at a time. ``progress`` gets
         (input pixels done, total) over all the images."""
         arrays = list(arrays)
-        factor = self._check_scale(scale)
-        if len(arrays) < 2 or not _same_plain(arrays) or factor != self.scale:
-            tracker = _ProgressSum(progress, [a.shape[0] * a.shape[1] for a in arrays])
+        native = scale is None or (isinstance(scale, numbers.Real) and not isinstance(scale, bool) and scale == self.scale)
+        if len(arrays) < 2 or not _same_plain(arrays) or not native:  # upscale_array checks and logs the scale
+            sizes = [a.shape[0] * a.shape[1] if isinstance(a, np.ndarray) and a.ndim >= 2 else 1 for a in arrays]
+            tracker = _ProgressSum(progress, sizes)
             return [self.upscale_array(a, scale, tracker.next_part()) for a in arrays]
         planes = [convert.split(a) for a in arrays]
         grey_net = self.model.facts.in_channels == 1 and planes[0].grey
