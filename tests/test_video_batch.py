@@ -142,3 +142,20 @@ def test_openvino_backend_takes_several_frames_per_pass():
     assert {shape[0] for shape in up.backend.shapes} == {3}  # the converted model's batch is dynamic
     for frame, out in zip(frames, batched):
         assert np.abs(out.astype(int) - up.upscale_array(frame)).max() <= 1
+
+
+def test_y4m_stream_goes_through_in_groups_with_the_same_bytes(tmp_path, monkeypatch):
+    import io
+
+    from sr_filter.video import batches, stream
+
+    from .videos import make_y4m
+
+    data = make_y4m(tmp_path / "in.y4m", frames=3, pix_fmt="yuv444p").read_bytes()
+    up = _recorded(0)
+    grouped, single = io.BytesIO(), io.BytesIO()
+    assert stream.upscale_y4m(io.BytesIO(data), grouped, up) == 3
+    assert [shape[0] for shape in up.backend.shapes] == [2, 1]  # FRAME_BATCH frames, then the rest
+    monkeypatch.setattr(batches, "FRAME_BATCH", 1)
+    assert stream.upscale_y4m(io.BytesIO(data), single, up) == 3
+    assert grouped.getvalue() == single.getvalue()

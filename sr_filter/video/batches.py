@@ -28,13 +28,15 @@ def check_batch(batch: object) -> int:
     return int(batch)
 
 
-def chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    """Consecutive items in lists that each hold at most ``size`` frames (and the packets between)."""
+def chunks(items: Iterable[Any], size: int, is_frame: Callable[[Any], bool] | None = None) -> Iterator[list[Any]]:
+    """Consecutive items in lists that each hold at most ``size`` frames (and the packets between);
+    ``is_frame`` tells frames from other items (default: :class:`~.source.Frame` objects)."""
+    counts = is_frame or (lambda item: isinstance(item, Frame))
     chunk: list[Any] = []
     frames = 0
     for item in items:
         chunk.append(item)
-        if isinstance(item, Frame):
+        if counts(item):
             frames += 1
             if frames == size:
                 yield chunk
