@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import numbers
+from collections.abc import Sequence
 from os import PathLike
 from typing import Any
 
@@ -220,6 +221,40 @@ class Upscaler:
             alpha_out = results[1].mean(dim=1, keepdim=True)
         return convert.merge(planes, rgb_out, alpha_out)
 
+    def upscale_batch(self, arrays: Sequence[np.ndarray], scale: float | None = None,
+                      progress: Progress | None = None) -> list[np.ndarray]:
+        """Upscale several images (video frames); returns them in order, each as :meth:`upscale_array` would.
+
+        Same-size, same-dtype images without alpha at the model's own scale run through the network
+        together, as one (N, C, h, w) batch per window, which can cost less per frame than N passes
+        (measured in docs/video.md); anything else runs one image at a time. ``progress`` gets
+        (input pixels done, total) over all the images."""
+        arrays = list(arrays)
+        native = scale is None or (isinstance(scale, numbers.Real) and not isinstance(scale, bool) and scale == self.scale)
+        if len(arrays) < 2 or not _same_plain(arrays) or not native:  # upscale_array checks and logs the scale
+            sizes = [a.shape[0] * a.shape[1] if isinstance(a, np.ndarray) and a.ndim >= 2 else 1 for a in arrays]
+            tracker = _ProgressSum(progress, sizes)
+            return [self.upscale_array(a, scale, tracker.next_part()) for a in arrays]
+        planes = [convert.split(a) for a in arrays]
+        grey_net = self.model.facts.in_channels == 1 and planes[0].grey
+        x = torch.cat([p.rgb[:, :1] if grey_net else p.rgb for p in planes], 1)  # frames side by side as channels
+        height, width = x.shape[-2:]
+        shape = (height * self.scale, width * self.scale) + ((planes[0].channels,) if planes[0].channels else ())
+        results = [np.empty(shape, dtype=planes[0].dtype) for _ in arrays]
+        per_frame = x.shape[1] // len(arrays)
+        sink = _FramesSink([ArraySink(r, 0, mean=p.grey) for r, p in zip(results, planes)], per_frame)
+        x = self.model.pad(x)
+        facts = self.model.facts
+
+        def window(batch: torch.Tensor) -> torch.Tensor:  # (k, N*C, h, w) -> (k*N, C, h, w) and back
+            k, nc, h, w = batch.shape
+            out = self._window(batch.reshape(k * nc // per_frame, per_frame, h, w))
+            return out.reshape(k, nc, *out.shape[-2:])
+
+        run_tiled(window, x, self.scale, tile=self._tile_for(*x.shape[-2:], frames=len(arrays)), context=facts.context,
+                  band=facts.blend, batch=self.batch, multiple=facts.multiple, progress=progress, out=sink)
+        return results
+
     def _check_scale(self, scale: object) -> float:
         if scale is None:
             return float(self.scale)
@@ -242,14 +277,14 @@ class Upscaler:
         return max(1, math.ceil(math.log(scale, self.scale) - 1e-9))
 
     # -- internals ---------------------------------------------------------------------------
-    def _tile_for(self, height: int, width: int) -> int:
+    def _tile_for(self, height: int, width: int, frames: int = 1) -> int:
         if self.tile != "auto":
             return int(self.tile)
         # measured peak activation bytes per input pixel (benchmarks/bench_memory.py), with margin
         per_pixel = self.model.facts.bytes_per_pixel
         if self.dtype != torch.float32:
             per_pixel //= 2
-        per_pixel *= self.batch
+        per_pixel *= self.batch * frames
         if self.device.type == "cpu":
             budget = min(free_memory(self.device) // 4, _CPU_BUDGET)
         else:  # CUDA: mem_get_info's free bytes; half of it leaves room for cuDNN workspaces
@@ -282,3 +317,21 @@ class _ProgressSum:
             return self.callback(base + round(done / total * part_total), grand)
 
         return report
+
+
+def _same_plain(arrays: list[np.ndarray]) -> bool:
+    """Whether the images can share a batch: one shape, one dtype, no alpha channel."""
+    first = arrays[0]
+    plain = isinstance(first, np.ndarray) and (first.ndim == 2 or (first.ndim == 3 and first.shape[2] in (1, 3)))
+    return plain and all(isinstance(a, np.ndarray) and a.shape == first.shape and a.dtype == first.dtype for a in arrays)
+
+
+class _FramesSink:
+    """Hands the channels of N frames stacked side by side (N*C) to one sink per frame."""
+
+    def __init__(self, sinks: list[Sink], channels: int) -> None:
+        self.sinks, self.channels = sinks, channels
+
+    def write(self, y: int, rows: torch.Tensor) -> None:
+        for i, sink in enumerate(self.sinks):
+            sink.write(y, rows[:, i * self.channels : (i + 1) * self.channels])

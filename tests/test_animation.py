@@ -109,3 +109,17 @@ def test_broken_animation_is_one_line(tmp_path):
     with pytest.raises(VideoFormatError) as info:
         animation.read_animation(tmp_path / "cut.gif")
     assert "cut.gif" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_folder_batch_names_an_animation_whose_later_frames_it_leaves_out(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    save(folder / "anim.gif", loop=0)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    result = subprocess.run([sys.executable, "-m", "sr_filter", folder, "-o", tmp_path / "out", "-m", "sr-cartoon-x4", "-t", "32"],
+                            capture_output=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr.decode()
+    notices = [line for line in result.stderr.decode().splitlines() if "anim.gif" in line and "only the first" in line]
+    assert len(notices) == 1, result.stderr.decode()
+    with Image.open(tmp_path / "out" / "anim.gif") as out:  # the folder path writes the first frame only
+        assert out.size == (128, 96) and getattr(out, "n_frames", 1) == 1

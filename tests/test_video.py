@@ -238,6 +238,10 @@ class CountingUpscaler:
         self.calls += 1
         return self.inner.upscale_array(array, scale, progress)
 
+    def upscale_batch(self, arrays, scale=None, progress=None):
+        self.calls += len(arrays)
+        return self.inner.upscale_batch(arrays, scale, progress)
+
 
 def test_resume_continues_after_the_last_finished_segment(tmp_path, upscaler, monkeypatch):
     from sr_filter.errors import CancelledError

@@ -22,11 +22,23 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def upscale_frames(frames: Iterable[Any], upscaler: Any, scale: float | None = None) -> Iterator[Any]:
-    """Upscale frames from the caller's own decoder, one by one, in order (HxWxC uint8/uint16
-    numpy arrays in, the same dtype out). Memory stays at one frame whatever the length."""
+def upscale_frames(frames: Iterable[Any], upscaler: Any, scale: float | None = None, batch: int = 1) -> Iterator[Any]:
+    """Upscale frames from the caller's own decoder, in order (HxWxC uint8/uint16 numpy arrays in,
+    the same dtype out). ``batch`` frames at a time go through the network together
+    (:meth:`~sr_filter.upscaler.Upscaler.upscale_batch`); memory stays at that many frames
+    whatever the length."""
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        from ..errors import SrFilterError
+
+        raise SrFilterError(f"the number of frames per pass must be a whole number of at least 1, not {batch!r}")
+    group: list[Any] = []
     for frame in frames:
-        yield upscaler.upscale_array(frame, scale)
+        group.append(frame)
+        if len(group) == batch:
+            yield from upscaler.upscale_batch(group, scale)
+            group = []
+    if group:
+        yield from upscaler.upscale_batch(group, scale)
 
 
 __all__ = ["CODECS", "CONTAINERS", "VIDEO_SUFFIXES", "upscale_frames", "upscale_video"]

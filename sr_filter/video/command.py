@@ -45,16 +45,21 @@ def wants_video(inputs: list[str], fmt: str | None) -> bool:
 def run(*, inputs: list[str], output: str | None, model: str | None, scale: float | None, device: str, precision: str,
         backend: str = "auto",
         tile, offline, fmt: str | None, quality: int | None, overwrite: bool, skip_existing: bool, quiet: bool,
-        codec: str | None, crf: int | None, frames: str | None, resume: bool = False) -> None:
+        codec: str | None, crf: int | None, frames: str | None, resume: bool = False, tta: bool = False,
+        denoise: float | None = None) -> None:
     """Upscale one video, animation or frame stream as the CLI was asked to."""
     from ..upscaler import Upscaler
+
+    def make_upscaler() -> Upscaler:
+        return Upscaler(model, device=device, precision=precision, tile=tile, offline=offline, backend=backend,
+                        tta=tta, denoise=denoise)
 
     if fmt is None and inputs[0].lower().endswith(".y4m") and (output is None or output.lower().endswith(".y4m")):
         fmt = "y4m"  # a Y4M file to a Y4M file is a frame stream: no container or codec involved
     if fmt is not None and fmt.lower() in ("y4m", "png-stream"):
         from . import stream
 
-        upscaler = Upscaler(model, device=device, precision=precision, tile=tile, offline=offline, backend=backend)
+        upscaler = make_upscaler()
         if output is None and inputs[0] != "-":
             output = str(_target(Path(inputs[0]), None, f"{scale:g}" if scale else str(upscaler.scale)))
         if output not in (None, "-") and _skip(Path(output), skip_existing, overwrite, quiet):
@@ -69,14 +74,14 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
     if source.suffix.lower() not in VIDEO_SUFFIXES:
         from .. import animation
 
-        upscaler = Upscaler(model, device=device, precision=precision, tile=tile, offline=offline, backend=backend)
+        upscaler = make_upscaler()
         target = _target(source, target, label or str(upscaler.scale))
         if _skip(target, skip_existing, overwrite, quiet):
             return
         _announce(upscaler, quiet)
         animation.upscale_animation(source, target, upscaler, scale=scale, overwrite=overwrite, quality=quality)
         return
-    upscaler = Upscaler(model, device=device, precision=precision, tile=tile, offline=offline, backend=backend)
+    upscaler = make_upscaler()
     target = _target(source, target, label or str(upscaler.scale))
     if _skip(target, skip_existing, overwrite, quiet):
         return

@@ -17,7 +17,7 @@ import av
 import numpy as np
 
 from ..errors import OutputExistsError, VideoFormatError, first_line
-from . import encode, pipeline, source
+from . import batches, encode, pipeline, source
 
 log = logging.getLogger("sr_filter")
 
@@ -37,6 +37,9 @@ def upscale_video(
     backend: str = "auto",
     tile: int | str = "auto",
     offline: bool | None = None,
+    tta: bool = False,
+    denoise: float | None = None,
+    batch: int | None = None,
     codec: str | None = None,
     crf: int | None = None,
     frames: str | None = None,
@@ -48,7 +51,9 @@ def upscale_video(
     """Upscale every frame of ``src`` into ``dst`` (container from its suffix), keeping timestamps,
     colour tags, rotation and aspect ratio, and copying audio/subtitle/attachment streams.
 
-    ``model`` is a preset or model name (or pass a ready ``upscaler``); ``codec`` one of
+    ``model`` is a preset or model name (or pass a ready ``upscaler``; ``tta`` and ``denoise`` are
+    :class:`~sr_filter.upscaler.Upscaler`'s); ``batch`` is the number of frames that go through
+    the network together (default :data:`~sr_filter.video.batches.FRAME_BATCH`); ``codec`` one of
     :data:`~sr_filter.video.encode.CODECS`; ``crf`` the encoder's quality number; ``frames`` a
     ``"START:END"`` range. ``resume`` writes finished keyframe-aligned segments beside ``dst``
     and, when run again after an interruption, continues after the last one. Streams the output container cannot hold are reported through
@@ -57,6 +62,7 @@ def upscale_video(
     src, dst = Path(src), Path(dst)
     muxer = encode.container_for(dst)
     start, end = source.parse_range(frames)
+    batch = batches.check_batch(batch)
     if resume and (start or end is not None):
         raise VideoFormatError("resuming works on whole videos; leave out the frame range")
     if dst.exists() and not overwrite:
@@ -68,38 +74,38 @@ def upscale_video(
         if upscaler is None:
             from ..upscaler import Upscaler
 
-            upscaler = Upscaler(model, device=device, precision=precision, tile=tile, offline=offline, backend=backend)
+            upscaler = Upscaler(model, device=device, precision=precision, tile=tile, offline=offline, backend=backend,
+                                tta=tta, denoise=denoise)
         factor = float(scale or upscaler.scale)
         info = source.describe(container, str(src), scale=factor)
         family = encode.choose_codec(codec, info.codec, muxer)
         width, height = _even(info.width * factor), _even(info.height * factor)
         if resume:
             return _write_resumable(container, src, dst, muxer, family, info, upscaler, scale, (width, height),
-                                    crf=crf, overwrite=overwrite, progress=progress, notice=notice or log.warning)
+                                    crf=crf, batch=batch, overwrite=overwrite, progress=progress, notice=notice or log.warning)
         return _write(container, src, dst, muxer, family, info, upscaler, scale, (width, height),
-                      crf=crf, start=start, end=end, overwrite=overwrite, progress=progress,
+                      crf=crf, batch=batch, start=start, end=end, overwrite=overwrite, progress=progress,
                       notice=notice or log.warning)
     finally:
         container.close()
 
 
 def _write(container, src: Path, dst: Path, muxer: str, family: str, info: source.VideoInfo, upscaler, scale,
-           size: tuple[int, int], *, crf, start, end, overwrite, progress, notice) -> dict:
+           size: tuple[int, int], *, crf, batch, start, end, overwrite, progress, notice) -> dict:
     tmp = _temp_beside(dst)
     expected = (min(end, info.frames) if end else info.frames) - start if info.frames else 0
     state = {"frames": 0, "output": None, "shift": None, "held": []}
     started = time.monotonic()
 
-    def produce() -> Iterator[Any]:
-        return source.items(container, str(src), info, start=start, end=end, copy=encode.copyable(container))
+    def produce() -> Iterator[list[Any]]:
+        items = source.items(container, str(src), info, start=start, end=end, copy=encode.copyable(container))
+        return batches.chunks(items, batch)
 
-    def work(item: Any) -> Any:
-        if isinstance(item, source.Frame):
-            item.array = _fit(upscaler.upscale_array(item.array, scale), size)
-        return item
+    def work(chunk: list[Any]) -> list[Any]:
+        return batches.upscale_chunk(chunk, upscaler, scale, lambda array: _fit(array, size))
 
-    def consume(results: Iterable[Any]) -> None:
-        for item in results:
+    def consume(results: Iterable[list[Any]]) -> None:
+        for item in batches.flatten(results):
             if isinstance(item, source.Frame):
                 _encode_frame(item, state, tmp, muxer, family, info, container, size, crf, notice)
                 state["frames"] += 1
@@ -116,7 +122,7 @@ def _write(container, src: Path, dst: Path, muxer: str, family: str, info: sourc
         state["output"].finish()
 
     try:
-        pipeline.run(produce(), work, consume)
+        pipeline.run(produce(), work, consume, depth=batches.queue_depth(batch))
         _commit(tmp, dst, overwrite)
     except (av.error.FFmpegError, OSError) as exc:
         raise VideoFormatError(f"cannot write {dst}: {_reason(exc)}") from None
@@ -131,14 +137,14 @@ def _write(container, src: Path, dst: Path, muxer: str, family: str, info: sourc
 
 
 def _write_resumable(container, src: Path, dst: Path, muxer: str, family: str, info, upscaler, scale, size, *,
-                     crf, overwrite, progress, notice) -> dict:
+                     crf, batch, overwrite, progress, notice) -> dict:
     from . import resume
 
     started = time.monotonic()
     tmp = _temp_beside(dst)
     try:
         summary = resume.run(container, src, dst, tmp, muxer, family, info, upscaler, scale, size,
-                             crf=crf, progress=progress, notice=notice)
+                             crf=crf, batch=batch, progress=progress, notice=notice)
         _commit(tmp, dst, overwrite)
     except (av.error.FFmpegError, OSError) as exc:
         raise VideoFormatError(f"cannot write {dst}: {_reason(exc)}") from None

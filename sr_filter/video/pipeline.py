@@ -51,11 +51,13 @@ class _Channel:
             yield item
 
 
-def run(produce: Iterable[Any], work: Callable[[Any], Any], consume: Callable[[Iterable[Any]], None]) -> None:
+def run(produce: Iterable[Any], work: Callable[[Any], Any], consume: Callable[[Iterable[Any]], None],
+        depth: int = QUEUE_DEPTH) -> None:
     """Feed ``produce`` (run in a thread) through ``work`` (here) into ``consume`` (a thread that
-    takes an iterable of results). The first exception from any stage is re-raised here."""
+    takes an iterable of results); ``depth`` items wait at most between two stages. The first
+    exception from any stage is re-raised here."""
     stop = threading.Event()
-    inbox, outbox = _Channel(stop), _Channel(stop)
+    inbox, outbox = _Channel(stop, depth), _Channel(stop, depth)
     errors: list[BaseException] = []
 
     def guarded(body: Callable[[], None]) -> Callable[[], None]:

@@ -21,7 +21,7 @@ from typing import Any
 import av
 
 from ..errors import VideoFormatError
-from . import encode, pipeline, source
+from . import batches, encode, pipeline, source
 from .job import _fit
 
 #: a segment holds at least this many frames and ends before a source keyframe
@@ -49,7 +49,8 @@ def finished(parts: Path) -> list[tuple[int, int, Path]]:
 
 
 def run(container, src: Path, dst: Path, tmp: str, muxer: str, family: str, info: source.VideoInfo, upscaler: Any,
-        scale, size: tuple[int, int], *, crf, progress, notice, segment_frames: int | None = None) -> dict:
+        scale, size: tuple[int, int], *, crf, progress, notice, segment_frames: int | None = None,
+        batch: int = 1) -> dict:
     """Upscale into segments (skipping finished ones), then join them into ``tmp``."""
     segment_frames = segment_frames or SEGMENT_FRAMES
     parts = parts_folder(dst)
@@ -69,12 +70,12 @@ def run(container, src: Path, dst: Path, tmp: str, muxer: str, family: str, info
         notice(f"resuming at frame {resume_at}: {len(done)} finished segment(s) kept")
     writer = _SegmentWriter(parts, family, info, container, size, crf, segment_frames, resume_at, progress, info.frames)
 
-    def work(item: Any) -> Any:
-        item.array = _fit(upscaler.upscale_array(item.array, scale), size)
-        return item
+    def work(chunk: list[Any]) -> list[Any]:
+        return batches.upscale_chunk(chunk, upscaler, scale, lambda array: _fit(array, size))
 
     if not (info.frames and resume_at >= info.frames):
-        pipeline.run(source.items(container, str(src), info, start=resume_at), work, writer.consume)
+        items = batches.chunks(source.items(container, str(src), info, start=resume_at), batch)
+        pipeline.run(items, work, lambda results: writer.consume(batches.flatten(results)), depth=batches.queue_depth(batch))
     segments = finished(parts)
     if not segments:
         raise VideoFormatError(f"{src} contains no video frames")

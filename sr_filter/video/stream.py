@@ -17,7 +17,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from ..errors import VideoFormatError
-from . import pipeline
+from . import batches, pipeline
 from .job import _fit
 
 MAGIC = b"YUV4MPEG2"
@@ -140,7 +140,8 @@ def rgb_to_yuv(rgb: np.ndarray, header: Y4mHeader, matrix_height: int) -> bytes:
 
 
 def upscale_y4m(source: BinaryIO, target: BinaryIO, upscaler: Any, scale: float | None = None) -> int:
-    """Upscale a Y4M stream frame by frame; returns the number of frames written."""
+    """Upscale a Y4M stream (:data:`~.batches.FRAME_BATCH` frames per network pass); returns the
+    number of frames written."""
     header = read_header(source)
     factor = float(scale or upscaler.scale)
     sx, sy, _ = header.layout
@@ -157,7 +158,12 @@ def upscale_y4m(source: BinaryIO, target: BinaryIO, upscaler: Any, scale: float 
             count[0] += 1
         target.flush()
 
-    pipeline.run(read_frames(source, header), lambda f: _fit(upscaler.upscale_array(f, scale), (width, height)), consume)
+    def work(group: list[np.ndarray]) -> list[np.ndarray]:
+        return [_fit(big, (width, height)) for big in upscaler.upscale_batch(group, scale)]
+
+    size = batches.FRAME_BATCH
+    pipeline.run(batches.chunks(read_frames(source, header), size, lambda _: True), work,
+                 lambda groups: consume(batches.flatten(groups)), depth=batches.queue_depth(size))
     return count[0]
 
 

@@ -1,0 +1,65 @@
+"""Several frames through the network in one pass: the decoded stream grouped into small lists.
+
+The decoder yields frames mixed with packets of the streams that are copied (audio, subtitles);
+:func:`chunks` groups that stream, order kept, into lists holding at most ``size`` frames, and
+:func:`upscale_chunk` runs the frames of one list through :meth:`Upscaler.upscale_batch` together.
+The default size is measured in docs/video.md ("Frames per pass").
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from ..errors import SrFilterError
+from .source import Frame
+
+#: frames per network pass in the video path (docs/video.md, "Frames per pass")
+FRAME_BATCH = 2
+
+
+def check_batch(batch: object) -> int:
+    """``batch`` (None for the default) as a whole number of frames of at least 1."""
+    if batch is None:
+        return FRAME_BATCH
+    if isinstance(batch, bool) or not isinstance(batch, numbers.Integral) or not 1 <= batch <= 64:
+        raise SrFilterError(f"the number of frames per pass must be a whole number from 1 to 64, not {batch!r}")
+    return int(batch)
+
+
+def chunks(items: Iterable[Any], size: int, is_frame: Callable[[Any], bool] | None = None) -> Iterator[list[Any]]:
+    """Consecutive items in lists that each hold at most ``size`` frames (and the packets between);
+    ``is_frame`` tells frames from other items (default: :class:`~.source.Frame` objects)."""
+    counts = is_frame or (lambda item: isinstance(item, Frame))
+    chunk: list[Any] = []
+    frames = 0
+    for item in items:
+        chunk.append(item)
+        if counts(item):
+            frames += 1
+            if frames == size:
+                yield chunk
+                chunk, frames = [], 0
+    if chunk:
+        yield chunk
+
+
+def upscale_chunk(chunk: list[Any], upscaler: Any, scale: float | None, fit: Callable[[Any], Any]) -> list[Any]:
+    """Upscale the frames of one list together (each result passed through ``fit``); packets untouched."""
+    frames = [item for item in chunk if isinstance(item, Frame)]
+    if frames:
+        for frame, big in zip(frames, upscaler.upscale_batch([f.array for f in frames], scale)):
+            frame.array = fit(big)
+    return chunk
+
+
+def flatten(lists: Iterable[list[Any]]) -> Iterator[Any]:
+    """The items of consecutive lists, in order."""
+    for chunk in lists:
+        yield from chunk
+
+
+def queue_depth(size: int) -> int:
+    """Lists held between two stages: about as many frames as unbatched (4), and at least 2 lists."""
+    return max(2, -(-4 // size))
