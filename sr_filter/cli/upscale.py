@@ -24,7 +24,7 @@ from .options import (
     backend_opt, denoise_opt, device_opt, fp32_opt, gpu_opt, height_opt, model_opt, offline_opt, precision_opt, preset_opt, scale_opt, tile_opt,
     tta_opt, verbosity, width_opt,
 )
-from .progress import Bars, stderr_is_terminal
+from ..progress import Bars, stderr_is_terminal
 
 if TYPE_CHECKING:
     from ..upscaler import Upscaler

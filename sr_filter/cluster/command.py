@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from ..cli.progress import Bars, stderr_is_terminal
+from ..progress import Bars, stderr_is_terminal
 from . import Event, Interrupted, upscale_folder
 
 

@@ -90,7 +90,8 @@ def encode_segment(upscaler, task: Segment, settings: VideoSettings) -> None:
     """Decode, upscale and encode one segment in a private scratch folder, then publish it under
     its final name with a no-clobber hard link (a second attempt finds it and stops)."""
     from ..video import pipeline, resume, source
-    from ..video.job import _even, _fit
+    from ..video.batches import fit
+    from ..video.job import _even
 
     src, target = task.source, Path(task.target)
     container = source.open_video(src)
@@ -103,7 +104,7 @@ def encode_segment(upscaler, task: Segment, settings: VideoSettings) -> None:
         writer = resume.SegmentWriter(scratch, settings.codec, info, container, size, settings.crf, 1 << 62, task.first, None, 0)
 
         def work(item):
-            item.array = _fit(upscaler.upscale_array(item.array, settings.scale), size)
+            item.array = fit(upscaler.upscale_array(item.array, settings.scale), size)
             return item
 
         pipeline.run(_frames(container, src, info, task), work, writer.consume)

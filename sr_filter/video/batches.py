@@ -12,6 +12,8 @@ import numbers
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+import numpy as np
+
 from ..errors import SrFilterError
 from .source import Frame
 
@@ -63,3 +65,13 @@ def flatten(lists: Iterable[list[Any]]) -> Iterator[Any]:
 def queue_depth(size: int) -> int:
     """Lists held between two stages: about as many frames as unbatched (4), and at least 2 lists."""
     return max(2, -(-4 // size))
+
+
+def fit(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Trim or edge-pad an upscaled frame by the pixel that rounding to even sizes may add."""
+    width, height = size
+    array = array[:height, :width]
+    pad_h, pad_w = height - array.shape[0], width - array.shape[1]
+    if pad_h or pad_w:
+        array = np.pad(array, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+    return array

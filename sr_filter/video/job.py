@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import av
-import numpy as np
 
+from ..atomic import publish
 from ..errors import OutputExistsError, VideoFormatError, first_line
 from . import batches, encode, pipeline, source
 
@@ -102,7 +102,7 @@ def _write(container, src: Path, dst: Path, muxer: str, family: str, info: sourc
         return batches.chunks(items, batch)
 
     def work(chunk: list[Any]) -> list[Any]:
-        return batches.upscale_chunk(chunk, upscaler, scale, lambda array: _fit(array, size))
+        return batches.upscale_chunk(chunk, upscaler, scale, lambda array: batches.fit(array, size))
 
     def consume(results: Iterable[list[Any]]) -> None:
         for item in batches.flatten(results):
@@ -193,12 +193,8 @@ def _temp_beside(dst: Path) -> str:
 
 def _commit(tmp: str, dst: Path, overwrite: bool) -> None:
     """Give the finished temporary file its name; without ``overwrite`` never replace a file."""
-    os.chmod(tmp, 0o666 & ~_umask())
     try:
-        if overwrite:
-            os.replace(tmp, dst)
-        else:
-            os.link(tmp, dst)
+        publish(tmp, dst, overwrite=overwrite)
     except FileExistsError:
         raise OutputExistsError(f"{dst} appeared while writing; allow overwriting to replace it") from None
 
@@ -223,19 +219,3 @@ def atomic_file(dst: Path, overwrite: bool = False) -> Iterator[BinaryIO]:
 def _even(value: float) -> int:
     """Output sizes are even: 4:2:0 and 4:2:2 encoders need that."""
     return max(2, int(round(value / 2)) * 2)
-
-
-def _fit(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Trim or edge-pad an upscaled frame by the pixel that rounding to even sizes may add."""
-    width, height = size
-    array = array[:height, :width]
-    pad_h, pad_w = height - array.shape[0], width - array.shape[1]
-    if pad_h or pad_w:
-        array = np.pad(array, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
-    return array
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

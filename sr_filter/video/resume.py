@@ -22,7 +22,6 @@ import av
 
 from ..errors import VideoFormatError
 from . import batches, encode, pipeline, source
-from .job import _fit
 
 #: a segment holds at least this many frames and ends before a source keyframe
 SEGMENT_FRAMES = 48
@@ -71,7 +70,7 @@ def run(container, src: Path, dst: Path, tmp: str, muxer: str, family: str, info
     writer = _SegmentWriter(parts, family, info, container, size, crf, segment_frames, resume_at, progress, info.frames)
 
     def work(chunk: list[Any]) -> list[Any]:
-        return batches.upscale_chunk(chunk, upscaler, scale, lambda array: _fit(array, size))
+        return batches.upscale_chunk(chunk, upscaler, scale, lambda array: batches.fit(array, size))
 
     if not (info.frames and resume_at >= info.frames):
         items = batches.chunks(source.items(container, str(src), info, start=resume_at), batch)

@@ -18,7 +18,6 @@ import numpy as np
 
 from ..errors import VideoFormatError
 from . import batches, pipeline
-from .job import _fit
 
 MAGIC = b"YUV4MPEG2"
 _LAYOUTS = {  # C parameter -> (chroma step in x, chroma step in y, bits)
@@ -159,7 +158,7 @@ def upscale_y4m(source: BinaryIO, target: BinaryIO, upscaler: Any, scale: float 
         target.flush()
 
     def work(group: list[np.ndarray]) -> list[np.ndarray]:
-        return [_fit(big, (width, height)) for big in upscaler.upscale_batch(group, scale)]
+        return [batches.fit(big, (width, height)) for big in upscaler.upscale_batch(group, scale)]
 
     size = batches.FRAME_BATCH
     pipeline.run(batches.chunks(read_frames(source, header), size, lambda _: True), work,
