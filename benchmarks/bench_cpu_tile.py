@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("--tiles", type=int, nargs="+", default=[128, 192, 256, 384, 512])
     parser.add_argument("--models", nargs="+", default=MODELS)
     args = parser.parse_args()
-    from sr_filter.backends.torch import TorchBackend
+    from sr_filter.backends.pytorch import TorchBackend
     from sr_filter.models import load_model
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs")

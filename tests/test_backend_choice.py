@@ -59,3 +59,17 @@ def test_tta_flag_averages_views_and_denoise_is_refused_for_models_without_a_twi
     assert refused.returncode == 1 and len(err.splitlines()) == 1 and "--denoise" in err, err
     out_of_range = run(tiny_png, "-o", tmp_path / "d.png", "--denoise", "2")
     assert out_of_range.returncode == 2 and len(out_of_range.stderr.decode().strip().splitlines()) == 1
+
+
+def test_openvino_after_torch_in_one_process():
+    """A torch backend made first must not break the next OpenVINO one (the backends package once had a
+    submodule named ``torch`` that, once imported, shadowed the torch module inside the package)."""
+    pytest.importorskip("openvino")
+    from sr_filter import Upscaler
+
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)
+    first = Upscaler("sr-cartoon-x4", device="cpu", backend="torch").upscale_array(image)
+    second = Upscaler("sr-cartoon-x4", device="cpu", backend="openvino")
+    assert second.backend.name == "openvino"
+    assert np.abs(second.upscale_array(image).astype(int) - first).max() <= 1

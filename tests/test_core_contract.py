@@ -16,7 +16,7 @@ import sr_filter
 from sr_filter import CancelledError, SrFilterError, Upscaler
 from sr_filter.archs.srvgg import SRVGGNetCompact
 from sr_filter.backends import make_backend
-from sr_filter.backends.torch import TorchBackend
+from sr_filter.backends.pytorch import TorchBackend
 from sr_filter.errors import BackendError, DeviceError, ImageFormatError, WeightsFormatError
 
 

@@ -50,7 +50,7 @@ def make_backend(name: str, model: LoadedModel, device: torch.device, dtype: tor
                 return _openvino(model, device, dtype)
             except Exception as exc:  # noqa: BLE001 - the optional backend must never stop "auto"
                 log.info("backend: torch, because %s", first_line(exc))
-    from .torch import TorchBackend
+    from .pytorch import TorchBackend  # not "torch.py": that submodule name would shadow the torch module here
 
     return TorchBackend(model, device, dtype)
 
