@@ -17,6 +17,7 @@ import click
 
 from ..atomic import is_stream
 from ..errors import ImageFormatError, SrFilterError
+from ..progress import Bars, stderr_is_terminal
 from ..video.command import video_options, wants_video
 from .jobs import Job, check_targets, check_writable, expand_inputs, many_inputs, plan_jobs
 from .messages import one_line
@@ -24,7 +25,7 @@ from .options import (
     backend_opt, denoise_opt, device_opt, fp32_opt, gpu_opt, height_opt, model_opt, offline_opt, precision_opt, preset_opt, scale_opt, tile_opt,
     tta_opt, verbosity, width_opt,
 )
-from ..progress import Bars, stderr_is_terminal
+from .startup import load_libraries
 
 if TYPE_CHECKING:
     from ..upscaler import Upscaler
@@ -91,6 +92,8 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
     if wants_video(list(inputs), fmt):  # videos, animations, frame streams: sr_filter.video
         from ..video.command import run as run_video
 
+        load_libraries(openvino=backend != "torch")
+
         return run_video(inputs=expand_inputs(list(inputs)), output=output, model=model or preset, scale=scale,
                          device=device, precision=precision, backend=backend, tile=tile, offline=offline, fmt=fmt, quality=quality,
                          overwrite=overwrite, skip_existing=skip_existing, quiet=quiet, codec=codec, crf=crf,
@@ -116,6 +119,7 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
         raise click.UsageError("standard output is closed; name an output file with -o")
     if to_stdout and _isatty(sys.stdout):
         raise click.UsageError("refusing to write image data to a terminal; redirect standard output or use -o FILE")
+    load_libraries(openvino=backend != "torch")  # Ctrl-C held back while compiled code loads
     _check_device(device, precision)
     from ..upscaler import Upscaler
 

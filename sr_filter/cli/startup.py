@@ -1,0 +1,47 @@
+"""Loading the compiled libraries (torch, OpenVINO, imagecodecs, PyAV) with Ctrl-C held back.
+
+A KeyboardInterrupt raised while a C++ extension initialises aborts the whole process
+(pybind11's ``terminate called after throwing an instance of 'pybind11::error_already_set'``) or
+is swallowed by it; nothing of the user's exists yet at that point, so a Ctrl-C there is kept and
+acted on as soon as the libraries are loaded: one line and exit status 130, as anywhere else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import signal
+from typing import Iterator
+
+#: what the work needs, loaded in this order (numpy first: torch's C start-up imports it)
+LIBRARIES = ("numpy", "torch", "imagecodecs", "PIL.Image")
+#: loaded only when the OpenVINO backend may run
+OPENVINO = ("openvino",)
+
+
+@contextlib.contextmanager
+def interrupts_held() -> Iterator[None]:
+    """Within the block a Ctrl-C is remembered, not raised; it is raised when the block ends."""
+    pending: list[int] = []
+    try:
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: pending.append(signum))
+    except ValueError:  # not the main thread: nothing to hold back
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if pending:
+        raise KeyboardInterrupt
+
+
+def load_libraries(*, openvino: bool) -> None:
+    """Import the compiled libraries the work will use, with Ctrl-C held back while they load."""
+    names = LIBRARIES + (OPENVINO if openvino else ())
+    with interrupts_held():
+        for name in names:
+            if importlib.util.find_spec(name.split(".")[0]) is not None:
+                with contextlib.suppress(ImportError):  # a missing optional library is the backend's to report
+                    importlib.import_module(name)
