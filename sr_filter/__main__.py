@@ -14,6 +14,6 @@ if __name__ == "__main__":
     try:
         main()
     except KeyboardInterrupt:  # a Ctrl-C that C code held back until after main's own handling
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        sys.stderr.write("sr-filter: interrupted\n")
-        sys.exit(130)
+        from .cli import interrupted_exit
+
+        interrupted_exit("sr-filter: interrupted")

@@ -8,6 +8,7 @@ torch: ``--help``, ``--version`` and option errors stay instant.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import signal
@@ -131,15 +132,30 @@ def main(argv: list[str] | None = None) -> None:
             raise
         where = f"{exc.filename}: " if exc.filename else ""
         _fail(one_line(exc, text=f"{where}{exc.strerror or exc}"), 1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # finished: a Ctrl-C now must not break the exit
     if isinstance(code, int) and code:
         sys.exit(code)
 
 
 def _fail(message: str, code: int) -> None:
-    if code == 130:  # decided to stop: a Ctrl-C still pending from C code must not end shutdown with a traceback
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-    click.echo(f"sr-filter: {message}" if code == 130 else f"sr-filter: error: {message}", err=True)
+    if code == 130:
+        interrupted_exit(f"sr-filter: {message}")
+    click.echo(f"sr-filter: error: {message}", err=True)
     sys.exit(code)
+
+
+def interrupted_exit(line: str) -> None:
+    """After a Ctrl-C (every cleanup has run by now): one line, then exit 130 at once. The
+    interpreter's own shutdown is skipped: compiled libraries (torch, OpenVINO) still holding a
+    copy of that Ctrl-C could otherwise turn it into a killed-by-SIGINT status or a traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    with contextlib.suppress(Exception):
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+    os._exit(130)
 
 
 def _install_signal_handlers() -> None:
