@@ -76,7 +76,7 @@ def read_image(
     if array.dtype != np.uint8 and not meta.mode.startswith(("I", "F")):
         meta.mode = str(array.dtype)  # Pillow's mode name would claim 8 bits
     if meta.frames > 1:
-        log.warning("%s has %d frames or pages; only the first is upscaled", name, meta.frames)
+        log.warning("%s has %d frames or pages; only the first is upscaled here (an animated GIF, WebP or PNG given on its own keeps every frame)", name, meta.frames)
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise ImageFormatError(f"{name} has no pixels ({array.shape[1]}x{array.shape[0]})")
     return orient(array, orientation), meta
