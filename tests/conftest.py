@@ -140,3 +140,21 @@ def _restore_logging():
     _reset_logging()
     yield
     _reset_logging()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """One local Ray cluster for every test of a module that asks for it (its gcs address); its
+    workers import this checkout, offline."""
+    import ray
+
+    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "SR_FILTER_OFFLINE", "SR_FILTER_CACHE_DIR")}
+    os.environ.update(PYTHONPATH=str(ROOT), SR_FILTER_OFFLINE="1", SR_FILTER_CACHE_DIR=str(tmp_path_factory.mktemp("raycache")))
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value

@@ -28,21 +28,6 @@ SETTINGS = {"model": "sr-cartoon-x4", "tile": 32, "device": "cpu"}
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    """One local Ray cluster for every test here; its workers import this checkout, offline."""
-    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "SR_FILTER_OFFLINE", "SR_FILTER_CACHE_DIR")}
-    os.environ.update(PYTHONPATH=str(ROOT), SR_FILTER_OFFLINE="1", SR_FILTER_CACHE_DIR=str(tmp_path_factory.mktemp("raycache")))
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield ray.get_runtime_context().gcs_address
-    ray.shutdown()
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-
-
-@pytest.fixture(scope="module")
 def collection(tmp_path_factory):
     """A small folder of faithful-I/O cases and its single-machine outputs (the reference)."""
     root = tmp_path_factory.mktemp("collection")

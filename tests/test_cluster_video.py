@@ -15,7 +15,6 @@ import pytest
 
 from sr_filter.upscaler import Upscaler
 
-from .conftest import ROOT
 from .videos import describe, frame_arrays, make_clip
 
 ray = pytest.importorskip("ray")
@@ -25,21 +24,6 @@ from sr_filter.video import resume  # noqa: E402
 from sr_filter.video import upscale_video as upscale_video_here  # noqa: E402
 
 SETTINGS = {"model": "sr-cartoon-x4", "tile": 32, "device": "cpu"}
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    """One local Ray cluster for every test here; its workers import this checkout, offline."""
-    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "SR_FILTER_OFFLINE", "SR_FILTER_CACHE_DIR")}
-    os.environ.update(PYTHONPATH=str(ROOT), SR_FILTER_OFFLINE="1", SR_FILTER_CACHE_DIR=str(tmp_path_factory.mktemp("raycache")))
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield
-    ray.shutdown()
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
 
 
 @pytest.fixture(scope="module")
