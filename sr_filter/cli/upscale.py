@@ -205,9 +205,8 @@ def _device_and_precision(device: str, gpu: int | None, precision: str, fp32: bo
 
 
 def _check_device(device: str, precision: str) -> None:
-    """The device and precision exist here: checked before the model loads (or downloads)."""
-    import numpy  # noqa: F401 - before torch: torch's C start-up imports numpy and swallows a Ctrl-C landing there
-
+    """The device and precision exist here: checked before the model loads (or downloads); called
+    after :func:`~sr_filter.cli.startup.load_libraries`, which loads numpy before torch."""
     from ..device import pick_device, pick_dtype
 
     chosen = pick_device(device)
