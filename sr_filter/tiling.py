@@ -158,9 +158,11 @@ def split_tile(tile: Tile, height: int, width: int, pad: int, multiple: int = 1)
 
 
 class Sink(Protocol):
-    """Receives finished output rows in order: ``write(y, rows)`` with rows (1, C, h, W*s) float32."""
+    """Receives finished output blocks: ``write(y, rows, x)`` with rows (1, C, h, w) float32 whose
+    top-left corner is output pixel (y, x). Blended output arrives as full-width row bands, top to
+    bottom; unblended output (``band`` 0) as one block per tile, row of tiles by row of tiles."""
 
-    def write(self, y: int, rows: torch.Tensor) -> None: ...
+    def write(self, y: int, rows: torch.Tensor, x: int = 0) -> None: ...
 
 
 class TensorSink:
@@ -172,7 +174,7 @@ class TensorSink:
     def rows(self, y0: int, y1: int) -> torch.Tensor:
         return self.tensor[:, :, y0:y1]
 
-    def write(self, y: int, rows: torch.Tensor) -> None:
+    def write(self, y: int, rows: torch.Tensor, x: int = 0) -> None:
         pass  # the rows are already in place
 
 
@@ -191,15 +193,15 @@ class ArraySink:
             raise ValueError(f"cannot store rows as {array.dtype}")
         self.array, self.channel, self.mean = array, channel, mean
 
-    def write(self, y: int, rows: torch.Tensor) -> None:
+    def write(self, y: int, rows: torch.Tensor, x: int = 0) -> None:
         height, width = self.array.shape[:2]
-        rows = rows[0, :, : max(0, height - y), :width]
+        rows = rows[0, :, : max(0, height - y), : max(0, width - x)]
         for a in range(0, rows.shape[1], self.CHUNK):  # small chunks: few, cache-sized temporaries
             data = rows[:, a : a + self.CHUNK].clamp(0, 1)  # clamped before the mean, as convert.merge does
             if self.mean:
                 data = data.mean(dim=0, keepdim=True)
             block = from_float(data.permute(1, 2, 0).numpy(), self.array.dtype)
-            target = self.array[y + a : y + a + block.shape[0]]
+            target = self.array[y + a : y + a + block.shape[0], x : x + block.shape[1]]
             if target.ndim == 2:
                 target[...] = block[:, :, 0]
             else:
@@ -241,25 +243,40 @@ def run_tiled(
     state = _State(limit=max(max(s.hi - s.lo for s in rows), max(s.hi - s.lo for s in cols)), batch=batch)
     total, done = height * width, 0
     carry: tuple[int, torch.Tensor] | None = None  # (first row, float32 rows) of an ArraySink
+    # unblended tiles go straight to a sink: no float32 row of tiles (about 60 MB for a 1280-wide
+    # frame at x4) is held beside the output
+    direct = band == 0 and not isinstance(sink, TensorSink)
 
     for r, row in enumerate(rows):
         first, weights = ramp(row, height, scale, band)
         last = first + len(weights)
         nxt = ramp(rows[r + 1], height, scale, band)[0] if r + 1 < len(rows) else height * scale
-        if isinstance(sink, TensorSink):
+        if direct:
+            acc = None
+        elif isinstance(sink, TensorSink):
             acc = sink.rows(first, last)
         else:
             acc = torch.zeros((1, channels, last - first, width * scale), dtype=torch.float32)
             if carry is not None:
                 kept = carry[1][:, :, first - carry[0] :]
                 acc[:, :, : kept.shape[2]] = kept
+                carry = None
         for t, result, i in _row_results(run, image, [Tile(row, c) for c in cols], state, height, width, pad, multiple):
-            _accumulate(acc, first, result[i : i + 1], t, height, width, scale, band)
+            if acc is None:
+                y0, x0 = t.y.lo * scale, t.x.lo * scale
+                oy, ox = y0 - t.y.start * scale, x0 - t.x.start * scale
+                sink.write(y0, result[i : i + 1, :, oy : oy + (t.y.hi - t.y.lo) * scale, ox : ox + (t.x.hi - t.x.lo) * scale], x0)
+            else:
+                _accumulate(acc, first, result[i : i + 1], t, height, width, scale, band)
             done += t.area
             if i == result.shape[0] - 1 and progress is not None and progress(done, total) is False:
                 raise CancelledError("cancelled")
+        if acc is None:
+            continue
         sink.write(first, acc[:, :, : nxt - first])
-        carry = (first, acc)
+        # keep only the rows the next row of tiles blends into, not the whole accumulator
+        carry = (nxt, acc[:, :, nxt - first :].clone()) if not isinstance(sink, TensorSink) else None
+        del acc
     return out
 
 

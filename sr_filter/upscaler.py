@@ -332,6 +332,6 @@ class _FramesSink:
     def __init__(self, sinks: list[Sink], channels: int) -> None:
         self.sinks, self.channels = sinks, channels
 
-    def write(self, y: int, rows: torch.Tensor) -> None:
+    def write(self, y: int, rows: torch.Tensor, x: int = 0) -> None:
         for i, sink in enumerate(self.sinks):
-            sink.write(y, rows[:, i * self.channels : (i + 1) * self.channels])
+            sink.write(y, rows[:, i * self.channels : (i + 1) * self.channels], x)

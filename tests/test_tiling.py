@@ -213,8 +213,11 @@ def test_array_sink_equals_the_float_result(dtype, band):
         run_tiled(net, x, 4, tile=32, context=5, band=band, out=ArraySink(out))
         grey = np.zeros((280, 180), dtype)
         run_tiled(net, x, 4, tile=32, context=5, band=band, out=ArraySink(grey, mean=True))
+        cropped = np.zeros((277, 173, 3), dtype)  # padding rows and columns beyond the array are dropped
+        run_tiled(net, x, 4, tile=32, context=5, band=band, out=ArraySink(cropped))
     top = 1.0 if dtype == np.float32 else np.iinfo(dtype).max
     assert np.abs(out[..., :3] / top - ref).max() <= 0.5 / top + 1e-6
+    assert np.array_equal(cropped, out[:277, :173, :3])
     assert (out[..., 3] == 0).all()  # other channels untouched
     assert np.abs(grey / top - ref.mean(axis=2)).max() <= 0.5 / top + 1e-6
 
