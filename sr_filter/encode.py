@@ -1,6 +1,6 @@
 """Encoding pixels and their carried metadata in each output format, and each format's limits.
 
-16-bit and float data stay 16-bit in PNG (through :mod:`sr_filter.png16`) and 16-bit / float in
+16-bit and float data stay 16-bit in PNG (through :mod:`sr_filter.png`) and 16-bit / float in
 TIFF (through :mod:`sr_filter.tiffio`); the other formats go through Pillow at 8 bits. What each
 format can carry (alpha, ICC profile, EXIF, DPI) decides what is written; see docs/io.md.
 """
@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from . import png16, tiffio
+from . import png, tiffio
 from .convert import _to_uint8, _to_uint16, array_to_pil
 from .errors import ImageFormatError, ImageTooLargeError, first_line
 from .metadata import ImageMeta, exif_for_output, scaled_dpi
@@ -68,8 +68,9 @@ def encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None = None, *, 
         if array.dtype == np.uint8:
             log.info("the TIFF output is over 4 GiB: writing a BigTIFF (EXIF is not carried)")
         return tiffio.encode_tiff(array, icc_profile=icc, dpi=dpi, bigtiff=array.nbytes > CLASSIC_TIFF_BYTES)
-    if fmt == "PNG" and array.dtype != np.uint8:
-        return png16.encode_png16(_to_uint16(array), icc_profile=icc, dpi=dpi, exif=exif, text=_png_text(meta))
+    if fmt == "PNG":  # libpng for 8 and 16 bits, straight from the array
+        deep = array if array.dtype == np.uint8 else _to_uint16(array)
+        return png.encode_png(deep, icc_profile=icc, dpi=dpi, exif=exif, text=_png_text(meta))
     if array.dtype != np.uint8:
         log.info("%s holds 8 bits per channel; reducing the %s output to 8 bits", fmt, array.dtype)
         array = _to_uint8(array)
@@ -96,19 +97,6 @@ def encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None = None, *, 
         options["subsampling"] = 0  # 4:4:4: no colour bleeding at high quality
     if fmt in ("JPEG", "GIF") and meta.comment:
         options["comment"] = meta.comment
-    if fmt == "PNG":
-        text = _png_text(meta)
-        if text:
-            from PIL import PngImagePlugin
-
-            info = PngImagePlugin.PngInfo()
-            for key, value in text.items():
-                if value.isascii():
-                    info.add_text(key, value)
-                else:
-                    info.add_itxt(key, value)
-            options["pnginfo"] = info
-        options["compress_level"] = 6
     if fmt == "TIFF" and not _has_sub_ifd(exif):
         # Pillow's compressing (libtiff) writer cannot store EXIF sub-IFDs; then stay uncompressed
         options["compression"] = "tiff_adobe_deflate"

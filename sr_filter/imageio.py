@@ -22,7 +22,7 @@ from typing import BinaryIO, Callable, Iterator
 import numpy as np
 from PIL import Image
 
-from . import limits, png16, sniff, tiffio
+from . import limits, png, sniff, tiffio
 from .atomic import write_atomic  # noqa: F401 - moved to atomic.py; kept importable here
 from .convert import pil_to_array
 from .device import available_ram
@@ -63,7 +63,7 @@ def read_image(
     output ``out_format`` (when given) cannot hold at that scale; a stream is
     refused after its first bytes when it is no image. EXIF orientation is applied to the
     pixels. 16-bit and float data stay 16-bit / float (TIFF through tifffile, 16-bit PNG
-    through :mod:`sr_filter.png16`). Each file is parsed once per reader.
+    through :mod:`sr_filter.png`). Each file is parsed once per reader.
     """
     name = name or (str(source) if isinstance(source, (str, Path)) else "standard input")
 
@@ -92,7 +92,7 @@ def _read_data(data: bytes, name: str, check: Callable[[sniff.Shape], None]) -> 
     image = _open(data, name)
     if header is None:
         check(_pillow_shape(image))
-    array = png16.decode_png16(data, name) if png16.is_deep_png(data) else _decode(image, name)
+    array = png.decode_png16(data, name) if png.is_deep_png(data) else _decode(image, name)
     meta, orientation = read_meta(image)  # after decoding: Pillow finds PNG text and eXIf after IDAT
     return array, meta, orientation
 

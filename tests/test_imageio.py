@@ -16,7 +16,7 @@ import tifffile
 import torch
 from PIL import Image, ImageCms, ImageOps, PngImagePlugin
 
-from sr_filter import Upscaler, imageio, limits, png16
+from sr_filter import Upscaler, imageio, limits, png
 from sr_filter.errors import ImageFormatError, ImageTooLargeError, OutputExistsError
 from sr_filter.metadata import ImageMeta, srgb_profile
 
@@ -453,7 +453,7 @@ def test_format_for():
 
 
 def test_png16_reader_recognises_only_deep_colour(bird):
-    assert not png16.is_deep_png(_save(Image.fromarray(bird), "PNG"))
-    assert not png16.is_deep_png(_save(Image.fromarray(bird[..., 0]), "PNG"))
-    assert png16.is_deep_png(png16.encode_png16(np.zeros((2, 2, 3), np.uint16)))
-    assert png16.is_deep_png(png16.encode_png16(np.zeros((2, 2), np.uint16)))
+    assert not png.is_deep_png(_save(Image.fromarray(bird), "PNG"))
+    assert not png.is_deep_png(_save(Image.fromarray(bird[..., 0]), "PNG"))
+    assert png.is_deep_png(png.encode_png(np.zeros((2, 2, 3), np.uint16)))
+    assert png.is_deep_png(png.encode_png(np.zeros((2, 2), np.uint16)))
