@@ -80,8 +80,9 @@ def child(engine: str, weights: str, image_path: str, tile: str, repeats: int, s
     image = np.load(image_path)
     upscale = make_engine(engine, weights, int(tile) if tile.isdigit() else tile)
     upscale(image[:64, :64])  # warm-up: kernel selection, first shapes
-    walls, cpus = [], []
+    walls, cpus, out = [], [], None
     for _ in range(repeats):
+        out = None  # peak RSS is one run's, as for a user's single image: the last result is not held
         start, cpu = time.perf_counter(), time.process_time()
         out = upscale(image)
         walls.append(time.perf_counter() - start)
