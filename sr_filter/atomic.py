@@ -119,9 +119,9 @@ def temp_beside(path: str | Path, *, error: type[SrFilterError] = ImageFormatErr
     name (``.srf-XXXXXXXX.tmp``) that fits beside any target name. The one temporary-file maker:
     a folder that is missing or takes no new files is an ``error`` exception."""
     folder = _folder(Path(path))
-    if not folder.is_dir():
+    if not folder.exists():
         raise error(f"output folder {folder} does not exist")
-    try:
+    try:  # a file where the folder should be: "Not a directory"
         fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=suffix, dir=folder)
     except OSError as exc:
         raise error(f"cannot write to output folder {folder}: {_reason(exc)}") from None
