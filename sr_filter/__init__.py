@@ -107,13 +107,15 @@ def upscale_animation(
     backend: str = "auto",
     quality: int | None = None,
     overwrite: bool = False,
+    progress: Progress | None = None,
 ) -> Any:
     """Upscale every frame of an animated GIF, WebP or APNG file ``src`` into ``dst``.
 
     The format comes from ``dst``'s suffix (``.gif``, ``.webp``, ``.png``, ``.apng``); durations,
     loop count and disposal are kept, and ``dst`` appears whole or not at all (an existing file
     only with ``overwrite``). Pass a ready ``upscaler`` to reuse a loaded model, else ``preset`` /
-    ``model`` and the options of :func:`upscale`. Returns the
+    ``model`` and the options of :func:`upscale`; ``progress`` is called with (frames done,
+    frames) after each frame (returning False stops; nothing is written). Returns the
     :class:`~sr_filter.animation.Animation` written (upscaled RGBA frames and their timing).
     """
     from .animation import upscale_animation as upscale_frames_of
@@ -123,7 +125,8 @@ def upscale_animation(
 
         upscaler = Upscaler(model if model is not None else preset, device=device, precision=precision, tile=tile,
                             offline=offline, backend=backend)
-    return upscale_frames_of(src, dst, upscaler, scale=scale, quality=quality, overwrite=overwrite)
+    return upscale_frames_of(src, dst, upscaler, scale=scale, quality=quality, overwrite=overwrite,
+                            progress=progress)
 
 
 __all__ = [

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image, ImageSequence
 
 from .device import available_ram
-from .errors import ImageTooLargeError, VideoFormatError, first_line
+from .errors import CancelledError, ImageTooLargeError, VideoFormatError, first_line
 
 #: output suffix -> Pillow format
 FORMATS = {".gif": "GIF", ".webp": "WEBP", ".png": "PNG", ".apng": "PNG"}
@@ -74,13 +74,15 @@ def _disposal(image: Image.Image, frame: Image.Image) -> int:
 def upscale_animation(src: str | Path, dst: str | Path, upscaler: Any, *, scale: float | None = None,
                       overwrite: bool = False, quality: int | None = None,
                       size: tuple[int | None, int | None] = (None, None), out_format: str | None = None,
-                      before_work: Callable[[], None] | None = None) -> Animation:
+                      before_work: Callable[[], None] | None = None,
+                      progress: Callable[[int, int], bool | None] | None = None) -> Animation:
     """Upscale every frame of ``src`` and write the animation to ``dst`` (format from its suffix).
 
     ``out_format`` (``"GIF"``, ``"WEBP"`` or ``"PNG"``) overrides the suffix; ``size`` =
     ``(width, height)`` picks the scale that fits the frames inside them instead of ``scale``. A
     format that cannot hold the result, or frames that would not fit in memory, are refused before
-    the work; ``before_work`` is called just before the first frame is upscaled.
+    the work; ``before_work`` is called just before the first frame is upscaled, ``progress`` with
+    (frames done, frames) after each one (returning False stops the work; nothing is written).
     """
     from .atomic import check_target
     from .imagefile import target_scale
@@ -103,7 +105,12 @@ def upscale_animation(src: str | Path, dst: str | Path, upscaler: Any, *, scale:
     animation = read_animation(src)
     if before_work is not None:
         before_work()
-    animation.frames = [upscaler.upscale_array(frame, scale) for frame in animation.frames]
+    frames = []
+    for frame in animation.frames:
+        frames.append(upscaler.upscale_array(frame, scale))
+        if progress is not None and progress(len(frames), count) is False:
+            raise CancelledError("stopped by the progress callback; nothing was written")
+    animation.frames = frames
     write_atomic(encode_animation(animation, fmt, quality=quality), dst, overwrite=overwrite)
     return animation
 

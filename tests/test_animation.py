@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from sr_filter import animation
-from sr_filter.errors import OutputExistsError, VideoFormatError
+from sr_filter.errors import CancelledError, OutputExistsError, VideoFormatError
 from sr_filter.upscaler import Upscaler
 
 from .conftest import ROOT
@@ -167,8 +167,13 @@ def test_folder_batch_to_a_format_without_animation_writes_the_first_frame_and_s
 
 def test_a_size_picks_the_scale_and_an_existing_output_is_refused_before_the_work(tmp_path, upscaler):
     source = small(tmp_path / "a.gif", loop=0)
-    written = animation.upscale_animation(source, tmp_path / "w.webp", upscaler, size=(40, None))
-    assert [f.shape for f in written.frames] == [(40, 40, 4)] * 3
+    steps = []
+    written = animation.upscale_animation(source, tmp_path / "w.webp", upscaler, size=(40, None),
+                                          progress=lambda done, total: steps.append((done, total)))
+    assert [f.shape for f in written.frames] == [(40, 40, 4)] * 3 and steps == [(1, 3), (2, 3), (3, 3)]
+    with pytest.raises(CancelledError):
+        animation.upscale_animation(source, tmp_path / "stopped.gif", upscaler, progress=lambda done, total: done < 2)
+    assert not (tmp_path / "stopped.gif").exists()
     calls = []
     with pytest.raises(OutputExistsError):
         animation.upscale_animation(source, tmp_path / "w.webp", upscaler, before_work=lambda: calls.append(1))

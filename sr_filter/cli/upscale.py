@@ -253,7 +253,7 @@ def process(upscaler: Upscaler, job: Job, *, scale, size=(None, None), fmt, qual
             and animation.is_animated(job.source):
         job.target.parent.mkdir(parents=True, exist_ok=True)
         animation.upscale_animation(job.source, job.target, upscaler, scale=scale, size=size, overwrite=overwrite,
-                                    quality=quality, out_format=out_format, before_work=announce)
+                                    quality=quality, out_format=out_format, before_work=announce, progress=progress)
         return
     data = upscale_image_file(upscaler, source, out_format=out_format, scale=scale, size=size, quality=quality,
                               progress=progress, before_work=announce)
