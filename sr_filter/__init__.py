@@ -4,6 +4,7 @@
 >>> big = sr_filter.upscale(image, preset="cartoon")          # PIL image or numpy array
 >>> up = sr_filter.Upscaler("photo", device="auto")            # load once, reuse
 >>> outputs = [up.upscale(im, scale=2) for im in images]
+>>> sr_filter.upscale_animation("anim.gif", "anim_x4.gif", "cartoon")   # every frame, timing kept
 
 Importing this package does no I/O and touches no GPU.
 """
@@ -82,7 +83,50 @@ def upscale(
 
     upscaler = Upscaler(model if model is not None else preset, device=device, precision=precision, tile=tile,
                         offline=offline, backend=backend)
+    frames = getattr(image, "n_frames", 1) if getattr(image, "is_animated", False) else 1
+    if frames > 1:
+        import logging
+
+        logging.getLogger(__name__).warning("the image has %d frames; only the current one is upscaled "
+                                            "(sr_filter.upscale_animation keeps every frame)", frames)
     return upscaler.upscale(image, scale=scale, progress=progress)
+
+
+def upscale_animation(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    preset: str | None = None,
+    *,
+    model: str | os.PathLike | None = None,
+    upscaler: Upscaler | None = None,
+    scale: float | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+    tile: int | str = "auto",
+    offline: bool | None = None,
+    backend: str = "auto",
+    quality: int | None = None,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+) -> Any:
+    """Upscale every frame of an animated GIF, WebP or APNG file ``src`` into ``dst``.
+
+    The format comes from ``dst``'s suffix (``.gif``, ``.webp``, ``.png``, ``.apng``); durations,
+    loop count and disposal are kept, and ``dst`` appears whole or not at all (an existing file
+    only with ``overwrite``). Pass a ready ``upscaler`` to reuse a loaded model, else ``preset`` /
+    ``model`` and the options of :func:`upscale`; ``progress`` is called with (frames done,
+    frames) after each frame (returning False stops; nothing is written). Returns the
+    :class:`~sr_filter.animation.Animation` written (upscaled RGBA frames and their timing).
+    """
+    from .animation import upscale_animation as upscale_frames_of
+
+    if upscaler is None:
+        from .upscaler import Upscaler
+
+        upscaler = Upscaler(model if model is not None else preset, device=device, precision=precision, tile=tile,
+                            offline=offline, backend=backend)
+    return upscale_frames_of(src, dst, upscaler, scale=scale, quality=quality, overwrite=overwrite,
+                            progress=progress)
 
 
 __all__ = [
@@ -105,5 +149,6 @@ __all__ = [
     "__version__",
     "load_manifest",
     "upscale",
+    "upscale_animation",
     "upscale_video",
 ]

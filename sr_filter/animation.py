@@ -11,16 +11,18 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from PIL import Image, ImageSequence
 
 from .device import available_ram
-from .errors import ImageTooLargeError, VideoFormatError, first_line
+from .errors import CancelledError, ImageTooLargeError, VideoFormatError, first_line
 
 #: output suffix -> Pillow format
 FORMATS = {".gif": "GIF", ".webp": "WEBP", ".png": "PNG", ".apng": "PNG"}
+#: the Pillow formats that hold an animation; other outputs get the first frame (with a notice)
+HOLDS_ANIMATION = ("GIF", "WEBP", "PNG")
 
 
 @dataclass
@@ -70,22 +72,45 @@ def _disposal(image: Image.Image, frame: Image.Image) -> int:
 
 
 def upscale_animation(src: str | Path, dst: str | Path, upscaler: Any, *, scale: float | None = None,
-                      overwrite: bool = False, quality: int | None = None) -> Animation:
-    """Upscale every frame of ``src`` and write the animation to ``dst`` (format from its suffix)."""
-    from .imageio import write_atomic
+                      overwrite: bool = False, quality: int | None = None,
+                      size: tuple[int | None, int | None] = (None, None), out_format: str | None = None,
+                      before_work: Callable[[], None] | None = None,
+                      progress: Callable[[int, int], bool | None] | None = None) -> Animation:
+    """Upscale every frame of ``src`` and write the animation to ``dst`` (format from its suffix).
+
+    ``out_format`` (``"GIF"``, ``"WEBP"`` or ``"PNG"``) overrides the suffix; ``size`` =
+    ``(width, height)`` picks the scale that fits the frames inside them instead of ``scale``. A
+    format that cannot hold the result, or frames that would not fit in memory, are refused before
+    the work; ``before_work`` is called just before the first frame is upscaled, ``progress`` with
+    (frames done, frames) after each one (returning False stops the work; nothing is written).
+    """
+    from .atomic import check_target
+    from .imagefile import target_scale
+    from .imageio import check_encodable, write_atomic
 
     dst = Path(dst)
-    fmt = FORMATS.get(dst.suffix.lower())
+    fmt = out_format if out_format in HOLDS_ANIMATION else FORMATS.get(dst.suffix.lower())
     if fmt is None:
         raise VideoFormatError(f"{dst}: an animation can be written as {', '.join(FORMATS)}, not {dst.suffix or '(none)'}")
+    check_target(dst, overwrite=overwrite)  # an existing output is refused before the work, not after
     with Image.open(src) as probe:
         width, height, count = probe.width, probe.height, getattr(probe, "n_frames", 1)
+    if any(size):
+        scale = target_scale(size[0], size[1], (height, width), str(src))
     factor = float(scale or upscaler.scale)
+    check_encodable(fmt, round(width * factor), round(height * factor))
     need = count * round(width * factor) * round(height * factor) * 4 * 2
     if need > available_ram():
         raise ImageTooLargeError(f"{src}: {count} frames upscaled x{factor:g} need about {need / (1 << 30):.1f} GiB of memory; choose a smaller scale")
     animation = read_animation(src)
-    animation.frames = [upscaler.upscale_array(frame, scale) for frame in animation.frames]
+    if before_work is not None:
+        before_work()
+    frames = []
+    for frame in animation.frames:
+        frames.append(upscaler.upscale_array(frame, scale))
+        if progress is not None and progress(len(frames), count) is False:
+            raise CancelledError("stopped by the progress callback; nothing was written")
+    animation.frames = frames
     write_atomic(encode_animation(animation, fmt, quality=quality), dst, overwrite=overwrite)
     return animation
 

@@ -15,9 +15,9 @@ import os
 import stat
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import BinaryIO, Iterator
 
-from .errors import ImageFormatError, OutputExistsError
+from .errors import ImageFormatError, OutputExistsError, SrFilterError, first_line
 
 TEMP_PREFIX = ".srf-"
 TEMP_SUFFIX = ".tmp"
@@ -55,12 +55,7 @@ def check_target(path: str | Path, *, overwrite: bool) -> bool:
             raise ImageFormatError(f"{path} is not a regular file (a device or socket); choose another output name")
         if not overwrite:
             raise OutputExistsError(f"{path} exists; allow overwriting to replace it")
-    try:
-        fd, probe = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=folder)
-    except OSError as exc:
-        raise ImageFormatError(f"cannot write to output folder {folder}: {exc.strerror}") from None
-    os.close(fd)
-    os.unlink(probe)
+    os.unlink(temp_beside(path))  # the folder takes new files
     return False
 
 
@@ -69,49 +64,78 @@ def write_atomic(data: bytes, path: str | Path, *, overwrite: bool = False) -> N
 
     Without ``overwrite`` an existing file is never replaced, even one that appears while writing.
     """
+    with open_atomic(path, overwrite=overwrite) as out:
+        out.write(data)
+
+
+@contextlib.contextmanager
+def open_atomic(path: str | Path, *, overwrite: bool = False, error: type[SrFilterError] = ImageFormatError) -> Iterator[BinaryIO]:
+    """A binary file that appears as ``path`` only when the block finishes without an exception.
+
+    A character device or FIFO is opened and written through; an existing file is refused
+    (:class:`OutputExistsError`) without ``overwrite``, before the block runs and again if one
+    appears meanwhile. OSErrors become one-line ``error`` exceptions; the temporary file is
+    removed on any exception.
+    """
     path = Path(path)
     if is_stream(path):
         try:
             with open(path, "wb") as out:
-                out.write(data)
+                yield out
         except OSError as exc:
-            raise ImageFormatError(f"cannot write {path}: {exc.strerror}") from None
+            raise error(f"cannot write {path}: {_reason(exc)}") from None
         return
     if path.exists() and not overwrite:
         raise OutputExistsError(f"{path} exists; allow overwriting to replace it")
-    with replacing(path, overwrite=overwrite) as tmp, open(tmp, "wb") as out:
-        out.write(data)
+    with replacing(path, overwrite=overwrite, error=error) as tmp, open(tmp, "wb") as out:
+        yield out
         out.flush()
         os.fsync(out.fileno())
 
 
 @contextlib.contextmanager
-def replacing(path: str | Path, *, overwrite: bool = True) -> Iterator[Path]:
+def replacing(path: str | Path, *, overwrite: bool = True, error: type[SrFilterError] = ImageFormatError,
+              suffix: str = TEMP_SUFFIX) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; when the block succeeds it becomes ``path``.
 
     For writers that need a file name (``torch.save``, encoders): the temporary file is removed on
     any exception, so an interrupted write leaves neither a partial ``path`` nor a stray file.
+    OSErrors become one-line ``error`` exceptions; ``suffix`` ends the temporary name.
     """
     path = Path(path)
-    folder = _folder(path)
-    if not folder.is_dir():
-        raise ImageFormatError(f"output folder {folder} does not exist")
-    try:
-        fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=folder)
-    except OSError as exc:
-        raise ImageFormatError(f"cannot write to folder {folder}: {exc.strerror}") from None
-    os.close(fd)
-    tmp = Path(name)
+    tmp = temp_beside(path, error=error, suffix=suffix)
     try:
         yield tmp
-        publish(tmp, path, overwrite=overwrite)
-    except FileExistsError:
-        raise OutputExistsError(f"{path} appeared while writing; allow overwriting to replace it") from None
+        commit(tmp, path, overwrite=overwrite)
     except OSError as exc:
-        raise ImageFormatError(f"cannot write {path}: {exc.strerror}") from None
+        raise error(f"cannot write {path}: {_reason(exc)}") from None
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+def temp_beside(path: str | Path, *, error: type[SrFilterError] = ImageFormatError, suffix: str = TEMP_SUFFIX) -> Path:
+    """A new empty temporary file in ``path``'s folder (so the final rename is atomic), with a short
+    name (``.srf-XXXXXXXX.tmp``) that fits beside any target name. The one temporary-file maker:
+    a folder that is missing or takes no new files is an ``error`` exception."""
+    folder = _folder(Path(path))
+    if not folder.exists():
+        raise error(f"output folder {folder} does not exist")
+    try:  # a file where the folder should be: "Not a directory"
+        fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=suffix, dir=folder)
+    except OSError as exc:
+        raise error(f"cannot write to output folder {folder}: {_reason(exc)}") from None
+    os.close(fd)
+    return Path(name)
+
+
+def commit(tmp: str | Path, path: str | Path, *, overwrite: bool) -> None:
+    """:func:`publish` ``tmp`` as ``path``; a file that appeared meanwhile is an
+    :class:`OutputExistsError` without ``overwrite`` (other OSErrors are the caller's)."""
+    try:
+        publish(tmp, path, overwrite=overwrite)
+    except FileExistsError:
+        raise OutputExistsError(f"{path} appeared while writing; allow overwriting to replace it") from None
 
 
 def publish(tmp: str | Path, path: str | Path, *, overwrite: bool) -> None:
@@ -133,6 +157,11 @@ def is_stream(path: str | Path) -> bool:
     except OSError:
         return False
     return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)
+
+
+def _reason(exc: OSError) -> str:
+    """Why a write failed, without the temporary file's name (``No space left on device``)."""
+    return exc.strerror or first_line(exc)
 
 
 def _folder(path: Path) -> Path:

@@ -76,10 +76,18 @@ def read_image(
     if array.dtype != np.uint8 and not meta.mode.startswith(("I", "F")):
         meta.mode = str(array.dtype)  # Pillow's mode name would claim 8 bits
     if meta.frames > 1:
-        log.warning("%s has %d frames or pages; only the first is upscaled here (an animated GIF, WebP or PNG given on its own keeps every frame)", name, meta.frames)
+        log.warning("%s", _frames_notice(name, meta))
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise ImageFormatError(f"{name} has no pixels ({array.shape[1]}x{array.shape[0]})")
     return orient(array, orientation), meta
+
+
+def _frames_notice(name: str, meta: ImageMeta) -> str:
+    """The one line that says an image's later frames or pages are left out, and where they are kept."""
+    if meta.format == "TIFF":
+        return f"{name} has {meta.frames} pages; only the first page is upscaled"
+    return (f"{name} has {meta.frames} frames; only the first is upscaled here (an animation read from a file "
+            "keeps every frame when written as GIF, WebP or PNG, the formats that hold animation)")
 
 
 def _read_data(data: bytes, name: str, check: Callable[[sniff.Shape], None]) -> tuple[np.ndarray, ImageMeta, int]:

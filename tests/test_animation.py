@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from sr_filter import animation
-from sr_filter.errors import VideoFormatError
+from sr_filter.errors import CancelledError, OutputExistsError, VideoFormatError
 from sr_filter.upscaler import Upscaler
 
 from .conftest import ROOT
@@ -111,15 +111,83 @@ def test_broken_animation_is_one_line(tmp_path):
     assert "cut.gif" in str(info.value) and "\n" not in str(info.value)
 
 
-def test_folder_batch_names_an_animation_whose_later_frames_it_leaves_out(tmp_path):
+SMALL_DURATIONS = [50, 100, 150]
+
+
+def small(path, **options):
+    """A 3-frame 16x16 animation (every frame differs), saved by Pillow."""
+    images = [Image.fromarray(pattern(i, 16, 16)) for i in range(3)]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=SMALL_DURATIONS, **options)
+    return path
+
+
+def batch(args):
+    from click.testing import CliRunner
+
+    from sr_filter.cli import cli
+
+    result = CliRunner().invoke(cli, [*map(str, args), "-m", "sr-cartoon-x4", "-t", "32", "-d", "cpu"])
+    assert result.exit_code == 0, result.output
+    return result.stderr
+
+
+def test_folder_batch_keeps_every_frame_of_its_animations(tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
-    save(folder / "anim.gif", loop=0)
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    result = subprocess.run([sys.executable, "-m", "sr_filter", folder, "-o", tmp_path / "out", "-m", "sr-cartoon-x4", "-t", "32"],
-                            capture_output=True, env=env, timeout=120)
-    assert result.returncode == 0, result.stderr.decode()
-    notices = [line for line in result.stderr.decode().splitlines() if "anim.gif" in line and "only the first" in line and "on its own keeps every frame" in line]
-    assert len(notices) == 1, result.stderr.decode()
-    with Image.open(tmp_path / "out" / "anim.gif") as out:  # the folder path writes the first frame only
-        assert out.size == (128, 96) and getattr(out, "n_frames", 1) == 1
+    small(folder / "a.gif", loop=2, disposal=2)
+    small(folder / "b.webp", loop=0, lossless=True)
+    small(folder / "c.png", loop=1)
+    Image.fromarray(pattern(0, 16, 16)).save(folder / "still.png")
+    pages = [Image.fromarray(pattern(i, 16, 16)) for i in range(2)]
+    pages[0].save(folder / "pages.tif", save_all=True, append_images=pages[1:])
+    err = batch([folder, "-o", tmp_path / "out"])
+    out = tmp_path / "out"
+    for name, loop in (("a.gif", 2), ("b.webp", 0), ("c.png", 1)):
+        written = animation.read_animation(out / name)
+        assert len(written.frames) == 3 and written.frames[0].shape == (64, 64, 4), name
+        assert written.durations == SMALL_DURATIONS and written.loop == loop, name
+    assert animation.read_animation(out / "a.gif").disposal == [2, 2, 2]
+    with Image.open(out / "still.png") as still, Image.open(out / "pages.tif") as tiff:
+        assert still.size == (64, 64) and tiff.size == (64, 64) and getattr(tiff, "n_frames", 1) == 1
+    notices = [line for line in err.splitlines() if "only the first" in line]
+    assert len(notices) == 1 and "pages.tif has 2 pages; only the first page is upscaled" in notices[0], err
+
+
+def test_folder_batch_to_a_format_without_animation_writes_the_first_frame_and_says_so(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    small(folder / "a.gif", loop=0)
+    Image.fromarray(pattern(0, 16, 16)).save(folder / "still.png")
+    err = batch([folder, "-o", tmp_path / "out", "--format", "jpg"])
+    notices = [line for line in err.splitlines() if "a.gif" in line and "only the first" in line]
+    assert len(notices) == 1 and "GIF, WebP or PNG, the formats that hold animation" in notices[0], err
+    with Image.open(tmp_path / "out" / "a.jpg") as out:
+        assert out.size == (64, 64) and getattr(out, "n_frames", 1) == 1
+
+
+def test_a_size_picks_the_scale_and_an_existing_output_is_refused_before_the_work(tmp_path, upscaler):
+    source = small(tmp_path / "a.gif", loop=0)
+    steps = []
+    written = animation.upscale_animation(source, tmp_path / "w.webp", upscaler, size=(40, None),
+                                          progress=lambda done, total: steps.append((done, total)))
+    assert [f.shape for f in written.frames] == [(40, 40, 4)] * 3 and steps == [(1, 3), (2, 3), (3, 3)]
+    with pytest.raises(CancelledError):
+        animation.upscale_animation(source, tmp_path / "stopped.gif", upscaler, progress=lambda done, total: done < 2)
+    assert not (tmp_path / "stopped.gif").exists()
+    calls = []
+    with pytest.raises(OutputExistsError):
+        animation.upscale_animation(source, tmp_path / "w.webp", upscaler, before_work=lambda: calls.append(1))
+    assert calls == []
+
+
+def test_api_upscale_animation_and_a_notice_for_an_animated_pil_image(tmp_path, caplog):
+    import sr_filter
+
+    source = small(tmp_path / "a.png", loop=0)
+    written = sr_filter.upscale_animation(source, tmp_path / "x4.png", model="sr-cartoon-x4", device="cpu", tile=32)
+    back = animation.read_animation(tmp_path / "x4.png")
+    assert len(written.frames) == len(back.frames) == 3 and back.durations == SMALL_DURATIONS
+    with Image.open(source) as image:
+        big = sr_filter.upscale(image, model="sr-cartoon-x4", device="cpu", tile=32)
+    assert big.size == (64, 64)
+    assert any("3 frames" in r.getMessage() and "upscale_animation" in r.getMessage() for r in caplog.records)

@@ -100,3 +100,39 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_video_atomic_file_is_the_same_writer(tmp_path):
+    """video.job.atomic_file (frame streams to files) goes through atomic.open_atomic: short
+    temporary names, devices and FIFOs written through, existing files refused, nothing partial."""
+    from sr_filter.errors import VideoFormatError
+    from sr_filter.video.job import atomic_file
+
+    long_name = tmp_path / ("v" * 251 + ".y4m")  # 255 bytes: no room for a temporary name built from it
+    with atomic_file(long_name) as out:
+        out.write(b"YUV4MPEG2 ")
+    assert long_name.read_bytes() == b"YUV4MPEG2 "
+    with pytest.raises(OutputExistsError, match="allow overwriting"):
+        atomic_file(long_name).__enter__()
+    with pytest.raises(RuntimeError), atomic_file(long_name, overwrite=True) as out:
+        out.write(b"partial")
+        raise RuntimeError("stopped")
+    assert long_name.read_bytes() == b"YUV4MPEG2 "
+    link = tmp_path / "null"
+    link.symlink_to(os.devnull)
+    with atomic_file(link) as out:  # no "exists" refusal, and the link is not replaced
+        out.write(b"discarded")
+    assert link.is_symlink() and os.readlink(link) == os.devnull
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([long_name.name, "null"])
+    with pytest.raises(VideoFormatError, match="does not exist"), atomic_file(tmp_path / "nowhere" / "a.y4m"):
+        pass
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc, a folder no one can create files in")
+def test_check_target_and_replacing_word_an_unwritable_folder_alike():
+    messages = []
+    for attempt in (lambda: check_target("/proc/x.png", overwrite=False), lambda: replacing("/proc/x.png").__enter__()):
+        with pytest.raises(ImageFormatError) as info:
+            attempt()
+        messages.append(str(info.value))
+    assert messages[0] == messages[1] and messages[0].startswith("cannot write to output folder /proc: ")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ..atomic import is_stream
-from ..errors import ImageFormatError, SrFilterError
+from ..errors import SrFilterError
 from ..progress import Bars, stderr_is_terminal
 from ..video.command import video_options, wants_video
 from .jobs import Job, check_targets, check_writable, expand_inputs, many_inputs, plan_jobs
@@ -237,48 +237,29 @@ def _describe_failure(job: Job, exc: BaseException) -> str:
     return text if name in text else f"{name}: {text}"
 
 
-def target_scale(width: int | None, height: int | None, shape: tuple[int, ...], name: str) -> float:
-    """The scale that makes an image ``width`` wide or ``height`` high (both: fit inside both)."""
-    h, w = shape[:2]
-    scale = min(r for r in (width and width / w, height and height / h) if r)
-    if not 0 < scale <= 16:
-        raise ImageFormatError(f"{name} is {w}x{h}: that size means a scale of {scale:g}; the scale must be "
-                               "greater than 0 and at most 16")
-    return scale
-
-
 def process(upscaler: Upscaler, job: Job, *, scale, size=(None, None), fmt, quality, overwrite, progress,
             announce=None) -> None:
-    """Read, upscale, encode and atomically write one image."""
-    from .. import imageio
+    """Read, upscale, encode (:func:`sr_filter.imagefile.upscale_image_file`) and atomically write one image;
+    an animated GIF/WebP/PNG written as GIF, WebP or PNG keeps every frame (:mod:`sr_filter.animation`)."""
+    from .. import animation, imageio
+    from ..imagefile import upscale_image_file
 
-    factor = float(scale or upscaler.scale)
     source = sys.stdin.buffer if job.source is None else job.source  # a stream: read in bounded steps
-    array, meta = imageio.read_image(source, scale=factor, model_scale=upscaler.scale)
-    if any(size):
-        scale = target_scale(*size, array.shape, str(job.source or "standard input"))
     if job.target is None or (fmt is None and is_stream(job.target) and job.target.suffix.lower() not in imageio.FORMATS):
-        out_format = imageio.format_for("", fmt) if fmt else _same_format(meta.format)
+        out_format = imageio.format_for("", fmt) if fmt else None  # None: the input's format
     else:
         out_format = imageio.format_for(job.target, fmt)
-    factor = float(scale or upscaler.scale)  # the output format's own size limits, before the work
-    imageio.check_encodable(out_format, round(array.shape[1] * factor), round(array.shape[0] * factor))
-    if announce is not None:
-        announce()
-    result = upscaler.upscale_array(array, scale, progress=progress)
-    factor = result.shape[1] / array.shape[1]
-    data = imageio.encode_image(result, out_format, meta, quality=quality, scale=factor)
+    if job.source is not None and job.target is not None and out_format in animation.HOLDS_ANIMATION \
+            and animation.is_animated(job.source):
+        job.target.parent.mkdir(parents=True, exist_ok=True)
+        animation.upscale_animation(job.source, job.target, upscaler, scale=scale, size=size, overwrite=overwrite,
+                                    quality=quality, out_format=out_format, before_work=announce, progress=progress)
+        return
+    data = upscale_image_file(upscaler, source, out_format=out_format, scale=scale, size=size, quality=quality,
+                              progress=progress, before_work=announce)
     if job.target is None:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
     else:
         job.target.parent.mkdir(parents=True, exist_ok=True)
         imageio.write_atomic(data, job.target, overwrite=overwrite)
-
-
-def _same_format(name: str | None) -> str:
-    """The input's format for standard output (a camera's MPO is a JPEG; unknown ones PNG)."""
-    from .. import imageio
-
-    name = {"MPO": "JPEG"}.get(name or "", name or "")
-    return name if name in set(imageio.FORMATS.values()) else "PNG"

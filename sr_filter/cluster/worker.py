@@ -43,14 +43,14 @@ class Outcome:
 
 
 def convert(upscaler, data: bytes, name: str, target: str, settings: Settings) -> bytes:
-    """Decode ``data``, upscale it and encode it for ``target``: one file, as the CLI does it."""
+    """Decode ``data``, upscale it and encode it for ``target``: one file, as the CLI does it
+    (:func:`sr_filter.imagefile.upscale_image_file`), an output too large for its format refused
+    before the work."""
     from .. import imageio
+    from ..imagefile import upscale_image_file
 
-    factor = float(settings.scale or upscaler.scale)
-    array, meta = imageio.read_image(data, scale=factor, model_scale=upscaler.scale, name=name)
-    result = upscaler.upscale_array(array, settings.scale)
     out_format = imageio.format_for(target.rsplit("/", 1)[-1], settings.fmt)
-    return imageio.encode_image(result, out_format, meta, quality=settings.quality, scale=result.shape[1] / array.shape[1])
+    return upscale_image_file(upscaler, data, out_format=out_format, scale=settings.scale, quality=settings.quality, name=name)
 
 
 class UpscaleWorker:

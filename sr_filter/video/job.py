@@ -5,17 +5,16 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import av
 
-from ..atomic import publish
+from ..atomic import commit, open_atomic, temp_beside
 from ..errors import OutputExistsError, VideoFormatError, first_line
 from . import batches, encode, pipeline, source
 
@@ -181,39 +180,20 @@ def _reason(exc: BaseException) -> str:
 
 
 def _temp_beside(dst: Path) -> str:
-    """An empty temporary file in the output's folder (so the final rename is atomic)."""
-    folder = dst.parent if str(dst.parent) else Path(".")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".part", dir=folder)
-    except OSError as exc:
-        raise VideoFormatError(f"cannot write to folder {folder}: {exc.strerror}") from None
-    os.close(fd)
-    return tmp
+    """An empty temporary file in the output's folder (:func:`sr_filter.atomic.temp_beside`; ``.part``
+    marks a video being written)."""
+    return str(temp_beside(dst, error=VideoFormatError, suffix=".part"))
 
 
 def _commit(tmp: str, dst: Path, overwrite: bool) -> None:
     """Give the finished temporary file its name; without ``overwrite`` never replace a file."""
-    try:
-        publish(tmp, dst, overwrite=overwrite)
-    except FileExistsError:
-        raise OutputExistsError(f"{dst} appeared while writing; allow overwriting to replace it") from None
+    commit(tmp, dst, overwrite=overwrite)
 
 
-@contextmanager
-def atomic_file(dst: Path, overwrite: bool = False) -> Iterator[BinaryIO]:
-    """A binary file that appears as ``dst`` only when the block finishes without an error."""
-    if dst.exists() and not overwrite:
-        raise OutputExistsError(f"{dst} exists; allow overwriting to replace it")
-    tmp = _temp_beside(dst)
-    try:
-        with open(tmp, "wb") as handle:
-            yield handle
-        _commit(tmp, dst, overwrite)
-    except OSError as exc:
-        raise VideoFormatError(f"cannot write {dst}: {_reason(exc)}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+def atomic_file(dst: Path, overwrite: bool = False) -> AbstractContextManager[BinaryIO]:
+    """A binary file that appears as ``dst`` only when the block finishes without an error; a device
+    or FIFO is written through (:func:`sr_filter.atomic.open_atomic`, errors as VideoFormatError)."""
+    return open_atomic(dst, overwrite=overwrite, error=VideoFormatError)
 
 
 def _even(value: float) -> int:

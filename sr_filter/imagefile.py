@@ -1,0 +1,76 @@
+"""One image file upscaled: read it, refuse an output its format cannot hold, upscale, encode.
+
+The one core of every file-at-a-time path (the CLI's files, folders and pipes; the cluster's
+workers), so they all refuse the same things before the work and write the same bytes. It
+returns the encoded file; publishing it (an atomic rename, an object store, standard output) is
+the caller's.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, Callable
+
+from .errors import ImageFormatError
+
+if TYPE_CHECKING:
+    from .tiling import Progress
+    from .upscaler import Upscaler
+
+
+def upscale_image_file(
+    upscaler: Upscaler,
+    source: str | Path | bytes | BinaryIO,
+    *,
+    out_format: str | None = None,
+    scale: float | None = None,
+    size: tuple[int | None, int | None] = (None, None),
+    quality: int | None = None,
+    progress: Progress | None = None,
+    name: str | None = None,
+    before_work: Callable[[], None] | None = None,
+) -> bytes:
+    """Upscale the image in ``source`` (a path, its bytes or a binary stream) and encode it.
+
+    ``out_format`` is a Pillow format name (``"PNG"``, ``"JPEG"``, ...; see
+    :data:`sr_filter.imageio.FORMATS`); None writes the input's own format. ``scale`` defaults to
+    the model's; ``size`` = ``(width, height)`` (either may be None) picks the scale that fits the
+    image inside them instead. ``quality`` is the JPEG/WebP quality, ``name`` names the source in
+    messages. Metadata (ICC, EXIF, DPI, 16-bit samples, alpha) is carried over as
+    :func:`~sr_filter.imageio.read_image` and :func:`~sr_filter.imageio.encode_image` do.
+    An output larger than the format holds is refused after reading the header and pixels but
+    before the upscale; ``before_work`` is called just before the upscale (the CLI announces
+    the model there, so a bad input stays a one-line error).
+    """
+    from . import imageio
+
+    factor = float(scale or upscaler.scale)
+    array, meta = imageio.read_image(source, scale=factor, model_scale=upscaler.scale, name=name)
+    if any(size):
+        label = name or (str(source) if isinstance(source, (str, Path)) else "standard input")
+        scale = target_scale(size[0], size[1], array.shape, label)
+        factor = scale
+    out_format = out_format or same_format(meta.format)
+    imageio.check_encodable(out_format, round(array.shape[1] * factor), round(array.shape[0] * factor))
+    if before_work is not None:
+        before_work()
+    result = upscaler.upscale_array(array, scale, progress=progress)
+    return imageio.encode_image(result, out_format, meta, quality=quality, scale=result.shape[1] / array.shape[1])
+
+
+def target_scale(width: int | None, height: int | None, shape: tuple[int, ...], name: str) -> float:
+    """The scale that makes an image ``width`` wide or ``height`` high (both: fit inside both)."""
+    h, w = shape[:2]
+    scale = min(r for r in (width and width / w, height and height / h) if r)
+    if not 0 < scale <= 16:
+        raise ImageFormatError(f"{name} is {w}x{h}: that size means a scale of {scale:g}; the scale must be "
+                               "greater than 0 and at most 16")
+    return scale
+
+
+def same_format(name: str | None) -> str:
+    """The output format that keeps the input's (a camera's MPO is a JPEG; unknown ones PNG)."""
+    from . import imageio
+
+    name = {"MPO": "JPEG"}.get(name or "", name or "")
+    return name if name in set(imageio.FORMATS.values()) else "PNG"

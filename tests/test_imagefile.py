@@ -1,0 +1,82 @@
+"""The one-file core (sr_filter.imagefile): the CLI and the cluster's workers refuse an output too
+large for its format before the upscale, and write the same bytes."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sr_filter.cluster.worker import Settings, convert
+from sr_filter.errors import ImageTooLargeError
+from sr_filter.imagefile import upscale_image_file
+from sr_filter.upscaler import Upscaler
+
+
+class CountingUpscaler(Upscaler):
+    """The real built-in model, counting the upscales it is asked for."""
+
+    calls = 0
+
+    def upscale_array(self, array, scale=None, progress=None):
+        type(self).calls += 1
+        return super().upscale_array(array, scale, progress=progress)
+
+
+@pytest.fixture(scope="module")
+def upscaler():
+    return CountingUpscaler("sr-cartoon-x4", device="cpu", tile=32)
+
+
+def png(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+TALL = np.random.default_rng(3).integers(0, 256, (4100, 2, 3), dtype=np.uint8)  # x4: 8x16400, over WebP's 16383
+
+
+def test_cluster_convert_refuses_a_too_large_output_before_the_upscale(upscaler):
+    CountingUpscaler.calls = 0
+    with pytest.raises(ImageTooLargeError, match=r"8x16400 image is too large for WEBP") as info:
+        convert(upscaler, png(TALL), "in/tall.png", "out/tall.webp", Settings(model="sr-cartoon-x4", tile=32))
+    assert CountingUpscaler.calls == 0 and "\n" not in str(info.value)
+
+
+def test_the_cli_and_the_cluster_write_the_same_bytes(upscaler, tmp_path):
+    from sr_filter.cli.jobs import Job
+    from sr_filter.cli.upscale import process
+
+    data = png(np.random.default_rng(4).integers(0, 256, (12, 10, 3), dtype=np.uint8))
+    (tmp_path / "a.png").write_bytes(data)
+    job = Job(tmp_path / "a.png", tmp_path / "a.jpg")
+    process(upscaler, job, scale=None, fmt=None, quality=80, overwrite=False, progress=None)
+    clustered = convert(upscaler, data, "a.png", "b/a.jpg", Settings(quality=80))
+    assert clustered == (tmp_path / "a.jpg").read_bytes() == upscale_image_file(upscaler, data, out_format="JPEG", quality=80)
+    with Image.open(tmp_path / "a.jpg") as out:
+        assert out.size == (40, 48)
+
+
+def test_a_size_picks_the_scale_and_the_input_format_is_the_default(upscaler):
+    data = png(np.random.default_rng(5).integers(0, 256, (10, 20, 3), dtype=np.uint8))
+    with Image.open(io.BytesIO(upscale_image_file(upscaler, data, size=(50, None)))) as out:
+        assert out.format == "PNG" and out.size == (50, 25)
+
+
+def test_a_folder_on_the_cluster_fails_the_too_large_file_alone(cluster, tmp_path):
+    from sr_filter.cluster import upscale_folder
+
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "tall.png").write_bytes(png(TALL))
+    rng = np.random.default_rng(6)
+    for i in range(2):
+        (src / f"small{i}.png").write_bytes(png(rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)))
+    summary = upscale_folder(str(src), str(tmp_path / "out"), model="sr-cartoon-x4", tile=32, device="cpu", fmt="webp")
+    assert summary.done == 2 and [source for source, _ in summary.failed] == [str(src / "tall.png")]
+    message = summary.failed[0][1]
+    assert "too large for WEBP" in message and "\n" not in message
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["small0.webp", "small1.webp"]
