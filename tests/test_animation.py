@@ -165,6 +165,17 @@ def test_folder_batch_to_a_format_without_animation_writes_the_first_frame_and_s
         assert out.size == (64, 64) and getattr(out, "n_frames", 1) == 1
 
 
+def test_one_animation_asked_for_as_a_still_format_writes_its_first_frame_like_a_batch(tmp_path):
+    source = small(tmp_path / "a.gif", loop=0)
+    for args, name in ((["-o", tmp_path / "still.jpg"], "still.jpg"), (["--format", "tiff", "-o", tmp_path / "s.tif"], "s.tif")):
+        err = batch([source, *args])
+        assert "a.gif has 3 frames; only the first is upscaled" in err, err
+        with Image.open(tmp_path / name) as out:
+            assert out.size == (64, 64) and getattr(out, "n_frames", 1) == 1
+    batch([source, "-o", tmp_path / "moving.webp"])  # a format that holds animation keeps every frame
+    assert len(animation.read_animation(tmp_path / "moving.webp").frames) == 3
+
+
 def test_a_size_picks_the_scale_and_an_existing_output_is_refused_before_the_work(tmp_path, upscaler):
     source = small(tmp_path / "a.gif", loop=0)
     steps = []

@@ -83,13 +83,13 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
     device, precision = _device_and_precision(device, gpu, precision, fp32)
     if scale is not None and (width or height):
         raise click.UsageError("give either --scale or --width/--height, not both")
-    if cluster is not None and wants_video(list(inputs), fmt):  # one video's segments spread over a cluster
+    if cluster is not None and wants_video(list(inputs), fmt, output):  # one video's segments spread over a cluster
         from ..cluster.command import run_video_on_cluster
 
         ctx.exit(run_video_on_cluster(ctx, list(inputs), output, cluster=cluster, overwrite=overwrite, quiet=quiet, frames=frames, fmt=fmt,
                                       model=model or preset, scale=scale, device=device, precision=precision, backend=backend,
                                       tile=tile, offline=offline, codec=codec, crf=crf))
-    if wants_video(list(inputs), fmt):  # videos, animations, frame streams: sr_filter.video
+    if wants_video(list(inputs), fmt, output):  # videos, animations, frame streams: sr_filter.video
         from ..video.command import run as run_video
 
         load_libraries(openvino=backend != "torch")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import OutputExistsError, VideoFormatError
+from ..errors import OutputExistsError, SrFilterError, VideoFormatError
 from . import VIDEO_SUFFIXES
 
 #: options ``sr-filter upscale`` adds for videos (spelled here, attached there)
@@ -28,8 +28,11 @@ def video_options(command):
     return codec_opt(crf_opt(frames_opt(resume_opt(command))))
 
 
-def wants_video(inputs: list[str], fmt: str | None) -> bool:
-    """True when ``sr-filter upscale`` should hand the job to the video path."""
+def wants_video(inputs: list[str], fmt: str | None, output: str | None = None) -> bool:
+    """True when ``sr-filter upscale`` should hand the job to the video path.
+
+    An animated GIF/WebP/PNG asked for as a still format (``-o still.jpg``, ``--format tiff``) is
+    an image job: its first frame is upscaled with the same notice a folder batch gives."""
     if fmt is not None and fmt.lower() in ("y4m", "png-stream"):
         return True
     if len(inputs) != 1 or inputs[0] == "-":
@@ -39,7 +42,21 @@ def wants_video(inputs: list[str], fmt: str | None) -> bool:
         return True
     from .. import animation
 
-    return path.is_file() and animation.is_animated(path)
+    return path.is_file() and animation.is_animated(path) and _holds_animation(fmt, output)
+
+
+def _holds_animation(fmt: str | None, output: str | None) -> bool:
+    """Whether the requested output can be an animation (unknown formats stay with the animation
+    path, which names the formats it writes)."""
+    from .. import animation, imageio
+
+    if fmt is None and (output is None or output == "-" or output.endswith(("/", "\\")) or Path(output).is_dir()):
+        return True
+    try:
+        wanted = imageio.format_for(output or "", fmt)
+    except SrFilterError:
+        return True
+    return wanted in animation.HOLDS_ANIMATION
 
 
 def run(*, inputs: list[str], output: str | None, model: str | None, scale: float | None, device: str, precision: str,
