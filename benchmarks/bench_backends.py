@@ -65,14 +65,7 @@ def make_engine(engine: str, weights: str, tile: int | str):
         return lambda img: np.ascontiguousarray(_quiet(lambda: re.enhance(np.ascontiguousarray(img[:, :, ::-1])))[0][:, :, ::-1])
     from sr_filter import Upscaler
 
-    try:  # the library's backend choice
-        up = Upscaler(weights, device="cpu", tile=tile, precision=precision, backend=backend)
-    except TypeError:  # a tree without the backend option yet: the same tiler, the window runner swapped
-        up = Upscaler(weights, device="cpu", tile=tile, precision=precision if backend == "torch" else "fp32")
-        if backend == "openvino":
-            from sr_filter.backends.openvino import OpenVinoBackend
-
-            up._run_batch = OpenVinoBackend.from_model(up.model, precision=precision).run
+    up = Upscaler(weights, device="cpu", tile=tile, precision=precision, backend=backend)
     return up.upscale
 
 
