@@ -36,21 +36,25 @@ class Animation:
     blend: list[int] = field(default_factory=list)  # APNG blend operation per frame
 
 
-def is_animated(path: str | Path) -> bool:
-    """True for a GIF, WebP or PNG file with more than one frame (reads the headers only)."""
-    if Path(path).suffix.lower() not in FORMATS:
+def _opened(source: str | Path | bytes) -> Any:
+    return Image.open(io.BytesIO(source) if isinstance(source, (bytes, bytearray, memoryview)) else source)
+
+
+def is_animated(source: str | Path | bytes) -> bool:
+    """True for a GIF, WebP or PNG file (a path, or its bytes) with more than one frame (reads the headers only)."""
+    if isinstance(source, (str, Path)) and Path(source).suffix.lower() not in FORMATS:
         return False
     try:
-        with Image.open(path) as image:
-            return bool(getattr(image, "is_animated", False))
+        with _opened(source) as image:
+            return image.format in HOLDS_ANIMATION and bool(getattr(image, "is_animated", False))
     except (OSError, ValueError, Image.DecompressionBombError):
         return False  # the image path reports what is wrong with it
 
 
-def read_animation(path: str | Path) -> Animation:
-    """All frames of an animated image, as RGBA uint8 arrays."""
+def read_animation(path: str | Path | bytes, name: str | None = None) -> Animation:
+    """All frames of an animated image (a path, or the file's bytes, named ``name`` in messages), as RGBA uint8 arrays."""
     try:
-        with Image.open(path) as image:
+        with _opened(path) as image:
             loop = image.info.get("loop")
             if loop is None and image.format != "GIF":
                 loop = 0
@@ -61,8 +65,12 @@ def read_animation(path: str | Path) -> Animation:
                 disposal.append(_disposal(image, frame))
                 blend.append(int(frame.info.get("blend", 0) or 0))
     except (OSError, ValueError, Image.DecompressionBombError, EOFError) as exc:
-        raise VideoFormatError(f"{path} is not a readable animation ({first_line(exc)})") from None
+        raise VideoFormatError(f"{name or _label(path)} is not a readable animation ({first_line(exc)})") from None
     return Animation(frames, durations, loop, disposal, blend)
+
+
+def _label(source: str | Path | bytes) -> str:
+    return str(source) if isinstance(source, (str, Path)) else "the animation"
 
 
 def _disposal(image: Image.Image, frame: Image.Image) -> int:
@@ -85,24 +93,44 @@ def upscale_animation(src: str | Path, dst: str | Path, upscaler: Any, *, scale:
     (frames done, frames) after each one (returning False stops the work; nothing is written).
     """
     from .atomic import check_target
-    from .imagefile import target_scale
-    from .imageio import check_encodable, write_atomic
+    from .imageio import write_atomic
 
     dst = Path(dst)
     fmt = out_format if out_format in HOLDS_ANIMATION else FORMATS.get(dst.suffix.lower())
     if fmt is None:
         raise VideoFormatError(f"{dst}: an animation can be written as {', '.join(FORMATS)}, not {dst.suffix or '(none)'}")
     check_target(dst, overwrite=overwrite)  # an existing output is refused before the work, not after
-    with Image.open(src) as probe:
-        width, height, count = probe.width, probe.height, getattr(probe, "n_frames", 1)
+    animation, data = upscale_to_bytes(src, upscaler, fmt, scale=scale, size=size, quality=quality,
+                                       before_work=before_work, progress=progress, name=str(src))
+    write_atomic(data, dst, overwrite=overwrite)
+    return animation
+
+
+def upscale_to_bytes(src: str | Path | bytes, upscaler: Any, fmt: str, *, scale: float | None = None,
+                     size: tuple[int | None, int | None] = (None, None), quality: int | None = None,
+                     before_work: Callable[[], None] | None = None,
+                     progress: Callable[[int, int], bool | None] | None = None,
+                     name: str = "the animation") -> tuple[Animation, bytes]:
+    """Upscale every frame of ``src`` (a path or the file's bytes) and encode the animation as
+    ``fmt`` (GIF, WEBP or PNG): the core of :func:`upscale_animation`, and of the one-file core
+    (:mod:`sr_filter.imagefile`) when an animated file is written as a format that holds animation.
+    The format's size limit and the memory all frames need are checked before the work."""
+    from .imagefile import target_scale
+    from .imageio import check_encodable
+
+    try:
+        with _opened(src) as probe:
+            width, height, count = probe.width, probe.height, getattr(probe, "n_frames", 1)
+    except (OSError, ValueError, Image.DecompressionBombError, EOFError) as exc:
+        raise VideoFormatError(f"{name} is not a readable animation ({first_line(exc)})") from None
     if any(size):
-        scale = target_scale(size[0], size[1], (height, width), str(src))
+        scale = target_scale(size[0], size[1], (height, width), name)
     factor = float(scale or upscaler.scale)
     check_encodable(fmt, round(width * factor), round(height * factor))
     need = count * round(width * factor) * round(height * factor) * 4 * 2
     if need > available_ram():
-        raise ImageTooLargeError(f"{src}: {count} frames upscaled x{factor:g} need about {need / (1 << 30):.1f} GiB of memory; choose a smaller scale")
-    animation = read_animation(src)
+        raise ImageTooLargeError(f"{name}: {count} frames upscaled x{factor:g} need about {need / (1 << 30):.1f} GiB of memory; choose a smaller scale")
+    animation = read_animation(src, name)
     if before_work is not None:
         before_work()
     frames = []
@@ -111,8 +139,7 @@ def upscale_animation(src: str | Path, dst: str | Path, upscaler: Any, *, scale:
         if progress is not None and progress(len(frames), count) is False:
             raise CancelledError("stopped by the progress callback; nothing was written")
     animation.frames = frames
-    write_atomic(encode_animation(animation, fmt, quality=quality), dst, overwrite=overwrite)
-    return animation
+    return animation, encode_animation(animation, fmt, quality=quality)
 
 
 def encode_animation(animation: Animation, fmt: str, *, quality: int | None = None) -> bytes:

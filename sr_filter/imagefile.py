@@ -38,12 +38,21 @@ def upscale_image_file(
     image inside them instead. ``quality`` is the JPEG/WebP quality, ``name`` names the source in
     messages. Metadata (ICC, EXIF, DPI, 16-bit samples, alpha) is carried over as
     :func:`~sr_filter.imageio.read_image` and :func:`~sr_filter.imageio.encode_image` do.
+    An animated GIF/WebP/PNG (a path or bytes, not a stream) written as a format that holds animation
+    keeps every frame and its timing (:func:`sr_filter.animation.upscale_to_bytes`; ``progress`` then
+    counts frames); written as another format, its first frame is upscaled, with a notice.
     An output larger than the format holds is refused after reading the header and pixels but
     before the upscale; ``before_work`` is called just before the upscale (the CLI announces
     the model there, so a bad input stays a one-line error).
     """
-    from . import imageio
+    from . import animation, imageio
 
+    if isinstance(source, (str, Path, bytes)) and animation.is_animated(source):
+        fmt = out_format or same_format(_format_of(source))
+        if fmt in animation.HOLDS_ANIMATION:  # every frame, with its timing (else the first, with a notice)
+            label = name or (str(source) if isinstance(source, (str, Path)) else "the image")
+            return animation.upscale_to_bytes(source, upscaler, fmt, scale=scale, size=size, quality=quality,
+                                              before_work=before_work, progress=progress, name=label)[1]
     factor = float(scale or upscaler.scale)
     array, meta = imageio.read_image(source, scale=factor, model_scale=upscaler.scale, name=name)
     if any(size):
@@ -56,6 +65,15 @@ def upscale_image_file(
         before_work()
     result = upscaler.upscale_array(array, scale, progress=progress)
     return imageio.encode_image(result, out_format, meta, quality=quality, scale=result.shape[1] / array.shape[1])
+
+
+def _format_of(source: str | Path | bytes) -> str | None:
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
+        return image.format
 
 
 def target_scale(width: int | None, height: int | None, shape: tuple[int, ...], name: str) -> float:

@@ -80,3 +80,37 @@ def test_a_folder_on_the_cluster_fails_the_too_large_file_alone(cluster, tmp_pat
     message = summary.failed[0][1]
     assert "too large for WEBP" in message and "\n" not in message
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["small0.webp", "small1.webp"]
+
+
+def gif(frames: int = 3) -> bytes:
+    rng = np.random.default_rng(7)
+    images = [Image.fromarray(rng.integers(0, 256, (10, 12, 3), dtype=np.uint8)) for _ in range(frames)]
+    buffer = io.BytesIO()
+    images[0].save(buffer, "GIF", save_all=True, append_images=images[1:], duration=[40, 80, 120][:frames], loop=0)
+    return buffer.getvalue()
+
+
+def test_an_animation_keeps_every_frame_where_the_format_holds_one(upscaler):
+    from sr_filter import animation
+
+    out = upscale_image_file(upscaler, gif(), name="a.gif")  # the input's own format: GIF
+    back = animation.read_animation(out)
+    assert len(back.frames) == 3 and back.frames[0].shape == (40, 48, 4) and back.durations == [40, 80, 120]
+    webp = animation.read_animation(upscale_image_file(upscaler, gif(), out_format="WEBP"))
+    assert len(webp.frames) == 3 and webp.loop == 0
+    with Image.open(io.BytesIO(upscale_image_file(upscaler, gif(), out_format="JPEG"))) as still:
+        assert still.format == "JPEG" and still.size == (48, 40)
+
+
+def test_an_animation_in_a_cluster_folder_keeps_every_frame(cluster, tmp_path):
+    from sr_filter import animation
+    from sr_filter.cluster import upscale_folder
+
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "moving.gif").write_bytes(gif())
+    (src / "still.png").write_bytes(png(np.zeros((8, 8, 3), np.uint8)))
+    summary = upscale_folder(str(src), str(tmp_path / "out"), model="sr-cartoon-x4", tile=32, device="cpu")
+    assert (summary.done, summary.failed) == (2, [])
+    back = animation.read_animation(tmp_path / "out" / "moving.gif")
+    assert len(back.frames) == 3 and back.durations == [40, 80, 120]

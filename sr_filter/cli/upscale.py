@@ -240,8 +240,8 @@ def _describe_failure(job: Job, exc: BaseException) -> str:
 def process(upscaler: Upscaler, job: Job, *, scale, size=(None, None), fmt, quality, overwrite, progress,
             announce=None) -> None:
     """Read, upscale, encode (:func:`sr_filter.imagefile.upscale_image_file`) and atomically write one image;
-    an animated GIF/WebP/PNG written as GIF, WebP or PNG keeps every frame (:mod:`sr_filter.animation`)."""
-    from .. import animation, imageio
+    an animated GIF/WebP/PNG written as GIF, WebP or PNG keeps every frame."""
+    from .. import imageio
     from ..imagefile import upscale_image_file
 
     source = sys.stdin.buffer if job.source is None else job.source  # a stream: read in bounded steps
@@ -249,12 +249,6 @@ def process(upscaler: Upscaler, job: Job, *, scale, size=(None, None), fmt, qual
         out_format = imageio.format_for("", fmt) if fmt else None  # None: the input's format
     else:
         out_format = imageio.format_for(job.target, fmt)
-    if job.source is not None and job.target is not None and out_format in animation.HOLDS_ANIMATION \
-            and animation.is_animated(job.source):
-        job.target.parent.mkdir(parents=True, exist_ok=True)
-        animation.upscale_animation(job.source, job.target, upscaler, scale=scale, size=size, overwrite=overwrite,
-                                    quality=quality, out_format=out_format, before_work=announce, progress=progress)
-        return
     data = upscale_image_file(upscaler, source, out_format=out_format, scale=scale, size=size, quality=quality,
                               progress=progress, before_work=announce)
     if job.target is None:
