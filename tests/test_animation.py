@@ -202,3 +202,20 @@ def test_api_upscale_animation_and_a_notice_for_an_animated_pil_image(tmp_path, 
         big = sr_filter.upscale(image, model="sr-cartoon-x4", device="cpu", tile=32)
     assert big.size == (64, 64)
     assert any("3 frames" in r.getMessage() and "upscale_animation" in r.getMessage() for r in caplog.records)
+
+
+def test_an_animated_gif_or_apng_written_as_a_video_keeps_frames_and_timing(tmp_path):
+    from click.testing import CliRunner
+
+    from sr_filter.cli import cli
+
+    from .videos import describe
+
+    for name in ("a.gif", "a.png"):
+        batch([small(tmp_path / name, loop=0), "-o", tmp_path / f"{name}.mp4"])
+        info = describe(tmp_path / f"{name}.mp4")
+        assert info["size"] == (64, 64) and info["times"] == [0.0, 0.05, 0.15], (name, info)
+    result = CliRunner().invoke(cli, [str(small(tmp_path / "a.webp", loop=0)), "-o", str(tmp_path / "w.mp4"), "-m", "sr-cartoon-x4"])
+    assert isinstance(result.exception, VideoFormatError)  # main() prints it as one line, exit 1
+    assert "animated WebP can be written as .gif, .webp or .png" in str(result.exception) and "\n" not in str(result.exception)
+    assert not (tmp_path / "w.mp4").exists()
