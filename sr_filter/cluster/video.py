@@ -110,12 +110,18 @@ def upscale_video(
 def _run(todo, settings, workers, cpus_per_worker, on_event, parts: Path) -> Summary:
     from . import scheduler
 
+    busy: list[str] = []  # segments of workers still running after the stop: their scratch stays
     try:
         return scheduler.run(todo, settings, workers=workers, cpus_per_worker=cpus_per_worker, on_event=on_event,
                              worker_class=segments.SegmentWorker)
+    except Interrupted as stop:
+        busy = stop.busy
+        raise
     finally:
+        kept = tuple(f".{Path(target).name}." for target in busy)
         for leftover in parts.glob(".seg-*.tmp"):  # scratch folders of killed or stopped workers
-            shutil.rmtree(leftover, ignore_errors=True)
+            if not leftover.name.startswith(kept):
+                shutil.rmtree(leftover, ignore_errors=True)
 
 
 def _parts(src: Path, dst: Path, settings: dict) -> Path:

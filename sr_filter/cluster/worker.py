@@ -74,9 +74,13 @@ class UpscaleWorker:
         except Exception as exc:  # noqa: BLE001 - whatever it is, the driver shows one line
             self.error = f"the model could not be loaded on a worker: {first_line(exc)}"
 
-    def ready(self) -> tuple[str, str, int]:
-        """``(error or "", model description, process id)``."""
-        return self.error, (self.upscaler.describe() if self.upscaler else ""), os.getpid()
+    def ready(self) -> tuple[str, str, int, str]:
+        """``(error or "", model description, process id, Ray node id)``: the driver waits on this
+        process when it stops the worker (:mod:`sr_filter.cluster.stop`)."""
+        import ray
+
+        node = ray.get_runtime_context().get_node_id()
+        return self.error, (self.upscaler.describe() if self.upscaler else ""), os.getpid(), node
 
     def run(self, task: storage.Task) -> Outcome:
         started = time.monotonic()
