@@ -18,6 +18,7 @@ import av
 from ..atomic import publish
 from ..errors import OutputExistsError, VideoFormatError, first_line
 from . import batches, encode, pipeline, source
+from .encode import even_dimension as _even
 
 log = logging.getLogger("sr_filter")
 
@@ -214,8 +215,3 @@ def atomic_file(dst: Path, overwrite: bool = False) -> Iterator[BinaryIO]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-
-
-def _even(value: float) -> int:
-    """Output sizes are even: 4:2:0 and 4:2:2 encoders need that."""
-    return max(2, int(round(value / 2)) * 2)
