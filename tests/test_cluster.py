@@ -179,3 +179,22 @@ def test_a_model_the_workers_cannot_load_is_one_line(cluster, collection, tmp_pa
     with pytest.raises(ClusterError, match=r"^unknown model or preset 'no-such-model'") as caught:
         upscale_folder(str(src), str(tmp_path / "out"), model="no-such-model", device="cpu")
     assert "\n" not in str(caught.value) and not any((tmp_path / "out").iterdir())
+
+
+def test_every_worker_setting_is_a_keyword_of_the_public_functions():
+    """``Settings.from_keywords`` takes the fields by name from the functions' keywords: a field
+    with no keyword of that name would silently keep its default on every worker."""
+    import dataclasses
+    import inspect
+
+    from sr_filter.cluster import upscale_video
+    from sr_filter.cluster.segments import VideoSettings
+    from sr_filter.cluster.worker import Settings
+
+    driver_chosen = {"threads", "codec"}  # set by the scheduler / from the container, not passed through
+    for function, settings, not_for_videos in ((upscale_folder, Settings, set()), (upscale_video, VideoSettings, {"fmt", "quality"})):
+        keywords = set(inspect.signature(function).parameters)
+        fields = {f.name for f in dataclasses.fields(settings)} - driver_chosen - not_for_videos
+        assert fields <= keywords, f"{function.__name__} lacks {fields - keywords}"
+    made = VideoSettings.from_keywords({"preset": "photo", "model": None, "tile": 32, "crf": 20, "src": "a.mkv"}, codec="ffv1")
+    assert (made.model, made.tile, made.crf, made.codec, made.device) == ("photo", 32, 20, "ffv1", "cpu")

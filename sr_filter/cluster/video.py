@@ -59,6 +59,7 @@ def upscale_video(
     output is never replaced. Returns the :class:`Summary` of the segments, with ``frames``,
     ``dropped`` (streams the container cannot hold) and ``path`` set on it.
     """
+    keywords = dict(locals())
     from ..video import encode, source
     from .connect import check_address, connect, disconnect, import_ray
 
@@ -87,8 +88,7 @@ def upscale_video(
         on_plan(len(todo), len(tasks) - len(todo))
     summary = Summary(skipped=len(tasks) - len(todo))
     if todo:
-        settings = segments.VideoSettings(model=model or preset, scale=scale, device=device, precision=precision, backend=backend,
-                                          tile=tile, offline=offline, codec=family, crf=crf)
+        settings = segments.VideoSettings.from_keywords(keywords, codec=family)
         started = connect(address, num_cpus=num_cpus)
         try:
             ran = _run(todo, settings, workers, cpus_per_worker, on_event, parts)
