@@ -22,11 +22,13 @@ log = logging.getLogger(__name__)
 STOP_WAIT_S = 60.0
 
 
-def stop(ray, actors: dict, ready: dict, calls: list, wait_s: float = STOP_WAIT_S) -> set:
+def stop(ray, actors: dict, ready: dict, calls: list, wait_s: float | None = None) -> set:
     """Kill ``actors`` (key -> actor handle) and wait until their processes are gone; ``ready``
     maps the same keys to each actor's ``ready()`` call, ``calls`` are the calls still running
     (they fail once Ray records the kill: all there is to wait on for another node). Returns the keys of workers that may
-    still be running after ``wait_s`` seconds (said at INFO), whose files are not safe to sweep."""
+    still be running after ``wait_s`` seconds (:data:`STOP_WAIT_S` unless given; said at INFO),
+    whose files are not safe to sweep."""
+    wait_s = STOP_WAIT_S if wait_s is None else wait_s
     deadline = time.monotonic() + wait_s
     here = ray.get_runtime_context().get_node_id()
     processes = {key: _process(ray, ready[key], here, timeout=0) for key in actors if key in ready}
