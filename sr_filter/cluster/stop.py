@@ -23,11 +23,12 @@ STOP_WAIT_S = 60.0
 
 
 def stop(ray, actors: dict, ready: dict, calls: list, wait_s: float | None = None) -> set:
-    """Kill ``actors`` (key -> actor handle) and wait until their processes are gone; ``ready``
-    maps the same keys to each actor's ``ready()`` call, ``calls`` are the calls still running
-    (they fail once Ray records the kill: all there is to wait on for another node). Returns the keys of workers that may
-    still be running after ``wait_s`` seconds (:data:`STOP_WAIT_S` unless given; said at INFO),
-    whose files are not safe to sweep."""
+    """Kill ``actors`` (key -> actor handle) and wait until their processes are gone.
+
+    ``ready`` maps the same keys to each actor's ``ready()`` call; ``calls`` are the calls still
+    running (they fail once Ray records the kill: all there is to wait on for another node).
+    Returns the keys of workers that may still be running after ``wait_s`` seconds
+    (:data:`STOP_WAIT_S` unless given; said at INFO), whose files are not safe to sweep."""
     wait_s = STOP_WAIT_S if wait_s is None else wait_s
     deadline = time.monotonic() + wait_s
     here = ray.get_runtime_context().get_node_id()
@@ -49,10 +50,12 @@ def stop(ray, actors: dict, ready: dict, calls: list, wait_s: float | None = Non
             continue
     alive_pids = {p.pid for p in alive}
     survivors = {key for key, p in watched.items() if p.pid in alive_pids}
-    if survivors:
+    silent = {key for key in actors if key in ready and processes.get(key) is None}  # neither answered nor failed
+    if survivors or silent:
+        ids = [str(watched[key].pid) for key in sorted(survivors)] + ["unknown"] * len(silent)
         log.info("%d stopped worker(s) still running after %.0f s (process ids %s); their unfinished files are left in place",
-                 len(survivors), wait_s, ", ".join(str(watched[k].pid) for k in sorted(survivors)))
-    return survivors
+                 len(ids), wait_s, ", ".join(ids))
+    return survivors | silent
 
 
 def _process(ray, ref, here: str, timeout: float):
