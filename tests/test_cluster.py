@@ -4,6 +4,7 @@ one-line errors (no Ray, unreachable address, unwritable output)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -21,7 +22,8 @@ from .imagefiles import png16_filtered
 
 ray = pytest.importorskip("ray")
 
-from sr_filter.cluster import upscale_folder  # noqa: E402
+from sr_filter.cluster import storage, upscale_folder  # noqa: E402
+from sr_filter.cluster.worker import UpscaleWorker  # noqa: E402
 
 MODEL = ["-m", "sr-cartoon-x4", "-t", "32", "-d", "cpu"]
 SETTINGS = {"model": "sr-cartoon-x4", "tile": 32, "device": "cpu"}
@@ -179,3 +181,59 @@ def test_a_model_the_workers_cannot_load_is_one_line(cluster, collection, tmp_pa
     with pytest.raises(ClusterError, match=r"^unknown model or preset 'no-such-model'") as caught:
         upscale_folder(str(src), str(tmp_path / "out"), model="no-such-model", device="cpu")
     assert "\n" not in str(caught.value) and not any((tmp_path / "out").iterdir())
+
+
+def test_every_worker_setting_is_a_keyword_of_the_public_functions():
+    """``Settings.from_keywords`` takes the fields by name from the functions' keywords: a field
+    with no keyword of that name would silently keep its default on every worker."""
+    import dataclasses
+    import inspect
+
+    from sr_filter.cluster import upscale_video
+    from sr_filter.cluster.segments import VideoSettings
+    from sr_filter.cluster.worker import Settings
+
+    driver_chosen = {"threads", "codec"}  # set by the scheduler / from the container, not passed through
+    for function, settings, not_for_videos in ((upscale_folder, Settings, set()), (upscale_video, VideoSettings, {"fmt", "quality"})):
+        keywords = set(inspect.signature(function).parameters)
+        fields = {f.name for f in dataclasses.fields(settings)} - driver_chosen - not_for_videos
+        assert fields <= keywords, f"{function.__name__} lacks {fields - keywords}"
+    made = VideoSettings.from_keywords({"preset": "photo", "model": None, "tile": 32, "crf": 20, "src": "a.mkv"}, codec="ffv1")
+    assert (made.model, made.tile, made.crf, made.codec, made.device) == ("photo", 32, 20, "ffv1", "cpu")
+
+
+class _OutlivingWorker(UpscaleWorker):
+    """A worker whose process seems to outlive its kill: ``ready()`` names a process of its own
+    that the kill does not end (as a loaded machine's slow kill looks to the driver)."""
+
+    def ready(self):
+        error, described, _, node = super().ready()
+        shell = subprocess.run(["sh", "-c", "sleep 20 >/dev/null 2>&1 & echo $!"], capture_output=True, text=True, check=True)
+        return error, described, int(shell.stdout), node
+
+
+def test_a_worker_that_outlives_the_stop_keeps_its_files_and_is_reported(cluster, collection, tmp_path, monkeypatch, caplog):
+    from sr_filter.cluster import Interrupted, scheduler
+    from sr_filter.cluster import stop as stopping
+    from sr_filter.cluster.worker import Settings
+
+    src, _ = collection
+    monkeypatch.setattr(stopping, "STOP_WAIT_S", 1.0)
+    tasks = storage.list_tasks([str(src)], str(tmp_path / "out"), None)
+    for target in (Path(t.target) for t in tasks):  # as the temporary files of writers still at work
+        target.parent.mkdir(parents=True, exist_ok=True)
+        (target.parent / f".{target.name}.half.tmp").write_bytes(b"half")
+
+    def interrupt(event):
+        raise KeyboardInterrupt
+
+    with caplog.at_level(logging.INFO, logger="sr_filter.cluster.stop"), pytest.raises(Interrupted) as caught:
+        scheduler.run(tasks, Settings(**SETTINGS), workers=2, on_event=interrupt, worker_class=_OutlivingWorker)
+    busy = caught.value.busy
+    assert busy and set(busy) <= {t.target for t in tasks}
+    for target in map(Path, busy):  # not swept: their writers may still be at work
+        assert (target.parent / f".{target.name}.half.tmp").exists()
+    assert "still running after 1 s" in caplog.text
+    pids = [int(p) for p in caplog.text.split("process ids ")[1].split(")")[0].split(", ")]
+    for pid in pids:
+        os.kill(pid, signal.SIGTERM)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+import psutil
 import pytest
 
 from sr_filter.upscaler import Upscaler
@@ -51,6 +52,18 @@ def _same_video(path: Path, reference: Path, frames: list[np.ndarray]) -> None:
 
 def _leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+def _live_workers() -> list[int]:
+    """Segment-worker processes of this test's cluster (the raylet is this process's child)."""
+    live = []
+    for process in psutil.Process().children(recursive=True):
+        try:
+            if process.status() != psutil.STATUS_ZOMBIE and "SegmentWorker" in " ".join(process.cmdline()):
+                live.append(process.pid)
+        except psutil.Error:
+            continue  # gone while looking
+    return live
 
 
 def test_plan_cuts_before_keyframes_as_the_single_machine_run_does(tmp_path):
@@ -122,6 +135,7 @@ def test_a_stopped_driver_resumes_with_its_finished_segments(cluster, lossless, 
 
     with pytest.raises(Interrupted):
         upscale_video(clip, target, **SETTINGS, segment_frames=6, on_event=stop)
+    assert _live_workers() == []  # stopped for certain before the driver cleaned up
     assert not target.exists()
     kept = [tuple(int(n) for n in p.stem.split("-")[1:]) for p in resume.parts_folder(target).glob("seg-*.seg")]  # any order
     assert kept and not list(resume.parts_folder(target).glob(".*.tmp"))  # no half-written segment left

@@ -66,6 +66,7 @@ def upscale_folder(
     hears ``(files to do, files skipped)`` once the inputs are listed. On Ctrl-C,
     raises :class:`Interrupted` after stopping the workers: no output is left half-written.
     """
+    keywords = dict(locals())
     from . import scheduler
     from .connect import check_address, connect, disconnect
 
@@ -74,8 +75,7 @@ def upscale_folder(
     storage.check_writable(dst)
     if on_plan is not None:
         on_plan(len(tasks), skipped)
-    settings = Settings(model=model or preset, scale=scale, device=device, precision=precision, backend=backend, tile=tile,
-                        offline=offline, fmt=fmt, quality=quality)
+    settings = Settings.from_keywords(keywords)
     if not tasks:
         return Summary(skipped=skipped)
     started = connect(address, num_cpus=num_cpus)

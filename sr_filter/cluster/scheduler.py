@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..errors import ClusterError
-from . import storage
+from . import stop, storage
 from .worker import Outcome, Settings, UpscaleWorker
 
 #: files a worker holds at once: one running, one waiting, so no worker idles on a round trip
@@ -55,11 +55,14 @@ class Summary:
 
 
 class Interrupted(Exception):
-    """The driver was interrupted; ``summary`` says what was finished before."""
+    """The driver was interrupted; ``summary`` says what was finished before; ``busy`` lists the
+    outputs of workers that were still running when the driver gave up waiting for them: their
+    temporary files were left alone."""
 
-    def __init__(self, summary: Summary) -> None:
+    def __init__(self, summary: Summary, busy: list[str] | None = None) -> None:
         super().__init__("interrupted")
         self.summary = summary
+        self.busy = busy or []
 
 
 def plan_workers(ray, settings: Settings, workers: int | None, cpus_per_worker: int) -> tuple[int, dict]:
@@ -87,17 +90,22 @@ def run(tasks: list[storage.Task], settings: Settings, *, workers: int | None = 
     threads = resources["num_cpus"] if "num_gpus" not in resources else 1
     actor_class = ray.remote(max_restarts=0, max_task_retries=0)(worker_class).options(**resources)
     worker_settings = dataclasses.replace(settings, threads=threads)  # keeps a subclass's fields
-    spawn = lambda: actor_class.remote(worker_settings)  # noqa: E731
     pending = deque((task, 1) for task in tasks)
-    actors = {}
+    actors: dict = {}
+    ready_calls: dict = {}  # actor key -> its ready() call: where its process runs, for stop.stop
     in_flight: dict = {}  # ObjectRef -> (task, attempt, actor key)
     lost_limit = count + MAX_ATTEMPTS
     emit = on_event or (lambda event: None)
+
+    def spawn(key: int) -> None:
+        actors[key] = actor_class.remote(worker_settings)
+        ready_calls[key] = actors[key].ready.remote()
+
     try:
         for key in range(min(count, len(tasks))):
-            actors[key] = spawn()
+            spawn(key)
         summary.workers = len(actors)
-        _check_ready(ray, actors, summary)
+        _check_ready(ray, [ready_calls[key] for key in actors], summary)
         next_key = len(actors)
         while pending or in_flight:
             for key, actor in list(actors.items()):
@@ -118,7 +126,7 @@ def run(tasks: list[storage.Task], settings: Settings, *, workers: int | None = 
                         del actors[key]
                         summary.workers_lost += 1
                         if summary.workers_lost <= lost_limit:
-                            actors[next_key] = spawn()
+                            spawn(next_key)
                             next_key += 1
                     if attempt >= MAX_ATTEMPTS:
                         _record(summary, Event("failed", task, f"{task.source}: its worker was lost {attempt} times while upscaling it"), emit)
@@ -131,12 +139,13 @@ def run(tasks: list[storage.Task], settings: Settings, *, workers: int | None = 
                 message = outcome.message if outcome.message.startswith(task.source) or not outcome.message else f"{task.source}: {outcome.message}"
                 _record(summary, Event(kind, task, message, outcome.seconds, outcome.worker), emit)
     except KeyboardInterrupt:
-        _stop(ray, actors, in_flight)
-        held = {task.target for task, _, _ in in_flight.values()}
+        survivors = stop.stop(ray, actors, ready_calls, list(in_flight))
+        held = {task.target for task, _, key in in_flight.values() if key not in survivors}
+        busy = sorted({task.target for task, _, key in in_flight.values() if key in survivors} - held)
         storage.sweep_temporaries(sorted(held))
         summary.done += sum(1 for target in held if storage.exists(target))  # finished, not yet heard of
         summary.seconds = time.monotonic() - started
-        raise Interrupted(summary) from None
+        raise Interrupted(summary, busy) from None
     finally:
         for actor in actors.values():
             ray.kill(actor, no_restart=True)
@@ -145,13 +154,13 @@ def run(tasks: list[storage.Task], settings: Settings, *, workers: int | None = 
     return summary
 
 
-def _check_ready(ray, actors: dict, summary: Summary) -> None:
+def _check_ready(ray, calls: list, summary: Summary) -> None:
     """Wait for the workers to load the model; a model that cannot load is one line."""
     try:
-        answers = ray.get([a.ready.remote() for a in actors.values()])
+        answers = ray.get(calls)
     except ray.exceptions.RayActorError as exc:
         raise ClusterError(f"a worker stopped while loading the model ({type(exc).__name__}); see `ray status` and the node's memory") from None
-    for error, described, _ in answers:
+    for error, described, _, _ in answers:
         if error:
             raise ClusterError(error)
         summary.model = summary.model or described
@@ -166,16 +175,3 @@ def _record(summary: Summary, event: Event, emit) -> None:
         summary.failed.append((event.task.source, event.message))
     emit(event)
 
-
-def _stop(ray, actors: dict, in_flight: dict, wait_s: float = 10.0) -> None:
-    """Kill the workers and wait until their processes are gone, so that no write can land after
-    the driver has cleaned up."""
-    for actor in actors.values():
-        ray.kill(actor, no_restart=True)
-    deadline = time.monotonic() + wait_s
-    refs = list(in_flight)
-    while refs and time.monotonic() < deadline:
-        try:
-            done, refs = ray.wait(refs, num_returns=len(refs), timeout=max(0.1, deadline - time.monotonic()))
-        except KeyboardInterrupt:
-            continue

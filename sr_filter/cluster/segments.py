@@ -91,7 +91,7 @@ def encode_segment(upscaler, task: Segment, settings: VideoSettings) -> None:
     its final name with a no-clobber hard link (a second attempt finds it and stops)."""
     from ..video import pipeline, resume, source
     from ..video.batches import fit
-    from ..video.job import _even
+    from ..video.encode import even_dimension
 
     src, target = task.source, Path(task.target)
     container = source.open_video(src)
@@ -99,7 +99,7 @@ def encode_segment(upscaler, task: Segment, settings: VideoSettings) -> None:
     try:
         factor = float(settings.scale or upscaler.scale)
         info = source.describe(container, src, scale=factor)
-        size = (_even(info.width * factor), _even(info.height * factor))
+        size = (even_dimension(info.width * factor), even_dimension(info.height * factor))
         scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
         writer = resume.SegmentWriter(scratch, settings.codec, info, container, size, settings.crf, 1 << 62, task.first, None, 0)
 

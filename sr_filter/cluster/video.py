@@ -59,6 +59,7 @@ def upscale_video(
     output is never replaced. Returns the :class:`Summary` of the segments, with ``frames``,
     ``dropped`` (streams the container cannot hold) and ``path`` set on it.
     """
+    keywords = dict(locals())
     from ..video import encode, source
     from .connect import check_address, connect, disconnect, import_ray
 
@@ -87,8 +88,7 @@ def upscale_video(
         on_plan(len(todo), len(tasks) - len(todo))
     summary = Summary(skipped=len(tasks) - len(todo))
     if todo:
-        settings = segments.VideoSettings(model=model or preset, scale=scale, device=device, precision=precision, backend=backend,
-                                          tile=tile, offline=offline, codec=family, crf=crf)
+        settings = segments.VideoSettings.from_keywords(keywords, codec=family)
         started = connect(address, num_cpus=num_cpus)
         try:
             ran = _run(todo, settings, workers, cpus_per_worker, on_event, parts)
@@ -110,12 +110,18 @@ def upscale_video(
 def _run(todo, settings, workers, cpus_per_worker, on_event, parts: Path) -> Summary:
     from . import scheduler
 
+    busy: list[str] = []  # segments of workers still running after the stop: their scratch stays
     try:
         return scheduler.run(todo, settings, workers=workers, cpus_per_worker=cpus_per_worker, on_event=on_event,
                              worker_class=segments.SegmentWorker)
+    except Interrupted as stop:
+        busy = stop.busy
+        raise
     finally:
+        kept = tuple(f".{Path(target).name}." for target in busy)
         for leftover in parts.glob(".seg-*.tmp"):  # scratch folders of killed or stopped workers
-            shutil.rmtree(leftover, ignore_errors=True)
+            if not leftover.name.startswith(kept):
+                shutil.rmtree(leftover, ignore_errors=True)
 
 
 def _parts(src: Path, dst: Path, settings: dict) -> Path:

@@ -7,12 +7,17 @@ or not at all (:func:`sr_filter.cluster.storage.write_once`).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from ..errors import OutputExistsError, SrFilterError, first_line
 from . import storage
+
+_S = TypeVar("_S", bound="Settings")
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,17 @@ class Settings:
     fmt: str | None = None
     quality: int | None = None
     threads: int = 1
+
+    @classmethod
+    def from_keywords(cls: type[_S], keywords: Mapping[str, Any], **chosen: Any) -> _S:
+        """The settings in a public function's ``keywords`` (its ``locals()`` on entry): each
+        field of the same name, ``model`` else ``preset``; ``chosen`` overrides (what the driver
+        picked, such as a video's codec). One place, so a new option is a field here and a
+        keyword of the function, nothing more."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = {name: keywords[name] for name in names if name in keywords}
+        values["model"] = keywords.get("model") or keywords.get("preset")
+        return cls(**{**values, **chosen})
 
 
 @dataclass(frozen=True)
@@ -74,9 +90,13 @@ class UpscaleWorker:
         except Exception as exc:  # noqa: BLE001 - whatever it is, the driver shows one line
             self.error = f"the model could not be loaded on a worker: {first_line(exc)}"
 
-    def ready(self) -> tuple[str, str, int]:
-        """``(error or "", model description, process id)``."""
-        return self.error, (self.upscaler.describe() if self.upscaler else ""), os.getpid()
+    def ready(self) -> tuple[str, str, int, str]:
+        """``(error or "", model description, process id, Ray node id)``: the driver waits on this
+        process when it stops the worker (:mod:`sr_filter.cluster.stop`)."""
+        import ray
+
+        node = ray.get_runtime_context().get_node_id()
+        return self.error, (self.upscaler.describe() if self.upscaler else ""), os.getpid(), node
 
     def run(self, task: storage.Task) -> Outcome:
         started = time.monotonic()

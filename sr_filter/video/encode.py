@@ -44,6 +44,12 @@ def container_for(path: str | Path) -> str:
     return CONTAINERS[suffix]
 
 
+def even_dimension(value: float) -> int:
+    """The even frame width or height nearest ``value`` (at least 2): 4:2:0 and 4:2:2 encoders
+    need even sizes, and every upscaled frame of a video (or of its segments) is sized so."""
+    return max(2, int(round(value / 2)) * 2)
+
+
 @functools.lru_cache(maxsize=None)
 def _probe_holds(muxer: str, codec: str) -> bool:
     container = av.open(io.BytesIO(), "w", format=muxer)

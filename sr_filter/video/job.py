@@ -17,6 +17,7 @@ import av
 from ..atomic import commit, open_atomic, temp_beside
 from ..errors import OutputExistsError, VideoFormatError, first_line
 from . import batches, encode, pipeline, source
+from .encode import even_dimension as _even
 
 log = logging.getLogger("sr_filter")
 
@@ -194,8 +195,3 @@ def atomic_file(dst: Path, overwrite: bool = False) -> AbstractContextManager[Bi
     """A binary file that appears as ``dst`` only when the block finishes without an error; a device
     or FIFO is written through (:func:`sr_filter.atomic.open_atomic`, errors as VideoFormatError)."""
     return open_atomic(dst, overwrite=overwrite, error=VideoFormatError)
-
-
-def _even(value: float) -> int:
-    """Output sizes are even: 4:2:0 and 4:2:2 encoders need that."""
-    return max(2, int(round(value / 2)) * 2)
