@@ -194,7 +194,7 @@ def test_every_worker_setting_is_a_keyword_of_the_public_functions():
     from sr_filter.cluster.worker import Settings
 
     driver_chosen = {"threads", "codec"}  # set by the scheduler / from the container, not passed through
-    for function, settings, not_for_videos in ((upscale_folder, Settings, set()), (upscale_video, VideoSettings, {"fmt", "quality"})):
+    for function, settings, not_for_videos in ((upscale_folder, Settings, set()), (upscale_video, VideoSettings, {"fmt", "quality", "size"})):
         keywords = set(inspect.signature(function).parameters)
         fields = {f.name for f in dataclasses.fields(settings)} - driver_chosen - not_for_videos
         assert fields <= keywords, f"{function.__name__} lacks {fields - keywords}"
@@ -237,3 +237,28 @@ def test_a_worker_that_outlives_the_stop_keeps_its_files_and_is_reported(cluster
     pids = [int(p) for p in caplog.text.split("process ids ")[1].split(")")[0].split(", ")]
     for pid in pids:
         os.kill(pid, signal.SIGTERM)
+
+
+def test_tta_denoise_and_size_reach_the_workers(cluster, tmp_path):
+    """The CLI hands --tta and --width/--height to the cluster's workers (they were once dropped
+    silently): the files equal a single-machine run with the same options."""
+    src = tmp_path / "in"
+    src.mkdir()
+    rng = np.random.default_rng(12)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 256, (12, 10, 3), dtype=np.uint8)).save(src / f"p{i}.png")
+    options = ["--tta", "--width", "25"]
+    ref, out = tmp_path / "ref", tmp_path / "out"
+    assert CliRunner().invoke(_cli(), ["-q", str(src), "-o", str(ref), *MODEL, *options]).exit_code == 0
+    result = CliRunner().invoke(_cli(), ["-q", str(src), "-o", str(out), *MODEL, *options, "--cluster", cluster])
+    assert result.exit_code == 0, result.output
+    assert _files(out) == _files(ref)
+    with Image.open(out / "p0.png") as image:
+        assert image.size == (25, 30)
+    plain = tmp_path / "plain"
+    assert CliRunner().invoke(_cli(), ["-q", str(src), "-o", str(plain), *MODEL, "--width", "25"]).exit_code == 0
+    assert _files(plain) != _files(ref)  # TTA changes the pixels, so the comparison above can fail
+    from sr_filter.errors import ClusterError
+
+    with pytest.raises(ClusterError, match="sr-cartoon-x4 has no denoise strength setting"):  # the workers got it
+        upscale_folder(str(src), str(tmp_path / "dn"), model="sr-cartoon-x4", device="cpu", tile=32, denoise=0.5)

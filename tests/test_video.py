@@ -285,3 +285,23 @@ def test_disk_full_mid_encode_is_one_line_and_leaves_nothing(tmp_path):
     assert result.returncode == 1 and "Traceback" not in stderr
     assert stderr.strip().splitlines()[-1] == f"sr-filter: error: cannot write {tmp_path / 'out.mkv'}: File too large"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mkv"]
+
+
+def test_width_and_height_pick_the_scale_for_videos_animations_and_not_streams(tmp_path):
+    from PIL import Image
+
+    from sr_filter import animation
+
+    clip = make_clip(tmp_path / "clip.mp4", frames=4)  # 32x24
+    assert run(clip, "-m", MODEL, "-t", "32", "--width", "64", "-o", tmp_path / "w.mp4").returncode == 0
+    assert describe(tmp_path / "w.mp4")["size"] == (64, 48)
+    turned = make_clip(tmp_path / "turned.mp4", frames=4, rotation=90)  # shown 24 wide, 32 high
+    assert run(turned, "-m", MODEL, "-t", "32", "--height", "64", "-o", tmp_path / "t.mp4").returncode == 0
+    assert describe(tmp_path / "t.mp4")["size"] == (64, 48)  # coded size; shown 48x64
+    frames = [Image.new("RGB", (10, 8), (60 * i, 0, 0)) for i in range(3)]
+    frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:], duration=50, loop=0)
+    assert run(tmp_path / "a.gif", "-m", MODEL, "--width", "25", "-o", tmp_path / "b.gif").returncode == 0
+    written = animation.read_animation(tmp_path / "b.gif")
+    assert len(written.frames) == 3 and written.frames[0].shape[:2] == (20, 25)
+    stream = run(clip, "--format", "y4m", "--width", "64", "-o", tmp_path / "s.y4m")
+    assert stream.returncode == 2 and b"--width/--height need a file" in stream.stderr

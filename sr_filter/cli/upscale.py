@@ -85,10 +85,14 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
         raise click.UsageError("give either --scale or --width/--height, not both")
     if cluster is not None and wants_video(list(inputs), fmt, output):  # one video's segments spread over a cluster
         from ..cluster.command import run_video_on_cluster
+        from ..video.command import scale_to_fit
+
+        if (width or height) and Path(inputs[0]).is_file():
+            scale = scale_to_fit(Path(inputs[0]), width, height)
 
         ctx.exit(run_video_on_cluster(ctx, list(inputs), output, cluster=cluster, overwrite=overwrite, quiet=quiet, frames=frames, fmt=fmt,
                                       model=model or preset, scale=scale, device=device, precision=precision, backend=backend,
-                                      tile=tile, offline=offline, codec=codec, crf=crf))
+                                      tile=tile, offline=offline, codec=codec, crf=crf, tta=tta, denoise=denoise))
     if wants_video(list(inputs), fmt, output):  # videos, animations, frame streams: sr_filter.video
         from ..video.command import run as run_video
 
@@ -97,7 +101,7 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
         return run_video(inputs=expand_inputs(list(inputs)), output=output, model=model or preset, scale=scale,
                          device=device, precision=precision, backend=backend, tile=tile, offline=offline, fmt=fmt, quality=quality,
                          overwrite=overwrite, skip_existing=skip_existing, quiet=quiet, codec=codec, crf=crf,
-                         frames=frames, resume=resume, tta=tta, denoise=denoise)
+                         frames=frames, resume=resume, tta=tta, denoise=denoise, size=(width, height))
     if fmt is not None and fmt.lower().lstrip(".") not in _format_keys():
         raise click.BadParameter(f"{fmt!r} is not one of {FORMAT_NAMES.replace('|', ', ')}", param_hint="'--format'")
     if cluster is not None:  # the driver loads no model: sr_filter.cluster lists, schedules and reports
@@ -105,7 +109,8 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
 
         ctx.exit(run_on_cluster(ctx, list(inputs), output, cluster=cluster, overwrite=overwrite, quiet=quiet,
                                 model=model or preset, scale=scale, device=device, precision=precision, backend=backend,
-                                tile=tile, offline=offline, fmt=fmt, quality=quality))
+                                tile=tile, offline=offline, fmt=fmt, quality=quality, tta=tta, denoise=denoise,
+                                size=(width, height)))
     inputs = expand_inputs(list(inputs))
     if many_inputs(inputs) and output in (None, "-"):
         raise click.UsageError("several inputs or a folder need -o OUTPUT_FOLDER")

@@ -48,6 +48,9 @@ def upscale_folder(
     offline: bool | None = None,
     fmt: str | None = None,
     quality: int | None = None,
+    tta: bool = False,
+    denoise: float | None = None,
+    size: tuple[int | None, int | None] = (None, None),
     address: str | None = "auto",
     workers: int | None = None,
     cpus_per_worker: int = 1,
@@ -57,6 +60,8 @@ def upscale_folder(
 ) -> Summary:
     """Upscale every image under ``src`` (folders, files, glob patterns; local paths on a shared
     file system or URIs such as ``s3://bucket/scans``) into ``dst``, keeping relative paths.
+    The model settings are :class:`~sr_filter.Upscaler`'s (``tta``, ``denoise`` included); ``size``
+    = ``(width, height)`` fits each image inside them instead of ``scale``.
 
     ``address``: ``"auto"`` joins ``RAY_ADDRESS`` if set, else starts a local cluster (of
     ``num_cpus`` cores); or ``HOST:PORT`` / ``ray://HOST:PORT``. Outputs that exist are skipped,

@@ -42,6 +42,8 @@ def upscale_video(
     offline: bool | None = None,
     codec: str | None = None,
     crf: int | None = None,
+    tta: bool = False,
+    denoise: float | None = None,
     address: str | None = "auto",
     workers: int | None = None,
     cpus_per_worker: int = 1,

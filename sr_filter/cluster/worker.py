@@ -34,6 +34,9 @@ class Settings:
     fmt: str | None = None
     quality: int | None = None
     threads: int = 1
+    tta: bool = False
+    denoise: float | None = None
+    size: tuple[int | None, int | None] = (None, None)  # (width, height) to fit, instead of scale
 
     @classmethod
     def from_keywords(cls: type[_S], keywords: Mapping[str, Any], **chosen: Any) -> _S:
@@ -66,7 +69,8 @@ def convert(upscaler, data: bytes, name: str, target: str, settings: Settings) -
     from ..imagefile import upscale_image_file
 
     out_format = imageio.format_for(target.rsplit("/", 1)[-1], settings.fmt)
-    return upscale_image_file(upscaler, data, out_format=out_format, scale=settings.scale, quality=settings.quality, name=name)
+    return upscale_image_file(upscaler, data, out_format=out_format, scale=settings.scale, size=settings.size,
+                              quality=settings.quality, name=name)
 
 
 class UpscaleWorker:
@@ -84,7 +88,7 @@ class UpscaleWorker:
 
             torch.set_num_threads(max(1, settings.threads))
             self.upscaler = Upscaler(settings.model, device=settings.device, precision=settings.precision, tile=settings.tile, offline=settings.offline,
-                                     backend=settings.backend)
+                                     backend=settings.backend, tta=settings.tta, denoise=settings.denoise)
         except SrFilterError as exc:
             self.error = str(exc)
         except Exception as exc:  # noqa: BLE001 - whatever it is, the driver shows one line

@@ -63,8 +63,9 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
         backend: str = "auto",
         tile, offline, fmt: str | None, quality: int | None, overwrite: bool, skip_existing: bool, quiet: bool,
         codec: str | None, crf: int | None, frames: str | None, resume: bool = False, tta: bool = False,
-        denoise: float | None = None) -> None:
-    """Upscale one video, animation or frame stream as the CLI was asked to."""
+        denoise: float | None = None, size: tuple[int | None, int | None] = (None, None)) -> None:
+    """Upscale one video, animation or frame stream as the CLI was asked to; ``size`` =
+    (width, height) fits the picture inside them instead of ``scale``."""
     from ..upscaler import Upscaler
 
     def make_upscaler() -> Upscaler:
@@ -75,6 +76,9 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
         fmt = "y4m"  # a Y4M file to a Y4M file is a frame stream: no container or codec involved
     if fmt is not None and fmt.lower() in ("y4m", "png-stream"):
         from . import stream
+
+        if any(size):
+            raise click.UsageError("--width/--height need a file; for a frame stream give --scale")
 
         upscaler = make_upscaler()
         if output is None and inputs[0] != "-":
@@ -100,8 +104,10 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
         if _skip(target, skip_existing, overwrite, quiet):
             return
         _announce(upscaler, quiet)
-        animation.upscale_animation(source, target, upscaler, scale=scale, overwrite=overwrite, quality=quality)
+        animation.upscale_animation(source, target, upscaler, scale=scale, overwrite=overwrite, quality=quality, size=size)
         return
+    if any(size):
+        scale = scale_to_fit(source, *size)
     upscaler = make_upscaler()
     target = _target(source, target, label or str(upscaler.scale))
     if _skip(target, skip_existing, overwrite, quiet):
@@ -119,6 +125,28 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
         rate = summary["frames"] / summary["seconds"] if summary["seconds"] else 0.0
         click.echo(f"sr-filter: {source} -> {target}: {summary['frames']} frames, {summary['codec']} "
                    f"{summary['pix_fmt']}, {rate:.2f} frames/s", err=True)
+
+
+def scale_to_fit(path: Path, width: int | None, height: int | None) -> float:
+    """The scale that makes a video's picture, as players show it (rotation applied), ``width``
+    wide or ``height`` high (both: fit inside both)."""
+    import av
+
+    from ..errors import first_line
+    from ..imagefile import target_scale
+    from . import source
+
+    container = source.open_video(path)
+    try:
+        info = source.describe(container, str(path), scale=1.0)
+        first = next(container.decode(video=0), None)  # the display rotation comes with the frames
+        rotation = int(round(first.rotation or 0)) if first is not None else 0
+    except (av.error.FFmpegError, OSError) as exc:
+        raise VideoFormatError(f"{path}: cannot read the first frame ({first_line(exc)})") from None
+    finally:
+        container.close()
+    shown = (info.width, info.height) if rotation % 180 == 0 else (info.height, info.width)
+    return target_scale(width, height, (shown[1], shown[0]), str(path))
 
 
 def _target(source: Path, target: Path | None, label: str) -> Path:
