@@ -95,19 +95,20 @@ def open_atomic(path: str | Path, *, overwrite: bool = False, error: type[SrFilt
 
 @contextlib.contextmanager
 def replacing(path: str | Path, *, overwrite: bool = True, error: type[SrFilterError] = ImageFormatError,
-              suffix: str = TEMP_SUFFIX) -> Iterator[Path]:
+              suffix: str = TEMP_SUFFIX, failures: tuple[type[BaseException], ...] = (OSError,)) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; when the block succeeds it becomes ``path``.
 
     For writers that need a file name (``torch.save``, encoders): the temporary file is removed on
     any exception, so an interrupted write leaves neither a partial ``path`` nor a stray file.
-    OSErrors become one-line ``error`` exceptions; ``suffix`` ends the temporary name.
+    ``failures`` (OSError; a video writer adds FFmpeg's errors) become one-line ``error``
+    exceptions; ``suffix`` ends the temporary name.
     """
     path = Path(path)
     tmp = temp_beside(path, error=error, suffix=suffix)
     try:
         yield tmp
         commit(tmp, path, overwrite=overwrite)
-    except OSError as exc:
+    except failures as exc:
         raise error(f"cannot write {path}: {_reason(exc)}") from None
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -159,9 +160,9 @@ def is_stream(path: str | Path) -> bool:
     return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)
 
 
-def _reason(exc: OSError) -> str:
+def _reason(exc: BaseException) -> str:
     """Why a write failed, without the temporary file's name (``No space left on device``)."""
-    return exc.strerror or first_line(exc)
+    return getattr(exc, "strerror", None) or first_line(exc)
 
 
 def _folder(path: Path) -> Path:

@@ -154,18 +154,8 @@ def _rotation(container) -> int:
 
 def _join(tasks: list[segments.Segment], src: Path, dst: Path, muxer: str, info) -> list[str]:
     """Interleave the finished segments and the source's copied streams into ``dst``, atomically."""
-    import av
-
     from ..video import resume
-    from ..video.job import _commit, _reason, _temp_beside
+    from ..video.job import written
 
-    tmp = _temp_beside(dst)
-    try:
-        dropped = resume.join([(t.first, t.end, Path(t.target)) for t in tasks], src, tmp, muxer, info)
-        _commit(tmp, dst, overwrite=False)
-    except (av.error.FFmpegError, OSError) as exc:
-        raise VideoFormatError(f"cannot write {dst}: {_reason(exc)}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return dropped
+    with written(dst, overwrite=False) as tmp:
+        return resume.join([(t.first, t.end, Path(t.target)) for t in tasks], src, str(tmp), muxer, info)

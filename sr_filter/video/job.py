@@ -14,8 +14,8 @@ from typing import Any, BinaryIO
 
 import av
 
-from ..atomic import commit, open_atomic, temp_beside
-from ..errors import OutputExistsError, VideoFormatError, first_line
+from ..atomic import open_atomic, replacing
+from ..errors import OutputExistsError, VideoFormatError
 from . import batches, encode, pipeline, source
 from .encode import even_dimension as _even
 
@@ -92,7 +92,6 @@ def upscale_video(
 
 def _write(container, src: Path, dst: Path, muxer: str, family: str, info: source.VideoInfo, upscaler, scale,
            size: tuple[int, int], *, crf, batch, start, end, overwrite, progress, notice) -> dict:
-    tmp = _temp_beside(dst)
     expected = (min(end, info.frames) if end else info.frames) - start if info.frames else 0
     state = {"frames": 0, "output": None, "shift": None, "held": []}
     started = time.monotonic()
@@ -121,16 +120,13 @@ def _write(container, src: Path, dst: Path, muxer: str, family: str, info: sourc
             raise VideoFormatError(f"{src} contains no video frames")
         state["output"].finish()
 
-    try:
-        pipeline.run(produce(), work, consume, depth=batches.queue_depth(batch))
-        _commit(tmp, dst, overwrite)
-    except (av.error.FFmpegError, OSError) as exc:
-        raise VideoFormatError(f"cannot write {dst}: {_reason(exc)}") from None
-    finally:
-        if state["output"] is not None:
-            state["output"].abandon()
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with written(dst, overwrite) as path:
+        tmp = str(path)
+        try:
+            pipeline.run(produce(), work, consume, depth=batches.queue_depth(batch))
+        finally:
+            if state["output"] is not None:
+                state["output"].abandon()
     dropped = state["output"].dropped
     return {"frames": state["frames"], "seconds": time.monotonic() - started, "codec": family,
             "pix_fmt": state["output"].pix_fmt, "dropped": dropped, "path": str(dst)}
@@ -141,16 +137,9 @@ def _write_resumable(container, src: Path, dst: Path, muxer: str, family: str, i
     from . import resume
 
     started = time.monotonic()
-    tmp = _temp_beside(dst)
-    try:
-        summary = resume.run(container, src, dst, tmp, muxer, family, info, upscaler, scale, size,
+    with written(dst, overwrite) as tmp:
+        summary = resume.run(container, src, dst, str(tmp), muxer, family, info, upscaler, scale, size,
                              crf=crf, batch=batch, progress=progress, notice=notice)
-        _commit(tmp, dst, overwrite)
-    except (av.error.FFmpegError, OSError) as exc:
-        raise VideoFormatError(f"cannot write {dst}: {_reason(exc)}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     shutil.rmtree(summary.pop("parts"), ignore_errors=True)
     summary.update(seconds=time.monotonic() - started, path=str(dst))
     return summary
@@ -175,20 +164,11 @@ def _encode_frame(item: source.Frame, state: dict, tmp: str, muxer: str, family:
     output.write_frame(frame)
 
 
-def _reason(exc: BaseException) -> str:
-    """Why a write failed, without the temporary file's name (``No space left on device``)."""
-    return getattr(exc, "strerror", None) or first_line(exc)
-
-
-def _temp_beside(dst: Path) -> str:
-    """An empty temporary file in the output's folder (:func:`sr_filter.atomic.temp_beside`; ``.part``
-    marks a video being written)."""
-    return str(temp_beside(dst, error=VideoFormatError, suffix=".part"))
-
-
-def _commit(tmp: str, dst: Path, overwrite: bool) -> None:
-    """Give the finished temporary file its name; without ``overwrite`` never replace a file."""
-    commit(tmp, dst, overwrite=overwrite)
+def written(dst: Path, overwrite: bool) -> AbstractContextManager[Path]:
+    """A temporary ``.part`` file beside ``dst`` that becomes ``dst`` when the block succeeds
+    (:func:`sr_filter.atomic.replacing`); FFmpeg's and the system's errors are one-line
+    VideoFormatErrors, and nothing is left behind on any error or interrupt."""
+    return replacing(dst, overwrite=overwrite, error=VideoFormatError, suffix=".part", failures=(av.error.FFmpegError, OSError))
 
 
 def atomic_file(dst: Path, overwrite: bool = False) -> AbstractContextManager[BinaryIO]:
