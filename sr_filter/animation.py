@@ -115,7 +115,7 @@ def upscale_to_bytes(src: str | Path | bytes, upscaler: Any, fmt: str, *, scale:
     ``fmt`` (GIF, WEBP or PNG): the core of :func:`upscale_animation`, and of the one-file core
     (:mod:`sr_filter.imagefile`) when an animated file is written as a format that holds animation.
     The format's size limit and the memory all frames need are checked before the work."""
-    from .imagefile import target_scale
+    from .sizing import target_scale
     from .imageio import check_encodable
 
     try:

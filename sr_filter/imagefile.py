@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Callable
 
-from .errors import ImageFormatError
+from .sizing import target_scale
 
 if TYPE_CHECKING:
     from .tiling import Progress
@@ -74,16 +74,6 @@ def _format_of(source: str | Path | bytes) -> str | None:
 
     with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
         return image.format
-
-
-def target_scale(width: int | None, height: int | None, shape: tuple[int, ...], name: str) -> float:
-    """The scale that makes an image ``width`` wide or ``height`` high (both: fit inside both)."""
-    h, w = shape[:2]
-    scale = min(r for r in (width and width / w, height and height / h) if r)
-    if not 0 < scale <= 16:
-        raise ImageFormatError(f"{name} is {w}x{h}: that size means a scale of {scale:g}; the scale must be "
-                               "greater than 0 and at most 16")
-    return scale
 
 
 def same_format(name: str | None) -> str:

@@ -133,7 +133,7 @@ def scale_to_fit(path: Path, width: int | None, height: int | None) -> float:
     import av
 
     from ..errors import first_line
-    from ..imagefile import target_scale
+    from ..sizing import target_scale
     from . import source
 
     container = source.open_video(path)
