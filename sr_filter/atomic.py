@@ -1,6 +1,6 @@
 """Writing files so that no reader ever sees a partial one, and checking a target before the work.
 
-A file is written under a short temporary name in its own folder (``.srf-XXXXXXXX.tmp``, so a
+A file is written under a short temporary name in its own folder (``.srf-PID-XXXXXXXX.tmp``, so a
 target name of up to the file system's limit still has room for it), flushed, then renamed into
 place. Without ``overwrite`` the final step is a hard link, which fails if the name appeared in the
 meantime. Any exception, including KeyboardInterrupt and the CLI's SIGTERM/SIGHUP exception,
@@ -117,17 +117,24 @@ def replacing(path: str | Path, *, overwrite: bool = True, error: type[SrFilterE
 
 def temp_beside(path: str | Path, *, error: type[SrFilterError] = ImageFormatError, suffix: str = TEMP_SUFFIX) -> Path:
     """A new empty temporary file in ``path``'s folder (so the final rename is atomic), with a short
-    name (``.srf-XXXXXXXX.tmp``) that fits beside any target name. The one temporary-file maker:
+    name (``.srf-PID-XXXXXXXX.tmp``: the writer's process id, so what a killed process left can be
+    told from what a live one is writing; see :func:`temp_prefix`) that fits beside any target
+    name. The one temporary-file maker:
     a folder that is missing or takes no new files is an ``error`` exception."""
     folder = _folder(Path(path))
     if not folder.exists():
         raise error(f"output folder {folder} does not exist")
     try:  # a file where the folder should be: "Not a directory"
-        fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=suffix, dir=folder)
+        fd, name = tempfile.mkstemp(prefix=temp_prefix(), suffix=suffix, dir=folder)
     except OSError as exc:
         raise error(f"cannot write to output folder {folder}: {_reason(exc)}") from None
     os.close(fd)
     return Path(name)
+
+
+def temp_prefix(pid: int | None = None) -> str:
+    """How the temporary files of process ``pid`` (default: this one) begin."""
+    return f"{TEMP_PREFIX}{os.getpid() if pid is None else int(pid)}-"
 
 
 def commit(tmp: str | Path, path: str | Path, *, overwrite: bool) -> None:

@@ -119,8 +119,8 @@ def test_ctrl_c_leaves_nothing_half_written(cluster, collection, tmp_path):
     big = tmp_path / "in"
     big.mkdir()
     rng = np.random.default_rng(1)
-    for i in range(16):
-        Image.fromarray(rng.integers(0, 256, (96, 96, 3), dtype=np.uint8)).save(big / f"f{i:02d}.png")
+    for i in range(24):  # enough work that a starved poll loop under load still interrupts mid-job
+        Image.fromarray(rng.integers(0, 256, (160, 160, 3), dtype=np.uint8)).save(big / f"f{i:02d}.png")
     out = tmp_path / "out"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen([sys.executable, "-m", "sr_filter", str(big), "-o", str(out), *MODEL, "--cluster", cluster],
@@ -133,7 +133,7 @@ def test_ctrl_c_leaves_nothing_half_written(cluster, collection, tmp_path):
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "interrupted after" in err
     written = sorted(out.glob("*"))
-    assert written and len(written) < 16 and all(p.suffix == ".png" for p in written)  # no .tmp left
+    assert written and len(written) < 24 and all(p.suffix == ".png" for p in written)  # no .tmp left
     finished = tmp_path / "finished"
     finished.mkdir()
     for p in written:
@@ -262,3 +262,21 @@ def test_tta_denoise_and_size_reach_the_workers(cluster, tmp_path):
 
     with pytest.raises(ClusterError, match="sr-cartoon-x4 has no denoise strength setting"):  # the workers got it
         upscale_folder(str(src), str(tmp_path / "dn"), model="sr-cartoon-x4", device="cpu", tile=32, denoise=0.5)
+
+
+def test_the_sweep_removes_only_stopped_workers_temporaries(tmp_path):
+    """A worker killed mid-write leaves its atomic write's temporary file (.srf-PID-*.tmp, named by
+    its process id); the sweep removes those of the stopped workers and nothing a live writer holds."""
+    from sr_filter import atomic
+    from sr_filter.cluster import storage
+
+    dead, live = 4_000_001, os.getpid()
+    (tmp_path / f"{atomic.temp_prefix(dead)}abc.tmp").write_bytes(b"partial")
+    (tmp_path / f"{atomic.temp_prefix(live)}def.tmp").write_bytes(b"being written")
+    (tmp_path / ".a.png.0123.tmp").write_bytes(b"object-store style")
+    (tmp_path / "b.png").write_bytes(b"finished")
+    assert atomic.temp_beside(tmp_path / "c.png").name.startswith(atomic.temp_prefix())  # what a worker writes
+    removed = storage.sweep_temporaries([str(tmp_path / "a.png")], [dead])
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert removed == 2 and f"{atomic.temp_prefix(dead)}abc.tmp" not in left and ".a.png.0123.tmp" not in left
+    assert f"{atomic.temp_prefix(live)}def.tmp" in left and "b.png" in left

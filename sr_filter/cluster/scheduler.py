@@ -142,14 +142,16 @@ def run(tasks: list[storage.Task], settings: Settings, *, workers: int | None = 
         survivors = stop.stop(ray, actors, ready_calls, list(in_flight))
         held = {task.target for task, _, key in in_flight.values() if key not in survivors}
         busy = sorted({task.target for task, _, key in in_flight.values() if key in survivors} - held)
-        storage.sweep_temporaries(sorted(held))
+        stopped = stop.worker_pids(ray, ready_calls, [key for key in ready_calls if key not in survivors])
+        storage.sweep_temporaries(sorted(held), stopped)
         summary.done += sum(1 for target in held if storage.exists(target))  # finished, not yet heard of
         summary.seconds = time.monotonic() - started
         raise Interrupted(summary, busy) from None
     finally:
         for actor in actors.values():
             ray.kill(actor, no_restart=True)
-    storage.sweep_temporaries([t.target for t in tasks] if summary.workers_lost else [])
+    if summary.workers_lost:  # every worker is killed by now: what the lost ones left can go
+        storage.sweep_temporaries([t.target for t in tasks], stop.worker_pids(ray, ready_calls, list(ready_calls)))
     summary.seconds = time.monotonic() - started
     return summary
 

@@ -83,3 +83,18 @@ def _wait_refs(ray, refs: list, deadline: float) -> None:
             _, refs = ray.wait(refs, num_returns=len(refs), timeout=max(0.1, deadline - time.monotonic()))
         except KeyboardInterrupt:
             continue
+
+
+def worker_pids(ray, ready: dict, keys) -> set[int]:
+    """The process ids the workers ``keys`` reported when they started (those that answered)."""
+    pids = set()
+    for key in keys:
+        if key not in ready:
+            continue
+        try:
+            answered, _ = ray.wait([ready[key]], timeout=0)
+            if answered:
+                pids.add(int(ray.get(answered[0])[2]))
+        except Exception:  # noqa: BLE001 - a worker that died before answering wrote nothing
+            continue
+    return pids

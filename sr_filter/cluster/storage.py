@@ -13,6 +13,7 @@ import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Iterable
 
 from .. import atomic, imageio
 from ..errors import ImageFormatError, OutputExistsError
@@ -210,17 +211,32 @@ def check_writable(output: str) -> None:
         raise ImageFormatError(f"cannot write to output folder {folder}: {exc.strerror}") from None
 
 
-def sweep_temporaries(targets: list[str]) -> int:
-    """Remove the temporary files a worker killed mid-write left beside these targets."""
+def sweep_temporaries(targets: list[str], pids: Iterable[int] = ()) -> int:
+    """Remove the temporary files that workers killed mid-write left beside these targets: the
+    object-store style ``.NAME.*.tmp`` and, for the stopped workers' process ids ``pids``, the
+    temporary files of the library's atomic writes (``.srf-PID-*.tmp``, :func:`atomic.temp_prefix`).
+    Only dead workers' ids may be given: a live writer's file would be removed under it."""
     removed = 0
+    folders: set[Path] = set()
+    pids = sorted(set(pids))
     for target in targets:
         if not is_local(target):
             continue
         path = Path(local_path(target))
-        for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
-            try:
-                leftover.unlink()
-                removed += 1
-            except OSError:
-                pass
+        folders.add(path.parent)
+        removed += _unlink_all(path.parent.glob(f".{glob.escape(path.name)}.*.tmp"))
+    for folder in folders:
+        for pid in pids:
+            removed += _unlink_all(folder.glob(f"{glob.escape(atomic.temp_prefix(pid))}*"))
+    return removed
+
+
+def _unlink_all(paths: Iterable[Path]) -> int:
+    removed = 0
+    for leftover in list(paths):
+        try:
+            leftover.unlink()
+            removed += 1
+        except OSError:
+            pass
     return removed
