@@ -158,3 +158,12 @@ def cluster(tmp_path_factory):
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+def interruptible() -> None:
+    """``preexec_fn`` for a child that a test interrupts with SIGINT: Ctrl-C handled as in a
+    terminal, even when the test run itself was started with SIGINT ignored (a shell script's
+    background job), which children would otherwise inherit."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -21,7 +21,7 @@ from PIL import Image, ImageCms
 
 from sr_filter.metadata import srgb_profile
 
-from .conftest import ROOT
+from .conftest import ROOT, interruptible
 from .imagefiles import cmyk_profile, png16_filtered
 from .test_cli import run
 
@@ -198,7 +198,7 @@ def test_ctrl_c_leaves_no_partial_file(tmp_path, set14):
     big.save(src / "b_big.png")
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen([sys.executable, "-m", "sr_filter", src, "-o", out, "--preset", "cartoon", "--tile", "128"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, preexec_fn=interruptible)
     try:
         deadline = time.monotonic() + 120
         while not (out / "a_small.png").exists():

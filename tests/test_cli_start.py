@@ -17,7 +17,7 @@ from sr_filter.cli.messages import hint_for, one_line
 from sr_filter.cli.options import configure_logging
 from sr_filter.errors import DeviceError, ImageFormatError, OutputExistsError, shorten
 
-from .conftest import ROOT
+from .conftest import ROOT, interruptible
 from .test_cli import run
 
 #: runs the CLI, then reports on stderr whether torch or openvino were imported
@@ -176,7 +176,7 @@ def test_ctrl_c_during_start_up_is_one_line_and_130(tmp_path, delay):
     Image.new("RGB", (768, 768)).save(image)  # big enough that the upscale cannot finish before the signal
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen([sys.executable, "-m", "sr_filter", image, "--preset", "cartoon"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=env)
+                            stderr=subprocess.PIPE, env=env, preexec_fn=interruptible)
     time.sleep(delay)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=120)
@@ -187,6 +187,27 @@ def test_ctrl_c_during_start_up_is_one_line_and_130(tmp_path, delay):
     assert lines[-1] == "sr-filter: interrupted" and all(line.startswith("sr-filter: using ") for line in lines[:-1]), err
     assert len(lines) <= 2, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
+
+
+def test_a_run_started_with_ctrl_c_ignored_keeps_ignoring_it(tmp_path):
+    """nohup, or a shell script's background job, starts a run with SIGINT ignored: a Ctrl-C that
+    lands while the libraries load must not be turned into an interrupt by the hold-back there."""
+    image = tmp_path / "a.png"
+    Image.new("RGB", (64, 64)).save(image)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+
+    def ignoring() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    proc = subprocess.Popen([sys.executable, "-m", "sr_filter", image, "-m", "sr-cartoon-x4", "-q"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env, preexec_fn=ignoring)
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < deadline:  # Ctrl-C all the way through, start-up included
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.05)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr.decode()
+    assert (tmp_path / "a_x4.png").exists()
 
 
 def test_torch_free_spellings_match_the_library():

@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from .conftest import ROOT
+from .conftest import ROOT, interruptible
 from .imagefiles import png16_filtered
 
 ray = pytest.importorskip("ray")
@@ -124,7 +124,7 @@ def test_ctrl_c_leaves_nothing_half_written(cluster, collection, tmp_path):
     out = tmp_path / "out"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen([sys.executable, "-m", "sr_filter", str(big), "-o", str(out), *MODEL, "--cluster", cluster],
-                            stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, env=env, start_new_session=True, preexec_fn=interruptible)
     deadline = time.monotonic() + 120
     while not any(out.glob("*.png")) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)

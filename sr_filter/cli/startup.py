@@ -22,11 +22,16 @@ OPENVINO = ("openvino",)
 
 @contextlib.contextmanager
 def interrupts_held() -> Iterator[None]:
-    """Within the block a Ctrl-C is remembered, not raised; it is raised when the block ends."""
+    """Within the block a Ctrl-C is remembered, not raised; it is raised when the block ends. A
+    process started with Ctrl-C ignored (``nohup``, a shell script's background job) keeps ignoring it."""
     pending: list[int] = []
+    previous = signal.getsignal(signal.SIGINT)
     try:
-        previous = signal.signal(signal.SIGINT, lambda signum, frame: pending.append(signum))
+        if previous is not signal.SIG_IGN:
+            previous = signal.signal(signal.SIGINT, lambda signum, frame: pending.append(signum))
     except ValueError:  # not the main thread: nothing to hold back
+        previous = signal.SIG_IGN
+    if previous is signal.SIG_IGN:
         yield
         return
     try:
