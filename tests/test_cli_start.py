@@ -189,6 +189,32 @@ def test_ctrl_c_during_start_up_is_one_line_and_130(tmp_path, delay):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
 
 
+@pytest.mark.parametrize("after", [0.0, 0.3, 0.6])
+def test_ctrl_c_while_the_model_converts_to_openvino_stops_the_run(tmp_path, after):
+    """A Ctrl-C while the model is traced and converted for OpenVINO (first use, empty cache) stops
+    the run with one line and 130: never taken for a failed conversion (the automatic backend would
+    fall back to torch and go on), never a half-written cache entry."""
+    image = tmp_path / "a.png"
+    Image.new("RGB", (512, 512)).save(image)
+    env = dict(os.environ, PYTHONPATH=str(ROOT), SR_FILTER_CACHE_DIR=str(tmp_path / "cache"))  # nothing converted yet
+    proc = subprocess.Popen([sys.executable, "-m", "sr_filter", image, "--preset", "cartoon", "-v"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env, preexec_fn=interruptible, text=True)
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if "to OpenVINO" in line:  # "converting ... to OpenVINO (once; ...)": the conversion has begun
+            time.sleep(after)
+            proc.send_signal(signal.SIGINT)
+            break
+    rest = proc.stderr.read()
+    proc.wait(timeout=120)
+    err = "".join(seen) + rest
+    assert any("to OpenVINO" in line for line in seen), err
+    assert proc.returncode == 130 and "with torch" not in err and "Traceback" not in err, err
+    assert err.strip().splitlines()[-1] == "sr-filter: interrupted"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "cache") == ["a.png"]
+
+
 def test_a_run_started_with_ctrl_c_ignored_keeps_ignoring_it(tmp_path):
     """nohup, or a shell script's background job, starts a run with SIGINT ignored: a Ctrl-C that
     lands while the libraries load must not be turned into an interrupt by the hold-back there."""

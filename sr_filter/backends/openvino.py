@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from ..errors import BackendError, first_line
+from ..interrupts import interrupts_held
 from . import ov_cache
 
 log = logging.getLogger(__name__)
@@ -84,8 +85,12 @@ class OpenVinoBackend:
         ov = import_openvino()
         core = _core(ov)
         threads = int(threads or torch.get_num_threads())
-        ov_model = _converted(model, ov, core, precision, Path(cache_dir) if cache_dir else ov_cache.default_folder())
-        return cls(core, ov_model, _compile(core, ov_model, precision, threads), threads)
+        # a Ctrl-C while converting is acted on once the conversion (and the cache write) is done,
+        # so it can never be taken for a failed conversion by "auto", which falls back to torch
+        with interrupts_held():
+            ov_model = _converted(model, ov, core, precision, Path(cache_dir) if cache_dir else ov_cache.default_folder())
+            compiled = _compile(core, ov_model, precision, threads)
+        return cls(core, ov_model, compiled, threads)
 
     def run(self, batch: torch.Tensor) -> torch.Tensor:
         """(N, C, h, w) float32 in [0, 1] -> (N, C_out, h*s, w*s) float32 clamped to [0, 1], a new tensor.

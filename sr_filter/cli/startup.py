@@ -11,35 +11,13 @@ from __future__ import annotations
 import contextlib
 import importlib
 import importlib.util
-import signal
-from typing import Iterator
+
+from ..interrupts import interrupts_held
 
 #: what the work needs, loaded in this order (numpy first: torch's C start-up imports it)
 LIBRARIES = ("numpy", "torch", "imagecodecs", "PIL.Image")
 #: loaded only when the OpenVINO backend may run
 OPENVINO = ("openvino",)
-
-
-@contextlib.contextmanager
-def interrupts_held() -> Iterator[None]:
-    """Within the block a Ctrl-C is remembered, not raised; it is raised when the block ends. A
-    process started with Ctrl-C ignored (``nohup``, a shell script's background job) keeps ignoring it."""
-    pending: list[int] = []
-    previous = signal.getsignal(signal.SIGINT)
-    try:
-        if previous is not signal.SIG_IGN:
-            previous = signal.signal(signal.SIGINT, lambda signum, frame: pending.append(signum))
-    except ValueError:  # not the main thread: nothing to hold back
-        previous = signal.SIG_IGN
-    if previous is signal.SIG_IGN:
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if pending:
-        raise KeyboardInterrupt
 
 
 def load_libraries(*, openvino: bool) -> None:
