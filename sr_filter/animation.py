@@ -42,13 +42,20 @@ def _opened(source: str | Path | bytes) -> Any:
 
 def is_animated(source: str | Path | bytes) -> bool:
     """True for a GIF, WebP or PNG file (a path, or its bytes) with more than one frame (reads the headers only)."""
+    return animated_format(source) is not None
+
+
+def animated_format(source: str | Path | bytes) -> str | None:
+    """The Pillow format (GIF, WEBP or PNG) of an animated file (a path, or its bytes); None for a
+    still image or anything unreadable (the image path reports what is wrong with it)."""
     if isinstance(source, (str, Path)) and Path(source).suffix.lower() not in FORMATS:
-        return False
+        return None
     try:
         with _opened(source) as image:
-            return image.format in HOLDS_ANIMATION and bool(getattr(image, "is_animated", False))
+            animated = image.format in HOLDS_ANIMATION and bool(getattr(image, "is_animated", False))
+            return image.format if animated else None
     except (OSError, ValueError, Image.DecompressionBombError):
-        return False  # the image path reports what is wrong with it
+        return None
 
 
 def read_animation(path: str | Path | bytes, name: str | None = None) -> Animation:

@@ -47,8 +47,9 @@ def upscale_image_file(
     """
     from . import animation, imageio
 
-    if isinstance(source, (str, Path, bytes)) and animation.is_animated(source):
-        fmt = out_format or same_format(_format_of(source))
+    animated = animation.animated_format(source) if isinstance(source, (str, Path, bytes)) else None
+    if animated is not None:
+        fmt = out_format or same_format(animated)
         if fmt in animation.HOLDS_ANIMATION:  # every frame, with its timing (else the first, with a notice)
             label = name or (str(source) if isinstance(source, (str, Path)) else "the image")
             return animation.upscale_to_bytes(source, upscaler, fmt, scale=scale, size=size, quality=quality,
@@ -65,15 +66,6 @@ def upscale_image_file(
         before_work()
     result = upscaler.upscale_array(array, scale, progress=progress)
     return imageio.encode_image(result, out_format, meta, quality=quality, scale=result.shape[1] / array.shape[1])
-
-
-def _format_of(source: str | Path | bytes) -> str | None:
-    import io
-
-    from PIL import Image
-
-    with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
-        return image.format
 
 
 def same_format(name: str | None) -> str:
