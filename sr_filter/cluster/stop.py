@@ -61,13 +61,10 @@ def stop(ray, actors: dict, ready: dict, calls: list, wait_s: float | None = Non
 def _process(ray, ref, here: str, timeout: float):
     """The worker's process if it runs on this node and is alive; ``False`` when it is known to
     be gone or elsewhere (nothing to wait for here); ``None`` when it has not answered yet."""
-    try:
-        answered, _ = ray.wait([ref], timeout=timeout)
-        if not answered:
-            return None
-        _, _, pid, node = ray.get(answered[0])
-    except Exception:  # noqa: BLE001 - the actor died before it answered: it ran no task
-        return False
+    answer = _answer(ray, ref, timeout)
+    if not answer:
+        return answer
+    pid, node = answer
     if node != here:
         return False
     try:
@@ -87,14 +84,18 @@ def _wait_refs(ray, refs: list, deadline: float) -> None:
 
 def worker_pids(ray, ready: dict, keys) -> set[int]:
     """The process ids the workers ``keys`` reported when they started (those that answered)."""
-    pids = set()
-    for key in keys:
-        if key not in ready:
-            continue
-        try:
-            answered, _ = ray.wait([ready[key]], timeout=0)
-            if answered:
-                pids.add(int(ray.get(answered[0])[2]))
-        except Exception:  # noqa: BLE001 - a worker that died before answering wrote nothing
-            continue
-    return pids
+    answers = (_answer(ray, ready[key], 0) for key in keys if key in ready)
+    return {answer[0] for answer in answers if answer}
+
+
+def _answer(ray, ref, timeout: float):
+    """``(pid, node)`` from a worker's ``ready()`` call; ``None`` when it has not answered yet,
+    ``False`` when the actor died before it answered (it ran no task)."""
+    try:
+        answered, _ = ray.wait([ref], timeout=timeout)
+        if not answered:
+            return None
+        _, _, pid, node = ray.get(answered[0])
+    except Exception:  # noqa: BLE001 - whatever Ray raises for a dead actor
+        return False
+    return int(pid), node
