@@ -148,16 +148,13 @@ def cluster(tmp_path_factory):
     workers import this checkout, offline."""
     import ray
 
-    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "SR_FILTER_OFFLINE", "SR_FILTER_CACHE_DIR")}
-    os.environ.update(PYTHONPATH=str(ROOT), SR_FILTER_OFFLINE="1", SR_FILTER_CACHE_DIR=str(tmp_path_factory.mktemp("raycache")))
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield ray.get_runtime_context().gcs_address
-    ray.shutdown()
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with pytest.MonkeyPatch.context() as env:  # restores the variables after the module
+        env.setenv("PYTHONPATH", str(ROOT))
+        env.setenv("SR_FILTER_OFFLINE", "1")
+        env.setenv("SR_FILTER_CACHE_DIR", str(tmp_path_factory.mktemp("raycache")))
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        yield ray.get_runtime_context().gcs_address
+        ray.shutdown()
 
 
 def interruptible() -> None:

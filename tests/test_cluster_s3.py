@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import socket
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,7 +22,6 @@ from sr_filter.cluster import upscale_folder  # noqa: E402
 
 SETTINGS = {"model": "sr-cartoon-x4", "tile": 32, "device": "cpu"}
 BUCKET = "frames"
-_ENV = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_EC2_METADATA_DISABLED")
 
 
 def _free_port() -> int:
@@ -39,19 +37,16 @@ def s3_endpoint():
     port = _free_port()
     server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port)
     server.start()
-    saved = {k: os.environ.get(k) for k in _ENV}
-    os.environ.update(AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}", AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test",
-                      AWS_DEFAULT_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true")
     import requests
 
-    assert requests.put(f"http://127.0.0.1:{port}/{BUCKET}", timeout=10).status_code == 200  # create the bucket
-    yield f"http://127.0.0.1:{port}"
+    with pytest.MonkeyPatch.context() as env:  # restores the variables after the module
+        for key, value in (("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}"), ("AWS_ACCESS_KEY_ID", "test"),
+                           ("AWS_SECRET_ACCESS_KEY", "test"), ("AWS_DEFAULT_REGION", "us-east-1"),
+                           ("AWS_EC2_METADATA_DISABLED", "true")):
+            env.setenv(key, value)
+        assert requests.put(f"http://127.0.0.1:{port}/{BUCKET}", timeout=10).status_code == 200  # create the bucket
+        yield f"http://127.0.0.1:{port}"
     server.stop()
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
 
 
 def _s3():
