@@ -132,7 +132,6 @@ def speed(args: argparse.Namespace) -> None:
 
 def shapes(args: argparse.Namespace) -> None:
     """Border windows: one compiled model with dynamic H/W vs a compiled model per window shape."""
-    import torch
     import openvino as ov
 
     from sr_filter import Upscaler
@@ -145,13 +144,13 @@ def shapes(args: argparse.Namespace) -> None:
         dynamic = OpenVinoBackend.from_model(up.model, precision=precision)
         compiled: dict[tuple, object] = {}
 
-        def per_shape(batch: torch.Tensor) -> torch.Tensor:
+        def per_shape(batch: np.ndarray) -> np.ndarray:
             key = tuple(batch.shape)
             if key not in compiled:
                 static = dynamic._ov_model.clone()
                 static.reshape(ov.PartialShape(list(key)))
-                compiled[key] = _compile(dynamic._core, static, precision, torch.get_num_threads()).create_infer_request()
-            return torch.from_numpy(compiled[key].infer({0: batch.numpy()})[0]).clamp(0, 1)
+                compiled[key] = _compile(dynamic._core, static, precision, dynamic._threads).create_infer_request()
+            return np.clip(compiled[key].infer({0: np.ascontiguousarray(batch, dtype=np.float32)})[0], 0, 1)
 
         runners = {"one dynamic model": dynamic.run, "model per shape": per_shape}
         times = {label: [] for label in runners}

@@ -12,7 +12,7 @@ does not depend on the weight values).
 initialised SRVGGNetCompact (8 features, 2 convs) so that the network's speed does not matter:
 it measures what the pipeline itself holds (input, output, one row of tiles), through
 ``Upscaler.upscale`` (uint8 streamed row band by row band) and, for comparison, through
-``Upscaler.run`` (one float32 output tensor, then converted as the API did before).
+``Upscaler.run`` (one float32 output array, then converted as the API did before).
 """
 
 from __future__ import annotations

@@ -14,17 +14,29 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from sr_filter.convert import from_float  # noqa: E402
 from sr_filter.datasets import read_rgb  # noqa: E402
-from sr_filter.evaluation import _to_tensor, _to_uint8, evaluate_folder  # noqa: E402
+from sr_filter.evaluation import evaluate_folder  # noqa: E402
 from sr_filter.imageops import make_lr  # noqa: E402
 from sr_filter.upscaler import Upscaler  # noqa: E402
 
 BENCH = ROOT.parent / "shared" / "data" / "benchmarks"
+
+
+def _to_array(lr: np.ndarray) -> np.ndarray:
+    """An HxWx3 uint8 image as the (1, 3, H, W) float32 array in [0, 1] that Upscaler.run takes."""
+    return np.ascontiguousarray(lr.transpose(2, 0, 1)[None], dtype=np.float32) / 255
+
+
+def _to_uint8(y: np.ndarray) -> np.ndarray:
+    """Upscaler.run's (1, 3, H, W) float32 result as an HxWx3 uint8 image (the one rounding rule)."""
+    return from_float(y[0].transpose(1, 2, 0), np.uint8)
 
 
 def upscaler(model: str, tta: bool) -> Upscaler:
@@ -41,9 +53,9 @@ def main() -> None:
     rows = {}
     for tta in (False, True):
         up = upscaler(args.model, tta)
-        run = lambda lr, up=up: _to_uint8(up.run(_to_tensor(lr)))  # noqa: E731
+        run = lambda lr, up=up: _to_uint8(up.run(_to_array(lr)))  # noqa: E731
         rows[tta] = [evaluate_folder(run, BENCH / s, up.scale) for s in ("Set5", "Set14")]
-    lr = _to_tensor(make_lr(read_rgb(BENCH / "Set5" / "baby.png"), 4))
+    lr = _to_array(make_lr(read_rgb(BENCH / "Set5" / "baby.png"), 4))
     times = {}
     for tta in (False, True):
         up = upscaler(args.model, tta)

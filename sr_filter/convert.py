@@ -1,8 +1,9 @@
-"""Pixel conversions: numpy images <-> float tensors (alpha and grey handled so the model always
-sees RGB), PIL images <-> numpy arrays, and the one float -> integer rounding rule.
+"""Pixel conversions: images <-> float planes (alpha and grey handled so the model always sees
+RGB), PIL images <-> numpy arrays, and the one float -> integer rounding rule.
 
-Arrays are HxW (grey), HxWx1, HxWx2 (grey + alpha), HxWx3 (RGB) or HxWx4 (RGBA), of dtype
-uint8, uint16 or float (values in [0, 1]). Tensors are (1, 3, H, W) float32 in [0, 1].
+Images are HxW (grey), HxWx1, HxWx2 (grey + alpha), HxWx3 (RGB) or HxWx4 (RGBA) arrays of dtype
+uint8, uint16 or float (values in [0, 1]). Planes are (1, 3, H, W) float32 arrays in [0, 1], the
+layout the networks take. All numpy: no torch here.
 """
 
 from __future__ import annotations
@@ -10,9 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from PIL import Image
-from torch.nn import functional as F
 
 from .errors import ImageFormatError
 from .metadata import ImageMeta, cmyk_to_rgb
@@ -22,10 +21,10 @@ _MAX = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 
 @dataclass
 class Planes:
-    """An image taken apart: colour as a (1, 3, H, W) tensor, alpha as (1, 1, H, W) or None."""
+    """An image taken apart: colour as a (1, 3, H, W) float32 array, alpha as (1, 1, H, W) or None."""
 
-    rgb: torch.Tensor
-    alpha: torch.Tensor | None
+    rgb: np.ndarray
+    alpha: np.ndarray | None
     grey: bool
     dtype: np.dtype
     channels: int  # channel count of the original array (0 for HxW)
@@ -56,43 +55,52 @@ def from_float(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
     NaN becomes 0 and infinities the ends of the range, so no undefined cast can happen.
     """
     dtype = np.dtype(dtype)
-    array = np.nan_to_num(array, nan=0.0, posinf=1.0, neginf=0.0)
+    array = np.nan_to_num(array, nan=0.0, posinf=1.0, neginf=0.0)  # the one float copy; the rest in place
     if dtype in _MAX:
         top = _MAX[dtype]
-        return np.clip(np.rint(array * top), 0, top).astype(dtype)
-    return np.clip(array, 0.0, 1.0).astype(dtype)
+        array *= np.float32(top) if array.dtype == np.float32 else top
+        np.rint(array, out=array)
+        np.clip(array, 0, top, out=array)
+        return array.astype(dtype)
+    np.clip(array, 0.0, 1.0, out=array)
+    return array.astype(dtype)
 
 
 def split(array: np.ndarray) -> Planes:
-    """Take an image array apart into RGB and alpha tensors."""
+    """Take an image array apart into RGB and alpha planes."""
     check_array(array)
     channels = 0 if array.ndim == 2 else array.shape[2]
     data = to_float(array)
     if data.ndim == 2:
         data = data[:, :, None]
     colour_channels = 1 if channels in (0, 1, 2) else 3
-    colour = torch.from_numpy(np.ascontiguousarray(data[:, :, :colour_channels].transpose(2, 0, 1)))[None]
+    colour = np.ascontiguousarray(data[:, :, :colour_channels].transpose(2, 0, 1))[None]
     alpha = None
     if channels in (2, 4):
-        alpha = torch.from_numpy(np.ascontiguousarray(data[:, :, -1]))[None, None]
+        alpha = np.ascontiguousarray(data[:, :, -1])[None, None]
     if colour_channels == 1:
-        colour = colour.expand(-1, 3, -1, -1).contiguous()
+        colour = np.ascontiguousarray(np.broadcast_to(colour, (1, 3) + colour.shape[2:]))
     return Planes(colour, alpha, colour_channels == 1, array.dtype, channels)
 
 
-def merge(planes: Planes, rgb: torch.Tensor, alpha: torch.Tensor | None) -> np.ndarray:
-    """Put upscaled planes back together in the original layout and dtype."""
-    colour = rgb[0].clamp(0, 1)
-    if planes.grey:
-        colour = colour.mean(dim=0, keepdim=True)
-    parts = [colour] if alpha is None else [colour, alpha[0].clamp(0, 1)]
-    data = torch.cat(parts).permute(1, 2, 0).numpy()
+def merge(planes: Planes, rgb: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
+    """Put upscaled planes back together in the original layout and dtype (one float32 copy of
+    the result at a time, besides the planes)."""
+    colour = rgb[0]
+    if planes.grey:  # clamped before the mean, as the streaming sink does
+        colour = np.clip(colour, 0, 1).mean(axis=0, keepdims=True, dtype=np.float32)
+    height, width = colour.shape[-2:]
+    data = np.empty((height, width, colour.shape[0] + (alpha is not None)), dtype=np.float32)
+    data[..., : colour.shape[0]] = colour.transpose(1, 2, 0)
+    if alpha is not None:
+        data[..., -1] = alpha[0, 0]
+    np.clip(data, 0, 1, out=data)
     if planes.channels == 0:
         data = data[:, :, 0]
     return from_float(data, planes.dtype)
 
 
-def bleed_transparent(rgb: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+def bleed_transparent(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """Replace the (invisible) colour of fully transparent pixels by that of nearby visible ones.
 
     Without this, the black or arbitrary colour hidden under transparency leaks into edge pixels
@@ -102,20 +110,43 @@ def bleed_transparent(rgb: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
     hidden = alpha <= 0
     if not bool(hidden.any()) or bool(hidden.all()):
         return rgb
-    weight = (alpha > 0).float()
-    levels: list[tuple[torch.Tensor, torch.Tensor]] = []
+    weight = (alpha > 0).astype(np.float32)
+    levels: list[tuple[np.ndarray, np.ndarray]] = []
     colour, w = rgb * weight, weight
     while True:
         levels.append((colour, w))
         if min(colour.shape[-2:]) <= 1:
             break
-        colour = F.avg_pool2d(colour, 2, ceil_mode=True)
-        w = F.avg_pool2d(w, 2, ceil_mode=True)
-    filled = levels[-1][0] / levels[-1][1].clamp_min(1e-12)
+        colour, w = _halve(colour), _halve(w)
+    filled = levels[-1][0] / np.maximum(levels[-1][1], 1e-12)
     for colour, w in reversed(levels[:-1]):
-        up = F.interpolate(filled, size=colour.shape[-2:], mode="bilinear", align_corners=False)
-        filled = torch.where(w > 0, colour / w.clamp_min(1e-12), up)
-    return torch.where(hidden, filled, rgb)
+        up = _bilinear(filled, *colour.shape[-2:])
+        filled = np.where(w > 0, colour / np.maximum(w, 1e-12), up).astype(np.float32)
+    return np.where(hidden, filled, rgb).astype(np.float32)
+
+
+def _halve(x: np.ndarray) -> np.ndarray:
+    """2x2 mean pooling of (..., H, W); an odd last row or column is averaged over what exists."""
+    height, width = x.shape[-2:]
+    padded = np.pad(x, [(0, 0)] * (x.ndim - 2) + [(0, height % 2), (0, width % 2)])
+    count = np.pad(np.ones((height, width), np.float32), [(0, height % 2), (0, width % 2)])
+    sums = padded[..., 0::2, 0::2] + padded[..., 1::2, 0::2] + padded[..., 0::2, 1::2] + padded[..., 1::2, 1::2]
+    n = count[0::2, 0::2] + count[1::2, 0::2] + count[0::2, 1::2] + count[1::2, 1::2]
+    return (sums / n).astype(np.float32)
+
+
+def _bilinear(x: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Bilinear resize of (..., h, w) to (height, width), pixel centres aligned (half-pixel rule)."""
+
+    def axis(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        pos = np.maximum((np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5, 0)
+        lo = np.minimum(np.floor(pos).astype(np.int64), n_in - 1)
+        return lo, np.minimum(lo + 1, n_in - 1), (pos - lo).astype(np.float32)
+
+    y0, y1, fy = axis(x.shape[-2], height)
+    x0, x1, fx = axis(x.shape[-1], width)
+    rows = x[..., y0, :] * (1 - fy)[:, None] + x[..., y1, :] * fy[:, None]
+    return rows[..., x0] * (1 - fx) + rows[..., x1] * fx
 
 
 # -- PIL images <-> arrays ---------------------------------------------------------------------

@@ -8,15 +8,92 @@ asked otherwise (bf16 on request).
 
 from __future__ import annotations
 
+import importlib.util
 import os
-
-import torch
+import platform
+import re
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import DeviceError
 
+if TYPE_CHECKING:
+    import torch
+
 PRECISIONS = ("auto", "fp16", "bf16", "fp32")
 ENV_DEVICE = "SR_FILTER_DEVICE"
-_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
+
+
+def cpu_only(request: str | None = "auto") -> bool:
+    """Whether ``request`` is bound to mean the CPU here, decided without importing torch.
+
+    True for ``cpu`` and for ``auto`` when the installed torch can reach no accelerator: a build
+    without CUDA or ROCm (read from its ``version.py``) on a machine that is not an Apple arm64
+    Mac (MPS). False means "ask torch" (:func:`pick_device`), never a wrong answer.
+    """
+    request = (request or "auto").strip().lower() if isinstance(request, str) else None
+    if request == "auto":
+        env = os.environ.get(ENV_DEVICE, "").strip().lower()
+        request = env if env and env != "auto" else "auto"
+    if request == "cpu":
+        return True
+    if request != "auto" or (sys.platform == "darwin" and platform.machine() == "arm64"):
+        return False
+    return not _torch_has_gpu_build()
+
+
+def _torch_has_gpu_build() -> bool:
+    """Whether the installed torch was built with CUDA or ROCm (true when it cannot be told)."""
+    if "torch" in sys.modules:  # already paid for: ask it
+        import torch
+
+        return torch.version.cuda is not None or getattr(torch.version, "hip", None) is not None
+    try:
+        spec = importlib.util.find_spec("torch")
+        folders = list(spec.submodule_search_locations or []) if spec else []
+        text = (Path(folders[0]) / "version.py").read_text(encoding="utf-8") if folders else ""
+    except (OSError, ValueError, ImportError):
+        return True
+    found = {k: v for k, v in re.findall(r"^(cuda|hip)\s*(?::[^=]*)?=\s*(.+?)\s*$", text, re.M)}
+    return not (found.get("cuda") == "None" and found.get("hip", "None") == "None")
+
+
+def cpu_precision(precision: str | None = "auto") -> str:
+    """The precision name a CPU runs for ``precision``: ``auto`` is fp32 (the same pixels on every
+    CPU), bf16 on request; fp16 is refused."""
+    precision = (precision or "auto").lower() if isinstance(precision, str) else str(precision)
+    if precision not in PRECISIONS:
+        raise DeviceError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
+    if precision == "fp16":
+        raise DeviceError("fp16 is not supported on the CPU; choose bf16 or fp32")
+    return "fp32" if precision == "auto" else precision
+
+
+def cpu_threads() -> int:
+    """Threads for CPU inference: torch's setting once torch is loaded (so ``torch.set_num_threads``
+    is obeyed), else ``OMP_NUM_THREADS``, else the CPUs this process may run on."""
+    if "torch" in sys.modules:
+        import torch
+
+        return int(torch.get_num_threads())
+    try:
+        value = int(os.environ.get("OMP_NUM_THREADS", ""))
+        if value > 0:
+            return value
+    except ValueError:
+        pass
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def set_cpu_threads(count: int) -> None:
+    """Make CPU inference use ``count`` threads, in torch (now or when it loads) and in OpenVINO."""
+    os.environ["OMP_NUM_THREADS"] = str(max(1, int(count)))
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(max(1, int(count)))
 
 
 def pick_device(request: str | torch.device | None = "auto") -> torch.device:
@@ -25,6 +102,8 @@ def pick_device(request: str | torch.device | None = "auto") -> torch.device:
     ``auto`` takes the ``SR_FILTER_DEVICE`` environment variable when it is set; a bad value
     there gives an error that names the variable, since that is what the user has to change.
     """
+    import torch
+
     if isinstance(request, torch.device):
         request = str(request)
     if request is not None and not isinstance(request, str):
@@ -43,6 +122,8 @@ def pick_device(request: str | torch.device | None = "auto") -> torch.device:
 def device_for_rank(request: str, local_rank: int = 0) -> torch.device:
     """The device one training process uses: ``pick_device``'s choice, with CUDA pinned to the
     process's local rank (one GPU per process under torchrun) and made the current device."""
+    import torch
+
     device = pick_device(request)
     if device.type != "cuda":
         return device
@@ -53,6 +134,8 @@ def device_for_rank(request: str, local_rank: int = 0) -> torch.device:
 
 
 def _resolve(request: str) -> torch.device:
+    import torch
+
     if request == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -80,6 +163,8 @@ def _resolve(request: str) -> torch.device:
 
 
 def _mps_available() -> bool:
+    import torch
+
     backend = getattr(torch.backends, "mps", None)
     return bool(backend and backend.is_available())
 
@@ -90,6 +175,8 @@ def half_is_good(device: torch.device) -> bool:
         return True
     if device.type != "cuda":
         return False
+    import torch
+
     major, _ = torch.cuda.get_device_capability(device)
     name = torch.cuda.get_device_name(device)
     return major >= 7 and "GTX 16" not in name
@@ -97,20 +184,27 @@ def half_is_good(device: torch.device) -> bool:
 
 def pick_dtype(device: torch.device, precision: str = "auto", *, supports_half: bool = True) -> torch.dtype:
     """The dtype a model runs in on ``device`` for the requested precision."""
+    import torch
+
+    dtypes = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
+    if device.type == "cpu":
+        return dtypes[cpu_precision(precision)]
     precision = (precision or "auto").lower()
     if precision not in PRECISIONS:
         raise DeviceError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
     if precision == "auto":
         return torch.float16 if supports_half and half_is_good(device) else torch.float32
-    if precision == "fp16" and device.type == "cpu":
-        raise DeviceError("fp16 is not supported on the CPU; choose bf16 or fp32")
     if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise DeviceError("this GPU does not support bf16; choose fp16 or fp32")
-    return _DTYPES[precision]
+    return dtypes[precision]
 
 
-def free_memory(device: torch.device) -> int:
-    """Bytes the next allocation can reasonably use on ``device``."""
+def free_memory(device: torch.device | str) -> int:
+    """Bytes the next allocation can reasonably use on ``device`` (``"cpu"`` needs no torch)."""
+    if device == "cpu" or getattr(device, "type", None) == "cpu":
+        return available_ram()
+    import torch
+
     if device.type == "cuda":
         free, _total = torch.cuda.mem_get_info(device)
         return int(free)
@@ -145,7 +239,20 @@ def available_ram() -> int:
 
 def is_oom(exc: BaseException) -> bool:
     """Whether an exception means the device ran out of memory."""
-    if isinstance(exc, torch.cuda.OutOfMemoryError):
+    torch = sys.modules.get("torch")  # a CUDA error can only come from a torch that is loaded
+    if torch is not None and isinstance(exc, torch.cuda.OutOfMemoryError):
         return True
     text = str(exc).lower()
     return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
+
+
+def free_accelerator_cache() -> None:
+    """Hand memory cached by torch's CUDA or MPS allocator back (after an out-of-memory error)."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    mps = getattr(torch, "mps", None)
+    if mps is not None and hasattr(mps, "empty_cache") and torch.backends.mps.is_available():
+        mps.empty_cache()

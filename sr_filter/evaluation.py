@@ -65,11 +65,7 @@ def model_upscaler(model: str, *, device: str = "auto", precision: str = "auto",
     from .upscaler import Upscaler
 
     up = Upscaler(model, device=device, precision=precision, tile=tile, offline=offline)
-
-    def run(lr: np.ndarray) -> np.ndarray:
-        return _to_uint8(up.run(_to_tensor(lr)))
-
-    return run, up.scale, up.describe()
+    return up.upscale_array, up.scale, up.describe()
 
 
 # --------------------------------------------------------------------------- results

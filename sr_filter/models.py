@@ -1,19 +1,30 @@
-"""Turning a model spec (preset, manifest name, or file path) into a loaded network."""
+"""Turning a model spec (preset, manifest name, or file path) into a loaded network.
+
+Resolving a spec to its verified weights file (:func:`resolve`) needs no torch; building the
+network does. A :class:`LoadedModel` can be *deferred*: its facts are known (from a converted
+model's cache record) and its network is built only if something asks for it, so a run that
+never needs the torch network never imports torch.
+"""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
 
-import torch
-from torch import nn
-from torch.nn import functional as F
+import numpy as np
 
-from .archs import Arch, Facts, get_arch
 from .errors import DownloadError, NetworkUnavailableError, UnknownModelError, WeightsFormatError
+from .facts import Facts
 from .manifest import Manifest, ModelEntry, load_manifest
-from .weights import fetch, load_state_dict
+from .weights import fetch
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from .archs import Arch
 
 log = logging.getLogger(__name__)
 _WEIGHT_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin", ".safetensors")
@@ -21,17 +32,59 @@ _WEIGHT_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin", ".safetensors")
 SUPPORTED_CHANNELS = (1, 3, 4)
 
 
-@dataclass
-class LoadedModel:
-    """A network in fp32 on the CPU, with what is known about it."""
+@dataclass(frozen=True)
+class ModelRef:
+    """A model spec resolved to its weights: a manifest entry and its verified file, or a local file."""
 
-    network: nn.Module
-    arch: Arch
-    params: dict
-    scale: int
     name: str
     path: Path
     entry: ModelEntry | None = None
+
+
+class LoadedModel:
+    """A network in fp32 on the CPU, with what is known about it (see :meth:`deferred`)."""
+
+    def __init__(self, network: nn.Module, arch: Arch, params: dict, scale: int, name: str, path: Path,
+                 entry: ModelEntry | None = None) -> None:
+        self._network: nn.Module | None = network
+        self._arch: Arch | None = arch
+        self._facts: Facts | None = None
+        self._load: Callable[[], LoadedModel] | None = None
+        self.arch_name: str = arch.name
+        self.params, self.scale, self.name, self.path, self.entry = params, scale, name, path, entry
+
+    @classmethod
+    def deferred(cls, ref: ModelRef, *, arch_name: str, params: dict, scale: int, facts: Facts,
+                 load: Callable[[], LoadedModel]) -> LoadedModel:
+        """A model known by its facts whose network ``load`` builds on first use (torch then loads)."""
+        model = cls.__new__(cls)
+        model._network = model._arch = None
+        model._facts, model._load = facts, load
+        model.arch_name, model.params, model.scale = arch_name, params, scale
+        model.name, model.path, model.entry = ref.name, ref.path, ref.entry
+        return model
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the torch network exists (a deferred model's is built on first use)."""
+        return self._network is not None
+
+    @property
+    def network(self) -> nn.Module:
+        self._fill()
+        assert self._network is not None
+        return self._network
+
+    @property
+    def arch(self) -> Arch:
+        self._fill()
+        assert self._arch is not None
+        return self._arch
+
+    def _fill(self) -> None:
+        if self._network is None and self._load is not None:
+            full = self._load()
+            self._network, self._arch, self._load = full.network, full.arch, None
 
     @property
     def license(self) -> str:
@@ -40,25 +93,29 @@ class LoadedModel:
     @property
     def facts(self) -> Facts:
         """Scale, channels, receptive field, blend, size multiple, half support, memory per pixel."""
-        return self.arch.facts(self.params)
+        return self._facts if self._facts is not None else self.arch.facts(self.params)
 
-    def pad(self, x: torch.Tensor) -> torch.Tensor:
-        """``x`` (N, C, H, W) padded at the bottom and right to the size multiple (as upstream)."""
+    def pad(self, x: np.ndarray) -> np.ndarray:
+        """``x`` (N, C, H, W) padded at the bottom and right to the size multiple (as upstream:
+        mirrored without repeating the edge, or the edge repeated where the image is too small)."""
         m = self.facts.multiple
         height, width = x.shape[-2:]
         bottom, right = -height % m, -width % m
         if not bottom and not right:
             return x
-        mode = "reflect" if bottom < height and right < width else "replicate"
-        return F.pad(x, (0, right, 0, bottom), mode=mode)
+        mode = "reflect" if bottom < height and right < width else "edge"
+        return np.pad(x, ((0, 0), (0, 0), (0, bottom), (0, right)), mode=mode)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """The forward contract every backend keeps: (N, C, H, W) float in [0, 1] -> (N, C,
         H*scale, W*scale) clamped to [0, 1], padded to the size multiple and cropped back, without
         autograd. Runs the CPU fp32 network whole; the Upscaler tiles and places it instead."""
+        import torch
+
         height, width = x.shape[-2:]
+        padded = torch.from_numpy(self.pad(x.detach().to("cpu", torch.float32).numpy()))
         with torch.inference_mode():
-            out = self.network(self.pad(x)).clamp_(0, 1)
+            out = self.network(padded).clamp_(0, 1)
         s = self.scale
         return out[:, :, : height * s, : width * s]
 
@@ -76,7 +133,21 @@ def candidates(spec: str, manifest: Manifest) -> list[ModelEntry]:
 
 
 def load_model(spec: str | None = None, *, offline: bool | None = None, manifest: Manifest | None = None) -> LoadedModel:
-    """Load a preset, ``name[@version]`` or weights file, downloading verified weights if needed.
+    """Load a preset, ``name[@version]`` or weights file, downloading verified weights if needed
+    (:func:`resolve`, then :func:`load_ref`)."""
+    return load_ref(resolve(spec, offline=offline, manifest=manifest))
+
+
+def load_ref(ref: ModelRef) -> LoadedModel:
+    """Build the network of a resolved model and load its weights (torch loads here)."""
+    if ref.entry is not None:
+        return load_entry(ref.entry, ref.path)
+    return load_file(ref.path)
+
+
+def resolve(spec: str | None = None, *, offline: bool | None = None, manifest: Manifest | None = None) -> ModelRef:
+    """A preset, ``name[@version]`` or weights file as its verified weights file, downloading if
+    needed; no torch.
 
     A preset's models are tried in order: the first one that is packaged, cached or can be
     downloaded runs. When the preferred model cannot be had (offline, no network, server error),
@@ -87,7 +158,10 @@ def load_model(spec: str | None = None, *, offline: bool | None = None, manifest
     if not spec:
         raise UnknownModelError("empty model name")
     if is_path_spec(spec) and spec.lower() not in manifest.presets:
-        return load_file(Path(spec).expanduser())
+        path = Path(spec).expanduser()
+        if not path.is_file():
+            raise WeightsFormatError(f"weights file {path} does not exist")
+        return ModelRef(path.stem, path)
     entries = candidates(spec, manifest)
     is_preset = spec.lower() in manifest.presets
     first_error: DownloadError | None = None
@@ -99,7 +173,7 @@ def load_model(spec: str | None = None, *, offline: bool | None = None, manifest
             continue
         if first_error is not None:
             log.warning("%s", _fallback_message(entry, entries[0], first_error))
-        return load_entry(entry, path)
+        return ModelRef(entry.name, path, entry)
     assert first_error is not None
     raise first_error
 
@@ -114,6 +188,9 @@ def _fallback_message(used: ModelEntry, wanted: ModelEntry, why: DownloadError) 
 
 def load_entry(entry: ModelEntry, path: Path) -> LoadedModel:
     """Build the manifest's architecture and load the verified file into it (strictly)."""
+    from .archs import get_arch
+    from .weights import load_state_dict
+
     arch = get_arch(entry.arch)
     params = dict(entry.settings)
     network = arch.build(params)
@@ -148,7 +225,7 @@ def mismatch_detail(exc: RuntimeError) -> str:
     return detail[1].strip() if len(detail) > 1 else detail[0]
 
 
-def _load_strict(network: nn.Module, state: dict, path: Path) -> None:
+def _load_strict(network: nn.Module, state: dict[str, Any], path: Path) -> None:
     try:
         network.load_state_dict(state, strict=True)
     except RuntimeError as exc:

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-import torch
-from torch.nn import functional as F
+import numpy as np
+from PIL import Image
 
 
-def resize(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Antialiased bicubic resize of a (N, C, H, W) float tensor, clamped to [0, 1]."""
+def resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Antialiased bicubic resize (Pillow's, a = -0.5: the same as torch's ``antialias=True``) of a
+    (N, C, H, W) float32 array, clamped to [0, 1]."""
     if image.shape[-2:] == (height, width):
         return image
-    out = F.interpolate(image, size=(height, width), mode="bicubic", align_corners=False, antialias=True)
-    return out.clamp_(0, 1)
+    n, c = image.shape[:2]
+    out = np.empty((n, c, height, width), dtype=np.float32)
+    for i in range(n):
+        for k in range(c):
+            plane = Image.fromarray(np.ascontiguousarray(image[i, k], dtype=np.float32))  # mode F
+            out[i, k] = np.asarray(plane.resize((width, height), Image.Resampling.BICUBIC))
+    return np.clip(out, 0, 1, out=out)

@@ -8,8 +8,11 @@ neighbours sum to exactly one, so wherever the context (``pad - band/2``) covers
 receptive field the tiled result equals whole-image inference up to float rounding.
 
 Tiles run one row of tiles at a time. Only that row is accumulated in float32; finished output
-rows go to a *sink* at once (a float32 tensor, or a uint8/uint16 numpy image converted row band
-by row band), so peak memory is the output image in its final dtype plus one row of tiles.
+rows go to a *sink* at once (a float32 array, or a uint8/uint16 image converted row band by row
+band), so peak memory is the output image in its final dtype plus one row of tiles.
+
+Everything here is numpy (no torch), so an engine that does not need torch (OpenVINO from its
+cached model) runs without importing it.
 
 On out-of-memory the failing batch is retried one tile at a time, then the failing tile is split
 into four smaller ones (finished tiles are kept), down to ``MIN_TILE``.
@@ -23,10 +26,9 @@ from dataclasses import dataclass
 from typing import Callable, Protocol
 
 import numpy as np
-import torch
 
 from .convert import from_float
-from .device import is_oom
+from .device import free_accelerator_cache, is_oom
 from .errors import CancelledError, OutOfMemoryError, SrFilterError
 
 #: callback(done, total) in input pixels; returning False cancels
@@ -122,7 +124,7 @@ def plan_tiles(height: int, width: int, tile: int, pad: int, multiple: int = 1, 
     return [Tile(y, x) for y in ys for x in xs]
 
 
-def ramp(span: Span, length: int, scale: int, band: int) -> tuple[int, torch.Tensor]:
+def ramp(span: Span, length: int, scale: int, band: int) -> tuple[int, np.ndarray]:
     """Blend weights of one axis, over the output range where they are non-zero.
 
     Returns the first output index and the weights. A core edge on the image border has no ramp.
@@ -131,13 +133,13 @@ def ramp(span: Span, length: int, scale: int, band: int) -> tuple[int, torch.Ten
     lo_out = span.lo * scale - (half if span.lo > 0 else 0)
     hi_out = span.hi * scale + (half if span.hi < length else 0)
     first, last = max(0, math.floor(lo_out)), min(length * scale, math.ceil(hi_out))
-    centres = torch.arange(first, last, dtype=torch.float64) + 0.5
-    weight = torch.ones_like(centres)
+    centres = np.arange(first, last, dtype=np.float64) + 0.5
+    weight = np.ones_like(centres)
     if band > 0 and span.lo > 0:
-        weight *= ((centres - (span.lo * scale - half)) / (band * scale)).clamp(0, 1)
+        weight *= np.clip((centres - (span.lo * scale - half)) / (band * scale), 0, 1)
     if band > 0 and span.hi < length:
-        weight *= (((span.hi * scale + half) - centres) / (band * scale)).clamp(0, 1)
-    return first, weight.float()
+        weight *= np.clip(((span.hi * scale + half) - centres) / (band * scale), 0, 1)
+    return first, weight.astype(np.float32)
 
 
 def _split_span(span: Span, length: int, pad: int, multiple: int) -> list[Span]:
@@ -158,23 +160,24 @@ def split_tile(tile: Tile, height: int, width: int, pad: int, multiple: int = 1)
 
 
 class Sink(Protocol):
-    """Receives finished output blocks: ``write(y, rows, x)`` with rows (1, C, h, w) float32 whose
+    """Receives finished output blocks: ``write(y, rows, x)`` with rows a (1, C, h, w) float32 array whose
     top-left corner is output pixel (y, x). Blended output arrives as full-width row bands, top to
     bottom; unblended output (``band`` 0) as one block per tile, row of tiles by row of tiles."""
 
-    def write(self, y: int, rows: torch.Tensor, x: int = 0) -> None: ...
+    def write(self, y: int, rows: np.ndarray, x: int = 0) -> None: ...
 
 
-class TensorSink:
-    """A float32 (1, C, H, W) tensor; blending happens in place, so nothing is copied."""
+class FloatSink:
+    """A float32 (1, C, H, W) array; blending happens in place, so nothing is copied."""
 
-    def __init__(self, tensor: torch.Tensor) -> None:
-        self.tensor = tensor.zero_()
+    def __init__(self, array: np.ndarray) -> None:
+        array[...] = 0
+        self.array = array
 
-    def rows(self, y0: int, y1: int) -> torch.Tensor:
-        return self.tensor[:, :, y0:y1]
+    def rows(self, y0: int, y1: int) -> np.ndarray:
+        return self.array[:, :, y0:y1]
 
-    def write(self, y: int, rows: torch.Tensor, x: int = 0) -> None:
+    def write(self, y: int, rows: np.ndarray, x: int = 0) -> None:
         pass  # the rows are already in place
 
 
@@ -193,14 +196,14 @@ class ArraySink:
             raise ValueError(f"cannot store rows as {array.dtype}")
         self.array, self.channel, self.mean = array, channel, mean
 
-    def write(self, y: int, rows: torch.Tensor, x: int = 0) -> None:
+    def write(self, y: int, rows: np.ndarray, x: int = 0) -> None:
         height, width = self.array.shape[:2]
         rows = rows[0, :, : max(0, height - y), : max(0, width - x)]
         for a in range(0, rows.shape[1], self.CHUNK):  # small chunks: few, cache-sized temporaries
-            data = rows[:, a : a + self.CHUNK].clamp(0, 1)  # clamped before the mean, as convert.merge does
+            data = np.clip(rows[:, a : a + self.CHUNK], 0, 1)  # clamped before the mean, as convert.merge does
             if self.mean:
-                data = data.mean(dim=0, keepdim=True)
-            block = from_float(data.permute(1, 2, 0).numpy(), self.array.dtype)
+                data = data.mean(axis=0, keepdims=True, dtype=np.float32)
+            block = from_float(data.transpose(1, 2, 0), self.array.dtype)
             target = self.array[y + a : y + a + block.shape[0], x : x + block.shape[1]]
             if target.ndim == 2:
                 target[...] = block[:, :, 0]
@@ -212,8 +215,8 @@ class ArraySink:
 
 
 def run_tiled(
-    run: Callable[[torch.Tensor], torch.Tensor],
-    image: torch.Tensor,
+    run: Callable[[np.ndarray], np.ndarray],
+    image: np.ndarray,
     scale: int,
     *,
     tile: int,
@@ -222,18 +225,18 @@ def run_tiled(
     batch: int = 1,
     multiple: int = 1,
     progress: Progress | None = None,
-    out: torch.Tensor | Sink | None = None,
-) -> torch.Tensor | Sink:
-    """Upscale ``image`` (1, C, H, W) with ``run`` tile by tile into ``out``.
+    out: np.ndarray | Sink | None = None,
+) -> np.ndarray | Sink:
+    """Upscale ``image`` (a (1, C, H, W) float32 array) with ``run`` tile by tile into ``out``.
 
-    ``run`` maps an (N, C, h, w) float32 CPU batch to (N, C, h*s, w*s) float32 on the CPU.
+    ``run`` maps an (N, C, h, w) float32 batch to an (N, C, h*s, w*s) float32 array.
     ``context`` is the receptive-field radius the network needs for exact results. ``out`` is a
-    float32 (1, C, H*s, W*s) tensor (allocated when None) or a :class:`Sink`; it is returned.
+    float32 (1, C, H*s, W*s) array (allocated when None) or a :class:`Sink`; it is returned.
     """
     _, channels, height, width = image.shape
     if out is None:
-        out = torch.empty((1, channels, height * scale, width * scale), dtype=torch.float32)
-    sink: Sink = TensorSink(out) if isinstance(out, torch.Tensor) else out
+        out = np.empty((1, channels, height * scale, width * scale), dtype=np.float32)
+    sink: Sink = FloatSink(out) if isinstance(out, np.ndarray) else out
     whole = tile <= 0 or (height <= tile and width <= tile)
     band = 0 if whole else max(0, min(band, tile // 2))
     pad = context + math.ceil(band / 2)
@@ -242,10 +245,10 @@ def run_tiled(
     cols = plan_spans(width, edge, pad, multiple, equal=batch > 1)
     state = _State(limit=max(max(s.hi - s.lo for s in rows), max(s.hi - s.lo for s in cols)), batch=batch)
     total, done = height * width, 0
-    carry: tuple[int, torch.Tensor] | None = None  # (first row, float32 rows) of an ArraySink
+    carry: tuple[int, np.ndarray] | None = None  # (first row, float32 rows) of an ArraySink
     # unblended tiles go straight to a sink: no float32 row of tiles (about 60 MB for a 1280-wide
     # frame at x4) is held beside the output
-    direct = band == 0 and not isinstance(sink, TensorSink)
+    direct = band == 0 and not isinstance(sink, FloatSink)
 
     for r, row in enumerate(rows):
         first, weights = ramp(row, height, scale, band)
@@ -253,10 +256,10 @@ def run_tiled(
         nxt = ramp(rows[r + 1], height, scale, band)[0] if r + 1 < len(rows) else height * scale
         if direct:
             acc = None
-        elif isinstance(sink, TensorSink):
+        elif isinstance(sink, FloatSink):
             acc = sink.rows(first, last)
         else:
-            acc = torch.zeros((1, channels, last - first, width * scale), dtype=torch.float32)
+            acc = np.zeros((1, channels, last - first, width * scale), dtype=np.float32)
             if carry is not None:
                 kept = carry[1][:, :, first - carry[0] :]
                 acc[:, :, : kept.shape[2]] = kept
@@ -275,7 +278,7 @@ def run_tiled(
             continue
         sink.write(first, acc[:, :, : nxt - first])
         # keep only the rows the next row of tiles blends into, not the whole accumulator
-        carry = (nxt, acc[:, :, nxt - first :].clone()) if not isinstance(sink, TensorSink) else None
+        carry = (nxt, acc[:, :, nxt - first :].copy()) if not isinstance(sink, FloatSink) else None
         del acc
     return out
 
@@ -301,14 +304,14 @@ def _row_results(run, image, tiles: list[Tile], state: _State, height: int, widt
             group.append(queue.popleft())
         windows = [image[:, :, t.y.start : t.y.start + t.y.size, t.x.start : t.x.start + t.x.size] for t in group]
         try:
-            result = run(torch.cat(windows) if len(windows) > 1 else windows[0])
+            result = run(np.concatenate(windows) if len(windows) > 1 else np.ascontiguousarray(windows[0]))
         except Exception as exc:  # only out-of-memory is handled; anything else propagates
             if not is_oom(exc):
                 raise
             result = None
         del windows
         if result is None:  # outside the except block, so the failed attempt's tensors are freed
-            _free_cache()
+            free_accelerator_cache()
             if len(group) > 1:
                 state.batch = max(1, len(group) // 2)
                 queue.extendleft(reversed(group))
@@ -326,21 +329,13 @@ def _row_results(run, image, tiles: list[Tile], state: _State, height: int, widt
             yield t, result, i
 
 
-def _accumulate(acc: torch.Tensor, acc_first: int, result: torch.Tensor, tile: Tile, height: int, width: int, scale: int, band: int) -> None:
+def _accumulate(acc: np.ndarray, acc_first: int, result: np.ndarray, tile: Tile, height: int, width: int, scale: int, band: int) -> None:
     y0, wy = ramp(tile.y, height, scale, band)
     x0, wx = ramp(tile.x, width, scale, band)
     oy, ox = y0 - tile.y.start * scale, x0 - tile.x.start * scale
     piece = result[:, :, oy : oy + len(wy), ox : ox + len(wx)]
     target = acc[:, :, y0 - acc_first : y0 - acc_first + len(wy), x0 : x0 + len(wx)]
     if band == 0 or (bool((wy == 1).all()) and bool((wx == 1).all())):
-        target.copy_(piece)
+        target[...] = piece
     else:
-        target.add_(piece * (wy[:, None] * wx[None, :]))
-
-
-def _free_cache() -> None:
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-    mps = getattr(torch, "mps", None)
-    if mps is not None and hasattr(mps, "empty_cache") and torch.backends.mps.is_available():
-        mps.empty_cache()
+        target += piece * (wy[:, None] * wx[None, :])

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Callable, Protocol
 
-import torch
+import numpy as np
 
 #: (quarter turns, horizontal flip) for the 8 elements of the dihedral group D4
 TRANSFORMS: tuple[tuple[int, bool], ...] = tuple((k, flip) for flip in (False, True) for k in range(4))
@@ -22,32 +22,35 @@ class Backend(Protocol):
     name: str
     precision: str
 
-    def run(self, batch: torch.Tensor) -> torch.Tensor: ...
+    def run(self, batch: np.ndarray) -> np.ndarray: ...
 
 
-def forward_transform(x: torch.Tensor, k: int, flip: bool) -> torch.Tensor:
-    """Flip (width axis) first, then rotate ``k`` quarter turns."""
+def forward_transform(x: np.ndarray, k: int, flip: bool) -> np.ndarray:
+    """Flip (width axis) first, then rotate ``k`` quarter turns (a view)."""
     if flip:
-        x = x.flip(-1)
-    return torch.rot90(x, k, dims=(-2, -1)) if k else x
+        x = np.flip(x, -1)
+    return np.rot90(x, k, axes=(-2, -1)) if k else x
 
 
-def inverse_transform(y: torch.Tensor, k: int, flip: bool) -> torch.Tensor:
-    """Undo :func:`forward_transform`: rotate back, then flip."""
+def inverse_transform(y: np.ndarray, k: int, flip: bool) -> np.ndarray:
+    """Undo :func:`forward_transform`: rotate back, then flip (a view)."""
     if k:
-        y = torch.rot90(y, -k, dims=(-2, -1))
-    return y.flip(-1) if flip else y
+        y = np.rot90(y, -k, axes=(-2, -1))
+    return np.flip(y, -1) if flip else y
 
 
-def tta_run(run: Callable[[torch.Tensor], torch.Tensor], batch: torch.Tensor) -> torch.Tensor:
+def tta_run(run: Callable[[np.ndarray], np.ndarray], batch: np.ndarray) -> np.ndarray:
     """The mean of ``run`` over the 8 transforms of ``batch``, each mapped back (float32)."""
-    total: torch.Tensor | None = None
-    with torch.inference_mode():  # backends may hand back inference tensors; sum them in that mode
-        for k, flip in TRANSFORMS:
-            y = inverse_transform(run(forward_transform(batch, k, flip).contiguous()), k, flip).float()
-            total = y.clone() if total is None else total.add_(y)
-        assert total is not None
-        return total.div_(len(TRANSFORMS))
+    total: np.ndarray | None = None
+    for k, flip in TRANSFORMS:
+        y = inverse_transform(run(np.ascontiguousarray(forward_transform(batch, k, flip))), k, flip)
+        if total is None:
+            total = y.astype(np.float32, copy=True)
+        else:
+            total += y
+    assert total is not None
+    total /= len(TRANSFORMS)
+    return total
 
 
 class TTABackend:
@@ -58,6 +61,6 @@ class TTABackend:
         self.name = f"{inner.name}+tta"
         self.precision = inner.precision
 
-    def run(self, batch: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode():
-            return tta_run(self.inner.run, batch).clamp_(0, 1)
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        total = tta_run(self.inner.run, batch)
+        return np.clip(total, 0, 1, out=total)

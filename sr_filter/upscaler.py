@@ -1,4 +1,10 @@
-"""``Upscaler``: a model loaded once, placed on a device, and run on images of any size."""
+"""``Upscaler``: a model loaded once, placed on a device, and run on images of any size.
+
+On the CPU with the OpenVINO backend, a model converted by an earlier run is taken straight from
+the conversion cache and torch is never imported (it costs about a second and 220 MB at every
+start); torch loads only when something needs it: another device, the torch backend, a first
+conversion, weights interpolation (``denoise``).
+"""
 
 from __future__ import annotations
 
@@ -7,18 +13,22 @@ import math
 import numbers
 from collections.abc import Sequence
 from os import PathLike
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from . import convert
-from .backends import Backend, make_backend
-from .device import free_memory, pick_device, pick_dtype
-from .errors import ImageFormatError, SrFilterError, WeightsFormatError, first_line
-from .models import LoadedModel, load_model
+from .backends import Backend
+from .device import cpu_only, cpu_precision, free_memory
+from .errors import BackendError, DeviceError, ImageFormatError, SrFilterError, WeightsFormatError, first_line
+from .facts import Facts
+from .interrupts import interrupts_held
+from .models import LoadedModel, ModelRef, load_ref, resolve
 from .resize import resize
 from .tiling import ArraySink, Progress, Sink, check_tile, round_up, run_tiled
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -65,21 +75,76 @@ class Upscaler:
         if isinstance(batch, bool) or not isinstance(batch, numbers.Integral) or batch < 1:
             raise SrFilterError(f"the batch size must be a whole number of at least 1, not {batch!r}")
         self.batch = int(batch)
-        self.device = pick_device(device)
-        if denoise is None:
-            self.model: LoadedModel = load_model(model, offline=offline)
+        ref = None if denoise is not None else resolve(model, offline=offline)
+        converted = None
+        if ref is not None and may_skip_torch(device, backend, denoise):
+            converted = self._converted(ref, precision)
+        if converted is not None:
+            self.model, self.backend = converted
+            self._device: torch.device | None = None
+            self._device_name = "cpu"
         else:
-            from .denoise import load_denoised
+            with interrupts_held():  # a Ctrl-C while torch's C++ start-up runs would abort the process
+                import torch  # noqa: F401
 
-            self.model = load_denoised(model or "photo", denoise, offline=offline)
-        self.dtype = pick_dtype(self.device, precision, supports_half=self.model.facts.supports_half)
-        self.backend: Backend = make_backend(backend, self.model, self.device, self.dtype)
+            from .backends import make_backend
+            from .device import pick_device, pick_dtype
+
+            self._device = pick_device(device)
+            self._device_name = str(self._device)
+            if ref is not None:
+                self.model = load_ref(ref)
+            else:
+                from .denoise import load_denoised
+
+                self.model = load_denoised(model or "photo", denoise, offline=offline)
+            dtype = pick_dtype(self._device, precision, supports_half=self.model.facts.supports_half)
+            self.backend = make_backend(backend, self.model, self._device, dtype)
         if tta:
             from .tta import TTABackend
 
             self.backend = TTABackend(self.backend)
 
+    @staticmethod
+    def _converted(ref: ModelRef, precision: str) -> tuple[LoadedModel, Backend] | None:
+        """The model and an OpenVINO backend from the conversion cache, without torch; None when
+        that cannot be (not converted yet, a damaged entry, OpenVINO missing): the caller loads
+        the torch network, which also reports any bad setting."""
+        try:
+            wanted = cpu_precision(precision)
+            from .backends.openvino import OpenVinoBackend
+
+            found = OpenVinoBackend.from_cache(ref, precision=wanted)
+        except (ImportError, DeviceError, BackendError) as exc:
+            log.debug("not running from the conversion cache: %s", first_line(exc))
+            return None
+        if found is None:
+            return None
+        ov_backend, about = found
+        try:
+            facts = Facts(**about["facts"])
+            model = LoadedModel.deferred(ref, arch_name=str(about["arch"]), params=dict(about["params"]),
+                                         scale=int(about["scale"]), facts=facts, load=lambda: load_ref(ref))
+        except (KeyError, TypeError, ValueError) as exc:
+            log.debug("the conversion cache record does not describe the model (%s)", first_line(exc))
+            return None
+        return model, ov_backend
+
     # -- facts -----------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        """The torch device the model runs on (``cpu`` for OpenVINO; asking loads torch)."""
+        if self._device is None:
+            import torch
+
+            self._device = torch.device(self._device_name)
+        return self._device
+
+    @property
+    def precision(self) -> str:
+        """``fp32``, ``bf16`` or ``fp16``: what actually runs."""
+        return self.backend.precision
+
     @property
     def scale(self) -> int:
         """The network's own scale factor."""
@@ -95,25 +160,30 @@ class Upscaler:
         return int(getattr(self.backend, "fallbacks", 0))
 
     def describe(self) -> str:
-        return (f"{self.name} (x{self.scale}, {self.model.arch.name}) on {self.device} "
+        return (f"{self.name} (x{self.scale}, {self.model.arch_name}) on {self._device_name} "
                 f"in {self.backend.precision} with {self.backend.name}")
 
     # -- running -----------------------------------------------------------------------------
-    def run(self, x: torch.Tensor, progress: Progress | None = None) -> torch.Tensor:
-        """Upscale a (1, C, H, W) float32 CPU tensor in [0, 1] at the native scale, tiled."""
+    def run(self, x: Any, progress: Progress | None = None) -> Any:
+        """Upscale a (1, C, H, W) float32 array (or CPU tensor) in [0, 1] at the native scale,
+        tiled; the same kind comes back."""
+        tensor = not isinstance(x, np.ndarray)
         x = self._check_input(x)
         height, width = x.shape[-2:]
         m, s = self.model.facts.multiple, self.scale
-        padded = torch.empty((1, x.shape[1], round_up(height, m) * s, round_up(width, m) * s))
+        padded = np.empty((1, x.shape[1], round_up(height, m) * s, round_up(width, m) * s), dtype=np.float32)
         self.run_into(x, padded, progress)
-        if m == 1:
-            return padded
-        return padded[:, :, : height * s, : width * s].contiguous()
+        out = padded if m == 1 else np.ascontiguousarray(padded[:, :, : height * s, : width * s])
+        if tensor:
+            import torch
 
-    def run_into(self, x: torch.Tensor, out: torch.Tensor | Sink, progress: Progress | None = None) -> None:
-        """Like :meth:`run`, but stream finished rows into ``out`` (a float32 tensor of the padded
+            return torch.from_numpy(out)
+        return out
+
+    def run_into(self, x: np.ndarray, out: np.ndarray | Sink, progress: Progress | None = None) -> None:
+        """Like :meth:`run`, but stream finished rows into ``out`` (a float32 array of the padded
         output size, or a :class:`~sr_filter.tiling.Sink` such as an ``ArraySink`` over a
-        uint8/uint16 numpy image), so no float32 copy of the whole output is ever held."""
+        uint8/uint16 image), so no float32 copy of the whole output is ever held."""
         x = self.model.pad(self._check_input(x))
         facts = self.model.facts
         run_tiled(
@@ -129,7 +199,7 @@ class Upscaler:
             out=out,
         )
 
-    def _window(self, batch: torch.Tensor) -> torch.Tensor:
+    def _window(self, batch: np.ndarray) -> np.ndarray:
         """One batch of windows through the backend, adapting the channel count to the model's:
         a grey model runs each colour plane as its own image, an RGBA model gets opaque alpha.
         NaN in the result (after any fp32 re-run) means broken weights: an error, not a picture."""
@@ -141,18 +211,20 @@ class Upscaler:
             out = self.backend.run(batch.reshape(n * have, 1, h, w))
             out = out.reshape(n, have, *out.shape[-2:])
         elif want == 4 and have == 3:
-            out = self.backend.run(torch.cat([batch, torch.ones_like(batch[:, :1])], 1))[:, :3]
+            out = self.backend.run(np.concatenate([batch, np.ones_like(batch[:, :1])], 1))[:, :3]
         else:
             raise SrFilterError(f"the model takes {want} channels and cannot run on {have}")
-        if bool(torch.isnan(out).any()):
+        if bool(np.isnan(out).any()):
             raise WeightsFormatError(f"{self.name} gives NaN (not-a-number) pixels even in fp32: its weights are damaged")
         return out
 
     @staticmethod
-    def _check_input(x: torch.Tensor) -> torch.Tensor:
+    def _check_input(x: Any) -> np.ndarray:
+        if not isinstance(x, np.ndarray):  # a torch tensor
+            x = x.detach().cpu().float().numpy()
         if x.ndim != 4 or x.shape[0] != 1:
-            raise SrFilterError(f"expected a (1, C, H, W) tensor, got {tuple(x.shape)}")
-        return x.detach().to("cpu", torch.float32)
+            raise SrFilterError(f"expected a (1, C, H, W) array, got {tuple(x.shape)}")
+        return np.ascontiguousarray(x, dtype=np.float32)
 
     def upscale(self, image: Any, scale: float | None = None, progress: Progress | None = None) -> Any:
         """Upscale a PIL image or numpy array by ``scale`` (default: the model's); same kind out."""
@@ -189,11 +261,11 @@ class Upscaler:
             rgb = convert.bleed_transparent(rgb, alpha)
         with_alpha = facts.in_channels == 4 and alpha is not None
         if with_alpha:  # an RGBA model upscales colour and alpha together
-            jobs = [torch.cat([rgb.expand(-1, 3, -1, -1), alpha], 1)]
+            jobs = [np.concatenate([np.broadcast_to(rgb, (1, 3) + rgb.shape[2:]), alpha], 1)]
         else:
             separate = alpha is not None and not uniform_alpha
             alpha_planes = 1 if facts.in_channels == 1 else 3  # alpha runs as a grey (or RGB) image
-            jobs = [rgb] + ([alpha.expand(-1, alpha_planes, -1, -1)] if separate else [])
+            jobs = [rgb] + ([np.repeat(alpha, alpha_planes, axis=1)] if separate else [])
         tracker = _ProgressSum(progress, [height * width * (self.scale**2) ** k for k in range(passes)] * len(jobs))
         if (out_h, out_w) == (height * self.scale, width * self.scale) and not with_alpha:
             # native scale: stream rows straight into the result in its own dtype (no float copy)
@@ -203,7 +275,7 @@ class Upscaler:
             if len(jobs) > 1:
                 self.run_into(jobs[1], ArraySink(result, planes.channels - 1, mean=True), tracker.next_part())
             elif alpha is not None:
-                result[..., -1] = convert.from_float(alpha.flatten()[:1].numpy(), planes.dtype)[0]
+                result[..., -1] = convert.from_float(alpha.reshape(-1)[:1], planes.dtype)[0]
             return result
         results = []
         for job in jobs:
@@ -216,9 +288,9 @@ class Upscaler:
         elif with_alpha:
             alpha_out = results[0][:, 3:]
         elif uniform_alpha:
-            alpha_out = torch.full((1, 1, out_h, out_w), float(alpha.flatten()[0]))
+            alpha_out = np.full((1, 1, out_h, out_w), alpha.reshape(-1)[0], dtype=np.float32)
         else:
-            alpha_out = results[1].mean(dim=1, keepdim=True)
+            alpha_out = results[1].mean(axis=1, keepdims=True, dtype=np.float32)
         return convert.merge(planes, rgb_out, alpha_out)
 
     def upscale_batch(self, arrays: Sequence[np.ndarray], scale: float | None = None,
@@ -237,7 +309,7 @@ class Upscaler:
             return [self.upscale_array(a, scale, tracker.next_part()) for a in arrays]
         planes = [convert.split(a) for a in arrays]
         grey_net = self.model.facts.in_channels == 1 and planes[0].grey
-        x = torch.cat([p.rgb[:, :1] if grey_net else p.rgb for p in planes], 1)  # frames side by side as channels
+        x = np.concatenate([p.rgb[:, :1] if grey_net else p.rgb for p in planes], 1)  # frames side by side as channels
         height, width = x.shape[-2:]
         shape = (height * self.scale, width * self.scale) + ((planes[0].channels,) if planes[0].channels else ())
         results = [np.empty(shape, dtype=planes[0].dtype) for _ in arrays]
@@ -246,7 +318,7 @@ class Upscaler:
         x = self.model.pad(x)
         facts = self.model.facts
 
-        def window(batch: torch.Tensor) -> torch.Tensor:  # (k, N*C, h, w) -> (k*N, C, h, w) and back
+        def window(batch: np.ndarray) -> np.ndarray:  # (k, N*C, h, w) -> (k*N, C, h, w) and back
             k, nc, h, w = batch.shape
             out = self._window(batch.reshape(k * nc // per_frame, per_frame, h, w))
             return out.reshape(k, nc, *out.shape[-2:])
@@ -282,21 +354,30 @@ class Upscaler:
             return int(self.tile)
         # measured peak activation bytes per input pixel (benchmarks/bench_memory.py), with margin
         per_pixel = self.model.facts.bytes_per_pixel
-        if self.dtype != torch.float32:
+        if self.precision != "fp32":
             per_pixel //= 2
         per_pixel *= self.batch * frames
-        if self.device.type == "cpu":
-            budget = min(free_memory(self.device) // 4, _CPU_BUDGET)
+        on_cpu = self._device_name == "cpu"
+        if on_cpu:
+            budget = min(free_memory("cpu") // 4, _CPU_BUDGET)
         else:  # CUDA: mem_get_info's free bytes; half of it leaves room for cuDNN workspaces
             budget = int(free_memory(self.device) * 0.5)
         edge = int(max(64, min(_MAX_AUTO_TILE, int(math.sqrt(budget / per_pixel)) // 16 * 16)))
-        if self.device.type == "cpu":  # responsive progress beats the last few percent of speed
+        if on_cpu:  # responsive progress beats the last few percent of speed
             edge = min(edge, CPU_TILE)
         if height * width * per_pixel <= budget and max(height, width) <= edge:
             return 0  # whole image fits (and, on the CPU, is quick)
-        if self.device.type != "cpu" and height * width * per_pixel <= budget:
+        if not on_cpu and height * width * per_pixel <= budget:
             return 0
         return edge
+
+
+def may_skip_torch(device: object, backend: object, denoise: float | None = None) -> bool:
+    """Whether an Upscaler with these settings may run without importing torch: the CPU for sure,
+    the OpenVINO backend (``auto`` or ``openvino``), no weights interpolation. It then does when
+    the model was converted by an earlier run."""
+    return (denoise is None and isinstance(backend, str) and backend.strip().lower() in ("auto", "openvino")
+            and isinstance(device, str) and cpu_only(device))
 
 
 class _ProgressSum:
@@ -332,6 +413,6 @@ class _FramesSink:
     def __init__(self, sinks: list[Sink], channels: int) -> None:
         self.sinks, self.channels = sinks, channels
 
-    def write(self, y: int, rows: torch.Tensor, x: int = 0) -> None:
+    def write(self, y: int, rows: np.ndarray, x: int = 0) -> None:
         for i, sink in enumerate(self.sinks):
             sink.write(y, rows[:, i * self.channels : (i + 1) * self.channels], x)

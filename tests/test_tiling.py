@@ -12,7 +12,7 @@ from sr_filter import CancelledError, Upscaler
 from sr_filter.archs.rrdbnet import RRDBNet
 from sr_filter.archs.srvgg import SRVGGNetCompact
 from sr_filter.errors import OutOfMemoryError
-from sr_filter.tiling import MIN_TILE, ArraySink, Span, plan_spans, plan_tiles, ramp, run_tiled, split_tile
+from sr_filter.tiling import MIN_TILE, ArraySink, plan_spans, plan_tiles, ramp, run_tiled, split_tile
 
 from .conftest import UPSTREAM, require_shared
 
@@ -60,23 +60,23 @@ def test_image_smaller_than_a_tile_is_one_window():
 @pytest.mark.parametrize("equal", [True, False])
 def test_ramps_sum_to_one_and_stay_inside_the_context(length, tile, pad, multiple, band, scale, equal):
     spans = plan_spans(length, tile, pad + (band + 1) // 2, multiple, equal)
-    total = torch.zeros(length * scale, dtype=torch.float64)
+    total = np.zeros(length * scale, dtype=np.float64)
     for s in spans:
         first, w = ramp(s, length, scale, band)
         # a trapezoid: exactly 1 on the core away from the blend bands, between 0 and 1
         # inside a band (a linear ramp band * scale output px wide), never outside [0, 1]
         half = band * scale / 2
-        centres = torch.arange(first, first + len(w), dtype=torch.float64) + 0.5
+        centres = np.arange(first, first + len(w), dtype=np.float64) + 0.5
         inner = (centres > s.lo * scale + (half if s.lo > 0 else 0)) & (centres < s.hi * scale - (half if s.hi < length else 0))
         assert (w[inner] == 1).all()
         assert (w[~inner] >= 0).all() and (w[~inner] <= 1).all()
-        total[first : first + len(w)] += w.double()
+        total[first : first + len(w)] += w
         # weights are non-zero only where the window saw `pad` px of context (or the image border)
-        nonzero = torch.nonzero(w).flatten() + first
+        nonzero = np.flatnonzero(w) + first
         lo, hi = int(nonzero.min()), int(nonzero.max()) + 1
         assert lo >= (s.start + (pad if s.start > 0 else 0)) * scale
         assert hi <= (s.start + s.size - (pad if s.start + s.size < length else 0)) * scale
-    assert torch.allclose(total, torch.ones_like(total), atol=1e-6)
+    assert np.allclose(total, 1, atol=1e-6)
 
 
 @pytest.mark.parametrize("height,width", [(64, 64), (100, 37), (130, 200)])
@@ -94,52 +94,64 @@ def test_split_tile_partitions_its_core(height, width):
 # -- execution against whole-image inference ---------------------------------------------------
 
 
+class _Net:
+    """A small SRVGGNetCompact as the tiler runs windows: float32 arrays in and out."""
+
+    def __init__(self, scale=4, num_conv=3, seed=0):
+        torch.manual_seed(seed)
+        self.net = SRVGGNetCompact(3, 3, num_feat=8, num_conv=num_conv, upscale=scale).eval()
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return self.net(torch.from_numpy(batch)).numpy()
+
+
 def _small_srvgg(scale=4, num_conv=3, seed=0):
-    torch.manual_seed(seed)
-    return SRVGGNetCompact(3, 3, num_feat=8, num_conv=num_conv, upscale=scale).eval()
+    return _Net(scale, num_conv, seed)
+
+
+def _rand(*shape):
+    return np.random.default_rng(sum(shape)).random(shape, dtype=np.float32)
 
 
 @pytest.mark.parametrize("height,width,tile", [(37, 53, 16), (64, 64, 32), (5, 70, 32), (20, 20, 64), (1, 1, 32), (33, 97, 32)])
 @pytest.mark.parametrize("band,batch", [(0, 1), (8, 1), (0, 3), (8, 3)])
 def test_tiled_equals_whole_when_context_covers_the_field(height, width, tile, band, batch):
     net = _small_srvgg()
-    x = torch.rand(1, 3, height, width)
-    with torch.inference_mode():
-        whole = net(x)
-        tiled = run_tiled(net, x, 4, tile=tile, context=5, band=band, batch=batch)
-    assert (tiled - whole).abs().max() < 1e-5
+    x = _rand(1, 3, height, width)
+    whole = net(x)
+    tiled = run_tiled(net, x, 4, tile=tile, context=5, band=band, batch=batch)
+    assert np.abs(tiled - whole).max() < 1e-5
 
 
 def test_context_one_short_of_the_field_differs():
     """The check above has teeth: with one pixel less context, plain crops are no longer exact."""
     net = _small_srvgg()
-    x = torch.rand(1, 3, 64, 64)
-    with torch.inference_mode():
-        diff = (run_tiled(net, x, 4, tile=16, context=4, band=0) - net(x)).abs().max()
+    x = _rand(1, 3, 64, 64)
+    diff = np.abs(run_tiled(net, x, 4, tile=16, context=4, band=0) - net(x)).max()
     assert diff > 1e-4
 
 
 def test_batches_hold_equal_shapes_and_change_nothing():
     net = _small_srvgg()
-    x = torch.rand(1, 3, 70, 90)
+    x = _rand(1, 3, 70, 90)
     shapes = []
 
     def run(batch):
         shapes.append(tuple(batch.shape))
         return net(batch)
 
-    with torch.inference_mode():
-        single = run_tiled(net, x, 4, tile=32, context=5, batch=1)
-        batched = run_tiled(run, x, 4, tile=32, context=5, batch=2)
+    single = run_tiled(net, x, 4, tile=32, context=5, batch=1)
+    batched = run_tiled(run, x, 4, tile=32, context=5, batch=2)
     assert max(s[0] for s in shapes) == 2 and all(s[1:] == shapes[0][1:] for s in shapes)
-    assert (single - batched).abs().max() < 1e-5
+    assert np.abs(single - batched).max() < 1e-5
 
 
 def test_constant_network_gives_exactly_one_everywhere():
     """Partition of unity end to end: blending a network that outputs 1 gives 1 on every pixel."""
-    x = torch.zeros(1, 3, 75, 101)
-    ones = run_tiled(lambda b: torch.ones(b.shape[0], 3, b.shape[2] * 3, b.shape[3] * 3), x, 3, tile=32, context=2, band=8)
-    assert torch.allclose(ones, torch.ones_like(ones), atol=1e-6)
+    x = np.zeros((1, 3, 75, 101), np.float32)
+    ones = run_tiled(lambda b: np.ones((b.shape[0], 3, b.shape[2] * 3, b.shape[3] * 3), np.float32), x, 3, tile=32, context=2, band=8)
+    assert np.allclose(ones, 1, atol=1e-6)
 
 
 class _OomAbove:
@@ -162,12 +174,11 @@ class _OomAbove:
 @pytest.mark.parametrize("real", [True, False])
 def test_out_of_memory_splits_tiles_and_keeps_finished_ones(real):
     net = _small_srvgg()
-    x = torch.rand(1, 3, 150, 150)
+    x = _rand(1, 3, 150, 150)
     flaky = _OomAbove(net, 80 * 80, real)
-    with torch.inference_mode():
-        whole = net(x)
-        tiled = run_tiled(flaky, x, 4, tile=128, context=5, batch=4)
-    assert (tiled - whole).abs().max() < 1e-5
+    whole = net(x)
+    tiled = run_tiled(flaky, x, 4, tile=128, context=5, batch=4)
+    assert np.abs(tiled - whole).max() < 1e-5
     # every successful call was a distinct quarter-size tile: nothing was computed twice
     assert len(flaky.calls) == 16 and all(c[0] == 1 for c in flaky.calls)
 
@@ -175,7 +186,7 @@ def test_out_of_memory_splits_tiles_and_keeps_finished_ones(real):
 def test_out_of_memory_at_the_smallest_tile_is_a_clear_error():
     net = _small_srvgg()
     with pytest.raises(OutOfMemoryError, match="out of memory"):
-        run_tiled(_OomAbove(net, 10, real=False), torch.rand(1, 3, 64, 64), 4, tile=64, context=5)
+        run_tiled(_OomAbove(net, 10, real=False), _rand(1, 3, 64, 64), 4, tile=64, context=5)
 
 
 def test_other_errors_propagate():
@@ -183,15 +194,14 @@ def test_other_errors_propagate():
         raise RuntimeError("shape mismatch")
 
     with pytest.raises(RuntimeError, match="shape mismatch"):
-        run_tiled(broken, torch.rand(1, 3, 64, 64), 4, tile=32, context=5)
+        run_tiled(broken, _rand(1, 3, 64, 64), 4, tile=32, context=5)
 
 
 def test_progress_per_tile_and_cancel():
     net = _small_srvgg()
-    x = torch.rand(1, 3, 64, 96)
+    x = _rand(1, 3, 64, 96)
     seen = []
-    with torch.inference_mode():
-        run_tiled(net, x, 4, tile=32, context=5, progress=lambda d, t: seen.append((d, t)))
+    run_tiled(net, x, 4, tile=32, context=5, progress=lambda d, t: seen.append((d, t)))
     assert [d for d, _ in seen] == [1024 * k for k in range(1, 7)] and seen[-1] == (6144, 6144)
     calls = []
     with pytest.raises(CancelledError):
@@ -206,15 +216,14 @@ def test_progress_per_tile_and_cancel():
 @pytest.mark.parametrize("band", [0, 8])
 def test_array_sink_equals_the_float_result(dtype, band):
     net = _small_srvgg()
-    x = torch.rand(1, 3, 70, 45)
-    with torch.inference_mode():
-        ref = run_tiled(net, x, 4, tile=32, context=5, band=band).clamp(0, 1)[0].permute(1, 2, 0).numpy()
-        out = np.zeros((280, 180, 4), dtype)
-        run_tiled(net, x, 4, tile=32, context=5, band=band, out=ArraySink(out))
-        grey = np.zeros((280, 180), dtype)
-        run_tiled(net, x, 4, tile=32, context=5, band=band, out=ArraySink(grey, mean=True))
-        cropped = np.zeros((277, 173, 3), dtype)  # padding rows and columns beyond the array are dropped
-        run_tiled(net, x, 4, tile=32, context=5, band=band, out=ArraySink(cropped))
+    x = _rand(1, 3, 70, 45)
+    ref = np.clip(run_tiled(net, x, 4, tile=32, context=5, band=band), 0, 1)[0].transpose(1, 2, 0)
+    out = np.zeros((280, 180, 4), dtype)
+    run_tiled(net, x, 4, tile=32, context=5, band=band, out=ArraySink(out))
+    grey = np.zeros((280, 180), dtype)
+    run_tiled(net, x, 4, tile=32, context=5, band=band, out=ArraySink(grey, mean=True))
+    cropped = np.zeros((277, 173, 3), dtype)  # padding rows and columns beyond the array are dropped
+    run_tiled(net, x, 4, tile=32, context=5, band=band, out=ArraySink(cropped))
     top = 1.0 if dtype == np.float32 else np.iinfo(dtype).max
     assert np.abs(out[..., :3] / top - ref).max() <= 0.5 / top + 1e-6
     assert np.array_equal(cropped, out[:277, :173, :3])
@@ -249,11 +258,12 @@ def test_pixel_unshuffle_models_pad_odd_sizes_and_tile_exactly(tmp_path):
     expected = whole.upscale(image).astype(int)
     tiled = Upscaler(str(tmp_path / "tiny_x2.pth"), tile=32).upscale(image).astype(int)
     assert tiled.shape == (82, 142, 3) and np.abs(tiled - expected).max() <= 1
-    x = torch.rand(1, 3, 41, 71)
+    x = _rand(1, 3, 41, 71)
     out = whole.run(x)
-    assert out.shape == (1, 3, 82, 142)
-    direct = whole.model(x)  # the loaded model's own contract: pad to the fold, clamp, crop back
-    assert direct.shape == (1, 3, 82, 142) and (direct - out).abs().max() < 1e-5
+    assert out.shape == (1, 3, 82, 142) and isinstance(out, np.ndarray)
+    direct = whole.model(torch.from_numpy(x))  # the loaded model's own contract: pad to the fold, clamp, crop back
+    assert direct.shape == (1, 3, 82, 142) and np.abs(direct.numpy() - out).max() < 1e-5
+    assert torch.equal(whole.run(torch.from_numpy(x)), torch.from_numpy(out))  # a tensor in, a tensor out
 
 
 def test_auto_tile_follows_free_memory(monkeypatch):

@@ -15,27 +15,9 @@ import torch
 from torch import nn
 
 from ..errors import WeightsFormatError
+from ..facts import Facts
 
 StateDict = Mapping[str, torch.Tensor]
-
-
-@dataclass(frozen=True)
-class Facts:
-    """What callers need to know about one configured network."""
-
-    scale: int
-    in_channels: int
-    out_channels: int
-    #: low-resolution pixels of context each output pixel depends on; tiles overlap by this
-    context: int
-    #: blend ramp width in LR px between tiles (0: plain crop, exact when ``context`` is the field)
-    blend: int
-    #: input height and width must be multiples of this (pixel-unshuffle folding)
-    multiple: int
-    #: whether fp16/bf16 inference is numerically safe
-    supports_half: bool
-    #: fp32 bytes of activations per input pixel at the peak of a forward pass (sizes tiles)
-    bytes_per_pixel: int
 
 
 def _one(params: Mapping) -> int:

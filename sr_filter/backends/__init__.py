@@ -11,16 +11,24 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Protocol
 
-import torch
+import numpy as np
 
+from ..device import cpu_threads
 from ..errors import BackendError, first_line
 
 if TYPE_CHECKING:
+    import torch
+
     from ..models import LoadedModel
 
 log = logging.getLogger(__name__)
 BACKENDS = ("auto", "torch", "openvino")
-PRECISION_NAMES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
+_PRECISION_NAMES = {"torch.float32": "fp32", "torch.float16": "fp16", "torch.bfloat16": "bf16"}
+
+
+def precision_name(dtype: torch.dtype) -> str:
+    """``fp32``, ``fp16`` or ``bf16`` for a torch dtype (other dtypes by their own name)."""
+    return _PRECISION_NAMES.get(str(dtype), str(dtype))
 
 
 class Backend(Protocol):
@@ -29,9 +37,9 @@ class Backend(Protocol):
     name: str  #: "torch" or "openvino"
     precision: str  #: "fp32" | "fp16" | "bf16": what actually runs
 
-    def run(self, batch: torch.Tensor) -> torch.Tensor:
-        """(N, C_in, h, w) float32 CPU tensor in [0, 1], h and w multiples of the model's size
-        multiple -> (N, C_out, h*scale, w*scale) float32 CPU tensor clamped to [0, 1]."""
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """(N, C_in, h, w) float32 array in [0, 1], h and w multiples of the model's size
+        multiple -> a new (N, C_out, h*scale, w*scale) float32 array clamped to [0, 1]."""
         ...
 
 
@@ -58,14 +66,14 @@ def make_backend(name: str, model: LoadedModel, device: torch.device, dtype: tor
 def _openvino(model: LoadedModel, device: torch.device, dtype: torch.dtype) -> Backend:
     if device.type != "cpu":
         raise BackendError(f"the OpenVINO backend runs on the CPU, not on {device}; choose the CPU or the torch backend")
-    precision = PRECISION_NAMES.get(dtype, str(dtype))
+    precision = precision_name(dtype)
     if precision not in ("fp32", "bf16"):
         raise BackendError(f"the OpenVINO backend runs fp32 or bf16, not {precision}")
     try:
         from .openvino import OpenVinoBackend
     except ImportError as exc:
         raise BackendError(f"OpenVINO is not available ({exc}); install it with 'pip install openvino'") from None
-    return OpenVinoBackend.from_model(model, precision=precision, threads=torch.get_num_threads())
+    return OpenVinoBackend.from_model(model, precision=precision, threads=cpu_threads())
 
 
-__all__ = ["BACKENDS", "Backend", "make_backend"]
+__all__ = ["BACKENDS", "Backend", "make_backend", "precision_name"]

@@ -4,7 +4,9 @@ The network is converted from the loaded torch module with a dynamic height and 
 compiled once per backend; every window (full tiles and the smaller border windows alike) runs
 through that one compiled model and one reused infer request (benchmarks/bench_backends.py
 ``--shapes`` measures this against a compiled model per window shape; docs/performance.md).
-The converted model is cached on disk (:mod:`.ov_cache`), so conversion is paid once per machine.
+The converted model is cached on disk (:mod:`.ov_cache`), so conversion is paid once per machine,
+and a later run finds it from the weights alone (:meth:`OpenVinoBackend.from_cache`) and runs it
+without importing torch: torch is needed only to convert.
 
 ``INFERENCE_PRECISION_HINT`` is always set: on CPUs with AMX, OpenVINO's default is bf16, which is
 not what ``fp32`` promises. A freshly converted model is checked against the torch network on a
@@ -20,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
+from ..device import cpu_threads
 from ..errors import BackendError, first_line
 from ..interrupts import interrupts_held
 from . import ov_cache
@@ -78,13 +80,14 @@ class OpenVinoBackend:
     ) -> "OpenVinoBackend":
         """Convert (or load from the cache) and compile a LoadedModel; BackendError when impossible.
 
-        ``threads`` defaults to torch's thread count; ``cache_dir`` to :func:`ov_cache.default_folder`.
+        ``threads`` defaults to :func:`~sr_filter.device.cpu_threads`; ``cache_dir`` to
+        :func:`ov_cache.default_folder`.
         """
         if precision not in PRECISIONS:
             raise BackendError(f"the OpenVINO backend runs fp32 or bf16 on the CPU, not {precision}; choose one of those")
         ov = import_openvino()
         core = _core(ov)
-        threads = int(threads or torch.get_num_threads())
+        threads = int(threads or cpu_threads())
         # a Ctrl-C while converting is acted on once the conversion (and the cache write) is done,
         # so it can never be taken for a failed conversion by "auto", which falls back to torch
         with interrupts_held():
@@ -92,13 +95,52 @@ class OpenVinoBackend:
             compiled = _compile(core, ov_model, precision, threads)
         return cls(core, ov_model, compiled, threads)
 
-    def run(self, batch: torch.Tensor) -> torch.Tensor:
-        """(N, C, h, w) float32 in [0, 1] -> (N, C_out, h*s, w*s) float32 clamped to [0, 1], a new tensor.
+    @classmethod
+    def from_cache(
+        cls, ref: Any, *, precision: str = "fp32", threads: int | None = None, cache_dir: str | Path | None = None
+    ) -> tuple["OpenVinoBackend", dict] | None:
+        """The backend for weights converted by an earlier run, found and compiled without torch,
+        with what the cache record says about the model (:func:`ov_cache.about`); None when there
+        is no good entry (never converted, stale, damaged, unreadable), so the caller converts.
+
+        ``ref`` is a resolved model (:class:`~sr_filter.models.ModelRef`: name, path, entry)."""
+        if precision not in PRECISIONS:
+            return None
+        ov = import_openvino()
+        folder = Path(cache_dir) if cache_dir else ov_cache.default_folder()
+        try:
+            query = {"format": ov_cache.FORMAT, "weights_sha256": ov_cache.weights_sha256(ref.entry, ref.path),
+                     "openvino": ov.get_version(), "precision": precision}
+        except OSError:
+            return None
+        if ref.entry is not None:
+            query["settings_sha256"] = ov_cache.settings_sha256(ref.entry.arch, dict(ref.entry.settings))
+        found = ov_cache.find(folder, query)
+        if found is None:
+            return None
+        key, record = found
+        blobs = ov_cache.load(folder, key, {k: record.get(k) for k in ov_cache.META_KEYS})
+        if blobs is None:
+            return None
+        core = _core(ov)
+        threads = int(threads or cpu_threads())
+        with interrupts_held():
+            try:
+                ov_model = core.read_model(*blobs)
+            except RuntimeError as exc:
+                log.info("cached OpenVINO model %s does not load (%s); converting again", key, first_line(exc))
+                return None
+            compiled = _compile(core, ov_model, precision, threads)
+        log.debug("running %s from the converted model %s (no torch)", ref.name, folder / key)
+        return cls(core, ov_model, compiled, threads), record["model"]
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """(N, C, h, w) float32 in [0, 1] -> (N, C_out, h*s, w*s) float32 clamped to [0, 1], a new array.
 
         The request's output buffer is read in place and clamped into the one new array (a copy of
         the output and then a clamped copy, 16 MB each for a 256-pixel window at x4, fragmented the
         heap by about 100 MB at peak)."""
-        array = batch.detach().to("cpu", torch.float32).contiguous().numpy()
+        array = np.ascontiguousarray(batch, dtype=np.float32)
         out = _infer(self._request, array)
         if self.precision != "fp32" and not bool(np.isfinite(out).all()):
             self.fallbacks += 1
@@ -106,7 +148,7 @@ class OpenVinoBackend:
             if self._request_fp32 is None:
                 self._request_fp32 = _compile(self._core, self._ov_model, "fp32", self._threads).create_infer_request()
             out = _infer(self._request_fp32, array)
-        return torch.from_numpy(np.clip(out, 0, 1))
+        return np.clip(out, 0, 1)
 
 
 def _infer(request: Any, array: Any) -> np.ndarray:
@@ -159,7 +201,7 @@ def _converted(model: Any, ov: Any, core: Any, precision: str, folder: Path) -> 
         _check(model, ov_model, core)
         return ov_model
     key = ov_cache.entry_key(model.name, meta)
-    cached = ov_cache.load(folder, key, meta)
+    cached = ov_cache.load(folder, key, meta, ov_cache.about(model))
     if cached is not None:
         try:
             return core.read_model(*cached)
@@ -167,7 +209,7 @@ def _converted(model: Any, ov: Any, core: Any, precision: str, folder: Path) -> 
             log.info("cached OpenVINO model %s does not load (%s); converting again", key, first_line(exc))
     ov_model = convert(model, ov)
     _check(model, ov_model, core)
-    if ov_cache.save(folder, key, meta, ov_model, ov):
+    if ov_cache.save(folder, key, meta, ov_model, ov, ov_cache.about(model)):
         log.debug("cached the converted model as %s", folder / key)
     return ov_model
 
@@ -179,6 +221,8 @@ def in_channels(model: Any) -> int:
 
 def convert(model: Any, ov: Any) -> Any:
     """Convert a LoadedModel's torch network (NCHW, dynamic height and width); BackendError on failure."""
+    import torch
+
     c_in = in_channels(model)
     example = torch.rand(1, c_in, _EXAMPLE, _EXAMPLE)
     log.info("converting %s to OpenVINO (once; the result is cached)", model.name)
@@ -195,6 +239,8 @@ def convert(model: Any, ov: Any) -> Any:
 
 def _check(model: Any, ov_model: Any, core: Any) -> None:
     """Compare the converted model with the torch network on a seeded probe, both fp32."""
+    import torch
+
     m = int(model.arch.multiple(model.params))
     h, w = (-(-edge // m) * m for edge in _PROBE)
     probe = torch.rand(1, in_channels(model), h, w, generator=torch.Generator().manual_seed(0))

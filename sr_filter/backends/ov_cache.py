@@ -3,8 +3,11 @@
 Converting a torch network takes seconds (tracing); reading the IR back takes milliseconds. The
 cache lives next to the weights cache (``<weights cache>/openvino``) and is keyed by the weights'
 sha256, the architecture settings, the OpenVINO version and the precision. Each entry is three
-files: ``KEY.xml``, ``KEY.bin`` and ``KEY.json``; the JSON records what the entry is and the sha256
-and size of the two others, and is renamed into place last, so it marks a complete entry. On load
+files: ``KEY.xml``, ``KEY.bin`` and ``KEY.json``; the JSON records what the entry is, the sha256
+and size of the two others, and what the tiler needs to know about the model (its name,
+architecture, settings, scale and :class:`~sr_filter.facts.Facts`), so that a later run can find
+the entry from the weights' sha256 alone and run it without torch (:func:`find`). The JSON is
+renamed into place last, so it marks a complete entry. On load
 everything is checked against it and the bytes that were hashed are the bytes that are read, so a
 truncated, corrupt, stale or half-written entry is detected and rebuilt, never used. A cache
 folder that cannot be written only means no caching: the converted model is used from memory.
@@ -12,6 +15,7 @@ folder that cannot be written only means no caching: the converted model is used
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -28,7 +32,9 @@ from ..weights import cache_dir, file_sha256
 log = logging.getLogger(__name__)
 
 #: bump when the layout of an entry or the way models are converted changes
-FORMAT = 1
+FORMAT = 2
+#: the fields of a record that say which weights, settings, OpenVINO and precision it is for
+META_KEYS = ("format", "weights_sha256", "settings_sha256", "openvino", "precision")
 
 
 def default_folder() -> Path:
@@ -38,15 +44,54 @@ def default_folder() -> Path:
 
 def describe(model: Any, ov_version: str, precision: str) -> dict:
     """What a cache entry for ``model`` (a LoadedModel) must say about itself to be used."""
-    sha = model.entry.sha256 if model.entry is not None else file_sha256(model.path)
-    settings = json.dumps({"arch": model.arch.name, "params": model.params}, sort_keys=True, default=str)
     return {
         "format": FORMAT,
-        "weights_sha256": sha,
-        "settings_sha256": hashlib.sha256(settings.encode()).hexdigest(),
+        "weights_sha256": weights_sha256(model.entry, model.path),
+        "settings_sha256": settings_sha256(model.arch_name, model.params),
         "openvino": ov_version,
         "precision": precision,
     }
+
+
+def weights_sha256(entry: Any, path: Path) -> str:
+    """The weights' sha256: the manifest's (the file was verified against it) or the file's own."""
+    return entry.sha256 if entry is not None else file_sha256(path)
+
+
+def settings_sha256(arch: str, params: dict) -> str:
+    """A digest of an architecture name and its settings."""
+    settings = json.dumps({"arch": arch, "params": params}, sort_keys=True, default=str)
+    return hashlib.sha256(settings.encode()).hexdigest()
+
+
+def about(model: Any) -> dict:
+    """What a record keeps about a LoadedModel, so a later run can tile it without loading it."""
+    return {
+        "name": model.name,
+        "arch": model.arch_name,
+        "params": json.loads(json.dumps(model.params, default=str)),
+        "scale": int(model.scale),
+        "facts": dataclasses.asdict(model.facts),
+    }
+
+
+def find(folder: Path, query: dict) -> tuple[str, dict] | None:
+    """The key and record of an entry whose record matches every item of ``query`` (a subset of
+    :data:`META_KEYS`) and describes its model; None when there is none. Used to find a converted
+    model from its weights alone, before (and without) loading them; :func:`load` still checks
+    the entry's files."""
+    try:
+        records = sorted(folder.glob("*.json"))
+    except OSError:
+        return None
+    for path in records:
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(record, dict) and isinstance(record.get("model"), dict) and all(record.get(k) == v for k, v in query.items()):
+            return path.stem, record
+    return None
 
 
 def entry_key(name: str, meta: dict) -> str:
@@ -56,14 +101,18 @@ def entry_key(name: str, meta: dict) -> str:
     return f"{safe}-{meta['precision']}-{digest}"
 
 
-def load(folder: Path, key: str, meta: dict) -> tuple[bytes, bytes] | None:
-    """The (xml, bin) bytes of a complete, matching entry, or None (missing, stale or corrupt)."""
+def load(folder: Path, key: str, meta: dict, model: dict | None = None) -> tuple[bytes, bytes] | None:
+    """The (xml, bin) bytes of a complete, matching entry, or None (missing, stale or corrupt).
+    With ``model`` (:func:`about`), a record that does not describe the model so is stale too,
+    so that the entry is written again and later runs can use it without torch."""
     paths = _paths(folder, key)
     if not paths["json"].is_file():
         return None
     try:
         record = json.loads(paths["json"].read_text(encoding="utf-8"))
         stale = [k for k, v in meta.items() if record.get(k) != v]
+        if model is not None and record.get("model") != model:
+            stale.append("model")
         if stale:
             log.info("cached OpenVINO model %s is stale (%s differs); converting again", key, ", ".join(stale))
             return None
@@ -80,8 +129,9 @@ def load(folder: Path, key: str, meta: dict) -> tuple[bytes, bytes] | None:
     return data["xml"], data["bin"]
 
 
-def save(folder: Path, key: str, meta: dict, ov_model: Any, ov: Any) -> bool:
-    """Write a converted model atomically; False (with a notice at INFO) when the folder is not writable."""
+def save(folder: Path, key: str, meta: dict, ov_model: Any, ov: Any, model: dict | None = None) -> bool:
+    """Write a converted model atomically, with ``model`` (:func:`about`) in its record; False (with
+    a notice at INFO) when the folder is not writable."""
     tmp: str | None = None
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -89,7 +139,7 @@ def save(folder: Path, key: str, meta: dict, ov_model: Any, ov: Any) -> bool:
         xml = Path(tmp) / "model.xml"
         ov.save_model(ov_model, str(xml), compress_to_fp16=False)
         bin_ = xml.with_suffix(".bin")
-        record = dict(meta)
+        record = dict(meta, model=model)
         for part, path in (("xml", xml), ("bin", bin_)):
             blob = path.read_bytes()
             record[f"{part}_size"] = len(blob)

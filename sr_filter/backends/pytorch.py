@@ -11,9 +11,10 @@ import copy
 import logging
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 
-from . import PRECISION_NAMES
+from . import precision_name
 
 if TYPE_CHECKING:
     from ..models import LoadedModel
@@ -28,7 +29,7 @@ class TorchBackend:
 
     def __init__(self, model: LoadedModel, device: torch.device, dtype: torch.dtype) -> None:
         self.model, self.device, self.dtype = model, device, dtype
-        self.precision = PRECISION_NAMES[dtype]
+        self.precision = precision_name(dtype)
         self.net = self._place(dtype)
         self._net_fp32: torch.nn.Module | None = self.net if dtype == torch.float32 else None
         self.fallbacks = 0  # windows re-run in fp32 because reduced precision gave NaN/Inf
@@ -40,8 +41,9 @@ class TorchBackend:
         return net.to(self.device, dtype).to(memory_format=torch.channels_last).eval()
 
     @torch.inference_mode()
-    def run(self, batch: torch.Tensor) -> torch.Tensor:
-        """(N, C, h, w) float32 CPU in [0, 1] -> (N, C, h*s, w*s) float32 CPU clamped to [0, 1]."""
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """(N, C, h, w) float32 in [0, 1] -> a new (N, C, h*s, w*s) float32 array clamped to [0, 1]."""
+        batch = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
         inp = batch.to(self.device, self.dtype, non_blocking=True).contiguous(memory_format=torch.channels_last)
         out = self.net(inp)
         if self.dtype != torch.float32 and not bool(torch.isfinite(out).all()):
@@ -51,4 +53,4 @@ class TorchBackend:
                 self._net_fp32 = self._place(torch.float32)
             del out
             out = self._net_fp32(batch.to(self.device, torch.float32).contiguous(memory_format=torch.channels_last))
-        return out.float().clamp_(0, 1).cpu()
+        return out.float().clamp_(0, 1).cpu().contiguous().numpy()

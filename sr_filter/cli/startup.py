@@ -15,14 +15,17 @@ import importlib.util
 from ..interrupts import interrupts_held
 
 #: what the work needs, loaded in this order (numpy first: torch's C start-up imports it)
-LIBRARIES = ("numpy", "torch", "imagecodecs", "PIL.Image")
+LIBRARIES = ("numpy", "imagecodecs", "PIL.Image")
+#: loaded unless the run may go without it (OpenVINO from its conversion cache; the library then
+#: loads torch itself, Ctrl-C held back, only if the model turns out not to be converted yet)
+TORCH = ("torch",)
 #: loaded only when the OpenVINO backend may run
 OPENVINO = ("openvino",)
 
 
-def load_libraries(*, openvino: bool) -> None:
+def load_libraries(*, openvino: bool, torch: bool = True) -> None:
     """Import the compiled libraries the work will use, with Ctrl-C held back while they load."""
-    names = LIBRARIES + (OPENVINO if openvino else ())
+    names = LIBRARIES[:1] + (TORCH if torch else ()) + LIBRARIES[1:] + (OPENVINO if openvino else ())
     with interrupts_held():
         for name in names:
             if importlib.util.find_spec(name.split(".")[0]) is not None:

@@ -94,9 +94,10 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
                                       model=model or preset, scale=scale, device=device, precision=precision, backend=backend,
                                       tile=tile, offline=offline, codec=codec, crf=crf, tta=tta, denoise=denoise))
     if wants_video(list(inputs), fmt, output):  # videos, animations, frame streams: sr_filter.video
+        from ..upscaler import may_skip_torch
         from ..video.command import run as run_video
 
-        load_libraries(openvino=backend != "torch")
+        load_libraries(openvino=backend != "torch", torch=not may_skip_torch(device, backend, denoise))
 
         return run_video(inputs=expand_inputs(list(inputs)), output=output, model=model or preset, scale=scale,
                          device=device, precision=precision, backend=backend, tile=tile, offline=offline, fmt=fmt, quality=quality,
@@ -124,9 +125,11 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
         raise click.UsageError("standard output is closed; name an output file with -o")
     if to_stdout and _isatty(sys.stdout):
         raise click.UsageError("refusing to write image data to a terminal; redirect standard output or use -o FILE")
-    load_libraries(openvino=backend != "torch")  # Ctrl-C held back while compiled code loads
+    from ..upscaler import Upscaler, may_skip_torch
+
+    # Ctrl-C held back while compiled code loads; torch only where the run may need it
+    load_libraries(openvino=backend != "torch", torch=not may_skip_torch(device, backend, denoise))
     _check_device(device, precision)
-    from ..upscaler import Upscaler
 
     upscaler = Upscaler(model or preset, device=device, precision=precision, tile=tile, offline=offline, backend=backend,
                         tta=tta, denoise=denoise)
@@ -211,9 +214,13 @@ def _device_and_precision(device: str, gpu: int | None, precision: str, fp32: bo
 
 def _check_device(device: str, precision: str) -> None:
     """The device and precision exist here: checked before the model loads (or downloads); called
-    after :func:`~sr_filter.cli.startup.load_libraries`, which loads numpy before torch."""
-    from ..device import pick_device, pick_dtype
+    after :func:`~sr_filter.cli.startup.load_libraries`, which loads numpy before torch. The CPU
+    for sure is checked without torch."""
+    from ..device import cpu_only, cpu_precision, pick_device, pick_dtype
 
+    if cpu_only(device):
+        cpu_precision(precision)
+        return
     chosen = pick_device(device)
     if precision != "auto":
         pick_dtype(chosen, precision)

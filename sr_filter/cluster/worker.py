@@ -82,11 +82,10 @@ class UpscaleWorker:
         self.error = ""
         self.upscaler = None
         try:
-            import torch
-
+            from ..device import set_cpu_threads
             from ..upscaler import Upscaler
 
-            torch.set_num_threads(max(1, settings.threads))
+            set_cpu_threads(settings.threads)
             self.upscaler = Upscaler(settings.model, device=settings.device, precision=settings.precision, tile=settings.tile, offline=settings.offline,
                                      backend=settings.backend, tta=settings.tta, denoise=settings.denoise)
         except SrFilterError as exc:

@@ -84,7 +84,7 @@ def serve(stdin: IO[bytes], stdout: IO[bytes], stderr: IO[str]) -> int:
         if request["request"] == "describe":
             proto.write_message(stdout, {"ok": True, "choices": describe()})
             return 0
-        from sr_filter import limits  # torch: only for a well-formed upscale request
+        from sr_filter import limits  # only for a well-formed upscale request
 
         kwargs, scale = upscale_options(request["options"])
         upscaler = sr_filter.Upscaler(**kwargs)  # loaded once for all layers

@@ -1,0 +1,28 @@
+"""What the tiler and the backends need to know about one configured network.
+
+Kept apart from :mod:`sr_filter.archs` (which builds networks and needs torch) so that a model
+converted earlier can be described and tiled without importing torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What callers need to know about one configured network."""
+
+    scale: int
+    in_channels: int
+    out_channels: int
+    #: low-resolution pixels of context each output pixel depends on; tiles overlap by this
+    context: int
+    #: blend ramp width in LR px between tiles (0: plain crop, exact when ``context`` is the field)
+    blend: int
+    #: input height and width must be multiples of this (pixel-unshuffle folding)
+    multiple: int
+    #: whether fp16/bf16 inference is numerically safe
+    supports_half: bool
+    #: fp32 bytes of activations per input pixel at the peak of a forward pass (sizes tiles)
+    bytes_per_pixel: int

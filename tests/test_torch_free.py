@@ -1,0 +1,184 @@
+"""Runs that never import torch: OpenVINO on the CPU straight from the conversion cache.
+
+The first run of a model converts it (torch loads for that); every later run on the CPU with the
+OpenVINO backend finds the converted model from the weights' sha256 and runs it with numpy and
+OpenVINO alone. Whether torch was imported can only be seen in a fresh process (this one has
+loaded it), so those checks run the real CLI or API in a subprocess.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from .conftest import BENCHMARKS, UPSTREAM, require_shared
+
+pytest.importorskip("openvino")
+
+from sr_filter import Upscaler, device  # noqa: E402
+from sr_filter.backends import ov_cache  # noqa: E402
+
+#: runs the CLI as `sr-filter ARGS` and says on the last stderr line whether torch was imported
+_CLI = """
+import sys, runpy
+sys.argv = ["sr-filter"] + sys.argv[1:]
+try:
+    runpy.run_module("sr_filter", run_name="__main__")
+finally:
+    print("TORCH" if "torch" in sys.modules else "NO-TORCH", file=sys.stderr)
+"""
+
+
+def _cli(*args: str, env: dict | None = None) -> tuple[int, str]:
+    proc = subprocess.run([sys.executable, "-c", _CLI, *args], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **(env or {})})
+    return proc.returncode, proc.stderr
+
+
+@pytest.fixture()
+def small_image(tmp_path) -> Path:
+    path = tmp_path / "in.png"
+    Image.open(require_shared(BENCHMARKS / "Set14" / "baboon.png")).crop((100, 100, 164, 148)).save(path)
+    return path
+
+
+def test_second_cli_run_imports_no_torch_and_writes_the_same_file(small_image, tmp_path):
+    rc, err = _cli(str(small_image), "-q", "--preset", "cartoon", "-o", str(tmp_path / "first.png"))
+    assert rc == 0 and err.splitlines()[-1] == "TORCH", err  # the first run converts
+    rc, err = _cli(str(small_image), "-q", "--preset", "cartoon", "-o", str(tmp_path / "second.png"))
+    assert rc == 0 and err.splitlines()[-1] == "NO-TORCH", err
+    assert (tmp_path / "first.png").read_bytes() == (tmp_path / "second.png").read_bytes()
+    rc, err = _cli(str(small_image), "-q", "--preset", "cartoon", "--backend", "torch", "-o", str(tmp_path / "torch.png"))
+    assert rc == 0 and err.splitlines()[-1] == "TORCH", err
+    ours = np.asarray(Image.open(tmp_path / "second.png")).astype(int)
+    assert np.abs(ours - np.asarray(Image.open(tmp_path / "torch.png")).astype(int)).max() <= 1
+
+
+def test_a_local_weights_file_also_runs_without_torch_the_second_time(small_image, tmp_path):
+    weights = str(require_shared(UPSTREAM / "RealESRGANv2-animevideo-xsx2.pth"))
+    for run, want in ((1, "TORCH"), (2, "NO-TORCH")):
+        rc, err = _cli(str(small_image), "-q", "--model", weights, "-o", str(tmp_path / f"{run}.png"))
+        assert rc == 0 and err.splitlines()[-1] == want, err
+    assert Image.open(tmp_path / "2.png").size == (128, 96)
+    assert (tmp_path / "1.png").read_bytes() == (tmp_path / "2.png").read_bytes()
+
+
+def test_settings_that_need_torch_load_it(small_image, tmp_path):
+    assert _cli(str(small_image), "-q", "-o", str(tmp_path / "warm.png"))[0] == 0
+    rc, err = _cli(str(small_image), "-q", "--precision", "bf16", "-o", str(tmp_path / "bf16.png"))
+    assert rc == 0 and err.splitlines()[-1] == "TORCH", err  # bf16 is its own conversion
+    rc, err = _cli(str(small_image), "-q", "--precision", "bf16", "-o", str(tmp_path / "bf16-again.png"))
+    assert rc == 0 and err.splitlines()[-1] == "NO-TORCH", err
+    # a device that is not the CPU for sure asks torch, and its error is the usual one line
+    rc, err = _cli(str(small_image), "-q", "-o", str(tmp_path / "gpu.png"), env={"SR_FILTER_DEVICE": "cuda"})
+    assert rc != 0 and err.splitlines()[0].startswith("sr-filter: error: SR_FILTER_DEVICE=cuda")
+    assert not (tmp_path / "gpu.png").exists()
+
+
+def test_the_api_uses_the_thread_count_it_is_given(tmp_path):
+    code = ("import sys; from sr_filter import Upscaler; up = Upscaler('cartoon'); "
+            "print(up.model.loaded, up.backend._compiled.get_property('INFERENCE_NUM_THREADS'), 'torch' in sys.modules)")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    first = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    second = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert first.stdout.split() == ["True", "1", "True"], first.stderr
+    assert second.stdout.split() == ["False", "1", "False"], second.stderr
+
+
+# -- in this process: the deferred model and the fallbacks -------------------------------------------
+
+
+def _photo() -> np.ndarray:
+    return np.asarray(Image.open(require_shared(BENCHMARKS / "Set14" / "baboon.png")).crop((0, 0, 70, 50)))
+
+
+def test_deferred_model_builds_its_network_when_asked():
+    image = _photo()
+    first = Upscaler("cartoon")
+    assert first.model.loaded  # converted here
+    second = Upscaler("cartoon")
+    assert not second.model.loaded and second.backend.name == "openvino"
+    assert second.model.facts == first.model.facts and second.model.arch_name == first.model.arch_name
+    assert second.describe() == first.describe()
+    assert np.array_equal(second.upscale(image), first.upscale(image))
+    x = torch.from_numpy(image.transpose(2, 0, 1)[None].astype(np.float32) / 255)
+    assert torch.equal(second.model(x), first.model(x))  # the network loads on first use
+    assert second.model.loaded and second.model.arch is first.model.arch
+
+
+def _entry(cache: Path) -> Path:
+    (record,) = (cache / "openvino").glob("*.json")
+    return record
+
+
+@pytest.mark.parametrize("damage", ["truncated bin", "record of an older cache", "facts of another version"])
+def test_a_damaged_or_older_entry_is_converted_again(isolated_cache, damage):
+    image = _photo()
+    expected = Upscaler("cartoon").upscale(image)
+    record = _entry(isolated_cache)
+    if damage == "truncated bin":
+        blob = record.with_suffix(".bin")
+        blob.write_bytes(blob.read_bytes()[:1000])
+    elif damage == "record of an older cache":
+        data = json.loads(record.read_text())
+        del data["model"]
+        record.write_text(json.dumps({**data, "format": 1}))
+    else:
+        data = json.loads(record.read_text())
+        data["model"]["facts"]["new_field"] = 1
+        record.write_text(json.dumps(data))
+    again = Upscaler("cartoon")
+    assert again.model.loaded  # not taken from the damaged entry
+    assert np.array_equal(again.upscale(image), expected)
+    assert not Upscaler("cartoon").model.loaded  # the rebuilt entry serves the next run
+
+
+def test_the_record_says_what_the_tiler_needs(isolated_cache):
+    up = Upscaler("cartoon")
+    record = json.loads(_entry(isolated_cache).read_text())
+    assert record["model"] == ov_cache.about(up.model)
+    assert record["model"]["facts"]["context"] == up.model.facts.context and record["model"]["scale"] == up.scale
+
+
+# -- deciding "the CPU for sure" without torch --------------------------------------------------------
+
+
+def _fake_torch(monkeypatch, tmp_path, text: str) -> None:
+    folder = tmp_path / "torch"
+    folder.mkdir()
+    (folder / "version.py").write_text(text)
+    monkeypatch.delitem(sys.modules, "torch")  # as in a process that has not imported it
+    spec = types.SimpleNamespace(submodule_search_locations=[str(folder)])
+    monkeypatch.setattr(device.importlib.util, "find_spec", lambda name: spec if name == "torch" else importlib.util.find_spec(name))
+
+
+@pytest.mark.parametrize("text,cpu", [
+    ("__version__ = '2.13.0+cpu'\ncuda: Optional[str] = None\nhip: Optional[str] = None\n", True),
+    ("__version__ = '2.13.0'\ncuda: Optional[str] = '12.8'\nhip: Optional[str] = None\n", False),
+    ("__version__ = '2.13.0'\ncuda = None\nhip = '6.2.4'\n", False),
+    ("something else entirely\n", False),
+])
+def test_cpu_only_reads_the_torch_build_without_importing_it(monkeypatch, tmp_path, text, cpu):
+    monkeypatch.delenv("SR_FILTER_DEVICE", raising=False)
+    monkeypatch.setattr(device.sys, "platform", "linux")
+    _fake_torch(monkeypatch, tmp_path, text)
+    assert device.cpu_only("auto") is cpu
+    assert device.cpu_only("cpu") is True and device.cpu_only("cuda") is False
+    assert "torch" not in sys.modules
+
+
+def test_cpu_only_follows_the_environment_variable(monkeypatch):
+    monkeypatch.setenv("SR_FILTER_DEVICE", "cpu")
+    assert device.cpu_only("auto")
+    monkeypatch.setenv("SR_FILTER_DEVICE", "cuda:1")
+    assert not device.cpu_only("auto") and device.cpu_only("cpu")
