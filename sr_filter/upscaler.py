@@ -20,7 +20,7 @@ import numpy as np
 from . import convert
 from .backends import Backend
 from .device import cpu_only, cpu_precision, free_memory
-from .errors import BackendError, DeviceError, ImageFormatError, SrFilterError, WeightsFormatError, first_line
+from .errors import BackendError, ImageFormatError, SrFilterError, WeightsFormatError, first_line
 from .facts import Facts
 from .interrupts import interrupts_held
 from .models import LoadedModel, ModelRef, load_ref, resolve
@@ -75,35 +75,45 @@ class Upscaler:
         if isinstance(batch, bool) or not isinstance(batch, numbers.Integral) or batch < 1:
             raise SrFilterError(f"the batch size must be a whole number of at least 1, not {batch!r}")
         self.batch = int(batch)
+        # the device and precision are checked before any weights are fetched
+        quick = may_skip_torch(device, backend, denoise)
+        self._device: torch.device | None = None
+        self._device_name = "cpu"
+        if quick:
+            wanted = cpu_precision(precision)
+        else:
+            self._place(device)
         ref = None if denoise is not None else resolve(model, offline=offline)
-        converted = None
-        if ref is not None and may_skip_torch(device, backend, denoise):
-            converted = self._converted(ref, precision)
+        converted = self._converted(ref, wanted) if quick and ref is not None else None
         if converted is not None:
             self.model, self.backend = converted
-            self._device: torch.device | None = None
-            self._device_name = "cpu"
         else:
-            with interrupts_held():  # a Ctrl-C while torch's C++ start-up runs would abort the process
-                import torch  # noqa: F401
-
+            if self._device is None:
+                self._place(device)
             from .backends import make_backend
-            from .device import pick_device, pick_dtype
+            from .device import pick_dtype
 
-            self._device = pick_device(device)
-            self._device_name = str(self._device)
             if ref is not None:
                 self.model = load_ref(ref)
             else:
                 from .denoise import load_denoised
 
                 self.model = load_denoised(model or "photo", denoise, offline=offline)
-            dtype = pick_dtype(self._device, precision, supports_half=self.model.facts.supports_half)
-            self.backend = make_backend(backend, self.model, self._device, dtype)
+            dtype = pick_dtype(self.device, precision, supports_half=self.model.facts.supports_half)
+            self.backend = make_backend(backend, self.model, self.device, dtype)
         if tta:
             from .tta import TTABackend
 
             self.backend = TTABackend(self.backend)
+
+    def _place(self, device: object) -> None:
+        """Resolve the device through torch (loaded here, Ctrl-C held back while its C++ starts)."""
+        with interrupts_held():
+            import torch  # noqa: F401
+        from .device import pick_device
+
+        self._device = pick_device(device)
+        self._device_name = str(self._device)
 
     @staticmethod
     def _converted(ref: ModelRef, precision: str) -> tuple[LoadedModel, Backend] | None:
@@ -111,11 +121,10 @@ class Upscaler:
         that cannot be (not converted yet, a damaged entry, OpenVINO missing): the caller loads
         the torch network, which also reports any bad setting."""
         try:
-            wanted = cpu_precision(precision)
             from .backends.openvino import OpenVinoBackend
 
-            found = OpenVinoBackend.from_cache(ref, precision=wanted)
-        except (ImportError, DeviceError, BackendError) as exc:
+            found = OpenVinoBackend.from_cache(ref, precision=precision)
+        except (ImportError, BackendError) as exc:
             log.debug("not running from the conversion cache: %s", first_line(exc))
             return None
         if found is None:

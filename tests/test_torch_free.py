@@ -182,3 +182,15 @@ def test_cpu_only_follows_the_environment_variable(monkeypatch):
     assert device.cpu_only("auto")
     monkeypatch.setenv("SR_FILTER_DEVICE", "cuda:1")
     assert not device.cpu_only("auto") and device.cpu_only("cpu")
+
+
+@pytest.mark.parametrize("settings,message", [
+    ({"device": "cuda"}, "no CUDA GPU"),  # asks torch (this machine has none)
+    ({"precision": "fp16"}, "fp16 is not supported on the CPU"),  # the CPU for sure: no torch needed to refuse it
+])
+def test_device_and_precision_are_refused_before_any_download(weights_server, settings, message):
+    from sr_filter.errors import DeviceError
+
+    with pytest.raises(DeviceError, match=message):
+        Upscaler("realesr-general-x4v3", **settings)
+    assert sum(weights_server.hits.values()) == 0
