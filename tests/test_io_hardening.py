@@ -11,6 +11,7 @@ import struct
 import warnings
 import zlib
 
+import imagecodecs
 import numpy as np
 import pytest
 import tifffile
@@ -66,6 +67,34 @@ def test_16bit_png_is_written_with_real_filters():
     assert len(data) < 0.7 * len(unfiltered), (len(data), len(unfiltered))
     back, _ = imageio.read_image(data)
     assert np.array_equal(back, ramp)
+
+
+def _photo_like(scale: int) -> np.ndarray:
+    from .conftest import BENCHMARKS, require_shared
+
+    image = Image.open(require_shared(BENCHMARKS / "Set14" / "baboon.png")).convert("RGB")
+    return np.asarray(image.resize((image.width * scale, image.height * scale), Image.BICUBIC))
+
+
+def _flat_art(scale: int) -> np.ndarray:
+    from sr_filter.training.lineart import make_lineart
+
+    art = Image.fromarray(make_lineart((600, 450), 2, "flat"))
+    return np.asarray(art.resize((600 * scale, 450 * scale), Image.NEAREST))
+
+
+@pytest.mark.parametrize("make,chosen", [(_photo_like, "FAST"), (_flat_art, "THOROUGH")])
+def test_png_compression_is_chosen_per_image_and_never_much_larger(make, chosen):
+    """Photographic content gets run-length deflate (4-9x faster, as small); flat fills keep the
+    full search, which makes them far smaller; small images always get the full search."""
+    large = make(3)
+    assert png.compression(large) is getattr(png, chosen)
+    data = png.encode_png(large)
+    assert np.array_equal(imageio.read_image(data)[0], large)
+    assert len(data) <= len(imagecodecs.png_encode(large, **png.THOROUGH)) * 1.03
+    if chosen == "THOROUGH":  # the sample saw it right: run-length deflate is much larger here
+        assert len(imagecodecs.png_encode(large, **png.FAST)) > 1.2 * len(data)
+    assert png.compression(make(1)[:200, :300]) is png.THOROUGH  # small: no sampling
 
 
 def test_each_tiff_is_parsed_once(monkeypatch):
