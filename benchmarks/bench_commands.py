@@ -1,0 +1,104 @@
+"""Whole commands as users run them: `sr-filter IMAGE -o OUT` against Real-ESRGAN's own script.
+
+The Real-ESRGAN command does what upstream's ``inference_realesrgan.py`` does for one image
+(``cv2.imread``, ``RealESRGANer.enhance``, ``cv2.imwrite``) with the same weights file, in fp32
+(``--fp32``: its default half precision does not run on a CPU), at its default tile 0 (whole
+image) and at tile 256. Each command is its own process, so start-up, imports, model loading,
+reading and writing all count; the commands are interleaved, one warm-up each, best of N; CPU
+seconds and peak RSS come from the kernel's accounting of each finished process (``wait4``).
+
+    PYTHONPATH=<folder with realesrgan, basicsr and cv2>:. python benchmarks/bench_commands.py --repeats 5
+
+(see benchmarks/README.md for installing the reference without its dependencies). Prints the CPU
+model and a table; run on a quiet machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from bench_backends import cpu_facts  # noqa: E402
+from bench_tiling import SHARED, standard_inputs  # noqa: E402
+
+WEIGHTS = SHARED / "weights" / "upstream" / "realesr-animevideov3.pth"
+
+
+def realesrgan(image: str, out: str, tile: int) -> None:
+    """Upstream's inference script for one image, fp32 on the CPU (run in a child process)."""
+    import cv2
+    import torch
+    from reference_realesrgan import load
+
+    RealESRGANer, SRVGGNetCompact = load()
+    net = SRVGGNetCompact(num_in_ch=3, num_out_ch=3, num_feat=64, num_conv=16, upscale=4, act_type="prelu")
+    upsampler = RealESRGANer(scale=4, model_path=str(WEIGHTS), model=net, tile=tile, tile_pad=10, pre_pad=0,
+                             half=False, device=torch.device("cpu"))
+    img = cv2.imread(image, cv2.IMREAD_UNCHANGED)
+    output, _ = upsampler.enhance(img, outscale=4)
+    cv2.imwrite(out, output)
+
+
+def timed(command: list[str]) -> tuple[float, float, float]:
+    """(wall s, CPU s, peak RSS MB) of one run of ``command``; a failed run stops the benchmark."""
+    import time
+
+    start = time.perf_counter()
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(command)} failed: {err.strip().splitlines()[-1:] or status}")
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--inputs", nargs="+", default=["photo 500x480", "frame 1280x720"])
+    ap.add_argument("child", nargs="*", help=argparse.SUPPRESS)  # internal: realesrgan IMAGE OUT TILE
+    args = ap.parse_args()
+    if args.child:
+        return realesrgan(args.child[1], args.child[2], int(args.child[3]))
+    from PIL import Image
+
+    print(f"CPU: {cpu_facts()}; realesr-animevideov3 x4, fp32 unless noted; best of {args.repeats}, interleaved\n")
+    me = [sys.executable, "-m", "sr_filter", "-q", "--overwrite", "--model", "realesr-animevideov3"]
+    header = f"{'input':15s} {'command':34s} {'wall s':>7s} {'CPU s':>7s} {'peak RSS MB':>12s} {'vs RE tile 0':>13s} {'vs RE tile 256':>15s}"
+    print(header + "\n" + "-" * len(header))
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, array in standard_inputs().items():
+            if label not in args.inputs:
+                continue
+            image = str(Path(tmp) / "in.png")
+            Image.fromarray(array).save(image)
+            commands = {
+                "sr-filter (OpenVINO fp32)": me + [image, "-o", str(Path(tmp) / "a.png")],
+                "sr-filter --precision bf16": me + ["--precision", "bf16", image, "-o", str(Path(tmp) / "b.png")],
+                "Real-ESRGAN script, tile 0": [sys.executable, __file__, "realesrgan", image, str(Path(tmp) / "c.png"), "0"],
+                "Real-ESRGAN script, tile 256": [sys.executable, __file__, "realesrgan", image, str(Path(tmp) / "d.png"), "256"],
+            }
+            best: dict[str, tuple[float, float, float]] = {}
+            for name, command in commands.items():
+                timed(command)  # warm-up: file cache, the converted model cache
+            for _ in range(args.repeats):
+                for name, command in commands.items():
+                    run = timed(command)
+                    old = best.get(name)
+                    best[name] = run if old is None else (min(old[0], run[0]), min(old[1], run[1]), max(old[2], run[2]))
+            base0, base256 = best["Real-ESRGAN script, tile 0"][0], best["Real-ESRGAN script, tile 256"][0]
+            for name, (wall, cpu, rss) in best.items():
+                print(f"{label:15s} {name:34s} {wall:7.2f} {cpu:7.2f} {rss:12.0f} {base0 / wall:12.2f}x {base256 / wall:14.2f}x",
+                      flush=True)
+
+
+if __name__ == "__main__":
+    main()
