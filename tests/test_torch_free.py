@@ -194,3 +194,18 @@ def test_device_and_precision_are_refused_before_any_download(weights_server, se
     with pytest.raises(DeviceError, match=message):
         Upscaler("realesr-general-x4v3", **settings)
     assert sum(weights_server.hits.values()) == 0
+
+
+def test_videos_and_frame_streams_run_without_torch_too(tmp_path):
+    from .videos import make_clip
+
+    clip = make_clip(tmp_path / "clip.mp4", frames=6, size=(32, 24))
+    rc, err = _cli(str(clip), "-q", "--preset", "cartoon", "-o", str(tmp_path / "first.mp4"))
+    assert rc == 0 and err.splitlines()[-1] == "TORCH", err
+    rc, err = _cli(str(clip), "-q", "--preset", "cartoon", "-o", str(tmp_path / "second.mp4"))
+    assert rc == 0 and err.splitlines()[-1] == "NO-TORCH", err
+    import av
+
+    with av.open(str(tmp_path / "second.mp4")) as out:
+        frames = [f.to_ndarray(format="rgb24") for f in out.decode(video=0)]
+    assert len(frames) == 6 and frames[0].shape == (96, 128, 3)
