@@ -167,6 +167,21 @@ def test_worker_output_equals_library_output(array):
 
 
 @needs_data
+def test_worker_runs_without_torch_once_the_model_is_converted(tmp_path):
+    """Each filter run starts a worker; on the CPU with OpenVINO, the second one needs no torch."""
+    (tmp_path / "sitecustomize.py").write_text(
+        "import atexit, os, sys\n"
+        "atexit.register(lambda: open(os.environ['TORCH_REPORT'], 'a').write(str('torch' in sys.modules) + '\\n'))\n")
+    env = dict(worker_env(), TORCH_REPORT=str(tmp_path / "report"))
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), env["PYTHONPATH"]])
+    options = {"model": str(WEIGHTS), "scale": 4, "device": "auto", "backend": "auto"}  # the plug-in's defaults
+    for _ in range(2):
+        (info, _), = proto.run_worker(sys.executable, options, [gimp_worker.from_array(crop(16, 16))], env=env)
+        assert (info["width"], info["height"]) == (64, 64)
+    assert (tmp_path / "report").read_text().split() == ["True", "False"]
+
+
+@needs_data
 def test_worker_handles_several_layers_in_one_run():
     a, b = crop(16, 16), with_alpha(crop(12, 20))
     results = proto.run_worker(sys.executable, {"model": str(WEIGHTS), "scale": 4, "device": "cpu"},
