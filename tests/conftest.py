@@ -142,6 +142,23 @@ def _restore_logging():
     _reset_logging()
 
 
+class KillFirstWorker:
+    """An ``on_event`` callback for cluster jobs: records every event and SIGKILLs the worker
+    process of the first finished task (once), as a crashed or preempted machine would."""
+
+    def __init__(self) -> None:
+        self.events: list = []
+        self.killed: list[int] = []
+
+    def __call__(self, event) -> None:
+        import signal
+
+        self.events.append(event)
+        if event.kind == "done" and not self.killed:
+            self.killed.append(event.worker)
+            os.kill(event.worker, signal.SIGKILL)
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     """One local Ray cluster for every test of a module that asks for it (its gcs address); its

@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from .conftest import ROOT, interruptible
+from .conftest import ROOT, KillFirstWorker, interruptible
 from .imagefiles import png16_filtered
 
 ray = pytest.importorskip("ray")
@@ -84,17 +84,10 @@ def test_same_bytes_as_one_machine_and_a_bad_file_fails_alone(cluster, collectio
 
 def test_killed_worker_files_are_redone_exactly_once(cluster, collection, tmp_path):
     src, ref = collection
-    events, killed = [], []
-
-    def kill_first_worker(event):
-        events.append(event)
-        if event.kind == "done" and not killed:
-            killed.append(event.worker)
-            os.kill(event.worker, signal.SIGKILL)
-
-    summary = upscale_folder(str(src), str(tmp_path / "out"), **SETTINGS, on_event=kill_first_worker)
-    assert summary.workers_lost == 1 and summary.retried >= 1
-    finished = [e.task.target for e in events if e.kind in ("done", "skipped")]
+    killer = KillFirstWorker()
+    summary = upscale_folder(str(src), str(tmp_path / "out"), **SETTINGS, on_event=killer)
+    assert killer.killed and summary.workers_lost == 1 and summary.retried >= 1
+    finished = [e.task.target for e in killer.events if e.kind in ("done", "skipped")]
     assert sorted(finished) == sorted(set(finished)) and len(finished) == 9  # every file once
     assert not summary.failed
     assert _files(tmp_path / "out") == _files(ref)  # no temporary file left, nothing partial

@@ -5,8 +5,6 @@ mid-job still end in a complete output."""
 
 from __future__ import annotations
 
-import os
-import signal
 from pathlib import Path
 
 import av
@@ -16,6 +14,7 @@ import pytest
 
 from sr_filter.upscaler import Upscaler
 
+from .conftest import KillFirstWorker
 from .videos import describe, frame_arrays, make_clip
 
 ray = pytest.importorskip("ray")
@@ -109,17 +108,10 @@ def test_h264_segments_equal_the_resumable_single_machine_run(cluster, upscaler,
 
 def test_a_killed_worker_still_gives_a_complete_output(cluster, lossless, tmp_path):
     clip, reference, frames = lossless
-    events, killed = [], []
-
-    def kill_first_worker(event):
-        events.append(event)
-        if event.kind == "done" and not killed:
-            killed.append(event.worker)
-            os.kill(event.worker, signal.SIGKILL)
-
-    summary = upscale_video(clip, tmp_path / "out.mkv", **SETTINGS, segment_frames=3, on_event=kill_first_worker)
-    assert killed and summary.workers_lost == 1 and not summary.failed
-    done = sorted(e.task.first for e in events if e.kind in ("done", "skipped"))
+    killer = KillFirstWorker()
+    summary = upscale_video(clip, tmp_path / "out.mkv", **SETTINGS, segment_frames=3, on_event=killer)
+    assert killer.killed and summary.workers_lost == 1 and not summary.failed
+    done = sorted(e.task.first for e in killer.events if e.kind in ("done", "skipped"))
     assert done == list(range(0, 24, 3))  # every segment exactly once
     _same_video(tmp_path / "out.mkv", reference, frames)
     assert _leftovers(tmp_path) == []
