@@ -146,13 +146,14 @@ def test_menu_choices_come_from_the_manifest():
 # -- real worker subprocess, real weights --------------------------------------------------
 
 @needs_data
-@pytest.mark.parametrize("array", [
-    crop(24, 32),                                               # RGB uint8
-    with_alpha(crop(24, 32)),                                   # RGBA uint8
-    (crop(20, 24)[:, :, :1].astype(np.uint16) * 257),           # gray uint16
-    (with_alpha(crop(20, 24)).astype(np.float32) / 255),        # RGBA float32
+@pytest.mark.parametrize("make", [  # built in the test: collection must not need the shared data
+    lambda: crop(24, 32),                                               # RGB uint8
+    lambda: with_alpha(crop(24, 32)),                                   # RGBA uint8
+    lambda: crop(20, 24)[:, :, :1].astype(np.uint16) * 257,             # gray uint16
+    lambda: with_alpha(crop(20, 24)).astype(np.float32) / 255,          # RGBA float32
 ], ids=["rgb8", "rgba8", "gray16", "rgbaf32"])
-def test_worker_output_equals_library_output(array):
+def test_worker_output_equals_library_output(make):
+    array = make()
     options = {"model": str(WEIGHTS), "scale": 2.0, "device": "cpu", "tile": "auto"}
     seen = []
     results = proto.run_worker(sys.executable, options, [gimp_worker.from_array(array)],
