@@ -121,7 +121,8 @@ def _entry(cache: Path) -> Path:
     return record
 
 
-@pytest.mark.parametrize("damage", ["truncated bin", "record of an older cache", "facts of another version"])
+@pytest.mark.parametrize("damage", ["truncated bin", "record of an older cache", "facts of another version",
+                                    "record of another release"])
 def test_a_damaged_or_older_entry_is_converted_again(isolated_cache, damage):
     image = _photo()
     expected = Upscaler("cartoon").upscale(image)
@@ -133,9 +134,13 @@ def test_a_damaged_or_older_entry_is_converted_again(isolated_cache, damage):
         data = json.loads(record.read_text())
         del data["model"]
         record.write_text(json.dumps({**data, "format": 1}))
-    else:
+    elif damage == "facts of another version":
         data = json.loads(record.read_text())
         data["model"]["facts"]["new_field"] = 1
+        record.write_text(json.dumps(data))
+    else:  # same files, same facts, written by another sr-filter release
+        data = json.loads(record.read_text())
+        data["model"]["sr_filter"] = "0.0.1"
         record.write_text(json.dumps(data))
     again = Upscaler("cartoon")
     assert again.model.loaded  # not taken from the damaged entry

@@ -119,6 +119,10 @@ class OpenVinoBackend:
         if found is None:
             return None
         key, record = found
+        from .. import __version__
+
+        if record["model"].get("sr_filter") != __version__:  # facts of another release: converted again
+            return None
         blobs = ov_cache.load(folder, key, {k: record.get(k) for k in ov_cache.META_KEYS})
         if blobs is None:
             return None

@@ -65,8 +65,13 @@ def settings_sha256(arch: str, params: dict) -> str:
 
 
 def about(model: Any) -> dict:
-    """What a record keeps about a LoadedModel, so a later run can tile it without loading it."""
+    """What a record keeps about a LoadedModel, so a later run can tile it without loading it.
+    The facts come from this release's architecture code (a later release may measure a wider
+    context), so the release is part of it and an upgrade writes the record again."""
+    from .. import __version__
+
     return {
+        "sr_filter": __version__,
         "name": model.name,
         "arch": model.arch_name,
         "params": json.loads(json.dumps(model.params, default=str)),
