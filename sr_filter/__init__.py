@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # imported on first use (see __getattr__): `sr-filter --help`
     from .upscaler import Upscaler
     from .video import upscale_video
 
-__version__ = "0.1.0"
+from .version import __version__
 
 #: public names whose modules import torch (or are only needed for work): loaded on first access
 _LAZY = {"Upscaler": "upscaler", "Progress": "tiling", "load_manifest": "manifest", "upscale_video": "video"}

@@ -85,13 +85,14 @@ def encode_png(
 
 
 def compression(array: np.ndarray) -> dict:
-    """The libpng settings for ``array``: :data:`FAST` when 8 strips of 16 rows, spread over the
-    image, come out at most 3% larger with it than with :data:`THOROUGH`, else THOROUGH."""
+    """The libpng settings for ``array``: :data:`FAST` when 8 strips of 8 rows, spread over the
+    image, come out at most 3% larger with it than with :data:`THOROUGH`, else THOROUGH (8 rows
+    gave the same choices as 16 on the images measured, at half the cost)."""
     height = array.shape[0]
-    if height * array.shape[1] < _SAMPLE_FROM or height < 128:
+    if height * array.shape[1] < _SAMPLE_FROM or height < 64:
         return THOROUGH
-    starts = np.linspace(0, height - 16, 8).astype(int)
-    sample = np.ascontiguousarray(np.concatenate([array[y : y + 16] for y in starts]))
+    starts = np.linspace(0, height - 8, 8).astype(int)
+    sample = np.ascontiguousarray(np.concatenate([array[y : y + 8] for y in starts]))
     fast = len(imagecodecs.png_encode(sample, **FAST))
     thorough = len(imagecodecs.png_encode(sample, **THOROUGH))
     return FAST if fast <= thorough * _FAST_SLACK else THOROUGH

@@ -121,14 +121,15 @@ def test_sigterm_and_sighup_leave_no_temporary_file(tmp_path, set14, signum):
     big.crop((0, 0, 24, 24)).save(src / "a_small.png")
     big.save(src / "b_big.png")
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen([sys.executable, "-m", "sr_filter", src, "-o", out, "--preset", "cartoon", "--tile", "128"],
+    # --tta: 8x the network's work, so the big image takes seconds and the signal lands inside it
+    proc = subprocess.Popen([sys.executable, "-m", "sr_filter", src, "-o", out, "--preset", "cartoon", "--tile", "128", "--tta"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     try:
         deadline = time.monotonic() + 120
         while not (out / "a_small.png").exists():
             assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
             time.sleep(0.05)
-        time.sleep(1.0)
+        time.sleep(0.3)  # inside the big image's tiles
         assert proc.poll() is None, "the big image finished before the signal; make it bigger"
         proc.send_signal(signum)
         stdout, stderr = proc.communicate(timeout=120)

@@ -27,6 +27,7 @@ from typing import Any
 
 from ..atomic import publish
 from ..errors import first_line
+from ..version import __version__
 from ..weights import cache_dir, file_sha256
 
 log = logging.getLogger(__name__)
@@ -68,8 +69,6 @@ def about(model: Any) -> dict:
     """What a record keeps about a LoadedModel, so a later run can tile it without loading it.
     The facts come from this release's architecture code (a later release may measure a wider
     context), so the release is part of it and an upgrade writes the record again."""
-    from .. import __version__
-
     return {
         "sr_filter": __version__,
         "name": model.name,
