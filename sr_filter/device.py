@@ -70,9 +70,14 @@ def cpu_precision(precision: str | None = "auto") -> str:
     return "fp32" if precision == "auto" else precision
 
 
+#: Linux's CPU topology (which logical CPUs share a physical core)
+_SYS_CPU = Path("/sys/devices/system/cpu")
+
+
 def cpu_threads() -> int:
     """Threads for CPU inference: torch's setting once torch is loaded (so ``torch.set_num_threads``
-    is obeyed), else ``OMP_NUM_THREADS``, else the CPUs this process may run on."""
+    is obeyed), else ``OMP_NUM_THREADS``, else torch's own default, which is one thread per
+    physical core this process may run on (hyperthreads add nothing to these convolutions)."""
     if "torch" in sys.modules:
         import torch
 
@@ -83,9 +88,28 @@ def cpu_threads() -> int:
             return value
     except ValueError:
         pass
+    return physical_cores()
+
+
+def physical_cores() -> int:
+    """Physical cores among the CPUs this process may run on (Linux's topology; psutil elsewhere)."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        allowed = sorted(os.sched_getaffinity(0))
     except (AttributeError, OSError):
+        allowed = []
+    if allowed:
+        cores = set()
+        for cpu in allowed:
+            try:
+                cores.add((_SYS_CPU / f"cpu{cpu}" / "topology" / "thread_siblings_list").read_text().strip())
+            except OSError:
+                cores.add(f"cpu{cpu}")  # no topology: count it as a core of its own
+        return max(1, len(cores))
+    try:
+        import psutil
+
+        return max(1, int(psutil.cpu_count(logical=False) or psutil.cpu_count() or 1))
+    except Exception:  # noqa: BLE001 - no psutil or an OS it cannot read
         return max(1, os.cpu_count() or 1)
 
 

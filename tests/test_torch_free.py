@@ -214,3 +214,22 @@ def test_videos_and_frame_streams_run_without_torch_too(tmp_path):
     with av.open(str(tmp_path / "second.mp4")) as out:
         frames = [f.to_ndarray(format="rgb24") for f in out.decode(video=0)]
     assert len(frames) == 6 and frames[0].shape == (96, 128, 3)
+
+
+def test_threads_without_torch_are_one_per_physical_core(monkeypatch, tmp_path):
+    """As torch's default: a hyperthreaded CPU (the layout is written here, none exists on these
+    machines) gets one thread per core, OMP_NUM_THREADS wins, and torch's own setting once loaded."""
+    for cpu, siblings in enumerate(["0,2", "1,3", "0,2", "1,3"]):
+        (tmp_path / f"cpu{cpu}" / "topology").mkdir(parents=True)
+        (tmp_path / f"cpu{cpu}" / "topology" / "thread_siblings_list").write_text(siblings + "\n")
+    monkeypatch.setattr(device, "_SYS_CPU", tmp_path)
+    monkeypatch.setattr(device.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delitem(sys.modules, "torch")
+    assert device.physical_cores() == 2 and device.cpu_threads() == 2
+    monkeypatch.setattr(device.os, "sched_getaffinity", lambda pid: {1, 3}, raising=False)  # one core allowed
+    assert device.cpu_threads() == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert device.cpu_threads() == 3
+    monkeypatch.setitem(sys.modules, "torch", torch)
+    assert device.cpu_threads() == torch.get_num_threads()
