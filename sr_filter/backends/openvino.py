@@ -26,7 +26,6 @@ import numpy as np
 from ..device import cpu_threads
 from ..errors import BackendError, first_line
 from ..interrupts import interrupts_held
-from ..version import __version__
 from . import ov_cache
 
 log = logging.getLogger(__name__)
@@ -120,8 +119,6 @@ class OpenVinoBackend:
         if found is None:
             return None
         key, record = found
-        if record["model"].get("sr_filter") != __version__:  # facts of another release: converted again
-            return None
         blobs = ov_cache.load(folder, key, {k: record.get(k) for k in ov_cache.META_KEYS})
         if blobs is None:
             return None

@@ -81,9 +81,9 @@ def about(model: Any) -> dict:
 
 def find(folder: Path, query: dict) -> tuple[str, dict] | None:
     """The key and record of an entry whose record matches every item of ``query`` (a subset of
-    :data:`META_KEYS`) and describes its model; None when there is none. Used to find a converted
-    model from its weights alone, before (and without) loading them; :func:`load` still checks
-    the entry's files."""
+    :data:`META_KEYS`) and describes its model as this release does (:func:`about`); None when
+    there is none. Used to find a converted model from its weights alone, before (and without)
+    loading them; :func:`load` still checks the entry's files."""
     try:
         records = sorted(folder.glob("*.json"))
     except OSError:
@@ -93,7 +93,9 @@ def find(folder: Path, query: dict) -> tuple[str, dict] | None:
             record = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        if isinstance(record, dict) and isinstance(record.get("model"), dict) and all(record.get(k) == v for k, v in query.items()):
+        if not isinstance(record, dict) or not isinstance(record.get("model"), dict):
+            continue
+        if record["model"].get("sr_filter") == __version__ and all(record.get(k) == v for k, v in query.items()):
             return path.stem, record
     return None
 
