@@ -8,21 +8,14 @@ multiples of the model's size multiple, so the rotated window is one too.
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from typing import Callable
 
 import numpy as np
 
+from .backends import Backend
+
 #: (quarter turns, horizontal flip) for the 8 elements of the dihedral group D4
 TRANSFORMS: tuple[tuple[int, bool], ...] = tuple((k, flip) for flip in (False, True) for k in range(4))
-
-
-class Backend(Protocol):
-    """One window in, one window out (see sr_filter.backends once it lands)."""
-
-    name: str
-    precision: str
-
-    def run(self, batch: np.ndarray) -> np.ndarray: ...
 
 
 def forward_transform(x: np.ndarray, k: int, flip: bool) -> np.ndarray:
