@@ -14,18 +14,17 @@ import importlib.util
 
 from ..interrupts import interrupts_held
 
-#: what the work needs, loaded in this order (numpy first: torch's C start-up imports it)
-LIBRARIES = ("numpy", "imagecodecs", "PIL.Image")
-#: loaded unless the run may go without it (OpenVINO from its conversion cache; the library then
-#: loads torch itself, Ctrl-C held back, only if the model turns out not to be converted yet)
-TORCH = ("torch",)
-#: loaded only when the OpenVINO backend may run
-OPENVINO = ("openvino",)
+#: what the work needs, loaded in this order (numpy first: torch's C start-up imports it);
+#: torch is left out when the run may go without it (OpenVINO from its conversion cache: the
+#: library then loads torch itself, Ctrl-C held back, only if the model is not converted yet)
+#: and openvino when the OpenVINO backend cannot run
+LIBRARIES = ("numpy", "torch", "imagecodecs", "PIL.Image", "openvino")
 
 
 def load_libraries(*, openvino: bool, torch: bool = True) -> None:
     """Import the compiled libraries the work will use, with Ctrl-C held back while they load."""
-    names = LIBRARIES[:1] + (TORCH if torch else ()) + LIBRARIES[1:] + (OPENVINO if openvino else ())
+    skipped = {name for name, wanted in (("torch", torch), ("openvino", openvino)) if not wanted}
+    names = [name for name in LIBRARIES if name not in skipped]
     with interrupts_held():
         for name in names:
             if importlib.util.find_spec(name.split(".")[0]) is not None:
