@@ -158,9 +158,7 @@ def resolve(spec: str | None = None, *, offline: bool | None = None, manifest: M
     if not spec:
         raise UnknownModelError("empty model name")
     if is_path_spec(spec) and spec.lower() not in manifest.presets:
-        path = Path(spec).expanduser()
-        if not path.is_file():
-            raise WeightsFormatError(f"weights file {path} does not exist")
+        path = _existing(Path(spec).expanduser())
         return ModelRef(path.stem, path)
     entries = candidates(spec, manifest)
     is_preset = spec.lower() in manifest.presets
@@ -202,8 +200,7 @@ def load_entry(entry: ModelEntry, path: Path) -> LoadedModel:
 
 def load_file(path: Path) -> LoadedModel:
     """Load a local weights file, recognising its architecture from the tensor shapes."""
-    if not path.is_file():
-        raise WeightsFormatError(f"weights file {path} does not exist")
+    _existing(path)
     from .community import detect_own, load_community, read_state  # other architectures: spandrel
 
     state = read_state(path)
@@ -216,6 +213,13 @@ def load_file(path: Path) -> LoadedModel:
     network = arch.build(params)
     _load_strict(network, state, path)
     return LoadedModel(network.eval(), arch, params, arch.scale(params), path.stem, path)
+
+
+def _existing(path: Path) -> Path:
+    """``path``, or a WeightsFormatError when no file is there."""
+    if not path.is_file():
+        raise WeightsFormatError(f"weights file {path} does not exist")
+    return path
 
 
 def mismatch_detail(exc: RuntimeError) -> str:
