@@ -93,10 +93,10 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
     if output == "-":
         raise click.UsageError("a video cannot be written to standard output; use -o FILE, or --format y4m for a frame stream")
     to_video = target is not None and not target.is_dir() and target.suffix.lower() in VIDEO_SUFFIXES
-    if source.suffix.lower() not in VIDEO_SUFFIXES and to_video and source.suffix.lower() == ".webp":
+    if to_video and source.suffix.lower() == ".webp":
         raise VideoFormatError(f"{source}: an animated WebP can be written as .gif, .webp or .png, not as a video "
                                "(FFmpeg's libraries do not decode animated WebP)")
-    if source.suffix.lower() not in VIDEO_SUFFIXES and not to_video:  # GIF/APNG to a video: FFmpeg reads them
+    if source.suffix.lower() not in VIDEO_SUFFIXES and not to_video:  # an animation; GIF/APNG to a video: FFmpeg reads them
         from .. import animation
 
         upscaler = make_upscaler()
