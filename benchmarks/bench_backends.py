@@ -6,6 +6,7 @@ Run by hand (see benchmarks/README.md):
     python benchmarks/bench_backends.py --repeats 5 --inputs "photo 500x480"
     python benchmarks/bench_backends.py shapes            # border windows: one dynamic model vs one per shape
     python benchmarks/bench_backends.py error             # bf16 vs fp32 on Set14 (max/mean levels, PSNR-Y)
+    python benchmarks/bench_backends.py ceiling           # fp32 arithmetic: what this CPU allows at best
 
 ``speed``: each engine runs in its own fresh process (peak RSS is per engine): model load and
 OpenVINO conversion/compilation happen before a 64x64 warm-up and are not timed; then the best of
@@ -199,6 +200,84 @@ def error(args: argparse.Namespace) -> None:
             print(f"{model:22s} {e:14s} {a[:, 0].max():8.0f} {a[:, 1].mean():9.3f} {pooled:14.2f} {a[:, 3].mean():12.3f} {a[:, 4].mean():11.3f}")
 
 
+def ceiling(args: argparse.Namespace) -> None:
+    """How close fp32 inference is to what this CPU can do, and the best ratio to RealESRGANer it allows.
+
+    Counts the network's multiply-adds over the windows the tiler runs (and over the whole image),
+    measures this machine's fp32 matrix-multiply rate with OpenVINO (the best case for the same
+    FMA units), times OpenVINO fp32 on the input at the given tile and whole, and, where the
+    reference is installed, RealESRGANer. Interleaved, best of ``--repeats``.
+    """
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    from sr_filter import Upscaler
+    from sr_filter.device import cpu_threads
+    from sr_filter.tiling import plan_tiles
+
+    weights = str(WEIGHTS / f"{args.model}.pth")
+    image = next(np.load(p) for k, p in make_inputs(Path(tempfile.mkdtemp())).items() if k == args.inputs[-1])
+    h, w = image.shape[:2]
+    tile = int(args.tile)
+    up = Upscaler(weights, device="cpu", tile=tile, precision="fp32", backend="openvino")
+    whole = Upscaler(weights, device="cpu", tile=0, precision="fp32", backend="openvino")
+    model = up.model
+    macs_px = sum(int(np.prod(t.shape)) for t in model.network.state_dict().values() if t.ndim == 4)
+    windows = plan_tiles(h, w, tile, model.facts.context, equal=False)
+    window_px = sum(t.y.size * t.x.size for t in windows)
+    flops = {"whole image": 2 * macs_px * h * w, f"tile {tile}": 2 * macs_px * window_px}
+
+    threads = cpu_threads()
+    config = {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": threads}
+    rng = np.random.default_rng(0)
+    probes = {}  # label: (compiled op, inputs, FLOPs): plain fp32 arithmetic on the same FMA units
+    for n in (1024, 2048, 4096):
+        a, b = ops.parameter([n, n], ov.Type.f32), ops.parameter([n, n], ov.Type.f32)
+        probes[f"matmul {n}"] = (ov.Core().compile_model(ov.Model([ops.matmul(a, b, False, False)], [a, b]), "CPU", config),
+                                 [rng.standard_normal((n, n), dtype=np.float32) for _ in range(2)], 2 * n**3)
+    x = ops.parameter([1, 64, 292, 292], ov.Type.f32)
+    kernel = ops.constant(rng.standard_normal((64, 64, 3, 3), dtype=np.float32) / 24)
+    conv = ops.convolution(x, kernel, [1, 1], [1, 1], [1, 1], [1, 1])
+    probes["conv 3x3 64->64, 292 px"] = (ov.Core().compile_model(ov.Model([conv], [x]), "CPU", config),
+                                         [rng.random((1, 64, 292, 292), dtype=np.float32)], 2 * 64 * 64 * 9 * 292 * 292)
+    runners = {k: (lambda c=c, i=i: c(i)) for k, (c, i, _) in probes.items()}
+    runners |= {f"tile {tile}": lambda: up.upscale(image), "whole image": lambda: whole.upscale(image)}
+    # RealESRGANer's own tiles: a 256 grid from the top left, 10 px of context clipped at the border
+    re_px = sum((min(y + tile + 10, h) - max(y - 10, 0)) * (min(x + tile + 10, w) - max(x - 10, 0))
+                for y in range(0, h, tile) for x in range(0, w, tile))
+    flops[f"RealESRGANer tile {tile}"] = 2 * macs_px * re_px
+    flops["RealESRGANer tile 0"] = flops["whole image"]
+    try:
+
+        runners["RealESRGANer tile 0"] = lambda f=make_engine("RealESRGANer-fp32", weights, 0): f(image)
+        runners[f"RealESRGANer tile {tile}"] = lambda f=make_engine("RealESRGANer-fp32", weights, tile): f(image)
+    except ImportError:
+        pass
+    for run in runners.values():
+        run()
+    best = {k: float("inf") for k in runners}
+    for _ in range(args.repeats):
+        for label, run in runners.items():
+            start = time.perf_counter()
+            run()
+            best[label] = min(best[label], time.perf_counter() - start)
+    rates = {k: probes[k][2] / best.pop(k) / 1e9 for k in probes}
+    peak = max(rates.values())
+    print(f"CPU: {cpu_facts()}; {threads} threads; {_ov_version()}; {args.model} ({macs_px / 1e3:.0f} k multiply-adds "
+          f"per input px), {args.inputs[-1]}; best of {args.repeats}, interleaved")
+    print("fp32 arithmetic probes (OpenVINO): " + ", ".join(f"{k} {v:.0f}" for k, v in rates.items())
+          + f" GFLOP/s; the best, {peak:.0f} GFLOP/s, is taken as this machine's fp32 ceiling\n")
+    print(f"{'run':24s} {'TFLOP':>6s} {'seconds':>8s} {'GFLOP/s':>8s} {'of ceiling':>10s}")
+    for label, seconds in best.items():
+        print(f"{label:24s} {flops[label] / 1e12:6.2f} {seconds:8.2f} {flops[label] / seconds / 1e9:8.0f} "
+              f"{flops[label] / seconds / 1e9 / peak:9.0%}")
+    floor = flops["whole image"] / (peak * 1e9)
+    print(f"\nfastest possible fp32 run here: the whole image's arithmetic at the ceiling, {floor:.2f} s")
+    for label in [k for k in best if k.startswith("RealESRGANer")]:
+        print(f"  {label}: {best[label]:.2f} s, so at most {best[label] / floor:.2f}x it in exact fp32 "
+              f"(ours now: {best[label] / best[f'tile {tile}']:.2f}x at tile {tile}, {best[label] / best['whole image']:.2f}x whole)")
+
+
 def _ov_version() -> str:
     try:
         import openvino
@@ -214,7 +293,7 @@ def main() -> None:
         child(engine, weights, image, tile, int(repeats), save)
         return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("mode", nargs="?", default="speed", choices=["speed", "shapes", "error"])
+    ap.add_argument("mode", nargs="?", default="speed", choices=["speed", "shapes", "error", "ceiling"])
     ap.add_argument("--model", default="realesr-animevideov3", choices=list(MODELS))
     ap.add_argument("--models", nargs="+", default=["realesr-animevideov3", "sr-photo-x4", "sr-cartoon-x4"], help="error mode")
     ap.add_argument("--inputs", nargs="+", default=["photo 500x480", "frame 1280x720"])
@@ -222,7 +301,7 @@ def main() -> None:
     ap.add_argument("--tile", default="256", help="tile edge (input px) for every engine, or auto")
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
-    {"speed": speed, "shapes": shapes, "error": error}[args.mode](args)
+    {"speed": speed, "shapes": shapes, "error": error, "ceiling": ceiling}[args.mode](args)
 
 
 if __name__ == "__main__":
