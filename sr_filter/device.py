@@ -8,6 +8,7 @@ asked otherwise (bf16 on request).
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import platform
@@ -49,6 +50,12 @@ def _torch_has_gpu_build() -> bool:
         import torch
 
         return torch.version.cuda is not None or getattr(torch.version, "hip", None) is not None
+    return _gpu_build_on_disk()
+
+
+@functools.lru_cache(maxsize=1)
+def _gpu_build_on_disk() -> bool:
+    """:func:`_torch_has_gpu_build` from the installed torch's ``version.py`` (read once a process)."""
     try:
         spec = importlib.util.find_spec("torch")
         folders = list(spec.submodule_search_locations or []) if spec else []

@@ -27,6 +27,7 @@ pytest.importorskip("openvino")
 
 from sr_filter import Upscaler, device  # noqa: E402
 from sr_filter.backends import ov_cache  # noqa: E402
+from sr_filter.weights import file_sha256  # noqa: E402
 
 #: runs the CLI as `sr-filter ARGS` and says on the last stderr line whether torch was imported
 _CLI = """
@@ -155,7 +156,31 @@ def test_the_record_says_what_the_tiler_needs(isolated_cache):
     assert record["model"]["facts"]["context"] == up.model.facts.context and record["model"]["scale"] == up.scale
 
 
+def test_a_local_file_is_hashed_once_and_again_when_it_changes(isolated_cache, tmp_path, monkeypatch):
+    hashed = []
+    monkeypatch.setattr(ov_cache, "file_sha256", lambda path: hashed.append(path) or file_sha256(path))
+    weights = tmp_path / "mine.pth"
+    weights.write_bytes(require_shared(UPSTREAM / "RealESRGANv2-animevideo-xsx2.pth").read_bytes())
+    first = Upscaler(str(weights))  # looked up, converted, recorded: one hash
+    assert first.model.loaded and len(hashed) == 1
+    assert not Upscaler(str(weights)).model.loaded and len(hashed) == 1  # from the cache, same file
+    other = (UPSTREAM / "RealESRGANv2-animevideo-xsx4.pth").read_bytes()
+    weights.write_bytes(other)
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
+    changed = Upscaler(str(weights))  # other bytes under the same name: hashed anew, converted anew
+    assert changed.model.loaded and changed.scale == 4 and len(hashed) == 2
+    assert len(list((isolated_cache / "openvino").glob("*.json"))) == 2
+
+
 # -- deciding "the CPU for sure" without torch --------------------------------------------------------
+
+
+@pytest.fixture
+def fresh_build_answer():
+    """cpu_only reads torch's version.py once a process: forget that answer before and after."""
+    device._gpu_build_on_disk.cache_clear()
+    yield
+    device._gpu_build_on_disk.cache_clear()
 
 
 def _fake_torch(monkeypatch, tmp_path, text: str) -> None:
@@ -173,13 +198,15 @@ def _fake_torch(monkeypatch, tmp_path, text: str) -> None:
     ("__version__ = '2.13.0'\ncuda = None\nhip = '6.2.4'\n", False),
     ("something else entirely\n", False),
 ])
-def test_cpu_only_reads_the_torch_build_without_importing_it(monkeypatch, tmp_path, text, cpu):
+def test_cpu_only_reads_the_torch_build_without_importing_it(monkeypatch, tmp_path, text, cpu, fresh_build_answer):
     monkeypatch.delenv("SR_FILTER_DEVICE", raising=False)
     monkeypatch.setattr(device.sys, "platform", "linux")
     _fake_torch(monkeypatch, tmp_path, text)
     assert device.cpu_only("auto") is cpu
     assert device.cpu_only("cpu") is True and device.cpu_only("cuda") is False
     assert "torch" not in sys.modules
+    (tmp_path / "torch" / "version.py").unlink()  # read once: the answer stands for the process
+    assert device.cpu_only("auto") is cpu
 
 
 def test_cpu_only_follows_the_environment_variable(monkeypatch):
