@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-import pytest
 
 from sr_filter import Upscaler
 from sr_filter import evaluation as ev
