@@ -305,3 +305,29 @@ def test_width_and_height_pick_the_scale_for_videos_animations_and_not_streams(t
     assert len(written.frames) == 3 and written.frames[0].shape[:2] == (20, 25)
     stream = run(clip, "--format", "y4m", "--width", "64", "-o", tmp_path / "s.y4m")
     assert stream.returncode == 2 and b"--width/--height need a file" in stream.stderr
+
+
+@pytest.mark.parametrize("name,codec", [("out.mkv", None), ("out.mov", None), ("out.webm", None), ("out.mp4", "av1")])
+def test_resume_without_copied_streams_writes_only_the_upscaled_video(tmp_path, upscaler, name, codec):
+    """Nothing to copy (no audio): the join reads no source packet (it once mixed the source's own
+    low-resolution video in), and VP9/AV1 segments are written where FFmpeg takes them."""
+    source = "clip.webm" if name == "out.webm" else "clip.mp4"
+    clip = make_clip(tmp_path / source, frames=10, audio=0, codec="libvpx-vp9" if source.endswith("webm") else "libx264")
+    summary = upscale_video(clip, tmp_path / name, upscaler=upscaler, resume=True, codec=codec)
+    after = describe(tmp_path / name)
+    assert summary["frames"] == 10 and len(after["times"]) == 10 and after["others"] == []
+    assert after["times"] == pytest.approx(describe(clip)["times"], abs=1e-3)
+    assert _packet_counts(tmp_path / name) == _packet_counts(clip)
+    assert leftovers(tmp_path) == []
+
+
+def test_mov_takes_what_its_muxer_writes_and_says_what_it_drops(tmp_path, upscaler):
+    """FFmpeg's mov muxer lists VP9, AV1, Opus and FLAC but refuses them when it writes the header."""
+    vp9 = make_clip(tmp_path / "clip.webm", frames=4, codec="libvpx-vp9", audio=1)  # Opus audio
+    notices: list[str] = []
+    summary = upscale_video(vp9, tmp_path / "out.mov", upscaler=upscaler, notice=notices.append)
+    assert summary["codec"] == "h264" and describe(tmp_path / "out.mov")["others"] == []
+    assert any("dropped audio stream 1 (opus): mov files cannot hold opus" in n for n in notices)
+    with pytest.raises(VideoFormatError, match="a mov file cannot hold av1 video"):
+        upscale_video(vp9, tmp_path / "b.mov", upscaler=upscaler, codec="av1")
+    assert leftovers(tmp_path) == []

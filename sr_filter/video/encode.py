@@ -50,13 +50,37 @@ def even_dimension(value: float) -> int:
     return max(2, int(round(value / 2)) * 2)
 
 
+#: codecs FFmpeg's mov muxer lists as supported but refuses when it writes the header ("vp9 only
+#: supported in MP4"); copied streams are checked by writing a header (:func:`_header_takes`)
+_MOV_REFUSES = {"vp9", "av1"}
+
+
 @functools.lru_cache(maxsize=None)
 def _probe_holds(muxer: str, codec: str) -> bool:
+    if muxer == "mov" and codec in _MOV_REFUSES:
+        return False
     container = av.open(io.BytesIO(), "w", format=muxer)
     try:
         return codec in container.supported_codecs
     finally:
         container.close()
+
+
+def _header_takes(muxer: str, stream: av.stream.Stream) -> bool:
+    """Whether ``muxer`` writes a header with a copy of ``stream`` in it: some muxers list a codec
+    and refuse it only then (mov with Opus or FLAC audio), which would fail a job at its end."""
+    probe = av.open(io.BytesIO(), "w", format=muxer)
+    try:
+        probe.add_stream_from_template(stream)
+        probe.start_encoding()
+        return True
+    except (av.error.FFmpegError, ValueError):
+        return False
+    finally:
+        try:
+            probe.close()
+        except (av.error.FFmpegError, ValueError):
+            pass
 
 
 def choose_codec(requested: str | None, source_codec: str, muxer: str) -> str:
@@ -178,7 +202,7 @@ def copy_streams(container: av.container.OutputContainer, source: av.container.I
             container.add_attachment(stream.name or f"attachment{stream.index}", stream.mimetype or "application/octet-stream", bytes(stream.data))
             continue
         codec = stream.codec_context.name if stream.codec_context else "unknown"
-        if not _probe_holds(muxer, codec):
+        if not _probe_holds(muxer, codec) or not _header_takes(muxer, stream):
             hint = "; a .mkv output keeps it" if muxer != "matroska" and _probe_holds("matroska", codec) else ""
             dropped.append(f"{what} ({codec}): {muxer} files cannot hold {codec}{hint}")
             continue

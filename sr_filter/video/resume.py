@@ -135,8 +135,9 @@ SegmentWriter = _SegmentWriter
 
 
 def _segment_muxer(family: str) -> str:
-    """mov keeps the exact time base and B-frame timing of every family but FFV1 (which NUT holds)."""
-    return "nut" if family == "ffv1" else "mov"
+    """mov keeps the exact time base and B-frame timing; FFmpeg writes VP9 and AV1 only in its mp4
+    flavour (the same writer) and FFV1 in neither, so NUT holds that."""
+    return {"ffv1": "nut", "vp9": "mp4", "av1": "mp4"}.get(family, "mov")
 
 
 def join(segments: list[tuple[int, int, Path]], src: Path, tmp: str, muxer: str, info: source.VideoInfo) -> list[str]:
@@ -146,12 +147,16 @@ def join(segments: list[tuple[int, int, Path]], src: Path, tmp: str, muxer: str,
     opened = [av.open(str(path)) for _, _, path in segments]
     try:
         out.metadata.update({k: v for k, v in container.metadata.items() if k.lower() != "encoder"})
-        video = out.add_stream_from_template(opened[0].streams.video[0])
+        try:
+            video = out.add_stream_from_template(opened[0].streams.video[0])
+        except av.codec.codec.UnknownCodecError:  # read by a decoder without an encoder of its name (libdav1d)
+            video = out.add_stream_from_template(opened[0].streams.video[0], opaque=True)
         info.colour.tag(video.codec_context, info.height)  # NUT segments (FFV1) do not carry the colour tags
         if info.rotation:
             video.set_display_rotation(info.rotation)
         streams, dropped = encode.copy_streams(out, container, muxer, encode.copyable(container))
-        others = (p for p in container.demux([container.streams[i] for i in streams]) if p.size)
+        # demux([]) would read every stream, the source's own video too: nothing copied, nothing read
+        others = (p for p in container.demux([container.streams[i] for i in streams]) if p.size) if streams else iter(())
         videos = (p for seg in opened for p in seg.demux(seg.streams.video[0]) if p.size)
         for *_, packet in heapq.merge(_timed(videos, 0), _timed(others, 1)):
             packet.stream = video if packet.stream.type == "video" else streams[packet.stream.index]
