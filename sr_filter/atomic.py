@@ -148,10 +148,19 @@ def commit(tmp: str | Path, path: str | Path, *, overwrite: bool) -> None:
 
 def publish(tmp: str | Path, path: str | Path, *, overwrite: bool) -> None:
     """Give the finished temporary file ``tmp`` (in ``path``'s folder) its final name: mode 0666
-    minus the umask, like any file the user writes; without ``overwrite`` a hard link that fails
-    with FileExistsError if the name exists. The one way every writer here (images, videos,
+    minus the umask, like any file the user writes, or the permissions of the file it replaces
+    (a private file stays private); without ``overwrite`` a hard link that fails with
+    FileExistsError if the name exists. The one way every writer here (images, videos,
     downloads, checkpoints) publishes a file; OSError is the caller's to word."""
-    os.chmod(tmp, 0o666 & ~_umask())
+    mode = 0o666 & ~_umask()
+    if overwrite:
+        try:
+            old = os.stat(path)
+            if stat.S_ISREG(old.st_mode):
+                mode = stat.S_IMODE(old.st_mode)
+        except OSError:
+            pass
+    os.chmod(tmp, mode)
     if overwrite:
         os.replace(tmp, path)
     else:

@@ -136,3 +136,16 @@ def test_check_target_and_replacing_word_an_unwritable_folder_alike():
             attempt()
         messages.append(str(info.value))
     assert messages[0] == messages[1] and messages[0].startswith("cannot write to output folder /proc: ")
+
+
+def test_a_replaced_file_keeps_its_permissions(tmp_path):
+    """Overwriting a private file (0600) must not make it readable by everyone."""
+    target = tmp_path / "private.png"
+    target.write_bytes(b"mine")
+    target.chmod(0o600)
+    write_atomic(b"upscaled", target, overwrite=True)
+    assert target.read_bytes() == b"upscaled" and stat.S_IMODE(target.stat().st_mode) == 0o600
+    target.chmod(0o640)
+    with replacing(target) as tmp:
+        tmp.write_bytes(b"again")
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
