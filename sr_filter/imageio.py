@@ -130,6 +130,7 @@ def _read_tiff(data: bytes, name: str, check: Callable[[sniff.Shape], None]) -> 
     if image is None:  # only tifffile can open it (float colour, many samples): its tags
         return array, ImageMeta(format="TIFF", icc_profile=tags.icc_profile, dpi=tags.dpi), tags.orientation
     meta, orientation = read_meta(image)
+    meta.dpi = tags.dpi  # Pillow says 1x1 DPI for a TIFF without resolution tags
     return array, meta, orientation
 
 

@@ -14,6 +14,7 @@ import functools
 import io
 import logging
 import math
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,6 +28,7 @@ _PIXEL_X, _PIXEL_Y = 0xA002, 0xA003
 _X_RES, _Y_RES = 0x011A, 0x011B
 #: IFD0 tags worth carrying from a TIFF's header (the rest describe the TIFF's own pixel layout)
 _DESCRIPTIVE = {0x010E, 0x010F, 0x0110, 0x0131, 0x0132, 0x013B, 0x8298}
+_DESCRIPTION, _SOFTWARE = 0x010E, 0x0131
 
 
 @dataclass
@@ -67,7 +69,7 @@ def read_meta(image: Image.Image) -> tuple[ImageMeta, int]:
         format=image.format,
         icc_profile=info.get("icc_profile") or None,
         dpi=_dpi(info),
-        xmp=_bytes(info.get("xmp")),
+        xmp=upright_xmp(_bytes(info.get("xmp"))),
         comment=_bytes(info.get("comment")),
         mode=image.mode,
         frames=1 if image.format == "MPO" else _frames(image),  # MPO: camera previews
@@ -183,13 +185,31 @@ def cmyk_to_rgb(image: Image.Image, meta: ImageMeta) -> Image.Image:
 def _descriptive(exif: Image.Exif) -> Image.Exif:
     kept = Image.Exif()
     for tag, value in exif.items():
-        if tag in _DESCRIPTIVE or tag == ORIENTATION:
+        if (tag in _DESCRIPTIVE or tag == ORIENTATION) and not _about_layout(tag, value):
             kept[tag] = value
     for ifd in (_EXIF_IFD, _GPS_IFD):
         sub = exif.get_ifd(ifd)
         if sub:
             kept[ifd] = dict(sub)
     return kept
+
+
+def _about_layout(tag: int, value) -> bool:
+    """A description or software tag that describes the file's own layout, which the output
+    does not have: ImageJ's stack header, tifffile's shape record, tifffile as the writer."""
+    text = value.decode("latin-1", "replace") if isinstance(value, bytes) else str(value)
+    if tag == _DESCRIPTION:
+        return text.startswith("ImageJ=") or re.match(r'\s*\{\s*"shape"\s*:', text) is not None
+    return tag == _SOFTWARE and text.startswith("tifffile")
+
+
+def upright_xmp(xmp: bytes | None) -> bytes | None:
+    """XMP with ``tiff:Orientation`` set to 1, as the pixels are once the orientation is applied
+    (viewers that read XMP would otherwise turn the picture a second time)."""
+    if not xmp:
+        return xmp
+    xmp = re.sub(rb'(tiff:Orientation\s*=\s*["\'])\s*[0-9]+\s*(["\'])', rb"\g<1>1\g<2>", xmp)
+    return re.sub(rb"(<tiff:Orientation>)\s*[0-9]+\s*(</tiff:Orientation>)", rb"\g<1>1\g<2>", xmp)
 
 
 def _dpi(info: dict) -> tuple[float, float] | None:

@@ -339,6 +339,44 @@ def test_metadata_carried_and_updated(bird, tmp_path):
     assert Image.open(io.BytesIO(imageio.encode_image(big, "BMP", meta, scale=3))).info["dpi"] == pytest.approx((450, 450), abs=1)
 
 
+def test_tiff_without_resolution_gets_no_dpi(bird):
+    """Pillow reports 1x1 DPI for a TIFF without resolution tags; the output must claim none."""
+    data = _save(Image.fromarray(bird), "TIFF")
+    assert Image.open(io.BytesIO(data)).info.get("dpi") == (1, 1)  # the precondition
+    array, meta = imageio.read_image(data)
+    assert meta.dpi is None
+    for fmt in ("PNG", "JPEG"):
+        assert "dpi" not in Image.open(io.BytesIO(imageio.encode_image(array, fmt, meta, scale=4))).info, fmt
+    with tifffile.TiffFile(io.BytesIO(imageio.encode_image(array, "TIFF", meta, scale=4))) as tif:
+        assert "XResolution" not in tif.pages[0].tags
+
+
+@pytest.mark.parametrize("description", ["ImageJ=1.11a\nimages=2\nslices=2\nhyperstack=true\n", '{"shape": [2, 64, 64, 3]}'])
+def test_tiff_layout_descriptions_are_not_carried(bird, description):
+    """ImageJ's stack header and tifffile's shape record describe the input file's layout."""
+    data = _tiff(bird, photometric="rgb", description=description, software="tifffile.py", metadata=None)
+    _, meta = imageio.read_image(data)
+    exif = Image.Exif()
+    exif.load(meta.exif or b"")
+    assert 0x010E not in exif and 0x0131 not in exif
+    kept = _tiff(bird, photometric="rgb", description="Harbour at dawn", software="Darktable 4.8", metadata=None)
+    exif.load(imageio.read_image(kept)[1].exif)
+    assert exif.get(0x010E) == "Harbour at dawn" and exif.get(0x0131) == "Darktable 4.8"
+
+
+@pytest.mark.parametrize("form", [b'<rdf:Description tiff:Orientation="6"/>', b"<tiff:Orientation>6</tiff:Orientation>"])
+def test_xmp_orientation_is_reset_with_the_exif_one(bird, form):
+    """Viewers that read XMP would turn the upright output a second time."""
+    xmp = b"<x:xmpmeta xmlns:x='adobe:ns:meta/' xmlns:tiff='http://ns.adobe.com/tiff/1.0/'>" + form + b"</x:xmpmeta>"
+    image = Image.fromarray(bird)
+    exif = image.getexif()
+    exif[0x0112] = 6
+    array, meta = imageio.read_image(_save(image, "JPEG", exif=exif.tobytes(), xmp=xmp))
+    assert array.shape[:2] == bird.shape[1::-1]
+    out = Image.open(io.BytesIO(imageio.encode_image(array, "JPEG", meta))).info["xmp"]
+    assert b"6" not in out and (b'tiff:Orientation="1"' in out or b"<tiff:Orientation>1<" in out)
+
+
 def test_png_text_chunks_carried(bird):
     info = PngImagePlugin.PngInfo()
     info.add_text("Title", "a bird")
