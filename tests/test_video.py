@@ -331,3 +331,29 @@ def test_mov_takes_what_its_muxer_writes_and_says_what_it_drops(tmp_path, upscal
     with pytest.raises(VideoFormatError, match="a mov file cannot hold av1 video"):
         upscale_video(vp9, tmp_path / "b.mov", upscaler=upscaler, codec="av1")
     assert leftovers(tmp_path) == []
+
+
+def _nearest_source_frames(output: Path, source_frames: list[np.ndarray], factor: int) -> list[int]:
+    """For each output frame, the index of the source frame it is an upscale of (by its mean-pooled copy)."""
+    found = []
+    for frame in frame_arrays(output):
+        h, w = frame.shape[0] // factor, frame.shape[1] // factor
+        small = frame[: h * factor, : w * factor].reshape(h, factor, w, factor, 3).mean(axis=(1, 3))
+        found.append(int(np.argmin([np.abs(small - s.astype(float)).mean() for s in source_frames])))
+    return found
+
+
+def test_avi_with_b_frames_gets_frames_in_order_with_rising_timestamps(tmp_path, upscaler):
+    """AVI keeps decode order only: the decoder's timestamps of B-frame video come out of order."""
+    from .videos import pattern
+
+    clip = make_clip(tmp_path / "b.avi", frames=8, bframes=2, audio=1)
+    upscale_video(clip, tmp_path / "out.mkv", upscaler=upscaler)
+    after = describe(tmp_path / "out.mkv")
+    assert after["times"] == pytest.approx([i / 12 for i in range(8)], abs=2e-3)
+    assert after["others"] == [("audio", "aac")]
+    source = [pattern(i, 32, 24) for i in range(8)]
+    assert _nearest_source_frames(tmp_path / "out.mkv", source, 4) == list(range(8))
+    upscale_video(clip, tmp_path / "again.avi", upscaler=upscaler)  # our own AVI output reads back in order too
+    upscale_video(tmp_path / "again.avi", tmp_path / "again.mkv", upscaler=upscaler, scale=1)
+    assert describe(tmp_path / "again.mkv")["times"] == pytest.approx([i / 12 for i in range(8)], abs=2e-3)

@@ -57,8 +57,10 @@ def make_clip(
     color: dict | None = None,
     rotation: int | None = None,
     gop: int | None = None,
+    bframes: int = 0,
 ) -> Path:
-    """Write a clip; returns ``path``. ``vfr`` spaces the frames unevenly (1, 2 or 3 ticks)."""
+    """Write a clip; returns ``path``. ``vfr`` spaces the frames unevenly (1, 2 or 3 ticks);
+    ``bframes`` lets x264 use up to that many B-frames (frames stored out of display order)."""
     width, height = size
     deep = "10" in pix_fmt or "16" in pix_fmt
     with av.open(str(path), "w") as out:
@@ -67,7 +69,7 @@ def make_clip(
         tick = Fraction(1, rate * 6)
         video.time_base = video.codec_context.time_base = tick
         if codec == "libx264":
-            video.codec_context.options = {"preset": "ultrafast"}
+            video.codec_context.options = {"preset": "ultrafast", **({"bf": str(bframes)} if bframes else {})}
         if gop:
             video.codec_context.gop_size = gop
         for key, value in (color or {}).items():

@@ -2,11 +2,15 @@
 
 A bad file (not a video, an unknown codec, an absurd picture size, no frames) is refused with
 one :class:`~sr_filter.errors.VideoFormatError` line. Frames come out in presentation order as
-RGB arrays (uint16 for sources deeper than 8 bits), with the source's timestamps untouched.
+RGB arrays (uint16 for sources deeper than 8 bits), with the source's timestamps untouched
+where the container stores them. AVI stores none (only decode order): there the frames take the
+decode timestamps of the packets in order, as FFmpeg's best-effort timestamps would, since the
+decoder's own ones come out of order for B-frame video.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -22,6 +26,8 @@ from .colour import Colour
 
 #: frames held at once on the way through (queues on both sides, the encoder's look-ahead)
 FRAMES_IN_FLIGHT = 12
+#: demuxers that give packets decode times only: frames are timed from them, in order
+DECODE_ORDER_ONLY = frozenset({"avi"})
 
 
 @dataclass
@@ -131,6 +137,7 @@ def items(container: av.container.InputContainer, name: str, info: VideoInfo, *,
     video.thread_type = "AUTO"
     ranged = start > 0 or end is not None
     window = _Window()
+    clock = _Clock(video, container.format.name in DECODE_ORDER_ONLY)
     index = -1
     last_end: float | None = None
     try:
@@ -143,17 +150,19 @@ def items(container: av.container.InputContainer, name: str, info: VideoInfo, *,
                 else:
                     yield from window.offer(packet)
                 continue
+            clock.fed(packet)
             for frame in packet.decode():
                 index += 1
+                pts = clock.stamp(frame)
                 if index < start or (end is not None and index >= end):
                     continue
                 if index == start:
                     info.rotation = int(round(frame.rotation or 0))
-                if frame.pts is not None:
-                    last_end = float((frame.pts + (frame.duration or 0)) * frame.time_base)
-                yield Frame(info.colour.to_rgb(frame, info.deep), frame.pts, frame.time_base, index, bool(frame.key_frame))
-                if ranged and frame.pts is not None:
-                    yield from window.extend(frame)
+                if pts is not None:
+                    last_end = float((pts + (frame.duration or 0)) * frame.time_base)
+                yield Frame(info.colour.to_rgb(frame, info.deep), pts, frame.time_base, index, bool(frame.key_frame))
+                if ranged and pts is not None:
+                    yield from window.extend(pts, frame)
             if end is not None and index + 1 >= end:
                 break
     except av.error.FFmpegError as exc:
@@ -183,6 +192,41 @@ def _check_complete(stream, name: str, last_end: float) -> None:
                                f"{declared:.2f} s (truncated or damaged?)")
 
 
+class _Clock:
+    """Presentation timestamps that rise from frame to frame.
+
+    Where the container stores them they are the decoder's, untouched. AVI stores only the order
+    of decoding: each packet's time is its slot (its dts), and the decoder, given B-frame video,
+    pairs its frames with the wrong packets' guesses (0.04, 0.16, 0.12, ...). The frames come out
+    in display order, so the k-th frame takes the k-th packet's time. A frame whose time still
+    does not rise (a damaged file) is placed one frame after the previous one instead of being
+    handed to the encoder, which refuses it."""
+
+    def __init__(self, stream, decode_order: bool) -> None:
+        self.decode_order = decode_order
+        self.slots: deque[int] = deque()
+        self.last: int | None = None
+        rate = stream.average_rate or stream.guessed_rate
+        base = stream.time_base
+        self.step = max(1, round(1 / (rate * base))) if rate and base else 1
+
+    def fed(self, packet: av.Packet) -> None:
+        if self.decode_order and packet.size and packet.dts is not None:
+            self.slots.append(packet.dts)
+
+    def stamp(self, frame: av.VideoFrame) -> int | None:
+        pts = frame.pts
+        if self.decode_order:
+            pts = self.slots.popleft() if self.slots else None
+            if pts is None and self.last is not None:
+                pts = self.last + (frame.duration or self.step)
+        if pts is not None and self.last is not None and pts <= self.last:
+            pts = self.last + (frame.duration or self.step)
+        if pts is not None:
+            self.last = pts
+        return pts
+
+
 class _Window:
     """Copied packets for a frame range: held until the kept frames' time span says yes or no."""
 
@@ -196,8 +240,8 @@ class _Window:
             self.held.append(packet)
         return self._release()
 
-    def extend(self, frame: av.VideoFrame) -> Iterator[av.Packet]:
-        seconds = float(frame.pts * frame.time_base)
+    def extend(self, pts: int, frame: av.VideoFrame) -> Iterator[av.Packet]:
+        seconds = float(pts * frame.time_base)
         if self.first is None:
             self.first = seconds
         self.last_end = max(self.last_end or 0.0, seconds + float((frame.duration or 0) * frame.time_base))
