@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image, ImageSequence
 
 from .device import available_ram
+from .encode import GIF_TRANSPARENT, gif_frame
 from .errors import CancelledError, ImageTooLargeError, VideoFormatError, first_line
 
 #: output suffix -> Pillow format
@@ -158,8 +159,8 @@ def encode_animation(animation: Animation, fmt: str, *, quality: int | None = No
     if animation.loop is not None:
         options["loop"] = animation.loop
     if fmt == "GIF":
-        images = [_quantise(frame) for frame in animation.frames]
-        options.update(disposal=animation.disposal or 0, transparency=255, optimize=False)
+        images = [gif_frame(frame) for frame in animation.frames]
+        options.update(disposal=animation.disposal or 0, transparency=GIF_TRANSPARENT, optimize=False)
     else:
         images = [Image.fromarray(frame, "RGBA") for frame in animation.frames]
         if fmt == "PNG":
@@ -168,17 +169,3 @@ def encode_animation(animation: Animation, fmt: str, *, quality: int | None = No
             options.update(quality=quality or 90)
     images[0].save(buffer, fmt, append_images=images[1:], **options)
     return buffer.getvalue()
-
-
-def _quantise(frame: np.ndarray) -> Image.Image:
-    """One RGBA frame as a paletted image with its own 255 colours; index 255 is transparent."""
-    rgb = Image.fromarray(np.ascontiguousarray(frame[..., :3]), "RGB")
-    image = rgb.quantize(colors=255, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.FLOYDSTEINBERG)
-    palette = image.getpalette()[: 255 * 3]
-    image.putpalette(palette + [0, 0, 0] * (256 - len(palette) // 3))
-    indices = np.array(image)
-    indices[frame[..., 3] < 128] = 255
-    out = Image.fromarray(indices, "P")
-    out.putpalette(image.getpalette())
-    out.info["transparency"] = 255
-    return out

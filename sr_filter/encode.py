@@ -77,10 +77,12 @@ def encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None = None, *, 
     if channels in (2, 4) and fmt not in _ALPHA:
         log.warning("%s has no transparency; flattening the alpha channel onto white", fmt)
         array = _flatten_on_white(array)
-    image = array_to_pil(array)
-    if fmt == "GIF" and image.mode == "LA":
-        image = image.convert("RGBA")  # Pillow's GIF writer keeps transparency only from RGBA
     options: dict[str, Any] = {}
+    if fmt == "GIF" and channels in (2, 4):  # on/off transparency: cut at alpha 128, as in animations
+        image = gif_frame(np.dstack([array[..., :1]] * 3 + [array[..., 1:]]) if channels == 2 else array)
+        options["transparency"] = GIF_TRANSPARENT
+    else:
+        image = array_to_pil(array)
     if icc:
         options["icc_profile"] = icc
     if exif:
@@ -106,6 +108,25 @@ def encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None = None, *, 
     except (OSError, ValueError, KeyError) as exc:
         raise ImageFormatError(f"cannot write {fmt}: {first_line(exc)}") from None
     return buffer.getvalue()
+
+
+#: the palette index that GIF output keeps for transparent pixels
+GIF_TRANSPARENT = 255
+
+
+def gif_frame(rgba: np.ndarray) -> Image.Image:
+    """8-bit RGBA pixels as a GIF picture: its own 255 colours (median cut, dithered), and index
+    :data:`GIF_TRANSPARENT` wherever alpha is below 128 (GIF transparency is on or off). Still GIFs
+    and every frame of an animated GIF go through here, so both cut transparency the same way."""
+    rgb = Image.fromarray(np.ascontiguousarray(rgba[..., :3]), "RGB")
+    image = rgb.quantize(colors=255, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.FLOYDSTEINBERG)
+    palette = image.getpalette()[: 255 * 3]
+    indices = np.array(image)
+    indices[rgba[..., 3] < 128] = GIF_TRANSPARENT
+    out = Image.fromarray(indices, "P")
+    out.putpalette(palette + [0, 0, 0] * (256 - len(palette) // 3))
+    out.info["transparency"] = GIF_TRANSPARENT
+    return out
 
 
 def _has_sub_ifd(exif: bytes | None) -> bool:
