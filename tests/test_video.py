@@ -357,3 +357,28 @@ def test_avi_with_b_frames_gets_frames_in_order_with_rising_timestamps(tmp_path,
     upscale_video(clip, tmp_path / "again.avi", upscaler=upscaler)  # our own AVI output reads back in order too
     upscale_video(tmp_path / "again.avi", tmp_path / "again.mkv", upscaler=upscaler, scale=1)
     assert describe(tmp_path / "again.mkv")["times"] == pytest.approx([i / 12 for i in range(8)], abs=2e-3)
+
+
+def _tags(path):
+    import av
+
+    with av.open(str(path)) as container:
+        # FFmpeg reads an mp4 track's title back as "name" (the track's udta name box)
+        return [(s.type, s.metadata.get("language"), s.metadata.get("title", s.metadata.get("name")), int(s.disposition))
+                for s in container.streams if s.type != "video"]
+
+
+@pytest.mark.parametrize("name,resume", [("out.mkv", False), ("out.mp4", False), ("out.mkv", True)])
+def test_copied_streams_keep_their_language_title_and_flags(tmp_path, upscaler, name, resume):
+    from av.stream import Disposition
+
+    clip = make_clip(tmp_path / "clip.mkv", frames=4, audio=2, subtitles=True,
+                     audio_tags=[{"language": "eng", "title": "English", "disposition": Disposition.default},
+                                 {"language": "fre", "title": "Francais"}],
+                     subtitle_tags={"language": "ger", "title": "Deutsch", "disposition": Disposition.forced})
+    upscale_video(clip, tmp_path / name, upscaler=upscaler, notice=lambda _: None, resume=resume)
+    expected = _tags(clip)
+    assert expected[:2] == [("audio", "eng", "English", int(Disposition.default)), ("audio", "fre", "Francais", 0)]
+    if name.endswith(".mp4"):  # mp4 cannot hold ASS subtitles
+        expected = expected[:2]
+    assert _tags(tmp_path / name) == expected

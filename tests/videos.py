@@ -58,9 +58,13 @@ def make_clip(
     rotation: int | None = None,
     gop: int | None = None,
     bframes: int = 0,
+    audio_tags: list[dict] | None = None,
+    subtitle_tags: dict | None = None,
 ) -> Path:
     """Write a clip; returns ``path``. ``vfr`` spaces the frames unevenly (1, 2 or 3 ticks);
-    ``bframes`` lets x264 use up to that many B-frames (frames stored out of display order)."""
+    ``bframes`` lets x264 use up to that many B-frames (frames stored out of display order);
+    ``audio_tags`` (one dict per track) and ``subtitle_tags`` are stream tags, where the key
+    ``disposition`` gives the stream's flags (``av.stream.Disposition``) instead."""
     width, height = size
     deep = "10" in pix_fmt or "16" in pix_fmt
     with av.open(str(path), "w") as out:
@@ -80,11 +84,13 @@ def make_clip(
         for _ in range(audio):
             name = audio_codec or ("libopus" if path.suffix == ".webm" else "aac")
             stream = out.add_stream(name, rate=48000 if name == "libopus" else 8000, layout="mono")
+            _tag(stream, (audio_tags or [])[len(tracks)] if len(audio_tags or []) > len(tracks) else {})
             tracks.append(stream)
         subtitle = None
         if subtitles:
             subtitle = out.add_stream("ass")
             subtitle.codec_context.extradata = ASS_HEADER.encode()
+            _tag(subtitle, subtitle_tags or {})
         if attachment:
             out.add_attachment("font.ttf", "application/x-truetype-font", b"\0\1\0\0not-a-real-font")
         pts = 0
@@ -113,6 +119,14 @@ def make_clip(
                 packet.time_base = Fraction(1, 1000)
                 out.mux(packet)
     return path
+
+
+def _tag(stream, tags: dict) -> None:
+    for key, value in tags.items():
+        if key == "disposition":
+            stream.disposition = value
+        else:
+            stream.metadata[key] = value
 
 
 def _write_tone(out, stream, seconds: float, hz: float) -> None:

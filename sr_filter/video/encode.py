@@ -207,10 +207,26 @@ def copy_streams(container: av.container.OutputContainer, source: av.container.I
             dropped.append(f"{what} ({codec}): {muxer} files cannot hold {codec}{hint}")
             continue
         try:
-            streams[stream.index] = container.add_stream_from_template(stream)
+            streams[stream.index] = copied = container.add_stream_from_template(stream)
         except (av.error.FFmpegError, ValueError) as exc:
             dropped.append(f"{what} ({codec}): {first_line(exc)}")
+            continue
+        copy_tags(stream, copied, muxer)
     return streams, dropped
+
+
+#: stream tags the muxer writes itself (Matroska's per-track DURATION): not copied
+_OWN_TAGS = {"duration"}
+
+
+def copy_tags(source: av.stream.Stream, target: av.stream.Stream, muxer: str) -> None:
+    """The stream's tags (language, title, ...) and its flags (default, forced, ...) onto its copy.
+    In mp4/mov the title also names the track's handler, which is what many players list."""
+    tags = {k: v for k, v in source.metadata.items() if k.lower() not in _OWN_TAGS}
+    if muxer in ("mp4", "mov") and tags.get("title") and "handler_name" not in tags:
+        tags["handler_name"] = tags["title"]
+    target.metadata.update(tags)
+    target.disposition = source.disposition
 
 
 def copyable(source: av.container.InputContainer) -> set[int]:
