@@ -35,6 +35,9 @@ class Animation:
     loop: int | None = 0  # 0 = forever, None = play once (a GIF without a loop block)
     disposal: list[int] = field(default_factory=list)  # GIF/APNG disposal method per frame
     blend: list[int] = field(default_factory=list)  # APNG blend operation per frame
+    #: the Pillow format (GIF, WEBP or PNG) whose numbering ``disposal`` (and ``loop``) are in, as
+    #: read; None: the numbering of the format written
+    format: str | None = None
 
 
 def _opened(source: str | Path | bytes) -> Any:
@@ -74,7 +77,7 @@ def read_animation(path: str | Path | bytes, name: str | None = None) -> Animati
                 blend.append(int(frame.info.get("blend", 0) or 0))
     except (OSError, ValueError, Image.DecompressionBombError, EOFError) as exc:
         raise VideoFormatError(f"{name or _label(path)} is not a readable animation ({first_line(exc)})") from None
-    return Animation(frames, durations, loop, disposal, blend)
+    return Animation(frames, durations, loop, disposal, blend, format=image.format)
 
 
 def _label(source: str | Path | bytes) -> str:
@@ -158,14 +161,42 @@ def encode_animation(animation: Animation, fmt: str, *, quality: int | None = No
     options: dict[str, Any] = {"save_all": True, "duration": animation.durations}
     if animation.loop is not None:
         options["loop"] = animation.loop
+    disposal = _disposal_for(animation, fmt)
     if fmt == "GIF":
         images = [gif_frame(frame) for frame in animation.frames]
-        options.update(disposal=animation.disposal or 0, transparency=GIF_TRANSPARENT, optimize=False)
+        options.update(disposal=disposal, transparency=GIF_TRANSPARENT, optimize=False)
     else:
         images = [Image.fromarray(frame, "RGBA") for frame in animation.frames]
-        if fmt == "PNG":
-            options.update(disposal=animation.disposal or 0, blend=animation.blend or 0)
+        if fmt == "PNG":  # complete frames replace the canvas (APNG_BLEND_OP_SOURCE), never blend over it
+            options.update(disposal=disposal, blend=0)
         else:
             options.update(quality=quality or 90)
     images[0].save(buffer, fmt, append_images=images[1:], **options)
-    return buffer.getvalue()
+    data = buffer.getvalue()
+    if fmt == "WEBP" and data[12:16] == b"VP8X" and any((frame[..., 3] < 255).any() for frame in animation.frames):
+        # libwebp leaves the canvas's alpha flag off when every stored sub-frame is opaque, though
+        # the canvas around them is transparent; readers that trust the flag (Pillow) then show black
+        data = data[:20] + bytes([data[20] | 0x10]) + data[21:]
+    return data
+
+
+#: disposal per format as (keep, restore to background, restore to previous): GIF counts 1, 2, 3
+#: (0, unspecified, is kept); APNG counts 0, 1, 2; WebP's encoder chooses its own
+_KEEP, _BACKGROUND, _PREVIOUS = 1, 2, 3
+_FROM = {"GIF": {0: _KEEP, 1: _KEEP, 2: _BACKGROUND, 3: _PREVIOUS}, "PNG": {0: _KEEP, 1: _BACKGROUND, 2: _PREVIOUS}}
+_TO = {"GIF": {_KEEP: 1, _BACKGROUND: 2, _PREVIOUS: 3}, "PNG": {_KEEP: 0, _BACKGROUND: 1, _PREVIOUS: 2}}
+
+
+def _disposal_for(animation: Animation, fmt: str) -> list[int] | int:
+    """The disposal of each frame in ``fmt``'s numbering. Frames are complete pictures, so in a GIF
+    a frame followed by one with transparent pixels is restored to the (transparent) background:
+    keeping it, or restoring what came before it, would show through the next frame's holes."""
+    if fmt not in _TO:
+        return 0
+    count = len(animation.frames)
+    read = _FROM.get(animation.format or fmt, {})
+    kinds = [read.get(d, _KEEP) for d in animation.disposal[:count]] + [_KEEP] * (count - len(animation.disposal))
+    if fmt == "GIF":
+        holes = [bool((frame[..., 3] < 128).any()) for frame in animation.frames]
+        kinds = [_BACKGROUND if holes[(i + 1) % count] else kind for i, kind in enumerate(kinds)]
+    return [_TO[fmt][kind] for kind in kinds]

@@ -219,3 +219,53 @@ def test_an_animated_gif_or_apng_written_as_a_video_keeps_frames_and_timing(tmp_
     assert isinstance(result.exception, VideoFormatError)  # main() prints it as one line, exit 1
     assert "animated WebP can be written as .gif, .webp or .png" in str(result.exception) and "\n" not in str(result.exception)
     assert not (tmp_path / "w.mp4").exists()
+
+
+class Nearest:
+    """A stand-in upscaler: every pixel repeated 4x4, so an output can be compared exactly."""
+
+    scale = 4
+
+    def upscale_array(self, array, scale=None):
+        return array.repeat(4, 0).repeat(4, 1)
+
+
+def moving_box(path, **options):
+    """Four 16x12 frames: an opaque box moving right over a transparent canvas, changing colour."""
+    images = []
+    for i in range(4):
+        rgba = np.zeros((12, 16, 4), np.uint8)
+        rgba[2:10, 1 + 3 * i : 7 + 3 * i] = (250, 60 * i, 20, 255)
+        images.append(Image.fromarray(rgba, "RGBA"))
+    images[0].save(path, save_all=True, append_images=images[1:], duration=[60, 70, 80, 90], loop=0, **options)
+    return path
+
+
+@pytest.mark.parametrize("name, options", [
+    ("none.png", {"disposal": 0, "blend": 0}),
+    ("background.png", {"disposal": 1, "blend": 0}),
+    ("previous.png", {"disposal": 2, "blend": 0}),
+    ("over.png", {"disposal": 0, "blend": 1}),
+    ("a.webp", {"lossless": True}),
+    ("background.gif", {"disposal": 2}),
+    ("previous.gif", {"disposal": 3}),
+])
+@pytest.mark.parametrize("target", ["GIF", "PNG", "WEBP"])
+def test_transparent_frames_show_exactly_their_own_pixels_in_every_output_format(tmp_path, name, options, target):
+    source = moving_box(tmp_path / name, **options)
+    data = animation.upscale_to_bytes(source, Nearest(), target)[1]
+    expected = [Nearest().upscale_array(frame) for frame in animation.read_animation(source).frames]
+    written = animation.read_animation(data)
+    assert len(written.frames) == len(expected) and written.durations == [60, 70, 80, 90]
+    for i, (frame, want) in enumerate(zip(written.frames, expected)):
+        shown = frame[..., 3] >= 128
+        assert np.array_equal(shown, want[..., 3] >= 128), (name, target, i)  # no trail of an earlier frame
+        assert np.abs(frame[shown, :3].astype(int) - want[shown, :3]).mean() < 8, (name, target, i)
+
+
+def test_disposal_numbers_are_translated_between_gif_and_apng(tmp_path):
+    # GIF: 1 keep, 2 restore to background, 3 restore to previous; APNG: 0 none, 1 background, 2 previous
+    opaque = [np.dstack([pattern(i, 8, 8), np.full((8, 8), 255, np.uint8)]) for i in range(3)]
+    for disposal, fmt, other, expected in (([1, 2, 3], "GIF", "PNG", [0, 1, 2]), ([0, 1, 2], "PNG", "GIF", [1, 2, 3])):
+        moving = animation.Animation(list(opaque), [50] * 3, 0, disposal, format=fmt)
+        assert animation.read_animation(animation.encode_animation(moving, other)).disposal == expected, (fmt, other)
