@@ -32,7 +32,9 @@ class Animation:
 
     frames: list[np.ndarray]
     durations: list[int]  # milliseconds, one per frame
-    loop: int | None = 0  # 0 = forever, None = play once (a GIF without a loop block)
+    #: as the format read counts it: 0 = forever; GIF: repeats after the first play, None = no loop
+    #: block (play once); APNG and WebP: plays. Converted when written as another format.
+    loop: int | None = 0
     disposal: list[int] = field(default_factory=list)  # GIF/APNG disposal method per frame
     blend: list[int] = field(default_factory=list)  # APNG blend operation per frame
     #: the Pillow format (GIF, WEBP or PNG) whose numbering ``disposal`` (and ``loop``) are in, as
@@ -159,8 +161,9 @@ def encode_animation(animation: Animation, fmt: str, *, quality: int | None = No
         raise VideoFormatError("an animation needs at least one frame")
     buffer = io.BytesIO()
     options: dict[str, Any] = {"save_all": True, "duration": animation.durations}
-    if animation.loop is not None:
-        options["loop"] = animation.loop
+    loop = _loop_for(animation, fmt)
+    if loop is not None:
+        options["loop"] = loop
     disposal = _disposal_for(animation, fmt)
     if fmt == "GIF":
         images = [gif_frame(frame) for frame in animation.frames]
@@ -178,6 +181,19 @@ def encode_animation(animation: Animation, fmt: str, *, quality: int | None = No
         # the canvas around them is transparent; readers that trust the flag (Pillow) then show black
         data = data[:20] + bytes([data[20] | 0x10]) + data[21:]
     return data
+
+
+def _loop_for(animation: Animation, fmt: str) -> int | None:
+    """``animation.loop`` in ``fmt``'s counting (None: a GIF without a loop block, which plays once).
+
+    A GIF's loop block counts the repeats after the first play (0: forever; no block: play once);
+    APNG's num_plays and WebP's loop count count the plays (0: forever), as libwebp's gif2webp
+    converts them."""
+    loop, source = animation.loop, animation.format or fmt
+    plays = 1 if loop is None else loop + 1 if source == "GIF" and loop > 0 else loop
+    if fmt == "GIF":
+        return None if plays == 1 else 0 if plays == 0 else min(plays - 1, 65535)
+    return min(plays, 65535) if fmt == "WEBP" else plays
 
 
 #: disposal per format as (keep, restore to background, restore to previous): GIF counts 1, 2, 3

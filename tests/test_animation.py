@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -269,3 +270,24 @@ def test_disposal_numbers_are_translated_between_gif_and_apng(tmp_path):
     for disposal, fmt, other, expected in (([1, 2, 3], "GIF", "PNG", [0, 1, 2]), ([0, 1, 2], "PNG", "GIF", [1, 2, 3])):
         moving = animation.Animation(list(opaque), [50] * 3, 0, disposal, format=fmt)
         assert animation.read_animation(animation.encode_animation(moving, other)).disposal == expected, (fmt, other)
+
+
+def written_loop(data: bytes):
+    with Image.open(io.BytesIO(data)) as image:
+        return image.info.get("loop")  # GIF: absent = no loop block = plays once
+
+
+# plays: 0 forever, N times. A GIF's loop block counts repeats after the first play (none: plays
+# once); APNG's num_plays and WebP's loop count count plays (as libwebp's gif2webp converts them)
+@pytest.mark.parametrize("fmt, loop, plays", [
+    ("GIF", None, 1), ("GIF", 0, 0), ("GIF", 1, 2), ("GIF", 3, 4),
+    ("PNG", 0, 0), ("PNG", 1, 1), ("PNG", 3, 3), ("WEBP", 0, 0), ("WEBP", 1, 1), ("WEBP", 3, 3),
+])
+def test_the_number_of_plays_is_kept_in_every_output_format(fmt, loop, plays):
+    opaque = [np.dstack([pattern(i, 8, 8), np.full((8, 8), 255, np.uint8)]) for i in range(3)]
+    moving = animation.Animation(opaque, [50] * 3, loop, format=fmt)
+    expected = {"GIF": {0: 0, 1: None}.get(plays, plays - 1), "PNG": plays, "WEBP": plays}
+    for target, want in expected.items():
+        data = animation.encode_animation(moving, target)
+        assert written_loop(data) == want, (fmt, loop, target)
+        assert animation.read_animation(data).loop == want, (fmt, loop, target)
