@@ -64,22 +64,29 @@ def animated_format(source: str | Path | bytes) -> str | None:
         return None
 
 
-def read_animation(path: str | Path | bytes, name: str | None = None) -> Animation:
-    """All frames of an animated image (a path, or the file's bytes, named ``name`` in messages), as RGBA uint8 arrays."""
+def read_animation(path: str | Path | bytes, name: str | None = None, *,
+                   frames: tuple[int, int | None] = (0, None)) -> Animation:
+    """All frames of an animated image (a path, or the file's bytes, named ``name`` in messages), as
+    RGBA uint8 arrays; ``frames`` = (start, end or None) keeps frames start to end-1 only."""
+    start, end = frames
     try:
         with _opened(path) as image:
             loop = image.info.get("loop")
             if loop is None and image.format != "GIF":
                 loop = 0
-            frames, durations, disposal, blend = [], [], [], []
-            for frame in ImageSequence.Iterator(image):
-                frames.append(np.asarray(frame.convert("RGBA")))
+            pictures, durations, disposal, blend = [], [], [], []
+            for index, frame in enumerate(ImageSequence.Iterator(image)):
+                if end is not None and index >= end:
+                    break
+                if index < start:  # composited on the way, but not kept
+                    continue
+                pictures.append(np.asarray(frame.convert("RGBA")))
                 durations.append(int(frame.info.get("duration") or 100))
                 disposal.append(_disposal(image, frame))
                 blend.append(int(frame.info.get("blend", 0) or 0))
     except (OSError, ValueError, Image.DecompressionBombError, EOFError) as exc:
         raise VideoFormatError(f"{name or _label(path)} is not a readable animation ({first_line(exc)})") from None
-    return Animation(frames, durations, loop, disposal, blend, format=image.format)
+    return Animation(pictures, durations, loop, disposal, blend, format=image.format)
 
 
 def _label(source: str | Path | bytes) -> str:
@@ -95,12 +102,15 @@ def _disposal(image: Image.Image, frame: Image.Image) -> int:
 def upscale_animation(src: str | Path, dst: str | Path, upscaler: Any, *, scale: float | None = None,
                       overwrite: bool = False, quality: int | None = None,
                       size: tuple[int | None, int | None] = (None, None), out_format: str | None = None,
+                      frames: str | tuple[int, int | None] | None = None,
                       before_work: Callable[[], None] | None = None,
                       progress: Callable[[int, int], bool | None] | None = None) -> Animation:
     """Upscale every frame of ``src`` and write the animation to ``dst`` (format from its suffix).
 
     ``out_format`` (``"GIF"``, ``"WEBP"`` or ``"PNG"``) overrides the suffix; ``size`` =
-    ``(width, height)`` picks the scale that fits the frames inside them instead of ``scale``. A
+    ``(width, height)`` picks the scale that fits the frames inside them instead of ``scale``;
+    ``frames`` (``"START:END"`` or ``(start, end or None)``) keeps frames START to END-1, with their
+    durations. A
     format that cannot hold the result, or frames that would not fit in memory, are refused before
     the work; ``before_work`` is called just before the first frame is upscaled, ``progress`` with
     (frames done, frames) after each one (returning False stops the work; nothing is written).
@@ -113,7 +123,7 @@ def upscale_animation(src: str | Path, dst: str | Path, upscaler: Any, *, scale:
     if fmt is None:
         raise VideoFormatError(f"{dst}: an animation can be written as {', '.join(FORMATS)}, not {dst.suffix or '(none)'}")
     check_target(dst, overwrite=overwrite)  # an existing output is refused before the work, not after
-    animation, data = upscale_to_bytes(src, upscaler, fmt, scale=scale, size=size, quality=quality,
+    animation, data = upscale_to_bytes(src, upscaler, fmt, scale=scale, size=size, quality=quality, frames=frames,
                                        before_work=before_work, progress=progress, name=str(src))
     write_atomic(data, dst, overwrite=overwrite)
     return animation
@@ -121,13 +131,14 @@ def upscale_animation(src: str | Path, dst: str | Path, upscaler: Any, *, scale:
 
 def upscale_to_bytes(src: str | Path | bytes, upscaler: Any, fmt: str, *, scale: float | None = None,
                      size: tuple[int | None, int | None] = (None, None), quality: int | None = None,
+                     frames: str | tuple[int, int | None] | None = None,
                      before_work: Callable[[], None] | None = None,
                      progress: Callable[[int, int], bool | None] | None = None,
                      name: str = "the animation") -> tuple[Animation, bytes]:
     """Upscale every frame of ``src`` (a path or the file's bytes) and encode the animation as
     ``fmt`` (GIF, WEBP or PNG): the core of :func:`upscale_animation`, and of the one-file core
     (:mod:`sr_filter.imagefile`) when an animated file is written as a format that holds animation.
-    The format's size limit and the memory all frames need are checked before the work."""
+    The format's size limit, the frame range and the memory the frames need are checked before the work."""
     from .sizing import target_scale
     from .imageio import check_encodable
 
@@ -136,6 +147,11 @@ def upscale_to_bytes(src: str | Path | bytes, upscaler: Any, fmt: str, *, scale:
             width, height, count = probe.width, probe.height, getattr(probe, "n_frames", 1)
     except (OSError, ValueError, Image.DecompressionBombError, EOFError) as exc:
         raise VideoFormatError(f"{name} is not a readable animation ({first_line(exc)})") from None
+    start, end = _frame_range(frames)
+    if start >= count:
+        raise VideoFormatError(f"frame range {_range_text(frames)!r} starts after the last frame: {name} has {count} frames")
+    end = count if end is None else min(end, count)
+    count = end - start
     if any(size):
         scale = target_scale(size[0], size[1], (height, width), name)
     factor = float(scale or upscaler.scale)
@@ -143,16 +159,35 @@ def upscale_to_bytes(src: str | Path | bytes, upscaler: Any, fmt: str, *, scale:
     need = count * round(width * factor) * round(height * factor) * 4 * 2
     if need > available_ram():
         raise ImageTooLargeError(f"{name}: {count} frames upscaled x{factor:g} need about {need / (1 << 30):.1f} GiB of memory; choose a smaller scale")
-    animation = read_animation(src, name)
+    animation = read_animation(src, name, frames=(start, end))
     if before_work is not None:
         before_work()
-    frames = []
+    upscaled = []
     for frame in animation.frames:
-        frames.append(upscaler.upscale_array(frame, scale))
-        if progress is not None and progress(len(frames), count) is False:
+        upscaled.append(upscaler.upscale_array(frame, scale))
+        if progress is not None and progress(len(upscaled), count) is False:
             raise CancelledError("stopped by the progress callback; nothing was written")
-    animation.frames = frames
+    animation.frames = upscaled
     return animation, encode_animation(animation, fmt, quality=quality)
+
+
+def _frame_range(frames: str | tuple[int, int | None] | None) -> tuple[int, int | None]:
+    if frames is None:
+        return 0, None
+    if isinstance(frames, str):
+        from .video.source import parse_range  # the video path's "START:END" rule
+
+        return parse_range(frames)
+    start, end = frames
+    if start < 0 or (end is not None and end <= start):
+        raise VideoFormatError(f"frame range {_range_text(frames)!r} must be START:END with 0 <= START < END")
+    return start, end
+
+
+def _range_text(frames: str | tuple[int, int | None] | None) -> str:
+    if isinstance(frames, tuple):
+        return f"{frames[0]}:{'' if frames[1] is None else frames[1]}"
+    return str(frames)
 
 
 def encode_animation(animation: Animation, fmt: str, *, quality: int | None = None) -> bytes:

@@ -291,3 +291,24 @@ def test_the_number_of_plays_is_kept_in_every_output_format(fmt, loop, plays):
         data = animation.encode_animation(moving, target)
         assert written_loop(data) == want, (fmt, loop, target)
         assert animation.read_animation(data).loop == want, (fmt, loop, target)
+
+
+def test_a_frame_range_keeps_those_frames_with_their_durations(tmp_path):
+    source = save(tmp_path / "a.gif", loop=0)
+    steps = []
+    for frames, kept in (("1:3", [1, 2]), ((3, None), [3, 4]), ("0:99", [0, 1, 2, 3, 4])):
+        written = animation.upscale_animation(source, tmp_path / "out.gif", Nearest(), frames=frames, overwrite=True,
+                                              progress=lambda done, total: steps.append((done, total)))
+        back = animation.read_animation(tmp_path / "out.gif")
+        assert back.durations == written.durations == [DURATIONS[i] for i in kept], frames
+        expected = animation.read_animation(source).frames
+        for frame, i in zip(back.frames, kept):
+            opaque = frame[..., 3] >= 128
+            assert np.abs(frame[opaque, :3].astype(int) - Nearest().upscale_array(expected[i])[opaque, :3]).mean() < 8
+    assert steps[:2] == [(1, 2), (2, 2)]
+    for frames in ("5:7", "x:2", "3:1"):
+        with pytest.raises(VideoFormatError) as info:
+            animation.upscale_animation(source, tmp_path / "none.gif", Nearest(), frames=frames)
+        assert "\n" not in str(info.value) and not (tmp_path / "none.gif").exists()
+    assert "a.gif has 5 frames" in str(pytest.raises(VideoFormatError, animation.upscale_animation, source,
+                                                     tmp_path / "none.gif", Nearest(), frames="5:7").value)
