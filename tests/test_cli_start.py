@@ -62,7 +62,34 @@ def test_folder_without_output_is_one_line(tmp_path):
     (tmp_path / "in").mkdir()
     done = run(tmp_path / "in")
     err = done.stderr.decode()
-    assert done.returncode == 2 and err == "sr-filter: error: several inputs or a folder need -o OUTPUT_FOLDER\n"
+    assert done.returncode == 2 and err == "sr-filter: error: a folder input needs -o OUTPUT_FOLDER\n"
+    image = tmp_path / "a.png"
+    Image.new("RGB", (8, 8)).save(image)
+    to_stdout = run(image, image, "-o", "-")
+    assert to_stdout.returncode == 2 and to_stdout.stderr.decode() == "sr-filter: error: several inputs or a folder need -o OUTPUT_FOLDER\n"
+
+
+def test_several_files_without_output_are_written_beside_their_inputs(tmp_path):
+    """`sr-filter *.png`: each NAME_x4.png beside its input, as for one file."""
+    for name, size in (("a.png", (8, 8)), ("b.jpg", (6, 4))):
+        Image.new("RGB", size, (120, 40, 200)).save(tmp_path / name)
+    done = run(tmp_path / "a.png", tmp_path / "b.jpg", "-n", "sr-cartoon-x4", "-q")
+    assert done.returncode == 0, done.stderr
+    assert Image.open(tmp_path / "a_x4.png").size == (32, 32) and Image.open(tmp_path / "b_x4.jpg").size == (24, 16)
+    again = run(tmp_path / "a.png", tmp_path / "b.jpg", "-n", "sr-cartoon-x4", "-q", "--suffix", "_big", "--ext", "webp")
+    assert again.returncode == 0 and sorted(p.name for p in tmp_path.glob("*_big.webp")) == ["a_big.webp", "b_big.webp"]
+
+
+def test_suffix_applies_to_batches_and_is_part_of_a_name(tmp_path):
+    for name in ("a.png", "b.png"):
+        Image.new("RGB", (8, 8)).save(tmp_path / name)
+    plain = run(tmp_path / "a.png", tmp_path / "b.png", "-o", tmp_path / "same", "-n", "sr-cartoon-x4", "-q")
+    assert plain.returncode == 0 and sorted(p.name for p in (tmp_path / "same").iterdir()) == ["a.png", "b.png"]
+    named = run(tmp_path / "a.png", tmp_path / "b.png", "-o", tmp_path / "big", "-n", "sr-cartoon-x4", "-q", "--suffix", "_big")
+    assert named.returncode == 0 and sorted(p.name for p in (tmp_path / "big").iterdir()) == ["a_big.png", "b_big.png"]
+    slash = run(tmp_path / "a.png", "--suffix", "/x", "-n", "sr-cartoon-x4")
+    err = slash.stderr.decode()
+    assert slash.returncode == 2 and err.count("\n") == 1 and "no '/' in a suffix" in err and "Traceback" not in err
 
 
 def test_unsupported_input_names_the_supported_suffixes(tmp_path):

@@ -41,11 +41,13 @@ def expand_inputs(inputs: list[str]) -> list[str]:
     return expanded
 
 
-def plan_jobs(inputs: list[str], output: str | None, suffix: str, fmt: str | None) -> list[Job]:
+def plan_jobs(inputs: list[str], output: str | None, suffix: str, fmt: str | None, *, batch_suffix: str = "") -> list[Job]:
     """Pair every input with its output path.
 
     ``-o`` names a folder when it ends with a slash, is an existing folder, or several inputs (or a
     folder) are given; the folder is created later if needed. Otherwise it names the output file.
+    Several files without ``-o`` are each written beside their input (``NAME{suffix}.EXT``); files
+    written into a folder keep their names, with ``batch_suffix`` (the user's ``--suffix``) added.
     """
     from .. import imageio
 
@@ -67,7 +69,12 @@ def plan_jobs(inputs: list[str], output: str | None, suffix: str, fmt: str | Non
         if target is not None and not (fmt is None and is_stream(target)):  # /dev/null: the input's format
             imageio.format_for(target, fmt)
         return [Job(None if source == "-" else Path(source), target)]
-    out_dir = Path(output)  # not None: checked with the options, before the model loads
+    if output is None:  # several files (a folder input needs -o: checked with the options)
+        for source in inputs:
+            if fmt is None:
+                _check_image_suffix(Path(source))
+        return [Job(Path(source), default_output(Path(source), suffix, fmt)) for source in inputs]
+    out_dir = Path(output)
     if out_dir.exists() and not out_dir.is_dir():
         raise click.UsageError(f"{out_dir} exists and is not a folder")
     jobs = []
@@ -79,11 +86,11 @@ def plan_jobs(inputs: list[str], output: str | None, suffix: str, fmt: str | Non
             for file in sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in imageio.FORMATS):
                 if nested and _inside(file, out_dir):
                     continue  # earlier outputs in an output folder nested inside the input folder
-                jobs.append(Job(file, out_dir / _renamed(file.relative_to(path), fmt)))
+                jobs.append(Job(file, out_dir / _renamed(file.relative_to(path), fmt, batch_suffix)))
             if len(jobs) == found:
                 raise ImageFormatError(f"no image files ({_suffixes()}) in {path}")
         elif path.is_file():
-            jobs.append(Job(path, out_dir / _renamed(Path(path.name), fmt)))
+            jobs.append(Job(path, out_dir / _renamed(Path(path.name), fmt, batch_suffix)))
         else:
             raise ImageFormatError(f"{item} does not exist")
     return jobs
@@ -169,5 +176,6 @@ def default_output(source: Path, suffix: str, fmt: str | None) -> Path:
     return source.with_name(f"{source.stem}{suffix}{extension}")
 
 
-def _renamed(relative: Path, fmt: str | None) -> Path:
-    return relative.with_suffix("." + fmt.lower().lstrip(".")) if fmt else relative
+def _renamed(relative: Path, fmt: str | None, suffix: str = "") -> Path:
+    extension = "." + fmt.lower().lstrip(".") if fmt else relative.suffix
+    return relative.with_name(f"{relative.stem}{suffix}{extension}")

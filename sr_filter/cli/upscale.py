@@ -7,6 +7,7 @@ the command runs, not for ``--help``.
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import time
@@ -58,7 +59,9 @@ FORMAT_NAMES = "png|jpg|webp|bmp|tiff|gif"
 @offline_opt
 @click.option("-f", "--format", "--ext", "fmt", default=None, metavar=FORMAT_NAMES,
               help="Output format and extension (y4m, png-stream: frame streams).  [default: from the output name; for stdout, the input's format]")
-@click.option("--suffix", default=None, metavar="TEXT", help="Output name suffix instead of _x4 (NAME_TEXT.EXT); '' for none.")
+@click.option("--suffix", default=None, metavar="TEXT", callback=lambda ctx, param, value: _check_suffix(value),
+              help="Output name suffix instead of _x4 (NAMETEXT.EXT); '' for none. Also added to the files of a batch, "
+                   "which otherwise keep their names in the output folder.")
 @click.option("--quality", type=click.IntRange(1, 100), default=None, help="JPEG/WebP quality, 1-100.  [default: 95 / 90]")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files (also allows writing over the input).")
 @click.option("--skip-existing", is_flag=True, help="Leave outputs that already exist untouched and move on.")
@@ -113,8 +116,9 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
                                 tile=tile, offline=offline, fmt=fmt, quality=quality, tta=tta, denoise=denoise,
                                 size=(width, height)))
     inputs = expand_inputs(list(inputs))
-    if many_inputs(inputs) and output in (None, "-"):
-        raise click.UsageError("several inputs or a folder need -o OUTPUT_FOLDER")
+    if many_inputs(inputs) and (output == "-" or (output is None and any(Path(p).is_dir() for p in inputs))):
+        raise click.UsageError("several inputs or a folder need -o OUTPUT_FOLDER" if output == "-"
+                               else "a folder input needs -o OUTPUT_FOLDER")
     if inputs == ["-"]:
         if sys.stdin is None:
             raise click.UsageError("'-' reads standard input, which is closed")
@@ -133,10 +137,11 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
 
     upscaler = Upscaler(model or preset, device=device, precision=precision, tile=tile, offline=offline, backend=backend,
                         tta=tta, denoise=denoise)
+    batch_suffix = suffix or ""  # files written into an output folder keep their names unless --suffix is given
     if suffix is None:
         suffix = f"_{width}x{height}" if width and height else f"_w{width}" if width else f"_h{height}" if height \
             else f"_x{scale:g}" if scale else f"_x{upscaler.scale}"
-    jobs = plan_jobs(inputs, output, suffix, fmt)
+    jobs = plan_jobs(inputs, output, suffix, fmt, batch_suffix=batch_suffix)
     check_targets(jobs, overwrite=overwrite)
     skipped = 0
     if skip_existing:
@@ -224,6 +229,14 @@ def _check_device(device: str, precision: str) -> None:
     chosen = pick_device(device)
     if precision != "auto":
         pick_dtype(chosen, precision)
+
+
+def _check_suffix(value: str | None) -> str | None:
+    """A suffix is part of a file name: no folder separator or NUL in it."""
+    if value is not None and any(c in value for c in ("/", "\0", os.sep)):
+        raise click.BadParameter(f"{value!r} is not part of a file name (no '/' in a suffix); use -o for another folder",
+                                 param_hint="'--suffix'")
+    return value
 
 
 def _format_keys() -> set[str]:
