@@ -382,3 +382,32 @@ def test_copied_streams_keep_their_language_title_and_flags(tmp_path, upscaler, 
     if name.endswith(".mp4"):  # mp4 cannot hold ASS subtitles
         expected = expected[:2]
     assert _tags(tmp_path / name) == expected
+
+
+def _seconds(path: Path) -> float:
+    import av
+
+    with av.open(str(path)) as container:
+        return container.duration / 1e6
+
+
+@pytest.mark.parametrize("name", ["out.mp4", "out.mkv", "out.webm"])
+def test_the_last_frame_keeps_its_display_time(tmp_path, upscaler, name):
+    """A GIF that holds its last frame 2 s lasts 2.3 s as a video too, not 0.3 s and a guess."""
+    from PIL import Image
+
+    frames = [Image.new("RGB", (12, 8), (80 * i, 40, 200 - 60 * i)) for i in range(4)]
+    frames[0].save(tmp_path / "pause.gif", save_all=True, append_images=frames[1:], duration=[100, 100, 100, 2000], loop=0)
+    upscale_video(tmp_path / "pause.gif", tmp_path / name, upscaler=upscaler)
+    assert describe(tmp_path / name)["times"] == pytest.approx([0, 0.1, 0.2, 0.3], abs=2e-3)
+    assert _seconds(tmp_path / name) == pytest.approx(2.3, abs=0.01)
+
+
+def test_vfr_mp4_keeps_its_length_and_average_rate(tmp_path, upscaler):
+    import av
+
+    clip = make_clip(tmp_path / "vfr.mp4", frames=10, vfr=True, audio=0)
+    upscale_video(clip, tmp_path / "out.mp4", upscaler=upscaler)
+    assert _seconds(tmp_path / "out.mp4") == pytest.approx(_seconds(clip), abs=1e-3)
+    with av.open(str(clip)) as before, av.open(str(tmp_path / "out.mp4")) as after:
+        assert after.streams.video[0].average_rate == before.streams.video[0].average_rate

@@ -143,13 +143,36 @@ class Output:
             if info.metadata.get("language"):
                 stream.metadata["language"] = info.metadata["language"]
             self.video = stream
+            self._pending: tuple[av.VideoFrame, int | None] | None = None
+            self._durations: dict[int, int] = {}
             self.streams, self.dropped = copy_streams(self.container, source, muxer, copy)
         except (av.error.FFmpegError, ValueError) as exc:
             self.container.close()
             raise VideoFormatError(f"cannot set up the {family} encoder ({first_line(exc)})") from None
 
-    def write_frame(self, frame: av.VideoFrame) -> None:
+    def write_frame(self, frame: av.VideoFrame | None, duration: int | None = None) -> None:
+        """Encode ``frame`` (None flushes the encoder); ``duration`` is its display time in the
+        frame's time base, as the source gives it.
+
+        The encoders drop frame durations, and the muxers then guess the last frame's display
+        time (a GIF's 2 s pause became a few ms). So each frame waits for the next one: its
+        packet lasts until the next frame's timestamp, and the last one as long as the source
+        says."""
+        if self._pending is not None:
+            held, held_duration = self._pending
+            if frame is not None and frame.pts is not None and held.pts is not None and frame.pts > held.pts:
+                held_duration = frame.pts - held.pts
+            self._encode(held, held_duration)
+        self._pending = (frame, duration) if frame is not None else None
+        if frame is None:
+            self._encode(None, None)
+
+    def _encode(self, frame: av.VideoFrame | None, duration: int | None) -> None:
+        if frame is not None and frame.pts is not None and duration:
+            self._durations[frame.pts] = duration
         for packet in self.video.encode(frame):
+            if packet.pts is not None and packet.pts in self._durations:
+                packet.duration = self._durations.pop(packet.pts)
             self.container.mux(packet)
 
     def write_packet(self, packet: av.Packet, shift: Fraction) -> None:

@@ -161,7 +161,7 @@ def _encode_frame(item: source.Frame, state: dict, tmp: str, muxer: str, family:
     if item.pts is not None:
         frame.pts = item.pts - round(state["shift"] / item.time_base) if state["shift"] else item.pts
         frame.time_base = item.time_base
-    output.write_frame(frame)
+    output.write_frame(frame, item.duration)
 
 
 def written(dst: Path, overwrite: bool) -> AbstractContextManager[Path]:

@@ -110,7 +110,7 @@ class _SegmentWriter:
                     self.output.path = path
                 frame = self.info.colour.from_rgb(item.array, self.output.pix_fmt, self.info.height)
                 frame.pts, frame.time_base = item.pts, item.time_base
-                self.output.write_frame(frame)
+                self.output.write_frame(frame, item.duration)
                 self.next = item.index + 1
                 if self.progress is not None and self.progress(self.next, self.total):
                     from ..errors import CancelledError

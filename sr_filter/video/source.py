@@ -57,6 +57,7 @@ class Frame:
     time_base: Fraction
     index: int
     key: bool = False  # a keyframe in the source: where a resumable segment may start
+    duration: int | None = None  # display time in time_base units, as the source gives it (0/None: unknown)
 
 
 def open_video(path: str | Path) -> av.container.InputContainer:
@@ -160,7 +161,8 @@ def items(container: av.container.InputContainer, name: str, info: VideoInfo, *,
                     info.rotation = int(round(frame.rotation or 0))
                 if pts is not None:
                     last_end = float((pts + (frame.duration or 0)) * frame.time_base)
-                yield Frame(info.colour.to_rgb(frame, info.deep), pts, frame.time_base, index, bool(frame.key_frame))
+                yield Frame(info.colour.to_rgb(frame, info.deep), pts, frame.time_base, index, bool(frame.key_frame),
+                            frame.duration or None)
                 if ranged and pts is not None:
                     yield from window.extend(pts, frame)
             if end is not None and index + 1 >= end:
