@@ -14,7 +14,7 @@ from typing import Mapping
 
 import torch
 
-from .errors import DenoiseError
+from .errors import DenoiseError, DownloadError
 from .manifest import Manifest, ModelEntry, load_manifest
 from .archs import get_arch
 from .models import LoadedModel, _load_strict, candidates, is_path_spec
@@ -63,9 +63,13 @@ def load_denoised(spec: str, strength: float, *, offline: bool | None = None, ma
     strength = check_strength(strength)
     manifest = manifest or load_manifest()
     entry, twin = pair_of(spec.strip(), manifest)
-    path = fetch(entry, offline=offline)
+    try:
+        path, twin_path = fetch(entry, offline=offline), fetch(twin, offline=offline)
+    except DownloadError as exc:  # a preset would fall back to a built-in model; no built-in model has a pair
+        raise DenoiseError(f"a denoise strength needs {entry.name} and {twin.name}, and no built-in model has a "
+                           f"denoise pair to use instead; without a denoise strength the built-in models work offline. {exc}") from exc
     strong = load_state_dict(path, entry.state_key)
-    weak = load_state_dict(fetch(twin, offline=offline), twin.state_key)
+    weak = load_state_dict(twin_path, twin.state_key)
     arch = get_arch(entry.arch)
     params = dict(entry.settings)
     network = arch.build(params)

@@ -117,3 +117,13 @@ def test_packaged_manifest_pairs_general_x4v3_with_its_wdn_twin():
     assert denoise.pair_of("photo", manifest)[0].name == "realesr-general-x4v3"
     with pytest.raises(DenoiseError):
         denoise.pair_of("cartoon", manifest)
+
+
+def test_unreachable_pair_says_that_no_built_in_model_replaces_it(pair, monkeypatch):
+    """A preset falls back to a built-in model when offline; a denoise strength cannot, and says so."""
+    manifest, _ = pair
+    monkeypatch.setenv("SR_FILTER_WEIGHTS_URL", "http://127.0.0.1:9/closed/")
+    for offline in (None, True):
+        with pytest.raises(DenoiseError, match="no built-in model has a denoise pair") as info:
+            denoise.load_denoised("strong", 0.5, manifest=manifest, offline=offline)
+        assert "strong and weak" in str(info.value) and "\n" not in str(info.value)
