@@ -411,3 +411,31 @@ def test_vfr_mp4_keeps_its_length_and_average_rate(tmp_path, upscaler):
     assert _seconds(tmp_path / "out.mp4") == pytest.approx(_seconds(clip), abs=1e-3)
     with av.open(str(clip)) as before, av.open(str(tmp_path / "out.mp4")) as after:
         assert after.streams.video[0].average_rate == before.streams.video[0].average_rate
+
+
+class NoWork:
+    """An upscaler that must not be used: the job is refused before any frame is upscaled."""
+
+    scale, name = 4, "none"
+
+    def upscale_batch(self, arrays, scale=None, progress=None):
+        raise AssertionError("a frame was upscaled")
+
+    upscale_array = upscale_batch
+
+
+def test_crf_is_checked_for_the_chosen_encoder_before_any_work(tmp_path, upscaler):
+    clip = make_clip(tmp_path / "clip.mp4", frames=4, audio=0)
+    for codec, crf, valid in (("hevc", 60, "0-51"), (None, 99, "0-51"), ("h264", 52, "0-51"), ("vp9", 64, "0-63"),
+                              ("av1", 0, "1-63"), ("av1", -1, "1-63")):
+        with pytest.raises(VideoFormatError, match=f"crf {crf} .*{valid}") as info:
+            upscale_video(clip, tmp_path / "out.mkv", upscaler=NoWork(), codec=codec, crf=crf)
+        assert "\n" not in str(info.value)
+    assert leftovers(tmp_path) == [] and not (tmp_path / "out.mkv").exists()
+    notices: list[str] = []
+    upscale_video(clip, tmp_path / "lossless.mkv", upscaler=upscaler, codec="ffv1", crf=10, notice=notices.append)
+    assert notices == ["crf 10 is ignored: ffv1 is lossless"]
+    result = run(clip, "-m", MODEL, "--codec", "hevc", "--crf", "60", "-o", tmp_path / "cli.mp4")
+    stderr = result.stderr.decode()
+    assert result.returncode == 1 and "Traceback" not in stderr and "x265 [" not in stderr
+    assert stderr.strip().splitlines() == ["sr-filter: error: crf 60 is out of range for hevc (libx265 takes 0-51; lower is better)"]

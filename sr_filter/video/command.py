@@ -18,7 +18,7 @@ from . import VIDEO_SUFFIXES
 codec_opt = click.option("--codec", default=None, metavar="h264|hevc|vp9|av1|ffv1|prores",
                          help="Video encoder.  [default: the source's codec where possible, else h264]")
 crf_opt = click.option("--crf", type=click.IntRange(0, 63), default=None,
-                       help="Video quality (lower is better; x264 18, x265 20, vp9/av1 30 by default).")
+                       help="Video quality (lower is better): h264/hevc 0-51 (18, 20 by default), vp9 0-63, av1 1-63 (30); ffv1 and prores have none.")
 resume_opt = click.option("--resume", is_flag=True, help="Write a video in finished segments and, run again after an interruption, continue after the last one.")
 frames_opt = click.option("--frames", default=None, metavar="START:END", help="Only frames START to END-1 of a video (to try settings).")
 
@@ -108,6 +108,10 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
         return
     if any(size):
         scale = scale_to_fit(source, *size)
+    if codec or crf is not None:  # a bad --codec/--crf is refused before the model loads
+        from .job import check_codec
+
+        check_codec(source, target if target is not None and not target.is_dir() else source, codec, crf)
     upscaler = make_upscaler()
     target = _target(source, target, label or str(upscaler.scale))
     if _skip(target, skip_existing, overwrite, quiet):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import io
 import logging
+import numbers
 from fractions import Fraction
 from pathlib import Path
 
@@ -31,6 +32,9 @@ ENCODERS = {
     "prores": ("prores_ks", "prores", None),
 }
 CODECS = tuple(ENCODERS)
+#: family -> the quality numbers (CRF) its encoder takes; SVT-AV1 reads 0 as "not set"
+CRF_RANGE = {"h264": (0, 51), "hevc": (0, 51), "vp9": (0, 63), "av1": (1, 63)}
+_NO_CRF = {"ffv1": "ffv1 is lossless", "prores": "prores is written as ProRes HQ, whose quality is fixed"}
 #: output suffix -> FFmpeg muxer
 CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi"}
 _SOURCE_FAMILY = {"h264": "h264", "hevc": "hevc", "vp9": "vp9", "av1": "av1", "libdav1d": "av1", "ffv1": "ffv1", "prores": "prores"}
@@ -100,6 +104,21 @@ def choose_codec(requested: str | None, source_codec: str, muxer: str) -> str:
         if _probe_holds(muxer, ENCODERS[family][1]):
             return family
     raise VideoFormatError(f"a {muxer} file cannot hold any video codec this build encodes")
+
+
+def check_crf(family: str, crf: object) -> str | None:
+    """Refuse a quality number the family's encoder does not take (one line naming its range);
+    returns a notice when the family has no quality number and ``crf`` would be ignored."""
+    if crf is None:
+        return None
+    if isinstance(crf, bool) or not isinstance(crf, numbers.Integral):
+        raise VideoFormatError(f"crf must be a whole number, not {crf!r}")
+    if family in _NO_CRF:
+        return f"crf {crf} is ignored: {_NO_CRF[family]}"
+    low, high = CRF_RANGE[family]
+    if not low <= crf <= high:
+        raise VideoFormatError(f"crf {crf} is out of range for {family} ({ENCODERS[family][0]} takes {low}-{high}; lower is better)")
+    return None
 
 
 def choose_pix_fmt(source: str, encoder: str) -> str:

@@ -70,7 +70,12 @@ def upscale_video(
     if dst.exists() and src.exists() and os.path.samefile(src, dst):
         raise OutputExistsError(f"{dst} is the input file; choose another output name")
     container = source.open_video(src)
+    notice = notice or log.warning
     try:
+        family = encode.choose_codec(codec, source.codec_name(container), muxer)
+        ignored = encode.check_crf(family, crf)
+        if ignored:
+            notice(ignored)
         if upscaler is None:
             from ..upscaler import Upscaler
 
@@ -78,16 +83,28 @@ def upscale_video(
                                 tta=tta, denoise=denoise)
         factor = float(scale or upscaler.scale)
         info = source.describe(container, str(src), scale=factor)
-        family = encode.choose_codec(codec, info.codec, muxer)
         width, height = _even(info.width * factor), _even(info.height * factor)
         if resume:
             return _write_resumable(container, src, dst, muxer, family, info, upscaler, scale, (width, height),
-                                    crf=crf, batch=batch, overwrite=overwrite, progress=progress, notice=notice or log.warning)
+                                    crf=crf, batch=batch, overwrite=overwrite, progress=progress, notice=notice)
         return _write(container, src, dst, muxer, family, info, upscaler, scale, (width, height),
                       crf=crf, batch=batch, start=start, end=end, overwrite=overwrite, progress=progress,
-                      notice=notice or log.warning)
+                      notice=notice)
     finally:
         container.close()
+
+
+def check_codec(src: str | Path, dst: str | Path, codec: str | None, crf: int | None) -> str:
+    """The encoder family ``upscale_video`` will use, refusing a codec the output container cannot
+    hold or a quality number its encoder does not take, before a model is loaded."""
+    muxer = encode.container_for(dst)
+    container = source.open_video(src)
+    try:
+        family = encode.choose_codec(codec, source.codec_name(container), muxer)
+    finally:
+        container.close()
+    encode.check_crf(family, crf)
+    return family
 
 
 def _write(container, src: Path, dst: Path, muxer: str, family: str, info: source.VideoInfo, upscaler, scale,

@@ -74,6 +74,12 @@ def open_video(path: str | Path) -> av.container.InputContainer:
     return container
 
 
+def codec_name(container: av.container.InputContainer) -> str:
+    """The first video stream's codec name ("" when unknown): enough to choose the encoder."""
+    context = container.streams.video[0].codec_context
+    return (context.name or "") if context is not None else ""
+
+
 def describe(container: av.container.InputContainer, name: str, *, scale: float) -> VideoInfo:
     """The first video stream's facts; refuses unknown codecs and sizes that would not fit in memory."""
     stream = container.streams.video[0]
