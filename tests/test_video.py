@@ -439,3 +439,30 @@ def test_crf_is_checked_for_the_chosen_encoder_before_any_work(tmp_path, upscale
     stderr = result.stderr.decode()
     assert result.returncode == 1 and "Traceback" not in stderr and "x265 [" not in stderr
     assert stderr.strip().splitlines() == ["sr-filter: error: crf 60 is out of range for hevc (libx265 takes 0-51; lower is better)"]
+
+
+def test_a_second_video_stream_left_out_is_named(tmp_path, upscaler):
+    import av
+
+    from .videos import pattern
+
+    with av.open(str(tmp_path / "two.mkv"), "w") as out:
+        streams = []
+        for width, height in ((32, 24), (16, 12)):
+            stream = out.add_stream("libx264", rate=12)
+            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+            streams.append(stream)
+        for i in range(3):
+            for stream in streams:
+                frame = av.VideoFrame.from_ndarray(pattern(i, stream.width, stream.height), format="rgb24").reformat(format="yuv420p")
+                frame.pts = i
+                for packet in stream.encode(frame):
+                    out.mux(packet)
+        for stream in streams:
+            for packet in stream.encode():
+                out.mux(packet)
+    for resume in (False, True):
+        notices: list[str] = []
+        upscale_video(tmp_path / "two.mkv", tmp_path / f"out{resume}.mkv", upscaler=upscaler, notice=notices.append, resume=resume)
+        assert notices == ["dropped video stream 1 (h264, 16x12): only the first video stream is upscaled"]
+        assert describe(tmp_path / f"out{resume}.mkv")["others"] == []

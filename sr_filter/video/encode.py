@@ -233,7 +233,13 @@ def copy_streams(container: av.container.OutputContainer, source: av.container.I
     source stream index to output stream, and one line per stream left out saying why."""
     streams: dict[int, av.stream.Stream] = {}
     dropped: list[str] = []
+    upscaled = source.streams.video[0].index
     for stream in source.streams:
+        if stream.type == "video" and stream.index != upscaled:
+            context = stream.codec_context
+            what = f"{context.name}, {context.width}x{context.height}" if context is not None else "unknown codec"
+            dropped.append(f"video stream {stream.index} ({what}): only the first video stream is upscaled")
+            continue
         if stream.index not in copy:
             continue
         what = f"{stream.type} stream {stream.index}"
