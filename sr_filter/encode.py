@@ -62,8 +62,8 @@ def encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None = None, *, 
     check_encodable(fmt, width, height)
     exif = exif_for_output(meta.exif, width, height, scale) if fmt in _EXIF else None
     dpi = scaled_dpi(meta.dpi, scale, fmt) if fmt in _DPI else None
-    icc = meta.icc_profile if fmt in _ICC else None
     channels = 1 if array.ndim == 2 else array.shape[2]
+    icc = _fitting_profile(meta.icc_profile, grey=channels in (1, 2) and fmt != "WEBP") if fmt in _ICC else None
     if fmt == "TIFF" and (array.dtype != np.uint8 or array.nbytes > CLASSIC_TIFF_BYTES):
         if array.dtype == np.uint8:
             log.info("the TIFF output is over 4 GiB: writing a BigTIFF (EXIF is not carried)")
@@ -108,6 +108,19 @@ def encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None = None, *, 
     except (OSError, ValueError, KeyError) as exc:
         raise ImageFormatError(f"cannot write {fmt}: {first_line(exc)}") from None
     return buffer.getvalue()
+
+
+def _fitting_profile(icc: bytes | None, *, grey: bool) -> bytes | None:
+    """The ICC profile when its colour space is the written picture's (WebP has no grey: grey
+    pictures become RGB there); colour-managed viewers reject a grey profile on RGB pixels."""
+    if not icc or len(icc) < 20:
+        return icc
+    space = icc[16:20]
+    if (space == b"GRAY" and not grey) or (space == b"RGB " and grey):
+        log.warning("the %s ICC profile does not fit the %s output; writing it without a profile",
+                    "grey" if space == b"GRAY" else "RGB", "grey" if grey else "colour")
+        return None
+    return icc
 
 
 #: the palette index that GIF output keeps for transparent pixels

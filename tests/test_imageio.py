@@ -183,7 +183,8 @@ def test_16bit_png_round_trip_with_metadata(channels):
     array = (rng.random((9, 14, channels)) * 65535).astype(np.uint16)
     if channels == 1:
         array = array[:, :, 0]
-    meta = ImageMeta(icc_profile=srgb_profile(), dpi=(72.0, 72.0), text={"Title": "deep", "Comment": "ünïcode"})
+    icc = srgb_profile() if channels >= 3 else srgb_profile()[:16] + b"GRAY" + srgb_profile()[20:]  # grey pixels, grey profile
+    meta = ImageMeta(icc_profile=icc, dpi=(72.0, 72.0), text={"Title": "deep", "Comment": "ünïcode"})
     data = imageio.encode_image(array, "PNG", meta, scale=2)
     back, got = imageio.read_image(data)
     assert back.dtype == np.uint16 and np.array_equal(back, array)
@@ -375,6 +376,20 @@ def test_xmp_orientation_is_reset_with_the_exif_one(bird, form):
     assert array.shape[:2] == bird.shape[1::-1]
     out = Image.open(io.BytesIO(imageio.encode_image(array, "JPEG", meta))).info["xmp"]
     assert b"6" not in out and (b'tiff:Orientation="1"' in out or b"<tiff:Orientation>1<" in out)
+
+
+def test_an_icc_profile_is_written_only_where_it_fits_the_pixels(bird):
+    """WebP has no grey: a grey picture becomes RGB there, and a grey profile on RGB pixels is
+    rejected by colour-managed viewers. (The grey profile is the sRGB one with its colour space
+    field set to GRAY: the field is what decides, for viewers and here.)"""
+    grey_icc = srgb_profile()[:16] + b"GRAY" + srgb_profile()[20:]
+    grey = np.asarray(Image.fromarray(bird).convert("L"))
+    meta = ImageMeta(icc_profile=grey_icc)
+    assert Image.open(io.BytesIO(imageio.encode_image(grey, "PNG", meta))).info["icc_profile"] == grey_icc
+    webp = Image.open(io.BytesIO(imageio.encode_image(grey, "WEBP", meta)))
+    assert webp.mode == "RGB" and "icc_profile" not in webp.info
+    rgb_on_grey = Image.open(io.BytesIO(imageio.encode_image(grey, "PNG", ImageMeta(icc_profile=srgb_profile()))))
+    assert rgb_on_grey.mode == "L" and "icc_profile" not in rgb_on_grey.info
 
 
 def test_png_text_chunks_carried(bird):
