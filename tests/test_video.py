@@ -466,3 +466,12 @@ def test_a_second_video_stream_left_out_is_named(tmp_path, upscaler):
         upscale_video(tmp_path / "two.mkv", tmp_path / f"out{resume}.mkv", upscaler=upscaler, notice=notices.append, resume=resume)
         assert notices == ["dropped video stream 1 (h264, 16x12): only the first video stream is upscaled"]
         assert describe(tmp_path / f"out{resume}.mkv")["others"] == []
+
+
+def test_resumed_output_keeps_the_source_frame_rate(tmp_path, upscaler):
+    import av
+
+    clip = make_clip(tmp_path / "clip.mkv", frames=6, rate=24)
+    upscale_video(clip, tmp_path / "out.mkv", upscaler=upscaler, resume=True)
+    with av.open(str(tmp_path / "out.mkv")) as container:
+        assert container.streams.video[0].average_rate == 24
