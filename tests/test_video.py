@@ -475,3 +475,11 @@ def test_resumed_output_keeps_the_source_frame_rate(tmp_path, upscaler):
     upscale_video(clip, tmp_path / "out.mkv", upscaler=upscaler, resume=True)
     with av.open(str(tmp_path / "out.mkv")) as container:
         assert container.streams.video[0].average_rate == 24
+
+
+def test_quiet_av1_prints_nothing_of_the_encoder(tmp_path):
+    clip = make_clip(tmp_path / "clip.mp4", frames=2, audio=0)
+    env = {k: v for k, v in os.environ.items() if k != "SVT_LOG"}
+    result = subprocess.run([sys.executable, "-m", "sr_filter", "-q", clip, "-m", MODEL, "-t", "32", "--codec", "av1",
+                             "-o", tmp_path / "out.mkv"], capture_output=True, timeout=120, env=dict(env, PYTHONPATH=str(ROOT)))
+    assert result.returncode == 0 and result.stderr.decode() == ""

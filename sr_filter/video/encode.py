@@ -12,6 +12,7 @@ import functools
 import io
 import logging
 import numbers
+import os
 from fractions import Fraction
 from pathlib import Path
 
@@ -142,6 +143,8 @@ class Output:
     def __init__(self, path: str, muxer: str, family: str, info: VideoInfo, source: av.container.InputContainer,
                  *, width: int, height: int, crf: int | None, copy: set[int]) -> None:
         encoder, _, default_crf = ENCODERS[family]
+        if family == "av1":  # SVT-AV1 prints a banner of ~20 lines unless told errors only (read when it opens)
+            os.environ.setdefault("SVT_LOG", "1")
         self.container = av.open(path, "w", format=muxer)
         self.info = info
         try:
