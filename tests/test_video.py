@@ -483,3 +483,16 @@ def test_quiet_av1_prints_nothing_of_the_encoder(tmp_path):
     result = subprocess.run([sys.executable, "-m", "sr_filter", "-q", clip, "-m", MODEL, "-t", "32", "--codec", "av1",
                              "-o", tmp_path / "out.mkv"], capture_output=True, timeout=120, env=dict(env, PYTHONPATH=str(ROOT)))
     assert result.returncode == 0 and result.stderr.decode() == ""
+
+
+def test_a_10_bit_source_written_in_8_bits_says_so(tmp_path, upscaler):
+    colour = {"color_range": 1, "colorspace": 9, "color_primaries": 9, "color_trc": 16}
+    clip = make_clip(tmp_path / "deep.mkv", frames=2, pix_fmt="yuv420p10le", color=colour, audio=0)
+    notices: list[str] = []
+    upscale_video(clip, tmp_path / "out.webm", upscaler=upscaler, notice=notices.append)
+    assert describe(tmp_path / "out.webm")["pix_fmt"] == "yuv420p"
+    assert notices == ["the source has 10-bit yuv420p10le video but libvpx-vp9 in this build writes 8 bits: written as "
+                       "yuv420p (banding is likely, and more so with the source's HDR transfer); --codec av1 keeps 10 bits"]
+    notices.clear()
+    upscale_video(clip, tmp_path / "deep.mkv.mkv", upscaler=upscaler, notice=notices.append)
+    assert notices == []

@@ -137,6 +137,32 @@ def choose_pix_fmt(source: str, encoder: str) -> str:
     return formats[0]
 
 
+def _bits(pix_fmt: str) -> int:
+    try:
+        return max(c.bits for c in av.VideoFormat(pix_fmt).components)
+    except (ValueError, av.error.FFmpegError):
+        return 8
+
+
+_HDR_TRANSFERS = {16, 18}  # SMPTE ST 2084 (PQ), ARIB STD-B67 (HLG)
+
+
+def depth_notice(info: VideoInfo, family: str, muxer: str) -> str | None:
+    """One line when the chosen encoder cannot keep the source's bit depth (this build's
+    libvpx-vp9 writes 8 bits only), naming the families that would keep it in this container."""
+    encoder = ENCODERS[family][0]
+    chosen = choose_pix_fmt(info.pix_fmt, encoder)
+    source_bits, written_bits = _bits(info.pix_fmt), _bits(chosen)
+    if written_bits >= source_bits:
+        return None
+    keep = [f for f in CODECS if f != family and _probe_holds(muxer, ENCODERS[f][1])
+            and _bits(choose_pix_fmt(info.pix_fmt, ENCODERS[f][0])) >= source_bits]
+    hdr = ", and more so with the source's HDR transfer" if info.colour.trc in _HDR_TRANSFERS else ""
+    hint = f"; --codec {' or '.join(keep)} {'keeps' if len(keep) == 1 else 'keep'} {source_bits} bits" if keep else ""
+    return (f"the source has {source_bits}-bit {info.pix_fmt} video but {encoder} in this build writes {written_bits} bits: "
+            f"written as {chosen} (banding is likely{hdr}){hint}")
+
+
 class Output:
     """An output container being written: one upscaled video stream plus the copied ones."""
 

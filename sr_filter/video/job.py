@@ -83,6 +83,9 @@ def upscale_video(
                                 tta=tta, denoise=denoise)
         factor = float(scale or upscaler.scale)
         info = source.describe(container, str(src), scale=factor)
+        shallower = encode.depth_notice(info, family, muxer)
+        if shallower:
+            notice(shallower)
         width, height = _even(info.width * factor), _even(info.height * factor)
         if resume:
             return _write_resumable(container, src, dst, muxer, family, info, upscaler, scale, (width, height),
