@@ -125,6 +125,28 @@ def bleed_transparent(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     return np.where(hidden, filled, rgb).astype(np.float32)
 
 
+def settled_alpha(alpha: np.ndarray, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Where an upscaled alpha plane must be exactly transparent and exactly opaque: the output
+    pixels whose input pixel and its 8 neighbours are all fully transparent (resp. opaque).
+
+    A network sees beyond its input as zeros and adds its biases, so alpha that is 0 or 1 all
+    around comes out 1-2 levels off near the image border; "trim transparent" tools and GIF's
+    on/off transparency then see content there. ``alpha`` is (1, 1, h, w) in [0, 1]; the masks
+    are (height, width) booleans for the output, each output pixel mapped to its input pixel."""
+    plane = alpha[0, 0]
+    rows = np.minimum(np.arange(height) * plane.shape[0] // height, plane.shape[0] - 1)
+    cols = np.minimum(np.arange(width) * plane.shape[1] // width, plane.shape[1] - 1)
+    masks = []
+    for level in (0.0, 1.0):
+        padded = np.pad(plane == level, 1, mode="edge")
+        around = np.ones(plane.shape, dtype=bool)
+        for dy in range(3):
+            for dx in range(3):
+                around &= padded[dy : dy + plane.shape[0], dx : dx + plane.shape[1]]
+        masks.append(around[rows][:, cols])
+    return masks[0], masks[1]
+
+
 def _halve(x: np.ndarray) -> np.ndarray:
     """2x2 mean pooling of (..., H, W); an odd last row or column is averaged over what exists."""
     height, width = x.shape[-2:]

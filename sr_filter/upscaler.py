@@ -283,6 +283,9 @@ class Upscaler:
             self.run_into(jobs[0], ArraySink(result, 0, mean=planes.grey), tracker.next_part())
             if len(jobs) > 1:
                 self.run_into(jobs[1], ArraySink(result, planes.channels - 1, mean=True), tracker.next_part())
+                clear, solid = convert.settled_alpha(alpha, out_h, out_w)
+                result[..., -1][clear] = 0
+                result[..., -1][solid] = convert.from_float(np.ones(1, np.float32), planes.dtype)[0]
             elif alpha is not None:
                 result[..., -1] = convert.from_float(alpha.reshape(-1)[:1], planes.dtype)[0]
             return result
@@ -300,6 +303,9 @@ class Upscaler:
             alpha_out = np.full((1, 1, out_h, out_w), alpha.reshape(-1)[0], dtype=np.float32)
         else:
             alpha_out = results[1].mean(axis=1, keepdims=True, dtype=np.float32)
+        if alpha is not None and not uniform_alpha:
+            clear, solid = convert.settled_alpha(alpha, out_h, out_w)
+            alpha_out[0, 0][clear], alpha_out[0, 0][solid] = 0.0, 1.0
         return convert.merge(planes, rgb_out, alpha_out)
 
     def upscale_batch(self, arrays: Sequence[np.ndarray], scale: float | None = None,

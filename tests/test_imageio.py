@@ -404,6 +404,29 @@ def test_png_text_chunks_carried(bird):
     assert out.info["dpi"] == pytest.approx((384, 384), abs=0.5)
 
 
+# -- alpha: exactly transparent and exactly opaque away from edges --------------------------------
+@pytest.mark.parametrize("dtype,scale", [(np.uint8, None), (np.uint16, None), (np.uint8, 3), (np.float32, None)])
+def test_alpha_away_from_any_edge_stays_exact(cartoon, bird, dtype, scale):
+    """A sticker on a wide transparent margin: the network sees zeros beyond the image and adds
+    its biases, which left alpha 1-2 along the border, so trimming tools and GIF's on/off
+    transparency saw content reaching the edges."""
+    top = {np.uint8: 255, np.uint16: 65535, np.float32: 1.0}[dtype]
+    n = 40
+    yy, xx = np.mgrid[:n, :n]
+    alpha = np.where((yy - 20) ** 2 + (xx - 20) ** 2 <= 8**2, 1.0, 0.0)  # a disc 12 px from every border
+    alpha[18:23, 18:23] = 0.5  # a half-transparent hole inside
+    rgba = np.dstack([bird[:n, :n] / 255.0, alpha]) * top
+    rgba = rgba.astype(dtype)
+    out = cartoon.upscale_array(rgba, scale)
+    s = out.shape[0] / n
+    oy, ox = np.mgrid[: out.shape[0], : out.shape[1]]
+    far = np.sqrt(((oy + 0.5) / s - 20) ** 2 + ((ox + 0.5) / s - 20) ** 2)
+    assert (out[..., 3][far > 8 + 2.5] == 0).all()  # beyond the disc's edge and its neighbours
+    solid = (far < 8 - 2.5) & ((np.abs((oy + 0.5) / s - 20.5) > 4.5) | (np.abs((ox + 0.5) / s - 20.5) > 4.5))
+    assert (out[..., 3][solid] == top).all()
+    assert 0 < out[..., 3][int(20.5 * s), int(20.5 * s)] < top  # the half-transparent hole is the network's
+
+
 # -- alpha: no dark fringes ------------------------------------------------------------------
 def test_transparent_edges_have_no_dark_fringe(cartoon, set5):
     """A cut-out on a transparent background whose hidden colour is black (as many editors save it).
