@@ -468,13 +468,14 @@ def test_a_second_video_stream_left_out_is_named(tmp_path, upscaler):
         assert describe(tmp_path / f"out{resume}.mkv")["others"] == []
 
 
-def test_resumed_output_keeps_the_source_frame_rate(tmp_path, upscaler):
+def test_resumed_output_keeps_the_source_frame_rate_and_language(tmp_path, upscaler):
     import av
 
-    clip = make_clip(tmp_path / "clip.mkv", frames=6, rate=24)
+    clip = make_clip(tmp_path / "clip.mkv", frames=6, rate=24, video_tags={"language": "jpn"})
     upscale_video(clip, tmp_path / "out.mkv", upscaler=upscaler, resume=True)
     with av.open(str(tmp_path / "out.mkv")) as container:
         assert container.streams.video[0].average_rate == 24
+        assert container.streams.video[0].metadata.get("language") == "jpn"
 
 
 def test_quiet_av1_prints_nothing_of_the_encoder(tmp_path):

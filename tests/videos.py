@@ -60,10 +60,11 @@ def make_clip(
     bframes: int = 0,
     audio_tags: list[dict] | None = None,
     subtitle_tags: dict | None = None,
+    video_tags: dict | None = None,
 ) -> Path:
     """Write a clip; returns ``path``. ``vfr`` spaces the frames unevenly (1, 2 or 3 ticks);
     ``bframes`` lets x264 use up to that many B-frames (frames stored out of display order);
-    ``audio_tags`` (one dict per track) and ``subtitle_tags`` are stream tags, where the key
+    ``video_tags``, ``audio_tags`` (one dict per track) and ``subtitle_tags`` are stream tags, where the key
     ``disposition`` gives the stream's flags (``av.stream.Disposition``) instead."""
     width, height = size
     deep = "10" in pix_fmt or "16" in pix_fmt
@@ -80,6 +81,7 @@ def make_clip(
             setattr(video.codec_context, key, value)
         if rotation is not None:
             video.set_display_rotation(rotation)
+        _tag(video, video_tags or {})
         tracks = []
         for _ in range(audio):
             name = audio_codec or ("libopus" if path.suffix == ".webm" else "aac")

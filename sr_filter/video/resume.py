@@ -154,6 +154,8 @@ def join(segments: list[tuple[int, int, Path]], src: Path, tmp: str, muxer: str,
         info.colour.tag(video.codec_context, info.height)  # NUT segments (FFV1) do not carry the colour tags
         if info.rate:  # the stream's rate is the source's, not one read back from the segments' time base
             video.codec_context.framerate = info.rate
+        if info.metadata.get("language"):
+            video.metadata["language"] = info.metadata["language"]
         if info.rotation:
             video.set_display_rotation(info.rotation)
         streams, dropped = encode.copy_streams(out, container, muxer, encode.copyable(container))
