@@ -116,8 +116,9 @@ def png_text(image: Image.Image) -> dict[str, str]:
         return {}
 
 
-def exif_for_output(exif: bytes | None, width: int, height: int, scale: float) -> bytes | None:
-    """The EXIF block for the output: pixel dimensions set, resolution scaled, orientation 1."""
+def exif_for_output(exif: bytes | None, width: int, height: int, scale: float, *, upright: bool = True) -> bytes | None:
+    """The EXIF block for the output: pixel dimensions set, resolution scaled, orientation 1
+    (``upright``: the orientation was applied to the pixels) or kept."""
     if not exif:
         return None
     data = Image.Exif()
@@ -131,7 +132,7 @@ def exif_for_output(exif: bytes | None, width: int, height: int, scale: float) -
                 from PIL.TiffImagePlugin import IFDRational
 
                 data[tag] = IFDRational(round(float(data[tag]) * scale * 1000), 1000)
-        if ORIENTATION in data:
+        if ORIENTATION in data and upright:
             data[ORIENTATION] = 1
         return data.tobytes()
     except Exception:  # noqa: BLE001 - keep the original block rather than lose it

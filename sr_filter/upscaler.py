@@ -249,8 +249,7 @@ class Upscaler:
             except (OSError, ValueError, SyntaxError) as exc:  # a lazily opened file that is damaged
                 raise ImageFormatError(f"cannot read the image: {first_line(exc)}") from None
             out = array_to_pil(self.upscale_array(array, scale, progress), mode)
-            if meta.icc_profile:
-                out.info["icc_profile"] = meta.icc_profile
+            _carry_info(image, out, meta)
             return out
         return self.upscale_array(image, scale, progress)
 
@@ -385,6 +384,28 @@ class Upscaler:
         if not on_cpu and height * width * per_pixel <= budget:
             return 0
         return edge
+
+
+def _carry_info(image: Any, out: Any, meta: Any) -> None:
+    """What a PIL image says about itself, for the upscaled one: the ICC profile; the EXIF with
+    its orientation kept (the pixels are not turned: ``ImageOps.exif_transpose`` and viewers still
+    show it upright), pixel dimensions and resolution updated; DPI scaled; XMP."""
+    from .metadata import exif_for_output, scaled_dpi
+
+    factor = out.width / max(1, image.width)
+    if meta.icc_profile:
+        out.info["icc_profile"] = meta.icc_profile
+    exif = image.info.get("exif")
+    if isinstance(exif, (bytes, bytearray)) and exif:
+        updated = exif_for_output(bytes(exif), out.width, out.height, factor, upright=False)
+        if updated:
+            out.info["exif"] = updated
+    stated = image.format != "TIFF" or 282 in getattr(image, "tag_v2", {})  # Pillow says 1x1 for a TIFF without one
+    dpi = scaled_dpi(image.info.get("dpi"), factor) if stated else None
+    if dpi:
+        out.info["dpi"] = dpi
+    if image.info.get("xmp"):
+        out.info["xmp"] = image.info["xmp"]
 
 
 def may_skip_torch(device: object, backend: object, denoise: float | None = None) -> bool:

@@ -42,6 +42,25 @@ def test_pil_colour_profile_is_kept(set5):
     assert "icc_profile" not in sr_filter.upscale(cmyk, preset="cartoon").info
 
 
+def test_pil_orientation_exif_dpi_and_xmp_are_carried(cartoon, baby, tmp_path):
+    """A phone photo (orientation 6) keeps its tag, so it still shows upright; EXIF sizes and DPI
+    follow the new size (the pixels are not turned: the same geometry comes back, larger)."""
+    from PIL import ImageOps
+
+    exif = Image.Exif()
+    exif[0x0112], exif[0x010F] = 6, "Camera Maker"
+    path = tmp_path / "phone.jpg"
+    Image.fromarray(baby).save(path, exif=exif.tobytes(), dpi=(72, 72), xmp=b"<x:xmpmeta>kept</x:xmpmeta>", quality=95)
+    image = Image.open(path)
+    out = cartoon.upscale(image)
+    assert out.size == (4 * 88, 4 * 72) and ImageOps.exif_transpose(out).size == (4 * 72, 4 * 88)
+    assert out.getexif().get(0x0112) == 6 and out.getexif().get(0x010F) == "Camera Maker"
+    assert out.info["dpi"] == pytest.approx((288, 288)) and b"kept" in out.info["xmp"]
+    no_resolution = tmp_path / "plain.tif"
+    Image.fromarray(baby).save(no_resolution)
+    assert "dpi" not in cartoon.upscale(Image.open(no_resolution)).info  # Pillow's 1x1 is not a resolution
+
+
 def test_matches_reference_implementation_end_to_end(cartoon, baby):
     """uint8 in, uint8 out through the whole pipeline: within 1 level of spandrel's output."""
     sp = spandrel()
