@@ -50,6 +50,10 @@ class OutputExistsError(SrFilterError):
     """The output file exists and overwriting was not asked for."""
 
 
+class OutputIsInputError(OutputExistsError):
+    """The output is the input file, which cannot be replaced while it is read (a video)."""
+
+
 class OutOfMemoryError(SrFilterError):
     """Inference ran out of memory even at the smallest tile size."""
 

@@ -181,7 +181,9 @@ def test_messages_are_cut_at_a_word_and_get_the_flag_by_class():
     cut = shorten(long, 600)
     assert len(cut) <= 600 and cut.endswith(" ...") and cut[:-4].split()[-1].startswith("word")
     assert cut[:-4] == long[: len(cut) - 4]  # a prefix that ends at a whole word
-    assert one_line(OutputExistsError("out.png exists; allow overwriting to replace it")).endswith("(use --overwrite to replace it, or --skip-existing)")
+    assert one_line(OutputExistsError("out.png exists; allow overwriting to replace it")) == \
+        "out.png exists; use --overwrite to replace it, or --skip-existing"  # said once, with the flag
+    assert one_line(OutputExistsError("out.png is busy")).endswith("(use --overwrite to replace it, or --skip-existing)")
     assert hint_for(OutputExistsError("x exists; use --overwrite")) is None  # not twice
     assert "--device" in one_line(DeviceError("no CUDA GPU")) and hint_for(ImageFormatError("bad")) is None
 

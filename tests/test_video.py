@@ -497,3 +497,12 @@ def test_a_10_bit_source_written_in_8_bits_says_so(tmp_path, upscaler):
     notices.clear()
     upscale_video(clip, tmp_path / "deep.mkv.mkv", upscaler=upscaler, notice=notices.append)
     assert notices == []
+
+
+def test_output_that_is_the_input_is_refused_without_pointing_at_overwrite(tmp_path):
+    clip = make_clip(tmp_path / "clip.mp4", frames=4)
+    before = clip.read_bytes()
+    result = run(clip, "-m", MODEL, "-o", clip, "--overwrite")
+    err = result.stderr.decode()
+    assert result.returncode == 1 and err.count("\n") == 1 and "is the input file" in err and "--overwrite" not in err
+    assert clip.read_bytes() == before

@@ -12,6 +12,7 @@ from ..errors import shorten
 #: exception class name -> the hint the CLI appends, or None for none (first match wins: subclasses
 #: before their bases). Names are looked up in errors.py; a class not defined there is left out.
 _HINTS: tuple[tuple[str, str | None], ...] = (
+    ("OutputIsInputError", None),
     ("OutputExistsError", "use --overwrite to replace it, or --skip-existing"),
     ("DeviceError", "see --device, -g and --precision"),
     ("BackendError", "see --backend"),
@@ -49,9 +50,16 @@ def hint_for(exc: BaseException, text: str | None = None) -> str | None:
     return None
 
 
+#: neutral advice in library messages that the command line words with its flag instead of
+#: appending a hint that says the same thing again
+_FLAG_WORDING = (("; allow overwriting to replace it", "; use --overwrite to replace it, or --skip-existing"),)
+
+
 def one_line(exc: BaseException, *, text: str | None = None, limit: int = LIMIT) -> str:
     """The error (or ``text`` said about it) as one shortened line, with its hint in parentheses."""
     text = " ".join((str(exc) if text is None else text).split()) or type(exc).__name__
+    for neutral, flagged in _FLAG_WORDING:
+        text = text.replace(neutral, flagged)
     hint = hint_for(exc, text)
     text = shorten(text, limit)
     return f"{text} ({hint})" if hint else text

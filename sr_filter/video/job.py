@@ -15,7 +15,7 @@ from typing import Any, BinaryIO
 import av
 
 from ..atomic import open_atomic, replacing
-from ..errors import OutputExistsError, VideoFormatError
+from ..errors import OutputExistsError, OutputIsInputError, VideoFormatError
 from . import batches, encode, pipeline, source
 from .encode import even_dimension as _even
 
@@ -68,7 +68,7 @@ def upscale_video(
     if dst.exists() and not overwrite:
         raise OutputExistsError(f"{dst} exists; allow overwriting to replace it")
     if dst.exists() and src.exists() and os.path.samefile(src, dst):
-        raise OutputExistsError(f"{dst} is the input file; choose another output name")
+        raise OutputIsInputError(f"{dst} is the input file, which is read while the output is written; choose another output name")
     container = source.open_video(src)
     notice = notice or log.warning
     try:
