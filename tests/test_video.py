@@ -502,7 +502,7 @@ def test_a_10_bit_source_written_in_8_bits_says_so(tmp_path, upscaler):
 def test_output_that_is_the_input_is_refused_without_pointing_at_overwrite(tmp_path):
     clip = make_clip(tmp_path / "clip.mp4", frames=4)
     before = clip.read_bytes()
-    result = run(clip, "-m", MODEL, "-o", clip, "--overwrite")
+    result = run(clip, "-m", MODEL, "-o", clip, "--overwrite", "-q")
     err = result.stderr.decode()
-    assert result.returncode == 1 and err.count("\n") == 1 and "is the input file" in err and "--overwrite" not in err
+    assert result.returncode == 1 and err.count("\n") == 1 and "is the input file" in err and "--overwrite" not in err, err
     assert clip.read_bytes() == before
