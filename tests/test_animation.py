@@ -312,3 +312,28 @@ def test_a_frame_range_keeps_those_frames_with_their_durations(tmp_path):
         assert "\n" not in str(info.value) and not (tmp_path / "none.gif").exists()
     assert "a.gif has 5 frames" in str(pytest.raises(VideoFormatError, animation.upscale_animation, source,
                                                      tmp_path / "none.gif", Nearest(), frames="5:7").value)
+
+
+def test_cli_frames_format_and_video_only_options_for_animations(tmp_path):
+    """--frames keeps those frames; --format webp writes an animated WebP; --codec, --crf and
+    --resume, which only videos take, are refused in one line instead of being ignored."""
+    save(tmp_path / "a.gif", loop=0)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "sr_filter", tmp_path / "a.gif", "-m", "sr-cartoon-x4", "-t", "32", "-q", *args],
+                              capture_output=True, env=env, timeout=120)
+
+    assert cli("-o", tmp_path / "two.gif", "--frames", "1:3").returncode == 0
+    two = animation.read_animation(tmp_path / "two.gif")
+    assert len(two.frames) == 2 and two.durations == DURATIONS[1:3]
+    assert cli("--format", "webp").returncode == 0
+    with Image.open(tmp_path / "a_x4.webp") as webp:
+        assert webp.format == "WEBP" and webp.n_frames == 5
+    assert cli("-o", f"{tmp_path}/new/folder/").returncode == 0  # a folder that does not exist yet
+    assert len(animation.read_animation(tmp_path / "new" / "folder" / "a_x4.gif").frames) == 5
+    for args in (["--codec", "hevc"], ["--crf", "20"], ["--resume"]):
+        refused = cli("-o", tmp_path / "no.gif", *args)
+        err = refused.stderr.decode()
+        assert refused.returncode == 2 and err.count("\n") == 1 and "apply to videos" in err, err
+    assert not (tmp_path / "no.gif").exists()

@@ -506,3 +506,14 @@ def test_output_that_is_the_input_is_refused_without_pointing_at_overwrite(tmp_p
     err = result.stderr.decode()
     assert result.returncode == 1 and err.count("\n") == 1 and "is the input file" in err and "--overwrite" not in err, err
     assert clip.read_bytes() == before
+
+
+def test_transport_streams_and_new_output_folders(tmp_path):
+    """.ts (and .flv, ...) are read though not written: the default output is .mkv; -o NEW/ makes
+    the folder, as for images."""
+    clip = make_clip(tmp_path / "clip.ts", frames=6, audio=0)
+    assert run(clip, "-m", MODEL, "-t", "32", "-q").returncode == 0
+    assert len(describe(tmp_path / "clip_x4.mkv")["times"]) == 6
+    result = run(clip, "-m", MODEL, "-t", "32", "-q", "-o", f"{tmp_path}/made/here/")
+    assert result.returncode == 0, result.stderr.decode()
+    assert describe(tmp_path / "made" / "here" / "clip_x4.mkv")["size"] == (128, 96)

@@ -12,6 +12,8 @@ from typing import Any
 
 #: input suffixes routed to the video path
 VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mkv", ".webm", ".mov", ".avi", ".y4m"})
+#: containers read but not written (MPEG transport streams, Flash video, ...): upscaled into .mkv by default
+READ_ONLY_SUFFIXES = frozenset({".ts", ".m2ts", ".mts", ".flv", ".mpg", ".mpeg", ".vob", ".wmv", ".asf", ".3gp", ".ogv"})
 
 _LAZY = {"upscale_video": ".job", "CODECS": ".encode", "CONTAINERS": ".encode"}
 
@@ -41,4 +43,4 @@ def upscale_frames(frames: Iterable[Any], upscaler: Any, scale: float | None = N
         yield from upscaler.upscale_batch(group, scale)
 
 
-__all__ = ["CODECS", "CONTAINERS", "VIDEO_SUFFIXES", "upscale_frames", "upscale_video"]
+__all__ = ["CODECS", "CONTAINERS", "READ_ONLY_SUFFIXES", "VIDEO_SUFFIXES", "upscale_frames", "upscale_video"]

@@ -6,13 +6,17 @@ when ``--format y4m`` asks for a frame stream.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import click
 
 from ..errors import OutputExistsError, SrFilterError, VideoFormatError
-from . import VIDEO_SUFFIXES
+from . import READ_ONLY_SUFFIXES, VIDEO_SUFFIXES
+
+#: every suffix read as a video (written ones and read-only ones)
+_READ = VIDEO_SUFFIXES | READ_ONLY_SUFFIXES
 
 #: options ``sr-filter upscale`` adds for videos (spelled here, attached there)
 codec_opt = click.option("--codec", default=None, metavar="h264|hevc|vp9|av1|ffv1|prores",
@@ -38,7 +42,7 @@ def wants_video(inputs: list[str], fmt: str | None, output: str | None = None) -
     if len(inputs) != 1 or inputs[0] == "-":
         return False
     path = Path(inputs[0])
-    if path.suffix.lower() in VIDEO_SUFFIXES:
+    if path.suffix.lower() in _READ:
         return True
     from .. import animation
 
@@ -90,21 +94,35 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
     source = Path(inputs[0])
     label = f"{scale:g}" if scale else None
     target = Path(output) if output not in (None, "-") else None
+    if output not in (None, "-") and output.endswith(("/", os.sep)) and not target.is_dir():
+        try:  # -o new_folder/: a folder, made as for images
+            target.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise VideoFormatError(f"cannot create output folder {target}: {exc.strerror}") from None
     if output == "-":
         raise click.UsageError("a video cannot be written to standard output; use -o FILE, or --format y4m for a frame stream")
     to_video = target is not None and not target.is_dir() and target.suffix.lower() in VIDEO_SUFFIXES
     if to_video and source.suffix.lower() == ".webp":
         raise VideoFormatError(f"{source}: an animated WebP can be written as .gif, .webp or .png, not as a video "
                                "(FFmpeg's libraries do not decode animated WebP)")
-    if source.suffix.lower() not in VIDEO_SUFFIXES and not to_video:  # an animation; GIF/APNG to a video: FFmpeg reads them
-        from .. import animation
+    if source.suffix.lower() not in _READ and not to_video:  # an animation; GIF/APNG to a video: FFmpeg reads them
+        from .. import animation, imageio
 
+        video_only = [flag for flag, given in (("--codec", codec), ("--crf", crf is not None), ("--resume", resume)) if given]
+        if video_only:
+            raise click.UsageError(f"{', '.join(video_only)} apply to videos; an animation written as GIF, WebP or PNG "
+                                   "takes --quality and --frames (or name a video output, e.g. -o out.mp4)")
+        out_format = imageio.format_for("", fmt) if fmt is not None else None
+        if out_format is not None and out_format not in animation.HOLDS_ANIMATION:
+            raise VideoFormatError(f"an animation can be written as gif, webp or png, not {fmt}")
         upscaler = make_upscaler()
-        target = _target(source, target, label or str(upscaler.scale))
+        suffix = {"GIF": ".gif", "WEBP": ".webp", "PNG": ".png"}.get(out_format or "", source.suffix)
+        target = _target(source, target, label or str(upscaler.scale), suffix)
         if _skip(target, skip_existing, overwrite, quiet):
             return
         _announce(upscaler, quiet)
-        animation.upscale_animation(source, target, upscaler, scale=scale, overwrite=overwrite, quality=quality, size=size)
+        animation.upscale_animation(source, target, upscaler, scale=scale, overwrite=overwrite, quality=quality, size=size,
+                                    out_format=out_format, frames=frames)
         return
     if any(size):
         scale = scale_to_fit(source, *size)
@@ -113,7 +131,8 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
 
         check_codec(source, target if target is not None and not target.is_dir() else source, codec, crf)
     upscaler = make_upscaler()
-    target = _target(source, target, label or str(upscaler.scale))
+    suffix = source.suffix if source.suffix.lower() in VIDEO_SUFFIXES else ".mkv"  # .ts, .flv, ...: written as mkv
+    target = _target(source, target, label or str(upscaler.scale), suffix)
     if _skip(target, skip_existing, overwrite, quiet):
         return
     _announce(upscaler, quiet)
@@ -153,11 +172,14 @@ def scale_to_fit(path: Path, width: int | None, height: int | None) -> float:
     return target_scale(width, height, (shown[1], shown[0]), str(path))
 
 
-def _target(source: Path, target: Path | None, label: str) -> Path:
+def _target(source: Path, target: Path | None, label: str, suffix: str | None = None) -> Path:
+    """The output: ``target`` when it names a file, else ``NAME_xS.EXT`` beside the source or in
+    the ``target`` folder (``suffix``: the extension to write, by default the source's)."""
+    name = f"{source.stem}_x{label}{source.suffix if suffix is None else suffix}"
     if target is None:
-        return source.with_name(f"{source.stem}_x{label}{source.suffix}")
+        return source.with_name(name)
     if target.is_dir():
-        return target / f"{source.stem}_x{label}{source.suffix}"
+        return target / name
     return target
 
 
