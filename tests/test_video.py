@@ -517,3 +517,55 @@ def test_transport_streams_and_new_output_folders(tmp_path):
     result = run(clip, "-m", MODEL, "-t", "32", "-q", "-o", f"{tmp_path}/made/here/")
     assert result.returncode == 0, result.stderr.decode()
     assert describe(tmp_path / "made" / "here" / "clip_x4.mkv")["size"] == (128, 96)
+
+
+def _read_back(path: Path) -> tuple:
+    """An AVI's own header (time base, frame count, rate) and the frame times sr-filter reads."""
+    import av
+
+    from sr_filter.video import source
+
+    with av.open(str(path)) as container:
+        video = container.streams.video[0]
+        header = (video.time_base, video.frames, video.average_rate)
+    container = source.open_video(path)
+    try:
+        info = source.describe(container, str(path), scale=1)
+        times = [float(item.pts * item.time_base) for item in source.items(container, str(path), info)
+                 if isinstance(item, source.Frame)]
+    finally:
+        container.close()
+    return header, times
+
+
+def test_avi_output_holds_one_frame_per_tick_of_the_source_rate(tmp_path, upscaler, monkeypatch):
+    """AVI has one constant rate: a fine time base (the source's 1/18432, or FFmpeg's 1/600) made
+    the file claim hundreds of frames and fps, the gaps filled with empty frames."""
+    from fractions import Fraction
+
+    from sr_filter.video import resume
+
+    monkeypatch.setattr(resume, "SEGMENT_FRAMES", 4)
+    clip = make_clip(tmp_path / "clip.mp4", frames=10, size=(16, 12), gop=4, audio=1)
+    steady = ((Fraction(1, 12), 10, 12), pytest.approx([i / 12 for i in range(10)], abs=1e-6))
+    notices: list[str] = []
+    upscale_video(clip, tmp_path / "plain.avi", upscaler=upscaler, notice=notices.append)
+    assert _read_back(tmp_path / "plain.avi") == steady
+    upscale_video(clip, tmp_path / "joined.avi", upscaler=upscaler, resume=True, notice=notices.append)  # 3 segments
+    assert _read_back(tmp_path / "joined.avi") == steady
+    assert describe(tmp_path / "joined.avi")["others"] == [("audio", "aac")]
+    upscale_video(tmp_path / "plain.avi", tmp_path / "again.avi", upscaler=upscaler, scale=1, notice=notices.append)
+    assert _read_back(tmp_path / "again.avi") == steady
+    assert notices == []
+
+
+def test_variable_rate_video_written_as_avi_is_said_once(tmp_path, upscaler):
+    clip = make_clip(tmp_path / "vfr.mp4", frames=6, size=(16, 12), vfr=True, audio=0)  # 1, 2, 3 ticks of 1/12 s
+    notices: list[str] = []
+    upscale_video(clip, tmp_path / "out.avi", upscaler=upscaler, notice=notices.append)
+    (time_base, count, rate), times = _read_back(tmp_path / "out.avi")
+    assert count == len(times) == 6 and rate == 1 / time_base
+    assert _seconds(tmp_path / "out.avi") == pytest.approx(_seconds(clip), abs=1e-3)  # its average rate: the same length
+    assert times == pytest.approx([i * float(time_base) for i in range(6)])
+    assert len(notices) == 1 and notices[0].startswith("an avi file keeps a constant frame rate") and "\n" not in notices[0]
+    assert notices[0].endswith("a .mkv or .mp4 output keeps the source's timing")

@@ -19,7 +19,8 @@ from pathlib import Path
 import av
 
 from ..errors import VideoFormatError, first_line
-from .source import VideoInfo
+from . import source
+from .source import Frame, VideoInfo
 
 log = logging.getLogger("sr_filter")
 
@@ -38,6 +39,9 @@ CRF_RANGE = {"h264": (0, 51), "hevc": (0, 51), "vp9": (0, 63), "av1": (1, 63)}
 _NO_CRF = {"ffv1": "ffv1 is lossless", "prores": "prores is written as ProRes HQ, whose quality is fixed"}
 #: output suffix -> FFmpeg muxer
 CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi"}
+#: muxers whose video has one constant frame rate and no timestamps of its own: frame n is tick n
+#: of 1/rate (FFmpeg's avi muxer fills every skipped tick with an empty frame)
+CONSTANT_RATE = frozenset({"avi"})
 _SOURCE_FAMILY = {"h264": "h264", "hevc": "hevc", "vp9": "vp9", "av1": "av1", "libdav1d": "av1", "ffv1": "ffv1", "prores": "prores"}
 
 
@@ -163,6 +167,20 @@ def depth_notice(info: VideoInfo, family: str, muxer: str) -> str | None:
             f"written as {chosen} (banding is likely{hdr}){hint}")
 
 
+def steady_time_base(src: str | Path, muxer: str, notice) -> Fraction | None:
+    """The output's time base when ``muxer`` holds one constant frame rate (AVI): 1/rate of the
+    source's rate (its average when variable, said in one ``notice`` line), so each frame is one
+    tick and the file reads back with the source's frame count and rate; None for the others."""
+    if muxer not in CONSTANT_RATE:
+        return None
+    rate, variable = source.steady_rate(src)
+    if variable:
+        notice(f"an {muxer} file keeps a constant frame rate: this variable-rate video is written at its average "
+               f"{float(rate):.4g} fps, one frame every 1/{float(rate):.4g} s (its timestamps rounded to that); "
+               f"a .mkv or .mp4 output keeps the source's timing")
+    return 1 / rate
+
+
 class Output:
     """An output container being written: one upscaled video stream plus the copied ones."""
 
@@ -175,12 +193,11 @@ class Output:
         self.info = info
         try:
             self.container.metadata.update({k: v for k, v in source.metadata.items() if k.lower() != "encoder"})
-            stream = self.container.add_stream(encoder, rate=info.rate or Fraction(25))
+            stream = self.container.add_stream(encoder, rate=1 / info.steady if info.steady else info.rate or Fraction(25))
             stream.width, stream.height = width, height
             stream.pix_fmt = self.pix_fmt = choose_pix_fmt(info.pix_fmt, encoder)
             context = stream.codec_context
-            context.time_base = info.time_base
-            stream.time_base = info.time_base
+            context.time_base = stream.time_base = info.steady or info.time_base
             if info.sar:
                 context.sample_aspect_ratio = info.sar
             info.colour.tag(context, info.height)
@@ -197,6 +214,19 @@ class Output:
         except (av.error.FFmpegError, ValueError) as exc:
             self.container.close()
             raise VideoFormatError(f"cannot set up the {family} encoder ({first_line(exc)})") from None
+
+    def add(self, item: Frame, *, first: int = 0, shift: Fraction = Fraction(0)) -> None:
+        """Encode the upscaled ``item`` at its source time moved ``shift`` seconds earlier, or, on a
+        constant-rate output (:attr:`VideoInfo.steady`), as tick ``item.index - first``: one
+        frame per tick, each lasting one."""
+        frame = self.info.colour.from_rgb(item.array, self.pix_fmt, self.info.height)
+        duration = item.duration
+        if self.info.steady:
+            frame.pts, frame.time_base, duration = item.index - first, self.info.steady, 1
+        elif item.pts is not None:
+            frame.pts = item.pts - round(shift / item.time_base) if shift else item.pts
+            frame.time_base = item.time_base
+        self.write_frame(frame, duration)
 
     def write_frame(self, frame: av.VideoFrame | None, duration: int | None = None) -> None:
         """Encode ``frame`` (None flushes the encoder); ``duration`` is its display time in the
@@ -226,16 +256,8 @@ class Output:
     def write_packet(self, packet: av.Packet, shift: Fraction) -> None:
         """Mux a copied packet, moved ``shift`` seconds earlier (a frame range's start)."""
         target = self.streams.get(packet.stream.index)
-        if target is None:
+        if target is None or not moved(packet, shift):
             return
-        if shift:
-            ticks = round(shift / packet.time_base)
-            if packet.pts is not None:
-                packet.pts -= ticks
-            if packet.dts is not None:
-                packet.dts -= ticks
-            if (packet.dts if packet.dts is not None else packet.pts or 0) < 0:
-                return
         packet.stream = target
         self.container.mux(packet)
 
@@ -254,6 +276,19 @@ class Output:
             container.close()
         except Exception:  # noqa: BLE001 - the file is deleted anyway
             pass
+
+
+def moved(packet: av.Packet, shift: Fraction) -> bool:
+    """Move a copied packet ``shift`` seconds earlier; False when it then falls before the start."""
+    if shift:
+        ticks = round(shift / packet.time_base)
+        if packet.pts is not None:
+            packet.pts -= ticks
+        if packet.dts is not None:
+            packet.dts -= ticks
+        if (packet.dts if packet.dts is not None else packet.pts or 0) < 0:
+            return False
+    return True
 
 
 def copy_streams(container: av.container.OutputContainer, source: av.container.InputContainer, muxer: str,

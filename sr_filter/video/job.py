@@ -83,6 +83,7 @@ def upscale_video(
                                 tta=tta, denoise=denoise)
         factor = float(scale or upscaler.scale)
         info = source.describe(container, str(src), scale=factor)
+        info.steady = encode.steady_time_base(src, muxer, notice)
         shallower = encode.depth_notice(info, family, muxer)
         if shallower:
             notice(shallower)
@@ -170,18 +171,17 @@ def _encode_frame(item: source.Frame, state: dict, tmp: str, muxer: str, family:
     if state["output"] is None:
         state["output"] = encode.Output(tmp, muxer, family, info, container, width=size[0], height=size[1],
                                         crf=crf, copy=encode.copyable(container))
-        state["shift"] = Fraction(item.pts * item.time_base) if item.pts is not None and item.index > 0 else Fraction(0)
+        state["first"] = item.index
+        if item.pts is not None and item.index > 0:  # a frame range: it starts at zero, with the copied streams
+            state["shift"] = Fraction(item.pts * item.time_base)
+        else:  # a constant-rate output starts its video at zero: the copied streams move with it
+            state["shift"] = source.start_time(container) if info.steady else Fraction(0)
         for what in state["output"].dropped:
             notice(f"dropped {what}")
         for packet in state["held"]:
             state["output"].write_packet(packet, state["shift"])
         state["held"].clear()
-    output = state["output"]
-    frame = info.colour.from_rgb(item.array, output.pix_fmt, info.height)
-    if item.pts is not None:
-        frame.pts = item.pts - round(state["shift"] / item.time_base) if state["shift"] else item.pts
-        frame.time_base = item.time_base
-    output.write_frame(frame, item.duration)
+    state["output"].add(item, first=state["first"], shift=state["shift"])
 
 
 def written(dst: Path, overwrite: bool) -> AbstractContextManager[Path]:

@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 from collections.abc import Iterator
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -108,9 +109,7 @@ class _SegmentWriter:
                     self.output = encode.Output(str(path), _segment_muxer(self.family), self.family, self.info, self.container,
                                                 width=self.size[0], height=self.size[1], crf=self.crf, copy=set())
                     self.output.path = path
-                frame = self.info.colour.from_rgb(item.array, self.output.pix_fmt, self.info.height)
-                frame.pts, frame.time_base = item.pts, item.time_base
-                self.output.write_frame(frame, item.duration)
+                self.output.add(item)
                 self.next = item.index + 1
                 if self.progress is not None and self.progress(self.next, self.total):
                     from ..errors import CancelledError
@@ -152,8 +151,14 @@ def join(segments: list[tuple[int, int, Path]], src: Path, tmp: str, muxer: str,
         except av.codec.codec.UnknownCodecError:  # read by a decoder without an encoder of its name (libdav1d)
             video = out.add_stream_from_template(opened[0].streams.video[0], opaque=True)
         info.colour.tag(video.codec_context, info.height)  # NUT segments (FFV1) do not carry the colour tags
-        if info.rate:  # the stream's rate is the source's, not one read back from the segments' time base
+        if info.steady:  # a constant-rate output: the segments' frames are its ticks
+            video.time_base = info.steady
+            video.codec_context.framerate = 1 / info.steady
+        elif info.rate:  # the stream's rate is the source's, not one read back from the segments' time base
             video.codec_context.framerate = info.rate
+        to_annex_b = _ANNEX_B.get(opened[0].streams.video[0].codec_context.name) if muxer in _ANNEX_B_MUXERS else None
+        if to_annex_b:
+            video.codec_context.extradata = None  # the parameter sets travel in the packets instead
         if info.metadata.get("language"):
             video.metadata["language"] = info.metadata["language"]
         if info.rotation:
@@ -161,7 +166,11 @@ def join(segments: list[tuple[int, int, Path]], src: Path, tmp: str, muxer: str,
         streams, dropped = encode.copy_streams(out, container, muxer, encode.copyable(container))
         # demux([]) would read every stream, the source's own video too: nothing copied, nothing read
         others = (p for p in container.demux([container.streams[i] for i in streams]) if p.size) if streams else iter(())
-        videos = (p for seg in opened for p in seg.demux(seg.streams.video[0]) if p.size)
+        shift = source.start_time(container) if info.steady else Fraction(0)  # the video starts at zero there
+        others = (p for p in others if encode.moved(p, shift))
+        videos = (p for seg in opened for p in _video_packets(seg, to_annex_b))
+        if info.steady:
+            videos = _in_slots(videos, info.steady)
         for *_, packet in heapq.merge(_timed(videos, 0), _timed(others, 1)):
             packet.stream = video if packet.stream.type == "video" else streams[packet.stream.index]
             out.mux(packet)
@@ -171,6 +180,44 @@ def join(segments: list[tuple[int, int, Path]], src: Path, tmp: str, muxer: str,
         container.close()
         out.close()
     return dropped
+
+
+#: codecs whose segments (mov, mp4) hold length-prefixed packets, and the filter that turns them
+#: into the start-code form that the muxers in _ANNEX_B_MUXERS take
+_ANNEX_B = {"h264": "h264_mp4toannexb", "hevc": "hevc_mp4toannexb"}
+_ANNEX_B_MUXERS = frozenset({"avi"})
+
+
+def _video_packets(segment, to_annex_b: str | None) -> Iterator[av.Packet]:
+    """A segment's video packets, in the start-code form when ``to_annex_b`` names the filter."""
+    stream = segment.streams.video[0]
+    packets = (p for p in segment.demux(stream) if p.size)
+    if not to_annex_b:
+        yield from packets
+        return
+    from av.bitstream import BitStreamFilterContext
+
+    bsf = BitStreamFilterContext(to_annex_b, stream)
+    for packet in [*packets, None]:
+        for filtered in bsf.filter(packet):
+            filtered.stream, filtered.time_base = stream, stream.time_base
+            yield filtered
+
+
+def _in_slots(packets: Iterator[av.Packet], step: Fraction) -> Iterator[av.Packet]:
+    """Video packets for a constant-rate output (AVI) in ticks of ``step``, decode times one slot
+    apart throughout: each segment's encoder starts its decode times as early as its own frame
+    reordering needs (none in a short last segment), which left empty slots, read back as extra
+    frames, at the joins."""
+    delay = None
+    for number, packet in enumerate(packets):
+        ticks = packet.time_base / step
+        pts = round(packet.pts * ticks)
+        if delay is None:
+            delay = pts - round(packet.dts * ticks)
+        packet.pts, packet.dts, packet.duration = pts, number - delay, round(packet.duration * ticks)
+        packet.time_base = step
+        yield packet
 
 
 def _timed(packets, order: int) -> Iterator[tuple[float, int, int, av.Packet]]:

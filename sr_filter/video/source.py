@@ -46,6 +46,9 @@ class VideoInfo:
     deep: bool = False
     frames: int = 0  # the container's count; 0 = unknown
     metadata: dict = field(default_factory=dict)
+    #: the time base of a constant-rate output (AVI), 1/rate: there frame n of the output is tick n
+    #: (None: the source's time base and timestamps are kept)
+    steady: Fraction | None = None
 
 
 @dataclass
@@ -144,7 +147,7 @@ def items(container: av.container.InputContainer, name: str, info: VideoInfo, *,
     video.thread_type = "AUTO"
     ranged = start > 0 or end is not None
     window = _Window()
-    clock = _Clock(video, container.format.name in DECODE_ORDER_ONLY)
+    clock = Clock(container)
     index = -1
     last_end: float | None = None
     try:
@@ -167,8 +170,7 @@ def items(container: av.container.InputContainer, name: str, info: VideoInfo, *,
                     info.rotation = int(round(frame.rotation or 0))
                 if pts is not None:
                     last_end = float((pts + (frame.duration or 0)) * frame.time_base)
-                yield Frame(info.colour.to_rgb(frame, info.deep), pts, frame.time_base, index, bool(frame.key_frame),
-                            frame.duration or None)
+                yield as_frame(frame, pts, info, index)
                 if ranged and pts is not None:
                     yield from window.extend(pts, frame)
             if end is not None and index + 1 >= end:
@@ -200,7 +202,63 @@ def _check_complete(stream, name: str, last_end: float) -> None:
                                f"{declared:.2f} s (truncated or damaged?)")
 
 
-class _Clock:
+def as_frame(frame: av.VideoFrame, pts: int | None, info: VideoInfo, index: int, key: bool | None = None) -> Frame:
+    """A decoded frame as an upscaling job: RGB pixels, the timestamp ``pts`` (from a
+    :class:`Clock`), its display time as the source gives it, and whether it is a keyframe."""
+    return Frame(info.colour.to_rgb(frame, info.deep), pts, frame.time_base, index,
+                 bool(frame.key_frame) if key is None else key, frame.duration or None)
+
+
+def decode_order_only(container: av.container.InputContainer) -> bool:
+    """Whether the container stores decode times only (AVI): its frames are timed by :class:`Clock`
+    from their packets' decode times, in order."""
+    return container.format.name in DECODE_ORDER_ONLY
+
+
+def packet_time(packet: av.Packet, decode_order: bool) -> int | None:
+    """The timestamp a video packet gives its frame, as :class:`Clock` assigns it (without decoding):
+    its decode time where the container stores only that, else its presentation time."""
+    return packet.dts if decode_order else packet.pts
+
+
+def steady_rate(path: str | Path) -> tuple[Fraction, bool]:
+    """The frame rate for a container that holds one constant rate (AVI), read from the video
+    packets' timestamps without decoding: the source's nominal rate when its frames are evenly
+    spaced at it, else (variable frame rate) its average, frames over length. Also says whether
+    the source's frame rate is variable."""
+    container = open_video(path)
+    try:
+        video = container.streams.video[0]
+        base = video.time_base or Fraction(1, 1000)
+        nominal = [rate for rate in (video.average_rate, video.guessed_rate) if rate]
+        order = decode_order_only(container)
+        times = sorted((packet_time(p, order), p.duration or 0) for p in container.demux(video)
+                       if p.size and packet_time(p, order) is not None)
+    except av.error.FFmpegError as exc:
+        raise VideoFormatError(f"{path} is not a readable video ({first_line(exc)})") from None
+    finally:
+        container.close()
+    steps = [b - a for (a, _), (b, _) in zip(times, times[1:])]
+    # the last frame's display time counts too (a GIF's final pause), where packets have their own
+    shown = steps + ([times[-1][1]] if times and times[-1][1] and not order else [])
+    for rate in nominal:  # evenly spaced at a stated rate (within a tenth of a frame, or the time base's rounding)
+        tick = 1 / (rate * base)
+        if all(abs(step - tick) <= max(tick / 10, 1) for step in shown):
+            return Fraction(rate), False
+    if not steps:
+        return Fraction(nominal[0] if nominal else 25), False
+    last = times[-1][1] or Fraction(times[-1][0] - times[0][0], len(steps))
+    length = (times[-1][0] - times[0][0] + last) * base
+    return (len(times) / length).limit_denominator(1001), True
+
+
+def start_time(container: av.container.InputContainer) -> Fraction:
+    """Seconds from the file's zero to its first video frame, as the demuxer states it."""
+    video = container.streams.video[0]
+    return Fraction(video.start_time * video.time_base) if video.start_time and video.time_base else Fraction(0)
+
+
+class Clock:
     """Presentation timestamps that rise from frame to frame.
 
     Where the container stores them they are the decoder's, untouched. AVI stores only the order
@@ -210,8 +268,9 @@ class _Clock:
     does not rise (a damaged file) is placed one frame after the previous one instead of being
     handed to the encoder, which refuses it."""
 
-    def __init__(self, stream, decode_order: bool) -> None:
-        self.decode_order = decode_order
+    def __init__(self, container: av.container.InputContainer) -> None:
+        stream = container.streams.video[0]
+        self.decode_order = decode_order_only(container)
         self.slots: deque[int] = deque()
         self.last: int | None = None
         rate = stream.average_rate or stream.guessed_rate
