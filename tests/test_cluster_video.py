@@ -5,6 +5,7 @@ mid-job still end in a complete output."""
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -169,3 +170,31 @@ def test_cli_video_on_the_cluster_and_its_one_line_errors(cluster, lossless, tmp
         code, err = sr_filter(*args)
         assert code != 0 and len(err.strip().splitlines()) == 1 and err.startswith(message) and "--overwrite to" not in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mkv"]
+
+
+def _packet_times(path: Path) -> list[tuple[float, float]]:
+    """(start, display time) of every video packet, in seconds, in presentation order."""
+    with av.open(str(path)) as container:
+        video = container.streams.video[0]
+        return sorted((round(float(p.pts * p.time_base), 6), round(float(p.duration * p.time_base), 6))
+                      for p in container.demux(video) if p.size)
+
+
+def test_avi_b_frames_and_each_segment_end_are_timed_as_on_one_machine(cluster, upscaler, tmp_path, monkeypatch):
+    """AVI stores decode times only: the workers time B-frame video as one machine does (frames in
+    order, rising timestamps). And the last frame of every segment keeps its display time, so the
+    joined packets last as long as those of the resumable single-machine run."""
+    monkeypatch.setattr(resume, "SEGMENT_FRAMES", 4)
+    for clip in (make_clip(tmp_path / "b.avi", frames=12, size=(16, 12), bframes=2, gop=4, audio=0),
+                 make_clip(tmp_path / "vfr.mp4", frames=12, size=(16, 12), vfr=True, gop=4, audio=0)):
+        here, there = tmp_path / f"{clip.stem}-here.mkv", tmp_path / f"{clip.stem}-there.mkv"
+        upscale_video_here(clip, here, upscaler=upscaler, resume=True)
+        summary = upscale_video(clip, there, **SETTINGS, segment_frames=4)
+        assert summary.done == 3 and not summary.failed, summary.failed
+        _same_video(there, here, frame_arrays(here))
+        assert _packet_times(there) == _packet_times(here)
+    assert describe(tmp_path / "b-there.mkv")["times"] == pytest.approx([i / 12 for i in range(12)], abs=2e-3)
+    upscale_video(tmp_path / "b.avi", tmp_path / "there.avi", **SETTINGS, segment_frames=4)  # AVI out: one frame per tick
+    with av.open(str(tmp_path / "there.avi")) as container:
+        video = container.streams.video[0]
+        assert (video.time_base, video.frames, video.average_rate) == (Fraction(1, 12), 12, 12)

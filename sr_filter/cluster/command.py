@@ -106,7 +106,8 @@ def run_video_on_cluster(ctx: click.Context, inputs: list[str], output: str | No
         raise click.UsageError("--cluster upscales whole videos; leave out --frames")
     report = _Report(quiet, "segments")
     try:
-        summary = upscale_video(inputs[0], output, address=cluster, on_event=report.on_event, on_plan=report.on_plan, **settings)
+        summary = upscale_video(inputs[0], output, address=cluster, on_event=report.on_event, on_plan=report.on_plan,
+                                notice=lambda text: click.echo(f"sr-filter: {text}", err=True), **settings)
     except Interrupted as stop:
         _close(report.bars)
         click.echo(f"sr-filter: interrupted after {stop.summary.done} of {report.total} segment(s); finished segments are kept, run again to resume", err=True)

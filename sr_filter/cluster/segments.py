@@ -16,6 +16,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 from ..errors import OutputExistsError, VideoFormatError, first_line
@@ -41,6 +42,7 @@ class VideoSettings(Settings):
 
     codec: str = "h264"
     crf: int | None = None
+    steady: Fraction | None = None  # the output's constant-rate time base (AVI), as VideoInfo.steady
 
 
 def plan(src: str, segment_frames: int) -> list[tuple[int, int, int, int | None]]:
@@ -50,13 +52,15 @@ def plan(src: str, segment_frames: int) -> list[tuple[int, int, int, int | None]
     container = source.open_video(src)
     try:
         video = container.streams.video[0]
+        order = source.decode_order_only(container)  # frames are timed as the workers' Clock times them
         stamps = []
         for packet in container.demux(video):
             if not packet.size:
                 continue
-            if packet.pts is None:
+            stamp = source.packet_time(packet, order)
+            if stamp is None:
                 raise VideoFormatError(f"{src}: its video packets carry no timestamps, so it cannot be split into segments; upscale it on one machine")
-            stamps.append((packet.pts, bool(packet.is_keyframe)))
+            stamps.append((stamp, bool(packet.is_keyframe)))
     except OSError as exc:
         raise VideoFormatError(f"{src} cannot be read ({first_line(exc)})") from None
     finally:
@@ -99,6 +103,7 @@ def encode_segment(upscaler, task: Segment, settings: VideoSettings) -> None:
     try:
         factor = float(settings.scale or upscaler.scale)
         info = source.describe(container, src, scale=factor)
+        info.steady = settings.steady
         size = (even_dimension(info.width * factor), even_dimension(info.height * factor))
         scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
         writer = resume.SegmentWriter(scratch, settings.codec, info, container, size, settings.crf, 1 << 62, task.first, None, 0)
@@ -131,19 +136,22 @@ def _frames(container, src: str, info, task: Segment) -> Iterator:
     video.thread_type = "AUTO"
     if task.first:
         container.seek(task.first_pts, stream=video, backward=True, any_frame=False)
+    clock = source.Clock(container)  # timestamps as on one machine (AVI: from the packets' decode times)
     index = task.first
     try:
         for packet in container.demux(video):
+            clock.fed(packet)
             for frame in packet.decode():
-                if frame.pts is None or frame.pts < task.first_pts:
+                pts = clock.stamp(frame)
+                if pts is None or pts < task.first_pts:
                     continue  # before the segment: the previous one's (open GOP) frames
-                if task.end_pts is not None and frame.pts >= task.end_pts:
+                if task.end_pts is not None and pts >= task.end_pts:
                     break
                 if index == task.first:
-                    if frame.pts != task.first_pts:
+                    if pts != task.first_pts:
                         raise VideoFormatError(f"{src}: the frame at timestamp {task.first_pts} was not found after seeking; upscale it on one machine")
                     info.rotation = int(round(frame.rotation or 0))
-                yield source.Frame(info.colour.to_rgb(frame, info.deep), frame.pts, frame.time_base, index, index == task.first)
+                yield source.as_frame(frame, pts, info, index, index == task.first)
                 index += 1
             else:
                 continue

@@ -14,6 +14,7 @@ run the same job again after the driver stops and finished segments are kept.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -22,6 +23,8 @@ from typing import Callable
 from ..errors import ClusterError, OutputExistsError, VideoFormatError
 from . import segments
 from .scheduler import Event, Interrupted, Summary
+
+log = logging.getLogger("sr_filter")
 
 #: frames per segment at least (a segment ends before a source keyframe): ~20 s at 30 fps, long
 #: enough that starting an encoder and seeking are small next to the work, short enough to spread
@@ -51,6 +54,7 @@ def upscale_video(
     segment_frames: int | None = None,
     on_event: Callable[[Event], None] | None = None,
     on_plan: Callable[[int, int], None] | None = None,
+    notice: Callable[[str], None] | None = None,
 ) -> Summary:
     """Upscale the video ``src`` into ``dst`` on the cluster: the same frames, timestamps and
     copied streams as :func:`sr_filter.video.upscale_video` with ``resume=True`` on one machine.
@@ -58,7 +62,7 @@ def upscale_video(
     Both paths must be on a file system every node mounts at the same place. Each segment is one
     task (``on_event`` hears each; ``on_plan`` hears ``(segments to do, segments kept)``); a
     failed segment leaves the output unwritten and the finished segments kept for a rerun. The
-    output is never replaced. Returns the :class:`Summary` of the segments, with ``frames``,
+    output is never replaced. ``notice`` hears what the output cannot keep (default: the log). Returns the :class:`Summary` of the segments, with ``frames``,
     ``dropped`` (streams the container cannot hold) and ``path`` set on it.
     """
     keywords = dict(locals())
@@ -81,6 +85,7 @@ def upscale_video(
         info.rotation = _rotation(container)
     finally:
         container.close()
+    info.steady = encode.steady_time_base(src, muxer, notice or log.warning)
     frames = segment_frames or SEGMENT_FRAMES
     planned = segments.plan(str(src), frames)
     parts = _parts(src, dst, {"model": model or preset, "scale": scale, "codec": family, "crf": crf, "segment_frames": frames})
@@ -90,7 +95,7 @@ def upscale_video(
         on_plan(len(todo), len(tasks) - len(todo))
     summary = Summary(skipped=len(tasks) - len(todo))
     if todo:
-        settings = segments.VideoSettings.from_keywords(keywords, codec=family)
+        settings = segments.VideoSettings.from_keywords(keywords, codec=family, steady=info.steady)
         started = connect(address, num_cpus=num_cpus)
         try:
             ran = _run(todo, settings, workers, cpus_per_worker, on_event, parts)
