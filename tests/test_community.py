@@ -167,3 +167,17 @@ def test_whole_image_architecture_warns_and_tiles_closely(tmp_path, caplog):
     whole = Upscaler(str(path), device="cpu", precision="fp32", tile=0).run(x)
     tiled = Upscaler(str(path), device="cpu", precision="fp32", tile=32).run(x)
     assert 0 < (whole - tiled).abs().max() < 8 / 255
+
+
+def test_a_network_that_cannot_run_in_bf16_runs_in_fp32_with_one_warning(tmp_path, caplog):
+    """SwinIR builds an fp32 attention mask for sizes other than its img_size, which a bf16
+    network cannot multiply: fp32 from then on, said once, the same pixels as an fp32 run."""
+    path = save_random("SwinIR", tmp_path)
+    image = (np.random.default_rng(0).random((24, 72, 3)) * 255).astype(np.uint8)
+    up = Upscaler(str(path), device="cpu", backend="torch", precision="bf16", tile=32)
+    with caplog.at_level("WARNING"):
+        out = up.upscale_array(image)
+    said = [r.getMessage() for r in caplog.records if "does not run in bf16" in r.getMessage()]
+    assert len(said) == 1 and up.backend.precision == "fp32"
+    expected = Upscaler(str(path), device="cpu", backend="torch", precision="fp32", tile=32).upscale_array(image)
+    assert np.array_equal(out, expected)

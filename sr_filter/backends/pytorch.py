@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from ..device import is_oom
+from ..errors import first_line
 from . import precision_name
 
 if TYPE_CHECKING:
@@ -45,7 +47,18 @@ class TorchBackend:
         """(N, C, h, w) float32 in [0, 1] -> a new (N, C, h*s, w*s) float32 array clamped to [0, 1]."""
         batch = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
         inp = batch.to(self.device, self.dtype, non_blocking=True).contiguous(memory_format=torch.channels_last)
-        out = self.net(inp)
+        try:
+            out = self.net(inp)
+        except RuntimeError as exc:
+            if self.dtype == torch.float32 or is_oom(exc):
+                raise
+            # a network that mixes dtypes inside (an fp32 attention mask in SwinIR) cannot run in
+            # reduced precision at all: fp32 from here on, said once
+            log.warning("%s does not run in %s (%s); running it in fp32", self.model.name, self.precision, first_line(exc))
+            self.net = self._net_fp32 = self._net_fp32 or self._place(torch.float32)
+            self.dtype, self.precision = torch.float32, "fp32"
+            del inp
+            return self.run(batch.numpy())
         if self.dtype != torch.float32 and not bool(torch.isfinite(out).all()):
             self.fallbacks += 1
             log.info("reduced precision gave NaN/Inf on a tile; re-running it in fp32")
