@@ -27,8 +27,8 @@ import torch
 from torch import nn
 
 from .archs import Arch, StateDict
-from .errors import CommunityModelError, WeightsFormatError, first_line
-from .weights import canonicalize, load_state_dict
+from .errors import CommunityModelError, WeightsFormatError, first_line, mismatch_detail
+from .weights import canonicalize, file_kind, load_state_dict
 
 log = logging.getLogger(__name__)
 
@@ -96,11 +96,11 @@ def _import_with_placeholders() -> types.ModuleType:
 
 
 def read_state(path: Path) -> dict[str, torch.Tensor]:
-    """A weights file's tensors, read without running pickled code (.pth/.pt/.ckpt/.safetensors)."""
-    if path.suffix.lower() != ".safetensors":
+    """A weights file's tensors, read without running pickled code (.pth/.pt/.ckpt/.safetensors;
+    the format is told by the file's first bytes, not its name)."""
+    kind = file_kind(path)
+    if kind != "safetensors" and (kind != "unknown" or path.suffix.lower() != ".safetensors"):
         return load_state_dict(path)
-    if not path.is_file():
-        raise WeightsFormatError(f"weights file {path} does not exist")
     try:
         from safetensors.torch import load_file
     except ImportError:
@@ -167,7 +167,8 @@ def describe(state: StateDict, name: str) -> tuple[Any, Info]:
     except CommunityModelError:
         raise
     except Exception as exc:  # an architecture detected but its tensors do not fit it
-        raise CommunityModelError(f"{name}: recognised as a model but it does not load ({first_line(exc)[:160]})") from None
+        detail = mismatch_detail(exc) if isinstance(exc, RuntimeError) else first_line(exc)
+        raise CommunityModelError(f"{name}: recognised as a model but it does not load ({detail[:200]})") from None
     model = desc.model
     req = desc.size_requirements
     info = Info(

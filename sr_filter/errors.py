@@ -131,3 +131,10 @@ class CommunityModelError(WeightsFormatError):
 
 class DenoiseError(SrFilterError):
     """A denoise strength out of range, or asked of a model without a weak-denoise pair."""
+
+
+def mismatch_detail(exc: BaseException) -> str:
+    """The line of torch's ``load_state_dict`` error that says what differs (first missing key,
+    unexpected key or shape), for one-line messages."""
+    detail = str(exc).strip().splitlines() or [type(exc).__name__]
+    return detail[1].strip() if len(detail) > 1 else detail[0]

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from .errors import DownloadError, NetworkUnavailableError, UnknownModelError, WeightsFormatError
+from .errors import DownloadError, NetworkUnavailableError, UnknownModelError, WeightsFormatError, mismatch_detail
 from .facts import Facts
 from .manifest import Manifest, ModelEntry, load_manifest
 from .weights import fetch
@@ -217,16 +217,11 @@ def load_file(path: Path) -> LoadedModel:
 
 def _existing(path: Path) -> Path:
     """``path``, or a WeightsFormatError when no file is there."""
+    if path.is_dir():
+        raise WeightsFormatError(f"{path} is a folder, not a weights file")
     if not path.is_file():
         raise WeightsFormatError(f"weights file {path} does not exist")
     return path
-
-
-def mismatch_detail(exc: RuntimeError) -> str:
-    """The line of torch's ``load_state_dict`` error that says what differs (first missing key,
-    unexpected key or shape), for one-line messages."""
-    detail = str(exc).strip().splitlines()
-    return detail[1].strip() if len(detail) > 1 else detail[0]
 
 
 def _load_strict(network: nn.Module, state: dict[str, Any], path: Path) -> None:

@@ -217,34 +217,84 @@ def _check_unpacked_size(path: Path) -> None:
         )
 
 
+def file_kind(path: Path) -> str:
+    """What a weights file is by its first bytes, whatever its name says: ``torch`` (PyTorch's
+    zip), ``torchscript`` (a zip with code), ``pickle`` (PyTorch's older format), ``safetensors``,
+    ``text`` or ``unknown``; a missing file or a folder is a :class:`WeightsFormatError`."""
+    if path.is_dir():
+        raise WeightsFormatError(f"{path} is a folder, not a weights file")
+    if not path.is_file():
+        raise WeightsFormatError(f"weights file {path} does not exist")
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if head.startswith(b"PK\x03\x04"):
+        import zipfile
+
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+        except (zipfile.BadZipFile, OSError):
+            return "torch"  # a damaged archive: torch.load words it
+        return "torchscript" if any(n.split("/", 2)[1:2] == ["code"] or n.endswith("/constants.pkl") for n in names) else "torch"
+    if head[:1] == b"\x80":
+        return "pickle"
+    if len(head) >= 10 and head[8:10] in (b'{"', b"{'") or (len(head) >= 9 and head[8:9] == b"{"):
+        return "safetensors"
+    if head and all(32 <= b < 127 or b in b"\t\r\n" for b in head):
+        return "text"
+    return "unknown"
+
+
 def load_state_dict(path: str | Path, state_key: str | None = None) -> dict[str, torch.Tensor]:
     """Read a checkpoint with ``weights_only=True`` (no pickled code runs) and unwrap it."""
     path = Path(path)
-    if not path.is_file():
-        raise WeightsFormatError(f"weights file {path} does not exist")
+    kind = file_kind(path)
+    if kind == "torchscript":
+        raise WeightsFormatError(f"{path.name} is a TorchScript program, which is not read (it is code); "
+                                 "save the network's state dict instead")
+    if kind in ("text", "unknown", "safetensors") and path.suffix.lower() != ".safetensors":
+        what = {"text": "a text file", "unknown": "not a PyTorch file", "safetensors": "a safetensors file"}[kind]
+        if kind != "safetensors":
+            raise WeightsFormatError(f"{path.name} is {what}, not model weights")
     _check_unpacked_size(path)
+    import warnings
+
     import torch
 
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's advice about trusted sources: not an option here
+            warnings.simplefilter("ignore")
+            with open(path, "rb") as f:  # a file object: torch would read a name ending in .safetensors as one
+                obj = torch.load(f, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle errors, zip errors, unsafe globals: all mean "not loadable"
-        first = first_line(exc)
+        if "weights only load failed" in str(exc).lower() or isinstance(exc, __import__("pickle").UnpicklingError):
+            raise WeightsFormatError(
+                f"{path.name} holds pickled Python objects (a whole model or a custom class), which are never run "
+                "here; save the network's state dict instead (torch.save(model.state_dict(), ...))"
+            ) from None
         raise WeightsFormatError(
-            f"{path.name} is not a PyTorch weights file that can be loaded safely ({first[:160]})"
+            f"{path.name} is not a PyTorch weights file that can be loaded safely ({first_line(exc)[:160]})"
         ) from None
     return canonicalize(obj, state_key, path.name)
 
 
+#: containers that training code wraps a state dict in (BasicSR, KAIR, spandrel's list, ...), in order
+_WRAPPERS = ("params_ema", "params-ema", "params", "model_state_dict", "state_dict", "model", "net", "network", "generator")
+
+
 def canonicalize(obj: object, state_key: str | None = None, name: str = "checkpoint") -> dict[str, torch.Tensor]:
-    """Unwrap ``params_ema``/``params``/``state_dict`` containers and strip DataParallel's ``module.``."""
+    """Unwrap the state dict from the containers training code writes (``params_ema``,
+    ``model_state_dict``, ``net``, ... or any single key) and strip DataParallel's ``module.``."""
     import torch
 
     if isinstance(obj, Mapping):
-        keys = [state_key] if state_key else ["params_ema", "params", "state_dict", "model", "generator"]
-        for key in keys:
+        for key in [state_key] if state_key else _WRAPPERS:
             if key in obj and isinstance(obj[key], Mapping):
                 obj = obj[key]
                 break
+        else:
+            if not state_key and len(obj) == 1 and isinstance(next(iter(obj.values())), Mapping):
+                obj = next(iter(obj.values()))  # {"weights": state dict}
     if not isinstance(obj, Mapping) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise WeightsFormatError(f"{name} does not hold a state dict of tensors")
     return {(k[7:] if k.startswith("module.") else k): v for k, v in obj.items()}

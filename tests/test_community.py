@@ -76,7 +76,7 @@ def test_no_pickled_code_runs(tmp_path):
 
     path = tmp_path / "evil.pth"
     path.write_bytes(pickle.dumps({"params": Evil()}))
-    with pytest.raises(WeightsFormatError, match="loaded safely"):
+    with pytest.raises(WeightsFormatError, match="holds pickled Python objects"):
         load_file(path)
     assert not marker.exists()
 
@@ -181,3 +181,47 @@ def test_a_network_that_cannot_run_in_bf16_runs_in_fp32_with_one_warning(tmp_pat
     assert len(said) == 1 and up.backend.precision == "fp32"
     expected = Upscaler(str(path), device="cpu", backend="torch", precision="fp32", tile=32).upscale_array(image)
     assert np.array_equal(out, expected)
+
+
+@pytest.mark.parametrize("wrap", [lambda sd: {"net": sd}, lambda sd: {"params-ema": sd},
+                                  lambda sd: {"model_state_dict": sd, "epoch": 1}, lambda sd: {"weights": sd}])
+def test_checkpoint_containers_that_training_code_writes_are_unwrapped(tmp_path, wrap):
+    state = torch.load(save_random("SPAN", tmp_path, seed=3), weights_only=True)["params"]
+    path = tmp_path / "wrapped.pth"
+    torch.save(wrap(state), path)
+    x = torch.rand(1, 3, 16, 16)
+    with torch.inference_mode():
+        assert torch.equal(load_file(path).network(x), load_file(tmp_path / "SPAN.pth").network(x))
+
+
+def test_the_format_is_told_by_the_bytes_not_the_name(tmp_path):
+    """A safetensors file named .pth, a PyTorch file named .safetensors: both load."""
+    st = save_random("SPAN", tmp_path, seed=3, suffix=".safetensors")
+    pth = save_random("SPAN", tmp_path, seed=3)
+    swapped_st, swapped_pth = tmp_path / "a.pth", tmp_path / "b.safetensors"
+    swapped_st.write_bytes(st.read_bytes())
+    swapped_pth.write_bytes(pth.read_bytes())
+    x = torch.rand(1, 3, 16, 16)
+    with torch.inference_mode():
+        expected = load_file(pth).network(x)
+        assert torch.equal(load_file(swapped_st).network(x), expected)
+        assert torch.equal(load_file(swapped_pth).network(x), expected)
+
+
+def test_files_that_are_not_weights_say_what_they_are(tmp_path):
+    script = torch.jit.script(torch.nn.Conv2d(3, 3, 3))
+    script.save(str(tmp_path / "scripted.pt"))
+    whole = tmp_path / "whole.pth"
+    torch.save(torch.nn.Conv2d(3, 3, 3), whole)  # a whole pickled module, not a state dict
+    (tmp_path / "notes.pth").write_text("see the release page")
+    (tmp_path / "folder.pth").mkdir()
+    for name, words in (("scripted.pt", "is a TorchScript program"), ("whole.pth", "holds pickled Python objects"),
+                        ("notes.pth", "is a text file, not model weights"), ("folder.pth", "is a folder, not a weights file")):
+        with pytest.raises(WeightsFormatError, match=words):
+            load_file(tmp_path / name)
+    image = tmp_path / "in.png"
+    Image.new("RGB", (8, 8)).save(image)
+    out = cli(image, "--model", tmp_path / "whole.pth", "-o", tmp_path / "o.png")
+    assert out.returncode == 1 and out.stderr.count("\n") == 1 and "Warning" not in out.stderr, out.stderr
+    inspected = cli("models", "--inspect", tmp_path / "notes.pth")
+    assert inspected.returncode == 1 and "--inspect" not in inspected.stderr and inspected.stderr.count("\n") == 1

@@ -18,8 +18,12 @@ def models(as_json: bool, inspect_path: Path | None) -> None:
     """List presets and models, and whether their weights are already on this machine."""
     if inspect_path is not None:
         from ..community import inspect_file
+        from ..errors import SrFilterError, shorten
 
-        facts = inspect_file(inspect_path.expanduser())
+        try:
+            facts = inspect_file(inspect_path.expanduser())
+        except SrFilterError as exc:  # said as it is: the usual hint points at this very command
+            raise click.ClickException(shorten(" ".join(str(exc).split()), 600)) from None
         if as_json:
             click.echo(json.dumps(facts, indent=2))
         else:

@@ -117,7 +117,8 @@ class Trainer:
 
     def _load_init(self, spec: str) -> None:
         """Start from published or earlier weights (fine-tuning) instead of random ones."""
-        from ..models import load_model, mismatch_detail
+        from ..errors import mismatch_detail
+        from ..models import load_model
 
         loaded = load_model(spec)
         if loaded.arch.name != self.cfg.model.arch:
