@@ -247,6 +247,7 @@ def load_community(state: StateDict, path: Path) -> tuple[nn.Module, Arch, dict,
         multiple=lambda p: info.multiple,
         blend=_BLEND,
         bytes_per_pixel=lambda p: _BYTES_PER_PIXEL,
+        minimum=lambda p: info.minimum,
     )
     if info.arch in GLOBAL:
         log.warning("%s (%s) mixes the whole image: tiled results differ slightly from whole-image "

@@ -26,3 +26,6 @@ class Facts:
     supports_half: bool
     #: fp32 bytes of activations per input pixel at the peak of a forward pass (sizes tiles)
     bytes_per_pixel: int
+    #: the smallest input edge the network takes (windows below it are padded, as the network's
+    #: own code would: a converted graph does not keep that code); 0 for none
+    minimum: int = 0

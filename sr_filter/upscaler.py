@@ -214,6 +214,12 @@ class Upscaler:
         NaN in the result (after any fp32 re-run) means broken weights: an error, not a picture."""
         want, have = self.model.facts.in_channels, batch.shape[1]
         n, _, h, w = batch.shape
+        low = round_up(self.model.facts.minimum, self.model.facts.multiple) if self.model.facts.minimum else 0
+        if h < low or w < low:  # a thin strip or a tiny image: padded as the network's own code would
+            bottom, right = max(0, low - h), max(0, low - w)
+            mode = "reflect" if bottom < h and right < w else "edge"
+            s = self.scale
+            return self._window(np.pad(batch, ((0, 0), (0, 0), (0, bottom), (0, right)), mode=mode))[..., : h * s, : w * s]
         if want == have:
             out = self.backend.run(batch)
         elif want == 1:

@@ -225,3 +225,16 @@ def test_files_that_are_not_weights_say_what_they_are(tmp_path):
     assert out.returncode == 1 and out.stderr.count("\n") == 1 and "Warning" not in out.stderr, out.stderr
     inspected = cli("models", "--inspect", tmp_path / "notes.pth")
     assert inspected.returncode == 1 and "--inspect" not in inspected.stderr and inspected.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("shape", [(10, 10), (2, 40)])
+def test_images_below_the_minimum_size_run_in_every_backend(tmp_path, monkeypatch, shape):
+    """Real-CUGAN pads inputs below 32 px in its own code, which a converted (OpenVINO) graph does
+    not keep: the windows are padded before the backend, so both backends give the same picture."""
+    pytest.importorskip("openvino")
+    monkeypatch.setenv("SR_FILTER_CACHE_DIR", str(tmp_path / "cache"))
+    path = save_random("RealCUGAN", tmp_path)
+    image = (np.random.default_rng(1).random(shape + (3,)) * 255).astype(np.uint8)
+    outs = [Upscaler(str(path), device="cpu", backend=b, tile=0).upscale_array(image) for b in ("torch", "openvino")]
+    assert outs[0].shape == outs[1].shape == (shape[0] * 2, shape[1] * 2, 3)
+    assert int(np.abs(outs[0].astype(int) - outs[1].astype(int)).max()) <= 1

@@ -41,6 +41,8 @@ class Arch:
     supports_half: bool = True
     #: measured with benchmarks/bench_memory.py (fp32, CPU)
     bytes_per_pixel: Callable[[Mapping], int] = lambda p: 8_000
+    #: the smallest input edge (spandrel's size requirement); 0 for none
+    minimum: Callable[[Mapping], int] = lambda p: 0
 
     def scale(self, params: Mapping) -> int:
         return int(params[self.scale_param])
@@ -63,4 +65,5 @@ class Arch:
             multiple=int(self.multiple(params)),
             supports_half=self.supports_half,
             bytes_per_pixel=int(self.bytes_per_pixel(params)),
+            minimum=int(self.minimum(params)),
         )

@@ -33,7 +33,7 @@ from ..weights import cache_dir, file_sha256
 log = logging.getLogger(__name__)
 
 #: bump when the layout of an entry or the way models are converted changes
-FORMAT = 2
+FORMAT = 3
 #: the fields of a record that say which weights, settings, OpenVINO and precision it is for
 META_KEYS = ("format", "weights_sha256", "settings_sha256", "openvino", "precision")
 
