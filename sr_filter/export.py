@@ -3,16 +3,23 @@
 The exported graph has one input ``input`` and one output ``output``, both NCHW float32 RGB with
 values in [0, 1] (the output is clamped inside the graph); batch, height and width are dynamic
 (height and width must be multiples of the model's size multiple, 1 for most models), and the
-output is ``scale`` times the input's height and width. The file is written to a temporary name
-in the output folder, checked with onnxruntime against the torch network when onnxruntime is
-installed, and only then renamed into place.
+output is ``scale`` times the input's height and width. Height and width must also be at least
+the model's minimum size (0 for most; community models such as SwinIR or Real-CUGAN pad smaller
+inputs in their own Python code, which the graph does not keep). The file's metadata
+(``metadata_props``) says ``scale``, ``size_multiple``, ``size_minimum``, ``layout`` and
+``range``. The file is written to a temporary name in the output folder, checked with onnxruntime
+against the torch network when onnxruntime is installed, and only then renamed into place.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import tempfile
 import warnings
 from pathlib import Path
+from typing import Iterator
 
 import torch
 from torch import nn
@@ -56,21 +63,76 @@ def export_onnx(model: LoadedModel, output: str | Path, *, overwrite: bool = Fal
         raise ExportError(f"the folder {folder} does not exist; create it or choose another output path")
     c_in = int(model.params.get("num_in_ch", 3))
     multiple = int(model.arch.multiple(model.params))
+    minimum = int(model.facts.minimum)
     try:
         with replacing(output, overwrite=overwrite) as tmp:  # checked before it takes its name
             _export(model, c_in, multiple, tmp)
+            _add_metadata(tmp, {"scale": str(model.scale), "size_multiple": str(multiple), "size_minimum": str(minimum),
+                                "layout": f"NCHW float32, {c_in} channels in and out", "range": "0..1 (output clamped)",
+                                "source": model.name})
             if check:
-                verify(model, tmp)
+                verify(model, tmp, size=(max(40, minimum), max(56, minimum)))
     except OSError as exc:
         raise ExportError(f"cannot write {output}: {exc.strerror or first_line(exc)}") from None
     return output
 
 
+def _add_metadata(path: Path, items: dict[str, str]) -> None:
+    """Append ``metadata_props`` entries to an ONNX file. Protobuf messages may hold their fields
+    in any order and repeated fields accumulate, so appending ModelProto field 14 is valid and
+    needs no onnx package."""
+
+    def field(number: int, payload: bytes) -> bytes:
+        return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+    with open(path, "ab") as f:
+        for key, value in items.items():
+            f.write(field(14, field(1, key.encode()) + field(2, value.encode())))
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+@contextlib.contextmanager
+def _native_output_held() -> Iterator[None]:
+    """Hold back what native code prints while exporting (the exporter's graph dump on standard
+    output, onnxruntime's warnings on standard error): the one-line error says what failed."""
+    saved: list[tuple[int, int]] = []
+    with tempfile.TemporaryFile() as held:
+        try:
+            for fd in (1, 2):
+                try:
+                    saved.append((fd, os.dup(fd)))
+                    os.dup2(held.fileno(), fd)
+                except OSError:  # no such stream: nothing to hold back
+                    pass
+            yield
+        finally:
+            for fd, copy in saved:
+                os.dup2(copy, fd)
+                os.close(copy)
+
+
+def _reason(exc: BaseException) -> str:
+    """The exporter's complaint without its appeal for pull requests and its graph excerpt."""
+    text = first_line(exc)
+    for cut in (" Please feel free", " [Caused by"):
+        text = text.split(cut)[0]
+    return text.rstrip(". ")
+
+
 def _export(model: LoadedModel, c_in: int, multiple: int, path: Path) -> None:
-    example = torch.rand(1, c_in, 16 * multiple, 16 * multiple)
+    size = max(16 * multiple, -(-int(model.facts.minimum) // multiple) * multiple)
+    example = torch.rand(1, c_in, size, size)
     axes = {0: "batch", 2: "height", 3: "width"}
     try:
-        with warnings.catch_warnings(), torch.no_grad():
+        with warnings.catch_warnings(), torch.no_grad(), _native_output_held():
             warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer warnings
             torch.onnx.export(
                 _Clamped(model.network).eval(), (example,), str(path), input_names=[INPUT], output_names=[OUTPUT],
@@ -79,7 +141,7 @@ def _export(model: LoadedModel, c_in: int, multiple: int, path: Path) -> None:
     except OSError:
         raise
     except Exception as exc:  # noqa: BLE001 - any exporter failure means this model cannot be exported
-        raise ExportError(f"{model.name} ({model.arch.name}) cannot be exported to ONNX: {first_line(exc)}") from None
+        raise ExportError(f"{model.name} ({model.arch.name}) cannot be exported to ONNX: {_reason(exc)}") from None
 
 
 def verify(model: LoadedModel, path: str | Path, size: tuple[int, int] = (40, 56)) -> float:
@@ -98,10 +160,13 @@ def verify(model: LoadedModel, path: str | Path, size: tuple[int, int] = (40, 56
     with torch.inference_mode():
         want = model.network(probe).clamp(0, 1)
     try:
-        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        got = torch.from_numpy(session.run([OUTPUT], {INPUT: probe.numpy()})[0])
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3  # errors only: its warnings are about the graph, not the user's doing
+        with _native_output_held():
+            session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            got = torch.from_numpy(session.run([OUTPUT], {INPUT: probe.numpy()})[0])
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own unrelated exception types
-        raise ExportError(f"the exported {model.name} does not run in onnxruntime: {first_line(exc)}") from None
+        raise ExportError(f"the exported {model.name} does not run in onnxruntime: {_reason(exc)}") from None
     if got.shape != want.shape:
         raise ExportError(f"the exported {model.name} gives shape {tuple(got.shape)}, not {tuple(want.shape)}")
     diff = float((got - want).abs().max())

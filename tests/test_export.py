@@ -118,3 +118,26 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_the_file_says_its_scale_and_size_needs(tmp_path):
+    """metadata_props carry what a runtime must know; an unsupported network is one line, with no
+    exporter graph dump on standard output."""
+    onnx = pytest.importorskip("onnx")
+    from .community_nets import save_random
+
+    path = tmp_path / "cartoon.onnx"
+    export_onnx(load_model("sr-cartoon-x4"), path)
+    model = onnx.load(str(path))
+    onnx.checker.check_model(model)
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta["scale"] == "4" and meta["size_multiple"] == "1" and meta["size_minimum"] == "0"
+    swinir = save_random("SwinIR", tmp_path)
+    done = run("export", swinir, "-o", tmp_path / "swinir.onnx")
+    assert done.returncode == 0, done.stderr
+    meta = {p.key: p.value for p in onnx.load(str(tmp_path / "swinir.onnx")).metadata_props}
+    assert meta["size_multiple"] == "8" and int(meta["size_minimum"]) >= 8 and b"at least" in done.stderr
+    refused = run("export", save_random("SAFMN", tmp_path), "-o", tmp_path / "safmn.onnx")
+    assert refused.returncode == 1 and refused.stdout == b"" and refused.stderr.count(b"\n") == 1, refused.stderr[:300]
+    assert b"cannot be exported to ONNX" in refused.stderr and b"Please feel free" not in refused.stderr
+    assert not (tmp_path / "safmn.onnx").exists()

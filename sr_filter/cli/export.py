@@ -18,10 +18,11 @@ def export_cmd(model: str, output: str, overwrite: bool, no_check: bool, offline
     """Write MODEL (a preset, a name from `sr-filter models` or a .pth file) as ONNX.
 
     \b
-    The graph: input "input" and output "output", NCHW float32 RGB in [0, 1]; batch, height and
-    width are dynamic (height and width multiples of the model's size multiple, 1 for most
-    models); the output is scale times larger. Checked against torch with onnxruntime (within
-    1/255) before it is put in place.
+    The graph: input "input" and output "output", NCHW float32 in [0, 1] (RGB for most models);
+    batch, height and width are dynamic (height and width multiples of the model's size multiple,
+    1 for most models, and at least its minimum size, 0 for most); the output is scale times
+    larger. The file's metadata_props say scale, size_multiple and size_minimum. Checked against
+    torch with onnxruntime (within 1/255) before it is put in place.
     """
     from ..errors import OutputExistsError
     from ..export import export_onnx  # here, not at the top: torch loads only when the command runs
@@ -32,4 +33,8 @@ def export_cmd(model: str, output: str, overwrite: bool, no_check: bool, offline
         path = export_onnx(loaded, output, overwrite=overwrite, check=not no_check)
     except OutputExistsError as exc:
         raise OutputExistsError(f"{exc} (--overwrite)") from None
-    click.echo(f"sr-filter: wrote {path} ({loaded.name}, x{loaded.scale}, {loaded.arch.name}; NCHW float32 RGB in [0, 1])", err=True)
+    facts = loaded.facts
+    channels = {1: "grey", 3: "RGB", 4: "RGBA"}.get(facts.in_channels, f"{facts.in_channels} channels")
+    smallest = f", at least {facts.minimum} px" if facts.minimum else ""
+    click.echo(f"sr-filter: wrote {path} ({loaded.name}, x{loaded.scale}, {loaded.arch.name}; NCHW float32 {channels} "
+               f"in [0, 1], sides multiples of {facts.multiple}{smallest})", err=True)
