@@ -15,6 +15,8 @@ from sr_filter import datasets, imageops, metrics
 from sr_filter import evaluation as ev
 from sr_filter.errors import EvaluationError
 
+from .conftest import UPSTREAM, require_shared
+
 BENCH = Path(os.environ.get("SR_FILTER_BENCHMARKS", Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "benchmarks"))
 if not (BENCH / "Set5").is_dir():
     BENCH = Path("/work/shared/data/benchmarks")
@@ -111,6 +113,18 @@ def test_eval_cli_table_and_json(tmp_path):
     assert "Set5/butterfly" in res.output
     data = json.loads(out.read_text())
     assert data[0]["scale"] == 4 and abs(data[0]["sets"][0]["psnr"] - 28.42) <= 0.05
+
+
+def test_bicubic_takes_the_models_scale_wherever_it_is_listed(tmp_path):
+    from click.testing import CliRunner
+
+    from sr_filter.cli.eval import eval_cmd
+
+    out = tmp_path / "r.json"
+    x2 = str(require_shared(UPSTREAM / "RealESRGANv2-animevideo-xsx2.pth"))
+    res = CliRunner().invoke(eval_cmd, [str(BENCH / "Set5"), "-m", "bicubic", "-m", x2, "--limit", "1", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    assert [r["scale"] for r in json.loads(out.read_text())] == [2, 2]
 
 
 def _piq_gmsd():

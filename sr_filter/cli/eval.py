@@ -16,7 +16,7 @@ from .options import device_opt, offline_opt, precision_opt, tile_opt
               help="Model to evaluate (repeatable): a preset, a manifest name, a .pth file, or 'bicubic' for the "
                    "MATLAB bicubic baseline.  [default: bicubic]")
 @click.option("-s", "--scale", type=click.IntRange(1, 16), default=None,
-              help="Scale for 'bicubic' (models use their own).  [default: 4, or the first model's]")
+              help="Scale for 'bicubic' (models use their own).  [default: the first model's, wherever bicubic is listed; else 4]")
 @click.option("--per-image", is_flag=True, help="Also list every image.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the results as JSON to this file ('-' for stdout instead of the table).")
@@ -48,15 +48,22 @@ def eval_cmd(folders: tuple[Path, ...], models: tuple[str, ...], scale: int | No
     """
     from ..evaluation import EvalReport, bicubic_upscaler, evaluate_folder, model_upscaler
 
-    reports: list[EvalReport] = []
+    chosen = []  # (upscale function or None for bicubic, scale, description), in the order given
     for spec in models or ("bicubic",):
         if spec.lower() == "bicubic":
-            s = scale or (reports[0].scale if reports else 4)
+            chosen.append((None, 0, ""))
+            continue
+        fn, s, desc = model_upscaler(spec, device=device, precision=precision, tile=tile, offline=offline)
+        if scale is not None and scale != s:
+            raise click.BadParameter(f"{spec} is a x{s} model; --scale {scale} applies to bicubic only", param_hint="--scale")
+        chosen.append((fn, s, desc))
+    # bicubic is measured at the first model's scale wherever it is listed (else --scale, else 4)
+    bicubic_scale = scale or next((s for fn, s, _ in chosen if fn is not None), 4)
+    reports: list[EvalReport] = []
+    for fn, s, desc in chosen:
+        if fn is None:
+            s = bicubic_scale
             fn, desc = bicubic_upscaler(s), f"bicubic (MATLAB imresize) x{s}"
-        else:
-            fn, s, desc = model_upscaler(spec, device=device, precision=precision, tile=tile, offline=offline)
-            if scale is not None and scale != s:
-                raise click.BadParameter(f"{spec} is a x{s} model; --scale {scale} applies to bicubic only", param_hint="--scale")
         report = EvalReport(model=desc, scale=s)
         for folder in folders:
             report.sets.append(evaluate_folder(fn, folder, s, limit=limit, include=include, hr_scale=hr_scale,
