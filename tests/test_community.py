@@ -238,3 +238,12 @@ def test_images_below_the_minimum_size_run_in_every_backend(tmp_path, monkeypatc
     outs = [Upscaler(str(path), device="cpu", backend=b, tile=0).upscale_array(image) for b in ("torch", "openvino")]
     assert outs[0].shape == outs[1].shape == (shape[0] * 2, shape[1] * 2, 3)
     assert int(np.abs(outs[0].astype(int) - outs[1].astype(int)).max()) <= 1
+
+
+def test_inspect_takes_a_model_name_on_this_machine(tmp_path):
+    out = cli("models", "--inspect", "sr-photo-x4", "--json")
+    assert out.returncode == 0, out.stderr
+    facts = json.loads(out.stdout)
+    assert facts["arch"] == "edsr" and facts["scale"] == 4 and facts["file"].endswith("sr-photo-x4.pth")
+    missing = cli("models", "--inspect", tmp_path / "nothing.pth")
+    assert missing.returncode == 1 and "does not exist" in missing.stderr and missing.stderr.count("\n") == 1
