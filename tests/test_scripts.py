@@ -50,3 +50,21 @@ def test_edsr_ablation_trains_each_cell_and_writes_the_table(tmp_path):
     assert [(r["blocks"], r["upsampler"], r["iterations"]) for r in rows] == [(1, "pixelshuffle", 2), (1, "nearest", 2)]
     assert all(np.isfinite(r["Set5_psnr"]) for r in rows)
     assert "| 1 | nearest |" in (tmp_path / "runs" / "ablation.md").read_text()
+
+
+def test_grown_network_computes_what_the_trained_one_does(tmp_path):
+    """The identity layers keep the output: training continues from the model, with more depth."""
+    import torch
+
+    from sr_filter.models import load_file, load_model
+
+    out = tmp_path / "grown.pth"
+    res = _run("scripts/grow_srvgg.py", "sr-cartoon-x4", str(out), "--num-conv", "13")
+    assert res.returncode == 0, res.stderr
+    grown, original = load_file(out), load_model("sr-cartoon-x4")
+    assert grown.params["num_conv"] == 13 and original.params["num_conv"] == 10
+    x = torch.rand(1, 3, 24, 30)
+    with torch.inference_mode():
+        assert torch.allclose(grown.network(x), original.network(x), atol=1e-6)
+    refused = _run("scripts/grow_srvgg.py", "sr-cartoon-x4", str(tmp_path / "no.pth"), "--num-conv", "8")
+    assert refused.returncode == 1 and "cannot grow it to 8" in refused.stderr and not (tmp_path / "no.pth").exists()
