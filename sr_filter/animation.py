@@ -19,6 +19,7 @@ from PIL import Image, ImageSequence
 from .device import available_ram
 from .encode import GIF_TRANSPARENT, gif_frame
 from .errors import CancelledError, ImageTooLargeError, VideoFormatError, first_line
+from .frames import parse_range
 
 #: output suffix -> Pillow format
 FORMATS = {".gif": "GIF", ".webp": "WEBP", ".png": "PNG", ".apng": "PNG"}
@@ -175,8 +176,6 @@ def _frame_range(frames: str | tuple[int, int | None] | None) -> tuple[int, int 
     if frames is None:
         return 0, None
     if isinstance(frames, str):
-        from .video.source import parse_range  # the video path's "START:END" rule
-
         return parse_range(frames)
     start, end = frames
     if start < 0 or (end is not None and end <= start):

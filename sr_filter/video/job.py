@@ -16,6 +16,7 @@ import av
 
 from ..atomic import open_atomic, replacing
 from ..errors import OutputExistsError, OutputIsInputError, VideoFormatError
+from ..frames import parse_range
 from . import batches, encode, pipeline, source
 from .encode import even_dimension as _even
 
@@ -61,7 +62,7 @@ def upscale_video(
     """
     src, dst = Path(src), Path(dst)
     muxer = encode.container_for(dst)
-    start, end = source.parse_range(frames)
+    start, end = parse_range(frames)
     batch = batches.check_batch(batch)
     if resume and (start or end is not None):
         raise VideoFormatError("resuming works on whole videos; leave out the frame range")

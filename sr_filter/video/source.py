@@ -123,21 +123,6 @@ def _frames_bytes(width: int, height: int, scale: float, deep: bool) -> int:
     return FRAMES_IN_FLIGHT * out_px * 3 * (2 if deep else 1) * 2
 
 
-def parse_range(text: str | None) -> tuple[int, int | None]:
-    """``"START:END"`` (END exclusive, either side may be empty) -> (start, end or None)."""
-    if not text:
-        return 0, None
-    start_s, sep, end_s = text.partition(":")
-    try:
-        start = int(start_s) if start_s.strip() else 0
-        end = int(end_s) if end_s.strip() else None
-    except ValueError:
-        raise VideoFormatError(f"frame range {text!r} is not START:END with whole numbers") from None
-    if not sep or start < 0 or (end is not None and end <= start):
-        raise VideoFormatError(f"frame range {text!r} must be START:END with 0 <= START < END")
-    return start, end
-
-
 def items(container: av.container.InputContainer, name: str, info: VideoInfo, *,
           start: int = 0, end: int | None = None, copy: set[int] | None = None) -> Iterator[Frame | av.Packet]:
     """Demux once, in file order: decoded video frames (within [start, end)) as :class:`Frame`,
