@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -105,6 +106,7 @@ def _native_output_held() -> Iterator[None]:
     output, onnxruntime's warnings on standard error): the one-line error says what failed."""
     saved: list[tuple[int, int]] = []
     with tempfile.TemporaryFile() as held:
+        _flush()
         try:
             for fd in (1, 2):
                 try:
@@ -114,9 +116,34 @@ def _native_output_held() -> Iterator[None]:
                     pass
             yield
         finally:
+            _flush()  # what Python printed meanwhile (the exporter prints its graph) goes to the held file
             for fd, copy in saved:
                 os.dup2(copy, fd)
                 os.close(copy)
+
+
+@contextlib.contextmanager
+def _exporter_log_on_stderr() -> Iterator[None]:
+    """The TorchScript exporter logs its graph (on failure too) through C++'s buffered standard
+    output, which is flushed only when the process ends, after the output is no longer held back;
+    its unbuffered standard error is written at once, into the held file."""
+    set_stream = getattr(torch._C, "_jit_set_onnx_log_output_stream", None)
+    if set_stream is not None:
+        set_stream("stderr")
+    try:
+        yield
+    finally:
+        if set_stream is not None:
+            set_stream("stdout")
+
+
+def _flush() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):
+            pass
 
 
 def _reason(exc: BaseException) -> str:
@@ -132,7 +159,7 @@ def _export(model: LoadedModel, c_in: int, multiple: int, path: Path) -> None:
     example = torch.rand(1, c_in, size, size)
     axes = {0: "batch", 2: "height", 3: "width"}
     try:
-        with warnings.catch_warnings(), torch.no_grad(), _native_output_held():
+        with warnings.catch_warnings(), torch.no_grad(), _native_output_held(), _exporter_log_on_stderr():
             warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer warnings
             torch.onnx.export(
                 _Clamped(model.network).eval(), (example,), str(path), input_names=[INPUT], output_names=[OUTPUT],
