@@ -100,11 +100,7 @@ class LoadedModel:
         mirrored without repeating the edge, or the edge repeated where the image is too small)."""
         m = self.facts.multiple
         height, width = x.shape[-2:]
-        bottom, right = -height % m, -width % m
-        if not bottom and not right:
-            return x
-        mode = "reflect" if bottom < height and right < width else "edge"
-        return np.pad(x, ((0, 0), (0, 0), (0, bottom), (0, right)), mode=mode)
+        return pad_bottom_right(x, -height % m, -width % m)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """The forward contract every backend keeps: (N, C, H, W) float in [0, 1] -> (N, C,
@@ -118,6 +114,15 @@ class LoadedModel:
             out = self.network(padded).clamp_(0, 1)
         s = self.scale
         return out[:, :, : height * s, : width * s]
+
+
+def pad_bottom_right(x: np.ndarray, bottom: int, right: int) -> np.ndarray:
+    """(N, C, H, W) ``x`` padded by ``bottom`` rows and ``right`` columns as upstream pads: mirrored
+    without repeating the edge, or the edge repeated where the image is too small to mirror."""
+    if not bottom and not right:
+        return x
+    mode = "reflect" if bottom < x.shape[-2] and right < x.shape[-1] else "edge"
+    return np.pad(x, ((0, 0), (0, 0), (0, bottom), (0, right)), mode=mode)
 
 
 def is_path_spec(spec: str) -> bool:

@@ -23,7 +23,7 @@ from .device import cpu_only, cpu_precision, free_memory
 from .errors import BackendError, ImageFormatError, SrFilterError, WeightsFormatError, first_line
 from .facts import Facts
 from .interrupts import interrupts_held
-from .models import LoadedModel, ModelRef, load_ref, resolve
+from .models import LoadedModel, ModelRef, load_ref, pad_bottom_right, resolve
 from .resize import resize
 from .tiling import ArraySink, Progress, Sink, check_tile, round_up, run_tiled
 
@@ -216,10 +216,8 @@ class Upscaler:
         n, _, h, w = batch.shape
         low = round_up(self.model.facts.minimum, self.model.facts.multiple) if self.model.facts.minimum else 0
         if h < low or w < low:  # a thin strip or a tiny image: padded as the network's own code would
-            bottom, right = max(0, low - h), max(0, low - w)
-            mode = "reflect" if bottom < h and right < w else "edge"
             s = self.scale
-            return self._window(np.pad(batch, ((0, 0), (0, 0), (0, bottom), (0, right)), mode=mode))[..., : h * s, : w * s]
+            return self._window(pad_bottom_right(batch, max(0, low - h), max(0, low - w)))[..., : h * s, : w * s]
         if want == have:
             out = self.backend.run(batch)
         elif want == 1:

@@ -238,7 +238,7 @@ def file_kind(path: Path) -> str:
         return "torchscript" if any(n.split("/", 2)[1:2] == ["code"] or n.endswith("/constants.pkl") for n in names) else "torch"
     if head[:1] == b"\x80":
         return "pickle"
-    if len(head) >= 10 and head[8:10] in (b'{"', b"{'") or (len(head) >= 9 and head[8:9] == b"{"):
+    if head[8:9] == b"{":  # an 8-byte header length, then the JSON header
         return "safetensors"
     if head and all(32 <= b < 127 or b in b"\t\r\n" for b in head):
         return "text"
@@ -252,11 +252,10 @@ def load_state_dict(path: str | Path, state_key: str | None = None) -> dict[str,
     if kind == "torchscript":
         raise WeightsFormatError(f"{path.name} is a TorchScript program, which is not read (it is code); "
                                  "save the network's state dict instead")
-    if kind in ("text", "unknown", "safetensors") and path.suffix.lower() != ".safetensors":
-        what = {"text": "a text file", "unknown": "not a PyTorch file", "safetensors": "a safetensors file"}[kind]
-        if kind != "safetensors":
-            raise WeightsFormatError(f"{path.name} is {what}, not model weights")
+    if kind in ("text", "unknown") and path.suffix.lower() != ".safetensors":
+        raise WeightsFormatError(f"{path.name} is {'a text file' if kind == 'text' else 'not a PyTorch file'}, not model weights")
     _check_unpacked_size(path)
+    import pickle
     import warnings
 
     import torch
@@ -267,7 +266,7 @@ def load_state_dict(path: str | Path, state_key: str | None = None) -> dict[str,
             with open(path, "rb") as f:  # a file object: torch would read a name ending in .safetensors as one
                 obj = torch.load(f, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle errors, zip errors, unsafe globals: all mean "not loadable"
-        if "weights only load failed" in str(exc).lower() or isinstance(exc, __import__("pickle").UnpicklingError):
+        if "weights only load failed" in str(exc).lower() or isinstance(exc, pickle.UnpicklingError):
             raise WeightsFormatError(
                 f"{path.name} holds pickled Python objects (a whole model or a custom class), which are never run "
                 "here; save the network's state dict instead (torch.save(model.state_dict(), ...))"
