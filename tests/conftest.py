@@ -24,11 +24,45 @@ def require_shared(path: Path) -> Path:
     return path
 
 
+#: the built-in models whose OpenVINO conversions (fp32) a test's cache starts with
+BUILT_IN_MODELS = ("realesr-animevideov3", "sr-cartoon-x4", "sr-photo-x4", "sr-face-x4")
+
+
+@pytest.fixture(scope="session")
+def converted_built_ins(tmp_path_factory):
+    """The built-in models converted to OpenVINO once per test session, as a user's second run
+    finds them, so that the hundreds of tests about something else do not each pay the
+    conversion (about 3 s a process). Tests about conversion and its cache mark themselves
+    ``cold_conversion_cache`` and start from an empty cache, as a first run does. Test caches
+    hard-link these files: the product only ever replaces cache files by renaming (never
+    writes into one), which the check at the end of the session holds it to."""
+    import hashlib
+
+    from sr_filter.backends.openvino import OpenVinoBackend
+    from sr_filter.models import load_model
+
+    folder = tmp_path_factory.mktemp("converted") / "openvino"
+    for name in BUILT_IN_MODELS:
+        OpenVinoBackend.from_model(load_model(name, offline=True), precision="fp32", cache_dir=folder)
+    files = sorted(p for p in folder.iterdir() if p.is_file())
+    digests = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+    yield files
+    changed = [p.name for p, d in digests.items() if hashlib.sha256(p.read_bytes()).hexdigest() != d]
+    assert not changed, f"a test wrote into shared converted-model files: {changed}"
+
+
 @pytest.fixture(autouse=True)
-def isolated_cache(tmp_path_factory, monkeypatch):
-    """Every test gets an empty weights cache, and downloads go to a closed local port unless a
-    test starts the local weights server: no test can reach the internet or the user's cache."""
+def isolated_cache(tmp_path_factory, monkeypatch, request):
+    """Every test gets its own weights cache, holding nothing but the built-in models' OpenVINO
+    conversions (none with the ``cold_conversion_cache`` mark), and downloads go to a closed
+    local port unless a test starts the local weights server: no test can reach the internet or
+    the user's cache."""
     cache = tmp_path_factory.mktemp("cache")
+    if request.node.get_closest_marker("cold_conversion_cache") is None:
+        converted = cache / "openvino"
+        converted.mkdir()
+        for path in request.getfixturevalue("converted_built_ins"):
+            os.link(path, converted / path.name)
     monkeypatch.setenv("SR_FILTER_CACHE_DIR", str(cache))
     monkeypatch.setenv("SR_FILTER_WEIGHTS_URL", "http://127.0.0.1:9/no-downloads-in-tests/")
     monkeypatch.delenv("SR_FILTER_OFFLINE", raising=False)

@@ -28,6 +28,9 @@ from sr_filter.weights import fetch, file_sha256, load_state_dict
 
 from .conftest import ROOT
 
+#: these tests look at everything a download leaves in the cache folder
+pytestmark = pytest.mark.cold_conversion_cache
+
 NAME = "RealESRGANv2-animevideo-xsx2"
 
 

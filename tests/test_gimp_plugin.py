@@ -168,6 +168,7 @@ def test_worker_output_equals_library_output(make):
 
 
 @needs_data
+@pytest.mark.cold_conversion_cache  # the first worker converts
 def test_worker_runs_without_torch_once_the_model_is_converted(tmp_path):
     """Each filter run starts a worker; on the CPU with OpenVINO, the second one needs no torch."""
     (tmp_path / "sitecustomize.py").write_text(

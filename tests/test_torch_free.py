@@ -24,6 +24,8 @@ from PIL import Image
 from .conftest import BENCHMARKS, UPSTREAM, require_shared
 
 pytest.importorskip("openvino")
+#: these tests are about what the first run converts and later runs find
+pytestmark = pytest.mark.cold_conversion_cache
 
 from sr_filter import Upscaler, device  # noqa: E402
 from sr_filter.backends import ov_cache  # noqa: E402
