@@ -1,6 +1,6 @@
 """How much context (LR px) each community architecture needs for tiled == whole image.
 
-Crop-and-compare on small randomly initialised networks (tests/community_nets.py): a 24x192
+Crop-and-compare on small randomly initialised networks (tests/community_nets.py): a 24x480
 strip of a Set14 image is upscaled whole and tiled (tile 32, the Upscaler's blend, windows on
 the architecture's grid) with growing context; the first context whose largest difference is
 below 1/255 is reported. Random networks have outputs of arbitrary spread, so differences are
@@ -28,14 +28,15 @@ from sr_filter.models import load_file  # noqa: E402
 from sr_filter.tiling import run_tiled  # noqa: E402
 from tests.community_nets import names, save_random  # noqa: E402
 
-CONTEXTS = (4, 8, 16, 32, 48)
+CONTEXTS = (4, 8, 16, 32, 48, 64, 96)
 IMAGE = ROOT.parent / "shared" / "data" / "benchmarks" / "Set14" / "baboon.png"
 
 
 def measure(name: str, folder: Path) -> tuple[int | None, dict[int, float]]:
     model = load_file(save_random(name, folder))
     m = int(model.arch.multiple(model.params))
-    x = np.ascontiguousarray(np.asarray(Image.open(IMAGE).convert("RGB"))[:24, :192].transpose(2, 0, 1)[None], dtype=np.float32) / 255
+    h, w = -(-24 // m) * m, 480 // m * m  # on the architecture's grid
+    x = np.ascontiguousarray(np.asarray(Image.open(IMAGE).convert("RGB"))[:h, :w].transpose(2, 0, 1)[None], dtype=np.float32) / 255
     network = model.network
 
     def net(batch: np.ndarray) -> np.ndarray:  # the tiler runs windows as float32 arrays

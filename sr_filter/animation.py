@@ -155,7 +155,7 @@ def upscale_to_bytes(src: str | Path | bytes, upscaler: Any, fmt: str, *, scale:
     count = end - start
     if any(size):
         scale = target_scale(size[0], size[1], (height, width), name)
-    factor = float(scale or upscaler.scale)
+    factor = upscaler.check_scale(scale)
     check_encodable(fmt, round(width * factor), round(height * factor))
     need = count * round(width * factor) * round(height * factor) * 4 * 2
     if need > available_ram():

@@ -39,14 +39,18 @@ log = logging.getLogger(__name__)
 CONTEXT: dict[str, int] = {
     "Compact": 40, "SPAN": 24, "ESRGAN": 40, "OmniSR": 48, "RealCUGAN": 64, "SwinIR": 48,
     "HAT": 48, "DAT": 48, "RCAN": 64, "SAFMN": 48, "PLKSR": 48,
+    # 1x restoration networks: DnCNN's 17 convolutions see 17 px; the U-Nets reach further
+    "DnCNN": 24, "DRUNet": 64, "SCUNet": 64,
 }
 DEFAULT_CONTEXT = 64
 _BLEND = 8
-#: architectures that mix the whole image (OmniSR's grid attention): tiles cannot equal the whole
-#: image at any context (7-9/255 measured on a random network); whole-image inference is exact
-GLOBAL = {"OmniSR"}
-#: size multiples spandrel does not state: Real-CUGAN's U-Net halves the image twice
-GRID = {"RealCUGAN": 4}
+#: architectures that mix the whole image (OmniSR's grid attention, NAFNet's channel attention
+#: and FBCNN's quality estimate over the whole image): tiles cannot equal the whole image at any
+#: context (OmniSR: 7-9/255 measured on a random network); whole-image inference is exact
+GLOBAL = {"OmniSR", "NAFNet", "FBCNN"}
+#: size multiples spandrel does not state: Real-CUGAN's U-Net halves the image twice, SCUNet's
+#: three times before its 8 px attention windows
+GRID = {"RealCUGAN": 4, "SCUNet": 64}
 #: architectures that need torchvision, which only the placeholders stand in for
 _NEEDS_TORCHVISION = {"LaMa", "RestoreFormer"}
 #: fp32 activation bytes per input pixel assumed for unmeasured (often attention) networks
@@ -208,10 +212,9 @@ def check_usable(info: Info, name: str) -> None:
             f"{name} takes {info.input_channels} and gives {info.output_channels} channels; "
             "only RGB models (3 in, 3 out) are supported"
         )
-    if info.scale < 2:
+    if info.purpose == "FaceSR":
         raise CommunityModelError(
-            f"{name} is a 1x {info.arch} model ({info.purpose.lower()}): it does not enlarge images; "
-            "choose an upscaling model (2x, 3x, 4x, ...)"
+            f"{name} is a {info.arch} face restoration model: it works on aligned face crops, not on whole images"
         )
 
 

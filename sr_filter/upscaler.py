@@ -13,6 +13,7 @@ import math
 import numbers
 from collections.abc import Sequence
 from os import PathLike
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -259,7 +260,10 @@ class Upscaler:
 
     def upscale_array(self, array: np.ndarray, scale: float | None = None, progress: Progress | None = None) -> np.ndarray:
         """Upscale an HxW / HxWxC uint8, uint16 or float array; returns the same layout and dtype."""
-        scale = self._check_scale(scale)
+        scale = self.check_scale(scale)
+        if scale < self.scale:
+            level = logging.WARNING if scale < 1 else logging.INFO
+            log.log(level, "scale %g is below the model's x%d: the x%d result is resized down", scale, self.scale, self.scale)
         planes = convert.split(array)
         height, width = planes.rgb.shape[-2:]
         out_h, out_w = max(1, round(height * scale)), max(1, round(width * scale))
@@ -345,7 +349,9 @@ class Upscaler:
                   band=facts.blend, batch=self.batch, multiple=facts.multiple, progress=progress, out=sink)
         return results
 
-    def _check_scale(self, scale: object) -> float:
+    def check_scale(self, scale: object) -> float:
+        """The output scale for a requested one (None: the model's own); SrFilterError for a
+        scale that is not a number in (0, 16] or that a 1x model cannot give."""
         if scale is None:
             return float(self.scale)
         if isinstance(scale, bool) or not isinstance(scale, numbers.Real):
@@ -353,11 +359,9 @@ class Upscaler:
         value = float(scale)
         if not math.isfinite(value) or not 0 < value <= 16:
             raise SrFilterError(f"the scale must be greater than 0 and at most 16, not {scale}")
-        if value < self.scale:
-            level = logging.WARNING if value < 1 else logging.INFO
-            log.log(level, "scale %g is below the model's x%d: the x%d result is resized down", value, self.scale, self.scale)
-        elif self.scale == 1 and value != 1:
-            log.warning("the model is x1: its result is resized to x%g", value)
+        if self.scale == 1 and value != 1:  # a restoration model: resizing its result is another tool's job
+            raise SrFilterError(f"{Path(self.name).name} is a 1x model: it restores images at their own size and does not "
+                                f"give x{value:g}; ask for no other size, or choose an upscaling model")
         return value
 
     def _passes(self, scale: float) -> int:

@@ -16,12 +16,16 @@ from sr_filter.community import import_spandrel
 def _nets() -> dict[str, Callable[[], nn.Module]]:
     import_spandrel()
     from spandrel.architectures.DAT import DAT
+    from spandrel.architectures.DnCNN import DnCNN
+    from spandrel.architectures.DRUNet import DRUNet
     from spandrel.architectures.HAT import HAT
+    from spandrel.architectures.NAFNet import NAFNet
     from spandrel.architectures.OmniSR import OmniSR
     from spandrel.architectures.PLKSR import RealPLKSR
     from spandrel.architectures.RCAN import RCAN
     from spandrel.architectures.RealCUGAN import UpCunet2x
     from spandrel.architectures.SAFMN import SAFMN
+    from spandrel.architectures.SCUNet import SCUNet
     from spandrel.architectures.SPAN import SPAN
     from spandrel.architectures.SwinIR import SwinIR
 
@@ -37,6 +41,11 @@ def _nets() -> dict[str, Callable[[], nn.Module]]:
         "RCAN": lambda: RCAN(scale=2, n_resgroups=2, n_resblocks=2, n_feats=16, reduction=4),
         "SAFMN": lambda: SAFMN(dim=16, n_blocks=2, upscaling_factor=2),
         "RealPLKSR": lambda: RealPLKSR(dim=16, n_blocks=2, upscaling_factor=2),
+        # 1x restoration networks (denoising, JPEG artefacts)
+        "DnCNN": lambda: DnCNN(in_nc=3, out_nc=3, nc=16, nb=17),
+        "DRUNet": lambda: DRUNet(in_nc=4, out_nc=3, nc=[8, 16, 32, 64], nb=2),
+        "SCUNet": lambda: SCUNet(in_nc=3, config=[1, 1, 1, 1, 1, 1, 1], dim=64),
+        "NAFNet": lambda: NAFNet(img_channel=3, width=8, middle_blk_num=1, enc_blk_nums=[1, 1], dec_blk_nums=[1, 1]),
     }
 
 

@@ -227,6 +227,9 @@ class Nearest:
 
     scale = 4
 
+    def check_scale(self, scale):
+        return float(scale or 4)
+
     def upscale_array(self, array, scale=None):
         return array.repeat(4, 0).repeat(4, 1)
 

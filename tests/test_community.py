@@ -18,7 +18,8 @@ import torch
 from PIL import Image
 
 from sr_filter.community import import_spandrel
-from sr_filter.errors import CommunityModelError, WeightsFormatError
+from sr_filter.archs.srvgg import SRVGGNetCompact
+from sr_filter.errors import CommunityModelError, SrFilterError, WeightsFormatError
 from sr_filter.models import load_file
 from sr_filter.tiling import plan_spans, round_up
 from sr_filter.upscaler import Upscaler
@@ -99,14 +100,43 @@ def test_classifier_is_refused(tmp_path):
         load_file(path)
 
 
-def test_one_x_denoiser_is_refused(tmp_path):
-    import_spandrel()
-    from spandrel.architectures.DnCNN import DnCNN
+@pytest.mark.parametrize("name", ["DnCNN", "DRUNet", "SCUNet"])
+def test_one_x_restoration_models_run_at_the_images_size_and_tile_exactly(tmp_path, name):
+    """Denoising and de-JPEG networks (1x) run like any model: the output keeps the input's size,
+    and tiles (on the architecture's grid, with its measured context) meet the whole image."""
+    path = save_random(name, tmp_path)
+    model = load_file(path)
+    assert model.scale == 1 and model.params["via"] == "spandrel"
+    x = torch.rand(1, 3, 20, 300)
+    whole = Upscaler(str(path), device="cpu", precision="fp32", tile=0).run(x)
+    tiled = Upscaler(str(path), device="cpu", precision="fp32", tile=64).run(x)
+    assert whole.shape == (1, 3, 20, 300)
+    assert (whole - tiled).abs().max() < 1 / 255
 
-    path = tmp_path / "denoiser.pth"
-    torch.save(DnCNN(in_nc=3, out_nc=3, nc=8, nb=17).state_dict(), path)
-    with pytest.raises(CommunityModelError, match="1x .*does not enlarge"):
-        load_file(path)
+
+def test_one_x_models_refuse_another_size_whoever_built_them(tmp_path):
+    """A 1x model where x4 (or any other size) is asked is one clear line, for a community file
+    and for one of our own architectures alike; without a scale both give the input's size."""
+    own = tmp_path / "own_1x.pth"
+    torch.manual_seed(0)
+    torch.save({"params": SRVGGNetCompact(num_feat=8, num_conv=2, upscale=1).state_dict()}, own)
+    image = np.random.default_rng(0).integers(0, 255, (12, 16, 3), dtype=np.uint8)
+    for path in (save_random("DnCNN", tmp_path), own):
+        upscaler = Upscaler(str(path), device="cpu", precision="fp32")
+        assert upscaler.upscale_array(image).shape == image.shape
+        assert upscaler.upscale_array(image, scale=1).shape == image.shape
+        for scale in (4, 2, 0.5):
+            with pytest.raises(SrFilterError, match=r"is a 1x model: .* does not give x%g" % scale):
+                upscaler.upscale_array(image, scale=scale)
+    source = tmp_path / "in.png"
+    Image.fromarray(image).save(source)
+    ok = cli(source, "--model", own, "-o", tmp_path / "same.png")
+    assert ok.returncode == 0 and Image.open(tmp_path / "same.png").size == (16, 12), ok.stderr
+    for args in (("--scale", "4"), ("--width", "64")):
+        out = cli(source, "--model", tmp_path / "DnCNN.pth", *args, "-o", tmp_path / "x.png")
+        assert out.returncode != 0 and not (tmp_path / "x.png").exists()
+        lines = [line for line in out.stderr.strip().splitlines() if not line.startswith("sr-filter: using ")]
+        assert len(lines) == 1 and "DnCNN.pth is a 1x model" in lines[0] and "Traceback" not in out.stderr, out.stderr
 
 
 def test_grey_model_is_refused(tmp_path):

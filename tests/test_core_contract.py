@@ -133,12 +133,11 @@ def test_unsupported_channel_counts_are_refused_at_load(tmp_path):
         Upscaler(str(_save(tmp_path, "two.pth", 2, 2)))
 
 
-def test_x1_model_at_other_scales_resamples(tmp_path, photo, caplog):
+def test_x1_model_keeps_the_size_and_refuses_others(tmp_path, photo):
     up = Upscaler(str(_save(tmp_path, "one.pth", 3, 1)), tile=0)
     assert up.scale == 1 and up.upscale(photo).shape == photo.shape
-    with caplog.at_level(logging.WARNING, logger="sr_filter"):
-        assert up.upscale(photo, scale=2).shape == (80, 96, 3)
-    assert any("x1" in r.getMessage() for r in caplog.records)
+    with pytest.raises(SrFilterError, match="one.pth is a 1x model"):
+        up.upscale(photo, scale=2)
 
 
 # -- backends --------------------------------------------------------------------------------------

@@ -233,6 +233,7 @@ class CountingUpscaler:
     def __init__(self, upscaler):
         self.inner, self.calls = upscaler, 0
         self.scale, self.name = upscaler.scale, upscaler.name
+        self.check_scale = upscaler.check_scale
 
     def upscale_array(self, array, scale=None, progress=None):
         self.calls += 1
@@ -417,6 +418,9 @@ class NoWork:
     """An upscaler that must not be used: the job is refused before any frame is upscaled."""
 
     scale, name = 4, "none"
+
+    def check_scale(self, scale):
+        return float(scale or 4)
 
     def upscale_batch(self, arrays, scale=None, progress=None):
         raise AssertionError("a frame was upscaled")

@@ -137,6 +137,7 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
 
     upscaler = Upscaler(model or preset, device=device, precision=precision, tile=tile, offline=offline, backend=backend,
                         tta=tta, denoise=denoise)
+    upscaler.check_scale(scale)  # before any file: a scale the model cannot give (a 1x model asked for x4)
     batch_suffix = suffix or ""  # files written into an output folder keep their names unless --suffix is given
     if suffix is None:
         suffix = f"_{width}x{height}" if width and height else f"_w{width}" if width else f"_h{height}" if height \

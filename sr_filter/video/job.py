@@ -82,7 +82,7 @@ def upscale_video(
 
             upscaler = Upscaler(model, device=device, precision=precision, tile=tile, offline=offline, backend=backend,
                                 tta=tta, denoise=denoise)
-        factor = float(scale or upscaler.scale)
+        factor = upscaler.check_scale(scale)
         info = source.describe(container, str(src), scale=factor)
         info.steady = encode.steady_time_base(src, muxer, notice)
         shallower = encode.depth_notice(info, family, muxer)

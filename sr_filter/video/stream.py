@@ -142,7 +142,7 @@ def upscale_y4m(source: BinaryIO, target: BinaryIO, upscaler: Any, scale: float 
     """Upscale a Y4M stream (:data:`~.batches.FRAME_BATCH` frames per network pass); returns the
     number of frames written."""
     header = read_header(source)
-    factor = float(scale or upscaler.scale)
+    factor = upscaler.check_scale(scale)
     sx, sy, _ = header.layout
     width = max(2, round(header.width * factor / max(sx, 1)) * max(sx, 1))
     height = max(2, round(header.height * factor / max(sy, 1)) * max(sy, 1))
@@ -199,7 +199,7 @@ def upscale_png_stream(source: BinaryIO, target: BinaryIO, upscaler: Any, scale:
     count = [0]
 
     def work(data: bytes) -> bytes:
-        factor = float(scale or upscaler.scale)
+        factor = upscaler.check_scale(scale)
         array, meta = imageio.read_image(data, scale=factor, model_scale=upscaler.scale)
         result = upscaler.upscale_array(array, scale)
         return imageio.encode_image(result, "PNG", meta, scale=result.shape[1] / array.shape[1])
