@@ -34,6 +34,8 @@ def check_target(path: str | Path, *, overwrite: bool) -> bool:
     path = Path(path)
     folder = _folder(path)
     if not folder.is_dir():
+        if folder.exists():
+            raise ImageFormatError(f"{folder} is a file, not a folder; choose another output path")
         raise ImageFormatError(f"output folder {folder} does not exist")
     limit = _name_max(folder)
     size = len(os.fsencode(path.name))
@@ -44,6 +46,9 @@ def check_target(path: str | Path, *, overwrite: bool) -> bool:
         info = path.stat()  # follows symlinks: a link to /dev/null is a stream target
     except FileNotFoundError:
         info = None
+        if path.is_symlink() and not overwrite:  # a link to a missing file: the name is taken
+            raise OutputExistsError(f"{path} exists (a link to the missing {os.readlink(path)}); "
+                                    "allow overwriting to replace it") from None
     except OSError as exc:
         raise ImageFormatError(f"cannot use {path} as output: {exc.strerror}") from None
     if info is not None:

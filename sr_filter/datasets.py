@@ -9,20 +9,26 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import EvaluationError, ImageFormatError
+from .errors import EvaluationError
 from .imageio import IMAGE_SUFFIXES
 
 
 def read_image(path: Path) -> tuple[np.ndarray, bool]:
-    """An image file as HxWx3 uint8 RGB, and whether it was a grayscale image."""
-    from PIL import Image
+    """An image file as HxWx3 uint8 RGB, and whether it was a grayscale image. 16-bit and float
+    images are brought to 8 bits by value (not clipped, as Pillow's conversion does); alpha is
+    left out; EXIF orientation is applied."""
+    from .imageio import read_image as decode
 
-    try:
-        with Image.open(path) as im:
-            gray = im.mode in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L")
-            return np.asarray(im.convert("RGB")), gray
-    except (OSError, ValueError) as exc:
-        raise ImageFormatError(f"cannot read {path}: {exc}") from None
+    array, _meta = decode(Path(path))
+    if array.ndim == 2:
+        array = array[..., None]
+    gray = array.shape[2] <= 2
+    rgb = np.repeat(array[..., :1], 3, axis=2) if gray else array[..., :3]
+    if rgb.dtype == np.uint16:
+        rgb = np.rint(rgb / 257.0)
+    elif rgb.dtype.kind == "f":
+        rgb = np.rint(np.clip(np.nan_to_num(rgb), 0.0, 1.0) * 255.0)
+    return np.ascontiguousarray(rgb, dtype=np.uint8), gray
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -48,5 +54,8 @@ def select_images(folder: Path, include: Sequence[str] = (), exclude: Sequence[s
              if (not include or any(fnmatch.fnmatch(p.name, pat) for pat in include))
              and not any(fnmatch.fnmatch(p.name, pat) for pat in exclude)]
     if not files:
-        raise EvaluationError(f"no image in {folder} matches include {list(include)} / exclude {list(exclude)}")
+        wanted = " or ".join(repr(p) for p in include) or "anything"
+        unwanted = f", except {' or '.join(repr(p) for p in exclude)}" if exclude else ""
+        raise EvaluationError(f"no image in {folder} matches {wanted}{unwanted}; patterns match whole file "
+                              "names, e.g. 'baby*' or '*.png'")
     return files

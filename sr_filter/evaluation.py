@@ -9,6 +9,7 @@ runs an upscaler over folders of ground-truth images (:mod:`sr_filter.datasets`)
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -69,6 +70,22 @@ def model_upscaler(model: str, *, device: str = "auto", precision: str = "auto",
 
 
 # --------------------------------------------------------------------------- results
+
+
+def dumps(payload: object) -> str:
+    """Strict JSON of results: an infinite PSNR (identical images) or an undefined sharpness (a
+    flat ground truth) becomes null, which every JSON reader accepts (NaN and Infinity are not JSON)."""
+
+    def finite(value: object) -> object:
+        if isinstance(value, float) and not np.isfinite(value):
+            return None
+        if isinstance(value, dict):
+            return {k: finite(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [finite(v) for v in value]
+        return value
+
+    return json.dumps(finite(payload), indent=2, allow_nan=False)
 
 
 @dataclass
@@ -140,7 +157,7 @@ class EvalReport:
         }
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2)
+        return dumps(self.to_dict())
 
     def table(self, per_image: bool = False) -> str:
         """A plain-text table: one row per set (and per image when asked)."""
@@ -170,9 +187,10 @@ def evaluate_folder(upscale: UpscaleFn, folder: Path, scale: int, name: str | No
         raise EvaluationError(f"scale must be a positive integer, not {scale}")
     if not 0 < hr_scale <= 1:
         raise EvaluationError(f"hr_scale must be in (0, 1], not {hr_scale}")
-    result = SetResult(dataset=name or Path(folder).name, scale=scale)
+    result = SetResult(dataset=name or Path(folder).resolve().name, scale=scale)
     for path in select_images(folder, include)[:limit]:
         hr, gray = read_image(path)
+        check_measurable(path.name, hr.shape[:2], scale, hr_scale)
         hr, lr = make_pair(hr, scale, hr_scale, jpeg)
         t0 = time.perf_counter()
         sr = upscale(lr)
@@ -180,6 +198,22 @@ def evaluate_folder(upscale: UpscaleFn, folder: Path, scale: int, name: str | No
         p, s, g = measure(sr, hr, scale, gray=gray)
         result.images.append(ImageResult(path.stem, p, s, dt, g, measure_sharpness(sr, hr, scale, gray=gray)))
     return result
+
+
+#: SSIM's window: the ground truth must keep this many pixels a side once the border is shaved
+_SSIM_WINDOW = 11
+
+
+def check_measurable(name: str, shape: tuple[int, int], scale: int, hr_scale: float = 1.0) -> None:
+    """EvaluationError for a ground truth too small to measure at ``scale`` (after ``hr_scale``
+    and the crop to a multiple of the scale): SSIM's 11 px window must fit inside the shaved border."""
+    height, width = ((math.ceil(n * hr_scale) if hr_scale != 1 else n) // scale * scale for n in shape)  # as imresize, modcrop
+    need = _SSIM_WINDOW + 2 * scale
+    if min(height, width) < need:
+        raise EvaluationError(
+            f"{name} is {width}x{height} pixels as measured at x{scale}; measuring needs at least {need} on each side "
+            f"(SSIM's {_SSIM_WINDOW} px window inside the {scale} px border that is left out); "
+            "leave it out with --include" + (" or use a larger --hr-scale" if hr_scale < 1 else ""))
 
 
 def evaluate(upscale: UpscaleFn, folders: Iterable[Path], scale: int, model_name: str = "model") -> EvalReport:
@@ -191,6 +225,6 @@ def evaluate(upscale: UpscaleFn, folders: Iterable[Path], scale: int, model_name
 
 
 __all__: Sequence[str] = [
-    "EvalReport", "ImageResult", "SetResult", "UpscaleFn", "bicubic_upscaler", "evaluate",
-    "evaluate_folder", "model_upscaler", "network_upscaler",
+    "EvalReport", "ImageResult", "SetResult", "UpscaleFn", "bicubic_upscaler", "check_measurable", "dumps",
+    "evaluate", "evaluate_folder", "model_upscaler", "network_upscaler",
 ]

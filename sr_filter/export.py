@@ -25,8 +25,8 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from .atomic import replacing
-from .errors import ExportError, OutputExistsError, first_line
+from .atomic import check_target, replacing
+from .errors import ExportError, first_line
 from .models import LoadedModel
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,16 @@ class _Clamped(nn.Module):
         return self.network(x).clamp(0, 1)
 
 
+def check_output(output: str | Path, *, overwrite: bool = False) -> None:
+    """Before any work: ``output`` must be a .onnx file name that can be written (an existing file
+    only with ``overwrite``; a device or pipe never: the file is checked before it takes its name)."""
+    output = Path(output)
+    if output.suffix.lower() != ".onnx":
+        raise ExportError(f"{output} does not end in .onnx; name the ONNX file to write, e.g. {output.stem or 'model'}.onnx")
+    if check_target(output, overwrite=overwrite):
+        raise ExportError(f"{output} is a device or pipe; the ONNX file is written to a file of its own")
+
+
 def export_onnx(model: LoadedModel, output: str | Path, *, overwrite: bool = False, check: bool = True) -> Path:
     """Write ``model`` as an ONNX file at ``output`` (layout in the module docstring); returns the path.
 
@@ -55,13 +65,7 @@ def export_onnx(model: LoadedModel, output: str | Path, *, overwrite: bool = Fal
     onnxruntime is not installed); a difference over 1/255 raises :class:`ExportError`.
     """
     output = Path(output)
-    if output.exists() and not overwrite:
-        raise OutputExistsError(f"{output} exists; choose another output file or allow overwriting")
-    if output.is_dir():
-        raise ExportError(f"{output} is a folder; give the path of the .onnx file to write")
-    folder = output.parent if str(output.parent) else Path(".")
-    if not folder.is_dir():
-        raise ExportError(f"the folder {folder} does not exist; create it or choose another output path")
+    check_output(output, overwrite=overwrite)
     c_in = int(model.params.get("num_in_ch", 3))
     multiple = int(model.arch.multiple(model.params))
     minimum = int(model.facts.minimum)
@@ -158,12 +162,13 @@ def _export(model: LoadedModel, c_in: int, multiple: int, path: Path) -> None:
     size = max(16 * multiple, -(-int(model.facts.minimum) // multiple) * multiple)
     example = torch.rand(1, c_in, size, size)
     axes = {0: "batch", 2: "height", 3: "width"}
+    scaled = {0: "batch", 2: f"height_x{model.scale}", 3: f"width_x{model.scale}"}  # not the input's own sizes
     try:
         with warnings.catch_warnings(), torch.no_grad(), _native_output_held(), _exporter_log_on_stderr():
             warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer warnings
             torch.onnx.export(
                 _Clamped(model.network).eval(), (example,), str(path), input_names=[INPUT], output_names=[OUTPUT],
-                dynamic_axes={INPUT: axes, OUTPUT: axes}, opset_version=OPSET, dynamo=False,
+                dynamic_axes={INPUT: axes, OUTPUT: scaled if model.scale != 1 else axes}, opset_version=OPSET, dynamo=False,
             )
     except OSError:
         raise

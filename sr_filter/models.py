@@ -130,6 +130,18 @@ def is_path_spec(spec: str) -> bool:
     return spec.lower().endswith(_WEIGHT_SUFFIXES) or "/" in spec or "\\" in spec or Path(spec).is_file()
 
 
+def is_known_name(spec: str, manifest: Manifest) -> bool:
+    """Whether ``spec`` is a preset or a manifest name: those win over a file or folder of the same
+    bare name in the working folder (``./photo`` names the file)."""
+    if spec.lower() in manifest.presets:
+        return True
+    try:
+        manifest.get(spec)
+    except UnknownModelError:
+        return False
+    return True
+
+
 def candidates(spec: str, manifest: Manifest) -> list[ModelEntry]:
     """Manifest entries for a preset (in preference order) or for one model name."""
     if spec.lower() in manifest.presets:
@@ -162,7 +174,7 @@ def resolve(spec: str | None = None, *, offline: bool | None = None, manifest: M
     spec = (spec or manifest.default_preset).strip()
     if not spec:
         raise UnknownModelError("empty model name")
-    if is_path_spec(spec) and spec.lower() not in manifest.presets:
+    if is_path_spec(spec) and not is_known_name(spec, manifest):
         path = _existing(Path(spec).expanduser())
         return ModelRef(path.stem, path)
     entries = candidates(spec, manifest)

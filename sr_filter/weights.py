@@ -271,9 +271,10 @@ def load_state_dict(path: str | Path, state_key: str | None = None) -> dict[str,
                 f"{path.name} holds pickled Python objects (a whole model or a custom class), which are never run "
                 "here; save the network's state dict instead (torch.save(model.state_dict(), ...))"
             ) from None
-        raise WeightsFormatError(
-            f"{path.name} is not a PyTorch weights file that can be loaded safely ({first_line(exc)[:160]})"
-        ) from None
+        detail = first_line(exc).split(". ")[0].rstrip(".")[:160]  # torch's own first sentence, not its appeals
+        if "PytorchStreamReader" in detail:  # a zip archive cut short or damaged
+            raise WeightsFormatError(f"{path.name} is truncated or damaged ({detail}); download or copy it again") from None
+        raise WeightsFormatError(f"{path.name} is not a PyTorch weights file that can be loaded safely ({detail})") from None
     return canonicalize(obj, state_key, path.name)
 
 

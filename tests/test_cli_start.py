@@ -15,7 +15,7 @@ from PIL import Image
 
 from sr_filter.cli.messages import hint_for, one_line
 from sr_filter.cli.options import configure_logging
-from sr_filter.errors import DeviceError, ImageFormatError, OutputExistsError, shorten
+from sr_filter.errors import CommunityModelError, DeviceError, ImageFormatError, OutputExistsError, shorten
 
 from .conftest import ROOT, interruptible
 from .test_cli import run
@@ -186,6 +186,24 @@ def test_messages_are_cut_at_a_word_and_get_the_flag_by_class():
     assert one_line(OutputExistsError("out.png is busy")).endswith("(use --overwrite to replace it, or --skip-existing)")
     assert hint_for(OutputExistsError("x exists; use --overwrite")) is None  # not twice
     assert "--device" in one_line(DeviceError("no CUDA GPU")) and hint_for(ImageFormatError("bad")) is None
+
+
+def test_hints_name_only_the_flags_the_running_command_has(tmp_path):
+    from sr_filter.errors import OfflineError
+
+    export = frozenset({"-o", "--output", "--overwrite", "--no-check", "--offline"})
+    assert one_line(OutputExistsError("a.onnx exists; allow overwriting to replace it"), flags=export) == \
+        "a.onnx exists; use --overwrite to replace it"
+    assert one_line(OfflineError("x.pth is not in the cache"), flags=export).endswith(
+        "(allow downloads (no --offline, SR_FILTER_OFFLINE unset), or choose a built-in model)")
+    assert one_line(OfflineError("x.pth is not in the cache"), flags=frozenset({"--json"})).endswith("(choose a built-in model)")
+    assert "`sr-filter models --inspect FILE`" in one_line(CommunityModelError("odd.pth: odd"), flags=frozenset({"-m"}))
+    # the real command: export has neither --skip-existing nor --model
+    env = dict(os.environ, PYTHONPATH=str(ROOT), SR_FILTER_OFFLINE="1")
+    done = subprocess.run([sys.executable, "-m", "sr_filter", "export", "realesr-general-x4v3", "-o", tmp_path / "g.onnx"],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode != 0 and "downloads are off" in done.stderr, done.stderr
+    assert "--model" not in done.stderr and "run without --offline" not in done.stderr, done.stderr
 
 
 def test_a_warning_is_shown_once_and_not_with_quiet(capsys):

@@ -277,3 +277,34 @@ def test_inspect_takes_a_model_name_on_this_machine(tmp_path):
     assert facts["arch"] == "edsr" and facts["scale"] == 4 and facts["file"].endswith("sr-photo-x4.pth")
     missing = cli("models", "--inspect", tmp_path / "nothing.pth")
     assert missing.returncode == 1 and "does not exist" in missing.stderr and missing.stderr.count("\n") == 1
+
+
+def test_names_win_over_bare_files_of_the_same_name_and_empty_names_are_refused(tmp_path):
+    """A folder called `photo` or a stray file called `sr-photo-x4` in the working folder does not
+    hide the preset or the model; `./sr-photo-x4` still names the file."""
+    (tmp_path / "photo").mkdir()
+    (tmp_path / "sr-photo-x4").write_text("notes")
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "SR_FILTER_OFFLINE": "1",
+           "SR_FILTER_CACHE_DIR": str(tmp_path / "cache")}
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "sr_filter", *map(str, args)], capture_output=True, text=True,
+                              env=env, cwd=tmp_path, timeout=600)
+
+    for name in ("sr-photo-x4", "sr-cartoon-x4"):
+        out = run("models", "--inspect", name, "--json")
+        assert out.returncode == 0 and json.loads(out.stdout)["file"].endswith(f"{name}.pth"), out.stderr
+    file = run("models", "--inspect", "./sr-photo-x4")
+    assert file.returncode == 1 and "is a text file, not model weights" in file.stderr, file.stderr
+    empty = run("models", "--inspect", "")
+    assert empty.returncode == 2 and "give a weights file or a model name" in empty.stderr and ". is a folder" not in empty.stderr
+
+
+def test_a_truncated_pth_file_says_so_in_a_whole_sentence(tmp_path):
+    path = tmp_path / "cut.pth"
+    path.write_bytes(BUILTIN.read_bytes()[:300_000])
+    with pytest.raises(WeightsFormatError) as info:
+        load_file(path)
+    message = str(info.value)
+    assert message.startswith("cut.pth is truncated or damaged (") and message.endswith("; download or copy it again")
+    assert "If you are seeing this error" not in message

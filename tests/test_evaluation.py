@@ -286,3 +286,92 @@ def test_table_columns_stay_aligned_with_long_image_names(tmp_path):
     header, row, total = report.table(per_image=True).splitlines()[1:]
     assert long in row and len(header) == len(row) == len(total)
     assert header.index("PSNR-Y") + len("PSNR-Y") == row.index(f"{report.sets[0].images[0].psnr:.2f}") + 5
+
+
+def _eval(*args: str):
+    from click.testing import CliRunner
+
+    from sr_filter.cli.eval import eval_cmd
+
+    return CliRunner().invoke(eval_cmd, [str(a) for a in args])
+
+
+def _crops(folder: Path, *sizes: int) -> Path:
+    from PIL import Image
+
+    folder.mkdir()
+    image = Image.open(BENCH / "Set5" / "baby.png")
+    for n in sizes:
+        image.crop((100, 100, 100 + n, 100 + n)).save(folder / f"crop{n}.png")
+    return folder
+
+
+@needs_bench
+def test_the_json_file_is_checked_before_the_work_and_never_replaced_unasked(tmp_path):
+    victim = tmp_path / "ground_truth.png"
+    victim.write_bytes(b"not results")
+    folder = _crops(tmp_path / "set", 48)
+    refused = _eval(folder, "--json", victim)
+    assert refused.exit_code != 0 and "exists" in str(refused.exception) and "PSNR" not in refused.output
+    assert victim.read_bytes() == b"not results"
+    missing = _eval(folder, "--json", tmp_path / "nowhere" / "r.json")
+    assert missing.exit_code != 0 and "does not exist" in str(missing.exception) and "PSNR" not in missing.output
+    replaced = _eval(folder, "--json", victim, "--overwrite")
+    assert replaced.exit_code == 0, replaced.output
+    assert json.loads(victim.read_text())[0]["sets"][0]["dataset"] == "set"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ground_truth.png", "set"]  # no temporary left
+
+
+@needs_bench
+def test_results_are_strict_json_when_a_score_is_infinite(tmp_path):
+    out = tmp_path / "r.json"
+    done = _eval(_crops(tmp_path / "set", 32), "-s", "1", "--json", out)  # x1 bicubic: the image itself
+    assert done.exit_code == 0, done.output
+    result = json.loads(out.read_text(), parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
+    assert result[0]["sets"][0]["psnr"] is None and " inf " in done.output
+
+
+@needs_bench
+def test_images_too_small_to_measure_are_named_with_the_size_needed(tmp_path):
+    from .test_cli import run
+
+    folder = _crops(tmp_path / "set", 48, 12)
+    done = run("eval", folder)
+    err = done.stderr.decode()
+    assert done.returncode == 1 and err.count("\n") == 1 and "Traceback" not in err and "Warning" not in err, err
+    assert "crop12.png is 12x12 pixels as measured at x4; measuring needs at least 19 on each side" in err
+    with pytest.raises(EvaluationError, match=r"crop48.png is 12x12 .*larger --hr-scale"):
+        ev.evaluate_folder(ev.bicubic_upscaler(4), folder, 4, include=["crop48*"], hr_scale=0.25)
+
+
+@needs_bench
+def test_sixteen_bit_and_float_ground_truth_is_read_by_value(tmp_path):
+    from PIL import Image
+
+    eight = np.asarray(Image.open(BENCH / "Set5" / "baby.png").convert("L").crop((0, 0, 64, 64)))
+    folders = {}
+    for kind, pixels in (("8", eight), ("16", eight.astype(np.uint16) * 257), ("float", eight.astype(np.float32) / 255)):
+        folders[kind] = tmp_path / kind
+        folders[kind].mkdir()
+        Image.fromarray(pixels).save(folders[kind] / ("g.tif" if kind == "float" else "g.png"))  # L, I;16, F
+    scores = {k: ev.evaluate_folder(ev.bicubic_upscaler(2), f, 2).images[0] for k, f in folders.items()}
+    assert math.isfinite(scores["8"].psnr) and scores["8"].ssim < 0.999  # not the clipped, flat picture
+    for kind in ("16", "float"):
+        assert scores[kind].psnr == pytest.approx(scores["8"].psnr, abs=1e-9)
+        assert scores[kind].ssim == pytest.approx(scores["8"].ssim, abs=1e-9)
+
+
+@needs_bench
+def test_folder_names_model_names_and_patterns_are_said_plainly(tmp_path, monkeypatch):
+    a, b = _crops(tmp_path / "a", 32), tmp_path / "b"
+    b.mkdir()
+    same = _crops(b / "a", 32)
+    done = _eval(a, same)
+    assert done.exit_code == 0 and f"{a} (1)" in done.output and f"{same} (1)" in done.output, done.output
+    monkeypatch.chdir(a)
+    here = _eval(".")
+    assert here.exit_code == 0 and "\na (1)" in here.output, here.output
+    empty = _eval(a, "-m", "")
+    assert empty.exit_code != 0 and "a model name is empty" in empty.output
+    with pytest.raises(EvaluationError, match=r"no image in .* matches 'crop'; patterns match whole file names"):
+        datasets.select_images(a, ["crop"])

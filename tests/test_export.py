@@ -141,3 +141,38 @@ def test_the_file_says_its_scale_and_size_needs(tmp_path):
     assert refused.returncode == 1 and refused.stdout == b"" and refused.stderr.count(b"\n") == 1, refused.stderr[:300]
     assert b"cannot be exported to ONNX" in refused.stderr and b"Please feel free" not in refused.stderr
     assert not (tmp_path / "safmn.onnx").exists()
+
+
+def test_cli_refuses_outputs_it_cannot_write_as_an_onnx_file_before_loading(tmp_path):
+    """Standard output, another suffix, a pipe (even with --overwrite), a dangling link, a file
+    where a folder should be: each one line naming only export's own flags; nothing written."""
+    os.mkfifo(tmp_path / "pipe.onnx")
+    (tmp_path / "dangling.onnx").symlink_to(tmp_path / "gone.onnx")
+    (tmp_path / "plain").write_bytes(b"keep")
+    for args, message in (
+        (["-o", "-"], "not standard output"),
+        (["-o", tmp_path / "b.txt"], "b.txt does not end in .onnx"),
+        (["-o", tmp_path / "pipe.onnx", "--overwrite"], "is a device or pipe"),
+        (["-o", tmp_path / "dangling.onnx"], "a link to the missing"),
+        (["-o", tmp_path / "plain" / "x.onnx"], "plain is a file, not a folder"),
+    ):
+        done = run("export", "sr-cartoon-x4", *args, cwd=tmp_path)
+        err = done.stderr.decode()
+        assert done.returncode != 0 and message in err and "Traceback" not in err, err
+        assert len(err.strip().splitlines()) == 1 and "--skip-existing" not in err, err
+    assert (tmp_path / "dangling.onnx").is_symlink() and not (tmp_path / "gone.onnx").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dangling.onnx", "pipe.onnx", "plain"]
+    exists = run("export", "sr-cartoon-x4", "-o", tmp_path / "plain.onnx", cwd=tmp_path)
+    assert exists.returncode == 0
+    again = run("export", "sr-cartoon-x4", "-o", tmp_path / "plain.onnx", cwd=tmp_path).stderr.decode()
+    assert again.strip().endswith("exists; use --overwrite to replace it"), again
+
+
+def test_the_output_sizes_are_named_as_the_scaled_input_sizes(tmp_path):
+    import onnx
+
+    path = export_onnx(load_model("sr-cartoon-x4"), tmp_path / "c.onnx", check=False)
+    graph = onnx.load(str(path)).graph
+    dims = {v.name: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim] for v in (*graph.input, *graph.output)}
+    assert dims[INPUT] == ["batch", 3, "height", "width"]
+    assert dims[OUTPUT] == ["batch", 3, "height_x4", "width_x4"]

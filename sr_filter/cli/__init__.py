@@ -47,12 +47,21 @@ class DefaultGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(COMMANDS)
 
+    #: the options of the command being run (its errors' hints name only these)
+    flags: frozenset[str] | None = None
+
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         target = COMMANDS.get(name)
         if target is None:
             return None
         module, attr = target.split(":")
         return getattr(importlib.import_module(module), attr)
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple:
+        name, command, rest = super().resolve_command(ctx, args)
+        if command is not None:
+            DefaultGroup.flags = frozenset(o for p in command.params for o in (*p.opts, *p.secondary_opts))
+        return name, command, rest
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         # insert "upscale" before the first argument that is neither a group option nor a command
@@ -120,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
     except SrFilterError as exc:
         if debug:
             raise
-        _fail(one_line(exc), exc.exit_code)
+        _fail(one_line(exc, flags=DefaultGroup.flags), exc.exit_code)
     except KeyboardInterrupt:
         _fail("interrupted", 130)
     except Terminated as exc:
@@ -131,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             raise
         where = f"{exc.filename}: " if exc.filename else ""
-        _fail(one_line(exc, text=f"{where}{exc.strerror or exc}"), 1)
+        _fail(one_line(exc, text=f"{where}{exc.strerror or exc}", flags=DefaultGroup.flags), 1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # finished: a Ctrl-C now must not break the exit
     if isinstance(code, int) and code:
         sys.exit(code)

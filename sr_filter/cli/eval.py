@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -16,10 +15,12 @@ from .options import device_opt, offline_opt, precision_opt, tile_opt
               help="Model to evaluate (repeatable): a preset, a manifest name, a .pth file, or 'bicubic' for the "
                    "MATLAB bicubic baseline.  [default: bicubic]")
 @click.option("-s", "--scale", type=click.IntRange(1, 16), default=None,
-              help="Scale for 'bicubic' (models use their own).  [default: the first model's, wherever bicubic is listed; else 4]")
+              help="Scale for 'bicubic' when no model is listed; models use their own, and bicubic then takes "
+                   "theirs (every row is measured on the same inputs).  [default: 4]")
 @click.option("--per-image", is_flag=True, help="Also list every image.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the results as JSON to this file ('-' for stdout instead of the table).")
+@click.option("--overwrite", is_flag=True, help="Replace the --json file if it exists.")
 @click.option("--limit", type=click.IntRange(1), default=None, help="At most this many images per folder.")
 @click.option("--include", "include", multiple=True, metavar="PATTERN",
               help="Only the files matching this pattern (repeatable), e.g. 'src_*' for a held-out split.")
@@ -32,7 +33,7 @@ from .options import device_opt, offline_opt, precision_opt, tile_opt
 @tile_opt
 @offline_opt
 def eval_cmd(folders: tuple[Path, ...], models: tuple[str, ...], scale: int | None, per_image: bool,
-             json_path: Path | None, limit: int | None, include: tuple[str, ...], jpeg: int | None, hr_scale: float,
+             json_path: Path | None, overwrite: bool, limit: int | None, include: tuple[str, ...], jpeg: int | None, hr_scale: float,
              device: str, precision: str, tile: int | str,
              offline: bool | None) -> None:
     """Measure models on FOLDERS of ground-truth images (e.g. Set5 Set14).
@@ -46,8 +47,16 @@ def eval_cmd(folders: tuple[Path, ...], models: tuple[str, ...], scale: int | No
     Example:
       sr-filter eval ../shared/data/benchmarks/Set5 ../shared/data/benchmarks/Set14 -m bicubic -m photo
     """
-    from ..evaluation import EvalReport, bicubic_upscaler, evaluate_folder, model_upscaler
+    from ..atomic import check_target, open_atomic
+    from ..evaluation import EvalReport, bicubic_upscaler, dumps, evaluate_folder, model_upscaler
 
+    if json_path is not None and str(json_path) != "-":
+        check_target(json_path, overwrite=overwrite)  # before hours of evaluation, not after
+    if any(not spec.strip() for spec in models):
+        raise click.BadParameter("a model name is empty; give a preset, a model name, a file or 'bicubic'", param_hint="-m")
+    names = [folder.resolve().name or str(folder) for folder in folders]
+    if len(set(names)) < len(names):  # two folders of the same name: tell them apart by the path given
+        names = [str(folder) for folder in folders]
     chosen = []  # (upscale function or None for bicubic, scale, description), in the order given
     for spec in models or ("bicubic",):
         if spec.lower() == "bicubic":
@@ -65,17 +74,18 @@ def eval_cmd(folders: tuple[Path, ...], models: tuple[str, ...], scale: int | No
             s = bicubic_scale
             fn, desc = bicubic_upscaler(s), f"bicubic (MATLAB imresize) x{s}"
         report = EvalReport(model=desc, scale=s)
-        for folder in folders:
-            report.sets.append(evaluate_folder(fn, folder, s, limit=limit, include=include, hr_scale=hr_scale,
-                                               jpeg=jpeg))
+        for folder, name in zip(folders, names):
+            report.sets.append(evaluate_folder(fn, folder, s, name=name, limit=limit, include=include,
+                                               hr_scale=hr_scale, jpeg=jpeg))
         reports.append(report)
     payload = [r.to_dict() for r in reports]
     if json_path is not None and str(json_path) == "-":
-        click.echo(json.dumps(payload, indent=2))
+        click.echo(dumps(payload))
         return
     for r in reports:
         click.echo(r.table(per_image=per_image))
         click.echo("")
     if json_path is not None:
-        json_path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        with open_atomic(json_path, overwrite=overwrite) as out:
+            out.write((dumps(payload) + "\n").encode("utf-8"))
         click.echo(f"wrote {json_path}")

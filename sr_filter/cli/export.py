@@ -24,15 +24,15 @@ def export_cmd(model: str, output: str, overwrite: bool, no_check: bool, offline
     larger. The file's metadata_props say scale, size_multiple and size_minimum. Checked against
     torch with onnxruntime (within 1/255) before it is put in place.
     """
-    from ..errors import OutputExistsError
-    from ..export import export_onnx  # here, not at the top: torch loads only when the command runs
+    from ..export import check_output, export_onnx  # here, not at the top: torch loads only when the command runs
     from ..models import load_model
 
+    if output == "-":
+        raise click.BadParameter("the ONNX file is written to a file of its own, not standard output; "
+                                 "name it, e.g. -o model.onnx", param_hint="-o")
+    check_output(output, overwrite=overwrite)  # before the model loads
     loaded = load_model(model, offline=offline)
-    try:
-        path = export_onnx(loaded, output, overwrite=overwrite, check=not no_check)
-    except OutputExistsError as exc:
-        raise OutputExistsError(f"{exc} (--overwrite)") from None
+    path = export_onnx(loaded, output, overwrite=overwrite, check=not no_check)
     facts = loaded.facts
     channels = {1: "grey", 3: "RGB", 4: "RGBA"}.get(facts.in_channels, f"{facts.in_channels} channels")
     smallest = f", at least {facts.minimum} px" if facts.minimum else ""

@@ -6,28 +6,32 @@ command line adds the flag here, by exception class, in this one table.
 
 from __future__ import annotations
 
+import re
+
 from .. import errors
 from ..errors import shorten
 
-#: exception class name -> the hint the CLI appends, or None for none (first match wins: subclasses
-#: before their bases). Names are looked up in errors.py; a class not defined there is left out.
-_HINTS: tuple[tuple[str, str | None], ...] = (
-    ("OutputIsInputError", None),
-    ("OutputExistsError", "use --overwrite to replace it, or --skip-existing"),
-    ("DeviceError", "see --device, -g and --precision"),
-    ("BackendError", "see --backend"),
-    ("DenoiseError", "see --denoise"),
-    ("CommunityModelError", "`sr-filter models --inspect FILE` says what the file is"),
-    ("ImageTooLargeError", "use a smaller --scale, --width or --height"),
-    ("OutOfMemoryError", "use a smaller --tile or --scale"),
-    ("OfflineError", "run without --offline to download it, or choose a built-in --model"),
-    ("NetworkUnavailableError", "--offline uses the built-in models without trying the network"),
-    ("CacheError", None),  # fixed by the environment variable its message names
-    ("DownloadSettingError", None),
-    ("DownloadError", "see --model and --offline"),
-    ("UnknownModelError", "`sr-filter models` lists them"),
+#: exception class name -> the hint the CLI appends, as alternatives (none for no hint; first
+#: match wins: subclasses before their bases). Names are looked up in errors.py; a class not
+#: defined there is left out. An alternative that names a flag the running command lacks is left
+#: out of that command's hint (``export`` has no --skip-existing).
+_HINTS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("OutputIsInputError", ()),
+    ("OutputExistsError", ("use --overwrite to replace it", "--skip-existing")),
+    ("DeviceError", ("see --device, -g and --precision",)),
+    ("BackendError", ("see --backend",)),
+    ("DenoiseError", ("see --denoise",)),
+    ("CommunityModelError", ("`sr-filter models --inspect FILE` says what the file is",)),
+    ("ImageTooLargeError", ("use a smaller --scale, --width or --height",)),
+    ("OutOfMemoryError", ("use a smaller --tile or --scale",)),
+    ("OfflineError", ("allow downloads (no --offline, SR_FILTER_OFFLINE unset)", "choose a built-in model")),
+    ("NetworkUnavailableError", ("--offline uses the built-in models without trying the network",)),
+    ("CacheError", ()),  # fixed by the environment variable its message names
+    ("DownloadSettingError", ()),
+    ("DownloadError", ("see --model and --offline",)),
+    ("UnknownModelError", ("`sr-filter models` lists them",)),
 )
-FLAG_HINTS: tuple[tuple[type[BaseException], str | None], ...] = tuple(
+FLAG_HINTS: tuple[tuple[type[BaseException], tuple[str, ...]], ...] = tuple(
     (getattr(errors, name), hint) for name, hint in _HINTS if isinstance(getattr(errors, name, None), type)
 )
 
@@ -35,31 +39,47 @@ FLAG_HINTS: tuple[tuple[type[BaseException], str | None], ...] = tuple(
 LIMIT = 600
 
 
-def hint_for(exc: BaseException, text: str | None = None) -> str | None:
+def _flags_in(text: str) -> list[str]:
+    """The options a hint names, leaving out those of a command it quotes (`sr-filter models --inspect`)."""
+    text = re.sub(r"`[^`]*`", " ", text)
+    return [word.strip("()") for word in text.replace(",", " ").split() if word.startswith("-")]
+
+
+def _hint(alternatives: tuple[str, ...], flags: frozenset[str] | None) -> str | None:
+    """The alternatives the command can act on (all when ``flags``, its options, is unknown)."""
+    kept = [a for a in alternatives if flags is None or all(f in flags for f in _flags_in(a))]
+    return ", or ".join(kept) if kept else None
+
+
+def hint_for(exc: BaseException, text: str | None = None, flags: frozenset[str] | None = None) -> str | None:
     """The hint for this error's class, unless its message already names one of the flags."""
     text = str(exc) if text is None else text
-    for cls, hint in FLAG_HINTS:
+    for cls, alternatives in FLAG_HINTS:
         if isinstance(exc, cls):
+            hint = _hint(alternatives, flags)
             if hint is None:
                 return None
-            said = [word for word in hint.replace(",", " ").split() if word.startswith("-")]
-            said += ["sr-filter models"] if "sr-filter models" in hint else []
+            said = _flags_in(hint) + (["sr-filter models"] if "sr-filter models" in hint else [])
             if any(word in text for word in said):  # the message already points there
                 return None
             return hint
     return None
 
 
-#: neutral advice in library messages that the command line words with its flag instead of
-#: appending a hint that says the same thing again
-_FLAG_WORDING = (("; allow overwriting to replace it", "; use --overwrite to replace it, or --skip-existing"),)
+#: neutral advice in library messages that the command line words with the flags of the hint
+#: for that error class instead of appending a hint that says the same thing again
+_FLAG_WORDING = (("; allow overwriting to replace it", errors.OutputExistsError),)
 
 
-def one_line(exc: BaseException, *, text: str | None = None, limit: int = LIMIT) -> str:
-    """The error (or ``text`` said about it) as one shortened line, with its hint in parentheses."""
+def one_line(exc: BaseException, *, text: str | None = None, limit: int = LIMIT,
+             flags: frozenset[str] | None = None) -> str:
+    """The error (or ``text`` said about it) as one shortened line, with its hint in parentheses;
+    ``flags``: the running command's options, so that hints name only flags it has."""
     text = " ".join((str(exc) if text is None else text).split()) or type(exc).__name__
-    for neutral, flagged in _FLAG_WORDING:
-        text = text.replace(neutral, flagged)
-    hint = hint_for(exc, text)
+    for neutral, cls in _FLAG_WORDING:
+        if neutral in text:
+            flagged = _hint(dict(FLAG_HINTS)[cls], flags)
+            text = text.replace(neutral, f"; {flagged}" if flagged else "")
+    hint = hint_for(exc, text, flags)
     text = shorten(text, limit)
     return f"{text} ({hint})" if hint else text

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import click
 
@@ -12,21 +11,20 @@ from ..manifest import load_manifest
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
-@click.option("--inspect", "inspect_path", type=click.Path(path_type=Path), default=None, metavar="PATH|NAME",
+@click.option("--inspect", "inspect_path", default=None, metavar="PATH|NAME",
               help="Say what a weights file, or a model name already on this machine, is (architecture, scale, "
                    "channels, size needs, precisions).")
-def models(as_json: bool, inspect_path: Path | None) -> None:
+def models(as_json: bool, inspect_path: str | None) -> None:
     """List presets and models, and whether their weights are already on this machine."""
     if inspect_path is not None:
         from ..community import inspect_file
         from ..errors import SrFilterError, shorten
-        from ..models import is_path_spec, resolve
+        from ..models import resolve
 
+        if not inspect_path.strip():
+            raise click.BadParameter("give a weights file or a model name", param_hint="--inspect")
         try:
-            path = inspect_path.expanduser()
-            if not path.exists() and not is_path_spec(str(inspect_path)):  # a name from `sr-filter models`
-                path = resolve(str(inspect_path), offline=True).path
-            facts = inspect_file(path)
+            facts = inspect_file(resolve(inspect_path, offline=True).path)  # a file, or a name on this machine
         except SrFilterError as exc:  # said as it is: the usual hint points at this very command
             raise click.ClickException(shorten(" ".join(str(exc).split()), 600)) from None
         if as_json:
