@@ -94,13 +94,16 @@ def _spawn(*args: str) -> dict:
 
 
 def main() -> None:
-    if sys.argv[1] == "--child":
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
         if sys.argv[2] == "activation":
             child_activation(sys.argv[3], int(sys.argv[4]))
         else:
             child_large(sys.argv[3], sys.argv[4])
         return
     what = sys.argv[1] if len(sys.argv) > 1 else "activations"
+    if what not in ("activations", "large"):
+        print(__doc__)
+        sys.exit(0 if what in ("-h", "--help") else 2)
     if what == "activations":
         print(f"{'arch':8s} {'tile':>5s} {'bytes per input px':>19s}")
         for arch, edges in (("srvgg", (128, 256, 384)), ("rrdbnet", (64, 96, 128))):

@@ -52,7 +52,7 @@ def encode_low(frames: list[np.ndarray], path: Path, bitrate: int) -> None:
     """320x240 H.264 at ``bitrate`` bits/s, 24 frames/s, as a broadcast-era episode."""
     import av
 
-    from sr_filter.evaluation import make_lr
+    from sr_filter.imageops import make_lr
 
     with av.open(str(path), "w") as out:
         stream = out.add_stream("libx264", rate=24)

@@ -14,6 +14,7 @@ against the torch network when onnxruntime is installed, and only then renamed i
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import os
 import sys
@@ -52,6 +53,9 @@ def check_output(output: str | Path, *, overwrite: bool = False) -> None:
     """Before any work: ``output`` must be a .onnx file name that can be written (an existing file
     only with ``overwrite``; a device or pipe never: the file is checked before it takes its name)."""
     output = Path(output)
+    if importlib.util.find_spec("onnx") is None:  # torch's exporter writes through it
+        raise ExportError("writing ONNX needs the onnx package; install it with "
+                          "pip install \"sr-filter[export]\" (onnx, and onnxruntime for the check)")
     if output.suffix.lower() != ".onnx":
         raise ExportError(f"{output} does not end in .onnx; name the ONNX file to write, e.g. {output.stem or 'model'}.onnx")
     if check_target(output, overwrite=overwrite):
@@ -184,7 +188,8 @@ def verify(model: LoadedModel, path: str | Path, size: tuple[int, int] = (40, 56
     try:
         import onnxruntime
     except ImportError:
-        log.info("onnxruntime is not installed; the exported file was not checked")
+        log.warning("onnxruntime is not installed, so the exported file was not checked against torch "
+                    "(pip install onnxruntime)")
         return -1.0
     m = int(model.arch.multiple(model.params))
     h, w = (-(-edge // m) * m for edge in size)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from .errors import DownloadError, NetworkUnavailableError, UnknownModelError, WeightsFormatError, mismatch_detail
+from .errors import DownloadError, DownloadSettingError, NetworkUnavailableError, UnknownModelError, WeightsFormatError, mismatch_detail
 from .facts import Facts
 from .manifest import Manifest, ModelEntry, load_manifest
 from .weights import fetch
@@ -183,6 +183,8 @@ def resolve(spec: str | None = None, *, offline: bool | None = None, manifest: M
     for entry in entries:
         try:
             path = fetch(entry, offline=offline, retry_unreachable=not is_preset)
+        except DownloadSettingError:
+            raise  # a mistyped variable is the user's to fix, not a reason to run a smaller model
         except DownloadError as exc:
             first_error = first_error or exc
             continue

@@ -176,3 +176,23 @@ def test_the_output_sizes_are_named_as_the_scaled_input_sizes(tmp_path):
     dims = {v.name: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim] for v in (*graph.input, *graph.output)}
     assert dims[INPUT] == ["batch", 3, "height", "width"]
     assert dims[OUTPUT] == ["batch", 3, "height_x4", "width_x4"]
+
+
+def test_without_onnx_the_install_line_is_said_and_without_onnxruntime_a_warning(tmp_path, monkeypatch, caplog):
+    """Both packages are in the test extra; a plain install lacks them (they cannot be uninstalled
+    here for one test, so their import is blocked)."""
+    import importlib.util
+    import logging
+    import sys
+
+    model = load_model("sr-cartoon-x4")
+    real = importlib.util.find_spec
+    with monkeypatch.context() as m:
+        m.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnx" else real(name, *a))
+        with pytest.raises(ExportError, match=r'pip install "sr-filter\[export\]"'):
+            export_onnx(model, tmp_path / "a.onnx")
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime raises ImportError
+    with caplog.at_level(logging.WARNING, logger="sr_filter"):
+        export_onnx(model, tmp_path / "b.onnx")
+    assert (tmp_path / "b.onnx").is_file() and "onnxruntime is not installed" in caplog.text

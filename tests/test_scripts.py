@@ -68,3 +68,12 @@ def test_grown_network_computes_what_the_trained_one_does(tmp_path):
         assert torch.allclose(grown.network(x), original.network(x), atol=1e-6)
     refused = _run("scripts/grow_srvgg.py", "sr-cartoon-x4", str(tmp_path / "no.pth"), "--num-conv", "8")
     assert refused.returncode == 1 and "cannot grow it to 8" in refused.stderr and not (tmp_path / "no.pth").exists()
+
+
+def test_video_eval_encodes_pans_and_reports_every_method(tmp_path):
+    """docs/video.md's evaluation script, shrunk to one frame per pan."""
+    csv = tmp_path / "frames.csv"
+    done = _run("scripts/video_eval.py", "--frames", "1", "--device", "cpu", "--csv", str(csv))
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = csv.read_text().splitlines()
+    assert len(rows) > 3 and all(name in done.stdout for name in ("bicubic", "realesr-animevideov3", "sr-cartoon-x4"))

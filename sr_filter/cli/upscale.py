@@ -152,6 +152,8 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
             click.echo(f"sr-filter: skipping {skipped} existing output(s)", err=True)
         jobs = kept
     if not jobs:
+        if skipped > 1 and not quiet:  # a batch's summary line, as after any batch
+            click.echo(f"sr-filter: 0 upscaled, {skipped} skipped, 0 failed", err=True)
         return
     check_writable(jobs, overwrite=overwrite)
     announced = []

@@ -3,7 +3,7 @@
 >>> from sr_filter.cluster import upscale_folder
 >>> summary = upscale_folder("scans/", "scans_x4/", preset="photo", address="auto")
 >>> summary.done, summary.skipped, summary.failed
->>> upscale_video("episode.mkv", "episode_x4.mkv", preset="video")  # segments on different workers
+>>> upscale_video("episode.mkv", "episode_x4.mkv", preset="cartoon")  # segments on different workers
 
 Ray is an optional extra (``pip install 'sr-filter[cluster]'``); importing this package does not
 import it. See docs/cluster.md for running on many machines.

@@ -1,7 +1,7 @@
 """``upscale_video`` on a Ray cluster: segments upscaled on different workers, joined on the driver.
 
 >>> from sr_filter.cluster import upscale_video
->>> result = upscale_video("episode.mkv", "episode_x4.mkv", preset="video", address="auto")
+>>> result = upscale_video("episode.mkv", "episode_x4.mkv", preset="cartoon", address="auto")
 
 The driver plans keyframe-aligned segments (:mod:`sr_filter.cluster.segments`), hands them to
 model-holding workers through the same queue as images (retries on a lost worker, exactly-once

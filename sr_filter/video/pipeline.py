@@ -103,8 +103,10 @@ def run(produce: Iterable[Any], work: Callable[[Any], Any], consume: Callable[[I
 
 @contextmanager
 def _sigterm_as_interrupt():
-    """SIGTERM behaves like Ctrl-C while a video is written, so the temporary file is removed."""
-    if threading.current_thread() is not threading.main_thread():
+    """SIGTERM behaves like Ctrl-C while a video is written, so the temporary file is removed; a
+    handler the program has installed (the CLI's, which exits 143 "stopped by SIGTERM") is kept."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) not in (
+            signal.SIG_DFL, None):
         yield
         return
 
