@@ -9,6 +9,7 @@ index kept for transparency), because a single shared palette cannot hold what u
 from __future__ import annotations
 
 import io
+import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -19,7 +20,7 @@ from PIL import Image, ImageSequence
 from .device import available_ram
 from .encode import GIF_TRANSPARENT, gif_frame
 from .errors import CancelledError, ImageTooLargeError, VideoFormatError, first_line
-from .frames import parse_range
+from .frames import parse_range, range_text
 
 #: output suffix -> Pillow format
 FORMATS = {".gif": "GIF", ".webp": "WEBP", ".png": "PNG", ".apng": "PNG"}
@@ -81,13 +82,24 @@ def read_animation(path: str | Path | bytes, name: str | None = None, *,
                     break
                 if index < start:  # composited on the way, but not kept
                     continue
-                pictures.append(np.asarray(frame.convert("RGBA")))
+                pictures.append(_rgba(frame))
                 durations.append(int(frame.info.get("duration") or 100))
                 disposal.append(_disposal(image, frame))
                 blend.append(int(frame.info.get("blend", 0) or 0))
     except (OSError, ValueError, Image.DecompressionBombError, EOFError) as exc:
         raise VideoFormatError(f"{name or _label(path)} is not a readable animation ({first_line(exc)})") from None
     return Animation(pictures, durations, loop, disposal, blend, format=image.format)
+
+
+def _rgba(frame: Image.Image) -> np.ndarray:
+    """One frame as RGBA uint8; 16-bit and float grey by value (Pillow's conversion clips them
+    to white)."""
+    if frame.mode.startswith(("I", "F")):
+        from .convert import from_float, pil_to_array, to_float
+
+        grey = from_float(to_float(pil_to_array(frame)[0]), np.dtype(np.uint8))
+        return np.dstack([grey, grey, grey, np.full_like(grey, 255)])
+    return np.asarray(frame.convert("RGBA"))
 
 
 def _label(source: str | Path | bytes) -> str:
@@ -118,7 +130,15 @@ def upscale_animation(src: str | Path, dst: str | Path, upscaler: Any, *, scale:
     """
     from .atomic import check_target
     from .imageio import write_atomic
+    from .upscaler import as_upscaler, check_callback, check_flag
 
+    overwrite = check_flag("overwrite", overwrite)
+    check_callback("progress", progress)
+    check_callback("before_work", before_work)
+    upscaler = as_upscaler(upscaler)
+    if quality is not None and (isinstance(quality, bool) or not isinstance(quality, numbers.Integral)
+                                or not 0 <= quality <= 100):
+        raise VideoFormatError(f"quality must be a whole number from 0 to 100, not {quality!r}")
     dst = Path(dst)
     fmt = out_format if out_format in HOLDS_ANIMATION else FORMATS.get(dst.suffix.lower())
     if fmt is None:
@@ -148,9 +168,9 @@ def upscale_to_bytes(src: str | Path | bytes, upscaler: Any, fmt: str, *, scale:
             width, height, count = probe.width, probe.height, getattr(probe, "n_frames", 1)
     except (OSError, ValueError, Image.DecompressionBombError, EOFError) as exc:
         raise VideoFormatError(f"{name} is not a readable animation ({first_line(exc)})") from None
-    start, end = _frame_range(frames)
+    start, end = parse_range(frames)
     if start >= count:
-        raise VideoFormatError(f"frame range {_range_text(frames)!r} starts after the last frame: {name} has {count} frames")
+        raise VideoFormatError(f"frame range {range_text(frames)!r} starts after the last frame: {name} has {count} frames")
     end = count if end is None else min(end, count)
     count = end - start
     if any(size):
@@ -170,23 +190,6 @@ def upscale_to_bytes(src: str | Path | bytes, upscaler: Any, fmt: str, *, scale:
             raise CancelledError("stopped by the progress callback; nothing was written")
     animation.frames = upscaled
     return animation, encode_animation(animation, fmt, quality=quality)
-
-
-def _frame_range(frames: str | tuple[int, int | None] | None) -> tuple[int, int | None]:
-    if frames is None:
-        return 0, None
-    if isinstance(frames, str):
-        return parse_range(frames)
-    start, end = frames
-    if start < 0 or (end is not None and end <= start):
-        raise VideoFormatError(f"frame range {_range_text(frames)!r} must be START:END with 0 <= START < END")
-    return start, end
-
-
-def _range_text(frames: str | tuple[int, int | None] | None) -> str:
-    if isinstance(frames, tuple):
-        return f"{frames[0]}:{'' if frames[1] is None else frames[1]}"
-    return str(frames)
 
 
 def encode_animation(animation: Animation, fmt: str, *, quality: int | None = None) -> bytes:

@@ -8,6 +8,7 @@ layout the networks take. All numpy: no torch here.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,6 +16,8 @@ from PIL import Image
 
 from .errors import ImageFormatError
 from .metadata import ImageMeta, cmyk_to_rgb
+
+log = logging.getLogger(__name__)
 
 _MAX = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 
@@ -33,20 +36,37 @@ class Planes:
 def check_array(array: np.ndarray) -> None:
     """Raise a clear error for arrays that are not images."""
     if not isinstance(array, np.ndarray):
-        raise ImageFormatError(f"expected a numpy array or PIL image, got {type(array).__name__}")
+        pil = isinstance(array, Image.Image)
+        raise ImageFormatError(f"expected a numpy image array, got {'a PIL image' if pil else type(array).__name__}"
+                               + ("; Upscaler.upscale takes PIL images, or convert with numpy.asarray" if pil else ""))
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 2, 3, 4)):
         raise ImageFormatError(f"expected an HxW or HxWxC (C = 1..4) image array, got shape {array.shape}")
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise ImageFormatError(f"the image is empty ({array.shape[1]}x{array.shape[0]} pixels)")
-    if array.dtype not in _MAX and array.dtype.kind != "f":
+    if array.dtype.newbyteorder("=") not in _MAX and array.dtype.kind != "f":
         raise ImageFormatError(f"unsupported pixel type {array.dtype}; use uint8, uint16 or float32 in [0, 1]")
 
 
 def to_float(array: np.ndarray) -> np.ndarray:
-    """Scale pixel values to float32 in [0, 1]."""
+    """Scale pixel values to float32 in [0, 1]; float input is taken as 0..1 and clipped to it,
+    with a warning when that changes values (0..255 floats, NaN), which would otherwise come back
+    as a white or black picture without a word."""
     if array.dtype in _MAX:
         return array.astype(np.float32) / _MAX[array.dtype]
-    return np.clip(np.nan_to_num(array.astype(np.float32), nan=0.0), 0.0, 1.0)
+    data = array.astype(np.float32)
+    with np.errstate(invalid="ignore"):
+        inside = bool(np.all(data >= -_FLOAT_SLACK)) and bool(np.all(data <= 1 + _FLOAT_SLACK))  # NaN fails both
+    if not inside:
+        finite = data[np.isfinite(data)]
+        span = f"from {finite.min():.4g} to {finite.max():.4g}" if finite.size else "no finite values"
+        nan = ", with NaN (taken as 0)" if np.isnan(data).any() else ""
+        log.warning("float pixels are taken as 0..1 and these go %s%s: clipped to 0..1 (divide 0..255 "
+                    "data by 255 first)", span, nan)
+    return np.clip(np.nan_to_num(data, nan=0.0), 0.0, 1.0)
+
+
+#: float input this far outside [0, 1] is only rounding (a value from another program's 0..1 math)
+_FLOAT_SLACK = 1 / 512
 
 
 def from_float(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -69,6 +89,8 @@ def from_float(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
 def split(array: np.ndarray) -> Planes:
     """Take an image array apart into RGB and alpha planes."""
     check_array(array)
+    if not array.dtype.isnative:  # big-endian data (from a file or another program): the same values
+        array = array.astype(array.dtype.newbyteorder("="))
     channels = 0 if array.ndim == 2 else array.shape[2]
     data = to_float(array)
     if data.ndim == 2:
@@ -197,8 +219,10 @@ def pil_to_array(image: Image.Image, meta: ImageMeta | None = None) -> tuple[np.
         return np.asarray(image, dtype=np.float32), mode
     elif mode == "La":
         image = image.convert("LA")
-    elif mode not in ("L", "LA", "RGB", "RGBA"):
-        image = image.convert("RGBA" if "A" in mode or "a" in mode else "RGB")
+    elif mode not in ("L", "LA", "RGB", "RGBA"):  # RGBa, RGBX, YCbCr, HSV, LAB (not alpha: the A of L*a*b*)
+        image = image.convert("RGBA" if mode == "RGBa" else "RGB")
+        if meta is not None and mode in ("LAB", "HSV", "YCbCr"):
+            meta.icc_profile = None  # a Lab or other profile of the input does not describe the RGB pixels
     return np.asarray(image).copy(), mode
 
 

@@ -171,9 +171,9 @@ def resolve(spec: str | None = None, *, offline: bool | None = None, manifest: M
     the next one (in the end a built-in model) runs and a warning names it and says why.
     """
     manifest = manifest or load_manifest()
-    spec = (spec or manifest.default_preset).strip()
+    spec = (manifest.default_preset if spec is None else spec).strip()
     if not spec:
-        raise UnknownModelError("empty model name")
+        raise UnknownModelError("the model name is empty; give a preset, a model name or a weights file (None: the default)")
     if is_path_spec(spec) and not is_known_name(spec, manifest):
         path = _existing(Path(spec).expanduser())
         return ModelRef(path.stem, path)

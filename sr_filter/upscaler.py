@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -177,6 +177,7 @@ class Upscaler:
     def run(self, x: Any, progress: Progress | None = None) -> Any:
         """Upscale a (1, C, H, W) float32 array (or CPU tensor) in [0, 1] at the native scale,
         tiled; the same kind comes back."""
+        check_callback("progress", progress)
         tensor = not isinstance(x, np.ndarray)
         x = self._check_input(x)
         height, width = x.shape[-2:]
@@ -234,10 +235,20 @@ class Upscaler:
 
     @staticmethod
     def _check_input(x: Any) -> np.ndarray:
-        if not isinstance(x, np.ndarray):  # a torch tensor
-            x = x.detach().cpu().float().numpy()
+        if not isinstance(x, np.ndarray):
+            if not hasattr(x, "detach"):
+                raise ImageFormatError(f"expected a (1, C, H, W) float array or tensor in [0, 1], got {type(x).__name__}")
+            x = x.detach().cpu()
+            if x.is_floating_point():
+                x = x.float()
+            x = x.numpy()
         if x.ndim != 4 or x.shape[0] != 1:
-            raise SrFilterError(f"expected a (1, C, H, W) array, got {tuple(x.shape)}")
+            raise ImageFormatError(f"expected a (1, C, H, W) array, got {tuple(x.shape)}")
+        if x.dtype.kind != "f":  # 0..255 integers would come back saturated
+            raise ImageFormatError(f"expected float values in [0, 1], got {x.dtype}; divide integer pixels by their "
+                                   "maximum, or use upscale() for uint8/uint16 images")
+        if 0 in x.shape[-2:]:
+            raise ImageFormatError(f"the image is empty ({x.shape[-1]}x{x.shape[-2]} pixels)")
         return np.ascontiguousarray(x, dtype=np.float32)
 
     def upscale(self, image: Any, scale: float | None = None, progress: Progress | None = None) -> Any:
@@ -260,6 +271,7 @@ class Upscaler:
 
     def upscale_array(self, array: np.ndarray, scale: float | None = None, progress: Progress | None = None) -> np.ndarray:
         """Upscale an HxW / HxWxC uint8, uint16 or float array; returns the same layout and dtype."""
+        check_callback("progress", progress)
         scale = self.check_scale(scale)
         if scale < self.scale:
             level = logging.WARNING if scale < 1 else logging.INFO
@@ -323,6 +335,9 @@ class Upscaler:
         together, as one (N, C, h, w) batch per window, which can cost less per frame than N passes
         (measured in docs/video.md); anything else runs one image at a time. ``progress`` gets
         (input pixels done, total) over all the images."""
+        check_callback("progress", progress)
+        if isinstance(arrays, np.ndarray) or not isinstance(arrays, Iterable):
+            raise ImageFormatError(f"expected a list of image arrays, got {type(arrays).__name__}")
         arrays = list(arrays)
         native = scale is None or (isinstance(scale, numbers.Real) and not isinstance(scale, bool) and scale == self.scale)
         if len(arrays) < 2 or not _same_plain(arrays) or not native:  # upscale_array checks and logs the scale
@@ -414,6 +429,30 @@ def _carry_info(image: Any, out: Any, meta: Any) -> None:
         out.info["dpi"] = dpi
     if image.info.get("xmp"):
         out.info["xmp"] = image.info["xmp"]
+
+
+def check_callback(name: str, value: object) -> None:
+    """A callback argument must be callable (or None), said before any work rather than as a
+    TypeError from deep inside once the first frame is done."""
+    if value is not None and not callable(value):
+        raise SrFilterError(f"{name} must be a function (or None), not {type(value).__name__}")
+
+
+def check_flag(name: str, value: object) -> bool:
+    """A yes/no argument must be a bool: ``overwrite="no"`` would otherwise replace a file."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise SrFilterError(f"{name} must be True or False, not {value!r}")
+    return bool(value)
+
+
+def as_upscaler(upscaler: object) -> Any:
+    """An :class:`Upscaler` for an ``upscaler`` argument: one as it is, or a preset, model name or
+    weights path made into one (with the defaults)."""
+    if isinstance(upscaler, (str, PathLike)):
+        return Upscaler(upscaler)
+    if not all(hasattr(upscaler, name) for name in ("check_scale", "upscale_array", "scale")):
+        raise SrFilterError(f"upscaler must be an sr_filter.Upscaler or a model name, not {type(upscaler).__name__}")
+    return upscaler
 
 
 def may_skip_torch(device: object, backend: object, denoise: float | None = None) -> bool:

@@ -165,3 +165,104 @@ def test_bad_inputs_are_clear_errors(cartoon):
         Upscaler("cartoon", device="cuda")
     with pytest.raises(SrFilterError, match="fp16 is not supported on the CPU"):
         Upscaler("cartoon", device="cpu", precision="fp16")
+
+
+# -- what a developer embedding the library runs into ------------------------------------------------
+
+
+def test_threads_sharing_an_upscaler_get_their_own_pictures():
+    """The default CPU backend (OpenVINO) has one inference request, read in place: threads take turns."""
+    import threading
+
+    up = Upscaler("sr-cartoon-x4", device="cpu")
+    rng = np.random.default_rng(1)
+    images = [rng.integers(0, 255, (16, 16, 3), dtype=np.uint8) for _ in range(2)]
+    want = [up.upscale(image) for image in images]
+    errors: list[str] = []
+
+    def work(i: int) -> None:
+        for _ in range(25):
+            try:
+                if not np.array_equal(up.upscale(images[i]), want[i]):
+                    errors.append(f"thread {i}: another picture")
+            except Exception as exc:  # noqa: BLE001 - collected for the assertion
+                errors.append(f"thread {i}: {exc}")
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert up.backend.name == "openvino" and errors == []
+
+
+def test_float_pixels_outside_zero_to_one_are_said_before_they_are_clipped(cartoon, caplog):
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="sr_filter"):
+        cartoon.upscale(np.full((8, 8, 3), 0.5, np.float32))
+    assert caplog.text == ""
+    with caplog.at_level(logging.WARNING, logger="sr_filter"):
+        cartoon.upscale(np.full((8, 8, 3), 200.0, np.float32))
+    assert "float pixels are taken as 0..1 and these go from 200 to 200" in caplog.text
+
+
+def test_colour_spaces_come_back_as_rgb_without_the_inputs_profile(cartoon):
+    from PIL import ImageCms
+
+    rgb = Image.new("RGB", (8, 8), (200, 30, 40))
+    lab = ImageCms.applyTransform(rgb, ImageCms.buildTransformFromOpenProfiles(
+        ImageCms.createProfile("sRGB"), ImageCms.createProfile("LAB"), "RGB", "LAB"))
+    for image in (lab, rgb.convert("HSV"), rgb.convert("YCbCr")):
+        out = cartoon.upscale(image)
+        assert out.mode == "RGB" and "icc_profile" not in out.info, image.mode
+        assert np.abs(np.asarray(out, np.int16)[4:-4, 4:-4] - (200, 30, 40)).max() < 12, image.mode
+
+
+def test_big_endian_samples_are_the_same_picture(cartoon):
+    data = np.random.default_rng(2).integers(0, 65535, (8, 8, 3)).astype(np.uint16)
+    assert np.array_equal(cartoon.upscale(data.astype(">u2")), cartoon.upscale(data))
+
+
+def test_wrong_arguments_are_the_librarys_own_errors_before_any_work(cartoon, tmp_path):
+    from sr_filter.errors import UnknownModelError, VideoFormatError
+    from sr_filter.video import upscale_frames
+
+    image = np.zeros((8, 8, 3), np.uint8)
+    with pytest.raises(SrFilterError, match="progress must be a function"):
+        cartoon.upscale(image, progress=5)
+    with pytest.raises(UnknownModelError, match="the model name is empty"):
+        Upscaler("")
+    with pytest.raises(VideoFormatError, match="src must be a file path"):
+        sr_filter.upscale_video(b"clip.mp4", tmp_path / "o.mp4", upscaler=cartoon)
+    (tmp_path / "keep.mp4").write_bytes(b"mine")
+    with pytest.raises(SrFilterError, match="overwrite must be True or False, not 'no'"):
+        sr_filter.upscale_video(tmp_path / "clip.mp4", tmp_path / "keep.mp4", upscaler=cartoon, overwrite="no")
+    assert (tmp_path / "keep.mp4").read_bytes() == b"mine"
+    with pytest.raises(SrFilterError, match="upscaler must be an sr_filter.Upscaler or a model name, not int"):
+        list(upscale_frames([image], 3))
+    with pytest.raises(SrFilterError, match="expected a numpy image array, got a PIL image; Upscaler.upscale takes"):
+        cartoon.upscale_batch([Image.new("RGB", (8, 8))] * 2)
+    for bad, message in ((np.zeros((1, 3, 0, 8), np.float32), "empty"), ([[1]], "got list"),
+                         (np.zeros((1, 3, 8, 8), np.uint8), "expected float values")):
+        with pytest.raises(SrFilterError, match=message):
+            cartoon.run(bad)
+
+
+def test_animations_take_a_model_name_and_check_quality(tmp_path):
+    from sr_filter.animation import upscale_animation  # the core, whose upscaler argument may be a name
+
+    frames = [Image.new("RGB", (8, 8), (40 * i, 0, 0)) for i in range(3)]
+    frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:], duration=50, loop=0)
+    with pytest.raises(SrFilterError, match="quality must be a whole number from 0 to 100, not 'high'"):
+        upscale_animation(tmp_path / "a.gif", tmp_path / "o.webp", "sr-cartoon-x4", quality="high")
+    result = upscale_animation(tmp_path / "a.gif", tmp_path / "o.webp", "sr-cartoon-x4", frames=(0, 2))
+    assert len(result.frames) == 2 and Image.open(tmp_path / "o.webp").size == (32, 32)
+
+
+def test_a_sixteen_bit_grey_picture_keeps_its_grey_through_the_animation_path(tmp_path):
+    from sr_filter.animation import upscale_animation
+
+    Image.fromarray(np.full((8, 8), 50000, np.uint16)).save(tmp_path / "g16.png")  # 194 of 255
+    result = upscale_animation(tmp_path / "g16.png", tmp_path / "o.png", "sr-cartoon-x4")
+    assert abs(int(np.median(result.frames[0][..., :3])) - 194) <= 3

@@ -253,7 +253,7 @@ def test_resume_continues_after_the_last_finished_segment(tmp_path, upscaler, mo
     clip = make_clip(tmp_path / "clip.mkv", frames=24, gop=6, vfr=True, audio=2, subtitles=True)
     target = tmp_path / "out.mkv"
     with pytest.raises(CancelledError):  # stopped after frame 15, as by Ctrl-C
-        upscale_video(clip, target, upscaler=upscaler, resume=True, progress=lambda done, total: done >= 15)
+        upscale_video(clip, target, upscaler=upscaler, resume=True, progress=lambda done, total: done < 15)
     assert not target.exists()
     parts = resume.finished(resume.parts_folder(target))
     assert [(a, b) for a, b, _ in parts] == [(0, 6), (6, 12)]  # the cut-short third segment is not kept

@@ -17,6 +17,7 @@ raises :class:`~sr_filter.errors.BackendError` instead of giving a wrong picture
 from __future__ import annotations
 
 import logging
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,9 @@ class OpenVinoBackend:
         self.precision = "bf16" if str(hint) == str(_ov_type("bf16")) else "fp32"
         self.fallbacks = 0  # windows re-run in fp32 because bf16 gave NaN/Inf
         self._request_fp32: Any = self._request if self.precision == "fp32" else None
+        #: one window at a time: a request (and the output buffer read in place) serves one call,
+        #: so threads sharing an Upscaler take turns instead of reading each other's pictures
+        self._lock = threading.Lock()
 
     @classmethod
     def from_model(
@@ -141,14 +145,15 @@ class OpenVinoBackend:
         the output and then a clamped copy, 16 MB each for a 256-pixel window at x4, fragmented the
         heap by about 100 MB at peak)."""
         array = np.ascontiguousarray(batch, dtype=np.float32)
-        out = _infer(self._request, array)
-        if self.precision != "fp32" and not bool(np.isfinite(out).all()):
-            self.fallbacks += 1
-            log.info("bf16 gave NaN/Inf on a window; re-running it in fp32")
-            if self._request_fp32 is None:
-                self._request_fp32 = _compile(self._core, self._ov_model, "fp32", self._threads).create_infer_request()
-            out = _infer(self._request_fp32, array)
-        return np.clip(out, 0, 1)
+        with self._lock:
+            out = _infer(self._request, array)
+            if self.precision != "fp32" and not bool(np.isfinite(out).all()):
+                self.fallbacks += 1
+                log.info("bf16 gave NaN/Inf on a window; re-running it in fp32")
+                if self._request_fp32 is None:
+                    self._request_fp32 = _compile(self._core, self._ov_model, "fp32", self._threads).create_infer_request()
+                out = _infer(self._request_fp32, array)
+            return np.clip(out, 0, 1)
 
 
 def _infer(request: Any, array: Any) -> np.ndarray:

@@ -29,10 +29,11 @@ def upscale_frames(frames: Iterable[Any], upscaler: Any, scale: float | None = N
     the same dtype out). ``batch`` frames at a time go through the network together
     (:meth:`~sr_filter.upscaler.Upscaler.upscale_batch`); memory stays at that many frames
     whatever the length."""
-    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-        from ..errors import SrFilterError
+    from ..upscaler import as_upscaler
+    from .batches import check_batch
 
-        raise SrFilterError(f"the number of frames per pass must be a whole number of at least 1, not {batch!r}")
+    batch = check_batch(batch)
+    upscaler = as_upscaler(upscaler)
     group: list[Any] = []
     for frame in frames:
         group.append(frame)

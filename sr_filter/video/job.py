@@ -56,10 +56,21 @@ def upscale_video(
     :class:`~sr_filter.upscaler.Upscaler`'s); ``batch`` is the number of frames that go through
     the network together (default :data:`~sr_filter.video.batches.FRAME_BATCH`); ``codec`` one of
     :data:`~sr_filter.video.encode.CODECS`; ``crf`` the encoder's quality number; ``frames`` a
-    ``"START:END"`` range. ``resume`` writes finished keyframe-aligned segments beside ``dst``
+    ``"START:END"`` range or a ``(start, end)`` pair. ``progress(frames_done, frames_expected)`` is
+    called after each frame; returning False cancels (as for images). ``resume`` writes finished keyframe-aligned segments beside ``dst``
     and, when run again after an interruption, continues after the last one. Streams the output container cannot hold are reported through
     ``notice`` (default: the log). Returns a summary: frames written, seconds, dropped streams.
     """
+    from ..upscaler import as_upscaler, check_callback, check_flag
+
+    for name, path in (("src", src), ("dst", dst)):
+        if not isinstance(path, (str, os.PathLike)):
+            raise VideoFormatError(f"{name} must be a file path (str or Path), not {type(path).__name__}")
+    overwrite, resume = check_flag("overwrite", overwrite), check_flag("resume", resume)
+    check_callback("progress", progress)
+    check_callback("notice", notice)
+    if upscaler is not None:
+        upscaler = as_upscaler(upscaler)
     src, dst = Path(src), Path(dst)
     muxer = encode.container_for(dst)
     start, end = parse_range(frames)
@@ -130,7 +141,7 @@ def _write(container, src: Path, dst: Path, muxer: str, family: str, info: sourc
             if isinstance(item, source.Frame):
                 _encode_frame(item, state, tmp, muxer, family, info, container, size, crf, notice)
                 state["frames"] += 1
-                if progress is not None and progress(state["frames"], expected):
+                if progress is not None and progress(state["frames"], expected) is False:
                     from ..errors import CancelledError
 
                     raise CancelledError("stopped by the progress callback; nothing was written")

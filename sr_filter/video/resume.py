@@ -111,7 +111,7 @@ class _SegmentWriter:
                     self.output.path = path
                 self.output.add(item)
                 self.next = item.index + 1
-                if self.progress is not None and self.progress(self.next, self.total):
+                if self.progress is not None and self.progress(self.next, self.total) is False:
                     from ..errors import CancelledError
 
                     raise CancelledError("stopped by the progress callback; finished segments are kept for resuming")
