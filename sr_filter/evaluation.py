@@ -204,7 +204,8 @@ def evaluate_folder(upscale: UpscaleFn, folder: Path, scale: int, name: str | No
 _SSIM_WINDOW = 11
 
 
-def check_measurable(name: str, shape: tuple[int, int], scale: int, hr_scale: float = 1.0) -> None:
+def check_measurable(name: str, shape: tuple[int, int], scale: int, hr_scale: float = 1.0,
+                     advice: str | None = None) -> None:
     """EvaluationError for a ground truth too small to measure at ``scale`` (after ``hr_scale``
     and the crop to a multiple of the scale): SSIM's 11 px window must fit inside the shaved border."""
     height, width = ((math.ceil(n * hr_scale) if hr_scale != 1 else n) // scale * scale for n in shape)  # as imresize, modcrop
@@ -213,7 +214,7 @@ def check_measurable(name: str, shape: tuple[int, int], scale: int, hr_scale: fl
         raise EvaluationError(
             f"{name} is {width}x{height} pixels as measured at x{scale}; measuring needs at least {need} on each side "
             f"(SSIM's {_SSIM_WINDOW} px window inside the {scale} px border that is left out); "
-            "leave it out with --include" + (" or use a larger --hr-scale" if hr_scale < 1 else ""))
+            + (advice or "leave it out with --include" + (" or use a larger --hr-scale" if hr_scale < 1 else "")))
 
 
 def evaluate(upscale: UpscaleFn, folders: Iterable[Path], scale: int, model_name: str = "model") -> EvalReport:

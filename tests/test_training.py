@@ -450,3 +450,92 @@ def test_learning_rate_and_ema_decay_follow_the_iteration_alone():
     expected = 0.9 * average.weight.detach() + 0.1 * model.weight.detach()
     update_ema(average, model, 0.9)
     assert torch.allclose(average.weight, expected)
+
+
+# -- what a user training their own model runs into ---------------------------------------------------
+
+
+@pytest.mark.parametrize("over, message", [
+    ({"optim": {"iterations": "10"}}, "[optim] iterations must be a whole number, not '10'"),
+    ({"optim": {"iterations": 10.5}}, "[optim] iterations must be a whole number, not 10.5"),
+    ({"data": {"train_dirs": "T91"}}, "[data] train_dirs must be a list of strings"),
+    ({"data": {"degradation": {"jpeg_quality": 50}}}, "jpeg_quality must be a list of two whole numbers"),
+    ({"data": {"degradation": {"blur_prob": 2.0}}}, "blur_prob is a probability from 0 to 1"),
+    ({"data": {"degradation": {"jpeg_quality": [0, 200]}}}, "jpeg_quality is a range [low, high] with 1 <= low"),
+    ({"data": {"rescale": []}}, "[data] rescale lists downscaling factors in (0, 1]"),
+    ({"optim": {"lr": -1.0}}, "[optim] needs lr > 0"),
+    ({"optim": {"betas": [0.9]}}, "[optim] betas must be a list of two numbers"),
+    ({"log_every": 0}, "log_every must be at least 1"),
+    ({"val": {"every": 0}}, "[val] every must be at least 1"),
+    ({"name": "../../escape"}, "must be a folder name inside out_dir"),
+    ({"name": ""}, "must be a folder name inside out_dir"),
+    ({"loss": {"l1": 0.0}}, "at least one of l1, mse, perceptual, texture and adversarial above 0"),
+    ({"loss": {"perceptual_net": "vgg16"}}, "perceptual_net must be vgg19 or resnet50"),
+    ({"model": {"settings": "num_feat=8"}}, "[model] settings must be a table"),
+])
+def test_a_setting_of_the_wrong_type_or_range_is_named(image_folder, tmp_path, over, message):
+    with pytest.raises(ConfigError) as info:
+        _config(image_folder, tmp_path, **over)
+    assert message in str(info.value)
+
+
+def test_settings_an_architecture_refuses_are_one_line(image_folder, tmp_path):
+    cfg = _config(image_folder, tmp_path, model={"arch": "srvgg", "settings": {"num_feat": 8, "num_conv": 1, "act_type": "gelu"}})
+    with pytest.raises(SrFilterError, match="bad settings for architecture 'srvgg'"):
+        Trainer(cfg, log=lambda _: None)
+
+
+def test_validation_settings_are_checked_before_any_training(image_folder, tmp_path):
+    for val, message in (({"include": ["nomatch*"]}, "matches 'nomatch*'"),
+                         ({"hr_scale": 0.05}, "use a larger [val] hr_scale")):
+        with pytest.raises(ConfigError) as info:
+            Trainer(_config(image_folder, tmp_path, val=val), log=lambda _: None)
+        assert str(info.value).startswith("[val] ") and message in str(info.value)
+    assert not (tmp_path / "t").exists()
+
+
+def test_an_exclude_pattern_that_matches_nothing_is_refused(image_folder, tmp_path):
+    with pytest.raises(DataError, match=r"exclude 'typo_\*' matches no training image"):
+        Trainer(_config(image_folder, tmp_path, data={"exclude": ["typo_*"]}), log=lambda _: None)
+
+
+def test_one_training_per_run_folder_fresh_starts_clean_and_a_time_limit_says_so(image_folder, tmp_path):
+    from sr_filter.cachelock import CacheLock
+
+    said: list[str] = []
+    Trainer(_config(image_folder, tmp_path, checkpoint_every=2), log=said.append).run()
+    assert (tmp_path / "t" / "iter_0000006.pt").is_file() and said[-1].startswith("done at iteration 6")
+    with CacheLock(tmp_path / "t" / "training", timeout=0):
+        with pytest.raises(ConfigError, match="is being trained by another process"):
+            Trainer(_config(image_folder, tmp_path), log=said.append).run()
+    Trainer(_config(image_folder, tmp_path, optim={"iterations": 4}, checkpoint_every=4), log=said.append).run(resume=False)
+    assert sorted(p.name for p in (tmp_path / "t").glob("iter_*.pt")) == ["iter_0000004.pt"]  # the old run's are gone
+    Trainer(_config(image_folder, tmp_path, optim={"iterations": 10_000}), log=said.append).run(max_seconds=0.5)
+    assert said[-1].startswith("stopped at iteration ") and "of 10000 (time limit); run the same command again" in said[-1]
+
+
+def test_turning_ema_on_for_a_run_without_it_starts_from_its_weights(image_folder, tmp_path):
+    Trainer(_config(image_folder, tmp_path, ema=0.0, val={"dirs": []}), log=lambda _: None).run()
+    said: list[str] = []
+    trainer = Trainer(_config(image_folder, tmp_path, ema=0.999, optim={"iterations": 6}, val={"dirs": []}), log=said.append)
+    trainer.run()
+    assert any("the EMA starts from the resumed weights" in line for line in said)
+    for a, b in zip(trainer.ema.state_dict().values(), trainer.model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_a_time_limit_under_torchrun_stops_every_rank_at_the_same_step(image_folder, tmp_path):
+    cfg = _write_toml(tmp_path / "ddp.toml", "ddp", tmp_path, image_folder,
+                      'arch = "edsr"\nsettings = { num_feat = 8, num_block = 1, upsampler = "subpixel" }')
+    cfg.write_text(cfg.read_text().replace("iterations = 2", "iterations = 100000"))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                             "-m", "sr_filter", "train", str(cfg), "--max-minutes", "0.03"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+        proc.communicate()
+        pytest.fail("the ranks did not stop together within 120 s")
+    assert proc.returncode == 0 and "stopped at iteration" in out, err[-2000:]

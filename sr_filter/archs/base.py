@@ -14,7 +14,7 @@ from typing import Callable, Mapping
 import torch
 from torch import nn
 
-from ..errors import WeightsFormatError
+from ..errors import WeightsFormatError, first_line
 from ..facts import Facts
 
 StateDict = Mapping[str, torch.Tensor]
@@ -50,8 +50,8 @@ class Arch:
     def build(self, params: Mapping) -> nn.Module:
         try:
             return self.network(**params)
-        except TypeError as exc:
-            raise WeightsFormatError(f"bad settings for architecture {self.name!r}: {exc}") from None
+        except (TypeError, ValueError, RuntimeError, KeyError, AssertionError) as exc:  # what constructors raise
+            raise WeightsFormatError(f"bad settings for architecture {self.name!r}: {first_line(exc) or type(exc).__name__}") from None
 
     def facts(self, params: Mapping) -> Facts:
         """The resolved facts of this family built with ``params``."""

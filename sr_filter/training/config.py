@@ -7,6 +7,7 @@ resolved against the config file's folder so that a config runs from any working
 from __future__ import annotations
 
 import dataclasses
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -173,11 +174,41 @@ def _build(cls: type, data: dict, where: str) -> Any:
         default = getattr(cls(), key) if key in fields else None
         if dataclasses.is_dataclass(default):
             kwargs[key] = _build(type(default), value, f"{where}.{key}" if where else key)
-        elif isinstance(value, list):
-            kwargs[key] = tuple(value)
         else:
-            kwargs[key] = value
+            kwargs[key] = _typed(value, default, str(fields[key].type), f"[{where}] {key}" if where else key)
     return cls(**kwargs)
+
+
+_TYPE_NAMES = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}
+
+
+def _typed(value: Any, default: Any, annotation: str, name: str) -> Any:
+    """``value`` as the type of the setting's default (a list becomes a tuple of the annotated item
+    type), or a ConfigError that says what is expected: ``iterations = "10"`` is not a number, and a
+    string where a list belongs would otherwise be taken letter by letter."""
+    if isinstance(default, tuple):
+        item = re.match(r"tuple\[(\w+)", annotation)
+        kind = {"int": int, "float": float, "str": str}.get(item.group(1) if item else "", str)
+        pair = ", ..." not in annotation and annotation.count(",") == 1
+        if not isinstance(value, list) or (pair and len(value) != 2):
+            raise ConfigError(f"{name} must be a list {'of two ' if pair else 'of '}{_plural(kind)}, e.g. "
+                              f"{list(default) if default else ['...']}, not {value!r}")
+        return tuple(_typed(v, kind(), "", f"{name}'s item") for v in value)
+    if isinstance(default, dict):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{name} must be a table, e.g. {{ num_feat = 64 }}, not {value!r}")
+        return value
+    kind = type(default)
+    ok = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not ok:
+        raise ConfigError(f"{name} must be {_TYPE_NAMES.get(kind, kind.__name__)}, not {value!r}")
+    return value
+
+
+def _plural(kind: type) -> str:
+    return {int: "whole numbers", float: "numbers", str: "strings"}[kind]
 
 
 def config_from_dict(data: dict, base: Path | None = None) -> TrainConfig:
@@ -240,3 +271,46 @@ def _validate(cfg: TrainConfig) -> None:
         raise ConfigError("[data] lineart is the share of synthetic line-art patches, from 0 to 1")
     if cfg.data.degradation.resize not in ("matlab_bicubic", "bilinear", "area", "random"):
         raise ConfigError("[data.degradation] resize must be matlab_bicubic, bilinear, area or random")
+    _validate_ranges(cfg)
+
+
+def _validate_ranges(cfg: TrainConfig) -> None:
+    """Values that would run but mean nothing (a probability of 2) or fail deep inside (every = 0)."""
+    name = cfg.name.strip()
+    if not name or name in (".", "..") or "/" in name or "\\" in name:
+        raise ConfigError(f"name {cfg.name!r} must be a folder name inside out_dir, without / or \\")
+    for key in ("log_every", "checkpoint_every"):
+        if getattr(cfg, key) < 1:
+            raise ConfigError(f"{key} must be at least 1")
+    if cfg.val.every < 1 or cfg.val.limit < 0:
+        raise ConfigError("[val] every must be at least 1 and limit at least 0 (0: every image)")
+    if cfg.seed < 0 or cfg.threads < 0 or cfg.checkpoint_seconds < 0:
+        raise ConfigError("seed, threads and checkpoint_seconds must be 0 or more")
+    o = cfg.optim
+    if not o.lr > 0 or o.min_lr < 0 or o.weight_decay < 0 or o.warmup < 0 or o.grad_clip < 0 or not o.gamma > 0:
+        raise ConfigError("[optim] needs lr > 0, gamma > 0, and min_lr, weight_decay, warmup and grad_clip of 0 or more")
+    if not all(0 <= b < 1 for b in o.betas) or any(m < 1 for m in o.milestones):
+        raise ConfigError("[optim] betas must be in [0, 1) (e.g. [0.9, 0.99]) and milestones at least 1")
+    d = cfg.data
+    if not d.rescale or not all(0 < f <= 1 for f in d.rescale):
+        raise ConfigError("[data] rescale lists downscaling factors in (0, 1], e.g. [1.0, 0.7, 0.5]")
+    g = d.degradation
+    for key in ("blur_prob", "noise_prob", "jpeg_prob", "video_prob"):
+        if not 0 <= getattr(g, key) <= 1:
+            raise ConfigError(f"[data.degradation] {key} is a probability from 0 to 1, not {getattr(g, key)}")
+    for key, low, high in (("blur_sigma", 0, None), ("noise_sigma", 0, None), ("jpeg_quality", 1, 100),
+                           ("video_quality", 1, 100)):
+        a, b = getattr(g, key)
+        if a > b or a < low or (high is not None and b > high):
+            raise ConfigError(f"[data.degradation] {key} is a range [low, high] with {low} <= low <= high"
+                              + (f" <= {high}" if high else "") + f", not [{a}, {b}]")
+    loss = cfg.loss
+    weights = {k: getattr(loss, k) for k in ("l1", "mse", "perceptual", "texture", "adversarial")}
+    if any(w < 0 for w in weights.values()) or not any(w > 0 for w in weights.values()):
+        raise ConfigError("[loss] weights must be 0 or more, and at least one of l1, mse, perceptual, texture and "
+                          "adversarial above 0")
+    if loss.perceptual_net not in ("vgg19", "resnet50"):
+        raise ConfigError(f"[loss] perceptual_net must be vgg19 or resnet50, not {loss.perceptual_net!r}")
+    if not loss.critic_lr > 0 or min(loss.critic_feat, loss.critic_depth, loss.critic_steps, loss.texture_patch) < 1:
+        raise ConfigError("[loss] critic_lr must be above 0, and critic_feat, critic_depth, critic_steps and "
+                          "texture_patch at least 1")

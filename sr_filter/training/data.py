@@ -8,6 +8,7 @@ about the sampler has to be saved in checkpoints.
 
 from __future__ import annotations
 
+import fnmatch
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import numpy as np
 import torch
 
 from ..errors import SrFilterError
-from ..datasets import read_rgb, select_images
+from ..datasets import list_images, read_rgb, select_images
 from ..imageops import imresize, modcrop
 from .config import DataConfig, DegradationConfig
 
@@ -60,11 +61,17 @@ class PatchSampler:
         s, hr_patch = cfg.scale, cfg.patch * cfg.scale
         self.images: list[_Image] = []
         files: list[Path] = []
+        everything: list[Path] = []
         for folder in cfg.train_dirs:
             try:
                 files += select_images(Path(folder), exclude=cfg.exclude)
+                everything += list_images(Path(folder))
             except SrFilterError as exc:
                 raise DataError(f"training data: {exc}") from None
+        unused = [p for p in cfg.exclude if not any(fnmatch.fnmatch(f.name, p) for f in everything)]
+        if unused:  # a typo in a held-out pattern would train on the held-out images
+            raise DataError(f"[data] exclude {unused[0]!r} matches no training image; check the pattern "
+                            "(it matches whole file names, e.g. 'src_*')")
         # on-the-fly degradations blur before downscaling: keep a margin so the patch has context
         self.margin = 0 if self.plain else 2 * s
         for path in files:

@@ -21,9 +21,10 @@ import torch
 from torch import nn
 
 from ..archs import get_arch
+from ..cachelock import CacheLock, LockTimeout
 from ..device import device_for_rank
-from ..errors import SrFilterError
-from .config import TrainConfig
+from ..errors import SrFilterError, first_line
+from .config import ConfigError, TrainConfig
 from .data import PatchSampler
 from .losses import GeneratorLoss
 from .schedule import ema_decay, learning_rate, update_ema
@@ -85,7 +86,10 @@ class Trainer:
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(params, lr=cfg.optim.lr, betas=cfg.optim.betas,
                                           weight_decay=cfg.optim.weight_decay)
-        self.loss = GeneratorLoss(cfg.loss).to(self.device)
+        try:
+            self.loss = GeneratorLoss(cfg.loss).to(self.device)
+        except (ValueError, KeyError) as exc:  # an unknown feature layer, say
+            raise ConfigError(f"[loss] {first_line(exc)}") from None
         self.critic: nn.Module | None = None
         self.critic_opt: torch.optim.Optimizer | None = None
         if cfg.loss.adversarial > 0:
@@ -104,6 +108,28 @@ class Trainer:
         self.iteration = 0
         self.run_dir = cfg.run_dir
         self.history: list[dict] = []
+        self._check_validation()
+
+    def _check_validation(self) -> None:
+        """Every validation folder and image can be measured: said now, not after the first
+        ``val.every`` iterations of training (which a failed validation would lose)."""
+        from PIL import Image
+
+        from ..datasets import select_images
+        from ..evaluation import check_measurable
+
+        for folder in self.cfg.val.dirs:
+            try:
+                paths = select_images(Path(folder), self.cfg.val.include)[: self.cfg.val.limit or None]
+                for path in paths:
+                    with Image.open(path) as image:
+                        size = (image.height, image.width)
+                    check_measurable(path.name, size, self.cfg.data.scale, self.cfg.val.hr_scale,
+                                     advice="leave it out with [val] include, or use a larger [val] hr_scale")
+            except (OSError, Image.DecompressionBombError) as exc:
+                raise ConfigError(f"[val] cannot read {folder}: {first_line(exc)}") from None
+            except SrFilterError as exc:
+                raise ConfigError(f"[val] {exc}") from None
 
     # ------------------------------------------------------------------ setup helpers
 
@@ -188,6 +214,9 @@ class Trainer:
             self.model.load_state_dict(state["model"])
             if self.ema is not None and state["ema"] is not None:
                 self.ema.load_state_dict(state["ema"])
+            elif self.ema is not None:  # EMA turned on for a run that had none: start from its weights
+                self.ema.load_state_dict(self.model.state_dict())
+                self.print("the checkpoint has no EMA weights; the EMA starts from the resumed weights")
             self.optimizer.load_state_dict(state["optimizer"])
             critic = self.critic
             if critic is not None and state["critic"] is not None:
@@ -290,6 +319,15 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
 
+    def _out_of_time(self, mine: bool) -> bool:
+        """Whether any rank's time is up: every rank stops at the same iteration, or the others
+        would wait in the next step's gradient exchange for ever."""
+        if self.world == 1:
+            return mine
+        flag = torch.tensor([1.0 if mine else 0.0], device=self.device)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        return bool(flag.item() > 0)
+
     def _log_line(self, entry: dict) -> None:
         self.history.append(entry)
         with open(self.run_dir / "log.jsonl", "a", encoding="utf-8") as f:
@@ -297,9 +335,28 @@ class Trainer:
 
     def run(self, resume: bool = True, max_seconds: float | None = None) -> Path:
         """Train to ``optim.iterations`` (or for ``max_seconds``); returns the exported model path."""
-        cfg = self.cfg
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        lock = None
+        if self.is_main:  # one training per run folder: two would write the same checkpoints and log
+            lock = CacheLock(self.run_dir / "training", timeout=0)
+            try:
+                lock.acquire()
+            except LockTimeout:
+                raise ConfigError(f"{self.run_dir} is being trained by another process; wait for it, or "
+                                  "give this config another name") from None
+        try:
+            return self._run(resume, max_seconds)
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _run(self, resume: bool, max_seconds: float | None) -> Path:
+        cfg = self.cfg
         latest = self.run_dir / "latest.pt"
+        if not resume and self.is_main:  # start over: the old run's files would mix with the new ones
+            for pattern in ("iter_*.pt", "latest.pt", "model.pth", "log.jsonl", "curves.png"):
+                for old in self.run_dir.glob(pattern):
+                    old.unlink()
         if resume and latest.exists():
             self.load_checkpoint(latest)
             self.print(f"resumed {latest} at iteration {self.iteration}")
@@ -334,12 +391,16 @@ class Trainer:
             if self.is_main and (due or timed):
                 self.save_checkpoint(keep=due)
                 last_ckpt = time.monotonic()
-            if max_seconds is not None and time.monotonic() - start >= max_seconds:
+            if max_seconds is not None and self._out_of_time(time.monotonic() - start >= max_seconds):
                 if self.is_main:
                     self.save_checkpoint()
                 break
         if self.is_main:
-            self.print(f"done at iteration {self.iteration}; model: {self.run_dir / 'model.pth'}")
+            if self.iteration < cfg.optim.iterations:
+                self.print(f"stopped at iteration {self.iteration} of {cfg.optim.iterations} (time limit); "
+                           f"run the same command again to continue; model so far: {self.run_dir / 'model.pth'}")
+            else:
+                self.print(f"done at iteration {self.iteration}; model: {self.run_dir / 'model.pth'}")
             if not self._plot():
                 self.print("matplotlib is not installed (pip install 'sr-filter[train]'): no curves.png")
         if self.world > 1:
