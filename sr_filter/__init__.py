@@ -107,9 +107,11 @@ def upscale_animation(
     backend: str = "auto",
     quality: int | None = None,
     overwrite: bool = False,
+    frames: str | tuple[int, int | None] | None = None,
     progress: Progress | None = None,
 ) -> Any:
-    """Upscale every frame of an animated GIF, WebP or APNG file ``src`` into ``dst``.
+    """Upscale every frame of an animated GIF, WebP or APNG file ``src`` into ``dst`` (``frames``:
+    only frames START to END-1, as ``"START:END"`` or ``(start, end)``).
 
     The format comes from ``dst``'s suffix (``.gif``, ``.webp``, ``.png``, ``.apng``); durations,
     loop count and disposal are kept, and ``dst`` appears whole or not at all (an existing file
@@ -125,7 +127,7 @@ def upscale_animation(
 
         upscaler = Upscaler(model if model is not None else preset, device=device, precision=precision, tile=tile,
                             offline=offline, backend=backend)
-    return upscale_frames_of(src, dst, upscaler, scale=scale, quality=quality, overwrite=overwrite,
+    return upscale_frames_of(src, dst, upscaler, scale=scale, quality=quality, overwrite=overwrite, frames=frames,
                             progress=progress)
 
 

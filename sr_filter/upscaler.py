@@ -360,8 +360,11 @@ class Upscaler:
             out = self._window(batch.reshape(k * nc // per_frame, per_frame, h, w))
             return out.reshape(k, nc, *out.shape[-2:])
 
-        run_tiled(window, x, self.scale, tile=self._tile_for(*x.shape[-2:], frames=len(arrays)), context=facts.context,
-                  band=facts.blend, batch=self.batch, multiple=facts.multiple, progress=progress, out=sink)
+        frames = len(arrays)
+        # the tiler counts one plane's pixels; the frames go through side by side, so each counts N times
+        counted = None if progress is None else (lambda done, total: progress(done * frames, total * frames))
+        run_tiled(window, x, self.scale, tile=self._tile_for(*x.shape[-2:], frames=frames), context=facts.context,
+                  band=facts.blend, batch=self.batch, multiple=facts.multiple, progress=counted, out=sink)
         return results
 
     def check_scale(self, scale: object) -> float:

@@ -258,6 +258,8 @@ def test_animations_take_a_model_name_and_check_quality(tmp_path):
         upscale_animation(tmp_path / "a.gif", tmp_path / "o.webp", "sr-cartoon-x4", quality="high")
     result = upscale_animation(tmp_path / "a.gif", tmp_path / "o.webp", "sr-cartoon-x4", frames=(0, 2))
     assert len(result.frames) == 2 and Image.open(tmp_path / "o.webp").size == (32, 32)
+    top = sr_filter.upscale_animation(tmp_path / "a.gif", tmp_path / "t.gif", model="sr-cartoon-x4", frames="1:")
+    assert len(top.frames) == 2
 
 
 def test_a_sixteen_bit_grey_picture_keeps_its_grey_through_the_animation_path(tmp_path):

@@ -57,7 +57,7 @@ def test_batch_of_grey_frames_and_progress():
     assert {shape[0] for shape in up.backend.shapes} == {2}
     for frame, out in zip(frames, batched):
         assert out.shape == (96, 160) and np.array_equal(out, up.upscale_array(frame))
-    assert seen[-1] == (40 * 24, 40 * 24) and [d for d, _ in seen] == sorted(d for d, _ in seen)
+    assert seen[-1] == (2 * 40 * 24, 2 * 40 * 24) and [d for d, _ in seen] == sorted(d for d, _ in seen)  # over all the frames
 
 
 def test_frames_that_cannot_share_a_pass_run_one_by_one():
