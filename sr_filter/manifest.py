@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -186,9 +187,11 @@ def load_manifest(path: str | Path | None = None) -> Manifest:
     """The packaged manifest, or one from ``path``."""
     if path is None:
         return _packaged_manifest()
+    if not isinstance(path, (str, os.PathLike)):
+        raise ManifestError(f"the manifest path must be a str or Path, not {type(path).__name__}")
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ManifestError(f"cannot read manifest {path}: {exc}") from None
     return parse_manifest(data)
 

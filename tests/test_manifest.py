@@ -118,3 +118,14 @@ def test_file_names_must_be_plain_names(file):
 def test_packaged_paths_stay_inside_the_package(packaged):
     with pytest.raises(ManifestError, match="inside the package"):
         parse_manifest(_minimal(packaged=packaged))
+
+
+def test_a_manifest_path_of_another_type_or_encoding_is_one_line(tmp_path):
+    from sr_filter import load_manifest
+    from sr_filter.errors import ManifestError
+
+    with pytest.raises(ManifestError, match="must be a str or Path, not int"):
+        load_manifest(5)
+    (tmp_path / "m.json").write_bytes(b"\xff\xfe{")
+    with pytest.raises(ManifestError, match="cannot read manifest"):
+        load_manifest(tmp_path / "m.json")

@@ -520,6 +520,7 @@ def test_turning_ema_on_for_a_run_without_it_starts_from_its_weights(image_folde
     trainer = Trainer(_config(image_folder, tmp_path, ema=0.999, optim={"iterations": 6}, val={"dirs": []}), log=said.append)
     trainer.run()
     assert any("the EMA starts from the resumed weights" in line for line in said)
+    assert any(line.startswith("settings changed since the run began") and "ema: 0.0 -> 0.999" in line for line in said)
     for a, b in zip(trainer.ema.state_dict().values(), trainer.model.state_dict().values()):
         assert torch.equal(a, b)
 

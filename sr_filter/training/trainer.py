@@ -360,6 +360,9 @@ class Trainer:
         if resume and latest.exists():
             self.load_checkpoint(latest)
             self.print(f"resumed {latest} at iteration {self.iteration}")
+            changed = _changed_settings(self.run_dir / "config.json", cfg.to_dict())
+            if changed and self.is_main:
+                self.print("settings changed since the run began (the resumed run uses the new ones): " + "; ".join(changed))
         if self.is_main:
             (self.run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
             # the log file is rewritten from the checkpoint's history, so steps after it disappear
@@ -408,6 +411,30 @@ class Trainer:
             if self._owns_process_group:
                 torch.distributed.destroy_process_group()
         return self.run_dir / "model.pth"
+
+
+#: settings that may change between the parts of a run without changing what it trains
+_BOOKKEEPING = {"source", "out_dir", "threads", "log_every", "plot", "checkpoint_every", "checkpoint_seconds",
+                "optim.iterations"}
+
+
+def _changed_settings(path: Path, new: dict) -> list[str]:
+    """``key: old -> new`` for each training setting that differs from the run's saved config."""
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+
+    def flat(d: dict, prefix: str = "") -> dict:
+        out = {}
+        for k, v in d.items():
+            key = f"{prefix}{k}"
+            out.update(flat(v, key + ".") if isinstance(v, dict) and k != "settings" else {key: v})
+        return out
+
+    a, b = flat(old), flat(json.loads(json.dumps(new)))  # tuples as lists, as saved
+    return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b))
+            if k not in _BOOKKEEPING and not k.startswith("val.") and a.get(k) != b.get(k)]
 
 
 def train(cfg: TrainConfig, resume: bool = True, max_seconds: float | None = None) -> Path:
