@@ -214,7 +214,10 @@ def pil_to_array(image: Image.Image, meta: ImageMeta | None = None) -> tuple[np.
     elif mode.startswith("I;16"):
         return np.asarray(image).astype(np.uint16), mode
     elif mode == "I":
-        return np.clip(np.asarray(image), 0, 65535).astype(np.uint16), mode
+        values = np.asarray(image)
+        if values.size and (values.min() < 0 or values.max() > 65535):
+            log.warning("32-bit integer pixels go from %d to %d: clipped to 0..65535 (16 bits)", values.min(), values.max())
+        return np.clip(values, 0, 65535).astype(np.uint16), mode
     elif mode == "F":
         return np.asarray(image, dtype=np.float32), mode
     elif mode == "La":

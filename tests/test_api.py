@@ -268,3 +268,13 @@ def test_a_sixteen_bit_grey_picture_keeps_its_grey_through_the_animation_path(tm
     Image.fromarray(np.full((8, 8), 50000, np.uint16)).save(tmp_path / "g16.png")  # 194 of 255
     result = upscale_animation(tmp_path / "g16.png", tmp_path / "o.png", "sr-cartoon-x4")
     assert abs(int(np.median(result.frames[0][..., :3])) - 194) <= 3
+
+
+def test_32_bit_integer_pictures_outside_16_bits_are_said(cartoon, caplog):
+    import logging
+
+    image = Image.fromarray(np.array([[-100000, 200000], [0, 65535]] * 4, dtype=np.int32).repeat(4, 1))
+    assert image.mode == "I"
+    with caplog.at_level(logging.WARNING, logger="sr_filter"):
+        out = cartoon.upscale(image)
+    assert out.mode == "I;16" and "go from -100000 to 200000: clipped to 0..65535" in caplog.text
