@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from .errors import DownloadError, DownloadSettingError, NetworkUnavailableError, UnknownModelError, WeightsFormatError, mismatch_detail
+from .errors import DownloadError, DownloadSettingError, NetworkUnavailableError, OfflineError, UnknownModelError, WeightsFormatError, mismatch_detail
 from .facts import Facts
 from .manifest import Manifest, ModelEntry, load_manifest
 from .weights import fetch
@@ -197,9 +197,11 @@ def resolve(spec: str | None = None, *, offline: bool | None = None, manifest: M
 
 def _fallback_message(used: ModelEntry, wanted: ModelEntry, why: DownloadError) -> str:
     """The one warning line that says which model runs instead of the preferred one, and why."""
+    kind = "the built-in model" if used.packaged else "the cached model"
     if isinstance(why, NetworkUnavailableError):
-        kind = "the built-in model" if used.packaged else "the cached model"
         return f"no network: using {kind} {used.name} instead of {wanted.name} ({why.reason or why})"
+    if isinstance(why, OfflineError):  # chosen by the user: said in one short line, as for no network
+        return f"offline: using {kind} {used.name} instead of {wanted.name} (not downloaded yet)"
     return f"using {used.id} instead of {wanted.id}, which could not be fetched: {why}"
 
 

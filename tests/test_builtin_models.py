@@ -39,7 +39,7 @@ def test_face_preset_runs_the_built_in_face_model_offline(caplog):
     with caplog.at_level(logging.WARNING):
         up = Upscaler("face", device="cpu", offline=True)
     assert up.name == "sr-face-x4@1"
-    assert "using sr-face-x4@1 instead of RealESRGAN_x4plus@1" in caplog.text
+    assert "offline: using the built-in model sr-face-x4 instead of RealESRGAN_x4plus" in caplog.text
     img = np.random.default_rng(0).integers(0, 256, (24, 20, 3), dtype=np.uint8)
     np.testing.assert_array_equal(up.upscale(img), Upscaler("sr-face-x4", device="cpu").upscale(img))
 

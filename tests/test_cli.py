@@ -81,7 +81,8 @@ def test_offline_photo_preset_uses_the_built_in_model_and_says_so(small_png):
     done = run(small_png, "--offline", "-o", small_png.with_name("offline.png"))
     assert done.returncode == 0, done.stderr
     err = done.stderr.decode()
-    assert "using sr-photo-x4@1 instead of realesr-general-x4v3@1" in err and "downloads are off" in err
+    notice = "sr-filter: offline: using the built-in model sr-photo-x4 instead of realesr-general-x4v3 (not downloaded yet)"
+    assert err.splitlines()[0] == notice and len(err.splitlines()[0]) < 120, err  # one short line, as for no network
     assert Image.open(small_png.with_name("offline.png")).size == (256, 192)
 
 

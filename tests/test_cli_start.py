@@ -321,3 +321,12 @@ def test_devices_and_fifos_are_written_through_never_replaced(tmp_path):
     assert done.returncode == 0, done.stderr
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and received and received[0].startswith(b"\x89PNG")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "null", "pipe"]
+
+
+def test_a_bare_command_prints_the_help_as_help_does():
+    bare = subprocess.run([sys.executable, "-m", "sr_filter"], capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=120)
+    helped = subprocess.run([sys.executable, "-m", "sr_filter", "--help"], capture_output=True, text=True,
+                            env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=120)
+    assert bare.returncode == 0 and bare.stderr == "" and bare.stdout.startswith("Usage: sr-filter")
+    assert bare.stdout.strip() == helped.stdout.strip()

@@ -120,6 +120,9 @@ def main(argv: list[str] | None = None) -> None:
         code = cli.main(args=args, prog_name="sr-filter", standalone_mode=False)
     except click.exceptions.Abort:
         _fail("interrupted", 130)
+    except click.exceptions.NoArgsIsHelpError as exc:  # a bare `sr-filter`: the help, as --help gives it
+        click.echo(exc.format_message())
+        sys.exit(0)
     except click.UsageError as exc:
         _fail(exc.format_message(), 2)
     except click.ClickException as exc:

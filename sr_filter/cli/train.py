@@ -20,5 +20,4 @@ def train_cmd(config: Path, fresh: bool, max_minutes: float | None) -> None:
     """
     from ..training import load_config, train
 
-    path = train(load_config(config), resume=not fresh, max_seconds=max_minutes * 60 if max_minutes else None)
-    click.echo(f"model: {path}")
+    train(load_config(config), resume=not fresh, max_seconds=max_minutes * 60 if max_minutes else None)  # says where the model is

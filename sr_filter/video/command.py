@@ -100,7 +100,8 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
         except OSError as exc:
             raise VideoFormatError(f"cannot create output folder {target}: {exc.strerror}") from None
     if output == "-":
-        raise click.UsageError("a video cannot be written to standard output; use -o FILE, or --format y4m for a frame stream")
+        raise click.UsageError("a video cannot be written to standard output; use -o FILE (frame streams in y4m come "
+                               "from standard input: ffmpeg -i clip.mp4 -f yuv4mpegpipe - | sr-filter - -o - --format y4m)")
     to_video = target is not None and not target.is_dir() and target.suffix.lower() in VIDEO_SUFFIXES
     if to_video and source.suffix.lower() == ".webp":
         raise VideoFormatError(f"{source}: an animated WebP can be written as .gif, .webp or .png, not as a video "
