@@ -34,3 +34,12 @@ def interrupts_held() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
     if pending:
         raise KeyboardInterrupt
+
+
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP arrived (the CLI's handlers raise it): unwinds like Ctrl-C so every
+    ``finally`` removes its temporary files, and the CLI exits 128 + ``signum``."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum

@@ -273,3 +273,42 @@ def test_the_sweep_removes_only_stopped_workers_temporaries(tmp_path):
     left = sorted(p.name for p in tmp_path.iterdir())
     assert removed == 2 and f"{atomic.temp_prefix(dead)}abc.tmp" not in left and ".a.png.0123.tmp" not in left
     assert f"{atomic.temp_prefix(live)}def.tmp" in left and "b.png" in left
+
+
+def test_sigterm_stops_the_driver_as_on_one_machine_and_a_rerun_finishes(cluster, tmp_path):
+    """Ray's own SIGTERM handler would end the driver without its clean-up (exit 15, no line)."""
+    big = tmp_path / "in"
+    big.mkdir()
+    rng = np.random.default_rng(2)
+    for i in range(24):
+        Image.fromarray(rng.integers(0, 256, (160, 160, 3), dtype=np.uint8)).save(big / f"f{i:02d}.png")
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "sr_filter", str(big), "-o", str(out), *MODEL, "--cluster", cluster],
+                            stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not any(out.glob("*.png")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143 and "stopped by SIGTERM" in err and "Traceback" not in err, err
+    assert all(p.suffix == ".png" for p in out.iterdir())  # no temporary file left
+
+
+def test_a_relative_weights_file_suffix_and_a_file_name_as_output(cluster, collection, tmp_path):
+    """The workers run in another folder: a weights file named relative to this one must still be
+    found. Options the cluster cannot honour are refused instead of ignored."""
+    src, _ = collection
+    (tmp_path / "my.pth").write_bytes((ROOT / "sr_filter" / "builtin" / "sr-cartoon-x4.pth").read_bytes())
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "sr_filter", *map(str, args)], capture_output=True, text=True,
+                              env=env, cwd=tmp_path, timeout=300)
+
+    done = run(src, "-o", "out", "-m", "my.pth", "-t", "32", "-d", "cpu", "--cluster", cluster)
+    assert done.returncode == 0, done.stderr
+    for args, message in ((("--suffix", "_big"), "leave out --suffix"), (("-o", "one.png"), "names a file; give -o FOLDER/")):
+        refused = run(src, *(args if args[0] == "-o" else ("-o", "out2", *args)), "-m", "my.pth", "--cluster", cluster)
+        assert refused.returncode == 2 and message in refused.stderr, refused.stderr
+    assert not (tmp_path / "one.png").exists() and not (tmp_path / "out2").exists()

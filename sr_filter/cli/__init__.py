@@ -18,6 +18,7 @@ import click
 
 from .. import __version__
 from ..errors import SrFilterError
+from ..interrupts import Terminated
 from .messages import one_line
 from .options import configure_logging
 
@@ -31,14 +32,6 @@ COMMANDS = {
     "export": "sr_filter.cli.export:export_cmd",
 }
 DEFAULT_COMMAND = "upscale"
-
-
-class Terminated(BaseException):
-    """SIGTERM or SIGHUP arrived: unwinds like Ctrl-C so every ``finally`` removes its temporary files."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
 
 
 class DefaultGroup(click.Group):

@@ -86,6 +86,8 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
     device, precision = _device_and_precision(device, gpu, precision, fp32)
     if scale is not None and (width or height):
         raise click.UsageError("give either --scale or --width/--height, not both")
+    if cluster is not None:
+        model = _cluster_model(model)
     if cluster is not None and wants_video(list(inputs), fmt, output):  # one video's segments spread over a cluster
         from ..cluster.command import run_video_on_cluster
         from ..video.command import scale_to_fit
@@ -110,6 +112,14 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
         raise click.BadParameter(f"{fmt!r} is not one of {FORMAT_NAMES.replace('|', ', ')}", param_hint="'--format'")
     if cluster is not None:  # the driver loads no model: sr_filter.cluster lists, schedules and reports
         from ..cluster.command import run_on_cluster
+
+        if suffix is not None:
+            raise click.UsageError("--cluster keeps file names in the output folder; leave out --suffix")
+        if output and Path(output).suffix and not output.endswith(("/", os.sep)) and not Path(output).is_dir():
+            from ..imageio import IMAGE_SUFFIXES  # only here: it loads torch, which the driver needs not
+
+            if Path(output).suffix.lower() in IMAGE_SUFFIXES:
+                raise click.UsageError(f"--cluster writes into an output folder, and {output} names a file; give -o FOLDER/")
 
         ctx.exit(run_on_cluster(ctx, list(inputs), output, cluster=cluster, overwrite=overwrite, quiet=quiet,
                                 model=model or preset, scale=scale, device=device, precision=precision, backend=backend,
@@ -202,6 +212,15 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
         click.echo(f"{summary}, {len(failed)} failed", err=True)
     if failed:
         ctx.exit(1)
+
+
+def _cluster_model(model: str | None) -> str | None:
+    """A weights file named relative to this folder, as an absolute path: the workers run elsewhere.
+    Only what names a file (a weights suffix or a folder part); names of presets and models stay."""
+    looks_like_file = model and (model.lower().endswith((".pth", ".pt", ".ckpt", ".safetensors")) or "/" in model)
+    if looks_like_file and Path(model).expanduser().is_file():
+        return str(Path(model).expanduser().resolve())
+    return model
 
 
 def _device_and_precision(device: str, gpu: int | None, precision: str, fp32: bool) -> tuple[str, str]:

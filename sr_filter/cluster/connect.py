@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
+import threading
 from pathlib import Path
 
 from ..errors import ClusterError
@@ -75,6 +77,7 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> bool:
     quiet = logging.getLogger("ray")
     level = quiet.level
     quiet.setLevel(logging.ERROR)  # Ray's start-up notes are not our user's business
+    handlers = _own_handlers()
     try:
         ray.init(
             address=target or "local",
@@ -90,7 +93,18 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> bool:
         raise ClusterError(f"cannot join the Ray cluster at {target or 'this machine'}: {text[0] if text else type(exc).__name__}") from None
     finally:
         quiet.setLevel(level)
+        for signum, handler in handlers.items():  # Ray's would end the driver without its clean-up
+            signal.signal(signum, handler)
     return True
+
+
+def _own_handlers() -> dict:
+    """The program's own Python handlers for SIGTERM and SIGHUP (the CLI's), to put back after
+    ``ray.init`` replaces them; none outside the main thread or where none was installed."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    wanted = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+    return {s: h for s in wanted if callable(h := signal.getsignal(s))}
 
 
 def disconnect(started: bool) -> None:

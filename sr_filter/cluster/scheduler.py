@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..errors import ClusterError
+from ..interrupts import Terminated
 from . import stop, storage
 from .worker import Outcome, Settings, UpscaleWorker
 
@@ -138,7 +139,7 @@ def run(tasks: list[storage.Task], settings: Settings, *, workers: int | None = 
                 kind = {"done": "done", "exists": "skipped", "failed": "failed"}[outcome.status]
                 message = outcome.message if outcome.message.startswith(task.source) or not outcome.message else f"{task.source}: {outcome.message}"
                 _record(summary, Event(kind, task, message, outcome.seconds, outcome.worker), emit)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Terminated) as signalled:
         survivors = stop.stop(ray, actors, ready_calls, list(in_flight))
         held = {task.target for task, _, key in in_flight.values() if key not in survivors}
         busy = sorted({task.target for task, _, key in in_flight.values() if key in survivors} - held)
@@ -146,6 +147,8 @@ def run(tasks: list[storage.Task], settings: Settings, *, workers: int | None = 
         storage.sweep_temporaries(sorted(held), stopped)
         summary.done += sum(1 for target in held if storage.exists(target))  # finished, not yet heard of
         summary.seconds = time.monotonic() - started
+        if isinstance(signalled, Terminated):  # SIGTERM/SIGHUP: the CLI says "stopped by ..." and exits 128+N
+            raise
         raise Interrupted(summary, busy) from None
     finally:
         for actor in actors.values():
