@@ -21,6 +21,7 @@ from .videos import describe, frame_arrays, make_clip
 ray = pytest.importorskip("ray")
 
 from sr_filter.cluster import Interrupted, segments, upscale_video  # noqa: E402
+from sr_filter.errors import VideoFormatError  # noqa: E402
 from sr_filter.video import resume  # noqa: E402
 from sr_filter.video import upscale_video as upscale_video_here  # noqa: E402
 
@@ -198,3 +199,11 @@ def test_avi_b_frames_and_each_segment_end_are_timed_as_on_one_machine(cluster, 
     with av.open(str(tmp_path / "there.avi")) as container:
         video = container.streams.video[0]
         assert (video.time_base, video.frames, video.average_rate) == (Fraction(1, 12), 12, 12)
+
+
+def test_a_truncated_video_is_refused_before_any_segment_as_on_one_machine(tmp_path):
+    whole = make_clip(tmp_path / "whole.mkv", frames=24).read_bytes()
+    (tmp_path / "cut.mkv").write_bytes(whole[: len(whole) * 3 // 5])  # Matroska: readable up to the cut
+    with pytest.raises(VideoFormatError, match="cut.mkv ends early"):
+        segments.plan(str(tmp_path / "cut.mkv"), 6)
+    assert len(segments.plan(str(tmp_path / "whole.mkv"), 6)) >= 1

@@ -54,6 +54,7 @@ def plan(src: str, segment_frames: int) -> list[tuple[int, int, int, int | None]
         video = container.streams.video[0]
         order = source.decode_order_only(container)  # frames are timed as the workers' Clock times them
         stamps = []
+        last_end = None  # seconds: where the last frame ends, to refuse a truncated file as one machine does
         for packet in container.demux(video):
             if not packet.size:
                 continue
@@ -61,6 +62,11 @@ def plan(src: str, segment_frames: int) -> list[tuple[int, int, int, int | None]
             if stamp is None:
                 raise VideoFormatError(f"{src}: its video packets carry no timestamps, so it cannot be split into segments; upscale it on one machine")
             stamps.append((stamp, bool(packet.is_keyframe)))
+            if packet.pts is not None and packet.time_base is not None:
+                end = float((packet.pts + (packet.duration or 0)) * packet.time_base)
+                last_end = end if last_end is None else max(last_end, end)
+        if last_end is not None:
+            source.check_complete(video, src, last_end)
     except OSError as exc:
         raise VideoFormatError(f"{src} cannot be read ({first_line(exc)})") from None
     finally:

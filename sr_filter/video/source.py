@@ -165,12 +165,12 @@ def items(container: av.container.InputContainer, name: str, info: VideoInfo, *,
     if index < 0:
         raise VideoFormatError(f"{name} contains no video frames")
     if end is None and last_end is not None:
-        _check_complete(video, name, last_end)
+        check_complete(video, name, last_end)
     if index < start:
         raise VideoFormatError(f"{name} has {index + 1} frames; the range starts at frame {start}")
 
 
-def _check_complete(stream, name: str, last_end: float) -> None:
+def check_complete(stream, name: str, last_end: float) -> None:
     """Refuse a file whose video stops well before the duration its header declares (truncated)."""
     declared = None
     if stream.duration:
