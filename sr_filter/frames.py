@@ -19,14 +19,17 @@ def parse_range(frames: str | tuple[int, int | None] | None) -> tuple[int, int |
             end = int(end_s) if end_s.strip() else None
         except ValueError:
             raise VideoFormatError(f"frame range {frames!r} is not START:END with whole numbers") from None
-    elif isinstance(frames, (tuple, list)) and len(frames) == 2 and all(
-            isinstance(n, numbers.Integral) and not isinstance(n, bool) for n in frames if n is not None) and frames[0] is not None:
+    elif isinstance(frames, (tuple, list)) and len(frames) == 2 and _whole(frames[0]) and (frames[1] is None or _whole(frames[1])):
         start, end, sep = int(frames[0]), None if frames[1] is None else int(frames[1]), ":"
     else:
         raise VideoFormatError(f"frame range {frames!r} must be 'START:END' or a (start, end) pair of whole numbers")
     if not sep or start < 0 or (end is not None and end <= start):
         raise VideoFormatError(f"frame range {range_text(frames)!r} must be START:END with 0 <= START < END")
     return start, end
+
+
+def _whole(n: object) -> bool:
+    return isinstance(n, numbers.Integral) and not isinstance(n, bool)
 
 
 def range_text(frames: str | tuple[int, int | None] | None) -> str:
