@@ -21,7 +21,7 @@ from .videos import describe, frame_arrays, make_clip
 ray = pytest.importorskip("ray")
 
 from sr_filter.cluster import Interrupted, segments, upscale_video  # noqa: E402
-from sr_filter.errors import VideoFormatError  # noqa: E402
+from sr_filter.errors import SrFilterError, VideoFormatError  # noqa: E402
 from sr_filter.video import resume  # noqa: E402
 from sr_filter.video import upscale_video as upscale_video_here  # noqa: E402
 
@@ -30,7 +30,19 @@ SETTINGS = {"model": "sr-cartoon-x4", "tile": 32, "device": "cpu"}
 
 @pytest.fixture(scope="module")
 def upscaler():
-    return Upscaler("sr-cartoon-x4", device="cpu", tile=32)
+    """The single-machine reference, built with one inference thread as each worker here has one
+    CPU: convolution sums split over another number of threads may differ in the last bit on
+    some CPUs, and the tests compare pixels exactly."""
+    import torch
+
+    before = torch.get_num_threads()
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("OMP_NUM_THREADS", "1")
+        torch.set_num_threads(1)
+        try:
+            return Upscaler("sr-cartoon-x4", device="cpu", tile=32)
+        finally:
+            torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +106,31 @@ def test_same_frames_timestamps_and_streams_as_one_machine(cluster, lossless, tm
     assert summary.frames == 24 and summary.path == str(tmp_path / "out.mkv")
     _same_video(tmp_path / "out.mkv", reference, frames)
     assert _leftovers(tmp_path) == []  # the parts folder and temporary files are gone
+
+
+def test_frames_share_a_network_pass_only_within_a_segment_on_both_paths(tmp_path, monkeypatch):
+    """Frames that go through the network together may differ in the last bit from frames that go
+    alone (it depends on the CPU), and a lossy encoder magnifies that. So one machine's resumable
+    run pairs frames from each segment's start, as a worker that sees only its segment does: with
+    5-frame segments and 2 frames per pass, both make passes of 2, 2 and 1 frames per segment."""
+    from .test_video_batch import PassRecorder
+
+    monkeypatch.setattr(resume, "SEGMENT_FRAMES", 4)
+    clip = make_clip(tmp_path / "clip.mp4", frames=15, gop=5, audio=0)
+    here = Upscaler("sr-cartoon-x4", device="cpu", tile=0)
+    here.backend = PassRecorder(here.backend)
+    upscale_video_here(clip, tmp_path / "here.mkv", upscaler=here, resume=True, batch=2)
+    assert [shape[0] for shape in here.backend.shapes] == [2, 2, 1] * 3
+
+    there = Upscaler("sr-cartoon-x4", device="cpu", tile=0)
+    there.backend = PassRecorder(there.backend)
+    planned = segments.plan(str(clip), 4)
+    assert [(a, b) for a, b, _, _ in planned] == [(0, 5), (5, 10), (10, 15)]
+    settings = segments.VideoSettings(model="sr-cartoon-x4", device="cpu", tile=0, codec="h264")
+    for first, end, first_pts, end_pts in planned:
+        task = segments.Segment(str(clip), str(tmp_path / segments.segment_name(first, end)), first, end, first_pts, end_pts)
+        segments.encode_segment(there, task, settings)
+    assert there.backend.shapes == here.backend.shapes
 
 
 def test_h264_segments_equal_the_resumable_single_machine_run(cluster, upscaler, tmp_path, monkeypatch):
@@ -207,3 +244,11 @@ def test_a_truncated_video_is_refused_before_any_segment_as_on_one_machine(tmp_p
     with pytest.raises(VideoFormatError, match="cut.mkv ends early"):
         segments.plan(str(tmp_path / "cut.mkv"), 6)
     assert len(segments.plan(str(tmp_path / "whole.mkv"), 6)) >= 1
+
+
+@pytest.mark.parametrize("batch", [0, 65, "2", 1.5])
+def test_frames_per_pass_is_checked_before_the_cluster(tmp_path, batch):
+    clip = make_clip(tmp_path / "clip.mp4", frames=4, audio=0)
+    with pytest.raises(SrFilterError, match="frames per pass"):
+        upscale_video(clip, tmp_path / "out.mkv", **SETTINGS, batch=batch, address="127.0.0.1:1")
+    assert not (tmp_path / "out.mkv").exists() and _leftovers(tmp_path) == []

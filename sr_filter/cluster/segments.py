@@ -43,11 +43,12 @@ class VideoSettings(Settings):
     codec: str = "h264"
     crf: int | None = None
     steady: Fraction | None = None  # the output's constant-rate time base (AVI), as VideoInfo.steady
+    batch: int | None = None  # frames per network pass (None: sr_filter.video.batches.FRAME_BATCH)
 
 
 def plan(src: str, segment_frames: int) -> list[tuple[int, int, int, int | None]]:
     """``(first, end, first_pts, end_pts)`` of each segment, from the video packets' timestamps."""
-    from ..video import source
+    from ..video import resume, source
 
     container = source.open_video(src)
     try:
@@ -76,10 +77,8 @@ def plan(src: str, segment_frames: int) -> list[tuple[int, int, int, int | None]
     stamps.sort()
     if len({pts for pts, _ in stamps}) != len(stamps):
         raise VideoFormatError(f"{src}: two video frames share a timestamp, so it cannot be split into segments; upscale it on one machine")
-    cuts = [0]
-    for index, (_, key) in enumerate(stamps):
-        if key and index - cuts[-1] >= segment_frames:
-            cuts.append(index)
+    rule = resume.Cuts(segment_frames, 0)
+    cuts = [0] + [index for index, (_, key) in enumerate(stamps) if rule.starts(index, key)]
     bounds = cuts + [len(stamps)]
     return [(a, b, stamps[a][0], stamps[b][0] if b < len(stamps) else None) for a, b in zip(bounds, bounds[1:])]
 
@@ -99,8 +98,7 @@ class SegmentWorker(UpscaleWorker):
 def encode_segment(upscaler, task: Segment, settings: VideoSettings) -> None:
     """Decode, upscale and encode one segment in a private scratch folder, then publish it under
     its final name with a no-clobber hard link (a second attempt finds it and stops)."""
-    from ..video import pipeline, resume, source
-    from ..video.batches import fit
+    from ..video import batches, pipeline, resume, source
     from ..video.encode import even_dimension
 
     src, target = task.source, Path(task.target)
@@ -114,11 +112,12 @@ def encode_segment(upscaler, task: Segment, settings: VideoSettings) -> None:
         scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
         writer = resume.SegmentWriter(scratch, settings.codec, info, container, size, settings.crf, 1 << 62, task.first, None, 0)
 
-        def work(item):
-            item.array = fit(upscaler.upscale_array(item.array, settings.scale), size)
-            return item
+        def work(chunk: list) -> list:
+            return batches.upscale_chunk(chunk, upscaler, settings.scale, lambda array: batches.fit(array, size))
 
-        pipeline.run(_frames(container, src, info, task), work, writer.consume)
+        batch = batches.check_batch(settings.batch)
+        items = batches.chunks(_frames(container, src, info, task), batch)  # paired as on one machine
+        pipeline.run(items, work, lambda results: writer.consume(batches.flatten(results)), depth=batches.queue_depth(batch))
         made = scratch / segment_name(task.first, task.end)
         if not made.exists():
             raise VideoFormatError(f"{src}: frames {task.first}-{task.end} did not come out as planned")

@@ -52,6 +52,7 @@ def upscale_video(
     cpus_per_worker: int = 1,
     num_cpus: int | None = None,
     segment_frames: int | None = None,
+    batch: int | None = None,
     on_event: Callable[[Event], None] | None = None,
     on_plan: Callable[[int, int], None] | None = None,
     notice: Callable[[str], None] | None = None,
@@ -62,13 +63,16 @@ def upscale_video(
     Both paths must be on a file system every node mounts at the same place. Each segment is one
     task (``on_event`` hears each; ``on_plan`` hears ``(segments to do, segments kept)``); a
     failed segment leaves the output unwritten and the finished segments kept for a rerun. The
-    output is never replaced. ``notice`` hears what the output cannot keep (default: the log). Returns the :class:`Summary` of the segments, with ``frames``,
+    output is never replaced. ``batch`` frames of a segment go through the network together
+    (default :data:`sr_filter.video.batches.FRAME_BATCH`), grouped as on one machine.
+    ``notice`` hears what the output cannot keep (default: the log). Returns the :class:`Summary` of the segments, with ``frames``,
     ``dropped`` (streams the container cannot hold) and ``path`` set on it.
     """
     keywords = dict(locals())
-    from ..video import encode, source
+    from ..video import batches, encode, source
     from .connect import check_address, connect, disconnect, import_ray
 
+    batches.check_batch(batch)
     check_address(address)
     import_ray()
     for location in (str(src), str(dst)):

@@ -30,13 +30,20 @@ def check_batch(batch: object) -> int:
     return int(batch)
 
 
-def chunks(items: Iterable[Any], size: int, is_frame: Callable[[Any], bool] | None = None) -> Iterator[list[Any]]:
+def chunks(items: Iterable[Any], size: int, is_frame: Callable[[Any], bool] | None = None,
+           starts: Callable[[Any], bool] | None = None) -> Iterator[list[Any]]:
     """Consecutive items in lists that each hold at most ``size`` frames (and the packets between);
-    ``is_frame`` tells frames from other items (default: :class:`~.source.Frame` objects)."""
+    ``is_frame`` tells frames from other items (default: :class:`~.source.Frame` objects). A frame
+    for which ``starts`` is true opens a new list, so a resumable run pairs the frames of each
+    segment as a cluster worker, which sees that segment alone, does: the same frames in one pass
+    give the same pixels, to the last bit, on every CPU."""
     counts = is_frame or (lambda item: isinstance(item, Frame))
     chunk: list[Any] = []
     frames = 0
     for item in items:
+        if starts is not None and frames and counts(item) and starts(item):
+            yield chunk
+            chunk, frames = [], 0
         chunk.append(item)
         if counts(item):
             frames += 1

@@ -69,12 +69,14 @@ def run(container, src: Path, dst: Path, tmp: str, muxer: str, family: str, info
     if resume_at:
         notice(f"resuming at frame {resume_at}: {len(done)} finished segment(s) kept")
     writer = _SegmentWriter(parts, family, info, container, size, crf, segment_frames, resume_at, progress, info.frames)
+    cuts = Cuts(segment_frames, resume_at)  # the decoder's copy of the writer's rule (another thread)
 
     def work(chunk: list[Any]) -> list[Any]:
         return batches.upscale_chunk(chunk, upscaler, scale, lambda array: batches.fit(array, size))
 
     if not (info.frames and resume_at >= info.frames):
-        items = batches.chunks(source.items(container, str(src), info, start=resume_at), batch)
+        items = batches.chunks(source.items(container, str(src), info, start=resume_at), batch,
+                               starts=lambda frame: cuts.starts(frame.index, frame.key))
         pipeline.run(items, work, lambda results: writer.consume(batches.flatten(results)), depth=batches.queue_depth(batch))
     segments = finished(parts)
     if not segments:
@@ -87,13 +89,29 @@ def run(container, src: Path, dst: Path, tmp: str, muxer: str, family: str, info
             "dropped": dropped, "parts": parts}
 
 
+class Cuts:
+    """Where segments start: at the first source keyframe ``segment_frames`` or more frames after
+    the start of the current one (the first segment starts at frame ``first``). The cluster's
+    planner (:func:`sr_filter.cluster.segments.plan`) applies the same rule to the packet index."""
+
+    def __init__(self, segment_frames: int, first: int) -> None:
+        self.segment_frames, self.first = segment_frames, first
+
+    def starts(self, index: int, key: bool) -> bool:
+        """Whether frame ``index`` (asked in display order), a keyframe or not, starts a new segment."""
+        if key and index - self.first >= self.segment_frames:
+            self.first = index
+            return True
+        return False
+
+
 class _SegmentWriter:
-    """Encodes frames into segment files, closing one at the first source keyframe after
-    ``segment_frames`` frames."""
+    """Encodes frames into segment files, closing one where :class:`Cuts` starts the next."""
 
     def __init__(self, parts: Path, family, info, container, size, crf, segment_frames: int, first: int, progress, total: int) -> None:
         self.parts, self.family, self.info, self.container = parts, family, info, container
-        self.size, self.crf, self.segment_frames = size, crf, segment_frames
+        self.size, self.crf = size, crf
+        self.cuts = Cuts(segment_frames, first)
         self.output: encode.Output | None = None
         self.first = self.next = first
         self.progress, self.total = progress, total
@@ -101,7 +119,7 @@ class _SegmentWriter:
     def consume(self, frames) -> None:
         try:
             for item in frames:
-                if self.output is not None and item.key and item.index - self.first >= self.segment_frames:
+                if self.cuts.starts(item.index, item.key) and self.output is not None:
                     self._close()
                 if self.output is None:
                     self.first = item.index
