@@ -312,3 +312,37 @@ def test_a_relative_weights_file_suffix_and_a_file_name_as_output(cluster, colle
         refused = run(src, *(args if args[0] == "-o" else ("-o", "out2", *args)), "-m", "my.pth", "--cluster", cluster)
         assert refused.returncode == 2 and message in refused.stderr, refused.stderr
     assert not (tmp_path / "one.png").exists() and not (tmp_path / "out2").exists()
+
+
+def test_inputs_are_listed_as_one_machine_names_them(tmp_path):
+    """A folder whose name holds brackets is that folder, not a pattern (it found nothing); an
+    output folder above the input one takes all of it (it found nothing); the input folder as
+    the output, or a file written over itself, is refused (it was skipped as if finished)."""
+    src = tmp_path / "shots [2024]"
+    (src / "sub").mkdir(parents=True)
+    for name in ("a.png", "sub/b.png"):
+        Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(src / name)
+
+    def pairs(inputs, output, fmt=None):
+        return [(os.path.relpath(t.source, tmp_path), os.path.relpath(t.target, tmp_path))
+                for t in storage.list_tasks([str(i) for i in inputs], str(output), fmt)]
+
+    assert pairs([src], tmp_path / "out") == [("shots [2024]/a.png", "out/a.png"), ("shots [2024]/sub/b.png", "out/sub/b.png")]
+    assert pairs([src / "a.png"], tmp_path / "out") == [("shots [2024]/a.png", "out/a.png")]
+    assert pairs([src], tmp_path) == [("shots [2024]/a.png", "a.png"), ("shots [2024]/sub/b.png", "sub/b.png")]
+    assert pairs([src / "sub"], src) == [("shots [2024]/sub/b.png", "shots [2024]/b.png")]
+    assert pairs([src / "a.png"], src, "webp") == [("shots [2024]/a.png", "shots [2024]/a.webp")]
+    (src / "out").mkdir()
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(src / "out" / "a.png")  # an earlier run's output
+    assert pairs([src], src / "out") == [("shots [2024]/a.png", "shots [2024]/out/a.png"),
+                                         ("shots [2024]/sub/b.png", "shots [2024]/out/sub/b.png")]
+    with pytest.raises(storage.ImageFormatError, match="both the input and the output folder"):
+        pairs([src], src)
+    with pytest.raises(storage.ImageFormatError, match="would be written over itself"):
+        pairs([src / "a.png"], src)
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(plain / "c.png")
+    assert pairs([str(plain) + "/[c]*.png"], tmp_path / "out") == [("plain/c.png", "out/c.png")]
+    with pytest.raises(storage.ImageFormatError, match="would be written over itself"):
+        pairs([str(plain) + "/*.png"], plain)

@@ -80,8 +80,10 @@ def list_tasks(inputs: list[str], output: str, fmt: str | None = None) -> list[T
     """Every image under ``inputs`` (folders, files or glob patterns) paired with its output.
 
     Outputs keep their path relative to the folder (or the pattern's fixed part) they were found
-    under; ``fmt`` changes their extension. Outputs of an earlier run inside an input folder are
-    not inputs. A glob's ``*`` also matches across folders (``a/*.png`` finds ``a/b/c.png``).
+    under; ``fmt`` changes their extension. Outputs of an earlier run in an output folder inside an
+    input folder are not inputs. A name that exists is taken as it is (``shots [2024]/``), as on
+    one machine; otherwise ``*?[`` make it a pattern, whose ``*`` also matches across folders
+    (``a/*.png`` finds ``a/b/c.png``).
     """
     from pyarrow import fs as pafs
 
@@ -91,15 +93,19 @@ def list_tasks(inputs: list[str], output: str, fmt: str | None = None) -> list[T
     for item in inputs:
         filesystem, path = split(item)
         pattern = None
-        if any(c in path for c in _GLOB):
-            fixed = PurePosixPath(path)
-            while any(c in fixed.name for c in _GLOB) or any(c in str(fixed.parent) for c in _GLOB):
-                fixed = fixed.parent
-            pattern, path = path, str(fixed)
         try:
             info = filesystem.get_file_info(path)
+            if info.type == pafs.FileType.NotFound and any(c in path for c in _GLOB):
+                fixed = PurePosixPath(path)
+                while any(c in fixed.name for c in _GLOB) or any(c in str(fixed.parent) for c in _GLOB):
+                    fixed = fixed.parent
+                pattern, path = path, str(fixed)
+                info = filesystem.get_file_info(path)
             if info.type == pafs.FileType.NotFound:
                 raise ImageFormatError(f"{item} does not exist")
+            if info.type == pafs.FileType.Directory and pattern is None and path.rstrip("/") == out_path.rstrip("/"):
+                raise ImageFormatError(f"{item} is both the input and the output folder; the outputs would replace "
+                                       "the inputs, so choose another -o")
             if info.type == pafs.FileType.File and pattern is None:
                 found = [(info.path, PurePosixPath(info.path).name)]
             else:
@@ -111,7 +117,7 @@ def list_tasks(inputs: list[str], output: str, fmt: str | None = None) -> list[T
             (p, rel) for p, rel in found
             if PurePosixPath(p).suffix.lower() in imageio.FORMATS
             and (pattern is None or fnmatch.fnmatchcase(p, pattern))
-            and not _inside(p, out_path)
+            and not (_inside(out_path, path) and _inside(p, out_path))  # an output folder inside the input one
         ]
         if not found:
             raise ImageFormatError(f"no image files ({', '.join(sorted({k[1:] for k in imageio.FORMATS}))}) in {item}")
@@ -119,6 +125,8 @@ def list_tasks(inputs: list[str], output: str, fmt: str | None = None) -> list[T
             if fmt:
                 rel = str(PurePosixPath(rel).with_suffix("." + fmt.lower().lstrip(".")))
             source, target = _relocate(item, p), _join(output, rel)
+            if target == source or (is_local(source) and is_local(target) and local_path(source) == local_path(target)):
+                raise ImageFormatError(f"{source} would be written over itself; choose another -o (or --format)")
             if target in seen:
                 raise ImageFormatError(f"{seen[target]} and {source} would both be written to {target}")
             seen[target] = source
