@@ -172,8 +172,13 @@ def test_a_model_the_workers_cannot_load_is_one_line(cluster, collection, tmp_pa
     from sr_filter.errors import ClusterError
 
     with pytest.raises(ClusterError, match=r"^unknown model or preset 'no-such-model'") as caught:
-        upscale_folder(str(src), str(tmp_path / "out"), model="no-such-model", device="cpu")
-    assert "\n" not in str(caught.value) and not any((tmp_path / "out").iterdir())
+        upscale_folder(str(src), str(tmp_path / "new" / "out"), model="no-such-model", device="cpu")
+    assert "\n" not in str(caught.value)
+    assert list(tmp_path.iterdir()) == []  # the folders it made for the outputs are gone again (they stayed, empty)
+    (tmp_path / "kept").mkdir()
+    with pytest.raises(ClusterError):
+        upscale_folder(str(src), str(tmp_path / "kept"), model="no-such-model", device="cpu")
+    assert [p.name for p in tmp_path.iterdir()] == ["kept"]  # a folder that was there stays
 
 
 def test_every_worker_setting_is_a_keyword_of_the_public_functions():

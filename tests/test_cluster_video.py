@@ -156,6 +156,15 @@ def test_a_killed_worker_still_gives_a_complete_output(cluster, lossless, tmp_pa
     assert _leftovers(tmp_path) == []
 
 
+def test_a_model_the_workers_cannot_load_leaves_no_segment_folder(cluster, lossless, tmp_path):
+    from sr_filter.errors import ClusterError
+
+    clip, _, _ = lossless
+    with pytest.raises(ClusterError, match="^unknown model or preset 'no-such-model'"):
+        upscale_video(clip, tmp_path / "out.mkv", model="no-such-model", device="cpu", segment_frames=6)
+    assert list(tmp_path.iterdir()) == []  # its .out.mkv.parts/job.json had stayed
+
+
 def test_a_stopped_driver_resumes_with_its_finished_segments(cluster, lossless, tmp_path):
     clip, reference, frames = lossless
     target = tmp_path / "out.mkv"

@@ -77,19 +77,24 @@ def upscale_folder(
 
     check_address(address)
     tasks, skipped = plan(src, dst, fmt=fmt)
-    storage.check_writable(dst)
+    made = storage.check_writable(dst)
     if on_plan is not None:
         on_plan(len(tasks), skipped)
     settings = Settings.from_keywords(keywords)
     if not tasks:
         return Summary(skipped=skipped)
-    started = connect(address, num_cpus=num_cpus)
     try:
-        summary = scheduler.run(tasks, settings, workers=workers, cpus_per_worker=cpus_per_worker, on_event=on_event)
+        started = connect(address, num_cpus=num_cpus)
+        try:
+            summary = scheduler.run(tasks, settings, workers=workers, cpus_per_worker=cpus_per_worker, on_event=on_event)
+        finally:
+            disconnect(started)
     except Interrupted as stop:
         stop.summary.skipped += skipped
+        storage.remove_if_empty(made)
         raise
-    finally:
-        disconnect(started)
+    except BaseException:
+        storage.remove_if_empty(made)  # failed before any output (no cluster, a model no worker loads)
+        raise
     summary.skipped += skipped
     return summary

@@ -205,18 +205,36 @@ def write_once(data: bytes, location: str) -> None:
         raise ImageFormatError(f"cannot write {location}: {_first(exc)}") from None
 
 
-def check_writable(output: str) -> None:
-    """Fail before any work when the output location cannot be created or written to."""
+def check_writable(output: str) -> list[Path]:
+    """Fail before any work when the output location cannot be created or written to; the
+    folders this made, deepest first, for :func:`remove_if_empty` when the job fails early."""
     if not is_local(output):
-        return  # object stores: the first write says; a probe object would need deleting again
+        return []  # object stores: the first write says; a probe object would need deleting again
     folder = Path(local_path(output))
+    made = []
+    missing = folder
+    while not missing.exists() and missing != missing.parent:
+        made.append(missing)
+        missing = missing.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
         probe = folder / f".sr-filter-probe-{os.getpid()}.tmp"
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
+        remove_if_empty(made)
         raise ImageFormatError(f"cannot write to output folder {folder}: {exc.strerror}") from None
+    return made
+
+
+def remove_if_empty(folders: Iterable[Path]) -> None:
+    """Remove these folders (deepest first) where nothing was written into them: a job that
+    fails before its first output leaves no empty folder behind."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return  # not empty (or gone): an output is there, keep it and its parents
 
 
 def sweep_temporaries(targets: list[str], pids: Iterable[int] = ()) -> int:

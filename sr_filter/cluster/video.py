@@ -100,14 +100,19 @@ def upscale_video(
     summary = Summary(skipped=len(tasks) - len(todo))
     if todo:
         settings = segments.VideoSettings.from_keywords(keywords, codec=family, steady=info.steady)
-        started = connect(address, num_cpus=num_cpus)
         try:
-            ran = _run(todo, settings, workers, cpus_per_worker, on_event, parts)
+            started = connect(address, num_cpus=num_cpus)
+            try:
+                ran = _run(todo, settings, workers, cpus_per_worker, on_event, parts)
+            finally:
+                disconnect(started)
         except Interrupted as stop:
             stop.summary.skipped += summary.skipped
+            _drop_if_unused(parts)
             raise
-        finally:
-            disconnect(started)
+        except BaseException:
+            _drop_if_unused(parts)  # failed before any segment (no cluster, a model no worker loads)
+            raise
         ran.skipped += summary.skipped
         summary = ran
     if summary.failed:
@@ -152,6 +157,13 @@ def _parts(src: Path, dst: Path, settings: dict) -> Path:
     except (OSError, ValueError) as exc:
         raise VideoFormatError(f"cannot write the segment folder {parts}: {getattr(exc, 'strerror', None) or exc}") from None
     return parts
+
+
+def _drop_if_unused(parts: Path) -> None:
+    """Remove the job's segment folder when it holds no finished segment (only ``job.json``, and
+    scratch of stopped workers, which the sweep keeps only while one may still write)."""
+    if not any(parts.glob("seg-*.seg")) and not any(parts.glob(".seg-*.tmp")):
+        shutil.rmtree(parts, ignore_errors=True)
 
 
 def _rotation(container) -> int:
