@@ -351,3 +351,19 @@ def test_inputs_are_listed_as_one_machine_names_them(tmp_path):
     assert pairs([str(plain) + "/[c]*.png"], tmp_path / "out") == [("plain/c.png", "out/c.png")]
     with pytest.raises(storage.ImageFormatError, match="would be written over itself"):
         pairs([str(plain) + "/*.png"], plain)
+
+
+@pytest.mark.parametrize("bad", [{"workers": 0}, {"workers": "2"}, {"cpus_per_worker": 0}, {"cpus_per_worker": 1.5},
+                                 {"num_cpus": 0}, {"num_cpus": True}, {"on_event": "print"}, {"on_plan": 3}, {"tta": "no"}])
+def test_job_arguments_are_checked_before_any_cluster(tmp_path, collection, bad):
+    """Said in one line before the address is even tried (127.0.0.1:1 would refuse)."""
+    from sr_filter.cluster import upscale_video
+    from sr_filter.errors import SrFilterError
+
+    src, _ = collection
+    name = next(iter(bad))
+    with pytest.raises(SrFilterError, match=f"^{name} must be"):
+        upscale_folder(str(src), str(tmp_path / "out"), model="sr-cartoon-x4", address="127.0.0.1:1", **bad)
+    with pytest.raises(SrFilterError, match=f"^{name} must be"):
+        upscale_video(str(tmp_path / "any.mkv"), str(tmp_path / "out.mkv"), model="sr-cartoon-x4", address="127.0.0.1:1", **bad)
+    assert list(tmp_path.iterdir()) == []

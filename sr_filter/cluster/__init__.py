@@ -75,6 +75,7 @@ def upscale_folder(
     from . import scheduler
     from .connect import check_address, connect, disconnect
 
+    scheduler.check_job(workers=workers, cpus_per_worker=cpus_per_worker, num_cpus=num_cpus, tta=tta, on_event=on_event, on_plan=on_plan)
     check_address(address)
     tasks, skipped = plan(src, dst, fmt=fmt)
     made = storage.check_writable(dst)

@@ -66,6 +66,25 @@ class Interrupted(Exception):
         self.busy = busy or []
 
 
+def check_job(*, workers: object, cpus_per_worker: object, num_cpus: object, tta: object = False, **callbacks: object) -> None:
+    """A public function's job arguments, said in one line before a cluster starts: ``workers=0``
+    had meant "as many as fit" and ``cpus_per_worker=0`` one core, and a callback that is not a
+    function had failed only after the first file."""
+    import numbers
+
+    from ..upscaler import check_callback, check_flag
+
+    for name, value, optional in (("workers", workers, True), ("cpus_per_worker", cpus_per_worker, False), ("num_cpus", num_cpus, True)):
+        if value is None and optional:
+            continue
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            none = " (or None)" if optional else ""
+            raise ClusterError(f"{name} must be a whole number of at least 1{none}, not {value!r}")
+    check_flag("tta", tta)
+    for name, value in callbacks.items():
+        check_callback(name, value)
+
+
 def plan_workers(ray, settings: Settings, workers: int | None, cpus_per_worker: int) -> tuple[int, dict]:
     """How many actors, and the resources each asks for: one per GPU, else one per
     ``cpus_per_worker`` CPU cores of the whole cluster."""
