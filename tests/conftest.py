@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import logging
 import os
@@ -209,6 +210,23 @@ def cluster(tmp_path_factory):
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
         yield ray.get_runtime_context().gcs_address
         ray.shutdown()
+
+
+@contextlib.contextmanager
+def one_thread():
+    """Inference with one thread, as each worker of the test clusters runs (one CPU each): a
+    single-machine reference made so compares exactly on any CPU, where sums split over another
+    number of threads may differ in the last bit."""
+    import torch
+
+    before = torch.get_num_threads()
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("OMP_NUM_THREADS", "1")
+        torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
 
 
 def interruptible() -> None:

@@ -15,7 +15,7 @@ import pytest
 
 from sr_filter.upscaler import Upscaler
 
-from .conftest import KillFirstWorker
+from .conftest import KillFirstWorker, one_thread
 from .videos import describe, frame_arrays, make_clip
 
 ray = pytest.importorskip("ray")
@@ -30,19 +30,9 @@ SETTINGS = {"model": "sr-cartoon-x4", "tile": 32, "device": "cpu"}
 
 @pytest.fixture(scope="module")
 def upscaler():
-    """The single-machine reference, built with one inference thread as each worker here has one
-    CPU: convolution sums split over another number of threads may differ in the last bit on
-    some CPUs, and the tests compare pixels exactly."""
-    import torch
-
-    before = torch.get_num_threads()
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("OMP_NUM_THREADS", "1")
-        torch.set_num_threads(1)
-        try:
-            return Upscaler("sr-cartoon-x4", device="cpu", tile=32)
-        finally:
-            torch.set_num_threads(before)
+    """The single-machine reference, with one thread as the workers (the tests compare pixels exactly)."""
+    with one_thread():
+        return Upscaler("sr-cartoon-x4", device="cpu", tile=32)
 
 
 @pytest.fixture(scope="module")
