@@ -370,3 +370,28 @@ def test_job_arguments_are_checked_before_any_cluster(tmp_path, collection, bad)
     with pytest.raises(SrFilterError, match=f"^{name} must be"):
         upscale_video(str(tmp_path / "any.mkv"), str(tmp_path / "out.mkv"), model="sr-cartoon-x4", address="127.0.0.1:1", **bad)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_port_where_another_service_listens_is_one_line_at_once(cluster):
+    """Ray retried a web server's port, or one that accepts and says nothing, for minutes with a
+    warning every few seconds; the probe asks for the HTTP/2 answer of the head's gRPC servers."""
+    import http.server
+    import socket
+    import threading
+
+    from sr_filter.cluster.connect import probe
+    from sr_filter.errors import ClusterError
+
+    probe(cluster)  # the real head answers
+    web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts (the backlog), never answers
+    try:
+        for port in (web.server_address[1], silent.getsockname()[1]):
+            started = time.monotonic()
+            with pytest.raises(ClusterError, match=rf"^127.0.0.1:{port} answers, but not as a Ray cluster; check the port"):
+                probe(f"127.0.0.1:{port}", timeout=1.0)
+            assert time.monotonic() - started < 10
+    finally:
+        web.shutdown()
+        silent.close()

@@ -1,8 +1,9 @@
 """Joining or starting a Ray cluster, with one-line errors instead of Ray's long waits.
 
 ``auto`` joins the cluster named by ``RAY_ADDRESS`` when it is set, else starts a local one, so
-the same call runs on a laptop and on a cluster. A named address is probed with a plain TCP
-connection first: Ray itself retries an unreachable address for minutes.
+the same call runs on a laptop and on a cluster. A named address is probed first, for a TCP
+connection and a gRPC (HTTP/2) answer: Ray itself retries an unreachable address, or a port where
+another service listens, for minutes.
 """
 
 from __future__ import annotations
@@ -46,10 +47,36 @@ def probe(address: str, timeout: float = PROBE_TIMEOUT_S) -> None:
     if not host or not port.isdigit():
         raise ClusterError(f"cluster address {address!r} is not HOST:PORT (for example 10.0.0.5:6379 or ray://10.0.0.5:10001)")
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+        connection = socket.create_connection((host.strip("[]"), int(port)), timeout=timeout)
     except OSError as exc:
         reason = "timed out" if isinstance(exc, socket.timeout) else (exc.strerror or type(exc).__name__)
         raise ClusterError(f"cannot reach the Ray cluster at {address} ({reason}); check the address and that the head node runs `ray start --head`") from None
+    with connection:
+        if os.environ.get("RAY_USE_TLS", "0").lower() in ("0", "", "false") and not _speaks_grpc(connection, timeout):
+            default = "10001 for ray://" if address.startswith("ray://") else "6379 unless --port was given"
+            raise ClusterError(f"{address} answers, but not as a Ray cluster; check the port (`ray start --head` prints it: {default})")
+
+
+#: what an HTTP/2 client sends first: the connection preface and an empty SETTINGS frame
+_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+
+def _speaks_grpc(connection: socket.socket, timeout: float) -> bool:
+    """Whether the server answers an HTTP/2 preface with a SETTINGS frame, as the gRPC servers of
+    a Ray head (GCS, Ray Client) do. Any other service (SSH, a web server, a database) answers
+    otherwise or not at all, and Ray would retry it for minutes with a warning every few seconds."""
+    try:
+        connection.settimeout(timeout)
+        connection.sendall(_PREFACE)
+        header = b""
+        while len(header) < 9:
+            chunk = connection.recv(9 - len(header))
+            if not chunk:
+                return False
+            header += chunk
+    except OSError:
+        return False
+    return header[3] == 4  # the frame type: SETTINGS
 
 
 def check_address(address: str | None) -> None:
