@@ -34,6 +34,7 @@ class Segment(storage.Task):
     end: int = 0
     first_pts: int = 0
     end_pts: int | None = None
+    first_pos: int = -1  # where the first packet lies in the file (-1: unknown), to check the seek
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,8 @@ class VideoSettings(Settings):
     batch: int | None = None  # frames per network pass (None: sr_filter.video.batches.FRAME_BATCH)
 
 
-def plan(src: str, segment_frames: int) -> list[tuple[int, int, int, int | None]]:
-    """``(first, end, first_pts, end_pts)`` of each segment, from the video packets' timestamps."""
+def plan(src: str, segment_frames: int) -> list[Segment]:
+    """The segments of ``src`` (their ``target`` left empty), from the video packets' timestamps."""
     from ..video import resume, source
 
     container = source.open_video(src)
@@ -62,7 +63,7 @@ def plan(src: str, segment_frames: int) -> list[tuple[int, int, int, int | None]
             stamp = source.packet_time(packet, order)
             if stamp is None:
                 raise VideoFormatError(f"{src}: its video packets carry no timestamps, so it cannot be split into segments; upscale it on one machine")
-            stamps.append((stamp, bool(packet.is_keyframe)))
+            stamps.append((stamp, bool(packet.is_keyframe), packet.pos if packet.pos is not None else -1))
             if packet.pts is not None and packet.time_base is not None:
                 end = float((packet.pts + (packet.duration or 0)) * packet.time_base)
                 last_end = end if last_end is None else max(last_end, end)
@@ -75,12 +76,13 @@ def plan(src: str, segment_frames: int) -> list[tuple[int, int, int, int | None]
     if not stamps:
         raise VideoFormatError(f"{src} contains no video frames")
     stamps.sort()
-    if len({pts for pts, _ in stamps}) != len(stamps):
+    if len({stamp[0] for stamp in stamps}) != len(stamps):
         raise VideoFormatError(f"{src}: two video frames share a timestamp, so it cannot be split into segments; upscale it on one machine")
     rule = resume.Cuts(segment_frames, 0)
-    cuts = [0] + [index for index, (_, key) in enumerate(stamps) if rule.starts(index, key)]
+    cuts = [0] + [index for index, (_, key, _) in enumerate(stamps) if rule.starts(index, key)]
     bounds = cuts + [len(stamps)]
-    return [(a, b, stamps[a][0], stamps[b][0] if b < len(stamps) else None) for a, b in zip(bounds, bounds[1:])]
+    return [Segment(src, "", a, b, stamps[a][0], stamps[b][0] if b < len(stamps) else None, stamps[a][2] if order else -1)
+            for a, b in zip(bounds, bounds[1:])]
 
 
 def segment_name(first: int, end: int) -> str:
@@ -145,6 +147,11 @@ def _frames(container, src: str, info, task: Segment) -> Iterator:
     index = task.first
     try:
         for packet in container.demux(video):
+            if clock.decode_order and task.first_pos >= 0 and packet.pos == task.first_pos:
+                # FFmpeg's AVI reader can misdate the packets after a seek (by 5 ticks after one to
+                # the last keyframe); the segment's first packet, known by its place in the file,
+                # has the decode time the plan gave it, and the rest follow from it
+                clock.move(task.first_pts - packet.dts)
             clock.fed(packet)
             for frame in packet.decode():
                 pts = clock.stamp(frame)

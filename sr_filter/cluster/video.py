@@ -13,6 +13,7 @@ run the same job again after the driver stops and finished segments are kept.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -98,7 +99,7 @@ def upscale_video(
     frames = segment_frames or SEGMENT_FRAMES
     planned = segments.plan(str(src), frames)
     parts = _parts(src, dst, {"model": model or preset, "scale": scale, "codec": family, "crf": crf, "segment_frames": frames})
-    tasks = [segments.Segment(str(src), str(parts / segments.segment_name(a, b)), a, b, a_pts, b_pts) for a, b, a_pts, b_pts in planned]
+    tasks = [dataclasses.replace(span, target=str(parts / segments.segment_name(span.first, span.end))) for span in planned]
     todo = [t for t in tasks if not Path(t.target).exists()]
     if on_plan is not None:
         on_plan(len(todo), len(tasks) - len(todo))
@@ -123,7 +124,7 @@ def upscale_video(
     if summary.failed:
         return summary
     summary.dropped = _join(tasks, src, dst, muxer, info)
-    summary.frames, summary.path = planned[-1][1], str(dst)
+    summary.frames, summary.path = planned[-1].end, str(dst)
     shutil.rmtree(parts, ignore_errors=True)
     return summary
 

@@ -257,6 +257,7 @@ class Clock:
         stream = container.streams.video[0]
         self.decode_order = decode_order_only(container)
         self.slots: deque[int] = deque()
+        self.shift = 0
         self.last: int | None = None
         rate = stream.average_rate or stream.guessed_rate
         base = stream.time_base
@@ -264,7 +265,13 @@ class Clock:
 
     def fed(self, packet: av.Packet) -> None:
         if self.decode_order and packet.size and packet.dts is not None:
-            self.slots.append(packet.dts)
+            self.slots.append(packet.dts + self.shift)
+
+    def move(self, ticks: int) -> None:
+        """Correct the decode times read from here on, and those waiting, by ``ticks``."""
+        if ticks:
+            self.slots = deque(slot + ticks for slot in self.slots)
+            self.shift += ticks
 
     def stamp(self, frame: av.VideoFrame) -> int | None:
         pts = frame.pts
