@@ -395,3 +395,44 @@ def test_a_port_where_another_service_listens_is_one_line_at_once(cluster):
     finally:
         web.shutdown()
         silent.close()
+
+
+LOST = """
+import logging, os, signal, sys, time
+logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="LOG %(name)s %(message)s")
+from sr_filter.cluster.connect import connect, disconnect
+import ray
+started = connect("local", num_cpus=1)
+
+@ray.remote
+class Sleeper:
+    def pid(self):
+        return os.getpid()
+    def nap(self):
+        time.sleep(30)
+
+actor = Sleeper.remote()
+pid = ray.get(actor.pid.remote())
+ref = actor.nap.remote()
+time.sleep(1)
+os.kill(pid, signal.SIGKILL)
+try:
+    ray.get(ref, timeout=20)
+except Exception as exc:
+    print("task failed:", type(exc).__name__, file=sys.stderr)
+time.sleep(3)
+disconnect(started)
+from ray._private import worker
+print("restored:", not hasattr(worker.print_to_stdstream, "sr_filter"), file=sys.stderr)
+"""
+
+
+def test_a_lost_workers_paragraph_goes_to_the_log_not_standard_output():
+    """Ray's driver printed "(raylet) A worker died or was killed ..." (a paragraph) on standard
+    output; the progress lines already say a worker was lost, so the paragraph goes to the log
+    (-v), and Ray's own printing is back once the connection is closed."""
+    done = _run("-c", LOST)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout == ""
+    assert "LOG sr_filter.cluster.connect A worker died or was killed" in done.stderr
+    assert "task failed: ActorDiedError" in done.stderr and "restored: True" in done.stderr

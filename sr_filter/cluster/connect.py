@@ -18,6 +18,7 @@ from pathlib import Path
 from ..errors import ClusterError
 
 INSTALL_HINT = "pip install 'sr-filter[cluster]'"
+log = logging.getLogger(__name__)
 PROBE_TIMEOUT_S = 5.0
 
 
@@ -105,6 +106,7 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> bool:
     level = quiet.level
     quiet.setLevel(logging.ERROR)  # Ray's start-up notes are not our user's business
     handlers = _own_handlers()
+    _log_cluster_messages()
     try:
         ray.init(
             address=target or "local",
@@ -116,6 +118,7 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> bool:
             configure_logging=False,
         )
     except (ConnectionError, RuntimeError, ValueError, OSError) as exc:
+        _restore_cluster_messages()
         text = str(exc).strip().splitlines()
         raise ClusterError(f"cannot join the Ray cluster at {target or 'this machine'}: {text[0] if text else type(exc).__name__}") from None
     finally:
@@ -123,6 +126,42 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> bool:
         for signum, handler in handlers.items():  # Ray's would end the driver without its clean-up
             signal.signal(signum, handler)
     return True
+
+
+def _log_cluster_messages() -> None:
+    """Send the cluster's messages to the driver (a paragraph per lost worker, "A worker died or
+    was killed ...") to the log, shown with ``-v``, instead of Ray's printing them on standard
+    output: the progress lines already say what happened ("a worker was lost; X goes to
+    another"). Only for connections this module makes: a program that joined Ray itself keeps
+    Ray's printing."""
+    try:
+        from ray._private import worker as ray_worker
+    except ImportError:
+        return
+    printer = getattr(ray_worker, "print_to_stdstream", None)
+    if printer is None or getattr(printer, "sr_filter", None) is not None:
+        return
+
+    def to_log(data, *args, **kwargs):
+        if data.get("pid") == "raylet":
+            for line in data.get("lines", ()):
+                log.info("%s", line)
+            return None
+        return printer(data, *args, **kwargs)
+
+    to_log.sr_filter = printer
+    ray_worker.print_to_stdstream = to_log
+
+
+def _restore_cluster_messages() -> None:
+    """Ray's own printing again, once the connection this module made is closed."""
+    try:
+        from ray._private import worker as ray_worker
+    except ImportError:
+        return
+    original = getattr(getattr(ray_worker, "print_to_stdstream", None), "sr_filter", None)
+    if original is not None:
+        ray_worker.print_to_stdstream = original
 
 
 def _own_handlers() -> dict:
@@ -139,3 +178,4 @@ def disconnect(started: bool) -> None:
         import ray
 
         ray.shutdown()
+        _restore_cluster_messages()
