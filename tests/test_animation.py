@@ -338,5 +338,5 @@ def test_cli_frames_format_and_video_only_options_for_animations(tmp_path):
     for args in (["--codec", "hevc"], ["--crf", "20"], ["--resume"]):
         refused = cli("-o", tmp_path / "no.gif", *args)
         err = refused.stderr.decode()
-        assert refused.returncode == 2 and err.count("\n") == 1 and "apply to videos" in err, err
+        assert refused.returncode == 2 and err.count("\n") == 1 and f"{args[0]} applies to videos" in err, err
     assert not (tmp_path / "no.gif").exists()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from sr_filter.errors import OutputExistsError, VideoFormatError
 from sr_filter.upscaler import Upscaler
@@ -574,3 +575,32 @@ def test_variable_rate_video_written_as_avi_is_said_once(tmp_path, upscaler):
     assert times == pytest.approx([i * float(time_base) for i in range(6)])
     assert len(notices) == 1 and notices[0].startswith("an avi file keeps a constant frame rate") and "\n" not in notices[0]
     assert notices[0].endswith("a .mkv or .mp4 output keeps the source's timing")
+
+
+def test_several_videos_and_images_in_one_command(tmp_path):
+    """Several inputs went to the image path, where every video failed ("cannot tell the output
+    format"); now each video takes the video path with the one loaded model, keeps its container
+    (a transport stream becomes .mkv) and a failing one fails alone."""
+    a = make_clip(tmp_path / "a.mp4", frames=4, size=(16, 12))
+    b = make_clip(tmp_path / "b.ts", frames=3, size=(16, 12), audio=0)
+    bad = tmp_path / "bad.mkv"
+    bad.write_bytes(b"not a video")
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "c.png")
+    out = tmp_path / "out"
+    result = run(a, b, bad, tmp_path / "c.png", "-m", MODEL, "-d", "cpu", "-o", out, "--crf", "30")
+    err = result.stderr.decode()
+    assert result.returncode == 1 and "Traceback" not in err, err
+    assert sorted(p.name for p in out.iterdir()) == ["a.mp4", "b.mkv", "c.png"]
+    assert err.count("using sr-cartoon-x4") == 1 and "3 upscaled, 1 failed" in err and f"failed: {bad}" in err
+    assert describe(out / "a.mp4")["times"] == describe(a)["times"] and describe(out / "a.mp4")["size"] == (64, 48)
+    assert len(frame_arrays(out / "b.mkv")) == 3
+    assert run(a, b, "-m", MODEL, "-d", "cpu").returncode == 0  # no -o: beside each input
+    assert (tmp_path / "a_x4.mp4").is_file() and (tmp_path / "b_x4.mkv").is_file()
+
+    folder = tmp_path / "vids"
+    folder.mkdir()
+    (folder / "d.mp4").write_bytes(a.read_bytes())
+    err = run(folder, "-o", tmp_path / "o2", "-m", MODEL).stderr.decode()
+    assert err.strip().endswith(f"folders are searched for images only: name its videos, e.g. {folder / '*.mp4'}"), err
+    refused = run(tmp_path / "c.png", tmp_path / "c.png", "-o", tmp_path / "o3", "--codec", "h264", "-m", MODEL)
+    assert refused.returncode == 2 and "--codec applies to videos" in refused.stderr.decode()

@@ -70,10 +70,15 @@ def plan_jobs(inputs: list[str], output: str | None, suffix: str, fmt: str | Non
             imageio.format_for(target, fmt)
         return [Job(None if source == "-" else Path(source), target)]
     if output is None:  # several files (a folder input needs -o: checked with the options)
-        for source in inputs:
-            if fmt is None:
-                _check_image_suffix(Path(source))
-        return [Job(Path(source), default_output(Path(source), suffix, fmt)) for source in inputs]
+        jobs = []
+        for source in map(Path, inputs):
+            job = Job(source, default_output(source, suffix, fmt))
+            if is_video_job(job):
+                job.target = _video_target(source, job.target)
+            elif fmt is None:
+                _check_image_suffix(source)
+            jobs.append(job)
+        return jobs
     out_dir = Path(output)
     if out_dir.exists() and not out_dir.is_dir():
         raise click.UsageError(f"{out_dir} exists and is not a folder")
@@ -88,12 +93,32 @@ def plan_jobs(inputs: list[str], output: str | None, suffix: str, fmt: str | Non
                     continue  # earlier outputs in an output folder nested inside the input folder
                 jobs.append(Job(file, out_dir / _renamed(file.relative_to(path), fmt, batch_suffix)))
             if len(jobs) == found:
-                raise ImageFormatError(f"no image files ({_suffixes()}) in {path}")
+                from ..video.command import VIDEO_INPUTS
+
+                videos = sorted({p.suffix.lower() for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_INPUTS})
+                hint = f"; folders are searched for images only: name its videos, e.g. {path / ('*' + videos[0])}" if videos else ""
+                raise ImageFormatError(f"no image files ({_suffixes()}) in {path}{hint}")
         elif path.is_file():
-            jobs.append(Job(path, out_dir / _renamed(Path(path.name), fmt, batch_suffix)))
+            job = Job(path, out_dir / _renamed(Path(path.name), fmt, batch_suffix))
+            jobs.append(Job(path, _video_target(path, job.target)) if is_video_job(job) else job)
         else:
             raise ImageFormatError(f"{item} does not exist")
     return jobs
+
+
+def is_video_job(job: Job) -> bool:
+    """A video file among a batch's inputs (given by name: folders are searched for images)."""
+    from ..video.command import VIDEO_INPUTS
+
+    return job.source is not None and job.source.suffix.lower() in VIDEO_INPUTS
+
+
+def _video_target(source: Path, target: Path) -> Path:
+    """A video keeps its container in a batch (``--format`` names the images' format); one
+    FFmpeg reads but does not write (.ts, .flv, ...) becomes .mkv."""
+    from ..video import READ_ONLY_SUFFIXES
+
+    return target.with_suffix(".mkv" if source.suffix.lower() in READ_ONLY_SUFFIXES else source.suffix)
 
 
 def many_inputs(inputs: list[str]) -> bool:

@@ -20,7 +20,7 @@ from ..atomic import is_stream
 from ..errors import SrFilterError
 from ..progress import Bars, stderr_is_terminal
 from ..video.command import video_options, wants_video
-from .jobs import Job, check_targets, check_writable, expand_inputs, many_inputs, plan_jobs
+from .jobs import Job, check_targets, check_writable, expand_inputs, is_video_job, many_inputs, plan_jobs
 from .messages import one_line
 from .options import (
     backend_opt, denoise_opt, device_opt, fp32_opt, gpu_opt, height_opt, model_opt, offline_opt, precision_opt, preset_opt, scale_opt, tile_opt,
@@ -153,6 +153,12 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
         suffix = f"_{width}x{height}" if width and height else f"_w{width}" if width else f"_h{height}" if height \
             else f"_x{scale:g}" if scale else f"_x{upscaler.scale}"
     jobs = plan_jobs(inputs, output, suffix, fmt, batch_suffix=batch_suffix)
+    if not any(is_video_job(job) for job in jobs):
+        video_only = [flag for flag, given in (("--codec", codec), ("--crf", crf is not None), ("--resume", resume),
+                                               ("--frames", frames)) if given]
+        if video_only:
+            verb = "applies" if len(video_only) == 1 else "apply"
+            raise click.UsageError(f"{', '.join(video_only)} {verb} to videos (and to an animation given alone); none of these inputs is a video")
     check_targets(jobs, overwrite=overwrite)
     skipped = 0
     if skip_existing:
@@ -183,8 +189,17 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
             bars.start(Path(name).name)
             started = time.monotonic()
             try:
-                process(upscaler, job, scale=scale, size=(width, height), fmt=fmt, quality=quality, overwrite=overwrite,
-                        progress=bars, announce=announce)
+                if is_video_job(job):  # a video among several inputs: the video path, with this model
+                    from ..video.command import run as run_video
+
+                    announce()
+                    run_video(inputs=[str(job.source)], output=str(job.target), model=None, scale=scale, device=device,
+                              precision=precision, backend=backend, tile=tile, offline=offline, fmt=None, quality=quality,
+                              overwrite=overwrite, skip_existing=False, quiet=quiet, codec=codec, crf=crf, frames=frames,
+                              resume=resume, size=(width, height), upscaler=upscaler, in_batch=True)
+                else:
+                    process(upscaler, job, scale=scale, size=(width, height), fmt=fmt, quality=quality, overwrite=overwrite,
+                            progress=bars, announce=announce)
             except (SrFilterError, MemoryError, OSError) as exc:
                 bars.finish()
                 message = _describe_failure(job, exc)

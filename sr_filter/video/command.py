@@ -16,7 +16,8 @@ from ..errors import OutputExistsError, SrFilterError, VideoFormatError
 from . import READ_ONLY_SUFFIXES, VIDEO_SUFFIXES
 
 #: every suffix read as a video (written ones and read-only ones)
-_READ = VIDEO_SUFFIXES | READ_ONLY_SUFFIXES
+#: the suffixes of the files the video path reads
+VIDEO_INPUTS = VIDEO_SUFFIXES | READ_ONLY_SUFFIXES
 
 #: options ``sr-filter upscale`` adds for videos (spelled here, attached there)
 codec_opt = click.option("--codec", default=None, metavar="h264|hevc|vp9|av1|ffv1|prores",
@@ -42,7 +43,7 @@ def wants_video(inputs: list[str], fmt: str | None, output: str | None = None) -
     if len(inputs) != 1 or inputs[0] == "-":
         return False
     path = Path(inputs[0])
-    if path.suffix.lower() in _READ:
+    if path.suffix.lower() in VIDEO_INPUTS:
         return True
     from .. import animation
 
@@ -67,12 +68,16 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
         backend: str = "auto",
         tile, offline, fmt: str | None, quality: int | None, overwrite: bool, skip_existing: bool, quiet: bool,
         codec: str | None, crf: int | None, frames: str | None, resume: bool = False, tta: bool = False,
-        denoise: float | None = None, size: tuple[int | None, int | None] = (None, None)) -> None:
+        denoise: float | None = None, size: tuple[int | None, int | None] = (None, None), upscaler=None,
+        in_batch: bool = False) -> None:
     """Upscale one video, animation or frame stream as the CLI was asked to; ``size`` =
-    (width, height) fits the picture inside them instead of ``scale``."""
+    (width, height) fits the picture inside them instead of ``scale``. A batch passes its
+    ``upscaler`` (loaded once) and ``in_batch``: it says which model and reports each file itself."""
     from ..upscaler import Upscaler
 
     def make_upscaler() -> Upscaler:
+        if upscaler is not None:
+            return upscaler
         return Upscaler(model, device=device, precision=precision, tile=tile, offline=offline, backend=backend,
                         tta=tta, denoise=denoise)
 
@@ -106,12 +111,12 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
     if to_video and source.suffix.lower() == ".webp":
         raise VideoFormatError(f"{source}: an animated WebP can be written as .gif, .webp or .png, not as a video "
                                "(FFmpeg's libraries do not decode animated WebP)")
-    if source.suffix.lower() not in _READ and not to_video:  # an animation; GIF/APNG to a video: FFmpeg reads them
+    if source.suffix.lower() not in VIDEO_INPUTS and not to_video:  # an animation; GIF/APNG to a video: FFmpeg reads them
         from .. import animation, imageio
 
         video_only = [flag for flag, given in (("--codec", codec), ("--crf", crf is not None), ("--resume", resume)) if given]
         if video_only:
-            raise click.UsageError(f"{', '.join(video_only)} apply to videos; an animation written as GIF, WebP or PNG "
+            raise click.UsageError(f"{', '.join(video_only)} {'applies' if len(video_only) == 1 else 'apply'} to videos; an animation written as GIF, WebP or PNG "
                                    "takes --quality and --frames (or name a video output, e.g. -o out.mp4)")
         out_format = imageio.format_for("", fmt) if fmt is not None else None
         if out_format is not None and out_format not in animation.HOLDS_ANIMATION:
@@ -121,7 +126,7 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
         target = _target(source, target, label or str(upscaler.scale), suffix)
         if _skip(target, skip_existing, overwrite, quiet):
             return
-        _announce(upscaler, quiet)
+        _announce(upscaler, quiet or in_batch)
         animation.upscale_animation(source, target, upscaler, scale=scale, overwrite=overwrite, quality=quality, size=size,
                                     out_format=out_format, frames=frames)
         return
@@ -136,7 +141,7 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
     target = _target(source, target, label or str(upscaler.scale), suffix)
     if _skip(target, skip_existing, overwrite, quiet):
         return
-    _announce(upscaler, quiet)
+    _announce(upscaler, quiet or in_batch)
     from .job import upscale_video
 
     bar = _Bar(source.name, quiet)
@@ -145,7 +150,7 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
                                 resume=resume, overwrite=overwrite, progress=bar, notice=lambda text: click.echo(f"sr-filter: {text}", err=True))
     finally:
         bar.close()
-    if not quiet:
+    if not quiet and not in_batch:
         rate = summary["frames"] / summary["seconds"] if summary["seconds"] else 0.0
         click.echo(f"sr-filter: {source} -> {target}: {summary['frames']} frames, {summary['codec']} "
                    f"{summary['pix_fmt']}, {rate:.2f} frames/s", err=True)
