@@ -604,3 +604,43 @@ def test_several_videos_and_images_in_one_command(tmp_path):
     assert err.strip().endswith(f"folders are searched for images only: name its videos, e.g. {folder / '*.mp4'}"), err
     refused = run(tmp_path / "c.png", tmp_path / "c.png", "-o", tmp_path / "o3", "--codec", "h264", "-m", MODEL)
     assert refused.returncode == 2 and "--codec applies to videos" in refused.stderr.decode()
+
+
+def test_each_output_keeps_the_colour_it_can_and_names_what_it_cannot(tmp_path, upscaler):
+    """ProRes stores limited range only: a full-range source is converted, not written full-range
+    and read back as limited (6-9/255 brighter and clipped). FFV1 in mp4 keeps its matrix and range
+    in the colour box. An AVI keeps neither rotation nor FFV1's tags: each is named. ProRes keeps
+    4:4:4 (as 4444); SVT-AV1's 4:2:0 is said."""
+    full = make_clip(tmp_path / "full.mkv", frames=2, audio=0, color={"color_range": 2, "colorspace": 1})
+    upscale_video(full, tmp_path / "ref.mkv", upscaler=upscaler, codec="ffv1")
+    reference = frame_arrays(tmp_path / "ref.mkv")
+    for name in ("pr.mov", "pr.mkv"):
+        upscale_video(full, tmp_path / name, upscaler=upscaler, codec="prores")
+        assert describe(tmp_path / name)["color_range"] == 1
+        for got, want in zip(frame_arrays(tmp_path / name), reference):
+            assert np.abs(got.astype(int) - want).mean() < 2
+
+    plain = make_clip(tmp_path / "sd.mp4", frames=2, audio=0)
+    for resume in (False, True):
+        upscale_video(plain, tmp_path / f"ffv1-{resume}.mp4", upscaler=upscaler, codec="ffv1", resume=resume)
+        tags = describe(tmp_path / f"ffv1-{resume}.mp4")
+        assert (tags["color_range"], tags["colorspace"]) == (1, 6)  # BT.601 as the SD source was shown; untagged before
+
+    turned = make_clip(tmp_path / "turned.mp4", frames=2, audio=0, rotation=90)
+    for clip, codec in ((turned, None), (full, "ffv1")):
+        for resume in (False, True):
+            notices: list[str] = []
+            upscale_video(clip, tmp_path / f"{clip.stem}-{resume}.avi", upscaler=upscaler, codec=codec, resume=resume,
+                          notice=notices.append)
+            what = "the display rotation (90 degrees)" if clip is turned else "the colour tags (matrix and range)"
+            assert [n for n in notices if n.startswith("dropped ")] == [f"dropped {what}: " + (
+                "an .avi file cannot store it, so the video shows unrotated (.mkv, .mp4 and .mov keep it)" if clip is turned else
+                "neither an .avi file nor FFV1 stores them, so players guess, BT.709 for HD frames (.mkv keeps them)")], notices
+
+    rich = make_clip(tmp_path / "444.mkv", frames=2, codec="ffv1", pix_fmt="yuv444p", audio=0)
+    upscale_video(rich, tmp_path / "444-pr.mkv", upscaler=upscaler, codec="prores")
+    assert describe(tmp_path / "444-pr.mkv")["pix_fmt"].startswith("yuv444p1")  # ProRes 4444 (4:2:2 before)
+    notices = []
+    upscale_video(rich, tmp_path / "444-av1.mkv", upscaler=upscaler, codec="av1", notice=notices.append)
+    assert notices == ["libsvtav1 writes yuv420p: the colour detail of the source's yuv444p is halved; "
+                       "--codec h264 or hevc or vp9 or ffv1 or prores keep it"]

@@ -19,6 +19,8 @@ _MATRIX = {1: "ITU709", 4: "FCC", 5: "ITU601", 6: "SMPTE170M", 7: "SMPTE240M", 9
 _UNSPECIFIED = 2
 _BT709, _SMPTE170M = 1, 6
 _MPEG, _JPEG = 1, 2  # AVColorRange: limited, full
+#: encoder and decoder names of codecs whose pictures are limited range only (ProRes has no full-range flag)
+_LIMITED_ONLY = frozenset({"prores", "prores_ks"})
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,14 @@ class Colour:
             trc=int(context.color_trc or _UNSPECIFIED),
             full=(context.pix_fmt or "").startswith("yuvj"),
         )
+
+    def for_codec(self, codec: str) -> Colour:
+        """The tags, and so the conversion, for pictures of ``codec``: the source's, but limited
+        range where the codec stores no other (a full-range source written as ProRes came out
+        brighter and clipped, its full-range samples read as limited)."""
+        if codec in _LIMITED_ONLY and (self.full or self.range == _JPEG):
+            return Colour(_MPEG, self.matrix, self.primaries, self.trc, False)
+        return self
 
     def settled(self, height: int) -> Colour:
         """These tags with the matrix and range that the conversion will actually use filled in."""

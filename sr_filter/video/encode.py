@@ -53,6 +53,29 @@ def container_for(path: str | Path) -> str:
     return CONTAINERS[suffix]
 
 
+def open_output(path: str, muxer: str) -> av.container.OutputContainer:
+    """An output container; mp4 and mov write their colour box even where the primaries are not
+    known (FFmpeg leaves it out then, and an FFV1 stream, which carries no tags of its own, lost
+    its matrix and range)."""
+    options = {"movflags": "write_colr"} if muxer in ("mp4", "mov") else {}
+    return av.open(path, "w", format=muxer, options=options)
+
+
+def lost_in(muxer: str, codec: str, info: VideoInfo) -> list[str]:
+    """What an output container cannot keep of the upscaled video itself, each said as a dropped
+    stream is: an AVI stores no display rotation, and no colour tags, which FFV1 does not carry."""
+    if muxer != "avi":
+        return []
+    lost = []
+    if info.rotation:
+        lost.append(f"the display rotation ({info.rotation} degrees): an .avi file cannot store it, so the video "
+                    "shows unrotated (.mkv, .mp4 and .mov keep it)")
+    if codec == "ffv1":
+        lost.append("the colour tags (matrix and range): neither an .avi file nor FFV1 stores them, so players "
+                    "guess, BT.709 for HD frames (.mkv keeps them)")
+    return lost
+
+
 def even_dimension(value: float) -> int:
     """The even frame width or height nearest ``value`` (at least 2): 4:2:0 and 4:2:2 encoders
     need even sizes, and every upscaled frame of a video (or of its segments) is sized so."""
@@ -135,7 +158,7 @@ def choose_pix_fmt(source: str, encoder: str) -> str:
         return plain
     depth = "10le" if "10" in plain or "12" in plain or "16" in plain else ""
     chroma = next((c for c in ("444", "422", "420") if c in plain), "420")
-    for candidate in (f"yuv{chroma}p{depth}", f"yuv422p{depth}", f"yuv420p{depth}", f"yuv444p{depth}", "yuv420p", "yuv422p10le"):
+    for candidate in (f"yuv{chroma}p{depth}", f"yuv{chroma}p10le", f"yuv422p{depth}", f"yuv420p{depth}", f"yuv444p{depth}", "yuv420p", "yuv422p10le"):
         if candidate in formats:
             return candidate
     return formats[0]
@@ -151,20 +174,35 @@ def _bits(pix_fmt: str) -> int:
 _HDR_TRANSFERS = {16, 18}  # SMPTE ST 2084 (PQ), ARIB STD-B67 (HLG)
 
 
+def _chroma(pix_fmt: str) -> int:
+    """How much colour detail a pixel format keeps: 3 for 4:4:4 (and RGB), 2 for 4:2:2, 1 for 4:2:0."""
+    return 2 if "422" in pix_fmt else 1 if "420" in pix_fmt or "411" in pix_fmt or "410" in pix_fmt else 3
+
+
 def depth_notice(info: VideoInfo, family: str, muxer: str) -> str | None:
     """One line when the chosen encoder cannot keep the source's bit depth (this build's
-    libvpx-vp9 writes 8 bits only), naming the families that would keep it in this container."""
+    libvpx-vp9 writes 8 bits only) or its colour detail (SVT-AV1 writes 4:2:0 only), naming the
+    families that would keep both in this container."""
     encoder = ENCODERS[family][0]
     chosen = choose_pix_fmt(info.pix_fmt, encoder)
     source_bits, written_bits = _bits(info.pix_fmt), _bits(chosen)
-    if written_bits >= source_bits:
+    fewer_bits, less_colour = written_bits < source_bits, _chroma(chosen) < _chroma(info.pix_fmt)
+    if not fewer_bits and not less_colour:
         return None
-    keep = [f for f in CODECS if f != family and _probe_holds(muxer, ENCODERS[f][1])
-            and _bits(choose_pix_fmt(info.pix_fmt, ENCODERS[f][0])) >= source_bits]
-    hdr = ", and more so with the source's HDR transfer" if info.colour.trc in _HDR_TRANSFERS else ""
-    hint = f"; --codec {' or '.join(keep)} {'keeps' if len(keep) == 1 else 'keep'} {source_bits} bits" if keep else ""
-    return (f"the source has {source_bits}-bit {info.pix_fmt} video but {encoder} in this build writes {written_bits} bits: "
-            f"written as {chosen} (banding is likely{hdr}){hint}")
+
+    def keeps(other: str) -> bool:
+        written = choose_pix_fmt(info.pix_fmt, ENCODERS[other][0])
+        return _bits(written) >= source_bits and _chroma(written) >= _chroma(info.pix_fmt)
+
+    keep = [f for f in CODECS if f != family and _probe_holds(muxer, ENCODERS[f][1]) and keeps(f)]
+    verb = "keeps" if len(keep) == 1 else "keep"
+    if fewer_bits:
+        hdr = ", and more so with the source's HDR transfer" if info.colour.trc in _HDR_TRANSFERS else ""
+        hint = f"; --codec {' or '.join(keep)} {verb} {source_bits} bits" if keep else ""
+        return (f"the source has {source_bits}-bit {info.pix_fmt} video but {encoder} in this build writes {written_bits} bits: "
+                f"written as {chosen} (banding is likely{hdr}){hint}")
+    hint = f"; --codec {' or '.join(keep)} {verb} it" if keep else ""
+    return f"{encoder} writes {chosen}: the colour detail of the source's {info.pix_fmt} is halved{hint}"
 
 
 def steady_time_base(src: str | Path, muxer: str, notice) -> Fraction | None:
@@ -189,8 +227,9 @@ class Output:
         encoder, _, default_crf = ENCODERS[family]
         if family == "av1":  # SVT-AV1 prints a banner of ~20 lines unless told errors only (read when it opens)
             os.environ.setdefault("SVT_LOG", "1")
-        self.container = av.open(path, "w", format=muxer)
+        self.container = open_output(path, muxer)
         self.info = info
+        self.colour = info.colour.for_codec(encoder)
         try:
             self.container.metadata.update({k: v for k, v in source.metadata.items() if k.lower() != "encoder"})
             stream = self.container.add_stream(encoder, rate=1 / info.steady if info.steady else info.rate or Fraction(25))
@@ -200,9 +239,11 @@ class Output:
             context.time_base = stream.time_base = info.steady or info.time_base
             if info.sar:
                 context.sample_aspect_ratio = info.sar
-            info.colour.tag(context, info.height)
+            self.colour.tag(context, info.height)
             context.thread_type = "AUTO"
             context.options = _quality_options(family, crf if crf is not None else default_crf)
+            if family == "prores" and _chroma(self.pix_fmt) == 3:
+                context.options = {**context.options, "profile": "4"}  # ProRes 4444: HQ is 4:2:2 only
             if info.rotation:
                 stream.set_display_rotation(info.rotation)
             if info.metadata.get("language"):
@@ -211,6 +252,7 @@ class Output:
             self._pending: tuple[av.VideoFrame, int | None] | None = None
             self._durations: dict[int, int] = {}
             self.streams, self.dropped = copy_streams(self.container, source, muxer, copy)
+            self.dropped = lost_in(muxer, encoder, info) + self.dropped
         except (av.error.FFmpegError, ValueError) as exc:
             self.container.close()
             raise VideoFormatError(f"cannot set up the {family} encoder ({first_line(exc)})") from None
@@ -219,7 +261,7 @@ class Output:
         """Encode the upscaled ``item`` at its source time moved ``shift`` seconds earlier, or, on a
         constant-rate output (:attr:`VideoInfo.steady`), as tick ``item.index - first``: one
         frame per tick, each lasting one."""
-        frame = self.info.colour.from_rgb(item.array, self.pix_fmt, self.info.height)
+        frame = self.colour.from_rgb(item.array, self.pix_fmt, self.info.height)
         duration = item.duration
         if self.info.steady:
             frame.pts, frame.time_base, duration = item.index - first, self.info.steady, 1
@@ -359,4 +401,4 @@ def _quality_options(family: str, crf: int | None) -> dict[str, str]:
         return {"crf": str(crf), "preset": "8"}
     if family == "ffv1":
         return {"level": "3", "slicecrc": "1"}
-    return {"profile": "3"}  # prores: HQ
+    return {"profile": "3"}  # prores: HQ (4444 for a 4:4:4 picture: set where the pixel format is known)

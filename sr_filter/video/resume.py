@@ -159,7 +159,7 @@ def _segment_muxer(family: str) -> str:
 
 def join(segments: list[tuple[int, int, Path]], src: Path, tmp: str, muxer: str, info: source.VideoInfo) -> list[str]:
     """Interleave the segments' video packets and the source's copied streams into ``tmp``."""
-    out = av.open(tmp, "w", format=muxer)
+    out = encode.open_output(tmp, muxer)
     container = source.open_video(src)  # read from the start again: every packet, priming ones too
     opened = [av.open(str(path)) for _, _, path in segments]
     try:
@@ -168,7 +168,8 @@ def join(segments: list[tuple[int, int, Path]], src: Path, tmp: str, muxer: str,
             video = out.add_stream_from_template(opened[0].streams.video[0])
         except av.codec.codec.UnknownCodecError:  # read by a decoder without an encoder of its name (libdav1d)
             video = out.add_stream_from_template(opened[0].streams.video[0], opaque=True)
-        info.colour.tag(video.codec_context, info.height)  # NUT segments (FFV1) do not carry the colour tags
+        codec = opened[0].streams.video[0].codec_context.name
+        info.colour.for_codec(codec).tag(video.codec_context, info.height)  # NUT segments (FFV1) do not carry the colour tags
         if info.steady:  # a constant-rate output: the segments' frames are its ticks
             video.time_base = info.steady
             video.codec_context.framerate = 1 / info.steady
@@ -182,6 +183,7 @@ def join(segments: list[tuple[int, int, Path]], src: Path, tmp: str, muxer: str,
         if info.rotation:
             video.set_display_rotation(info.rotation)
         streams, dropped = encode.copy_streams(out, container, muxer, encode.copyable(container))
+        dropped = encode.lost_in(muxer, codec, info) + dropped
         # demux([]) would read every stream, the source's own video too: nothing copied, nothing read
         others = (p for p in container.demux([container.streams[i] for i in streams]) if p.size) if streams else iter(())
         shift = source.start_time(container) if info.steady else Fraction(0)  # the video starts at zero there
