@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import numbers
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -44,6 +45,10 @@ class Animation:
     format: str | None = None
 
 
+#: what Pillow raises on a damaged or truncated animation (its GIF reader: IndexError, struct.error)
+_DAMAGED = (OSError, ValueError, IndexError, EOFError, SyntaxError, struct.error)
+
+
 def _opened(source: str | Path | bytes) -> Any:
     return Image.open(io.BytesIO(source) if isinstance(source, (bytes, bytearray, memoryview)) else source)
 
@@ -60,9 +65,14 @@ def animated_format(source: str | Path | bytes) -> str | None:
         return None
     try:
         with _opened(source) as image:
-            animated = image.format in HOLDS_ANIMATION and bool(getattr(image, "is_animated", False))
+            if image.format not in HOLDS_ANIMATION:
+                return None
+            try:
+                animated = bool(getattr(image, "is_animated", False))
+            except _DAMAGED:  # a frame after the first is damaged: the animation path says so
+                return image.format
             return image.format if animated else None
-    except (OSError, ValueError, Image.DecompressionBombError):
+    except _DAMAGED + (Image.DecompressionBombError,):
         return None
 
 
@@ -86,8 +96,10 @@ def read_animation(path: str | Path | bytes, name: str | None = None, *,
                 durations.append(int(frame.info.get("duration") or 100))
                 disposal.append(_disposal(image, frame))
                 blend.append(int(frame.info.get("blend", 0) or 0))
-    except (OSError, ValueError, Image.DecompressionBombError, EOFError) as exc:
+    except Image.DecompressionBombError as exc:
         raise VideoFormatError(f"{name or _label(path)} is not a readable animation ({first_line(exc)})") from None
+    except _DAMAGED as exc:
+        raise VideoFormatError(f"{name or _label(path)} is truncated or damaged ({first_line(exc) or type(exc).__name__})") from None
     return Animation(pictures, durations, loop, disposal, blend, format=image.format)
 
 
@@ -166,8 +178,10 @@ def upscale_to_bytes(src: str | Path | bytes, upscaler: Any, fmt: str, *, scale:
     try:
         with _opened(src) as probe:
             width, height, count = probe.width, probe.height, getattr(probe, "n_frames", 1)
-    except (OSError, ValueError, Image.DecompressionBombError, EOFError) as exc:
+    except Image.DecompressionBombError as exc:
         raise VideoFormatError(f"{name} is not a readable animation ({first_line(exc)})") from None
+    except _DAMAGED as exc:
+        raise VideoFormatError(f"{name} is truncated or damaged ({first_line(exc) or type(exc).__name__})") from None
     start, end = parse_range(frames)
     if start >= count:
         raise VideoFormatError(f"frame range {range_text(frames)!r} starts after the last frame: {name} has {count} frames")

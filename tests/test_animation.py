@@ -112,6 +112,28 @@ def test_broken_animation_is_one_line(tmp_path):
     assert "cut.gif" in str(info.value) and "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize("keep", [0.7, 0.4])
+def test_a_truncated_animated_gif_is_one_line_and_a_batch_goes_on(tmp_path, keep):
+    """Pillow's GIF reader raises IndexError on these: a traceback that ended the whole batch."""
+    from click.testing import CliRunner
+
+    from sr_filter.cli import cli
+
+    data = small(tmp_path / "whole.gif", loop=0).read_bytes()
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "bad.gif").write_bytes(data[: int(len(data) * keep)])
+    Image.fromarray(pattern(0, 16, 16)).save(folder / "z.png")
+    model = ["-m", "sr-cartoon-x4", "-t", "32", "-d", "cpu"]
+    alone = CliRunner().invoke(cli, [str(folder / "bad.gif"), "-o", str(tmp_path / "out.gif"), *model])
+    assert isinstance(alone.exception, VideoFormatError), alone.exception  # the CLI's main() prints it as one line
+    assert str(alone.exception).endswith("bad.gif is truncated or damaged (index out of range)")
+    assert not (tmp_path / "out.gif").exists()
+    result = CliRunner().invoke(cli, [str(folder), "-o", str(tmp_path / "out"), *model])
+    assert result.exit_code == 1 and "1 upscaled, 1 failed" in result.stderr, result.stderr
+    assert (tmp_path / "out" / "z.png").is_file()
+
+
 SMALL_DURATIONS = [50, 100, 150]
 
 
