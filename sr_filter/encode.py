@@ -150,10 +150,16 @@ def _has_sub_ifd(exif: bytes | None) -> bool:
     return any(tag in data for tag in (0x8769, 0x8825))
 
 
+#: the PNG text keyword of an XMP packet (an iTXt chunk, by the XMP specification)
+XMP_KEY = "XML:com.adobe.xmp"
+
+
 def _png_text(meta: ImageMeta) -> dict[str, str]:
+    """The PNG text chunks to write: the source's, with the XMP packet as carried (its
+    orientation set upright), not as read: the old packet made apps rotate the picture twice."""
     text = dict(meta.text)
-    if meta.xmp and "XML:com.adobe.xmp" not in text:
-        text["XML:com.adobe.xmp"] = meta.xmp.decode("utf-8", "replace")
+    if meta.xmp:
+        text[XMP_KEY] = meta.xmp.decode("utf-8", "replace")
     return text
 
 

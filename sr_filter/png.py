@@ -78,7 +78,10 @@ def encode_png(
         chunks.append(_chunk(b"eXIf", exif[6:] if exif.startswith(b"Exif\x00\x00") else exif))
     for key, value in (text or {}).items():
         keyword = key.encode("latin-1", "replace")[:79]
-        chunks.append(_chunk(b"iTXt", keyword + b"\x00\x00\x00\x00\x00" + value.encode("utf-8")))
+        if key != "XML:com.adobe.xmp" and value.isascii() and "\x00" not in value:
+            chunks.append(_chunk(b"tEXt", keyword + b"\x00" + value.encode("ascii")))  # what every reader reads
+        else:  # not ASCII, or XMP (which its specification puts in iTXt)
+            chunks.append(_chunk(b"iTXt", keyword + b"\x00\x00\x00\x00\x00" + value.encode("utf-8")))
     if not chunks:
         return encoded
     return b"".join([memoryview(encoded)[:_IHDR_END], *chunks, memoryview(encoded)[_IHDR_END:]])

@@ -376,6 +376,12 @@ def test_xmp_orientation_is_reset_with_the_exif_one(bird, form):
     assert array.shape[:2] == bird.shape[1::-1]
     out = Image.open(io.BytesIO(imageio.encode_image(array, "JPEG", meta))).info["xmp"]
     assert b"6" not in out and (b'tiff:Orientation="1"' in out or b"<tiff:Orientation>1<" in out)
+    png = PngImagePlugin.PngInfo()  # PNG to PNG: the packet read as a text chunk had been written back as it was
+    png.add_itxt("XML:com.adobe.xmp", xmp.decode())
+    array, meta = imageio.read_image(_save(image, "PNG", exif=exif.tobytes(), pnginfo=png))
+    assert array.shape[:2] == bird.shape[1::-1]
+    out = Image.open(io.BytesIO(imageio.encode_image(array, "PNG", meta))).info["XML:com.adobe.xmp"].encode()
+    assert b"6" not in out and (b'tiff:Orientation="1"' in out or b"<tiff:Orientation>1<" in out)
 
 
 def test_an_icc_profile_is_written_only_where_it_fits_the_pixels(bird):
@@ -399,9 +405,12 @@ def test_png_text_chunks_carried(bird):
     info.add_itxt("Description", "Vögel – birds")
     array, meta = imageio.read_image(_save(Image.fromarray(bird), "PNG", pnginfo=info, dpi=(96, 96)))
     assert meta.text == {"Title": "a bird", "Software": "zipped", "Description": "Vögel – birds"}
-    out = Image.open(io.BytesIO(imageio.encode_image(array, "PNG", meta, scale=4)))
+    data = imageio.encode_image(array, "PNG", meta, scale=4)
+    out = Image.open(io.BytesIO(data))
     assert {k: out.text[k] for k in meta.text} == meta.text
     assert out.info["dpi"] == pytest.approx((384, 384), abs=0.5)
+    assert data.count(b"tEXtTitle\x00") == data.count(b"tEXtSoftware\x00") == 1  # ASCII as tEXt, which every reader reads
+    assert data.count(b"iTXtDescription\x00") == 1  # the rest as UTF-8 iTXt (all were iTXt)
 
 
 # -- alpha: exactly transparent and exactly opaque away from edges --------------------------------
