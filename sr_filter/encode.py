@@ -85,6 +85,8 @@ def encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None = None, *, 
         image = array_to_pil(array)
     if icc:
         options["icc_profile"] = icc
+    if fmt == "JPEG":
+        exif = _fits_jpeg("EXIF", exif, 0)
     if exif:
         options["exif"] = exif
     if dpi:
@@ -93,8 +95,9 @@ def encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None = None, *, 
         options["quality"] = quality if quality is not None else (95 if fmt == "JPEG" else 90)
         if fmt == "WEBP" and options["quality"] == 100:
             options["lossless"] = True  # --quality 100: lossless WebP
-        if meta.xmp:
-            options["xmp"] = meta.xmp
+        xmp = _fits_jpeg("XMP", meta.xmp, len(_XMP_NAMESPACE)) if fmt == "JPEG" else meta.xmp
+        if xmp:
+            options["xmp"] = xmp
     if fmt == "JPEG" and options["quality"] >= 90:
         options["subsampling"] = 0  # 4:4:4: no colour bleeding at high quality
     if fmt in ("JPEG", "GIF") and meta.comment:
@@ -148,6 +151,21 @@ def _has_sub_ifd(exif: bytes | None) -> bool:
     data = Image.Exif()
     data.load(exif)
     return any(tag in data for tag in (0x8769, 0x8825))
+
+
+#: the bytes one JPEG marker segment holds after its length; the XMP one starts with its namespace
+_JPEG_SEGMENT = 65533
+_XMP_NAMESPACE = b"http://ns.adobe.com/xap/1.0/\x00"
+
+
+def _fits_jpeg(kind: str, block: bytes | None, overhead: int) -> bytes | None:
+    """``block`` when it fits in one JPEG marker segment, else None with a warning: a 70 kB XMP
+    packet (Photoshop's document history) had failed the whole conversion after the work."""
+    if block and len(block) + overhead > _JPEG_SEGMENT:
+        log.warning("the %s metadata (%d kB) is larger than a JPEG can hold (64 kB): not carried; "
+                    "PNG, WebP or TIFF keep it", kind, len(block) // 1000)
+        return None
+    return block
 
 
 #: the PNG text keyword of an XMP packet (an iTXt chunk, by the XMP specification)

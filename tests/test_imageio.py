@@ -7,6 +7,7 @@ encoded bytes back with an independent reader where one exists (Pillow, tifffile
 from __future__ import annotations
 
 import io
+import logging
 import struct
 import zlib
 
@@ -542,3 +543,24 @@ def test_png16_reader_recognises_only_deep_colour(bird):
     assert not png.is_deep_png(_save(Image.fromarray(bird[..., 0]), "PNG"))
     assert png.is_deep_png(png.encode_png(np.zeros((2, 2, 3), np.uint16)))
     assert png.is_deep_png(png.encode_png(np.zeros((2, 2), np.uint16)))
+
+
+def test_metadata_too_large_for_a_jpeg_is_left_out_with_a_warning(bird, caplog):
+    """A 70 kB XMP packet or EXIF block fails Pillow's JPEG writer ("XMP data is too long"): the
+    whole conversion failed after the work. Now the block is left out, said, and PNG keeps it."""
+    xmp = b"<x:xmpmeta xmlns:x='adobe:ns:meta/'>" + b"<!-- history -->" * 4500 + b"</x:xmpmeta>"
+    image = Image.fromarray(bird)
+    exif = image.getexif()
+    exif[0x010F] = "camera"
+    exif[0x9286] = "x" * 70000  # a user comment that big
+    packet = PngImagePlugin.PngInfo()
+    packet.add_itxt("XML:com.adobe.xmp", xmp.decode())
+    for kind, options in (("XMP", {"pnginfo": packet}), ("EXIF", {"exif": exif.tobytes()})):
+        array, meta = imageio.read_image(_save(image, "PNG", **options))
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="sr_filter"):
+            out = Image.open(io.BytesIO(imageio.encode_image(array, "JPEG", meta)))
+        assert out.size == image.size and f"the {kind} metadata" in caplog.text and "not carried" in caplog.text
+        assert not out.info.get("xmp") and not out.info.get("exif")
+        kept = Image.open(io.BytesIO(imageio.encode_image(array, "PNG", meta)))
+        assert kept.info.get("xmp") or kept.getexif().get(0x010F) == "camera"
