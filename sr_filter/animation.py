@@ -43,6 +43,8 @@ class Animation:
     #: the Pillow format (GIF, WEBP or PNG) whose numbering ``disposal`` (and ``loop``) are in, as
     #: read; None: the numbering of the format written
     format: str | None = None
+    #: what the file carries besides its frames (ICC profile, EXIF, XMP, DPI, text), as read
+    meta: Any = None
 
 
 #: what Pillow raises on a damaged or truncated animation (its GIF reader: IndexError, struct.error)
@@ -80,9 +82,12 @@ def read_animation(path: str | Path | bytes, name: str | None = None, *,
                    frames: tuple[int, int | None] = (0, None)) -> Animation:
     """All frames of an animated image (a path, or the file's bytes, named ``name`` in messages), as
     RGBA uint8 arrays; ``frames`` = (start, end or None) keeps frames start to end-1 only."""
+    from .metadata import orient, read_meta
+
     start, end = frames
     try:
         with _opened(path) as image:
+            meta, orientation = read_meta(image)
             loop = image.info.get("loop")
             if loop is None and image.format != "GIF":
                 loop = 0
@@ -92,7 +97,7 @@ def read_animation(path: str | Path | bytes, name: str | None = None, *,
                     break
                 if index < start:  # composited on the way, but not kept
                     continue
-                pictures.append(_rgba(frame))
+                pictures.append(orient(_rgba(frame), orientation))  # upright, as the EXIF written says
                 durations.append(int(frame.info.get("duration") or 100))
                 disposal.append(_disposal(image, frame))
                 blend.append(int(frame.info.get("blend", 0) or 0))
@@ -100,7 +105,7 @@ def read_animation(path: str | Path | bytes, name: str | None = None, *,
         raise VideoFormatError(f"{name or _label(path)} is not a readable animation ({first_line(exc)})") from None
     except _DAMAGED as exc:
         raise VideoFormatError(f"{name or _label(path)} is truncated or damaged ({first_line(exc) or type(exc).__name__})") from None
-    return Animation(pictures, durations, loop, disposal, blend, format=image.format)
+    return Animation(pictures, durations, loop, disposal, blend, format=image.format, meta=meta)
 
 
 def _rgba(frame: Image.Image) -> np.ndarray:
@@ -202,16 +207,19 @@ def upscale_to_bytes(src: str | Path | bytes, upscaler: Any, fmt: str, *, scale:
         upscaled.append(upscaler.upscale_array(frame, scale))
         if progress is not None and progress(len(upscaled), count) is False:
             raise CancelledError("stopped by the progress callback; nothing was written")
+    scale_used = upscaled[0].shape[1] / animation.frames[0].shape[1] if upscaled else 1.0
     animation.frames = upscaled
-    return animation, encode_animation(animation, fmt, quality=quality)
+    return animation, encode_animation(animation, fmt, quality=quality, scale=scale_used)
 
 
-def encode_animation(animation: Animation, fmt: str, *, quality: int | None = None) -> bytes:
-    """An animation as GIF, WEBP or (A)PNG bytes."""
+def encode_animation(animation: Animation, fmt: str, *, quality: int | None = None, scale: float = 1.0) -> bytes:
+    """An animation as GIF, WEBP or (A)PNG bytes, with the metadata it carries (``scale``: how
+    much larger its frames now are than when read, for EXIF sizes and DPI)."""
     if not animation.frames:
         raise VideoFormatError("an animation needs at least one frame")
     buffer = io.BytesIO()
     options: dict[str, Any] = {"save_all": True, "duration": animation.durations}
+    options.update(_carried(animation.meta, fmt, animation.frames[0].shape, scale))
     loop = _loop_for(animation, fmt)
     if loop is not None:
         options["loop"] = loop
@@ -232,6 +240,44 @@ def encode_animation(animation: Animation, fmt: str, *, quality: int | None = No
         # the canvas around them is transparent; readers that trust the flag (Pillow) then show black
         data = data[:20] + bytes([data[20] | 0x10]) + data[21:]
     return data
+
+
+def _carried(meta: Any, fmt: str, shape: tuple[int, ...], scale: float) -> dict[str, Any]:
+    """Pillow's options for the metadata an animation keeps, as a still image in ``fmt`` keeps it
+    (docs/io.md, "Metadata"): the ICC profile, EXIF (sizes updated) and, by format, XMP (WebP),
+    DPI and text chunks (PNG) or the comment (GIF). They had all been left out."""
+    if meta is None:
+        return {}
+    from .encode import _fitting_profile, _png_text
+    from .metadata import exif_for_output, scaled_dpi
+
+    if fmt == "GIF":
+        return {"comment": meta.comment} if meta.comment else {}
+    options: dict[str, Any] = {}
+    icc = _fitting_profile(meta.icc_profile, grey=False)  # the frames are RGBA
+    if icc:
+        options["icc_profile"] = icc
+    exif = exif_for_output(meta.exif, shape[1], shape[0], scale)
+    if exif:
+        options["exif"] = exif
+    if fmt == "WEBP" and meta.xmp:
+        options["xmp"] = meta.xmp
+    if fmt == "PNG":
+        from PIL import PngImagePlugin
+
+        dpi = scaled_dpi(meta.dpi, scale, fmt)
+        if dpi:
+            options["dpi"] = dpi
+        text = _png_text(meta)
+        if text:
+            chunks = PngImagePlugin.PngInfo()
+            for key, value in text.items():
+                if key == "XML:com.adobe.xmp" or not value.isascii():
+                    chunks.add_itxt(key, value)
+                else:
+                    chunks.add_text(key, value)
+            options["pnginfo"] = chunks
+    return options
 
 
 def _loop_for(animation: Animation, fmt: str) -> int | None:

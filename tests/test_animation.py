@@ -362,3 +362,27 @@ def test_cli_frames_format_and_video_only_options_for_animations(tmp_path):
         err = refused.stderr.decode()
         assert refused.returncode == 2 and err.count("\n") == 1 and f"{args[0]} applies to videos" in err, err
     assert not (tmp_path / "no.gif").exists()
+
+
+def test_an_animation_keeps_its_profile_exif_dpi_and_text_as_a_still_image_does(tmp_path, upscaler):
+    """Animated WebP and APNG came out without their ICC profile (colours shift on wide-gamut
+    sources), EXIF, DPI and text chunks."""
+    from PIL import PngImagePlugin
+
+    from sr_filter.metadata import srgb_profile
+
+    icc = srgb_profile()
+    exif = Image.Exif()
+    exif[0x010F] = "AnimMaker"
+    text = PngImagePlugin.PngInfo()
+    text.add_text("Title", "two frames")
+    small(tmp_path / "a.webp", loop=0, lossless=True, icc_profile=icc, exif=exif.tobytes())
+    small(tmp_path / "a.png", loop=0, icc_profile=icc, dpi=(150, 150), pnginfo=text)
+    for source, target in (("a.webp", "o.webp"), ("a.png", "o.png"), ("a.png", "x.webp"), ("a.webp", "x.png")):
+        animation.upscale_animation(tmp_path / source, tmp_path / target, upscaler)
+        with Image.open(tmp_path / target) as out:
+            assert getattr(out, "n_frames", 1) == 3 and out.info.get("icc_profile") == icc, (source, target)
+            if source == "a.webp":
+                assert out.getexif().get(0x010F) == "AnimMaker", (source, target)
+            if (source, target) == ("a.png", "o.png"):
+                assert out.info["dpi"] == pytest.approx((600, 600), abs=0.5) and out.text["Title"] == "two frames"
