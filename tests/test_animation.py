@@ -362,6 +362,11 @@ def test_cli_frames_format_and_video_only_options_for_animations(tmp_path):
         err = refused.stderr.decode()
         assert refused.returncode == 2 and err.count("\n") == 1 and f"{args[0]} applies to videos" in err, err
     assert not (tmp_path / "no.gif").exists()
+    for args, fmt in (([], "GIF"), (["--format", "webp"], "WEBP"), (["--frames", "1:3"], "GIF")):  # -o -: every frame
+        piped = cli("-o", "-", *args)  # it was refused as "a video cannot be written to standard output"
+        assert piped.returncode == 0, piped.stderr.decode()
+        with Image.open(io.BytesIO(piped.stdout)) as out:
+            assert out.format == fmt and out.n_frames == (2 if args[:1] == ["--frames"] else 5)
 
 
 def test_an_animation_keeps_its_profile_exif_dpi_and_text_as_a_still_image_does(tmp_path, upscaler):

@@ -104,6 +104,9 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
             target.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise VideoFormatError(f"cannot create output folder {target}: {exc.strerror}") from None
+    if output == "-" and source.suffix.lower() not in VIDEO_INPUTS:  # an animation: its bytes, as an image's
+        _animation_to_stdout(source, make_upscaler(), fmt=fmt, scale=scale, size=size, quality=quality, frames=frames, quiet=quiet)
+        return
     if output == "-":
         raise click.UsageError("a video cannot be written to standard output; use -o FILE (frame streams in y4m come "
                                "from standard input: ffmpeg -i clip.mp4 -f yuv4mpegpipe - | sr-filter - -o - --format y4m)")
@@ -154,6 +157,24 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
         rate = summary["frames"] / summary["seconds"] if summary["seconds"] else 0.0
         click.echo(f"sr-filter: {source} -> {target}: {summary['frames']} frames, {summary['codec']} "
                    f"{summary['pix_fmt']}, {rate:.2f} frames/s", err=True)
+
+
+def _animation_to_stdout(source: Path, upscaler, *, fmt, scale, size, quality, frames, quiet: bool) -> None:
+    """Every frame of an animated file on standard output, in its own format or ``--format``'s
+    (one that holds animation), as ``-o -`` writes an image."""
+    from .. import animation, imageio
+
+    if sys.stdout is None:
+        raise click.UsageError("standard output is closed; name an output file with -o")
+    if sys.stdout.isatty():
+        raise click.UsageError("refusing to write image data to a terminal; redirect standard output or use -o FILE")
+    out_format = imageio.format_for("", fmt) if fmt is not None else animation.animated_format(source)
+    if out_format not in animation.HOLDS_ANIMATION:
+        raise VideoFormatError(f"an animation can be written as gif, webp or png, not {fmt}")
+    _, data = animation.upscale_to_bytes(source, upscaler, out_format, scale=scale, size=size, quality=quality,
+                                         frames=frames, before_work=lambda: _announce(upscaler, quiet), name=str(source))
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
 
 
 def scale_to_fit(path: Path, width: int | None, height: int | None) -> float:
