@@ -235,6 +235,11 @@ def test_batch_guards(crop, tmp_path):
     second = run(src, "-o", src / "up", "--preset", "cartoon", "--skip-existing")
     assert second.returncode == 0 and b"skipping 2 existing" in second.stderr, second.stderr
     assert second.stderr.decode().splitlines()[-1] == "sr-filter: 0 upscaled, 2 skipped, 0 failed"  # the summary, as always
+    (src / "b" / "y.png").write_text("not a picture")  # one left to do, and it fails: still a batch's summary
+    third = run(src, "-o", src / "up", "--preset", "cartoon", "--skip-existing")
+    assert third.returncode == 1 and third.stderr.decode().splitlines()[-2:] == [
+        f"sr-filter: failed: {src / 'b' / 'y.png'}", "sr-filter: 0 upscaled, 2 skipped, 1 failed"], third.stderr
+    (src / "b" / "y.png").unlink()
     assert sorted(str(p.relative_to(src)) for p in src.rglob("*.png")) == ["a/x.png", "b/x.png", "up/a/x.png", "up/b/x.png"]
     in_place = run(src, "-o", src, "--preset", "cartoon")
     assert in_place.returncode == 1 and b"is the input file; use --overwrite" in in_place.stderr

@@ -179,7 +179,7 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
             bars.echo(f"sr-filter: using {upscaler.describe()}, licence {upscaler.model.license}")
         announced.append(True)
 
-    batch = len(jobs) > 1
+    batch = len(jobs) + skipped > 1  # several inputs: a batch, even when all but one were done before
     bars = Bars(len(jobs), enabled=not quiet and stderr_is_terminal())
     failed: list[tuple[Job, str]] = []
     done = 0
