@@ -186,13 +186,15 @@ def depth_notice(info: VideoInfo, family: str, muxer: str) -> str | None:
     encoder = ENCODERS[family][0]
     chosen = choose_pix_fmt(info.pix_fmt, encoder)
     source_bits, written_bits = _bits(info.pix_fmt), _bits(chosen)
-    fewer_bits, less_colour = written_bits < source_bits, _chroma(chosen) < _chroma(info.pix_fmt)
+    # chroma: only a YUV source's (an RGB one, a GIF's say, is written as 4:2:0 like any video)
+    fewer_bits = written_bits < source_bits
+    less_colour = info.pix_fmt.startswith("yuv") and _chroma(chosen) < _chroma(info.pix_fmt)
     if not fewer_bits and not less_colour:
         return None
 
     def keeps(other: str) -> bool:
         written = choose_pix_fmt(info.pix_fmt, ENCODERS[other][0])
-        return _bits(written) >= source_bits and _chroma(written) >= _chroma(info.pix_fmt)
+        return _bits(written) >= source_bits and (not less_colour or _chroma(written) >= _chroma(info.pix_fmt))
 
     keep = [f for f in CODECS if f != family and _probe_holds(muxer, ENCODERS[f][1]) and keeps(f)]
     verb = "keeps" if len(keep) == 1 else "keep"
