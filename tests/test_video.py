@@ -646,3 +646,24 @@ def test_each_output_keeps_the_colour_it_can_and_names_what_it_cannot(tmp_path, 
     upscale_video(rich, tmp_path / "444-av1.mkv", upscaler=upscaler, codec="av1", notice=notices.append)
     assert notices == ["libsvtav1 writes yuv420p: the colour detail of the source's yuv444p is halved; "
                        "--codec h264 or hevc or vp9 or ffv1 or prores keep it"]
+
+
+def test_each_frame_lasts_its_own_time_and_the_last_one_until_the_source_ends(tmp_path, upscaler):
+    """Durations were looked up by timestamp number in two time bases (a GIF's 1/100 against the
+    muxer's 1/1000 or 1/12800), so frames got other frames' display times; and the last frame of
+    an mp4 with B-frames took its packet's decode-order gap (a 1.833 s clip came out 2.0 s)."""
+    import av
+
+    frames = [Image.new("RGB", (12, 8), (40 * i, 40, 200 - 30 * i)) for i in range(6)]
+    durations = [100, 200, 50, 300, 100, 2000]
+    frames[0].save(tmp_path / "g.gif", save_all=True, append_images=frames[1:], duration=durations, loop=0)
+    upscale_video(tmp_path / "g.gif", tmp_path / "g.mkv", upscaler=upscaler)
+    with av.open(str(tmp_path / "g.mkv")) as container:
+        video = container.streams.video[0]
+        shown = sorted((p.pts, p.duration) for p in container.demux(video) if p.size)
+        assert [round(float(d * video.time_base) * 1000) for _, d in shown] == durations
+
+    clip = make_clip(tmp_path / "vfrb.mp4", frames=12, vfr=True, bframes=2, audio=0, size=(16, 12))
+    for name in ("o.mp4", "o.mkv", "o.mov"):
+        upscale_video(clip, tmp_path / name, upscaler=upscaler)
+        assert _seconds(tmp_path / name) == pytest.approx(_seconds(clip), abs=2e-3), name

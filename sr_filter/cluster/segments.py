@@ -145,6 +145,7 @@ def _frames(container, src: str, info, task: Segment) -> Iterator:
         container.seek(task.first_pts, stream=video, backward=True, any_frame=False)
     clock = source.Clock(container)  # timestamps as on one machine (AVI: from the packets' decode times)
     index = task.first
+    held = None  # each frame waits for the next, as on one machine: the video's last one is timed at the end
     try:
         for packet in container.demux(video):
             if clock.decode_order and task.first_pos >= 0 and packet.pos == task.first_pos:
@@ -163,12 +164,18 @@ def _frames(container, src: str, info, task: Segment) -> Iterator:
                     if pts != task.first_pts:
                         raise VideoFormatError(f"{src}: the frame at timestamp {task.first_pts} was not found after seeking; upscale it on one machine")
                     info.rotation = int(round(frame.rotation or 0))
-                yield source.as_frame(frame, pts, info, index, index == task.first)
+                if held is not None:
+                    yield held
+                held = source.as_frame(frame, pts, info, index, index == task.first)
                 index += 1
             else:
                 continue
             break
+        else:
+            source.last_until_the_end(held, video)
     except av.error.FFmpegError as exc:
         raise VideoFormatError(f"{src} is damaged near frame {index} ({first_line(exc)})") from None
+    if held is not None:
+        yield held
     if index != task.end:
         raise VideoFormatError(f"{src}: frames {task.first}-{task.end} decoded as {index - task.first} frames; the file may be damaged")

@@ -252,7 +252,7 @@ class Output:
                 stream.metadata["language"] = info.metadata["language"]
             self.video = stream
             self._pending: tuple[av.VideoFrame, int | None] | None = None
-            self._durations: dict[int, int] = {}
+            self._durations: dict[Fraction, Fraction] = {}  # frame time -> display time, in seconds
             self.streams, self.dropped = copy_streams(self.container, source, muxer, copy)
             self.dropped = lost_in(muxer, encoder, info) + self.dropped
         except (av.error.FFmpegError, ValueError) as exc:
@@ -291,11 +291,23 @@ class Output:
 
     def _encode(self, frame: av.VideoFrame | None, duration: int | None) -> None:
         if frame is not None and frame.pts is not None and duration:
-            self._durations[frame.pts] = duration
+            # by time, not number: the packets come back in the stream's time base, which the
+            # muxer may have changed (mp4: 1/12800 for a GIF's 1/100), and a lookup by number had
+            # given frames other frames' durations (a GIF's length came out 0.1 s short)
+            self._durations[frame.pts * frame.time_base] = duration * frame.time_base
         for packet in self.video.encode(frame):
-            if packet.pts is not None and packet.pts in self._durations:
-                packet.duration = self._durations.pop(packet.pts)
+            if packet.pts is not None and packet.time_base:
+                shown = self._shown_at(packet.pts, packet.time_base)
+                if shown is not None:
+                    packet.duration = max(1, round(self._durations.pop(shown) / packet.time_base))
             self.container.mux(packet)
+
+    def _shown_at(self, pts: int, time_base: Fraction) -> Fraction | None:
+        """The frame time (seconds) of a packet's ``pts``, among the frames waiting for theirs."""
+        for start in self._durations:
+            if round(start / time_base) == pts:
+                return start
+        return None
 
     def write_packet(self, packet: av.Packet, shift: Fraction) -> None:
         """Mux a copied packet, moved ``shift`` seconds earlier (a frame range's start)."""

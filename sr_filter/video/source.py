@@ -135,6 +135,7 @@ def items(container: av.container.InputContainer, name: str, info: VideoInfo, *,
     clock = Clock(container)
     index = -1
     last_end: float | None = None
+    held: Frame | None = None  # each frame waits for the next: the last one's display time is fixed at the end
     try:
         for packet in container.demux([video] + [s for s in container.streams if s.index in (copy or ())]):
             if packet.stream.index != video.index:
@@ -155,19 +156,36 @@ def items(container: av.container.InputContainer, name: str, info: VideoInfo, *,
                     info.rotation = int(round(frame.rotation or 0))
                 if pts is not None:
                     last_end = float((pts + (frame.duration or 0)) * frame.time_base)
-                yield as_frame(frame, pts, info, index)
+                if held is not None:
+                    yield held
+                held = as_frame(frame, pts, info, index)
                 if ranged and pts is not None:
                     yield from window.extend(pts, frame)
             if end is not None and index + 1 >= end:
                 break
+        else:  # the stream's last frame lasts until the stream's end, where the file says that is
+            last_until_the_end(held, video)
     except av.error.FFmpegError as exc:
         raise VideoFormatError(f"{name} is damaged near frame {index + 1} ({first_line(exc)})") from None
+    if held is not None:
+        yield held
     if index < 0:
         raise VideoFormatError(f"{name} contains no video frames")
     if end is None and last_end is not None:
         check_complete(video, name, last_end)
     if index < start:
         raise VideoFormatError(f"{name} has {index + 1} frames; the range starts at frame {start}")
+
+
+def last_until_the_end(frame: Frame | None, stream) -> None:
+    """Give the stream's last frame the display time up to the end the stream declares. Its
+    decoded duration is its packet's, which in an mp4 with B-frames is a decode-order gap: the last
+    shown frame got another frame's time (a 1.83 s clip came out 2.0 s long)."""
+    if frame is None or frame.pts is None or not stream.duration or stream.time_base != frame.time_base:
+        return
+    end = (stream.start_time or 0) + stream.duration
+    if end > frame.pts:
+        frame.duration = end - frame.pts
 
 
 def check_complete(stream, name: str, last_end: float) -> None:
