@@ -667,3 +667,21 @@ def test_each_frame_lasts_its_own_time_and_the_last_one_until_the_source_ends(tm
     for name in ("o.mp4", "o.mkv", "o.mov"):
         upscale_video(clip, tmp_path / name, upscaler=upscaler)
         assert _seconds(tmp_path / name) == pytest.approx(_seconds(clip), abs=2e-3), name
+
+
+def test_a_resumable_run_that_fails_says_where_its_finished_segments_are(tmp_path, upscaler, monkeypatch):
+    from sr_filter.video import resume
+
+    monkeypatch.setattr(resume, "SEGMENT_FRAMES", 4)
+    whole = make_clip(tmp_path / "whole.mkv", frames=24, gop=4).read_bytes()
+    (tmp_path / "cut.mkv").write_bytes(whole[: len(whole) * 3 // 5])
+    with pytest.raises(VideoFormatError) as info:
+        upscale_video(tmp_path / "cut.mkv", tmp_path / "out.mkv", upscaler=upscaler, resume=True)
+    parts = resume.parts_folder(tmp_path / "out.mkv")
+    kept = resume.finished(parts)
+    assert kept and str(info.value).endswith(f"; {len(kept)} finished segment(s) are kept in {parts} for a rerun "
+                                             "(delete that folder to start over)"), info.value
+    (tmp_path / "noise.mkv").write_bytes(np.random.default_rng(1).integers(0, 256, 5000, dtype=np.uint8).tobytes())
+    with pytest.raises(VideoFormatError) as info:
+        upscale_video(tmp_path / "noise.mkv", tmp_path / "other.mkv", upscaler=upscaler, resume=True)
+    assert "kept" not in str(info.value) and not resume.parts_folder(tmp_path / "other.mkv").exists()
