@@ -330,8 +330,8 @@ def test_mov_takes_what_its_muxer_writes_and_says_what_it_drops(tmp_path, upscal
     notices: list[str] = []
     summary = upscale_video(vp9, tmp_path / "out.mov", upscaler=upscaler, notice=notices.append)
     assert summary["codec"] == "h264" and describe(tmp_path / "out.mov")["others"] == []
-    assert any("dropped audio stream 1 (opus): mov files cannot hold opus" in n for n in notices)
-    with pytest.raises(VideoFormatError, match="a mov file cannot hold av1 video"):
+    assert any("dropped audio stream 1 (opus): a .mov file cannot hold opus" in n for n in notices)
+    with pytest.raises(VideoFormatError, match="a .mov file cannot hold av1 video"):
         upscale_video(vp9, tmp_path / "b.mov", upscaler=upscaler, codec="av1")
     assert leftovers(tmp_path) == []
 
@@ -575,7 +575,7 @@ def test_variable_rate_video_written_as_avi_is_said_once(tmp_path, upscaler):
     assert count == len(times) == 6 and rate == 1 / time_base
     assert _seconds(tmp_path / "out.avi") == pytest.approx(_seconds(clip), abs=1e-3)  # its average rate: the same length
     assert times == pytest.approx([i * float(time_base) for i in range(6)])
-    assert len(notices) == 1 and notices[0].startswith("an avi file keeps a constant frame rate") and "\n" not in notices[0]
+    assert len(notices) == 1 and notices[0].startswith("an .avi file keeps a constant frame rate") and "\n" not in notices[0]
     assert notices[0].endswith("a .mkv or .mp4 output keeps the source's timing")
 
 

@@ -115,6 +115,13 @@ def _header_takes(muxer: str, stream: av.stream.Stream) -> bool:
             pass
 
 
+def _a_file(muxer: str) -> str:
+    """How messages name a file written by ``muxer``: "an .avi file", "a .mov file" (FFmpeg's
+    muxer names made "a avi file" and "a matroska file")."""
+    return {"mp4": "an .mp4 or .m4v file", "mov": "a .mov file", "matroska": "an .mkv file",
+            "webm": "a .webm file", "avi": "an .avi file"}.get(muxer, f"a {muxer} file")
+
+
 def choose_codec(requested: str | None, source_codec: str, muxer: str) -> str:
     """The encoder family to use; refuses a family the container cannot hold."""
     if requested:
@@ -123,7 +130,7 @@ def choose_codec(requested: str | None, source_codec: str, muxer: str) -> str:
             raise VideoFormatError(f"unknown video codec {requested!r}; choose one of {', '.join(CODECS)}")
         if not _probe_holds(muxer, ENCODERS[family][1]):
             able = [f for f in CODECS if _probe_holds(muxer, ENCODERS[f][1])]
-            raise VideoFormatError(f"a {muxer} file cannot hold {family} video; choose {' or '.join(able)}, or another container")
+            raise VideoFormatError(f"{_a_file(muxer)} cannot hold {family} video; choose {' or '.join(able)}, or another container")
         return family
     family = _SOURCE_FAMILY.get(source_codec)
     if family and _probe_holds(muxer, ENCODERS[family][1]):
@@ -131,7 +138,7 @@ def choose_codec(requested: str | None, source_codec: str, muxer: str) -> str:
     for family in ("h264", "vp9", "av1", "ffv1"):
         if _probe_holds(muxer, ENCODERS[family][1]):
             return family
-    raise VideoFormatError(f"a {muxer} file cannot hold any video codec this build encodes")
+    raise VideoFormatError(f"{_a_file(muxer)} cannot hold any video codec this build encodes")
 
 
 def check_crf(family: str, crf: object) -> str | None:
@@ -215,7 +222,7 @@ def steady_time_base(src: str | Path, muxer: str, notice) -> Fraction | None:
         return None
     rate, variable = source.steady_rate(src)
     if variable:
-        notice(f"an {muxer} file keeps a constant frame rate: this variable-rate video is written at its average "
+        notice(f"{_a_file(muxer)} keeps a constant frame rate: this variable-rate video is written at its average "
                f"{float(rate):.4g} fps, one frame every 1/{float(rate):.4g} s (its timestamps rounded to that); "
                f"a .mkv or .mp4 output keeps the source's timing")
     return 1 / rate
@@ -365,14 +372,14 @@ def copy_streams(container: av.container.OutputContainer, source: av.container.I
         what = f"{stream.type} stream {stream.index}"
         if stream.type == "attachment":
             if muxer != "matroska":
-                dropped.append(f"{what} ({stream.name}): {muxer} files cannot hold attachments; a .mkv output keeps it")
+                dropped.append(f"{what} ({stream.name}): {_a_file(muxer)} cannot hold attachments; a .mkv output keeps it")
                 continue
             container.add_attachment(stream.name or f"attachment{stream.index}", stream.mimetype or "application/octet-stream", bytes(stream.data))
             continue
         codec = stream.codec_context.name if stream.codec_context else "unknown"
         if not _probe_holds(muxer, codec) or not _header_takes(muxer, stream):
             hint = "; a .mkv output keeps it" if muxer != "matroska" and _probe_holds("matroska", codec) else ""
-            dropped.append(f"{what} ({codec}): {muxer} files cannot hold {codec}{hint}")
+            dropped.append(f"{what} ({codec}): {_a_file(muxer)} cannot hold {codec}{hint}")
             continue
         try:
             streams[stream.index] = copied = container.add_stream_from_template(stream)
