@@ -61,6 +61,12 @@ def test_y4m_damage_is_one_clear_error(tmp_path, upscaler):
                           (b"RIFF....", "not a YUV4MPEG2 stream"), (data.replace(b"C420jpeg", b"C411"), "C411")):
         with pytest.raises(VideoFormatError, match=words):
             stream.upscale_y4m(io.BytesIO(broken), io.BytesIO(), upscaler)
+    five = make_y4m(tmp_path / "five.y4m", frames=5).read_bytes()
+    fourth = [i for i in range(len(five)) if five.startswith(b"FRAME\n", i)][3]
+    out = io.BytesIO()  # a stream cut in its fourth frame: the three whole ones still come out, then the error
+    with pytest.raises(VideoFormatError, match="middle of frame 3"):  # counted from 0
+        stream.upscale_y4m(io.BytesIO(five[:fourth + 100]), out, upscaler)
+    assert out.getvalue().startswith(b"YUV4MPEG2 ") and out.getvalue().count(b"FRAME\n") == 3  # it had written none
 
 
 def test_png_stream_pipe(tmp_path):

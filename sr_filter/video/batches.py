@@ -40,16 +40,21 @@ def chunks(items: Iterable[Any], size: int, is_frame: Callable[[Any], bool] | No
     counts = is_frame or (lambda item: isinstance(item, Frame))
     chunk: list[Any] = []
     frames = 0
-    for item in items:
-        if starts is not None and frames and counts(item) and starts(item):
-            yield chunk
-            chunk, frames = [], 0
-        chunk.append(item)
-        if counts(item):
-            frames += 1
-            if frames == size:
+    try:
+        for item in items:
+            if starts is not None and frames and counts(item) and starts(item):
                 yield chunk
                 chunk, frames = [], 0
+            chunk.append(item)
+            if counts(item):
+                frames += 1
+                if frames == size:
+                    yield chunk
+                    chunk, frames = [], 0
+    except Exception:
+        if chunk:  # the input ended in an error: what was read before it still goes on
+            yield chunk
+        raise
     if chunk:
         yield chunk
 

@@ -22,6 +22,21 @@ class Stopped(Exception):
     """Raised inside a stage when another stage has failed."""
 
 
+class _Failed:
+    """Where the input ended in an error: it travels behind the items read before it, so those
+    are still finished and written (a truncated frame stream on a pipe keeps its whole frames)."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+def _until_failed(items: Iterable[Any]) -> Iterator[Any]:
+    for item in items:
+        if isinstance(item, _Failed):
+            raise item.error
+        yield item
+
+
 class _Channel:
     """A bounded queue whose put/get give up when the pipeline is stopping."""
 
@@ -72,18 +87,24 @@ def run(produce: Iterable[Any], work: Callable[[Any], Any], consume: Callable[[I
         return target
 
     def reader() -> None:
-        for item in produce:
-            inbox.put(item)
+        try:
+            for item in produce:
+                inbox.put(item)
+        except Stopped:
+            raise
+        except Exception as exc:  # noqa: BLE001 - raised by the encoding stage, after what came before it
+            inbox.put(_Failed(exc))
+            return
         inbox.put(_DONE)
 
     threads = [threading.Thread(target=guarded(reader), name="sr-filter-decode", daemon=True),
-               threading.Thread(target=guarded(lambda: consume(outbox)), name="sr-filter-encode", daemon=True)]
+               threading.Thread(target=guarded(lambda: consume(_until_failed(outbox))), name="sr-filter-encode", daemon=True)]
     for thread in threads:
         thread.start()
     try:
         with _sigterm_as_interrupt():
             for item in inbox:
-                outbox.put(work(item))
+                outbox.put(item if isinstance(item, _Failed) else work(item))
             outbox.put(_DONE)
             while threads[1].is_alive():
                 threads[1].join(0.1)
