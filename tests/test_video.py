@@ -301,6 +301,8 @@ def test_width_and_height_pick_the_scale_for_videos_animations_and_not_streams(t
     turned = make_clip(tmp_path / "turned.mp4", frames=4, rotation=90)  # shown 24 wide, 32 high
     assert run(turned, "-m", MODEL, "-t", "32", "--height", "64", "-o", tmp_path / "t.mp4").returncode == 0
     assert describe(tmp_path / "t.mp4")["size"] == (64, 48)  # coded size; shown 48x64
+    assert run(clip, "-m", MODEL, "-t", "32", "--width", "101", "--height", "75", "-o", tmp_path / "in.mp4").returncode == 0
+    assert describe(tmp_path / "in.mp4")["size"] == (98, 74)  # inside both though sizes are even (100x76 before)
     frames = [Image.new("RGB", (10, 8), (60 * i, 0, 0)) for i in range(3)]
     frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:], duration=50, loop=0)
     assert run(tmp_path / "a.gif", "-m", MODEL, "--width", "25", "-o", tmp_path / "b.gif").returncode == 0

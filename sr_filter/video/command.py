@@ -196,7 +196,14 @@ def scale_to_fit(path: Path, width: int | None, height: int | None) -> float:
     finally:
         container.close()
     shown = (info.width, info.height) if rotation % 180 == 0 else (info.height, info.width)
-    return target_scale(width, height, (shown[1], shown[0]), str(path))
+    scale = target_scale(width, height, (shown[1], shown[0]), str(path))
+    if width and height:  # inside both, where encoders need even sizes (75 high had become 76)
+        from .encode import even_dimension
+
+        for bound, side in ((width, shown[0]), (height, shown[1])):
+            if even_dimension(side * scale) > bound:
+                scale = min(scale, (bound - bound % 2) / side)
+    return scale
 
 
 def _target(source: Path, target: Path | None, label: str, suffix: str | None = None) -> Path:
