@@ -567,6 +567,11 @@ def test_avi_output_holds_one_frame_per_tick_of_the_source_rate(tmp_path, upscal
     upscale_video(tmp_path / "plain.avi", tmp_path / "again.avi", upscaler=upscaler, scale=1, notice=notices.append)
     assert _read_back(tmp_path / "again.avi") == steady
     assert notices == []
+    filled = make_clip(tmp_path / "filled.avi", frames=12, size=(16, 12), codec="mpeg4", audio=0)  # says 72 fps:
+    upscale_video(filled, tmp_path / "filled-out.avi", upscaler=upscaler, notice=notices.append)  # empty frames between
+    assert _read_back(tmp_path / "filled-out.avi")[0] == (Fraction(1, 12), 12, 12)
+    assert _seconds(tmp_path / "filled-out.avi") == pytest.approx(_seconds(filled), abs=1e-3)
+    assert notices == []  # it had been called variable-rate, written at 12.9 fps, 0.93 s long
 
 
 def test_variable_rate_video_written_as_avi_is_said_once(tmp_path, upscaler):

@@ -250,6 +250,9 @@ def steady_rate(path: str | Path) -> tuple[Fraction, bool]:
             return Fraction(rate), False
     if not steps:
         return Fraction(nominal[0] if nominal else 25), False
+    if max(shown) - min(shown) <= 1:  # evenly spaced at a rate the header does not state (an AVI's
+        # empty frames make it say 72 for 12 fps): that rate, not a variable-rate average over it
+        return (len(steps) / (sum(steps) * base)).limit_denominator(1001), False
     last = times[-1][1] or Fraction(times[-1][0] - times[0][0], len(steps))
     length = (times[-1][0] - times[0][0] + last) * base
     return (len(times) / length).limit_denominator(1001), True
