@@ -692,3 +692,40 @@ def test_a_resumable_run_that_fails_says_where_its_finished_segments_are(tmp_pat
     with pytest.raises(VideoFormatError) as info:
         upscale_video(tmp_path / "noise.mkv", tmp_path / "other.mkv", upscaler=upscaler, resume=True)
     assert "kept" not in str(info.value) and not resume.parts_folder(tmp_path / "other.mkv").exists()
+
+
+def test_options_are_checked_before_any_work_and_streams_take_y4m_names(tmp_path):
+    """A bad --crf or --frames in a batch was found after the images were written, a malformed
+    range after the model loaded (exit 1); a video to .y4m or --format y4m read it as a stream."""
+    from .videos import make_y4m
+
+    clip = make_clip(tmp_path / "v.mp4", frames=3, size=(16, 12), audio=0)
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "a.png")
+    model = ["-m", MODEL, "-d", "cpu"]
+    for args, code, words in (
+        ([tmp_path / "a.png", clip, "-o", tmp_path / "out", "--crf", "60"], 1, "crf 60 is out of range for h264"),
+        ([clip, "--frames", "abc"], 2, "Invalid value for '--frames'"),
+        ([clip, "--resume", "--frames", "0:2"], 2, "--resume works on whole videos"),
+        ([clip, "-o", tmp_path / "o.y4m"], 2, "decode it with ffmpeg"),
+        ([clip, "-o", "-", "--format", "y4m"], 2, "decode it with ffmpeg"),
+        ([tmp_path / "a.png", "--overwrite", "--skip-existing"], 2, "either --overwrite or --skip-existing"),
+    ):
+        result = run(*args, *model)
+        err = result.stderr.decode()
+        assert result.returncode == code and words in err and err.count("\n") == 1, (args, err)
+        assert "using sr-cartoon" not in err  # refused before the model loaded
+    assert not (tmp_path / "out").exists()
+    (tmp_path / "c.webp").write_bytes(b"old")
+    err = run(clip, "-o", tmp_path / "c.webp", *model).stderr.decode()
+    assert "unknown video container .webp" in err and "--overwrite" not in err  # not first 'use --overwrite'
+
+    make_y4m(tmp_path / "in.y4m", frames=2)
+    piped = subprocess.run([sys.executable, "-m", "sr_filter", "-", "-o", str(tmp_path / "out.y4m"), *model],
+                           stdin=open(tmp_path / "in.y4m", "rb"), capture_output=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert piped.returncode == 0 and (tmp_path / "out.y4m").read_bytes().count(b"FRAME\n") == 2, piped.stderr
+
+    assert run(tmp_path / "a.png", f"{tmp_path}/./a.png", "-o", tmp_path / "once", *model).returncode == 0  # named twice: one job
+    assert [p.name for p in (tmp_path / "once").iterdir()] == ["a.png"]
+    resumed = run(tmp_path / "a.png", clip, "-o", tmp_path / "once", "--resume", *model)  # a.png is done: skipped
+    assert resumed.returncode == 0 and b"skipping 1 existing" in resumed.stderr, resumed.stderr
+    assert sorted(p.name for p in (tmp_path / "once").iterdir()) == ["a.png", "v.mp4"]

@@ -74,7 +74,7 @@ def plan_jobs(inputs: list[str], output: str | None, suffix: str, fmt: str | Non
         for source in map(Path, inputs):
             job = Job(source, default_output(source, suffix, fmt))
             if is_video_job(job):
-                job.target = _video_target(source, job.target)
+                job.target = video_target(source, job.target)
             elif fmt is None:
                 _check_image_suffix(source)
             jobs.append(job)
@@ -100,10 +100,23 @@ def plan_jobs(inputs: list[str], output: str | None, suffix: str, fmt: str | Non
                 raise ImageFormatError(f"no image files ({_suffixes()}) in {path}{hint}")
         elif path.is_file():
             job = Job(path, out_dir / _renamed(Path(path.name), fmt, batch_suffix))
-            jobs.append(Job(path, _video_target(path, job.target)) if is_video_job(job) else job)
+            jobs.append(Job(path, video_target(path, job.target)) if is_video_job(job) else job)
         else:
             raise ImageFormatError(f"{item} does not exist")
     return jobs
+
+
+def unique(jobs: list[Job]) -> list[Job]:
+    """The jobs without repeats: a file named twice (``a.png ./a.png``, or a folder and a file in
+    it) is one job, not two writing the same output."""
+    seen: set[tuple] = set()
+    kept = []
+    for job in jobs:
+        key = (job.source.resolve() if job.source else None, job.target.resolve() if job.target else None)
+        if key[0] is None or key not in seen:
+            kept.append(job)
+            seen.add(key)
+    return kept
 
 
 def is_video_job(job: Job) -> bool:
@@ -113,7 +126,7 @@ def is_video_job(job: Job) -> bool:
     return job.source is not None and job.source.suffix.lower() in VIDEO_INPUTS
 
 
-def _video_target(source: Path, target: Path) -> Path:
+def video_target(source: Path, target: Path) -> Path:
     """A video keeps its container in a batch (``--format`` names the images' format); one
     FFmpeg reads but does not write (.ts, .flv, ...) becomes .mkv."""
     from ..video import READ_ONLY_SUFFIXES

@@ -19,8 +19,8 @@ import click
 from ..atomic import is_stream
 from ..errors import SrFilterError
 from ..progress import Bars, stderr_is_terminal
-from ..video.command import video_options, wants_video
-from .jobs import Job, check_targets, check_writable, expand_inputs, is_video_job, many_inputs, plan_jobs
+from ..video.command import VIDEO_INPUTS, video_options, wants_video
+from .jobs import Job, check_targets, check_writable, expand_inputs, is_video_job, many_inputs, plan_jobs, unique, video_target
 from .messages import one_line
 from .options import (
     backend_opt, denoise_opt, device_opt, fp32_opt, gpu_opt, height_opt, model_opt, offline_opt, precision_opt, preset_opt, scale_opt, tile_opt,
@@ -86,6 +86,17 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
     device, precision = _device_and_precision(device, gpu, precision, fp32)
     if scale is not None and (width or height):
         raise click.UsageError("give either --scale or --width/--height, not both")
+    if overwrite and skip_existing:
+        raise click.UsageError("give either --overwrite or --skip-existing, not both")
+    if frames is not None:  # a malformed range is a usage error, said before any model loads
+        from ..frames import parse_range
+
+        try:
+            parse_range(frames)
+        except SrFilterError as exc:
+            raise click.BadParameter(str(exc), param_hint="'--frames'") from None
+        if resume:
+            raise click.UsageError("--resume works on whole videos; leave out --frames")
     if cluster is not None:
         model = _cluster_model(model)
     if cluster is not None and wants_video(list(inputs), fmt, output):  # one video's segments spread over a cluster
@@ -139,6 +150,11 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
         raise click.UsageError("standard output is closed; name an output file with -o")
     if to_stdout and _isatty(sys.stdout):
         raise click.UsageError("refusing to write image data to a terminal; redirect standard output or use -o FILE")
+    if many_inputs(inputs) and (codec or crf is not None):  # the videos' codec and quality, before the model loads
+        from ..video.job import check_codec
+
+        for source in (Path(p) for p in inputs if p != "-" and Path(p).suffix.lower() in VIDEO_INPUTS and Path(p).is_file()):
+            check_codec(source, video_target(source, source), codec, crf, unreadable_ok=True)
     from ..upscaler import Upscaler, may_skip_torch
 
     # Ctrl-C held back while compiled code loads; torch only where the run may need it
@@ -152,7 +168,9 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
     if suffix is None:
         suffix = f"_{width}x{height}" if width and height else f"_w{width}" if width else f"_h{height}" if height \
             else f"_x{scale:g}" if scale else f"_x{upscaler.scale}"
-    jobs = plan_jobs(inputs, output, suffix, fmt, batch_suffix=batch_suffix)
+    jobs = unique(plan_jobs(inputs, output, suffix, fmt, batch_suffix=batch_suffix))
+    if resume and len(jobs) > 1:
+        skip_existing = True  # run again after Ctrl-C: finished outputs stay, the video in progress resumes
     if not any(is_video_job(job) for job in jobs):
         video_only = [flag for flag, given in (("--codec", codec), ("--crf", crf is not None), ("--resume", resume),
                                                ("--frames", frames)) if given]

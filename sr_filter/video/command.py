@@ -40,6 +40,9 @@ def wants_video(inputs: list[str], fmt: str | None, output: str | None = None) -
     an image job: its first frame is upscaled with the same notice a folder batch gives."""
     if fmt is not None and fmt.lower() in ("y4m", "png-stream"):
         return True
+    if len(inputs) == 1 and output is not None and output.lower().endswith(".y4m") and (
+            inputs[0] == "-" or Path(inputs[0]).suffix.lower() in VIDEO_INPUTS):
+        return True  # a frame stream (from a .y4m file or standard input), or a video refused with advice
     if len(inputs) != 1 or inputs[0] == "-":
         return False
     path = Path(inputs[0])
@@ -81,8 +84,13 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
         return Upscaler(model, device=device, precision=precision, tile=tile, offline=offline, backend=backend,
                         tta=tta, denoise=denoise)
 
-    if fmt is None and inputs[0].lower().endswith(".y4m") and (output is None or output.lower().endswith(".y4m")):
-        fmt = "y4m"  # a Y4M file to a Y4M file is a frame stream: no container or codec involved
+    names_y4m = output is not None and output.lower().endswith(".y4m")
+    if fmt is None and (inputs[0].lower().endswith(".y4m") or inputs[0] == "-") and (output is None or names_y4m):
+        fmt = "y4m"  # a Y4M file or standard input to a Y4M file is a frame stream: no container or codec involved
+    pipe = "ffmpeg -i VIDEO -f yuv4mpegpipe - | sr-filter - -o OUT.y4m (or -o - --format y4m)"
+    if inputs[0] != "-" and Path(inputs[0]).suffix.lower() in VIDEO_INPUTS - {".y4m"} and (names_y4m or (fmt or "").lower() == "y4m"):
+        raise click.UsageError(f"a video file is upscaled into a video file (.mp4, .mkv, ...); for its frames as "
+                               f"YUV4MPEG2, decode it with ffmpeg: {pipe}")
     if fmt is not None and fmt.lower() in ("y4m", "png-stream"):
         from . import stream
 
@@ -133,6 +141,10 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
         animation.upscale_animation(source, target, upscaler, scale=scale, overwrite=overwrite, quality=quality, size=size,
                                     out_format=out_format, frames=frames)
         return
+    if target is not None and not target.is_dir():  # an output name no container has: before the model loads
+        from .encode import container_for
+
+        container_for(target)
     if any(size):
         scale = scale_to_fit(source, *size)
     if codec or crf is not None:  # a bad --codec/--crf is refused before the model loads

@@ -110,11 +110,19 @@ def upscale_video(
         container.close()
 
 
-def check_codec(src: str | Path, dst: str | Path, codec: str | None, crf: int | None) -> str:
+def check_codec(src: str | Path, dst: str | Path, codec: str | None, crf: int | None, *,
+                unreadable_ok: bool = False) -> str | None:
     """The encoder family ``upscale_video`` will use, refusing a codec the output container cannot
-    hold or a quality number its encoder does not take, before a model is loaded."""
+    hold or a quality number its encoder does not take, before a model is loaded. With
+    ``unreadable_ok`` (a batch, where a damaged file fails alone later), None for a source that
+    cannot be opened."""
     muxer = encode.container_for(dst)
-    container = source.open_video(src)
+    try:
+        container = source.open_video(src)
+    except VideoFormatError:
+        if unreadable_ok:
+            return None
+        raise
     try:
         family = encode.choose_codec(codec, source.codec_name(container), muxer)
     finally:
