@@ -130,7 +130,7 @@ def test_a_truncated_animated_gif_is_one_line_and_a_batch_goes_on(tmp_path, keep
     assert str(alone.exception).endswith("bad.gif is truncated or damaged (index out of range)")
     assert not (tmp_path / "out.gif").exists()
     result = CliRunner().invoke(cli, [str(folder), "-o", str(tmp_path / "out"), *model])
-    assert result.exit_code == 1 and "1 upscaled, 1 failed" in result.stderr, result.stderr
+    assert result.exit_code == 1 and "1 upscaled, 0 skipped, 1 failed" in result.stderr, result.stderr
     assert (tmp_path / "out" / "z.png").is_file()
 
 

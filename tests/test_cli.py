@@ -155,7 +155,7 @@ def test_folder_in_folder_out(tmp_path, small_png):
     done = run(src, "-o", tmp_path / "out", "--preset", "cartoon")
     assert done.returncode == 1  # one file failed
     assert (tmp_path / "out" / "a.png").is_file() and (tmp_path / "out" / "sub" / "b.png").is_file()
-    assert b"2 upscaled, 1 failed" in done.stderr
-    assert done.stderr.decode().splitlines()[-1] == "sr-filter: 2 upscaled, 1 failed"  # the batch ends with its summary
+    assert b"2 upscaled, 0 skipped, 1 failed" in done.stderr
+    assert done.stderr.decode().splitlines()[-1] == "sr-filter: 2 upscaled, 0 skipped, 1 failed"  # the batch ends with its summary
     skipped = run(src, "-o", tmp_path / "out", "--preset", "cartoon", "--skip-existing")
     assert b"skipping 2 existing" in skipped.stderr

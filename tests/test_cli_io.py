@@ -88,7 +88,7 @@ def test_folder_of_every_kind_of_image(crop, tmp_path):
     done = run(src, "-o", out, "--preset", "cartoon")
     err = done.stderr.decode()
     assert done.returncode == 1, err  # one file failed, the rest were written
-    assert "Traceback" not in err and "7 upscaled, 1 failed" in err
+    assert "Traceback" not in err and "7 upscaled, 0 skipped, 1 failed" in err
     assert "broken.png" in err and err.count("[") >= 7  # per-file progress lines
     assert err.count("realesr-animevideov3") == 1  # the model was loaded once
     written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
@@ -279,7 +279,7 @@ def test_progress_bar_on_a_terminal_only(set5, tmp_path):
     batch = [line for line in frames if line.startswith("all") and "files [" in line]
     assert any("1/2 files [00:0" in line and "<00:0" in line and ("s/file]" in line or "file/s]" in line) for line in batch), batch  # rate, ETA
     assert any(line.startswith("all 100%") and "2/2 files" in line for line in batch)
-    assert "sr-filter: 2 upscaled, 0 failed" in text
+    assert "sr-filter: 2 upscaled, 0 skipped, 0 failed" in text
 
 
 def test_no_image_data_from_or_to_a_terminal():

@@ -308,7 +308,9 @@ def test_width_and_height_pick_the_scale_for_videos_animations_and_not_streams(t
     assert run(tmp_path / "a.gif", "-m", MODEL, "--width", "25", "-o", tmp_path / "b.gif").returncode == 0
     written = animation.read_animation(tmp_path / "b.gif")
     assert len(written.frames) == 3 and written.frames[0].shape[:2] == (20, 25)
-    stream = run(clip, "--format", "y4m", "--width", "64", "-o", tmp_path / "s.y4m")
+    from .videos import make_y4m
+
+    stream = run(make_y4m(tmp_path / "in.y4m", frames=2), "--format", "y4m", "--width", "64", "-o", tmp_path / "s.y4m")
     assert stream.returncode == 2 and b"--width/--height need a file" in stream.stderr
 
 
@@ -600,7 +602,7 @@ def test_several_videos_and_images_in_one_command(tmp_path):
     err = result.stderr.decode()
     assert result.returncode == 1 and "Traceback" not in err, err
     assert sorted(p.name for p in out.iterdir()) == ["a.mp4", "b.mkv", "c.png"]
-    assert err.count("using sr-cartoon-x4") == 1 and "3 upscaled, 1 failed" in err and f"failed: {bad}" in err
+    assert err.count("using sr-cartoon-x4") == 1 and "3 upscaled, 0 skipped, 1 failed" in err and f"failed: {bad}" in err
     assert describe(out / "a.mp4")["times"] == describe(a)["times"] and describe(out / "a.mp4")["size"] == (64, 48)
     assert len(frame_arrays(out / "b.mkv")) == 3
     assert run(a, b, "-m", MODEL, "-d", "cpu").returncode == 0  # no -o: beside each input

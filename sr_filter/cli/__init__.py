@@ -86,7 +86,7 @@ _GROUP_FLAGS = {"-q", "--quiet", "--verbose"}
 @click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr; no progress bar.")
 @click.pass_context
 def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
-    """Upscale images with super-resolution networks.
+    """Upscale images, animations and videos with super-resolution networks.
 
     Without a command, `upscale` runs: `sr-filter photo.jpg` is `sr-filter upscale photo.jpg`.
 

@@ -58,8 +58,8 @@ def models(as_json: bool, inspect_path: str | None) -> None:
         return
     click.echo("Presets:")
     for name, p in presets.items():
-        default = " (default)" if name == manifest.default_preset else ""
-        click.echo(f"  {name:<8} -> {', '.join(p['models'])}{default}: {p['description']}")
+        default = " [the default preset]" if name == manifest.default_preset else ""
+        click.echo(f"  {name:<8}{default} -> {', '.join(p['models'])}: {p['description']}")
     click.echo("")
     header = f"  {'model':<28} {'ver':>3} {'scale':>5} {'arch':<8} {'size':>8} {'licence':<13} {'weights':<9} presets"
     click.echo("Models:")

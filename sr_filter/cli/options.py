@@ -73,7 +73,7 @@ preset_opt = click.option(
     help="What the image shows; picks the model (from the manifest, see `sr-filter models`).  [default: photo]",
 )
 model_opt = click.option("-m", "-n", "--model", metavar="NAME|PATH", default=None,
-                         help="A model from `sr-filter models` or a .pth file (overrides --preset).")
+                         help="A model from `sr-filter models`, or a weights file (.pth, .pt, .ckpt, .safetensors) (overrides --preset).")
 scale_opt = click.option("-s", "--scale", type=float, default=None, callback=_scale,
                          help="Output scale, e.g. 2, 3, 1.5, 0.5.  [default: the model's own]")
 width_opt = click.option("--width", type=int, default=None, callback=_size,

@@ -120,7 +120,7 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
                          overwrite=overwrite, skip_existing=skip_existing, quiet=quiet, codec=codec, crf=crf,
                          frames=frames, resume=resume, tta=tta, denoise=denoise, size=(width, height))
     if fmt is not None and fmt.lower().lstrip(".") not in _format_keys():
-        raise click.BadParameter(f"{fmt!r} is not one of {FORMAT_NAMES.replace('|', ', ')}", param_hint="'--format'")
+        raise click.BadParameter(f"{fmt!r} is not one of {FORMAT_NAMES.replace('|', ', ')}, y4m, png-stream", param_hint="'--format'")
     if cluster is not None:  # the driver loads no model: sr_filter.cluster lists, schedules and reports
         from ..cluster.command import run_on_cluster
 
@@ -240,9 +240,7 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
     if batch and (failed or not quiet):
         for job, _ in failed:
             click.echo(f"sr-filter: failed: {job.source}", err=True)
-        summary = f"sr-filter: {done} upscaled"
-        summary += f", {skipped} skipped" if skipped else ""
-        click.echo(f"{summary}, {len(failed)} failed", err=True)
+        click.echo(f"sr-filter: {done} upscaled, {skipped} skipped, {len(failed)} failed", err=True)  # docs/io.md: always all three
     if failed:
         ctx.exit(1)
 
