@@ -86,3 +86,18 @@ def test_png_stream_pipe(tmp_path):
         assert np.abs(small - pattern(i, 32, 24)).mean() < 8
     result = run("-", "-o", "-", "--format", "png-stream", "-m", MODEL, stdin=data[:-30])
     assert result.returncode != 0 and b"middle of image 2" in result.stderr and b"Traceback" not in result.stderr
+
+
+def test_a_reader_that_stops_early_gets_one_line_and_exit_1(tmp_path):
+    """`... | head -c 10`: click exited 1 without a word."""
+    data = make_y4m(tmp_path / "in.y4m", frames=6).read_bytes()
+    process = subprocess.Popen([sys.executable, "-m", "sr_filter", "-", "-o", "-", "--format", "y4m", "-m", MODEL, "-q"],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    process.stdin.write(data)
+    process.stdin.close()
+    assert process.stdout.read(10).startswith(b"YUV4MPEG2")
+    process.stdout.close()
+    err = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 1
+    assert err == "sr-filter: error: standard output was closed by the program reading it; the output was cut short\n", err

@@ -7,6 +7,8 @@ the command runs, not for ``--help``.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import re
 import sys
@@ -36,6 +38,22 @@ _DEVICE_NAME = re.compile(r"(auto|cpu|mps|cuda(:\d+)?)")
 #: output formats for --help and the option check, spelled here because imageio imports torch (through
 #: limits and device); test_cli_start checks it against imageio.FORMATS
 FORMAT_NAMES = "png|jpg|webp|bmp|tiff|gif"
+
+
+def _closed_stdout_is_one_line(command):
+    """The program reading standard output stopped (``| head``): one line and exit 1, where click
+    exited 1 without a word."""
+    @functools.wraps(command)
+    def guarded(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except BrokenPipeError:
+            with contextlib.suppress(OSError, ValueError):  # no second error when Python flushes at exit
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            from ..errors import ImageFormatError
+
+            raise ImageFormatError("standard output was closed by the program reading it; the output was cut short") from None
+    return guarded
 
 
 @click.command()
@@ -69,6 +87,7 @@ FORMAT_NAMES = "png|jpg|webp|bmp|tiff|gif"
 @click.option("--cluster", metavar="auto|ADDRESS", default=None, help="Spread a folder job, or one video's segments, over a Ray cluster (auto: $RAY_ADDRESS, else a local one); needs sr-filter[cluster].")
 @verbosity
 @click.pass_context
+@_closed_stdout_is_one_line
 def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, height, device, gpu, precision, fp32, backend, tta, denoise, tile,
             offline, fmt, suffix, quality, overwrite, skip_existing, codec, crf, frames, resume, cluster) -> None:
     """Upscale INPUTS: PNG, JPEG, WebP, BMP, TIFF or GIF files, folders, or - for standard input;

@@ -96,6 +96,9 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
 
         if any(size):
             raise click.UsageError("--width/--height need a file; for a frame stream give --scale")
+        if len(inputs) != 1:
+            raise click.UsageError(f"--format {fmt.lower()} writes one frame stream from one input ('-' for standard "
+                                   "input); images are written as png, jpg, webp, bmp, tiff or gif")
 
         upscaler = make_upscaler()
         if output is None and inputs[0] != "-":
