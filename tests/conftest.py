@@ -207,7 +207,7 @@ def cluster(tmp_path_factory):
         env.setenv("PYTHONPATH", str(ROOT))
         env.setenv("SR_FILTER_OFFLINE", "1")
         env.setenv("SR_FILTER_CACHE_DIR", str(tmp_path_factory.mktemp("raycache")))
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
         yield ray.get_runtime_context().gcs_address
         ray.shutdown()
 

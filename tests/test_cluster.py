@@ -346,6 +346,12 @@ def test_inputs_are_listed_as_one_machine_names_them(tmp_path):
                                          ("shots [2024]/sub/b.png", "shots [2024]/out/sub/b.png")]
     with pytest.raises(storage.ImageFormatError, match="both the input and the output folder"):
         pairs([src], src)
+    (tmp_path / "link").symlink_to(src)  # the input folder by another name: its files counted as done
+    with pytest.raises(storage.ImageFormatError, match="both the input and the output folder"):
+        pairs([src], tmp_path / "link")
+    with pytest.raises(storage.ImageFormatError, match="would be written over itself"):
+        pairs([src / "a.png"], tmp_path / "link")
+    (tmp_path / "link").unlink()
     with pytest.raises(storage.ImageFormatError, match="would be written over itself"):
         pairs([src / "a.png"], src)
     plain = tmp_path / "plain"
@@ -357,7 +363,8 @@ def test_inputs_are_listed_as_one_machine_names_them(tmp_path):
 
 
 @pytest.mark.parametrize("bad", [{"workers": 0}, {"workers": "2"}, {"cpus_per_worker": 0}, {"cpus_per_worker": 1.5},
-                                 {"num_cpus": 0}, {"num_cpus": True}, {"on_event": "print"}, {"on_plan": 3}, {"tta": "no"}])
+                                 {"num_cpus": 0}, {"num_cpus": True}, {"on_event": "print"}, {"on_plan": 3}, {"tta": "no"},
+                                 {"scale": "x"}, {"scale": 0}, {"address": 6379}])
 def test_job_arguments_are_checked_before_any_cluster(tmp_path, collection, bad):
     """Said in one line before the address is even tried (127.0.0.1:1 would refuse)."""
     from sr_filter.cluster import upscale_video
@@ -365,10 +372,11 @@ def test_job_arguments_are_checked_before_any_cluster(tmp_path, collection, bad)
 
     src, _ = collection
     name = next(iter(bad))
+    settings = {"model": "sr-cartoon-x4", "address": "127.0.0.1:1", **bad}
     with pytest.raises(SrFilterError, match=f"^{name} must be"):
-        upscale_folder(str(src), str(tmp_path / "out"), model="sr-cartoon-x4", address="127.0.0.1:1", **bad)
+        upscale_folder(str(src), str(tmp_path / "out"), **settings)
     with pytest.raises(SrFilterError, match=f"^{name} must be"):
-        upscale_video(str(tmp_path / "any.mkv"), str(tmp_path / "out.mkv"), model="sr-cartoon-x4", address="127.0.0.1:1", **bad)
+        upscale_video(str(tmp_path / "any.mkv"), str(tmp_path / "out.mkv"), **settings)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -436,3 +444,21 @@ def test_a_lost_workers_paragraph_goes_to_the_log_not_standard_output():
     assert done.stdout == ""
     assert "LOG sr_filter.cluster.connect A worker died or was killed" in done.stderr
     assert "task failed: ActorDiedError" in done.stderr and "restored: True" in done.stderr
+
+
+
+@pytest.mark.parametrize("bad", [{"size": (50,)}, {"size": 50}, {"quality": 500}, {"src": None}, {"src": []}, {"dst": 123}])
+def test_folder_job_settings_and_paths_are_checked_before_any_cluster(tmp_path, collection, bad):
+    """These reached the workers, where every file failed ("tuple index out of range"), or were
+    raw TypeErrors; a pathlib.Path is taken as a path."""
+    from sr_filter.errors import SrFilterError
+
+    src, _ = collection
+    arguments = {"src": str(src), "dst": str(tmp_path / "out"), **bad}
+    with pytest.raises(SrFilterError, match=f"^{next(iter(bad))} must be"):
+        upscale_folder(model="sr-cartoon-x4", address="127.0.0.1:1", **arguments)
+    assert list(tmp_path.iterdir()) == []
+    from sr_filter.cluster import plan
+
+    todo, skipped = plan(src, tmp_path / "out")  # Path objects, as upscale_video takes them
+    assert len(todo) == 9 and skipped == 0

@@ -731,3 +731,21 @@ def test_options_are_checked_before_any_work_and_streams_take_y4m_names(tmp_path
     resumed = run(tmp_path / "a.png", clip, "-o", tmp_path / "once", "--resume", *model)  # a.png is done: skipped
     assert resumed.returncode == 0 and b"skipping 1 existing" in resumed.stderr, resumed.stderr
     assert sorted(p.name for p in (tmp_path / "once").iterdir()) == ["a.png", "v.mp4"]
+
+
+def test_resume_starts_over_when_tta_changes(tmp_path, upscaler, monkeypatch):
+    """The segment folder recorded no TTA setting: a run with --tta stopped and rerun without it
+    joined TTA segments and plain ones into one video."""
+    from sr_filter.errors import CancelledError
+    from sr_filter.video import resume
+
+    monkeypatch.setattr(resume, "SEGMENT_FRAMES", 4)
+    clip = make_clip(tmp_path / "clip.mkv", frames=12, gop=4, audio=0)
+    target = tmp_path / "out.mkv"
+    with pytest.raises(CancelledError):
+        upscale_video(clip, target, upscaler=Upscaler(MODEL, device="cpu", tile=32, tta=True), resume=True,
+                      progress=lambda done, total: done < 6)
+    assert resume.finished(resume.parts_folder(target))
+    notices: list[str] = []
+    summary = upscale_video(clip, target, upscaler=upscaler, resume=True, notice=notices.append)
+    assert summary["resumed_at"] == 0 and any("belongs to a different job; starting over" in n for n in notices)

@@ -11,6 +11,7 @@ import it. See docs/cluster.md for running on many machines.
 
 from __future__ import annotations
 
+import os
 from typing import Callable
 
 from ..errors import ClusterError
@@ -23,20 +24,21 @@ from .worker import Settings
 __all__ = ["ClusterError", "Event", "INSTALL_HINT", "Interrupted", "Summary", "plan", "upscale_folder", "upscale_video"]
 
 
-def plan(inputs: str | list[str], output: str, *, fmt: str | None = None) -> tuple[list[storage.Task], int]:
+def plan(inputs: str | os.PathLike | list, output: str | os.PathLike, *, fmt: str | None = None) -> tuple[list[storage.Task], int]:
     """The files still to do and how many are skipped because their output exists (resume)."""
     from .connect import import_ray
 
     import_ray()  # the install hint comes before anything else
-    tasks = storage.list_tasks([inputs] if isinstance(inputs, str) else list(inputs), output, fmt)
+    output = storage.locations(output, "output")[0]
+    tasks = storage.list_tasks(storage.locations(inputs, "inputs"), output, fmt)
     done = storage.finished(tasks, output)
     todo = [t for t in tasks if t.target not in done]
     return todo, len(tasks) - len(todo)
 
 
 def upscale_folder(
-    src: str | list[str],
-    dst: str,
+    src: str | os.PathLike | list,
+    dst: str | os.PathLike,
     *,
     preset: str | None = None,
     model: str | None = None,
@@ -75,7 +77,12 @@ def upscale_folder(
     from . import scheduler
     from .connect import check_address, connect, disconnect
 
-    scheduler.check_job(workers=workers, cpus_per_worker=cpus_per_worker, num_cpus=num_cpus, tta=tta, on_event=on_event, on_plan=on_plan)
+    scheduler.check_job(workers=workers, cpus_per_worker=cpus_per_worker, num_cpus=num_cpus, tta=tta, address=address,
+                        scale=scale, quality=quality, size=size, on_event=on_event, on_plan=on_plan)
+    src, dst = storage.locations(src, "src"), storage.locations(dst, "dst")
+    if len(dst) != 1:
+        raise ClusterError(f"dst must be one output folder (a path or URI), not {len(dst)}")
+    dst = dst[0]
     check_address(address)
     tasks, skipped = plan(src, dst, fmt=fmt)
     made = storage.check_writable(dst)

@@ -66,13 +66,24 @@ class Interrupted(Exception):
         self.busy = busy or []
 
 
-def check_job(*, workers: object, cpus_per_worker: object, num_cpus: object, tta: object = False, **callbacks: object) -> None:
+def check_job(*, workers: object, cpus_per_worker: object, num_cpus: object, tta: object = False, address: object = "auto",
+              scale: object = None, quality: object = None, size: object = (None, None), **callbacks: object) -> None:
     """A public function's job arguments, said in one line before a cluster starts: ``workers=0``
-    had meant "as many as fit" and ``cpus_per_worker=0`` one core, and a callback that is not a
-    function had failed only after the first file."""
+    had meant "as many as fit" and ``cpus_per_worker=0`` one core; a callback that is not a
+    function, ``scale="x"`` or ``size=(50,)`` had failed on every worker, file by file."""
     import numbers
 
     from ..upscaler import check_callback, check_flag
+
+    if address is not None and not isinstance(address, str):
+        raise ClusterError(f"address must be 'auto', 'local' or HOST:PORT, not {address!r}")
+    if scale is not None and (isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not scale > 0):
+        raise ClusterError(f"scale must be a positive number (or None), not {scale!r}")
+    if quality is not None and (isinstance(quality, bool) or not isinstance(quality, numbers.Integral) or not 1 <= quality <= 100):
+        raise ClusterError(f"quality must be a whole number from 1 to 100 (or None), not {quality!r}")
+    if not (isinstance(size, (tuple, list)) and len(size) == 2 and all(
+            v is None or (isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0) for v in size)):
+        raise ClusterError(f"size must be (width, height), each a whole number of pixels or None, not {size!r}")
 
     for name, value, optional in (("workers", workers, True), ("cpus_per_worker", cpus_per_worker, False), ("num_cpus", num_cpus, True)):
         if value is None and optional:

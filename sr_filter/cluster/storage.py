@@ -29,6 +29,16 @@ class Task:
     target: str
 
 
+def locations(value: object, name: str) -> list[str]:
+    """A path, URI or list of them (str or ``pathlib.Path``) as strings, or a one-line error."""
+    from ..errors import ClusterError
+
+    items = list(value) if isinstance(value, (list, tuple)) else [value]
+    if not items or not all(isinstance(item, (str, os.PathLike)) for item in items):
+        raise ClusterError(f"{name} must be a path or URI (str or Path), or a non-empty list of them, not {value!r}")
+    return [os.fspath(item) for item in items]
+
+
 def split(location: str):
     """``(pyarrow filesystem, path inside it)`` for a local path or a URI."""
     from pyarrow import fs as pafs
@@ -103,7 +113,7 @@ def list_tasks(inputs: list[str], output: str, fmt: str | None = None) -> list[T
                 info = filesystem.get_file_info(path)
             if info.type == pafs.FileType.NotFound:
                 raise ImageFormatError(f"{item} does not exist")
-            if info.type == pafs.FileType.Directory and pattern is None and path.rstrip("/") == out_path.rstrip("/"):
+            if info.type == pafs.FileType.Directory and pattern is None and _same_place(item, path, output, out_path):
                 raise ImageFormatError(f"{item} is both the input and the output folder; the outputs would replace "
                                        "the inputs, so choose another -o")
             if info.type == pafs.FileType.File and pattern is None:
@@ -125,13 +135,22 @@ def list_tasks(inputs: list[str], output: str, fmt: str | None = None) -> list[T
             if fmt:
                 rel = str(PurePosixPath(rel).with_suffix("." + fmt.lower().lstrip(".")))
             source, target = _relocate(item, p), _join(output, rel)
-            if target == source or (is_local(source) and is_local(target) and local_path(source) == local_path(target)):
+            if target == source or (is_local(source) and is_local(target)
+                                    and os.path.realpath(local_path(source)) == os.path.realpath(local_path(target))):
                 raise ImageFormatError(f"{source} would be written over itself; choose another -o (or --format)")
             if target in seen:
                 raise ImageFormatError(f"{seen[target]} and {source} would both be written to {target}")
             seen[target] = source
             tasks.append(Task(source, target))
     return tasks
+
+
+def _same_place(item: str, path: str, output: str, out_path: str) -> bool:
+    """Whether the input folder and the output folder are one (a symbolic link to the input
+    folder as ``-o`` included: its outputs had been counted as done, and nothing was written)."""
+    if path.rstrip("/") == out_path.rstrip("/"):
+        return True
+    return is_local(item) and is_local(output) and os.path.realpath(path) == os.path.realpath(out_path)
 
 
 def _inside(path: str, folder: str) -> bool:

@@ -75,7 +75,8 @@ def upscale_video(
 
     from .scheduler import check_job
 
-    check_job(workers=workers, cpus_per_worker=cpus_per_worker, num_cpus=num_cpus, tta=tta, on_event=on_event, on_plan=on_plan, notice=notice)
+    check_job(workers=workers, cpus_per_worker=cpus_per_worker, num_cpus=num_cpus, tta=tta, address=address, scale=scale,
+              on_event=on_event, on_plan=on_plan, notice=notice)
     batches.check_batch(batch)
     if segment_frames is not None and (isinstance(segment_frames, bool) or not isinstance(segment_frames, int) or segment_frames < 1):
         raise ClusterError(f"segment_frames must be a whole number of at least 1 (or None), not {segment_frames!r}")
@@ -98,7 +99,8 @@ def upscale_video(
     info.steady = encode.steady_time_base(src, muxer, notice or log.warning)
     frames = segment_frames or SEGMENT_FRAMES
     planned = segments.plan(str(src), frames)
-    parts = _parts(src, dst, {"model": model or preset, "scale": scale, "codec": family, "crf": crf, "segment_frames": frames})
+    parts = _parts(src, dst, {"model": model or preset, "scale": scale, "codec": family, "crf": crf, "segment_frames": frames,
+                              "tta": tta, "denoise": denoise})  # a changed setting starts over: segments are never mixed
     tasks = [dataclasses.replace(span, target=str(parts / segments.segment_name(span.first, span.end))) for span in planned]
     todo = [t for t in tasks if not Path(t.target).exists()]
     if on_plan is not None:

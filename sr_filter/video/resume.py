@@ -57,7 +57,8 @@ def run(container, src: Path, dst: Path, tmp: str, muxer: str, family: str, info
     parts.mkdir(exist_ok=True)
     stat = src.stat()
     job = {"source": str(src.resolve()), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns, "model": upscaler.name,
-           "scale": scale, "codec": family, "crf": crf, "size": list(size), "segment_frames": segment_frames}
+           "scale": scale, "codec": family, "crf": crf, "size": list(size), "segment_frames": segment_frames,
+           "tta": getattr(getattr(upscaler, "backend", None), "name", "").endswith("+tta")}  # no mixing of TTA settings
     manifest = parts / "job.json"
     if manifest.exists() and json.loads(manifest.read_text()) != job:
         notice(f"{parts} belongs to a different job; starting over")
