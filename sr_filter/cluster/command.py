@@ -6,6 +6,7 @@ job needs no model, only the list of files.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -98,7 +99,7 @@ def run_video_on_cluster(ctx: click.Context, inputs: list[str], output: str | No
 
     if len(inputs) != 1 or inputs[0] == "-" or Path(inputs[0]).suffix.lower() not in VIDEO_SUFFIXES:
         raise click.UsageError("--cluster takes image folders, files or patterns, or one video file (" + ", ".join(sorted(s[1:] for s in VIDEO_SUFFIXES)) + ")")
-    if output is None or output == "-" or fmt is not None:
+    if output is None or output == "-" or fmt is not None or output.endswith(("/", os.sep)) or Path(output).is_dir():
         raise click.UsageError("--cluster with a video needs -o OUTPUT_VIDEO (a file name; its suffix picks the container)")
     if overwrite or Path(output).exists():  # said here: the library's error would get the --overwrite hint
         raise click.UsageError(f"--cluster never replaces an existing output{f' ({output} exists)' if not overwrite else ''}; remove it or choose another -o")
