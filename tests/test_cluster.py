@@ -303,6 +303,28 @@ def test_sigterm_stops_the_driver_as_on_one_machine_and_a_rerun_finishes(cluster
     assert all(p.suffix == ".png" for p in out.iterdir())  # no temporary file left
 
 
+def test_sigterm_to_the_whole_process_group_is_one_line(tmp_path):
+    """timeout(1), systemd and a closed terminal signal the whole process group, a local cluster's
+    Ray processes too: the signal came out of Ray's wait wrapped in a SystemError (a traceback,
+    exit 1)."""
+    big = tmp_path / "in"
+    big.mkdir()
+    rng = np.random.default_rng(3)
+    for i in range(24):
+        Image.fromarray(rng.integers(0, 256, (160, 160, 3), dtype=np.uint8)).save(big / f"f{i:02d}.png")
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "sr_filter", str(big), "-o", str(out), *MODEL, "--tta", "--cluster", "local"],
+                            stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not any(out.glob("*.png")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143 and "Traceback" not in err, err
+    assert err.strip().splitlines()[-1] == "sr-filter: error: stopped by SIGTERM; unfinished outputs were removed", err
+
+
 def test_a_relative_weights_file_suffix_and_a_file_name_as_output(cluster, collection, tmp_path):
     """The workers run in another folder: a weights file named relative to this one must still be
     found. Options the cluster cannot honour are refused instead of ignored."""

@@ -128,8 +128,9 @@ def main(argv: list[str] | None = None) -> None:
         _fail(one_line(exc, flags=DefaultGroup.flags), exc.exit_code)
     except KeyboardInterrupt:
         _fail("interrupted", 130)
-    except Terminated as exc:
-        _fail(f"stopped by {signal.Signals(exc.signum).name}; unfinished outputs were removed", 128 + exc.signum)
+    except Terminated as exc:  # every cleanup has run; the interpreter's own exit (Ray's included) is skipped, as after Ctrl-C
+        interrupted_exit(f"sr-filter: error: stopped by {signal.Signals(exc.signum).name}; unfinished outputs were removed",
+                         128 + exc.signum)
     except BrokenPipeError:
         sys.exit(1)
     except OSError as exc:  # a file system refusal no check foresaw: still one line
@@ -149,10 +150,11 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
-def interrupted_exit(line: str) -> None:
-    """After a Ctrl-C (every cleanup has run by now): one line, then exit 130 at once. The
-    interpreter's own shutdown is skipped: compiled libraries (torch, OpenVINO) still holding a
-    copy of that Ctrl-C could otherwise turn it into a killed-by-SIGINT status or a traceback."""
+def interrupted_exit(line: str, code: int = 130) -> None:
+    """After a Ctrl-C or SIGTERM (every cleanup has run by now): one line, then exit ``code`` at
+    once. The interpreter's own shutdown is skipped: compiled libraries (torch, OpenVINO) still
+    holding a copy of that Ctrl-C could otherwise turn it into a killed-by-SIGINT status or a
+    traceback, and Ray's exit handler would wait 60 s for a cluster the signal also ended."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
@@ -160,7 +162,7 @@ def interrupted_exit(line: str) -> None:
     with contextlib.suppress(Exception):
         sys.stderr.write(line + "\n")
         sys.stderr.flush()
-    os._exit(130)
+    os._exit(code)
 
 
 def _install_signal_handlers() -> None:

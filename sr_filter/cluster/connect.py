@@ -173,9 +173,24 @@ def _own_handlers() -> dict:
     return {s: h for s in wanted if callable(h := signal.getsignal(s))}
 
 
+def head_alive() -> bool:
+    """Whether the connected cluster's head still answers. A signal sent to the whole process group
+    (timeout, systemd, a closed terminal) also ends a local cluster's own processes, and every Ray
+    call then waits 60 s for them before Ray ends the program with exit 1."""
+    import ray
+
+    try:
+        host, _, port = ray.get_runtime_context().gcs_address.rpartition(":")
+        socket.create_connection((host, int(port)), timeout=1.0).close()
+        return True
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def disconnect(started: bool) -> None:
     if started:
         import ray
 
-        ray.shutdown()
+        if head_alive():  # else ray.shutdown() would wait for it
+            ray.shutdown()
         _restore_cluster_messages()

@@ -19,6 +19,7 @@ from typing import Callable
 from ..errors import ClusterError
 from ..interrupts import Terminated
 from . import stop, storage
+from .connect import head_alive
 from .worker import Outcome, Settings, UpscaleWorker
 
 #: files a worker holds at once: one running, one waiting, so no worker idles on a round trip
@@ -147,11 +148,11 @@ def run(tasks: list[storage.Task], settings: Settings, *, workers: int | None = 
                     held += 1
             if not in_flight:
                 raise ClusterError("no workers are left on the cluster; the remaining files were not upscaled")
-            ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=1.0)
+            ready, _ = signal_safe(ray.wait, list(in_flight), num_returns=1, timeout=1.0)
             for ref in ready:
                 task, attempt, key = in_flight.pop(ref)
                 try:
-                    outcome: Outcome = ray.get(ref)
+                    outcome: Outcome = signal_safe(ray.get, ref)
                 except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError, ray.exceptions.ObjectLostError) as exc:
                     if key in actors:  # the first of its files to come back: replace the worker
                         del actors[key]
@@ -170,6 +171,14 @@ def run(tasks: list[storage.Task], settings: Settings, *, workers: int | None = 
                 message = outcome.message if outcome.message.startswith(task.source) or not outcome.message else f"{task.source}: {outcome.message}"
                 _record(summary, Event(kind, task, message, outcome.seconds, outcome.worker), emit)
     except (KeyboardInterrupt, Terminated) as signalled:
+        if not head_alive():  # the signal ended the local cluster too: its workers are gone, Ray calls would hang
+            actors.clear()
+            storage.sweep_orphans([task.target for task, _, _ in in_flight.values()])
+            summary.done += sum(1 for task, _, _ in in_flight.values() if storage.exists(task.target))
+            summary.seconds = time.monotonic() - started
+            if isinstance(signalled, Terminated):
+                raise
+            raise Interrupted(summary, []) from None
         survivors = stop.stop(ray, actors, ready_calls, list(in_flight))
         held = {task.target for task, _, key in in_flight.values() if key not in survivors}
         busy = sorted({task.target for task, _, key in in_flight.values() if key in survivors} - held)
@@ -189,10 +198,23 @@ def run(tasks: list[storage.Task], settings: Settings, *, workers: int | None = 
     return summary
 
 
+def signal_safe(call: Callable, *args, **kwargs):
+    """``call(...)`` (a Ray call), with Ctrl-C or SIGTERM raised by our handler while Ray's compiled
+    code waited coming out as itself: Ray wraps it in a SystemError ("returned a result with an
+    exception set"), which had ended the driver with a traceback and exit 1."""
+    try:
+        return call(*args, **kwargs)
+    except SystemError as exc:
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, (KeyboardInterrupt, Terminated)):
+            raise cause from None
+        raise
+
+
 def _check_ready(ray, calls: list, summary: Summary) -> None:
     """Wait for the workers to load the model; a model that cannot load is one line."""
     try:
-        answers = ray.get(calls)
+        answers = signal_safe(ray.get, calls)
     except ray.exceptions.RayActorError as exc:
         raise ClusterError(f"a worker stopped while loading the model ({type(exc).__name__}); see `ray status` and the node's memory") from None
     for error, described, _, _ in answers:
