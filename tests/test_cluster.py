@@ -81,6 +81,10 @@ def test_same_bytes_as_one_machine_and_a_bad_file_fails_alone(cluster, collectio
     assert "broken.png" in message and "\n" not in message
     assert _files(tmp_path / "out") == _files(ref)  # byte for byte: alpha, 16-bit, EXIF/DPI JPEG
     assert sorted(e.kind for e in events) == ["done"] * 9 + ["failed"]
+    quiet = CliRunner().invoke(_cli(), ["-q", str(mixed), "-o", str(tmp_path / "out"), *MODEL, "--cluster", cluster])
+    lines = quiet.stderr.strip().splitlines()  # -q still names what failed, then the summary, as on one machine
+    assert quiet.exit_code == 1 and lines[-2] == f"sr-filter: failed: {mixed / 'broken.png'}", quiet.stderr
+    assert lines[-1].startswith("sr-filter: 0 upscaled, 9 skipped, 1 failed"), quiet.stderr
 
 
 def test_killed_worker_files_are_redone_exactly_once(cluster, collection, tmp_path):
@@ -359,6 +363,7 @@ def test_inputs_are_listed_as_one_machine_names_them(tmp_path):
 
     assert pairs([src], tmp_path / "out") == [("shots [2024]/a.png", "out/a.png"), ("shots [2024]/sub/b.png", "out/sub/b.png")]
     assert pairs([src / "a.png"], tmp_path / "out") == [("shots [2024]/a.png", "out/a.png")]
+    assert pairs([src / "sub", src / "sub" / "b.png"], tmp_path / "out") == [("shots [2024]/sub/b.png", "out/b.png")]  # named twice
     assert pairs([src], tmp_path) == [("shots [2024]/a.png", "a.png"), ("shots [2024]/sub/b.png", "sub/b.png")]
     assert pairs([src / "sub"], src) == [("shots [2024]/sub/b.png", "shots [2024]/b.png")]
     assert pairs([src / "a.png"], src, "webp") == [("shots [2024]/a.png", "shots [2024]/a.webp")]

@@ -83,10 +83,10 @@ def run_on_cluster(ctx: click.Context, inputs: list[str], output: str | None, *,
         click.echo(f"sr-filter: interrupted after {s.done} of {report.total} file(s); no output was left half-written, run again to resume", err=True)
         return 130
     _close(report.bars)
-    if not quiet:
-        click.echo(report.summary_line(summary, ""), err=True)
+    if summary.failed or not quiet:  # as on one machine: -q still names what failed, and the summary
         for source, _ in summary.failed:
             click.echo(f"sr-filter: failed: {source}", err=True)
+        click.echo(report.summary_line(summary, ""), err=True)
     return 1 if summary.failed else 0
 
 

@@ -139,6 +139,8 @@ def list_tasks(inputs: list[str], output: str, fmt: str | None = None) -> list[T
                                     and os.path.realpath(local_path(source)) == os.path.realpath(local_path(target))):
                 raise ImageFormatError(f"{source} would be written over itself; choose another -o (or --format)")
             if target in seen:
+                if seen[target] == source:  # named twice (a folder and a file in it): one task, as on one machine
+                    continue
                 raise ImageFormatError(f"{seen[target]} and {source} would both be written to {target}")
             seen[target] = source
             tasks.append(Task(source, target))
