@@ -250,6 +250,7 @@ def _carried(meta: Any, fmt: str, shape: tuple[int, ...], scale: float) -> dict[
         return {}
     from .encode import _fitting_profile, _png_text
     from .metadata import exif_for_output, scaled_dpi
+    from .png import plain_text
 
     if fmt == "GIF":
         return {"comment": meta.comment} if meta.comment else {}
@@ -271,11 +272,11 @@ def _carried(meta: Any, fmt: str, shape: tuple[int, ...], scale: float) -> dict[
         text = _png_text(meta)
         if text:
             chunks = PngImagePlugin.PngInfo()
-            for key, value in text.items():
-                if key == "XML:com.adobe.xmp" or not value.isascii():
-                    chunks.add_itxt(key, value)
-                else:
+            for key, value in text.items():  # tEXt or iTXt, as png.encode_png writes a still's
+                if plain_text(key, value):
                     chunks.add_text(key, value)
+                else:
+                    chunks.add_itxt(key, value)
             options["pnginfo"] = chunks
     return options
 

@@ -168,16 +168,12 @@ def _fits_jpeg(kind: str, block: bytes | None, overhead: int) -> bytes | None:
     return block
 
 
-#: the PNG text keyword of an XMP packet (an iTXt chunk, by the XMP specification)
-XMP_KEY = "XML:com.adobe.xmp"
-
-
 def _png_text(meta: ImageMeta) -> dict[str, str]:
     """The PNG text chunks to write: the source's, with the XMP packet as carried (its
     orientation set upright), not as read: the old packet made apps rotate the picture twice."""
     text = dict(meta.text)
     if meta.xmp:
-        text[XMP_KEY] = meta.xmp.decode("utf-8", "replace")
+        text[png.XMP_KEY] = meta.xmp.decode("utf-8", "replace")
     return text
 
 

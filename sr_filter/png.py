@@ -78,13 +78,23 @@ def encode_png(
         chunks.append(_chunk(b"eXIf", exif[6:] if exif.startswith(b"Exif\x00\x00") else exif))
     for key, value in (text or {}).items():
         keyword = key.encode("latin-1", "replace")[:79]
-        if key != "XML:com.adobe.xmp" and value.isascii() and "\x00" not in value:
-            chunks.append(_chunk(b"tEXt", keyword + b"\x00" + value.encode("ascii")))  # what every reader reads
-        else:  # not ASCII, or XMP (which its specification puts in iTXt)
+        if plain_text(key, value):
+            chunks.append(_chunk(b"tEXt", keyword + b"\x00" + value.encode("ascii")))
+        else:
             chunks.append(_chunk(b"iTXt", keyword + b"\x00\x00\x00\x00\x00" + value.encode("utf-8")))
     if not chunks:
         return encoded
     return b"".join([memoryview(encoded)[:_IHDR_END], *chunks, memoryview(encoded)[_IHDR_END:]])
+
+
+#: the PNG text keyword of an XMP packet
+XMP_KEY = "XML:com.adobe.xmp"
+
+
+def plain_text(key: str, value: str) -> bool:
+    """Whether a text chunk is written as tEXt, which every reader reads: ASCII, and not the XMP
+    packet, which its specification puts in iTXt (as the rest, UTF-8)."""
+    return key != XMP_KEY and value.isascii() and "\x00" not in value
 
 
 def compression(array: np.ndarray) -> dict:

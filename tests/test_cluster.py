@@ -287,20 +287,27 @@ def test_the_sweep_removes_only_stopped_workers_temporaries(tmp_path):
     assert f"{atomic.temp_prefix(live)}def.tmp" in left and "b.png" in left
 
 
-def test_sigterm_stops_the_driver_as_on_one_machine_and_a_rerun_finishes(cluster, tmp_path):
-    """Ray's own SIGTERM handler would end the driver without its clean-up (exit 15, no line)."""
+def _driver_at_work(tmp_path: Path, seed: int, *options: str) -> tuple[subprocess.Popen, Path]:
+    """A CLI cluster job over 24 images of 160x160, in its own process group, once its first
+    output is written; and its output folder."""
     big = tmp_path / "in"
     big.mkdir()
-    rng = np.random.default_rng(2)
+    rng = np.random.default_rng(seed)
     for i in range(24):
         Image.fromarray(rng.integers(0, 256, (160, 160, 3), dtype=np.uint8)).save(big / f"f{i:02d}.png")
     out = tmp_path / "out"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen([sys.executable, "-m", "sr_filter", str(big), "-o", str(out), *MODEL, "--cluster", cluster],
+    proc = subprocess.Popen([sys.executable, "-m", "sr_filter", str(big), "-o", str(out), *MODEL, *options],
                             stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
     deadline = time.monotonic() + 120
     while not any(out.glob("*.png")) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
+    return proc, out
+
+
+def test_sigterm_stops_the_driver_as_on_one_machine_and_a_rerun_finishes(cluster, tmp_path):
+    """Ray's own SIGTERM handler would end the driver without its clean-up (exit 15, no line)."""
+    proc, out = _driver_at_work(tmp_path, 2, "--cluster", cluster)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 143 and "stopped by SIGTERM" in err and "Traceback" not in err, err
@@ -311,18 +318,7 @@ def test_sigterm_to_the_whole_process_group_is_one_line(tmp_path):
     """timeout(1), systemd and a closed terminal signal the whole process group, a local cluster's
     Ray processes too: the signal came out of Ray's wait wrapped in a SystemError (a traceback,
     exit 1)."""
-    big = tmp_path / "in"
-    big.mkdir()
-    rng = np.random.default_rng(3)
-    for i in range(24):
-        Image.fromarray(rng.integers(0, 256, (160, 160, 3), dtype=np.uint8)).save(big / f"f{i:02d}.png")
-    out = tmp_path / "out"
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen([sys.executable, "-m", "sr_filter", str(big), "-o", str(out), *MODEL, "--tta", "--cluster", "local"],
-                            stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
-    deadline = time.monotonic() + 120
-    while not any(out.glob("*.png")) and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
+    proc, _ = _driver_at_work(tmp_path, 3, "--tta", "--cluster", "local")
     os.killpg(proc.pid, signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 143 and "Traceback" not in err, err

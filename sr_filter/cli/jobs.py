@@ -73,7 +73,7 @@ def plan_jobs(inputs: list[str], output: str | None, suffix: str, fmt: str | Non
         jobs = []
         for source in map(Path, inputs):
             job = Job(source, default_output(source, suffix, fmt))
-            if is_video_job(job):
+            if is_video(source):
                 job.target = video_target(source, job.target)
             elif fmt is None:
                 _check_image_suffix(source)
@@ -93,14 +93,12 @@ def plan_jobs(inputs: list[str], output: str | None, suffix: str, fmt: str | Non
                     continue  # earlier outputs in an output folder nested inside the input folder
                 jobs.append(Job(file, out_dir / _renamed(file.relative_to(path), fmt, batch_suffix)))
             if len(jobs) == found:
-                from ..video.command import VIDEO_INPUTS
-
-                videos = sorted({p.suffix.lower() for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_INPUTS})
+                videos = sorted({p.suffix.lower() for p in path.rglob("*") if p.is_file() and is_video(p)})
                 hint = f"; folders are searched for images only: name its videos, e.g. {path / ('*' + videos[0])}" if videos else ""
                 raise ImageFormatError(f"no image files ({_suffixes()}) in {path}{hint}")
         elif path.is_file():
-            job = Job(path, out_dir / _renamed(Path(path.name), fmt, batch_suffix))
-            jobs.append(Job(path, video_target(path, job.target)) if is_video_job(job) else job)
+            target = out_dir / _renamed(Path(path.name), fmt, batch_suffix)
+            jobs.append(Job(path, video_target(path, target) if is_video(path) else target))
         else:
             raise ImageFormatError(f"{item} does not exist")
     return jobs
@@ -119,11 +117,12 @@ def unique(jobs: list[Job]) -> list[Job]:
     return kept
 
 
-def is_video_job(job: Job) -> bool:
-    """A video file among a batch's inputs (given by name: folders are searched for images)."""
+def is_video(source: Path | None) -> bool:
+    """Whether an input (None: standard input) is a video file by its name; among several inputs
+    these are named, as folders are searched for images only."""
     from ..video.command import VIDEO_INPUTS
 
-    return job.source is not None and job.source.suffix.lower() in VIDEO_INPUTS
+    return source is not None and source.suffix.lower() in VIDEO_INPUTS
 
 
 def video_target(source: Path, target: Path) -> Path:

@@ -21,8 +21,8 @@ import click
 from ..atomic import is_stream
 from ..errors import SrFilterError
 from ..progress import Bars, stderr_is_terminal
-from ..video.command import VIDEO_INPUTS, video_options, wants_video
-from .jobs import Job, check_targets, check_writable, expand_inputs, is_video_job, many_inputs, plan_jobs, unique, video_target
+from ..video.command import video_only, video_options, wants_video
+from .jobs import Job, check_targets, check_writable, expand_inputs, is_video, many_inputs, plan_jobs, unique, video_target
 from .messages import one_line
 from .options import (
     backend_opt, denoise_opt, device_opt, fp32_opt, gpu_opt, height_opt, model_opt, offline_opt, precision_opt, preset_opt, scale_opt, tile_opt,
@@ -172,7 +172,7 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
     if many_inputs(inputs) and (codec or crf is not None):  # the videos' codec and quality, before the model loads
         from ..video.job import check_codec
 
-        for source in (Path(p) for p in inputs if p != "-" and Path(p).suffix.lower() in VIDEO_INPUTS and Path(p).is_file()):
+        for source in (Path(p) for p in inputs if p != "-" and is_video(Path(p)) and Path(p).is_file()):
             check_codec(source, video_target(source, source), codec, crf, unreadable_ok=True)
     from ..upscaler import Upscaler, may_skip_torch
 
@@ -190,12 +190,10 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
     jobs = unique(plan_jobs(inputs, output, suffix, fmt, batch_suffix=batch_suffix))
     if resume and len(jobs) > 1:
         skip_existing = True  # run again after Ctrl-C: finished outputs stay, the video in progress resumes
-    if not any(is_video_job(job) for job in jobs):
-        video_only = [flag for flag, given in (("--codec", codec), ("--crf", crf is not None), ("--resume", resume),
-                                               ("--frames", frames)) if given]
-        if video_only:
-            verb = "applies" if len(video_only) == 1 else "apply"
-            raise click.UsageError(f"{', '.join(video_only)} {verb} to videos (and to an animation given alone); none of these inputs is a video")
+    if not any(is_video(job.source) for job in jobs):
+        given = video_only(codec, crf, resume, frames)
+        if given:
+            raise click.UsageError(f"{given} to videos (and to an animation given alone); none of these inputs is a video")
     check_targets(jobs, overwrite=overwrite)
     skipped = 0
     if skip_existing:
@@ -226,7 +224,7 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
             bars.start(Path(name).name)
             started = time.monotonic()
             try:
-                if is_video_job(job):  # a video among several inputs: the video path, with this model
+                if is_video(job.source):  # a video among several inputs: the video path, with this model
                     from ..video.command import run as run_video
 
                     announce()

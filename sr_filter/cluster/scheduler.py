@@ -68,7 +68,8 @@ class Interrupted(Exception):
 
 
 def check_job(*, workers: object, cpus_per_worker: object, num_cpus: object, tta: object = False, address: object = "auto",
-              scale: object = None, quality: object = None, size: object = (None, None), **callbacks: object) -> None:
+              scale: object = None, quality: object = None, size: object = (None, None), segment_frames: object = None,
+              **callbacks: object) -> None:
     """A public function's job arguments, said in one line before a cluster starts: ``workers=0``
     had meant "as many as fit" and ``cpus_per_worker=0`` one core; a callback that is not a
     function, ``scale="x"`` or ``size=(50,)`` had failed on every worker, file by file."""
@@ -80,16 +81,17 @@ def check_job(*, workers: object, cpus_per_worker: object, num_cpus: object, tta
         raise ClusterError(f"address must be 'auto', 'local' or HOST:PORT, not {address!r}")
     if scale is not None and (isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not scale > 0):
         raise ClusterError(f"scale must be a positive number (or None), not {scale!r}")
-    if quality is not None and (isinstance(quality, bool) or not isinstance(quality, numbers.Integral) or not 1 <= quality <= 100):
-        raise ClusterError(f"quality must be a whole number from 1 to 100 (or None), not {quality!r}")
-    if not (isinstance(size, (tuple, list)) and len(size) == 2 and all(
-            v is None or (isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0) for v in size)):
-        raise ClusterError(f"size must be (width, height), each a whole number of pixels or None, not {size!r}")
+    def whole(value: object, low: int, high: int | None = None) -> bool:
+        return (not isinstance(value, bool) and isinstance(value, numbers.Integral) and value >= low
+                and (high is None or value <= high))
 
-    for name, value, optional in (("workers", workers, True), ("cpus_per_worker", cpus_per_worker, False), ("num_cpus", num_cpus, True)):
-        if value is None and optional:
-            continue
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+    if quality is not None and not whole(quality, 1, 100):
+        raise ClusterError(f"quality must be a whole number from 1 to 100 (or None), not {quality!r}")
+    if not (isinstance(size, (tuple, list)) and len(size) == 2 and all(v is None or whole(v, 1) for v in size)):
+        raise ClusterError(f"size must be (width, height), each a whole number of pixels or None, not {size!r}")
+    for name, value, optional in (("workers", workers, True), ("cpus_per_worker", cpus_per_worker, False),
+                                  ("num_cpus", num_cpus, True), ("segment_frames", segment_frames, True)):
+        if not (value is None and optional) and not whole(value, 1):
             none = " (or None)" if optional else ""
             raise ClusterError(f"{name} must be a whole number of at least 1{none}, not {value!r}")
     check_flag("tta", tta)
@@ -171,19 +173,16 @@ def run(tasks: list[storage.Task], settings: Settings, *, workers: int | None = 
                 message = outcome.message if outcome.message.startswith(task.source) or not outcome.message else f"{task.source}: {outcome.message}"
                 _record(summary, Event(kind, task, message, outcome.seconds, outcome.worker), emit)
     except (KeyboardInterrupt, Terminated) as signalled:
-        if not head_alive():  # the signal ended the local cluster too: its workers are gone, Ray calls would hang
+        if head_alive():
+            survivors = stop.stop(ray, actors, ready_calls, list(in_flight))
+            held = {task.target for task, _, key in in_flight.values() if key not in survivors}
+            busy = sorted({task.target for task, _, key in in_flight.values() if key in survivors} - held)
+            stopped = stop.worker_pids(ray, ready_calls, [key for key in ready_calls if key not in survivors])
+            storage.sweep_temporaries(sorted(held), stopped)
+        else:  # the signal ended the local cluster too: its workers are gone, and Ray calls would hang
             actors.clear()
-            storage.sweep_orphans([task.target for task, _, _ in in_flight.values()])
-            summary.done += sum(1 for task, _, _ in in_flight.values() if storage.exists(task.target))
-            summary.seconds = time.monotonic() - started
-            if isinstance(signalled, Terminated):
-                raise
-            raise Interrupted(summary, []) from None
-        survivors = stop.stop(ray, actors, ready_calls, list(in_flight))
-        held = {task.target for task, _, key in in_flight.values() if key not in survivors}
-        busy = sorted({task.target for task, _, key in in_flight.values() if key in survivors} - held)
-        stopped = stop.worker_pids(ray, ready_calls, [key for key in ready_calls if key not in survivors])
-        storage.sweep_temporaries(sorted(held), stopped)
+            held, busy = {task.target for task, _, _ in in_flight.values()}, []
+            storage.sweep_orphans(sorted(held))
         summary.done += sum(1 for target in held if storage.exists(target))  # finished, not yet heard of
         summary.seconds = time.monotonic() - started
         if isinstance(signalled, Terminated):  # SIGTERM/SIGHUP: the CLI says "stopped by ..." and exits 128+N

@@ -283,7 +283,7 @@ def sweep_orphans(targets: list[str]) -> int:
     (``.srf-PID-*.tmp`` of a PID that no longer runs): after a signal that ended the local
     cluster's workers with the driver, when Ray can no longer be asked for their ids."""
     removed = 0
-    prefix = atomic.temp_prefix(0)[: -len("0-")]
+    prefix = atomic.TEMP_PREFIX
     for folder in {Path(local_path(t)).parent for t in targets if is_local(t)}:
         for leftover in folder.glob(f"{glob.escape(prefix)}*.tmp"):
             pid = leftover.name[len(prefix):].split("-", 1)[0]

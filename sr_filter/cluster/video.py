@@ -76,10 +76,8 @@ def upscale_video(
     from .scheduler import check_job
 
     check_job(workers=workers, cpus_per_worker=cpus_per_worker, num_cpus=num_cpus, tta=tta, address=address, scale=scale,
-              on_event=on_event, on_plan=on_plan, notice=notice)
+              segment_frames=segment_frames, on_event=on_event, on_plan=on_plan, notice=notice)
     batches.check_batch(batch)
-    if segment_frames is not None and (isinstance(segment_frames, bool) or not isinstance(segment_frames, int) or segment_frames < 1):
-        raise ClusterError(f"segment_frames must be a whole number of at least 1 (or None), not {segment_frames!r}")
     check_address(address)
     import_ray()
     for location in (str(src), str(dst)):

@@ -33,6 +33,14 @@ def video_options(command):
     return codec_opt(crf_opt(frames_opt(resume_opt(command))))
 
 
+def video_only(codec: str | None, crf: int | None, resume: bool, frames: str | None = None) -> str:
+    """The options given that only videos take, as a message begins: "--codec applies",
+    "--codec, --crf apply"; "" when none is given."""
+    flags = [flag for flag, given in (("--codec", codec), ("--crf", crf is not None), ("--resume", resume),
+                                      ("--frames", frames)) if given]
+    return f"{', '.join(flags)} {'applies' if len(flags) == 1 else 'apply'}" if flags else ""
+
+
 def wants_video(inputs: list[str], fmt: str | None, output: str | None = None) -> bool:
     """True when ``sr-filter upscale`` should hand the job to the video path.
 
@@ -128,9 +136,9 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
     if source.suffix.lower() not in VIDEO_INPUTS and not to_video:  # an animation; GIF/APNG to a video: FFmpeg reads them
         from .. import animation, imageio
 
-        video_only = [flag for flag, given in (("--codec", codec), ("--crf", crf is not None), ("--resume", resume)) if given]
-        if video_only:
-            raise click.UsageError(f"{', '.join(video_only)} {'applies' if len(video_only) == 1 else 'apply'} to videos; an animation written as GIF, WebP or PNG "
+        given = video_only(codec, crf, resume)
+        if given:
+            raise click.UsageError(f"{given} to videos; an animation written as GIF, WebP or PNG "
                                    "takes --quality and --frames (or name a video output, e.g. -o out.mp4)")
         out_format = imageio.format_for("", fmt) if fmt is not None else None
         if out_format is not None and out_format not in animation.HOLDS_ANIMATION:

@@ -183,11 +183,12 @@ def _write_resumable(container, src: Path, dst: Path, muxer: str, family: str, i
             summary = resume.run(container, src, dst, str(tmp), muxer, family, info, upscaler, scale, size,
                                  crf=crf, batch=batch, progress=progress, notice=notice)
     except VideoFormatError as exc:  # say where the finished segments wait: they had stayed without a word
-        kept = len(resume.finished(resume.parts_folder(dst))) if resume.parts_folder(dst).is_dir() else 0
+        parts = resume.parts_folder(dst)
+        kept = len(resume.finished(parts)) if parts.is_dir() else 0
         if not kept:
-            shutil.rmtree(resume.parts_folder(dst), ignore_errors=True)
+            shutil.rmtree(parts, ignore_errors=True)
             raise
-        raise VideoFormatError(f"{exc}; {kept} finished segment(s) are kept in {resume.parts_folder(dst)} for a rerun "
+        raise VideoFormatError(f"{exc}; {kept} finished segment(s) are kept in {parts} for a rerun "
                                "(delete that folder to start over)") from None
     shutil.rmtree(summary.pop("parts"), ignore_errors=True)
     summary.update(seconds=time.monotonic() - started, path=str(dst))
