@@ -385,6 +385,27 @@ def test_inputs_are_listed_as_one_machine_names_them(tmp_path):
         pairs([str(plain) + "/*.png"], plain)
 
 
+def test_uris_keep_encoded_names_hosts_and_options(tmp_path):
+    """A file:// URI names its files percent-encoded (``my%20shots``): the folder was found, but
+    every task's URI was rebuilt with the raw name, which pyarrow refused (a space) or cut at '#';
+    an s3:// output with ``?endpoint_override=`` lost the option in every task's URI."""
+    src = tmp_path / "my shots"
+    src.mkdir()
+    Image.fromarray(np.full((4, 4, 3), 7, np.uint8)).save(src / "take #1 100%.png")
+    out = tmp_path / "out dir"
+    tasks = storage.list_tasks([(src.as_uri())], out.as_uri())
+    assert [(t.source, t.target) for t in tasks] == [((src / "take #1 100%.png").as_uri(), (out / "take #1 100%.png").as_uri())]
+    data = storage.read_bytes(tasks[0].source)
+    storage.write_once(data, tasks[0].target)
+    assert (out / "take #1 100%.png").read_bytes() == (src / "take #1 100%.png").read_bytes()
+    assert storage.finished(tasks, out.as_uri()) == {tasks[0].target}
+    assert storage.local_path("file://localhost/a%20b/c.png") == "/a b/c.png"
+    options = "?endpoint_override=127.0.0.1:9000&scheme=http"
+    assert storage._relocate("s3://bkt/in" + options, "bkt/in/a b.png") == "s3://bkt/in/a%20b.png" + options
+    assert storage._join("s3://bkt/out/" + options, "sub/a b.png") == "s3://bkt/out/sub/a%20b.png" + options
+    assert storage._relocate("hdfs://nn:8020/in", "/in/a.png") == "hdfs://nn:8020/in/a.png"
+
+
 @pytest.mark.parametrize("bad", [{"workers": 0}, {"workers": "2"}, {"cpus_per_worker": 0}, {"cpus_per_worker": 1.5},
                                  {"num_cpus": 0}, {"num_cpus": True}, {"on_event": "print"}, {"on_plan": 3}, {"tta": "no"},
                                  {"scale": "x"}, {"scale": 0}, {"address": 6379}])

@@ -710,6 +710,7 @@ def test_options_are_checked_before_any_work_and_streams_take_y4m_names(tmp_path
         ([clip, "--resume", "--frames", "0:2"], 2, "--resume works on whole videos"),
         ([clip, "-o", tmp_path / "o.y4m"], 2, "decode it with ffmpeg"),
         ([clip, "-o", "-", "--format", "y4m"], 2, "decode it with ffmpeg"),
+        ([clip, "--format", "webp"], 2, "--format webp names an image format"),  # was: a video written, --format ignored
         ([tmp_path / "a.png", "--overwrite", "--skip-existing"], 2, "either --overwrite or --skip-existing"),
     ):
         result = run(*args, *model)

@@ -14,6 +14,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Iterable
+from urllib.parse import quote, unquote
 
 from .. import atomic, imageio
 from ..errors import ImageFormatError, OutputExistsError
@@ -39,12 +40,17 @@ def locations(value: object, name: str) -> list[str]:
     return [os.fspath(item) for item in items]
 
 
+_PYARROW_SCHEMES = {"file", "s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss"}  # percent-encoded paths
+
+
 def split(location: str):
     """``(pyarrow filesystem, path inside it)`` for a local path or a URI."""
     from pyarrow import fs as pafs
 
     if "://" not in location:
         return pafs.LocalFileSystem(), os.path.abspath(location)
+    if location.startswith("file://"):  # read here: pyarrow refuses a space and takes '#' as the end of the path
+        return pafs.LocalFileSystem(), local_path(location)
     try:
         return pafs.FileSystem.from_uri(location)
     except ValueError:  # a scheme pyarrow does not know: try fsspec
@@ -66,16 +72,31 @@ def _first(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def _encoded(location: str) -> bool:
+    """Whether ``location``'s paths are percent-encoded (pyarrow's URIs; fsspec's are taken as written)."""
+    return location.split("://", 1)[0].lower() in _PYARROW_SCHEMES
+
+
 def _join(root: str, relative: str) -> str:
-    return root.rstrip("/") + "/" + relative if "://" in root else os.path.join(os.path.abspath(root), relative)
+    if "://" not in root:
+        return os.path.join(os.path.abspath(root), relative)
+    base, mark, query = root.partition("?") if _encoded(root) and not root.startswith("file://") else (root, "", "")
+    return base.rstrip("/") + "/" + (quote(relative) if _encoded(root) else relative) + mark + query
 
 
 def _relocate(location: str, path: str) -> str:
-    """The location string of ``path`` inside the same store as ``location``."""
+    """The location string of ``path`` inside the same store as ``location``: the same scheme, host
+    and options (``?endpoint_override=...``), the path percent-encoded where the scheme's are."""
     if "://" not in location:
         return path
-    scheme = location.split("://", 1)[0]
-    return f"{scheme}://{path}" if scheme != "file" else "file://" + path
+    if location.startswith("file://"):
+        return "file://" + quote(path)
+    scheme, rest = location.split("://", 1)
+    if not _encoded(location):
+        return f"{scheme}://{path}"
+    rest, mark, query = rest.partition("?")
+    host = rest.split("/", 1)[0] if path.startswith("/") else ""  # hdfs://host:port/path: the path leaves out the host
+    return f"{scheme}://{host}{quote(path)}{mark}{query}"
 
 
 def is_local(location: str) -> bool:
@@ -83,7 +104,14 @@ def is_local(location: str) -> bool:
 
 
 def local_path(location: str) -> str:
-    return location[len("file://"):] if location.startswith("file://") else os.path.abspath(location)
+    """The file path a local path or ``file://`` URI names (``file:///a%20b`` and ``file://localhost/a``
+    as ``/a b`` and ``/a``)."""
+    if not location.startswith("file://"):
+        return os.path.abspath(location)
+    rest = location[len("file://"):]
+    if rest.startswith("localhost/"):
+        rest = rest[len("localhost"):]
+    return unquote(rest)
 
 
 def list_tasks(inputs: list[str], output: str, fmt: str | None = None) -> list[Task]:

@@ -152,6 +152,9 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
         animation.upscale_animation(source, target, upscaler, scale=scale, overwrite=overwrite, quality=quality, size=size,
                                     out_format=out_format, frames=frames)
         return
+    if fmt is not None:  # --format names image formats; a video's container comes from its output name
+        raise click.UsageError(f"--format {fmt} names an image format; {source.name} is written as a video, in the "
+                               "container its -o name gives (.mp4, .mkv, .webm, .mov, .avi)")
     if target is not None and not target.is_dir():  # an output name no container has: before the model loads
         from .encode import container_for
 
