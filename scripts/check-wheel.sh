@@ -41,6 +41,16 @@ size = Image.open('out.png').size
 assert size == (80, 96), f'output is {size}, expected (80, 96)'
 print('wheel ok: sr-filter --preset cartoon 20x24 -> 80x96 from an installed', __import__('sr_filter').__file__)
 "
+# the wheel holds sr_filter and its metadata only (no other top-level name in site-packages), and
+# the GIMP plug-in installs from it
+venv/bin/python -c "
+import sys, zipfile
+names = zipfile.ZipFile(sys.argv[1]).namelist()
+tops = sorted({n.split('/')[0] for n in names if not n.split('/')[0].endswith('.dist-info')})
+assert tops == ['sr_filter'], f'the wheel puts {tops} into site-packages'
+" "$WORK"/dist/*.whl
+venv/bin/sr-filter gimp-install --gimp-dir "$WORK/gimp" >/dev/null
+test -x "$WORK/gimp/plug-ins/sr-filter/sr-filter.py"
 
 # The oldest Pillow and imagecodecs that pyproject.toml allows: the I/O tests run with them too,
 # so a floor that no longer works fails here (checkout's venv, those two packages put first).

@@ -1,6 +1,6 @@
 """Install the GIMP 3 plug-in for the current Python: ``python -m sr_filter.gimp.install``.
 
-Copies ``gimp_plugin/sr-filter/sr-filter.py`` (mode 755) and the protocol module into
+Copies ``sr_filter/gimp/plugin/sr-filter.py`` (mode 755) and the protocol module into
 GIMP's user plug-ins folder and writes ``sr-filter.json`` naming the interpreter that runs
 the worker (``sys.executable`` by default), so GIMP's own Python never needs torch, and the
 menu choices that interpreter's worker reports (presets from its manifest), so the plug-in
@@ -22,10 +22,9 @@ from sr_filter.gimp import protocol
 
 PLUGIN_NAME = "sr-filter"
 CONFIG_NAME = "sr-filter.json"
-# Same place in a source checkout and in an installed wheel (pyproject package-data).
 GIMP_DIR_HELP = "GIMP 3 profile folder (default: newest existing one, e.g. ~/.config/GIMP/3.0)."
 PYTHON_HELP = "Interpreter with sr-filter and torch that runs the worker (default: this one)."
-PLUGIN_SOURCE = Path(__file__).resolve().parents[2] / "gimp_plugin" / PLUGIN_NAME
+PLUGIN_SOURCE = Path(__file__).resolve().parent / "plugin"  # package data: in a checkout and in a wheel alike
 
 
 def gimp_config_root(platform: str = sys.platform, env: Optional[dict] = None, home: Optional[Path] = None) -> Path:
