@@ -4,6 +4,7 @@
 >>> big = sr_filter.upscale(image, preset="cartoon")          # PIL image or numpy array
 >>> up = sr_filter.Upscaler("photo", device="auto")            # load once, reuse
 >>> outputs = [up.upscale(im, scale=2) for im in images]
+>>> sr_filter.upscale_file("scan.tif", "scan_x4.tif", "photo")         # 16-bit, alpha, metadata kept
 >>> sr_filter.upscale_animation("anim.gif", "anim_x4.gif", "cartoon")   # every frame, timing kept
 
 Importing this package does no I/O and touches no GPU.
@@ -12,6 +13,7 @@ Importing this package does no I/O and touches no GPU.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import (
@@ -59,6 +61,20 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 
+def _upscaler(upscaler: Upscaler | None, preset: str | None, model: str | os.PathLike | None, **options: Any) -> Upscaler:
+    """The ready ``upscaler``, else one loaded from ``preset``/``model`` (both given: an error, as
+    the preset had been ignored without a word)."""
+    if upscaler is not None:
+        if preset is not None or model is not None:
+            raise SrFilterError("give either a ready upscaler or a preset/model, not both")
+        from .upscaler import as_upscaler
+
+        return as_upscaler(upscaler)
+    from .upscaler import Upscaler
+
+    return Upscaler(model if model is not None else preset, **options)
+
+
 def upscale(
     image: Any,
     preset: str | None = None,
@@ -71,18 +87,20 @@ def upscale(
     offline: bool | None = None,
     progress: Progress | None = None,
     backend: str = "auto",
+    tta: bool = False,
+    denoise: float | None = None,
 ) -> Any:
     """Upscale one PIL image or numpy array; returns the same kind.
 
     ``preset`` is ``photo`` (default), ``cartoon`` or ``face``; ``model`` (a manifest name or a
     weights file, also as a ``pathlib.Path``) overrides it; ``backend`` is ``auto``, ``torch`` or
-    ``openvino``. ``scale`` defaults to the model's own; other values resample the
-    model's output. To process many images, create an :class:`Upscaler` once instead.
+    ``openvino``; ``tta`` averages the eight flips and rotations; ``denoise`` (0..1) sets the
+    denoising strength of a model that has one. ``scale`` defaults to the model's own; other values
+    resample the model's output. To process many images, create an :class:`Upscaler` once
+    instead; for image files (16-bit, alpha and metadata kept), :func:`upscale_file`.
     """
-    from .upscaler import Upscaler
-
-    upscaler = Upscaler(model if model is not None else preset, device=device, precision=precision, tile=tile,
-                        offline=offline, backend=backend)
+    upscaler = _upscaler(None, preset, model, device=device, precision=precision, tile=tile, offline=offline,
+                         backend=backend, tta=tta, denoise=denoise)
     frames = getattr(image, "n_frames", 1) if getattr(image, "is_animated", False) else 1
     if frames > 1:
         import logging
@@ -109,6 +127,8 @@ def upscale_animation(
     overwrite: bool = False,
     frames: str | tuple[int, int | None] | None = None,
     progress: Progress | None = None,
+    tta: bool = False,
+    denoise: float | None = None,
 ) -> Any:
     """Upscale every frame of an animated GIF, WebP or APNG file ``src`` into ``dst`` (``frames``:
     only frames START to END-1, as ``"START:END"`` or ``(start, end)``).
@@ -122,13 +142,62 @@ def upscale_animation(
     """
     from .animation import upscale_animation as upscale_frames_of
 
-    if upscaler is None:
-        from .upscaler import Upscaler
-
-        upscaler = Upscaler(model if model is not None else preset, device=device, precision=precision, tile=tile,
-                            offline=offline, backend=backend)
+    upscaler = _upscaler(upscaler, preset, model, device=device, precision=precision, tile=tile, offline=offline,
+                         backend=backend, tta=tta, denoise=denoise)
     return upscale_frames_of(src, dst, upscaler, scale=scale, quality=quality, overwrite=overwrite, frames=frames,
                             progress=progress)
+
+
+def upscale_file(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    preset: str | None = None,
+    *,
+    model: str | os.PathLike | None = None,
+    upscaler: Upscaler | None = None,
+    scale: float | None = None,
+    width: int | None = None,
+    height: int | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+    tile: int | str = "auto",
+    offline: bool | None = None,
+    backend: str = "auto",
+    tta: bool = False,
+    denoise: float | None = None,
+    format: str | None = None,
+    quality: int | None = None,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+) -> Path:
+    """Upscale the image file ``src`` into ``dst``, as ``sr-filter SRC -o DST`` does: 16-bit
+    samples, alpha, ICC profile, EXIF (sizes updated), XMP, DPI and text kept; an animated GIF,
+    WebP or APNG keeps every frame when ``dst`` holds animation.
+
+    The format comes from ``dst``'s suffix, or ``format`` (``"png"``, ``"jpg"``, ``"webp"``,
+    ``"tiff"``, ...). ``width``/``height`` pick the scale that fits the image inside them instead
+    of ``scale``. ``dst`` appears whole or not at all and an existing file is replaced only with
+    ``overwrite``. Pass a ready ``upscaler`` to reuse a loaded model, else ``preset``/``model`` and
+    the options of :func:`upscale`. Returns ``dst`` as a :class:`~pathlib.Path`.
+    """
+    from . import atomic, imageio
+    from .imagefile import upscale_image_file
+    from .upscaler import check_callback, check_flag
+
+    source, target = Path(os.fspath(src)), Path(os.fspath(dst))
+    overwrite = check_flag("overwrite", overwrite)
+    check_callback("progress", progress)
+    if scale is not None and (width or height):
+        raise SrFilterError("give either scale or width/height, not both")
+    out_format = imageio.format_for(target, format)
+    if target.exists() and not overwrite:  # before the work, not after it
+        raise OutputExistsError(f"{target} exists; allow overwriting to replace it")
+    upscaler = _upscaler(upscaler, preset, model, device=device, precision=precision, tile=tile, offline=offline,
+                         backend=backend, tta=tta, denoise=denoise)
+    data = upscale_image_file(upscaler, source, out_format=out_format, scale=scale, size=(width, height),
+                              quality=quality, progress=progress, name=str(source))
+    atomic.write_atomic(data, target, overwrite=overwrite)
+    return target
 
 
 __all__ = [
@@ -152,5 +221,6 @@ __all__ = [
     "load_manifest",
     "upscale",
     "upscale_animation",
+    "upscale_file",
     "upscale_video",
 ]

@@ -46,9 +46,28 @@ class Animation:
     #: what the file carries besides its frames (ICC profile, EXIF, XMP, DPI, text), as read
     meta: Any = None
 
+    def __repr__(self) -> str:  # the dataclass's would print every frame's pixels
+        size = "x".join(str(n) for n in self.frames[0].shape[1::-1]) if self.frames else "no"
+        return (f"Animation({len(self.frames)} frames of {size} pixels, {sum(self.durations)} ms, loop={self.loop}, "
+                f"format={self.format})")
+
 
 #: what Pillow raises on a damaged or truncated animation (its GIF reader: IndexError, struct.error)
 _DAMAGED = (OSError, ValueError, IndexError, EOFError, SyntaxError, struct.error)
+
+
+def _unreadable(exc: BaseException, name: str) -> VideoFormatError:
+    """What stopped an animation from being read, in one line (a missing file or a folder had
+    been called "truncated or damaged")."""
+    if isinstance(exc, FileNotFoundError):
+        return VideoFormatError(f"{name} does not exist")
+    if isinstance(exc, IsADirectoryError):
+        return VideoFormatError(f"{name} is a folder, not an animation")
+    if isinstance(exc, PermissionError):
+        return VideoFormatError(f"cannot read {name}: permission denied")
+    if isinstance(exc, Image.UnidentifiedImageError):
+        return VideoFormatError(f"{name} is not a readable image (unknown or damaged format)")
+    return VideoFormatError(f"{name} is truncated or damaged ({first_line(exc) or type(exc).__name__})")
 
 
 def _opened(source: str | Path | bytes) -> Any:
@@ -104,7 +123,7 @@ def read_animation(path: str | Path | bytes, name: str | None = None, *,
     except Image.DecompressionBombError as exc:
         raise VideoFormatError(f"{name or _label(path)} is not a readable animation ({first_line(exc)})") from None
     except _DAMAGED as exc:
-        raise VideoFormatError(f"{name or _label(path)} is truncated or damaged ({first_line(exc) or type(exc).__name__})") from None
+        raise _unreadable(exc, name or _label(path)) from None
     return Animation(pictures, durations, loop, disposal, blend, format=image.format, meta=meta)
 
 
@@ -186,7 +205,7 @@ def upscale_to_bytes(src: str | Path | bytes, upscaler: Any, fmt: str, *, scale:
     except Image.DecompressionBombError as exc:
         raise VideoFormatError(f"{name} is not a readable animation ({first_line(exc)})") from None
     except _DAMAGED as exc:
-        raise VideoFormatError(f"{name} is truncated or damaged ({first_line(exc) or type(exc).__name__})") from None
+        raise _unreadable(exc, name) from None
     start, end = parse_range(frames)
     if start >= count:
         raise VideoFormatError(f"frame range {range_text(frames)!r} starts after the last frame: {name} has {count} frames")
@@ -224,6 +243,8 @@ def encode_animation(animation: Animation, fmt: str, *, quality: int | None = No
     if loop is not None:
         options["loop"] = loop
     disposal = _disposal_for(animation, fmt)
+    if isinstance(disposal, list) and len(disposal) == 1:  # Pillow takes a list only for several frames
+        disposal = disposal[0]
     if fmt == "GIF":
         images = [gif_frame(frame) for frame in animation.frames]
         options.update(disposal=disposal, transparency=GIF_TRANSPARENT, optimize=False)

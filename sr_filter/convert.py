@@ -9,6 +9,7 @@ layout the networks take. All numpy: no torch here.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,6 +36,9 @@ class Planes:
 
 def check_array(array: np.ndarray) -> None:
     """Raise a clear error for arrays that are not images."""
+    if isinstance(array, (str, os.PathLike, bytes, bytearray)):
+        raise ImageFormatError(f"expected a PIL image or numpy array, got {type(array).__name__}; for an image file use "
+                               "sr_filter.upscale_file(src, dst) (16-bit, alpha and metadata kept)")
     if not isinstance(array, np.ndarray):
         pil = isinstance(array, Image.Image)
         raise ImageFormatError(f"expected a numpy image array, got {'a PIL image' if pil else type(array).__name__}"
@@ -57,12 +61,23 @@ def to_float(array: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore"):
         inside = bool(np.all(data >= -_FLOAT_SLACK)) and bool(np.all(data <= 1 + _FLOAT_SLACK))  # NaN fails both
     if not inside:
-        finite = data[np.isfinite(data)]
-        span = f"from {finite.min():.4g} to {finite.max():.4g}" if finite.size else "no finite values"
-        nan = ", with NaN (taken as 0)" if np.isnan(data).any() else ""
-        log.warning("float pixels are taken as 0..1 and these go %s%s: clipped to 0..1 (divide 0..255 "
-                    "data by 255 first)", span, nan)
+        log.warning("float pixels are taken as 0..1, and these hold %s", _outside(data))
     return np.clip(np.nan_to_num(data, nan=0.0), 0.0, 1.0)
+
+
+def _outside(data: np.ndarray) -> str:
+    """What a float image holds outside 0..1, for the warning: the finite range, NaN and infinities."""
+    finite = data[np.isfinite(data)]
+    parts = []
+    if finite.size and (finite.min() < -_FLOAT_SLACK or finite.max() > 1 + _FLOAT_SLACK):
+        advice = "; divide 0..255 data by 255 first" if finite.max() > 1 + _FLOAT_SLACK else ""
+        parts.append(f"values from {finite.min():.4g} to {finite.max():.4g} (clipped to 0..1{advice})")
+    nan, infinite = int(np.isnan(data).sum()), int(np.isinf(data).sum())
+    if nan:
+        parts.append(f"{nan} NaN value(s) (taken as 0)")
+    if infinite:
+        parts.append(f"{infinite} infinite value(s) (taken as 0 or 1)")
+    return ", ".join(parts)
 
 
 #: float input this far outside [0, 1] is only rounding (a value from another program's 0..1 math)
@@ -234,8 +249,8 @@ def array_to_pil(array: np.ndarray, mode: str | None = None) -> Image.Image:
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[:, :, 0]
     if array.dtype == np.uint16:
-        if array.ndim == 2:
-            return Image.fromarray(np.ascontiguousarray(array, dtype=np.uint16))
+        if array.ndim == 2:  # mode "I" (32-bit) comes back as "I", with the 16-bit values it went in as
+            return Image.fromarray(np.ascontiguousarray(array, dtype=np.int32 if mode == "I" else np.uint16))
         array = _to_uint8(array)
     if array.dtype.kind == "f":
         if array.ndim == 2:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import convert
+from . import convert, limits
 from .backends import Backend
 from .device import cpu_only, cpu_precision, free_memory
 from .errors import BackendError, ImageFormatError, SrFilterError, WeightsFormatError, first_line
@@ -73,6 +73,9 @@ class Upscaler:
         elif model is not None and not isinstance(model, str):
             raise SrFilterError(f"the model must be a preset, a model name or a file path, not {type(model).__name__}")
         self.tile = check_tile(tile)
+        if offline is not None:  # offline="no" was taken as offline
+            offline = check_flag("offline", offline)
+        tta = check_flag("tta", tta)
         if isinstance(batch, bool) or not isinstance(batch, numbers.Integral) or batch < 1:
             raise SrFilterError(f"the batch size must be a whole number of at least 1, not {batch!r}")
         self.batch = int(batch)
@@ -276,6 +279,10 @@ class Upscaler:
         if scale < self.scale:
             level = logging.WARNING if scale < 1 else logging.INFO
             log.log(level, "scale %g is below the model's x%d: the x%d result is resized down", scale, self.scale, self.scale)
+        if isinstance(array, np.ndarray) and array.ndim in (2, 3) and array.size:
+            # refused with the numbers before any copy, as a file is (it was numpy's MemoryError after the work)
+            limits.check_fits("the image", array.shape[1], array.shape[0], 0 if array.ndim == 2 else array.shape[2], scale,
+                              array.dtype.itemsize, model_scale=self.scale)
         planes = convert.split(array)
         height, width = planes.rgb.shape[-2:]
         out_h, out_w = max(1, round(height * scale)), max(1, round(width * scale))

@@ -339,6 +339,27 @@ def test_a_frame_range_keeps_those_frames_with_their_durations(tmp_path):
                                                      tmp_path / "none.gif", Nearest(), frames="5:7").value)
 
 
+def test_one_frame_outputs_and_unreadable_sources_are_named(tmp_path, upscaler):
+    """A one-frame GIF (--frames 0:1, or a still image given to upscale_animation) crashed in
+    Pillow's GIF writer with a TypeError; a missing file, a folder and a text file were all
+    "truncated or damaged"."""
+    source = save(tmp_path / "a.gif", loop=0)
+    for name, picked in (("one.gif", "0:1"), ("one.png", "2:3"), ("one.webp", "4:9")):
+        animation.upscale_animation(source, tmp_path / name, upscaler, frames=picked)
+        back = animation.read_animation(tmp_path / name)
+        assert len(back.frames) == 1 and back.frames[0].shape == (96, 128, 4), name
+    frames()[0].save(tmp_path / "still.png")
+    animation.upscale_animation(tmp_path / "still.png", tmp_path / "still.gif", upscaler)
+    assert Image.open(tmp_path / "still.gif").size == (128, 96)
+    result = subprocess.run([sys.executable, "-m", "sr_filter", str(source), "--frames", "1:2", "-o", str(tmp_path / "cli.gif"),
+                             "-m", "sr-cartoon-x4", "-d", "cpu", "-q"], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0 and result.stderr == "" and Image.open(tmp_path / "cli.gif").size == (128, 96)
+    (tmp_path / "notes.txt").write_text("hello")
+    for bad, words in (("nope.gif", "does not exist"), (".", "is a folder"), ("notes.txt", "is not a readable image")):
+        with pytest.raises(VideoFormatError, match=words):
+            animation.upscale_animation(tmp_path / bad, tmp_path / "none.gif", upscaler)
+
+
 def test_cli_frames_format_and_video_only_options_for_animations(tmp_path):
     """--frames keeps those frames; --format webp writes an animated WebP; --codec, --crf and
     --resume, which only videos take, are refused in one line instead of being ignored."""

@@ -30,6 +30,15 @@ def test_pil_in_pil_out(set5):
     assert isinstance(out, Image.Image) and out.size == (240, 200) and out.mode == "RGB"
 
 
+def test_pil_grey_modes_come_back_in_their_own_mode(cartoon):
+    """Mode "I" (32-bit grey) came back as "I;16"; the values are 16-bit either way."""
+    grey = np.arange(64, dtype=np.int32).reshape(8, 8) * 900
+    for image in (Image.fromarray(grey), Image.fromarray(grey.astype(np.uint16))):
+        out = cartoon.upscale(image)
+        assert out.mode == image.mode and out.size == (32, 32), image.mode
+    assert np.array_equal(np.asarray(cartoon.upscale(Image.fromarray(grey))), cartoon.upscale(grey.astype(np.uint16)))
+
+
 def test_pil_colour_profile_is_kept(set5):
     from PIL import ImageCms
 
@@ -204,7 +213,26 @@ def test_float_pixels_outside_zero_to_one_are_said_before_they_are_clipped(carto
     assert caplog.text == ""
     with caplog.at_level(logging.WARNING, logger="sr_filter"):
         cartoon.upscale(np.full((8, 8, 3), 200.0, np.float32))
-    assert "float pixels are taken as 0..1 and these go from 200 to 200" in caplog.text
+    assert "float pixels are taken as 0..1, and these hold values from 200 to 200 (clipped to 0..1; divide 0..255 data by 255 first)" in caplog.text
+    caplog.clear()
+    data = np.full((8, 8, 3), 0.5, np.float32)
+    data[0, 0] = np.nan, np.inf, -np.inf  # was "these go no finite values" without a word about infinities
+    with caplog.at_level(logging.WARNING, logger="sr_filter"):
+        cartoon.upscale(data)
+    assert "these hold 1 NaN value(s) (taken as 0), 2 infinite value(s) (taken as 0 or 1)" in caplog.text
+    assert "divide" not in caplog.text
+
+
+def test_arrays_too_large_for_memory_and_bad_flags_are_refused_before_the_work(cartoon):
+    from sr_filter.errors import ImageTooLargeError, SrFilterError
+    from sr_filter.upscaler import Upscaler
+
+    huge = np.zeros((40000, 40000, 3), np.uint8)  # calloc'd: no page is touched
+    with pytest.raises(ImageTooLargeError, match="the image is 40000x40000; upscaled x4 it would be 160000x160000"):
+        cartoon.upscale(huge)  # was numpy's MemoryError, after the work
+    for flag in ("offline", "tta"):
+        with pytest.raises(SrFilterError, match=f"{flag} must be True or False, not 'no'"):
+            Upscaler("sr-cartoon-x4", device="cpu", **{flag: "no"})  # "no" had meant yes
 
 
 def test_colour_spaces_come_back_as_rgb_without_the_inputs_profile(cartoon):
@@ -277,4 +305,49 @@ def test_32_bit_integer_pictures_outside_16_bits_are_said(cartoon, caplog):
     assert image.mode == "I"
     with caplog.at_level(logging.WARNING, logger="sr_filter"):
         out = cartoon.upscale(image)
-    assert out.mode == "I;16" and "go from -100000 to 200000: clipped to 0..65535" in caplog.text
+    assert out.mode == "I" and "go from -100000 to 200000: clipped to 0..65535" in caplog.text
+    assert np.asarray(out).min() >= 0 and np.asarray(out).max() <= 65535
+
+
+def test_upscale_file_writes_what_the_cli_writes_and_keeps_sixteen_bits(tmp_path, cartoon):
+    """Files had no API: ``upscale("a.png")`` was "got str", and the README's ``Image.open`` route
+    turned a 16-bit RGB PNG into 8 bits before the upscale."""
+    import subprocess
+    import sys
+
+    from sr_filter.errors import ImageFormatError, OutputExistsError
+
+    from .conftest import ROOT
+    from .imagefiles import png16_filtered
+
+    rng = np.random.default_rng(3)
+    rgba = rng.integers(0, 65536, (12, 10, 4), dtype=np.uint16)
+    (tmp_path / "deep.png").write_bytes(png16_filtered(rgba, interlaced=False))
+    written = sr_filter.upscale_file(tmp_path / "deep.png", tmp_path / "api.png", upscaler=cartoon)
+    assert written == tmp_path / "api.png"
+    subprocess.run([sys.executable, "-m", "sr_filter", str(tmp_path / "deep.png"), "-o", str(tmp_path / "cli.png"),
+                    "-m", "cartoon", "--tile", "0", "-q"], check=True, cwd=ROOT)
+    assert (tmp_path / "api.png").read_bytes() == (tmp_path / "cli.png").read_bytes()
+    from sr_filter.imageio import read_image
+
+    back, _ = read_image(tmp_path / "api.png")
+    assert back.dtype == np.uint16 and back.shape == (48, 40, 4)
+    assert np.array_equal(back, cartoon.upscale(rgba))
+    sr_filter.upscale_file(tmp_path / "deep.png", tmp_path / "small.webp", upscaler=cartoon, width=20, quality=95)
+    assert Image.open(tmp_path / "small.webp").size == (20, 24)
+    sr_filter.upscale_file(tmp_path / "deep.png", tmp_path / "named", upscaler=cartoon, format="tiff", scale=2)
+    assert Image.open(tmp_path / "named").format == "TIFF"
+    before = (tmp_path / "api.png").stat().st_mtime_ns
+    with pytest.raises(OutputExistsError, match="api.png exists"):
+        sr_filter.upscale_file(tmp_path / "deep.png", tmp_path / "api.png", upscaler=cartoon)
+    sr_filter.upscale_file(tmp_path / "deep.png", tmp_path / "api.png", upscaler=cartoon, overwrite=True)
+    assert (tmp_path / "api.png").stat().st_mtime_ns != before
+    with pytest.raises(SrFilterError, match="either a ready upscaler or a preset/model"):
+        sr_filter.upscale_file(tmp_path / "deep.png", tmp_path / "x.png", "photo", upscaler=cartoon)  # was: preset ignored
+    with pytest.raises(SrFilterError, match="either a ready upscaler or a preset/model"):
+        sr_filter.upscale_animation(tmp_path / "deep.png", tmp_path / "x.gif", "photo", upscaler=cartoon)
+    with pytest.raises(ImageFormatError, match=r"got PosixPath; for an image file use sr_filter.upscale_file"):
+        cartoon.upscale(tmp_path / "deep.png")
+    with pytest.raises(ImageFormatError, match="does not exist"):
+        sr_filter.upscale_file(tmp_path / "none.png", tmp_path / "y.png", upscaler=cartoon)
+    assert not (tmp_path / "x.png").exists() and not (tmp_path / "y.png").exists()

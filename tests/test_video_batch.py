@@ -95,6 +95,13 @@ def test_frames_per_pass_is_checked(tmp_path, batch):
     assert not (tmp_path / "out.mp4").exists()
 
 
+def test_a_model_beside_a_ready_upscaler_is_refused(tmp_path):
+    clip = make_clip(tmp_path / "clip.mp4", frames=2, audio=0)
+    with pytest.raises(SrFilterError, match="either a ready upscaler or a model"):  # the model had been ignored
+        upscale_video(clip, tmp_path / "out.mp4", "photo", upscaler=_recorded(0))
+    assert not (tmp_path / "out.mp4").exists()
+
+
 def test_video_batched_equals_unbatched_with_every_frame_and_packet(tmp_path):
     up = _recorded(32)
     clip = make_clip(tmp_path / "clip.mkv", frames=7, codec="ffv1", pix_fmt="yuv444p", audio=2, subtitles=True, vfr=True)

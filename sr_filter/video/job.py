@@ -22,14 +22,14 @@ from .encode import even_dimension as _even
 
 log = logging.getLogger("sr_filter")
 
-#: called with (frames done, frames expected or 0 when unknown); returning True stops the job
+#: called with (frames done, frames expected or 0 when unknown); returning False stops the job
 VideoProgress = Callable[[int, int], Any]
 
 
 def upscale_video(
     src: str | Path,
     dst: str | Path,
-    model: str | None = None,
+    model: str | os.PathLike | None = None,
     *,
     upscaler: Any = None,
     scale: float | None = None,
@@ -43,7 +43,7 @@ def upscale_video(
     batch: int | None = None,
     codec: str | None = None,
     crf: int | None = None,
-    frames: str | None = None,
+    frames: str | tuple[int, int | None] | None = None,
     resume: bool = False,
     overwrite: bool = False,
     progress: VideoProgress | None = None,
@@ -70,6 +70,8 @@ def upscale_video(
     check_callback("progress", progress)
     check_callback("notice", notice)
     if upscaler is not None:
+        if model is not None:  # the model had been ignored without a word
+            raise VideoFormatError("give either a ready upscaler or a model, not both")
         upscaler = as_upscaler(upscaler)
     src, dst = Path(src), Path(dst)
     muxer = encode.container_for(dst)
