@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from .datasets import read_image, select_images
-from .errors import EvaluationError
+from .errors import EvaluationError, SrFilterError, first_line
 from .imageops import imresize, make_pair
 from .metrics import measure, measure_sharpness
 
@@ -131,11 +132,25 @@ class EvalReport:
     model: str
     scale: int
     sets: list[SetResult] = field(default_factory=list)
+    #: how the inputs were made and chosen (jpeg, hr_scale, include, exclude, limit): results
+    #: measured on JPEG-compressed or downscaled inputs must not pass for clean ones
+    conditions: dict = field(default_factory=dict)
+
+    def describe_conditions(self) -> str:
+        """The conditions that differ from the published tables' clean set-up, in words ("" for none)."""
+        c = self.conditions
+        parts = [f"LR saved as JPEG q{c['jpeg']}" if c.get("jpeg") else "",
+                 f"ground truth downscaled x{c['hr_scale']:g}" if c.get("hr_scale", 1.0) != 1.0 else "",
+                 f"only {', '.join(c['include'])}" if c.get("include") else "",
+                 f"without {', '.join(c['exclude'])}" if c.get("exclude") else "",
+                 f"at most {c['limit']} per folder" if c.get("limit") else ""]
+        return "; ".join(p for p in parts if p)
 
     def to_dict(self) -> dict:
         return {
             "model": self.model,
             "scale": self.scale,
+            "conditions": {"jpeg": None, "hr_scale": 1.0, "include": [], "exclude": [], "limit": None, **self.conditions},
             "metric": "PSNR/SSIM/GMSD on Y (BT.601), modcrop, MATLAB bicubic LR, border shaved by scale; "
                       "sharpness = output/ground-truth Sobel magnitude on the ground truth's top 10% gradients",
             "sets": [
@@ -163,7 +178,8 @@ class EvalReport:
         """A plain-text table: one row per set (and per image when asked)."""
         names = [f"  {s.dataset}/{r.name}" for s in self.sets for r in s.images] if per_image else []
         width = max([24] + [len(n) + 2 for n in names] + [len(f"{s.dataset} ({len(s.images)})") + 2 for s in self.sets])
-        lines = [f"model: {self.model}   scale: x{self.scale}",
+        inputs = self.describe_conditions()
+        lines = [f"model: {self.model}   scale: x{self.scale}" + (f"   inputs: {inputs}" if inputs else ""),
                  f"{'set / image':<{width}}{'PSNR-Y':>9}{'SSIM-Y':>9}{'GMSD-Y':>9}{'sharp':>7}{'sec':>8}"]
         for s in self.sets:
             if per_image:
@@ -176,10 +192,10 @@ class EvalReport:
 
 def evaluate_folder(upscale: UpscaleFn, folder: Path, scale: int, name: str | None = None,
                     limit: int | None = None, include: Sequence[str] = (), hr_scale: float = 1.0,
-                    jpeg: int | None = None) -> SetResult:
+                    jpeg: int | None = None, exclude: Sequence[str] = ()) -> SetResult:
     """PSNR/SSIM/GMSD and sharpness of ``upscale`` on the images of ``folder`` (HR ground truth).
 
-    ``include``: only files matching these patterns; ``hr_scale``: downscale each ground truth
+    ``include``: only files matching these patterns, ``exclude``: none matching these; ``hr_scale``: downscale each ground truth
     first (MATLAB bicubic), to evaluate large photos at a smaller size; ``jpeg``: the LR input is
     also JPEG-compressed at this quality (models meant for compressed web images and video).
     """
@@ -188,8 +204,11 @@ def evaluate_folder(upscale: UpscaleFn, folder: Path, scale: int, name: str | No
     if not 0 < hr_scale <= 1:
         raise EvaluationError(f"hr_scale must be in (0, 1], not {hr_scale}")
     result = SetResult(dataset=name or Path(folder).resolve().name, scale=scale)
-    for path in select_images(folder, include)[:limit]:
-        hr, gray = read_image(path)
+    for path in select_images(folder, include, exclude)[:limit]:
+        try:
+            hr, gray = read_image(path)
+        except SrFilterError as exc:  # one damaged file: said with the way to leave it out
+            raise EvaluationError(f"{first_line(exc)}; leave it out with --exclude {shlex.quote(path.name)}") from None
         check_measurable(path.name, hr.shape[:2], scale, hr_scale)
         hr, lr = make_pair(hr, scale, hr_scale, jpeg)
         t0 = time.perf_counter()
@@ -214,7 +233,7 @@ def check_measurable(name: str, shape: tuple[int, int], scale: int, hr_scale: fl
         raise EvaluationError(
             f"{name} is {width}x{height} pixels as measured at x{scale}; measuring needs at least {need} on each side "
             f"(SSIM's {_SSIM_WINDOW} px window inside the {scale} px border that is left out); "
-            + (advice or "leave it out with --include" + (" or use a larger --hr-scale" if hr_scale < 1 else "")))
+            + (advice or f"leave it out with --exclude {shlex.quote(name)}" + (" or use a larger --hr-scale" if hr_scale < 1 else "")))
 
 
 def evaluate(upscale: UpscaleFn, folders: Iterable[Path], scale: int, model_name: str = "model") -> EvalReport:

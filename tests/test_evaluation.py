@@ -115,7 +115,8 @@ def test_eval_cli_table_and_json(tmp_path):
     assert data[0]["scale"] == 4 and abs(data[0]["sets"][0]["psnr"] - 28.42) <= 0.05
 
 
-def test_bicubic_takes_the_models_scale_wherever_it_is_listed(tmp_path):
+def test_bicubic_is_measured_at_every_scale_the_models_have(tmp_path):
+    """With an x2 and an x4 model, bicubic had been measured at x2 only: the x4 row had no baseline."""
     from click.testing import CliRunner
 
     from sr_filter.cli.eval import eval_cmd
@@ -125,6 +126,11 @@ def test_bicubic_takes_the_models_scale_wherever_it_is_listed(tmp_path):
     res = CliRunner().invoke(eval_cmd, [str(BENCH / "Set5"), "-m", "bicubic", "-m", x2, "--limit", "1", "--json", str(out)])
     assert res.exit_code == 0, res.output
     assert [r["scale"] for r in json.loads(out.read_text())] == [2, 2]
+    res = CliRunner().invoke(eval_cmd, [str(BENCH / "Set5"), "-m", x2, "-m", "sr-cartoon-x4", "-m", "bicubic", "--limit", "1",
+                                        "--json", str(out), "--overwrite"])
+    assert res.exit_code == 0, res.output
+    rows = [(r["model"].split(" ")[0], r["scale"]) for r in json.loads(out.read_text())]
+    assert rows[2:] == [("bicubic", 2), ("bicubic", 4)] and [s for _, s in rows[:2]] == [2, 4]
 
 
 def _piq_gmsd():
@@ -211,6 +217,16 @@ def test_eval_command_takes_a_held_out_split_at_a_smaller_size(tmp_path):
     assert "GMSD-Y" in res.output and "src_a" in res.output and "ref_b" not in res.output
     images = json.loads(out.read_text())[0]["sets"][0]["images"]
     assert [i["name"] for i in images] == ["src_a"] and images[0]["gmsd"] > 0
+    # the conditions the inputs were made under travel with the numbers (they had been left out)
+    assert json.loads(out.read_text())[0]["conditions"] == {"jpeg": 50, "hr_scale": 0.5, "include": ["src_*"], "exclude": [],
+                                                            "limit": None}
+    assert "inputs: LR saved as JPEG q50; ground truth downscaled x0.5; only src_*" in res.output
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    res = CliRunner().invoke(eval_cmd, [str(tmp_path)])
+    assert res.exit_code == 1 and "leave it out with --exclude broken.png" in str(res.exception)
+    res = CliRunner().invoke(eval_cmd, [str(tmp_path), "--exclude", "broken*", "--json", "-"])
+    assert res.exit_code == 0 and len(json.loads(res.output)[0]["sets"][0]["images"]) == 2
+    assert json.loads(res.output)[0]["conditions"]["exclude"] == ["broken*"]
     bad = CliRunner().invoke(eval_cmd, [str(tmp_path), "--hr-scale", "2"])
     assert bad.exit_code == 2 and "hr-scale" in bad.output
 
@@ -340,6 +356,8 @@ def test_images_too_small_to_measure_are_named_with_the_size_needed(tmp_path):
     err = done.stderr.decode()
     assert done.returncode == 1 and err.count("\n") == 1 and "Traceback" not in err and "Warning" not in err, err
     assert "crop12.png is 12x12 pixels as measured at x4; measuring needs at least 19 on each side" in err
+    assert "leave it out with --exclude crop12.png" in err  # --include had been the advice: listing every other file
+    assert run("eval", folder, "--exclude", "crop12.png").returncode == 0
     with pytest.raises(EvaluationError, match=r"crop48.png is 12x12 .*larger --hr-scale"):
         ev.evaluate_folder(ev.bicubic_upscaler(4), folder, 4, include=["crop48*"], hr_scale=0.25)
 

@@ -15,8 +15,8 @@ from .options import device_opt, offline_opt, precision_opt, tile_opt
               help="Model to evaluate (repeatable): a preset, a manifest name, a .pth file, or 'bicubic' for the "
                    "MATLAB bicubic baseline.  [default: bicubic]")
 @click.option("-s", "--scale", type=click.IntRange(1, 16), default=None,
-              help="Scale for 'bicubic' when no model is listed; models use their own, and bicubic then takes "
-                   "theirs (every row is measured on the same inputs).  [default: 4]")
+              help="Scale for 'bicubic' when no model is listed; models use their own, and bicubic is then "
+                   "measured at each of their scales (every row beside its baseline).  [default: 4]")
 @click.option("--per-image", is_flag=True, help="Also list every image.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the results as JSON to this file ('-' for stdout instead of the table).")
@@ -24,6 +24,8 @@ from .options import device_opt, offline_opt, precision_opt, tile_opt
 @click.option("--limit", type=click.IntRange(1), default=None, help="At most this many images per folder.")
 @click.option("--include", "include", multiple=True, metavar="PATTERN",
               help="Only the files matching this pattern (repeatable), e.g. 'src_*' for a held-out split.")
+@click.option("--exclude", "exclude", multiple=True, metavar="PATTERN",
+              help="Leave out the files matching this pattern (repeatable), e.g. a damaged or too small one.")
 @click.option("--jpeg", type=click.IntRange(1, 100), default=None, metavar="QUALITY",
               help="Also JPEG-compress every LR input at this quality (for models meant for compressed images).")
 @click.option("--hr-scale", type=click.FloatRange(0, 1, min_open=True), default=1.0, show_default=True,
@@ -33,7 +35,8 @@ from .options import device_opt, offline_opt, precision_opt, tile_opt
 @tile_opt
 @offline_opt
 def eval_cmd(folders: tuple[Path, ...], models: tuple[str, ...], scale: int | None, per_image: bool,
-             json_path: Path | None, overwrite: bool, limit: int | None, include: tuple[str, ...], jpeg: int | None, hr_scale: float,
+             json_path: Path | None, overwrite: bool, limit: int | None, include: tuple[str, ...], exclude: tuple[str, ...],
+             jpeg: int | None, hr_scale: float,
              device: str, precision: str, tile: int | str,
              offline: bool | None) -> None:
     """Measure models on FOLDERS of ground-truth images (e.g. Set5 Set14).
@@ -41,7 +44,9 @@ def eval_cmd(folders: tuple[Path, ...], models: tuple[str, ...], scale: int | No
     \b
     Each HR image is cropped to a multiple of the scale, downscaled with MATLAB-compatible bicubic,
     upscaled by the model and compared on the Y channel (BT.601) with `scale` border pixels shaved:
-    PSNR and SSIM (higher is better) and GMSD, a perceptual measure (lower is better).
+    PSNR and SSIM (higher is better) and GMSD, a perceptual measure (lower is better). Grey images
+    are measured on their own 0..255 values, as the published MATLAB scripts do (a grey image and
+    the same picture saved as RGB do not score alike).
     'sharp' is the output's Sobel gradient magnitude over the ground truth's, on the ground truth's
     strongest 10% of gradients: 1.0 = as sharp, below 1 softer (bicubic), above 1 over-sharpened.
     Example:
@@ -66,16 +71,19 @@ def eval_cmd(folders: tuple[Path, ...], models: tuple[str, ...], scale: int | No
         if scale is not None and scale != s:
             raise click.BadParameter(f"{spec} is a x{s} model; --scale {scale} applies to bicubic only", param_hint="--scale")
         chosen.append((fn, s, desc))
-    # bicubic is measured at the first model's scale wherever it is listed (else --scale, else 4)
-    bicubic_scale = scale or next((s for fn, s, _ in chosen if fn is not None), 4)
-    reports: list[EvalReport] = []
+    # bicubic, where it is listed, at every scale the models have (else --scale, else 4): an x4
+    # model's row had been shown beside an x2 bicubic without a word
+    model_scales = list(dict.fromkeys(s for fn, s, _ in chosen if fn is not None))
+    rows = []
     for fn, s, desc in chosen:
-        if fn is None:
-            s = bicubic_scale
-            fn, desc = bicubic_upscaler(s), f"bicubic (MATLAB imresize) x{s}"
-        report = EvalReport(model=desc, scale=s)
+        rows += [(bicubic_upscaler(b), b, f"bicubic (MATLAB imresize) x{b}") for b in (model_scales or [scale or 4])] \
+            if fn is None else [(fn, s, desc)]
+    conditions = {"jpeg": jpeg, "hr_scale": hr_scale, "include": list(include), "exclude": list(exclude), "limit": limit}
+    reports: list[EvalReport] = []
+    for fn, s, desc in rows:
+        report = EvalReport(model=desc, scale=s, conditions=conditions)
         for folder, name in zip(folders, names):
-            report.sets.append(evaluate_folder(fn, folder, s, name=name, limit=limit, include=include,
+            report.sets.append(evaluate_folder(fn, folder, s, name=name, limit=limit, include=include, exclude=exclude,
                                                hr_scale=hr_scale, jpeg=jpeg))
         reports.append(report)
     payload = [r.to_dict() for r in reports]
