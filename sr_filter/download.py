@@ -136,8 +136,11 @@ def _stream(url: str, path: Path, sha256: str, size: int | None, limits: Limits,
         if response.status_code != 200:
             message = f"HTTP {response.status_code}"
             raise (_Retryable if response.status_code >= 500 or response.status_code == 429 else _NextUrl)(message)
+        kind = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if kind in ("text/html", "application/xhtml+xml"):  # a login, proxy or error page answered with 200
+            raise _NextUrl(f"the server sent a web page ({kind}) instead of {path.name}; a login or proxy page in the way?")
         total = size or int(response.headers.get("Content-Length") or 0) or None
-        with _PartFile(path) as part, _bar(path.name, total) as bar:
+        with _PartFile(path) as part, _bar(path.name, total, url) as bar:
             digest = hashlib.sha256()
             received = 0
             while chunk := _read(response, limits, received):
@@ -194,7 +197,7 @@ def _read(response, limits: Limits, received: int) -> bytes:
     except (ReadTimeoutError, TimeoutError):
         raise _NextUrl(f"no data for {limits.stall:g} s after {received} bytes ({ENV_STALL})") from None
     except (HTTPError, OSError) as exc:
-        raise _Retryable(f"connection broke after {received} bytes: {_short(exc)}") from None
+        raise _Retryable(f"connection broke after {received} bytes ({_broken(exc)})") from None
 
 
 class _PartFile:
@@ -269,10 +272,22 @@ def sweep_parts(folder: Path, name: str | None = None) -> None:
                     part.unlink()
 
 
-def _bar(name: str, total: int | None):  # -> tqdm
+def _broken(exc: BaseException) -> str:
+    """Why a transfer broke, in words (urllib3's text is a tuple of exception reprs)."""
+    text = str(exc.args[0]) if exc.args and isinstance(exc.args[0], str) else _short(exc)
+    if "IncompleteRead" in text or "Connection broken" in text:
+        return "the server closed the connection"
+    return text.split(": IncompleteRead")[0][:200]
+
+
+def _bar(name: str, total: int | None, url: str):  # -> tqdm
     from tqdm import tqdm
 
-    hidden = sys.stderr is None or not sys.stderr.isatty() or not log.isEnabledFor(logging.WARNING)
+    quiet = not log.isEnabledFor(logging.WARNING)
+    hidden = sys.stderr is None or not sys.stderr.isatty() or quiet
+    if hidden and not quiet:  # a log or a script: one line, so a long pause is explained
+        size = f" ({total / 1e6:.1f} MB)" if total else ""
+        log.warning("downloading %s%s from %s", name, size, _host(url))
     return tqdm(
         total=total, desc=f"downloading {name}", unit="B", unit_scale=True, unit_divisor=1024,
         file=sys.stderr, disable=hidden, leave=False, dynamic_ncols=True,

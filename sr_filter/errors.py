@@ -78,6 +78,9 @@ class EvaluationError(SrFilterError):
 class OfflineError(DownloadError):
     """A file must be downloaded but downloads are switched off (offline mode)."""
 
+    #: why the file is needed, in a few words (for a fallback's one-line warning)
+    reason: str = ""
+
 
 class NetworkUnavailableError(DownloadError):
     """No server could be reached: no network, a failed name lookup, a refused or timed-out connection."""

@@ -201,7 +201,7 @@ def _fallback_message(used: ModelEntry, wanted: ModelEntry, why: DownloadError) 
     if isinstance(why, NetworkUnavailableError):
         return f"no network: using {kind} {used.name} instead of {wanted.name} ({why.reason or why})"
     if isinstance(why, OfflineError):  # chosen by the user: said in one short line, as for no network
-        return f"offline: using {kind} {used.name} instead of {wanted.name} (not downloaded yet)"
+        return f"offline: using {kind} {used.name} instead of {wanted.name} ({getattr(why, 'reason', None) or 'not downloaded yet'})"
     return f"using {used.id} instead of {wanted.id}, which could not be fetched: {why}"
 
 

@@ -50,8 +50,8 @@ UNPACK_RATIO = 200
 def cache_dir() -> Path:
     """Where downloaded weights live; not created here (only when a download starts)."""
     env = env_text(ENV_CACHE)
-    if env:
-        return Path(env).expanduser()
+    if env:  # absolute: a relative folder would be another cache in every working directory
+        return Path(os.path.abspath(Path(env).expanduser()))
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("sr-filter", appauthor=False)) / "weights"
@@ -94,6 +94,20 @@ def is_cached(entry: ModelEntry) -> bool:
     return path.is_file() and path.stat().st_size == entry.size
 
 
+def cache_state(entry: ModelEntry) -> str:
+    """``built-in``, ``cached`` (size and sha256 checked), ``corrupt`` (a wrong file, removed on
+    next use) or ``download`` (not on this machine yet)."""
+    if entry.packaged:
+        return "built-in"
+    path = cached_path(entry)
+    if not path.exists():
+        return "download"
+    try:
+        return "cached" if _good(path, entry.sha256, entry.size) else "corrupt"
+    except CacheError:
+        return "corrupt"
+
+
 def fetch(entry: ModelEntry, *, offline: bool | None = None, retry_unreachable: bool = True) -> Path:
     """Path to the entry's verified file, downloading it first if needed.
 
@@ -120,14 +134,19 @@ def _fetch_to(
     sweep_parts(path.parent)
     if _good(path, sha256, size):
         return path
+    corrupt = path.is_file()
+    if corrupt:  # a wrong file is never left for the next run to trip over (it had stayed after a failed download)
+        _drop_corrupt(path)
     env_offline = env_flag(ENV_OFFLINE, DownloadSettingError)
     if offline if offline is not None else env_offline:
-        state = "is corrupt" if path.exists() else "is not in the cache"
-        raise OfflineError(
+        state = "was corrupt (removed)" if corrupt else "is not in the cache"
+        error = OfflineError(
             f"{path.name} {state} and downloads are off ({ENV_OFFLINE}=1 or offline mode). "
-            f"Put the file at {path}, set {ENV_MIRROR} to a server that has it, or choose a model "
-            f"that ships with sr_filter (see `sr-filter models`)."
+            f"Put the file at {path}, set {ENV_MIRROR} to a server that has it, or choose a built-in model "
+            f"(see `sr-filter models`)."
         )
+        error.reason = "its cached file was corrupt and is removed" if corrupt else "not downloaded yet"
+        raise error
     if not retry_unreachable and offline is None and env_offline is None:
         _refuse_if_remembered(path, urls)
     _make_dir(path.parent)
@@ -145,8 +164,8 @@ def _fetch_to(
         if _good(path, sha256, size):
             return path
         sweep_parts(path.parent, path.name)  # we hold the lock: any part of this file is orphaned
-        if path.exists():
-            log.warning("%s is corrupt (wrong size or sha256); downloading it again", path)
+        if path.is_file():
+            _drop_corrupt(path)
         download(urls, path, sha256, size)
         return path
     finally:
@@ -168,6 +187,14 @@ def _refuse_if_remembered(path: Path, urls: list[str]) -> None:
     )
     error.reason = f"{hosts} could not be reached {when}; set {ENV_OFFLINE}=0 to try now"
     raise error
+
+
+def _drop_corrupt(path: Path) -> None:
+    log.warning("%s is corrupt (wrong size or sha256); removed it", path)
+    try:
+        path.unlink()
+    except OSError:
+        pass  # a read-only cache: the download, or the offline error, says what to do
 
 
 def _good(path: Path, sha256: str, size: int | None) -> bool:
@@ -192,6 +219,9 @@ def _verify(path: Path, sha256: str, size: int | None, source: str) -> None:
 def _make_dir(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise CacheError(f"the weights cache {folder} is a file (or inside one), not a folder; set {ENV_CACHE} "
+                         "to a folder") from None
     except OSError as exc:
         raise CacheError(f"cannot create the weights cache {folder} ({exc.strerror}); set {ENV_CACHE} to a writable folder") from None
     if not os.access(folder, os.W_OK):

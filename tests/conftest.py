@@ -82,7 +82,7 @@ class WeightsServer:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.hits: Counter[str] = Counter()
-        self.behaviour: dict[str, str] = {}  # file name -> "truncate" | "500" | "silent" | "trickle"
+        self.behaviour: dict[str, str] = {}  # file name -> "truncate" | "500" | "silent" | "trickle" | "html"
         self.trickle_interval = 0.2  # seconds between the bytes of a "trickle" answer
         self.stopping = threading.Event()
         server = self
@@ -101,6 +101,14 @@ class WeightsServer:
                     return
                 if not path.is_file():
                     self.send_error(404)
+                    return
+                if mode == "html":  # a login or proxy page that answers 200
+                    page = b"<html><body>Please log in</body></html>"
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/html; charset=utf-8")
+                    self.send_header("Content-Length", str(len(page)))
+                    self.end_headers()
+                    self.wfile.write(page)
                     return
                 data = path.read_bytes()
                 self.send_response(200)

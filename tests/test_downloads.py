@@ -318,3 +318,63 @@ def test_zip_bomb_is_refused_before_it_is_unpacked(tmp_path):
 def test_real_weights_pass_the_size_guard(weights_server, entry):
     assert load_state_dict(fetch(entry))
     assert file_sha256(fetch(entry)) == entry.sha256
+
+
+# --- the cache as users manage it: download ahead, inspect, corrupt files, clear --------------
+
+
+def _cli(*args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "sr_filter", *args], env=_env(**env), capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_models_download_inspect_corrupt_and_clear_cache(weights_server, entry, isolated_cache):
+    """No way to fill the cache ahead (offline machines, container images), to see its size or to
+    clear it; --inspect blamed an offline setting nobody made; a corrupt cached file was listed as
+    "cached", stayed after a failed download, and offline it was "not downloaded yet"."""
+    before = _cli("models", "--inspect", NAME)
+    assert before.returncode == 1 and "not downloaded yet, and --inspect never downloads" in before.stderr
+    assert f"sr-filter models --download {NAME}" in before.stderr and "SR_FILTER_OFFLINE" not in before.stderr
+    got = _cli("models", "--download", NAME)
+    assert got.returncode == 0, got.stderr
+    assert f"{NAME}: {isolated_cache / entry.file}" in got.stdout
+    assert f"downloading {entry.file} (2.4 MB) from 127.0.0.1" in got.stderr  # not a terminal: one line, not silence
+    assert weights_server.hits[entry.file] == 1
+    assert _cli("models", "--inspect", NAME, "--json").returncode == 0
+    listed = json.loads(_cli("models", "--json").stdout)
+    row = next(r for r in listed["models"] if r["name"] == NAME)
+    assert (row["weights"], row["file"], row["sha256"], row["path"]) == ("cached", entry.file, entry.sha256,
+                                                                        str(isolated_cache / entry.file))
+    assert listed["cache_usage"]["weights_files"] == 1 and listed["cache_usage"]["weights_bytes"] == entry.size
+    assert "1 downloaded weights file(s), 2.4 MB" in _cli("models").stdout
+    with open(isolated_cache / entry.file, "r+b") as f:  # same size, one byte changed
+        f.seek(1000)
+        f.write(bytes([f.read(1)[0] ^ 1]))
+    row = next(r for r in json.loads(_cli("models", "--json").stdout)["models"] if r["name"] == NAME)
+    assert row["weights"] == "corrupt"
+    offline = _cli("models", "--download", NAME, "--json", SR_FILTER_OFFLINE="1")
+    assert offline.returncode == 1 and "was corrupt (removed)" in offline.stderr
+    assert not (isolated_cache / entry.file).exists()  # no wrong file left for the next run
+    assert _cli("models", "--download", NAME).returncode == 0
+    (isolated_cache / "mine.txt").write_text("the user's own file")
+    cleared = _cli("models", "--clear-cache")
+    assert cleared.returncode == 0 and "removed 1 file(s), 2.4 MB" in cleared.stdout, cleared.stdout
+    assert sorted(p.name for p in isolated_cache.iterdir() if not p.name.startswith(".")) == ["mine.txt"]
+
+
+def test_a_web_page_instead_of_the_file_and_odd_cache_folders_are_said(weights_server, entry, isolated_cache, monkeypatch,
+                                                                      tmp_path):
+    """A login page answered 200 read as "got 52 of 2419014 bytes"; a relative cache folder was
+    another cache in every working directory; a cache path that is a file said "File exists"."""
+    from sr_filter.weights import cache_dir
+
+    weights_server.behaviour[entry.file] = "html"
+    with pytest.raises(DownloadError, match="sent a web page .text/html. instead of"):
+        fetch(entry)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SR_FILTER_CACHE_DIR", "relative/cache")
+    assert cache_dir() == tmp_path / "relative" / "cache"
+    (tmp_path / "plain").write_text("x")
+    monkeypatch.setenv("SR_FILTER_CACHE_DIR", str(tmp_path / "plain"))
+    with pytest.raises(CacheError, match="is a file .or inside one., not a folder"):
+        fetch(entry)

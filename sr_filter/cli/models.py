@@ -14,31 +14,30 @@ from ..manifest import load_manifest
 @click.option("--inspect", "inspect_path", default=None, metavar="PATH|NAME",
               help="Say what a weights file, or a model name already on this machine, is (architecture, scale, "
                    "channels, size needs, precisions).")
-def models(as_json: bool, inspect_path: str | None) -> None:
-    """List presets and models, and whether their weights are already on this machine."""
+@click.option("--download", "download", multiple=True, metavar="NAME|PRESET",
+              help="Download these models' weights into the cache now (repeatable), e.g. before going offline "
+                   "or into a container image; a preset fetches its preferred model.")
+@click.option("--clear-cache", is_flag=True,
+              help="Remove the downloaded weights and the converted (OpenVINO) models from the cache; they come "
+                   "back on next use.")
+def models(as_json: bool, inspect_path: str | None, download: tuple[str, ...], clear_cache: bool) -> None:
+    """List presets and models, whether their weights are on this machine, and the cache's size."""
+    if sum(bool(x) for x in (inspect_path is not None, download, clear_cache)) > 1:
+        raise click.UsageError("give one of --inspect, --download and --clear-cache")
     if inspect_path is not None:
-        from ..community import inspect_file
-        from ..errors import SrFilterError, shorten
-        from ..models import resolve
-
-        if not inspect_path.strip():
-            raise click.BadParameter("give a weights file or a model name", param_hint="--inspect")
-        try:
-            facts = inspect_file(resolve(inspect_path, offline=True).path)  # a file, or a name on this machine
-        except SrFilterError as exc:  # said as it is: the usual hint points at this very command
-            raise click.ClickException(shorten(" ".join(str(exc).split()), 600)) from None
-        if as_json:
-            click.echo(json.dumps(facts, indent=2))
-        else:
-            for key, value in facts.items():
-                click.echo(f"{key + ':':<16} {', '.join(value) if isinstance(value, list) else value}")
+        _inspect(inspect_path, as_json)
         return
-    from ..weights import cache_dir, is_cached  # imports torch: not at --help time
+    if download:
+        _download(download, as_json)
+        return
+    if clear_cache:
+        _clear_cache(as_json)
+        return
+    from ..weights import cache_dir, cache_state, cached_path  # imports torch: not at --help time
 
     manifest = load_manifest()
     rows = []
     for entry in manifest.models:
-        state = "built-in" if entry.packaged else ("cached" if is_cached(entry) else "download")
         rows.append(
             {
                 "name": entry.name,
@@ -47,14 +46,19 @@ def models(as_json: bool, inspect_path: str | None) -> None:
                 "arch": entry.arch,
                 "size_mb": round(entry.size / 1e6, 1),
                 "license": entry.license,
-                "weights": state,
+                "weights": cache_state(entry),
                 "presets": list(entry.presets),
                 "description": entry.description,
+                "file": entry.file,
+                "path": str(cached_path(entry)),
+                "urls": list(entry.urls),
+                "sha256": entry.sha256,
             }
         )
     presets = {name: {"models": list(p.models), "description": p.description} for name, p in manifest.presets.items()}
+    usage = _cache_usage(manifest)
     if as_json:
-        click.echo(json.dumps({"presets": presets, "models": rows, "cache": str(cache_dir())}, indent=2))
+        click.echo(json.dumps({"presets": presets, "models": rows, "cache": str(cache_dir()), "cache_usage": usage}, indent=2))
         return
     click.echo("Presets:")
     for name, p in presets.items():
@@ -70,3 +74,129 @@ def models(as_json: bool, inspect_path: str | None) -> None:
             f"{str(r['size_mb']) + ' MB':>8} {r['license']:<13} {r['weights']:<9} {','.join(r['presets'])}"
         )
     click.echo(f"\nWeights cache: {cache_dir()}  (set SR_FILTER_CACHE_DIR to move it)")
+    click.echo(f"  {usage['weights_files']} downloaded weights file(s), {usage['weights_bytes'] / 1e6:.1f} MB; "
+               f"{usage['converted_models']} converted model(s) (OpenVINO), {usage['converted_bytes'] / 1e6:.1f} MB"
+               + ("; `sr-filter models --clear-cache` empties it" if usage["weights_files"] or usage["converted_models"] else ""))
+
+
+def _cache_usage(manifest) -> dict:
+    """What the cache holds: the manifest's downloaded files, and the converted models."""
+    from ..backends.ov_cache import default_folder
+    from ..weights import cache_dir
+
+    files = [cache_dir() / e.file for e in manifest.models if not e.packaged]
+    weights = [f.stat().st_size for f in files if f.is_file()]
+    converted = _converted_files(default_folder())
+    return {"weights_files": len(weights), "weights_bytes": sum(weights),
+            "converted_models": sum(1 for f in converted if f.suffix == ".json"),
+            "converted_bytes": sum(f.stat().st_size for f in converted)}
+
+
+def _converted_files(folder) -> list:
+    """The converted models' files (KEY.xml, KEY.bin, KEY.json) in the conversion cache."""
+    try:
+        return [f for f in folder.iterdir() if f.is_file() and f.suffix in (".xml", ".bin", ".json")]
+    except OSError:
+        return []
+
+
+def _inspect(spec: str, as_json: bool) -> None:
+    """``--inspect``: what a file, or a model on this machine, is; never downloads."""
+    from ..community import inspect_file
+    from ..errors import SrFilterError, UnknownModelError, shorten
+    from ..models import candidates, is_known_name, is_path_spec, resolve
+    from ..weights import cache_state, cached_path
+
+    if not spec.strip():
+        raise click.BadParameter("give a weights file or a model name", param_hint="--inspect")
+    manifest = load_manifest()
+    try:
+        if is_path_spec(spec) and not is_known_name(spec, manifest):
+            path = resolve(spec, offline=True).path
+        else:
+            entries = candidates(spec.strip(), manifest)
+            here = [e for e in entries if cache_state(e) in ("built-in", "cached")]
+            if not here:
+                raise click.ClickException(f"{entries[0].name} is not downloaded yet, and --inspect never downloads; "
+                                           f"`sr-filter models --download {spec.strip()}` fetches it")
+            if here[0] is not entries[0]:  # a preset whose preferred model is not here: the one it runs now
+                click.echo(f"sr-filter: {spec.strip()} runs {here[0].name} on this machine now ({entries[0].name} is "
+                           f"not downloaded)", err=True)
+            path = cached_path(here[0])
+        facts = inspect_file(path)
+    except UnknownModelError as exc:
+        raise click.ClickException(shorten(" ".join(str(exc).split()), 600)) from None
+    except SrFilterError as exc:  # said as it is, with what the file holds: the usual hint points at this very command
+        raise click.ClickException(shorten(" ".join(str(exc).split()) + _contents(spec), 600)) from None
+    if as_json:
+        click.echo(json.dumps(facts, indent=2))
+    else:
+        for key, value in facts.items():
+            click.echo(f"{key + ':':<16} {', '.join(value) if isinstance(value, list) else value}")
+
+
+def _contents(spec: str) -> str:
+    """What a weights file that no architecture matched holds, for the user to recognise it ("" if unreadable)."""
+    from pathlib import Path
+
+    from ..errors import SrFilterError
+
+    try:
+        from ..community import read_state
+
+        state = read_state(Path(spec).expanduser())
+    except (SrFilterError, OSError, ValueError):
+        return ""
+    keys = list(state)
+    params = sum(int(getattr(v, "numel", lambda: 0)()) for v in state.values())
+    shown = ", ".join(f"{k} {tuple(state[k].shape)}" for k in keys[:4] if hasattr(state[k], "shape"))
+    return f"; it holds {len(keys)} tensors ({params:,} numbers): {shown}" + (", ..." if len(keys) > 4 else "")
+
+
+def _download(specs: tuple[str, ...], as_json: bool) -> None:
+    """``--download``: each model's verified file in the cache (a preset: its preferred model;
+    with a ``--denoise`` twin, that too)."""
+    from ..models import candidates
+    from ..weights import fetch
+
+    manifest = load_manifest()
+    done = []
+    for spec in specs:
+        if not spec.strip():
+            raise click.BadParameter("a model name is empty", param_hint="--download")
+        entry = candidates(spec.strip(), manifest)[0]
+        wanted = [entry] + ([manifest.get(entry.denoise_pair)] if entry.denoise_pair else [])
+        for item in wanted:
+            path = fetch(item)
+            done.append({"name": item.name, "path": str(path), "size_mb": round(item.size / 1e6, 1),
+                         "weights": "built-in" if item.packaged else "cached"})
+            if not as_json:
+                click.echo(f"{item.name}: {path} ({item.size / 1e6:.1f} MB, {'built-in' if item.packaged else 'verified'})")
+    if as_json:
+        click.echo(json.dumps(done, indent=2))
+
+
+def _clear_cache(as_json: bool) -> None:
+    """``--clear-cache``: the manifest's downloaded files and every converted model; other files
+    in a cache folder the user chose are theirs and stay."""
+    from ..backends.ov_cache import default_folder
+    from ..weights import cache_dir
+
+    manifest = load_manifest()
+    targets = [cache_dir() / e.file for e in manifest.models if not e.packaged]
+    targets = [f for f in targets if f.is_file()] + _converted_files(default_folder())
+    removed, size, failed = 0, 0, []
+    for path in targets:
+        try:
+            length = path.stat().st_size
+            path.unlink()
+        except OSError as exc:
+            failed.append(f"{path} ({exc.strerror})")
+            continue
+        removed, size = removed + 1, size + length
+    if as_json:
+        click.echo(json.dumps({"cache": str(cache_dir()), "removed_files": removed, "removed_bytes": size, "failed": failed}))
+    else:
+        click.echo(f"removed {removed} file(s), {size / 1e6:.1f} MB, from {cache_dir()}")
+    if failed:
+        raise click.ClickException(f"could not remove {len(failed)} file(s): {failed[0]}" + (", ..." if len(failed) > 1 else ""))
