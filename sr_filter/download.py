@@ -141,6 +141,7 @@ def _stream(url: str, path: Path, sha256: str, size: int | None, limits: Limits,
             raise _NextUrl(f"the server sent a web page ({kind}) instead of {path.name}; a login or proxy page in the way?")
         total = size or int(response.headers.get("Content-Length") or 0) or None
         with _PartFile(path) as part, _bar(path.name, total, url) as bar:
+            part.create()
             digest = hashlib.sha256()
             received = 0
             while chunk := _read(response, limits, received):
@@ -211,11 +212,15 @@ class _PartFile:
         self.fd = -1
 
     def __enter__(self) -> _PartFile:
+        return self
+
+    def create(self) -> None:
+        """Create the part file: inside the ``with`` block, so that a signal arriving just after it
+        exists still reaches :meth:`__exit__`, which deletes it."""
         try:
             self.fd = os.open(self.part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         except OSError as exc:
             raise cache_error(exc, self.path) from None
-        return self
 
     def write(self, data: bytes) -> None:
         try:
