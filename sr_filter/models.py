@@ -162,6 +162,16 @@ def load_ref(ref: ModelRef) -> LoadedModel:
     return load_file(ref.path)
 
 
+def file_label(path: Path) -> str:
+    """The name a weights file goes by in messages and exports: its stem, or for the files of a
+    training run (``RUN/model.pth``, ``RUN/latest.pt``, ``RUN/iter_N.pt`` beside ``config.json``)
+    the run's name, since every run's file is called model.pth."""
+    stem = path.stem
+    if (stem == "model" or stem == "latest" or stem.startswith("iter_")) and (path.parent / "config.json").is_file():
+        return path.parent.name if stem == "model" else f"{path.parent.name}-{stem}"
+    return stem
+
+
 def resolve(spec: str | None = None, *, offline: bool | None = None, manifest: Manifest | None = None) -> ModelRef:
     """A preset, ``name[@version]`` or weights file as its verified weights file, downloading if
     needed; no torch.
@@ -176,7 +186,7 @@ def resolve(spec: str | None = None, *, offline: bool | None = None, manifest: M
         raise UnknownModelError("the model name is empty; give a preset, a model name or a weights file (None: the default)")
     if is_path_spec(spec) and not is_known_name(spec, manifest):
         path = _existing(Path(spec).expanduser())
-        return ModelRef(path.stem, path)
+        return ModelRef(file_label(path), path)
     entries = candidates(spec, manifest)
     is_preset = spec.lower() in manifest.presets
     first_error: DownloadError | None = None
@@ -228,12 +238,12 @@ def load_file(path: Path) -> LoadedModel:
     own = detect_own(state, path.name)
     if own is None:
         network, arch, params, scale = load_community(state, path)
-        return LoadedModel(network, arch, params, scale, path.stem, path)
+        return LoadedModel(network, arch, params, scale, file_label(path), path)
     arch, params = own
     _check_channels(arch, params, path)
     network = arch.build(params)
     _load_strict(network, state, path)
-    return LoadedModel(network.eval(), arch, params, arch.scale(params), path.stem, path)
+    return LoadedModel(network.eval(), arch, params, arch.scale(params), file_label(path), path)
 
 
 def _existing(path: Path) -> Path:

@@ -309,7 +309,8 @@ def load_state_dict(path: str | Path, state_key: str | None = None) -> dict[str,
 
 
 #: containers that training code wraps a state dict in (BasicSR, KAIR, spandrel's list, ...), in order
-_WRAPPERS = ("params_ema", "params-ema", "params", "model_state_dict", "state_dict", "model", "net", "network", "generator")
+_WRAPPERS = ("params_ema", "params-ema", "params", "model_state_dict", "state_dict", "ema", "model", "net", "network",
+             "generator")  # "ema" before "model": a training checkpoint's validated (EMA) weights, not its raw ones
 
 
 def canonicalize(obj: object, state_key: str | None = None, name: str = "checkpoint") -> dict[str, torch.Tensor]:

@@ -7,6 +7,7 @@ import hashlib
 import json
 import http.server
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -540,3 +541,99 @@ def test_a_time_limit_under_torchrun_stops_every_rank_at_the_same_step(image_fol
         proc.communicate()
         pytest.fail("the ranks did not stop together within 120 s")
     assert proc.returncode == 0 and "stopped at iteration" in out, err[-2000:]
+
+
+# ----------------------------------------------------------------------------- what users ran into
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_stop_signal_saves_a_checkpoint_and_a_rerun_continues_from_it(image_folder, tmp_path, signum, code):
+    """Ctrl-C (or a scheduler's SIGTERM) lost every iteration since the last checkpoint: with
+    checkpoints every 100000 iterations, all of them."""
+    cfg = _write_toml(tmp_path / "long.toml", "long", tmp_path, image_folder,
+                      'arch = "edsr"\nsettings = { num_feat = 8, num_block = 1, upsampler = "subpixel" }')
+    cfg.write_text(cfg.read_text().replace("iterations = 2", "iterations = 1000000") + "[loss]\nl1 = 1.0\n")
+    cfg.write_text(cfg.read_text().replace('threads = 1', 'threads = 1\nlog_every = 5\ncheckpoint_every = 1000000'))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "sr_filter", "train", str(cfg)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stdout:  # training is under way once the first log line is out
+            if line.startswith("iter 10 "):
+                break
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == code, err
+    stopped = [line for line in out.splitlines() if line.startswith("stopped at iteration")]
+    assert stopped and "checkpoint saved: run the same command again to continue" in stopped[0], out
+    at = int(stopped[0].split()[3])
+    assert at >= 10 and torch.load(tmp_path / "long" / "latest.pt", weights_only=True)["iteration"] == at
+    assert "Traceback" not in err and err.strip().count("\n") == 0, err
+    again = Trainer(load_config(cfg), log=lambda s: None)
+    again.load_checkpoint(tmp_path / "long" / "latest.pt")
+    assert again.iteration == at
+
+
+def test_settings_that_cannot_train_are_config_errors_before_the_first_iteration(image_folder, tmp_path):
+    """These ran into a traceback at iteration 1 (a critic deeper than the patch, no features, one
+    input channel), trained at another scale than asked, or climbed to a learning rate of 1."""
+    base = {"data": {"train_dirs": ["x"]}}
+    for over, words in (
+        ({"optim": {"lr": 5e-4, "min_lr": 1.0}}, "min_lr 1 is above lr 0.0005"),
+        ({"loss": {"l1": 1.0, "adversarial": 0.01, "critic_depth": 6}, "data": {"train_dirs": ["x"], "patch": 8, "scale": 4}},
+         "critic_depth 6 needs HR patches of at least 64 px"),
+        ({"sed": 2}, "unknown setting.s. in the top level: sed"),
+        ({"source": "zzz"}, "unknown setting.s. in the top level: source"),
+    ):
+        with pytest.raises(ConfigError, match=words):
+            config_from_dict({**base, **over})
+    for settings, words in (
+        ({"num_feat": 0}, "do not make a edsr network that takes RGB patches"),
+        ({"num_in_ch": 1}, "do not make a edsr network that takes RGB patches"),
+        ({"num_feat": "8"}, "settings num_feat must be a whole number, not '8'"),
+        ({"upscale": 4}, "upscale = 4 contradicts .data. scale = 2"),
+        ({"features": 8}, "edsr has no setting 'features'"),
+    ):
+        cfg = _config(image_folder, tmp_path, model={"arch": "edsr", "settings": {"num_block": 1, **settings}})
+        with pytest.raises(ConfigError, match=words):
+            Trainer(cfg, log=lambda s: None)
+
+
+def test_a_loss_that_is_no_longer_a_number_stops_training(image_folder, tmp_path):
+    from sr_filter.training.trainer import TrainingError
+
+    cfg = _config(image_folder, tmp_path, optim={"lr": 1e12, "iterations": 40, "warmup": 0}, val={"dirs": []})
+    with pytest.raises(TrainingError, match="the loss became (nan|inf) at iteration"):
+        Trainer(cfg, log=lambda s: None).run(resume=False)
+
+
+def test_two_validation_folders_of_one_name_are_both_measured(image_folder, tmp_path):
+    import shutil
+
+    for side in ("x2", "x4"):
+        shutil.copytree(image_folder, tmp_path / side / "val")
+    tr = Trainer(_config(image_folder, tmp_path, val={"dirs": [str(tmp_path / "x2" / "val"), str(tmp_path / "x4" / "val")]}),
+                 log=lambda s: None)
+    assert sorted(tr.validate()) == ["x2/val", "x4/val"]  # one had replaced the other
+
+
+def test_checkpoints_load_their_ema_weights_and_run_files_are_named_after_the_run(image_folder, tmp_path):
+    """-m latest.pt (eval, export, upscale) took the raw weights, not the EMA ones validation
+    measured; every run's model.pth was named "model" in messages and exports."""
+    from sr_filter.models import load_model
+
+    lines: list[str] = []
+    tr = Trainer(_config(image_folder, tmp_path, val={"dirs": []}), log=lines.append)
+    tr.run(resume=False)
+    x = torch.rand(1, 3, 10, 10)
+    for name in ("latest.pt", "iter_0000006.pt", "model.pth"):
+        loaded = load_model(str(tmp_path / "t" / name))
+        with torch.no_grad():
+            assert torch.equal(loaded.network(x), tr.ema.eval()(x)), name
+    assert load_model(str(tmp_path / "t" / "model.pth")).name == "t"
+    assert load_model(str(tmp_path / "t" / "latest.pt")).name == "t-latest"
+    longer = Trainer(_config(image_folder, tmp_path, val={"dirs": []}, optim={"iterations": 8}), log=lines.append)
+    longer.run(resume=True)
+    assert any("optim.iterations: 6 -> 8" in line for line in lines)  # the schedule's shape changed

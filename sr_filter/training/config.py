@@ -160,15 +160,21 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
+#: fields the program fills in, not settings of a config file
+_INTERNAL = {"source"}
+
+
 def _build(cls: type, data: dict, where: str) -> Any:
     """A dataclass from a dict, recursively, rejecting unknown keys and converting lists to tuples."""
     if not isinstance(data, dict):
         raise ConfigError(f"[{where}] must be a table, not {type(data).__name__}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = set(data) - set(fields)
+    known = set(fields) - _INTERNAL
+    unknown = set(data) - known
     if unknown:
-        raise ConfigError(f"unknown setting(s) in [{where}]: {', '.join(sorted(unknown))}; "
-                          f"known: {', '.join(sorted(fields))}")
+        place = f"[{where}]" if where else "the top level"
+        raise ConfigError(f"unknown setting(s) in {place}: {', '.join(sorted(unknown))}; "
+                          f"known: {', '.join(sorted(known))}")
     kwargs = {}
     for key, value in data.items():
         default = getattr(cls(), key) if key in fields else None
@@ -289,6 +295,8 @@ def _validate_ranges(cfg: TrainConfig) -> None:
     o = cfg.optim
     if not o.lr > 0 or o.min_lr < 0 or o.weight_decay < 0 or o.warmup < 0 or o.grad_clip < 0 or not o.gamma > 0:
         raise ConfigError("[optim] needs lr > 0, gamma > 0, and min_lr, weight_decay, warmup and grad_clip of 0 or more")
+    if o.schedule == "cosine" and o.min_lr > o.lr:
+        raise ConfigError(f"[optim] min_lr {o.min_lr:g} is above lr {o.lr:g}: the cosine schedule would climb to it")
     if not all(0 <= b < 1 for b in o.betas) or any(m < 1 for m in o.milestones):
         raise ConfigError("[optim] betas must be in [0, 1) (e.g. [0.9, 0.99]) and milestones at least 1")
     d = cfg.data
@@ -314,3 +322,8 @@ def _validate_ranges(cfg: TrainConfig) -> None:
     if not loss.critic_lr > 0 or min(loss.critic_feat, loss.critic_depth, loss.critic_steps, loss.texture_patch) < 1:
         raise ConfigError("[loss] critic_lr must be above 0, and critic_feat, critic_depth, critic_steps and "
                           "texture_patch at least 1")
+    hr_patch = cfg.data.patch * cfg.data.scale
+    if loss.adversarial > 0 and hr_patch < 2 ** loss.critic_depth:  # each critic level halves the patch
+        raise ConfigError(f"[loss] critic_depth {loss.critic_depth} needs HR patches of at least "
+                          f"{2 ** loss.critic_depth} px, and [data] patch {cfg.data.patch} at x{cfg.data.scale} gives "
+                          f"{hr_patch}; use a larger patch or a smaller critic_depth")

@@ -10,12 +10,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import inspect
 import json
+import math
 import os
+import signal
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 from torch import nn
@@ -36,12 +40,91 @@ class CheckpointError(SrFilterError):
     """A checkpoint cannot be read or does not belong to this experiment."""
 
 
+class TrainingError(SrFilterError):
+    """Training cannot go on (the loss is no longer a number)."""
+
+
 def build_model(cfg: TrainConfig) -> tuple[nn.Module, dict]:
-    """The generator of ``cfg`` and the settings it was built with (as the manifest stores them)."""
+    """The generator of ``cfg`` and the settings it was built with (as the manifest stores them),
+    checked with one forward pass on an RGB patch: settings that build a network which cannot
+    train here (no features, one input channel, another scale) are a config error now, not a
+    traceback at the first iteration."""
     arch = get_arch(cfg.model.arch)
     settings = dict(cfg.model.settings)
+    _check_settings(arch, settings, cfg.data.scale)
     settings[arch.scale_param] = cfg.data.scale
-    return arch.build(settings), settings
+    try:
+        network = arch.build(settings)
+    except SrFilterError as exc:
+        raise ConfigError(f"[model] settings: {exc}") from None
+    patch = cfg.data.patch
+    try:
+        with torch.no_grad():
+            out = network.eval()(torch.zeros(1, 3, patch, patch))
+    except (RuntimeError, ValueError, TypeError, IndexError) as exc:
+        raise ConfigError(f"[model] settings {cfg.model.settings} do not make a {arch.name} network that takes RGB "
+                          f"patches of {patch} px: {first_line(exc)[:200]}") from None
+    if tuple(out.shape[1:]) != (3, patch * cfg.data.scale, patch * cfg.data.scale):
+        raise ConfigError(f"[model] settings {cfg.model.settings} make a network whose output is {tuple(out.shape[1:])} "
+                          f"for a 3x{patch}x{patch} patch, not x{cfg.data.scale} RGB")
+    return network.train(), settings
+
+
+def _check_settings(arch, settings: dict, scale: int) -> None:
+    """Each ``[model] settings`` key is one of the network's, with the type of its default."""
+    parameters = inspect.signature(arch.network).parameters
+    for key, value in settings.items():
+        if key not in parameters:
+            raise ConfigError(f"[model] settings: {arch.name} has no setting {key!r}; its settings are "
+                              f"{', '.join(k for k in parameters if k != arch.scale_param)}")
+        default = parameters[key].default
+        if default is inspect.Parameter.empty or default is None:
+            continue
+        if isinstance(default, (list, tuple)):
+            ok, kind = isinstance(value, (list, tuple)), f"a list, e.g. {list(default)}"
+        elif isinstance(default, bool):
+            ok, kind = isinstance(value, bool), "true or false"
+        elif isinstance(default, int):
+            ok, kind = isinstance(value, int) and not isinstance(value, bool), "a whole number"
+        elif isinstance(default, float):
+            ok, kind = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
+        else:
+            ok, kind = isinstance(value, type(default)), type(default).__name__
+        if not ok:
+            raise ConfigError(f"[model] settings {key} must be {kind}, not {value!r}")
+    if arch.scale_param in settings and settings[arch.scale_param] != scale:
+        raise ConfigError(f"[model] settings {arch.scale_param} = {settings[arch.scale_param]} contradicts [data] scale "
+                          f"= {scale}; leave it out (the scale comes from [data])")
+
+
+@contextlib.contextmanager
+def _stop_requests() -> Iterator[list[int]]:
+    """Ctrl-C, SIGTERM or SIGHUP while training asks to stop after the current iteration (with a
+    checkpoint) instead of losing the work since the last one; a second one stops at once. Yields
+    the list the first signal's number is put into."""
+    asked: list[int] = []
+    previous: dict[int, object] = {}
+
+    def handler(signum: int, frame: object) -> None:
+        if asked:  # a second time: at once, as before
+            from ..interrupts import Terminated
+
+            raise KeyboardInterrupt if signum == signal.SIGINT else Terminated(signum)
+        asked.append(signum)
+        print(f"stopping after this iteration, with a checkpoint ({signal.Signals(signum).name} again stops at once)",
+              flush=True)
+
+    try:
+        for signum in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+            if signum is not None and signal.getsignal(signum) is not signal.SIG_IGN:
+                previous[signum] = signal.signal(signum, handler)
+    except ValueError:  # not the main thread: signals stay as they are
+        pass
+    try:
+        yield asked
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
 
 
 def _atomic_save(obj: object, path: Path) -> None:
@@ -105,6 +188,9 @@ class Trainer:
         self.amp_dtype = self._amp_dtype()
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
         self.sampler = PatchSampler(cfg.data, seed=cfg.seed, rank=self.rank)
+        if cfg.optim.warmup >= cfg.optim.iterations and self.is_main:
+            self.print(f"note: [optim] warmup {cfg.optim.warmup} is not below iterations {cfg.optim.iterations}: "
+                       f"the learning rate never reaches lr {cfg.optim.lr:g}")
         self.iteration = 0
         self.run_dir = cfg.run_dir
         self.history: list[dict] = []
@@ -310,10 +396,10 @@ class Trainer:
         net = self.ema if self.ema is not None else self.model
         cpu_copy = copy.deepcopy(net).to("cpu").eval()
         out = {}
-        for folder in self.cfg.val.dirs:
+        for folder, name in zip(self.cfg.val.dirs, _val_names(self.cfg.val.dirs)):
             res = evaluate_folder(network_upscaler(cpu_copy), Path(folder), self.cfg.data.scale,
                                   limit=self.cfg.val.limit or None, include=self.cfg.val.include,
-                                  hr_scale=self.cfg.val.hr_scale, jpeg=self.cfg.val.jpeg or None)
+                                  hr_scale=self.cfg.val.hr_scale, jpeg=self.cfg.val.jpeg or None, name=name)
             out[res.dataset] = round(res.psnr, 4)
         return out
 
@@ -369,9 +455,28 @@ class Trainer:
             with open(self.run_dir / "log.jsonl", "w", encoding="utf-8") as f:
                 f.writelines(json.dumps(h) + "\n" for h in self.history)
         start = time.monotonic()
+        with _stop_requests() as asked:
+            stopped = self._loop(max_seconds, start, asked)
+        if stopped and asked:
+            if self.is_main:
+                self.print(f"stopped at iteration {self.iteration} of {cfg.optim.iterations} "
+                           f"({signal.Signals(asked[0]).name}); checkpoint saved: run the same command again to "
+                           f"continue; model so far: {self.run_dir / 'model.pth'}")
+            from ..interrupts import Terminated
+
+            raise KeyboardInterrupt if asked[0] == signal.SIGINT else Terminated(asked[0])
+        return self._finish()
+
+    def _loop(self, max_seconds: float | None, start: float, asked: list[int]) -> bool:
+        """Train until the last iteration (False) or until the time limit or a stop request (True,
+        after a checkpoint)."""
+        cfg = self.cfg
         last_ckpt, window_t, window_n, sums = start, time.monotonic(), 0, {}
         while self.iteration < cfg.optim.iterations:
             logs = self.step()
+            if self.scaler is None and not math.isfinite(logs["total"]):  # (fp16's scaler skips such steps itself)
+                raise TrainingError(f"the loss became {logs['total']} at iteration {self.iteration} (a learning rate "
+                                    "too high for this model?); nothing after the last checkpoint was saved")
             window_n += 1
             for k, v in logs.items():
                 sums[k] = sums.get(k, 0.0) + v
@@ -392,12 +497,19 @@ class Trainer:
             due = it % cfg.checkpoint_every == 0 or it == cfg.optim.iterations
             timed = cfg.checkpoint_seconds > 0 and time.monotonic() - last_ckpt >= cfg.checkpoint_seconds
             if self.is_main and (due or timed):
+                t_ckpt = time.monotonic()
                 self.save_checkpoint(keep=due)
                 last_ckpt = time.monotonic()
-            if max_seconds is not None and self._out_of_time(time.monotonic() - start >= max_seconds):
-                if self.is_main:
+                window_t += last_ckpt - t_ckpt  # s_per_it counts training only, not checkpoints and plots
+            time_up = max_seconds is not None and time.monotonic() - start >= max_seconds
+            if self._out_of_time(time_up or bool(asked)):
+                if self.is_main and not due:
                     self.save_checkpoint()
-                break
+                return True
+        return False
+
+    def _finish(self) -> Path:
+        cfg = self.cfg
         if self.is_main:
             if self.iteration < cfg.optim.iterations:
                 self.print(f"stopped at iteration {self.iteration} of {cfg.optim.iterations} (time limit); "
@@ -413,9 +525,20 @@ class Trainer:
         return self.run_dir / "model.pth"
 
 
+def _val_names(dirs) -> list[str]:
+    """A name for each validation folder: its own, or, where two share one (x2/Set5, x4/Set5),
+    as much of its path as tells them apart (one had replaced the other in the log)."""
+    paths = [Path(d) for d in dirs]
+    for depth in range(1, max((len(p.parts) for p in paths), default=1) + 1):
+        names = ["/".join(p.parts[-depth:]) for p in paths]
+        if len(set(names)) == len(names):
+            return names
+    return [str(p) for p in paths]
+
+
 #: settings that may change between the parts of a run without changing what it trains
-_BOOKKEEPING = {"source", "out_dir", "threads", "log_every", "plot", "checkpoint_every", "checkpoint_seconds",
-                "optim.iterations"}
+#: (optim.iterations does change the schedule's shape: it is reported)
+_BOOKKEEPING = {"source", "out_dir", "threads", "log_every", "plot", "checkpoint_every", "checkpoint_seconds"}
 
 
 def _changed_settings(path: Path, new: dict) -> list[str]:
@@ -442,4 +565,4 @@ def train(cfg: TrainConfig, resume: bool = True, max_seconds: float | None = Non
     return Trainer(cfg).run(resume=resume, max_seconds=max_seconds)
 
 
-__all__ = ["CheckpointError", "Trainer", "build_model", "train"]
+__all__ = ["CheckpointError", "Trainer", "TrainingError", "build_model", "train"]
