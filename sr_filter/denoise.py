@@ -9,6 +9,8 @@ manifest names the twin in the model's ``denoise_pair`` field; models without on
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import math
 from typing import Mapping
 
@@ -75,4 +77,8 @@ def load_denoised(spec: str, strength: float, *, offline: bool | None = None, ma
     network = arch.build(params)
     _load_strict(network, interpolate(strong, weak, strength), path)
     name = f"{entry.name}-dn{strength:g}"
-    return LoadedModel(network.eval(), arch, params, arch.scale(params), name, path, entry)
+    # the interpolated weights are other weights: their own name and digest, so that a converted
+    # copy (the OpenVINO cache finds records by digest) is never taken for the plain model's
+    digest = hashlib.sha256(f"{entry.sha256}:{twin.sha256}:{strength!r}".encode()).hexdigest()
+    mixed = dataclasses.replace(entry, name=name, sha256=digest)
+    return LoadedModel(network.eval(), arch, params, arch.scale(params), name, path, mixed)

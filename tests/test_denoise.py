@@ -127,3 +127,25 @@ def test_unreachable_pair_says_that_no_built_in_model_replaces_it(pair, monkeypa
         with pytest.raises(DenoiseError, match="no built-in model has a denoise pair") as info:
             denoise.load_denoised("strong", 0.5, manifest=manifest, offline=offline)
         assert "strong and weak" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_denoised_conversion_is_never_taken_for_the_plain_model(pair, monkeypatch):
+    """The OpenVINO cache finds converted models by the weights' digest, and a denoised model's
+    record carried the plain model's: after one --denoise run, every plain run on the CPU got the
+    denoised weights (and the start-up line did not say the strength)."""
+    import numpy as np
+
+    from sr_filter import manifest as manifest_module
+    from sr_filter.upscaler import Upscaler
+
+    manifest, _files = pair
+    monkeypatch.setattr(manifest_module, "_packaged_manifest", lambda: manifest)
+    image = np.random.default_rng(4).integers(0, 256, (20, 24, 3), dtype=np.uint8)
+    denoised = Upscaler("strong", device="cpu", denoise=0.5)
+    assert denoised.backend.name == "openvino" and "strong-dn0.5" in denoised.describe()
+    noisy = denoised.upscale(image)
+    plain = Upscaler("strong", device="cpu")  # found in the conversion cache, without torch
+    reference = Upscaler("strong", device="cpu", backend="torch").upscale(image)
+    assert plain.backend.name == "openvino" and "dn" not in plain.describe()
+    assert np.abs(plain.upscale(image).astype(int) - reference).max() <= 1
+    assert np.abs(noisy.astype(int) - reference).max() > 2
