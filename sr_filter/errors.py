@@ -97,6 +97,10 @@ class DownloadSettingError(DownloadError):
     """An ``SR_FILTER_*`` download setting has a value that cannot be used."""
 
 
+class ModelRunError(SrFilterError):
+    """A model's network fails on the input it was given (a size or shape it cannot take)."""
+
+
 class BackendError(SrFilterError):
     """An inference backend cannot be used (not installed, wrong device, model does not convert)."""
 

@@ -266,10 +266,12 @@ def file_kind(path: Path) -> str:
         except (zipfile.BadZipFile, OSError):
             return "torch"  # a damaged archive: torch.load words it
         return "torchscript" if any(n.split("/", 2)[1:2] == ["code"] or n.endswith("/constants.pkl") for n in names) else "torch"
+    if head[8:9] == b"{" and 2 <= int.from_bytes(head[:8], "little") <= path.stat().st_size - 8:
+        # an 8-byte header length, then the JSON header; before the pickle test, since one length
+        # in 256 starts with the pickle protocol's 0x80 byte
+        return "safetensors"
     if head[:1] == b"\x80":
         return "pickle"
-    if head[8:9] == b"{":  # an 8-byte header length, then the JSON header
-        return "safetensors"
     if head and all(32 <= b < 127 or b in b"\t\r\n" for b in head):
         return "text"
     return "unknown"

@@ -63,6 +63,24 @@ def test_safetensors_and_ckpt_load_the_same_network(tmp_path):
         assert torch.equal(pth.network(x), load_file(ckpt).network(x))
 
 
+def test_a_safetensors_header_whose_length_starts_like_a_pickle_is_read(tmp_path):
+    """One safetensors file in 256 has a header length whose low byte is the pickle protocol's
+    0x80; it was refused as "pickled Python objects"."""
+    from safetensors.torch import save_file
+
+    state = torch.load(save_random("SPAN", tmp_path, seed=3), weights_only=True)["params"]
+    for pad in range(300):
+        path = tmp_path / "odd.safetensors"
+        save_file(state, str(path), metadata={"pad": "x" * pad})
+        if path.read_bytes()[0] == 0x80:
+            break
+    else:
+        pytest.fail("no padding gave a header length ending in 0x80")
+    x = torch.rand(1, 3, 16, 16)
+    with torch.inference_mode():
+        assert torch.equal(load_file(path).network(x), load_file(tmp_path / "SPAN.pth").network(x))
+
+
 def test_our_own_architectures_come_first():
     model = load_file(BUILTIN)
     assert model.arch.name == "srvgg" and "via" not in model.params
@@ -308,3 +326,43 @@ def test_a_truncated_pth_file_says_so_in_a_whole_sentence(tmp_path):
     message = str(info.value)
     assert message.startswith("cut.pth is truncated or damaged (") and message.endswith("; download or copy it again")
     assert "If you are seeing this error" not in message
+
+
+def test_dat_runs_with_torch_under_auto_and_a_failed_conversion_is_said_once(tmp_path, caplog, isolated_cache):
+    """OpenVINO's converter crashed the whole process on DAT files (a segmentation fault, exit 139);
+    a model that does not convert was converted again, for seconds, on every run, without a word."""
+    import logging
+
+    from sr_filter.errors import BackendError
+
+    path = save_random("DAT", tmp_path)
+    with caplog.at_level(logging.INFO, logger="sr_filter"):
+        first = Upscaler(str(path), device="cpu")
+    assert first.backend.name == "torch"
+    said = [r for r in caplog.records if "not converted to OpenVINO" in r.getMessage()]
+    assert [r.levelno for r in said] == [logging.WARNING]
+    assert list((isolated_cache / "openvino").glob("*.failed"))  # remembered
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="sr_filter"):
+        assert Upscaler(str(path), device="cpu").backend.name == "torch"
+    assert all(r.levelno < logging.WARNING for r in caplog.records)  # said once
+    with pytest.raises(BackendError, match="not converted to OpenVINO: OpenVINO's converter crashes on DAT"):
+        Upscaler(str(path), device="cpu", backend="openvino")
+
+
+def test_a_network_that_fails_on_its_input_is_one_line(tmp_path):
+    """A file whose settings build a network that cannot run (DAT with embed_dim 12 makes a
+    convolution with no output channels) ended in the network's traceback."""
+    from sr_filter.community import import_spandrel
+    from sr_filter.errors import ModelRunError
+
+    import_spandrel()
+    from spandrel.architectures.DAT import DAT
+
+    torch.manual_seed(0)
+    net = DAT(embed_dim=12, depth=[2], num_heads=[2], split_size=[4, 8], upscale=2, img_size=32)
+    torch.save({"params": net.state_dict()}, tmp_path / "bad_dat.pth")
+    image = np.zeros((40, 48, 3), np.uint8)
+    with pytest.raises(ModelRunError, match=r"bad_dat fails on a \d+x\d+ window \(Given groups=1") as info:
+        Upscaler(str(tmp_path / "bad_dat.pth"), device="cpu").upscale(image)
+    assert "\n" not in str(info.value)

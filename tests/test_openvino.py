@@ -266,7 +266,26 @@ def test_unconvertible_model_is_one_clear_line(tmp_path):
 def test_conversion_that_computes_something_else_is_refused(tmp_path):
     with pytest.raises(BackendError, match="differs from the torch network"):
         OpenVinoBackend.from_model(_fake(_ShapeBranch(), tmp_path), cache_dir=tmp_path / "c")
-    assert not (tmp_path / "c").exists()  # nothing wrong was cached
+    assert [p.suffix for p in (tmp_path / "c").iterdir()] == [".failed"]  # nothing wrong was cached, the failure was
+    with pytest.raises(BackendError, match="differs from the torch network.*found by an earlier run"):
+        OpenVinoBackend.from_model(_fake(_ShapeBranch(), tmp_path), cache_dir=tmp_path / "c")  # not converted again
+
+
+def test_openvino_telemetry_stays_off(tmp_path):
+    """OpenVINO's converter sends usage telemetry to an analytics service unless told otherwise;
+    sr-filter works offline and says so, so its process loads only OpenVINO's stub."""
+    import subprocess
+
+    from .conftest import ROOT
+
+    script = ("import sys; from sr_filter.models import load_model; from sr_filter.backends.openvino import OpenVinoBackend; "
+              f"OpenVinoBackend.from_model(load_model('sr-cartoon-x4'), cache_dir={str(tmp_path)!r}); "
+              "print(sorted(p.suffix for p in __import__('pathlib').Path(" + repr(str(tmp_path)) + ").iterdir())); "
+              "print(sys.modules.get('openvino_telemetry'))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=300,
+                          env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines() == ["['.bin', '.json', '.xml']", "None"]  # converted, without telemetry
 
 
 def test_missing_openvino_is_one_line_saying_what_to_install(monkeypatch):

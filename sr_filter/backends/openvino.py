@@ -17,6 +17,7 @@ raises :class:`~sr_filter.errors.BackendError` instead of giving a wrong picture
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import warnings
 from pathlib import Path
@@ -40,8 +41,17 @@ _EXAMPLE = 64  # example input edge for tracing: a multiple of every architectur
 _core_instance: Any = None
 
 
+#: architectures OpenVINO's converter must not be given: it crashes the process (a segmentation
+#: fault in moc_emit_ir for DAT with openvino 2025), so "auto" runs them with torch
+NOT_CONVERTED = {"DAT": "OpenVINO's converter crashes on DAT networks"}
+
+
 def import_openvino() -> Any:
-    """The ``openvino`` module, or a BackendError saying how to install it."""
+    """The ``openvino`` module, or a BackendError saying how to install it. OpenVINO's usage
+    telemetry (a network call to an analytics service on the first conversion) is left out for
+    this process, unless something imported it before: sr-filter works offline and says so."""
+    if "openvino_telemetry" not in sys.modules:
+        sys.modules["openvino_telemetry"] = None  # its importers fall back to OpenVINO's own stub
     try:
         import openvino
     except (ImportError, OSError) as exc:  # OSError: a broken install whose libraries do not load
@@ -212,8 +222,16 @@ def _converted(model: Any, ov: Any, core: Any, precision: str, folder: Path) -> 
             return core.read_model(*cached)
         except RuntimeError as exc:
             log.info("cached OpenVINO model %s does not load (%s); converting again", key, first_line(exc))
-    ov_model = convert(model, ov)
-    _check(model, ov_model, core)
+    failed = ov_cache.failure(folder, key)
+    if failed:  # converting again would fail again, seconds each run
+        raise BackendError(f"{failed} (found by an earlier run; removing {folder / key}.failed tries again)")
+    try:
+        ov_model = convert(model, ov)
+        _check(model, ov_model, core)
+    except BackendError as exc:
+        ov_cache.remember_failure(folder, key, str(exc))
+        exc.first_time = True  # "auto" says it once, then falls back to torch
+        raise
     if ov_cache.save(folder, key, meta, ov_model, ov, ov_cache.about(model)):
         log.debug("cached the converted model as %s", folder / key)
     return ov_model
@@ -228,6 +246,9 @@ def convert(model: Any, ov: Any) -> Any:
     """Convert a LoadedModel's torch network (NCHW, dynamic height and width); BackendError on failure."""
     import torch
 
+    reason = NOT_CONVERTED.get(model.arch.name)
+    if reason:
+        raise BackendError(f"{model.name} ({model.arch.name}) is not converted to OpenVINO: {reason}")
     c_in = in_channels(model)
     example = torch.rand(1, c_in, _EXAMPLE, _EXAMPLE)
     log.info("converting %s to OpenVINO (once; the result is cached)", model.name)

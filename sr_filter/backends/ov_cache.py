@@ -22,6 +22,7 @@ import logging
 import re
 import shutil
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -199,6 +200,28 @@ def _drop_outdated(folder: Path, key: str, meta: dict) -> None:
         if same_model and (old.get("openvino"), old.get("format")) != (meta["openvino"], meta["format"]):
             for part in ("json", "xml", "bin"):  # the record first: a half-removed entry is never used
                 record.with_suffix(f".{part}").unlink(missing_ok=True)
+
+
+def failure(folder: Path, key: str) -> str | None:
+    """Why the model of ``key`` could not be converted, as an earlier run found ("" or None: no
+    failure on record)."""
+    try:
+        release, _, reason = (folder / f"{key}.failed").read_text(encoding="utf-8").partition("\n")
+    except (OSError, UnicodeDecodeError):
+        return None
+    return reason.strip() or None if release.strip() == __version__ else None  # a new release tries again
+
+
+def remember_failure(folder: Path, key: str, reason: str) -> None:
+    """Record that the model of ``key`` does not convert (same weights, settings, OpenVINO and
+    release: the key says them all), so later runs go to torch at once."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{key}.failed.{uuid.uuid4().hex}"
+        tmp.write_text(f"{__version__}\n{reason}\n", encoding="utf-8")
+        publish(tmp, folder / f"{key}.failed", overwrite=True)
+    except OSError as exc:
+        log.info("not remembering the failed conversion: cannot write to %s (%s)", folder, exc.strerror)
 
 
 def _paths(folder: Path, key: str) -> dict[str, Path]:

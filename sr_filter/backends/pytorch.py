@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..device import is_oom
-from ..errors import first_line
+from ..errors import ModelRunError, first_line
 from . import precision_name
 
 if TYPE_CHECKING:
@@ -50,8 +50,10 @@ class TorchBackend:
         try:
             out = self.net(inp)
         except RuntimeError as exc:
-            if self.dtype == torch.float32 or is_oom(exc):
-                raise
+            if is_oom(exc):
+                raise  # the tiler splits the window
+            if self.dtype == torch.float32:
+                raise _failed(self.model.name, batch.shape, exc) from None
             # a network that mixes dtypes inside (an fp32 attention mask in SwinIR) cannot run in
             # reduced precision at all: fp32 from here on, said once
             log.warning("%s does not run in %s (%s); running it in fp32", self.model.name, self.precision, first_line(exc))
@@ -59,6 +61,8 @@ class TorchBackend:
             self.dtype, self.precision = torch.float32, "fp32"
             del inp
             return self.run(batch.numpy())
+        except Exception as exc:  # noqa: BLE001 - a third-party network's own checks (einops, asserts)
+            raise _failed(self.model.name, batch.shape, exc) from None
         if self.dtype != torch.float32 and not bool(torch.isfinite(out).all()):
             self.fallbacks += 1
             log.info("reduced precision gave NaN/Inf on a tile; re-running it in fp32")
@@ -67,3 +71,10 @@ class TorchBackend:
             del out
             out = self._net_fp32(batch.to(self.device, torch.float32).contiguous(memory_format=torch.channels_last))
         return out.float().clamp_(0, 1).cpu().contiguous().numpy()
+
+
+def _failed(name: str, shape: tuple, exc: BaseException) -> ModelRunError:
+    """One line for a network that fails on a window (a model file whose settings cannot run, or
+    a size it needs that is not known), instead of the network's traceback."""
+    return ModelRunError(f"{name} fails on a {shape[-1]}x{shape[-2]} window ({first_line(exc)[:200]}); the file may need "
+                         "other input sizes (try --tile 0 or another --tile) or be unusable")

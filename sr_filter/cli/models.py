@@ -93,9 +93,10 @@ def _cache_usage(manifest) -> dict:
 
 
 def _converted_files(folder) -> list:
-    """The converted models' files (KEY.xml, KEY.bin, KEY.json) in the conversion cache."""
+    """The converted models' files (KEY.xml, KEY.bin, KEY.json; KEY.failed for a model that does
+    not convert) in the conversion cache."""
     try:
-        return [f for f in folder.iterdir() if f.is_file() and f.suffix in (".xml", ".bin", ".json")]
+        return [f for f in folder.iterdir() if f.is_file() and f.suffix in (".xml", ".bin", ".json", ".failed")]
     except OSError:
         return []
 
