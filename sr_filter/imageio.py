@@ -232,7 +232,8 @@ def format_for(path: str | Path, explicit: str | None = None) -> str:
         return fmt
     suffix = Path(path).suffix.lower()
     if suffix not in FORMATS:
+        folder = f" (or {Path(path).name}/ for a folder)" if not suffix and Path(path).name else ""
         raise ImageFormatError(
-            f"cannot tell the output format from {Path(path).name!r}; use an extension such as .png or name the format"
+            f"cannot tell the output format from {Path(path).name!r}; use an extension such as .png{folder} or name the format"
         )
     return FORMATS[suffix]

@@ -12,10 +12,10 @@ model and its tiles.
 
 from __future__ import annotations
 
-import math
 
 from .device import available_ram
 from .errors import ImageTooLargeError
+from .sizing import network_passes
 
 #: memory the model, its tiles and the interpreter need on top of the image buffers
 _OVERHEAD = 512 << 20
@@ -35,7 +35,7 @@ def estimate_bytes(width: int, height: int, channels: int, scale: float, itemsiz
     per_out = 12 + 12 + (16 if alpha else 0) + 12 * channels + 3 * channels * itemsize
     native = 0
     if model_scale > 1 and scale != model_scale:  # at scale <= 1 too: the network's output, then a resize down
-        passes = max(1, math.ceil(math.log(scale, model_scale) - 1e-9)) if scale > 1 else 1
+        passes = network_passes(scale, model_scale)
         per_native = 24 if scale > 1 else 12  # below 1 the float32 output is resized down in place of the merge
         native = in_px * model_scale ** (2 * passes) * (per_native + (per_native if alpha else 0))
     return decode + out_px * per_out + native + _OVERHEAD

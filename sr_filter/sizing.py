@@ -6,7 +6,24 @@ gives the same scale for the same request and refuses the same impossible ones.
 
 from __future__ import annotations
 
+import math
+
 from .errors import ImageFormatError
+
+#: a scale up to this much above what the network's passes give is reached by resizing their
+#: result up (10% more pixels a side hardly shows) rather than by running the network once more
+#: and shrinking a result four times as large
+RESIZE_UP_LIMIT = 1.1
+
+
+def network_passes(scale: float, model_scale: int) -> int:
+    """How many times a ``model_scale`` network runs to reach ``scale`` (its result is then resized)."""
+    if scale <= 1 or model_scale <= 1:
+        return 1
+    passes = max(1, math.ceil(math.log(scale, model_scale) - 1e-9))
+    if passes > 1 and scale <= model_scale ** (passes - 1) * RESIZE_UP_LIMIT:
+        passes -= 1
+    return passes
 
 
 def target_scale(width: int | None, height: int | None, shape: tuple[int, ...], name: str) -> float:

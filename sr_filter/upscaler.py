@@ -391,9 +391,9 @@ class Upscaler:
 
     def _passes(self, scale: float) -> int:
         """How many times the network runs to reach ``scale`` (then the result is resized)."""
-        if scale <= 1 or self.scale == 1:
-            return 1
-        return max(1, math.ceil(math.log(scale, self.scale) - 1e-9))
+        from .sizing import network_passes
+
+        return network_passes(scale, self.scale)
 
     # -- internals ---------------------------------------------------------------------------
     def _tile_for(self, height: int, width: int, frames: int = 1) -> int:

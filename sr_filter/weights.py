@@ -304,7 +304,8 @@ def load_state_dict(path: str | Path, state_key: str | None = None) -> dict[str,
                 "here; save the network's state dict instead (torch.save(model.state_dict(), ...))"
             ) from None
         detail = first_line(exc).split(". ")[0].rstrip(".")[:160]  # torch's own first sentence, not its appeals
-        if "PytorchStreamReader" in detail:  # a zip archive cut short or damaged
+        cut = isinstance(exc, OSError) and kind == "torch" and not zipfile.is_zipfile(path)
+        if "PytorchStreamReader" in detail or cut:  # a zip archive cut short or damaged (its directory missing)
             raise WeightsFormatError(f"{path.name} is truncated or damaged ({detail}); download or copy it again") from None
         raise WeightsFormatError(f"{path.name} is not a PyTorch weights file that can be loaded safely ({detail})") from None
     return canonicalize(obj, state_key, path.name)

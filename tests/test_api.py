@@ -120,6 +120,23 @@ def test_other_scales(cartoon, baby):
     assert cartoon.upscale(small, scale=8).shape == (160, 192, 3)  # two passes of the x4 model
 
 
+def test_a_scale_just_above_the_models_runs_it_once(cartoon):
+    """--width 401 on a 200 px image with an x2 model ran the network twice (x4, then shrunk): five
+    times the work for a 0.25% larger picture. Up to 10% above the model's scale: once, then enlarged."""
+    from sr_filter.sizing import network_passes
+
+    assert [network_passes(s, 2) for s in (0.5, 1, 2, 2.005, 2.2, 2.21, 4, 4.4, 4.5, 8)] == [1, 1, 1, 1, 1, 2, 2, 2, 3, 3]
+    assert [network_passes(s, 4) for s in (3, 4, 4.4, 4.5, 16, 17.6)] == [1, 1, 1, 2, 2, 2]
+    calls = []
+    original = cartoon.run
+    cartoon.run = lambda x, progress=None: calls.append(x.shape) or original(x, progress)
+    try:
+        assert cartoon.upscale(np.zeros((10, 12, 3), np.uint8), scale=4.2).shape == (42, 50, 3)
+    finally:
+        del cartoon.run
+    assert len(calls) == 1
+
+
 def test_x2_model_by_path(baby):
     up = Upscaler(str(require_shared(UPSTREAM / "RealESRGANv2-animevideo-xsx2.pth")))
     assert up.scale == 2 and up.upscale(baby).shape == (144, 176, 3)

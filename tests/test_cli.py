@@ -124,6 +124,7 @@ def test_download_on_first_use_through_cli(weights_server, small_png):
         (["{png}", "--offline", "--model", "realesr-general-x4v3", "-o", "{dir}/o.png"], "downloads are off"),
         (["{png}", "--device", "cuda"], "no CUDA GPU"),
         (["{png}", "-o", "{dir}/out.xyz", "--preset", "cartoon"], "cannot tell the output format"),
+        (["{png}", "-o", "{dir}/newdir", "--preset", "cartoon"], "use an extension such as .png (or newdir/ for a folder)"),
         (["{txt}", "--preset", "cartoon", "-o", "{dir}/t.png"], "is not a readable image"),
         (["{empty}", "--preset", "cartoon", "-o", "{dir}/e.png"], "is empty"),
     ],

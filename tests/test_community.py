@@ -320,12 +320,13 @@ def test_names_win_over_bare_files_of_the_same_name_and_empty_names_are_refused(
 
 def test_a_truncated_pth_file_says_so_in_a_whole_sentence(tmp_path):
     path = tmp_path / "cut.pth"
-    path.write_bytes(BUILTIN.read_bytes()[:300_000])
-    with pytest.raises(WeightsFormatError) as info:
-        load_file(path)
-    message = str(info.value)
-    assert message.startswith("cut.pth is truncated or damaged (") and message.endswith("; download or copy it again")
-    assert "If you are seeing this error" not in message
+    for size in (300_000, 30_000):  # cut short of its first tensor, torch says "Invalid argument"
+        path.write_bytes(BUILTIN.read_bytes()[:size])
+        with pytest.raises(WeightsFormatError) as info:
+            load_file(path)
+        message = str(info.value)
+        assert message.startswith("cut.pth is truncated or damaged (") and message.endswith("; download or copy it again")
+        assert "If you are seeing this error" not in message
 
 
 def test_dat_runs_with_torch_under_auto_and_a_failed_conversion_is_said_once(tmp_path, caplog, isolated_cache):

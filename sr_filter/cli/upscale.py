@@ -185,7 +185,8 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
     upscaler.check_scale(scale)  # before any file: a scale the model cannot give (a 1x model asked for x4)
     batch_suffix = suffix or ""  # files written into an output folder keep their names unless --suffix is given
     if suffix is None:
-        suffix = f"_{width}x{height}" if width and height else f"_w{width}" if width else f"_h{height}" if height \
+        # both: the picture fits inside the box, so the name says "fit" (57x51 written as _101x51 misled)
+        suffix = f"_fit{width}x{height}" if width and height else f"_w{width}" if width else f"_h{height}" if height \
             else f"_x{scale:g}" if scale else f"_x{upscaler.scale}"
     jobs = unique(plan_jobs(inputs, output, suffix, fmt, batch_suffix=batch_suffix))
     if resume and len(jobs) > 1:
