@@ -61,12 +61,21 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 
+#: the loading options of upscale(), upscale_file() and upscale_animation(), at their defaults
+_UPSCALER_DEFAULTS = {"device": "auto", "precision": "auto", "tile": "auto", "offline": None, "backend": "auto",
+                      "tta": False, "denoise": None}
+
+
 def _upscaler(upscaler: Upscaler | None, preset: str | None, model: str | os.PathLike | None, **options: Any) -> Upscaler:
     """The ready ``upscaler``, else one loaded from ``preset``/``model`` (both given: an error, as
     the preset had been ignored without a word)."""
     if upscaler is not None:
         if preset is not None or model is not None:
             raise SrFilterError("give either a ready upscaler or a preset/model, not both")
+        given = sorted(k for k, v in options.items() if v != _UPSCALER_DEFAULTS.get(k))
+        if given:  # they had been dropped without a word: they belong to the Upscaler
+            raise SrFilterError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} set on the Upscaler "
+                                f"(sr_filter.Upscaler(..., {given[0]}=...)); the ready upscaler given here has its own")
         from .upscaler import as_upscaler
 
         return as_upscaler(upscaler)
@@ -187,15 +196,29 @@ def upscale_file(
     source, target = Path(os.fspath(src)), Path(os.fspath(dst))
     overwrite = check_flag("overwrite", overwrite)
     check_callback("progress", progress)
+    for name, value, top in (("width", width, 1_000_000), ("height", height, 1_000_000), ("quality", quality, 100)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= top):
+            raise SrFilterError(f"{name} must be a whole number from 1 to {top:,} (or None), not {value!r}")
     if scale is not None and (width or height):
         raise SrFilterError("give either scale or width/height, not both")
+    if target.is_dir() or os.fspath(dst).endswith(("/", os.sep)):
+        raise SrFilterError(f"dst {os.fspath(dst)} is a folder; name the output file, e.g. {target / source.name}")
     out_format = imageio.format_for(target, format)
+    conflict = imageio.suffix_conflict(target, out_format) if format else None
+    if conflict:
+        import logging
+
+        logging.getLogger(__name__).warning("%s", conflict)
     if target.exists() and not overwrite:  # before the work, not after it
         raise OutputExistsError(f"{target} exists; allow overwriting to replace it")
     upscaler = _upscaler(upscaler, preset, model, device=device, precision=precision, tile=tile, offline=offline,
                          backend=backend, tta=tta, denoise=denoise)
     data = upscale_image_file(upscaler, source, out_format=out_format, scale=scale, size=(width, height),
                               quality=quality, progress=progress, name=str(source))
+    try:  # missing folders are made, as the command line makes them
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ImageFormatError(f"cannot create output folder {target.parent}: {exc.strerror}") from None
     atomic.write_atomic(data, target, overwrite=overwrite)
     return target
 

@@ -47,12 +47,18 @@ def list_images(folder: Path) -> list[Path]:
     return files
 
 
+def matches(path: Path, pattern: str) -> bool:
+    """Whether a file's name, or its name without the extension (as results name images), matches
+    the fnmatch ``pattern``."""
+    return fnmatch.fnmatch(path.name, pattern) or fnmatch.fnmatch(path.stem, pattern)
+
+
 def select_images(folder: Path, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> list[Path]:
     """The images of ``folder`` whose names match one of ``include`` (all when empty) and none of
     ``exclude`` (fnmatch patterns such as ``src_*``): held-out splits without copying files."""
     files = [p for p in list_images(folder)
-             if (not include or any(fnmatch.fnmatch(p.name, pat) for pat in include))
-             and not any(fnmatch.fnmatch(p.name, pat) for pat in exclude)]
+             if (not include or any(matches(p, pat) for pat in include))
+             and not any(matches(p, pat) for pat in exclude)]
     if not files:
         wanted = " or ".join(repr(p) for p in include) or "anything"
         unwanted = f", except {' or '.join(repr(p) for p in exclude)}" if exclude else ""

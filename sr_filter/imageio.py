@@ -222,6 +222,15 @@ def _pixels(image: Image.Image) -> np.ndarray:
 
 
 # -- writing ---------------------------------------------------------------------------------
+def suffix_conflict(path: str | Path, fmt: str) -> str | None:
+    """A warning when ``path``'s extension names another image format than ``fmt`` (JPEG bytes in
+    a file called .png confuse every program that trusts the name); None when they agree."""
+    named = FORMATS.get(Path(path).suffix.lower())
+    if named is None or named == fmt:
+        return None
+    return f"{Path(path).name} is written as {fmt}, as the format given says, though its extension says {named}"
+
+
 def format_for(path: str | Path, explicit: str | None = None) -> str:
     """The output format: ``explicit`` first, else from the file extension."""
     if explicit:

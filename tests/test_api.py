@@ -368,3 +368,13 @@ def test_upscale_file_writes_what_the_cli_writes_and_keeps_sixteen_bits(tmp_path
     with pytest.raises(ImageFormatError, match="does not exist"):
         sr_filter.upscale_file(tmp_path / "none.png", tmp_path / "y.png", upscaler=cartoon)
     assert not (tmp_path / "x.png").exists() and not (tmp_path / "y.png").exists()
+    # options the ready upscaler has its own of were dropped; sizes and qualities the CLI refuses were taken
+    for bad, words in (({"tta": True}, "tta is set on the Upscaler"), ({"width": 0}, "width must be a whole number"),
+                       ({"width": True}, "width must be"), ({"height": "100"}, "height must be"),
+                       ({"quality": 500}, "quality must be a whole number from 1 to 100")):
+        with pytest.raises(SrFilterError, match=words):
+            sr_filter.upscale_file(tmp_path / "deep.png", tmp_path / "z.png", upscaler=cartoon, **bad)
+    with pytest.raises(SrFilterError, match="is a folder; name the output file"):
+        sr_filter.upscale_file(tmp_path / "deep.png", tmp_path, upscaler=cartoon)
+    made = sr_filter.upscale_file(tmp_path / "deep.png", tmp_path / "new" / "deeper" / "o.png", upscaler=cartoon)
+    assert made.is_file()  # missing folders are made, as the command line makes them

@@ -113,6 +113,8 @@ def test_trailing_slash_width_and_suffix(tmp_path):
     assert Image.open(tmp_path / "new_folder").size == (128, 96)
     boxed = run(image, "--width", "101", "--height", "51", "-n", "sr-cartoon-x4", "-q")  # fits inside: 68x51
     assert boxed.returncode == 0 and Image.open(tmp_path / "bird_fit101x51.png").size == (68, 51)  # was _101x51
+    mixed = run(image, "-o", tmp_path / "c.png", "--format", "jpg", "-n", "sr-cartoon-x4", "-q")  # JPEG bytes in a .png
+    assert mixed.returncode == 0 and "c.png is written as JPEG" in mixed.stderr.decode() and "says PNG" in mixed.stderr.decode()
 
 
 def test_output_names_up_to_255_bytes_and_existing_folders(tmp_path):

@@ -352,13 +352,26 @@ def test_models_download_inspect_corrupt_and_clear_cache(weights_server, entry, 
         f.write(bytes([f.read(1)[0] ^ 1]))
     row = next(r for r in json.loads(_cli("models", "--json").stdout)["models"] if r["name"] == NAME)
     assert row["weights"] == "corrupt"
-    offline = _cli("models", "--download", NAME, "--json", SR_FILTER_OFFLINE="1")
+    offline = _cli("models", "--download", NAME, SR_FILTER_OFFLINE="1")
     assert offline.returncode == 1 and "was corrupt (removed)" in offline.stderr
     assert not (isolated_cache / entry.file).exists()  # no wrong file left for the next run
     assert _cli("models", "--download", NAME).returncode == 0
+    other = "RealESRGANv2-animevideo-xsx4"
+    unknown = _cli("models", "--download", other, "--download", "nosuch")
+    assert unknown.returncode == 2 and "nosuch" in unknown.stderr and not (isolated_cache / f"{other}.pth").exists()
+    weights_server.behaviour[entry.file] = "500"
+    (isolated_cache / entry.file).unlink()
+    mixed = _cli("models", "--download", NAME, "--download", other, "--json")  # the first fails, the second still runs
+    rows = {r["name"]: r["weights"] for r in json.loads(mixed.stdout)}
+    assert mixed.returncode == 1 and rows == {NAME: "failed", other: "cached"}
+    weights_server.behaviour.clear()
+    with open(isolated_cache / f"{other}.pth", "r+b") as f:
+        f.write(b"x")
+    corrupt = _cli("models", "--inspect", other)
+    assert corrupt.returncode == 1 and "cached file is corrupt" in corrupt.stderr
     (isolated_cache / "mine.txt").write_text("the user's own file")
     cleared = _cli("models", "--clear-cache")
-    assert cleared.returncode == 0 and "removed 1 file(s), 2.4 MB" in cleared.stdout, cleared.stdout
+    assert cleared.returncode == 0 and "removed 1 file(s), 2.5 MB" in cleared.stdout, cleared.stdout  # the corrupt one
     assert sorted(p.name for p in isolated_cache.iterdir() if not p.name.startswith(".")) == ["mine.txt"]
 
 

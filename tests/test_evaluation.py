@@ -227,6 +227,10 @@ def test_eval_command_takes_a_held_out_split_at_a_smaller_size(tmp_path):
     res = CliRunner().invoke(eval_cmd, [str(tmp_path), "--exclude", "broken*", "--json", "-"])
     assert res.exit_code == 0 and len(json.loads(res.output)[0]["sets"][0]["images"]) == 2
     assert json.loads(res.output)[0]["conditions"]["exclude"] == ["broken*"]
+    res = CliRunner().invoke(eval_cmd, [str(tmp_path), "--exclude", "broken", "--exclude", "src_a", "--json", "-"])
+    assert res.exit_code == 0 and [i["name"] for i in json.loads(res.output)[0]["sets"][0]["images"]] == ["ref_b"]
+    res = CliRunner().invoke(eval_cmd, [str(tmp_path), "--exclude", "brokn*"])  # a typo: was "without brokn*", all measured
+    assert res.exit_code == 2 and "'brokn*' matches no image" in res.output
     bad = CliRunner().invoke(eval_cmd, [str(tmp_path), "--hr-scale", "2"])
     assert bad.exit_code == 2 and "hr-scale" in bad.output
 

@@ -16,7 +16,7 @@ from .options import device_opt, offline_opt, precision_opt, tile_opt
                    "MATLAB bicubic baseline.  [default: bicubic]")
 @click.option("-s", "--scale", type=click.IntRange(1, 16), default=None,
               help="Scale for 'bicubic' when no model is listed; models use their own, and bicubic is then "
-                   "measured at each of their scales (every row beside its baseline).  [default: 4]")
+                   "measured at each of their scales (a baseline for every model row).  [default: 4]")
 @click.option("--per-image", is_flag=True, help="Also list every image.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the results as JSON to this file ('-' for stdout instead of the table).")
@@ -59,6 +59,7 @@ def eval_cmd(folders: tuple[Path, ...], models: tuple[str, ...], scale: int | No
         check_target(json_path, overwrite=overwrite)  # before hours of evaluation, not after
     if any(not spec.strip() for spec in models):
         raise click.BadParameter("a model name is empty; give a preset, a model name, a file or 'bicubic'", param_hint="-m")
+    _check_patterns(folders, include, exclude)
     names = [folder.resolve().name or str(folder) for folder in folders]
     if len(set(names)) < len(names):  # two folders of the same name: tell them apart by the path given
         names = [str(folder) for folder in folders]
@@ -97,3 +98,17 @@ def eval_cmd(folders: tuple[Path, ...], models: tuple[str, ...], scale: int | No
         with open_atomic(json_path, overwrite=overwrite) as out:
             out.write((dumps(payload) + "\n").encode("utf-8"))
         click.echo(f"wrote {json_path}")
+
+
+def _check_patterns(folders: tuple[Path, ...], include: tuple[str, ...], exclude: tuple[str, ...]) -> None:
+    """An --exclude (or --include) pattern that matches no file is a typo, not a choice: the table
+    would say "without X" while X was measured."""
+    from ..datasets import list_images, matches
+
+    files = [p for folder in folders for p in list_images(folder)]
+    for option, patterns in (("--exclude", exclude), ("--include", include)):
+        for pattern in patterns:
+            if not any(matches(p, pattern) for p in files):
+                raise click.BadParameter(f"{pattern!r} matches no image in {', '.join(map(str, folders))}; patterns "
+                                         "match file names or names without the extension, e.g. 'baby*' or 'baby'",
+                                         param_hint=f"'{option}'")

@@ -67,7 +67,10 @@ def plan_jobs(inputs: list[str], output: str | None, suffix: str, fmt: str | Non
         else:
             target = Path(output)
         if target is not None and not (fmt is None and is_stream(target)):  # /dev/null: the input's format
-            imageio.format_for(target, fmt)
+            written = imageio.format_for(target, fmt)
+            conflict = imageio.suffix_conflict(target, written) if fmt else None
+            if conflict:
+                click.echo(f"sr-filter: warning: {conflict}", err=True)
         return [Job(None if source == "-" else Path(source), target)]
     if output is None:  # several files (a folder input needs -o: checked with the options)
         jobs = []

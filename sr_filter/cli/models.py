@@ -116,9 +116,11 @@ def _inspect(spec: str, as_json: bool) -> None:
             path = resolve(spec, offline=True).path
         else:
             entries = candidates(spec.strip(), manifest)
-            here = [e for e in entries if cache_state(e) in ("built-in", "cached")]
+            states = [cache_state(e) for e in entries]
+            here = [e for e, state in zip(entries, states) if state in ("built-in", "cached")]
             if not here:
-                raise click.ClickException(f"{entries[0].name} is not downloaded yet, and --inspect never downloads; "
+                what = "'s cached file is corrupt (wrong size or sha256)" if states[0] == "corrupt" else " is not downloaded yet"
+                raise click.ClickException(f"{entries[0].name}{what}, and --inspect never downloads; "
                                            f"`sr-filter models --download {spec.strip()}` fetches it")
             if here[0] is not entries[0]:  # a preset whose preferred model is not here: the one it runs now
                 click.echo(f"sr-filter: {spec.strip()} runs {here[0].name} on this machine now ({entries[0].name} is "
@@ -157,24 +159,43 @@ def _contents(spec: str) -> str:
 def _download(specs: tuple[str, ...], as_json: bool) -> None:
     """``--download``: each model's verified file in the cache (a preset: its preferred model;
     with a ``--denoise`` twin, that too)."""
+    from ..errors import SrFilterError, UnknownModelError
     from ..models import candidates
     from ..weights import fetch
+    from .messages import one_line
 
     manifest = load_manifest()
-    done = []
+    wanted = []  # every name is checked before the first download
     for spec in specs:
         if not spec.strip():
             raise click.BadParameter("a model name is empty", param_hint="--download")
-        entry = candidates(spec.strip(), manifest)[0]
-        wanted = [entry] + ([manifest.get(entry.denoise_pair)] if entry.denoise_pair else [])
-        for item in wanted:
+        try:
+            entry = candidates(spec.strip(), manifest)[0]
+        except UnknownModelError as exc:
+            raise click.BadParameter(f"{exc} (--download takes the names and presets `sr-filter models` lists)",
+                                     param_hint="--download") from None
+        for item in [entry] + ([manifest.get(entry.denoise_pair)] if entry.denoise_pair else []):
+            if item not in wanted:
+                wanted.append(item)
+    done, failed = [], 0
+    for item in wanted:  # one failure does not stop the others (a container build lists several)
+        row = {"name": item.name, "size_mb": round(item.size / 1e6, 1)}
+        try:
             path = fetch(item)
-            done.append({"name": item.name, "path": str(path), "size_mb": round(item.size / 1e6, 1),
-                         "weights": "built-in" if item.packaged else "cached"})
+        except SrFilterError as exc:
+            failed += 1
+            row.update(weights="failed", error=" ".join(str(exc).split()))
+            if not as_json:
+                click.echo(f"sr-filter: error: {item.name}: {one_line(exc)}", err=True)
+        else:
+            row.update(path=str(path), weights="built-in" if item.packaged else "cached")
             if not as_json:
                 click.echo(f"{item.name}: {path} ({item.size / 1e6:.1f} MB, {'built-in' if item.packaged else 'verified'})")
+        done.append(row)
     if as_json:
         click.echo(json.dumps(done, indent=2))
+    if failed:
+        raise SystemExit(1)
 
 
 def _clear_cache(as_json: bool) -> None:

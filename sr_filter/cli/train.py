@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -19,5 +20,9 @@ def train_cmd(config: Path, fresh: bool, max_minutes: float | None) -> None:
     Multi-GPU: torchrun --nproc_per_node 4 -m sr_filter train CONFIG
     """
     from ..training import load_config, train
+    from ..training.trainer import TrainingStopped
 
-    train(load_config(config), resume=not fresh, max_seconds=max_minutes * 60 if max_minutes else None)  # says where the model is
+    try:
+        train(load_config(config), resume=not fresh, max_seconds=max_minutes * 60 if max_minutes else None)  # says where the model is
+    except TrainingStopped as exc:  # the trainer said where it stopped and that the checkpoint is saved
+        sys.exit(exc.exit_code)

@@ -44,6 +44,16 @@ class TrainingError(SrFilterError):
     """Training cannot go on (the loss is no longer a number)."""
 
 
+class TrainingStopped(SrFilterError):
+    """Training stopped on a signal after saving a checkpoint (the command exits 128 + signum
+    without an error line: nothing was lost)."""
+
+    def __init__(self, signum: int, iteration: int) -> None:
+        super().__init__(f"stopped at iteration {iteration} by {signal.Signals(signum).name}; checkpoint saved")
+        self.signum, self.iteration = signum, iteration
+        self.exit_code = 128 + signum
+
+
 def build_model(cfg: TrainConfig) -> tuple[nn.Module, dict]:
     """The generator of ``cfg`` and the settings it was built with (as the manifest stores them),
     checked with one forward pass on an RGB patch: settings that build a network which cannot
@@ -462,9 +472,7 @@ class Trainer:
                 self.print(f"stopped at iteration {self.iteration} of {cfg.optim.iterations} "
                            f"({signal.Signals(asked[0]).name}); checkpoint saved: run the same command again to "
                            f"continue; model so far: {self.run_dir / 'model.pth'}")
-            from ..interrupts import Terminated
-
-            raise KeyboardInterrupt if asked[0] == signal.SIGINT else Terminated(asked[0])
+            raise TrainingStopped(asked[0], self.iteration)
         return self._finish()
 
     def _loop(self, max_seconds: float | None, start: float, asked: list[int]) -> bool:
@@ -565,4 +573,4 @@ def train(cfg: TrainConfig, resume: bool = True, max_seconds: float | None = Non
     return Trainer(cfg).run(resume=resume, max_seconds=max_seconds)
 
 
-__all__ = ["CheckpointError", "Trainer", "TrainingError", "build_model", "train"]
+__all__ = ["CheckpointError", "Trainer", "TrainingError", "TrainingStopped", "build_model", "train"]
