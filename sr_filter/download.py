@@ -6,7 +6,7 @@ on any error or interruption (``finally``), and parts left by a killed process a
 Time limits (seconds, from the environment): ``SR_FILTER_CONNECT_TIMEOUT`` (10) to connect,
 ``SR_FILTER_STALL_TIMEOUT`` (30) without any data, ``SR_FILTER_DOWNLOAD_TIMEOUT`` for the whole
 file with all its attempts (default 60 s plus 20 s per MB, i.e. a 50 kB/s floor). A broken
-transfer or a server error is retried ``SR_FILTER_DOWNLOAD_RETRIES`` (3) times; a host that cannot
+transfer or a server error is tried ``SR_FILTER_DOWNLOAD_RETRIES`` (3) times in all; a host that cannot
 be reached or does not answer is not asked again, and is remembered (:mod:`sr_filter.netmemory`).
 """
 

@@ -117,6 +117,15 @@ def test_trailing_slash_width_and_suffix(tmp_path):
     assert mixed.returncode == 0 and "c.png is written as JPEG" in mixed.stderr.decode() and "says PNG" in mixed.stderr.decode()
 
 
+def test_a_folder_of_one_image_reports_as_a_batch(tmp_path):
+    """A folder holding one image printed neither its [1/1] line nor the summary line."""
+    (tmp_path / "one").mkdir()
+    Image.new("RGB", (16, 16)).save(tmp_path / "one" / "a.png")
+    done = run(tmp_path / "one", "-o", tmp_path / "out", "-n", "sr-cartoon-x4")
+    err = done.stderr.decode()
+    assert done.returncode == 0 and "[1/1]" in err and err.rstrip().endswith("1 upscaled, 0 skipped, 0 failed"), err
+
+
 def test_output_names_up_to_255_bytes_and_existing_folders(tmp_path):
     image = tmp_path / "a.png"
     Image.new("RGB", (16, 16)).save(image)

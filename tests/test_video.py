@@ -696,6 +696,22 @@ def test_a_resumable_run_that_fails_says_where_its_finished_segments_are(tmp_pat
     assert "kept" not in str(info.value) and not resume.parts_folder(tmp_path / "other.mkv").exists()
 
 
+def test_one_video_or_animation_is_named_as_images_are(tmp_path):
+    """One video or animation without -o was NAME_x4 whatever --suffix or --width said (a 100 px
+    wide clip from a 16 px one was named _x4)."""
+    from PIL import Image as PILImage
+
+    clip = make_clip(tmp_path / "v.mp4", frames=3, size=(16, 12), audio=0)
+    frames = [PILImage.new("RGB", (8, 8), (i * 60, 0, 0)) for i in range(3)]
+    frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:], duration=50, loop=0)
+    model = ["-m", MODEL, "-d", "cpu", "-q"]
+    for args, name in (([clip, "--width", "40"], "v_w40.mp4"), ([clip, "--suffix", "_big"], "v_big.mp4"),
+                       ([tmp_path / "a.gif", "--height", "20"], "a_h20.gif"),
+                       ([tmp_path / "a.gif", "-o", f"{tmp_path}/out/", "--suffix", "_s"], "out/a_s.gif")):
+        done = run(*args, *model)
+        assert done.returncode == 0 and (tmp_path / name).is_file(), (args, done.stderr.decode())
+
+
 def test_options_are_checked_before_any_work_and_streams_take_y4m_names(tmp_path):
     """A bad --crf or --frames in a batch was found after the images were written, a malformed
     range after the model loaded (exit 1); a video to .y4m or --format y4m read it as a stream."""

@@ -224,7 +224,8 @@ def _converted(model: Any, ov: Any, core: Any, precision: str, folder: Path) -> 
             log.info("cached OpenVINO model %s does not load (%s); converting again", key, first_line(exc))
     failed = ov_cache.failure(folder, key)
     if failed:  # converting again would fail again, seconds each run
-        raise BackendError(f"{failed} (found by an earlier run; removing {folder / key}.failed tries again)")
+        again = "" if model.arch.name in NOT_CONVERTED else f"; removing {folder / key}.failed tries again"
+        raise BackendError(f"{failed} (found by an earlier run{again})")
     try:
         ov_model = convert(model, ov)
         _check(model, ov_model, core)

@@ -56,13 +56,13 @@ def hint_for(exc: BaseException, text: str | None = None, flags: frozenset[str] 
     text = str(exc) if text is None else text
     for cls, alternatives in FLAG_HINTS:
         if isinstance(exc, cls):
-            hint = _hint(tuple(a for a in alternatives if a not in text), flags)  # not what the message says already
+            hint = _hint(alternatives, flags)
             if hint is None:
                 return None
             said = _flags_in(hint) + (["sr-filter models"] if "sr-filter models" in hint else [])
             if any(word in text for word in said):  # the message already points there
                 return None
-            return hint
+            return _hint(tuple(a for a in alternatives if a not in text), flags)  # not what the message says already
     return None
 
 

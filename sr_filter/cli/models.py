@@ -16,7 +16,8 @@ from ..manifest import load_manifest
                    "channels, size needs, precisions).")
 @click.option("--download", "download", multiple=True, metavar="NAME|PRESET",
               help="Download these models' weights into the cache now (repeatable), e.g. before going offline "
-                   "or into a container image; a preset fetches its preferred model.")
+                   "or into a container image; a preset fetches its preferred model, and a model with a "
+                   "--denoise twin fetches the twin too.")
 @click.option("--clear-cache", is_flag=True,
               help="Remove the downloaded weights and the converted (OpenVINO) models from the cache; they come "
                    "back on next use.")

@@ -137,7 +137,8 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
         return run_video(inputs=expand_inputs(list(inputs)), output=output, model=model or preset, scale=scale,
                          device=device, precision=precision, backend=backend, tile=tile, offline=offline, fmt=fmt, quality=quality,
                          overwrite=overwrite, skip_existing=skip_existing, quiet=quiet, codec=codec, crf=crf,
-                         frames=frames, resume=resume, tta=tta, denoise=denoise, size=(width, height))
+                         frames=frames, resume=resume, tta=tta, denoise=denoise, size=(width, height),
+                         name_suffix=suffix if suffix is not None else _size_suffix(width, height))
     if fmt is not None and fmt.lower().lstrip(".") not in _format_keys():
         raise click.BadParameter(f"{fmt!r} is not one of {FORMAT_NAMES.replace('|', ', ')}, y4m, png-stream", param_hint="'--format'")
     if cluster is not None:  # the driver loads no model: sr_filter.cluster lists, schedules and reports
@@ -185,9 +186,7 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
     upscaler.check_scale(scale)  # before any file: a scale the model cannot give (a 1x model asked for x4)
     batch_suffix = suffix or ""  # files written into an output folder keep their names unless --suffix is given
     if suffix is None:
-        # both: the picture fits inside the box, so the name says "fit" (57x51 written as _101x51 misled)
-        suffix = f"_fit{width}x{height}" if width and height else f"_w{width}" if width else f"_h{height}" if height \
-            else f"_x{scale:g}" if scale else f"_x{upscaler.scale}"
+        suffix = _size_suffix(width, height) or (f"_x{scale:g}" if scale else f"_x{upscaler.scale}")
     jobs = unique(plan_jobs(inputs, output, suffix, fmt, batch_suffix=batch_suffix))
     if resume and len(jobs) > 1:
         skip_existing = True  # run again after Ctrl-C: finished outputs stay, the video in progress resumes
@@ -215,7 +214,9 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
             bars.echo(f"sr-filter: using {upscaler.describe()}, licence {upscaler.model.license}")
         announced.append(True)
 
-    batch = len(jobs) + skipped > 1  # several inputs: a batch, even when all but one were done before
+    # several inputs or a folder: a batch, even when all but one were done before (a folder of one
+    # image had printed neither its [1/1] line nor the summary)
+    batch = len(jobs) + skipped > 1 or any(p != "-" and Path(p).is_dir() for p in inputs)
     bars = Bars(len(jobs), enabled=not quiet and stderr_is_terminal())
     failed: list[tuple[Job, str]] = []
     done = 0
@@ -353,3 +354,11 @@ def process(upscaler: Upscaler, job: Job, *, scale, size=(None, None), fmt, qual
     else:
         job.target.parent.mkdir(parents=True, exist_ok=True)
         imageio.write_atomic(data, job.target, overwrite=overwrite)
+
+
+def _size_suffix(width: int | None, height: int | None) -> str | None:
+    """The output-name suffix a target size gives (None without one). Both: the picture fits
+    inside the box, so the name says "fit" (a 68x51 picture had been named _101x51)."""
+    if width and height:
+        return f"_fit{width}x{height}"
+    return f"_w{width}" if width else f"_h{height}" if height else None

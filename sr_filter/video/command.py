@@ -21,7 +21,8 @@ VIDEO_INPUTS = VIDEO_SUFFIXES | READ_ONLY_SUFFIXES
 
 #: options ``sr-filter upscale`` adds for videos (spelled here, attached there)
 codec_opt = click.option("--codec", default=None, metavar="h264|hevc|vp9|av1|ffv1|prores",
-                         help="Video encoder.  [default: the source's codec where possible, else h264]")
+                         help="Video encoder.  [default: the source's codec where the output container takes it, else the first "
+                              "of h264, vp9, av1, ffv1 it takes (.webm: vp9)]")
 crf_opt = click.option("--crf", type=click.IntRange(0, 63), default=None,
                        help="Video quality (lower is better): h264/hevc 0-51 (18, 20 by default), vp9 0-63, av1 1-63 (30); ffv1 and prores have none.")
 resume_opt = click.option("--resume", is_flag=True, help="Write a video in finished segments and, run again after an interruption, continue after the last one.")
@@ -80,10 +81,12 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
         tile, offline, fmt: str | None, quality: int | None, overwrite: bool, skip_existing: bool, quiet: bool,
         codec: str | None, crf: int | None, frames: str | None, resume: bool = False, tta: bool = False,
         denoise: float | None = None, size: tuple[int | None, int | None] = (None, None), upscaler=None,
-        in_batch: bool = False) -> None:
+        in_batch: bool = False, name_suffix: str | None = None) -> None:
     """Upscale one video, animation or frame stream as the CLI was asked to; ``size`` =
     (width, height) fits the picture inside them instead of ``scale``. A batch passes its
-    ``upscaler`` (loaded once) and ``in_batch``: it says which model and reports each file itself."""
+    ``upscaler`` (loaded once) and ``in_batch``: it says which model and reports each file itself.
+    ``name_suffix`` (``--suffix``, or ``_w1920`` for a target size) names an output that is not
+    given, instead of ``_xS``."""
     from ..upscaler import Upscaler
 
     def make_upscaler() -> Upscaler:
@@ -110,13 +113,17 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
 
         upscaler = make_upscaler()
         if output is None and inputs[0] != "-":
-            output = str(_target(Path(inputs[0]), None, f"{scale:g}" if scale else str(upscaler.scale)))
+            output = str(_target(Path(inputs[0]), None, f"_x{scale:g}" if scale else f"_x{upscaler.scale}"))
         if output not in (None, "-") and _skip(Path(output), skip_existing, overwrite, quiet):
             return
         stream.run_cli(inputs, output, fmt.lower(), upscaler, scale=scale, overwrite=overwrite)
         return
     source = Path(inputs[0])
     label = f"{scale:g}" if scale else None
+
+    def tag() -> str:  # --suffix or a target size: the name images get too (it was _x4 regardless)
+        return name_suffix if name_suffix is not None else f"_x{label or upscaler.scale}"
+
     target = Path(output) if output not in (None, "-") else None
     if output not in (None, "-") and output.endswith(("/", os.sep)) and not target.is_dir():
         try:  # -o new_folder/: a folder, made as for images
@@ -145,7 +152,7 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
             raise VideoFormatError(f"an animation can be written as gif, webp or png, not {fmt}")
         upscaler = make_upscaler()
         suffix = {"GIF": ".gif", "WEBP": ".webp", "PNG": ".png"}.get(out_format or "", source.suffix)
-        target = _target(source, target, label or str(upscaler.scale), suffix)
+        target = _target(source, target, tag(), suffix)
         if _skip(target, skip_existing, overwrite, quiet):
             return
         _announce(upscaler, quiet or in_batch)
@@ -167,7 +174,7 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
         check_codec(source, target if target is not None and not target.is_dir() else source, codec, crf)
     upscaler = make_upscaler()
     suffix = source.suffix if source.suffix.lower() in VIDEO_SUFFIXES else ".mkv"  # .ts, .flv, ...: written as mkv
-    target = _target(source, target, label or str(upscaler.scale), suffix)
+    target = _target(source, target, tag(), suffix)
     if _skip(target, skip_existing, overwrite, quiet):
         return
     _announce(upscaler, quiet or in_batch)
@@ -232,10 +239,11 @@ def scale_to_fit(path: Path, width: int | None, height: int | None) -> float:
     return scale
 
 
-def _target(source: Path, target: Path | None, label: str, suffix: str | None = None) -> Path:
-    """The output: ``target`` when it names a file, else ``NAME_xS.EXT`` beside the source or in
-    the ``target`` folder (``suffix``: the extension to write, by default the source's)."""
-    name = f"{source.stem}_x{label}{source.suffix if suffix is None else suffix}"
+def _target(source: Path, target: Path | None, tag: str, suffix: str | None = None) -> Path:
+    """The output: ``target`` when it names a file, else ``NAME{tag}.EXT`` (``_x4``, ``_w1920``, the
+    user's ``--suffix``) beside the source or in the ``target`` folder (``suffix``: the extension
+    to write, by default the source's)."""
+    name = f"{source.stem}{tag}{source.suffix if suffix is None else suffix}"
     if target is None:
         return source.with_name(name)
     if target.is_dir():
