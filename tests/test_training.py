@@ -238,10 +238,13 @@ def test_config_errors_are_actionable(tmp_path, image_folder):
         load_config(bad)
 
 
-def test_shipped_configs_parse():
+def test_shipped_configs_parse_and_build_their_networks():
+    from sr_filter.training.trainer import build_model
+
     for path in sorted((ROOT / "configs").glob("*.toml")):
         cfg = load_config(path)
         assert cfg.data.train_dirs, path
+        build_model(cfg)  # the settings check and one RGB patch through the network (under a second in all)
 
 
 def test_degradations_are_seeded_and_each_stage_acts():
