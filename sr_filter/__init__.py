@@ -209,16 +209,11 @@ def upscale_file(
         import logging
 
         logging.getLogger(__name__).warning("%s", conflict)
-    if target.exists() and not overwrite:  # before the work, not after it
-        raise OutputExistsError(f"{target} exists; allow overwriting to replace it")
+    atomic.prepare_target(target, overwrite=overwrite)  # before the work, as the command line does
     upscaler = _upscaler(upscaler, preset, model, device=device, precision=precision, tile=tile, offline=offline,
                          backend=backend, tta=tta, denoise=denoise)
     data = upscale_image_file(upscaler, source, out_format=out_format, scale=scale, size=(width, height),
                               quality=quality, progress=progress, name=str(source))
-    try:  # missing folders are made, as the command line makes them
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ImageFormatError(f"cannot create output folder {target.parent}: {exc.strerror}") from None
     atomic.write_atomic(data, target, overwrite=overwrite)
     return target
 

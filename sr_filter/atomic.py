@@ -23,6 +23,18 @@ TEMP_PREFIX = ".srf-"
 TEMP_SUFFIX = ".tmp"
 
 
+def prepare_target(path: str | Path, *, overwrite: bool) -> bool:
+    """Before any work: make ``path``'s missing folders, then :func:`check_target` it (the command
+    line's outputs and ``sr_filter.upscale_file``'s alike)."""
+    folder = Path(path).parent
+    if not folder.is_dir():
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ImageFormatError(f"cannot create output folder {folder}: {exc.strerror}") from None
+    return check_target(path, overwrite=overwrite)
+
+
 def check_target(path: str | Path, *, overwrite: bool) -> bool:
     """Before any work: can ``path`` be written? Returns True for a stream target (a character
     device or FIFO, written through), False for a regular file (written atomically).

@@ -53,6 +53,12 @@ def matches(path: Path, pattern: str) -> bool:
     return fnmatch.fnmatch(path.name, pattern) or fnmatch.fnmatch(path.stem, pattern)
 
 
+def unmatched(patterns: Sequence[str], files: Sequence[Path]) -> list[str]:
+    """The ``patterns`` that match none of ``files``: a typo, which would otherwise measure (or
+    train on) images the user meant to leave out."""
+    return [pattern for pattern in patterns if not any(matches(path, pattern) for path in files)]
+
+
 def select_images(folder: Path, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> list[Path]:
     """The images of ``folder`` whose names match one of ``include`` (all when empty) and none of
     ``exclude`` (fnmatch patterns such as ``src_*``): held-out splits without copying files."""

@@ -88,12 +88,6 @@ def cached_path(entry: ModelEntry) -> Path:
     return cache_dir() / entry.file
 
 
-def is_cached(entry: ModelEntry) -> bool:
-    """Whether the entry's file is on disk with the right size (the hash is checked on use)."""
-    path = cached_path(entry)
-    return path.is_file() and path.stat().st_size == entry.size
-
-
 def cache_state(entry: ModelEntry) -> str:
     """``built-in``, ``cached`` (size and sha256 checked), ``corrupt`` (a wrong file, removed on
     next use) or ``download`` (not on this machine yet)."""

@@ -103,12 +103,12 @@ def eval_cmd(folders: tuple[Path, ...], models: tuple[str, ...], scale: int | No
 def _check_patterns(folders: tuple[Path, ...], include: tuple[str, ...], exclude: tuple[str, ...]) -> None:
     """An --exclude (or --include) pattern that matches no file is a typo, not a choice: the table
     would say "without X" while X was measured."""
-    from ..datasets import list_images, matches
+    from ..datasets import list_images, unmatched
 
     files = [p for folder in folders for p in list_images(folder)]
     for option, patterns in (("--exclude", exclude), ("--include", include)):
-        for pattern in patterns:
-            if not any(matches(p, pattern) for p in files):
-                raise click.BadParameter(f"{pattern!r} matches no image in {', '.join(map(str, folders))}; patterns "
-                                         "match file names or names without the extension, e.g. 'baby*' or 'baby'",
-                                         param_hint=f"'{option}'")
+        missing = unmatched(patterns, files)
+        if missing:
+            raise click.BadParameter(f"{missing[0]!r} matches no image in {', '.join(map(str, folders))}; patterns "
+                                     "match file names or names without the extension, e.g. 'baby*' or 'baby'",
+                                     param_hint=f"'{option}'")

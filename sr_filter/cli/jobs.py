@@ -181,18 +181,11 @@ def check_targets(jobs: list[Job], *, overwrite: bool) -> None:
 
 def check_writable(jobs: list[Job], *, overwrite: bool) -> None:
     """Before any work: every output can be written (kind, existence, name length, folder)."""
-    from ..atomic import check_target
+    from ..atomic import prepare_target
 
     for job in jobs:
-        if job.target is None:
-            continue
-        folder = job.target.parent
-        if not folder.is_dir():
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise ImageFormatError(f"cannot create output folder {folder}: {exc.strerror}") from None
-        check_target(job.target, overwrite=overwrite)
+        if job.target is not None:
+            prepare_target(job.target, overwrite=overwrite)
 
 
 def _same_file(a: Path, b: Path) -> bool:

@@ -83,14 +83,19 @@ def models(as_json: bool, inspect_path: str | None, download: tuple[str, ...], c
 def _cache_usage(manifest) -> dict:
     """What the cache holds: the manifest's downloaded files, and the converted models."""
     from ..backends.ov_cache import default_folder
-    from ..weights import cache_dir
 
-    files = [cache_dir() / e.file for e in manifest.models if not e.packaged]
-    weights = [f.stat().st_size for f in files if f.is_file()]
+    weights = [f.stat().st_size for f in _downloaded_files(manifest)]
     converted = _converted_files(default_folder())
     return {"weights_files": len(weights), "weights_bytes": sum(weights),
             "converted_models": sum(1 for f in converted if f.suffix == ".json"),
             "converted_bytes": sum(f.stat().st_size for f in converted)}
+
+
+def _downloaded_files(manifest) -> list:
+    """The manifest's weights files that are in the cache (the built-in ones are not)."""
+    from ..weights import cached_path
+
+    return [path for path in (cached_path(e) for e in manifest.models if not e.packaged) if path.is_file()]
 
 
 def _converted_files(folder) -> list:
@@ -205,9 +210,7 @@ def _clear_cache(as_json: bool) -> None:
     from ..backends.ov_cache import default_folder
     from ..weights import cache_dir
 
-    manifest = load_manifest()
-    targets = [cache_dir() / e.file for e in manifest.models if not e.packaged]
-    targets = [f for f in targets if f.is_file()] + _converted_files(default_folder())
+    targets = _downloaded_files(load_manifest()) + _converted_files(default_folder())
     removed, size, failed = 0, 0, []
     for path in targets:
         try:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..errors import SrFilterError
-from ..datasets import list_images, matches, read_rgb, select_images
+from ..datasets import list_images, read_rgb, select_images, unmatched
 from ..imageops import imresize, modcrop
 from .config import DataConfig, DegradationConfig
 
@@ -67,7 +67,7 @@ class PatchSampler:
                 everything += list_images(Path(folder))
             except SrFilterError as exc:
                 raise DataError(f"training data: {exc}") from None
-        unused = [p for p in cfg.exclude if not any(matches(f, p) for f in everything)]
+        unused = unmatched(cfg.exclude, everything)
         if unused:  # a typo in a held-out pattern would train on the held-out images
             raise DataError(f"[data] exclude {unused[0]!r} matches no training image; check the pattern "
                             "(it matches whole file names, e.g. 'src_*')")
