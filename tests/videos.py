@@ -198,3 +198,66 @@ def make_y4m(path: Path, *, frames: int = 6, size: tuple[int, int] = (32, 24), p
         for packet in stream.encode():
             out.mux(packet)
     return path
+
+
+def make_sync_clip(path: Path, *, rate: int = 25, frames: int = 50, flash: int = 12, audio_codec: str = "aac",
+                   sample_rate: int = 8000, bframes: int = 2, vfr: bool = False, gop: int | None = None) -> Path:
+    """A black clip whose frame ``flash`` is white, with a 1 kHz beep starting at that frame's
+    time in otherwise silent audio: where a player shows the flash and plays the beep tells
+    whether picture and sound are in sync. ``vfr`` spaces the frames 1, 2 or 3 ticks apart;
+    ``gop`` puts a keyframe every that many frames.
+
+    8 kHz AAC has 128 ms of encoder priming (1024 samples), which mp4 trims with an edit list:
+    the case where a copied audio stream most easily slips against a re-encoded video."""
+    width, height = 32, 24
+    tick = Fraction(1, rate)
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=rate)
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        video.time_base = video.codec_context.time_base = tick
+        video.codec_context.options = {"preset": "ultrafast", "bf": str(bframes)}
+        if gop:
+            video.codec_context.gop_size = gop
+        audio = out.add_stream(audio_codec, rate=sample_rate, layout="mono")
+        pts, flash_at = 0, None
+        for i in range(frames):
+            value = 255 if i == flash else 0
+            frame = av.VideoFrame.from_ndarray(np.full((height, width, 3), value, np.uint8), format="rgb24").reformat(format="yuv420p")
+            frame.pts, frame.time_base = pts, tick
+            flash_at = pts * tick if i == flash else flash_at
+            pts += 1 + i % 3 if vfr else 1
+            for packet in video.encode(frame):
+                out.mux(packet)
+        for packet in video.encode():
+            out.mux(packet)
+        step = audio.codec_context.frame_size or 1024
+        onset, total, done = round(flash_at * sample_rate), round(pts * tick * sample_rate), 0
+        while done < total:
+            index = np.arange(done, done + step)
+            beep = (index >= onset) & (index < onset + sample_rate // 20)
+            samples = np.where(beep, 0.8 * np.sin(2 * np.pi * 1000 * index / sample_rate), 0).astype(np.float32)[None, :]
+            frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+            frame.sample_rate, frame.pts, frame.time_base = sample_rate, done, Fraction(1, sample_rate)
+            for packet in audio.encode(frame):
+                out.mux(packet)
+            done += step
+        for packet in audio.encode():
+            out.mux(packet)
+    return path
+
+
+def flash_and_beep(path: Path) -> tuple[float, float]:
+    """When a player shows the white frame and when the beep starts, in seconds, as FFmpeg
+    decodes them (mp4's edit list and Opus's pre-skip applied)."""
+    flash = beep = None
+    with av.open(str(path)) as container:
+        for frame in container.decode(container.streams.video[0], container.streams.audio[0]):
+            if isinstance(frame, av.VideoFrame):
+                if flash is None and frame.to_ndarray(format="gray").mean() > 128:
+                    flash = float(frame.pts * frame.time_base)
+            elif beep is None:
+                loud = np.nonzero(np.abs(frame.to_ndarray()).max(axis=0) > 0.2)[0]
+                if len(loud):
+                    beep = float(frame.pts * frame.time_base) + loud[0] / frame.sample_rate
+    assert flash is not None and beep is not None, f"{path}: no flash or no beep"
+    return flash, beep

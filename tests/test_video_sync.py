@@ -1,0 +1,76 @@
+"""Picture and sound stay together: a white frame and a beep that start at the same moment in
+the source start at the same moment in the output, through every container that keeps the
+audio, a frame range, variable frame rate and a resumed run's joins.
+
+Audio is copied packet for packet while the video is re-encoded, so a slip would come from
+timestamps: AAC's encoder priming (128 ms at 8 kHz, trimmed by mp4's edit list), B-frames'
+negative decode times, or a shift applied to one stream and not the other.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from sr_filter.errors import CancelledError
+from sr_filter.upscaler import Upscaler
+from sr_filter.video import resume, upscale_video
+
+from .videos import flash_and_beep, make_sync_clip
+
+#: both onsets are found to the sample, so only rounding separates them
+TOLERANCE = 0.002
+
+
+@pytest.fixture(scope="module")
+def upscaler():
+    return Upscaler("sr-cartoon-x4", device="cpu", tile=32)
+
+
+def gap(path) -> float:
+    flash, beep = flash_and_beep(path)
+    return beep - flash
+
+
+SOURCES = {
+    "mp4-aac-8k": dict(name="clip.mp4", audio_codec="aac", sample_rate=8000),
+    "mkv-opus": dict(name="clip.mkv", audio_codec="libopus", sample_rate=48000),
+    "mkv-aac-vfr": dict(name="clip.mkv", audio_codec="aac", sample_rate=8000, vfr=True),
+}
+
+
+def clip(tmp_path, kind, **more):
+    settings = dict(SOURCES[kind])
+    return make_sync_clip(tmp_path / settings.pop("name"), **settings, **more)
+
+
+@pytest.mark.parametrize("kind, output", [
+    ("mp4-aac-8k", "out.mp4"), ("mp4-aac-8k", "out.mkv"), ("mp4-aac-8k", "out.mov"),
+    ("mkv-opus", "out.mkv"), ("mkv-opus", "out.webm"), ("mkv-opus", "out.mp4"),
+    ("mkv-aac-vfr", "out.mp4"), ("mkv-aac-vfr", "out.mkv"),
+])
+def test_the_beep_stays_on_the_flash(tmp_path, upscaler, kind, output):
+    source = clip(tmp_path, kind)
+    assert abs(gap(source)) < TOLERANCE  # the clip itself is in sync
+    upscale_video(source, tmp_path / output, upscaler=upscaler)
+    assert gap(tmp_path / output) == pytest.approx(gap(source), abs=TOLERANCE)
+
+
+@pytest.mark.parametrize("kind", ["mp4-aac-8k", "mkv-aac-vfr"])
+def test_a_frame_range_keeps_sync(tmp_path, upscaler, kind):
+    source = clip(tmp_path, kind)
+    upscale_video(source, tmp_path / "part.mp4", upscaler=upscaler, frames=(5, 40))
+    flash, _ = flash_and_beep(tmp_path / "part.mp4")
+    assert flash < flash_and_beep(source)[0]  # the range starts at its first frame
+    assert gap(tmp_path / "part.mp4") == pytest.approx(gap(source), abs=TOLERANCE)
+
+
+@pytest.mark.parametrize("kind, output", [("mp4-aac-8k", "out.mp4"), ("mkv-aac-vfr", "out.mkv")])
+def test_a_resumed_run_keeps_sync_across_its_joins(tmp_path, upscaler, monkeypatch, kind, output):
+    monkeypatch.setattr(resume, "SEGMENT_FRAMES", 6)  # the flash (frame 12) opens the third segment
+    source = clip(tmp_path, kind, gop=6)
+    target = tmp_path / output
+    with pytest.raises(CancelledError):  # stopped after frame 15, as by Ctrl-C
+        upscale_video(source, target, upscaler=upscaler, resume=True, progress=lambda done, total: done < 15)
+    summary = upscale_video(source, target, upscaler=upscaler, resume=True)
+    assert summary["resumed_at"] == 12
+    assert gap(target) == pytest.approx(gap(source), abs=TOLERANCE)
