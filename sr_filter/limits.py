@@ -43,10 +43,15 @@ def estimate_bytes(width: int, height: int, channels: int, scale: float, itemsiz
 
 def check_fits(
     name: str, width: int, height: int, channels: int, scale: float, itemsize: int = 1, *,
-    model_scale: int = 4, available: int | None = None,
+    model_scale: int = 4, available: int | None = None, decoded: bool = False,
 ) -> None:
-    """Raise :class:`ImageTooLargeError` with the numbers when the upscale would not fit in RAM."""
+    """Raise :class:`ImageTooLargeError` with the numbers when the upscale would not fit in RAM.
+
+    ``decoded``: the pixels are already in memory (an array handed to ``upscale_array``), so the
+    free memory no longer has room for them and they are not counted again."""
     need = estimate_bytes(width, height, channels, scale, itemsize, model_scale)
+    if decoded:
+        need -= width * height * max(1, channels) * itemsize
     have = available_ram() if available is None else available
     if need > have:
         out_w, out_h = max(1, round(width * scale)), max(1, round(height * scale))

@@ -282,7 +282,7 @@ class Upscaler:
         if isinstance(array, np.ndarray) and array.ndim in (2, 3) and array.size:
             # refused with the numbers before any copy, as a file is (it was numpy's MemoryError after the work)
             limits.check_fits("the image", array.shape[1], array.shape[0], 0 if array.ndim == 2 else array.shape[2], scale,
-                              array.dtype.itemsize, model_scale=self.scale)
+                              array.dtype.itemsize, model_scale=self.scale, decoded=True)
         planes = convert.split(array)
         height, width = planes.rgb.shape[-2:]
         out_h, out_w = max(1, round(height * scale)), max(1, round(width * scale))

@@ -514,6 +514,11 @@ def test_too_large_is_refused_from_the_header(set5):
     limits.check_fits("x", 1000, 1000, 3, 4, available=64 << 30)
     with pytest.raises(ImageTooLargeError, match="1000x1000; upscaled x4 it would be 4000x4000"):
         limits.check_fits("x", 1000, 1000, 3, 4, available=256 << 20)
+    # pixels already in memory (an array handed to upscale_array) are not counted a second time
+    need = limits.estimate_bytes(1000, 1000, 3, 4, 2)
+    limits.check_fits("x", 1000, 1000, 3, 4, 2, available=need - 1000 * 1000 * 3 * 2, decoded=True)
+    with pytest.raises(ImageTooLargeError):
+        limits.check_fits("x", 1000, 1000, 3, 4, 2, available=need - 1000 * 1000 * 3 * 2)
 
 
 def test_write_atomic_never_clobbers(tmp_path):
