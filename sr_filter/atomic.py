@@ -82,7 +82,17 @@ def write_atomic(data: bytes, path: str | Path, *, overwrite: bool = False) -> N
     Without ``overwrite`` an existing file is never replaced, even one that appears while writing.
     """
     with open_atomic(path, overwrite=overwrite) as out:
-        out.write(data)
+        write_all(out, data)
+
+
+def write_all(out: BinaryIO, data: bytes | bytearray | memoryview) -> None:
+    """Write every byte of ``data`` to ``out`` or raise. A pipe whose reader leaves mid-write
+    (``| head -c 10``) makes the write return short instead of failing (Python ignores SIGPIPE):
+    a cut-off image had exited 0; writing the rest raises BrokenPipeError."""
+    view = memoryview(data).cast("B")
+    while view:
+        written = out.write(view)
+        view = view[len(view) if written is None else written:]
 
 
 @contextlib.contextmanager

@@ -160,3 +160,19 @@ def test_folder_in_folder_out(tmp_path, small_png):
     assert done.stderr.decode().splitlines()[-1] == "sr-filter: 2 upscaled, 0 skipped, 1 failed"  # the batch ends with its summary
     skipped = run(src, "-o", tmp_path / "out", "--preset", "cartoon", "--skip-existing")
     assert b"skipping 2 existing" in skipped.stderr
+
+
+def test_an_image_cut_off_by_its_reader_is_an_error_not_exit_0(tmp_path):
+    """`sr-filter in.png -o - | head -c 10`: a reader that leaves while the write is under way made
+    that write return short (Python ignores SIGPIPE), and the cut-off image exited 0 without a word.
+    The picture is larger than a pipe's 64 KiB buffer, so the write is waiting when the reader leaves."""
+    source = tmp_path / "noise.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(source)
+    process = subprocess.Popen([sys.executable, "-m", "sr_filter", str(source), "-o", "-", "--format", "bmp",
+                                "-m", "sr-cartoon-x4", "-d", "cpu", "-q"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert process.stdout.read(10).startswith(b"BM")
+    process.stdout.close()
+    err = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 1
+    assert err == f"sr-filter: error: {source}: standard output was closed by the program reading it; the output was cut short\n"

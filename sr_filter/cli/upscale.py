@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ..atomic import is_stream
+from ..atomic import is_stream, write_all
 from ..errors import SrFilterError
 from ..progress import Bars, stderr_is_terminal
 from ..video.command import video_only, video_options, wants_video
@@ -40,6 +40,9 @@ _DEVICE_NAME = re.compile(r"(auto|cpu|mps|cuda(:\d+)?)")
 FORMAT_NAMES = "png|jpg|webp|bmp|tiff|gif"
 
 
+CUT_SHORT = "standard output was closed by the program reading it; the output was cut short"
+
+
 def _closed_stdout_is_one_line(command):
     """The program reading standard output stopped (``| head``): one line and exit 1, where click
     exited 1 without a word."""
@@ -52,7 +55,7 @@ def _closed_stdout_is_one_line(command):
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             from ..errors import ImageFormatError
 
-            raise ImageFormatError("standard output was closed by the program reading it; the output was cut short") from None
+            raise ImageFormatError(CUT_SHORT) from None
     return guarded
 
 
@@ -326,6 +329,8 @@ def _describe_failure(job: Job, exc: BaseException) -> str:
     """One line naming the file, whatever the error."""
     if isinstance(exc, MemoryError):
         text = "ran out of memory; use a smaller --scale or --tile"
+    elif isinstance(exc, BrokenPipeError) and job.target is None:
+        text = CUT_SHORT
     elif isinstance(exc, OSError) and not isinstance(exc, SrFilterError):
         text = exc.strerror or str(exc)
     else:
@@ -349,7 +354,7 @@ def process(upscaler: Upscaler, job: Job, *, scale, size=(None, None), fmt, qual
     data = upscale_image_file(upscaler, source, out_format=out_format, scale=scale, size=size, quality=quality,
                               progress=progress, before_work=announce)
     if job.target is None:
-        sys.stdout.buffer.write(data)
+        write_all(sys.stdout.buffer, data)
         sys.stdout.buffer.flush()
     else:
         job.target.parent.mkdir(parents=True, exist_ok=True)

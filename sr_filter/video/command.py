@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from ..atomic import write_all
 from ..errors import OutputExistsError, SrFilterError, VideoFormatError
 from . import READ_ONLY_SUFFIXES, VIDEO_SUFFIXES
 
@@ -206,7 +207,7 @@ def _animation_to_stdout(source: Path, upscaler, *, fmt, scale, size, quality, f
         raise VideoFormatError(f"an animation can be written as gif, webp or png, not {fmt}")
     _, data = animation.upscale_to_bytes(source, upscaler, out_format, scale=scale, size=size, quality=quality,
                                          frames=frames, before_work=lambda: _announce(upscaler, quiet), name=str(source))
-    sys.stdout.buffer.write(data)
+    write_all(sys.stdout.buffer, data)
     sys.stdout.buffer.flush()
 
 

@@ -16,6 +16,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from ..atomic import write_all
 from ..errors import VideoFormatError
 from . import batches, pipeline
 
@@ -150,10 +151,10 @@ def upscale_y4m(source: BinaryIO, target: BinaryIO, upscaler: Any, scale: float 
     count = [0]
 
     def consume(frames) -> None:
-        target.write(out.encode())
+        write_all(target, out.encode())
         for frame in frames:
-            target.write(b"FRAME\n")
-            target.write(rgb_to_yuv(frame, out, header.height))
+            write_all(target, b"FRAME\n")
+            write_all(target, rgb_to_yuv(frame, out, header.height))
             count[0] += 1
         target.flush()
 
@@ -206,7 +207,7 @@ def upscale_png_stream(source: BinaryIO, target: BinaryIO, upscaler: Any, scale:
 
     def consume(images) -> None:
         for data in images:
-            target.write(data)
+            write_all(target, data)
             count[0] += 1
         target.flush()
 
