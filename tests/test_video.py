@@ -340,6 +340,18 @@ def test_mov_takes_what_its_muxer_writes_and_says_what_it_drops(tmp_path, upscal
     assert leftovers(tmp_path) == []
 
 
+def test_a_stream_the_muxer_refuses_only_in_its_trailer_is_dropped_before_the_work(tmp_path, upscaler):
+    """FFmpeg's mp4 muxer takes a PCM track's header and fails in the trailer ("Invalid argument"):
+    the job used to fail at its very end, every frame upscaled for nothing."""
+    clip = make_clip(tmp_path / "clip.mkv", frames=4, audio_codec="pcm_s16le", audio_layout="stereo")
+    notices: list[str] = []
+    upscale_video(clip, tmp_path / "out.mp4", upscaler=upscaler, notice=notices.append)
+    assert describe(tmp_path / "out.mp4")["others"] == [] and len(describe(tmp_path / "out.mp4")["times"]) == 4
+    assert any("dropped audio stream 1 (pcm_s16le): an .mp4 or .m4v file cannot hold pcm_s16le" in n for n in notices)
+    upscale_video(clip, tmp_path / "out.mov", upscaler=upscaler)  # mov holds it
+    assert describe(tmp_path / "out.mov")["others"] == [("audio", "pcm_s16le")]
+
+
 def _nearest_source_frames(output: Path, source_frames: list[np.ndarray], factor: int) -> list[int]:
     """For each output frame, the index of the source frame it is an upscale of (by its mean-pooled copy)."""
     found = []

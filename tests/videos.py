@@ -51,6 +51,7 @@ def make_clip(
     rate: int = 12,
     audio: int = 1,
     audio_codec: str | None = None,
+    audio_layout: str = "mono",
     subtitles: bool = False,
     attachment: bool = False,
     vfr: bool = False,
@@ -85,7 +86,7 @@ def make_clip(
         tracks = []
         for _ in range(audio):
             name = audio_codec or ("libopus" if path.suffix == ".webm" else "aac")
-            stream = out.add_stream(name, rate=48000 if name == "libopus" else 8000, layout="mono")
+            stream = out.add_stream(name, rate=48000 if name == "libopus" else 8000, layout=audio_layout)
             _tag(stream, (audio_tags or [])[len(tracks)] if len(audio_tags or []) > len(tracks) else {})
             tracks.append(stream)
         subtitle = None
@@ -139,8 +140,10 @@ def _write_tone(out, stream, seconds: float, hz: float) -> None:
     while done < total:
         n = min(step, total - done)
         t = (np.arange(done, done + n) / rate).astype(np.float32)
-        samples = (0.1 * np.sin(2 * np.pi * hz * t)).astype(np.float32)[None, :]
-        frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+        layout = stream.codec_context.layout.name
+        channels = stream.codec_context.channels
+        samples = np.repeat((0.1 * np.sin(2 * np.pi * hz * t)).astype(np.float32)[None, :], channels, axis=0)
+        frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout=layout)
         frame.sample_rate = rate
         frame.pts = done
         frame.time_base = Fraction(1, rate)

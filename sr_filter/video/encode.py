@@ -83,7 +83,7 @@ def even_dimension(value: float) -> int:
 
 
 #: codecs FFmpeg's mov muxer lists as supported but refuses when it writes the header ("vp9 only
-#: supported in MP4"); copied streams are checked by writing a header (:func:`_header_takes`)
+#: supported in MP4"); copied streams are checked by writing a small file (:func:`_header_takes`)
 _MOV_REFUSES = {"vp9", "av1"}
 
 
@@ -99,12 +99,19 @@ def _probe_holds(muxer: str, codec: str) -> bool:
 
 
 def _header_takes(muxer: str, stream: av.stream.Stream) -> bool:
-    """Whether ``muxer`` writes a header with a copy of ``stream`` in it: some muxers list a codec
-    and refuse it only then (mov with Opus or FLAC audio), which would fail a job at its end."""
+    """Whether ``muxer`` writes a whole file with a copy of ``stream``: its header, the stream's
+    first packet and the trailer. Some muxers list a codec and refuse it only in the header (mov
+    with Opus or FLAC audio), others only in the trailer (mp4 with PCM audio: "Invalid argument"),
+    which would fail a job at its end, after all the upscaling."""
     probe = av.open(io.BytesIO(), "w", format=muxer)
     try:
-        probe.add_stream_from_template(stream)
+        copied = probe.add_stream_from_template(stream)
         probe.start_encoding()
+        packet = _first_packet(stream)
+        if packet is not None:
+            packet.stream = copied
+            probe.mux(packet)
+        probe.close()
         return True
     except (av.error.FFmpegError, ValueError):
         return False
@@ -113,6 +120,19 @@ def _header_takes(muxer: str, stream: av.stream.Stream) -> bool:
             probe.close()
         except (av.error.FFmpegError, ValueError):
             pass
+
+
+def _first_packet(stream: av.stream.Stream) -> av.Packet | None:
+    """The first packet of ``stream``, read from its file opened again (the caller's reading
+    position stays as it is); None where it cannot be read."""
+    try:
+        with av.open(stream.container.name) as again:
+            for packet in again.demux(again.streams[stream.index]):
+                if packet.size:
+                    return packet
+    except (av.error.FFmpegError, OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def _a_file(muxer: str) -> str:
