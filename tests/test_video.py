@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 from PIL import Image
@@ -778,3 +779,33 @@ def test_resume_starts_over_when_tta_changes(tmp_path, upscaler, monkeypatch):
     notices: list[str] = []
     summary = upscale_video(clip, target, upscaler=upscaler, resume=True, notice=notices.append)
     assert summary["resumed_at"] == 0 and any("belongs to a different job; starting over" in n for n in notices)
+
+
+@pytest.mark.parametrize("name, codec, kept", [("out.mkv", "h264", True), ("out.mp4", "vp9", True),
+                                                ("out.mkv", "ffv1", False), ("out.webm", "vp9", False)])
+def test_a_non_square_sample_aspect_ratio_is_kept_or_said_lost(tmp_path, upscaler, name, codec, kept):
+    """Matroska, WebM and AVI take the ratio from a stream field PyAV cannot set, so only H.264/HEVC,
+    which carry it in their own bitstream, keep it there: a 4:3-SAR episode in VP9 or FFV1 played
+    squeezed without a word."""
+    from fractions import Fraction
+
+    clip = make_clip(tmp_path / "clip.mkv", frames=3, audio=0)
+    source = tmp_path / "sar.mkv"
+    with av.open(str(clip)) as src, av.open(str(source), "w") as out:  # the same frames, tagged 4:3
+        stream = out.add_stream("libx264", rate=12)
+        stream.width, stream.height, stream.pix_fmt = 32, 24, "yuv420p"
+        stream.codec_context.sample_aspect_ratio = Fraction(4, 3)
+        for frame in src.decode(video=0):
+            frame.pts = None
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    assert describe(source)["sar"] == Fraction(4, 3)
+    notices: list[str] = []
+    upscale_video(source, tmp_path / name, upscaler=upscaler, codec=codec, notice=notices.append)
+    said = [n for n in notices if "sample aspect ratio (4:3)" in n]
+    if kept:
+        assert describe(tmp_path / name)["sar"] == Fraction(4, 3) and not said
+    else:
+        assert describe(tmp_path / name)["sar"] in (None, 1) and len(said) == 1

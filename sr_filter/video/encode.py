@@ -63,10 +63,17 @@ def open_output(path: str, muxer: str) -> av.container.OutputContainer:
 
 def lost_in(muxer: str, codec: str, info: VideoInfo) -> list[str]:
     """What an output container cannot keep of the upscaled video itself, each said as a dropped
-    stream is: an AVI stores no display rotation, and no colour tags, which FFV1 does not carry."""
-    if muxer != "avi":
-        return []
+    stream is: an AVI stores no display rotation, and no colour tags, which FFV1 does not carry;
+    a non-square sample aspect ratio survives in .mkv, .webm and .avi only inside an H.264/HEVC
+    stream (those muxers read it from a stream field PyAV cannot set; mp4/mov write their own box)."""
     lost = []
+    if info.sar and info.sar != 1 and muxer in ("matroska", "webm", "avi") and codec not in ("libx264", "libx265"):
+        family = next((f for f, e in ENCODERS.items() if e[0] == codec), codec)
+        where = "cannot keep it" if muxer == "webm" else "keeps it only in h264 or hevc video"
+        lost.append(f"the sample aspect ratio ({info.sar.numerator}:{info.sar.denominator}): {_a_file(muxer)} written "
+                    f"here {where}, so the {family} video shows with square pixels (.mp4 and .mov keep it)")
+    if muxer != "avi":
+        return lost
     if info.rotation:
         lost.append(f"the display rotation ({info.rotation} degrees): an .avi file cannot store it, so the video "
                     "shows unrotated (.mkv, .mp4 and .mov keep it)")
