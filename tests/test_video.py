@@ -809,3 +809,54 @@ def test_a_non_square_sample_aspect_ratio_is_kept_or_said_lost(tmp_path, upscale
         assert describe(tmp_path / name)["sar"] == Fraction(4, 3) and not said
     else:
         assert describe(tmp_path / name)["sar"] in (None, 1) and len(said) == 1
+
+
+def _with_chapters(clip: Path, target: Path) -> Path:
+    """``clip`` remuxed into ``target`` with three chapters: 0-0.5 s, 0.5-1.5 s, 1.5-2 s."""
+    from fractions import Fraction
+
+    with av.open(str(clip)) as src, av.open(str(target), "w") as out:
+        streams = {s.index: out.add_stream_from_template(s) for s in src.streams}
+        for s in src.streams:
+            streams[s.index].metadata.update(s.metadata)
+        out.set_chapters([{"id": n + 1, "start": a, "end": b, "time_base": Fraction(1, 1000), "metadata": {"title": t}}
+                          for n, (a, b, t) in enumerate([(0, 500, "Intro"), (500, 1500, "Middle"), (1500, 2000, "End")])])
+        for packet in src.demux():
+            if packet.dts is not None:
+                packet.stream = streams[packet.stream.index]
+                out.mux(packet)
+    return target
+
+
+def _chapters(path: Path) -> list[tuple[float, float, str]]:
+    with av.open(str(path)) as container:
+        return [(round(float(c["start"] * c["time_base"]), 3), round(float(c["end"] * c["time_base"]), 3), c["metadata"].get("title"))
+                for c in container.chapters()]
+
+
+@pytest.mark.parametrize("source_name, name, resume", [("in.mkv", "out.mkv", False), ("in.mp4", "out.mp4", False),
+                                                       ("in.mp4", "out.mkv", False), ("in.mkv", "out.mov", True)])
+def test_chapters_are_kept_and_a_frame_range_cuts_them(tmp_path, upscaler, source_name, name, resume):
+    """Chapters were dropped from every output, and an mp4's chapter track was reported as
+    'dropped data stream 2 (unknown)'."""
+    clip = _with_chapters(make_clip(tmp_path / f"clip{Path(source_name).suffix}", frames=24), tmp_path / source_name)  # 2 s
+    assert _chapters(clip) == [(0, 0.5, "Intro"), (0.5, 1.5, "Middle"), (1.5, 2.0, "End")]
+    notices: list[str] = []
+    upscale_video(clip, tmp_path / name, upscaler=upscaler, resume=resume, notice=notices.append)
+    assert _chapters(tmp_path / name) == _chapters(clip) and notices == []
+    upscale_video(clip, tmp_path / f"part{Path(name).suffix}", upscaler=upscaler, frames=(8, 20))  # 0.667-1.667 s
+    assert _chapters(tmp_path / f"part{Path(name).suffix}") == [(0, 0.833, "Middle"), (0.833, 1.0, "End")]
+
+
+def test_track_titles_and_the_video_streams_own_tags_are_kept(tmp_path, upscaler):
+    """mp4/mov read a track title as 'name': it was lost into mp4 and became a NAME tag in mkv; the
+    upscaled stream kept only its language, not its title or flags."""
+    clip = make_clip(tmp_path / "clip.mkv", frames=4, video_tags={"title": "Director cut", "language": "fra"},
+                     audio_tags=[{"title": "Commentary", "language": "eng"}])
+    upscale_video(clip, tmp_path / "out.mp4", upscaler=upscaler)
+    upscale_video(tmp_path / "out.mp4", tmp_path / "back.mkv", upscaler=upscaler)
+    with av.open(str(tmp_path / "back.mkv")) as container:
+        video, audio = container.streams.video[0], container.streams.audio[0]
+        assert video.metadata.get("title") == "Director cut" and video.metadata.get("language") == "fra"
+        assert audio.metadata.get("title") == "Commentary" and audio.metadata.get("language") == "eng"
+        assert video.disposition & av.stream.Disposition.default

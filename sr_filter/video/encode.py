@@ -282,9 +282,9 @@ class Output:
                 context.options = {**context.options, "profile": "4"}  # ProRes 4444: HQ is 4:2:2 only
             if info.rotation:
                 stream.set_display_rotation(info.rotation)
-            if info.metadata.get("language"):
-                stream.metadata["language"] = info.metadata["language"]
+            keep_video_tags(source.streams.video[0], stream)
             self.video = stream
+            self._chapters = source.chapters()
             self._pending: tuple[av.VideoFrame, int | None] | None = None
             self._durations: dict[Fraction, Fraction] = {}  # frame time -> display time, in seconds
             self.streams, self.dropped = copy_streams(self.container, source, muxer, copy)
@@ -292,6 +292,11 @@ class Output:
         except (av.error.FFmpegError, ValueError) as exc:
             self.container.close()
             raise VideoFormatError(f"cannot set up the {family} encoder ({first_line(exc)})") from None
+
+    def keep_chapters(self, shift: Fraction, end: Fraction | None = None) -> None:
+        """The source's chapters, moved ``shift`` seconds earlier and cut at the source time ``end``
+        (a frame range's); set before the header is written: the muxers take no later change."""
+        self.container.set_chapters(chapters_from(self._chapters, shift, None if end is None else end - shift))
 
     def add(self, item: Frame, *, first: int = 0, shift: Fraction = Fraction(0)) -> None:
         """Encode the upscaled ``item`` at its source time moved ``shift`` seconds earlier, or, on a
@@ -425,6 +430,8 @@ def copy_tags(source: av.stream.Stream, target: av.stream.Stream, muxer: str) ->
     """The stream's tags (language, title, ...) and its flags (default, forced, ...) onto its copy.
     In mp4/mov the title also names the track's handler, which is what many players list."""
     tags = {k: v for k, v in source.metadata.items() if k.lower() not in _OWN_TAGS}
+    if "name" in tags and not any(k.lower() == "title" for k in tags):  # mp4/mov read a track's title as 'name'
+        tags["title"] = tags.pop("name")
     if muxer in ("mp4", "mov") and tags.get("title") and "handler_name" not in tags:
         tags["handler_name"] = tags["title"]
     target.metadata.update(tags)
@@ -434,7 +441,37 @@ def copy_tags(source: av.stream.Stream, target: av.stream.Stream, muxer: str) ->
 def copyable(source: av.container.InputContainer) -> set[int]:
     """Indices of the streams to try to copy: everything but the upscaled video stream."""
     video = source.streams.video[0].index
-    return {s.index for s in source.streams if s.index != video and s.type in ("audio", "subtitle", "attachment", "data")}
+    return {s.index for s in source.streams if s.index != video and s.type in ("audio", "subtitle", "attachment", "data")
+            and not (s.type == "data" and s.discard == _DISCARD_ALL)}
+
+
+#: how FFmpeg's mov reader marks the text track that holds an mp4's chapters (read as chapters
+#: instead, and copied as such: it was "dropped data stream 2 (unknown)")
+_DISCARD_ALL = 48
+
+
+def chapters_from(chapters: list[dict], shift: Fraction, end: Fraction | None = None) -> list[dict]:
+    """``chapters`` (PyAV's dicts) moved ``shift`` seconds earlier and cut to [0, ``end``]; those
+    wholly outside go."""
+    kept = []
+    for chapter in chapters:
+        base = chapter["time_base"] or Fraction(1, 1000)
+        start, stop = chapter["start"] * base - shift, chapter["end"] * base - shift
+        if end is not None:
+            stop = min(stop, end)
+        if stop <= 0 or (end is not None and start >= end):
+            continue
+        kept.append({**chapter, "id": len(kept) + 1, "start": round(max(start, Fraction(0)) / base), "end": round(stop / base)})
+    return kept
+
+
+def keep_video_tags(source: av.stream.Stream, target: av.stream.Stream) -> None:
+    """The upscaled stream keeps the source video's language, title and flags (default, ...);
+    its other tags describe the old encoding (encoder, bit rate, Matroska's statistics)."""
+    for key, value in source.metadata.items():
+        if key.lower() in ("language", "title", "name"):  # mp4/mov read a track's title as 'name'
+            target.metadata["title" if key.lower() == "name" else key.lower()] = value
+    target.disposition = source.disposition
 
 
 def _quality_options(family: str, crf: int | None) -> dict[str, str]:

@@ -136,7 +136,8 @@ def check_codec(src: str | Path, dst: str | Path, codec: str | None, crf: int | 
 def _write(container, src: Path, dst: Path, muxer: str, family: str, info: source.VideoInfo, upscaler, scale,
            size: tuple[int, int], *, crf, batch, start, end, overwrite, progress, notice) -> dict:
     expected = (min(end, info.frames) if end else info.frames) - start if info.frames else 0
-    state = {"frames": 0, "output": None, "shift": None, "held": []}
+    state = {"frames": 0, "output": None, "shift": None, "held": [],  # chapters are cut where a range ends
+             "until": source.frame_time(src, end) if end is not None and container.chapters() else None}
     started = time.monotonic()
 
     def produce() -> Iterator[list[Any]]:
@@ -207,6 +208,7 @@ def _encode_frame(item: source.Frame, state: dict, tmp: str, muxer: str, family:
             state["shift"] = Fraction(item.pts * item.time_base)
         else:  # a constant-rate output starts its video at zero: the copied streams move with it
             state["shift"] = source.start_time(container) if info.steady else Fraction(0)
+        state["output"].keep_chapters(state["shift"], state["until"])
         for what in state["output"].dropped:
             notice(f"dropped {what}")
         for packet in state["held"]:

@@ -179,8 +179,7 @@ def join(segments: list[tuple[int, int, Path]], src: Path, tmp: str, muxer: str,
         to_annex_b = _ANNEX_B.get(opened[0].streams.video[0].codec_context.name) if muxer in _ANNEX_B_MUXERS else None
         if to_annex_b:
             video.codec_context.extradata = None  # the parameter sets travel in the packets instead
-        if info.metadata.get("language"):
-            video.metadata["language"] = info.metadata["language"]
+        encode.keep_video_tags(container.streams.video[0], video)
         if info.rotation:
             video.set_display_rotation(info.rotation)
         streams, dropped = encode.copy_streams(out, container, muxer, encode.copyable(container))
@@ -189,6 +188,7 @@ def join(segments: list[tuple[int, int, Path]], src: Path, tmp: str, muxer: str,
         others = (p for p in container.demux([container.streams[i] for i in streams]) if p.size) if streams else iter(())
         shift = source.start_time(container) if info.steady else Fraction(0)  # the video starts at zero there
         others = (p for p in others if encode.moved(p, shift))
+        out.set_chapters(encode.chapters_from(container.chapters(), shift))
         videos = (p for seg in opened for p in _video_packets(seg, to_annex_b))
         if info.steady:
             videos = _in_slots(videos, info.steady)

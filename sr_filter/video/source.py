@@ -258,6 +258,21 @@ def steady_rate(path: str | Path) -> tuple[Fraction, bool]:
     return (len(times) / length).limit_denominator(1001), True
 
 
+def frame_time(path: str | Path, index: int) -> Fraction | None:
+    """Seconds from the file's zero to frame ``index`` (in display order), read from the video
+    packets' timestamps without decoding; None past the last frame."""
+    container = open_video(path)
+    try:
+        video = container.streams.video[0]
+        order = decode_order_only(container)
+        times = sorted(packet_time(p, order) for p in container.demux(video) if p.size and packet_time(p, order) is not None)
+    except av.error.FFmpegError:
+        return None
+    finally:
+        container.close()
+    return Fraction(times[index] * video.time_base) if index < len(times) and video.time_base else None
+
+
 def start_time(container: av.container.InputContainer) -> Fraction:
     """Seconds from the file's zero to its first video frame, as the demuxer states it."""
     video = container.streams.video[0]
