@@ -860,3 +860,12 @@ def test_track_titles_and_the_video_streams_own_tags_are_kept(tmp_path, upscaler
         assert video.metadata.get("title") == "Director cut" and video.metadata.get("language") == "fra"
         assert audio.metadata.get("title") == "Commentary" and audio.metadata.get("language") == "eng"
         assert video.disposition & av.stream.Disposition.default
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_hevc_in_mp4_is_tagged_for_apples_players(tmp_path, upscaler, resume):
+    """FFmpeg tags HEVC in mp4/mov 'hev1' unless told, which QuickTime and iOS do not play."""
+    clip = make_clip(tmp_path / "clip.mp4", frames=4)
+    upscale_video(clip, tmp_path / "out.mp4", upscaler=upscaler, codec="hevc", resume=resume)
+    with av.open(str(tmp_path / "out.mp4")) as container:
+        assert container.streams.video[0].codec_context.codec_tag == "hvc1"

@@ -278,6 +278,7 @@ class Output:
             self.colour.tag(context, info.height)
             context.thread_type = "AUTO"
             context.options = _quality_options(family, crf if crf is not None else default_crf)
+            tag_for_apple(context, family, muxer)
             if family == "prores" and _chroma(self.pix_fmt) == 3:
                 context.options = {**context.options, "profile": "4"}  # ProRes 4444: HQ is 4:2:2 only
             if info.rotation:
@@ -463,6 +464,13 @@ def chapters_from(chapters: list[dict], shift: Fraction, end: Fraction | None = 
             continue
         kept.append({**chapter, "id": len(kept) + 1, "start": round(max(start, Fraction(0)) / base), "end": round(stop / base)})
     return kept
+
+
+def tag_for_apple(context: av.codec.context.CodecContext, family: str, muxer: str) -> None:
+    """HEVC in mp4/mov is tagged 'hvc1' (parameter sets in the sample description), which Apple's
+    players require; FFmpeg's default 'hev1' plays everywhere but there."""
+    if family == "hevc" and muxer in ("mp4", "mov"):
+        context.codec_tag = "hvc1"
 
 
 def keep_video_tags(source: av.stream.Stream, target: av.stream.Stream) -> None:

@@ -170,6 +170,7 @@ def join(segments: list[tuple[int, int, Path]], src: Path, tmp: str, muxer: str,
         except av.codec.codec.UnknownCodecError:  # read by a decoder without an encoder of its name (libdav1d)
             video = out.add_stream_from_template(opened[0].streams.video[0], opaque=True)
         codec = opened[0].streams.video[0].codec_context.name
+        encode.tag_for_apple(video.codec_context, codec, muxer)  # the decoder names HEVC as its family
         info.colour.for_codec(codec).tag(video.codec_context, info.height)  # NUT segments (FFV1) do not carry the colour tags
         if info.steady:  # a constant-rate output: the segments' frames are its ticks
             video.time_base = info.steady
