@@ -30,7 +30,8 @@ _DPI = {"PNG", "JPEG", "TIFF", "BMP"}
 #: GIF's 16-bit fields, BMP's and PNG's signed 32-bit fields, TIFF's 32-bit fields)
 #: pixel bytes beyond which a TIFF must be a BigTIFF (Pillow writes only classic, 32-bit offset TIFF)
 CLASSIC_TIFF_BYTES = 2**32 - 2**25
-MAX_SIDE = {"JPEG": 65500, "WEBP": 16383, "GIF": 65535, "BMP": 2**31 - 1, "PNG": 2**31 - 1, "TIFF": 2**32 - 1}
+#: PNG: libpng's writer refuses sides over its default user limit ("Invalid IHDR data"), below the format's 2**31 - 1
+MAX_SIDE = {"JPEG": 65500, "WEBP": 16383, "GIF": 65535, "BMP": 2**31 - 1, "PNG": 1_000_000, "TIFF": 2**32 - 1}
 
 
 def check_encodable(fmt: str, width: int, height: int) -> None:
@@ -67,7 +68,8 @@ def encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None = None, *, 
     if fmt == "TIFF" and (array.dtype != np.uint8 or array.nbytes > CLASSIC_TIFF_BYTES):
         if array.dtype == np.uint8:
             log.info("the TIFF output is over 4 GiB: writing a BigTIFF (EXIF is not carried)")
-        return tiffio.encode_tiff(array, icc_profile=icc, dpi=dpi, bigtiff=array.nbytes > CLASSIC_TIFF_BYTES)
+        return tiffio.encode_tiff(array, icc_profile=icc, dpi=dpi, bigtiff=array.nbytes > CLASSIC_TIFF_BYTES,
+                                  exif=exif, xmp=meta.xmp)
     if fmt == "PNG":  # libpng for 8 and 16 bits, straight from the array
         deep = array if array.dtype == np.uint8 else _to_uint16(array)
         return png.encode_png(deep, icc_profile=icc, dpi=dpi, exif=exif, text=_png_text(meta))

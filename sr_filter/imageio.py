@@ -28,7 +28,7 @@ from .convert import pil_to_array
 from .device import available_ram
 from .encode import check_encodable, encode_image
 from .errors import ImageFormatError, ImageTooLargeError, first_line
-from .metadata import ImageMeta, orient, read_meta
+from .metadata import ImageMeta, orient, read_meta, upright_xmp
 
 __all__ = [
     "FORMATS", "IMAGE_SUFFIXES", "ImageMeta", "check_encodable", "encode_image", "format_for", "read_image", "write_atomic",
@@ -128,7 +128,8 @@ def _read_tiff(data: bytes, name: str, check: Callable[[sniff.Shape], None]) -> 
             raise ImageFormatError(f"{name} is a TIFF layout this program cannot decode")
         array = _decode(image, name)
     if image is None:  # only tifffile can open it (float colour, many samples): its tags
-        return array, ImageMeta(format="TIFF", icc_profile=tags.icc_profile, dpi=tags.dpi), tags.orientation
+        return array, ImageMeta(format="TIFF", icc_profile=tags.icc_profile, dpi=tags.dpi, exif=tags.exif,
+                                xmp=upright_xmp(tags.xmp)), tags.orientation
     meta, orientation = read_meta(image)
     meta.dpi = tags.dpi  # Pillow says 1x1 DPI for a TIFF without resolution tags
     return array, meta, orientation

@@ -42,6 +42,8 @@ class TiffTags:
     icc_profile: bytes | None = None
     dpi: tuple[float, float] | None = None
     orientation: int = 1
+    exif: bytes | None = None  # descriptive tags only
+    xmp: bytes | None = None
 
 
 def read_tiff(data: bytes, name: str, check: Callable[[tuple[int, int, int, int]], None]) -> tuple[np.ndarray | None, TiffTags | None]:
@@ -92,6 +94,7 @@ def _tags(page: Any) -> TiffTags:
         tags.icc_profile = bytes(icc.value) if icc is not None else None
         tags.orientation = int(orientation.value) if orientation is not None and int(orientation.value) in range(1, 9) else 1
         tags.dpi = _dpi(page.tags)
+        tags.exif, tags.xmp = tiff_exif(page)
     except Exception:  # noqa: BLE001 - metadata is optional; the pixels decide readability
         log.warning("ignoring unreadable TIFF tags")
     return tags
@@ -188,10 +191,20 @@ def _unpremultiply(colour: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(out), 0, top).astype(colour.dtype)
 
 
+#: IFD0 tags of an EXIF block written into a tifffile TIFF: Make, Model, Software, DateTime,
+#: Artist, Copyright (ImageDescription goes through ``description``); all ASCII
+_ASCII_TAGS = (0x010F, 0x0110, 0x0131, 0x0132, 0x013B, 0x8298)
+_XMP_TAG = 700
+
+
 def encode_tiff(
-    array: np.ndarray, *, icc_profile: bytes | None = None, dpi: tuple[float, float] | None = None, bigtiff: bool = False
+    array: np.ndarray, *, icc_profile: bytes | None = None, dpi: tuple[float, float] | None = None, bigtiff: bool = False,
+    exif: bytes | None = None, xmp: bytes | None = None,
 ) -> bytes:
-    """Encode a uint8, uint16 or float32 array as a zlib-compressed (Big)TIFF (alpha as unassociated extra sample)."""
+    """Encode a uint8, uint16 or float32 array as a zlib-compressed (Big)TIFF (alpha as unassociated
+    extra sample), with the descriptive tags of ``exif``'s first directory (maker, date, artist,
+    copyright, description; not its EXIF and GPS sub-directories) and ``xmp``. tifffile's own
+    shape record and software name are left out: they had replaced the user's description."""
     import tifffile
 
     buffer = io.BytesIO()
@@ -203,6 +216,53 @@ def encode_tiff(
         kwargs["resolution"] = (float(dpi[0]), float(dpi[1]))
         kwargs["resolutionunit"] = "INCH"
     extratags = [(34675, 7, len(icc_profile), icc_profile, True)] if icc_profile else []
+    if xmp:
+        extratags.append((_XMP_TAG, 1, len(xmp), xmp, True))
+    fields = _ifd0(exif)
+    extratags += [(tag, 2, 0, fields[tag], True) for tag in _ASCII_TAGS if tag in fields]
     data = array[:, :, 0] if channels == 1 and array.ndim == 3 else array
-    tifffile.imwrite(buffer, data, compression="zlib", extratags=extratags, bigtiff=bigtiff, **kwargs)
+    tifffile.imwrite(buffer, data, compression="zlib", extratags=extratags, bigtiff=bigtiff, metadata=None,
+                     software=False, description=fields.get(0x010E), **kwargs)
     return buffer.getvalue()
+
+
+def _ifd0(exif: bytes | None) -> dict[int, str]:
+    """The ASCII tags of an EXIF block's first directory, as 7-bit text (TIFF's ASCII type)."""
+    if not exif:
+        return {}
+    from PIL import Image
+
+    data = Image.Exif()
+    try:
+        data.load(exif)
+    except Exception:  # noqa: BLE001 - a damaged block: nothing to carry
+        return {}
+    fields = {}
+    for tag in (0x010E, *_ASCII_TAGS):
+        value = data.get(tag)
+        if isinstance(value, bytes):
+            value = value.decode("latin-1")
+        if isinstance(value, str) and value.strip("\0 "):
+            fields[tag] = value.rstrip("\0").encode("ascii", "replace").decode("ascii")
+    return fields
+
+
+def tiff_exif(page: Any) -> tuple[bytes | None, bytes | None]:
+    """The descriptive tags (as an EXIF block) and the XMP of a tifffile page, for a TIFF that only
+    tifffile opens."""
+    from PIL import Image
+
+    from .metadata import _about_layout
+
+    exif = Image.Exif()
+    xmp = None
+    try:
+        for tag in (0x010E, *_ASCII_TAGS):
+            found = page.tags.get(tag)
+            if found is not None and isinstance(found.value, (str, bytes)) and not _about_layout(tag, found.value):
+                exif[tag] = found.value if isinstance(found.value, str) else found.value.decode("latin-1")
+        found = page.tags.get(_XMP_TAG)
+        xmp = bytes(found.value) if found is not None else None
+    except Exception:  # noqa: BLE001 - metadata is optional
+        return None, None
+    return (exif.tobytes() if len(exif) else None), xmp

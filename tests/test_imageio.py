@@ -569,3 +569,31 @@ def test_metadata_too_large_for_a_jpeg_is_left_out_with_a_warning(bird, caplog):
         assert not out.info.get("xmp") and not out.info.get("exif")
         kept = Image.open(io.BytesIO(imageio.encode_image(array, "PNG", meta)))
         assert kept.info.get("xmp") or kept.getexif().get(0x010F) == "camera"
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.float32])
+def test_a_deep_tiff_keeps_its_descriptive_tags_and_xmp_without_tifffiles_own(dtype):
+    """A 16-bit or float TIFF came out with tifffile's shape record as its description and
+    'tifffile.py' as its software, its artist, copyright and XMP gone."""
+    import tifffile
+
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><dc:title>Harbour</dc:title></x:xmpmeta>'
+    pixels = (np.random.default_rng(3).random((6, 8, 3)) * (65535 if dtype == np.uint16 else 1)).astype(dtype)
+    source = io.BytesIO()
+    tifffile.imwrite(source, pixels, photometric="rgb", description="Harbour at dusk", software="Scanner 2.1",
+                     extratags=[(315, 2, 0, "A. Painter", True), (33432, 2, 0, "(c) A. Painter", True), (700, 1, len(xmp), xmp, True)])
+    array, meta = imageio.read_image(source.getvalue())
+    out = imageio.encode_image(np.repeat(np.repeat(array, 2, 0), 2, 1), "TIFF", meta, scale=2)
+    with tifffile.TiffFile(io.BytesIO(out)) as tiff:
+        page = tiff.pages[0]
+        tags = {tag.code: tag.value for tag in page.tags.values()}
+        assert page.dtype == dtype and page.shape == (12, 16, 3)
+    assert tags[270] == "Harbour at dusk" and tags[305] == "Scanner 2.1"
+    assert tags[315] == "A. Painter" and tags[33432] == "(c) A. Painter" and bytes(tags[700]) == xmp
+    # from another format's EXIF: its first directory's descriptive tags
+    exif = Image.Exif()
+    exif[0x010F], exif[0x013B] = "Camera Co", "B. Shooter"
+    deep = imageio.encode_image(np.zeros((4, 4, 3), np.uint16), "TIFF", imageio.ImageMeta(exif=exif.tobytes()))
+    with tifffile.TiffFile(io.BytesIO(deep)) as tiff:
+        tags = {tag.code: tag.value for tag in tiff.pages[0].tags.values()}
+    assert tags[271] == "Camera Co" and tags[315] == "B. Shooter" and 305 not in tags and 270 not in tags

@@ -274,6 +274,9 @@ def test_size_is_checked_once_per_file(fmt, monkeypatch):
 
 
 def test_bmp_file_size_limit_and_bigtiff_beyond_classic_tiff(monkeypatch):
+    imageio.check_encodable("PNG", 1, 1_000_000)
+    with pytest.raises(ImageTooLargeError, match="PNG, which holds at most 1000000 pixels per side"):
+        imageio.check_encodable("PNG", 1, 1_000_001)  # libpng's writer failed with "Invalid IHDR data"
     imageio.check_encodable("BMP", 30000, 30000)  # 2.7 GB
     with pytest.raises(ImageTooLargeError, match="too large for BMP, whose files hold at most 4 GiB"):
         imageio.check_encodable("BMP", 40000, 40000)  # 4.8 GB: Pillow would fail after the work
