@@ -164,7 +164,7 @@ def upscale_animation(src: str | Path, dst: str | Path, upscaler: Any, *, scale:
     the work; ``before_work`` is called just before the first frame is upscaled, ``progress`` with
     (frames done, frames) after each one (returning False stops the work; nothing is written).
     """
-    from .atomic import check_target
+    from .atomic import prepare_target
     from .imageio import write_atomic
     from .upscaler import as_upscaler, check_callback, check_flag
 
@@ -179,7 +179,7 @@ def upscale_animation(src: str | Path, dst: str | Path, upscaler: Any, *, scale:
     fmt = out_format if out_format in HOLDS_ANIMATION else FORMATS.get(dst.suffix.lower())
     if fmt is None:
         raise VideoFormatError(f"{dst}: an animation can be written as {', '.join(FORMATS)}, not {dst.suffix or '(none)'}")
-    check_target(dst, overwrite=overwrite)  # an existing output is refused before the work, not after
+    prepare_target(dst, overwrite=overwrite)  # folders made and an existing output refused before the work, as for images
     animation, data = upscale_to_bytes(src, upscaler, fmt, scale=scale, size=size, quality=quality, frames=frames,
                                        before_work=before_work, progress=progress, name=str(src))
     write_atomic(data, dst, overwrite=overwrite)

@@ -27,7 +27,7 @@ def prepare_target(path: str | Path, *, overwrite: bool) -> bool:
     """Before any work: make ``path``'s missing folders, then :func:`check_target` it (the command
     line's outputs and ``sr_filter.upscale_file``'s alike)."""
     folder = Path(path).parent
-    if not folder.is_dir():
+    if not folder.is_dir() and not folder.exists():  # a file there: check_target says so
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

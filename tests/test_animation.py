@@ -378,6 +378,12 @@ def test_cli_frames_format_and_video_only_options_for_animations(tmp_path):
         assert webp.format == "WEBP" and webp.n_frames == 5
     assert cli("-o", f"{tmp_path}/new/folder/").returncode == 0  # a folder that does not exist yet
     assert len(animation.read_animation(tmp_path / "new" / "folder" / "a_x4.gif").frames) == 5
+    assert cli("-o", tmp_path / "made" / "named.gif").returncode == 0  # a file in a missing folder: made, as for images
+    assert len(animation.read_animation(tmp_path / "made" / "named.gif").frames) == 5
+    animation.upscale_animation(tmp_path / "a.gif", tmp_path / "api" / "b.gif", "sr-cartoon-x4")  # the API too
+    assert len(animation.read_animation(tmp_path / "api" / "b.gif").frames) == 5
+    into_file = cli("-o", tmp_path / "a.gif" / "c.gif")
+    assert into_file.returncode == 1 and into_file.stderr.decode().endswith("a.gif is a file, not a folder; choose another output path\n")
     for args in (["--codec", "hevc"], ["--crf", "20"], ["--resume"]):
         refused = cli("-o", tmp_path / "no.gif", *args)
         err = refused.stderr.decode()

@@ -542,6 +542,9 @@ def test_transport_streams_and_new_output_folders(tmp_path):
     result = run(clip, "-m", MODEL, "-t", "32", "-q", "-o", f"{tmp_path}/made/here/")
     assert result.returncode == 0, result.stderr.decode()
     assert describe(tmp_path / "made" / "here" / "clip_x4.mkv")["size"] == (128, 96)
+    named = run(clip, "-m", MODEL, "-t", "32", "-q", "-o", tmp_path / "also" / "made.mkv")  # a named file in a missing folder
+    assert named.returncode == 0, named.stderr.decode()
+    assert describe(tmp_path / "also" / "made.mkv")["size"] == (128, 96)
 
 
 def _read_back(path: Path) -> tuple:

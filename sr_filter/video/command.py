@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from ..atomic import write_all
+from ..atomic import prepare_target, write_all
 from ..errors import OutputExistsError, SrFilterError, VideoFormatError
 from . import READ_ONLY_SUFFIXES, VIDEO_SUFFIXES
 
@@ -259,8 +259,7 @@ def _skip(target: Path, skip_existing: bool, overwrite: bool, quiet: bool) -> bo
         return True
     if target.exists() and not overwrite:
         raise OutputExistsError(f"{target} exists; use --overwrite to replace it or --skip-existing")
-    if not target.parent.is_dir() and str(target.parent):
-        raise VideoFormatError(f"output folder {target.parent} does not exist")
+    prepare_target(target, overwrite=True)  # its folders made (as for images), and writable; existence is settled above
     return False
 
 
