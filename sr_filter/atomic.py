@@ -11,7 +11,9 @@ through, never replaced.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import socket
 import stat
 import tempfile
 from pathlib import Path
@@ -144,15 +146,16 @@ def replacing(path: str | Path, *, overwrite: bool = True, error: type[SrFilterE
 
 def temp_beside(path: str | Path, *, error: type[SrFilterError] = ImageFormatError, suffix: str = TEMP_SUFFIX) -> Path:
     """A new empty temporary file in ``path``'s folder (so the final rename is atomic), with a short
-    name (``.srf-PID-XXXXXXXX.tmp``: the writer's process id, so what a killed process left can be
-    told from what a live one is writing; see :func:`temp_prefix`) that fits beside any target
-    name. The one temporary-file maker:
+    name (``.srf-PID-HOST-XXXXXXXX.tmp``: the writer's process id and a tag of its machine's name,
+    so what a killed process left can be told from what a live one is writing; see
+    :func:`temp_prefix` and :func:`sweep_orphans`) that fits beside any target name. The one temporary-file maker:
     a folder that is missing or takes no new files is an ``error`` exception."""
     folder = _folder(Path(path))
     if not folder.exists():
         raise error(f"output folder {folder} does not exist")
+    sweep_orphans(folder)
     try:  # a file where the folder should be: "Not a directory"
-        fd, name = tempfile.mkstemp(prefix=temp_prefix(), suffix=suffix, dir=folder)
+        fd, name = tempfile.mkstemp(prefix=temp_prefix() + HOST_TAG + "-", suffix=suffix, dir=folder)
     except OSError as exc:
         raise error(f"cannot write to output folder {folder}: {_reason(exc)}") from None
     os.close(fd)
@@ -162,6 +165,46 @@ def temp_beside(path: str | Path, *, error: type[SrFilterError] = ImageFormatErr
 def temp_prefix(pid: int | None = None) -> str:
     """How the temporary files of process ``pid`` (default: this one) begin."""
     return f"{TEMP_PREFIX}{os.getpid() if pid is None else int(pid)}-"
+
+
+#: six hex digits of this machine's name, in every temporary name: a folder shared between
+#: machines (NFS, a cluster's storage) holds other machines' writers, whose process ids mean
+#: nothing here
+HOST_TAG = hashlib.sha1(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:6]
+_SWEPT: set[str] = set()
+
+
+def sweep_orphans(folder: str | Path, *, again: bool = False) -> int:
+    """Remove the temporary files (``.tmp``, a video's ``.part``) that writers on this machine
+    left in ``folder`` when they were killed (SIGKILL, a power cut): those whose process no longer
+    runs. Done once per folder and process (``again``: once more), when a write there begins, so a
+    hidden, possibly large, file does not stay for good. Returns how many were removed."""
+    key = os.fspath(folder)
+    if key in _SWEPT and not again:
+        return 0
+    _SWEPT.add(key)
+    removed = 0
+    try:
+        leftovers = [e for e in os.scandir(folder) if e.name.startswith(TEMP_PREFIX) and e.name.endswith((TEMP_SUFFIX, ".part"))]
+    except OSError:
+        return 0
+    for entry in leftovers:
+        pid, _, rest = entry.name[len(TEMP_PREFIX):].partition("-")
+        if pid.isdigit() and rest.startswith(HOST_TAG + "-") and not _running(int(pid)):
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+                removed += 1
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
 
 
 def commit(tmp: str | Path, path: str | Path, *, overwrite: bool) -> None:

@@ -307,27 +307,10 @@ def sweep_temporaries(targets: list[str], pids: Iterable[int] = ()) -> int:
 
 
 def sweep_orphans(targets: list[str]) -> int:
-    """Remove, beside these local targets, the temporary files of writers whose process has ended
-    (``.srf-PID-*.tmp`` of a PID that no longer runs): after a signal that ended the local
+    """Remove, beside these local targets, the temporary files of writers on this machine whose
+    process has ended (:func:`atomic.sweep_orphans`): after a signal that ended the local
     cluster's workers with the driver, when Ray can no longer be asked for their ids."""
-    removed = 0
-    prefix = atomic.TEMP_PREFIX
-    for folder in {Path(local_path(t)).parent for t in targets if is_local(t)}:
-        for leftover in folder.glob(f"{glob.escape(prefix)}*.tmp"):
-            pid = leftover.name[len(prefix):].split("-", 1)[0]
-            if pid.isdigit() and not _running(int(pid)):
-                removed += _unlink_all([leftover])
-    return removed
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return sum(atomic.sweep_orphans(folder, again=True) for folder in {Path(local_path(t)).parent for t in targets if is_local(t)})
 
 
 def _unlink_all(paths: Iterable[Path]) -> int:
