@@ -176,3 +176,29 @@ def test_an_image_cut_off_by_its_reader_is_an_error_not_exit_0(tmp_path):
     err = process.stderr.read().decode()
     assert process.wait(timeout=120) == 1
     assert err == f"sr-filter: error: {source}: standard output was closed by the program reading it; the output was cut short\n"
+
+
+def test_a_signal_inside_an_import_is_delivered_after_it(tmp_path, monkeypatch):
+    """SIGHUP raised as an exception inside importlib's lock callback was swallowed there with the
+    import lock held, and the next import waited for ever (a hung process). The handlers see the
+    import machinery in the interrupted frames and send the signal again a moment later."""
+    import signal
+    import time
+
+    from sr_filter.interrupts import deliver_later, in_import
+
+    (tmp_path / "frame_at_import.py").write_text("import sys\nFRAME = sys._getframe()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import frame_at_import
+
+    assert in_import(frame_at_import.FRAME) and not in_import(sys._getframe())
+    seen = []
+    previous = signal.signal(signal.SIGUSR1, lambda signum, frame: seen.append(signum))
+    try:
+        deliver_later(signal.SIGUSR1, delay=0.01)
+        deadline = time.monotonic() + 5
+        while not seen and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert seen == [signal.SIGUSR1]

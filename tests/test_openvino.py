@@ -288,6 +288,56 @@ def test_openvino_telemetry_stays_off(tmp_path):
     assert done.stdout.strip().splitlines() == ["['.bin', '.json', '.xml']", "None"]  # converted, without telemetry
 
 
+def test_the_command_lines_early_load_keeps_telemetry_off():
+    """The CLI loads OpenVINO before the backend does: that import had already started the
+    telemetry, one forked process per run, which printed tracebacks when Ctrl-C reached it."""
+    import subprocess
+
+    from .conftest import ROOT
+
+    script = ("import sys; from sr_filter.cli.startup import load_libraries; load_libraries(openvino=True, torch=False); "
+              "import openvino; print(sys.modules.get('openvino_telemetry'))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=300,
+                          env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0 and done.stdout.strip() == "None", done.stderr[-2000:]
+
+
+def test_sigterm_during_a_conversion_stops_the_run_and_records_no_failure(tmp_path, monkeypatch):
+    """A SIGTERM raised inside the converter (Python code called from C++) came back as a failed
+    conversion: the run went on with torch, exited 0, and the model was recorded as one that cannot
+    be converted, so every later run used torch. Now the signal waits for the block's end."""
+    import os
+    import signal
+    import time
+
+    from sr_filter.backends import openvino as ov_backend
+    from sr_filter.errors import BackendError
+    from sr_filter.interrupts import Terminated
+    from sr_filter.models import load_model
+
+    real = ov_backend.convert
+
+    def signalled(model, ov):  # the signal arrives mid-conversion, inside the C++ converter
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)
+        except BaseException:  # noqa: BLE001 - as the converter does: any Python error is its own failure
+            raise BackendError(f"{model.name} cannot be converted to OpenVINO: Check 'false' failed") from None
+        return real(model, ov)
+
+    def terminated(signum, frame):  # the CLI's handler
+        raise Terminated(signum)
+
+    monkeypatch.setattr(ov_backend, "convert", signalled)
+    previous = signal.signal(signal.SIGTERM, terminated)
+    try:
+        with pytest.raises(Terminated):
+            ov_backend.OpenVinoBackend.from_model(load_model("sr-cartoon-x4"), cache_dir=tmp_path)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".failed")]
+
+
 def test_missing_openvino_is_one_line_saying_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "openvino", None)  # makes `import openvino` fail as if not installed
     with pytest.raises(BackendError, match="pip install openvino") as info:

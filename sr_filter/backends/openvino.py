@@ -46,12 +46,19 @@ _core_instance: Any = None
 NOT_CONVERTED = {"DAT": "OpenVINO's converter crashes on DAT networks"}
 
 
+def without_telemetry() -> None:
+    """Make OpenVINO's importers of its telemetry package fall back to OpenVINO's own stub; called
+    before anything imports openvino (the command line loads it early: every run had forked a
+    process that looked up the analytics service, and printed a traceback when Ctrl-C reached it)."""
+    if "openvino_telemetry" not in sys.modules:
+        sys.modules["openvino_telemetry"] = None
+
+
 def import_openvino() -> Any:
     """The ``openvino`` module, or a BackendError saying how to install it. OpenVINO's usage
     telemetry (a network call to an analytics service on the first conversion) is left out for
     this process, unless something imported it before: sr-filter works offline and says so."""
-    if "openvino_telemetry" not in sys.modules:
-        sys.modules["openvino_telemetry"] = None  # its importers fall back to OpenVINO's own stub
+    without_telemetry()
     try:
         import openvino
     except (ImportError, OSError) as exc:  # OSError: a broken install whose libraries do not load

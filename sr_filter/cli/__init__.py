@@ -13,12 +13,13 @@ import importlib
 import os
 import signal
 import sys
+from types import FrameType
 
 import click
 
 from .. import __version__
 from ..errors import SrFilterError
-from ..interrupts import Terminated
+from ..interrupts import Terminated, deliver_later, in_import
 from .messages import one_line
 from .options import configure_logging
 
@@ -138,7 +139,9 @@ def main(argv: list[str] | None = None) -> None:
             raise
         where = f"{exc.filename}: " if exc.filename else ""
         _fail(one_line(exc, text=f"{where}{exc.strerror or exc}", flags=DefaultGroup.flags), 1)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # finished: a Ctrl-C now must not break the exit
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):  # finished: a signal now must not break the exit (atexit's tracebacks)
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
     if isinstance(code, int) and code:
         sys.exit(code)
 
@@ -168,10 +171,21 @@ def interrupted_exit(line: str, code: int = 130) -> None:
 def _install_signal_handlers() -> None:
     """SIGTERM and SIGHUP raise :class:`Terminated` (Ctrl-C already raises KeyboardInterrupt)."""
 
-    def terminated(signum: int, frame: object) -> None:
+    def terminated(signum: int, frame: FrameType | None) -> None:
+        if in_import(frame):  # raised there it can leave an import lock held: the process hung
+            deliver_later(signum)
+            return
         signal.signal(signum, signal.SIG_DFL)  # a second signal ends the process at once
         raise Terminated(signum)
 
+    def interrupted(signum: int, frame: FrameType | None) -> None:
+        if in_import(frame):
+            deliver_later(signum)
+            return
+        raise KeyboardInterrupt
+
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # an ignored Ctrl-C stays ignored
+        signal.signal(signal.SIGINT, interrupted)
     for name in ("SIGTERM", "SIGHUP"):
         number = getattr(signal, name, None)
         if number is not None and signal.getsignal(number) is not signal.SIG_IGN:  # nohup keeps SIGHUP ignored

@@ -25,6 +25,10 @@ def load_libraries(*, openvino: bool, torch: bool = True) -> None:
     """Import the compiled libraries the work will use, with Ctrl-C held back while they load."""
     skipped = {name for name, wanted in (("torch", torch), ("openvino", openvino)) if not wanted}
     names = [name for name in LIBRARIES if name not in skipped]
+    if "openvino" in names:
+        from ..backends.openvino import without_telemetry
+
+        without_telemetry()
     with interrupts_held():
         for name in names:
             if importlib.util.find_spec(name.split(".")[0]) is not None:
