@@ -47,6 +47,7 @@ def upscale_image_file(
     """
     from . import animation, imageio
 
+    scale = None if scale is None else upscaler.check_scale(scale)  # NaN or inf had reached the memory estimate
     animated = animation.animated_format(source) if isinstance(source, (str, Path, bytes)) else None
     if animated is not None:
         fmt = out_format or same_format(animated)

@@ -8,6 +8,8 @@ never needs the torch network never imports torch.
 
 from __future__ import annotations
 
+import os
+
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -185,7 +187,7 @@ def resolve(spec: str | None = None, *, offline: bool | None = None, manifest: M
     if not spec:
         raise UnknownModelError("the model name is empty; give a preset, a model name or a weights file (None: the default)")
     if is_path_spec(spec) and not is_known_name(spec, manifest):
-        path = _existing(Path(spec).expanduser())
+        path = _existing(Path(os.path.expanduser(spec)))
         return ModelRef(file_label(path), path)
     entries = candidates(spec, manifest)
     is_preset = spec.lower() in manifest.presets

@@ -51,7 +51,10 @@ def cache_dir() -> Path:
     """Where downloaded weights live; not created here (only when a download starts)."""
     env = env_text(ENV_CACHE)
     if env:  # absolute: a relative folder would be another cache in every working directory
-        return Path(os.path.abspath(Path(env).expanduser()))
+        expanded = os.path.expanduser(env)
+        if expanded.startswith("~"):  # ~user of no such user (pathlib raised RuntimeError: a traceback)
+            raise DownloadSettingError(f"{ENV_CACHE}={env!r}: {expanded.split(os.sep)[0]} names no user here; set a folder")
+        return Path(os.path.abspath(expanded))
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("sr-filter", appauthor=False)) / "weights"

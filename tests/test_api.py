@@ -371,7 +371,9 @@ def test_upscale_file_writes_what_the_cli_writes_and_keeps_sixteen_bits(tmp_path
     # options the ready upscaler has its own of were dropped; sizes and qualities the CLI refuses were taken
     for bad, words in (({"tta": True}, "tta is set on the Upscaler"), ({"width": 0}, "width must be a whole number"),
                        ({"width": True}, "width must be"), ({"height": "100"}, "height must be"),
-                       ({"quality": 500}, "quality must be a whole number from 1 to 100")):
+                       ({"quality": 500}, "quality must be a whole number from 1 to 100"),
+                       ({"scale": float("nan")}, "scale must be greater than 0"),  # was numpy's ValueError
+                       ({"scale": float("inf")}, "scale must be greater than 0")):  # was OverflowError
         with pytest.raises(SrFilterError, match=words):
             sr_filter.upscale_file(tmp_path / "deep.png", tmp_path / "z.png", upscaler=cartoon, **bad)
     with pytest.raises(SrFilterError, match="is a folder; name the output file"):

@@ -11,7 +11,7 @@ import textwrap
 import pytest
 import torch
 
-from sr_filter.errors import ChecksumError, DownloadError, WeightsFormatError
+from sr_filter.errors import ChecksumError, DownloadError, SrFilterError, WeightsFormatError
 from sr_filter.manifest import load_manifest
 from sr_filter.models import load_model
 from sr_filter.weights import cache_dir, fetch, file_sha256, load_state_dict
@@ -179,3 +179,10 @@ def test_mismatched_entry_settings_are_reported(tmp_path):
 
 def test_cache_dir_env_override(isolated_cache):
     assert cache_dir() == isolated_cache
+
+
+def test_a_cache_dir_of_an_unknown_users_home_is_one_line(monkeypatch):
+    """pathlib raised RuntimeError ("Could not determine home directory"): a traceback."""
+    monkeypatch.setenv("SR_FILTER_CACHE_DIR", "~no-such-user-here/x")
+    with pytest.raises(SrFilterError, match="SR_FILTER_CACHE_DIR='~no-such-user-here/x': ~no-such-user-here names no user here"):
+        cache_dir()

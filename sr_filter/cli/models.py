@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import json
 
 import click
@@ -153,7 +155,7 @@ def _contents(spec: str) -> str:
     try:
         from ..community import read_state
 
-        state = read_state(Path(spec).expanduser())
+        state = read_state(Path(os.path.expanduser(spec)))
     except (SrFilterError, OSError, ValueError):
         return ""
     keys = list(state)

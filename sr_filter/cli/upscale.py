@@ -271,8 +271,8 @@ def _cluster_model(model: str | None) -> str | None:
     """A weights file named relative to this folder, as an absolute path: the workers run elsewhere.
     Only what names a file (a weights suffix or a folder part); names of presets and models stay."""
     looks_like_file = model and (model.lower().endswith((".pth", ".pt", ".ckpt", ".safetensors")) or "/" in model)
-    if looks_like_file and Path(model).expanduser().is_file():
-        return str(Path(model).expanduser().resolve())
+    if looks_like_file and Path(os.path.expanduser(model)).is_file():
+        return str(Path(os.path.expanduser(model)).resolve())
     return model
 
 

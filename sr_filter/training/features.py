@@ -8,6 +8,8 @@ The weights are fetched on first use through the filter's own checked download c
 
 from __future__ import annotations
 
+import os
+
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -148,7 +150,7 @@ def resolve_weights(net: str, path: str = "", sha256: str = "") -> Path:
 
     pub = PUBLISHED[net]
     if path:
-        p = Path(path).expanduser()
+        p = Path(os.path.expanduser(path))
         if not p.is_file():
             raise DownloadError(f"feature weights file {p} does not exist")
         digest = hashlib.sha256(p.read_bytes()).hexdigest()
