@@ -872,3 +872,57 @@ def test_hevc_in_mp4_is_tagged_for_apples_players(tmp_path, upscaler, resume):
     upscale_video(clip, tmp_path / "out.mp4", upscaler=upscaler, codec="hevc", resume=resume)
     with av.open(str(tmp_path / "out.mp4")) as container:
         assert container.streams.video[0].codec_context.codec_tag == "hvc1"
+
+
+def test_damaged_resume_state_is_redone_not_a_traceback_or_a_failure_on_every_rerun(tmp_path, upscaler, monkeypatch):
+    """An empty or garbled job.json gave a JSONDecodeError traceback; a segment cut short made every
+    rerun fail at the join ('Invalid data found'); a file in the parts folder's place said 'File exists'."""
+    from sr_filter.errors import CancelledError
+    from sr_filter.video import resume
+
+    monkeypatch.setattr(resume, "SEGMENT_FRAMES", 6)
+    clip = make_clip(tmp_path / "clip.mkv", frames=24, gop=6, audio=1)
+    target = tmp_path / "out.mkv"
+    parts = resume.parts_folder(target)
+
+    def stopped_at_15():
+        with pytest.raises(CancelledError):
+            upscale_video(clip, target, upscaler=upscaler, resume=True, progress=lambda done, total: done < 15)
+        return resume.finished(parts)
+
+    for damage in ("", "{garbage"):
+        assert len(stopped_at_15()) == 2
+        (parts / "job.json").write_text(damage)
+        notices: list[str] = []
+        summary = upscale_video(clip, target, upscaler=upscaler, resume=True, notice=notices.append)
+        assert summary["resumed_at"] == 0 and any("job.json is damaged; starting over" in n for n in notices)
+        assert len(describe(target)["times"]) == 24 and not parts.exists()
+        target.unlink()
+    segments = stopped_at_15()
+    with open(segments[1][2], "r+b") as cut:  # the second finished segment cut short
+        cut.truncate(300)
+    notices = []
+    summary = upscale_video(clip, target, upscaler=upscaler, resume=True, notice=notices.append)
+    assert summary["resumed_at"] == 6 and any(f"{segments[1][2].name} is damaged; redoing the video from frame 6" in n for n in notices)
+    assert describe(target)["times"] == pytest.approx(describe(clip)["times"])
+    target.unlink()
+    parts.write_text("not a folder")
+    with pytest.raises(VideoFormatError, match="is a file where --resume keeps its segments"):
+        upscale_video(clip, target, upscaler=upscaler, resume=True)
+
+
+def test_a_whole_run_removes_the_segments_an_unresumed_run_left(tmp_path, upscaler, monkeypatch):
+    """Stopped with --resume and then run without it, the job left its hidden segments for good."""
+    from sr_filter.errors import CancelledError
+    from sr_filter.video import resume
+
+    monkeypatch.setattr(resume, "SEGMENT_FRAMES", 6)
+    clip = make_clip(tmp_path / "clip.mkv", frames=24, gop=6, audio=0)
+    target = tmp_path / "out.mkv"
+    with pytest.raises(CancelledError):
+        upscale_video(clip, target, upscaler=upscaler, resume=True, progress=lambda done, total: done < 15)
+    assert resume.parts_folder(target).is_dir()
+    notices: list[str] = []
+    upscale_video(clip, target, upscaler=upscaler, notice=notices.append)
+    assert not resume.parts_folder(target).exists() and sorted(p.name for p in tmp_path.iterdir()) == ["clip.mkv", "out.mkv"]
+    assert any("the segments of an earlier --resume run of out.mkv" in n for n in notices)

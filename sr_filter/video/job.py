@@ -105,9 +105,11 @@ def upscale_video(
         if resume:
             return _write_resumable(container, src, dst, muxer, family, info, upscaler, scale, (width, height),
                                     crf=crf, batch=batch, overwrite=overwrite, progress=progress, notice=notice)
-        return _write(container, src, dst, muxer, family, info, upscaler, scale, (width, height),
-                      crf=crf, batch=batch, start=start, end=end, overwrite=overwrite, progress=progress,
-                      notice=notice)
+        summary = _write(container, src, dst, muxer, family, info, upscaler, scale, (width, height),
+                         crf=crf, batch=batch, start=start, end=end, overwrite=overwrite, progress=progress,
+                         notice=notice)
+        _drop_stale_parts(dst, notice)
+        return summary
     finally:
         container.close()
 
@@ -174,6 +176,17 @@ def _write(container, src: Path, dst: Path, muxer: str, family: str, info: sourc
     dropped = state["output"].dropped
     return {"frames": state["frames"], "seconds": time.monotonic() - started, "codec": family,
             "pix_fmt": state["output"].pix_fmt, "dropped": dropped, "path": str(dst)}
+
+
+def _drop_stale_parts(dst: Path, notice) -> None:
+    """An earlier --resume run of this output, stopped and not resumed, left its segments in a
+    hidden folder (gigabytes for a long video) that nothing removed: ``dst`` is complete now."""
+    from . import resume
+
+    parts = resume.parts_folder(dst)
+    if parts.is_dir() and (parts / "job.json").exists():
+        shutil.rmtree(parts, ignore_errors=True)
+        notice(f"removed {parts}, the segments of an earlier --resume run of {dst.name}, now written whole")
 
 
 def _write_resumable(container, src: Path, dst: Path, muxer: str, family: str, info, upscaler, scale, size, *,

@@ -32,20 +32,38 @@ def parts_folder(dst: Path) -> Path:
     return dst.parent / f".{dst.name}.parts"
 
 
-def finished(parts: Path) -> list[tuple[int, int, Path]]:
-    """(first frame, end frame, file) of the finished segments, in order and without gaps."""
+def finished(parts: Path, *, check: bool = False, notice=None) -> list[tuple[int, int, Path]]:
+    """(first frame, end frame, file) of the finished segments, in order and without gaps. With
+    ``check`` each one is read back (its video packets counted): a damaged one (a disk error, a
+    file cut short) and those after it are removed and redone, said through ``notice``; every
+    rerun had failed at the join."""
     found = []
     for path in parts.glob("seg-*-*.seg"):
         _, first, end = path.stem.split("-")
-        found.append((int(first), int(end), path))
+        if first.isdigit() and end.isdigit():
+            found.append((int(first), int(end), path))
     found.sort()
     kept, expect = [], 0
     for first, end, path in found:
-        if first != expect:
+        if first != expect or (check and not _whole(path, end - first)):
+            if check:
+                if notice is not None and first == expect:
+                    notice(f"finished segment {path.name} is damaged; redoing the video from frame {first}")
+                for *_, later in found[len(kept):]:
+                    later.unlink(missing_ok=True)
             break
         kept.append((first, end, path))
         expect = end
     return kept
+
+
+def _whole(path: Path, frames: int) -> bool:
+    """Whether a segment file reads back with ``frames`` video packets."""
+    try:
+        with av.open(str(path)) as segment:
+            return sum(1 for p in segment.demux(segment.streams.video[0]) if p.size) == frames
+    except (av.error.FFmpegError, IndexError, OSError, ValueError):
+        return False
 
 
 def run(container, src: Path, dst: Path, tmp: str, muxer: str, family: str, info: source.VideoInfo, upscaler: Any,
@@ -54,18 +72,24 @@ def run(container, src: Path, dst: Path, tmp: str, muxer: str, family: str, info
     """Upscale into segments (skipping finished ones), then join them into ``tmp``."""
     segment_frames = segment_frames or SEGMENT_FRAMES
     parts = parts_folder(dst)
+    if parts.exists() and not parts.is_dir():
+        raise VideoFormatError(f"{parts} is a file where --resume keeps its segments; move it away or run without --resume")
     parts.mkdir(exist_ok=True)
     stat = src.stat()
     job = {"source": str(src.resolve()), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns, "model": upscaler.name,
            "scale": scale, "codec": family, "crf": crf, "size": list(size), "segment_frames": segment_frames,
            "tta": getattr(getattr(upscaler, "backend", None), "name", "").endswith("+tta")}  # no mixing of TTA settings
     manifest = parts / "job.json"
-    if manifest.exists() and json.loads(manifest.read_text()) != job:
-        notice(f"{parts} belongs to a different job; starting over")
+    recorded = _recorded(manifest)
+    if recorded != job and (recorded is not None or any(parts.glob("seg-*"))):
+        notice(f"{parts} belongs to a different job; starting over" if recorded else f"{manifest} is damaged; starting over")
         shutil.rmtree(parts)
         parts.mkdir()
-    manifest.write_text(json.dumps(job))
-    done = finished(parts)
+    if recorded != job:  # written whole or not at all: a crash mid-write had left it empty (a traceback)
+        writing = parts / "job.json.tmp"
+        writing.write_text(json.dumps(job))
+        os.replace(writing, manifest)
+    done = finished(parts, check=True, notice=notice)
     resume_at = done[-1][1] if done else 0
     if resume_at:
         notice(f"resuming at frame {resume_at}: {len(done)} finished segment(s) kept")
@@ -88,6 +112,15 @@ def run(container, src: Path, dst: Path, tmp: str, muxer: str, family: str, info
     total = segments[-1][1]
     return {"frames": total, "resumed_at": resume_at, "codec": family, "pix_fmt": encode.choose_pix_fmt(info.pix_fmt, encode.ENCODERS[family][0]),
             "dropped": dropped, "parts": parts}
+
+
+def _recorded(manifest: Path) -> dict | None:
+    """The job a parts folder records; None when it has none or it cannot be read."""
+    try:
+        found = json.loads(manifest.read_text())
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) else None
 
 
 class Cuts:
