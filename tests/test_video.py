@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -926,3 +927,19 @@ def test_a_whole_run_removes_the_segments_an_unresumed_run_left(tmp_path, upscal
     upscale_video(clip, target, upscaler=upscaler, notice=notices.append)
     assert not resume.parts_folder(target).exists() and sorted(p.name for p in tmp_path.iterdir()) == ["clip.mkv", "out.mkv"]
     assert any("the segments of an earlier --resume run of out.mkv" in n for n in notices)
+
+
+def test_a_video_to_a_pipe_or_device_is_refused_and_the_pipe_never_replaced(tmp_path, upscaler):
+    """--overwrite replaced a named pipe with a regular file (its reader got nothing), and
+    -o /dev/null said 'unknown video container (none)'."""
+    clip = make_clip(tmp_path / "clip.mp4", frames=4, audio=0)
+    fifo = tmp_path / "pipe.mkv"
+    os.mkfifo(fifo)
+    for args in ([], ["--overwrite"]):
+        result = run(clip, "-m", MODEL, "-t", "32", "-o", fifo, *args)
+        err = result.stderr.decode()
+        assert result.returncode == 1 and err.count("\n") == 1 and "is a pipe or device; a video is written to a file" in err, err
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    assert "is a pipe or device" in run(clip, "-m", MODEL, "-o", "/dev/null").stderr.decode()
+    with pytest.raises(VideoFormatError, match="is a pipe or device"):
+        upscale_video(clip, fifo, upscaler=upscaler, overwrite=True)

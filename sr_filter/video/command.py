@@ -165,7 +165,9 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
                                "container its -o name gives (.mp4, .mkv, .webm, .mov, .avi)")
     if target is not None and not target.is_dir():  # an output name no container has: before the model loads
         from .encode import container_for
+        from .job import refuse_stream
 
+        refuse_stream(target)
         container_for(target)
     if any(size):
         scale = scale_to_fit(source, *size)

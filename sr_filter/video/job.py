@@ -14,7 +14,7 @@ from typing import Any, BinaryIO
 
 import av
 
-from ..atomic import open_atomic, replacing
+from ..atomic import is_stream, open_atomic, replacing
 from ..errors import OutputExistsError, OutputIsInputError, VideoFormatError
 from ..frames import parse_range
 from . import batches, encode, pipeline, source
@@ -74,6 +74,7 @@ def upscale_video(
             raise VideoFormatError("give either a ready upscaler or a model, not both")
         upscaler = as_upscaler(upscaler)
     src, dst = Path(src), Path(dst)
+    refuse_stream(dst)
     muxer = encode.container_for(dst)
     start, end = parse_range(frames)
     batch = batches.check_batch(batch)
@@ -176,6 +177,14 @@ def _write(container, src: Path, dst: Path, muxer: str, family: str, info: sourc
     dropped = state["output"].dropped
     return {"frames": state["frames"], "seconds": time.monotonic() - started, "codec": family,
             "pix_fmt": state["output"].pix_fmt, "dropped": dropped, "path": str(dst)}
+
+
+def refuse_stream(dst: Path) -> None:
+    """A video goes to a regular file: its container is finished by seeking back. A named pipe had
+    been replaced by a file under --overwrite, and /dev/null was an "unknown video container"."""
+    if is_stream(dst):
+        raise VideoFormatError(f"{dst} is a pipe or device; a video is written to a file (its container is finished by "
+                               "seeking back): name a file, or send frames down a pipe with --format y4m")
 
 
 def _drop_stale_parts(dst: Path, notice) -> None:
