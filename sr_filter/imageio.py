@@ -46,8 +46,12 @@ FORMATS = {
     ".tiff": "TIFF",
     ".gif": "GIF",
 }
-#: the file suffixes this program reads (and writes), lower case with the dot
-IMAGE_SUFFIXES = tuple(FORMATS)
+#: other names of those formats, read and written (not --format values): an APNG, JPEG's older suffixes
+ALIASES = {".apng": "PNG", ".jfif": "JPEG", ".jpe": "JPEG"}
+#: read only: a camera's multi-picture JPEG (its first picture is upscaled, written as a plain JPEG)
+READ_ONLY = {".mpo": "JPEG"}
+#: the file suffixes this program reads, lower case with the dot (a folder batch takes these)
+IMAGE_SUFFIXES = (*FORMATS, *ALIASES, *READ_ONLY)
 
 
 # -- reading ---------------------------------------------------------------------------------
@@ -241,6 +245,8 @@ def format_for(path: str | Path, explicit: str | None = None) -> str:
             raise ImageFormatError(f"unknown format {explicit!r}; use one of {', '.join(sorted({k[1:] for k in FORMATS}))}")
         return fmt
     suffix = Path(path).suffix.lower()
+    if suffix in ALIASES:
+        return ALIASES[suffix]
     if suffix not in FORMATS:
         folder = f" (or {Path(path).name}/ for a folder)" if not suffix and Path(path).name else ""
         raise ImageFormatError(

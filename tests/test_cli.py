@@ -202,3 +202,22 @@ def test_a_signal_inside_an_import_is_delivered_after_it(tmp_path, monkeypatch):
     finally:
         signal.signal(signal.SIGUSR1, previous)
     assert seen == [signal.SIGUSR1]
+
+
+def test_running_the_command_line_in_process_leaves_the_callers_signals_usable(capsys):
+    """A finished run ignores stop signals for its own exit; called in-process (main([...])) it had
+    left SIGTERM and SIGHUP ignored in the caller, and so in every child it started afterwards."""
+    import signal
+
+    from sr_filter.cli import main
+
+    saved = {n: signal.getsignal(n) for n in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        try:
+            main(["models"])
+        except SystemExit as exc:
+            assert exc.code in (0, None)
+        assert all(signal.getsignal(n) is not signal.SIG_IGN for n in saved)
+    finally:
+        for number, handler in saved.items():
+            signal.signal(number, handler)

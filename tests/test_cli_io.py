@@ -294,3 +294,25 @@ def test_no_image_data_from_or_to_a_terminal():
         os.close(leader)
         os.close(follower)
     assert done.returncode == 2 and b"standard input, which is a terminal" in done.stderr and done.stdout == b""
+
+
+def test_a_folder_batch_takes_apng_jfif_and_mpo_files(tmp_path):
+    """A folder's .apng, .jfif and .mpo files were skipped without a word ('1 upscaled'), though
+    each one alone was upscaled; -o NAME.apng is a PNG output."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    frames = [Image.new("RGB", (12, 8), (60 * i, 90, 30)) for i in range(3)]
+    frames[0].save(folder / "moving.apng", format="PNG", save_all=True, append_images=frames[1:], duration=100)
+    Image.new("RGB", (12, 8), (10, 200, 30)).save(folder / "old.jfif", format="JPEG")
+    Image.new("RGB", (12, 8), (10, 20, 230)).save(folder / "camera.mpo", format="JPEG")
+    Image.new("RGB", (12, 8), (200, 20, 30)).save(folder / "plain.png")
+    result = run(folder, "-m", "sr-cartoon-x4", "-o", tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    assert b"4 upscaled" in result.stderr
+    with Image.open(tmp_path / "out" / "moving.apng") as moving:
+        assert moving.format == "PNG" and moving.n_frames == 3 and moving.size == (48, 32)
+    with Image.open(tmp_path / "out" / "old.jfif") as old, Image.open(tmp_path / "out" / "camera.jpg") as camera:
+        assert old.format == camera.format == "JPEG"
+    assert run(tmp_path / "out" / "plain.png", "-m", "sr-cartoon-x4", "-o", tmp_path / "still.apng").returncode == 0
+    with Image.open(tmp_path / "still.apng") as still:
+        assert still.format == "PNG"

@@ -139,7 +139,10 @@ def main(argv: list[str] | None = None) -> None:
             raise
         where = f"{exc.filename}: " if exc.filename else ""
         _fail(one_line(exc, text=f"{where}{exc.strerror or exc}", flags=DefaultGroup.flags), 1)
-    for name in ("SIGINT", "SIGTERM", "SIGHUP"):  # finished: a signal now must not break the exit (atexit's tracebacks)
+    # finished: a signal now must not break the exit (atexit's tracebacks, 143 after a complete output);
+    # only as the program (no argv given): a caller in the same process keeps its signals, and its
+    # children with them (an ignored signal is inherited)
+    for name in ("SIGINT", "SIGTERM", "SIGHUP") if argv is None else ():
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), signal.SIG_IGN)
     if isinstance(code, int) and code:

@@ -91,7 +91,7 @@ def plan_jobs(inputs: list[str], output: str | None, suffix: str, fmt: str | Non
         if path.is_dir():
             nested = out_dir.resolve() != path.resolve() and _inside(out_dir, path)
             found = len(jobs)
-            for file in sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in imageio.FORMATS):
+            for file in sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in imageio.IMAGE_SUFFIXES):
                 if nested and _inside(file, out_dir):
                     continue  # earlier outputs in an output folder nested inside the input folder
                 jobs.append(Job(file, out_dir / _renamed(file.relative_to(path), fmt, batch_suffix)))
@@ -152,7 +152,7 @@ def _names_folder(output: str) -> bool:
 def _check_image_suffix(source: Path) -> None:
     from .. import imageio
 
-    if source.suffix.lower() not in imageio.FORMATS:
+    if source.suffix.lower() not in imageio.IMAGE_SUFFIXES:
         raise ImageFormatError(f"{source} is not a supported image ({_suffixes()}); to read it anyway, "
                                "name the output with -o or --format")
 
@@ -160,7 +160,7 @@ def _check_image_suffix(source: Path) -> None:
 def _suffixes() -> str:
     from .. import imageio
 
-    return ", ".join(sorted({k[1:] for k in imageio.FORMATS}))
+    return ", ".join(sorted({k[1:] for k in imageio.IMAGE_SUFFIXES}))
 
 
 def check_targets(jobs: list[Job], *, overwrite: bool) -> None:
@@ -205,10 +205,17 @@ def _inside(path: Path, folder: Path) -> bool:
 
 def default_output(source: Path, suffix: str, fmt: str | None) -> Path:
     """``photo.jpg`` -> ``photo_x4.jpg`` (``suffix`` is ``_x4``, ``_x1.5``, ``_w1920`` or the user's)."""
-    extension = "." + fmt.lower().lstrip(".") if fmt else (source.suffix or ".png")
+    extension = "." + fmt.lower().lstrip(".") if fmt else _written_suffix(source.suffix or ".png")
     return source.with_name(f"{source.stem}{suffix}{extension}")
 
 
 def _renamed(relative: Path, fmt: str | None, suffix: str = "") -> Path:
-    extension = "." + fmt.lower().lstrip(".") if fmt else relative.suffix
+    extension = "." + fmt.lower().lstrip(".") if fmt else _written_suffix(relative.suffix)
     return relative.with_name(f"{relative.stem}{suffix}{extension}")
+
+
+def _written_suffix(suffix: str) -> str:
+    """The output suffix for an input's: a read-only one (a camera's .mpo) is written as .jpg."""
+    from .. import imageio
+
+    return ".jpg" if suffix.lower() in imageio.READ_ONLY else suffix

@@ -153,12 +153,12 @@ def list_tasks(inputs: list[str], output: str, fmt: str | None = None) -> list[T
             raise ImageFormatError(f"cannot list {item}: {_first(exc)}") from None
         found = [
             (p, rel) for p, rel in found
-            if PurePosixPath(p).suffix.lower() in imageio.FORMATS
+            if PurePosixPath(p).suffix.lower() in imageio.IMAGE_SUFFIXES
             and (pattern is None or fnmatch.fnmatchcase(p, pattern))
             and not (_inside(out_path, path) and _inside(p, out_path))  # an output folder inside the input one
         ]
         if not found:
-            raise ImageFormatError(f"no image files ({', '.join(sorted({k[1:] for k in imageio.FORMATS}))}) in {item}")
+            raise ImageFormatError(f"no image files ({', '.join(sorted({k[1:] for k in imageio.IMAGE_SUFFIXES}))}) in {item}")
         for p, rel in sorted(found):
             if fmt:
                 rel = str(PurePosixPath(rel).with_suffix("." + fmt.lower().lstrip(".")))
