@@ -74,11 +74,19 @@ def encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None = None, *, 
         deep = array if array.dtype == np.uint8 else _to_uint16(array)
         return png.encode_png(deep, icc_profile=icc, dpi=dpi, exif=exif, text=_png_text(meta))
     if array.dtype != np.uint8:
-        log.info("%s holds 8 bits per channel; reducing the %s output to 8 bits", fmt, array.dtype)
+        log.warning("%s holds 8 bits per channel: the %s picture is written with 8 (PNG and TIFF keep it)", _SHOWN.get(fmt, fmt),
+                    "16-bit" if array.dtype == np.uint16 else "floating-point", extra=PER_FILE)
         array = _to_uint8(array)
     if channels in (2, 4) and fmt not in _ALPHA:
-        log.warning("%s has no transparency; flattening the alpha channel onto white", fmt)
+        log.warning("%s has no transparency; flattening the alpha channel onto white", _SHOWN.get(fmt, fmt), extra=PER_FILE)
         array = _flatten_on_white(array)
+    lost = _not_held(meta, fmt)
+    if meta.icc_profile and fmt not in _ICC and channels >= 3:
+        array, converted = _to_srgb(array, meta.icc_profile)
+        lost.insert(0, "the ICC profile (the colours are converted to sRGB, which it is shown as)" if converted else "the ICC profile")
+    if lost:
+        log.warning("%s cannot hold %s; left out (PNG keeps %s)", _SHOWN.get(fmt, fmt), _listed(lost),
+                    "it" if len(lost) == 1 else "them", extra=PER_FILE)
     options: dict[str, Any] = {}
     if fmt == "GIF" and channels in (2, 4):  # on/off transparency: cut at alpha 128, as in animations
         image = gif_frame(np.dstack([array[..., :1]] * 3 + [array[..., 1:]]) if channels == 2 else array)
@@ -170,10 +178,56 @@ def _fits_jpeg(kind: str, block: bytes | None, overhead: int) -> bytes | None:
     return block
 
 
+#: format names as people write them
+_SHOWN = {"WEBP": "WebP"}
+#: ``extra`` of a log record about one file's content: in a batch the command line names the file
+PER_FILE = {"per_file": True}
+
+
+def _not_held(meta: ImageMeta, fmt: str) -> list[str]:
+    """What of ``meta`` a ``fmt`` file (BMP, GIF, one of the 8-bit writers) cannot store."""
+    lost = []
+    if meta.exif and fmt not in _EXIF:
+        lost.append("the EXIF data")
+    if meta.xmp and fmt not in ("JPEG", "WEBP", "PNG", "TIFF"):
+        lost.append("the XMP data")
+    if meta.text and fmt != "PNG":
+        lost.append(f"the PNG text ({', '.join(sorted(meta.text)[:3])}{', ...' if len(meta.text) > 3 else ''})")
+    if meta.comment and fmt not in ("JPEG", "GIF", "PNG"):
+        lost.append("the comment")
+    return lost
+
+
+def _listed(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _to_srgb(array: np.ndarray, icc: bytes) -> tuple[np.ndarray, bool]:
+    """8-bit RGB(A) pixels moved from ``icc``'s colour space to sRGB, for a format that stores no
+    profile (GIF, BMP): viewers show such files as sRGB, so Adobe RGB or Display P3 pixels left as
+    they were came out dull or shifted. Returns the pixels and whether they were converted."""
+    from PIL import ImageCms
+
+    if len(icc) < 20 or icc[16:20] != b"RGB ":
+        return array, False
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        target = ImageCms.createProfile("sRGB")
+        rgb = ImageCms.profileToProfile(Image.fromarray(np.ascontiguousarray(array[:, :, :3])), source, target,
+                                        renderingIntent=ImageCms.Intent.PERCEPTUAL, outputMode="RGB")
+    except (ImageCms.PyCMSError, OSError, ValueError) as exc:
+        log.warning("the ICC profile cannot be used (%s); the colours are written unconverted", first_line(exc), extra=PER_FILE)
+        return array, False
+    out = np.asarray(rgb)
+    return (np.dstack([out, array[:, :, 3:]]) if array.shape[2] == 4 else out), True
+
+
 def _png_text(meta: ImageMeta) -> dict[str, str]:
     """The PNG text chunks to write: the source's, with the XMP packet as carried (its
     orientation set upright), not as read: the old packet made apps rotate the picture twice."""
     text = dict(meta.text)
+    if meta.comment and "Comment" not in text:  # a JPEG or GIF comment, as PNG's own keyword for one
+        text["Comment"] = meta.comment.decode("utf-8", "replace")
     if meta.xmp:
         text[png.XMP_KEY] = meta.xmp.decode("utf-8", "replace")
     return text

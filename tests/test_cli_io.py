@@ -316,3 +316,16 @@ def test_a_folder_batch_takes_apng_jfif_and_mpo_files(tmp_path):
     assert run(tmp_path / "out" / "plain.png", "-m", "sr-cartoon-x4", "-o", tmp_path / "still.apng").returncode == 0
     with Image.open(tmp_path / "still.apng") as still:
         assert still.format == "PNG"
+
+
+def test_a_batch_names_the_file_each_content_warning_is_about(tmp_path):
+    """A batch flattening two transparent pictures printed one unnamed line for both."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.new("RGBA", (8, 6), (200, 10, 10, 100)).save(folder / "one.png")
+    Image.new("LA", (8, 6), (90, 100)).save(folder / "two.png")
+    Image.new("RGB", (8, 6), (1, 2, 3)).save(folder / "three.png")
+    result = run(folder, "-m", "sr-cartoon-x4", "-o", tmp_path / "out", "--format", "jpg")
+    lines = [line for line in result.stderr.decode().splitlines() if "flattening" in line]
+    assert result.returncode == 0 and sorted(lines) == [
+        f"sr-filter: {folder / name}: JPEG has no transparency; flattening the alpha channel onto white" for name in ("one.png", "two.png")]

@@ -597,3 +597,60 @@ def test_a_deep_tiff_keeps_its_descriptive_tags_and_xmp_without_tifffiles_own(dt
     with tifffile.TiffFile(io.BytesIO(deep)) as tiff:
         tags = {tag.code: tag.value for tag in tiff.pages[0].tags.values()}
     assert tags[271] == "Camera Co" and tags[315] == "B. Shooter" and 305 not in tags and 270 not in tags
+
+
+def test_a_profile_a_format_cannot_hold_is_converted_to_srgb_and_what_is_left_out_is_said(caplog):
+    """GIF and BMP store no ICC profile: wide-gamut pixels were written as they were (viewers show
+    them as sRGB: dull colours), and EXIF, XMP, PNG text and 16 bits were dropped without a word."""
+    from PIL import ImageCms
+
+    wide = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()  # not RGB: left as it is
+    adobe_like = _rgb_profile_with_wide_primaries()
+    red = np.zeros((4, 4, 3), np.uint8)
+    red[..., 0] = 200
+    meta = imageio.ImageMeta(icc_profile=adobe_like, exif=_exif_bytes(), xmp=b"<x:xmpmeta/>", text={"Author": "A"})
+    with caplog.at_level("WARNING"):
+        gif = imageio.encode_image(red, "BMP", meta)
+    back, _ = imageio.read_image(gif)
+    assert back[0, 0, 0] > 200 and back[0, 0, 1] < 30  # a wide-gamut red is a more saturated sRGB red
+    said = [r.getMessage() for r in caplog.records]
+    assert any("BMP cannot hold the ICC profile (the colours are converted to sRGB, which it is shown as), the EXIF data, "
+               "the XMP data and the PNG text (Author); left out (PNG keeps them)" in m for m in said), said
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        imageio.encode_image(red, "BMP", imageio.ImageMeta(icc_profile=wide))
+        imageio.encode_image((red.astype(np.uint16) * 257), "JPEG", imageio.ImageMeta())
+    said = [r.getMessage() for r in caplog.records]
+    assert any(m == "BMP cannot hold the ICC profile; left out (PNG keeps it)" for m in said), said
+    assert any("JPEG holds 8 bits per channel: the 16-bit picture is written with 8" in m for m in said), said
+    # a JPEG's comment goes into a PNG as its Comment text
+    png, = (imageio.encode_image(red, "PNG", imageio.ImageMeta(comment=b"shot at dusk")),)
+    assert Image.open(io.BytesIO(png)).text.get("Comment") == "shot at dusk"
+
+
+def _rgb_profile_with_wide_primaries() -> bytes:
+    """An RGB matrix profile whose red lies outside sRGB's (a stand-in for Adobe RGB): sRGB's own,
+    its red primary (rXYZ) pushed further out."""
+    from PIL import ImageCms
+
+    return _synthetic_wide_rgb(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+
+
+def _synthetic_wide_rgb(srgb: bytes) -> bytes:
+    """sRGB's profile with its red primary (rXYZ) pushed further out."""
+    import struct
+
+    count = struct.unpack(">I", srgb[128:132])[0]
+    out = bytearray(srgb)
+    for i in range(count):
+        sig, offset, size = struct.unpack(">4sII", srgb[132 + 12 * i: 144 + 12 * i])
+        if sig == b"rXYZ":
+            x, y, z = struct.unpack(">iii", srgb[offset + 8: offset + 20])
+            out[offset + 8: offset + 20] = struct.pack(">iii", int(x * 1.25), int(y * 0.85), z)
+    return bytes(out)
+
+
+def _exif_bytes() -> bytes:
+    exif = Image.Exif()
+    exif[0x010F] = "Camera Co"
+    return exif.tobytes()

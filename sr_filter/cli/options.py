@@ -6,6 +6,8 @@ library (tile, precision, device) import it only when a value other than the def
 
 from __future__ import annotations
 
+import contextvars
+
 import logging
 import sys
 from typing import Any, Callable, Sequence
@@ -102,6 +104,7 @@ def configure_logging(verbose: int, quiet: bool) -> None:
     level = logging.ERROR if quiet else (logging.DEBUG if verbose >= 2 else logging.INFO if verbose else logging.WARNING)
     handler = _StderrHandler()
     handler.setFormatter(logging.Formatter("sr-filter: %(message)s"))
+    handler.addFilter(_name_the_file)
     handler.addFilter(_once)
     _once.seen.clear()
     logging.basicConfig(level=level, handlers=[handler], force=True)
@@ -118,6 +121,21 @@ class _StderrHandler(logging.StreamHandler):
     @stream.setter
     def stream(self, value) -> None:
         pass
+
+
+#: the input a batch is working on, for warnings about that file's content (``extra=PER_FILE``)
+current_file: contextvars.ContextVar[str | None] = contextvars.ContextVar("current_file", default=None)
+
+
+def _name_the_file(record) -> bool:
+    """Put the batch's current file in front of a warning about its content (a flattened alpha
+    channel, metadata a format cannot hold): one unnamed line had stood for every file."""
+    name = current_file.get()
+    if name and getattr(record, "per_file", False):
+        text = record.getMessage()
+        if name not in text:
+            record.msg, record.args = f"{name}: {text}", ()
+    return True
 
 
 class _Once:

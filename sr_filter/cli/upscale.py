@@ -25,7 +25,8 @@ from ..video.command import video_only, video_options, wants_video
 from .jobs import Job, check_targets, check_writable, expand_inputs, is_video, many_inputs, plan_jobs, unique, video_target
 from .messages import one_line
 from .options import (
-    backend_opt, denoise_opt, device_opt, fp32_opt, gpu_opt, height_opt, model_opt, offline_opt, precision_opt, preset_opt, scale_opt, tile_opt,
+    backend_opt, current_file, denoise_opt, device_opt, fp32_opt, gpu_opt, height_opt, model_opt, offline_opt, precision_opt, preset_opt,
+    scale_opt, tile_opt,
     tta_opt, verbosity, width_opt,
 )
 from .startup import load_libraries
@@ -228,6 +229,7 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
             name = str(job.source) if job.source else "stdin"
             bars.start(Path(name).name)
             started = time.monotonic()
+            naming = current_file.set(name) if batch else None
             try:
                 if is_video(job.source):  # a video among several inputs: the video path, with this model
                     from ..video.command import run as run_video
@@ -248,6 +250,9 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
                 failed.append((job, message))
                 bars.echo(f"sr-filter: error: {one_line(exc, text=message)}")
                 continue
+            finally:
+                if naming is not None:
+                    current_file.reset(naming)
             bars.finish()
             done += 1
             if batch and not quiet:
