@@ -7,6 +7,7 @@ format can carry (alpha, ICC profile, EXIF, DPI) decides what is written; see do
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 from typing import Any
@@ -17,7 +18,7 @@ from PIL import Image
 from . import png, tiffio
 from .convert import _to_uint8, _to_uint16, array_to_pil
 from .errors import ImageFormatError, ImageTooLargeError, first_line
-from .metadata import ImageMeta, exif_for_output, scaled_dpi
+from .metadata import ImageMeta, exif_for_output, scaled_dpi, sized_xmp
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,8 @@ def encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None = None, *, 
     """
     meta = meta or ImageMeta()
     height, width = array.shape[:2]
+    if meta.xmp:
+        meta = dataclasses.replace(meta, xmp=sized_xmp(meta.xmp, width, height))
     check_encodable(fmt, width, height)
     exif = exif_for_output(meta.exif, width, height, scale) if fmt in _EXIF else None
     dpi = scaled_dpi(meta.dpi, scale, fmt) if fmt in _DPI else None
@@ -112,6 +115,12 @@ def encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None = None, *, 
         options["subsampling"] = 0  # 4:4:4: no colour bleeding at high quality
     if fmt in ("JPEG", "GIF") and meta.comment:
         options["comment"] = meta.comment
+    if fmt == "TIFF" and meta.xmp:  # Pillow's TIFF writer takes XMP only as a tag (700) of the first directory
+        tags = Image.Exif()
+        if exif:
+            tags.load(exif)
+        tags[700] = meta.xmp
+        options["exif"] = tags
     if fmt == "TIFF" and not _has_sub_ifd(exif):
         # Pillow's compressing (libtiff) writer cannot store EXIF sub-IFDs; then stay uncompressed
         options["compression"] = "tiff_adobe_deflate"

@@ -204,6 +204,20 @@ def _about_layout(tag: int, value) -> bool:
     return tag == _SOFTWARE and text.startswith("tifffile")
 
 
+def sized_xmp(xmp: bytes | None, width: int, height: int) -> bytes | None:
+    """XMP whose pixel sizes (``exif:PixelXDimension``/``PixelYDimension``, ``tiff:ImageWidth``/
+    ``ImageLength``), where it has them, are the output's, as the EXIF ones are: the two had
+    disagreed, the XMP still giving the input's size."""
+    if not xmp:
+        return xmp
+    for names, value in ((("exif:PixelXDimension", "tiff:ImageWidth"), width), (("exif:PixelYDimension", "tiff:ImageLength"), height)):
+        for name in names:
+            key = re.escape(name.encode())
+            xmp = re.sub(rb"(" + key + rb"""\s*=\s*["'])\s*[0-9]+\s*(["'])""", rb"\g<1>" + str(value).encode() + rb"\g<2>", xmp)
+            xmp = re.sub(rb"(<" + key + rb">)\s*[0-9]+\s*(</" + key + rb">)", rb"\g<1>" + str(value).encode() + rb"\g<2>", xmp)
+    return xmp
+
+
 def upright_xmp(xmp: bytes | None) -> bytes | None:
     """XMP with ``tiff:Orientation`` set to 1, as the pixels are once the orientation is applied
     (viewers that read XMP would otherwise turn the picture a second time)."""
