@@ -245,11 +245,15 @@ def encode_animation(animation: Animation, fmt: str, *, quality: int | None = No
     disposal = _disposal_for(animation, fmt)
     if isinstance(disposal, list) and len(disposal) == 1:  # Pillow takes a list only for several frames
         disposal = disposal[0]
+    opaque = all(bool((frame[..., 3] == 255).all()) for frame in animation.frames)  # kept so: an opaque APNG came out RGBA
     if fmt == "GIF":
         images = [gif_frame(frame) for frame in animation.frames]
-        options.update(disposal=disposal, transparency=GIF_TRANSPARENT, optimize=False)
+        options.update(disposal=disposal, optimize=False)
+        if not opaque:  # an opaque GIF declared a transparent colour it never used
+            options["transparency"] = GIF_TRANSPARENT
     else:
-        images = [Image.fromarray(frame, "RGBA") for frame in animation.frames]
+        images = [Image.fromarray(np.ascontiguousarray(frame[..., :3]), "RGB") if opaque else Image.fromarray(frame, "RGBA")
+                  for frame in animation.frames]
         if fmt == "PNG":  # complete frames replace the canvas (APNG_BLEND_OP_SOURCE), never blend over it
             options.update(disposal=disposal, blend=0)
         else:

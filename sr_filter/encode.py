@@ -157,10 +157,12 @@ def gif_frame(rgba: np.ndarray) -> Image.Image:
     image = rgb.quantize(colors=255, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.FLOYDSTEINBERG)
     palette = image.getpalette()[: 255 * 3]
     indices = np.array(image)
-    indices[rgba[..., 3] < 128] = GIF_TRANSPARENT
+    clear = rgba[..., 3] < 128
+    indices[clear] = GIF_TRANSPARENT
     out = Image.fromarray(indices, "P")
     out.putpalette(palette + [0, 0, 0] * (256 - len(palette) // 3))
-    out.info["transparency"] = GIF_TRANSPARENT
+    if clear.any():  # an opaque picture declares no transparent colour
+        out.info["transparency"] = GIF_TRANSPARENT
     return out
 
 

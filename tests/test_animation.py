@@ -418,3 +418,18 @@ def test_an_animation_keeps_its_profile_exif_dpi_and_text_as_a_still_image_does(
                 assert out.getexif().get(0x010F) == "AnimMaker", (source, target)
             if (source, target) == ("a.png", "o.png"):
                 assert out.info["dpi"] == pytest.approx((600, 600), abs=0.5) and out.text["Title"] == "two frames"
+
+
+@pytest.mark.parametrize("name", ["a.png", "a.webp", "a.gif"])
+def test_an_opaque_animation_stays_opaque(tmp_path, upscaler, name):
+    """An RGB APNG came out RGBA (alpha 255 everywhere), and an opaque GIF declared a transparent
+    colour it never used."""
+    images = [Image.fromarray(pattern(i, 12, 8)) for i in range(3)]
+    images[0].save(tmp_path / name, save_all=True, append_images=images[1:], duration=100, loop=0)
+    animation.upscale_animation(tmp_path / name, tmp_path / f"out{name[1:]}", upscaler)
+    with Image.open(tmp_path / f"out{name[1:]}") as out:
+        assert getattr(out, "n_frames", 1) == 3
+        if name.endswith(".gif"):
+            assert "transparency" not in out.info
+        else:
+            assert out.mode == "RGB"
