@@ -523,6 +523,13 @@ def test_a_10_bit_source_written_in_8_bits_says_so(tmp_path, upscaler):
     notices.clear()
     upscale_video(clip, tmp_path / "deep.mkv.mkv", upscaler=upscaler, notice=notices.append)
     assert notices == []
+    # 10-bit 4:2:2 into VP9 keeps its chroma at 8 bits (it was written 4:2:0 as well), and says both
+    clip422 = make_clip(tmp_path / "deep422.mkv", frames=2, pix_fmt="yuv422p10le", audio=0)
+    notices.clear()
+    upscale_video(clip422, tmp_path / "out422.mkv", upscaler=upscaler, codec="vp9", notice=notices.append)
+    assert describe(tmp_path / "out422.mkv")["pix_fmt"] == "yuv422p"
+    assert notices == ["the source has 10-bit yuv422p10le video but libvpx-vp9 in this build writes 8 bits: written as "
+                       "yuv422p (banding is likely); --codec h264 or hevc or av1 or ffv1 or prores keep 10 bits"]
 
 
 def test_output_that_is_the_input_is_refused_without_pointing_at_overwrite(tmp_path):

@@ -185,14 +185,20 @@ def check_crf(family: str, crf: object) -> str | None:
 
 def choose_pix_fmt(source: str, encoder: str) -> str:
     """The source's pixel format when the encoder takes it, else the closest one it does take
-    (same bit depth and chroma layout first, then same depth, then 8-bit 4:2:0)."""
+    (same bit depth and chroma layout first, then the same chroma at another depth, then more
+    chroma, then less)."""
     formats = [f.name for f in av.Codec(encoder, "w").video_formats or []]
     plain = source.replace("yuvj", "yuv")
     if plain in formats:
         return plain
     depth = "10le" if "10" in plain or "12" in plain or "16" in plain else ""
     chroma = next((c for c in ("444", "422", "420") if c in plain), "420")
-    for candidate in (f"yuv{chroma}p{depth}", f"yuv{chroma}p10le", f"yuv422p{depth}", f"yuv420p{depth}", f"yuv444p{depth}", "yuv420p", "yuv422p10le"):
+    # the source's chroma before its depth: 10-bit 4:2:2 into 8-bit-only VP9 is 8-bit 4:2:2, not 4:2:0
+    layouts = ("420", "422", "444")
+    richer = [c for c in layouts if c > chroma]  # the nearest richer layout first (ProRes: 4:2:0 as 4:2:2, not 4:4:4)
+    poorer = [c for c in reversed(layouts) if c < chroma]
+    for candidate in (f"yuv{chroma}p{depth}", f"yuv{chroma}p10le", f"yuv{chroma}p", *(f"yuv{c}p{depth}" for c in richer + poorer),
+                      *(f"yuv{c}p" for c in richer + poorer), "yuv420p", "yuv422p10le"):
         if candidate in formats:
             return candidate
     return formats[0]
@@ -235,8 +241,9 @@ def depth_notice(info: VideoInfo, family: str, muxer: str) -> str | None:
     if fewer_bits:
         hdr = ", and more so with the source's HDR transfer" if info.colour.trc in _HDR_TRANSFERS else ""
         hint = f"; --codec {' or '.join(keep)} {verb} {source_bits} bits" if keep else ""
+        halved = ", with half its colour detail" if less_colour else ""
         return (f"the source has {source_bits}-bit {info.pix_fmt} video but {encoder} in this build writes {written_bits} bits: "
-                f"written as {chosen} (banding is likely{hdr}){hint}")
+                f"written as {chosen}{halved} (banding is likely{hdr}){hint}")
     hint = f"; --codec {' or '.join(keep)} {verb} it" if keep else ""
     return f"{encoder} writes {chosen}: the colour detail of the source's {info.pix_fmt} is halved{hint}"
 
