@@ -950,3 +950,16 @@ def test_a_video_to_a_pipe_or_device_is_refused_and_the_pipe_never_replaced(tmp_
     assert "is a pipe or device" in run(clip, "-m", MODEL, "-o", "/dev/null").stderr.decode()
     with pytest.raises(VideoFormatError, match="is a pipe or device"):
         upscale_video(clip, fifo, upscaler=upscaler, overwrite=True)
+
+
+@pytest.mark.parametrize("name", ["g.mp4", "g.mov", "g.mkv"])
+def test_a_gifs_final_pause_is_kept_in_the_length_of_every_container(tmp_path, upscaler, name):
+    """mp4 and mov take a track's length from its last packet in decode order, which with
+    B-frames is not the last frame shown: the GIF's 2 s final pause came out 1.9 s, 0.1 s short."""
+    frames = [Image.new("RGB", (12, 8), (40 * i, 40, 200 - 30 * i)) for i in range(6)]
+    frames[0].save(tmp_path / "g.gif", save_all=True, append_images=frames[1:], duration=[100, 200, 50, 300, 100, 2000], loop=0)
+    upscale_video(tmp_path / "g.gif", tmp_path / name, upscaler=upscaler)
+    with av.open(str(tmp_path / name)) as container:
+        assert container.duration / 1e6 == pytest.approx(2.75, abs=0.005)
+        shown = [float(f.pts * f.time_base) for f in container.decode(video=0)]
+    assert shown == pytest.approx([0, 0.1, 0.3, 0.35, 0.65, 0.75], abs=0.005)

@@ -293,6 +293,10 @@ class Output:
             keep_video_tags(source.streams.video[0], stream)
             self.video = stream
             self._chapters = source.chapters()
+            self._last: av.Packet | None = None  # held back until the next one (see _mux_last)
+            self._end: Fraction | None = None  # where the last shown frame so far ends, in seconds
+            self._ends_track = muxer in ("mp4", "mov")
+            self._delay: int | None = None
             self._pending: tuple[av.VideoFrame, int | None] | None = None
             self._durations: dict[Fraction, Fraction] = {}  # frame time -> display time, in seconds
             self.streams, self.dropped = copy_streams(self.container, source, muxer, copy)
@@ -347,7 +351,24 @@ class Output:
                 shown = self._shown_at(packet.pts, packet.time_base)
                 if shown is not None:
                     packet.duration = max(1, round(self._durations.pop(shown) / packet.time_base))
-            self.container.mux(packet)
+                    self._end = max(self._end or Fraction(0), (packet.pts + packet.duration) * packet.time_base)
+            if self._delay is None and packet.pts is not None and packet.dts is not None:
+                self._delay = packet.pts - packet.dts  # B-frames: the first decode time is before the first shown
+            if self._last is not None:
+                self.container.mux(self._last)
+            self._last = packet
+        if frame is None and self._last is not None:
+            self._mux_last()
+
+    def _mux_last(self) -> None:
+        """The last packet in decode order, lasting to where the last shown frame ends: mp4 and mov
+        take a track's length from it, and with B-frames it is not the last shown one (a GIF's
+        final 2 s pause came out 1.9 s, the file 0.1 s short)."""
+        packet, self._last = self._last, None
+        if self._ends_track and self._end is not None and packet.dts is not None and packet.time_base:
+            # the track runs from the first decode time; its shown part starts self._delay later
+            packet.duration = max(packet.duration or 0, round(self._end / packet.time_base) - packet.dts - (self._delay or 0))
+        self.container.mux(packet)
 
     def _shown_at(self, pts: int, time_base: Fraction) -> Fraction | None:
         """The frame time (seconds) of a packet's ``pts``, among the frames waiting for theirs."""
