@@ -247,6 +247,9 @@ def format_for(path: str | Path, explicit: str | None = None) -> str:
     suffix = Path(path).suffix.lower()
     if suffix in ALIASES:
         return ALIASES[suffix]
+    if suffix in (".mp4", ".m4v", ".mkv", ".webm", ".mov", ".avi"):  # an image input named for a video output
+        raise ImageFormatError(f"{Path(path).name} names a video, but the input is read as an image (by its name); "
+                               "a video input needs a video suffix (.mp4, .mkv, ...), an image output an image one")
     if suffix not in FORMATS:
         folder = f" (or {Path(path).name}/ for a folder)" if not suffix and Path(path).name else ""
         raise ImageFormatError(

@@ -329,3 +329,29 @@ def test_a_batch_names_the_file_each_content_warning_is_about(tmp_path):
     lines = [line for line in result.stderr.decode().splitlines() if "flattening" in line]
     assert result.returncode == 0 and sorted(lines) == [
         f"sr-filter: {folder / name}: JPEG has no transparency; flattening the alpha channel onto white" for name in ("one.png", "two.png")]
+
+
+def test_a_video_named_as_an_image_with_a_video_output_is_told_why(tmp_path):
+    """'cannot tell the output format from x.mkv; use an extension such as .png' misled: the
+    input, a video named .png, was read as an image because of its name."""
+    from .videos import make_clip
+
+    clip = make_clip(tmp_path / "clip.mp4", frames=2, audio=0)
+    named = tmp_path / "clip.png"
+    named.write_bytes(clip.read_bytes())
+    result = run(named, "-m", "sr-cartoon-x4", "-o", tmp_path / "x.mkv")
+    err = result.stderr.decode()
+    assert result.returncode == 1 and err.count("\n") == 1 and "x.mkv names a video, but the input is read as an image" in err, err
+
+
+def test_a_newline_in_a_file_name_keeps_every_batch_message_on_one_line(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.new("RGB", (8, 6), (1, 2, 3)).save(folder / "tr\nunc.png")
+    (folder / "da\nmaged.png").write_bytes(b"not an image")
+    result = run(folder, "-m", "sr-cartoon-x4", "-o", tmp_path / "out")
+    lines = result.stderr.decode().splitlines()
+    assert result.returncode == 1 and all(line.startswith("sr-filter: ") for line in lines), lines
+    assert any(line.endswith("tr\\nunc.png -> " + str(tmp_path / "out" / "tr") + "\\nunc.png (0.0 s)") or "tr\\nunc.png ->" in line
+               for line in lines)
+    assert f"sr-filter: failed: {folder}/da\\nmaged.png" in lines

@@ -71,6 +71,13 @@ def hint_for(exc: BaseException, text: str | None = None, flags: frozenset[str] 
 _FLAG_WORDING = (("; allow overwriting to replace it", errors.OutputExistsError),)
 
 
+def shown_path(path: object) -> str:
+    """A file name as one line of a message: control characters (a newline in a name) written as
+    escapes, so each message stays one line."""
+    text = str(path)
+    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def one_line(exc: BaseException, *, text: str | None = None, limit: int = LIMIT,
              flags: frozenset[str] | None = None) -> str:
     """The error (or ``text`` said about it) as one shortened line, with its hint in parentheses;

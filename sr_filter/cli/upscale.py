@@ -23,7 +23,7 @@ from ..errors import SrFilterError
 from ..progress import Bars, stderr_is_terminal
 from ..video.command import video_only, video_options, wants_video
 from .jobs import Job, check_targets, check_writable, expand_inputs, is_video, many_inputs, plan_jobs, unique, video_target
-from .messages import one_line
+from .messages import one_line, shown_path
 from .options import (
     backend_opt, current_file, denoise_opt, device_opt, fp32_opt, gpu_opt, height_opt, model_opt, offline_opt, precision_opt, preset_opt,
     scale_opt, tile_opt,
@@ -256,7 +256,8 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
             bars.finish()
             done += 1
             if batch and not quiet:
-                bars.echo(f"sr-filter: [{number}/{len(jobs)}] {name} -> {job.target} ({time.monotonic() - started:.1f} s)")
+                bars.echo(f"sr-filter: [{number}/{len(jobs)}] {shown_path(name)} -> {shown_path(job.target)} "
+                          f"({time.monotonic() - started:.1f} s)")
     except KeyboardInterrupt:
         bars.close()
         if batch and not quiet:
@@ -266,7 +267,7 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
         bars.close()
     if batch and (failed or not quiet):
         for job, _ in failed:
-            click.echo(f"sr-filter: failed: {job.source}", err=True)
+            click.echo(f"sr-filter: failed: {shown_path(job.source)}", err=True)
         click.echo(f"sr-filter: {done} upscaled, {skipped} skipped, {len(failed)} failed", err=True)  # docs/io.md: always all three
     if failed:
         ctx.exit(1)
