@@ -963,3 +963,15 @@ def test_a_gifs_final_pause_is_kept_in_the_length_of_every_container(tmp_path, u
         assert container.duration / 1e6 == pytest.approx(2.75, abs=0.005)
         shown = [float(f.pts * f.time_base) for f in container.decode(video=0)]
     assert shown == pytest.approx([0, 0.1, 0.3, 0.35, 0.65, 0.75], abs=0.005)
+
+
+def test_a_frame_range_cuts_subtitle_cues_to_it(tmp_path, upscaler):
+    """A cue on screen across the range's start was dropped, and one running past its end kept its
+    whole time (the file came out longer than the range)."""
+    clip = make_clip(tmp_path / "clip.mkv", frames=24, subtitles=True, audio=0)  # 2 s; cues at 0, 0.5, 1, 1.5 s, 0.4 s each
+    upscale_video(clip, tmp_path / "part.mkv", upscaler=upscaler, frames=(4, 15))  # 0.333 s to 1.25 s
+    with av.open(str(tmp_path / "part.mkv")) as container:
+        stream = container.streams.subtitles[0]
+        cues = [(round(float(p.pts * p.time_base), 3), round(float(p.duration * p.time_base), 3))
+                for p in container.demux(stream) if p.size]
+    assert cues == [(0.0, 0.067), (0.167, 0.4), (0.667, 0.25)]

@@ -297,6 +297,7 @@ class Output:
             self._end: Fraction | None = None  # where the last shown frame so far ends, in seconds
             self._ends_track = muxer in ("mp4", "mov")
             self._delay: int | None = None
+            self._length: Fraction | None = None  # a frame range's length, which copied subtitles keep within
             self._pending: tuple[av.VideoFrame, int | None] | None = None
             self._durations: dict[Fraction, Fraction] = {}  # frame time -> display time, in seconds
             self.streams, self.dropped = copy_streams(self.container, source, muxer, copy)
@@ -308,7 +309,8 @@ class Output:
     def keep_chapters(self, shift: Fraction, end: Fraction | None = None) -> None:
         """The source's chapters, moved ``shift`` seconds earlier and cut at the source time ``end``
         (a frame range's); set before the header is written: the muxers take no later change."""
-        self.container.set_chapters(chapters_from(self._chapters, shift, None if end is None else end - shift))
+        self._length = None if end is None else end - shift
+        self.container.set_chapters(chapters_from(self._chapters, shift, self._length))
 
     def add(self, item: Frame, *, first: int = 0, shift: Fraction = Fraction(0)) -> None:
         """Encode the upscaled ``item`` at its source time moved ``shift`` seconds earlier, or, on a
@@ -380,7 +382,7 @@ class Output:
     def write_packet(self, packet: av.Packet, shift: Fraction) -> None:
         """Mux a copied packet, moved ``shift`` seconds earlier (a frame range's start)."""
         target = self.streams.get(packet.stream.index)
-        if target is None or not moved(packet, shift):
+        if target is None or not moved(packet, shift, self._length):
             return
         packet.stream = target
         self.container.mux(packet)
@@ -402,16 +404,27 @@ class Output:
             pass
 
 
-def moved(packet: av.Packet, shift: Fraction) -> bool:
-    """Move a copied packet ``shift`` seconds earlier; False when it then falls before the start."""
+def moved(packet: av.Packet, shift: Fraction, end: Fraction | None = None) -> bool:
+    """Move a copied packet ``shift`` seconds earlier; False when it then falls before the start.
+    A subtitle cue is cut to the range instead (``end``: the range's length): one shown across the
+    start was dropped, and one running past the end kept its whole time, lengthening the file."""
+    cue = packet.stream is not None and packet.stream.type == "subtitle" and packet.pts is not None and packet.duration
     if shift:
         ticks = round(shift / packet.time_base)
         if packet.pts is not None:
             packet.pts -= ticks
         if packet.dts is not None:
             packet.dts -= ticks
+        if cue and packet.pts < 0 < packet.pts + packet.duration:
+            packet.duration, packet.pts = packet.pts + packet.duration, 0
+            packet.dts = 0 if packet.dts is not None else None
         if (packet.dts if packet.dts is not None else packet.pts or 0) < 0:
             return False
+    if cue and end is not None:
+        last = round(end / packet.time_base)
+        if packet.pts >= last:
+            return False
+        packet.duration = min(packet.duration, last - packet.pts)
     return True
 
 

@@ -139,8 +139,8 @@ def check_codec(src: str | Path, dst: str | Path, codec: str | None, crf: int | 
 def _write(container, src: Path, dst: Path, muxer: str, family: str, info: source.VideoInfo, upscaler, scale,
            size: tuple[int, int], *, crf, batch, start, end, overwrite, progress, notice) -> dict:
     expected = (min(end, info.frames) if end else info.frames) - start if info.frames else 0
-    state = {"frames": 0, "output": None, "shift": None, "held": [],  # chapters are cut where a range ends
-             "until": source.frame_time(src, end) if end is not None and container.chapters() else None}
+    state = {"frames": 0, "output": None, "shift": None, "held": [],  # chapters and subtitles are cut where a range ends
+             "until": source.frame_time(src, end) if end is not None else None}
     started = time.monotonic()
 
     def produce() -> Iterator[list[Any]]:

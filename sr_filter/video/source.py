@@ -322,6 +322,11 @@ class Clock:
         return pts
 
 
+def _shown_at(packet: av.Packet, seconds: float) -> bool:
+    """Whether a subtitle cue is still on screen at ``seconds`` (it is kept, cut to the range)."""
+    return packet.stream.type == "subtitle" and bool(packet.duration) and float((packet.pts + packet.duration) * packet.time_base) > seconds
+
+
 class _Window:
     """Copied packets for a frame range: held until the kept frames' time span says yes or no."""
 
@@ -348,7 +353,7 @@ class _Window:
         ready, keep = [], []
         for packet in self.held:
             seconds = float(packet.pts * packet.time_base)
-            if seconds < self.first:
+            if seconds < self.first and not _shown_at(packet, self.first):
                 continue
             (ready if self.last_end is not None and seconds < self.last_end else keep).append(packet)
         self.held = keep
