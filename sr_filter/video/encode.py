@@ -257,7 +257,7 @@ def steady_time_base(src: str | Path, muxer: str, notice) -> Fraction | None:
     rate, variable = source.steady_rate(src)
     if variable:
         notice(f"{_a_file(muxer)} keeps a constant frame rate: this variable-rate video is written at its average "
-               f"{float(rate):.4g} fps, one frame every 1/{float(rate):.4g} s (its timestamps rounded to that); "
+               f"{float(rate):.4g} fps, its frames evenly spaced, so they drift from their own times, and the picture from the sound; "
                f"a .mkv or .mp4 output keeps the source's timing")
     return 1 / rate
 
