@@ -538,6 +538,9 @@ def test_output_that_is_the_input_is_refused_without_pointing_at_overwrite(tmp_p
     result = run(clip, "-m", MODEL, "-o", clip, "--overwrite", "-q")
     err = result.stderr.decode()
     assert result.returncode == 1 and err.count("\n") == 1 and "is the input file" in err and "--overwrite" not in err, err
+    plain = run(clip, "-m", MODEL, "-o", clip, "-q")  # without --overwrite it had pointed at --overwrite
+    err = plain.stderr.decode()
+    assert plain.returncode == 1 and "is the input file" in err and "--overwrite" not in err, err
     assert clip.read_bytes() == before
 
 

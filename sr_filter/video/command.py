@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from ..atomic import prepare_target, write_all
-from ..errors import OutputExistsError, SrFilterError, VideoFormatError
+from ..errors import OutputExistsError, OutputIsInputError, SrFilterError, VideoFormatError
 from . import READ_ONLY_SUFFIXES, VIDEO_SUFFIXES
 
 #: every suffix read as a video (written ones and read-only ones)
@@ -154,7 +154,7 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
         upscaler = make_upscaler()
         suffix = {"GIF": ".gif", "WEBP": ".webp", "PNG": ".png"}.get(out_format or "", source.suffix)
         target = _target(source, target, tag(), suffix)
-        if _skip(target, skip_existing, overwrite, quiet):
+        if _skip(target, skip_existing, overwrite, quiet, source):
             return
         _announce(upscaler, quiet or in_batch)
         animation.upscale_animation(source, target, upscaler, scale=scale, overwrite=overwrite, quality=quality, size=size,
@@ -178,7 +178,7 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
     upscaler = make_upscaler()
     suffix = source.suffix if source.suffix.lower() in VIDEO_SUFFIXES else ".mkv"  # .ts, .flv, ...: written as mkv
     target = _target(source, target, tag(), suffix)
-    if _skip(target, skip_existing, overwrite, quiet):
+    if _skip(target, skip_existing, overwrite, quiet, source):
         return
     _announce(upscaler, quiet or in_batch)
     from .job import upscale_video
@@ -254,7 +254,9 @@ def _target(source: Path, target: Path | None, tag: str, suffix: str | None = No
     return target
 
 
-def _skip(target: Path, skip_existing: bool, overwrite: bool, quiet: bool) -> bool:
+def _skip(target: Path, skip_existing: bool, overwrite: bool, quiet: bool, source: Path | None = None) -> bool:
+    if source is not None and target.exists() and source.exists() and os.path.samefile(source, target):
+        raise OutputIsInputError(f"{target} is the input file, which is read while the output is written; choose another output name")
     if target.exists() and skip_existing:
         if not quiet:
             click.echo(f"sr-filter: skipping existing output {target}", err=True)

@@ -80,10 +80,10 @@ def upscale_video(
     batch = batches.check_batch(batch)
     if resume and (start or end is not None):
         raise VideoFormatError("resuming works on whole videos; leave out the frame range")
+    if dst.exists() and src.exists() and os.path.samefile(src, dst):  # before "exists": overwriting would not help
+        raise OutputIsInputError(f"{dst} is the input file, which is read while the output is written; choose another output name")
     if dst.exists() and not overwrite:
         raise OutputExistsError(f"{dst} exists; allow overwriting to replace it")
-    if dst.exists() and src.exists() and os.path.samefile(src, dst):
-        raise OutputIsInputError(f"{dst} is the input file, which is read while the output is written; choose another output name")
     container = source.open_video(src)
     notice = notice or log.warning
     try:
