@@ -132,7 +132,7 @@ def replacing(path: str | Path, *, overwrite: bool = True, error: type[SrFilterE
     ``failures`` (OSError; a video writer adds FFmpeg's errors) become one-line ``error``
     exceptions; ``suffix`` ends the temporary name.
     """
-    path = Path(path)
+    path = through_link(Path(path))
     tmp = temp_beside(path, error=error, suffix=suffix)
     try:
         yield tmp
@@ -142,6 +142,15 @@ def replacing(path: str | Path, *, overwrite: bool = True, error: type[SrFilterE
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+def through_link(path: Path) -> Path:
+    """The file a symlink names, where it names an existing one: a replaced output is written
+    there, as ``cp`` writes through a link, and the link stays (it had become a plain file). A
+    link to nothing is replaced itself."""
+    if path.is_symlink() and path.exists():
+        return Path(os.path.realpath(path))
+    return path
 
 
 def temp_beside(path: str | Path, *, error: type[SrFilterError] = ImageFormatError, suffix: str = TEMP_SUFFIX) -> Path:

@@ -194,3 +194,17 @@ def test_a_video_run_killed_with_sigkill_leaves_nothing_after_the_next_run(tmp_p
     result = subprocess.run([*command, "-o", str(out / "b.mkv"), "--frames", "0:2"], env=env, capture_output=True, timeout=120)
     assert result.returncode == 0, result.stderr.decode()
     assert sorted(p.name for p in out.iterdir()) == ["b.mkv"]
+
+
+def test_overwriting_through_a_symlink_keeps_the_link(tmp_path):
+    """--overwrite onto a link replaced the link with a plain file and left its target as it was."""
+    real = tmp_path / "real.png"
+    real.write_bytes(b"old")
+    link = tmp_path / "link.png"
+    link.symlink_to(real.name)
+    write_atomic(b"new", link, overwrite=True)
+    assert link.is_symlink() and real.read_bytes() == b"new"
+    dangling = tmp_path / "dangling.png"
+    dangling.symlink_to("missing.png")
+    write_atomic(b"fresh", dangling, overwrite=True)  # a link to nothing is replaced itself
+    assert not dangling.is_symlink() and dangling.read_bytes() == b"fresh"
