@@ -355,3 +355,15 @@ def test_a_failing_window_is_one_line_not_a_traceback(tiny, ov_folder):
 def test_fp16_is_refused_with_the_choices():
     with pytest.raises(BackendError, match="fp32 or bf16"):
         OpenVinoBackend.from_model(load_model("sr-cartoon-x4"), precision="fp16")
+
+
+def test_a_failure_record_interrupted_before_its_rename_leaves_no_stray_file(tmp_path, monkeypatch):
+    from sr_filter.backends import ov_cache
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ov_cache, "publish", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        ov_cache.remember_failure(tmp_path, "model-fp32-abc", "cannot be converted")
+    assert list(tmp_path.iterdir()) == []

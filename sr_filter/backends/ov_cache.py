@@ -215,13 +215,15 @@ def failure(folder: Path, key: str) -> str | None:
 def remember_failure(folder: Path, key: str, reason: str) -> None:
     """Record that the model of ``key`` does not convert (same weights, settings, OpenVINO and
     release: the key says them all), so later runs go to torch at once."""
+    tmp = folder / f".{key}.failed.{uuid.uuid4().hex}"
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{key}.failed.{uuid.uuid4().hex}"
         tmp.write_text(f"{__version__}\n{reason}\n", encoding="utf-8")
         publish(tmp, folder / f"{key}.failed", overwrite=True)
     except OSError as exc:
         log.info("not remembering the failed conversion: cannot write to %s (%s)", folder, exc.strerror)
+    finally:  # also on an interrupt between the write and the rename
+        tmp.unlink(missing_ok=True)
 
 
 def _paths(folder: Path, key: str) -> dict[str, Path]:
