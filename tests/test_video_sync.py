@@ -9,6 +9,7 @@ negative decode times, or a shift applied to one stream and not the other.
 
 from __future__ import annotations
 
+import av
 import pytest
 
 from sr_filter.errors import CancelledError
@@ -74,3 +75,16 @@ def test_a_resumed_run_keeps_sync_across_its_joins(tmp_path, upscaler, monkeypat
     summary = upscale_video(source, target, upscaler=upscaler, resume=True)
     assert summary["resumed_at"] == 12
     assert gap(target) == pytest.approx(gap(source), abs=TOLERANCE)
+
+
+def test_a_range_from_the_first_frame_keeps_the_audio_packet_that_starts_before_it(tmp_path, upscaler):
+    """An AC3 stream's first packet starts a few ms before the first frame; a range from frame 0
+    dropped it, and the sound started 26 ms late."""
+    source = make_sync_clip(tmp_path / "clip.mp4", audio_codec="ac3", sample_rate=48000)
+    with av.open(str(source)) as container:
+        first = next(p.pts for p in container.demux(container.streams.audio[0]) if p.size)
+    assert first < 0
+    upscale_video(source, tmp_path / "part.mp4", upscaler=upscaler, frames=(0, 30))
+    with av.open(str(tmp_path / "part.mp4")) as container:
+        assert next(p.pts for p in container.demux(container.streams.audio[0]) if p.size) == first
+    assert gap(tmp_path / "part.mp4") == pytest.approx(gap(source), abs=TOLERANCE)

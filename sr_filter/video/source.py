@@ -323,8 +323,10 @@ class Clock:
 
 
 def _shown_at(packet: av.Packet, seconds: float) -> bool:
-    """Whether a subtitle cue is still on screen at ``seconds`` (it is kept, cut to the range)."""
-    return packet.stream.type == "subtitle" and bool(packet.duration) and float((packet.pts + packet.duration) * packet.time_base) > seconds
+    """Whether a packet still plays at ``seconds``: a subtitle cue on screen there (kept, cut to
+    the range), or an audio packet that starts before it (a range from frame 0 had lost an AC3
+    stream's first packet, at -6 ms, and its sound started 26 ms late)."""
+    return bool(packet.duration) and float((packet.pts + packet.duration) * packet.time_base) > seconds
 
 
 class _Window:
