@@ -68,6 +68,8 @@ def encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None = None, *, 
     dpi = scaled_dpi(meta.dpi, scale, fmt) if fmt in _DPI else None
     channels = 1 if array.ndim == 2 else array.shape[2]
     icc = _fitting_profile(meta.icc_profile, grey=channels in (1, 2) and fmt != "WEBP") if fmt in _ICC else None
+    if fmt in ("PNG", "TIFF"):  # the writers below return early
+        _say_lost(_not_held(meta, fmt), fmt, meta)
     if fmt == "TIFF" and (array.dtype != np.uint8 or array.nbytes > CLASSIC_TIFF_BYTES):
         if array.dtype == np.uint8:
             log.info("the TIFF output is over 4 GiB: writing a BigTIFF (EXIF is not carried)")
@@ -83,13 +85,11 @@ def encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None = None, *, 
     if channels in (2, 4) and fmt not in _ALPHA:
         log.warning("%s has no transparency; flattening the alpha channel onto white", _SHOWN.get(fmt, fmt), extra=PER_FILE)
         array = _flatten_on_white(array)
-    lost = _not_held(meta, fmt)
+    lost = [] if fmt == "TIFF" else _not_held(meta, fmt)  # TIFF's was said above
     if meta.icc_profile and fmt not in _ICC and channels >= 3:
         array, converted = _to_srgb(array, meta.icc_profile)
         lost.insert(0, "the ICC profile (the colours are converted to sRGB, which it is shown as)" if converted else "the ICC profile")
-    if lost:
-        log.warning("%s cannot hold %s; left out (PNG keeps %s)", _SHOWN.get(fmt, fmt), _listed(lost),
-                    "it" if len(lost) == 1 else "them", extra=PER_FILE)
+    _say_lost(lost, fmt, meta)
     options: dict[str, Any] = {}
     if fmt == "GIF" and channels in (2, 4):  # on/off transparency: cut at alpha 128, as in animations
         image = gif_frame(np.dstack([array[..., :1]] * 3 + [array[..., 1:]]) if channels == 2 else array)
@@ -115,6 +115,8 @@ def encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None = None, *, 
         options["subsampling"] = 0  # 4:4:4: no colour bleeding at high quality
     if fmt in ("JPEG", "GIF") and meta.comment:
         options["comment"] = meta.comment
+    if fmt == "JPEG" and meta.iptc and len(meta.iptc) <= _JPEG_SEGMENT:  # written as read, after the header segments
+        options["extra"] = b"\xff\xed" + (len(meta.iptc) + 2).to_bytes(2, "big") + meta.iptc
     if fmt == "TIFF" and meta.xmp:  # Pillow's TIFF writer takes XMP only as a tag (700) of the first directory
         tags = Image.Exif()
         if exif:
@@ -195,6 +197,13 @@ _SHOWN = {"WEBP": "WebP"}
 PER_FILE = {"per_file": True}
 
 
+def _say_lost(lost: list[str], fmt: str, meta: ImageMeta) -> None:
+    if lost:
+        keeper = "JPEG" if meta.iptc and fmt != "JPEG" else "PNG"
+        log.warning("%s cannot hold %s; left out (%s keeps %s)", _SHOWN.get(fmt, fmt), _listed(lost), keeper,
+                    "it" if len(lost) == 1 else "them", extra=PER_FILE)
+
+
 def _not_held(meta: ImageMeta, fmt: str) -> list[str]:
     """What of ``meta`` a ``fmt`` file (BMP, GIF, one of the 8-bit writers) cannot store."""
     lost = []
@@ -206,6 +215,8 @@ def _not_held(meta: ImageMeta, fmt: str) -> list[str]:
         lost.append(f"the PNG text ({', '.join(sorted(meta.text)[:3])}{', ...' if len(meta.text) > 3 else ''})")
     if meta.comment and fmt not in ("JPEG", "GIF", "PNG"):
         lost.append("the comment")
+    if meta.iptc and fmt != "JPEG":
+        lost.append("the IPTC data")
     return lost
 
 

@@ -42,6 +42,7 @@ class ImageMeta:
     text: dict[str, str] = field(default_factory=dict)  # PNG tEXt/iTXt/zTXt chunks
     xmp: bytes | None = None
     comment: bytes | None = None  # JPEG / GIF comment
+    iptc: bytes | None = None  # a JPEG's Photoshop (APP13) block: IPTC captions, credits, keywords
     mode: str = "RGB"  # the input's Pillow mode (or "uint16" / "float32" for deep TIFFs)
     frames: int = 1
 
@@ -61,6 +62,18 @@ def orient(array: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(op(array)) if op else array
 
 
+#: how a JPEG's APP13 segment that holds IPTC data begins
+PHOTOSHOP = b"Photoshop 3.0\x00"
+
+
+def _photoshop_block(image: Image.Image) -> bytes | None:
+    """A JPEG's APP13 "Photoshop 3.0" segment (where IPTC captions and credits live), whole."""
+    for marker, data in getattr(image, "applist", None) or []:
+        if marker == "APP13" and data.startswith(PHOTOSHOP):
+            return bytes(data)
+    return None
+
+
 def read_meta(image: Image.Image) -> tuple[ImageMeta, int]:
     """Metadata of an opened image, and its EXIF orientation (PNGs: read after decoding)."""
     info = image.info
@@ -71,6 +84,7 @@ def read_meta(image: Image.Image) -> tuple[ImageMeta, int]:
         dpi=_dpi(info),
         xmp=upright_xmp(_bytes(info.get("xmp"))),
         comment=_bytes(info.get("comment")),
+        iptc=_photoshop_block(image),
         mode=image.mode,
         frames=1 if image.format == "MPO" else _frames(image),  # MPO: camera previews
     )

@@ -666,3 +666,21 @@ def test_xmp_pixel_sizes_are_the_outputs_as_the_exif_ones_are(fmt):
     _, meta = imageio.read_image(data)
     assert b'exif:PixelXDimension="32"' in meta.xmp and b'exif:PixelYDimension="24"' in meta.xmp
     assert b"<tiff:ImageWidth>32</tiff:ImageWidth>" in meta.xmp and b"<tiff:ImageLength>24</tiff:ImageLength>" in meta.xmp
+
+
+def test_a_jpegs_iptc_block_is_carried_into_jpeg_and_said_lost_elsewhere(caplog):
+    """A JPEG's APP13 (IPTC caption, credit) was dropped without a word."""
+    from PIL import IptcImagePlugin
+
+    record = b"\x1c\x02\x78\x00\x07Caption\x1c\x02\x74\x00\x09(c) Corp."
+    resource = b"8BIM\x04\x04\x00\x00" + len(record).to_bytes(4, "big") + record + b"\x00" * (len(record) % 2)
+    app13 = b"Photoshop 3.0\x00" + resource
+    jpeg = _save(Image.new("RGB", (8, 6), (10, 120, 200)), "JPEG")
+    jpeg = jpeg[:2] + b"\xff\xed" + (len(app13) + 2).to_bytes(2, "big") + app13 + jpeg[2:]
+    array, meta = imageio.read_image(jpeg)
+    out = imageio.encode_image(array, "JPEG", meta)
+    info = IptcImagePlugin.getiptcinfo(Image.open(io.BytesIO(out)))
+    assert info[(2, 120)] == b"Caption" and info[(2, 116)] == b"(c) Corp."
+    with caplog.at_level("WARNING"):
+        imageio.encode_image(array, "PNG", meta)
+    assert any("PNG cannot hold the IPTC data; left out (JPEG keeps it)" in r.getMessage() for r in caplog.records)
