@@ -88,3 +88,15 @@ def test_a_range_from_the_first_frame_keeps_the_audio_packet_that_starts_before_
     with av.open(str(tmp_path / "part.mp4")) as container:
         assert next(p.pts for p in container.demux(container.streams.audio[0]) if p.size) == first
     assert gap(tmp_path / "part.mp4") == pytest.approx(gap(source), abs=TOLERANCE)
+
+
+def test_ac3_copied_into_avi_keeps_its_timing(tmp_path, upscaler):
+    """An AVI times audio packets by the samples in each, which a Matroska or AVI reader leaves
+    unknown: copied so, 2 s of AC3 ended at 0.38 s and players going by timestamps lost sync."""
+    source = make_sync_clip(tmp_path / "clip.avi", audio_codec="ac3", sample_rate=48000, bframes=0)
+    upscale_video(source, tmp_path / "out.avi", upscaler=upscaler)
+    with av.open(str(source)) as container:
+        want = [float(p.pts * p.time_base) for p in container.demux(container.streams.audio[0]) if p.size]
+    with av.open(str(tmp_path / "out.avi")) as container:
+        got = [float(p.pts * p.time_base) for p in container.demux(container.streams.audio[0]) if p.size]
+    assert len(got) == len(want) and got[-1] == pytest.approx(want[-1] - want[0], abs=0.002)

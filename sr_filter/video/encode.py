@@ -456,12 +456,31 @@ def copy_streams(container: av.container.OutputContainer, source: av.container.I
             dropped.append(f"{what} ({codec}): {_a_file(muxer)} cannot hold {codec}{hint}")
             continue
         try:
-            streams[stream.index] = copied = container.add_stream_from_template(stream)
+            streams[stream.index] = copied = _sized_copy(container, stream, muxer) or container.add_stream_from_template(stream)
         except (av.error.FFmpegError, ValueError) as exc:
             dropped.append(f"{what} ({codec}): {first_line(exc)}")
             continue
         copy_tags(stream, copied, muxer)
     return streams, dropped
+
+
+#: audio whose packets an AVI times by the samples per packet, which the reader of an AVI or
+#: Matroska source leaves unknown (0): copied so, AC3's timestamps came out 5x short (1.98 s of
+#: sound ending at 0.38 s) and players that trust them lost sync
+_SIZED_IN_AVI = frozenset({"ac3"})
+
+
+def _sized_copy(container: av.container.OutputContainer, stream: av.stream.Stream, muxer: str) -> av.stream.Stream | None:
+    """For AC3 into AVI with that size unknown: an output stream made by the codec's own encoder
+    (same rate, channels and bit rate; AC3 carries no extra setup data), which knows it, for the
+    copied packets to go into unchanged; None otherwise. (E-AC3 so made is timed wrongly too.)"""
+    context = stream.codec_context
+    if muxer != "avi" or stream.type != "audio" or context is None or context.name not in _SIZED_IN_AVI or context.frame_size:
+        return None
+    copied = container.add_stream(context.name, rate=context.sample_rate, layout=context.layout.name)
+    if context.bit_rate:
+        copied.codec_context.bit_rate = context.bit_rate
+    return copied
 
 
 #: stream tags the muxer writes itself (Matroska's per-track DURATION): not copied
