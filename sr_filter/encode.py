@@ -86,8 +86,8 @@ def encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None = None, *, 
         log.warning("%s has no transparency; flattening the alpha channel onto white", _SHOWN.get(fmt, fmt), extra=PER_FILE)
         array = _flatten_on_white(array)
     lost = [] if fmt == "TIFF" else _not_held(meta, fmt)  # TIFF's was said above
-    if meta.icc_profile and fmt not in _ICC and channels >= 3:
-        array, converted = _to_srgb(array, meta.icc_profile)
+    if meta.icc_profile and fmt not in _ICC:  # a grey picture's profile is left out unconverted
+        array, converted = _to_srgb(array, meta.icc_profile) if channels >= 3 else (array, False)
         lost.insert(0, "the ICC profile (the colours are converted to sRGB, which it is shown as)" if converted else "the ICC profile")
     _say_lost(lost, fmt, meta)
     options: dict[str, Any] = {}

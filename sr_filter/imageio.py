@@ -28,7 +28,7 @@ from .convert import pil_to_array
 from .device import available_ram
 from .encode import check_encodable, encode_image
 from .errors import ImageFormatError, ImageTooLargeError, first_line
-from .metadata import ImageMeta, orient, read_meta, upright_xmp
+from .metadata import ImageMeta, merged_exif, orient, read_meta, upright_xmp
 
 __all__ = [
     "FORMATS", "IMAGE_SUFFIXES", "ImageMeta", "check_encodable", "encode_image", "format_for", "read_image", "write_atomic",
@@ -136,6 +136,8 @@ def _read_tiff(data: bytes, name: str, check: Callable[[sniff.Shape], None]) -> 
                                 xmp=upright_xmp(tags.xmp)), tags.orientation
     meta, orientation = read_meta(image)
     meta.dpi = tags.dpi  # Pillow says 1x1 DPI for a TIFF without resolution tags
+    meta.exif = merged_exif(meta.exif, tags.exif)  # a file tifffile wrote has two descriptions; Pillow 11 read its shape record
+    meta.xmp = meta.xmp or upright_xmp(tags.xmp)
     return array, meta, orientation
 
 

@@ -218,6 +218,27 @@ def _about_layout(tag: int, value) -> bool:
     return tag == _SOFTWARE and text.startswith("tifffile")
 
 
+def merged_exif(exif: bytes | None, more: bytes | None) -> bytes | None:
+    """``exif`` with the first-directory tags of ``more`` that it lacks."""
+    if not more:
+        return exif
+    if not exif:
+        return more
+    ours, theirs = Image.Exif(), Image.Exif()
+    try:
+        ours.load(exif)
+        theirs.load(more)
+    except Exception:  # noqa: BLE001 - a damaged block: keep what we had
+        return exif
+    missing = {tag: value for tag, value in theirs.items() if tag not in ours}
+    if not missing:
+        return exif
+    for ifd in (_EXIF_IFD, _GPS_IFD):  # loaded, so that tobytes writes them back
+        ours.get_ifd(ifd)
+    ours.update(missing)
+    return ours.tobytes()
+
+
 def sized_xmp(xmp: bytes | None, width: int, height: int) -> bytes | None:
     """XMP whose pixel sizes (``exif:PixelXDimension``/``PixelYDimension``, ``tiff:ImageWidth``/
     ``ImageLength``), where it has them, are the output's, as the EXIF ones are: the two had

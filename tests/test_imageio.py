@@ -623,6 +623,11 @@ def test_a_profile_a_format_cannot_hold_is_converted_to_srgb_and_what_is_left_ou
     said = [r.getMessage() for r in caplog.records]
     assert any(m == "BMP cannot hold the ICC profile; left out (PNG keeps it)" for m in said), said
     assert any("JPEG holds 8 bits per channel: the 16-bit picture is written with 8" in m for m in said), said
+    caplog.clear()
+    grey = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()[:16] + b"GRAY" + bytes(100)
+    with caplog.at_level("WARNING"):  # a grey picture's profile: left out, and said (it was silent)
+        imageio.encode_image(red[..., 0], "GIF", imageio.ImageMeta(icc_profile=grey))
+    assert any(r.getMessage() == "GIF cannot hold the ICC profile; left out (PNG keeps it)" for r in caplog.records)
     # a JPEG's comment goes into a PNG as its Comment text
     png, = (imageio.encode_image(red, "PNG", imageio.ImageMeta(comment=b"shot at dusk")),)
     assert Image.open(io.BytesIO(png)).text.get("Comment") == "shot at dusk"

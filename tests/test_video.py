@@ -823,6 +823,7 @@ def test_a_non_square_sample_aspect_ratio_is_kept_or_said_lost(tmp_path, upscale
         assert describe(tmp_path / name)["sar"] == Fraction(4, 3) and not said
     else:
         assert describe(tmp_path / name)["sar"] in (None, 1) and len(said) == 1
+        assert said[0].endswith({"ffv1": "(.mp4 keeps it with ffv1)", "vp9": "(.mp4 keeps it with vp9)"}[codec]), said  # not .mov
 
 
 def _with_chapters(clip: Path, target: Path) -> Path:
@@ -978,3 +979,63 @@ def test_a_frame_range_cuts_subtitle_cues_to_it(tmp_path, upscaler):
         cues = [(round(float(p.pts * p.time_base), 3), round(float(p.duration * p.time_base), 3))
                 for p in container.demux(stream) if p.size]
     assert cues == [(0.0, 0.067), (0.167, 0.4), (0.667, 0.25)]
+
+
+def test_second_review_of_the_output_checks(tmp_path, upscaler, monkeypatch):
+    """A range run removed a resumable job's segments; a video in a batch whose output is itself
+    was pointed at --overwrite, then refused; a link to nothing as output failed after the work
+    (with --skip-existing given); a y4m stream into a named pipe asked for --overwrite; a stray
+    segment name raised ValueError; 'nv12' read as 12-bit."""
+    from sr_filter.errors import CancelledError
+    from sr_filter.video import resume
+    from sr_filter.video.encode import choose_pix_fmt
+
+    monkeypatch.setattr(resume, "SEGMENT_FRAMES", 6)
+    clip = make_clip(tmp_path / "clip.mkv", frames=24, gop=6, audio=0)
+    target = tmp_path / "out.mkv"
+    with pytest.raises(CancelledError):
+        upscale_video(clip, target, upscaler=upscaler, resume=True, progress=lambda done, total: done < 15)
+    (resume.parts_folder(target) / "seg-0-6-1.seg").write_bytes(b"stray")
+    assert len(resume.finished(resume.parts_folder(target))) == 2
+    upscale_video(clip, target, upscaler=upscaler, frames=(0, 6), overwrite=True)
+    assert len(resume.finished(resume.parts_folder(target))) == 2  # kept for the resumable job
+    folder = tmp_path / "batch"
+    folder.mkdir()
+    (folder / "v.mp4").write_bytes(make_clip(tmp_path / "v.mp4", frames=2, audio=0).read_bytes())
+    for extra in ([], ["--overwrite"]):
+        err = run(folder / "v.mp4", clip, "-m", MODEL, "-o", folder, *extra).stderr.decode()
+        assert "v.mp4 is the input file, which is read while the output is written" in err and "--overwrite" not in err, err
+    dangling = tmp_path / "dangling.mkv"
+    dangling.symlink_to("nowhere/none.mkv")
+    skipped = run(clip, "-m", MODEL, "-o", dangling, "--skip-existing")
+    assert skipped.returncode == 0 and "skipping existing output" in skipped.stderr.decode()
+    refused = run(clip, "-m", MODEL, "-o", dangling).stderr.decode()
+    assert "exists; use --overwrite" in refused and "appeared while writing" not in refused
+    assert choose_pix_fmt("nv12", "libx265") == "yuv420p" and choose_pix_fmt("yuv410p", "libx264") == "yuv420p"
+
+
+def test_a_y4m_stream_goes_into_a_named_pipe(tmp_path):
+    """A frame stream into a named pipe asked for --overwrite (the pipe "exists")."""
+    import threading
+
+    from .videos import make_y4m
+
+    fifo = tmp_path / "frames.y4m"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+
+    def read() -> None:
+        with open(fifo, "rb") as pipe:
+            got.append(pipe.read())
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    process = subprocess.run([sys.executable, "-m", "sr_filter", "-", "-m", MODEL, "-o", str(fifo), "--format", "y4m"],
+                             input=make_y4m(tmp_path / "in.y4m").read_bytes(), capture_output=True, timeout=120,
+                             env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    if process.returncode != 0:  # the reader still waits for a writer: open the pipe once to let it go
+        with open(fifo, "wb"):
+            pass
+    reader.join(30)
+    assert process.returncode == 0, process.stderr.decode()
+    assert got and got[0].startswith(b"YUV4MPEG2 W128 H96")

@@ -56,6 +56,15 @@ def test_the_beep_stays_on_the_flash(tmp_path, upscaler, kind, output):
     assert gap(tmp_path / output) == pytest.approx(gap(source), abs=TOLERANCE)
 
 
+@pytest.mark.parametrize("codec, sample_rate, frames", [("ac3", 48000, (5, 40)), ("aac", 8000, (5, 40)), ("aac", 8000, (0, 30))])
+def test_a_range_keeps_the_audio_packet_sounding_at_its_start(tmp_path, upscaler, codec, sample_rate, frames):
+    """Straddling the range's first frame (or priming AAC's decoder for it), that packet was
+    dropped: the sound started 18-56 ms late, or lost its 128 ms priming packet."""
+    source = make_sync_clip(tmp_path / "clip.mp4", audio_codec=codec, sample_rate=sample_rate)
+    upscale_video(source, tmp_path / "part.mp4", upscaler=upscaler, frames=frames)
+    assert gap(tmp_path / "part.mp4") == pytest.approx(gap(source), abs=TOLERANCE)
+
+
 @pytest.mark.parametrize("kind", ["mp4-aac-8k", "mkv-aac-vfr"])
 def test_a_frame_range_keeps_sync(tmp_path, upscaler, kind):
     source = clip(tmp_path, kind)

@@ -105,8 +105,19 @@ def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: runs the group and turns every error into one line and an exit status."""
-    _install_signal_handlers()
+    """Console entry point: runs the group and turns every error into one line and an exit status.
+    Called in-process with ``argv``, the caller's signal handlers are given back at the end."""
+    previous = _install_signal_handlers()
+    try:
+        _main(argv)
+    finally:
+        if argv is not None:
+            for number, handler in previous.items():
+                with contextlib.suppress(ValueError, TypeError):
+                    signal.signal(number, handler)
+
+
+def _main(argv: list[str] | None) -> None:
     _guard_closed_stdio()
     try:
         args = list(sys.argv[1:] if argv is None else argv)
@@ -171,8 +182,11 @@ def interrupted_exit(line: str, code: int = 130) -> None:
     os._exit(code)
 
 
-def _install_signal_handlers() -> None:
-    """SIGTERM and SIGHUP raise :class:`Terminated` (Ctrl-C already raises KeyboardInterrupt)."""
+def _install_signal_handlers() -> dict[int, object]:
+    """SIGTERM and SIGHUP raise :class:`Terminated`, Ctrl-C KeyboardInterrupt; returns the handlers
+    they replace."""
+    previous = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None))
+                if number is not None}
 
     def terminated(signum: int, frame: FrameType | None) -> None:
         if in_import(frame):  # raised there it can leave an import lock held: the process hung
@@ -193,6 +207,7 @@ def _install_signal_handlers() -> None:
         number = getattr(signal, name, None)
         if number is not None and signal.getsignal(number) is not signal.SIG_IGN:  # nohup keeps SIGHUP ignored
             signal.signal(number, terminated)
+    return previous
 
 
 def _guard_closed_stdio() -> None:

@@ -163,6 +163,10 @@ def _suffixes() -> str:
     return ", ".join(sorted({k[1:] for k in imageio.IMAGE_SUFFIXES}))
 
 
+#: inputs the video path reads whole before writing (animations), so --overwrite may replace them
+_ANIMATED = (".gif", ".webp", ".png", ".apng")
+
+
 def check_targets(jobs: list[Job], *, overwrite: bool) -> None:
     """Refuse two inputs writing one output, and writing over an input without --overwrite."""
     from ..errors import OutputExistsError
@@ -175,8 +179,14 @@ def check_targets(jobs: list[Job], *, overwrite: bool) -> None:
         if key in seen:
             raise click.UsageError(f"{seen[key]} and {job.source} would both be written to {job.target}")
         seen[key] = job.source
-        if job.source is not None and not overwrite and _same_file(job.source, job.target):
-            raise OutputExistsError(f"{job.target} is the input file; use --overwrite to replace it or choose another -o")
+        if job.source is not None and _same_file(job.source, job.target):
+            if is_video(job.source) and job.source.suffix.lower() not in _ANIMATED:  # read while its output is written
+                from ..errors import OutputIsInputError
+
+                raise OutputIsInputError(f"{job.target} is the input file, which is read while the output is written; "
+                                         "choose another output name")
+            if not overwrite:
+                raise OutputExistsError(f"{job.target} is the input file; use --overwrite to replace it or choose another -o")
 
 
 def check_writable(jobs: list[Job], *, overwrite: bool) -> None:

@@ -132,9 +132,11 @@ def _name_the_file(record) -> bool:
     channel, metadata a format cannot hold): one unnamed line had stood for every file."""
     name = current_file.get()
     if name and getattr(record, "per_file", False):
+        from .messages import shown_path
+
         text = record.getMessage()
         if name not in text:
-            record.msg, record.args = f"{name}: {text}", ()
+            record.msg, record.args = f"{shown_path(name)}: {text}", ()
     return True
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from ..atomic import prepare_target, write_all
+from ..atomic import is_stream, prepare_target, write_all
 from ..errors import OutputExistsError, OutputIsInputError, SrFilterError, VideoFormatError
 from . import READ_ONLY_SUFFIXES, VIDEO_SUFFIXES
 
@@ -154,7 +154,7 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
         upscaler = make_upscaler()
         suffix = {"GIF": ".gif", "WEBP": ".webp", "PNG": ".png"}.get(out_format or "", source.suffix)
         target = _target(source, target, tag(), suffix)
-        if _skip(target, skip_existing, overwrite, quiet, source):
+        if _skip(target, skip_existing, overwrite, quiet, source, animation=True):
             return
         _announce(upscaler, quiet or in_batch)
         animation.upscale_animation(source, target, upscaler, scale=scale, overwrite=overwrite, quality=quality, size=size,
@@ -254,14 +254,22 @@ def _target(source: Path, target: Path | None, tag: str, suffix: str | None = No
     return target
 
 
-def _skip(target: Path, skip_existing: bool, overwrite: bool, quiet: bool, source: Path | None = None) -> bool:
+def _skip(target: Path, skip_existing: bool, overwrite: bool, quiet: bool, source: Path | None = None,
+          animation: bool = False) -> bool:
+    if is_stream(target):  # a named pipe or device is written through (y4m, an animation's bytes)
+        return False
     if source is not None and target.exists() and source.exists() and os.path.samefile(source, target):
-        raise OutputIsInputError(f"{target} is the input file, which is read while the output is written; choose another output name")
-    if target.exists() and skip_existing:
+        if not animation:  # a video is read while its output is written; an animation is read whole first
+            raise OutputIsInputError(f"{target} is the input file, which is read while the output is written; choose another output name")
+        if not overwrite:
+            raise OutputIsInputError(f"{target} is the input file; use --overwrite to replace it or choose another -o")
+        return False
+    taken = target.exists() or target.is_symlink()  # a link to nothing is a taken name too (it failed after the work)
+    if taken and skip_existing:
         if not quiet:
             click.echo(f"sr-filter: skipping existing output {target}", err=True)
         return True
-    if target.exists() and not overwrite:
+    if taken and not overwrite:
         raise OutputExistsError(f"{target} exists; use --overwrite to replace it or --skip-existing")
     prepare_target(target, overwrite=True)  # its folders made (as for images), and writable; existence is settled above
     return False

@@ -70,8 +70,10 @@ def lost_in(muxer: str, codec: str, info: VideoInfo) -> list[str]:
     if info.sar and info.sar != 1 and muxer in ("matroska", "webm", "avi") and codec not in ("libx264", "libx265"):
         family = next((f for f, e in ENCODERS.items() if e[0] == codec), codec)
         where = "cannot keep it" if muxer == "webm" else "keeps it only in h264 or hevc video"
+        keepers = [name for name, box in ((".mp4", "mp4"), (".mov", "mov")) if _probe_holds(box, ENCODERS.get(family, ("", family))[1])]
+        hint = f" ({' and '.join(keepers)} {'keeps' if len(keepers) == 1 else 'keep'} it with {family})" if keepers else ""
         lost.append(f"the sample aspect ratio ({info.sar.numerator}:{info.sar.denominator}): {_a_file(muxer)} written "
-                    f"here {where}, so the {family} video shows with square pixels (.mp4 and .mov keep it)")
+                    f"here {where}, so the {family} video shows with square pixels{hint}")
     if muxer != "avi":
         return lost
     if info.rotation:
@@ -191,7 +193,7 @@ def choose_pix_fmt(source: str, encoder: str) -> str:
     plain = source.replace("yuvj", "yuv")
     if plain in formats:
         return plain
-    depth = "10le" if "10" in plain or "12" in plain or "16" in plain else ""
+    depth = "10le" if _bits(plain) > 8 else ""  # by the format's own bits: "nv12" had read as 12-bit
     chroma = next((c for c in ("444", "422", "420") if c in plain), "420")
     # the source's chroma before its depth: 10-bit 4:2:2 into 8-bit-only VP9 is 8-bit 4:2:2, not 4:2:0
     layouts = ("420", "422", "444")
@@ -419,7 +421,10 @@ def moved(packet: av.Packet, shift: Fraction, end: Fraction | None = None) -> bo
             packet.duration, packet.pts = packet.pts + packet.duration, 0
             packet.dts = 0 if packet.dts is not None else None
         if (packet.dts if packet.dts is not None else packet.pts or 0) < 0:
-            return False
+            # an audio packet still sounding at the start (or priming the decoder for it) stays,
+            # before zero, as a whole run keeps it; it had been dropped, the sound starting late
+            return bool(packet.stream is not None and packet.stream.type == "audio" and packet.pts is not None
+                        and packet.pts + (packet.duration or 0) >= 0)
     if cue and end is not None:
         last = round(end / packet.time_base)
         if packet.pts >= last:

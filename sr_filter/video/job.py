@@ -109,7 +109,8 @@ def upscale_video(
         summary = _write(container, src, dst, muxer, family, info, upscaler, scale, (width, height),
                          crf=crf, batch=batch, start=start, end=end, overwrite=overwrite, progress=progress,
                          notice=notice)
-        _drop_stale_parts(dst, notice)
+        if not start and end is None:  # a whole run only: a range is no reason to drop a resumable job's work
+            _drop_stale_parts(dst, notice)
         return summary
     finally:
         container.close()

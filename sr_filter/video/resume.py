@@ -39,9 +39,9 @@ def finished(parts: Path, *, check: bool = False, notice=None) -> list[tuple[int
     rerun had failed at the join."""
     found = []
     for path in parts.glob("seg-*-*.seg"):
-        _, first, end = path.stem.split("-")
-        if first.isdigit() and end.isdigit():
-            found.append((int(first), int(end), path))
+        fields = path.stem.split("-")  # a stray name (seg-0-6-1.seg) had raised ValueError
+        if len(fields) == 3 and fields[1].isdigit() and fields[2].isdigit():
+            found.append((int(fields[1]), int(fields[2]), path))
     found.sort()
     kept, expect = [], 0
     for first, end, path in found:

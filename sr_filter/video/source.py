@@ -326,7 +326,10 @@ def _shown_at(packet: av.Packet, seconds: float) -> bool:
     """Whether a packet still plays at ``seconds``: a subtitle cue on screen there (kept, cut to
     the range), or an audio packet that starts before it (a range from frame 0 had lost an AC3
     stream's first packet, at -6 ms, and its sound started 26 ms late)."""
-    return bool(packet.duration) and float((packet.pts + packet.duration) * packet.time_base) > seconds
+    end = float((packet.pts + (packet.duration or 0)) * packet.time_base)
+    if packet.stream.type == "audio":  # one that ends right at the start primes the decoder for it (AAC)
+        return bool(packet.duration) and end >= seconds
+    return bool(packet.duration) and end > seconds
 
 
 class _Window:
