@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
         _main(argv)
     finally:
         if argv is not None:
-            for number, handler in previous.items():
+            for number, handler in (previous or {}).items():
                 with contextlib.suppress(ValueError, TypeError):
                     signal.signal(number, handler)
 
