@@ -100,7 +100,7 @@ def test_a_range_from_the_first_frame_keeps_the_audio_packet_that_starts_before_
 
 
 def test_ac3_copied_into_avi_keeps_its_timing(tmp_path, upscaler):
-    """An AVI times audio packets by the samples in each, which a Matroska or AVI reader leaves
+    """An AVI times audio packets by the samples in each, which the reader of an AVI source leaves
     unknown: copied so, 2 s of AC3 ended at 0.38 s and players going by timestamps lost sync."""
     source = make_sync_clip(tmp_path / "clip.avi", audio_codec="ac3", sample_rate=48000, bframes=0)
     upscale_video(source, tmp_path / "out.avi", upscaler=upscaler)

@@ -469,9 +469,9 @@ def copy_streams(container: av.container.OutputContainer, source: av.container.I
     return streams, dropped
 
 
-#: audio whose packets an AVI times by the samples per packet, which the reader of an AVI or
-#: Matroska source leaves unknown (0): copied so, AC3's timestamps came out 5x short (1.98 s of
-#: sound ending at 0.38 s) and players that trust them lost sync
+#: audio whose packets an AVI times by the samples per packet, which the reader of an AVI source
+#: leaves unknown (0): copied so, AC3's timestamps came out 5x short (1.98 s of sound ending at
+#: 0.38 s) and players that trust them lost sync
 _SIZED_IN_AVI = frozenset({"ac3"})
 
 
