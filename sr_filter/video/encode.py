@@ -107,7 +107,7 @@ def _probe_holds(muxer: str, codec: str) -> bool:
         container.close()
 
 
-def _header_takes(muxer: str, stream: av.stream.Stream) -> bool:
+def _header_takes(muxer: str, stream: av.stream.Stream, packet: av.Packet | None) -> bool:
     """Whether ``muxer`` writes a whole file with a copy of ``stream``: its header, the stream's
     first packet and the trailer. Some muxers list a codec and refuse it only in the header (mov
     with Opus or FLAC audio), others only in the trailer (mp4 with PCM audio: "Invalid argument"),
@@ -116,7 +116,6 @@ def _header_takes(muxer: str, stream: av.stream.Stream) -> bool:
     try:
         copied = probe.add_stream_from_template(stream)
         probe.start_encoding()
-        packet = _first_packet(stream)
         if packet is not None:
             packet.stream = copied
             probe.mux(packet)
@@ -131,17 +130,22 @@ def _header_takes(muxer: str, stream: av.stream.Stream) -> bool:
             pass
 
 
-def _first_packet(stream: av.stream.Stream) -> av.Packet | None:
-    """The first packet of ``stream``, read from its file opened again (the caller's reading
-    position stays as it is); None where it cannot be read."""
+def _first_packets(source: av.container.InputContainer, indices: set[int]) -> dict[int, av.Packet]:
+    """The first packet of each stream in ``indices``, from one pass over the source opened again
+    (the caller's reading position stays as it is); those that cannot be read are left out."""
+    found: dict[int, av.Packet] = {}
+    if not indices:
+        return found
     try:
-        with av.open(stream.container.name) as again:
-            for packet in again.demux(again.streams[stream.index]):
-                if packet.size:
-                    return packet
+        with av.open(source.name) as again:
+            for packet in again.demux([again.streams[i] for i in sorted(indices)]):
+                if packet.size and packet.stream.index not in found:
+                    found[packet.stream.index] = packet
+                    if len(found) == len(indices):
+                        break
     except (av.error.FFmpegError, OSError, ValueError, IndexError):
         pass
-    return None
+    return found
 
 
 def _a_file(muxer: str) -> str:
@@ -440,6 +444,7 @@ def copy_streams(container: av.container.OutputContainer, source: av.container.I
     streams: dict[int, av.stream.Stream] = {}
     dropped: list[str] = []
     upscaled = source.streams.video[0].index
+    firsts = _first_packets(source, {s.index for s in source.streams if s.index in copy and s.type != "attachment"})
     for stream in source.streams:
         if stream.type == "video" and stream.index != upscaled:
             context = stream.codec_context
@@ -456,7 +461,7 @@ def copy_streams(container: av.container.OutputContainer, source: av.container.I
             container.add_attachment(stream.name or f"attachment{stream.index}", stream.mimetype or "application/octet-stream", bytes(stream.data))
             continue
         codec = stream.codec_context.name if stream.codec_context else "unknown"
-        if not _probe_holds(muxer, codec) or not _header_takes(muxer, stream):
+        if not _probe_holds(muxer, codec) or not _header_takes(muxer, stream, firsts.get(stream.index)):
             hint = "; a .mkv output keeps it" if muxer != "matroska" and _probe_holds("matroska", codec) else ""
             dropped.append(f"{what} ({codec}): {_a_file(muxer)} cannot hold {codec}{hint}")
             continue
@@ -495,9 +500,7 @@ _OWN_TAGS = {"duration"}
 def copy_tags(source: av.stream.Stream, target: av.stream.Stream, muxer: str) -> None:
     """The stream's tags (language, title, ...) and its flags (default, forced, ...) onto its copy.
     In mp4/mov the title also names the track's handler, which is what many players list."""
-    tags = {k: v for k, v in source.metadata.items() if k.lower() not in _OWN_TAGS}
-    if "name" in tags and not any(k.lower() == "title" for k in tags):  # mp4/mov read a track's title as 'name'
-        tags["title"] = tags.pop("name")
+    tags = _titled({k: v for k, v in source.metadata.items() if k.lower() not in _OWN_TAGS})
     if muxer in ("mp4", "mov") and tags.get("title") and "handler_name" not in tags:
         tags["handler_name"] = tags["title"]
     target.metadata.update(tags)
@@ -541,10 +544,17 @@ def tag_for_apple(context: av.codec.context.CodecContext, family: str, muxer: st
 def keep_video_tags(source: av.stream.Stream, target: av.stream.Stream) -> None:
     """The upscaled stream keeps the source video's language, title and flags (default, ...);
     its other tags describe the old encoding (encoder, bit rate, Matroska's statistics)."""
-    for key, value in source.metadata.items():
-        if key.lower() in ("language", "title", "name"):  # mp4/mov read a track's title as 'name'
-            target.metadata["title" if key.lower() == "name" else key.lower()] = value
+    for key, value in _titled({k.lower(): v for k, v in source.metadata.items()}).items():
+        if key in ("language", "title"):
+            target.metadata[key] = value
     target.disposition = source.disposition
+
+
+def _titled(tags: dict[str, str]) -> dict[str, str]:
+    """Stream tags with a track title that mp4/mov read as 'name' given as 'title'."""
+    if "name" in tags and not any(k.lower() == "title" for k in tags):
+        tags["title"] = tags.pop("name")
+    return tags
 
 
 def _quality_options(family: str, crf: int | None) -> dict[str, str]:

@@ -235,8 +235,7 @@ def steady_rate(path: str | Path) -> tuple[Fraction, bool]:
         base = video.time_base or Fraction(1, 1000)
         nominal = [rate for rate in (video.average_rate, video.guessed_rate) if rate]
         order = decode_order_only(container)
-        times = sorted((packet_time(p, order), p.duration or 0) for p in container.demux(video)
-                       if p.size and packet_time(p, order) is not None)
+        times = _shown_times(container)
     except av.error.FFmpegError as exc:
         raise VideoFormatError(f"{path} is not a readable video ({first_line(exc)})") from None
     finally:
@@ -264,13 +263,20 @@ def frame_time(path: str | Path, index: int) -> Fraction | None:
     container = open_video(path)
     try:
         video = container.streams.video[0]
-        order = decode_order_only(container)
-        times = sorted(packet_time(p, order) for p in container.demux(video) if p.size and packet_time(p, order) is not None)
+        times = _shown_times(container)
     except av.error.FFmpegError:
         return None
     finally:
         container.close()
-    return Fraction(times[index] * video.time_base) if index < len(times) and video.time_base else None
+    return Fraction(times[index][0] * video.time_base) if index < len(times) and video.time_base else None
+
+
+def _shown_times(container: av.container.InputContainer) -> list[tuple[int, int]]:
+    """(time, duration) of every video packet, in display order, read without decoding; the time
+    is the one :class:`Clock` gives its frame (:func:`packet_time`)."""
+    order = decode_order_only(container)
+    return sorted((packet_time(p, order), p.duration or 0) for p in container.demux(container.streams.video[0])
+                  if p.size and packet_time(p, order) is not None)
 
 
 def start_time(container: av.container.InputContainer) -> Fraction:
