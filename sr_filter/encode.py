@@ -68,8 +68,10 @@ def encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None = None, *, 
     dpi = scaled_dpi(meta.dpi, scale, fmt) if fmt in _DPI else None
     channels = 1 if array.ndim == 2 else array.shape[2]
     icc = _fitting_profile(meta.icc_profile, grey=channels in (1, 2) and fmt != "WEBP") if fmt in _ICC else None
-    if fmt in ("PNG", "TIFF"):  # the writers below return early
-        _say_lost(_not_held(meta, fmt), fmt, meta)
+    lost = _not_held(meta, fmt)
+    to_srgb = bool(meta.icc_profile) and fmt not in _ICC  # GIF, BMP: said once the pixels are converted
+    if not to_srgb:
+        _say_lost(lost, fmt, meta)
     if fmt == "TIFF" and (array.dtype != np.uint8 or array.nbytes > CLASSIC_TIFF_BYTES):
         if array.dtype == np.uint8:
             log.info("the TIFF output is over 4 GiB: writing a BigTIFF (EXIF is not carried)")
@@ -85,11 +87,10 @@ def encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None = None, *, 
     if channels in (2, 4) and fmt not in _ALPHA:
         log.warning("%s has no transparency; flattening the alpha channel onto white", _SHOWN.get(fmt, fmt), extra=PER_FILE)
         array = _flatten_on_white(array)
-    lost = [] if fmt == "TIFF" else _not_held(meta, fmt)  # TIFF's was said above
-    if meta.icc_profile and fmt not in _ICC:  # a grey picture's profile is left out unconverted
+    if to_srgb:  # a grey picture's profile is left out unconverted
         array, converted = _to_srgb(array, meta.icc_profile) if channels >= 3 else (array, False)
-        lost.insert(0, "the ICC profile (the colours are converted to sRGB, which it is shown as)" if converted else "the ICC profile")
-    _say_lost(lost, fmt, meta)
+        icc_lost = "the ICC profile (the colours are converted to sRGB, which it is shown as)" if converted else "the ICC profile"
+        _say_lost([icc_lost, *lost], fmt, meta)
     options: dict[str, Any] = {}
     if fmt == "GIF" and channels in (2, 4):  # on/off transparency: cut at alpha 128, as in animations
         image = gif_frame(np.dstack([array[..., :1]] * 3 + [array[..., 1:]]) if channels == 2 else array)

@@ -247,10 +247,16 @@ def sized_xmp(xmp: bytes | None, width: int, height: int) -> bytes | None:
         return xmp
     for names, value in ((("exif:PixelXDimension", "tiff:ImageWidth"), width), (("exif:PixelYDimension", "tiff:ImageLength"), height)):
         for name in names:
-            key = re.escape(name.encode())
-            xmp = re.sub(rb"(" + key + rb"""\s*=\s*["'])\s*[0-9]+\s*(["'])""", rb"\g<1>" + str(value).encode() + rb"\g<2>", xmp)
-            xmp = re.sub(rb"(<" + key + rb">)\s*[0-9]+\s*(</" + key + rb">)", rb"\g<1>" + str(value).encode() + rb"\g<2>", xmp)
+            xmp = _xmp_number(xmp, name, value)
     return xmp
+
+
+def _xmp_number(xmp: bytes, name: str, value: int) -> bytes:
+    """``xmp`` with the number of property ``name`` set to ``value``, written as an attribute
+    (``name="3"``) or an element (``<name>3</name>``)."""
+    key, number = re.escape(name.encode()), str(value).encode()
+    xmp = re.sub(rb"(" + key + rb"""\s*=\s*["'])\s*[0-9]+\s*(["'])""", rb"\g<1>" + number + rb"\g<2>", xmp)
+    return re.sub(rb"(<" + key + rb">)\s*[0-9]+\s*(</" + key + rb">)", rb"\g<1>" + number + rb"\g<2>", xmp)
 
 
 def upright_xmp(xmp: bytes | None) -> bytes | None:
@@ -258,8 +264,7 @@ def upright_xmp(xmp: bytes | None) -> bytes | None:
     (viewers that read XMP would otherwise turn the picture a second time)."""
     if not xmp:
         return xmp
-    xmp = re.sub(rb'(tiff:Orientation\s*=\s*["\'])\s*[0-9]+\s*(["\'])', rb"\g<1>1\g<2>", xmp)
-    return re.sub(rb"(<tiff:Orientation>)\s*[0-9]+\s*(</tiff:Orientation>)", rb"\g<1>1\g<2>", xmp)
+    return _xmp_number(xmp, "tiff:Orientation", 1)
 
 
 def _dpi(info: dict) -> tuple[float, float] | None:

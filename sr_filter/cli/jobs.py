@@ -163,10 +163,6 @@ def _suffixes() -> str:
     return ", ".join(sorted({k[1:] for k in imageio.IMAGE_SUFFIXES}))
 
 
-#: inputs the video path reads whole before writing (animations), so --overwrite may replace them
-_ANIMATED = (".gif", ".webp", ".png", ".apng")
-
-
 def check_targets(jobs: list[Job], *, overwrite: bool) -> None:
     """Refuse two inputs writing one output, and writing over an input without --overwrite."""
     from ..errors import OutputExistsError
@@ -180,7 +176,9 @@ def check_targets(jobs: list[Job], *, overwrite: bool) -> None:
             raise click.UsageError(f"{seen[key]} and {job.source} would both be written to {job.target}")
         seen[key] = job.source
         if job.source is not None and _same_file(job.source, job.target):
-            if is_video(job.source) and job.source.suffix.lower() not in _ANIMATED:  # read while its output is written
+            from ..animation import FORMATS as ANIMATED  # read whole before their output is written
+
+            if is_video(job.source) and job.source.suffix.lower() not in ANIMATED:  # read while its output is written
                 from ..errors import OutputIsInputError
 
                 raise OutputIsInputError(f"{job.target} is the input file, which is read while the output is written; "
