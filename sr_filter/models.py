@@ -8,9 +8,8 @@ never needs the torch network never imports torch.
 
 from __future__ import annotations
 
-import os
-
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable

@@ -7,7 +7,6 @@ library (tile, precision, device) import it only when a value other than the def
 from __future__ import annotations
 
 import contextvars
-
 import logging
 import sys
 from typing import Any, Callable, Sequence

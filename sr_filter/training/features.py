@@ -9,7 +9,6 @@ The weights are fetched on first use through the filter's own checked download c
 from __future__ import annotations
 
 import os
-
 from dataclasses import dataclass
 from pathlib import Path
 
