@@ -29,6 +29,7 @@ from .device import available_ram
 from .encode import check_encodable, encode_image
 from .errors import ImageFormatError, ImageTooLargeError, first_line
 from .metadata import ImageMeta, merged_exif, orient, read_meta, upright_xmp
+from .video import CONTAINERS
 
 __all__ = [
     "FORMATS", "IMAGE_SUFFIXES", "ImageMeta", "check_encodable", "encode_image", "format_for", "read_image", "write_atomic",
@@ -249,7 +250,7 @@ def format_for(path: str | Path, explicit: str | None = None) -> str:
     suffix = Path(path).suffix.lower()
     if suffix in ALIASES:
         return ALIASES[suffix]
-    if suffix in (".mp4", ".m4v", ".mkv", ".webm", ".mov", ".avi"):  # an image input named for a video output
+    if suffix in CONTAINERS:  # an image input named for a video output
         raise ImageFormatError(f"{Path(path).name} names a video, but the input is read as an image (by its name); "
                                "a video input needs a video suffix (.mp4, .mkv, ...), an image output an image one")
     if suffix not in FORMATS:

@@ -10,12 +10,14 @@ import importlib
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+#: output suffix -> FFmpeg container written for it
+CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi"}
 #: input suffixes routed to the video path
-VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mkv", ".webm", ".mov", ".avi", ".y4m"})
+VIDEO_SUFFIXES = frozenset({*CONTAINERS, ".y4m"})
 #: containers read but not written (MPEG transport streams, Flash video, ...): upscaled into .mkv by default
 READ_ONLY_SUFFIXES = frozenset({".ts", ".m2ts", ".mts", ".flv", ".mpg", ".mpeg", ".vob", ".wmv", ".asf", ".3gp", ".ogv"})
 
-_LAZY = {"upscale_video": ".job", "CODECS": ".encode", "CONTAINERS": ".encode"}
+_LAZY = {"upscale_video": ".job", "CODECS": ".encode"}
 
 
 def __getattr__(name: str) -> Any:

@@ -19,7 +19,7 @@ from pathlib import Path
 import av
 
 from ..errors import VideoFormatError, first_line
-from . import source
+from . import CONTAINERS, source
 from .source import Frame, VideoInfo
 
 log = logging.getLogger("sr_filter")
@@ -37,8 +37,6 @@ CODECS = tuple(ENCODERS)
 #: family -> the quality numbers (CRF) its encoder takes; SVT-AV1 reads 0 as "not set"
 CRF_RANGE = {"h264": (0, 51), "hevc": (0, 51), "vp9": (0, 63), "av1": (1, 63)}
 _NO_CRF = {"ffv1": "ffv1 is lossless", "prores": "prores is written as ProRes HQ, whose quality is fixed"}
-#: output suffix -> FFmpeg muxer
-CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi"}
 #: muxers whose video has one constant frame rate and no timestamps of its own: frame n is tick n
 #: of 1/rate (FFmpeg's avi muxer fills every skipped tick with an empty frame)
 CONSTANT_RATE = frozenset({"avi"})
