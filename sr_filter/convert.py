@@ -65,6 +65,62 @@ def to_float(array: np.ndarray) -> np.ndarray:
     return np.clip(np.nan_to_num(data, nan=0.0), 0.0, 1.0)
 
 
+def _colour(array: np.ndarray) -> np.ndarray | None:
+    """The colour channels of a float image array (a view), None for anything else."""
+    if not isinstance(array, np.ndarray) or array.dtype.kind != "f" or array.ndim not in (2, 3) or not array.size:
+        return None
+    return array if array.ndim == 2 else array[..., : 1 if array.shape[2] in (1, 2) else 3]
+
+
+def beyond_extent(array: np.ndarray) -> tuple[float, float] | None:
+    """(lowest, highest) finite colour value of a float image whose colour goes beyond 0..1, else None."""
+    colour = _colour(array)
+    if colour is None:
+        return None
+    with np.errstate(invalid="ignore"):
+        values = colour[np.isfinite(colour)]
+    if not values.size or (values.min() >= -_FLOAT_SLACK and values.max() <= 1 + _FLOAT_SLACK):
+        return None
+    return float(values.min()), float(values.max())
+
+
+def beyond_unit(array: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Split float pixels whose colour goes beyond 0..1 (HDR highlights above white, out-of-gamut
+    colours below black) into (the image with its colour clipped to 0..1, what the clipping took off
+    as a (1, C, H, W) float32 array); None for any other image.
+
+    The networks are trained on 0..1, so they get the clipped image and the rest is resized
+    (bilinear) and added back (:func:`add_beyond`): nothing above white or below black is lost.
+    NaN and infinities are not part of it: :func:`to_float` says what becomes of them."""
+    extent = beyond_extent(array)
+    if extent is None:
+        return None
+    colour = _colour(array)
+    with np.errstate(invalid="ignore"):
+        clipped = np.clip(colour, 0, 1)  # NaN stays NaN and infinities 0 or 1, for to_float to say
+        finite = np.isfinite(colour)
+        rest = np.where(finite, colour - clipped, 0).astype(np.float32)
+        whole = extent[0] >= 0 and bool(np.all(colour[finite] == np.round(colour[finite])))
+    log.log(logging.WARNING if whole else logging.INFO,
+            "float pixels hold values from %.4g to %.4g, beyond 0..1: the network upscales the part within 0..1 and "
+            "the rest is resized (bilinear) and added back%s", *extent, "; for 0..255 data divide by 255 first" if whole else "")
+    inside = clipped if array.ndim == 2 else np.concatenate([clipped, array[..., colour.shape[2]:]], axis=2)
+    return inside, (rest[..., None] if rest.ndim == 2 else rest).transpose(2, 0, 1)[None]
+
+
+def add_beyond(result: np.ndarray, rest: np.ndarray) -> np.ndarray:
+    """Add what :func:`beyond_unit` took off, resized to ``result`` (float, same layout), in place."""
+    from .resize import resize
+
+    # bilinear: no ringing, so no brighter highlight or darker shadow than the image holds
+    up = resize(rest, result.shape[0], result.shape[1], clamp=False, resample=Image.Resampling.BILINEAR)[0].transpose(1, 2, 0)
+    if result.ndim == 2:
+        result += up[..., 0]
+    else:
+        result[..., : up.shape[2]] += up
+    return result
+
+
 def _outside(data: np.ndarray) -> str:
     """What a float image holds outside 0..1, for the warning: the finite range, NaN and infinities."""
     finite = data[np.isfinite(data)]

@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from . import png, tiffio
-from .convert import _to_uint8, _to_uint16, array_to_pil
+from .convert import _to_uint8, _to_uint16, array_to_pil, beyond_extent
 from .errors import ImageFormatError, ImageTooLargeError, first_line
 from .metadata import ImageMeta, exif_for_output, scaled_dpi, sized_xmp
 
@@ -72,6 +72,12 @@ def encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None = None, *, 
     to_srgb = bool(meta.icc_profile) and fmt not in _ICC  # GIF, BMP: said once the pixels are converted
     if not to_srgb:
         _say_lost(lost, fmt, meta)
+    extent = beyond_extent(array) if fmt != "TIFF" else None
+    if extent:
+        low, high = extent
+        beyond = " and ".join(([f"up to {high:.4g}"] if high > 1 else []) + ([f"down to {low:.4g}"] if low < 0 else []))
+        log.warning("%s holds 0..1 (black to white): the picture's values %s (HDR or out of gamut) are clipped to it "
+                    "(a float TIFF keeps them)", _SHOWN.get(fmt, fmt), beyond, extra=PER_FILE)
     if fmt == "TIFF" and (array.dtype != np.uint8 or array.nbytes > CLASSIC_TIFF_BYTES):
         if array.dtype == np.uint8:
             log.info("the TIFF output is over 4 GiB: writing a BigTIFF (EXIF is not carried)")

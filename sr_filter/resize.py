@@ -6,9 +6,11 @@ import numpy as np
 from PIL import Image
 
 
-def resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
+def resize(image: np.ndarray, height: int, width: int, clamp: bool = True,
+           resample: Image.Resampling = Image.Resampling.BICUBIC) -> np.ndarray:
     """Antialiased bicubic resize (Pillow's, a = -0.5: the same as torch's ``antialias=True``) of a
-    (N, C, H, W) float32 array, clamped to [0, 1]."""
+    (N, C, H, W) float32 array, clamped to [0, 1]; ``clamp=False`` and another ``resample`` filter
+    (bilinear: no overshoot) for values that are not pixels in 0..1."""
     if image.shape[-2:] == (height, width):
         return image
     n, c = image.shape[:2]
@@ -16,5 +18,5 @@ def resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
     for i in range(n):
         for k in range(c):
             plane = Image.fromarray(np.ascontiguousarray(image[i, k], dtype=np.float32))  # mode F
-            out[i, k] = np.asarray(plane.resize((width, height), Image.Resampling.BICUBIC))
-    return np.clip(out, 0, 1, out=out)
+            out[i, k] = np.asarray(plane.resize((width, height), resample))
+    return np.clip(out, 0, 1, out=out) if clamp else out

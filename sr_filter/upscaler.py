@@ -273,8 +273,18 @@ class Upscaler:
         return self.upscale_array(image, scale, progress)
 
     def upscale_array(self, array: np.ndarray, scale: float | None = None, progress: Progress | None = None) -> np.ndarray:
-        """Upscale an HxW / HxWxC uint8, uint16 or float array; returns the same layout and dtype."""
+        """Upscale an HxW / HxWxC uint8, uint16 or float array; returns the same layout and dtype.
+
+        Float colour beyond 0..1 (HDR, out of gamut) is kept: the network sees it clipped, and
+        the part beyond is resized and added back."""
         check_callback("progress", progress)
+        beyond = convert.beyond_unit(array)
+        if beyond is None:
+            return self._upscale_array(array, scale, progress)
+        inside, rest = beyond
+        return convert.add_beyond(self._upscale_array(inside, scale, progress), rest)
+
+    def _upscale_array(self, array: np.ndarray, scale: float | None, progress: Progress | None) -> np.ndarray:
         scale = self.check_scale(scale)
         if scale < self.scale:
             level = logging.WARNING if scale < 1 else logging.INFO
@@ -494,9 +504,10 @@ class _ProgressSum:
 
 
 def _same_plain(arrays: list[np.ndarray]) -> bool:
-    """Whether the images can share a batch: one shape, one dtype, no alpha channel."""
+    """Whether the images can share a batch: one shape, one integer dtype (float may hold HDR, which
+    :meth:`Upscaler.upscale_array` keeps), no alpha channel."""
     first = arrays[0]
-    plain = isinstance(first, np.ndarray) and (first.ndim == 2 or (first.ndim == 3 and first.shape[2] in (1, 3)))
+    plain = isinstance(first, np.ndarray) and first.dtype.kind != "f" and (first.ndim == 2 or (first.ndim == 3 and first.shape[2] in (1, 3)))
     return plain and all(isinstance(a, np.ndarray) and a.shape == first.shape and a.dtype == first.dtype for a in arrays)
 
 

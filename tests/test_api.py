@@ -222,15 +222,17 @@ def test_threads_sharing_an_upscaler_get_their_own_pictures():
     assert up.backend.name == "openvino" and errors == []
 
 
-def test_float_pixels_outside_zero_to_one_are_said_before_they_are_clipped(cartoon, caplog):
+def test_float_pixels_beyond_zero_to_one_are_kept_and_nan_and_infinities_are_said(cartoon, caplog):
     import logging
 
     with caplog.at_level(logging.WARNING, logger="sr_filter"):
         cartoon.upscale(np.full((8, 8, 3), 0.5, np.float32))
     assert caplog.text == ""
     with caplog.at_level(logging.WARNING, logger="sr_filter"):
-        cartoon.upscale(np.full((8, 8, 3), 200.0, np.float32))
-    assert "float pixels are taken as 0..1, and these hold values from 200 to 200 (clipped to 0..1; divide 0..255 data by 255 first)" in caplog.text
+        out = cartoon.upscale(np.full((8, 8, 3), 200.0, np.float32))
+    assert np.allclose(out, 200, atol=0.03)  # was clipped to 1.0: a white picture (0.03: the network on white)
+    assert "float pixels hold values from 200 to 200, beyond 0..1" in caplog.text
+    assert "for 0..255 data divide by 255 first" in caplog.text
     caplog.clear()
     data = np.full((8, 8, 3), 0.5, np.float32)
     data[0, 0] = np.nan, np.inf, -np.inf  # was "these go no finite values" without a word about infinities
@@ -238,6 +240,42 @@ def test_float_pixels_outside_zero_to_one_are_said_before_they_are_clipped(carto
         cartoon.upscale(data)
     assert "these hold 1 NaN value(s) (taken as 0), 2 infinite value(s) (taken as 0 or 1)" in caplog.text
     assert "divide" not in caplog.text
+
+
+@pytest.mark.parametrize("layout", ["rgb", "rgba", "grey", "grey-alpha"])
+def test_hdr_highlights_and_out_of_gamut_colour_survive_the_network(cartoon, layout, caplog):
+    # A linear-light float image (GIMP 32-bit, float TIFF) holds light above white and colours below
+    # black; the network sees 0..1, and what lies beyond is resized and added back instead of clipped.
+    import logging
+
+    ramp = np.linspace(0.3, 0.7, 16, dtype=np.float32)
+    data = np.stack([np.add.outer(ramp, ramp) / 2, np.tile(ramp, (16, 1)), np.tile(ramp[:, None], (1, 16))], axis=2)
+    data[4:8, 4:8] = 4.0  # a highlight
+    data[10:, 10:, 2] = -0.25  # out of gamut
+    if layout.startswith("grey"):
+        data = data[..., 0]
+    if layout.endswith("alpha"):
+        alpha = np.full(data.shape[:2] + (1,), 0.75, np.float32)
+        data = np.concatenate([data[..., None] if data.ndim == 2 else data, alpha], axis=2)
+    with caplog.at_level(logging.WARNING, logger="sr_filter"):
+        out = cartoon.upscale(data)
+    assert caplog.text == ""  # HDR is not a mistake: said at -v only
+    assert out.dtype == np.float32 and out.shape[:2] == (64, 64)
+    colours = 1 if layout.startswith("grey") else 3
+    colour = out if out.ndim == 2 else out[..., :colours]
+    assert colour[22:26, 22:26].min() > 3.8  # the highlight is there (was clipped to white, 1.0)
+    # the network's part is its result on the clipped picture; the rest is the beyond part resized
+    # (bilinear: inside a block it is exact, and no value goes past what the picture holds)
+    clipped = cartoon.upscale(np.clip(data, 0, 1))
+    beyond = (out - clipped) if out.ndim == 2 else (out - clipped)[..., :colours]
+    assert np.allclose(beyond[22:26, 22:26], 3.0, atol=1e-4) and beyond.max() <= 3.0 + 1e-4
+    if layout in ("rgb", "rgba"):
+        assert np.allclose(beyond[46:60, 46:60, 2], -0.25, atol=1e-4) and beyond.min() >= -0.25 - 1e-4
+    far = np.ones(out.shape[:2], bool)
+    far[8:40, 8:40] = far[32:, 32:] = False
+    assert np.abs(out[far] - clipped[far]).max() < 1e-5
+    if layout.endswith("alpha"):
+        assert np.array_equal(out[..., -1], clipped[..., -1])
 
 
 def test_arrays_too_large_for_memory_and_bad_flags_are_refused_before_the_work(cartoon):

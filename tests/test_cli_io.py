@@ -355,3 +355,20 @@ def test_a_newline_in_a_file_name_keeps_every_batch_message_on_one_line(tmp_path
     assert any(line.endswith("tr\\nunc.png -> " + str(tmp_path / "out" / "tr") + "\\nunc.png (0.0 s)") or "tr\\nunc.png ->" in line
                for line in lines)
     assert f"sr-filter: failed: {folder}/da\\nmaged.png" in lines
+
+
+def test_hdr_float_tiff_keeps_light_above_white_and_a_png_says_it_clips(tmp_path):
+    import tifffile
+
+    data = np.full((12, 12, 3), 0.5, np.float32)
+    data[3:9, 3:9] = 6.0  # a linear-light highlight, six times white
+    tifffile.imwrite(tmp_path / "hdr.tif", data, photometric="rgb")
+    out = run(tmp_path / "hdr.tif", "-o", tmp_path / "up.tif", "-m", "sr-cartoon-x4", "-d", "cpu")
+    assert out.returncode == 0, out.stderr
+    assert b"clipped" not in out.stderr
+    up = tifffile.imread(tmp_path / "up.tif")
+    assert up.dtype == np.float32 and up.shape == (48, 48, 3) and up[20:28, 20:28].min() > 5.5  # was 1.0
+    out = run(tmp_path / "hdr.tif", "-o", tmp_path / "up.png", "-m", "sr-cartoon-x4", "-d", "cpu")
+    assert out.returncode == 0, out.stderr
+    assert "PNG holds 0..1 (black to white): the picture's values up to 6 (HDR or out of gamut) are clipped to it " \
+           "(a float TIFF keeps them)" in out.stderr.decode()
