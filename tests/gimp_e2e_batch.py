@@ -1,11 +1,14 @@
 # Python-Fu batch script run inside real GIMP 3 by tests/test_gimp_plugin.py:
 #   gimp3-env.sh batch tests/gimp_e2e_batch.py WORKDIR     (WORKDIR is /job)
-# /job/args.json lists cases; for each one it loads the input PNG, optionally adds a layer
-# with an offset inside a layer group (pixels from a raw RGBA file) and a selection, runs plug-in-sr-filter-upscale through the
-# PDB with the given arguments (read back: GIMP silently keeps old values when it rejects
-# one), exports the result as PNG, dumps the extra layer's pixels and records the
-# procedure status, message and geometry in /job/report.json for the test to check.
+# /job/args.json lists cases; for each one it loads the input PNG (or makes an image: strips
+# of layers side by side, a float image), optionally adds a layer with an offset inside
+# a layer group (pixels from a raw RGBA file), a selection, a floating selection, an indexed
+# conversion or a colour profile, runs plug-in-sr-filter-upscale through the PDB with the
+# given arguments (read back: GIMP silently keeps old values when it rejects one), exports the
+# result as PNG, dumps pixels and records the procedure status, message and geometry in
+# /job/report.json for the test to check.
 import json
+import struct
 
 import gi
 
@@ -84,8 +87,59 @@ def geometry(image):
             "channels": [c.get_name() for c in image.get_channels()]}
 
 
+def make_strips(count, width, height):
+    """An RGBA canvas exactly covered by ``count`` opaque layers ``width`` wide, side by side."""
+    image = Gimp.Image.new(count * width, height, Gimp.ImageBaseType.RGB)
+    for i in range(count):
+        layer = Gimp.Layer.new(image, "strip %d" % i, width, height, Gimp.ImageType.RGBA_IMAGE, 100.0,
+                               Gimp.LayerMode.NORMAL)
+        image.insert_layer(layer, None, 0)
+        layer.set_offsets(i * width, 0)
+        buf = layer.get_buffer()
+        buf.set(Gegl.Rectangle.new(0, 0, width, height), "R'G'B'A u8", bytes([200, 60 * i, 50, 255]) * (width * height))
+        buf.flush()
+    return image
+
+
+def make_float(values, size, ramp=True, perceptual=False):
+    """A 32-bit float RGB image, linear light (else perceptual): a grey ramp (else ``values`` too)
+    with a square of ``values`` in the middle."""
+    precision = Gimp.Precision.FLOAT_NON_LINEAR if perceptual else Gimp.Precision.FLOAT_LINEAR
+    image = Gimp.Image.new_with_precision(size, size, Gimp.ImageBaseType.RGB, precision)
+    layer = Gimp.Layer.new(image, "Background", size, size, Gimp.ImageType.RGB_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
+    image.insert_layer(layer, None, 0)
+    q = size // 4
+    pixels = [values if not ramp or (q <= y < size - q and q <= x < size - q) else [0.1 + 0.3 * x / size] * 3
+              for y in range(size) for x in range(size)]
+    buf = layer.get_buffer()
+    buf.set(Gegl.Rectangle.new(0, 0, size, size), "R'G'B' float" if perceptual else "RGB float", struct.pack("<%df" % (3 * size * size), *sum(pixels, [])))
+    buf.flush()
+    return image
+
+
+def composite(image, fmt):
+    """The visible image's pixels (a merged copy), in ``fmt``."""
+    copy = image.duplicate()
+    merged = copy.merge_visible_layers(Gimp.MergeType.CLIP_TO_IMAGE)
+    w, h = merged.get_width(), merged.get_height()
+    data = bytes(merged.get_buffer().get(Gegl.Rectangle.new(0, 0, w, h), 1.0, fmt, Gegl.AbyssPolicy.CLAMP))
+    copy.delete()
+    return data
+
+
+def load(case):
+    make = case.get("make")
+    if make is None:
+        return Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path("/job/" + case["input"]))
+    if make["kind"] == "strips":
+        return make_strips(make["count"], make["width"], make["height"])
+    return make_float(make["values"], make["size"], make.get("ramp", True), make.get("perceptual", False))
+
+
 def run_case(case):
-    image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path("/job/" + case["input"]))
+    if case.get("no_image"):
+        return run_procedure(None, case)
+    image = load(case)
     try:
         extra = add_layer(image, case["extra_layer"]) if case.get("extra_layer") else None
         if case.get("precision"):  # e.g. FLOAT_NON_LINEAR: exercise high bit depth
@@ -96,19 +150,17 @@ def run_case(case):
             image.get_layers()[-1].set_lock_alpha(True)
         if case.get("select"):
             image.select_rectangle(Gimp.ChannelOps.REPLACE, *case["select"])
-        proc = Gimp.get_pdb().lookup_procedure(PROC_NAME)
-        if proc is None:
-            raise RuntimeError(PROC_NAME + " is not registered (plug-in not installed or broken)")
-        config = proc.create_config()
-        config.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
-        config.set_property("image", image)
-        config.set_core_object_array("drawables", image.get_layers()[-1:])
-        for name, value in case["args"].items():
-            set_checked(config, name, value)
-        result = proc.run(config)
-        status = result.index(0)
-        report = {"status": status.value_nick, "message": str(result.index(1)) if result.length() > 1 else ""}
-        if status == Gimp.PDBStatusType.SUCCESS:
+        if case.get("profile"):  # assigned, not converted: the pixel values stay as they are
+            image.set_color_profile(Gimp.ColorProfile.new_from_file(Gio.File.new_for_path("/job/" + case["profile"])))
+        if case.get("floating"):
+            base = image.get_layers()[-1]
+            image.select_rectangle(Gimp.ChannelOps.REPLACE, 2, 2, 6, 6)
+            Gimp.edit_copy([base])
+            Gimp.edit_paste(base, False)
+        if case.get("indexed"):
+            image.convert_indexed(Gimp.ConvertDitherType.NONE, Gimp.ConvertPaletteType.GENERATE, 16, False, False, "")
+        report = run_procedure(image, case)
+        if report["status"] == "success":
             export_png(image, "/job/" + case["output"])
             if case.get("dump_format"):  # exact pixels of the bottom layer, e.g. "R'G'B'A float"
                 base = image.get_layers()[-1]
@@ -116,15 +168,48 @@ def run_case(case):
                 data = base.get_buffer().get(Gegl.Rectangle.new(0, 0, w, h), 1.0, case["dump_format"],
                                              Gegl.AbyssPolicy.CLAMP)
                 open("/job/" + case["output"] + ".raw", "wb").write(bytes(data))
+            if case.get("dump_native"):  # the bottom layer's pixels as the image holds them (its own colour space)
+                base = image.get_layers()[-1]
+                w, h = base.get_width(), base.get_height()
+                data = base.get_buffer().get(Gegl.Rectangle.new(0, 0, w, h), 1.0, None, Gegl.AbyssPolicy.CLAMP)
+                open("/job/" + case["output"] + ".native.raw", "wb").write(bytes(data))
             if extra is not None:
                 w, h = extra.get_width(), extra.get_height()
                 data = extra.get_buffer().get(Gegl.Rectangle.new(0, 0, w, h), 1.0, "R'G'B'A u8",
                                               Gegl.AbyssPolicy.CLAMP)
                 open("/job/" + case["output"] + ".layer.raw", "wb").write(bytes(data))
+            if case.get("composite_alpha"):  # the visible image's alpha, row by row
+                w = image.get_width()
+                data = composite(image, "R'G'B'A u8")
+                report["alpha"] = [list(data[3 + 4 * w * y:4 * w * (y + 1):4]) for y in range(image.get_height())]
+            if case.get("dump_linear"):  # linear light, as the image holds it
+                w, h = image.get_width(), image.get_height()
+                data = composite(image, "RGB float")
+                report["linear"] = [list(struct.unpack("<3f", data[12 * (y * w + x):12 * (y * w + x + 1)]))
+                                    for y, x in [(h // 2, w // 2), (h // 2, 1)]]
         report.update(geometry(image))
+        report["floating"] = image.get_floating_sel() is not None
+        report["base"] = image.get_base_type().value_nick
         return report
     finally:
         image.delete()
+
+
+def run_procedure(image, case):
+    """Run the plug-in on ``image`` (None: no image open) with the case's arguments."""
+    proc = Gimp.get_pdb().lookup_procedure(PROC_NAME)
+    if proc is None:
+        raise RuntimeError(PROC_NAME + " is not registered (plug-in not installed or broken)")
+    config = proc.create_config()
+    config.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
+    if image is not None:
+        config.set_property("image", image)
+        config.set_core_object_array("drawables", image.get_layers()[-1:])
+    for name, value in case["args"].items():
+        set_checked(config, name, value)
+    result = proc.run(config)
+    status = result.index(0)
+    return {"status": status.value_nick, "message": str(result.index(1)) if result.length() > 1 else ""}
 
 
 Gegl.init(None)

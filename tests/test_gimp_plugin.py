@@ -93,10 +93,40 @@ def test_bad_image_entry_is_a_protocol_error(entry, words):
     ({"images": [], "options": {"colour": "red"}}, "unknown option 'colour'"),
     ({"images": [], "request": "shutdown"}, "unknown request 'shutdown'"),
     ({"images": [], "version": "2"}, "protocol version '2'"),
+    ({"images": [], "options": {"sizes": [[0, 4]]}}, "sizes must be a list of [width, height] pairs"),
+    ({"images": [], "options": {"sizes": [[4, 4]]}}, "1 sizes for 0 images"),
 ])
 def test_request_schema_refuses_each_bad_field(header, words):
     with pytest.raises(proto.ProtocolError, match=re.escape(words)):
         proto.check_request(dict({"version": proto.VERSION}, **header))
+
+
+def test_layers_that_meet_on_the_canvas_still_meet_after_a_non_integer_scale():
+    # three 3-pixel strips side by side at x1.5: each size rounded on its own (4, 4, 4) left
+    # one-pixel gaps between them and at the canvas's right edge (14 pixels wide)
+    boxes = [proto.scaled_box(x, 0, 3, 4, 1.5) for x in (0, 3, 6)]
+    assert [(x, w) for x, _, w, _ in boxes] == [(0, 4), (4, 5), (9, 5)]
+    assert boxes[-1][0] + boxes[-1][2] == proto.scaled(9, 1.5) == 14
+    for x, w in [(-5, 7), (-9, 3), (0, 1), (7, 13)]:  # partly or wholly off the canvas, tiny
+        nx, _, nw, _ = proto.scaled_box(x, 0, w, 1, 2.5)
+        assert nw >= 1 and abs(nw - w * 2.5) <= 1 and nx == proto.scaled(x, 2.5)
+
+
+def test_worker_fits_a_layer_to_the_size_asked_for_and_refuses_another_picture_size():
+    a = np.arange(4 * 5 * 2, dtype=np.uint16).reshape(4, 5, 2)
+    wide = gimp_worker.fit(a, 6, 3)
+    assert wide.shape == (3, 6, 2) and (wide[:, :5] == a[:3]).all() and (wide[:, 5] == a[:3, 4]).all()
+    assert gimp_worker.fit(a, 5, 4) is a
+    with pytest.raises(proto.ProtocolError, match="asked for 9x4, but the layer upscaled is 5x4"):
+        gimp_worker.fit(a, 9, 4)
+
+
+def test_a_killed_worker_is_told_as_such_without_protocol_words():
+    text = proto.crash_message("/venv/bin/python", -9, "no header line (stream ended ...)", ["loading model", ""])
+    assert text == ("the sr-filter worker (/venv/bin/python) was stopped by signal 9 (SIGKILL: often the system "
+                    "stopping it for lack of memory; try a smaller tile size or image)\nloading model")
+    assert "header" not in proto.crash_message("python", 1, "no header line", ["Traceback ...", "ImportError: x"])
+    assert "(header is not JSON)" in proto.crash_message("python", 0, "header is not JSON", [])
 
 
 def test_truncated_payload_is_a_protocol_error():
@@ -199,6 +229,41 @@ def test_worker_reports_the_librarys_message_for_a_missing_model(tmp_path):
         proto.run_worker(sys.executable, {"model": str(missing)},
                          [gimp_worker.from_array(np.zeros((8, 8, 3), np.uint8))], env=worker_env())
     assert str(worker.value) == str(lib.value) and worker.value.kind == type(lib.value).__name__
+
+
+def test_worker_sends_the_librarys_warnings_for_the_plugin_to_show():
+    # the command line prints these; the plug-in had no way to see them (a fallback model, clipping)
+    warnings = []
+    image = np.full((8, 8, 3), 200.0, np.float32)  # 0..255 values in a float image: a likely mistake
+    (info, _), = proto.run_worker(sys.executable, {"model": "sr-cartoon-x4", "device": "cpu", "scale": 2.0},
+                                  [gimp_worker.from_array(image)], env=worker_env(), warnings=warnings)
+    assert (info["width"], info["height"]) == (16, 16)
+    assert any("for 0..255 data divide by 255 first" in line for line in warnings), warnings
+
+
+def test_worker_imports_sr_filter_the_same_way_from_any_folder(tmp_path):
+    # `python -m` puts the current folder first on sys.path; GIMP starts the worker from its own
+    # folder, so a stray sr_filter there must not be what runs (nor make the installer's check pass)
+    (tmp_path / "sr_filter").mkdir()
+    (tmp_path / "sr_filter" / "__init__.py").write_text("raise SystemExit('the wrong sr_filter')\n")
+    env = proto.worker_env()
+    script = "import os, sys; from sr_filter.gimp import protocol; os.chdir(sys.argv[1]); print(protocol.describe_worker(sys.argv[2])['default'])"
+    p = subprocess.run([sys.executable, "-c", script, str(tmp_path), sys.executable], capture_output=True, text=True,
+                       env=dict(env, PYTHONPATH=str(REPO)), timeout=300)
+    assert p.returncode == 0 and p.stdout.strip() == "photo", p.stderr
+
+
+def test_installer_refuses_a_python_that_has_sr_filter_only_from_the_folder_it_runs_in(tmp_path):
+    # Run from a checkout with the venv's packages on PYTHONPATH, this Python imported sr_filter
+    # and passed the installer's check; GIMP's worker (no PYTHONPATH, another folder) then failed.
+    bare = tmp_path / "bare"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True, timeout=120)
+    site = [p for p in sys.path if p.endswith("site-packages")]
+    p = subprocess.run([str(bare / "bin" / "python"), "-m", "sr_filter.gimp.install", "--gimp-dir", str(tmp_path / "3.0")],
+                       cwd=REPO, capture_output=True, text=True, timeout=300,
+                       env=dict(proto.worker_env(), PYTHONPATH=os.pathsep.join(site)))
+    assert p.returncode == 1 and "cannot run the sr-filter worker" in p.stderr and "sr_filter" in p.stderr, p.stderr
+    assert "Traceback" not in p.stderr and not (tmp_path / "3.0" / "plug-ins").exists()
 
 
 def test_worker_rejects_a_bad_request_with_one_clear_line():
@@ -472,8 +537,8 @@ def gimp_run(tmp_path_factory):
         {"name": "rgba", "input": "rgba.png", "output": "rgba_out.png",
          "args": {"preset": "face", "model": model, "scale": 2.5, "device": "cpu", "tile": 48},
          "select": [4, 6, 10, 8], "lock_alpha": True},
-        {"name": "gray16", "input": "gray16.png", "output": "gray16_out.png",
-         "args": {"model": model, "scale": 3.0, "device": "cpu", "tile": 0}},
+        {"name": "gray16", "input": "gray16.png", "output": "gray16_out.png",  # the preset menu's model-file entry
+         "args": {"preset": "file", "model": model, "scale": 3.0, "device": "cpu", "tile": 0}},
         {"name": "float", "input": "rgba.png", "output": "float_out.png", "precision": "FLOAT_NON_LINEAR",
          "dump_format": "R'G'B'A float",
          "args": {"model": model, "scale": 2.0, "device": "cpu", "tile": 40}},
@@ -489,7 +554,28 @@ def gimp_run(tmp_path_factory):
          "args": {"model": "/job/missing.pth", "scale": 4.0, "device": "cpu"}},
         {"name": "small-tile", "input": "rgb.png", "output": "never.png",
          "args": {"model": model, "scale": 4.0, "device": "cpu", "tile": 16}},
+        # an Adobe RGB image: its pixels must not go through sRGB (they came back shifted and clipped)
+        {"name": "icc", "input": "rgb.png", "output": "icc_out.png", "profile": "a98.icc", "dump_native": True,
+         "args": {"preset": "sr-cartoon-x4", "scale": 2.0, "device": "cpu", "tile": 0}},
+        # three layers that tile the canvas: at x1.5 each one's size was rounded alone, leaving gaps
+        {"name": "strips", "make": {"kind": "strips", "count": 3, "width": 3, "height": 4}, "output": "strips_out.png",
+         "composite_alpha": True, "args": {"preset": "sr-cartoon-x4", "scale": 1.5, "device": "cpu", "tile": 0}},
+        # linear light above white (a highlight 4x white) was clipped to 1.0
+        {"name": "hdr", "make": {"kind": "float", "values": [4.0, 2.0, 0.5], "size": 12}, "output": "hdr_out.png",
+         "dump_linear": True, "args": {"preset": "sr-cartoon-x4", "scale": 2.0, "device": "cpu", "tile": 0}},
+        # float values that look like 0..255 data: the library's warning must reach the user
+        {"name": "warning", "make": {"kind": "float", "values": [200.0, 200.0, 200.0], "size": 8, "ramp": False,
+                                      "perceptual": True},
+         "output": "warning_out.png", "args": {"preset": "sr-cartoon-x4", "scale": 2.0, "device": "cpu", "tile": 0}},
+        {"name": "floating", "input": "rgb.png", "output": "never.png", "floating": True,
+         "args": {"preset": "sr-cartoon-x4", "scale": 2.0, "device": "cpu"}},
+        {"name": "indexed", "input": "rgb.png", "output": "never.png", "indexed": True,
+         "args": {"preset": "sr-cartoon-x4", "scale": 2.0, "device": "cpu"}},
+        {"name": "no-image", "no_image": True, "args": {"preset": "sr-cartoon-x4", "scale": 2.0, "device": "cpu"}},
+        {"name": "file-without-file", "input": "rgb.png", "output": "never.png",
+         "args": {"preset": "file", "scale": 2.0, "device": "cpu"}},
     ]
+    shutil.copyfile(Path(os.environ["GIMP3_ROOT"]) / "usr/share/color/icc/ghostscript/a98.icc", work / "a98.icc")
     (work / "bad.pth").write_bytes(b"this is not a weights file\n")
     (work / "args.json").write_text(json.dumps({"cases": cases}))
     batch = _chroot("batch", str(REPO / "tests" / "gimp_e2e_batch.py"), str(work), cwd=work)
@@ -630,6 +716,58 @@ def test_gimp_without_config_uses_gimps_own_python_when_it_has_sr_filter(gimp_ru
     assert rep["status"] == "success", rep
     out = np.asarray(Image.open(tmp_path / "small_out.png"))
     _assert_close(out, _library(gimp_run["inputs"]["rgb"][:16, :16].copy(), 2.0, 32), 1)
+
+
+def test_gimp_image_with_a_wide_gamut_profile_keeps_its_colours(gimp_run):
+    rep = gimp_run["report"]["icc"]
+    assert rep["status"] == "success", rep
+    got = np.frombuffer((gimp_run["work"] / "icc_out.png.native.raw").read_bytes(), np.uint8).reshape(80, 96, 3)
+    # the image's own values, upscaled as the library upscales them (no trip through sRGB)
+    want = sr_filter.upscale(gimp_run["inputs"]["rgb"], model="sr-cartoon-x4", scale=2.0, device="cpu", tile="auto")
+    _assert_close(got, want, 1)
+
+
+def test_gimp_layers_that_tile_the_canvas_leave_no_gap_at_a_non_integer_scale(gimp_run):
+    rep = gimp_run["report"]["strips"]
+    assert rep["status"] == "success", rep
+    assert rep["size"] == [14, 6]
+    assert sorted(tuple(v["offsets"] + v["size"]) for v in rep["layers"].values()) == [
+        (0, 0, 4, 6), (4, 0, 5, 6), (9, 0, 5, 6)]
+    assert all(a == 255 for row in rep["alpha"] for a in row), rep["alpha"]  # was 0 in columns 8 and 13
+
+
+def test_gimp_linear_float_image_keeps_light_above_white(gimp_run):
+    rep = gimp_run["report"]["hdr"]
+    assert rep["status"] == "success", rep
+    centre, ramp = rep["linear"]
+    assert np.allclose(centre, [4.0, 2.0, 0.5], rtol=0.05), centre  # was [1.0, 1.0, 0.5]
+    assert 0.05 < ramp[0] < 0.3, ramp
+
+
+def test_gimp_shows_the_librarys_warnings(gimp_run):
+    rep = gimp_run["report"]["warning"]
+    assert rep["status"] == "success", rep
+    assert "for 0..255 data divide by 255 first" in gimp_run["log"], gimp_run["log"][-2000:]
+
+
+@pytest.mark.parametrize("case, words", [
+    ("floating", "the image has a floating selection: anchor it"),
+    ("indexed", "indexed images are not upscaled"),
+    ("file-without-file", "no model file is chosen"),
+])
+def test_gimp_refuses_what_it_cannot_upscale_before_changing_anything(gimp_run, case, words):
+    rep = gimp_run["report"][case]
+    assert rep["status"] == "execution-error" and words in rep["message"], rep
+    assert rep["size"] == [48, 40] and rep["layers"]["Background"]["size"] == [48, 40]
+    if case == "floating":
+        assert rep["floating"]  # still there, untouched
+
+
+def test_gimp_does_not_run_the_filter_without_an_image(gimp_run):
+    # The entry needs an image (it had crashed the plug-in with a traceback); GIMP itself now
+    # refuses a call without one, before the plug-in starts.
+    rep = gimp_run["report"]["no-image"]
+    assert rep["status"] == "calling-error" and "argument 'image'" in rep["message"], rep
 
 
 def test_every_choice_in_the_plugins_preset_menu_loads_offline():

@@ -52,9 +52,9 @@ def default_gimp_dir(root: Path) -> Path:
 def install(gimp_dir: Path, python: str, env: Optional[Dict[str, str]] = None) -> Path:
     """Install the plug-in into ``gimp_dir/plug-ins/sr-filter``; return the plug-in file.
 
-    Another interpreter than this one is asked for the menu choices through the worker
-    protocol (``env``: its environment, default :func:`protocol.worker_env`), which also
-    proves that it can run the worker.
+    The interpreter is asked for the menu choices through the worker protocol (``env``: its
+    environment, default :func:`protocol.worker_env`), which also proves that it can run the
+    worker.
     """
     source = PLUGIN_SOURCE / (PLUGIN_NAME + ".py")
     if not source.is_file():
@@ -78,11 +78,11 @@ def install(gimp_dir: Path, python: str, env: Optional[Dict[str, str]] = None) -
 
 
 def menu_choices(python: str, env: Optional[Dict[str, str]] = None) -> Dict[str, object]:
-    """The plug-in's menu choices as the worker run by ``python`` reports them."""
-    if os.path.abspath(python) == os.path.abspath(sys.executable) and env is None:  # a venv's link is not its base
-        from sr_filter.gimp import worker  # numpy and torch: not for `sr-filter --help`
+    """The plug-in's menu choices as the worker run by ``python`` reports them.
 
-        return worker.describe()
+    Always from a worker process started as GIMP will start it (no PYTHONPATH, not from the
+    current folder), also for this interpreter: one that imports sr_filter only from a
+    checkout it was started in would pass here and fail in GIMP."""
     try:
         return protocol.describe_worker(python, env)
     except (protocol.WorkerError, protocol.ProtocolError) as exc:

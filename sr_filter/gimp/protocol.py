@@ -6,15 +6,18 @@ is imported by both sides: by the worker from the installed package, and by the 
 from a copy the installer puts next to ``sr-filter.py`` (as ``gimp_protocol.py``). It must
 therefore never import numpy, torch or anything outside the standard library.
 
-Request, on the worker's stdin: one JSON line ``{"version": 2, "request": "upscale",
+Request, on the worker's stdin: one JSON line ``{"version": 3, "request": "upscale",
 "options": {...}, "images": [{"width", "height", "channels", "dtype"}, ...]}`` followed by
 the raw pixels of every image, concatenated, row-major, interleaved channels, native byte
 order. ``options`` carry the library's values (``tile``: ``"auto"``, 0 = whole image, or a
-size; ``scale``: absent or null = the model's own). ``{"version": 2, "request": "describe"}``
+size; ``scale``: absent or null = the model's own; ``sizes``: optional ``[width, height]`` per
+image, the exact output size, within a pixel or two of the scaled size, so that layers that
+meet on the canvas still meet after rounding). ``{"version": 3, "request": "describe"}``
 asks for the plug-in's menu choices instead (see :func:`check_choices`).
-Reply, on stdout: one JSON line ``{"ok": true, "images": [...]}`` plus the pixels the same
-way (``{"ok": true, "choices": {...}}`` for ``describe``), or ``{"ok": false, "error":
-"...", "kind": "ExceptionClass"}`` and nothing else.
+Reply, on stdout: one JSON line ``{"ok": true, "images": [...], "warnings": [...]}`` plus
+the pixels the same way (``{"ok": true, "choices": {...}}`` for ``describe``), or ``{"ok":
+false, "error": "...", "kind": "ExceptionClass"}`` and nothing else. ``warnings`` are the
+library's warning lines (a fallback model, clipped values...) for the plug-in to show.
 Progress, on stderr: JSON lines ``{"image": i, "done": d, "total": t}``; any other stderr
 line is log output (kept to explain a crash).
 
@@ -32,9 +35,12 @@ import subprocess
 import threading
 from typing import IO, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-VERSION = 2
+VERSION = 3
 REQUESTS = ("upscale", "describe")
 WORKER_MODULE = "sr_filter.gimp.worker"
+#: ``python -c`` this: the worker without the current folder on sys.path, so it imports the
+#: same sr_filter wherever GIMP (or the installer's check) was started
+LAUNCH = "import sys, runpy; del sys.path[0]; runpy.run_module(%r, run_name='__main__', alter_sys=True)" % WORKER_MODULE
 INSTALL_COMMAND = "python -m sr_filter.gimp.install"
 BYTES_PER_SAMPLE = {"uint8": 1, "uint16": 2, "float32": 4}
 PROGRESS_KEY = "done"
@@ -47,6 +53,8 @@ MAX_IMAGES = 10000
 MAX_PAYLOAD_BYTES = 4 << 30
 #: the plug-in offers 1 to 8
 MAX_SCALE = 16.0
+#: how far a requested output size may be from the scaled size (rounding at layer edges)
+SIZE_SLACK = 2
 CHUNK = 1 << 22
 #: text options -> their longest accepted value
 OPTIONS = {"preset": 256, "model": 4096, "device": 64, "backend": 16}
@@ -108,10 +116,10 @@ def check_options(options: Any) -> Dict[str, Any]:
     """Validate upscale options (types and ranges); returns them unchanged."""
     if not isinstance(options, dict):
         raise ProtocolError("'options' must be an object, not %s" % _short(options))
-    unknown = sorted(set(options) - set(OPTIONS) - {"scale", "tile"})
+    unknown = sorted(set(options) - set(OPTIONS) - {"scale", "tile", "sizes"})
     if unknown:
         raise ProtocolError("unknown option %s (known: %s)"
-                            % (_short(unknown[0]), ", ".join(sorted(set(OPTIONS) | {"scale", "tile"}))))
+                            % (_short(unknown[0]), ", ".join(sorted(set(OPTIONS) | {"scale", "tile", "sizes"}))))
     for name, longest in OPTIONS.items():
         value = options.get(name)
         if value is not None and not (isinstance(value, str) and len(value) <= longest):
@@ -126,6 +134,11 @@ def check_options(options: Any) -> Dict[str, Any]:
     tile = options.get("tile")
     if tile is not None and tile != "auto" and not (_is_int(tile) and 0 <= tile <= MAX_SIDE):
         raise ProtocolError("tile must be \"auto\", 0 (whole image) or a size in pixels, not %s" % _short(tile))
+    sizes = options.get("sizes")
+    if sizes is not None:
+        if not isinstance(sizes, list) or not all(
+                isinstance(s, list) and len(s) == 2 and all(_is_int(n) and 1 <= n <= MAX_SIDE for n in s) for s in sizes):
+            raise ProtocolError("sizes must be a list of [width, height] pairs of 1 to %d, not %s" % (MAX_SIDE, _short(sizes)))
     return options
 
 
@@ -144,7 +157,10 @@ def check_request(header: Dict[str, Any]) -> Dict[str, Any]:
     if "images" not in header:
         raise ProtocolError("the request has no 'images' list")
     options = check_options(header.get("options", {}))
-    return {"request": request, "options": options, "images": check_images(header["images"])}
+    images = check_images(header["images"])
+    if options.get("sizes") is not None and len(options["sizes"]) != len(images):
+        raise ProtocolError("%d sizes for %d images" % (len(options["sizes"]), len(images)))
+    return {"request": request, "options": options, "images": images}
 
 
 def check_choices(choices: Any) -> Dict[str, Any]:
@@ -165,6 +181,13 @@ def check_choices(choices: Any) -> Dict[str, Any]:
 def scaled(n: int, scale: float) -> int:
     """Canvas size or layer offset ``n`` after scaling, rounded like sr_filter rounds sizes."""
     return max(1, round(n * scale)) if n > 0 else round(n * scale)
+
+
+def scaled_box(x: int, y: int, width: int, height: int, scale: float) -> Tuple[int, int, int, int]:
+    """A layer's (x, y, width, height) after scaling: its edges are scaled like the canvas's, so
+    layers that meet before meet after (rounding each size on its own left one-pixel gaps)."""
+    nx, ny = scaled(x, scale), scaled(y, scale)
+    return nx, ny, max(1, scaled(x + width, scale) - nx), max(1, scaled(y + height, scale) - ny)
 
 
 def write_message(stream: IO[bytes], header: Dict[str, Any], images: Sequence[bytes] = ()) -> None:
@@ -251,15 +274,20 @@ def run_worker(
     images: Sequence[Image],
     progress: Optional[ProgressFn] = None,
     env: Optional[Dict[str, str]] = None,
+    warnings: Optional[List[str]] = None,
 ) -> List[Image]:
-    """Run ``python -m sr_filter.gimp.worker`` on ``images`` and return its results.
+    """Run the worker (``python -m sr_filter.gimp.worker``) on ``images`` and return its results;
+    the library's warning lines are added to ``warnings`` when a list is given.
 
     Raises WorkerError with the library's message when the worker reports one, or with
-    the exit status and the last log lines when it dies without a reply. ``progress``
+    how it ended and the last log lines when it dies without a reply. ``progress``
     returning False kills the worker and raises WorkerError(kind="CancelledError").
     """
     header = {"version": VERSION, "request": "upscale", "options": options, "images": [info for info, _ in images]}
     head, payloads = _exchange(python, header, [data for _, data in images], progress, env)
+    lines = head.get("warnings")
+    if warnings is not None and isinstance(lines, list):
+        warnings.extend(str(line) for line in lines)
     return list(zip(head["images"], payloads))
 
 
@@ -277,7 +305,7 @@ def _exchange(
     flags = getattr(subprocess, "CREATE_NO_WINDOW", 0)  # no console window on Windows
     try:
         proc = subprocess.Popen(
-            [python, "-m", WORKER_MODULE], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            [python, "-c", LAUNCH], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, env=worker_env() if env is None else env, creationflags=flags,
         )
     except OSError as exc:
@@ -317,13 +345,25 @@ def _exchange(
     if cancelled:
         raise WorkerError("cancelled", "CancelledError")
     if "message" not in reply:
-        tail = "\n".join(line for line in log if line.strip())
-        raise WorkerError("the sr-filter worker (%s) exited with status %s without a result: %s\n%s"
-                          % (python, status, reply.get("problem", ""), tail), "WorkerCrash")
+        raise WorkerError(crash_message(python, status, reply.get("problem", ""), log), "WorkerCrash")
     head, data = reply["message"]
     if not head.get("ok"):
         raise WorkerError(str(head.get("error", "unknown error")), str(head.get("kind", "")))
     return head, data
+
+
+def crash_message(python: str, status: int, problem: str, log: Sequence[str]) -> str:
+    """What to tell the user when the worker ended without a reply: how it ended, then its last log lines."""
+    if status < 0:  # POSIX: killed by a signal
+        signals = {9: "SIGKILL: often the system stopping it for lack of memory; try a smaller tile size or image",
+                   15: "SIGTERM", 11: "SIGSEGV: it crashed", 6: "SIGABRT: it aborted"}
+        how = "was stopped by signal %d (%s)" % (-status, signals.get(-status, "see the log below"))
+    else:
+        how = "exited with status %s without a result" % status
+        if status == 0 and problem:  # it ended normally but its answer was not one: say what was wrong with it
+            how += " (%s)" % problem
+    tail = "\n".join(line for line in log if line.strip())
+    return "the sr-filter worker (%s) %s%s" % (python, how, "\n" + tail if tail else "")
 
 
 def read_config(path: str) -> Dict[str, Any]:

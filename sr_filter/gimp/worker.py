@@ -7,6 +7,7 @@ It runs in the user's Python environment (where torch lives), not in GIMP's.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import traceback
@@ -39,6 +40,32 @@ def from_array(arr: np.ndarray) -> Tuple[Dict[str, Any], bytes]:
         raise proto.ProtocolError("cannot send dtype %s" % arr.dtype)
     info = {"width": arr.shape[1], "height": arr.shape[0], "channels": arr.shape[2], "dtype": name}
     return info, np.ascontiguousarray(arr).tobytes()
+
+
+def fit(arr: np.ndarray, width: int, height: int) -> np.ndarray:
+    """The upscaled layer at the exact size the plug-in asked for (its edges scaled like the
+    canvas's): a pixel or two cut off, or the edge pixels repeated."""
+    h, w = arr.shape[:2]
+    if abs(w - width) > proto.SIZE_SLACK or abs(h - height) > proto.SIZE_SLACK:
+        raise proto.ProtocolError("asked for %dx%d, but the layer upscaled is %dx%d" % (width, height, w, h))
+    if (h, w) == (height, width):
+        return arr
+    arr = arr[:height, :width]
+    pad = ((0, height - arr.shape[0]), (0, width - arr.shape[1])) + ((0, 0),) * (arr.ndim - 2)
+    return np.pad(arr, pad, mode="edge")
+
+
+class _Warnings(logging.Handler):
+    """The library's warning lines during one request, for the reply (the plug-in shows them)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: List[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        line = record.getMessage()
+        if line not in self.lines:
+            self.lines.append(line)
 
 
 def describe() -> Dict[str, Any]:
@@ -79,6 +106,16 @@ def upscale_options(options: Dict[str, Any]) -> Tuple[Dict[str, Any], Optional[f
 
 def serve(stdin: IO[bytes], stdout: IO[bytes], stderr: IO[str]) -> int:
     """Handle one request; always answer with a reply header unless the output pipe is gone."""
+    warnings = _Warnings()
+    library_log = logging.getLogger("sr_filter")
+    library_log.addHandler(warnings)
+    try:
+        return _serve(stdin, stdout, stderr, warnings)
+    finally:
+        library_log.removeHandler(warnings)
+
+
+def _serve(stdin: IO[bytes], stdout: IO[bytes], stderr: IO[str], warnings: _Warnings) -> int:
     try:
         request, payloads = proto.read_request(stdin)
         if request["request"] == "describe":
@@ -104,8 +141,10 @@ def serve(stdin: IO[bytes], stdout: IO[bytes], stderr: IO[str]) -> int:
 
             out = upscaler.upscale(to_array(info, data), scale=scale, progress=progress)
             payloads[index] = bytearray()  # the input pixels are no longer needed
+            if request["options"].get("sizes"):
+                out = fit(out, *request["options"]["sizes"][index])
             results.append(from_array(out))
-        reply: Dict[str, Any] = {"ok": True, "images": [info for info, _ in results]}
+        reply: Dict[str, Any] = {"ok": True, "images": [info for info, _ in results], "warnings": warnings.lines}
         proto.write_message(stdout, reply, [data for _, data in results])
         return 0
     except Exception as exc:  # every failure becomes one JSON error line

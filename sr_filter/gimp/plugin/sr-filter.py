@@ -15,6 +15,12 @@ gi.require_version("Gimp", "3.0")
 gi.require_version("Gegl", "0.4")
 from gi.repository import Gegl, Gimp, GLib, GObject  # noqa: E402
 
+try:  # babl's introspection: pixels in the image's own colour space (else they pass through sRGB)
+    gi.require_version("Babl", "0.1")
+    from gi.repository import Babl  # noqa: E402
+except (ValueError, ImportError):
+    Babl = None
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gimp_protocol as proto  # noqa: E402  (copied here by the installer)
 
@@ -22,6 +28,9 @@ PROC_NAME = "plug-in-sr-filter-upscale"
 CONFIG_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sr-filter.json")
 # Only when no worker can be asked (the run then reports why): the library's default preset.
 FALLBACK_CHOICES = {"presets": [("photo", "Photo", "")], "default": "photo", "min_tile": 0}
+# The last preset entry selects the model file (GIMP 3.0's file chooser cannot be emptied, so a
+# file once chosen must not win over the menu for ever).
+MODEL_FILE = ("file", "Model file (below)", "Use the weights file chosen in Model file")
 DEVICES = [("auto", "Automatic", ""), ("cpu", "CPU", ""), ("cuda", "NVIDIA GPU (CUDA)", ""), ("mps", "Apple GPU (MPS)", "")]
 BACKENDS = [("auto", "Automatic (OpenVINO on the CPU when installed)", ""), ("torch", "PyTorch", ""), ("openvino", "OpenVINO (CPU)", "")]
 SAMPLES = {"uint8": "u8", "uint16": "u16", "float32": "float"}
@@ -53,6 +62,12 @@ def menu_choices():
         except (proto.WorkerError, proto.ProtocolError):
             choices = None
     return choices or FALLBACK_CHOICES
+
+
+def preset_menu():
+    """The preset menu: the library's presets and built-in models, then the model-file entry."""
+    choices = menu_choices()
+    return choices["presets"] + [MODEL_FILE], choices["default"]
 
 
 def library_tile(tile):
@@ -88,9 +103,14 @@ def sample_type(image):
 
 
 def babl_format(layer, dtype):
-    """Non-linear (perceptual) format: the networks are trained on sRGB-encoded pixels."""
-    model = "Y'" if layer.is_gray() else "R'G'B'"
-    return "%s%s %s" % (model, "A" if layer.has_alpha() else "", SAMPLES[dtype])
+    """Name of the layer's pixel format for the exchange: perceptual (the networks are trained on
+    encoded pixels, not linear light) and in the image's own colour space. A name without a space
+    is sRGB to GEGL: an Adobe RGB or ProPhoto image would go through sRGB and back, its colours
+    shifted and everything outside sRGB clipped."""
+    name = "%s%s %s" % ("Y'" if layer.is_gray() else "R'G'B'", "A" if layer.has_alpha() else "", SAMPLES[dtype])
+    if Babl is None:
+        return name
+    return Babl.get_name(Babl.format_with_space(name, layer.get_format()))
 
 
 def read_layer(layer, dtype):
@@ -119,20 +139,25 @@ def write_layer(layer, info, data, offsets):
 
 
 def upscale_image(image, options, python):
-    """Run the worker on every layer, then apply all results in one undo step."""
+    """Run the worker on every layer, then apply all results in one undo step; returns the
+    library's warning lines."""
     scale = options["scale"]
     layers = leaf_layers(image.get_layers())
     dtype = sample_type(image)
     inputs = [read_layer(layer, dtype) for layer in layers]
-    offsets = [layer.get_offsets()[1:] for layer in layers]
+    boxes = [proto.scaled_box(*layer.get_offsets()[1:], layer.get_width(), layer.get_height(), scale) for layer in layers]
+    options = dict(options, sizes=[[w, h] for _, _, w, h in boxes])
 
     def progress(index, done, total):
         Gimp.progress_update((index + done / max(total, 1)) / len(layers))
         return True
 
     Gimp.progress_init("Super-resolution x%g (whole image)" % scale)
-    results = proto.run_worker(python, options, inputs, progress)
-    Gimp.progress_set_text("Applying super-resolution")
+    warnings = []
+    results = proto.run_worker(python, options, inputs, progress, warnings=warnings)
+    # GIMP's Cancel kills the plug-in: from here on it would leave a half-written image, so the
+    # cancellable progress ends before the first change
+    Gimp.progress_end()
     image.undo_group_start()
     Gimp.context_push()
     try:
@@ -142,8 +167,8 @@ def upscale_image(image, options, python):
         saved = None if Gimp.Selection.is_empty(image) else Gimp.Selection.save(image)
         Gimp.Selection.none(image)
         try:
-            for layer, (x, y), (info, data) in zip(layers, offsets, results):
-                write_layer(layer, info, data, (proto.scaled(x, scale), proto.scaled(y, scale)))
+            for layer, (x, y, _, _), (info, data) in zip(layers, boxes, results):
+                write_layer(layer, info, data, (x, y))
         finally:
             if saved is not None:
                 image.select_item(Gimp.ChannelOps.REPLACE, saved)
@@ -151,7 +176,22 @@ def upscale_image(image, options, python):
     finally:
         Gimp.context_pop()
         image.undo_group_end()
-    Gimp.progress_update(1.0)
+    return warnings
+
+
+def refusal(image):
+    """Why the plug-in cannot run on ``image`` (before anything changes), else None."""
+    if image is None:
+        return "open an image first: Super-resolution works on the whole image"
+    if image.get_base_type() == Gimp.ImageBaseType.INDEXED:
+        return "indexed images are not upscaled (the new detail needs more colours): use Image > Mode > RGB first"
+    if image.get_floating_sel() is not None:
+        return ("the image has a floating selection: anchor it (Layer > Anchor Layer) or make it a layer "
+                "(Layer > To New Layer), then run Super-resolution again")
+    locked = locked_item(image.get_layers())
+    if locked:
+        return "layer %r is locked (pixels or position): unlock it and run Super-resolution again" % locked
+    return None
 
 
 def run(procedure, run_mode, image, drawables, config, run_data):
@@ -166,36 +206,47 @@ def run(procedure, run_mode, image, drawables, config, run_data):
         dialog.destroy()
         if not ok:
             return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
+    why = refusal(image)
+    if why:
+        return error(procedure, why)
+    preset = config.get_property("preset")
     model = config.get_property("model")
+    model = model.get_path() if model is not None else ""
+    # The model file is used when the menu says so; a script (non-interactive) that gives a file
+    # means it, whatever the preset. Interactive runs keep the last file chosen, even unwanted.
+    if preset != MODEL_FILE[0] and run_mode != Gimp.RunMode.NONINTERACTIVE:
+        model = ""
+    if preset == MODEL_FILE[0]:
+        if not model:
+            return error(procedure, "Preset is \"Model file\" but no model file is chosen: choose one, or a preset")
+        preset = ""
     tile = library_tile(config.get_property("tile"))
     if tile is None:
         return error(procedure, "tile size must be 0 (automatic) or at least %d pixels, not %d"
                      % (menu_choices()["min_tile"], config.get_property("tile")))
     options = {
-        "preset": config.get_property("preset"),
-        "model": model.get_path() if model is not None else "",
+        "preset": preset,
+        "model": model,
         "scale": config.get_property("scale"),
         "device": config.get_property("device"),
         "backend": config.get_property("backend"),
         "tile": tile,
     }
-    locked = locked_item(image.get_layers())
-    if locked:
-        return error(procedure, "layer %r is locked (pixels or position): unlock it and run "
-                                "Super-resolution again" % locked)
     python = worker_python()
     if python is None:
         return error(procedure, NOT_FOUND)
     Gegl.init(None)
     try:
-        upscale_image(image, options, python)
+        warnings = upscale_image(image, options, python)
     except proto.WorkerError as exc:
         return error(procedure, str(exc))
     except Exception as exc:  # a GIMP call failed: report it, never crash silently
         return error(procedure, "sr-filter plug-in failed: %s: %s" % (type(exc).__name__, exc))
+    if run_mode == Gimp.RunMode.INTERACTIVE and not Gimp.Selection.is_empty(image):
+        warnings.append("sr-filter upscaled the whole image; the selection was scaled with it.")
+    if warnings:  # a fallback model, clipped values...: what the command line would print
+        Gimp.message("\n".join(warnings))
     if run_mode == Gimp.RunMode.INTERACTIVE:
-        if not Gimp.Selection.is_empty(image):
-            Gimp.message("sr-filter upscaled the whole image; the selection was scaled with it.")
         Gimp.displays_flush()
     return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
 
@@ -218,7 +269,9 @@ class SrFilter(Gimp.PlugIn):
         rw = GObject.ParamFlags.READWRITE
         procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run, None)
         procedure.set_image_types("RGB*, GRAY*")
-        procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.ALWAYS)
+        # any number of selected layers, but an image: with none open the entry is greyed out
+        procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE | Gimp.ProcedureSensitivityMask.DRAWABLES
+                                       | Gimp.ProcedureSensitivityMask.NO_DRAWABLES)
         procedure.set_menu_label("_Super-resolution...")
         procedure.add_menu_path("<Image>/Filters/Enhance")
         procedure.set_documentation(
@@ -227,10 +280,11 @@ class SrFilter(Gimp.PlugIn):
             "ignored and scaled with the image). Inference runs in the Python environment "
             "named by sr-filter.json next to the plug-in.", name)
         procedure.set_attribution("sr-filter authors", "sr-filter authors", "2026")
-        menu = menu_choices()
-        procedure.add_choice_argument("preset", "_Preset", "Model preset or built-in model (ignored when a model file is given)",
-                                      choice(menu["presets"]), menu["default"], rw)
-        procedure.add_file_argument("model", "_Model file", "Optional .pth weights file instead of the preset",
+        presets, default = preset_menu()
+        procedure.add_choice_argument("preset", "_Preset", "Model preset, built-in model, or \"Model file (below)\"",
+                                      choice(presets), default, rw)
+        procedure.add_file_argument("model", "_Model file", "Weights file (.pth, .safetensors...), used when Preset is "
+                                    "\"Model file\" (from a script: whenever given)",
                                     Gimp.FileChooserAction.OPEN, True, None, rw)
         procedure.add_double_argument("scale", "S_cale", "Output size / input size", 1.0, 8.0, 2.0, rw)
         procedure.add_choice_argument("device", "_Device", "Where inference runs", choice(DEVICES), "auto", rw)
