@@ -2,7 +2,8 @@
 RGB), PIL images <-> numpy arrays, and the one float -> integer rounding rule.
 
 Images are HxW (grey), HxWx1, HxWx2 (grey + alpha), HxWx3 (RGB) or HxWx4 (RGBA) arrays of dtype
-uint8, uint16 or float (values in [0, 1]). Planes are (1, 3, H, W) float32 arrays in [0, 1], the
+uint8, uint16 or float (0..1 from black to white; colour beyond it is split off by
+:func:`beyond_unit`). Planes are (1, 3, H, W) float32 arrays in [0, 1], the
 layout the networks take. All numpy: no torch here.
 """
 
@@ -48,7 +49,7 @@ def check_array(array: np.ndarray) -> None:
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise ImageFormatError(f"the image is empty ({array.shape[1]}x{array.shape[0]} pixels)")
     if array.dtype.newbyteorder("=") not in _MAX and array.dtype.kind != "f":
-        raise ImageFormatError(f"unsupported pixel type {array.dtype}; use uint8, uint16 or float32 in [0, 1]")
+        raise ImageFormatError(f"unsupported pixel type {array.dtype}; use uint8, uint16 or float32 (0..1 from black to white)")
 
 
 def to_float(array: np.ndarray) -> np.ndarray:

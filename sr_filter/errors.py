@@ -46,6 +46,10 @@ class ImageTooLargeError(ImageFormatError):
     """The input or the output would not fit in memory."""
 
 
+class InputTooLargeError(ImageTooLargeError):
+    """The input itself is too large to read (or claims to be, or never ends): no output size helps."""
+
+
 class OutputExistsError(SrFilterError):
     """The output file exists and overwriting was not asked for."""
 

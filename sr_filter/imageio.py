@@ -27,7 +27,7 @@ from .atomic import write_atomic  # noqa: F401 - moved to atomic.py; kept import
 from .convert import pil_to_array
 from .device import available_ram
 from .encode import check_encodable, encode_image
-from .errors import ImageFormatError, ImageTooLargeError, first_line
+from .errors import ImageFormatError, InputTooLargeError, first_line
 from .metadata import ImageMeta, merged_exif, orient, read_meta, upright_xmp
 from .video import CONTAINERS
 
@@ -180,7 +180,7 @@ def _open(data: bytes, name: str, *, tiff: bool = False) -> Image.Image | None:
     except Image.DecompressionBombError as exc:
         pixels = re.search(r"\((\d+) pixels\)", str(exc))
         claimed = f"{int(pixels.group(1)) / 1e6:,.0f} megapixels" if pixels else "an enormous size"
-        raise ImageTooLargeError(
+        raise InputTooLargeError(
             f"{name} claims {claimed}, more than the {2 * (Image.MAX_IMAGE_PIXELS or 0) / 1e6:,.0f}-megapixel "
             "safety limit (a decompression bomb or a damaged header); refusing to decode it"
         ) from None
@@ -214,7 +214,7 @@ def _decode(image: Image.Image, name: str) -> np.ndarray:
             raise ImageFormatError(f"{name} is truncated or damaged ({text})") from None
         raise ImageFormatError(f"{name} cannot be decoded ({text})") from None
     except MemoryError:
-        raise ImageTooLargeError(f"{name} does not fit in memory when decoded") from None
+        raise InputTooLargeError(f"{name} does not fit in memory when decoded") from None
     return _pixels(image)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 from typing import BinaryIO, Callable
 
-from .errors import ImageFormatError, ImageTooLargeError
+from .errors import ImageFormatError, InputTooLargeError
 
 #: (width, height, channels, bytes per sample)
 Shape = tuple[int, int, int, int]
@@ -91,7 +91,7 @@ def read_stream(stream: BinaryIO, name: str, check: Callable[[Shape], None], ava
         if not block:
             return bytes(data)
         data += block
-    raise ImageTooLargeError(
+    raise InputTooLargeError(
         f"{name} goes on past {limit / (1 << 20):,.0f} MiB, more than an image of its kind can need; "
         "refusing to read further (padded or endless input)"
     )

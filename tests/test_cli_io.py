@@ -372,3 +372,12 @@ def test_hdr_float_tiff_keeps_light_above_white_and_a_png_says_it_clips(tmp_path
     assert out.returncode == 0, out.stderr
     assert "PNG holds 0..1 (black to white): the picture's values up to 6 (HDR or out of gamut) are clipped to it " \
            "(a float TIFF keeps them)" in out.stderr.decode()
+
+
+def test_padded_input_on_stdin_is_refused_without_a_hint_about_the_output_size(tmp_path):
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), (10, 20, 30)).save(buffer, "PNG")
+    out = run("-", "-o", "-", "--format", "png", "-m", "sr-cartoon-x4", "-d", "cpu", stdin=buffer.getvalue() + bytes(80 << 20))
+    err = out.stderr.decode().strip().splitlines()
+    assert out.returncode == 1 and out.stdout == b""
+    assert err[-1].endswith("refusing to read further (padded or endless input)"), err  # no "--scale" advice

@@ -22,6 +22,7 @@ _HINTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("BackendError", ("see --backend",)),
     ("DenoiseError", ("see --denoise",)),
     ("CommunityModelError", ("`sr-filter models --inspect FILE` says what the file is",)),
+    ("InputTooLargeError", ()),  # the input's own size: no flag changes it
     ("ImageTooLargeError", ("use a smaller --scale, --width or --height",)),
     ("OutOfMemoryError", ("use a smaller --tile or --scale",)),
     ("OfflineError", ("allow downloads (no --offline, SR_FILTER_OFFLINE unset)", "choose a built-in model")),

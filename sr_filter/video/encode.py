@@ -36,7 +36,7 @@ ENCODERS = {
 CODECS = tuple(ENCODERS)
 #: family -> the quality numbers (CRF) its encoder takes; SVT-AV1 reads 0 as "not set"
 CRF_RANGE = {"h264": (0, 51), "hevc": (0, 51), "vp9": (0, 63), "av1": (1, 63)}
-_NO_CRF = {"ffv1": "ffv1 is lossless", "prores": "prores is written as ProRes HQ, whose quality is fixed"}
+_NO_CRF = {"ffv1": "ffv1 is lossless", "prores": "prores is written as ProRes HQ (4444 for 4:4:4 sources), whose quality is fixed"}
 #: muxers whose video has one constant frame rate and no timestamps of its own: frame n is tick n
 #: of 1/rate (FFmpeg's avi muxer fills every skipped tick with an empty frame)
 CONSTANT_RATE = frozenset({"avi"})
