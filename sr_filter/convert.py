@@ -209,7 +209,7 @@ def bleed_transparent(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     colour, w = rgb * weight, weight
     while True:
         levels.append((colour, w))
-        if min(colour.shape[-2:]) <= 1:
+        if max(colour.shape[-2:]) <= 1:  # down to one pixel: a wide picture has visible colour there
             break
         colour, w = _halve(colour), _halve(w)
     filled = levels[-1][0] / np.maximum(levels[-1][1], 1e-12)

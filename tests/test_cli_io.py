@@ -381,3 +381,24 @@ def test_padded_input_on_stdin_is_refused_without_a_hint_about_the_output_size(t
     err = out.stderr.decode().strip().splitlines()
     assert out.returncode == 1 and out.stdout == b""
     assert err[-1].endswith("refusing to read further (padded or endless input)"), err  # no "--scale" advice
+
+
+def test_an_empty_input_or_output_name_is_refused_not_taken_for_the_current_folder(tmp_path):
+    # `sr-filter "$IN" -o result.png` with IN unset had upscaled every image below the current
+    # folder into a new folder named result.png; `-o ''` wrote next to the current folder.
+    (tmp_path / "photos").mkdir()
+    Image.new("RGB", (8, 8), (90, 60, 30)).save(tmp_path / "photos" / "a.png")
+    out = run("", "-o", "result.png", "-m", "sr-cartoon-x4", "-d", "cpu", cwd=tmp_path)
+    assert out.returncode == 1 and b"an input name is empty" in out.stderr, out.stderr
+    out = run("photos/a.png", "-o", "", "-m", "sr-cartoon-x4", "-d", "cpu", cwd=tmp_path)
+    assert out.returncode == 1 and b"the output name (-o) is empty" in out.stderr, out.stderr
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["a.png", "photos"]
+
+
+def test_standard_input_into_a_folder_is_named_like_a_file(tmp_path):
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), (90, 60, 30)).save(buffer, "PNG")
+    for extra in ([], ["--suffix", "_z"], ["-s", "2"]):
+        out = run("-", "-o", f"{tmp_path}/", "-m", "sr-cartoon-x4", "-d", "cpu", *extra, stdin=buffer.getvalue())
+        assert out.returncode == 0, out.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["stdin_x2.png", "stdin_x4.png", "stdin_z.png"]

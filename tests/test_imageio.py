@@ -469,6 +469,24 @@ def test_transparent_edges_have_no_dark_fringe(cartoon, set5):
     assert naive_dark > 5 * max(ours_dark, 1) and naive_dark > 15, (ours_dark, naive_dark)
 
 
+@pytest.mark.parametrize("shape", [(32, 256), (256, 32), (1, 2), (3, 40)])
+def test_wide_and_tall_cut_outs_have_no_dark_fringe_either(cartoon, shape):
+    # The fill under the transparency stopped at the pyramid level where the short side was one
+    # pixel; a banner half transparent had no visible colour there and filled in black.
+    h, w = shape
+    rgba = np.zeros((h, w, 4), np.uint8)
+    if w >= h:
+        rgba[:, w // 2:] = [20, 150, 10, 255]
+    else:
+        rgba[h // 2:] = [20, 150, 10, 255]
+    out = cartoon.upscale_array(rgba)
+    reference = cartoon.upscale_array(np.broadcast_to(np.uint8([20, 150, 10]), (h, w, 3)).copy())  # all opaque
+    edge = (out[..., 3] > 0) & (out[..., 3] < 255)
+    assert edge.any()
+    darker = reference[edge].astype(int) - out[edge][:, :3].astype(int)
+    assert darker.max() <= 6, darker.max(axis=0)  # was up to 38 levels darker
+
+
 # -- bad input -------------------------------------------------------------------------------
 def test_bad_input_errors(tmp_path, set5):
     png = (set5 / "bird.png").read_bytes()

@@ -29,6 +29,8 @@ def expand_inputs(inputs: list[str]) -> list[str]:
         raise click.UsageError("'-' (standard input) cannot be combined with other inputs")
     expanded: list[str] = []
     for item in inputs:
+        if not item:  # Path("") is ".": an empty shell variable would upscale the whole current folder
+            raise ImageFormatError("an input name is empty (''): name a file, a folder, or - for standard input")
         if item == "-" or Path(item).exists():
             expanded.append(item)
         elif any(c in item for c in "*?["):
@@ -51,6 +53,8 @@ def plan_jobs(inputs: list[str], output: str | None, suffix: str, fmt: str | Non
     """
     from .. import imageio
 
+    if output == "":  # Path("") is ".": the current folder, by accident
+        raise ImageFormatError("the output name (-o) is empty (''): name a file, a folder (out/), or - for standard output")
     if not many_inputs(inputs):
         source = inputs[0]
         if source != "-" and not Path(source).is_file():
@@ -62,7 +66,8 @@ def plan_jobs(inputs: list[str], output: str | None, suffix: str, fmt: str | Non
         elif output == "-":
             target = None
         elif _names_folder(output):
-            name = default_output(Path(source), suffix, fmt).name if source != "-" else f"stdin.{(fmt or 'png').lower()}"
+            named = Path(source) if source != "-" else Path(f"stdin.{(fmt or 'png').lower()}")
+            name = default_output(named, suffix, fmt).name
             target = Path(output) / name
         else:
             target = Path(output)
