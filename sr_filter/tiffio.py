@@ -82,7 +82,7 @@ def read_tiff(data: bytes, name: str, check: Callable[[tuple[int, int, int, int]
             raise ImageFormatError(f"{name} is not a readable TIFF ({text})") from None
     if "Y" not in axes or "X" not in axes or array.ndim != len(axes) or array.size == 0:  # a damaged header tifffile read anyway
         raise ImageFormatError(f"{name} is not a readable TIFF (damaged layout: axes {axes!r}, shape {array.shape})")
-    return _layout(array, axes, extras, photometric, name), tags
+    return _layout(array, axes, extras, photometric, name, bits), tags
 
 
 def _tags(page: Any) -> TiffTags:
@@ -130,8 +130,9 @@ def _tifffile_warnings(name: str) -> Iterator[None]:
             log.warning("%s: damaged TIFF structure (%s); reading what can be read", name, first_line(records[0].getMessage()))
 
 
-def _layout(array: np.ndarray, axes: str, extras: tuple[int, ...], photometric: int, name: str) -> np.ndarray:
-    """tifffile's samples as HxW / HxWxC with alpha unassociated and min-is-white inverted."""
+def _layout(array: np.ndarray, axes: str, extras: tuple[int, ...], photometric: int, name: str, bits: int = 8) -> np.ndarray:
+    """tifffile's samples as HxW / HxWxC with alpha unassociated, min-is-white inverted and
+    samples of other widths (2, 4, 12 bits...) spread over their 8- or 16-bit range."""
     array = _to_yxs(array, axes)
     if array.dtype.kind == "f":
         array = array.astype(np.float32)
@@ -139,6 +140,9 @@ def _layout(array: np.ndarray, axes: str, extras: tuple[int, ...], photometric: 
         array = array.astype(np.uint8) * 255
     elif array.dtype not in (np.uint8, np.uint16):
         raise ImageFormatError(f"{name}: TIFF with {array.dtype} samples is not supported; save it with 8 or 16 bits or float")
+    elif 1 < bits < array.dtype.itemsize * 8:  # tifffile gives 4-bit samples as 0..15 in bytes: a black picture
+        top = np.iinfo(array.dtype).max
+        array = np.rint(np.minimum(array, 2**bits - 1) * (top / (2**bits - 1))).astype(array.dtype)
     colour = 3 if photometric == _RGB else 1
     if array.shape[2] < colour:
         raise ImageFormatError(f"{name}: RGB TIFF with only {array.shape[2]} samples per pixel")

@@ -487,6 +487,24 @@ def test_wide_and_tall_cut_outs_have_no_dark_fringe_either(cartoon, shape):
     assert darker.max() <= 6, darker.max(axis=0)  # was up to 38 levels darker
 
 
+@pytest.mark.parametrize("bits, photometric", [(2, "minisblack"), (4, "minisblack"), (4, "miniswhite"), (12, "minisblack")])
+def test_tiff_samples_of_other_widths_fill_their_range(tmp_path, bits, photometric):
+    # tifffile hands 4-bit samples over as 0..15 in bytes (12-bit as 0..4095): the picture came
+    # out almost black. They are spread over 0..255 (0..65535), as Pillow reads them.
+    import tifffile
+
+    top = 2**bits - 1
+    levels = (np.arange(48 * 64).reshape(48, 64) % (top + 1)).astype(np.uint8 if bits < 8 else np.uint16)
+    tifffile.imwrite(tmp_path / "g.tif", levels, photometric=photometric, bitspersample=bits)
+    array = imageio.read_image(tmp_path / "g.tif")[0]
+    full = np.iinfo(array.dtype).max
+    assert array.dtype == levels.dtype
+    want = np.rint(levels * (full / top)).astype(levels.dtype)
+    if photometric == "miniswhite":
+        want = full - want
+    np.testing.assert_array_equal(array, want)
+
+
 # -- bad input -------------------------------------------------------------------------------
 def test_bad_input_errors(tmp_path, set5):
     png = (set5 / "bird.png").read_bytes()
