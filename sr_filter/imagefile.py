@@ -56,7 +56,7 @@ def upscale_image_file(
             return animation.upscale_to_bytes(source, upscaler, fmt, scale=scale, size=size, quality=quality,
                                               before_work=before_work, progress=progress, name=label)[1]
     factor = float(scale or upscaler.scale)
-    array, meta = imageio.read_image(source, scale=factor, model_scale=upscaler.scale, name=name)
+    array, meta = imageio.read_image(source, scale=factor, model_scale=upscaler.scale, name=name, size=size)
     if any(size):
         label = name or (str(source) if isinstance(source, (str, Path)) else "standard input")
         scale = target_scale(size[0], size[1], array.shape, label)

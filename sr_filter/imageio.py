@@ -29,6 +29,7 @@ from .device import available_ram
 from .encode import check_encodable, encode_image
 from .errors import ImageFormatError, InputTooLargeError, first_line
 from .metadata import ImageMeta, merged_exif, orient, read_meta, upright_xmp
+from .sizing import target_scale
 from .video import CONTAINERS
 
 __all__ = [
@@ -58,14 +59,15 @@ IMAGE_SUFFIXES = (*FORMATS, *ALIASES, *READ_ONLY)
 # -- reading ---------------------------------------------------------------------------------
 def read_image(
     source: str | Path | bytes | BinaryIO, *, scale: float | None = None, model_scale: int = 4, name: str | None = None,
-    out_format: str | None = None,
+    out_format: str | None = None, size: tuple[int | None, int | None] | None = None,
 ) -> tuple[np.ndarray, ImageMeta]:
     """Decode a file (path, bytes or binary stream) into upright pixels and metadata.
 
     The header is read first: an empty (0-pixel) image, or one whose decoding and upscaling by
     ``scale`` (default 1) would not fit in available memory, is refused before any pixel is
     decoded (``model_scale``, the network's own factor, refines that estimate), as is one whose
-    output ``out_format`` (when given) cannot hold at that scale; a stream is
+    output ``out_format`` (when given) cannot hold at that scale (``size`` = (width, height):
+    the scale that fits the header's picture inside them instead); a stream is
     refused after its first bytes when it is no image. EXIF orientation is applied to the
     pixels. 16-bit and float data stay 16-bit / float (TIFF through tifffile, 16-bit PNG
     through :mod:`sr_filter.png`). Each file is parsed once per reader.
@@ -73,7 +75,8 @@ def read_image(
     name = name or (str(source) if isinstance(source, (str, Path)) else "standard input")
 
     def check(shape: sniff.Shape) -> None:
-        _check_size(name, shape, scale, model_scale, out_format)
+        factor = target_scale(size[0], size[1], (shape[1], shape[0]), name) if size and any(size) and min(shape[:2]) > 0 else scale
+        _check_size(name, shape, factor, model_scale, out_format)
 
     data = _read_bytes(source, name, check)
     with _warnings_as_one_line(name):
@@ -105,6 +108,7 @@ def _read_data(data: bytes, name: str, check: Callable[[sniff.Shape], None]) -> 
     image = _open(data, name)
     if header is None:
         check(_pillow_shape(image))
+    png.check_complete(data, name)
     array = png.decode_png16(data, name) if png.is_deep_png(data) else _decode(image, name)
     meta, orientation = read_meta(image)  # after decoding: Pillow finds PNG text and eXIf after IDAT
     return array, meta, orientation

@@ -40,6 +40,44 @@ def is_deep_png(data: bytes) -> bool:
     return data[:8] == PNG_SIGNATURE and data[12:16] == b"IHDR" and len(data) >= 26 and data[24] == 16
 
 
+#: colour type -> samples per pixel
+_SAMPLES = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+#: Adam7 passes: (first column, first row, column step, row step)
+_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+
+
+def check_complete(data: bytes, name: str = "image") -> None:
+    """ImageFormatError if a PNG's image data (its IDAT chunks) inflates to fewer bytes than its
+    rows need. Such a file can still end properly (IEND), and Pillow then fills the missing rows
+    with black without a word; libpng calls it "Not enough image data"."""
+    if data[:8] != PNG_SIGNATURE or data[12:16] != b"IHDR" or len(data) < 33:
+        return
+    width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", data[16:29])
+    bits = _SAMPLES.get(colour, 0) * depth
+    if not (width and height and bits):
+        return
+    boxes = [(width, height)] if not interlace else [
+        (-(-(width - x0) // dx), -(-(height - y0) // dy)) for x0, y0, dx, dy in _ADAM7]
+    need = sum(h * (1 + -(-w * bits // 8)) for w, h in boxes if w > 0 and h > 0)
+    inflate, have, pos = zlib.decompressobj(), 0, 8
+    while pos + 8 <= len(data) and have < need:
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        if kind == b"IEND":
+            break
+        if kind == b"IDAT":
+            block = data[pos + 8:pos + 8 + length]
+            try:
+                while block and have < need:  # inflated in pieces: memory stays small
+                    have += len(inflate.decompress(block, 1 << 20))
+                    block = inflate.unconsumed_tail
+            except zlib.error as exc:
+                raise ImageFormatError(f"{name} is truncated or damaged (image data: {exc})") from None
+        pos += 12 + length
+    if have < need:
+        raise ImageFormatError(f"{name} is truncated or damaged: its image data ends early "
+                               f"({have:,} of {need:,} bytes, the rest of the picture would be blank)")
+
+
 def decode_png16(data: bytes, name: str = "image") -> np.ndarray:
     """Decode a 16-bit PNG (first frame) into HxW or HxWxC uint16 (C = 2, 3 or 4).
 

@@ -505,6 +505,49 @@ def test_tiff_samples_of_other_widths_fill_their_range(tmp_path, bits, photometr
     np.testing.assert_array_equal(array, want)
 
 
+def _png(width: int, height: int, colour: int, depth: int, raw: bytes, interlace: int = 0) -> bytes:
+    def chunk(tag: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, interlace)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("colour, depth, interlace", [(2, 8, 0), (0, 4, 0), (6, 16, 0), (2, 8, 1), (0, 16, 1)])
+def test_a_png_whose_image_data_ends_early_is_damaged_not_blank(colour, depth, interlace):
+    # Properly closed (IEND) but with rows missing: Pillow filled them with black and the
+    # picture was upscaled as if whole (exit 0). libpng calls it "Not enough image data".
+    width, height = 21, 13
+    bits = {0: 1, 2: 3, 6: 4}[colour] * depth
+    if interlace:
+        passes = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)]
+        boxes = [(-(-(width - x0) // dx), -(-(height - y0) // dy)) for x0, y0, dx, dy in passes]
+    else:
+        boxes = [(width, height)]
+    need = sum(h * (1 + -(-w * bits // 8)) for w, h in boxes if w > 0 and h > 0)
+    whole = _png(width, height, colour, depth, bytes(need), interlace)
+    array, _ = imageio.read_image(whole)
+    assert array.shape[:2] == (height, width)
+    with pytest.raises(ImageFormatError, match=f"truncated or damaged: its image data ends early \\({need - 7:,} of {need:,} bytes"):
+        imageio.read_image(_png(width, height, colour, depth, bytes(need - 7), interlace), name="short.png")
+
+
+def test_the_memory_check_for_a_width_uses_the_scale_that_width_means():
+    # --width 3000 on a 12000-pixel picture is a scale of 0.25; the check before decoding used the
+    # model's x4 (a 48000x48000 output, 150 GiB) and refused jobs that fit
+    header = _png(12000, 12000, 2, 8, b"")
+
+    def outcome(**options) -> str:
+        try:
+            imageio.read_image(header, model_scale=4, name="six.png", **options)
+        except ImageFormatError as exc:
+            return str(exc)
+        return "read"
+
+    assert outcome(scale=4.0, size=(3000, None)) == outcome(scale=0.25) != outcome(scale=4.0)
+    assert outcome(scale=4.0, size=(None, 6000)) == outcome(scale=0.5)
+
+
 # -- bad input -------------------------------------------------------------------------------
 def test_bad_input_errors(tmp_path, set5):
     png = (set5 / "bird.png").read_bytes()
