@@ -28,7 +28,7 @@ from .convert import pil_to_array
 from .device import available_ram
 from .encode import check_encodable, encode_image
 from .errors import ImageFormatError, InputTooLargeError, first_line
-from .metadata import ImageMeta, merged_exif, orient, read_meta, upright_xmp
+from .metadata import TRANSPOSING, ImageMeta, merged_exif, orient, read_meta, upright_xmp
 from .sizing import target_scale
 from .video import CONTAINERS
 
@@ -87,6 +87,8 @@ def read_image(
         log.warning("%s", _frames_notice(name, meta))
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise ImageFormatError(f"{name} has no pixels ({array.shape[1]}x{array.shape[0]})")
+    if orientation in TRANSPOSING and meta.dpi:  # the sides swap, and their densities with them
+        meta.dpi = meta.dpi[::-1]
     return orient(array, orientation), meta
 
 

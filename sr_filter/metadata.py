@@ -47,6 +47,10 @@ class ImageMeta:
     frames: int = 1
 
 
+#: EXIF orientations that swap width and height (transpose, rotate 90 either way, transverse)
+TRANSPOSING = frozenset({5, 6, 7, 8})
+
+
 def orient(array: np.ndarray, orientation: int) -> np.ndarray:
     """Apply an EXIF orientation (1..8) to an HxW[xC] array so it displays upright."""
     ops = {
@@ -97,7 +101,8 @@ def read_meta(image: Image.Image) -> tuple[ImageMeta, int]:
 
 
 def _exif(image: Image.Image) -> tuple[bytes | None, int]:
-    """The EXIF block to carry (orientation reset to 1) and the orientation; raises when damaged."""
+    """The EXIF block to carry (orientation reset to 1, the resolutions swapped where the pixels turn
+    by 90 degrees) and the orientation; raises when damaged."""
     exif = image.getexif()
     if not exif:
         return None, 1
@@ -110,6 +115,8 @@ def _exif(image: Image.Image) -> tuple[bytes | None, int]:
         exif = _descriptive(exif)
     if ORIENTATION in exif:
         exif[ORIENTATION] = 1
+    if orientation in TRANSPOSING and _X_RES in exif and _Y_RES in exif:
+        exif[_X_RES], exif[_Y_RES] = exif[_Y_RES], exif[_X_RES]
     return (exif.tobytes() if len(exif) or exif.get_ifd(_EXIF_IFD) else None), orientation
 
 

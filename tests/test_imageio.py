@@ -314,6 +314,26 @@ def test_exif_orientation_applied_and_reset(bird, orientation):
     assert out.getexif().get(0x0112) == 1 and out.size == (array.shape[1], array.shape[0])
 
 
+@pytest.mark.parametrize("orientation", [1, 3, 5, 6, 7, 8])
+def test_a_turn_by_90_degrees_swaps_the_horizontal_and_vertical_resolution(bird, orientation):
+    # 72 DPI across and 144 down, stored sideways (orientation 6): upright, 144 is across
+    from PIL.TiffImagePlugin import IFDRational
+
+    image = Image.fromarray(bird)
+    exif = image.getexif()
+    exif[0x0112], exif[0x011A], exif[0x011B], exif[0x0128] = orientation, IFDRational(72), IFDRational(144), 2
+    data = _save(image, "JPEG", exif=exif.tobytes(), dpi=(72, 144))
+    array, meta = imageio.read_image(data)
+    turned = orientation in (5, 6, 7, 8)
+    assert meta.dpi == ((144.0, 72.0) if turned else (72.0, 144.0))
+    for fmt in ("JPEG", "PNG", "TIFF"):
+        out = Image.open(io.BytesIO(imageio.encode_image(array, fmt, meta, scale=2.0)))
+        assert out.info["dpi"] == pytest.approx((288, 144) if turned else (144, 288), abs=0.05), fmt
+        if fmt != "TIFF":
+            written = out.getexif()
+            assert (float(written[0x011A]), float(written[0x011B])) == ((288, 144) if turned else (144, 288)), fmt
+
+
 def test_metadata_carried_and_updated(bird, tmp_path):
     image = Image.fromarray(bird)
     exif = raw_exif(  # byte by byte: Pillow 10 cannot write an EXIF sub-IFD built through its API
