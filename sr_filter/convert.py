@@ -22,6 +22,8 @@ from .metadata import ImageMeta, cmyk_to_rgb
 log = logging.getLogger(__name__)
 
 _MAX = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
+#: ``extra`` of a log record about one file's content: in a batch the command line names the file
+PER_FILE = {"per_file": True}
 
 
 @dataclass
@@ -62,7 +64,7 @@ def to_float(array: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore"):
         inside = bool(np.all(data >= -_FLOAT_SLACK)) and bool(np.all(data <= 1 + _FLOAT_SLACK))  # NaN fails both
     if not inside:
-        log.warning("float pixels are taken as 0..1, and these hold %s", _outside(data))
+        log.warning("float pixels are taken as 0..1, and these hold %s", _outside(data), extra=PER_FILE)
     return np.clip(np.nan_to_num(data, nan=0.0), 0.0, 1.0)
 
 
@@ -104,7 +106,8 @@ def beyond_unit(array: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         whole = extent[0] >= 0 and bool(np.all(colour[finite] == np.round(colour[finite])))
     log.log(logging.WARNING if whole else logging.INFO,
             "float pixels hold values from %.4g to %.4g, beyond 0..1: the network upscales the part within 0..1 and "
-            "the rest is resized (bilinear) and added back%s", *extent, "; for 0..255 data divide by 255 first" if whole else "")
+            "the rest is resized (bilinear) and added back%s", *extent, "; for 0..255 data divide by 255 first" if whole else "",
+            extra=PER_FILE)
     inside = clipped if array.ndim == 2 else np.concatenate([clipped, array[..., colour.shape[2]:]], axis=2)
     return inside, (rest[..., None] if rest.ndim == 2 else rest).transpose(2, 0, 1)[None]
 

@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from . import png, tiffio
-from .convert import _to_uint8, _to_uint16, array_to_pil, beyond_extent
+from .convert import PER_FILE, _to_uint8, _to_uint16, array_to_pil, beyond_extent
 from .errors import ImageFormatError, ImageTooLargeError, first_line
 from .metadata import ImageMeta, exif_for_output, scaled_dpi, sized_xmp
 
@@ -200,8 +200,6 @@ def _fits_jpeg(kind: str, block: bytes | None, overhead: int) -> bytes | None:
 
 #: format names as people write them
 _SHOWN = {"WEBP": "WebP"}
-#: ``extra`` of a log record about one file's content: in a batch the command line names the file
-PER_FILE = {"per_file": True}
 
 
 def _say_lost(lost: list[str], fmt: str, meta: ImageMeta) -> None:

@@ -402,3 +402,11 @@ def test_standard_input_into_a_folder_is_named_like_a_file(tmp_path):
         out = run("-", "-o", f"{tmp_path}/", "-m", "sr-cartoon-x4", "-d", "cpu", *extra, stdin=buffer.getvalue())
         assert out.returncode == 0, out.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["stdin_x2.png", "stdin_x4.png", "stdin_z.png"]
+
+
+def test_quality_with_only_lossless_outputs_is_said_to_change_nothing(tmp_path):
+    Image.new("RGB", (8, 8), (90, 60, 30)).save(tmp_path / "a.png")
+    out = run(tmp_path / "a.png", "-o", tmp_path / "b.png", "--quality", "80", "-m", "sr-cartoon-x4", "-d", "cpu")
+    assert out.returncode == 0 and b"--quality is for JPEG and WebP output; PNG is written without loss" in out.stderr
+    out = run(tmp_path / "a.png", "-o", tmp_path / "b.jpg", "--quality", "80", "-m", "sr-cartoon-x4", "-d", "cpu")
+    assert out.returncode == 0 and b"--quality" not in out.stderr

@@ -199,6 +199,8 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
         if given:
             raise click.UsageError(f"{given} to videos (and to an animation given alone); none of these inputs is a video")
     check_targets(jobs, overwrite=overwrite)
+    if quality is not None and not quiet:
+        _say_quality_unused(jobs, fmt)
     skipped = 0
     if skip_existing:
         kept = [j for j in jobs if j.target is None or not j.target.exists() or is_stream(j.target)]
@@ -365,6 +367,25 @@ def process(upscaler: Upscaler, job: Job, *, scale, size=(None, None), fmt, qual
     else:
         job.target.parent.mkdir(parents=True, exist_ok=True)
         imageio.write_atomic(data, job.target, overwrite=overwrite)
+
+
+def _say_quality_unused(jobs: list[Job], fmt: str | None) -> None:
+    """--quality with only lossless image outputs (PNG, TIFF, BMP, GIF) changes nothing: say so
+    rather than let a user wonder why the files are as large as before."""
+    from .. import imageio
+
+    if any(is_video(job.source) for job in jobs):
+        return
+    formats = set()
+    for job in jobs:
+        try:  # None: the input's format decides (standard output, /dev/null), which may be JPEG or WebP
+            formats.add(imageio.format_for(job.target or "", fmt) if job.target or fmt else None)
+        except SrFilterError:
+            formats.add(None)
+    if None not in formats and formats.isdisjoint({"JPEG", "WEBP"}):
+        shown = "/".join(sorted(formats))
+        click.echo(f"sr-filter: warning: --quality is for JPEG and WebP output; {shown} is written without loss, "
+                   "so it changes nothing", err=True)
 
 
 def _size_suffix(width: int | None, height: int | None) -> str | None:
