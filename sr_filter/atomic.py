@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
 import socket
 import stat
 import tempfile
@@ -183,11 +184,18 @@ HOST_TAG = hashlib.sha1(socket.gethostname().encode("utf-8", "replace")).hexdige
 _SWEPT: set[str] = set()
 
 
+def temp_folder(folder: str | Path) -> Path:
+    """A new hidden folder in ``folder`` for files that are published one by one (a converted
+    model's parts), named so that :func:`sweep_orphans` removes it once its writer has died."""
+    sweep_orphans(folder)
+    return Path(tempfile.mkdtemp(prefix=temp_prefix() + HOST_TAG + "-", suffix=TEMP_SUFFIX, dir=folder))
+
+
 def sweep_orphans(folder: str | Path, *, again: bool = False) -> int:
-    """Remove the temporary files (``.tmp``, a video's ``.part``) that writers on this machine
-    left in ``folder`` when they were killed (SIGKILL, a power cut): those whose process no longer
-    runs. Done once per folder and process (``again``: once more), when a write there begins, so a
-    hidden, possibly large, file does not stay for good. Returns how many were removed."""
+    """Remove the temporary files and folders (``.tmp``, a video's ``.part``) that writers on this
+    machine left in ``folder`` when they were killed (SIGKILL, a power cut): those whose process no
+    longer runs. Done once per folder and process (``again``: once more), when a write there
+    begins, so a hidden, possibly large, file does not stay for good. Returns how many were removed."""
     key = os.fspath(folder)
     if key in _SWEPT and not again:
         return 0
@@ -201,7 +209,10 @@ def sweep_orphans(folder: str | Path, *, again: bool = False) -> int:
         pid, _, rest = entry.name[len(TEMP_PREFIX):].partition("-")
         if pid.isdigit() and rest.startswith(HOST_TAG + "-") and not _running(int(pid)):
             with contextlib.suppress(OSError):
-                os.unlink(entry.path)
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path)
+                else:
+                    os.unlink(entry.path)
                 removed += 1
     return removed
 

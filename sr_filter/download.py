@@ -258,23 +258,27 @@ def cache_error(exc: OSError, path: Path) -> CacheError:
     )
 
 
-def sweep_parts(folder: Path, name: str | None = None) -> None:
-    """Delete part files left by killed downloads: those of ``name`` (its lock is held by the
-    caller, so no one is writing them) and any older than :data:`STALE_PART_S` whose file is not
-    being downloaded now."""
+def sweep_parts(folder: Path, name: str | None = None, *, any_age: bool = False) -> None:
+    """Delete what killed downloads left: the part files of ``name`` (its lock is held by the
+    caller, so no one is writing them), any older than :data:`STALE_PART_S` (``any_age``: any)
+    whose file is not being downloaded now, and lock files no process holds."""
     try:
-        parts = [p for p in folder.iterdir() if p.name.startswith(".") and p.name.endswith(".part")]
+        entries = list(folder.iterdir())
     except OSError:
         return
     now = time.time()
-    for part in parts:
+    for part in (p for p in entries if p.name.startswith(".") and p.name.endswith(".part")):
         target = part.name[1:].rsplit(".", 2)[0]
         with suppress(OSError, LockTimeout):
             if target == name:
                 part.unlink()
-            elif now - part.stat().st_mtime > STALE_PART_S:
+            elif any_age or now - part.stat().st_mtime > STALE_PART_S:
                 with CacheLock(folder / target, timeout=0):
                     part.unlink()
+    for lock in (p for p in entries if p.name.endswith(".lock") and p.name[:-5] != name):
+        with suppress(OSError, LockTimeout):
+            with CacheLock(folder / lock.name[:-5], timeout=0):
+                pass  # taken and given back: the holder deletes the file, so a dead one's goes
 
 
 def _broken(exc: BaseException) -> str:

@@ -132,10 +132,12 @@ def _fetch_to(
     if _good(path, sha256, size):
         return path
     corrupt = path.is_file()
-    if corrupt:  # a wrong file is never left for the next run to trip over (it had stayed after a failed download)
-        _drop_corrupt(path)
     env_offline = env_flag(ENV_OFFLINE, DownloadSettingError)
     if offline if offline is not None else env_offline:
+        if corrupt:  # a wrong file is never left for the next run to trip over
+            corrupt = _drop_if_still_corrupt(path, sha256, size)
+            if not corrupt and _good(path, sha256, size):  # another process had just fetched it
+                return path
         state = "was corrupt (removed)" if corrupt else "is not in the cache"
         error = OfflineError(
             f"{path.name} {state} and downloads are off ({ENV_OFFLINE}=1 or offline mode). "
@@ -167,6 +169,20 @@ def _fetch_to(
         return path
     finally:
         lock.release()
+
+
+def _drop_if_still_corrupt(path: Path, sha256: str, size: int | None) -> bool:
+    """Remove a cached file that fails its check, deciding again under the download lock: another
+    process may have just put the right file there (it had been deleted from under it). False when
+    the file turned out good, or is being downloaded now."""
+    try:
+        with CacheLock(path, timeout=0):
+            if _good(path, sha256, size) or not path.is_file():
+                return False
+            _drop_corrupt(path)
+            return True
+    except (LockTimeout, OSError):
+        return False
 
 
 def _refuse_if_remembered(path: Path, urls: list[str]) -> None:

@@ -271,6 +271,32 @@ def test_conversion_that_computes_something_else_is_refused(tmp_path):
         OpenVinoBackend.from_model(_fake(_ShapeBranch(), tmp_path), cache_dir=tmp_path / "c")  # not converted again
 
 
+def test_a_failure_that_may_be_the_moment_is_tried_again_before_it_is_remembered(tmp_path, monkeypatch):
+    """A first conversion under a tight memory limit failed in OpenVINO's compiler; that was
+    recorded as "does not convert" and every later run, with memory to spare, used torch (and
+    --backend openvino refused). Now such a failure must happen in two runs to be remembered,
+    and its message says what OpenVINO said after its "Exception from ...cpp:117:" line."""
+    from sr_filter.backends import openvino as ov_backend
+
+    core = ov_backend._core(__import__("openvino"))
+    real = type(core).compile_model
+    calls = []
+
+    def short_of_memory(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("Exception from src/inference/src/cpp/core.cpp:117:\n[ CPU ] std::bad_alloc while compiling\n")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(core), "compile_model", short_of_memory)
+    with pytest.raises(BackendError, match=r"does not run: \[ CPU \] std::bad_alloc while compiling$"):
+        OpenVinoBackend.from_model(load_model("sr-cartoon-x4"), cache_dir=tmp_path)
+    assert ov_cache.failure(tmp_path, next(tmp_path.glob("*.failed")).stem) is None  # counted, not yet remembered
+    backend = OpenVinoBackend.from_model(load_model("sr-cartoon-x4"), cache_dir=tmp_path)  # converts again: works
+    assert backend.name == "openvino" and sorted(p.suffix for p in tmp_path.iterdir() if p.suffix != ".failed") == [
+        ".bin", ".json", ".xml"]
+
+
 def test_openvino_telemetry_stays_off(tmp_path):
     """OpenVINO's converter sends usage telemetry to an analytics service unless told otherwise;
     sr-filter works offline and says so, so its process loads only OpenVINO's stub."""

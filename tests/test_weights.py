@@ -128,6 +128,60 @@ def test_concurrent_first_use_downloads_once(weights_server, entry, isolated_cac
     assert not _leftovers(isolated_cache)
 
 
+def test_what_killed_runs_left_in_the_cache_goes(weights_server, entry, isolated_cache, monkeypatch):
+    # A download killed outright leaves its part file and a lock file no one holds; a conversion
+    # killed mid-write left a hidden folder in the OpenVINO cache that nothing removed (a converted
+    # face model: 67 MB each time). The next download sweeps the first two, the next conversion
+    # the folder, and `models --clear-cache` all three.
+    from click.testing import CliRunner
+
+    from sr_filter.atomic import HOST_TAG, TEMP_PREFIX, TEMP_SUFFIX
+    from sr_filter.backends import ov_cache
+    from sr_filter.cli import cli
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
+    converted = ov_cache.default_folder()
+    converted.mkdir(parents=True, exist_ok=True)
+    orphan = converted / f"{TEMP_PREFIX}{dead}-{HOST_TAG}-abcd1234{TEMP_SUFFIX}"
+    orphan.mkdir()
+    (orphan / "model.bin").write_bytes(bytes(1000))
+    live = converted / f"{TEMP_PREFIX}{os.getpid()}-{HOST_TAG}-live{TEMP_SUFFIX}"  # a writer still at work
+    live.mkdir()
+
+    def leave_download_debris():
+        (isolated_cache / "other.pth.lock").write_text("")
+        (isolated_cache / ".other.pth.0badc0de.part").write_bytes(bytes(100))
+
+    leave_download_debris()
+    os.utime(isolated_cache / ".other.pth.0badc0de.part", (1, 1))  # an hour old and more
+    fetch(entry)
+    assert not _leftovers(isolated_cache)
+    leave_download_debris()  # a fresh part is left to the hour's rule; --clear-cache takes it
+    result = CliRunner().invoke(cli, ["models", "--clear-cache"])
+    assert result.exit_code == 0, result.output
+    assert not _leftovers(isolated_cache) and not orphan.exists() and live.exists()
+    assert not (isolated_cache / entry.file).exists()
+
+
+def test_a_corrupt_file_is_removed_only_after_checking_again_under_the_lock(weights_server, entry, isolated_cache,
+                                                                             monkeypatch):
+    # Two runs: one saw a corrupt file and removed it without the lock, just after the other had
+    # put the right file there and said "verified".
+    from sr_filter import weights
+
+    good = fetch(entry)
+    checks = []
+    real = weights._good
+
+    def first_look_sees_it_corrupt(path, sha256, size):
+        checks.append(path)
+        return False if len(checks) == 1 else real(path, sha256, size)  # the other run fixes it meanwhile
+
+    monkeypatch.setattr(weights, "_good", first_look_sees_it_corrupt)
+    monkeypatch.setenv("SR_FILTER_OFFLINE", "1")
+    assert fetch(entry) == good and file_sha256(good) == entry.sha256
+
+
 def test_preset_falls_back_to_next_candidate(weights_server, monkeypatch, caplog):
     """A preset whose first model cannot be fetched uses the next one and says so."""
     from sr_filter import manifest as manifest_module

@@ -17,6 +17,7 @@ raises :class:`~sr_filter.errors.BackendError` instead of giving a wrong picture
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import threading
 import warnings
@@ -185,7 +186,7 @@ def _infer(request: Any, array: Any) -> np.ndarray:
         text = str(exc).lower()
         if "bad_alloc" in text or "allocate" in text or "out of memory" in text:
             raise RuntimeError(f"OpenVINO ran out of memory on a {array.shape[-2]}x{array.shape[-1]} window") from None
-        raise BackendError(f"OpenVINO failed on a {tuple(array.shape)} window: {first_line(exc)}") from None
+        raise BackendError(f"OpenVINO failed on a {tuple(array.shape)} window: {_detail(exc)}") from None
 
 
 def _core(ov: Any) -> Any:
@@ -210,7 +211,7 @@ def _compile(core: Any, ov_model: Any, precision: str, threads: int) -> Any:
     try:
         return core.compile_model(ov_model, "CPU", config)
     except RuntimeError as exc:
-        raise BackendError(f"OpenVINO cannot compile the model for the CPU: {first_line(exc)}") from None
+        raise BackendError(f"OpenVINO cannot compile the model for the CPU: {_detail(exc)}") from None
 
 
 def _converted(model: Any, ov: Any, core: Any, precision: str, folder: Path) -> Any:
@@ -237,7 +238,7 @@ def _converted(model: Any, ov: Any, core: Any, precision: str, folder: Path) -> 
         ov_model = convert(model, ov)
         _check(model, ov_model, core)
     except BackendError as exc:
-        ov_cache.remember_failure(folder, key, str(exc))
+        ov_cache.remember_failure(folder, key, str(exc), certain=getattr(exc, "certain", False))
         exc.first_time = True  # "auto" says it once, then falls back to torch
         raise
     if ov_cache.save(folder, key, meta, ov_model, ov, ov_cache.about(model)):
@@ -256,7 +257,7 @@ def convert(model: Any, ov: Any) -> Any:
 
     reason = NOT_CONVERTED.get(model.arch.name)
     if reason:
-        raise BackendError(f"{model.name} ({model.arch.name}) is not converted to OpenVINO: {reason}")
+        raise _certain(BackendError(f"{model.name} ({model.arch.name}) is not converted to OpenVINO: {reason}"))
     c_in = in_channels(model)
     example = torch.rand(1, c_in, _EXAMPLE, _EXAMPLE)
     log.info("converting %s to OpenVINO (once; the result is cached)", model.name)
@@ -268,7 +269,9 @@ def convert(model: Any, ov: Any) -> Any:
                 traced = torch.jit.trace(model.network, example, check_trace=False)
             return ov.convert_model(traced, example_input=example, input=[ov.PartialShape([-1, c_in, -1, -1])])
     except Exception as exc:  # noqa: BLE001 - any failure of the third-party converter means "cannot convert"
-        raise BackendError(f"{model.name} ({model.arch.name}) cannot be converted to OpenVINO: {_detail(exc)}") from None
+        error = BackendError(f"{model.name} ({model.arch.name}) cannot be converted to OpenVINO: {_detail(exc)}")
+        # operations the converter lacks say what the model is; anything else may be the moment
+        raise (_certain(error) if _unsupported(exc) else error) from None
 
 
 def _check(model: Any, ov_model: Any, core: Any) -> None:
@@ -283,17 +286,32 @@ def _check(model: Any, ov_model: Any, core: Any) -> None:
     try:
         got = torch.from_numpy(core.compile_model(ov_model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})(probe.numpy())[0])
     except RuntimeError as exc:
-        raise BackendError(f"{model.name} converted to OpenVINO but does not run: {first_line(exc)}") from None
+        raise BackendError(f"{model.name} converted to OpenVINO but does not run: {_detail(exc)}") from None
     if got.shape != want.shape:
-        raise BackendError(f"{model.name} converted to OpenVINO gives shape {tuple(got.shape)}, not {tuple(want.shape)}")
+        raise _certain(BackendError(f"{model.name} converted to OpenVINO gives shape {tuple(got.shape)}, not {tuple(want.shape)}"))
     diff = float((got.clamp(0, 1) - want).abs().max())
     if not diff <= PROBE_TOLERANCE:  # also catches NaN
-        raise BackendError(f"{model.name} converted to OpenVINO differs from the torch network by {diff * 255:.2f}/255")
+        raise _certain(BackendError(f"{model.name} converted to OpenVINO differs from the torch network by {diff * 255:.2f}/255"))
+
+
+def _certain(error: BackendError) -> BackendError:
+    """Mark a conversion failure that says what the model is (remembered after one run, where a
+    failure that may be the moment, memory short, is tried again once)."""
+    error.certain = True
+    return error
+
+
+def _unsupported(exc: BaseException) -> bool:
+    return any("No conversion rule found" in line or "not supported" in line.lower() for line in str(exc).splitlines())
 
 
 def _detail(exc: BaseException) -> str:
-    """The useful line of a conversion error (OpenVINO puts the unsupported operations deep inside)."""
-    for line in str(exc).splitlines():
-        if "No conversion rule found" in line or "not supported" in line.lower():
-            return line.strip(" -")
-    return first_line(exc)
+    """The useful line of an OpenVINO error: the unsupported operations deep inside a conversion
+    error, else the first line after OpenVINO's "Exception from src/...cpp:117:" (which says
+    nothing by itself)."""
+    lines = [line.strip(" -") for line in str(exc).splitlines() if line.strip(" -")]
+    for line in lines:
+        if _unsupported(Exception(line)):
+            return line
+    said = [line for line in lines if not re.match(r"Exception from \S+:\d+:?$", line)]
+    return said[0] if said else first_line(exc)

@@ -21,12 +21,11 @@ import json
 import logging
 import re
 import shutil
-import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
 
-from ..atomic import publish
+from ..atomic import publish, temp_folder
 from ..errors import first_line
 from ..version import __version__
 from ..weights import cache_dir, file_sha256
@@ -159,7 +158,7 @@ def save(folder: Path, key: str, meta: dict, ov_model: Any, ov: Any, model: dict
     tmp: str | None = None
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = tempfile.mkdtemp(prefix=".tmp-", dir=folder)
+        tmp = temp_folder(folder)  # removed by a later run if this one is killed
         xml = Path(tmp) / "model.xml"
         ov.save_model(ov_model, str(xml), compress_to_fp16=False)
         bin_ = xml.with_suffix(".bin")
@@ -202,23 +201,47 @@ def _drop_outdated(folder: Path, key: str, meta: dict) -> None:
                 record.with_suffix(f".{part}").unlink(missing_ok=True)
 
 
-def failure(folder: Path, key: str) -> str | None:
-    """Why the model of ``key`` could not be converted, as an earlier run found ("" or None: no
-    failure on record)."""
+#: runs that must fail to convert a model before later runs stop trying: one failure can be the
+#: moment (memory short, a process limit), not the model
+FAILURES_TO_REMEMBER = 2
+
+
+def _failures(folder: Path, key: str) -> tuple[int, str]:
+    """(failed runs on record for this release, the last reason); (0, "") when there are none.
+    A record is "RELEASE\nattempts N\nREASON" (older ones, without the count, stand as confirmed)."""
     try:
-        release, _, reason = (folder / f"{key}.failed").read_text(encoding="utf-8").partition("\n")
+        lines = (folder / f"{key}.failed").read_text(encoding="utf-8").split("\n")
     except (OSError, UnicodeDecodeError):
-        return None
-    return reason.strip() or None if release.strip() == __version__ else None  # a new release tries again
+        return 0, ""
+    if lines[0].strip() != __version__:  # a new release tries again
+        return 0, ""
+    count, rest = FAILURES_TO_REMEMBER, lines[1:]
+    if rest and rest[0].startswith("attempts "):
+        try:
+            count = int(rest[0].split()[1])
+        except (IndexError, ValueError):
+            count = 0
+        rest = rest[1:]
+    return count, "\n".join(rest).strip()
 
 
-def remember_failure(folder: Path, key: str, reason: str) -> None:
-    """Record that the model of ``key`` does not convert (same weights, settings, OpenVINO and
-    release: the key says them all), so later runs go to torch at once."""
+def failure(folder: Path, key: str) -> str | None:
+    """Why the model of ``key`` cannot be converted, once runs have found it often enough to stop
+    trying (None: try)."""
+    count, reason = _failures(folder, key)
+    return reason or None if count >= FAILURES_TO_REMEMBER else None
+
+
+def remember_failure(folder: Path, key: str, reason: str, certain: bool = False) -> None:
+    """Count a run in which the model of ``key`` did not convert (same weights, settings, OpenVINO
+    and release: the key says them all); from :data:`FAILURES_TO_REMEMBER` on, later runs go to
+    torch at once. ``certain``: the failure says what the model is (operations the converter
+    lacks, a different result), so once is enough."""
+    count = FAILURES_TO_REMEMBER if certain else _failures(folder, key)[0] + 1
     tmp = folder / f".{key}.failed.{uuid.uuid4().hex}"
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(f"{__version__}\n{reason}\n", encoding="utf-8")
+        tmp.write_text(f"{__version__}\nattempts {count}\n{reason}\n", encoding="utf-8")
         publish(tmp, folder / f"{key}.failed", overwrite=True)
     except OSError as exc:
         log.info("not remembering the failed conversion: cannot write to %s (%s)", folder, exc.strerror)

@@ -211,6 +211,12 @@ def _clear_cache(as_json: bool) -> None:
     from ..backends.ov_cache import default_folder
     from ..weights import cache_dir
 
+    from ..atomic import sweep_orphans
+    from ..download import sweep_parts
+
+    for folder in (cache_dir(), default_folder()):  # what killed runs left: parts, locks, temporary folders
+        sweep_parts(folder, any_age=True)
+        sweep_orphans(folder, again=True)
     targets = _downloaded_files(load_manifest()) + _converted_files(default_folder())
     removed, size, failed = 0, 0, []
     for path in targets:
