@@ -1039,3 +1039,15 @@ def test_a_y4m_stream_goes_into_a_named_pipe(tmp_path):
     reader.join(30)
     assert process.returncode == 0, process.stderr.decode()
     assert got and got[0].startswith(b"YUV4MPEG2 W128 H96")
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_an_output_name_of_up_to_255_bytes_is_written_and_reported_done(tmp_path, upscaler, resume):
+    # The hidden segments folder is ".NAME.parts", 7 bytes longer: with a 249-255-byte name the
+    # complete video was written and the run still failed ("File name too long"), or with
+    # --resume failed before starting.
+    clip = make_clip(tmp_path / "in.mp4", frames=6)
+    target = tmp_path / ("v" * 251 + ".mkv")
+    upscale_video(clip, target, upscaler=upscaler, resume=resume)
+    assert len(describe(target)["times"]) == 6
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []

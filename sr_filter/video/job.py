@@ -195,7 +195,11 @@ def _drop_stale_parts(dst: Path, notice) -> None:
     from . import resume
 
     parts = resume.parts_folder(dst)
-    if parts.is_dir() and (parts / "job.json").exists():
+    try:
+        stale = parts.is_dir() and (parts / "job.json").exists()
+    except OSError:  # the output is written; tidying must not turn it into a failure
+        return
+    if stale:
         shutil.rmtree(parts, ignore_errors=True)
         notice(f"removed {parts}, the segments of an earlier --resume run of {dst.name}, now written whole")
 

@@ -10,6 +10,7 @@ interleaved into the output (no re-encoding) and the folder is removed.
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import json
 import os
@@ -29,7 +30,13 @@ SEGMENT_FRAMES = 48
 
 
 def parts_folder(dst: Path) -> Path:
-    return dst.parent / f".{dst.name}.parts"
+    """The hidden folder of a resumable job's segments, beside its output: ``.NAME.parts``, or for a
+    name too long to take 7 more bytes (file names hold 255), its start and a digest of the rest."""
+    name = f".{dst.name}.parts"
+    if len(name.encode("utf-8", "surrogateescape")) > 255:
+        digest = hashlib.sha1(dst.name.encode("utf-8", "surrogateescape")).hexdigest()[:12]
+        name = f".{dst.name.encode('utf-8', 'surrogateescape')[:200].decode('utf-8', 'ignore')}-{digest}.parts"
+    return dst.parent / name
 
 
 def finished(parts: Path, *, check: bool = False, notice=None) -> list[tuple[int, int, Path]]:
