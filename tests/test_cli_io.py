@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -410,3 +411,28 @@ def test_quality_with_only_lossless_outputs_is_said_to_change_nothing(tmp_path):
     assert out.returncode == 0 and b"--quality is for JPEG and WebP output; PNG is written without loss" in out.stderr
     out = run(tmp_path / "a.png", "-o", tmp_path / "b.jpg", "--quality", "80", "-m", "sr-cartoon-x4", "-d", "cpu")
     assert out.returncode == 0 and b"--quality" not in out.stderr
+
+
+def test_skip_existing_counts_an_output_another_run_wrote_meanwhile_as_skipped(tmp_path, monkeypatch):
+    # Parallel batches into one folder with --skip-existing: an output that appeared while this
+    # run worked on it was a failure (exit 1) that suggested the --skip-existing already given.
+    from click.testing import CliRunner
+
+    from sr_filter import atomic, imageio
+    from sr_filter.cli import cli
+
+    for name in ("a", "b"):
+        Image.new("RGB", (8, 8), (90, 60, 30)).save(tmp_path / f"{name}.png")
+    real = atomic.write_atomic
+
+    def raced(data, path, *, overwrite=False):
+        if Path(path).name == "a.png":
+            Path(path).write_bytes(b"the other run's output")
+        return real(data, path, overwrite=overwrite)
+
+    monkeypatch.setattr(imageio, "write_atomic", raced)
+    result = CliRunner().invoke(cli, [str(tmp_path / "a.png"), str(tmp_path / "b.png"), "-o", str(tmp_path / "out") + "/",
+                                      "--skip-existing", "-m", "sr-cartoon-x4", "-d", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "another process wrote it meanwhile" in result.output and "1 upscaled, 1 skipped, 0 failed" in result.output
+    assert (tmp_path / "out" / "a.png").read_bytes() == b"the other run's output"

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ..atomic import is_stream, write_all
-from ..errors import SrFilterError
+from ..errors import OutputExistsError, OutputIsInputError, SrFilterError
 from ..progress import Bars, stderr_is_terminal
 from ..video.command import video_only, video_options, wants_video
 from .jobs import Job, check_targets, check_writable, expand_inputs, is_video, many_inputs, plan_jobs, unique, video_target
@@ -246,6 +246,12 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
                             progress=bars, announce=announce)
             except (SrFilterError, MemoryError, OSError) as exc:
                 bars.finish()
+                if skip_existing and isinstance(exc, OutputExistsError) and not isinstance(exc, OutputIsInputError):
+                    # another run (a parallel batch into the same folder) wrote it meanwhile: what --skip-existing asks
+                    skipped += 1
+                    if not quiet:
+                        bars.echo(f"sr-filter: skipped {shown_path(job.target)}: another process wrote it meanwhile")
+                    continue
                 message = _describe_failure(job, exc)
                 if not batch:
                     raise (type(exc) if isinstance(exc, SrFilterError) else SrFilterError)(message) from None
