@@ -436,3 +436,24 @@ def test_skip_existing_counts_an_output_another_run_wrote_meanwhile_as_skipped(t
     assert result.exit_code == 0, result.output
     assert "another process wrote it meanwhile" in result.output and "1 upscaled, 1 skipped, 0 failed" in result.output
     assert (tmp_path / "out" / "a.png").read_bytes() == b"the other run's output"
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="address-space limits as Linux applies them")
+def test_a_memory_limit_too_tight_to_load_the_libraries_is_one_line(tmp_path):
+    # Under `ulimit -v` a compiled library fails to map (ImportError) or a thread fails to start
+    # (RuntimeError): these came as tracebacks.
+    import resource
+
+    Image.new("RGB", (8, 8), (90, 60, 30)).save(tmp_path / "a.png")
+    for megabytes in (330, 450):
+        def limit(megabytes=megabytes):
+            resource.setrlimit(resource.RLIMIT_AS, (megabytes << 20, megabytes << 20))
+
+        out = subprocess.run([sys.executable, "-m", "sr_filter", str(tmp_path / "a.png"), "-o", str(tmp_path / "b.png"),
+                              "--overwrite", "-m", "sr-cartoon-x4", "-d", "cpu", "--backend", "torch"],
+                             capture_output=True, text=True, timeout=300, preexec_fn=limit,
+                             env=dict(os.environ, PYTHONPATH=str(ROOT)))
+        if out.returncode == 0:
+            continue  # enough for this machine's libraries at this limit
+        lines = [line for line in out.stderr.splitlines() if line.startswith("sr-filter: error:")]
+        assert "Traceback" not in out.stderr and len(lines) == 1, (megabytes, out.stderr[-3000:])

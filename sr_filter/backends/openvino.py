@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..device import cpu_threads
-from ..errors import BackendError, first_line
+from ..errors import BackendError, ModelRunError, first_line
 from ..interrupts import interrupts_held
 from . import ov_cache
 
@@ -186,7 +186,9 @@ def _infer(request: Any, array: Any) -> np.ndarray:
         text = str(exc).lower()
         if "bad_alloc" in text or "allocate" in text or "out of memory" in text:
             raise RuntimeError(f"OpenVINO ran out of memory on a {array.shape[-2]}x{array.shape[-1]} window") from None
-        raise BackendError(f"OpenVINO failed on a {tuple(array.shape)} window: {_detail(exc)}") from None
+        # at run time, not a choice of options: memory short of what OpenVINO wanted, most often
+        raise ModelRunError(f"OpenVINO failed on a {tuple(array.shape)} window: {_detail(exc)}; if memory is short, "
+                            "close other programs or use a smaller --tile (--backend torch runs without OpenVINO)") from None
 
 
 def _core(ov: Any) -> Any:

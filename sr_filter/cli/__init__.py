@@ -145,6 +145,10 @@ def _main(argv: list[str] | None) -> None:
                          128 + exc.signum)
     except BrokenPipeError:
         sys.exit(1)
+    except (ImportError, MemoryError, RuntimeError) as exc:  # resources ran out before our own checks could tell
+        if debug:
+            raise
+        _fail(_resource_failure(exc), 1)
     except OSError as exc:  # a file system refusal no check foresaw: still one line
         if debug:
             raise
@@ -158,6 +162,21 @@ def _main(argv: list[str] | None) -> None:
             signal.signal(getattr(signal, name), signal.SIG_IGN)
     if isinstance(code, int) and code:
         sys.exit(code)
+
+
+def _resource_failure(exc: BaseException) -> str:
+    """One line for a library that would not load, memory that ran out or a thread that would not
+    start: under a tight memory limit (``ulimit -v``) these came as tracebacks."""
+    from ..errors import first_line
+
+    text = first_line(exc)
+    if isinstance(exc, ImportError):
+        what = exc.name if exc.name and not exc.name.startswith("_") else "a compiled library"
+        return (f"cannot load {what} ({text}); with a memory limit (ulimit -v) raise it, else reinstall "
+                "(see the README's install command)")
+    if isinstance(exc, MemoryError) or "can't start new thread" in text or "allocate" in text.lower():
+        return f"out of memory ({text or type(exc).__name__}): close other programs, or use a smaller --tile, --scale or image"
+    return f"internal error ({type(exc).__name__}: {text}); run again with -vv for the details and report it"
 
 
 def _fail(message: str, code: int) -> None:

@@ -10,6 +10,7 @@ decoder's own ones come out of order for B-frame video.
 
 from __future__ import annotations
 
+import errno
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from ..errors import VideoFormatError, first_line
+from ..errors import OutOfMemoryError, VideoFormatError, first_line
 from ..limits import estimate_bytes
 from ..device import available_ram
 from .colour import Colour
@@ -166,6 +167,9 @@ def items(container: av.container.InputContainer, name: str, info: VideoInfo, *,
         else:  # the stream's last frame lasts until the stream's end, where the file says that is
             last_until_the_end(held, video)
     except av.error.FFmpegError as exc:
+        if getattr(exc, "errno", None) in (errno.EAGAIN, errno.ENOMEM):  # FFmpeg short of memory or threads, not the file
+            raise OutOfMemoryError(f"decoding {name} stopped near frame {index + 1} for lack of memory or threads "
+                                   f"({first_line(exc)}); close other programs or raise the memory limit") from None
         raise VideoFormatError(f"{name} is damaged near frame {index + 1} ({first_line(exc)})") from None
     if held is not None:
         yield held
