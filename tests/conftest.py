@@ -238,9 +238,11 @@ def one_thread():
 
 
 def interruptible() -> None:
-    """``preexec_fn`` for a child that a test interrupts with SIGINT: Ctrl-C handled as in a
-    terminal, even when the test run itself was started with SIGINT ignored (a shell script's
-    background job), which children would otherwise inherit."""
+    """``preexec_fn`` for a child that a test interrupts with SIGINT or SIGHUP: handled as in a
+    terminal, even when the test run itself was started with them ignored (a shell script's
+    background job ignores SIGINT, ``nohup`` SIGHUP), which children would otherwise inherit and,
+    as they should, keep ignoring."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)

@@ -163,7 +163,7 @@ def test_sigterm_and_sighup_leave_no_temporary_file(tmp_path, set14, signum):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     # --tta: 8x the network's work, so the big image takes seconds and the signal lands inside it
     proc = subprocess.Popen([sys.executable, "-m", "sr_filter", src, "-o", out, "--preset", "cartoon", "--tile", "128", "--tta"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, preexec_fn=interruptible)
     try:
         deadline = time.monotonic() + 120
         while not (out / "a_small.png").exists():
