@@ -101,12 +101,13 @@ def read_animation(path: str | Path | bytes, name: str | None = None, *,
                    frames: tuple[int, int | None] = (0, None)) -> Animation:
     """All frames of an animated image (a path, or the file's bytes, named ``name`` in messages), as
     RGBA uint8 arrays; ``frames`` = (start, end or None) keeps frames start to end-1 only."""
-    from .metadata import orient, read_meta
+    from .metadata import orient, read_meta, upright_dpi
 
     start, end = frames
     try:
         with _opened(path) as image:
             meta, orientation = read_meta(image)
+            upright_dpi(meta, orientation)
             loop = image.info.get("loop")
             if loop is None and image.format != "GIF":
                 loop = 0

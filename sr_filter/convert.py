@@ -10,7 +10,9 @@ layout the networks take. All numpy: no torch here.
 from __future__ import annotations
 
 import logging
+import math
 import os
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -80,11 +82,17 @@ def beyond_extent(array: np.ndarray) -> tuple[float, float] | None:
     colour = _colour(array)
     if colour is None:
         return None
-    with np.errstate(invalid="ignore"):
-        values = colour[np.isfinite(colour)]
-    if not values.size or (values.min() >= -_FLOAT_SLACK and values.max() <= 1 + _FLOAT_SLACK):
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all NaN
+        low, high = float(np.nanmin(colour)), float(np.nanmax(colour))  # no copy of the picture
+        if not (math.isfinite(low) and math.isfinite(high)):  # infinities: the finite extent, the slow way
+            values = colour[np.isfinite(colour)]
+            if not values.size:
+                return None
+            low, high = float(values.min()), float(values.max())
+    if math.isnan(low) or (low >= -_FLOAT_SLACK and high <= 1 + _FLOAT_SLACK):
         return None
-    return float(values.min()), float(values.max())
+    return low, high
 
 
 def beyond_unit(array: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
@@ -102,8 +110,10 @@ def beyond_unit(array: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     with np.errstate(invalid="ignore"):
         clipped = np.clip(colour, 0, 1)  # NaN stays NaN and infinities 0 or 1, for to_float to say
         finite = np.isfinite(colour)
+        if array.ndim == 3 and array.shape[2] in (2, 4):  # what fully transparent pixels hide stays hidden
+            finite &= (array[..., -1:] > 0)
         rest = np.where(finite, colour - clipped, 0).astype(np.float32)
-        whole = extent[0] >= 0 and bool(np.all(colour[finite] == np.round(colour[finite])))
+        whole = extent[0] >= 0 and extent[1] > 2 and bool(np.all(colour[finite] == np.round(colour[finite])))
     log.log(logging.WARNING if whole else logging.INFO,
             "float pixels hold values from %.4g to %.4g, beyond 0..1: the network upscales the part within 0..1 and "
             "the rest is resized (bilinear) and added back%s", *extent, "; for 0..255 data divide by 255 first" if whole else "",
@@ -116,12 +126,14 @@ def add_beyond(result: np.ndarray, rest: np.ndarray) -> np.ndarray:
     """Add what :func:`beyond_unit` took off, resized to ``result`` (float, same layout), in place."""
     from .resize import resize
 
-    # bilinear: no ringing, so no brighter highlight or darker shadow than the image holds
-    up = resize(rest, result.shape[0], result.shape[1], clamp=False, resample=Image.Resampling.BILINEAR)[0].transpose(1, 2, 0)
-    if result.ndim == 2:
-        result += up[..., 0]
-    else:
-        result[..., : up.shape[2]] += up
+    # bilinear: no ringing, so no brighter highlight or darker shadow than the image holds; one
+    # plane at a time, so the extra memory is one output plane
+    for c in range(rest.shape[1]):
+        up = resize(rest[:, c : c + 1], result.shape[0], result.shape[1], clamp=False, resample=Image.Resampling.BILINEAR)[0, 0]
+        if result.ndim == 2:
+            result += up
+        else:
+            result[..., c] += up
     return result
 
 

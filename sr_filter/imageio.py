@@ -28,8 +28,8 @@ from .convert import pil_to_array
 from .device import available_ram
 from .encode import check_encodable, encode_image
 from .errors import ImageFormatError, InputTooLargeError, first_line
-from .metadata import TRANSPOSING, ImageMeta, merged_exif, orient, read_meta, upright_xmp
-from .sizing import target_scale
+from .metadata import ImageMeta, merged_exif, orient, read_meta, upright_dpi, upright_xmp
+from .sizing import fit_scale
 from .video import CONTAINERS
 
 __all__ = [
@@ -75,7 +75,10 @@ def read_image(
     name = name or (str(source) if isinstance(source, (str, Path)) else "standard input")
 
     def check(shape: sniff.Shape) -> None:
-        factor = target_scale(size[0], size[1], (shape[1], shape[0]), name) if size and any(size) and min(shape[:2]) > 0 else scale
+        factor = scale
+        if size and any(size) and min(shape[:2]) > 0:  # the header's sides may be the picture's turned (EXIF 5-8):
+            # the larger of the two readings, within the 16 the scale check allows after decoding
+            factor = min(16.0, max(fit_scale(size[0], size[1], shape[0], shape[1]), fit_scale(size[0], size[1], shape[1], shape[0])))
         _check_size(name, shape, factor, model_scale, out_format)
 
     data = _read_bytes(source, name, check)
@@ -87,8 +90,7 @@ def read_image(
         log.warning("%s", _frames_notice(name, meta))
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise ImageFormatError(f"{name} has no pixels ({array.shape[1]}x{array.shape[0]})")
-    if orientation in TRANSPOSING and meta.dpi:  # the sides swap, and their densities with them
-        meta.dpi = meta.dpi[::-1]
+    upright_dpi(meta, orientation)
     return orient(array, orientation), meta
 
 

@@ -51,6 +51,13 @@ class ImageMeta:
 TRANSPOSING = frozenset({5, 6, 7, 8})
 
 
+def upright_dpi(meta: ImageMeta, orientation: int) -> None:
+    """Swap ``meta``'s horizontal and vertical density when the orientation turns the picture by
+    90 degrees (its sides swap; EXIF's X/YResolution are swapped where the EXIF is read)."""
+    if orientation in TRANSPOSING and meta.dpi:
+        meta.dpi = meta.dpi[::-1]
+
+
 def orient(array: np.ndarray, orientation: int) -> np.ndarray:
     """Apply an EXIF orientation (1..8) to an HxW[xC] array so it displays upright."""
     ops = {

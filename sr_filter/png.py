@@ -65,11 +65,15 @@ def check_complete(data: bytes, name: str = "image") -> None:
         if kind == b"IEND":
             break
         if kind == b"IDAT":
-            block = data[pos + 8:pos + 8 + length]
+            chunk = memoryview(data)[pos + 8:pos + 8 + length]
             try:
-                while block and have < need:  # inflated in pieces: memory stays small
-                    have += len(inflate.decompress(block, 1 << 20))
-                    block = inflate.unconsumed_tail
+                for start in range(0, len(chunk), 1 << 16):  # 64 KiB in at a time: no copies of a long rest
+                    block = chunk[start:start + (1 << 16)]
+                    while block and have < need:  # and at most 1 MiB out: memory stays small
+                        have += len(inflate.decompress(block, 1 << 20))
+                        block = inflate.unconsumed_tail
+                    if have >= need:
+                        break
             except zlib.error as exc:
                 raise ImageFormatError(f"{name} is truncated or damaged (image data: {exc})") from None
         pos += 12 + length

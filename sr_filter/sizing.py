@@ -26,10 +26,15 @@ def network_passes(scale: float, model_scale: int) -> int:
     return passes
 
 
+def fit_scale(width: int | None, height: int | None, w: int, h: int) -> float:
+    """The scale that makes a ``w`` x ``h`` picture ``width`` wide or ``height`` high (both: fit inside both)."""
+    return min(r for r in (width and width / w, height and height / h) if r)
+
+
 def target_scale(width: int | None, height: int | None, shape: tuple[int, ...], name: str) -> float:
     """The scale that makes an image ``width`` wide or ``height`` high (both: fit inside both)."""
     h, w = shape[:2]
-    scale = min(r for r in (width and width / w, height and height / h) if r)
+    scale = fit_scale(width, height, w, h)
     if not 0 < scale <= 16:
         raise ImageFormatError(f"{name} is {w}x{h}: that size means a scale of {scale:g}; the scale must be "
                                "greater than 0 and at most 16")

@@ -141,8 +141,9 @@ def _layout(array: np.ndarray, axes: str, extras: tuple[int, ...], photometric: 
     elif array.dtype not in (np.uint8, np.uint16):
         raise ImageFormatError(f"{name}: TIFF with {array.dtype} samples is not supported; save it with 8 or 16 bits or float")
     elif 1 < bits < array.dtype.itemsize * 8:  # tifffile gives 4-bit samples as 0..15 in bytes: a black picture
-        top = np.iinfo(array.dtype).max
-        array = np.rint(np.minimum(array, 2**bits - 1) * (top / (2**bits - 1))).astype(array.dtype)
+        top, most = np.iinfo(array.dtype).max, 2**bits - 1
+        wide = np.minimum(array, most).astype(np.uint32)  # 4 bytes a sample, not float64's 8 and more
+        array = ((wide * top + most // 2) // most).astype(array.dtype)
     colour = 3 if photometric == _RGB else 1
     if array.shape[2] < colour:
         raise ImageFormatError(f"{name}: RGB TIFF with only {array.shape[2]} samples per pixel")

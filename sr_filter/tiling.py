@@ -320,7 +320,7 @@ def _row_results(run, image, tiles: list[Tile], state: _State, height: int, widt
             if len(smaller) == 1:
                 raise OutOfMemoryError(
                     f"out of memory even with {first.y.hi - first.y.lo}x{first.x.hi - first.x.lo} tiles; "
-                    "close other programs or choose a smaller model (on a GPU, --device cpu has the computer's memory)"
+                    "close other programs or choose a smaller model (on a GPU, the CPU device has the computer's memory)"
                 ) from None
             state.limit = max(t.edge for t in smaller)
             queue.extendleft(reversed(smaller))

@@ -131,20 +131,23 @@ def _fetch_to(
     sweep_parts(path.parent)
     if _good(path, sha256, size):
         return path
-    corrupt = path.is_file()
+    state, reason = "is not in the cache", "not downloaded yet"
+    if path.is_file():  # a wrong file is never left for the next run to trip over
+        outcome = _drop_if_still_corrupt(path, sha256, size)
+        if outcome == "good":  # another process had just fetched it
+            return path
+        if outcome == "removed":
+            state, reason = "was corrupt (removed)", "its cached file was corrupt and is removed"
+        else:
+            state = reason = f"is corrupt and could not be removed ({outcome})"
     env_offline = env_flag(ENV_OFFLINE, DownloadSettingError)
     if offline if offline is not None else env_offline:
-        if corrupt:  # a wrong file is never left for the next run to trip over
-            corrupt = _drop_if_still_corrupt(path, sha256, size)
-            if not corrupt and _good(path, sha256, size):  # another process had just fetched it
-                return path
-        state = "was corrupt (removed)" if corrupt else "is not in the cache"
         error = OfflineError(
             f"{path.name} {state} and downloads are off ({ENV_OFFLINE}=1 or offline mode). "
             f"Put the file at {path}, set {ENV_MIRROR} to a server that has it, or choose a built-in model "
             f"(see `sr-filter models`)."
         )
-        error.reason = "its cached file was corrupt and is removed" if corrupt else "not downloaded yet"
+        error.reason = reason
         raise error
     if not retry_unreachable and offline is None and env_offline is None:
         _refuse_if_remembered(path, urls)
@@ -171,18 +174,20 @@ def _fetch_to(
         lock.release()
 
 
-def _drop_if_still_corrupt(path: Path, sha256: str, size: int | None) -> bool:
+def _drop_if_still_corrupt(path: Path, sha256: str, size: int | None) -> str:
     """Remove a cached file that fails its check, deciding again under the download lock: another
-    process may have just put the right file there (it had been deleted from under it). False when
-    the file turned out good, or is being downloaded now."""
+    process may have just put the right file there (it had been deleted from under it). Returns
+    "removed", "good" (it is right now, or gone), or why it stays."""
     try:
         with CacheLock(path, timeout=0):
-            if _good(path, sha256, size) or not path.is_file():
-                return False
+            if not path.is_file() or _good(path, sha256, size):
+                return "good" if path.is_file() else "removed"
             _drop_corrupt(path)
-            return True
-    except (LockTimeout, OSError):
-        return False
+            return "removed" if not path.exists() else "the cache folder does not allow deleting it"
+    except LockTimeout:
+        return "another process is downloading it now"
+    except OSError as exc:
+        return exc.strerror or first_line(exc)
 
 
 def _refuse_if_remembered(path: Path, urls: list[str]) -> None:

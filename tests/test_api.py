@@ -278,6 +278,15 @@ def test_hdr_highlights_and_out_of_gamut_colour_survive_the_network(cartoon, lay
         assert np.array_equal(out[..., -1], clipped[..., -1])
 
 
+def test_hdr_colour_hidden_under_full_transparency_stays_hidden(cartoon):
+    # what an eraser leaves under alpha 0 (8.0 here) had spread into the visible edge (3.1 for 0.5)
+    data = np.zeros((16, 16, 4), np.float32)
+    data[:, :8] = 0.5, 0.5, 0.5, 1.0
+    data[:, 8:] = 8.0, 8.0, 8.0, 0.0
+    out = cartoon.upscale(data)
+    assert out[..., :3][out[..., 3] > 0.99].max() < 0.6
+
+
 def test_arrays_too_large_for_memory_and_bad_flags_are_refused_before_the_work(cartoon):
     from sr_filter.errors import ImageTooLargeError, SrFilterError
     from sr_filter.upscaler import Upscaler

@@ -408,7 +408,7 @@ def test_standard_input_into_a_folder_is_named_like_a_file(tmp_path):
 def test_quality_with_only_lossless_outputs_is_said_to_change_nothing(tmp_path):
     Image.new("RGB", (8, 8), (90, 60, 30)).save(tmp_path / "a.png")
     out = run(tmp_path / "a.png", "-o", tmp_path / "b.png", "--quality", "80", "-m", "sr-cartoon-x4", "-d", "cpu")
-    assert out.returncode == 0 and b"--quality is for JPEG and WebP output; PNG is written without loss" in out.stderr
+    assert out.returncode == 0 and b"--quality is for JPEG and WebP output; PNG has no quality setting" in out.stderr
     out = run(tmp_path / "a.png", "-o", tmp_path / "b.jpg", "--quality", "80", "-m", "sr-cartoon-x4", "-d", "cpu")
     assert out.returncode == 0 and b"--quality" not in out.stderr
 
@@ -445,6 +445,7 @@ def test_a_memory_limit_too_tight_to_load_the_libraries_is_one_line(tmp_path):
     import resource
 
     Image.new("RGB", (8, 8), (90, 60, 30)).save(tmp_path / "a.png")
+    refused = 0
     for megabytes in (330, 450):
         def limit(megabytes=megabytes):
             resource.setrlimit(resource.RLIMIT_AS, (megabytes << 20, megabytes << 20))
@@ -455,5 +456,9 @@ def test_a_memory_limit_too_tight_to_load_the_libraries_is_one_line(tmp_path):
                              env=dict(os.environ, PYTHONPATH=str(ROOT)))
         if out.returncode == 0:
             continue  # enough for this machine's libraries at this limit
+        refused += 1
         lines = [line for line in out.stderr.splitlines() if line.startswith("sr-filter: error:")]
         assert "Traceback" not in out.stderr and len(lines) == 1, (megabytes, out.stderr[-3000:])
+        assert "for lack of memory" in lines[0] or "out of memory" in lines[0], lines
+    if not refused:
+        pytest.skip("both limits leave this machine's libraries enough memory")

@@ -566,6 +566,12 @@ def test_the_memory_check_for_a_width_uses_the_scale_that_width_means():
 
     assert outcome(scale=4.0, size=(3000, None)) == outcome(scale=0.25) != outcome(scale=4.0)
     assert outcome(scale=4.0, size=(None, 6000)) == outcome(scale=0.5)
+    # stored sideways (EXIF 6): 100 wide and 600 high in the file, 600 wide upright; 2000 wide is x3.33
+    image = Image.new("RGB", (100, 600), (90, 60, 30))
+    exif = image.getexif()
+    exif[0x0112] = 6
+    array, _ = imageio.read_image(_save(image, "JPEG", exif=exif.tobytes()), scale=4.0, size=(2000, None))
+    assert array.shape[:2] == (100, 600)
 
 
 # -- bad input -------------------------------------------------------------------------------

@@ -293,8 +293,8 @@ def test_a_failure_that_may_be_the_moment_is_tried_again_before_it_is_remembered
         OpenVinoBackend.from_model(load_model("sr-cartoon-x4"), cache_dir=tmp_path)
     assert ov_cache.failure(tmp_path, next(tmp_path.glob("*.failed")).stem) is None  # counted, not yet remembered
     backend = OpenVinoBackend.from_model(load_model("sr-cartoon-x4"), cache_dir=tmp_path)  # converts again: works
-    assert backend.name == "openvino" and sorted(p.suffix for p in tmp_path.iterdir() if p.suffix != ".failed") == [
-        ".bin", ".json", ".xml"]
+    assert backend.name == "openvino"
+    assert sorted(p.suffix for p in tmp_path.iterdir()) == [".bin", ".json", ".xml"]  # the count went with the success
 
 
 def test_openvino_telemetry_stays_off(tmp_path):

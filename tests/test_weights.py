@@ -128,7 +128,7 @@ def test_concurrent_first_use_downloads_once(weights_server, entry, isolated_cac
     assert not _leftovers(isolated_cache)
 
 
-def test_what_killed_runs_left_in_the_cache_goes(weights_server, entry, isolated_cache, monkeypatch):
+def test_what_killed_runs_left_in_the_cache_goes(weights_server, entry, isolated_cache):
     # A download killed outright leaves its part file and a lock file no one holds; a conversion
     # killed mid-write left a hidden folder in the OpenVINO cache that nothing removed (a converted
     # face model: 67 MB each time). The next download sweeps the first two, the next conversion

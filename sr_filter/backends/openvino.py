@@ -177,7 +177,7 @@ class OpenVinoBackend:
 def _infer(request: Any, array: Any) -> np.ndarray:
     """One inference into the request's own output buffer (valid until the request runs again).
     Running out of memory is reported in the words the tiler's split rule recognises
-    (``device.is_oom``); any other failure is a one-line BackendError."""
+    (``device.is_oom``); any other failure is a one-line ModelRunError."""
     try:
         return request.infer({0: array}, share_outputs=True)[0]
     except MemoryError:
@@ -187,8 +187,8 @@ def _infer(request: Any, array: Any) -> np.ndarray:
         if "bad_alloc" in text or "allocate" in text or "out of memory" in text:
             raise RuntimeError(f"OpenVINO ran out of memory on a {array.shape[-2]}x{array.shape[-1]} window") from None
         # at run time, not a choice of options: memory short of what OpenVINO wanted, most often
-        raise ModelRunError(f"OpenVINO failed on a {tuple(array.shape)} window: {_detail(exc)}; if memory is short, "
-                            "close other programs or use a smaller --tile (--backend torch runs without OpenVINO)") from None
+        raise ModelRunError(f"OpenVINO failed on a {tuple(array.shape)} window: {_detail(exc)} (when memory is short: "
+                            "close other programs or use smaller tiles; the torch backend runs without OpenVINO)") from None
 
 
 def _core(ov: Any) -> Any:

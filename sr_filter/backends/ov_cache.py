@@ -174,6 +174,7 @@ def save(folder: Path, key: str, meta: dict, ov_model: Any, ov: Any, model: dict
         publish(bin_, paths["bin"], overwrite=True)
         publish(xml, paths["xml"], overwrite=True)
         publish(record_path, paths["json"], overwrite=True)
+        (folder / f"{key}.failed").unlink(missing_ok=True)  # a failure that was the moment is not counted on
         _drop_outdated(folder, key, meta)
         return True
     except (OSError, RuntimeError) as exc:  # OpenVINO reports a failed write as RuntimeError
@@ -237,7 +238,8 @@ def remember_failure(folder: Path, key: str, reason: str, certain: bool = False)
     and release: the key says them all); from :data:`FAILURES_TO_REMEMBER` on, later runs go to
     torch at once. ``certain``: the failure says what the model is (operations the converter
     lacks, a different result), so once is enough."""
-    count = FAILURES_TO_REMEMBER if certain else _failures(folder, key)[0] + 1
+    before = _failures(folder, key)[0]
+    count = max(before, FAILURES_TO_REMEMBER) if certain else before + 1
     tmp = folder / f".{key}.failed.{uuid.uuid4().hex}"
     try:
         folder.mkdir(parents=True, exist_ok=True)

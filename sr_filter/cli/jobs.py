@@ -23,14 +23,22 @@ class Job:
     target: Path | None  # None = standard output
 
 
+def refuse_empty_names(inputs: list[str], output: str | None) -> None:
+    """Path("") is "." (the current folder): an unset shell variable as an input had upscaled the
+    whole tree below it, and as -o written there. Checked before anything else, for images,
+    videos and --cluster alike."""
+    if "" in inputs:
+        raise ImageFormatError("an input name is empty (''): name a file, a folder, or - for standard input")
+    if output == "":
+        raise ImageFormatError("the output name (-o) is empty (''): name a file, a folder (out/), or - for standard output")
+
+
 def expand_inputs(inputs: list[str]) -> list[str]:
     """Check the inputs exist (before any model loads); expand glob patterns the shell left alone."""
     if "-" in inputs and len(inputs) > 1:
         raise click.UsageError("'-' (standard input) cannot be combined with other inputs")
     expanded: list[str] = []
     for item in inputs:
-        if not item:  # Path("") is ".": an empty shell variable would upscale the whole current folder
-            raise ImageFormatError("an input name is empty (''): name a file, a folder, or - for standard input")
         if item == "-" or Path(item).exists():
             expanded.append(item)
         elif any(c in item for c in "*?["):
@@ -53,8 +61,6 @@ def plan_jobs(inputs: list[str], output: str | None, suffix: str, fmt: str | Non
     """
     from .. import imageio
 
-    if output == "":  # Path("") is ".": the current folder, by accident
-        raise ImageFormatError("the output name (-o) is empty (''): name a file, a folder (out/), or - for standard output")
     if not many_inputs(inputs):
         source = inputs[0]
         if source != "-" and not Path(source).is_file():

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 
 import click
 
@@ -217,6 +219,9 @@ def _clear_cache(as_json: bool) -> None:
     for folder in (cache_dir(), default_folder()):  # what killed runs left: parts, locks, temporary folders
         sweep_parts(folder, any_age=True)
         sweep_orphans(folder, again=True)
+    with contextlib.suppress(OSError):  # conversions killed under releases that named their folders .tmp-*
+        for old in default_folder().glob(".tmp-*"):
+            shutil.rmtree(old, ignore_errors=True)
     targets = _downloaded_files(load_manifest()) + _converted_files(default_folder())
     removed, size, failed = 0, 0, []
     for path in targets:

@@ -22,7 +22,9 @@ from ..atomic import is_stream, write_all
 from ..errors import OutputExistsError, OutputIsInputError, SrFilterError
 from ..progress import Bars, stderr_is_terminal
 from ..video.command import video_only, video_options, wants_video
-from .jobs import Job, check_targets, check_writable, expand_inputs, is_video, many_inputs, plan_jobs, unique, video_target
+from .jobs import (
+    Job, check_targets, check_writable, expand_inputs, is_video, many_inputs, plan_jobs, refuse_empty_names, unique, video_target,
+)
 from .messages import one_line, shown_path
 from .options import (
     backend_opt, current_file, denoise_opt, device_opt, fp32_opt, gpu_opt, height_opt, model_opt, offline_opt, precision_opt, preset_opt,
@@ -106,6 +108,7 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
       sr-filter - < in.jpg > out.jpg              # stdin to stdout, in the input's format
     """
     quiet = (ctx.obj or {}).get("quiet", False)
+    refuse_empty_names(list(inputs), output)
     device, precision = _device_and_precision(device, gpu, precision, fp32)
     if scale is not None and (width or height):
         raise click.UsageError("give either --scale or --width/--height, not both")
@@ -390,7 +393,7 @@ def _say_quality_unused(jobs: list[Job], fmt: str | None) -> None:
             formats.add(None)
     if None not in formats and formats.isdisjoint({"JPEG", "WEBP"}):
         shown = "/".join(sorted(formats))
-        click.echo(f"sr-filter: warning: --quality is for JPEG and WebP output; {shown} is written without loss, "
+        click.echo(f"sr-filter: warning: --quality is for JPEG and WebP output; {shown} has no quality setting, "
                    "so it changes nothing", err=True)
 
 

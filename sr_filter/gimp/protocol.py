@@ -40,7 +40,8 @@ REQUESTS = ("upscale", "describe")
 WORKER_MODULE = "sr_filter.gimp.worker"
 #: ``python -c`` this: the worker without the current folder on sys.path, so it imports the
 #: same sr_filter wherever GIMP (or the installer's check) was started
-LAUNCH = "import sys, runpy; del sys.path[0]; runpy.run_module(%r, run_name='__main__', alter_sys=True)" % WORKER_MODULE
+LAUNCH = ("import sys, runpy\nif sys.path and sys.path[0] in ('', '.'): del sys.path[0]\n"  # PYTHONSAFEPATH adds none
+          "runpy.run_module(%r, run_name='__main__', alter_sys=True)" % WORKER_MODULE)
 INSTALL_COMMAND = "python -m sr_filter.gimp.install"
 BYTES_PER_SAMPLE = {"uint8": 1, "uint16": 2, "float32": 4}
 PROGRESS_KEY = "done"
