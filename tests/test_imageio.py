@@ -507,15 +507,29 @@ def test_wide_and_tall_cut_outs_have_no_dark_fringe_either(cartoon, shape):
     assert darker.max() <= 6, darker.max(axis=0)  # was up to 38 levels darker
 
 
+def _packed_tiff(levels: np.ndarray, bits: int, photometric: int) -> bytes:
+    """A grey, uncompressed TIFF with ``bits`` per sample, packed as TIFF packs them (rows start
+    on a byte), written by hand: the oldest imagecodecs this supports cannot pack them."""
+    height, width = levels.shape
+    shifts = np.arange(bits - 1, -1, -1)
+    data = b"".join(np.packbits(((row[:, None].astype(np.uint32) >> shifts) & 1).astype(np.uint8).ravel()).tobytes()
+                    for row in levels)
+    tags = [(256, 3, width), (257, 3, height), (258, 3, bits), (259, 3, 1), (262, 3, photometric), (273, 4, 0),
+            (277, 3, 1), (278, 3, height), (279, 4, len(data))]
+    offset = 8 + 2 + 12 * len(tags) + 4
+    ifd = struct.pack("<H", len(tags)) + b"".join(
+        struct.pack("<HHI", tag, kind, 1) + (struct.pack("<I", offset if tag == 273 else value) if kind == 4
+                                              else struct.pack("<HH", value, 0)) for tag, kind, value in tags)
+    return b"II*\x00" + struct.pack("<I", 8) + ifd + b"\x00\x00\x00\x00" + data
+
+
 @pytest.mark.parametrize("bits, photometric", [(2, "minisblack"), (4, "minisblack"), (4, "miniswhite"), (12, "minisblack")])
 def test_tiff_samples_of_other_widths_fill_their_range(tmp_path, bits, photometric):
     # tifffile hands 4-bit samples over as 0..15 in bytes (12-bit as 0..4095): the picture came
     # out almost black. They are spread over 0..255 (0..65535), as Pillow reads them.
-    import tifffile
-
     top = 2**bits - 1
     levels = (np.arange(48 * 64).reshape(48, 64) % (top + 1)).astype(np.uint8 if bits < 8 else np.uint16)
-    tifffile.imwrite(tmp_path / "g.tif", levels, photometric=photometric, bitspersample=bits)
+    (tmp_path / "g.tif").write_bytes(_packed_tiff(levels, bits, {"minisblack": 1, "miniswhite": 0}[photometric]))
     array = imageio.read_image(tmp_path / "g.tif")[0]
     full = np.iinfo(array.dtype).max
     assert array.dtype == levels.dtype
