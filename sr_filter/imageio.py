@@ -30,7 +30,6 @@ from .encode import check_encodable, encode_image
 from .errors import ImageFormatError, InputTooLargeError, first_line
 from .metadata import ImageMeta, merged_exif, orient, read_meta, upright_dpi, upright_xmp
 from .sizing import fit_scale
-from .video import CONTAINERS
 
 __all__ = [
     "FORMATS", "IMAGE_SUFFIXES", "ImageMeta", "check_encodable", "encode_image", "format_for", "read_image", "write_atomic",
@@ -258,7 +257,7 @@ def format_for(path: str | Path, explicit: str | None = None) -> str:
     suffix = Path(path).suffix.lower()
     if suffix in ALIASES:
         return ALIASES[suffix]
-    if suffix in CONTAINERS:  # an image input named for a video output
+    if suffix in sniff.VIDEO_CONTAINERS:  # an image input named for a video output
         raise ImageFormatError(f"{Path(path).name} names a video, but the input is read as an image (by its name); "
                                "a video input needs a video suffix (.mp4, .mkv, ...), an image output an image one")
     if suffix not in FORMATS:

@@ -16,6 +16,9 @@ from .errors import ImageFormatError, InputTooLargeError
 #: (width, height, channels, bytes per sample)
 Shape = tuple[int, int, int, int]
 
+#: video output suffix -> FFmpeg container written for it (here, below both the image reader,
+#: which refuses these names for an image, and the video package, which writes them)
+VIDEO_CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi"}
 _PREFIX = 64 << 10  # enough for any PNG IHDR and nearly every JPEG start-of-frame
 _CHUNK = 1 << 20
 _SIGNATURES = (

@@ -10,8 +10,8 @@ import importlib
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-#: output suffix -> FFmpeg container written for it
-CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi"}
+from ..sniff import VIDEO_CONTAINERS as CONTAINERS  # output suffix -> FFmpeg container
+
 #: input suffixes routed to the video path
 VIDEO_SUFFIXES = frozenset({*CONTAINERS, ".y4m"})
 #: containers read but not written (MPEG transport streams, Flash video, ...): upscaled into .mkv by default
