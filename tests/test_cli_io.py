@@ -462,3 +462,26 @@ def test_a_memory_limit_too_tight_to_load_the_libraries_is_one_line(tmp_path):
         assert "for lack of memory" in lines[0] or "out of memory" in lines[0], lines
     if not refused:
         pytest.skip("both limits leave this machine's libraries enough memory")
+
+
+def test_a_new_users_slips_get_what_was_meant(tmp_path):
+    # A mistyped command was taken for a missing input file (exit 1, "modles does not exist"); a
+    # quoted '~' made a folder named ~; several inputs with -o NAME.png made a folder NAME.png.
+    Image.new("RGB", (8, 8), (90, 60, 30)).save(tmp_path / "a.png")
+    Image.new("RGB", (8, 8), (90, 60, 30)).save(tmp_path / "b.png")
+    (tmp_path / "dir1").mkdir()
+    Image.new("RGB", (8, 8), (90, 60, 30)).save(tmp_path / "dir1" / "c.png")
+    cases = [
+        (["modles"], 2, "no file or command 'modles'; did you mean: sr-filter models ...?"),
+        (["help"], 2, "for help run: sr-filter --help"),
+        (["a.png", "models"], 2, "'models' is a command: put it first"),
+        (["a.png", "b.png", "-o", "one.png"], 2, "2 inputs need an output folder, but one.png names a file; use -o one/"),
+        (["a.png", "-o", "~/q.png"], 2, "'~' in -o ~/q.png was not expanded (quoted?)"),
+        (["dir1\\c.png"], 1, "dir1\\c.png does not exist (folders are separated by /: did you mean dir1/c.png?)"),
+        (["train", "a.png"], 1, "a.png is not a TOML text file"),
+    ]
+    for args, code, words in cases:
+        out = run(*args, cwd=tmp_path)
+        err = out.stderr.decode()
+        assert out.returncode == code and words in err and "Traceback" not in err, (args, out.returncode, err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "b.png", "dir1"]

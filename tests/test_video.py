@@ -145,8 +145,10 @@ def test_container_that_cannot_hold_the_codec(tmp_path, upscaler):
     clip = make_clip(tmp_path / "clip.mp4", frames=4)
     with pytest.raises(VideoFormatError, match="webm file cannot hold h264"):
         upscale_video(clip, tmp_path / "out.webm", upscaler=upscaler, codec="h264")
-    with pytest.raises(VideoFormatError, match="unknown video codec"):
+    with pytest.raises(VideoFormatError, match="unknown video codec 'divx'; choose one of"):
         upscale_video(clip, tmp_path / "out.mkv", upscaler=upscaler, codec="divx")
+    with pytest.raises(VideoFormatError, match="unknown video codec 'h265'; did you mean hevc\\?"):
+        upscale_video(clip, tmp_path / "out.mkv", upscaler=upscaler, codec="h265")
     assert not (tmp_path / "out.webm").exists() and leftovers(tmp_path) == []
 
 

@@ -15,6 +15,7 @@ import click
 
 from ..atomic import is_stream
 from ..errors import ImageFormatError
+from ..video import READ_ONLY_SUFFIXES, VIDEO_SUFFIXES
 
 
 @dataclass
@@ -31,6 +32,8 @@ def refuse_empty_names(inputs: list[str], output: str | None) -> None:
         raise ImageFormatError("an input name is empty (''): name a file, a folder, or - for standard input")
     if output == "":
         raise ImageFormatError("the output name (-o) is empty (''): name a file, a folder (out/), or - for standard output")
+    if output and output.startswith("~") and not Path(output).exists():  # a quoted '~/out.png' made a folder named ~
+        raise click.UsageError(f"'~' in -o {output} was not expanded (quoted?); write {os.path.expanduser(output)}")
 
 
 def expand_inputs(inputs: list[str]) -> list[str]:
@@ -47,8 +50,30 @@ def expand_inputs(inputs: list[str]) -> list[str]:
                 raise ImageFormatError(f"no files match {item}")
             expanded.extend(matches)
         else:
-            raise ImageFormatError(f"{item} does not exist")
+            _missing(item)
     return expanded
+
+
+def _missing(item: str) -> None:
+    """The error for an input that does not exist, with what was probably meant: a command typed
+    wrong (the default command took it for a file), a quoted '~', a Windows folder separator."""
+    import difflib
+
+    from . import COMMANDS
+
+    if item in COMMANDS:  # after options: `sr-filter -p cartoon models`
+        raise click.UsageError(f"'{item}' is a command: put it first (sr-filter {item} ...), or name a file ./{item}")
+    if item == "help":
+        raise click.UsageError("no file or command 'help'; for help run: sr-filter --help")
+    close = difflib.get_close_matches(item, list(COMMANDS), n=1, cutoff=0.75)
+    if close and not Path(item).suffix and os.sep not in item:
+        raise click.UsageError(f"no file or command '{item}'; did you mean: sr-filter {close[0]} ...?")
+    hint = ""
+    if item.startswith("~") and Path(os.path.expanduser(item)).exists():
+        hint = f" ('~' was not expanded, quoted?; did you mean {os.path.expanduser(item)}?)"
+    elif "\\" in item and Path(item.replace("\\", "/")).exists():
+        hint = f" (folders are separated by /: did you mean {item.replace(chr(92), '/')}?)"
+    raise ImageFormatError(f"{item} does not exist{hint}")
 
 
 def plan_jobs(inputs: list[str], output: str | None, suffix: str, fmt: str | None, *, batch_suffix: str = "") -> list[Job]:
@@ -96,6 +121,9 @@ def plan_jobs(inputs: list[str], output: str | None, suffix: str, fmt: str | Non
     out_dir = Path(output)
     if out_dir.exists() and not out_dir.is_dir():
         raise click.UsageError(f"{out_dir} exists and is not a folder")
+    if not out_dir.exists() and out_dir.suffix.lower() in set(imageio.IMAGE_SUFFIXES) | VIDEO_SUFFIXES | READ_ONLY_SUFFIXES:
+        raise click.UsageError(f"{len(inputs)} inputs need an output folder, but {output} names a file; "
+                               f"use -o {out_dir.with_suffix('')}/")
     jobs = []
     for item in inputs:
         path = Path(item)
@@ -142,8 +170,6 @@ def is_video(source: Path | None) -> bool:
 def video_target(source: Path, target: Path) -> Path:
     """A video keeps its container in a batch (``--format`` names the images' format); one
     FFmpeg reads but does not write (.ts, .flv, ...) becomes .mkv."""
-    from ..video import READ_ONLY_SUFFIXES
-
     return target.with_suffix(".mkv" if source.suffix.lower() in READ_ONLY_SUFFIXES else source.suffix)
 
 

@@ -248,6 +248,10 @@ def load_config(path: str | Path) -> TrainConfig:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path} is a folder; name a TOML config file (configs/*.toml)") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not a TOML text file; name a config such as configs/photo_x4_small.toml") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
     cfg = config_from_dict(data, base=path.resolve().parent)

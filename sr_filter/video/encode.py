@@ -158,7 +158,10 @@ def choose_codec(requested: str | None, source_codec: str, muxer: str) -> str:
     if requested:
         family = requested.lower()
         if family not in ENCODERS:
-            raise VideoFormatError(f"unknown video codec {requested!r}; choose one of {', '.join(CODECS)}")
+            alias = {"h265": "hevc", "x265": "hevc", "libx265": "hevc", "x264": "h264", "libx264": "h264", "avc": "h264",
+                     "vp09": "vp9", "libvpx-vp9": "vp9", "aom": "av1", "svt-av1": "av1"}.get(family)
+            hint = f"did you mean {alias}? " if alias else ""
+            raise VideoFormatError(f"unknown video codec {requested!r}; {hint}choose one of {', '.join(CODECS)}")
         if not _probe_holds(muxer, ENCODERS[family][1]):
             able = [f for f in CODECS if _probe_holds(muxer, ENCODERS[f][1])]
             raise VideoFormatError(f"{_a_file(muxer)} cannot hold {family} video; choose {' or '.join(able)}, or another container")
