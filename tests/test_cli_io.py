@@ -485,3 +485,10 @@ def test_a_new_users_slips_get_what_was_meant(tmp_path):
         err = out.stderr.decode()
         assert out.returncode == code and words in err and "Traceback" not in err, (args, out.returncode, err)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "b.png", "dir1"]
+
+
+def test_suffix_with_an_output_file_named_is_refused_not_ignored(tmp_path):
+    Image.new("RGB", (8, 8), (90, 60, 30)).save(tmp_path / "a.png")
+    out = run(tmp_path / "a.png", "-o", tmp_path / "q.png", "--suffix", "_big", "-m", "sr-cartoon-x4", "-d", "cpu")
+    assert out.returncode == 2 and b"names the output file, so --suffix changes nothing" in out.stderr, out.stderr
+    assert not (tmp_path / "q.png").exists()

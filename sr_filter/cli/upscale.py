@@ -109,6 +109,9 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
     """
     quiet = (ctx.obj or {}).get("quiet", False)
     refuse_empty_names(list(inputs), output)
+    if (suffix is not None and output not in (None, "-") and not many_inputs(list(inputs))
+            and not output.endswith(("/", os.sep)) and not Path(output).is_dir()):  # it was silently ignored
+        raise click.UsageError(f"-o {output} names the output file, so --suffix changes nothing; leave out one of them")
     device, precision = _device_and_precision(device, gpu, precision, fp32)
     if scale is not None and (width or height):
         raise click.UsageError("give either --scale or --width/--height, not both")
