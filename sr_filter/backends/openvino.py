@@ -303,8 +303,13 @@ def _certain(error: BackendError) -> BackendError:
     return error
 
 
+def _names_unsupported(line: str) -> bool:
+    """Whether a line of a conversion error names operations the converter lacks."""
+    return "No conversion rule found" in line or "not supported" in line.lower()
+
+
 def _unsupported(exc: BaseException) -> bool:
-    return any("No conversion rule found" in line or "not supported" in line.lower() for line in str(exc).splitlines())
+    return any(_names_unsupported(line) for line in str(exc).splitlines())
 
 
 def _detail(exc: BaseException) -> str:
@@ -313,7 +318,7 @@ def _detail(exc: BaseException) -> str:
     nothing by itself)."""
     lines = [line.strip(" -") for line in str(exc).splitlines() if line.strip(" -")]
     for line in lines:
-        if _unsupported(Exception(line)):
+        if _names_unsupported(line):
             return line
     said = [line for line in lines if not re.match(r"Exception from \S+:\d+:?$", line)]
     return said[0] if said else first_line(exc)

@@ -90,13 +90,13 @@ def plan_jobs(inputs: list[str], output: str | None, suffix: str, fmt: str | Non
         source = inputs[0]
         if source != "-" and not Path(source).is_file():
             raise ImageFormatError(f"{source} is not a regular file")
-        if source != "-" and fmt is None and (output is None or _names_folder(output)):
+        if source != "-" and fmt is None and (output is None or names_folder(output)):
             _check_image_suffix(Path(source))
         if output is None:
             target = None if source == "-" else default_output(Path(source), suffix, fmt)
         elif output == "-":
             target = None
-        elif _names_folder(output):
+        elif names_folder(output):
             named = Path(source) if source != "-" else Path(f"stdin.{(fmt or 'png').lower()}")
             name = default_output(named, suffix, fmt).name
             target = Path(output) / name
@@ -178,7 +178,7 @@ def many_inputs(inputs: list[str]) -> bool:
     return len(inputs) > 1 or any(Path(p).is_dir() for p in inputs if p != "-")
 
 
-def _names_folder(output: str) -> bool:
+def names_folder(output: str) -> bool:
     """``-o out/`` (a trailing slash) or an existing folder means a folder, not a file."""
     try:
         return output.endswith(("/", os.sep)) or Path(output).is_dir()

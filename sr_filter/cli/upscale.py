@@ -23,7 +23,8 @@ from ..errors import OutputExistsError, OutputIsInputError, SrFilterError
 from ..progress import Bars, stderr_is_terminal
 from ..video.command import video_only, video_options, wants_video
 from .jobs import (
-    Job, check_targets, check_writable, expand_inputs, is_video, many_inputs, plan_jobs, refuse_empty_names, unique, video_target,
+    Job, check_targets, check_writable, expand_inputs, is_video, many_inputs, names_folder, plan_jobs, refuse_empty_names, unique,
+    video_target,
 )
 from .messages import one_line, shown_path
 from .options import (
@@ -109,8 +110,8 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
     """
     quiet = (ctx.obj or {}).get("quiet", False)
     refuse_empty_names(list(inputs), output)
-    if (suffix is not None and output not in (None, "-") and not many_inputs(list(inputs))
-            and not output.endswith(("/", os.sep)) and not Path(output).is_dir()):  # it was silently ignored
+    if suffix is not None and output not in (None, "-") and not many_inputs(list(inputs)) and not names_folder(output):
+        # it was silently ignored
         raise click.UsageError(f"-o {output} names the output file, so --suffix changes nothing; leave out one of them")
     device, precision = _device_and_precision(device, gpu, precision, fp32)
     if scale is not None and (width or height):
