@@ -17,6 +17,7 @@ import json
 import math
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Callable, Iterator
@@ -121,8 +122,11 @@ def _stop_requests() -> Iterator[list[int]]:
 
             raise KeyboardInterrupt if signum == signal.SIGINT else Terminated(signum)
         asked.append(signum)
-        print(f"stopping after this iteration, with a checkpoint ({signal.Signals(signum).name} again stops at once)",
-              flush=True)
+        # straight to the file descriptor: print() here, landing inside the loop's own print, raised
+        # "reentrant call inside BufferedWriter" and the run ended without its checkpoint
+        line = f"stopping after this iteration, with a checkpoint ({signal.Signals(signum).name} again stops at once)\n"
+        with contextlib.suppress(OSError, ValueError, AttributeError):  # (the buffer may not be flushed from here)
+            os.write(sys.stdout.fileno(), line.encode())
 
     try:
         for signum in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
