@@ -21,14 +21,13 @@ import sys
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Iterator
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Iterator
 
 from .atomic import check_target, replacing
 from .errors import ExportError, first_line
-from .models import LoadedModel
+
+if TYPE_CHECKING:
+    from .models import LoadedModel
 
 log = logging.getLogger(__name__)
 
@@ -36,17 +35,6 @@ OPSET = 17
 #: the exported graph must match torch this closely on the check probe
 TOLERANCE = 1 / 255
 INPUT, OUTPUT = "input", "output"
-
-
-class _Clamped(nn.Module):
-    """The network with its output clamped to [0, 1], as every sr_filter backend returns it."""
-
-    def __init__(self, network: nn.Module) -> None:
-        super().__init__()
-        self.network = network
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.network(x).clamp(0, 1)
 
 
 def check_output(output: str | Path, *, overwrite: bool = False) -> None:
@@ -135,6 +123,8 @@ def _exporter_log_on_stderr() -> Iterator[None]:
     """The TorchScript exporter logs its graph (on failure too) through C++'s buffered standard
     output, which is flushed only when the process ends, after the output is no longer held back;
     its unbuffered standard error is written at once, into the held file."""
+    import torch
+
     set_stream = getattr(torch._C, "_jit_set_onnx_log_output_stream", None)
     if set_stream is not None:
         set_stream("stderr")
@@ -162,7 +152,24 @@ def _reason(exc: BaseException) -> str:
     return text.rstrip(". ")
 
 
+def _clamped(network):
+    """The network with its output clamped to [0, 1], as every sr_filter backend returns it."""
+    from torch import nn
+
+    class Clamped(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.network = network
+
+        def forward(self, x):
+            return self.network(x).clamp(0, 1)
+
+    return Clamped()
+
+
 def _export(model: LoadedModel, c_in: int, multiple: int, path: Path) -> None:
+    import torch
+
     size = max(16 * multiple, -(-int(model.facts.minimum) // multiple) * multiple)
     example = torch.rand(1, c_in, size, size)
     axes = {0: "batch", 2: "height", 3: "width"}
@@ -171,7 +178,7 @@ def _export(model: LoadedModel, c_in: int, multiple: int, path: Path) -> None:
         with warnings.catch_warnings(), torch.no_grad(), _native_output_held(), _exporter_log_on_stderr():
             warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer warnings
             torch.onnx.export(
-                _Clamped(model.network).eval(), (example,), str(path), input_names=[INPUT], output_names=[OUTPUT],
+                _clamped(model.network).eval(), (example,), str(path), input_names=[INPUT], output_names=[OUTPUT],
                 dynamic_axes={INPUT: axes, OUTPUT: scaled if model.scale != 1 else axes}, opset_version=OPSET, dynamo=False,
             )
     except OSError:
@@ -191,6 +198,8 @@ def verify(model: LoadedModel, path: str | Path, size: tuple[int, int] = (40, 56
         log.warning("onnxruntime is not installed, so the exported file was not checked against torch "
                     "(pip install onnxruntime)")
         return -1.0
+    import torch
+
     m = int(model.arch.multiple(model.params))
     h, w = (-(-edge // m) * m for edge in size)
     probe = torch.rand(1, int(model.params.get("num_in_ch", 3)), h, w, generator=torch.Generator().manual_seed(0))

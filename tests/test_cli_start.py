@@ -31,7 +31,8 @@ def _probe(*args):
 
 
 @pytest.mark.parametrize("args", [["--help"], ["--version"], ["upscale", "--help"], ["x.png", "--scale", "0"],
-                                  ["x.png", "--device", "gpu"], ["x.png", "--precision", "fp8"]])
+                                  ["x.png", "--device", "gpu"], ["x.png", "--precision", "fp8"],
+                                  ["export", "sr-cartoon-x4", "-o", "-"], ["export", "sr-cartoon-x4", "-o", "x.txt"]])
 def test_help_version_and_option_errors_import_no_torch(args):
     done = _probe(*args)
     assert "HEAVY []" in done.stderr.decode(), done.stderr

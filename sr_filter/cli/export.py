@@ -24,7 +24,7 @@ def export_cmd(model: str, output: str, overwrite: bool, no_check: bool, offline
     larger. The file's metadata_props say scale, size_multiple and size_minimum. Checked against
     torch with onnxruntime (within 1/255) before it is put in place.
     """
-    from ..export import check_output, export_onnx  # here, not at the top: torch loads only when the command runs
+    from ..export import check_output, export_onnx  # torch loads only to export, after these checks
     from ..models import load_model
 
     if output == "-":
