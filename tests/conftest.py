@@ -52,6 +52,23 @@ def converted_built_ins(tmp_path_factory):
     assert not changed, f"a test wrote into shared converted-model files: {changed}"
 
 
+def _user_cache_files() -> set[str]:
+    import platformdirs
+
+    folder = Path(platformdirs.user_cache_dir("sr-filter", appauthor=False))
+    return {str(p) for p in folder.rglob("*")} if folder.is_dir() else set()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def user_cache_untouched():
+    """No test, nor any command a test starts, may write into the user's own cache (a child
+    started with a bare environment falls back to it unless it is given the test's cache)."""
+    before = _user_cache_files()
+    yield
+    added = sorted(_user_cache_files() - before)
+    assert not added, f"tests wrote into the user's cache: {added[:5]}"
+
+
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path_factory, monkeypatch, request):
     """Every test gets its own weights cache, holding nothing but the built-in models' OpenVINO

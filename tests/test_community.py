@@ -8,6 +8,7 @@ and that tiles meet whole-image inference; they cannot prove a trained model's r
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import subprocess
 import sys
@@ -31,7 +32,9 @@ BUILTIN = ROOT / "sr_filter" / "builtin" / "sr-cartoon-x4.pth"
 
 
 def cli(*args):
-    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+    """The command in a bare environment, with the test's own cache (never the user's)."""
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin",
+           **{k: os.environ[k] for k in ("SR_FILTER_CACHE_DIR", "SR_FILTER_WEIGHTS_URL")}}
     return subprocess.run([sys.executable, "-m", "sr_filter", *map(str, args)], capture_output=True, text=True,
                           env=env, timeout=600)
 
