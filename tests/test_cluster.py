@@ -450,11 +450,19 @@ def test_a_port_where_another_service_listens_is_one_line_at_once(cluster):
 
 
 LOST = """
-import logging, os, signal, sys, time
+import logging, os, signal, sys, threading, time
 logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="LOG %(name)s %(message)s")
+seen = threading.Event()
+
+class Seen(logging.Handler):
+    def emit(self, record):
+        if "A worker died" in record.getMessage():
+            seen.set()
+
+logging.getLogger().addHandler(Seen())
 from sr_filter.cluster.connect import connect, disconnect
 import ray
-started = connect("local", num_cpus=1)
+started = connect(sys.argv[1], num_cpus=1)
 
 @ray.remote
 class Sleeper:
@@ -472,18 +480,18 @@ try:
     ray.get(ref, timeout=20)
 except Exception as exc:
     print("task failed:", type(exc).__name__, file=sys.stderr)
-time.sleep(3)
+seen.wait(20)  # Ray's paragraph arrives a moment after the failure
 disconnect(started)
 from ray._private import worker
 print("restored:", not hasattr(worker.print_to_stdstream, "sr_filter"), file=sys.stderr)
 """
 
 
-def test_a_lost_workers_paragraph_goes_to_the_log_not_standard_output():
+def test_a_lost_workers_paragraph_goes_to_the_log_not_standard_output(cluster):
     """Ray's driver printed "(raylet) A worker died or was killed ..." (a paragraph) on standard
     output; the progress lines already say a worker was lost, so the paragraph goes to the log
     (-v), and Ray's own printing is back once the connection is closed."""
-    done = _run("-c", LOST)
+    done = _run("-c", LOST, cluster)  # a driver joining the module's cluster
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout == ""
     assert "LOG sr_filter.cluster.connect A worker died or was killed" in done.stderr
