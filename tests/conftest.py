@@ -52,6 +52,15 @@ def converted_built_ins(tmp_path_factory):
     assert not changed, f"a test wrote into shared converted-model files: {changed}"
 
 
+def _link_conversions(files: list[Path], folder: Path) -> None:
+    folder.mkdir()
+    for path in files:
+        try:
+            os.link(path, folder / path.name)
+        except OSError:  # a file system without hard links
+            shutil.copyfile(path, folder / path.name)
+
+
 def _user_cache_files() -> set[str]:
     import platformdirs
 
@@ -60,11 +69,18 @@ def _user_cache_files() -> set[str]:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def user_cache_untouched():
-    """No test, nor any command a test starts, may write into the user's own cache (a child
-    started with a bare environment falls back to it unless it is given the test's cache)."""
+def user_cache_untouched(tmp_path_factory, request):
+    """No test, no module's shared set-up and no command a test starts may write into the user's
+    own cache. Module fixtures are made before each test's own cache is set, so the whole session
+    gets a cache of its own first; a child started with a bare environment falls back to the
+    user's cache unless it is given the test's."""
     before = _user_cache_files()
-    yield
+    cache = tmp_path_factory.mktemp("session-cache")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("SR_FILTER_CACHE_DIR", str(cache))
+        env.setenv("SR_FILTER_WEIGHTS_URL", "http://127.0.0.1:9/no-downloads-in-tests/")
+        _link_conversions(request.getfixturevalue("converted_built_ins"), cache / "openvino")
+        yield
     added = sorted(_user_cache_files() - before)
     assert not added, f"tests wrote into the user's cache: {added[:5]}"
 
@@ -77,13 +93,7 @@ def isolated_cache(tmp_path_factory, monkeypatch, request):
     the user's cache."""
     cache = tmp_path_factory.mktemp("cache")
     if request.node.get_closest_marker("cold_conversion_cache") is None:
-        converted = cache / "openvino"
-        converted.mkdir()
-        for path in request.getfixturevalue("converted_built_ins"):
-            try:
-                os.link(path, converted / path.name)
-            except OSError:  # a file system without hard links
-                shutil.copyfile(path, converted / path.name)
+        _link_conversions(request.getfixturevalue("converted_built_ins"), cache / "openvino")
     monkeypatch.setenv("SR_FILTER_CACHE_DIR", str(cache))
     monkeypatch.setenv("SR_FILTER_WEIGHTS_URL", "http://127.0.0.1:9/no-downloads-in-tests/")
     monkeypatch.delenv("SR_FILTER_OFFLINE", raising=False)
