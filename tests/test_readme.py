@@ -10,7 +10,7 @@ def test_ci_runs_the_readme_commands():
     for command in commands:
         assert f"\n{command}\n" in readme, command
     install, wheel, test = commands
-    assert "-e " in install and wheel == "scripts/check-wheel.sh" and test.endswith("-m pytest")
+    assert "-e " in install and wheel == "scripts/check-wheel.sh" and " -m pytest" in test
     assert (ROOT / wheel).is_file()
 
 
