@@ -67,7 +67,8 @@ def encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None = None, *, 
     exif = exif_for_output(meta.exif, width, height, scale) if fmt in _EXIF else None
     dpi = scaled_dpi(meta.dpi, scale, fmt) if fmt in _DPI else None
     channels = 1 if array.ndim == 2 else array.shape[2]
-    icc = _fitting_profile(meta.icc_profile, grey=channels in (1, 2) and fmt != "WEBP") if fmt in _ICC else None
+    grey_to_rgb = fmt == "WEBP" and channels in (1, 2) and _space(meta.icc_profile) == b"GRAY"  # WebP has no grey
+    icc = _fitting_profile(meta.icc_profile, grey=channels in (1, 2)) if fmt in _ICC and not grey_to_rgb else None
     lost = _not_held(meta, fmt)
     to_srgb = bool(meta.icc_profile) and fmt not in _ICC  # GIF, BMP: said once the pixels are converted
     if not to_srgb:
@@ -93,10 +94,15 @@ def encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None = None, *, 
     if channels in (2, 4) and fmt not in _ALPHA:
         log.warning("%s has no transparency; flattening the alpha channel onto white", _SHOWN.get(fmt, fmt), extra=PER_FILE)
         array = _flatten_on_white(array)
-    if to_srgb:  # a grey picture's profile is left out unconverted
-        array, converted = _to_srgb(array, meta.icc_profile) if channels >= 3 else (array, False)
-        icc_lost = "the ICC profile (the colours are converted to sRGB, which it is shown as)" if converted else "the ICC profile"
+    if to_srgb:
+        array, converted = _to_srgb(array, meta.icc_profile)
+        what = "colours" if channels >= 3 else "grey tones"
+        icc_lost = f"the ICC profile (the {what} are converted to sRGB, which it is shown as)" if converted else "the ICC profile"
         _say_lost([icc_lost, *lost], fmt, meta)
+    elif grey_to_rgb:
+        array, converted = _to_srgb(array, meta.icc_profile)
+        if converted:
+            log.info("WebP has no grey pictures: the grey tones are converted to sRGB, which an RGB WebP is shown as")
     options: dict[str, Any] = {}
     if fmt == "GIF" and channels in (2, 4):  # on/off transparency: cut at alpha 128, as in animations
         image = gif_frame(np.dstack([array[..., :1]] * 3 + [array[..., 1:]]) if channels == 2 else array)
@@ -141,12 +147,17 @@ def encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None = None, *, 
     return buffer.getvalue()
 
 
+def _space(icc: bytes | None) -> bytes | None:
+    """An ICC profile's colour space field (b"RGB ", b"GRAY", ...), None without one."""
+    return icc[16:20] if icc and len(icc) >= 20 else None
+
+
 def _fitting_profile(icc: bytes | None, *, grey: bool) -> bytes | None:
-    """The ICC profile when its colour space is the written picture's (WebP has no grey: grey
-    pictures become RGB there); colour-managed viewers reject a grey profile on RGB pixels."""
+    """The ICC profile when its colour space is the written picture's; colour-managed viewers
+    reject a grey profile on RGB pixels and an RGB one on grey pixels."""
     if not icc or len(icc) < 20:
         return icc
-    space = icc[16:20]
+    space = _space(icc)
     if (space == b"GRAY" and not grey) or (space == b"RGB " and grey):
         log.warning("the %s ICC profile does not fit the %s output; writing it without a profile",
                     "grey" if space == b"GRAY" else "RGB", "grey" if grey else "colour")
@@ -230,23 +241,32 @@ def _listed(items: list[str]) -> str:
 
 
 def _to_srgb(array: np.ndarray, icc: bytes) -> tuple[np.ndarray, bool]:
-    """8-bit RGB(A) pixels moved from ``icc``'s colour space to sRGB, for a format that stores no
-    profile (GIF, BMP): viewers show such files as sRGB, so Adobe RGB or Display P3 pixels left as
-    they were came out dull or shifted. Returns the pixels and whether they were converted."""
+    """8-bit RGB(A) pixels moved from ``icc``'s colour space to sRGB, and grey (with alpha) ones
+    from a grey profile's tone curve to sRGB's, for a picture written without its profile (GIF,
+    BMP; grey in WebP): viewers show such files as sRGB, so Adobe RGB or Display P3 pixels left as
+    they were came out dull or shifted, and grey with a linear or dot-gain curve too dark or too
+    light. Returns the pixels and whether they were converted."""
     from PIL import ImageCms
 
-    if len(icc) < 20 or icc[16:20] != b"RGB ":
+    channels = 1 if array.ndim == 2 else array.shape[2]
+    grey = channels in (1, 2)
+    if _space(icc) != (b"GRAY" if grey else b"RGB "):
         return array, False
+    pixels = array if array.ndim == 2 else array[:, :, 0] if grey else array[:, :, :3]
     try:
         source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
         target = ImageCms.createProfile("sRGB")
-        rgb = ImageCms.profileToProfile(Image.fromarray(np.ascontiguousarray(array[:, :, :3])), source, target,
+        rgb = ImageCms.profileToProfile(Image.fromarray(np.ascontiguousarray(pixels)), source, target,
                                         renderingIntent=ImageCms.Intent.PERCEPTUAL, outputMode="RGB")
     except (ImageCms.PyCMSError, OSError, ValueError) as exc:
-        log.warning("the ICC profile cannot be used (%s); the colours are written unconverted", first_line(exc), extra=PER_FILE)
+        what = "grey tones" if grey else "colours"
+        log.warning("the ICC profile cannot be used (%s); the %s are written unconverted", first_line(exc), what, extra=PER_FILE)
         return array, False
     out = np.asarray(rgb)
-    return (np.dstack([out, array[:, :, 3:]]) if array.shape[2] == 4 else out), True
+    if grey:  # a grey profile's neutral tones come out with R = G = B
+        out = out[:, :, 1]
+        return (out if channels == 1 and array.ndim == 2 else np.dstack([out, array[:, :, 1:]])), True
+    return (np.dstack([out, array[:, :, 3:]]) if channels == 4 else out), True
 
 
 def _png_text(meta: ImageMeta) -> dict[str, str]:

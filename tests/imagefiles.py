@@ -1,4 +1,4 @@
-"""Small image files the I/O tests generate: a CMYK ICC profile, filtered/interlaced 16-bit PNGs."""
+"""Small image files the I/O tests generate: CMYK and grey ICC profiles, filtered/interlaced 16-bit PNGs."""
 
 from __future__ import annotations
 
@@ -30,11 +30,22 @@ def cmyk_profile() -> bytes:
     ramp = bytes(range(256))
     identity = b"".join(struct.pack(">i", v) for v in (65536, 0, 0, 0, 65536, 0, 0, 0, 65536))
     a2b0 = b"mft1" + b"\0" * 4 + bytes([4, 3, 2, 0]) + identity + ramp * 4 + clut + ramp * 3
-    text = b"sr-filter test CMYK"
-    desc = b"desc" + b"\0" * 4 + struct.pack(">I", len(text) + 1) + text + b"\0" + b"\0" * 8 + b"\0" * 3 + b"\0" * 67
+    return _profile(b"prtr", b"CMYK", b"Lab ", b"sr-filter test CMYK", [(b"A2B0", a2b0)])
+
+
+def grey_profile(gamma: float) -> bytes:
+    """A minimal ICC v2 grey display profile whose tone curve is a plain power ``gamma`` (1.0:
+    linear grey, which sRGB shows far too dark)."""
+    curve = b"curv" + b"\0" * 4 + struct.pack(">IH", 1, round(gamma * 256))
+    return _profile(b"mntr", b"GRAY", b"XYZ ", f"sr-filter test grey, gamma {gamma:g}".encode(), [(b"kTRC", curve)])
+
+
+def _profile(kind: bytes, space: bytes, connection: bytes, name: bytes, own: list[tuple[bytes, bytes]]) -> bytes:
+    """An ICC v2 profile: a header, a description, the D50 white point, a copyright and ``own`` tags."""
+    desc = b"desc" + b"\0" * 4 + struct.pack(">I", len(name) + 1) + name + b"\0" + b"\0" * 8 + b"\0" * 3 + b"\0" * 67
     wtpt = b"XYZ " + b"\0" * 4 + struct.pack(">iii", 63190, 65536, 54061)
     cprt = b"text" + b"\0" * 4 + b"public domain\0"
-    tags = [(b"desc", desc), (b"wtpt", wtpt), (b"cprt", cprt), (b"A2B0", a2b0)]
+    tags = [(b"desc", desc), (b"wtpt", wtpt), (b"cprt", cprt), *own]
     offset = 128 + 4 + 12 * len(tags)
     table, body = b"", b""
     for sig, data in tags:
@@ -42,7 +53,7 @@ def cmyk_profile() -> bytes:
         table += sig + struct.pack(">II", offset + len(body), len(data))
         body += data
     size = offset + len(body)
-    header = struct.pack(">I4sI4s4s4s", size, b"lcms", 0x02100000, b"prtr", b"CMYK", b"Lab ")
+    header = struct.pack(">I4sI4s4s4s", size, b"lcms", 0x02100000, kind, space, connection)
     header += struct.pack(">6H", 2026, 1, 1, 0, 0, 0) + b"acsp" + b"\0" * 24 + struct.pack(">I", 0)
     header += struct.pack(">iii", 63190, 65536, 54061) + b"\0" * 4 + b"\0" * 16 + b"\0" * 28
     assert len(header) == 128

@@ -21,7 +21,7 @@ from sr_filter import Upscaler, imageio, limits, png
 from sr_filter.errors import ImageFormatError, ImageTooLargeError, OutputExistsError
 from sr_filter.metadata import ImageMeta, srgb_profile
 
-from .imagefiles import cmyk_profile, png16_filtered, raw_exif
+from .imagefiles import cmyk_profile, grey_profile, png16_filtered, raw_exif
 
 
 @pytest.fixture(scope="module")
@@ -750,6 +750,30 @@ def test_a_profile_a_format_cannot_hold_is_converted_to_srgb_and_what_is_left_ou
     # a JPEG's comment goes into a PNG as its Comment text
     png, = (imageio.encode_image(red, "PNG", imageio.ImageMeta(comment=b"shot at dusk")),)
     assert Image.open(io.BytesIO(png)).text.get("Comment") == "shot at dusk"
+
+
+def test_a_grey_profile_a_format_cannot_hold_is_converted_to_srgb_grey(caplog):
+    """GIF and BMP hold no profile, and WebP no grey picture: a grey picture with a linear
+    (gamma 1.0) profile was written with its values as they were, which viewers show as sRGB:
+    far too dark (linear 64 is sRGB 137). Alpha stays as it was."""
+    from PIL import ImageCms
+
+    linear = grey_profile(1.0)
+    assert ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(linear))).startswith("sr-filter test grey")
+    grey = np.full((4, 6), 64, np.uint8)
+    alpha = np.dstack([grey, np.full((4, 6), 200, np.uint8)])
+    meta = imageio.ImageMeta(icc_profile=linear)
+    for fmt, pixels in (("BMP", grey), ("GIF", grey), ("WEBP", grey), ("WEBP", alpha)):
+        with caplog.at_level("INFO"):
+            back = np.asarray(Image.open(io.BytesIO(imageio.encode_image(pixels, fmt, meta))).convert("RGBA"))
+        assert abs(int(back[0, 0, 0]) - 137) <= 1 and back[0, 0, 0] == back[0, 0, 1] == back[0, 0, 2], (fmt, back[0, 0])
+        assert back[0, 0, 3] == (200 if pixels.ndim == 3 else 255), fmt
+    said = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("BMP cannot hold the ICC profile (the grey tones are converted to sRGB") for m in said), said
+    assert not any("does not fit" in m for m in said), said
+    # where the profile fits, it is written and the values are kept
+    png = Image.open(io.BytesIO(imageio.encode_image(grey, "PNG", meta)))
+    assert png.info["icc_profile"] == linear and np.asarray(png)[0, 0] == 64
 
 
 def _rgb_profile_with_wide_primaries() -> bytes:
