@@ -157,7 +157,7 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
 
         if suffix is not None:
             raise click.UsageError("--cluster keeps file names in the output folder; leave out --suffix")
-        if output and Path(output).suffix and not output.endswith(("/", os.sep)) and not Path(output).is_dir():
+        if output and Path(output).suffix and not names_folder(output):
             from ..imageio import IMAGE_SUFFIXES  # only here: it loads torch, which the driver needs not
 
             if Path(output).suffix.lower() in IMAGE_SUFFIXES:
