@@ -61,27 +61,11 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 
-#: the loading options of upscale(), upscale_file() and upscale_animation(), at their defaults
-_UPSCALER_DEFAULTS = {"device": "auto", "precision": "auto", "tile": "auto", "offline": None, "backend": "auto",
-                      "tta": False, "denoise": None}
-
-
 def _upscaler(upscaler: Upscaler | None, preset: str | None, model: str | os.PathLike | None, **options: Any) -> Upscaler:
-    """The ready ``upscaler``, else one loaded from ``preset``/``model`` (both given: an error, as
-    the preset had been ignored without a word)."""
-    if upscaler is not None:
-        if preset is not None or model is not None:
-            raise SrFilterError("give either a ready upscaler or a preset/model, not both")
-        given = sorted(k for k, v in options.items() if v != _UPSCALER_DEFAULTS.get(k))
-        if given:  # they had been dropped without a word: they belong to the Upscaler
-            raise SrFilterError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} set on the Upscaler "
-                                f"(sr_filter.Upscaler(..., {given[0]}=...)); the ready upscaler given here has its own")
-        from .upscaler import as_upscaler
+    """The ready ``upscaler``, else one loaded from ``model`` or ``preset``."""
+    from .upscaler import given_or_loaded
 
-        return as_upscaler(upscaler)
-    from .upscaler import Upscaler
-
-    return Upscaler(model if model is not None else preset, **options)
+    return given_or_loaded(upscaler, model if model is not None else preset, **options)
 
 
 def upscale(
@@ -191,9 +175,9 @@ def upscale_file(
     """
     from . import atomic, imageio
     from .imagefile import upscale_image_file
-    from .upscaler import check_callback, check_flag
+    from .upscaler import check_callback, check_flag, check_path
 
-    source, target = Path(os.fspath(src)), Path(os.fspath(dst))
+    source, target = check_path("src", src), check_path("dst", dst)
     overwrite = check_flag("overwrite", overwrite)
     check_callback("progress", progress)
     for name, value, top in (("width", width, 1_000_000), ("height", height, 1_000_000), ("quality", quality, 100)):

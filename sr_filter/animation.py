@@ -22,6 +22,7 @@ from .device import available_ram
 from .encode import GIF_TRANSPARENT, gif_frame
 from .errors import CancelledError, ImageTooLargeError, VideoFormatError, first_line
 from .frames import parse_range, range_text
+from .progress import cancels
 
 #: output suffix -> Pillow format
 FORMATS = {".gif": "GIF", ".webp": "WEBP", ".png": "PNG", ".apng": "PNG"}
@@ -167,8 +168,9 @@ def upscale_animation(src: str | Path, dst: str | Path, upscaler: Any, *, scale:
     """
     from .atomic import prepare_target
     from .imageio import write_atomic
-    from .upscaler import as_upscaler, check_callback, check_flag
+    from .upscaler import as_upscaler, check_callback, check_flag, check_path
 
+    src, dst = check_path("src", src), check_path("dst", dst)
     overwrite = check_flag("overwrite", overwrite)
     check_callback("progress", progress)
     check_callback("before_work", before_work)
@@ -176,7 +178,6 @@ def upscale_animation(src: str | Path, dst: str | Path, upscaler: Any, *, scale:
     if quality is not None and (isinstance(quality, bool) or not isinstance(quality, numbers.Integral)
                                 or not 0 <= quality <= 100):
         raise VideoFormatError(f"quality must be a whole number from 0 to 100, not {quality!r}")
-    dst = Path(dst)
     fmt = out_format if out_format in HOLDS_ANIMATION else FORMATS.get(dst.suffix.lower())
     if fmt is None:
         raise VideoFormatError(f"{dst}: an animation can be written as {', '.join(FORMATS)}, not {dst.suffix or '(none)'}")
@@ -225,7 +226,7 @@ def upscale_to_bytes(src: str | Path | bytes, upscaler: Any, fmt: str, *, scale:
     upscaled = []
     for frame in animation.frames:
         upscaled.append(upscaler.upscale_array(frame, scale))
-        if progress is not None and progress(len(upscaled), count) is False:
+        if progress is not None and cancels(progress(len(upscaled), count)):
             raise CancelledError("stopped by the progress callback; nothing was written")
     scale_used = upscaled[0].shape[1] / animation.frames[0].shape[1] if upscaled else 1.0
     animation.frames = upscaled

@@ -97,3 +97,15 @@ def stderr_is_terminal() -> bool:
         return stream is not None and stream.isatty()
     except (ValueError, OSError):
         return False
+
+
+def cancels(answer: object) -> bool:
+    """Whether a progress callback's answer asks to stop: False, numpy's False too (which ``return
+    not flag.any()`` gives); None, True and anything else go on."""
+    if answer is False:
+        return True
+    if answer is None or answer is True:
+        return False
+    import numpy as np
+
+    return isinstance(answer, np.bool_) and not answer

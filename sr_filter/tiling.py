@@ -30,6 +30,7 @@ import numpy as np
 from .convert import from_float
 from .device import free_accelerator_cache, is_oom
 from .errors import CancelledError, OutOfMemoryError, SrFilterError
+from .progress import cancels
 
 #: callback(done, total) in input pixels; returning False cancels
 Progress = Callable[[int, int], "bool | None"]
@@ -272,7 +273,7 @@ def run_tiled(
             else:
                 _accumulate(acc, first, result[i : i + 1], t, height, width, scale, band)
             done += t.area
-            if i == result.shape[0] - 1 and progress is not None and progress(done, total) is False:
+            if i == result.shape[0] - 1 and progress is not None and cancels(progress(done, total)):
                 raise CancelledError("cancelled")
         if acc is None:
             continue

@@ -12,7 +12,7 @@ import logging
 import math
 import numbers
 from collections.abc import Iterable, Sequence
-from os import PathLike
+from os import PathLike, fspath
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -284,15 +284,23 @@ class Upscaler:
         inside, rest = beyond
         return convert.add_beyond(self._upscale_array(inside, scale, progress), rest)
 
-    def _upscale_array(self, array: np.ndarray, scale: float | None, progress: Progress | None) -> np.ndarray:
+    def _check_job(self, array: object, scale: float | None) -> float:
+        """The output scale, after refusing an image whose result cannot fit in memory (with the
+        numbers, before any copy, as a file is: it was numpy's MemoryError after the work). A
+        scale below the model's is said once per upscaler, not once per image or video frame."""
         scale = self.check_scale(scale)
-        if scale < self.scale:
+        said = self.__dict__.setdefault("_scales_said", set())
+        if scale < self.scale and scale not in said:
+            said.add(scale)
             level = logging.WARNING if scale < 1 else logging.INFO
             log.log(level, "scale %g is below the model's x%d: the x%d result is resized down", scale, self.scale, self.scale)
         if isinstance(array, np.ndarray) and array.ndim in (2, 3) and array.size:
-            # refused with the numbers before any copy, as a file is (it was numpy's MemoryError after the work)
             limits.check_fits("the image", array.shape[1], array.shape[0], 0 if array.ndim == 2 else array.shape[2], scale,
                               array.dtype.itemsize, model_scale=self.scale, decoded=True)
+        return scale
+
+    def _upscale_array(self, array: np.ndarray, scale: float | None, progress: Progress | None) -> np.ndarray:
+        scale = self._check_job(array, scale)
         planes = convert.split(array)
         height, width = planes.rgb.shape[-2:]
         out_h, out_w = max(1, round(height * scale)), max(1, round(width * scale))
@@ -361,6 +369,7 @@ class Upscaler:
             sizes = [a.shape[0] * a.shape[1] if isinstance(a, np.ndarray) and a.ndim >= 2 else 1 for a in arrays]
             tracker = _ProgressSum(progress, sizes)
             return [self.upscale_array(a, scale, tracker.next_part()) for a in arrays]
+        self._check_job(arrays[0], scale)  # the frames share one size and dtype
         planes = [convert.split(a) for a in arrays]
         grey_net = self.model.facts.in_channels == 1 and planes[0].grey
         x = np.concatenate([p.rgb[:, :1] if grey_net else p.rgb for p in planes], 1)  # frames side by side as channels
@@ -458,6 +467,14 @@ def check_callback(name: str, value: object) -> None:
         raise SrFilterError(f"{name} must be a function (or None), not {type(value).__name__}")
 
 
+def check_path(name: str, value: object) -> Path:
+    """A file path argument as a Path: a str or os.PathLike (bytes, a file object or an array
+    had failed deep inside pathlib or the reader)."""
+    if isinstance(value, (str, PathLike)) and isinstance(fspath(value), str):
+        return Path(value)
+    raise SrFilterError(f"{name} must be a file path (str or pathlib.Path), not {type(value).__name__}")
+
+
 def check_flag(name: str, value: object) -> bool:
     """A yes/no argument must be a bool: ``overwrite="no"`` would otherwise replace a file."""
     if not isinstance(value, (bool, np.bool_)):
@@ -473,6 +490,27 @@ def as_upscaler(upscaler: object) -> Any:
     if not all(hasattr(upscaler, name) for name in ("check_scale", "upscale_array", "scale")):
         raise SrFilterError(f"upscaler must be an sr_filter.Upscaler or a model name, not {type(upscaler).__name__}")
     return upscaler
+
+
+#: the loading settings of :class:`Upscaler` and their defaults: a function that takes a ready
+#: upscaler refuses any other value, which that upscaler would silently not use
+LOADING_DEFAULTS = {"device": "auto", "precision": "auto", "tile": "auto", "offline": None, "backend": "auto",
+                    "tta": False, "denoise": None}
+
+
+def given_or_loaded(upscaler: object, name: str | PathLike | None, **options: Any) -> Any:
+    """The ready ``upscaler`` (see :func:`as_upscaler`), else an :class:`Upscaler` loaded from
+    ``name`` (a preset, model name or weights path) with ``options``. A name or a loading setting
+    given beside a ready upscaler is an error: it had been ignored without a word."""
+    if upscaler is None:
+        return Upscaler(name, **options)
+    if name is not None:
+        raise SrFilterError("give either a ready upscaler or a preset/model, not both")
+    given = sorted(k for k, v in options.items() if v != LOADING_DEFAULTS.get(k))
+    if given:
+        raise SrFilterError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} set on the Upscaler "
+                            f"(sr_filter.Upscaler(..., {given[0]}=...)); the ready upscaler given here has its own")
+    return as_upscaler(upscaler)
 
 
 def may_skip_torch(device: object, backend: object, denoise: float | None = None) -> bool:

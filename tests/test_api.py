@@ -317,7 +317,7 @@ def test_big_endian_samples_are_the_same_picture(cartoon):
 
 
 def test_wrong_arguments_are_the_librarys_own_errors_before_any_work(cartoon, tmp_path):
-    from sr_filter.errors import UnknownModelError, VideoFormatError
+    from sr_filter.errors import UnknownModelError
     from sr_filter.video import upscale_frames
 
     image = np.zeros((8, 8, 3), np.uint8)
@@ -325,8 +325,9 @@ def test_wrong_arguments_are_the_librarys_own_errors_before_any_work(cartoon, tm
         cartoon.upscale(image, progress=5)
     with pytest.raises(UnknownModelError, match="the model name is empty"):
         Upscaler("")
-    with pytest.raises(VideoFormatError, match="src must be a file path"):
-        sr_filter.upscale_video(b"clip.mp4", tmp_path / "o.mp4", upscaler=cartoon)
+    for call in (sr_filter.upscale_video, sr_filter.upscale_file, sr_filter.upscale_animation):
+        with pytest.raises(SrFilterError, match="src must be a file path"):  # upscale_file: pathlib's TypeError
+            call(b"clip.mp4", tmp_path / "o.mp4", upscaler=cartoon)
     (tmp_path / "keep.mp4").write_bytes(b"mine")
     with pytest.raises(SrFilterError, match="overwrite must be True or False, not 'no'"):
         sr_filter.upscale_video(tmp_path / "clip.mp4", tmp_path / "keep.mp4", upscaler=cartoon, overwrite="no")
@@ -427,3 +428,31 @@ def test_upscale_file_writes_what_the_cli_writes_and_keeps_sixteen_bits(tmp_path
         sr_filter.upscale_file(tmp_path / "deep.png", tmp_path, upscaler=cartoon)
     made = sr_filter.upscale_file(tmp_path / "deep.png", tmp_path / "new" / "deeper" / "o.png", upscaler=cartoon)
     assert made.is_file()  # missing folders are made, as the command line makes them
+
+
+def test_numpys_false_from_a_progress_callback_cancels(cartoon):
+    """``return not flag.any()`` gives numpy's False, which had not cancelled."""
+    from sr_filter.errors import CancelledError
+
+    with pytest.raises(CancelledError):
+        cartoon.upscale(np.zeros((8, 8, 3), np.uint8), progress=lambda done, total: np.False_)
+    assert cartoon.upscale(np.zeros((8, 8, 3), np.uint8), progress=lambda done, total: np.True_).shape == (32, 32, 3)
+
+
+def test_batches_refuse_frames_too_large_before_any_copy_and_a_low_scale_is_said_once(cartoon, caplog):
+    """upscale_batch (video frames) skipped the size check: numpy's MemoryError, or a huge job on a
+    larger machine; and a scale below the model's was said once for every frame."""
+    from sr_filter.errors import ImageTooLargeError
+
+    big = np.broadcast_to(np.zeros(3, np.uint8), (60000, 60000, 3))
+    with pytest.raises(ImageTooLargeError):
+        cartoon.upscale_batch([big, big])
+    fresh = Upscaler("sr-cartoon-x4", tile=0)
+    frames = [np.full((6, 8, 3), i * 40, np.uint8) for i in range(4)]
+    with caplog.at_level("WARNING", logger="sr_filter"):
+        out = fresh.upscale_batch(frames, scale=0.5)
+        fresh.upscale_array(frames[0], scale=0.5)
+    assert [o.shape for o in out] == [(3, 4, 3)] * 4
+    said = [r for r in caplog.records if "is below the model's" in r.getMessage()]
+    assert len(said) == 1, [r.getMessage() for r in said]
+

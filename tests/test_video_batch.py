@@ -95,10 +95,16 @@ def test_frames_per_pass_is_checked(tmp_path, batch):
     assert not (tmp_path / "out.mp4").exists()
 
 
-def test_a_model_beside_a_ready_upscaler_is_refused(tmp_path):
+def test_a_model_or_loading_setting_beside_a_ready_upscaler_is_refused(tmp_path):
+    """Both had been ignored without a word (device="cuda" ran on the CPU, tta=True without TTA),
+    where upscale_file and upscale_animation refuse them."""
     clip = make_clip(tmp_path / "clip.mp4", frames=2, audio=0)
-    with pytest.raises(SrFilterError, match="either a ready upscaler or a model"):  # the model had been ignored
+    with pytest.raises(SrFilterError, match="either a ready upscaler or a preset/model"):
         upscale_video(clip, tmp_path / "out.mp4", "photo", upscaler=_recorded(0))
+    for setting in ({"tta": True}, {"device": "cuda"}, {"denoise": 0.5}, {"tile": 64}):
+        name = next(iter(setting))
+        with pytest.raises(SrFilterError, match=f"^{name} is set on the Upscaler"):
+            upscale_video(clip, tmp_path / "out.mp4", upscaler=_recorded(0), **setting)
     assert not (tmp_path / "out.mp4").exists()
 
 

@@ -17,6 +17,7 @@ import av
 from ..atomic import is_stream, open_atomic, replacing
 from ..errors import OutputExistsError, OutputIsInputError, VideoFormatError
 from ..frames import parse_range
+from ..progress import cancels
 from . import batches, encode, pipeline, source
 from .encode import even_dimension as _even
 
@@ -61,19 +62,15 @@ def upscale_video(
     and, when run again after an interruption, continues after the last one. Streams the output container cannot hold are reported through
     ``notice`` (default: the log). Returns a summary: frames written, seconds, dropped streams.
     """
-    from ..upscaler import as_upscaler, check_callback, check_flag
+    from ..upscaler import check_callback, check_flag, check_path, given_or_loaded
 
-    for name, path in (("src", src), ("dst", dst)):
-        if not isinstance(path, (str, os.PathLike)):
-            raise VideoFormatError(f"{name} must be a file path (str or Path), not {type(path).__name__}")
+    src, dst = check_path("src", src), check_path("dst", dst)
     overwrite, resume = check_flag("overwrite", overwrite), check_flag("resume", resume)
     check_callback("progress", progress)
     check_callback("notice", notice)
-    if upscaler is not None:
-        if model is not None:  # the model had been ignored without a word
-            raise VideoFormatError("give either a ready upscaler or a model, not both")
-        upscaler = as_upscaler(upscaler)
-    src, dst = Path(src), Path(dst)
+    loading = dict(device=device, precision=precision, tile=tile, offline=offline, backend=backend, tta=tta, denoise=denoise)
+    if upscaler is not None:  # checked before any work; a model or a loading setting beside it had been ignored
+        upscaler = given_or_loaded(upscaler, model, **loading)
     refuse_stream(dst)
     muxer = encode.container_for(dst)
     start, end = parse_range(frames)
@@ -92,10 +89,7 @@ def upscale_video(
         if ignored:
             notice(ignored)
         if upscaler is None:
-            from ..upscaler import Upscaler
-
-            upscaler = Upscaler(model, device=device, precision=precision, tile=tile, offline=offline, backend=backend,
-                                tta=tta, denoise=denoise)
+            upscaler = given_or_loaded(None, model, **loading)
         factor = upscaler.check_scale(scale)
         info = source.describe(container, str(src), scale=factor)
         info.steady = encode.steady_time_base(src, muxer, notice)
@@ -157,7 +151,7 @@ def _write(container, src: Path, dst: Path, muxer: str, family: str, info: sourc
             if isinstance(item, source.Frame):
                 _encode_frame(item, state, tmp, muxer, family, info, container, size, crf, notice)
                 state["frames"] += 1
-                if progress is not None and progress(state["frames"], expected) is False:
+                if progress is not None and cancels(progress(state["frames"], expected)):
                     from ..errors import CancelledError
 
                     raise CancelledError("stopped by the progress callback; nothing was written")

@@ -23,6 +23,7 @@ from typing import Any
 import av
 
 from ..errors import VideoFormatError
+from ..progress import cancels
 from . import batches, encode, pipeline, source
 
 #: a segment holds at least this many frames and ends before a source keyframe
@@ -170,7 +171,7 @@ class _SegmentWriter:
                     self.output.path = path
                 self.output.add(item)
                 self.next = item.index + 1
-                if self.progress is not None and self.progress(self.next, self.total) is False:
+                if self.progress is not None and cancels(self.progress(self.next, self.total)):
                     from ..errors import CancelledError
 
                     raise CancelledError("stopped by the progress callback; finished segments are kept for resuming")
