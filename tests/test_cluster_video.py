@@ -277,3 +277,13 @@ def test_frames_per_pass_is_checked_before_the_cluster(tmp_path, batch):
     with pytest.raises(SrFilterError, match="frames per pass"):
         upscale_video(clip, tmp_path / "out.mkv", **SETTINGS, batch=batch, address="127.0.0.1:1")
     assert not (tmp_path / "out.mkv").exists() and _leftovers(tmp_path) == []
+
+
+def test_what_the_output_cannot_keep_is_said_as_on_one_machine(cluster, tmp_path):
+    """The driver said nothing of a lost alpha channel or of fewer colour details (one machine did)."""
+    alpha = make_clip(tmp_path / "alpha.mkv", frames=2, codec="ffv1", pix_fmt="yuva444p", audio=0)
+    notices: list[str] = []
+    upscale_video(alpha, tmp_path / "out.mkv", **SETTINGS, codec="av1", address=cluster, notice=notices.append)
+    assert [n.split(":")[0] for n in notices] == ["the source's yuva444p video has an alpha channel (transparency), which "
+                                                  "is not carried into the upscaled video", "libsvtav1 writes yuv420p"], notices
+

@@ -686,6 +686,19 @@ def test_each_output_keeps_the_colour_it_can_and_names_what_it_cannot(tmp_path, 
                        "--codec h264 or hevc or vp9 or ffv1 or prores keep it"]
 
 
+def test_an_alpha_channel_the_video_output_does_not_carry_is_said(tmp_path, upscaler):
+    """ProRes 4444, QuickTime Animation or FFV1 with transparency lost it without a word."""
+    alpha = make_clip(tmp_path / "alpha.mkv", frames=2, codec="ffv1", pix_fmt="yuva420p", audio=0)
+    notices: list[str] = []
+    upscale_video(alpha, tmp_path / "out.mkv", upscaler=upscaler, codec="ffv1", notice=notices.append)
+    assert notices == ["the source's yuva420p video has an alpha channel (transparency), which is not carried into the "
+                       "upscaled video: every frame is written opaque"]
+    plain = make_clip(tmp_path / "plain.mkv", frames=2, codec="ffv1", pix_fmt="yuv420p", audio=0)
+    notices.clear()
+    upscale_video(plain, tmp_path / "plain_out.mkv", upscaler=upscaler, codec="ffv1", notice=notices.append)
+    assert notices == []
+
+
 def test_each_frame_lasts_its_own_time_and_the_last_one_until_the_source_ends(tmp_path, upscaler):
     """Durations were looked up by timestamp number in two time bases (a GIF's 1/100 against the
     muxer's 1/1000 or 1/12800), so frames got other frames' display times; and the last frame of

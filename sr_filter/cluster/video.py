@@ -95,6 +95,8 @@ def upscale_video(
     finally:
         container.close()
     info.steady = encode.steady_time_base(src, muxer, notice or log.warning)
+    for line in encode.notices(info, family, muxer):  # as on one machine
+        (notice or log.warning)(line)
     frames = segment_frames or SEGMENT_FRAMES
     planned = segments.plan(str(src), frames)
     parts = _parts(src, dst, {"model": model or preset, "scale": scale, "codec": family, "crf": crf, "segment_frames": frames,

@@ -226,6 +226,25 @@ def _chroma(pix_fmt: str) -> int:
     return 2 if "422" in pix_fmt else 1 if "420" in pix_fmt or "411" in pix_fmt or "410" in pix_fmt else 3
 
 
+def notices(info: VideoInfo, family: str, muxer: str) -> list[str]:
+    """What the written video will not keep of the source's picture, one line each: its alpha
+    channel, its bit depth or its colour detail."""
+    return [line for line in (alpha_notice(info), depth_notice(info, family, muxer)) if line]
+
+
+def alpha_notice(info: VideoInfo) -> str | None:
+    """One line when the source has an alpha channel (ProRes 4444, QuickTime Animation, VP9 or
+    FFV1 with alpha), which video output does not carry: it had been dropped without a word."""
+    try:
+        alpha = any(c.is_alpha for c in av.VideoFormat(info.pix_fmt).components)
+    except (ValueError, av.error.FFmpegError):
+        return None
+    if not alpha:
+        return None
+    return (f"the source's {info.pix_fmt} video has an alpha channel (transparency), which is not carried into "
+            "the upscaled video: every frame is written opaque")
+
+
 def depth_notice(info: VideoInfo, family: str, muxer: str) -> str | None:
     """One line when the chosen encoder cannot keep the source's bit depth (this build's
     libvpx-vp9 writes 8 bits only) or its colour detail (SVT-AV1 writes 4:2:0 only), naming the

@@ -93,9 +93,8 @@ def upscale_video(
         factor = upscaler.check_scale(scale)
         info = source.describe(container, str(src), scale=factor)
         info.steady = encode.steady_time_base(src, muxer, notice)
-        shallower = encode.depth_notice(info, family, muxer)
-        if shallower:
-            notice(shallower)
+        for line in encode.notices(info, family, muxer):
+            notice(line)
         width, height = _even(info.width * factor), _even(info.height * factor)
         if resume:
             return _write_resumable(container, src, dst, muxer, family, info, upscaler, scale, (width, height),
