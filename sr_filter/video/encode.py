@@ -232,9 +232,15 @@ def notices(info: VideoInfo, family: str, muxer: str) -> list[str]:
     return [line for line in (alpha_notice(info), depth_notice(info, family, muxer)) if line]
 
 
+#: decoders that give every picture an alpha channel, used or not (FFmpeg's GIF decoder: bgra)
+_ALWAYS_ALPHA = frozenset({"gif"})
+
+
 def alpha_notice(info: VideoInfo) -> str | None:
     """One line when the source has an alpha channel (ProRes 4444, QuickTime Animation, VP9 or
     FFV1 with alpha), which video output does not carry: it had been dropped without a word."""
+    if info.codec in _ALWAYS_ALPHA:
+        return None
     try:
         alpha = any(c.is_alpha for c in av.VideoFormat(info.pix_fmt).components)
     except (ValueError, av.error.FFmpegError):
