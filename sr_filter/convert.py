@@ -48,6 +48,8 @@ def check_array(array: np.ndarray) -> None:
         pil = isinstance(array, Image.Image)
         raise ImageFormatError(f"expected a numpy image array, got {'a PIL image' if pil else type(array).__name__}"
                                + ("; Upscaler.upscale takes PIL images, or convert with numpy.asarray" if pil else ""))
+    if isinstance(array, np.matrix):  # indexing keeps it 2-D: it failed later on an internal shape
+        raise ImageFormatError("expected a numpy image array, got a numpy.matrix; pass numpy.asarray(matrix)")
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 2, 3, 4)):
         raise ImageFormatError(f"expected an HxW or HxWxC (C = 1..4) image array, got shape {array.shape}")
     if array.shape[0] == 0 or array.shape[1] == 0:

@@ -430,6 +430,11 @@ def test_upscale_file_writes_what_the_cli_writes_and_keeps_sixteen_bits(tmp_path
     assert made.is_file()  # missing folders are made, as the command line makes them
 
 
+def test_a_numpy_matrix_is_refused_in_words_of_the_callers_own(cartoon):
+    with pytest.raises(SrFilterError, match=r"got a numpy.matrix; pass numpy.asarray\(matrix\)$"):
+        cartoon.upscale(np.asmatrix(np.zeros((8, 8), np.uint8)))
+
+
 def test_numpys_false_from_a_progress_callback_cancels(cartoon):
     """``return not flag.any()`` gives numpy's False, which had not cancelled."""
     from sr_filter.errors import CancelledError
