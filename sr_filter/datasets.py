@@ -68,6 +68,6 @@ def select_images(folder: Path, include: Sequence[str] = (), exclude: Sequence[s
     if not files:
         wanted = " or ".join(repr(p) for p in include) or "anything"
         unwanted = f", except {' or '.join(repr(p) for p in exclude)}" if exclude else ""
-        raise EvaluationError(f"no image in {folder} matches {wanted}{unwanted}; patterns match whole file "
-                              "names, e.g. 'baby*' or '*.png'")
+        raise EvaluationError(f"no image in {folder} matches {wanted}{unwanted}; patterns match file names or "
+                              "names without the extension, e.g. 'baby*' or 'baby'")
     return files

@@ -9,6 +9,7 @@ runs an upscaler over folders of ground-truth images (:mod:`sr_filter.datasets`)
 from __future__ import annotations
 
 import json
+import logging
 import math
 import shlex
 import time
@@ -22,6 +23,8 @@ from .datasets import read_image, select_images
 from .errors import EvaluationError, SrFilterError, first_line
 from .imageops import imresize, make_pair
 from .metrics import measure, measure_sharpness
+
+log = logging.getLogger(__name__)
 
 
 #: an upscaler for evaluation: HxWx3 uint8 LR in, (H*s)x(W*s)x3 uint8 out
@@ -100,27 +103,38 @@ class ImageResult:
     sharpness: float = float("nan")
 
 
+def _finite_mean(values: list[float]) -> float:
+    """The mean of the finite values; infinite when every value is (every image exact)."""
+    finite = [v for v in values if math.isfinite(v)]
+    if finite:
+        return float(np.mean(finite))
+    return float("inf") if values and all(v == float("inf") for v in values) else float("nan")
+
+
 @dataclass
 class SetResult:
     dataset: str
     scale: int
     images: list[ImageResult] = field(default_factory=list)
 
+    # the means leave out images where a measure has no finite value (said when measured): a
+    # flat picture has no edges to be sharp on (NaN), an exact one an infinite PSNR; either
+    # had turned the whole set's mean into NaN or infinity
     @property
     def psnr(self) -> float:
-        return float(np.mean([r.psnr for r in self.images]))
+        return _finite_mean([r.psnr for r in self.images])
 
     @property
     def ssim(self) -> float:
-        return float(np.mean([r.ssim for r in self.images]))
+        return _finite_mean([r.ssim for r in self.images])
 
     @property
     def gmsd(self) -> float:
-        return float(np.mean([r.gmsd for r in self.images]))
+        return _finite_mean([r.gmsd for r in self.images])
 
     @property
     def sharpness(self) -> float:
-        return float(np.mean([r.sharpness for r in self.images]))
+        return _finite_mean([r.sharpness for r in self.images])
 
     @property
     def seconds(self) -> float:
@@ -215,7 +229,12 @@ def evaluate_folder(upscale: UpscaleFn, folder: Path, scale: int, name: str | No
         sr = upscale(lr)
         dt = time.perf_counter() - t0
         p, s, g = measure(sr, hr, scale, gray=gray)
-        result.images.append(ImageResult(path.stem, p, s, dt, g, measure_sharpness(sr, hr, scale, gray=gray)))
+        sharp = measure_sharpness(sr, hr, scale, gray=gray)
+        left_out = (["PSNR (the output equals the ground truth)"] if math.isinf(p) else []) + \
+            (["sharpness (the ground truth has no edges)"] if math.isnan(sharp) else [])
+        if left_out:
+            log.warning("%s: left out of the set's mean %s", path.name, " and ".join(left_out))
+        result.images.append(ImageResult(path.stem, p, s, dt, g, sharp))
     return result
 
 

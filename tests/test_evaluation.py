@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 import pytest
 import torch
 
@@ -395,5 +396,34 @@ def test_folder_names_model_names_and_patterns_are_said_plainly(tmp_path, monkey
     assert here.exit_code == 0 and "\na (1)" in here.output, here.output
     empty = _eval(a, "-m", "")
     assert empty.exit_code != 0 and "a model name is empty" in empty.output
-    with pytest.raises(EvaluationError, match=r"no image in .* matches 'crop'; patterns match whole file names"):
+    with pytest.raises(EvaluationError, match=r"no image in .* matches 'crop'; patterns match file names or names without"):
         datasets.select_images(a, ["crop"])
+
+
+@needs_bench
+def test_a_pattern_that_leaves_a_folder_empty_is_refused_before_any_work(tmp_path):
+    """--include matching in one folder only: the first folder was measured, then the run failed
+    (exit 1, no table) on the second."""
+    one, two = _crops(tmp_path / "one", 32), _crops(tmp_path / "two", 40)
+    (one / "crop32.png").rename(one / "baby.png")
+    done = _eval(one, two, "--include", "baby*")
+    assert done.exit_code == 2 and "no image in" in done.output and str(two) in done.output, done.output
+    assert "PSNR" not in done.output
+
+
+def test_a_flat_or_exact_image_does_not_spoil_the_sets_means(tmp_path, caplog):
+    """A flat picture has no edges (sharpness NaN) and bicubic reproduces it exactly (PSNR
+    infinite): the set's mean sharpness was NaN and its mean PSNR infinite, the other images lost."""
+    folder = tmp_path / "set"
+    folder.mkdir()
+    Image.new("RGB", (48, 48), (120, 90, 60)).save(folder / "flat.png")
+    rng = np.random.default_rng(3)
+    Image.fromarray(rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)).save(folder / "noise.png")
+    with caplog.at_level("WARNING", logger="sr_filter"):
+        result = ev.evaluate_folder(ev.bicubic_upscaler(4), folder, 4)
+    flat, noise = sorted(result.images, key=lambda r: r.name)
+    assert math.isinf(flat.psnr) and math.isnan(flat.sharpness) and math.isfinite(noise.psnr)
+    assert result.psnr == noise.psnr and result.sharpness == noise.sharpness
+    assert any(r.getMessage() == "flat.png: left out of the set's mean PSNR (the output equals the ground truth) and "
+               "sharpness (the ground truth has no edges)" for r in caplog.records), caplog.records
+

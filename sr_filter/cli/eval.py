@@ -103,7 +103,8 @@ def eval_cmd(folders: tuple[Path, ...], models: tuple[str, ...], scale: int | No
 def _check_patterns(folders: tuple[Path, ...], include: tuple[str, ...], exclude: tuple[str, ...]) -> None:
     """An --exclude (or --include) pattern that matches no file is a typo, not a choice: the table
     would say "without X" while X was measured."""
-    from ..datasets import list_images, unmatched
+    from ..datasets import list_images, select_images, unmatched
+    from ..errors import EvaluationError
 
     files = [p for folder in folders for p in list_images(folder)]
     for option, patterns in (("--exclude", exclude), ("--include", include)):
@@ -112,3 +113,9 @@ def _check_patterns(folders: tuple[Path, ...], include: tuple[str, ...], exclude
             raise click.BadParameter(f"{missing[0]!r} matches no image in {', '.join(map(str, folders))}; patterns "
                                      "match file names or names without the extension, e.g. 'baby*' or 'baby'",
                                      param_hint=f"'{option}'")
+    if include or exclude:  # each folder must keep an image: one that kept none failed after the others' work
+        for folder in folders:
+            try:
+                select_images(folder, include, exclude)
+            except EvaluationError as exc:
+                raise click.BadParameter(str(exc), param_hint="'--include'" if include else "'--exclude'") from None
