@@ -10,6 +10,7 @@ unpacked size, so neither pickled code nor a zip bomb gets to run.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -234,12 +235,24 @@ def _verify(path: Path, sha256: str, size: int | None, source: str) -> None:
         raise ChecksumError(f"{path} has sha256 {actual}, expected {sha256} ({source}); reinstall sr-filter")
 
 
+def cache_problem(folder: Path) -> str | None:
+    """Why ``folder`` cannot be the weights cache, found without creating it (a file in its place
+    or above it), else None."""
+    for part in (folder, *folder.parents):
+        with contextlib.suppress(OSError):
+            if part.exists():
+                return None if part.is_dir() else _NOT_A_FOLDER.format(folder=folder, env=ENV_CACHE)
+    return None
+
+
+_NOT_A_FOLDER = "the weights cache {folder} is a file (or inside one), not a folder; set {env} to a folder"
+
+
 def _make_dir(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except FileExistsError:
-        raise CacheError(f"the weights cache {folder} is a file (or inside one), not a folder; set {ENV_CACHE} "
-                         "to a folder") from None
+        raise CacheError(_NOT_A_FOLDER.format(folder=folder, env=ENV_CACHE)) from None
     except OSError as exc:
         raise CacheError(f"cannot create the weights cache {folder} ({exc.strerror}); set {ENV_CACHE} to a writable folder") from None
     if not os.access(folder, os.W_OK):

@@ -391,3 +391,23 @@ def test_a_web_page_instead_of_the_file_and_odd_cache_folders_are_said(weights_s
     monkeypatch.setenv("SR_FILTER_CACHE_DIR", str(tmp_path / "plain"))
     with pytest.raises(CacheError, match="is a file .or inside one., not a folder"):
         fetch(entry)
+
+
+def test_clear_cache_forgets_the_network_and_refuses_a_cache_that_is_a_file(tmp_path, isolated_cache, monkeypatch):
+    """--clear-cache kept the remembered "no network" (a user who fixed the network still got the
+    fallback), and with SR_FILTER_CACHE_DIR naming a file it said "removed 0 file(s)" and exit 0."""
+    from click.testing import CliRunner
+
+    from sr_filter.cli import cli
+
+    isolated_cache.mkdir(exist_ok=True)
+    (isolated_cache / MEMORY_FILE).write_text("{}")
+    done = CliRunner().invoke(cli, ["models", "--clear-cache"])
+    assert done.exit_code == 0 and not (isolated_cache / MEMORY_FILE).exists(), done.output
+    (tmp_path / "a-file").write_text("mine")
+    monkeypatch.setenv("SR_FILTER_CACHE_DIR", str(tmp_path / "a-file"))
+    refused = CliRunner().invoke(cli, ["models", "--clear-cache"])
+    assert refused.exit_code != 0 and "is a file (or inside one), not a folder" in str(refused.exception or refused.output)
+    listing = CliRunner().invoke(cli, ["models"])
+    assert listing.exit_code == 0 and "(unusable: the weights cache" in listing.output, listing.output
+    assert (tmp_path / "a-file").read_text() == "mine"

@@ -427,3 +427,9 @@ def test_a_flat_or_exact_image_does_not_spoil_the_sets_means(tmp_path, caplog):
     assert any(r.getMessage() == "flat.png: left out of the set's mean PSNR (the output equals the ground truth) and "
                "sharpness (the ground truth has no edges)" for r in caplog.records), caplog.records
 
+
+@needs_bench
+def test_bicubic_is_known_with_stray_spaces(tmp_path):
+    done = _eval(_crops(tmp_path / "set", 32), "-m", " bicubic ")
+    assert done.exit_code == 0 and "bicubic" in done.output, done.output
+

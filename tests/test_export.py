@@ -155,6 +155,7 @@ def test_cli_refuses_outputs_it_cannot_write_as_an_onnx_file_before_loading(tmp_
         (["-o", tmp_path / "pipe.onnx", "--overwrite"], "is a device or pipe"),
         (["-o", tmp_path / "dangling.onnx"], "a link to the missing"),
         (["-o", tmp_path / "plain" / "x.onnx"], "plain is a file, not a folder"),
+        (["-o", ".onnx"], ".onnx is only a suffix; name the ONNX file to write, e.g. model.onnx"),
     ):
         done = run("export", "sr-cartoon-x4", *args, cwd=tmp_path)
         err = done.stderr.decode()

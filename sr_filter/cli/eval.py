@@ -65,7 +65,7 @@ def eval_cmd(folders: tuple[Path, ...], models: tuple[str, ...], scale: int | No
         names = [str(folder) for folder in folders]
     chosen = []  # (upscale function or None for bicubic, scale, description), in the order given
     for spec in models or ("bicubic",):
-        if spec.lower() == "bicubic":
+        if spec.strip().lower() == "bicubic":  # names are stripped when looked up: " bicubic" too
             chosen.append((None, 0, ""))
             continue
         fn, s, desc = model_upscaler(spec, device=device, precision=precision, tile=tile, offline=offline)

@@ -37,7 +37,7 @@ def models(as_json: bool, inspect_path: str | None, download: tuple[str, ...], c
     if clear_cache:
         _clear_cache(as_json)
         return
-    from ..weights import cache_dir, cache_state, cached_path  # imports torch: not at --help time
+    from ..weights import cache_dir, cache_problem, cache_state, cached_path  # imports torch: not at --help time
 
     manifest = load_manifest()
     rows = []
@@ -77,7 +77,8 @@ def models(as_json: bool, inspect_path: str | None, download: tuple[str, ...], c
             f"  {r['name']:<28} {r['version']:>3} {'x' + str(r['scale']):>5} {r['arch']:<8} "
             f"{str(r['size_mb']) + ' MB':>8} {r['license']:<13} {r['weights']:<9} {','.join(r['presets'])}"
         )
-    click.echo(f"\nWeights cache: {cache_dir()}  (set SR_FILTER_CACHE_DIR to move it)")
+    problem = cache_problem(cache_dir())
+    click.echo(f"\nWeights cache: {cache_dir()}  " + (f"(unusable: {problem})" if problem else "(set SR_FILTER_CACHE_DIR to move it)"))
     click.echo(f"  {usage['weights_files']} downloaded weights file(s), {usage['weights_bytes'] / 1e6:.1f} MB; "
                f"{usage['converted_models']} converted model(s) (OpenVINO), {usage['converted_bytes'] / 1e6:.1f} MB"
                + ("; `sr-filter models --clear-cache` empties it" if usage["weights_files"] or usage["converted_models"] else ""))
@@ -210,19 +211,24 @@ def _download(specs: tuple[str, ...], as_json: bool) -> None:
 def _clear_cache(as_json: bool) -> None:
     """``--clear-cache``: the manifest's downloaded files and every converted model; other files
     in a cache folder the user chose are theirs and stay."""
-    from ..backends.ov_cache import default_folder
-    from ..weights import cache_dir
-
     from ..atomic import sweep_orphans
+    from ..backends.ov_cache import default_folder
     from ..download import sweep_parts
+    from ..errors import CacheError
+    from ..netmemory import FILE_NAME as REMEMBERED
+    from ..weights import cache_dir, cache_problem
 
+    problem = cache_problem(cache_dir())
+    if problem:  # "removed 0 files" from a file had read as done
+        raise CacheError(problem)
     for folder in (cache_dir(), default_folder()):  # what killed runs left: parts, locks, temporary folders
         sweep_parts(folder, any_age=True)
         sweep_orphans(folder, again=True)
     with contextlib.suppress(OSError):  # conversions killed under releases that named their folders .tmp-*
         for old in default_folder().glob(".tmp-*"):
             shutil.rmtree(old, ignore_errors=True)
-    targets = _downloaded_files(load_manifest()) + _converted_files(default_folder())
+    remembered = [cache_dir() / REMEMBERED] if (cache_dir() / REMEMBERED).is_file() else []  # "no network" too: a fresh start
+    targets = _downloaded_files(load_manifest()) + _converted_files(default_folder()) + remembered
     removed, size, failed = 0, 0, []
     for path in targets:
         try:
