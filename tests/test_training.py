@@ -545,7 +545,7 @@ def test_a_time_limit_under_torchrun_stops_every_rank_at_the_same_step(image_fol
         os.killpg(proc.pid, 9)
         proc.communicate()
         pytest.fail("the ranks did not stop together within 120 s")
-    assert proc.returncode == 0 and "stopped at iteration" in out, err[-2000:]
+    assert proc.returncode == 0 and "stopped at iteration" in out, f"{out[-1000:]}\n---\n{err[-2000:]}"
 
 
 # ----------------------------------------------------------------------------- what users ran into
