@@ -209,7 +209,7 @@ def test_hints_name_only_the_flags_the_running_command_has(tmp_path):
     assert one_line(OutputExistsError("a.onnx exists; allow overwriting to replace it"), flags=export) == \
         "a.onnx exists; use --overwrite to replace it"
     assert one_line(OfflineError("x.pth is not in the cache"), flags=export).endswith(
-        "(allow downloads (no --offline, SR_FILTER_OFFLINE unset), or choose a built-in model)")
+        "(leave out --offline and unset SR_FILTER_OFFLINE to allow downloads, or choose a built-in model)")
     assert one_line(OfflineError("x.pth is not in the cache"), flags=frozenset({"--json"})).endswith("(choose a built-in model)")
     assert "`sr-filter models --inspect FILE`" in one_line(CommunityModelError("odd.pth: odd"), flags=frozenset({"-m"}))
     # the real command: export has neither --skip-existing nor --model

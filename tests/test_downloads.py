@@ -411,3 +411,16 @@ def test_clear_cache_forgets_the_network_and_refuses_a_cache_that_is_a_file(tmp_
     listing = CliRunner().invoke(cli, ["models"])
     assert listing.exit_code == 0 and "(unusable: the weights cache" in listing.output, listing.output
     assert (tmp_path / "a-file").read_text() == "mine"
+
+
+def test_a_failed_download_points_only_to_what_models_has():
+    """`models --download` failures ended "(see --model and --offline)" or pointed to --offline,
+    options `models` does not have."""
+    from click.testing import CliRunner
+
+    from sr_filter.cli import cli
+
+    done = CliRunner().invoke(cli, ["models", "--download", "RealESRGANv2-animevideo-xsx2"])
+    line = [x for x in done.output.splitlines() if x.startswith("sr-filter: error:")]
+    assert done.exit_code == 1 and len(line) == 1 and "RealESRGANv2-animevideo-xsx2" in line[0], done.output
+    assert "--model" not in line[0] and "--offline" not in line[0], line

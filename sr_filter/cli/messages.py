@@ -25,7 +25,7 @@ _HINTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("InputTooLargeError", ()),  # the input's own size: no flag changes it
     ("ImageTooLargeError", ("use a smaller --scale, --width or --height",)),
     ("OutOfMemoryError", ("use a smaller --tile or --scale",)),
-    ("OfflineError", ("allow downloads (no --offline, SR_FILTER_OFFLINE unset)", "choose a built-in model")),
+    ("OfflineError", ("leave out --offline and unset SR_FILTER_OFFLINE to allow downloads", "choose a built-in model")),
     ("NetworkUnavailableError", ("--offline uses the built-in models without trying the network",)),
     ("CacheError", ()),  # fixed by the environment variable its message names
     ("DownloadSettingError", ()),

@@ -196,7 +196,7 @@ def _download(specs: tuple[str, ...], as_json: bool) -> None:
             failed += 1
             row.update(weights="failed", error=" ".join(str(exc).split()))
             if not as_json:
-                click.echo(f"sr-filter: error: {item.name}: {one_line(exc)}", err=True)
+                click.echo(f"sr-filter: error: {item.name}: {one_line(exc, flags=_own_flags())}", err=True)
         else:
             row.update(path=str(path), weights="built-in" if item.packaged else "cached")
             if not as_json:
@@ -244,3 +244,12 @@ def _clear_cache(as_json: bool) -> None:
         click.echo(f"removed {removed} file(s), {size / 1e6:.1f} MB, from {cache_dir()}")
     if failed:
         raise click.ClickException(f"could not remove {len(failed)} file(s): {failed[0]}" + (", ..." if len(failed) > 1 else ""))
+
+
+def _own_flags() -> frozenset[str] | None:
+    """The options of the running command, so that a hint names only flags ``models`` has (a
+    failed download had pointed to --model)."""
+    from . import DefaultGroup
+
+    return DefaultGroup.flags
+
