@@ -344,3 +344,17 @@ def test_a_bare_command_prints_the_help_as_help_does():
                             env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=120)
     assert bare.returncode == 0 and bare.stderr == "" and bare.stdout.startswith("Usage: sr-filter")
     assert bare.stdout.strip() == helped.stdout.strip()
+
+
+def test_every_command_takes_quiet_and_verbose_after_its_name(tmp_path):
+    """`sr-filter eval DIR -q` and `sr-filter models -q` were "No such option" (exit 2), where
+    upscale and export take them after the command's name too."""
+    from click.testing import CliRunner
+
+    from sr_filter.cli import cli
+
+    Image.new("RGB", (48, 48), (10, 20, 30)).save(tmp_path / "a.png")
+    for args in (["models", "-q"], ["models", "-v", "--json"], ["eval", str(tmp_path), "-q"]):
+        done = CliRunner().invoke(cli, args)
+        assert done.exit_code == 0, (args, done.output)
+    assert "--quiet" in CliRunner().invoke(cli, ["train", "--help"]).output

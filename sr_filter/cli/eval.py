@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .options import device_opt, offline_opt, precision_opt, tile_opt
+from .options import device_opt, offline_opt, precision_opt, tile_opt, verbosity
 
 
 @click.command("eval")
@@ -34,6 +34,7 @@ from .options import device_opt, offline_opt, precision_opt, tile_opt
 @precision_opt
 @tile_opt
 @offline_opt
+@verbosity
 def eval_cmd(folders: tuple[Path, ...], models: tuple[str, ...], scale: int | None, per_image: bool,
              json_path: Path | None, overwrite: bool, limit: int | None, include: tuple[str, ...], exclude: tuple[str, ...],
              jpeg: int | None, hr_scale: float,

@@ -10,6 +10,7 @@ import shutil
 import click
 
 from ..manifest import load_manifest
+from .options import verbosity
 
 
 @click.command()
@@ -24,6 +25,7 @@ from ..manifest import load_manifest
 @click.option("--clear-cache", is_flag=True,
               help="Remove the downloaded weights and the converted (OpenVINO) models from the cache; they come "
                    "back on next use.")
+@verbosity
 def models(as_json: bool, inspect_path: str | None, download: tuple[str, ...], clear_cache: bool) -> None:
     """List presets and models, whether their weights are on this machine, and the cache's size."""
     if sum(bool(x) for x in (inspect_path is not None, download, clear_cache)) > 1:

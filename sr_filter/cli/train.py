@@ -7,12 +7,15 @@ from pathlib import Path
 
 import click
 
+from .options import verbosity
+
 
 @click.command("train")
 @click.argument("config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--fresh", is_flag=True, help="Start over even if the run folder has a checkpoint.")
 @click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Stop after this long, with a checkpoint to resume from.")
+@verbosity
 def train_cmd(config: Path, fresh: bool, max_minutes: float | None) -> None:
     """Train the experiment described by CONFIG (TOML), resuming from its latest checkpoint.
 
