@@ -433,3 +433,12 @@ def test_bicubic_is_known_with_stray_spaces(tmp_path):
     done = _eval(_crops(tmp_path / "set", 32), "-m", " bicubic ")
     assert done.exit_code == 0 and "bicubic" in done.output, done.output
 
+
+@needs_bench
+def test_a_json_name_ending_in_a_slash_is_a_folder_not_a_file(tmp_path, monkeypatch):
+    """`--json res/` wrote a file called `res` (click's Path dropped the slash)."""
+    monkeypatch.chdir(tmp_path)
+    done = _eval(_crops(tmp_path / "set", 32), "--json", "res/")
+    assert done.exit_code == 2 and "res/ names a folder" in done.output and not (tmp_path / "res").exists(), done.output
+    assert _eval(tmp_path / "set", "--json", "res.json").exit_code == 0 and (tmp_path / "res.json").is_file()
+

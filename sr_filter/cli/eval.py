@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -18,7 +19,7 @@ from .options import device_opt, offline_opt, precision_opt, tile_opt, verbosity
               help="Scale for 'bicubic' when no model is listed; models use their own, and bicubic is then "
                    "measured at each of their scales (a baseline for every model row).  [default: 4]")
 @click.option("--per-image", is_flag=True, help="Also list every image.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, callback=lambda ctx, param, value: _json_file(value),
               help="Write the results as JSON to this file ('-' for stdout instead of the table).")
 @click.option("--overwrite", is_flag=True, help="Replace the --json file if it exists.")
 @click.option("--limit", type=click.IntRange(1), default=None, help="At most this many images per folder.")
@@ -99,6 +100,17 @@ def eval_cmd(folders: tuple[Path, ...], models: tuple[str, ...], scale: int | No
         with open_atomic(json_path, overwrite=overwrite) as out:
             out.write((dumps(payload) + "\n").encode("utf-8"))
         click.echo(f"wrote {json_path}")
+
+
+def _json_file(value: str | None) -> Path | None:
+    """The --json file; a name ending in a slash means a folder, not a file called that (click's
+    Path had dropped the slash and written a file named ``res`` for ``res/``)."""
+    if value is None:
+        return None
+    if value != "-" and value.endswith(("/", os.sep)):
+        raise click.BadParameter(f"{value} names a folder; give the file to write, e.g. {value.rstrip('/' + os.sep)}/results.json",
+                                 param_hint="'--json'")
+    return Path(value)
 
 
 def _check_patterns(folders: tuple[Path, ...], include: tuple[str, ...], exclude: tuple[str, ...]) -> None:
