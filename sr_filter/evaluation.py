@@ -218,7 +218,9 @@ def evaluate_folder(upscale: UpscaleFn, folder: Path, scale: int, name: str | No
     if not 0 < hr_scale <= 1:
         raise EvaluationError(f"hr_scale must be in (0, 1], not {hr_scale}")
     result = SetResult(dataset=name or Path(folder).resolve().name, scale=scale)
-    for path in select_images(folder, include, exclude)[:limit]:
+    paths = select_images(folder, include, exclude)[:limit]
+    stems = [p.stem for p in paths]
+    for path in paths:
         try:
             hr, gray = read_image(path)
         except SrFilterError as exc:  # one damaged file: said with the way to leave it out
@@ -234,7 +236,8 @@ def evaluate_folder(upscale: UpscaleFn, folder: Path, scale: int, name: str | No
             (["sharpness (the ground truth has no edges)"] if math.isnan(sharp) else [])
         if left_out:
             log.warning("%s: left out of the set's mean %s", path.name, " and ".join(left_out))
-        result.images.append(ImageResult(path.stem, p, s, dt, g, sharp))
+        # named without the extension, as the published tables do, unless two files share a stem
+        result.images.append(ImageResult(path.stem if stems.count(path.stem) == 1 else path.name, p, s, dt, g, sharp))
     return result
 
 

@@ -411,6 +411,16 @@ def test_a_pattern_that_leaves_a_folder_empty_is_refused_before_any_work(tmp_pat
     assert "PSNR" not in done.output
 
 
+def test_two_files_of_one_stem_are_told_apart(tmp_path):
+    folder = tmp_path / "set"
+    folder.mkdir()
+    rng = np.random.default_rng(4)
+    for name in ("same.png", "same.bmp", "other.png"):
+        Image.fromarray(rng.integers(0, 256, (24, 24, 3), dtype=np.uint8)).save(folder / name)
+    result = ev.evaluate_folder(ev.bicubic_upscaler(2), folder, 2)
+    assert sorted(r.name for r in result.images) == ["other", "same.bmp", "same.png"]
+
+
 def test_a_flat_or_exact_image_does_not_spoil_the_sets_means(tmp_path, caplog):
     """A flat picture has no edges (sharpness NaN) and bicubic reproduces it exactly (PSNR
     infinite): the set's mean sharpness was NaN and its mean PSNR infinite, the other images lost."""
