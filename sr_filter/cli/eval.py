@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import click
@@ -61,6 +62,8 @@ def eval_cmd(folders: tuple[Path, ...], models: tuple[str, ...], scale: int | No
         check_target(json_path, overwrite=overwrite)  # before hours of evaluation, not after
     if any(not spec.strip() for spec in models):
         raise click.BadParameter("a model name is empty; give a preset, a model name, a file or 'bicubic'", param_hint="-m")
+    if sys.stdout is None and (json_path is None or str(json_path) == "-"):  # the results would be lost after the work
+        raise click.UsageError("standard output is closed; write the results to a file with --json FILE")
     _check_patterns(folders, include, exclude)
     names = [folder.resolve().name or str(folder) for folder in folders]
     if len(set(names)) < len(names):  # two folders of the same name: tell them apart by the path given

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import shutil
+import sys
 
 import click
 
@@ -30,6 +31,8 @@ def models(as_json: bool, inspect_path: str | None, download: tuple[str, ...], c
     """List presets and models, whether their weights are on this machine, and the cache's size."""
     if sum(bool(x) for x in (inspect_path is not None, download, clear_cache)) > 1:
         raise click.UsageError("give one of --inspect, --download and --clear-cache")
+    if sys.stdout is None and not (download or clear_cache):  # what was asked for is all on standard output
+        raise click.UsageError("standard output is closed; the list would be lost")
     if inspect_path is not None:
         _inspect(inspect_path, as_json)
         return
