@@ -156,6 +156,9 @@ def _stream(url: str, path: Path, sha256: str, size: int | None, limits: Limits,
                 if time.monotonic() > deadline:
                     raise _OutOfTime(f"{url}: not done within {round(limits.overall(size), 1):g} s ({ENV_DEADLINE})")
             if size is not None and received != size:
+                if received == int(response.headers.get("Content-Length") or -1):  # all it has: another file, not a cut
+                    raise ChecksumError(f"{url} holds {received} bytes for {path.name}, not the expected {size}; "
+                                        "the server holds a different file")
                 raise _Retryable(f"got {received} of {size} bytes")
             actual = digest.hexdigest()
             if actual != sha256:

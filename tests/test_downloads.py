@@ -424,3 +424,13 @@ def test_a_failed_download_points_only_to_what_models_has():
     line = [x for x in done.output.splitlines() if x.startswith("sr-filter: error:")]
     assert done.exit_code == 1 and len(line) == 1 and "RealESRGANv2-animevideo-xsx2" in line[0], done.output
     assert "--model" not in line[0] and "--offline" not in line[0], line
+
+
+def test_a_shorter_file_on_the_server_is_another_file_not_a_broken_transfer(weights_server, entry):
+    """A mirror holding a file of another size answered in full was reported as "got N of M
+    bytes" (a broken transfer) and retried; a longer one already was "a different file"."""
+    served = weights_server.folder / entry.file
+    served.write_bytes(served.read_bytes()[:-1000])
+    with pytest.raises(DownloadError, match=r"holds \d+ bytes for .*, not the expected \d+; the server holds a different file"):
+        fetch(entry)
+    assert weights_server.hits[entry.file] == 1  # not retried
