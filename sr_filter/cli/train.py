@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from pathlib import Path
 
@@ -27,5 +29,21 @@ def train_cmd(config: Path, fresh: bool, max_minutes: float | None) -> None:
 
     try:
         train(load_config(config), resume=not fresh, max_seconds=max_minutes * 60 if max_minutes else None)  # says where the model is
+        code = 0
     except TrainingStopped as exc:  # the trainer said where it stopped and that the checkpoint is saved
-        sys.exit(exc.exit_code)
+        code = exc.exit_code
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        _leave_rank(code)
+    if code:
+        sys.exit(code)
+
+
+def _leave_rank(code: int) -> None:
+    """One process of a multi-process run (torchrun), its work done and saved, exits without the
+    interpreter's teardown: with the machine busy, gloo's threads destroyed there aborted a rank
+    that had finished ('terminate called without an active exception', SIGABRT after its last
+    Python line), and torchrun then reported the whole run as failed."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
