@@ -281,9 +281,15 @@ def test_frames_per_pass_is_checked_before_the_cluster(tmp_path, batch):
 
 def test_what_the_output_cannot_keep_is_said_as_on_one_machine(cluster, tmp_path):
     """The driver said nothing of a lost alpha channel or of fewer colour details (one machine did)."""
-    alpha = make_clip(tmp_path / "alpha.mkv", frames=2, codec="ffv1", pix_fmt="yuva444p", audio=0)
+    from .videos import alpha_clip, alpha_halves
+
+    alpha = alpha_clip(tmp_path / "alpha.mkv", pix_fmt="yuva444p")
     notices: list[str] = []
     upscale_video(alpha, tmp_path / "out.mkv", **SETTINGS, codec="av1", address=cluster, notice=notices.append)
     assert [n.split(":")[0] for n in notices] == ["the source's yuva444p video has an alpha channel (transparency), which "
-                                                  "is not carried into the upscaled video", "libsvtav1 writes yuv420p"], notices
+                                                  "libsvtav1 cannot keep", "libsvtav1 writes yuv420p"], notices
+    notices.clear()  # and the workers keep it where the encoder can
+    upscale_video(alpha, tmp_path / "kept.mkv", **SETTINGS, codec="ffv1", address=cluster, notice=notices.append)
+    assert notices == [] and describe(tmp_path / "kept.mkv")["pix_fmt"] == "yuva444p"
+    assert all(left < 2 and right > 253 for left, right in alpha_halves(tmp_path / "kept.mkv"))
 

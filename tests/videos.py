@@ -264,3 +264,35 @@ def flash_and_beep(path: Path) -> tuple[float, float]:
                     beep = float(frame.pts * frame.time_base) + loud[0] / frame.sample_rate
     assert flash is not None and beep is not None, f"{path}: no flash or no beep"
     return flash, beep
+
+
+def alpha_clip(path: Path, *, codec: str = "ffv1", pix_fmt: str = "yuva420p", frames: int = 3, size=(32, 24)) -> Path:
+    """A clip whose left half is transparent and right half opaque, in a pixel format with alpha."""
+    import av
+
+    width, height = size
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=12)
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        for i in range(frames):
+            rgba = np.zeros((height, width, 4), np.uint8)
+            rgba[..., 0], rgba[..., 1], rgba[..., 2] = 200, 40 * i, 90
+            rgba[:, width // 2:, 3] = 255
+            for packet in stream.encode(av.VideoFrame.from_ndarray(rgba, format="rgba").reformat(format=pix_fmt)):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def alpha_halves(path: Path) -> list[tuple[float, float]]:
+    """Each frame's mean alpha in its left and right quarter (0-255)."""
+    import av
+
+    out = []
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            alpha = frame.to_ndarray(format="rgba")[..., 3].astype(float)
+            quarter = alpha.shape[1] // 4
+            out.append((alpha[:, :quarter].mean(), alpha[:, -quarter:].mean()))
+    return out

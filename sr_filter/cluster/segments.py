@@ -100,7 +100,7 @@ class SegmentWorker(UpscaleWorker):
 def encode_segment(upscaler, task: Segment, settings: VideoSettings) -> None:
     """Decode, upscale and encode one segment in a private scratch folder, then publish it under
     its final name with a no-clobber hard link (a second attempt finds it and stops)."""
-    from ..video import batches, pipeline, resume, source
+    from ..video import batches, encode, pipeline, resume, source
     from ..video.encode import even_dimension
 
     src, target = task.source, Path(task.target)
@@ -110,6 +110,7 @@ def encode_segment(upscaler, task: Segment, settings: VideoSettings) -> None:
         factor = float(settings.scale or upscaler.scale)
         info = source.describe(container, src, scale=factor)
         info.steady = settings.steady
+        encode.settle_alpha(info, settings.codec)
         size = (even_dimension(info.width * factor), even_dimension(info.height * factor))
         scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
         writer = resume.SegmentWriter(scratch, settings.codec, info, container, size, settings.crf, 1 << 62, task.first, None, 0)

@@ -95,6 +95,7 @@ def upscale_video(
     finally:
         container.close()
     info.steady = encode.steady_time_base(src, muxer, notice or log.warning)
+    encode.settle_alpha(info, family)
     for line in encode.notices(info, family, muxer):  # as on one machine
         (notice or log.warning)(line)
     frames = segment_frames or SEGMENT_FRAMES

@@ -58,13 +58,14 @@ class Colour:
         rng = _JPEG if self.full or self.range == _JPEG else _MPEG
         return Colour(rng, matrix, self.primaries, self.trc, self.full)
 
-    def to_rgb(self, frame: av.VideoFrame, deep: bool) -> np.ndarray:
-        """A decoded frame as HxWx3 RGB (uint16 when ``deep``), full range."""
-        if frame.format.name in ("rgb24", "rgb48le") and not self.full:
+    def to_rgb(self, frame: av.VideoFrame, deep: bool, alpha: bool = False) -> np.ndarray:
+        """A decoded frame as HxWx3 RGB, or HxWx4 RGBA with ``alpha`` (uint16 when ``deep``), full range."""
+        wanted = ("rgba64le" if deep else "rgba") if alpha else ("rgb48le" if deep else "rgb24")
+        if frame.format.name == wanted and not self.full:
             return frame.to_ndarray()
         tags = self.settled(frame.height)
         rgb = frame.reformat(
-            format="rgb48le" if deep else "rgb24",
+            format=wanted,
             src_colorspace=_MATRIX[tags.matrix],
             src_color_range=tags.range,
             dst_color_range=_JPEG,
@@ -73,10 +74,12 @@ class Colour:
         return rgb.to_ndarray()
 
     def from_rgb(self, array: np.ndarray, pix_fmt: str, source_height: int) -> av.VideoFrame:
-        """An upscaled RGB array as a frame in ``pix_fmt``, converted and tagged like the source."""
+        """An upscaled RGB (or RGBA) array as a frame in ``pix_fmt``, converted and tagged like the source."""
         deep = array.dtype == np.uint16
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="rgb48le" if deep else "rgb24")
-        if pix_fmt.startswith(("rgb", "bgr", "gbr")):
+        alpha = array.ndim == 3 and array.shape[2] == 4
+        layout = ("rgba64le" if deep else "rgba") if alpha else ("rgb48le" if deep else "rgb24")
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format=layout)
+        if pix_fmt.startswith(("rgb", "bgr", "gbr", "argb", "abgr")):
             out = frame.reformat(format=pix_fmt)
         else:
             tags = self.settled(source_height)

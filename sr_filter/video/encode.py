@@ -190,16 +190,44 @@ def check_crf(family: str, crf: object) -> str | None:
     return None
 
 
-def choose_pix_fmt(source: str, encoder: str) -> str:
+#: encoders that list pixel formats with alpha but refuse them in this build (x265 needs its
+#: multi-layer build for alpha: "Operation not supported")
+_ALPHA_REFUSED = frozenset({"libx265"})
+
+
+def has_alpha(pix_fmt: str) -> bool:
+    """Whether a pixel format has an alpha channel."""
+    try:
+        return any(c.is_alpha for c in av.VideoFormat(pix_fmt).components)
+    except (ValueError, av.error.FFmpegError):
+        return False
+
+
+def settle_alpha(info: VideoInfo, family: str) -> None:
+    """Read the frames with their alpha channel when the source has one that means something
+    (not a GIF's: its decoder gives every picture one) and the encoder of ``family`` keeps it."""
+    info.alpha = (info.codec not in _ALWAYS_ALPHA and has_alpha(info.pix_fmt)
+                  and has_alpha(choose_pix_fmt(info.pix_fmt, ENCODERS[family][0], alpha=True)))
+
+
+def choose_pix_fmt(source: str, encoder: str, alpha: bool | None = None) -> str:
     """The source's pixel format when the encoder takes it, else the closest one it does take
-    (same bit depth and chroma layout first, then the same chroma at another depth, then more
-    chroma, then less)."""
-    formats = [f.name for f in av.Codec(encoder, "w").video_formats or []]
+    (with alpha first, where the source has it; then the same bit depth and chroma layout, then
+    the same chroma at another depth, then more chroma, then less). ``alpha``: whether the frames
+    carry alpha (default: whether the source format has it; a GIF's decoder gives one unused)."""
+    formats = [f.name for f in av.Codec(encoder, "w").video_formats or [] if encoder not in _ALPHA_REFUSED or not has_alpha(f.name)]
     plain = source.replace("yuvj", "yuv")
     if plain in formats:
         return plain
     depth = "10le" if _bits(plain) > 8 else ""  # by the format's own bits: "nv12" had read as 12-bit
     chroma = next((c for c in ("444", "422", "420") if c in plain), "420")
+    if has_alpha(plain) if alpha is None else alpha:  # transparency kept where the encoder can: RGB-like layouts, then YUV with alpha
+        rgb_like = not plain.startswith("yuv")
+        alphas = ((["bgra", "argb", "rgba", "gbrap"] if rgb_like else [])
+                  + [f"yuva{chroma}p{depth}", f"yuva{chroma}p", "yuva444p10le", "yuva444p", "yuva422p", "yuva420p"])
+        found = next((f for f in alphas if f in formats), None)
+        if found:
+            return found
     # the source's chroma before its depth: 10-bit 4:2:2 into 8-bit-only VP9 is 8-bit 4:2:2, not 4:2:0
     layouts = ("420", "422", "444")
     richer = [c for c in layouts if c > chroma]  # the nearest richer layout first (ProRes: 4:2:0 as 4:2:2, not 4:4:4)
@@ -229,26 +257,25 @@ def _chroma(pix_fmt: str) -> int:
 def notices(info: VideoInfo, family: str, muxer: str) -> list[str]:
     """What the written video will not keep of the source's picture, one line each: its alpha
     channel, its bit depth or its colour detail."""
-    return [line for line in (alpha_notice(info), depth_notice(info, family, muxer)) if line]
+    return [line for line in (alpha_notice(info, family), depth_notice(info, family, muxer)) if line]
 
 
 #: decoders that give every picture an alpha channel, used or not (FFmpeg's GIF decoder: bgra)
 _ALWAYS_ALPHA = frozenset({"gif"})
 
 
-def alpha_notice(info: VideoInfo) -> str | None:
+def alpha_notice(info: VideoInfo, family: str) -> str | None:
     """One line when the source has an alpha channel (ProRes 4444, QuickTime Animation, VP9 or
-    FFV1 with alpha), which video output does not carry: it had been dropped without a word."""
-    if info.codec in _ALWAYS_ALPHA:
+    FFV1 with alpha) that the chosen encoder cannot keep: it had been dropped without a word."""
+    if info.codec in _ALWAYS_ALPHA or not has_alpha(info.pix_fmt):
         return None
-    try:
-        alpha = any(c.is_alpha for c in av.VideoFormat(info.pix_fmt).components)
-    except (ValueError, av.error.FFmpegError):
+    encoder = ENCODERS[family][0]
+    if has_alpha(choose_pix_fmt(info.pix_fmt, encoder, alpha=True)):
         return None
-    if not alpha:
-        return None
-    return (f"the source's {info.pix_fmt} video has an alpha channel (transparency), which is not carried into "
-            "the upscaled video: every frame is written opaque")
+    keep = [f for f in CODECS if f != family and has_alpha(choose_pix_fmt(info.pix_fmt, ENCODERS[f][0], alpha=True))]
+    hint = f"; --codec {' or '.join(keep)} {'keeps' if len(keep) == 1 else 'keep'} it" if keep else ""
+    return (f"the source's {info.pix_fmt} video has an alpha channel (transparency), which {encoder} cannot keep: "
+            f"every frame is written opaque{hint}")
 
 
 def depth_notice(info: VideoInfo, family: str, muxer: str) -> str | None:
@@ -256,7 +283,7 @@ def depth_notice(info: VideoInfo, family: str, muxer: str) -> str | None:
     libvpx-vp9 writes 8 bits only) or its colour detail (SVT-AV1 writes 4:2:0 only), naming the
     families that would keep both in this container."""
     encoder = ENCODERS[family][0]
-    chosen = choose_pix_fmt(info.pix_fmt, encoder)
+    chosen = choose_pix_fmt(info.pix_fmt, encoder, alpha=info.alpha)
     source_bits, written_bits = _bits(info.pix_fmt), _bits(chosen)
     # chroma: only a YUV source's (an RGB one, a GIF's say, is written as 4:2:0 like any video)
     fewer_bits = written_bits < source_bits
@@ -265,7 +292,7 @@ def depth_notice(info: VideoInfo, family: str, muxer: str) -> str | None:
         return None
 
     def keeps(other: str) -> bool:
-        written = choose_pix_fmt(info.pix_fmt, ENCODERS[other][0])
+        written = choose_pix_fmt(info.pix_fmt, ENCODERS[other][0], alpha=info.alpha)
         return _bits(written) >= source_bits and (not less_colour or _chroma(written) >= _chroma(info.pix_fmt))
 
     keep = [f for f in CODECS if f != family and _probe_holds(muxer, ENCODERS[f][1]) and keeps(f)]
@@ -309,7 +336,7 @@ class Output:
             self.container.metadata.update({k: v for k, v in source.metadata.items() if k.lower() != "encoder"})
             stream = self.container.add_stream(encoder, rate=1 / info.steady if info.steady else info.rate or Fraction(25))
             stream.width, stream.height = width, height
-            stream.pix_fmt = self.pix_fmt = choose_pix_fmt(info.pix_fmt, encoder)
+            stream.pix_fmt = self.pix_fmt = choose_pix_fmt(info.pix_fmt, encoder, alpha=info.alpha)
             context = stream.codec_context
             context.time_base = stream.time_base = info.steady or info.time_base
             if info.sar:

@@ -118,7 +118,7 @@ def run(container, src: Path, dst: Path, tmp: str, muxer: str, family: str, info
     for what in dropped:
         notice(f"dropped {what}")
     total = segments[-1][1]
-    return {"frames": total, "resumed_at": resume_at, "codec": family, "pix_fmt": encode.choose_pix_fmt(info.pix_fmt, encode.ENCODERS[family][0]),
+    return {"frames": total, "resumed_at": resume_at, "codec": family, "pix_fmt": encode.choose_pix_fmt(info.pix_fmt, encode.ENCODERS[family][0], alpha=info.alpha),
             "dropped": dropped, "parts": parts}
 
 

@@ -45,6 +45,9 @@ class VideoInfo:
     colour: Colour
     rotation: int = 0
     deep: bool = False
+    #: frames are read with their alpha channel (RGBA), which the chosen encoder keeps (set with
+    #: :func:`sr_filter.video.encode.settle_alpha` once the codec is known)
+    alpha: bool = False
     frames: int = 0  # the container's count; 0 = unknown
     metadata: dict = field(default_factory=dict)
     #: the time base of a constant-rate output (AVI), 1/rate: there frame n of the output is tick n
@@ -212,7 +215,7 @@ def check_complete(stream, name: str, last_end: float) -> None:
 def as_frame(frame: av.VideoFrame, pts: int | None, info: VideoInfo, index: int, key: bool | None = None) -> Frame:
     """A decoded frame as an upscaling job: RGB pixels, the timestamp ``pts`` (from a
     :class:`Clock`), its display time as the source gives it, and whether it is a keyframe."""
-    return Frame(info.colour.to_rgb(frame, info.deep), pts, frame.time_base, index,
+    return Frame(info.colour.to_rgb(frame, info.deep, alpha=info.alpha), pts, frame.time_base, index,
                  bool(frame.key_frame) if key is None else key, frame.duration or None)
 
 
