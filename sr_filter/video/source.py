@@ -98,7 +98,9 @@ def describe(container: av.container.InputContainer, name: str, *, scale: float)
         raise VideoFormatError(f"{name}: the video stream has no picture size (damaged header?)")
     fmt = context.format
     deep = fmt is not None and any(c.bits > 8 for c in fmt.components)
-    need = estimate_bytes(width, height, 3, scale, 2 if deep else 1) * 2 + _frames_bytes(width, height, scale, deep)
+    channels = 4 if fmt is not None and any(c.is_alpha for c in fmt.components) else 3  # alpha goes through too
+    need = (estimate_bytes(width, height, channels, scale, 2 if deep else 1) * 2
+            + _frames_bytes(width, height, scale, deep) * channels // 3)
     have = available_ram()
     if need > have:
         raise VideoFormatError(
