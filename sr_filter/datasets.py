@@ -19,7 +19,7 @@ def read_image(path: Path) -> tuple[np.ndarray, bool]:
     left out; EXIF orientation is applied."""
     from .imageio import read_image as decode
 
-    array, _meta = decode(Path(path))
+    array, _meta = decode(Path(path), use="used", model_scale=1)  # read, not upscaled: no advice about upscaling
     if array.ndim == 2:
         array = array[..., None]
     gray = array.shape[2] <= 2

@@ -58,7 +58,7 @@ IMAGE_SUFFIXES = (*FORMATS, *ALIASES, *READ_ONLY)
 # -- reading ---------------------------------------------------------------------------------
 def read_image(
     source: str | Path | bytes | BinaryIO, *, scale: float | None = None, model_scale: int = 4, name: str | None = None,
-    out_format: str | None = None, size: tuple[int | None, int | None] | None = None,
+    out_format: str | None = None, size: tuple[int | None, int | None] | None = None, use: str = "upscaled",
 ) -> tuple[np.ndarray, ImageMeta]:
     """Decode a file (path, bytes or binary stream) into upright pixels and metadata.
 
@@ -67,7 +67,8 @@ def read_image(
     decoded (``model_scale``, the network's own factor, refines that estimate), as is one whose
     output ``out_format`` (when given) cannot hold at that scale (``size`` = (width, height):
     the scale that fits the header's picture inside them instead); a stream is
-    refused after its first bytes when it is no image. EXIF orientation is applied to the
+    refused after its first bytes when it is no image (``use`` names what the picture is for in
+    the notice about the frames of an animation left out). EXIF orientation is applied to the
     pixels. 16-bit and float data stay 16-bit / float (TIFF through tifffile, 16-bit PNG
     through :mod:`sr_filter.png`). Each file is parsed once per reader.
     """
@@ -86,17 +87,20 @@ def read_image(
     if array.dtype != np.uint8 and not meta.mode.startswith(("I", "F")):
         meta.mode = str(array.dtype)  # Pillow's mode name would claim 8 bits
     if meta.frames > 1:
-        log.warning("%s", _frames_notice(name, meta))
+        log.warning("%s", _frames_notice(name, meta, use))
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise ImageFormatError(f"{name} has no pixels ({array.shape[1]}x{array.shape[0]})")
     upright_dpi(meta, orientation)
     return orient(array, orientation), meta
 
 
-def _frames_notice(name: str, meta: ImageMeta) -> str:
-    """The one line that says an image's later frames or pages are left out, and where they are kept."""
+def _frames_notice(name: str, meta: ImageMeta, use: str = "upscaled") -> str:
+    """The one line that says an image's later frames or pages are left out (``use``: what is
+    done with the first, "upscaled" or "measured"), and, when upscaling, where they are kept."""
     if meta.format == "TIFF":
-        return f"{name} has {meta.frames} pages; only the first page is upscaled"
+        return f"{name} has {meta.frames} pages; only the first page is {use}"
+    if use != "upscaled":
+        return f"{name} has {meta.frames} frames; only the first is {use}"
     return (f"{name} has {meta.frames} frames; only the first is upscaled here (an animation read from a file "
             "keeps every frame when written as GIF, WebP or PNG, the formats that hold animation)")
 

@@ -54,6 +54,9 @@ def check_fits(
         need -= width * height * max(1, channels) * itemsize
     have = available_ram() if available is None else available
     if need > have:
+        if scale == 1 and model_scale == 1:  # read, not upscaled (evaluation, training)
+            raise ImageTooLargeError(f"{name} is {width}x{height} ({width * height / 1e6:,.0f} megapixels); reading it would "
+                                     f"need about {_gib(need)} of memory, but only {_gib(have)} is available")
         out_w, out_h = max(1, round(width * scale)), max(1, round(height * scale))
         raise ImageTooLargeError(
             f"{name} is {width}x{height}; upscaled x{scale:g} it would be {out_w}x{out_h} "

@@ -452,3 +452,26 @@ def test_a_json_name_ending_in_a_slash_is_a_folder_not_a_file(tmp_path, monkeypa
     assert done.exit_code == 2 and "res/ names a folder" in done.output and not (tmp_path / "res").exists(), done.output
     assert _eval(tmp_path / "set", "--json", "res.json").exit_code == 0 and (tmp_path / "res.json").is_file()
 
+
+
+def test_ground_truth_notices_speak_of_reading_not_upscaling(tmp_path, caplog):
+    """An animated ground truth was "only the first is upscaled here (... written as GIF ...)", an
+    oversized one "upscaled x1 it would be ... use a smaller scale": advice for upscaling, not eval."""
+    import struct
+    import zlib
+
+    from sr_filter.errors import ImageTooLargeError
+
+    frames = [Image.new("RGB", (24, 24), (60 * i, 0, 0)) for i in range(3)]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    with caplog.at_level("WARNING", logger="sr_filter"):
+        datasets.read_image(tmp_path / "anim.gif")
+    assert [r.getMessage() for r in caplog.records] == [f"{tmp_path / 'anim.gif'} has 3 frames; only the first is used"]
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = chunk(b"IHDR", struct.pack(">IIBBBBB", 60000, 60000, 8, 2, 0, 0, 0))
+    (tmp_path / "huge.png").write_bytes(b"\x89PNG\r\n\x1a\n" + header + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+    with pytest.raises(ImageTooLargeError, match=r"is 60000x60000 \(3,600 megapixels\); reading it would need about .* GiB"):
+        datasets.read_image(tmp_path / "huge.png")
