@@ -342,6 +342,26 @@ def load_state_dict(path: str | Path, state_key: str | None = None) -> dict[str,
     return canonicalize(obj, state_key, path.name)
 
 
+def trainer_record(path: str | Path) -> dict | None:
+    """The ``{"arch", "settings"}`` record that sr_filter's trainer writes beside the weights in
+    ``model.pth`` and its checkpoints, or None (any other file, or one that cannot be read)."""
+    import warnings
+
+    import torch
+
+    if not zipfile.is_zipfile(path):
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with open(path, "rb") as f:
+                obj = torch.load(f, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - no record: the tensors alone decide, as for any file
+        return None
+    record = obj.get("sr_filter") if isinstance(obj, dict) else None
+    return record if isinstance(record, dict) and isinstance(record.get("settings"), dict) else None
+
+
 #: containers that training code wraps a state dict in (BasicSR, KAIR, spandrel's list, ...), in order
 _WRAPPERS = ("params_ema", "params-ema", "params", "model_state_dict", "state_dict", "ema", "model", "net", "network",
              "generator")  # "ema" before "model": a training checkpoint's validated (EMA) weights, not its raw ones

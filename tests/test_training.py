@@ -642,3 +642,22 @@ def test_checkpoints_load_their_ema_weights_and_run_files_are_named_after_the_ru
     longer = Trainer(_config(image_folder, tmp_path, val={"dirs": []}, optim={"iterations": 8}), log=lines.append)
     longer.run(resume=True)
     assert any("optim.iterations: 6 -> 8" in line for line in lines)  # the schedule's shape changed
+
+
+def test_a_trained_networks_activation_is_read_from_its_record(tmp_path):
+    """ReLU and LeakyReLU have no weights, so the tensors alone cannot tell them apart: a network
+    trained with act_type = "relu" was loaded with LeakyReLU (other pixels in the filter, eval
+    and export). The trainer's record in the file says which."""
+    from sr_filter.archs.srvgg import SRVGGNetCompact
+    from sr_filter.models import load_model
+
+    torch.manual_seed(0)
+    net = SRVGGNetCompact(num_feat=8, num_conv=2, upscale=2, act_type="relu").eval()
+    settings = {"num_in_ch": 3, "num_out_ch": 3, "num_feat": 8, "num_conv": 2, "upscale": 2, "act_type": "relu"}
+    torch.save({"params": net.state_dict(), "sr_filter": {"arch": "srvgg", "settings": settings}}, tmp_path / "model.pth")
+    loaded = load_model(str(tmp_path / "model.pth"))
+    x = torch.rand(1, 3, 12, 10) - 0.5  # negative values too: where ReLU and LeakyReLU differ
+    with torch.no_grad():
+        assert loaded.params["act_type"] == "relu" and torch.equal(loaded.network(x), net(x))
+    torch.save({"params": net.state_dict()}, tmp_path / "bare.pth")  # no record: the shapes decide, as before
+    assert load_model(str(tmp_path / "bare.pth")).params["act_type"] == "leakyrelu"
