@@ -475,7 +475,14 @@ def test_learning_rate_and_ema_decay_follow_the_iteration_alone():
     ({"val": {"every": 0}}, "[val] every must be at least 1"),
     ({"name": "../../escape"}, "must be a folder name inside out_dir"),
     ({"name": ""}, "must be a folder name inside out_dir"),
-    ({"loss": {"l1": 0.0}}, "at least one of l1, mse, perceptual, texture and adversarial above 0"),
+    ({"loss": {"l1": 0.0}}, "at least one of l1, mse, perceptual and texture above 0"),
+    ({"loss": {"l1": 0.0, "adversarial": 0.01}}, "adversarial trains beside a content loss"),  # a traceback at iteration 1
+    ({"data": {"degradation": {"blur_sigma": [float("nan"), float("nan")]}}}, "[data.degradation] blur_sigma must be a finite number"),
+    ({"data": {"degradation": {"noise_sigma": [1.0, float("inf")]}}}, "[data.degradation] noise_sigma must be a finite number"),
+    ({"optim": {"weight_decay": float("nan")}}, "[optim] weight_decay must be a finite number"),
+    ({"optim": {"lr": float("inf")}}, "[optim] lr must be a finite number"),
+    ({"seed": 2**63 - 1}, "seed must be at most 2147483647"),
+    ({"threads": 100000000000}, "threads at most 4096"),
     ({"loss": {"perceptual_net": "vgg16"}}, "perceptual_net must be vgg19 or resnet50"),
     ({"model": {"settings": "num_feat=8"}}, "[model] settings must be a table"),
 ])

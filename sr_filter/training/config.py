@@ -7,6 +7,7 @@ resolved against the config file's folder so that a config runs from any working
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -284,8 +285,28 @@ def _validate(cfg: TrainConfig) -> None:
     _validate_ranges(cfg)
 
 
+#: the largest seed (the per-iteration generators are seeded from it) and thread count taken
+MAX_SEED, MAX_THREADS = 2**31 - 1, 4096
+
+
+def _check_finite(section: Any, where: str = "") -> None:
+    """NaN or infinity in any number of the config (a range's end too): the range checks read
+    NaN as in range, and the run failed at its first batch with a traceback."""
+    for f in dataclasses.fields(section):
+        value = getattr(section, f.name)
+        if dataclasses.is_dataclass(value):
+            _check_finite(value, f"{where}.{f.name}" if where else f.name)
+            continue
+        values = value if isinstance(value, (list, tuple)) else [value]
+        if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+            raise ConfigError(f"{f'[{where}] ' if where else ''}{f.name} must be a finite number, not {value}")
+
+
 def _validate_ranges(cfg: TrainConfig) -> None:
     """Values that would run but mean nothing (a probability of 2) or fail deep inside (every = 0)."""
+    _check_finite(cfg)
+    if cfg.seed > MAX_SEED or cfg.threads > MAX_THREADS:
+        raise ConfigError(f"seed must be at most {MAX_SEED} and threads at most {MAX_THREADS}")
     name = cfg.name.strip()
     if not name or name in (".", "..") or "/" in name or "\\" in name:
         raise ConfigError(f"name {cfg.name!r} must be a folder name inside out_dir, without / or \\")
@@ -318,9 +339,9 @@ def _validate_ranges(cfg: TrainConfig) -> None:
                               + (f" <= {high}" if high else "") + f", not [{a}, {b}]")
     loss = cfg.loss
     weights = {k: getattr(loss, k) for k in ("l1", "mse", "perceptual", "texture", "adversarial")}
-    if any(w < 0 for w in weights.values()) or not any(w > 0 for w in weights.values()):
-        raise ConfigError("[loss] weights must be 0 or more, and at least one of l1, mse, perceptual, texture and "
-                          "adversarial above 0")
+    if any(w < 0 for w in weights.values()) or not any(weights[k] > 0 for k in ("l1", "mse", "perceptual", "texture")):
+        raise ConfigError("[loss] weights must be 0 or more, and at least one of l1, mse, perceptual and texture above 0 "
+                          "(adversarial trains beside a content loss, as in ESRGAN; alone it failed at the first iteration)")
     if loss.perceptual_net not in ("vgg19", "resnet50"):
         raise ConfigError(f"[loss] perceptual_net must be vgg19 or resnet50, not {loss.perceptual_net!r}")
     if not loss.critic_lr > 0 or min(loss.critic_feat, loss.critic_depth, loss.critic_steps, loss.texture_patch) < 1:
