@@ -668,3 +668,19 @@ def test_a_trained_networks_activation_is_read_from_its_record(tmp_path):
         assert loaded.params["act_type"] == "relu" and torch.equal(loaded.network(x), net(x))
     torch.save({"params": net.state_dict()}, tmp_path / "bare.pth")  # no record: the shapes decide, as before
     assert load_model(str(tmp_path / "bare.pth")).params["act_type"] == "leakyrelu"
+
+
+def test_a_stop_asked_for_during_the_last_iteration_still_finishes(image_folder, tmp_path):
+    """Ctrl-C during the last step reported a finished run as stopped ("run the same command again
+    to continue", exit 130)."""
+    cfg = _config(image_folder, tmp_path, val={"dirs": []})
+    lines: list[str] = []
+
+    def log(line: str) -> None:
+        lines.append(line)
+        if line.startswith(f"iter {cfg.optim.iterations} "):
+            os.kill(os.getpid(), signal.SIGINT)  # the handler the run installs asks it to stop
+
+    Trainer(cfg, log=log).run()
+    assert any(line.startswith(f"done at iteration {cfg.optim.iterations}") for line in lines), lines
+    assert not any("stopped" in line for line in lines), lines

@@ -513,6 +513,8 @@ class Trainer:
                 self.save_checkpoint(keep=due)
                 last_ckpt = time.monotonic()
                 window_t += last_ckpt - t_ckpt  # s_per_it counts training only, not checkpoints and plots
+            if it >= cfg.optim.iterations:  # finished (and saved): a stop asked for during the last step changes nothing
+                return False
             time_up = max_seconds is not None and time.monotonic() - start >= max_seconds
             if self._out_of_time(time_up or bool(asked)):
                 if self.is_main and not due:
