@@ -684,3 +684,20 @@ def test_a_stop_asked_for_during_the_last_iteration_still_finishes(image_folder,
     Trainer(cfg, log=log).run()
     assert any(line.startswith(f"done at iteration {cfg.optim.iterations}") for line in lines), lines
     assert not any("stopped" in line for line in lines), lines
+
+
+def test_training_images_too_small_for_the_patch_are_named(tmp_path, caplog):
+    """One image smaller than the patch among larger ones was left out without a word, even with -v."""
+    from PIL import Image
+
+    from sr_filter.training.data import PatchSampler
+
+    folder = tmp_path / "hr"
+    folder.mkdir()
+    rng = np.random.default_rng(5)
+    for name, side in (("big.png", 96), ("small.png", 40)):
+        Image.fromarray(rng.integers(0, 256, (side, side, 3), dtype=np.uint8)).save(folder / name)
+    cfg = _config(folder, tmp_path, data={"patch": 24}, val={"dirs": []})
+    with caplog.at_level("WARNING", logger="sr_filter"):
+        PatchSampler(cfg.data)
+    assert [r.getMessage() for r in caplog.records] == ["1 training image(s) smaller than 48 px on a side are left out: small.png"]

@@ -8,6 +8,7 @@ about the sampler has to be saved in checkpoints.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from ..errors import SrFilterError
 from ..datasets import list_images, read_rgb, select_images, unmatched
 from ..imageops import imresize, modcrop
 from .config import DataConfig, DegradationConfig
+
+log = logging.getLogger(__name__)
 
 
 class DataError(SrFilterError):
@@ -73,14 +76,21 @@ class PatchSampler:
                             "(it matches whole file names, e.g. 'src_*')")
         # on-the-fly degradations blur before downscaling: keep a margin so the patch has context
         self.margin = 0 if self.plain else 2 * s
+        too_small = []
         for path in files:
             base = read_rgb(path)
+            kept = len(self.images)
             for factor in cfg.rescale:
                 hr = base if factor == 1.0 else imresize(base, float(factor))
                 hr = modcrop(hr, s)
                 if min(hr.shape[:2]) < hr_patch + 2 * self.margin:
                     continue
                 self.images.append(_Image(hr, imresize(hr, 1.0 / s) if self.plain else None))
+            if len(self.images) == kept:
+                too_small.append(path.name)
+        if too_small and self.images and rank == 0:  # left out without a word, even with -v
+            log.warning("%d training image(s) smaller than %d px on a side are left out: %s%s", len(too_small),
+                        hr_patch + 2 * self.margin, ", ".join(too_small[:5]), ", ..." if len(too_small) > 5 else "")
         if not self.images:
             raise DataError(f"no training image is at least {hr_patch + 2 * self.margin} px on each side in "
                             f"{', '.join(cfg.train_dirs)}; use a smaller [data] patch")
