@@ -701,3 +701,27 @@ def test_training_images_too_small_for_the_patch_are_named(tmp_path, caplog):
     with caplog.at_level("WARNING", logger="sr_filter"):
         PatchSampler(cfg.data)
     assert [r.getMessage() for r in caplog.records] == ["1 training image(s) smaller than 48 px on a side are left out: small.png"]
+
+
+def test_ctrl_c_while_fresh_removes_the_old_run_removes_all_of_it(image_folder, tmp_path, monkeypatch):
+    """A Ctrl-C that landed while --fresh removed the old run's files stopped it halfway: the
+    checkpoints were gone, the old model.pth and log were left."""
+    from sr_filter.training.trainer import TrainingStopped
+
+    cfg = _config(image_folder, tmp_path, val={"dirs": []})
+    Trainer(cfg, log=lambda _: None).run()
+    run = tmp_path / "t"
+    assert (run / "model.pth").exists() and (run / "latest.pt").exists()
+    real_unlink = Path.unlink
+
+    def unlink(self, *args, **kwargs):
+        real_unlink(self, *args, **kwargs)
+        if self.parent == run:
+            monkeypatch.setattr(Path, "unlink", real_unlink)
+            os.kill(os.getpid(), signal.SIGINT)  # at the first removal
+
+    monkeypatch.setattr(Path, "unlink", unlink)
+    with pytest.raises(TrainingStopped):
+        Trainer(cfg, log=lambda _: None).run(resume=False)
+    state = torch.load(run / "latest.pt", weights_only=True)
+    assert state["iteration"] == 1  # every old file went; the new run stopped after one step, saved

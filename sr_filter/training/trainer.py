@@ -453,23 +453,25 @@ class Trainer:
     def _run(self, resume: bool, max_seconds: float | None) -> Path:
         cfg = self.cfg
         latest = self.run_dir / "latest.pt"
-        if not resume and self.is_main:  # start over: the old run's files would mix with the new ones
-            for pattern in ("iter_*.pt", "latest.pt", "model.pth", "log.jsonl", "curves.png"):
-                for old in self.run_dir.glob(pattern):
-                    old.unlink()
-        if resume and latest.exists():
-            self.load_checkpoint(latest)
-            self.print(f"resumed {latest} at iteration {self.iteration}")
-            changed = _changed_settings(self.run_dir / "config.json", cfg.to_dict())
-            if changed and self.is_main:
-                self.print("settings changed since the run began (the resumed run uses the new ones): " + "; ".join(changed))
-        if self.is_main:
-            (self.run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
-            # the log file is rewritten from the checkpoint's history, so steps after it disappear
-            with open(self.run_dir / "log.jsonl", "w", encoding="utf-8") as f:
-                f.writelines(json.dumps(h) + "\n" for h in self.history)
-        start = time.monotonic()
+        # a stop asked for from here on waits for a safe point: --fresh had been cut off halfway
+        # through removing the old run's files, leaving some of them
         with _stop_requests() as asked:
+            if not resume and self.is_main:  # start over: the old run's files would mix with the new ones
+                for pattern in ("iter_*.pt", "latest.pt", "model.pth", "log.jsonl", "curves.png"):
+                    for old in self.run_dir.glob(pattern):
+                        old.unlink()
+            if resume and latest.exists():
+                self.load_checkpoint(latest)
+                self.print(f"resumed {latest} at iteration {self.iteration}")
+                changed = _changed_settings(self.run_dir / "config.json", cfg.to_dict())
+                if changed and self.is_main:
+                    self.print("settings changed since the run began (the resumed run uses the new ones): " + "; ".join(changed))
+            if self.is_main:
+                (self.run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+                # the log file is rewritten from the checkpoint's history, so steps after it disappear
+                with open(self.run_dir / "log.jsonl", "w", encoding="utf-8") as f:
+                    f.writelines(json.dumps(h) + "\n" for h in self.history)
+            start = time.monotonic()
             stopped = self._loop(max_seconds, start, asked)
         if stopped and asked:
             if self.is_main:
