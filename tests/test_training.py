@@ -725,3 +725,16 @@ def test_ctrl_c_while_fresh_removes_the_old_run_removes_all_of_it(image_folder, 
         Trainer(cfg, log=lambda _: None).run(resume=False)
     state = torch.load(run / "latest.pt", weights_only=True)
     assert state["iteration"] == 1  # every old file went; the new run stopped after one step, saved
+
+
+def test_a_damaged_checkpoint_says_how_to_go_on(image_folder, tmp_path):
+    """A truncated latest.pt was "cannot read checkpoint ...: [Errno 22] Invalid argument", with no way on."""
+    from sr_filter.training.trainer import CheckpointError
+
+    cfg = _config(image_folder, tmp_path, val={"dirs": []}, checkpoint_every=3)
+    Trainer(cfg, log=lambda _: None).run()
+    latest = tmp_path / "t" / "latest.pt"
+    latest.write_bytes(latest.read_bytes()[:3000])
+    with pytest.raises(CheckpointError, match=r"\(PytorchStreamReader failed [^.]*: damaged or cut short\?\); copy "
+                                              r"iter_0000006.pt over it to go on from there, or start over with --fresh$"):
+        Trainer(cfg, log=lambda _: None).run()

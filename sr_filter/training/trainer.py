@@ -306,7 +306,11 @@ class Trainer:
         try:
             state = torch.load(path, map_location=self.device, weights_only=True)
         except Exception as exc:  # noqa: BLE001 - torch raises many kinds
-            raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from None
+            newest = sorted(path.parent.glob("iter_*.pt"), key=lambda p: p.stat().st_mtime)
+            fallback = f"copy {newest[-1].name} over it to go on from there, or " if newest else ""
+            detail = first_line(exc).split(". ")[0].rstrip(".")[:160]  # torch's first sentence, not its appeals
+            raise CheckpointError(f"cannot read checkpoint {path} ({detail}: damaged or cut short?); "
+                                  f"{fallback}start over with --fresh") from None
         if state.get("format") != CHECKPOINT_FORMAT or state.get("arch") != self.cfg.model.arch:
             raise CheckpointError(f"{path} is not a checkpoint of this experiment's {self.cfg.model.arch} model; "
                                   "use another run name or out_dir")
