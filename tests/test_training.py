@@ -670,7 +670,16 @@ def test_a_trained_networks_activation_is_read_from_its_record(tmp_path):
     assert load_model(str(tmp_path / "bare.pth")).params["act_type"] == "leakyrelu"
 
 
-def test_a_stop_asked_for_during_the_last_iteration_still_finishes(image_folder, tmp_path):
+@pytest.fixture
+def sigint_handled():
+    """Ctrl-C handled as in a terminal, even where this test run was started with it ignored (a
+    background job): the trainer leaves an ignored signal ignored."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+def test_a_stop_asked_for_during_the_last_iteration_still_finishes(image_folder, tmp_path, sigint_handled):
     """Ctrl-C during the last step reported a finished run as stopped ("run the same command again
     to continue", exit 130)."""
     cfg = _config(image_folder, tmp_path, val={"dirs": []})
@@ -703,7 +712,7 @@ def test_training_images_too_small_for_the_patch_are_named(tmp_path, caplog):
     assert [r.getMessage() for r in caplog.records] == ["1 training image(s) smaller than 48 px on a side are left out: small.png"]
 
 
-def test_ctrl_c_while_fresh_removes_the_old_run_removes_all_of_it(image_folder, tmp_path, monkeypatch):
+def test_ctrl_c_while_fresh_removes_the_old_run_removes_all_of_it(image_folder, tmp_path, monkeypatch, sigint_handled):
     """A Ctrl-C that landed while --fresh removed the old run's files stopped it halfway: the
     checkpoints were gone, the old model.pth and log were left."""
     from sr_filter.training.trainer import TrainingStopped
