@@ -492,6 +492,17 @@ def test_a_setting_of_the_wrong_type_or_range_is_named(image_folder, tmp_path, o
     assert message in str(info.value)
 
 
+def test_negative_or_empty_network_sizes_are_one_line_without_warnings(image_folder, tmp_path, recwarn):
+    """num_conv = -1 trained (as 0), and num_feat = 0 printed torch's two-line warning first."""
+    with pytest.raises(ConfigError, match=r"\[model\] settings num_conv must be 0 or more, not -1"):
+        Trainer(_config(image_folder, tmp_path, model={"arch": "srvgg", "settings": {"num_feat": 8, "num_conv": -1}}),
+                log=lambda _: None)
+    with pytest.raises(ConfigError, match=r"\[model\] settings .* do not make a srvgg network"):
+        Trainer(_config(image_folder, tmp_path, model={"arch": "srvgg", "settings": {"num_feat": 0, "num_conv": 1}}),
+                log=lambda _: None)
+    assert not [w for w in recwarn if "zero-element" in str(w.message)]
+
+
 def test_settings_an_architecture_refuses_are_one_line(image_folder, tmp_path):
     cfg = _config(image_folder, tmp_path, model={"arch": "srvgg", "settings": {"num_feat": 8, "num_conv": 1, "act_type": "gelu"}})
     with pytest.raises(SrFilterError, match="bad settings for architecture 'srvgg'"):

@@ -19,6 +19,7 @@ import os
 import signal
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -65,7 +66,9 @@ def build_model(cfg: TrainConfig) -> tuple[nn.Module, dict]:
     _check_settings(arch, settings, cfg.data.scale)
     settings[arch.scale_param] = cfg.data.scale
     try:
-        network = arch.build(settings)
+        with warnings.catch_warnings():  # torch's warning about zero-sized layers (num_feat = 0): the probe below says it in one line
+            warnings.simplefilter("ignore", UserWarning)
+            network = arch.build(settings)
     except SrFilterError as exc:
         raise ConfigError(f"[model] settings: {exc}") from None
     patch = cfg.data.patch
@@ -103,6 +106,8 @@ def _check_settings(arch, settings: dict, scale: int) -> None:
             ok, kind = isinstance(value, type(default)), type(default).__name__
         if not ok:
             raise ConfigError(f"[model] settings {key} must be {kind}, not {value!r}")
+        if isinstance(default, (int, float)) and not isinstance(default, bool) and value < 0:  # num_conv = -1 trained
+            raise ConfigError(f"[model] settings {key} must be 0 or more, not {value!r}")
     if arch.scale_param in settings and settings[arch.scale_param] != scale:
         raise ConfigError(f"[model] settings {arch.scale_param} = {settings[arch.scale_param]} contradicts [data] scale "
                           f"= {scale}; leave it out (the scale comes from [data])")
