@@ -99,12 +99,13 @@ def _import_with_placeholders() -> types.ModuleType:
                 del sys.modules[name]
 
 
-def read_state(path: Path) -> dict[str, torch.Tensor]:
+def read_state(path: Path, *, with_record: bool = False) -> Any:
     """A weights file's tensors, read without running pickled code (.pth/.pt/.ckpt/.safetensors;
-    the format is told by the file's first bytes, not its name)."""
+    the format is told by the file's first bytes, not its name). With ``with_record``: (tensors,
+    the trainer's record of the same read, None for a safetensors file)."""
     kind = file_kind(path)
     if kind != "safetensors" and (kind != "unknown" or path.suffix.lower() != ".safetensors"):
-        return load_state_dict(path)
+        return load_state_dict(path, with_record=with_record)
     try:
         from safetensors.torch import load_file
     except ImportError:
@@ -115,7 +116,8 @@ def read_state(path: Path) -> dict[str, torch.Tensor]:
         raise WeightsFormatError(
             f"{path.name} is not a complete safetensors file ({first_line(exc)[:120]}); download it again"
         ) from None
-    return canonicalize(state, None, path.name)
+    state = canonicalize(state, None, path.name)
+    return (state, None) if with_record else state
 
 
 @dataclass(frozen=True)

@@ -235,27 +235,24 @@ def load_file(path: Path) -> LoadedModel:
     _existing(path)
     from .community import detect_own, load_community, read_state  # other architectures: spandrel
 
-    state = read_state(path)
+    state, record = read_state(path, with_record=True)
     own = detect_own(state, path.name)
     if own is None:
         network, arch, params, scale = load_community(state, path)
         return LoadedModel(network, arch, params, scale, file_label(path), path)
     arch, params = own
-    params = _recorded_settings(arch, params, path)
+    params = _recorded_settings(arch, params, record)
     _check_channels(arch, params, path)
     network = arch.build(params)
     _load_strict(network, state, path)
     return LoadedModel(network.eval(), arch, params, arch.scale(params), file_label(path), path)
 
 
-def _recorded_settings(arch: Any, params: dict, path: Path) -> dict:
+def _recorded_settings(arch: Any, params: dict, record: dict | None) -> dict:
     """Settings the tensors cannot show, from the record our trainer writes into its files: an
     activation without weights (ReLU or LeakyReLU) read the same from the shapes, so a network
     trained with ReLU was loaded with LeakyReLU and gave other pixels. Only settings the shapes
     also gave are taken, and only from a record of this architecture."""
-    from .weights import trainer_record
-
-    record = trainer_record(path)
     if record and record.get("arch") == arch.name:
         return {**params, **{k: v for k, v in record["settings"].items() if k in params}}
     return params

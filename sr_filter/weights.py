@@ -17,7 +17,7 @@ import os
 import zipfile
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from . import netmemory
 from .cachelock import CacheLock, LockTimeout
@@ -308,8 +308,9 @@ def file_kind(path: Path) -> str:
     return "unknown"
 
 
-def load_state_dict(path: str | Path, state_key: str | None = None) -> dict[str, torch.Tensor]:
-    """Read a checkpoint with ``weights_only=True`` (no pickled code runs) and unwrap it."""
+def load_state_dict(path: str | Path, state_key: str | None = None, *, with_record: bool = False) -> Any:
+    """Read a checkpoint with ``weights_only=True`` (no pickled code runs) and unwrap it. With
+    ``with_record``: (state dict, :func:`trainer_record` of the same read)."""
     path = Path(path)
     kind = file_kind(path)
     if kind == "torchscript":
@@ -339,26 +340,14 @@ def load_state_dict(path: str | Path, state_key: str | None = None) -> dict[str,
         if "PytorchStreamReader" in detail or cut:  # a zip archive cut short or damaged (its directory missing)
             raise WeightsFormatError(f"{path.name} is truncated or damaged ({detail}); download or copy it again") from None
         raise WeightsFormatError(f"{path.name} is not a PyTorch weights file that can be loaded safely ({detail})") from None
-    return canonicalize(obj, state_key, path.name)
+    state = canonicalize(obj, state_key, path.name)
+    return (state, trainer_record(obj)) if with_record else state
 
 
-def trainer_record(path: str | Path) -> dict | None:
+def trainer_record(checkpoint: object) -> dict | None:
     """The ``{"arch", "settings"}`` record that sr_filter's trainer writes beside the weights in
-    ``model.pth`` and its checkpoints, or None (any other file, or one that cannot be read)."""
-    import warnings
-
-    import torch
-
-    if not zipfile.is_zipfile(path):
-        return None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with open(path, "rb") as f:
-                obj = torch.load(f, map_location="cpu", weights_only=True)
-    except Exception:  # noqa: BLE001 - no record: the tensors alone decide, as for any file
-        return None
-    record = obj.get("sr_filter") if isinstance(obj, dict) else None
+    ``model.pth`` and its checkpoints (a loaded checkpoint's), or None."""
+    record = checkpoint.get("sr_filter") if isinstance(checkpoint, dict) else None
     return record if isinstance(record, dict) and isinstance(record.get("settings"), dict) else None
 
 
