@@ -266,12 +266,11 @@ _ALWAYS_ALPHA = frozenset({"gif"})
 
 def alpha_notice(info: VideoInfo, family: str) -> str | None:
     """One line when the source has an alpha channel (ProRes 4444, QuickTime Animation, VP9 or
-    FFV1 with alpha) that the chosen encoder cannot keep: it had been dropped without a word."""
-    if info.codec in _ALWAYS_ALPHA or not has_alpha(info.pix_fmt):
+    FFV1 with alpha) that the chosen encoder cannot keep (``info`` settled by :func:`settle_alpha`
+    for ``family``): it had been dropped without a word."""
+    if info.alpha or info.codec in _ALWAYS_ALPHA or not has_alpha(info.pix_fmt):  # kept (settle_alpha), or none
         return None
     encoder = ENCODERS[family][0]
-    if has_alpha(choose_pix_fmt(info.pix_fmt, encoder, alpha=True)):
-        return None
     keep = [f for f in CODECS if f != family and has_alpha(choose_pix_fmt(info.pix_fmt, ENCODERS[f][0], alpha=True))]
     hint = f"; --codec {' or '.join(keep)} {'keeps' if len(keep) == 1 else 'keep'} it" if keep else ""
     return (f"the source's {info.pix_fmt} video has an alpha channel (transparency), which {encoder} cannot keep: "
