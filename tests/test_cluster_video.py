@@ -292,4 +292,9 @@ def test_what_the_output_cannot_keep_is_said_as_on_one_machine(cluster, tmp_path
     upscale_video(alpha, tmp_path / "kept.mkv", **SETTINGS, codec="ffv1", address=cluster, notice=notices.append)
     assert notices == [] and describe(tmp_path / "kept.mkv")["pix_fmt"] == "yuva444p"
     assert all(left < 2 and right > 253 for left, right in alpha_halves(tmp_path / "kept.mkv"))
+    webm = alpha_clip(tmp_path / "alpha.webm", codec="libvpx-vp9", frames=4)  # alpha beside VP9's pictures, read and kept
+    upscale_video(webm, tmp_path / "kept.webm", **SETTINGS, address=cluster, notice=notices.append)
+    assert notices == [] and describe(tmp_path / "kept.webm")["codec"] == "vp9"
+    assert len(alpha_halves(tmp_path / "kept.webm")) == 4
+    assert all(left < 2 and right > 253 for left, right in alpha_halves(tmp_path / "kept.webm"))
 

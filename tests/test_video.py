@@ -687,10 +687,10 @@ def test_each_output_keeps_the_colour_it_can_and_names_what_it_cannot(tmp_path, 
 
 
 @pytest.mark.parametrize("codec, suffix, written", [("ffv1", ".mkv", "yuva420p"), ("prores", ".mov", "yuva444p1"),
-                                                    ("vp9", ".webm", None)])
+                                                    ("vp9", ".webm", "yuv420p")])
 def test_an_alpha_channel_is_kept_where_the_encoder_can_and_said_where_not(tmp_path, upscaler, codec, suffix, written):
     """ProRes 4444, QuickTime Animation or FFV1 with transparency came out opaque without a word.
-    (VP9 keeps alpha in side data, which FFmpeg's own VP9 decoder, the one read back here, leaves out.)"""
+    (VP9 keeps alpha beside the pictures, which the stream itself lists as yuv420p.)"""
     from .videos import alpha_clip, alpha_halves
 
     clip = alpha_clip(tmp_path / "alpha.mkv")
@@ -704,7 +704,51 @@ def test_an_alpha_channel_is_kept_where_the_encoder_can_and_said_where_not(tmp_p
     opaque = tmp_path / "opaque.mp4"
     upscale_video(clip, opaque, upscaler=upscaler, codec="h264", notice=notices.append)
     assert notices == ["the source's yuva420p video has an alpha channel (transparency), which libx264 cannot keep: every "
-                       "frame is written opaque; --codec vp9 or ffv1 or prores keep it"]
+                       "frame is written opaque; --codec ffv1 keeps it"]  # of what an .mp4 holds
+    upscale_video(clip, tmp_path / "kept.mp4", upscaler=upscaler, codec="ffv1")  # as the line says
+    assert all(left < 2 and right > 253 for left, right in alpha_halves(tmp_path / "kept.mp4"))
+
+
+@pytest.mark.parametrize("codec", ["vp9", "vp8"])
+def test_a_webm_with_alpha_is_read_with_its_alpha(tmp_path, upscaler, codec):
+    """A WebM keeps VP8/VP9 transparency beside the pictures, which FFmpeg's own decoders drop:
+    such a source came out opaque, whatever the output could keep, and without a word."""
+    from .videos import alpha_clip, alpha_halves
+
+    clip = alpha_clip(tmp_path / "alpha.webm", codec={"vp9": "libvpx-vp9", "vp8": "libvpx"}[codec], frames=4)
+    assert describe(clip)["pix_fmt"] == "yuv420p" and all(l < 2 and r > 253 for l, r in alpha_halves(clip))
+    for resume in (False, True):
+        notices: list[str] = []
+        out = tmp_path / f"out-{resume}.mkv"
+        upscale_video(clip, out, upscaler=upscaler, codec="ffv1", resume=resume, notice=notices.append)
+        assert notices == [] and describe(out)["pix_fmt"] == "yuva420p"
+        assert len(alpha_halves(out)) == 4 and all(l < 2 and r > 253 for l, r in alpha_halves(out)), alpha_halves(out)
+    upscale_video(clip, tmp_path / "part.webm", upscaler=upscaler, frames="1:3")  # a range, back into VP9 with alpha
+    assert len(alpha_halves(tmp_path / "part.webm")) == 2
+    assert all(l < 2 and r > 253 for l, r in alpha_halves(tmp_path / "part.webm"))
+    for resume in (False, True):  # VP9 segments are kept in Matroska, which holds the alpha plane
+        upscale_video(clip, tmp_path / f"back-{resume}.webm", upscaler=upscaler, resume=resume)
+        assert describe(tmp_path / f"back-{resume}.webm")["codec"] == "vp9"
+        assert all(l < 2 and r > 253 for l, r in alpha_halves(tmp_path / f"back-{resume}.webm"))
+
+
+def test_vp9_alpha_is_said_to_be_lost_where_the_container_cannot_hold_it(tmp_path, upscaler):
+    """VP9 keeps alpha beside the pictures, which an .mp4 cannot hold: the default codec of a VP9
+    source (VP9 again) wrote an opaque .mp4 without a word."""
+    from .videos import alpha_clip, alpha_halves
+
+    clip = alpha_clip(tmp_path / "alpha.webm", codec="libvpx-vp9")
+    for resume in (False, True):
+        notices: list[str] = []
+        out = tmp_path / f"opaque-{resume}.mp4"
+        upscale_video(clip, out, upscaler=upscaler, resume=resume, notice=notices.append)
+        assert describe(out)["codec"] == "vp9" and all(r > 253 for _, r in alpha_halves(out))
+        assert notices == ["the source's yuva420p video has an alpha channel (transparency), which libvpx-vp9 keeps only "
+                           "in .webm and .mkv files: every frame is written opaque; --codec ffv1 keeps it"]
+    notices = []
+    upscale_video(clip, tmp_path / "opaque.mov", upscaler=upscaler, codec="h264", notice=notices.append)
+    assert notices == ["the source's yuva420p video has an alpha channel (transparency), which libx264 cannot keep: every "
+                       "frame is written opaque; --codec prores keeps it"]
 
 
 def test_a_gif_source_is_not_said_to_lose_alpha(tmp_path, upscaler):

@@ -274,6 +274,8 @@ def alpha_clip(path: Path, *, codec: str = "ffv1", pix_fmt: str = "yuva420p", fr
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=12)
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        if codec == "libvpx":  # VP8 takes transparency only without alternate reference frames
+            stream.options = {"auto-alt-ref": "0"}
         for i in range(frames):
             rgba = np.zeros((height, width, 4), np.uint8)
             rgba[..., 0], rgba[..., 1], rgba[..., 2] = 200, 40 * i, 90
@@ -286,12 +288,20 @@ def alpha_clip(path: Path, *, codec: str = "ffv1", pix_fmt: str = "yuva420p", fr
 
 
 def alpha_halves(path: Path) -> list[tuple[float, float]]:
-    """Each frame's mean alpha in its left and right quarter (0-255)."""
+    """Each frame's mean alpha in its left and right quarter (0-255). A WebM's VP8/VP9 alpha plane
+    is read with libvpx's decoder, as FFmpeg's own leave it out."""
     import av
 
     out = []
     with av.open(str(path)) as container:
-        for frame in container.decode(video=0):
+        stream = container.streams.video[0]
+        libvpx = {"vp8": "libvpx", "vp9": "libvpx-vp9"}.get(stream.codec_context.name)
+        if libvpx and stream.metadata.get("alpha_mode") == "1":
+            context = av.CodecContext.create(libvpx, "r")
+            frames = (frame for packet in container.demux(stream) for frame in context.decode(packet))
+        else:
+            frames = container.decode(stream)
+        for frame in frames:
             alpha = frame.to_ndarray(format="rgba")[..., 3].astype(float)
             quarter = alpha.shape[1] // 4
             out.append((alpha[:, :quarter].mean(), alpha[:, -quarter:].mean()))

@@ -44,6 +44,7 @@ class VideoSettings(Settings):
     codec: str = "h264"
     crf: int | None = None
     steady: Fraction | None = None  # the output's constant-rate time base (AVI), as VideoInfo.steady
+    alpha: bool = False  # frames keep the source's alpha channel, as VideoInfo.alpha
     batch: int | None = None  # frames per network pass (None: sr_filter.video.batches.FRAME_BATCH)
 
 
@@ -110,7 +111,7 @@ def encode_segment(upscaler, task: Segment, settings: VideoSettings) -> None:
         factor = float(settings.scale or upscaler.scale)
         info = source.describe(container, src, scale=factor)
         info.steady = settings.steady
-        encode.settle_alpha(info, settings.codec)
+        info.alpha = settings.alpha  # as the driver settled it for the output container
         size = (even_dimension(info.width * factor), even_dimension(info.height * factor))
         scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
         writer = resume.SegmentWriter(scratch, settings.codec, info, container, size, settings.crf, 1 << 62, task.first, None, 0)
@@ -141,7 +142,7 @@ def _frames(container, src: str, info, task: Segment) -> Iterator:
     from ..video import source
 
     video = container.streams.video[0]
-    video.thread_type = "AUTO"
+    decode = source.decoder(video).decode
     if task.first:
         container.seek(task.first_pts, stream=video, backward=True, any_frame=False)
     clock = source.Clock(container)  # timestamps as on one machine (AVI: from the packets' decode times)
@@ -155,7 +156,7 @@ def _frames(container, src: str, info, task: Segment) -> Iterator:
                 # has the decode time the plan gave it, and the rest follow from it
                 clock.move(task.first_pts - packet.dts)
             clock.fed(packet)
-            for frame in packet.decode():
+            for frame in decode(packet):
                 pts = clock.stamp(frame)
                 if pts is None or pts < task.first_pts:
                     continue  # before the segment: the previous one's (open GOP) frames

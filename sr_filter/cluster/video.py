@@ -95,7 +95,7 @@ def upscale_video(
     finally:
         container.close()
     info.steady = encode.steady_time_base(src, muxer, notice or log.warning)
-    encode.settle_alpha(info, family)
+    encode.settle_alpha(info, family, muxer)
     for line in encode.notices(info, family, muxer):  # as on one machine
         (notice or log.warning)(line)
     frames = segment_frames or SEGMENT_FRAMES
@@ -108,7 +108,7 @@ def upscale_video(
         on_plan(len(todo), len(tasks) - len(todo))
     summary = Summary(skipped=len(tasks) - len(todo))
     if todo:
-        settings = segments.VideoSettings.from_keywords(keywords, codec=family, steady=info.steady)
+        settings = segments.VideoSettings.from_keywords(keywords, codec=family, steady=info.steady, alpha=info.alpha)
         try:
             started = connect(address, num_cpus=num_cpus)
             try:

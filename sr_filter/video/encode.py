@@ -203,11 +203,22 @@ def has_alpha(pix_fmt: str) -> bool:
         return False
 
 
-def settle_alpha(info: VideoInfo, family: str) -> None:
+#: encoder families whose alpha plane travels beside the pictures (Matroska's BlockAdditional),
+#: so only these containers keep it: VP9 with alpha in an .mp4 came out opaque without a word
+_ALPHA_BESIDE = {"vp9": ("webm", "matroska")}
+
+
+def keeps_alpha(info: VideoInfo, family: str, muxer: str) -> bool:
+    """Whether ``family``'s encoder, written by ``muxer``, keeps the source's alpha channel."""
+    if muxer not in _ALPHA_BESIDE.get(family, (muxer,)):
+        return False
+    return has_alpha(choose_pix_fmt(info.pix_fmt, ENCODERS[family][0], alpha=True))
+
+
+def settle_alpha(info: VideoInfo, family: str, muxer: str) -> None:
     """Read the frames with their alpha channel when the source has one that means something
-    (not a GIF's: its decoder gives every picture one) and the encoder of ``family`` keeps it."""
-    info.alpha = (info.codec not in _ALWAYS_ALPHA and has_alpha(info.pix_fmt)
-                  and has_alpha(choose_pix_fmt(info.pix_fmt, ENCODERS[family][0], alpha=True)))
+    (not a GIF's: its decoder gives every picture one) and ``family`` in ``muxer`` keeps it."""
+    info.alpha = info.codec not in _ALWAYS_ALPHA and has_alpha(info.pix_fmt) and keeps_alpha(info, family, muxer)
 
 
 def choose_pix_fmt(source: str, encoder: str, alpha: bool | None = None) -> str:
@@ -257,23 +268,31 @@ def _chroma(pix_fmt: str) -> int:
 def notices(info: VideoInfo, family: str, muxer: str) -> list[str]:
     """What the written video will not keep of the source's picture, one line each: its alpha
     channel, its bit depth or its colour detail."""
-    return [line for line in (alpha_notice(info, family), depth_notice(info, family, muxer)) if line]
+    return [line for line in (alpha_notice(info, family, muxer), depth_notice(info, family, muxer)) if line]
 
 
 #: decoders that give every picture an alpha channel, used or not (FFmpeg's GIF decoder: bgra)
 _ALWAYS_ALPHA = frozenset({"gif"})
 
 
-def alpha_notice(info: VideoInfo, family: str) -> str | None:
+def alpha_notice(info: VideoInfo, family: str, muxer: str) -> str | None:
     """One line when the source has an alpha channel (ProRes 4444, QuickTime Animation, VP9 or
-    FFV1 with alpha) that the chosen encoder cannot keep (``info`` settled by :func:`settle_alpha`
-    for ``family``): it had been dropped without a word."""
+    FFV1 with alpha) that the chosen encoder or container cannot keep (``info`` settled by
+    :func:`settle_alpha`): it had been dropped without a word. Names what would keep it."""
     if info.alpha or info.codec in _ALWAYS_ALPHA or not has_alpha(info.pix_fmt):  # kept (settle_alpha), or none
         return None
     encoder = ENCODERS[family][0]
-    keep = [f for f in CODECS if f != family and has_alpha(choose_pix_fmt(info.pix_fmt, ENCODERS[f][0], alpha=True))]
-    hint = f"; --codec {' or '.join(keep)} {'keeps' if len(keep) == 1 else 'keep'} it" if keep else ""
-    return (f"the source's {info.pix_fmt} video has an alpha channel (transparency), which {encoder} cannot keep: "
+    if family in _ALPHA_BESIDE and has_alpha(choose_pix_fmt(info.pix_fmt, encoder, alpha=True)):
+        which = f"which {encoder} keeps only in {' and '.join(next(x for x, m in CONTAINERS.items() if m == muxer) for muxer in _ALPHA_BESIDE[family])} files"
+    else:
+        which = f"which {encoder} cannot keep"
+    keep = [f for f in CODECS if f != family and _probe_holds(muxer, ENCODERS[f][1]) and keeps_alpha(info, f, muxer)]
+    if keep:
+        hint = f"; --codec {' or '.join(keep)} {'keeps' if len(keep) == 1 else 'keep'} it"
+    else:
+        keep = [f for f in CODECS if keeps_alpha(info, f, "matroska")]
+        hint = f"; an .mkv file with --codec {' or '.join(keep)} keeps it" if keep else ""
+    return (f"the source's {info.pix_fmt} video has an alpha channel (transparency), {which}: "
             f"every frame is written opaque{hint}")
 
 
@@ -591,6 +610,15 @@ def tag_for_apple(context: av.codec.context.CodecContext, family: str, muxer: st
     players require; FFmpeg's default 'hev1' plays everywhere but there."""
     if family == "hevc" and muxer in ("mp4", "mov"):
         context.codec_tag = "hvc1"
+
+
+def mark_alpha_beside(target: av.stream.Stream, codec: str, info: VideoInfo) -> None:
+    """Mark a stream joined from segments as carrying VP9's alpha plane beside the pictures (in
+    the packets' side data), as its encoder does: the muxer writes Matroska's AlphaMode, without
+    which decoders leave the plane out, from the pixel format, which the segments' own stream
+    gives as their decoder reads it (without alpha)."""
+    if info.alpha and codec in _ALPHA_BESIDE:
+        target.codec_context.pix_fmt = choose_pix_fmt(info.pix_fmt, ENCODERS[codec][0], alpha=True)
 
 
 def keep_video_tags(source: av.stream.Stream, target: av.stream.Stream) -> None:

@@ -92,7 +92,7 @@ def upscale_video(
             upscaler = given_or_loaded(None, model, **loading)
         factor = upscaler.check_scale(scale)
         info = source.describe(container, str(src), scale=factor)
-        encode.settle_alpha(info, family)
+        encode.settle_alpha(info, family, muxer)
         info.steady = encode.steady_time_base(src, muxer, notice)
         for line in encode.notices(info, family, muxer):
             notice(line)

@@ -166,7 +166,7 @@ class _SegmentWriter:
                 if self.output is None:
                     self.first = item.index
                     path = self.parts / f"seg-{item.index:08d}.part"
-                    self.output = encode.Output(str(path), _segment_muxer(self.family), self.family, self.info, self.container,
+                    self.output = encode.Output(str(path), _segment_muxer(self.family, self.info.alpha), self.family, self.info, self.container,
                                                 width=self.size[0], height=self.size[1], crf=self.crf, copy=set())
                     self.output.path = path
                 self.output.add(item)
@@ -193,9 +193,13 @@ class _SegmentWriter:
 SegmentWriter = _SegmentWriter
 
 
-def _segment_muxer(family: str) -> str:
+def _segment_muxer(family: str, alpha: bool) -> str:
     """mov keeps the exact time base and B-frame timing; FFmpeg writes VP9 and AV1 only in its mp4
-    flavour (the same writer) and FFV1 in neither, so NUT holds that."""
+    flavour (the same writer) and FFV1 in neither, so NUT holds that. VP9's alpha plane travels
+    beside the pictures, which only Matroska keeps (the output is then .webm or .mkv, Matroska's
+    millisecond time base too)."""
+    if family == "vp9" and alpha:
+        return "matroska"
     return {"ffv1": "nut", "vp9": "mp4", "av1": "mp4"}.get(family, "mov")
 
 
@@ -222,6 +226,7 @@ def join(segments: list[tuple[int, int, Path]], src: Path, tmp: str, muxer: str,
         if to_annex_b:
             video.codec_context.extradata = None  # the parameter sets travel in the packets instead
         encode.keep_video_tags(container.streams.video[0], video)
+        encode.mark_alpha_beside(video, codec, info)
         if info.rotation:
             video.set_display_rotation(info.rotation)
         streams, dropped = encode.copy_streams(out, container, muxer, encode.copyable(container))

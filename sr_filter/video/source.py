@@ -29,6 +29,9 @@ from .colour import Colour
 FRAMES_IN_FLIGHT = 12
 #: demuxers that give packets decode times only: frames are timed from them, in order
 DECODE_ORDER_ONLY = frozenset({"avi"})
+#: WebM keeps a VP8/VP9 picture's alpha plane beside it (stream tag alpha_mode=1), which FFmpeg's
+#: own decoders drop and libvpx's read, as 4:2:0 with alpha
+_ALPHA_DECODERS = {"vp8": "libvpx", "vp9": "libvpx-vp9"}
 
 
 @dataclass
@@ -87,6 +90,34 @@ def codec_name(container: av.container.InputContainer) -> str:
     return (context.name or "") if context is not None else ""
 
 
+def _alpha_decoder(stream) -> str | None:
+    """The decoder that reads the alpha plane a WebM keeps beside the pictures, where there is one
+    and this build of FFmpeg has that decoder."""
+    context = stream.codec_context
+    name = _ALPHA_DECODERS.get(context.name or "") if context is not None else None
+    tags = {key.lower(): value for key, value in stream.metadata.items()}
+    if name is None or tags.get("alpha_mode") != "1" or context.pix_fmt != "yuv420p":
+        return None
+    try:
+        av.Codec(name, "r")
+    except (ValueError, av.error.FFmpegError):  # a build without libvpx: the pictures without alpha
+        return None
+    return name
+
+
+def decoder(stream) -> av.CodecContext:
+    """What decodes ``stream``'s packets: its own context, or libvpx's where a WebM keeps an alpha
+    plane (frames then come as yuva420p), on all cores."""
+    name = _alpha_decoder(stream)
+    if name is None:
+        stream.thread_type = "AUTO"
+        return stream.codec_context
+    context = av.CodecContext.create(name, "r")
+    if stream.codec_context.extradata:
+        context.extradata = stream.codec_context.extradata
+    return context  # libvpx takes every core when no thread count is set
+
+
 def describe(container: av.container.InputContainer, name: str, *, scale: float) -> VideoInfo:
     """The first video stream's facts; refuses unknown codecs and sizes that would not fit in memory."""
     stream = container.streams.video[0]
@@ -96,7 +127,8 @@ def describe(container: av.container.InputContainer, name: str, *, scale: float)
     width, height = context.width, context.height
     if width <= 0 or height <= 0:
         raise VideoFormatError(f"{name}: the video stream has no picture size (damaged header?)")
-    fmt = context.format
+    fmt = av.VideoFormat("yuva420p") if _alpha_decoder(stream) else context.format  # as decoder() gives the frames
+    pix_fmt = fmt.name if fmt is not None else "yuv420p"
     deep = fmt is not None and any(c.bits > 8 for c in fmt.components)
     channels = 4 if fmt is not None and any(c.is_alpha for c in fmt.components) else 3  # alpha goes through too
     need = (estimate_bytes(width, height, channels, scale, 2 if deep else 1) * 2
@@ -112,7 +144,7 @@ def describe(container: av.container.InputContainer, name: str, *, scale: float)
         width=width,
         height=height,
         codec=context.name,
-        pix_fmt=context.pix_fmt or "yuv420p",
+        pix_fmt=pix_fmt,
         time_base=stream.time_base or Fraction(1, 1000),
         rate=stream.average_rate or stream.guessed_rate,
         sar=stream.sample_aspect_ratio or context.sample_aspect_ratio,
@@ -135,7 +167,7 @@ def items(container: av.container.InputContainer, name: str, info: VideoInfo, *,
     and the untouched packets of the streams in ``copy``. With a range, only the packets that fall
     between the first kept frame and the end of the last one are passed on."""
     video = container.streams.video[0]
-    video.thread_type = "AUTO"
+    decode = decoder(video).decode
     ranged = start > 0 or end is not None
     window = _Window()
     clock = Clock(container)
@@ -153,7 +185,7 @@ def items(container: av.container.InputContainer, name: str, info: VideoInfo, *,
                     yield from window.offer(packet)
                 continue
             clock.fed(packet)
-            for frame in packet.decode():
+            for frame in decode(packet):
                 index += 1
                 pts = clock.stamp(frame)
                 if index < start or (end is not None and index >= end):
