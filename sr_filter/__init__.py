@@ -82,18 +82,20 @@ def upscale(
     backend: str = "auto",
     tta: bool = False,
     denoise: float | None = None,
+    colour_fix: bool = False,
 ) -> Any:
     """Upscale one PIL image or numpy array; returns the same kind.
 
     ``preset`` is ``photo`` (default), ``cartoon`` or ``face``; ``model`` (a manifest name or a
     weights file, also as a ``pathlib.Path``) overrides it; ``backend`` is ``auto``, ``torch`` or
     ``openvino``; ``tta`` averages the eight flips and rotations; ``denoise`` (0..1) sets the
-    denoising strength of a model that has one. ``scale`` defaults to the model's own; other values
+    denoising strength of a model that has one; ``colour_fix`` keeps the input's colour over
+    areas, where networks shift flat colours by a few levels. ``scale`` defaults to the model's own; other values
     resample the model's output. To process many images, create an :class:`Upscaler` once
     instead; for image files (16-bit, alpha and metadata kept), :func:`upscale_file`.
     """
     upscaler = _upscaler(None, preset, model, device=device, precision=precision, tile=tile, offline=offline,
-                         backend=backend, tta=tta, denoise=denoise)
+                         backend=backend, tta=tta, denoise=denoise, colour_fix=colour_fix)
     frames = getattr(image, "n_frames", 1) if getattr(image, "is_animated", False) else 1
     if frames > 1:
         import logging
@@ -122,6 +124,7 @@ def upscale_animation(
     progress: Progress | None = None,
     tta: bool = False,
     denoise: float | None = None,
+    colour_fix: bool = False,
 ) -> Any:
     """Upscale every frame of an animated GIF, WebP or APNG file ``src`` into ``dst`` (``frames``:
     only frames START to END-1, as ``"START:END"`` or ``(start, end)``).
@@ -136,7 +139,7 @@ def upscale_animation(
     from .animation import upscale_animation as upscale_frames_of
 
     upscaler = _upscaler(upscaler, preset, model, device=device, precision=precision, tile=tile, offline=offline,
-                         backend=backend, tta=tta, denoise=denoise)
+                         backend=backend, tta=tta, denoise=denoise, colour_fix=colour_fix)
     return upscale_frames_of(src, dst, upscaler, scale=scale, quality=quality, overwrite=overwrite, frames=frames,
                             progress=progress)
 
@@ -158,6 +161,7 @@ def upscale_file(
     backend: str = "auto",
     tta: bool = False,
     denoise: float | None = None,
+    colour_fix: bool = False,
     format: str | None = None,
     quality: int | None = None,
     overwrite: bool = False,
@@ -195,7 +199,7 @@ def upscale_file(
         logging.getLogger(__name__).warning("%s", conflict)
     atomic.prepare_target(target, overwrite=overwrite)  # before the work, as the command line does
     upscaler = _upscaler(upscaler, preset, model, device=device, precision=precision, tile=tile, offline=offline,
-                         backend=backend, tta=tta, denoise=denoise)
+                         backend=backend, tta=tta, denoise=denoise, colour_fix=colour_fix)
     data = upscale_image_file(upscaler, source, out_format=out_format, scale=scale, size=(width, height),
                               quality=quality, progress=progress, name=str(source))
     atomic.write_atomic(data, target, overwrite=overwrite)

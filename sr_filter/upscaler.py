@@ -53,6 +53,8 @@ class Upscaler:
     ``auto``, ``torch`` or ``openvino`` (see :mod:`sr_filter.backends`). ``tta`` averages the 8
     flips/rotations of every window (about 8x the time, sharper and cleaner); ``denoise`` in [0, 1]
     interpolates a model with its weak-denoise twin (``realesr-general-x4v3``: 1 = full denoising).
+    ``colour_fix`` keeps the input's colour over areas, where networks shift flat colours by a few
+    levels (:mod:`sr_filter.colourfix`; off by default, so that a published model gives its own pixels).
     """
 
     def __init__(
@@ -67,6 +69,7 @@ class Upscaler:
         backend: str = "auto",
         tta: bool = False,
         denoise: float | None = None,
+        colour_fix: bool = False,
     ) -> None:
         if isinstance(model, PathLike):
             model = str(model)
@@ -76,6 +79,7 @@ class Upscaler:
         if offline is not None:  # offline="no" was taken as offline
             offline = check_flag("offline", offline)
         tta = check_flag("tta", tta)
+        self.colour_fix = check_flag("colour_fix", colour_fix)
         if isinstance(batch, bool) or not isinstance(batch, numbers.Integral) or batch < 1:
             raise SrFilterError(f"the batch size must be a whole number of at least 1, not {batch!r}")
         self.batch = int(batch)
@@ -174,7 +178,7 @@ class Upscaler:
 
     def describe(self) -> str:
         return (f"{self.name} (x{self.scale}, {self.model.arch_name}) on {self._device_name} "
-                f"in {self.backend.precision} with {self.backend.name}")
+                f"in {self.backend.precision} with {self.backend.name}" + (", colour fix" if self.colour_fix else ""))
 
     # -- running -----------------------------------------------------------------------------
     def run(self, x: Any, progress: Progress | None = None) -> Any:
@@ -280,9 +284,17 @@ class Upscaler:
         check_callback("progress", progress)
         beyond = convert.beyond_unit(array)
         if beyond is None:
-            return self._upscale_array(array, scale, progress)
+            return self._fixed(array, self._upscale_array(array, scale, progress))
         inside, rest = beyond
-        return convert.add_beyond(self._upscale_array(inside, scale, progress), rest)
+        return convert.add_beyond(self._fixed(inside, self._upscale_array(inside, scale, progress)), rest)
+
+    def _fixed(self, source: np.ndarray, result: np.ndarray) -> np.ndarray:
+        """``result`` with ``source``'s colour over areas when the colour fix is on."""
+        if not self.colour_fix:
+            return result
+        from .colourfix import colour_fixed
+
+        return colour_fixed(source, result)
 
     def _check_job(self, array: object, scale: float | None) -> float:
         """The output scale, after refusing an image whose result cannot fit in memory (with the
@@ -391,7 +403,7 @@ class Upscaler:
         counted = None if progress is None else (lambda done, total: progress(done * frames, total * frames))
         run_tiled(window, x, self.scale, tile=self._tile_for(*x.shape[-2:], frames=frames), context=facts.context,
                   band=facts.blend, batch=self.batch, multiple=facts.multiple, progress=counted, out=sink)
-        return results
+        return [self._fixed(a, r) for a, r in zip(arrays, results)]
 
     def check_scale(self, scale: object) -> float:
         """The output scale for a requested one (None: the model's own); SrFilterError for a
@@ -495,7 +507,7 @@ def as_upscaler(upscaler: object) -> Any:
 #: the loading settings of :class:`Upscaler` and their defaults: a function that takes a ready
 #: upscaler refuses any other value, which that upscaler would silently not use
 LOADING_DEFAULTS = {"device": "auto", "precision": "auto", "tile": "auto", "offline": None, "backend": "auto",
-                    "tta": False, "denoise": None}
+                    "tta": False, "denoise": None, "colour_fix": False}
 
 
 def given_or_loaded(upscaler: object, name: str | PathLike | None, **options: Any) -> Any:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .options import device_opt, offline_opt, precision_opt, tile_opt, verbosity
+from .options import colour_fix_opt, device_opt, offline_opt, precision_opt, tile_opt, verbosity
 
 
 @click.command("eval")
@@ -32,6 +32,7 @@ from .options import device_opt, offline_opt, precision_opt, tile_opt, verbosity
               help="Also JPEG-compress every LR input at this quality (for models meant for compressed images).")
 @click.option("--hr-scale", type=click.FloatRange(0, 1, min_open=True), default=1.0, show_default=True,
               help="Downscale every ground-truth image by this factor first (large photos at a smaller size).")
+@colour_fix_opt
 @device_opt
 @precision_opt
 @tile_opt
@@ -39,7 +40,7 @@ from .options import device_opt, offline_opt, precision_opt, tile_opt, verbosity
 @verbosity
 def eval_cmd(folders: tuple[Path, ...], models: tuple[str, ...], scale: int | None, per_image: bool,
              json_path: Path | None, overwrite: bool, limit: int | None, include: tuple[str, ...], exclude: tuple[str, ...],
-             jpeg: int | None, hr_scale: float,
+             jpeg: int | None, hr_scale: float, colour_fix: bool,
              device: str, precision: str, tile: int | str,
              offline: bool | None) -> None:
     """Measure models on FOLDERS of ground-truth images (e.g. Set5 Set14).
@@ -73,7 +74,8 @@ def eval_cmd(folders: tuple[Path, ...], models: tuple[str, ...], scale: int | No
         if spec.strip().lower() == "bicubic":  # names are stripped when looked up: " bicubic" too
             chosen.append((None, 0, ""))
             continue
-        fn, s, desc = model_upscaler(spec, device=device, precision=precision, tile=tile, offline=offline)
+        fn, s, desc = model_upscaler(spec, device=device, precision=precision, tile=tile, offline=offline,
+                                      colour_fix=colour_fix)
         if scale is not None and scale != s:
             raise click.BadParameter(f"{spec} is a x{s} model; --scale {scale} applies to bicubic only", param_hint="--scale")
         chosen.append((fn, s, desc))

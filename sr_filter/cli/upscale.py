@@ -28,7 +28,7 @@ from .jobs import (
 )
 from .messages import one_line, shown_path
 from .options import (
-    backend_opt, current_file, denoise_opt, device_opt, fp32_opt, gpu_opt, height_opt, model_opt, offline_opt, precision_opt, preset_opt,
+    backend_opt, colour_fix_opt, current_file, denoise_opt, device_opt, fp32_opt, gpu_opt, height_opt, model_opt, offline_opt, precision_opt, preset_opt,
     scale_opt, tile_opt,
     tta_opt, verbosity, width_opt,
 )
@@ -80,6 +80,7 @@ def _closed_stdout_is_one_line(command):
 @backend_opt
 @tta_opt
 @denoise_opt
+@colour_fix_opt
 @tile_opt
 @offline_opt
 @click.option("-f", "--format", "--ext", "fmt", default=None, metavar=FORMAT_NAMES,
@@ -95,7 +96,7 @@ def _closed_stdout_is_one_line(command):
 @verbosity
 @click.pass_context
 @_closed_stdout_is_one_line
-def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, height, device, gpu, precision, fp32, backend, tta, denoise, tile,
+def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, height, device, gpu, precision, fp32, backend, tta, denoise, colour_fix, tile,
             offline, fmt, suffix, quality, overwrite, skip_existing, codec, crf, frames, resume, cluster) -> None:
     """Upscale INPUTS: PNG, JPEG, WebP, BMP, TIFF or GIF files, folders, or - for standard input;
     videos (mp4, mkv, webm, mov, avi) and animated GIF/WebP/PNG keep every frame.
@@ -138,7 +139,7 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
 
         ctx.exit(run_video_on_cluster(ctx, list(inputs), output, cluster=cluster, overwrite=overwrite, quiet=quiet, frames=frames, fmt=fmt,
                                       model=model or preset, scale=scale, device=device, precision=precision, backend=backend,
-                                      tile=tile, offline=offline, codec=codec, crf=crf, tta=tta, denoise=denoise))
+                                      tile=tile, offline=offline, codec=codec, crf=crf, tta=tta, denoise=denoise, colour_fix=colour_fix))
     if wants_video(list(inputs), fmt, output):  # videos, animations, frame streams: sr_filter.video
         from ..upscaler import may_skip_torch
         from ..video.command import run as run_video
@@ -148,7 +149,7 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
         return run_video(inputs=expand_inputs(list(inputs)), output=output, model=model or preset, scale=scale,
                          device=device, precision=precision, backend=backend, tile=tile, offline=offline, fmt=fmt, quality=quality,
                          overwrite=overwrite, skip_existing=skip_existing, quiet=quiet, codec=codec, crf=crf,
-                         frames=frames, resume=resume, tta=tta, denoise=denoise, size=(width, height),
+                         frames=frames, resume=resume, tta=tta, denoise=denoise, colour_fix=colour_fix, size=(width, height),
                          name_suffix=suffix if suffix is not None else _size_suffix(width, height))
     if fmt is not None and fmt.lower().lstrip(".") not in _format_keys():
         raise click.BadParameter(f"{fmt!r} is not one of {FORMAT_NAMES.replace('|', ', ')}, y4m, png-stream", param_hint="'--format'")
@@ -165,7 +166,7 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
 
         ctx.exit(run_on_cluster(ctx, list(inputs), output, cluster=cluster, overwrite=overwrite, quiet=quiet,
                                 model=model or preset, scale=scale, device=device, precision=precision, backend=backend,
-                                tile=tile, offline=offline, fmt=fmt, quality=quality, tta=tta, denoise=denoise,
+                                tile=tile, offline=offline, fmt=fmt, quality=quality, tta=tta, denoise=denoise, colour_fix=colour_fix,
                                 size=(width, height)))
     inputs = expand_inputs(list(inputs))
     if many_inputs(inputs) and (output == "-" or (output is None and any(Path(p).is_dir() for p in inputs))):
@@ -193,7 +194,7 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
     _check_device(device, precision)
 
     upscaler = Upscaler(model or preset, device=device, precision=precision, tile=tile, offline=offline, backend=backend,
-                        tta=tta, denoise=denoise)
+                        tta=tta, denoise=denoise, colour_fix=colour_fix)
     upscaler.check_scale(scale)  # before any file: a scale the model cannot give (a 1x model asked for x4)
     batch_suffix = suffix or ""  # files written into an output folder keep their names unless --suffix is given
     if suffix is None:

@@ -52,6 +52,7 @@ def upscale_folder(
     quality: int | None = None,
     tta: bool = False,
     denoise: float | None = None,
+    colour_fix: bool = False,
     size: tuple[int | None, int | None] = (None, None),
     address: str | None = "auto",
     workers: int | None = None,
@@ -62,7 +63,7 @@ def upscale_folder(
 ) -> Summary:
     """Upscale every image under ``src`` (folders, files, glob patterns; local paths on a shared
     file system or URIs such as ``s3://bucket/scans``) into ``dst``, keeping relative paths.
-    The model settings are :class:`~sr_filter.Upscaler`'s (``tta``, ``denoise`` included); ``size``
+    The model settings are :class:`~sr_filter.Upscaler`'s (``tta``, ``denoise``, ``colour_fix`` included); ``size``
     = ``(width, height)`` fits each image inside them instead of ``scale``.
 
     ``address``: ``"auto"`` joins ``RAY_ADDRESS`` if set, else starts a local cluster (of

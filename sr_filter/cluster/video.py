@@ -48,6 +48,7 @@ def upscale_video(
     crf: int | None = None,
     tta: bool = False,
     denoise: float | None = None,
+    colour_fix: bool = False,
     address: str | None = "auto",
     workers: int | None = None,
     cpus_per_worker: int = 1,
@@ -101,7 +102,7 @@ def upscale_video(
     frames = segment_frames or SEGMENT_FRAMES
     planned = segments.plan(str(src), frames)
     parts = _parts(src, dst, {"model": model or preset, "scale": scale, "codec": family, "crf": crf, "segment_frames": frames,
-                              "tta": tta, "denoise": denoise})  # a changed setting starts over: segments are never mixed
+                              "tta": tta, "denoise": denoise, "colour_fix": colour_fix})  # a changed setting starts over: segments are never mixed
     tasks = [dataclasses.replace(span, target=str(parts / segments.segment_name(span.first, span.end))) for span in planned]
     todo = [t for t in tasks if not Path(t.target).exists()]
     if on_plan is not None:

@@ -36,6 +36,7 @@ class Settings:
     threads: int = 1
     tta: bool = False
     denoise: float | None = None
+    colour_fix: bool = False
     size: tuple[int | None, int | None] = (None, None)  # (width, height) to fit, instead of scale
 
     @classmethod
@@ -87,7 +88,8 @@ class UpscaleWorker:
 
             set_cpu_threads(settings.threads)
             self.upscaler = Upscaler(settings.model, device=settings.device, precision=settings.precision, tile=settings.tile, offline=settings.offline,
-                                     backend=settings.backend, tta=settings.tta, denoise=settings.denoise)
+                                     backend=settings.backend, tta=settings.tta, denoise=settings.denoise,
+                                     colour_fix=settings.colour_fix)
         except SrFilterError as exc:
             self.error = str(exc)
         except Exception as exc:  # noqa: BLE001 - whatever it is, the driver shows one line

@@ -41,6 +41,7 @@ def upscale_video(
     offline: bool | None = None,
     tta: bool = False,
     denoise: float | None = None,
+    colour_fix: bool = False,
     batch: int | None = None,
     codec: str | None = None,
     crf: int | None = None,
@@ -53,7 +54,7 @@ def upscale_video(
     """Upscale every frame of ``src`` into ``dst`` (container from its suffix), keeping timestamps,
     colour tags, rotation and aspect ratio, and copying audio/subtitle/attachment streams.
 
-    ``model`` is a preset or model name (or pass a ready ``upscaler``; ``tta`` and ``denoise`` are
+    ``model`` is a preset or model name (or pass a ready ``upscaler``; ``tta``, ``denoise`` and ``colour_fix`` are
     :class:`~sr_filter.upscaler.Upscaler`'s); ``batch`` is the number of frames that go through
     the network together (default :data:`~sr_filter.video.batches.FRAME_BATCH`); ``codec`` one of
     :data:`~sr_filter.video.encode.CODECS`; ``crf`` the encoder's quality number; ``frames`` a
@@ -68,7 +69,8 @@ def upscale_video(
     overwrite, resume = check_flag("overwrite", overwrite), check_flag("resume", resume)
     check_callback("progress", progress)
     check_callback("notice", notice)
-    loading = dict(device=device, precision=precision, tile=tile, offline=offline, backend=backend, tta=tta, denoise=denoise)
+    loading = dict(device=device, precision=precision, tile=tile, offline=offline, backend=backend, tta=tta, denoise=denoise,
+                   colour_fix=colour_fix)
     if upscaler is not None:  # checked before any work; a model or a loading setting beside it had been ignored
         upscaler = given_or_loaded(upscaler, model, **loading)
     refuse_stream(dst)
