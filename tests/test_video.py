@@ -161,12 +161,47 @@ def test_truncated_corrupt_and_empty_files(tmp_path, upscaler):
     make_clip(tmp_path / "zero.mkv", frames=0, audio=0)
     whole = make_clip(tmp_path / "whole.mkv", frames=24).read_bytes()
     (tmp_path / "cut.mkv").write_bytes(whole[: len(whole) * 3 // 5])  # Matroska: readable up to the cut
-    for name in ("cut.mp4", "noise.mkv", "empty.mp4", "zero.mkv", "cut.mkv"):
+    short = make_clip(tmp_path / "short.mkv", frames=8).read_bytes()  # 0.67 s: half of it lost is less than half a second
+    (tmp_path / "cut-short.mkv").write_bytes(short[: len(short) * 7 // 10])
+    for name in ("cut.mp4", "noise.mkv", "empty.mp4", "zero.mkv", "cut.mkv", "cut-short.mkv"):
         with pytest.raises(VideoFormatError) as info:
             upscale_video(tmp_path / name, tmp_path / f"out_{name}", upscaler=upscaler)
         assert name in str(info.value) and "\n" not in str(info.value)
         assert not (tmp_path / f"out_{name}").exists()
     assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("codec", ["libx264", "libvpx-vp9"])
+def test_sound_that_outlasts_the_picture_is_no_cut_file(tmp_path, upscaler, codec):
+    """FFmpeg gives a Matroska video stream the whole file's duration: with 3 s of sound after
+    0.5 s of picture, a valid file was refused as truncated (H.264 without B-frames) or its last
+    frame was shown until the sound ended."""
+    from .videos import _write_tone, pattern
+
+    clip = tmp_path / "long-sound.mkv"
+    with av.open(str(clip), "w") as out:
+        video = out.add_stream(codec, rate=12)
+        video.width, video.height, video.pix_fmt = 32, 24, "yuv420p"
+        if codec == "libx264":
+            video.codec_context.options = {"preset": "ultrafast", "bf": "0"}
+        sound = out.add_stream("aac", rate=8000, layout="mono")
+        for i in range(6):
+            frame = av.VideoFrame.from_ndarray(pattern(i, 32, 24), format="rgb24").reformat(format="yuv420p")
+            frame.pts = i
+            for packet in video.encode(frame):
+                out.mux(packet)
+        for packet in video.encode():
+            out.mux(packet)
+        _write_tone(out, sound, 3.0, 440.0)
+    for suffix in (".mkv", ".mp4"):
+        out = tmp_path / f"out{suffix}"
+        upscale_video(clip, out, upscaler=upscaler, codec="h264")
+        facts = describe(out)
+        assert len(facts["times"]) == 6 and ("audio", "aac") in facts["others"]
+        with av.open(str(out)) as container:
+            stream = container.streams.video[0]
+            end = next(f for f in reversed(list(container.decode(stream))))  # the last frame's display time
+            assert float((end.pts + end.duration) * end.time_base) == pytest.approx(0.5, abs=0.01)
 
 
 def test_unknown_codec(tmp_path, upscaler):

@@ -222,26 +222,47 @@ def last_until_the_end(frame: Frame | None, stream) -> None:
     """Give the stream's last frame the display time up to the end the stream declares. Its
     decoded duration is its packet's, which in an mp4 with B-frames is a decode-order gap: the last
     shown frame got another frame's time (a 1.83 s clip came out 2.0 s long)."""
-    if frame is None or frame.pts is None or not stream.duration or stream.time_base != frame.time_base:
+    end = declared_end(stream)
+    if frame is None or frame.pts is None or end is None or not frame.time_base:
         return
-    end = (stream.start_time or 0) + stream.duration
-    if end > frame.pts:
-        frame.duration = end - frame.pts
+    ticks = int(round(end / frame.time_base))
+    if ticks > frame.pts:
+        frame.duration = ticks - frame.pts
+
+
+def declared_end(stream) -> Fraction | None:
+    """Where the file says the video stream ends (seconds on its timeline), or None. Matroska
+    stores no track duration in its header: FFmpeg gives each stream the whole file's, which
+    is the audio's where that runs longer (a valid file was refused as cut short, and its last
+    frame shown until the sound ended), so there the track's own DURATION tag comes first."""
+    tag = _duration_tag(stream)
+    if tag is not None and "matroska" in (stream.container.format.name or ""):
+        return tag
+    if stream.duration and stream.time_base:
+        return (stream.duration + (stream.start_time or 0)) * stream.time_base
+    return tag
+
+
+def _duration_tag(stream) -> Fraction | None:
+    """A Matroska track's DURATION tag ("HH:MM:SS.nnnnnnnnn") in seconds; None without one."""
+    value = next((v for k, v in stream.metadata.items() if k.upper() == "DURATION"), None)
+    try:
+        hours, minutes, seconds = value.split(":")
+        return int(hours) * 3600 + int(minutes) * 60 + Fraction(seconds)
+    except (AttributeError, ValueError):
+        return None
 
 
 def check_complete(stream, name: str, last_end: float) -> None:
-    """Refuse a file whose video stops well before the duration its header declares (truncated)."""
-    declared = None
-    if stream.duration:
-        declared = float((stream.duration + (stream.start_time or 0)) * stream.time_base)
-    elif stream.metadata.get("DURATION"):  # Matroska writes it per track
-        try:
-            h, m, sec = stream.metadata["DURATION"].split(":")
-            declared = int(h) * 3600 + int(m) * 60 + float(sec)
-        except ValueError:
-            declared = None
+    """Refuse a file whose video stops well before the end its header declares (truncated): by
+    more than two frames, and by more than half a second or a fifth of the clip."""
+    declared = declared_end(stream)
+    if declared is None:
+        return
+    declared = float(declared)
     rate = float(stream.average_rate or stream.guessed_rate or 25)
-    if declared is not None and last_end < declared - max(0.5, 2 / rate):
+    start = float((stream.start_time or 0) * stream.time_base) if stream.time_base else 0.0
+    if last_end < declared - max(2 / rate, min(0.5, (declared - start) / 5)):
         raise VideoFormatError(f"{name} ends early: its video stops at {last_end:.2f} s but the file says it lasts "
                                f"{declared:.2f} s (truncated or damaged?)")
 
