@@ -91,6 +91,7 @@ def test_bad_image_entry_is_a_protocol_error(entry, words):
     ({"images": [], "options": {"tile": -1}}, "tile must be"),
     ({"images": [], "options": {"model": ["a"]}}, "option 'model' must be a text"),
     ({"images": [], "options": {"colour": "red"}}, "unknown option 'colour'"),
+    ({"images": [], "options": {"colour_fix": "yes"}}, "colour_fix must be true or false, not 'yes'"),
     ({"images": [], "request": "shutdown"}, "unknown request 'shutdown'"),
     ({"images": [], "version": "2"}, "protocol version '2'"),
     ({"images": [], "options": {"sizes": [[0, 4]]}}, "sizes must be a list of [width, height] pairs"),
@@ -159,6 +160,9 @@ def test_upscale_options_carry_the_librarys_values():
     assert (kw, scale) == ({"model": "/m.pth", "device": "auto", "backend": "auto", "tile": 64}, None)
     kw, _ = gimp_worker.upscale_options({"tile": 0})
     assert kw == {"device": "auto", "backend": "auto", "tile": 0}  # no model: the library's default preset
+    kw, _ = gimp_worker.upscale_options({"colour_fix": True})
+    assert kw == {"device": "auto", "backend": "auto", "colour_fix": True}
+    assert "colour_fix" not in gimp_worker.upscale_options({"colour_fix": False})[0]
     with pytest.raises(proto.ProtocolError, match="scale must be above 0"):
         gimp_worker.upscale_options({"scale": 0})  # was silently the model's x4
 
@@ -544,6 +548,8 @@ def gimp_run(tmp_path_factory):
          "args": {"model": model, "scale": 2.0, "device": "cpu", "tile": 40}},
         {"name": "builtin", "input": "rgb.png", "output": "builtin_out.png",
          "args": {"preset": "sr-cartoon-x4", "scale": 2.0, "device": "cpu", "tile": 0}},
+        {"name": "colour-fix", "input": "rgb.png", "output": "colour_fix_out.png",
+         "args": {"preset": "sr-cartoon-x4", "scale": 4.0, "device": "cpu", "tile": 0, "colour-fix": True}},
         {"name": "bad-weights", "input": "rgb.png", "output": "never.png",
          "args": {"model": "/job/bad.pth", "scale": 4.0, "device": "cpu"}},
         {"name": "no-gpu", "input": "rgb.png", "output": "never.png",
@@ -629,6 +635,16 @@ def test_gimp_built_in_model_from_the_preset_menu_matches_library(gimp_run):
     out = np.asarray(Image.open(gimp_run["work"] / "builtin_out.png"))
     want = sr_filter.upscale(gimp_run["inputs"]["rgb"], model="sr-cartoon-x4", scale=2.0, device="cpu", tile="auto")
     _assert_close(out[..., :3], want, 1)
+
+
+def test_gimp_colour_fix_matches_library(gimp_run):
+    rep = gimp_run["report"]["colour-fix"]
+    assert rep["status"] == "success", rep
+    out = np.asarray(Image.open(gimp_run["work"] / "colour_fix_out.png"))[..., :3]
+    want = sr_filter.upscale(gimp_run["inputs"]["rgb"], model="sr-cartoon-x4", device="cpu", colour_fix=True)
+    plain = sr_filter.upscale(gimp_run["inputs"]["rgb"], model="sr-cartoon-x4", device="cpu")
+    _assert_close(out, want, 1)
+    assert np.abs(want.astype(int) - plain).max() >= 1  # the option reached the worker
 
 
 def test_gimp_16bit_grayscale_keeps_precision(gimp_run):

@@ -6,13 +6,14 @@ is imported by both sides: by the worker from the installed package, and by the 
 from a copy the installer puts next to ``sr-filter.py`` (as ``gimp_protocol.py``). It must
 therefore never import numpy, torch or anything outside the standard library.
 
-Request, on the worker's stdin: one JSON line ``{"version": 3, "request": "upscale",
+Request, on the worker's stdin: one JSON line ``{"version": 4, "request": "upscale",
 "options": {...}, "images": [{"width", "height", "channels", "dtype"}, ...]}`` followed by
 the raw pixels of every image, concatenated, row-major, interleaved channels, native byte
 order. ``options`` carry the library's values (``tile``: ``"auto"``, 0 = whole image, or a
-size; ``scale``: absent or null = the model's own; ``sizes``: optional ``[width, height]`` per
+size; ``scale``: absent or null = the model's own; ``colour_fix``: true or false (absent:
+false); ``sizes``: optional ``[width, height]`` per
 image, the exact output size, within a pixel or two of the scaled size, so that layers that
-meet on the canvas still meet after rounding). ``{"version": 3, "request": "describe"}``
+meet on the canvas still meet after rounding). ``{"version": 4, "request": "describe"}``
 asks for the plug-in's menu choices instead (see :func:`check_choices`).
 Reply, on stdout: one JSON line ``{"ok": true, "images": [...], "warnings": [...]}`` plus
 the pixels the same way (``{"ok": true, "choices": {...}}`` for ``describe``), or ``{"ok":
@@ -35,7 +36,7 @@ import subprocess
 import threading
 from typing import IO, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-VERSION = 3
+VERSION = 4
 REQUESTS = ("upscale", "describe")
 WORKER_MODULE = "sr_filter.gimp.worker"
 #: ``python -c`` this: the worker without the current folder on sys.path, so it imports the
@@ -117,10 +118,13 @@ def check_options(options: Any) -> Dict[str, Any]:
     """Validate upscale options (types and ranges); returns them unchanged."""
     if not isinstance(options, dict):
         raise ProtocolError("'options' must be an object, not %s" % _short(options))
-    unknown = sorted(set(options) - set(OPTIONS) - {"scale", "tile", "sizes"})
+    others = {"scale", "tile", "sizes", "colour_fix"}
+    unknown = sorted(set(options) - set(OPTIONS) - others)
     if unknown:
         raise ProtocolError("unknown option %s (known: %s)"
-                            % (_short(unknown[0]), ", ".join(sorted(set(OPTIONS) | {"scale", "tile", "sizes"}))))
+                            % (_short(unknown[0]), ", ".join(sorted(set(OPTIONS) | others))))
+    if options.get("colour_fix") is not None and not isinstance(options["colour_fix"], bool):
+        raise ProtocolError("colour_fix must be true or false, not %s" % _short(options["colour_fix"]))
     for name, longest in OPTIONS.items():
         value = options.get(name)
         if value is not None and not (isinstance(value, str) and len(value) <= longest):

@@ -231,6 +231,7 @@ def run(procedure, run_mode, image, drawables, config, run_data):
         "device": config.get_property("device"),
         "backend": config.get_property("backend"),
         "tile": tile,
+        "colour_fix": bool(config.get_property("colour-fix")),
     }
     python = worker_python()
     if python is None:
@@ -291,6 +292,9 @@ class SrFilter(Gimp.PlugIn):
         procedure.add_choice_argument("backend", "_Engine", "Inference engine", choice(BACKENDS), "auto", rw)
         procedure.add_int_argument("tile", "_Tile size", "Tile size in input pixels (0 = automatic)",
                                    0, 4096, 0, rw)
+        procedure.add_boolean_argument("colour-fix", "_Colour fix", "Keep the input's colour over areas, where the "
+                                       "network shifts flat colours by a few levels (detail stays the network's)",
+                                       False, rw)
         return procedure
 
 
