@@ -113,13 +113,17 @@ def read_animation(path: str | Path | bytes, name: str | None = None, *,
             if loop is None and image.format != "GIF":
                 loop = 0
             pictures, durations, disposal, blend = [], [], [], []
-            for index, frame in enumerate(ImageSequence.Iterator(image)):
+            hidden = _hidden_frames(image)
+            for index, frame in enumerate(ImageSequence.Iterator(image), start=-hidden):
+                if index < 0:
+                    continue
                 if end is not None and index >= end:
                     break
                 if index < start:  # composited on the way, but not kept
                     continue
                 pictures.append(orient(_rgba(frame), orientation))  # upright, as the EXIF written says
-                durations.append(int(frame.info.get("duration") or 100))
+                shown = frame.info.get("duration")  # 0 is a time of its own (no wait), not "unknown"
+                durations.append(100 if shown is None else int(shown))
                 disposal.append(_disposal(image, frame))
                 blend.append(int(frame.info.get("blend", 0) or 0))
     except Image.DecompressionBombError as exc:
@@ -127,6 +131,12 @@ def read_animation(path: str | Path | bytes, name: str | None = None, *,
     except _DAMAGED as exc:
         raise _unreadable(exc, name or _label(path)) from None
     return Animation(pictures, durations, loop, disposal, blend, format=image.format, meta=meta)
+
+
+def _hidden_frames(image: Image.Image) -> int:
+    """1 for an APNG whose default image (its IDAT) is the picture for viewers without animation
+    only, not one of the frames (it had been played as an extra first frame); else 0."""
+    return 1 if image.format == "PNG" and image.info.get("default_image") else 0
 
 
 def _rgba(frame: Image.Image) -> np.ndarray:
@@ -203,7 +213,7 @@ def upscale_to_bytes(src: str | Path | bytes, upscaler: Any, fmt: str, *, scale:
 
     try:
         with _opened(src) as probe:
-            width, height, count = probe.width, probe.height, getattr(probe, "n_frames", 1)
+            width, height, count = probe.width, probe.height, getattr(probe, "n_frames", 1) - _hidden_frames(probe)
     except Image.DecompressionBombError as exc:
         raise VideoFormatError(f"{name} is not a readable animation ({first_line(exc)})") from None
     except _DAMAGED as exc:
@@ -249,7 +259,7 @@ def encode_animation(animation: Animation, fmt: str, *, quality: int | None = No
         disposal = disposal[0]
     opaque = all(bool((frame[..., 3] == 255).all()) for frame in animation.frames)  # kept so: an opaque APNG came out RGBA
     if fmt == "GIF":
-        images = [gif_frame(frame) for frame in animation.frames]
+        images = [gif_frame(frame) for frame in _gif_colours(animation)]
         options.update(disposal=disposal, optimize=False)
         if not opaque:  # an opaque GIF declared a transparent colour it never used
             options["transparency"] = GIF_TRANSPARENT
@@ -267,6 +277,26 @@ def encode_animation(animation: Animation, fmt: str, *, quality: int | None = No
         # the canvas around them is transparent; readers that trust the flag (Pillow) then show black
         data = data[:20] + bytes([data[20] | 0x10]) + data[21:]
     return data
+
+
+def _gif_colours(animation: Animation) -> list[np.ndarray]:
+    """The frames for a GIF, which holds no ICC profile: moved to sRGB, which viewers show it
+    as (Display P3 or Adobe RGB frames had been written unconverted, their colours shifted), and
+    said in one line with the rest GIF cannot hold, as for a still picture."""
+    from .encode import _not_held, _say_lost, _to_srgb
+
+    meta = animation.meta
+    if meta is None:
+        return animation.frames
+    lost = _not_held(meta, "GIF")
+    frames = animation.frames
+    if meta.icc_profile:
+        converted = [_to_srgb(frame, meta.icc_profile) for frame in frames]
+        frames = [frame for frame, _ in converted]
+        done = bool(converted) and converted[0][1]
+        lost.insert(0, "the ICC profile (the colours are converted to sRGB, which it is shown as)" if done else "the ICC profile")
+    _say_lost(lost, "GIF", meta)
+    return frames
 
 
 def _carried(meta: Any, fmt: str, shape: tuple[int, ...], scale: float) -> dict[str, Any]:

@@ -433,3 +433,47 @@ def test_an_opaque_animation_stays_opaque(tmp_path, upscaler, name):
             assert "transparency" not in out.info
         else:
             assert out.mode == "RGB"
+
+
+def test_a_wide_gamut_animation_written_as_gif_is_converted_to_srgb_and_said(tmp_path, upscaler, caplog):
+    """GIF holds no ICC profile: a still picture's colours were moved to sRGB with a notice, an
+    animation's frames were written unconverted, their profile dropped without a word."""
+    from .test_imageio import _rgb_profile_with_wide_primaries
+
+    red = [Image.new("RGB", (12, 8), (200, 40, 30)), Image.new("RGB", (12, 8), (30, 120, 200))]
+    red[0].save(tmp_path / "wide.png", save_all=True, append_images=red[1:], duration=100,
+                icc_profile=_rgb_profile_with_wide_primaries())
+    with caplog.at_level("WARNING"):
+        animation.upscale_animation(tmp_path / "wide.png", tmp_path / "out.gif", upscaler)
+    back = animation.read_animation(tmp_path / "out.gif")
+    assert back.frames[0][16, 24, 0] > 210 and back.frames[0][16, 24, 1] < 30  # a more saturated sRGB red
+    said = [r.getMessage() for r in caplog.records]
+    assert "GIF cannot hold the ICC profile (the colours are converted to sRGB, which it is shown as); left out " \
+           "(PNG keeps it)" in said, said
+
+
+@pytest.mark.parametrize("name", ["d.gif", "d.png", "d.webp"])
+def test_a_frame_shown_for_no_time_keeps_its_zero(tmp_path, upscaler, name):
+    """0 ms (a frame composed with the next, or as fast as the player goes) had become 100 ms."""
+    images = frames(3)
+    options = {"lossless": True} if name.endswith("webp") else {}
+    images[0].save(tmp_path / name, save_all=True, append_images=images[1:], duration=[50, 0, 20], loop=0, **options)
+    assert animation.read_animation(tmp_path / name).durations == [50, 0, 20]
+    for target in ("o.gif", "o.png", "o.webp"):
+        animation.upscale_animation(tmp_path / name, tmp_path / target, upscaler, overwrite=True)
+        assert animation.read_animation(tmp_path / target).durations == [50, 0, 20], (name, target)
+
+
+def test_an_apng_default_image_outside_the_animation_is_not_played(tmp_path, upscaler):
+    """The default image of an APNG may be for viewers without animation only (no fcTL before
+    its IDAT): it had been upscaled and played as an extra first frame."""
+    images = [Image.new("RGB", (12, 8), colour) for colour in ((255, 0, 0), (0, 255, 0), (0, 0, 255))]
+    images[0].save(tmp_path / "d.png", save_all=True, append_images=images[1:], default_image=True, duration=[0, 40, 60])
+    with Image.open(tmp_path / "d.png") as source:
+        assert source.info.get("default_image") and source.n_frames == 3  # as Pillow counts it
+    for target in ("o.png", "o.gif"):
+        animation.upscale_animation(tmp_path / "d.png", tmp_path / target, upscaler)
+        out = animation.read_animation(tmp_path / target)
+        assert len(out.frames) == 2 and out.frames[0][8, 8, 1] > 200 and out.frames[1][8, 8, 2] > 200, target
+    animation.upscale_animation(tmp_path / "d.png", tmp_path / "last.png", upscaler, frames="1:2")
+    assert animation.read_animation(tmp_path / "last.png").frames[0][8, 8, 2] > 200  # frame 1 is the blue one
