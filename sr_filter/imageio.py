@@ -24,7 +24,7 @@ from PIL import Image
 
 from . import limits, png, sniff, tiffio
 from .atomic import write_atomic  # noqa: F401 - moved to atomic.py; kept importable here
-from .convert import pil_to_array
+from .convert import PER_FILE, pil_to_array
 from .device import available_ram
 from .encode import check_encodable, encode_image
 from .errors import ImageFormatError, InputTooLargeError, first_line
@@ -226,7 +226,15 @@ def _decode(image: Image.Image, name: str) -> np.ndarray:
         raise ImageFormatError(f"{name} cannot be decoded ({text})") from None
     except MemoryError:
         raise InputTooLargeError(f"{name} does not fit in memory when decoded") from None
-    return _pixels(image)
+    array = _pixels(image)
+    if image.format == "BMP" and array.ndim == 3 and array.shape[2] == 4 and not array[..., 3].any():
+        # many writers fill a 32-bit BMP's fourth byte with 0 and leave it unused; browsers and
+        # Windows show such a file opaque, and so it is read here (it had come out white or
+        # wholly transparent: the picture lost)
+        log.warning("%s: its alpha channel is 0 everywhere, as BMP writers that leave it unused write it; "
+                    "the picture is read as opaque", name, extra=PER_FILE)
+        array = np.ascontiguousarray(array[..., :3])
+    return array
 
 
 def _pixels(image: Image.Image) -> np.ndarray:

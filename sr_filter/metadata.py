@@ -92,7 +92,7 @@ def read_meta(image: Image.Image) -> tuple[ImageMeta, int]:
         text=png_text(image) if image.format == "PNG" else {},
         format=image.format,
         icc_profile=info.get("icc_profile") or None,
-        dpi=_dpi(info),
+        dpi=_dpi(image),
         xmp=upright_xmp(_bytes(info.get("xmp"))),
         comment=_bytes(info.get("comment")),
         iptc=_photoshop_block(image),
@@ -281,7 +281,13 @@ def upright_xmp(xmp: bytes | None) -> bytes | None:
     return _xmp_number(xmp, "tiff:Orientation", 1)
 
 
-def _dpi(info: dict) -> tuple[float, float] | None:
+def _dpi(image: Image.Image) -> tuple[float, float] | None:
+    """The pixel density the file states; None where it states none. Pillow gives a JPEG whose
+    JFIF header has no unit and whose EXIF has no resolution 72 dpi of its own: written back
+    scaled, that became a density the source never had (288 dpi at x4)."""
+    info = image.info
+    if image.format == "JPEG" and info.get("jfif_unit") not in (1, 2) and 282 not in image.getexif():
+        return None
     dpi = info.get("dpi")
     try:
         if dpi and len(dpi) == 2 and all(math.isfinite(float(d)) and float(d) > 0 for d in dpi):

@@ -128,3 +128,13 @@ def raw_exif(*entries: tuple[int, int, int, bytes], sub: tuple[tuple[int, int, i
 
     body = pack(ifd0) + (pack(list(sub)) if sub else b"")
     return b"Exif\0\0II*\0" + struct.pack("<I", start0) + body + extra
+
+
+def bmp32(rgba: np.ndarray) -> bytes:
+    """A 32-bit BMP (BITMAPV4HEADER, BI_BITFIELDS with an alpha mask) of an HxWx4 uint8 array,
+    as image editors write one with transparency; Pillow writes none with alpha."""
+    height, width = rgba.shape[:2]
+    pixels = np.ascontiguousarray(rgba[::-1][..., [2, 1, 0, 3]]).tobytes()  # bottom-up BGRA
+    info = struct.pack("<IiiHHIIiiII", 108, width, height, 1, 32, 3, len(pixels), 2835, 2835, 0, 0)
+    info += struct.pack("<IIII", 0x00FF0000, 0x0000FF00, 0x000000FF, 0xFF000000) + b"sRGB" + bytes(48)
+    return struct.pack("<2sIHHI", b"BM", 14 + len(info) + len(pixels), 0, 0, 14 + len(info)) + info + pixels

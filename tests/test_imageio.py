@@ -832,3 +832,38 @@ def test_a_jpegs_iptc_block_is_carried_into_jpeg_and_said_lost_elsewhere(caplog)
     with caplog.at_level("WARNING"):
         imageio.encode_image(array, "PNG", meta)
     assert any("PNG cannot hold the IPTC data; left out (JPEG keeps it)" in r.getMessage() for r in caplog.records)
+
+
+def test_a_bmp_whose_alpha_is_zero_everywhere_is_read_opaque(caplog):
+    """Many writers fill a 32-bit BMP's fourth byte with 0 and leave it unused (browsers show the
+    file opaque): the picture came out white (BMP, JPEG) or wholly transparent (PNG)."""
+    from .imagefiles import bmp32
+
+    rgba = np.zeros((8, 12, 4), np.uint8)
+    rgba[..., :3] = (110, 85, 125)
+    with caplog.at_level("WARNING"):
+        array, _ = imageio.read_image(bmp32(rgba), name="unused.bmp")
+    assert array.shape == (8, 12, 3) and (array == (110, 85, 125)).all()
+    assert any("unused.bmp: its alpha channel is 0 everywhere" in r.getMessage() for r in caplog.records)
+    rgba[:4, ..., 3] = 255  # some of it transparent: a real alpha channel, kept
+    array, _ = imageio.read_image(bmp32(rgba), name="used.bmp")
+    assert array.shape == (8, 12, 4) and array[0, 0, 3] == 255 and array[7, 0, 3] == 0
+
+
+def test_a_jpeg_that_states_no_density_gets_none():
+    """Pillow gives a JPEG whose JFIF has no unit and whose EXIF has no resolution 72 dpi of its
+    own: outputs claimed 288 dpi at x4. A density the file does state is kept."""
+    exif = Image.Exif()
+    exif[0x0112], exif[0x010F] = 6, "Cam"  # orientation and make, no resolution
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 6), (90, 90, 90)).save(buffer, "JPEG", exif=exif.tobytes())
+    assert Image.open(io.BytesIO(buffer.getvalue())).info.get("dpi") == (72, 72)  # Pillow's stand-in
+    _, meta = imageio.read_image(buffer.getvalue())
+    assert meta.dpi is None
+    stated = io.BytesIO()
+    Image.new("RGB", (8, 6)).save(stated, "JPEG", dpi=(300, 300), exif=exif.tobytes())
+    assert imageio.read_image(stated.getvalue())[1].dpi == (300, 300)
+    exif[0x011A], exif[0x011B], exif[0x0128] = 240.0, 240.0, 2  # in the EXIF only
+    only_exif = io.BytesIO()
+    Image.new("RGB", (8, 6)).save(only_exif, "JPEG", exif=exif.tobytes())
+    assert imageio.read_image(only_exif.getvalue())[1].dpi == (240, 240)
