@@ -20,12 +20,13 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from .convert import PER_FILE
 from .errors import ImageFormatError, SrFilterError, first_line
 
 log = logging.getLogger(__name__)
 
 TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
-_MINISWHITE, _MINISBLACK, _RGB = 0, 1, 2
+_MINISWHITE, _MINISBLACK, _RGB, _SEPARATED = 0, 1, 2, 5
 _ASSOCALPHA, _UNASSALPHA = 1, 2
 
 
@@ -64,7 +65,12 @@ def read_tiff(data: bytes, name: str, check: Callable[[tuple[int, int, int, int]
                 tags = _tags(page)
                 check(tags.shape)
                 photometric, bits = int(page.photometric), int(page.bitspersample)
-                if photometric not in (_MINISWHITE, _MINISBLACK, _RGB):
+                if photometric == _SEPARATED and bits == 16 and _cmyk(page):
+                    if tags.icc_profile:  # Pillow's colour converter works in 8 bits
+                        log.warning("%s: 16-bit CMYK is converted to RGB through its ICC profile with 8 bits per "
+                                    "channel", name, extra=PER_FILE)
+                        return None, tags
+                elif photometric not in (_MINISWHITE, _MINISBLACK, _RGB):
                     return None, tags
                 array = page.asarray()
                 axes = page.axes
@@ -144,19 +150,29 @@ def _layout(array: np.ndarray, axes: str, extras: tuple[int, ...], photometric: 
         top, most = np.iinfo(array.dtype).max, 2**bits - 1
         wide = np.minimum(array, most).astype(np.uint32)  # 4 bytes a sample, not float64's 8 and more
         array = ((wide * top + most // 2) // most).astype(array.dtype)
-    colour = 3 if photometric == _RGB else 1
+    colour = {_RGB: 3, _SEPARATED: 4}.get(photometric, 1)
     if array.shape[2] < colour:
         raise ImageFormatError(f"{name}: RGB TIFF with only {array.shape[2]} samples per pixel")
     alpha_index = _alpha_index(extras, array.shape[2] - colour)
     kept = array[:, :, :colour]
     if photometric == _MINISWHITE:
         kept = _invert(kept)
+    if photometric == _SEPARATED:  # without a profile, as Pillow converts 8-bit CMYK: 1 - (ink + black)
+        inked = kept[:, :, :3].astype(np.uint32) + kept[:, :, 3:]
+        kept = (65535 - np.minimum(inked, 65535)).astype(np.uint16)
+        colour = 3
     if alpha_index is None:
         return kept if colour == 3 else kept[:, :, 0]
     alpha = array[:, :, colour + alpha_index : colour + alpha_index + 1]
     if alpha_index < len(extras) and extras[alpha_index] == _ASSOCALPHA:
         kept = _unpremultiply(kept, alpha)
     return np.concatenate([kept, alpha], axis=2)
+
+
+def _cmyk(page: Any) -> bool:
+    """Whether a separated (ink) page holds the four CMYK inks (InkSet 1, the default)."""
+    inkset = page.tags.get("InkSet")
+    return int(page.samplesperpixel) >= 4 and (inkset is None or int(inkset.value) == 1)
 
 
 def _to_yxs(array: np.ndarray, axes: str) -> np.ndarray:

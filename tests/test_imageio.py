@@ -867,3 +867,27 @@ def test_a_jpeg_that_states_no_density_gets_none():
     only_exif = io.BytesIO()
     Image.new("RGB", (8, 6)).save(only_exif, "JPEG", exif=exif.tobytes())
     assert imageio.read_image(only_exif.getvalue())[1].dpi == (240, 240)
+
+
+def test_sixteen_bit_cmyk_tiff_stays_sixteen_bit(caplog):
+    """A 16-bit CMYK TIFF came out with 8 bits per channel without a word. Without a profile its
+    inks are converted at 16 bits, as Pillow converts 8-bit CMYK; with one (the converter works
+    in 8 bits) a line says so."""
+    import tifffile
+
+    ramp = (np.arange(64, dtype=np.uint32) * 1000).astype(np.uint16)
+    cmyk = np.zeros((4, 64, 4), np.uint16)
+    cmyk[..., 0] = ramp  # cyan over the width: red falls in 64 steps
+    cmyk[1, :, 3] = 20000  # and one row with black
+    buffer = io.BytesIO()
+    tifffile.imwrite(buffer, cmyk, photometric="separated")
+    array, _ = imageio.read_image(buffer.getvalue(), name="cmyk16.tif")
+    assert array.dtype == np.uint16 and array.shape == (4, 64, 3)
+    assert (array[0, :, 0] == 65535 - ramp).all() and (array[0, :, 1:] == 65535).all()
+    assert (array[1, :, 0] == np.maximum(65535 - ramp.astype(int) - 20000, 0)).all()
+    with caplog.at_level("WARNING"):
+        profiled = io.BytesIO()
+        tifffile.imwrite(profiled, cmyk, photometric="separated", iccprofile=cmyk_profile())
+        array, _ = imageio.read_image(profiled.getvalue(), name="profiled.tif")
+    assert any("profiled.tif: 16-bit CMYK is converted to RGB through its ICC profile with 8 bits" in r.getMessage()
+               for r in caplog.records)
