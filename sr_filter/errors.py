@@ -72,6 +72,8 @@ def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (its type name when it has none): the part of a
     third-party error worth putting into one of our one-line messages."""
     text = str(exc).strip()
+    if text.startswith("[Errno ") and "] " in text:  # an OSError's or FFmpeg's number means nothing to users
+        text = text.split("] ", 1)[1]
     return text.splitlines()[0] if text else type(exc).__name__
 
 

@@ -167,6 +167,7 @@ def test_truncated_corrupt_and_empty_files(tmp_path, upscaler):
         with pytest.raises(VideoFormatError) as info:
             upscale_video(tmp_path / name, tmp_path / f"out_{name}", upscaler=upscaler)
         assert name in str(info.value) and "\n" not in str(info.value)
+        assert "Errno" not in str(info.value)  # FFmpeg's error number ([Errno 1094995529]) means nothing to users
         assert not (tmp_path / f"out_{name}").exists()
     assert leftovers(tmp_path) == []
 
@@ -202,6 +203,60 @@ def test_sound_that_outlasts_the_picture_is_no_cut_file(tmp_path, upscaler, code
             stream = container.streams.video[0]
             end = next(f for f in reversed(list(container.decode(stream))))  # the last frame's display time
             assert float((end.pts + end.duration) * end.time_base) == pytest.approx(0.5, abs=0.01)
+
+
+def test_an_interlaced_source_is_said_to_be_upscaled_as_whole_pictures(tmp_path, upscaler):
+    """Interlaced pictures came out progressive, their combing enlarged, without a word."""
+    from .videos import pattern
+
+    clip = tmp_path / "fields.mp4"
+    with av.open(str(clip), "w") as out:
+        video = out.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 32, 32, "yuv420p"
+        video.codec_context.options = {"preset": "ultrafast", "x264-params": "interlaced=1:tff=1"}
+        for i in range(3):
+            frame = av.VideoFrame.from_ndarray(pattern(i, 32, 32), format="rgb24").reformat(format="yuv420p")
+            frame.pts = i
+            for packet in video.encode(frame):
+                out.mux(packet)
+        for packet in video.encode():
+            out.mux(packet)
+    notices: list[str] = []
+    upscale_video(clip, tmp_path / "out.mp4", upscaler=upscaler, notice=notices.append)
+    assert notices == ["the source is interlaced (top field first): both fields are upscaled together as one picture "
+                       "and written progressive, which enlarges the combing on motion; deinterlace it first "
+                       "(for example ffmpeg -vf bwdif)"]
+    notices.clear()
+    upscale_video(make_clip(tmp_path / "plain.mp4", frames=3), tmp_path / "plain-out.mp4", upscaler=upscaler,
+                  notice=notices.append)
+    assert not [n for n in notices if "interlaced" in n]
+
+
+def test_a_timecode_is_kept(tmp_path, upscaler):
+    """A QuickTime timecode (the video's tag and its tmcd track) was lost, with "a .mov file
+    cannot hold unknown" for the track."""
+    clip = make_clip(tmp_path / "tc.mov", frames=4, video_tags={"timecode": "01:00:00:00"})
+    with av.open(str(clip)) as source:
+        assert [s.type for s in source.streams] == ["video", "audio", "data"]  # the writer's tmcd track
+    for target, resume in (("o.mov", False), ("r.mov", True), ("o.mkv", False), ("o.mp4", False)):
+        notices: list[str] = []
+        upscale_video(clip, tmp_path / target, upscaler=upscaler, resume=resume, notice=notices.append)
+        assert not [n for n in notices if "cannot hold" in n], notices
+        with av.open(str(tmp_path / target)) as out:
+            tags = {k.lower(): v for k, v in out.streams.video[0].metadata.items()}
+            assert tags.get("timecode") == "01:00:00:00", (target, tags)
+            if target.endswith((".mov", ".mp4")):
+                assert "data" in [s.type for s in out.streams], target  # the track, written anew
+
+
+def test_a_picture_named_as_a_video_is_refused(tmp_path, upscaler):
+    """FFmpeg reads a lone PNG or JPEG as a one-frame video: a PNG named .mp4 became an H.264 file."""
+    Image.new("RGB", (8, 6)).save(tmp_path / "png.mp4", "PNG")
+    Image.new("RGB", (8, 6)).save(tmp_path / "jpeg.mkv", "JPEG")
+    for name, kind in (("png.mp4", "a PNG image"), ("jpeg.mkv", "a JPEG image")):
+        with pytest.raises(VideoFormatError, match=f"{name} is {kind}, not a video; give it an image name"):
+            upscale_video(tmp_path / name, tmp_path / f"out-{name}", upscaler=upscaler)
+        assert not (tmp_path / f"out-{name}").exists()
 
 
 def test_unknown_codec(tmp_path, upscaler):
@@ -373,7 +428,7 @@ def test_mov_takes_what_its_muxer_writes_and_says_what_it_drops(tmp_path, upscal
     notices: list[str] = []
     summary = upscale_video(vp9, tmp_path / "out.mov", upscaler=upscaler, notice=notices.append)
     assert summary["codec"] == "h264" and describe(tmp_path / "out.mov")["others"] == []
-    assert any("dropped audio stream 1 (opus): a .mov file cannot hold opus" in n for n in notices)
+    assert "dropped audio stream 1 (opus): a .mov file cannot hold opus; a .mkv or .mp4 output keeps it" in notices
     with pytest.raises(VideoFormatError, match="a .mov file cannot hold av1 video"):
         upscale_video(vp9, tmp_path / "b.mov", upscaler=upscaler, codec="av1")
     assert leftovers(tmp_path) == []
@@ -386,7 +441,8 @@ def test_a_stream_the_muxer_refuses_only_in_its_trailer_is_dropped_before_the_wo
     notices: list[str] = []
     upscale_video(clip, tmp_path / "out.mp4", upscaler=upscaler, notice=notices.append)
     assert describe(tmp_path / "out.mp4")["others"] == [] and len(describe(tmp_path / "out.mp4")["times"]) == 4
-    assert any("dropped audio stream 1 (pcm_s16le): an .mp4 or .m4v file cannot hold pcm_s16le" in n for n in notices)
+    assert ("dropped audio stream 1 (pcm_s16le): an .mp4 or .m4v file cannot hold pcm_s16le; a .mkv or .mov output "
+            "keeps it") in notices
     upscale_video(clip, tmp_path / "out.mov", upscaler=upscaler)  # mov holds it
     assert describe(tmp_path / "out.mov")["others"] == [("audio", "pcm_s16le")]
 

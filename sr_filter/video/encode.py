@@ -268,7 +268,20 @@ def _chroma(pix_fmt: str) -> int:
 def notices(info: VideoInfo, family: str, muxer: str) -> list[str]:
     """What the written video will not keep of the source's picture, one line each: its alpha
     channel, its bit depth or its colour detail."""
-    return [line for line in (alpha_notice(info, family, muxer), depth_notice(info, family, muxer)) if line]
+    return [line for line in (alpha_notice(info, family, muxer), depth_notice(info, family, muxer), interlace_notice(info))
+            if line]
+
+
+def interlace_notice(info: VideoInfo) -> str | None:
+    """One line for interlaced source pictures: their two fields, half a frame time apart, go
+    through the network as one picture and come out as a progressive frame, so moving edges keep
+    their comb teeth, enlarged (it had happened without a word)."""
+    if not info.interlaced:
+        return None
+    first = "top" if info.interlaced in (2, 4) else "bottom"
+    return (f"the source is interlaced ({first} field first): both fields are upscaled together as one "
+            "picture and written progressive, which enlarges the combing on motion; deinterlace it first "
+            "(for example ffmpeg -vf bwdif)")
 
 
 #: decoders that give every picture an alpha channel, used or not (FFmpeg's GIF decoder: bgra)
@@ -525,6 +538,9 @@ def copy_streams(container: av.container.OutputContainer, source: av.container.I
         if stream.index not in copy:
             continue
         what = f"{stream.type} stream {stream.index}"
+        if stream.type == "data" and stream.codec_context is None and "timecode" in stream.metadata:
+            if "timecode" in source.streams.video[0].metadata:  # written anew from the video's tag
+                continue
         if stream.type == "attachment":
             if muxer != "matroska":
                 dropped.append(f"{what} ({stream.name}): {_a_file(muxer)} cannot hold attachments; a .mkv output keeps it")
@@ -533,7 +549,9 @@ def copy_streams(container: av.container.OutputContainer, source: av.container.I
             continue
         codec = stream.codec_context.name if stream.codec_context else "unknown"
         if not _probe_holds(muxer, codec) or not _header_takes(muxer, stream, firsts.get(stream.index)):
-            hint = "; a .mkv output keeps it" if muxer != "matroska" and _probe_holds("matroska", codec) else ""
+            keepers = [suffix for suffix, other in ((".mkv", "matroska"), (".mp4", "mp4"), (".mov", "mov"))
+                       if other != muxer and _probe_holds(other, codec)]  # mov_text into .mkv: no .mkv to offer
+            hint = f"; a {' or '.join(keepers)} output keeps it" if keepers else ""
             dropped.append(f"{what} ({codec}): {_a_file(muxer)} cannot hold {codec}{hint}")
             continue
         try:
@@ -622,10 +640,11 @@ def mark_alpha_beside(target: av.stream.Stream, codec: str, info: VideoInfo) -> 
 
 
 def keep_video_tags(source: av.stream.Stream, target: av.stream.Stream) -> None:
-    """The upscaled stream keeps the source video's language, title and flags (default, ...);
-    its other tags describe the old encoding (encoder, bit rate, Matroska's statistics)."""
+    """The upscaled stream keeps the source video's language, title, timecode and flags (default,
+    ...); its other tags describe the old encoding (encoder, bit rate, Matroska's statistics).
+    From the timecode the mov and mp4 writers build the timecode track anew (it had been lost)."""
     for key, value in _titled({k.lower(): v for k, v in source.metadata.items()}).items():
-        if key in ("language", "title"):
+        if key in ("language", "title", "timecode"):
             target.metadata[key] = value
     target.disposition = source.disposition
 

@@ -52,6 +52,9 @@ class VideoInfo:
     #: :func:`sr_filter.video.encode.settle_alpha` once the codec is known)
     alpha: bool = False
     frames: int = 0  # the container's count; 0 = unknown
+    #: FFmpeg's field order when the pictures are interlaced (2 top field first, 3 bottom first,
+    #: 4 and 5 the same, coded the other way); 0 for progressive or unknown
+    interlaced: int = 0
     metadata: dict = field(default_factory=dict)
     #: the time base of a constant-rate output (AVI), 1/rate: there frame n of the output is tick n
     #: (None: the source's time base and timestamps are kept)
@@ -81,6 +84,12 @@ def open_video(path: str | Path) -> av.container.InputContainer:
     if not container.streams.video:
         container.close()
         raise VideoFormatError(f"{path} has no video stream")
+    demuxer = container.format.name or ""
+    if demuxer.endswith("_pipe") or demuxer == "image2":  # FFmpeg reads a lone picture as a one-frame video
+        kind = "an image" if demuxer == "image2" else f"a {demuxer.removesuffix('_pipe').upper()} image"
+        container.close()
+        raise VideoFormatError(f"{path} is {kind}, not a video; give it an image name (such as .png or .jpg) "
+                               "to upscale it as one")
     return container
 
 
@@ -152,6 +161,7 @@ def describe(container: av.container.InputContainer, name: str, *, scale: float)
         deep=deep,
         frames=stream.frames or 0,
         metadata=dict(stream.metadata),
+        interlaced=field if (field := int(getattr(context, "field_order", 0) or 0)) >= 2 else 0,
     )
 
 
