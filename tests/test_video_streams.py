@@ -86,6 +86,8 @@ def test_png_stream_pipe(tmp_path):
         assert np.abs(small - pattern(i, 32, 24)).mean() < 8
     result = run("-", "-o", "-", "--format", "png-stream", "-m", MODEL, stdin=data[:-30])
     assert result.returncode != 0 and b"middle of image 2" in result.stderr and b"Traceback" not in result.stderr
+    result = run("-", "-o", "-", "--format", "png-stream", "-m", MODEL, stdin=b"")  # exit 0 with nothing, had been
+    assert result.returncode == 1 and result.stderr.strip().endswith(b"the PNG stream is empty: no image came in")
 
 
 def test_a_reader_that_stops_early_gets_one_line_and_exit_1(tmp_path):

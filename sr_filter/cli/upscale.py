@@ -89,7 +89,7 @@ def _closed_stdout_is_one_line(command):
               help="Output name suffix instead of _x4 (NAMETEXT.EXT); '' for none. Also added to the files of a batch, "
                    "which otherwise keep their names in the output folder.")
 @click.option("--quality", type=click.IntRange(1, 100), default=None, help="JPEG/WebP quality, 1-100.  [default: 95 / 90]")
-@click.option("--overwrite", is_flag=True, help="Replace existing output files (also allows writing over the input).")
+@click.option("--overwrite", is_flag=True, help="Replace existing output files (and an image input written in place; a video is never its own output).")
 @click.option("--skip-existing", is_flag=True, help="Leave outputs that already exist untouched and move on.")
 @video_options
 @click.option("--cluster", metavar="auto|ADDRESS", default=None, help="Spread a folder job, or one video's segments, over a Ray cluster (auto: $RAY_ADDRESS, else a local one); needs sr-filter[cluster].")

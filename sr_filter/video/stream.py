@@ -212,6 +212,8 @@ def upscale_png_stream(source: BinaryIO, target: BinaryIO, upscaler: Any, scale:
         target.flush()
 
     pipeline.run(read_pngs(source), work, consume)
+    if not count[0]:  # as an empty YUV4MPEG2 stream is: nothing came, which a pipeline must hear of
+        raise VideoFormatError("the PNG stream is empty: no image came in")
     return count[0]
 
 
