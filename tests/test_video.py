@@ -366,6 +366,24 @@ def test_resume_continues_after_the_last_finished_segment(tmp_path, upscaler, mo
         assert np.abs(joined[i].astype(float) - upscaler.upscale_array(source[i])).mean() < 4
 
 
+@pytest.mark.parametrize("suffix", [".mp4", ".mov"])
+def test_resumed_mp4_keeps_every_timestamp_exactly(tmp_path, upscaler, monkeypatch, suffix):
+    """Segments are written as mov, whose edit list (the B-frame delay) was counted in
+    milliseconds: every frame after the first segment moved by 6 or 12 ticks of 1/18432."""
+    from sr_filter.video import resume
+
+    monkeypatch.setattr(resume, "SEGMENT_FRAMES", 8)
+    clip = make_clip(tmp_path / "clip.mp4", frames=24, gop=8, bframes=2, audio=0)
+    target = tmp_path / f"out{suffix}"
+    upscale_video(clip, target, upscaler=upscaler, resume=True)
+
+    def exact(path):
+        with av.open(str(path)) as container:
+            return [frame.pts * frame.time_base for frame in container.decode(video=0)]
+
+    assert exact(target) == exact(clip)
+
+
 def test_disk_full_mid_encode_is_one_line_and_leaves_nothing(tmp_path):
     """A file-size limit (RLIMIT_FSIZE) makes writes fail part-way, as a full disk does."""
     import resource

@@ -205,7 +205,7 @@ def _segment_muxer(family: str, alpha: bool) -> str:
 
 def join(segments: list[tuple[int, int, Path]], src: Path, tmp: str, muxer: str, info: source.VideoInfo) -> list[str]:
     """Interleave the segments' video packets and the source's copied streams into ``tmp``."""
-    out = encode.open_output(tmp, muxer)
+    out = encode.open_output(tmp, muxer, info.steady or info.time_base)
     container = source.open_video(src)  # read from the start again: every packet, priming ones too
     opened = [av.open(str(path)) for _, _, path in segments]
     try:
