@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import logging
+import struct
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,7 @@ _ALPHA = {"PNG", "WEBP", "TIFF", "GIF"}
 _ICC = {"PNG", "JPEG", "WEBP", "TIFF"}
 _EXIF = {"PNG", "JPEG", "WEBP", "TIFF"}
 _DPI = {"PNG", "JPEG", "TIFF", "BMP"}
+_XMP = {"JPEG", "WEBP", "PNG", "TIFF"}
 #: the largest width and height each format can store (libjpeg's 65500, WebP's 14-bit fields,
 #: GIF's 16-bit fields, BMP's and PNG's signed 32-bit fields, TIFF's 32-bit fields)
 #: pixel bytes beyond which a TIFF must be a BigTIFF (Pillow writes only classic, 32-bit offset TIFF)
@@ -86,7 +88,7 @@ def encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None = None, *, 
                                   exif=exif, xmp=meta.xmp)
     if fmt == "PNG":  # libpng for 8 and 16 bits, straight from the array
         deep = array if array.dtype == np.uint8 else _to_uint16(array)
-        return png.encode_png(deep, icc_profile=icc, dpi=dpi, exif=exif, text=_png_text(meta))
+        return png.encode_png(deep, icc_profile=icc, dpi=dpi, exif=exif, text=_png_text(meta), colour=meta.png_colour)
     if array.dtype != np.uint8:
         log.warning("%s holds 8 bits per channel: the %s picture is written with 8 (PNG and TIFF keep it)", _SHOWN.get(fmt, fmt),
                     "16-bit" if array.dtype == np.uint16 else "floating-point", extra=PER_FILE)
@@ -225,15 +227,28 @@ def _not_held(meta: ImageMeta, fmt: str) -> list[str]:
     lost = []
     if meta.exif and fmt not in _EXIF:
         lost.append("the EXIF data")
-    if meta.xmp and fmt not in ("JPEG", "WEBP", "PNG", "TIFF"):
+    if meta.xmp and fmt not in _XMP:
         lost.append("the XMP data")
-    if meta.text and fmt != "PNG":
-        lost.append(f"the PNG text ({', '.join(sorted(meta.text)[:3])}{', ...' if len(meta.text) > 3 else ''})")
+    # a PNG's XMP packet is one of its text chunks, written as XMP where the format holds XMP
+    text = sorted(k for k in meta.text if not (k == png.XMP_KEY and meta.xmp and fmt in _XMP))
+    if text and fmt != "PNG":
+        lost.append(f"the PNG text ({', '.join(text[:3])}{', ...' if len(text) > 3 else ''})")
     if meta.comment and fmt not in ("JPEG", "GIF", "PNG"):
         lost.append("the comment")
     if meta.iptc and fmt != "JPEG":
         lost.append("the IPTC data")
+    if fmt != "PNG" and _own_gamma(meta):
+        lost.append("the PNG's gamma (gAMA), so its tones show as sRGB's")
     return lost
+
+
+def _own_gamma(meta: ImageMeta) -> bool:
+    """Whether a PNG states a gamma of its own (not sRGB's 1/2.2, no profile or sRGB chunk
+    beside it), which other formats cannot carry."""
+    chunks = dict(meta.png_colour)
+    if meta.icc_profile or b"sRGB" in chunks or b"gAMA" not in chunks:
+        return False
+    return abs(struct.unpack(">I", chunks[b"gAMA"])[0] - 45455) > 500
 
 
 def _listed(items: list[str]) -> str:

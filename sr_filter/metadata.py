@@ -15,6 +15,7 @@ import io
 import logging
 import math
 import re
+import struct
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -45,6 +46,8 @@ class ImageMeta:
     iptc: bytes | None = None  # a JPEG's Photoshop (APP13) block: IPTC captions, credits, keywords
     mode: str = "RGB"  # the input's Pillow mode (or "uint16" / "float32" for deep TIFFs)
     frames: int = 1
+    #: a PNG's colour chunks besides an ICC profile (gAMA, cHRM, sRGB), as (type, body) pairs
+    png_colour: tuple[tuple[bytes, bytes], ...] = ()
 
 
 #: EXIF orientations that swap width and height (transpose, rotate 90 either way, transverse)
@@ -98,6 +101,7 @@ def read_meta(image: Image.Image) -> tuple[ImageMeta, int]:
         iptc=_photoshop_block(image),
         mode=image.mode,
         frames=1 if image.format == "MPO" else _frames(image),  # MPO: camera previews
+        png_colour=_png_colour(info) if image.format == "PNG" else (),
     )
     try:
         meta.exif, orientation = _exif(image)
@@ -105,6 +109,22 @@ def read_meta(image: Image.Image) -> tuple[ImageMeta, int]:
         log.warning("ignoring damaged EXIF data (orientation and camera data are left out)")
         meta.exif, orientation = None, 1
     return meta, orientation
+
+
+def _png_colour(info: dict) -> tuple[tuple[bytes, bytes], ...]:
+    """A PNG's gAMA, cHRM and sRGB chunks, from what Pillow read of them (they had been dropped:
+    a picture with a linear gAMA showed with other tones)."""
+    chunks = []
+    try:
+        if "srgb" in info:
+            chunks.append((b"sRGB", bytes([int(info["srgb"]) & 3])))
+        if info.get("gamma"):
+            chunks.append((b"gAMA", struct.pack(">I", round(float(info["gamma"]) * 100000))))
+        if info.get("chromaticity") and len(info["chromaticity"]) == 8:
+            chunks.append((b"cHRM", struct.pack(">8I", *(round(float(v) * 100000) for v in info["chromaticity"]))))
+    except (TypeError, ValueError, struct.error):  # a damaged chunk: left out
+        return ()
+    return tuple(chunks)
 
 
 def _exif(image: Image.Image) -> tuple[bytes | None, int]:
@@ -152,7 +172,7 @@ def exif_for_output(exif: bytes | None, width: int, height: int, scale: float, *
     data = Image.Exif()
     try:
         data.load(exif)
-        sub = data.get_ifd(_EXIF_IFD)
+        sub = data.get_ifd(_EXIF_IFD) if _EXIF_IFD in data else None  # asked for, Pillow writes an empty one
         if sub:
             sub[_PIXEL_X], sub[_PIXEL_Y] = int(width), int(height)
         for tag in (_X_RES, _Y_RES):

@@ -103,15 +103,17 @@ def encode_png(
     dpi: tuple[float, float] | None = None,
     exif: bytes | None = None,
     text: dict[str, str] | None = None,
+    colour: tuple[tuple[bytes, bytes], ...] = (),
 ) -> bytes:
-    """Encode an HxW or HxWxC uint8 or uint16 array (C = 1..4) as a PNG of that depth with the given metadata."""
+    """Encode an HxW or HxWxC uint8 or uint16 array (C = 1..4) as a PNG of that depth with the given
+    metadata; ``colour``: gAMA, cHRM and sRGB chunks as (type, body) (sRGB left out beside a profile)."""
     if array.dtype not in (np.uint8, np.uint16):
         raise ValueError(f"PNG holds 8 or 16 bits per sample, not {array.dtype}")
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[:, :, 0]
     array = np.ascontiguousarray(array)
     encoded = imagecodecs.png_encode(array, **compression(array))
-    chunks = []
+    chunks = [_chunk(kind, body) for kind, body in colour if not (icc_profile and kind == b"sRGB")]
     if icc_profile:
         chunks.append(_chunk(b"iCCP", b"icc\x00\x00" + zlib.compress(icc_profile)))
     if dpi:

@@ -891,3 +891,64 @@ def test_sixteen_bit_cmyk_tiff_stays_sixteen_bit(caplog):
         array, _ = imageio.read_image(profiled.getvalue(), name="profiled.tif")
     assert any("profiled.tif: 16-bit CMYK is converted to RGB through its ICC profile with 8 bits" in r.getMessage()
                for r in caplog.records)
+
+
+def test_no_empty_exif_directory_is_added_and_a_described_tiff_stays_compressed():
+    """Updating the EXIF sizes asked Pillow for the Exif sub-directory, which then wrote an empty
+    one: every output gained a pointer to nothing, and an 8-bit TIFF with only a description
+    came out uncompressed (Pillow's compressing writer cannot store sub-directories)."""
+    from sr_filter.metadata import exif_for_output
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(buffer, "TIFF", compression="tiff_lzw", description="hello")
+    _, meta = imageio.read_image(buffer.getvalue())
+    updated = Image.Exif()
+    updated.load(exif_for_output(meta.exif, 32, 32, 4))
+    assert 0x8769 not in updated and updated[270] == "hello"
+    out = Image.open(io.BytesIO(imageio.encode_image(np.zeros((32, 32, 3), np.uint8), "TIFF", meta, scale=4)))
+    assert out.info.get("compression") == "tiff_adobe_deflate" and out.getexif()[270] == "hello"
+
+
+def test_a_pngs_xmp_is_not_said_to_be_lost_where_it_is_written(caplog):
+    """A PNG's XMP packet is one of its text chunks: written as XMP into a JPEG, the notice still
+    said "JPEG cannot hold the PNG text (XML:com.adobe.xmp)"."""
+    xmp = b"<x:xmpmeta xmlns:x='adobe:ns:meta/'>kept</x:xmpmeta>"
+    chunks = PngImagePlugin.PngInfo()
+    chunks.add_itxt("XML:com.adobe.xmp", xmp.decode())
+    chunks.add_text("Author", "A")
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buffer, "PNG", pnginfo=chunks)
+    _, meta = imageio.read_image(buffer.getvalue())
+    with caplog.at_level("WARNING"):
+        out = imageio.encode_image(np.zeros((8, 8, 3), np.uint8), "JPEG", meta)
+    assert b"kept" in out
+    said = [r.getMessage() for r in caplog.records]
+    assert "JPEG cannot hold the PNG text (Author); left out (PNG keeps it)" in said, said
+
+
+def test_a_pngs_gamma_and_chromaticity_are_kept_and_said_where_they_cannot_be(caplog):
+    """gAMA and cHRM were dropped without a word: a picture stored with linear gamma showed with
+    other tones after upscaling."""
+    raw = io.BytesIO()
+    Image.new("RGB", (8, 8), (60, 60, 60)).save(raw, "PNG")
+    data = raw.getvalue()
+    gama = struct.pack(">I", 100000)  # gamma 1.0: linear light
+    chrm = struct.pack(">8I", 31270, 32900, 64000, 33000, 30000, 60000, 15000, 6000)
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+    linear = data[:33] + chunk(b"gAMA", gama) + chunk(b"cHRM", chrm) + data[33:]
+    array, meta = imageio.read_image(linear)
+    out = Image.open(io.BytesIO(imageio.encode_image(array, "PNG", meta)))
+    out.load()
+    assert out.info["gamma"] == 1.0 and out.info["chromaticity"] == pytest.approx((0.3127, 0.329, 0.64, 0.33, 0.3, 0.6, 0.15, 0.06))
+    with caplog.at_level("WARNING"):
+        imageio.encode_image(array, "JPEG", meta)
+    assert any("the PNG's gamma (gAMA), so its tones show as sRGB's" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    srgb_like = data[:33] + chunk(b"gAMA", struct.pack(">I", 45455)) + data[33:]  # what most PNGs state: no loss
+    array, meta = imageio.read_image(srgb_like)
+    with caplog.at_level("WARNING"):
+        imageio.encode_image(array, "JPEG", meta)
+    assert not [r for r in caplog.records if "gAMA" in r.getMessage()]
