@@ -198,6 +198,10 @@ def _open(data: bytes, name: str, *, tiff: bool = False) -> Image.Image | None:
     except (Image.UnidentifiedImageError, OSError, SyntaxError, ValueError, struct.error, EOFError) as exc:
         if tiff:
             return None
+        kind = sniff.jpeg_unreadable_kind(data)
+        if kind:  # Pillow's decoder reads 8-bit baseline and progressive JPEG only
+            raise ImageFormatError(f"{name} is {kind}, which this program cannot read; "
+                                   "convert it to a 16-bit PNG or TIFF") from None
         if isinstance(exc, Image.UnidentifiedImageError):
             raise ImageFormatError(f"{name} is not a readable image (unknown or damaged format)") from None
         text = first_line(exc)

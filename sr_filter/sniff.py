@@ -46,6 +46,24 @@ def png_header(data: bytes) -> Shape | None:
 
 def jpeg_header(data: bytes) -> Shape | None:
     """(width, height, channels, 1) from a JPEG's start-of-frame segment."""
+    frame = _jpeg_frame(data)
+    return None if frame is None else frame[1]
+
+
+def jpeg_unreadable_kind(data: bytes) -> str | None:
+    """What kind of JPEG Pillow's decoder cannot read ("a 12-bit JPEG", "a lossless JPEG"), from
+    its start-of-frame segment; None for the kinds it reads (or no JPEG)."""
+    frame = _jpeg_frame(data)
+    if frame is None:
+        return None
+    marker, _, precision = frame
+    if marker in (0xC3, 0xC7, 0xCB, 0xCF):
+        return f"a lossless {precision}-bit JPEG"
+    return f"a {precision}-bit JPEG" if precision != 8 else None
+
+
+def _jpeg_frame(data: bytes) -> tuple[int, Shape, int] | None:
+    """(start-of-frame marker, shape, sample precision in bits) of a JPEG, from its header."""
     if data[:2] != b"\xff\xd8":
         return None
     pos = 2
@@ -60,8 +78,8 @@ def jpeg_header(data: bytes) -> Shape | None:
         if marker in _SOF:
             if pos + 10 > len(data):
                 return None
-            height, width, components = struct.unpack(">HHB", bytes(data[pos + 5 : pos + 10]))
-            return width, height, min(max(components, 1), 4), 1
+            precision, height, width, components = struct.unpack(">BHHB", bytes(data[pos + 4 : pos + 10]))
+            return marker, (width, height, min(max(components, 1), 4), 1), precision
         pos += 2 + length
     return None
 

@@ -952,3 +952,13 @@ def test_a_pngs_gamma_and_chromaticity_are_kept_and_said_where_they_cannot_be(ca
     with caplog.at_level("WARNING"):
         imageio.encode_image(array, "JPEG", meta)
     assert not [r for r in caplog.records if "gAMA" in r.getMessage()]
+
+
+def test_a_twelve_bit_jpeg_is_named_as_such():
+    """A 12-bit JPEG (medical, some cameras' raw previews) was "not a readable image (unknown or
+    damaged format)", as if it were no JPEG at all."""
+    import imagecodecs
+
+    data = imagecodecs.jpeg8_encode((np.arange(48 * 64 * 3) % 4096).astype(np.uint16).reshape(48, 64, 3), bitspersample=12)
+    with pytest.raises(ImageFormatError, match="^x.jpg is a 12-bit JPEG, which this program cannot read; convert it"):
+        imageio.read_image(data, name="x.jpg")

@@ -58,7 +58,8 @@ def test_y4m_layouts_and_10_bit_round_trip(tmp_path, upscaler, pix_fmt):
 def test_y4m_damage_is_one_clear_error(tmp_path, upscaler):
     data = make_y4m(tmp_path / "in.y4m", frames=3).read_bytes()
     for broken, words in ((data[:-100], "middle of frame 2"), (b"YUV4MPEG2 W100000 H100000 C420\nFRAME\n", "not a usable size"),
-                          (b"RIFF....", "not a YUV4MPEG2 stream"), (data.replace(b"C420jpeg", b"C411"), "C411")):
+                          (b"RIFF....", "not a YUV4MPEG2 stream"), (data.replace(b"C420jpeg", b"C411"), "C411"),
+                          (b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR", "the input is an image, and --format y4m upscales a YUV4MPEG2")):
         with pytest.raises(VideoFormatError, match=words):
             stream.upscale_y4m(io.BytesIO(broken), io.BytesIO(), upscaler)
     five = make_y4m(tmp_path / "five.y4m", frames=5).read_bytes()

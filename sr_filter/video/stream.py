@@ -58,6 +58,11 @@ class Y4mHeader:
 def read_header(stream: BinaryIO) -> Y4mHeader:
     line = stream.readline(4096)
     if not line.startswith(MAGIC + b" ") or not line.endswith(b"\n"):
+        from ..sniff import is_image_prefix
+
+        if is_image_prefix(line + stream.read(16)):  # `sr-filter photo.png -o - --format y4m`: an image where a stream was asked for
+            raise VideoFormatError("the input is an image, and --format y4m upscales a YUV4MPEG2 frame stream into one; "
+                                   "for an image choose an image --format (png, jpg, ...)")
         raise VideoFormatError("the input is not a YUV4MPEG2 stream (it must start with 'YUV4MPEG2 ')")
     fields = line.decode("ascii", "replace").split()[1:]
     values = {f[0]: f[1:] for f in fields if f[0] in "WHC"}
