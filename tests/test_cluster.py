@@ -197,7 +197,7 @@ def test_every_worker_setting_is_a_keyword_of_the_public_functions():
     from sr_filter.cluster.segments import VideoSettings
     from sr_filter.cluster.worker import Settings
 
-    driver_chosen = {"threads", "codec", "steady"}  # set by the scheduler / from the container, not passed through
+    driver_chosen = {"threads", "codec", "steady", "alpha"}  # set by the scheduler / from the container, not passed through
     for function, settings, not_for_videos in ((upscale_folder, Settings, set()), (upscale_video, VideoSettings, {"fmt", "quality", "size"})):
         keywords = set(inspect.signature(function).parameters)
         fields = {f.name for f in dataclasses.fields(settings)} - driver_chosen - not_for_videos
