@@ -177,7 +177,7 @@ def test_sound_that_outlasts_the_picture_is_no_cut_file(tmp_path, upscaler, code
     """FFmpeg gives a Matroska video stream the whole file's duration: with 3 s of sound after
     0.5 s of picture, a valid file was refused as truncated (H.264 without B-frames) or its last
     frame was shown until the sound ended."""
-    from .videos import _write_tone, pattern
+    from .videos import _write_tone, write_pattern_frames
 
     clip = tmp_path / "long-sound.mkv"
     with av.open(str(clip), "w") as out:
@@ -186,13 +186,7 @@ def test_sound_that_outlasts_the_picture_is_no_cut_file(tmp_path, upscaler, code
         if codec == "libx264":
             video.codec_context.options = {"preset": "ultrafast", "bf": "0"}
         sound = out.add_stream("aac", rate=8000, layout="mono")
-        for i in range(6):
-            frame = av.VideoFrame.from_ndarray(pattern(i, 32, 24), format="rgb24").reformat(format="yuv420p")
-            frame.pts = i
-            for packet in video.encode(frame):
-                out.mux(packet)
-        for packet in video.encode():
-            out.mux(packet)
+        write_pattern_frames(out, video, 6)
         _write_tone(out, sound, 3.0, 440.0)
     for suffix in (".mkv", ".mp4"):
         out = tmp_path / f"out{suffix}"
@@ -207,20 +201,14 @@ def test_sound_that_outlasts_the_picture_is_no_cut_file(tmp_path, upscaler, code
 
 def test_an_interlaced_source_is_said_to_be_upscaled_as_whole_pictures(tmp_path, upscaler):
     """Interlaced pictures came out progressive, their combing enlarged, without a word."""
-    from .videos import pattern
+    from .videos import write_pattern_frames
 
     clip = tmp_path / "fields.mp4"
     with av.open(str(clip), "w") as out:
         video = out.add_stream("libx264", rate=25)
         video.width, video.height, video.pix_fmt = 32, 32, "yuv420p"
         video.codec_context.options = {"preset": "ultrafast", "x264-params": "interlaced=1:tff=1"}
-        for i in range(3):
-            frame = av.VideoFrame.from_ndarray(pattern(i, 32, 32), format="rgb24").reformat(format="yuv420p")
-            frame.pts = i
-            for packet in video.encode(frame):
-                out.mux(packet)
-        for packet in video.encode():
-            out.mux(packet)
+        write_pattern_frames(out, video, 3)
     notices: list[str] = []
     upscale_video(clip, tmp_path / "out.mp4", upscaler=upscaler, notice=notices.append)
     assert notices == ["the source is interlaced (top field first): both fields are upscaled together as one picture "

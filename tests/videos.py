@@ -306,3 +306,14 @@ def alpha_halves(path: Path) -> list[tuple[float, float]]:
             quarter = alpha.shape[1] // 4
             out.append((alpha[:, :quarter].mean(), alpha[:, -quarter:].mean()))
     return out
+
+
+def write_pattern_frames(out, stream, frames: int) -> None:
+    """Encode ``frames`` test-pattern pictures (one tick apart) into ``stream`` of ``out`` and flush it."""
+    for i in range(frames):
+        frame = av.VideoFrame.from_ndarray(pattern(i, stream.width, stream.height), format="rgb24").reformat(format=stream.pix_fmt)
+        frame.pts = i
+        for packet in stream.encode(frame):
+            out.mux(packet)
+    for packet in stream.encode():
+        out.mux(packet)
