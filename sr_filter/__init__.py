@@ -82,7 +82,7 @@ def upscale(
     backend: str = "auto",
     tta: bool = False,
     denoise: float | None = None,
-    colour_fix: bool = False,
+    colour_fix: bool | None = None,
 ) -> Any:
     """Upscale one PIL image or numpy array; returns the same kind.
 
@@ -124,7 +124,7 @@ def upscale_animation(
     progress: Progress | None = None,
     tta: bool = False,
     denoise: float | None = None,
-    colour_fix: bool = False,
+    colour_fix: bool | None = None,
 ) -> Any:
     """Upscale every frame of an animated GIF, WebP or APNG file ``src`` into ``dst`` (``frames``:
     only frames START to END-1, as ``"START:END"`` or ``(start, end)``).
@@ -161,7 +161,7 @@ def upscale_file(
     backend: str = "auto",
     tta: bool = False,
     denoise: float | None = None,
-    colour_fix: bool = False,
+    colour_fix: bool | None = None,
     format: str | None = None,
     quality: int | None = None,
     overwrite: bool = False,

@@ -64,7 +64,7 @@ def network_upscaler(net: "torch.nn.Module") -> UpscaleFn:  # noqa: F821
 
 
 def model_upscaler(model: str, *, device: str = "auto", precision: str = "auto", tile: int | str = "auto",
-                   offline: bool | None = None, colour_fix: bool = False) -> tuple[UpscaleFn, int, str]:
+                   offline: bool | None = None, colour_fix: bool | None = None) -> tuple[UpscaleFn, int, str]:
     """A preset, manifest name or weights file run through the filter's own :class:`Upscaler`
     (same loading, device choice and tiling as users get). Returns (upscale, scale, description)."""
     from .upscaler import Upscaler

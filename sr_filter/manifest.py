@@ -62,6 +62,9 @@ class Preset:
     name: str
     models: tuple[str, ...]
     description: str = ""
+    #: the colour fix (sr_filter.colourfix) is on unless the user turns it off: for models that
+    #: shift flat colours, chosen for the kind of picture
+    colour_fix: bool = False
 
 
 @dataclass(frozen=True)
@@ -164,7 +167,7 @@ def parse_manifest(data: Mapping[str, Any]) -> Manifest:
             f"manifest_version {data.get('manifest_version')!r} is not supported (expected {MANIFEST_VERSION})"
         )
     presets = {
-        key.lower(): Preset(key.lower(), tuple(p["models"]), str(p.get("description", "")))
+        key.lower(): Preset(key.lower(), tuple(p["models"]), str(p.get("description", "")), p.get("colour_fix") is True)
         for key, p in data.get("presets", {}).items()
     }
     models = tuple(_parse_entry(raw, presets) for raw in data.get("models", []))

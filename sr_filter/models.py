@@ -173,6 +173,14 @@ def file_label(path: Path) -> str:
     return stem
 
 
+def preset_colour_fix(spec: str | None, manifest: Manifest | None = None) -> bool:
+    """Whether the preset ``spec`` names (None: the default preset) turns the colour fix on
+    (``sr_filter.colourfix``); False for model names and weights files."""
+    manifest = manifest or load_manifest()
+    preset = manifest.presets.get((manifest.default_preset if spec is None else str(spec)).strip().lower())
+    return bool(preset and preset.colour_fix)
+
+
 def resolve(spec: str | None = None, *, offline: bool | None = None, manifest: Manifest | None = None) -> ModelRef:
     """A preset, ``name[@version]`` or weights file as its verified weights file, downloading if
     needed; no torch.

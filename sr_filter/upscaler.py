@@ -24,7 +24,7 @@ from .device import cpu_only, cpu_precision, free_memory
 from .errors import BackendError, ImageFormatError, SrFilterError, WeightsFormatError, first_line
 from .facts import Facts
 from .interrupts import interrupts_held
-from .models import LoadedModel, ModelRef, load_ref, pad_bottom_right, resolve
+from .models import LoadedModel, ModelRef, load_ref, pad_bottom_right, preset_colour_fix, resolve
 from .resize import resize
 from .tiling import ArraySink, Progress, Sink, check_tile, round_up, run_tiled
 
@@ -54,7 +54,8 @@ class Upscaler:
     flips/rotations of every window (about 8x the time, sharper and cleaner); ``denoise`` in [0, 1]
     interpolates a model with its weak-denoise twin (``realesr-general-x4v3``: 1 = full denoising).
     ``colour_fix`` keeps the input's colour over areas, where networks shift flat colours by a few
-    levels (:mod:`sr_filter.colourfix`; off by default, so that a published model gives its own pixels).
+    levels (:mod:`sr_filter.colourfix`); None: the preset's choice (on for ``cartoon``), off for a
+    model name or file, so that a published model gives its own pixels.
     """
 
     def __init__(
@@ -69,7 +70,7 @@ class Upscaler:
         backend: str = "auto",
         tta: bool = False,
         denoise: float | None = None,
-        colour_fix: bool = False,
+        colour_fix: bool | None = None,
     ) -> None:
         if isinstance(model, PathLike):
             model = str(model)
@@ -79,7 +80,8 @@ class Upscaler:
         if offline is not None:  # offline="no" was taken as offline
             offline = check_flag("offline", offline)
         tta = check_flag("tta", tta)
-        self.colour_fix = check_flag("colour_fix", colour_fix)
+        self.colour_fix = (check_flag("colour_fix", colour_fix) if colour_fix is not None
+                           else preset_colour_fix(model if denoise is None else model or "photo"))
         if isinstance(batch, bool) or not isinstance(batch, numbers.Integral) or batch < 1:
             raise SrFilterError(f"the batch size must be a whole number of at least 1, not {batch!r}")
         self.batch = int(batch)
@@ -507,7 +509,7 @@ def as_upscaler(upscaler: object) -> Any:
 #: the loading settings of :class:`Upscaler` and their defaults: a function that takes a ready
 #: upscaler refuses any other value, which that upscaler would silently not use
 LOADING_DEFAULTS = {"device": "auto", "precision": "auto", "tile": "auto", "offline": None, "backend": "auto",
-                    "tta": False, "denoise": None, "colour_fix": False}
+                    "tta": False, "denoise": None, "colour_fix": None}
 
 
 def given_or_loaded(upscaler: object, name: str | PathLike | None, **options: Any) -> Any:

@@ -162,7 +162,8 @@ def test_upscale_options_carry_the_librarys_values():
     assert kw == {"device": "auto", "backend": "auto", "tile": 0}  # no model: the library's default preset
     kw, _ = gimp_worker.upscale_options({"colour_fix": True})
     assert kw == {"device": "auto", "backend": "auto", "colour_fix": True}
-    assert "colour_fix" not in gimp_worker.upscale_options({"colour_fix": False})[0]
+    assert gimp_worker.upscale_options({"colour_fix": False})[0]["colour_fix"] is False  # off, even for cartoon
+    assert "colour_fix" not in gimp_worker.upscale_options({})[0]  # the preset's choice
     with pytest.raises(proto.ProtocolError, match="scale must be above 0"):
         gimp_worker.upscale_options({"scale": 0})  # was silently the model's x4
 
@@ -549,7 +550,7 @@ def gimp_run(tmp_path_factory):
         {"name": "builtin", "input": "rgb.png", "output": "builtin_out.png",
          "args": {"preset": "sr-cartoon-x4", "scale": 2.0, "device": "cpu", "tile": 0}},
         {"name": "colour-fix", "input": "rgb.png", "output": "colour_fix_out.png",
-         "args": {"preset": "sr-cartoon-x4", "scale": 4.0, "device": "cpu", "tile": 0, "colour-fix": True}},
+         "args": {"preset": "sr-cartoon-x4", "scale": 4.0, "device": "cpu", "tile": 0, "colour-fix": "on"}},
         {"name": "bad-weights", "input": "rgb.png", "output": "never.png",
          "args": {"model": "/job/bad.pth", "scale": 4.0, "device": "cpu"}},
         {"name": "no-gpu", "input": "rgb.png", "output": "never.png",

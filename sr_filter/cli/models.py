@@ -64,7 +64,8 @@ def models(as_json: bool, inspect_path: str | None, download: tuple[str, ...], c
                 "sha256": entry.sha256,
             }
         )
-    presets = {name: {"models": list(p.models), "description": p.description} for name, p in manifest.presets.items()}
+    presets = {name: {"models": list(p.models), "description": p.description, "colour_fix": p.colour_fix}
+               for name, p in manifest.presets.items()}
     usage = _cache_usage(manifest)
     if as_json:
         click.echo(json.dumps({"presets": presets, "models": rows, "cache": str(cache_dir()), "cache_usage": usage}, indent=2))
@@ -72,7 +73,8 @@ def models(as_json: bool, inspect_path: str | None, download: tuple[str, ...], c
     click.echo("Presets:")
     for name, p in presets.items():
         default = " [the default preset]" if name == manifest.default_preset else ""
-        click.echo(f"  {name:<8}{default} -> {', '.join(p['models'])}: {p['description']}")
+        fix = " (with the colour fix)" if p["colour_fix"] else ""
+        click.echo(f"  {name:<8}{default} -> {', '.join(p['models'])}{fix}: {p['description']}")
     click.echo("")
     header = f"  {'model':<28} {'ver':>3} {'scale':>5} {'arch':<8} {'size':>8} {'licence':<13} {'weights':<9} presets"
     click.echo("Models:")

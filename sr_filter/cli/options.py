@@ -90,9 +90,9 @@ precision_opt = click.option("--precision", default="auto", show_default=True, c
 backend_opt = click.option("--backend", type=click.Choice(["auto", "torch", "openvino"], case_sensitive=False), default="auto",
                            show_default=True, help="Inference engine (auto: OpenVINO on the CPU when installed, else torch).")
 tta_opt = click.option("--tta", is_flag=True, help="Average the 8 flips/rotations of every tile (about 8x slower; a little sharper and cleaner).")
-colour_fix_opt = click.option("--colour-fix", "--color-fix", "colour_fix", is_flag=True,
+colour_fix_opt = click.option("--colour-fix/--no-colour-fix", "--color-fix/--no-color-fix", "colour_fix", default=None,
                               help="Keep the input's colour over areas (networks shift flat colours by a few levels); "
-                                   "detail stays the network's.")
+                                   "detail stays the network's. Default: the preset's choice (on for cartoon), off for a model.")
 denoise_opt = click.option("--denoise", type=click.FloatRange(0, 1), default=None, metavar="S",
                            help="Denoising strength 0-1 for models with a denoise twin (realesr-general-x4v3).")
 fp32_opt = click.option("--fp32", is_flag=True, help="The same as --precision fp32.")

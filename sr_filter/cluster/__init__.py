@@ -52,7 +52,7 @@ def upscale_folder(
     quality: int | None = None,
     tta: bool = False,
     denoise: float | None = None,
-    colour_fix: bool = False,
+    colour_fix: bool | None = None,
     size: tuple[int | None, int | None] = (None, None),
     address: str | None = "auto",
     workers: int | None = None,

@@ -48,7 +48,7 @@ def upscale_video(
     crf: int | None = None,
     tta: bool = False,
     denoise: float | None = None,
-    colour_fix: bool = False,
+    colour_fix: bool | None = None,
     address: str | None = "auto",
     workers: int | None = None,
     cpus_per_worker: int = 1,

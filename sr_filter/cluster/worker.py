@@ -36,7 +36,7 @@ class Settings:
     threads: int = 1
     tta: bool = False
     denoise: float | None = None
-    colour_fix: bool = False
+    colour_fix: bool | None = None  # None: the preset's choice
     size: tuple[int | None, int | None] = (None, None)  # (width, height) to fit, instead of scale
 
     @classmethod

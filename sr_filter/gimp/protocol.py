@@ -11,7 +11,7 @@ Request, on the worker's stdin: one JSON line ``{"version": 4, "request": "upsca
 the raw pixels of every image, concatenated, row-major, interleaved channels, native byte
 order. ``options`` carry the library's values (``tile``: ``"auto"``, 0 = whole image, or a
 size; ``scale``: absent or null = the model's own; ``colour_fix``: true or false (absent:
-false); ``sizes``: optional ``[width, height]`` per
+the preset's choice); ``sizes``: optional ``[width, height]`` per
 image, the exact output size, within a pixel or two of the scaled size, so that layers that
 meet on the canvas still meet after rounding). ``{"version": 4, "request": "describe"}``
 asks for the plug-in's menu choices instead (see :func:`check_choices`).

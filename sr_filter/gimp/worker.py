@@ -100,8 +100,8 @@ def upscale_options(options: Dict[str, Any]) -> Tuple[Dict[str, Any], Optional[f
         kwargs["model"] = model
     if options.get("tile") is not None:
         kwargs["tile"] = options["tile"]
-    if options.get("colour_fix"):
-        kwargs["colour_fix"] = True
+    if options.get("colour_fix") is not None:  # absent: the preset's choice
+        kwargs["colour_fix"] = options["colour_fix"]
     scale = options.get("scale")
     return kwargs, None if scale is None else float(scale)
 

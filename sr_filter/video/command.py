@@ -81,7 +81,7 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
         backend: str = "auto",
         tile, offline, fmt: str | None, quality: int | None, overwrite: bool, skip_existing: bool, quiet: bool,
         codec: str | None, crf: int | None, frames: str | None, resume: bool = False, tta: bool = False,
-        denoise: float | None = None, colour_fix: bool = False, size: tuple[int | None, int | None] = (None, None), upscaler=None,
+        denoise: float | None = None, colour_fix: bool | None = None, size: tuple[int | None, int | None] = (None, None), upscaler=None,
         in_batch: bool = False, name_suffix: str | None = None) -> None:
     """Upscale one video, animation or frame stream as the CLI was asked to; ``size`` =
     (width, height) fits the picture inside them instead of ``scale``. A batch passes its

@@ -41,7 +41,7 @@ def upscale_video(
     offline: bool | None = None,
     tta: bool = False,
     denoise: float | None = None,
-    colour_fix: bool = False,
+    colour_fix: bool | None = None,
     batch: int | None = None,
     codec: str | None = None,
     crf: int | None = None,

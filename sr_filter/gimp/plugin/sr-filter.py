@@ -33,6 +33,7 @@ FALLBACK_CHOICES = {"presets": [("photo", "Photo", "")], "default": "photo", "mi
 MODEL_FILE = ("file", "Model file (below)", "Use the weights file chosen in Model file")
 DEVICES = [("auto", "Automatic", ""), ("cpu", "CPU", ""), ("cuda", "NVIDIA GPU (CUDA)", ""), ("mps", "Apple GPU (MPS)", "")]
 BACKENDS = [("auto", "Automatic (OpenVINO on the CPU when installed)", ""), ("torch", "PyTorch", ""), ("openvino", "OpenVINO (CPU)", "")]
+COLOUR_FIX = [("auto", "As the preset chooses (on for Cartoon)", ""), ("on", "On", ""), ("off", "Off", "")]
 SAMPLES = {"uint8": "u8", "uint16": "u16", "float32": "float"}
 NOT_FOUND = ("sr-filter is not installed for this plug-in: in the Python environment that has "
              "sr-filter and torch, run `%s`, then restart GIMP" % proto.INSTALL_COMMAND)
@@ -231,8 +232,10 @@ def run(procedure, run_mode, image, drawables, config, run_data):
         "device": config.get_property("device"),
         "backend": config.get_property("backend"),
         "tile": tile,
-        "colour_fix": bool(config.get_property("colour-fix")),
     }
+    colour_fix = config.get_property("colour-fix")
+    if colour_fix != "auto":  # left out: the preset's choice
+        options["colour_fix"] = colour_fix == "on"
     python = worker_python()
     if python is None:
         return error(procedure, NOT_FOUND)
@@ -292,9 +295,9 @@ class SrFilter(Gimp.PlugIn):
         procedure.add_choice_argument("backend", "_Engine", "Inference engine", choice(BACKENDS), "auto", rw)
         procedure.add_int_argument("tile", "_Tile size", "Tile size in input pixels (0 = automatic)",
                                    0, 4096, 0, rw)
-        procedure.add_boolean_argument("colour-fix", "_Colour fix", "Keep the input's colour over areas, where the "
-                                       "network shifts flat colours by a few levels (detail stays the network's)",
-                                       False, rw)
+        procedure.add_choice_argument("colour-fix", "_Colour fix", "Keep the input's colour over areas, where the "
+                                      "network shifts flat colours by a few levels (detail stays the network's)",
+                                      choice(COLOUR_FIX), "auto", rw)
         return procedure
 
 
