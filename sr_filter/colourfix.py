@@ -107,23 +107,48 @@ def _linear(n_out: int, n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def _add_upsampled(result: np.ndarray, correction: np.ndarray, colour: int) -> None:
     """Add ``correction`` (h, w, colour), bilinearly upsampled, to ``result``'s colour channels."""
     big_h, big_w = result.shape[:2]
-    top = _top(result.dtype)
-    ry0, ry1, fy = _linear(big_h, correction.shape[0])
-    rx0, rx1, fx = _linear(big_w, correction.shape[1])
-    for y in range(0, big_h, _ROWS):
-        first, last = int(ry0[y]), int(ry1[min(y + _ROWS, big_h) - 1])
-        rows = correction[first:last + 1] * np.float32(top)  # in the result's own units
-        across = rows[:, rx0] + (rows[:, rx1] - rows[:, rx0]) * fx  # (rows, W, colour)
-        a, b, f = ry0[y:y + _ROWS] - first, ry1[y:y + _ROWS] - first, fy[y:y + _ROWS, :, None]
-        band = result[y:y + _ROWS]
-        target = band[:, :, None] if band.ndim == 2 else band[:, :, :colour]
-        fixed = across[a]
-        fixed += (across[b] - fixed) * f
-        fixed += target
-        if result.dtype.kind != "f":
-            np.rint(fixed, out=fixed)
-        np.clip(fixed, 0, top, out=fixed)
-        target[...] = fixed
+    height = correction.shape[0]
+    s = big_h // height
+    top = np.float32(_top(result.dtype))
+    cx0, cx1, fx = _linear(big_w, correction.shape[1])
+    if big_h != s * height:  # another scale: each output row from its own two input rows
+        ry0, ry1, fy = _linear(big_h, height)
+        for y in range(0, big_h, _ROWS):
+            first, last = int(ry0[y]), int(ry1[min(y + _ROWS, big_h) - 1])
+            across = _across(correction[first:last + 1] * top, cx0, cx1, fx)
+            a, b, f = ry0[y:y + _ROWS] - first, ry1[y:y + _ROWS] - first, fy[y:y + _ROWS, :, None]
+            _add(result[y:y + _ROWS], across[a] + (across[b] - across[a]) * f, colour, top)
+        return
+    # a whole scale: output row s*i + k lies a fixed fraction between input rows i-1, i or i, i+1,
+    # so each of the s phases is one slice of the input rows (no per-row gathers: 1.5x as fast)
+    step = max(1, _ROWS // s)
+    for i in range(0, height, step):
+        rows = correction[max(0, i - 1):min(height, i + step + 1)] * top
+        across = _across(rows, cx0, cx1, fx)
+        pad_top, n = int(i == 0), min(step, height - i)
+        padded = np.concatenate([across[:1]] * pad_top + [across] + [across[-1:]] * int(i + step >= height))
+        band = result[i * s:(i + n) * s]
+        for k in range(s):
+            offset = (k + 0.5) / s - 0.5  # where the output row lies, in input rows from its own
+            here = padded[1:1 + n]
+            there = padded[:n] if offset < 0 else padded[2:2 + n]
+            _add(band[k::s], here + (there - here) * np.float32(abs(offset)), colour, top)
+
+
+def _across(rows: np.ndarray, cx0: np.ndarray, cx1: np.ndarray, fx: np.ndarray) -> np.ndarray:
+    """Input rows (n, w, colour) bilinearly upsampled across to the output's width."""
+    left = rows[:, cx0]
+    return left + (rows[:, cx1] - left) * fx
+
+
+def _add(band: np.ndarray, correction: np.ndarray, colour: int, top: np.float32) -> None:
+    """Add a correction in the band's own units to its colour channels, rounded and clipped."""
+    target = band[:, :, None] if band.ndim == 2 else band[:, :, :colour]
+    correction += target
+    if band.dtype.kind != "f":
+        np.rint(correction, out=correction)
+    np.clip(correction, 0, top, out=correction)
+    target[...] = correction
 
 
 def _top(dtype: np.dtype) -> float:
