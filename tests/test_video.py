@@ -237,6 +237,15 @@ def test_a_timecode_is_kept(tmp_path, upscaler):
                 assert "data" in [s.type for s in out.streams], target  # the track, written anew
 
 
+def test_a_size_rounded_to_even_is_said(tmp_path, upscaler):
+    """Encoders take even picture sizes: 21x15 at x3 is written 64x44, which had happened silently."""
+    clip = make_clip(tmp_path / "odd.mkv", frames=2, size=(21, 15), codec="ffv1", audio=0)
+    notices: list[str] = []
+    upscale_video(clip, tmp_path / "out.mkv", upscaler=upscaler, scale=3, notice=notices.append)
+    assert notices == ["the video is written 64x44, not 63x45: video encoders take even picture sizes"]
+    assert describe(tmp_path / "out.mkv")["size"] == (64, 44)
+
+
 def test_a_picture_named_as_a_video_is_refused(tmp_path, upscaler):
     """FFmpeg reads a lone PNG or JPEG as a one-frame video: a PNG named .mp4 became an H.264 file."""
     Image.new("RGB", (8, 6)).save(tmp_path / "png.mp4", "PNG")

@@ -99,6 +99,10 @@ def upscale_video(
         for line in encode.notices(info, family, muxer):
             notice(line)
         width, height = _even(info.width * factor), _even(info.height * factor)
+        exact = (max(1, round(info.width * factor)), max(1, round(info.height * factor)))
+        if (width, height) != exact:  # it had been rounded without a word (63x47 at x3: 188x140)
+            notice(f"the video is written {width}x{height}, not {exact[0]}x{exact[1]}: video encoders "
+                   "take even picture sizes")
         if resume:
             return _write_resumable(container, src, dst, muxer, family, info, upscaler, scale, (width, height),
                                     crf=crf, batch=batch, overwrite=overwrite, progress=progress, notice=notice)
