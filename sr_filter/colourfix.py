@@ -5,9 +5,12 @@ tinted): ``realesr-animevideov3`` lifts a flat (200, 120, 40) by 4/2/2 levels an
 art, loses about 1 dB of PSNR-Y to such shifts (docs/models/README.md, "Colour fix"). The fix
 averages the result back down to the input's size, takes the difference from the input, keeps
 only its slow part (a Gaussian blur of :data:`SIGMA` input pixels: colour over areas, not edges
-or texture) and adds that back, upsampled. Flat areas then come out exactly as the input; edges
-and texture stay as the network drew them. Fully transparent pixels, whose colour is not seen,
-take no part. It works on the finished array, in bands of rows, so it adds little memory.
+or texture) and adds that back, upsampled. Flat areas then come out as the input's; edges and
+texture stay as the network drew them. Only flat input counts fully: next to an edge the
+difference is the network's sharpening of a soft edge, and blurred back in it laid a dark band
+beside outlines (up to 10 levels, 16 px wide at x4), so pixels weigh less the busier the input
+is around them (:data:`BUSY`); fully transparent pixels, whose colour is not seen, weigh nothing.
+It works on the finished array, in bands of rows, so it adds little memory.
 """
 
 from __future__ import annotations
@@ -20,6 +23,11 @@ from .resize import resize
 #: the blur of the difference, in input pixels: 1 corrected more (and scored higher) but let
 #: back about a quarter more of a JPEG's 8x8 block steps; measured in docs/models/README.md
 SIGMA = 2.0
+#: how much a pixel's difference counts: exp(-(r / BUSY)^2), r the range (largest minus smallest
+#: value, in the channel where it is largest) of the input in the 5x5 pixels around it. 32 levels:
+#: the band beside soft outlines is gone and most of the gain stays (docs/models/README.md)
+BUSY = 32 / 255
+_REACH = 2  # the neighbourhood's half width, in input pixels
 _ROWS = 256  # output rows corrected at a time
 
 
@@ -34,17 +42,37 @@ def colour_fixed(source: np.ndarray, result: np.ndarray, sigma: float = SIGMA) -
         src = src[:, :, None]
     height, width = src.shape[:2]
     diff = src[:, :, :colour] - _reduced(result, colour, height, width)
+    weight = _flatness(src[:, :, :colour])
     if source.ndim == 3 and source.shape[2] in (2, 4):  # only what is seen counts
-        seen = (src[:, :, -1] > 0).astype(np.float32)
-        diff *= seen[:, :, None]
-        cover = _blur(seen[:, :, None], sigma)
-        correction = np.where(cover > 1e-3, _blur(diff, sigma) / np.maximum(cover, 1e-3), 0).astype(np.float32)
-    else:
-        correction = _blur(diff, sigma)
+        weight *= src[:, :, -1:] > 0
+    diff *= weight
+    cover = _blur(weight, sigma)
+    correction = np.where(cover > 1e-3, _blur(diff, sigma) / np.maximum(cover, 1e-3), 0).astype(np.float32)
     if not result.flags.writeable:
         result = result.copy()
     _add_upsampled(result, correction, colour)
     return result
+
+
+def _flatness(colour: np.ndarray) -> np.ndarray:
+    """(h, w, 1) weights: 1 on flat input, falling towards 0 where it is busy (:data:`BUSY`)."""
+    high, low = colour, colour
+    for axis in (0, 1):  # the 5x5 maximum and minimum, one axis at a time
+        high, low = _extreme(high, axis, np.maximum), _extreme(low, axis, np.minimum)
+    spread = (high - low).max(axis=2, keepdims=True)
+    return np.exp(-np.square(spread / np.float32(BUSY))).astype(np.float32)
+
+
+def _extreme(x: np.ndarray, axis: int, pick) -> np.ndarray:
+    """The running maximum (or minimum) over :data:`_REACH` pixels each side along ``axis``, edges repeated."""
+    pad = [(0, 0)] * x.ndim
+    pad[axis] = (_REACH, _REACH)
+    padded = np.pad(x, pad, mode="edge")
+    n = x.shape[axis]
+    out = padded.take(range(0, n), axis=axis)
+    for i in range(1, 2 * _REACH + 1):
+        out = pick(out, padded.take(range(i, i + n), axis=axis))
+    return out
 
 
 def _colour_of(rows: np.ndarray, colour: int) -> np.ndarray:
