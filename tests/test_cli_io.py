@@ -216,6 +216,7 @@ def test_ctrl_c_leaves_no_partial_file(tmp_path, set14):
     err = stderr.decode()
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err and stdout == b""
+    assert "\n\n" not in err and err.endswith("sr-filter: interrupted\n"), err  # click's own empty line is gone
     assert sorted(p.name for p in out.iterdir()) == ["a_small.png"]  # no partial, no temporary file
     assert Image.open(out / "a_small.png").size == (96, 96)
 
@@ -492,3 +493,93 @@ def test_suffix_with_an_output_file_named_is_refused_not_ignored(tmp_path):
     out = run(tmp_path / "a.png", "-o", tmp_path / "q.png", "--suffix", "_big", "-m", "sr-cartoon-x4", "-d", "cpu")
     assert out.returncode == 2 and b"names the output file, so --suffix changes nothing" in out.stderr, out.stderr
     assert not (tmp_path / "q.png").exists()
+
+
+def test_a_batch_says_what_it_leaves_out_and_never_redoes_its_own_outputs(crop, tmp_path, monkeypatch):
+    """Folders and patterns in a batch: a `**` pattern with links back up the tree searched for
+    ever; hidden files (macOS's ._x.png) failed the batch; an unreadable subfolder, videos and the
+    images already in an output folder named inside the input were passed over without a word;
+    a rerun upscaled the outputs written beside the inputs again (a_x4_x4.png); --skip-existing
+    took a folder in the output's place for a finished output; a pattern's files lost their
+    subfolders; a pipe or a dead link "did not exist"."""
+    from .videos import make_clip
+
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    for name in ("a.png", "sub/b.png", ".hidden.png"):
+        Image.fromarray(crop).save(src / name)
+    (src / "._a.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    (src / "notes.txt").write_text("x")
+    make_clip(src / "clip.mp4", frames=2, audio=0)
+    (src / "loop").symlink_to(".")
+    (src / "up").symlink_to("sub")
+    done = run(src, "-o", tmp_path / "out", "-m", "sr-photo-x4")
+    lines = _meaningful_stderr(done.stderr)
+    assert done.returncode == 0, done.stderr
+    assert lines[0] == ("sr-filter: left out: 1 video (name it to upscale it), 2 hidden files and folders, "
+                        "2 symbolic links to folders, 1 other file")
+    assert sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*")) == ["a.png", "sub", "sub/b.png"]
+
+    pattern = run(str(src) + "/**/*.png", "-o", tmp_path / "globbed", "-m", "sr-photo-x4")  # the links are not entered
+    assert pattern.returncode == 0, pattern.stderr
+    assert sorted(str(p.relative_to(tmp_path / "globbed")) for p in (tmp_path / "globbed").rglob("*.png")) == ["a.png", "sub/b.png"]
+
+    beside = tmp_path / "beside"
+    beside.mkdir()
+    Image.fromarray(crop).save(beside / "a.png")
+    assert run(str(beside) + "/*.png", "-m", "sr-photo-x4", "-q").returncode == 0
+    again = run(str(beside) + "/*.png", "-m", "sr-photo-x4", "--skip-existing")
+    assert again.returncode == 0 and b"left out: 1 output of an earlier run" in again.stderr, again.stderr
+    assert sorted(p.name for p in beside.iterdir()) == ["a.png", "a_x4.png"]
+
+    inside = tmp_path / "photos"
+    (inside / "kept").mkdir(parents=True)
+    Image.fromarray(crop).save(inside / "a.png")
+    Image.fromarray(crop).save(inside / "kept" / "b.png")
+    nested = run(inside, "-o", inside / "kept", "-m", "sr-photo-x4")
+    assert b"left out: 1 file already in the output folder" in nested.stderr, nested.stderr
+
+    (tmp_path / "taken" / "a.png").mkdir(parents=True)  # a folder where an output goes: not a finished output
+    taken = run(beside / "a.png", beside / "a_x4.png", "-o", tmp_path / "taken", "-m", "sr-photo-x4", "--skip-existing")
+    assert taken.returncode == 1 and b"taken/a.png is a folder" in taken.stderr, taken.stderr
+
+    os.mkfifo(tmp_path / "pipe.png")
+    (tmp_path / "dead.png").symlink_to(tmp_path / "nothing.png")
+    for name, words in (("pipe.png", b"is not a regular file (a pipe, socket or device)"),
+                        ("dead.png", b"is a symbolic link to nothing that exists")):
+        odd = run(tmp_path / name, beside / "a.png", "-o", tmp_path / "odd", "-m", "sr-photo-x4")
+        assert odd.returncode == 1 and words in odd.stderr, odd.stderr
+
+
+def test_a_folder_that_cannot_be_read_fails_the_batch(crop, tmp_path, monkeypatch):
+    """A subfolder without read permission was skipped with exit 0. (Root reads every folder, so
+    there the refusal is made by the walk's own directory listing, patched to refuse as the OS
+    would for another user.)"""
+    from click.testing import CliRunner
+
+    from sr_filter.cli import cli, jobs
+
+    src = tmp_path / "in"
+    (src / "locked").mkdir(parents=True)
+    Image.fromarray(crop).save(src / "a.png")
+    Image.fromarray(crop).save(src / "locked" / "z.png")
+    if os.geteuid() == 0:
+        real = os.scandir
+
+        def scandir(path="."):
+            if Path(path) == src / "locked":
+                raise PermissionError(13, "Permission denied", str(path))
+            return real(path)
+
+        monkeypatch.setattr(os, "scandir", scandir)
+    else:
+        (src / "locked").chmod(0)
+    try:
+        found, unreadable = jobs._images_in(src, tmp_path / "out", jobs.Counter())
+        batch = CliRunner().invoke(cli, [str(src), "-o", str(tmp_path / "out"), "-m", "sr-photo-x4", "--offline"])
+    finally:
+        (src / "locked").chmod(0o755)
+    assert found == [src / "a.png"] and unreadable == [f"cannot read folder {src / 'locked'}: Permission denied"]
+    assert batch.exit_code == 1, batch.output
+    assert f"sr-filter: error: cannot read folder {src / 'locked'}: Permission denied" in batch.output
+    assert batch.output.splitlines()[-1] == "sr-filter: 1 upscaled, 0 skipped, 1 failed"

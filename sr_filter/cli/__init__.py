@@ -35,8 +35,18 @@ COMMANDS = {
 DEFAULT_COMMAND = "upscale"
 
 
+class _Interrupted(BaseException):
+    """Ctrl-C inside a command, kept from click, which prints an empty line before its own Abort."""
+
+
 class DefaultGroup(click.Group):
     """A group that runs ``upscale`` when the first argument is not a subcommand."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise _Interrupted from None
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(COMMANDS)
@@ -123,7 +133,7 @@ def _main(argv: list[str] | None) -> None:
         args = list(sys.argv[1:] if argv is None else argv)
         debug = any(a in ("-vv", "-vvv") for a in args) or args.count("-v") + args.count("--verbose") >= 2
         code = cli.main(args=args, prog_name="sr-filter", standalone_mode=False)
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, _Interrupted):
         _fail("interrupted", 130)
     except click.exceptions.NoArgsIsHelpError as exc:  # a bare `sr-filter`: the help, as --help gives it
         click.echo(exc.format_message())

@@ -6,8 +6,8 @@ folder) are given; otherwise it names the output file.
 
 from __future__ import annotations
 
-import glob
 import os
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +22,19 @@ from ..video import READ_ONLY_SUFFIXES, VIDEO_SUFFIXES
 class Job:
     source: Path | None  # None = standard input
     target: Path | None  # None = standard output
+    #: why this input cannot be done (a folder that cannot be read): a failure of the batch, said in turn
+    error: str | None = None
+
+
+class Inputs(list):
+    """Input names after :func:`expand_inputs`; for the files a glob pattern found, the folder the
+    pattern starts in (files written into an output folder keep their paths below it, as a
+    folder's do), and what the patterns and folders left out, said before the work."""
+
+    def __init__(self, items=(), roots: dict[str, Path] | None = None) -> None:
+        super().__init__(items)
+        self.roots: dict[str, Path] = roots or {}
+        self.left_out: Counter = Counter()
 
 
 def refuse_empty_names(inputs: list[str], output: str | None) -> None:
@@ -36,22 +49,110 @@ def refuse_empty_names(inputs: list[str], output: str | None) -> None:
         raise click.UsageError(f"'~' in -o {output} was not expanded (quoted?); write {os.path.expanduser(output)}")
 
 
-def expand_inputs(inputs: list[str]) -> list[str]:
-    """Check the inputs exist (before any model loads); expand glob patterns the shell left alone."""
+def expand_inputs(inputs: list[str]) -> Inputs:
+    """Check the inputs exist (before any model loads); expand glob patterns the shell left alone.
+
+    A pattern's ``**`` does not follow symbolic links to folders (a link back up the tree made
+    the search endless), hidden files and folders are left out unless the pattern names them,
+    and of the files found only images and videos are kept (the rest is counted, and said)."""
     if "-" in inputs and len(inputs) > 1:
         raise click.UsageError("'-' (standard input) cannot be combined with other inputs")
-    expanded: list[str] = []
+    expanded = Inputs()
     for item in inputs:
         if item == "-" or Path(item).exists():
             expanded.append(item)
         elif any(c in item for c in "*?["):
-            matches = sorted(p for p in glob.glob(item, recursive=True) if Path(p).is_file())
-            if not matches:
-                raise ImageFormatError(f"no files match {item}")
-            expanded.extend(matches)
+            root, matches = _glob(item)
+            usable = [p for p in matches if _usable_suffix(p)]
+            expanded.left_out["other"] += len(matches) - len(usable)
+            if not usable:
+                raise ImageFormatError(f"no {'image or video ' if matches else ''}files match {item}")
+            for path in usable:
+                expanded.append(str(path))
+                expanded.roots[str(path)] = root
+        elif os.path.lexists(item):  # a link that leads nowhere: Path.exists() said "does not exist"
+            raise ImageFormatError(f"{item} is a symbolic link to nothing that exists (a loop, or a missing target)")
         else:
             _missing(item)
     return expanded
+
+
+def _glob(pattern: str) -> tuple[Path, list[Path]]:
+    """The folder a pattern starts in, and the files it matches (sorted), as pathlib finds them:
+    ``**`` does not enter symbolic links to folders."""
+    parts = Path(pattern).parts
+    magic = next(i for i, part in enumerate(parts) if any(c in part for c in "*?["))
+    root = Path(*parts[:magic]) if magic else Path(".")
+    rest = Path(*parts[magic:])
+    hidden_ok = any(part.startswith(".") for part in rest.parts)  # a pattern that names them
+    try:
+        found = [p for p in root.glob(str(rest)) if p.is_file()
+                 and (hidden_ok or not any(q.startswith(".") for q in p.relative_to(root).parts))]
+    except (OSError, ValueError) as exc:
+        raise ImageFormatError(f"cannot search {pattern} ({exc})") from None
+    return root, sorted(found)
+
+
+def _usable_suffix(path: Path) -> bool:
+    from .. import imageio
+
+    return path.suffix.lower() in imageio.IMAGE_SUFFIXES or is_video(path)
+
+
+def _images_in(folder: Path, out_dir: Path, left_out: Counter) -> tuple[list[Path], list[str]]:
+    """The image files below ``folder`` (sorted), and the folders that could not be read.
+
+    Hidden files and folders (``.git``, macOS's ``._photo.jpg``) and symbolic links to folders
+    are left out, as are files inside ``out_dir`` when it lies within ``folder`` (earlier
+    outputs); what is left out is counted into ``left_out`` by kind, to be said."""
+    from .. import imageio
+
+    nested = out_dir.resolve() != folder.resolve() and _inside(out_dir, folder)
+    unreadable: list[str] = []
+    files: list[Path] = []
+
+    def refused(exc: OSError) -> None:
+        unreadable.append(f"cannot read folder {exc.filename}: {exc.strerror or exc}")
+
+    for top, dirs, names in os.walk(folder, onerror=refused):
+        here = Path(top)
+        left_out["link"] += sum(1 for d in dirs if (here / d).is_symlink())
+        left_out["hidden"] += sum(1 for d in dirs if d.startswith(".") and not (here / d).is_symlink())
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not (here / d).is_symlink())
+        if nested and _inside(here, out_dir):
+            left_out["in output"] += sum(1 for n in names if not n.startswith("."))
+            dirs[:] = []
+            continue
+        for name in names:
+            path = here / name
+            if name.startswith("."):
+                left_out["hidden"] += 1
+            elif path.suffix.lower() in imageio.IMAGE_SUFFIXES and path.is_file():
+                files.append(path)
+            elif is_video(path):
+                left_out["video"] += 1
+            else:
+                left_out["other"] += 1
+    return sorted(files), unreadable
+
+
+#: what a folder or pattern leaves out, as (one, several)
+_LEFT_OUT = {
+    "video": ("video (name it to upscale it)", "videos (name them to upscale them)"),
+    "hidden": ("hidden file or folder", "hidden files and folders"),
+    "link": ("symbolic link to a folder", "symbolic links to folders"),
+    "in output": ("file already in the output folder", "files already in the output folder"),
+    "earlier": ("output of an earlier run", "outputs of an earlier run"),
+    "other": ("other file", "other files"),
+}
+
+
+def left_out_line(inputs: list[str]) -> str | None:
+    """One line for what the folders and patterns left out (or None): a batch had passed over
+    videos, hidden files and images already in the output folder without a word."""
+    counts = getattr(inputs, "left_out", Counter())
+    parts = [f"{counts[kind]} {names[counts[kind] > 1]}" for kind, names in _LEFT_OUT.items() if counts[kind]]
+    return f"left out: {', '.join(parts)}" if parts else None
 
 
 def _missing(item: str) -> None:
@@ -117,7 +218,7 @@ def plan_jobs(inputs: list[str], output: str | None, suffix: str, fmt: str | Non
             elif fmt is None:
                 _check_image_suffix(source)
             jobs.append(job)
-        return jobs
+        return _without_own_outputs(jobs, getattr(inputs, "left_out", Counter()))
     out_dir = Path(output)
     if out_dir.exists() and not out_dir.is_dir():
         raise click.UsageError(f"{out_dir} exists and is not a folder")
@@ -125,25 +226,41 @@ def plan_jobs(inputs: list[str], output: str | None, suffix: str, fmt: str | Non
         raise click.UsageError(f"{len(inputs)} inputs need an output folder, but {output} names a file; "
                                f"use -o {out_dir.with_suffix('')}/")
     jobs = []
+    left_out = getattr(inputs, "left_out", Counter())
+    roots = getattr(inputs, "roots", {})
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            nested = out_dir.resolve() != path.resolve() and _inside(out_dir, path)
-            found = len(jobs)
-            for file in sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in imageio.IMAGE_SUFFIXES):
-                if nested and _inside(file, out_dir):
-                    continue  # earlier outputs in an output folder nested inside the input folder
-                jobs.append(Job(file, out_dir / _renamed(file.relative_to(path), fmt, batch_suffix)))
-            if len(jobs) == found:
+            files, unreadable = _images_in(path, out_dir, left_out)
+            jobs += [Job(file, out_dir / _renamed(file.relative_to(path), fmt, batch_suffix)) for file in files]
+            jobs += [Job(path, None, error=why) for why in unreadable]
+            if not files and not unreadable:
                 videos = sorted({p.suffix.lower() for p in path.rglob("*") if p.is_file() and is_video(p)})
                 hint = f"; folders are searched for images only: name its videos, e.g. {path / ('*' + videos[0])}" if videos else ""
                 raise ImageFormatError(f"no image files ({_suffixes()}) in {path}{hint}")
         elif path.is_file():
-            target = out_dir / _renamed(Path(path.name), fmt, batch_suffix)
+            relative = path.relative_to(roots[item]) if item in roots else Path(path.name)  # a pattern's: below its folder
+            target = out_dir / _renamed(relative, fmt, batch_suffix)
             jobs.append(Job(path, video_target(path, target) if is_video(path) else target))
+        elif path.exists():
+            raise ImageFormatError(f"{item} is not a regular file (a pipe, socket or device)")
         else:
             raise ImageFormatError(f"{item} does not exist")
-    return jobs
+    return _without_own_outputs(jobs, left_out)
+
+
+def _without_own_outputs(jobs: list[Job], left_out: Counter) -> list[Job]:
+    """The jobs without those whose input is another job's output: written by an earlier run
+    beside the inputs (``a_x4.png`` from ``a.png``), they had been upscaled again on every rerun."""
+    targets = {job.target.resolve() for job in jobs if job.target is not None}
+    kept = []
+    for job in jobs:
+        if job.source is not None and job.error is None and job.source.resolve() in targets and not (
+                job.target is not None and job.target.resolve() == job.source.resolve()):
+            left_out["earlier"] += 1
+            continue
+        kept.append(job)
+    return kept
 
 
 def unique(jobs: list[Job]) -> list[Job]:
@@ -227,10 +344,16 @@ def check_targets(jobs: list[Job], *, overwrite: bool) -> None:
 def check_writable(jobs: list[Job], *, overwrite: bool) -> None:
     """Before any work: every output can be written (kind, existence, name length, folder)."""
     from ..atomic import prepare_target
+    from ..errors import SrFilterError
 
     for job in jobs:
         if job.target is not None:
-            prepare_target(job.target, overwrite=overwrite)
+            try:
+                prepare_target(job.target, overwrite=overwrite)
+            except SrFilterError as exc:
+                if len(jobs) == 1 or job.source is None:
+                    raise
+                raise type(exc)(f"{job.source}: {exc}") from None  # which of the batch's files it is
 
 
 def _same_file(a: Path, b: Path) -> bool:

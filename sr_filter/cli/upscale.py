@@ -23,8 +23,8 @@ from ..errors import OutputExistsError, OutputIsInputError, SrFilterError
 from ..progress import Bars, stderr_is_terminal
 from ..video.command import video_only, video_options, wants_video
 from .jobs import (
-    Job, check_targets, check_writable, expand_inputs, is_video, many_inputs, names_folder, plan_jobs, refuse_empty_names, unique,
-    video_target,
+    Job, check_targets, check_writable, expand_inputs, is_video, left_out_line, many_inputs, names_folder, plan_jobs,
+    refuse_empty_names, unique, video_target,
 )
 from .messages import one_line, shown_path
 from .options import (
@@ -200,24 +200,30 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
     if suffix is None:
         suffix = _size_suffix(width, height) or (f"_x{scale:g}" if scale else f"_x{upscaler.scale}")
     jobs = unique(plan_jobs(inputs, output, suffix, fmt, batch_suffix=batch_suffix))
+    left_out = left_out_line(inputs)
+    if left_out and not quiet:
+        click.echo(f"sr-filter: {left_out}", err=True)
     if resume and len(jobs) > 1:
         skip_existing = True  # run again after Ctrl-C: finished outputs stay, the video in progress resumes
     if not any(is_video(job.source) for job in jobs):
         given = video_only(codec, crf, resume, frames)
         if given:
             raise click.UsageError(f"{given} to videos (and to an animation given alone); none of these inputs is a video")
-    check_targets(jobs, overwrite=overwrite)
-    if quality is not None and not quiet:
-        _say_quality_unused(jobs, fmt)
+    # several inputs or a folder: a batch, even when all but one were done before (a folder of one
+    # image had printed neither its [1/1] line nor the summary)
+    batch = len(jobs) > 1 or any(p != "-" and Path(p).is_dir() for p in inputs)
     skipped = 0
-    if skip_existing:
-        kept = [j for j in jobs if j.target is None or not j.target.exists() or is_stream(j.target)]
+    if skip_existing:  # before the checks: an output written in place of its input is done, not refused
+        kept = [j for j in jobs if j.target is None or not j.target.exists() or j.target.is_dir() or is_stream(j.target)]
         skipped = len(jobs) - len(kept)
         if skipped and not quiet:
             click.echo(f"sr-filter: skipping {skipped} existing output(s)", err=True)
         jobs = kept
+    check_targets(jobs, overwrite=overwrite)
+    if quality is not None and not quiet:
+        _say_quality_unused(jobs, fmt)
     if not jobs:
-        if skipped > 1 and not quiet:  # a batch's summary line, as after any batch
+        if batch and not quiet:  # a batch's summary line, as after any batch
             click.echo(f"sr-filter: 0 upscaled, {skipped} skipped, 0 failed", err=True)
         return
     check_writable(jobs, overwrite=overwrite)
@@ -228,15 +234,17 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
             bars.echo(f"sr-filter: using {upscaler.describe()}, licence {upscaler.model.license}")
         announced.append(True)
 
-    # several inputs or a folder: a batch, even when all but one were done before (a folder of one
-    # image had printed neither its [1/1] line nor the summary)
-    batch = len(jobs) + skipped > 1 or any(p != "-" and Path(p).is_dir() for p in inputs)
+    batch = batch or len(jobs) + skipped > 1
     bars = Bars(len(jobs), enabled=not quiet and stderr_is_terminal())
     failed: list[tuple[Job, str]] = []
     done = 0
     try:
         for number, job in enumerate(jobs, 1):
             name = str(job.source) if job.source else "stdin"
+            if job.error:  # a folder that cannot be read: a failure of the batch, in its turn
+                failed.append((job, job.error))
+                bars.echo(f"sr-filter: error: {job.error}")
+                continue
             bars.start(Path(name).name)
             started = time.monotonic()
             naming = current_file.set(name) if batch else None
