@@ -475,3 +475,19 @@ def test_ground_truth_notices_speak_of_reading_not_upscaling(tmp_path, caplog):
     (tmp_path / "huge.png").write_bytes(b"\x89PNG\r\n\x1a\n" + header + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
     with pytest.raises(ImageTooLargeError, match=r"is 60000x60000 \(3,600 megapixels\); reading it would need about .* GiB"):
         datasets.read_image(tmp_path / "huge.png")
+
+
+def test_the_colour_fix_is_named_in_the_results_and_refused_for_bicubic_alone(tmp_path):
+    """`--colour-fix` with bicubic alone was silently ignored; with a model its rows say it."""
+    from click.testing import CliRunner
+
+    from sr_filter.cli.eval import eval_cmd
+
+    alone = CliRunner().invoke(eval_cmd, [str(BENCH / "Set5"), "--colour-fix", "--limit", "1"])
+    assert alone.exit_code == 2 and "bicubic alone shifts no colours" in alone.output
+    out = tmp_path / "r.json"
+    res = CliRunner().invoke(eval_cmd, [str(BENCH / "Set5"), "-m", "sr-cartoon-x4", "-m", "cartoon", "--limit", "1",
+                                        "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    models = [r["model"] for r in json.loads(out.read_text())]
+    assert ", colour fix" not in models[0] and ", colour fix" in models[1]  # the cartoon preset turns it on

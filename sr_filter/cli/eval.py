@@ -66,6 +66,8 @@ def eval_cmd(folders: tuple[Path, ...], models: tuple[str, ...], scale: int | No
     if sys.stdout is None and (json_path is None or str(json_path) == "-"):  # the results would be lost after the work
         raise click.UsageError("standard output is closed; write the results to a file with --json FILE")
     _check_patterns(folders, include, exclude)
+    if colour_fix and all(spec.strip().lower() == "bicubic" for spec in models or ("bicubic",)):
+        raise click.BadParameter("it applies to models; bicubic alone shifts no colours", param_hint="'--colour-fix'")
     names = [folder.resolve().name or str(folder) for folder in folders]
     if len(set(names)) < len(names):  # two folders of the same name: tell them apart by the path given
         names = [str(folder) for folder in folders]
