@@ -84,7 +84,9 @@ def geometry(image):
     return {"size": [image.get_width(), image.get_height()], "layers": layers,
             "precision": image.get_precision().value_name,
             "selection": [x1, y1, x2, y2] if non_empty else None,
-            "channels": [c.get_name() for c in image.get_channels()]}
+            "channels": [c.get_name() for c in image.get_channels()],
+            "selected_layers": [layer.get_name() for layer in image.get_selected_layers()],
+            "selected_channels": [c.get_name() for c in image.get_selected_channels()]}
 
 
 def make_strips(count, width, height):
@@ -148,6 +150,10 @@ def run_case(case):
             image.get_layers()[-1].set_lock_content(True)
         if case.get("lock_alpha"):
             image.get_layers()[-1].set_lock_alpha(True)
+        if case.get("user_channel"):  # a channel of the user's own, beside the layers
+            channel = Gimp.Channel.new(image, "mine", image.get_width(), image.get_height(), 50.0, Gegl.Color.new("red"))
+            image.insert_channel(channel, None, 0)
+            image.set_selected_layers(image.get_layers()[-1:])
         if case.get("select"):
             image.select_rectangle(Gimp.ChannelOps.REPLACE, *case["select"])
         if case.get("profile"):  # assigned, not converted: the pixel values stay as they are

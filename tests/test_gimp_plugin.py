@@ -549,6 +549,13 @@ def gimp_run(tmp_path_factory):
          "args": {"model": model, "scale": 2.0, "device": "cpu", "tile": 40}},
         {"name": "builtin", "input": "rgb.png", "output": "builtin_out.png",
          "args": {"preset": "sr-cartoon-x4", "scale": 2.0, "device": "cpu", "tile": 0}},
+        # a selection and a channel of the user's: the layer chosen before stays chosen (the channel had
+        # become the active drawable, so the next brush stroke went into it)
+        {"name": "chosen", "input": "rgb.png", "output": "chosen_out.png", "select": [4, 4, 10, 10], "user_channel": True,
+         "args": {"preset": "sr-cartoon-x4", "scale": 2.0, "device": "cpu", "tile": 0}},
+        # 8-bit linear light: sent as perceptual 8-bit, only even levels came back near white
+        {"name": "u8-linear", "input": "rgb.png", "output": "u8_linear_out.png", "precision": "U8_LINEAR",
+         "dump_format": "RGBA u8", "args": {"preset": "sr-cartoon-x4", "scale": 2.0, "device": "cpu", "tile": 0}},
         {"name": "colour-fix", "input": "rgb.png", "output": "colour_fix_out.png",
          "args": {"preset": "sr-cartoon-x4", "scale": 4.0, "device": "cpu", "tile": 0, "colour-fix": "on"}},
         {"name": "bad-weights", "input": "rgb.png", "output": "never.png",
@@ -636,6 +643,21 @@ def test_gimp_built_in_model_from_the_preset_menu_matches_library(gimp_run):
     out = np.asarray(Image.open(gimp_run["work"] / "builtin_out.png"))
     want = sr_filter.upscale(gimp_run["inputs"]["rgb"], model="sr-cartoon-x4", scale=2.0, device="cpu", tile="auto")
     _assert_close(out[..., :3], want, 1)
+
+
+def test_gimp_keeps_the_layer_the_user_had_chosen(gimp_run):
+    rep = gimp_run["report"]["chosen"]
+    assert rep["status"] == "success", rep
+    assert rep["channels"] == ["mine"] and rep["selection"] is not None
+    assert rep["selected_layers"] == ["Background"] and rep["selected_channels"] == []
+
+
+def test_gimp_eight_bit_linear_keeps_every_level(gimp_run):
+    rep = gimp_run["report"]["u8-linear"]
+    assert rep["status"] == "success" and "U8_LINEAR" in rep["precision"], rep
+    linear = np.frombuffer((gimp_run["work"] / "u8_linear_out.png.raw").read_bytes(), np.uint8).reshape(-1, 4)[:, :3]
+    levels = np.unique(linear[linear >= 210])  # near white a perceptual 8-bit step is two linear levels:
+    assert len(levels) >= 40, levels  # 22 of these 46 had come back, every other one
 
 
 def test_gimp_colour_fix_matches_library(gimp_run):

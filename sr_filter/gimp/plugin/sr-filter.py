@@ -98,8 +98,12 @@ def locked_item(items):
 
 
 def sample_type(image):
-    """Keep the image's precision: 8-bit as u8, 16-bit as u16, anything deeper as float."""
+    """Keep the image's precision: 8-bit as u8, 16-bit as u16, anything deeper as float. 8-bit
+    linear light goes as 16-bit: the perceptual 8-bit exchange has one step per two linear levels
+    near white, so only even levels came back in the highlights."""
     name = image.get_precision().value_name
+    if name.endswith("_U8_LINEAR"):
+        return "uint16"
     return "uint8" if "_U8_" in name else "uint16" if "_U16_" in name else "float32"
 
 
@@ -165,6 +169,9 @@ def upscale_image(image, options, python):
         Gimp.context_set_interpolation(Gimp.InterpolationType.CUBIC)  # masks, channels, selection
         image.scale(proto.scaled(image.get_width(), scale), proto.scaled(image.get_height(), scale))
         # merge_shadow only writes inside the selection: lift it while writing, then restore it.
+        # Saving it makes its channel the active drawable, and removing that channel hands the focus
+        # to a neighbouring one: the user's selected layers (and channels) are put back after.
+        chosen_layers, chosen_channels = image.get_selected_layers(), image.get_selected_channels()
         saved = None if Gimp.Selection.is_empty(image) else Gimp.Selection.save(image)
         Gimp.Selection.none(image)
         try:
@@ -174,6 +181,10 @@ def upscale_image(image, options, python):
             if saved is not None:
                 image.select_item(Gimp.ChannelOps.REPLACE, saved)
                 image.remove_channel(saved)
+                if chosen_layers:
+                    image.set_selected_layers(chosen_layers)
+                else:
+                    image.set_selected_channels(chosen_channels)
     finally:
         Gimp.context_pop()
         image.undo_group_end()
