@@ -402,8 +402,11 @@ def test_clear_cache_forgets_the_network_and_refuses_a_cache_that_is_a_file(tmp_
 
     isolated_cache.mkdir(exist_ok=True)
     (isolated_cache / MEMORY_FILE).write_text("{}")
+    blocked = isolated_cache / "openvino" / "sr-cartoon-x4-fp32-0123.json"  # a folder where an entry's file goes
+    (blocked / "inside").mkdir(parents=True)
     done = CliRunner().invoke(cli, ["models", "--clear-cache"])
     assert done.exit_code == 0 and not (isolated_cache / MEMORY_FILE).exists(), done.output
+    assert not blocked.exists()  # it had stayed, and every later run converted the model again
     (tmp_path / "a-file").write_text("mine")
     monkeypatch.setenv("SR_FILTER_CACHE_DIR", str(tmp_path / "a-file"))
     refused = CliRunner().invoke(cli, ["models", "--clear-cache"])

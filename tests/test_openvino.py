@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 
 import numpy as np
@@ -183,7 +184,8 @@ def test_weights_cache_env_sets_the_default_folder(tmp_path, monkeypatch, tiny):
     assert len(list((tmp_path / "openvino").glob("*.xml"))) == 1
 
 
-@pytest.mark.parametrize("damage", ["truncated bin", "garbage bin", "stale version", "garbage xml", "bad record"])
+@pytest.mark.parametrize("damage", ["truncated bin", "garbage bin", "stale version", "garbage xml", "bad record",
+                                    "folder for record", "folder for bin", "pipe for bin", "unreadable bin"])
 def test_damaged_cache_is_detected_and_rebuilt(damage, tmp_path, caplog, photo, tiny):
     caplog.set_level(logging.INFO)
     model = tiny
@@ -199,12 +201,49 @@ def test_damaged_cache_is_detected_and_rebuilt(damage, tmp_path, caplog, photo, 
     elif damage == "garbage xml":  # a consistent record around a model OpenVINO cannot read
         xml.write_bytes(b"<net>not a model")
         record.write_text(json.dumps({**meta, "xml_size": 16, "xml_sha256": __import__("hashlib").sha256(b"<net>not a model").hexdigest()}))
+    elif damage == "folder for record":  # a folder where an entry's file goes: converted again on every run, said nowhere
+        record.unlink()
+        record.mkdir()
+    elif damage == "folder for bin":
+        bin_.unlink()
+        bin_.mkdir()
+    elif damage == "pipe for bin":  # reading it had waited for ever
+        bin_.unlink()
+        os.mkfifo(bin_)
+    elif damage == "unreadable bin":  # mode 000: a replacement had kept it, unreadable again (root reads it anyway)
+        bin_.write_bytes(b"x")
+        bin_.chmod(0)
     else:
         record.write_text("{not json")
     again = OpenVinoBackend.from_model(model, cache_dir=tmp_path).run(photo)
     assert _converts(caplog) == 2
     assert float(np.abs(again - expected).max()) == 0  # the right picture, from a rebuilt model
     assert ov_cache.load(tmp_path, record.stem, ov_cache.describe(model, ov.get_version(), "fp32"))  # whole again
+    assert all(p.is_file() and p.stat().st_mode & 0o444 == 0o444 for p in (record, xml, bin_))
+
+
+def test_a_broken_openvino_install_falls_back_to_torch(tmp_path):
+    """An openvino package whose libraries fail to load (OSError, RuntimeError) failed the default
+    run ("error: bad ELF"); the torch path runs instead, and --backend openvino says what to do."""
+    import subprocess
+
+    from .conftest import ROOT
+
+    fake = tmp_path / "fake" / "openvino"  # a real package that fails to import, first on the path
+    fake.mkdir(parents=True)
+    Image.new("RGB", (12, 10), (90, 120, 30)).save(tmp_path / "in.png")
+    env = dict(os.environ, PYTHONPATH=f"{tmp_path / 'fake'}{os.pathsep}{ROOT}")
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "sr_filter", str(tmp_path / "in.png"), "-m", "sr-cartoon-x4", *args],
+                              capture_output=True, env=env, timeout=300)
+
+    for error in ("OSError('bad ELF')", "RuntimeError('Check failed: cpu')"):
+        (fake / "__init__.py").write_text(f"raise {error}\n")
+        done = run("-o", str(tmp_path / "out.png"), "--overwrite")
+        assert done.returncode == 0 and b"with torch" in done.stderr, done.stderr
+        asked = run("-o", str(tmp_path / "o2.png"), "--backend", "openvino")
+        assert asked.returncode == 2 and b"needs the openvino package" in asked.stderr, asked.stderr
 
 
 def test_unwritable_cache_folder_runs_without_caching(tmp_path, caplog, photo, tiny):

@@ -62,7 +62,7 @@ def import_openvino() -> Any:
     without_telemetry()
     try:
         import openvino
-    except (ImportError, OSError) as exc:  # OSError: a broken install whose libraries do not load
+    except (ImportError, OSError, RuntimeError) as exc:  # a broken install whose libraries do not load or start
         raise BackendError(
             f"the OpenVINO backend needs the openvino package ({first_line(exc)}); install it with "
             "`pip install openvino` or choose the torch backend"

@@ -106,6 +106,8 @@ def find(folder: Path, query: dict) -> tuple[str, dict] | None:
     except OSError:
         return None
     for path in records:
+        if not path.is_file():  # a folder or a pipe in its place: reading a pipe waits for ever
+            continue
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -141,6 +143,8 @@ def load(folder: Path, key: str, meta: dict, model: dict | None = None) -> tuple
             return None
         data = {}
         for part in ("xml", "bin"):
+            if not paths[part].is_file():  # missing, or a folder or a pipe (reading one waited for ever)
+                raise OSError(f"{paths[part].name} is not a file")
             blob = paths[part].read_bytes()
             if len(blob) != record[f"{part}_size"] or hashlib.sha256(blob).hexdigest() != record[f"{part}_sha256"]:
                 log.info("cached OpenVINO model %s has a damaged .%s file; converting again", key, part)
@@ -170,7 +174,8 @@ def save(folder: Path, key: str, meta: dict, ov_model: Any, ov: Any, model: dict
         record_path = Path(tmp) / "model.json"
         record_path.write_text(json.dumps(record, indent=1), encoding="utf-8")
         paths = _paths(folder, key)
-        paths["json"].unlink(missing_ok=True)  # the entry is incomplete until its record is back
+        for path in (paths["json"], paths["bin"], paths["xml"]):  # the record first: incomplete until it is back
+            _clear(path)
         publish(bin_, paths["bin"], overwrite=True)
         publish(xml, paths["xml"], overwrite=True)
         publish(record_path, paths["json"], overwrite=True)
@@ -183,6 +188,16 @@ def save(folder: Path, key: str, meta: dict, ov_model: Any, ov: Any, model: dict
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _clear(path: Path) -> None:
+    """Remove whatever holds an entry's file name in the cache's own folder: an old file (whose
+    mode, 000 say, a replacement would otherwise keep), or a folder or pipe in its place, which
+    had made every later run convert again without a word."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _drop_outdated(folder: Path, key: str, meta: dict) -> None:

@@ -112,8 +112,8 @@ def _downloaded_files(manifest) -> list:
 def _converted_files(folder) -> list:
     """The converted models' files (KEY.xml, KEY.bin, KEY.json; KEY.failed for a model that does
     not convert) in the conversion cache."""
-    try:
-        return [f for f in folder.iterdir() if f.is_file() and f.suffix in (".xml", ".bin", ".json", ".failed")]
+    try:  # a folder or pipe under such a name too: it blocks an entry
+        return [f for f in folder.iterdir() if f.suffix in (".xml", ".bin", ".json", ".failed")]
     except OSError:
         return []
 
@@ -239,8 +239,12 @@ def _clear_cache(as_json: bool) -> None:
     removed, size, failed = 0, 0, []
     for path in targets:
         try:
-            length = path.stat().st_size
-            path.unlink()
+            if path.is_dir() and not path.is_symlink():  # a folder where an entry's file goes
+                length = 0
+                shutil.rmtree(path)
+            else:
+                length = path.lstat().st_size
+                path.unlink()
         except OSError as exc:
             failed.append(f"{path} ({exc.strerror})")
             continue

@@ -32,5 +32,7 @@ def load_libraries(*, openvino: bool, torch: bool = True) -> None:
     with interrupts_held():
         for name in names:
             if importlib.util.find_spec(name.split(".")[0]) is not None:
-                with contextlib.suppress(ImportError):  # a missing optional library is the backend's to report
+                # a missing or broken optional library is the backend's to report (OpenVINO's, whose
+                # libraries fail with OSError or RuntimeError, by falling back to torch)
+                with contextlib.suppress(ImportError, *((OSError, RuntimeError) if name == "openvino" else ())):
                     importlib.import_module(name)
