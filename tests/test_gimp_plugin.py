@@ -152,6 +152,26 @@ def test_scaled_matches_the_librarys_size_rounding():
     assert proto.scaled(1, 0.1) == 1  # a size never collapses to 0
 
 
+def test_a_layer_whose_result_cannot_fit_is_refused_before_its_pixels_are_copied():
+    """An 8000x8000 float layer at x4 was refused only after the plug-in and the worker had copied
+    its pixels (2.9 GB in the plug-in for a 1 GiB layer): on a smaller machine the system's OOM
+    killer came first. The plug-in now refuses from the sizes alone, naming the layer."""
+    from sr_filter import limits
+
+    gib = 1 << 30
+    why = proto.too_large("Photo", 8000, 8000, 4, 4.0, available=20 * gib)
+    assert why == ("layer 'Photo' is 8000x8000; upscaled x4 it would be 32000x32000 and need more than 68.7 GiB of "
+                   "memory, but 20.0 GiB is free: choose a smaller scale, or crop or scale the image down first")
+    for channels in (1, 2, 3, 4):  # never refused where the worker's own estimate fits
+        for itemsize in (1, 2, 4):
+            for scale in (1.5, 4.0, 8.0):
+                enough = limits.estimate_bytes(8000, 8000, channels, scale, itemsize)
+                assert proto.too_large("x", 8000, 8000, channels, scale, available=enough) is None
+    assert proto.too_large("small", 64, 48, 3, 8.0, available=20 * gib) is None
+    free = proto.available_memory()
+    assert free is None or free > 0  # measured where the system says
+
+
 def test_upscale_options_carry_the_librarys_values():
     # The plug-in sends "auto" for its 0 (automatic); on the wire 0 is the library's whole image.
     kw, scale = gimp_worker.upscale_options({"preset": "face", "model": "", "scale": 2.0, "device": "cpu", "tile": "auto"})

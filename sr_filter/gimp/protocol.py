@@ -183,6 +183,31 @@ def check_choices(choices: Any) -> Dict[str, Any]:
     return {"presets": presets, "default": default, "min_tile": min_tile}
 
 
+def available_memory() -> Optional[int]:
+    """Bytes of memory free now, where the system says (Linux, most Unixes); None elsewhere."""
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def too_large(name: str, width: int, height: int, channels: int, scale: float,
+              available: Optional[int] = None) -> Optional[str]:
+    """Why a layer cannot be upscaled at all, before its pixels are copied (the plug-in's copy and
+    the worker's took about four times the layer's size before the worker's own check refused
+    it): what every upscale of it holds per output pixel (the part of the worker's estimate,
+    ``sr_filter.limits.estimate_bytes``, that does not depend on alpha or sample size: never
+    more than the worker's own) would not fit in the memory free now. The worker checks the rest."""
+    free = available_memory() if available is None else available
+    out_w, out_h = max(1, round(width * scale)), max(1, round(height * scale))
+    need = out_w * out_h * (24 + 12 * channels)
+    if free is None or need <= free:
+        return None
+    return ("layer %r is %dx%d; upscaled x%g it would be %dx%d and need more than %.1f GiB of memory, but "
+            "%.1f GiB is free: choose a smaller scale, or crop or scale the image down first"
+            % (name, width, height, scale, out_w, out_h, need / (1 << 30), free / (1 << 30)))
+
+
 def scaled(n: int, scale: float) -> int:
     """Canvas size or layer offset ``n`` after scaling, rounded like sr_filter rounds sizes."""
     return max(1, round(n * scale)) if n > 0 else round(n * scale)

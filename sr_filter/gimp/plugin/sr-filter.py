@@ -149,6 +149,11 @@ def upscale_image(image, options, python):
     scale = options["scale"]
     layers = leaf_layers(image.get_layers())
     dtype = sample_type(image)
+    for layer in layers:  # before any pixel is copied
+        channels = (1 if layer.is_gray() else 3) + (1 if layer.has_alpha() else 0)
+        why = proto.too_large(layer.get_name(), layer.get_width(), layer.get_height(), channels, scale)
+        if why:
+            raise proto.WorkerError(why)
     inputs = [read_layer(layer, dtype) for layer in layers]
     boxes = [proto.scaled_box(*layer.get_offsets()[1:], layer.get_width(), layer.get_height(), scale) for layer in layers]
     options = dict(options, sizes=[[w, h] for _, _, w, h in boxes])
