@@ -84,6 +84,7 @@ def test_bad_image_entry_is_a_protocol_error(entry, words):
 @pytest.mark.parametrize("header, words", [
     ({"images": [{"width": True, "height": 2, "channels": 3, "dtype": "uint8"}]}, "must be integers"),
     ({"images": [{"width": 2, "height": 2, "channels": 3, "dtype": "uint8", "extra": 1}]}, "bad image entry"),
+    ({"images": [{"width": 2, "height": 2, "channels": 3, "dtype": "uint8", "name": 7}]}, "the name must be a text"),
     ({"images": [{"width": 1 << 20, "height": 2, "channels": 3, "dtype": "uint8"}]}, "sides 1 to 524288"),
     ({"images": [{"width": 1, "height": 1, "channels": 1, "dtype": "uint8"}] * (proto.MAX_IMAGES + 1)}, "at most 10000"),
     ({"images": [], "options": {"scale": float("nan")}}, "scale must be above 0"),
@@ -352,6 +353,8 @@ def test_worker_refuses_a_layer_whose_upscale_cannot_fit_in_memory_before_runnin
         proto.run_worker(sys.executable, dict(_OPTS, scale=16.0), [(info, data)], env=worker_env())
     assert exc.value.kind == "ImageTooLargeError" and "layer 1 is 6000x6000" in str(exc.value)
     assert time.monotonic() - t0 < 60
+    with pytest.raises(proto.WorkerError, match="layer 'Scan 2' is 6000x6000"):  # named as the Layers dialog shows it
+        proto.run_worker(sys.executable, dict(_OPTS, scale=16.0), [(dict(info, name="Scan 2"), data)], env=worker_env())
 
 
 def test_plugin_from_an_older_version_is_told_to_reinstall():

@@ -7,7 +7,7 @@ from a copy the installer puts next to ``sr-filter.py`` (as ``gimp_protocol.py``
 therefore never import numpy, torch or anything outside the standard library.
 
 Request, on the worker's stdin: one JSON line ``{"version": 4, "request": "upscale",
-"options": {...}, "images": [{"width", "height", "channels", "dtype"}, ...]}`` followed by
+"options": {...}, "images": [{"width", "height", "channels", "dtype"[, "name"]}, ...]}`` followed by
 the raw pixels of every image, concatenated, row-major, interleaved channels, native byte
 order. ``options`` carry the library's values (``tile``: ``"auto"``, 0 = whole image, or a
 size; ``scale``: absent or null = the model's own; ``colour_fix``: true or false (absent:
@@ -88,8 +88,10 @@ def _short(value: Any) -> str:
 
 def image_nbytes(info: Any) -> int:
     """Byte size of one image described by a header entry; validates the entry."""
-    if not isinstance(info, dict) or set(info) != {"width", "height", "channels", "dtype"}:
-        raise ProtocolError("bad image entry %s: expected width, height, channels and dtype" % _short(info))
+    if not isinstance(info, dict) or set(info) - {"name"} != {"width", "height", "channels", "dtype"}:
+        raise ProtocolError("bad image entry %s: expected width, height, channels and dtype (and a name)" % _short(info))
+    if not isinstance(info.get("name", ""), str) or len(info.get("name", "")) > 256:
+        raise ProtocolError("bad image entry %s: the name must be a text of at most 256 characters" % _short(info))
     w, h, c, dtype = info["width"], info["height"], info["channels"], info["dtype"]
     if not (_is_int(w) and _is_int(h) and _is_int(c)):
         raise ProtocolError("bad image entry %s: width, height and channels must be integers" % _short(info))

@@ -128,7 +128,8 @@ def _serve(stdin: IO[bytes], stdout: IO[bytes], stderr: IO[str], warnings: _Warn
         kwargs, scale = upscale_options(request["options"])
         upscaler = sr_filter.Upscaler(**kwargs)  # loaded once for all layers
         for index, info in enumerate(request["images"]):
-            limits.check_fits("layer %d" % (index + 1), info["width"], info["height"], info["channels"],
+            named = "layer %r" % info["name"] if info.get("name") else "layer %d" % (index + 1)  # as the Layers dialog shows it
+            limits.check_fits(named, info["width"], info["height"], info["channels"],
                               scale or upscaler.scale, np.dtype(DTYPES[info["dtype"]]).itemsize,
                               model_scale=upscaler.scale)
         results: List[Tuple[Dict[str, Any], bytes]] = []

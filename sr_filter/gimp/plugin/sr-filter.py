@@ -124,7 +124,7 @@ def read_layer(layer, dtype):
     data = layer.get_buffer().get(Gegl.Rectangle.new(0, 0, w, h), 1.0, babl_format(layer, dtype),
                                   Gegl.AbyssPolicy.CLAMP)
     channels = (1 if layer.is_gray() else 3) + (1 if layer.has_alpha() else 0)
-    return {"width": w, "height": h, "channels": channels, "dtype": dtype}, bytes(data)
+    return {"width": w, "height": h, "channels": channels, "dtype": dtype, "name": layer.get_name()[:256]}, bytes(data)
 
 
 def write_layer(layer, info, data, offsets):
