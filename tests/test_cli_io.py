@@ -357,6 +357,8 @@ def test_a_newline_in_a_file_name_keeps_every_batch_message_on_one_line(tmp_path
     assert any(line.endswith("tr\\nunc.png -> " + str(tmp_path / "out" / "tr") + "\\nunc.png (0.0 s)") or "tr\\nunc.png ->" in line
                for line in lines)
     assert f"sr-filter: failed: {folder}/da\\nmaged.png" in lines
+    error = next(line for line in lines if line.startswith("sr-filter: error: "))
+    assert f"{folder}/da\\nmaged.png" in error, error  # as the failed line names it (it had read "da maged.png")
 
 
 def test_hdr_float_tiff_keeps_light_above_white_and_a_png_says_it_clips(tmp_path):

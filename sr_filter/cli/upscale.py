@@ -269,6 +269,8 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
                         bars.echo(f"sr-filter: skipped {shown_path(job.target)}: another process wrote it meanwhile")
                     continue
                 message = _describe_failure(job, exc)
+                if job.source is not None:  # the name as the [i/N] and "failed:" lines show it (a newline escaped)
+                    message = message.replace(str(job.source), shown_path(job.source))
                 if not batch:
                     raise (type(exc) if isinstance(exc, SrFilterError) else SrFilterError)(message) from None
                 failed.append((job, message))
