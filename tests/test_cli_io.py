@@ -585,3 +585,15 @@ def test_a_folder_that_cannot_be_read_fails_the_batch(crop, tmp_path, monkeypatc
     assert batch.exit_code == 1, batch.output
     assert f"sr-filter: error: cannot read folder {src / 'locked'}: Permission denied" in batch.output
     assert batch.output.splitlines()[-1] == "sr-filter: 1 upscaled, 0 skipped, 1 failed"
+
+
+def test_a_name_that_is_not_utf8_is_shown_with_its_bytes(tmp_path):
+    """Bytes that are not UTF-8 showed as Python's stand-ins (bad\\udcff.png)."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    name = os.fsdecode(b"bad\xff.png")
+    Image.new("RGB", (8, 6), (1, 2, 3)).save(folder / name)
+    result = run(folder, "-m", "sr-cartoon-x4", "-o", tmp_path / "out")
+    err = result.stderr.decode("utf-8", "replace")
+    assert result.returncode == 0 and "bad\\xff.png ->" in err and "udcff" not in err, err
+    assert (tmp_path / "out" / name).is_file()

@@ -74,9 +74,16 @@ _FLAG_WORDING = (("; allow overwriting to replace it", errors.OutputExistsError)
 
 def shown_path(path: object) -> str:
     """A file name as one line of a message: control characters (a newline in a name) written as
-    escapes, so each message stays one line."""
+    escapes, so each message stays one line, and bytes that are not UTF-8 as the bytes they are
+    (``\xff``, not Python's stand-in ``\udcff``)."""
     text = str(path)
-    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return text if text.isprintable() else "".join(_shown(c) for c in text)
+
+
+def _shown(c: str) -> str:
+    if "\udc80" <= c <= "\udcff":  # a byte os.fsdecode could not decode
+        return "\\x%02x" % (ord(c) - 0xDC00)
+    return c if c.isprintable() else repr(c)[1:-1]
 
 
 def one_line(exc: BaseException, *, text: str | None = None, limit: int = LIMIT,
