@@ -35,8 +35,6 @@ def colour_fixed(source: np.ndarray, result: np.ndarray, sigma: float = SIGMA) -
     """``result`` (an upscaled ``source``, both HxW or HxWxC in one layout and dtype) with its
     colour over areas set to ``source``'s; corrected in place where it is writable."""
     colour = 1 if source.ndim == 2 or source.shape[2] in (1, 2) else 3
-    if not source.dtype.isnative:  # big-endian samples (from a file or another program): the same values
-        source = source.astype(source.dtype.newbyteorder("="))
     src = to_float(source)
     if src.ndim == 2:
         src = src[:, :, None]

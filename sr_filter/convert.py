@@ -61,9 +61,10 @@ def check_array(array: np.ndarray) -> None:
 def to_float(array: np.ndarray) -> np.ndarray:
     """Scale pixel values to float32 in [0, 1]; float input is taken as 0..1 and clipped to it,
     with a warning when that changes values (0..255 floats, NaN), which would otherwise come back
-    as a white or black picture without a word."""
-    if array.dtype in _MAX:
-        return array.astype(np.float32) / _MAX[array.dtype]
+    as a white or black picture without a word. Big-endian samples are the same numbers."""
+    native = array.dtype.newbyteorder("=")
+    if native in _MAX:
+        return array.astype(np.float32) / _MAX[native]
     data = array.astype(np.float32)
     with np.errstate(invalid="ignore"):
         inside = bool(np.all(data >= -_FLOAT_SLACK)) and bool(np.all(data <= 1 + _FLOAT_SLACK))  # NaN fails both

@@ -150,6 +150,11 @@ def _first_packets(source: av.container.InputContainer, indices: set[int]) -> di
     return found
 
 
+def _suffix(muxer: str) -> str:
+    """The first output suffix written by ``muxer`` (".mkv" for Matroska, ".mp4", ".mov", ...)."""
+    return next(suffix for suffix, name in CONTAINERS.items() if name == muxer)
+
+
 def _a_file(muxer: str) -> str:
     """How messages name a file written by ``muxer``: "an .avi file", "a .mov file" (FFmpeg's
     muxer names made "a avi file" and "a matroska file")."""
@@ -300,7 +305,7 @@ def alpha_notice(info: VideoInfo, family: str, muxer: str) -> str | None:
         return None
     encoder = ENCODERS[family][0]
     if family in _ALPHA_BESIDE and has_alpha(choose_pix_fmt(info.pix_fmt, encoder, alpha=True)):
-        which = f"which {encoder} keeps only in {' and '.join(next(x for x, m in CONTAINERS.items() if m == muxer) for muxer in _ALPHA_BESIDE[family])} files"
+        which = f"which {encoder} keeps only in {' and '.join(_suffix(m) for m in _ALPHA_BESIDE[family])} files"
     else:
         which = f"which {encoder} cannot keep"
     keep = [f for f in CODECS if f != family and _probe_holds(muxer, ENCODERS[f][1]) and keeps_alpha(info, f, muxer)]
@@ -542,9 +547,9 @@ def copy_streams(container: av.container.OutputContainer, source: av.container.I
         if stream.index not in copy:
             continue
         what = f"{stream.type} stream {stream.index}"
-        if stream.type == "data" and stream.codec_context is None and "timecode" in stream.metadata:
-            if "timecode" in source.streams.video[0].metadata:  # written anew from the video's tag
-                continue
+        if (stream.type == "data" and stream.codec_context is None and "timecode" in stream.metadata
+                and "timecode" in source.streams.video[0].metadata):  # the timecode track: written anew from the video's tag
+            continue
         if stream.type == "attachment":
             if muxer != "matroska":
                 dropped.append(f"{what} ({stream.name}): {_a_file(muxer)} cannot hold attachments; a .mkv output keeps it")
@@ -553,7 +558,7 @@ def copy_streams(container: av.container.OutputContainer, source: av.container.I
             continue
         codec = stream.codec_context.name if stream.codec_context else "unknown"
         if not _probe_holds(muxer, codec) or not _header_takes(muxer, stream, firsts.get(stream.index)):
-            keepers = [suffix for suffix, other in ((".mkv", "matroska"), (".mp4", "mp4"), (".mov", "mov"))
+            keepers = [_suffix(other) for other in ("matroska", "mp4", "mov")
                        if other != muxer and _probe_holds(other, codec)]  # mov_text into .mkv: no .mkv to offer
             hint = f"; a {' or '.join(keepers)} output keeps it" if keepers else ""
             dropped.append(f"{what} ({codec}): {_a_file(muxer)} cannot hold {codec}{hint}")

@@ -118,13 +118,17 @@ def babl_format(layer, dtype):
     return Babl.get_name(Babl.format_with_space(name, layer.get_format()))
 
 
+def channels_of(layer):
+    """How many channels a layer's pixels are exchanged with: grey or RGB, plus alpha."""
+    return (1 if layer.is_gray() else 3) + (1 if layer.has_alpha() else 0)
+
+
 def read_layer(layer, dtype):
     """(protocol geometry, raw pixels) of one layer."""
     w, h = layer.get_width(), layer.get_height()
     data = layer.get_buffer().get(Gegl.Rectangle.new(0, 0, w, h), 1.0, babl_format(layer, dtype),
                                   Gegl.AbyssPolicy.CLAMP)
-    channels = (1 if layer.is_gray() else 3) + (1 if layer.has_alpha() else 0)
-    return {"width": w, "height": h, "channels": channels, "dtype": dtype, "name": layer.get_name()[:256]}, bytes(data)
+    return {"width": w, "height": h, "channels": channels_of(layer), "dtype": dtype, "name": layer.get_name()[:256]}, bytes(data)
 
 
 def write_layer(layer, info, data, offsets):
@@ -150,8 +154,7 @@ def upscale_image(image, options, python):
     layers = leaf_layers(image.get_layers())
     dtype = sample_type(image)
     for layer in layers:  # before any pixel is copied
-        channels = (1 if layer.is_gray() else 3) + (1 if layer.has_alpha() else 0)
-        why = proto.too_large(layer.get_name(), layer.get_width(), layer.get_height(), channels, scale)
+        why = proto.too_large(layer.get_name(), layer.get_width(), layer.get_height(), channels_of(layer), scale)
         if why:
             raise proto.WorkerError(why)
     inputs = [read_layer(layer, dtype) for layer in layers]
