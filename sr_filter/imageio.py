@@ -276,6 +276,9 @@ def format_for(path: str | Path, explicit: str | None = None) -> str:
     if suffix in sniff.VIDEO_CONTAINERS:  # an image input named for a video output
         raise ImageFormatError(f"{Path(path).name} names a video, but the input is read as an image (by its name); "
                                "a video input needs a video suffix (.mp4, .mkv, ...), an image output an image one")
+    if suffix == ".y4m":
+        raise ImageFormatError(f"{Path(path).name} names a YUV4MPEG2 frame stream, but the input is an image; "
+                               "a frame stream comes from a .y4m input or standard input with --format y4m")
     if suffix not in FORMATS:
         folder = f" (or {Path(path).name}/ for a folder)" if not suffix and Path(path).name else ""
         raise ImageFormatError(

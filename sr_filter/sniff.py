@@ -32,6 +32,16 @@ def is_image_prefix(data: bytes) -> bool:
     return data.startswith(_SIGNATURES) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
 
 
+def _what_instead(data: bytes) -> str:
+    """What a stream that is no image is, where it says so in its first bytes, and what to do."""
+    if data.startswith(b"YUV4MPEG2 "):
+        return "it is a YUV4MPEG2 frame stream: add --format y4m"
+    if data[4:8] == b"ftyp" or data.startswith(b"\x1a\x45\xdf\xa3") or (data[:4] == b"RIFF" and data[8:12] == b"AVI "):
+        return ("it is a video: give its file name instead, or pipe frames "
+                "(ffmpeg -i clip -f yuv4mpegpipe - | sr-filter - --format y4m)")
+    return "unknown or damaged format"
+
+
 def png_header(data: bytes) -> Shape | None:
     """(width, height, channels, bytes per sample) from a PNG's IHDR chunk (a colour key counts as alpha)."""
     if data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR" or len(data) < 26:
@@ -100,7 +110,7 @@ def read_stream(stream: BinaryIO, name: str, check: Callable[[Shape], None], ava
     """
     data = bytearray(_read_some(stream, _PREFIX))
     if data and not is_image_prefix(data):
-        raise ImageFormatError(f"{name} is not a readable image (unknown or damaged format)")
+        raise ImageFormatError(f"{name} is not a readable image ({_what_instead(data)})")
     limit = max(available // 2, _PREFIX)
     shape = header_shape(data)
     if shape is not None:

@@ -70,6 +70,42 @@ def test_y4m_damage_is_one_clear_error(tmp_path, upscaler):
     assert out.getvalue().startswith(b"YUV4MPEG2 ") and out.getvalue().count(b"FRAME\n") == 3  # it had written none
 
 
+def test_y4m_without_frames_or_cut_in_its_header_is_one_clear_error(tmp_path, upscaler):
+    """A header alone had exited 0 with a header written; an empty input and a header with no end
+    had been told they do not start with 'YUV4MPEG2 '."""
+    header = make_y4m(tmp_path / "in.y4m", frames=1).read_bytes().split(b"\n")[0] + b"\n"
+    for data, words in ((header, "a header and no frame came in"), (b"", "the input is empty"),
+                        (header[:-1], "header does not end")):
+        with pytest.raises(VideoFormatError, match=words):
+            stream.upscale_y4m(io.BytesIO(data), io.BytesIO(), upscaler)
+    result = run("-", "-o", "-", "--format", "y4m", "-m", MODEL, stdin=header)
+    assert result.returncode == 1 and b"no frame came in" in result.stderr and b"Traceback" not in result.stderr
+
+
+def test_interlaced_y4m_is_said_and_written_progressive(tmp_path, upscaler, caplog):
+    """Both fields go through the network as one picture, so the output is no longer interlaced:
+    the header had kept It (players would weave it again) and no word was said."""
+    data = make_y4m(tmp_path / "in.y4m", frames=2).read_bytes().replace(b" Ip ", b" It ", 1)
+    out = io.BytesIO()
+    with caplog.at_level("WARNING"):
+        assert stream.upscale_y4m(io.BytesIO(data), out, upscaler) == 2
+    assert out.getvalue().split(b"\n")[0].split()[4] == b"Ip"  # in the place the source's I was
+    assert "interlaced (top field first)" in caplog.text and "deinterlace" in caplog.text
+
+
+def test_a_y4m_stream_given_as_an_image_or_png_stream_is_named(tmp_path):
+    data = make_y4m(tmp_path / "in.y4m", frames=1).read_bytes()
+    for extra, words in (((), b"it is a YUV4MPEG2 frame stream: add --format y4m"),
+                         (("--format", "png-stream"), b"not a PNG stream; use --format y4m")):
+        result = run("-", "-o", "-", *extra, "-m", MODEL, stdin=data)
+        assert result.returncode == 1 and words in result.stderr, result.stderr
+    image = tmp_path / "a.png"
+    Image.fromarray(pattern(0, 16, 16)).save(image)
+    result = run(image, "-o", tmp_path / "a.y4m", "-m", MODEL, stdin=b"")
+    assert result.returncode == 1 and b"names a YUV4MPEG2 frame stream, but the input is an image" in result.stderr
+    assert not (tmp_path / "a.y4m").exists()
+
+
 def test_png_stream_pipe(tmp_path):
     data = b""
     for i in range(3):

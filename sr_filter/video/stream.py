@@ -3,11 +3,13 @@
 ``ffmpeg -i in.mkv -f yuv4mpegpipe - | sr-filter - -o - --format y4m | ffmpeg -i - out.mkv``:
 frames are read, upscaled and written one at a time (through the same overlapping stages as
 video files), so memory stays constant whatever the length. The Y4M header is kept (frame rate,
-interlacing, aspect, chroma layout, X-parameters) with the new size.
+aspect, chroma layout, X-parameters) with the new size; interlaced frames are upscaled whole and
+marked progressive, with a notice.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,6 +21,8 @@ import numpy as np
 from ..atomic import write_all
 from ..errors import VideoFormatError
 from . import batches, pipeline
+
+log = logging.getLogger("sr_filter")
 
 MAGIC = b"YUV4MPEG2"
 _LAYOUTS = {  # C parameter -> (chroma step in x, chroma step in y, bits)
@@ -47,6 +51,12 @@ class Y4mHeader:
         chroma = 0 if not sx else 2 * (-(-self.width // sx)) * (-(-self.height // sy))
         return (luma + chroma) * size
 
+    @property
+    def interlaced(self) -> str | None:
+        """"top", "bottom" or "mixed" for an interlaced stream (I parameter t, b or m); None when progressive."""
+        order = next((p[1:2] for p in self.params if p[0] == "I"), "p")
+        return {"t": "top", "b": "bottom", "m": "mixed"}.get(order)
+
     def full_range(self) -> bool:
         return "XCOLORRANGE=FULL" in self.params
 
@@ -57,7 +67,11 @@ class Y4mHeader:
 
 def read_header(stream: BinaryIO) -> Y4mHeader:
     line = stream.readline(4096)
-    if not line.startswith(MAGIC + b" ") or not line.endswith(b"\n"):
+    if not line:
+        raise VideoFormatError("the input is empty: no YUV4MPEG2 stream came in")
+    if line.startswith(MAGIC + b" ") and not line.endswith(b"\n"):
+        raise VideoFormatError("the YUV4MPEG2 header does not end (no newline within 4096 bytes): the stream is cut short or damaged")
+    if not line.startswith(MAGIC + b" "):
         from ..sniff import is_image_prefix
 
         if is_image_prefix(line + stream.read(16)):  # `sr-filter photo.png -o - --format y4m`: an image where a stream was asked for
@@ -152,7 +166,14 @@ def upscale_y4m(source: BinaryIO, target: BinaryIO, upscaler: Any, scale: float 
     sx, sy, _ = header.layout
     width = max(2, round(header.width * factor / max(sx, 1)) * max(sx, 1))
     height = max(2, round(header.height * factor / max(sy, 1)) * max(sy, 1))
-    out = Y4mHeader(width, height, header.colour, header.params)
+    params = header.params
+    if header.interlaced:
+        order = "mixed field order" if header.interlaced == "mixed" else f"{header.interlaced} field first"
+        log.warning("the stream is interlaced (%s): both fields are upscaled together as one picture "
+                    "and written progressive, which enlarges the combing on motion; deinterlace it first "
+                    "(for example ffmpeg -vf bwdif)", order)
+        params = ["Ip" if p[0] == "I" else p for p in params]
+    out = Y4mHeader(width, height, header.colour, params)
     count = [0]
 
     def consume(frames) -> None:
@@ -169,6 +190,8 @@ def upscale_y4m(source: BinaryIO, target: BinaryIO, upscaler: Any, scale: float 
     size = batches.FRAME_BATCH
     pipeline.run(batches.chunks(read_frames(source, header), size, lambda _: True), work,
                  lambda groups: consume(batches.flatten(groups)), depth=batches.queue_depth(size))
+    if not count[0]:  # a header alone: the program upstream made no frame, which a pipeline must hear of
+        raise VideoFormatError("the YUV4MPEG2 stream is empty: a header and no frame came in")
     return count[0]
 
 
@@ -181,6 +204,8 @@ def read_pngs(stream: BinaryIO) -> Iterator[bytes]:
         if not head:
             return
         if head != signature:
+            if not number and head.startswith(MAGIC[:8]):
+                raise VideoFormatError("the input is a YUV4MPEG2 frame stream, not a PNG stream; use --format y4m")
             raise VideoFormatError(f"the PNG stream is damaged at image {number} (no PNG signature)")
         parts = [head]
         while True:
