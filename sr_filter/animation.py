@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image, ImageSequence
 
 from .device import available_ram
+from .encode import webp_quality
 from .encode import GIF_TRANSPARENT, gif_frame
 from .errors import CancelledError, ImageTooLargeError, VideoFormatError, first_line
 from .frames import parse_range, range_text
@@ -108,6 +109,7 @@ def read_animation(path: str | Path | bytes, name: str | None = None, *,
     try:
         with _opened(path) as image:
             meta, orientation = read_meta(image)
+            meta.lossless = image.format == "WEBP" and _lossless_webp(path)
             upright_dpi(meta, orientation)
             loop = image.info.get("loop")
             if loop is None and image.format != "GIF":
@@ -269,7 +271,7 @@ def encode_animation(animation: Animation, fmt: str, *, quality: int | None = No
         if fmt == "PNG":  # complete frames replace the canvas (APNG_BLEND_OP_SOURCE), never blend over it
             options.update(disposal=disposal, blend=0)
         else:
-            options.update(quality=quality or 90)
+            options.update(webp_quality(quality, animation.meta))
     images[0].save(buffer, fmt, append_images=images[1:], **options)
     data = buffer.getvalue()
     if fmt == "WEBP" and data[12:16] == b"VP8X" and any((frame[..., 3] < 255).any() for frame in animation.frames):
@@ -277,6 +279,15 @@ def encode_animation(animation: Animation, fmt: str, *, quality: int | None = No
         # the canvas around them is transparent; readers that trust the flag (Pillow) then show black
         data = data[:20] + bytes([data[20] | 0x10]) + data[21:]
     return data
+
+
+def _lossless_webp(path: str | Path | bytes) -> bool:
+    from .sniff import webp_lossless
+
+    if isinstance(path, (bytes, bytearray)):
+        return webp_lossless(io.BytesIO(path))
+    with open(path, "rb") as stream:
+        return webp_lossless(stream)
 
 
 def _gif_colours(animation: Animation) -> list[np.ndarray]:

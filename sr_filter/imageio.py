@@ -118,6 +118,7 @@ def _read_data(data: bytes, name: str, check: Callable[[sniff.Shape], None]) -> 
     png.check_complete(data, name)
     array = png.decode_png16(data, name) if png.is_deep_png(data) else _decode(image, name)
     meta, orientation = read_meta(image)  # after decoding: Pillow finds PNG text and eXIf after IDAT
+    meta.lossless = image.format == "WEBP" and sniff.webp_lossless(io.BytesIO(data))
     return array, meta, orientation
 
 

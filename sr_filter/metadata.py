@@ -48,6 +48,8 @@ class ImageMeta:
     frames: int = 1
     #: a PNG's colour chunks besides an ICC profile (gAMA, cHRM, sRGB), as (type, body) pairs
     png_colour: tuple[tuple[bytes, bytes], ...] = ()
+    #: a WebP of lossless (VP8L) pictures only: written back lossless unless a quality is given
+    lossless: bool = False
 
 
 #: EXIF orientations that swap width and height (transpose, rotate 90 either way, transverse)

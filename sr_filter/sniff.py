@@ -42,6 +42,26 @@ def _what_instead(data: bytes) -> str:
     return "unknown or damaged format"
 
 
+def webp_lossless(stream: BinaryIO) -> bool:
+    """Whether a WebP file (a seekable stream at its start) holds only lossless (VP8L) pictures,
+    still or animated: such a file is written back lossless. Reads the chunk headers alone."""
+    head = stream.read(12)
+    if head[:4] != b"RIFF" or head[8:12] != b"WEBP":
+        return False
+    kinds: set[bytes] = set()
+    while True:
+        chunk = stream.read(8)
+        if len(chunk) < 8:
+            break
+        kind, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+        if kind == b"ANMF":  # a frame: 16 bytes of placement, then its own chunks
+            stream.seek(16, 1)
+            continue
+        kinds.add(kind)
+        stream.seek(size + (size & 1), 1)
+    return b"VP8L" in kinds and b"VP8 " not in kinds
+
+
 def png_header(data: bytes) -> Shape | None:
     """(width, height, channels, bytes per sample) from a PNG's IHDR chunk (a colour key counts as alpha)."""
     if data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR" or len(data) < 26:

@@ -154,6 +154,19 @@ def batch(args):
     return result.stderr
 
 
+def test_a_lossless_animated_webp_stays_lossless(tmp_path, upscaler):
+    """Every frame's pictures had been re-encoded lossy at quality 90."""
+    source = small(tmp_path / "a.webp", loop=0, lossless=True)
+    animation.upscale_animation(source, tmp_path / "b.webp", upscaler)
+    data = (tmp_path / "b.webp").read_bytes()
+    assert b"VP8L" in data and b"VP8 " not in data
+    animation.upscale_animation(source, tmp_path / "c.webp", upscaler, quality=80)
+    assert b"VP8 " in (tmp_path / "c.webp").read_bytes()
+    small(tmp_path / "d.webp", loop=0, quality=80)
+    animation.upscale_animation(tmp_path / "d.webp", tmp_path / "e.webp", upscaler)
+    assert b"VP8L" not in (tmp_path / "e.webp").read_bytes()
+
+
 def test_folder_batch_keeps_every_frame_of_its_animations(tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()

@@ -97,6 +97,18 @@ def test_quality_changes_lossy_output(bird):
     assert np.array_equal(lossless, bird)
 
 
+def test_a_lossless_webp_is_written_back_lossless_unless_a_quality_is_given(bird):
+    """It had come out lossy at quality 90, without a word."""
+    source = imageio.encode_image(bird, "WEBP", quality=100)
+    array, meta = imageio.read_image(source)
+    assert meta.lossless
+    again = imageio.encode_image(array, "WEBP", meta)
+    assert b"VP8L" in again[:64] and np.array_equal(imageio.read_image(again)[0], bird)
+    assert b"VP8L" not in imageio.encode_image(array, "WEBP", meta, quality=80)  # asked for: lossy
+    lossy, meta = imageio.read_image(imageio.encode_image(bird, "WEBP"))
+    assert not meta.lossless and b"VP8L" not in imageio.encode_image(lossy, "WEBP", meta)
+
+
 def test_grey_and_grey_alpha_stay_grey(bird):
     grey = np.asarray(Image.fromarray(bird).convert("L"))
     back, meta = imageio.read_image(_save(Image.fromarray(grey), "PNG"))

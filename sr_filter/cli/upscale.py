@@ -88,7 +88,7 @@ def _closed_stdout_is_one_line(command):
 @click.option("--suffix", default=None, metavar="TEXT", callback=lambda ctx, param, value: _check_suffix(value),
               help="Output name suffix instead of _x4 (NAMETEXT.EXT); '' for none. Also added to the files of a batch, "
                    "which otherwise keep their names in the output folder.")
-@click.option("--quality", type=click.IntRange(1, 100), default=None, help="JPEG/WebP quality, 1-100.  [default: 95 / 90]")
+@click.option("--quality", type=click.IntRange(1, 100), default=None, help="JPEG/WebP quality, 1-100; 100 = lossless WebP.  [default: 95 / 90; a lossless WebP input stays lossless]")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files (and an image input written in place; a video is never its own output).")
 @click.option("--skip-existing", is_flag=True, help="Leave outputs that already exist untouched and move on.")
 @video_options
