@@ -18,6 +18,7 @@ import zipfile
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from . import netmemory
 from .cachelock import CacheLock, LockTimeout
@@ -62,18 +63,32 @@ def cache_dir() -> Path:
 
 
 def mirror_url() -> str | None:
-    """The mirror's base URL from ``SR_FILTER_WEIGHTS_URL``, or None."""
+    """The mirror's base URL from ``SR_FILTER_WEIGHTS_URL``, or None; checked whole here, so a
+    bad one is named as the setting it is (``http://`` had become a request for ``http:/x.pth``,
+    a bad port a parser's message)."""
     url = env_text(ENV_MIRROR)
-    if url and not url.lower().startswith(("http://", "https://")):
-        raise DownloadSettingError(f"{ENV_MIRROR}={url!r} is not an http:// or https:// address; set it to a mirror's base URL or unset it")
+    if not url:
+        return None
+    fix = "set it to a mirror's base URL (e.g. https://mirror.example.org/sr-filter/) or unset it"
+    if not url.lower().startswith(("http://", "https://")):
+        raise DownloadSettingError(f"{ENV_MIRROR}={url!r} is not an http:// or https:// address; {fix}")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is no number or out of range
+    except ValueError:
+        raise DownloadSettingError(f"{ENV_MIRROR}={url!r} has a port that is not a number from 1 to 65535; {fix}") from None
+    if not parts.hostname:
+        raise DownloadSettingError(f"{ENV_MIRROR}={url!r} names no host; {fix}")
     return url
 
 
 def source_urls(file: str, official: Sequence[str]) -> list[str]:
-    """The URLs to try for a file: the mirror alone when one is set, else the official ones."""
+    """The URLs to try for a file: the mirror alone when one is set (the file name goes at the
+    end of its path, before any query such as an access token), else the official ones."""
     mirror = mirror_url()
     if mirror:
-        return [mirror.rstrip("/") + "/" + file]
+        parts = urlsplit(mirror)
+        return [urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/" + quote(file), fragment=""))]
     return list(official)
 
 

@@ -120,6 +120,8 @@ BAD_SETTINGS = [
     ("SR_FILTER_DOWNLOAD_RETRIES", "0"),
     ("SR_FILTER_OFFLINE", "maybe"),
     ("SR_FILTER_WEIGHTS_URL", "ftp://mirror.example/"),
+    ("SR_FILTER_WEIGHTS_URL", "http://"),  # had asked for http:/file.pth
+    ("SR_FILTER_WEIGHTS_URL", "http://mirror.example:99999/"),  # had been a URL parser's message
     ("SR_FILTER_CONNECT_TIMEOUT", "nan"),
     ("SR_FILTER_STALL_TIMEOUT", "-1"),
     ("SR_FILTER_DOWNLOAD_TIMEOUT", "soon"),
@@ -136,6 +138,16 @@ def test_bad_setting_is_named_for_models_and_presets_alike(name, value, entry, m
     assert f"{name}={value!r}" in str(info.value) and "\n" not in str(info.value)
     with pytest.raises(DownloadSettingError, match=f"{name}={value!r}"):
         load_model("photo")
+
+
+def test_the_file_name_goes_into_the_mirror_path_before_a_query(monkeypatch):
+    """An access token in the mirror's query had come before the file name (?token=abc/x.pth)."""
+    from sr_filter.weights import source_urls
+
+    monkeypatch.setenv("SR_FILTER_WEIGHTS_URL", "https://mirror.example/models?token=abc")
+    assert source_urls("x.pth", ["https://official/x.pth"]) == ["https://mirror.example/models/x.pth?token=abc"]
+    monkeypatch.setenv("SR_FILTER_WEIGHTS_URL", "https://mirror.example/models/")
+    assert source_urls("x.pth", []) == ["https://mirror.example/models/x.pth"]
 
 
 def test_bad_setting_in_the_cli_is_one_line(tmp_path):
