@@ -56,7 +56,7 @@ class Limits:
     @classmethod
     def from_env(cls) -> Limits:
         err = DownloadSettingError
-        deadline = env_seconds(ENV_DEADLINE, 1.0, error=err) if env_text(ENV_DEADLINE) else None
+        deadline = env_seconds(ENV_DEADLINE, 600.0, error=err) if env_text(ENV_DEADLINE) else None  # 600: only the example a bad value is told
         return cls(
             env_int(ENV_RETRIES, 3, minimum=1, error=err),
             env_seconds(ENV_CONNECT, 10.0, error=err),

@@ -205,6 +205,10 @@ def test_messages_are_cut_at_a_word_and_get_the_flag_by_class():
         "out.png exists; use --overwrite to replace it, or --skip-existing"  # said once, with the flag
     assert one_line(OutputExistsError("out.png is busy")).endswith("(use --overwrite to replace it, or --skip-existing)")
     assert hint_for(OutputExistsError("x exists; use --overwrite")) is None  # not twice
+    from sr_filter.errors import ImageTooLargeError
+
+    big = ImageTooLargeError("a.png is 9x9; upscaled x4 it would need 9 GiB; use a smaller scale or cut the image into parts")
+    assert one_line(big) == "a.png is 9x9; upscaled x4 it would need 9 GiB; use a smaller --scale, --width or --height"
     assert "--device" in one_line(DeviceError("no CUDA GPU")) and hint_for(ImageFormatError("bad")) is None
 
 
