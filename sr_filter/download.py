@@ -6,7 +6,7 @@ on any error or interruption (``finally``), and parts left by a killed process a
 Time limits (seconds, from the environment): ``SR_FILTER_CONNECT_TIMEOUT`` (10) to connect,
 ``SR_FILTER_STALL_TIMEOUT`` (30) without any data, ``SR_FILTER_DOWNLOAD_TIMEOUT`` for the whole
 file with all its attempts (default 60 s plus 20 s per MB, i.e. a 50 kB/s floor). A broken
-transfer or a server error is tried ``SR_FILTER_DOWNLOAD_RETRIES`` (3) times in all; a host that cannot
+transfer (cut, or silent after some data) or a server error is tried ``SR_FILTER_DOWNLOAD_RETRIES`` (3) times in all; a host that cannot
 be reached or does not answer is not asked again, and is remembered (:mod:`sr_filter.netmemory`).
 """
 
@@ -199,7 +199,10 @@ def _read(response, limits: Limits, received: int) -> bytes:
     try:
         return response.raw.read1(_CHUNK, decode_content=False)
     except (ReadTimeoutError, TimeoutError):
-        raise _NextUrl(f"no data for {limits.stall:g} s after {received} bytes ({ENV_STALL})") from None
+        # silent from the start: the server does not answer; silent after some data: a transfer
+        # that broke (tried again: the only try there was had ended the download of a mirror's file)
+        kind = _Retryable if received else _NextUrl
+        raise kind(f"no data for {limits.stall:g} s after {received} bytes ({ENV_STALL})") from None
     except (HTTPError, OSError) as exc:
         raise _Retryable(f"connection broke after {received} bytes ({_broken(exc)})") from None
 

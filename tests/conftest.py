@@ -109,7 +109,7 @@ class WeightsServer:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.hits: Counter[str] = Counter()
-        self.behaviour: dict[str, str] = {}  # file name -> "truncate" | "500" | "silent" | "trickle" | "html"
+        self.behaviour: dict[str, str] = {}  # file name -> "truncate" | "500" | "silent" | "trickle" | "html" | "stall-once"
         self.trickle_interval = 0.2  # seconds between the bytes of a "trickle" answer
         self.stopping = threading.Event()
         server = self
@@ -141,6 +141,12 @@ class WeightsServer:
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
+                if mode == "stall-once":  # half the file, then silence; whole on the next request
+                    server.behaviour[name] = None
+                    self.wfile.write(data[: len(data) // 2])
+                    self.wfile.flush()
+                    server.stopping.wait(10)
+                    return
                 if mode == "truncate":
                     self.wfile.write(data[: len(data) // 2])
                     self.wfile.flush()

@@ -277,6 +277,16 @@ def test_server_that_never_answers_times_out(weights_server, entry, monkeypatch,
     assert list(isolated_cache.iterdir()) == []
 
 
+def test_a_transfer_that_falls_silent_midway_is_tried_again(weights_server, entry, monkeypatch, isolated_cache):
+    """Silent after half the file is a broken transfer, not a server that does not answer: with a
+    mirror (one URL) the one try had ended the download."""
+    weights_server.behaviour[entry.file] = "stall-once"
+    monkeypatch.setenv("SR_FILTER_STALL_TIMEOUT", "0.5")
+    assert file_sha256(fetch(entry)) == entry.sha256
+    assert weights_server.hits[entry.file] == 2
+    assert sorted(p.name for p in isolated_cache.iterdir() if not p.name.startswith(".unreachable")) == [entry.file]
+
+
 def test_trickling_server_meets_the_overall_deadline(weights_server, entry, monkeypatch, isolated_cache):
     weights_server.behaviour[entry.file] = "trickle"
     monkeypatch.setenv("SR_FILTER_STALL_TIMEOUT", "1")
