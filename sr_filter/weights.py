@@ -167,7 +167,12 @@ def _fetch_to(
         raise error
     if not retry_unreachable and offline is None and env_offline is None:
         _refuse_if_remembered(path, urls)
-    _make_dir(path.parent)
+    try:
+        _make_dir(path.parent)
+    except CacheError as exc:
+        if path.is_file():  # the corrupt file that stays is the news (it had been left unsaid)
+            raise CacheError(f"{path} {state}, and {exc}") from None
+        raise
     if path.is_dir():
         raise CacheError(f"cannot save {path.name}: {path} is a folder; remove it or set {ENV_CACHE} to another folder")
     lock = CacheLock(path, timeout=_LOCK_WAIT_S)

@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import os
+import shutil
 import signal
 import socket
 import stat
@@ -180,6 +181,24 @@ def test_folder_named_like_the_weights_file(weights_server, entry, isolated_cach
         fetch(entry)
     assert load_model("photo", manifest=_preset_with_fallback(NAME)).name == "sr-photo-x4"
     assert "is a folder" in caplog.text
+
+
+def test_a_corrupt_file_in_a_read_only_cache_is_named(weights_server, entry, tmp_path, monkeypatch):
+    """Online, only "the cache is not writable" had been said, not that the file in it is corrupt.
+    A read-only folder is made with the immutable flag (chattr +i), which holds for root too."""
+    cache = tmp_path / "ro"
+    cache.mkdir()
+    (cache / entry.file).write_bytes(b"not the weights")
+    if not shutil.which("chattr") or subprocess.run(["chattr", "+i", str(cache)], capture_output=True).returncode:
+        pytest.skip("chattr +i is not available here (it needs root and a file system that has it)")
+    try:
+        monkeypatch.setenv("SR_FILTER_CACHE_DIR", str(cache))
+        with pytest.raises(CacheError) as info:
+            fetch(entry)
+    finally:
+        subprocess.run(["chattr", "-i", str(cache)], check=True)
+    assert str(info.value).startswith(f"{cache / entry.file} is corrupt and could not be removed")
+    assert "is not writable; set SR_FILTER_CACHE_DIR" in str(info.value)
 
 
 def test_full_cache_is_one_line_and_presets_fall_back(weights_server, isolated_cache):
