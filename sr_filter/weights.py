@@ -175,9 +175,14 @@ def _fetch_to(
         raise
     if path.is_dir():
         raise CacheError(f"cannot save {path.name}: {path} is a folder; remove it or set {ENV_CACHE} to another folder")
-    lock = CacheLock(path, timeout=_LOCK_WAIT_S)
+    lock = CacheLock(path, timeout=0)
     try:
-        lock.acquire()
+        try:
+            lock.acquire()
+        except LockTimeout:  # it had waited without a word
+            log.warning("waiting for another process that is downloading %s", path.name)
+            lock.timeout = _LOCK_WAIT_S
+            lock.acquire()
     except LockTimeout:
         raise DownloadError(f"another process has been downloading {path.name} into {path.parent} for an hour; stop it and try again") from None
     except OSError as exc:

@@ -128,6 +128,24 @@ def test_concurrent_first_use_downloads_once(weights_server, entry, isolated_cac
     assert not _leftovers(isolated_cache)
 
 
+def test_waiting_for_another_download_is_said(weights_server, entry, isolated_cache, caplog):
+    """A second process had waited for the first one's download without a word."""
+    import threading
+
+    from sr_filter.cachelock import CacheLock
+
+    isolated_cache.mkdir(exist_ok=True)
+    held = CacheLock(isolated_cache / entry.file, timeout=1)
+    held.acquire()
+    threading.Timer(0.5, held.release).start()
+    with caplog.at_level("WARNING"):
+        assert file_sha256(fetch(entry)) == entry.sha256
+    assert f"waiting for another process that is downloading {entry.file}" in caplog.text
+    caplog.clear()
+    fetch(entry)
+    assert "waiting" not in caplog.text
+
+
 def test_what_killed_runs_left_in_the_cache_goes(weights_server, entry, isolated_cache):
     # A download killed outright leaves its part file and a lock file no one holds; a conversion
     # killed mid-write left a hidden folder in the OpenVINO cache that nothing removed (a converted
