@@ -187,6 +187,59 @@ def test_a_model_the_workers_cannot_load_is_one_line(cluster, collection, tmp_pa
     assert [p.name for p in tmp_path.iterdir()] == ["kept"]  # a folder that was there stays
 
 
+def test_the_model_the_workers_loaded_and_its_fallback_are_said(cluster, collection, tmp_path):
+    """The workers (offline, an empty cache) use the photo preset's built-in model instead of its
+    downloadable one: the driver had said neither that nor which model ran."""
+    src, _ = collection
+    result = CliRunner().invoke(_cli(), [str(src), "-o", str(tmp_path / "out"), "--preset", "photo", "-t", "32", "-d", "cpu",
+                                         "--cluster", cluster])
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.splitlines()
+    fallback = [n for n, line in enumerate(lines) if "using the built-in model sr-photo-x4 instead of" in line]
+    using = [n for n, line in enumerate(lines) if line.startswith("sr-filter: using sr-photo-x4@1 (x4, edsr) on cpu")]
+    assert len(fallback) == 1 and len(using) == 1 and fallback[0] < using[0], result.stderr  # once, not once per worker
+    assert "licence BSD-3-Clause" in lines[using[0]]
+    quiet = CliRunner().invoke(_cli(), ["-q", str(src), "-o", str(tmp_path / "quiet"), *MODEL, "--cluster", cluster])
+    assert quiet.exit_code == 0 and quiet.stderr == "", quiet.stderr
+
+
+class _MixedWorker(UpscaleWorker):
+    """The first worker to start loads another model, as a node that cannot download the weights
+    falls back to a built-in one while the others load the file."""
+
+    def __init__(self, settings):
+        import dataclasses
+
+        try:
+            os.close(os.open(settings.model_marker, os.O_CREAT | os.O_EXCL))
+            settings = dataclasses.replace(settings, model="sr-photo-x4")
+        except FileExistsError:
+            pass
+        super().__init__(settings)
+
+
+def test_workers_that_load_different_models_stop_the_job(cluster, collection, tmp_path):
+    import dataclasses
+
+    from sr_filter.cluster import scheduler
+    from sr_filter.cluster.worker import Settings
+    from sr_filter.errors import ClusterError
+
+    src, _ = collection
+    tasks = storage.list_tasks([str(src)], str(tmp_path / "out"), None)
+
+    @dataclasses.dataclass(frozen=True)
+    class Marked(Settings):
+        model_marker: str = ""
+
+    settings = Marked(**SETTINGS, model_marker=str(tmp_path / "first"))
+    with pytest.raises(ClusterError, match=r"^the workers loaded different models \(sr-cartoon-x4@1 \(x4, srvgg\) on 1 "
+                                           r"worker\(s\); sr-photo-x4@1 \(x4, edsr\) on 1 worker\(s\)\)|"
+                                           r"^the workers loaded different models \(sr-photo-x4@1 \(x4, edsr\) on 1 worker"):
+        scheduler.run(tasks, settings, workers=2, worker_class=_MixedWorker)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.png"))  # nothing written
+
+
 def test_every_worker_setting_is_a_keyword_of_the_public_functions():
     """``Settings.from_keywords`` takes the fields by name from the functions' keywords: a field
     with no keyword of that name would silently keep its default on every worker."""
@@ -211,9 +264,9 @@ class _OutlivingWorker(UpscaleWorker):
     that the kill does not end (as a loaded machine's slow kill looks to the driver)."""
 
     def ready(self):
-        error, described, _, node = super().ready()
+        error, described, _, node, notices = super().ready()
         shell = subprocess.run(["sh", "-c", "sleep 20 >/dev/null 2>&1 & echo $!"], capture_output=True, text=True, check=True)
-        return error, described, int(shell.stdout), node
+        return error, described, int(shell.stdout), node, notices
 
 
 def test_a_worker_that_outlives_the_stop_keeps_its_files_and_is_reported(cluster, collection, tmp_path, monkeypatch, caplog):

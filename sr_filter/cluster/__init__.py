@@ -60,6 +60,7 @@ def upscale_folder(
     num_cpus: int | None = None,
     on_event: Callable[[Event], None] | None = None,
     on_plan: Callable[[int, int], None] | None = None,
+    on_ready: Callable[[str, list[str]], None] | None = None,
 ) -> Summary:
     """Upscale every image under ``src`` (folders, files, glob patterns; local paths on a shared
     file system or URIs such as ``s3://bucket/scans``) into ``dst``, keeping relative paths.
@@ -71,7 +72,8 @@ def upscale_folder(
     so running again resumes. One worker per GPU, else per ``cpus_per_worker`` cores (at most
     ``workers``), each loading the model once. A file that fails is reported through ``on_event``
     and in the summary while the rest go on; files of a lost worker go to another. ``on_plan``
-    hears ``(files to do, files skipped)`` once the inputs are listed. On Ctrl-C,
+    hears ``(files to do, files skipped)`` once the inputs are listed, ``on_ready`` ``(the model's
+    description, the warnings of loading it)`` once the workers have loaded it. On Ctrl-C,
     raises :class:`Interrupted` after stopping the workers: no output is left half-written.
     """
     keywords = dict(locals())
@@ -79,7 +81,7 @@ def upscale_folder(
     from .connect import check_address, connect, disconnect
 
     scheduler.check_job(workers=workers, cpus_per_worker=cpus_per_worker, num_cpus=num_cpus, tta=tta, address=address,
-                        scale=scale, quality=quality, size=size, on_event=on_event, on_plan=on_plan)
+                        scale=scale, quality=quality, size=size, on_event=on_event, on_plan=on_plan, on_ready=on_ready)
     src, dst = storage.locations(src, "src"), storage.locations(dst, "dst")
     if len(dst) != 1:
         raise ClusterError(f"dst must be one output folder (a path or URI), not {len(dst)}")
@@ -95,7 +97,8 @@ def upscale_folder(
     try:
         started = connect(address, num_cpus=num_cpus)
         try:
-            summary = scheduler.run(tasks, settings, workers=workers, cpus_per_worker=cpus_per_worker, on_event=on_event)
+            summary = scheduler.run(tasks, settings, workers=workers, cpus_per_worker=cpus_per_worker, on_event=on_event,
+                                    on_ready=on_ready)
         finally:
             disconnect(started)
     except Interrupted as stop:

@@ -29,6 +29,13 @@ class _Report:
     def say(self, message: str) -> None:
         (self.bars.echo if self.bars is not None else lambda m: click.echo(m, err=True))(message)
 
+    def on_ready(self, model: str, notices: list[str]) -> None:
+        """As on one machine: the workers' warnings (a built-in model used instead), then "using ..."."""
+        if not self.quiet:
+            for line in notices:
+                self.say(f"sr-filter: {line}")
+            self.say(f"sr-filter: using {model}")
+
     def on_event(self, event: Event) -> None:
         if event.kind == "retry":
             if not self.quiet:
@@ -76,7 +83,8 @@ def run_on_cluster(ctx: click.Context, inputs: list[str], output: str | None, *,
         raise click.UsageError("--cluster never replaces existing outputs (a finished file is what makes a retry safe); remove them or choose another -o")
     report = _Report(quiet, "files")
     try:
-        summary = upscale_folder(inputs, output, address=cluster, on_event=report.on_event, on_plan=report.on_plan, **settings)
+        summary = upscale_folder(inputs, output, address=cluster, on_event=report.on_event, on_plan=report.on_plan,
+                                 on_ready=report.on_ready, **settings)
     except Interrupted as stop:
         _close(report.bars)
         s = stop.summary
@@ -108,7 +116,7 @@ def run_video_on_cluster(ctx: click.Context, inputs: list[str], output: str | No
     report = _Report(quiet, "segments")
     try:
         summary = upscale_video(inputs[0], output, address=cluster, on_event=report.on_event, on_plan=report.on_plan,
-                                notice=lambda text: click.echo(f"sr-filter: {text}", err=True), **settings)
+                                on_ready=report.on_ready, notice=lambda text: click.echo(f"sr-filter: {text}", err=True), **settings)
     except Interrupted as stop:
         _close(report.bars)
         click.echo(f"sr-filter: interrupted after {stop.summary.done} of {report.total} segment(s); finished segments are kept, run again to resume", err=True)

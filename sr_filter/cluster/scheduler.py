@@ -51,6 +51,7 @@ class Summary:
     workers: int = 0
     seconds: float = 0.0
     model: str = ""
+    notices: list[str] = field(default_factory=list)  # warnings of the workers' model loading, each once
     frames: int = 0  # videos: frames in the joined output
     dropped: list[str] = field(default_factory=list)  # videos: streams the output container cannot hold
     path: str = ""  # videos: the output written
@@ -112,7 +113,8 @@ def plan_workers(ray, settings: Settings, workers: int | None, cpus_per_worker: 
 
 
 def run(tasks: list[storage.Task], settings: Settings, *, workers: int | None = None, cpus_per_worker: int = 1,
-        on_event: Callable[[Event], None] | None = None, worker_class: type = UpscaleWorker) -> Summary:
+        on_event: Callable[[Event], None] | None = None, worker_class: type = UpscaleWorker,
+        on_ready: Callable[[str, list[str]], None] | None = None) -> Summary:
     """Upscale ``tasks`` on the connected cluster; raises :class:`Interrupted` on Ctrl-C.
     ``worker_class`` is the actor body (:class:`UpscaleWorker` for images; video segments use
     :class:`sr_filter.cluster.video.SegmentWorker`)."""
@@ -140,6 +142,8 @@ def run(tasks: list[storage.Task], settings: Settings, *, workers: int | None = 
             spawn(key)
         summary.workers = len(actors)
         _check_ready(ray, [ready_calls[key] for key in actors], summary)
+        if on_ready is not None:
+            on_ready(summary.model, list(summary.notices))
         next_key = len(actors)
         while pending or in_flight:
             for key, actor in list(actors.items()):
@@ -216,10 +220,24 @@ def _check_ready(ray, calls: list, summary: Summary) -> None:
         answers = signal_safe(ray.get, calls)
     except ray.exceptions.RayActorError as exc:
         raise ClusterError(f"a worker stopped while loading the model ({type(exc).__name__}); see `ray status` and the node's memory") from None
-    for error, described, _, _ in answers:
+    for error, *_ in answers:
         if error:
             raise ClusterError(error)
+    models: dict[str, int] = {}
+    for _, described, _, _, notices in answers:
+        models[model_of(described)] = models.get(model_of(described), 0) + 1
         summary.model = summary.model or described
+        summary.notices += [line for line in notices if line not in summary.notices]
+    if len(models) > 1:  # a node without the weights fell back to a built-in model: outputs of two models in one job
+        counts = "; ".join(f"{model} on {n} worker(s)" for model, n in models.items())
+        raise ClusterError(f"the workers loaded different models ({counts}); give every node the same weights "
+                           "(a node that cannot download them uses a built-in model), or choose a built-in model")
+
+
+def model_of(described: str) -> str:
+    """The model part of a worker's description ("name (x4, arch)"): devices, precisions and
+    backends may differ between nodes, the network may not."""
+    return described.split(" on ", 1)[0]
 
 
 def _record(summary: Summary, event: Event, emit) -> None:

@@ -95,7 +95,7 @@ def _answer(ray, ref, timeout: float):
         answered, _ = ray.wait([ref], timeout=timeout)
         if not answered:
             return None
-        _, _, pid, node = ray.get(answered[0])
+        _, _, pid, node, _ = ray.get(answered[0])
     except Exception:  # noqa: BLE001 - whatever Ray raises for a dead actor
         return False
     return int(pid), node

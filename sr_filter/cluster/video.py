@@ -57,13 +57,15 @@ def upscale_video(
     batch: int | None = None,
     on_event: Callable[[Event], None] | None = None,
     on_plan: Callable[[int, int], None] | None = None,
+    on_ready: Callable[[str, list[str]], None] | None = None,
     notice: Callable[[str], None] | None = None,
 ) -> Summary:
     """Upscale the video ``src`` into ``dst`` on the cluster: the same frames, timestamps and
     copied streams as :func:`sr_filter.video.upscale_video` with ``resume=True`` on one machine.
 
     Both paths must be on a file system every node mounts at the same place. Each segment is one
-    task (``on_event`` hears each; ``on_plan`` hears ``(segments to do, segments kept)``); a
+    task (``on_event`` hears each; ``on_plan`` hears ``(segments to do, segments kept)``,
+    ``on_ready`` the model's description and the warnings of loading it, as for images); a
     failed segment leaves the output unwritten and the finished segments kept for a rerun. The
     output is never replaced. ``batch`` frames of a segment go through the network together
     (default :data:`sr_filter.video.batches.FRAME_BATCH`), grouped as on one machine.
@@ -77,7 +79,7 @@ def upscale_video(
     from .scheduler import check_job
 
     check_job(workers=workers, cpus_per_worker=cpus_per_worker, num_cpus=num_cpus, tta=tta, address=address, scale=scale,
-              segment_frames=segment_frames, on_event=on_event, on_plan=on_plan, notice=notice)
+              segment_frames=segment_frames, on_event=on_event, on_plan=on_plan, on_ready=on_ready, notice=notice)
     batches.check_batch(batch)
     check_address(address)
     import_ray()
@@ -113,7 +115,7 @@ def upscale_video(
         try:
             started = connect(address, num_cpus=num_cpus)
             try:
-                ran = _run(todo, settings, workers, cpus_per_worker, on_event, parts)
+                ran = _run(todo, settings, workers, cpus_per_worker, on_event, on_ready, parts)
             finally:
                 disconnect(started)
         except Interrupted as stop:
@@ -133,13 +135,13 @@ def upscale_video(
     return summary
 
 
-def _run(todo, settings, workers, cpus_per_worker, on_event, parts: Path) -> Summary:
+def _run(todo, settings, workers, cpus_per_worker, on_event, on_ready, parts: Path) -> Summary:
     from . import scheduler
 
     busy: list[str] = []  # segments of workers still running after the stop: their scratch stays
     try:
         return scheduler.run(todo, settings, workers=workers, cpus_per_worker=cpus_per_worker, on_event=on_event,
-                             worker_class=segments.SegmentWorker)
+                             on_ready=on_ready, worker_class=segments.SegmentWorker)
     except Interrupted as stop:
         busy = stop.busy
         raise

@@ -7,10 +7,12 @@ or not at all (:func:`sr_filter.cluster.storage.write_once`).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -74,6 +76,25 @@ def convert(upscaler, data: bytes, name: str, target: str, settings: Settings) -
                               quality=settings.quality, name=name)
 
 
+@contextlib.contextmanager
+def _warnings_into(lines: list[str]) -> Iterator[None]:
+    """Collect the package's warning lines while the block runs (each once)."""
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            line = record.getMessage()
+            if line not in lines:
+                lines.append(line)
+
+    handler = Collect(logging.WARNING)
+    logger = logging.getLogger("sr_filter")
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+
+
 class UpscaleWorker:
     """A Ray actor body (wrapped with ``ray.remote`` by the scheduler). A model that cannot load
     is remembered, not raised, so the driver can show its one-line message."""
@@ -82,6 +103,13 @@ class UpscaleWorker:
         self.settings = settings
         self.error = ""
         self.upscaler = None
+        #: what loading the model warned of (a built-in model used instead of the one asked for),
+        #: for the driver to show: a worker's own log reaches no one
+        self.notices: list[str] = []
+        with _warnings_into(self.notices):
+            self._load(settings)
+
+    def _load(self, settings: Settings) -> None:
         try:
             from ..device import set_cpu_threads
             from ..upscaler import Upscaler
@@ -95,13 +123,16 @@ class UpscaleWorker:
         except Exception as exc:  # noqa: BLE001 - whatever it is, the driver shows one line
             self.error = f"the model could not be loaded on a worker: {first_line(exc)}"
 
-    def ready(self) -> tuple[str, str, int, str]:
-        """``(error or "", model description, process id, Ray node id)``: the driver waits on this
-        process when it stops the worker (:mod:`sr_filter.cluster.stop`)."""
+    def ready(self) -> tuple[str, str, int, str, list[str]]:
+        """``(error or "", model description, process id, Ray node id, notices)``: the driver shows
+        the model and the notices, and waits on this process when it stops the worker
+        (:mod:`sr_filter.cluster.stop`)."""
         import ray
 
         node = ray.get_runtime_context().get_node_id()
-        return self.error, (self.upscaler.describe() if self.upscaler else ""), os.getpid(), node
+        up = self.upscaler
+        described = f"{up.describe()}, licence {up.model.license}" if up is not None else ""
+        return self.error, described, os.getpid(), node, self.notices
 
     def run(self, task: storage.Task) -> Outcome:
         started = time.monotonic()
