@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import threading
 from pathlib import Path
 
@@ -758,3 +759,25 @@ def test_a_damaged_checkpoint_says_how_to_go_on(image_folder, tmp_path):
     with pytest.raises(CheckpointError, match=r"\(PytorchStreamReader failed [^.]*: damaged or cut short\?\); copy "
                                               r"iter_0000006.pt over it to go on from there, or start over with --fresh$"):
         Trainer(cfg, log=lambda _: None).run()
+
+
+def test_a_checkpoint_that_does_not_fit_on_the_disk_is_one_line_and_leaves_no_file(tmp_path):
+    """A full disk had been an internal error ("unexpected pos ..." from torch's file writer).
+    A file size limit (RLIMIT_FSIZE, with SIGXFSZ ignored) makes the write fail as a full disk
+    does, without a small file system to fill."""
+    script = textwrap.dedent(f"""
+        import resource, signal, torch
+        from pathlib import Path
+        from sr_filter.training.trainer import CheckpointError, _atomic_save
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+        try:
+            _atomic_save({{"w": torch.zeros(1_000_000)}}, Path({str(tmp_path / "latest.pt")!r}))
+        except CheckpointError as exc:
+            print(exc)
+        """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                            env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"cannot write {tmp_path / 'latest.pt'}: File too large", result.stdout
+    assert list(tmp_path.iterdir()) == []

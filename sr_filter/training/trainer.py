@@ -39,7 +39,7 @@ CHECKPOINT_FORMAT = 1
 
 
 class CheckpointError(SrFilterError):
-    """A checkpoint cannot be read or does not belong to this experiment."""
+    """A checkpoint cannot be read or written, or does not belong to this experiment."""
 
 
 class TrainingError(SrFilterError):
@@ -147,11 +147,17 @@ def _stop_requests() -> Iterator[list[int]]:
 
 
 def _atomic_save(obj: object, path: Path) -> None:
-    """A checkpoint is complete or absent: an interruption never leaves a half-written one."""
+    """A checkpoint is complete or absent: an interruption never leaves a half-written one.
+    Serialised in memory first, so a full disk is the operating system's own one-line reason
+    (torch's file writer had turned it into an internal error, "unexpected pos ...")."""
+    import io
+
     from ..atomic import replacing
 
-    with replacing(path) as tmp:
-        torch.save(obj, tmp)
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    with replacing(path, error=CheckpointError) as tmp, open(tmp, "wb") as file:
+        file.write(buffer.getbuffer())
 
 
 class Trainer:
