@@ -44,10 +44,11 @@ CONTEXT: dict[str, int] = {
 }
 DEFAULT_CONTEXT = 64
 _BLEND = 8
-#: architectures that mix the whole image (OmniSR's grid attention, NAFNet's channel attention
-#: and FBCNN's quality estimate over the whole image): tiles cannot equal the whole image at any
-#: context (OmniSR: 7-9/255 measured on a random network); whole-image inference is exact
-GLOBAL = {"OmniSR", "NAFNet", "FBCNN"}
+#: architectures that mix the whole image (OmniSR's grid attention; the channel attention of
+#: HAT, DAT, RCAN, Real-CUGAN and NAFNet, which averages each feature over the whole picture;
+#: FBCNN's quality estimate): tiles cannot equal the whole image at any context (OmniSR: 7-9/255
+#: on a random network, RCAN up to 17/255 with strong attention); whole-image inference is exact
+GLOBAL = {"OmniSR", "NAFNet", "FBCNN", "HAT", "DAT", "RCAN", "RealCUGAN"}
 #: size multiples spandrel does not state: Real-CUGAN's U-Net halves the image twice, SCUNet's
 #: three times before its 8 px attention windows
 GRID = {"RealCUGAN": 4, "SCUNet": 64}
@@ -253,10 +254,8 @@ def load_community(state: StateDict, path: Path) -> tuple[nn.Module, Arch, dict,
         blend=_BLEND,
         bytes_per_pixel=lambda p: _BYTES_PER_PIXEL,
         minimum=lambda p: info.minimum,
+        whole_image=info.arch in GLOBAL,
     )
-    if info.arch in GLOBAL:
-        log.warning("%s (%s) mixes the whole image: tiled results differ slightly from whole-image "
-                    "inference, which is exact when the image fits in memory", path.name, info.arch)
     params = {"scale": info.scale, "via": "spandrel", "supports_bfloat16": info.supports_bfloat16}
     return network, arch, params, info.scale
 

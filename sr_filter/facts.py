@@ -29,3 +29,6 @@ class Facts:
     #: the smallest input edge the network takes (windows below it are padded, as the network's
     #: own code would: a converted graph does not keep that code); 0 for none
     minimum: int = 0
+    #: the network pools over the whole picture (channel attention, grid attention): only
+    #: whole-image inference is exact, tiles differ slightly whatever their context
+    whole_image: bool = False

@@ -85,6 +85,7 @@ class Upscaler:
         if isinstance(batch, bool) or not isinstance(batch, numbers.Integral) or batch < 1:
             raise SrFilterError(f"the batch size must be a whole number of at least 1, not {batch!r}")
         self.batch = int(batch)
+        self._said_whole = False  # the whole-image architecture notice, once
         # the device and precision are checked before any weights are fetched
         quick = may_skip_torch(device, backend, denoise)
         self._device: torch.device | None = None
@@ -430,6 +431,16 @@ class Upscaler:
 
     # -- internals ---------------------------------------------------------------------------
     def _tile_for(self, height: int, width: int, frames: int = 1) -> int:
+        tile = self._planned_tile(height, width, frames)
+        if tile and max(height, width) > tile and self.model.facts.whole_image and not self._said_whole:
+            self._said_whole = True  # once per model: a batch or a video would say it every time
+            log.warning("%s (%s) mixes the whole picture (its attention averages over all of it), so tiles differ "
+                        "slightly from whole-image inference; a %dx%d picture is tiled here%s", Path(self.name).name,
+                        self.model.arch_name, width, height,
+                        "" if self.tile != "auto" else " to fit in memory; tile 0 (whole image) is exact where memory allows")
+        return tile
+
+    def _planned_tile(self, height: int, width: int, frames: int) -> int:
         if self.tile != "auto":
             return int(self.tile)
         # measured peak activation bytes per input pixel (benchmarks/bench_memory.py), with margin
@@ -443,11 +454,11 @@ class Upscaler:
         else:  # CUDA: mem_get_info's free bytes; half of it leaves room for cuDNN workspaces
             budget = int(free_memory(self.device) * 0.5)
         edge = int(max(64, min(_MAX_AUTO_TILE, int(math.sqrt(budget / per_pixel)) // 16 * 16)))
-        if on_cpu:  # responsive progress beats the last few percent of speed
-            edge = min(edge, CPU_TILE)
+        if on_cpu and not self.model.facts.whole_image:  # responsive progress beats the last few percent of speed
+            edge = min(edge, CPU_TILE)  # (not where tiles change the picture: exact beats responsive)
         if height * width * per_pixel <= budget and max(height, width) <= edge:
             return 0  # whole image fits (and, on the CPU, is quick)
-        if not on_cpu and height * width * per_pixel <= budget:
+        if (not on_cpu or self.model.facts.whole_image) and height * width * per_pixel <= budget:
             return 0
         return edge
 

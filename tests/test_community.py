@@ -208,16 +208,31 @@ def test_cli_bad_files_are_one_line_without_traceback(tmp_path):
 
 
 def test_whole_image_architecture_warns_and_tiles_closely(tmp_path, caplog):
-    # OmniSR's grid attention mixes the whole image: no context makes tiles exact, so loading says
-    # so, and the tiled result stays close (measured 3.3/255 on this random network)
+    # OmniSR's grid attention mixes the whole image: no context makes tiles exact, so tiling says
+    # so (once), and the tiled result stays close (measured 3.3/255 on this random network)
     path = save_random("OmniSR", tmp_path)
-    with caplog.at_level("WARNING"):
-        model = load_file(path)
-    assert "mixes the whole image" in caplog.text and model.arch.multiple(model.params) == 8
+    model = load_file(path)
+    assert model.facts.whole_image and model.arch.multiple(model.params) == 8
     x = torch.rand(1, 3, 16, 200)
-    whole = Upscaler(str(path), device="cpu", precision="fp32", tile=0).run(x)
-    tiled = Upscaler(str(path), device="cpu", precision="fp32", tile=32).run(x)
+    with caplog.at_level("WARNING"):
+        whole = Upscaler(str(path), device="cpu", precision="fp32", tile=0).run(x)
+        assert "mixes the whole picture" not in caplog.text  # it had warned at every load
+        tiled_up = Upscaler(str(path), device="cpu", precision="fp32", tile=32)
+        tiled = tiled_up.run(x)
+        tiled_up.run(x)
+    assert caplog.text.count("mixes the whole picture") == 1 and "a 200x16 picture is tiled here" in caplog.text
     assert 0 < (whole - tiled).abs().max() < 8 / 255
+    caplog.clear()
+    with caplog.at_level("WARNING"):  # automatic tiles on the CPU: the whole picture while memory allows
+        auto = Upscaler(str(path), device="cpu", precision="fp32", backend="torch").run(torch.rand(1, 3, 16, 400))
+    assert auto.shape[-1] == 400 * model.scale and "mixes the whole picture" not in caplog.text
+
+
+@pytest.mark.parametrize("arch", ["HAT", "DAT", "RCAN", "RealCUGAN"])
+def test_channel_attention_over_the_whole_picture_is_known(arch, tmp_path):
+    """Their channel attention averages each feature over the picture, so tiles change it
+    (RCAN: 17/255 with strong attention); they had been tiled without a word."""
+    assert load_file(save_random(arch, tmp_path)).facts.whole_image
 
 
 def test_a_network_that_cannot_run_in_bf16_runs_in_fp32_with_one_warning(tmp_path, caplog):

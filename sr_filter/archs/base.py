@@ -43,6 +43,8 @@ class Arch:
     bytes_per_pixel: Callable[[Mapping], int] = lambda p: 8_000
     #: the smallest input edge (spandrel's size requirement); 0 for none
     minimum: Callable[[Mapping], int] = lambda p: 0
+    #: pools over the whole picture: tiles cannot equal whole-image inference (see Facts)
+    whole_image: bool = False
 
     def scale(self, params: Mapping) -> int:
         return int(params[self.scale_param])
@@ -66,4 +68,5 @@ class Arch:
             supports_half=self.supports_half,
             bytes_per_pixel=int(self.bytes_per_pixel(params)),
             minimum=int(self.minimum(params)),
+            whole_image=self.whole_image,
         )
