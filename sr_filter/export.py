@@ -52,6 +52,13 @@ def check_output(output: str | Path, *, overwrite: bool = False) -> None:
         raise ExportError(f"{output} is a device or pipe; the ONNX file is written to a file of its own")
 
 
+#: architectures whose traced graph does not run: DAT's attention split keeps the traced size, so
+#: onnxruntime fails on the file at every size (a LayerNormalization over 0 elements; found with
+#: spandrel 0.4.2 and torch 2.13's TorchScript exporter)
+NOT_EXPORTED = {"DAT": "the exporter fixes its attention windows to the size it traced, so the file runs at no size "
+                       "(sr-filter itself runs it with torch)"}
+
+
 def export_onnx(model: LoadedModel, output: str | Path, *, overwrite: bool = False, check: bool = True) -> Path:
     """Write ``model`` as an ONNX file at ``output`` (layout in the module docstring); returns the path.
 
@@ -60,6 +67,9 @@ def export_onnx(model: LoadedModel, output: str | Path, *, overwrite: bool = Fal
     """
     output = Path(output)
     check_output(output, overwrite=overwrite)
+    reason = NOT_EXPORTED.get(model.arch_name)
+    if reason:  # refused with --no-check too: the file would not run
+        raise ExportError(f"{model.name} ({model.arch_name}) cannot be exported to ONNX: {reason}")
     c_in = int(model.params.get("num_in_ch", 3))
     multiple = int(model.arch.multiple(model.params))
     minimum = int(model.facts.minimum)

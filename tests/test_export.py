@@ -143,6 +143,19 @@ def test_the_file_says_its_scale_and_size_needs(tmp_path):
     assert not (tmp_path / "safmn.onnx").exists()
 
 
+def test_dat_is_refused_with_one_line_even_without_the_check(tmp_path):
+    """Its traced graph runs at no size in onnxruntime: the check had said so in onnxruntime's
+    words, and --no-check had written the useless file and exited 0."""
+    from .community_nets import save_random
+
+    dat = save_random("DAT", tmp_path)
+    for extra in ((), ("--no-check",)):
+        refused = run("export", dat, "-o", tmp_path / "dat.onnx", *extra)
+        assert refused.returncode == 1 and refused.stderr.count(b"\n") == 1, refused.stderr[:300]
+        assert b"(DAT) cannot be exported to ONNX: the exporter fixes its attention windows" in refused.stderr
+        assert not (tmp_path / "dat.onnx").exists()
+
+
 def test_cli_refuses_outputs_it_cannot_write_as_an_onnx_file_before_loading(tmp_path):
     """Standard output, another suffix, a pipe (even with --overwrite), a dangling link, a file
     where a folder should be: each one line naming only export's own flags; nothing written."""
