@@ -341,7 +341,7 @@ def load_state_dict(path: str | Path, state_key: str | None = None, *, with_reco
     if kind == "torchscript":
         raise WeightsFormatError(f"{path.name} is a TorchScript program, which is not read (it is code); "
                                  "save the network's state dict instead")
-    if kind in ("text", "unknown") and path.suffix.lower() != ".safetensors":
+    if kind == "text" or (kind == "unknown" and path.suffix.lower() != ".safetensors"):
         raise WeightsFormatError(f"{path.name} is {'a text file' if kind == 'text' else 'not a PyTorch file'}, not model weights")
     _check_unpacked_size(path)
     import pickle
@@ -355,6 +355,10 @@ def load_state_dict(path: str | Path, state_key: str | None = None, *, with_reco
             with open(path, "rb") as f:  # a file object: torch would read a name ending in .safetensors as one
                 obj = torch.load(f, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle errors, zip errors, unsafe globals: all mean "not loadable"
+        if kind == "pickle" and not _legacy_torch(path):  # it had been "(Invalid magic number; corrupt file?)"
+            raise WeightsFormatError(f"{path.name} is a plain Python pickle (pickle.dump), not a file torch.save wrote, "
+                                     "and is not read (pickled objects are never run here); save the weights with "
+                                     "torch.save(model.state_dict(), ...)") from None
         if "weights only load failed" in str(exc).lower() or isinstance(exc, pickle.UnpicklingError):
             raise WeightsFormatError(
                 f"{path.name} holds pickled Python objects (a whole model or a custom class), which are never run "
@@ -367,6 +371,13 @@ def load_state_dict(path: str | Path, state_key: str | None = None, *, with_reco
         raise WeightsFormatError(f"{path.name} is not a PyTorch weights file that can be loaded safely ({detail})") from None
     state = canonicalize(obj, state_key, path.name)
     return (state, trainer_record(obj)) if with_record else state
+
+
+def _legacy_torch(path: Path) -> bool:
+    """Whether a pickle file starts as torch.save's pre-zip format does (its magic number first);
+    any other pickle was written by pickle.dump, which torch.load cannot read."""
+    with open(path, "rb") as f:
+        return f.read(4) == b"\x80\x02\x8a\x0a"
 
 
 def trainer_record(checkpoint: object) -> dict | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import subprocess
 import sys
 import textwrap
@@ -11,6 +12,7 @@ import textwrap
 import pytest
 import torch
 
+from sr_filter.community import read_state
 from sr_filter.errors import ChecksumError, DownloadError, SrFilterError, WeightsFormatError
 from sr_filter.manifest import load_manifest
 from sr_filter.models import load_model
@@ -222,9 +224,24 @@ def test_loading_never_runs_pickled_code(tmp_path):
     path = tmp_path / "evil.pth"
     with open(path, "wb") as f:
         pickle.dump({"params": Evil()}, f)
-    with pytest.raises(WeightsFormatError, match="holds pickled Python objects .* never run"):
+    with pytest.raises(WeightsFormatError, match="is a plain Python pickle .* never run here"):
         load_state_dict(path)
     assert not marker.exists()
+
+
+def test_files_that_are_no_checkpoint_are_named_for_what_they_are(tmp_path):
+    """A text file named .safetensors had been '(101)', JSON 'pickled Python objects', a plain
+    pickle '(Invalid magic number; corrupt file?)'."""
+    (tmp_path / "readme.safetensors").write_text("This is a readme, not weights.\n")
+    (tmp_path / "json.safetensors").write_text('{"a": 1}')
+    (tmp_path / "plain.pth").write_bytes(pickle.dumps({}, protocol=2))
+    for name, words in (("readme.safetensors", "is a text file, not model weights"),
+                        ("json.safetensors", "is a text file, not model weights"),
+                        ("plain.pth", "is a plain Python pickle (pickle.dump), not a file torch.save wrote")):
+        with pytest.raises(WeightsFormatError, match=re.escape(words)):
+            read_state(tmp_path / name)
+    torch.save({"w": torch.zeros(2)}, tmp_path / "old.pth", _use_new_zipfile_serialization=False)
+    assert set(load_state_dict(tmp_path / "old.pth")) == {"w"}  # torch's pre-zip format still reads
 
 
 def test_file_of_unknown_architecture(tmp_path):
