@@ -210,10 +210,10 @@ def check_usable(info: Info, name: str) -> None:
     """Refuse what the upscaler cannot run: inpainting, other channel layouts, non-square needs."""
     if info.purpose == "Inpainting" or info.arch in _NEEDS_TORCHVISION and "torchvision" not in sys.modules:
         raise CommunityModelError(f"{name} is a {info.arch} model for {info.purpose.lower()}, not super-resolution")
-    if info.input_channels != 3 or info.output_channels != 3:
+    if info.input_channels != info.output_channels or info.input_channels not in (1, 3, 4):
         raise CommunityModelError(
-            f"{name} takes {info.input_channels} and gives {info.output_channels} channels; "
-            "only RGB models (3 in, 3 out) are supported"
+            f"{name} takes {info.input_channels} and gives {info.output_channels} channels; supported are "
+            "grey (1 in, 1 out: each channel of a picture in turn), RGB (3 in, 3 out) and RGBA (4 in, 4 out) models"
         )
     if info.purpose == "FaceSR":
         raise CommunityModelError(
@@ -257,7 +257,27 @@ def load_community(state: StateDict, path: Path) -> tuple[nn.Module, Arch, dict,
         whole_image=info.arch in GLOBAL,
     )
     params = {"scale": info.scale, "via": "spandrel", "supports_bfloat16": info.supports_bfloat16}
+    if info.input_channels != 3:  # grey manga models (1 channel) run plane by plane, as our own grey ones do
+        params.update(num_in_ch=info.input_channels, num_out_ch=info.output_channels)
+        _probe(network, info, path.name)
     return network, arch, params, info.scale
+
+
+def _probe(network: nn.Module, info: Info, name: str) -> None:
+    """Run a small picture through a network of a rarer channel count: some architectures take
+    the count but keep RGB code inside (SPAN subtracts an RGB mean), which would fail on every
+    window later."""
+    size = max(16, info.minimum)
+    size = -(-size // info.multiple) * info.multiple
+    try:
+        with torch.inference_mode():
+            out = network(torch.rand(1, info.input_channels, size, size))
+    except Exception as exc:  # noqa: BLE001 - whatever a third-party network raises
+        raise CommunityModelError(f"{name} is a {info.input_channels}-channel {info.arch} model whose network does not run on "
+                                  f"{info.input_channels}-channel pictures ({first_line(exc)[:160]})") from None
+    if out.shape[1] != info.output_channels:
+        raise CommunityModelError(f"{name} is a {info.input_channels}-channel {info.arch} model whose network gives "
+                                  f"{out.shape[1]} channels, not {info.output_channels}")
 
 
 def inspect_file(path: Path) -> dict[str, Any]:

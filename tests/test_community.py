@@ -160,13 +160,15 @@ def test_one_x_models_refuse_another_size_whoever_built_them(tmp_path):
         assert len(lines) == 1 and "DnCNN.pth is a 1x model" in lines[0] and "Traceback" not in out.stderr, out.stderr
 
 
-def test_grey_model_is_refused(tmp_path):
+def test_a_grey_model_whose_network_cannot_run_grey_is_refused_at_load(tmp_path):
+    """spandrel's SPAN takes one channel but subtracts an RGB mean inside: refused at load in one
+    line, not on every window later."""
     import_spandrel()
     from spandrel.architectures.SPAN import SPAN
 
     path = tmp_path / "grey.pth"
     torch.save(SPAN(num_in_ch=1, num_out_ch=1, feature_channels=8, upscale=2).state_dict(), path)
-    with pytest.raises(CommunityModelError, match="only RGB"):
+    with pytest.raises(CommunityModelError, match="grey.pth is a 1-channel SPAN model whose network does not run on 1-channel"):
         load_file(path)
 
 
@@ -385,3 +387,27 @@ def test_a_network_that_fails_on_its_input_is_one_line(tmp_path):
     with pytest.raises(ModelRunError, match=r"bad_dat fails on a \d+x\d+ window \(Given groups=1") as info:
         Upscaler(str(tmp_path / "bad_dat.pth"), device="cpu").upscale(image)
     assert "\n" not in str(info.value)
+
+
+def test_grey_community_models_run_plane_by_plane(tmp_path):
+    """Grey (1-channel) files, as many manga models are, had been refused ("only RGB models"),
+    though sr_filter's own grey networks run each plane of a picture in turn."""
+    import_spandrel()
+    from spandrel.architectures.ESRGAN import ESRGAN
+
+    torch.manual_seed(0)
+    net = ESRGAN(in_nc=1, out_nc=1, num_filters=16, num_blocks=1, scale=2).eval()
+    path = tmp_path / "grey.pth"
+    torch.save(net.state_dict(), path)
+    rgb = (np.random.default_rng(0).random((37, 53, 3)) * 255).astype(np.uint8)
+    for backend in ("torch", "openvino"):
+        up = Upscaler(str(path), device="cpu", backend=backend, tile=32)
+        out, grey = up.upscale_array(rgb), up.upscale_array(rgb[..., 0])
+        assert out.shape == (74, 106, 3) and grey.shape == (74, 106)
+        with torch.no_grad():
+            whole = net(torch.from_numpy(rgb[..., 0] / 255.0).float()[None, None]).clamp(0, 1)[0, 0].numpy()
+        assert np.abs(grey / 255.0 - whole).max() <= 1 / 255 and np.array_equal(out[..., 0], grey)
+    odd = tmp_path / "odd.pth"
+    torch.save(ESRGAN(in_nc=1, out_nc=3, num_filters=16, num_blocks=1, scale=2).state_dict(), odd)
+    with pytest.raises(CommunityModelError, match="takes 1 and gives 3 channels; supported are grey"):
+        load_file(odd)
