@@ -191,6 +191,19 @@ def test_resume_continues_bit_for_bit(image_folder, tmp_path):
             assert torch.equal(flat_a[k], flat_b[k]), f"{name}.{k} differs after resume"
 
 
+def test_a_checkpoint_of_changed_settings_names_them(image_folder, tmp_path):
+    """Resuming with another scale had shown torch's size-mismatch list."""
+    from sr_filter.training.trainer import CheckpointError
+
+    Trainer(_config(image_folder, tmp_path, optim={"iterations": 2}), log=lambda s: None).run(resume=False)
+    changed = Trainer(_config(image_folder, tmp_path, optim={"iterations": 2}, data={"scale": 3}), log=lambda s: None)
+    with pytest.raises(CheckpointError) as info:
+        changed.run(resume=True)
+    message = str(info.value)
+    assert "(data.scale: 2 -> 3 since the run began); undo the change, or start over with --fresh" in message, message
+    assert "size mismatch" not in message
+
+
 def _flatten(obj, prefix="") -> dict:
     out = {}
     if isinstance(obj, dict):

@@ -29,7 +29,7 @@ from torch import nn
 from ..archs import get_arch
 from ..cachelock import CacheLock, LockTimeout
 from ..device import device_for_rank
-from ..errors import SrFilterError, first_line
+from ..errors import SrFilterError, first_line, mismatch_detail
 from .config import ConfigError, TrainConfig
 from .data import PatchSampler
 from .losses import GeneratorLoss
@@ -341,7 +341,11 @@ class Trainer:
             if self.scaler is not None and state["scaler"] is not None:
                 self.scaler.load_state_dict(state["scaler"])
         except (RuntimeError, KeyError, ValueError) as exc:
-            raise CheckpointError(f"{path} does not fit this config's model (changed settings?): {exc}") from None
+            changed = _changed_settings(path.parent / "config.json", self.cfg.to_dict())
+            why = ("; ".join(changed) + " since the run began" if changed
+                   else f"changed settings? {mismatch_detail(exc) if isinstance(exc, RuntimeError) else first_line(exc)}")
+            raise CheckpointError(f"{path} does not fit this config's model ({why}); undo the change, or start over "
+                                  "with --fresh or under another run name") from None
         torch.set_rng_state(state["torch_rng"].cpu())
         self.iteration = int(state["iteration"])
         self.history = [h for h in state.get("history", []) if h.get("iter", 0) <= self.iteration]
