@@ -532,6 +532,52 @@ def test_validation_settings_are_checked_before_any_training(image_folder, tmp_p
     assert not (tmp_path / "t").exists()
 
 
+def test_a_validation_file_that_is_no_image_is_named_with_the_way_on(image_folder, tmp_path):
+    """It had been Pillow's "cannot identify image file '/long/path/fake.png'" after the folder."""
+    import shutil
+
+    val = tmp_path / "val"
+    shutil.copytree(image_folder, val)
+    (val / "fake.png").write_text("not a picture")
+    with pytest.raises(ConfigError) as info:
+        Trainer(_config(image_folder, tmp_path / "out", val={"dirs": [str(val)]}), log=lambda _: None)
+    assert str(info.value) == (f"[val] fake.png in {val} cannot be read (not a readable image); "
+                               "leave it out with [val] include")
+
+
+def test_images_too_small_after_rescaling_name_the_rescale(image_folder, tmp_path):
+    """Only a smaller patch had been suggested, though the rescale factors made them small."""
+    with pytest.raises(DataError, match=r"px on each side after \[data\] rescale 0.1 in .*; use a smaller \[data\] patch "
+                                        r"or larger rescale factors"):
+        Trainer(_config(image_folder, tmp_path, data={"rescale": [0.1]}), log=lambda _: None)
+    with pytest.raises(DataError, match=r"px on each side in .*; use a smaller \[data\] patch$"):
+        Trainer(_config(image_folder, tmp_path, data={"patch": 60, "rescale": [1.0, 0.1]}), log=lambda _: None)
+
+
+def test_a_run_folder_that_cannot_be_made_is_one_line_naming_out_dir(image_folder, tmp_path):
+    """It had been the system's bare words ("/x/runs/t: Not a directory")."""
+    (tmp_path / "afile").write_text("a file, not a folder")
+    trainer = Trainer(_config(image_folder, tmp_path / "afile" / "runs"), log=lambda _: None)
+    with pytest.raises(ConfigError) as info:
+        trainer.run(resume=False)
+    assert str(info.value) == (f"cannot write to the run folder {tmp_path / 'afile' / 'runs' / 't'} (Not a directory); "
+                               "set out_dir in the config to a folder you can write")
+
+
+def test_the_log_says_short_windows_and_the_learning_rate_of_its_iteration(image_folder, tmp_path):
+    """A stop had left the iterations since the last line unlogged, the first line after a resume
+    averaged fewer iterations without saying so, and lr was the window's mean."""
+    from sr_filter.training.schedule import learning_rate
+
+    cfg = _config(image_folder, tmp_path, log_every=4, val={"dirs": []}, optim={"iterations": 6, "warmup": 5})
+    Trainer(cfg, log=lambda s: None).run(resume=False, max_seconds=0)  # stops after its first iteration
+    Trainer(cfg, log=lambda s: None).run(resume=True)
+    lines = [json.loads(line) for line in (tmp_path / "t" / "log.jsonl").read_text().splitlines()]
+    assert [(e["iter"], e.get("averaged_over")) for e in lines] == [(1, 1), (4, 3), (6, 2)]
+    for entry in lines:
+        assert entry["lr"] == pytest.approx(learning_rate(cfg, entry["iter"]))
+
+
 def test_an_exclude_pattern_that_matches_nothing_is_refused(image_folder, tmp_path):
     with pytest.raises(DataError, match=r"exclude 'typo_\*' matches no training image"):
         Trainer(_config(image_folder, tmp_path, data={"exclude": ["typo_*"]}), log=lambda _: None)
@@ -644,6 +690,12 @@ def test_a_loss_that_is_no_longer_a_number_stops_training(image_folder, tmp_path
     cfg = _config(image_folder, tmp_path, optim={"lr": 1e12, "iterations": 40, "warmup": 0}, val={"dirs": []})
     with pytest.raises(TrainingError, match="the loss became (nan|inf) at iteration"):
         Trainer(cfg, log=lambda s: None).run(resume=False)
+    assert not (tmp_path / "t").exists()  # a new folder of a config and an empty log had stayed
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "notes.txt").write_text("mine")
+    with pytest.raises(TrainingError):
+        Trainer(cfg, log=lambda s: None).run(resume=False)
+    assert sorted(p.name for p in (tmp_path / "t").iterdir()) == ["config.json", "log.jsonl", "notes.txt"]  # not ours to empty
 
 
 def test_two_validation_folders_of_one_name_are_both_measured(image_folder, tmp_path):

@@ -92,8 +92,12 @@ class PatchSampler:
             log.warning("%d training image(s) smaller than %d px on a side are left out: %s%s", len(too_small),
                         hr_patch + 2 * self.margin, ", ".join(too_small[:5]), ", ..." if len(too_small) > 5 else "")
         if not self.images:
-            raise DataError(f"no training image is at least {hr_patch + 2 * self.margin} px on each side in "
-                            f"{', '.join(cfg.train_dirs)}; use a smaller [data] patch")
+            # measured after rescaling: where every factor shrinks them, rescale may be the cause
+            shrunk = list(cfg.rescale) if all(f < 1 for f in cfg.rescale) else []
+            after = f" after [data] rescale {', '.join(f'{f:g}' for f in shrunk)}" if shrunk else ""
+            raise DataError(f"no training image is at least {hr_patch + 2 * self.margin} px on each side{after} in "
+                            f"{', '.join(cfg.train_dirs)}; use a smaller [data] patch"
+                            + (" or larger rescale factors" if shrunk else ""))
         areas = np.array([im.hr.shape[0] * im.hr.shape[1] for im in self.images], dtype=np.float64)
         self.weights = areas / areas.sum()
 

@@ -232,15 +232,23 @@ class Trainer:
         for folder in self.cfg.val.dirs:
             try:
                 paths = select_images(Path(folder), self.cfg.val.include)[: self.cfg.val.limit or None]
-                for path in paths:
+            except OSError as exc:
+                raise ConfigError(f"[val] cannot read {folder}: {exc.strerror or first_line(exc)}") from None
+            except SrFilterError as exc:
+                raise ConfigError(f"[val] {exc}") from None
+            for path in paths:
+                try:
                     with Image.open(path) as image:
                         size = (image.height, image.width)
                     check_measurable(path.name, size, self.cfg.data.scale, self.cfg.val.hr_scale,
                                      advice="leave it out with [val] include, or use a larger [val] hr_scale")
-            except (OSError, Image.DecompressionBombError) as exc:
-                raise ConfigError(f"[val] cannot read {folder}: {first_line(exc)}") from None
-            except SrFilterError as exc:
-                raise ConfigError(f"[val] {exc}") from None
+                except (OSError, Image.DecompressionBombError, SyntaxError, ValueError) as exc:
+                    # as eval says it (it had been Pillow's "cannot identify image file '...'")
+                    why = "not a readable image" if isinstance(exc, Image.UnidentifiedImageError) else first_line(exc)
+                    raise ConfigError(f"[val] {path.name} in {folder} cannot be read ({why}); "
+                                      "leave it out with [val] include") from None
+                except SrFilterError as exc:
+                    raise ConfigError(f"[val] {exc}") from None
 
     # ------------------------------------------------------------------ setup helpers
 
@@ -454,17 +462,32 @@ class Trainer:
 
     def run(self, resume: bool = True, max_seconds: float | None = None) -> Path:
         """Train to ``optim.iterations`` (or for ``max_seconds``); returns the exported model path."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         lock = None
-        if self.is_main:  # one training per run folder: two would write the same checkpoints and log
-            lock = CacheLock(self.run_dir / "training", timeout=0)
-            try:
+        made = not self.run_dir.exists()
+        try:  # as the cluster says it (these had been the system's bare words: "/proc/runs: No such file ...")
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            if self.is_main:  # one training per run folder: two would write the same checkpoints and log
+                lock = CacheLock(self.run_dir / "training", timeout=0)
                 lock.acquire()
-            except LockTimeout:
-                raise ConfigError(f"{self.run_dir} is being trained by another process; wait for it, or "
-                                  "give this config another name") from None
+        except LockTimeout:
+            raise ConfigError(f"{self.run_dir} is being trained by another process; wait for it, or "
+                              "give this config another name") from None
+        except OSError as exc:
+            raise ConfigError(f"cannot write to the run folder {self.run_dir} ({exc.strerror or first_line(exc)}); "
+                              "set out_dir in the config to a folder you can write") from None
         try:
             return self._run(resume, max_seconds)
+        except TrainingError:
+            if made and self.is_main and not (self.run_dir / "latest.pt").exists():
+                # nothing was kept: a new folder of a config and an empty log had stayed behind
+                for name in ("config.json", "log.jsonl"):
+                    (self.run_dir / name).unlink(missing_ok=True)
+                if lock is not None:
+                    lock.release()
+                    lock = None
+                with contextlib.suppress(OSError):
+                    self.run_dir.rmdir()  # only when empty
+            raise
         finally:
             if lock is not None:
                 lock.release()
@@ -514,13 +537,28 @@ class Trainer:
             for k, v in logs.items():
                 sums[k] = sums.get(k, 0.0) + v
             it = self.iteration
-            if self.is_main and (it % cfg.log_every == 0 or it == cfg.optim.iterations):
+            last_lr = logs.get("lr")
+
+            def log_window() -> None:
+                """One log line of the iterations since the last: averages, the learning rate now (an
+                average of it had differed between a run and its resumed twin), and how many
+                iterations a shorter window holds (after a resume, before a stop)."""
+                nonlocal window_t, window_n, sums
                 dt = (time.monotonic() - window_t) / window_n
                 entry = {"iter": it, "time": round(time.time(), 1), "s_per_it": round(dt, 4),
                          **{k: v / window_n for k, v in sums.items()}}
+                if last_lr is not None:
+                    entry["lr"] = last_lr
+                if window_n != cfg.log_every:
+                    entry["averaged_over"] = window_n
                 self._log_line(entry)
-                self.print(f"iter {it}  " + "  ".join(f"{k} {v:.4g}" for k, v in entry.items() if k not in ("iter", "time")))
+                self.print(f"iter {it}  " + "  ".join(f"{k} {v:.4g}" for k, v in entry.items()
+                                                      if k not in ("iter", "time", "averaged_over"))
+                           + (f"  (mean of {window_n} iterations)" if "averaged_over" in entry else ""))
                 window_t, window_n, sums = time.monotonic(), 0, {}
+
+            if self.is_main and (it % cfg.log_every == 0 or it == cfg.optim.iterations):
+                log_window()
             if self.is_main and cfg.val.dirs and (it % cfg.val.every == 0 or it == cfg.optim.iterations):
                 t_val = time.monotonic()
                 val = self.validate()
@@ -538,6 +576,8 @@ class Trainer:
                 return False
             time_up = max_seconds is not None and time.monotonic() - start >= max_seconds
             if self._out_of_time(time_up or bool(asked)):
+                if self.is_main and window_n:  # the iterations since the last line had gone unlogged
+                    log_window()
                 if self.is_main and not due:
                     self.save_checkpoint()
                 return True
