@@ -219,6 +219,7 @@ def evaluate_folder(upscale: UpscaleFn, folder: Path, scale: int, name: str | No
         raise EvaluationError(f"hr_scale must be in (0, 1], not {hr_scale}")
     result = SetResult(dataset=name or Path(folder).resolve().name, scale=scale)
     paths = select_images(folder, include, exclude)[:limit]
+    _check_sizes(paths, scale, hr_scale)
     stems = [p.stem for p in paths]
     for path in paths:
         try:
@@ -249,13 +250,56 @@ def check_measurable(name: str, shape: tuple[int, int], scale: int, hr_scale: fl
                      advice: str | None = None) -> None:
     """EvaluationError for a ground truth too small to measure at ``scale`` (after ``hr_scale``
     and the crop to a multiple of the scale): SSIM's 11 px window must fit inside the shaved border."""
-    height, width = ((math.ceil(n * hr_scale) if hr_scale != 1 else n) // scale * scale for n in shape)  # as imresize, modcrop
+    measured = _measured_size(shape, scale, hr_scale)
     need = _SSIM_WINDOW + 2 * scale
-    if min(height, width) < need:
+    if min(measured) < need:
         raise EvaluationError(
-            f"{name} is {width}x{height} pixels as measured at x{scale}; measuring needs at least {need} on each side "
+            f"{name} is {_size_text(shape, measured, scale, hr_scale)}; measuring needs at least {need} on each side "
             f"(SSIM's {_SSIM_WINDOW} px window inside the {scale} px border that is left out); "
             + (advice or f"leave it out with --exclude {shlex.quote(name)}" + (" or use a larger --hr-scale" if hr_scale < 1 else "")))
+
+
+def _measured_size(shape: tuple[int, int], scale: int, hr_scale: float) -> tuple[int, int]:
+    """(height, width) of a ground truth as measured: after ``hr_scale`` (as imresize) and the crop
+    to a multiple of the scale (modcrop)."""
+    return tuple((math.ceil(n * hr_scale) if hr_scale != 1 else n) // scale * scale for n in shape)  # type: ignore[return-value]
+
+
+def _size_text(shape: tuple[int, int], measured: tuple[int, int], scale: int, hr_scale: float) -> str:
+    """"WxH pixels", and what is measured of them where that differs (a 3x3 picture had been
+    "0x0 pixels as measured at x4")."""
+    (height, width), (mh, mw) = shape, measured
+    if (mh, mw) == (height, width):
+        return f"{width}x{height} pixels"
+    how = f"downscaled by {hr_scale:g} and cropped to a multiple of {scale}" if hr_scale != 1 else f"cropped to a multiple of {scale}"
+    return f"{width}x{height} pixels, {mw}x{mh} once {how}"
+
+
+def _check_sizes(paths: Sequence[Path], scale: int, hr_scale: float) -> None:
+    """Every ground truth that is too small, in one error (they had come one per run)."""
+    from PIL import Image
+
+    need = _SSIM_WINDOW + 2 * scale
+    small = []
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                shape = (image.height, image.width)
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+            continue  # read_image says what is wrong with it, in turn
+        measured = _measured_size(shape, scale, hr_scale)
+        if min(measured) < need:
+            small.append((path.name, shape))
+    if len(small) == 1:
+        check_measurable(*small[0], scale, hr_scale)
+    if small:
+        listed = ", ".join(f"{name} ({_size_text(shape, _measured_size(shape, scale, hr_scale), scale, hr_scale)})"
+                           for name, shape in small[:8]) + (", ..." if len(small) > 8 else "")
+        excludes = " ".join(f"--exclude {shlex.quote(name)}" for name, _ in small)
+        raise EvaluationError(
+            f"{len(small)} image(s) are too small to measure at x{scale}, which needs at least {need} px on each side "
+            f"(SSIM's {_SSIM_WINDOW} px window inside the {scale} px border that is left out): {listed}; leave them out with "
+            f"{excludes}" + (" or use a larger --hr-scale" if hr_scale < 1 else ""))
 
 
 def evaluate(upscale: UpscaleFn, folders: Iterable[Path], scale: int, model_name: str = "model") -> EvalReport:

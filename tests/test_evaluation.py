@@ -360,11 +360,17 @@ def test_images_too_small_to_measure_are_named_with_the_size_needed(tmp_path):
     done = run("eval", folder)
     err = done.stderr.decode()
     assert done.returncode == 1 and err.count("\n") == 1 and "Traceback" not in err and "Warning" not in err, err
-    assert "crop12.png is 12x12 pixels as measured at x4; measuring needs at least 19 on each side" in err
+    assert "crop12.png is 12x12 pixels; measuring needs at least 19 on each side" in err
     assert "leave it out with --exclude crop12.png" in err  # --include had been the advice: listing every other file
     assert run("eval", folder, "--exclude", "crop12.png").returncode == 0
-    with pytest.raises(EvaluationError, match=r"crop48.png is 12x12 .*larger --hr-scale"):
+    with pytest.raises(EvaluationError, match=r"crop48.png is 48x48 pixels, 12x12 once downscaled by 0.25 .*larger --hr-scale"):
         ev.evaluate_folder(ev.bicubic_upscaler(4), folder, 4, include=["crop48*"], hr_scale=0.25)
+    Image.new("RGB", (3, 3)).save(folder / "tiny.png")  # two too small: both named at once (they had come one per run)
+    with pytest.raises(EvaluationError) as info:
+        ev.evaluate_folder(ev.bicubic_upscaler(4), folder, 4)
+    assert str(info.value).startswith("2 image(s) are too small to measure at x4, which needs at least 19 px on each side")
+    assert "crop12.png (12x12 pixels), tiny.png (3x3 pixels, 0x0 once cropped to a multiple of 4)" in str(info.value)
+    assert str(info.value).endswith("leave them out with --exclude crop12.png --exclude tiny.png")
 
 
 @needs_bench
