@@ -5,12 +5,30 @@ from __future__ import annotations
 
 import fnmatch
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
 from .errors import EvaluationError
 from .imageio import IMAGE_SUFFIXES
+
+
+#: what listing a folder passes over, by kind: (one, several), for the "left out: ..." line that
+#: the command line and the cluster both say before the work
+LEFT_OUT = {
+    "video": ("video (name it to upscale it)", "videos (name them to upscale them)"),
+    "hidden": ("hidden file or folder", "hidden files and folders"),
+    "link": ("symbolic link to a folder", "symbolic links to folders"),
+    "in output": ("file already in the output folder", "files already in the output folder"),
+    "earlier": ("output of an earlier run", "outputs of an earlier run"),
+    "other": ("other file", "other files"),
+}
+
+
+def left_out_text(counts: Mapping[str, int]) -> str | None:
+    """"left out: 2 hidden files and folders, 1 other file" for counts by :data:`LEFT_OUT` kind; None for none."""
+    parts = [f"{counts[kind]} {names[counts[kind] > 1]}" for kind, names in LEFT_OUT.items() if counts.get(kind)]
+    return f"left out: {', '.join(parts)}" if parts else None
 
 
 def read_image(path: Path) -> tuple[np.ndarray, bool]:

@@ -240,6 +240,20 @@ def test_workers_that_load_different_models_stop_the_job(cluster, collection, tm
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.png"))  # nothing written
 
 
+def test_what_the_listing_passes_over_is_said_and_hidden_files_are_left_out(cluster, tmp_path):
+    """As on one machine: the cluster had upscaled hidden files and said nothing of the rest."""
+    src = tmp_path / "in"
+    (src / ".cache").mkdir(parents=True)
+    for name in ("a.png", ".hidden.png", ".cache/b.png"):
+        Image.new("RGB", (8, 8), "red").save(src / name)
+    (src / "notes.txt").write_text("not a picture")
+    (src / "clip.mp4").write_bytes(b"")
+    result = CliRunner().invoke(_cli(), [str(src), "-o", str(tmp_path / "out"), *MODEL, "--cluster", cluster])
+    assert result.exit_code == 0, result.output
+    assert ("left out: 1 video (name it to upscale it), 2 hidden files and folders, 1 other file") in result.stderr
+    assert sorted(p.name for p in (tmp_path / "out").rglob("*")) == ["a.png"]
+
+
 def test_every_worker_setting_is_a_keyword_of_the_public_functions():
     """``Settings.from_keywords`` takes the fields by name from the functions' keywords: a field
     with no keyword of that name would silently keep its default on every worker."""

@@ -136,23 +136,12 @@ def _images_in(folder: Path, out_dir: Path, left_out: Counter) -> tuple[list[Pat
     return sorted(files), unreadable
 
 
-#: what a folder or pattern leaves out, as (one, several)
-_LEFT_OUT = {
-    "video": ("video (name it to upscale it)", "videos (name them to upscale them)"),
-    "hidden": ("hidden file or folder", "hidden files and folders"),
-    "link": ("symbolic link to a folder", "symbolic links to folders"),
-    "in output": ("file already in the output folder", "files already in the output folder"),
-    "earlier": ("output of an earlier run", "outputs of an earlier run"),
-    "other": ("other file", "other files"),
-}
-
-
 def left_out_line(inputs: list[str]) -> str | None:
     """One line for what the folders and patterns left out (or None): a batch had passed over
     videos, hidden files and images already in the output folder without a word."""
-    counts = getattr(inputs, "left_out", Counter())
-    parts = [f"{counts[kind]} {names[counts[kind] > 1]}" for kind, names in _LEFT_OUT.items() if counts[kind]]
-    return f"left out: {', '.join(parts)}" if parts else None
+    from ..datasets import left_out_text
+
+    return left_out_text(getattr(inputs, "left_out", Counter()))
 
 
 def _missing(item: str) -> None:

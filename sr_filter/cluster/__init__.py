@@ -11,15 +11,20 @@ import it. See docs/cluster.md for running on many machines.
 
 from __future__ import annotations
 
+import logging
 import os
+from collections import Counter
 from typing import Callable
 
+from ..datasets import left_out_text
 from ..errors import ClusterError
 from . import storage
 from .connect import INSTALL_HINT
 from .scheduler import Event, Interrupted, Summary
 from .video import upscale_video
 from .worker import Settings
+
+log = logging.getLogger(__name__)
 
 __all__ = ["ClusterError", "Event", "INSTALL_HINT", "Interrupted", "Summary", "plan", "upscale_folder", "upscale_video"]
 
@@ -30,7 +35,11 @@ def plan(inputs: str | os.PathLike | list, output: str | os.PathLike, *, fmt: st
 
     import_ray()  # the install hint comes before anything else
     output = storage.locations(output, "output")[0]
-    tasks = storage.list_tasks(storage.locations(inputs, "inputs"), output, fmt)
+    left_out: Counter = Counter()
+    tasks = storage.list_tasks(storage.locations(inputs, "inputs"), output, fmt, left_out)
+    line = left_out_text(left_out)
+    if line:  # as on one machine (the cluster had said nothing of them)
+        log.warning("%s", line)
     done = storage.finished(tasks, output)
     todo = [t for t in tasks if t.target not in done]
     return todo, len(tasks) - len(todo)

@@ -11,12 +11,14 @@ import fnmatch
 import glob
 import os
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Iterable
 from urllib.parse import quote, unquote
 
 from .. import atomic, imageio
+from ..video import VIDEO_SUFFIXES
 from ..errors import ImageFormatError, OutputExistsError
 
 _GLOB = "*?["
@@ -114,15 +116,17 @@ def local_path(location: str) -> str:
     return unquote(rest)
 
 
-def list_tasks(inputs: list[str], output: str, fmt: str | None = None) -> list[Task]:
+def list_tasks(inputs: list[str], output: str, fmt: str | None = None, left_out: Counter | None = None) -> list[Task]:
     """Every image under ``inputs`` (folders, files or glob patterns) paired with its output.
 
     Outputs keep their path relative to the folder (or the pattern's fixed part) they were found
     under; ``fmt`` changes their extension. Outputs of an earlier run in an output folder inside an
     input folder are not inputs. A name that exists is taken as it is (``shots [2024]/``), as on
     one machine; otherwise ``*?[`` make it a pattern, whose ``*`` also matches across folders
-    (``a/*.png`` finds ``a/b/c.png``).
+    (``a/*.png`` finds ``a/b/c.png``). Hidden files and folders are left out, as on one machine;
+    what is passed over is counted into ``left_out`` by :data:`sr_filter.datasets.LEFT_OUT` kind.
     """
+    left_out = Counter() if left_out is None else left_out
     from pyarrow import fs as pafs
 
     tasks: list[Task] = []
@@ -151,12 +155,20 @@ def list_tasks(inputs: list[str], output: str, fmt: str | None = None) -> list[T
                 found = [(e.path, str(PurePosixPath(e.path).relative_to(path))) for e in entries if e.type == pafs.FileType.File]
         except OSError as exc:
             raise ImageFormatError(f"cannot list {item}: {_first(exc)}") from None
-        found = [
-            (p, rel) for p, rel in found
-            if PurePosixPath(p).suffix.lower() in imageio.IMAGE_SUFFIXES
-            and (pattern is None or fnmatch.fnmatchcase(p, pattern))
-            and not (_inside(out_path, path) and _inside(p, out_path))  # an output folder inside the input one
-        ]
+        named = info.type == pafs.FileType.File and pattern is None  # a file given by name is taken as it is
+        kept = []
+        for p, rel in found:
+            if pattern is not None and not fnmatch.fnmatchcase(p, pattern):
+                continue
+            if _inside(out_path, path) and _inside(p, out_path):  # an output folder inside the input one
+                left_out["in output"] += 1
+            elif not named and any(part.startswith(".") for part in PurePosixPath(rel).parts):
+                left_out["hidden"] += 1  # (it had been upscaled: one machine leaves it out)
+            elif PurePosixPath(p).suffix.lower() in imageio.IMAGE_SUFFIXES:
+                kept.append((p, rel))
+            else:
+                left_out["video" if PurePosixPath(p).suffix.lower() in VIDEO_SUFFIXES else "other"] += 1
+        found = kept
         if not found:
             raise ImageFormatError(f"no image files ({', '.join(sorted({k[1:] for k in imageio.IMAGE_SUFFIXES}))}) in {item}")
         for p, rel in sorted(found):
