@@ -106,7 +106,10 @@ def read_state(path: Path, *, with_record: bool = False) -> Any:
     the trainer's record of the same read, None for a safetensors file)."""
     kind = file_kind(path)
     if kind != "safetensors" and (kind != "unknown" or path.suffix.lower() != ".safetensors"):
-        return load_state_dict(path, with_record=with_record)
+        if not with_record:
+            return unwrap_prefix(load_state_dict(path))
+        state, record = load_state_dict(path, with_record=True)
+        return unwrap_prefix(state), record
     try:
         from safetensors.torch import load_file
     except ImportError:
@@ -117,8 +120,43 @@ def read_state(path: Path, *, with_record: bool = False) -> Any:
         raise WeightsFormatError(
             f"{path.name} is not a complete safetensors file ({first_line(exc)[:120]}); download it again"
         ) from None
-    state = canonicalize(state, None, path.name)
+    state = unwrap_prefix(canonicalize(state, None, path.name))
     return (state, None) if with_record else state
+
+
+#: names that training frameworks put before every key (Lightning's ``model.``, GAN trainers'
+#: ``generator.`` / ``net_g.``, EMA wrappers'), tried when the keys as they are match no architecture
+_WRAPPER_PREFIXES = ("model.", "generator.", "net_g.", "netG.", "net.", "network.", "ema.", "model_ema.", "module.")
+
+
+def unwrap_prefix(state: StateDict) -> StateDict:
+    """``state`` without a wrapper name that starts every key, where the keys match no
+    architecture with it and do without it (a Lightning checkpoint had been "not a known
+    architecture"); else ``state`` as it is (ESRGAN's own keys all start with ``model.``)."""
+    prefix = next((p for p in _WRAPPER_PREFIXES if state and all(k.startswith(p) for k in state)), None)
+    if prefix is None or _recognised(state):
+        return state
+    stripped = {k[len(prefix):]: v for k, v in state.items()}
+    return stripped if _recognised(stripped) else state
+
+
+def _recognised(state: StateDict) -> bool:
+    """Whether one of our architectures or spandrel's claims the state dict (no network is built)."""
+    from .archs import ARCHS
+
+    def claims(detect: Callable[[StateDict], bool]) -> bool:
+        try:
+            return bool(detect(state))
+        except Exception:  # noqa: BLE001 - a detector meeting keys it does not expect
+            return False
+
+    if any(claims(arch.detect) for arch in ARCHS.values()):
+        return True
+    try:
+        spandrel = import_spandrel()
+    except CommunityModelError:
+        return False
+    return any(claims(support.detect) for support in spandrel.MAIN_REGISTRY.architectures())
 
 
 @dataclass(frozen=True)

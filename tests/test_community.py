@@ -411,3 +411,16 @@ def test_grey_community_models_run_plane_by_plane(tmp_path):
     torch.save(ESRGAN(in_nc=1, out_nc=3, num_filters=16, num_blocks=1, scale=2).state_dict(), odd)
     with pytest.raises(CommunityModelError, match="takes 1 and gives 3 channels; supported are grey"):
         load_file(odd)
+
+
+def test_a_lightning_checkpoint_with_prefixed_keys_loads(tmp_path):
+    """Every key under "model." in Lightning's state_dict had been "not a known architecture",
+    while the same weights loaded from every other wrapper."""
+    plain = save_random("SPAN", tmp_path)
+    state = torch.load(plain, weights_only=True)["params"]
+    lightning = tmp_path / "span.ckpt"
+    torch.save({"epoch": 3, "state_dict": {f"model.{k}": v for k, v in state.items()}}, lightning)
+    x = torch.rand(1, 3, 24, 20)
+    want = Upscaler(str(plain), device="cpu", backend="torch", tile=0).run(x)
+    got = Upscaler(str(lightning), device="cpu", backend="torch", tile=0).run(x)
+    assert torch.equal(want, got)
