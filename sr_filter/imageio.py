@@ -117,6 +117,8 @@ def _read_data(data: bytes, name: str, check: Callable[[sniff.Shape], None]) -> 
         check(_pillow_shape(image))
     png.check_complete(data, name)
     array = png.decode_png16(data, name) if png.is_deep_png(data) else _decode(image, name)
+    if image.format == "JPEG":
+        _check_jpeg_complete(data, array, name)
     meta, orientation = read_meta(image)  # after decoding: Pillow finds PNG text and eXIf after IDAT
     meta.lossless = image.format == "WEBP" and sniff.webp_lossless(io.BytesIO(data))
     return array, meta, orientation
@@ -240,6 +242,32 @@ def _decode(image: Image.Image, name: str) -> np.ndarray:
                     "the picture is read as opaque", name, extra=PER_FILE)
         array = np.ascontiguousarray(array[..., :3])
     return array
+
+
+def _check_jpeg_complete(data: bytes, array: np.ndarray, name: str) -> None:
+    """A JPEG whose picture data ends early but which still ends in an end marker (a file cut
+    short and "repaired", a recovery tool's output) decodes without an error: libjpeg fills the
+    rest with one flat colour, mid-grey, and the program upscaled that. Its last rows are then
+    perfectly flat; only for those is the file decoded again, by FFmpeg told to stop at damage,
+    whose verdict decides (a picture with a flat bottom edge of its own passes)."""
+    tail = array[-8:].reshape(min(8, array.shape[0]), -1)
+    if array.shape[0] < 16 or not bool((tail == tail[:, :1]).all()):
+        return
+    try:
+        import av
+    except ImportError:  # PyAV missing: the picture goes on as decoded
+        return
+    try:
+        with av.open(io.BytesIO(data), format="jpeg_pipe") as container:
+            stream = container.streams.video[0]
+            stream.codec_context.options = {"err_detect": "explode"}
+            for _ in container.decode(stream):
+                pass
+    except av.error.InvalidDataError:
+        raise ImageFormatError(f"{name} is truncated or damaged (its picture data ends before the picture does; "
+                               "the rest would decode as a flat grey area)") from None
+    except av.error.FFmpegError:  # a kind of JPEG FFmpeg does not take (arithmetic coding): no verdict
+        return
 
 
 def _pixels(image: Image.Image) -> np.ndarray:

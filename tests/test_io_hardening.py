@@ -342,3 +342,19 @@ def test_damaged_files_give_one_clear_error_or_pixels(kind, seed):
             imageio.encode_image(pixels, "PNG", meta, scale=2)
         except SrFilterError as exc:
             assert "\n" not in str(exc)
+
+
+def test_a_jpeg_cut_short_with_an_end_marker_is_refused_and_a_flat_bottom_is_not():
+    """libjpeg decodes a JPEG whose data stops early but ends in EOI without a word, filling the
+    rest with flat grey: that grey had been upscaled as the picture."""
+    rng = np.random.default_rng(4)
+    picture = (rng.random((96, 120, 3)) * 255).astype(np.uint8)
+    picture[-24:] = (40, 160, 90)  # a flat bottom edge of its own: read as it is
+    buffer = io.BytesIO()
+    Image.fromarray(picture).save(buffer, "JPEG", quality=90)
+    whole = buffer.getvalue()
+    array, _ = imageio.read_image(whole)
+    assert array.shape == (96, 120, 3)
+    cut = whole[: len(whole) // 3] + b"\xff\xd9"
+    with pytest.raises(ImageFormatError, match="is truncated or damaged .its picture data ends before the picture does"):
+        imageio.read_image(cut)
