@@ -167,7 +167,7 @@ def test_one_line_errors(tmp_path, collection):
     lines = [line for run in runs for line in run.communicate(timeout=300)[1].strip().splitlines()]
     assert len(lines) == 6 and lines[1::2] == ["rc=1"] * 3, lines
     assert lines[0].startswith("sr-filter: error: running on a cluster needs Ray, which is not installed")
-    assert lines[0].endswith("install it with pip install 'sr-filter[cluster]'")
+    assert lines[0].endswith("install it with pip install '.[cluster]' in the sr-filter folder (or 'WHEEL[cluster]' with its .whl file)")
     assert lines[2] == "sr-filter: error: cannot reach the Ray cluster at 127.0.0.1:1 (Connection refused); check the address and that the head node runs `ray start --head`"
     assert lines[4].startswith(f"sr-filter: error: cannot write to output folder {blocker / 'out'}: ")
     assert not any(tmp_path.glob("[ab]"))
@@ -252,6 +252,10 @@ def test_what_the_listing_passes_over_is_said_and_hidden_files_are_left_out(clus
     assert result.exit_code == 0, result.output
     assert ("left out: 1 video (name it to upscale it), 2 hidden files and folders, 1 other file") in result.stderr
     assert sorted(p.name for p in (tmp_path / "out").rglob("*")) == ["a.png"]
+    (src / "sub").mkdir()
+    (src / "sub" / "back").symlink_to("..")  # a link back up: listed again and again until the paths grew too long
+    tasks = storage.list_tasks([str(src)], str(tmp_path / "out2"))
+    assert [Path(t.source).name for t in tasks] == ["a.png"]
 
 
 def test_every_worker_setting_is_a_keyword_of_the_public_functions():

@@ -150,6 +150,8 @@ def list_tasks(inputs: list[str], output: str, fmt: str | None = None, left_out:
                                        "the inputs, so choose another -o")
             if info.type == pafs.FileType.File and pattern is None:
                 found = [(info.path, PurePosixPath(info.path).name)]
+            elif is_local(item):  # links to folders are not entered, as on one machine (a link back up looped)
+                found = _local_files(path, left_out)
             else:
                 entries = filesystem.get_file_info(pafs.FileSelector(path, recursive=True))
                 found = [(e.path, str(PurePosixPath(e.path).relative_to(path))) for e in entries if e.type == pafs.FileType.File]
@@ -185,6 +187,22 @@ def list_tasks(inputs: list[str], output: str, fmt: str | None = None, left_out:
             seen[target] = source
             tasks.append(Task(source, target))
     return tasks
+
+
+def _local_files(root: str, left_out: Counter) -> list[tuple[str, str]]:
+    """(path, path relative to ``root``) of every file under a local folder, without entering
+    symbolic links to folders (counted as left out): pyarrow's listing follows them, so a link to
+    a parent folder had been listed again and again until the paths grew too long."""
+    found = []
+    for here, dirs, names in os.walk(root, followlinks=False):
+        links = [d for d in dirs if os.path.islink(os.path.join(here, d))]
+        left_out["link"] += len(links)
+        dirs[:] = sorted(d for d in dirs if d not in links)
+        for name in names:
+            full = os.path.join(here, name)
+            if os.path.isfile(full):  # a link to a file is read as the file, as on one machine
+                found.append((full, os.path.relpath(full, root).replace(os.sep, "/")))
+    return found
 
 
 def _same_place(item: str, path: str, output: str, out_path: str) -> bool:
