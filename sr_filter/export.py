@@ -43,7 +43,7 @@ def check_output(output: str | Path, *, overwrite: bool = False) -> None:
     output = Path(output)
     if importlib.util.find_spec("onnx") is None:  # torch's exporter writes through it
         raise ExportError("writing ONNX needs the onnx package; install it with "
-                          "pip install \"sr-filter[export]\" (onnx, and onnxruntime for the check)")
+                          "pip install '.[export]' in the sr-filter folder (onnx, and onnxruntime for the check)")
     if output.name.lower() == ".onnx":  # a suffix alone: Path(".onnx").suffix is empty
         raise ExportError(f"{output} is only a suffix; name the ONNX file to write, e.g. {output.with_name('model.onnx')}")
     if output.suffix.lower() != ".onnx":

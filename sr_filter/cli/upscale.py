@@ -92,7 +92,7 @@ def _closed_stdout_is_one_line(command):
 @click.option("--overwrite", is_flag=True, help="Replace existing output files (and an image input written in place; a video is never its own output).")
 @click.option("--skip-existing", is_flag=True, help="Leave outputs that already exist untouched and move on.")
 @video_options
-@click.option("--cluster", metavar="auto|ADDRESS", default=None, help="Spread a folder job, or one video's segments, over a Ray cluster (auto: $RAY_ADDRESS, else a local one); needs sr-filter[cluster].")
+@click.option("--cluster", metavar="auto|ADDRESS", default=None, help="Spread a folder job, or one video's segments, over a Ray cluster (auto: $RAY_ADDRESS, else a local one); needs the cluster extra (pip install '.[cluster]' in the sr-filter folder).")
 @verbosity
 @click.pass_context
 @_closed_stdout_is_one_line

@@ -5,7 +5,7 @@
 >>> summary.done, summary.skipped, summary.failed
 >>> upscale_video("episode.mkv", "episode_x4.mkv", preset="cartoon")  # segments on different workers
 
-Ray is an optional extra (``pip install 'sr-filter[cluster]'``); importing this package does not
+Ray is an optional extra (``pip install '.[cluster]'`` in the sr-filter folder); importing this package does not
 import it. See docs/cluster.md for running on many machines.
 """
 

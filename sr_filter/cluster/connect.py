@@ -17,7 +17,8 @@ from pathlib import Path
 
 from ..errors import ClusterError
 
-INSTALL_HINT = "pip install 'sr-filter[cluster]'"
+#: the extra comes from sr-filter's own folder or wheel: "sr-filter" on PyPI is another program
+INSTALL_HINT = "pip install '.[cluster]' in the sr-filter folder (or 'WHEEL[cluster]' with its .whl file)"
 log = logging.getLogger(__name__)
 PROBE_TIMEOUT_S = 5.0
 

@@ -1,4 +1,4 @@
-"""Training pipeline (optional extra ``sr-filter[train]``): configs, data and degradations, losses,
+"""Training pipeline (optional extra ``train``): configs, data and degradations, losses,
 the training loop. The filter itself never imports this package."""
 
 from .config import ConfigError, TrainConfig, config_from_dict, load_config

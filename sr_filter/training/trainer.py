@@ -592,7 +592,7 @@ class Trainer:
             else:
                 self.print(f"done at iteration {self.iteration}; model: {self.run_dir / 'model.pth'}")
             if not self._plot():
-                self.print("matplotlib is not installed (pip install 'sr-filter[train]'): no curves.png")
+                self.print("matplotlib is not installed (pip install '.[train]' in the sr-filter folder): no curves.png")
         if self.world > 1:
             torch.distributed.barrier()
             if self._owns_process_group:
