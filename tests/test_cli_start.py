@@ -196,6 +196,19 @@ def test_shell_completion_script():
     assert done.returncode == 0 and "complete -o nosort -F" in script and "_SR_FILTER_COMPLETE=bash_complete" in script
 
 
+def test_completion_before_any_argument_offers_the_default_commands_options():
+    """`sr-filter --pre<TAB>` runs upscale, so it completes upscale's options (it had offered nothing)."""
+    def complete(words: str) -> list[str]:
+        done = subprocess.run([sys.executable, "-m", "sr_filter"], capture_output=True, timeout=60, text=True,
+                              env=dict(os.environ, PYTHONPATH=str(ROOT), _SR_FILTER_COMPLETE="bash_complete",
+                                       COMP_WORDS=words, COMP_CWORD=str(len(words.split()) - 1)))
+        return [line.split(",", 1)[1] for line in done.stdout.splitlines()]
+
+    assert complete("sr-filter --pre") == ["--preset", "--precision"]
+    assert complete("sr-filter --v") == ["--version", "--verbose"]
+    assert complete("sr-filter mod") == ["models"]
+
+
 def test_messages_are_cut_at_a_word_and_get_the_flag_by_class():
     long = "decoder says: " + " ".join(f"word{i}" for i in range(300))
     cut = shorten(long, 600)

@@ -77,6 +77,18 @@ class DefaultGroup(click.Group):
             break
         return super().parse_args(ctx, args)
 
+    def shell_complete(self, ctx: click.Context, incomplete: str) -> list:
+        """Completions before any argument: the commands and group options, and (for an option
+        being typed) the default command's options too, as `sr-filter --pre` runs upscale
+        (it had completed nothing; `sr-filter upscale --pre` did)."""
+        results = super().shell_complete(ctx, incomplete)
+        if incomplete.startswith("-"):
+            command = self.get_command(ctx, DEFAULT_COMMAND)
+            sub = click.Context(command, info_name=DEFAULT_COMMAND, parent=ctx)
+            have = {item.value for item in results}
+            results += [item for item in command.shell_complete(sub, incomplete) if item.value not in have]
+        return results
+
     def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """After the group's own options and commands, the default command's options."""
         super().format_options(ctx, formatter)
