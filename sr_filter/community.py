@@ -14,6 +14,8 @@ import only, so every other architecture works without it; the two are refused.
 
 from __future__ import annotations
 
+import dataclasses
+
 import logging
 import math
 import sys
@@ -272,12 +274,30 @@ def detect_own(state: StateDict, name: str) -> tuple[Arch, dict] | None:
         raise WeightsFormatError(f"{name}: {exc}") from None
 
 
+def _network_of(desc: Any, info: Info) -> nn.Module:
+    return SpandrelNet(desc.model, getattr(desc, "_call_fn", lambda m, x: m(x)), info.scale, info.minimum).eval()
+
+
+def _runs_in_bf16(desc: Any, info: Info) -> bool:
+    """Whether the network runs in bfloat16 on a small picture (a copy of it, on the CPU)."""
+    import copy
+
+    size = -(-max(16, info.minimum) // info.multiple) * info.multiple
+    network = copy.deepcopy(_network_of(desc, info)).to(torch.bfloat16)
+    try:
+        with torch.inference_mode():
+            network(torch.rand(1, info.input_channels, size, size, dtype=torch.bfloat16))
+    except Exception:  # noqa: BLE001 - whatever a third-party network raises
+        return False
+    return True
+
+
 def load_community(state: StateDict, path: Path) -> tuple[nn.Module, Arch, dict, int]:
     """Network, descriptor, settings and scale for a file our own architectures do not detect
     (:func:`sr_filter.models.load_file` makes the loaded model of them)."""
     desc, info = describe(state, path.name)
     check_usable(info, path.name)
-    network = SpandrelNet(desc.model, getattr(desc, "_call_fn", lambda m, x: m(x)), info.scale, info.minimum).eval()
+    network = _network_of(desc, info)
     for p in network.parameters():
         p.requires_grad_(False)
     arch = Arch(
@@ -324,12 +344,16 @@ def inspect_file(path: Path) -> dict[str, Any]:
     state = read_state(path)
     own = detect_own(state, path.name)
     if own is None:
-        _desc, info = describe(state, path.name)
+        desc, info = describe(state, path.name)
         usable = "yes"
         try:
             check_usable(info, path.name)
+            if info.input_channels != 3:
+                _probe(_network_of(desc, info), info, path.name)
         except CommunityModelError as exc:
             usable = f"no: {exc}"
+        if info.supports_bfloat16 and not _runs_in_bf16(desc, info):  # spandrel's claim, tried (SwinIR's fp32 mask)
+            info = dataclasses.replace(info, supports_bfloat16=False)
         return {
             "file": str(path), "arch": info.arch, "via": f"spandrel {import_spandrel().__version__}",
             "purpose": info.purpose, "scale": info.scale, "input_channels": info.input_channels,

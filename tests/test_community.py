@@ -424,3 +424,22 @@ def test_a_lightning_checkpoint_with_prefixed_keys_loads(tmp_path):
     want = Upscaler(str(plain), device="cpu", backend="torch", tile=0).run(x)
     got = Upscaler(str(lightning), device="cpu", backend="torch", tile=0).run(x)
     assert torch.equal(want, got)
+
+
+def test_inspect_tries_what_spandrel_claims():
+    """spandrel says SwinIR runs in bf16, but its fp32 attention mask stops it: --inspect had
+    printed the claim (and a grey SPAN as usable, though it cannot run grey pictures)."""
+    import tempfile
+    from pathlib import Path
+
+    from sr_filter.community import inspect_file
+
+    with tempfile.TemporaryDirectory() as folder:
+        assert inspect_file(save_random("SwinIR", Path(folder)))["bf16"] is False
+        assert inspect_file(save_random("SPAN", Path(folder)))["bf16"] is True
+        import_spandrel()
+        from spandrel.architectures.SPAN import SPAN
+
+        grey = Path(folder) / "grey.pth"
+        torch.save(SPAN(num_in_ch=1, num_out_ch=1, feature_channels=8, upscale=2).state_dict(), grey)
+        assert inspect_file(grey)["usable"].startswith("no: grey.pth is a 1-channel SPAN model whose network does not run")
