@@ -8,6 +8,7 @@ conversion, weights interpolation (``denoise``).
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import numbers
@@ -76,6 +77,10 @@ class Upscaler:
             model = str(model)
         elif model is not None and not isinstance(model, str):
             raise SrFilterError(f"the model must be a preset, a model name or a file path, not {type(model).__name__}")
+        #: how it was made, for pickling: another process builds its own from these
+        self._made_with = {"model": model, "device": device if isinstance(device, str) else str(device),
+                           "precision": precision, "tile": tile, "batch": batch, "offline": offline, "backend": backend,
+                           "tta": tta, "denoise": denoise, "colour_fix": colour_fix}
         self.tile = check_tile(tile)
         if offline is not None:  # offline="no" was taken as offline
             offline = check_flag("offline", offline)
@@ -178,6 +183,13 @@ class Upscaler:
     def fallbacks(self) -> int:
         """Windows re-run in fp32 because reduced precision gave NaN/Inf."""
         return int(getattr(self.backend, "fallbacks", 0))
+
+    def __reduce__(self) -> tuple:
+        """Pickled as the settings it was made with: a process pool's worker (spawn, forkserver)
+        builds its own Upscaler from them, loading the model once per process (a loaded network,
+        OpenVINO's compiled model included, cannot travel; pickling had failed with Python's own
+        AttributeError)."""
+        return (_rebuilt, (tuple(sorted(self._made_with.items())),))
 
     def describe(self) -> str:
         return (f"{self.name} (x{self.scale}, {self.model.arch_name}) on {self._device_name} "
@@ -461,6 +473,13 @@ class Upscaler:
         if (not on_cpu or self.model.facts.whole_image) and height * width * per_pixel <= budget:
             return 0
         return edge
+
+
+@functools.lru_cache(maxsize=4)
+def _rebuilt(settings: tuple) -> Upscaler:
+    """The Upscaler an unpickled one stands for, made once per process and settings: a process
+    pool sends it with every task, and loading the model for each would cost more than the task."""
+    return Upscaler(**dict(settings))
 
 
 def _carry_info(image: Any, out: Any, meta: Any) -> None:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 import pytest
 import torch
@@ -10,7 +15,7 @@ from PIL import Image
 import sr_filter
 from sr_filter import CancelledError, SrFilterError, Upscaler
 
-from .conftest import UPSTREAM, require_shared
+from .conftest import ROOT, UPSTREAM, require_shared
 from .reference import spandrel
 
 
@@ -462,3 +467,52 @@ def test_batches_refuse_frames_too_large_before_any_copy_and_a_low_scale_is_said
     said = [r for r in caplog.records if "is below the model's" in r.getMessage()]
     assert len(said) == 1, [r.getMessage() for r in said]
 
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is a POSIX start method")
+def test_the_torch_backend_runs_in_forked_children(tmp_path):
+    """multiprocessing's default on Linux (and gunicorn --preload) forks: a child of a parent that
+    had run the torch network hung for ever in torch's thread pool."""
+    script = tmp_path / "fork.py"
+    script.write_text(textwrap.dedent("""
+        import multiprocessing, numpy as np
+        from sr_filter import Upscaler
+        up = Upscaler("sr-cartoon-x4", backend="torch", tile=0)
+        a = (np.random.default_rng(0).random((48, 40, 3)) * 255).astype(np.uint8)
+        ref = up.upscale(a)
+        def work(x):  # the forked child's copy of the parent's Upscaler
+            return up.upscale(x)
+        with multiprocessing.get_context("fork").Pool(2) as pool:
+            out = pool.map_async(work, [a, a]).get(timeout=60)
+        print(all(np.abs(o.astype(int) - ref).max() <= 1 for o in out))
+        """))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert done.returncode == 0 and done.stdout.strip() == "True", done.stderr[-2000:]
+
+
+def test_an_upscaler_pickles_as_its_settings_for_process_pools(tmp_path):
+    """A process pool pickles what it sends: that had failed with Python's own AttributeError.
+    The child builds its own Upscaler from the settings, once per process."""
+    import pickle
+
+    up = Upscaler("sr-cartoon-x4", tile=32, colour_fix=True)
+    again, twice = pickle.loads(pickle.dumps(up)), pickle.loads(pickle.dumps(up))
+    assert again is twice and again is not up and again.colour_fix and again.tile == 32
+    image = (np.random.default_rng(1).random((30, 40, 3)) * 255).astype(np.uint8)
+    assert np.array_equal(again.upscale(image), up.upscale(image))
+    script = tmp_path / "spawn.py"
+    script.write_text(textwrap.dedent("""
+        import multiprocessing, numpy as np
+        from concurrent.futures import ProcessPoolExecutor
+        from sr_filter import Upscaler
+        if __name__ == "__main__":
+            up = Upscaler("sr-cartoon-x4", tile=32)
+            a = (np.random.default_rng(0).random((30, 40, 3)) * 255).astype(np.uint8)
+            with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+                out = list(pool.map(up.upscale, [a, a]))
+            print(all(np.array_equal(o, up.upscale(a)) for o in out))
+        """))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=180,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert done.returncode == 0 and done.stdout.strip() == "True", done.stderr[-2000:]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -22,6 +23,16 @@ if TYPE_CHECKING:
     from ..models import LoadedModel
 
 log = logging.getLogger(__name__)
+
+
+def _one_thread_in_child() -> None:
+    """After fork: torch's CPU thread pool (OpenMP) does not survive it, so a forked child that
+    had run the network in its parent hung for ever (multiprocessing's default on Linux, gunicorn
+    --preload); one thread there runs (the same pixels, within a level where sums split otherwise)."""
+    torch.set_num_threads(1)
+
+
+os.register_at_fork(after_in_child=_one_thread_in_child)
 
 
 class TorchBackend:

@@ -59,7 +59,8 @@ def upscale_video(
     the network together (default :data:`~sr_filter.video.batches.FRAME_BATCH`); ``codec`` one of
     :data:`~sr_filter.video.encode.CODECS`; ``crf`` the encoder's quality number; ``frames`` a
     ``"START:END"`` range or a ``(start, end)`` pair. ``progress(frames_done, frames_expected)`` is
-    called after each frame; returning False cancels (as for images). ``resume`` writes finished keyframe-aligned segments beside ``dst``
+    called after each frame, on the thread that encodes (not the caller's: a GUI must hand it to its
+    own thread); returning False cancels (as for images). ``resume`` writes finished keyframe-aligned segments beside ``dst``
     and, when run again after an interruption, continues after the last one. Streams the output container cannot hold are reported through
     ``notice`` (default: the log). Returns a summary: frames written, seconds, dropped streams.
     """
