@@ -274,7 +274,7 @@ def run_tiled(
                 _accumulate(acc, first, result[i : i + 1], t, height, width, scale, band)
             done += t.area
             if i == result.shape[0] - 1 and progress is not None and cancels(progress(done, total)):
-                raise CancelledError("cancelled")
+                raise CancelledError("stopped by the progress callback")  # as animations and videos say it
         if acc is None:
             continue
         sink.write(first, acc[:, :, : nxt - first])

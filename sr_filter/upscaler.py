@@ -271,7 +271,11 @@ class Upscaler:
                                    "maximum, or use upscale() for uint8/uint16 images")
         if 0 in x.shape[-2:]:
             raise ImageFormatError(f"the image is empty ({x.shape[-1]}x{x.shape[-2]} pixels)")
-        return np.ascontiguousarray(x, dtype=np.float32)
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if not bool(np.isfinite(x).all()):  # it had come out as "the weights are damaged"
+            raise ImageFormatError(f"the input holds {int(np.isnan(x).sum())} NaN and {int(np.isinf(x).sum())} infinite "
+                                   "value(s); replace them first (numpy.nan_to_num), or use upscale(), which takes them as 0..1")
+        return x
 
     def upscale(self, image: Any, scale: float | None = None, progress: Progress | None = None) -> Any:
         """Upscale a PIL image or numpy array by ``scale`` (default: the model's); same kind out."""

@@ -516,3 +516,22 @@ def test_an_upscaler_pickles_as_its_settings_for_process_pools(tmp_path):
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=180,
                           env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert done.returncode == 0 and done.stdout.strip() == "True", done.stderr[-2000:]
+
+
+def test_run_names_non_finite_input_values_not_the_weights():
+    """NaN in run()'s input had been reported as damaged weights."""
+    from sr_filter.errors import ImageFormatError
+
+    x = torch.rand(1, 3, 20, 20)
+    x[0, 0, 5, 5], x[0, 1, 2, 2] = float("nan"), float("inf")
+    with pytest.raises(ImageFormatError, match="the input holds 1 NaN and 1 infinite value"):
+        Upscaler("sr-cartoon-x4", tile=32).run(x)
+
+
+def test_a_mode_i_image_of_8_bit_values_is_warned_of(caplog):
+    """convert("I") of an L image keeps 0..255, which mode I's 16-bit reading makes nearly black:
+    mode F of 0..255 values had a warning, mode I none."""
+    grey = Image.fromarray((np.random.default_rng(2).random((20, 24)) * 200 + 20).astype(np.uint8), "L")
+    with caplog.at_level("WARNING"):
+        Upscaler("sr-cartoon-x4", tile=32).upscale(grey.convert("I"))
+    assert "mode I pixels are read as 16-bit (0..65535), and these go up to" in caplog.text
