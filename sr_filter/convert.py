@@ -46,8 +46,11 @@ def check_array(array: np.ndarray) -> None:
                                "sr_filter.upscale_file(src, dst) (16-bit, alpha and metadata kept)")
     if not isinstance(array, np.ndarray):
         pil = isinstance(array, Image.Image)
+        tensor = hasattr(array, "detach") and hasattr(array, "numpy")
         raise ImageFormatError(f"expected a numpy image array, got {'a PIL image' if pil else type(array).__name__}"
-                               + ("; Upscaler.upscale takes PIL images, or convert with numpy.asarray" if pil else ""))
+                               + ("; Upscaler.upscale takes PIL images, or convert with numpy.asarray" if pil else "")
+                               + ("; Upscaler.run takes (1, C, H, W) tensors in 0..1, or pass tensor.numpy() of an "
+                                  "HxWxC image" if tensor else ""))
     if isinstance(array, np.matrix):  # indexing keeps it 2-D: it failed later on an internal shape
         raise ImageFormatError("expected a numpy image array, got a numpy.matrix; pass numpy.asarray(matrix)")
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 2, 3, 4)):

@@ -513,6 +513,16 @@ def check_callback(name: str, value: object) -> None:
     TypeError from deep inside once the first frame is done."""
     if value is not None and not callable(value):
         raise SrFilterError(f"{name} must be a function (or None), not {type(value).__name__}")
+    if value is not None and name == "progress":  # progress(done, total); a lambda: None had failed after a tile
+        import inspect
+
+        try:
+            inspect.signature(value).bind(0, 0)
+        except TypeError:
+            raise SrFilterError(f"progress must take two arguments, (done, total); {getattr(value, '__name__', value)!r} "
+                                "does not") from None
+        except ValueError:  # no signature to read (some builtins): called as it is
+            pass
 
 
 def check_path(name: str, value: object) -> Path:

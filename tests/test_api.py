@@ -535,3 +535,14 @@ def test_a_mode_i_image_of_8_bit_values_is_warned_of(caplog):
     with caplog.at_level("WARNING"):
         Upscaler("sr-cartoon-x4", tile=32).upscale(grey.convert("I"))
     assert "mode I pixels are read as 16-bit (0..65535), and these go up to" in caplog.text
+
+
+def test_a_progress_callback_of_the_wrong_shape_and_a_tensor_are_told_before_any_work():
+    """lambda: None had failed with Python's TypeError after the first tile; a tensor's message
+    had not said what takes one."""
+    up = Upscaler("sr-cartoon-x4", tile=32)
+    with pytest.raises(SrFilterError, match=r"progress must take two arguments, \(done, total\)"):
+        up.upscale_array(np.zeros((40, 40, 3), np.uint8), progress=lambda: None)
+    up.upscale_array(np.zeros((40, 40, 3), np.uint8), progress=lambda *args: None)  # any two do
+    with pytest.raises(SrFilterError, match=r"Upscaler.run takes \(1, C, H, W\) tensors"):
+        up.upscale(torch.rand(20, 20, 3))
