@@ -117,7 +117,7 @@ def _read_data(data: bytes, name: str, check: Callable[[sniff.Shape], None]) -> 
         check(_pillow_shape(image))
     png.check_complete(data, name)
     array = png.decode_png16(data, name) if png.is_deep_png(data) else _decode(image, name)
-    if image.format == "JPEG":
+    if image.format in ("JPEG", "MPO"):
         _check_jpeg_complete(data, array, name)
     meta, orientation = read_meta(image)  # after decoding: Pillow finds PNG text and eXIf after IDAT
     meta.lossless = image.format == "WEBP" and sniff.webp_lossless(io.BytesIO(data))
@@ -250,8 +250,11 @@ def _check_jpeg_complete(data: bytes, array: np.ndarray, name: str) -> None:
     rest with one flat colour, mid-grey, and the program upscaled that. Its last rows are then
     perfectly flat; only for those is the file decoded again, by FFmpeg told to stop at damage,
     whose verdict decides (a picture with a flat bottom edge of its own passes)."""
-    tail = array[-8:].reshape(min(8, array.shape[0]), -1)
-    if array.shape[0] < 16 or not bool((tail == tail[:, :1]).all()):
+    tail = array[-8:]
+    if array.shape[0] < 16 or not bool((tail == tail[:, :1]).all()):  # each row one colour
+        return
+    frame = sniff.jpeg_frame_marker(data)
+    if frame not in (0xC0, 0xC1, 0xC2):  # FFmpeg calls arithmetic coding damaged: it gives no verdict there
         return
     try:
         import av

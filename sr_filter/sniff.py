@@ -32,11 +32,16 @@ def is_image_prefix(data: bytes) -> bool:
     return data.startswith(_SIGNATURES) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
 
 
+#: ISO base media brands of still pictures (AVIF, HEIF), not videos
+_STILL_BRANDS = frozenset({b"avif", b"avis", b"heic", b"heix", b"heim", b"heis", b"mif1", b"msf1"})
+
+
 def _what_instead(data: bytes) -> str:
     """What a stream that is no image is, where it says so in its first bytes, and what to do."""
     if data.startswith(b"YUV4MPEG2 "):
-        return "it is a YUV4MPEG2 frame stream: add --format y4m"
-    if data[4:8] == b"ftyp" or data.startswith(b"\x1a\x45\xdf\xa3") or (data[:4] == b"RIFF" and data[8:12] == b"AVI "):
+        return "it is a YUV4MPEG2 frame stream: use --format y4m"
+    still = data[4:8] == b"ftyp" and data[8:12] in _STILL_BRANDS  # AVIF and HEIF pictures share MP4's box format
+    if (data[4:8] == b"ftyp" and not still) or data.startswith(b"\x1a\x45\xdf\xa3") or (data[:4] == b"RIFF" and data[8:12] == b"AVI "):
         return ("it is a video: give its file name instead, or pipe frames "
                 "(ffmpeg -i clip -f yuv4mpegpipe - | sr-filter - --format y4m)")
     return "unknown or damaged format"
@@ -78,6 +83,12 @@ def jpeg_header(data: bytes) -> Shape | None:
     """(width, height, channels, 1) from a JPEG's start-of-frame segment."""
     frame = _jpeg_frame(data)
     return None if frame is None else frame[1]
+
+
+def jpeg_frame_marker(data: bytes) -> int | None:
+    """The start-of-frame marker of a JPEG (0xC0 baseline, 0xC2 progressive, ...); None for none."""
+    frame = _jpeg_frame(data)
+    return None if frame is None else frame[0]
 
 
 def jpeg_unreadable_kind(data: bytes) -> str | None:

@@ -344,9 +344,14 @@ def test_damaged_files_give_one_clear_error_or_pixels(kind, seed):
             assert "\n" not in str(exc)
 
 
-def test_a_jpeg_cut_short_with_an_end_marker_is_refused_and_a_flat_bottom_is_not():
+def test_a_jpeg_cut_short_with_an_end_marker_is_refused_and_a_flat_bottom_is_not(monkeypatch):
     """libjpeg decodes a JPEG whose data stops early but ends in EOI without a word, filling the
     rest with flat grey: that grey had been upscaled as the picture."""
+    import av
+
+    asked = []
+    real_open = av.open
+    monkeypatch.setattr(av, "open", lambda *a, **k: asked.append(1) or real_open(*a, **k))  # counts, runs the real one
     rng = np.random.default_rng(4)
     picture = (rng.random((96, 120, 3)) * 255).astype(np.uint8)
     picture[-24:] = (40, 160, 90)  # a flat bottom edge of its own: read as it is
@@ -354,7 +359,17 @@ def test_a_jpeg_cut_short_with_an_end_marker_is_refused_and_a_flat_bottom_is_not
     Image.fromarray(picture).save(buffer, "JPEG", quality=90)
     whole = buffer.getvalue()
     array, _ = imageio.read_image(whole)
-    assert array.shape == (96, 120, 3)
+    assert array.shape == (96, 120, 3) and asked == [1]  # the flat colour bottom was judged by FFmpeg, and passed
     cut = whole[: len(whole) // 3] + b"\xff\xd9"
     with pytest.raises(ImageFormatError, match="is truncated or damaged .its picture data ends before the picture does"):
         imageio.read_image(cut)
+
+
+def test_a_stream_is_called_a_video_only_when_it_is_one():
+    """AVIF and HEIF pictures share MP4's ftyp box: a piped AVIF had been told it was a video."""
+    from sr_filter.sniff import _what_instead
+
+    assert _what_instead(b"\0\0\0\x1cftypavif\0\0\0\0avifmif1") == "unknown or damaged format"
+    assert _what_instead(b"\0\0\0\x18ftypheic\0\0\0\0") == "unknown or damaged format"
+    assert _what_instead(b"\0\0\0\x20ftypisom\0\0\x02\0isomiso2").startswith("it is a video")
+    assert _what_instead(b"YUV4MPEG2 W8 H8\n") == "it is a YUV4MPEG2 frame stream: use --format y4m"

@@ -75,7 +75,7 @@ def test_y4m_without_frames_or_cut_in_its_header_is_one_clear_error(tmp_path, up
     had been told they do not start with 'YUV4MPEG2 '."""
     header = make_y4m(tmp_path / "in.y4m", frames=1).read_bytes().split(b"\n")[0] + b"\n"
     for data, words in ((header, "a header and no frame came in"), (b"", "the input is empty"),
-                        (header[:-1], "header does not end")):
+                        (header[:-1], "header has no end of line before the input ends")):
         with pytest.raises(VideoFormatError, match=words):
             stream.upscale_y4m(io.BytesIO(data), io.BytesIO(), upscaler)
     result = run("-", "-o", "-", "--format", "y4m", "-m", MODEL, stdin=header)
@@ -95,7 +95,7 @@ def test_interlaced_y4m_is_said_and_written_progressive(tmp_path, upscaler, capl
 
 def test_a_y4m_stream_given_as_an_image_or_png_stream_is_named(tmp_path):
     data = make_y4m(tmp_path / "in.y4m", frames=1).read_bytes()
-    for extra, words in (((), b"it is a YUV4MPEG2 frame stream: add --format y4m"),
+    for extra, words in (((), b"it is a YUV4MPEG2 frame stream: use --format y4m"),
                          (("--format", "png-stream"), b"not a PNG stream; use --format y4m")):
         result = run("-", "-o", "-", *extra, "-m", MODEL, stdin=data)
         assert result.returncode == 1 and words in result.stderr, result.stderr
