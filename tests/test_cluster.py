@@ -258,6 +258,62 @@ def test_what_the_listing_passes_over_is_said_and_hidden_files_are_left_out(clus
     assert [Path(t.source).name for t in tasks] == ["a.png"]
 
 
+def test_a_folder_that_cannot_be_listed_is_one_line(tmp_path, monkeypatch):
+    """Its images had been passed over without a word. A folder root can read is made
+    unreadable here by failing os.scandir on it (permission bits do not stop root)."""
+    from sr_filter.errors import ImageFormatError
+
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(src / "a.png")
+    Image.new("RGB", (8, 8)).save(src / "sub" / "b.png")
+    real = os.scandir
+
+    def scandir(path="."):
+        if str(path) == str(src / "sub"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    with pytest.raises(ImageFormatError, match=r"cannot list .*in: .*Permission denied"):
+        storage.list_tasks([str(src)], str(tmp_path / "out"))
+
+
+class _LateOtherWorker(UpscaleWorker):
+    """Workers after the first two load another model, as a replacement on a node that falls back would."""
+
+    def __init__(self, settings):
+        import dataclasses
+
+        marker = Path(settings.model_marker)
+        with open(marker, "a") as f:
+            f.write("x")
+        if len(marker.read_text()) > 2:
+            settings = dataclasses.replace(settings, model="sr-photo-x4")
+        super().__init__(settings)
+
+
+def test_a_replacement_worker_of_another_model_stops_the_job(cluster, collection, tmp_path):
+    """The model check had covered the first workers only: a replacement was given files unchecked."""
+    import dataclasses
+
+    from sr_filter.cluster import scheduler
+    from sr_filter.cluster.worker import Settings
+    from sr_filter.errors import ClusterError
+
+    src, _ = collection
+    tasks = storage.list_tasks([str(src)], str(tmp_path / "out"), None)
+
+    @dataclasses.dataclass(frozen=True)
+    class Marked(Settings):
+        model_marker: str = ""
+
+    with pytest.raises(ClusterError, match=r"^a worker started in place of a lost one loaded sr-photo-x4@1 \(x4, edsr\), not "
+                                           r"sr-cartoon-x4@1 \(x4, srvgg\)"):
+        scheduler.run(tasks, Marked(**SETTINGS, model_marker=str(tmp_path / "count")), workers=2,
+                      on_event=KillFirstWorker(), worker_class=_LateOtherWorker)
+
+
 def test_every_worker_setting_is_a_keyword_of_the_public_functions():
     """``Settings.from_keywords`` takes the fields by name from the functions' keywords: a field
     with no keyword of that name would silently keep its default on every worker."""

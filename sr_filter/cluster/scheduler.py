@@ -165,6 +165,7 @@ def run(tasks: list[storage.Task], settings: Settings, *, workers: int | None = 
                         summary.workers_lost += 1
                         if summary.workers_lost <= lost_limit:
                             spawn(next_key)
+                            _check_replacement(ray, ready_calls[next_key], summary)
                             next_key += 1
                     if attempt >= MAX_ATTEMPTS:
                         _record(summary, Event("failed", task, f"{task.source}: its worker was lost {attempt} times while upscaling it"), emit)
@@ -231,6 +232,20 @@ def _check_ready(ray, calls: list, summary: Summary) -> None:
     if len(models) > 1:  # a node without the weights fell back to a built-in model: outputs of two models in one job
         counts = "; ".join(f"{model} on {n} worker(s)" for model, n in models.items())
         raise ClusterError(f"the workers loaded different models ({counts}); give every node the same weights "
+                           "(a node that cannot download them uses a built-in model), or choose a built-in model")
+
+
+def _check_replacement(ray, call, summary: Summary) -> None:
+    """A worker started in place of a lost one loads the model the others did, or the job stops:
+    on another node it may fall back to a built-in model (it had been given files unchecked). One
+    that cannot load at all fails its files with its own message, as before."""
+    try:
+        error, described, *_ = signal_safe(ray.get, call)
+    except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError):
+        return  # lost too: its files go on to the next replacement
+    if not error and model_of(described) != model_of(summary.model):
+        raise ClusterError(f"a worker started in place of a lost one loaded {model_of(described)}, not "
+                           f"{model_of(summary.model)} as the others did; give every node the same weights "
                            "(a node that cannot download them uses a built-in model), or choose a built-in model")
 
 

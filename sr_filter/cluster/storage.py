@@ -194,10 +194,16 @@ def _local_files(root: str, left_out: Counter) -> list[tuple[str, str]]:
     symbolic links to folders (counted as left out): pyarrow's listing follows them, so a link to
     a parent folder had been listed again and again until the paths grew too long."""
     found = []
-    for here, dirs, names in os.walk(root, followlinks=False):
+
+    def unreadable(exc: OSError) -> None:  # it had been passed over without a word
+        raise exc
+
+    for here, dirs, names in os.walk(root, onerror=unreadable, followlinks=False):
         links = [d for d in dirs if os.path.islink(os.path.join(here, d))]
+        hidden = [d for d in dirs if d.startswith(".") and d not in links]
         left_out["link"] += len(links)
-        dirs[:] = sorted(d for d in dirs if d not in links)
+        left_out["hidden"] += len(hidden)  # a hidden folder counts once, as on one machine, not file by file
+        dirs[:] = sorted(d for d in dirs if d not in links and d not in hidden)
         for name in names:
             full = os.path.join(here, name)
             if os.path.isfile(full):  # a link to a file is read as the file, as on one machine
