@@ -189,7 +189,21 @@ class Upscaler:
         builds its own Upscaler from them, loading the model once per process (a loaded network,
         OpenVINO's compiled model included, cannot travel; pickling had failed with Python's own
         AttributeError)."""
-        return (_rebuilt, (tuple(sorted(self._made_with.items())),))
+        return (_rebuilt, (type(self), tuple(sorted(self._settings().items()))))
+
+    def __copy__(self) -> Upscaler:
+        """A second handle on the same loaded model (as copying any object shares what it holds)."""
+        twin = type(self).__new__(type(self))
+        twin.__dict__.update(self.__dict__)
+        return twin
+
+    def __deepcopy__(self, memo: dict) -> Upscaler:
+        """An independent Upscaler of the same settings, with its own loaded model."""
+        return type(self)(**self._settings())
+
+    def _settings(self) -> dict:
+        """The constructor's arguments, with the settings that may be changed later as they are now."""
+        return {**self._made_with, "tile": self.tile, "batch": self.batch, "colour_fix": self.colour_fix}
 
     def describe(self) -> str:
         return (f"{self.name} (x{self.scale}, {self.model.arch_name}) on {self._device_name} "
@@ -288,7 +302,7 @@ class Upscaler:
             meta = ImageMeta(icc_profile=image.info.get("icc_profile"))
             # sized before a lazily opened file is decoded (a 6000x6000 picture at x16 had been
             # decoded, 0.9 s and 200 MB, before the refusal); the check on the array follows
-            bands = len(image.getbands()) if image.mode not in ("P", "PA") else 4
+            bands = {"P": 4 if "transparency" in image.info else 3, "PA": 4, "CMYK": 3}.get(image.mode, len(image.getbands()))
             deep = 2 if image.mode.startswith("I") else 4 if image.mode == "F" else 1
             limits.check_fits("the image", image.width, image.height, bands, self.check_scale(scale), deep,
                               model_scale=self.scale)
@@ -486,10 +500,11 @@ class Upscaler:
 
 
 @functools.lru_cache(maxsize=4)
-def _rebuilt(settings: tuple) -> Upscaler:
-    """The Upscaler an unpickled one stands for, made once per process and settings: a process
-    pool sends it with every task, and loading the model for each would cost more than the task."""
-    return Upscaler(**dict(settings))
+def _rebuilt(kind: type, settings: tuple) -> Upscaler:
+    """The Upscaler an unpickled one stands for, made once per process and settings (the last 4
+    are kept): a process pool sends it with every task, and loading the model for each would
+    cost more than the task."""
+    return kind(**dict(settings))
 
 
 def _carry_info(image: Any, out: Any, meta: Any) -> None:

@@ -501,6 +501,12 @@ def test_an_upscaler_pickles_as_its_settings_for_process_pools(tmp_path):
     assert again is twice and again is not up and again.colour_fix and again.tile == 32
     image = (np.random.default_rng(1).random((30, 40, 3)) * 255).astype(np.uint8)
     assert np.array_equal(again.upscale(image), up.upscale(image))
+    import copy
+
+    up.tile = 64  # changed after it was made: pickled as it is now
+    assert pickle.loads(pickle.dumps(up)).tile == 64
+    shallow, deep = copy.copy(up), copy.deepcopy(up)
+    assert shallow.backend is up.backend and deep.backend is not up.backend and deep is not copy.deepcopy(up)
     script = tmp_path / "spawn.py"
     script.write_text(textwrap.dedent("""
         import multiprocessing, numpy as np
