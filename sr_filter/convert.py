@@ -312,7 +312,7 @@ def pil_to_array(image: Image.Image, meta: ImageMeta | None = None) -> tuple[np.
             log.warning("32-bit integer pixels go from %d to %d: clipped to 0..65535 (16 bits)", values.min(), values.max())
         elif values.size and 0 < values.max() <= 255:  # 8-bit values in a 32-bit image (convert("I") of an L one)
             log.warning("mode I pixels are read as 16-bit (0..65535), and these go up to %d only: the picture comes out "
-                        "nearly black; for 8-bit values give a mode L image (image.convert(\"L\"))", values.max(),
+                        "nearly black if they are 8-bit values: for those, give a mode L image (image.convert(\"L\"))", values.max(),
                         extra=PER_FILE)
         return np.clip(values, 0, 65535).astype(np.uint16), mode
     elif mode == "F":

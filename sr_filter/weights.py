@@ -74,9 +74,14 @@ def mirror_url() -> str | None:
         raise DownloadSettingError(f"{ENV_MIRROR}={url!r} is not an http:// or https:// address; {fix}")
     try:
         parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a port that is no number or out of range
+    except ValueError:  # "http://[::1/x": a bracket left open
+        raise DownloadSettingError(f"{ENV_MIRROR}={url!r} is not a valid address; {fix}") from None
+    try:
+        port = parts.port
     except ValueError:
-        raise DownloadSettingError(f"{ENV_MIRROR}={url!r} has a port that is not a number from 1 to 65535; {fix}") from None
+        port = 0
+    if port == 0 or (port is None and parts.netloc.rsplit("]", 1)[-1].endswith(":")):
+        raise DownloadSettingError(f"{ENV_MIRROR}={url!r} has a port that is not a number from 1 to 65535; {fix}")
     if not parts.hostname:
         raise DownloadSettingError(f"{ENV_MIRROR}={url!r} names no host; {fix}")
     return url
@@ -376,8 +381,8 @@ def load_state_dict(path: str | Path, state_key: str | None = None, *, with_reco
 def _legacy_torch(path: Path) -> bool:
     """Whether a pickle file starts as torch.save's pre-zip format does (its magic number first);
     any other pickle was written by pickle.dump, which torch.load cannot read."""
-    with open(path, "rb") as f:
-        return f.read(4) == b"\x80\x02\x8a\x0a"
+    with open(path, "rb") as f:  # its magic number as a pickled long, after any protocol's header
+        return b"\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19" in f.read(64)
 
 
 def trainer_record(checkpoint: object) -> dict | None:

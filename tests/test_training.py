@@ -200,7 +200,7 @@ def test_a_checkpoint_of_changed_settings_names_them(image_folder, tmp_path):
     with pytest.raises(CheckpointError) as info:
         changed.run(resume=True)
     message = str(info.value)
-    assert "(data.scale: 2 -> 3 since the run began); undo the change, or start over with --fresh" in message, message
+    assert "(data.scale: 2 -> 3 since the checkpoint was written); undo the change, or start over with --fresh" in message, message
     assert "size mismatch" not in message
 
 

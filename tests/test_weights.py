@@ -242,6 +242,10 @@ def test_files_that_are_no_checkpoint_are_named_for_what_they_are(tmp_path):
             read_state(tmp_path / name)
     torch.save({"w": torch.zeros(2)}, tmp_path / "old.pth", _use_new_zipfile_serialization=False)
     assert set(load_state_dict(tmp_path / "old.pth")) == {"w"}  # torch's pre-zip format still reads
+    torch.save({"w": torch.zeros(2)}, tmp_path / "old4.pth", _use_new_zipfile_serialization=False, pickle_protocol=4)
+    with pytest.raises(WeightsFormatError) as info:  # torch's own reader fails on it, but it is no plain pickle
+        load_state_dict(tmp_path / "old4.pth")
+    assert "plain Python pickle" not in str(info.value)
 
 
 def test_file_of_unknown_architecture(tmp_path):

@@ -350,7 +350,7 @@ class Trainer:
                 self.scaler.load_state_dict(state["scaler"])
         except (RuntimeError, KeyError, ValueError) as exc:
             changed = _changed_settings(path.parent / "config.json", self.cfg.to_dict())
-            why = ("; ".join(changed) + " since the run began" if changed
+            why = ("; ".join(changed) + " since the checkpoint was written" if changed
                    else f"changed settings? {mismatch_detail(exc) if isinstance(exc, RuntimeError) else first_line(exc)}")
             raise CheckpointError(f"{path} does not fit this config's model ({why}); undo the change, or start over "
                                   "with --fresh or under another run name") from None

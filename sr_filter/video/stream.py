@@ -70,7 +70,8 @@ def read_header(stream: BinaryIO) -> Y4mHeader:
     if not line:
         raise VideoFormatError("the input is empty: no YUV4MPEG2 stream came in")
     if line.startswith(MAGIC + b" ") and not line.endswith(b"\n"):
-        raise VideoFormatError("the YUV4MPEG2 header does not end (no newline within 4096 bytes): the stream is cut short or damaged")
+        where = "within 4096 bytes" if len(line) >= 4096 else "before the input ends"
+        raise VideoFormatError(f"the YUV4MPEG2 header has no end of line {where}: the stream is cut short or damaged")
     if not line.startswith(MAGIC + b" "):
         from ..sniff import is_image_prefix
 
