@@ -4,6 +4,7 @@ one-line errors (no Ray, unreachable address, unwritable output)."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import signal
@@ -23,7 +24,7 @@ from .imagefiles import png16_filtered
 ray = pytest.importorskip("ray")
 
 from sr_filter.cluster import storage, upscale_folder  # noqa: E402
-from sr_filter.cluster.worker import UpscaleWorker  # noqa: E402
+from sr_filter.cluster.worker import Settings, UpscaleWorker  # noqa: E402
 
 MODEL = ["-m", "sr-cartoon-x4", "-t", "32", "-d", "cpu"]
 SETTINGS = {"model": "sr-cartoon-x4", "tile": 32, "device": "cpu"}
@@ -203,43 +204,6 @@ def test_the_model_the_workers_loaded_and_its_fallback_are_said(cluster, collect
     assert quiet.exit_code == 0 and quiet.stderr == "", quiet.stderr
 
 
-class _MixedWorker(UpscaleWorker):
-    """The first worker to start loads another model, as a node that cannot download the weights
-    falls back to a built-in one while the others load the file."""
-
-    def __init__(self, settings):
-        import dataclasses
-
-        try:
-            os.close(os.open(settings.model_marker, os.O_CREAT | os.O_EXCL))
-            settings = dataclasses.replace(settings, model="sr-photo-x4")
-        except FileExistsError:
-            pass
-        super().__init__(settings)
-
-
-def test_workers_that_load_different_models_stop_the_job(cluster, collection, tmp_path):
-    import dataclasses
-
-    from sr_filter.cluster import scheduler
-    from sr_filter.cluster.worker import Settings
-    from sr_filter.errors import ClusterError
-
-    src, _ = collection
-    tasks = storage.list_tasks([str(src)], str(tmp_path / "out"), None)
-
-    @dataclasses.dataclass(frozen=True)
-    class Marked(Settings):
-        model_marker: str = ""
-
-    settings = Marked(**SETTINGS, model_marker=str(tmp_path / "first"))
-    with pytest.raises(ClusterError, match=r"^the workers loaded different models \(sr-cartoon-x4@1 \(x4, srvgg\) on 1 "
-                                           r"worker\(s\); sr-photo-x4@1 \(x4, edsr\) on 1 worker\(s\)\)|"
-                                           r"^the workers loaded different models \(sr-photo-x4@1 \(x4, edsr\) on 1 worker"):
-        scheduler.run(tasks, settings, workers=2, worker_class=_MixedWorker)
-    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.png"))  # nothing written
-
-
 def test_what_the_listing_passes_over_is_said_and_hidden_files_are_left_out(cluster, tmp_path):
     """As on one machine: the cluster had upscaled hidden files and said nothing of the rest."""
     src = tmp_path / "in"
@@ -279,39 +243,51 @@ def test_a_folder_that_cannot_be_listed_is_one_line(tmp_path, monkeypatch):
         storage.list_tasks([str(src)], str(tmp_path / "out"))
 
 
-class _LateOtherWorker(UpscaleWorker):
-    """Workers after the first two load another model, as a replacement on a node that falls back would."""
+@dataclasses.dataclass(frozen=True)
+class _Numbered(Settings):
+    """Worker settings with a file that numbers the workers as they start, and which of them
+    load another model, as a node that cannot download the weights falls back to a built-in one."""
 
+    marker: str = ""
+    other: tuple[int, int] = (0, 0)  # the first and last worker (1-based) that load sr-photo-x4
+
+
+class _NumberedWorker(UpscaleWorker):
     def __init__(self, settings):
-        import dataclasses
-
-        marker = Path(settings.model_marker)
+        marker = Path(settings.marker)
         with open(marker, "a") as f:
             f.write("x")
-        if len(marker.read_text()) > 2:
+        first, last = settings.other
+        if first <= len(marker.read_text()) <= last:
             settings = dataclasses.replace(settings, model="sr-photo-x4")
         super().__init__(settings)
 
 
-def test_a_replacement_worker_of_another_model_stops_the_job(cluster, collection, tmp_path):
-    """The model check had covered the first workers only: a replacement was given files unchecked."""
-    import dataclasses
-
+def _numbered(tmp_path, collection, other):
     from sr_filter.cluster import scheduler
-    from sr_filter.cluster.worker import Settings
-    from sr_filter.errors import ClusterError
 
     src, _ = collection
     tasks = storage.list_tasks([str(src)], str(tmp_path / "out"), None)
+    return lambda **run: scheduler.run(tasks, _Numbered(**SETTINGS, marker=str(tmp_path / "count"), other=other),
+                                       workers=2, worker_class=_NumberedWorker, **run)
 
-    @dataclasses.dataclass(frozen=True)
-    class Marked(Settings):
-        model_marker: str = ""
+
+def test_workers_that_load_different_models_stop_the_job(cluster, collection, tmp_path):
+    from sr_filter.errors import ClusterError
+
+    with pytest.raises(ClusterError, match=r"^the workers loaded different models \(sr-(photo|cartoon)-x4@1 .* on 1 "
+                                           r"worker\(s\); sr-(cartoon|photo)-x4@1 .* on 1 worker\(s\)\)"):
+        _numbered(tmp_path, collection, (1, 1))()
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.png"))  # nothing written
+
+
+def test_a_replacement_worker_of_another_model_stops_the_job(cluster, collection, tmp_path):
+    """The model check had covered the first workers only: a replacement was given files unchecked."""
+    from sr_filter.errors import ClusterError
 
     with pytest.raises(ClusterError, match=r"^a worker started in place of a lost one loaded sr-photo-x4@1 \(x4, edsr\), not "
                                            r"sr-cartoon-x4@1 \(x4, srvgg\)"):
-        scheduler.run(tasks, Marked(**SETTINGS, model_marker=str(tmp_path / "count")), workers=2,
-                      on_event=KillFirstWorker(), worker_class=_LateOtherWorker)
+        _numbered(tmp_path, collection, (3, 99))(on_event=KillFirstWorker())
 
 
 def test_every_worker_setting_is_a_keyword_of_the_public_functions():
@@ -322,7 +298,6 @@ def test_every_worker_setting_is_a_keyword_of_the_public_functions():
 
     from sr_filter.cluster import upscale_video
     from sr_filter.cluster.segments import VideoSettings
-    from sr_filter.cluster.worker import Settings
 
     driver_chosen = {"threads", "codec", "steady", "alpha"}  # set by the scheduler / from the container, not passed through
     for function, settings, not_for_videos in ((upscale_folder, Settings, set()), (upscale_video, VideoSettings, {"fmt", "quality", "size"})):
@@ -346,7 +321,6 @@ class _OutlivingWorker(UpscaleWorker):
 def test_a_worker_that_outlives_the_stop_keeps_its_files_and_is_reported(cluster, collection, tmp_path, monkeypatch, caplog):
     from sr_filter.cluster import Interrupted, scheduler
     from sr_filter.cluster import stop as stopping
-    from sr_filter.cluster.worker import Settings
 
     src, _ = collection
     monkeypatch.setattr(stopping, "STOP_WAIT_S", 1.0)
