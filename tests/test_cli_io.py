@@ -359,6 +359,9 @@ def test_a_newline_in_a_file_name_keeps_every_batch_message_on_one_line(tmp_path
     assert f"sr-filter: failed: {folder}/da\\nmaged.png" in lines
     error = next(line for line in lines if line.startswith("sr-filter: error: "))
     assert f"{folder}/da\\nmaged.png" in error, error  # as the failed line names it (it had read "da maged.png")
+    (folder / "da\\nmaged.png").write_bytes(b"not an image either")  # a backslash and an n: shown doubled, unlike the newline
+    result = run(folder / "da\\nmaged.png", "-m", "sr-cartoon-x4", "-o", tmp_path / "out2.png")
+    assert "da\\\\nmaged.png" in result.stderr.decode(), result.stderr
 
 
 def test_hdr_float_tiff_keeps_light_above_white_and_a_png_says_it_clips(tmp_path):

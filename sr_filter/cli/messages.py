@@ -76,14 +76,19 @@ _FLAG_WORDING = (("; allow overwriting to replace it", errors.OutputExistsError)
 def shown_path(path: object) -> str:
     """A file name as one line of a message: control characters (a newline in a name) written as
     escapes, so each message stays one line, and bytes that are not UTF-8 as the bytes they are
-    (``\xff``, not Python's stand-in ``\udcff``)."""
+    (``\xff``, not Python's stand-in ``\udcff``). Where a name is escaped, or holds a backslash
+    that would read as an escape, its own backslashes are doubled: a name holding a backslash and
+    an n had read as one holding a newline."""
     text = str(path)
-    return text if text.isprintable() else "".join(_shown(c) for c in text)
+    plain = text.isprintable() and not re.search(r"\\[ntrx\\]", text)
+    return text if plain else "".join(_shown(c) for c in text)
 
 
 def _shown(c: str) -> str:
     if "\udc80" <= c <= "\udcff":  # a byte os.fsdecode could not decode
         return "\\x%02x" % (ord(c) - 0xDC00)
+    if c == "\\":
+        return "\\\\"
     return c if c.isprintable() else repr(c)[1:-1]
 
 
