@@ -112,6 +112,38 @@ def test_full_range_source_stays_full_range(tmp_path, upscaler):
     assert np.abs(src.mean((0, 1)) - out.mean((0, 1))).max() < 3
 
 
+@pytest.mark.parametrize("tagged", [0, 1])
+def test_grey_video_keeps_its_range(tmp_path, upscaler, tagged):
+    """swscale passes grey samples through whatever the range says: an untagged grey source (full
+    range, as FFmpeg reads it) had come out with its samples unchanged but tagged limited, so
+    players crushed 10 to black and 245 to white; a limited-range one had not been expanded."""
+    bands = np.repeat(np.array([0, 10, 128, 245, 255, 60, 200, 30], np.uint8), 8)[None].repeat(48, 0)
+    clip = tmp_path / "grey.mkv"
+    with av.open(str(clip), "w") as out:
+        stream = out.add_stream("ffv1", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "gray"
+        stream.codec_context.color_range = tagged
+        for i in range(3):
+            frame = av.VideoFrame.from_ndarray(bands, format="gray")
+            frame.pts, frame.color_range = i, tagged
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    for name, codec in (("out.mkv", "ffv1"), ("out.mp4", "h264")):
+        upscale_video(clip, tmp_path / name, upscaler=upscaler, codec=codec)
+        with av.open(str(tmp_path / name)) as done:
+            frame = next(done.decode(video=0))
+            shown = frame.reformat(format="rgb24", src_color_range=frame.color_range, dst_color_range=2).to_ndarray()
+            limited_grey = frame.format.name == "gray" and frame.color_range == 1  # swscale would not expand it
+        middles = shown[80, 32 * np.arange(8) + 16, 0].astype(float)  # the middle of each band, x4
+        want = bands[0, 8 * np.arange(8)].astype(float)
+        expand = lambda v: np.clip(np.rint((v - 16) * 255 / 219), 0, 255)  # noqa: E731 - what a player shows of limited range
+        middles = expand(middles) if limited_grey else middles
+        want = expand(want) if tagged == 1 else want
+        assert np.abs(middles - want).max() <= 3, (name, middles, want)
+
+
 def test_webm_vp9_with_opus_into_mp4_and_codec_choice(tmp_path, upscaler):
     clip = make_clip(tmp_path / "clip.webm", frames=6, codec="libvpx-vp9")
     summary = upscale_video(clip, tmp_path / "out.mp4", upscaler=upscaler)

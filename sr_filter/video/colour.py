@@ -32,6 +32,9 @@ class Colour:
     primaries: int = _UNSPECIFIED
     trc: int = _UNSPECIFIED
     full: bool = False  # a yuvj* pixel format: full range whatever the tag says
+    #: a grey pixel format (gray, gray10le, ya8, ...): swscale passes its samples through whatever
+    #: the range says, so the range is applied here; untagged grey is full range (FFmpeg's reading)
+    grey: bool = False
 
     @classmethod
     def of(cls, context) -> Colour:
@@ -42,21 +45,22 @@ class Colour:
             primaries=int(context.color_primaries or _UNSPECIFIED),
             trc=int(context.color_trc or _UNSPECIFIED),
             full=(context.pix_fmt or "").startswith("yuvj"),
+            grey=_is_grey(context.pix_fmt or ""),
         )
 
     def for_codec(self, codec: str) -> Colour:
         """The tags, and so the conversion, for pictures of ``codec``: the source's, but limited
         range where the codec stores no other (a full-range source written as ProRes came out
         brighter and clipped, its full-range samples read as limited)."""
-        if codec in _LIMITED_ONLY and (self.full or self.range == _JPEG):
-            return Colour(_MPEG, self.matrix, self.primaries, self.trc, False)
+        if codec in _LIMITED_ONLY and (self.full or self.range == _JPEG or (self.grey and self.range != _MPEG)):
+            return Colour(_MPEG, self.matrix, self.primaries, self.trc, False, self.grey)
         return self
 
     def settled(self, height: int) -> Colour:
         """These tags with the matrix and range that the conversion will actually use filled in."""
         matrix = self.matrix if self.matrix in _MATRIX else (_SMPTE170M if height < 720 else _BT709)
-        rng = _JPEG if self.full or self.range == _JPEG else _MPEG
-        return Colour(rng, matrix, self.primaries, self.trc, self.full)
+        rng = _JPEG if self.full or self.range == _JPEG or (self.grey and self.range != _MPEG) else _MPEG
+        return Colour(rng, matrix, self.primaries, self.trc, self.full, self.grey)
 
     def to_rgb(self, frame: av.VideoFrame, deep: bool, alpha: bool = False) -> np.ndarray:
         """A decoded frame as HxWx3 RGB, or HxWx4 RGBA with ``alpha`` (uint16 when ``deep``), full range."""
@@ -64,6 +68,9 @@ class Colour:
         if frame.format.name == wanted and not self.full:
             return frame.to_ndarray()
         tags = self.settled(frame.height)
+        if _is_grey(frame.format.name):  # swscale keeps the samples: a limited-range grey is expanded here
+            rgb = frame.reformat(format=wanted, interpolation="BICUBIC").to_ndarray()
+            return _grey_range(rgb, expand=True) if tags.range == _MPEG else rgb
         rgb = frame.reformat(
             format=wanted,
             src_colorspace=_MATRIX[tags.matrix],
@@ -81,6 +88,10 @@ class Colour:
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format=layout)
         if pix_fmt.startswith(("rgb", "bgr", "gbr", "argb", "abgr")):
             out = frame.reformat(format=pix_fmt)
+        elif _is_grey(pix_fmt):  # swscale keeps the samples: limited range is made here (it had been tagged only)
+            if self.settled(source_height).range == _MPEG:
+                frame = av.VideoFrame.from_ndarray(_grey_range(np.ascontiguousarray(array), expand=False), format=layout)
+            out = frame.reformat(format=pix_fmt, interpolation="BICUBIC")
         else:
             tags = self.settled(source_height)
             out = frame.reformat(
@@ -100,3 +111,19 @@ class Colour:
         target.colorspace = tags.matrix
         target.color_primaries = tags.primaries
         target.color_trc = tags.trc
+
+
+def _is_grey(pix_fmt: str) -> bool:
+    return pix_fmt.startswith(("gray", "ya"))
+
+
+def _grey_range(rgb: np.ndarray, *, expand: bool) -> np.ndarray:
+    """Limited-range grey samples (16-235 in 8-bit terms) to full range (``expand``) or back, on
+    the colour channels of an RGB(A) array of uint8 or uint16; alpha stays as it is."""
+    top = 65535.0 if rgb.dtype == np.uint16 else 255.0
+    low, span = 16 / 255 * top, 219 / 255 * top
+    colour = rgb[..., :3].astype(np.float32)
+    colour = (colour - low) * (top / span) if expand else colour * (span / top) + low
+    out = rgb.copy()
+    out[..., :3] = np.clip(np.rint(colour), 0, top).astype(rgb.dtype)
+    return out
