@@ -180,6 +180,11 @@ class Upscaler:
         return self.model.entry.id if self.model.entry else str(self.model.path)
 
     @property
+    def denoise(self) -> float | None:
+        """The denoising strength asked for (None: the model as it is)."""
+        return self._made_with["denoise"]
+
+    @property
     def fallbacks(self) -> int:
         """Windows re-run in fp32 because reduced precision gave NaN/Inf."""
         return int(getattr(self.backend, "fallbacks", 0))

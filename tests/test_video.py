@@ -6,6 +6,7 @@ Clips are made here with PyAV (tests/videos.py): tiny frames, a few dozen of the
 from __future__ import annotations
 
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -144,6 +145,29 @@ def test_grey_video_keeps_its_range(tmp_path, upscaler, tagged):
         assert np.abs(middles - want).max() <= 3, (name, middles, want)
 
 
+def test_hdr10_static_metadata_that_is_not_kept_is_said(tmp_path, upscaler, caplog):
+    """The mastering display and light levels of an HDR10 source had been dropped without a word."""
+    clip = tmp_path / "hdr.mkv"
+    with av.open(str(clip), "w") as out:
+        stream = out.add_stream("libx265", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p10le"
+        stream.options = {"x265-params": "log-level=error:master-display=G(13250,34500)B(7500,3000)R(34000,16000)"
+                                         "WP(15635,16450)L(10000000,1):max-cll=1000,400"}
+        stream.codec_context.color_primaries, stream.codec_context.color_trc, stream.codec_context.colorspace = 9, 16, 9
+        for i in range(3):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 20000 * (i + 1), np.uint16), format="rgb48le")
+            frame = frame.reformat(format="yuv420p10le")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    with caplog.at_level("WARNING"):
+        upscale_video(clip, tmp_path / "out.mkv", upscaler=upscaler)
+    assert caplog.text.count("carries HDR10 mastering-display and light-level metadata, which the output does not keep") == 1
+    assert describe(tmp_path / "out.mkv")["color_trc"] == 16  # the PQ tag itself is kept
+
+
 def test_webm_vp9_with_opus_into_mp4_and_codec_choice(tmp_path, upscaler):
     clip = make_clip(tmp_path / "clip.webm", frames=6, codec="libvpx-vp9")
     summary = upscale_video(clip, tmp_path / "out.mp4", upscaler=upscaler)
@@ -201,6 +225,10 @@ def test_truncated_corrupt_and_empty_files(tmp_path, upscaler):
         assert name in str(info.value) and "\n" not in str(info.value)
         assert "Errno" not in str(info.value)  # FFmpeg's error number ([Errno 1094995529]) means nothing to users
         assert not (tmp_path / f"out_{name}").exists()
+        if name == "cut.mkv":  # the way to save what it has is said, and works
+            rescue = re.search(r"--frames (0:\d+) upscales the \d+ frames it has$", str(info.value))
+            assert rescue, str(info.value)
+            upscale_video(tmp_path / name, tmp_path / "rescued.mkv", upscaler=upscaler, frames=rescue.group(1))
     assert leftovers(tmp_path) == []
 
 
@@ -357,8 +385,9 @@ class CountingUpscaler:
 
     def __init__(self, upscaler):
         self.inner, self.calls = upscaler, 0
-        self.scale, self.name = upscaler.scale, upscaler.name
-        self.check_scale = upscaler.check_scale
+
+    def __getattr__(self, name):  # scale, name, precision, colour fix, ...: the real one's
+        return getattr(self.inner, name)
 
     def upscale_array(self, array, scale=None, progress=None):
         self.calls += 1
@@ -990,9 +1019,23 @@ def test_options_are_checked_before_any_work_and_streams_take_y4m_names(tmp_path
     assert sorted(p.name for p in (tmp_path / "once").iterdir()) == ["a.png", "v.mp4"]
 
 
-def test_resume_starts_over_when_tta_changes(tmp_path, upscaler, monkeypatch):
-    """The segment folder recorded no TTA setting: a run with --tta stopped and rerun without it
-    joined TTA segments and plain ones into one video."""
+def test_resume_of_a_finished_video_is_done_not_an_error(tmp_path):
+    """Run again after it finished, one video with --resume had been an error ("exists"), so a
+    retry-until-success loop never ended; two videos had been skipped. --overwrite redoes it."""
+    clip = make_clip(tmp_path / "clip.mkv", frames=4, audio=0)
+    args = (clip, "-o", tmp_path / "out.mkv", "--resume", "-m", MODEL, "-t", "32")
+    assert run(*args).returncode == 0
+    again = run(*args)
+    assert again.returncode == 0 and b"skipping existing output" in again.stderr, again.stderr
+    before = (tmp_path / "out.mkv").stat().st_mtime_ns
+    redo = run(*args, "--overwrite")
+    assert redo.returncode == 0 and (tmp_path / "out.mkv").stat().st_mtime_ns != before
+
+
+@pytest.mark.parametrize("first", [{"tta": True}, {"colour_fix": True}])
+def test_resume_starts_over_when_a_setting_that_changes_pixels_changes(tmp_path, upscaler, monkeypatch, first):
+    """The segment folder recorded neither TTA nor the colour fix: a run with one of them stopped
+    and rerun without it joined two kinds of segments into one video (a colour step at the join)."""
     from sr_filter.errors import CancelledError
     from sr_filter.video import resume
 
@@ -1000,7 +1043,7 @@ def test_resume_starts_over_when_tta_changes(tmp_path, upscaler, monkeypatch):
     clip = make_clip(tmp_path / "clip.mkv", frames=12, gop=4, audio=0)
     target = tmp_path / "out.mkv"
     with pytest.raises(CancelledError):
-        upscale_video(clip, target, upscaler=Upscaler(MODEL, device="cpu", tile=32, tta=True), resume=True,
+        upscale_video(clip, target, upscaler=Upscaler(MODEL, device="cpu", tile=32, **first), resume=True,
                       progress=lambda done, total: done < 6)
     assert resume.finished(resume.parts_folder(target))
     notices: list[str] = []

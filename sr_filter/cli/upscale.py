@@ -148,7 +148,7 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
 
         return run_video(inputs=expand_inputs(list(inputs)), output=output, model=model or preset, scale=scale,
                          device=device, precision=precision, backend=backend, tile=tile, offline=offline, fmt=fmt, quality=quality,
-                         overwrite=overwrite, skip_existing=skip_existing, quiet=quiet, codec=codec, crf=crf,
+                         overwrite=overwrite, skip_existing=skip_existing or (resume and not overwrite), quiet=quiet, codec=codec, crf=crf,
                          frames=frames, resume=resume, tta=tta, denoise=denoise, colour_fix=colour_fix, size=(width, height),
                          name_suffix=suffix if suffix is not None else _size_suffix(width, height))
     if fmt is not None and fmt.lower().lstrip(".") not in _format_keys():
@@ -203,8 +203,8 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
     left_out = left_out_line(inputs)
     if left_out and not quiet:
         click.echo(f"sr-filter: {left_out}", err=True)
-    if resume and len(jobs) > 1:
-        skip_existing = True  # run again after Ctrl-C: finished outputs stay, the video in progress resumes
+    if resume and not overwrite:  # run again after Ctrl-C: finished outputs stay, the video in progress
+        skip_existing = True  # resumes (one finished video had been an error, so a retry loop never ended)
     if not any(is_video(job.source) for job in jobs):
         given = video_only(codec, crf, resume, frames)
         if given:

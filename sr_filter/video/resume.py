@@ -86,7 +86,10 @@ def run(container, src: Path, dst: Path, tmp: str, muxer: str, family: str, info
     stat = src.stat()
     job = {"source": str(src.resolve()), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns, "model": upscaler.name,
            "scale": scale, "codec": family, "crf": crf, "size": list(size), "segment_frames": segment_frames,
-           "tta": getattr(getattr(upscaler, "backend", None), "name", "").endswith("+tta")}  # no mixing of TTA settings
+           "tta": getattr(getattr(upscaler, "backend", None), "name", "").endswith("+tta"),  # no mixing of TTA settings
+           # nor of what else changes the pixels (a colour fix turned off on the rerun had left a colour step at the join)
+           "colour_fix": bool(getattr(upscaler, "colour_fix", False)), "denoise": getattr(upscaler, "denoise", None),
+           "precision": getattr(upscaler, "precision", None)}
     manifest = parts / "job.json"
     recorded = _recorded(manifest)
     if recorded != job and (recorded is not None or any(parts.glob("seg-*"))):

@@ -11,6 +11,7 @@ decoder's own ones come out of order for B-frame video.
 from __future__ import annotations
 
 import errno
+import logging
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -32,6 +33,8 @@ DECODE_ORDER_ONLY = frozenset({"avi"})
 #: WebM keeps a VP8/VP9 picture's alpha plane beside it (stream tag alpha_mode=1), which FFmpeg's
 #: own decoders drop and libvpx's read, as 4:2:0 with alpha
 _ALPHA_DECODERS = {"vp8": "libvpx", "vp9": "libvpx-vp9"}
+
+log = logging.getLogger("sr_filter")
 
 
 @dataclass
@@ -202,6 +205,7 @@ def items(container: av.container.InputContainer, name: str, info: VideoInfo, *,
                     continue
                 if index == start:
                     info.rotation = int(round(frame.rotation or 0))
+                    _say_static_hdr(frame, name)
                 if pts is not None:
                     last_end = float((pts + (frame.duration or 0)) * frame.time_base)
                 if held is not None:
@@ -217,13 +221,14 @@ def items(container: av.container.InputContainer, name: str, info: VideoInfo, *,
         if getattr(exc, "errno", None) in (errno.EAGAIN, errno.ENOMEM):  # FFmpeg short of memory or threads, not the file
             raise OutOfMemoryError(f"decoding {name} stopped near frame {index + 1} for lack of memory or threads "
                                    f"({first_line(exc)}); close other programs or raise the memory limit") from None
-        raise VideoFormatError(f"{name} is damaged near frame {index + 1} ({first_line(exc)})") from None
+        rescue = f"; --frames 0:{index + 1} upscales the frames before it" if index > 0 else ""
+        raise VideoFormatError(f"{name} is damaged near frame {index + 1} ({first_line(exc)}){rescue}") from None
     if held is not None:
         yield held
     if index < 0:
         raise VideoFormatError(f"{name} contains no video frames")
     if end is None and last_end is not None:
-        check_complete(video, name, last_end)
+        check_complete(video, name, last_end, index + 1)
     if index < start:
         raise VideoFormatError(f"{name} has {index + 1} frames; the range starts at frame {start}")
 
@@ -253,6 +258,17 @@ def declared_end(stream) -> Fraction | None:
     return tag
 
 
+def _say_static_hdr(frame: av.VideoFrame, name: str) -> None:
+    """HDR10's static metadata (the mastering display's colours and brightness, the content's
+    light levels) comes with the decoded pictures, and no encoder here takes it back: said, as
+    the output is still tagged PQ or HLG but players tone-map it with their own defaults (it
+    had been dropped without a word)."""
+    kinds = {str(getattr(sd, "type", "")).rsplit(".", 1)[-1].split(":")[0] for sd in frame.side_data}
+    if kinds & {"MASTERING_DISPLAY_METADATA", "CONTENT_LIGHT_LEVEL"}:
+        log.warning("%s carries HDR10 mastering-display and light-level metadata, which the output does not keep "
+                    "(its PQ/HLG colour tags are kept; players tone-map it with their own defaults)", name)
+
+
 def _duration_tag(stream) -> Fraction | None:
     """A Matroska track's DURATION tag ("HH:MM:SS.nnnnnnnnn") in seconds; None without one."""
     value = next((v for k, v in stream.metadata.items() if k.upper() == "DURATION"), None)
@@ -263,9 +279,10 @@ def _duration_tag(stream) -> Fraction | None:
         return None
 
 
-def check_complete(stream, name: str, last_end: float) -> None:
+def check_complete(stream, name: str, last_end: float, frames: int | None = None) -> None:
     """Refuse a file whose video stops well before the end its header declares (truncated): by
-    more than two frames, and by more than half a second or a fifth of the clip."""
+    more than two frames, and by more than half a second or a fifth of the clip. The message
+    says how to upscale the ``frames`` it has, when they are counted (on one machine)."""
     declared = declared_end(stream)
     if declared is None:
         return
@@ -274,7 +291,8 @@ def check_complete(stream, name: str, last_end: float) -> None:
     start = float((stream.start_time or 0) * stream.time_base) if stream.time_base else 0.0
     if last_end < declared - max(2 / rate, min(0.5, (declared - start) / 5)):
         raise VideoFormatError(f"{name} ends early: its video stops at {last_end:.2f} s but the file says it lasts "
-                               f"{declared:.2f} s (truncated or damaged?)")
+                               f"{declared:.2f} s (truncated or damaged?)"
+                               + (f"; --frames 0:{frames} upscales the {frames} frames it has" if frames else ""))
 
 
 def as_frame(frame: av.VideoFrame, pts: int | None, info: VideoInfo, index: int, key: bool | None = None) -> Frame:
