@@ -1268,6 +1268,9 @@ def test_second_review_of_the_output_checks(tmp_path, upscaler, monkeypatch):
     refused = run(clip, "-m", MODEL, "-o", dangling).stderr.decode()
     assert "exists; use --overwrite" in refused and "appeared while writing" not in refused
     assert choose_pix_fmt("nv12", "libx265") == "yuv420p" and choose_pix_fmt("yuv410p", "libx264") == "yuv420p"
+    # alpha that the container does not keep: no alpha plane encoded (nor named in the summary)
+    assert choose_pix_fmt("yuva420p", "libvpx-vp9", alpha=False) == "yuv420p"
+    assert choose_pix_fmt("yuva420p", "libvpx-vp9", alpha=True) == "yuva420p"
 
 
 def test_a_y4m_stream_goes_into_a_named_pipe(tmp_path):

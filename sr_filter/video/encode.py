@@ -237,6 +237,8 @@ def choose_pix_fmt(source: str, encoder: str, alpha: bool | None = None) -> str:
     carry alpha (default: whether the source format has it; a GIF's decoder gives one unused)."""
     formats = [f.name for f in av.Codec(encoder, "w").video_formats or [] if encoder not in _ALPHA_REFUSED or not has_alpha(f.name)]
     plain = source.replace("yuvj", "yuv")
+    if alpha is False and plain.startswith("yuva"):  # alpha not kept: no plane of it (the summary had named yuva420p)
+        plain = "yuv" + plain[4:]
     if plain in formats:
         return plain
     depth = "10le" if _bits(plain) > 8 else ""  # by the format's own bits: "nv12" had read as 12-bit
