@@ -186,7 +186,7 @@ def test_streams_the_container_cannot_hold_are_named(tmp_path, upscaler):
     assert describe(tmp_path / "out.mp4")["others"] == [("audio", "aac")]
 
 
-def test_frame_range(tmp_path, upscaler):
+def test_frame_range(tmp_path, upscaler, caplog):
     clip = make_clip(tmp_path / "clip.mp4", frames=24)
     summary = upscale_video(clip, tmp_path / "part.mp4", upscaler=upscaler, frames="6:12")
     after = describe(tmp_path / "part.mp4")
@@ -195,6 +195,9 @@ def test_frame_range(tmp_path, upscaler):
     assert after["times"] == pytest.approx(np.array(describe(clip)["times"][6:12]) - 0.5)
     with pytest.raises(VideoFormatError, match="START:END"):
         upscale_video(clip, tmp_path / "bad.mp4", upscaler=upscaler, frames="9:3")
+    with caplog.at_level("WARNING"):  # beyond the end: said (it had given 1 frame without a word)
+        assert upscale_video(clip, tmp_path / "end.mp4", upscaler=upscaler, frames="23:100")["frames"] == 1
+    assert f"the frame range ends at frame 100, but {clip} has 24 frames: upscaled to its end" in caplog.text
 
 
 def test_container_that_cannot_hold_the_codec(tmp_path, upscaler):

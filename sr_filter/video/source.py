@@ -231,6 +231,8 @@ def items(container: av.container.InputContainer, name: str, info: VideoInfo, *,
         check_complete(video, name, last_end, index + 1)
     if index < start:
         raise VideoFormatError(f"{name} has {index + 1} frames; the range starts at frame {start}")
+    if end is not None and index + 1 < end:  # it had given fewer frames than asked without a word
+        log.warning("the frame range ends at frame %d, but %s has %d frames: upscaled to its end", end, name, index + 1)
 
 
 def last_until_the_end(frame: Frame | None, stream) -> None:
