@@ -229,7 +229,7 @@ def test_truncated_corrupt_and_empty_files(tmp_path, upscaler):
         assert "Errno" not in str(info.value)  # FFmpeg's error number ([Errno 1094995529]) means nothing to users
         assert not (tmp_path / f"out_{name}").exists()
         if name == "cut.mkv":  # the way to save what it has is said, and works
-            rescue = re.search(r"--frames (0:\d+) upscales the \d+ frames it has$", str(info.value))
+            rescue = re.search(r"the frame range (0:\d+) upscales the \d+ frames it has$", str(info.value))
             assert rescue, str(info.value)
             upscale_video(tmp_path / name, tmp_path / "rescued.mkv", upscaler=upscaler, frames=rescue.group(1))
     assert leftovers(tmp_path) == []

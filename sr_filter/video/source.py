@@ -221,7 +221,7 @@ def items(container: av.container.InputContainer, name: str, info: VideoInfo, *,
         if getattr(exc, "errno", None) in (errno.EAGAIN, errno.ENOMEM):  # FFmpeg short of memory or threads, not the file
             raise OutOfMemoryError(f"decoding {name} stopped near frame {index + 1} for lack of memory or threads "
                                    f"({first_line(exc)}); close other programs or raise the memory limit") from None
-        rescue = f"; --frames 0:{index + 1} upscales the frames before it" if index > 0 else ""
+        rescue = f"; the frame range 0:{index + 1} upscales the frames before it" if index > 0 else ""
         raise VideoFormatError(f"{name} is damaged near frame {index + 1} ({first_line(exc)}){rescue}") from None
     if held is not None:
         yield held
@@ -294,7 +294,7 @@ def check_complete(stream, name: str, last_end: float, frames: int | None = None
     if last_end < declared - max(2 / rate, min(0.5, (declared - start) / 5)):
         raise VideoFormatError(f"{name} ends early: its video stops at {last_end:.2f} s but the file says it lasts "
                                f"{declared:.2f} s (truncated or damaged?)"
-                               + (f"; --frames 0:{frames} upscales the {frames} frames it has" if frames else ""))
+                               + (f"; the frame range 0:{frames} upscales the {frames} frames it has" if frames else ""))
 
 
 def as_frame(frame: av.VideoFrame, pts: int | None, info: VideoInfo, index: int, key: bool | None = None) -> Frame:
