@@ -12,6 +12,7 @@ import stat
 import subprocess
 import sys
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -1313,3 +1314,31 @@ def test_an_output_name_of_up_to_255_bytes_is_written_and_reported_done(tmp_path
     upscale_video(clip, target, upscaler=upscaler, resume=resume)
     assert len(describe(target)["times"]) == 6
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_frames_missing_mid_file_are_said_and_a_variable_rate_is_not(tmp_path, upscaler, caplog):
+    """A piece cut out of a capture froze the picture for 1.3 s without a word; a variable-rate
+    source's long frames are its own and get no such line."""
+    def clip(path, stamps):
+        with av.open(str(path), "w") as out:
+            stream = out.add_stream("libx264", rate=25)
+            stream.width, stream.height, stream.pix_fmt = 32, 24, "yuv420p"
+            stream.codec_context.time_base = Fraction(1, 1000)
+            for i, ms in enumerate(stamps):
+                frame = av.VideoFrame.from_ndarray(np.full((24, 32, 3), (i * 9) % 255, np.uint8), format="rgb24")
+                frame.pts, frame.time_base = ms, Fraction(1, 1000)
+                for packet in stream.encode(frame):
+                    out.mux(packet)
+            for packet in stream.encode():
+                out.mux(packet)
+        return path
+
+    holed = clip(tmp_path / "hole.mkv", [40 * i for i in range(20)] + [2000 + 40 * i for i in range(20)])
+    varied = clip(tmp_path / "vfr.mkv", list(np.cumsum([40, 40, 700, 40, 120, 40, 1000, 80] * 5)))
+    with caplog.at_level("WARNING"):
+        upscale_video(holed, tmp_path / "hole_x4.mkv", upscaler=upscaler)
+    assert "jumps 1.24 s at 0.76 s where its frames are otherwise 40 ms apart" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        upscale_video(varied, tmp_path / "vfr_x4.mkv", upscaler=upscaler)
+    assert "jumps" not in caplog.text

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import errno
 import logging
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -187,6 +187,7 @@ def items(container: av.container.InputContainer, name: str, info: VideoInfo, *,
     index = -1
     last_end: float | None = None
     held: Frame | None = None  # each frame waits for the next: the last one's display time is fixed at the end
+    gaps = _Gaps()
     try:
         for packet in container.demux([video] + [s for s in container.streams if s.index in (copy or ())]):
             if packet.stream.index != video.index:
@@ -208,6 +209,7 @@ def items(container: av.container.InputContainer, name: str, info: VideoInfo, *,
                     _say_static_hdr(frame, name)
                 if pts is not None:
                     last_end = float((pts + (frame.duration or 0)) * frame.time_base)
+                    gaps.add(pts, frame.time_base)
                 if held is not None:
                     yield held
                 held = as_frame(frame, pts, info, index)
@@ -231,6 +233,8 @@ def items(container: av.container.InputContainer, name: str, info: VideoInfo, *,
         check_complete(video, name, last_end, index + 1)
     if index < start:
         raise VideoFormatError(f"{name} has {index + 1} frames; the range starts at frame {start}")
+    if info.codec not in _ANIMATION_CODECS:  # an animation's pauses are its own
+        gaps.say(name)
     if end is not None and index + 1 < end:  # it had given fewer frames than asked without a word
         log.warning("the frame range ends at frame %d, but %s has %d frames: upscaled to its end", end, name, index + 1)
 
@@ -258,6 +262,43 @@ def declared_end(stream) -> Fraction | None:
     if stream.duration and stream.time_base:
         return (stream.duration + (stream.start_time or 0)) * stream.time_base
     return tag
+
+
+#: picture codecs of animations (GIF, APNG, animated WebP), whose frames pause where they mean to
+_ANIMATION_CODECS = frozenset({"gif", "apng", "webp"})
+
+
+class _Gaps:
+    """The spacing of the frames' timestamps, to say where frames are missing from a file (a cut
+    out piece of a capture had frozen the picture for 1.3 s without a word): only where the frames
+    are otherwise evenly spaced, since a variable-rate source's long frames are its own."""
+
+    def __init__(self) -> None:
+        self.spacing: Counter = Counter()
+        self.last: int | None = None
+        self.widest = (0, 0)  # (gap, pts after it), in ticks
+        self.time_base = None
+
+    def add(self, pts: int, time_base) -> None:
+        if self.last is not None and pts > self.last:
+            gap = pts - self.last
+            self.spacing[gap] += 1
+            self.widest = max(self.widest, (gap, pts))
+        self.last, self.time_base = pts, time_base
+
+    def say(self, name: str) -> None:
+        count = sum(self.spacing.values())
+        if count < 10 or not self.time_base:
+            return
+        ordered = sorted(self.spacing.elements())
+        usual = ordered[len(ordered) // 2]  # the median spacing; a tick either way is rounding (41/42 ms at 24 fps)
+        near = sum(n for g, n in self.spacing.items() if abs(g - usual) <= max(1, usual // 10))
+        gap, where = self.widest
+        seconds = float(gap * self.time_base)
+        if near >= 0.9 * count and gap >= 10 * usual and seconds >= 0.5:
+            log.warning("%s jumps %.2f s at %.2f s where its frames are otherwise %.0f ms apart (frames missing from "
+                        "the file?); the output keeps the jump", name, seconds, float((where - gap) * self.time_base),
+                        float(usual * self.time_base) * 1000)
 
 
 def _say_static_hdr(frame: av.VideoFrame, name: str) -> None:
