@@ -1342,3 +1342,25 @@ def test_frames_missing_mid_file_are_said_and_a_variable_rate_is_not(tmp_path, u
     with caplog.at_level("WARNING"):
         upscale_video(varied, tmp_path / "vfr_x4.mkv", upscaler=upscaler)
     assert "jumps" not in caplog.text
+
+
+def test_a_data_stream_ffmpeg_names_no_codec_for_is_said_as_such(tmp_path, upscaler):
+    """KLV metadata in a .ts had been 'dropped data stream 1 (unknown): ... cannot hold unknown'."""
+    clip = tmp_path / "klv.ts"
+    with av.open(str(clip), "w") as out:
+        video = out.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 32, 24, "yuv420p"
+        data = out.add_data_stream()
+        for i in range(6):
+            frame = av.VideoFrame.from_ndarray(np.full((24, 32, 3), 40 * i, np.uint8), format="rgb24")
+            frame.pts = i
+            for packet in video.encode(frame):
+                out.mux(packet)
+            packet = av.Packet(b"\x06\x0e\x2b\x34" + bytes(12))
+            packet.stream, packet.pts, packet.dts, packet.time_base = data, i * 3600, i * 3600, Fraction(1, 90000)
+            out.mux(packet)
+        for packet in video.encode():
+            out.mux(packet)
+    notices: list[str] = []
+    upscale_video(clip, tmp_path / "out.mkv", upscaler=upscaler, notice=notices.append)
+    assert notices == ["dropped data stream 1 (data FFmpeg names no codec for, such as KLV): an .mkv file cannot hold it"]

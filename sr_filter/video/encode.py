@@ -558,7 +558,10 @@ def copy_streams(container: av.container.OutputContainer, source: av.container.I
                 continue
             container.add_attachment(stream.name or f"attachment{stream.index}", stream.mimetype or "application/octet-stream", bytes(stream.data))
             continue
-        codec = stream.codec_context.name if stream.codec_context else "unknown"
+        codec = stream.codec_context.name if stream.codec_context else None
+        if codec is None:  # KLV and other data FFmpeg has no codec for ("cannot hold unknown" had been said)
+            dropped.append(f"{what} (data FFmpeg names no codec for, such as KLV): {_a_file(muxer)} cannot hold it")
+            continue
         if not _probe_holds(muxer, codec) or not _header_takes(muxer, stream, firsts.get(stream.index)):
             keepers = [_suffix(other) for other in ("matroska", "mp4", "mov")
                        if other != muxer and _probe_holds(other, codec)]  # mov_text into .mkv: no .mkv to offer
