@@ -188,7 +188,6 @@ def items(container: av.container.InputContainer, name: str, info: VideoInfo, *,
     last_end: float | None = None
     held: Frame | None = None  # each frame waits for the next: the last one's display time is fixed at the end
     gaps = _Gaps()
-    damaged: list[int] = []  # frame numbers near which a packet could not be decoded and was skipped
     try:
         for packet in container.demux([video] + [s for s in container.streams if s.index in (copy or ())]):
             if packet.stream.index != video.index:
@@ -200,14 +199,7 @@ def items(container: av.container.InputContainer, name: str, info: VideoInfo, *,
                     yield from window.offer(packet)
                 continue
             clock.fed(packet)
-            try:
-                decoded = list(decode(packet))
-            except av.error.InvalidDataError:
-                if clock.decode_order or len(damaged) >= max(10, (index + 1) // 20):
-                    raise  # AVI's frames are timed by their place; many damaged packets are a damaged file
-                damaged.append(index + 1)  # a player shows the rest: so is it upscaled, and said
-                continue
-            for frame in decoded:
+            for frame in decode(packet):
                 index += 1
                 pts = clock.stamp(frame)
                 if index < start or (end is not None and index >= end):
@@ -241,11 +233,7 @@ def items(container: av.container.InputContainer, name: str, info: VideoInfo, *,
         check_complete(video, name, last_end, index + 1)
     if index < start:
         raise VideoFormatError(f"{name} has {index + 1} frames; the range starts at frame {start}")
-    if damaged:
-        near = ", ".join(map(str, damaged[:5])) + (", ..." if len(damaged) > 5 else "")
-        log.warning("%s has %d damaged packet(s), near frame(s) %s: skipped, so their pictures are missing from the "
-                    "output (the other frames keep their times)", name, len(damaged), near)
-    elif info.codec not in _ANIMATION_CODECS:  # an animation's pauses are its own (a skipped packet's gap is said above)
+    if info.codec not in _ANIMATION_CODECS:  # an animation's pauses are its own
         gaps.say(name)
     if end is not None and index + 1 < end:  # it had given fewer frames than asked without a word
         log.warning("the frame range ends at frame %d, but %s has %d frames: upscaled to its end", end, name, index + 1)
