@@ -1364,3 +1364,33 @@ def test_a_data_stream_ffmpeg_names_no_codec_for_is_said_as_such(tmp_path, upsca
     notices: list[str] = []
     upscale_video(clip, tmp_path / "out.mkv", upscaler=upscaler, notice=notices.append)
     assert notices == ["dropped data stream 1 (data FFmpeg names no codec for, such as KLV): an .mkv file cannot hold it"]
+
+
+def test_damaged_packets_are_an_error_unless_skipping_is_asked(tmp_path, upscaler, caplog):
+    """A corrupt video is one clear line and a non-zero exit (issue 16); --skip-damaged leaves a
+    damaged packet out and says so, as a player shows the rest, for people restoring old captures.
+    A file whose packets are damaged throughout is refused either way."""
+    clip = make_clip(tmp_path / "clip.mkv", frames=24, gop=6, audio=0)
+    data = bytearray(clip.read_bytes())
+    with av.open(str(clip)) as container:  # where each packet's bytes are (the container's own framing left whole)
+        packets = [(data.find(bytes(p)), p.size, p.is_keyframe) for p in container.demux(video=0) if p.size]
+    pos, size, _ = next(p for p in packets[10:] if not p[2])  # a frame between keyframes
+    hit = bytearray(data)
+    hit[pos:pos + size] = bytes([0xFF]) * size
+    (tmp_path / "hit.mkv").write_bytes(bytes(hit))
+    with pytest.raises(VideoFormatError, match=r"is damaged near frame \d+ .*; the frame range 0:\d+ upscales the frames "
+                                               r"before it; skipping damaged packets keeps the rest$"):
+        upscale_video(tmp_path / "hit.mkv", tmp_path / "out.mkv", upscaler=upscaler)
+    assert not (tmp_path / "out.mkv").exists()
+    with caplog.at_level("WARNING"):
+        summary = upscale_video(tmp_path / "hit.mkv", tmp_path / "out.mkv", upscaler=upscaler, skip_damaged=True)
+    assert "has 1 damaged packet(s), near frame(s)" in caplog.text and summary["frames"] == 23
+    result = run(tmp_path / "hit.mkv", "-o", tmp_path / "cli.mkv", "-m", MODEL, "-t", "32")
+    assert result.returncode == 1 and result.stderr.decode().rstrip().endswith("--skip-damaged keeps the rest")
+    assert run(tmp_path / "hit.mkv", "-o", tmp_path / "cli.mkv", "-m", MODEL, "-t", "32", "--skip-damaged").returncode == 0
+    noisy = bytearray(data)
+    for pos, size, _ in packets[1:]:
+        noisy[pos:pos + size] = bytes([0xFF]) * size
+    (tmp_path / "noisy.mkv").write_bytes(bytes(noisy))
+    with pytest.raises(VideoFormatError, match="is damaged near frame"):
+        upscale_video(tmp_path / "noisy.mkv", tmp_path / "noisy_out.mkv", upscaler=upscaler, skip_damaged=True)

@@ -73,6 +73,14 @@ _FLAG_WORDING = (("; allow overwriting to replace it", errors.OutputExistsError)
                  ("; use a smaller scale or cut the image into parts", errors.ImageTooLargeError))
 
 
+#: neutral wording of library messages (GIMP and API users read them too) that the command line
+#: says with its own flag, where the running command has that flag: (pattern, replacement, flag)
+_FLAG_TEXT = (
+    (r"the frame range (\d+:\d+) upscales", r"--frames \1 upscales", "--frames"),
+    (r"skipping damaged packets keeps the rest", "--skip-damaged keeps the rest", "--skip-damaged"),
+)
+
+
 def shown_path(path: object) -> str:
     """A file name as one line of a message: control characters (a newline in a name) written as
     escapes, so each message stays one line, and bytes that are not UTF-8 as the bytes they are
@@ -97,6 +105,9 @@ def one_line(exc: BaseException, *, text: str | None = None, limit: int = LIMIT,
     """The error (or ``text`` said about it) as one shortened line, with its hint in parentheses;
     ``flags``: the running command's options, so that hints name only flags it has."""
     text = " ".join((str(exc) if text is None else text).split()) or type(exc).__name__
+    for pattern, replacement, flag in _FLAG_TEXT:
+        if flags is None or flag in flags:
+            text = re.sub(pattern, replacement, text)
     for neutral, cls in _FLAG_WORDING:
         if neutral in text:
             flagged = _hint(dict(FLAG_HINTS)[cls], flags)

@@ -97,7 +97,7 @@ def _closed_stdout_is_one_line(command):
 @click.pass_context
 @_closed_stdout_is_one_line
 def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, height, device, gpu, precision, fp32, backend, tta, denoise, colour_fix, tile,
-            offline, fmt, suffix, quality, overwrite, skip_existing, codec, crf, frames, resume, cluster) -> None:
+            offline, fmt, suffix, quality, overwrite, skip_existing, codec, crf, frames, resume, skip_damaged, cluster) -> None:
     """Upscale INPUTS: PNG, JPEG, WebP, BMP, TIFF or GIF files, folders, or - for standard input;
     videos (mp4, mkv, webm, mov, avi) and animated GIF/WebP/PNG keep every frame.
 
@@ -128,6 +128,8 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
             raise click.BadParameter(str(exc), param_hint="'--frames'") from None
         if resume:
             raise click.UsageError("--resume works on whole videos; leave out --frames")
+    if cluster is not None and skip_damaged:  # the workers decode their own segments
+        raise click.UsageError("--cluster upscales undamaged videos; leave out --skip-damaged")
     if cluster is not None:
         model = _cluster_model(model)
     if cluster is not None and wants_video(list(inputs), fmt, output):  # one video's segments spread over a cluster
@@ -150,7 +152,7 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
                          device=device, precision=precision, backend=backend, tile=tile, offline=offline, fmt=fmt, quality=quality,
                          overwrite=overwrite, skip_existing=skip_existing or (resume and not overwrite), quiet=quiet, codec=codec, crf=crf,
                          frames=frames, resume=resume, tta=tta, denoise=denoise, colour_fix=colour_fix, size=(width, height),
-                         name_suffix=suffix if suffix is not None else _size_suffix(width, height))
+                         name_suffix=suffix if suffix is not None else _size_suffix(width, height), skip_damaged=skip_damaged)
     if fmt is not None and fmt.lower().lstrip(".") not in _format_keys():
         raise click.BadParameter(f"{fmt!r} is not one of {FORMAT_NAMES.replace('|', ', ')}, y4m, png-stream", param_hint="'--format'")
     if cluster is not None:  # the driver loads no model: sr_filter.cluster lists, schedules and reports
@@ -206,7 +208,7 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
     if resume and not overwrite:  # run again after Ctrl-C: finished outputs stay, the video in progress
         skip_existing = True  # resumes (one finished video had been an error, so a retry loop never ended)
     if not any(is_video(job.source) for job in jobs):
-        given = video_only(codec, crf, resume, frames)
+        given = video_only(codec, crf, resume, frames, skip_damaged)
         if given:
             raise click.UsageError(f"{given} to videos (and to an animation given alone); none of these inputs is a video")
     # several inputs or a folder: a batch, even when all but one were done before (a folder of one
@@ -256,7 +258,7 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
                     run_video(inputs=[str(job.source)], output=str(job.target), model=None, scale=scale, device=device,
                               precision=precision, backend=backend, tile=tile, offline=offline, fmt=None, quality=quality,
                               overwrite=overwrite, skip_existing=False, quiet=quiet, codec=codec, crf=crf, frames=frames,
-                              resume=resume, size=(width, height), upscaler=upscaler, in_batch=True)
+                              resume=resume, size=(width, height), upscaler=upscaler, in_batch=True, skip_damaged=skip_damaged)
                 else:
                     process(upscaler, job, scale=scale, size=(width, height), fmt=fmt, quality=quality, overwrite=overwrite,
                             progress=bars, announce=announce)

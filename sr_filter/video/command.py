@@ -28,18 +28,21 @@ crf_opt = click.option("--crf", type=click.IntRange(0, 63), default=None,
                        help="Video quality (lower is better): h264/hevc 0-51 (18, 20 by default), vp9 0-63, av1 1-63 (30); ffv1 and prores have none.")
 resume_opt = click.option("--resume", is_flag=True, help="Write a video in finished segments and, run again after an interruption, continue after the last one.")
 frames_opt = click.option("--frames", default=None, metavar="START:END", help="Only frames START to END-1 of a video (to try settings).")
+skip_damaged_opt = click.option("--skip-damaged", is_flag=True,
+                                help="Leave out a video packet the decoder cannot read, as a player shows the rest, and say so "
+                                     "(default: a damaged video is an error).")
 
 
 def video_options(command):
     """Attach the video options to a click command."""
-    return codec_opt(crf_opt(frames_opt(resume_opt(command))))
+    return codec_opt(crf_opt(frames_opt(resume_opt(skip_damaged_opt(command)))))
 
 
-def video_only(codec: str | None, crf: int | None, resume: bool, frames: str | None = None) -> str:
+def video_only(codec: str | None, crf: int | None, resume: bool, frames: str | None = None, skip_damaged: bool = False) -> str:
     """The options given that only videos take, as a message begins: "--codec applies",
     "--codec, --crf apply"; "" when none is given."""
     flags = [flag for flag, given in (("--codec", codec), ("--crf", crf is not None), ("--resume", resume),
-                                      ("--frames", frames)) if given]
+                                      ("--frames", frames), ("--skip-damaged", skip_damaged)) if given]
     return f"{', '.join(flags)} {'applies' if len(flags) == 1 else 'apply'}" if flags else ""
 
 
@@ -82,7 +85,7 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
         tile, offline, fmt: str | None, quality: int | None, overwrite: bool, skip_existing: bool, quiet: bool,
         codec: str | None, crf: int | None, frames: str | None, resume: bool = False, tta: bool = False,
         denoise: float | None = None, colour_fix: bool | None = None, size: tuple[int | None, int | None] = (None, None), upscaler=None,
-        in_batch: bool = False, name_suffix: str | None = None) -> None:
+        in_batch: bool = False, name_suffix: str | None = None, skip_damaged: bool = False) -> None:
     """Upscale one video, animation or frame stream as the CLI was asked to; ``size`` =
     (width, height) fits the picture inside them instead of ``scale``. A batch passes its
     ``upscaler`` (loaded once) and ``in_batch``: it says which model and reports each file itself.
@@ -144,7 +147,7 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
     if source.suffix.lower() not in VIDEO_INPUTS and not to_video:  # an animation; GIF/APNG to a video: FFmpeg reads them
         from .. import animation, imageio
 
-        given = video_only(codec, crf, resume)
+        given = video_only(codec, crf, resume, skip_damaged=skip_damaged)
         if given:
             raise click.UsageError(f"{given} to videos; an animation written as GIF, WebP or PNG "
                                    "takes --quality and --frames (or name a video output, e.g. -o out.mp4)")
@@ -186,7 +189,8 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
     bar = _Bar(source.name, quiet)
     try:
         summary = upscale_video(source, target, upscaler=upscaler, scale=scale, codec=codec, crf=crf, frames=frames,
-                                resume=resume, overwrite=overwrite, progress=bar, notice=lambda text: click.echo(f"sr-filter: {text}", err=True))
+                                resume=resume, overwrite=overwrite, progress=bar, notice=lambda text: click.echo(f"sr-filter: {text}", err=True),
+                                skip_damaged=skip_damaged)
     finally:
         bar.close()
     if not quiet and not in_batch:

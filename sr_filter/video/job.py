@@ -50,6 +50,7 @@ def upscale_video(
     overwrite: bool = False,
     progress: VideoProgress | None = None,
     notice: Callable[[str], None] | None = None,
+    skip_damaged: bool = False,
 ) -> dict:
     """Upscale every frame of ``src`` into ``dst`` (container from its suffix), keeping timestamps,
     colour tags, rotation and aspect ratio, and copying audio/subtitle/attachment streams.
@@ -62,12 +63,15 @@ def upscale_video(
     called after each frame, on the thread that encodes (not the caller's: a GUI must hand it to its
     own thread); returning False cancels (as for images). ``resume`` writes finished keyframe-aligned segments beside ``dst``
     and, when run again after an interruption, continues after the last one. Streams the output container cannot hold are reported through
-    ``notice`` (default: the log). Returns a summary: frames written, seconds, dropped streams.
+    ``notice`` (default: the log). ``skip_damaged`` leaves out a packet the decoder cannot read, as a
+    player shows the rest, and says so; without it a damaged packet is an error. Returns a summary:
+    frames written, seconds, dropped streams.
     """
     from ..upscaler import check_callback, check_flag, check_path, given_or_loaded
 
     src, dst = check_path("src", src), check_path("dst", dst)
     overwrite, resume = check_flag("overwrite", overwrite), check_flag("resume", resume)
+    skip_damaged = check_flag("skip_damaged", skip_damaged)
     check_callback("progress", progress)
     check_callback("notice", notice)
     loading = dict(device=device, precision=precision, tile=tile, offline=offline, backend=backend, tta=tta, denoise=denoise,
@@ -106,10 +110,11 @@ def upscale_video(
                    "take even picture sizes")
         if resume:
             return _write_resumable(container, src, dst, muxer, family, info, upscaler, scale, (width, height),
-                                    crf=crf, batch=batch, overwrite=overwrite, progress=progress, notice=notice)
+                                    crf=crf, batch=batch, overwrite=overwrite, progress=progress, notice=notice,
+                                    skip_damaged=skip_damaged)
         summary = _write(container, src, dst, muxer, family, info, upscaler, scale, (width, height),
                          crf=crf, batch=batch, start=start, end=end, overwrite=overwrite, progress=progress,
-                         notice=notice)
+                         notice=notice, skip_damaged=skip_damaged)
         if not start and end is None:  # a whole run only: a range is no reason to drop a resumable job's work
             _drop_stale_parts(dst, notice)
         return summary
@@ -139,7 +144,7 @@ def check_codec(src: str | Path, dst: str | Path, codec: str | None, crf: int | 
 
 
 def _write(container, src: Path, dst: Path, muxer: str, family: str, info: source.VideoInfo, upscaler, scale,
-           size: tuple[int, int], *, crf, batch, start, end, overwrite, progress, notice) -> dict:
+           size: tuple[int, int], *, crf, batch, start, end, overwrite, progress, notice, skip_damaged=False) -> dict:
     expected = (min(end, info.frames) if end else info.frames) - start if info.frames else 0
     cut = end is not None and (container.chapters() or container.streams.subtitles)  # another pass over the packets
     state = {"frames": 0, "output": None, "shift": None, "held": [],  # chapters and subtitles are cut where a range ends
@@ -147,7 +152,8 @@ def _write(container, src: Path, dst: Path, muxer: str, family: str, info: sourc
     started = time.monotonic()
 
     def produce() -> Iterator[list[Any]]:
-        items = source.items(container, str(src), info, start=start, end=end, copy=encode.copyable(container))
+        items = source.items(container, str(src), info, start=start, end=end, copy=encode.copyable(container),
+                             skip_damaged=skip_damaged)
         return batches.chunks(items, batch)
 
     def work(chunk: list[Any]) -> list[Any]:
@@ -206,14 +212,14 @@ def _drop_stale_parts(dst: Path, notice) -> None:
 
 
 def _write_resumable(container, src: Path, dst: Path, muxer: str, family: str, info, upscaler, scale, size, *,
-                     crf, batch, overwrite, progress, notice) -> dict:
+                     crf, batch, overwrite, progress, notice, skip_damaged=False) -> dict:
     from . import resume
 
     started = time.monotonic()
     try:
         with written(dst, overwrite) as tmp:
             summary = resume.run(container, src, dst, str(tmp), muxer, family, info, upscaler, scale, size,
-                                 crf=crf, batch=batch, progress=progress, notice=notice)
+                                 crf=crf, batch=batch, progress=progress, notice=notice, skip_damaged=skip_damaged)
     except VideoFormatError as exc:  # say where the finished segments wait: they had stayed without a word
         parts = resume.parts_folder(dst)
         kept = len(resume.finished(parts)) if parts.is_dir() else 0

@@ -76,7 +76,7 @@ def _whole(path: Path, frames: int) -> bool:
 
 def run(container, src: Path, dst: Path, tmp: str, muxer: str, family: str, info: source.VideoInfo, upscaler: Any,
         scale, size: tuple[int, int], *, crf, progress, notice, segment_frames: int | None = None,
-        batch: int = 1) -> dict:
+        batch: int = 1, skip_damaged: bool = False) -> dict:
     """Upscale into segments (skipping finished ones), then join them into ``tmp``."""
     segment_frames = segment_frames or SEGMENT_FRAMES
     parts = parts_folder(dst)
@@ -111,7 +111,7 @@ def run(container, src: Path, dst: Path, tmp: str, muxer: str, family: str, info
         return batches.upscale_chunk(chunk, upscaler, scale, lambda array: batches.fit(array, size))
 
     if not (info.frames and resume_at >= info.frames):
-        items = batches.chunks(source.items(container, str(src), info, start=resume_at), batch,
+        items = batches.chunks(source.items(container, str(src), info, start=resume_at, skip_damaged=skip_damaged), batch,
                                starts=lambda frame: cuts.starts(frame.index, frame.key))
         pipeline.run(items, work, lambda results: writer.consume(batches.flatten(results)), depth=batches.queue_depth(batch))
     segments = finished(parts)

@@ -175,10 +175,14 @@ def _frames_bytes(width: int, height: int, scale: float, deep: bool) -> int:
 
 
 def items(container: av.container.InputContainer, name: str, info: VideoInfo, *,
-          start: int = 0, end: int | None = None, copy: set[int] | None = None) -> Iterator[Frame | av.Packet]:
+          start: int = 0, end: int | None = None, copy: set[int] | None = None,
+          skip_damaged: bool = False) -> Iterator[Frame | av.Packet]:
     """Demux once, in file order: decoded video frames (within [start, end)) as :class:`Frame`,
     and the untouched packets of the streams in ``copy``. With a range, only the packets that fall
-    between the first kept frame and the end of the last one are passed on."""
+    between the first kept frame and the end of the last one are passed on. ``skip_damaged``: a
+    packet the decoder cannot read is left out and said, as a player shows the rest (not in an
+    AVI, whose frames are timed by their place, nor past one damaged packet in twenty, or ten);
+    without it a damaged packet is an error."""
     video = container.streams.video[0]
     decode = decoder(video).decode
     ranged = start > 0 or end is not None
@@ -188,6 +192,7 @@ def items(container: av.container.InputContainer, name: str, info: VideoInfo, *,
     last_end: float | None = None
     held: Frame | None = None  # each frame waits for the next: the last one's display time is fixed at the end
     gaps = _Gaps()
+    damaged: list[int] = []  # frame numbers near which a packet could not be decoded and was skipped
     try:
         for packet in container.demux([video] + [s for s in container.streams if s.index in (copy or ())]):
             if packet.stream.index != video.index:
@@ -199,7 +204,14 @@ def items(container: av.container.InputContainer, name: str, info: VideoInfo, *,
                     yield from window.offer(packet)
                 continue
             clock.fed(packet)
-            for frame in decode(packet):
+            try:
+                decoded = list(decode(packet))
+            except av.error.InvalidDataError:
+                if not skip_damaged or clock.decode_order or len(damaged) >= max(10, (index + 1) // 20):
+                    raise
+                damaged.append(index + 1)
+                continue
+            for frame in decoded:
                 index += 1
                 pts = clock.stamp(frame)
                 if index < start or (end is not None and index >= end):
@@ -223,7 +235,9 @@ def items(container: av.container.InputContainer, name: str, info: VideoInfo, *,
         if getattr(exc, "errno", None) in (errno.EAGAIN, errno.ENOMEM):  # FFmpeg short of memory or threads, not the file
             raise OutOfMemoryError(f"decoding {name} stopped near frame {index + 1} for lack of memory or threads "
                                    f"({first_line(exc)}); close other programs or raise the memory limit") from None
-        rescue = f"; the frame range 0:{index + 1} upscales the frames before it" if index > 0 else ""
+        rescue = (f"; the frame range 0:{index + 1} upscales the frames before it" if index > 0 else "") + (
+            "; skipping damaged packets keeps the rest" if not skip_damaged and isinstance(exc, av.error.InvalidDataError)
+            and not clock.decode_order else "")
         raise VideoFormatError(f"{name} is damaged near frame {index + 1} ({first_line(exc)}){rescue}") from None
     if held is not None:
         yield held
@@ -233,7 +247,11 @@ def items(container: av.container.InputContainer, name: str, info: VideoInfo, *,
         check_complete(video, name, last_end, index + 1)
     if index < start:
         raise VideoFormatError(f"{name} has {index + 1} frames; the range starts at frame {start}")
-    if info.codec not in _ANIMATION_CODECS:  # an animation's pauses are its own
+    if damaged:
+        near = ", ".join(map(str, damaged[:5])) + (", ..." if len(damaged) > 5 else "")
+        log.warning("%s has %d damaged packet(s), near frame(s) %s: skipped, so their pictures are missing from the "
+                    "output (the other frames keep their times)", name, len(damaged), near)
+    elif info.codec not in _ANIMATION_CODECS:  # an animation's pauses are its own (a skipped packet's gap is said above)
         gaps.say(name)
     if end is not None and index + 1 < end:  # it had given fewer frames than asked without a word
         log.warning("the frame range ends at frame %d, but %s has %d frames: upscaled to its end", end, name, index + 1)
