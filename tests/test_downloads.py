@@ -123,6 +123,7 @@ BAD_SETTINGS = [
     ("SR_FILTER_WEIGHTS_URL", "ftp://mirror.example/"),
     ("SR_FILTER_WEIGHTS_URL", "http://"),  # had asked for http:/file.pth
     ("SR_FILTER_WEIGHTS_URL", "http://mirror.example:99999/"),  # had been a URL parser's message
+    ("SR_FILTER_WEIGHTS_URL", "http://[::1/weights/"),  # a bracket left open: had been called a bad port
     ("SR_FILTER_CONNECT_TIMEOUT", "nan"),
     ("SR_FILTER_STALL_TIMEOUT", "-1"),
     ("SR_FILTER_DOWNLOAD_TIMEOUT", "soon"),
