@@ -19,8 +19,7 @@ import numpy as np
 from PIL import Image, ImageSequence
 
 from .device import available_ram
-from .encode import webp_quality
-from .encode import GIF_TRANSPARENT, gif_frame
+from .encode import GIF_TRANSPARENT, gif_frame, webp_quality
 from .errors import CancelledError, ImageTooLargeError, VideoFormatError, first_line
 from .frames import parse_range, range_text
 from .progress import cancels
@@ -72,8 +71,13 @@ def _unreadable(exc: BaseException, name: str) -> VideoFormatError:
     return VideoFormatError(f"{name} is truncated or damaged ({first_line(exc) or type(exc).__name__})")
 
 
+def _raw(source: str | Path | bytes) -> Any:
+    """A path as it is, or the file's bytes as a stream."""
+    return io.BytesIO(source) if isinstance(source, (bytes, bytearray, memoryview)) else source
+
+
 def _opened(source: str | Path | bytes) -> Any:
-    return Image.open(io.BytesIO(source) if isinstance(source, (bytes, bytearray, memoryview)) else source)
+    return Image.open(_raw(source))
 
 
 def is_animated(source: str | Path | bytes) -> bool:
@@ -284,9 +288,8 @@ def encode_animation(animation: Animation, fmt: str, *, quality: int | None = No
 def _lossless_webp(path: str | Path | bytes) -> bool:
     from .sniff import webp_lossless
 
-    if isinstance(path, (bytes, bytearray)):
-        return webp_lossless(io.BytesIO(path))
-    with open(path, "rb") as stream:
+    raw = _raw(path)
+    with raw if isinstance(raw, io.BytesIO) else open(raw, "rb") as stream:
         return webp_lossless(stream)
 
 

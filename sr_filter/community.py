@@ -15,7 +15,6 @@ import only, so every other architecture works without it; the two are refused.
 from __future__ import annotations
 
 import dataclasses
-
 import logging
 import math
 import sys
@@ -278,11 +277,16 @@ def _network_of(desc: Any, info: Info) -> nn.Module:
     return SpandrelNet(desc.model, getattr(desc, "_call_fn", lambda m, x: m(x)), info.scale, info.minimum).eval()
 
 
+def _probe_size(info: Info) -> int:
+    """The edge of the small picture a network is tried on: at least 16 and its minimum, on its grid."""
+    return -(-max(16, info.minimum) // info.multiple) * info.multiple
+
+
 def _runs_in_bf16(desc: Any, info: Info) -> bool:
     """Whether the network runs in bfloat16 on a small picture (a copy of it, on the CPU)."""
     import copy
 
-    size = -(-max(16, info.minimum) // info.multiple) * info.multiple
+    size = _probe_size(info)
     network = copy.deepcopy(_network_of(desc, info)).to(torch.bfloat16)
     try:
         with torch.inference_mode():
@@ -325,8 +329,7 @@ def _probe(network: nn.Module, info: Info, name: str) -> None:
     """Run a small picture through a network of a rarer channel count: some architectures take
     the count but keep RGB code inside (SPAN subtracts an RGB mean), which would fail on every
     window later."""
-    size = max(16, info.minimum)
-    size = -(-size // info.multiple) * info.multiple
+    size = _probe_size(info)
     try:
         with torch.inference_mode():
             out = network(torch.rand(1, info.input_channels, size, size))

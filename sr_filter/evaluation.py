@@ -289,13 +289,13 @@ def _check_sizes(paths: Sequence[Path], scale: int, hr_scale: float) -> None:
             continue  # read_image says what is wrong with it, in turn
         measured = _measured_size(shape, scale, hr_scale)
         if min(measured) < need:
-            small.append((path.name, shape))
+            small.append((path.name, shape, measured))
     if len(small) == 1:
-        check_measurable(*small[0], scale, hr_scale)
+        check_measurable(*small[0][:2], scale, hr_scale)
     if small:
-        listed = ", ".join(f"{name} ({_size_text(shape, _measured_size(shape, scale, hr_scale), scale, hr_scale)})"
-                           for name, shape in small[:8]) + (", ..." if len(small) > 8 else "")
-        excludes = " ".join(f"--exclude {shlex.quote(name)}" for name, _ in small)
+        listed = ", ".join(f"{name} ({_size_text(shape, measured, scale, hr_scale)})"
+                           for name, shape, measured in small[:8]) + (", ..." if len(small) > 8 else "")
+        excludes = " ".join(f"--exclude {shlex.quote(name)}" for name, *_ in small)
         raise EvaluationError(
             f"{len(small)} image(s) are too small to measure at x{scale}, which needs at least {need} px on each side "
             f"(SSIM's {_SSIM_WINDOW} px window inside the {scale} px border that is left out): {listed}; leave them out with "

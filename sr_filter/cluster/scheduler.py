@@ -231,8 +231,12 @@ def _check_ready(ray, calls: list, summary: Summary) -> None:
         summary.notices += [line for line in notices if line not in summary.notices]
     if len(models) > 1:  # a node without the weights fell back to a built-in model: outputs of two models in one job
         counts = "; ".join(f"{model} on {n} worker(s)" for model, n in models.items())
-        raise ClusterError(f"the workers loaded different models ({counts}); give every node the same weights "
-                           "(a node that cannot download them uses a built-in model), or choose a built-in model")
+        raise ClusterError(f"the workers loaded different models ({counts}); {_SAME_WEIGHTS}")
+
+
+#: what ends a job whose workers loaded different models
+_SAME_WEIGHTS = ("give every node the same weights (a node that cannot download them uses a built-in model), "
+                 "or choose a built-in model")
 
 
 def _check_replacement(ray, call, summary: Summary) -> None:
@@ -245,8 +249,7 @@ def _check_replacement(ray, call, summary: Summary) -> None:
         return  # lost too: its files go on to the next replacement
     if not error and model_of(described) != model_of(summary.model):
         raise ClusterError(f"a worker started in place of a lost one loaded {model_of(described)}, not "
-                           f"{model_of(summary.model)} as the others did; give every node the same weights "
-                           "(a node that cannot download them uses a built-in model), or choose a built-in model")
+                           f"{model_of(summary.model)} as the others did; {_SAME_WEIGHTS}")
 
 
 def model_of(described: str) -> str:

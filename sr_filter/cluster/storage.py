@@ -18,8 +18,8 @@ from typing import Iterable
 from urllib.parse import quote, unquote
 
 from .. import atomic, imageio
-from ..video import VIDEO_SUFFIXES
 from ..errors import ImageFormatError, OutputExistsError
+from ..video import VIDEO_SUFFIXES
 
 _GLOB = "*?["
 
