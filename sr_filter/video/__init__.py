@@ -20,6 +20,13 @@ READ_ONLY_SUFFIXES = frozenset({".ts", ".m2ts", ".mts", ".flv", ".mpg", ".mpeg",
 _LAZY = {"upscale_video": ".job", "CODECS": ".encode"}
 
 
+def interlace_line(what: str, order: str) -> str:
+    """The notice for interlaced pictures (``what``: "the source", "the stream"; ``order``: "top
+    field first", ...): both fields go through the network as one picture."""
+    return (f"{what} is interlaced ({order}): both fields are upscaled together as one picture and written "
+            "progressive, which enlarges the combing on motion; deinterlace it first (for example ffmpeg -vf bwdif)")
+
+
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name], __name__), name)

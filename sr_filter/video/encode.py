@@ -19,7 +19,7 @@ from pathlib import Path
 import av
 
 from ..errors import VideoFormatError, first_line
-from . import CONTAINERS, source
+from . import CONTAINERS, interlace_line, source
 from .source import Frame, VideoInfo
 
 log = logging.getLogger("sr_filter")
@@ -290,9 +290,7 @@ def interlace_notice(info: VideoInfo) -> str | None:
     if not info.interlaced:
         return None
     first = "top" if info.interlaced in (2, 4) else "bottom"
-    return (f"the source is interlaced ({first} field first): both fields are upscaled together as one "
-            "picture and written progressive, which enlarges the combing on motion; deinterlace it first "
-            "(for example ffmpeg -vf bwdif)")
+    return interlace_line("the source", f"{first} field first")
 
 
 #: decoders that give every picture an alpha channel, used or not (FFmpeg's GIF decoder: bgra)

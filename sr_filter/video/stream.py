@@ -20,7 +20,7 @@ import numpy as np
 
 from ..atomic import write_all
 from ..errors import VideoFormatError
-from . import batches, pipeline
+from . import batches, interlace_line, pipeline
 
 log = logging.getLogger("sr_filter")
 
@@ -170,9 +170,7 @@ def upscale_y4m(source: BinaryIO, target: BinaryIO, upscaler: Any, scale: float 
     params = header.params
     if header.interlaced:
         order = "mixed field order" if header.interlaced == "mixed" else f"{header.interlaced} field first"
-        log.warning("the stream is interlaced (%s): both fields are upscaled together as one picture "
-                    "and written progressive, which enlarges the combing on motion; deinterlace it first "
-                    "(for example ffmpeg -vf bwdif)", order)
+        log.warning("%s", interlace_line("the stream", order))
         params = ["Ip" if p[0] == "I" else p for p in params]
     out = Y4mHeader(width, height, header.colour, params)
     count = [0]
