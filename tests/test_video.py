@@ -446,6 +446,24 @@ def test_resumed_mp4_keeps_every_timestamp_exactly(tmp_path, upscaler, monkeypat
     assert exact(target) == exact(clip)
 
 
+@pytest.mark.parametrize("suffix", [".mkv", ".webm"])
+def test_resumed_matroska_frames_last_as_long_as_in_one_run(tmp_path, upscaler, monkeypatch, suffix):
+    """Segments (mov) keep decode-time steps as durations, and Matroska took them as display
+    times: beside the joins a frame lasted 0.25 s instead of 0.08, and the last frame twice its time."""
+    from sr_filter.video import resume
+
+    monkeypatch.setattr(resume, "SEGMENT_FRAMES", 6)
+    clip = make_clip(tmp_path / "clip.mkv", frames=24, gop=6, vfr=True, audio=0)
+    upscale_video(clip, tmp_path / f"whole{suffix}", upscaler=upscaler)
+    upscale_video(clip, tmp_path / f"resumed{suffix}", upscaler=upscaler, resume=True)
+
+    def shown(path):
+        with av.open(str(path)) as container:
+            return sorted((p.pts, p.duration) for p in container.demux(video=0) if p.size), container.duration
+
+    assert shown(tmp_path / f"resumed{suffix}") == shown(tmp_path / f"whole{suffix}")
+
+
 def test_disk_full_mid_encode_is_one_line_and_leaves_nothing(tmp_path):
     """A file-size limit (RLIMIT_FSIZE) makes writes fail part-way, as a full disk does."""
     import resource

@@ -242,6 +242,8 @@ def join(segments: list[tuple[int, int, Path]], src: Path, tmp: str, muxer: str,
         videos = (p for seg in opened for p in _video_packets(seg, to_annex_b))
         if info.steady:
             videos = _in_slots(videos, info.steady)
+        elif muxer not in ("mp4", "mov"):  # those time frames by decode steps, as the segments do
+            videos = _shown_for(videos, _display_times([path for _, _, path in segments]))
         for *_, packet in heapq.merge(_timed(videos, 0), _timed(others, 1)):
             packet.stream = video if packet.stream.type == "video" else streams[packet.stream.index]
             out.mux(packet)
@@ -288,6 +290,36 @@ def _in_slots(packets: Iterator[av.Packet], step: Fraction) -> Iterator[av.Packe
             delay = pts - round(packet.dts * ticks)
         packet.pts, packet.dts, packet.duration = pts, number - delay, round(packet.duration * ticks)
         packet.time_base = step
+        yield packet
+
+
+def _display_times(paths: list[Path]) -> dict[Fraction, Fraction]:
+    """Each segment frame's start -> how long it is shown, in seconds: until the next frame, across
+    the joins too, and the last one to its segment's end. A segment (mov) keeps decode-time steps
+    as its packets' durations, and Matroska took them for display times: after ``--resume`` frames
+    beside the joins lasted 0.25 s instead of 0.08, and the last one twice its time."""
+    starts: list[Fraction] = []
+    end = Fraction(0)
+    for path in paths:
+        with av.open(str(path)) as segment:
+            stream = segment.streams.video[0]
+            steps = [(p.dts, p.pts, p.duration or 0) for p in segment.demux(stream) if p.size and p.pts is not None]
+        if not steps or steps[0][0] is None or steps[-1][0] is None:
+            continue
+        starts += sorted(pts * stream.time_base for _, pts, _ in steps)
+        # the track runs from the first decode time; its shown part starts that frame's delay later
+        (first_dts, first_pts, _), (last_dts, _, last_step) = steps[0], steps[-1]
+        end = (last_dts + last_step + first_pts - first_dts) * stream.time_base
+    starts.sort()
+    return {start: max(following - start, Fraction(0)) for start, following in zip(starts, [*starts[1:], max(end, starts[-1])])} if starts else {}
+
+
+def _shown_for(packets: Iterator[av.Packet], times: dict[Fraction, Fraction]) -> Iterator[av.Packet]:
+    """The packets, each lasting as long as its frame is shown (:func:`_display_times`)."""
+    for packet in packets:
+        shown = times.get(packet.pts * packet.time_base) if packet.pts is not None and packet.time_base else None
+        if shown:
+            packet.duration = max(1, round(shown / packet.time_base))
         yield packet
 
 
