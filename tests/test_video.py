@@ -182,9 +182,52 @@ def test_streams_the_container_cannot_hold_are_named(tmp_path, upscaler):
     clip = make_clip(tmp_path / "subs.mkv", frames=6, subtitles=True, attachment=True)
     notices: list[str] = []
     upscale_video(clip, tmp_path / "out.mp4", upscaler=upscaler, notice=notices.append)
-    assert any("subtitle" in n and "ssa" in n and "mp4" in n and ".mkv" in n for n in notices), notices
     assert any("attachment" in n for n in notices), notices
-    assert describe(tmp_path / "out.mp4")["others"] == [("audio", "aac")]
+    assert describe(tmp_path / "out.mp4")["others"] == [("audio", "aac"), ("subtitle", "mov_text")]
+    notices.clear()
+    upscale_video(clip, tmp_path / "out.avi", upscaler=upscaler, notice=notices.append)
+    assert "dropped subtitle stream 2 (ssa): an .avi file cannot hold ssa; a .mkv output keeps it" in notices, notices
+
+
+def _cues(path) -> list[tuple[float, float, str]]:
+    """(start, seconds shown, text) of each subtitle cue, as a player decodes them."""
+    with av.open(str(path)) as container:
+        stream = container.streams.subtitles[0]
+        cues = []
+        for packet in container.demux(stream):
+            shown = stream.decode2(packet) if packet.size else None
+            if shown is not None and len(shown):
+                text = b"".join(cue.dialogue for cue in shown).decode()
+                cues.append((round(float(packet.pts * packet.time_base), 3), round(float(packet.duration * packet.time_base), 3), text))
+        return cues
+
+
+@pytest.mark.parametrize("name, codec, resume, file", [("out.mp4", "mov_text", False, "an .mp4 or .m4v file"), ("out.mov", "mov_text", False, "a .mov file"),
+                                                       ("out.webm", "webvtt", False, "a .webm file"), ("out.mp4", "mov_text", True, "an .mp4 or .m4v file")])
+def test_text_subtitles_are_converted_for_a_container_that_holds_another_text_codec(tmp_path, upscaler, name, codec, resume, file):
+    """.mp4 and .mov hold only mov_text and .webm only WebVTT: an .mkv's ASS subtitles had been
+    dropped going into them. They are converted, each cue at its time with its text and the
+    track's language and title, and the notice says so and that ASS styles are lost."""
+    clip = make_clip(tmp_path / "clip.mkv", frames=24, audio=0, subtitles=True, subtitle_tags={"language": "ger", "title": "Deutsch"})
+    notices: list[str] = []
+    summary = upscale_video(clip, tmp_path / name, upscaler=upscaler, notice=notices.append, resume=resume,
+                            **({"codec": "vp9"} if name.endswith(".webm") else {}))
+    assert summary["converted"] == [f"subtitle stream 1 (ssa) to {codec}: {file} cannot hold ssa; its styles (fonts, colours, "
+                                    "places) are lost, which a .mkv output keeps"]
+    assert f"converted {summary['converted'][0]}" in notices and not summary["dropped"]
+    assert describe(tmp_path / name)["others"] == [("subtitle", codec)]
+    assert _cues(tmp_path / name) == _cues(clip) and len(_cues(clip)) == 4
+    assert [tags[1:3] for tags in _tags(tmp_path / name)] == [("ger", "Deutsch")]
+
+
+def test_mov_text_becomes_subrip_in_matroska_and_a_frame_range_cuts_its_cues(tmp_path, upscaler):
+    clip = make_clip(tmp_path / "clip.mkv", frames=24, audio=0, subtitles=True)
+    upscale_video(clip, tmp_path / "mid.mp4", upscaler=upscaler, notice=lambda _: None)
+    notices: list[str] = []
+    upscale_video(tmp_path / "mid.mp4", tmp_path / "out.mkv", upscaler=upscaler, notice=notices.append, frames=(5, 20))
+    assert notices == ["converted subtitle stream 1 (mov_text) to subrip: an .mkv file cannot hold mov_text"]
+    # frame 5 starts at 5/12 s: the cue shown from 0.5 s comes 1/12 s after the range's start
+    assert _cues(tmp_path / "out.mkv") == [(0.083, 0.4, "line 1"), (0.583, 0.4, "line 2"), (1.083, 0.167, "line 3")]
 
 
 def test_frame_range(tmp_path, upscaler, caplog):
@@ -582,6 +625,8 @@ def _tags(path):
 
 @pytest.mark.parametrize("name,resume", [("out.mkv", False), ("out.mp4", False), ("out.mkv", True)])
 def test_copied_streams_keep_their_language_title_and_flags(tmp_path, upscaler, name, resume):
+    """In .mp4 the ASS subtitles are converted to mov_text, and keep their tags and flags too (and
+    FFmpeg's mp4 writer enables the first track of each kind, which reads back as "default")."""
     from av.stream import Disposition
 
     clip = make_clip(tmp_path / "clip.mkv", frames=4, audio=2, subtitles=True,
@@ -591,8 +636,8 @@ def test_copied_streams_keep_their_language_title_and_flags(tmp_path, upscaler, 
     upscale_video(clip, tmp_path / name, upscaler=upscaler, notice=lambda _: None, resume=resume)
     expected = _tags(clip)
     assert expected[:2] == [("audio", "eng", "English", int(Disposition.default)), ("audio", "fre", "Francais", 0)]
-    if name.endswith(".mp4"):  # mp4 cannot hold ASS subtitles
-        expected = expected[:2]
+    if name.endswith(".mp4"):
+        expected[2] = (*expected[2][:3], expected[2][3] | int(Disposition.default))
     assert _tags(tmp_path / name) == expected
 
 

@@ -103,6 +103,7 @@ def run_video_on_cluster(ctx: click.Context, inputs: list[str], output: str | No
     """One video, its keyframe-aligned segments spread over the cluster's workers; the exit
     status (0, 1 if a segment failed, 130)."""
     from ..video import VIDEO_SUFFIXES
+    from ..video.encode import say_changes
     from .video import upscale_video
 
     if len(inputs) != 1 or inputs[0] == "-" or Path(inputs[0]).suffix.lower() not in VIDEO_SUFFIXES:
@@ -126,8 +127,7 @@ def run_video_on_cluster(ctx: click.Context, inputs: list[str], output: str | No
         click.echo(f"sr-filter: {len(summary.failed)} segment(s) failed; {output} was not written, finished segments are kept for a rerun", err=True)
         return 1
     if not quiet:
-        for what in summary.dropped:
-            click.echo(f"sr-filter: dropped {what}", err=True)
+        say_changes(summary.dropped, summary.converted, lambda line: click.echo(f"sr-filter: {line}", err=True))
         click.echo(report.summary_line(summary, "segment(s)") + f"; {summary.frames} frames joined into {summary.path}", err=True)
     return 0
 

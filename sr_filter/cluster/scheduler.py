@@ -54,6 +54,7 @@ class Summary:
     notices: list[str] = field(default_factory=list)  # warnings of the workers' model loading, each once
     frames: int = 0  # videos: frames in the joined output
     dropped: list[str] = field(default_factory=list)  # videos: streams the output container cannot hold
+    converted: list[str] = field(default_factory=list)  # videos: text subtitles converted for the output container
     path: str = ""  # videos: the output written
 
 

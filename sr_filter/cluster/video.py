@@ -70,7 +70,7 @@ def upscale_video(
     output is never replaced. ``batch`` frames of a segment go through the network together
     (default :data:`sr_filter.video.batches.FRAME_BATCH`), grouped as on one machine.
     ``notice`` hears what the output cannot keep (default: the log). Returns the :class:`Summary` of the segments, with ``frames``,
-    ``dropped`` (streams the container cannot hold) and ``path`` set on it.
+    ``dropped`` (streams the container cannot hold), ``converted`` (text subtitles converted for it) and ``path`` set on it.
     """
     keywords = dict(locals())
     from ..video import batches, encode, source
@@ -129,7 +129,7 @@ def upscale_video(
         summary = ran
     if summary.failed:
         return summary
-    summary.dropped = _join(tasks, src, dst, muxer, info)
+    summary.dropped, summary.converted = _join(tasks, src, dst, muxer, info)
     summary.frames, summary.path = planned[-1].end, str(dst)
     shutil.rmtree(parts, ignore_errors=True)
     return summary
@@ -185,7 +185,7 @@ def _rotation(container) -> int:
     return 0
 
 
-def _join(tasks: list[segments.Segment], src: Path, dst: Path, muxer: str, info) -> list[str]:
+def _join(tasks: list[segments.Segment], src: Path, dst: Path, muxer: str, info) -> tuple[list[str], list[str]]:
     """Interleave the finished segments and the source's copied streams into ``dst``, atomically."""
     from ..video import resume
     from ..video.job import written

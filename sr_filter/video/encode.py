@@ -3,7 +3,8 @@
 The encoder is named by family (``h264``, ``hevc``, ``vp9``, ``av1``, ``ffv1``, ``prores``); the
 default is the source's family when this build can encode it into the chosen container, else the
 first family the container takes. Audio, subtitle and attachment streams are copied without
-re-encoding where the container can hold them; the rest is listed in :attr:`Output.dropped`.
+re-encoding where the container can hold them, text subtitles converted where it holds another
+text codec; the rest is listed in :attr:`Output.dropped`.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ import io
 import logging
 import numbers
 import os
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
 import av
 
 from ..errors import VideoFormatError, first_line
-from . import CONTAINERS, interlace_line, source
+from . import CONTAINERS, interlace_line, source, subtitles
 from .source import Frame, VideoInfo
 
 log = logging.getLogger("sr_filter")
@@ -399,8 +401,9 @@ class Output:
             self._length: Fraction | None = None  # a frame range's length, which copied subtitles keep within
             self._pending: tuple[av.VideoFrame, int | None] | None = None
             self._durations: dict[Fraction, Fraction] = {}  # frame time -> display time, in seconds
-            self.streams, self.dropped = copy_streams(self.container, source, muxer, copy)
-            self.dropped = lost_in(muxer, encoder, info) + self.dropped
+            self.copies = copy_streams(self.container, source, muxer, copy)
+            self.dropped = lost_in(muxer, encoder, info) + self.copies.dropped
+            self.converted = self.copies.converted
         except (av.error.FFmpegError, ValueError) as exc:
             self.container.close()
             raise VideoFormatError(f"cannot set up the {family} encoder ({first_line(exc)})") from None
@@ -480,11 +483,8 @@ class Output:
 
     def write_packet(self, packet: av.Packet, shift: Fraction) -> None:
         """Mux a copied packet, moved ``shift`` seconds earlier (a frame range's start)."""
-        target = self.streams.get(packet.stream.index)
-        if target is None or not moved(packet, shift, self._length):
-            return
-        packet.stream = target
-        self.container.mux(packet)
+        if packet.stream.index in self.copies.streams and moved(packet, shift, self._length):
+            self.copies.mux(self.container, packet)
 
     def finish(self) -> None:
         """Flush the encoder and write the container's trailer."""
@@ -530,12 +530,39 @@ def moved(packet: av.Packet, shift: Fraction, end: Fraction | None = None) -> bo
     return True
 
 
+@dataclass
+class Copies:
+    """The source's streams that go into an output besides the upscaled video."""
+
+    #: source stream index -> its output stream
+    streams: dict[int, av.stream.Stream] = field(default_factory=dict)
+    #: one line per stream left out, saying why
+    dropped: list[str] = field(default_factory=list)
+    #: one line per text subtitle stream converted to a codec the container holds
+    converted: list[str] = field(default_factory=list)
+    #: source indices of the converted streams (their packets are encoded anew, the others copied)
+    texts: set[int] = field(default_factory=set)
+
+    def mux(self, container: av.container.OutputContainer, packet: av.Packet) -> None:
+        """Mux ``packet`` of a source stream into its output stream (none: it is left out)."""
+        index = packet.stream.index
+        target = self.streams.get(index)
+        if target is None:
+            return
+        if index in self.texts:
+            packet = subtitles.convert(packet, target)
+            if packet is None:
+                return
+        packet.stream = target
+        container.mux(packet)
+
+
 def copy_streams(container: av.container.OutputContainer, source: av.container.InputContainer, muxer: str,
-                 copy: set[int]) -> tuple[dict[int, av.stream.Stream], list[str]]:
-    """Add copies of the source streams in ``copy`` that ``muxer`` can hold; returns the map from
-    source stream index to output stream, and one line per stream left out saying why."""
-    streams: dict[int, av.stream.Stream] = {}
-    dropped: list[str] = []
+                 copy: set[int]) -> Copies:
+    """Add copies of the source streams in ``copy`` that ``muxer`` can hold, and conversions of text
+    subtitles it cannot hold (:mod:`.subtitles`); the lines of :class:`Copies` say what was not kept as it was."""
+    copies = Copies()
+    streams, dropped = copies.streams, copies.dropped
     upscaled = source.streams.video[0].index
     firsts = _first_packets(source, {s.index for s in source.streams if s.index in copy and s.type != "attachment"})
     for stream in source.streams:
@@ -561,6 +588,10 @@ def copy_streams(container: av.container.OutputContainer, source: av.container.I
             dropped.append(f"{what} (data FFmpeg names no codec for, such as KLV): {_a_file(muxer)} cannot hold it")
             continue
         if not _probe_holds(muxer, codec) or not _header_takes(muxer, stream, firsts.get(stream.index)):
+            into = subtitles.target(muxer, codec) if stream.type == "subtitle" else None
+            if into is not None:
+                _convert(container, stream, codec, into, muxer, copies)
+                continue
             keepers = [_suffix(other) for other in ("matroska", "mp4", "mov")
                        if other != muxer and _probe_holds(other, codec)]  # mov_text into .mkv: no .mkv to offer
             hint = f"; a {' or '.join(keepers)} output keeps it" if keepers else ""
@@ -572,7 +603,29 @@ def copy_streams(container: av.container.OutputContainer, source: av.container.I
             dropped.append(f"{what} ({codec}): {first_line(exc)}")
             continue
         copy_tags(stream, copied, muxer)
-    return streams, dropped
+    return copies
+
+
+def say_changes(dropped: list[str], converted: list[str], notice) -> None:
+    """One notice per stream the output leaves out or converts."""
+    for what in dropped:
+        notice(f"dropped {what}")
+    for what in converted:
+        notice(f"converted {what}")
+
+
+def _convert(container: av.container.OutputContainer, stream: av.stream.Stream, codec: str, into: str, muxer: str, copies: Copies) -> None:
+    """Add a ``into`` conversion of the text subtitle ``stream`` to ``copies``, or its dropped line."""
+    what = f"subtitle stream {stream.index} ({codec})"
+    try:
+        copies.streams[stream.index] = converted = subtitles.add(container, stream, into)
+    except (av.error.FFmpegError, ValueError) as exc:
+        copies.dropped.append(f"{what}: {_a_file(muxer)} cannot hold {codec}, and converting it to {into} failed ({first_line(exc)})")
+        return
+    copies.texts.add(stream.index)
+    copy_tags(stream, converted, muxer)
+    styles = "; its styles (fonts, colours, places) are lost, which a .mkv output keeps" if codec in subtitles.STYLED else ""
+    copies.converted.append(f"{what} to {into}: {_a_file(muxer)} cannot hold {codec}{styles}")
 
 
 #: audio whose packets an AVI times by the samples per packet, which the reader of an AVI source

@@ -63,9 +63,9 @@ def upscale_video(
     called after each frame, on the thread that encodes (not the caller's: a GUI must hand it to its
     own thread); returning False cancels (as for images). ``resume`` writes finished keyframe-aligned segments beside ``dst``
     and, when run again after an interruption, continues after the last one. Streams the output container cannot hold are reported through
-    ``notice`` (default: the log). ``skip_damaged`` leaves out a packet the decoder cannot read, as a
+    ``notice`` (default: the log), as are text subtitles converted to a codec it holds (SubRip into .mp4 as mov_text). ``skip_damaged`` leaves out a packet the decoder cannot read, as a
     player shows the rest, and says so; without it a damaged packet is an error. Returns a summary:
-    frames written, seconds, dropped streams.
+    frames written, seconds, dropped and converted streams.
     """
     from ..upscaler import check_callback, check_flag, check_path, given_or_loaded
 
@@ -183,9 +183,9 @@ def _write(container, src: Path, dst: Path, muxer: str, family: str, info: sourc
         finally:
             if state["output"] is not None:
                 state["output"].abandon()
-    dropped = state["output"].dropped
     return {"frames": state["frames"], "seconds": time.monotonic() - started, "codec": family,
-            "pix_fmt": state["output"].pix_fmt, "dropped": dropped, "path": str(dst)}
+            "pix_fmt": state["output"].pix_fmt, "dropped": state["output"].dropped,
+            "converted": state["output"].converted, "path": str(dst)}
 
 
 def refuse_stream(dst: Path) -> None:
@@ -244,8 +244,7 @@ def _encode_frame(item: source.Frame, state: dict, tmp: str, muxer: str, family:
         else:  # a constant-rate output starts its video at zero: the copied streams move with it
             state["shift"] = source.start_time(container) if info.steady else Fraction(0)
         state["output"].keep_chapters(state["shift"], state["until"])
-        for what in state["output"].dropped:
-            notice(f"dropped {what}")
+        encode.say_changes(state["output"].dropped, state["output"].converted, notice)
         for packet in state["held"]:
             state["output"].write_packet(packet, state["shift"])
         state["held"].clear()

@@ -117,12 +117,11 @@ def run(container, src: Path, dst: Path, tmp: str, muxer: str, family: str, info
     segments = finished(parts)
     if not segments:
         raise VideoFormatError(f"{src} contains no video frames")
-    dropped = join(segments, src, tmp, muxer, info)
-    for what in dropped:
-        notice(f"dropped {what}")
+    dropped, converted = join(segments, src, tmp, muxer, info)
+    encode.say_changes(dropped, converted, notice)
     total = segments[-1][1]
     return {"frames": total, "resumed_at": resume_at, "codec": family, "pix_fmt": encode.choose_pix_fmt(info.pix_fmt, encode.ENCODERS[family][0], alpha=info.alpha),
-            "dropped": dropped, "parts": parts}
+            "dropped": dropped, "converted": converted, "parts": parts}
 
 
 def _recorded(manifest: Path) -> dict | None:
@@ -206,8 +205,9 @@ def _segment_muxer(family: str, alpha: bool) -> str:
     return {"ffv1": "nut", "vp9": "mp4", "av1": "mp4"}.get(family, "mov")
 
 
-def join(segments: list[tuple[int, int, Path]], src: Path, tmp: str, muxer: str, info: source.VideoInfo) -> list[str]:
-    """Interleave the segments' video packets and the source's copied streams into ``tmp``."""
+def join(segments: list[tuple[int, int, Path]], src: Path, tmp: str, muxer: str, info: source.VideoInfo) -> tuple[list[str], list[str]]:
+    """Interleave the segments' video packets and the source's copied streams into ``tmp``; returns
+    the lines of what was dropped and of what was converted (:class:`encode.Copies`)."""
     out = encode.open_output(tmp, muxer, info.steady or info.time_base)
     container = source.open_video(src)  # read from the start again: every packet, priming ones too
     opened = [av.open(str(path)) for _, _, path in segments]
@@ -232,8 +232,8 @@ def join(segments: list[tuple[int, int, Path]], src: Path, tmp: str, muxer: str,
         encode.mark_alpha_beside(video, codec, info)
         if info.rotation:
             video.set_display_rotation(info.rotation)
-        streams, dropped = encode.copy_streams(out, container, muxer, encode.copyable(container))
-        dropped = encode.lost_in(muxer, codec, info) + dropped
+        copies = encode.copy_streams(out, container, muxer, encode.copyable(container))
+        streams, dropped = copies.streams, encode.lost_in(muxer, codec, info) + copies.dropped
         # demux([]) would read every stream, the source's own video too: nothing copied, nothing read
         others = (p for p in container.demux([container.streams[i] for i in streams]) if p.size) if streams else iter(())
         shift = source.start_time(container) if info.steady else Fraction(0)  # the video starts at zero there
@@ -245,14 +245,17 @@ def join(segments: list[tuple[int, int, Path]], src: Path, tmp: str, muxer: str,
         elif muxer not in ("mp4", "mov"):  # those time frames by decode steps, as the segments do
             videos = _shown_for(videos, _display_times([path for _, _, path in segments]))
         for *_, packet in heapq.merge(_timed(videos, 0), _timed(others, 1)):
-            packet.stream = video if packet.stream.type == "video" else streams[packet.stream.index]
-            out.mux(packet)
+            if packet.stream.type == "video":
+                packet.stream = video
+                out.mux(packet)
+            else:
+                copies.mux(out, packet)
     finally:
         for segment in opened:
             segment.close()
         container.close()
         out.close()
-    return dropped
+    return dropped, copies.converted
 
 
 #: codecs whose segments (mov, mp4) hold length-prefixed packets, and the filter that turns them
