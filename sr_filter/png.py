@@ -15,6 +15,7 @@ decides. Table in docs/performance.md ("Writing PNG").
 
 from __future__ import annotations
 
+import logging
 import struct
 import zlib
 
@@ -80,6 +81,17 @@ def check_complete(data: bytes, name: str = "image") -> None:
     if have < need:
         raise ImageFormatError(f"{name} is truncated or damaged: its image data ends early "
                                f"({have:,} of {need:,} bytes, the rest of the picture would be blank)")
+
+
+class _InterlaceChatter(logging.Filter):
+    """imagecodecs decodes Adam7 PNGs exactly but logs libpng's "Interlace handling should be turned
+    on when using png_read_image" for each, which the command printed as a warning about the user's file."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Interlace handling should be turned on" not in record.getMessage()
+
+
+logging.getLogger("imagecodecs").addFilter(_InterlaceChatter())
 
 
 def decode_png16(data: bytes, name: str = "image") -> np.ndarray:
