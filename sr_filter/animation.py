@@ -77,7 +77,9 @@ def _raw(source: str | Path | bytes) -> Any:
 
 
 def _opened(source: str | Path | bytes) -> Any:
-    return Image.open(_raw(source))
+    from .imageio import pil_open
+
+    return pil_open(_raw(source))
 
 
 def is_animated(source: str | Path | bytes) -> bool:

@@ -185,12 +185,19 @@ def _read_bytes(source: str | Path | bytes | BinaryIO, name: str, check: Callabl
     return data
 
 
+def pil_open(source: str | Path | BinaryIO) -> Image.Image:
+    """Pillow's lazy open (header only), without its DecompressionBombWarning: the memory check
+    (:mod:`.limits`) says what is too large to upscale in words of its own, and Pillow's warning
+    had been printed raw, with a source line, before it (``-q`` too)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        return Image.open(source)
+
+
 def _open(data: bytes, name: str, *, tiff: bool = False) -> Image.Image | None:
     """Pillow's lazy open (header only); for a TIFF, None when only tifffile understands it."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            return Image.open(io.BytesIO(data))
+        return pil_open(io.BytesIO(data))
     except Image.DecompressionBombError as exc:
         pixels = re.search(r"\((\d+) pixels\)", str(exc))
         claimed = f"{int(pixels.group(1)) / 1e6:,.0f} megapixels" if pixels else "an enormous size"

@@ -600,3 +600,16 @@ def test_a_name_that_is_not_utf8_is_shown_with_its_bytes(tmp_path):
     err = result.stderr.decode("utf-8", "replace")
     assert result.returncode == 0 and "bad\\xff.png ->" in err and "udcff" not in err, err
     assert (tmp_path / "out" / name).is_file()
+
+
+def test_a_picture_past_pillows_bomb_warning_gets_only_our_own_line(tmp_path):
+    """10000x9500 is past the size at which Pillow warns of a decompression bomb (and short of the
+    one where it refuses): its warning had been printed raw, with its source line, before the
+    error, with -q too. The memory check says in its own words what is too large."""
+    from .test_imageio import _png_header_only
+
+    (tmp_path / "big.png").write_bytes(_png_header_only(10000, 9500))
+    out = run("-q", tmp_path / "big.png", "-o", tmp_path / "out.png")
+    lines = _meaningful_stderr(out.stderr)
+    assert out.returncode == 1 and len(lines) == 1 and lines[0].startswith("sr-filter: error: "), lines
+    assert not (tmp_path / "out.png").exists()
