@@ -14,7 +14,7 @@ from __future__ import annotations
 
 
 from .device import available_ram
-from .errors import ImageTooLargeError
+from .errors import ImageTooLargeError, InputTooLargeError
 from .sizing import network_passes
 
 #: memory the model, its tiles and the interpreter need on top of the image buffers
@@ -58,6 +58,13 @@ def check_fits(
             raise ImageTooLargeError(f"{name} is {width}x{height} ({width * height / 1e6:,.0f} megapixels); reading it would "
                                      f"need about {_gib(need)} of memory, but only {_gib(have)} is available")
         out_w, out_h = max(1, round(width * scale)), max(1, round(height * scale))
+        least = estimate_bytes(width, height, channels, min(scale, 1 / max(width, height)), itemsize, model_scale)
+        if model_scale > 1 and least - (width * height * max(1, channels) * itemsize if decoded else 0) > have:
+            # the network's own pass over the whole input is the cost: no smaller scale helps
+            raise InputTooLargeError(
+                f"{name} is {width}x{height} ({width * height / 1e6:,.0f} megapixels): for a {out_w}x{out_h} output, or any "
+                f"other size, the network's x{model_scale} pass over it alone needs about {_gib(least)} of memory, but only "
+                f"{_gib(have)} is available; shrink it first, or cut it into parts")
         raise ImageTooLargeError(
             f"{name} is {width}x{height}; upscaled x{scale:g} it would be {out_w}x{out_h} "
             f"({out_w * out_h / 1e6:,.0f} megapixels) and need about {_gib(need)} of memory, "

@@ -146,7 +146,7 @@ def _png_claiming(width: int, height: int) -> bytes:
         ("truncated.png", "is truncated or damaged"),
         ("truncated.jpg", "is truncated or damaged"),
         ("zero.png", "has no pixels (0x16)"),
-        ("bomb.png", "60000x60000; upscaled x4 it would be 240000x240000"),
+        ("bomb.png", "60000x60000 (3,600 megapixels): for a 240000x240000 output, or any other size"),
         ("unwritable", "cannot write to output folder"),
         ("input as output", "is the input file; use --overwrite"),
     ],
