@@ -222,3 +222,22 @@ def test_running_the_command_line_in_process_leaves_the_callers_signals_usable(c
     finally:
         for number, handler in saved.items():
             signal.signal(number, handler)
+
+
+def test_messages_that_cannot_be_written_do_not_stop_the_work(small_png, tmp_path):
+    """Standard error is for messages: into a full disk (``2>/dev/full``) or a reader that has gone
+    (``2>&1 | head -1``), the upscale had been abandoned with status 1, without its output."""
+    environment = dict(os.environ, PYTHONPATH=str(ROOT))
+    command = [sys.executable, "-m", "sr_filter", small_png, "-m", "sr-cartoon-x4", "-o"]
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([*command, tmp_path / "full.png"], stderr=full, env=environment, timeout=300)
+    assert done.returncode == 0 and Image.open(tmp_path / "full.png").size == (256, 192)
+    reader, writer = os.pipe()
+    os.close(reader)  # nobody reads what it says
+    try:
+        done = subprocess.run([*command, tmp_path / "gone.png"], stderr=writer, env=environment, timeout=300)
+    finally:
+        os.close(writer)
+    assert done.returncode == 0 and Image.open(tmp_path / "gone.png").size == (256, 192)
+    with open("/dev/full", "w") as full:  # an error still ends with its status
+        assert subprocess.run([*command, tmp_path / "full.png"], stderr=full, env=environment, timeout=300).returncode == 1

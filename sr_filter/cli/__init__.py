@@ -128,15 +128,51 @@ def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: runs the group and turns every error into one line and an exit status.
-    Called in-process with ``argv``, the caller's signal handlers are given back at the end."""
+    Called in-process with ``argv``, the caller's signal handlers and standard error are given back at the end."""
     previous = _install_signal_handlers()
+    stderr = sys.stderr
     try:
         _main(argv)
     finally:
         if argv is not None:
+            sys.stderr = stderr
             for number, handler in (previous or {}).items():
                 with contextlib.suppress(ValueError, TypeError):
                     signal.signal(number, handler)
+
+
+class _MessagesOnly:
+    """Standard error as the commands use it: for messages only. A write that fails (a full disk
+    behind ``2>file``, a reader gone after ``2>&1 | head``) sends the rest to /dev/null instead of
+    stopping the work: an upscale had been abandoned, without its output and without a word,
+    because a progress line could not be shown."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except (OSError, ValueError):
+            self._give_up()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except (OSError, ValueError):
+            self._give_up()
+
+    def _give_up(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, self._stream.fileno())  # what the stream still holds drains there, at exit too
+            os.close(null)
+        with contextlib.suppress(OSError, ValueError):
+            self._stream.flush()
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
 
 
 def _main(argv: list[str] | None) -> None:
@@ -268,3 +304,5 @@ def _guard_closed_stdio() -> None:
                 os.close(null)
     if sys.stderr is None:
         sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+    if not isinstance(sys.stderr, _MessagesOnly):
+        sys.stderr = _MessagesOnly(sys.stderr)
