@@ -52,6 +52,15 @@ def colour_fixed(source: np.ndarray, result: np.ndarray, sigma: float = SIGMA) -
     return result
 
 
+def alpha_fixed(source: np.ndarray, result: np.ndarray) -> np.ndarray:
+    """An upscaled alpha plane (HxW) with ``source``'s level over areas, as :func:`colour_fixed`
+    gives colour; where it is exactly transparent or opaque it stays so (those are settled before,
+    where the input is so all around)."""
+    fixed = colour_fixed(source, np.array(result))
+    exact = (result == 0) | (result == _top(result.dtype))
+    return np.where(exact, result, fixed)
+
+
 def _flatness(colour: np.ndarray) -> np.ndarray:
     """(h, w, 1) weights: 1 on flat input, falling towards 0 where it is busy (:data:`BUSY`)."""
     high, low = colour, colour

@@ -333,12 +333,18 @@ class Upscaler:
         return convert.add_beyond(self._fixed(inside, self._upscale_array(inside, scale, progress)), rest)
 
     def _fixed(self, source: np.ndarray, result: np.ndarray) -> np.ndarray:
-        """``result`` with ``source``'s colour over areas when the colour fix is on."""
+        """``result`` with ``source``'s colour over areas when the colour fix is on; its alpha too,
+        which runs through the same network (``realesr-animevideov3`` lifted a smooth alpha ramp by
+        4 levels on average, so a half-transparent layer came out more opaque). Alpha that came out
+        exactly transparent or opaque stays so."""
         if not self.colour_fix:
             return result
-        from .colourfix import colour_fixed
+        from .colourfix import alpha_fixed, colour_fixed
 
-        return colour_fixed(source, result)
+        result = colour_fixed(source, result)
+        if source.ndim == 3 and source.shape[2] in (2, 4) and not (source[..., -1] == source[0, 0, -1]).all():
+            result[..., -1] = alpha_fixed(source[..., -1], result[..., -1])
+        return result
 
     def _check_job(self, array: object, scale: float | None) -> float:
         """The output scale, after refusing an image whose result cannot fit in memory (with the
