@@ -68,6 +68,27 @@ def add_layer(image, spec):
     return layer
 
 
+def add_masks(layer):
+    """A mask on ``layer`` (black over its left half) and a white one on its group."""
+    w, h = layer.get_width(), layer.get_height()
+    layer.add_mask(layer.create_mask(Gimp.AddMaskType.WHITE))
+    buf = layer.get_mask().get_buffer()
+    buf.set(Gegl.Rectangle.new(0, 0, w, h), "Y u8", bytes([0 if x < w // 2 else 255 for _ in range(h) for x in range(w)]))
+    buf.flush()
+    group = layer.get_parent()
+    group.add_mask(group.create_mask(Gimp.AddMaskType.WHITE))
+
+
+def masks_of(layer):
+    """Size and pixels (rows of Y u8) of the masks of ``layer`` and of its group."""
+    out = {}
+    for name, item in (("layer", layer), ("group", layer.get_parent())):
+        w, h = item.get_width(), item.get_height()
+        data = bytes(item.get_mask().get_buffer().get(Gegl.Rectangle.new(0, 0, w, h), 1.0, "Y u8", Gegl.AbyssPolicy.CLAMP))
+        out[name] = {"size": [w, h], "offsets": list(item.get_offsets()[1:]), "rows": [list(data[y * w:(y + 1) * w]) for y in range(h)]}
+    return out
+
+
 def geometry(image):
     """Image size, precision, selection bounds and every layer (groups first, then children)."""
     layers = {}
@@ -144,6 +165,8 @@ def run_case(case):
     image = load(case)
     try:
         extra = add_layer(image, case["extra_layer"]) if case.get("extra_layer") else None
+        if case.get("masks"):
+            add_masks(extra)
         if case.get("precision"):  # e.g. FLOAT_NON_LINEAR: exercise high bit depth
             image.convert_precision(getattr(Gimp.Precision, case["precision"]))
         if case.get("lock"):
@@ -165,7 +188,11 @@ def run_case(case):
             Gimp.edit_paste(base, False)
         if case.get("indexed"):
             image.convert_indexed(Gimp.ConvertDitherType.NONE, Gimp.ConvertPaletteType.GENERATE, 16, False, False, "")
+        if case.get("canvas"):  # a canvas of that size, the layers where they are
+            image.resize(case["canvas"][0], case["canvas"][1], 0, 0)
         report = run_procedure(image, case)
+        if case.get("masks") and report["status"] == "success":
+            report["masks"] = masks_of(extra)
         if report["status"] == "success":
             export_png(image, "/job/" + case["output"])
             if case.get("dump_format"):  # exact pixels of the bottom layer, e.g. "R'G'B'A float"

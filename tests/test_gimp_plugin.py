@@ -74,6 +74,8 @@ def test_gray_2d_array_is_sent_as_one_channel():
 @pytest.mark.parametrize("entry, words", [
     ({"width": 2, "height": 2, "channels": 5, "dtype": "uint8"}, "5 channels"),
     ({"width": 2, "height": 2, "channels": 3, "dtype": "int32"}, "unknown dtype"),
+    ({"width": 2, "height": 2, "channels": 3, "dtype": "uint8", "mask": True}, "\"mask\" is true, for one channel"),
+    ({"width": 2, "height": 2, "channels": 1, "dtype": "uint8", "mask": 1}, "\"mask\" is true, for one channel"),
     ({"width": 2, "channels": 3, "dtype": "uint8"}, "bad image entry"),
 ])
 def test_bad_image_entry_is_a_protocol_error(entry, words):
@@ -240,6 +242,30 @@ def test_worker_runs_without_torch_once_the_model_is_converted(tmp_path):
 
 
 @needs_data
+def test_worker_resizes_a_mask_to_its_layers_box_without_the_network():
+    """A layer mask is resized (bicubic, as GIMP scales masks) to the size asked for, the box its
+    layer's upscaled pixels fill; it does not go through the network."""
+    mask = np.zeros((16, 20, 1), np.uint8)
+    mask[:, 10:] = 255
+    layer = crop(16, 20)
+    results = proto.run_worker(sys.executable, {"model": str(WEIGHTS), "scale": 1.5, "device": "cpu", "sizes": [[30, 24], [30, 24]]},
+                               [gimp_worker.from_array(layer), (dict(gimp_worker.from_array(mask)[0], mask=True), mask.tobytes())],
+                               env=worker_env())
+    (info, data) = results[1]
+    assert (info["width"], info["height"], info["channels"], info["dtype"]) == (30, 24, 1, "uint8")
+    out = np.frombuffer(bytes(data), np.uint8).reshape(24, 30)
+    assert (out[:, :14] == 0).all() and (out[:, 16:] == 255).all() and (out == out[0]).all()
+    deep = gimp_worker.resized_mask(np.full((4, 4, 1), 40000, np.uint16), 6, 6)
+    assert deep.dtype == np.uint16 and deep.shape == (6, 6, 1) and (deep == 40000).all()
+
+
+def test_worker_names_its_own_python_in_install_advice():
+    """GIMP's user has several Pythons: a plain `pip install` rarely reaches the worker's."""
+    said = gimp_worker.with_this_python("needs the spandrel package; install it with: pip install --no-deps spandrel==0.4.2")
+    assert said == "needs the spandrel package; install it with: %s -m pip install --no-deps spandrel==0.4.2" % sys.executable
+    assert gimp_worker.with_this_python("run python3 -m pip install x") == "run python3 -m pip install x"
+
+
 def test_worker_handles_several_layers_in_one_run():
     a, b = crop(16, 16), with_alpha(crop(12, 20))
     results = proto.run_worker(sys.executable, {"model": str(WEIGHTS), "scale": 4, "device": "cpu"},
@@ -611,6 +637,14 @@ def gimp_run(tmp_path_factory):
         {"name": "no-image", "no_image": True, "args": {"preset": "sr-cartoon-x4", "scale": 2.0, "device": "cpu"}},
         {"name": "file-without-file", "input": "rgb.png", "output": "never.png",
          "args": {"preset": "file", "scale": 2.0, "device": "cpu"}},
+        # a masked layer in a masked group at x1.5: GIMP scaled each mask into its own box for the
+        # layer, a pixel off the layer's new one, leaving the mask shifted and a transparent seam
+        {"name": "masks", "input": "rgb.png", "output": "masks_out.png", "masks": True,
+         "extra_layer": {"raw": "layer.raw", "size": [20, 16], "offset": [5, 7]},
+         "args": {"preset": "sr-cartoon-x4", "scale": 1.5, "device": "cpu", "tile": 0}},
+        # GIMP refuses a canvas side over 524288 pixels: the layers had been upscaled off the canvas
+        {"name": "over-gimp-limit", "input": "rgb.png", "output": "never.png", "canvas": [70000, 40],
+         "args": {"preset": "sr-cartoon-x4", "scale": 8.0, "device": "cpu", "tile": 0}},
     ]
     shutil.copyfile(Path(os.environ["GIMP3_ROOT"]) / "usr/share/color/icc/ghostscript/a98.icc", work / "a98.icc")
     (work / "bad.pth").write_bytes(b"this is not a weights file\n")
@@ -743,6 +777,30 @@ def test_gimp_refuses_a_tile_size_below_the_librarys_minimum_in_plugin_terms(gim
     assert rep["status"] == "execution-error", rep
     assert "0 (automatic) or at least 32 pixels, not 16" in rep["message"], rep
     assert rep["size"] == [48, 40]
+
+
+def test_gimp_masks_cover_their_layers_new_box(gimp_run):
+    rep = gimp_run["report"]["masks"]
+    assert rep["status"] == "success", rep
+    layer, group = rep["masks"]["layer"], rep["masks"]["group"]
+    # the 20x16 layer at (5, 7) fills (8, 10) to (38, 34) at x1.5; each mask has its item's box
+    assert rep["layers"]["offset layer"] == {"offsets": [8, 10], "size": [30, 24]}
+    assert layer["size"] == [30, 24] and layer["offsets"] == [8, 10]
+    assert group["size"] == rep["layers"]["group"]["size"] and group["offsets"] == rep["layers"]["group"]["offsets"]
+    rows = np.array(layer["rows"], dtype=np.int64)
+    assert (rows[:, -1] == 255).all() and (rows[-1] == rows[0]).all()  # no transparent seam on any edge
+    assert (np.array(group["rows"]) == 255).all()
+    # black over the left half (10 of 20 columns): the edge comes at 15 of 30, where the layer's pixels put it
+    crossing = np.argmax(rows[0] >= 128)
+    assert crossing == 15 and (rows[:, :14] == 0).all() and (rows[:, 16:] == 255).all(), rows[0]
+
+
+def test_gimp_refuses_a_canvas_past_gimps_size_limit_before_changing_anything(gimp_run):
+    rep = gimp_run["report"]["over-gimp-limit"]
+    assert rep["status"] == "execution-error", rep
+    assert rep["message"] == ("the image would be 560000x320 after x8, more than GIMP's 524288 pixels a side: use a "
+                              "smaller scale, or crop the canvas (Image > Crop to Content)"), rep
+    assert rep["size"] == [70000, 40] and rep["layers"]["Background"]["size"] == [48, 40]
 
 
 def test_gimp_refuses_a_locked_layer_before_changing_anything(gimp_run):

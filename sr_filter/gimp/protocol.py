@@ -6,14 +6,16 @@ is imported by both sides: by the worker from the installed package, and by the 
 from a copy the installer puts next to ``sr-filter.py`` (as ``gimp_protocol.py``). It must
 therefore never import numpy, torch or anything outside the standard library.
 
-Request, on the worker's stdin: one JSON line ``{"version": 4, "request": "upscale",
-"options": {...}, "images": [{"width", "height", "channels", "dtype"[, "name"]}, ...]}`` followed by
+Request, on the worker's stdin: one JSON line ``{"version": 5, "request": "upscale",
+"options": {...}, "images": [{"width", "height", "channels", "dtype"[, "name"][, "mask"]}, ...]}`` followed by
 the raw pixels of every image, concatenated, row-major, interleaved channels, native byte
 order. ``options`` carry the library's values (``tile``: ``"auto"``, 0 = whole image, or a
 size; ``scale``: absent or null = the model's own; ``colour_fix``: true or false (absent:
 the preset's choice); ``sizes``: optional ``[width, height]`` per
 image, the exact output size, within a pixel or two of the scaled size, so that layers that
-meet on the canvas still meet after rounding). ``{"version": 4, "request": "describe"}``
+meet on the canvas still meet after rounding). An image with ``"mask": true`` is a layer mask
+(one channel): it is resized to its size, not upscaled, so that it covers its layer's new box
+exactly. ``{"version": 5, "request": "describe"}``
 asks for the plug-in's menu choices instead (see :func:`check_choices`).
 Reply, on stdout: one JSON line ``{"ok": true, "images": [...], "warnings": [...]}`` plus
 the pixels the same way (``{"ok": true, "choices": {...}}`` for ``describe``), or ``{"ok":
@@ -36,7 +38,7 @@ import subprocess
 import threading
 from typing import IO, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-VERSION = 4
+VERSION = 5
 REQUESTS = ("upscale", "describe")
 WORKER_MODULE = "sr_filter.gimp.worker"
 #: ``python -c`` this: the worker without the current folder on sys.path, so it imports the
@@ -88,8 +90,10 @@ def _short(value: Any) -> str:
 
 def image_nbytes(info: Any) -> int:
     """Byte size of one image described by a header entry; validates the entry."""
-    if not isinstance(info, dict) or set(info) - {"name"} != {"width", "height", "channels", "dtype"}:
+    if not isinstance(info, dict) or set(info) - {"name", "mask"} != {"width", "height", "channels", "dtype"}:
         raise ProtocolError("bad image entry %s: expected width, height, channels and dtype (and a name)" % _short(info))
+    if "mask" in info and not (info["mask"] is True and info["channels"] == 1):
+        raise ProtocolError("bad image entry %s: \"mask\" is true, for one channel" % _short(info))
     if not isinstance(info.get("name", ""), str) or len(info.get("name", "")) > 256:
         raise ProtocolError("bad image entry %s: the name must be a text of at most 256 characters" % _short(info))
     w, h, c, dtype = info["width"], info["height"], info["channels"], info["dtype"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import traceback
 from typing import IO, Any, Dict, List, Optional, Tuple
@@ -53,6 +54,21 @@ def fit(arr: np.ndarray, width: int, height: int) -> np.ndarray:
     arr = arr[:height, :width]
     pad = ((0, height - arr.shape[0]), (0, width - arr.shape[1])) + ((0, 0),) * (arr.ndim - 2)
     return np.pad(arr, pad, mode="edge")
+
+
+def resized_mask(arr: np.ndarray, width: int, height: int) -> np.ndarray:
+    """A layer mask (HxWx1) resized to ``width`` x ``height``, its layer's new box: bicubic, as GIMP
+    scales masks, but onto the box the layer's pixels fill (GIMP's own box for the layer was a pixel
+    off it, and the mask came out shifted, with a transparent seam along one edge)."""
+    from sr_filter import convert
+    from sr_filter.resize import resize
+
+    plane = convert.to_float(arr)[:, :, 0][None, None]
+    out = resize(plane, height, width)[0, 0]
+    if arr.dtype == np.float32:
+        return out[:, :, None]
+    top = np.iinfo(arr.dtype).max
+    return np.round(out * top).astype(arr.dtype)[:, :, None]
 
 
 class _Warnings(logging.Handler):
@@ -129,9 +145,9 @@ def _serve(stdin: IO[bytes], stdout: IO[bytes], stderr: IO[str], warnings: _Warn
         upscaler = sr_filter.Upscaler(**kwargs)  # loaded once for all layers
         for index, info in enumerate(request["images"]):
             named = "layer %r" % info["name"] if info.get("name") else "layer %d" % (index + 1)  # as the Layers dialog shows it
-            limits.check_fits(named, info["width"], info["height"], info["channels"],
+            limits.check_fits(("the mask of " if info.get("mask") else "") + named, info["width"], info["height"], info["channels"],
                               scale or upscaler.scale, np.dtype(DTYPES[info["dtype"]]).itemsize,
-                              model_scale=upscaler.scale)
+                              model_scale=1 if info.get("mask") else upscaler.scale)
         results: List[Tuple[Dict[str, Any], bytes]] = []
         for index, (info, data) in enumerate(zip(request["images"], payloads)):
             def progress(done: int, total: int, _i: int = index) -> bool:
@@ -142,12 +158,19 @@ def _serve(stdin: IO[bytes], stdout: IO[bytes], stderr: IO[str], warnings: _Warn
                     return False
                 return True
 
-            out = upscaler.upscale(to_array(info, data), scale=scale, progress=progress)
+            sizes = request["options"].get("sizes")
+            if info.get("mask"):
+                factor = scale or upscaler.scale
+                width, height = sizes[index] if sizes else (proto.scaled(info["width"], factor), proto.scaled(info["height"], factor))
+                out = resized_mask(to_array(info, data), width, height)
+            else:
+                out = upscaler.upscale(to_array(info, data), scale=scale, progress=progress)
             payloads[index] = bytearray()  # the input pixels are no longer needed
-            if request["options"].get("sizes"):
-                out = fit(out, *request["options"]["sizes"][index])
+            if sizes and not info.get("mask"):
+                out = fit(out, *sizes[index])
             results.append(from_array(out))
-        reply: Dict[str, Any] = {"ok": True, "images": [info for info, _ in results], "warnings": warnings.lines}
+        reply: Dict[str, Any] = {"ok": True, "images": [info for info, _ in results],
+                                 "warnings": [with_this_python(line) for line in warnings.lines]}
         proto.write_message(stdout, reply, [data for _, data in results])
         return 0
     except Exception as exc:  # every failure becomes one JSON error line
@@ -158,11 +181,19 @@ def _serve(stdin: IO[bytes], stdout: IO[bytes], stderr: IO[str], warnings: _Warn
         elif not _is_user_error(exc):
             traceback.print_exc(file=stderr)
             message = "internal error in sr-filter (%s: %s)" % (kind, message)
+        message = with_this_python(message)
         try:
             proto.write_message(stdout, {"ok": False, "error": message, "kind": kind})
         except OSError:
             pass
         return 1
+
+
+def with_this_python(message: str) -> str:
+    """``message`` with its ``pip install`` advice naming the worker's interpreter: GIMP's user
+    has several Pythons (GIMP's own, the system's, the one sr-filter.json names), and a plain
+    `pip` installs into whichever comes first on PATH, rarely this one."""
+    return re.sub(r"(?<!-m )(?<![-\w])pip install", "%s -m pip install" % sys.executable, message)
 
 
 def _is_user_error(exc: BaseException) -> bool:

@@ -78,6 +78,17 @@ def library_tile(tile):
     return None if tile < menu_choices()["min_tile"] else tile
 
 
+def masked_items(items):
+    """Layers and layer groups that have a mask, each group before what it holds."""
+    out = []
+    for item in items:
+        if item.get_mask() is not None:
+            out.append(item)
+        if item.is_group():
+            out.extend(masked_items(item.get_children()))
+    return out
+
+
 def leaf_layers(items):
     """All pixel layers, descending into layer groups (groups have no pixels of their own)."""
     out = []
@@ -131,6 +142,31 @@ def read_layer(layer, dtype):
     return {"width": w, "height": h, "channels": channels_of(layer), "dtype": dtype, "name": layer.get_name()[:256]}, bytes(data)
 
 
+def mask_format(dtype):
+    """The exchange format of a layer mask: one channel of the image's sample type."""
+    return "Y %s" % SAMPLES[dtype]
+
+
+def read_mask(item, dtype):
+    """(protocol geometry, raw pixels) of the mask of a layer or group, at its size."""
+    w, h = item.get_width(), item.get_height()
+    data = item.get_mask().get_buffer().get(Gegl.Rectangle.new(0, 0, w, h), 1.0, mask_format(dtype), Gegl.AbyssPolicy.CLAMP)
+    return {"width": w, "height": h, "channels": 1, "dtype": dtype, "name": item.get_name()[:256], "mask": True}, bytes(data)
+
+
+def write_mask(item, info, data):
+    """Give the mask of ``item`` (already at its new box) the worker's resized mask."""
+    w, h = info["width"], info["height"]
+    if (item.get_width(), item.get_height()) != (w, h):
+        raise proto.WorkerError("the mask of %r came back %dx%d for a %dx%d layer" % (item.get_name(), w, h, item.get_width(), item.get_height()))
+    mask = item.get_mask()
+    shadow = mask.get_shadow_buffer()
+    shadow.set(Gegl.Rectangle.new(0, 0, w, h), mask_format(info["dtype"]), bytes(data))
+    shadow.flush()
+    mask.merge_shadow(True)
+    mask.update(0, 0, w, h)
+
+
 def write_layer(layer, info, data, offsets):
     """Give ``layer`` the worker's pixels, size and the scaled offsets."""
     w, h = info["width"], info["height"]
@@ -153,16 +189,18 @@ def upscale_image(image, options, python):
     scale = options["scale"]
     layers = leaf_layers(image.get_layers())
     dtype = sample_type(image)
+    why = too_large_for_gimp(image, layers, scale)
     for layer in layers:  # before any pixel is copied
-        why = proto.too_large(layer.get_name(), layer.get_width(), layer.get_height(), channels_of(layer), scale)
-        if why:
-            raise proto.WorkerError(why)
-    inputs = [read_layer(layer, dtype) for layer in layers]
-    boxes = [proto.scaled_box(*layer.get_offsets()[1:], layer.get_width(), layer.get_height(), scale) for layer in layers]
+        why = why or proto.too_large(layer.get_name(), layer.get_width(), layer.get_height(), channels_of(layer), scale)
+    if why:
+        raise proto.WorkerError(why)
+    masked = masked_items(image.get_layers())
+    inputs = [read_layer(layer, dtype) for layer in layers] + [read_mask(item, dtype) for item in masked]
+    boxes = [proto.scaled_box(*item.get_offsets()[1:], item.get_width(), item.get_height(), scale) for item in layers + masked]
     options = dict(options, sizes=[[w, h] for _, _, w, h in boxes])
 
     def progress(index, done, total):
-        Gimp.progress_update((index + done / max(total, 1)) / len(layers))
+        Gimp.progress_update(min(1.0, (index + done / max(total, 1)) / len(layers)))
         return True
 
     Gimp.progress_init("Super-resolution x%g (whole image)" % scale)
@@ -185,6 +223,10 @@ def upscale_image(image, options, python):
         try:
             for layer, (x, y, _, _), (info, data) in zip(layers, boxes, results):
                 write_layer(layer, info, data, (x, y))
+            # a mask is scaled by GIMP with its layer, into GIMP's own box for it, a pixel off the
+            # box the layer's pixels now fill: each one is written again, resized from the original
+            for item, (info, data) in zip(masked, results[len(layers):]):
+                write_mask(item, info, data)
         finally:
             if saved is not None:
                 image.select_item(Gimp.ChannelOps.REPLACE, saved)
@@ -197,6 +239,23 @@ def upscale_image(image, options, python):
         Gimp.context_pop()
         image.undo_group_end()
     return warnings
+
+
+#: GIMP's largest image or layer side (GIMP_MAX_IMAGE_SIZE)
+GIMP_MAX_SIDE = 524288
+
+
+def too_large_for_gimp(image, layers, scale):
+    """Why the scaled canvas or a scaled layer would pass GIMP's size limit, else None: GIMP
+    refuses to scale the canvas, and the layers were upscaled anyway, off the canvas."""
+    sizes = [("the image", image.get_width(), image.get_height())]
+    sizes += [("layer %r" % layer.get_name(), layer.get_width(), layer.get_height()) for layer in layers]
+    for what, width, height in sizes:
+        w, h = proto.scaled(width, scale), proto.scaled(height, scale)
+        if max(w, h) > GIMP_MAX_SIDE:
+            return ("%s would be %dx%d after x%g, more than GIMP's %d pixels a side: use a smaller scale, "
+                    "or crop the canvas (Image > Crop to Content)" % (what, w, h, scale, GIMP_MAX_SIDE))
+    return None
 
 
 def refusal(image):
