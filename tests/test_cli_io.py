@@ -552,8 +552,25 @@ def test_a_batch_says_what_it_leaves_out_and_never_redoes_its_own_outputs(crop, 
     (tmp_path / "dead.png").symlink_to(tmp_path / "nothing.png")
     for name, words in (("pipe.png", b"is not a regular file (a pipe, socket or device)"),
                         ("dead.png", b"is a symbolic link to nothing that exists")):
-        odd = run(tmp_path / name, beside / "a.png", "-o", tmp_path / "odd", "-m", "sr-photo-x4")
+        odd = run(tmp_path / name, beside / "a.png", "-o", tmp_path / f"odd-{Path(name).stem}", "-m", "sr-photo-x4")
         assert odd.returncode == 1 and words in odd.stderr, odd.stderr
+        # one failure of the batch, in its turn: the other input is done (it had stopped the whole batch)
+        assert (tmp_path / f"odd-{Path(name).stem}" / "a.png").is_file() and b"1 upscaled, 0 skipped, 1 failed" in odd.stderr
+
+
+def test_a_missing_input_among_several_fails_alone(crop, tmp_path):
+    """`sr-filter a.png typo.png -o out/`: the missing one is an error line and a failure in the
+    summary, the others are done, the exit status 1 (as cp does); a single missing input is still
+    refused before any model loads."""
+    Image.fromarray(crop).save(tmp_path / "a.png")
+    both = run(tmp_path / "a.png", tmp_path / "typo.png", "-o", tmp_path / "out", "-m", "sr-photo-x4")
+    lines = _meaningful_stderr(both.stderr)
+    assert both.returncode == 1 and (tmp_path / "out" / "a.png").is_file(), lines
+    assert f"sr-filter: error: {tmp_path / 'typo.png'} does not exist" in lines and lines[-1] == "sr-filter: 1 upscaled, 0 skipped, 1 failed"
+    beside = run(tmp_path / "typo.png", tmp_path / "a.png", "-m", "sr-photo-x4")  # no -o: written beside it
+    assert beside.returncode == 1 and (tmp_path / "a_x4.png").is_file() and b"typo.png does not exist" in beside.stderr
+    alone = run(tmp_path / "typo.png", "-m", "sr-photo-x4")
+    assert alone.returncode == 1 and _meaningful_stderr(alone.stderr) == [f"sr-filter: error: {tmp_path / 'typo.png'} does not exist"]
 
 
 def test_a_folder_that_cannot_be_read_fails_the_batch(crop, tmp_path, monkeypatch):

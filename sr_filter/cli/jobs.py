@@ -35,6 +35,9 @@ class Inputs(list):
         super().__init__(items)
         self.roots: dict[str, Path] = roots or {}
         self.left_out: Counter = Counter()
+        #: inputs named among several that cannot be read (missing, a link to nothing): each one a
+        #: failure of the batch in its turn, the others done (one had stopped the whole batch)
+        self.failed: dict[str, str] = {}
 
 
 def refuse_empty_names(inputs: list[str], output: str | None) -> None:
@@ -54,27 +57,39 @@ def expand_inputs(inputs: list[str]) -> Inputs:
 
     A pattern's ``**`` does not follow symbolic links to folders (a link back up the tree made
     the search endless), hidden files and folders are left out unless the pattern names them,
-    and of the files found only images and videos are kept (the rest is counted, and said)."""
+    and of the files found only images and videos are kept (the rest is counted, and said). Among
+    several inputs, one that does not exist is recorded in :attr:`Inputs.failed`, not raised."""
     if "-" in inputs and len(inputs) > 1:
         raise click.UsageError("'-' (standard input) cannot be combined with other inputs")
     expanded = Inputs()
     for item in inputs:
-        if item == "-" or Path(item).exists():
+        try:
+            _expand(item, expanded)
+        except ImageFormatError as exc:
+            if len(inputs) == 1 or any(c in item for c in "*?["):
+                raise
             expanded.append(item)
-        elif any(c in item for c in "*?["):
-            root, matches = _glob(item)
-            usable = [p for p in matches if _usable_suffix(p)]
-            expanded.left_out["other"] += len(matches) - len(usable)
-            if not usable:
-                raise ImageFormatError(f"no {'image or video ' if matches else ''}files match {item}")
-            for path in usable:
-                expanded.append(str(path))
-                expanded.roots[str(path)] = root
-        elif os.path.lexists(item):  # a link that leads nowhere: Path.exists() said "does not exist"
-            raise ImageFormatError(f"{item} is a symbolic link to nothing that exists (a loop, or a missing target)")
-        else:
-            _missing(item)
+            expanded.failed[item] = str(exc)
     return expanded
+
+
+def _expand(item: str, expanded: Inputs) -> None:
+    """Add ``item`` (a name, or the files its pattern finds) to ``expanded``; raise if it names nothing."""
+    if item == "-" or Path(item).exists():
+        expanded.append(item)
+    elif any(c in item for c in "*?["):
+        root, matches = _glob(item)
+        usable = [p for p in matches if _usable_suffix(p)]
+        expanded.left_out["other"] += len(matches) - len(usable)
+        if not usable:
+            raise ImageFormatError(f"no {'image or video ' if matches else ''}files match {item}")
+        for path in usable:
+            expanded.append(str(path))
+            expanded.roots[str(path)] = root
+    elif os.path.lexists(item):  # a link that leads nowhere: Path.exists() said "does not exist"
+        raise ImageFormatError(f"{item} is a symbolic link to nothing that exists (a loop, or a missing target)")
+    else:
+        _missing(item)
 
 
 def _glob(pattern: str) -> tuple[Path, list[Path]]:
@@ -198,9 +213,13 @@ def plan_jobs(inputs: list[str], output: str | None, suffix: str, fmt: str | Non
             if conflict:
                 click.echo(f"sr-filter: warning: {conflict}", err=True)
         return [Job(None if source == "-" else Path(source), target)]
+    failed = getattr(inputs, "failed", {})
     if output is None:  # several files (a folder input needs -o: checked with the options)
         jobs = []
         for source in map(Path, inputs):
+            if str(source) in failed:
+                jobs.append(Job(source, None, error=failed[str(source)]))
+                continue
             job = Job(source, default_output(source, suffix, fmt))
             if is_video(source):
                 job.target = video_target(source, job.target)
@@ -219,7 +238,9 @@ def plan_jobs(inputs: list[str], output: str | None, suffix: str, fmt: str | Non
     roots = getattr(inputs, "roots", {})
     for item in inputs:
         path = Path(item)
-        if path.is_dir():
+        if item in failed:
+            jobs.append(Job(path, None, error=failed[item]))
+        elif path.is_dir():
             files, unreadable = _images_in(path, out_dir, left_out)
             jobs += [Job(file, out_dir / _renamed(file.relative_to(path), fmt, batch_suffix)) for file in files]
             jobs += [Job(path, None, error=why) for why in unreadable]
@@ -232,9 +253,9 @@ def plan_jobs(inputs: list[str], output: str | None, suffix: str, fmt: str | Non
             target = out_dir / _renamed(relative, fmt, batch_suffix)
             jobs.append(Job(path, video_target(path, target) if is_video(path) else target))
         elif path.exists():
-            raise ImageFormatError(f"{item} is not a regular file (a pipe, socket or device)")
-        else:
-            raise ImageFormatError(f"{item} does not exist")
+            jobs.append(Job(path, None, error=f"{item} is not a regular file (a pipe, socket or device)"))
+        else:  # gone since it was checked
+            jobs.append(Job(path, None, error=f"{item} does not exist"))
     return _without_own_outputs(jobs, left_out)
 
 
