@@ -190,8 +190,9 @@ def test_bad_input_is_one_line_and_nonzero(crop, tmp_path, case, message):
         assert Image.open(good).size == (128, 96)
 
 
-def test_ctrl_c_leaves_no_partial_file(tmp_path, set14):
-    """A real SIGINT to a real run: the finished file stays, the interrupted one never appears."""
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_leaves_no_partial_file(tmp_path, set14, signum):
+    """A real SIGINT (or SIGTERM) to a real run: the finished file stays, the interrupted one never appears."""
     src, out = tmp_path / "in", tmp_path / "out"
     src.mkdir()
     big = Image.open(set14 / "baboon.png").convert("RGB").resize((400, 400))
@@ -208,15 +209,18 @@ def test_ctrl_c_leaves_no_partial_file(tmp_path, set14):
             time.sleep(0.05)
         time.sleep(0.3)  # inside the big image's tiles
         assert proc.poll() is None, "the big image finished before the interrupt; make it bigger"
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         stdout, stderr = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
     err = stderr.decode()
-    assert proc.returncode == 130, err
-    assert "interrupted" in err and "Traceback" not in err and stdout == b""
-    assert "\n\n" not in err and err.endswith("sr-filter: interrupted\n"), err  # click's own empty line is gone
+    assert proc.returncode == 128 + signum, err
+    assert "Traceback" not in err and stdout == b"" and "\n\n" not in err, err  # click's own empty line is gone
+    # one line with how far the batch came (Ctrl-C had given two: the count, then "interrupted"; SIGTERM no count)
+    said = "interrupted" if signum == signal.SIGINT else "error: stopped by SIGTERM"
+    assert err.endswith(f"sr-filter: {said} after 1 of 2 file(s); the one in progress was not written\n"), err
+    assert err.count("after 1 of 2") == 1, err
     assert sorted(p.name for p in out.iterdir()) == ["a_small.png"]  # no partial, no temporary file
     assert Image.open(out / "a_small.png").size == (96, 96)
 

@@ -45,8 +45,10 @@ class DefaultGroup(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except KeyboardInterrupt:
-            raise _Interrupted from None
+        except KeyboardInterrupt as exc:
+            stop = _Interrupted()
+            stop.batch_progress = getattr(exc, "batch_progress", None)  # how far a batch came, for the one line
+            raise stop from None
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(COMMANDS)
@@ -181,8 +183,8 @@ def _main(argv: list[str] | None) -> None:
         args = list(sys.argv[1:] if argv is None else argv)
         debug = any(a in ("-vv", "-vvv") for a in args) or args.count("-v") + args.count("--verbose") >= 2
         code = cli.main(args=args, prog_name="sr-filter", standalone_mode=False)
-    except (click.exceptions.Abort, _Interrupted):
-        _fail("interrupted", 130)
+    except (click.exceptions.Abort, _Interrupted) as exc:  # click's Abort carries the Ctrl-C as its cause
+        _fail(_with_progress("interrupted", exc.__cause__ or exc), 130)
     except click.exceptions.NoArgsIsHelpError as exc:  # a bare `sr-filter`: the help, as --help gives it
         click.echo(exc.format_message())
         sys.exit(0)
@@ -196,11 +198,12 @@ def _main(argv: list[str] | None) -> None:
         if debug:
             raise
         _fail(one_line(exc, flags=DefaultGroup.flags), exc.exit_code)
-    except KeyboardInterrupt:
-        _fail("interrupted", 130)
+    except KeyboardInterrupt as exc:
+        _fail(_with_progress("interrupted", exc), 130)
     except Terminated as exc:  # every cleanup has run; the interpreter's own exit (Ray's included) is skipped, as after Ctrl-C
-        interrupted_exit(f"sr-filter: error: stopped by {signal.Signals(exc.signum).name}; unfinished outputs were removed",
-                         128 + exc.signum)
+        said = getattr(exc, "batch_progress", None)
+        interrupted_exit(f"sr-filter: error: stopped by {signal.Signals(exc.signum).name} "
+                         + (said if said else "; unfinished outputs were removed"), 128 + exc.signum)
     except BrokenPipeError:
         sys.exit(1)
     except (ImportError, MemoryError, RuntimeError) as exc:  # resources ran out before our own checks could tell
@@ -220,6 +223,12 @@ def _main(argv: list[str] | None) -> None:
             signal.signal(getattr(signal, name), signal.SIG_IGN)
     if isinstance(code, int) and code:
         sys.exit(code)
+
+
+def _with_progress(line: str, stop: BaseException) -> str:
+    """``line`` with how far a batch had come when it was stopped (set by the batch), if it was one."""
+    said = getattr(stop, "batch_progress", None)
+    return f"{line} {said}" if said else line
 
 
 def _resource_failure(exc: BaseException) -> str:

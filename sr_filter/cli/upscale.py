@@ -20,6 +20,7 @@ import click
 
 from ..atomic import is_stream, write_all
 from ..errors import OutputExistsError, OutputIsInputError, SrFilterError
+from ..interrupts import Terminated
 from ..progress import Bars, stderr_is_terminal
 from ..video.command import video_only, video_options, wants_video
 from .jobs import (
@@ -286,10 +287,10 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
             if batch and not quiet:
                 bars.echo(f"sr-filter: [{number}/{len(jobs)}] {shown_path(name)} -> {shown_path(job.target)} "
                           f"({time.monotonic() - started:.1f} s)")
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Terminated) as stop:
         bars.close()
-        if batch and not quiet:
-            click.echo(f"sr-filter: interrupted after {done} of {len(jobs)} file(s); the one in progress was not written", err=True)
+        if batch:  # said in the one line the command ends with (Ctrl-C had printed two, SIGTERM no count)
+            stop.batch_progress = f"after {done} of {len(jobs)} file(s); the one in progress was not written"
         raise
     finally:  # also on SIGTERM/SIGHUP; the temporary files are removed by their own finally blocks
         bars.close()
