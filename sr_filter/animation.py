@@ -343,8 +343,10 @@ def _carried(meta: Any, fmt: str, shape: tuple[int, ...], scale: float) -> dict[
         if dpi:
             options["dpi"] = dpi
         text = _png_text(meta)
-        if text:
+        if text or meta.png_text_chunks:
             chunks = PngImagePlugin.PngInfo()
+            for kind, body in meta.png_text_chunks:  # the source's, as stored
+                chunks.add(kind, body)
             for key, value in text.items():  # tEXt or iTXt, as png.encode_png writes a still's
                 if plain_text(key, value):
                     chunks.add_text(key, value)

@@ -97,7 +97,8 @@ def encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None = None, *, 
                                   exif=exif, xmp=meta.xmp)
     if fmt == "PNG":  # libpng for 8 and 16 bits, straight from the array
         deep = array if array.dtype == np.uint8 else _to_uint16(array)
-        return png.encode_png(deep, icc_profile=icc, dpi=dpi, exif=exif, text=_png_text(meta), colour=meta.png_colour)
+        return png.encode_png(deep, icc_profile=icc, dpi=dpi, exif=exif, text=_png_text(meta), colour=meta.png_colour,
+                              raw_text=meta.png_text_chunks)
     if array.dtype != np.uint8:
         log.warning("%s holds 8 bits per channel: the %s picture is written with 8 (PNG and TIFF keep it)", _SHOWN.get(fmt, fmt),
                     "16-bit" if array.dtype == np.uint16 else "floating-point", extra=PER_FILE)
@@ -295,10 +296,15 @@ def _to_srgb(array: np.ndarray, icc: bytes) -> tuple[np.ndarray, bool]:
 
 
 def _png_text(meta: ImageMeta) -> dict[str, str]:
-    """The PNG text chunks to write: the source's, with the XMP packet as carried (its
-    orientation set upright), not as read: the old packet made apps rotate the picture twice."""
-    text = dict(meta.text)
-    if meta.comment and "Comment" not in text:  # a JPEG or GIF comment, as PNG's own keyword for one
+    """The PNG text chunks to write, besides the source file's own as stored
+    (:attr:`ImageMeta.png_text_chunks`, when there are any: then the source's text is not repeated
+    here): the source's text, with the XMP packet as carried (its orientation set upright), not as
+    read: the old packet made apps rotate the picture twice."""
+    if meta.png_text_chunks:  # those leave out the XMP packet only
+        text = {png.XMP_KEY: meta.text[png.XMP_KEY]} if png.XMP_KEY in meta.text else {}
+    else:
+        text = dict(meta.text)
+    if meta.comment and "Comment" not in meta.text:  # a JPEG or GIF comment, as PNG's own keyword for one
         text["Comment"] = meta.comment.decode("utf-8", "replace")
     if meta.xmp:
         text[png.XMP_KEY] = meta.xmp.decode("utf-8", "replace")

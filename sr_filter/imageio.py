@@ -120,6 +120,8 @@ def _read_data(data: bytes, name: str, check: Callable[[sniff.Shape], None]) -> 
     if image.format in ("JPEG", "MPO"):
         _check_jpeg_complete(data, array, name)
     meta, orientation = read_meta(image)  # after decoding: Pillow finds PNG text and eXIf after IDAT
+    if image.format == "PNG":
+        meta.png_text_chunks = png.text_chunks(data)
     meta.lossless = image.format == "WEBP" and sniff.webp_lossless(io.BytesIO(data))
     return array, meta, orientation
 

@@ -48,6 +48,10 @@ class ImageMeta:
     frames: int = 1
     #: a PNG's colour chunks besides an ICC profile (gAMA, cHRM, sRGB), as (type, body) pairs
     png_colour: tuple[tuple[bytes, bytes], ...] = ()
+    #: a PNG file's text chunks (tEXt, zTXt, iTXt) as stored, in order, but the XMP packet's: written
+    #: back as they were (``text`` had merged repeated keywords, lost iTXt's language tag and
+    #: stored compressed zTXt uncompressed); empty for a picture not read from PNG bytes
+    png_text_chunks: tuple[tuple[bytes, bytes], ...] = ()
     #: a WebP of lossless (VP8L) pictures only: written back lossless unless a quality is given
     lossless: bool = False
 

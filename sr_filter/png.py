@@ -116,9 +116,11 @@ def encode_png(
     exif: bytes | None = None,
     text: dict[str, str] | None = None,
     colour: tuple[tuple[bytes, bytes], ...] = (),
+    raw_text: tuple[tuple[bytes, bytes], ...] = (),
 ) -> bytes:
     """Encode an HxW or HxWxC uint8 or uint16 array (C = 1..4) as a PNG of that depth with the given
-    metadata; ``colour``: gAMA, cHRM and sRGB chunks as (type, body) (sRGB left out beside a profile)."""
+    metadata; ``colour``: gAMA, cHRM and sRGB chunks as (type, body) (sRGB left out beside a profile);
+    ``raw_text``: text chunks as (type, body), written as they are, before those of ``text``."""
     if array.dtype not in (np.uint8, np.uint16):
         raise ValueError(f"PNG holds 8 or 16 bits per sample, not {array.dtype}")
     if array.ndim == 3 and array.shape[2] == 1:
@@ -132,6 +134,7 @@ def encode_png(
         chunks.append(_chunk(b"pHYs", struct.pack(">IIB", *dpi_to_ppm(dpi), 1)))
     if exif:
         chunks.append(_chunk(b"eXIf", exif[6:] if exif.startswith(b"Exif\x00\x00") else exif))
+    chunks += [_chunk(kind, body) for kind, body in raw_text]
     for key, value in (text or {}).items():
         keyword = key.encode("latin-1", "replace")[:79]
         if plain_text(key, value):
@@ -145,6 +148,25 @@ def encode_png(
 
 #: the PNG text keyword of an XMP packet
 XMP_KEY = "XML:com.adobe.xmp"
+_TEXT_CHUNKS = (b"tEXt", b"zTXt", b"iTXt")
+
+
+def text_chunks(data: bytes) -> tuple[tuple[bytes, bytes], ...]:
+    """The text chunks of a PNG file, (type, body) in file order, but the XMP packet's (written
+    anew from the XMP carried, its orientation set upright) and any whose CRC is wrong."""
+    found, pos = [], 8
+    while pos + 12 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        if kind == b"IEND" or pos + 12 + length > len(data):
+            break
+        if kind in _TEXT_CHUNKS:
+            body = data[pos + 8:pos + 8 + length]
+            crc = struct.unpack(">I", data[pos + 8 + length:pos + 12 + length])[0]
+            keyword = body.split(b"\x00", 1)[0]
+            if crc == zlib.crc32(kind + body) & 0xFFFFFFFF and keyword != XMP_KEY.encode():
+                found.append((kind, bytes(body)))
+        pos += 12 + length
+    return tuple(found)
 
 
 def plain_text(key: str, value: str) -> bool:

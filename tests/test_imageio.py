@@ -442,8 +442,28 @@ def test_png_text_chunks_carried(bird):
     out = Image.open(io.BytesIO(data))
     assert {k: out.text[k] for k in meta.text} == meta.text
     assert out.info["dpi"] == pytest.approx((384, 384), abs=0.5)
-    assert data.count(b"tEXtTitle\x00") == data.count(b"tEXtSoftware\x00") == 1  # ASCII as tEXt, which every reader reads
-    assert data.count(b"iTXtDescription\x00") == 1  # the rest as UTF-8 iTXt (all were iTXt)
+    # each chunk as the file stored it: tEXt, compressed zTXt, iTXt
+    assert data.count(b"tEXtTitle\x00") == data.count(b"zTXtSoftware\x00") == data.count(b"iTXtDescription\x00") == 1
+    # a picture whose text came from elsewhere (an array and its meta): ASCII as tEXt, which every reader reads,
+    # the rest as UTF-8 iTXt
+    made = imageio.encode_image(array, "PNG", ImageMeta(text=dict(meta.text)))
+    assert made.count(b"tEXtTitle\x00") == made.count(b"tEXtSoftware\x00") == made.count(b"iTXtDescription\x00") == 1
+
+
+def test_png_text_chunks_are_written_back_as_stored():
+    """Two chunks of one keyword had become one (the last), an iTXt's language tag and translated
+    keyword were dropped, and a compressed zTXt was written uncompressed (a 430-byte PNG holding
+    300 kB of zTXt came out 300 kB larger)."""
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Dup", "one")
+    info.add_text("Dup", "two")
+    info.add_itxt("Title", "Hallo", lang="de", tkey="Titel")
+    info.add_text("Big", "x" * 300_000, zip=True)
+    source = _save(Image.new("RGB", (8, 8), (9, 99, 199)), "PNG", pnginfo=info)
+    array, meta = imageio.read_image(source)
+    data = imageio.encode_image(array, "PNG", meta)
+    assert png.text_chunks(data) == png.text_chunks(source) and len(png.text_chunks(source)) == 4
+    assert len(data) < 10_000
 
 
 # -- alpha: exactly transparent and exactly opaque away from edges --------------------------------
