@@ -101,7 +101,7 @@ def read_meta(image: Image.Image) -> tuple[ImageMeta, int]:
         text=png_text(image) if image.format == "PNG" else {},
         format=image.format,
         icc_profile=info.get("icc_profile") or None,
-        dpi=_dpi(image),
+        dpi=stated_dpi(image),
         xmp=upright_xmp(_bytes(info.get("xmp"))),
         comment=_bytes(info.get("comment")),
         iptc=_photoshop_block(image),
@@ -307,12 +307,15 @@ def upright_xmp(xmp: bytes | None) -> bytes | None:
     return _xmp_number(xmp, "tiff:Orientation", 1)
 
 
-def _dpi(image: Image.Image) -> tuple[float, float] | None:
-    """The pixel density the file states; None where it states none. Pillow gives a JPEG whose
-    JFIF header has no unit and whose EXIF has no resolution 72 dpi of its own: written back
-    scaled, that became a density the source never had (288 dpi at x4)."""
+def stated_dpi(image: Image.Image) -> tuple[float, float] | None:
+    """The pixel density the file states; None where it states none. Pillow gives a JPEG (or an
+    MPO, a camera's JPEG with previews) whose JFIF header has no unit and whose EXIF has no
+    resolution 72 dpi of its own, and a TIFF without one 1 dpi: written back scaled, that became a
+    density the source never had (288 dpi at x4)."""
     info = image.info
-    if image.format == "JPEG" and info.get("jfif_unit") not in (1, 2) and 282 not in image.getexif():
+    if image.format in ("JPEG", "MPO") and info.get("jfif_unit") not in (1, 2) and 282 not in image.getexif():
+        return None
+    if image.format == "TIFF" and 282 not in getattr(image, "tag_v2", {}):
         return None
     dpi = info.get("dpi")
     try:

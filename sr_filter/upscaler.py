@@ -522,7 +522,7 @@ def _carry_info(image: Any, out: Any, meta: Any) -> None:
     """What a PIL image says about itself, for the upscaled one: the ICC profile; the EXIF with
     its orientation kept (the pixels are not turned: ``ImageOps.exif_transpose`` and viewers still
     show it upright), pixel dimensions and resolution updated; DPI scaled; XMP."""
-    from .metadata import exif_for_output, scaled_dpi
+    from .metadata import exif_for_output, scaled_dpi, stated_dpi
 
     factor = out.width / max(1, image.width)
     if meta.icc_profile:
@@ -532,8 +532,7 @@ def _carry_info(image: Any, out: Any, meta: Any) -> None:
         updated = exif_for_output(bytes(exif), out.width, out.height, factor, upright=False)
         if updated:
             out.info["exif"] = updated
-    stated = image.format != "TIFF" or 282 in getattr(image, "tag_v2", {})  # Pillow says 1x1 for a TIFF without one
-    dpi = scaled_dpi(image.info.get("dpi"), factor) if stated else None
+    dpi = scaled_dpi(stated_dpi(image), factor)
     if dpi:
         out.info["dpi"] = dpi
     if image.info.get("xmp"):

@@ -905,6 +905,16 @@ def test_a_jpeg_that_states_no_density_gets_none():
     only_exif = io.BytesIO()
     Image.new("RGB", (8, 6)).save(only_exif, "JPEG", exif=exif.tobytes())
     assert imageio.read_image(only_exif.getvalue())[1].dpi == (240, 240)
+    # an MPO (a camera's JPEG with its previews) the same, and a PIL picture handed to the API
+    del exif[0x011A], exif[0x011B], exif[0x0128]
+    mpo = io.BytesIO()
+    Image.new("RGB", (8, 6)).save(mpo, "MPO", save_all=True, append_images=[Image.new("RGB", (8, 6))], exif=exif.tobytes())
+    opened = Image.open(io.BytesIO(mpo.getvalue()))
+    assert opened.format == "MPO" and imageio.read_image(mpo.getvalue())[1].dpi is None
+    import sr_filter
+
+    assert "dpi" not in sr_filter.upscale(Image.open(io.BytesIO(buffer.getvalue())), model="sr-cartoon-x4").info
+    assert sr_filter.upscale(Image.open(io.BytesIO(stated.getvalue())), model="sr-cartoon-x4").info["dpi"] == pytest.approx((1200, 1200))
 
 
 def test_sixteen_bit_cmyk_tiff_stays_sixteen_bit(caplog):
