@@ -167,15 +167,25 @@ def _space(icc: bytes | None) -> bytes | None:
 
 def _fitting_profile(icc: bytes | None, *, grey: bool) -> bytes | None:
     """The ICC profile when its colour space is the written picture's; colour-managed viewers
-    reject a grey profile on RGB pixels and an RGB one on grey pixels."""
-    if not icc or len(icc) < 20:
+    reject a grey profile on RGB pixels, an RGB one on grey pixels, and a CMYK (or Lab...) one on
+    either (an RGB JPEG carrying a CMYK profile had been written so, without a word), and cannot
+    read a damaged one (no profile header), which had been copied too."""
+    if not icc:
         return icc
+    if len(icc) < 128 or icc[36:40] != b"acsp":  # every ICC profile has its signature there
+        log.warning("the ICC profile is damaged (no profile header); writing the picture without it", extra=PER_FILE)
+        return None
     space = _space(icc)
-    if (space == b"GRAY" and not grey) or (space == b"RGB " and grey):
+    if space != (b"GRAY" if grey else b"RGB "):
+        named = _SPACE_NAMES.get(space, space.decode("latin-1").strip() or "unknown")
         log.warning("the %s ICC profile does not fit the %s output; writing it without a profile",
-                    "grey" if space == b"GRAY" else "RGB", "grey" if grey else "colour")
+                    named, "grey" if grey else "colour", extra=PER_FILE)
         return None
     return icc
+
+
+#: ICC colour space fields, as the warnings name them
+_SPACE_NAMES = {b"GRAY": "grey", b"RGB ": "RGB", b"CMYK": "CMYK", b"Lab ": "Lab"}
 
 
 #: the palette index that GIF output keeps for transparent pixels

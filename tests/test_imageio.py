@@ -431,6 +431,20 @@ def test_an_icc_profile_is_written_only_where_it_fits_the_pixels(bird):
     assert rgb_on_grey.mode == "L" and "icc_profile" not in rgb_on_grey.info
 
 
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "TIFF", "WEBP"])
+def test_a_cmyk_or_damaged_profile_on_rgb_pixels_is_left_out_with_a_warning(bird, fmt, caplog):
+    """An RGB JPEG carrying a CMYK profile had been written as an RGB file with that profile, and
+    240 bytes that are no profile were copied too, both without a word."""
+    for icc, words in ((cmyk_profile(), "the CMYK ICC profile does not fit the colour output"),
+                       (b"\0" * 240, "the ICC profile is damaged")):
+        source = _save(Image.fromarray(bird), "JPEG", icc_profile=icc)
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            array, meta = imageio.read_image(source)
+            out = Image.open(io.BytesIO(imageio.encode_image(array, fmt, meta)))
+        assert out.mode == "RGB" and "icc_profile" not in out.info and words in caplog.text, (fmt, caplog.text)
+
+
 def test_png_text_chunks_carried(bird):
     info = PngImagePlugin.PngInfo()
     info.add_text("Title", "a bird")
