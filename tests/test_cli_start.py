@@ -198,15 +198,20 @@ def test_shell_completion_script():
 
 def test_completion_before_any_argument_offers_the_default_commands_options():
     """`sr-filter --pre<TAB>` runs upscale, so it completes upscale's options (it had offered nothing)."""
-    def complete(words: str) -> list[str]:
+    def complete(words: str, kinds: bool = False) -> list[str]:
         done = subprocess.run([sys.executable, "-m", "sr_filter"], capture_output=True, timeout=60, text=True,
                               env=dict(os.environ, PYTHONPATH=str(ROOT), _SR_FILTER_COMPLETE="bash_complete",
-                                       COMP_WORDS=words, COMP_CWORD=str(len(words.split()) - 1)))
-        return [line.split(",", 1)[1] for line in done.stdout.splitlines()]
+                                       COMP_WORDS=words, COMP_CWORD=str(len(words.split(" ")) - 1)))
+        return [line if kinds else line.split(",", 1)[1] for line in done.stdout.splitlines()]
 
     assert complete("sr-filter --pre") == ["--preset", "--precision"]
     assert complete("sr-filter --v") == ["--version", "--verbose"]
-    assert complete("sr-filter mod") == ["models"]
+    # a word may be a command or, as `sr-filter photo.jpg` upscales it, a file: bash lists the files
+    # (only command names had been offered, so `sr-filter phot<TAB>` completed nothing)
+    assert complete("sr-filter mod", kinds=True) == ["file,mod", "plain,models"]
+    assert complete("sr-filter phot", kinds=True) == ["file,phot"]
+    assert complete("sr-filter a.png --format ") == ["png", "jpg", "webp", "bmp", "tiff", "gif", "y4m", "png-stream"]
+    assert complete("sr-filter a.png -f w") == ["webp"]
 
 
 def test_messages_are_cut_at_a_word_and_get_the_flag_by_class():

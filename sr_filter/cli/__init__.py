@@ -82,13 +82,20 @@ class DefaultGroup(click.Group):
     def shell_complete(self, ctx: click.Context, incomplete: str) -> list:
         """Completions before any argument: the commands and group options, and (for an option
         being typed) the default command's options too, as `sr-filter --pre` runs upscale
-        (it had completed nothing; `sr-filter upscale --pre` did)."""
+        (it had completed nothing; `sr-filter upscale --pre` did); for a word, file names too,
+        as `sr-filter photo.jpg` upscales a file (only command names had been offered)."""
         results = super().shell_complete(ctx, incomplete)
         if incomplete.startswith("-"):
             command = self.get_command(ctx, DEFAULT_COMMAND)
             sub = click.Context(command, info_name=DEFAULT_COMMAND, parent=ctx)
             have = {item.value for item in results}
             results += [item for item in command.shell_complete(sub, incomplete) if item.value not in have]
+        else:
+            from click.shell_completion import CompletionItem
+
+            # first: bash's script empties its list at a "file" entry, then takes the commands;
+            # the files are listed when no command matches
+            results.insert(0, CompletionItem(incomplete, type="file"))
         return results
 
     def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:

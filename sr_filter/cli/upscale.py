@@ -85,6 +85,8 @@ def _closed_stdout_is_one_line(command):
 @tile_opt
 @offline_opt
 @click.option("-f", "--format", "--ext", "fmt", default=None, metavar=FORMAT_NAMES,
+              shell_complete=lambda ctx, param, incomplete: [name for name in (*FORMAT_NAMES.split("|"), "y4m", "png-stream")
+                                                             if name.startswith(incomplete.lower())],
               help="Output format and extension (y4m, png-stream: frame streams).  [default: from the output name; for stdout, the input's format]")
 @click.option("--suffix", default=None, metavar="TEXT", callback=lambda ctx, param, value: _check_suffix(value),
               help="Output name suffix instead of _x4 (NAMETEXT.EXT); '' for none. Also added to the files of a batch, "
