@@ -177,7 +177,11 @@ def _read_bytes(source: str | Path | bytes | BinaryIO, name: str, check: Callabl
         if path.is_dir():
             raise ImageFormatError(f"{path} is a folder, not an image")
         try:
-            data = path.read_bytes()
+            if path.is_file():
+                data = path.read_bytes()
+            else:  # a pipe (<(command) in a shell): read as standard input is, with its bounds
+                with open(path, "rb") as stream:
+                    data = sniff.read_stream(stream, name, check, available_ram())
         except OSError as exc:
             raise ImageFormatError(f"cannot read {path}: {exc.strerror}") from None
     else:

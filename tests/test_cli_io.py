@@ -634,3 +634,19 @@ def test_a_picture_past_pillows_bomb_warning_gets_only_our_own_line(tmp_path):
     lines = _meaningful_stderr(out.stderr)
     assert out.returncode == 1 and len(lines) == 1 and lines[0].startswith("sr-filter: error: "), lines
     assert not (tmp_path / "out.png").exists()
+
+
+def test_a_pipe_named_as_input_is_read_as_standard_input_is(crop, tmp_path):
+    """`sr-filter <(curl ...) -o out.png`: bash passes /dev/fd/63, a pipe, which had been refused
+    as "not a regular file". It is read with standard input's bounds, its format from its bytes;
+    without -o there is no name to make an output name from, and that is said."""
+    Image.fromarray(crop).save(tmp_path / "a.png")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    command = f"{sys.executable} -m sr_filter <(cat a.png) -m sr-cartoon-x4"
+    done = subprocess.run(["bash", "-c", command + " -o out.png"], cwd=tmp_path, env=env, capture_output=True, timeout=300)
+    assert done.returncode == 0 and Image.open(tmp_path / "out.png").size == (128, 96), done.stderr
+    nameless = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, timeout=300, text=True)
+    assert nameless.returncode == 2 and nameless.stderr.strip().endswith("is a pipe (as <(...) in a shell gives): name the output file with -o")
+    endless = subprocess.run(["bash", "-c", f"{sys.executable} -m sr_filter <(cat /dev/zero) -m sr-cartoon-x4 -o zero.png"],
+                             cwd=tmp_path, env=env, capture_output=True, timeout=300, text=True)
+    assert endless.returncode == 1 and "is not a readable image" in endless.stderr and not (tmp_path / "zero.png").exists()

@@ -7,6 +7,7 @@ folder) are given; otherwise it names the output file.
 from __future__ import annotations
 
 import os
+import stat
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -194,7 +195,10 @@ def plan_jobs(inputs: list[str], output: str | None, suffix: str, fmt: str | Non
     if not many_inputs(inputs):
         source = inputs[0]
         if source != "-" and not Path(source).is_file():
-            raise ImageFormatError(f"{source} is not a regular file")
+            if not is_pipe(Path(source)):
+                raise ImageFormatError(f"{source} is not a regular file")
+            if output is None or names_folder(output):  # no name to make an output name from
+                raise click.UsageError(f"{source} is a pipe (as <(...) in a shell gives): name the output file with -o")
         if source != "-" and fmt is None and (output is None or names_folder(output)):
             _check_image_suffix(Path(source))
         if output is None:
@@ -311,6 +315,16 @@ def names_folder(output: str) -> bool:
         return output.endswith(("/", os.sep)) or Path(output).is_dir()
     except OSError:  # a name too long to look up: a file name, refused later in one line
         return False
+
+
+def is_pipe(path: Path) -> bool:
+    """A named pipe or a character device (``<(command)`` in a shell gives /dev/fd/63), read as
+    standard input is: with its bounds, its format from its bytes."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
 
 
 def _check_image_suffix(source: Path) -> None:
