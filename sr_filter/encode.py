@@ -73,7 +73,7 @@ def encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None = None, *, 
     meta = meta or ImageMeta()
     height, width = array.shape[:2]
     if meta.xmp:
-        meta = dataclasses.replace(meta, xmp=sized_xmp(meta.xmp, width, height))
+        meta = dataclasses.replace(meta, xmp=sized_xmp(meta.xmp, width, height, scale))
     check_encodable(fmt, width, height)
     exif = exif_for_output(meta.exif, width, height, scale) if fmt in _EXIF else None
     dpi = scaled_dpi(meta.dpi, scale, fmt) if fmt in _DPI else None

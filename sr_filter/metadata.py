@@ -17,6 +17,7 @@ import math
 import re
 import struct
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 import numpy as np
 from PIL import Image
@@ -279,16 +280,41 @@ def merged_exif(exif: bytes | None, more: bytes | None) -> bytes | None:
     return ours.tobytes()
 
 
-def sized_xmp(xmp: bytes | None, width: int, height: int) -> bytes | None:
+def sized_xmp(xmp: bytes | None, width: int, height: int, scale: float = 1.0) -> bytes | None:
     """XMP whose pixel sizes (``exif:PixelXDimension``/``PixelYDimension``, ``tiff:ImageWidth``/
-    ``ImageLength``), where it has them, are the output's, as the EXIF ones are: the two had
-    disagreed, the XMP still giving the input's size."""
+    ``ImageLength``) and resolutions (``tiff:XResolution``/``YResolution``, times ``scale``), where
+    it has them, are the output's, as the EXIF ones are: the two had disagreed, the XMP still
+    giving the input's size and density."""
     if not xmp:
         return xmp
     for names, value in ((("exif:PixelXDimension", "tiff:ImageWidth"), width), (("exif:PixelYDimension", "tiff:ImageLength"), height)):
         for name in names:
             xmp = _xmp_number(xmp, name, value)
+    if scale != 1.0:
+        for name in ("tiff:XResolution", "tiff:YResolution"):
+            xmp = _xmp_rational(xmp, name, scale)
     return xmp
+
+
+def _xmp_rational(xmp: bytes, name: str, scale: float) -> bytes:
+    """``xmp`` with the rational (``300/1``) or number (``300``) of property ``name`` times ``scale``,
+    written as ``N/1000`` reduced, as EXIF's resolutions are written."""
+    key = re.escape(name.encode())
+
+    def scaled(match: re.Match) -> bytes:
+        top, _, bottom = match.group(2).partition(b"/")
+        try:
+            value = float(top) / (float(bottom) if bottom else 1.0)
+        except (ValueError, ZeroDivisionError):
+            return match.group(0)
+        if not (math.isfinite(value) and value > 0):
+            return match.group(0)
+        ratio = Fraction(round(value * scale * 1000), 1000)
+        return match.group(1) + f"{ratio.numerator}/{ratio.denominator}".encode() + match.group(3)
+
+    number = rb"\s*([0-9.]+(?:/[0-9.]+)?)\s*"
+    xmp = re.sub(rb"(" + key + rb"""\s*=\s*["'])""" + number + rb"""(["'])""", scaled, xmp)
+    return re.sub(rb"(<" + key + rb">)" + number + rb"(</" + key + rb">)", scaled, xmp)
 
 
 def _xmp_number(xmp: bytes, name: str, value: int) -> bytes:

@@ -858,14 +858,15 @@ def _exif_bytes() -> bytes:
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "TIFF"])
 def test_xmp_pixel_sizes_are_the_outputs_as_the_exif_ones_are(fmt):
-    """The EXIF sizes were updated and the XMP ones left at the input's: the two disagreed."""
+    """The EXIF sizes and resolutions were updated and the XMP ones left at the input's: the two disagreed."""
     xmp = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF><rdf:Description exif:PixelXDimension="8" '
-           b'exif:PixelYDimension="6"><tiff:ImageWidth>8</tiff:ImageWidth><tiff:ImageLength>6</tiff:ImageLength>'
-           b'</rdf:Description></rdf:RDF></x:xmpmeta>')
+           b'exif:PixelYDimension="6" tiff:XResolution="300/1"><tiff:ImageWidth>8</tiff:ImageWidth><tiff:ImageLength>6</tiff:ImageLength>'
+           b'<tiff:YResolution>72</tiff:YResolution></rdf:Description></rdf:RDF></x:xmpmeta>')
     data = imageio.encode_image(np.zeros((24, 32, 3), np.uint8), fmt, imageio.ImageMeta(xmp=xmp), scale=4)
     _, meta = imageio.read_image(data)
     assert b'exif:PixelXDimension="32"' in meta.xmp and b'exif:PixelYDimension="24"' in meta.xmp
     assert b"<tiff:ImageWidth>32</tiff:ImageWidth>" in meta.xmp and b"<tiff:ImageLength>24</tiff:ImageLength>" in meta.xmp
+    assert b'tiff:XResolution="1200/1"' in meta.xmp and b"<tiff:YResolution>288/1</tiff:YResolution>" in meta.xmp
 
 
 def test_a_jpegs_iptc_block_is_carried_into_jpeg_and_said_lost_elsewhere(caplog):
