@@ -19,7 +19,7 @@ from PIL import Image
 from . import png, tiffio
 from .convert import PER_FILE, _to_uint8, _to_uint16, array_to_pil, beyond_extent
 from .errors import ImageFormatError, ImageTooLargeError, first_line
-from .metadata import ImageMeta, exif_for_output, scaled_dpi, sized_xmp
+from .metadata import PHOTOSHOP, PHOTOSHOP_TAG, ImageMeta, exif_for_output, scaled_dpi, sized_xmp
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ def encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None = None, *, 
         if array.dtype == np.uint8:
             log.info("the TIFF output is over 4 GiB: writing a BigTIFF (EXIF is not carried)")
         return tiffio.encode_tiff(array, icc_profile=icc, dpi=dpi, bigtiff=array.nbytes > CLASSIC_TIFF_BYTES,
-                                  exif=exif, xmp=meta.xmp)
+                                  exif=exif, xmp=meta.xmp, iptc=meta.iptc)
     if fmt == "PNG":  # libpng for 8 and 16 bits, straight from the array
         deep = array if array.dtype == np.uint8 else _to_uint16(array)
         return png.encode_png(deep, icc_profile=icc, dpi=dpi, exif=exif, text=_png_text(meta), colour=meta.png_colour,
@@ -143,11 +143,15 @@ def encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None = None, *, 
         options["comment"] = meta.comment
     if fmt == "JPEG" and meta.iptc and len(meta.iptc) <= _JPEG_SEGMENT:  # written as read, after the header segments
         options["extra"] = b"\xff\xed" + (len(meta.iptc) + 2).to_bytes(2, "big") + meta.iptc
-    if fmt == "TIFF" and meta.xmp:  # Pillow's TIFF writer takes XMP only as a tag (700) of the first directory
+    resources = meta.iptc[len(PHOTOSHOP):] if meta.iptc and meta.iptc.startswith(PHOTOSHOP) else None
+    if fmt == "TIFF" and (meta.xmp or resources):  # Pillow's TIFF writer takes these only as tags of the first directory
         tags = Image.Exif()
         if exif:
             tags.load(exif)
-        tags[700] = meta.xmp
+        if meta.xmp:
+            tags[700] = meta.xmp
+        if resources:
+            tags[PHOTOSHOP_TAG] = resources  # IPTC, as Photoshop writes it into a TIFF
         options["exif"] = tags
     if fmt == "TIFF" and not _has_sub_ifd(exif):
         # Pillow's compressing (libtiff) writer cannot store EXIF sub-IFDs; then stay uncompressed
@@ -256,7 +260,7 @@ def _not_held(meta: ImageMeta, fmt: str) -> list[str]:
         lost.append(f"the PNG text ({', '.join(text[:3])}{', ...' if len(text) > 3 else ''})")
     if meta.comment and fmt not in ("JPEG", "GIF", "PNG"):
         lost.append("the comment")
-    if meta.iptc and fmt != "JPEG":
+    if meta.iptc and fmt not in ("JPEG", "TIFF"):
         lost.append("the IPTC data")
     if fmt != "PNG" and _own_gamma(meta):
         lost.append("the PNG's gamma (gAMA), so its tones show as sRGB's")

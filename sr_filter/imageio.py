@@ -150,11 +150,12 @@ def _read_tiff(data: bytes, name: str, check: Callable[[sniff.Shape], None]) -> 
         array = _decode(image, name)
     if image is None:  # only tifffile can open it (float colour, many samples): its tags
         return array, ImageMeta(format="TIFF", icc_profile=tags.icc_profile, dpi=tags.dpi, exif=tags.exif,
-                                xmp=upright_xmp(tags.xmp)), tags.orientation
+                                xmp=upright_xmp(tags.xmp), iptc=tags.iptc), tags.orientation
     meta, orientation = read_meta(image)
     meta.dpi = tags.dpi  # Pillow says 1x1 DPI for a TIFF without resolution tags
     meta.exif = merged_exif(meta.exif, tags.exif)  # a file tifffile wrote has two descriptions; Pillow 11 read its shape record
     meta.xmp = meta.xmp or upright_xmp(tags.xmp)
+    meta.iptc = meta.iptc or tags.iptc
     return array, meta, orientation
 
 

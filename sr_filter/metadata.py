@@ -85,10 +85,16 @@ def orient(array: np.ndarray, orientation: int) -> np.ndarray:
 
 #: how a JPEG's APP13 segment that holds IPTC data begins
 PHOTOSHOP = b"Photoshop 3.0\x00"
+#: the TIFF tag of Photoshop's image resources (the APP13 segment's, IPTC inside), as Photoshop writes it
+PHOTOSHOP_TAG = 34377
 
 
 def _photoshop_block(image: Image.Image) -> bytes | None:
-    """A JPEG's APP13 "Photoshop 3.0" segment (where IPTC captions and credits live), whole."""
+    """A JPEG's APP13 "Photoshop 3.0" segment (where IPTC captions and credits live), whole; a
+    TIFF's Photoshop tag (34377) as such a segment."""
+    if image.format == "TIFF":
+        resources = getattr(image, "tag_v2", {}).get(PHOTOSHOP_TAG)
+        return PHOTOSHOP + bytes(resources) if isinstance(resources, (bytes, bytearray)) and resources else None
     for marker, data in getattr(image, "applist", None) or []:
         if marker == "APP13" and data.startswith(PHOTOSHOP):
             return bytes(data)

@@ -22,6 +22,7 @@ import numpy as np
 
 from .convert import PER_FILE
 from .errors import ImageFormatError, SrFilterError, first_line
+from .metadata import PHOTOSHOP, PHOTOSHOP_TAG
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,8 @@ class TiffTags:
     orientation: int = 1
     exif: bytes | None = None  # descriptive tags only
     xmp: bytes | None = None
+    #: the Photoshop resources (tag 34377), where IPTC captions and credits live: as a JPEG's APP13 block
+    iptc: bytes | None = None
 
 
 def read_tiff(data: bytes, name: str, check: Callable[[tuple[int, int, int, int]], None]) -> tuple[np.ndarray | None, TiffTags | None]:
@@ -101,6 +104,8 @@ def _tags(page: Any) -> TiffTags:
         tags.orientation = int(orientation.value) if orientation is not None and int(orientation.value) in range(1, 9) else 1
         tags.dpi = _dpi(page.tags)
         tags.exif, tags.xmp = tiff_exif(page)
+        resources = page.tags.get(PHOTOSHOP_TAG)
+        tags.iptc = PHOTOSHOP + bytes(resources.value) if resources is not None and resources.value else None
     except Exception:  # noqa: BLE001 - metadata is optional; the pixels decide readability
         log.warning("ignoring unreadable TIFF tags")
     return tags
@@ -220,11 +225,12 @@ _XMP_TAG = 700
 
 def encode_tiff(
     array: np.ndarray, *, icc_profile: bytes | None = None, dpi: tuple[float, float] | None = None, bigtiff: bool = False,
-    exif: bytes | None = None, xmp: bytes | None = None,
+    exif: bytes | None = None, xmp: bytes | None = None, iptc: bytes | None = None,
 ) -> bytes:
     """Encode a uint8, uint16 or float32 array as a zlib-compressed (Big)TIFF (alpha as unassociated
     extra sample), with the descriptive tags of ``exif``'s first directory (maker, date, artist,
-    copyright, description; not its EXIF and GPS sub-directories) and ``xmp``. tifffile's own
+    copyright, description; not its EXIF and GPS sub-directories), ``xmp`` and ``iptc`` (a JPEG's
+    APP13 block, whose resources go into the Photoshop tag). tifffile's own
     shape record and software name are left out: they had replaced the user's description."""
     import tifffile
 
@@ -239,6 +245,8 @@ def encode_tiff(
     extratags = [(34675, 7, len(icc_profile), icc_profile, True)] if icc_profile else []
     if xmp:
         extratags.append((_XMP_TAG, 1, len(xmp), xmp, True))
+    if iptc and iptc.startswith(PHOTOSHOP) and len(iptc) > len(PHOTOSHOP):
+        extratags.append((PHOTOSHOP_TAG, 1, len(iptc) - len(PHOTOSHOP), iptc[len(PHOTOSHOP):], True))
     fields = _ifd0(exif)
     extratags += [(tag, 2, 0, fields[tag], True) for tag in _ASCII_TAGS if tag in fields]
     data = array[:, :, 0] if channels == 1 and array.ndim == 3 else array

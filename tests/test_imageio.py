@@ -885,6 +885,17 @@ def test_a_jpegs_iptc_block_is_carried_into_jpeg_and_said_lost_elsewhere(caplog)
     with caplog.at_level("WARNING"):
         imageio.encode_image(array, "PNG", meta)
     assert any("PNG cannot hold the IPTC data; left out (JPEG keeps it)" in r.getMessage() for r in caplog.records)
+    # a TIFF keeps it, as Photoshop writes it there (its resources tag), 8-bit and 16-bit, and gives it back
+    # (it had been said "TIFF cannot hold the IPTC data")
+    for deep in (array, array.astype(np.uint16) * 257):
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            tiff = imageio.encode_image(deep, "TIFF", meta)
+        assert "IPTC" not in caplog.text
+        again = imageio.read_image(tiff)[1]
+        assert again.iptc == app13, deep.dtype
+        info = IptcImagePlugin.getiptcinfo(Image.open(io.BytesIO(imageio.encode_image(array, "JPEG", again))))
+        assert info[(2, 120)] == b"Caption"
 
 
 def test_a_bmp_whose_alpha_is_zero_everywhere_is_read_opaque(caplog):
