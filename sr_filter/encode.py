@@ -100,8 +100,9 @@ def encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None = None, *, 
         return png.encode_png(deep, icc_profile=icc, dpi=dpi, exif=exif, text=_png_text(meta), colour=meta.png_colour,
                               raw_text=meta.png_text_chunks)
     if array.dtype != np.uint8:
-        log.warning("%s holds 8 bits per channel: the %s picture is written with 8 (PNG and TIFF keep it)", _SHOWN.get(fmt, fmt),
-                    "16-bit" if array.dtype == np.uint16 else "floating-point", extra=PER_FILE)
+        log.warning("%s holds 8 bits per channel: the %s picture is written with 8 (%s)", _SHOWN.get(fmt, fmt),
+                    "16-bit" if array.dtype == np.uint16 else "floating-point",
+                    "PNG and TIFF keep it" if array.dtype == np.uint16 else "TIFF keeps it; PNG keeps 16 bits", extra=PER_FILE)
         array = _to_uint8(array)
     if channels in (2, 4) and fmt not in _ALPHA:
         log.warning("%s has no transparency; flattening the alpha channel onto white", _SHOWN.get(fmt, fmt), extra=PER_FILE)
@@ -262,8 +263,13 @@ def _not_held(meta: ImageMeta, fmt: str) -> list[str]:
         lost.append("the comment")
     if meta.iptc and fmt not in ("JPEG", "TIFF"):
         lost.append("the IPTC data")
-    if fmt != "PNG" and _own_gamma(meta):
+    gamma, primaries = (_own_gamma(meta), _own_primaries(meta)) if fmt != "PNG" else (False, False)
+    if gamma and primaries:  # the chromaticities had been dropped without a word
+        lost.append("the PNG's gamma and chromaticities (gAMA, cHRM), so its tones and colours show as sRGB's")
+    elif gamma:
         lost.append("the PNG's gamma (gAMA), so its tones show as sRGB's")
+    elif primaries:
+        lost.append("the PNG's chromaticities (cHRM), so its colours show as sRGB's")
     return lost
 
 
@@ -274,6 +280,18 @@ def _own_gamma(meta: ImageMeta) -> bool:
     if meta.icc_profile or b"sRGB" in chunks or b"gAMA" not in chunks:
         return False
     return abs(struct.unpack(">I", chunks[b"gAMA"])[0] - 45455) > 500
+
+
+#: sRGB's white point and primaries as a cHRM chunk states them (x, y times 100000)
+_SRGB_CHRM = (31270, 32900, 64000, 33000, 30000, 60000, 15000, 6000)
+
+
+def _own_primaries(meta: ImageMeta) -> bool:
+    """Whether a PNG states chromaticities of its own (not sRGB's, no profile or sRGB chunk beside them)."""
+    chunks = dict(meta.png_colour)
+    if meta.icc_profile or b"sRGB" in chunks or b"cHRM" not in chunks or len(chunks[b"cHRM"]) != 32:
+        return False
+    return any(abs(a - b) > 500 for a, b in zip(struct.unpack(">8I", chunks[b"cHRM"]), _SRGB_CHRM))
 
 
 def _listed(items: list[str]) -> str:

@@ -228,6 +228,10 @@ def test_messages_are_cut_at_a_word_and_get_the_flag_by_class():
     big = ImageTooLargeError("a.png is 9x9; upscaled x4 it would need 9 GiB; use a smaller scale or cut the image into parts")
     assert one_line(big) == "a.png is 9x9; upscaled x4 it would need 9 GiB; use a smaller --scale, --width or --height"
     assert "--device" in one_line(DeviceError("no CUDA GPU")) and hint_for(ImageFormatError("bad")) is None
+    # advice the library gives in neutral words is said with the flags, once (it had come twice)
+    wide = ImageTooLargeError("a 70000x10 image is too large for JPEG; choose a smaller scale or another output format (PNG or TIFF)")
+    assert one_line(wide) == ("a 70000x10 image is too large for JPEG; use a smaller --scale, --width or --height, "
+                              "or another output format (PNG or TIFF)")
 
 
 def test_hints_name_only_the_flags_the_running_command_has(tmp_path):

@@ -1000,6 +1000,17 @@ def test_a_pngs_xmp_is_not_said_to_be_lost_where_it_is_written(caplog):
     assert "JPEG cannot hold the PNG text (Author); left out (PNG keeps it)" in said, said
 
 
+def test_a_deep_picture_into_an_8_bit_format_names_what_keeps_it(caplog):
+    """A float picture into JPEG had been told "PNG and TIFF keep it": PNG keeps 16 bits of it."""
+    ramp = np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8)
+    for array, words in ((ramp, "the floating-point picture is written with 8 (TIFF keeps it; PNG keeps 16 bits)"),
+                         ((ramp * 65535).astype(np.uint16), "the 16-bit picture is written with 8 (PNG and TIFF keep it)")):
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            imageio.encode_image(array, "JPEG", ImageMeta())
+        assert words in caplog.text, caplog.text
+
+
 def test_a_pngs_gamma_and_chromaticity_are_kept_and_said_where_they_cannot_be(caplog):
     """gAMA and cHRM were dropped without a word: a picture stored with linear gamma showed with
     other tones after upscaling."""
@@ -1026,6 +1037,15 @@ def test_a_pngs_gamma_and_chromaticity_are_kept_and_said_where_they_cannot_be(ca
     with caplog.at_level("WARNING"):
         imageio.encode_image(array, "JPEG", meta)
     assert not [r for r in caplog.records if "gAMA" in r.getMessage()]
+    # wide-gamut primaries (Adobe RGB's green) are said too; with the gamma, in one line (they had been left out without a word)
+    wide = struct.pack(">8I", 31270, 32900, 64000, 33000, 21000, 71000, 15000, 6000)
+    for extra, words in ((b"", "the PNG's chromaticities (cHRM), so its colours show as sRGB's"),
+                         (chunk(b"gAMA", gama), "the PNG's gamma and chromaticities (gAMA, cHRM), so its tones and colours show as sRGB's")):
+        array, meta = imageio.read_image(data[:33] + extra + chunk(b"cHRM", wide) + data[33:])
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            imageio.encode_image(array, "JPEG", meta)
+        assert words in caplog.text, caplog.text
 
 
 def test_a_twelve_bit_jpeg_is_named_as_such():

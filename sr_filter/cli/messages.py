@@ -78,6 +78,9 @@ _FLAG_WORDING = (("; allow overwriting to replace it", errors.OutputExistsError)
 _FLAG_TEXT = (
     (r"the frame range (\d+:\d+) upscales", r"--frames \1 upscales", "--frames"),
     (r"skipping damaged packets keeps the rest", "--skip-damaged keeps the rest", "--skip-damaged"),
+    # said so, the size hint was appended as well: the advice came twice
+    (r"choose a smaller scale or another", "use a smaller --scale, --width or --height, or another", "--scale"),
+    (r"choose a smaller scale", "use a smaller --scale, --width or --height", "--scale"),
 )
 
 
