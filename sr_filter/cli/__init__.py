@@ -209,8 +209,8 @@ def _main(argv: list[str] | None) -> None:
         _fail(_with_progress("interrupted", exc), 130)
     except Terminated as exc:  # every cleanup has run; the interpreter's own exit (Ray's included) is skipped, as after Ctrl-C
         said = getattr(exc, "batch_progress", None)
-        interrupted_exit(f"sr-filter: error: stopped by {signal.Signals(exc.signum).name} "
-                         + (said if said else "; unfinished outputs were removed"), 128 + exc.signum)
+        interrupted_exit(f"sr-filter: error: stopped by {signal.Signals(exc.signum).name}"
+                         + (f" {said}" if said else "; unfinished outputs were removed"), 128 + exc.signum)
     except BrokenPipeError:
         sys.exit(1)
     except (ImportError, MemoryError, RuntimeError) as exc:  # resources ran out before our own checks could tell
