@@ -19,6 +19,8 @@ LEFT_OUT = {
     "video": ("video (name it to upscale it)", "videos (name them to upscale them)"),
     "hidden": ("hidden file or folder", "hidden files and folders"),
     "link": ("symbolic link to a folder", "symbolic links to folders"),
+    "folder": ("folder a pattern matched (name it to upscale its images)", "folders a pattern matched (name them to upscale their images)"),
+    "dead link": ("symbolic link to nothing", "symbolic links to nothing"),
     "in output": ("file already in the output folder", "files already in the output folder"),
     "earlier": ("output of an earlier run", "outputs of an earlier run"),
     "other": ("other file", "other files"),

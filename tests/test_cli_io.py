@@ -650,3 +650,17 @@ def test_a_pipe_named_as_input_is_read_as_standard_input_is(crop, tmp_path):
     endless = subprocess.run(["bash", "-c", f"{sys.executable} -m sr_filter <(cat /dev/zero) -m sr-cartoon-x4 -o zero.png"],
                              cwd=tmp_path, env=env, capture_output=True, timeout=300, text=True)
     assert endless.returncode == 1 and "is not a readable image" in endless.stderr and not (tmp_path / "zero.png").exists()
+
+
+def test_a_quoted_pattern_says_what_it_matched_and_left_out(crop, tmp_path):
+    """A pattern that matched a folder, a link to nothing and a hidden file passed over them
+    without a word, though the docs say a pattern's leave-outs are said."""
+    folder = tmp_path / "mixed"
+    (folder / "dir.png").mkdir(parents=True)
+    Image.fromarray(crop).save(folder / "a.png")
+    Image.fromarray(crop).save(folder / ".hidden.png")
+    (folder / "broken.png").symlink_to(tmp_path / "gone.png")
+    done = run(str(folder) + "/*.png", "-o", str(tmp_path / "out") + "/", "-m", "sr-cartoon-x4")
+    assert done.returncode == 0 and sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a_x4.png"], done.stderr
+    assert ("sr-filter: left out: 1 hidden file or folder, 1 folder a pattern matched (name it to upscale its images), "
+            "1 symbolic link to nothing") in done.stderr.decode()

@@ -79,7 +79,7 @@ def _expand(item: str, expanded: Inputs) -> None:
     if item == "-" or Path(item).exists():
         expanded.append(item)
     elif any(c in item for c in "*?["):
-        root, matches = _glob(item)
+        root, matches = _glob(item, expanded.left_out)
         usable = [p for p in matches if _usable_suffix(p)]
         expanded.left_out["other"] += len(matches) - len(usable)
         if not usable:
@@ -93,17 +93,28 @@ def _expand(item: str, expanded: Inputs) -> None:
         _missing(item)
 
 
-def _glob(pattern: str) -> tuple[Path, list[Path]]:
+def _glob(pattern: str, left_out: Counter) -> tuple[Path, list[Path]]:
     """The folder a pattern starts in, and the files it matches (sorted), as pathlib finds them:
-    ``**`` does not enter symbolic links to folders."""
+    ``**`` does not enter symbolic links to folders. What else it matches (hidden files, folders,
+    links to nothing) is counted into ``left_out``, to be said: it had been passed over without a word."""
     parts = Path(pattern).parts
     magic = next(i for i, part in enumerate(parts) if any(c in part for c in "*?["))
     root = Path(*parts[:magic]) if magic else Path(".")
     rest = Path(*parts[magic:])
     hidden_ok = any(part.startswith(".") for part in rest.parts)  # a pattern that names them
+    found = []
     try:
-        found = [p for p in root.glob(str(rest)) if p.is_file()
-                 and (hidden_ok or not any(q.startswith(".") for q in p.relative_to(root).parts))]
+        for path in root.glob(str(rest)):
+            if not hidden_ok and any(q.startswith(".") for q in path.relative_to(root).parts):
+                left_out["hidden"] += 1
+            elif path.is_file():
+                found.append(path)
+            elif path.is_dir():
+                left_out["folder"] += "**" not in rest.parts  # with ** its files are matched too
+            elif not path.exists():
+                left_out["dead link"] += 1
+            else:
+                left_out["other"] += 1  # a pipe, a socket, a device
     except (OSError, ValueError) as exc:
         raise ImageFormatError(f"cannot search {pattern} ({exc})") from None
     return root, sorted(found)
