@@ -545,8 +545,10 @@ def test_a_batch_says_what_it_leaves_out_and_never_redoes_its_own_outputs(crop, 
     (inside / "kept").mkdir(parents=True)
     Image.fromarray(crop).save(inside / "a.png")
     Image.fromarray(crop).save(inside / "kept" / "b.png")
+    (inside / "kept" / "sub").mkdir()
+    Image.fromarray(crop).save(inside / "kept" / "sub" / "c.png")  # below it too (only its top level had been counted)
     nested = run(inside, "-o", inside / "kept", "-m", "sr-photo-x4")
-    assert b"left out: 1 file already in the output folder" in nested.stderr, nested.stderr
+    assert b"left out: 2 files already in the output folder" in nested.stderr, nested.stderr
 
     (tmp_path / "taken" / "a.png").mkdir(parents=True)  # a folder where an output goes: not a finished output
     taken = run(beside / "a.png", beside / "a_x4.png", "-o", tmp_path / "taken", "-m", "sr-photo-x4", "--skip-existing")
@@ -605,9 +607,10 @@ def test_a_folder_that_cannot_be_read_fails_the_batch(crop, tmp_path, monkeypatc
         batch = CliRunner().invoke(cli, [str(src), "-o", str(tmp_path / "out"), "-m", "sr-photo-x4", "--offline"])
     finally:
         (src / "locked").chmod(0o755)
-    assert found == [src / "a.png"] and unreadable == [f"cannot read folder {src / 'locked'}: Permission denied"]
+    assert found == [src / "a.png"] and unreadable == [(src / "locked", f"cannot read folder {src / 'locked'}: Permission denied")]
     assert batch.exit_code == 1, batch.output
     assert f"sr-filter: error: cannot read folder {src / 'locked'}: Permission denied" in batch.output
+    assert f"sr-filter: failed: {src / 'locked'}" in batch.output  # the folder that failed (it had named the input folder)
     assert batch.output.splitlines()[-1] == "sr-filter: 1 upscaled, 0 skipped, 1 failed"
 
 

@@ -126,8 +126,8 @@ def _usable_suffix(path: Path) -> bool:
     return path.suffix.lower() in imageio.IMAGE_SUFFIXES or is_video(path)
 
 
-def _images_in(folder: Path, out_dir: Path, left_out: Counter) -> tuple[list[Path], list[str]]:
-    """The image files below ``folder`` (sorted), and the folders that could not be read.
+def _images_in(folder: Path, out_dir: Path, left_out: Counter) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """The image files below ``folder`` (sorted), and the folders that could not be read (each with its error).
 
     Hidden files and folders (``.git``, macOS's ``._photo.jpg``) and symbolic links to folders
     are left out, as are files inside ``out_dir`` when it lies within ``folder`` (earlier
@@ -135,19 +135,19 @@ def _images_in(folder: Path, out_dir: Path, left_out: Counter) -> tuple[list[Pat
     from .. import imageio
 
     nested = out_dir.resolve() != folder.resolve() and _inside(out_dir, folder)
-    unreadable: list[str] = []
+    unreadable: list[tuple[Path, str]] = []
     files: list[Path] = []
 
-    def refused(exc: OSError) -> None:
-        unreadable.append(f"cannot read folder {exc.filename}: {exc.strerror or exc}")
+    def refused(exc: OSError) -> None:  # the folder itself is named in the failed list (it had been the input folder)
+        unreadable.append((Path(exc.filename or folder), f"cannot read folder {exc.filename}: {exc.strerror or exc}"))
 
     for top, dirs, names in os.walk(folder, onerror=refused):
         here = Path(top)
         left_out["link"] += sum(1 for d in dirs if (here / d).is_symlink())
         left_out["hidden"] += sum(1 for d in dirs if d.startswith(".") and not (here / d).is_symlink())
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not (here / d).is_symlink())
-        if nested and _inside(here, out_dir):
-            left_out["in output"] += sum(1 for n in names if not n.startswith("."))
+        if nested and _inside(here, out_dir):  # every file below it (only its top level had been counted)
+            left_out["in output"] += sum(1 for _, _, below in os.walk(here) for n in below if not n.startswith("."))
             dirs[:] = []
             continue
         for name in names:
@@ -258,7 +258,7 @@ def plan_jobs(inputs: list[str], output: str | None, suffix: str, fmt: str | Non
         elif path.is_dir():
             files, unreadable = _images_in(path, out_dir, left_out)
             jobs += [Job(file, out_dir / _renamed(file.relative_to(path), fmt, batch_suffix)) for file in files]
-            jobs += [Job(path, None, error=why) for why in unreadable]
+            jobs += [Job(where, None, error=why) for where, why in unreadable]
             if not files and not unreadable:
                 videos = sorted({p.suffix.lower() for p in path.rglob("*") if p.is_file() and is_video(p)})
                 hint = f"; folders are searched for images only: name its videos, e.g. {path / ('*' + videos[0])}" if videos else ""
