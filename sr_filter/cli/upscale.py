@@ -175,7 +175,7 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
                                 size=(width, height)))
     inputs = expand_inputs(list(inputs))
     if many_inputs(inputs) and (output == "-" or (output is None and any(Path(p).is_dir() for p in inputs))):
-        raise click.UsageError("several inputs or a folder need -o OUTPUT_FOLDER" if output == "-"
+        raise click.UsageError("standard output (-o -) takes one image; several inputs or a folder need -o OUTPUT_FOLDER" if output == "-"
                                else "a folder input needs -o OUTPUT_FOLDER")
     if inputs == ["-"]:
         if sys.stdin is None:
