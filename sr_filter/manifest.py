@@ -23,6 +23,8 @@ MANIFEST_VERSION = 1
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 _REQUIRED = ("name", "version", "arch", "settings", "scale", "file", "sha256", "size", "license")
+#: the end of the unknown-name message, where a weights file may be given instead (`models --download` takes none)
+PATH_ADVICE = " (or give a path to a .pth file; `sr-filter models` lists them)"
 
 
 @dataclass(frozen=True)
@@ -100,7 +102,7 @@ class Manifest:
         names = sorted({m.name for m in self.models})
         return (
             f"unknown model or preset {spec!r}{self._suggestion(spec)}; presets: {', '.join(sorted(self.presets))}; "
-            f"models: {', '.join(names)} (or give a path to a .pth file; `sr-filter models` lists them)"
+            f"models: {', '.join(names)}{PATH_ADVICE}"
         )
 
     def _suggestion(self, spec: str) -> str:

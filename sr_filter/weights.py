@@ -165,8 +165,8 @@ def _fetch_to(
     if offline if offline is not None else env_offline:
         error = OfflineError(
             f"{path.name} {state} and downloads are off ({ENV_OFFLINE}=1 or offline mode). "
-            f"Put the file at {path}, set {ENV_MIRROR} to a server that has it, or choose a built-in model "
-            f"(see `sr-filter models`)."
+            f"Put the file at {path}, allow downloads (from the official address, or a mirror named by {ENV_MIRROR}), "
+            f"or choose a built-in model (see `sr-filter models`)."
         )
         error.reason = reason
         raise error

@@ -244,6 +244,10 @@ def test_hints_name_only_the_flags_the_running_command_has(tmp_path):
     assert one_line(OfflineError("x.pth is not in the cache"), flags=export).endswith(
         "(leave out --offline and unset SR_FILTER_OFFLINE to allow downloads, or choose a built-in model)")
     assert one_line(OfflineError("x.pth is not in the cache"), flags=frozenset({"--json"})).endswith("(choose a built-in model)")
+    from sr_filter.errors import NetworkUnavailableError
+
+    # a named model without the network (a preset falls back by itself): --offline would not help it
+    assert one_line(NetworkUnavailableError("could not download x.pth")).endswith("(a built-in model (`sr-filter models`) runs without the network)")
     assert "`sr-filter models --inspect FILE`" in one_line(CommunityModelError("odd.pth: odd"), flags=frozenset({"-m"}))
     # the real command: export has neither --skip-existing nor --model
     env = dict(os.environ, PYTHONPATH=str(ROOT), SR_FILTER_OFFLINE="1")

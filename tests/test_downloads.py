@@ -402,6 +402,7 @@ def test_models_download_inspect_corrupt_and_clear_cache(weights_server, entry, 
     other = "RealESRGANv2-animevideo-xsx4"
     unknown = _cli("models", "--download", other, "--download", "nosuch")
     assert unknown.returncode == 2 and "nosuch" in unknown.stderr and not (isolated_cache / f"{other}.pth").exists()
+    assert "path to a .pth" not in unknown.stderr and "lists, not files)" in unknown.stderr  # it takes no files
     weights_server.behaviour[entry.file] = "500"
     (isolated_cache / entry.file).unlink()
     mixed = _cli("models", "--download", NAME, "--download", other, "--json")  # the first fails, the second still runs

@@ -26,7 +26,8 @@ _HINTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("ImageTooLargeError", ("use a smaller --scale, --width or --height",)),
     ("OutOfMemoryError", ("use a smaller --tile or --scale",)),
     ("OfflineError", ("leave out --offline and unset SR_FILTER_OFFLINE to allow downloads", "choose a built-in model")),
-    ("NetworkUnavailableError", ("--offline uses the built-in models without trying the network",)),
+    # a preset falls back to a built-in model by itself: this is a named model, which has none
+    ("NetworkUnavailableError", ("a built-in model (`sr-filter models`) runs without the network",)),
     ("CacheError", ()),  # fixed by the environment variable its message names
     ("DownloadSettingError", ()),
     ("DownloadError", ("see --model and --offline",)),

@@ -189,8 +189,10 @@ def _download(specs: tuple[str, ...], as_json: bool) -> None:
         try:
             entry = candidates(spec.strip(), manifest)[0]
         except UnknownModelError as exc:
-            raise click.BadParameter(f"{exc} (--download takes the names and presets `sr-filter models` lists)",
-                                     param_hint="--download") from None
+            from ..manifest import PATH_ADVICE
+
+            raise click.BadParameter(f"{str(exc).replace(PATH_ADVICE, '')} (--download takes the names and presets "
+                                     "`sr-filter models` lists, not files)", param_hint="--download") from None
         for item in [entry] + ([manifest.get(entry.denoise_pair)] if entry.denoise_pair else []):
             if item not in wanted:
                 wanted.append(item)
