@@ -57,11 +57,12 @@ def read_rgb(path: Path) -> np.ndarray:
 
 
 def list_images(folder: Path) -> list[Path]:
-    """Image files directly inside ``folder``, sorted by name."""
+    """Image files directly inside ``folder``, sorted by name; hidden ones (macOS's ``._photo.png``
+    beside each picture copied from a Mac) are left out, as ``upscale`` leaves them out of a folder."""
     folder = Path(folder)
     if not folder.is_dir():
         raise EvaluationError(f"{folder} is not a folder of images")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file())
     if not files:
         raise EvaluationError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
     return files

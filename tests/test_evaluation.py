@@ -230,6 +230,12 @@ def test_eval_command_takes_a_held_out_split_at_a_smaller_size(tmp_path):
     assert json.loads(res.output)[0]["conditions"]["exclude"] == ["broken*"]
     res = CliRunner().invoke(eval_cmd, [str(tmp_path), "--exclude", "broken", "--exclude", "src_a", "--json", "-"])
     assert res.exit_code == 0 and [i["name"] for i in json.loads(res.output)[0]["sets"][0]["images"]] == ["ref_b"]
+    # a hidden file (macOS's ._ beside each picture copied from a Mac) is left out, as upscale leaves it out
+    (tmp_path / "._ref_b.png").write_bytes(b"\0\5\26\7 AppleDouble")
+    res = CliRunner().invoke(eval_cmd, [str(tmp_path), "--exclude", "broken*", "--json", str(tmp_path / "r2.json")])
+    assert res.exit_code == 0, res.output
+    assert len(json.loads((tmp_path / "r2.json").read_text())[0]["sets"][0]["images"]) == 2
+    assert res.stdout.count("wrote") == 0 and "sr-filter: wrote" in res.stderr  # a message, beside the tables on stdout
     res = CliRunner().invoke(eval_cmd, [str(tmp_path), "--exclude", "brokn*"])  # a typo: was "without brokn*", all measured
     assert res.exit_code == 2 and "'brokn*' matches no image" in res.output
     bad = CliRunner().invoke(eval_cmd, [str(tmp_path), "--hr-scale", "2"])

@@ -106,7 +106,7 @@ def eval_cmd(folders: tuple[Path, ...], models: tuple[str, ...], scale: int | No
     if json_path is not None:
         with open_atomic(json_path, overwrite=overwrite) as out:
             out.write((dumps(payload) + "\n").encode("utf-8"))
-        click.echo(f"wrote {json_path}")
+        click.echo(f"sr-filter: wrote {json_path}", err=True)  # a message: standard output holds the tables
 
 
 def _json_file(value: str | None) -> Path | None:

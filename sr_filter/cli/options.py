@@ -110,6 +110,7 @@ def configure_logging(verbose: int, quiet: bool) -> None:
     handler.addFilter(_once)
     _once.seen.clear()
     logging.basicConfig(level=level, handlers=[handler], force=True)
+    logging.getLogger("PIL").setLevel(max(level, logging.INFO))  # -vv is ours: Pillow's chunk-by-chunk debug lines are not
 
 
 class _StderrHandler(logging.StreamHandler):
