@@ -241,3 +241,9 @@ def test_messages_that_cannot_be_written_do_not_stop_the_work(small_png, tmp_pat
     assert done.returncode == 0 and Image.open(tmp_path / "gone.png").size == (256, 192)
     with open("/dev/full", "w") as full:  # an error still ends with its status
         assert subprocess.run([*command, tmp_path / "full.png"], stderr=full, env=environment, timeout=300).returncode == 1
+
+
+def test_debug_messages_are_ours_not_pillows(small_png, tmp_path):
+    """-vv printed Pillow's chunk-by-chunk PNG debug lines ("STREAM b'IHDR' 16 13")."""
+    done = run("-vv", small_png, "-m", "sr-cartoon-x4", "-o", tmp_path / "out.png")
+    assert done.returncode == 0 and b"STREAM" not in done.stderr and b"sr-filter:" in done.stderr, done.stderr
