@@ -45,10 +45,10 @@ def refuse_empty_names(inputs: list[str], output: str | None) -> None:
     """Path("") is "." (the current folder): an unset shell variable as an input had upscaled the
     whole tree below it, and as -o written there. Checked before anything else, for images,
     videos and --cluster alike."""
-    if "" in inputs:
-        raise ImageFormatError("an input name is empty (''): name a file, a folder, or - for standard input")
+    if "" in inputs:  # usage errors (exit 2), as other misuse of the command line
+        raise click.UsageError("an input name is empty (''): name a file, a folder, or - for standard input")
     if output == "":
-        raise ImageFormatError("the output name (-o) is empty (''): name a file, a folder (out/), or - for standard output")
+        raise click.UsageError("the output name (-o) is empty (''): name a file, a folder (out/), or - for standard output")
     if output and output.startswith("~") and not Path(output).exists():  # a quoted '~/out.png' made a folder named ~
         raise click.UsageError(f"'~' in -o {output} was not expanded (quoted?); write {os.path.expanduser(output)}")
 

@@ -65,7 +65,9 @@ def _closed_stdout_is_one_line(command):
 
 
 @click.command()
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(allow_dash=True, path_type=str))
+# readable=False: an unreadable file is the reader's "cannot read X: Permission denied", one failure of a
+# batch (click had refused the whole command in its own words, exit 2)
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(allow_dash=True, path_type=str, readable=False))
 @click.option("-o", "--output", type=click.Path(allow_dash=True, path_type=str), default=None,
               help="Output file, or folder (a name ending in '/', an existing folder, or any name when several inputs "
                    "or a folder are given; created if needed); '-' = stdout.  [default: NAME_x4.EXT beside the input]")
