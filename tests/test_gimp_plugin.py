@@ -95,6 +95,8 @@ def test_bad_image_entry_is_a_protocol_error(entry, words):
     ({"images": [], "options": {"model": ["a"]}}, "option 'model' must be a text"),
     ({"images": [], "options": {"colour": "red"}}, "unknown option 'colour'"),
     ({"images": [], "options": {"colour_fix": "yes"}}, "colour_fix must be true or false, not 'yes'"),
+    ({"images": [], "options": {"tta": 1}}, "tta must be true or false, not 1"),
+    ({"images": [], "options": {"precision": ["fp32"]}}, "option 'precision' must be a text"),
     ({"images": [], "request": "shutdown"}, "unknown request 'shutdown'"),
     ({"images": [], "version": "2"}, "protocol version '2'"),
     ({"images": [], "options": {"sizes": [[0, 4]]}}, "sizes must be a list of [width, height] pairs"),
@@ -187,6 +189,9 @@ def test_upscale_options_carry_the_librarys_values():
     assert kw == {"device": "auto", "backend": "auto", "colour_fix": True}
     assert gimp_worker.upscale_options({"colour_fix": False})[0]["colour_fix"] is False  # off, even for cartoon
     assert "colour_fix" not in gimp_worker.upscale_options({})[0]  # the preset's choice
+    kw, _ = gimp_worker.upscale_options({"tta": True, "precision": "bf16"})  # the dialog's, as the command line's --tta and --precision
+    assert kw == {"device": "auto", "backend": "auto", "tta": True, "precision": "bf16"}
+    assert gimp_worker.upscale_options({"tta": False}) == ({"device": "auto", "backend": "auto"}, None)
     with pytest.raises(proto.ProtocolError, match="scale must be above 0"):
         gimp_worker.upscale_options({"scale": 0})  # was silently the model's x4
 
@@ -345,7 +350,10 @@ MALFORMED = {
                      "nested too deeply"),
     # 1 KB of pixels for a 30000x30000 RGBA float image (14.4 GB): refused by size, nothing reserved
     "huge-float-image": (_frame(dict(_HEAD, images=[dict(_TINY, width=30000, height=30000, channels=4, dtype="float32")]),
-                                bytes(1024)), "at most 4 GiB"),
+                                bytes(1024)), "at most 4 GiB per run: work on a crop or a lower bit depth"),
+    # 8-bit already: no lower depth to advise (it had been advised)
+    "huge-8-bit-layers": (_frame(dict(_HEAD, images=[dict(_TINY, width=20000, height=20000, channels=4)] * 3), bytes(1024)),
+                          "at most 4 GiB per run: work on a crop, or on fewer layers at a time"),
     # within the size bound (3.6 GB) but only 1 KB sent: read in chunks, so memory follows the data
     "short-huge-image": (_frame(dict(_HEAD, images=[dict(_TINY, width=30000, height=30000, channels=4)]), bytes(1024)),
                          "expected 3600000000 pixel bytes, got 1024"),
@@ -498,6 +506,13 @@ def test_install_copies_plugin_protocol_and_config(tmp_path):
     assert proto.choices_from_config(str(path.parent / "sr-filter.json")) == gimp_worker.describe()
 
 
+def test_install_refuses_a_gimp_2_profile(tmp_path):
+    """--gimp-dir ~/.config/GIMP/2.10 had installed a plug-in GIMP 2.10 never shows, without a word."""
+    with pytest.raises(SrFilterError, match=r"is the profile of GIMP 2\.10; the plug-in needs GIMP 3"):
+        gimp_install.install(tmp_path / "2.10", sys.executable)
+    assert not (tmp_path / "2.10").exists()
+
+
 def test_install_resolves_an_interpreter_name_on_path(tmp_path, monkeypatch):
     bin_dir, name = os.path.split(sys.executable)  # a venv's python: a link that must be kept as named
     monkeypatch.setenv("PATH", bin_dir + os.pathsep + os.environ["PATH"])
@@ -607,6 +622,9 @@ def gimp_run(tmp_path_factory):
          "dump_format": "RGBA u8", "args": {"preset": "sr-cartoon-x4", "scale": 2.0, "device": "cpu", "tile": 0}},
         {"name": "colour-fix", "input": "rgb.png", "output": "colour_fix_out.png",
          "args": {"preset": "sr-cartoon-x4", "scale": 4.0, "device": "cpu", "tile": 0, "colour-fix": "on"}},
+        # the dialog's precision and TTA reach the library, as the command line's --precision and --tta
+        {"name": "tta", "input": "rgb.png", "output": "tta_out.png",
+         "args": {"preset": "sr-cartoon-x4", "scale": 2.0, "device": "cpu", "tile": 0, "tta": True, "precision": "fp32"}},
         {"name": "bad-weights", "input": "rgb.png", "output": "never.png",
          "args": {"model": "/job/bad.pth", "scale": 4.0, "device": "cpu"}},
         {"name": "no-gpu", "input": "rgb.png", "output": "never.png",
@@ -725,6 +743,16 @@ def test_gimp_colour_fix_matches_library(gimp_run):
     plain = sr_filter.upscale(gimp_run["inputs"]["rgb"], model="sr-cartoon-x4", device="cpu")
     _assert_close(out, want, 1)
     assert np.abs(want.astype(int) - plain).max() >= 1  # the option reached the worker
+
+
+def test_gimp_tta_and_precision_match_library(gimp_run):
+    rep = gimp_run["report"]["tta"]
+    assert rep["status"] == "success", rep
+    out = np.asarray(Image.open(gimp_run["work"] / "tta_out.png"))[..., :3]
+    want = sr_filter.upscale(gimp_run["inputs"]["rgb"], model="sr-cartoon-x4", scale=2.0, device="cpu", tta=True, precision="fp32")
+    plain = sr_filter.upscale(gimp_run["inputs"]["rgb"], model="sr-cartoon-x4", scale=2.0, device="cpu")
+    _assert_close(out, want, 1)
+    assert np.abs(want.astype(int) - plain).max() >= 2  # TTA reached the worker
 
 
 def test_gimp_16bit_grayscale_keeps_precision(gimp_run):

@@ -11,7 +11,8 @@ Request, on the worker's stdin: one JSON line ``{"version": 5, "request": "upsca
 the raw pixels of every image, concatenated, row-major, interleaved channels, native byte
 order. ``options`` carry the library's values (``tile``: ``"auto"``, 0 = whole image, or a
 size; ``scale``: absent or null = the model's own; ``colour_fix``: true or false (absent:
-the preset's choice); ``sizes``: optional ``[width, height]`` per
+the preset's choice); ``tta``: true for the 8-fold test-time augmentation; ``precision``: the library's
+(auto, fp32, fp16, bf16); ``sizes``: optional ``[width, height]`` per
 image, the exact output size, within a pixel or two of the scaled size, so that layers that
 meet on the canvas still meet after rounding). An image with ``"mask": true`` is a layer mask
 (one channel): it is resized to its size, not upscaled, so that it covers its layer's new box
@@ -61,7 +62,7 @@ MAX_SCALE = 16.0
 SIZE_SLACK = 2
 CHUNK = 1 << 22
 #: text options -> their longest accepted value
-OPTIONS = {"preset": 256, "model": 4096, "device": 64, "backend": 16}
+OPTIONS = {"preset": 256, "model": 4096, "device": 64, "backend": 16, "precision": 16}
 
 Image = Tuple[Dict[str, Any], bytes]  # (geometry dict, raw pixels)
 ProgressFn = Callable[[int, int, int], Optional[bool]]  # (image index, done, total)
@@ -115,8 +116,10 @@ def check_images(images: Any) -> List[Dict[str, Any]]:
         raise ProtocolError("%d images in one request; at most %d" % (len(images), MAX_IMAGES))
     total = sum(image_nbytes(info) for info in images)
     if total > MAX_PAYLOAD_BYTES:
-        raise ProtocolError("the images hold %.1f GiB of pixels; at most %.0f GiB per run: work on a crop "
-                            "or a lower bit depth" % (total / (1 << 30), MAX_PAYLOAD_BYTES / (1 << 30)))
+        deeper = any(info["dtype"] != "uint8" for info in images)  # 8-bit pictures have no lower depth to go to
+        raise ProtocolError("the images hold %.1f GiB of pixels; at most %.0f GiB per run: work on a crop%s"
+                            % (total / (1 << 30), MAX_PAYLOAD_BYTES / (1 << 30),
+                               " or a lower bit depth" if deeper else ", or on fewer layers at a time"))
     return images
 
 
@@ -124,13 +127,14 @@ def check_options(options: Any) -> Dict[str, Any]:
     """Validate upscale options (types and ranges); returns them unchanged."""
     if not isinstance(options, dict):
         raise ProtocolError("'options' must be an object, not %s" % _short(options))
-    others = {"scale", "tile", "sizes", "colour_fix"}
+    others = {"scale", "tile", "sizes", "colour_fix", "tta"}
     unknown = sorted(set(options) - set(OPTIONS) - others)
     if unknown:
         raise ProtocolError("unknown option %s (known: %s)"
                             % (_short(unknown[0]), ", ".join(sorted(set(OPTIONS) | others))))
-    if options.get("colour_fix") is not None and not isinstance(options["colour_fix"], bool):
-        raise ProtocolError("colour_fix must be true or false, not %s" % _short(options["colour_fix"]))
+    for flag in ("colour_fix", "tta"):
+        if options.get(flag) is not None and not isinstance(options[flag], bool):
+            raise ProtocolError("%s must be true or false, not %s" % (flag, _short(options[flag])))
     for name, longest in OPTIONS.items():
         value = options.get(name)
         if value is not None and not (isinstance(value, str) and len(value) <= longest):

@@ -118,6 +118,10 @@ def upscale_options(options: Dict[str, Any]) -> Tuple[Dict[str, Any], Optional[f
         kwargs["tile"] = options["tile"]
     if options.get("colour_fix") is not None:  # absent: the preset's choice
         kwargs["colour_fix"] = options["colour_fix"]
+    if options.get("tta"):
+        kwargs["tta"] = True
+    if options.get("precision"):
+        kwargs["precision"] = options["precision"]
     scale = options.get("scale")
     return kwargs, None if scale is None else float(scale)
 

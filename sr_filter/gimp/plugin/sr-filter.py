@@ -34,6 +34,8 @@ MODEL_FILE = ("file", "Model file (below)", "Use the weights file chosen in Mode
 DEVICES = [("auto", "Automatic", ""), ("cpu", "CPU", ""), ("cuda", "NVIDIA GPU (CUDA)", ""), ("mps", "Apple GPU (MPS)", "")]
 BACKENDS = [("auto", "Automatic (OpenVINO on the CPU when installed)", ""), ("torch", "PyTorch", ""), ("openvino", "OpenVINO (CPU)", "")]
 COLOUR_FIX = [("auto", "As the preset chooses (on for Cartoon)", ""), ("on", "On", ""), ("off", "Off", "")]
+PRECISIONS = [("auto", "Automatic (half precision on a GPU)", ""), ("fp32", "Full (fp32)", ""), ("fp16", "Half (fp16, GPU)", ""),
+              ("bf16", "bfloat16 (CPUs and GPUs that have it)", "")]
 SAMPLES = {"uint8": "u8", "uint16": "u16", "float32": "float"}
 NOT_FOUND = ("sr-filter is not installed for this plug-in: in the Python environment that has "
              "sr-filter and torch, run `%s`, then restart GIMP" % proto.INSTALL_COMMAND)
@@ -314,6 +316,10 @@ def run(procedure, run_mode, image, drawables, config, run_data):
     colour_fix = config.get_property("colour-fix")
     if colour_fix != "auto":  # left out: the preset's choice
         options["colour_fix"] = colour_fix == "on"
+    if config.get_property("tta"):
+        options["tta"] = True
+    if config.get_property("precision") != "auto":
+        options["precision"] = config.get_property("precision")
     python = worker_python()
     if python is None:
         return error(procedure, NOT_FOUND)
@@ -376,6 +382,10 @@ class SrFilter(Gimp.PlugIn):
         procedure.add_choice_argument("colour-fix", "_Colour fix", "Keep the input's colour over areas, where the "
                                       "network shifts flat colours by a few levels (detail stays the network's)",
                                       choice(COLOUR_FIX), "auto", rw)
+        procedure.add_choice_argument("precision", "_Precision", "Number format of inference (bf16: faster on CPUs "
+                                      "that have it, slightly less exact)", choice(PRECISIONS), "auto", rw)
+        procedure.add_boolean_argument("tta", "_Test-time augmentation", "Upscale 8 flipped and turned copies and average "
+                                       "them: a little sharper and cleaner, 8 times slower", False, rw)
         return procedure
 
 
