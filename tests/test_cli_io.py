@@ -653,6 +653,13 @@ def test_a_pipe_named_as_input_is_read_as_standard_input_is(crop, tmp_path):
     endless = subprocess.run(["bash", "-c", f"{sys.executable} -m sr_filter <(cat /dev/zero) -m sr-cartoon-x4 -o zero.png"],
                              cwd=tmp_path, env=env, capture_output=True, timeout=300, text=True)
     assert endless.returncode == 1 and "is not a readable image" in endless.stderr and not (tmp_path / "zero.png").exists()
+    # a character device is not read as a pipe: /dev/tty would wait for typing
+    from sr_filter.cli.jobs import is_pipe
+
+    os.mkfifo(tmp_path / "fifo")
+    assert is_pipe(tmp_path / "fifo") and not is_pipe(Path("/dev/null")) and not is_pipe(tmp_path / "a.png")
+    device = run("/dev/null", "-o", tmp_path / "null.png", "-m", "sr-cartoon-x4")
+    assert device.returncode == 1 and b"/dev/null is not a regular file" in device.stderr, device.stderr
 
 
 def test_a_quoted_pattern_says_what_it_matched_and_left_out(crop, tmp_path):
@@ -698,3 +705,19 @@ def test_an_unreadable_input_is_the_readers_one_line_alone_and_in_a_batch(crop, 
                                      "-m", "sr-cartoon-x4"])
     assert batch.exit_code == 1 and (tmp_path / "out" / "ok.png").is_file(), batch.output
     assert f"cannot read {tmp_path / 'locked.png'}: Permission denied" in batch.output
+
+
+def test_odd_missing_inputs_among_several_are_each_one_failure(crop, tmp_path):
+    """A link loop among several inputs ended in "internal error (RuntimeError: Symlink loop ...)";
+    `./typo a.png` and `typo/ a.png` stopped the batch with "is not a supported image"; a name with a
+    newline broke its error line in two."""
+    Image.fromarray(crop).save(tmp_path / "a.png")
+    (tmp_path / "loop").symlink_to("loop")
+    for odd, said in (("loop", "loop is a symbolic link to nothing that exists"), ("./typo", "./typo does not exist"),
+                      ("typo/", "typo/ does not exist"), ("x\ny.png", "x\\ny.png does not exist")):
+        (tmp_path / "a_x4.png").unlink(missing_ok=True)
+        done = run(odd, "a.png", "-m", "sr-cartoon-x4", cwd=tmp_path)
+        lines = _meaningful_stderr(done.stderr)
+        assert done.returncode == 1 and (tmp_path / "a_x4.png").is_file(), lines
+        assert any(line.startswith(f"sr-filter: error: {said}") for line in lines), lines
+        assert lines[-1] == "sr-filter: 1 upscaled, 0 skipped, 1 failed", lines

@@ -231,9 +231,10 @@ def plan_jobs(inputs: list[str], output: str | None, suffix: str, fmt: str | Non
     failed = getattr(inputs, "failed", {})
     if output is None:  # several files (a folder input needs -o: checked with the options)
         jobs = []
-        for source in map(Path, inputs):
-            if str(source) in failed:
-                jobs.append(Job(source, None, error=failed[str(source)]))
+        for item in inputs:  # the names as typed: failed is keyed by them (Path drops a trailing slash and ./)
+            source = Path(item)
+            if item in failed:
+                jobs.append(Job(source, None, error=failed[item]))
                 continue
             job = Job(source, default_output(source, suffix, fmt))
             if is_video(source):
@@ -294,11 +295,20 @@ def unique(jobs: list[Job]) -> list[Job]:
     seen: set[tuple] = set()
     kept = []
     for job in jobs:
-        key = (job.source.resolve() if job.source else None, job.target.resolve() if job.target else None)
-        if key[0] is None or key not in seen:
+        key = (_resolved(job.source) if job.source else None, _resolved(job.target) if job.target else None)
+        if key[0] is None or job.error or key not in seen:
             kept.append(job)
             seen.add(key)
     return kept
+
+
+def _resolved(path: Path) -> Path:
+    """``path`` with its links followed; as it stands where they loop (resolve() raised RuntimeError
+    there, an internal error after the model had loaded)."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError):
+        return Path(os.path.abspath(path))
 
 
 def is_video(source: Path | None) -> bool:
@@ -329,13 +339,13 @@ def names_folder(output: str) -> bool:
 
 
 def is_pipe(path: Path) -> bool:
-    """A named pipe or a character device (``<(command)`` in a shell gives /dev/fd/63), read as
-    standard input is: with its bounds, its format from its bytes."""
+    """A named pipe (``<(command)`` in a shell gives /dev/fd/63), read as standard input is: with
+    its bounds, its format from its bytes. Not a character device: /dev/tty would wait for typing
+    (standard input from a terminal is refused), and an output's "stream" (atomic.is_stream) is either."""
     try:
-        mode = path.stat().st_mode
+        return stat.S_ISFIFO(path.stat().st_mode)
     except OSError:
         return False
-    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
 
 
 def _check_image_suffix(source: Path) -> None:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ..atomic import is_stream, write_all
-from ..errors import OutputExistsError, OutputIsInputError, SrFilterError
+from ..errors import ImageFormatError, OutputExistsError, OutputIsInputError, SrFilterError
 from ..interrupts import Terminated
 from ..progress import Bars, stderr_is_terminal
 from ..video.command import video_only, video_options, wants_video
@@ -58,8 +58,6 @@ def _closed_stdout_is_one_line(command):
         except BrokenPipeError:
             with contextlib.suppress(OSError, ValueError):  # no second error when Python flushes at exit
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            from ..errors import ImageFormatError
-
             raise ImageFormatError(CUT_SHORT) from None
     return guarded
 
@@ -248,9 +246,10 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
     try:
         for number, job in enumerate(jobs, 1):
             name = str(job.source) if job.source else "stdin"
-            if job.error:  # a folder that cannot be read: a failure of the batch, in its turn
-                failed.append((job, job.error))
-                bars.echo(f"sr-filter: error: {job.error}")
+            if job.error:  # a missing input, a folder that cannot be read: a failure of the batch, in its turn
+                message = job.error.replace(str(job.source), shown_path(job.source))  # as the failed: line shows it
+                failed.append((job, message))
+                bars.echo(f"sr-filter: error: {one_line(ImageFormatError(message))}")
                 continue
             bars.start(Path(name).name)
             started = time.monotonic()
