@@ -109,7 +109,8 @@ def read_animation(path: str | Path | bytes, name: str | None = None, *,
                    frames: tuple[int, int | None] = (0, None)) -> Animation:
     """All frames of an animated image (a path, or the file's bytes, named ``name`` in messages), as
     RGBA uint8 arrays; ``frames`` = (start, end or None) keeps frames start to end-1 only."""
-    from .metadata import orient, read_meta, upright_dpi
+    from .metadata import orient, png_text, read_meta, upright_dpi
+    from .png import text_chunks
 
     start, end = frames
     try:
@@ -134,6 +135,9 @@ def read_animation(path: str | Path | bytes, name: str | None = None, *,
                 durations.append(100 if shown is None else int(shown))
                 disposal.append(_disposal(image, frame))
                 blend.append(int(frame.info.get("blend", 0) or 0))
+            if image.format == "PNG":  # its text chunks as stored, written back so (all read by now, after the frames)
+                meta.text = png_text(image)
+                meta.png_text_chunks = text_chunks(bytes(path) if isinstance(path, (bytes, bytearray, memoryview)) else Path(path).read_bytes())
     except Image.DecompressionBombError as exc:
         raise VideoFormatError(f"{name or _label(path)} is not a readable animation ({first_line(exc)})") from None
     except _DAMAGED as exc:
@@ -342,10 +346,10 @@ def _carried(meta: Any, fmt: str, shape: tuple[int, ...], scale: float) -> dict[
         dpi = scaled_dpi(meta.dpi, scale, fmt)
         if dpi:
             options["dpi"] = dpi
-        text = _png_text(meta)
-        if text or meta.png_text_chunks:
+        raw, text = _png_text(meta)
+        if text or raw:
             chunks = PngImagePlugin.PngInfo()
-            for kind, body in meta.png_text_chunks:  # the source's, as stored
+            for kind, body in raw:  # the source's, as stored
                 chunks.add(kind, body)
             for key, value in text.items():  # tEXt or iTXt, as png.encode_png writes a still's
                 if plain_text(key, value):

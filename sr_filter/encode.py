@@ -97,8 +97,8 @@ def encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None = None, *, 
                                   exif=exif, xmp=meta.xmp, iptc=meta.iptc)
     if fmt == "PNG":  # libpng for 8 and 16 bits, straight from the array
         deep = array if array.dtype == np.uint8 else _to_uint16(array)
-        return png.encode_png(deep, icc_profile=icc, dpi=dpi, exif=exif, text=_png_text(meta), colour=meta.png_colour,
-                              raw_text=meta.png_text_chunks)
+        raw, text = _png_text(meta)
+        return png.encode_png(deep, icc_profile=icc, dpi=dpi, exif=exif, text=text, colour=meta.png_colour, raw_text=raw)
     if array.dtype != np.uint8:
         log.warning("%s holds 8 bits per channel: the %s picture is written with 8 (%s)", _SHOWN.get(fmt, fmt),
                     "16-bit" if array.dtype == np.uint16 else "floating-point",
@@ -243,8 +243,8 @@ _SHOWN = {"WEBP": "WebP"}
 
 def _say_lost(lost: list[str], fmt: str, meta: ImageMeta) -> None:
     if lost:
-        keeper = "JPEG" if meta.iptc and fmt != "JPEG" else "PNG"
-        log.warning("%s cannot hold %s; left out (%s keeps %s)", _SHOWN.get(fmt, fmt), _listed(lost), keeper,
+        keeper = "JPEG and TIFF keep" if meta.iptc and fmt not in ("JPEG", "TIFF") else "PNG keeps"
+        log.warning("%s cannot hold %s; left out (%s %s)", _SHOWN.get(fmt, fmt), _listed(lost), keeper,
                     "it" if len(lost) == 1 else "them", extra=PER_FILE)
 
 
@@ -327,12 +327,14 @@ def _to_srgb(array: np.ndarray, icc: bytes) -> tuple[np.ndarray, bool]:
     return (np.dstack([out, array[:, :, 3:]]) if channels == 4 else out), True
 
 
-def _png_text(meta: ImageMeta) -> dict[str, str]:
-    """The PNG text chunks to write, besides the source file's own as stored
-    (:attr:`ImageMeta.png_text_chunks`, when there are any: then the source's text is not repeated
-    here): the source's text, with the XMP packet as carried (its orientation set upright), not as
-    read: the old packet made apps rotate the picture twice."""
-    if meta.png_text_chunks:  # those leave out the XMP packet only
+def _png_text(meta: ImageMeta) -> tuple[tuple[tuple[bytes, bytes], ...], dict[str, str]]:
+    """The PNG text to write: the source file's chunks as stored (:attr:`ImageMeta.png_text_chunks`)
+    while ``meta.text`` still says what they say (an API caller may have changed it: then the text
+    as it is now), and the rest as (key, value): the XMP packet as carried (its orientation set
+    upright), not as read, which made apps rotate the picture twice, and a comment."""
+    others = {k: v for k, v in meta.text.items() if k != png.XMP_KEY}
+    raw = meta.png_text_chunks if meta.png_text_chunks and png.chunks_text(meta.png_text_chunks) == others else ()
+    if raw:  # those leave out the XMP packet only
         text = {png.XMP_KEY: meta.text[png.XMP_KEY]} if png.XMP_KEY in meta.text else {}
     else:
         text = dict(meta.text)
@@ -340,7 +342,7 @@ def _png_text(meta: ImageMeta) -> dict[str, str]:
         text["Comment"] = meta.comment.decode("utf-8", "replace")
     if meta.xmp:
         text[png.XMP_KEY] = meta.xmp.decode("utf-8", "replace")
-    return text
+    return raw, text
 
 
 def _flatten_on_white(array: np.ndarray) -> np.ndarray:

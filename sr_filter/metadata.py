@@ -89,12 +89,31 @@ PHOTOSHOP = b"Photoshop 3.0\x00"
 PHOTOSHOP_TAG = 34377
 
 
+def iptc_block(resources: bytes) -> bytes | None:
+    """A TIFF's Photoshop resources (tag 34377) as a JPEG APP13 block holding only their IPTC record
+    (resource 0x0404); None without one. The rest (thumbnails, Photoshop's own settings) is no
+    caption or credit: taken whole, a TIFF with only a resolution record was said to lose "IPTC
+    data", and large resources did not fit a JPEG segment and were left out without a word."""
+    kept, pos = [], 0
+    while pos + 12 <= len(resources) and resources[pos:pos + 4] == b"8BIM":
+        start, ident = pos, int.from_bytes(resources[pos + 4:pos + 6], "big")
+        name_length = resources[pos + 6]
+        pos += 6 + (1 + name_length + 1) // 2 * 2  # the Pascal-string name, padded to an even length
+        if pos + 4 > len(resources):
+            break
+        size = int.from_bytes(resources[pos:pos + 4], "big")
+        pos += 4 + size + (size & 1)
+        if ident == 0x0404 and pos <= len(resources) + 1:
+            kept.append(resources[start:min(pos, len(resources))])
+    return PHOTOSHOP + b"".join(kept) if kept else None
+
+
 def _photoshop_block(image: Image.Image) -> bytes | None:
     """A JPEG's APP13 "Photoshop 3.0" segment (where IPTC captions and credits live), whole; a
     TIFF's Photoshop tag (34377) as such a segment."""
     if image.format == "TIFF":
         resources = getattr(image, "tag_v2", {}).get(PHOTOSHOP_TAG)
-        return PHOTOSHOP + bytes(resources) if isinstance(resources, (bytes, bytearray)) and resources else None
+        return iptc_block(bytes(resources)) if isinstance(resources, (bytes, bytearray)) else None
     for marker, data in getattr(image, "applist", None) or []:
         if marker == "APP13" and data.startswith(PHOTOSHOP):
             return bytes(data)

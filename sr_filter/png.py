@@ -151,6 +151,26 @@ XMP_KEY = "XML:com.adobe.xmp"
 _TEXT_CHUNKS = (b"tEXt", b"zTXt", b"iTXt")
 
 
+def chunks_text(chunks: tuple[tuple[bytes, bytes], ...]) -> dict[str, str]:
+    """What text chunks say, as Pillow reads them into ``Image.text`` (a repeated keyword: the last)."""
+    text = {}
+    for kind, body in chunks:
+        key, _, rest = body.partition(b"\x00")
+        try:
+            if kind == b"tEXt":
+                value = rest.decode("latin-1")
+            elif kind == b"zTXt":
+                value = zlib.decompress(rest[1:]).decode("latin-1")
+            else:  # iTXt: compression flag and method, language, translated keyword, then the text
+                compressed, rest = rest[0], rest[2:]
+                rest = rest.split(b"\x00", 2)[2]
+                value = (zlib.decompress(rest) if compressed else rest).decode("utf-8")
+        except (IndexError, ValueError, zlib.error):
+            continue
+        text[key.decode("latin-1")] = value
+    return text
+
+
 def text_chunks(data: bytes) -> tuple[tuple[bytes, bytes], ...]:
     """The text chunks of a PNG file, (type, body) in file order, but the XMP packet's (written
     anew from the XMP carried, its orientation set upright) and any whose CRC is wrong."""

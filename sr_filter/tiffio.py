@@ -22,7 +22,7 @@ import numpy as np
 
 from .convert import PER_FILE
 from .errors import ImageFormatError, SrFilterError, first_line
-from .metadata import PHOTOSHOP, PHOTOSHOP_TAG
+from .metadata import PHOTOSHOP, PHOTOSHOP_TAG, iptc_block
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def _tags(page: Any) -> TiffTags:
         tags.dpi = _dpi(page.tags)
         tags.exif, tags.xmp = tiff_exif(page)
         resources = page.tags.get(PHOTOSHOP_TAG)
-        tags.iptc = PHOTOSHOP + bytes(resources.value) if resources is not None and resources.value else None
+        tags.iptc = iptc_block(bytes(resources.value)) if resources is not None and resources.value else None
     except Exception:  # noqa: BLE001 - metadata is optional; the pixels decide readability
         log.warning("ignoring unreadable TIFF tags")
     return tags

@@ -521,8 +521,8 @@ def _rebuilt(kind: type, settings: tuple) -> Upscaler:
 def _carry_info(image: Any, out: Any, meta: Any) -> None:
     """What a PIL image says about itself, for the upscaled one: the ICC profile; the EXIF with
     its orientation kept (the pixels are not turned: ``ImageOps.exif_transpose`` and viewers still
-    show it upright), pixel dimensions and resolution updated; DPI scaled; XMP."""
-    from .metadata import exif_for_output, scaled_dpi, stated_dpi
+    show it upright), pixel dimensions and resolution updated; DPI scaled; XMP, sizes updated too."""
+    from .metadata import exif_for_output, scaled_dpi, sized_xmp, stated_dpi
 
     factor = out.width / max(1, image.width)
     if meta.icc_profile:
@@ -535,8 +535,10 @@ def _carry_info(image: Any, out: Any, meta: Any) -> None:
     dpi = scaled_dpi(stated_dpi(image), factor)
     if dpi:
         out.info["dpi"] = dpi
-    if image.info.get("xmp"):
-        out.info["xmp"] = image.info["xmp"]
+    xmp = image.info.get("xmp")
+    if xmp:  # its pixel sizes and resolutions the output's, as the EXIF's (they had stayed the input's)
+        raw = xmp.encode("utf-8") if isinstance(xmp, str) else bytes(xmp)
+        out.info["xmp"] = sized_xmp(raw, out.width, out.height, factor)
 
 
 def check_callback(name: str, value: object) -> None:

@@ -490,3 +490,27 @@ def test_an_apng_default_image_outside_the_animation_is_not_played(tmp_path, ups
         assert len(out.frames) == 2 and out.frames[0][8, 8, 1] > 200 and out.frames[1][8, 8, 2] > 200, target
     animation.upscale_animation(tmp_path / "d.png", tmp_path / "last.png", upscaler, frames="1:2")
     assert animation.read_animation(tmp_path / "last.png").frames[0][8, 8, 2] > 200  # frame 1 is the blue one
+
+
+def test_an_apngs_text_chunks_are_written_back_as_stored_and_an_edit_is_kept(tmp_path, upscaler):
+    """An animated PNG's text had been merged by keyword and stored uncompressed; and once a
+    still PNG's chunks were kept as stored, a caller's change to meta.text was ignored."""
+    from PIL import PngImagePlugin
+
+    from sr_filter import imageio, png
+    from sr_filter.animation import read_animation, upscale_animation
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Dup", "one")
+    info.add_text("Dup", "two")
+    info.add_text("Big", "x" * 50_000, zip=True)
+    frames = [Image.new("RGBA", (8, 6), (40 * i, 90, 200, 255)) for i in range(3)]
+    frames[0].save(tmp_path / "in.png", save_all=True, append_images=frames[1:], duration=100, pnginfo=info)
+    assert len(read_animation(tmp_path / "in.png").meta.png_text_chunks) == 3
+    upscale_animation(tmp_path / "in.png", tmp_path / "out.png", upscaler)
+    assert png.text_chunks((tmp_path / "out.png").read_bytes()) == png.text_chunks((tmp_path / "in.png").read_bytes())
+    array, meta = imageio.read_image((tmp_path / "in.png").read_bytes())
+    meta.text["Dup"] = "changed"
+    written = Image.open(io.BytesIO(imageio.encode_image(array, "PNG", meta)))
+    written.load()
+    assert written.text["Dup"] == "changed" and len(written.text["Big"]) == 50_000

@@ -65,12 +65,15 @@ def test_pil_orientation_exif_dpi_and_xmp_are_carried(cartoon, baby, tmp_path):
     exif = Image.Exif()
     exif[0x0112], exif[0x010F] = 6, "Camera Maker"
     path = tmp_path / "phone.jpg"
-    Image.fromarray(baby).save(path, exif=exif.tobytes(), dpi=(72, 72), xmp=b"<x:xmpmeta>kept</x:xmpmeta>", quality=95)
+    xmp = b'<x:xmpmeta>kept <rdf:Description exif:PixelXDimension="88" tiff:XResolution="72/1"/></x:xmpmeta>'
+    Image.fromarray(baby).save(path, exif=exif.tobytes(), dpi=(72, 72), xmp=xmp, quality=95)
     image = Image.open(path)
     out = cartoon.upscale(image)
     assert out.size == (4 * 88, 4 * 72) and ImageOps.exif_transpose(out).size == (4 * 72, 4 * 88)
     assert out.getexif().get(0x0112) == 6 and out.getexif().get(0x010F) == "Camera Maker"
     assert out.info["dpi"] == pytest.approx((288, 288)) and b"kept" in out.info["xmp"]
+    # the XMP's sizes and resolution the output's too, as the EXIF's (they had stayed the input's)
+    assert b'exif:PixelXDimension="352"' in out.info["xmp"] and b'tiff:XResolution="288/1"' in out.info["xmp"]
     no_resolution = tmp_path / "plain.tif"
     Image.fromarray(baby).save(no_resolution)
     assert "dpi" not in cartoon.upscale(Image.open(no_resolution)).info  # Pillow's 1x1 is not a resolution

@@ -269,6 +269,7 @@ def test_worker_names_its_own_python_in_install_advice():
     said = gimp_worker.with_this_python("needs the spandrel package; install it with: pip install --no-deps spandrel==0.4.2")
     assert said == "needs the spandrel package; install it with: %s -m pip install --no-deps spandrel==0.4.2" % sys.executable
     assert gimp_worker.with_this_python("run python3 -m pip install x") == "run python3 -m pip install x"
+    assert gimp_worker.with_this_python("or uv pip install x") == "or uv pip install x"
 
 
 def test_worker_handles_several_layers_in_one_run():
@@ -511,6 +512,7 @@ def test_install_refuses_a_gimp_2_profile(tmp_path):
     with pytest.raises(SrFilterError, match=r"is the profile of GIMP 2\.10; the plug-in needs GIMP 3"):
         gimp_install.install(tmp_path / "2.10", sys.executable)
     assert not (tmp_path / "2.10").exists()
+    assert gimp_install.install(tmp_path / "3.2", sys.executable).is_file()  # a later GIMP 3 (or 4) is not refused
 
 
 def test_install_resolves_an_interpreter_name_on_path(tmp_path, monkeypatch):

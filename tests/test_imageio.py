@@ -884,7 +884,7 @@ def test_a_jpegs_iptc_block_is_carried_into_jpeg_and_said_lost_elsewhere(caplog)
     assert info[(2, 120)] == b"Caption" and info[(2, 116)] == b"(c) Corp."
     with caplog.at_level("WARNING"):
         imageio.encode_image(array, "PNG", meta)
-    assert any("PNG cannot hold the IPTC data; left out (JPEG keeps it)" in r.getMessage() for r in caplog.records)
+    assert any("PNG cannot hold the IPTC data; left out (JPEG and TIFF keep it)" in r.getMessage() for r in caplog.records)
     # a TIFF keeps it, as Photoshop writes it there (its resources tag), 8-bit and 16-bit, and gives it back
     # (it had been said "TIFF cannot hold the IPTC data")
     for deep in (array, array.astype(np.uint16) * 257):
@@ -896,6 +896,25 @@ def test_a_jpegs_iptc_block_is_carried_into_jpeg_and_said_lost_elsewhere(caplog)
         assert again.iptc == app13, deep.dtype
         info = IptcImagePlugin.getiptcinfo(Image.open(io.BytesIO(imageio.encode_image(array, "JPEG", again))))
         assert info[(2, 120)] == b"Caption"
+    # a TIFF's resources are more than IPTC (a resolution record, a 100 kB thumbnail): only the IPTC record
+    # is carried, so it fits a JPEG segment (the whole had been left out without a word), and without one
+    # nothing is said to be lost
+    import tifffile
+
+    resolution = b"8BIM\x03\xed\x00\x00" + (16).to_bytes(4, "big") + bytes(16)
+    thumbnail = b"8BIM\x04\x0c\x00\x00" + (100_000).to_bytes(4, "big") + bytes(100_000)
+    for resources, iptc in ((resolution + resource + thumbnail, app13), (resolution, None)):
+        buffer = io.BytesIO()
+        tifffile.imwrite(buffer, np.zeros((6, 8, 3), np.uint8), photometric="rgb", extratags=[(34377, 1, len(resources), resources, True)])
+        _, read = imageio.read_image(buffer.getvalue())
+        assert read.iptc == iptc
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            jpeg_out = imageio.encode_image(array, "JPEG", read)
+            imageio.encode_image(array, "PNG", read)
+        assert ("IPTC" in caplog.text) == (iptc is not None), caplog.text
+        if iptc:
+            assert IptcImagePlugin.getiptcinfo(Image.open(io.BytesIO(jpeg_out)))[(2, 116)] == b"(c) Corp."
 
 
 def test_a_bmp_whose_alpha_is_zero_everywhere_is_read_opaque(caplog):

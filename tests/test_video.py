@@ -220,6 +220,34 @@ def test_text_subtitles_are_converted_for_a_container_that_holds_another_text_co
     assert [tags[1:3] for tags in _tags(tmp_path / name)] == [("ger", "Deutsch")]
 
 
+def test_a_cue_that_cannot_be_converted_is_said_and_the_rest_kept(tmp_path, upscaler, caplog):
+    """mov_text holds at most 64 KiB per cue: a longer SubRip cue had been left out without a word."""
+    from fractions import Fraction
+
+    header = av.CodecContext.create("subrip", "r")
+    header.open()
+    with av.open(str(tmp_path / "long.mkv"), "w") as out:
+        video = out.add_stream("libx264", rate=12)
+        video.width, video.height, video.pix_fmt = 32, 24, "yuv420p"
+        text = out.add_stream("subrip")
+        text.codec_context.subtitle_header = header.subtitle_header
+        for i in range(12):
+            frame = av.VideoFrame.from_ndarray(np.zeros((24, 32, 3), np.uint8), format="rgb24")
+            frame.pts = i
+            for packet in video.encode(frame):
+                out.mux(packet)
+            if i in (2, 6):
+                cue = av.Packet(("y" * 70000 if i == 2 else "short").encode())
+                cue.stream, cue.pts, cue.dts, cue.duration, cue.time_base = text, i * 83, i * 83, 80, Fraction(1, 1000)
+                out.mux(cue)
+        for packet in video.encode():
+            out.mux(packet)
+    with caplog.at_level("WARNING"):
+        upscale_video(tmp_path / "long.mkv", tmp_path / "long.mp4", upscaler=upscaler, notice=lambda _: None)
+    assert "subtitle stream 1: a cue at 0.166 s could not be converted to mov_text" in caplog.text, caplog.text
+    assert [text for _, _, text in _cues(tmp_path / "long.mp4")] == ["short"]
+
+
 def test_mov_text_becomes_subrip_in_matroska_and_a_frame_range_cuts_its_cues(tmp_path, upscaler):
     clip = make_clip(tmp_path / "clip.mkv", frames=24, audio=0, subtitles=True)
     upscale_video(clip, tmp_path / "mid.mp4", upscaler=upscaler, notice=lambda _: None)

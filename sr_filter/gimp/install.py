@@ -58,7 +58,7 @@ def install(gimp_dir: Path, python: str, env: Optional[Dict[str, str]] = None) -
     """
     source = PLUGIN_SOURCE / (PLUGIN_NAME + ".py")
     version = Path(gimp_dir).name.split(".")
-    if len(version) == 2 and version[0].isdigit() and version[1].isdigit() and version[0] != "3":
+    if len(version) == 2 and version[0].isdigit() and version[1].isdigit() and int(version[0]) < 3:
         # GIMP 2.10 would not run a GIMP 3 plug-in, and says nothing: the entry is just missing
         raise SrFilterError("%s is the profile of GIMP %s; the plug-in needs GIMP 3 (its profile is a 3.x folder "
                             "beside it, e.g. %s)" % (gimp_dir, Path(gimp_dir).name, Path(gimp_dir).parent / "3.0"))

@@ -197,7 +197,7 @@ def with_this_python(message: str) -> str:
     """``message`` with its ``pip install`` advice naming the worker's interpreter: GIMP's user
     has several Pythons (GIMP's own, the system's, the one sr-filter.json names), and a plain
     `pip` installs into whichever comes first on PATH, rarely this one."""
-    return re.sub(r"(?<!-m )(?<![-\w])pip install", "%s -m pip install" % sys.executable, message)
+    return re.sub(r"(?<!-m )(?<!uv )(?<![-\w])pip install", "%s -m pip install" % sys.executable, message)
 
 
 def _is_user_error(exc: BaseException) -> bool:

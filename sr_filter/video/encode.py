@@ -542,6 +542,8 @@ class Copies:
     converted: list[str] = field(default_factory=list)
     #: source indices of the converted streams (their packets are encoded anew, the others copied)
     texts: set[int] = field(default_factory=set)
+    #: converted streams with a cue that could not be converted (said once each)
+    refused: set[int] = field(default_factory=set)
 
     def mux(self, container: av.container.OutputContainer, packet: av.Packet) -> None:
         """Mux ``packet`` of a source stream into its output stream (none: it is left out)."""
@@ -550,7 +552,15 @@ class Copies:
         if target is None:
             return
         if index in self.texts:
-            packet = subtitles.convert(packet, target)
+            at = float(packet.pts * packet.time_base) if packet.pts is not None and packet.time_base else 0.0
+            try:
+                packet = subtitles.convert(packet, target)
+            except subtitles.Refused as exc:
+                if index not in self.refused:
+                    self.refused.add(index)
+                    log.warning("subtitle stream %d: a cue at %.3f s could not be converted to %s (%s); left out",
+                                index, at, target.codec_context.name, exc)
+                return
             if packet is None:
                 return
         packet.stream = target

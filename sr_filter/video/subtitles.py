@@ -40,16 +40,21 @@ def add(container: av.container.OutputContainer, stream: av.stream.Stream, codec
     return converted
 
 
+class Refused(Exception):
+    """A cue that the source's decoder or the target's encoder refuses (said once per stream)."""
+
+
 def convert(packet: av.Packet, converted: av.stream.Stream) -> av.Packet | None:
     """``packet`` (a cue of its own stream) encoded for ``converted``, at the same time and for as
-    long; None for a packet that holds no cue (mov_text's gap fillers) or one the encoder refuses."""
+    long; None for a packet that holds no cue (mov_text's gap fillers); :class:`Refused` for one the
+    decoder or the encoder refuses."""
     try:
         cues = packet.stream.decode2(packet)
         if cues is None or not len(cues):
             return None
         encoded = converted.codec_context.encode_subtitle(cues)
-    except (av.error.FFmpegError, ValueError):
-        return None
+    except (av.error.FFmpegError, ValueError) as exc:
+        raise Refused(str(exc)) from None
     encoded.pts, encoded.dts, encoded.duration = packet.pts, packet.dts, packet.duration
     encoded.time_base = packet.time_base
     return encoded

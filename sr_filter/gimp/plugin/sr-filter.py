@@ -255,8 +255,9 @@ def too_large_for_gimp(image, layers, scale):
     for what, width, height in sizes:
         w, h = proto.scaled(width, scale), proto.scaled(height, scale)
         if max(w, h) > GIMP_MAX_SIDE:
-            return ("%s would be %dx%d after x%g, more than GIMP's %d pixels a side: use a smaller scale, "
-                    "or crop the canvas (Image > Crop to Content)" % (what, w, h, scale, GIMP_MAX_SIDE))
+            fix = "crop the canvas (Image > Crop to Content)" if what == "the image" else "crop or scale down that layer"
+            return ("%s would be %dx%d after x%g, more than GIMP's %d pixels a side: use a smaller scale, or %s"
+                    % (what, w, h, scale, GIMP_MAX_SIDE, fix))
     return None
 
 
