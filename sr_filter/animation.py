@@ -278,8 +278,10 @@ def encode_animation(animation: Animation, fmt: str, *, quality: int | None = No
     else:
         images = [Image.fromarray(np.ascontiguousarray(frame[..., :3]), "RGB") if opaque else Image.fromarray(frame, "RGBA")
                   for frame in animation.frames]
-        if fmt == "PNG":  # complete frames replace the canvas (APNG_BLEND_OP_SOURCE), never blend over it
-            options.update(disposal=disposal, blend=0)
+        if fmt == "PNG":  # complete frames replace the canvas (APNG_BLEND_OP_SOURCE), never blend over it, and
+            # each is kept (APNG_DISPOSE_OP_NONE): Pillow stores only what differs from the frame before, which
+            # with the source's "background" or "previous" had left stale pixels (a black stripe in a GIF's frame 3)
+            options.update(disposal=0, blend=0)
         else:
             options.update(webp_quality(quality, animation.meta))
     images[0].save(buffer, fmt, append_images=images[1:], **options)

@@ -514,3 +514,23 @@ def test_an_apngs_text_chunks_are_written_back_as_stored_and_an_edit_is_kept(tmp
     written = Image.open(io.BytesIO(imageio.encode_image(array, "PNG", meta)))
     written.load()
     assert written.text["Dup"] == "changed" and len(written.text["Big"]) == 50_000
+
+
+def test_an_apng_from_a_gif_with_every_disposal_shows_each_frame(tmp_path, upscaler):
+    """A GIF disposing to background, then to previous, written as APNG: Pillow stores each frame's
+    difference from the frame before, and with the source's disposal kept frame 3 showed a stripe
+    of an earlier picture (191 levels off). Complete frames are now each kept (dispose none)."""
+    blue = np.zeros((24, 32, 3), np.uint8)
+    blue[:] = (0, 0, 255)
+    frames = [blue.copy() for _ in range(4)]
+    frames[1][4:12, 4:12] = (255, 0, 0)
+    frames[2][8:14, 16:26] = (0, 255, 0)
+    frames[3][2:22, 2:8] = (255, 255, 0)
+    Image.fromarray(frames[0]).save(tmp_path / "in.gif", save_all=True, append_images=[Image.fromarray(f) for f in frames[1:]],
+                                    disposal=[1, 2, 3, 0], duration=100, loop=0)
+    animation.upscale_animation(tmp_path / "in.gif", tmp_path / "out.png", upscaler)
+    source, written = animation.read_animation(tmp_path / "in.gif"), animation.read_animation(tmp_path / "out.png")
+    assert len(written.frames) == 4
+    for before, after in zip(source.frames, written.frames):
+        shrunk = after.reshape(24, 4, 32, 4, 4).mean(axis=(1, 3))
+        assert np.abs(shrunk[..., :3] - before[..., :3]).max() < 20
