@@ -29,7 +29,7 @@ class Bars:
             from tqdm import tqdm
 
             self._batch = tqdm(total=count, desc="all", unit="file", bar_format=BATCH_FORMAT, file=sys.stderr,
-                               position=0, **_size(), leave=True)
+                               position=0, **terminal_size(), leave=True)
 
     def start(self, label: str) -> None:
         """A new per-file bar named ``label``."""
@@ -39,7 +39,7 @@ class Bars:
 
         self._close_file()
         self._file = tqdm(total=1, desc=label[-40:], bar_format=FILE_FORMAT, file=sys.stderr, leave=False,
-                          position=1 if self._batch is not None else 0, **_size(), mininterval=0.1)
+                          position=1 if self._batch is not None else 0, **terminal_size(), mininterval=0.1)
 
     def __call__(self, done: int, total: int) -> None:
         """The library's progress callback: ``done`` of ``total`` units of the current image."""
@@ -80,7 +80,7 @@ class Bars:
             self._file = None
 
 
-def _size() -> dict[str, int]:
+def terminal_size() -> dict[str, int]:
     """The terminal's size for tqdm (a terminal that reports none, such as a bare pty, gets 100x24;
     tqdm would otherwise hide every bar)."""
     try:

@@ -535,6 +535,22 @@ def test_resumed_matroska_frames_last_as_long_as_in_one_run(tmp_path, upscaler, 
     assert shown(tmp_path / f"resumed{suffix}") == shown(tmp_path / f"whole{suffix}")
 
 
+@pytest.mark.parametrize("name, vfr", [("clip.mkv", False), ("clip.webm", False), ("clip.mkv", True), ("clip.mp4", False)])
+def test_progress_knows_how_many_frames_to_expect(tmp_path, upscaler, name, vfr):
+    """Matroska stores no frame count: progress had been told 0 frames expected for every .mkv and
+    .webm (a range too), so no bar had a total or an ETA. The stream's length times its rate is an
+    estimate; a range's end bounds it."""
+    clip = make_clip(tmp_path / name, frames=24, audio=0, vfr=vfr, **({"codec": "libvpx-vp9"} if name.endswith(".webm") else {}))
+    for frames, want in ((None, 24), ((4, 14), 10)):
+        seen: list[tuple[int, int]] = []
+        upscale_video(clip, tmp_path / f"out-{frames is None}{name[-5:]}", upscaler=upscaler, frames=frames,
+                      progress=lambda done, total: seen.append((done, total)))
+        totals = {total for _, total in seen}
+        assert len(totals) == 1 and seen[-1][0] == want, (seen[:3], seen[-1])
+        total = totals.pop()
+        assert (total == want) if not vfr else (0.5 * want <= total <= 2 * want), (total, want)
+
+
 def test_disk_full_mid_encode_is_one_line_and_leaves_nothing(tmp_path):
     """A file-size limit (RLIMIT_FSIZE) makes writes fail part-way, as a full disk does."""
     import resource

@@ -296,7 +296,12 @@ class _Bar:
         if self.bar is None:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total or None, desc=self.label[:30], unit="frame", file=sys.stderr, leave=False)
+            from ..progress import terminal_size
+
+            # the terminal's size, as the image bars get it: on one that reports none tqdm hid the bar
+            self.bar = tqdm(total=total or None, desc=self.label[:30], unit="frame", file=sys.stderr, leave=False, **terminal_size())
+        if self.bar.total is not None and done > self.bar.total:  # the count was an estimate (Matroska)
+            self.bar.total = done
         self.bar.update(done - self.bar.n)
 
     def close(self) -> None:

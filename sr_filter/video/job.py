@@ -145,7 +145,7 @@ def check_codec(src: str | Path, dst: str | Path, codec: str | None, crf: int | 
 
 def _write(container, src: Path, dst: Path, muxer: str, family: str, info: source.VideoInfo, upscaler, scale,
            size: tuple[int, int], *, crf, batch, start, end, overwrite, progress, notice, skip_damaged=False) -> dict:
-    expected = (min(end, info.frames) if end else info.frames) - start if info.frames else 0
+    expected = source.expected_frames(container, info, start, end)
     cut = end is not None and (container.chapters() or container.streams.subtitles)  # another pass over the packets
     state = {"frames": 0, "output": None, "shift": None, "held": [],  # chapters and subtitles are cut where a range ends
              "until": source.frame_time(src, end) if cut else None}

@@ -269,6 +269,22 @@ def last_until_the_end(frame: Frame | None, stream) -> None:
         frame.duration = ticks - frame.pts
 
 
+def expected_frames(container, info: VideoInfo, start: int = 0, end: int | None = None) -> int:
+    """How many frames a job will upscale, for progress (0: unknown): the container's count, else
+    (Matroska, WebM: none is stored) the stream's declared length times its rate, an estimate;
+    a range's end bounds it (it had been 0 for every .mkv, with a range too, so no bar had an ETA)."""
+    total = info.frames
+    if not total and info.rate:
+        stream = container.streams.video[0]
+        end_time = declared_end(stream)
+        first = (stream.start_time or 0) * stream.time_base if stream.start_time is not None and stream.time_base else 0
+        if end_time is not None and end_time > first:
+            total = max(1, round((end_time - first) * info.rate))
+    if end is not None:
+        total = min(end, total) if total else end
+    return max(0, total - start) if total else 0
+
+
 def declared_end(stream) -> Fraction | None:
     """Where the file says the video stream ends (seconds on its timeline), or None. Matroska
     stores no track duration in its header: FFmpeg gives each stream the whole file's, which
