@@ -220,6 +220,41 @@ def test_text_subtitles_are_converted_for_a_container_that_holds_another_text_co
     assert [tags[1:3] for tags in _tags(tmp_path / name)] == [("ger", "Deutsch")]
 
 
+def _subrip_clip(path, cues: list[tuple[int, int, str]], frames: int = 36) -> None:
+    """A 12 fps clip with SubRip cues of (start ms, length ms, text)."""
+    from fractions import Fraction
+
+    header = av.CodecContext.create("subrip", "r")
+    header.open()
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=12)
+        video.width, video.height, video.pix_fmt = 32, 24, "yuv420p"
+        text = out.add_stream("subrip")
+        text.codec_context.subtitle_header = header.subtitle_header
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(np.full((24, 32, 3), i * 7, np.uint8), format="rgb24")
+            frame.pts = i
+            for packet in video.encode(frame):
+                out.mux(packet)
+        for packet in video.encode():
+            out.mux(packet)
+        for start, length, words in cues:
+            cue = av.Packet(words.encode())
+            cue.stream, cue.pts, cue.dts, cue.duration, cue.time_base = text, start, start, length, Fraction(1, 1000)
+            out.mux(cue)
+
+
+@pytest.mark.parametrize("name, resume", [("out.mp4", False), ("out.mov", False), ("out.mp4", True)])
+def test_overlapping_cues_keep_their_times_in_mov_text(tmp_path, upscaler, name, resume):
+    """mov_text shows one cue at a time, and FFmpeg's mov writer moved each overlapping cue to where
+    the one before ended: eight cues 0.25 s apart and 0.5 s long drifted, the last 1.75 s late. The
+    cues on screen together are now one cue per stretch of time, a line each."""
+    _subrip_clip(tmp_path / "ovl.mkv", [(i * 250, 500, f"cue {i}") for i in range(8)])
+    upscale_video(tmp_path / "ovl.mkv", tmp_path / name, upscaler=upscaler, notice=lambda _: None, resume=resume)
+    want = [(0.0, 0.25, "cue 0")] + [(i * 0.25, 0.25, f"cue {i - 1}\ncue {i}") for i in range(1, 8)] + [(2.0, 0.25, "cue 7")]
+    assert _cues(tmp_path / name) == want
+
+
 def test_a_cue_that_cannot_be_converted_is_said_and_the_rest_kept(tmp_path, upscaler, caplog):
     """mov_text holds at most 64 KiB per cue: a longer SubRip cue had been left out without a word."""
     from fractions import Fraction
@@ -1501,3 +1536,14 @@ def test_damaged_packets_are_an_error_unless_skipping_is_asked(tmp_path, upscale
     (tmp_path / "noisy.mkv").write_bytes(bytes(noisy))
     with pytest.raises(VideoFormatError, match="is damaged near frame"):
         upscale_video(tmp_path / "noisy.mkv", tmp_path / "noisy_out.mkv", upscaler=upscaler, skip_damaged=True)
+
+
+def test_quiet_video_runs_print_no_notices(tmp_path):
+    """-q promises errors only: the 'converted ...' and 'dropped ...' notices of a video had still been printed."""
+    clip = make_clip(tmp_path / "clip.mkv", frames=4, subtitles=True, attachment=True)
+    done = subprocess.run([sys.executable, "-m", "sr_filter", "-q", clip, "-m", MODEL, "-o", tmp_path / "out.mp4"],
+                          capture_output=True, env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=300)
+    assert done.returncode == 0 and done.stderr == b"", done.stderr
+    loud = subprocess.run([sys.executable, "-m", "sr_filter", clip, "-m", MODEL, "-o", tmp_path / "loud.mp4"],
+                          capture_output=True, env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=300)
+    assert b"sr-filter: converted subtitle stream" in loud.stderr and b"sr-filter: dropped attachment" in loud.stderr

@@ -189,7 +189,8 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
     bar = _Bar(source.name, quiet)
     try:
         summary = upscale_video(source, target, upscaler=upscaler, scale=scale, codec=codec, crf=crf, frames=frames,
-                                resume=resume, overwrite=overwrite, progress=bar, notice=lambda text: click.echo(f"sr-filter: {text}", err=True),
+                                resume=resume, overwrite=overwrite, progress=bar,
+                                notice=lambda text: None if quiet else click.echo(f"sr-filter: {text}", err=True),  # -q: errors only
                                 skip_damaged=skip_damaged)
     finally:
         bar.close()

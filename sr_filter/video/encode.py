@@ -489,6 +489,7 @@ class Output:
     def finish(self) -> None:
         """Flush the encoder and write the container's trailer."""
         self.write_frame(None)
+        self.copies.flush(self.container)
         container, self.container = self.container, None
         container.close()
 
@@ -544,6 +545,8 @@ class Copies:
     texts: set[int] = field(default_factory=set)
     #: converted streams with a cue that could not be converted (said once each)
     refused: set[int] = field(default_factory=set)
+    #: converted streams whose codec shows one cue at a time (mov_text): their overlapping cues merged
+    timelines: dict[int, subtitles.Timeline] = field(default_factory=dict)
 
     def mux(self, container: av.container.OutputContainer, packet: av.Packet) -> None:
         """Mux ``packet`` of a source stream into its output stream (none: it is left out)."""
@@ -554,17 +557,43 @@ class Copies:
         if index in self.texts:
             at = float(packet.pts * packet.time_base) if packet.pts is not None and packet.time_base else 0.0
             try:
+                if index in self.timelines:
+                    self._mux_all(container, target, self.timelines[index].add(packet))
+                    self._say_refused(index, target)
+                    return
                 packet = subtitles.convert(packet, target)
             except subtitles.Refused as exc:
-                if index not in self.refused:
-                    self.refused.add(index)
-                    log.warning("subtitle stream %d: a cue at %.3f s could not be converted to %s (%s); left out",
-                                index, at, target.codec_context.name, exc)
+                self._refused(index, at, target, exc)
                 return
             if packet is None:
                 return
         packet.stream = target
         container.mux(packet)
+
+    def flush(self, container: av.container.OutputContainer) -> None:
+        """Write the cues the timelines still hold; before the container is closed."""
+        for index, timeline in self.timelines.items():
+            self._mux_all(container, self.streams[index], timeline.flush())
+            self._say_refused(index, self.streams[index])
+
+    def _say_refused(self, index: int, target) -> None:
+        timeline = self.timelines[index]
+        for exc in timeline.refused:
+            self._refused(index, 0.0, target, exc)
+        timeline.refused.clear()
+
+    @staticmethod
+    def _mux_all(container, target, packets) -> None:
+        for packet in packets:
+            packet.stream = target
+            container.mux(packet)
+
+    def _refused(self, index: int, at: float, target, exc: Exception) -> None:
+        at = exc.at if getattr(exc, "at", None) is not None else at  # a held cue's own time, not the one that let it out
+        if index not in self.refused:
+            self.refused.add(index)
+            log.warning("subtitle stream %d: a cue at %.3f s could not be converted to %s (%s); left out",
+                        index, at, target.codec_context.name, exc)
 
 
 def copy_streams(container: av.container.OutputContainer, source: av.container.InputContainer, muxer: str,
@@ -633,6 +662,8 @@ def _convert(container: av.container.OutputContainer, stream: av.stream.Stream, 
         copies.dropped.append(f"{what}: {_a_file(muxer)} cannot hold {codec}, and converting it to {into} failed ({first_line(exc)})")
         return
     copies.texts.add(stream.index)
+    if into == "mov_text":  # one cue at a time: FFmpeg's mov writer delayed overlapping ones
+        copies.timelines[stream.index] = subtitles.Timeline(converted)
     copy_tags(stream, converted, muxer)
     styles = "; its styles (fonts, colours, places) are lost, which a .mkv output keeps" if codec in subtitles.STYLED else ""
     copies.converted.append(f"{what} to {into}: {_a_file(muxer)} cannot hold {codec}{styles}")

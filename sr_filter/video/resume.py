@@ -250,6 +250,7 @@ def join(segments: list[tuple[int, int, Path]], src: Path, tmp: str, muxer: str,
                 out.mux(packet)
             else:
                 copies.mux(out, packet)
+        copies.flush(out)
     finally:
         for segment in opened:
             segment.close()
