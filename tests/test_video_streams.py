@@ -140,3 +140,26 @@ def test_a_reader_that_stops_early_gets_one_line_and_exit_1(tmp_path):
     err = process.stderr.read().decode()
     assert process.wait(timeout=120) == 1
     assert err == "sr-filter: error: standard output was closed by the program reading it; the output was cut short\n", err
+
+
+def test_header_parameters_pass_through_byte_for_byte(tmp_path, upscaler):
+    """An X parameter holding UTF-8 text (XTITLE=café) had ended in a UnicodeEncodeError traceback."""
+    source = make_y4m(tmp_path / "in.y4m", frames=2)
+    data = source.read_bytes()
+    head, rest = data.split(b"\n", 1)
+    titled = head + " XTITLE=café".encode() + b"\n" + rest
+    out = io.BytesIO()
+    assert stream.upscale_y4m(io.BytesIO(titled), out, upscaler, None) == 2
+    assert out.getvalue().split(b"\n", 1)[0].endswith(" XTITLE=café".encode())
+
+
+@pytest.mark.parametrize("fmt", ["y4m", "png-stream"])
+@pytest.mark.parametrize("closed", ["<&-", ">&-"])
+def test_a_closed_standard_stream_is_one_line(tmp_path, fmt, closed):
+    """`<&-` or `>&-` with a frame stream had been an AttributeError traceback ('NoneType' ... isatty)."""
+    source = make_y4m(tmp_path / "in.y4m", frames=2)
+    feed = "" if closed == "<&-" else f"< {source}"
+    done = subprocess.run(["bash", "-c", f"{sys.executable} -m sr_filter - -o - --format {fmt} -m {MODEL} {feed} {closed}"],
+                          capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=120)
+    which = "standard input, which is closed" if closed == "<&-" else "standard output is closed"
+    assert done.returncode == 2 and which in done.stderr and "Traceback" not in done.stderr, done.stderr

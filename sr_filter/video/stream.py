@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import click
 import numpy as np
 
 from ..atomic import write_all
@@ -62,7 +63,7 @@ class Y4mHeader:
 
     def encode(self) -> bytes:
         fields = [f"W{self.width}" if p[0] == "W" else f"H{self.height}" if p[0] == "H" else p for p in self.params]
-        return " ".join(["YUV4MPEG2", *fields]).encode("ascii") + b"\n"
+        return " ".join(["YUV4MPEG2", *fields]).encode("latin-1") + b"\n"  # as read: any byte passes through
 
 
 def read_header(stream: BinaryIO) -> Y4mHeader:
@@ -79,7 +80,7 @@ def read_header(stream: BinaryIO) -> Y4mHeader:
             raise VideoFormatError("the input is an image, and --format y4m upscales a YUV4MPEG2 frame stream into one; "
                                    "for an image choose an image --format (png, jpg, ...)")
         raise VideoFormatError("the input is not a YUV4MPEG2 stream (it must start with 'YUV4MPEG2 ')")
-    fields = line.decode("ascii", "replace").split()[1:]
+    fields = line.decode("latin-1").split()[1:]  # X parameters may hold any bytes (UTF-8 text): kept as they are
     values = {f[0]: f[1:] for f in fields if f[0] in "WHC"}
     try:
         width, height = int(values["W"]), int(values["H"])
@@ -250,12 +251,16 @@ def run_cli(inputs: list[str], output: str | None, fmt: str, upscaler: Any, *, s
     """``sr-filter - -o - --format y4m`` (or files): standard streams unless names are given."""
     if len(inputs) != 1:
         raise VideoFormatError("a frame stream takes exactly one input ('-' for standard input)")
+    if inputs[0] == "-" and sys.stdin is None:  # `<&-`: one line, as for images (it had been a traceback)
+        raise click.UsageError("'-' reads standard input, which is closed")
     if inputs[0] == "-" and sys.stdin.isatty():
         raise VideoFormatError("'-' reads a frame stream from standard input, which is a terminal; pipe one into it")
-    source = sys.stdin.buffer if inputs[0] == "-" else open(inputs[0], "rb")  # noqa: SIM115 - closed below
     to_stdout = output in (None, "-")
+    if to_stdout and sys.stdout is None:
+        raise click.UsageError("standard output is closed; name an output file with -o")
     if to_stdout and sys.stdout.isatty():
         raise VideoFormatError("refusing to write a frame stream to a terminal; redirect standard output")
+    source = sys.stdin.buffer if inputs[0] == "-" else open(inputs[0], "rb")  # noqa: SIM115 - closed below
     try:
         if to_stdout:
             _run(fmt, source, sys.stdout.buffer, upscaler, scale)
