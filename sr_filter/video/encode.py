@@ -204,6 +204,9 @@ def check_crf(family: str, crf: object) -> str | None:
 #: encoders that list pixel formats with alpha but refuse them in this build (x265 needs its
 #: multi-layer build for alpha: "Operation not supported")
 _ALPHA_REFUSED = frozenset({"libx265"})
+#: the only alpha formats an encoder opens with, where it lists more: libvpx-vp9 codes alpha as a
+#: second 4:2:0 stream, and gbrap (which an RGBA animation had been given) failed to open, "Invalid argument"
+_ALPHA_ONLY = {"libvpx-vp9": frozenset({"yuva420p"})}
 
 
 def has_alpha(pix_fmt: str) -> bool:
@@ -237,7 +240,8 @@ def choose_pix_fmt(source: str, encoder: str, alpha: bool | None = None) -> str:
     (with alpha first, where the source has it; then the same bit depth and chroma layout, then
     the same chroma at another depth, then more chroma, then less). ``alpha``: whether the frames
     carry alpha (default: whether the source format has it; a GIF's decoder gives one unused)."""
-    formats = [f.name for f in av.Codec(encoder, "w").video_formats or [] if encoder not in _ALPHA_REFUSED or not has_alpha(f.name)]
+    formats = [f.name for f in av.Codec(encoder, "w").video_formats or []
+               if not has_alpha(f.name) or (encoder not in _ALPHA_REFUSED and f.name in _ALPHA_ONLY.get(encoder, {f.name}))]
     plain = source.replace("yuvj", "yuv")
     if alpha is False and plain.startswith("yuva"):  # alpha not kept: no plane of it (the summary had named yuva420p)
         plain = "yuv" + plain[4:]
