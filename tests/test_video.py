@@ -1022,6 +1022,26 @@ def test_an_alpha_channel_is_kept_where_the_encoder_can_and_said_where_not(tmp_p
     assert all(left < 2 and right > 253 for left, right in alpha_halves(tmp_path / "kept.mp4"))
 
 
+@pytest.mark.parametrize("source", ["alpha.png", "bgra.mkv"])
+def test_rgb_with_alpha_into_vp9_keeps_its_alpha(tmp_path, upscaler, source):
+    """An RGBA animation or a bgra FFV1 clip into .webm had failed "cannot write: Invalid argument":
+    libvpx-vp9 lists gbrap but opens with yuva420p alone for alpha."""
+    from .videos import alpha_clip, alpha_halves
+
+    if source.endswith(".png"):
+        frames = []
+        for i in range(3):
+            rgba = np.zeros((24, 32, 4), np.uint8)
+            rgba[..., 0], rgba[..., 1], rgba[..., 2], rgba[:, 16:, 3] = 200, 40 * i, 90, 255
+            frames.append(Image.fromarray(rgba, "RGBA"))
+        frames[0].save(tmp_path / source, save_all=True, append_images=frames[1:], duration=100)
+        clip = tmp_path / source
+    else:
+        clip = alpha_clip(tmp_path / source, pix_fmt="bgra")
+    upscale_video(clip, tmp_path / "out.webm", upscaler=upscaler)
+    assert all(left < 2 and right > 253 for left, right in alpha_halves(tmp_path / "out.webm")), alpha_halves(tmp_path / "out.webm")
+
+
 @pytest.mark.parametrize("codec", ["vp9", "vp8"])
 def test_a_webm_with_alpha_is_read_with_its_alpha(tmp_path, upscaler, codec):
     """A WebM keeps VP8/VP9 transparency beside the pictures, which FFmpeg's own decoders drop:
