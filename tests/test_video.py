@@ -1017,7 +1017,10 @@ def test_an_alpha_channel_is_kept_where_the_encoder_can_and_said_where_not(tmp_p
     opaque = tmp_path / "opaque.mp4"
     upscale_video(clip, opaque, upscaler=upscaler, codec="h264", notice=notices.append)
     assert notices == ["the source's yuva420p video has an alpha channel (transparency), which libx264 cannot keep: every "
-                       "frame is written opaque; --codec ffv1 keeps it"]  # of what an .mp4 holds
+                       "frame is written opaque, on white; --codec ffv1 keeps it"]  # of what an .mp4 holds
+    # on white, as a still into JPEG: the colour hidden under the transparent half had shown (200, 0, 90 here)
+    left = frame_arrays(opaque)[0][:, :24].reshape(-1, 3).mean(0)
+    assert (left > 245).all(), left
     upscale_video(clip, tmp_path / "kept.mp4", upscaler=upscaler, codec="ffv1")  # as the line says
     assert all(left < 2 and right > 253 for left, right in alpha_halves(tmp_path / "kept.mp4"))
 
@@ -1077,11 +1080,11 @@ def test_vp9_alpha_is_said_to_be_lost_where_the_container_cannot_hold_it(tmp_pat
         upscale_video(clip, out, upscaler=upscaler, resume=resume, notice=notices.append)
         assert describe(out)["codec"] == "vp9" and all(r > 253 for _, r in alpha_halves(out))
         assert notices == ["the source's yuva420p video has an alpha channel (transparency), which libvpx-vp9 keeps only "
-                           "in .webm and .mkv files: every frame is written opaque; --codec ffv1 keeps it"]
+                           "in .webm and .mkv files: every frame is written opaque, on white; --codec ffv1 keeps it"]
     notices = []
     upscale_video(clip, tmp_path / "opaque.mov", upscaler=upscaler, codec="h264", notice=notices.append)
     assert notices == ["the source's yuva420p video has an alpha channel (transparency), which libx264 cannot keep: every "
-                       "frame is written opaque; --codec prores keeps it"]
+                       "frame is written opaque, on white; --codec prores keeps it"]
 
 
 def test_a_gif_source_is_not_said_to_lose_alpha(tmp_path, upscaler):

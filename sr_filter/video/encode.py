@@ -321,7 +321,7 @@ def alpha_notice(info: VideoInfo, family: str, muxer: str) -> str | None:
         keep = [f for f in CODECS if keeps_alpha(info, f, "matroska")]
         hint = f"; an .mkv file with --codec {' or '.join(keep)} keeps it" if keep else ""
     return (f"the source's {info.pix_fmt} video has an alpha channel (transparency), {which}: "
-            f"every frame is written opaque{hint}")
+            f"every frame is written opaque, on white{hint}")
 
 
 def depth_notice(info: VideoInfo, family: str, muxer: str) -> str | None:
