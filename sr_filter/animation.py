@@ -123,6 +123,10 @@ def read_animation(path: str | Path | bytes, name: str | None = None, *,
                 loop = 0
             pictures, durations, disposal, blend = [], [], [], []
             hidden = _hidden_frames(image)
+            # a GIF frame that reaches past the logical screen grows Pillow's canvas: the frames are cut
+            # to the screen, as browsers show them (a WebP output had failed, "Invalid frame dimensions";
+            # a GIF or PNG one had got a larger canvas, the first frames padded with black)
+            width, height = _gif_screen(path) or image.size
             for index, frame in enumerate(ImageSequence.Iterator(image), start=-hidden):
                 if index < 0:
                     continue
@@ -130,7 +134,7 @@ def read_animation(path: str | Path | bytes, name: str | None = None, *,
                     break
                 if index < start:  # composited on the way, but not kept
                     continue
-                pictures.append(orient(_rgba(frame), orientation))  # upright, as the EXIF written says
+                pictures.append(orient(_rgba(frame)[:height, :width], orientation))  # upright, as the EXIF written says
                 shown = frame.info.get("duration")  # 0 is a time of its own (no wait), not "unknown"
                 durations.append(100 if shown is None else int(shown))
                 disposal.append(_disposal(image, frame))
@@ -143,6 +147,19 @@ def read_animation(path: str | Path | bytes, name: str | None = None, *,
     except _DAMAGED as exc:
         raise _unreadable(exc, name or _label(path)) from None
     return Animation(pictures, durations, loop, disposal, blend, format=image.format, meta=meta)
+
+
+def _gif_screen(source: str | Path | bytes) -> tuple[int, int] | None:
+    """A GIF's logical screen (width, height) from its header; None for another file."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        head = bytes(source[:10])
+    else:
+        with open(source, "rb") as stream:
+            head = stream.read(10)
+    if len(head) < 10 or not head.startswith(b"GIF8"):
+        return None
+    width, height = struct.unpack("<HH", head[6:10])
+    return (width, height) if width and height else None
 
 
 def _hidden_frames(image: Image.Image) -> int:

@@ -535,3 +535,21 @@ def test_an_apng_from_a_gif_with_every_disposal_shows_each_frame(tmp_path, upsca
     for before, after in zip(source.frames, written.frames):
         shrunk = after.reshape(24, 4, 32, 4, 4).mean(axis=(1, 3))
         assert np.abs(shrunk[..., :3] - before[..., :3]).max() < 20
+
+
+def test_a_gif_frame_past_its_logical_screen_is_cut_to_it(tmp_path, upscaler):
+    """A frame reaching past the GIF's logical screen grew Pillow's canvas: a WebP output failed
+    ("internal error ... Invalid frame dimensions"), GIF and PNG ones got a larger canvas with the
+    first frames padded. The frames are cut to the screen, as browsers show them."""
+    import struct
+
+    images = [Image.fromarray(np.dstack([pattern(i, 40, 32), np.full((32, 40), 255, np.uint8)]), "RGBA") for i in range(3)]
+    buffer = io.BytesIO()
+    images[0].save(buffer, "GIF", save_all=True, append_images=images[1:], duration=100, loop=0)
+    data = bytearray(buffer.getvalue())
+    data[6:10] = struct.pack("<HH", 32, 24)  # the logical screen is smaller than the frames
+    (tmp_path / "in.gif").write_bytes(bytes(data))
+    for name in ("out.webp", "out.gif", "out.png"):
+        animation.upscale_animation(tmp_path / "in.gif", tmp_path / name, upscaler)
+        written = animation.read_animation(tmp_path / name)
+        assert len(written.frames) == 3 and {f.shape for f in written.frames} == {(96, 128, 4)}, name
