@@ -586,6 +586,29 @@ def test_progress_knows_how_many_frames_to_expect(tmp_path, upscaler, name, vfr)
         assert (total == want) if not vfr else (0.5 * want <= total <= 2 * want), (total, want)
 
 
+@pytest.mark.parametrize("frames", [(0, 10), (5, 20)])
+def test_a_range_of_a_variable_rate_clip_lasts_until_its_end_frame(tmp_path, upscaler, frames):
+    """The last frame of a range lasted its own stored time (Matroska: the track's default, shorter
+    than a long variable-rate frame), so the video and the sound copied with it ended before the
+    range did (2.166 s where frame 10 starts at 2.25 s). They now run to the start of frame END."""
+    clip = make_clip(tmp_path / "vfr.mkv", frames=24, vfr=True)
+    with av.open(str(clip)) as container:
+        times = [frame.pts * frame.time_base for frame in container.decode(video=0)]
+    start, end = frames
+    upscale_video(clip, tmp_path / "part.mkv", upscaler=upscaler, frames=frames)
+    with av.open(str(tmp_path / "part.mkv")) as container:
+        ends = {}
+        for stream in container.streams:
+            packets = [p for p in container.demux(stream) if p.size and p.pts is not None]
+            container.seek(0)
+            last = max(packets, key=lambda p: p.pts)
+            ends[stream.type] = float((last.pts + last.duration) * stream.time_base)
+    length = float(times[end] - times[start])
+    offset = float(times[0]) if start == 0 else 0.0  # a range from frame 0 keeps the source's timeline
+    assert ends["video"] == pytest.approx(offset + length, abs=0.002), (ends, length)
+    assert ends["audio"] >= offset + length - 0.13, ends  # to the packet that plays at the end (AAC: 128 ms each at 8 kHz)
+
+
 def test_disk_full_mid_encode_is_one_line_and_leaves_nothing(tmp_path):
     """A file-size limit (RLIMIT_FSIZE) makes writes fail part-way, as a full disk does."""
     import resource

@@ -193,8 +193,9 @@ def items(container: av.container.InputContainer, name: str, info: VideoInfo, *,
     held: Frame | None = None  # each frame waits for the next: the last one's display time is fixed at the end
     gaps = _Gaps()
     damaged: list[int] = []  # frame numbers near which a packet could not be decoded and was skipped
+    packets = container.demux([video] + [s for s in container.streams if s.index in (copy or ())])
     try:
-        for packet in container.demux([video] + [s for s in container.streams if s.index in (copy or ())]):
+        for packet in packets:
             if packet.stream.index != video.index:
                 if packet.size == 0:  # the demuxer's end-of-stream marker: nothing to copy
                     continue
@@ -214,6 +215,10 @@ def items(container: av.container.InputContainer, name: str, info: VideoInfo, *,
             for frame in decoded:
                 index += 1
                 pts = clock.stamp(frame)
+                if end is not None and index == end:  # the first frame past the range: where the last kept one ends
+                    if held is not None and pts is not None and held.pts is not None and pts > held.pts:
+                        held.duration = round((pts * frame.time_base - held.pts * held.time_base) / held.time_base)
+                        yield from window.close_at(float(pts * frame.time_base))
                 if index < start or (end is not None and index >= end):
                     continue
                 if index == start:
@@ -227,7 +232,11 @@ def items(container: av.container.InputContainer, name: str, info: VideoInfo, *,
                 held = as_frame(frame, pts, info, index)
                 if ranged and pts is not None:
                     yield from window.extend(pts, frame)
-            if end is not None and index + 1 >= end:
+            if end is not None and index >= end:
+                # the copied streams' packets that play before the range's end can come later in the
+                # file than that frame's: read on a little (the sound had stopped with the last frame's
+                # own, sometimes shorter, time: 2.166 s where the range ended at 2.25 s)
+                yield from window.drain(packets, video.index)
                 break
         else:  # the stream's last frame lasts until the stream's end, where the file says that is
             last_until_the_end(held, video)
@@ -524,6 +533,20 @@ class _Window:
             self.first = seconds
         self.last_end = max(self.last_end or 0.0, seconds + float((frame.duration or 0) * frame.time_base))
         return self._release()
+
+    def close_at(self, seconds: float) -> Iterator[av.Packet]:
+        """The range ends at ``seconds`` (the first frame past it starts there)."""
+        self.last_end = seconds
+        return self._release()
+
+    def drain(self, packets: Iterator[av.Packet], video: int, reach: float = 2.0) -> Iterator[av.Packet]:
+        """The copied packets that follow in the file, until they start ``reach`` seconds past the end."""
+        for packet in packets:
+            if packet.stream.index == video or packet.size == 0 or packet.pts is None:
+                continue
+            yield from self.offer(packet)
+            if self.last_end is not None and float(packet.pts * packet.time_base) > self.last_end + reach:
+                return
 
     def _release(self) -> Iterator[av.Packet]:
         if self.first is None:
