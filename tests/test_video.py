@@ -283,6 +283,29 @@ def test_a_cue_that_cannot_be_converted_is_said_and_the_rest_kept(tmp_path, upsc
     assert [text for _, _, text in _cues(tmp_path / "long.mp4")] == ["short"]
 
 
+def test_language_tags_and_flags_a_container_cannot_hold_are_said(tmp_path, upscaler):
+    """A .mov written by FFmpeg keeps only languages with a Macintosh code (fre and deu came out with
+    none, though fra and ger are kept) and only the default flag (forced came out 0); a .webm drops
+    hearing impaired. All without a word. Now the other ISO 639-2 spelling is used where it is kept,
+    and what is lost is one line each."""
+    from av.stream import Disposition
+
+    clip = make_clip(tmp_path / "langs.mkv", frames=4, audio=3,
+                     audio_tags=[{"language": "fre"}, {"language": "deu", "disposition": Disposition.forced},
+                                 {"language": "swe", "disposition": Disposition.hearing_impaired}])
+    notices: list[str] = []
+    upscale_video(clip, tmp_path / "out.mov", upscaler=upscaler, notice=notices.append)
+    assert [(tags[1], tags[3]) for tags in _tags(tmp_path / "out.mov")] == [("fra", 1), ("ger", 0), (None, 0)]
+    assert notices == [
+        "dropped the forced flag of audio stream 2: a .mov file cannot hold it; a .mkv or .mp4 output keeps it",
+        "dropped the language tag (swe) of audio stream 3: a .mov file keeps only languages FFmpeg has a Macintosh code "
+        "for; an .mp4 or .mkv output keeps it",
+        "dropped the hearing impaired flag of audio stream 3: a .mov file cannot hold it; a .mkv or .mp4 output keeps it"]
+    notices.clear()
+    upscale_video(clip, tmp_path / "out.mkv", upscaler=upscaler, notice=notices.append)
+    assert notices == [] and [tags[1] for tags in _tags(tmp_path / "out.mkv")] == ["fre", "deu", "swe"]
+
+
 def test_mov_text_becomes_subrip_in_matroska_and_a_frame_range_cuts_its_cues(tmp_path, upscaler):
     clip = make_clip(tmp_path / "clip.mkv", frames=24, audio=0, subtitles=True)
     upscale_video(clip, tmp_path / "mid.mp4", upscaler=upscaler, notice=lambda _: None)

@@ -19,6 +19,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import numpy as np
 
 from ..errors import VideoFormatError, first_line
 from . import CONTAINERS, interlace_line, source, subtitles
@@ -645,7 +646,7 @@ def copy_streams(container: av.container.OutputContainer, source: av.container.I
         except (av.error.FFmpegError, ValueError) as exc:
             dropped.append(f"{what} ({codec}): {first_line(exc)}")
             continue
-        copy_tags(stream, copied, muxer)
+        dropped += copy_tags(stream, copied, muxer, what)
     return copies
 
 
@@ -668,7 +669,7 @@ def _convert(container: av.container.OutputContainer, stream: av.stream.Stream, 
     copies.texts.add(stream.index)
     if into == "mov_text":  # one cue at a time: FFmpeg's mov writer delayed overlapping ones
         copies.timelines[stream.index] = subtitles.Timeline(converted)
-    copy_tags(stream, converted, muxer)
+    copies.dropped += copy_tags(stream, converted, muxer, what)
     styles = "; its styles (fonts, colours, places) are lost, which a .mkv output keeps" if codec in subtitles.STYLED else ""
     copies.converted.append(f"{what} to {into}: {_a_file(muxer)} cannot hold {codec}{styles}")
 
@@ -696,14 +697,72 @@ def _sized_copy(container: av.container.OutputContainer, stream: av.stream.Strea
 _OWN_TAGS = {"duration"}
 
 
-def copy_tags(source: av.stream.Stream, target: av.stream.Stream, muxer: str) -> None:
+def copy_tags(source: av.stream.Stream, target: av.stream.Stream, muxer: str, what: str = "") -> list[str]:
     """The stream's tags (language, title, ...) and its flags (default, forced, ...) onto its copy.
-    In mp4/mov the title also names the track's handler, which is what many players list."""
+    In mp4/mov the title also names the track's handler, which is what many players list. Returns
+    a line for each language tag or flag ``muxer``'s files cannot hold (``what``: the stream as
+    messages name it): a .mov keeps only languages with a Macintosh code (a language with another
+    ISO 639-2 spelling takes it: fre as fra, deu as ger) and only the default flag; .webm drops
+    hearing and visual impaired; they had all been lost without a word."""
     tags = _titled({k: v for k, v in source.metadata.items() if k.lower() not in _OWN_TAGS})
     if muxer in ("mp4", "mov") and tags.get("title") and "handler_name" not in tags:
         tags["handler_name"] = tags["title"]
+    lost = []
+    language = next((k for k in tags if k.lower() == "language"), None)
+    if language and muxer == "mov":
+        kept = next((code for code in (tags[language], *_ISO639_OTHER.get(tags[language].lower(), ()))
+                     if _kept_as(muxer, code, 0)[0] == code), None)
+        if kept is None:
+            lost.append(f"the language tag ({tags[language]}) of {what}: {_a_file(muxer)} keeps only languages FFmpeg "
+                        "has a Macintosh code for; an .mp4 or .mkv output keeps it")
+            del tags[language]
+        else:
+            tags[language] = kept
     target.metadata.update(tags)
     target.disposition = source.disposition
+    flags = int(source.disposition) & _NOTED_FLAGS
+    missing = flags & ~_kept_as(muxer, None, flags)[1] if flags and muxer in CONTAINERS.values() else 0
+    if missing:
+        names = [name.replace("_", " ") for name, bit in _FLAG_NAMES.items() if missing & bit]
+        keepers = [_suffix(m) for m in ("matroska", "mp4") if m != muxer and not missing & ~_kept_as(m, None, missing)[1]]
+        lost.append(f"the {' and '.join(names)} flag{'s' if len(names) > 1 else ''} of {what}: {_a_file(muxer)} cannot hold "
+                    f"{'them' if len(names) > 1 else 'it'}" + (f"; a {' or '.join(keepers)} output keeps {'them' if len(names) > 1 else 'it'}" if keepers else ""))
+    return lost if what else []
+
+
+#: ISO 639-2 languages with two codes (bibliographic and terminological): the other spelling of each
+_ISO639_PAIRS = (("alb", "sqi"), ("arm", "hye"), ("baq", "eus"), ("bur", "mya"), ("chi", "zho"), ("cze", "ces"),
+                 ("dut", "nld"), ("fre", "fra"), ("geo", "kat"), ("ger", "deu"), ("gre", "ell"), ("ice", "isl"),
+                 ("mac", "mkd"), ("mao", "mri"), ("may", "msa"), ("per", "fas"), ("rum", "ron"), ("slo", "slk"),
+                 ("tib", "bod"), ("wel", "cym"))
+_ISO639_OTHER = {a: (b,) for a, b in _ISO639_PAIRS} | {b: (a,) for a, b in _ISO639_PAIRS}
+#: the flags said when a container drops them (not "default": players pick a track themselves where
+#: none is marked, and an .avi, which holds no flags, would be told so for every file)
+_FLAG_NAMES = {"dub": 2, "original": 4, "comment": 8, "lyrics": 16, "karaoke": 32, "forced": 64,
+               "hearing_impaired": 128, "visual_impaired": 256}
+_NOTED_FLAGS = sum(_FLAG_NAMES.values())
+
+
+@functools.lru_cache(maxsize=None)
+def _kept_as(muxer: str, language: str | None, flags: int) -> tuple[str | None, int]:
+    """(language, flags) as a ``muxer`` file written by FFmpeg reads them back: a tiny audio track
+    written in memory, once per question."""
+    buffer = io.BytesIO()
+    try:
+        with av.open(buffer, "w", format=muxer) as out:
+            stream = out.add_stream("libopus" if muxer == "webm" else "aac", rate=48000, layout="mono")
+            if language:
+                stream.metadata["language"] = language
+            stream.disposition = flags
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 960), np.float32), format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 48000, 0
+            for packet in [*stream.encode(frame), *stream.encode()]:
+                out.mux(packet)
+        with av.open(io.BytesIO(buffer.getvalue())) as back:
+            read = back.streams.audio[0]
+            return read.metadata.get("language"), int(read.disposition)
+    except (av.error.FFmpegError, ValueError, IndexError):
+        return language, flags  # cannot tell: nothing is said
 
 
 def copyable(source: av.container.InputContainer) -> set[int]:
