@@ -1332,6 +1332,10 @@ def test_chapters_are_kept_and_a_frame_range_cuts_them(tmp_path, upscaler, sourc
     assert _chapters(tmp_path / name) == _chapters(clip) and notices == []
     upscale_video(clip, tmp_path / f"part{Path(name).suffix}", upscaler=upscaler, frames=(8, 20))  # 0.667-1.667 s
     assert _chapters(tmp_path / f"part{Path(name).suffix}") == [(0, 0.833, "Middle"), (0.833, 1.0, "End")]
+    if not resume:  # an .avi holds none: said (they had been dropped without a word)
+        notices.clear()
+        upscale_video(clip, tmp_path / "out.avi", upscaler=upscaler, resume=resume, notice=notices.append)
+        assert "dropped the chapters (3): an .avi file cannot hold them; an .mkv, .mp4 or .mov output keeps them" in notices
 
 
 def test_track_titles_and_the_video_streams_own_tags_are_kept(tmp_path, upscaler):
@@ -1616,3 +1620,25 @@ def test_quiet_video_runs_print_no_notices(tmp_path):
     loud = subprocess.run([sys.executable, "-m", "sr_filter", clip, "-m", MODEL, "-o", tmp_path / "loud.mp4"],
                           capture_output=True, env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=300)
     assert b"sr-filter: converted subtitle stream" in loud.stderr and b"sr-filter: dropped attachment" in loud.stderr
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_stopped_resumable_run_says_where_its_segments_are(tmp_path, signum):
+    """Ctrl-C on `--resume` said only "interrupted", and SIGTERM "unfinished outputs were removed",
+    while the finished segments were kept for the next run: the last line now says so."""
+    from .conftest import interruptible
+
+    clip = make_clip(tmp_path / "clip.mkv", frames=240, size=(64, 48), audio=0, gop=24)  # segments end at keyframes
+    target = tmp_path / "out.mkv"
+    proc = subprocess.Popen([sys.executable, "-m", "sr_filter", clip, "-m", MODEL, "--tta", "--resume", "-o", target],
+                            stderr=subprocess.PIPE, env=dict(os.environ, PYTHONPATH=str(ROOT)), preexec_fn=interruptible, text=True)
+    parts = tmp_path / ".out.mkv.parts"
+    deadline = time.monotonic() + 120
+    while not any(parts.glob("seg-*.seg")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before the signal; make the clip longer"
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=120)
+    said = "interrupted" if signum == signal.SIGINT else "error: stopped by SIGTERM"
+    assert proc.returncode == 128 + signum and err.strip().splitlines()[-1] == (
+        f"sr-filter: {said}; the finished segments are kept in {parts}: run the same command again to continue"), err

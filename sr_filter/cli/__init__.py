@@ -209,8 +209,9 @@ def _main(argv: list[str] | None) -> None:
         _fail(_with_progress("interrupted", exc), 130)
     except Terminated as exc:  # every cleanup has run; the interpreter's own exit (Ray's included) is skipped, as after Ctrl-C
         said = getattr(exc, "batch_progress", None)
-        interrupted_exit(f"sr-filter: error: stopped by {signal.Signals(exc.signum).name}"
-                         + (f" {said}" if said else "; unfinished outputs were removed"), 128 + exc.signum)
+        interrupted_exit(_with_progress(f"sr-filter: error: stopped by {signal.Signals(exc.signum).name}", exc)
+                         if said else f"sr-filter: error: stopped by {signal.Signals(exc.signum).name}; unfinished outputs were removed",
+                         128 + exc.signum)
     except BrokenPipeError:
         sys.exit(1)
     except (ImportError, MemoryError, RuntimeError) as exc:  # resources ran out before our own checks could tell
@@ -235,7 +236,7 @@ def _main(argv: list[str] | None) -> None:
 def _with_progress(line: str, stop: BaseException) -> str:
     """``line`` with how far a batch had come when it was stopped (set by the batch), if it was one."""
     said = getattr(stop, "batch_progress", None)
-    return f"{line} {said}" if said else line
+    return f"{line}{'' if said.startswith(';') else ' '}{said}" if said else line
 
 
 def _resource_failure(exc: BaseException) -> str:

@@ -14,6 +14,7 @@ import click
 
 from ..atomic import is_stream, prepare_target, write_all
 from ..errors import OutputExistsError, OutputIsInputError, SrFilterError, VideoFormatError
+from ..interrupts import Terminated
 from . import READ_ONLY_SUFFIXES, VIDEO_SUFFIXES
 
 #: every suffix read as a video (written ones and read-only ones)
@@ -192,11 +193,19 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
                                 resume=resume, overwrite=overwrite, progress=bar,
                                 notice=lambda text: None if quiet else click.echo(f"sr-filter: {text}", err=True),  # -q: errors only
                                 skip_damaged=skip_damaged)
+    except (KeyboardInterrupt, Terminated) as stop:
+        from .resume import parts_folder
+
+        parts = parts_folder(target)
+        if resume and parts.is_dir() and not in_batch:  # said in the one last line (it had been "interrupted" alone)
+            stop.batch_progress = f"; the finished segments are kept in {parts}: run the same command again to continue"
+        raise
     finally:
         bar.close()
     if not quiet and not in_batch:
         rate = summary["frames"] / summary["seconds"] if summary["seconds"] else 0.0
-        click.echo(f"sr-filter: {source} -> {target}: {summary['frames']} frames, {summary['codec']} "
+        count = summary["frames"]
+        click.echo(f"sr-filter: {source} -> {target}: {count} frame{'' if count == 1 else 's'}, {summary['codec']} "
                    f"{summary['pix_fmt']}, {rate:.2f} frames/s", err=True)
 
 

@@ -407,7 +407,7 @@ class Output:
             self._pending: tuple[av.VideoFrame, int | None] | None = None
             self._durations: dict[Fraction, Fraction] = {}  # frame time -> display time, in seconds
             self.copies = copy_streams(self.container, source, muxer, copy)
-            self.dropped = lost_in(muxer, encoder, info) + self.copies.dropped
+            self.dropped = lost_in(muxer, encoder, info) + self.copies.dropped + chapters_lost(muxer, self._chapters)
             self.converted = self.copies.converted
         except (av.error.FFmpegError, ValueError) as exc:
             self.container.close()
@@ -775,6 +775,13 @@ def copyable(source: av.container.InputContainer) -> set[int]:
 #: how FFmpeg's mov reader marks the text track that holds an mp4's chapters (read as chapters
 #: instead, and copied as such: it was "dropped data stream 2 (unknown)")
 _DISCARD_ALL = 48
+
+
+def chapters_lost(muxer: str, chapters: list[dict]) -> list[str]:
+    """The line for chapters an .avi cannot hold (they had been dropped without a word)."""
+    if muxer != "avi" or not chapters:
+        return []
+    return [f"the chapters ({len(chapters)}): an .avi file cannot hold them; an .mkv, .mp4 or .mov output keeps them"]
 
 
 def chapters_from(chapters: list[dict], shift: Fraction, end: Fraction | None = None) -> list[dict]:

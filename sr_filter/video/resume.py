@@ -233,7 +233,7 @@ def join(segments: list[tuple[int, int, Path]], src: Path, tmp: str, muxer: str,
         if info.rotation:
             video.set_display_rotation(info.rotation)
         copies = encode.copy_streams(out, container, muxer, encode.copyable(container))
-        streams, dropped = copies.streams, encode.lost_in(muxer, codec, info) + copies.dropped
+        streams, dropped = copies.streams, encode.lost_in(muxer, codec, info) + copies.dropped + encode.chapters_lost(muxer, container.chapters())
         # demux([]) would read every stream, the source's own video too: nothing copied, nothing read
         others = (p for p in container.demux([container.streams[i] for i in streams]) if p.size) if streams else iter(())
         shift = source.start_time(container) if info.steady else Fraction(0)  # the video starts at zero there
