@@ -163,3 +163,11 @@ def test_a_closed_standard_stream_is_one_line(tmp_path, fmt, closed):
                           capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=120)
     which = "standard input, which is closed" if closed == "<&-" else "standard output is closed"
     assert done.returncode == 2 and which in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+def test_a_frame_range_on_a_frame_stream_is_refused_not_ignored(tmp_path):
+    """--frames 1:2 on a YUV4MPEG2 stream had upscaled every frame without a word."""
+    source = make_y4m(tmp_path / "in.y4m", frames=3)
+    for fmt in ("y4m", "png-stream"):
+        done = run("-", "-o", "-", "--format", fmt, "--frames", "1:2", "-m", MODEL, stdin=source.read_bytes())
+        assert done.returncode == 2 and done.stdout == b"" and b"--frames needs a video file" in done.stderr, done.stderr

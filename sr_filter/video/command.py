@@ -112,6 +112,9 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
 
         if any(size):
             raise click.UsageError("--width/--height need a file; for a frame stream give --scale")
+        if frames is not None:  # it had been ignored, every frame upscaled without a word
+            raise click.UsageError("--frames needs a video file; a frame stream is upscaled whole (cut it where it is "
+                                   "made, e.g. ffmpeg -ss START -frames:v COUNT)")
         if len(inputs) != 1:
             raise click.UsageError(f"--format {fmt.lower()} writes one frame stream from one input ('-' for standard "
                                    "input); images are written as png, jpg, webp, bmp, tiff or gif")
