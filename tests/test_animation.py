@@ -553,3 +553,14 @@ def test_a_gif_frame_past_its_logical_screen_is_cut_to_it(tmp_path, upscaler):
         animation.upscale_animation(tmp_path / "in.gif", tmp_path / name, upscaler)
         written = animation.read_animation(tmp_path / name)
         assert len(written.frames) == 3 and {f.shape for f in written.frames} == {(96, 128, 4)}, name
+
+
+def test_a_frame_range_for_a_still_output_of_an_animation_says_why_not(tmp_path):
+    """`sr-filter anim.gif --frames 2:3 -o still.jpg` was told "none of these inputs is a video"
+    with the "(and to an animation given alone)" of a batch, though the animation was given alone."""
+    save(tmp_path / "a.gif", loop=0)
+    done = subprocess.run([sys.executable, "-m", "sr_filter", tmp_path / "a.gif", "--frames", "2:3", "-m", "sr-cartoon-x4",
+                           "-o", tmp_path / "still.jpg"], capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=120)
+    assert done.returncode == 2 and done.stderr.strip().endswith(
+        f"--frames applies to videos and to animations written as one (gif, webp, png); {tmp_path / 'still.jpg'} holds one picture"), done.stderr

@@ -212,6 +212,10 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
         skip_existing = True  # resumes (one finished video had been an error, so a retry loop never ended)
     if not any(is_video(job.source) for job in jobs):
         given = video_only(codec, crf, resume, frames, skip_damaged)
+        if given and len(jobs) == 1 and jobs[0].source is not None and jobs[0].target is not None and _animated(jobs[0].source):
+            # an animation written as a still format: "given alone" is true, and had been said as if it were not
+            raise click.UsageError(f"{given} to videos and to animations written as one (gif, webp, png); "
+                                   f"{shown_path(jobs[0].target)} holds one picture")
         if given:
             raise click.UsageError(f"{given} to videos (and to an animation given alone); none of these inputs is a video")
     # several inputs or a folder: a batch, even when all but one were done before (a folder of one
@@ -303,6 +307,12 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
         click.echo(f"sr-filter: {done} upscaled, {skipped} skipped, {len(failed)} failed", err=True)  # docs/io.md: always all three
     if failed:
         ctx.exit(1)
+
+
+def _animated(source: Path) -> bool:
+    from .. import animation
+
+    return animation.is_animated(source)
 
 
 def _cluster_model(model: str | None) -> str | None:
