@@ -122,6 +122,9 @@ def _read_data(data: bytes, name: str, check: Callable[[sniff.Shape], None]) -> 
     meta, orientation = read_meta(image)  # after decoding: Pillow finds PNG text and eXIf after IDAT
     if image.format == "PNG":
         meta.png_text_chunks = png.text_chunks(data)
+        if png.another_follows(data):  # the rest had gone without a word
+            log.warning("%s holds more PNG images after the first (a PNG stream); only the first is upscaled "
+                        "(--format png-stream upscales them all)", name)
     meta.lossless = image.format == "WEBP" and sniff.webp_lossless(io.BytesIO(data))
     return array, meta, orientation
 

@@ -151,6 +151,12 @@ XMP_KEY = "XML:com.adobe.xmp"
 _TEXT_CHUNKS = (b"tEXt", b"zTXt", b"iTXt")
 
 
+def another_follows(data: bytes) -> bool:
+    """Whether another PNG file follows the first one's end in ``data`` (a concatenated PNG stream)."""
+    end = data.find(b"IEND\xaeB`\x82")
+    return end >= 0 and data[end + 8:end + 16] == PNG_SIGNATURE
+
+
 def chunks_text(chunks: tuple[tuple[bytes, bytes], ...]) -> dict[str, str]:
     """What text chunks say, as Pillow reads them into ``Image.text`` (a repeated keyword: the last)."""
     text = {}

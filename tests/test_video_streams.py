@@ -171,3 +171,15 @@ def test_a_frame_range_on_a_frame_stream_is_refused_not_ignored(tmp_path):
     for fmt in ("y4m", "png-stream"):
         done = run("-", "-o", "-", "--format", fmt, "--frames", "1:2", "-m", MODEL, stdin=source.read_bytes())
         assert done.returncode == 2 and done.stdout == b"" and b"--frames needs a video file" in done.stderr, done.stderr
+
+
+def test_a_png_stream_read_as_one_image_says_so(tmp_path):
+    """Concatenated PNGs on standard input without --format png-stream: the first was upscaled and
+    the rest dropped without a word."""
+    data = b""
+    for i in range(3):
+        buffer = io.BytesIO()
+        Image.new("RGB", (16, 12), (50 * i, 90, 200)).save(buffer, "PNG")
+        data += buffer.getvalue()
+    done = run("-", "-o", tmp_path / "one.png", "-m", MODEL, stdin=data)
+    assert done.returncode == 0 and b"holds more PNG images after the first (a PNG stream); only the first is upscaled" in done.stderr
