@@ -106,7 +106,7 @@ def encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None = None, *, 
         array = _to_uint8(array)
     if channels in (2, 4) and fmt not in _ALPHA:
         log.warning("%s has no transparency; flattening the alpha channel onto white", _SHOWN.get(fmt, fmt), extra=PER_FILE)
-        array = _flatten_on_white(array)
+        array = flatten_on_white(array)
     if to_srgb:
         array, converted = _to_srgb(array, meta.icc_profile)
         what = "colours" if channels >= 3 else "grey tones"
@@ -345,7 +345,9 @@ def _png_text(meta: ImageMeta) -> tuple[tuple[tuple[bytes, bytes], ...], dict[st
     return raw, text
 
 
-def _flatten_on_white(array: np.ndarray) -> np.ndarray:
+def flatten_on_white(array: np.ndarray) -> np.ndarray:
+    """Grey+alpha or RGBA (uint8 or uint16) composited onto white, without the alpha channel: for
+    outputs that hold no transparency (JPEG, BMP, a video codec without alpha)."""
     top = 255.0 if array.dtype == np.uint8 else 65535.0
     colour = array[:, :, :-1].astype(np.float32)
     alpha = array[:, :, -1:].astype(np.float32) / top

@@ -1640,5 +1640,6 @@ def test_a_stopped_resumable_run_says_where_its_segments_are(tmp_path, signum):
     proc.send_signal(signum)
     _, err = proc.communicate(timeout=120)
     said = "interrupted" if signum == signal.SIGINT else "error: stopped by SIGTERM"
-    assert proc.returncode == 128 + signum and err.strip().splitlines()[-1] == (
-        f"sr-filter: {said}; the finished segments are kept in {parts}: run the same command again to continue"), err
+    kept = len(list(parts.glob("seg-*.seg")))
+    assert proc.returncode == 128 + signum and kept and err.strip().splitlines()[-1] == (
+        f"sr-filter: {said}; {kept} finished segment(s) are kept in {parts}: run the same command again to continue"), err

@@ -22,6 +22,7 @@ from ..atomic import is_stream, write_all
 from ..errors import ImageFormatError, OutputExistsError, OutputIsInputError, SrFilterError
 from ..interrupts import Terminated
 from ..progress import Bars, stderr_is_terminal
+from ..stdio import refuse_closed
 from ..video.command import video_only, video_options, wants_video
 from .jobs import (
     Job, check_targets, check_writable, expand_inputs, is_video, left_out_line, many_inputs, names_folder, plan_jobs,
@@ -177,14 +178,10 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
     if many_inputs(inputs) and (output == "-" or (output is None and any(Path(p).is_dir() for p in inputs))):
         raise click.UsageError("standard output (-o -) takes one image; several inputs or a folder need -o OUTPUT_FOLDER" if output == "-"
                                else "a folder input needs -o OUTPUT_FOLDER")
-    if inputs == ["-"]:
-        if sys.stdin is None:
-            raise click.UsageError("'-' reads standard input, which is closed")
-        if _isatty(sys.stdin):
-            raise click.UsageError("'-' reads an image from standard input, which is a terminal; pipe or redirect a file into it")
     to_stdout = output == "-" or (output is None and inputs == ["-"])
-    if to_stdout and sys.stdout is None:
-        raise click.UsageError("standard output is closed; name an output file with -o")
+    refuse_closed(reads_stdin=inputs == ["-"], writes_stdout=to_stdout)
+    if inputs == ["-"] and _isatty(sys.stdin):
+        raise click.UsageError("'-' reads an image from standard input, which is a terminal; pipe or redirect a file into it")
     if to_stdout and _isatty(sys.stdout):
         raise click.UsageError("refusing to write image data to a terminal; redirect standard output or use -o FILE")
     if many_inputs(inputs) and (codec or crf is not None):  # the videos' codec and quality, before the model loads

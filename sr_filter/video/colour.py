@@ -68,7 +68,9 @@ class Colour:
         for a format without alpha: taken as RGB, the colour hidden under its transparent pixels had
         shown (an APNG's transparent background came out red in an .mp4)."""
         if not alpha and any(c.is_alpha for c in frame.format.components):
-            return _on_white(self.to_rgb(frame, deep, alpha=True))
+            from ..encode import flatten_on_white
+
+            return flatten_on_white(self.to_rgb(frame, deep, alpha=True))
         wanted = ("rgba64le" if deep else "rgba") if alpha else ("rgb48le" if deep else "rgb24")
         if frame.format.name == wanted and not self.full:
             return frame.to_ndarray()
@@ -133,9 +135,3 @@ def _grey_range(rgb: np.ndarray, *, expand: bool) -> np.ndarray:
     out[..., :3] = np.clip(np.rint(colour), 0, top).astype(rgb.dtype)
     return out
 
-
-def _on_white(rgba: np.ndarray) -> np.ndarray:
-    """RGBA (uint8 or uint16) composited onto white, as RGB of the same type."""
-    top = np.iinfo(rgba.dtype).max
-    alpha = rgba[..., 3:].astype(np.float32) / top
-    return np.rint(rgba[..., :3] * alpha + top * (1 - alpha)).astype(rgba.dtype)

@@ -15,6 +15,7 @@ import click
 from ..atomic import is_stream, prepare_target, write_all
 from ..errors import OutputExistsError, OutputIsInputError, SrFilterError, VideoFormatError
 from ..interrupts import Terminated
+from ..stdio import refuse_closed
 from . import READ_ONLY_SUFFIXES, VIDEO_SUFFIXES
 
 #: every suffix read as a video (written ones and read-only ones)
@@ -119,6 +120,7 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
             raise click.UsageError(f"--format {fmt.lower()} writes one frame stream from one input ('-' for standard "
                                    "input); images are written as png, jpg, webp, bmp, tiff or gif")
 
+        refuse_closed(reads_stdin=inputs[0] == "-", writes_stdout=output in (None, "-"))  # before the model loads
         upscaler = make_upscaler()
         if output is None and inputs[0] != "-":
             output = str(_target(Path(inputs[0]), None, f"_x{scale:g}" if scale else f"_x{upscaler.scale}"))
@@ -197,11 +199,12 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
                                 notice=lambda text: None if quiet else click.echo(f"sr-filter: {text}", err=True),  # -q: errors only
                                 skip_damaged=skip_damaged)
     except (KeyboardInterrupt, Terminated) as stop:
-        from .resume import parts_folder
+        from .resume import finished, parts_folder
 
         parts = parts_folder(target)
-        if resume and parts.is_dir() and not in_batch:  # said in the one last line (it had been "interrupted" alone)
-            stop.batch_progress = f"; the finished segments are kept in {parts}: run the same command again to continue"
+        kept = len(finished(parts)) if resume and parts.is_dir() else 0
+        if kept and not in_batch:  # said in the one last line (it had been "interrupted" alone)
+            stop.batch_progress = (f"; {kept} finished segment(s) are kept in {parts}: run the same command again to continue")
         raise
     finally:
         bar.close()
@@ -217,8 +220,7 @@ def _animation_to_stdout(source: Path, upscaler, *, fmt, scale, size, quality, f
     (one that holds animation), as ``-o -`` writes an image."""
     from .. import animation, imageio
 
-    if sys.stdout is None:
-        raise click.UsageError("standard output is closed; name an output file with -o")
+    refuse_closed(writes_stdout=True)
     if sys.stdout.isatty():
         raise click.UsageError("refusing to write image data to a terminal; redirect standard output or use -o FILE")
     out_format = imageio.format_for("", fmt) if fmt is not None else animation.animated_format(source)

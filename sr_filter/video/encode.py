@@ -396,7 +396,7 @@ class Output:
                 context.options = {**context.options, "profile": "4"}  # ProRes 4444: HQ is 4:2:2 only
             if info.rotation:
                 stream.set_display_rotation(info.rotation)
-            keep_video_tags(source.streams.video[0], stream)
+            video_lost = keep_video_tags(source.streams.video[0], stream, muxer)
             self.video = stream
             self._chapters = source.chapters()
             self._last: av.Packet | None = None  # held back until the next one (see _mux_last)
@@ -407,7 +407,7 @@ class Output:
             self._pending: tuple[av.VideoFrame, int | None] | None = None
             self._durations: dict[Fraction, Fraction] = {}  # frame time -> display time, in seconds
             self.copies = copy_streams(self.container, source, muxer, copy)
-            self.dropped = lost_in(muxer, encoder, info) + self.copies.dropped + chapters_lost(muxer, self._chapters)
+            self.dropped = lost_in(muxer, encoder, info) + video_lost + self.copies.dropped + chapters_lost(muxer, self._chapters)
             self.converted = self.copies.converted
         except (av.error.FFmpegError, ValueError) as exc:
             self.container.close()
@@ -707,17 +707,7 @@ def copy_tags(source: av.stream.Stream, target: av.stream.Stream, muxer: str, wh
     tags = _titled({k: v for k, v in source.metadata.items() if k.lower() not in _OWN_TAGS})
     if muxer in ("mp4", "mov") and tags.get("title") and "handler_name" not in tags:
         tags["handler_name"] = tags["title"]
-    lost = []
-    language = next((k for k in tags if k.lower() == "language"), None)
-    if language and muxer == "mov":
-        kept = next((code for code in (tags[language], *_ISO639_OTHER.get(tags[language].lower(), ()))
-                     if _kept_as(muxer, code, 0)[0] == code), None)
-        if kept is None:
-            lost.append(f"the language tag ({tags[language]}) of {what}: {_a_file(muxer)} keeps only languages FFmpeg "
-                        "has a Macintosh code for; an .mp4 or .mkv output keeps it")
-            del tags[language]
-        else:
-            tags[language] = kept
+    lost = _fit_language(tags, muxer, what)
     target.metadata.update(tags)
     target.disposition = source.disposition
     flags = int(source.disposition) & _NOTED_FLAGS
@@ -728,6 +718,23 @@ def copy_tags(source: av.stream.Stream, target: av.stream.Stream, muxer: str, wh
         lost.append(f"the {' and '.join(names)} flag{'s' if len(names) > 1 else ''} of {what}: {_a_file(muxer)} cannot hold "
                     f"{'them' if len(names) > 1 else 'it'}" + (f"; a {' or '.join(keepers)} output keeps {'them' if len(names) > 1 else 'it'}" if keepers else ""))
     return lost if what else []
+
+
+def _fit_language(tags: dict[str, str], muxer: str, what: str) -> list[str]:
+    """In ``tags``, the language as ``muxer``'s files keep it: a .mov keeps only languages FFmpeg has
+    a Macintosh code for, so one with two ISO 639-2 spellings takes the kept one (fre as fra, deu
+    as ger), and one without is taken out; returns the line that says so."""
+    key = next((k for k in tags if k.lower() == "language"), None)
+    if key is None or muxer != "mov" or tags[key].lower() == "und":  # undetermined: no language to lose
+        return []
+    kept = next((code for code in (tags[key], *_ISO639_OTHER.get(tags[key].lower(), ())) if _kept_as(muxer, code, 0)[0] == code), None)
+    if kept is not None:
+        tags[key] = kept
+        return []
+    line = (f"the language tag ({tags[key]}) of {what}: {_a_file(muxer)} keeps only languages FFmpeg has a "
+            "Macintosh code for; an .mp4 or .mkv output keeps it")
+    del tags[key]
+    return [line]
 
 
 #: ISO 639-2 languages with two codes (bibliographic and terminological): the other spelling of each
@@ -815,14 +822,17 @@ def mark_alpha_beside(target: av.stream.Stream, codec: str, info: VideoInfo) -> 
         target.codec_context.pix_fmt = choose_pix_fmt(info.pix_fmt, ENCODERS[codec][0], alpha=True)
 
 
-def keep_video_tags(source: av.stream.Stream, target: av.stream.Stream) -> None:
+def keep_video_tags(source: av.stream.Stream, target: av.stream.Stream, muxer: str = "") -> list[str]:
     """The upscaled stream keeps the source video's language, title, timecode and flags (default,
     ...); its other tags describe the old encoding (encoder, bit rate, Matroska's statistics).
-    From the timecode the mov and mp4 writers build the timecode track anew (it had been lost)."""
-    for key, value in _titled({k.lower(): v for k, v in source.metadata.items()}).items():
-        if key in ("language", "title", "timecode"):
-            target.metadata[key] = value
+    From the timecode the mov and mp4 writers build the timecode track anew (it had been lost).
+    Returns the line for a language ``muxer``'s files cannot hold (:func:`_fit_language`)."""
+    tags = {k: v for k, v in _titled({k.lower(): v for k, v in source.metadata.items()}).items()
+            if k in ("language", "title", "timecode")}
+    lost = _fit_language(tags, muxer, "the video stream")
+    target.metadata.update(tags)
     target.disposition = source.disposition
+    return lost
 
 
 def _titled(tags: dict[str, str]) -> dict[str, str]:

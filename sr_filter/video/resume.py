@@ -104,7 +104,8 @@ def run(container, src: Path, dst: Path, tmp: str, muxer: str, family: str, info
     resume_at = done[-1][1] if done else 0
     if resume_at:
         notice(f"resuming at frame {resume_at}: {len(done)} finished segment(s) kept")
-    writer = _SegmentWriter(parts, family, info, container, size, crf, segment_frames, resume_at, progress, info.frames)
+    writer = _SegmentWriter(parts, family, info, container, size, crf, segment_frames, resume_at, progress,
+                            source.expected_frames(container, info))  # Matroska stores no count: estimated
     cuts = Cuts(segment_frames, resume_at)  # the decoder's copy of the writer's rule (another thread)
 
     def work(chunk: list[Any]) -> list[Any]:
@@ -228,12 +229,13 @@ def join(segments: list[tuple[int, int, Path]], src: Path, tmp: str, muxer: str,
         to_annex_b = _ANNEX_B.get(opened[0].streams.video[0].codec_context.name) if muxer in _ANNEX_B_MUXERS else None
         if to_annex_b:
             video.codec_context.extradata = None  # the parameter sets travel in the packets instead
-        encode.keep_video_tags(container.streams.video[0], video)
+        video_lost = encode.keep_video_tags(container.streams.video[0], video, muxer)
         encode.mark_alpha_beside(video, codec, info)
         if info.rotation:
             video.set_display_rotation(info.rotation)
         copies = encode.copy_streams(out, container, muxer, encode.copyable(container))
-        streams, dropped = copies.streams, encode.lost_in(muxer, codec, info) + copies.dropped + encode.chapters_lost(muxer, container.chapters())
+        streams, dropped = copies.streams, (encode.lost_in(muxer, codec, info) + video_lost + copies.dropped
+                                            + encode.chapters_lost(muxer, container.chapters()))
         # demux([]) would read every stream, the source's own video too: nothing copied, nothing read
         others = (p for p in container.demux([container.streams[i] for i in streams]) if p.size) if streams else iter(())
         shift = source.start_time(container) if info.steady else Fraction(0)  # the video starts at zero there

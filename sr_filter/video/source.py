@@ -208,6 +208,8 @@ def items(container: av.container.InputContainer, name: str, info: VideoInfo, *,
             try:
                 decoded = list(decode(packet))
             except av.error.InvalidDataError:
+                if end is not None and index + 1 >= end:  # frame END, read only for where the range ends: the range is whole
+                    break
                 if not skip_damaged or clock.decode_order or len(damaged) >= max(10, (index + 1) // 20):
                     raise
                 damaged.append(index + 1)
@@ -540,13 +542,16 @@ class _Window:
         return self._release()
 
     def drain(self, packets: Iterator[av.Packet], video: int, reach: float = 2.0) -> Iterator[av.Packet]:
-        """The copied packets that follow in the file, until they start ``reach`` seconds past the end."""
+        """The copied packets that follow in the file, until any packet (the video's, which come
+        often, bound it: sparse subtitles alone had read the whole rest of the file) starts ``reach``
+        seconds past the end."""
         for packet in packets:
+            stamp = packet.dts if packet.dts is not None else packet.pts
+            if self.last_end is not None and stamp is not None and packet.time_base and float(stamp * packet.time_base) > self.last_end + reach:
+                return
             if packet.stream.index == video or packet.size == 0 or packet.pts is None:
                 continue
             yield from self.offer(packet)
-            if self.last_end is not None and float(packet.pts * packet.time_base) > self.last_end + reach:
-                return
 
     def _release(self) -> Iterator[av.Packet]:
         if self.first is None:

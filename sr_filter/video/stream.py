@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import click
 import numpy as np
 
 from ..atomic import write_all
 from ..errors import VideoFormatError
+from ..stdio import refuse_closed
 from . import batches, interlace_line, pipeline
 
 log = logging.getLogger("sr_filter")
@@ -80,7 +80,9 @@ def read_header(stream: BinaryIO) -> Y4mHeader:
             raise VideoFormatError("the input is an image, and --format y4m upscales a YUV4MPEG2 frame stream into one; "
                                    "for an image choose an image --format (png, jpg, ...)")
         raise VideoFormatError("the input is not a YUV4MPEG2 stream (it must start with 'YUV4MPEG2 ')")
-    fields = line.decode("latin-1").split()[1:]  # X parameters may hold any bytes (UTF-8 text): kept as they are
+    # split on spaces alone: X parameters may hold any bytes (UTF-8 text), kept as they are (str.split()
+    # had also split at bytes that are whitespace in latin-1, 0x85 and 0xa0, inside UTF-8 letters)
+    fields = [f for f in line.rstrip(b"\r\n").decode("latin-1").split(" ")[1:] if f]
     values = {f[0]: f[1:] for f in fields if f[0] in "WHC"}
     try:
         width, height = int(values["W"]), int(values["H"])
@@ -251,13 +253,10 @@ def run_cli(inputs: list[str], output: str | None, fmt: str, upscaler: Any, *, s
     """``sr-filter - -o - --format y4m`` (or files): standard streams unless names are given."""
     if len(inputs) != 1:
         raise VideoFormatError("a frame stream takes exactly one input ('-' for standard input)")
-    if inputs[0] == "-" and sys.stdin is None:  # `<&-`: one line, as for images (it had been a traceback)
-        raise click.UsageError("'-' reads standard input, which is closed")
+    to_stdout = output in (None, "-")
+    refuse_closed(reads_stdin=inputs[0] == "-", writes_stdout=to_stdout)  # `<&-`: one line (it had been a traceback)
     if inputs[0] == "-" and sys.stdin.isatty():
         raise VideoFormatError("'-' reads a frame stream from standard input, which is a terminal; pipe one into it")
-    to_stdout = output in (None, "-")
-    if to_stdout and sys.stdout is None:
-        raise click.UsageError("standard output is closed; name an output file with -o")
     if to_stdout and sys.stdout.isatty():
         raise VideoFormatError("refusing to write a frame stream to a terminal; redirect standard output")
     source = sys.stdin.buffer if inputs[0] == "-" else open(inputs[0], "rb")  # noqa: SIM115 - closed below
