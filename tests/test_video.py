@@ -632,6 +632,43 @@ def test_a_range_of_a_variable_rate_clip_lasts_until_its_end_frame(tmp_path, ups
     assert ends["audio"] >= offset + length - 0.13, ends  # to the packet that plays at the end (AAC: 128 ms each at 8 kHz)
 
 
+def test_a_range_reads_no_further_than_it_needs_and_a_damaged_frame_past_it_is_no_matter(tmp_path, upscaler):
+    """Looking past a range's end for the sound that plays before it had read the whole rest of a
+    file without sound (601 packets for frames 0:5 of 600); and the frame just past the range,
+    decoded for where the range ends, failed the range when it was damaged."""
+    from sr_filter.video import encode, source
+
+    clip = make_clip(tmp_path / "long.mkv", frames=600, audio=0)
+    read = []
+
+    class Counted:  # the container, counting the packets read from it
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def demux(self, *streams):
+            for packet in self.inner.demux(*streams):
+                read.append(packet.size)
+                yield packet
+
+    with av.open(str(clip)) as container:
+        info = source.describe(container, str(clip), scale=4)
+        items = list(source.items(Counted(container), str(clip), info, start=0, end=5, copy=encode.copyable(container)))
+    assert len(items) == 5 and len(read) < 60, len(read)
+    short = make_clip(tmp_path / "short.mkv", frames=24, gop=6, audio=0)
+    data = bytearray(short.read_bytes())
+    with av.open(str(short)) as container:
+        packets = [(data.find(bytes(p)), p.size, p.is_keyframe) for p in container.demux(video=0) if p.size]
+    damaged = next(i for i in range(10, 24) if not packets[i][2])
+    where, size, _ = packets[damaged]
+    data[where:where + size] = b"\xff" * size
+    (tmp_path / "hit.mkv").write_bytes(bytes(data))
+    summary = upscale_video(tmp_path / "hit.mkv", tmp_path / "out.mkv", upscaler=upscaler, frames=(0, damaged), notice=lambda _: None)
+    assert summary["frames"] == damaged
+
+
 def test_disk_full_mid_encode_is_one_line_and_leaves_nothing(tmp_path):
     """A file-size limit (RLIMIT_FSIZE) makes writes fail part-way, as a full disk does."""
     import resource

@@ -147,10 +147,10 @@ def test_header_parameters_pass_through_byte_for_byte(tmp_path, upscaler):
     source = make_y4m(tmp_path / "in.y4m", frames=2)
     data = source.read_bytes()
     head, rest = data.split(b"\n", 1)
-    titled = head + " XTITLE=café".encode() + b"\n" + rest
+    titled = head + " XTITLE=café XA=voilà XB=Åsa".encode() + b"\n" + rest  # à and Å hold bytes latin-1 calls spaces
     out = io.BytesIO()
     assert stream.upscale_y4m(io.BytesIO(titled), out, upscaler, None) == 2
-    assert out.getvalue().split(b"\n", 1)[0].endswith(" XTITLE=café".encode())
+    assert out.getvalue().split(b"\n", 1)[0].endswith(" XTITLE=café XA=voilà XB=Åsa".encode())
 
 
 @pytest.mark.parametrize("fmt", ["y4m", "png-stream"])
