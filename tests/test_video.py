@@ -220,8 +220,8 @@ def test_text_subtitles_are_converted_for_a_container_that_holds_another_text_co
     assert [tags[1:3] for tags in _tags(tmp_path / name)] == [("ger", "Deutsch")]
 
 
-def _subrip_clip(path, cues: list[tuple[int, int, str]], frames: int = 36) -> None:
-    """A 12 fps clip with SubRip cues of (start ms, length ms, text)."""
+def _subrip_clip(path, cues: list[tuple[int, int, str]], frames: int = 36, codec: str = "subrip") -> None:
+    """A 12 fps clip with SubRip (or ``codec``) cues of (start ms, length ms, text)."""
     from fractions import Fraction
 
     header = av.CodecContext.create("subrip", "r")
@@ -229,7 +229,7 @@ def _subrip_clip(path, cues: list[tuple[int, int, str]], frames: int = 36) -> No
     with av.open(str(path), "w") as out:
         video = out.add_stream("libx264", rate=12)
         video.width, video.height, video.pix_fmt = 32, 24, "yuv420p"
-        text = out.add_stream("subrip")
+        text = out.add_stream(codec)
         text.codec_context.subtitle_header = header.subtitle_header
         for i in range(frames):
             frame = av.VideoFrame.from_ndarray(np.full((24, 32, 3), i * 7, np.uint8), format="rgb24")
@@ -242,6 +242,17 @@ def _subrip_clip(path, cues: list[tuple[int, int, str]], frames: int = 36) -> No
             cue = av.Packet(words.encode())
             cue.stream, cue.pts, cue.dts, cue.duration, cue.time_base = text, start, start, length, Fraction(1, 1000)
             out.mux(cue)
+
+
+def test_webvtt_into_mp4_says_its_cue_settings_are_lost(tmp_path, upscaler):
+    """WebVTT cue settings (positions) and identifiers went into mov_text without a word; the line
+    had warned of lost styles for ASS alone."""
+    _subrip_clip(tmp_path / "vtt.mkv", [(0, 500, "hello")], codec="webvtt")
+    notices: list[str] = []
+    upscale_video(tmp_path / "vtt.mkv", tmp_path / "out.mp4", upscaler=upscaler, notice=notices.append)
+    assert notices == ["converted subtitle stream 1 (webvtt) to mov_text: an .mp4 or .m4v file cannot hold webvtt; its styles "
+                       "(fonts, colours, places) are lost, which a .mkv output keeps"], notices
+    assert [text for _, _, text in _cues(tmp_path / "out.mp4")] == ["hello"]
 
 
 @pytest.mark.parametrize("name, resume", [("out.mp4", False), ("out.mov", False), ("out.mp4", True)])

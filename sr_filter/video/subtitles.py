@@ -16,8 +16,8 @@ TEXT = frozenset({"subrip", "srt", "ass", "ssa", "mov_text", "webvtt", "text"})
 #: the text codec each container holds, for a source codec it does not
 _INTO = {"mp4": "mov_text", "mov": "mov_text", "webm": "webvtt", "matroska": "subrip"}
 
-#: source codecs whose styles (fonts, colours, positions) the target codecs do not keep
-STYLED = frozenset({"ass", "ssa"})
+#: source codecs whose styles (fonts, colours, positions; WebVTT's cue settings) the target codecs do not keep
+STYLED = frozenset({"ass", "ssa", "webvtt"})
 
 
 def target(muxer: str, codec: str) -> str | None:
