@@ -183,3 +183,20 @@ def test_a_png_stream_read_as_one_image_says_so(tmp_path):
         data += buffer.getvalue()
     done = run("-", "-o", tmp_path / "one.png", "-m", MODEL, stdin=data)
     assert done.returncode == 0 and b"holds more PNG images after the first (a PNG stream); only the first is upscaled" in done.stderr
+
+
+def test_an_sd_stream_upscaled_to_hd_is_written_with_hds_matrix(tmp_path, upscaler):
+    """A YUV4MPEG2 stream names no matrix: readers take BT.601 below 720 lines and BT.709 from 720.
+    An SD stream upscaled to HD had kept BT.601 values, so its colours shifted as read there
+    (a flat orange by 13 levels of green)."""
+    header = stream.Y4mHeader(240, 180, "444", ["W240", "H180", "F25:1", "C444"])
+    flat = np.zeros((180, 240, 3), np.uint8)
+    flat[:] = (200, 110, 40)
+    data = header.encode() + b"FRAME\n" + stream.rgb_to_yuv(flat, header, 180)
+    out = io.BytesIO()
+    assert stream.upscale_y4m(io.BytesIO(data), out, upscaler, 4.0) == 1
+    out.seek(0)
+    written = stream.read_header(out)
+    frame = next(stream.read_frames(out, written))
+    assert (written.width, written.height) == (960, 720)
+    assert np.abs(frame[200:520, 200:760].reshape(-1, 3).mean(0) - (200, 110, 40)).max() < 4  # the network: 3; BT.601 values: 12

@@ -182,7 +182,9 @@ def upscale_y4m(source: BinaryIO, target: BinaryIO, upscaler: Any, scale: float 
         write_all(target, out.encode())
         for frame in frames:
             write_all(target, b"FRAME\n")
-            write_all(target, rgb_to_yuv(frame, out, header.height))
+            # the matrix of the written size: a stream carries none, and what reads it takes BT.709 from
+            # 720 lines (an SD stream upscaled to HD had kept BT.601's values, its colours shifted there)
+            write_all(target, rgb_to_yuv(frame, out, out.height))
             count[0] += 1
         target.flush()
 
