@@ -200,3 +200,13 @@ def test_an_sd_stream_upscaled_to_hd_is_written_with_hds_matrix(tmp_path, upscal
     frame = next(stream.read_frames(out, written))
     assert (written.width, written.height) == (960, 720)
     assert np.abs(frame[200:520, 200:760].reshape(-1, 3).mean(0) - (200, 110, 40)).max() < 4  # the network: 3; BT.601 values: 12
+
+
+def test_a_y4m_file_to_standard_output_is_a_frame_stream(tmp_path):
+    """`sr-filter clip.y4m -o -` had been refused, "a video cannot be written to standard output",
+    though standard output takes the input's format, as an image's does."""
+    source = make_y4m(tmp_path / "in.y4m", frames=2)
+    done = subprocess.run([sys.executable, "-m", "sr_filter", source, "-o", "-", "-m", MODEL], capture_output=True,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=120)
+    assert done.returncode == 0 and done.stdout.startswith(b"YUV4MPEG2 W128 H96 "), done.stderr
+    assert done.stdout.count(b"FRAME\n") == 2

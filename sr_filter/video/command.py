@@ -102,8 +102,12 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
                         tta=tta, denoise=denoise, colour_fix=colour_fix)
 
     names_y4m = output is not None and output.lower().endswith(".y4m")
-    if fmt is None and (inputs[0].lower().endswith(".y4m") or inputs[0] == "-") and (output is None or names_y4m):
-        fmt = "y4m"  # a Y4M file or standard input to a Y4M file is a frame stream: no container or codec involved
+    y4m_file = inputs[0].lower().endswith(".y4m")
+    if fmt is None and ((y4m_file or inputs[0] == "-") and (output is None or names_y4m) or y4m_file and output == "-"):
+        # a Y4M file or standard input to a Y4M file is a frame stream: no container or codec involved; a
+        # .y4m file to standard output is one too, in its own format as an image's is ("a video cannot be
+        # written to standard output" had been said)
+        fmt = "y4m"
     pipe = "ffmpeg -i VIDEO -f yuv4mpegpipe - | sr-filter - -o OUT.y4m (or -o - --format y4m)"
     if inputs[0] != "-" and Path(inputs[0]).suffix.lower() in VIDEO_INPUTS - {".y4m"} and (names_y4m or (fmt or "").lower() == "y4m"):
         raise click.UsageError(f"a video file is upscaled into a video file (.mp4, .mkv, ...); for its frames as "
