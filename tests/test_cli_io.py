@@ -486,6 +486,7 @@ def test_a_new_users_slips_get_what_was_meant(tmp_path):
         (["help"], 2, "for help run: sr-filter --help"),
         (["a.png", "models"], 2, "'models' is a command: put it first"),
         (["a.png", "b.png", "-o", "one.png"], 2, "2 inputs need an output folder, but one.png names a file; use -o one/"),
+        (["dir1", "-o", "one.png"], 2, "a folder input needs an output folder, but one.png names a file"),  # "1 inputs need" had been said
         (["a.png", "-o", "~/q.png"], 2, "'~' in -o ~/q.png was not expanded (quoted?)"),
         (["dir1\\c.png"], 1, "dir1\\c.png does not exist (folders are separated by /: did you mean dir1/c.png?)"),
         (["train", "a.png"], 1, "a.png is not a TOML text file"),

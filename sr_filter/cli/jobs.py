@@ -247,7 +247,8 @@ def plan_jobs(inputs: list[str], output: str | None, suffix: str, fmt: str | Non
     if out_dir.exists() and not out_dir.is_dir():
         raise click.UsageError(f"{out_dir} exists and is not a folder")
     if not out_dir.exists() and out_dir.suffix.lower() in set(imageio.IMAGE_SUFFIXES) | VIDEO_SUFFIXES | READ_ONLY_SUFFIXES:
-        raise click.UsageError(f"{len(inputs)} inputs need an output folder, but {output} names a file; "
+        what = f"{len(inputs)} inputs need" if len(inputs) > 1 else "a folder input needs"  # "1 inputs need" had been said
+        raise click.UsageError(f"{what} an output folder, but {output} names a file; "
                                f"use -o {out_dir.with_suffix('')}/")
     jobs = []
     left_out = getattr(inputs, "left_out", Counter())
