@@ -72,7 +72,14 @@ def to_float(array: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore"):
         inside = bool(np.all(data >= -_FLOAT_SLACK)) and bool(np.all(data <= 1 + _FLOAT_SLACK))  # NaN fails both
     if not inside:
-        log.warning("float pixels are taken as 0..1, and these hold %s", _outside(data), extra=PER_FILE)
+        colour = _colour(data)
+        with np.errstate(invalid="ignore"):
+            alpha_only = (data.ndim == 3 and data.shape[2] in (2, 4) and colour is not None
+                          and bool(np.all(colour >= -_FLOAT_SLACK)) and bool(np.all(colour <= 1 + _FLOAT_SLACK)))
+        if alpha_only:  # colour beyond 0..1 is kept (beyond_unit); the alpha channel is clipped, and said as such
+            log.warning("the alpha channel is taken as 0..1, and it holds %s", _outside(data[..., -1]), extra=PER_FILE)
+        else:
+            log.warning("float pixels are taken as 0..1, and these hold %s", _outside(data), extra=PER_FILE)
     return np.clip(np.nan_to_num(data, nan=0.0), 0.0, 1.0)
 
 

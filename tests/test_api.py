@@ -249,6 +249,14 @@ def test_float_pixels_beyond_zero_to_one_are_kept_and_nan_and_infinities_are_sai
         cartoon.upscale(data)
     assert "these hold 1 NaN value(s) (taken as 0), 2 infinite value(s) (taken as 0 or 1)" in caplog.text
     assert "divide" not in caplog.text
+    caplog.clear()
+    # colour beyond 0..1 is kept, alpha is clipped: the line names the alpha channel ("float pixels" had
+    # read as if the colour were clipped too)
+    rgba = np.full((8, 8, 4), 0.5, np.float32)
+    rgba[..., 3] = np.linspace(0, 1.5, 8)
+    with caplog.at_level(logging.WARNING, logger="sr_filter"):
+        cartoon.upscale(rgba)
+    assert "the alpha channel is taken as 0..1, and it holds values from 0 to 1.5 (clipped to 0..1" in caplog.text
 
 
 @pytest.mark.parametrize("layout", ["rgb", "rgba", "grey", "grey-alpha"])
