@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import struct
 import zlib
+from collections.abc import Iterator
 
 import imagecodecs
 import numpy as np
@@ -47,6 +48,18 @@ _SAMPLES = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
 _ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
 
 
+def _chunks(data: bytes) -> Iterator[tuple[bytes, int, int]]:
+    """(type, where its body starts, its length) of each chunk of a PNG file whose header is there,
+    up to and with IEND; the body may run past the data's end (a file cut short)."""
+    pos = 8
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        yield kind, pos + 8, length
+        if kind == b"IEND":
+            return
+        pos += 12 + length
+
+
 def check_complete(data: bytes, name: str = "image") -> None:
     """ImageFormatError if a PNG's image data (its IDAT chunks) inflates to fewer bytes than its
     rows need. Such a file can still end properly (IEND), and Pillow then fills the missing rows
@@ -60,13 +73,12 @@ def check_complete(data: bytes, name: str = "image") -> None:
     boxes = [(width, height)] if not interlace else [
         (-(-(width - x0) // dx), -(-(height - y0) // dy)) for x0, y0, dx, dy in _ADAM7]
     need = sum(h * (1 + -(-w * bits // 8)) for w, h in boxes if w > 0 and h > 0)
-    inflate, have, pos = zlib.decompressobj(), 0, 8
-    while pos + 8 <= len(data) and have < need:
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        if kind == b"IEND":
+    inflate, have = zlib.decompressobj(), 0
+    for kind, body, length in _chunks(data):
+        if kind == b"IEND" or have >= need:
             break
         if kind == b"IDAT":
-            chunk = memoryview(data)[pos + 8:pos + 8 + length]
+            chunk = memoryview(data)[body:body + length]
             try:
                 for start in range(0, len(chunk), 1 << 16):  # 64 KiB in at a time: no copies of a long rest
                     block = chunk[start:start + (1 << 16)]
@@ -77,7 +89,6 @@ def check_complete(data: bytes, name: str = "image") -> None:
                         break
             except zlib.error as exc:
                 raise ImageFormatError(f"{name} is truncated or damaged (image data: {exc})") from None
-        pos += 12 + length
     if have < need:
         raise ImageFormatError(f"{name} is truncated or damaged: its image data ends early "
                                f"({have:,} of {need:,} bytes, the rest of the picture would be blank)")
@@ -153,8 +164,8 @@ _TEXT_CHUNKS = (b"tEXt", b"zTXt", b"iTXt")
 
 def another_follows(data: bytes) -> bool:
     """Whether another PNG file follows the first one's end in ``data`` (a concatenated PNG stream)."""
-    end = data.find(b"IEND\xaeB`\x82")
-    return end >= 0 and data[end + 8:end + 16] == PNG_SIGNATURE
+    end = next((body + length + 4 for kind, body, length in _chunks(data) if kind == b"IEND"), None)
+    return end is not None and data[end:end + 8] == PNG_SIGNATURE
 
 
 def chunks_text(chunks: tuple[tuple[bytes, bytes], ...]) -> dict[str, str]:
@@ -180,18 +191,16 @@ def chunks_text(chunks: tuple[tuple[bytes, bytes], ...]) -> dict[str, str]:
 def text_chunks(data: bytes) -> tuple[tuple[bytes, bytes], ...]:
     """The text chunks of a PNG file, (type, body) in file order, but the XMP packet's (written
     anew from the XMP carried, its orientation set upright) and any whose CRC is wrong."""
-    found, pos = [], 8
-    while pos + 12 <= len(data):
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        if kind == b"IEND" or pos + 12 + length > len(data):
+    found = []
+    for kind, start, length in _chunks(data):
+        if start + length + 4 > len(data):  # cut short: this and what follows are not there whole
             break
         if kind in _TEXT_CHUNKS:
-            body = data[pos + 8:pos + 8 + length]
-            crc = struct.unpack(">I", data[pos + 8 + length:pos + 12 + length])[0]
+            body = data[start:start + length]
+            crc = struct.unpack(">I", data[start + length:start + length + 4])[0]
             keyword = body.split(b"\x00", 1)[0]
             if crc == zlib.crc32(kind + body) & 0xFFFFFFFF and keyword != XMP_KEY.encode():
                 found.append((kind, bytes(body)))
-        pos += 12 + length
     return tuple(found)
 
 
