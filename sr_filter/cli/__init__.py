@@ -208,10 +208,9 @@ def _main(argv: list[str] | None) -> None:
     except KeyboardInterrupt as exc:
         _fail(_with_progress("interrupted", exc), 130)
     except Terminated as exc:  # every cleanup has run; the interpreter's own exit (Ray's included) is skipped, as after Ctrl-C
+        line = f"sr-filter: error: stopped by {signal.Signals(exc.signum).name}"
         said = getattr(exc, "batch_progress", None)
-        interrupted_exit(_with_progress(f"sr-filter: error: stopped by {signal.Signals(exc.signum).name}", exc)
-                         if said else f"sr-filter: error: stopped by {signal.Signals(exc.signum).name}; unfinished outputs were removed",
-                         128 + exc.signum)
+        interrupted_exit(_with_progress(line, exc) if said else f"{line}; unfinished outputs were removed", 128 + exc.signum)
     except BrokenPipeError:
         sys.exit(1)
     except (ImportError, MemoryError, RuntimeError) as exc:  # resources ran out before our own checks could tell

@@ -697,7 +697,7 @@ def _sized_copy(container: av.container.OutputContainer, stream: av.stream.Strea
 _OWN_TAGS = {"duration"}
 
 
-def copy_tags(source: av.stream.Stream, target: av.stream.Stream, muxer: str, what: str = "") -> list[str]:
+def copy_tags(source: av.stream.Stream, target: av.stream.Stream, muxer: str, what: str) -> list[str]:
     """The stream's tags (language, title, ...) and its flags (default, forced, ...) onto its copy.
     In mp4/mov the title also names the track's handler, which is what many players list. Returns
     a line for each language tag or flag ``muxer``'s files cannot hold (``what``: the stream as
@@ -717,7 +717,7 @@ def copy_tags(source: av.stream.Stream, target: av.stream.Stream, muxer: str, wh
         keepers = [_suffix(m) for m in ("matroska", "mp4") if m != muxer and not missing & ~_kept_as(m, None, missing)[1]]
         lost.append(f"the {' and '.join(names)} flag{'s' if len(names) > 1 else ''} of {what}: {_a_file(muxer)} cannot hold "
                     f"{'them' if len(names) > 1 else 'it'}" + (f"; a {' or '.join(keepers)} output keeps {'them' if len(names) > 1 else 'it'}" if keepers else ""))
-    return lost if what else []
+    return lost
 
 
 def _fit_language(tags: dict[str, str], muxer: str, what: str) -> list[str]:
@@ -822,7 +822,7 @@ def mark_alpha_beside(target: av.stream.Stream, codec: str, info: VideoInfo) -> 
         target.codec_context.pix_fmt = choose_pix_fmt(info.pix_fmt, ENCODERS[codec][0], alpha=True)
 
 
-def keep_video_tags(source: av.stream.Stream, target: av.stream.Stream, muxer: str = "") -> list[str]:
+def keep_video_tags(source: av.stream.Stream, target: av.stream.Stream, muxer: str) -> list[str]:
     """The upscaled stream keeps the source video's language, title, timecode and flags (default,
     ...); its other tags describe the old encoding (encoder, bit rate, Matroska's statistics).
     From the timecode the mov and mp4 writers build the timecode track anew (it had been lost).

@@ -53,10 +53,10 @@ def convert(packet: av.Packet, converted: av.stream.Stream) -> av.Packet | None:
     """``packet`` (a cue of its own stream) encoded for ``converted``, at the same time and for as
     long; None for a packet that holds no cue (mov_text's gap fillers); :class:`Refused` for one the
     decoder or the encoder refuses."""
+    cues = _shown(packet)
+    if cues is None:
+        return None
     try:
-        cues = packet.stream.decode2(packet)
-        if cues is None or not len(cues):
-            return None
         encoded = converted.codec_context.encode_subtitle(cues)
     except (av.error.FFmpegError, ValueError) as exc:
         raise Refused(str(exc)) from None
@@ -82,11 +82,8 @@ class Timeline:
 
     def add(self, packet: av.Packet) -> list[av.Packet]:
         """The cues that can be written now that ``packet``'s has come (:class:`Refused` if it cannot be read)."""
-        try:
-            shown = packet.stream.decode2(packet)
-        except (av.error.FFmpegError, ValueError) as exc:
-            raise Refused(str(exc)) from None
-        if shown is None or not len(shown) or packet.pts is None:
+        shown = _shown(packet)
+        if shown is None or packet.pts is None:
             return []
         if self.time_base is None:
             self.time_base = packet.time_base
@@ -137,6 +134,16 @@ class Timeline:
         encoded.duration = length
         encoded.time_base = self.time_base
         return encoded
+
+
+def _shown(packet: av.Packet):
+    """The cues a subtitle packet holds (a SubtitleSet), None for one that holds none (mov_text's
+    gap fillers); :class:`Refused` where the decoder cannot read it."""
+    try:
+        cues = packet.stream.decode2(packet)
+    except (av.error.FFmpegError, ValueError) as exc:
+        raise Refused(str(exc)) from None
+    return cues if cues is not None and len(cues) else None
 
 
 def _default_header() -> bytes:
