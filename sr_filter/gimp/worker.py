@@ -64,11 +64,7 @@ def resized_mask(arr: np.ndarray, width: int, height: int) -> np.ndarray:
     from sr_filter.resize import resize
 
     plane = convert.to_float(arr)[:, :, 0][None, None]
-    out = resize(plane, height, width)[0, 0]
-    if arr.dtype == np.float32:
-        return out[:, :, None]
-    top = np.iinfo(arr.dtype).max
-    return np.round(out * top).astype(arr.dtype)[:, :, None]
+    return convert.from_float(resize(plane, height, width)[0, 0], arr.dtype)[:, :, None]
 
 
 class _Warnings(logging.Handler):
