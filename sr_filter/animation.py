@@ -237,7 +237,7 @@ def upscale_to_bytes(src: str | Path | bytes, upscaler: Any, fmt: str, *, scale:
     ``fmt`` (GIF, WEBP or PNG): the core of :func:`upscale_animation`, and of the one-file core
     (:mod:`sr_filter.imagefile`) when an animated file is written as a format that holds animation.
     The format's size limit, the frame range and the memory the frames need are checked before the work."""
-    from .sizing import target_scale
+    from .sizing import scaled_length, target_scale
     from .imageio import check_encodable
 
     try:
@@ -255,8 +255,9 @@ def upscale_to_bytes(src: str | Path | bytes, upscaler: Any, fmt: str, *, scale:
     if any(size):
         scale = target_scale(size[0], size[1], (height, width), name)
     factor = upscaler.check_scale(scale)
-    check_encodable(fmt, round(width * factor), round(height * factor))
-    need = count * round(width * factor) * round(height * factor) * 4 * 2
+    out_w, out_h = scaled_length(width, factor), scaled_length(height, factor)
+    check_encodable(fmt, out_w, out_h)
+    need = count * out_w * out_h * 4 * 2
     if need > available_ram():
         raise ImageTooLargeError(f"{name}: {count} frames upscaled x{factor:g} need about {need / (1 << 30):.1f} GiB of memory; choose a smaller scale")
     animation = read_animation(src, name, frames=(start, end))

@@ -29,7 +29,7 @@ from .device import available_ram
 from .encode import check_encodable, encode_image
 from .errors import ImageFormatError, InputTooLargeError, first_line
 from .metadata import ImageMeta, merged_exif, orient, read_meta, upright_dpi, upright_xmp
-from .sizing import fit_scale
+from .sizing import fit_scale, scaled_length
 
 __all__ = [
     "FORMATS", "IMAGE_SUFFIXES", "ImageMeta", "check_encodable", "encode_image", "format_for", "read_image", "write_atomic",
@@ -167,7 +167,7 @@ def _check_size(name: str, shape: sniff.Shape, scale: float | None, model_scale:
     if width <= 0 or height <= 0:
         raise ImageFormatError(f"{name} has no pixels ({width}x{height})")
     if out_format is not None:
-        check_encodable(out_format, max(1, round(width * (scale or 1.0))), max(1, round(height * (scale or 1.0))))
+        check_encodable(out_format, scaled_length(width, scale or 1.0), scaled_length(height, scale or 1.0))
     limits.check_fits(name, width, height, channels, scale or 1.0, itemsize, model_scale=model_scale)
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from .device import available_ram
 from .errors import ImageTooLargeError, InputTooLargeError
-from .sizing import network_passes
+from .sizing import network_passes, scaled_length
 
 #: memory the model, its tiles and the interpreter need on top of the image buffers
 _OVERHEAD = 512 << 20
@@ -30,7 +30,7 @@ def estimate_bytes(width: int, height: int, channels: int, scale: float, itemsiz
     channels = max(1, channels)
     alpha = channels in (2, 4)
     in_px = width * height
-    out_px = max(1, round(width * scale)) * max(1, round(height * scale))
+    out_px = scaled_length(width, scale) * scaled_length(height, scale)
     decode = in_px * (channels * itemsize + 4 * channels + 12 + (12 if alpha else 0))
     per_out = 12 + 12 + (16 if alpha else 0) + 12 * channels + 3 * channels * itemsize
     native = 0
@@ -57,7 +57,7 @@ def check_fits(
         if scale == 1 and model_scale == 1:  # read, not upscaled (evaluation, training)
             raise ImageTooLargeError(f"{name} is {width}x{height} ({width * height / 1e6:,.0f} megapixels); reading it would "
                                      f"need about {_gib(need)} of memory, but only {_gib(have)} is available")
-        out_w, out_h = max(1, round(width * scale)), max(1, round(height * scale))
+        out_w, out_h = scaled_length(width, scale), scaled_length(height, scale)
         least = estimate_bytes(width, height, channels, min(scale, 1 / max(width, height)), itemsize, model_scale)
         if model_scale > 1 and least - (width * height * max(1, channels) * itemsize if decoded else 0) > have:
             # the network's own pass over the whole input is the cost: no smaller scale helps

@@ -16,6 +16,13 @@ from .errors import ImageFormatError
 RESIZE_UP_LIMIT = 1.1
 
 
+def scaled_length(n: int, scale: float) -> int:
+    """``n`` pixels at ``scale``, rounded half up as GIMP and most image tools round (31 x 1.5 = 47),
+    never below one pixel. Every output size in the library comes from here (the GIMP plug-in's
+    standard-library copy, ``gimp.protocol.scaled``, rounds the same way)."""
+    return max(1, math.floor(n * scale + 0.5))
+
+
 def network_passes(scale: float, model_scale: int) -> int:
     """How many times a ``model_scale`` network runs to reach ``scale`` (its result is then resized)."""
     if scale <= 1 or model_scale <= 1:

@@ -27,6 +27,7 @@ from .facts import Facts
 from .interrupts import interrupts_held
 from .models import LoadedModel, ModelRef, load_ref, pad_bottom_right, preset_colour_fix, resolve
 from .resize import resize
+from .sizing import scaled_length
 from .tiling import ArraySink, Progress, Sink, check_tile, round_up, run_tiled
 
 if TYPE_CHECKING:
@@ -365,7 +366,7 @@ class Upscaler:
         scale = self._check_job(array, scale)
         planes = convert.split(array)
         height, width = planes.rgb.shape[-2:]
-        out_h, out_w = max(1, round(height * scale)), max(1, round(width * scale))
+        out_h, out_w = scaled_length(height, scale), scaled_length(width, scale)
         passes = self._passes(scale)
         facts = self.model.facts
         rgb, alpha = planes.rgb, planes.alpha

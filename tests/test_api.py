@@ -127,6 +127,8 @@ def test_other_scales(cartoon, baby):
     assert cartoon.upscale(baby, scale=3).shape == (216, 264, 3)
     small = baby[:20, :24]
     assert cartoon.upscale(small, scale=8).shape == (160, 192, 3)  # two passes of the x4 model
+    # halves round up, as GIMP and most image tools do: 31 x 1.5 = 46.5 gives 47 (was 46)
+    assert cartoon.upscale(baby[:31, :33], scale=1.5).shape == (47, 50, 3)
 
 
 def test_a_scale_just_above_the_models_runs_it_once(cartoon):

@@ -111,7 +111,7 @@ def test_layers_that_meet_on_the_canvas_still_meet_after_a_non_integer_scale():
     # three 3-pixel strips side by side at x1.5: each size rounded on its own (4, 4, 4) left
     # one-pixel gaps between them and at the canvas's right edge (14 pixels wide)
     boxes = [proto.scaled_box(x, 0, 3, 4, 1.5) for x in (0, 3, 6)]
-    assert [(x, w) for x, _, w, _ in boxes] == [(0, 4), (4, 5), (9, 5)]
+    assert [(x, w) for x, _, w, _ in boxes] == [(0, 5), (5, 4), (9, 5)]
     assert boxes[-1][0] + boxes[-1][2] == proto.scaled(9, 1.5) == 14
     for x, w in [(-5, 7), (-9, 3), (0, 1), (7, 13)]:  # partly or wholly off the canvas, tiny
         nx, _, nw, _ = proto.scaled_box(x, 0, w, 1, 2.5)
@@ -153,8 +153,15 @@ def test_worker_env_drops_gimps_python_settings():
 
 
 def test_scaled_matches_the_librarys_size_rounding():
-    assert [proto.scaled(n, 2.5) for n in (0, 1, 3, 5, -3)] == [0, 2, 8, 12, -8]
+    # halves round up, as GIMP's own Image > Scale does (31 x 1.5 = 46.5 gives 47, not 46)
+    assert [proto.scaled(n, 2.5) for n in (0, 1, 3, 5, -3)] == [0, 3, 8, 13, -7]
+    assert proto.scaled(31, 1.5) == 47
     assert proto.scaled(1, 0.1) == 1  # a size never collapses to 0
+    from sr_filter.sizing import scaled_length
+
+    for n in range(1, 200, 7):
+        for scale in (0.1, 0.25, 1 / 3, 0.5, 1.5, 2.5, 3.3, 4, 100 / 7):
+            assert proto.scaled(n, scale) == scaled_length(n, scale), (n, scale)
 
 
 def test_a_layer_whose_result_cannot_fit_is_refused_before_its_pixels_are_copied():

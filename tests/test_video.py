@@ -442,12 +442,12 @@ def test_a_timecode_is_kept(tmp_path, upscaler):
 
 
 def test_a_size_rounded_to_even_is_said(tmp_path, upscaler):
-    """Encoders take even picture sizes: 21x15 at x3 is written 64x44, which had happened silently."""
+    """Encoders take even picture sizes: 21x15 at x3 is written 64x46 (halves round up, as sizes do), which had happened silently."""
     clip = make_clip(tmp_path / "odd.mkv", frames=2, size=(21, 15), codec="ffv1", audio=0)
     notices: list[str] = []
     upscale_video(clip, tmp_path / "out.mkv", upscaler=upscaler, scale=3, notice=notices.append)
-    assert notices == ["the video is written 64x44, not 63x45: video encoders take even picture sizes"]
-    assert describe(tmp_path / "out.mkv")["size"] == (64, 44)
+    assert notices == ["the video is written 64x46, not 63x45: video encoders take even picture sizes"]
+    assert describe(tmp_path / "out.mkv")["size"] == (64, 46)
 
 
 def test_a_picture_named_as_a_video_is_refused(tmp_path, upscaler):

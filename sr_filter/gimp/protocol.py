@@ -209,7 +209,7 @@ def too_large(name: str, width: int, height: int, channels: int, scale: float,
     ``sr_filter.limits.estimate_bytes``, that does not depend on alpha or sample size: never
     more than the worker's own) would not fit in the memory free now. The worker checks the rest."""
     free = available_memory() if available is None else available
-    out_w, out_h = max(1, round(width * scale)), max(1, round(height * scale))
+    out_w, out_h = scaled(width, scale), scaled(height, scale)
     need = out_w * out_h * (24 + 12 * channels)
     if free is None or need <= free:
         return None
@@ -219,8 +219,10 @@ def too_large(name: str, width: int, height: int, channels: int, scale: float,
 
 
 def scaled(n: int, scale: float) -> int:
-    """Canvas size or layer offset ``n`` after scaling, rounded like sr_filter rounds sizes."""
-    return max(1, round(n * scale)) if n > 0 else round(n * scale)
+    """Canvas size or layer offset ``n`` after scaling, rounded half up like
+    ``sr_filter.sizing.scaled_length`` and GIMP's own scale (31 x 1.5 = 47)."""
+    value = math.floor(n * scale + 0.5)
+    return max(1, value) if n > 0 else value
 
 
 def scaled_box(x: int, y: int, width: int, height: int, scale: float) -> Tuple[int, int, int, int]:

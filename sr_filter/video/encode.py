@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import io
 import logging
+import math
 import numbers
 import os
 from dataclasses import dataclass, field
@@ -92,8 +93,9 @@ def lost_in(muxer: str, codec: str, info: VideoInfo) -> list[str]:
 
 def even_dimension(value: float) -> int:
     """The even frame width or height nearest ``value`` (at least 2): 4:2:0 and 4:2:2 encoders
-    need even sizes, and every upscaled frame of a video (or of its segments) is sized so."""
-    return max(2, int(round(value / 2)) * 2)
+    need even sizes, and every upscaled frame of a video (or of its segments) is sized so. Half
+    way between two, the larger, as ``sizing.scaled_length`` rounds halves up."""
+    return max(2, math.floor(value / 2 + 0.5) * 2)
 
 
 #: codecs FFmpeg's mov muxer lists as supported but refuses when it writes the header ("vp9 only

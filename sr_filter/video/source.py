@@ -23,6 +23,7 @@ import numpy as np
 
 from ..errors import OutOfMemoryError, VideoFormatError, first_line
 from ..limits import estimate_bytes
+from ..sizing import scaled_length
 from ..device import available_ram
 from .colour import Colour
 
@@ -170,7 +171,7 @@ def describe(container: av.container.InputContainer, name: str, *, scale: float)
 
 def _frames_bytes(width: int, height: int, scale: float, deep: bool) -> int:
     """Frames held by the queues and the encoder, at the output size, in RGB and YUV."""
-    out_px = round(width * scale) * round(height * scale)
+    out_px = scaled_length(width, scale) * scaled_length(height, scale)
     return FRAMES_IN_FLIGHT * out_px * 3 * (2 if deep else 1) * 2
 
 
