@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
-from .errors import ImageFormatError, OutputExistsError, SrFilterError, first_line
+from .errors import OVERWRITE_ADVICE, ImageFormatError, OutputExistsError, SrFilterError, first_line
 
 TEMP_PREFIX = ".srf-"
 TEMP_SUFFIX = ".tmp"
@@ -63,7 +63,7 @@ def check_target(path: str | Path, *, overwrite: bool) -> bool:
         info = None
         if path.is_symlink() and not overwrite:  # a link to a missing file: the name is taken
             raise OutputExistsError(f"{path} exists (a link to the missing {os.readlink(path)}); "
-                                    "allow overwriting to replace it") from None
+                                    f"{OVERWRITE_ADVICE}") from None
     except OSError as exc:
         raise ImageFormatError(f"cannot use {path} as output: {exc.strerror}") from None
     if info is not None:
@@ -74,7 +74,7 @@ def check_target(path: str | Path, *, overwrite: bool) -> bool:
         if not stat.S_ISREG(info.st_mode):
             raise ImageFormatError(f"{path} is not a regular file (a device or socket); choose another output name")
         if not overwrite:
-            raise OutputExistsError(f"{path} exists; allow overwriting to replace it")
+            raise OutputExistsError(f"{path} exists; {OVERWRITE_ADVICE}")
     os.unlink(temp_beside(path))  # the folder takes new files
     return False
 
@@ -116,7 +116,7 @@ def open_atomic(path: str | Path, *, overwrite: bool = False, error: type[SrFilt
             raise error(f"cannot write {path}: {_reason(exc)}") from None
         return
     if path.exists() and not overwrite:
-        raise OutputExistsError(f"{path} exists; allow overwriting to replace it")
+        raise OutputExistsError(f"{path} exists; {OVERWRITE_ADVICE}")
     with replacing(path, overwrite=overwrite, error=error) as tmp, open(tmp, "wb") as out:
         yield out
         out.flush()
@@ -233,7 +233,7 @@ def commit(tmp: str | Path, path: str | Path, *, overwrite: bool) -> None:
     try:
         publish(tmp, path, overwrite=overwrite)
     except FileExistsError:
-        raise OutputExistsError(f"{path} appeared while writing; allow overwriting to replace it") from None
+        raise OutputExistsError(f"{path} appeared while writing; {OVERWRITE_ADVICE}") from None
 
 
 def publish(tmp: str | Path, path: str | Path, *, overwrite: bool) -> None:

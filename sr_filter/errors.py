@@ -54,6 +54,10 @@ class OutputExistsError(SrFilterError):
     """The output file exists and overwriting was not asked for."""
 
 
+#: what an OutputExistsError advises, in the API's words (the command line says ``--overwrite``)
+OVERWRITE_ADVICE = "allow overwriting (overwrite=True) to replace it"
+
+
 class OutputIsInputError(OutputExistsError):
     """The output is the input file, which cannot be replaced while it is read (a video)."""
 

@@ -351,6 +351,11 @@ def test_wrong_arguments_are_the_librarys_own_errors_before_any_work(cartoon, tm
     with pytest.raises(SrFilterError, match="overwrite must be True or False, not 'no'"):
         sr_filter.upscale_video(tmp_path / "clip.mp4", tmp_path / "keep.mp4", upscaler=cartoon, overwrite="no")
     assert (tmp_path / "keep.mp4").read_bytes() == b"mine"
+    (tmp_path / "keep.png").write_bytes(b"mine")
+    for call, name in ((sr_filter.upscale_video, "keep.mp4"), (sr_filter.upscale_file, "keep.png")):  # the API's words, not the flag's
+        with pytest.raises(SrFilterError, match=rf"{name} exists; allow overwriting \(overwrite=True\) to replace it"):
+            call(tmp_path / "in.png", tmp_path / name, upscaler=cartoon)
+        assert (tmp_path / name).read_bytes() == b"mine"
     with pytest.raises(SrFilterError, match="upscaler must be an sr_filter.Upscaler or a model name, not int"):
         list(upscale_frames([image], 3))
     with pytest.raises(SrFilterError, match="expected a numpy image array, got a PIL image; Upscaler.upscale takes"):

@@ -220,7 +220,7 @@ def test_messages_are_cut_at_a_word_and_get_the_flag_by_class():
     cut = shorten(long, 600)
     assert len(cut) <= 600 and cut.endswith(" ...") and cut[:-4].split()[-1].startswith("word")
     assert cut[:-4] == long[: len(cut) - 4]  # a prefix that ends at a whole word
-    assert one_line(OutputExistsError("out.png exists; allow overwriting to replace it")) == \
+    assert one_line(OutputExistsError("out.png exists; allow overwriting (overwrite=True) to replace it")) == \
         "out.png exists; use --overwrite to replace it, or --skip-existing"  # said once, with the flag
     assert one_line(OutputExistsError("out.png is busy")).endswith("(use --overwrite to replace it, or --skip-existing)")
     assert hint_for(OutputExistsError("x exists; use --overwrite")) is None  # not twice
@@ -239,7 +239,7 @@ def test_hints_name_only_the_flags_the_running_command_has(tmp_path):
     from sr_filter.errors import OfflineError
 
     export = frozenset({"-o", "--output", "--overwrite", "--no-check", "--offline"})
-    assert one_line(OutputExistsError("a.onnx exists; allow overwriting to replace it"), flags=export) == \
+    assert one_line(OutputExistsError("a.onnx exists; allow overwriting (overwrite=True) to replace it"), flags=export) == \
         "a.onnx exists; use --overwrite to replace it"
     assert one_line(OfflineError("x.pth is not in the cache"), flags=export).endswith(
         "(leave out --offline and unset SR_FILTER_OFFLINE to allow downloads, or choose a built-in model)")

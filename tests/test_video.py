@@ -68,6 +68,23 @@ def test_frames_are_the_upscaled_source_frames_in_order(tmp_path, upscaler):
         assert int(np.argmin(errors)) == i and errors[i] < 4
 
 
+def test_the_api_takes_a_preset_by_position_and_a_model_by_name_as_for_images(tmp_path, monkeypatch):
+    import inspect
+
+    import sr_filter
+
+    for call in (sr_filter.upscale_video, sr_filter.upscale_animation, sr_filter.upscale_file):
+        params = inspect.signature(call).parameters
+        assert list(params)[:3] == ["src", "dst", "preset"] and params["model"].kind is inspect.Parameter.KEYWORD_ONLY
+    clip = make_clip(tmp_path / "clip.mkv", frames=3, codec="ffv1", pix_fmt="yuv444p", audio=0)
+    made = []
+    monkeypatch.setattr("sr_filter.upscaler.Upscaler", lambda name, **options: made.append(name) or Upscaler(MODEL, tile=32))
+    upscale_video(clip, tmp_path / "a.mkv", "cartoon")
+    upscale_video(clip, tmp_path / "b.mkv", "cartoon", model=MODEL)  # the model wins, as on the command line
+    assert made == ["cartoon", MODEL]
+    assert frame_arrays(tmp_path / "a.mkv")[0].shape == (96, 128, 3)
+
+
 def test_vfr_mkv_two_audio_tracks_subtitles_and_attachment(tmp_path, upscaler):
     clip = make_clip(tmp_path / "vfr.mkv", frames=24, vfr=True, audio=2, subtitles=True, attachment=True)
     upscale_video(clip, tmp_path / "out.mkv", upscaler=upscaler)

@@ -70,7 +70,7 @@ def hint_for(exc: BaseException, text: str | None = None, flags: frozenset[str] 
 
 #: neutral advice in library messages that the command line words with the flags of the hint
 #: for that error class instead of appending a hint that says the same thing again
-_FLAG_WORDING = (("; allow overwriting to replace it", errors.OutputExistsError),
+_FLAG_WORDING = (("; " + errors.OVERWRITE_ADVICE, errors.OutputExistsError),
                  ("; use a smaller scale or cut the image into parts", errors.ImageTooLargeError))
 
 

@@ -15,7 +15,7 @@ from typing import Any, BinaryIO
 import av
 
 from ..atomic import is_stream, open_atomic, replacing
-from ..errors import OutputExistsError, OutputIsInputError, VideoFormatError
+from ..errors import OVERWRITE_ADVICE, OutputExistsError, OutputIsInputError, VideoFormatError
 from ..frames import parse_range
 from ..progress import cancels
 from . import batches, encode, pipeline, source
@@ -30,8 +30,9 @@ VideoProgress = Callable[[int, int], Any]
 def upscale_video(
     src: str | Path,
     dst: str | Path,
-    model: str | os.PathLike | None = None,
+    preset: str | None = None,
     *,
+    model: str | os.PathLike | None = None,
     upscaler: Any = None,
     scale: float | None = None,
     device: str = "auto",
@@ -55,7 +56,8 @@ def upscale_video(
     """Upscale every frame of ``src`` into ``dst`` (container from its suffix), keeping timestamps,
     colour tags, rotation and aspect ratio, and copying audio/subtitle/attachment streams.
 
-    ``model`` is a preset or model name (or pass a ready ``upscaler``; ``tta``, ``denoise`` and ``colour_fix`` are
+    ``preset`` (photo, cartoon, face) or ``model`` (a manifest name or weights file; it wins over
+    ``preset``) picks the network, as in :func:`sr_filter.upscale_file` (or pass a ready ``upscaler``; ``tta``, ``denoise`` and ``colour_fix`` are
     :class:`~sr_filter.upscaler.Upscaler`'s); ``batch`` is the number of frames that go through
     the network together (default :data:`~sr_filter.video.batches.FRAME_BATCH`); ``codec`` one of
     :data:`~sr_filter.video.encode.CODECS`; ``crf`` the encoder's quality number; ``frames`` a
@@ -76,8 +78,9 @@ def upscale_video(
     check_callback("notice", notice)
     loading = dict(device=device, precision=precision, tile=tile, offline=offline, backend=backend, tta=tta, denoise=denoise,
                    colour_fix=colour_fix)
+    name = model if model is not None else preset
     if upscaler is not None:  # checked before any work; a model or a loading setting beside it had been ignored
-        upscaler = given_or_loaded(upscaler, model, **loading)
+        upscaler = given_or_loaded(upscaler, name, **loading)
     refuse_stream(dst)
     muxer = encode.container_for(dst)
     start, end = parse_range(frames)
@@ -87,7 +90,7 @@ def upscale_video(
     if dst.exists() and src.exists() and os.path.samefile(src, dst):  # before "exists": overwriting would not help
         raise OutputIsInputError(f"{dst} is the input file, which is read while the output is written; choose another output name")
     if dst.exists() and not overwrite:
-        raise OutputExistsError(f"{dst} exists; allow overwriting to replace it")
+        raise OutputExistsError(f"{dst} exists; {OVERWRITE_ADVICE}")
     container = source.open_video(src)
     notice = notice or log.warning
     try:
@@ -96,7 +99,7 @@ def upscale_video(
         if ignored:
             notice(ignored)
         if upscaler is None:
-            upscaler = given_or_loaded(None, model, **loading)
+            upscaler = given_or_loaded(None, name, **loading)
         factor = upscaler.check_scale(scale)
         info = source.describe(container, str(src), scale=factor)
         encode.settle_alpha(info, family, muxer)
