@@ -8,6 +8,7 @@ reading and writing all count; the commands are interleaved, one warm-up each, b
 seconds and peak RSS come from the kernel's accounting of each finished process (``wait4``).
 
     PYTHONPATH=<folder with realesrgan, basicsr and cv2>:. python benchmarks/bench_commands.py --repeats 5
+        [--also "--tile 256"]   # another sr-filter setting in the same run
 
 (see benchmarks/README.md for installing the reference without its dependencies). Prints the CPU
 model and a table; run on a quiet machine.
@@ -64,6 +65,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--inputs", nargs="+", default=["photo 500x480", "frame 1280x720"])
+    ap.add_argument("--also", action="append", default=[], metavar="OPTIONS",
+                    help='another sr-filter command with these options, e.g. --also "--tile 256" (repeatable)')
     ap.add_argument("child", nargs="*", help=argparse.SUPPRESS)  # internal: realesrgan IMAGE OUT TILE
     args = ap.parse_args()
     if args.child:
@@ -83,6 +86,8 @@ def main() -> None:
             commands = {
                 "sr-filter (OpenVINO fp32)": me + [image, "-o", str(Path(tmp) / "a.png")],
                 "sr-filter --precision bf16": me + ["--precision", "bf16", image, "-o", str(Path(tmp) / "b.png")],
+                **{f"sr-filter {extra}": me + extra.split() + [image, "-o", str(Path(tmp) / f"e{i}.png")]
+                   for i, extra in enumerate(args.also)},
                 "Real-ESRGAN script, tile 0": [sys.executable, __file__, "realesrgan", image, str(Path(tmp) / "c.png"), "0"],
                 "Real-ESRGAN script, tile 256": [sys.executable, __file__, "realesrgan", image, str(Path(tmp) / "d.png"), "256"],
             }

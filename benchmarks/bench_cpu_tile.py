@@ -1,7 +1,7 @@
 """The CPU tile size: speed per pixel against tile edge, for ``tile=auto`` on the CPU.
 
 Run by hand:  python benchmarks/bench_cpu_tile.py [--repeats 3] [--tiles 128 192 256 384 512]
-              python benchmarks/bench_cpu_tile.py images [--backend openvino] [--tiles 256 384 512 0]
+              python benchmarks/bench_cpu_tile.py images [--backend openvino] [--tiles auto 256 384 512 0]
 
 For each model and tile edge T it times one window of (T + 2 * context)^2 pixels through the torch
 backend (min of ``--repeats``), and prints seconds per window, seconds per megapixel of window
@@ -34,7 +34,8 @@ MODELS = ["sr-cartoon-x4", "sr-photo-x4", str(SHARED / "weights" / "upstream" / 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--tiles", type=int, nargs="+", default=[128, 192, 256, 384, 512])
+    parser.add_argument("--tiles", nargs="+", default=["128", "192", "256", "384", "512"],
+                        help="tile edges; images mode also takes auto (the edge it picks is printed)")
     parser.add_argument("--models", nargs="+", default=MODELS)
     parser.add_argument("--backend", default="openvino", help="images mode: auto, torch or openvino")
     parser.add_argument("mode", nargs="?", default="windows", choices=["windows", "images"])
@@ -52,7 +53,7 @@ def main() -> None:
         context = model.facts.context
         rng = np.random.default_rng(0)
         backend.run(rng.random((1, 3, 64, 64), dtype=np.float32))  # warm-up
-        for tile in args.tiles:
+        for tile in map(int, args.tiles):
             edge = tile + 2 * context
             x = rng.random((1, 3, edge, edge), dtype=np.float32)
             best = float("inf")
@@ -77,10 +78,11 @@ def images(args: argparse.Namespace) -> None:
     from sr_filter import Upscaler
 
     print(f"CPU: {cpu_facts()}; backend {args.backend}, fp32, best of {args.repeats}, tile settings interleaved")
-    print(f"{'model':24s} {'input':15s} {'tile':>5s} {'windows':>8s} {'wall s':>7s} {'CPU s':>7s} {'first report s':>15s}")
+    print(f"{'model':24s} {'input':15s} {'tile':>10s} {'windows':>8s} {'wall s':>7s} {'CPU s':>7s} {'first report s':>15s}")
     inputs = standard_inputs()
     for name in args.models:
-        ups = {tile: Upscaler(name, device="cpu", tile=tile, backend=args.backend, offline=True) for tile in args.tiles}
+        ups = {tile: Upscaler(name, device="cpu", tile=tile if tile == "auto" else int(tile), backend=args.backend, offline=True)
+               for tile in args.tiles}
         for label, image in inputs.items():
             ups[args.tiles[0]].upscale(image[:64, :64])  # warm-up
             best = {tile: [float("inf")] * 3 for tile in args.tiles}
@@ -92,7 +94,8 @@ def images(args: argparse.Namespace) -> None:
                     run = [time.perf_counter() - start, time.process_time() - cpu, reports[0] - start]
                     best[tile] = [min(a, b) for a, b in zip(best[tile], run)] + [len(reports)]
             for tile, (wall, cpu_s, first, count) in best.items():
-                print(f"{Path(name).stem[:24]:24s} {label:15s} {tile:5d} {count:8d} {wall:7.2f} {cpu_s:7.2f} {first:15.2f}", flush=True)
+                shown = f"auto={ups[tile]._tile_for(*image.shape[:2])}" if tile == "auto" else tile
+                print(f"{Path(name).stem[:24]:24s} {label:15s} {shown:>10s} {count:8d} {wall:7.2f} {cpu_s:7.2f} {first:15.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -32,3 +32,6 @@ class Facts:
     #: the network pools over the whole picture (channel attention, grid attention): only
     #: whole-image inference is exact, tiles differ slightly whatever their context
     whole_image: bool = False
+    #: multiply-adds per input pixel of one forward pass, counted on the built network (0: not
+    #: counted); sizes CPU tiles by the time a window takes, not only by memory
+    macs_per_pixel: int = 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -93,8 +93,13 @@ class LoadedModel:
 
     @property
     def facts(self) -> Facts:
-        """Scale, channels, receptive field, blend, size multiple, half support, memory per pixel."""
-        return self._facts if self._facts is not None else self.arch.facts(self.params)
+        """Scale, channels, receptive field, blend, size multiple, half support, memory and work per pixel."""
+        if self._facts is None:
+            from .archs.base import count_macs
+
+            facts = self.arch.facts(self.params)
+            self._facts = replace(facts, macs_per_pixel=count_macs(self.network, facts))
+        return self._facts
 
     def pad(self, x: np.ndarray) -> np.ndarray:
         """``x`` (N, C, H, W) padded at the bottom and right to the size multiple (as upstream:

@@ -38,10 +38,13 @@ log = logging.getLogger(__name__)
 _MAX_AUTO_TILE = 1024
 #: the CPU never plans more than this for one forward pass (RAM is shared with the output)
 _CPU_BUDGET = 2 << 30
-#: automatic tile edge on the CPU: small enough that one window takes about a second on a slow
-#: CPU (progress and cancelling stay responsive), large enough that the overlap costs little;
-#: measured in docs/performance.md ("CPU tile size")
+#: the smallest automatic tile edge on the CPU, and the edge for a model whose work is not
+#: counted: below it the overlap and the per-window cost grow fast (docs/performance.md, "CPU tile size")
 CPU_TILE = 256
+#: multiply-adds one automatic CPU window may take: about a second on the 2-core servers measured,
+#: two on a 4-core laptop in fp32, so progress and cancelling stay responsive; a cheaper model
+#: gets larger tiles and loses less to their overlap (docs/performance.md, "CPU tile size")
+CPU_WINDOW_MACS = 2e11
 
 __all__ = ["CPU_TILE", "Upscaler", "check_tile"]
 
@@ -91,6 +94,7 @@ class Upscaler:
         if isinstance(batch, bool) or not isinstance(batch, numbers.Integral) or batch < 1:
             raise SrFilterError(f"the batch size must be a whole number of at least 1, not {batch!r}")
         self.batch = int(batch)
+        self._tta = tta
         self._said_whole = False  # the whole-image architecture notice, once
         # the device and precision are checked before any weights are fetched
         quick = may_skip_torch(device, backend, denoise)
@@ -488,6 +492,16 @@ class Upscaler:
                         "" if self.tile != "auto" else " to fit in memory; tile 0 (whole image) is exact where memory allows")
         return tile
 
+    def _cpu_edge(self, frames: int) -> int:
+        """The CPU tile edge whose window (context included) takes about :data:`CPU_WINDOW_MACS`,
+        for one call of the backend (a batch of windows, 8 passes with TTA); at least :data:`CPU_TILE`."""
+        facts = self.model.facts
+        if facts.macs_per_pixel <= 0:
+            return CPU_TILE
+        passes = self.batch * frames * (8 if self._tta else 1)
+        window = math.sqrt(CPU_WINDOW_MACS / (facts.macs_per_pixel * passes))
+        return max(CPU_TILE, int(window - 2 * facts.context) // 16 * 16)
+
     def _planned_tile(self, height: int, width: int, frames: int) -> int:
         if self.tile != "auto":
             return int(self.tile)
@@ -503,7 +517,7 @@ class Upscaler:
             budget = int(free_memory(self.device) * 0.5)
         edge = int(max(64, min(_MAX_AUTO_TILE, int(math.sqrt(budget / per_pixel)) // 16 * 16)))
         if on_cpu and not self.model.facts.whole_image:  # responsive progress beats the last few percent of speed
-            edge = min(edge, CPU_TILE)  # (not where tiles change the picture: exact beats responsive)
+            edge = min(edge, self._cpu_edge(frames))  # (not where tiles change the picture: exact beats responsive)
         if height * width * per_pixel <= budget and max(height, width) <= edge:
             return 0  # whole image fits (and, on the CPU, is quick)
         if (not on_cpu or self.model.facts.whole_image) and height * width * per_pixel <= budget:

@@ -112,6 +112,7 @@ def test_deferred_model_builds_its_network_when_asked():
     second = Upscaler("cartoon")
     assert not second.model.loaded and second.backend.name == "openvino"
     assert second.model.facts == first.model.facts and second.model.arch_name == first.model.arch_name
+    assert second.model.facts.macs_per_pixel > 0  # the work the CPU tiles are sized by, counted at conversion
     assert second.describe() == first.describe()
     assert np.array_equal(second.upscale(image), first.upscale(image))
     x = torch.from_numpy(image.transpose(2, 0, 1)[None].astype(np.float32) / 255)

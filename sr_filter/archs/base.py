@@ -24,6 +24,44 @@ def _one(params: Mapping) -> int:
     return 1
 
 
+def count_macs(network: nn.Module, facts: Facts) -> int:
+    """Multiply-adds per input pixel of one forward pass of ``network``, counted on a small input
+    (convolutions and linear layers, which are nearly all of the work of every supported family;
+    attention's own products are not counted); 0 when the network does not run on it."""
+    total = [0]
+
+    def conv(module: nn.Module, args: tuple, out: torch.Tensor) -> None:
+        kernel = module.weight.shape[2:].numel()
+        if isinstance(module, nn.modules.conv._ConvTransposeNd):
+            total[0] += args[0].numel() * (module.out_channels // module.groups) * kernel
+        else:
+            total[0] += out.numel() * (module.in_channels // module.groups) * kernel
+
+    def linear(module: nn.Module, args: tuple, out: torch.Tensor) -> None:
+        total[0] += out.numel() * module.in_features
+
+    edge = max(16, facts.minimum)
+    edge += -edge % max(1, facts.multiple)
+    handles = []
+    for module in network.modules():
+        if isinstance(module, nn.modules.conv._ConvNd):
+            handles.append(module.register_forward_hook(conv))
+        elif isinstance(module, nn.Linear):
+            handles.append(module.register_forward_hook(linear))
+    try:
+        first = next(network.parameters(), None)
+        x = torch.zeros(1, facts.in_channels, edge, edge, device=first.device if first is not None else "cpu",
+                        dtype=first.dtype if first is not None and first.is_floating_point() else torch.float32)
+        with torch.no_grad():
+            network(x)
+    except Exception:  # noqa: BLE001 - any network (a community file's too): not counted, tiles stay at their default
+        return 0
+    finally:
+        for handle in handles:
+            handle.remove()
+    return int(total[0] // (edge * edge))
+
+
 @dataclass(frozen=True)
 class Arch:
     """How to build, recognise and tile one network family (declared in the network's module)."""
