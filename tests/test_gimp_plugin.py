@@ -820,9 +820,9 @@ def test_gimp_masks_cover_their_layers_new_box(gimp_run):
     rep = gimp_run["report"]["masks"]
     assert rep["status"] == "success", rep
     layer, group = rep["masks"]["layer"], rep["masks"]["group"]
-    # the 20x16 layer at (5, 7) fills (8, 10) to (38, 34) at x1.5; each mask has its item's box
-    assert rep["layers"]["offset layer"] == {"offsets": [8, 10], "size": [30, 24]}
-    assert layer["size"] == [30, 24] and layer["offsets"] == [8, 10]
+    # the 20x16 layer at (5, 7) fills (8, 11) to (38, 35) at x1.5 (halves round up); each mask has its item's box
+    assert rep["layers"]["offset layer"] == {"offsets": [8, 11], "size": [30, 24]}
+    assert layer["size"] == [30, 24] and layer["offsets"] == [8, 11]
     assert group["size"] == rep["layers"]["group"]["size"] and group["offsets"] == rep["layers"]["group"]["offsets"]
     rows = np.array(layer["rows"], dtype=np.int64)
     assert (rows[:, -1] == 255).all() and (rows[-1] == rows[0]).all()  # no transparent seam on any edge
@@ -889,7 +889,7 @@ def test_gimp_layers_that_tile_the_canvas_leave_no_gap_at_a_non_integer_scale(gi
     assert rep["status"] == "success", rep
     assert rep["size"] == [14, 6]
     assert sorted(tuple(v["offsets"] + v["size"]) for v in rep["layers"].values()) == [
-        (0, 0, 4, 6), (4, 0, 5, 6), (9, 0, 5, 6)]
+        (0, 0, 5, 6), (5, 0, 4, 6), (9, 0, 5, 6)]
     assert all(a == 255 for row in rep["alpha"] for a in row), rep["alpha"]  # was 0 in columns 8 and 13
 
 
