@@ -72,6 +72,9 @@ def test_grown_network_computes_what_the_trained_one_does(tmp_path):
 
 def test_video_eval_encodes_pans_and_reports_every_method(tmp_path):
     """docs/video.md's evaluation script, shrunk to one frame per pan."""
+    from .conftest import SHARED, require_shared
+
+    require_shared(SHARED / "data" / "train" / "cartoon")
     csv = tmp_path / "frames.csv"
     done = _run("scripts/video_eval.py", "--frames", "1", "--device", "cpu", "--csv", str(csv))
     assert done.returncode == 0, done.stderr[-2000:]

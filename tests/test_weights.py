@@ -18,7 +18,7 @@ from sr_filter.manifest import load_manifest
 from sr_filter.models import load_model
 from sr_filter.weights import cache_dir, fetch, file_sha256, load_state_dict
 
-from .conftest import ROOT, UPSTREAM
+from .conftest import ROOT, UPSTREAM, require_shared
 
 NAME = "RealESRGANv2-animevideo-xsx2"
 
@@ -267,7 +267,7 @@ def test_mismatched_entry_settings_are_reported(tmp_path):
 
     entry = load_manifest().get("realesr-general-x4v3")  # 32 body convs
     with pytest.raises(WeightsFormatError, match="does not fit its architecture"):
-        load_entry(entry, UPSTREAM / "realesr-animevideov3.pth")  # 16 body convs
+        load_entry(entry, require_shared(UPSTREAM / "realesr-animevideov3.pth"))  # 16 body convs
 
 
 def test_cache_dir_env_override(isolated_cache):
