@@ -35,3 +35,7 @@ class Facts:
     #: multiply-adds per input pixel of one forward pass, counted on the built network (0: not
     #: counted); sizes CPU tiles by the time a window takes, not only by memory
     macs_per_pixel: int = 0
+    #: multiply-adds per value its layers write (input channels x kernel area, averaged): below a
+    #: few hundred a network waits on memory more than on arithmetic, and larger CPU tiles,
+    #: whose activations leave the caches, make it slower, not faster
+    macs_per_value: int = 0

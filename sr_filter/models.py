@@ -95,10 +95,11 @@ class LoadedModel:
     def facts(self) -> Facts:
         """Scale, channels, receptive field, blend, size multiple, half support, memory and work per pixel."""
         if self._facts is None:
-            from .archs.base import count_macs
+            from .archs.base import count_work
 
             facts = self.arch.facts(self.params)
-            self._facts = replace(facts, macs_per_pixel=count_macs(self.network, facts))
+            per_pixel, per_value = count_work(self.network, facts)
+            self._facts = replace(facts, macs_per_pixel=per_pixel, macs_per_value=per_value)
         return self._facts
 
     def pad(self, x: np.ndarray) -> np.ndarray:

@@ -45,6 +45,14 @@ CPU_TILE = 256
 #: two on a 4-core laptop in fp32, so progress and cancelling stay responsive; a cheaper model
 #: gets larger tiles and loses less to their overlap (docs/performance.md, "CPU tile size")
 CPU_WINDOW_MACS = 2e11
+#: the largest automatic tile edge on the CPU: larger windows were no faster (their activations
+#: leave the caches) and held far more memory (sr-cartoon-x4 at 1024 px tiles: 1343 MB peak on a
+#: 2000x1500 picture, 400 MB at 256, the same time)
+CPU_TILE_MAX = 512
+#: below this many multiply-adds per value written a network is limited by memory traffic, and
+#: tiles above CPU_TILE were slower: sr-cartoon-x4 (267) 10% slower at 512 px than at 256, where
+#: sr-photo-x4 (403) and realesr-animevideov3 (545) were 5-10% faster (docs/performance.md)
+COMPUTE_BOUND = 320
 
 __all__ = ["CPU_TILE", "Upscaler", "check_tile"]
 
@@ -494,13 +502,15 @@ class Upscaler:
 
     def _cpu_edge(self, frames: int) -> int:
         """The CPU tile edge whose window (context included) takes about :data:`CPU_WINDOW_MACS`,
-        for one call of the backend (a batch of windows, 8 passes with TTA); at least :data:`CPU_TILE`."""
+        for one call of the backend (a batch of windows, 8 passes with TTA); from :data:`CPU_TILE`
+        to :data:`CPU_TILE_MAX`, and CPU_TILE for a network that waits on memory more than on
+        arithmetic (:data:`COMPUTE_BOUND`) or whose work was not counted."""
         facts = self.model.facts
-        if facts.macs_per_pixel <= 0:
+        if facts.macs_per_pixel <= 0 or facts.macs_per_value < COMPUTE_BOUND:
             return CPU_TILE
         passes = self.batch * frames * (8 if self._tta else 1)
         window = math.sqrt(CPU_WINDOW_MACS / (facts.macs_per_pixel * passes))
-        return max(CPU_TILE, int(window - 2 * facts.context) // 16 * 16)
+        return max(CPU_TILE, min(CPU_TILE_MAX, int(window - 2 * facts.context) // 16 * 16))
 
     def _planned_tile(self, height: int, width: int, frames: int) -> int:
         if self.tile != "auto":

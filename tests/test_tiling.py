@@ -270,43 +270,53 @@ def _rdb_macs(nf: int, gc: int) -> int:
     return sum((nf + i * gc) * gc * 9 for i in range(4)) + (nf + 4 * gc) * nf * 9
 
 
-@pytest.mark.parametrize("net, expected", [
+@pytest.mark.parametrize("net, expected, written", [
     # SRVGGNetCompact: first conv, the body's 3x3 convs, the last conv to out x scale^2 channels
-    (SRVGGNetCompact(num_in_ch=3, num_out_ch=3, num_feat=64, num_conv=16, upscale=4), 3 * 64 * 9 + 16 * 64 * 64 * 9 + 64 * 48 * 9),
+    (SRVGGNetCompact(num_in_ch=3, num_out_ch=3, num_feat=64, num_conv=16, upscale=4), 3 * 64 * 9 + 16 * 64 * 64 * 9 + 64 * 48 * 9,
+     64 + 16 * 64 + 48),
     # RRDBNet x4: the trunk at the input size, two x2 upsampling convs, the HR convs at 16x the pixels
     (RRDBNet(num_in_ch=3, num_out_ch=3, scale=4, num_feat=32, num_block=2, num_grow_ch=16),
-     3 * 32 * 9 + 2 * 3 * _rdb_macs(32, 16) + 32 * 32 * 9 + 32 * 32 * 9 * (4 + 16 + 16) + 32 * 3 * 9 * 16),
+     3 * 32 * 9 + 2 * 3 * _rdb_macs(32, 16) + 32 * 32 * 9 + 32 * 32 * 9 * (4 + 16 + 16) + 32 * 3 * 9 * 16,
+     32 + 2 * 3 * (4 * 16 + 32) + 32 + 32 * (4 + 16 + 16) + 3 * 16),
 ])
-def test_work_per_pixel_is_counted_on_the_network(net, expected):
-    from sr_filter.archs.base import count_macs
+def test_work_per_pixel_is_counted_on_the_network(net, expected, written):
+    """Multiply-adds per input pixel, and per value the layers write (values per input pixel: each
+    conv's output channels times its pixels per input pixel)."""
+    from sr_filter.archs.base import count_work
     from sr_filter.archs.rrdbnet import ARCH as RRDB
     from sr_filter.archs.srvgg import ARCH as SRVGG
 
     arch = SRVGG if isinstance(net, SRVGGNetCompact) else RRDB
     facts = arch.facts(arch.infer_params(net.state_dict()))
-    assert count_macs(net, facts) == expected
+    assert count_work(net, facts) == (expected, expected // written)
+    assert count_work(torch.nn.Conv2d(4, 3, 3), facts) == (0, 0)  # does not run on 3 channels: not counted
 
 
 def test_cpu_tiles_are_sized_by_the_work_of_a_window(monkeypatch, tmp_path):
     """On the CPU, tile=auto gives a window about CPU_WINDOW_MACS multiply-adds: a cheap model
     gets larger tiles (less lost to their overlap), TTA's 8 passes and heavy models smaller ones,
-    never below CPU_TILE; a model whose work is not counted keeps CPU_TILE."""
+    from CPU_TILE to CPU_TILE_MAX; a model that waits on memory, or whose work is not counted, keeps CPU_TILE."""
     from dataclasses import replace
 
-    from sr_filter.upscaler import CPU_TILE, CPU_WINDOW_MACS
+    from sr_filter.upscaler import COMPUTE_BOUND, CPU_TILE, CPU_TILE_MAX, CPU_WINDOW_MACS
 
     monkeypatch.setattr("sr_filter.upscaler.free_memory", lambda device: 64 << 30)  # memory is not the limit here
-    path = tmp_path / "compact.pth"
-    torch.save(SRVGGNetCompact(num_in_ch=3, num_out_ch=3, num_feat=64, num_conv=16, upscale=4).state_dict(), path)
+    path = tmp_path / "compact.pth"  # 20 body convs: a window of CPU_WINDOW_MACS is a little under CPU_TILE_MAX
+    torch.save(SRVGGNetCompact(num_in_ch=3, num_out_ch=3, num_feat=64, num_conv=20, upscale=4).state_dict(), path)
     up = Upscaler(str(path), device="cpu", backend="torch")
     facts = up.model.facts
+    assert facts.macs_per_value >= COMPUTE_BOUND  # 64 features: arithmetic, not memory, limits it
     edge = up._cpu_edge(1)
     window = edge + 2 * facts.context
     assert window**2 * facts.macs_per_pixel <= CPU_WINDOW_MACS < (window + 16) ** 2 * facts.macs_per_pixel
-    assert up._tile_for(720, 1280) == edge > CPU_TILE
-    assert up._tile_for(480, 500) == 0  # fits in one window: whole
+    assert up._tile_for(720, 1280) == edge and CPU_TILE < edge < CPU_TILE_MAX
+    assert up._tile_for(400, 450) == 0  # fits in one window: whole
     assert Upscaler(str(path), device="cpu", backend="torch", tta=True)._tile_for(720, 1280) == CPU_TILE
     assert CPU_TILE < up._cpu_edge(2) < edge  # two frames per call
+    up.model._facts = replace(facts, macs_per_pixel=106_848)  # as cheap as sr-cartoon-x4: 1344 by its work
+    assert up._tile_for(720, 1280) == CPU_TILE_MAX
+    up.model._facts = replace(facts, macs_per_pixel=106_848, macs_per_value=267)  # sr-cartoon-x4: waits on memory
+    assert up._tile_for(720, 1280) == CPU_TILE
     up.model._facts = replace(facts, macs_per_pixel=17_926_848)  # RRDBNet x4plus
     assert up._tile_for(720, 1280) == CPU_TILE
     up.model._facts = replace(facts, macs_per_pixel=0)  # not counted (a network the count could not run)

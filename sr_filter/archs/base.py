@@ -24,11 +24,12 @@ def _one(params: Mapping) -> int:
     return 1
 
 
-def count_macs(network: nn.Module, facts: Facts) -> int:
-    """Multiply-adds per input pixel of one forward pass of ``network``, counted on a small input
-    (convolutions and linear layers, which are nearly all of the work of every supported family;
-    attention's own products are not counted); 0 when the network does not run on it."""
-    total = [0]
+def count_work(network: nn.Module, facts: Facts) -> tuple[int, int]:
+    """Multiply-adds of one forward pass of ``network`` per input pixel, and per value its layers
+    write, counted on a small input (convolutions and linear layers, which are nearly all of the
+    work of every supported family; attention's own products are not counted); (0, 0) when the
+    network does not run on it."""
+    total, written = [0], [0]
 
     def conv(module: nn.Module, args: tuple, out: torch.Tensor) -> None:
         kernel = module.weight.shape[2:].numel()
@@ -36,9 +37,11 @@ def count_macs(network: nn.Module, facts: Facts) -> int:
             total[0] += args[0].numel() * (module.out_channels // module.groups) * kernel
         else:
             total[0] += out.numel() * (module.in_channels // module.groups) * kernel
+        written[0] += out.numel()
 
     def linear(module: nn.Module, args: tuple, out: torch.Tensor) -> None:
         total[0] += out.numel() * module.in_features
+        written[0] += out.numel()
 
     edge = max(16, facts.minimum)
     edge += -edge % max(1, facts.multiple)
@@ -55,11 +58,11 @@ def count_macs(network: nn.Module, facts: Facts) -> int:
         with torch.no_grad():
             network(x)
     except Exception:  # noqa: BLE001 - any network (a community file's too): not counted, tiles stay at their default
-        return 0
+        return 0, 0
     finally:
         for handle in handles:
             handle.remove()
-    return int(total[0] // (edge * edge))
+    return int(total[0] // (edge * edge)), int(total[0] // max(1, written[0]))
 
 
 @dataclass(frozen=True)
