@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 #: bump when the layout of an entry or the way models are converted changes (4: denoised weights
 #: have their own digest; a format-3 record of them carried the plain model's; 5: the facts
-#: carry the multiply-adds per pixel that size CPU tiles)
+#: carry the multiply-adds per pixel and per value that size CPU tiles)
 FORMAT = 5
 #: the fields of a record that say which weights, settings, OpenVINO and precision it is for
 META_KEYS = ("format", "weights_sha256", "settings_sha256", "openvino", "precision")
