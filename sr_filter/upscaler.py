@@ -104,6 +104,7 @@ class Upscaler:
         self.batch = int(batch)
         self._tta = tta
         self._said_whole = False  # the whole-image architecture notice, once
+        self._said_tile: tuple[int, int, int] | None = None  # the automatic tile last logged (at -v)
         # the device and precision are checked before any weights are fetched
         quick = may_skip_torch(device, backend, denoise)
         self._device: torch.device | None = None
@@ -249,13 +250,14 @@ class Upscaler:
         """Like :meth:`run`, but stream finished rows into ``out`` (a float32 array of the padded
         output size, or a :class:`~sr_filter.tiling.Sink` such as an ``ArraySink`` over a
         uint8/uint16 image), so no float32 copy of the whole output is ever held."""
-        x = self.model.pad(self._check_input(x))
+        given = self._check_input(x)
+        x = self.model.pad(given)
         facts = self.model.facts
         run_tiled(
             self._window,
             x,
             self.scale,
-            tile=self._tile_for(*x.shape[-2:]),
+            tile=self._tile_for(*x.shape[-2:], shown=given.shape[-2:]),
             context=facts.context,
             band=facts.blend,
             batch=self.batch,
@@ -464,7 +466,7 @@ class Upscaler:
         frames = len(arrays)
         # the tiler counts one plane's pixels; the frames go through side by side, so each counts N times
         counted = None if progress is None else (lambda done, total: progress(done * frames, total * frames))
-        run_tiled(window, x, self.scale, tile=self._tile_for(*x.shape[-2:], frames=frames), context=facts.context,
+        run_tiled(window, x, self.scale, tile=self._tile_for(*x.shape[-2:], frames=frames, shown=(height, width)), context=facts.context,
                   band=facts.blend, batch=self.batch, multiple=facts.multiple, progress=counted, out=sink)
         return [self._fixed(a, r) for a, r in zip(arrays, results)]
 
@@ -490,14 +492,30 @@ class Upscaler:
         return network_passes(scale, self.scale)
 
     # -- internals ---------------------------------------------------------------------------
-    def _tile_for(self, height: int, width: int, frames: int = 1) -> int:
+    def _tile_for(self, height: int, width: int, frames: int = 1, shown: tuple[int, int] | None = None) -> int:
+        """The tile edge for a (padded) ``height`` x ``width`` input; ``shown`` is the picture's own
+        size, for messages."""
         tile = self._planned_tile(height, width, frames)
+        shown_h, shown_w = shown or (height, width)
+        if self.tile == "auto" and (tile, height, width) != self._said_tile:
+            self._said_tile = (tile, height, width)
+            if tile and max(height, width) > tile:
+                log.info("automatic tiles: %d px for a %dx%d picture", tile, shown_w, shown_h)
+            else:
+                log.info("automatic tiles: the whole %dx%d picture in one window", shown_w, shown_h)
         if tile and max(height, width) > tile and self.model.facts.whole_image and not self._said_whole:
             self._said_whole = True  # once per model: a batch or a video would say it every time
+            if self.tile != "auto":
+                why = ""
+            else:
+                per_pixel = self.model.facts.bytes_per_pixel // (1 if self.precision == "fp32" else 2)
+                need = height * width * per_pixel * self.batch * frames
+                why = (f" to fit in memory (whole, it would need about {need / (1 << 30):.1f} GiB by the estimate for "
+                       f"this architecture, more than half of the {free_memory(self.device) / (1 << 30):.1f} GiB free); "
+                       "tile 0 runs it whole anyway")
             log.warning("%s (%s) mixes the whole picture (its attention averages over all of it), so tiles differ "
                         "slightly from whole-image inference; a %dx%d picture is tiled here%s", Path(self.name).name,
-                        self.model.arch_name, width, height,
-                        "" if self.tile != "auto" else " to fit in memory; tile 0 (whole image) is exact where memory allows")
+                        self.model.arch_name, shown_w, shown_h, why)
         return tile
 
     def _cpu_edge(self, frames: int) -> int:
@@ -521,7 +539,9 @@ class Upscaler:
             per_pixel //= 2
         per_pixel *= self.batch * frames
         on_cpu = self._device_name == "cpu"
-        if on_cpu:
+        if on_cpu and self.model.facts.whole_image:  # tiles change its picture: as much as memory allows
+            budget = free_memory("cpu") // 2
+        elif on_cpu:
             budget = min(free_memory("cpu") // 4, _CPU_BUDGET)
         else:  # CUDA: mem_get_info's free bytes; half of it leaves room for cuDNN workspaces
             budget = int(free_memory(self.device) * 0.5)

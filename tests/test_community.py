@@ -230,6 +230,24 @@ def test_whole_image_architecture_warns_and_tiles_closely(tmp_path, caplog):
     assert auto.shape[-1] == 400 * model.scale and "mixes the whole picture" not in caplog.text
 
 
+def test_whole_image_architecture_runs_whole_on_the_cpu_while_half_the_free_memory_holds_it(tmp_path, caplog, monkeypatch):
+    """A 256x256 picture had been tiled "to fit in memory" with 23 GB free: the CPU budget was at
+    most 2 GiB, as for tiles that change nothing. Free memory is set here (the test machine's
+    varies): 16 GiB holds a 256x256 picture by the estimate, 1 GiB does not, and the message then
+    gives the numbers and the picture's own size (250x240, not the padded 256x240)."""
+    path = save_random("OmniSR", tmp_path)
+    up = Upscaler(str(path), device="cpu", precision="fp32", backend="torch")
+    monkeypatch.setattr("sr_filter.upscaler.free_memory", lambda device: 16 << 30)
+    assert up._tile_for(256, 256) == 0
+    monkeypatch.setattr("sr_filter.upscaler.free_memory", lambda device: 1 << 30)
+    with caplog.at_level("INFO"):
+        out = up.run(torch.rand(1, 3, 240, 250))
+    assert out.shape[-2:] == (240 * up.scale, 250 * up.scale)
+    assert "automatic tiles: " in caplog.text and "px for a 250x240 picture" in caplog.text
+    assert ("a 250x240 picture is tiled here to fit in memory (whole, it would need about 2.3 GiB by the estimate for "
+            "this architecture, more than half of the 1.0 GiB free); tile 0 runs it whole anyway") in caplog.text
+
+
 @pytest.mark.parametrize("arch", ["HAT", "DAT", "RCAN", "RealCUGAN"])
 def test_channel_attention_over_the_whole_picture_is_known(arch, tmp_path):
     """Their channel attention averages each feature over the picture, so tiles change it
