@@ -32,6 +32,17 @@ def is_image_prefix(data: bytes) -> bool:
     return data.startswith(_SIGNATURES) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
 
 
+def image_format(data: bytes) -> str | None:
+    """The name of the picture format the bytes start like (PNG, JPEG, ...), else None: for
+    saying what a file given as something else is."""
+    if not is_image_prefix(data):
+        return None
+    for prefix, name in ((b"\x89PNG", "PNG"), (b"\xff\xd8", "JPEG"), (b"GIF8", "GIF"), (b"BM", "BMP"), (b"RIFF", "WebP")):
+        if data.startswith(prefix):
+            return name
+    return "TIFF"
+
+
 #: ISO base media brands of still pictures (AVIF, HEIF), not videos
 _STILL_BRANDS = frozenset({b"avif", b"avis", b"heic", b"heix", b"heim", b"heis", b"mif1", b"msf1"})
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from . import netmemory
+from . import netmemory, sniff
 from .cachelock import CacheLock, LockTimeout
 from .download import ENV_CACHE, ENV_MIRROR, cache_error, download, sweep_parts
 from .envvars import env_flag, env_text
@@ -311,13 +311,18 @@ def _check_unpacked_size(path: Path) -> None:
 def file_kind(path: Path) -> str:
     """What a weights file is by its first bytes, whatever its name says: ``torch`` (PyTorch's
     zip), ``torchscript`` (a zip with code), ``pickle`` (PyTorch's older format), ``safetensors``,
-    ``text`` or ``unknown``; a missing file or a folder is a :class:`WeightsFormatError`."""
+    ``text``, ``empty``, ``image`` (a picture saved under a weights name) or ``unknown``; a missing
+    file or a folder is a :class:`WeightsFormatError`."""
     if path.is_dir():
         raise WeightsFormatError(f"{path} is a folder, not a weights file")
     if not path.is_file():
         raise WeightsFormatError(f"weights file {path} does not exist")
     with open(path, "rb") as f:
         head = f.read(16)
+    if not head:
+        return "empty"
+    if sniff.image_format(head):
+        return "image"
     if head.startswith(b"PK\x03\x04"):
         import zipfile
 
@@ -346,8 +351,11 @@ def load_state_dict(path: str | Path, state_key: str | None = None, *, with_reco
     if kind == "torchscript":
         raise WeightsFormatError(f"{path.name} is a TorchScript program, which is not read (it is code); "
                                  "save the network's state dict instead")
-    if kind == "text" or (kind == "unknown" and path.suffix.lower() != ".safetensors"):
-        raise WeightsFormatError(f"{path.name} is {'a text file' if kind == 'text' else 'not a PyTorch file'}, not model weights")
+    if kind in ("text", "empty", "image") or (kind == "unknown" and path.suffix.lower() != ".safetensors"):
+        with open(path, "rb") as f:
+            picture = sniff.image_format(f.read(16))
+        what = {"text": "a text file", "empty": "empty (0 bytes)", "image": f"a {picture} image"}.get(kind, "not a PyTorch file")
+        raise WeightsFormatError(f"{path.name} is {what}, not model weights")
     _check_unpacked_size(path)
     import pickle
     import warnings

@@ -11,6 +11,7 @@ import textwrap
 
 import pytest
 import torch
+from PIL import Image
 
 from sr_filter.community import read_state
 from sr_filter.errors import ChecksumError, DownloadError, SrFilterError, WeightsFormatError
@@ -235,8 +236,12 @@ def test_files_that_are_no_checkpoint_are_named_for_what_they_are(tmp_path):
     (tmp_path / "readme.safetensors").write_text("This is a readme, not weights.\n")
     (tmp_path / "json.safetensors").write_text('{"a": 1}')
     (tmp_path / "plain.pth").write_bytes(pickle.dumps({}, protocol=2))
+    (tmp_path / "empty.pth").write_bytes(b"")  # these two had been "not a PyTorch file"
+    Image.new("RGB", (4, 4)).save(tmp_path / "picture.safetensors", "JPEG")
     for name, words in (("readme.safetensors", "is a text file, not model weights"),
                         ("json.safetensors", "is a text file, not model weights"),
+                        ("empty.pth", "empty.pth is empty (0 bytes), not model weights"),
+                        ("picture.safetensors", "picture.safetensors is a JPEG image, not model weights"),
                         ("plain.pth", "is a plain Python pickle (pickle.dump), not a file torch.save wrote")):
         with pytest.raises(WeightsFormatError, match=re.escape(words)):
             read_state(tmp_path / name)
