@@ -20,7 +20,7 @@ from .errors import DenoiseError, DownloadError
 from .manifest import Manifest, ModelEntry, load_manifest
 from .archs import get_arch
 from .models import LoadedModel, _load_strict, candidates, is_path_spec
-from .weights import fetch, load_state_dict
+from .weights import cached_path, fetch, load_state_dict
 
 
 def interpolate(strong: Mapping[str, torch.Tensor], weak: Mapping[str, torch.Tensor], strength: float) -> dict[str, torch.Tensor]:
@@ -68,8 +68,11 @@ def load_denoised(spec: str, strength: float, *, offline: bool | None = None, ma
     try:
         path, twin_path = fetch(entry, offline=offline), fetch(twin, offline=offline)
     except DownloadError as exc:  # a preset would fall back to a built-in model; no built-in model has a pair
-        raise DenoiseError(f"a denoise strength needs {entry.name} and {twin.name}, and no built-in model has a "
-                           f"denoise pair to use instead; without a denoise strength the built-in models work offline. {exc}") from exc
+        missing = [e.file for e in (entry, twin) if not cached_path(e).is_file()]
+        where = cached_path(entry).parent
+        absent = f" ({' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not there)" if missing else ""
+        raise DenoiseError(f"a denoise strength needs both {entry.file} and {twin.file} in {where}{absent}, and no built-in model has a denoise pair "
+                           f"to use instead; without a denoise strength the built-in models work offline: {exc}") from exc
     strong = load_state_dict(path, entry.state_key)
     weak = load_state_dict(twin_path, twin.state_key)
     arch = get_arch(entry.arch)

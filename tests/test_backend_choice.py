@@ -57,8 +57,9 @@ def test_tta_flag_averages_views_and_denoise_is_refused_for_models_without_a_twi
     refused = run(tiny_png, "-o", tmp_path / "d.png", "--model", "sr-cartoon-x4", "--denoise", "0.5")
     err = refused.stderr.decode().strip()
     assert refused.returncode == 1 and len(err.splitlines()) == 1 and "--denoise" in err, err
-    out_of_range = run(tiny_png, "-o", tmp_path / "d.png", "--denoise", "2")
-    assert out_of_range.returncode == 2 and len(out_of_range.stderr.decode().strip().splitlines()) == 1
+    for bad in ("2", "nan"):  # nan had passed the range check (exit 2) and failed later (exit 1)
+        out_of_range = run(tiny_png, "-o", tmp_path / "d.png", "--denoise", bad)
+        assert out_of_range.returncode == 2 and len(out_of_range.stderr.decode().strip().splitlines()) == 1, bad
 
 
 def test_openvino_after_torch_in_one_process():

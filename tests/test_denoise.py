@@ -126,7 +126,9 @@ def test_unreachable_pair_says_that_no_built_in_model_replaces_it(pair, monkeypa
     for offline in (None, True):
         with pytest.raises(DenoiseError, match="no built-in model has a denoise pair") as info:
             denoise.load_denoised("strong", 0.5, manifest=manifest, offline=offline)
-        assert "strong and weak" in str(info.value) and "\n" not in str(info.value)
+        # both files named, and where they go: naming only the first had led to a second error after placing it
+        assert "needs both strong-x4.pth and weak-x4.pth in " in str(info.value) and "\n" not in str(info.value)
+        assert "(strong-x4.pth and weak-x4.pth are not there)" in str(info.value)
 
 
 def test_a_denoised_conversion_is_never_taken_for_the_plain_model(pair, monkeypatch):

@@ -93,7 +93,13 @@ tta_opt = click.option("--tta", is_flag=True, help="Average the 8 flips/rotation
 colour_fix_opt = click.option("--colour-fix/--no-colour-fix", "--color-fix/--no-color-fix", "colour_fix", default=None,
                               help="Keep the input's colour over areas (networks shift flat colours by a few levels); "
                                    "detail stays the network's. Default: the preset's choice (on for cartoon), off for a model.")
-denoise_opt = click.option("--denoise", type=click.FloatRange(0, 1), default=None, metavar="S",
+def _a_number(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    if value is not None and value != value:  # nan passes FloatRange (every comparison with it is false)
+        raise click.BadParameter("nan is not a number; give one from 0 to 1")
+    return value
+
+
+denoise_opt = click.option("--denoise", type=click.FloatRange(0, 1), default=None, metavar="S", callback=_a_number,
                            help="Denoising strength 0-1 for models with a denoise twin (realesr-general-x4v3).")
 fp32_opt = click.option("--fp32", is_flag=True, help="The same as --precision fp32.")
 tile_opt = click.option("-t", "--tile", default="auto", show_default=True, callback=_tile, metavar="N|auto",
