@@ -40,10 +40,13 @@ INPUT, OUTPUT = "input", "output"
 def check_output(output: str | Path, *, overwrite: bool = False) -> None:
     """Before any work: ``output`` must be a .onnx file name that can be written (an existing file
     only with ``overwrite``; a device or pipe never: the file is checked before it takes its name)."""
+    folder = os.fspath(output).endswith(("/", os.sep)) or Path(output).is_dir()
     output = Path(output)
     if importlib.util.find_spec("onnx") is None:  # torch's exporter writes through it
         raise ExportError("writing ONNX needs the onnx package; install it with "
                           "pip install '.[export]' in the sr-filter folder (onnx, and onnxruntime for the check)")
+    if folder:  # "outdir/": Path drops the slash, and "outdir.onnx" had been suggested
+        raise ExportError(f"{output} names a folder; name the ONNX file to write in it, e.g. {output / 'model.onnx'}")
     if output.name.lower() == ".onnx":  # a suffix alone: Path(".onnx").suffix is empty
         raise ExportError(f"{output} is only a suffix; name the ONNX file to write, e.g. {output.with_name('model.onnx')}")
     if output.suffix.lower() != ".onnx":
@@ -69,10 +72,10 @@ def export_onnx(model: LoadedModel, output: str | Path, *, overwrite: bool = Fal
     check_output(output, overwrite=overwrite)
     reason = NOT_EXPORTED.get(model.arch_name)
     if reason:  # refused with --no-check too: the file would not run
-        raise ExportError(f"{model.name} ({model.arch_name}) cannot be exported to ONNX: {reason}")
+        raise ExportError(f"{model.label} cannot be exported to ONNX: {reason}")
     c_in = int(model.params.get("num_in_ch", 3))
     multiple = int(model.arch.multiple(model.params))
-    minimum = int(model.facts.minimum)
+    minimum = size_minimum(model)
     try:
         with replacing(output, overwrite=overwrite) as tmp:  # checked before it takes its name
             _export(model, c_in, multiple, tmp)
@@ -84,6 +87,13 @@ def export_onnx(model: LoadedModel, output: str | Path, *, overwrite: bool = Fal
     except OSError as exc:
         raise ExportError(f"cannot write {output}: {exc.strerror or first_line(exc)}") from None
     return output
+
+
+def size_minimum(model: LoadedModel) -> int:
+    """The smallest side the exported file takes: the network's minimum rounded up to its size
+    multiple (SCUNet: at least 40 px, multiples of 64, so 64; 40 px does not run); 0 for none."""
+    multiple = int(model.facts.multiple)
+    return -(-int(model.facts.minimum) // multiple) * multiple if model.facts.minimum else 0
 
 
 def _add_metadata(path: Path, items: dict[str, str]) -> None:
@@ -196,7 +206,7 @@ def _export(model: LoadedModel, c_in: int, multiple: int, path: Path) -> None:
     except OSError:
         raise
     except Exception as exc:  # noqa: BLE001 - any exporter failure means this model cannot be exported
-        raise ExportError(f"{model.name} ({model.arch.name}) cannot be exported to ONNX: {_reason(exc)}") from None
+        raise ExportError(f"{model.label} cannot be exported to ONNX: {_reason(exc)}") from None
 
 
 def verify(model: LoadedModel, path: str | Path, size: tuple[int, int] = (40, 56)) -> float:
@@ -229,5 +239,6 @@ def verify(model: LoadedModel, path: str | Path, size: tuple[int, int] = (40, 56
         raise ExportError(f"the exported {model.name} gives shape {tuple(got.shape)}, not {tuple(want.shape)}")
     diff = float((got - want).abs().max())
     if not diff <= TOLERANCE:
-        raise ExportError(f"the exported {model.name} differs from the torch network by {diff * 255:.2f}/255")
+        raise ExportError(f"the exported {model.name} differs from the torch network by {diff * 255:.2f}/255; nothing "
+                          "was written (check=False writes it unchecked)")
     return diff

@@ -88,6 +88,11 @@ class LoadedModel:
             self._network, self._arch, self._load = full.network, full.arch, None
 
     @property
+    def label(self) -> str:
+        """The model's name with its architecture, once where they are the same word ("DAT", not "DAT (DAT)")."""
+        return self.name if self.name.lower() == self.arch_name.lower() else f"{self.name} ({self.arch_name})"
+
+    @property
     def license(self) -> str:
         return self.entry.license if self.entry else "unknown (local file)"
 
@@ -202,6 +207,9 @@ def resolve(spec: str | None = None, *, offline: bool | None = None, manifest: M
     if is_path_spec(spec) and not is_known_name(spec, manifest):
         path = _existing(Path(os.path.expanduser(spec)))
         return ModelRef(file_label(path), path)
+    if not is_known_name(spec, manifest) and Path(os.path.expanduser(spec)).is_dir():  # "more", a folder here
+        raise UnknownModelError(f"{spec} is a folder here, and no model or preset has that name; give a weights file "
+                                "inside it, or a name from `sr-filter models`")
     entries = candidates(spec, manifest)
     is_preset = spec.lower() in manifest.presets
     first_error: DownloadError | None = None

@@ -581,3 +581,17 @@ def test_a_lazily_opened_picture_too_large_to_upscale_is_refused_before_it_is_de
         with pytest.raises(ImageTooLargeError, match="upscaled x16 it would be 96000x96000"):
             Upscaler("sr-cartoon-x4", tile=32).upscale(lazy, scale=16)
         assert lazy._im is None  # still not decoded
+
+
+def test_a_bare_name_that_is_a_folder_here_is_said_to_be_one(tmp_path, monkeypatch):
+    """`-m more`, where more is a folder in the working folder, had been "unknown model or preset 'more'"."""
+    from sr_filter.errors import UnknownModelError
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "more").mkdir()
+    with pytest.raises(UnknownModelError, match=r"^more is a folder here, and no model or preset has that name; give a "
+                                                r"weights file inside it, or a name from `sr-filter models`$"):
+        Upscaler("more")
+    (tmp_path / "photo").mkdir()
+    assert Upscaler("photo", offline=True).model is not None  # a preset's name still wins over a folder of that name
+

@@ -115,7 +115,7 @@ def test_trailing_slash_width_and_suffix(tmp_path):
     assert Image.open(tmp_path / "new_folder").size == (128, 96)
     boxed = run(image, "--width", "101", "--height", "51", "-n", "sr-cartoon-x4", "-q")  # fits inside: 68x51
     assert boxed.returncode == 0 and Image.open(tmp_path / "bird_fit101x51.png").size == (68, 51)  # was _101x51
-    mixed = run(image, "-o", tmp_path / "c.png", "--format", "jpg", "-n", "sr-cartoon-x4", "-q")  # JPEG bytes in a .png
+    mixed = run(image, "-o", tmp_path / "c.png", "--format", "jpg", "-n", "sr-cartoon-x4")  # JPEG bytes in a .png (a warning: -q hides it)
     assert mixed.returncode == 0 and "c.png is written as JPEG" in mixed.stderr.decode() and "says PNG" in mixed.stderr.decode()
 
 
@@ -394,4 +394,7 @@ def test_every_command_takes_quiet_and_verbose_after_its_name(tmp_path):
     for args in (["models", "-q"], ["models", "-v", "--json"], ["eval", str(tmp_path), "-q"]):
         done = CliRunner().invoke(cli, args)
         assert done.exit_code == 0, (args, done.output)
+    for flag, said in (([], True), (["-q"], False)):  # the "wrote" line is a message: -q leaves only errors
+        done = CliRunner().invoke(cli, ["eval", str(tmp_path), "--json", str(tmp_path / "r.json"), "--overwrite", *flag])
+        assert done.exit_code == 0 and ("sr-filter: wrote" in done.output) == said, done.output
     assert "--quiet" in CliRunner().invoke(cli, ["train", "--help"]).output

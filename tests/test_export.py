@@ -70,7 +70,8 @@ def test_cli_export_writes_atomically_and_refuses_to_overwrite(tmp_path):
     again = run("export", "cartoon", "-o", target)
     assert again.returncode == 1 and b"--overwrite" in again.stderr and len(again.stderr.strip().splitlines()) == 1
     assert target.read_bytes() == before
-    assert run("export", "cartoon", "-o", target, "--overwrite").returncode == 0
+    quiet = run("export", "cartoon", "-o", target, "--overwrite", "-q")
+    assert quiet.returncode == 0 and quiet.stderr == b""  # -q: errors only (the "wrote" line had come)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cartoon.onnx"]  # no temporary left
 
 
@@ -112,6 +113,12 @@ def test_bad_exports_are_refused_and_leave_nothing(network, message, tmp_path):
         export_onnx(model, tmp_path / "odd.onnx")
     assert "\n" not in str(info.value)
     assert list(tmp_path.iterdir()) == []
+    if "differs" in message:  # what happened to the file, and how to have it anyway (the CLI says --no-check)
+        from sr_filter.cli.messages import one_line
+
+        assert str(info.value).endswith("; nothing was written (check=False writes it unchecked)")
+        flags = frozenset({"-o", "--output", "--overwrite", "--no-check", "--offline"})
+        assert one_line(info.value, flags=flags).endswith("; nothing was written (--no-check writes it unchecked)")
 
 
 def _umask() -> int:
@@ -137,6 +144,11 @@ def test_the_file_says_its_scale_and_size_needs(tmp_path):
     assert done.returncode == 0, done.stderr
     meta = {p.key: p.value for p in onnx.load(str(tmp_path / "swinir.onnx")).metadata_props}
     assert meta["size_multiple"] == "8" and int(meta["size_minimum"]) >= 8 and b"at least" in done.stderr
+    from sr_filter.export import size_minimum
+    from sr_filter.models import load_file
+
+    scunet = load_file(save_random("SCUNet", tmp_path))  # at least 40 px, multiples of 64: 40 does not run
+    assert (scunet.facts.minimum, scunet.facts.multiple, size_minimum(scunet)) == (40, 64, 64)
     refused = run("export", save_random("SAFMN", tmp_path), "-o", tmp_path / "safmn.onnx")
     assert refused.returncode == 1 and refused.stdout == b"" and refused.stderr.count(b"\n") == 1, refused.stderr[:300]
     assert b"cannot be exported to ONNX" in refused.stderr and b"Please feel free" not in refused.stderr
@@ -152,7 +164,8 @@ def test_dat_is_refused_with_one_line_even_without_the_check(tmp_path):
     for extra in ((), ("--no-check",)):
         refused = run("export", dat, "-o", tmp_path / "dat.onnx", *extra)
         assert refused.returncode == 1 and refused.stderr.count(b"\n") == 1, refused.stderr[:300]
-        assert b"(DAT) cannot be exported to ONNX: the exporter fixes its attention windows" in refused.stderr
+        assert b"cannot be exported to ONNX: the exporter fixes its attention windows" in refused.stderr
+        assert b"DAT (DAT)" not in refused.stderr  # the file's name and its architecture, said once where they are one word
         assert not (tmp_path / "dat.onnx").exists()
 
 
@@ -162,6 +175,7 @@ def test_cli_refuses_outputs_it_cannot_write_as_an_onnx_file_before_loading(tmp_
     os.mkfifo(tmp_path / "pipe.onnx")
     (tmp_path / "dangling.onnx").symlink_to(tmp_path / "gone.onnx")
     (tmp_path / "plain").write_bytes(b"keep")
+    (tmp_path / "sub").mkdir()
     for args, message in (
         (["-o", "-"], "not standard output"),
         (["-o", tmp_path / "b.txt"], "b.txt does not end in .onnx"),
@@ -169,13 +183,15 @@ def test_cli_refuses_outputs_it_cannot_write_as_an_onnx_file_before_loading(tmp_
         (["-o", tmp_path / "dangling.onnx"], "a link to the missing"),
         (["-o", tmp_path / "plain" / "x.onnx"], "plain is a file, not a folder"),
         (["-o", ".onnx"], ".onnx is only a suffix; name the ONNX file to write, e.g. model.onnx"),
+        (["-o", "outdir/"], "outdir names a folder; name the ONNX file to write in it, e.g. outdir/model.onnx"),  # was outdir.onnx
+        (["-o", "sub"], "'sub' is a directory"),  # an existing folder: click's own check of -o, before ours
     ):
         done = run("export", "sr-cartoon-x4", *args, cwd=tmp_path)
         err = done.stderr.decode()
         assert done.returncode != 0 and message in err and "Traceback" not in err, err
         assert len(err.strip().splitlines()) == 1 and "--skip-existing" not in err, err
     assert (tmp_path / "dangling.onnx").is_symlink() and not (tmp_path / "gone.onnx").exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["dangling.onnx", "pipe.onnx", "plain"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dangling.onnx", "pipe.onnx", "plain", "sub"]
     exists = run("export", "sr-cartoon-x4", "-o", tmp_path / "plain.onnx", cwd=tmp_path)
     assert exists.returncode == 0
     again = run("export", "sr-cartoon-x4", "-o", tmp_path / "plain.onnx", cwd=tmp_path).stderr.decode()

@@ -259,7 +259,7 @@ def convert(model: Any, ov: Any) -> Any:
 
     reason = NOT_CONVERTED.get(model.arch.name)
     if reason:
-        raise _certain(BackendError(f"{model.name} ({model.arch.name}) is not converted to OpenVINO: {reason}"))
+        raise _certain(BackendError(f"{model.label} is not converted to OpenVINO: {reason}"))
     c_in = in_channels(model)
     example = torch.rand(1, c_in, _EXAMPLE, _EXAMPLE)
     log.info("converting %s to OpenVINO (once; the result is cached)", model.name)
@@ -271,7 +271,7 @@ def convert(model: Any, ov: Any) -> Any:
                 traced = torch.jit.trace(model.network, example, check_trace=False)
             return ov.convert_model(traced, example_input=example, input=[ov.PartialShape([-1, c_in, -1, -1])])
     except Exception as exc:  # noqa: BLE001 - any failure of the third-party converter means "cannot convert"
-        error = BackendError(f"{model.name} ({model.arch.name}) cannot be converted to OpenVINO: {_detail(exc)}")
+        error = BackendError(f"{model.label} cannot be converted to OpenVINO: {_detail(exc)}")
         # operations the converter lacks say what the model is; anything else may be the moment
         raise (_certain(error) if _unsupported(exc) else error) from None
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .options import colour_fix_opt, device_opt, offline_opt, precision_opt, tile_opt, verbosity
+from .options import colour_fix_opt, device_opt, offline_opt, precision_opt, say, tile_opt, verbosity
 
 
 @click.command("eval")
@@ -106,7 +106,7 @@ def eval_cmd(folders: tuple[Path, ...], models: tuple[str, ...], scale: int | No
     if json_path is not None:
         with open_atomic(json_path, overwrite=overwrite) as out:
             out.write((dumps(payload) + "\n").encode("utf-8"))
-        click.echo(f"sr-filter: wrote {json_path}", err=True)  # a message: standard output holds the tables
+        say(f"sr-filter: wrote {json_path}")  # a message: standard output holds the tables
 
 
 def _json_file(value: str | None) -> Path | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .options import offline_opt, verbosity
+from .options import offline_opt, say, verbosity
 
 
 @click.command("export")
@@ -24,7 +24,7 @@ def export_cmd(model: str, output: str, overwrite: bool, no_check: bool, offline
     larger. The file's metadata_props say scale, size_multiple and size_minimum. Checked against
     torch with onnxruntime (within 1/255) before it is put in place.
     """
-    from ..export import check_output, export_onnx  # torch loads only to export, after these checks
+    from ..export import check_output, export_onnx, size_minimum  # torch loads only to export, after these checks
     from ..models import load_model
 
     if output == "-":
@@ -35,6 +35,6 @@ def export_cmd(model: str, output: str, overwrite: bool, no_check: bool, offline
     path = export_onnx(loaded, output, overwrite=overwrite, check=not no_check)
     facts = loaded.facts
     channels = {1: "grey", 3: "RGB", 4: "RGBA"}.get(facts.in_channels, f"{facts.in_channels} channels")
-    smallest = f", at least {facts.minimum} px" if facts.minimum else ""
-    click.echo(f"sr-filter: wrote {path} ({loaded.name}, x{loaded.scale}, {loaded.arch.name}; NCHW float32 {channels} "
-               f"in [0, 1], sides multiples of {facts.multiple}{smallest})", err=True)
+    smallest = f", at least {size_minimum(loaded)} px" if facts.minimum else ""
+    say(f"sr-filter: wrote {path} ({loaded.name}, x{loaded.scale}, {loaded.arch.name}; NCHW float32 {channels} "
+        f"in [0, 1], sides multiples of {facts.multiple}{smallest})")

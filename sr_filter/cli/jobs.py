@@ -17,6 +17,7 @@ import click
 from ..atomic import is_stream
 from ..errors import ImageFormatError
 from ..video import READ_ONLY_SUFFIXES, VIDEO_SUFFIXES
+from .options import say
 
 
 @dataclass
@@ -226,7 +227,7 @@ def plan_jobs(inputs: list[str], output: str | None, suffix: str, fmt: str | Non
             written = imageio.format_for(target, fmt)
             conflict = imageio.suffix_conflict(target, written) if fmt else None
             if conflict:
-                click.echo(f"sr-filter: warning: {conflict}", err=True)
+                say(f"sr-filter: warning: {conflict}")
         return [Job(None if source == "-" else Path(source), target)]
     failed = getattr(inputs, "failed", {})
     if output is None:  # several files (a folder input needs -o: checked with the options)

@@ -82,6 +82,7 @@ _FLAG_TEXT = (
     # said so, the size hint was appended as well: the advice came twice
     (r"choose a smaller scale or another", "use a smaller --scale, --width or --height, or another", "--scale"),
     (r"choose a smaller scale", "use a smaller --scale, --width or --height", "--scale"),
+    (r"check=False writes it unchecked", "--no-check writes it unchecked", "--no-check"),
 )
 
 

@@ -11,7 +11,7 @@ import sys
 import click
 
 from ..manifest import load_manifest
-from .options import verbosity
+from .options import say, verbosity
 
 
 @click.command()
@@ -140,8 +140,8 @@ def _inspect(spec: str, as_json: bool) -> None:
                 raise click.ClickException(f"{entries[0].name}{what}, and --inspect never downloads; "
                                            f"`sr-filter models --download {spec.strip()}` fetches it")
             if here[0] is not entries[0]:  # a preset whose preferred model is not here: the one it runs now
-                click.echo(f"sr-filter: {spec.strip()} runs {here[0].name} on this machine now ({entries[0].name} is "
-                           f"not downloaded)", err=True)
+                say(f"sr-filter: {spec.strip()} runs {here[0].name} on this machine now ({entries[0].name} is "
+                    f"not downloaded)")
             path = cached_path(here[0])
         facts = inspect_file(path)
     except UnknownModelError as exc:

@@ -177,6 +177,18 @@ def _set_verbosity(ctx: click.Context, param: click.Parameter, value: Any) -> No
     configure_logging(state.get("verbose", 0), state.get("quiet", False))
 
 
+def quiet() -> bool:
+    """Whether -q was given (before or after the subcommand): then only errors go to stderr."""
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx is not None and (ctx.find_root().obj or {}).get("quiet"))
+
+
+def say(text: str) -> None:
+    """A message line on stderr (what was written, a notice), unless -q asks for errors only."""
+    if not quiet():
+        click.echo(text, err=True)
+
+
 def verbosity(command):
     """-v/-q accepted after the subcommand too (`sr-filter upscale a.png -q`)."""
     command = click.option("-q", "--quiet", is_flag=True, expose_value=False, callback=_set_verbosity,
