@@ -365,8 +365,12 @@ def inspect_file(path: Path) -> dict[str, Any]:
             "tile_context": CONTEXT.get(info.arch, DEFAULT_CONTEXT), "tags": list(info.tags), "usable": usable,
         }
     arch, params = own
+    from .models import same_file_in_manifest
+
+    known = same_file_in_manifest(path)  # official weights downloaded by hand: which model, whose licence
     return {
-        "file": str(path), "arch": arch.name, "via": "sr_filter (own network)", "purpose": "SR",
+        "file": str(path), **({"manifest": f"{known.name}@{known.version}, licence {known.license}"} if known else {}),
+        "arch": arch.name, "via": "sr_filter (own network)", "purpose": "SR",
         "scale": arch.scale(params), "input_channels": int(params.get("num_in_ch", 3)),
         "output_channels": int(params.get("num_out_ch", 3)), "params": sum(int(v.numel()) for v in state.values()),
         "size_multiple": int(arch.multiple(params)), "size_minimum": 0, "fp16": arch.supports_half, "bf16": True,

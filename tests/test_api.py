@@ -595,3 +595,20 @@ def test_a_bare_name_that_is_a_folder_here_is_said_to_be_one(tmp_path, monkeypat
     (tmp_path / "photo").mkdir()
     assert Upscaler("photo", offline=True).model is not None  # a preset's name still wins over a folder of that name
 
+
+
+def test_a_local_copy_of_a_manifest_model_has_its_licence(tmp_path):
+    """Official weights downloaded by hand had been 'licence unknown (local file)'."""
+    import shutil
+    from pathlib import Path
+
+    from sr_filter.models import load_model
+
+    copy = tmp_path / "mine.pth"
+    shutil.copy(Path(sr_filter.__file__).parent / "builtin" / "sr-cartoon-x4.pth", copy)
+    entry = sr_filter.load_manifest().get("sr-cartoon-x4")
+    assert load_model(str(copy)).license == f"{entry.license} (the file is sr-cartoon-x4@{entry.version})"
+    state = torch.load(copy, weights_only=True)
+    state["params"] = {k: v + 1e-3 for k, v in state["params"].items()}  # other weights, same network
+    torch.save(state, copy)
+    assert load_model(str(copy)).license == "unknown (local file)"

@@ -331,6 +331,7 @@ def test_inspect_takes_a_model_name_on_this_machine(tmp_path):
     assert out.returncode == 0, out.stderr
     facts = json.loads(out.stdout)
     assert facts["arch"] == "edsr" and facts["scale"] == 4 and facts["file"].endswith("sr-photo-x4.pth")
+    assert facts["manifest"].startswith("sr-photo-x4@") and ", licence " in facts["manifest"]  # which model the file is
     missing = cli("models", "--inspect", tmp_path / "nothing.pth")
     assert missing.returncode == 1 and "does not exist" in missing.stderr and missing.stderr.count("\n") == 1
 
