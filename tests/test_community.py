@@ -260,8 +260,9 @@ def test_a_network_that_cannot_run_in_bf16_runs_in_fp32_with_one_warning(tmp_pat
     network cannot multiply: fp32 from then on, said once, the same pixels as an fp32 run."""
     path = save_random("SwinIR", tmp_path)
     image = (np.random.default_rng(0).random((24, 72, 3)) * 255).astype(np.uint8)
-    up = Upscaler(str(path), device="cpu", backend="torch", precision="bf16", tile=32)
     with caplog.at_level("WARNING"):
+        up = Upscaler(str(path), device="cpu", backend="torch", precision="bf16", tile=32)
+        assert up.backend.precision == "fp32" and "in fp32" in up.describe()  # known before the work is announced
         out = up.upscale_array(image)
     said = [r.getMessage() for r in caplog.records if "does not run in bf16" in r.getMessage()]
     assert len(said) == 1 and up.backend.precision == "fp32"

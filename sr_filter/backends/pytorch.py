@@ -46,6 +46,31 @@ class TorchBackend:
         self.net = self._place(dtype)
         self._net_fp32: torch.nn.Module | None = self.net if dtype == torch.float32 else None
         self.fallbacks = 0  # windows re-run in fp32 because reduced precision gave NaN/Inf
+        if dtype != torch.float32:
+            self._try_reduced()
+
+    @torch.inference_mode()
+    def _try_reduced(self) -> None:
+        """Run a small picture in the reduced precision before any work, so that a network that
+        cannot (SwinIR's fp32 attention mask at any size but its own) is fp32 from the start and
+        the "using ... in fp32" line says what runs; it had said bf16, then warned at the first tile."""
+        facts = self.model.facts
+        edge = max(16, facts.minimum)
+        edge += -edge % max(1, facts.multiple)
+        probe = torch.zeros(1, facts.in_channels, edge, 2 * edge, device=self.device, dtype=self.dtype)  # not square: not its own size
+        try:
+            self.net(probe.contiguous(memory_format=torch.channels_last))
+        except RuntimeError as exc:
+            if not is_oom(exc):
+                self._to_fp32(exc)
+        except Exception:  # noqa: BLE001 - a third-party network's own checks: the real run says them
+            pass
+
+    def _to_fp32(self, exc: BaseException) -> None:
+        """A network that mixes dtypes inside cannot run in reduced precision at all: fp32 from here on, said once."""
+        log.warning("%s does not run in %s with torch (%s); running it in fp32", self.model.label, self.precision, first_line(exc))
+        self.net = self._net_fp32 = self._net_fp32 or self._place(torch.float32)
+        self.dtype, self.precision = torch.float32, "fp32"
 
     def _place(self, dtype: torch.dtype) -> torch.nn.Module:
         # channels_last: 1.5-1.9x faster convolutions on CPU (oneDNN) as on CUDA (tensor cores);
@@ -65,11 +90,7 @@ class TorchBackend:
                 raise  # the tiler splits the window
             if self.dtype == torch.float32:
                 raise _failed(self.model.name, batch.shape, exc) from None
-            # a network that mixes dtypes inside (an fp32 attention mask in SwinIR) cannot run in
-            # reduced precision at all: fp32 from here on, said once
-            log.warning("%s does not run in %s (%s); running it in fp32", self.model.name, self.precision, first_line(exc))
-            self.net = self._net_fp32 = self._net_fp32 or self._place(torch.float32)
-            self.dtype, self.precision = torch.float32, "fp32"
+            self._to_fp32(exc)  # the probe at start did not show it (a size-dependent branch)
             del inp
             return self.run(batch.numpy())
         except Exception as exc:  # noqa: BLE001 - a third-party network's own checks (einops, asserts)
