@@ -511,12 +511,16 @@ class Upscaler:
                 per_pixel = self.model.facts.bytes_per_pixel // (1 if self.precision == "fp32" else 2)
                 need = height * width * per_pixel * self.batch * frames
                 why = (f" to fit in memory (whole, it would need about {need / (1 << 30):.1f} GiB by the estimate for "
-                       f"this architecture, more than half of the {free_memory(self.device) / (1 << 30):.1f} GiB free); "
+                       f"this architecture, more than half of the {self._free() / (1 << 30):.1f} GiB free); "
                        "tile 0 runs it whole anyway")
             log.warning("%s (%s) mixes the whole picture (its attention averages over all of it), so tiles differ "
                         "slightly from whole-image inference; a %dx%d picture is tiled here%s", Path(self.name).name,
                         self.model.arch_name, shown_w, shown_h, why)
         return tile
+
+    def _free(self) -> int:
+        """Free memory where the model runs (the CPU's without importing torch)."""
+        return free_memory("cpu" if self._device_name == "cpu" else self.device)
 
     def _cpu_edge(self, frames: int) -> int:
         """The CPU tile edge whose window (context included) takes about :data:`CPU_WINDOW_MACS`,
@@ -540,11 +544,11 @@ class Upscaler:
         per_pixel *= self.batch * frames
         on_cpu = self._device_name == "cpu"
         if on_cpu and self.model.facts.whole_image:  # tiles change its picture: as much as memory allows
-            budget = free_memory("cpu") // 2
+            budget = self._free() // 2
         elif on_cpu:
-            budget = min(free_memory("cpu") // 4, _CPU_BUDGET)
+            budget = min(self._free() // 4, _CPU_BUDGET)
         else:  # CUDA: mem_get_info's free bytes; half of it leaves room for cuDNN workspaces
-            budget = int(free_memory(self.device) * 0.5)
+            budget = int(self._free() * 0.5)
         edge = int(max(64, min(_MAX_AUTO_TILE, int(math.sqrt(budget / per_pixel)) // 16 * 16)))
         if on_cpu and not self.model.facts.whole_image:  # responsive progress beats the last few percent of speed
             edge = min(edge, self._cpu_edge(frames))  # (not where tiles change the picture: exact beats responsive)
