@@ -207,6 +207,11 @@ def test_cli_video_on_the_cluster_and_its_one_line_errors(cluster, lossless, tmp
         code, err = sr_filter(*args)
         assert code != 0 and len(err.strip().splitlines()) == 1 and err.startswith(message) and "--overwrite to" not in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mkv"]
+    before = out.stat().st_mtime_ns
+    for flag in ("--skip-existing", "--resume"):  # a retry after the output was published: done, exit 0 (had been exit 2)
+        code, err = sr_filter(str(clip), "-o", str(out), flag)
+        assert code == 0 and err.strip() == f"sr-filter: skipping existing output {out}", (flag, err)
+    assert out.stat().st_mtime_ns == before
 
 
 def _packet_times(path: Path) -> list[tuple[float, float]]:

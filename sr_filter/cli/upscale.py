@@ -144,6 +144,7 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
             scale = scale_to_fit(Path(inputs[0]), width, height)
 
         ctx.exit(run_video_on_cluster(ctx, list(inputs), output, cluster=cluster, overwrite=overwrite, quiet=quiet, frames=frames, fmt=fmt,
+                                      skip_existing=skip_existing or resume,
                                       model=model or preset, scale=scale, device=device, precision=precision, backend=backend,
                                       tile=tile, offline=offline, codec=codec, crf=crf, tta=tta, denoise=denoise, colour_fix=colour_fix))
     if wants_video(list(inputs), fmt, output):  # videos, animations, frame streams: sr_filter.video

@@ -99,7 +99,7 @@ def run_on_cluster(ctx: click.Context, inputs: list[str], output: str | None, *,
 
 
 def run_video_on_cluster(ctx: click.Context, inputs: list[str], output: str | None, *, cluster: str, overwrite: bool, quiet: bool,
-                         frames: str | None, fmt: str | None, **settings) -> int:
+                         frames: str | None, fmt: str | None, skip_existing: bool = False, **settings) -> int:
     """One video, its keyframe-aligned segments spread over the cluster's workers; the exit
     status (0, 1 if a segment failed, 130)."""
     from ..video import VIDEO_SUFFIXES
@@ -110,6 +110,10 @@ def run_video_on_cluster(ctx: click.Context, inputs: list[str], output: str | No
         raise click.UsageError("--cluster takes image folders, files or patterns, or one video file (" + ", ".join(sorted(s[1:] for s in VIDEO_SUFFIXES)) + ")")
     if output is None or output == "-" or fmt is not None or output.endswith(("/", os.sep)) or Path(output).is_dir():
         raise click.UsageError("--cluster with a video needs -o OUTPUT_VIDEO (a file name; its suffix picks the container)")
+    if skip_existing and not overwrite and Path(output).is_file():  # a retry after the output was published
+        if not quiet:
+            click.echo(f"sr-filter: skipping existing output {output}", err=True)
+        return 0
     if overwrite or Path(output).exists():  # said here: the library's error would get the --overwrite hint
         raise click.UsageError(f"--cluster never replaces an existing output{f' ({output} exists)' if not overwrite else ''}; remove it or choose another -o")
     if frames:
