@@ -182,6 +182,11 @@ def upscale_file(
     from .upscaler import check_callback, check_flag, check_path
 
     source, target = check_path("src", src), check_path("dst", dst)
+    from .video import READ_ONLY_SUFFIXES, VIDEO_SUFFIXES
+
+    if source.suffix.lower() in VIDEO_SUFFIXES | READ_ONLY_SUFFIXES:  # it had been "not a readable image (damaged)"
+        raise SrFilterError(f"{source} is a video; sr_filter.upscale_video(src, dst) upscales videos "
+                            "(upscale_file takes pictures and animated GIF, WebP and PNG)")
     overwrite = check_flag("overwrite", overwrite)
     check_callback("progress", progress)
     for name, value, top in (("width", width, 1_000_000), ("height", height, 1_000_000), ("quality", quality, 100)):

@@ -612,3 +612,14 @@ def test_a_local_copy_of_a_manifest_model_has_its_licence(tmp_path):
     state["params"] = {k: v + 1e-3 for k, v in state["params"].items()}  # other weights, same network
     torch.save(state, copy)
     assert load_model(str(copy)).license == "unknown (local file)"
+
+
+def test_upscale_file_points_a_video_to_upscale_video(tmp_path, cartoon):
+    """A video given to upscale_file had been "not a readable image (unknown or damaged format)",
+    or, to a .mkv output, blamed the input's name."""
+    (tmp_path / "v.mp4").write_bytes(b"not read: the suffix says enough")
+    for dst in ("x.png", "x.mkv"):
+        with pytest.raises(SrFilterError, match=r"v.mp4 is a video; sr_filter.upscale_video\(src, dst\) upscales videos"):
+            sr_filter.upscale_file(tmp_path / "v.mp4", tmp_path / dst, upscaler=cartoon)
+        assert not (tmp_path / dst).exists()
+
