@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Callable
 
-from .sizing import target_scale
+from .sizing import scaled_length, target_scale
 
 if TYPE_CHECKING:
     from .tiling import Progress
@@ -62,7 +62,7 @@ def upscale_image_file(
         scale = target_scale(size[0], size[1], array.shape, label)
         factor = scale
     out_format = out_format or same_format(meta.format)
-    imageio.check_encodable(out_format, round(array.shape[1] * factor), round(array.shape[0] * factor))
+    imageio.check_encodable(out_format, scaled_length(array.shape[1], factor), scaled_length(array.shape[0], factor))
     if before_work is not None:
         before_work()
     result = upscaler.upscale_array(array, scale, progress=progress)

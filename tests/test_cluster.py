@@ -243,6 +243,16 @@ def test_a_folder_that_cannot_be_listed_is_one_line(tmp_path, monkeypatch):
         storage.list_tasks([str(src)], str(tmp_path / "out"))
 
 
+def test_a_folder_of_videos_only_gets_the_one_machine_hint(tmp_path):
+    from sr_filter.errors import ImageFormatError
+
+    (tmp_path / "vd").mkdir()
+    (tmp_path / "vd" / "v.mp4").write_bytes(b"a video by its name")
+    with pytest.raises(ImageFormatError, match=r"in .*vd; folders are searched for images only: give a video by name, "
+                                               r"e\.g\. .*vd/v\.mp4 \(--cluster takes one video at a time\)$"):
+        storage.list_tasks([str(tmp_path / "vd")], str(tmp_path / "out"))
+
+
 @dataclasses.dataclass(frozen=True)
 class _Numbered(Settings):
     """Worker settings with a file that numbers the workers as they start, and which of them

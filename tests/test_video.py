@@ -465,6 +465,11 @@ def test_a_size_rounded_to_even_is_said(tmp_path, upscaler):
     upscale_video(clip, tmp_path / "out.mkv", upscaler=upscaler, scale=3, notice=notices.append)
     assert notices == ["the video is written 64x46, not 63x45: video encoders take even picture sizes"]
     assert describe(tmp_path / "out.mkv")["size"] == (64, 46)
+    # 31 x 1.5 = 46.5 is 47 by the size rule, written 46: said (it had been compared with round()'s 46, and not said)
+    clip = make_clip(tmp_path / "odd31.mkv", frames=2, size=(31, 21), codec="ffv1", audio=0)
+    notices.clear()
+    upscale_video(clip, tmp_path / "out31.mkv", upscaler=upscaler, scale=1.5, notice=notices.append)
+    assert notices == ["the video is written 46x32, not 47x32: video encoders take even picture sizes"]
 
 
 def test_a_picture_named_as_a_video_is_refused(tmp_path, upscaler):

@@ -158,7 +158,7 @@ def list_tasks(inputs: list[str], output: str, fmt: str | None = None, left_out:
         except OSError as exc:
             raise ImageFormatError(f"cannot list {item}: {_first(exc)}") from None
         named = info.type == pafs.FileType.File and pattern is None  # a file given by name is taken as it is
-        kept = []
+        kept, videos = [], []
         for p, rel in found:
             if pattern is not None and not fnmatch.fnmatchcase(p, pattern):
                 continue
@@ -169,10 +169,14 @@ def list_tasks(inputs: list[str], output: str, fmt: str | None = None, left_out:
             elif PurePosixPath(p).suffix.lower() in imageio.IMAGE_SUFFIXES:
                 kept.append((p, rel))
             else:
-                left_out["video" if PurePosixPath(p).suffix.lower() in VIDEO_SUFFIXES else "other"] += 1
+                video = PurePosixPath(p).suffix.lower() in VIDEO_SUFFIXES
+                left_out["video" if video else "other"] += 1
+                videos += [p] if video else []
         found = kept
-        if not found:
-            raise ImageFormatError(f"no image files ({', '.join(sorted({k[1:] for k in imageio.IMAGE_SUFFIXES}))}) in {item}")
+        if not found:  # with the one-machine run's hint where the folder holds videos
+            hint = (f"; folders are searched for images only: give a video by name, e.g. {sorted(videos)[0]} "
+                    "(--cluster takes one video at a time)") if videos else ""
+            raise ImageFormatError(f"no image files ({', '.join(sorted({k[1:] for k in imageio.IMAGE_SUFFIXES}))}) in {item}{hint}")
         for p, rel in sorted(found):
             if fmt:
                 rel = str(PurePosixPath(rel).with_suffix("." + fmt.lower().lstrip(".")))

@@ -18,6 +18,7 @@ from ..atomic import is_stream, open_atomic, replacing
 from ..errors import OVERWRITE_ADVICE, OutputExistsError, OutputIsInputError, VideoFormatError
 from ..frames import parse_range
 from ..progress import cancels
+from ..sizing import scaled_length
 from . import batches, encode, pipeline, source
 from .encode import even_dimension as _even
 
@@ -107,7 +108,7 @@ def upscale_video(
         for line in encode.notices(info, family, muxer):
             notice(line)
         width, height = _even(info.width * factor), _even(info.height * factor)
-        exact = (max(1, round(info.width * factor)), max(1, round(info.height * factor)))
+        exact = (scaled_length(info.width, factor), scaled_length(info.height, factor))
         if (width, height) != exact:  # it had been rounded without a word (63x47 at x3: 188x140)
             notice(f"the video is written {width}x{height}, not {exact[0]}x{exact[1]}: video encoders "
                    "take even picture sizes")

@@ -10,6 +10,7 @@ marked progressive, with a notice.
 from __future__ import annotations
 
 import logging
+import math
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -168,8 +169,9 @@ def upscale_y4m(source: BinaryIO, target: BinaryIO, upscaler: Any, scale: float 
     header = read_header(source)
     factor = upscaler.check_scale(scale)
     sx, sy, _ = header.layout
-    width = max(2, round(header.width * factor / max(sx, 1)) * max(sx, 1))
-    height = max(2, round(header.height * factor / max(sy, 1)) * max(sy, 1))
+    # on the chroma grid, halves up as sizing.scaled_length rounds
+    width = max(2, math.floor(header.width * factor / max(sx, 1) + 0.5) * max(sx, 1))
+    height = max(2, math.floor(header.height * factor / max(sy, 1) + 0.5) * max(sy, 1))
     params = header.params
     if header.interlaced:
         order = "mixed field order" if header.interlaced == "mixed" else f"{header.interlaced} field first"
