@@ -43,7 +43,7 @@ def check_array(array: np.ndarray) -> None:
     """Raise a clear error for arrays that are not images."""
     if isinstance(array, (str, os.PathLike, bytes, bytearray)):
         what = "bytes" if isinstance(array, (bytes, bytearray)) else "a file name"
-        raise ImageFormatError(f"expected image pixels (a numpy array or a PIL image), got {what} ({type(array).__name__}); "
+        raise ImageFormatError(f"expected image pixels, got {what} ({type(array).__name__}); "
                                "for an image file use sr_filter.upscale_file(src, dst) (16-bit, alpha and metadata kept)")
     if not isinstance(array, np.ndarray):
         pil = isinstance(array, Image.Image)

@@ -435,8 +435,8 @@ def test_upscale_file_writes_what_the_cli_writes_and_keeps_sixteen_bits(tmp_path
         sr_filter.upscale_file(tmp_path / "deep.png", tmp_path / "x.png", "photo", upscaler=cartoon)  # was: preset ignored
     with pytest.raises(SrFilterError, match="either a ready upscaler or a preset/model"):
         sr_filter.upscale_animation(tmp_path / "deep.png", tmp_path / "x.gif", "photo", upscaler=cartoon)
-    for name in (tmp_path / "deep.png", str(tmp_path / "deep.png")):  # upscale takes PIL images too: said so
-        with pytest.raises(ImageFormatError, match=r"^expected image pixels \(a numpy array or a PIL image\), got a file name "
+    for name in (tmp_path / "deep.png", str(tmp_path / "deep.png")):  # not "a numpy image array": upscale takes PIL images too
+        with pytest.raises(ImageFormatError, match=r"^expected image pixels, got a file name "
                                                    r"\((PosixPath|str)\); for an image file use sr_filter.upscale_file"):
             cartoon.upscale(name)
     with pytest.raises(ImageFormatError, match="does not exist"):

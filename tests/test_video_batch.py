@@ -70,7 +70,7 @@ def test_frames_that_cannot_share_a_pass_run_one_by_one():
         assert np.array_equal(big, up.upscale_array(frame))
     assert [a.shape for a in up.upscale_batch(mixed[:2], scale=2)] == [(24, 32, 3), (24, 40, 3)]  # below native: resized
     assert up.upscale_batch([]) == []
-    with pytest.raises(SrFilterError, match="numpy image array"):  # bad input: upscale_array's one-line errors
+    with pytest.raises(SrFilterError, match="expected image pixels, got a file name"):  # bad input: upscale_array's one-line errors
         up.upscale_batch(["not", "frames"])
     with pytest.raises(SrFilterError, match="scale must be a number"):
         up.upscale_batch(mixed[:2], scale="x4")
