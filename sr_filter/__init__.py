@@ -113,6 +113,8 @@ def upscale_animation(
     model: str | os.PathLike | None = None,
     upscaler: Upscaler | None = None,
     scale: float | None = None,
+    width: int | None = None,
+    height: int | None = None,
     device: str = "auto",
     precision: str = "auto",
     tile: int | str = "auto",
@@ -131,17 +133,20 @@ def upscale_animation(
 
     The format comes from ``dst``'s suffix (``.gif``, ``.webp``, ``.png``, ``.apng``); durations,
     loop count and disposal are kept, and ``dst`` appears whole or not at all (an existing file
-    only with ``overwrite``). Pass a ready ``upscaler`` to reuse a loaded model, else ``preset`` /
+    only with ``overwrite``). ``width``/``height`` pick the scale that fits the frames inside them
+    instead of ``scale``. Pass a ready ``upscaler`` to reuse a loaded model, else ``preset`` /
     ``model`` and the options of :func:`upscale`; ``progress`` is called with (frames done,
     frames) after each frame (returning False stops; nothing is written). Returns the
     :class:`~sr_filter.animation.Animation` written (upscaled RGBA frames and their timing).
     """
     from .animation import upscale_animation as upscale_frames_of
+    from .sizing import check_size_request
 
+    check_size_request(scale, width, height)
     upscaler = _upscaler(upscaler, preset, model, device=device, precision=precision, tile=tile, offline=offline,
                          backend=backend, tta=tta, denoise=denoise, colour_fix=colour_fix)
     return upscale_frames_of(src, dst, upscaler, scale=scale, quality=quality, overwrite=overwrite, frames=frames,
-                            progress=progress)
+                            progress=progress, size=(width, height))
 
 
 def upscale_file(
@@ -189,11 +194,11 @@ def upscale_file(
                             "(upscale_file takes pictures and animated GIF, WebP and PNG)")
     overwrite = check_flag("overwrite", overwrite)
     check_callback("progress", progress)
-    for name, value, top in (("width", width, 1_000_000), ("height", height, 1_000_000), ("quality", quality, 100)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= top):
-            raise SrFilterError(f"{name} must be a whole number from 1 to {top:,} (or None), not {value!r}")
-    if scale is not None and (width or height):
-        raise SrFilterError("give either scale or width/height, not both")
+    from .sizing import check_size_request
+
+    check_size_request(scale, width, height)
+    if quality is not None and (isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100):
+        raise SrFilterError(f"quality must be a whole number from 1 to 100 (or None), not {quality!r}")
     if target.is_dir() or os.fspath(dst).endswith(("/", os.sep)):
         raise SrFilterError(f"dst {os.fspath(dst)} is a folder; name the output file, e.g. {target / source.name}")
     out_format = imageio.format_for(target, format)

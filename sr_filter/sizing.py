@@ -23,6 +23,17 @@ def scaled_length(n: int, scale: float) -> int:
     return max(1, math.floor(n * scale + 0.5))
 
 
+def check_size_request(scale: object, width: object, height: object) -> None:
+    """The API's ``width``/``height`` (whole numbers from 1 to 1,000,000, or None), and not beside ``scale``."""
+    from .errors import SrFilterError
+
+    for name, value in (("width", width), ("height", height)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1_000_000):
+            raise SrFilterError(f"{name} must be a whole number from 1 to 1,000,000 (or None), not {value!r}")
+    if scale is not None and (width or height):
+        raise SrFilterError("give either scale or width/height, not both")
+
+
 def network_passes(scale: float, model_scale: int) -> int:
     """How many times a ``model_scale`` network runs to reach ``scale`` (its result is then resized)."""
     if scale <= 1 or model_scale <= 1:

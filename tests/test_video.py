@@ -85,6 +85,27 @@ def test_the_api_takes_a_preset_by_position_and_a_model_by_name_as_for_images(tm
     assert frame_arrays(tmp_path / "a.mkv")[0].shape == (96, 128, 3)
 
 
+def test_the_api_fits_videos_and_animations_inside_a_width_and_height_as_the_command_line_does(tmp_path, upscaler):
+    """upscale_video and upscale_animation had no width/height (a plain TypeError), where the CLI
+    and upscale_file have them."""
+    import sr_filter
+    from sr_filter.errors import SrFilterError
+
+    clip = make_clip(tmp_path / "clip.mkv", frames=3, size=(32, 24), codec="ffv1", audio=0)
+    upscale_video(clip, tmp_path / "w.mkv", upscaler=upscaler, width=64)
+    assert describe(tmp_path / "w.mkv")["size"] == (64, 48)
+    frames = [Image.new("RGB", (20, 10), (i * 80, 0, 0)) for i in range(3)]
+    frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    sr_filter.upscale_animation(tmp_path / "a.gif", tmp_path / "b.gif", upscaler=upscaler, height=25)
+    assert Image.open(tmp_path / "b.gif").size == (50, 25)
+    for call, dst in ((upscale_video, "x.mkv"), (sr_filter.upscale_animation, "x.gif")):
+        with pytest.raises(SrFilterError, match="give either scale or width/height, not both"):
+            call(clip, tmp_path / dst, upscaler=upscaler, scale=2, width=64)
+        with pytest.raises(SrFilterError, match="width must be a whole number from 1 to 1,000,000"):
+            call(clip, tmp_path / dst, upscaler=upscaler, width=0)
+        assert not (tmp_path / dst).exists()
+
+
 def test_vfr_mkv_two_audio_tracks_subtitles_and_attachment(tmp_path, upscaler):
     clip = make_clip(tmp_path / "vfr.mkv", frames=24, vfr=True, audio=2, subtitles=True, attachment=True)
     upscale_video(clip, tmp_path / "out.mkv", upscaler=upscaler)

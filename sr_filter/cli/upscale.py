@@ -138,7 +138,7 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
         model = _cluster_model(model)
     if cluster is not None and wants_video(list(inputs), fmt, output):  # one video's segments spread over a cluster
         from ..cluster.command import run_video_on_cluster
-        from ..video.command import scale_to_fit
+        from ..video.job import scale_to_fit
 
         if (width or height) and Path(inputs[0]).is_file():
             scale = scale_to_fit(Path(inputs[0]), width, height)

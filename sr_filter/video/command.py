@@ -17,6 +17,7 @@ from ..errors import OutputExistsError, OutputIsInputError, SrFilterError, Video
 from ..interrupts import Terminated
 from ..stdio import refuse_closed
 from . import READ_ONLY_SUFFIXES, VIDEO_SUFFIXES
+from .job import scale_to_fit
 
 #: every suffix read as a video (written ones and read-only ones)
 #: the suffixes of the files the video path reads
@@ -234,35 +235,6 @@ def _animation_to_stdout(source: Path, upscaler, *, fmt, scale, size, quality, f
                                          frames=frames, before_work=lambda: _announce(upscaler, quiet), name=str(source))
     write_all(sys.stdout.buffer, data)
     sys.stdout.buffer.flush()
-
-
-def scale_to_fit(path: Path, width: int | None, height: int | None) -> float:
-    """The scale that makes a video's picture, as players show it (rotation applied), ``width``
-    wide or ``height`` high (both: fit inside both)."""
-    import av
-
-    from ..errors import first_line
-    from ..sizing import target_scale
-    from . import source
-
-    container = source.open_video(path)
-    try:
-        info = source.describe(container, str(path), scale=1.0)
-        first = next(container.decode(video=0), None)  # the display rotation comes with the frames
-        rotation = int(round(first.rotation or 0)) if first is not None else 0
-    except (av.error.FFmpegError, OSError) as exc:
-        raise VideoFormatError(f"{path}: cannot read the first frame ({first_line(exc)})") from None
-    finally:
-        container.close()
-    shown = (info.width, info.height) if rotation % 180 == 0 else (info.height, info.width)
-    scale = target_scale(width, height, (shown[1], shown[0]), str(path))
-    if width and height:  # inside both, where encoders need even sizes (75 high had become 76)
-        from .encode import even_dimension
-
-        for bound, side in ((width, shown[0]), (height, shown[1])):
-            if even_dimension(side * scale) > bound:
-                scale = min(scale, (bound - bound % 2) / side)
-    return scale
 
 
 def _target(source: Path, target: Path | None, tag: str, suffix: str | None = None) -> Path:

@@ -36,6 +36,8 @@ def upscale_video(
     model: str | os.PathLike | None = None,
     upscaler: Any = None,
     scale: float | None = None,
+    width: int | None = None,
+    height: int | None = None,
     device: str = "auto",
     precision: str = "auto",
     backend: str = "auto",
@@ -59,7 +61,8 @@ def upscale_video(
 
     ``preset`` (photo, cartoon, face) or ``model`` (a manifest name or weights file; it wins over
     ``preset``) picks the network, as in :func:`sr_filter.upscale_file` (or pass a ready ``upscaler``; ``tta``, ``denoise`` and ``colour_fix`` are
-    :class:`~sr_filter.upscaler.Upscaler`'s); ``batch`` is the number of frames that go through
+    :class:`~sr_filter.upscaler.Upscaler`'s); ``width``/``height`` pick the scale that fits the
+    picture, as players show it, inside them instead of ``scale``; ``batch`` is the number of frames that go through
     the network together (default :data:`~sr_filter.video.batches.FRAME_BATCH`); ``codec`` one of
     :data:`~sr_filter.video.encode.CODECS`; ``crf`` the encoder's quality number; ``frames`` a
     ``"START:END"`` range or a ``(start, end)`` pair. ``progress(frames_done, frames_expected)`` is
@@ -72,7 +75,10 @@ def upscale_video(
     """
     from ..upscaler import check_callback, check_flag, check_path, given_or_loaded
 
+    from ..sizing import check_size_request
+
     src, dst = check_path("src", src), check_path("dst", dst)
+    check_size_request(scale, width, height)
     overwrite, resume = check_flag("overwrite", overwrite), check_flag("resume", resume)
     skip_damaged = check_flag("skip_damaged", skip_damaged)
     check_callback("progress", progress)
@@ -101,6 +107,8 @@ def upscale_video(
             notice(ignored)
         if upscaler is None:
             upscaler = given_or_loaded(None, name, **loading)
+        if width or height:  # the picture as players show it fits inside them, on even sizes
+            scale = scale_to_fit(src, width, height)
         factor = upscaler.check_scale(scale)
         info = source.describe(container, str(src), scale=factor)
         encode.settle_alpha(info, family, muxer)
@@ -266,3 +274,32 @@ def atomic_file(dst: Path, overwrite: bool = False) -> AbstractContextManager[Bi
     """A binary file that appears as ``dst`` only when the block finishes without an error; a device
     or FIFO is written through (:func:`sr_filter.atomic.open_atomic`, errors as VideoFormatError)."""
     return open_atomic(dst, overwrite=overwrite, error=VideoFormatError)
+
+
+def scale_to_fit(path: Path, width: int | None, height: int | None) -> float:
+    """The scale that makes a video's picture, as players show it (rotation applied), ``width``
+    wide or ``height`` high (both: fit inside both)."""
+    import av
+
+    from ..errors import first_line
+    from ..sizing import target_scale
+    from . import source
+
+    container = source.open_video(path)
+    try:
+        info = source.describe(container, str(path), scale=1.0)
+        first = next(container.decode(video=0), None)  # the display rotation comes with the frames
+        rotation = int(round(first.rotation or 0)) if first is not None else 0
+    except (av.error.FFmpegError, OSError) as exc:
+        raise VideoFormatError(f"{path}: cannot read the first frame ({first_line(exc)})") from None
+    finally:
+        container.close()
+    shown = (info.width, info.height) if rotation % 180 == 0 else (info.height, info.width)
+    scale = target_scale(width, height, (shown[1], shown[0]), str(path))
+    if width and height:  # inside both, where encoders need even sizes (75 high had become 76)
+        from .encode import even_dimension
+
+        for bound, side in ((width, shown[0]), (height, shown[1])):
+            if even_dimension(side * scale) > bound:
+                scale = min(scale, (bound - bound % 2) / side)
+    return scale
