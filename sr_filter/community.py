@@ -29,6 +29,7 @@ from torch import nn
 
 from .archs import Arch, StateDict
 from .errors import CommunityModelError, WeightsFormatError, first_line, mismatch_detail
+from .facts import probe_edge
 from .weights import canonicalize, file_kind, load_state_dict
 
 log = logging.getLogger(__name__)
@@ -278,8 +279,8 @@ def _network_of(desc: Any, info: Info) -> nn.Module:
 
 
 def _probe_size(info: Info) -> int:
-    """The edge of the small picture a network is tried on: at least 16 and its minimum, on its grid."""
-    return -(-max(16, info.minimum) // info.multiple) * info.multiple
+    """The edge of the small picture a network is tried on (:func:`~sr_filter.facts.probe_edge`)."""
+    return probe_edge(info.minimum, info.multiple)
 
 
 def _runs_in_bf16(desc: Any, info: Info) -> bool:
@@ -365,7 +366,7 @@ def inspect_file(path: Path) -> dict[str, Any]:
             "tile_context": CONTEXT.get(info.arch, DEFAULT_CONTEXT), "tags": list(info.tags), "usable": usable,
         }
     arch, params = own
-    from .models import same_file_in_manifest
+    from .weights import same_file_in_manifest
 
     known = same_file_in_manifest(path)  # official weights downloaded by hand: which model, whose licence
     return {

@@ -9,6 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+def probe_edge(minimum: int, multiple: int) -> int:
+    """The edge of the small picture a network is tried on (work counted, a precision tried): at
+    least 16 px and its minimum, on its size grid."""
+    return -(-max(16, minimum) // max(1, multiple)) * max(1, multiple)
+
+
 @dataclass(frozen=True)
 class Facts:
     """What callers need to know about one configured network."""

@@ -98,6 +98,8 @@ class LoadedModel:
         a manifest model (official weights downloaded by hand), else unknown."""
         if self.entry:
             return self.entry.license
+        from .weights import same_file_in_manifest
+
         known = same_file_in_manifest(self.path)
         return f"{known.license} (the file is {known.name}@{known.version})" if known else "unknown (local file)"
 
@@ -131,23 +133,6 @@ class LoadedModel:
             out = self.network(padded).clamp_(0, 1)
         s = self.scale
         return out[:, :, : height * s, : width * s]
-
-
-def same_file_in_manifest(path: Path, manifest: Manifest | None = None) -> ModelEntry | None:
-    """The manifest entry whose file ``path`` is, by size and then sha256 (only files of a listed
-    size are hashed), else None."""
-    from .weights import file_sha256
-
-    try:
-        size = Path(path).stat().st_size
-    except OSError:
-        return None
-    manifest = manifest or load_manifest()
-    same_size = [e for e in manifest.models if e.size == size]
-    if not same_size:
-        return None
-    digest = file_sha256(Path(path))
-    return next((e for e in same_size if e.sha256 == digest), None)
 
 
 def pad_bottom_right(x: np.ndarray, bottom: int, right: int) -> np.ndarray:

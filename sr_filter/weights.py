@@ -34,7 +34,7 @@ from .errors import (
     WeightsFormatError,
     first_line,
 )
-from .manifest import ModelEntry
+from .manifest import Manifest, ModelEntry, load_manifest
 
 if TYPE_CHECKING:  # torch is imported where weights are read, so `sr-filter models` starts fast
     import torch
@@ -306,6 +306,21 @@ def _check_unpacked_size(path: Path) -> None:
             f"{path.name} would unpack to {unpacked / 1e6:.0f} MB from {size / 1e6:.1f} MB (at most "
             f"{limit / 1e6:.0f} MB is allowed); it is not a weights file that can be loaded safely"
         )
+
+
+def same_file_in_manifest(path: Path, manifest: Manifest | None = None) -> ModelEntry | None:
+    """The manifest entry whose file ``path`` is, by size and then sha256 (only files of a listed
+    size are hashed), else None."""
+    try:
+        size = Path(path).stat().st_size
+    except OSError:
+        return None
+    manifest = manifest or load_manifest()
+    same_size = [e for e in manifest.models if e.size == size]
+    if not same_size:
+        return None
+    digest = file_sha256(Path(path))
+    return next((e for e in same_size if e.sha256 == digest), None)
 
 
 def file_kind(path: Path) -> str:

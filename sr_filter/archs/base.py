@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..errors import WeightsFormatError, first_line
-from ..facts import Facts
+from ..facts import Facts, probe_edge
 
 StateDict = Mapping[str, torch.Tensor]
 
@@ -43,8 +43,7 @@ def count_work(network: nn.Module, facts: Facts) -> tuple[int, int]:
         total[0] += out.numel() * module.in_features
         written[0] += out.numel()
 
-    edge = max(16, facts.minimum)
-    edge += -edge % max(1, facts.multiple)
+    edge = probe_edge(facts.minimum, facts.multiple)
     handles = []
     for module in network.modules():
         if isinstance(module, nn.modules.conv._ConvNd):

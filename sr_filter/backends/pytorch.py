@@ -17,6 +17,7 @@ import torch
 
 from ..device import is_oom
 from ..errors import ModelRunError, first_line
+from ..facts import probe_edge
 from . import precision_name
 
 if TYPE_CHECKING:
@@ -55,8 +56,7 @@ class TorchBackend:
         cannot (SwinIR's fp32 attention mask at any size but its own) is fp32 from the start and
         the "using ... in fp32" line says what runs; it had said bf16, then warned at the first tile."""
         facts = self.model.facts
-        edge = max(16, facts.minimum)
-        edge += -edge % max(1, facts.multiple)
+        edge = probe_edge(facts.minimum, facts.multiple)
         probe = torch.zeros(1, facts.in_channels, edge, 2 * edge, device=self.device, dtype=self.dtype)  # not square: not its own size
         try:
             self.net(probe.contiguous(memory_format=torch.channels_last))
