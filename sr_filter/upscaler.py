@@ -508,8 +508,7 @@ class Upscaler:
             if self.tile != "auto":
                 why = ""
             else:
-                per_pixel = self.model.facts.bytes_per_pixel // (1 if self.precision == "fp32" else 2)
-                need = height * width * per_pixel * self.batch * frames
+                need = height * width * self._bytes_per_pixel(frames)
                 why = (f" to fit in memory (whole, it would need about {need / (1 << 30):.1f} GiB by the estimate for "
                        f"this architecture, more than half of the {self._free() / (1 << 30):.1f} GiB free); "
                        "tile 0 runs it whole anyway")
@@ -517,6 +516,14 @@ class Upscaler:
                         "slightly from whole-image inference; a %dx%d picture is tiled here%s", Path(self.name).name,
                         self.model.arch_name, shown_w, shown_h, why)
         return tile
+
+    def _bytes_per_pixel(self, frames: int) -> int:
+        """Peak activation bytes per input pixel of one backend call: measured per architecture
+        (benchmarks/bench_memory.py, with margin), halved in reduced precision."""
+        per_pixel = self.model.facts.bytes_per_pixel
+        if self.precision != "fp32":
+            per_pixel //= 2
+        return per_pixel * self.batch * frames
 
     def _free(self) -> int:
         """Free memory where the model runs (the CPU's without importing torch)."""
@@ -537,11 +544,7 @@ class Upscaler:
     def _planned_tile(self, height: int, width: int, frames: int) -> int:
         if self.tile != "auto":
             return int(self.tile)
-        # measured peak activation bytes per input pixel (benchmarks/bench_memory.py), with margin
-        per_pixel = self.model.facts.bytes_per_pixel
-        if self.precision != "fp32":
-            per_pixel //= 2
-        per_pixel *= self.batch * frames
+        per_pixel = self._bytes_per_pixel(frames)
         on_cpu = self._device_name == "cpu"
         if on_cpu and self.model.facts.whole_image:  # tiles change its picture: as much as memory allows
             budget = self._free() // 2
