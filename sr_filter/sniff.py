@@ -21,26 +21,25 @@ Shape = tuple[int, int, int, int]
 VIDEO_CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi"}
 _PREFIX = 64 << 10  # enough for any PNG IHDR and nearly every JPEG start-of-frame
 _CHUNK = 1 << 20
-_SIGNATURES = (
-    b"\x89PNG\r\n\x1a\n", b"\xff\xd8", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+",
-)
+#: first bytes of the picture formats read (WebP, RIFF....WEBP, is told apart below), with their names
+_SIGNATURES = {
+    b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8": "JPEG", b"GIF87a": "GIF", b"GIF89a": "GIF", b"BM": "BMP",
+    b"II*\x00": "TIFF", b"MM\x00*": "TIFF", b"II+\x00": "TIFF", b"MM\x00+": "TIFF",
+}
 _SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
 
 def is_image_prefix(data: bytes) -> bool:
     """Whether the bytes start like one of the formats this program reads."""
-    return data.startswith(_SIGNATURES) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
+    return image_format(data) is not None
 
 
 def image_format(data: bytes) -> str | None:
     """The name of the picture format the bytes start like (PNG, JPEG, ...), else None: for
     saying what a file given as something else is."""
-    if not is_image_prefix(data):
-        return None
-    for prefix, name in ((b"\x89PNG", "PNG"), (b"\xff\xd8", "JPEG"), (b"GIF8", "GIF"), (b"BM", "BMP"), (b"RIFF", "WebP")):
-        if data.startswith(prefix):
-            return name
-    return "TIFF"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WebP"
+    return next((name for prefix, name in _SIGNATURES.items() if data.startswith(prefix)), None)
 
 
 #: ISO base media brands of still pictures (AVIF, HEIF), not videos
