@@ -160,6 +160,10 @@ def test_folder_in_folder_out(tmp_path, small_png):
     assert done.stderr.decode().splitlines()[-1] == "sr-filter: 2 upscaled, 0 skipped, 1 failed"  # the batch ends with its summary
     skipped = run(src, "-o", tmp_path / "out", "--preset", "cartoon", "--skip-existing")
     assert b"skipping 2 existing" in skipped.stderr
+    again = run(src, "-o", tmp_path / "out", "--preset", "cartoon")  # a rerun names every output in the way, not the first
+    assert again.returncode == 1 and again.stderr.decode().splitlines()[-1] == (
+        f"sr-filter: error: 2 of the 3 outputs exist ({tmp_path / 'out' / 'a.png'}, {tmp_path / 'out' / 'sub' / 'b.png'}); "
+        "use --overwrite to replace them, or --skip-existing to upscale only the others")
 
 
 def test_an_image_cut_off_by_its_reader_is_an_error_not_exit_0(tmp_path):

@@ -391,16 +391,34 @@ def check_targets(jobs: list[Job], *, overwrite: bool) -> None:
 def check_writable(jobs: list[Job], *, overwrite: bool) -> None:
     """Before any work: every output can be written (kind, existence, name length, folder)."""
     from ..atomic import prepare_target
-    from ..errors import SrFilterError
+    from ..errors import OutputExistsError, OutputIsInputError, SrFilterError
 
+    existing: list[tuple[Job, SrFilterError]] = []  # all of them named at once: a rerun had learnt of one per try
     for job in jobs:
         if job.target is not None:
             try:
                 prepare_target(job.target, overwrite=overwrite)
+            except OutputExistsError as exc:
+                if isinstance(exc, OutputIsInputError):
+                    raise
+                existing.append((job, exc))
             except SrFilterError as exc:
                 if len(jobs) == 1 or job.source is None:
                     raise
                 raise type(exc)(f"{job.source}: {exc}") from None  # which of the batch's files it is
+    if len(existing) == 1:
+        job, exc = existing[0]
+        if len(jobs) == 1 or job.source is None:
+            raise exc
+        raise OutputExistsError(f"{job.source}: {exc}") from None
+    if existing:
+        from .messages import shown_path
+
+        names = [shown_path(job.target) for job, _ in existing[:3]]
+        more = len(existing) - len(names)
+        listed = ", ".join(names) + (f" and {more} more" if more else "")
+        raise OutputExistsError(f"{len(existing)} of the {len(jobs)} outputs exist ({listed}); use --overwrite to "
+                                "replace them, or --skip-existing to upscale only the others")
 
 
 def _same_file(a: Path, b: Path) -> bool:
