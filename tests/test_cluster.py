@@ -625,3 +625,25 @@ def test_folder_job_settings_and_paths_are_checked_before_any_cluster(tmp_path, 
 
     todo, skipped = plan(src, tmp_path / "out")  # Path objects, as upscale_video takes them
     assert len(todo) == 9 and skipped == 0
+
+
+def test_progress_lines_rate_leaves_out_start_up(monkeypatch, capsys):
+    """The rate and ETA count from when the first finished task began, not from the command's start
+    (the cluster's and workers' start-up had made the first ETA far too long), and the first line,
+    one task's time alone, gives none: it cannot tell how many run at once."""
+    from sr_filter.cluster import command
+    from sr_filter.cluster.scheduler import Event
+    from sr_filter.cluster.storage import Task
+
+    clock = [100.0]
+    monkeypatch.setattr(command.time, "monotonic", lambda: clock[0])
+    report = command._Report(quiet=False, unit="files")
+    report.on_plan(5, 0)
+    clock[0] = 160.0  # a minute of start-up, then tasks of 2 s on two workers
+    for name, now in (("a", 162.0), ("b", 162.0), ("c", 164.0)):
+        clock[0] = now
+        report.on_event(Event("done", Task(f"in/{name}.png", f"out/{name}.png"), "", 2.0, 0))
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == ["sr-filter: [1/5] in/a.png -> out/a.png (2.0 s)",
+                     "sr-filter: [2/5] in/b.png -> out/b.png (2.0 s; 1.00 files/s, ETA 3 s)",
+                     "sr-filter: [3/5] in/c.png -> out/c.png (2.0 s; 0.75 files/s, ETA 3 s)"]

@@ -23,8 +23,8 @@ class _Report:
     def __init__(self, quiet: bool, unit: str) -> None:
         self.quiet, self.unit = quiet, unit
         self.bars: Bars | None = None  # made once the plan says how many tasks there are
-        self.finished, self.total, self.first = 0, None, None
-        self.started = time.monotonic()
+        self.finished, self.total = 0, None
+        self.first: float | None = None  # when the work began, once a task has finished
 
     def say(self, message: str) -> None:
         (self.bars.echo if self.bars is not None else lambda m: click.echo(m, err=True))(message)
@@ -43,14 +43,18 @@ class _Report:
             return
         self.finished += 1
         done, total, now = self.finished, self.total or 0, time.monotonic()
-        self.first = self.first or now  # the rate leaves out starting the cluster and its workers
+        # the work began when the first task to finish started: the rate leaves out starting the
+        # cluster and its workers (the first line's rate and ETA had counted them), and one task's
+        # time says nothing of how many run at once, so the first line gives none
+        self.first = self.first if self.first is not None else now - max(event.seconds or 0.0, 0.0)
         span = now - self.first
-        rate = (done - 1) / span if done > 1 and span > 0 else done / max(now - self.started, 1e-9)
+        rate = done / span if done > 1 and span > 0 else 0.0
+        speed = f"; {rate:.2f} {self.unit}/s" if rate else ""
         eta = f", ETA {_duration((total - done) / rate)}" if rate and total > done else ""
         if event.kind == "failed":
             self.say(f"sr-filter: error: {event.message}")
         elif not self.quiet:
-            self.say(f"sr-filter: [{done}/{total}] {_name(event.task)} -> {event.task.target} ({event.seconds:.1f} s; {rate:.2f} {self.unit}/s{eta})")
+            self.say(f"sr-filter: [{done}/{total}] {_name(event.task)} -> {event.task.target} ({event.seconds:.1f} s{speed}{eta})")
         if self.bars is not None:
             self.bars.finish()
 
