@@ -49,7 +49,8 @@ class Animation:
 
     def __repr__(self) -> str:  # the dataclass's would print every frame's pixels
         size = "x".join(str(n) for n in self.frames[0].shape[1::-1]) if self.frames else "no"
-        return (f"Animation({len(self.frames)} frames of {size} pixels, {sum(self.durations)} ms, loop={self.loop}, "
+        count = f"{len(self.frames)} frame{'' if len(self.frames) == 1 else 's'}"  # a still read as one: "1 frames"
+        return (f"Animation({count} of {size} pixels, {sum(self.durations)} ms, loop={self.loop}, "
                 f"format={self.format})")
 
 

@@ -57,7 +57,7 @@ def check_array(array: np.ndarray) -> None:
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 2, 3, 4)):
         raise ImageFormatError(f"expected an HxW or HxWxC (C = 1..4) image array, got shape {array.shape}")
     if array.shape[0] == 0 or array.shape[1] == 0:
-        raise ImageFormatError(f"the image is empty ({array.shape[1]}x{array.shape[0]} pixels)")
+        raise ImageFormatError(f"the image is empty (width {array.shape[1]}, height {array.shape[0]})")
     if array.dtype.newbyteorder("=") not in _MAX and array.dtype.kind != "f":
         raise ImageFormatError(f"unsupported pixel type {array.dtype}; use uint8, uint16 or float32 (0..1 from black to white)")
 

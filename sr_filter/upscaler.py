@@ -304,7 +304,7 @@ class Upscaler:
             raise ImageFormatError(f"expected float values in [0, 1], got {x.dtype}; divide integer pixels by their "
                                    "maximum, or use upscale() for uint8/uint16 images")
         if 0 in x.shape[-2:]:
-            raise ImageFormatError(f"the image is empty ({x.shape[-1]}x{x.shape[-2]} pixels)")
+            raise ImageFormatError(f"the image is empty (width {x.shape[-1]}, height {x.shape[-2]})")
         x = np.ascontiguousarray(x, dtype=np.float32)
         if not bool(np.isfinite(x).all()):  # it had come out as "the weights are damaged"
             raise ImageFormatError(f"the input holds {int(np.isnan(x).sum())} NaN and {int(np.isinf(x).sum())} infinite "

@@ -363,8 +363,9 @@ def test_one_frame_outputs_and_unreadable_sources_are_named(tmp_path, upscaler):
         back = animation.read_animation(tmp_path / name)
         assert len(back.frames) == 1 and back.frames[0].shape == (96, 128, 4), name
     frames()[0].save(tmp_path / "still.png")
-    animation.upscale_animation(tmp_path / "still.png", tmp_path / "still.gif", upscaler)
+    written = animation.upscale_animation(tmp_path / "still.png", tmp_path / "still.gif", upscaler)
     assert Image.open(tmp_path / "still.gif").size == (128, 96)
+    assert repr(written).startswith("Animation(1 frame of 128x96 pixels, ")  # not "1 frames"
     result = subprocess.run([sys.executable, "-m", "sr_filter", str(source), "--frames", "1:2", "-o", str(tmp_path / "cli.gif"),
                              "-m", "sr-cartoon-x4", "-d", "cpu", "-q"], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0 and result.stderr == "" and Image.open(tmp_path / "cli.gif").size == (128, 96)
