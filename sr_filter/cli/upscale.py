@@ -31,7 +31,7 @@ from .jobs import (
 from .messages import one_line, shown_path
 from .options import (
     backend_opt, colour_fix_opt, current_file, denoise_opt, device_opt, fp32_opt, gpu_opt, height_opt, model_opt, offline_opt, precision_opt, preset_opt,
-    scale_opt, tile_opt,
+    say, scale_opt, tile_opt,
     tta_opt, verbosity, width_opt,
 )
 from .startup import load_libraries
@@ -204,8 +204,8 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
         suffix = _size_suffix(width, height) or (f"_x{scale:g}" if scale else f"_x{upscaler.scale}")
     jobs = unique(plan_jobs(inputs, output, suffix, fmt, batch_suffix=batch_suffix))
     left_out = left_out_line(inputs)
-    if left_out and not quiet:
-        click.echo(f"sr-filter: {left_out}", err=True)
+    if left_out:
+        say(f"sr-filter: {left_out}")
     if resume and not overwrite:  # run again after Ctrl-C: finished outputs stay, the video in progress
         skip_existing = True  # resumes (one finished video had been an error, so a retry loop never ended)
     if not any(is_video(job.source) for job in jobs):
@@ -223,15 +223,15 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
     if skip_existing:  # before the checks: an output written in place of its input is done, not refused
         kept = [j for j in jobs if j.target is None or not j.target.exists() or j.target.is_dir() or is_stream(j.target)]
         skipped = len(jobs) - len(kept)
-        if skipped and not quiet:
-            click.echo(f"sr-filter: skipping {skipped} existing output(s)", err=True)
+        if skipped:
+            say(f"sr-filter: skipping {skipped} existing output(s)")
         jobs = kept
     check_targets(jobs, overwrite=overwrite)
     if quality is not None and not quiet:
         _say_quality_unused(jobs, fmt)
     if not jobs:
-        if batch and not quiet:  # a batch's summary line, as after any batch
-            click.echo(f"sr-filter: 0 upscaled, {skipped} skipped, 0 failed", err=True)
+        if batch:  # a batch's summary line, as after any batch
+            say(f"sr-filter: 0 upscaled, {skipped} skipped, 0 failed")
         return
     check_writable(jobs, overwrite=overwrite)
     announced = []
