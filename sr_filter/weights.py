@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import threading
 import zipfile
 from importlib import resources
 from pathlib import Path
@@ -103,6 +104,28 @@ def file_sha256(path: Path) -> str:
         while chunk := f.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def local_file_sha256(path: Path) -> str:
+    """A user's own weights file's sha256, remembered for as long as the file keeps its identity,
+    size and modification time: the manifest lookup before loading and the OpenVINO cache's key
+    hash a large file once per process, not once each."""
+    st = Path(path).stat()
+    key = (str(Path(path).resolve()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    with _DIGESTS_LOCK:
+        known = _DIGESTS.get(key)
+    if known is None:
+        known = file_sha256(Path(path))
+        with _DIGESTS_LOCK:
+            if len(_DIGESTS) >= 16:
+                _DIGESTS.clear()
+            _DIGESTS[key] = known
+    return known
+
+
+#: local weights files' digests, by (path, device, inode, size, mtime)
+_DIGESTS: dict[tuple, str] = {}
+_DIGESTS_LOCK = threading.Lock()
 
 
 def cached_path(entry: ModelEntry) -> Path:
@@ -319,7 +342,7 @@ def same_file_in_manifest(path: Path, manifest: Manifest | None = None) -> Model
     same_size = [e for e in manifest.models if e.size == size]
     if not same_size:
         return None
-    digest = file_sha256(Path(path))
+    digest = local_file_sha256(Path(path))
     return next((e for e in same_size if e.sha256 == digest), None)
 
 

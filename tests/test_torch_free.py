@@ -160,8 +160,13 @@ def test_the_record_says_what_the_tiler_needs(isolated_cache):
 
 
 def test_a_local_file_is_hashed_once_and_again_when_it_changes(isolated_cache, tmp_path, monkeypatch):
+    """Hashed once per process for the manifest lookup (the file is a listed model's) and the
+    conversion cache's key alike; these had hashed it once each."""
+    from sr_filter import weights as weights_module
+
     hashed = []
-    monkeypatch.setattr(ov_cache, "file_sha256", lambda path: hashed.append(path) or file_sha256(path))
+    monkeypatch.setattr(weights_module, "_DIGESTS", {})
+    monkeypatch.setattr(weights_module, "file_sha256", lambda path: hashed.append(path) or file_sha256(path))
     weights = tmp_path / "mine.pth"
     weights.write_bytes(require_shared(UPSTREAM / "RealESRGANv2-animevideo-xsx2.pth").read_bytes())
     first = Upscaler(str(weights))  # looked up, converted, recorded: one hash

@@ -28,7 +28,7 @@ from typing import Any
 from ..atomic import publish, temp_folder
 from ..errors import first_line
 from ..version import __version__
-from ..weights import cache_dir, file_sha256
+from ..weights import cache_dir, local_file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -57,24 +57,12 @@ def describe(model: Any, ov_version: str, precision: str) -> dict:
 
 
 def weights_sha256(entry: Any, path: Path) -> str:
-    """The weights' sha256: the manifest's (the file was verified against it) or the file's own.
-
-    A local file's digest is remembered for as long as the file keeps its identity, size and
-    modification time, so the lookup before loading and the record written after a first
-    conversion hash a large file once, not twice."""
+    """The weights' sha256: the manifest's (the file was verified against it) or the file's own
+    (remembered: the lookup before loading and the record written after a first conversion hash a
+    large file once, not twice)."""
     if entry is not None:
         return entry.sha256
-    st = Path(path).stat()
-    key = (str(Path(path).resolve()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-    if key not in _DIGESTS:
-        if len(_DIGESTS) >= 16:
-            _DIGESTS.clear()
-        _DIGESTS[key] = file_sha256(path)
-    return _DIGESTS[key]
-
-
-#: local weights files' digests, by (path, device, inode, size, mtime)
-_DIGESTS: dict[tuple, str] = {}
+    return local_file_sha256(path)
 
 
 def settings_sha256(arch: str, params: dict) -> str:
