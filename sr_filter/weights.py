@@ -359,8 +359,6 @@ def file_kind(path: Path) -> str:
         head = f.read(16)
     if not head:
         return "empty"
-    if sniff.image_format(head):
-        return "image"
     if head.startswith(b"PK\x03\x04"):
         import zipfile
 
@@ -376,6 +374,10 @@ def file_kind(path: Path) -> str:
         return "safetensors"
     if head[:1] == b"\x80":
         return "pickle"
+    # after the weights' own signatures: a safetensors header length of 0x4D42 + k * 65536 bytes
+    # starts with "BM" and had been called a BMP picture
+    if sniff.image_format(head):
+        return "image"
     if head and all(32 <= b < 127 or b in b"\t\r\n" for b in head):
         return "text"
     return "unknown"

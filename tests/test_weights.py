@@ -17,7 +17,7 @@ from sr_filter.community import read_state
 from sr_filter.errors import ChecksumError, DownloadError, SrFilterError, WeightsFormatError
 from sr_filter.manifest import load_manifest
 from sr_filter.models import load_model
-from sr_filter.weights import cache_dir, fetch, file_sha256, load_state_dict
+from sr_filter.weights import cache_dir, fetch, file_kind, file_sha256, load_state_dict
 
 from .conftest import ROOT, UPSTREAM, require_shared
 
@@ -251,6 +251,22 @@ def test_files_that_are_no_checkpoint_are_named_for_what_they_are(tmp_path):
     with pytest.raises(WeightsFormatError) as info:  # torch's own reader fails on it, but it is no plain pickle
         load_state_dict(tmp_path / "old4.pth")
     assert "plain Python pickle" not in str(info.value)
+
+
+def test_a_safetensors_header_length_that_reads_as_a_picture_signature_is_still_safetensors(tmp_path):
+    """A header of 0x4D42 + k * 65536 bytes (normal for large models' headers) starts the file with
+    "BM", and 0xD8FF with a JPEG's FF D8: such files had been refused as BMP and JPEG pictures."""
+    from safetensors.torch import save_file
+
+    for length in (0x4D42, 0x4D42 + 65536, 0xD8FF):
+        path = tmp_path / f"w{length}.safetensors"
+        save_file({"conv.weight": torch.ones(2, 3)}, str(path))
+        data = path.read_bytes()
+        size = int.from_bytes(data[:8], "little")
+        header = data[8:8 + size].rstrip(b" ") + b" " * (length - len(data[8:8 + size].rstrip(b" ")))
+        path.write_bytes(length.to_bytes(8, "little") + header + data[8 + size:])
+        assert file_kind(path) == "safetensors", length
+        assert torch.equal(read_state(path)["conv.weight"], torch.ones(2, 3))
 
 
 def test_file_of_unknown_architecture(tmp_path):
