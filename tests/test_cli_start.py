@@ -20,9 +20,10 @@ from sr_filter.errors import CommunityModelError, DeviceError, ImageFormatError,
 from .conftest import ROOT, interruptible
 from .test_cli import run
 
-#: runs the CLI, then reports on stderr whether torch or openvino were imported
+#: runs the CLI, then reports on stderr whether torch, openvino or PyAV were imported (PyAV had
+#: come with every image run through a video module's top-level import)
 _PROBE = ("import sys\nfrom sr_filter.cli import main\ntry:\n    main(sys.argv[1:])\nfinally:\n"
-          "    print('HEAVY', sorted(m for m in ('torch', 'openvino') if m in sys.modules), file=sys.stderr)")
+          "    print('HEAVY', sorted(m for m in ('torch', 'openvino', 'av') if m in sys.modules), file=sys.stderr)")
 
 
 def _probe(*args):

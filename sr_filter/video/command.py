@@ -17,7 +17,6 @@ from ..errors import OutputExistsError, OutputIsInputError, SrFilterError, Video
 from ..interrupts import Terminated
 from ..stdio import refuse_closed
 from . import READ_ONLY_SUFFIXES, VIDEO_SUFFIXES
-from .job import scale_to_fit
 
 #: every suffix read as a video (written ones and read-only ones)
 #: the suffixes of the files the video path reads
@@ -184,6 +183,8 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
         refuse_stream(target)
         container_for(target)
     if any(size):
+        from .job import scale_to_fit  # here: importing job imports PyAV, which an image run never needs
+
         scale = scale_to_fit(source, *size)
     if codec or crf is not None:  # a bad --codec/--crf is refused before the model loads
         from .job import check_codec
