@@ -16,11 +16,19 @@ from .errors import ImageFormatError
 RESIZE_UP_LIMIT = 1.1
 
 
+def nearest_multiple(value: float, step: int = 1) -> int:
+    """``value`` rounded to the nearest multiple of ``step``, halves up. The quotient is first
+    rounded to 6 decimals: 25 x 1.14 is 28.499999999999996 in floating point, and a size that is
+    28.5 as written must round up as 31 x 1.5 = 46.5 does."""
+    return math.floor(round(value / step, 6) + 0.5) * step
+
+
 def scaled_length(n: int, scale: float) -> int:
     """``n`` pixels at ``scale``, rounded half up as GIMP and most image tools round (31 x 1.5 = 47),
-    never below one pixel. Every output size in the library comes from here (the GIMP plug-in's
-    standard-library copy, ``gimp.protocol.scaled``, rounds the same way)."""
-    return max(1, math.floor(n * scale + 0.5))
+    never below one pixel. Every output size in the library comes from here or, for sizes on a grid
+    (videos' even sizes, a Y4M stream's chroma grid), from :func:`nearest_multiple` (the GIMP
+    plug-in's standard-library copy, ``gimp.protocol.scaled``, rounds the same way)."""
+    return max(1, nearest_multiple(n * scale))
 
 
 def check_size_request(scale: object, width: object, height: object) -> None:

@@ -155,12 +155,12 @@ def test_worker_env_drops_gimps_python_settings():
 def test_scaled_matches_the_librarys_size_rounding():
     # halves round up, as GIMP's own Image > Scale does (31 x 1.5 = 46.5 gives 47, not 46)
     assert [proto.scaled(n, 2.5) for n in (0, 1, 3, 5, -3)] == [0, 3, 8, 13, -7]
-    assert proto.scaled(31, 1.5) == 47
+    assert proto.scaled(31, 1.5) == 47 and proto.scaled(25, 1.14) == 29  # 28.499999999999996 in floating point
     assert proto.scaled(1, 0.1) == 1  # a size never collapses to 0
     from sr_filter.sizing import scaled_length
 
     for n in range(1, 200, 7):
-        for scale in (0.1, 0.25, 1 / 3, 0.5, 1.5, 2.5, 3.3, 4, 100 / 7):
+        for scale in (0.1, 0.25, 1 / 3, 0.5, 1.14, 1.5, 2.5, 3.3, 4, 100 / 7):
             assert proto.scaled(n, scale) == scaled_length(n, scale), (n, scale)
 
 

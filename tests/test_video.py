@@ -741,6 +741,26 @@ def test_disk_full_mid_encode_is_one_line_and_leaves_nothing(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mkv"]
 
 
+def test_one_bound_alone_is_kept_inside_and_sizes_round_halves_up_through_float_noise(tmp_path):
+    """--width 1001 alone gave a 202 px wide clip 1002 px (only both bounds were kept inside), and a
+    300 px one 1000 from 300 * (1001 / 300) = 1000.9999999999999. Odd bounds give the even size
+    below them, as with both bounds; sizes that are halves as written round up (25 x 1.14 = 28.5)."""
+    from sr_filter.sizing import scaled_length
+    from sr_filter.video.encode import even_dimension
+    from sr_filter.video.job import scale_to_fit
+
+    for wide, high in ((202, 48), (300, 64), (232, 64)):
+        clip = make_clip(tmp_path / f"c{wide}.mp4", frames=1, size=(wide, high), audio=0)
+        for bound in (1001, 1000, 333):
+            scale = scale_to_fit(clip, bound, None)
+            assert even_dimension(wide * scale) == bound - bound % 2, (wide, bound)
+        for bound in (333, 332, 101):
+            scale = scale_to_fit(clip, None, bound)
+            assert even_dimension(high * scale) == bound - bound % 2, (high, bound)
+    assert scaled_length(25, 1.14) == 29 and scaled_length(300, 1001 / 300) == 1001 and scaled_length(31, 1.5) == 47
+    assert even_dimension(25 * 1.14) == 28 and even_dimension(25 * 1.16) == 30  # 28.5 and 29.0: nearest even, halves up
+
+
 def test_width_and_height_pick_the_scale_for_videos_animations_and_not_streams(tmp_path):
     from PIL import Image
 

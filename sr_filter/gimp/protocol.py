@@ -220,8 +220,9 @@ def too_large(name: str, width: int, height: int, channels: int, scale: float,
 
 def scaled(n: int, scale: float) -> int:
     """Canvas size or layer offset ``n`` after scaling, rounded half up like
-    ``sr_filter.sizing.scaled_length`` and GIMP's own scale (31 x 1.5 = 47)."""
-    value = math.floor(n * scale + 0.5)
+    ``sr_filter.sizing.scaled_length`` and GIMP's own scale (31 x 1.5 = 47); the product rounded to
+    6 decimals first, as there (25 x 1.14 is 28.499999999999996 in floating point)."""
+    value = math.floor(round(n * scale, 6) + 0.5)
     return max(1, value) if n > 0 else value
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import io
 import logging
-import math
 import numbers
 import os
 from dataclasses import dataclass, field
@@ -95,7 +94,9 @@ def even_dimension(value: float) -> int:
     """The even frame width or height nearest ``value`` (at least 2): 4:2:0 and 4:2:2 encoders
     need even sizes, and every upscaled frame of a video (or of its segments) is sized so. Half
     way between two, the larger, as ``sizing.scaled_length`` rounds halves up."""
-    return max(2, math.floor(value / 2 + 0.5) * 2)
+    from ..sizing import nearest_multiple
+
+    return max(2, nearest_multiple(value, 2))
 
 
 #: codecs FFmpeg's mov muxer lists as supported but refuses when it writes the header ("vp9 only

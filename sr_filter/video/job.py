@@ -296,10 +296,11 @@ def scale_to_fit(path: Path, width: int | None, height: int | None) -> float:
         container.close()
     shown = (info.width, info.height) if rotation % 180 == 0 else (info.height, info.width)
     scale = target_scale(width, height, (shown[1], shown[0]), str(path))
-    if width and height:  # inside both, where encoders need even sizes (75 high had become 76)
-        from .encode import even_dimension
+    from .encode import even_dimension
 
-        for bound, side in ((width, shown[0]), (height, shown[1])):
-            if even_dimension(side * scale) > bound:
-                scale = min(scale, (bound - bound % 2) / side)
+    # inside what was asked, where encoders need even sizes: an odd bound gives the even size below
+    # it (75 high had become 76 with both given; --width 1001 alone had given 1002)
+    for bound, side in ((width, shown[0]), (height, shown[1])):
+        if bound and even_dimension(side * scale) > bound:
+            scale = min(scale, (bound - bound % 2) / side)
     return scale

@@ -10,7 +10,6 @@ marked progressive, with a notice.
 from __future__ import annotations
 
 import logging
-import math
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ import numpy as np
 
 from ..atomic import write_all
 from ..errors import VideoFormatError
+from ..sizing import nearest_multiple
 from ..stdio import refuse_closed
 from . import batches, interlace_line, pipeline
 
@@ -170,8 +170,8 @@ def upscale_y4m(source: BinaryIO, target: BinaryIO, upscaler: Any, scale: float 
     factor = upscaler.check_scale(scale)
     sx, sy, _ = header.layout
     # on the chroma grid, halves up as sizing.scaled_length rounds
-    width = max(2, math.floor(header.width * factor / max(sx, 1) + 0.5) * max(sx, 1))
-    height = max(2, math.floor(header.height * factor / max(sy, 1) + 0.5) * max(sy, 1))
+    width = max(2, nearest_multiple(header.width * factor, max(sx, 1)))
+    height = max(2, nearest_multiple(header.height * factor, max(sy, 1)))
     params = header.params
     if header.interlaced:
         order = "mixed field order" if header.interlaced == "mixed" else f"{header.interlaced} field first"
