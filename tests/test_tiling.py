@@ -292,6 +292,36 @@ def test_work_per_pixel_is_counted_on_the_network(net, expected, written):
     assert count_work(torch.nn.Conv2d(4, 3, 3), facts) == (0, 0)  # does not run on 3 channels: not counted
 
 
+def test_work_is_counted_alone_while_another_thread_runs_the_same_network():
+    """The counting hooks sit on the shared network: a pass another thread made meanwhile (a
+    program that loaded the model once for several threads) had been counted too, so the work
+    looked larger and the tiles came out smaller."""
+    import threading
+
+    from sr_filter.archs.base import count_work
+    from sr_filter.archs.srvgg import ARCH as SRVGG
+
+    net = SRVGGNetCompact(num_in_ch=3, num_out_ch=3, num_feat=16, num_conv=4, upscale=4)
+    facts = SRVGG.facts(SRVGG.infer_params(net.state_dict()))
+    alone = count_work(net, facts)
+    stop = threading.Event()
+
+    def busy() -> None:
+        with torch.no_grad():
+            while not stop.is_set():
+                net(torch.zeros(1, 3, 40, 40))
+
+    others = [threading.Thread(target=busy) for _ in range(2)]
+    for thread in others:
+        thread.start()
+    try:
+        assert all(count_work(net, facts) == alone for _ in range(20))
+    finally:
+        stop.set()
+        for thread in others:
+            thread.join()
+
+
 def test_cpu_tiles_are_sized_by_the_work_of_a_window(monkeypatch, tmp_path):
     """On the CPU, tile=auto gives a window about CPU_WINDOW_MACS multiply-adds: a cheap model
     gets larger tiles (less lost to their overlap), TTA's 8 passes and heavy models smaller ones,

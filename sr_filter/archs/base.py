@@ -8,6 +8,7 @@ resolves those facts for one set of settings into a frozen :class:`Facts`.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
@@ -30,8 +31,11 @@ def count_work(network: nn.Module, facts: Facts) -> tuple[int, int]:
     work of every supported family; attention's own products are not counted); (0, 0) when the
     network does not run on it."""
     total, written = [0], [0]
+    counting = threading.get_ident()  # the hooks sit on the shared network: another thread's passes are not counted
 
     def conv(module: nn.Module, args: tuple, out: torch.Tensor) -> None:
+        if threading.get_ident() != counting:
+            return
         kernel = module.weight.shape[2:].numel()
         if isinstance(module, nn.modules.conv._ConvTransposeNd):
             total[0] += args[0].numel() * (module.out_channels // module.groups) * kernel
@@ -40,6 +44,8 @@ def count_work(network: nn.Module, facts: Facts) -> tuple[int, int]:
         written[0] += out.numel()
 
     def linear(module: nn.Module, args: tuple, out: torch.Tensor) -> None:
+        if threading.get_ident() != counting:
+            return
         total[0] += out.numel() * module.in_features
         written[0] += out.numel()
 
