@@ -270,6 +270,31 @@ def test_a_network_that_cannot_run_in_bf16_runs_in_fp32_with_one_warning(tmp_pat
     assert np.array_equal(out, expected)
 
 
+def test_a_probe_failure_that_fp32_shares_keeps_the_reduced_precision():
+    """The probe at start switched to fp32 on any error; a network that refuses the probe's size
+    (a size check of its own, in every precision) had been run in fp32 for nothing."""
+    import torch
+
+    from sr_filter.backends.pytorch import TorchBackend
+    from sr_filter.models import LoadedModel, load_model
+
+    class SquareOnly(torch.nn.Module):  # the probe is not square
+        def __init__(self, net: torch.nn.Module) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if x.shape[-1] != x.shape[-2]:
+                raise RuntimeError("this network takes square pictures")
+            return self.net(x)
+
+    real = load_model("sr-cartoon-x4")
+    model = LoadedModel(SquareOnly(real.network), real.arch, real.params, real.scale, real.name, real.path, real.entry)
+    backend = TorchBackend(model, torch.device("cpu"), torch.bfloat16)
+    assert backend.precision == "bf16" and backend.dtype == torch.bfloat16
+    assert backend.run(np.zeros((1, 3, 16, 16), np.float32)).shape == (1, 3, 64, 64)
+
+
 @pytest.mark.parametrize("wrap", [lambda sd: {"net": sd}, lambda sd: {"params-ema": sd},
                                   lambda sd: {"model_state_dict": sd, "epoch": 1}, lambda sd: {"weights": sd}])
 def test_checkpoint_containers_that_training_code_writes_are_unwrapped(tmp_path, wrap):

@@ -61,10 +61,19 @@ class TorchBackend:
         try:
             self.net(probe.contiguous(memory_format=torch.channels_last))
         except RuntimeError as exc:
-            if not is_oom(exc):
+            if not is_oom(exc) and self._runs_in_fp32(probe):  # else not the precision's doing (a size check): the run says it
                 self._to_fp32(exc)
         except Exception:  # noqa: BLE001 - a third-party network's own checks: the real run says them
             pass
+
+    def _runs_in_fp32(self, probe: torch.Tensor) -> bool:
+        """Whether the probe that failed in reduced precision runs in fp32."""
+        self._net_fp32 = self._net_fp32 or self._place(torch.float32)
+        try:
+            self._net_fp32(probe.float().contiguous(memory_format=torch.channels_last))
+        except Exception:  # noqa: BLE001 - any failure: the same in both precisions
+            return False
+        return True
 
     def _to_fp32(self, exc: BaseException) -> None:
         """A network that mixes dtypes inside cannot run in reduced precision at all: fp32 from here on, said once."""
