@@ -125,28 +125,45 @@ def _entry(cache: Path) -> Path:
     return record
 
 
+def _rewrite(record: Path, data: dict, sealed: bool = True) -> None:
+    """Write a changed record; ``sealed``: with the digest of its fields made anew, as sr-filter
+    writes it (a record of another release or format), else as a damaged or hand-edited one."""
+    data.pop(ov_cache.SEAL, None)
+    if sealed:
+        data[ov_cache.SEAL] = ov_cache._digest(data)
+    record.write_text(json.dumps(data))
+
+
 @pytest.mark.parametrize("damage", ["truncated bin", "record of an older cache", "facts of another version",
-                                    "record of another release"])
+                                    "record of another release", "scale changed", "context changed", "seal removed"])
 def test_a_damaged_or_older_entry_is_converted_again(isolated_cache, damage):
+    """Changed facts (a scale of 2 for a x4 model, a context of 0) had been used as written: a
+    half-size output, or seams of up to 98 levels, on every later run."""
     image = _photo()
-    expected = Upscaler("cartoon").upscale(image)
+    expected = Upscaler("cartoon", tile=32).upscale(image)
     record = _entry(isolated_cache)
+    data = json.loads(record.read_text())
     if damage == "truncated bin":
         blob = record.with_suffix(".bin")
         blob.write_bytes(blob.read_bytes()[:1000])
     elif damage == "record of an older cache":
-        data = json.loads(record.read_text())
         del data["model"]
-        record.write_text(json.dumps({**data, "format": 1}))
+        _rewrite(record, {**data, "format": 1})
     elif damage == "facts of another version":
-        data = json.loads(record.read_text())
         data["model"]["facts"]["new_field"] = 1
-        record.write_text(json.dumps(data))
-    else:  # same files, same facts, written by another sr-filter release
-        data = json.loads(record.read_text())
+        _rewrite(record, data)
+    elif damage == "record of another release":  # same files, same facts, written by another sr-filter release
         data["model"]["sr_filter"] = "0.0.1"
-        record.write_text(json.dumps(data))
-    again = Upscaler("cartoon")
+        _rewrite(record, data)
+    elif damage == "scale changed":
+        data["model"]["scale"] = 2
+        _rewrite(record, data, sealed=False)
+    elif damage == "context changed":
+        data["model"]["facts"]["context"] = 0
+        _rewrite(record, data, sealed=False)
+    else:
+        _rewrite(record, data, sealed=False)
+    again = Upscaler("cartoon", tile=32)
     assert again.model.loaded  # not taken from the damaged entry
     assert np.array_equal(again.upscale(image), expected)
     assert not Upscaler("cartoon").model.loaded  # the rebuilt entry serves the next run

@@ -34,8 +34,9 @@ log = logging.getLogger(__name__)
 
 #: bump when the layout of an entry or the way models are converted changes (4: denoised weights
 #: have their own digest; a format-3 record of them carried the plain model's; 5: the facts
-#: carry the multiply-adds per pixel and per value that size CPU tiles)
-FORMAT = 5
+#: carry the multiply-adds per pixel and per value that size CPU tiles; 6: a record carries the
+#: digest of its own fields, so that damaged facts are not used)
+FORMAT = 6
 #: the fields of a record that say which weights, settings, OpenVINO and precision it is for
 META_KEYS = ("format", "weights_sha256", "settings_sha256", "openvino", "precision")
 
@@ -101,11 +102,29 @@ def find(folder: Path, query: dict) -> tuple[str, dict] | None:
             record = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        if not isinstance(record, dict) or not isinstance(record.get("model"), dict):
+        if not isinstance(record, dict) or not isinstance(record.get("model"), dict) or not _sealed(record):
             continue
         if record["model"].get("sr_filter") == __version__ and all(record.get(k) == v for k, v in query.items()):
             return path.stem, record
     return None
+
+
+#: the record's field holding the digest of all its other fields
+SEAL = "record_sha256"
+
+
+def _digest(record: dict) -> str:
+    fields = {k: v for k, v in record.items() if k != SEAL}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+
+
+def _sealed(record: dict) -> bool:
+    """Whether a record is as it was written: its facts size the tiles and its scale the output,
+    and a changed one (scale 2 for a x4 model, a context of 0) had given wrong pictures."""
+    try:
+        return isinstance(record, dict) and record.get(SEAL) == _digest(record)
+    except (TypeError, ValueError):
+        return False
 
 
 def entry_key(name: str, meta: dict) -> str:
@@ -124,6 +143,9 @@ def load(folder: Path, key: str, meta: dict, model: dict | None = None) -> tuple
         return None
     try:
         record = json.loads(paths["json"].read_text(encoding="utf-8"))
+        if not _sealed(record):
+            log.info("cached OpenVINO model %s has a damaged record; converting again", key)
+            return None
         stale = [k for k, v in meta.items() if record.get(k) != v]
         if model is not None and record.get("model") != model:
             stale.append("model")
@@ -160,6 +182,8 @@ def save(folder: Path, key: str, meta: dict, ov_model: Any, ov: Any, model: dict
             blob = path.read_bytes()
             record[f"{part}_size"] = len(blob)
             record[f"{part}_sha256"] = hashlib.sha256(blob).hexdigest()
+        record = json.loads(json.dumps(record))  # as it reads back (tuples as lists), for its digest
+        record[SEAL] = _digest(record)
         record_path = Path(tmp) / "model.json"
         record_path.write_text(json.dumps(record, indent=1), encoding="utf-8")
         paths = _paths(folder, key)
