@@ -168,6 +168,18 @@ def candidates(spec: str, manifest: Manifest) -> list[ModelEntry]:
     return [manifest.get(spec)]
 
 
+def expected_scale(spec: str | None, manifest: Manifest | None = None) -> int | None:
+    """The scale a preset or model name runs at, known before its weights are fetched: the one all
+    its candidates share (a fallback runs at it too); None for a weights file, an unknown name, or
+    a preset whose models differ."""
+    manifest = manifest or load_manifest()
+    spec = (manifest.default_preset if spec is None else spec).strip()
+    if not spec or not is_known_name(spec, manifest):
+        return None
+    scales = {entry.scale for entry in candidates(spec, manifest)}
+    return scales.pop() if len(scales) == 1 else None
+
+
 def load_model(spec: str | None = None, *, offline: bool | None = None, manifest: Manifest | None = None) -> LoadedModel:
     """Load a preset, ``name[@version]`` or weights file, downloading verified weights if needed
     (:func:`resolve`, then :func:`load_ref`)."""

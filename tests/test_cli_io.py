@@ -722,3 +722,21 @@ def test_odd_missing_inputs_among_several_are_each_one_failure(crop, tmp_path):
         assert done.returncode == 1 and (tmp_path / "a_x4.png").is_file(), lines
         assert any(line.startswith(f"sr-filter: error: {said}") for line in lines), lines
         assert lines[-1] == "sr-filter: 1 upscaled, 0 skipped, 1 failed", lines
+
+
+def test_outputs_are_checked_before_the_model_is_fetched(tmp_path):
+    """An existing output had been refused only after the weights were downloaded and the model
+    converted, and --skip-existing with nothing left to do had needed the weights: offline, a
+    download error. The model here is not in the (empty) cache, and the run may not download."""
+    Image.new("RGB", (8, 8), (90, 60, 30)).save(tmp_path / "a.png")
+    (tmp_path / "a_x4.png").write_bytes(b"done before")
+    env = {"SR_FILTER_CACHE_DIR": str(tmp_path / "cache"), "SR_FILTER_OFFLINE": "1"}
+    named = ("-m", "RealESRGANv2-animevideo-xsx4")
+    refused = run(tmp_path / "a.png", *named, env=env)
+    assert refused.returncode == 1 and refused.stderr.decode() == (
+        f"sr-filter: error: {tmp_path / 'a_x4.png'} exists; use --overwrite to replace it, or --skip-existing\n")
+    skipped = run(tmp_path / "a.png", *named, "--skip-existing", env=env)
+    assert skipped.returncode == 0 and skipped.stderr.decode() == "sr-filter: skipping 1 existing output(s)\n"
+    offline = run(tmp_path / "a.png", *named, "-o", tmp_path / "new.png", env=env)  # work to do: the model is needed
+    assert offline.returncode == 1 and "offline" in offline.stderr.decode() and not (tmp_path / "new.png").exists()
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").rglob("*.pth"))

@@ -190,50 +190,35 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
 
         for source in (Path(p) for p in inputs if p != "-" and is_video(Path(p)) and Path(p).is_file()):
             check_codec(source, video_target(source, source), codec, crf, unreadable_ok=True)
+    from ..models import expected_scale
     from ..upscaler import Upscaler, may_skip_torch
 
     # Ctrl-C held back while compiled code loads; torch only where the run may need it
     load_libraries(openvino=backend != "torch", torch=not may_skip_torch(device, backend, denoise))
     _check_device(device, precision)
-
+    batch_suffix = suffix or ""  # files written into an output folder keep their names unless --suffix is given
+    if resume and not overwrite:  # run again after Ctrl-C: finished outputs stay, the video in progress
+        skip_existing = True  # resumes (one finished video had been an error, so a retry loop never ended)
+    plan = functools.partial(_plan, inputs, output, fmt=fmt, batch_suffix=batch_suffix, quiet=quiet, quality=quality,
+                             overwrite=overwrite, skip_existing=skip_existing,
+                             video_only_given=video_only(codec, crf, resume, frames, skip_damaged))
+    if suffix is None:
+        suffix = _size_suffix(width, height) or (f"_x{scale:g}" if scale else None)
+    # the outputs are checked before the model is fetched where their names do not wait for its
+    # scale: an existing output had been refused only after a download and a conversion, and
+    # --skip-existing with nothing left to do had needed the weights (or the network)
+    expected = None if suffix is not None else expected_scale(model or preset)
+    planned = plan(suffix if suffix is not None else f"_x{expected}") if suffix is not None or expected else None
+    if planned is not None and not planned[0]:
+        return
     upscaler = Upscaler(model or preset, device=device, precision=precision, tile=tile, offline=offline, backend=backend,
                         tta=tta, denoise=denoise, colour_fix=colour_fix)
     upscaler.check_scale(scale)  # before any file: a scale the model cannot give (a 1x model asked for x4)
-    batch_suffix = suffix or ""  # files written into an output folder keep their names unless --suffix is given
-    if suffix is None:
-        suffix = _size_suffix(width, height) or (f"_x{scale:g}" if scale else f"_x{upscaler.scale}")
-    jobs = unique(plan_jobs(inputs, output, suffix, fmt, batch_suffix=batch_suffix))
-    left_out = left_out_line(inputs)
-    if left_out:
-        say(f"sr-filter: {left_out}")
-    if resume and not overwrite:  # run again after Ctrl-C: finished outputs stay, the video in progress
-        skip_existing = True  # resumes (one finished video had been an error, so a retry loop never ended)
-    if not any(is_video(job.source) for job in jobs):
-        given = video_only(codec, crf, resume, frames, skip_damaged)
-        if given and len(jobs) == 1 and jobs[0].source is not None and jobs[0].target is not None and _animated(jobs[0].source):
-            # an animation written as a still format: "given alone" is true, and had been said as if it were not
-            raise click.UsageError(f"{given} to videos and to animations written as one (gif, webp, png); "
-                                   f"{shown_path(jobs[0].target)} holds one picture")
-        if given:
-            raise click.UsageError(f"{given} to videos (and to an animation given alone); none of these inputs is a video")
-    # several inputs or a folder: a batch, even when all but one were done before (a folder of one
-    # image had printed neither its [1/1] line nor the summary)
-    batch = len(jobs) > 1 or any(p != "-" and Path(p).is_dir() for p in inputs)
-    skipped = 0
-    if skip_existing:  # before the checks: an output written in place of its input is done, not refused
-        kept = [j for j in jobs if j.target is None or not j.target.exists() or j.target.is_dir() or is_stream(j.target)]
-        skipped = len(jobs) - len(kept)
-        if skipped:
-            say(f"sr-filter: skipping {skipped} existing output(s)")
-        jobs = kept
-    check_targets(jobs, overwrite=overwrite)
-    if quality is not None and not quiet:
-        _say_quality_unused(jobs, fmt)
-    if not jobs:
-        if batch:  # a batch's summary line, as after any batch
-            say(f"sr-filter: 0 upscaled, {skipped} skipped, 0 failed")
-        return
-    check_writable(jobs, overwrite=overwrite)
+    if planned is None or (suffix is None and upscaler.scale != expected):
+        planned = plan(suffix if suffix is not None else f"_x{upscaler.scale}")
+        if not planned[0]:
+            return
+    jobs, skipped, batch = planned
     announced = []
 
     def announce() -> None:  # once, after the first image has been read: a bad input stays one line
@@ -305,6 +290,44 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
         click.echo(f"sr-filter: {done} upscaled, {skipped} skipped, {len(failed)} failed", err=True)  # docs/io.md: always all three
     if failed:
         ctx.exit(1)
+
+
+def _plan(inputs: list[str], output: str | None, suffix: str, *, fmt: str | None, batch_suffix: str, quiet: bool,
+          quality: int | None, overwrite: bool, skip_existing: bool, video_only_given: str | None) -> tuple[list[Job], int, bool]:
+    """The jobs left to do (outputs checked: none refused, none written over without --overwrite),
+    how many --skip-existing left out, and whether this is a batch; with no job left, the batch's
+    summary line is said here."""
+    jobs = unique(plan_jobs(inputs, output, suffix, fmt, batch_suffix=batch_suffix))
+    left_out = left_out_line(inputs)
+    if left_out:
+        say(f"sr-filter: {left_out}")
+    if not any(is_video(job.source) for job in jobs):
+        given = video_only_given
+        if given and len(jobs) == 1 and jobs[0].source is not None and jobs[0].target is not None and _animated(jobs[0].source):
+            # an animation written as a still format: "given alone" is true, and had been said as if it were not
+            raise click.UsageError(f"{given} to videos and to animations written as one (gif, webp, png); "
+                                   f"{shown_path(jobs[0].target)} holds one picture")
+        if given:
+            raise click.UsageError(f"{given} to videos (and to an animation given alone); none of these inputs is a video")
+    # several inputs or a folder: a batch, even when all but one were done before (a folder of one
+    # image had printed neither its [1/1] line nor the summary)
+    batch = len(jobs) > 1 or any(p != "-" and Path(p).is_dir() for p in inputs)
+    skipped = 0
+    if skip_existing:  # before the checks: an output written in place of its input is done, not refused
+        kept = [j for j in jobs if j.target is None or not j.target.exists() or j.target.is_dir() or is_stream(j.target)]
+        skipped = len(jobs) - len(kept)
+        if skipped:
+            say(f"sr-filter: skipping {skipped} existing output(s)")
+        jobs = kept
+    check_targets(jobs, overwrite=overwrite)
+    if quality is not None and not quiet:
+        _say_quality_unused(jobs, fmt)
+    if not jobs:
+        if batch:  # a batch's summary line, as after any batch
+            say(f"sr-filter: 0 upscaled, {skipped} skipped, 0 failed")
+        return jobs, skipped, batch
+    check_writable(jobs, overwrite=overwrite)
+    return jobs, skipped, batch
 
 
 def _animated(source: Path) -> bool:
