@@ -254,8 +254,22 @@ def test_unwritable_cache_folder_runs_without_caching(tmp_path, caplog, photo, t
     model = tiny
     out = OpenVinoBackend.from_model(model, cache_dir=blocker / "openvino").run(photo)
     assert float(np.abs(out - _torch_whole(model, photo)).max()) <= 1 / 255
-    assert any("not caching" in r.getMessage() for r in caplog.records)
+    said = [r for r in caplog.records if "are not cached" in r.getMessage()]  # said at WARNING: had been -v only
+    assert len(said) == 1 and said[0].levelno == logging.WARNING and "(Not a directory); each run converts" in said[0].getMessage()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["not-a-folder"]
+
+
+def test_a_full_disk_is_named_as_one_when_openvino_cannot_write(tmp_path):
+    """OpenVINO words a failed write "basic_ios::clear: iostream error"; the notice gives the
+    system's reason, found by a small write of its own (a file in the folder's place here, as a
+    full disk cannot be made without privileges)."""
+    from sr_filter.backends.ov_cache import _why_unwritable
+
+    assert _why_unwritable(tmp_path, RuntimeError("basic_ios::clear: iostream error")) == "basic_ios::clear: iostream error"
+    (tmp_path / "file").write_text("x")
+    assert _why_unwritable(tmp_path / "file", RuntimeError("basic_ios::clear: iostream error")) == "Not a directory"
+    assert _why_unwritable(tmp_path, OSError(28, "No space left on device")) == "No space left on device"
+    assert list(tmp_path.iterdir()) == [tmp_path / "file"]  # the probe is gone
 
 
 def test_model_whose_weights_file_is_gone_runs_uncached(tmp_path, tiny, photo):

@@ -19,6 +19,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import os
 import re
 import shutil
 import uuid
@@ -196,11 +197,34 @@ def save(folder: Path, key: str, meta: dict, ov_model: Any, ov: Any, model: dict
         _drop_outdated(folder, key, meta)
         return True
     except (OSError, RuntimeError) as exc:  # OpenVINO reports a failed write as RuntimeError
-        log.info("not caching the converted model: cannot write to %s (%s)", folder, getattr(exc, "strerror", None) or first_line(exc))
+        # a warning, not -v only: every run converts the model again, seconds each, without a word
+        log.warning("converted models are not cached: cannot write to %s (%s); each run converts this model again",
+                    folder, _why_unwritable(folder, exc))
         return False
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _why_unwritable(folder: Path, exc: BaseException) -> str:
+    """The system's reason for a failed write. OpenVINO's own says "basic_ios::clear: iostream
+    error" for a full disk: a small write of our own there gives the real one."""
+    if getattr(exc, "strerror", None):
+        return exc.strerror
+    probe = folder / f".srf-probe-{uuid.uuid4().hex}"
+    try:
+        with open(probe, "wb") as f:
+            f.write(bytes(1 << 20))
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as failed:
+        return failed.strerror or first_line(failed)
+    finally:
+        try:
+            probe.unlink(missing_ok=True)
+        except OSError:
+            pass
+    return first_line(exc)
 
 
 def _clear(path: Path) -> None:
