@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import os
 import time
+from contextlib import suppress
 from pathlib import Path
 from types import TracebackType
 
@@ -74,6 +75,9 @@ class CacheLock:
                 raise
             if self._still_named(fd):
                 self._fd = fd
+                with suppress(OSError):  # who holds it, for the messages of those who wait
+                    os.ftruncate(fd, 0)
+                    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
                 return
             os.close(fd)  # the previous holder deleted this file after we opened it: try the new one
 
@@ -82,6 +86,14 @@ class CacheLock:
             return os.path.samestat(os.fstat(fd), os.stat(self.path))
         except FileNotFoundError:
             return False
+
+    def holder(self) -> int | None:
+        """The process id of the lock's holder, as it wrote it (None: unknown)."""
+        try:
+            text = self.path.read_text(encoding="ascii").strip()
+        except (OSError, UnicodeDecodeError):
+            return None
+        return int(text) if text.isdigit() else None
 
     def release(self) -> None:
         """Delete the lock file, then unlock: waiters then lock a fresh file."""

@@ -12,6 +12,7 @@ be reached or does not answer is not asked again, and is remembered (:mod:`sr_fi
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import logging
 import os
@@ -42,6 +43,8 @@ _CHUNK = 1 << 16
 _FLOOR_RATE = 50_000  # bytes/s: the slowest transfer the default deadline allows
 _UNKNOWN_SIZE = 100_000_000  # bytes assumed for the default deadline when the size is unknown
 STALE_PART_S = 3600.0
+#: age after which a failed download's note (see :func:`note_failure`) is swept
+FAILURE_NOTE_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -264,6 +267,98 @@ def cache_error(exc: OSError, path: Path) -> CacheError:
     )
 
 
+def wait_for_lock(lock: CacheLock, path: Path, *, limit: float) -> None:
+    """Take ``lock`` once the process downloading ``path`` lets it go. That download must show
+    progress: with its part file unchanged for :func:`quiet_limit` seconds the wait ends in a
+    :class:`DownloadError` naming the process (one stopped with Ctrl-Z had made every other run
+    wait for an hour without a word); ``limit`` bounds the whole wait."""
+    started = last_change = time.monotonic()
+    seen = None
+    patience = quiet_limit()
+    while True:
+        lock.timeout = 1.0
+        try:
+            lock.acquire()
+            return
+        except LockTimeout:
+            pass
+        now, state = time.monotonic(), _parts(path)
+        if state != seen:
+            seen, last_change = state, now
+        holder = lock.holder()
+        who = f"process {holder}" if holder else "another process"
+        if now - last_change > patience:
+            raise DownloadError(f"{who} has been downloading {path.name} into {path.parent} with no progress for "
+                                f"{int(now - last_change)} s (stopped, or its connection hangs); stop it, or wait for it "
+                                "and try again")
+        if now - started > limit:
+            raise DownloadError(f"{who} has been downloading {path.name} into {path.parent} for "
+                                f"{int(now - started) // 60} min; stop it and try again")
+
+
+def quiet_limit() -> float:
+    """Seconds a waiting process lets another one's download go without progress: three of its
+    stall timeouts (it retries a silent server, and starts a fresh part file each attempt)."""
+    return max(60.0, 3 * Limits.from_env().stall)
+
+
+def _parts(path: Path) -> tuple:
+    """The part files of ``path`` now: (name, size, modification time) each."""
+    try:
+        found = [(p.name, p.stat()) for p in path.parent.glob(f".{glob.escape(path.name)}.*.part")]
+    except OSError:
+        return ()
+    return tuple(sorted((name, st.st_size, st.st_mtime_ns) for name, st in found))
+
+
+#: a failed download's one-line reason, kept beside the file for the processes that waited on it
+def _failure_note(path: Path) -> Path:
+    return path.with_name(f".{path.name}.failed")
+
+
+def note_failure(path: Path, message: str) -> None:
+    """Leave why the download of ``path`` failed for the processes waiting to try it themselves
+    (each had made its own full set of attempts, one after another: minutes on a bad mirror)."""
+    note = _failure_note(path)
+    with suppress(OSError):
+        note.write_text(message, encoding="utf-8")
+
+
+def failure_since(path: Path, since: float) -> str | None:
+    """The reason a download of ``path`` failed after ``since`` (time.time()), if one did."""
+    note = _failure_note(path)
+    with suppress(OSError, UnicodeDecodeError):
+        if note.stat().st_mtime >= since:
+            return note.read_text(encoding="utf-8").strip() or None
+    return None
+
+
+def forget_failure(path: Path) -> None:
+    with suppress(OSError):
+        _failure_note(path).unlink(missing_ok=True)
+
+
+def pass_on_failure(path: Path) -> None:
+    """After a failed download's lock is let go: give the processes waiting on it a moment to take
+    it in turn and read the note (they poll four times a second), then remove the note under the
+    lock, so a failure leaves no file behind. A note that stays (a new download holds the lock)
+    is removed by that download's end or by a later sweep."""
+    time.sleep(0.3)
+    deadline = time.monotonic() + 2.0
+    while True:
+        try:
+            with CacheLock(path, timeout=0):
+                forget_failure(path)
+            return
+        except LockTimeout:
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.05)
+        except OSError:
+            forget_failure(path)
+            return
+
+
 def sweep_parts(folder: Path, name: str | None = None, *, any_age: bool = False) -> None:
     """Delete what killed downloads left: the part files of ``name`` (its lock is held by the
     caller, so no one is writing them), any older than :data:`STALE_PART_S` (``any_age``: any)
@@ -281,6 +376,10 @@ def sweep_parts(folder: Path, name: str | None = None, *, any_age: bool = False)
             elif any_age or now - part.stat().st_mtime > STALE_PART_S:
                 with CacheLock(folder / target, timeout=0):
                     part.unlink()
+    for note in (p for p in entries if p.name.startswith(".") and p.name.endswith(".failed")):
+        with suppress(OSError):  # read by the processes waiting at the time only
+            if any_age or now - note.stat().st_mtime > FAILURE_NOTE_S:
+                note.unlink()
     for lock in (p for p in entries if p.name.endswith(".lock") and p.name[:-5] != name):
         with suppress(OSError, LockTimeout):
             with CacheLock(folder / lock.name[:-5], timeout=0):

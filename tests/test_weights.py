@@ -8,11 +8,13 @@ import re
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 import torch
 from PIL import Image
 
+from sr_filter.cachelock import CacheLock
 from sr_filter.community import read_state
 from sr_filter.errors import ChecksumError, DownloadError, SrFilterError, WeightsFormatError
 from sr_filter.manifest import load_manifest
@@ -30,7 +32,7 @@ def entry():
 
 
 def _leftovers(folder):
-    return [p.name for p in folder.iterdir() if p.name.endswith((".part", ".tmp", ".lock"))]
+    return [p.name for p in folder.iterdir() if p.name.endswith((".part", ".tmp", ".lock", ".failed"))]
 
 
 def test_first_use_downloads_then_uses_cache(weights_server, entry, isolated_cache):
@@ -131,6 +133,34 @@ def test_concurrent_first_use_downloads_once(weights_server, entry, isolated_cac
     assert not _leftovers(isolated_cache)
 
 
+def test_parallel_first_uses_of_a_failing_mirror_fail_together(weights_server, entry, isolated_cache):
+    """Four processes, one failing mirror: those that waited take the downloader's failure instead
+    of each making its own attempts after it (minutes, one after another, on a stalling mirror)."""
+    weights_server.behaviour[entry.file] = "500"
+    script = textwrap.dedent(
+        f"""
+        import time
+        from sr_filter.errors import DownloadError
+        from sr_filter.manifest import load_manifest
+        from sr_filter.weights import fetch
+        try:
+            fetch(load_manifest().get({NAME!r}))
+        except DownloadError as exc:
+            print(exc)
+        """
+    )
+    # five attempts, 7.5 s of pauses between them: the others start while the first one tries
+    env = dict(os.environ, PYTHONPATH=str(ROOT), SR_FILTER_DOWNLOAD_RETRIES="5")
+    procs = [subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(4)]
+    results = [p.communicate(timeout=300) for p in procs]
+    said = [out for out, _ in results]
+    assert all("could not download" in out for out in said), results
+    waited = [out for out in said if "found by the process this one waited for" in out]
+    assert len(waited) == 3 and weights_server.hits[entry.file] == 5, (results, weights_server.hits)
+    assert not _leftovers(isolated_cache)
+
+
 def test_waiting_for_another_download_is_said(weights_server, entry, isolated_cache, caplog):
     """A second process had waited for the first one's download without a word."""
     import threading
@@ -143,10 +173,54 @@ def test_waiting_for_another_download_is_said(weights_server, entry, isolated_ca
     threading.Timer(0.5, held.release).start()
     with caplog.at_level("WARNING"):
         assert file_sha256(fetch(entry)) == entry.sha256
-    assert f"waiting for another process that is downloading {entry.file}" in caplog.text
+    assert f"waiting for process {os.getpid()}, which is downloading {entry.file}" in caplog.text  # the holder, by id
     caplog.clear()
     fetch(entry)
     assert "waiting" not in caplog.text
+
+
+def test_a_wait_behind_a_download_without_progress_ends_naming_the_process(entry, isolated_cache, monkeypatch):
+    """A download stopped with Ctrl-Z (here: a lock held with no part file growing) had made every
+    other run wait for an hour without a word."""
+    from sr_filter import download as download_module
+
+    isolated_cache.mkdir(exist_ok=True)
+    monkeypatch.setattr(download_module, "quiet_limit", lambda: 2.0)
+    (isolated_cache / f".{entry.file}.0123abcd.part").write_bytes(b"half")
+    with CacheLock(isolated_cache / entry.file, timeout=1):
+        started = time.monotonic()
+        with pytest.raises(DownloadError, match=rf"^process {os.getpid()} has been downloading {re.escape(entry.file)} into "
+                                                r".* with no progress for [23] s \(stopped, or its connection hangs\)"):
+            fetch(entry)
+        assert 2 <= time.monotonic() - started < 6
+
+
+def test_processes_that_waited_share_the_failure_they_waited_for(weights_server, entry, isolated_cache, monkeypatch):
+    """Each process waiting behind a failing download had then made its own full set of attempts,
+    one after another (on a stalling mirror: 93, 185 and 277 s for three runs)."""
+    import threading
+
+    isolated_cache.mkdir(exist_ok=True)
+    weights_server.behaviour[entry.file] = "500"
+    held = CacheLock(isolated_cache / entry.file, timeout=1)
+    held.acquire()
+
+    def fail_then_release() -> None:  # the holder's failed download, as fetch leaves it
+        from sr_filter.download import note_failure
+
+        note_failure(isolated_cache / entry.file, "could not download it (HTTP 500). Check the network")
+        held.release()
+
+    threading.Timer(0.5, fail_then_release).start()
+    with pytest.raises(DownloadError, match=r"HTTP 500\). Check the network \(found by the process this one waited for\)"):
+        fetch(entry)
+    assert weights_server.hits[entry.file] == 0  # not tried again
+    with pytest.raises(DownloadError, match="500"):  # a later run, which did not wait, tries for itself
+        fetch(entry)
+    assert weights_server.hits[entry.file] > 0
+    weights_server.behaviour[entry.file] = None
+    assert file_sha256(fetch(entry)) == entry.sha256
+    assert not _leftovers(isolated_cache)  # the note goes with the success
 
 
 def test_what_killed_runs_left_in_the_cache_goes(weights_server, entry, isolated_cache):
