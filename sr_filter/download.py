@@ -359,31 +359,42 @@ def pass_on_failure(path: Path) -> None:
             return
 
 
-def sweep_parts(folder: Path, name: str | None = None, *, any_age: bool = False) -> None:
+def sweep_parts(folder: Path, name: str | None = None, *, any_age: bool = False) -> tuple[int, int]:
     """Delete what killed downloads left: the part files of ``name`` (its lock is held by the
     caller, so no one is writing them), any older than :data:`STALE_PART_S` (``any_age``: any)
-    whose file is not being downloaded now, and lock files no process holds."""
+    whose file is not being downloaded now, and lock files no process holds. Returns the files
+    removed and their bytes."""
     try:
         entries = list(folder.iterdir())
     except OSError:
-        return
+        return 0, 0
     now = time.time()
+    removed, size = 0, 0
+
+    def remove(path: Path) -> None:
+        nonlocal removed, size
+        length = path.lstat().st_size
+        path.unlink()
+        removed, size = removed + 1, size + length
+
     for part in (p for p in entries if p.name.startswith(".") and p.name.endswith(".part")):
         target = part.name[1:].rsplit(".", 2)[0]
         with suppress(OSError, LockTimeout):
             if target == name:
-                part.unlink()
+                remove(part)
             elif any_age or now - part.stat().st_mtime > STALE_PART_S:
                 with CacheLock(folder / target, timeout=0):
-                    part.unlink()
+                    remove(part)
     for note in (p for p in entries if p.name.startswith(".") and p.name.endswith(".failed")):
         with suppress(OSError):  # read by the processes waiting at the time only
             if any_age or now - note.stat().st_mtime > FAILURE_NOTE_S:
-                note.unlink()
+                remove(note)
     for lock in (p for p in entries if p.name.endswith(".lock") and p.name[:-5] != name):
         with suppress(OSError, LockTimeout):
             with CacheLock(folder / lock.name[:-5], timeout=0):
                 pass  # taken and given back: the holder deletes the file, so a dead one's goes
+            removed += 1
+    return removed, size
 
 
 def _broken(exc: BaseException) -> str:

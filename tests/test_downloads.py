@@ -460,6 +460,24 @@ def test_clear_cache_forgets_the_network_and_refuses_a_cache_that_is_a_file(tmp_
     assert (tmp_path / "a-file").read_text() == "mine"
 
 
+def test_models_counts_and_clear_cache_removes_what_killed_downloads_left(isolated_cache):
+    """A killed download's part file (1.4 MB) and lock: `models` had said "0 downloaded weights
+    file(s), 0.0 MB" and --clear-cache "removed 0 file(s), 0.0 MB" while deleting both."""
+    from click.testing import CliRunner
+
+    from sr_filter.cli import cli
+
+    isolated_cache.mkdir(exist_ok=True)
+    part = isolated_cache / f".{NAME}.pth.0123abcd.part"
+    part.write_bytes(bytes(1_400_000))
+    (isolated_cache / f"{NAME}.pth.lock").write_text("")
+    listing = CliRunner().invoke(cli, ["models"])
+    assert "; 1 unfinished download(s), 1.4 MB; `sr-filter models --clear-cache` empties it" in listing.output, listing.output
+    done = CliRunner().invoke(cli, ["models", "--clear-cache"])
+    assert done.exit_code == 0 and done.output.startswith("removed 2 file(s), 1.4 MB, from "), done.output
+    assert list(isolated_cache.iterdir()) == []
+
+
 def test_a_failed_download_points_only_to_what_models_has():
     """`models --download` failures ended "(see --model and --offline)" or pointed to --offline,
     options `models` does not have."""

@@ -88,18 +88,28 @@ def models(as_json: bool, inspect_path: str | None, download: tuple[str, ...], c
     click.echo(f"\nWeights cache: {cache_dir()}  " + (f"(unusable: {problem})" if problem else "(set SR_FILTER_CACHE_DIR to move it)"))
     click.echo(f"  {usage['weights_files']} downloaded weights file(s), {usage['weights_bytes'] / 1e6:.1f} MB; "
                f"{usage['converted_models']} converted model(s) (OpenVINO), {usage['converted_bytes'] / 1e6:.1f} MB"
-               + ("; `sr-filter models --clear-cache` empties it" if usage["weights_files"] or usage["converted_models"] else ""))
+               + (f"; {usage['unfinished_downloads']} unfinished download(s), {usage['unfinished_bytes'] / 1e6:.1f} MB"
+                  if usage["unfinished_downloads"] else "")
+               + ("; `sr-filter models --clear-cache` empties it"
+                  if usage["weights_files"] or usage["converted_models"] or usage["unfinished_downloads"] else ""))
 
 
 def _cache_usage(manifest) -> dict:
-    """What the cache holds: the manifest's downloaded files, and the converted models."""
+    """What the cache holds: the manifest's downloaded files, the converted models, and the part
+    files of unfinished downloads."""
     from ..backends.ov_cache import default_folder
+    from ..weights import cache_dir
 
     weights = [f.stat().st_size for f in _downloaded_files(manifest)]
     converted = _converted_files(default_folder())
+    try:  # part files of downloads under way or killed (swept by a later run or --clear-cache)
+        parts = [f.stat().st_size for f in cache_dir().glob(".*.part") if f.is_file()]
+    except OSError:
+        parts = []
     return {"weights_files": len(weights), "weights_bytes": sum(weights),
             "converted_models": sum(1 for f in converted if f.suffix == ".json"),
-            "converted_bytes": sum(f.stat().st_size for f in converted)}
+            "converted_bytes": sum(f.stat().st_size for f in converted),
+            "unfinished_downloads": len(parts), "unfinished_bytes": sum(parts)}
 
 
 def _downloaded_files(manifest) -> list:
@@ -230,15 +240,16 @@ def _clear_cache(as_json: bool) -> None:
     problem = cache_problem(cache_dir())
     if problem:  # "removed 0 files" from a file had read as done
         raise CacheError(problem)
+    removed, size, failed = 0, 0, []
     for folder in (cache_dir(), default_folder()):  # what killed runs left: parts, locks, temporary folders
-        sweep_parts(folder, any_age=True)
-        sweep_orphans(folder, again=True)
+        swept, length = sweep_parts(folder, any_age=True)  # counted: "removed 0 file(s)" had deleted a part and a lock
+        removed, size = removed + swept, size + length
+        removed += sweep_orphans(folder, again=True)
     with contextlib.suppress(OSError):  # conversions killed under releases that named their folders .tmp-*
         for old in default_folder().glob(".tmp-*"):
             shutil.rmtree(old, ignore_errors=True)
     remembered = [cache_dir() / REMEMBERED] if (cache_dir() / REMEMBERED).is_file() else []  # "no network" too: a fresh start
     targets = _downloaded_files(load_manifest()) + _converted_files(default_folder()) + remembered
-    removed, size, failed = 0, 0, []
     for path in targets:
         try:
             if path.is_dir() and not path.is_symlink():  # a folder where an entry's file goes
