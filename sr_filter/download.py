@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import json
 import logging
 import os
 import secrets
@@ -297,9 +298,12 @@ def wait_for_lock(lock: CacheLock, path: Path, *, limit: float) -> None:
 
 
 def quiet_limit() -> float:
-    """Seconds a waiting process lets another one's download go without progress: three of its
-    stall timeouts (it retries a silent server, and starts a fresh part file each attempt)."""
-    return max(60.0, 3 * Limits.from_env().stall)
+    """Seconds a waiting process lets another one's download go without progress: all of its
+    attempts at a server that connects slowly and then says nothing, with the pauses between
+    them, and a minute more (each attempt that gets data starts a fresh part file)."""
+    limits = Limits.from_env()
+    pauses = sum(min(2**attempt, 10) * 0.5 for attempt in range(limits.retries))
+    return limits.retries * (limits.connect + limits.stall) + pauses + 60.0
 
 
 def _parts(path: Path) -> tuple:
@@ -316,20 +320,44 @@ def _failure_note(path: Path) -> Path:
     return path.with_name(f".{path.name}.failed")
 
 
-def note_failure(path: Path, message: str) -> None:
-    """Leave why the download of ``path`` failed for the processes waiting to try it themselves
-    (each had made its own full set of attempts, one after another: minutes on a bad mirror)."""
+def note_failure(path: Path, urls: list[str], exc: DownloadError) -> None:
+    """Leave why the download of ``path`` from ``urls`` failed, for the processes waiting to try
+    the same themselves (each had made its own full set of attempts, one after another: minutes on
+    a bad mirror)."""
     note = _failure_note(path)
+    record = {"urls": list(urls), "kind": type(exc).__name__, "message": str(exc), "reason": getattr(exc, "reason", None)}
     with suppress(OSError):
-        note.write_text(message, encoding="utf-8")
+        note.write_text(json.dumps(record), encoding="utf-8")
 
 
-def failure_since(path: Path, since: float) -> str | None:
-    """The reason a download of ``path`` failed after ``since`` (time.time()), if one did."""
-    note = _failure_note(path)
-    with suppress(OSError, UnicodeDecodeError):
-        if note.stat().st_mtime >= since:
-            return note.read_text(encoding="utf-8").strip() or None
+def note_state(path: Path) -> tuple | None:
+    """What the failure note of ``path`` is now (None: there is none): a note that differs after a
+    wait was written during it. Compared as it is, not by clocks (a shared cache on another host)."""
+    with suppress(OSError):
+        st = _failure_note(path).stat()
+        return st.st_ino, st.st_size, st.st_mtime_ns
+    return None
+
+
+def failure_since(path: Path, before: tuple | None, urls: list[str]) -> DownloadError | None:
+    """The error of a download of ``path`` from the same ``urls`` that failed while this process
+    waited (its note differs from ``before``), as the class it was; None when there was none."""
+    from . import errors
+
+    now = note_state(path)
+    if now is None or now == before:
+        return None
+    with suppress(OSError, ValueError):
+        record = json.loads(_failure_note(path).read_text(encoding="utf-8"))
+        if not isinstance(record, dict) or record.get("urls") != list(urls) or not record.get("message"):
+            return None  # another mirror or settings: this process tries its own
+        kind = getattr(errors, str(record.get("kind")), DownloadError)
+        if not (isinstance(kind, type) and issubclass(kind, DownloadError)):
+            kind = DownloadError
+        error = kind(f"{record['message']} (found by the process this one waited for)")
+        if record.get("reason"):
+            error.reason = record["reason"]
+        return error
     return None
 
 

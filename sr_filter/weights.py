@@ -25,8 +25,8 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from . import netmemory, sniff
 from .cachelock import CacheLock, LockTimeout
 from .download import (
-    ENV_CACHE, ENV_MIRROR, cache_error, download, failure_since, forget_failure, note_failure, pass_on_failure, sweep_parts,
-    wait_for_lock,
+    ENV_CACHE, ENV_MIRROR, cache_error, download, failure_since, forget_failure, note_failure, note_state, pass_on_failure,
+    sweep_parts, wait_for_lock,
 )
 from .envvars import env_flag, env_text
 from .errors import (
@@ -208,14 +208,14 @@ def _fetch_to(
     if path.is_dir():
         raise CacheError(f"cannot save {path.name}: {path} is a folder; remove it or set {ENV_CACHE} to another folder")
     lock = CacheLock(path, timeout=0)
-    waited_from = None
+    waited, before = False, None
     try:
         try:
             lock.acquire()
         except LockTimeout:  # it had waited without a word
             holder = lock.holder()
             log.warning("waiting for %s, which is downloading %s", f"process {holder}" if holder else "another process", path.name)
-            waited_from = time.time()
+            waited, before = True, note_state(path)
             wait_for_lock(lock, path, limit=_LOCK_WAIT_S)
     except OSError as exc:
         raise cache_error(exc, path) from None
@@ -223,16 +223,16 @@ def _fetch_to(
         # another process may have finished the download while we waited for the lock
         if _good(path, sha256, size):
             return path
-        failed = failure_since(path, waited_from) if waited_from is not None else None
-        if failed:  # the same mirror, moments ago: its attempts are not made again
-            raise DownloadError(f"{failed} (found by the process this one waited for)")
+        failed = failure_since(path, before, urls) if waited else None
+        if failed is not None:  # the same addresses, moments ago: their attempts are not made again
+            raise failed
         sweep_parts(path.parent, path.name)  # we hold the lock: any part of this file is orphaned
         if path.is_file():
             _drop_corrupt(path)
         try:
             download(urls, path, sha256, size)
         except DownloadError as exc:
-            note_failure(path, str(exc))
+            note_failure(path, urls, exc)
             lock.release()
             pass_on_failure(path)
             raise

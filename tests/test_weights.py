@@ -161,6 +161,25 @@ def test_parallel_first_uses_of_a_failing_mirror_fail_together(weights_server, e
     assert not _leftovers(isolated_cache)
 
 
+def test_a_failure_from_other_addresses_or_of_another_kind_is_shared_only_as_it_was(weights_server, entry, isolated_cache):
+    """The note had held the message alone: a waiting run with its own mirror took on another
+    run's failure, and a no-network failure came back as a plain download error."""
+    from sr_filter.download import failure_since, note_failure, note_state
+    from sr_filter.errors import NetworkUnavailableError
+
+    path = isolated_cache / entry.file
+    isolated_cache.mkdir(exist_ok=True)
+    before = note_state(path)
+    gone = NetworkUnavailableError("could not download it (cannot connect)")
+    gone.reason = "cannot connect"
+    note_failure(path, ["http://127.0.0.1:1/mirror/x.pth"], gone)
+    assert failure_since(path, before, ["http://127.0.0.1:2/other/x.pth"]) is None  # not the addresses this run uses
+    shared = failure_since(path, before, ["http://127.0.0.1:1/mirror/x.pth"])
+    assert isinstance(shared, NetworkUnavailableError) and shared.reason == "cannot connect"
+    assert str(shared) == "could not download it (cannot connect) (found by the process this one waited for)"
+    assert failure_since(path, note_state(path), ["http://127.0.0.1:1/mirror/x.pth"]) is None  # there before the wait
+
+
 def test_waiting_for_another_download_is_said(weights_server, entry, isolated_cache, caplog):
     """A second process had waited for the first one's download without a word."""
     import threading
@@ -205,10 +224,12 @@ def test_processes_that_waited_share_the_failure_they_waited_for(weights_server,
     held = CacheLock(isolated_cache / entry.file, timeout=1)
     held.acquire()
 
-    def fail_then_release() -> None:  # the holder's failed download, as fetch leaves it
+    def fail_then_release() -> None:  # the holder's failed download from the same addresses, as fetch leaves it
         from sr_filter.download import note_failure
+        from sr_filter.weights import source_urls
 
-        note_failure(isolated_cache / entry.file, "could not download it (HTTP 500). Check the network")
+        note_failure(isolated_cache / entry.file, source_urls(entry.file, entry.urls),
+                     DownloadError("could not download it (HTTP 500). Check the network"))
         held.release()
 
     threading.Timer(0.5, fail_then_release).start()
