@@ -757,6 +757,7 @@ def test_one_bound_alone_is_kept_inside_and_sizes_round_halves_up_through_float_
         for bound in (333, 332, 101):
             scale = scale_to_fit(clip, None, bound)
             assert even_dimension(high * scale) == bound - bound % 2, (high, bound)
+        assert even_dimension(wide * scale_to_fit(clip, 1, None)) == 2  # frames are at least 2 px (a scale of 0 had been refused)
     assert scaled_length(25, 1.14) == 29 and scaled_length(300, 1001 / 300) == 1001 and scaled_length(31, 1.5) == 47
     assert even_dimension(25 * 1.14) == 28 and even_dimension(25 * 1.16) == 30  # 28.5 and 29.0: nearest even, halves up
 

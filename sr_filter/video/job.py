@@ -302,5 +302,5 @@ def scale_to_fit(path: Path, width: int | None, height: int | None) -> float:
     # it (75 high had become 76 with both given; --width 1001 alone had given 1002)
     for bound, side in ((width, shown[0]), (height, shown[1])):
         if bound and even_dimension(side * scale) > bound:
-            scale = min(scale, (bound - bound % 2) / side)
+            scale = min(scale, max(2, bound - bound % 2) / side)  # frames are at least 2 px: --width 1 gives 2
     return scale
