@@ -292,6 +292,7 @@ def test_a_probe_failure_that_fp32_shares_keeps_the_reduced_precision():
     model = LoadedModel(SquareOnly(real.network), real.arch, real.params, real.scale, real.name, real.path, real.entry)
     backend = TorchBackend(model, torch.device("cpu"), torch.bfloat16)
     assert backend.precision == "bf16" and backend.dtype == torch.bfloat16
+    assert backend._net_fp32 is None  # the fp32 copy made to try the probe is not held for the whole run
     assert backend.run(np.zeros((1, 3, 16, 16), np.float32)).shape == (1, 3, 64, 64)
 
 

@@ -68,10 +68,13 @@ class TorchBackend:
 
     def _runs_in_fp32(self, probe: torch.Tensor) -> bool:
         """Whether the probe that failed in reduced precision runs in fp32."""
+        made = self._net_fp32 is None
         self._net_fp32 = self._net_fp32 or self._place(torch.float32)
         try:
             self._net_fp32(probe.float().contiguous(memory_format=torch.channels_last))
         except Exception:  # noqa: BLE001 - any failure: the same in both precisions
+            if made:  # not kept for the whole run (made again if a window ever needs it)
+                self._net_fp32 = None
             return False
         return True
 
