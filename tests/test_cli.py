@@ -164,6 +164,11 @@ def test_folder_in_folder_out(tmp_path, small_png):
     assert again.returncode == 1 and again.stderr.decode().splitlines()[-1] == (
         f"sr-filter: error: 2 of the 3 outputs exist ({tmp_path / 'out' / 'a.png'}, {tmp_path / 'out' / 'sub' / 'b.png'}); "
         "use --overwrite to replace them, or --skip-existing to upscale only the others")
+    (src / "sub" / "broken.png").unlink()
+    every = run(src, "-o", tmp_path / "out", "--preset", "cartoon")  # no others to upscale: --skip-existing not offered
+    assert every.returncode == 1 and every.stderr.decode().splitlines()[-1] == (
+        f"sr-filter: error: all 2 outputs exist ({tmp_path / 'out' / 'a.png'}, {tmp_path / 'out' / 'sub' / 'b.png'}); "
+        "use --overwrite to replace them")
 
 
 def test_an_image_cut_off_by_its_reader_is_an_error_not_exit_0(tmp_path):

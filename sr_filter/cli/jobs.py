@@ -417,8 +417,9 @@ def check_writable(jobs: list[Job], *, overwrite: bool) -> None:
         names = [shown_path(job.target) for job, _ in existing[:3]]
         more = len(existing) - len(names)
         listed = ", ".join(names) + (f" and {more} more" if more else "")
-        raise OutputExistsError(f"{len(existing)} of the {len(jobs)} outputs exist ({listed}); use --overwrite to "
-                                "replace them, or --skip-existing to upscale only the others")
+        others = ", or --skip-existing to upscale only the others" if len(existing) < len(jobs) else ""
+        count = f"all {len(jobs)}" if len(existing) == len(jobs) else f"{len(existing)} of the {len(jobs)}"
+        raise OutputExistsError(f"{count} outputs exist ({listed}); use --overwrite to replace them{others}")
 
 
 def _same_file(a: Path, b: Path) -> bool:
