@@ -495,8 +495,17 @@ class Upscaler:
     def _tile_for(self, height: int, width: int, frames: int = 1, shown: tuple[int, int] | None = None) -> int:
         """The tile edge for a (padded) ``height`` x ``width`` input; ``shown`` is the picture's own
         size, for messages."""
-        tile = self._planned_tile(height, width, frames)
         shown_h, shown_w = shown or (height, width)
+        if self.tile == 0 and self._device_name == "cpu":  # a GPU splits the window on out-of-memory; a CPU process is killed
+            need, free = height * width * self._bytes_per_pixel(frames), self._free()
+            if need > free:  # a 5400x3600 picture had grown past 19 GB of 22 without a word
+                from .errors import OutOfMemoryError
+
+                raise OutOfMemoryError(
+                    f"a {shown_w}x{shown_h} picture in one window (tile 0) needs about {need / (1 << 30):.1f} GiB by "
+                    f"the estimate for {self.model.arch_name}, but {free / (1 << 30):.1f} GiB is free; leave the tile "
+                    "automatic, or give a tile size")
+        tile = self._planned_tile(height, width, frames)
         if self.tile == "auto" and (tile, height, width) != self._said_tile:
             self._said_tile = (tile, height, width)
             if tile and max(height, width) > tile:

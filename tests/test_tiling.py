@@ -322,6 +322,25 @@ def test_work_is_counted_alone_while_another_thread_runs_the_same_network():
             thread.join()
 
 
+def test_tile_0_on_the_cpu_is_refused_before_the_work_when_the_estimate_passes_free_memory(monkeypatch):
+    """--tile 0 was never checked against memory: a 5400x3600 picture grew past 19 GB of 22 free
+    (a CPU process is killed by the system, not split as a GPU window is). Less free memory is
+    simulated here; the automatic tile runs the same picture."""
+    from sr_filter.errors import OutOfMemoryError
+    from sr_filter.upscaler import Upscaler
+
+    whole = Upscaler("sr-cartoon-x4", device="cpu", tile=0, backend="torch")
+    monkeypatch.setattr(whole, "_free", lambda: 8 << 20)  # 8 MiB: a 70x50 window needs about 6.7
+    image = np.zeros((50, 70, 3), np.uint8)
+    assert whole.upscale_array(image).shape == (200, 280, 3)
+    with pytest.raises(OutOfMemoryError, match=r"^a 90x60 picture in one window \(tile 0\) needs about 0.0 GiB by the estimate "
+                                               r"for srvgg, but 0.0 GiB is free; leave the tile automatic, or give a tile size$"):
+        whole.upscale_array(np.zeros((60, 90, 3), np.uint8))
+    auto = Upscaler("sr-cartoon-x4", device="cpu", backend="torch")
+    monkeypatch.setattr(auto, "_free", lambda: 8 << 20)
+    assert auto.upscale_array(np.zeros((60, 90, 3), np.uint8)).shape == (240, 360, 3)
+
+
 def test_cpu_tiles_are_sized_by_the_work_of_a_window(monkeypatch, tmp_path):
     """On the CPU, tile=auto gives a window about CPU_WINDOW_MACS multiply-adds: a cheap model
     gets larger tiles (less lost to their overlap), TTA's 8 passes and heavy models smaller ones,
