@@ -7,11 +7,18 @@ and the batch's ETA. Messages printed meanwhile go above the bars (``echo``), ne
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
+import time
 from typing import Any
 
 import click
+
+log = logging.getLogger(__name__)
+
+#: seconds between the progress lines that -v writes where no bar is shown (stderr not a terminal)
+LOG_EVERY = 10.0
 
 FILE_FORMAT = "{desc} {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]"
 BATCH_FORMAT = "{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} files [{elapsed}<{remaining}, {rate_fmt}]"
@@ -25,6 +32,9 @@ class Bars:
         self.count = count
         self._file: Any = None
         self._batch: Any = None
+        # no bar (a log file, a pipe): -v gets a line every LOG_EVERY seconds instead, as a sign of
+        # life in a long run (a 2-minute picture had said nothing between its first and last line)
+        self._label, self._started, self._logged = "", 0.0, 0.0
         if enabled and count > 1:
             from tqdm import tqdm
 
@@ -34,6 +44,8 @@ class Bars:
     def start(self, label: str) -> None:
         """A new per-file bar named ``label``."""
         if not self.enabled:
+            self._label, self._started = label, time.monotonic()
+            self._logged = self._started
             return
         from tqdm import tqdm
 
@@ -45,6 +57,11 @@ class Bars:
         """The library's progress callback: ``done`` of ``total`` units of the current image."""
         bar = self._file
         if bar is None:
+            if not self.enabled and total and done < total and self._label:
+                now = time.monotonic()
+                if now - self._logged >= LOG_EVERY and log.isEnabledFor(logging.INFO):
+                    self._logged = now
+                    log.info("%s: %d%% after %.0f s", self._label, 100 * done // total, now - self._started)
             return
         if total and bar.total != total:
             bar.total = total

@@ -268,6 +268,54 @@ def test_a_warning_is_shown_once_and_not_with_quiet(capsys):
     configure_logging(0, False)
 
 
+def test_a_log_line_goes_above_a_progress_bar_that_is_shown(capsys):
+    """With a bar on the terminal, "-v" lines had been written after the bar's text on its line
+    ("big.png   0%|...| [00:00<?]sr-filter: automatic tiles: ...")."""
+    import io
+
+    from tqdm import tqdm
+
+    from sr_filter.progress import FILE_FORMAT
+
+    configure_logging(1, False)
+    try:
+        screen = io.StringIO()
+        bar = tqdm(total=4, desc="big.png", bar_format=FILE_FORMAT, file=screen, ncols=80)
+        written = []
+        real = tqdm.write
+        tqdm.write = classmethod(lambda cls, text, file=None, **kw: written.append(text))
+        try:
+            logging.getLogger("sr_filter").info("automatic tiles: 512 px")
+        finally:
+            tqdm.write = real
+            bar.close()
+        assert written == ["sr-filter: automatic tiles: 512 px"] and "automatic" not in capsys.readouterr().err
+        logging.getLogger("sr_filter").info("no bar now")  # without a bar, straight to stderr
+        assert capsys.readouterr().err == "sr-filter: no bar now\n"
+    finally:
+        configure_logging(0, False)
+
+
+def test_without_a_bar_verbose_runs_say_how_far_they_are_now_and_then(monkeypatch, capsys):
+    """With stderr not a terminal (a log file), -v had said nothing between "automatic tiles" and
+    the end of a run of minutes; now a line every LOG_EVERY seconds, and none without -v."""
+    from sr_filter import progress
+
+    clock = [100.0]
+    monkeypatch.setattr(progress.time, "monotonic", lambda: clock[0])
+    for verbose, expected in ((1, ["sr-filter: big.png: 25% after 12 s", "sr-filter: big.png: 75% after 24 s"]), (0, [])):
+        configure_logging(verbose, False)
+        try:
+            bars = progress.Bars(1, enabled=False)
+            bars.start("big.png")
+            for done, now in ((1, 112.0), (2, 115.0), (3, 124.0), (4, 140.0)):  # 50% within 10 s of the last line; 100% is the end
+                clock[0] = now
+                bars(done, 4)
+            assert capsys.readouterr().err.splitlines() == expected
+        finally:
+            configure_logging(0, False)
+
+
 @pytest.mark.parametrize("delay", [0.4, 0.8, 1.2])
 def test_ctrl_c_during_start_up_is_one_line_and_130(tmp_path, delay):
     """SIGINT while torch and the model load: no traceback, exit status 130, and never ignored (a

@@ -131,6 +131,18 @@ class _StderrHandler(logging.StreamHandler):
     def stream(self, value) -> None:
         pass
 
+    def emit(self, record: logging.LogRecord) -> None:
+        """Above the progress bars while any is shown (a -v line had been glued to the bar's line)."""
+        tqdm_module = sys.modules.get("tqdm")  # a bar exists only if tqdm was imported
+        bars = getattr(getattr(tqdm_module, "tqdm", None), "_instances", None)
+        if not bars:
+            super().emit(record)
+            return
+        try:
+            tqdm_module.tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:  # noqa: BLE001 - as logging's own handlers do
+            self.handleError(record)
+
 
 #: the input a batch is working on, for warnings about that file's content (``extra=PER_FILE``)
 current_file: contextvars.ContextVar[str | None] = contextvars.ContextVar("current_file", default=None)
