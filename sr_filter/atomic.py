@@ -31,11 +31,29 @@ def prepare_target(path: str | Path, *, overwrite: bool) -> bool:
     line's outputs and ``sr_filter.upscale_file``'s alike)."""
     folder = Path(path).parent
     if not folder.is_dir() and not folder.exists():  # a file there: check_target says so
+        missing, above = [], folder
+        while not above.exists() and above != above.parent:
+            missing.append(above)
+            above = above.parent
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ImageFormatError(f"cannot create output folder {folder}: {exc.strerror}") from None
+        MADE_FOLDERS.extend(reversed(missing))
     return check_target(path, overwrite=overwrite)
+
+
+#: the output folders :func:`prepare_target` made, outermost first
+MADE_FOLDERS: list[Path] = []
+
+
+def remove_unused_folders() -> None:
+    """Remove the output folders this process made that are still empty (a run refused after its
+    folders were made, for memory say, had left them behind), innermost first."""
+    while MADE_FOLDERS:
+        folder = MADE_FOLDERS.pop()
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # only an empty one
 
 
 def check_target(path: str | Path, *, overwrite: bool) -> bool:

@@ -740,3 +740,17 @@ def test_outputs_are_checked_before_the_model_is_fetched(tmp_path):
     offline = run(tmp_path / "a.png", *named, "-o", tmp_path / "new.png", env=env)  # work to do: the model is needed
     assert offline.returncode == 1 and "offline" in offline.stderr.decode() and not (tmp_path / "new.png").exists()
     assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").rglob("*.pth"))
+
+
+def test_output_folders_made_for_a_run_that_writes_nothing_are_removed(tmp_path):
+    """A run refused after its output folders were made (a damaged input here; for memory in the
+    report) had left them behind, empty; a folder that was there before stays."""
+    (tmp_path / "bad.png").write_text("not a picture")
+    (tmp_path / "kept").mkdir()
+    for target in (tmp_path / "new" / "a" / "b" / "out.png", tmp_path / "kept" / "sub" / "out.png"):
+        done = run(tmp_path / "bad.png", "-o", target, "-m", "sr-cartoon-x4", "-d", "cpu")
+        assert done.returncode == 1 and b"not a readable image" in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.png", "kept"] and list((tmp_path / "kept").iterdir()) == []
+    Image.new("RGB", (8, 8)).save(tmp_path / "good.png")
+    assert run(tmp_path / "good.png", "-o", tmp_path / "new" / "out.png", "-m", "sr-cartoon-x4", "-d", "cpu").returncode == 0
+    assert (tmp_path / "new" / "out.png").is_file()  # a folder that holds the output stays

@@ -143,6 +143,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         _main(argv)
     finally:
+        from ..atomic import remove_unused_folders
+
+        remove_unused_folders()  # made for outputs that were never written
         if argv is not None:
             sys.stderr = stderr
             for number, handler in (previous or {}).items():
