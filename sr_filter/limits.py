@@ -1,13 +1,16 @@
 """Refusing an image whose upscale would not fit in memory, before its pixels are decoded.
 
 The size comes from the file header, so a decompression bomb (a tiny file that claims an
-enormous size) is refused without inflating it. The estimate follows what
-:meth:`sr_filter.Upscaler.upscale_array` holds at its peak: the float32 output planes, the
-merged float copy and its rounding temporaries, the final array and its encoded copy. Checked
-against the peak RSS of real runs (500x500 upscaled x4 with the cartoon model: RGB 244 MB measured,
-269 MB estimated; RGBA 381 vs 391; x3, which runs x4 then resizes: RGB 243 vs 246, RGBA 286 vs 408; 1200x1200 RGB at x1 and x0.5,
-which run x4 then shrink: 829 MB measured, 952 and 878 estimated), plus a fixed allowance for the
-model and its tiles.
+enormous size) is refused without inflating it. The estimate follows what a run holds at its
+peak: the decoded input and its float copy; per output pixel the final array and its encoded
+copy (tiles are merged straight into the output's own type); at scales the network does not give
+by itself, its float32 result before the resize. Fitted, with margin, to the peak RSS of real
+runs (`sr-filter -p cartoon`, OpenVINO, 2026-11-30; the growth from 1200x900 to 2400x1800 inputs,
+per pixel: x4 RGB 11.4 bytes per output pixel, RGBA 12.9, 16-bit RGB TIFF 14.5, grey 3.5; RGB
+at x2, x3 and x1.5, which run x4 then resize, 23-33 bytes per pixel of the x4 result, RGBA at x2
+30), plus a fixed allowance for the model and its tiles. The earlier constants (69 bytes per RGB
+output pixel) held the merged float copy the tiler no longer makes, and refused a 6000x4000
+photo at x4 ("25.8 GiB") that runs in 2.7 GB.
 """
 
 from __future__ import annotations
@@ -32,12 +35,12 @@ def estimate_bytes(width: int, height: int, channels: int, scale: float, itemsiz
     in_px = width * height
     out_px = scaled_length(width, scale) * scaled_length(height, scale)
     decode = in_px * (channels * itemsize + 4 * channels + 12 + (12 if alpha else 0))
-    per_out = 12 + 12 + (16 if alpha else 0) + 12 * channels + 3 * channels * itemsize
+    per_out = 6 * channels * itemsize  # measured: 3.5 (grey) to 14.5 (16-bit RGB) bytes
     native = 0
     if model_scale > 1 and scale != model_scale:  # at scale <= 1 too: the network's output, then a resize down
         passes = network_passes(scale, model_scale)
-        per_native = 24 if scale > 1 else 12  # below 1 the float32 output is resized down in place of the merge
-        native = in_px * model_scale ** (2 * passes) * (per_native + (per_native if alpha else 0))
+        per_native = (12 if scale > 1 else 6) * channels  # float32 planes, and the resize's pass between them
+        native = in_px * model_scale ** (2 * passes) * per_native
     return decode + out_px * per_out + native + _OVERHEAD
 
 

@@ -172,7 +172,7 @@ def test_a_layer_whose_result_cannot_fit_is_refused_before_its_pixels_are_copied
 
     gib = 1 << 30
     why = proto.too_large("Photo", 8000, 8000, 4, 4.0, available=20 * gib)
-    assert why == ("layer 'Photo' is 8000x8000; upscaled x4 it would be 32000x32000 and need more than 68.7 GiB of "
+    assert why == ("layer 'Photo' is 8000x8000; upscaled x4 it would be 32000x32000 and need more than 22.9 GiB of "
                    "memory, but 20.0 GiB is free: choose a smaller scale, or crop or scale the image down first")
     for channels in (1, 2, 3, 4):  # never refused where the worker's own estimate fits
         for itemsize in (1, 2, 4):

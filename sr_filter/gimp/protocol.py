@@ -210,7 +210,7 @@ def too_large(name: str, width: int, height: int, channels: int, scale: float,
     more than the worker's own) would not fit in the memory free now. The worker checks the rest."""
     free = available_memory() if available is None else available
     out_w, out_h = scaled(width, scale), scaled(height, scale)
-    need = out_w * out_h * (24 + 12 * channels)
+    need = out_w * out_h * 6 * channels
     if free is None or need <= free:
         return None
     return ("layer %r is %dx%d; upscaled x%g it would be %dx%d and need more than %.1f GiB of memory, but "
