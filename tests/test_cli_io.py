@@ -421,6 +421,8 @@ def test_quality_with_only_lossless_outputs_is_said_to_change_nothing(tmp_path):
     assert out.returncode == 0 and b"--quality is for JPEG and WebP output; PNG has no quality setting" in out.stderr
     out = run(tmp_path / "a.png", "-o", tmp_path / "b.jpg", "--quality", "80", "-m", "sr-cartoon-x4", "-d", "cpu")
     assert out.returncode == 0 and b"--quality" not in out.stderr
+    skipped = run(tmp_path / "a.png", "-o", tmp_path / "b.png", "--quality", "80", "--skip-existing", "-m", "sr-cartoon-x4")
+    assert skipped.returncode == 0 and skipped.stderr == b"sr-filter: skipping 1 existing output(s)\n"  # had named " has no quality setting"
 
 
 def test_skip_existing_counts_an_output_another_run_wrote_meanwhile_as_skipped(tmp_path, monkeypatch):

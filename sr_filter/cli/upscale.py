@@ -435,7 +435,7 @@ def _say_quality_unused(jobs: list[Job], fmt: str | None) -> None:
     rather than let a user wonder why the files are as large as before."""
     from .. import imageio
 
-    if any(is_video(job.source) for job in jobs):
+    if not jobs or any(is_video(job.source) for job in jobs):  # none left (all skipped): no format to name
         return
     formats = set()
     for job in jobs:
