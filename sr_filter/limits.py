@@ -10,7 +10,7 @@ per pixel: x4 RGB 11.4 bytes per output pixel, RGBA 12.9, 16-bit RGB TIFF 14.5, 
 at x2, x3 and x1.5, which run x4 then resize, 23-33 bytes per pixel of the x4 result, RGBA at x2
 30), plus a fixed allowance for the model and its tiles. The earlier constants (69 bytes per RGB
 output pixel) held the merged float copy the tiler no longer makes, and refused a 6000x4000
-photo at x4 ("25.8 GiB") that runs in 2.7 GB.
+photo at x4 ("25.8 GiB") that runs with a 4.2 GB peak.
 """
 
 from __future__ import annotations
