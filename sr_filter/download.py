@@ -134,8 +134,23 @@ def download(urls: list[str], path: Path, sha256: str, size: int | None) -> None
     raise error
 
 
+#: seconds without an answer after which the wait is said (a silent server had said nothing for
+#: the whole stall timeout, 30 s by default, before its error)
+SAY_WAITING_AFTER = 3.0
+
+
 def _stream(url: str, path: Path, sha256: str, size: int | None, limits: Limits, deadline: float) -> None:
-    response = _open(url, limits)
+    import threading
+
+    waiting = threading.Timer(SAY_WAITING_AFTER, log.warning, ("waiting for %s to answer (%s; gives up after %g s "
+                                                               "without an answer, %s)", _host(url), path.name,
+                                                               limits.stall, ENV_STALL))
+    waiting.daemon = True
+    waiting.start()
+    try:
+        response = _open(url, limits)
+    finally:
+        waiting.cancel()
     with response:
         if response.status_code != 200:
             message = f"HTTP {response.status_code}"

@@ -298,6 +298,25 @@ def test_server_that_never_answers_times_out(weights_server, entry, monkeypatch,
     assert list(isolated_cache.iterdir()) == []
 
 
+def test_a_server_that_is_slow_to_answer_is_said_while_it_is_waited_for(weights_server, entry, monkeypatch,
+                                                                         isolated_cache, caplog):
+    """Nothing had been said for the whole stall timeout (30 s by default) before the error."""
+    from sr_filter import download
+
+    weights_server.behaviour[entry.file] = "silent"
+    monkeypatch.setenv("SR_FILTER_STALL_TIMEOUT", "1.5")
+    monkeypatch.setattr(download, "SAY_WAITING_AFTER", 0.3)
+    with pytest.raises(DownloadError, match="no answer for 1.5 s"):
+        fetch(entry)
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("waiting for ")]
+    assert said == [f"waiting for 127.0.0.1:{weights_server.httpd.server_address[1]} to answer ({entry.file}; gives up after 1.5 s without "
+                    "an answer, SR_FILTER_STALL_TIMEOUT)"], said
+    caplog.clear()
+    weights_server.behaviour[entry.file] = None
+    assert file_sha256(fetch(entry)) == entry.sha256
+    assert not [r for r in caplog.records if r.getMessage().startswith("waiting for ")]  # a prompt answer: not said
+
+
 def test_a_transfer_that_falls_silent_midway_is_tried_again(weights_server, entry, monkeypatch, isolated_cache):
     """Silent after half the file is a broken transfer, not a server that does not answer: with a
     mirror (one URL) the one try had ended the download."""
