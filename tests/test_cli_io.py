@@ -225,6 +225,32 @@ def test_ctrl_c_leaves_no_partial_file(tmp_path, set14, signum):
     assert Image.open(out / "a_small.png").size == (96, 96)
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_run_removes_the_output_folders_it_made(tmp_path, set14, signum):
+    """Ctrl-C and SIGTERM end with os._exit, which skipped the command's removal of the empty
+    folders it had made for its output (kept by every interrupted run)."""
+    Image.open(set14 / "baboon.png").convert("RGB").resize((400, 400)).save(tmp_path / "big.png")
+    made = tmp_path / "new" / "deep"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "sr_filter", tmp_path / "big.png", "-o", made / "out.png", "--preset", "cartoon",
+                             "--tile", "128", "--tta"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                            preexec_fn=interruptible)
+    try:
+        deadline = time.monotonic() + 120
+        while not made.is_dir():  # made before the model loads
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+            time.sleep(0.05)
+        time.sleep(1.0)
+        assert proc.poll() is None, "the picture finished before the interrupt; make it bigger"
+        proc.send_signal(signum)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signum, stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.png"], stderr
+
+
 def test_batch_guards(crop, tmp_path):
     """Outputs nested in the input folder are not read back; clashing outputs and in-place runs are refused."""
     src = tmp_path / "in"

@@ -272,6 +272,10 @@ def interrupted_exit(line: str, code: int = 130) -> None:
     holding a copy of that Ctrl-C could otherwise turn it into a killed-by-SIGINT status or a
     traceback, and Ray's exit handler would wait 60 s for a cluster the signal also ended."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with contextlib.suppress(Exception):  # main's own cleanup is skipped by the exit below
+        from ..atomic import remove_unused_folders
+
+        remove_unused_folders()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()
