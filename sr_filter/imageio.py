@@ -195,6 +195,31 @@ def _read_bytes(source: str | Path | bytes | BinaryIO, name: str, check: Callabl
     return data
 
 
+def check_readable(path: str | Path) -> None:
+    """Before the model is fetched: a file that is no picture this program reads is refused in the
+    words :func:`read_image` would use (a damaged input had been found after a download and a
+    conversion). Only the header is parsed; what it cannot tell is left to the read."""
+    name = str(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+    except OSError:
+        return  # the read says why, as before
+    if not head:
+        raise ImageFormatError(f"{name} is empty (0 bytes)")
+    if tiffio.is_tiff(head):  # tifffile reads some that Pillow cannot
+        return
+    try:
+        with pil_open(path):
+            pass
+    except Image.UnidentifiedImageError:
+        if sniff.image_format(head):  # a known kind Pillow refuses (a PNG 0 px wide): the read says what is wrong
+            return
+        _open(Path(path).read_bytes(), name)  # its own words: a 12-bit JPEG, or not a readable image
+    except (OSError, SyntaxError, ValueError, struct.error, EOFError, Image.DecompressionBombError):
+        return  # damaged or enormous: the read says which, with the numbers
+
+
 def pil_open(source: str | Path | BinaryIO) -> Image.Image:
     """Pillow's lazy open (header only), without its DecompressionBombWarning: the memory check
     (:mod:`.limits`) says what is too large to upscale in words of its own, and Pillow's warning

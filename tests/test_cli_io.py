@@ -449,6 +449,8 @@ def test_quality_with_only_lossless_outputs_is_said_to_change_nothing(tmp_path):
     assert out.returncode == 0 and b"--quality" not in out.stderr
     skipped = run(tmp_path / "a.png", "-o", tmp_path / "b.png", "--quality", "80", "--skip-existing", "-m", "sr-cartoon-x4")
     assert skipped.returncode == 0 and skipped.stderr == b"sr-filter: skipping 1 existing output(s)\n"  # had named " has no quality setting"
+    refused = run(tmp_path / "a.png", "-o", tmp_path / "b.png", "--quality", "80", "-m", "sr-cartoon-x4")
+    assert refused.returncode == 1 and refused.stderr.decode().count("\n") == 1 and b"exists" in refused.stderr  # no note before it
 
 
 def test_skip_existing_counts_an_output_another_run_wrote_meanwhile_as_skipped(tmp_path, monkeypatch):
@@ -767,6 +769,24 @@ def test_outputs_are_checked_before_the_model_is_fetched(tmp_path):
     assert skipped.returncode == 0 and skipped.stderr.decode() == "sr-filter: skipping 1 existing output(s)\n"
     offline = run(tmp_path / "a.png", *named, "-o", tmp_path / "new.png", env=env)  # work to do: the model is needed
     assert offline.returncode == 1 and "offline" in offline.stderr.decode() and not (tmp_path / "new.png").exists()
+    # an animation and a video given alone, and a damaged picture, are settled before the model too
+    from .videos import make_clip
+
+    frames = [Image.new("RGB", (20, 16), (40 * i, 0, 0)) for i in range(3)]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:], duration=50, loop=0)
+    make_clip(tmp_path / "v.mp4", frames=4)
+    for name in ("anim_x4.gif", "v_x4.mp4"):
+        (tmp_path / name).write_bytes(b"done before")
+        source = tmp_path / ("anim.gif" if name.endswith(".gif") else "v.mp4")
+        refused = run(source, *named, env=env)
+        assert refused.returncode == 1 and refused.stderr.decode() == (
+            f"sr-filter: error: {tmp_path / name} exists; use --overwrite to replace it, or --skip-existing\n")
+        skipped = run(source, *named, "--skip-existing", env=env)
+        assert skipped.returncode == 0 and skipped.stderr.decode() == f"sr-filter: skipping existing output {tmp_path / name}\n"
+    (tmp_path / "bad.png").write_text("not a picture")
+    damaged = run(tmp_path / "bad.png", *named, "-o", tmp_path / "b.png", env=env)
+    assert damaged.returncode == 1 and damaged.stderr.decode() == (
+        f"sr-filter: error: {tmp_path / 'bad.png'} is not a readable image (unknown or damaged format)\n")
     assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").rglob("*.pth"))
 
 

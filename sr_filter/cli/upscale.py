@@ -211,6 +211,13 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
     planned = plan(suffix if suffix is not None else f"_x{expected}") if suffix is not None or expected else None
     if planned is not None and not planned[0]:
         return
+    if not many_inputs(inputs) and inputs[0] != "-" and Path(inputs[0]).is_file():  # one picture: readable, before the model
+        from ..imageio import check_readable
+
+        try:
+            check_readable(inputs[0])
+        except ImageFormatError as exc:  # the name as every other message shows it (a newline escaped)
+            raise ImageFormatError(str(exc).replace(inputs[0], shown_path(inputs[0]))) from None
     upscaler = Upscaler(model or preset, device=device, precision=precision, tile=tile, offline=offline, backend=backend,
                         tta=tta, denoise=denoise, colour_fix=colour_fix)
     upscaler.check_scale(scale)  # before any file: a scale the model cannot give (a 1x model asked for x4)
@@ -320,13 +327,13 @@ def _plan(inputs: list[str], output: str | None, suffix: str, *, fmt: str | None
             say(f"sr-filter: skipping {skipped} existing output(s)")
         jobs = kept
     check_targets(jobs, overwrite=overwrite)
-    if quality is not None and not quiet:
-        _say_quality_unused(jobs, fmt)
     if not jobs:
         if batch:  # a batch's summary line, as after any batch
             say(f"sr-filter: 0 upscaled, {skipped} skipped, 0 failed")
         return jobs, skipped, batch
     check_writable(jobs, overwrite=overwrite)
+    if quality is not None and not quiet:  # only where there is work: not before a refusal (nor after "skipping" all)
+        _say_quality_unused(jobs, fmt)
     return jobs, skipped, batch
 
 

@@ -138,6 +138,21 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
     def tag() -> str:  # --suffix or a target size: the name images get too (it was _x4 regardless)
         return name_suffix if name_suffix is not None else f"_x{label or upscaler.scale}"
 
+    def settled_before_the_model(suffix: str, animation: bool) -> bool:
+        """An output that exists is skipped or refused before the model is fetched, where its name
+        does not wait for the model's scale (it had been refused after a download and a conversion)."""
+        if upscaler is not None:  # a batch's: loaded already, and the batch checked its outputs
+            return False
+        from ..models import expected_scale
+
+        named = target is not None and not target.is_dir()  # the name is the user's: no tag in it
+        known = "" if named else name_suffix if name_suffix is not None else f"_x{label}" if label else None
+        if known is None:
+            expected = expected_scale(model)
+            known = f"_x{expected}" if expected else None
+        return known is not None and _skip(_target(source, target, known, suffix), skip_existing, overwrite, quiet, source,
+                                           animation=animation)
+
     target = Path(output) if output not in (None, "-") else None
     if output not in (None, "-") and output.endswith(("/", os.sep)) and not target.is_dir():
         try:  # -o new_folder/: a folder, made as for images
@@ -164,8 +179,10 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
         out_format = imageio.format_for("", fmt) if fmt is not None else None
         if out_format is not None and out_format not in animation.HOLDS_ANIMATION:
             raise VideoFormatError(f"an animation can be written as gif, webp or png, not {fmt}")
-        upscaler = make_upscaler()
         suffix = {"GIF": ".gif", "WEBP": ".webp", "PNG": ".png"}.get(out_format or "", source.suffix)
+        if settled_before_the_model(suffix, animation=True):
+            return
+        upscaler = make_upscaler()
         target = _target(source, target, tag(), suffix)
         if _skip(target, skip_existing, overwrite, quiet, source, animation=True):
             return
@@ -190,8 +207,10 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
         from .job import check_codec
 
         check_codec(source, target if target is not None and not target.is_dir() else source, codec, crf)
-    upscaler = make_upscaler()
     suffix = source.suffix if source.suffix.lower() in VIDEO_SUFFIXES else ".mkv"  # .ts, .flv, ...: written as mkv
+    if settled_before_the_model(suffix, animation=False):
+        return
+    upscaler = make_upscaler()
     target = _target(source, target, tag(), suffix)
     if _skip(target, skip_existing, overwrite, quiet, source):
         return
@@ -266,7 +285,7 @@ def _skip(target: Path, skip_existing: bool, overwrite: bool, quiet: bool, sourc
             click.echo(f"sr-filter: skipping existing output {target}", err=True)
         return True
     if taken and not overwrite:
-        raise OutputExistsError(f"{target} exists; use --overwrite to replace it or --skip-existing")
+        raise OutputExistsError(f"{target} exists; use --overwrite to replace it, or --skip-existing")
     prepare_target(target, overwrite=True)  # its folders made (as for images), and writable; existence is settled above
     return False
 
