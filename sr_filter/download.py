@@ -369,7 +369,7 @@ def failure_since(path: Path, before: tuple | None, urls: list[str]) -> Download
         kind = getattr(errors, str(record.get("kind")), DownloadError)
         if not (isinstance(kind, type) and issubclass(kind, DownloadError)):
             kind = DownloadError
-        error = kind(f"{record['message']} (found by the process this one waited for)")
+        error = kind(f"the process this one waited for found: {record['message']}")  # a parenthesis had met the CLI's hint
         if record.get("reason"):
             error.reason = record["reason"]
         return error

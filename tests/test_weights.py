@@ -156,7 +156,7 @@ def test_parallel_first_uses_of_a_failing_mirror_fail_together(weights_server, e
     results = [p.communicate(timeout=300) for p in procs]
     said = [out for out, _ in results]
     assert all("could not download" in out for out in said), results
-    waited = [out for out in said if "found by the process this one waited for" in out]
+    waited = [out for out in said if out.startswith("the process this one waited for found: could not download")]
     assert len(waited) == 3 and weights_server.hits[entry.file] == 5, (results, weights_server.hits)
     assert not _leftovers(isolated_cache)
 
@@ -176,7 +176,7 @@ def test_a_failure_from_other_addresses_or_of_another_kind_is_shared_only_as_it_
     assert failure_since(path, before, ["http://127.0.0.1:2/other/x.pth"]) is None  # not the addresses this run uses
     shared = failure_since(path, before, ["http://127.0.0.1:1/mirror/x.pth"])
     assert isinstance(shared, NetworkUnavailableError) and shared.reason == "cannot connect"
-    assert str(shared) == "could not download it (cannot connect) (found by the process this one waited for)"
+    assert str(shared) == "the process this one waited for found: could not download it (cannot connect)"
     assert failure_since(path, note_state(path), ["http://127.0.0.1:1/mirror/x.pth"]) is None  # there before the wait
 
 
@@ -233,7 +233,7 @@ def test_processes_that_waited_share_the_failure_they_waited_for(weights_server,
         held.release()
 
     threading.Timer(0.5, fail_then_release).start()
-    with pytest.raises(DownloadError, match=r"HTTP 500\). Check the network \(found by the process this one waited for\)"):
+    with pytest.raises(DownloadError, match=r"^the process this one waited for found: could not download it \(HTTP 500\)"):
         fetch(entry)
     assert weights_server.hits[entry.file] == 0  # not tried again
     with pytest.raises(DownloadError, match="500"):  # a later run, which did not wait, tries for itself
