@@ -279,3 +279,28 @@ def interruptible() -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
+def signal_when(args: list, ready: Path, signum: int, *, after: float, env: dict | None = None) -> tuple[int, bytes, bytes]:
+    """Run ``python -m sr_filter ARGS``; once ``ready`` exists and ``after`` more seconds have passed,
+    send ``signum`` while it still works. Returns (exit status, stdout, stderr)."""
+    import subprocess
+    import sys
+    import time
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT)) if env is None else env
+    proc = subprocess.Popen([sys.executable, "-m", "sr_filter", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env, preexec_fn=interruptible)
+    try:
+        deadline = time.monotonic() + 120
+        while not ready.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+            time.sleep(0.05)
+        time.sleep(after)
+        assert proc.poll() is None, "the work finished before the signal; make it bigger"
+        proc.send_signal(signum)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return proc.returncode, stdout, stderr

@@ -22,7 +22,7 @@ from PIL import Image, ImageCms
 
 from sr_filter.metadata import srgb_profile
 
-from .conftest import ROOT, interruptible
+from .conftest import ROOT, signal_when
 from .imagefiles import cmyk_profile, png16_filtered
 from .test_cli import run
 
@@ -198,24 +198,11 @@ def test_ctrl_c_leaves_no_partial_file(tmp_path, set14, signum):
     big = Image.open(set14 / "baboon.png").convert("RGB").resize((400, 400))
     big.crop((0, 0, 24, 24)).save(src / "a_small.png")
     big.save(src / "b_big.png")
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    # --tta: 8x the network's work, so the big image takes seconds and the signal lands inside it
-    proc = subprocess.Popen([sys.executable, "-m", "sr_filter", src, "-o", out, "--preset", "cartoon", "--tile", "128", "--tta"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, preexec_fn=interruptible)
-    try:
-        deadline = time.monotonic() + 120
-        while not (out / "a_small.png").exists():
-            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
-            time.sleep(0.05)
-        time.sleep(0.3)  # inside the big image's tiles
-        assert proc.poll() is None, "the big image finished before the interrupt; make it bigger"
-        proc.send_signal(signum)
-        stdout, stderr = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    # --tta: 8x the network's work, so the big image takes seconds and the signal lands inside it (0.3 s into its tiles)
+    status, stdout, stderr = signal_when([src, "-o", out, "--preset", "cartoon", "--tile", "128", "--tta"], out / "a_small.png",
+                                         signum, after=0.3)
     err = stderr.decode()
-    assert proc.returncode == 128 + signum, err
+    assert status == 128 + signum, err
     assert "Traceback" not in err and stdout == b"" and "\n\n" not in err, err  # click's own empty line is gone
     # one line with how far the batch came (Ctrl-C had given two: the count, then "interrupted"; SIGTERM no count)
     said = "interrupted" if signum == signal.SIGINT else "error: stopped by SIGTERM"
@@ -231,23 +218,9 @@ def test_an_interrupted_run_removes_the_output_folders_it_made(tmp_path, set14, 
     folders it had made for its output (kept by every interrupted run)."""
     Image.open(set14 / "baboon.png").convert("RGB").resize((400, 400)).save(tmp_path / "big.png")
     made = tmp_path / "new" / "deep"
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen([sys.executable, "-m", "sr_filter", tmp_path / "big.png", "-o", made / "out.png", "--preset", "cartoon",
-                             "--tile", "128", "--tta"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-                            preexec_fn=interruptible)
-    try:
-        deadline = time.monotonic() + 120
-        while not made.is_dir():  # made before the model loads
-            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
-            time.sleep(0.05)
-        time.sleep(1.0)
-        assert proc.poll() is None, "the picture finished before the interrupt; make it bigger"
-        proc.send_signal(signum)
-        _, stderr = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 128 + signum, stderr
+    status, _, stderr = signal_when([tmp_path / "big.png", "-o", made / "out.png", "--preset", "cartoon", "--tile", "128", "--tta"],
+                                    made, signum, after=1.0)  # the folder is made before the model loads
+    assert status == 128 + signum, stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.png"], stderr
 
 

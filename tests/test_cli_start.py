@@ -17,7 +17,7 @@ from sr_filter.cli.messages import hint_for, one_line
 from sr_filter.cli.options import configure_logging
 from sr_filter.errors import CommunityModelError, DeviceError, ImageFormatError, OutputExistsError, shorten
 
-from .conftest import ROOT, interruptible
+from .conftest import ROOT, interruptible, signal_when
 from .test_cli import run
 
 #: runs the CLI, then reports on stderr whether torch, openvino or PyAV were imported (PyAV had
@@ -169,24 +169,11 @@ def test_sigterm_and_sighup_leave_no_temporary_file(tmp_path, set14, signum):
     big = Image.open(set14 / "baboon.png").convert("RGB").resize((400, 400))
     big.crop((0, 0, 24, 24)).save(src / "a_small.png")
     big.save(src / "b_big.png")
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    # --tta: 8x the network's work, so the big image takes seconds and the signal lands inside it
-    proc = subprocess.Popen([sys.executable, "-m", "sr_filter", src, "-o", out, "--preset", "cartoon", "--tile", "128", "--tta"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, preexec_fn=interruptible)
-    try:
-        deadline = time.monotonic() + 120
-        while not (out / "a_small.png").exists():
-            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
-            time.sleep(0.05)
-        time.sleep(0.3)  # inside the big image's tiles
-        assert proc.poll() is None, "the big image finished before the signal; make it bigger"
-        proc.send_signal(signum)
-        stdout, stderr = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    # --tta: 8x the network's work, so the big image takes seconds and the signal lands inside it (0.3 s into its tiles)
+    status, stdout, stderr = signal_when([src, "-o", out, "--preset", "cartoon", "--tile", "128", "--tta"], out / "a_small.png",
+                                         signum, after=0.3)
     err = stderr.decode()
-    assert proc.returncode == 128 + signum, err
+    assert status == 128 + signum, err
     assert f"stopped by {signal.Signals(signum).name}" in err and "Traceback" not in err and stdout == b""
     assert sorted(p.name for p in out.iterdir()) == ["a_small.png"]
 
