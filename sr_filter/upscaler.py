@@ -497,7 +497,7 @@ class Upscaler:
         size, for messages."""
         shown_h, shown_w = shown or (height, width)
         if self.tile == 0 and self._device_name == "cpu":  # a GPU splits the window on out-of-memory; a CPU process is killed
-            need, free = height * width * self._bytes_per_pixel(frames), self._free()
+            need, free = self._whole_bytes(height, width, frames), self._free()
             if need > free:  # a 5400x3600 picture had grown past 19 GB of 22 without a word
                 from .errors import OutOfMemoryError
 
@@ -517,7 +517,7 @@ class Upscaler:
             if self.tile != "auto":
                 why = ""
             else:
-                need = height * width * self._bytes_per_pixel(frames)
+                need = self._whole_bytes(height, width, frames)
                 why = (f" to fit in memory (whole, it would need about {need / (1 << 30):.1f} GiB by the estimate for "
                        f"this architecture, more than half of the {self._free() / (1 << 30):.1f} GiB free); "
                        "tile 0 runs it whole anyway")
@@ -533,6 +533,10 @@ class Upscaler:
         if self.precision != "fp32":
             per_pixel //= 2
         return per_pixel * self.batch * frames
+
+    def _whole_bytes(self, height: int, width: int, frames: int) -> int:
+        """Peak activation bytes of a ``height`` x ``width`` input run as one window."""
+        return height * width * self._bytes_per_pixel(frames)
 
     def _free(self) -> int:
         """Free memory where the model runs (the CPU's without importing torch)."""
@@ -564,9 +568,10 @@ class Upscaler:
         edge = int(max(64, min(_MAX_AUTO_TILE, int(math.sqrt(budget / per_pixel)) // 16 * 16)))
         if on_cpu and not self.model.facts.whole_image:  # responsive progress beats the last few percent of speed
             edge = min(edge, self._cpu_edge(frames))  # (not where tiles change the picture: exact beats responsive)
-        if height * width * per_pixel <= budget and max(height, width) <= edge:
+        fits = self._whole_bytes(height, width, frames) <= budget
+        if fits and max(height, width) <= edge:
             return 0  # whole image fits (and, on the CPU, is quick)
-        if (not on_cpu or self.model.facts.whole_image) and height * width * per_pixel <= budget:
+        if (not on_cpu or self.model.facts.whole_image) and fits:
             return 0
         return edge
 

@@ -15,10 +15,10 @@ from typing import Any, BinaryIO
 import av
 
 from ..atomic import is_stream, open_atomic, replacing
-from ..errors import OVERWRITE_ADVICE, OutputExistsError, OutputIsInputError, VideoFormatError
+from ..errors import OVERWRITE_ADVICE, OutputExistsError, OutputIsInputError, VideoFormatError, first_line
 from ..frames import parse_range
 from ..progress import cancels
-from ..sizing import scaled_length
+from ..sizing import scaled_length, target_scale
 from . import batches, encode, pipeline, source
 from .encode import even_dimension as _even
 
@@ -279,12 +279,6 @@ def atomic_file(dst: Path, overwrite: bool = False) -> AbstractContextManager[Bi
 def scale_to_fit(path: Path, width: int | None, height: int | None) -> float:
     """The scale that makes a video's picture, as players show it (rotation applied), ``width``
     wide or ``height`` high (both: fit inside both)."""
-    import av
-
-    from ..errors import first_line
-    from ..sizing import target_scale
-    from . import source
-
     container = source.open_video(path)
     try:
         info = source.describe(container, str(path), scale=1.0)
@@ -296,11 +290,9 @@ def scale_to_fit(path: Path, width: int | None, height: int | None) -> float:
         container.close()
     shown = (info.width, info.height) if rotation % 180 == 0 else (info.height, info.width)
     scale = target_scale(width, height, (shown[1], shown[0]), str(path))
-    from .encode import even_dimension
-
     # inside what was asked, where encoders need even sizes: an odd bound gives the even size below
     # it (75 high had become 76 with both given; --width 1001 alone had given 1002)
     for bound, side in ((width, shown[0]), (height, shown[1])):
-        if bound and even_dimension(side * scale) > bound:
+        if bound and _even(side * scale) > bound:
             scale = min(scale, max(2, bound - bound % 2) / side)  # frames are at least 2 px: --width 1 gives 2
     return scale
