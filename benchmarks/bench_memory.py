@@ -1,7 +1,7 @@
 """Peak memory of tiled inference on the CPU (run by hand; each measurement is a fresh process).
 
     python benchmarks/bench_memory.py activations   # bytes per input pixel of one forward pass
-    python benchmarks/bench_memory.py large         # a 100-megapixel output, streamed to uint8
+    python benchmarks/bench_memory.py large         # a 100-megapixel output, streamed to uint8, and x2
 
 ``activations`` calibrates ``Arch.bytes_per_pixel`` (the automatic tile size): the growth of peak
 RSS over a warmed-up process while one tile of each size runs, divided by the tile's pixels.
@@ -12,7 +12,10 @@ does not depend on the weight values).
 initialised SRVGGNetCompact (8 features, 2 convs) so that the network's speed does not matter:
 it measures what the pipeline itself holds (input, output, one row of tiles), through
 ``Upscaler.upscale`` (uint8 streamed row band by row band) and, for comparison, through
-``Upscaler.run`` (one float32 output array, then converted as the API did before).
+``Upscaler.run`` (one float32 output array, then converted as the API did before). The same at
+x2 (5000x5000), which the x4 network reaches through a resize: streamed through it row band by
+row band (``Upscaler.upscale(scale=2)``), and for comparison the x4 float32 result resized whole
+(as the API did before).
 """
 
 from __future__ import annotations
@@ -73,15 +76,17 @@ def child_large(mode: str, folder: str) -> None:
     image = np.random.default_rng(0).integers(0, 256, (2500, 2500, 3), dtype=np.uint8)
     up = Upscaler(str(path), tile=512)
     start = time.perf_counter()
-    if mode == "stream":
-        out = up.upscale(image)
+    scale = 2 if mode.endswith("x2") else 4
+    if mode.startswith("stream"):
+        out = up.upscale(image, scale=scale)
     else:
         from sr_filter import convert
+        from sr_filter.resize import resize
 
         planes = convert.split(image)
-        out = convert.merge(planes, up.run(planes.rgb), None)
+        out = convert.merge(planes, resize(up.run(planes.rgb), 2500 * scale, 2500 * scale), None)
     seconds = time.perf_counter() - start
-    assert out.shape == (10000, 10000, 3) and out.dtype == np.uint8
+    assert out.shape == (2500 * scale, 2500 * scale, 3) and out.dtype == np.uint8
     print("RESULT " + json.dumps({"rss_mb": _rss_mb(), "seconds": seconds}))
 
 
@@ -111,11 +116,12 @@ def main() -> None:
                 r = _spawn("activation", arch, str(edge))
                 print(f"{arch:8s} {edge:5d} {r['bytes_per_pixel']:19.0f}", flush=True)
     else:
-        print("100 MP output (2500x2500 -> 10000x10000 RGB uint8, tile 512, tiny SRVGG); output alone is 286 MiB")
+        print("2500x2500 RGB uint8, tile 512, tiny x4 SRVGG; the x4 output alone is 286 MiB, the x2 one 72 MiB")
         with tempfile.TemporaryDirectory() as tmp:
-            for mode, label in (("stream", "upscale(): uint8 row bands"), ("float", "run() + merge: float32 output")):
+            for mode, label in (("stream", "x4 upscale(): uint8 row bands"), ("float", "x4 run() + merge: float32 output"),
+                                ("stream-x2", "x2 upscale(): resized row bands"), ("float-x2", "x2 run(), resize, merge")):
                 r = _spawn("large", mode, tmp)
-                print(f"  {label:34s} peak RSS {r['rss_mb']:7.0f} MB   {r['seconds']:6.1f} s", flush=True)
+                print(f"  {label:36s} peak RSS {r['rss_mb']:7.0f} MB   {r['seconds']:6.1f} s", flush=True)
 
 
 if __name__ == "__main__":

@@ -4,13 +4,14 @@ The size comes from the file header, so a decompression bomb (a tiny file that c
 enormous size) is refused without inflating it. The estimate follows what a run holds at its
 peak: the decoded input and its float copy; per output pixel the final array and its encoded
 copy (tiles are merged straight into the output's own type); at scales the network does not give
-by itself, its float32 result before the resize. Fitted, with margin, to the peak RSS of real
-runs (`sr-filter -p cartoon`, OpenVINO, 2026-11-30; the growth from 1200x900 to 2400x1800 inputs,
-per pixel: x4 RGB 11.4 bytes per output pixel, RGBA 12.9, 16-bit RGB TIFF 14.5, grey 3.5; RGB
-at x2, x3 and x1.5, which run x4 then resize, 23-33 bytes per pixel of the x4 result, RGBA at x2
-30), plus a fixed allowance for the model and its tiles. The earlier constants (69 bytes per RGB
-output pixel) held the merged float copy the tiler no longer makes, and refused a 6000x4000
-photo at x4 ("25.8 GiB") that runs with a 4.2 GB peak.
+by itself, one row of tiles at the network's scale on its way through the resize (and the
+whole result of any earlier pass). Fitted, with margin, to the peak RSS of real runs
+(`sr-filter -p cartoon`, OpenVINO, 2026-11-30; the growth from 1200x900 to 2400x1800 inputs,
+per pixel: x4 RGB 11.4 bytes per output pixel, RGBA 12.9, 16-bit RGB TIFF 14.5, grey 3.5; the
+row of tiles at x2, x3 and x1.5 about 9 bytes per value), plus a fixed allowance for the model
+and its tiles; tests/test_io_hardening.py holds the measured runs. The earlier constants held
+the float copies that the tiler and the resize no longer make, and refused a 6000x4000 photo at
+x4 ("25.8 GiB") that runs with a 4.2 GB peak.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from .sizing import network_passes, scaled_length
 
 #: memory the model, its tiles and the interpreter need on top of the image buffers
 _OVERHEAD = 512 << 20
+#: input rows in the tallest automatic row of tiles on the CPU (a 512 px tile and its context)
+TILE_ROWS = 576
 
 
 def estimate_bytes(width: int, height: int, channels: int, scale: float, itemsize: int = 1, model_scale: int = 4) -> int:
@@ -39,8 +42,12 @@ def estimate_bytes(width: int, height: int, channels: int, scale: float, itemsiz
     native = 0
     if model_scale > 1 and scale != model_scale:  # at scale <= 1 too: the network's output, then a resize down
         passes = network_passes(scale, model_scale)
-        per_native = (12 if scale > 1 else 6) * channels  # float32 planes, and the resize's pass between them
-        native = in_px * model_scale ** (2 * passes) * per_native
+        # the last pass streams through the resize one row of tiles at a time: float32 rows at
+        # the network's scale, with their resized copy and Pillow's
+        rows = min(height * model_scale ** (passes - 1), TILE_ROWS) * model_scale
+        native = width * model_scale**passes * rows * 10 * channels
+        if passes > 1:  # the earlier passes' results are held whole, as float32, and copied
+            native += in_px * model_scale ** (2 * (passes - 1)) * 12 * channels
     return decode + out_px * per_out + native + _OVERHEAD
 
 

@@ -26,7 +26,7 @@ from .errors import BackendError, ImageFormatError, SrFilterError, WeightsFormat
 from .facts import Facts
 from .interrupts import interrupts_held
 from .models import LoadedModel, ModelRef, load_ref, pad_bottom_right, preset_colour_fix, resolve
-from .resize import resize
+from .resize import ResizeSink, resize
 from .sizing import scaled_length
 from .tiling import ArraySink, Progress, Sink, check_tile, round_up, run_tiled
 
@@ -397,37 +397,40 @@ class Upscaler:
             alpha_planes = 1 if facts.in_channels == 1 else 3  # alpha runs as a grey (or RGB) image
             jobs = [rgb] + ([np.repeat(alpha, alpha_planes, axis=1)] if separate else [])
         tracker = _ProgressSum(progress, [height * width * (self.scale**2) ** k for k in range(passes)] * len(jobs))
-        if (out_h, out_w) == (height * self.scale, width * self.scale) and not with_alpha:
-            # native scale: stream rows straight into the result in its own dtype (no float copy)
+        if not with_alpha:
+            # stream rows straight into the result in its own dtype (no float copy of it), resized
+            # on their way at scales the network does not give
             shape = (out_h, out_w) + ((planes.channels,) if planes.channels else ())
             result = np.empty(shape, dtype=planes.dtype)
-            self.run_into(jobs[0], ArraySink(result, 0, mean=planes.grey), tracker.next_part())
+            self._stream(jobs[0], passes, ArraySink(result, 0, mean=planes.grey), tracker)
             if len(jobs) > 1:
-                self.run_into(jobs[1], ArraySink(result, planes.channels - 1, mean=True), tracker.next_part())
+                self._stream(jobs[1], passes, ArraySink(result, planes.channels - 1, mean=True), tracker)
                 clear, solid = convert.settled_alpha(alpha, out_h, out_w)
                 result[..., -1][clear] = 0
                 result[..., -1][solid] = convert.from_float(np.ones(1, np.float32), planes.dtype)[0]
             elif alpha is not None:
                 result[..., -1] = convert.from_float(alpha.reshape(-1)[:1], planes.dtype)[0]
             return result
-        results = []
-        for job in jobs:
-            for _ in range(passes):
-                job = self.run(job, tracker.next_part())
-            results.append(resize(job, out_h, out_w))
-        rgb_out = results[0][:, :3]
-        if alpha is None:
-            alpha_out = None
-        elif with_alpha:
-            alpha_out = results[0][:, 3:]
-        elif uniform_alpha:
-            alpha_out = np.full((1, 1, out_h, out_w), alpha.reshape(-1)[0], dtype=np.float32)
-        else:
-            alpha_out = results[1].mean(axis=1, keepdims=True, dtype=np.float32)
-        if alpha is not None and not uniform_alpha:
+        # an RGBA model gives colour and alpha together: put back together from a float result
+        job = jobs[0]
+        for _ in range(passes):
+            job = self.run(job, tracker.next_part())
+        out = resize(job, out_h, out_w)
+        alpha_out = out[:, 3:]
+        if not uniform_alpha:
             clear, solid = convert.settled_alpha(alpha, out_h, out_w)
             alpha_out[0, 0][clear], alpha_out[0, 0][solid] = 0.0, 1.0
-        return convert.merge(planes, rgb_out, alpha_out)
+        return convert.merge(planes, out[:, :3], alpha_out)
+
+    def _stream(self, job: np.ndarray, passes: int, sink: ArraySink, tracker: _ProgressSum) -> None:
+        """Run ``job`` through the network ``passes`` times, the last pass streaming into ``sink``,
+        through a :class:`~sr_filter.resize.ResizeSink` where the sink's size is not the network's."""
+        for _ in range(passes - 1):
+            job = self.run(job, tracker.next_part())
+        height, width = (self.scale * n for n in job.shape[-2:])
+        out_h, out_w = sink.array.shape[:2]
+        self.run_into(job, sink if (out_h, out_w) == (height, width) else ResizeSink(sink, height, width, out_h, out_w),
+                      tracker.next_part())
 
     def upscale_batch(self, arrays: Sequence[np.ndarray], scale: float | None = None,
                       progress: Progress | None = None) -> list[np.ndarray]:

@@ -139,13 +139,14 @@ def test_a_scale_just_above_the_models_runs_it_once(cartoon):
     assert [network_passes(s, 2) for s in (0.5, 1, 2, 2.005, 2.2, 2.21, 4, 4.4, 4.5, 8)] == [1, 1, 1, 1, 1, 2, 2, 2, 3, 3]
     assert [network_passes(s, 4) for s in (3, 4, 4.4, 4.5, 16, 17.6)] == [1, 1, 1, 2, 2, 2]
     calls = []
-    original = cartoon.run
-    cartoon.run = lambda x, progress=None: calls.append(x.shape) or original(x, progress)
+    original = cartoon.run_into  # every pass of the network goes through it (run too)
+    cartoon.run_into = lambda x, out, progress=None: calls.append(x.shape) or original(x, out, progress)
     try:
         assert cartoon.upscale(np.zeros((10, 12, 3), np.uint8), scale=4.2).shape == (42, 50, 3)
+        assert cartoon.upscale(np.zeros((10, 12, 3), np.uint8), scale=8).shape == (80, 96, 3)
     finally:
-        del cartoon.run
-    assert len(calls) == 1
+        del cartoon.run_into
+    assert calls == [(1, 3, 10, 12), (1, 3, 10, 12), (1, 3, 40, 48)]
 
 
 def test_x2_model_by_path(baby):

@@ -238,13 +238,27 @@ def test_available_ram_asks_the_os_where_there_is_no_proc_meminfo(monkeypatch, t
     assert have == pytest.approx(psutil.virtual_memory().available, rel=0.1) and have != 4 << 30
 
 
+@pytest.mark.parametrize("size, scale, measured_kb", [
+    ((2400, 1800, 3), 4, 1094720), ((1200, 900, 3), 4, 509912),
+    ((2400, 1800, 3), 2, 1023392), ((1200, 900, 3), 2, 628380), ((2400, 1800, 3), 3, 1152276),
+    ((2400, 1800, 3), 1.5, 939780), ((2400, 1800, 4), 2, 1170892), ((1200, 900, 4), 2, 702008),
+])
+def test_memory_estimate_covers_measured_runs_with_a_margin(size, scale, measured_kb):
+    """Peak RSS of `/usr/bin/time -f %M sr-filter IN.png -o out.png -p cartoon -s S` (OpenVINO, 512 px
+    tiles, 2026-11-30), Set14's baboon resized to the size; RGBA with a horizontal alpha ramp. At
+    scales the x4 network does not give, its result streams through the resize a row of tiles at a
+    time (2400x1800 at x2: 2.14 GB before, 1.02 GB since)."""
+    estimate = limits.estimate_bytes(*size, scale)
+    assert measured_kb << 10 <= estimate <= 1.75 * (measured_kb << 10), estimate / (measured_kb << 10)
+
+
 def test_memory_estimate_below_scale_one_counts_the_network_output():
-    """1200x1200 RGB PNG at x1 and x0.5 (the x4 network runs, then shrinks): 829 MB peak RSS measured
-    with `/usr/bin/time -f %M sr-filter upscale big.png -o out.png --model sr-cartoon-x4 --scale 1`."""
-    measured = 829 << 20
-    for scale in (1, 0.5):
+    """1200x1200 RGB at x1 and x0.5 run the x4 network, then shrink: 419 and 399 MB peak RSS with
+    `/usr/bin/time -f %M sr-filter big.png -o out.png --model sr-cartoon-x4 --scale S` (256 px tiles,
+    where the estimate assumes rows of 512 px tiles)."""
+    for scale, measured in ((1, 418552 << 10), (0.5, 399460 << 10)):
         estimate = limits.estimate_bytes(1200, 1200, 3, scale)
-        assert measured <= estimate <= 1.3 * measured, (scale, estimate / 1e6)
+        assert measured <= estimate <= 2.3 * measured, (scale, estimate / 1e6)
 
 
 def test_output_format_limits_are_checked_before_the_work():
