@@ -87,8 +87,14 @@ def select_images(folder: Path, include: Sequence[str] = (), exclude: Sequence[s
              if (not include or any(matches(p, pat) for pat in include))
              and not any(matches(p, pat) for pat in exclude)]
     if not files:
-        wanted = " or ".join(repr(p) for p in include) or "anything"
-        unwanted = f", except {' or '.join(repr(p) for p in exclude)}" if exclude else ""
-        raise EvaluationError(f"no image in {folder} matches {wanted}{unwanted}; patterns match file names or "
+        wanted = " or ".join(repr(p) for p in include)
+        unwanted = " or ".join(repr(p) for p in exclude)
+        if wanted and unwanted:
+            what = f"matches {wanted} and not {unwanted}"
+        elif unwanted:  # "matches anything, except '*'" had read as if nothing matched at all
+            what = f"is left once {unwanted} is left out"
+        else:
+            what = f"matches {wanted or 'anything'}"
+        raise EvaluationError(f"no image in {folder} {what}; patterns match file names or "
                               "names without the extension, e.g. 'baby*' or 'baby'")
     return files

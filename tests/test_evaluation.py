@@ -410,6 +410,11 @@ def test_folder_names_model_names_and_patterns_are_said_plainly(tmp_path, monkey
     assert empty.exit_code != 0 and "a model name is empty" in empty.output
     with pytest.raises(EvaluationError, match=r"no image in .* matches 'crop'; patterns match file names or names without"):
         datasets.select_images(a, ["crop"])
+    # it had said "matches anything, except '*'"
+    with pytest.raises(EvaluationError, match=r"no image in .* is left once '\*' is left out; patterns match"):
+        datasets.select_images(a, exclude=["*"])
+    with pytest.raises(EvaluationError, match=r"no image in .* matches 'a\*' and not '\*'; patterns match"):
+        datasets.select_images(a, ["a*"], ["*"])
 
 
 @needs_bench

@@ -252,6 +252,15 @@ def test_config_errors_are_actionable(tmp_path, image_folder):
         load_config(bad)
 
 
+def test_a_config_without_a_name_runs_in_a_folder_named_after_its_file(tmp_path):
+    """Two such configs had shared runs/experiment: the second resumed the first's weights and
+    overwrote its model.pth, with exit status 0."""
+    (tmp_path / "photos_a.toml").write_text('[data]\ntrain_dirs = ["x"]\n')
+    (tmp_path / "named.toml").write_text('name = "mine"\n[data]\ntrain_dirs = ["x"]\n')
+    assert load_config(tmp_path / "photos_a.toml").run_dir == tmp_path / "runs" / "photos_a"
+    assert load_config(tmp_path / "named.toml").run_dir == tmp_path / "runs" / "mine"
+
+
 def test_shipped_configs_parse_and_build_their_networks():
     from sr_filter.training.trainer import build_model
 
@@ -389,13 +398,34 @@ def test_exported_model_loads_through_a_manifest_entry(image_folder, tmp_path):
 
     tr = Trainer(_config(image_folder, tmp_path, optim={"iterations": 1}, val={"dirs": []}), log=lambda s: None)
     path = tr.run(resume=False)
-    raw = manifest_entry(path, "test-edsr", description="test", packaged="builtin/test-edsr.pth")
+    raw = manifest_entry(path, "test-edsr", description="test", packaged="builtin/test-edsr.pth", license="CC0-1.0")
+    assert raw["license"] == "CC0-1.0"
     manifest = parse_manifest({"manifest_version": 1, "default_preset": "photo",
                                "presets": {"photo": {"models": ["test-edsr"]}}, "models": [raw]})
     loaded = load_entry(manifest.get("test-edsr"), path)
     x = torch.rand(1, 3, 9, 9)
     with torch.no_grad():
         assert torch.equal(loaded.network(x), tr.ema.eval()(x))
+
+
+def test_a_manifest_entry_is_refused_in_one_line_for_what_is_not_a_trained_model(image_folder, tmp_path):
+    """A checkpoint had been called "not written by the sr_filter trainer", a truncated file was a
+    bare OSError, a missing one FileNotFoundError; and every model got BSD-3-Clause by default."""
+    from sr_filter.errors import WeightsFormatError
+    from sr_filter.training.export import manifest_entry
+
+    Trainer(_config(image_folder, tmp_path, optim={"iterations": 1}, val={"dirs": []}), log=lambda s: None).run(resume=False)
+    run = tmp_path / "t"
+    with pytest.raises(TypeError, match="license"):
+        manifest_entry(run / "model.pth", "x")
+    with pytest.raises(WeightsFormatError, match="is a training checkpoint; register the run's model.pth"):
+        manifest_entry(run / "latest.pt", "x", license="CC0-1.0")
+    cut = tmp_path / "cut.pth"
+    cut.write_bytes((run / "model.pth").read_bytes()[:300])
+    with pytest.raises(WeightsFormatError, match=r"cut.pth is not a readable model file \("):
+        manifest_entry(cut, "x", license="CC0-1.0")
+    with pytest.raises(WeightsFormatError, match=r"cannot read .*missing.pth \(No such file or directory\)"):
+        manifest_entry(tmp_path / "missing.pth", "x", license="CC0-1.0")
 
 
 def test_published_backbones_are_fully_pinned():
@@ -511,7 +541,7 @@ def test_negative_or_empty_network_sizes_are_one_line_without_warnings(image_fol
     with pytest.raises(ConfigError, match=r"\[model\] settings num_conv must be 0 or more, not -1"):
         Trainer(_config(image_folder, tmp_path, model={"arch": "srvgg", "settings": {"num_feat": 8, "num_conv": -1}}),
                 log=lambda _: None)
-    with pytest.raises(ConfigError, match=r"\[model\] settings .* do not make a srvgg network"):
+    with pytest.raises(ConfigError, match=r"\[model\] settings .* do not make a working srvgg network"):
         Trainer(_config(image_folder, tmp_path, model={"arch": "srvgg", "settings": {"num_feat": 0, "num_conv": 1}}),
                 log=lambda _: None)
     assert not [w for w in recwarn if "zero-element" in str(w.message)]
@@ -541,8 +571,25 @@ def test_a_validation_file_that_is_no_image_is_named_with_the_way_on(image_folde
     (val / "fake.png").write_text("not a picture")
     with pytest.raises(ConfigError) as info:
         Trainer(_config(image_folder, tmp_path / "out", val={"dirs": [str(val)]}), log=lambda _: None)
-    assert str(info.value) == (f"[val] fake.png in {val} cannot be read (not a readable image); "
+    assert str(info.value) == (f"[val] {val / 'fake.png'} is not a readable image (unknown or damaged format); "
                                "leave it out with [val] include")
+
+
+def test_a_truncated_validation_image_is_found_before_the_first_iteration(image_folder, tmp_path):
+    """Its header was read, not its pixels: training ran to the first validation (500 iterations
+    with the shipped configs) and died there, every resume again, with eval's advice --exclude,
+    which train does not have."""
+    import shutil
+
+    val = tmp_path / "val"
+    shutil.copytree(image_folder, val)
+    whole = next(p for p in sorted(val.iterdir()) if p.suffix == ".png").read_bytes()
+    (val / "cut.png").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(ConfigError) as info:
+        Trainer(_config(image_folder, tmp_path / "out", val={"dirs": [str(val)]}), log=lambda _: None)
+    message = str(info.value)
+    assert message.startswith(f"[val] {val / 'cut.png'} is truncated or damaged") and "--exclude" not in message
+    assert message.endswith("; leave it out with [val] include")
 
 
 def test_images_too_small_after_rescaling_name_the_rescale(image_folder, tmp_path):
@@ -576,6 +623,10 @@ def test_the_log_says_short_windows_and_the_learning_rate_of_its_iteration(image
     assert [(e["iter"], e.get("averaged_over")) for e in lines] == [(1, 1), (4, 3), (6, 2)]
     for entry in lines:
         assert entry["lr"] == pytest.approx(learning_rate(cfg, entry["iter"]))
+    pytest.importorskip("matplotlib")
+    from sr_filter.training.plot import loss_terms
+
+    assert loss_terms(lines) == ["l1"]  # the window's length had been drawn as a loss of 1 to 3
 
 
 def test_an_exclude_pattern_that_matches_nothing_is_refused(image_folder, tmp_path):
@@ -659,6 +710,46 @@ def test_a_stop_signal_saves_a_checkpoint_and_a_rerun_continues_from_it(image_fo
     assert again.iteration == at
 
 
+def test_a_closed_output_pipe_stops_with_a_checkpoint_and_says_so(image_folder, tmp_path):
+    """`sr-filter train CONFIG | head -2` had ended with status 1, no word and no checkpoint."""
+    cfg = _write_toml(tmp_path / "long.toml", "long", tmp_path, image_folder,
+                      'arch = "edsr"\nsettings = { num_feat = 8, num_block = 1, upsampler = "subpixel" }')
+    cfg.write_text(cfg.read_text().replace("iterations = 2", "iterations = 1000000") + "[loss]\nl1 = 1.0\n")
+    cfg.write_text(cfg.read_text().replace('threads = 1', 'threads = 1\nlog_every = 5\ncheckpoint_every = 1000000'))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "sr_filter", "train", str(cfg)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stdout:
+            if line.startswith("iter 10 "):
+                break
+        proc.stdout.close()  # as `head` does once it has its lines
+        err = proc.stderr.read()
+        proc.wait(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + 13, err
+    assert err.startswith("sr-filter: stopped at iteration ") and "(the output pipe closed); checkpoint saved" in err, err
+    assert "Traceback" not in err
+    at = int(err.split()[4])
+    assert at >= 10 and torch.load(tmp_path / "long" / "latest.pt", weights_only=True)["iteration"] == at
+
+
+def test_resuming_past_or_beyond_a_finished_run_says_what_the_iterations_do(image_folder, tmp_path):
+    """Fewer iterations than done ended at once with "done" and exit 0; more, on a finished cosine
+    run, raised the learning rate from its floor without a word."""
+    lines = []
+    cfg = _config(image_folder, tmp_path, val={"dirs": []}, optim={"iterations": 6, "warmup": 0})
+    Trainer(cfg, log=lines.append).run(resume=False)
+    longer = _config(image_folder, tmp_path, val={"dirs": []}, optim={"iterations": 12, "warmup": 0})
+    Trainer(longer, log=lines.append).run(resume=True, max_seconds=0)
+    assert any(line.startswith("note: the run had finished its 6 iterations; with 12 its cosine schedule goes on") for line in lines), lines
+    shorter = _config(image_folder, tmp_path, val={"dirs": []}, optim={"iterations": 3, "warmup": 0})
+    lines.clear()
+    Trainer(shorter, log=lines.append).run(resume=True)
+    assert any(line.startswith("note: the run is at iteration 7, past [optim] iterations = 3: nothing is trained") for line in lines), lines
+
+
 def test_settings_that_cannot_train_are_config_errors_before_the_first_iteration(image_folder, tmp_path):
     """These ran into a traceback at iteration 1 (a critic deeper than the patch, no features, one
     input channel), trained at another scale than asked, or climbed to a learning rate of 1."""
@@ -673,8 +764,8 @@ def test_settings_that_cannot_train_are_config_errors_before_the_first_iteration
         with pytest.raises(ConfigError, match=words):
             config_from_dict({**base, **over})
     for settings, words in (
-        ({"num_feat": 0}, "do not make a edsr network that takes RGB patches"),
-        ({"num_in_ch": 1}, "do not make a edsr network that takes RGB patches"),
+        ({"num_feat": 0}, "do not make a working edsr network that takes RGB patches"),
+        ({"num_in_ch": 1}, "do not make a working edsr network that takes RGB patches"),
         ({"num_feat": "8"}, "settings num_feat must be a whole number, not '8'"),
         ({"upscale": 4}, "upscale = 4 contradicts .data. scale = 2"),
         ({"features": 8}, "edsr has no setting 'features'"),

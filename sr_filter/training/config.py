@@ -128,6 +128,7 @@ class ValConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
+    #: the run folder's name in out_dir (from a file: its name without .toml unless given)
     name: str = "experiment"
     out_dir: str = "runs"
     seed: int = 0
@@ -255,6 +256,8 @@ def load_config(path: str | Path) -> TrainConfig:
         raise ConfigError(f"{path} is not a TOML text file; name a config such as configs/photo_x4_small.toml") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    if "name" not in data:  # two configs without a name had shared runs/experiment: the second continued the first
+        data = {**data, "name": path.stem}
     cfg = config_from_dict(data, base=path.resolve().parent)
     return dataclasses.replace(cfg, source=str(path.resolve()))
 

@@ -12,7 +12,14 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
-SKIP = {"iter", "time", "s_per_it", "lr", "val", "val_seconds", "total"}
+#: log keys that are not loss terms (``averaged_over``: how many iterations a shorter window
+#: holds, after a resume or before a stop; it had been drawn as a loss of 2 to 8)
+SKIP = {"iter", "time", "s_per_it", "lr", "val", "val_seconds", "total", "averaged_over"}
+
+
+def loss_terms(history: list[dict]) -> list[str]:
+    """The loss terms logged in ``history``, as the plot draws them."""
+    return sorted({k for h in history if "val" not in h for k in h if k not in SKIP})
 
 
 def plot_history(history: list[dict], path: Path, title: str = "") -> Path:
@@ -20,7 +27,7 @@ def plot_history(history: list[dict], path: Path, title: str = "") -> Path:
     losses = [h for h in history if "val" not in h]
     vals = [h for h in history if "val" in h]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    keys = sorted({k for h in losses for k in h if k not in SKIP})
+    keys = loss_terms(history)
     for k in keys:
         pts = [(h["iter"], h[k]) for h in losses if k in h and h[k] > 0]
         if pts:

@@ -76,7 +76,7 @@ def build_model(cfg: TrainConfig) -> tuple[nn.Module, dict]:
         with torch.no_grad():
             out = network.eval()(torch.zeros(1, 3, patch, patch))
     except (RuntimeError, ValueError, TypeError, IndexError) as exc:
-        raise ConfigError(f"[model] settings {cfg.model.settings} do not make a {arch.name} network that takes RGB "
+        raise ConfigError(f"[model] settings {cfg.model.settings} do not make a working {arch.name} network that takes RGB "
                           f"patches of {patch} px: {first_line(exc)[:200]}") from None
     if tuple(out.shape[1:]) != (3, patch * cfg.data.scale, patch * cfg.data.scale):
         raise ConfigError(f"[model] settings {cfg.model.settings} make a network whose output is {tuple(out.shape[1:])} "
@@ -146,6 +146,10 @@ def _stop_requests() -> Iterator[list[int]]:
             signal.signal(signum, old)
 
 
+#: the stop asked for by a closed output pipe (SIGPIPE's number, which Windows does not define)
+_PIPE = getattr(signal, "SIGPIPE", 13)
+
+
 def _atomic_save(obj: object, path: Path) -> None:
     """A checkpoint is complete or absent: an interruption never leaves a half-written one.
     Serialised in memory first, so a full disk is the operating system's own one-line reason
@@ -166,7 +170,8 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, log: Callable[[str], None] | None = None) -> None:
         self.cfg = cfg
         # flushed: progress must reach a redirected log file (nohup ... > file) as it happens
-        self.print = log or (lambda msg: print(msg, flush=True))
+        self.print = log or self._say
+        self._asked: list[int] | None = None  # the stop requests of the run in progress
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -223,10 +228,9 @@ class Trainer:
 
     def _check_validation(self) -> None:
         """Every validation folder and image can be measured: said now, not after the first
-        ``val.every`` iterations of training (which a failed validation would lose)."""
-        from PIL import Image
-
-        from ..datasets import select_images
+        ``val.every`` iterations of training (which a failed validation would lose). Each image
+        is decoded whole, as validation will: a truncated PNG had passed a look at its header."""
+        from ..datasets import read_image, select_images
         from ..evaluation import check_measurable
 
         for folder in self.cfg.val.dirs:
@@ -238,15 +242,15 @@ class Trainer:
                 raise ConfigError(f"[val] {exc}") from None
             for path in paths:
                 try:
-                    with Image.open(path) as image:
-                        size = (image.height, image.width)
-                    check_measurable(path.name, size, self.cfg.data.scale, self.cfg.val.hr_scale,
-                                     advice="leave it out with [val] include, or use a larger [val] hr_scale")
-                except (OSError, Image.DecompressionBombError, SyntaxError, ValueError) as exc:
-                    # as eval says it (it had been Pillow's "cannot identify image file '...'")
-                    why = "not a readable image" if isinstance(exc, Image.UnidentifiedImageError) else first_line(exc)
-                    raise ConfigError(f"[val] {path.name} in {folder} cannot be read ({why}); "
+                    image, _grey = read_image(path)
+                except SrFilterError as exc:  # as eval says it, with the way on that train has
+                    raise ConfigError(f"[val] {first_line(exc)}; leave it out with [val] include") from None
+                except OSError as exc:
+                    raise ConfigError(f"[val] {path} cannot be read ({exc.strerror or first_line(exc)}); "
                                       "leave it out with [val] include") from None
+                try:
+                    check_measurable(path.name, image.shape[:2], self.cfg.data.scale, self.cfg.val.hr_scale,
+                                     advice="leave it out with [val] include, or use a larger [val] hr_scale")
                 except SrFilterError as exc:
                     raise ConfigError(f"[val] {exc}") from None
 
@@ -492,12 +496,40 @@ class Trainer:
             if lock is not None:
                 lock.release()
 
+    def _say(self, message: str) -> None:
+        """A line on standard output; if its reader has gone (``train ... | head``), a stop with a
+        checkpoint, as on SIGHUP: the run had ended with status 1, no word and no checkpoint."""
+        try:
+            print(message, flush=True)
+        except BrokenPipeError:
+            with contextlib.suppress(OSError):  # later lines and the interpreter's last flush go nowhere
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+                os.close(devnull)
+            if self._asked is not None and not self._asked:
+                self._asked.append(_PIPE)
+
+    def _notes_on_resume(self, changed: list[str]) -> None:
+        """What a changed iteration count does to a run that had gone that far already."""
+        o, it = self.cfg.optim, self.iteration
+        if it > o.iterations:
+            self.print(f"note: the run is at iteration {it}, past [optim] iterations = {o.iterations}: nothing is "
+                       "trained; raise iterations to continue it")
+            return
+        before = next((c.split(": ", 1)[1].split(" -> ")[0] for c in changed if c.startswith("optim.iterations: ")), None)
+        logged = [h["lr"] for h in self.history if "lr" in h]
+        if before is not None and before.isdigit() and it >= int(before) and it < o.iterations and o.schedule != "constant" and logged:
+            self.print(f"note: the run had finished its {before} iterations; with {o.iterations} its {o.schedule} "
+                       f"schedule goes on from there: the learning rate goes from {logged[-1]:.3g} to "
+                       f"{learning_rate(self.cfg, it + 1):.3g}")
+
     def _run(self, resume: bool, max_seconds: float | None) -> Path:
         cfg = self.cfg
         latest = self.run_dir / "latest.pt"
         # a stop asked for from here on waits for a safe point: --fresh had been cut off halfway
         # through removing the old run's files, leaving some of them
         with _stop_requests() as asked:
+            self._asked = asked
             if not resume and self.is_main:  # start over: the old run's files would mix with the new ones
                 for pattern in ("iter_*.pt", "latest.pt", "model.pth", "log.jsonl", "curves.png"):
                     for old in self.run_dir.glob(pattern):
@@ -508,6 +540,8 @@ class Trainer:
                 changed = _changed_settings(self.run_dir / "config.json", cfg.to_dict())
                 if changed and self.is_main:
                     self.print("settings changed since the run began (the resumed run uses the new ones): " + "; ".join(changed))
+                if self.is_main:
+                    self._notes_on_resume(changed)
             if self.is_main:
                 (self.run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
                 # the log file is rewritten from the checkpoint's history, so steps after it disappear
@@ -515,11 +549,16 @@ class Trainer:
                     f.writelines(json.dumps(h) + "\n" for h in self.history)
             start = time.monotonic()
             stopped = self._loop(max_seconds, start, asked)
+        self._asked = None
         if stopped and asked:
             if self.is_main:
-                self.print(f"stopped at iteration {self.iteration} of {cfg.optim.iterations} "
-                           f"({signal.Signals(asked[0]).name}); checkpoint saved: run the same command again to "
-                           f"continue; model so far: {self.run_dir / 'model.pth'}")
+                why = "the output pipe closed" if asked[0] == _PIPE else signal.Signals(asked[0]).name
+                line = (f"stopped at iteration {self.iteration} of {cfg.optim.iterations} ({why}); checkpoint saved: "
+                        f"run the same command again to continue; model so far: {self.run_dir / 'model.pth'}")
+                if asked[0] == _PIPE:
+                    print(f"sr-filter: {line}", file=sys.stderr, flush=True)
+                else:
+                    self.print(line)
             raise TrainingStopped(asked[0], self.iteration)
         return self._finish()
 
@@ -554,7 +593,8 @@ class Trainer:
                 self._log_line(entry)
                 self.print(f"iter {it}  " + "  ".join(f"{k} {v:.4g}" for k, v in entry.items()
                                                       if k not in ("iter", "time", "averaged_over"))
-                           + (f"  (mean of {window_n} iterations)" if "averaged_over" in entry else ""))
+                           + (f"  (mean of {window_n} iteration{'s' if window_n != 1 else ''})"
+                              if "averaged_over" in entry else ""))
                 window_t, window_n, sums = time.monotonic(), 0, {}
 
             if self.is_main and (it % cfg.log_every == 0 or it == cfg.optim.iterations):
