@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import BinaryIO, Callable, Iterator
 
 import numpy as np
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from . import limits, png, sniff, tiffio
 from .atomic import write_atomic  # noqa: F401 - moved to atomic.py; kept importable here
@@ -36,6 +36,13 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: the largest compressed PNG text chunk (iTXt, zTXt) inflated: Pillow's 1 MiB refused whole
+#: pictures whose XMP carries a long edit history (1.7 MB, which stored uncompressed passed);
+#: set once here, as Pillow reads it at each open
+TEXT_CHUNK_LIMIT = 16 << 20
+PngImagePlugin.MAX_TEXT_CHUNK = max(PngImagePlugin.MAX_TEXT_CHUNK, TEXT_CHUNK_LIMIT)
+PngImagePlugin.MAX_TEXT_MEMORY = max(PngImagePlugin.MAX_TEXT_MEMORY, 4 * TEXT_CHUNK_LIMIT)
 
 FORMATS = {
     ".png": "PNG",
@@ -252,6 +259,9 @@ def _open(data: bytes, name: str, *, tiff: bool = False) -> Image.Image | None:
         text = first_line(exc)
         if "truncat" in text.lower() or isinstance(exc, (EOFError, struct.error)):
             raise ImageFormatError(f"{name} is truncated or damaged ({text})") from None
+        if "MAX_TEXT" in text:  # Pillow's words name its own setting
+            raise InputTooLargeError(f"{name} holds compressed text (metadata) that inflates past "
+                                     f"{TEXT_CHUNK_LIMIT >> 20} MiB: a decompression bomb or a damaged file") from None
         raise ImageFormatError(f"{name} is not a readable image ({text})") from None
 
 
@@ -275,7 +285,10 @@ def _decode(image: Image.Image, name: str) -> np.ndarray:
         raise ImageFormatError(f"{name} cannot be decoded ({text})") from None
     except MemoryError:
         raise InputTooLargeError(f"{name} does not fit in memory when decoded") from None
-    array = _pixels(image)
+    try:
+        array = _pixels(image)
+    except (OSError, ValueError, IndexError) as exc:  # a PNG with more alpha entries than colours: Pillow's traceback
+        raise ImageFormatError(f"{name} cannot be decoded ({first_line(exc)})") from None
     if image.format == "BMP" and array.ndim == 3 and array.shape[2] == 4 and not array[..., 3].any():
         # many writers fill a 32-bit BMP's fourth byte with 0 and leave it unused; browsers and
         # Windows show such a file opaque, and so it is read here (it had come out white or
@@ -291,9 +304,11 @@ def _check_jpeg_complete(data: bytes, array: np.ndarray, name: str) -> None:
     short and "repaired", a recovery tool's output) decodes without an error: libjpeg fills the
     rest with one flat colour, mid-grey, and the program upscaled that. Its last rows are then
     perfectly flat; only for those is the file decoded again, by FFmpeg told to stop at damage,
-    whose verdict decides (a picture with a flat bottom edge of its own passes)."""
-    tail = array[-8:]
-    if array.shape[0] < 16 or not bool((tail == tail[:, :1]).all()):  # each row one colour
+    whose verdict decides (a picture with a flat bottom edge of its own passes). The check looks at
+    the last 8 pixels of the last row: data cut inside the last row of blocks leaves only its right
+    part flat (a file cut at 99% had passed, 452 grey pixels and all)."""
+    corner = array[-1, -8:]
+    if array.shape[0] < 16 or not bool((corner == corner[:1]).all()):  # the picture's last pixels one colour
         return
     frame = sniff.jpeg_frame_marker(data)
     if frame not in (0xC0, 0xC1, 0xC2):  # FFmpeg calls arithmetic coding damaged: it gives no verdict there

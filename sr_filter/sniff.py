@@ -3,7 +3,8 @@
 Used to refuse bad input early: a stream that is no image at all after its first few kilobytes
 (``cat /dev/zero | sr-filter -``), and a PNG or JPEG whose header claims more pixels than memory
 holds. Standard input is read in a bounded way: a prefix first, the rest only up to what the
-claimed image (or, without a header size, half the available memory) can plausibly need.
+claimed image (or, without a header size, half the available memory) can plausibly need. GIF,
+BMP, WebP and TIFF had no header size here, so ``cat a.tif /dev/zero | sr-filter -`` read 11 GB.
 """
 
 from __future__ import annotations
@@ -135,16 +136,91 @@ def _jpeg_frame(data: bytes) -> tuple[int, Shape, int] | None:
     return None
 
 
+def gif_header(data: bytes) -> Shape | None:
+    """(width, height, 4, 1) from a GIF's logical screen (a palette with transparency becomes RGBA)."""
+    if data[:6] not in (b"GIF87a", b"GIF89a") or len(data) < 10:
+        return None
+    width, height = struct.unpack("<HH", bytes(data[6:10]))
+    return width, height, 4, 1
+
+
+def bmp_header(data: bytes) -> Shape | None:
+    """(width, height, channels, 1) from a BMP's info header (OS/2's short one too)."""
+    if data[:2] != b"BM" or len(data) < 26:
+        return None
+    size = struct.unpack("<I", bytes(data[14:18]))[0]
+    if size == 12:
+        width, height, _planes, bits = struct.unpack("<HHHH", bytes(data[18:26]))
+    elif size >= 40 and len(data) >= 30:
+        width, height, _planes, bits = struct.unpack("<iiHH", bytes(data[18:30]))
+    else:
+        return None
+    return abs(width), abs(height), 4 if bits == 32 else 3, 1
+
+
+def webp_header(data: bytes) -> Shape | None:
+    """(width, height, 4, 1) from a WebP's first chunk (VP8X canvas, VP8L or VP8 frame)."""
+    if data[:4] != b"RIFF" or data[8:12] != b"WEBP" or len(data) < 30:
+        return None
+    kind = bytes(data[12:16])
+    if kind == b"VP8X":
+        return 1 + int.from_bytes(data[24:27], "little"), 1 + int.from_bytes(data[27:30], "little"), 4, 1
+    if kind == b"VP8L" and data[20] == 0x2F:
+        bits = struct.unpack("<I", bytes(data[21:25]))[0]
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1, 4, 1
+    if kind == b"VP8 " and data[23:26] == b"\x9d\x01\x2a":
+        width, height = struct.unpack("<HH", bytes(data[26:30]))
+        return width & 0x3FFF, height & 0x3FFF, 4, 1
+    return None
+
+
+def tiff_header(data: bytes) -> Shape | None:
+    """(width, height, samples, bytes per sample) from a classic TIFF's first directory, when it
+    lies within ``data`` (None for BigTIFF or a directory further on)."""
+    order = {b"II*\x00": "<", b"MM\x00*": ">"}.get(bytes(data[:4]))
+    if order is None or len(data) < 8:
+        return None
+    at = struct.unpack(order + "I", bytes(data[4:8]))[0]
+    if at + 2 > len(data):
+        return None
+    count = struct.unpack(order + "H", bytes(data[at : at + 2]))[0]
+    if at + 2 + 12 * count > len(data):
+        return None
+    tags = {}
+    for k in range(count):
+        tag, kind, n = struct.unpack(order + "HHI", bytes(data[at + 2 + 12 * k : at + 10 + 12 * k]))
+        field = bytes(data[at + 10 + 12 * k : at + 14 + 12 * k])
+        if kind == 3:  # SHORT: in the field, or (more than two) where it points; the first is enough
+            where = None if n <= 2 else struct.unpack(order + "I", field)[0]
+            raw = field[:2] if where is None else bytes(data[where : where + 2])
+            value = struct.unpack(order + "H", raw)[0] if len(raw) == 2 else None
+        elif kind == 4 and n == 1:  # LONG
+            value = struct.unpack(order + "I", field)[0]
+        else:
+            value = None
+        tags[tag] = value
+    width, height = tags.get(256), tags.get(257)
+    if not width or not height:
+        return None
+    bits = tags.get(258) or 8
+    return width, height, tags.get(277) or 1, max(1, -(-bits // 8))
+
+
 def header_shape(data: bytes) -> Shape | None:
-    """The claimed shape of a PNG or JPEG, from its header alone (None for other formats)."""
-    return png_header(data) or jpeg_header(data)
+    """The claimed shape of a picture from its header alone: PNG, JPEG, GIF, BMP, WebP, and a TIFF
+    whose first directory is in ``data`` (else None)."""
+    for header in (png_header, jpeg_header, gif_header, bmp_header, webp_header, tiff_header):
+        shape = header(data)
+        if shape is not None:
+            return shape
+    return None
 
 
 def read_stream(stream: BinaryIO, name: str, check: Callable[[Shape], None], available: int) -> bytes:
     """Read an image from a stream without ever holding more than it can plausibly need.
 
-    The first 64 KiB must look like an image; a PNG or JPEG header found there is passed to
-    ``check`` (which refuses sizes that would not fit) before the rest is read. The rest is read
+    The first 64 KiB must look like an image; a header found there (:func:`header_shape`) is passed
+    to ``check`` (which refuses sizes that would not fit) before the rest is read. The rest is read
     up to four times the claimed raw pixel bytes plus 64 MiB (metadata, APNG frames, camera
     previews), and never more than half of
     ``available`` memory; beyond that the input is refused.

@@ -666,6 +666,61 @@ def test_a_pipe_named_as_input_is_read_as_standard_input_is(crop, tmp_path):
     assert device.returncode == 1 and b"/dev/null is not a regular file" in device.stderr, device.stderr
 
 
+@pytest.mark.parametrize("name", ["fifo.png", "fifo.gif"])
+def test_a_named_pipe_with_an_animation_suffix_is_read_once(crop, tmp_path, name):
+    """A named pipe called *.png, *.gif or *.webp was drained by the animation check and opened a
+    second time for the picture: that open waited for a writer for ever (one named .jpg worked)."""
+    import threading
+
+    data = io.BytesIO()
+    Image.fromarray(crop).save(data, "PNG")
+    os.mkfifo(tmp_path / name)
+
+    def write() -> None:
+        with open(tmp_path / name, "wb") as pipe:
+            pipe.write(data.getvalue())
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    done = subprocess.run([sys.executable, "-m", "sr_filter", str(tmp_path / name), "-o", str(tmp_path / "out.png"),
+                           "-m", "sr-cartoon-x4"], capture_output=True, env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=120)
+    assert done.returncode == 0 and Image.open(tmp_path / "out.png").size == (128, 96), done.stderr
+
+
+def test_an_error_no_check_foresaw_fails_one_file_of_a_batch_in_one_line(crop, tmp_path, monkeypatch, capsys):
+    """A bug (here a ValueError from the reader, simulated: the case that raised one is mended)
+    had been a traceback that ended the batch before the files after it, with no summary."""
+    from click.testing import CliRunner
+
+    from sr_filter import imagefile
+    from sr_filter.cli import cli
+
+    for name in ("0bad.png", "1good.png"):
+        Image.fromarray(crop).save(tmp_path / name)
+    real = imagefile.upscale_image_file
+
+    def flawed(upscaler, source, **kwargs):
+        if str(source).endswith("0bad.png"):
+            raise ValueError("palette index out of range")
+        return real(upscaler, source, **kwargs)
+
+    monkeypatch.setattr(imagefile, "upscale_image_file", flawed)
+    done = CliRunner().invoke(cli, [str(tmp_path / "0bad.png"), str(tmp_path / "1good.png"), "-o", str(tmp_path / "out"),
+                                    "-m", "sr-cartoon-x4"])
+    assert done.exit_code == 1 and (tmp_path / "out" / "1good.png").is_file(), done.output
+    assert ("0bad.png: unexpected ValueError: palette index out of range; this is a bug in sr-filter: please report "
+            "it with the command (-vv shows the traceback)") in done.output
+    assert "1 upscaled, 0 skipped, 1 failed" in done.output and "Traceback" not in done.output
+    from sr_filter.cli import main
+
+    with pytest.raises(SystemExit) as alone:  # one file: the command's own last line
+        main([str(tmp_path / "0bad.png"), "-o", str(tmp_path / "alone.png"), "-m", "sr-cartoon-x4"])
+    assert alone.value.code == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "sr-filter: error: unexpected ValueError: palette index out of range; this is a bug in sr-filter: please "
+        "report it with the command (-vv shows the traceback)")
+
+
 def test_a_quoted_pattern_says_what_it_matched_and_left_out(crop, tmp_path):
     """A pattern that matched a folder, a link to nothing and a hidden file passed over them
     without a word, though the docs say a pattern's leave-outs are said."""

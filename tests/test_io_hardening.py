@@ -159,6 +159,80 @@ def test_endless_stdin_is_refused_after_a_bounded_prefix(set5):
     assert meta.format == "PNG" and array.shape[:2] == (288, 288)
 
 
+@pytest.mark.parametrize("fmt", ["GIF", "BMP", "WEBP", "TIFF", "TIFF16"])
+def test_every_format_on_stdin_is_bounded_by_its_header(set5, fmt):
+    """Only PNG and JPEG had a header size: `cat a.tif /dev/zero | sr-filter -` read 11 GB (half the
+    free memory) before its refusal, and ran out of memory with less; a GIF followed by 300 MB of
+    zeros was upscaled."""
+    picture = Image.open(set5 / "bird.png").crop((0, 0, 50, 40))
+    buffer = io.BytesIO()
+    if fmt == "TIFF16":
+        tifffile.imwrite(buffer, np.asarray(picture).astype(np.uint16) * 257)
+    else:
+        picture.save(buffer, fmt, **({"lossless": True} if fmt == "WEBP" else {}))
+    data = buffer.getvalue()
+    assert sniff.header_shape(data)[:2] == (50, 40)
+    padded = _Endless(data)
+    with pytest.raises(ImageTooLargeError, match="goes on past 64 MiB"):
+        imageio.read_image(padded)
+    assert padded.served < 70 << 20
+    array, _ = imageio.read_image(io.BytesIO(data))
+    assert array.shape[:2] == (40, 50)
+
+
+def test_stream_headers_claiming_too_much_are_refused_before_the_rest():
+    """GIF, BMP and WebP claiming 60000x60000 on a stream: refused from the header, as PNG is."""
+    heads = {
+        "GIF": b"GIF89a" + struct.pack("<HH", 60000, 60000) + b"\0" * 3,
+        "BMP": b"BM" + b"\0" * 12 + struct.pack("<IiiHH", 40, 60000, -60000, 1, 24) + b"\0" * 24,
+        "WEBP": b"RIFF\0\0\0\0WEBPVP8X" + struct.pack("<I", 10) + b"\0" * 4 + (59999).to_bytes(3, "little") * 2,
+    }
+    for fmt, head in heads.items():
+        assert sniff.header_shape(head)[:2] == (60000, 60000), fmt
+        stream = _Endless(head)
+        with pytest.raises(ImageTooLargeError, match="60000x60000"):
+            imageio.read_image(stream, scale=4)
+        assert stream.served <= 1 << 20, fmt
+
+
+def _palette_png(trns: int) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\0" + bytes(range(8)) for _ in range(8))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 8, 8, 8, 3, 0, 0, 0)) + chunk(b"PLTE", bytes(768))
+            + chunk(b"tRNS", bytes(trns)) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def test_a_palette_png_with_more_alpha_entries_than_colours_is_one_line():
+    """Pillow's ValueError ("palette index out of range") had been a traceback, and ended a batch."""
+    with pytest.raises(ImageFormatError, match=r"^x.png cannot be decoded \(palette index out of range\)$"):
+        imageio.read_image(_palette_png(257), name="x.png")
+    assert imageio.read_image(_palette_png(256))[0].shape == (8, 8, 4)
+
+
+def test_a_long_compressed_xmp_is_read_and_a_text_bomb_is_said_in_our_words():
+    """A 1.7 MB edit history in a compressed iTXt XMP had refused the whole picture with Pillow's
+    "Decompressed data too large for PngImagePlugin.MAX_TEXT_CHUNK" (stored uncompressed, it passed)."""
+    from PIL import PngImagePlugin
+
+    history = "".join(f"<rdf:li>step {i}: levels, curves, crop, sharpen</rdf:li>" for i in range(34000))
+    xmp = f'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF><rdf:Seq>{history}</rdf:Seq></rdf:RDF></x:xmpmeta>'
+    assert len(xmp) > 1_600_000
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt("XML:com.adobe.xmp", xmp, zip=True)
+    buffer = io.BytesIO()
+    Image.new("RGB", (16, 12), (10, 20, 30)).save(buffer, "PNG", pnginfo=info)
+    array, meta = imageio.read_image(buffer.getvalue())
+    assert array.shape == (12, 16, 3) and meta.xmp and b"step 33999" in (meta.xmp if isinstance(meta.xmp, bytes) else meta.xmp.encode())
+    bomb = PngImagePlugin.PngInfo()
+    bomb.add_text("Comment", "\0" * (imageio.TEXT_CHUNK_LIMIT + 1), zip=True)
+    buffer = io.BytesIO()
+    Image.new("RGB", (16, 12)).save(buffer, "PNG", pnginfo=bomb)
+    with pytest.raises(ImageTooLargeError, match=r"^x.png holds compressed text \(metadata\) that inflates past 16 MiB"):
+        imageio.read_image(buffer.getvalue(), name="x.png")
+
+
 def test_stdin_too_large_is_refused_from_its_header_before_the_rest():
     ihdr = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
     head = b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
@@ -387,6 +461,19 @@ def test_a_jpeg_cut_short_with_an_end_marker_is_refused_and_a_flat_bottom_is_not
     cut = whole[: len(whole) // 3] + b"\xff\xd9"
     with pytest.raises(ImageFormatError, match="is truncated or damaged .its picture data ends before the picture does"):
         imageio.read_image(cut)
+
+
+def test_a_jpeg_cut_inside_its_last_row_of_blocks_is_refused(set5):
+    """Cut at 99%, only the right part of the last row of blocks was grey: the check, which wanted
+    the last rows flat all across, let the file through (452 grey pixels, upscaled)."""
+    buffer = io.BytesIO()
+    Image.open(set5 / "baby.png").convert("RGB").crop((100, 100, 300, 300)).save(buffer, "JPEG", quality=90)
+    whole = buffer.getvalue()
+    for share in (0.99, 0.98):
+        cut = whole[: int(len(whole) * share)] + b"\xff\xd9"
+        with pytest.raises(ImageFormatError, match="its picture data ends before the picture does"):
+            imageio.read_image(cut)
+    assert imageio.read_image(whole)[0].shape == (200, 200, 3)
 
 
 def test_a_stream_is_called_a_video_only_when_it_is_one():

@@ -20,7 +20,7 @@ import click
 from .. import __version__
 from ..errors import SrFilterError
 from ..interrupts import Terminated, deliver_later, in_import
-from .messages import one_line
+from .messages import one_line, unforeseen
 from .options import configure_logging
 
 #: subcommand name -> "module:attribute", imported only when used (keeps --help fast)
@@ -225,6 +225,10 @@ def _main(argv: list[str] | None) -> None:
             raise
         where = f"{exc.filename}: " if exc.filename else ""
         _fail(one_line(exc, text=f"{where}{exc.strerror or exc}", flags=DefaultGroup.flags), 1)
+    except Exception as exc:  # a case no check foresaw (a bug): one line that says so, the traceback at -vv
+        if debug:
+            raise
+        _fail(unforeseen(exc), 1)
     # finished: a signal now must not break the exit (atexit's tracebacks, 143 after a complete output);
     # only as the program (no argv given): a caller in the same process keeps its signals, and its
     # children with them (an ignored signal is inherited)

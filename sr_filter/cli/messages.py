@@ -120,3 +120,9 @@ def one_line(exc: BaseException, *, text: str | None = None, limit: int = LIMIT,
     hint = hint_for(exc, text, flags)
     text = shorten(text, limit)
     return f"{text} ({hint})" if hint else text
+
+
+def unforeseen(exc: BaseException) -> str:
+    """The line for an error no check of ours foresaw: what it was, and that it is a bug to report."""
+    return (f"unexpected {type(exc).__name__}: {errors.first_line(exc)}; this is a bug in sr-filter: please report it "
+            "with the command (-vv shows the traceback)")

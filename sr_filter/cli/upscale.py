@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
 import re
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -25,10 +26,10 @@ from ..progress import Bars, stderr_is_terminal
 from ..stdio import refuse_closed
 from ..video.command import video_only, video_options, wants_video
 from .jobs import (
-    Job, check_targets, check_writable, expand_inputs, is_video, left_out_line, many_inputs, names_folder, plan_jobs,
+    Job, check_targets, check_writable, expand_inputs, is_pipe, is_video, left_out_line, many_inputs, names_folder, plan_jobs,
     refuse_empty_names, unique, video_target,
 )
-from .messages import one_line, shown_path
+from .messages import one_line, shown_path, unforeseen
 from .options import (
     backend_opt, colour_fix_opt, current_file, denoise_opt, device_opt, fp32_opt, gpu_opt, height_opt, model_opt, offline_opt, precision_opt, preset_opt,
     say, scale_opt, tile_opt,
@@ -276,6 +277,14 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
                 failed.append((job, message))
                 bars.echo(f"sr-filter: error: {one_line(exc, text=message)}")
                 continue
+            except Exception as exc:  # a bug no check foresaw: this file fails, the batch goes on (-vv: raised)
+                bars.finish()
+                if not batch or logging.getLogger("sr_filter").isEnabledFor(logging.DEBUG):
+                    raise
+                message = f"{shown_path(job.source) if job.source else 'standard input'}: {unforeseen(exc)}"
+                failed.append((job, message))
+                bars.echo(f"sr-filter: error: {message}")
+                continue
             finally:
                 if naming is not None:
                     current_file.reset(naming)
@@ -419,16 +428,28 @@ def process(upscaler: Upscaler, job: Job, *, scale, size=(None, None), fmt, qual
             announce=None) -> None:
     """Read, upscale, encode (:func:`sr_filter.imagefile.upscale_image_file`) and atomically write one image;
     an animated GIF/WebP/PNG written as GIF, WebP or PNG keeps every frame."""
+    if job.source is not None and is_pipe(job.source):
+        # a named pipe is read once, as standard input is (with its bounds): one named *.png, *.gif
+        # or *.webp had been opened a second time after the animation check had drained it, and hung
+        with open(job.source, "rb") as stream:
+            _process_from(upscaler, job, stream, str(job.source), scale=scale, size=size, fmt=fmt, quality=quality,
+                          overwrite=overwrite, progress=progress, announce=announce)
+        return
+    _process_from(upscaler, job, sys.stdin.buffer if job.source is None else job.source, None, scale=scale, size=size,
+                  fmt=fmt, quality=quality, overwrite=overwrite, progress=progress, announce=announce)
+
+
+def _process_from(upscaler: Upscaler, job: Job, source: Any, name: str | None, *, scale, size, fmt, quality, overwrite,
+                  progress, announce) -> None:
     from .. import imageio
     from ..imagefile import upscale_image_file
 
-    source = sys.stdin.buffer if job.source is None else job.source  # a stream: read in bounded steps
     if job.target is None or (fmt is None and is_stream(job.target) and job.target.suffix.lower() not in imageio.FORMATS):
         out_format = imageio.format_for("", fmt) if fmt else None  # None: the input's format
     else:
         out_format = imageio.format_for(job.target, fmt)
     data = upscale_image_file(upscaler, source, out_format=out_format, scale=scale, size=size, quality=quality,
-                              progress=progress, before_work=announce)
+                              progress=progress, before_work=announce, name=name)
     if job.target is None:
         write_all(sys.stdout.buffer, data)
         sys.stdout.buffer.flush()
