@@ -120,7 +120,7 @@ def _read_data(data: bytes, name: str, check: Callable[[sniff.Shape], None]) -> 
     if header is not None:  # sized before Pillow's own, fixed decompression-bomb limit can pre-empt us
         check(header)
     image = _open(data, name)
-    if header is None:
+    if header is None or image.size != header[:2]:  # a GIF's frame may reach past its logical screen
         check(_pillow_shape(image))
     png.check_complete(data, name)
     array = png.decode_png16(data, name) if png.is_deep_png(data) else _decode(image, name)
@@ -260,9 +260,13 @@ def _open(data: bytes, name: str, *, tiff: bool = False) -> Image.Image | None:
         if "truncat" in text.lower() or isinstance(exc, (EOFError, struct.error)):
             raise ImageFormatError(f"{name} is truncated or damaged ({text})") from None
         if "MAX_TEXT" in text:  # Pillow's words name its own setting
-            raise InputTooLargeError(f"{name} holds compressed text (metadata) that inflates past "
-                                     f"{TEXT_CHUNK_LIMIT >> 20} MiB: a decompression bomb or a damaged file") from None
+            raise _text_bomb(name) from None
         raise ImageFormatError(f"{name} is not a readable image ({text})") from None
+
+
+def _text_bomb(name: str) -> InputTooLargeError:
+    return InputTooLargeError(f"{name} holds compressed text (metadata) that inflates past "
+                              f"{TEXT_CHUNK_LIMIT >> 20} MiB: a decompression bomb or a damaged file")
 
 
 def _pillow_shape(image: Image.Image) -> sniff.Shape:
@@ -280,6 +284,8 @@ def _decode(image: Image.Image, name: str) -> np.ndarray:
         image.load()
     except (OSError, SyntaxError, ValueError, struct.error, EOFError, IndexError) as exc:
         text = first_line(exc)
+        if "MAX_TEXT" in text:  # a compressed text chunk after the pixels
+            raise _text_bomb(name) from None
         if "truncat" in text.lower() or "broken" in text or isinstance(exc, EOFError):
             raise ImageFormatError(f"{name} is truncated or damaged ({text})") from None
         raise ImageFormatError(f"{name} cannot be decoded ({text})") from None

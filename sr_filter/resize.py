@@ -64,9 +64,9 @@ class ResizeSink:
     """A :class:`~sr_filter.tiling.Sink` that resizes the rows it is given (``in_height`` x
     ``in_width``, the network's scale; rows or columns beyond are padding and dropped) to
     ``out_height`` x ``out_width`` and passes them on to ``target``, another sink, top to bottom,
-    holding only the input rows that output rows still to come need. Rows must arrive in order,
-    as full-width bands or as blocks that complete one band before the next begins (the tiler's
-    two ways)."""
+    holding only the input rows that output rows still to come need. Rows arrive as full-width
+    bands in order, or as blocks in any order within what is not yet passed on (the tiler's one
+    block per tile, and the quarters of a tile split after out-of-memory)."""
 
     def __init__(self, target: Any, in_height: int, in_width: int, out_height: int, out_width: int,
                  clamp: bool = True, resample: Image.Resampling = Image.Resampling.BICUBIC) -> None:
@@ -78,25 +78,43 @@ class ResizeSink:
         self.top = 0
         self.held = 0  # rows of self.rows in use
         self.done = 0  # output rows passed on
-        self.stage: tuple[int, np.ndarray, int] | None = None  # (y, band, columns filled) of a band in blocks
+        # rows from the next expected one on, gathered from blocks, and how many columns each has
+        self.stage: tuple[np.ndarray, np.ndarray] | None = None
 
     def write(self, y: int, rows: np.ndarray, x: int = 0) -> None:
         rows = rows[0, :, : max(0, self.in_height - y), : max(0, self.in_width - x)]
         if not rows.size:
             return
-        if x == 0 and rows.shape[2] == self.in_width:
-            self._band(y, rows)
+        end = self.top + self.held
+        if self.stage is None and y == end and x == 0 and rows.shape[2] == self.in_width:
+            self._band(y, rows)  # a blended band: on at once
             return
-        if self.stage is None or self.stage[0] != y:
-            if self.stage is not None:
-                raise ValueError(f"rows from {y} came before the band from {self.stage[0]} was complete")
-            self.stage = (y, np.empty((rows.shape[0], rows.shape[1], self.in_width), np.float32), 0)
-        band = self.stage[1]
-        band[:, :, x : x + rows.shape[2]] = rows
-        self.stage = (y, band, self.stage[2] + rows.shape[2])
-        if self.stage[2] >= self.in_width:
-            self.stage = None
-            self._band(y, band)
+        if y < end:
+            raise ValueError(f"rows must arrive in order: got row {y}, expected {end} or later")
+        self._gather(y, rows, x)
+
+    def _gather(self, y: int, rows: np.ndarray, x: int) -> None:
+        """Blocks (one per tile, or the quarters of a tile split after out-of-memory, in any order)
+        held until the rows from the next expected one are complete across, then passed on."""
+        end = self.top + self.held
+        channels, height, width = rows.shape
+        need = y + height - end
+        if self.stage is None:
+            self.stage = (np.empty((channels, need, self.in_width), np.float32), np.zeros(need, np.int64))
+        elif need > self.stage[0].shape[1]:
+            band, filled = self.stage
+            grown = np.empty((channels, need, self.in_width), np.float32)
+            grown[:, : band.shape[1]] = band
+            self.stage = (grown, np.concatenate([filled, np.zeros(need - len(filled), np.int64)]))
+        band, filled = self.stage
+        band[:, y - end : y - end + height, x : x + width] = rows
+        filled[y - end : y - end + height] += width
+        short = np.flatnonzero(filled < self.in_width)
+        complete = int(short[0]) if short.size else len(filled)  # leading rows complete across
+        if complete == 0:
+            return
+        self.stage = None if complete == len(filled) else (band[:, complete:].copy(), filled[complete:].copy())
+        self._band(end, band[:, :complete])
 
     def _band(self, y: int, rows: np.ndarray) -> None:
         end = self.top + self.held

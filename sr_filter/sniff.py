@@ -27,6 +27,8 @@ _SIGNATURES = {
     b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8": "JPEG", b"GIF87a": "GIF", b"GIF89a": "GIF", b"BM": "BMP",
     b"II*\x00": "TIFF", b"MM\x00*": "TIFF", b"II+\x00": "TIFF", b"MM\x00+": "TIFF",
 }
+#: formats whose files hold many pictures (frames, pages) as a matter of course
+MANY_PICTURES = frozenset({"GIF", "WebP", "TIFF"})
 _SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
 
@@ -137,11 +139,13 @@ def _jpeg_frame(data: bytes) -> tuple[int, Shape, int] | None:
 
 
 def gif_header(data: bytes) -> Shape | None:
-    """(width, height, 4, 1) from a GIF's logical screen (a palette with transparency becomes RGBA)."""
+    """(width, height, 4, 1) from a GIF's logical screen (a palette with transparency becomes RGBA);
+    None for a screen of 0 px. A frame may reach past the screen, and Pillow then reads the picture
+    larger: the reader checks Pillow's size of a GIF as well."""
     if data[:6] not in (b"GIF87a", b"GIF89a") or len(data) < 10:
         return None
     width, height = struct.unpack("<HH", bytes(data[6:10]))
-    return width, height, 4, 1
+    return (width, height, 4, 1) if width and height else None
 
 
 def bmp_header(data: bytes) -> Shape | None:
@@ -222,7 +226,7 @@ def read_stream(stream: BinaryIO, name: str, check: Callable[[Shape], None], ava
     The first 64 KiB must look like an image; a header found there (:func:`header_shape`) is passed
     to ``check`` (which refuses sizes that would not fit) before the rest is read. The rest is read
     up to four times the claimed raw pixel bytes plus 64 MiB (metadata, APNG frames, camera
-    previews), and never more than half of
+    previews; 64 times for GIF, WebP and TIFF, which hold frames and pages), and never more than half of
     ``available`` memory; beyond that the input is refused.
     """
     data = bytearray(_read_some(stream, _PREFIX))
@@ -233,7 +237,9 @@ def read_stream(stream: BinaryIO, name: str, check: Callable[[Shape], None], ava
     if shape is not None:
         check(shape)
         width, height, channels, itemsize = shape
-        limit = min(limit, 4 * width * height * channels * itemsize + (64 << 20))
+        # pages and frames: an 86-page TIFF of 76 MB is a picture too (only the first is upscaled)
+        pictures = 64 if image_format(data) in MANY_PICTURES else 4
+        limit = min(limit, pictures * width * height * channels * itemsize + (64 << 20))
     while len(data) <= limit:
         block = _read_some(stream, _CHUNK)
         if not block:

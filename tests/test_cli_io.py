@@ -711,6 +711,14 @@ def test_an_error_no_check_foresaw_fails_one_file_of_a_batch_in_one_line(crop, t
     assert ("0bad.png: unexpected ValueError: palette index out of range; this is a bug in sr-filter: please report "
             "it with the command (-vv shows the traceback)") in done.output
     assert "1 upscaled, 0 skipped, 1 failed" in done.output and "Traceback" not in done.output
+    def starved(upscaler, source, **kwargs):
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(imagefile, "upscale_image_file", starved)  # the machine, not a bug: said once, for the command
+    short = CliRunner().invoke(cli, [str(tmp_path / "0bad.png"), str(tmp_path / "1good.png"), "-o", str(tmp_path / "o2"),
+                                     "-m", "sr-cartoon-x4"])
+    assert short.exit_code != 0 and "this is a bug" not in short.output
+    monkeypatch.setattr(imagefile, "upscale_image_file", flawed)
     from sr_filter.cli import main
 
     with pytest.raises(SystemExit) as alone:  # one file: the command's own last line

@@ -173,11 +173,39 @@ def test_every_format_on_stdin_is_bounded_by_its_header(set5, fmt):
     data = buffer.getvalue()
     assert sniff.header_shape(data)[:2] == (50, 40)
     padded = _Endless(data)
-    with pytest.raises(ImageTooLargeError, match="goes on past 64 MiB"):
+    with pytest.raises(ImageTooLargeError, match=r"goes on past 6[45] MiB"):
         imageio.read_image(padded)
     assert padded.served < 70 << 20
     array, _ = imageio.read_image(io.BytesIO(data))
     assert array.shape[:2] == (40, 50)
+
+
+def test_a_gif_is_sized_by_its_frames_as_well_as_its_screen(monkeypatch):
+    """A frame may reach past a GIF's logical screen (Pillow then reads the picture larger), and a
+    screen of 0x0 is read by Pillow as its frame's size: the header alone had let a 1x1 screen with
+    a 3000x2000 frame past the memory check, and refused the 0x0 one as "has no pixels"."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 30), (200, 10, 10)).save(buffer, "GIF")
+    whole = buffer.getvalue()
+    sizes = []
+    real = limits.check_fits
+    monkeypatch.setattr(limits, "check_fits", lambda name, w, h, *a, **k: sizes.append((w, h)) or real(name, w, h, *a, **k))
+    small_screen = whole[:6] + struct.pack("<HH", 1, 1) + whole[10:]
+    assert imageio.read_image(small_screen)[0].shape[:2] == (30, 40) and (40, 30) in sizes
+    no_screen = whole[:6] + struct.pack("<HH", 0, 0) + whole[10:]
+    assert imageio.read_image(no_screen)[0].shape[:2] == (30, 40)
+
+
+def test_a_tiff_of_many_pages_on_a_stream_is_read():
+    """Bounded by its first page alone (four times its pixels plus 64 MiB), an 86-page 640x480
+    TIFF of 76 MB on standard input had been refused as padded."""
+    buffer = io.BytesIO()
+    with tifffile.TiffWriter(buffer) as tiff:
+        for page in range(86):
+            tiff.write(np.full((480, 640, 3), page, np.uint8), photometric="rgb")
+    assert len(buffer.getvalue()) > 75 << 20
+    array, meta = imageio.read_image(io.BytesIO(buffer.getvalue()))
+    assert array.shape == (480, 640, 3) and meta.format == "TIFF"
 
 
 def test_stream_headers_claiming_too_much_are_refused_before_the_rest():
@@ -231,6 +259,12 @@ def test_a_long_compressed_xmp_is_read_and_a_text_bomb_is_said_in_our_words():
     Image.new("RGB", (16, 12)).save(buffer, "PNG", pnginfo=bomb)
     with pytest.raises(ImageTooLargeError, match=r"^x.png holds compressed text \(metadata\) that inflates past 16 MiB"):
         imageio.read_image(buffer.getvalue(), name="x.png")
+    data = buffer.getvalue()  # the same chunk after the pixels, found while decoding
+    text_at, end_at = data.index(b"zTXt") - 4, data.index(b"IEND") - 4
+    idat_at = data.index(b"IDAT") - 4
+    moved = data[:text_at] + data[idat_at:end_at] + data[text_at:idat_at] + data[end_at:]
+    with pytest.raises(ImageTooLargeError, match=r"^y.png holds compressed text \(metadata\) that inflates past 16 MiB"):
+        imageio.read_image(moved, name="y.png")
 
 
 def test_stdin_too_large_is_refused_from_its_header_before_the_rest():

@@ -252,13 +252,19 @@ def test_config_errors_are_actionable(tmp_path, image_folder):
         load_config(bad)
 
 
-def test_a_config_without_a_name_runs_in_a_folder_named_after_its_file(tmp_path):
+def test_a_config_without_a_name_runs_in_a_folder_named_after_its_file(tmp_path, caplog):
     """Two such configs had shared runs/experiment: the second resumed the first's weights and
     overwrote its model.pth, with exit status 0."""
     (tmp_path / "photos_a.toml").write_text('[data]\ntrain_dirs = ["x"]\n')
     (tmp_path / "named.toml").write_text('name = "mine"\n[data]\ntrain_dirs = ["x"]\n')
     assert load_config(tmp_path / "photos_a.toml").run_dir == tmp_path / "runs" / "photos_a"
     assert load_config(tmp_path / "named.toml").run_dir == tmp_path / "runs" / "mine"
+    # a run such a config began before (in runs/experiment) is pointed to, not silently left
+    (tmp_path / "runs" / "experiment").mkdir(parents=True)
+    (tmp_path / "runs" / "experiment" / "latest.pt").write_bytes(b"")
+    with caplog.at_level("WARNING"):
+        load_config(tmp_path / "photos_a.toml")
+    assert 'to continue that one, add name = "experiment" to the config' in caplog.text
 
 
 def test_shipped_configs_parse_and_build_their_networks():

@@ -277,6 +277,8 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
                 failed.append((job, message))
                 bars.echo(f"sr-filter: error: {one_line(exc, text=message)}")
                 continue
+            except (ImportError, RuntimeError):  # the machine's resources or installation: said for the command
+                raise
             except Exception as exc:  # a bug no check foresaw: this file fails, the batch goes on (-vv: raised)
                 bars.finish()
                 if not batch or logging.getLogger("sr_filter").isEnabledFor(logging.DEBUG):

@@ -7,6 +7,7 @@ resolved against the config file's folder so that a config runs from any working
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import re
 import tomllib
@@ -256,9 +257,16 @@ def load_config(path: str | Path) -> TrainConfig:
         raise ConfigError(f"{path} is not a TOML text file; name a config such as configs/photo_x4_small.toml") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
-    if "name" not in data:  # two configs without a name had shared runs/experiment: the second continued the first
+    named = "name" in data
+    if not named:  # two configs without a name had shared runs/experiment: the second continued the first
         data = {**data, "name": path.stem}
     cfg = config_from_dict(data, base=path.resolve().parent)
+    earlier = Path(cfg.out_dir) / TrainConfig.name
+    if not named and not cfg.run_dir.exists() and (earlier / "latest.pt").is_file():
+        logging.getLogger(__name__).warning(
+            "%s has no name, so its run folder is now %s (named after the file); %s holds a run from before, "
+            "of a config without a name: to continue that one, add name = \"%s\" to the config",
+            path, cfg.run_dir, earlier, TrainConfig.name)
     return dataclasses.replace(cfg, source=str(path.resolve()))
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import errno
 import inspect
 import json
 import math
@@ -51,7 +52,7 @@ class TrainingStopped(SrFilterError):
     without an error line: nothing was lost)."""
 
     def __init__(self, signum: int, iteration: int) -> None:
-        super().__init__(f"stopped at iteration {iteration} by {signal.Signals(signum).name}; checkpoint saved")
+        super().__init__(f"stopped at iteration {iteration} by {_stop_name(signum)}; checkpoint saved")
         self.signum, self.iteration = signum, iteration
         self.exit_code = 128 + signum
 
@@ -148,6 +149,11 @@ def _stop_requests() -> Iterator[list[int]]:
 
 #: the stop asked for by a closed output pipe (SIGPIPE's number, which Windows does not define)
 _PIPE = getattr(signal, "SIGPIPE", 13)
+
+
+def _stop_name(signum: int) -> str:
+    """What asked a run to stop, in words ("the output pipe closed", "SIGTERM")."""
+    return "the output pipe closed" if signum == _PIPE else signal.Signals(signum).name
 
 
 def _atomic_save(obj: object, path: Path) -> None:
@@ -501,12 +507,16 @@ class Trainer:
         checkpoint, as on SIGHUP: the run had ended with status 1, no word and no checkpoint."""
         try:
             print(message, flush=True)
-        except BrokenPipeError:
+        except OSError as exc:
+            if not isinstance(exc, BrokenPipeError) and exc.errno != errno.EINVAL:  # EINVAL: Windows' closed pipe
+                raise
             with contextlib.suppress(OSError):  # later lines and the interpreter's last flush go nowhere
                 devnull = os.open(os.devnull, os.O_WRONLY)
                 os.dup2(devnull, sys.stdout.fileno())
                 os.close(devnull)
-            if self._asked is not None and not self._asked:
+            # one process: stop with a checkpoint. Of several (torchrun), only this one prints, and a
+            # stop of its own would leave the others at their next exchange: they train on, unheard
+            if self._asked is not None and not self._asked and self.world == 1:
                 self._asked.append(_PIPE)
 
     def _notes_on_resume(self, changed: list[str]) -> None:
@@ -552,8 +562,8 @@ class Trainer:
         self._asked = None
         if stopped and asked:
             if self.is_main:
-                why = "the output pipe closed" if asked[0] == _PIPE else signal.Signals(asked[0]).name
-                line = (f"stopped at iteration {self.iteration} of {cfg.optim.iterations} ({why}); checkpoint saved: "
+                line = (f"stopped at iteration {self.iteration} of {cfg.optim.iterations} ({_stop_name(asked[0])}); "
+                        "checkpoint saved: "
                         f"run the same command again to continue; model so far: {self.run_dir / 'model.pth'}")
                 if asked[0] == _PIPE:
                     print(f"sr-filter: {line}", file=sys.stderr, flush=True)
