@@ -9,7 +9,9 @@ index kept for transparency), because a single shared palette cannot hold what u
 from __future__ import annotations
 
 import io
+import logging
 import numbers
+import os
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +25,8 @@ from .encode import GIF_TRANSPARENT, gif_frame, webp_quality
 from .errors import CancelledError, ImageTooLargeError, VideoFormatError, first_line
 from .frames import parse_range, range_text
 from .progress import cancels
+
+log = logging.getLogger(__name__)
 
 #: output suffix -> Pillow format
 FORMATS = {".gif": "GIF", ".webp": "WEBP", ".png": "PNG", ".apng": "PNG"}
@@ -147,7 +151,23 @@ def read_animation(path: str | Path | bytes, name: str | None = None, *,
         raise VideoFormatError(f"{name or _label(path)} is not a readable animation ({first_line(exc)})") from None
     except _DAMAGED as exc:
         raise _unreadable(exc, name or _label(path)) from None
+    if image.format == "GIF" and not _gif_ends_whole(path):
+        log.warning("%s ends without the GIF trailer: it may be cut short, its last frames missing",
+                    name or _label(path))
     return Animation(pictures, durations, loop, disposal, blend, format=image.format, meta=meta)
+
+
+def _gif_ends_whole(source: str | Path | bytes) -> bool:
+    """Whether a GIF's last byte (padding of zeros aside) is its trailer, 0x3B: one cut at a frame's
+    end reads without an error, a frame or more short (it had passed without a word)."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        tail = bytes(source[-4096:])
+    else:
+        with open(source, "rb") as stream:
+            stream.seek(0, os.SEEK_END)
+            stream.seek(max(0, stream.tell() - 4096))
+            tail = stream.read()
+    return tail.rstrip(b"\0").endswith(b";")
 
 
 def _gif_screen(source: str | Path | bytes) -> tuple[int, int] | None:

@@ -109,11 +109,30 @@ def write_atomic(data: bytes, path: str | Path, *, overwrite: bool = False) -> N
 def write_all(out: BinaryIO, data: bytes | bytearray | memoryview) -> None:
     """Write every byte of ``data`` to ``out`` or raise. A pipe whose reader leaves mid-write
     (``| head -c 10``) makes the write return short instead of failing (Python ignores SIGPIPE):
-    a cut-off image had exited 0; writing the rest raises BrokenPipeError."""
+    a cut-off image had exited 0; writing the rest raises BrokenPipeError. Standard output is
+    flushed here, and a refusal there says so ("No space left on device" alone had not told
+    which file)."""
     view = memoryview(data).cast("B")
-    while view:
-        written = out.write(view)
-        view = view[len(view) if written is None else written:]
+    stdout = _is_stdout(out)
+    try:
+        while view:
+            written = out.write(view)
+            view = view[len(view) if written is None else written:]
+        if stdout:
+            out.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        if not stdout:
+            raise
+        raise SrFilterError(f"cannot write to standard output ({exc.strerror or first_line(exc)})") from None
+
+
+def _is_stdout(out: BinaryIO) -> bool:
+    try:
+        return out.fileno() == 1
+    except (AttributeError, OSError, ValueError):
+        return False
 
 
 @contextlib.contextmanager

@@ -15,6 +15,7 @@ import io
 import logging
 import re
 import struct
+import threading
 import warnings
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator
@@ -119,7 +120,7 @@ def _read_data(data: bytes, name: str, check: Callable[[sniff.Shape], None]) -> 
     header = sniff.header_shape(data)
     if header is not None:  # sized before Pillow's own, fixed decompression-bomb limit can pre-empt us
         check(header)
-    image = _open(data, name)
+    image = _open(data, name, sized=header is not None)
     if header is None or image.size != header[:2]:  # a GIF's frame may reach past its logical screen
         check(_pillow_shape(image))
     png.check_complete(data, name)
@@ -236,11 +237,26 @@ def pil_open(source: str | Path | BinaryIO) -> Image.Image:
         return Image.open(source)
 
 
-def _open(data: bytes, name: str, *, tiff: bool = False) -> Image.Image | None:
-    """Pillow's lazy open (header only); for a TIFF, None when only tifffile understands it."""
+#: held while Pillow's decompression-bomb limit is lifted for one open (see :func:`_open`)
+_LIFTED = threading.Lock()
+
+
+def _open(data: bytes, name: str, *, tiff: bool = False, sized: bool = False) -> Image.Image | None:
+    """Pillow's lazy open (header only); for a TIFF, None when only tifffile understands it.
+
+    ``sized``: the memory check has passed the size in the header already. Pillow's own limit
+    (179 megapixels) is then lifted for this open: it had refused genuine pictures that fit, after
+    the memory check had advised a smaller scale for them (which could not help)."""
     try:
         return pil_open(io.BytesIO(data))
     except Image.DecompressionBombError as exc:
+        if sized:
+            with _LIFTED:
+                limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+                try:
+                    return _open(data, name, tiff=tiff)
+                finally:
+                    Image.MAX_IMAGE_PIXELS = limit
         pixels = re.search(r"\((\d+) pixels\)", str(exc))
         claimed = f"{int(pixels.group(1)) / 1e6:,.0f} megapixels" if pixels else "an enormous size"
         raise InputTooLargeError(

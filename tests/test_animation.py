@@ -565,3 +565,18 @@ def test_a_frame_range_for_a_still_output_of_an_animation_says_why_not(tmp_path)
                           env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=120)
     assert done.returncode == 2 and done.stderr.strip().endswith(
         f"--frames applies to videos and to animations written as one (gif, webp, png); {tmp_path / 'still.jpg'} holds one picture"), done.stderr
+
+
+def test_a_gif_cut_at_a_frame_boundary_is_said(caplog):
+    """Cut just after a frame, a GIF reads without an error, a frame or more short: it had passed
+    without a word (its trailer byte, 0x3B, is what is missing)."""
+    frames = [Image.new("RGB", (12, 10), (40 * i, 0, 0)) for i in range(4)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:], duration=80, loop=0)
+    whole = buffer.getvalue()
+    assert len(animation.read_animation(whole).frames) == 4 and "trailer" not in caplog.text
+    animation.read_animation(whole + b"\0\0", "padded.gif")  # zeros after the trailer: not cut
+    assert "trailer" not in caplog.text
+    animation.read_animation(whole[:-1], "cut.gif")
+    assert "cut.gif ends without the GIF trailer: it may be cut short" in caplog.text
+

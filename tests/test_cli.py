@@ -252,6 +252,18 @@ def test_messages_that_cannot_be_written_do_not_stop_the_work(small_png, tmp_pat
         assert subprocess.run([*command, tmp_path / "full.png"], stderr=full, env=environment, timeout=300).returncode == 1
 
 
+def test_standard_output_on_a_full_disk_says_it_was_standard_output(small_png, tmp_path):
+    """`-o - > /dev/full` said only "No space left on device" (or "in/a.png: No space ...")."""
+    environment = dict(os.environ, PYTHONPATH=str(ROOT))
+    y4m = b"YUV4MPEG2 W16 H8 F25:1 Ip A1:1 C420jpeg\n" + (b"FRAME\n" + bytes(16 * 8 * 3 // 2)) * 2
+    for args, stdin in (([small_png, "-o", "-"], None), (["-", "-o", "-", "--format", "y4m"], y4m)):
+        with open("/dev/full", "wb") as full:
+            done = subprocess.run([sys.executable, "-m", "sr_filter", *map(str, args), "-m", "sr-cartoon-x4"], input=stdin,
+                                  stdout=full, stderr=subprocess.PIPE, env=environment, timeout=300)
+        assert done.returncode == 1, done.stderr
+        assert done.stderr.decode().strip().endswith("cannot write to standard output (No space left on device)"), done.stderr
+
+
 def test_debug_messages_are_ours_not_pillows(small_png, tmp_path):
     """-vv printed Pillow's chunk-by-chunk PNG debug lines ("STREAM b'IHDR' 16 13")."""
     done = run("-vv", small_png, "-m", "sr-cartoon-x4", "-o", tmp_path / "out.png")

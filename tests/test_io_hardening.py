@@ -267,6 +267,20 @@ def test_a_long_compressed_xmp_is_read_and_a_text_bomb_is_said_in_our_words():
         imageio.read_image(moved, name="y.png")
 
 
+def test_a_picture_past_pillows_limit_that_fits_in_memory_is_read(monkeypatch):
+    """A genuine 20000x20000 PNG was told to use a smaller --scale by the memory check, then at any
+    smaller scale refused by Pillow's 179-megapixel bomb limit. Where the memory check has sized
+    the header, that limit is lifted (lowered here to 1000 pixels to test it cheaply); a header
+    nobody sized keeps it."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    buffer = io.BytesIO()
+    Image.new("L", (100, 60), 77).save(buffer, "PNG")
+    array, _ = imageio.read_image(buffer.getvalue(), scale=0.5)
+    assert array.shape == (60, 100) and int(array[0, 0]) == 77 and Image.MAX_IMAGE_PIXELS == 1000
+    with pytest.raises(ImageTooLargeError, match="safety limit .a decompression bomb or a damaged header"):
+        imageio._open(buffer.getvalue(), "x.png")
+
+
 def test_stdin_too_large_is_refused_from_its_header_before_the_rest():
     ihdr = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
     head = b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
