@@ -580,3 +580,36 @@ def test_a_gif_cut_at_a_frame_boundary_is_said(caplog):
     animation.read_animation(whole[:-1], "cut.gif")
     assert "cut.gif ends without the GIF trailer: it may be cut short" in caplog.text
 
+
+def test_an_animation_on_a_terminal_shows_a_bar_of_frames(tmp_path):
+    """Upscaling an animated GIF or WebP alone showed no bar at all on a terminal (still pictures
+    and videos do): about 10 s of silence for 16 frames. Run under a real pseudo-terminal."""
+    import pty
+    import select
+
+    frames = [Image.new("RGB", (24, 16), (50 * i, 90, 0)) for i in range(5)]
+    frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:], duration=80, loop=0)
+    master, slave = pty.openpty()
+    env = dict(os.environ, PYTHONPATH=str(ROOT), COLUMNS="100")
+    proc = subprocess.Popen([sys.executable, "-m", "sr_filter", str(tmp_path / "a.gif"), "-o", str(tmp_path / "b.gif"),
+                             "-m", "sr-cartoon-x4"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave, env=env)
+    os.close(slave)
+    shown = b""
+    try:
+        while True:
+            ready, _, _ = select.select([master], [], [], 120)
+            if not ready:
+                break
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # the terminal's other end closed: the command is done
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(master)
+        proc.wait(timeout=120)
+    assert proc.returncode == 0 and (tmp_path / "b.gif").is_file(), shown
+    assert b"5/5" in shown and b"frame" in shown, shown
+

@@ -187,8 +187,12 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
         if _skip(target, skip_existing, overwrite, quiet, source, animation=True):
             return
         _announce(upscaler, quiet or in_batch)
-        animation.upscale_animation(source, target, upscaler, scale=scale, overwrite=overwrite, quality=quality, size=size,
-                                    out_format=out_format, frames=frames)
+        bar = _Bar(source.name, quiet)  # frames done (an animation had run without a bar: 10 s of silence)
+        try:
+            animation.upscale_animation(source, target, upscaler, scale=scale, overwrite=overwrite, quality=quality,
+                                        size=size, out_format=out_format, frames=frames, progress=bar)
+        finally:
+            bar.close()
         return
     if fmt is not None:  # --format names image formats; a video's container comes from its output name
         raise click.UsageError(f"--format {fmt} names an image format; {source.name} is written as a video, in the "
@@ -314,6 +318,8 @@ class _Bar:
         if self.bar.total is not None and done > self.bar.total:  # the count was an estimate (Matroska)
             self.bar.total = done
         self.bar.update(done - self.bar.n)
+        if total and done >= total:
+            self.bar.refresh()  # the last frame can come within tqdm's redraw interval: show it
 
     def close(self) -> None:
         if self.bar is not None:
