@@ -68,6 +68,9 @@ class Bars:
         if done > bar.n:
             bar.update(done - bar.n)
             if total and done >= total:
+                # the picture is done; its file is being encoded and written, which for a large PNG is a
+                # third of the run (7.6 of 23 s for an 8000x6000 one): said, not a bar stuck at 100%
+                bar.set_description_str(f"{bar.desc} (writing)", refresh=False)
                 bar.refresh()  # the last step can come within tqdm's redraw interval: always show 100%
 
     def finish(self) -> None:

@@ -134,11 +134,17 @@ def _tifffile_warnings(name: str) -> Iterator[None]:
     logger.propagate = False
     try:
         yield
+    except ImageFormatError as exc:  # nothing could be read: one line, with tifffile's reason where it had one
+        if records and str(exc).startswith(f"{name} is not a readable TIFF ("):
+            raise ImageFormatError(f"{name} is not a readable TIFF (damaged structure: "
+                                   f"{first_line(records[0].getMessage())})") from None
+        raise
+    else:  # read after all: what was damaged, said once
+        if records:
+            log.warning("%s: damaged TIFF structure (%s); reading what can be read", name, first_line(records[0].getMessage()))
     finally:
         logger.removeHandler(handler)
         logger.propagate = propagate
-        if records:
-            log.warning("%s: damaged TIFF structure (%s); reading what can be read", name, first_line(records[0].getMessage()))
 
 
 def _layout(array: np.ndarray, axes: str, extras: tuple[int, ...], photometric: int, name: str, bits: int = 8) -> np.ndarray:

@@ -149,6 +149,8 @@ def _png_claiming(width: int, height: int) -> bytes:
         ("bomb.png", "60000x60000 (3,600 megapixels): for a 240000x240000 output, or any other size"),
         ("unwritable", "cannot write to output folder"),
         ("input as output", "is the input file; use --overwrite"),
+        # through folders that do not exist yet: it had been called "exists"
+        ("input through new folders", "newdir/deeper/../../good.png is the input file; use --overwrite"),
     ],
 )
 def test_bad_input_is_one_line_and_nonzero(crop, tmp_path, case, message):
@@ -174,6 +176,8 @@ def test_bad_input_is_one_line_and_nonzero(crop, tmp_path, case, message):
             folder = tmp_path / "locked"
             folder.mkdir(mode=0o500)
         args = [good, "-o", f"{folder}/out.png"]
+    elif case == "input through new folders":
+        args = [good, "-o", f"{tmp_path}/newdir/deeper/../../good.png"]
     else:
         args = [good, "-o", tmp_path / "." / "good.png"]
     before = good.read_bytes()
@@ -281,6 +285,8 @@ def test_progress_bar_on_a_terminal_only(set5, tmp_path):
     for name in ("a.png", "b.png"):  # a bar per file that moves per tile window, with elapsed<remaining
         shown = {line.split("%")[0].split()[-1] for line in frames if line.startswith(name) and "%|" in line}
         assert "100" in shown and any(0 < int(p) < 100 for p in shown), (name, shown)
+        # at 100% the file is being written (a large PNG: a third of the run), and the bar says so
+        assert any(line.startswith(f"{name} (writing) 100%") for line in frames), [f for f in frames if f.startswith(name)]
     batch = [line for line in frames if line.startswith("all") and "files [" in line]
     assert any("1/2 files [00:0" in line and "<00:0" in line and ("s/file]" in line or "file/s]" in line) for line in batch), batch  # rate, ETA
     assert any(line.startswith("all 100%") and "2/2 files" in line for line in batch)

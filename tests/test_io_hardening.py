@@ -281,6 +281,16 @@ def test_a_picture_past_pillows_limit_that_fits_in_memory_is_read(monkeypatch):
         imageio._open(buffer.getvalue(), "x.png")
 
 
+def test_a_tiff_cut_after_its_header_is_one_line(caplog):
+    """It printed tifffile's complaint as a warning ("reading what can be read") and then the error
+    in other words ("index 0 out of range(0)"): two lines for one unreadable file."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 6)).save(buffer, "TIFF")
+    with pytest.raises(ImageFormatError, match=r"^cut.tif is not a readable TIFF \(damaged structure: .*invalid offset"):
+        imageio.read_image(buffer.getvalue()[:8], name="cut.tif")
+    assert "reading what can be read" not in caplog.text
+
+
 def test_stdin_too_large_is_refused_from_its_header_before_the_rest():
     ihdr = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
     head = b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))

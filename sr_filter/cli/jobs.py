@@ -423,10 +423,17 @@ def check_writable(jobs: list[Job], *, overwrite: bool) -> None:
 
 
 def _same_file(a: Path, b: Path) -> bool:
+    """Whether ``b`` names the file ``a``; also through folders that do not exist yet (the output's
+    ``newdir/deeper/../../a.png`` is ``a.png`` once they are made: it had been called "exists")."""
     try:
-        return b.exists() and os.path.samefile(a, b)
+        if b.exists():
+            return os.path.samefile(a, b)
     except OSError:
-        return a.resolve() == b.resolve()
+        pass
+    try:  # ".." after a folder that does not exist: the name as it will be once it does
+        return a.resolve() == Path(os.path.normpath(b.absolute())).resolve()
+    except OSError:
+        return False
 
 
 def _inside(path: Path, folder: Path) -> bool:
