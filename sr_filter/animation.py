@@ -128,10 +128,12 @@ def read_animation(path: str | Path | bytes, name: str | None = None, *,
                 loop = 0
             pictures, durations, disposal, blend = [], [], [], []
             hidden = _hidden_frames(image)
-            # a GIF frame that reaches past the logical screen grows Pillow's canvas: the frames are cut
-            # to the screen, as browsers show them (a WebP output had failed, "Invalid frame dimensions";
-            # a GIF or PNG one had got a larger canvas, the first frames padded with black)
-            width, height = _gif_screen(path) or image.size
+            # a GIF frame that reaches past the logical screen grows Pillow's canvas as it is read: the
+            # frames are cut to the canvas as it stands after the first frame, as browsers show them
+            # (the screen, grown to the first frame where it reaches further: a screen written as 1x1
+            # had cut 32x24 frames to one pixel). A later frame had made a WebP output fail ("Invalid
+            # frame dimensions") and a GIF or PNG one pad the first frames with black.
+            width, height = image.size
             for index, frame in enumerate(ImageSequence.Iterator(image), start=-hidden):
                 if index < 0:
                     continue
@@ -158,29 +160,15 @@ def read_animation(path: str | Path | bytes, name: str | None = None, *,
 
 
 def _gif_ends_whole(source: str | Path | bytes) -> bool:
-    """Whether a GIF's last byte (padding of zeros aside) is its trailer, 0x3B: one cut at a frame's
-    end reads without an error, a frame or more short (it had passed without a word)."""
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        tail = bytes(source[-4096:])
-    else:
-        with open(source, "rb") as stream:
-            stream.seek(0, os.SEEK_END)
-            stream.seek(max(0, stream.tell() - 4096))
-            tail = stream.read()
-    return tail.rstrip(b"\0").endswith(b";")
+    """Whether a GIF (a path or its bytes) ends in its trailer (:func:`sniff.gif_ends_whole`)."""
+    from .sniff import gif_ends_whole
 
-
-def _gif_screen(source: str | Path | bytes) -> tuple[int, int] | None:
-    """A GIF's logical screen (width, height) from its header; None for another file."""
     if isinstance(source, (bytes, bytearray, memoryview)):
-        head = bytes(source[:10])
-    else:
-        with open(source, "rb") as stream:
-            head = stream.read(10)
-    if len(head) < 10 or not head.startswith(b"GIF8"):
-        return None
-    width, height = struct.unpack("<HH", head[6:10])
-    return (width, height) if width and height else None
+        return gif_ends_whole(bytes(source[-4096:]))
+    with open(source, "rb") as stream:
+        stream.seek(0, os.SEEK_END)
+        stream.seek(max(0, stream.tell() - 4096))
+        return gif_ends_whole(stream.read())
 
 
 def _hidden_frames(image: Image.Image) -> int:

@@ -127,6 +127,8 @@ def _read_data(data: bytes, name: str, check: Callable[[sniff.Shape], None]) -> 
     array = png.decode_png16(data, name) if png.is_deep_png(data) else _decode(image, name)
     if image.format in ("JPEG", "MPO"):
         _check_jpeg_complete(data, array, name)
+    if image.format == "GIF" and not sniff.gif_ends_whole(data[-4096:]):  # an animation cut after its first frame too
+        log.warning("%s ends without the GIF trailer: it may be cut short", name, extra=PER_FILE)
     meta, orientation = read_meta(image)  # after decoding: Pillow finds PNG text and eXIf after IDAT
     if image.format == "PNG":
         meta.png_text_chunks = png.text_chunks(data)
@@ -151,7 +153,8 @@ def _warnings_as_one_line(name: str) -> Iterator[None]:
 
 def _read_tiff(data: bytes, name: str, check: Callable[[sniff.Shape], None]) -> tuple[np.ndarray, ImageMeta, int]:
     """A TIFF: tifffile sizes and decodes it in one pass; Pillow decodes the layouts tifffile leaves."""
-    image = _open(data, name, tiff=True)
+    # Pillow's open is lazy; tifffile sizes the picture against memory (check) before either decodes
+    image = _open(data, name, tiff=True, sized=True)
     array, tags = tiffio.read_tiff(data, name, check)
     if tags is None:
         raise ImageFormatError(f"{name} is not a readable TIFF")

@@ -148,6 +148,12 @@ def gif_header(data: bytes) -> Shape | None:
     return (width, height, 4, 1) if width and height else None
 
 
+def gif_ends_whole(tail: bytes) -> bool:
+    """Whether a GIF's last bytes (padding of zeros aside) end in its trailer, 0x3B: one cut just
+    after a frame reads without an error, a frame or more short (it had passed without a word)."""
+    return bytes(tail).rstrip(b"\0").endswith(b";")
+
+
 def bmp_header(data: bytes) -> Shape | None:
     """(width, height, channels, 1) from a BMP's info header (OS/2's short one too)."""
     if data[:2] != b"BM" or len(data) < 26:

@@ -541,19 +541,21 @@ def test_an_apng_from_a_gif_with_every_disposal_shows_each_frame(tmp_path, upsca
 def test_a_gif_frame_past_its_logical_screen_is_cut_to_it(tmp_path, upscaler):
     """A frame reaching past the GIF's logical screen grew Pillow's canvas: a WebP output failed
     ("internal error ... Invalid frame dimensions"), GIF and PNG ones got a larger canvas with the
-    first frames padded. The frames are cut to the screen, as browsers show them."""
+    first frames padded. The frames share one canvas, as browsers show them: the screen, grown to
+    the first frame where it reaches further (a 1x1 screen had cut 40x32 frames to 1x1)."""
     import struct
 
     images = [Image.fromarray(np.dstack([pattern(i, 40, 32), np.full((32, 40), 255, np.uint8)]), "RGBA") for i in range(3)]
     buffer = io.BytesIO()
     images[0].save(buffer, "GIF", save_all=True, append_images=images[1:], duration=100, loop=0)
     data = bytearray(buffer.getvalue())
-    data[6:10] = struct.pack("<HH", 32, 24)  # the logical screen is smaller than the frames
-    (tmp_path / "in.gif").write_bytes(bytes(data))
-    for name in ("out.webp", "out.gif", "out.png"):
-        animation.upscale_animation(tmp_path / "in.gif", tmp_path / name, upscaler)
-        written = animation.read_animation(tmp_path / name)
-        assert len(written.frames) == 3 and {f.shape for f in written.frames} == {(96, 128, 4)}, name
+    for screen in ((32, 24), (1, 1)):  # the logical screen is smaller than the frames
+        data[6:10] = struct.pack("<HH", *screen)
+        (tmp_path / "in.gif").write_bytes(bytes(data))
+        for name in ("out.webp", "out.gif", "out.png"):
+            animation.upscale_animation(tmp_path / "in.gif", tmp_path / name, upscaler, overwrite=True)
+            written = animation.read_animation(tmp_path / name)
+            assert len(written.frames) == 3 and {f.shape for f in written.frames} == {(128, 160, 4)}, (screen, name)
 
 
 def test_a_frame_range_for_a_still_output_of_an_animation_says_why_not(tmp_path):
@@ -579,6 +581,16 @@ def test_a_gif_cut_at_a_frame_boundary_is_said(caplog):
     assert "trailer" not in caplog.text
     animation.read_animation(whole[:-1], "cut.gif")
     assert "cut.gif ends without the GIF trailer: it may be cut short" in caplog.text
+    # cut after its first frame it reads as a still picture: said there too
+    from sr_filter import imageio
+
+    still = io.BytesIO()
+    frames[0].save(still, "GIF")
+    imageio.read_image(still.getvalue()[:-1], name="one.gif")
+    assert "one.gif ends without the GIF trailer" in caplog.text
+    caplog.clear()
+    imageio.read_image(still.getvalue(), name="whole.gif")
+    assert "trailer" not in caplog.text
 
 
 def test_an_animation_on_a_terminal_shows_a_bar_of_frames(tmp_path):

@@ -564,14 +564,20 @@ def test_a_batch_says_what_it_leaves_out_and_never_redoes_its_own_outputs(crop, 
     taken = run(beside / "a.png", beside / "a_x4.png", "-o", tmp_path / "taken", "-m", "sr-photo-x4", "--skip-existing")
     assert taken.returncode == 1 and b"taken/a.png is a folder" in taken.stderr, taken.stderr
 
-    os.mkfifo(tmp_path / "pipe.png")
+    import socket
+
+    os.mkfifo(tmp_path / "pipe")  # no picture's name to write it under (a named pipe with one is read)
+    server = socket.socket(socket.AF_UNIX)  # a socket is never read
+    server.bind(str(tmp_path / "sock.png"))
     (tmp_path / "dead.png").symlink_to(tmp_path / "nothing.png")
-    for name, words in (("pipe.png", b"is not a regular file (a pipe, socket or device)"),
+    for name, words in (("pipe", b"is a pipe with no picture's name to name its output after"),
+                        ("sock.png", b"is not a regular file (a pipe, socket or device)"),
                         ("dead.png", b"is a symbolic link to nothing that exists")):
         odd = run(tmp_path / name, beside / "a.png", "-o", tmp_path / f"odd-{Path(name).stem}", "-m", "sr-photo-x4")
         assert odd.returncode == 1 and words in odd.stderr, odd.stderr
         # one failure of the batch, in its turn: the other input is done (it had stopped the whole batch)
         assert (tmp_path / f"odd-{Path(name).stem}" / "a.png").is_file() and b"1 upscaled, 0 skipped, 1 failed" in odd.stderr
+    server.close()
 
 
 def test_a_missing_input_among_several_fails_alone(crop, tmp_path):
@@ -691,6 +697,32 @@ def test_a_named_pipe_with_an_animation_suffix_is_read_once(crop, tmp_path, name
     done = subprocess.run([sys.executable, "-m", "sr_filter", str(tmp_path / name), "-o", str(tmp_path / "out.png"),
                            "-m", "sr-cartoon-x4"], capture_output=True, env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=120)
     assert done.returncode == 0 and Image.open(tmp_path / "out.png").size == (128, 96), done.stderr
+
+
+def test_a_named_pipe_in_a_batch_is_read_under_its_name(crop, tmp_path):
+    """Among several inputs with -o FOLDER a named pipe had failed as "not a regular file" (alone,
+    and in a batch without -o, it is read); given alone with a folder, it was asked for -o, which
+    had been given."""
+    import threading
+
+    data = io.BytesIO()
+    Image.fromarray(crop).save(data, "PNG")
+    Image.fromarray(crop).save(tmp_path / "a.png")
+    os.mkfifo(tmp_path / "f1.png")
+
+    def write() -> None:
+        with open(tmp_path / "f1.png", "wb") as pipe:
+            pipe.write(data.getvalue())
+
+    threading.Thread(target=write, daemon=True).start()
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    done = subprocess.run([sys.executable, "-m", "sr_filter", str(tmp_path / "a.png"), str(tmp_path / "f1.png"), "-o",
+                           str(tmp_path / "out") + "/", "-m", "sr-cartoon-x4"], capture_output=True, env=env, timeout=120)
+    assert done.returncode == 0 and Image.open(tmp_path / "out" / "f1.png").size == (128, 96), done.stderr
+    os.mkfifo(tmp_path / "f2.png")
+    alone = subprocess.run([sys.executable, "-m", "sr_filter", str(tmp_path / "f2.png"), "-o", str(tmp_path / "out") + "/",
+                            "-m", "sr-cartoon-x4"], capture_output=True, env=env, timeout=120, text=True)
+    assert alone.returncode == 2 and "names a folder; name the output file instead" in alone.stderr, alone.stderr
 
 
 def test_an_error_no_check_foresaw_fails_one_file_of_a_batch_in_one_line(crop, tmp_path, monkeypatch, capsys):

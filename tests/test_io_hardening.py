@@ -277,6 +277,9 @@ def test_a_picture_past_pillows_limit_that_fits_in_memory_is_read(monkeypatch):
     Image.new("L", (100, 60), 77).save(buffer, "PNG")
     array, _ = imageio.read_image(buffer.getvalue(), scale=0.5)
     assert array.shape == (60, 100) and int(array[0, 0]) == 77 and Image.MAX_IMAGE_PIXELS == 1000
+    tiff = io.BytesIO()  # a TIFF too: tifffile sizes it against memory (it had kept Pillow's limit)
+    Image.new("L", (100, 60), 77).save(tiff, "TIFF")
+    assert imageio.read_image(tiff.getvalue(), scale=0.5)[0].shape == (60, 100)
     with pytest.raises(ImageTooLargeError, match="safety limit .a decompression bomb or a damaged header"):
         imageio._open(buffer.getvalue(), "x.png")
 

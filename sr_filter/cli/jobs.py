@@ -209,8 +209,11 @@ def plan_jobs(inputs: list[str], output: str | None, suffix: str, fmt: str | Non
         if source != "-" and not Path(source).is_file():
             if not is_pipe(Path(source)):
                 raise ImageFormatError(f"{source} is not a regular file")
-            if output is None or names_folder(output):  # no name to make an output name from
+            if output is None:  # no name to make an output name from
                 raise click.UsageError(f"{source} is a pipe (as <(...) in a shell gives): name the output file with -o")
+            if names_folder(output):
+                raise click.UsageError(f"{source} is a pipe (as <(...) in a shell gives): -o {output} names a folder; "
+                                       "name the output file instead")
         if source != "-" and fmt is None and (output is None or names_folder(output)):
             _check_image_suffix(Path(source))
         if output is None:
@@ -270,6 +273,11 @@ def plan_jobs(inputs: list[str], output: str | None, suffix: str, fmt: str | Non
             relative = path.relative_to(roots[item]) if item in roots else Path(path.name)  # a pattern's: below its folder
             target = out_dir / _renamed(relative, fmt, batch_suffix)
             jobs.append(Job(path, video_target(path, target) if is_video(path) else target))
+        elif is_pipe(path) and path.suffix.lower() in imageio.IMAGE_SUFFIXES:  # a named pipe with a picture's name
+            jobs.append(Job(path, out_dir / _renamed(Path(path.name), fmt, batch_suffix)))
+        elif is_pipe(path):  # <(...) gives /dev/fd/63: no name to name an output after
+            jobs.append(Job(path, None, error=f"{item} is a pipe with no picture's name to name its output after; "
+                                              "give it alone, with -o naming the output file"))
         elif path.exists():
             jobs.append(Job(path, None, error=f"{item} is not a regular file (a pipe, socket or device)"))
         else:  # gone since it was checked
