@@ -686,15 +686,21 @@ def test_a_time_limit_under_torchrun_stops_every_rank_at_the_same_step(image_fol
 # ----------------------------------------------------------------------------- what users ran into
 
 
-@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_a_stop_signal_saves_a_checkpoint_and_a_rerun_continues_from_it(image_folder, tmp_path, signum, code):
-    """Ctrl-C (or a scheduler's SIGTERM) lost every iteration since the last checkpoint: with
-    checkpoints every 100000 iterations, all of them."""
+def _endless_run(tmp_path: Path, image_folder: Path) -> tuple[Path, dict]:
+    """A config that trains a tiny EDSR for a million iterations (logging every 5, no checkpoint of
+    its own), and the environment to run it in a child process with."""
     cfg = _write_toml(tmp_path / "long.toml", "long", tmp_path, image_folder,
                       'arch = "edsr"\nsettings = { num_feat = 8, num_block = 1, upsampler = "subpixel" }')
     cfg.write_text(cfg.read_text().replace("iterations = 2", "iterations = 1000000") + "[loss]\nl1 = 1.0\n")
     cfg.write_text(cfg.read_text().replace('threads = 1', 'threads = 1\nlog_every = 5\ncheckpoint_every = 1000000'))
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    return cfg, {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_stop_signal_saves_a_checkpoint_and_a_rerun_continues_from_it(image_folder, tmp_path, signum, code):
+    """Ctrl-C (or a scheduler's SIGTERM) lost every iteration since the last checkpoint: with
+    checkpoints every 100000 iterations, all of them."""
+    cfg, env = _endless_run(tmp_path, image_folder)
     proc = subprocess.Popen([sys.executable, "-m", "sr_filter", "train", str(cfg)], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
     try:
@@ -718,11 +724,7 @@ def test_a_stop_signal_saves_a_checkpoint_and_a_rerun_continues_from_it(image_fo
 
 def test_a_closed_output_pipe_stops_with_a_checkpoint_and_says_so(image_folder, tmp_path):
     """`sr-filter train CONFIG | head -2` had ended with status 1, no word and no checkpoint."""
-    cfg = _write_toml(tmp_path / "long.toml", "long", tmp_path, image_folder,
-                      'arch = "edsr"\nsettings = { num_feat = 8, num_block = 1, upsampler = "subpixel" }')
-    cfg.write_text(cfg.read_text().replace("iterations = 2", "iterations = 1000000") + "[loss]\nl1 = 1.0\n")
-    cfg.write_text(cfg.read_text().replace('threads = 1', 'threads = 1\nlog_every = 5\ncheckpoint_every = 1000000'))
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    cfg, env = _endless_run(tmp_path, image_folder)
     proc = subprocess.Popen([sys.executable, "-m", "sr_filter", "train", str(cfg)], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
