@@ -125,6 +125,12 @@ def write_all(out: BinaryIO, data: bytes | bytearray | memoryview) -> None:
     except OSError as exc:
         if not stdout:
             raise
+        # what is still buffered would fail again when Python flushes at exit ("Exception ignored
+        # ... No space left on device", status 120): it goes nowhere instead
+        with contextlib.suppress(OSError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)
+            os.close(devnull)
         raise SrFilterError(f"cannot write to standard output ({exc.strerror or first_line(exc)})") from None
 
 

@@ -253,8 +253,10 @@ def test_messages_that_cannot_be_written_do_not_stop_the_work(small_png, tmp_pat
 
 
 def test_standard_output_on_a_full_disk_says_it_was_standard_output(small_png, tmp_path):
-    """`-o - > /dev/full` said only "No space left on device" (or "in/a.png: No space ...")."""
-    environment = dict(os.environ, PYTHONPATH=str(ROOT))
+    """`-o - > /dev/full` said only "No space left on device" (or "in/a.png: No space ..."). Standard
+    output buffered, as it is without PYTHONUNBUFFERED: what stayed in the buffer failed again at
+    exit, "Exception ignored ..." and status 120."""
+    environment = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"} | {"PYTHONPATH": str(ROOT)}
     y4m = b"YUV4MPEG2 W16 H8 F25:1 Ip A1:1 C420jpeg\n" + (b"FRAME\n" + bytes(16 * 8 * 3 // 2)) * 2
     for args, stdin in (([small_png, "-o", "-"], None), (["-", "-o", "-", "--format", "y4m"], y4m)):
         with open("/dev/full", "wb") as full:
