@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from .errors import OVERWRITE_ADVICE, ImageFormatError, OutputExistsError, SrFilterError, first_line
+from .stdio import discard
 
 TEMP_PREFIX = ".srf-"
 TEMP_SUFFIX = ".tmp"
@@ -128,9 +129,7 @@ def write_all(out: BinaryIO, data: bytes | bytearray | memoryview) -> None:
         # what is still buffered would fail again when Python flushes at exit ("Exception ignored
         # ... No space left on device", status 120): it goes nowhere instead
         with contextlib.suppress(OSError):
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, 1)
-            os.close(devnull)
+            discard(1)
         raise SrFilterError(f"cannot write to standard output ({exc.strerror or first_line(exc)})") from None
 
 

@@ -7,9 +7,19 @@ before any model loads, in the same words for images, animations and frame strea
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
+
+
+def discard(fd: int) -> None:
+    """Point descriptor ``fd`` at /dev/null once its reader has gone or its disk is full: what is
+    still buffered for it, and written later (at exit too), goes nowhere instead of failing again."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    if null != fd:
+        os.dup2(null, fd)
+        os.close(null)
 
 
 def refuse_closed(*, reads_stdin: bool = False, writes_stdout: bool = False) -> None:

@@ -20,6 +20,7 @@ import click
 from .. import __version__
 from ..errors import SrFilterError
 from ..interrupts import Terminated, deliver_later, in_import
+from ..stdio import discard
 from .messages import one_line, unforeseen
 from .options import configure_logging
 
@@ -177,9 +178,7 @@ class _MessagesOnly:
 
     def _give_up(self) -> None:
         with contextlib.suppress(OSError, ValueError):
-            null = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(null, self._stream.fileno())  # what the stream still holds drains there, at exit too
-            os.close(null)
+            discard(self._stream.fileno())  # what the stream still holds drains there, at exit too
         with contextlib.suppress(OSError, ValueError):
             self._stream.flush()
 

@@ -23,7 +23,7 @@ from ..atomic import is_stream, write_all
 from ..errors import ImageFormatError, OutputExistsError, OutputIsInputError, SrFilterError
 from ..interrupts import Terminated
 from ..progress import Bars, stderr_is_terminal
-from ..stdio import refuse_closed
+from ..stdio import discard, refuse_closed
 from ..video.command import video_only, video_options, wants_video
 from .jobs import (
     Job, check_targets, check_writable, expand_inputs, is_pipe, is_video, left_out_line, many_inputs, names_folder, plan_jobs,
@@ -59,7 +59,7 @@ def _closed_stdout_is_one_line(command):
             return command(*args, **kwargs)
         except BrokenPipeError:
             with contextlib.suppress(OSError, ValueError):  # no second error when Python flushes at exit
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                discard(sys.stdout.fileno())
             raise ImageFormatError(CUT_SHORT) from None
     return guarded
 

@@ -31,6 +31,7 @@ from ..archs import get_arch
 from ..cachelock import CacheLock, LockTimeout
 from ..device import device_for_rank
 from ..errors import SrFilterError, first_line, mismatch_detail
+from ..stdio import discard
 from .config import ConfigError, TrainConfig
 from .data import PatchSampler
 from .losses import GeneratorLoss
@@ -510,10 +511,8 @@ class Trainer:
         except OSError as exc:
             if not isinstance(exc, BrokenPipeError) and exc.errno != errno.EINVAL:  # EINVAL: Windows' closed pipe
                 raise
-            with contextlib.suppress(OSError):  # later lines and the interpreter's last flush go nowhere
-                devnull = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(devnull, sys.stdout.fileno())
-                os.close(devnull)
+            with contextlib.suppress(OSError, ValueError):  # later lines and the interpreter's last flush go nowhere
+                discard(sys.stdout.fileno())
             # one process: stop with a checkpoint. Of several (torchrun), only this one prints, and a
             # stop of its own would leave the others at their next exchange: they train on, unheard
             if self._asked is not None and not self._asked and self.world == 1:
