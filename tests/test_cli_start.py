@@ -60,6 +60,19 @@ def test_bad_option_values_are_one_line_exit_2(tmp_path, args, words):
     assert "Usage:" not in err and "Traceback" not in err
 
 
+def test_a_file_named_with_a_leading_dash_gets_a_way_to_name_it(tmp_path):
+    """`sr-filter -dash.png` had said only "Missing argument 'INPUTS...'" (click reads it as
+    `-d ash.png`) and `sr-filter -x.png` "No such option '-x'": the line now says how to name it."""
+    for name in ("-dash.png", "-x.png"):
+        Image.new("RGB", (8, 8)).save(tmp_path / name)
+        done = run(name, "-o", "out.png", cwd=tmp_path)
+        err = done.stderr.decode()
+        assert done.returncode == 2 and err.count("\n") == 1 and f"write ./{name}" in err, err
+    assert "write ./" not in run("-y.png", cwd=tmp_path).stderr.decode()  # no such file: click's own line
+    done = run("-o", "out.png", "-q", "--", "-x.png", cwd=tmp_path)
+    assert done.returncode == 0 and (tmp_path / "out.png").exists(), done.stderr
+
+
 def test_folder_without_output_is_one_line(tmp_path):
     (tmp_path / "in").mkdir()
     done = run(tmp_path / "in")

@@ -198,7 +198,8 @@ def _main(argv: list[str] | None) -> None:
         click.echo(exc.format_message())
         sys.exit(0)
     except click.UsageError as exc:
-        _fail(exc.format_message(), 2)
+        hint = _dash_name_hint(args)
+        _fail(f"{exc.format_message().rstrip('.')}; {hint}" if hint else exc.format_message(), 2)
     except click.ClickException as exc:
         _fail(exc.format_message(), exc.exit_code)
     except click.exceptions.Exit as exc:
@@ -260,6 +261,18 @@ def _resource_failure(exc: BaseException) -> str:
     if isinstance(exc, MemoryError) or short or "can't start new thread" in text or "allocate" in text.lower():
         return f"out of memory ({text or type(exc).__name__}): close other programs, or use a smaller --tile, --scale or image"
     return f"internal error ({type(exc).__name__}: {text}); run again with -vv for the details and report it"
+
+
+def _dash_name_hint(args: list[str]) -> str:
+    """For a usage error where an argument that begins with '-' names an existing file: how to name
+    it. ``sr-filter -dash.png`` had said only "Missing argument 'INPUTS...'" (click read it as
+    ``-d ash.png``) or "No such option '-x'"."""
+    if "--" in args:
+        return ""
+    for arg in args:
+        if len(arg) > 1 and arg.startswith("-") and os.path.lexists(arg):
+            return f"to name the file {arg}, write ./{arg} (or put it after --, behind the options)"
+    return ""
 
 
 def _fail(message: str, code: int) -> None:
