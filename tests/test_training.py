@@ -7,6 +7,7 @@ import hashlib
 import json
 import http.server
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -653,6 +654,21 @@ def test_one_training_per_run_folder_fresh_starts_clean_and_a_time_limit_says_so
     assert sorted(p.name for p in (tmp_path / "t").glob("iter_*.pt")) == ["iter_0000004.pt"]  # the old run's are gone
     Trainer(_config(image_folder, tmp_path, optim={"iterations": 10_000}), log=said.append).run(max_seconds=0.5)
     assert said[-1].startswith("stopped at iteration ") and "of 10000 (time limit); run the same command again" in said[-1]
+
+
+def test_log_lines_say_how_long_the_run_has_left(image_folder, tmp_path):
+    """A training run's log lines gave seconds per iteration but no estimate of when it ends."""
+    said: list[str] = []
+    Trainer(_config(image_folder, tmp_path, val={"dirs": []}), log=said.append).run()
+    logs = [line for line in said if line.startswith("iter ")]
+    assert [line.split()[1] for line in logs] == ["2", "4", "6"], said
+    assert all(re.search(r"  eta \d+:\d\d:\d\d$", line) for line in logs[:2]), logs
+    assert " eta " not in logs[-1]  # the last iteration: nothing left
+    said.clear()
+    Trainer(_config(image_folder, tmp_path, optim={"iterations": 10**9}, val={"dirs": []}), log=said.append).run(
+        resume=False, max_seconds=2)
+    logs = [line for line in said if line.startswith("iter ")]
+    assert logs and re.search(r"  eta \d+:\d\d:\d\d \(time limit in 0:00:0[0-2]\)$", logs[0]), logs
 
 
 def test_turning_ema_on_for_a_run_without_it_starts_from_its_weights(image_folder, tmp_path):

@@ -152,6 +152,23 @@ def _stop_requests() -> Iterator[list[int]]:
 _PIPE = getattr(signal, "SIGPIPE", 13)
 
 
+def _time_left(iterations: int, s_per_it: float, limit_left: float | None) -> str:
+    """The log line's end: how long the iterations still to run take at this window's pace, and
+    whether ``--max-minutes`` stops the run first; nothing after the last iteration."""
+    if iterations <= 0:
+        return ""
+    left = iterations * s_per_it
+    if limit_left is not None and limit_left < left:
+        return f"  eta {_clock(left)} (time limit in {_clock(max(limit_left, 0.0))})"
+    return f"  eta {_clock(left)}"
+
+
+def _clock(seconds: float) -> str:
+    """``seconds`` as H:MM:SS (days as hours: 51:00:00)."""
+    whole = int(round(seconds))
+    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
+
+
 def _stop_name(signum: int) -> str:
     """What asked a run to stop, in words ("the output pipe closed", "SIGTERM")."""
     return "the output pipe closed" if signum == _PIPE else signal.Signals(signum).name
@@ -603,7 +620,9 @@ class Trainer:
                 self.print(f"iter {it}  " + "  ".join(f"{k} {v:.4g}" for k, v in entry.items()
                                                       if k not in ("iter", "time", "averaged_over"))
                            + (f"  (mean of {window_n} iteration{'s' if window_n != 1 else ''})"
-                              if "averaged_over" in entry else ""))
+                              if "averaged_over" in entry else "")
+                           + _time_left(cfg.optim.iterations - it, dt,
+                                        None if max_seconds is None else max_seconds - (time.monotonic() - start)))
                 window_t, window_n, sums = time.monotonic(), 0, {}
 
             if self.is_main and (it % cfg.log_every == 0 or it == cfg.optim.iterations):
