@@ -143,16 +143,25 @@ def test_parallel_first_uses_of_a_failing_mirror_fail_together(weights_server, e
         from sr_filter.errors import DownloadError
         from sr_filter.manifest import load_manifest
         from sr_filter.weights import fetch
+        import sys
+        print("ready", flush=True)
+        sys.stdin.readline()
         try:
             fetch(load_manifest().get({NAME!r}))
         except DownloadError as exc:
             print(exc)
         """
     )
-    # five attempts, 7.5 s of pauses between them: the others start while the first one tries
+    # five attempts, 7.5 s of pauses between them: the others start while the first one tries. They
+    # start together once all four have imported (on a loaded machine a fourth process had come up
+    # after the first had given up, and made its own five attempts)
     env = dict(os.environ, PYTHONPATH=str(ROOT), SR_FILTER_DOWNLOAD_RETRIES="5")
-    procs = [subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(4)]
+    procs = [subprocess.Popen([sys.executable, "-c", script], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    assert all(p.stdout.readline() == "ready\n" for p in procs)
+    for p in procs:
+        p.stdin.write("go\n")
+        p.stdin.flush()
     results = [p.communicate(timeout=300) for p in procs]
     said = [out for out, _ in results]
     assert all("could not download" in out for out in said), results
