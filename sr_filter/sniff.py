@@ -51,6 +51,7 @@ _STILL_BRANDS = frozenset({b"avif", b"avis", b"heic", b"heix", b"heim", b"heis",
 
 def _what_instead(data: bytes) -> str:
     """What a stream that is no image is, where it says so in its first bytes, and what to do."""
+    data = bytes(data[:16])  # a stream's bytearray cannot be looked up in a set (a piped MP4 had been a TypeError)
     if data.startswith(b"YUV4MPEG2 "):
         return "it is a YUV4MPEG2 frame stream: use --format y4m"
     still = data[4:8] == b"ftyp" and data[8:12] in _STILL_BRANDS  # AVIF and HEIF pictures share MP4's box format

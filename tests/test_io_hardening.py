@@ -545,3 +545,10 @@ def test_a_stream_is_called_a_video_only_when_it_is_one():
     assert _what_instead(b"\0\0\0\x18ftypheic\0\0\0\0") == "unknown or damaged format"
     assert _what_instead(b"\0\0\0\x20ftypisom\0\0\x02\0isomiso2").startswith("it is a video")
     assert _what_instead(b"YUV4MPEG2 W8 H8\n") == "it is a YUV4MPEG2 frame stream: use --format y4m"
+    # as standard input gives them: `cat clip.mp4 | sr-filter - -o -` had been "unexpected TypeError"
+    from sr_filter.sniff import read_stream
+
+    for head, words in ((b"\0\0\0\x20ftypisom\0\0\x02\0isomiso2", "it is a video"),
+                        (b"\0\0\0\x1cftypavif\0\0\0\0avifmif1", "unknown or damaged format")):
+        with pytest.raises(ImageFormatError, match=f"- is not a readable image \\({words}"):
+            read_stream(io.BytesIO(head + bytes(1000)), "-", lambda shape: None, 1 << 30)
