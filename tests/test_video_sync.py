@@ -109,3 +109,22 @@ def test_ac3_copied_into_avi_keeps_its_timing(tmp_path, upscaler):
     with av.open(str(tmp_path / "out.avi")) as container:
         got = [float(p.pts * p.time_base) for p in container.demux(container.streams.audio[0]) if p.size]
     assert len(got) == len(want) and got[-1] == pytest.approx(want[-1] - want[0], abs=0.002)
+
+
+@pytest.mark.parametrize("codec, sample_rate", [("aac", 8000), ("aac", 48000)])
+def test_an_avi_output_keeps_each_frame_in_its_slot_and_the_sound_on_the_picture(tmp_path, upscaler, codec, sample_rate):
+    """AAC's priming packet starts before zero, which an AVI cannot hold: its muxer moved every
+    stream later, which the constant-rate video took as empty slots (54 frames read back for 50,
+    frame 0 shown for 160 ms, the beep 32 ms before the flash). A frame range that starts inside
+    an audio packet did the same (39 slots for 35 frames)."""
+    source = make_sync_clip(tmp_path / "clip.mp4", audio_codec=codec, sample_rate=sample_rate)
+    for frames, count in ((None, 50), ((5, 40), 35)):
+        target = tmp_path / f"out{count}.avi"
+        upscale_video(source, target, upscaler=upscaler, codec="ffv1", frames=frames)
+        with av.open(str(target)) as container:
+            assert container.streams.video[0].frames == count
+            assert [frame.pts for frame in container.decode(video=0)] == list(range(count))
+        if frames is None:
+            assert gap(target) == pytest.approx(gap(source), abs=TOLERANCE)
+        else:  # the packets' order places an AVI's sound: a packet cut by the range's start moves it by less than half its length
+            assert gap(target) == pytest.approx(gap(source), abs=1024 / sample_rate / 2 + TOLERANCE)

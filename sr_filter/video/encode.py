@@ -491,7 +491,7 @@ class Output:
 
     def write_packet(self, packet: av.Packet, shift: Fraction) -> None:
         """Mux a copied packet, moved ``shift`` seconds earlier (a frame range's start)."""
-        if packet.stream.index in self.copies.streams and moved(packet, shift, self._length):
+        if packet.stream.index in self.copies.streams and moved(packet, shift, self._length, from_zero=bool(self.info.steady)):
             self.copies.mux(self.container, packet)
 
     def finish(self) -> None:
@@ -512,10 +512,11 @@ class Output:
             pass
 
 
-def moved(packet: av.Packet, shift: Fraction, end: Fraction | None = None) -> bool:
+def moved(packet: av.Packet, shift: Fraction, end: Fraction | None = None, *, from_zero: bool = False) -> bool:
     """Move a copied packet ``shift`` seconds earlier; False when it then falls before the start.
     A subtitle cue is cut to the range instead (``end``: the range's length): one shown across the
-    start was dropped, and one running past the end kept its whole time, lengthening the file."""
+    start was dropped, and one running past the end kept its whole time, lengthening the file.
+    ``from_zero``: the output holds no time before zero (AVI)."""
     cue = packet.stream is not None and packet.stream.type == "subtitle" and packet.pts is not None and packet.duration
     if shift:
         ticks = round(shift / packet.time_base)
@@ -526,11 +527,22 @@ def moved(packet: av.Packet, shift: Fraction, end: Fraction | None = None) -> bo
         if cue and packet.pts < 0 < packet.pts + packet.duration:
             packet.duration, packet.pts = packet.pts + packet.duration, 0
             packet.dts = 0 if packet.dts is not None else None
-        if (packet.dts if packet.dts is not None else packet.pts or 0) < 0:
+        if (packet.dts if packet.dts is not None else packet.pts or 0) < 0 and not from_zero:
             # an audio packet still sounding at the start (or priming the decoder for it) stays,
             # before zero, as a whole run keeps it; it had been dropped, the sound starting late
             return bool(packet.stream is not None and packet.stream.type == "audio" and packet.pts is not None
                         and packet.pts + (packet.duration or 0) >= 0)
+    if from_zero and (packet.dts if packet.dts is not None else packet.pts or 0) < 0:
+        # a container without times before zero (AVI): its muxer had moved every stream later to
+        # make room, a fraction of a frame that its constant-rate video can only take as an empty
+        # slot (frame 0 shown twice as long, the rest late: 25 frames read back for 24). There the
+        # packets' order places the sound, so such a packet is dropped (AAC's priming, which an
+        # AVI cannot trim anyway; the next one then sounds from zero) or starts at zero, whichever
+        # moves the sound less
+        if packet.pts is None or packet.pts + (packet.duration or 0) <= -packet.pts:
+            return False
+        packet.pts = 0
+        packet.dts = 0 if packet.dts is not None else None
     if cue and end is not None:
         last = round(end / packet.time_base)
         if packet.pts >= last:

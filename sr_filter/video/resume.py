@@ -239,7 +239,7 @@ def join(segments: list[tuple[int, int, Path]], src: Path, tmp: str, muxer: str,
         # demux([]) would read every stream, the source's own video too: nothing copied, nothing read
         others = (p for p in container.demux([container.streams[i] for i in streams]) if p.size) if streams else iter(())
         shift = source.start_time(container) if info.steady else Fraction(0)  # the video starts at zero there
-        others = (p for p in others if encode.moved(p, shift))
+        others = (p for p in others if encode.moved(p, shift, from_zero=bool(info.steady)))
         out.set_chapters(encode.chapters_from(container.chapters(), shift))
         videos = (p for seg in opened for p in _video_packets(seg, to_annex_b))
         if info.steady:
