@@ -137,6 +137,22 @@ def test_cli_tta_reaches_the_video_path(tmp_path):
         assert to_tta < to_plain
 
 
+def test_quality_for_a_video_is_refused_or_said_in_a_batch(tmp_path):
+    """--quality (JPEG/WebP) on a video had changed nothing without a word: the output was the same file."""
+    from PIL import Image
+
+    clip = make_clip(tmp_path / "clip.mp4", frames=2, audio=0)
+    result = run(clip, "-m", MODEL, "--quality", "5", "-o", tmp_path / "out.mp4")
+    err = result.stderr.decode().strip()
+    assert result.returncode == 2 and err.count("\n") == 0 and "a video's quality is --crf" in err, err
+    assert not (tmp_path / "out.mp4").exists()
+    Image.new("RGB", (16, 12), (200, 30, 40)).save(tmp_path / "a.png")
+    result = run(tmp_path / "a.png", clip, "-m", MODEL, "--quality", "50", "-o", f"{tmp_path / 'out'}/")
+    err = result.stderr.decode()
+    assert result.returncode == 0 and "clip.mp4: --quality is for JPEG and WebP pictures" in err, err
+    assert (tmp_path / "out" / "clip.mp4").exists() and (tmp_path / "out" / "a.png").exists()
+
+
 def test_cli_denoise_reaches_the_video_path(tmp_path):
     clip = make_clip(tmp_path / "clip.mp4", frames=2, audio=0)
     result = run(clip, "-m", MODEL, "--denoise", "0.5", "-o", tmp_path / "out.mp4")

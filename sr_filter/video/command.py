@@ -194,6 +194,12 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
         finally:
             bar.close()
         return
+    if quality is not None:  # it had changed nothing without a word
+        said = "--quality is for JPEG and WebP pictures; a video's quality is --crf"
+        if not in_batch:
+            raise click.UsageError(f"{said} (lower is better: h264 and hevc 0-51, vp9 0-63, av1 1-63)")
+        if not quiet:
+            click.echo(f"sr-filter: warning: {source.name}: {said}, so it changes nothing there", err=True)
     if fmt is not None:  # --format names image formats; a video's container comes from its output name
         raise click.UsageError(f"--format {fmt} names an image format; {source.name} is written as a video, in the "
                                "container its -o name gives (.mp4, .mkv, .webm, .mov, .avi)")
