@@ -81,6 +81,23 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def resource_failure(exc: BaseException) -> str:
+    """One line for a library that would not load, memory that ran out or a thread that would not
+    start: under a tight memory limit (``ulimit -v``) these came as tracebacks. The command and
+    the GIMP plug-in's worker say the same."""
+    text = first_line(exc)
+    short = any(words in text.lower() for words in ("failed to map segment", "cannot allocate", "out of memory"))
+    if isinstance(exc, ImportError) and not short:  # a missing or broken package
+        what = exc.name or "a library"
+        return f"cannot load {what} ({text}); reinstall sr-filter with the README's install command"
+    if isinstance(exc, ImportError):
+        what = exc.name if exc.name and not exc.name.startswith("_") else "a compiled library"
+        return f"cannot load {what} for lack of memory ({text}); raise the memory limit (ulimit -v) or close other programs"
+    if isinstance(exc, MemoryError) or short or "can't start new thread" in text or "allocate" in text.lower():
+        return f"out of memory ({text or type(exc).__name__}): close other programs, or use a smaller --tile, --scale or image"
+    return f"internal error ({type(exc).__name__}: {text}); run again with -vv for the details and report it"
+
+
 class EvaluationError(SrFilterError):
     """An evaluation cannot run (no images, bad scale, model output of the wrong size)."""
 

@@ -401,6 +401,30 @@ def test_worker_refuses_a_layer_whose_upscale_cannot_fit_in_memory_before_runnin
         proto.run_worker(sys.executable, dict(_OPTS, scale=16.0), [(dict(info, name="Scan 2"), data)], env=worker_env())
 
 
+def test_worker_counts_the_results_it_holds_against_later_layers(monkeypatch):
+    """Each layer's result waits for the last one, but each layer had been checked against all the
+    free memory: a many-layer image could run for long and then be killed for lack of it."""
+    from sr_filter import limits
+
+    info, data = gimp_worker.from_array(np.zeros((64, 64, 3), np.uint8))
+    alone = limits.estimate_bytes(64, 64, 3, 4.0, 1, model_scale=4)
+    result = 256 * 256 * 3 - 64 * 64 * 3  # what the first layer holds once its own pixels are let go
+    monkeypatch.setattr(gimp_worker, "available_ram", lambda: alone + result // 2)
+
+    def serve(count: int) -> dict:
+        request, reply = io.BytesIO(), io.BytesIO()
+        proto.write_message(request, {"version": proto.VERSION, "request": "upscale", "options": dict(_OPTS, scale=4.0),
+                                      "images": [info] * count}, [data] * count)
+        request.seek(0)
+        gimp_worker.serve(request, reply, io.StringIO())
+        return proto.read_message(io.BytesIO(reply.getvalue()))[0]
+
+    assert serve(1)["ok"]
+    head = serve(2)
+    assert not head["ok"] and head["kind"] == "ImageTooLargeError", head
+    assert head["error"].startswith("layer 2 is 64x64") and "(the layer before it, upscaled, holds 0.2 MiB until" in head["error"]
+
+
 def test_plugin_from_an_older_version_is_told_to_reinstall():
     # Plug-ins installed by an earlier sr-filter start the old module with protocol version 1.
     frame = _frame({"version": 1, "options": _OPTS, "images": [_TINY]}, bytes(12))
@@ -438,16 +462,60 @@ def test_stray_prints_during_inference_do_not_corrupt_the_reply():
 
 
 def test_worker_that_cannot_start_is_reported(tmp_path):
-    with pytest.raises(proto.WorkerError, match="cannot start the sr-filter worker"):
+    """The message had been the raw OSError ("[Errno 2] No such file or directory: ...") with no way out."""
+    with pytest.raises(proto.WorkerError, match="cannot start the sr-filter worker") as exc:
         proto.run_worker(str(tmp_path / "no-python"), {}, [gimp_worker.from_array(np.zeros((2, 2), np.uint8))])
+    assert "(No such file or directory): run `python -m sr_filter.gimp.install` again" in str(exc.value)
+    assert "[Errno" not in str(exc.value) and "\n" not in str(exc.value)
 
 
-def test_worker_crash_is_reported_with_its_log(tmp_path):
-    fake = tmp_path / "python"  # an interpreter that dies at once: stands in for a crash
-    fake.write_text("#!/bin/sh\necho 'Segmentation fault' >&2\nexit 139\n")
+def _fake_python(tmp_path: Path, name: str, body: str) -> str:
+    fake = tmp_path / name
+    fake.write_text("#!/bin/sh\n" + body + "\n")
     fake.chmod(0o755)
-    with pytest.raises(proto.WorkerError, match="(?s)status 139.*Segmentation fault"):
-        proto.run_worker(str(fake), {}, [gimp_worker.from_array(np.zeros((2, 2), np.uint8))])
+    return str(fake)
+
+
+def test_a_worker_python_without_sr_filter_is_one_line(tmp_path):
+    """A venv that lost sr-filter (uninstalled, rebuilt): GIMP had shown two Python tracebacks."""
+    python = _fake_python(tmp_path, "python", 'exec %s -I -S "$@"' % sys.executable)  # no site-packages: no sr_filter
+    with pytest.raises(proto.WorkerError) as exc:
+        proto.run_worker(python, {}, [gimp_worker.from_array(np.zeros((2, 2), np.uint8))])
+    text = str(exc.value)
+    assert text.startswith("the Python that runs the sr-filter worker (%s) cannot import sr_filter (No module named" % python)
+    assert "python -m sr_filter.gimp.install" in text and "Traceback" not in text and "\n" not in text, text
+    assert exc.value.kind == "ImportError"
+
+
+@needs_data
+def test_a_worker_without_torch_says_what_to_install(tmp_path):
+    """torch missing from the worker's Python had been an "internal error in sr-filter"."""
+    blocker = tmp_path / "block"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text(
+        "import sys\nclass _NoTorch:\n    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'torch' or name.startswith('torch.'):\n"
+        "            raise ModuleNotFoundError(\"No module named 'torch'\", name='torch')\n"
+        "sys.meta_path.insert(0, _NoTorch())\n")
+    python = _fake_python(tmp_path, "python", 'PYTHONPATH=%s:%s exec %s "$@"' % (blocker, REPO, sys.executable))
+    with pytest.raises(proto.WorkerError) as exc:
+        proto.run_worker(python, {"model": str(WEIGHTS), "device": "cpu", "backend": "torch"},
+                         [gimp_worker.from_array(crop(8, 8))], env=proto.worker_env())
+    text = str(exc.value)
+    assert text.startswith("cannot load torch (No module named 'torch'); reinstall sr-filter"), text
+    assert "internal error" not in text and "(the plug-in's worker runs " in text
+
+
+def test_a_reply_the_plugin_does_not_know_is_one_line(tmp_path):
+    """A worker from another sr-filter version answering without images had been "KeyError: 'images'"."""
+    answer = tmp_path / "answer.py"
+    answer.write_text("import sys\nsys.stdin.buffer.read()\nfrom sr_filter.gimp import protocol as p\n"
+                      "p.write_message(sys.stdout.buffer, {'ok': True, 'garbage': 1})\n")
+    python = _fake_python(tmp_path, "python", "PYTHONPATH=%s exec %s %s" % (REPO, sys.executable, answer))
+    with pytest.raises(proto.WorkerError, match="answered in a form this plug-in does not know: run `python -m "
+                                                "sr_filter.gimp.install` with that Python") as exc:
+        proto.run_worker(python, {}, [gimp_worker.from_array(np.zeros((2, 2), np.uint8))])
+    assert exc.value.kind == "ProtocolError"
 
 
 @needs_data

@@ -18,7 +18,7 @@ from types import FrameType
 import click
 
 from .. import __version__
-from ..errors import SrFilterError
+from ..errors import SrFilterError, resource_failure
 from ..interrupts import Terminated, deliver_later, in_import
 from ..stdio import discard
 from .messages import one_line, unforeseen
@@ -219,7 +219,7 @@ def _main(argv: list[str] | None) -> None:
     except (ImportError, MemoryError, RuntimeError) as exc:  # resources ran out before our own checks could tell
         if debug:
             raise
-        _fail(_resource_failure(exc), 1)
+        _fail(resource_failure(exc), 1)
     except OSError as exc:  # a file system refusal no check foresaw: still one line
         if debug:
             raise
@@ -243,24 +243,6 @@ def _with_progress(line: str, stop: BaseException) -> str:
     """``line`` with how far a batch had come when it was stopped (set by the batch), if it was one."""
     said = getattr(stop, "batch_progress", None)
     return f"{line}{'' if said.startswith(';') else ' '}{said}" if said else line
-
-
-def _resource_failure(exc: BaseException) -> str:
-    """One line for a library that would not load, memory that ran out or a thread that would not
-    start: under a tight memory limit (``ulimit -v``) these came as tracebacks."""
-    from ..errors import first_line
-
-    text = first_line(exc)
-    short = any(words in text.lower() for words in ("failed to map segment", "cannot allocate", "out of memory"))
-    if isinstance(exc, ImportError) and not short:  # a missing or broken package
-        what = exc.name or "a library"
-        return f"cannot load {what} ({text}); reinstall sr-filter with the README's install command"
-    if isinstance(exc, ImportError):
-        what = exc.name if exc.name and not exc.name.startswith("_") else "a compiled library"
-        return f"cannot load {what} for lack of memory ({text}); raise the memory limit (ulimit -v) or close other programs"
-    if isinstance(exc, MemoryError) or short or "can't start new thread" in text or "allocate" in text.lower():
-        return f"out of memory ({text or type(exc).__name__}): close other programs, or use a smaller --tile, --scale or image"
-    return f"internal error ({type(exc).__name__}: {text}); run again with -vv for the details and report it"
 
 
 def _dash_name_hint(args: list[str]) -> str:

@@ -44,8 +44,12 @@ REQUESTS = ("upscale", "describe")
 WORKER_MODULE = "sr_filter.gimp.worker"
 #: ``python -c`` this: the worker without the current folder on sys.path, so it imports the
 #: same sr_filter wherever GIMP (or the installer's check) was started
+#: the first words of the line the launcher writes when that Python cannot import sr_filter
+CANNOT_IMPORT = "sr-filter worker: cannot import sr_filter: "
 LAUNCH = ("import sys, runpy\nif sys.path and sys.path[0] in ('', '.'): del sys.path[0]\n"  # PYTHONSAFEPATH adds none
-          "runpy.run_module(%r, run_name='__main__', alter_sys=True)" % WORKER_MODULE)
+          "try:\n    import sr_filter.gimp\nexcept ImportError as exc:\n"
+          "    sys.stderr.write(%r + str(exc) + '\\n')\n    sys.exit(3)\n"
+          "runpy.run_module(%r, run_name='__main__', alter_sys=True)" % (CANNOT_IMPORT, WORKER_MODULE))
 INSTALL_COMMAND = "python -m sr_filter.gimp.install"
 BYTES_PER_SAMPLE = {"uint8": 1, "uint16": 2, "float32": 4}
 PROGRESS_KEY = "done"
@@ -328,10 +332,15 @@ def run_worker(
     """
     header = {"version": VERSION, "request": "upscale", "options": options, "images": [info for info, _ in images]}
     head, payloads = _exchange(python, header, [data for _, data in images], progress, env)
+    infos = head.get("images")
+    if not isinstance(infos, list) or len(infos) != len(images) or len(payloads) != len(images):
+        # a worker from another sr-filter than the plug-in's: had been "KeyError: 'images'"
+        raise WorkerError("the sr-filter worker (%s) answered in a form this plug-in does not know: run `%s` with "
+                          "that Python, then restart GIMP" % (python, INSTALL_COMMAND), "ProtocolError")
     lines = head.get("warnings")
     if warnings is not None and isinstance(lines, list):
         warnings.extend(str(line) for line in lines)
-    return list(zip(head["images"], payloads))
+    return list(zip(infos, payloads))
 
 
 def describe_worker(python: str, env: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
@@ -351,8 +360,9 @@ def _exchange(
             [python, "-c", LAUNCH], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, env=worker_env() if env is None else env, creationflags=flags,
         )
-    except OSError as exc:
-        raise WorkerError("cannot start the sr-filter worker %r: %s" % (python, exc), "OSError") from None
+    except OSError as exc:  # the Python that sr-filter.json names is gone (a venv moved or deleted)
+        raise WorkerError("cannot start the sr-filter worker %r (%s): run `%s` again with the Python that has "
+                          "sr-filter, then restart GIMP" % (python, exc.strerror or exc, INSTALL_COMMAND), "OSError") from None
     reply: Dict[str, Any] = {}
 
     def feed() -> None:
@@ -360,7 +370,10 @@ def _exchange(
             write_message(proc.stdin, header, payloads)
             proc.stdin.close()
         except OSError:  # worker died early; its exit status and stderr tell why
-            pass
+            try:  # what the pipe still buffers goes nowhere ("Exception ignored ... BrokenPipeError" had followed)
+                proc.stdin.close()
+            except OSError:
+                pass
 
     def collect() -> None:
         try:
@@ -388,6 +401,11 @@ def _exchange(
     if cancelled:
         raise WorkerError("cancelled", "CancelledError")
     if "message" not in reply:
+        missing = [line[len(CANNOT_IMPORT):] for line in log if line.startswith(CANNOT_IMPORT)]
+        if missing:  # sr-filter uninstalled from that Python, or the venv rebuilt without it: had been a traceback
+            raise WorkerError("the Python that runs the sr-filter worker (%s) cannot import sr_filter (%s): run `%s` "
+                              "with the Python that has sr-filter, then restart GIMP" % (python, missing[-1], INSTALL_COMMAND),
+                              "ImportError")
         raise WorkerError(crash_message(python, status, reply.get("problem", ""), log), "WorkerCrash")
     head, data = reply["message"]
     if not head.get("ok"):

@@ -17,7 +17,8 @@ from typing import IO, Any, Dict, List, Optional, Tuple
 import numpy as np
 
 import sr_filter
-from sr_filter.errors import SrFilterError
+from sr_filter.device import available_ram
+from sr_filter.errors import ImageTooLargeError, SrFilterError, resource_failure
 from sr_filter.gimp import protocol as proto
 from sr_filter.manifest import load_manifest
 
@@ -143,11 +144,25 @@ def _serve(stdin: IO[bytes], stdout: IO[bytes], stderr: IO[str], warnings: _Warn
 
         kwargs, scale = upscale_options(request["options"])
         upscaler = sr_filter.Upscaler(**kwargs)  # loaded once for all layers
+        have, held = available_ram(), 0  # the results wait for the last layer: each one counts against the next
         for index, info in enumerate(request["images"]):
             named = "layer %r" % info["name"] if info.get("name") else "layer %d" % (index + 1)  # as the Layers dialog shows it
-            limits.check_fits(("the mask of " if info.get("mask") else "") + named, info["width"], info["height"], info["channels"],
-                              scale or upscaler.scale, np.dtype(DTYPES[info["dtype"]]).itemsize,
-                              model_scale=1 if info.get("mask") else upscaler.scale)
+            itemsize = np.dtype(DTYPES[info["dtype"]]).itemsize
+            factor = scale or upscaler.scale
+            try:
+                limits.check_fits(("the mask of " if info.get("mask") else "") + named, info["width"], info["height"],
+                                  info["channels"], factor, itemsize, model_scale=1 if info.get("mask") else upscaler.scale,
+                                  available=max(have - held, 0))
+            except ImageTooLargeError as exc:
+                if not held:
+                    raise
+                before = "the layer before it" if index == 1 else "the %d layers before it" % index
+                size = "%.1f GiB" % (held / (1 << 30)) if held >= 1 << 30 else "%.1f MiB" % (held / (1 << 20))
+                raise ImageTooLargeError("%s (%s, upscaled, hold%s %s until the last one is done)"
+                                         % (exc, before, "s" if index == 1 else "", size)) from None
+            pixels = info["width"] * info["height"] * info["channels"] * itemsize
+            held += proto.scaled(info["width"], factor) * proto.scaled(info["height"], factor) * info["channels"] * itemsize
+            held -= pixels  # its own pixels are let go once it is done
         results: List[Tuple[Dict[str, Any], bytes]] = []
         for index, (info, data) in enumerate(zip(request["images"], payloads)):
             def progress(done: int, total: int, _i: int = index) -> bool:
@@ -178,6 +193,8 @@ def _serve(stdin: IO[bytes], stdout: IO[bytes], stderr: IO[str], warnings: _Warn
         message = str(exc) or kind
         if isinstance(exc, MemoryError):
             message = "out of memory: try a smaller tile size or a smaller image"
+        elif isinstance(exc, ImportError):  # torch or another package missing or broken: had been an "internal error"
+            message = "%s (the plug-in's worker runs %s)" % (resource_failure(exc), sys.executable)
         elif not _is_user_error(exc):
             traceback.print_exc(file=stderr)
             message = "internal error in sr-filter (%s: %s)" % (kind, message)
