@@ -116,6 +116,28 @@ def test_eval_cli_table_and_json(tmp_path):
     assert data[0]["scale"] == 4 and abs(data[0]["sets"][0]["psnr"] - 28.42) <= 0.05
 
 
+@needs_bench
+def test_a_model_is_measured_at_another_scale_as_the_filter_runs_it(tmp_path):
+    """`eval -m sr-photo-x4 -s 2` had been refused ("applies to bicubic only"), so the model card's
+    x2 figures for the x4 model could not be checked with the tool."""
+    from click.testing import CliRunner
+
+    from sr_filter.cli.eval import eval_cmd
+    from sr_filter.evaluation import evaluate_folder
+    from sr_filter.upscaler import Upscaler
+
+    out = tmp_path / "r.json"
+    res = CliRunner().invoke(eval_cmd, [str(BENCH / "Set5"), "-m", "sr-photo-x4", "-m", "bicubic", "-s", "2",
+                                        "--limit", "2", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(out.read_text())
+    assert [r["scale"] for r in rows] == [2, 2] and rows[0]["model"].endswith("resized to x2"), rows
+    up = Upscaler("sr-photo-x4")
+    direct = evaluate_folder(lambda lr: up.upscale_array(lr, scale=2), BENCH / "Set5", 2, limit=2)
+    assert rows[0]["sets"][0]["psnr"] == pytest.approx(direct.psnr, abs=1e-4)  # the JSON holds 4 decimals
+    assert rows[0]["sets"][0]["psnr"] > rows[1]["sets"][0]["psnr"] + 1  # well above bicubic x2
+
+
 def test_bicubic_is_measured_at_every_scale_the_models_have(tmp_path):
     """With an x2 and an x4 model, bicubic had been measured at x2 only: the x4 row had no baseline."""
     from click.testing import CliRunner

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from pathlib import Path
@@ -17,8 +18,9 @@ from .options import colour_fix_opt, device_opt, offline_opt, precision_opt, say
               help="Model to evaluate (repeatable): a preset, a manifest name, a .pth file, or 'bicubic' for the "
                    "MATLAB bicubic baseline.  [default: bicubic]")
 @click.option("-s", "--scale", type=click.IntRange(1, 16), default=None,
-              help="Scale for 'bicubic' when no model is listed; models use their own, and bicubic is then "
-                   "measured at each of their scales (a baseline for every model row).  [default: 4]")
+              help="Scale to measure at. Without it models use their own, and bicubic is measured at each of "
+                   "their scales (a baseline for every model row), else x4; a model of another scale runs as the "
+                   "filter runs it there (an x4 model at -s 2: x4, then resized).")
 @click.option("--per-image", is_flag=True, help="Also list every image.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, callback=lambda ctx, param, value: _json_file(value),
               help="Write the results as JSON to this file ('-' for stdout instead of the table).")
@@ -78,8 +80,8 @@ def eval_cmd(folders: tuple[Path, ...], models: tuple[str, ...], scale: int | No
             continue
         fn, s, desc = model_upscaler(spec, device=device, precision=precision, tile=tile, offline=offline,
                                       colour_fix=colour_fix)
-        if scale is not None and scale != s:
-            raise click.BadParameter(f"{spec} is a x{s} model; --scale {scale} applies to bicubic only", param_hint="--scale")
+        if scale is not None and scale != s:  # as the filter runs it at that scale: the network's passes, then a resize
+            fn, s, desc = functools.partial(fn, scale=scale), scale, f"{desc}, resized to x{scale}"
         chosen.append((fn, s, desc))
     # bicubic, where it is listed, at every scale the models have (else --scale, else 4): an x4
     # model's row had been shown beside an x2 bicubic without a word
