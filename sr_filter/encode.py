@@ -130,6 +130,8 @@ def encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None = None, *, 
         options["exif"] = exif
     if dpi:
         options["dpi"] = dpi
+    elif fmt == "BMP":  # Pillow writes 96 dpi unless told; 0 is the format's "not stated", as the input was
+        options["dpi"] = (0, 0)
     if fmt == "JPEG":
         options["quality"] = quality if quality is not None else 95
     if fmt == "WEBP":
