@@ -16,7 +16,7 @@ from typing import Mapping
 
 import torch
 
-from .errors import DenoiseError, DownloadError
+from .errors import DenoiseError, DownloadError, OfflineError, first_line
 from .manifest import Manifest, ModelEntry, load_manifest
 from .archs import get_arch
 from .models import LoadedModel, _load_strict, candidates, is_path_spec
@@ -71,8 +71,15 @@ def load_denoised(spec: str, strength: float, *, offline: bool | None = None, ma
         missing = [e.file for e in (entry, twin) if not cached_path(e).is_file()]
         where = cached_path(entry).parent
         absent = f" ({' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not there)" if missing else ""
-        raise DenoiseError(f"a denoise strength needs both {entry.file} and {twin.file} in {where}{absent}, and no built-in model has a denoise pair "
-                           f"to use instead; without a denoise strength the built-in models work offline: {exc}") from exc
+        # the reason first and short: the download's own advice had pushed the way out past the
+        # message's cut ("... or choose a built-in model (see `sr-filter ... (see --denoise)")
+        if isinstance(exc, OfflineError):
+            why, fix = "downloads are off (SR_FILTER_OFFLINE=1 or offline mode)", "allow downloads"
+        else:
+            why, fix = f"the download failed ({first_line(exc).split('. ')[0].split('; ')[0]})", "check the network"
+        raise DenoiseError(f"a denoise strength needs both {entry.file} and {twin.file} in {where}{absent}, and {why}: "
+                           f"{fix} (or name a mirror with SR_FILTER_WEIGHTS_URL), put the files there, or leave out the "
+                           "denoise strength (no built-in model has a denoise pair; they work offline)") from exc
     strong = load_state_dict(path, entry.state_key)
     weak = load_state_dict(twin_path, twin.state_key)
     arch = get_arch(entry.arch)

@@ -129,6 +129,10 @@ def test_unreachable_pair_says_that_no_built_in_model_replaces_it(pair, monkeypa
         # both files named, and where they go: naming only the first had led to a second error after placing it
         assert "needs both strong-x4.pth and weak-x4.pth in " in str(info.value) and "\n" not in str(info.value)
         assert "(strong-x4.pth and weak-x4.pth are not there)" in str(info.value)
+        # the way out, whole within the command line's cut at about 600 characters (it had been cut off)
+        text = str(info.value)
+        assert text.endswith("leave out the denoise strength (no built-in model has a denoise pair; they work offline)")
+        assert len(text) < 560 and ("allow downloads" if offline else "check the network") in text, text
 
 
 def test_a_denoised_conversion_is_never_taken_for_the_plain_model(pair, monkeypatch):
