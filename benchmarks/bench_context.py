@@ -55,6 +55,13 @@ def measure(name: str, folder: Path) -> tuple[int | None, dict[int, float]]:
 
 def main() -> None:
     wanted = sys.argv[1:] or names()
+    if any(arg.startswith("-") for arg in wanted):  # --help had been taken for an architecture's name
+        print(__doc__.strip())
+        print("\narchitectures:", " ".join(names()))
+        sys.exit(0 if set(wanted) & {"-h", "--help"} else 2)
+    unknown = sorted(set(wanted) - set(names()))
+    if unknown:
+        sys.exit(f"bench_context: unknown architecture(s) {', '.join(unknown)}; known: {' '.join(names())}")
     print(f"{'arch':<10} {'needed':>6}  " + " ".join(f"c={c:<6}" for c in CONTEXTS) + "  (max |tiled-whole| x255, rescaled)")
     with tempfile.TemporaryDirectory() as tmp:
         for name in wanted:

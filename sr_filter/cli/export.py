@@ -15,7 +15,7 @@ from .options import offline_opt, say, verbosity
 @offline_opt
 @verbosity
 def export_cmd(model: str, output: str, overwrite: bool, no_check: bool, offline: bool | None) -> None:
-    """Write MODEL (a preset, a name from `sr-filter models` or a .pth file) as ONNX.
+    """Write MODEL (a preset, a name from `sr-filter models`, or a model file: .pth, .pt, .ckpt, .safetensors) as ONNX.
 
     \b
     The graph: input "input" and output "output", NCHW float32 in [0, 1] (RGB for most models);
