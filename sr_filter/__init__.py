@@ -18,15 +18,27 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import (
     BackendError,
+    CacheError,
     CancelledError,
     ChecksumError,
+    ClusterError,
+    CommunityModelError,
+    DenoiseError,
     DeviceError,
     DownloadError,
+    DownloadSettingError,
+    EvaluationError,
+    ExportError,
     ImageFormatError,
     ImageTooLargeError,
+    InputTooLargeError,
     ManifestError,
+    ModelRunError,
+    NetworkUnavailableError,
+    OfflineError,
     OutOfMemoryError,
     OutputExistsError,
+    OutputIsInputError,
     SrFilterError,
     UnknownModelError,
     VideoFormatError,
@@ -34,10 +46,11 @@ from .errors import (
 )
 
 if TYPE_CHECKING:  # imported on first use (see __getattr__): `sr-filter --help` must not load torch
+    from .animation import Animation
     from .manifest import load_manifest
     from .tiling import Progress
     from .upscaler import Upscaler
-    from .video import upscale_video
+    from .video.job import upscale_video
 
 from .version import __version__
 
@@ -96,12 +109,6 @@ def upscale(
     """
     upscaler = _upscaler(None, preset, model, device=device, precision=precision, tile=tile, offline=offline,
                          backend=backend, tta=tta, denoise=denoise, colour_fix=colour_fix)
-    frames = getattr(image, "n_frames", 1) if getattr(image, "is_animated", False) else 1
-    if frames > 1:
-        import logging
-
-        logging.getLogger(__name__).warning("the image has %d frames; only the current one is upscaled "
-                                            "(sr_filter.upscale_animation keeps every frame)", frames)
     return upscaler.upscale(image, scale=scale, progress=progress)
 
 
@@ -127,7 +134,7 @@ def upscale_animation(
     tta: bool = False,
     denoise: float | None = None,
     colour_fix: bool | None = None,
-) -> Any:
+) -> Animation:
     """Upscale every frame of an animated GIF, WebP or APNG file ``src`` into ``dst`` (``frames``:
     only frames START to END-1, as ``"START:END"`` or ``(start, end)``).
 
@@ -184,7 +191,7 @@ def upscale_file(
     """
     from . import atomic, imageio
     from .imagefile import upscale_image_file
-    from .upscaler import check_callback, check_flag, check_path
+    from .upscaler import check_callback, check_dst_file, check_flag, check_path, check_quality
 
     source, target = check_path("src", src), check_path("dst", dst)
     from .video import READ_ONLY_SUFFIXES, VIDEO_SUFFIXES
@@ -197,10 +204,8 @@ def upscale_file(
     from .sizing import check_size_request
 
     check_size_request(scale, width, height)
-    if quality is not None and (isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100):
-        raise SrFilterError(f"quality must be a whole number from 1 to 100 (or None), not {quality!r}")
-    if target.is_dir() or os.fspath(dst).endswith(("/", os.sep)):
-        raise SrFilterError(f"dst {os.fspath(dst)} is a folder; name the output file, e.g. {target / source.name}")
+    quality = check_quality(quality)
+    check_dst_file(target, source)
     out_format = imageio.format_for(target, format)
     conflict = imageio.suffix_conflict(target, out_format) if format else None
     if conflict:
@@ -218,15 +223,27 @@ def upscale_file(
 
 __all__ = [
     "BackendError",
+    "CacheError",
     "CancelledError",
     "ChecksumError",
+    "ClusterError",
+    "CommunityModelError",
+    "DenoiseError",
     "DeviceError",
     "DownloadError",
+    "DownloadSettingError",
+    "EvaluationError",
+    "ExportError",
     "ImageFormatError",
     "ImageTooLargeError",
+    "InputTooLargeError",
     "ManifestError",
+    "ModelRunError",
+    "NetworkUnavailableError",
+    "OfflineError",
     "OutOfMemoryError",
     "OutputExistsError",
+    "OutputIsInputError",
     "Progress",
     "SrFilterError",
     "UnknownModelError",

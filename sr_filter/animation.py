@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import logging
-import numbers
 import os
 import struct
 from dataclasses import dataclass, field
@@ -216,16 +215,15 @@ def upscale_animation(src: str | Path, dst: str | Path, upscaler: Any, *, scale:
     """
     from .atomic import prepare_target
     from .imageio import write_atomic
-    from .upscaler import as_upscaler, check_callback, check_flag, check_path
+    from .upscaler import as_upscaler, check_callback, check_dst_file, check_flag, check_path, check_quality
 
     src, dst = check_path("src", src), check_path("dst", dst)
     overwrite = check_flag("overwrite", overwrite)
+    check_dst_file(dst, src)  # it had been "an animation can be written as .gif, .webp, .png, .apng, not (none)"
     check_callback("progress", progress)
     check_callback("before_work", before_work)
     upscaler = as_upscaler(upscaler)
-    if quality is not None and (isinstance(quality, bool) or not isinstance(quality, numbers.Integral)
-                                or not 0 <= quality <= 100):
-        raise VideoFormatError(f"quality must be a whole number from 0 to 100, not {quality!r}")
+    quality = check_quality(quality)
     fmt = out_format if out_format in HOLDS_ANIMATION else FORMATS.get(dst.suffix.lower())
     if fmt is None:
         raise VideoFormatError(f"{dst}: an animation can be written as {', '.join(FORMATS)}, not {dst.suffix or '(none)'}")

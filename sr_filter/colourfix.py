@@ -35,7 +35,7 @@ def colour_fixed(source: np.ndarray, result: np.ndarray, sigma: float = SIGMA) -
     """``result`` (an upscaled ``source``, both HxW or HxWxC in one layout and dtype) with its
     colour over areas set to ``source``'s; corrected in place where it is writable."""
     colour = 1 if source.ndim == 2 or source.shape[2] in (1, 2) else 3
-    src = to_float(source)
+    src = to_float(source, quiet=True)  # the upscale said what it took as 0..1 (the cartoon preset had said it twice)
     if src.ndim == 2:
         src = src[:, :, None]
     height, width = src.shape[:2]
@@ -84,7 +84,7 @@ def _extreme(x: np.ndarray, axis: int, pick) -> np.ndarray:
 
 def _colour_of(rows: np.ndarray, colour: int) -> np.ndarray:
     """The colour channels of some result rows as float (rows, W, colour)."""
-    data = to_float(rows)
+    data = to_float(rows, quiet=True)
     return data[:, :, None] if data.ndim == 2 else data[:, :, :colour]
 
 

@@ -62,17 +62,18 @@ def check_array(array: np.ndarray) -> None:
         raise ImageFormatError(f"unsupported pixel type {array.dtype}; use uint8, uint16 or float32 (0..1 from black to white)")
 
 
-def to_float(array: np.ndarray) -> np.ndarray:
+def to_float(array: np.ndarray, *, quiet: bool = False) -> np.ndarray:
     """Scale pixel values to float32 in [0, 1]; float input is taken as 0..1 and clipped to it,
     with a warning when that changes values (0..255 floats, NaN), which would otherwise come back
-    as a white or black picture without a word. Big-endian samples are the same numbers."""
+    as a white or black picture without a word (``quiet``: said already for these pixels). Big-endian
+    samples are the same numbers."""
     native = array.dtype.newbyteorder("=")
     if native in _MAX:
         return array.astype(np.float32) / _MAX[native]
     data = array.astype(np.float32)
     with np.errstate(invalid="ignore"):
         inside = bool(np.all(data >= -_FLOAT_SLACK)) and bool(np.all(data <= 1 + _FLOAT_SLACK))  # NaN fails both
-    if not inside:
+    if not inside and not quiet:
         colour = _colour(data)
         with np.errstate(invalid="ignore"):
             alpha_only = (data.ndim == 3 and data.shape[2] in (2, 4) and colour is not None

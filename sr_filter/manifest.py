@@ -198,6 +198,8 @@ def load_manifest(path: str | Path | None = None) -> Manifest:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ManifestError(f"cannot read manifest {path}: {exc}") from None
+    if not isinstance(data, dict):  # "[]" had been an AttributeError
+        raise ManifestError(f"manifest {path} holds a JSON {type(data).__name__}, not an object with \"models\"")
     return parse_manifest(data)
 
 

@@ -13,7 +13,7 @@ import logging
 import math
 import numbers
 from collections.abc import Iterable, Sequence
-from os import PathLike, fspath
+from os import PathLike, fspath, sep
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -70,6 +70,11 @@ class Upscaler:
     levels (:mod:`sr_filter.colourfix`); None: the preset's choice (on for ``cartoon``), off for a
     model name or file, so that a published model gives its own pixels.
     """
+
+    #: the loaded network and what it is (facts, scale, padding rules)
+    model: LoadedModel
+    #: what runs the windows (torch, OpenVINO, or test-time augmentation around either)
+    backend: Backend
 
     def __init__(
         self,
@@ -191,6 +196,7 @@ class Upscaler:
 
     @property
     def name(self) -> str:
+        """The model's manifest id (``name@version``), or its file's path."""
         return self.model.entry.id if self.model.entry else str(self.model.path)
 
     @property
@@ -225,6 +231,7 @@ class Upscaler:
         return {**self._made_with, "tile": self.tile, "batch": self.batch, "colour_fix": self.colour_fix}
 
     def describe(self) -> str:
+        """One line for messages: the model, its scale and architecture, device, precision and backend."""
         return (f"{self.name} (x{self.scale}, {self.model.arch_name}) on {self._device_name} "
                 f"in {self.backend.precision} with {self.backend.name}" + (", colour fix" if self.colour_fix else ""))
 
@@ -252,6 +259,7 @@ class Upscaler:
         uint8/uint16 image), so no float32 copy of the whole output is ever held."""
         given = self._check_input(x)
         x = self.model.pad(given)
+        _check_out(out, (x.shape[0], x.shape[1], x.shape[2] * self.scale, x.shape[3] * self.scale))
         facts = self.model.facts
         run_tiled(
             self._window,
@@ -318,6 +326,11 @@ class Upscaler:
         if isinstance(image, Image.Image):
             from .convert import array_to_pil, pil_to_array
             from .metadata import ImageMeta
+
+            frames = getattr(image, "n_frames", 1) if getattr(image, "is_animated", False) else 1
+            if frames > 1:  # said by sr_filter.upscale only, and not here, where a loaded model is reused
+                log.warning("the image has %d frames; only the current one is upscaled (sr_filter.upscale_animation "
+                            "keeps every frame)", frames)
 
             meta = ImageMeta(icc_profile=image.info.get("icc_profile"))
             # sized before a lazily opened file is decoded (a 6000x6000 picture at x16 had been
@@ -587,6 +600,19 @@ def _rebuilt(kind: type, settings: tuple) -> Upscaler:
     return kind(**dict(settings))
 
 
+def _check_out(out: Any, shape: tuple[int, ...]) -> None:
+    """``run_into``'s ``out``, before any work: a float32 array of the padded output's shape, or a
+    sink. A uint8 array had been filled with 0s and 1s, and a wrong shape failed inside numpy
+    after the first windows had run."""
+    if isinstance(out, np.ndarray):
+        if out.dtype != np.float32 or out.shape != shape or not out.flags.writeable:
+            raise ImageFormatError(f"out must be a writable float32 array of shape {shape} (the padded input's size "
+                                   f"times the model's scale), not a {'' if out.flags.writeable else 'read-only '}"
+                                   f"{out.dtype} array of shape {out.shape}; for uint8/uint16 output, pass an ArraySink")
+    elif not callable(getattr(out, "write", None)):
+        raise ImageFormatError(f"out must be a float32 numpy array or a Sink (sr_filter.tiling), not {type(out).__name__}")
+
+
 def _carry_info(image: Any, out: Any, meta: Any) -> None:
     """What a PIL image says about itself, for the upscaled one: the ICC profile; the EXIF with
     its orientation kept (the pixels are not turned: ``ImageOps.exif_transpose`` and viewers still
@@ -640,6 +666,22 @@ def check_flag(name: str, value: object) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise SrFilterError(f"{name} must be True or False, not {value!r}")
     return bool(value)
+
+
+def check_quality(quality: object) -> int | None:
+    """JPEG/WebP quality: a whole number from 1 to 100, or None (the format's default). One rule
+    for pictures and animations (animations had taken 0 and said so as a video error)."""
+    if quality is not None and (isinstance(quality, bool) or not isinstance(quality, numbers.Integral)
+                                or not 1 <= quality <= 100):
+        raise SrFilterError(f"quality must be a whole number from 1 to 100 (or None), not {quality!r}")
+    return None if quality is None else int(quality)
+
+
+def check_dst_file(dst: Path, src: Path) -> None:
+    """An output argument that names a folder (existing, or ending in a slash) is refused with
+    the file name it likely meant."""
+    if dst.is_dir() or fspath(dst).endswith(("/", sep)):
+        raise SrFilterError(f"dst {fspath(dst)} is a folder; name the output file, e.g. {dst / src.name}")
 
 
 def as_upscaler(upscaler: object) -> Any:

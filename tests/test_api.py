@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from PIL import Image
 
 import sr_filter
 from sr_filter import CancelledError, SrFilterError, Upscaler
+from sr_filter.errors import ImageFormatError
 
 from .conftest import ROOT, UPSTREAM, require_shared
 from .reference import spandrel
@@ -260,6 +262,21 @@ def test_float_pixels_beyond_zero_to_one_are_kept_and_nan_and_infinities_are_sai
     with caplog.at_level(logging.WARNING, logger="sr_filter"):
         cartoon.upscale(rgba)
     assert "the alpha channel is taken as 0..1, and it holds values from 0 to 1.5 (clipped to 0..1" in caplog.text
+    # once per picture with the colour fix too (the cartoon preset had said each line twice)
+    fixed = Upscaler("cartoon", tile=0)
+    for image, words in ((data, "these hold 1 NaN value(s)"), (rgba, "the alpha channel is taken as 0..1")):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="sr_filter"):
+            fixed.upscale(image)
+        assert caplog.text.count(words) == 1, caplog.text
+    # an animated PIL image through a reused Upscaler says that one frame is upscaled, as upscale() does
+    frames = [Image.new("RGB", (8, 8), (40 * i, 0, 0)) for i in range(3)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:], duration=50)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="sr_filter"):
+        cartoon.upscale(Image.open(buffer))
+    assert caplog.text.count("the image has 3 frames; only the current one is upscaled") == 1, caplog.text
 
 
 @pytest.mark.parametrize("layout", ["rgb", "rgba", "grey", "grey-alpha"])
@@ -365,6 +382,21 @@ def test_wrong_arguments_are_the_librarys_own_errors_before_any_work(cartoon, tm
                          (np.zeros((1, 3, 8, 8), np.uint8), "expected float values")):
         with pytest.raises(SrFilterError, match=message):
             cartoon.run(bad)
+    # run_into's out, checked before any work: a uint8 array had been filled with 0s and 1s, a
+    # wrong shape failed inside numpy after the first windows, a list with "no attribute 'write'"
+    x = np.random.default_rng(0).random((1, 3, 10, 12)).astype(np.float32)
+    fine = np.zeros((1, 3, 40, 48), np.float32)
+    cartoon.run_into(x, fine)
+    assert np.array_equal(fine, cartoon.run(x))
+    for bad, message in ((np.zeros((1, 3, 40, 48), np.uint8), "not a uint8 array of shape"),
+                         (np.zeros((1, 3, 30, 30), np.float32), r"of shape \(1, 3, 40, 48\) .*not a float32 array of shape \(1, 3, 30, 30\)"),
+                         (np.zeros((1, 3, 40, 48), np.float32)[:, :, ::-1][:, :, ::-1].copy().view(), None),
+                         ([], "not list")):
+        if message is None:
+            bad.flags.writeable = False
+            message = "not a read-only float32 array"
+        with pytest.raises(ImageFormatError, match=message):
+            cartoon.run_into(x, bad)
 
 
 def test_animations_take_a_model_name_and_check_quality(tmp_path):
@@ -372,8 +404,14 @@ def test_animations_take_a_model_name_and_check_quality(tmp_path):
 
     frames = [Image.new("RGB", (8, 8), (40 * i, 0, 0)) for i in range(3)]
     frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:], duration=50, loop=0)
-    with pytest.raises(SrFilterError, match="quality must be a whole number from 0 to 100, not 'high'"):
-        upscale_animation(tmp_path / "a.gif", tmp_path / "o.webp", "sr-cartoon-x4", quality="high")
+    for bad in ("high", 0, 101, True):  # one rule with upscale_file's: 0 had been taken, and said as a video error
+        with pytest.raises(SrFilterError, match=f"quality must be a whole number from 1 to 100 \\(or None\\), not {bad!r}") as info:
+            upscale_animation(tmp_path / "a.gif", tmp_path / "o.webp", "sr-cartoon-x4", quality=bad)
+        assert type(info.value) is SrFilterError
+        with pytest.raises(SrFilterError, match="quality must be a whole number from 1 to 100"):
+            sr_filter.upscale_file(tmp_path / "a.gif", tmp_path / "o.webp", model="sr-cartoon-x4", quality=bad)
+    with pytest.raises(SrFilterError, match=r"is a folder; name the output file, e\.g\. .*a\.gif"):
+        upscale_animation(tmp_path / "a.gif", tmp_path, "sr-cartoon-x4")  # had been "... not (none)"
     result = upscale_animation(tmp_path / "a.gif", tmp_path / "o.webp", "sr-cartoon-x4", frames=(0, 2))
     assert len(result.frames) == 2 and Image.open(tmp_path / "o.webp").size == (32, 32)
     top = sr_filter.upscale_animation(tmp_path / "a.gif", tmp_path / "t.gif", model="sr-cartoon-x4", frames="1:")
@@ -626,3 +664,16 @@ def test_upscale_file_points_a_video_to_upscale_video(tmp_path, cartoon):
             sr_filter.upscale_file(tmp_path / "v.mp4", tmp_path / dst, upscaler=cartoon)
         assert not (tmp_path / dst).exists()
 
+
+
+def test_every_error_class_of_the_library_is_at_its_top_level():
+    """DenoiseError, OfflineError, OutputIsInputError and others had been reachable only through
+    sr_filter.errors, which has no list of its own: a caller could not tell what to catch."""
+    import inspect
+
+    from sr_filter import errors
+
+    defined = {name for name, value in vars(errors).items()
+               if inspect.isclass(value) and issubclass(value, SrFilterError) and value.__module__ == errors.__name__}
+    assert defined <= set(sr_filter.__all__), sorted(defined - set(sr_filter.__all__))
+    assert all(getattr(sr_filter, name) is getattr(errors, name) for name in defined)

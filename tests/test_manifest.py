@@ -129,3 +129,7 @@ def test_a_manifest_path_of_another_type_or_encoding_is_one_line(tmp_path):
     (tmp_path / "m.json").write_bytes(b"\xff\xfe{")
     with pytest.raises(ManifestError, match="cannot read manifest"):
         load_manifest(tmp_path / "m.json")
+    for text, kind in (("[]", "list"), ("5", "int"), ('"x"', "str")):  # "[]" had been an AttributeError
+        (tmp_path / "m.json").write_text(text)
+        with pytest.raises(ManifestError, match=f"holds a JSON {kind}, not an object"):
+            load_manifest(tmp_path / "m.json")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..sniff import VIDEO_CONTAINERS as CONTAINERS  # output suffix -> FFmpeg container
 
@@ -18,6 +18,9 @@ VIDEO_SUFFIXES = frozenset({*CONTAINERS, ".y4m"})
 READ_ONLY_SUFFIXES = frozenset({".ts", ".m2ts", ".mts", ".flv", ".mpg", ".mpeg", ".vob", ".wmv", ".asf", ".3gp", ".ogv"})
 
 _LAZY = {"upscale_video": ".job", "CODECS": ".encode"}
+if TYPE_CHECKING:  # what _LAZY gives, for type checkers (a typed caller's upscale_video had been "Any? not callable")
+    from .encode import CODECS
+    from .job import upscale_video
 
 
 def interlace_line(what: str, order: str) -> str:
