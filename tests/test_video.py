@@ -1183,6 +1183,20 @@ def test_an_alpha_channel_is_kept_where_the_encoder_can_and_said_where_not(tmp_p
     assert all(left < 2 and right > 253 for left, right in alpha_halves(tmp_path / "kept.mp4"))
 
 
+def test_a_prores_4444_source_written_as_prores_is_not_said_to_band(tmp_path, upscaler):
+    """FFmpeg's decoder gives every ProRes 4444 stream as 12-bit, and prores_ks writes 10: each
+    such file had been told "banding is likely", which 10 bits do not show."""
+    from .videos import alpha_clip
+
+    first = tmp_path / "first.mov"
+    upscale_video(alpha_clip(tmp_path / "alpha.mkv"), first, upscaler=upscaler, codec="prores")
+    assert describe(first)["pix_fmt"] == "yuva444p12le"
+    notices: list[str] = []
+    upscale_video(first, tmp_path / "again.mov", upscaler=upscaler, notice=notices.append)
+    assert notices == ["the source has 12-bit yuva444p12le video but prores_ks in this build writes 10 bits: written as "
+                       "yuva444p10le (steps in smooth gradients are rarely visible at 10 bits)"], notices
+
+
 @pytest.mark.parametrize("source", ["alpha.png", "bgra.mkv"])
 def test_rgb_with_alpha_into_vp9_keeps_its_alpha(tmp_path, upscaler, source):
     """An RGBA animation or a bgra FFV1 clip into .webm had failed "cannot write: Invalid argument":

@@ -351,8 +351,11 @@ def depth_notice(info: VideoInfo, family: str, muxer: str) -> str | None:
         hdr = ", and more so with the source's HDR transfer" if info.colour.trc in _HDR_TRANSFERS else ""
         hint = f"; --codec {' or '.join(keep)} {verb} {source_bits} bits" if keep else ""
         halved = ", with half its colour detail" if less_colour else ""
+        # at 10 bits written the steps are a quarter of 8-bit's: "banding is likely" had been said for
+        # every ProRes 4444 source, which FFmpeg's decoder always gives as 12-bit
+        risk = f"banding is likely{hdr}" if written_bits <= 8 else f"steps in smooth gradients are rarely visible at {written_bits} bits"
         return (f"the source has {source_bits}-bit {info.pix_fmt} video but {encoder} in this build writes {written_bits} bits: "
-                f"written as {chosen}{halved} (banding is likely{hdr}){hint}")
+                f"written as {chosen}{halved} ({risk}){hint}")
     hint = f"; --codec {' or '.join(keep)} {verb} it" if keep else ""
     return f"{encoder} writes {chosen}: the colour detail of the source's {info.pix_fmt} is halved{hint}"
 
