@@ -279,6 +279,26 @@ def test_worker_names_its_own_python_in_install_advice():
     assert gimp_worker.with_this_python("or uv pip install x") == "or uv pip install x"
 
 
+def test_a_server_remembered_as_unreachable_is_told_with_a_command_a_gimp_user_can_run(tmp_path):
+    """The fallback warning had said "set SR_FILTER_OFFLINE=0 to try now", which GIMP does not pass on."""
+    from sr_filter import netmemory
+    from sr_filter.manifest import load_manifest
+    from sr_filter.weights import source_urls
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    entry = load_manifest().get("RealESRGAN_x4plus")
+    netmemory.remember(cache, source_urls(entry.file, entry.urls), reachable=False)  # the mirror the tests set, if any
+    warnings: list = []
+    env = dict(worker_env(), SR_FILTER_CACHE_DIR=str(cache))
+    env.pop("SR_FILTER_OFFLINE", None)
+    proto.run_worker(sys.executable, {"preset": "face", "device": "cpu"},
+                     [gimp_worker.from_array(np.zeros((8, 8, 3), np.uint8))], env=env, warnings=warnings)
+    said = [line for line in warnings if "instead of RealESRGAN_x4plus" in line]
+    assert said and "`sr-filter models --download RealESRGAN_x4plus` in a terminal fetches it now" in said[0], warnings
+    assert "SR_FILTER_OFFLINE" not in said[0]
+
+
 def test_worker_handles_several_layers_in_one_run():
     if not (BABY.is_file() and WEIGHTS.is_file()):
         pytest.skip(f"shared data not found at {SHARED} (set SR_FILTER_SHARED)")

@@ -21,6 +21,7 @@ from sr_filter.device import available_ram
 from sr_filter.errors import ImageTooLargeError, SrFilterError, resource_failure
 from sr_filter.gimp import protocol as proto
 from sr_filter.manifest import load_manifest
+from sr_filter.weights import ENV_OFFLINE
 
 DTYPES = {"uint8": np.uint8, "uint16": np.uint16, "float32": np.float32}
 
@@ -207,10 +208,15 @@ def _serve(stdin: IO[bytes], stdout: IO[bytes], stderr: IO[str], warnings: _Warn
 
 
 def with_this_python(message: str) -> str:
-    """``message`` with its ``pip install`` advice naming the worker's interpreter: GIMP's user
-    has several Pythons (GIMP's own, the system's, the one sr-filter.json names), and a plain
-    `pip` installs into whichever comes first on PATH, rarely this one."""
-    return re.sub(r"(?<!-m )(?<!uv )(?<![-\w])pip install", "%s -m pip install" % sys.executable, message)
+    """``message`` with its advice made for GIMP's user: ``pip install`` naming the worker's
+    interpreter (GIMP's user has several Pythons, and a plain `pip` installs into whichever comes
+    first on PATH, rarely this one), and, for a server remembered as unreachable, the command that
+    fetches the model now instead of an environment variable GIMP does not pass on."""
+    message = re.sub(r"(?<!-m )(?<!uv )(?<![-\w])pip install", "%s -m pip install" % sys.executable, message)
+    wanted = re.search(r"instead of ([\w.@-]+)", message)
+    fetch = ("`sr-filter models --download %s` in a terminal fetches it now" % wanted.group(1) if wanted
+             else "`sr-filter models --download NAME` in a terminal fetches a model now")
+    return message.replace("set %s=0 to try now" % ENV_OFFLINE, fetch)
 
 
 def _is_user_error(exc: BaseException) -> bool:
