@@ -205,7 +205,7 @@ def upscale_file(
 
     check_size_request(scale, width, height)
     quality = check_quality(quality)
-    check_dst_file(target, source)
+    check_dst_file(dst, source)
     out_format = imageio.format_for(target, format)
     conflict = imageio.suffix_conflict(target, out_format) if format else None
     if conflict:

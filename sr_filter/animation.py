@@ -217,9 +217,10 @@ def upscale_animation(src: str | Path, dst: str | Path, upscaler: Any, *, scale:
     from .imageio import write_atomic
     from .upscaler import as_upscaler, check_callback, check_dst_file, check_flag, check_path, check_quality
 
+    given = dst
     src, dst = check_path("src", src), check_path("dst", dst)
     overwrite = check_flag("overwrite", overwrite)
-    check_dst_file(dst, src)  # it had been "an animation can be written as .gif, .webp, .png, .apng, not (none)"
+    check_dst_file(given, src)  # it had been "an animation can be written as .gif, .webp, .png, .apng, not (none)"
     check_callback("progress", progress)
     check_callback("before_work", before_work)
     upscaler = as_upscaler(upscaler)

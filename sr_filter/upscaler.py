@@ -328,7 +328,7 @@ class Upscaler:
             from .metadata import ImageMeta
 
             frames = getattr(image, "n_frames", 1) if getattr(image, "is_animated", False) else 1
-            if frames > 1:  # said by sr_filter.upscale only, and not here, where a loaded model is reused
+            if frames > 1:  # here, so that a reused Upscaler says it too (it had been said by sr_filter.upscale only)
                 log.warning("the image has %d frames; only the current one is upscaled (sr_filter.upscale_animation "
                             "keeps every frame)", frames)
 
@@ -677,11 +677,12 @@ def check_quality(quality: object) -> int | None:
     return None if quality is None else int(quality)
 
 
-def check_dst_file(dst: Path, src: Path) -> None:
-    """An output argument that names a folder (existing, or ending in a slash) is refused with
-    the file name it likely meant."""
-    if dst.is_dir() or fspath(dst).endswith(("/", sep)):
-        raise SrFilterError(f"dst {fspath(dst)} is a folder; name the output file, e.g. {dst / src.name}")
+def check_dst_file(dst: str | PathLike, src: Path) -> None:
+    """An output argument that names a folder (existing, or ending in a slash: the argument as
+    given, since a Path drops the slash) is refused with the file name it likely meant."""
+    text = fspath(dst)
+    if Path(text).is_dir() or text.endswith(("/", sep)):
+        raise SrFilterError(f"dst {text} is a folder; name the output file, e.g. {Path(text) / src.name}")
 
 
 def as_upscaler(upscaler: object) -> Any:

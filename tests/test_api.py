@@ -410,8 +410,12 @@ def test_animations_take_a_model_name_and_check_quality(tmp_path):
         assert type(info.value) is SrFilterError
         with pytest.raises(SrFilterError, match="quality must be a whole number from 1 to 100"):
             sr_filter.upscale_file(tmp_path / "a.gif", tmp_path / "o.webp", model="sr-cartoon-x4", quality=bad)
-    with pytest.raises(SrFilterError, match=r"is a folder; name the output file, e\.g\. .*a\.gif"):
-        upscale_animation(tmp_path / "a.gif", tmp_path, "sr-cartoon-x4")  # had been "... not (none)"
+    for folder in (tmp_path, f"{tmp_path / 'new'}/"):  # an existing folder, and one named with a slash
+        with pytest.raises(SrFilterError, match=r"is a folder; name the output file, e\.g\. .*a\.gif"):
+            upscale_animation(tmp_path / "a.gif", folder, "sr-cartoon-x4")  # had been "... not (none)"
+        with pytest.raises(SrFilterError, match=r"is a folder; name the output file, e\.g\. .*a\.gif"):
+            sr_filter.upscale_file(tmp_path / "a.gif", folder, model="sr-cartoon-x4", format="png")
+    assert not (tmp_path / "new").exists()  # no file named like the folder
     result = upscale_animation(tmp_path / "a.gif", tmp_path / "o.webp", "sr-cartoon-x4", frames=(0, 2))
     assert len(result.frames) == 2 and Image.open(tmp_path / "o.webp").size == (32, 32)
     top = sr_filter.upscale_animation(tmp_path / "a.gif", tmp_path / "t.gif", model="sr-cartoon-x4", frames="1:")
