@@ -441,8 +441,8 @@ def test_worker_counts_the_results_it_holds_against_later_layers(monkeypatch):
 
     assert serve(1)["ok"]
     head = serve(2)
-    assert not head["ok"] and head["kind"] == "ImageTooLargeError", head
-    assert head["error"].startswith("layer 2 is 64x64") and "(the layer before it, upscaled, holds 0.2 MiB until" in head["error"]
+    assert not head["ok"] and head["kind"] in ("ImageTooLargeError", "InputTooLargeError"), head
+    assert head["error"].startswith("layer 2 is 64x64") and "(the result before it, kept until the last one is done, takes 0.2 MiB)" in head["error"]
 
 
 def test_plugin_from_an_older_version_is_told_to_reinstall():
@@ -487,6 +487,14 @@ def test_worker_that_cannot_start_is_reported(tmp_path):
         proto.run_worker(str(tmp_path / "no-python"), {}, [gimp_worker.from_array(np.zeros((2, 2), np.uint8))])
     assert "(No such file or directory): run `python -m sr_filter.gimp.install` again" in str(exc.value)
     assert "[Errno" not in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_worker_crash_is_reported_with_its_log(tmp_path):
+    fake = tmp_path / "python"  # an interpreter that dies at once: stands in for a crash
+    fake.write_text("#!/bin/sh\necho 'Segmentation fault' >&2\nexit 139\n")
+    fake.chmod(0o755)
+    with pytest.raises(proto.WorkerError, match="(?s)status 139.*Segmentation fault"):
+        proto.run_worker(str(fake), {}, [gimp_worker.from_array(np.zeros((2, 2), np.uint8))])
 
 
 def _fake_python(tmp_path: Path, name: str, body: str) -> str:

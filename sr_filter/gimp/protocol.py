@@ -42,10 +42,11 @@ from typing import IO, Any, Callable, Dict, List, Optional, Sequence, Tuple
 VERSION = 5
 REQUESTS = ("upscale", "describe")
 WORKER_MODULE = "sr_filter.gimp.worker"
-#: ``python -c`` this: the worker without the current folder on sys.path, so it imports the
-#: same sr_filter wherever GIMP (or the installer's check) was started
 #: the first words of the line the launcher writes when that Python cannot import sr_filter
 CANNOT_IMPORT = "sr-filter worker: cannot import sr_filter: "
+#: ``python -c`` this: the worker without the current folder on sys.path, so it imports the
+#: same sr_filter wherever GIMP (or the installer's check) was started; a Python without
+#: sr_filter says so in one line (:data:`CANNOT_IMPORT`) and exits 3
 LAUNCH = ("import sys, runpy\nif sys.path and sys.path[0] in ('', '.'): del sys.path[0]\n"  # PYTHONSAFEPATH adds none
           "try:\n    import sr_filter.gimp\nexcept ImportError as exc:\n"
           "    sys.stderr.write(%r + str(exc) + '\\n')\n    sys.exit(3)\n"

@@ -157,13 +157,13 @@ def _serve(stdin: IO[bytes], stdout: IO[bytes], stderr: IO[str], warnings: _Warn
             except ImageTooLargeError as exc:
                 if not held:
                     raise
-                before = "the layer before it" if index == 1 else "the %d layers before it" % index
+                before = "the result before it" if index == 1 else "the %d results before it" % index  # layers and masks
                 size = "%.1f GiB" % (held / (1 << 30)) if held >= 1 << 30 else "%.1f MiB" % (held / (1 << 20))
-                raise ImageTooLargeError("%s (%s, upscaled, hold%s %s until the last one is done)"
-                                         % (exc, before, "s" if index == 1 else "", size)) from None
+                raise type(exc)("%s (%s, kept until the last one is done, take%s %s)"
+                                % (exc, before, "s" if index == 1 else "", size)) from None
             pixels = info["width"] * info["height"] * info["channels"] * itemsize
-            held += proto.scaled(info["width"], factor) * proto.scaled(info["height"], factor) * info["channels"] * itemsize
-            held -= pixels  # its own pixels are let go once it is done
+            result = proto.scaled(info["width"], factor) * proto.scaled(info["height"], factor) * info["channels"] * itemsize
+            held += max(result - pixels, 0)  # its own pixels are let go once it is done
         results: List[Tuple[Dict[str, Any], bytes]] = []
         for index, (info, data) in enumerate(zip(request["images"], payloads)):
             def progress(done: int, total: int, _i: int = index) -> bool:
