@@ -69,6 +69,10 @@ def test_a_file_named_with_a_leading_dash_gets_a_way_to_name_it(tmp_path):
         err = done.stderr.decode()
         assert done.returncode == 2 and err.count("\n") == 1 and f"write ./{name}" in err, err
     assert "write ./" not in run("-y.png", cwd=tmp_path).stderr.decode()  # no such file: click's own line
+    # an option's value that begins with '-', in an error about something else: no hint
+    Image.new("RGB", (8, 8)).save(tmp_path / "in.png")
+    err = run("in.png", "-o", "-dash.png", "--scale", "99", cwd=tmp_path).stderr.decode()
+    assert "--scale" in err and "write ./" not in err, err
     done = run("-o", "out.png", "-q", "--", "-x.png", cwd=tmp_path)
     assert done.returncode == 0 and (tmp_path / "out.png").exists(), done.stderr
 

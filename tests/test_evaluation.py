@@ -136,6 +136,8 @@ def test_a_model_is_measured_at_another_scale_as_the_filter_runs_it(tmp_path):
     direct = evaluate_folder(lambda lr: up.upscale_array(lr, scale=2), BENCH / "Set5", 2, limit=2)
     assert rows[0]["sets"][0]["psnr"] == pytest.approx(direct.psnr, abs=1e-4)  # the JSON holds 4 decimals
     assert rows[0]["sets"][0]["psnr"] > rows[1]["sets"][0]["psnr"] + 1  # well above bicubic x2
+    res = CliRunner().invoke(eval_cmd, [str(BENCH / "Set5"), "-m", "sr-cartoon-x4", "-s", "16", "--limit", "1"])
+    assert res.exit_code == 0 and "run 2 times to x16" in res.output and "resized" not in res.output, res.output
 
 
 def test_bicubic_is_measured_at_every_scale_the_models_have(tmp_path):

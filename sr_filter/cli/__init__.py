@@ -198,7 +198,7 @@ def _main(argv: list[str] | None) -> None:
         click.echo(exc.format_message())
         sys.exit(0)
     except click.UsageError as exc:
-        hint = _dash_name_hint(args)
+        hint = _dash_name_hint(args) if isinstance(exc, (click.NoSuchOption, click.MissingParameter)) else ""
         _fail(f"{exc.format_message().rstrip('.')}; {hint}" if hint else exc.format_message(), 2)
     except click.ClickException as exc:
         _fail(exc.format_message(), exc.exit_code)
@@ -251,8 +251,8 @@ def _dash_name_hint(args: list[str]) -> str:
     ``-d ash.png``) or "No such option '-x'"."""
     if "--" in args:
         return ""
-    for arg in args:
-        if len(arg) > 1 and arg.startswith("-") and os.path.lexists(arg):
+    for before, arg in zip([""] + args, args):  # after another option it is that option's value (-o -out.png)
+        if len(arg) > 1 and arg.startswith("-") and not before.startswith("-") and os.path.lexists(arg):
             return f"to name the file {arg}, write ./{arg} (or put it after --, behind the options)"
     return ""
 

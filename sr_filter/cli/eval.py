@@ -81,7 +81,11 @@ def eval_cmd(folders: tuple[Path, ...], models: tuple[str, ...], scale: int | No
         fn, s, desc = model_upscaler(spec, device=device, precision=precision, tile=tile, offline=offline,
                                       colour_fix=colour_fix)
         if scale is not None and scale != s:  # as the filter runs it at that scale: the network's passes, then a resize
-            fn, s, desc = functools.partial(fn, scale=scale), scale, f"{desc}, resized to x{scale}"
+            from ..sizing import network_passes
+
+            passes = network_passes(scale, s)
+            how = f"run {passes} times" if s ** passes == scale else "resized"
+            fn, s, desc = functools.partial(fn, scale=scale), scale, f"{desc}, {how} to x{scale}"
         chosen.append((fn, s, desc))
     # bicubic, where it is listed, at every scale the models have (else --scale, else 4): an x4
     # model's row had been shown beside an x2 bicubic without a word
