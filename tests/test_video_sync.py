@@ -128,3 +128,26 @@ def test_an_avi_output_keeps_each_frame_in_its_slot_and_the_sound_on_the_picture
             assert gap(target) == pytest.approx(gap(source), abs=TOLERANCE)
         else:  # the packets' order places an AVI's sound: a packet cut by the range's start moves it by less than half its length
             assert gap(target) == pytest.approx(gap(source), abs=1024 / sample_rate / 2 + TOLERANCE)
+
+
+def test_a_packet_before_zero_in_an_avi_is_dropped_or_starts_there_by_its_presentation_time():
+    """The choice went by the decode time and rewrote the presentation time: a packet shown after
+    zero but decoded before it had been moved to zero."""
+    from fractions import Fraction
+
+    from sr_filter.video.encode import moved
+
+    def packet(pts, dts, duration):
+        made = av.Packet(8)
+        made.pts, made.dts, made.duration, made.time_base = pts, dts, duration, Fraction(1, 1000)
+        return made
+
+    kept = packet(-10, -10, 40)  # mostly after zero: starts there
+    assert moved(kept, Fraction(0), from_zero=True) and (kept.pts, kept.dts) == (0, 0)
+    assert not moved(packet(-30, -30, 40), Fraction(0), from_zero=True)  # mostly before: left out
+    bare = packet(None, -10, 40)  # no presentation time: its decode time decides
+    assert moved(bare, Fraction(0), from_zero=True) and (bare.pts, bare.dts) == (None, 0)
+    shown_later = packet(40, -40, 40)
+    assert moved(shown_later, Fraction(0), from_zero=True) and (shown_later.pts, shown_later.dts) == (40, -40)
+    whole = packet(-10, -10, 40)  # elsewhere a packet before zero stays (mp4 and mkv trim it)
+    assert moved(whole, Fraction(0)) and whole.pts == -10

@@ -535,17 +535,21 @@ def moved(packet: av.Packet, shift: Fraction, end: Fraction | None = None, *, fr
             # before zero, as a whole run keeps it; it had been dropped, the sound starting late
             return bool(packet.stream is not None and packet.stream.type == "audio" and packet.pts is not None
                         and packet.pts + (packet.duration or 0) >= 0)
-    if from_zero and (packet.dts if packet.dts is not None else packet.pts or 0) < 0:
+    start = packet.pts if packet.pts is not None else packet.dts
+    if from_zero and start is not None and start < 0:
         # a container without times before zero (AVI): its muxer had moved every stream later to
         # make room, a fraction of a frame that its constant-rate video can only take as an empty
         # slot (frame 0 shown twice as long, the rest late: 25 frames read back for 24). There the
         # packets' order places the sound, so such a packet is dropped (AAC's priming, which an
         # AVI cannot trim anyway; the next one then sounds from zero) or starts at zero, whichever
         # moves the sound less
-        if packet.pts is None or packet.pts + (packet.duration or 0) <= -packet.pts:
+        stop = start + (packet.duration or 0)
+        if stop <= -start:
             return False
-        packet.pts = 0
+        packet.pts = 0 if packet.pts is not None else None
         packet.dts = 0 if packet.dts is not None else None
+        if cue:  # a cue keeps its end
+            packet.duration = stop
     if cue and end is not None:
         last = round(end / packet.time_base)
         if packet.pts >= last:
