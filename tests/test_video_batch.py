@@ -151,6 +151,12 @@ def test_quality_for_a_video_is_refused_or_said_in_a_batch(tmp_path):
     err = result.stderr.decode()
     assert result.returncode == 0 and "clip.mp4: --quality is for JPEG and WebP pictures" in err, err
     assert (tmp_path / "out" / "clip.mp4").exists() and (tmp_path / "out" / "a.png").exists()
+    from .videos import make_y4m  # a frame stream has no quality setting either (it had been ignored)
+
+    stream = make_y4m(tmp_path / "in.y4m", frames=2)
+    result = run(stream, "-m", MODEL, "--quality", "5", "-o", tmp_path / "out.y4m")
+    err = result.stderr.decode().strip()
+    assert result.returncode == 2 and "a frame stream has none" in err and not (tmp_path / "out.y4m").exists(), err
 
 
 def test_cli_denoise_reaches_the_video_path(tmp_path):

@@ -117,6 +117,8 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
 
         if any(size):
             raise click.UsageError("--width/--height need a file; for a frame stream give --scale")
+        if quality is not None:
+            raise click.UsageError("--quality is for JPEG and WebP pictures; a frame stream has none")
         if frames is not None:  # it had been ignored, every frame upscaled without a word
             raise click.UsageError("--frames needs a video file; a frame stream is upscaled whole (cut it where it is "
                                    "made, e.g. ffmpeg -ss START -frames:v COUNT)")
