@@ -16,7 +16,7 @@ from typing import Mapping
 
 import torch
 
-from .errors import DenoiseError, DownloadError, OfflineError, first_line
+from .errors import CacheError, ChecksumError, DenoiseError, DownloadError, DownloadSettingError, OfflineError, first_line
 from .manifest import Manifest, ModelEntry, load_manifest
 from .archs import get_arch
 from .models import LoadedModel, _load_strict, candidates, is_path_spec
@@ -73,13 +73,16 @@ def load_denoised(spec: str, strength: float, *, offline: bool | None = None, ma
         absent = f" ({' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not there)" if missing else ""
         # the reason first and short: the download's own advice had pushed the way out past the
         # message's cut ("... or choose a built-in model (see `sr-filter ... (see --denoise)")
+        said = first_line(exc).split(". ")[0].split("; ")[0]
         if isinstance(exc, OfflineError):
-            why, fix = "downloads are off (SR_FILTER_OFFLINE=1 or offline mode)", "allow downloads"
+            why, fix = "downloads are off (SR_FILTER_OFFLINE=1 or offline mode)", "allow downloads (or name a mirror with SR_FILTER_WEIGHTS_URL)"
+        elif isinstance(exc, (DownloadSettingError, ChecksumError, CacheError)):  # not the network: its own words
+            why, fix = f"the download could not be made ({said})", "mend that"
         else:
-            why, fix = f"the download failed ({first_line(exc).split('. ')[0].split('; ')[0]})", "check the network"
+            why, fix = f"the download failed ({said})", "check the network (or name a mirror with SR_FILTER_WEIGHTS_URL)"
         raise DenoiseError(f"a denoise strength needs both {entry.file} and {twin.file} in {where}{absent}, and {why}: "
-                           f"{fix} (or name a mirror with SR_FILTER_WEIGHTS_URL), put the files there, or leave out the "
-                           "denoise strength (no built-in model has a denoise pair; they work offline)") from exc
+                           f"{fix}, put the files there, or leave out the denoise strength (no built-in model has a "
+                           "denoise pair; they work offline)") from exc
     strong = load_state_dict(path, entry.state_key)
     weak = load_state_dict(twin_path, twin.state_key)
     arch = get_arch(entry.arch)

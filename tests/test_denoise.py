@@ -133,6 +133,10 @@ def test_unreachable_pair_says_that_no_built_in_model_replaces_it(pair, monkeypa
         text = str(info.value)
         assert text.endswith("leave out the denoise strength (no built-in model has a denoise pair; they work offline)")
         assert len(text) < 560 and ("allow downloads" if offline else "check the network") in text, text
+    monkeypatch.setenv("SR_FILTER_WEIGHTS_URL", "notaurl")  # not the network: the setting's own words
+    with pytest.raises(DenoiseError, match=r"could not be made \(SR_FILTER_WEIGHTS_URL='notaurl' is not an http") as info:
+        denoise.load_denoised("strong", 0.5, manifest=manifest)
+    assert "mend that" in str(info.value) and "network" not in str(info.value)
 
 
 def test_a_denoised_conversion_is_never_taken_for_the_plain_model(pair, monkeypatch):
