@@ -251,6 +251,11 @@ def test_a_folder_of_videos_only_gets_the_one_machine_hint(tmp_path):
     with pytest.raises(ImageFormatError, match=r"in .*vd; folders are searched for images only: give a video by name, "
                                                r"e\.g\. .*vd/v\.mp4 \(--cluster takes one video at a time\)$"):
         storage.list_tasks([str(tmp_path / "vd")], str(tmp_path / "out"))
+    # a video named beside other inputs: it had been "no image files ... in v.mp4; folders are searched ..."
+    (tmp_path / "im").mkdir()
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "im" / "a.png")
+    with pytest.raises(ImageFormatError, match=r"v\.mp4 is a video; --cluster upscales a video given alone .*not beside other inputs"):
+        storage.list_tasks([str(tmp_path / "im"), str(tmp_path / "vd" / "v.mp4")], str(tmp_path / "out"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -494,6 +499,11 @@ def test_inputs_are_listed_as_one_machine_names_them(tmp_path):
     assert pairs([str(plain) + "/[c]*.png"], tmp_path / "out") == [("plain/c.png", "out/c.png")]
     with pytest.raises(storage.ImageFormatError, match="would be written over itself"):
         pairs([str(plain) + "/*.png"], plain)
+    # `**/` stands for no folder too, as on one machine: the pictures directly in the folder had
+    # been left out without a word
+    (plain / "sub").mkdir()
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(plain / "sub" / "d.png")
+    assert pairs([str(plain) + "/**/*.png"], tmp_path / "out") == [("plain/c.png", "out/c.png"), ("plain/sub/d.png", "out/sub/d.png")]
 
 
 def test_uris_keep_encoded_names_hosts_and_options(tmp_path):

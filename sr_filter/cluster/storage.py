@@ -123,7 +123,7 @@ def list_tasks(inputs: list[str], output: str, fmt: str | None = None, left_out:
     under; ``fmt`` changes their extension. Outputs of an earlier run in an output folder inside an
     input folder are not inputs. A name that exists is taken as it is (``shots [2024]/``), as on
     one machine; otherwise ``*?[`` make it a pattern, whose ``*`` also matches across folders
-    (``a/*.png`` finds ``a/b/c.png``). Hidden files and folders are left out, as on one machine;
+    (``a/*.png`` finds ``a/b/c.png``) and whose ``**/`` also stands for no folder. Hidden files and folders are left out, as on one machine;
     what is passed over is counted into ``left_out`` by :data:`sr_filter.datasets.LEFT_OUT` kind.
     """
     left_out = Counter() if left_out is None else left_out
@@ -160,7 +160,7 @@ def list_tasks(inputs: list[str], output: str, fmt: str | None = None, left_out:
         named = info.type == pafs.FileType.File and pattern is None  # a file given by name is taken as it is
         kept, videos = [], []
         for p, rel in found:
-            if pattern is not None and not fnmatch.fnmatchcase(p, pattern):
+            if pattern is not None and not _matches(p, pattern):
                 continue
             if _inside(out_path, path) and _inside(p, out_path):  # an output folder inside the input one
                 left_out["in output"] += 1
@@ -173,6 +173,9 @@ def list_tasks(inputs: list[str], output: str, fmt: str | None = None, left_out:
                 left_out["video" if video else "other"] += 1
                 videos += [p] if video else []
         found = kept
+        if not found and named and videos:  # it had been "no image files ... in clip.mp4 ...: give a video by name"
+            raise ImageFormatError(f"{item} is a video; --cluster upscales a video given alone (sr-filter {item} -o OUT "
+                                   "--cluster ...), not beside other inputs")
         if not found:  # with the one-machine run's hint where the folder holds videos
             hint = (f"; folders are searched for images only: give a video by name, e.g. {sorted(videos)[0]} "
                     "(--cluster takes one video at a time)") if videos else ""
@@ -191,6 +194,13 @@ def list_tasks(inputs: list[str], output: str, fmt: str | None = None, left_out:
             seen[target] = source
             tasks.append(Task(source, target))
     return tasks
+
+
+def _matches(path: str, pattern: str) -> bool:
+    """Whether ``path`` matches a pattern whose ``*`` also crosses folders, and whose ``**/`` also
+    stands for no folder at all, as on one machine: ``in/**/*.png`` had left out the pictures
+    directly in ``in`` (and the run had ended as a success)."""
+    return fnmatch.fnmatchcase(path, pattern) or ("**/" in pattern and fnmatch.fnmatchcase(path, pattern.replace("**/", "")))
 
 
 def _local_files(root: str, left_out: Counter) -> list[tuple[str, str]]:
