@@ -379,8 +379,13 @@ def test_tiff_without_resolution_gets_no_dpi(bird):
     assert Image.open(io.BytesIO(data)).info.get("dpi") == (1, 1)  # the precondition
     array, meta = imageio.read_image(data)
     assert meta.dpi is None
-    for fmt in ("PNG", "JPEG", "BMP"):  # BMP had been written at Pillow's 96 dpi
+    for fmt in ("PNG", "JPEG"):
         assert "dpi" not in Image.open(io.BytesIO(imageio.encode_image(array, fmt, meta, scale=4))).info, fmt
+    # BMP had been written at Pillow's 96 dpi; 0 pixels per metre is the format's "not stated" (which
+    # Pillow before 11.1 reports as 0 dpi, later ones not at all), and reads back as none
+    bmp = imageio.encode_image(array, "BMP", meta, scale=4)
+    assert struct.unpack("<ii", bmp[38:46]) == (0, 0)
+    assert imageio.read_image(bmp)[1].dpi is None
     with tifffile.TiffFile(io.BytesIO(imageio.encode_image(array, "TIFF", meta, scale=4))) as tif:
         assert "XResolution" not in tif.pages[0].tags
 
