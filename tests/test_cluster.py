@@ -241,6 +241,21 @@ def test_a_folder_that_cannot_be_listed_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "scandir", scandir)
     with pytest.raises(ImageFormatError, match=r"cannot list .*in: .*Permission denied"):
         storage.list_tasks([str(src)], str(tmp_path / "out"))
+    # as the job lists it: that folder fails alone and the rest goes on, as on one machine (a
+    # locked subfolder had stopped the whole job before any work)
+    unreadable: list = []
+    tasks = storage.list_tasks([str(src)], str(tmp_path / "out"), unreadable=unreadable)
+    assert [os.path.basename(t.source) for t in tasks] == ["a.png"]
+    assert unreadable == [(str(src / "sub"), f"cannot read folder {src / 'sub'}: Permission denied")]
+
+    def locked_root(path="."):
+        if str(path) == str(src):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", locked_root)
+    with pytest.raises(ImageFormatError, match=r"cannot list .*in: .*Permission denied"):  # the folder given: still one line
+        storage.list_tasks([str(src)], str(tmp_path / "out"), unreadable=[])
 
 
 def test_a_folder_of_videos_only_gets_the_one_machine_hint(tmp_path):

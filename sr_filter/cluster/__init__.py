@@ -29,14 +29,16 @@ log = logging.getLogger(__name__)
 __all__ = ["ClusterError", "Event", "INSTALL_HINT", "Interrupted", "Summary", "plan", "upscale_folder", "upscale_video"]
 
 
-def plan(inputs: str | os.PathLike | list, output: str | os.PathLike, *, fmt: str | None = None) -> tuple[list[storage.Task], int]:
-    """The files still to do and how many are skipped because their output exists (resume)."""
+def plan(inputs: str | os.PathLike | list, output: str | os.PathLike, *, fmt: str | None = None,
+         unreadable: list[tuple[str, str]] | None = None) -> tuple[list[storage.Task], int]:
+    """The files still to do and how many are skipped because their output exists (resume);
+    subfolders that cannot be read go into ``unreadable`` (else they stop the listing)."""
     from .connect import import_ray
 
     import_ray()  # the install hint comes before anything else
     output = storage.locations(output, "output")[0]
     left_out: Counter = Counter()
-    tasks = storage.list_tasks(storage.locations(inputs, "inputs"), output, fmt, left_out)
+    tasks = storage.list_tasks(storage.locations(inputs, "inputs"), output, fmt, left_out, unreadable)
     line = left_out_text(left_out)
     if line:  # as on one machine (the cluster had said nothing of them)
         log.warning("%s", line)
@@ -96,13 +98,16 @@ def upscale_folder(
         raise ClusterError(f"dst must be one output folder (a path or URI), not {len(dst)}")
     dst = dst[0]
     check_address(address)
-    tasks, skipped = plan(src, dst, fmt=fmt)
+    unreadable: list[tuple[str, str]] = []
+    tasks, skipped = plan(src, dst, fmt=fmt, unreadable=unreadable)
+    for _, message in unreadable:  # failed alone, as on one machine; the rest goes on
+        log.error("error: %s", message)
     made = storage.check_writable(dst)
     if on_plan is not None:
         on_plan(len(tasks), skipped)
     settings = Settings.from_keywords(keywords)
     if not tasks:
-        return Summary(skipped=skipped)
+        return Summary(skipped=skipped, failed=list(unreadable))
     try:
         started = connect(address, num_cpus=num_cpus)
         try:
@@ -118,4 +123,5 @@ def upscale_folder(
         storage.remove_if_empty(made)  # failed before any output (no cluster, a model no worker loads)
         raise
     summary.skipped += skipped
+    summary.failed += unreadable
     return summary

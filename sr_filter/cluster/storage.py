@@ -116,7 +116,8 @@ def local_path(location: str) -> str:
     return unquote(rest)
 
 
-def list_tasks(inputs: list[str], output: str, fmt: str | None = None, left_out: Counter | None = None) -> list[Task]:
+def list_tasks(inputs: list[str], output: str, fmt: str | None = None, left_out: Counter | None = None,
+               unreadable: list[tuple[str, str]] | None = None) -> list[Task]:
     """Every image under ``inputs`` (folders, files or glob patterns) paired with its output.
 
     Outputs keep their path relative to the folder (or the pattern's fixed part) they were found
@@ -125,6 +126,8 @@ def list_tasks(inputs: list[str], output: str, fmt: str | None = None, left_out:
     one machine; otherwise ``*?[`` make it a pattern, whose ``*`` also matches across folders
     (``a/*.png`` finds ``a/b/c.png``) and whose ``**/`` also stands for no folder. Hidden files and folders are left out, as on one machine;
     what is passed over is counted into ``left_out`` by :data:`sr_filter.datasets.LEFT_OUT` kind.
+    A local subfolder that cannot be read goes into ``unreadable`` as (folder, one-line error), as
+    one machine fails it alone; without that list (or for the folder given) it stops the listing.
     """
     left_out = Counter() if left_out is None else left_out
     from pyarrow import fs as pafs
@@ -151,7 +154,7 @@ def list_tasks(inputs: list[str], output: str, fmt: str | None = None, left_out:
             if info.type == pafs.FileType.File and pattern is None:
                 found = [(info.path, PurePosixPath(info.path).name)]
             elif is_local(item):  # links to folders are not entered, as on one machine (a link back up looped)
-                found = _local_files(path, left_out)
+                found = _local_files(path, left_out, unreadable)
             else:
                 entries = filesystem.get_file_info(pafs.FileSelector(path, recursive=True))
                 found = [(e.path, str(PurePosixPath(e.path).relative_to(path))) for e in entries if e.type == pafs.FileType.File]
@@ -203,16 +206,19 @@ def _matches(path: str, pattern: str) -> bool:
     return fnmatch.fnmatchcase(path, pattern) or ("**/" in pattern and fnmatch.fnmatchcase(path, pattern.replace("**/", "")))
 
 
-def _local_files(root: str, left_out: Counter) -> list[tuple[str, str]]:
+def _local_files(root: str, left_out: Counter, unreadable: list[tuple[str, str]] | None = None) -> list[tuple[str, str]]:
     """(path, path relative to ``root``) of every file under a local folder, without entering
     symbolic links to folders (counted as left out): pyarrow's listing follows them, so a link to
-    a parent folder had been listed again and again until the paths grew too long."""
+    a parent folder had been listed again and again until the paths grew too long. A subfolder
+    that cannot be read goes into ``unreadable`` (a locked folder had stopped the whole job)."""
     found = []
 
-    def unreadable(exc: OSError) -> None:  # it had been passed over without a word
-        raise exc
+    def cannot_read(exc: OSError) -> None:  # it had been passed over without a word
+        if unreadable is None or not exc.filename or os.path.normpath(exc.filename) == os.path.normpath(root):
+            raise exc
+        unreadable.append((exc.filename, f"cannot read folder {exc.filename}: {exc.strerror or exc}"))
 
-    for here, dirs, names in os.walk(root, onerror=unreadable, followlinks=False):
+    for here, dirs, names in os.walk(root, onerror=cannot_read, followlinks=False):
         links = [d for d in dirs if os.path.islink(os.path.join(here, d))]
         hidden = [d for d in dirs if d.startswith(".") and d not in links]
         left_out["link"] += len(links)
