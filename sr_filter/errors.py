@@ -163,6 +163,22 @@ class CommunityModelError(WeightsFormatError):
     another task, other channels, spandrel not installed)."""
 
 
+class ConfigError(SrFilterError):
+    """A training config file is missing, malformed or has unknown or invalid settings."""
+
+
+class DataError(SrFilterError):
+    """The training images cannot be used (missing folder, images smaller than a patch)."""
+
+
+class CheckpointError(SrFilterError):
+    """A checkpoint cannot be read or written, or does not belong to this experiment."""
+
+
+class TrainingError(SrFilterError):
+    """Training cannot go on (the loss is no longer a number)."""
+
+
 class DenoiseError(SrFilterError):
     """A denoise strength out of range, or asked of a model without a weak-denoise pair."""
 

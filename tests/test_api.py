@@ -681,3 +681,11 @@ def test_every_error_class_of_the_library_is_at_its_top_level():
                if inspect.isclass(value) and issubclass(value, SrFilterError) and value.__module__ == errors.__name__}
     assert defined <= set(sr_filter.__all__), sorted(defined - set(sr_filter.__all__))
     assert all(getattr(sr_filter, name) is getattr(errors, name) for name in defined)
+    # the training errors are the library's too (they had lived in sr_filter.training only); a
+    # training run's stop on a signal is a stop, not an error to catch
+    from sr_filter.training import config, data, trainer
+
+    own = {name for module in (config, data, trainer) for name, value in vars(module).items()
+           if inspect.isclass(value) and issubclass(value, SrFilterError) and value.__module__ == module.__name__}
+    assert own == {"TrainingStopped"}, own
+    assert {"ConfigError", "DataError", "CheckpointError", "TrainingError"} <= defined

@@ -15,11 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import SrFilterError
-
-
-class ConfigError(SrFilterError):
-    """A training config file is missing, malformed or has unknown or invalid settings."""
+from ..errors import ConfigError
 
 
 @dataclass(frozen=True)

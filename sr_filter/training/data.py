@@ -15,16 +15,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import SrFilterError
+from ..errors import DataError, SrFilterError
 from ..datasets import list_images, read_rgb, select_images, unmatched
 from ..imageops import imresize, modcrop
 from .config import DataConfig, DegradationConfig
 
 log = logging.getLogger(__name__)
-
-
-class DataError(SrFilterError):
-    """The training images cannot be used (missing folder, images smaller than a patch)."""
 
 
 def is_plain_bicubic(d: DegradationConfig) -> bool:

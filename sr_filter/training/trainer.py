@@ -30,7 +30,7 @@ from torch import nn
 from ..archs import get_arch
 from ..cachelock import CacheLock, LockTimeout
 from ..device import device_for_rank
-from ..errors import SrFilterError, first_line, mismatch_detail
+from ..errors import CheckpointError, SrFilterError, TrainingError, first_line, mismatch_detail
 from ..stdio import discard
 from .config import ConfigError, TrainConfig
 from .data import PatchSampler
@@ -38,14 +38,6 @@ from .losses import GeneratorLoss
 from .schedule import ema_decay, learning_rate, update_ema
 
 CHECKPOINT_FORMAT = 1
-
-
-class CheckpointError(SrFilterError):
-    """A checkpoint cannot be read or written, or does not belong to this experiment."""
-
-
-class TrainingError(SrFilterError):
-    """Training cannot go on (the loss is no longer a number)."""
 
 
 class TrainingStopped(SrFilterError):
