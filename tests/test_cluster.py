@@ -672,3 +672,9 @@ def test_progress_lines_rate_leaves_out_start_up(monkeypatch, capsys):
     assert lines == ["sr-filter: [1/5] in/a.png -> out/a.png (2.0 s)",
                      "sr-filter: [2/5] in/b.png -> out/b.png (2.0 s; 1.00 files/s, ETA 3 s)",
                      "sr-filter: [3/5] in/c.png -> out/c.png (2.0 s; 0.75 files/s, ETA 3 s)"]
+    # a lost worker is one line, not one per file it held (two had been said for one kill)
+    for name, worker in (("d", 1), ("e", 1), ("f", 2)):
+        report.on_event(Event("retry", Task(f"in/{name}.png", f"out/{name}.png"), "RayActorError", worker=worker))
+    assert capsys.readouterr().err.splitlines() == [
+        "sr-filter: a worker was lost; in/d.png and any other file it held go to another",
+        "sr-filter: a worker was lost; in/f.png and any other file it held go to another"]

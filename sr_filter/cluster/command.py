@@ -25,6 +25,7 @@ class _Report:
         self.bars: Bars | None = None  # made once the plan says how many tasks there are
         self.finished, self.total = 0, None
         self.first: float | None = None  # when the work began, once a task has finished
+        self.lost: set[int] = set()  # workers whose loss was said
 
     def say(self, message: str) -> None:
         (self.bars.echo if self.bars is not None else lambda m: click.echo(m, err=True))(message)
@@ -37,9 +38,10 @@ class _Report:
             self.say(f"sr-filter: using {model}")
 
     def on_event(self, event: Event) -> None:
-        if event.kind == "retry":
-            if not self.quiet:
-                self.say(f"sr-filter: a worker was lost; {_name(event.task)} goes to another")
+        if event.kind == "retry":  # one line per lost worker (it had been one per file the worker held)
+            if not self.quiet and event.worker not in self.lost:
+                self.say(f"sr-filter: a worker was lost; {_name(event.task)} and any other file it held go to another")
+            self.lost.add(event.worker)
             return
         self.finished += 1
         done, total, now = self.finished, self.total or 0, time.monotonic()

@@ -173,7 +173,7 @@ def run(tasks: list[storage.Task], settings: Settings, *, workers: int | None = 
                     else:
                         summary.retried += 1
                         pending.appendleft((task, attempt + 1))
-                        emit(Event("retry", task, type(exc).__name__))
+                        emit(Event("retry", task, type(exc).__name__, worker=key))
                     continue
                 kind = {"done": "done", "exists": "skipped", "failed": "failed"}[outcome.status]
                 message = outcome.message if outcome.message.startswith(task.source) or not outcome.message else f"{task.source}: {outcome.message}"
