@@ -29,7 +29,7 @@ import numpy as np
 
 from .convert import from_float
 from .device import free_accelerator_cache, is_oom
-from .errors import CancelledError, OutOfMemoryError, SrFilterError
+from .errors import CancelledError, ImageFormatError, OutOfMemoryError, SrFilterError
 from .progress import cancels
 
 #: callback(done, total) in input pixels; returning False cancels
@@ -215,6 +215,19 @@ class ArraySink:
 # -- execution -------------------------------------------------------------------------------------
 
 
+def _check_out(out: object, shape: tuple[int, ...]) -> None:
+    """A given ``out``, before any work: a float32 array of the output's shape, or a sink. A uint8
+    array had been filled with 0s and 1s (through ``Upscaler.run_into``), and a wrong shape failed
+    inside numpy after the first windows had run."""
+    if isinstance(out, np.ndarray):
+        if out.dtype != np.float32 or out.shape != shape or not out.flags.writeable:
+            raise ImageFormatError(f"out must be a writable float32 array of shape {shape} (the padded input's size "
+                                   f"times the model's scale), not a {'' if out.flags.writeable else 'read-only '}"
+                                   f"{out.dtype} array of shape {out.shape}; for uint8/uint16 output, pass an ArraySink")
+    elif not callable(getattr(out, "write", None)):
+        raise ImageFormatError(f"out must be a float32 numpy array or a Sink (sr_filter.tiling), not {type(out).__name__}")
+
+
 def run_tiled(
     run: Callable[[np.ndarray], np.ndarray],
     image: np.ndarray,
@@ -237,6 +250,8 @@ def run_tiled(
     _, channels, height, width = image.shape
     if out is None:
         out = np.empty((1, channels, height * scale, width * scale), dtype=np.float32)
+    else:
+        _check_out(out, (1, channels, height * scale, width * scale))
     sink: Sink = FloatSink(out) if isinstance(out, np.ndarray) else out
     whole = tile <= 0 or (height <= tile and width <= tile)
     band = 0 if whole else max(0, min(band, tile // 2))

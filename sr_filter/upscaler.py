@@ -259,7 +259,6 @@ class Upscaler:
         uint8/uint16 image), so no float32 copy of the whole output is ever held."""
         given = self._check_input(x)
         x = self.model.pad(given)
-        _check_out(out, (x.shape[0], x.shape[1], x.shape[2] * self.scale, x.shape[3] * self.scale))
         facts = self.model.facts
         run_tiled(
             self._window,
@@ -598,19 +597,6 @@ def _rebuilt(kind: type, settings: tuple) -> Upscaler:
     are kept): a process pool sends it with every task, and loading the model for each would
     cost more than the task."""
     return kind(**dict(settings))
-
-
-def _check_out(out: Any, shape: tuple[int, ...]) -> None:
-    """``run_into``'s ``out``, before any work: a float32 array of the padded output's shape, or a
-    sink. A uint8 array had been filled with 0s and 1s, and a wrong shape failed inside numpy
-    after the first windows had run."""
-    if isinstance(out, np.ndarray):
-        if out.dtype != np.float32 or out.shape != shape or not out.flags.writeable:
-            raise ImageFormatError(f"out must be a writable float32 array of shape {shape} (the padded input's size "
-                                   f"times the model's scale), not a {'' if out.flags.writeable else 'read-only '}"
-                                   f"{out.dtype} array of shape {out.shape}; for uint8/uint16 output, pass an ArraySink")
-    elif not callable(getattr(out, "write", None)):
-        raise ImageFormatError(f"out must be a float32 numpy array or a Sink (sr_filter.tiling), not {type(out).__name__}")
 
 
 def _carry_info(image: Any, out: Any, meta: Any) -> None:
