@@ -27,6 +27,11 @@ LEFT_OUT = {
 }
 
 
+def unreadable_folder(exc: OSError) -> str:
+    """The line for a folder a walk could not read, in the same words on one machine and on a cluster."""
+    return f"cannot read folder {exc.filename}: {exc.strerror or exc}"
+
+
 def left_out_text(counts: Mapping[str, int]) -> str | None:
     """"left out: 2 hidden files and folders, 1 other file" for counts by :data:`LEFT_OUT` kind; None for none."""
     parts = [f"{counts[kind]} {names[counts[kind] > 1]}" for kind, names in LEFT_OUT.items() if counts.get(kind)]

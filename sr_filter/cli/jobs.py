@@ -134,13 +134,14 @@ def _images_in(folder: Path, out_dir: Path, left_out: Counter) -> tuple[list[Pat
     are left out, as are files inside ``out_dir`` when it lies within ``folder`` (earlier
     outputs); what is left out is counted into ``left_out`` by kind, to be said."""
     from .. import imageio
+    from ..datasets import unreadable_folder
 
     nested = out_dir.resolve() != folder.resolve() and _inside(out_dir, folder)
     unreadable: list[tuple[Path, str]] = []
     files: list[Path] = []
 
     def refused(exc: OSError) -> None:  # the folder itself is named in the failed list (it had been the input folder)
-        unreadable.append((Path(exc.filename or folder), f"cannot read folder {exc.filename}: {exc.strerror or exc}"))
+        unreadable.append((Path(exc.filename or folder), unreadable_folder(exc)))
 
     for top, dirs, names in os.walk(folder, onerror=refused):
         here = Path(top)

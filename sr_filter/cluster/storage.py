@@ -211,12 +211,14 @@ def _local_files(root: str, left_out: Counter, unreadable: list[tuple[str, str]]
     symbolic links to folders (counted as left out): pyarrow's listing follows them, so a link to
     a parent folder had been listed again and again until the paths grew too long. A subfolder
     that cannot be read goes into ``unreadable`` (a locked folder had stopped the whole job)."""
+    from ..datasets import unreadable_folder
+
     found = []
 
     def cannot_read(exc: OSError) -> None:  # it had been passed over without a word
         if unreadable is None or not exc.filename or os.path.normpath(exc.filename) == os.path.normpath(root):
             raise exc
-        unreadable.append((exc.filename, f"cannot read folder {exc.filename}: {exc.strerror or exc}"))
+        unreadable.append((exc.filename, unreadable_folder(exc)))
 
     for here, dirs, names in os.walk(root, onerror=cannot_read, followlinks=False):
         links = [d for d in dirs if os.path.islink(os.path.join(here, d))]
