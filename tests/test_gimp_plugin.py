@@ -273,10 +273,10 @@ def test_worker_resizes_a_mask_to_its_layers_box_without_the_network():
 
 def test_worker_names_its_own_python_in_install_advice():
     """GIMP's user has several Pythons: a plain `pip install` rarely reaches the worker's."""
-    said = gimp_worker.with_this_python("needs the spandrel package; install it with: pip install --no-deps spandrel==0.4.2")
+    said = gimp_worker.for_gimp_user("needs the spandrel package; install it with: pip install --no-deps spandrel==0.4.2")
     assert said == "needs the spandrel package; install it with: %s -m pip install --no-deps spandrel==0.4.2" % sys.executable
-    assert gimp_worker.with_this_python("run python3 -m pip install x") == "run python3 -m pip install x"
-    assert gimp_worker.with_this_python("or uv pip install x") == "or uv pip install x"
+    assert gimp_worker.for_gimp_user("run python3 -m pip install x") == "run python3 -m pip install x"
+    assert gimp_worker.for_gimp_user("or uv pip install x") == "or uv pip install x"
 
 
 def test_a_server_remembered_as_unreachable_is_told_with_a_command_a_gimp_user_can_run(tmp_path):

@@ -146,10 +146,10 @@ def _serve(stdin: IO[bytes], stdout: IO[bytes], stderr: IO[str], warnings: _Warn
         kwargs, scale = upscale_options(request["options"])
         upscaler = sr_filter.Upscaler(**kwargs)  # loaded once for all layers
         have, held = available_ram(), 0  # the results wait for the last layer: each one counts against the next
+        factor = scale or upscaler.scale
         for index, info in enumerate(request["images"]):
             named = "layer %r" % info["name"] if info.get("name") else "layer %d" % (index + 1)  # as the Layers dialog shows it
             itemsize = np.dtype(DTYPES[info["dtype"]]).itemsize
-            factor = scale or upscaler.scale
             try:
                 limits.check_fits(("the mask of " if info.get("mask") else "") + named, info["width"], info["height"],
                                   info["channels"], factor, itemsize, model_scale=1 if info.get("mask") else upscaler.scale,
@@ -176,7 +176,6 @@ def _serve(stdin: IO[bytes], stdout: IO[bytes], stderr: IO[str], warnings: _Warn
 
             sizes = request["options"].get("sizes")
             if info.get("mask"):
-                factor = scale or upscaler.scale
                 width, height = sizes[index] if sizes else (proto.scaled(info["width"], factor), proto.scaled(info["height"], factor))
                 out = resized_mask(to_array(info, data), width, height)
             else:
@@ -186,7 +185,7 @@ def _serve(stdin: IO[bytes], stdout: IO[bytes], stderr: IO[str], warnings: _Warn
                 out = fit(out, *sizes[index])
             results.append(from_array(out))
         reply: Dict[str, Any] = {"ok": True, "images": [info for info, _ in results],
-                                 "warnings": [with_this_python(line) for line in warnings.lines]}
+                                 "warnings": [for_gimp_user(line) for line in warnings.lines]}
         proto.write_message(stdout, reply, [data for _, data in results])
         return 0
     except Exception as exc:  # every failure becomes one JSON error line
@@ -199,7 +198,7 @@ def _serve(stdin: IO[bytes], stdout: IO[bytes], stderr: IO[str], warnings: _Warn
         elif not _is_user_error(exc):
             traceback.print_exc(file=stderr)
             message = "internal error in sr-filter (%s: %s)" % (kind, message)
-        message = with_this_python(message)
+        message = for_gimp_user(message)
         try:
             proto.write_message(stdout, {"ok": False, "error": message, "kind": kind})
         except OSError:
@@ -207,7 +206,7 @@ def _serve(stdin: IO[bytes], stdout: IO[bytes], stderr: IO[str], warnings: _Warn
         return 1
 
 
-def with_this_python(message: str) -> str:
+def for_gimp_user(message: str) -> str:
     """``message`` with its advice made for GIMP's user: ``pip install`` naming the worker's
     interpreter (GIMP's user has several Pythons, and a plain `pip` installs into whichever comes
     first on PATH, rarely this one), and, for a server remembered as unreachable, the command that
