@@ -491,6 +491,13 @@ def test_a_size_rounded_to_even_is_said(tmp_path, upscaler):
     notices.clear()
     upscale_video(clip, tmp_path / "out31.mkv", upscaler=upscaler, scale=1.5, notice=notices.append)
     assert notices == ["the video is written 46x32, not 47x32: video encoders take even picture sizes"]
+    # a width asked for is named: --width 41 on 40x30 is 40x30, where a picture is 41x31 (it had said "40x30, not 40x30"
+    # or, on other sizes, compared with the even scale's own size and not named the width asked for)
+    clip = make_clip(tmp_path / "w40.mkv", frames=2, size=(40, 30), codec="ffv1", audio=0)
+    notices.clear()
+    upscale_video(clip, tmp_path / "w41.mkv", upscaler=upscaler, width=41, notice=notices.append)
+    assert notices == ["the video is written 40x30, not 41x31: video encoders take even picture sizes"]
+    assert describe(tmp_path / "w41.mkv")["size"] == (40, 30)
 
 
 def test_a_picture_named_as_a_video_is_refused(tmp_path, upscaler):

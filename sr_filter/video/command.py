@@ -231,7 +231,8 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
 
     bar = _Bar(source.name, quiet)
     try:
-        summary = upscale_video(source, target, upscaler=upscaler, scale=scale, codec=codec, crf=crf, frames=frames,
+        summary = upscale_video(source, target, upscaler=upscaler, scale=None if any(size) else scale,
+                                width=size[0], height=size[1], codec=codec, crf=crf, frames=frames,
                                 resume=resume, overwrite=overwrite, progress=bar,
                                 notice=lambda text: None if quiet else click.echo(f"sr-filter: {text}", err=True),  # -q: errors only
                                 skip_damaged=skip_damaged)

@@ -107,8 +107,9 @@ def upscale_video(
             notice(ignored)
         if upscaler is None:
             upscaler = given_or_loaded(None, name, **loading)
+        asked = None  # the scale that fits width/height exactly, as a picture would be sized
         if width or height:  # the picture as players show it fits inside them, on even sizes
-            scale = scale_to_fit(src, width, height)
+            scale, asked = _fitting(src, width, height)
         factor = upscaler.check_scale(scale)
         info = source.describe(container, str(src), scale=factor)
         encode.settle_alpha(info, family, muxer)
@@ -116,8 +117,8 @@ def upscale_video(
         for line in encode.notices(info, family, muxer):
             notice(line)
         width, height = _even(info.width * factor), _even(info.height * factor)
-        exact = (scaled_length(info.width, factor), scaled_length(info.height, factor))
-        if (width, height) != exact:  # it had been rounded without a word (63x47 at x3: 188x140)
+        exact = (scaled_length(info.width, asked or factor), scaled_length(info.height, asked or factor))
+        if (width, height) != exact:  # it had been rounded without a word (63x47 at x3: 188x140; --width 101: 100 wide)
             notice(f"the video is written {width}x{height}, not {exact[0]}x{exact[1]}: video encoders "
                    "take even picture sizes")
         if resume:
@@ -278,7 +279,12 @@ def atomic_file(dst: Path, overwrite: bool = False) -> AbstractContextManager[Bi
 
 def scale_to_fit(path: Path, width: int | None, height: int | None) -> float:
     """The scale that makes a video's picture, as players show it (rotation applied), ``width``
-    wide or ``height`` high (both: fit inside both)."""
+    wide or ``height`` high (both: fit inside both), on the even sizes encoders take."""
+    return _fitting(path, width, height)[0]
+
+
+def _fitting(path: Path, width: int | None, height: int | None) -> tuple[float, float]:
+    """:func:`scale_to_fit`'s scale, and the one that fits exactly (as a picture is sized)."""
     container = source.open_video(path)
     try:
         info = source.describe(container, str(path), scale=1.0)
@@ -289,10 +295,10 @@ def scale_to_fit(path: Path, width: int | None, height: int | None) -> float:
     finally:
         container.close()
     shown = (info.width, info.height) if rotation % 180 == 0 else (info.height, info.width)
-    scale = target_scale(width, height, (shown[1], shown[0]), str(path))
+    scale = exact = target_scale(width, height, (shown[1], shown[0]), str(path))
     # inside what was asked, where encoders need even sizes: an odd bound gives the even size below
     # it (75 high had become 76 with both given; --width 1001 alone had given 1002)
     for bound, side in ((width, shown[0]), (height, shown[1])):
         if bound and _even(side * scale) > bound:
             scale = min(scale, max(2, bound - bound % 2) / side)  # frames are at least 2 px: --width 1 gives 2
-    return scale
+    return scale, exact
