@@ -101,6 +101,11 @@ def test_a_y4m_stream_given_as_an_image_or_png_stream_is_named(tmp_path):
         assert result.returncode == 1 and words in result.stderr, result.stderr
     image = tmp_path / "a.png"
     Image.fromarray(pattern(0, 16, 16)).save(image)
+    for kind in ("TIFF", "JPEG", "WebP"):  # one picture piped in as a PNG stream had been "damaged at image 0"
+        buffer = io.BytesIO()
+        Image.fromarray(pattern(0, 16, 16)).save(buffer, kind)
+        result = run("-", "-o", "-", "--format", "png-stream", "-m", MODEL, stdin=buffer.getvalue())
+        assert result.returncode == 1 and f"the input is a {kind} image, and --format png-stream".encode() in result.stderr
     result = run(image, "-o", tmp_path / "a.y4m", "-m", MODEL, stdin=b"")
     assert result.returncode == 1 and b"names a YUV4MPEG2 frame stream, but the input is an image" in result.stderr
     assert not (tmp_path / "a.y4m").exists()

@@ -212,6 +212,13 @@ def read_pngs(stream: BinaryIO) -> Iterator[bytes]:
         if head != signature:
             if not number and head.startswith(MAGIC[:8]):
                 raise VideoFormatError("the input is a YUV4MPEG2 frame stream, not a PNG stream; use --format y4m")
+            if not number:  # a TIFF or JPEG piped in with --format png-stream had been "damaged at image 0"
+                from ..sniff import image_format
+
+                kind = image_format(head + stream.read(8))
+                if kind is not None:
+                    raise VideoFormatError(f"the input is a {kind} image, and --format png-stream upscales a stream of "
+                                           "PNG images; for one image choose an image --format (png, jpg, ...)")
             raise VideoFormatError(f"the PNG stream is damaged at image {number} (no PNG signature)")
         parts = [head]
         while True:
