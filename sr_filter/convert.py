@@ -306,6 +306,10 @@ def pil_to_array(image: Image.Image, meta: ImageMeta | None = None) -> tuple[np.
     mode = image.mode
     keyed = "transparency" in image.info
     if mode in ("P", "PA"):
+        alphas = image.info.get("transparency")
+        if isinstance(alphas, bytes) and len(alphas) > 256:  # entries past the palette's 256, as libpng and browsers do
+            image = image.copy()  # (Pillow refused the picture: "palette index out of range")
+            image.info["transparency"] = alphas[:256]
         image = image.convert("RGBA" if keyed or mode == "PA" else "RGB")
     elif mode == "1":
         image = image.convert("L")
