@@ -334,7 +334,9 @@ def _plan(inputs: list[str], output: str | None, suffix: str, *, fmt: str | None
     if skip_existing:  # before the checks: an output written in place of its input is done, not refused
         kept = [j for j in jobs if j.target is None or not j.target.exists() or j.target.is_dir() or is_stream(j.target)]
         skipped = len(jobs) - len(kept)
-        if skipped:
+        if skipped and not batch:  # one picture: named, as a video is
+            say(f"sr-filter: skipping existing output {shown_path(jobs[0].target)}")
+        elif skipped:
             say(f"sr-filter: skipping {skipped} existing output(s)")
         jobs = kept
     check_targets(jobs, overwrite=overwrite)
