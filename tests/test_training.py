@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -396,6 +397,13 @@ def test_train_command_runs_a_config_and_resumes(image_folder, tmp_path):
     cfg.write_text(cfg.read_text().replace("iterations = 2", "iterations = 3"))
     res = CliRunner().invoke(train_cmd, [str(cfg)])
     assert "resumed" in res.output and torch.load(tmp_path / "cli" / "latest.pt", weights_only=True)["iteration"] == 3
+    assert "iter 3 " in res.output
+    # -q: the iteration lines are left out (they had been printed), the end is said; log.jsonl keeps them
+    cfg.write_text(cfg.read_text().replace("iterations = 3", "iterations = 4"))
+    res = CliRunner().invoke(train_cmd, [str(cfg), "-q"])
+    assert res.exit_code == 0 and "iter " not in res.output and "done at iteration 4" in res.output, res.output
+    logged = [json.loads(line) for line in (tmp_path / "cli" / "log.jsonl").read_text().splitlines()]
+    assert [entry["iter"] for entry in logged if "s_per_it" in entry][-1] == 4
 
 
 def test_exported_model_loads_through_a_manifest_entry(image_folder, tmp_path):
@@ -669,6 +677,24 @@ def test_log_lines_say_how_long_the_run_has_left(image_folder, tmp_path):
         resume=False, max_seconds=2)
     logs = [line for line in said if line.startswith("iter ")]
     assert logs and re.search(r"  eta \d+:\d\d:\d\d \(time limit in 0:00:0[0-2]\)$", logs[0]), logs
+
+
+def test_the_time_left_counts_validation_and_checkpoints(image_folder, tmp_path, monkeypatch):
+    """The estimate had counted training steps alone: a run whose validation takes most of its
+    time said "eta 0:00:00" with most of it still to come. Validation here takes 1.5 s, every 2
+    iterations of 8 (the steps themselves take hundredths of a second)."""
+    real = Trainer.validate
+
+    def slow(self):
+        time.sleep(1.5)
+        return real(self)
+
+    monkeypatch.setattr(Trainer, "validate", slow)
+    said: list[str] = []
+    Trainer(_config(image_folder, tmp_path, optim={"iterations": 8}, val={"every": 2}), log=said.append).run()
+    at4 = next(line for line in said if line.startswith("iter 4 ") and " eta " in line)
+    hours, minutes, seconds = map(int, at4.rsplit(" eta ", 1)[1].split(":"))
+    assert hours * 3600 + minutes * 60 + seconds >= 2, at4  # 4 left at >= 1.5 s per 4 done, beside the steps
 
 
 def test_turning_ema_on_for_a_run_without_it_starts_from_its_weights(image_folder, tmp_path):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from .options import verbosity
+from .options import quiet, verbosity
 
 
 @click.command("train")
@@ -28,7 +28,8 @@ def train_cmd(config: Path, fresh: bool, max_minutes: float | None) -> None:
     from ..training.trainer import TrainingStopped
 
     try:
-        train(load_config(config), resume=not fresh, max_seconds=max_minutes * 60 if max_minutes else None)  # says where the model is
+        # says where the model is; -q leaves out the iteration lines (log.jsonl holds them)
+        train(load_config(config), resume=not fresh, max_seconds=max_minutes * 60 if max_minutes else None, progress=not quiet())
         code = 0
     except TrainingStopped as exc:  # the trainer said where it stopped and that the checkpoint is saved
         code = exc.exit_code

@@ -183,10 +183,13 @@ def _atomic_save(obj: object, path: Path) -> None:
 class Trainer:
     """Builds everything a config describes and runs it; ``run()`` resumes from ``latest.pt``."""
 
-    def __init__(self, cfg: TrainConfig, log: Callable[[str], None] | None = None) -> None:
+    def __init__(self, cfg: TrainConfig, log: Callable[[str], None] | None = None, progress: bool = True) -> None:
+        """``log`` takes each line (default: standard output); ``progress=False`` leaves out the
+        lines of iterations and validations (``train -q``), which log.jsonl still holds."""
         self.cfg = cfg
         # flushed: progress must reach a redirected log file (nohup ... > file) as it happens
         self.print = log or self._say
+        self.progress = progress
         self._asked: list[int] | None = None  # the stop requests of the run in progress
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
@@ -585,6 +588,7 @@ class Trainer:
         after a checkpoint)."""
         cfg = self.cfg
         last_ckpt, window_t, window_n, sums = start, time.monotonic(), 0, {}
+        first, overhead = self.iteration, 0.0  # seconds of validation and checkpoints since the loop began
         while self.iteration < cfg.optim.iterations:
             logs = self.step()
             if self.scaler is None and not math.isfinite(logs["total"]):  # (fp16's scaler skips such steps itself)
@@ -609,12 +613,15 @@ class Trainer:
                 if window_n != cfg.log_every:
                     entry["averaged_over"] = window_n
                 self._log_line(entry)
-                self.print(f"iter {it}  " + "  ".join(f"{k} {v:.4g}" for k, v in entry.items()
-                                                      if k not in ("iter", "time", "averaged_over"))
-                           + (f"  (mean of {window_n} iteration{'s' if window_n != 1 else ''})"
-                              if "averaged_over" in entry else "")
-                           + _time_left(cfg.optim.iterations - it, dt,
-                                        None if max_seconds is None else max_seconds - (time.monotonic() - start)))
+                if self.progress:
+                    self.print(f"iter {it}  " + "  ".join(f"{k} {v:.4g}" for k, v in entry.items()
+                                                          if k not in ("iter", "time", "averaged_over"))
+                               + (f"  (mean of {window_n} iteration{'s' if window_n != 1 else ''})"
+                                  if "averaged_over" in entry else "")
+                               # the pace now, plus validation and checkpoints spread over the iterations so far
+                               # (the estimate had left them out: short by their share of the run)
+                               + _time_left(cfg.optim.iterations - it, dt + overhead / max(it - first, 1),
+                                            None if max_seconds is None else max_seconds - (time.monotonic() - start)))
                 window_t, window_n, sums = time.monotonic(), 0, {}
 
             if self.is_main and (it % cfg.log_every == 0 or it == cfg.optim.iterations):
@@ -623,8 +630,10 @@ class Trainer:
                 t_val = time.monotonic()
                 val = self.validate()
                 window_t += time.monotonic() - t_val  # s_per_it counts training only
+                overhead += time.monotonic() - t_val
                 self._log_line({"iter": it, "val": val, "val_seconds": round(time.monotonic() - t_val, 2)})
-                self.print(f"iter {it}  validation PSNR-Y " + "  ".join(f"{k} {v:.2f}" for k, v in val.items()))
+                if self.progress:
+                    self.print(f"iter {it}  validation PSNR-Y " + "  ".join(f"{k} {v:.2f}" for k, v in val.items()))
             due = it % cfg.checkpoint_every == 0 or it == cfg.optim.iterations
             timed = cfg.checkpoint_seconds > 0 and time.monotonic() - last_ckpt >= cfg.checkpoint_seconds
             if self.is_main and (due or timed):
@@ -632,6 +641,7 @@ class Trainer:
                 self.save_checkpoint(keep=due)
                 last_ckpt = time.monotonic()
                 window_t += last_ckpt - t_ckpt  # s_per_it counts training only, not checkpoints and plots
+                overhead += last_ckpt - t_ckpt
             if it >= cfg.optim.iterations:  # finished (and saved): a stop asked for during the last step changes nothing
                 return False
             time_up = max_seconds is not None and time.monotonic() - start >= max_seconds
@@ -695,9 +705,9 @@ def _changed_settings(path: Path, new: dict) -> list[str]:
             if k not in _BOOKKEEPING and not k.startswith("val.") and a.get(k) != b.get(k)]
 
 
-def train(cfg: TrainConfig, resume: bool = True, max_seconds: float | None = None) -> Path:
-    """Train (or continue) the experiment of ``cfg``."""
-    return Trainer(cfg).run(resume=resume, max_seconds=max_seconds)
+def train(cfg: TrainConfig, resume: bool = True, max_seconds: float | None = None, progress: bool = True) -> Path:
+    """Train (or continue) the experiment of ``cfg``; ``progress=False``: no line per iteration window."""
+    return Trainer(cfg, progress=progress).run(resume=resume, max_seconds=max_seconds)
 
 
 __all__ = ["CheckpointError", "Trainer", "TrainingError", "TrainingStopped", "build_model", "train"]
