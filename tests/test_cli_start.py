@@ -77,6 +77,18 @@ def test_a_file_named_with_a_leading_dash_gets_a_way_to_name_it(tmp_path):
     assert done.returncode == 0 and (tmp_path / "out.png").exists(), done.stderr
 
 
+def test_a_picture_piped_in_without_a_dash_is_told_how_to_name_it(tmp_path):
+    """`cat a.png | sr-filter > b.png` had written the help text into b.png, with status 0, and
+    `cat a.png | sr-filter -o - > b.png` had said only "Missing argument 'INPUTS...'"."""
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
+    data = (tmp_path / "a.png").read_bytes()
+    for args, first in (((), "no input named"), (("-o", "-"), "Missing argument 'INPUTS...'")):
+        done = run(*args, stdin=data)
+        assert done.returncode == 2 and done.stdout == b"", done.stdout[:80]
+        assert done.stderr.decode() == (f"sr-filter: error: {first}; name a file, or give - to read the picture from "
+                                        "standard input (cat in.png | sr-filter - > out.png)\n")
+
+
 def test_folder_without_output_is_one_line(tmp_path):
     (tmp_path / "in").mkdir()
     done = run(tmp_path / "in")
@@ -428,8 +440,15 @@ def test_devices_and_fifos_are_written_through_never_replaced(tmp_path):
 
 
 def test_a_bare_command_prints_the_help_as_help_does():
-    bare = subprocess.run([sys.executable, "-m", "sr_filter"], capture_output=True, text=True,
-                          env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=120)
+    """Typed at a terminal (a pseudo-terminal as standard input here); piped input is told how to
+    name it instead (test_a_picture_piped_in_without_a_dash_is_told_how_to_name_it)."""
+    leader, follower = os.openpty()
+    try:
+        bare = subprocess.run([sys.executable, "-m", "sr_filter"], capture_output=True, text=True, stdin=follower,
+                              env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=120)
+    finally:
+        os.close(leader)
+        os.close(follower)
     helped = subprocess.run([sys.executable, "-m", "sr_filter", "--help"], capture_output=True, text=True,
                             env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=120)
     assert bare.returncode == 0 and bare.stderr == "" and bare.stdout.startswith("Usage: sr-filter")

@@ -195,10 +195,14 @@ def _main(argv: list[str] | None) -> None:
     except (click.exceptions.Abort, _Interrupted) as exc:  # click's Abort carries the Ctrl-C as its cause
         _fail(_with_progress("interrupted", exc.__cause__ or exc), 130)
     except click.exceptions.NoArgsIsHelpError as exc:  # a bare `sr-filter`: the help, as --help gives it
+        if _piped_in():  # `cat a.png | sr-filter > b.png` had written the help into b.png, with status 0
+            _fail(f"no input named; {STDIN_HINT}", 2)
         click.echo(exc.format_message())
         sys.exit(0)
     except click.UsageError as exc:
         hint = _dash_name_hint(args) if isinstance(exc, (click.NoSuchOption, click.MissingParameter)) else ""
+        if not hint and isinstance(exc, click.MissingParameter) and exc.param is not None and exc.param.name == "inputs":
+            hint = STDIN_HINT  # `cat a.png | sr-filter -o - > b.png`
         _fail(f"{exc.format_message().rstrip('.')}; {hint}" if hint else exc.format_message(), 2)
     except click.ClickException as exc:
         _fail(exc.format_message(), exc.exit_code)
@@ -243,6 +247,18 @@ def _with_progress(line: str, stop: BaseException) -> str:
     """``line`` with how far a batch had come when it was stopped (set by the batch), if it was one."""
     said = getattr(stop, "batch_progress", None)
     return f"{line}{'' if said.startswith(';') else ' '}{said}" if said else line
+
+
+#: how to read a picture from standard input, for a command line that names none
+STDIN_HINT = "name a file, or give - to read the picture from standard input (cat in.png | sr-filter - > out.png)"
+
+
+def _piped_in() -> bool:
+    """Whether standard input is a pipe or file rather than a terminal (or closed)."""
+    try:
+        return sys.stdin is not None and not sys.stdin.isatty()
+    except (ValueError, OSError):
+        return False
 
 
 def _dash_name_hint(args: list[str]) -> str:
