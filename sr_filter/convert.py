@@ -129,10 +129,11 @@ def beyond_unit(array: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
             finite &= (array[..., -1:] > 0)
         rest = np.where(finite, colour - clipped, 0).astype(np.float32)
         whole = extent[0] >= 0 and extent[1] > 2 and bool(np.all(colour[finite] == np.round(colour[finite])))
-    log.log(logging.WARNING if whole else logging.INFO,
+        infinite = int(np.isinf(colour).sum())  # clipped here, so to_float no longer sees them to count
+    log.log(logging.WARNING if whole or infinite else logging.INFO,
             "float pixels hold values from %.4g to %.4g, beyond 0..1: the network upscales the part within 0..1 and "
-            "the rest is resized (bilinear) and added back%s", *extent, "; for 0..255 data divide by 255 first" if whole else "",
-            extra=PER_FILE)
+            "the rest is resized (bilinear) and added back%s%s", *extent, "; for 0..255 data divide by 255 first" if whole else "",
+            f"; {infinite} infinite value(s) are taken as 0 or 1" if infinite else "", extra=PER_FILE)
     inside = clipped if array.ndim == 2 else np.concatenate([clipped, array[..., colour.shape[2]:]], axis=2)
     return inside, (rest[..., None] if rest.ndim == 2 else rest).transpose(2, 0, 1)[None]
 
@@ -307,7 +308,7 @@ def pil_to_array(image: Image.Image, meta: ImageMeta | None = None) -> tuple[np.
     keyed = "transparency" in image.info
     if mode in ("P", "PA"):
         alphas = image.info.get("transparency")
-        if isinstance(alphas, bytes) and len(alphas) > 256:  # entries past the palette's 256, as libpng and browsers do
+        if isinstance(alphas, bytes) and len(alphas) > 256:  # entries past 256 belong to no colour a pixel can use
             image = image.copy()  # (Pillow refused the picture: "palette index out of range")
             image.info["transparency"] = alphas[:256]
         image = image.convert("RGBA" if keyed or mode == "PA" else "RGB")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import logging
+import math
 import struct
 from typing import Any
 
@@ -19,7 +20,7 @@ from PIL import Image
 from . import png, tiffio
 from .convert import PER_FILE, _to_uint8, _to_uint16, array_to_pil, beyond_extent
 from .errors import ImageFormatError, ImageTooLargeError, first_line
-from .metadata import PHOTOSHOP, PHOTOSHOP_TAG, ImageMeta, exif_for_output, scaled_dpi, sized_xmp
+from .metadata import PHOTOSHOP, PHOTOSHOP_TAG, ImageMeta, exif_for_output, fit_aspect, scaled_dpi, sized_xmp
 
 log = logging.getLogger(__name__)
 
@@ -94,11 +95,12 @@ def encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None = None, *, 
         if array.dtype == np.uint8:
             log.info("the TIFF output is over 4 GiB: writing a BigTIFF (EXIF is not carried)")
         return tiffio.encode_tiff(array, icc_profile=icc, dpi=dpi, bigtiff=array.nbytes > CLASSIC_TIFF_BYTES,
-                                  exif=exif, xmp=meta.xmp, iptc=meta.iptc)
+                                  exif=exif, xmp=meta.xmp, iptc=meta.iptc, dpi_unit=meta.dpi_unit, aspect=meta.aspect)
     if fmt == "PNG":  # libpng for 8 and 16 bits, straight from the array
         deep = array if array.dtype == np.uint8 else _to_uint16(array)
         raw, text = _png_text(meta)
-        return png.encode_png(deep, icc_profile=icc, dpi=dpi, exif=exif, text=text, colour=meta.png_colour, raw_text=raw)
+        return png.encode_png(deep, icc_profile=icc, dpi=dpi, aspect=meta.aspect, exif=exif, text=text,
+                              colour=meta.png_colour, raw_text=raw)
     if array.dtype != np.uint8:
         log.warning("%s holds 8 bits per channel: the %s picture is written with 8 (%s)", _SHOWN.get(fmt, fmt),
                     "16-bit" if array.dtype == np.uint16 else "floating-point",
@@ -128,7 +130,10 @@ def encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None = None, *, 
         exif = _fits_jpeg("EXIF", exif, 0)
     if exif:
         options["exif"] = exif
-    if dpi:
+    unit, resolution = tiffio.tiff_resolution(dpi, meta.dpi_unit, meta.aspect) if fmt == "TIFF" else (2, None)
+    if resolution and unit != 2:  # centimetres, or an aspect ratio alone, as the source stated it
+        options.update(resolution_unit=unit, x_resolution=resolution[0], y_resolution=resolution[1])
+    elif dpi:
         options["dpi"] = dpi
     elif fmt == "BMP":  # Pillow writes 96 dpi unless told; 0 is the format's "not stated", as the input was
         options["dpi"] = (0, 0)
@@ -164,7 +169,19 @@ def encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None = None, *, 
         image.save(buffer, format=fmt, **options)
     except (OSError, ValueError, KeyError) as exc:
         raise ImageFormatError(f"cannot write {fmt}: {first_line(exc)}") from None
+    if fmt == "JPEG" and dpi and meta.dpi_unit == "cm":
+        return _jfif_density(buffer.getvalue(), 2, tuple(max(1, min(65535, round(d / 2.54))) for d in dpi))
+    if fmt == "JPEG" and not dpi and meta.aspect:
+        return _jfif_density(buffer.getvalue(), 0, fit_aspect(meta.aspect, 65535))
     return buffer.getvalue()
+
+
+def _jfif_density(data: bytes, unit: int, density: tuple[int, ...]) -> bytes:
+    """A JPEG with its JFIF header's density unit (0 none: an aspect ratio, 1 inch, 2 cm) and
+    values set: Pillow's writer states DPI only."""
+    if data[2:4] != b"\xff\xe0" or data[6:11] != b"JFIF\x00":
+        return data
+    return data[:13] + bytes([unit]) + struct.pack(">HH", *density) + data[18:]
 
 
 def _space(icc: bytes | None) -> bytes | None:
@@ -253,6 +270,9 @@ def _say_lost(lost: list[str], fmt: str, meta: ImageMeta) -> None:
 def _not_held(meta: ImageMeta, fmt: str) -> list[str]:
     """What of ``meta`` a ``fmt`` file (BMP, GIF, one of the 8-bit writers) cannot store."""
     lost = []
+    if meta.aspect and fmt not in ("PNG", "JPEG", "TIFF"):  # the pixels would show stretched back to square
+        common = math.gcd(*meta.aspect)
+        lost.append(f"the pixel aspect ratio ({meta.aspect[0] // common}:{meta.aspect[1] // common})")
     if meta.exif and fmt not in _EXIF:
         lost.append("the EXIF data")
     if meta.xmp and fmt not in _XMP:

@@ -163,10 +163,11 @@ def _read_tiff(data: bytes, name: str, check: Callable[[sniff.Shape], None]) -> 
             raise ImageFormatError(f"{name} is a TIFF layout this program cannot decode")
         array = _decode(image, name)
     if image is None:  # only tifffile can open it (float colour, many samples): its tags
-        return array, ImageMeta(format="TIFF", icc_profile=tags.icc_profile, dpi=tags.dpi, exif=tags.exif,
-                                xmp=upright_xmp(tags.xmp), iptc=tags.iptc), tags.orientation
+        return array, ImageMeta(format="TIFF", icc_profile=tags.icc_profile, dpi=tags.dpi, dpi_unit=tags.dpi_unit,
+                                aspect=tags.aspect, exif=tags.exif, xmp=upright_xmp(tags.xmp), iptc=tags.iptc), tags.orientation
     meta, orientation = read_meta(image)
     meta.dpi = tags.dpi  # Pillow says 1x1 DPI for a TIFF without resolution tags
+    meta.dpi_unit, meta.aspect = tags.dpi_unit, tags.aspect
     meta.exif = merged_exif(meta.exif, tags.exif)  # a file tifffile wrote has two descriptions; Pillow 11 read its shape record
     meta.xmp = meta.xmp or upright_xmp(tags.xmp)
     meta.iptc = meta.iptc or tags.iptc

@@ -41,6 +41,11 @@ class ImageMeta:
     icc_profile: bytes | None = None
     exif: bytes | None = None  # orientation already reset to 1
     dpi: tuple[float, float] | None = None
+    #: the unit the file states its density in ("inch" or "cm"): written back in it where the format has it
+    dpi_unit: str = "inch"
+    #: a pixel aspect ratio stated without a density (x, y: a PNG pHYs or JFIF header or TIFF
+    #: resolution with no unit; non-square pixels, as from DV and anamorphic video stills)
+    aspect: tuple[int, int] | None = None
     text: dict[str, str] = field(default_factory=dict)  # PNG tEXt/iTXt/zTXt chunks
     xmp: bytes | None = None
     comment: bytes | None = None  # JPEG / GIF comment
@@ -66,6 +71,8 @@ def upright_dpi(meta: ImageMeta, orientation: int) -> None:
     90 degrees (its sides swap; EXIF's X/YResolution are swapped where the EXIF is read)."""
     if orientation in TRANSPOSING and meta.dpi:
         meta.dpi = meta.dpi[::-1]
+    if orientation in TRANSPOSING and meta.aspect:
+        meta.aspect = meta.aspect[::-1]
 
 
 def orient(array: np.ndarray, orientation: int) -> np.ndarray:
@@ -128,6 +135,7 @@ def read_meta(image: Image.Image) -> tuple[ImageMeta, int]:
         format=image.format,
         icc_profile=info.get("icc_profile") or None,
         dpi=stated_dpi(image),
+        dpi_unit="cm" if image.format in ("JPEG", "MPO") and info.get("jfif_unit") == 2 else "inch",
         xmp=upright_xmp(_bytes(info.get("xmp"))),
         comment=_bytes(info.get("comment")),
         iptc=_photoshop_block(image),
@@ -135,6 +143,8 @@ def read_meta(image: Image.Image) -> tuple[ImageMeta, int]:
         frames=1 if image.format == "MPO" else _frames(image),  # MPO: camera previews
         png_colour=_png_colour(info) if image.format == "PNG" else (),
     )
+    if meta.dpi is None:
+        meta.aspect = _stated_aspect(image)
     try:
         meta.exif, orientation = _exif(image)
     except Exception:  # noqa: BLE001 - damaged EXIF (text or 6/0 orientation, negative rationals, ...)
@@ -369,12 +379,45 @@ def stated_dpi(image: Image.Image) -> tuple[float, float] | None:
     if image.format == "TIFF" and 282 not in getattr(image, "tag_v2", {}):
         return None
     dpi = info.get("dpi")
+    if dpi is None and image.format in ("JPEG", "MPO") and info.get("jfif_unit") == 2:  # (Pillow 11.0 gives none for centimetres)
+        dpi = tuple(d * 2.54 for d in info.get("jfif_density") or ())
     try:
         if dpi and len(dpi) == 2 and all(math.isfinite(float(d)) and float(d) > 0 for d in dpi):
             return float(dpi[0]), float(dpi[1])
     except (TypeError, ValueError):
         pass
     return None
+
+
+def _stated_aspect(image: Image.Image) -> tuple[int, int] | None:
+    """A pixel aspect ratio the file states without a density (PNG pHYs or JFIF with no unit);
+    None for square pixels or none stated."""
+    info = image.info
+    if image.format == "PNG":
+        pair = info.get("aspect")
+    elif image.format in ("JPEG", "MPO") and info.get("jfif_unit") == 0:
+        pair = info.get("jfif_density")
+    else:
+        return None
+    return checked_aspect(pair)
+
+
+def checked_aspect(pair: object) -> tuple[int, int] | None:
+    """``pair`` as a pixel aspect ratio of two positive whole numbers, None when square or unusable."""
+    try:
+        x, y = (int(v) for v in pair)  # type: ignore[union-attr]
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return (x, y) if x > 0 and y > 0 and x != y else None
+
+
+def fit_aspect(aspect: tuple[int, int], top: int) -> tuple[int, int]:
+    """``aspect`` in numbers no larger than ``top`` (a JFIF header's 16-bit fields), nearly the same ratio."""
+    x, y = aspect
+    if max(x, y) <= top:
+        return x, y
+    shrink = max(x, y) / top
+    return max(1, round(x / shrink)), max(1, round(y / shrink))
 
 
 def _bytes(value) -> bytes | None:

@@ -124,13 +124,15 @@ def encode_png(
     *,
     icc_profile: bytes | None = None,
     dpi: tuple[float, float] | None = None,
+    aspect: tuple[int, int] | None = None,
     exif: bytes | None = None,
     text: dict[str, str] | None = None,
     colour: tuple[tuple[bytes, bytes], ...] = (),
     raw_text: tuple[tuple[bytes, bytes], ...] = (),
 ) -> bytes:
     """Encode an HxW or HxWxC uint8 or uint16 array (C = 1..4) as a PNG of that depth with the given
-    metadata; ``colour``: gAMA, cHRM and sRGB chunks as (type, body) (sRGB left out beside a profile);
+    metadata; ``aspect``: a pixel aspect ratio with no density (pHYs with no unit), where ``dpi`` is None;
+    ``colour``: gAMA, cHRM and sRGB chunks as (type, body) (sRGB left out beside a profile);
     ``raw_text``: text chunks as (type, body), written as they are, before those of ``text``."""
     if array.dtype not in (np.uint8, np.uint16):
         raise ValueError(f"PNG holds 8 or 16 bits per sample, not {array.dtype}")
@@ -143,6 +145,8 @@ def encode_png(
         chunks.append(_chunk(b"iCCP", b"icc\x00\x00" + zlib.compress(icc_profile)))
     if dpi:
         chunks.append(_chunk(b"pHYs", struct.pack(">IIB", *dpi_to_ppm(dpi), 1)))
+    elif aspect:
+        chunks.append(_chunk(b"pHYs", struct.pack(">IIB", *(min(v, 0xFFFFFFFF) for v in aspect), 0)))
     if exif:
         chunks.append(_chunk(b"eXIf", exif[6:] if exif.startswith(b"Exif\x00\x00") else exif))
     chunks += [_chunk(kind, body) for kind, body in raw_text]

@@ -15,6 +15,7 @@ import contextlib
 import io
 import logging
 import math
+from fractions import Fraction
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
@@ -22,7 +23,7 @@ import numpy as np
 
 from .convert import PER_FILE
 from .errors import ImageFormatError, SrFilterError, first_line
-from .metadata import PHOTOSHOP, PHOTOSHOP_TAG, iptc_block
+from .metadata import PHOTOSHOP, PHOTOSHOP_TAG, checked_aspect, iptc_block
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,8 @@ class TiffTags:
     shape: tuple[int, int, int, int]  # width, height, samples (1..4), bytes per sample
     icc_profile: bytes | None = None
     dpi: tuple[float, float] | None = None
+    dpi_unit: str = "inch"  # or "cm" (ResolutionUnit 3)
+    aspect: tuple[int, int] | None = None  # X/YResolution with no unit (ResolutionUnit 1): pixel aspect only
     orientation: int = 1
     exif: bytes | None = None  # descriptive tags only
     xmp: bytes | None = None
@@ -102,7 +105,7 @@ def _tags(page: Any) -> TiffTags:
         icc, orientation = page.tags.get("InterColorProfile"), page.tags.get("Orientation")
         tags.icc_profile = bytes(icc.value) if icc is not None else None
         tags.orientation = int(orientation.value) if orientation is not None and int(orientation.value) in range(1, 9) else 1
-        tags.dpi = _dpi(page.tags)
+        tags.dpi, tags.dpi_unit, tags.aspect = _density(page.tags)
         tags.exif, tags.xmp = tiff_exif(page)
         resources = page.tags.get(PHOTOSHOP_TAG)
         tags.iptc = iptc_block(bytes(resources.value)) if resources is not None and resources.value else None
@@ -111,15 +114,22 @@ def _tags(page: Any) -> TiffTags:
     return tags
 
 
-def _dpi(tags: Any) -> tuple[float, float] | None:
+def _density(tags: Any) -> tuple[tuple[float, float] | None, str, tuple[int, int] | None]:
+    """(DPI, the unit the file states it in, a pixel aspect ratio stated without a unit)."""
     xres, yres, unit = tags.get("XResolution"), tags.get("YResolution"), tags.get("ResolutionUnit")
     if xres is None or yres is None:
-        return None
-    per = {2: 1.0, 3: 2.54}.get(int(unit.value) if unit is not None else 2)
+        return None, "inch", None
+    code = int(unit.value) if unit is not None else 2
     x, y = (v.value[0] / v.value[1] if isinstance(v.value, tuple) else float(v.value) for v in (xres, yres))
-    if per and math.isfinite(x) and math.isfinite(y) and x > 0 and y > 0:
-        return (round(x * per, 3), round(y * per, 3))
-    return None
+    if not (math.isfinite(x) and math.isfinite(y) and x > 0 and y > 0):
+        return None, "inch", None
+    if code == 1:  # no absolute unit: the ratio is the pixels' shape
+        ratio = Fraction(x / y).limit_denominator(1000)
+        return None, "inch", checked_aspect((ratio.numerator, ratio.denominator))
+    per = {2: 1.0, 3: 2.54}.get(code)
+    if per is None:
+        return None, "inch", None
+    return (round(x * per, 3), round(y * per, 3)), "cm" if code == 3 else "inch", None
 
 
 @contextlib.contextmanager
@@ -165,6 +175,10 @@ def _layout(array: np.ndarray, axes: str, extras: tuple[int, ...], photometric: 
     if array.shape[2] < colour:
         raise ImageFormatError(f"{name}: RGB TIFF with only {array.shape[2]} samples per pixel")
     alpha_index = _alpha_index(extras, array.shape[2] - colour)
+    dropped = array.shape[2] - colour - (alpha_index is not None)
+    if dropped:  # a 5-sample RGB+alpha+mask had lost its fifth without a word
+        log.warning("%s: %d extra sample(s) per pixel beside the colour%s are left out (the output holds colour and one "
+                    "alpha channel)", name, dropped, " and alpha" if alpha_index is not None else "", extra=PER_FILE)
     kept = array[:, :, :colour]
     if photometric == _MINISWHITE:
         kept = _invert(kept)
@@ -231,12 +245,14 @@ _XMP_TAG = 700
 
 def encode_tiff(
     array: np.ndarray, *, icc_profile: bytes | None = None, dpi: tuple[float, float] | None = None, bigtiff: bool = False,
-    exif: bytes | None = None, xmp: bytes | None = None, iptc: bytes | None = None,
+    exif: bytes | None = None, xmp: bytes | None = None, iptc: bytes | None = None, dpi_unit: str = "inch",
+    aspect: tuple[int, int] | None = None,
 ) -> bytes:
     """Encode a uint8, uint16 or float32 array as a zlib-compressed (Big)TIFF (alpha as unassociated
     extra sample), with the descriptive tags of ``exif``'s first directory (maker, date, artist,
     copyright, description; not its EXIF and GPS sub-directories), ``xmp`` and ``iptc`` (a JPEG's
-    APP13 block, whose resources go into the Photoshop tag). tifffile's own
+    APP13 block, whose resources go into the Photoshop tag); ``dpi`` is written per ``dpi_unit``
+    (inch or cm), ``aspect`` (where ``dpi`` is None) as a resolution with no unit. tifffile's own
     shape record and software name are left out: they had replaced the user's description."""
     import tifffile
 
@@ -245,9 +261,9 @@ def encode_tiff(
     kwargs: dict[str, Any] = {"photometric": "minisblack" if channels <= 2 else "rgb"}
     if channels in (2, 4):
         kwargs["extrasamples"] = ["unassalpha"]
-    if dpi:
-        kwargs["resolution"] = (float(dpi[0]), float(dpi[1]))
-        kwargs["resolutionunit"] = "INCH"
+    unit, resolution = tiff_resolution(dpi, dpi_unit, aspect)
+    if resolution:
+        kwargs["resolution"], kwargs["resolutionunit"] = resolution, {1: "NONE", 2: "INCH", 3: "CENTIMETER"}[unit]
     extratags = [(34675, 7, len(icc_profile), icc_profile, True)] if icc_profile else []
     if xmp:
         extratags.append((_XMP_TAG, 1, len(xmp), xmp, True))
@@ -259,6 +275,17 @@ def encode_tiff(
     tifffile.imwrite(buffer, data, compression="zlib", extratags=extratags, bigtiff=bigtiff, metadata=None,
                      software=False, description=fields.get(0x010E), **kwargs)
     return buffer.getvalue()
+
+
+def tiff_resolution(dpi: tuple[float, float] | None, dpi_unit: str,
+                    aspect: tuple[int, int] | None) -> tuple[int, tuple[float, float] | None]:
+    """(ResolutionUnit, (XResolution, YResolution)) for a density in ``dpi_unit`` or an aspect ratio
+    alone; (2, None) for neither."""
+    if dpi:
+        return (3, (round(dpi[0] / 2.54, 4), round(dpi[1] / 2.54, 4))) if dpi_unit == "cm" else (2, (float(dpi[0]), float(dpi[1])))
+    if aspect:
+        return 1, (float(aspect[0]), float(aspect[1]))
+    return 2, None
 
 
 def _ifd0(exif: bytes | None) -> dict[int, str]:

@@ -255,6 +255,12 @@ def test_float_pixels_beyond_zero_to_one_are_kept_and_nan_and_infinities_are_sai
     assert "these hold 1 NaN value(s) (taken as 0), 2 infinite value(s) (taken as 0 or 1)" in caplog.text
     assert "divide" not in caplog.text
     caplog.clear()
+    data[0, 1] = 3.0  # beside a highlight the infinities are still counted (that line had left them out)
+    with caplog.at_level(logging.WARNING, logger="sr_filter"):
+        cartoon.upscale(data)
+    assert "values from 0.5 to 3, beyond 0..1" in caplog.text and "; 2 infinite value(s) are taken as 0 or 1" in caplog.text
+    assert "1 NaN value(s) (taken as 0)" in caplog.text
+    caplog.clear()
     # colour beyond 0..1 is kept, alpha is clipped: the line names the alpha channel ("float pixels" had
     # read as if the colour were clipped too)
     rgba = np.full((8, 8, 4), 0.5, np.float32)

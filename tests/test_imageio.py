@@ -238,7 +238,7 @@ def _tiff(array: np.ndarray, **kwargs) -> bytes:
     return buffer.getvalue()
 
 
-def test_tiff_layouts():
+def test_tiff_layouts(caplog):
     rng = np.random.default_rng(3)
     rgb = (rng.random((6, 10, 3)) * 65535).astype(np.uint16)
     alpha = (rng.random((6, 10, 1)) * 65535).astype(np.uint16)
@@ -263,10 +263,12 @@ def test_tiff_layouts():
     got, _ = imageio.read_image(_tiff(half, photometric="rgb", extrasamples=["assocalpha"]))
     expected = np.clip(np.rint((rgb // 2) * (65535 / 32768)), 0, 65535)
     assert np.abs(got[..., :3].astype(int) - expected).max() <= 1 and np.array_equal(got[..., 3:], half[..., 3:])
-    # five samples: RGB, alpha, and a mask that is dropped
+    # five samples: RGB, alpha, and a mask that is dropped, and said to be (it had been dropped without a word)
     five = np.concatenate([rgb, alpha, alpha // 3], 2)
-    got, _ = imageio.read_image(_tiff(five, photometric="rgb", extrasamples=["unassalpha", "unspecified"]))
+    with caplog.at_level("WARNING"):
+        got, _ = imageio.read_image(_tiff(five, photometric="rgb", extrasamples=["unassalpha", "unspecified"]), name="five.tif")
     assert np.array_equal(got, rgba)
+    assert "five.tif: 1 extra sample(s) per pixel beside the colour and alpha are left out" in caplog.text
     grey_alpha, _ = imageio.read_image(_tiff(np.dstack([grey, alpha[..., 0]]), photometric="minisblack", extrasamples=["unassalpha"]))
     assert grey_alpha.shape == (6, 10, 2)
     floats = (rgb / 65535).astype(np.float32)
@@ -306,6 +308,74 @@ def test_tiff_output_keeps_alpha_icc_and_scales_dpi():
         assert np.array_equal(page.asarray(), rgba) and int(page.extrasamples[0]) == 2
         assert page.tags["InterColorProfile"].value == srgb_profile()
     assert Image.open(io.BytesIO(data)).info["dpi"] == pytest.approx((600, 600))
+
+
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def _jfif(data: bytes, unit: int, x: int, y: int) -> bytes:
+    """A JPEG with its JFIF header's density unit and values set (Pillow writes DPI only)."""
+    assert data[6:11] == b"JFIF\x00"
+    return data[:13] + bytes([unit]) + struct.pack(">HH", x, y) + data[18:]
+
+
+def _tiff_resolution(data: bytes) -> tuple[int, float, float]:
+    with tifffile.TiffFile(io.BytesIO(data)) as tif:
+        tags = tif.pages[0].tags
+        x, y = (tags[name].value[0] / tags[name].value[1] for name in ("XResolution", "YResolution"))
+        return int(tags["ResolutionUnit"].value), x, y
+
+
+def test_a_density_in_centimetres_stays_in_centimetres(caplog):
+    """A JFIF header's or TIFF's density per centimetre had come out per inch (118 dots/cm at x4:
+    1199 dpi); the printed size was kept, the unit the scanner wrote was not."""
+    rgb = (np.random.default_rng(7).random((6, 8, 3)) * 255).astype(np.uint8)
+    jpeg = _jfif(imageio.encode_image(rgb, "JPEG", ImageMeta(dpi=(72.0, 72.0))), 2, 118, 118)
+    tiff = _tiff(rgb, photometric="rgb", resolution=(100, 100), resolutionunit="CENTIMETER")
+    for source, per_cm in ((jpeg, 118), (tiff, 100)):
+        _, meta = imageio.read_image(source)
+        assert meta.dpi_unit == "cm" and meta.dpi == pytest.approx((per_cm * 2.54, per_cm * 2.54), abs=0.01)
+        out = imageio.encode_image(rgb, "JPEG", meta, scale=4)
+        assert out[13] == 2 and struct.unpack(">HH", out[14:18]) == (per_cm * 4, per_cm * 4)
+        for deep in (rgb, rgb.astype(np.uint16) * 257):  # Pillow's TIFF writer, and tifffile's
+            unit, x, y = _tiff_resolution(imageio.encode_image(deep, "TIFF", meta, scale=4))
+            assert unit == 3 and (x, y) == pytest.approx((per_cm * 4, per_cm * 4), abs=0.01)
+        png_dpi = Image.open(io.BytesIO(imageio.encode_image(rgb, "PNG", meta, scale=4))).info["dpi"]
+        assert png_dpi == pytest.approx((per_cm * 4 * 2.54, per_cm * 4 * 2.54), abs=0.1)  # pixels per metre: no unit to keep
+    _, inches = imageio.read_image(imageio.encode_image(rgb, "JPEG", ImageMeta(dpi=(300.0, 300.0))))
+    assert inches.dpi_unit == "inch"
+
+
+def test_a_pixel_aspect_ratio_without_a_density_is_kept(caplog):
+    """Non-square pixels stated with no unit (PNG pHYs unit 0, JFIF unit 0, TIFF ResolutionUnit 1)
+    had been dropped without a word: the output showed square pixels."""
+    rgb = (np.random.default_rng(8).random((6, 8, 3)) * 255).astype(np.uint8)
+    plain = imageio.encode_image(rgb, "PNG")
+    png_in = plain[:33] + _chunk(b"pHYs", struct.pack(">IIB", 2000, 1000, 0)) + plain[33:]
+    jpeg_in = _jfif(imageio.encode_image(rgb, "JPEG", ImageMeta(dpi=(72.0, 72.0))), 0, 2, 1)
+    tiff_in = _tiff(rgb, photometric="rgb", resolution=(2, 1), resolutionunit="NONE")
+    for source, aspect in ((png_in, (2000, 1000)), (jpeg_in, (2, 1)), (tiff_in, (2, 1))):
+        _, meta = imageio.read_image(source)
+        assert meta.aspect == aspect and meta.dpi is None
+        assert Image.open(io.BytesIO(imageio.encode_image(rgb, "PNG", meta, scale=4))).info["aspect"] == aspect
+        jpeg = imageio.encode_image(rgb, "JPEG", meta, scale=4)
+        assert jpeg[13] == 0 and struct.unpack(">HH", jpeg[14:18]) == aspect
+        for deep in (rgb, rgb.astype(np.uint16) * 257):
+            unit, x, y = _tiff_resolution(imageio.encode_image(deep, "TIFF", meta, scale=4))
+            assert unit == 1 and x / y == 2
+            assert imageio.read_image(imageio.encode_image(deep, "TIFF", meta))[1].aspect == (2, 1)
+        with caplog.at_level(logging.WARNING):
+            imageio.encode_image(rgb, "WEBP", meta)
+        assert "WebP cannot hold the pixel aspect ratio (2:1)" in caplog.text
+        caplog.clear()
+    # a picture turned upright by its EXIF orientation turns its pixels' shape with it
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, "JPEG", exif=raw_exif((0x0112, 3, 1, struct.pack("<H", 6))))
+    _, meta = imageio.read_image(_jfif(buffer.getvalue(), 0, 2, 1))
+    assert meta.aspect == (1, 2)
+    square = plain[:33] + _chunk(b"pHYs", struct.pack(">IIB", 1000, 1000, 0)) + plain[33:]
+    assert imageio.read_image(square)[1].aspect is None  # square pixels: nothing to keep
 
 
 def test_unsupported_tiff_sample_type_is_a_clear_error():
