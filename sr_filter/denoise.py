@@ -70,7 +70,10 @@ def load_denoised(spec: str, strength: float, *, offline: bool | None = None, ma
     except DownloadError as exc:  # a preset would fall back to a built-in model; no built-in model has a pair
         missing = [e.file for e in (entry, twin) if not cached_path(e).is_file()]
         where = cached_path(entry).parent
-        absent = f" ({' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not there)" if missing else ""
+        if len(missing) == 2:  # (it had named both twice: "needs both A and B in F (A and B are not there)")
+            needed = f"{entry.file} and {twin.file}, which are not in {where}"
+        else:
+            needed = f"both {entry.file} and {twin.file} in {where}" + (f" ({missing[0]} is not there)" if missing else "")
         # the reason first and short: the download's own advice had pushed the way out past the
         # message's cut ("... or choose a built-in model (see `sr-filter ... (see --denoise)")
         said = first_line(exc).split(". ")[0].split("; ")[0]
@@ -80,9 +83,8 @@ def load_denoised(spec: str, strength: float, *, offline: bool | None = None, ma
             why, fix = f"the download could not be made ({said})", "mend that"
         else:
             why, fix = f"the download failed ({said})", "check the network (or name a mirror with SR_FILTER_WEIGHTS_URL)"
-        raise DenoiseError(f"a denoise strength needs both {entry.file} and {twin.file} in {where}{absent}, and {why}: "
-                           f"{fix}, put the files there, or leave out the denoise strength (no built-in model has a "
-                           "denoise pair; they work offline)") from exc
+        raise DenoiseError(f"a denoise strength needs {needed}, and {why}: {fix}, put the files there, or leave out "
+                           "the denoise strength (then a built-in model works offline; none has a denoise pair)") from exc
     strong = load_state_dict(path, entry.state_key)
     weak = load_state_dict(twin_path, twin.state_key)
     arch = get_arch(entry.arch)

@@ -83,6 +83,7 @@ _FLAG_TEXT = (
     (r"choose a smaller scale or another", "use a smaller --scale, --width or --height, or another", "--scale"),
     (r"choose a smaller scale", "use a smaller --scale, --width or --height", "--scale"),
     (r"check=False writes it unchecked", "--no-check writes it unchecked", "--no-check"),
+    (r"(such as \.png(?: \([^)]*\))?) or name the format$", r"\1 or give --format", "--format"),
 )
 
 
