@@ -178,7 +178,9 @@ class _Runner:
 
 def error(args: argparse.Namespace) -> None:
     """bf16 against fp32 on Set14 (bicubic x4 LR): output difference and PSNR-Y against the HR image."""
-    from sr_filter.evaluation import list_images, make_pair, measure, read_rgb, rgb_to_y
+    from sr_filter.datasets import list_images, read_image
+    from sr_filter.imageops import make_pair, rgb_to_y
+    from sr_filter.metrics import measure
 
     folder = SHARED / "data" / "benchmarks" / "Set14"
     print(f"CPU: {cpu_facts()}; Set14, bicubic x4 LR, whole image; levels of 255 on uint8 outputs")
@@ -187,13 +189,14 @@ def error(args: argparse.Namespace) -> None:
         engines = {e: make_engine(e, model, 0) for e in ("torch-fp32", "openvino-fp32", "torch-bf16", "openvino-bf16")}
         stats = {e: [] for e in engines}
         for path in list_images(folder):
-            hr, lr = make_pair(read_rgb(path), 4)
+            image, gray = read_image(path)  # as `sr-filter eval` reads and measures it (a grey picture on its grey values)
+            hr, lr = make_pair(image, 4)
             ref = engines["torch-fp32"](lr)
             for e, upscale in engines.items():
                 out = ref if e == "torch-fp32" else upscale(lr)
                 d = np.abs(out.astype(np.int16) - ref.astype(np.int16))
                 mse = float(np.mean((rgb_to_y(out) - rgb_to_y(ref)) ** 2))
-                stats[e].append((d.max(), d.mean(), mse, measure(out, hr, 4)[0], measure(ref, hr, 4)[0]))
+                stats[e].append((d.max(), d.mean(), mse, measure(out, hr, 4, gray=gray)[0], measure(ref, hr, 4, gray=gray)[0]))
         for e, rows in stats.items():
             a = np.array(rows, dtype=float)
             pooled = 10 * np.log10(255**2 / a[:, 2].mean()) if a[:, 2].any() else float("inf")  # over all pixels of Set14

@@ -11,6 +11,7 @@ rescaled to an output standard deviation of 0.25 (a typical image) before compar
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 import time
@@ -29,7 +30,7 @@ from sr_filter.tiling import run_tiled  # noqa: E402
 from tests.community_nets import names, save_random  # noqa: E402
 
 CONTEXTS = (4, 8, 16, 32, 48, 64, 96)
-IMAGE = ROOT.parent / "shared" / "data" / "benchmarks" / "Set14" / "baboon.png"
+IMAGE = Path(os.environ.get("SR_FILTER_SHARED", ROOT.parent / "shared")) / "data" / "benchmarks" / "Set14" / "baboon.png"
 
 
 def measure(name: str, folder: Path) -> tuple[int | None, dict[int, float]]:

@@ -21,6 +21,7 @@ row band (``Upscaler.upscale(scale=2)``), and for comparison the x4 float32 resu
 from __future__ import annotations
 
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -50,7 +51,7 @@ def child_activation(arch: str, edge: int) -> None:
     from sr_filter.models import load_file
 
     if arch == "srvgg":
-        net = load_file(ROOT.parent / "shared" / "weights" / "upstream" / "realesr-animevideov3.pth").network
+        net = load_file(Path(os.environ.get("SR_FILTER_SHARED", ROOT.parent / "shared")) / "weights" / "upstream" / "realesr-animevideov3.pth").network
     else:
         net = RRDBNet(3, 3, scale=4, num_feat=64, num_block=23, num_grow_ch=32).eval()
     net = net.to(memory_format=torch.channels_last)

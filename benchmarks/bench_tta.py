@@ -10,6 +10,7 @@ each, both in this one run.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -26,7 +27,7 @@ from sr_filter.evaluation import evaluate_folder  # noqa: E402
 from sr_filter.imageops import make_lr  # noqa: E402
 from sr_filter.upscaler import Upscaler  # noqa: E402
 
-BENCH = ROOT.parent / "shared" / "data" / "benchmarks"
+BENCH = Path(os.environ.get("SR_FILTER_SHARED", ROOT.parent / "shared")) / "data" / "benchmarks"
 
 
 def _to_array(lr: np.ndarray) -> np.ndarray:

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
+SHARED = Path(os.environ.get("SR_FILTER_SHARED", ROOT.parent / "shared")) / "data"
 
 
 def main() -> None:

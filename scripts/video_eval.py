@@ -114,6 +114,14 @@ def main() -> None:
     for name, rows in results.items():
         values = np.array(rows)
         print(f"| {name} | {values[:, 0].mean():.2f} | {values[:, 0].min():.2f} | {values[:, 1].mean():.4f} |")
+    print("\nPer pan (PSNR-Y / GMSD):\n")
+    print("| pan (frames) | " + " | ".join(results) + " |")
+    print("| --- |" + " --- |" * len(results))
+    for number, image in enumerate(IMAGES):
+        first = number * args.frames
+        cells = [np.array(rows[first : first + args.frames]).mean(axis=0) for rows in results.values()]
+        pan = image.removeprefix("peppercarrot_").removesuffix(".jpg")
+        print(f"| {pan} ({first}-{first + args.frames - 1}) | " + " | ".join(f"{c[0]:.2f} / {c[1]:.4f}" for c in cells) + " |")
     if args.csv:
         with open(args.csv, "w") as handle:
             handle.write("frame," + ",".join(f"{n} psnr_y,{n} gmsd" for n in results) + "\n")
