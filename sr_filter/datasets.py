@@ -69,7 +69,10 @@ def list_images(folder: Path) -> list[Path]:
         raise EvaluationError(f"{folder} is not a folder of images")
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file())
     if not files:
-        raise EvaluationError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
+        inner = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+        below = (f"; it holds folders ({', '.join(inner[:4])}{', ...' if len(inner) > 4 else ''}): give those, each a set"
+                 if inner else "")  # the benchmarks folder given for its sets had said only "no images"
+        raise EvaluationError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}{below}")
     return files
 
 

@@ -221,6 +221,7 @@ def evaluate_folder(upscale: UpscaleFn, folder: Path, scale: int, name: str | No
     paths = select_images(folder, include, exclude)[:limit]
     _check_sizes(paths, scale, hr_scale)
     stems = [p.stem for p in paths]
+    notes: list[tuple[str, bool, bool]] = []  # (file, output exact, ground truth without edges)
     for path in paths:
         try:
             hr, gray = read_image(path)
@@ -233,12 +234,17 @@ def evaluate_folder(upscale: UpscaleFn, folder: Path, scale: int, name: str | No
         dt = time.perf_counter() - t0
         p, s, g = measure(sr, hr, scale, gray=gray)
         sharp = measure_sharpness(sr, hr, scale, gray=gray)
-        left_out = (["PSNR (the output equals the ground truth)"] if math.isinf(p) else []) + \
-            (["sharpness (the ground truth has no edges)"] if math.isnan(sharp) else [])
-        if left_out:
-            log.warning("%s: left out of the set's mean %s", path.name, " and ".join(left_out))
+        notes.append((path.name, math.isinf(p), math.isnan(sharp)))
         # named without the extension, as the published tables do, unless two files share a stem
         result.images.append(ImageResult(path.stem if stems.count(path.stem) == 1 else path.name, p, s, dt, g, sharp))
+    every_exact = len(notes) > 1 and all(exact for _, exact, _ in notes)
+    if every_exact:  # each "left out of the mean" had been followed by a mean of inf
+        log.warning("every output equals its ground truth: the set's PSNR is infinite")
+    for file, exact, edgeless in notes:
+        left_out = (["PSNR (the output equals the ground truth)"] if exact and not every_exact else []) + \
+            (["sharpness (the ground truth has no edges)"] if edgeless else [])
+        if left_out:
+            log.warning("%s: left out of the set's mean %s", file, " and ".join(left_out))
     return result
 
 
@@ -280,21 +286,28 @@ def _check_sizes(paths: Sequence[Path], scale: int, hr_scale: float) -> None:
     from PIL import Image
 
     need = _SSIM_WINDOW + 2 * scale
-    small = []
+    small, sized = [], 0
     for path in paths:
         try:
             with Image.open(path) as image:
                 shape = (image.height, image.width)
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
             continue  # read_image says what is wrong with it, in turn
+        sized += 1
         measured = _measured_size(shape, scale, hr_scale)
         if min(measured) < need:
             small.append((path.name, shape, measured))
+    if len(small) > 1 and len(small) == sized:  # leaving them out would leave nothing (it had said to, naming each)
+        name, shape, measured = max(small, key=lambda s: min(s[2]))
+        raise EvaluationError(
+            f"every image is too small to measure at x{scale}, which needs at least {need} px on each side (the largest, "
+            f"{name}, is {_size_text(shape, measured, scale, hr_scale)}); "
+            + ("use a larger --hr-scale" if hr_scale < 1 else "use a smaller scale or larger pictures"))
     if len(small) == 1:
         check_measurable(*small[0][:2], scale, hr_scale)
     if small:
         listed = ", ".join(f"{name} ({_size_text(shape, measured, scale, hr_scale)})"
-                           for name, shape, measured in small[:8]) + (", ..." if len(small) > 8 else "")
+                           for name, shape, measured in small[:3]) + (", ..." if len(small) > 3 else "")
         excludes = " ".join(f"--exclude {shlex.quote(name)}" for name, *_ in small)
         raise EvaluationError(
             f"{len(small)} image(s) are too small to measure at x{scale}, which needs at least {need} px on each side "

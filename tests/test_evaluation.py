@@ -78,6 +78,10 @@ def test_modcrop_and_size_mismatch_error():
 def test_empty_folder_is_an_actionable_error(tmp_path):
     with pytest.raises(EvaluationError, match="no images"):
         datasets.list_images(tmp_path)
+    for name in ("Set5", "Set14", ".cache"):  # a folder of sets given for a set: its sets are named
+        (tmp_path / name).mkdir()
+    with pytest.raises(EvaluationError, match=r"in .*; it holds folders \(Set14, Set5\): give those, each a set$"):
+        datasets.list_images(tmp_path)
 
 
 def test_network_upscaler_and_report(tmp_path):
@@ -401,6 +405,12 @@ def test_images_too_small_to_measure_are_named_with_the_size_needed(tmp_path):
     assert str(info.value).startswith("2 image(s) are too small to measure at x4, which needs at least 19 px on each side")
     assert "crop12.png (12x12 pixels), tiny.png (3x3 pixels, 0x0 once cropped to a multiple of 4)" in str(info.value)
     assert str(info.value).endswith("leave them out with --exclude crop12.png --exclude tiny.png")
+    # every one too small: leaving them out would leave nothing (each had been named, with an --exclude for each)
+    with pytest.raises(EvaluationError) as info:
+        ev.evaluate_folder(ev.bicubic_upscaler(4), folder, 4, hr_scale=0.25)
+    assert str(info.value) == ("every image is too small to measure at x4, which needs at least 19 px on each side (the largest, "
+                               "crop48.png, is 48x48 pixels, 12x12 once downscaled by 0.25 and cropped to a multiple of 4); "
+                               "use a larger --hr-scale")
 
 
 @needs_bench
@@ -477,6 +487,14 @@ def test_a_flat_or_exact_image_does_not_spoil_the_sets_means(tmp_path, caplog):
     assert result.psnr == noise.psnr and result.sharpness == noise.sharpness
     assert any(r.getMessage() == "flat.png: left out of the set's mean PSNR (the output equals the ground truth) and "
                "sharpness (the ground truth has no edges)" for r in caplog.records), caplog.records
+    # every output exact (x1): one line that the mean is infinite ("left out of the mean" for each, then inf, had been said)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="sr_filter"):
+        result = ev.evaluate_folder(ev.bicubic_upscaler(1), folder, 1)
+    assert math.isinf(result.psnr)
+    assert [r.getMessage() for r in caplog.records] == [
+        "every output equals its ground truth: the set's PSNR is infinite",
+        "flat.png: left out of the set's mean sharpness (the ground truth has no edges)"]
 
 
 @needs_bench

@@ -55,6 +55,7 @@ def eval_cmd(folders: tuple[Path, ...], models: tuple[str, ...], scale: int | No
     the same picture saved as RGB do not score alike).
     'sharp' is the output's Sobel gradient magnitude over the ground truth's, on the ground truth's
     strongest 10% of gradients: 1.0 = as sharp, below 1 softer (bicubic), above 1 over-sharpened.
+    'sec' is the seconds the model took on the set's images (each image's with --per-image).
     Example:
       sr-filter eval ../shared/data/benchmarks/Set5 ../shared/data/benchmarks/Set14 -m bicubic -m photo
     """
