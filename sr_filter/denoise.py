@@ -20,7 +20,7 @@ from .errors import CacheError, ChecksumError, DenoiseError, DownloadError, Down
 from .manifest import Manifest, ModelEntry, load_manifest
 from .archs import get_arch
 from .models import LoadedModel, _load_strict, candidates, is_path_spec
-from .weights import cached_path, fetch, load_state_dict
+from .weights import cached_path, fetch, load_state_dict, mirror_url
 
 
 def interpolate(strong: Mapping[str, torch.Tensor], weak: Mapping[str, torch.Tensor], strength: float) -> dict[str, torch.Tensor]:
@@ -81,6 +81,8 @@ def load_denoised(spec: str, strength: float, *, offline: bool | None = None, ma
             why, fix = "downloads are off (SR_FILTER_OFFLINE=1 or offline mode)", "allow downloads (or name a mirror with SR_FILTER_WEIGHTS_URL)"
         elif isinstance(exc, (DownloadSettingError, ChecksumError, CacheError)):  # not the network: its own words
             why, fix = f"the download could not be made ({said})", "mend that"
+        elif mirror_url():  # a mirror named already: it is what failed ("name a mirror" had been the advice)
+            why, fix = f"the download failed ({said})", f"check that the mirror {mirror_url()} has them"
         else:
             why, fix = f"the download failed ({said})", "check the network (or name a mirror with SR_FILTER_WEIGHTS_URL)"
         raise DenoiseError(f"a denoise strength needs {needed}, and {why}: {fix}, put the files there, or leave out "

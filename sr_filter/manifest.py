@@ -24,7 +24,7 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 _REQUIRED = ("name", "version", "arch", "settings", "scale", "file", "sha256", "size", "license")
 #: the end of the unknown-name message, where a weights file may be given instead (`models --download` takes none)
-PATH_ADVICE = " (or give a path to a .pth file; `sr-filter models` lists them)"
+PATH_ADVICE = " (or give a path to a weights file: .pth, .pt, .ckpt or .safetensors; `sr-filter models` lists them)"
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import numpy as np
 from .errors import DownloadError, DownloadSettingError, NetworkUnavailableError, OfflineError, UnknownModelError, WeightsFormatError, mismatch_detail
 from .facts import Facts
 from .manifest import Manifest, ModelEntry, load_manifest
-from .weights import fetch
+from .weights import existing_file, fetch
 
 if TYPE_CHECKING:
     import torch
@@ -224,7 +224,7 @@ def resolve(spec: str | None = None, *, offline: bool | None = None, manifest: M
     if not spec:
         raise UnknownModelError("the model name is empty; give a preset, a model name or a weights file (None: the default)")
     if is_path_spec(spec) and not is_known_name(spec, manifest):
-        path = _existing(Path(os.path.expanduser(spec)))
+        path = existing_file(Path(os.path.expanduser(spec)))
         return ModelRef(file_label(path), path)
     if not is_known_name(spec, manifest) and Path(os.path.expanduser(spec)).is_dir():  # "more", a folder here
         raise UnknownModelError(f"{spec} is a folder here, and no model or preset has that name; give a weights file "
@@ -273,7 +273,7 @@ def load_entry(entry: ModelEntry, path: Path) -> LoadedModel:
 
 def load_file(path: Path) -> LoadedModel:
     """Load a local weights file, recognising its architecture from the tensor shapes."""
-    _existing(path)
+    existing_file(path)
     from .community import detect_own, load_community, read_state  # other architectures: spandrel
 
     state, record = read_state(path, with_record=True)
@@ -297,15 +297,6 @@ def _recorded_settings(arch: Any, params: dict, record: dict | None) -> dict:
     if record and record.get("arch") == arch.name:
         return {**params, **{k: v for k, v in record["settings"].items() if k in params}}
     return params
-
-
-def _existing(path: Path) -> Path:
-    """``path``, or a WeightsFormatError when no file is there."""
-    if path.is_dir():
-        raise WeightsFormatError(f"{path} is a folder, not a weights file")
-    if not path.is_file():
-        raise WeightsFormatError(f"weights file {path} does not exist")
-    return path
 
 
 def _load_strict(network: nn.Module, state: dict[str, Any], path: Path) -> None:

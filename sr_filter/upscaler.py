@@ -529,8 +529,8 @@ class Upscaler:
                 log.info("automatic tiles: the whole %dx%d picture in one window", shown_w, shown_h)
         if tile and max(height, width) > tile and self.model.facts.whole_image and not self._said_whole:
             self._said_whole = True  # once per model: a batch or a video would say it every time
-            if self.tile != "auto":
-                why = ""
+            if self.tile != "auto":  # (it had read as if sr-filter had chosen to tile)
+                why = f" in {tile} px tiles, as asked; tile 0 runs it whole"
             else:
                 need = self._whole_bytes(height, width, frames)
                 why = (f" to fit in memory (whole, it would need about {need / (1 << 30):.1f} GiB by the estimate for "

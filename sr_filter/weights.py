@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import re
 import threading
 import time
 import zipfile
@@ -360,15 +361,36 @@ def same_file_in_manifest(path: Path, manifest: Manifest | None = None) -> Model
     return next((e for e in same_size if e.sha256 == digest), None)
 
 
+def _numpy_scalars() -> list:
+    """numpy's scalar reconstructor and dtypes, for weights_only loading: training checkpoints keep
+    their epoch or best score as numpy numbers beside the weights (such files had been refused as
+    "pickled Python objects"). They build numbers from bytes and run no other code."""
+    import numpy as np
+
+    core = getattr(np, "_core", None) or np.core  # numpy 2, numpy 1
+    scalar = core.multiarray.scalar
+    dtypes = [getattr(np.dtypes, n) for n in dir(np.dtypes) if n.endswith("DType")] if hasattr(np, "dtypes") else []
+    return [scalar, (scalar, "numpy.core.multiarray.scalar"), (scalar, "numpy._core.multiarray.scalar"), np.dtype, *dtypes]
+
+
+def existing_file(path: Path) -> Path:
+    """``path``, or a WeightsFormatError saying why no weights file is there (missing, a folder, a
+    device or pipe: /dev/zero and a FIFO had been "does not exist")."""
+    if path.is_dir():
+        raise WeightsFormatError(f"{path} is a folder, not a weights file")
+    if path.exists() and not path.is_file():
+        raise WeightsFormatError(f"{path} is not a regular file (a device or pipe), not a weights file")
+    if not path.is_file():
+        raise WeightsFormatError(f"weights file {path} does not exist")
+    return path
+
+
 def file_kind(path: Path) -> str:
     """What a weights file is by its first bytes, whatever its name says: ``torch`` (PyTorch's
     zip), ``torchscript`` (a zip with code), ``pickle`` (PyTorch's older format), ``safetensors``,
     ``text``, ``empty``, ``image`` (a picture saved under a weights name) or ``unknown``; a missing
     file or a folder is a :class:`WeightsFormatError`."""
-    if path.is_dir():
-        raise WeightsFormatError(f"{path} is a folder, not a weights file")
-    if not path.is_file():
-        raise WeightsFormatError(f"weights file {path} does not exist")
+    existing_file(path)
     with open(path, "rb") as f:
         head = f.read(16)
     if not head:
@@ -409,6 +431,9 @@ def load_state_dict(path: str | Path, state_key: str | None = None, *, with_reco
         with open(path, "rb") as f:
             picture = sniff.image_format(f.read(16))
         what = {"text": "a text file", "empty": "empty (0 bytes)", "image": f"a {picture} image"}.get(kind, "not a PyTorch file")
+        if kind == "unknown" and path.suffix.lower() == ".onnx":  # ("is not a PyTorch file, not model weights")
+            raise WeightsFormatError(f"{path.name} is an ONNX model, which is not read here; give the PyTorch weights it "
+                                     "was made from (.pth, .pt, .ckpt or .safetensors)")
         raise WeightsFormatError(f"{path.name} is {what}, not model weights")
     _check_unpacked_size(path)
     import pickle
@@ -419,16 +444,18 @@ def load_state_dict(path: str | Path, state_key: str | None = None, *, with_reco
     try:
         with warnings.catch_warnings():  # torch's advice about trusted sources: not an option here
             warnings.simplefilter("ignore")
-            with open(path, "rb") as f:  # a file object: torch would read a name ending in .safetensors as one
-                obj = torch.load(f, map_location="cpu", weights_only=True)
+            with open(path, "rb") as f, torch.serialization.safe_globals(_numpy_scalars()):  # a file object: torch
+                obj = torch.load(f, map_location="cpu", weights_only=True)  # would read a name ending in .safetensors as one
     except Exception as exc:  # pickle errors, zip errors, unsafe globals: all mean "not loadable"
         if kind == "pickle" and not _legacy_torch(path):  # it had been "(Invalid magic number; corrupt file?)"
             raise WeightsFormatError(f"{path.name} is a plain Python pickle (pickle.dump), not a file torch.save wrote, "
                                      "and is not read (pickled objects are never run here); save the weights with "
                                      "torch.save(model.state_dict(), ...)") from None
         if "weights only load failed" in str(exc).lower() or isinstance(exc, pickle.UnpicklingError):
+            named = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+            what = f"({named.group(1)})" if named else "(a whole model or a custom class)"  # had been that guess alone
             raise WeightsFormatError(
-                f"{path.name} holds pickled Python objects (a whole model or a custom class), which are never run "
+                f"{path.name} holds pickled Python objects {what}, which are never run "
                 "here; save the network's state dict instead (torch.save(model.state_dict(), ...))"
             ) from None
         detail = first_line(exc).split(". ")[0].rstrip(".")[:160]  # torch's own first sentence, not its appeals

@@ -12,6 +12,7 @@ import os
 import pickle
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,6 +25,7 @@ from sr_filter.errors import CommunityModelError, SrFilterError, WeightsFormatEr
 from sr_filter.models import load_file
 from sr_filter.tiling import plan_spans, round_up
 from sr_filter.upscaler import Upscaler
+from sr_filter.weights import load_state_dict
 
 from .community_nets import save_random
 from .conftest import ROOT
@@ -222,7 +224,8 @@ def test_whole_image_architecture_warns_and_tiles_closely(tmp_path, caplog):
         tiled_up = Upscaler(str(path), device="cpu", precision="fp32", tile=32)
         tiled = tiled_up.run(x)
         tiled_up.run(x)
-    assert caplog.text.count("mixes the whole picture") == 1 and "a 200x16 picture is tiled here" in caplog.text
+    assert caplog.text.count("mixes the whole picture") == 1
+    assert "a 200x16 picture is tiled here in 32 px tiles, as asked; tile 0 runs it whole" in caplog.text
     assert 0 < (whole - tiled).abs().max() < 8 / 255
     caplog.clear()
     with caplog.at_level("WARNING"):  # automatic tiles on the CPU: the whole picture while memory allows
@@ -321,6 +324,21 @@ def test_the_format_is_told_by_the_bytes_not_the_name(tmp_path):
         assert torch.equal(load_file(swapped_pth).network(x), expected)
 
 
+def _renamed_in_pickle(path: Path, old: bytes, new: bytes) -> Path:
+    """A copy of a torch.save file whose pickle names ``new`` where it named ``old``."""
+    import io
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as copy:
+        for info in source.infolist():
+            data = source.read(info.filename)
+            copy.writestr(info, data.replace(old, new) if info.filename.endswith("data.pkl") else data)
+    renamed = path.with_name("renamed-" + path.name)
+    renamed.write_bytes(out.getvalue())
+    return renamed
+
+
 def test_files_that_are_not_weights_say_what_they_are(tmp_path):
     script = torch.jit.script(torch.nn.Conv2d(3, 3, 3))
     script.save(str(tmp_path / "scripted.pt"))
@@ -328,7 +346,8 @@ def test_files_that_are_not_weights_say_what_they_are(tmp_path):
     torch.save(torch.nn.Conv2d(3, 3, 3), whole)  # a whole pickled module, not a state dict
     (tmp_path / "notes.pth").write_text("see the release page")
     (tmp_path / "folder.pth").mkdir()
-    for name, words in (("scripted.pt", "is a TorchScript program"), ("whole.pth", "holds pickled Python objects"),
+    for name, words in (("scripted.pt", "is a TorchScript program"),
+                        ("whole.pth", r"holds pickled Python objects \(torch.nn.modules.conv.Conv2d\), which are never run"),
                         ("notes.pth", "is a text file, not model weights"), ("folder.pth", "is a folder, not a weights file")):
         with pytest.raises(WeightsFormatError, match=words):
             load_file(tmp_path / name)
@@ -338,6 +357,21 @@ def test_files_that_are_not_weights_say_what_they_are(tmp_path):
     assert out.returncode == 1 and out.stderr.count("\n") == 1 and "Warning" not in out.stderr, out.stderr
     inspected = cli("models", "--inspect", tmp_path / "notes.pth")
     assert inspected.returncode == 1 and "--inspect" not in inspected.stderr and inspected.stderr.count("\n") == 1
+    (tmp_path / "model.onnx").write_bytes(b"\x08\x07\x12\x07pytorch" + bytes(64))  # protobuf: "is not a PyTorch file, not model weights"
+    with pytest.raises(WeightsFormatError, match=r"model.onnx is an ONNX model, which is not read here; give the PyTorch "
+                                                 r"weights it was made from \(.pth, .pt, .ckpt or .safetensors\)$"):
+        load_file(tmp_path / "model.onnx")
+    # a training checkpoint's numpy numbers beside the weights are read (the file had been refused as pickled objects),
+    # written by numpy 2 or, named numpy.core, by numpy 1
+    network = torch.nn.Conv2d(3, 3, 3)
+    torch.save({"params_ema": network.state_dict(), "epoch": np.int64(5), "best": np.float32(0.3)}, tmp_path / "ckpt.pth")
+    assert torch.equal(load_state_dict(tmp_path / "ckpt.pth", None)["weight"], network.weight.detach())
+    old_numpy = _renamed_in_pickle(tmp_path / "ckpt.pth", b"numpy._core.multiarray", b"numpy.core.multiarray")
+    assert torch.equal(load_state_dict(old_numpy, None)["weight"], network.weight.detach())
+    os.mkfifo(tmp_path / "pipe.pth")  # a device or a pipe had been "does not exist"
+    for special in (tmp_path / "pipe.pth", Path("/dev/null")):
+        with pytest.raises(WeightsFormatError, match=r"is not a regular file \(a device or pipe\), not a weights file$"):
+            load_file(special)
 
 
 @pytest.mark.parametrize("shape", [(10, 10), (2, 40)])

@@ -132,7 +132,7 @@ def test_unreachable_pair_says_that_no_built_in_model_replaces_it(pair, monkeypa
         # the way out, whole within the command line's cut at about 600 characters (it had been cut off)
         text = str(info.value)
         assert text.endswith("leave out the denoise strength (then a built-in model works offline; none has a denoise pair)")
-        assert len(text) < 560 and ("allow downloads" if offline else "check the network") in text, text
+        assert len(text) < 560 and ("allow downloads" if offline else "check that the mirror http://127.0.0.1:9/closed/ has them") in text, text
     monkeypatch.setenv("SR_FILTER_WEIGHTS_URL", "notaurl")  # not the network: the setting's own words
     with pytest.raises(DenoiseError, match=r"could not be made \(SR_FILTER_WEIGHTS_URL='notaurl' is not an http") as info:
         denoise.load_denoised("strong", 0.5, manifest=manifest)

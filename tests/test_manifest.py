@@ -66,8 +66,10 @@ def test_versions_and_lookup():
     assert manifest.get("REALESR-animevideov3@1").name == "realesr-animevideov3"
     with pytest.raises(UnknownModelError, match="unknown model or preset 'realesr-animevideov3@9'"):
         manifest.get("realesr-animevideov3@9")
-    with pytest.raises(UnknownModelError, match="presets: cartoon, face, photo"):
+    with pytest.raises(UnknownModelError, match="presets: cartoon, face, photo") as info:
         manifest.get("nonsense")
+    assert str(info.value).endswith("(or give a path to a weights file: .pth, .pt, .ckpt or .safetensors; "
+                                    "`sr-filter models` lists them)")  # it had named .pth alone
 
 
 def _minimal(**changes):

@@ -44,7 +44,7 @@ _core_instance: Any = None
 
 #: architectures OpenVINO's converter must not be given: it crashes the process (a segmentation
 #: fault in moc_emit_ir for DAT with openvino 2025), so "auto" runs them with torch
-NOT_CONVERTED = {"DAT": "OpenVINO's converter crashes on DAT networks"}
+NOT_CONVERTED = {"DAT": "OpenVINO's converter crashes on DAT networks; the torch backend runs them"}
 
 
 def without_telemetry() -> None:
@@ -262,7 +262,7 @@ def convert(model: Any, ov: Any) -> Any:
         raise _certain(BackendError(f"{model.label} is not converted to OpenVINO: {reason}"))
     c_in = in_channels(model)
     example = torch.rand(1, c_in, _EXAMPLE, _EXAMPLE)
-    log.info("converting %s to OpenVINO (once; the result is cached)", model.name)
+    log.info("converting %s to OpenVINO (once, where the cache folder can keep the result)", model.name)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tracer warnings about Python-side shape arithmetic
