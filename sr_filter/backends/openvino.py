@@ -163,15 +163,28 @@ class OpenVinoBackend:
         the output and then a clamped copy, 16 MB each for a 256-pixel window at x4, fragmented the
         heap by about 100 MB at peak)."""
         array = np.ascontiguousarray(batch, dtype=np.float32)
+        result: np.ndarray | None = None
         with self._lock:
-            out = _infer(self._request, array)
-            if self.precision != "fp32" and not bool(np.isfinite(out).all()):
-                self.fallbacks += 1
-                log.info("bf16 gave NaN/Inf on a window; re-running it in fp32")
-                if self._request_fp32 is None:
-                    self._request_fp32 = _compile(self._core, self._ov_model, "fp32", self._threads).create_infer_request()
-                out = _infer(self._request_fp32, array)
-            return np.clip(out, 0, 1)
+            # one picture per inference: a traced graph can hold the example's batch of 1 as a constant
+            # (SwinIR's window_reverse, DRUNet), so batches of frames came out a few levels off or
+            # failed; on the CPU a batch had bought no speed (docs/video.md, frames per pass)
+            for i in range(array.shape[0]):
+                out = self._one(array[i : i + 1])
+                if result is None:
+                    result = np.empty((array.shape[0], *out.shape[1:]), np.float32)
+                np.clip(out, 0, 1, out=result[i : i + 1])
+        return result if result is not None else np.empty((0, *array.shape[1:]), np.float32)
+
+    def _one(self, array: np.ndarray) -> np.ndarray:
+        """One picture's output, in the request's own buffer (valid until the next inference)."""
+        out = _infer(self._request, array)
+        if self.precision != "fp32" and not bool(np.isfinite(out).all()):
+            self.fallbacks += 1
+            log.info("bf16 gave NaN/Inf on a window; re-running it in fp32")
+            if self._request_fp32 is None:
+                self._request_fp32 = _compile(self._core, self._ov_model, "fp32", self._threads).create_infer_request()
+            out = _infer(self._request_fp32, array)
+        return out
 
 
 def _infer(request: Any, array: Any) -> np.ndarray:
