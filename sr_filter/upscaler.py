@@ -8,12 +8,13 @@ conversion, weights interpolation (``denoise``).
 
 from __future__ import annotations
 
+import errno
 import functools
 import logging
 import math
 import numbers
 from collections.abc import Iterable, Sequence
-from os import PathLike, fspath, sep
+from os import PathLike, fsdecode, fsencode, fspath, sep
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -640,11 +641,24 @@ def check_callback(name: str, value: object) -> None:
 
 
 def check_path(name: str, value: object) -> Path:
-    """A file path argument as a Path: a str or os.PathLike (bytes, a file object or an array
-    had failed deep inside pathlib or the reader)."""
-    if isinstance(value, (str, PathLike)) and isinstance(fspath(value), str):
-        return Path(value)
-    raise SrFilterError(f"{name} must be a file path (str or pathlib.Path), not {type(value).__name__}")
+    """A file path argument as a Path: a str, bytes (as os.fsdecode reads them) or os.PathLike (a
+    file object or an array had failed deep inside pathlib or the reader); a name longer than the
+    file system allows is a one-line error (it had been a raw OSError from the first look at it)."""
+    if isinstance(value, bytes) or (isinstance(value, PathLike) and isinstance(fspath(value), bytes)):
+        value = fsdecode(value)
+    if not (isinstance(value, (str, PathLike)) and isinstance(fspath(value), str)):
+        raise SrFilterError(f"{name} must be a file path (str, bytes or pathlib.Path), not {type(value).__name__}")
+    path = Path(value)
+    try:
+        path.lstat()
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:  # one name too long (most file systems: 255 bytes), or the whole path
+            part = max(path.parts, key=lambda p: len(fsencode(p)))
+            text, what = (part, "a name") if len(fsencode(part)) > 255 else (str(path), "a path")
+            shown = text if len(text) <= 60 else f"{text[:30]}...{text[-25:]}"
+            raise SrFilterError(f"{name} {shown} is {len(fsencode(text))} bytes, {what} longer than the "
+                                "file system allows; choose a shorter one") from None
+    return path
 
 
 def check_flag(name: str, value: object) -> bool:
@@ -666,7 +680,7 @@ def check_quality(quality: object) -> int | None:
 def check_dst_file(dst: str | PathLike, src: Path) -> None:
     """An output argument that names a folder (existing, or ending in a slash: the argument as
     given, since a Path drops the slash) is refused with the file name it likely meant."""
-    text = fspath(dst)
+    text = fsdecode(dst)
     if Path(text).is_dir() or text.endswith(("/", sep)):
         raise SrFilterError(f"dst {text} is a folder; name the output file, e.g. {Path(text) / src.name}")
 

@@ -370,7 +370,13 @@ def test_wrong_arguments_are_the_librarys_own_errors_before_any_work(cartoon, tm
         Upscaler("")
     for call in (sr_filter.upscale_video, sr_filter.upscale_file, sr_filter.upscale_animation):
         with pytest.raises(SrFilterError, match="src must be a file path"):  # upscale_file: pathlib's TypeError
-            call(b"clip.mp4", tmp_path / "o.mp4", upscaler=cartoon)
+            call(42, tmp_path / "o.mp4", upscaler=cartoon)
+        # a name longer than the file system allows: one line (it had been a raw OSError, "File name too long")
+        with pytest.raises(SrFilterError, match=r"dst L+\.\.\.L+\.png is 260 bytes, a name longer than the file system allows"):
+            call(tmp_path / "in.png", tmp_path / ("L" * 256 + ".png"), upscaler=cartoon)
+    Image.new("RGB", (8, 6)).save(tmp_path / "in.png")  # bytes name a file as os.fsdecode reads them
+    assert sr_filter.upscale_file(os.fsencode(tmp_path / "in.png"), os.fsencode(tmp_path / "b.png"), upscaler=cartoon) \
+        == tmp_path / "b.png"
     (tmp_path / "keep.mp4").write_bytes(b"mine")
     with pytest.raises(SrFilterError, match="overwrite must be True or False, not 'no'"):
         sr_filter.upscale_video(tmp_path / "clip.mp4", tmp_path / "keep.mp4", upscaler=cartoon, overwrite="no")
