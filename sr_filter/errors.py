@@ -90,8 +90,9 @@ def resource_failure(exc: BaseException) -> str:
     if isinstance(exc, ImportError) and not short:  # a missing or broken package
         what = exc.name or "a library"
         return f"cannot load {what} ({text}); reinstall sr-filter with the README's install command"
-    if isinstance(exc, ImportError):
-        what = exc.name if exc.name and not exc.name.startswith("_") else "a compiled library"
+    if isinstance(exc, ImportError) or (short and "shared object" in text):  # the latter: ctypes loading one (torch's libgomp)
+        name = getattr(exc, "name", None)
+        what = name if isinstance(name, str) and name and not name.startswith("_") else "a compiled library"
         return f"cannot load {what} for lack of memory ({text}); raise the memory limit (ulimit -v) or close other programs"
     if isinstance(exc, MemoryError) or short or "can't start new thread" in text or "allocate" in text.lower():
         return f"out of memory ({text or type(exc).__name__}): close other programs, or use a smaller --tile, --scale or image"

@@ -335,8 +335,9 @@ def _row_results(run, image, tiles: list[Tile], state: _State, height: int, widt
             smaller = split_tile(first, height, width, pad, multiple)
             if len(smaller) == 1:
                 raise OutOfMemoryError(
-                    f"out of memory even with {first.y.hi - first.y.lo}x{first.x.hi - first.x.lo} tiles; "
-                    "close other programs or choose a smaller model (on a GPU, the CPU device has the computer's memory)"
+                    f"out of memory even with {first.y.hi - first.y.lo}x{first.x.hi - first.x.lo} tiles, the smallest "
+                    "they split to; close other programs, or choose a smaller model or output (or, on a GPU, the "
+                    "CPU device, which has the computer's memory)"
                 ) from None
             state.limit = max(t.edge for t in smaller)
             queue.extendleft(reversed(smaller))

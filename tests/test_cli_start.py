@@ -250,6 +250,14 @@ def test_messages_are_cut_at_a_word_and_get_the_flag_by_class():
     wide = ImageTooLargeError("a 70000x10 image is too large for JPEG; choose a smaller scale or another output format (PNG or TIFF)")
     assert one_line(wide) == ("a 70000x10 image is too large for JPEG; use a smaller --scale, --width or --height, "
                               "or another output format (PNG or TIFF)")
+    # tiles split down by themselves: the hint does not say --tile after "even with 62x62 tiles" (it had)
+    from sr_filter.errors import OutOfMemoryError
+
+    assert one_line(OutOfMemoryError("out of memory even with 62x62 tiles")).endswith("(use a smaller --scale)")
+    # a control character or a byte that is not UTF-8 in a name is an escape: a newline had read as a
+    # space, and U+202E turned the rest of the line around on a terminal
+    said = one_line(ImageFormatError("new\nline \u202egnp.png, b\udcff.png and C:\\x.png  do not exist"))
+    assert said == "new\\nline \\u202egnp.png, b\\xff.png and C:\\x.png do not exist", said
 
 
 def test_hints_name_only_the_flags_the_running_command_has(tmp_path):

@@ -227,6 +227,8 @@ def _main(argv: list[str] | None) -> None:
     except OSError as exc:  # a file system refusal no check foresaw: still one line
         if debug:
             raise
+        if "failed to map segment" in str(exc):  # a library loaded through ctypes under a memory limit
+            _fail(resource_failure(exc), 1)
         where = f"{exc.filename}: " if exc.filename else ""
         _fail(one_line(exc, text=f"{where}{exc.strerror or exc}", flags=DefaultGroup.flags), 1)
     except Exception as exc:  # a case no check foresaw (a bug): one line that says so, the traceback at -vv

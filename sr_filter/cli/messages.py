@@ -24,7 +24,7 @@ _HINTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("CommunityModelError", ("`sr-filter models --inspect FILE` says what the file is",)),
     ("InputTooLargeError", ()),  # the input's own size: no flag changes it
     ("ImageTooLargeError", ("use a smaller --scale, --width or --height",)),
-    ("OutOfMemoryError", ("use a smaller --tile or --scale",)),
+    ("OutOfMemoryError", ("use a smaller --scale",)),  # tiles are split down by themselves; "--tile" had followed "even with 62x62 tiles"
     ("OfflineError", ("leave out --offline and unset SR_FILTER_OFFLINE to allow downloads", "choose a built-in model")),
     # a preset falls back to a built-in model by itself: this is a named model, which has none
     ("NetworkUnavailableError", ("a built-in model (`sr-filter models`) runs without the network",)),
@@ -110,7 +110,12 @@ def one_line(exc: BaseException, *, text: str | None = None, limit: int = LIMIT,
              flags: frozenset[str] | None = None) -> str:
     """The error (or ``text`` said about it) as one shortened line, with its hint in parentheses;
     ``flags``: the running command's options, so that hints name only flags it has."""
-    text = " ".join((str(exc) if text is None else text).split()) or type(exc).__name__
+    # a control character or a byte that is not UTF-8 in a file name as an escape, as shown_path writes
+    # them (a newline had read as a space, U+202E had turned the rest of the line around); backslashes
+    # are left as they are: names in the text may be shown_path's already
+    raw = str(exc) if text is None else text
+    text = " ".join("".join(c if c.isprintable() or c == " " else _shown(c) for c in raw).split(" "))
+    text = " ".join(text.split()) or type(exc).__name__
     for pattern, replacement, flag in _FLAG_TEXT:
         if flags is None or flag in flags:
             text = re.sub(pattern, replacement, text)
