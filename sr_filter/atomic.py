@@ -280,8 +280,9 @@ def commit(tmp: str | Path, path: str | Path, *, overwrite: bool) -> None:
 
 def publish(tmp: str | Path, path: str | Path, *, overwrite: bool) -> None:
     """Give the finished temporary file ``tmp`` (in ``path``'s folder) its final name: mode 0666
-    minus the umask, like any file the user writes, or the permissions of the file it replaces
-    (a private file stays private); without ``overwrite`` a hard link that fails with
+    minus the umask, like any file the user writes, or the permissions (and, where this process
+    may give them, owner and group) of the file it replaces (a private file stays private, and a
+    user's file replaced by root stays the user's); without ``overwrite`` a hard link that fails with
     FileExistsError if the name exists. The one way every writer here (images, videos,
     downloads, checkpoints) publishes a file; OSError is the caller's to word."""
     mode = 0o666 & ~_umask()
@@ -290,7 +291,10 @@ def publish(tmp: str | Path, path: str | Path, *, overwrite: bool) -> None:
             old = os.stat(path)
             if stat.S_ISREG(old.st_mode):
                 mode = stat.S_IMODE(old.st_mode)
-        except OSError:
+                mine = os.stat(tmp)
+                if (old.st_uid, old.st_gid) != (mine.st_uid, mine.st_gid):
+                    os.chown(tmp, old.st_uid, old.st_gid)  # before chmod: a chown clears set-id bits
+        except OSError:  # not allowed (not root, nor a group of ours): the file is ours, as cp makes it
             pass
     os.chmod(tmp, mode)
     if overwrite:

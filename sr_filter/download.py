@@ -12,6 +12,7 @@ be reached or does not answer is not asked again, and is remembered (:mod:`sr_fi
 
 from __future__ import annotations
 
+import errno
 import glob
 import hashlib
 import json
@@ -277,9 +278,10 @@ def cache_error(exc: OSError, path: Path) -> CacheError:
     what = exc.strerror or first_line(exc)
     if path.is_dir():
         return CacheError(f"cannot save {path.name}: {path} is a folder; remove it or set {ENV_CACHE} to another folder")
+    fix = {errno.EFBIG: "raise the file size limit (ulimit -f)", errno.ENOSPC: "free some space there",
+           errno.EDQUOT: "free some of your quota there"}.get(exc.errno or 0, "make it writable")
     return CacheError(
-        f"cannot write {path.name} into the weights cache {path.parent} ({what}); "
-        f"free some space there or set {ENV_CACHE} to another folder"
+        f"cannot write {path.name} into the weights cache {path.parent} ({what}); {fix} or set {ENV_CACHE} to another folder"
     )
 
 

@@ -154,6 +154,11 @@ def test_a_replaced_file_keeps_its_permissions(tmp_path):
     with replacing(target) as tmp:
         tmp.write_bytes(b"again")
     assert stat.S_IMODE(target.stat().st_mode) == 0o640
+    if os.geteuid() == 0:  # root replacing a user's file leaves it the user's (it had become root's), as cp does
+        os.chown(target, 65534, 65534)
+        write_atomic(b"third", target, overwrite=True)
+        info = target.stat()
+        assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (65534, 65534, 0o640)
 
 
 def test_a_killed_writers_temporary_files_are_removed_by_the_next_write_there(tmp_path):

@@ -224,6 +224,8 @@ def test_full_cache_is_one_line_and_presets_fall_back(weights_server, isolated_c
     assert "Traceback" not in result.stderr
     first, used = result.stdout.strip().splitlines()
     assert first.startswith("CacheError cannot write") and "SR_FILTER_CACHE_DIR" in first
+    # the file size limit named as such (it had been "free some space there", as for a full disk)
+    assert "(File too large); raise the file size limit (ulimit -f) or set SR_FILTER_CACHE_DIR" in first, first
     assert used == "used sr-photo-x4"
     assert "using sr-photo-x4@1 instead of" in result.stderr
     assert [p.name for p in isolated_cache.iterdir()] == []  # no part, no lock
