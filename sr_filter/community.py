@@ -368,6 +368,12 @@ def inspect_file(path: Path) -> dict[str, Any]:
     arch, params = own
     from .weights import same_file_in_manifest
 
+    usable = "yes"
+    try:  # the shapes as read must be the network's: a 3-in, 1-out x2 Compact read as x1 had been "yes"
+        arch.build(dict(params)).load_state_dict(state, strict=True)
+    except (RuntimeError, ValueError, TypeError) as exc:
+        usable = f"no: its weights do not fit {arch.name} as their shapes read ({mismatch_detail(exc)})"
+
     known = same_file_in_manifest(path)  # official weights downloaded by hand: which model, whose licence
     return {
         "file": str(path), **({"manifest": f"{known.name}@{known.version}, licence {known.license}"} if known else {}),
@@ -375,5 +381,5 @@ def inspect_file(path: Path) -> dict[str, Any]:
         "scale": arch.scale(params), "input_channels": int(params.get("num_in_ch", 3)),
         "output_channels": int(params.get("num_out_ch", 3)), "params": sum(int(v.numel()) for v in state.values()),
         "size_multiple": int(arch.multiple(params)), "size_minimum": 0, "fp16": arch.supports_half, "bf16": True,
-        "tile_context": int(arch.context(params)), "tags": [f"{k}={v}" for k, v in params.items()], "usable": "yes",
+        "tile_context": int(arch.context(params)), "tags": [f"{k}={v}" for k, v in params.items()], "usable": usable,
     }
