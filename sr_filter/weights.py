@@ -320,6 +320,9 @@ def _make_dir(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except FileExistsError:
+        if folder.is_symlink():  # a link in a loop or to nothing had been "a file (or inside one)"
+            raise CacheError(f"the weights cache {folder} is a link that leads to no folder (a loop or a missing "
+                             f"target); set {ENV_CACHE} to a folder") from None
         raise CacheError(_NOT_A_FOLDER.format(folder=folder, env=ENV_CACHE)) from None
     except OSError as exc:
         raise CacheError(f"cannot create the weights cache {folder} ({exc.strerror}); set {ENV_CACHE} to a writable folder") from None
