@@ -364,16 +364,53 @@ def same_file_in_manifest(path: Path, manifest: Manifest | None = None) -> Model
     return next((e for e in same_size if e.sha256 == digest), None)
 
 
-def _numpy_scalars() -> list:
-    """numpy's scalar reconstructor and dtypes, for weights_only loading: training checkpoints keep
-    their epoch or best score as numpy numbers beside the weights (such files had been refused as
-    "pickled Python objects"). They build numbers from bytes and run no other code."""
+class _PickledDtype:
+    """``numpy.dtype`` as a checkpoint's pickle calls it, kept inert: it only records what the file
+    says, and :func:`_pickled_scalar` makes plain numbers of it. numpy's own dtype would take the
+    file's state through ``__setstate__``, which can describe an object field, and its scalar
+    function would then turn the file's bytes into a pointer (a crafted file crashed on reading)."""
+
+    def __init__(self, spec: object = None, align: object = False, copy: object = True) -> None:
+        self.spec, self.state = spec, None
+
+    def __setstate__(self, state: object) -> None:
+        self.state = state
+
+
+#: numpy type codes a checkpoint's numbers use: bool, signed and unsigned integers, floats, complex
+_NUMBER_SPEC = re.compile(r"[biufc]\d{1,2}|\?")
+
+
+def _pickled_scalar(dtype: object, data: object = None) -> int | float | complex | bool:
+    """``numpy.core.multiarray.scalar`` for plain numbers only, as a Python number."""
+    import pickle
+
     import numpy as np
 
-    core = getattr(np, "_core", None) or np.core  # numpy 2, numpy 1
-    scalar = core.multiarray.scalar
-    dtypes = [getattr(np.dtypes, n) for n in dir(np.dtypes) if n.endswith("DType")] if hasattr(np, "dtypes") else []
-    return [scalar, (scalar, "numpy.core.multiarray.scalar"), (scalar, "numpy._core.multiarray.scalar"), np.dtype, *dtypes]
+    state = getattr(dtype, "state", None)
+    plain = (isinstance(dtype, _PickledDtype) and isinstance(dtype.spec, str) and _NUMBER_SPEC.fullmatch(dtype.spec)
+             and isinstance(state, tuple) and len(state) >= 5 and state[1] in ("<", ">", "|", "=")
+             and state[2] is None and state[3] is None and state[4] is None)  # no sub-array, names or fields
+    if not plain or not isinstance(data, bytes):
+        raise pickle.UnpicklingError("a numpy value that is not a plain number")
+    kind = np.dtype(dtype.spec).newbyteorder(state[1] if state[1] in "<>" else "=")
+    if len(data) != kind.itemsize:
+        raise pickle.UnpicklingError("a numpy number whose bytes do not fit its type")
+    return np.frombuffer(data, kind)[0].item()
+
+
+def _numpy_numbers() -> contextlib.AbstractContextManager:
+    """weights_only loading that also reads numpy numbers: training checkpoints keep their epoch or
+    best score as numpy scalars beside the weights (such files had been refused as "pickled Python
+    objects"). Through the inert stand-ins above, under both numpy 1's and numpy 2's names; torch
+    before 2.6 names no stand-ins, and such files stay refused there."""
+    import torch
+
+    safe = getattr(torch.serialization, "safe_globals", None)
+    if safe is None or tuple(int(p) for p in re.findall(r"\d+", torch.__version__)[:2]) < (2, 6):
+        return contextlib.nullcontext()
+    return safe([(_PickledDtype, "numpy.dtype"), (_pickled_scalar, "numpy.core.multiarray.scalar"),
+                 (_pickled_scalar, "numpy._core.multiarray.scalar")])
 
 
 def existing_file(path: Path) -> Path:
@@ -447,7 +484,7 @@ def load_state_dict(path: str | Path, state_key: str | None = None, *, with_reco
     try:
         with warnings.catch_warnings():  # torch's advice about trusted sources: not an option here
             warnings.simplefilter("ignore")
-            with open(path, "rb") as f, torch.serialization.safe_globals(_numpy_scalars()):  # a file object: torch
+            with open(path, "rb") as f, _numpy_numbers():  # a file object: torch
                 obj = torch.load(f, map_location="cpu", weights_only=True)  # would read a name ending in .safetensors as one
     except Exception as exc:  # pickle errors, zip errors, unsafe globals: all mean "not loadable"
         if kind == "pickle" and not _legacy_torch(path):  # it had been "(Invalid magic number; corrupt file?)"
@@ -455,7 +492,8 @@ def load_state_dict(path: str | Path, state_key: str | None = None, *, with_reco
                                      "and is not read (pickled objects are never run here); save the weights with "
                                      "torch.save(model.state_dict(), ...)") from None
         if "weights only load failed" in str(exc).lower() or isinstance(exc, pickle.UnpicklingError):
-            named = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+            named = (re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+                     or re.search(r"(a numpy (?:value|number) [^.\n]*)", str(exc)))  # _pickled_scalar's refusal
             what = f"({named.group(1)})" if named else "(a whole model or a custom class)"  # had been that guess alone
             raise WeightsFormatError(
                 f"{path.name} holds pickled Python objects {what}, which are never run "

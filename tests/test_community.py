@@ -339,7 +339,7 @@ def _renamed_in_pickle(path: Path, old: bytes, new: bytes) -> Path:
     return renamed
 
 
-def test_files_that_are_not_weights_say_what_they_are(tmp_path):
+def test_files_that_are_not_weights_say_what_they_are(tmp_path, monkeypatch):
     script = torch.jit.script(torch.nn.Conv2d(3, 3, 3))
     script.save(str(tmp_path / "scripted.pt"))
     whole = tmp_path / "whole.pth"
@@ -368,6 +368,35 @@ def test_files_that_are_not_weights_say_what_they_are(tmp_path):
     assert torch.equal(load_state_dict(tmp_path / "ckpt.pth", None)["weight"], network.weight.detach())
     old_numpy = _renamed_in_pickle(tmp_path / "ckpt.pth", b"numpy._core.multiarray", b"numpy.core.multiarray")
     assert torch.equal(load_state_dict(old_numpy, None)["weight"], network.weight.detach())
+    # numbers only: a structured (void) value is refused with what it is. A crafted file had described
+    # an object field in such a value's dtype state, and numpy's own dtype and scalar then turned the
+    # file's bytes into a pointer (a crash on reading it); the stand-ins never build a numpy dtype from
+    # a file's state, and make Python numbers of plain number types alone
+    torch.save({"params_ema": network.state_dict(), "x": np.void(b"12345678")}, tmp_path / "void.pth")
+    with pytest.raises(WeightsFormatError, match=r"holds pickled Python objects \(a numpy value that is not a plain number\)"):
+        load_state_dict(tmp_path / "void.pth", None)
+    import pickle
+    import struct
+
+    from sr_filter.weights import _pickled_scalar, _PickledDtype
+
+    for spec, state in (("V8", (3, "|", None, ("a",), {"a": (np.dtype("O"), 0)}, 8, 1, 0)),  # the crafted file's
+                        ("i8", (3, "<", None, ("a",), {"a": (np.dtype("O"), 0)}, 8, 1, 0)), ("O", (3, "|", None, None, None, -1, -1, 63))):
+        crafted = _PickledDtype(spec)
+        crafted.__setstate__(state)
+        with pytest.raises(pickle.UnpicklingError):
+            _pickled_scalar(crafted, struct.pack("<Q", 0x4141414141414141))
+    number = _PickledDtype("i8")
+    number.__setstate__((3, "<", None, None, None, -1, -1, 0))
+    assert _pickled_scalar(number, struct.pack("<q", -5)) == -5
+    # torch before 2.6 has no stand-ins for numpy's names: such a checkpoint is refused, the plain weights load
+    from sr_filter import weights as weights_module
+
+    monkeypatch.setattr(torch, "__version__", "2.4.1")
+    with pytest.raises(WeightsFormatError, match="holds pickled Python objects"):
+        load_state_dict(tmp_path / "ckpt.pth", None)
+    torch.save(network.state_dict(), tmp_path / "plain.pth")
+    assert torch.equal(weights_module.load_state_dict(tmp_path / "plain.pth", None)["weight"], network.weight.detach())
     os.mkfifo(tmp_path / "pipe.pth")  # a device or a pipe had been "does not exist"
     for special in (tmp_path / "pipe.pth", Path("/dev/null")):
         with pytest.raises(WeightsFormatError, match=r"is not a regular file \(a device or pipe\), not a weights file$"):
