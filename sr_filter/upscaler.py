@@ -651,6 +651,8 @@ def check_path(name: str, value: object) -> Path:
     path = Path(value)
     try:
         path.lstat()
+    except (ValueError, UnicodeError):  # a NUL byte, or a lone surrogate no file name can hold
+        raise SrFilterError(f"{name} {str(path)!r} holds a character no file name can (a NUL byte or a lone surrogate)") from None
     except OSError as exc:
         if exc.errno == errno.ENAMETOOLONG:  # one name too long (most file systems: 255 bytes), or the whole path
             part = max(path.parts, key=lambda p: len(fsencode(p)))

@@ -374,6 +374,9 @@ def test_wrong_arguments_are_the_librarys_own_errors_before_any_work(cartoon, tm
         # a name longer than the file system allows: one line (it had been a raw OSError, "File name too long")
         with pytest.raises(SrFilterError, match=r"dst L+\.\.\.L+\.png is 260 bytes, a name longer than the file system allows"):
             call(tmp_path / "in.png", tmp_path / ("L" * 256 + ".png"), upscaler=cartoon)
+    for odd in ("a\0b.png", "a\ud800.png"):  # had been a raw ValueError / UnicodeEncodeError
+        with pytest.raises(SrFilterError, match="holds a character no file name can"):
+            sr_filter.upscale_file(tmp_path / odd, tmp_path / "o.png", upscaler=cartoon)
     Image.new("RGB", (8, 6)).save(tmp_path / "in.png")  # bytes name a file as os.fsdecode reads them
     assert sr_filter.upscale_file(os.fsencode(tmp_path / "in.png"), os.fsencode(tmp_path / "b.png"), upscaler=cartoon) \
         == tmp_path / "b.png"
