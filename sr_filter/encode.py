@@ -271,8 +271,8 @@ def _not_held(meta: ImageMeta, fmt: str) -> list[str]:
     """What of ``meta`` a ``fmt`` file (BMP, GIF, one of the 8-bit writers) cannot store."""
     lost = []
     if meta.aspect and fmt not in ("PNG", "JPEG", "TIFF"):  # the pixels would show stretched back to square
-        common = math.gcd(*meta.aspect)
-        lost.append(f"the pixel aspect ratio ({meta.aspect[0] // common}:{meta.aspect[1] // common})")
+        common = math.gcd(*meta.aspect)  # held as densities (x, y): a pixel is y wide to x high
+        lost.append(f"the pixel aspect ratio ({meta.aspect[1] // common}:{meta.aspect[0] // common}, width to height)")
     if meta.exif and fmt not in _EXIF:
         lost.append("the EXIF data")
     if meta.xmp and fmt not in _XMP:

@@ -43,8 +43,9 @@ class ImageMeta:
     dpi: tuple[float, float] | None = None
     #: the unit the file states its density in ("inch" or "cm"): written back in it where the format has it
     dpi_unit: str = "inch"
-    #: a pixel aspect ratio stated without a density (x, y: a PNG pHYs or JFIF header or TIFF
-    #: resolution with no unit; non-square pixels, as from DV and anamorphic video stills)
+    #: a pixel aspect ratio stated without a density, as the file's two densities (x, y: a PNG pHYs or
+    #: JFIF header or TIFF resolution with no unit; a pixel is y wide to x high; non-square pixels, as
+    #: from DV and anamorphic video stills)
     aspect: tuple[int, int] | None = None
     text: dict[str, str] = field(default_factory=dict)  # PNG tEXt/iTXt/zTXt chunks
     xmp: bytes | None = None
@@ -135,7 +136,7 @@ def read_meta(image: Image.Image) -> tuple[ImageMeta, int]:
         format=image.format,
         icc_profile=info.get("icc_profile") or None,
         dpi=stated_dpi(image),
-        dpi_unit="cm" if image.format in ("JPEG", "MPO") and info.get("jfif_unit") == 2 else "inch",
+        dpi_unit=_stated_unit(image),
         xmp=upright_xmp(_bytes(info.get("xmp"))),
         comment=_bytes(info.get("comment")),
         iptc=_photoshop_block(image),
@@ -374,8 +375,12 @@ def stated_dpi(image: Image.Image) -> tuple[float, float] | None:
     resolution 72 dpi of its own, and a TIFF without one 1 dpi: written back scaled, that became a
     density the source never had (288 dpi at x4)."""
     info = image.info
-    if image.format in ("JPEG", "MPO") and info.get("jfif_unit") not in (1, 2) and 282 not in image.getexif():
-        return None
+    if image.format in ("JPEG", "MPO") and info.get("jfif_unit") not in (1, 2):
+        density = _exif_density(image)  # Pillow reads EXIF's X alone (100x50 per cm had become 254x254 dpi),
+        if density is None or density[0] == 1:  # and takes a density with no unit as dpi
+            return None
+        per = 2.54 if density[0] == 3 else 1.0
+        return density[1] * per, density[2] * per
     if image.format == "TIFF" and 282 not in getattr(image, "tag_v2", {}):
         return None
     dpi = info.get("dpi")
@@ -389,14 +394,48 @@ def stated_dpi(image: Image.Image) -> tuple[float, float] | None:
     return None
 
 
+def _exif_density(image: Image.Image) -> tuple[int, float, float] | None:
+    """(ResolutionUnit, XResolution, YResolution) of a picture's EXIF (unit 2 when it states
+    none, as EXIF says); None where it states no usable resolution."""
+    try:
+        exif = image.getexif()
+        if 282 not in exif:
+            return None
+        x, y = float(exif[282]), float(exif.get(283, exif[282]))
+        unit = int(exif.get(296, 2))
+    except (TypeError, ValueError, ZeroDivisionError, OverflowError):
+        return None
+    if not (math.isfinite(x) and math.isfinite(y) and x > 0 and y > 0) or unit not in (1, 2, 3):
+        return None
+    return unit, x, y
+
+
+def _stated_unit(image: Image.Image) -> str:
+    """The unit a JPEG states its density in ("cm" or "inch"), from its JFIF header or else its EXIF."""
+    if image.format not in ("JPEG", "MPO"):
+        return "inch"
+    unit = image.info.get("jfif_unit")
+    if unit not in (1, 2):
+        density = _exif_density(image)
+        return "cm" if density is not None and density[0] == 3 else "inch"
+    return "cm" if unit == 2 else "inch"
+
+
 def _stated_aspect(image: Image.Image) -> tuple[int, int] | None:
-    """A pixel aspect ratio the file states without a density (PNG pHYs or JFIF with no unit);
-    None for square pixels or none stated."""
+    """A pixel aspect ratio the file states without a density (PNG pHYs, JFIF or EXIF with no
+    unit); None for square pixels or none stated."""
     info = image.info
     if image.format == "PNG":
         pair = info.get("aspect")
-    elif image.format in ("JPEG", "MPO") and info.get("jfif_unit") == 0:
-        pair = info.get("jfif_density")
+    elif image.format in ("JPEG", "MPO") and info.get("jfif_unit") not in (1, 2):
+        density = _exif_density(image)
+        if density is not None:  # EXIF's resolution, which Pillow also reads before JFIF's without a unit
+            if density[0] != 1:
+                return None
+            ratio = Fraction(density[1] / density[2]).limit_denominator(1000)
+            pair = (ratio.numerator, ratio.denominator)
+        else:
+            pair = info.get("jfif_density") if info.get("jfif_unit") == 0 else None
     else:
         return None
     return checked_aspect(pair)

@@ -146,7 +146,7 @@ def encode_png(
     if dpi:
         chunks.append(_chunk(b"pHYs", struct.pack(">IIB", *dpi_to_ppm(dpi), 1)))
     elif aspect:
-        chunks.append(_chunk(b"pHYs", struct.pack(">IIB", *(min(v, 0xFFFFFFFF) for v in aspect), 0)))
+        chunks.append(aspect_chunk(aspect))
     if exif:
         chunks.append(_chunk(b"eXIf", exif[6:] if exif.startswith(b"Exif\x00\x00") else exif))
     chunks += [_chunk(kind, body) for kind, body in raw_text]
@@ -159,6 +159,11 @@ def encode_png(
     if not chunks:
         return encoded
     return b"".join([memoryview(encoded)[:_IHDR_END], *chunks, memoryview(encoded)[_IHDR_END:]])
+
+
+def aspect_chunk(aspect: tuple[int, int]) -> bytes:
+    """A pHYs chunk with no unit: a pixel aspect ratio as its two densities (x, y)."""
+    return _chunk(b"pHYs", struct.pack(">IIB", *(min(v, 0xFFFFFFFF) for v in aspect), 0))
 
 
 #: the PNG text keyword of an XMP packet

@@ -435,6 +435,24 @@ def test_an_animation_keeps_its_profile_exif_dpi_and_text_as_a_still_image_does(
                 assert out.info["dpi"] == pytest.approx((600, 600), abs=0.5) and out.text["Title"] == "two frames"
 
 
+def test_an_apng_keeps_its_pixel_aspect_ratio_as_a_still_png_does(tmp_path, upscaler, caplog):
+    """A pHYs with no unit (non-square pixels) was dropped from APNG and WebP output without a word."""
+    import struct
+    import zlib
+
+    small(tmp_path / "plain.png", loop=0)
+    data = (tmp_path / "plain.png").read_bytes()
+    body = struct.pack(">IIB", 1, 2, 0)
+    phys = struct.pack(">I", len(body)) + b"pHYs" + body + struct.pack(">I", zlib.crc32(b"pHYs" + body))
+    (tmp_path / "a.png").write_bytes(data[:33] + phys + data[33:])
+    animation.upscale_animation(tmp_path / "a.png", tmp_path / "o.png", upscaler)
+    with Image.open(tmp_path / "o.png") as out:
+        assert getattr(out, "n_frames", 1) == 3 and out.info.get("aspect") == (1, 2)
+    with caplog.at_level("WARNING"):
+        animation.upscale_animation(tmp_path / "a.png", tmp_path / "o.webp", upscaler)
+    assert "WebP cannot hold the pixel aspect ratio (2:1, width to height)" in caplog.text
+
+
 @pytest.mark.parametrize("name", ["a.png", "a.webp", "a.gif"])
 def test_an_opaque_animation_stays_opaque(tmp_path, upscaler, name):
     """An RGB APNG came out RGBA (alpha 255 everywhere), and an opaque GIF declared a transparent

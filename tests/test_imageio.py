@@ -367,13 +367,29 @@ def test_a_pixel_aspect_ratio_without_a_density_is_kept(caplog):
             assert imageio.read_image(imageio.encode_image(deep, "TIFF", meta))[1].aspect == (2, 1)
         with caplog.at_level(logging.WARNING):
             imageio.encode_image(rgb, "WEBP", meta)
-        assert "WebP cannot hold the pixel aspect ratio (2:1)" in caplog.text
+        assert "WebP cannot hold the pixel aspect ratio (1:2, width to height)" in caplog.text  # twice as dense across
         caplog.clear()
     # a picture turned upright by its EXIF orientation turns its pixels' shape with it
     buffer = io.BytesIO()
     Image.fromarray(rgb).save(buffer, "JPEG", exif=raw_exif((0x0112, 3, 1, struct.pack("<H", 6))))
     _, meta = imageio.read_image(_jfif(buffer.getvalue(), 0, 2, 1))
     assert meta.aspect == (1, 2)
+    # a JPEG that states its density in EXIF alone (no JFIF header): both axes and the unit, and a
+    # ratio with no unit, as for JFIF (Pillow reads EXIF's X alone, and a ratio as dpi: 1:2 had become 2 dpi)
+    def exif_only(tags: dict) -> bytes:
+        exif = Image.Exif()
+        exif.update(tags)
+        buffer = io.BytesIO()
+        Image.fromarray(rgb).save(buffer, "JPEG", exif=exif.tobytes())
+        data = buffer.getvalue()
+        return data[:2] + data[4 + struct.unpack(">H", data[4:6])[0]:]  # the JFIF segment left out
+
+    _, meta = imageio.read_image(exif_only({274: 6, 282: 100.0, 283: 50.0, 296: 3}))  # per cm, turned upright
+    assert (meta.dpi, meta.dpi_unit, meta.aspect) == ((127.0, 254.0), "cm", None)
+    out = imageio.encode_image(rgb, "JPEG", meta, scale=2)
+    assert out[13] == 2 and struct.unpack(">HH", out[14:18]) == (100, 200)
+    _, meta = imageio.read_image(exif_only({282: 1.0, 283: 2.0, 296: 1}))
+    assert (meta.dpi, meta.aspect) == (None, (1, 2))
     square = plain[:33] + _chunk(b"pHYs", struct.pack(">IIB", 1000, 1000, 0)) + plain[33:]
     assert imageio.read_image(square)[1].aspect is None  # square pixels: nothing to keep
 
