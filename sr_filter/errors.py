@@ -7,6 +7,8 @@ and exits non-zero; the GIMP plug-in shows it in an error dialog.
 
 from __future__ import annotations
 
+import re
+
 
 class SrFilterError(Exception):
     """Base class of all errors sr_filter raises on purpose."""
@@ -189,3 +191,23 @@ def mismatch_detail(exc: BaseException) -> str:
     unexpected key or shape), for one-line messages."""
     detail = str(exc).strip().splitlines() or [type(exc).__name__]
     return detail[1].strip() if len(detail) > 1 else detail[0]
+
+
+def shown_path(path: object) -> str:
+    """A file name as one line of a message: control characters (a newline in a name) written as
+    escapes, so each message stays one line, and bytes that are not UTF-8 as the bytes they are
+    (``\xff``, not Python's stand-in ``\udcff``). Where a name is escaped, or holds a backslash
+    that would read as an escape, its own backslashes are doubled: a name holding a backslash and
+    an n had read as one holding a newline."""
+    text = str(path)
+    plain = text.isprintable() and not re.search(r"\\[ntrx\\]", text)
+    return text if plain else "".join(shown_char(c) for c in text)
+
+
+def shown_char(c: str) -> str:
+    """One character of a name as :func:`shown_path` writes it."""
+    if "\udc80" <= c <= "\udcff":  # a byte os.fsdecode could not decode
+        return "\\x%02x" % (ord(c) - 0xDC00)
+    if c == "\\":
+        return "\\\\"
+    return c if c.isprintable() else repr(c)[1:-1]

@@ -862,6 +862,10 @@ def test_outputs_are_checked_before_the_model_is_fetched(tmp_path):
             f"sr-filter: error: {tmp_path / name} exists; use --overwrite to replace it, or --skip-existing\n")
         skipped = run(source, *named, "--skip-existing", env=env)
         assert skipped.returncode == 0 and skipped.stderr.decode() == f"sr-filter: skipping existing output {tmp_path / name}\n"
+        odd = tmp_path / name.replace("_x4", "\nx4")  # named with an escape, as for a picture (it had split the line)
+        odd.write_bytes(b"done before")
+        skipped = run(source, *named, "-o", odd, "--skip-existing", env=env)
+        assert skipped.stderr.decode() == f"sr-filter: skipping existing output {tmp_path}/{name.replace('_x4', chr(92) + 'nx4')}\n"
     (tmp_path / "bad.png").write_text("not a picture")
     damaged = run(tmp_path / "bad.png", *named, "-o", tmp_path / "b.png", env=env)
     assert damaged.returncode == 1 and damaged.stderr.decode() == (

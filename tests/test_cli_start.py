@@ -82,7 +82,8 @@ def test_a_picture_piped_in_without_a_dash_is_told_how_to_name_it(tmp_path):
     `cat a.png | sr-filter -o - > b.png` had said only "Missing argument 'INPUTS...'"."""
     Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
     data = (tmp_path / "a.png").read_bytes()
-    for args, first in (((), "no input named"), (("-o", "-"), "Missing argument 'INPUTS...'")):
+    for args, first in (((), "no input named"), (("-o", "-"), "Missing argument 'INPUTS...'"),
+                        (("-q",), "no input named"), (("-v",), "no input named")):  # had been "Missing command."
         done = run(*args, stdin=data)
         assert done.returncode == 2 and done.stdout == b"", done.stdout[:80]
         assert done.stderr.decode() == (f"sr-filter: error: {first}; name a file, or give - to read the picture from "

@@ -200,6 +200,8 @@ def _main(argv: list[str] | None) -> None:
         click.echo(exc.format_message())
         sys.exit(0)
     except click.UsageError as exc:
+        if exc.format_message() == "Missing command.":  # `cat a.png | sr-filter -q`: options, no input
+            _fail(f"no input named; {STDIN_HINT}", 2)
         hint = _dash_name_hint(args) if isinstance(exc, (click.NoSuchOption, click.MissingParameter)) else ""
         if not hint and isinstance(exc, click.MissingParameter) and exc.param is not None and exc.param.name == "inputs":
             hint = STDIN_HINT  # `cat a.png | sr-filter -o - > b.png`

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from .. import errors
-from ..errors import shorten
+from ..errors import shorten, shown_char, shown_path  # noqa: F401 - shown_path: the commands' import
 
 #: exception class name -> the hint the CLI appends, as alternatives (none for no hint; first
 #: match wins: subclasses before their bases). Names are looked up in errors.py; a class not
@@ -87,25 +87,6 @@ _FLAG_TEXT = (
 )
 
 
-def shown_path(path: object) -> str:
-    """A file name as one line of a message: control characters (a newline in a name) written as
-    escapes, so each message stays one line, and bytes that are not UTF-8 as the bytes they are
-    (``\xff``, not Python's stand-in ``\udcff``). Where a name is escaped, or holds a backslash
-    that would read as an escape, its own backslashes are doubled: a name holding a backslash and
-    an n had read as one holding a newline."""
-    text = str(path)
-    plain = text.isprintable() and not re.search(r"\\[ntrx\\]", text)
-    return text if plain else "".join(_shown(c) for c in text)
-
-
-def _shown(c: str) -> str:
-    if "\udc80" <= c <= "\udcff":  # a byte os.fsdecode could not decode
-        return "\\x%02x" % (ord(c) - 0xDC00)
-    if c == "\\":
-        return "\\\\"
-    return c if c.isprintable() else repr(c)[1:-1]
-
-
 def one_line(exc: BaseException, *, text: str | None = None, limit: int = LIMIT,
              flags: frozenset[str] | None = None) -> str:
     """The error (or ``text`` said about it) as one shortened line, with its hint in parentheses;
@@ -114,7 +95,7 @@ def one_line(exc: BaseException, *, text: str | None = None, limit: int = LIMIT,
     # them (a newline had read as a space, U+202E had turned the rest of the line around); backslashes
     # are left as they are: names in the text may be shown_path's already
     raw = str(exc) if text is None else text
-    text = " ".join("".join(c if c.isprintable() or c == " " else _shown(c) for c in raw).split(" "))
+    text = " ".join("".join(c if c.isprintable() or c == " " else shown_char(c) for c in raw).split(" "))
     text = " ".join(text.split()) or type(exc).__name__
     for pattern, replacement, flag in _FLAG_TEXT:
         if flags is None or flag in flags:

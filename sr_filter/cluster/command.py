@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from ..errors import shown_path
 from ..progress import Bars, stderr_is_terminal
 from . import Event, Interrupted, upscale_folder
 
@@ -118,7 +119,7 @@ def run_video_on_cluster(ctx: click.Context, inputs: list[str], output: str | No
         raise click.UsageError("--cluster with a video needs -o OUTPUT_VIDEO (a file name; its suffix picks the container)")
     if skip_existing and not overwrite and Path(output).is_file():  # a retry after the output was published
         if not quiet:
-            click.echo(f"sr-filter: skipping existing output {output}", err=True)
+            click.echo(f"sr-filter: skipping existing output {shown_path(output)}", err=True)
         return 0
     if overwrite or Path(output).exists():  # said here: the library's error would get the --overwrite hint
         raise click.UsageError(f"--cluster never replaces an existing output{f' ({output} exists)' if not overwrite else ''}; remove it or choose another -o")

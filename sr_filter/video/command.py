@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from ..atomic import is_stream, prepare_target, write_all
-from ..errors import OutputExistsError, OutputIsInputError, SrFilterError, VideoFormatError
+from ..errors import OutputExistsError, OutputIsInputError, SrFilterError, VideoFormatError, shown_path
 from ..interrupts import Terminated
 from ..stdio import refuse_closed
 from . import READ_ONLY_SUFFIXES, VIDEO_SUFFIXES
@@ -295,7 +295,7 @@ def _skip(target: Path, skip_existing: bool, overwrite: bool, quiet: bool, sourc
     taken = target.exists() or target.is_symlink()  # a link to nothing is a taken name too (it failed after the work)
     if taken and skip_existing:
         if not quiet:
-            click.echo(f"sr-filter: skipping existing output {target}", err=True)
+            click.echo(f"sr-filter: skipping existing output {shown_path(target)}", err=True)  # escaped, as for a picture
         return True
     if taken and not overwrite:
         raise OutputExistsError(f"{target} exists; use --overwrite to replace it, or --skip-existing")
