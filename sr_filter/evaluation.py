@@ -237,9 +237,9 @@ def evaluate_folder(upscale: UpscaleFn, folder: Path, scale: int, name: str | No
         notes.append((path.name, math.isinf(p), math.isnan(sharp)))
         # named without the extension, as the published tables do, unless two files share a stem
         result.images.append(ImageResult(path.stem if stems.count(path.stem) == 1 else path.name, p, s, dt, g, sharp))
-    every_exact = len(notes) > 1 and all(exact for _, exact, _ in notes)
+    every_exact = bool(notes) and all(exact for _, exact, _ in notes)
     if every_exact:  # each "left out of the mean" had been followed by a mean of inf
-        log.warning("every output equals its ground truth: the set's PSNR is infinite")
+        log.warning("%s: every output equals its ground truth: the set's PSNR is infinite", result.dataset)
     for file, exact, edgeless in notes:
         left_out = (["PSNR (the output equals the ground truth)"] if exact and not every_exact else []) + \
             (["sharpness (the ground truth has no edges)"] if edgeless else [])

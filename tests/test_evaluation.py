@@ -493,8 +493,12 @@ def test_a_flat_or_exact_image_does_not_spoil_the_sets_means(tmp_path, caplog):
         result = ev.evaluate_folder(ev.bicubic_upscaler(1), folder, 1)
     assert math.isinf(result.psnr)
     assert [r.getMessage() for r in caplog.records] == [
-        "every output equals its ground truth: the set's PSNR is infinite",
+        "set: every output equals its ground truth: the set's PSNR is infinite",
         "flat.png: left out of the set's mean sharpness (the ground truth has no edges)"]
+    caplog.clear()  # a set of one as well (it had said "left out of the mean", then inf)
+    with caplog.at_level("WARNING", logger="sr_filter"):
+        ev.evaluate_folder(ev.bicubic_upscaler(1), folder, 1, include=["noise*"])
+    assert [r.getMessage() for r in caplog.records] == ["set: every output equals its ground truth: the set's PSNR is infinite"]
 
 
 @needs_bench

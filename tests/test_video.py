@@ -498,6 +498,12 @@ def test_a_size_rounded_to_even_is_said(tmp_path, upscaler):
     upscale_video(clip, tmp_path / "w41.mkv", upscaler=upscaler, width=41, notice=notices.append)
     assert notices == ["the video is written 40x30, not 41x31: video encoders take even picture sizes"]
     assert describe(tmp_path / "w41.mkv")["size"] == (40, 30)
+    # a turned video's sizes are said as players show it (it had said the stored 40x30 for a 30x40 picture)
+    clip = make_clip(tmp_path / "turned.mp4", frames=2, size=(40, 30), rotation=90, audio=0)
+    notices.clear()
+    upscale_video(clip, tmp_path / "t31.mp4", upscaler=upscaler, width=31, notice=notices.append)
+    assert [n for n in notices if "even picture sizes" in n] == [
+        "the video is written 30x40, not 31x41: video encoders take even picture sizes"], notices
 
 
 def test_a_picture_named_as_a_video_is_refused(tmp_path, upscaler):

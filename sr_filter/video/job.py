@@ -119,7 +119,9 @@ def upscale_video(
         width, height = _even(info.width * factor), _even(info.height * factor)
         exact = (scaled_length(info.width, asked or factor), scaled_length(info.height, asked or factor))
         if (width, height) != exact:  # it had been rounded without a word (63x47 at x3: 188x140; --width 101: 100 wide)
-            notice(f"the video is written {width}x{height}, not {exact[0]}x{exact[1]}: video encoders "
+            turned = _first_look(src)[2] % 180 != 0  # said as players show it (a turned clip's sizes had come stored)
+            shown = ((height, width), exact[::-1]) if turned else ((width, height), exact)
+            notice(f"the video is written {shown[0][0]}x{shown[0][1]}, not {shown[1][0]}x{shown[1][1]}: video encoders "
                    "take even picture sizes")
         if resume:
             return _write_resumable(container, src, dst, muxer, family, info, upscaler, scale, (width, height),
@@ -283,18 +285,23 @@ def scale_to_fit(path: Path, width: int | None, height: int | None) -> float:
     return _fitting(path, width, height)[0]
 
 
-def _fitting(path: Path, width: int | None, height: int | None) -> tuple[float, float]:
-    """:func:`scale_to_fit`'s scale, and the one that fits exactly (as a picture is sized)."""
+def _first_look(path: Path) -> tuple[int, int, int]:
+    """(width, height, display rotation) of a video's frames: the rotation comes with the frames."""
     container = source.open_video(path)
     try:
         info = source.describe(container, str(path), scale=1.0)
-        first = next(container.decode(video=0), None)  # the display rotation comes with the frames
-        rotation = int(round(first.rotation or 0)) if first is not None else 0
+        first = next(container.decode(video=0), None)
+        return info.width, info.height, int(round(first.rotation or 0)) if first is not None else 0
     except (av.error.FFmpegError, OSError) as exc:
         raise VideoFormatError(f"{path}: cannot read the first frame ({first_line(exc)})") from None
     finally:
         container.close()
-    shown = (info.width, info.height) if rotation % 180 == 0 else (info.height, info.width)
+
+
+def _fitting(path: Path, width: int | None, height: int | None) -> tuple[float, float]:
+    """:func:`scale_to_fit`'s scale, and the one that fits exactly (as a picture is sized)."""
+    stored_w, stored_h, rotation = _first_look(path)
+    shown = (stored_w, stored_h) if rotation % 180 == 0 else (stored_h, stored_w)
     scale = exact = target_scale(width, height, (shown[1], shown[0]), str(path))
     # inside what was asked, where encoders need even sizes: an odd bound gives the even size below
     # it (75 high had become 76 with both given; --width 1001 alone had given 1002)
