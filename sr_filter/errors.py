@@ -194,7 +194,7 @@ def mismatch_detail(exc: BaseException) -> str:
 
 
 def shown_path(path: object) -> str:
-    """A file name as one line of a message: control characters (a newline in a name) written as
+    r"""A file name as one line of a message: control characters (a newline in a name) written as
     escapes, so each message stays one line, and bytes that are not UTF-8 as the bytes they are
     (``\xff``, not Python's stand-in ``\udcff``). Where a name is escaped, or holds a backslash
     that would read as an escape, its own backslashes are doubled: a name holding a backslash and

@@ -97,3 +97,16 @@ def test_the_check_sees_an_import_back_up():
     assert "upscaler.py" not in {_entry(t) for t, _ in _targets(errors)}
     assert "upscaler.py" in {_entry(t) for t, _ in _targets(errors, text)}
     assert _layers()["upscaler.py"] > _layers()["errors.py"]
+
+
+def test_no_docstring_holds_a_lone_surrogate():
+    """Python 3.13 cleans docstrings at compile time and cannot encode a lone surrogate: a "\\udcff"
+    written in a docstring (not a raw one) made `import sr_filter` fail in GIMP's Python 3.13."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+                doc = ast.get_docstring(node, clean=False)
+                if doc and any(0xD800 <= ord(c) <= 0xDFFF for c in doc):
+                    found.append(f"{path.relative_to(ROOT)}:{getattr(node, 'lineno', 1)}")
+    assert not found, found
