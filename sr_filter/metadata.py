@@ -135,8 +135,6 @@ def read_meta(image: Image.Image) -> tuple[ImageMeta, int]:
         text=png_text(image) if image.format == "PNG" else {},
         format=image.format,
         icc_profile=info.get("icc_profile") or None,
-        dpi=stated_dpi(image),
-        dpi_unit=_stated_unit(image),
         xmp=upright_xmp(_bytes(info.get("xmp"))),
         comment=_bytes(info.get("comment")),
         iptc=_photoshop_block(image),
@@ -144,8 +142,7 @@ def read_meta(image: Image.Image) -> tuple[ImageMeta, int]:
         frames=1 if image.format == "MPO" else _frames(image),  # MPO: camera previews
         png_colour=_png_colour(info) if image.format == "PNG" else (),
     )
-    if meta.dpi is None:
-        meta.aspect = _stated_aspect(image)
+    meta.dpi, meta.dpi_unit, meta.aspect = stated_density(image)
     try:
         meta.exif, orientation = _exif(image)
     except Exception:  # noqa: BLE001 - damaged EXIF (text or 6/0 orientation, negative rationals, ...)
@@ -370,28 +367,39 @@ def upright_xmp(xmp: bytes | None) -> bytes | None:
 
 
 def stated_dpi(image: Image.Image) -> tuple[float, float] | None:
-    """The pixel density the file states; None where it states none. Pillow gives a JPEG (or an
-    MPO, a camera's JPEG with previews) whose JFIF header has no unit and whose EXIF has no
-    resolution 72 dpi of its own, and a TIFF without one 1 dpi: written back scaled, that became a
-    density the source never had (288 dpi at x4)."""
+    """The pixel density the file states, in dpi; None where it states none (:func:`stated_density`)."""
+    return stated_density(image)[0]
+
+
+def stated_density(image: Image.Image) -> tuple[tuple[float, float] | None, str, tuple[int, int] | None]:
+    """(the pixel density the file states, in dpi; the unit it states it in, "inch" or "cm"; a
+    pixel aspect ratio it states without a density: PNG pHYs, JFIF or EXIF with no unit), each
+    None where it states none, read once for the three. Pillow gives a JPEG (or an MPO, a camera's
+    JPEG with previews) whose JFIF header has no unit and whose EXIF has no resolution 72 dpi of
+    its own, and a TIFF without one 1 dpi: written back scaled, that became a density the source
+    never had (288 dpi at x4)."""
     info = image.info
     if image.format in ("JPEG", "MPO") and info.get("jfif_unit") not in (1, 2):
         density = _exif_density(image)  # Pillow reads EXIF's X alone (100x50 per cm had become 254x254 dpi),
-        if density is None or density[0] == 1:  # and takes a density with no unit as dpi
-            return None
-        per = 2.54 if density[0] == 3 else 1.0
-        return density[1] * per, density[2] * per
+        if density is None:  # and takes a density with no unit as dpi
+            return None, "inch", checked_aspect(info.get("jfif_density")) if info.get("jfif_unit") == 0 else None
+        unit, x, y = density
+        if unit == 1:
+            return None, "inch", aspect_of(x, y)
+        per = 2.54 if unit == 3 else 1.0
+        return (x * per, y * per), "cm" if unit == 3 else "inch", None
     if image.format == "TIFF" and 282 not in getattr(image, "tag_v2", {}):
-        return None
+        return None, "inch", None
     dpi = info.get("dpi")
-    if dpi is None and image.format in ("JPEG", "MPO") and info.get("jfif_unit") == 2:  # (Pillow 11.0 gives none for centimetres)
+    cm = image.format in ("JPEG", "MPO") and info.get("jfif_unit") == 2
+    if dpi is None and cm:  # (Pillow 11.0 gives none for centimetres)
         dpi = tuple(d * 2.54 for d in info.get("jfif_density") or ())
     try:
         if dpi and len(dpi) == 2 and all(math.isfinite(float(d)) and float(d) > 0 for d in dpi):
-            return float(dpi[0]), float(dpi[1])
+            return (float(dpi[0]), float(dpi[1])), "cm" if cm else "inch", None
     except (TypeError, ValueError):
         pass
-    return None
+    return None, "inch", checked_aspect(info.get("aspect")) if image.format == "PNG" else None
 
 
 def _exif_density(image: Image.Image) -> tuple[int, float, float] | None:
@@ -410,35 +418,10 @@ def _exif_density(image: Image.Image) -> tuple[int, float, float] | None:
     return unit, x, y
 
 
-def _stated_unit(image: Image.Image) -> str:
-    """The unit a JPEG states its density in ("cm" or "inch"), from its JFIF header or else its EXIF."""
-    if image.format not in ("JPEG", "MPO"):
-        return "inch"
-    unit = image.info.get("jfif_unit")
-    if unit not in (1, 2):
-        density = _exif_density(image)
-        return "cm" if density is not None and density[0] == 3 else "inch"
-    return "cm" if unit == 2 else "inch"
-
-
-def _stated_aspect(image: Image.Image) -> tuple[int, int] | None:
-    """A pixel aspect ratio the file states without a density (PNG pHYs, JFIF or EXIF with no
-    unit); None for square pixels or none stated."""
-    info = image.info
-    if image.format == "PNG":
-        pair = info.get("aspect")
-    elif image.format in ("JPEG", "MPO") and info.get("jfif_unit") not in (1, 2):
-        density = _exif_density(image)
-        if density is not None:  # EXIF's resolution, which Pillow also reads before JFIF's without a unit
-            if density[0] != 1:
-                return None
-            ratio = Fraction(density[1] / density[2]).limit_denominator(1000)
-            pair = (ratio.numerator, ratio.denominator)
-        else:
-            pair = info.get("jfif_density") if info.get("jfif_unit") == 0 else None
-    else:
-        return None
-    return checked_aspect(pair)
+def aspect_of(x: float, y: float) -> tuple[int, int] | None:
+    """Two densities with no unit (EXIF's or a TIFF's resolution) as a pixel aspect ratio of whole numbers."""
+    ratio = Fraction(x / y).limit_denominator(1000)
+    return checked_aspect((ratio.numerator, ratio.denominator))
 
 
 def checked_aspect(pair: object) -> tuple[int, int] | None:

@@ -15,7 +15,6 @@ import contextlib
 import io
 import logging
 import math
-from fractions import Fraction
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
@@ -23,7 +22,7 @@ import numpy as np
 
 from .convert import PER_FILE
 from .errors import ImageFormatError, SrFilterError, first_line
-from .metadata import PHOTOSHOP, PHOTOSHOP_TAG, checked_aspect, iptc_block
+from .metadata import PHOTOSHOP, PHOTOSHOP_TAG, aspect_of, iptc_block
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +123,7 @@ def _density(tags: Any) -> tuple[tuple[float, float] | None, str, tuple[int, int
     if not (math.isfinite(x) and math.isfinite(y) and x > 0 and y > 0):
         return None, "inch", None
     if code == 1:  # no absolute unit: the ratio is the pixels' shape
-        ratio = Fraction(x / y).limit_denominator(1000)
-        return None, "inch", checked_aspect((ratio.numerator, ratio.denominator))
+        return None, "inch", aspect_of(x, y)
     per = {2: 1.0, 3: 2.54}.get(code)
     if per is None:
         return None, "inch", None
