@@ -323,9 +323,9 @@ def encode_animation(animation: Animation, fmt: str, *, quality: int | None = No
 
             data = data[:33] + aspect_chunk(meta.aspect) + data[33:]  # after the IHDR chunk
         elif fmt == "WEBP":
-            from .encode import _not_held, _say_lost
+            from .encode import _say_lost, aspect_not_held
 
-            _say_lost([item for item in _not_held(meta, "WEBP") if item.startswith("the pixel aspect")], "WEBP", meta)
+            _say_lost([aspect_not_held(meta, "WEBP")], "WEBP", meta)
     return data
 
 

@@ -267,12 +267,19 @@ def _say_lost(lost: list[str], fmt: str, meta: ImageMeta) -> None:
                     "it" if len(lost) == 1 else "them", extra=PER_FILE)
 
 
+def aspect_not_held(meta: ImageMeta, fmt: str) -> str | None:
+    """The pixel aspect ratio, said as lost, where ``fmt`` cannot hold it (its pixels would show
+    stretched back to square); None where there is none or it is kept."""
+    if not meta.aspect or fmt in ("PNG", "JPEG", "TIFF"):
+        return None
+    common = math.gcd(*meta.aspect)  # held as densities (x, y): a pixel is y wide to x high
+    return f"the pixel aspect ratio ({meta.aspect[1] // common}:{meta.aspect[0] // common}, width to height)"
+
+
 def _not_held(meta: ImageMeta, fmt: str) -> list[str]:
     """What of ``meta`` a ``fmt`` file (BMP, GIF, one of the 8-bit writers) cannot store."""
-    lost = []
-    if meta.aspect and fmt not in ("PNG", "JPEG", "TIFF"):  # the pixels would show stretched back to square
-        common = math.gcd(*meta.aspect)  # held as densities (x, y): a pixel is y wide to x high
-        lost.append(f"the pixel aspect ratio ({meta.aspect[1] // common}:{meta.aspect[0] // common}, width to height)")
+    aspect = aspect_not_held(meta, fmt)
+    lost = [aspect] if aspect else []
     if meta.exif and fmt not in _EXIF:
         lost.append("the EXIF data")
     if meta.xmp and fmt not in _XMP:
