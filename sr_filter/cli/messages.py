@@ -95,8 +95,8 @@ def one_line(exc: BaseException, *, text: str | None = None, limit: int = LIMIT,
     # them (a newline had read as a space, U+202E had turned the rest of the line around); backslashes
     # are left as they are: names in the text may be shown_path's already
     raw = str(exc) if text is None else text
-    text = " ".join("".join(c if c.isprintable() or c == " " else shown_char(c) for c in raw).split(" "))
-    text = " ".join(text.split()) or type(exc).__name__
+    escaped = "".join(c if c.isprintable() or c == " " else shown_char(c) for c in raw)
+    text = " ".join(escaped.split()) or type(exc).__name__
     for pattern, replacement, flag in _FLAG_TEXT:
         if flags is None or flag in flags:
             text = re.sub(pattern, replacement, text)
