@@ -107,9 +107,9 @@ def upscale_video(
             notice(ignored)
         if upscaler is None:
             upscaler = given_or_loaded(None, name, **loading)
-        asked = None  # the scale that fits width/height exactly, as a picture would be sized
+        asked = rotation = None  # the scale that fits width/height exactly, as a picture would be sized
         if width or height:  # the picture as players show it fits inside them, on even sizes
-            scale, asked = _fitting(src, width, height)
+            scale, asked, rotation = _fitting(src, width, height)
         factor = upscaler.check_scale(scale)
         info = source.describe(container, str(src), scale=factor)
         encode.settle_alpha(info, family, muxer)
@@ -119,7 +119,8 @@ def upscale_video(
         width, height = _even(info.width * factor), _even(info.height * factor)
         exact = (scaled_length(info.width, asked or factor), scaled_length(info.height, asked or factor))
         if (width, height) != exact:  # it had been rounded without a word (63x47 at x3: 188x140; --width 101: 100 wide)
-            turned = _first_look(src)[2] % 180 != 0  # said as players show it (a turned clip's sizes had come stored)
+            # said as players show it (a turned clip's sizes had come stored)
+            turned = (_first_look(src)[2] if rotation is None else rotation) % 180 != 0
             shown = ((height, width), exact[::-1]) if turned else ((width, height), exact)
             notice(f"the video is written {shown[0][0]}x{shown[0][1]}, not {shown[1][0]}x{shown[1][1]}: video encoders "
                    "take even picture sizes")
@@ -298,8 +299,9 @@ def _first_look(path: Path) -> tuple[int, int, int]:
         container.close()
 
 
-def _fitting(path: Path, width: int | None, height: int | None) -> tuple[float, float]:
-    """:func:`scale_to_fit`'s scale, and the one that fits exactly (as a picture is sized)."""
+def _fitting(path: Path, width: int | None, height: int | None) -> tuple[float, float, int]:
+    """:func:`scale_to_fit`'s scale, the one that fits exactly (as a picture is sized), and the
+    display rotation they were worked out with."""
     stored_w, stored_h, rotation = _first_look(path)
     shown = (stored_w, stored_h) if rotation % 180 == 0 else (stored_h, stored_w)
     scale = exact = target_scale(width, height, (shown[1], shown[0]), str(path))
@@ -308,4 +310,4 @@ def _fitting(path: Path, width: int | None, height: int | None) -> tuple[float, 
     for bound, side in ((width, shown[0]), (height, shown[1])):
         if bound and _even(side * scale) > bound:
             scale = min(scale, max(2, bound - bound % 2) / side)  # frames are at least 2 px: --width 1 gives 2
-    return scale, exact
+    return scale, exact, rotation
