@@ -23,6 +23,7 @@ from .device import available_ram
 from .encode import GIF_TRANSPARENT, gif_frame, webp_quality
 from .errors import CancelledError, ImageTooLargeError, VideoFormatError, first_line
 from .frames import parse_range, range_text
+from .metadata import Scale, sides_scale
 from .progress import cancels
 
 log = logging.getLogger(__name__)
@@ -276,12 +277,12 @@ def upscale_to_bytes(src: str | Path | bytes, upscaler: Any, fmt: str, *, scale:
         upscaled.append(upscaler.upscale_array(frame, scale))
         if progress is not None and cancels(progress(len(upscaled), count)):
             raise CancelledError("stopped by the progress callback; nothing was written")
-    scale_used = upscaled[0].shape[1] / animation.frames[0].shape[1] if upscaled else 1.0
+    scale_used = sides_scale(animation.frames[0].shape, upscaled[0].shape) if upscaled else 1.0
     animation.frames = upscaled
     return animation, encode_animation(animation, fmt, quality=quality, scale=scale_used)
 
 
-def encode_animation(animation: Animation, fmt: str, *, quality: int | None = None, scale: float = 1.0) -> bytes:
+def encode_animation(animation: Animation, fmt: str, *, quality: int | None = None, scale: Scale = 1.0) -> bytes:
     """An animation as GIF, WEBP or (A)PNG bytes, with the metadata it carries (``scale``: how
     much larger its frames now are than when read, for EXIF sizes and DPI)."""
     if not animation.frames:
@@ -357,7 +358,7 @@ def _gif_colours(animation: Animation) -> list[np.ndarray]:
     return frames
 
 
-def _carried(meta: Any, fmt: str, shape: tuple[int, ...], scale: float) -> dict[str, Any]:
+def _carried(meta: Any, fmt: str, shape: tuple[int, ...], scale: Scale) -> dict[str, Any]:
     """Pillow's options for the metadata an animation keeps, as a still image in ``fmt`` keeps it
     (docs/io.md, "Metadata"): the ICC profile, EXIF (sizes updated) and, by format, XMP (WebP),
     DPI and text chunks (PNG) or the comment (GIF). They had all been left out."""

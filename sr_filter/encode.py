@@ -20,7 +20,7 @@ from PIL import Image
 from . import png, tiffio
 from .convert import PER_FILE, _to_uint8, _to_uint16, array_to_pil, beyond_extent
 from .errors import ImageFormatError, ImageTooLargeError, first_line
-from .metadata import PHOTOSHOP, PHOTOSHOP_TAG, ImageMeta, exif_for_output, fit_aspect, scaled_dpi, sized_xmp
+from .metadata import PHOTOSHOP, PHOTOSHOP_TAG, ImageMeta, Scale, exif_for_output, fit_aspect, scaled_dpi, sized_xmp
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +65,9 @@ def webp_quality(quality: int | None, meta: ImageMeta | None) -> dict[str, Any]:
     return {"quality": quality, "lossless": True} if quality == 100 else {"quality": quality}
 
 
-def encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None = None, *, quality: int | None = None, scale: float = 1.0) -> bytes:
-    """Encode pixels (and carried metadata, updated for the new size) in ``fmt``.
+def encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None = None, *, quality: int | None = None, scale: Scale = 1.0) -> bytes:
+    """Encode pixels (and carried metadata, updated for the new size: ``scale``, how much larger
+    they are than when read) in ``fmt``.
 
     16-bit and float data stay 16-bit in PNG (float becomes 16-bit) and 16-bit / float in
     TIFF; other formats hold 8 bits. Alpha is flattened onto white for JPEG and BMP.

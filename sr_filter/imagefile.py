@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Callable
 
+from .metadata import sides_scale
 from .sizing import scaled_length, target_scale
 
 if TYPE_CHECKING:
@@ -66,7 +67,7 @@ def upscale_image_file(
     if before_work is not None:
         before_work()
     result = upscaler.upscale_array(array, scale, progress=progress)
-    return imageio.encode_image(result, out_format, meta, quality=quality, scale=result.shape[1] / array.shape[1])
+    return imageio.encode_image(result, out_format, meta, quality=quality, scale=sides_scale(array.shape, result.shape))
 
 
 def same_format(name: str | None) -> str:

@@ -18,6 +18,7 @@ import re
 import struct
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Union
 
 import numpy as np
 from PIL import Image
@@ -204,7 +205,27 @@ def png_text(image: Image.Image) -> dict[str, str]:
         return {}
 
 
-def exif_for_output(exif: bytes | None, width: int, height: int, scale: float, *, upright: bool = True) -> bytes | None:
+#: how much larger the output is than the input: one factor, or (horizontal, vertical) where the two
+#: differ (a --width/--height whose other side rounds to whole pixels, as a 7-pixel-wide picture
+#: made 10 wide and 5 high to 7: x1.43 across, x1.4 down)
+Scale = Union[float, tuple[float, float]]
+
+
+def axis_scales(scale: Scale) -> tuple[float, float]:
+    """(horizontal, vertical) factors of a :data:`Scale`."""
+    if isinstance(scale, tuple):
+        return float(scale[0]), float(scale[1])
+    return float(scale), float(scale)
+
+
+def sides_scale(before: tuple[int, ...], after: tuple[int, ...]) -> tuple[float, float]:
+    """The (horizontal, vertical) :data:`Scale` from an HxW[xC] shape to another, so that a density
+    keeps each side's printed length (one factor for both had been off by the rounding of the side
+    the scale was not chosen for, up to 5% on small pictures)."""
+    return after[1] / max(1, before[1]), after[0] / max(1, before[0])
+
+
+def exif_for_output(exif: bytes | None, width: int, height: int, scale: Scale, *, upright: bool = True) -> bytes | None:
     """The EXIF block for the output: pixel dimensions set, resolution scaled, orientation 1
     (``upright``: the orientation was applied to the pixels) or kept."""
     if not exif:
@@ -215,11 +236,11 @@ def exif_for_output(exif: bytes | None, width: int, height: int, scale: float, *
         sub = data.get_ifd(_EXIF_IFD) if _EXIF_IFD in data else None  # asked for, Pillow writes an empty one
         if sub:
             sub[_PIXEL_X], sub[_PIXEL_Y] = int(width), int(height)
-        for tag in (_X_RES, _Y_RES):
+        for tag, factor in zip((_X_RES, _Y_RES), axis_scales(scale)):
             if tag in data and float(data[tag] or 0) > 0:
                 from PIL.TiffImagePlugin import IFDRational
 
-                data[tag] = IFDRational(round(float(data[tag]) * scale * 1000), 1000)
+                data[tag] = IFDRational(round(float(data[tag]) * factor * 1000), 1000)
         if ORIENTATION in data and upright:
             data[ORIENTATION] = 1
         return data.tobytes()
@@ -232,14 +253,15 @@ def exif_for_output(exif: bytes | None, width: int, height: int, scale: float, *
 MAX_DPI = {"PNG": 0xFFFFFFFF * 0.0254, "BMP": 0x7FFFFFFF * 0.0254, "JPEG": 65535.0, "TIFF": 0xFFFFFFFF / 1000}
 
 
-def scaled_dpi(dpi: tuple[float, float] | None, scale: float, fmt: str | None = None) -> tuple[float, float] | None:
-    """DPI multiplied by the upscale factor, so the printed size stays the same.
+def scaled_dpi(dpi: tuple[float, float] | None, scale: Scale, fmt: str | None = None) -> tuple[float, float] | None:
+    """DPI multiplied by the upscale factor of its side, so the printed size stays the same.
 
     A DPI that ``fmt`` cannot store (a damaged or absurd resolution) is left out with a warning.
     """
     if not dpi:
         return None
-    out = (round(dpi[0] * scale, 3), round(dpi[1] * scale, 3))
+    across, down = axis_scales(scale)
+    out = (round(dpi[0] * across, 3), round(dpi[1] * down, 3))
     if fmt in MAX_DPI and not all(0 < d <= MAX_DPI[fmt] for d in out):
         log.warning("a resolution of %g x %g DPI cannot be stored in %s; leaving the DPI out", out[0], out[1], fmt)
         return None
@@ -313,7 +335,7 @@ def merged_exif(exif: bytes | None, more: bytes | None) -> bytes | None:
     return ours.tobytes()
 
 
-def sized_xmp(xmp: bytes | None, width: int, height: int, scale: float = 1.0) -> bytes | None:
+def sized_xmp(xmp: bytes | None, width: int, height: int, scale: Scale = 1.0) -> bytes | None:
     """XMP whose pixel sizes (``exif:PixelXDimension``/``PixelYDimension``, ``tiff:ImageWidth``/
     ``ImageLength``) and resolutions (``tiff:XResolution``/``YResolution``, times ``scale``), where
     it has them, are the output's, as the EXIF ones are: the two had disagreed, the XMP still
@@ -323,9 +345,9 @@ def sized_xmp(xmp: bytes | None, width: int, height: int, scale: float = 1.0) ->
     for names, value in ((("exif:PixelXDimension", "tiff:ImageWidth"), width), (("exif:PixelYDimension", "tiff:ImageLength"), height)):
         for name in names:
             xmp = _xmp_number(xmp, name, value)
-    if scale != 1.0:
-        for name in ("tiff:XResolution", "tiff:YResolution"):
-            xmp = _xmp_rational(xmp, name, scale)
+    for name, factor in zip(("tiff:XResolution", "tiff:YResolution"), axis_scales(scale)):
+        if factor != 1.0:
+            xmp = _xmp_rational(xmp, name, factor)
     return xmp
 
 

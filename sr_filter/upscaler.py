@@ -606,7 +606,7 @@ def _carry_info(image: Any, out: Any, meta: Any) -> None:
     show it upright), pixel dimensions and resolution updated; DPI scaled; XMP, sizes updated too."""
     from .metadata import exif_for_output, scaled_dpi, sized_xmp, stated_dpi
 
-    factor = out.width / max(1, image.width)
+    factor = (out.width / max(1, image.width), out.height / max(1, image.height))
     if meta.icc_profile:
         out.info["icc_profile"] = meta.icc_profile
     exif = image.info.get("exif")

@@ -66,6 +66,29 @@ def test_a_size_picks_the_scale_and_the_input_format_is_the_default(upscaler):
         assert out.format == "PNG" and out.size == (50, 25)
 
 
+def test_a_width_keeps_each_sides_printed_length(upscaler):
+    """--width 10 on a 7x5 picture at 70 dpi gives 10x7: x10/7 across but x7/5 down. Both densities
+    had been scaled by the width's factor, so the printed height grew by 2% (up to 5% on small
+    pictures); each side's density follows its own factor, in the density, EXIF and XMP alike."""
+    exif = Image.Exif()
+    exif[0x011A], exif[0x011B], exif[0x0128] = 70, 70, 2
+    xmp = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+           b'<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:XResolution="70/1" tiff:YResolution="70/1"/>'
+           b"</rdf:RDF></x:xmpmeta>")
+    pixels = Image.fromarray(np.random.default_rng(8).integers(0, 256, (5, 7, 3), dtype=np.uint8))
+    for fmt in ("PNG", "JPEG", "TIFF"):
+        buffer = io.BytesIO()
+        pixels.save(buffer, fmt, dpi=(70, 70), exif=exif, xmp=xmp)
+        with Image.open(io.BytesIO(upscale_image_file(upscaler, buffer.getvalue(), size=(10, None)))) as out:
+            assert out.size == (10, 7)
+            assert out.info["dpi"] == pytest.approx((100, 98), abs=0.51), fmt  # 70 x 10/7 and 70 x 7/5
+            if fmt != "PNG":
+                stated = out.getexif()
+                assert (float(stated[0x011A]), float(stated[0x011B])) == pytest.approx((100, 98)), fmt
+            if fmt == "JPEG":
+                assert b'tiff:XResolution="100/1"' in out.info["xmp"] and b'tiff:YResolution="98/1"' in out.info["xmp"]
+
+
 def test_a_folder_on_the_cluster_fails_the_too_large_file_alone(cluster, tmp_path):
     from sr_filter.cluster import upscale_folder
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..atomic import write_all
 from ..errors import VideoFormatError
+from ..metadata import sides_scale
 from ..sizing import nearest_multiple
 from ..stdio import refuse_closed
 from . import batches, interlace_line, pipeline
@@ -246,7 +247,7 @@ def upscale_png_stream(source: BinaryIO, target: BinaryIO, upscaler: Any, scale:
         factor = upscaler.check_scale(scale)
         array, meta = imageio.read_image(data, scale=factor, model_scale=upscaler.scale)
         result = upscaler.upscale_array(array, scale)
-        return imageio.encode_image(result, "PNG", meta, scale=result.shape[1] / array.shape[1])
+        return imageio.encode_image(result, "PNG", meta, scale=sides_scale(array.shape, result.shape))
 
     def consume(images) -> None:
         for data in images:
