@@ -191,6 +191,19 @@ def test_closed_standard_streams_are_one_line(tmp_path):
         assert done.returncode == 2 and "standard output is closed" in err and err.count("\n") == 1, (args, err)
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (a device that is always full)")
+def test_a_full_standard_output_is_named(tmp_path):
+    """Text for standard output on a full disk (``> /dev/full``): "No space left on device" alone had
+    not said which file; a picture written to ``-o -`` already named standard output."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    for args in ("models", "--help", "--version"):
+        with open("/dev/full", "w") as full:
+            done = subprocess.run([sys.executable, "-m", "sr_filter", *args.split()], stdout=full, stderr=subprocess.PIPE,
+                                  env=env, timeout=120, text=True)
+        assert done.returncode == 1, (args, done.stderr)
+        assert done.stderr == "sr-filter: error: cannot write to standard output (No space left on device)\n", (args, done.stderr)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
 def test_sigterm_and_sighup_leave_no_temporary_file(tmp_path, set14, signum):
     """A real signal while the batch works: exit 128+N, one line, no partial or temporary file."""

@@ -14,11 +14,12 @@ import os
 import signal
 import sys
 from types import FrameType
+from typing import NoReturn
 
 import click
 
 from .. import __version__
-from ..errors import SrFilterError, resource_failure
+from ..errors import SrFilterError, first_line, resource_failure
 from ..interrupts import Terminated, deliver_later, in_import
 from ..stdio import discard
 from .messages import one_line, unforeseen
@@ -140,7 +141,7 @@ def main(argv: list[str] | None = None) -> None:
     """Console entry point: runs the group and turns every error into one line and an exit status.
     Called in-process with ``argv``, the caller's signal handlers and standard error are given back at the end."""
     previous = _install_signal_handlers()
-    stderr = sys.stderr
+    stderr, stdout = sys.stderr, sys.stdout
     try:
         _main(argv)
     finally:
@@ -148,7 +149,7 @@ def main(argv: list[str] | None = None) -> None:
 
         remove_unused_folders()  # made for outputs that were never written
         if argv is not None:
-            sys.stderr = stderr
+            sys.stderr, sys.stdout = stderr, stdout
             for number, handler in (previous or {}).items():
                 with contextlib.suppress(ValueError, TypeError):
                     signal.signal(number, handler)
@@ -181,6 +182,43 @@ class _MessagesOnly:
             discard(self._stream.fileno())  # what the stream still holds drains there, at exit too
         with contextlib.suppress(OSError, ValueError):
             self._stream.flush()
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
+class _Listing:
+    """Standard output as the commands write text to it (lists, help, results): a refusal there
+    names it, as one for a picture written to ``-o -`` does (``sr-filter models > /dev/full`` had
+    said only "No space left on device"). What it still holds goes to /dev/null, so that Python's
+    flush at exit does not fail a second time. A reader that left (``| head -1``) stays a quiet
+    BrokenPipeError."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        if not text:  # click's probe for a binary stream (write(b""), then write("")): its own to catch
+            return self._stream.write(text)
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            self._refused(exc)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            self._refused(exc)
+
+    def _refused(self, exc: OSError) -> NoReturn:
+        with contextlib.suppress(OSError, ValueError):
+            discard(self._stream.fileno())
+        raise SrFilterError(f"cannot write to standard output ({exc.strerror or first_line(exc)})") from None
 
     def __getattr__(self, name: str):
         return getattr(self._stream, name)
@@ -347,3 +385,5 @@ def _guard_closed_stdio() -> None:
         sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
     if not isinstance(sys.stderr, _MessagesOnly):
         sys.stderr = _MessagesOnly(sys.stderr)
+    if sys.stdout is not None and not isinstance(sys.stdout, _Listing):
+        sys.stdout = _Listing(sys.stdout)
