@@ -285,22 +285,50 @@ def publish(tmp: str | Path, path: str | Path, *, overwrite: bool) -> None:
     user's file replaced by root stays the user's); without ``overwrite`` a hard link that fails with
     FileExistsError if the name exists. The one way every writer here (images, videos,
     downloads, checkpoints) publishes a file; OSError is the caller's to word."""
-    mode = 0o666 & ~_umask()
+    mode, owner = 0o666 & ~_umask(), None
     if overwrite:
-        try:
+        with contextlib.suppress(OSError):
             old = os.stat(path)
             if stat.S_ISREG(old.st_mode):
-                mode = stat.S_IMODE(old.st_mode)
-                mine = os.stat(tmp)
-                if (old.st_uid, old.st_gid) != (mine.st_uid, mine.st_gid):
-                    os.chown(tmp, old.st_uid, old.st_gid)  # before chmod: a chown clears set-id bits
-        except OSError:  # not allowed (not root, nor a group of ours): the file is ours, as cp makes it
-            pass
-    os.chmod(tmp, mode)
+                mode, owner = stat.S_IMODE(old.st_mode), (old.st_uid, old.st_gid)
+    _settle(tmp, mode, owner)
     if overwrite:
         os.replace(tmp, path)
     else:
         _link_no_clobber(str(tmp), Path(path))
+
+
+def _settle(tmp: str | Path, mode: int, owner: tuple[int, int] | None) -> None:
+    """Give the temporary file ``mode`` and, where this process may, ``owner`` (uid, gid), through a
+    descriptor of the file itself. Changed by name, a link put in the temporary file's place (by
+    anyone who may write to the output folder, during a long encode) had had its target handed to
+    the folder's owner by a root run of --overwrite, with the old output's mode."""
+    if not hasattr(os, "fchmod"):  # no descriptor calls on this system (Windows before Python 3.13)
+        os.chmod(tmp, mode)
+        return
+    # O_NOFOLLOW: a link fails (ELOOP) rather than be followed; O_NONBLOCK: a FIFO put there does not hang the open
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(tmp, flags)
+    except OSError as exc:
+        if os.path.islink(tmp):
+            raise OSError(exc.errno, "the temporary file was replaced by a link while it was written; nothing was published",
+                          str(tmp)) from None
+        if isinstance(exc, PermissionError):  # a umask that leaves the owner no read permission: never root
+            os.chmod(tmp, mode)
+            return
+        raise
+    try:
+        mine = os.fstat(fd)
+        if not stat.S_ISREG(mine.st_mode):
+            raise OSError(0, "the temporary file was replaced by something that is not a file while it was written; "
+                             "nothing was published", str(tmp))
+        if owner is not None and owner != (mine.st_uid, mine.st_gid):
+            with contextlib.suppress(OSError):  # not allowed (not root, nor a group of ours): ours, as cp makes it
+                os.fchown(fd, *owner)  # before chmod: a chown clears set-id bits
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
 
 
 def is_stream(path: str | Path) -> bool:

@@ -161,6 +161,34 @@ def test_a_replaced_file_keeps_its_permissions(tmp_path):
         assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (65534, 65534, 0o640)
 
 
+def test_a_link_or_fifo_put_in_the_temporary_files_place_is_not_followed(tmp_path):
+    """Whoever may write to the output folder can swap the temporary file for a link while a long
+    encode runs; its permissions (and, for root, owner) had been set by name, so a root run of
+    --overwrite handed the link's target (any file) to the folder's owner with the old output's mode."""
+    from sr_filter.atomic import publish
+
+    victim, out = tmp_path / "victim", tmp_path / "d" / "out.png"
+    victim.write_bytes(b"secret")
+    victim.chmod(0o600)
+    out.parent.mkdir()
+    out.write_bytes(b"old output")
+    out.chmod(0o644)
+    if os.geteuid() == 0:
+        os.chown(out, 65534, 65534)
+    link = out.parent / ".srf-1-x-abc.tmp"
+    link.symlink_to(victim)
+    with pytest.raises(OSError, match="replaced by a link"):
+        publish(link, out, overwrite=True)
+    info = victim.stat()
+    assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (os.geteuid(), os.getegid(), 0o600)
+    assert out.read_bytes() == b"old output" and not out.is_symlink()
+    link.unlink()
+    os.mkfifo(link)  # opened for reading by name, a FIFO had made the run wait forever
+    with pytest.raises(OSError, match="not a file"):
+        publish(link, out, overwrite=True)
+    assert out.read_bytes() == b"old output"
+
+
 def test_a_killed_writers_temporary_files_are_removed_by_the_next_write_there(tmp_path):
     """SIGKILL (or a power cut) leaves a hidden .tmp / .part that no cleanup handler could remove;
     the next write into that folder removes those of this machine's dead processes, and never a
