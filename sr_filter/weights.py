@@ -20,7 +20,7 @@ import time
 import zipfile
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from . import netmemory, sniff
@@ -320,14 +320,27 @@ def _make_dir(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except FileExistsError:
-        if folder.is_symlink():  # a link in a loop or to nothing had been "a file (or inside one)"
+        link = _broken_link(folder)
+        if link == folder:  # a link in a loop or to nothing had been "a file (or inside one)"
             raise CacheError(f"the weights cache {folder} is a link that leads to no folder (a loop or a missing "
                              f"target); set {ENV_CACHE} to a folder") from None
+        if link is not None:  # one above it: the same had been said only of the cache folder itself
+            raise CacheError(f"the weights cache {folder} is inside {link}, a link that leads to no folder (a loop or "
+                             f"a missing target); set {ENV_CACHE} to a folder") from None
         raise CacheError(_NOT_A_FOLDER.format(folder=folder, env=ENV_CACHE)) from None
     except OSError as exc:
         raise CacheError(f"cannot create the weights cache {folder} ({exc.strerror}); set {ENV_CACHE} to a writable folder") from None
     if not os.access(folder, os.W_OK):
         raise CacheError(f"the weights cache {folder} is not writable; set {ENV_CACHE} to a writable folder")
+
+
+def _broken_link(folder: Path) -> Path | None:
+    """The first of ``folder`` and the folders above it that is a link leading to no folder, if any."""
+    for part in (*reversed(folder.parents), folder):
+        with contextlib.suppress(OSError):
+            if part.is_symlink() and not part.is_dir():
+                return part
+    return None
 
 
 def _check_unpacked_size(path: Path) -> None:
@@ -399,18 +412,27 @@ def _pickled_scalar(dtype: object, data: object = None) -> int | float | complex
     return np.frombuffer(data, kind)[0].item()
 
 
-def _numpy_numbers() -> contextlib.AbstractContextManager:
+#: held while the stand-ins are allowed: torch keeps its allowed globals in one set for the whole
+#: process, so the first of several loads in threads to finish had taken them away from the others
+#: (a checkpoint with numpy numbers was refused at random)
+_STAND_INS_LOCK = threading.RLock()
+
+
+@contextlib.contextmanager
+def _numpy_numbers() -> Iterator[None]:
     """weights_only loading that also reads numpy numbers: training checkpoints keep their epoch or
     best score as numpy scalars beside the weights (such files had been refused as "pickled Python
     objects"). Through the inert stand-ins above, under both numpy 1's and numpy 2's names; torch
-    before 2.6 names no stand-ins, and such files stay refused there."""
+    before 2.6 names no stand-ins, and such files stay refused there. One load at a time."""
     import torch
 
     safe = getattr(torch.serialization, "safe_globals", None)
     if safe is None or tuple(int(p) for p in re.findall(r"\d+", torch.__version__)[:2]) < (2, 6):
-        return contextlib.nullcontext()
-    return safe([(_PickledDtype, "numpy.dtype"), (_pickled_scalar, "numpy.core.multiarray.scalar"),
-                 (_pickled_scalar, "numpy._core.multiarray.scalar")])
+        yield
+        return
+    with _STAND_INS_LOCK, safe([(_PickledDtype, "numpy.dtype"), (_pickled_scalar, "numpy.core.multiarray.scalar"),
+                                (_pickled_scalar, "numpy._core.multiarray.scalar")]):
+        yield
 
 
 def existing_file(path: Path) -> Path:

@@ -403,6 +403,31 @@ def test_files_that_are_not_weights_say_what_they_are(tmp_path, monkeypatch):
             load_file(special)
 
 
+def test_checkpoints_with_numpy_numbers_load_in_several_threads_at_once(tmp_path):
+    """torch allows the numpy stand-ins for the whole process; the first of several loads in threads
+    to finish had taken them away from the others, and a good checkpoint was refused at random."""
+    import threading
+
+    network = torch.nn.Conv2d(3, 3, 3)
+    torch.save({"params_ema": network.state_dict(), "epoch": np.int64(5), "best": np.float64(31.2)}, tmp_path / "ckpt.pth")
+    start, failures = threading.Barrier(4), []
+
+    def load() -> None:
+        start.wait()
+        for _ in range(8):
+            try:
+                load_state_dict(tmp_path / "ckpt.pth", None)
+            except WeightsFormatError as exc:
+                failures.append(str(exc))
+
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+
+
 @pytest.mark.parametrize("shape", [(10, 10), (2, 40)])
 def test_images_below_the_minimum_size_run_in_every_backend(tmp_path, monkeypatch, shape):
     """Real-CUGAN pads inputs below 32 px in its own code, which a converted (OpenVINO) graph does

@@ -460,6 +460,10 @@ def test_a_web_page_instead_of_the_file_and_odd_cache_folders_are_said(weights_s
     monkeypatch.setenv("SR_FILTER_CACHE_DIR", str(tmp_path / "loop"))
     with pytest.raises(CacheError, match=r"loop is a link that leads to no folder \(a loop or a missing target\)"):
         fetch(entry)
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")  # a link above the cache: it too had been "a file"
+    monkeypatch.setenv("SR_FILTER_CACHE_DIR", str(tmp_path / "dangling" / "sub"))
+    with pytest.raises(CacheError, match=r"sub is inside .*dangling, a link that leads to no folder \(a loop or a missing"):
+        fetch(entry)
 
 
 def test_clear_cache_forgets_the_network_and_refuses_a_cache_that_is_a_file(tmp_path, isolated_cache, monkeypatch):
