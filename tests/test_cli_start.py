@@ -68,6 +68,10 @@ def test_a_file_named_with_a_leading_dash_gets_a_way_to_name_it(tmp_path):
         done = run(name, "-o", "out.png", cwd=tmp_path)
         err = done.stderr.decode()
         assert done.returncode == 2 and err.count("\n") == 1 and f"write ./{name}" in err, err
+        # after an option that takes no value (or carries its own: --scale=2) the name is no option's value
+        for before in (["--tta"], ["-q"], ["--scale=2"]):
+            err = run(*before, name, "-o", "out.png", cwd=tmp_path, stdin=b"").stderr.decode()
+            assert f"write ./{name}" in err and err.count("\n") == 1, (before, err)
     assert "write ./" not in run("-y.png", cwd=tmp_path).stderr.decode()  # no such file: click's own line
     # an option's value that begins with '-', in an error about something else: no hint
     Image.new("RGB", (8, 8)).save(tmp_path / "in.png")

@@ -57,6 +57,8 @@ class DefaultGroup(click.Group):
 
     #: the options of the command being run (its errors' hints name only these)
     flags: frozenset[str] | None = None
+    #: those of its options that take a value (the next argument is that value, even one that begins with '-')
+    valued: frozenset[str] | None = None
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         target = COMMANDS.get(name)
@@ -69,6 +71,8 @@ class DefaultGroup(click.Group):
         name, command, rest = super().resolve_command(ctx, args)
         if command is not None:
             DefaultGroup.flags = frozenset(o for p in command.params for o in (*p.opts, *p.secondary_opts))
+            DefaultGroup.valued = frozenset(o for p in command.params if isinstance(p, click.Option) and not p.is_flag
+                                            and not p.count for o in p.opts)
         return name, command, rest
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
@@ -309,8 +313,10 @@ def _dash_name_hint(args: list[str]) -> str:
     ``-d ash.png``) or "No such option '-x'"."""
     if "--" in args:
         return ""
-    for before, arg in zip([""] + args, args):  # after another option it is that option's value (-o -out.png)
-        if len(arg) > 1 and arg.startswith("-") and not before.startswith("-") and os.path.lexists(arg):
+    valued = DefaultGroup.valued
+    for before, arg in zip([""] + args, args):  # after an option that takes a value it is that value (-o -out.png)
+        takes = before in valued if valued is not None else before.startswith("-")  # not after --tta or -q
+        if len(arg) > 1 and arg.startswith("-") and not takes and os.path.lexists(arg):
             return f"to name the file {arg}, write ./{arg} (or put it after --, behind the options)"
     return ""
 
