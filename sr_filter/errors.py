@@ -197,10 +197,11 @@ def shown_path(path: object) -> str:
     r"""A file name as one line of a message: control characters (a newline in a name) written as
     escapes, so each message stays one line, and bytes that are not UTF-8 as the bytes they are
     (``\xff``, not Python's stand-in ``\udcff``). Where a name is escaped, or holds a backslash
-    that would read as an escape, its own backslashes are doubled: a name holding a backslash and
-    an n had read as one holding a newline."""
+    that would read as one of those escapes, its own backslashes are doubled: a name holding a
+    backslash and an n had read as one holding a newline, one holding ``\u202e`` as one holding
+    that control character."""
     text = str(path)
-    plain = text.isprintable() and not re.search(r"\\[ntrx\\]", text)
+    plain = text.isprintable() and not re.search(r"\\(?:[ntr\\]|x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8})", text)
     return text if plain else "".join(shown_char(c) for c in text)
 
 

@@ -371,6 +371,11 @@ def test_a_newline_in_a_file_name_keeps_every_batch_message_on_one_line(tmp_path
     (folder / "da\\nmaged.png").write_bytes(b"not an image either")  # a backslash and an n: shown doubled, unlike the newline
     result = run(folder / "da\\nmaged.png", "-m", "sr-cartoon-x4", "-o", tmp_path / "out2.png")
     assert "da\\\\nmaged.png" in result.stderr.decode(), result.stderr
+    # a backslash and u202e: shown doubled, unlike U+202E (escaped \u202e); C:\Users reads as no escape and stays
+    from sr_filter.errors import shown_path
+
+    assert (shown_path("a\\u202e.png"), shown_path("a\u202e.png")) == ("a\\\\u202e.png", "a\\u202e.png")
+    assert shown_path("C:\\Users\\me.png") == "C:\\Users\\me.png"
 
 
 def test_hdr_float_tiff_keeps_light_above_white_and_a_png_says_it_clips(tmp_path):
