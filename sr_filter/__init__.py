@@ -152,8 +152,13 @@ def upscale_animation(
     """
     from .animation import upscale_animation as upscale_frames_of
     from .sizing import check_size_request
+    from .upscaler import check_path
+    from .video import READ_ONLY_SUFFIXES, VIDEO_SUFFIXES
 
-    check_size_request(scale, width, height)
+    if check_path("src", src).suffix.lower() in VIDEO_SUFFIXES | READ_ONLY_SUFFIXES:  # it had been "not a readable image"
+        raise SrFilterError(f"{check_path('src', src)} is a video; sr_filter.upscale_video(src, dst) upscales videos "
+                            "(upscale_animation takes animated GIF, WebP and PNG)")
+    width, height = check_size_request(scale, width, height)
     upscaler = _upscaler(upscaler, preset, model, device=device, precision=precision, tile=tile, offline=offline,
                          backend=backend, tta=tta, denoise=denoise, colour_fix=colour_fix)
     return upscale_frames_of(src, dst, upscaler, scale=scale, quality=quality, overwrite=overwrite, frames=frames,
@@ -207,7 +212,7 @@ def upscale_file(
     check_callback("progress", progress)
     from .sizing import check_size_request
 
-    check_size_request(scale, width, height)
+    width, height = check_size_request(scale, width, height)
     quality = check_quality(quality)
     check_dst_file(dst, source)
     out_format = imageio.format_for(target, format)

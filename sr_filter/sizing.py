@@ -7,6 +7,7 @@ gives the same scale for the same request and refuses the same impossible ones.
 from __future__ import annotations
 
 import math
+import numbers
 
 from .errors import ImageFormatError
 
@@ -31,15 +32,18 @@ def scaled_length(n: int, scale: float) -> int:
     return max(1, nearest_multiple(n * scale))
 
 
-def check_size_request(scale: object, width: object, height: object) -> None:
-    """The API's ``width``/``height`` (whole numbers from 1 to 1,000,000, or None), and not beside ``scale``."""
+def check_size_request(scale: object, width: object, height: object) -> tuple[int | None, int | None]:
+    """The API's ``width``/``height`` (whole numbers from 1 to 1,000,000, or None), and not beside
+    ``scale``; returned as Python ints."""
     from .errors import SrFilterError
 
     for name, value in (("width", width), ("height", height)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1_000_000):
+        # numbers.Integral: numpy's integers too (from an array's shape), as tile, batch and quality take them
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 1 <= value <= 1_000_000):
             raise SrFilterError(f"{name} must be a whole number from 1 to 1,000,000 (or None), not {value!r}")
     if scale is not None and (width or height):
         raise SrFilterError("give either scale or width/height, not both")
+    return (None if width is None else int(width)), (None if height is None else int(height))  # type: ignore[call-overload]
 
 
 def network_passes(scale: float, model_scale: int) -> int:

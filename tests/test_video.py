@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sr_filter.errors import OutputExistsError, VideoFormatError
+from sr_filter.errors import OutputExistsError, SrFilterError, VideoFormatError
 from sr_filter.upscaler import Upscaler
 from sr_filter.video import upscale_video
 
@@ -89,7 +89,6 @@ def test_the_api_fits_videos_and_animations_inside_a_width_and_height_as_the_com
     """upscale_video and upscale_animation had no width/height (a plain TypeError), where the CLI
     and upscale_file have them."""
     import sr_filter
-    from sr_filter.errors import SrFilterError
 
     clip = make_clip(tmp_path / "clip.mkv", frames=3, size=(32, 24), codec="ffv1", audio=0)
     upscale_video(clip, tmp_path / "w.mkv", upscaler=upscaler, width=64)
@@ -98,11 +97,16 @@ def test_the_api_fits_videos_and_animations_inside_a_width_and_height_as_the_com
     frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
     sr_filter.upscale_animation(tmp_path / "a.gif", tmp_path / "b.gif", upscaler=upscaler, height=25)
     assert Image.open(tmp_path / "b.gif").size == (50, 25)
-    for call, dst in ((upscale_video, "x.mkv"), (sr_filter.upscale_animation, "x.gif")):
+    # numpy's integers (from an array's shape) are whole numbers too, as tile and quality take them
+    sr_filter.upscale_animation(tmp_path / "a.gif", tmp_path / "c.gif", upscaler=upscaler, height=np.int64(25))
+    assert Image.open(tmp_path / "c.gif").size == (50, 25)
+    upscale_video(clip, tmp_path / "n.mkv", upscaler=upscaler, width=np.int32(64))
+    assert describe(tmp_path / "n.mkv")["size"] == (64, 48)
+    for call, src, dst in ((upscale_video, clip, "x.mkv"), (sr_filter.upscale_animation, tmp_path / "a.gif", "x.gif")):
         with pytest.raises(SrFilterError, match="give either scale or width/height, not both"):
-            call(clip, tmp_path / dst, upscaler=upscaler, scale=2, width=64)
+            call(src, tmp_path / dst, upscaler=upscaler, scale=2, width=64)
         with pytest.raises(SrFilterError, match="width must be a whole number from 1 to 1,000,000"):
-            call(clip, tmp_path / dst, upscaler=upscaler, width=0)
+            call(src, tmp_path / dst, upscaler=upscaler, width=0)
         assert not (tmp_path / dst).exists()
 
 
@@ -514,6 +518,17 @@ def test_a_picture_named_as_a_video_is_refused(tmp_path, upscaler):
         with pytest.raises(VideoFormatError, match=f"{name} is {kind}, not a video; give it an image name"):
             upscale_video(tmp_path / name, tmp_path / f"out-{name}", upscaler=upscaler)
         assert not (tmp_path / f"out-{name}").exists()
+    import sr_filter
+
+    # a picture named as one, given to the API's upscale_video, or a video to upscale_animation: which call
+    # takes it (renaming it to .png had been the advice for a file named .png, and a video "not a readable image")
+    Image.new("RGB", (8, 6)).save(tmp_path / "still.png")
+    with pytest.raises(VideoFormatError, match=r"still.png is a PNG image, not a video; sr_filter.upscale_file\(src, dst\) "):
+        upscale_video(tmp_path / "still.png", tmp_path / "out.mkv", upscaler=upscaler)
+    clip = make_clip(tmp_path / "clip.mp4", frames=2, audio=0)
+    with pytest.raises(SrFilterError, match=r"clip.mp4 is a video; sr_filter.upscale_video\(src, dst\) upscales videos"):
+        sr_filter.upscale_animation(clip, tmp_path / "out.gif", upscaler=upscaler)
+    assert not (tmp_path / "out.mkv").exists() and not (tmp_path / "out.gif").exists()
 
 
 def test_unknown_codec(tmp_path, upscaler):

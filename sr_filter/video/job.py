@@ -78,7 +78,7 @@ def upscale_video(
     from ..sizing import check_size_request
 
     src, dst = check_path("src", src), check_path("dst", dst)
-    check_size_request(scale, width, height)
+    width, height = check_size_request(scale, width, height)
     overwrite, resume = check_flag("overwrite", overwrite), check_flag("resume", resume)
     skip_damaged = check_flag("skip_damaged", skip_damaged)
     check_callback("progress", progress)

@@ -22,6 +22,7 @@ import av
 import numpy as np
 
 from ..errors import OutOfMemoryError, VideoFormatError, first_line
+from ..imageio import IMAGE_SUFFIXES
 from ..limits import estimate_bytes
 from ..sizing import scaled_length
 from ..device import available_ram
@@ -92,6 +93,8 @@ def open_video(path: str | Path) -> av.container.InputContainer:
     if demuxer.endswith("_pipe") or demuxer == "image2":  # FFmpeg reads a lone picture as a one-frame video
         kind = "an image" if demuxer == "image2" else f"a {demuxer.removesuffix('_pipe').upper()} image"
         container.close()
+        if Path(path).suffix.lower() in IMAGE_SUFFIXES:  # named as one: given to the API's upscale_video
+            raise VideoFormatError(f"{path} is {kind}, not a video; sr_filter.upscale_file(src, dst) upscales pictures")
         raise VideoFormatError(f"{path} is {kind}, not a video; give it an image name (such as .png or .jpg) "
                                "to upscale it as one")
     return container
