@@ -128,7 +128,12 @@ def beyond_unit(array: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         if array.ndim == 3 and array.shape[2] in (2, 4):  # what fully transparent pixels hide stays hidden
             finite &= (array[..., -1:] > 0)
         rest = np.where(finite, colour - clipped, 0).astype(np.float32)
-        whole = extent[0] >= 0 and extent[1] > 2 and bool(np.all(colour[finite] == np.round(colour[finite])))
+        # 0..255 data by mistake (an 8-bit picture as float, not divided by 255): whole numbers, or most values
+        # above white, where an HDR picture has its highlights alone (fractional 0..255 values, as float
+        # processing or a resize leaves them, had been taken for HDR without a warning)
+        inside_values = colour[finite]
+        whole = extent[0] >= 0 and extent[1] > 2 and (bool(np.all(inside_values == np.round(inside_values)))
+                                                      or float(np.mean(inside_values > 1)) > 0.5)
         infinite = int(np.isinf(colour).sum())  # clipped here, so to_float no longer sees them to count
     log.log(logging.WARNING if whole or infinite else logging.INFO,
             "float pixels hold values from %.4g to %.4g, beyond 0..1: the network upscales the part within 0..1 and "

@@ -248,6 +248,16 @@ def test_float_pixels_beyond_zero_to_one_are_kept_and_nan_and_infinities_are_sai
     assert "float pixels hold values from 200 to 200, beyond 0..1" in caplog.text
     assert "for 0..255 data divide by 255 first" in caplog.text
     caplog.clear()
+    # 0..255 data with fractions (as float processing leaves it) is no HDR picture either: it had got no warning
+    with caplog.at_level(logging.WARNING, logger="sr_filter"):
+        cartoon.upscale((np.random.default_rng(0).random((8, 8, 3)) * 255).astype(np.float32))
+    assert "for 0..255 data divide by 255 first" in caplog.text
+    caplog.clear()
+    highlight = np.full((8, 8, 3), 0.5, np.float32)
+    highlight[2:4, 2:4] = 6.5  # an HDR picture's highlight, above white in a few pixels: no such advice
+    with caplog.at_level(logging.WARNING, logger="sr_filter"):
+        cartoon.upscale(highlight)
+    assert "divide" not in caplog.text
     data = np.full((8, 8, 3), 0.5, np.float32)
     data[0, 0] = np.nan, np.inf, -np.inf  # was "these go no finite values" without a word about infinities
     with caplog.at_level(logging.WARNING, logger="sr_filter"):
