@@ -174,6 +174,10 @@ def test_a_layer_whose_result_cannot_fit_is_refused_before_its_pixels_are_copied
     why = proto.too_large("Photo", 8000, 8000, 4, 4.0, available=20 * gib)
     assert why == ("layer 'Photo' is 8000x8000; upscaled x4 it would be 32000x32000 and need more than 22.9 GiB of "
                    "memory, but 20.0 GiB is free: choose a smaller scale, or crop or scale the image down first")
+    # named as the Layers dialog shows it: quotes and accents as they are (repr had written 'a"b\\'c\\né'),
+    # control characters escaped, a long name cut in the middle
+    named = proto.too_large("a\"b'c\n\u00e9" + "x" * 300, 8000, 8000, 4, 4.0, available=20 * gib)
+    assert named.startswith("layer 'a\"b'c\\n\u00e9xxx") and "xxx\u2026xxx" in named and len(named) < 250, named
     for channels in (1, 2, 3, 4):  # never refused where the worker's own estimate fits
         for itemsize in (1, 2, 4):
             for scale in (1.5, 4.0, 8.0):

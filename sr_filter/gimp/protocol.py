@@ -206,6 +206,17 @@ def available_memory() -> Optional[int]:
         return None
 
 
+def layer_label(name: object, limit: int = 60) -> str:
+    """A layer as messages name it: ``layer 'Name'`` as the Layers dialog shows the name, control
+    characters escaped (the message stays one line), a long name cut in the middle. Python's repr
+    had shown quotes and accents as escapes (``'a"b\\'c``) and a 300-character name in full."""
+    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(name))
+    if len(shown) > limit:
+        half = (limit - 1) // 2
+        shown = shown[:half] + "\u2026" + shown[-half:]
+    return "layer '%s'" % shown
+
+
 def too_large(name: str, width: int, height: int, channels: int, scale: float,
               available: Optional[int] = None) -> Optional[str]:
     """Why a layer cannot be upscaled at all, before its pixels are copied (the plug-in's copy and
@@ -218,9 +229,9 @@ def too_large(name: str, width: int, height: int, channels: int, scale: float,
     need = out_w * out_h * 6 * channels
     if free is None or need <= free:
         return None
-    return ("layer %r is %dx%d; upscaled x%g it would be %dx%d and need more than %.1f GiB of memory, but "
+    return ("%s is %dx%d; upscaled x%g it would be %dx%d and need more than %.1f GiB of memory, but "
             "%.1f GiB is free: choose a smaller scale, or crop or scale the image down first"
-            % (name, width, height, scale, out_w, out_h, need / (1 << 30), free / (1 << 30)))
+            % (layer_label(name), width, height, scale, out_w, out_h, need / (1 << 30), free / (1 << 30)))
 
 
 def scaled(n: int, scale: float) -> int:

@@ -148,7 +148,7 @@ def _serve(stdin: IO[bytes], stdout: IO[bytes], stderr: IO[str], warnings: _Warn
         have, held = available_ram(), 0  # the results wait for the last layer: each one counts against the next
         factor = scale or upscaler.scale
         for index, info in enumerate(request["images"]):
-            named = "layer %r" % info["name"] if info.get("name") else "layer %d" % (index + 1)  # as the Layers dialog shows it
+            named = proto.layer_label(info["name"]) if info.get("name") else "layer %d" % (index + 1)  # as the Layers dialog shows it
             itemsize = np.dtype(DTYPES[info["dtype"]]).itemsize
             try:
                 limits.check_fits(("the mask of " if info.get("mask") else "") + named, info["width"], info["height"],

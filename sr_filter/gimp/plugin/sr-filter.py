@@ -160,7 +160,7 @@ def write_mask(item, info, data):
     """Give the mask of ``item`` (already at its new box) the worker's resized mask."""
     w, h = info["width"], info["height"]
     if (item.get_width(), item.get_height()) != (w, h):
-        raise proto.WorkerError("the mask of %r came back %dx%d for a %dx%d layer" % (item.get_name(), w, h, item.get_width(), item.get_height()))
+        raise proto.WorkerError("the mask of %s came back %dx%d for a %dx%d layer" % (proto.layer_label(item.get_name()), w, h, item.get_width(), item.get_height()))
     mask = item.get_mask()
     shadow = mask.get_shadow_buffer()
     shadow.set(Gegl.Rectangle.new(0, 0, w, h), mask_format(info["dtype"]), bytes(data))
@@ -251,7 +251,7 @@ def too_large_for_gimp(image, layers, scale):
     """Why the scaled canvas or a scaled layer would pass GIMP's size limit, else None: GIMP
     refuses to scale the canvas, and the layers were upscaled anyway, off the canvas."""
     sizes = [("the image", image.get_width(), image.get_height())]
-    sizes += [("layer %r" % layer.get_name(), layer.get_width(), layer.get_height()) for layer in layers]
+    sizes += [(proto.layer_label(layer.get_name()), layer.get_width(), layer.get_height()) for layer in layers]
     for what, width, height in sizes:
         w, h = proto.scaled(width, scale), proto.scaled(height, scale)
         if max(w, h) > GIMP_MAX_SIDE:
@@ -272,7 +272,7 @@ def refusal(image):
                 "(Layer > To New Layer), then run Super-resolution again")
     locked = locked_item(image.get_layers())
     if locked:
-        return "layer %r is locked (pixels or position): unlock it and run Super-resolution again" % locked
+        return "%s is locked (pixels or position): unlock it and run Super-resolution again" % proto.layer_label(locked)
     return None
 
 
