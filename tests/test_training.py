@@ -523,6 +523,8 @@ def test_learning_rate_and_ema_decay_follow_the_iteration_alone():
 @pytest.mark.parametrize("over, message", [
     ({"optim": {"iterations": "10"}}, "[optim] iterations must be a whole number, not '10'"),
     ({"optim": {"iterations": 10.5}}, "[optim] iterations must be a whole number, not 10.5"),
+    ({"amp": True}, "amp must be auto, bf16, fp16 or off (a string in quotes), not True"),  # had been "must be a string"
+    ({"optim": {"schedule": 3}}, "[optim] schedule must be cosine, step or constant (a string in quotes), not 3"),
     ({"data": {"train_dirs": "T91"}}, "[data] train_dirs must be a list of strings"),
     ({"data": {"degradation": {"jpeg_quality": 50}}}, "jpeg_quality must be a list of two whole numbers"),
     ({"data": {"degradation": {"blur_prob": 2.0}}}, "blur_prob is a probability from 0 to 1"),
@@ -965,6 +967,52 @@ def test_a_damaged_checkpoint_says_how_to_go_on(image_folder, tmp_path):
     with pytest.raises(CheckpointError, match=r"\(PytorchStreamReader failed [^.]*: damaged or cut short\?\); copy "
                                               r"iter_0000006.pt over it to go on from there, or start over with --fresh$"):
         Trainer(cfg, log=lambda _: None).run()
+
+
+def test_a_run_folder_without_its_latest_checkpoint_is_not_started_over(image_folder, tmp_path):
+    """With latest.pt gone (deleted to save space) the same command had started a new run there without
+    a word, replacing model.pth, the log and the iter_*.pt checkpoints; a checkpoint holding pickled
+    objects was "damaged or cut short?" (and a plain pickle added torch's warnings)."""
+    import pickle
+    import warnings
+
+    from sr_filter.training.trainer import CheckpointError
+
+    cfg = _config(image_folder, tmp_path, val={"dirs": []}, checkpoint_every=3)
+    Trainer(cfg, log=lambda _: None).run()
+    run = tmp_path / "t"
+    model = (run / "model.pth").read_bytes()
+    (run / "latest.pt").unlink()
+    with pytest.raises(CheckpointError, match=r"t holds an earlier run \(iter_0000003.pt, iter_0000006.pt, model.pth\) but no "
+                                              r"latest.pt to go on from; copy iter_0000006.pt to latest.pt to go on from "
+                                              r"there, or start over with --fresh \(which removes them\)$"):
+        Trainer(cfg, log=lambda _: None).run()
+    assert (run / "model.pth").read_bytes() == model
+    (run / "latest.pt").write_bytes(pickle.dumps({"model": {}}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(CheckpointError, match=r"latest.pt holds pickled Python objects, which are never run here, so it is "
+                                                  r"no checkpoint of this program; copy iter_0000006.pt over it"):
+            Trainer(cfg, log=lambda _: None).run()
+    Trainer(cfg, log=lambda _: None).run(resume=False)  # --fresh starts over
+    assert (run / "latest.pt").is_file()
+
+
+def test_a_loss_network_out_of_reach_says_how_to_give_it(isolated_cache, monkeypatch):
+    """No network for the VGG file: the command line had added its upscaling advice ("a built-in model
+    (`sr-filter models`) runs without the network"), which no loss network has; the config's own way
+    to name a copy is said instead."""
+    from sr_filter.cli.messages import hint_for
+    from sr_filter.cli.train import train_cmd
+    from sr_filter.errors import DownloadError, NetworkUnavailableError
+    from sr_filter.training.features import resolve_weights
+
+    monkeypatch.setenv("SR_FILTER_WEIGHTS_URL", "http://127.0.0.1:1/")  # nothing listens there: connection refused
+    with pytest.raises(DownloadError) as info:
+        resolve_weights("vgg19")
+    flags = frozenset(o for p in train_cmd.params for o in (*p.opts, *p.secondary_opts))  # as the command line sets them
+    assert not isinstance(info.value, NetworkUnavailableError) and hint_for(info.value, flags=flags) is None
+    assert str(info.value).endswith('; or name a copy in the config: [loss] feature_weights = "/path/to/vgg19-dcbb9e9d.pth"')
 
 
 def test_a_checkpoint_that_does_not_fit_on_the_disk_is_one_line_and_leaves_no_file(tmp_path):

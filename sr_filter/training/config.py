@@ -208,8 +208,16 @@ def _typed(value: Any, default: Any, annotation: str, name: str) -> Any:
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if not ok:
+        choices = _CHOICES.get(name.split()[-1]) if kind is str else None
+        if choices:  # `amp = true` had been told only "must be a string"
+            raise ConfigError(f"{name} must be {choices} (a string in quotes), not {value!r}")
         raise ConfigError(f"{name} must be {_TYPE_NAMES.get(kind, kind.__name__)}, not {value!r}")
     return value
+
+
+#: the values of the settings that take one of a few words, as the checks after reading name them
+_CHOICES = {"amp": "auto, bf16, fp16 or off", "device": "auto, cpu or cuda", "schedule": "cosine, step or constant",
+            "resize": "matlab_bicubic, bilinear, area or random"}
 
 
 def _plural(kind: type) -> str:

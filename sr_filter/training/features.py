@@ -166,9 +166,16 @@ def resolve_weights(net: str, path: str = "", sha256: str = "") -> Path:
     if not pin.startswith(pub.sha256_prefix):
         raise DownloadError(f"the sha256 {pin[:8]}... given for {net} does not match torchvision's published "
                             f"prefix {pub.sha256_prefix}")
+    from ..errors import NetworkUnavailableError, OfflineError
     from ..weights import fetch_url
 
-    return fetch_url(pub.url, pin, pub.url.rsplit("/", 1)[-1], pub.size)
+    name = pub.url.rsplit("/", 1)[-1]
+    try:
+        return fetch_url(pub.url, pin, name, pub.size)
+    except (NetworkUnavailableError, OfflineError) as exc:  # as a plain DownloadError: the command line had added
+        # its upscaling advice ("a built-in model runs without the network"), which no loss network has
+        raise DownloadError(f"{str(exc).rstrip('.')}; or name a copy in the config: [loss] feature_weights = "
+                            f"\"/path/to/{name}\"") from None
 
 
 def load_published(module: nn.Module, file: Path) -> None:

@@ -344,12 +344,31 @@ class Trainer:
         plot_history(self.history, self.run_dir / "curves.png", title=self.cfg.name)
         return True
 
+    def _refuse_a_headless_run(self, latest: Path) -> None:
+        """A run folder that holds a run's files but no ``latest.pt`` (deleted to save space, say):
+        starting over there had silently replaced its model.pth, log and checkpoints."""
+        held = sorted({p.name for pattern in ("iter_*.pt", "model.pth") for p in self.run_dir.glob(pattern) if p.is_file()})
+        if not held:
+            return
+        newest = sorted(self.run_dir.glob("iter_*.pt"), key=lambda p: p.stat().st_mtime)
+        fallback = f"copy {newest[-1].name} to latest.pt to go on from there, or " if newest else ""
+        shown = ", ".join(held) if len(held) <= 3 else f"{len(held)} files: {', '.join(held[-2:])}, ..."
+        raise CheckpointError(f"{self.run_dir} holds an earlier run ({shown}) but no {latest.name} to go on from; "
+                              f"{fallback}start over with --fresh (which removes them)")
+
     def load_checkpoint(self, path: Path) -> None:
+        import warnings
+
         try:
-            state = torch.load(path, map_location=self.device, weights_only=True)
+            with warnings.catch_warnings():  # torch's advice about pickle protocols and trusted sources: not an option here
+                warnings.simplefilter("ignore")
+                state = torch.load(path, map_location=self.device, weights_only=True)
         except Exception as exc:  # noqa: BLE001 - torch raises many kinds
             newest = sorted(path.parent.glob("iter_*.pt"), key=lambda p: p.stat().st_mtime)
             fallback = f"copy {newest[-1].name} over it to go on from there, or " if newest else ""
+            if "weights only load failed" in str(exc).lower():  # had been "damaged or cut short?"
+                raise CheckpointError(f"{path} holds pickled Python objects, which are never run here, so it is no "
+                                      f"checkpoint of this program; {fallback}start over with --fresh") from None
             detail = first_line(exc).split(". ")[0].rstrip(".")[:160]  # torch's first sentence, not its appeals
             raise CheckpointError(f"cannot read checkpoint {path} ({detail}: damaged or cut short?); "
                                   f"{fallback}start over with --fresh") from None
@@ -555,6 +574,8 @@ class Trainer:
                 for pattern in ("iter_*.pt", "latest.pt", "model.pth", "log.jsonl", "curves.png"):
                     for old in self.run_dir.glob(pattern):
                         old.unlink()
+            if resume and not latest.exists():
+                self._refuse_a_headless_run(latest)
             if resume and latest.exists():
                 self.load_checkpoint(latest)
                 self.print(f"resumed {latest} at iteration {self.iteration}")
