@@ -1020,7 +1020,7 @@ def test_a_10_bit_source_written_in_8_bits_says_so(tmp_path, upscaler):
     upscale_video(clip, tmp_path / "out.webm", upscaler=upscaler, notice=notices.append)
     assert describe(tmp_path / "out.webm")["pix_fmt"] == "yuv420p"
     assert notices == ["the source has 10-bit yuv420p10le video but libvpx-vp9 in this build writes 8 bits: written as "
-                       "yuv420p (banding is likely, and more so with the source's HDR transfer); --codec av1 keeps 10 bits"]
+                       "yuv420p (banding is likely, and more so with the source's HDR transfer); codec=\"av1\" keeps 10 bits"]
     notices.clear()
     upscale_video(clip, tmp_path / "deep.mkv.mkv", upscaler=upscaler, notice=notices.append)
     assert notices == []
@@ -1030,7 +1030,7 @@ def test_a_10_bit_source_written_in_8_bits_says_so(tmp_path, upscaler):
     upscale_video(clip422, tmp_path / "out422.mkv", upscaler=upscaler, codec="vp9", notice=notices.append)
     assert describe(tmp_path / "out422.mkv")["pix_fmt"] == "yuv422p"
     assert notices == ["the source has 10-bit yuv422p10le video but libvpx-vp9 in this build writes 8 bits: written as "
-                       "yuv422p (banding is likely); --codec h264 or hevc or av1 or ffv1 or prores keep 10 bits"]
+                       "yuv422p (banding is likely); codec=\"h264\" or \"hevc\" or \"av1\" or \"ffv1\" or \"prores\" keep 10 bits"]
 
 
 def test_output_that_is_the_input_is_refused_without_pointing_at_overwrite(tmp_path):
@@ -1182,7 +1182,7 @@ def test_each_output_keeps_the_colour_it_can_and_names_what_it_cannot(tmp_path, 
     notices = []
     upscale_video(rich, tmp_path / "444-av1.mkv", upscaler=upscaler, codec="av1", notice=notices.append)
     assert notices == ["libsvtav1 writes yuv420p: the colour detail of the source's yuv444p is halved; "
-                       "--codec h264 or hevc or vp9 or ffv1 or prores keep it"]
+                       "codec=\"h264\" or \"hevc\" or \"vp9\" or \"ffv1\" or \"prores\" keep it"]
 
 
 @pytest.mark.parametrize("codec, suffix, written", [("ffv1", ".mkv", "yuva420p"), ("prores", ".mov", "yuva444p1"),
@@ -1203,12 +1203,15 @@ def test_an_alpha_channel_is_kept_where_the_encoder_can_and_said_where_not(tmp_p
     opaque = tmp_path / "opaque.mp4"
     upscale_video(clip, opaque, upscaler=upscaler, codec="h264", notice=notices.append)
     assert notices == ["the source's yuva420p video has an alpha channel (transparency), which libx264 cannot keep: every "
-                       "frame is written opaque, on white; --codec ffv1 keeps it"]  # of what an .mp4 holds
+                       "frame is written opaque, on white; codec=\"ffv1\" keeps it"]  # of what an .mp4 holds
     # on white, as a still into JPEG: the colour hidden under the transparent half had shown (200, 0, 90 here)
     left = frame_arrays(opaque)[0][:, :24].reshape(-1, 3).mean(0)
     assert (left > 245).all(), left
     upscale_video(clip, tmp_path / "kept.mp4", upscaler=upscaler, codec="ffv1")  # as the line says
     assert all(left < 2 and right > 253 for left, right in alpha_halves(tmp_path / "kept.mp4"))
+    if codec == "ffv1":  # the command line says it with its flag
+        said = run(clip, "-o", tmp_path / "cli.mp4", "-m", "sr-cartoon-x4", "--codec", "h264", "-s", "2")
+        assert said.returncode == 0 and b"on white; --codec ffv1 keeps it\n" in said.stderr, said.stderr
 
 
 def test_a_prores_4444_source_written_as_prores_is_not_said_to_band(tmp_path, upscaler):
@@ -1280,11 +1283,11 @@ def test_vp9_alpha_is_said_to_be_lost_where_the_container_cannot_hold_it(tmp_pat
         upscale_video(clip, out, upscaler=upscaler, resume=resume, notice=notices.append)
         assert describe(out)["codec"] == "vp9" and all(r > 253 for _, r in alpha_halves(out))
         assert notices == ["the source's yuva420p video has an alpha channel (transparency), which libvpx-vp9 keeps only "
-                           "in .webm and .mkv files: every frame is written opaque, on white; --codec ffv1 keeps it"]
+                           "in .webm and .mkv files: every frame is written opaque, on white; codec=\"ffv1\" keeps it"]
     notices = []
     upscale_video(clip, tmp_path / "opaque.mov", upscaler=upscaler, codec="h264", notice=notices.append)
     assert notices == ["the source's yuva420p video has an alpha channel (transparency), which libx264 cannot keep: every "
-                       "frame is written opaque, on white; --codec prores keeps it"]
+                       "frame is written opaque, on white; codec=\"prores\" keeps it"]
 
 
 def test_a_gif_source_is_not_said_to_lose_alpha(tmp_path, upscaler):
@@ -1548,8 +1551,11 @@ def test_damaged_resume_state_is_redone_not_a_traceback_or_a_failure_on_every_re
     assert describe(target)["times"] == pytest.approx(describe(clip)["times"])
     target.unlink()
     parts.write_text("not a folder")
-    with pytest.raises(VideoFormatError, match="is a file where --resume keeps its segments"):
+    with pytest.raises(VideoFormatError, match="is a file where resume=True keeps its segments"):
         upscale_video(clip, target, upscaler=upscaler, resume=True)
+    said = run(clip, "-o", target, "-m", "sr-cartoon-x4", "--resume")
+    assert said.returncode == 1 and said.stderr.decode().endswith(
+        "is a file where --resume keeps its segments; move it away or run without --resume\n"), said.stderr
 
 
 def test_a_whole_run_removes_the_segments_an_unresumed_run_left(tmp_path, upscaler, monkeypatch):
@@ -1566,7 +1572,7 @@ def test_a_whole_run_removes_the_segments_an_unresumed_run_left(tmp_path, upscal
     notices: list[str] = []
     upscale_video(clip, target, upscaler=upscaler, notice=notices.append)
     assert not resume.parts_folder(target).exists() and sorted(p.name for p in tmp_path.iterdir()) == ["clip.mkv", "out.mkv"]
-    assert any("the segments of an earlier --resume run of out.mkv" in n for n in notices)
+    assert any("the segments of an earlier run with resume=True of out.mkv" in n for n in notices)
 
 
 def test_a_video_to_a_pipe_or_device_is_refused_and_the_pipe_never_replaced(tmp_path, upscaler):

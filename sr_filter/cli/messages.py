@@ -84,7 +84,20 @@ _FLAG_TEXT = (
     (r"choose a smaller scale", "use a smaller --scale, --width or --height", "--scale"),
     (r"check=False writes it unchecked", "--no-check writes it unchecked", "--no-check"),
     (r"(such as \.png(?: \([^)]*\))?) or name the format$", r"\1 or give --format", "--format"),
+    # a video's codec choices and resumable runs, as the API's arguments (video.encode, video.resume)
+    (r'codec="\w+"(?: or "\w+")*', lambda m: "--codec " + m.group(0)[len("codec="):].replace('"', ""), "--codec"),
+    (r"an earlier run with resume=True", "an earlier --resume run", "--resume"),
+    (r"resume=True", "--resume", "--resume"),
 )
+
+
+def flagged(text: str, flags: frozenset[str] | None = None) -> str:
+    """A library notice (not an error: :func:`one_line` words those) with the command line's flags
+    for the API's words, where the running command has them."""
+    for pattern, replacement, flag in _FLAG_TEXT:
+        if flags is None or flag in flags:
+            text = re.sub(pattern, replacement, text)
+    return text
 
 
 def one_line(exc: BaseException, *, text: str | None = None, limit: int = LIMIT,
@@ -97,13 +110,11 @@ def one_line(exc: BaseException, *, text: str | None = None, limit: int = LIMIT,
     raw = str(exc) if text is None else text
     escaped = "".join(c if c.isprintable() or c == " " else shown_char(c) for c in raw)
     text = " ".join(escaped.split()) or type(exc).__name__
-    for pattern, replacement, flag in _FLAG_TEXT:
-        if flags is None or flag in flags:
-            text = re.sub(pattern, replacement, text)
+    text = flagged(text, flags)
     for neutral, cls in _FLAG_WORDING:
         if neutral in text:
-            flagged = _hint(dict(FLAG_HINTS)[cls], flags)
-            text = text.replace(neutral, f"; {flagged}" if flagged else "")
+            advice = _hint(dict(FLAG_HINTS)[cls], flags)
+            text = text.replace(neutral, f"; {advice}" if advice else "")
     hint = hint_for(exc, text, flags)
     text = shorten(text, limit)
     return f"{text} ({hint})" if hint else text

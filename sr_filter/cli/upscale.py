@@ -29,7 +29,7 @@ from .jobs import (
     Job, check_targets, check_writable, expand_inputs, is_pipe, is_video, left_out_line, many_inputs, names_folder, plan_jobs,
     refuse_empty_names, unique, video_target,
 )
-from .messages import one_line, shown_path, unforeseen
+from .messages import flagged, one_line, shown_path, unforeseen
 from .options import (
     backend_opt, colour_fix_opt, current_file, denoise_opt, device_opt, fp32_opt, gpu_opt, height_opt, model_opt, offline_opt, precision_opt, preset_opt,
     say, scale_opt, tile_opt,
@@ -48,6 +48,13 @@ FORMAT_NAMES = "png|jpg|webp|bmp|tiff|gif"
 
 
 CUT_SHORT = "standard output was closed by the program reading it; the output was cut short"
+
+
+def _flagged(text: str) -> str:
+    """A video's notice with this command's flags for the API's words (``codec="av1"``: ``--codec av1``)."""
+    from . import DefaultGroup
+
+    return flagged(text, DefaultGroup.flags)
 
 
 def _closed_stdout_is_one_line(command):
@@ -145,7 +152,7 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
             scale = scale_to_fit(Path(inputs[0]), width, height)
 
         ctx.exit(run_video_on_cluster(ctx, list(inputs), output, cluster=cluster, overwrite=overwrite, quiet=quiet, frames=frames, fmt=fmt,
-                                      skip_existing=skip_existing or resume,
+                                      skip_existing=skip_existing or resume, reword=_flagged,
                                       model=model or preset, scale=scale, device=device, precision=precision, backend=backend,
                                       tile=tile, offline=offline, codec=codec, crf=crf, tta=tta, denoise=denoise, colour_fix=colour_fix))
     if wants_video(list(inputs), fmt, output):  # videos, animations, frame streams: sr_filter.video
@@ -158,7 +165,8 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
                          device=device, precision=precision, backend=backend, tile=tile, offline=offline, fmt=fmt, quality=quality,
                          overwrite=overwrite, skip_existing=skip_existing or (resume and not overwrite), quiet=quiet, codec=codec, crf=crf,
                          frames=frames, resume=resume, tta=tta, denoise=denoise, colour_fix=colour_fix, size=(width, height),
-                         name_suffix=suffix if suffix is not None else _size_suffix(width, height), skip_damaged=skip_damaged)
+                         name_suffix=suffix if suffix is not None else _size_suffix(width, height), skip_damaged=skip_damaged,
+                         reword=_flagged)
     if fmt is not None and fmt.lower().lstrip(".") not in _format_keys():
         raise click.BadParameter(f"{fmt!r} is not one of {FORMAT_NAMES.replace('|', ', ')}, y4m, png-stream", param_hint="'--format'")
     if cluster is not None:  # the driver loads no model: sr_filter.cluster lists, schedules and reports
@@ -257,7 +265,8 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
                     run_video(inputs=[str(job.source)], output=str(job.target), model=None, scale=scale, device=device,
                               precision=precision, backend=backend, tile=tile, offline=offline, fmt=None, quality=quality,
                               overwrite=overwrite, skip_existing=False, quiet=quiet, codec=codec, crf=crf, frames=frames,
-                              resume=resume, size=(width, height), upscaler=upscaler, in_batch=True, skip_damaged=skip_damaged)
+                              resume=resume, size=(width, height), upscaler=upscaler, in_batch=True, skip_damaged=skip_damaged,
+                              reword=_flagged)
                 else:
                     process(upscaler, job, scale=scale, size=(width, height), fmt=fmt, quality=quality, overwrite=overwrite,
                             progress=bars, announce=announce)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Callable
 
 import click
 
@@ -106,9 +107,11 @@ def run_on_cluster(ctx: click.Context, inputs: list[str], output: str | None, *,
 
 
 def run_video_on_cluster(ctx: click.Context, inputs: list[str], output: str | None, *, cluster: str, overwrite: bool, quiet: bool,
-                         frames: str | None, fmt: str | None, skip_existing: bool = False, **settings) -> int:
+                         frames: str | None, fmt: str | None, skip_existing: bool = False, reword: Callable[[str], str] = str,
+                         **settings) -> int:
     """One video, its keyframe-aligned segments spread over the cluster's workers; the exit
-    status (0, 1 if a segment failed, 130)."""
+    status (0, 1 if a segment failed, 130). ``reword`` turns a notice's API words into the
+    command's flags (``codec="av1"``: ``--codec av1``)."""
     from ..video import VIDEO_SUFFIXES
     from ..video.encode import say_changes
     from .video import upscale_video
@@ -128,7 +131,7 @@ def run_video_on_cluster(ctx: click.Context, inputs: list[str], output: str | No
     report = _Report(quiet, "segments")
     try:
         summary = upscale_video(inputs[0], output, address=cluster, on_event=report.on_event, on_plan=report.on_plan,
-                                on_ready=report.on_ready, notice=lambda text: click.echo(f"sr-filter: {text}", err=True), **settings)
+                                on_ready=report.on_ready, notice=lambda text: click.echo(f"sr-filter: {reword(text)}", err=True), **settings)
     except Interrupted as stop:
         _close(report.bars)
         click.echo(f"sr-filter: interrupted after {stop.summary.done} of {report.total} segment(s); finished segments are kept, run again to resume", err=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Callable
 
 import click
 
@@ -87,12 +88,14 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
         tile, offline, fmt: str | None, quality: int | None, overwrite: bool, skip_existing: bool, quiet: bool,
         codec: str | None, crf: int | None, frames: str | None, resume: bool = False, tta: bool = False,
         denoise: float | None = None, colour_fix: bool | None = None, size: tuple[int | None, int | None] = (None, None), upscaler=None,
-        in_batch: bool = False, name_suffix: str | None = None, skip_damaged: bool = False) -> None:
+        in_batch: bool = False, name_suffix: str | None = None, skip_damaged: bool = False,
+        reword: Callable[[str], str] = str) -> None:
     """Upscale one video, animation or frame stream as the CLI was asked to; ``size`` =
     (width, height) fits the picture inside them instead of ``scale``. A batch passes its
     ``upscaler`` (loaded once) and ``in_batch``: it says which model and reports each file itself.
     ``name_suffix`` (``--suffix``, or ``_w1920`` for a target size) names an output that is not
-    given, instead of ``_xS``."""
+    given, instead of ``_xS``. ``reword`` turns a notice's API words into the command's flags
+    (``codec="av1"``: ``--codec av1``)."""
     from ..upscaler import Upscaler
 
     def make_upscaler() -> Upscaler:
@@ -234,7 +237,7 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
         summary = upscale_video(source, target, upscaler=upscaler, scale=None if any(size) else scale,
                                 width=size[0], height=size[1], codec=codec, crf=crf, frames=frames,
                                 resume=resume, overwrite=overwrite, progress=bar,
-                                notice=lambda text: None if quiet else click.echo(f"sr-filter: {text}", err=True),  # -q: errors only
+                                notice=lambda text: None if quiet else click.echo(f"sr-filter: {reword(text)}", err=True),  # -q: errors only
                                 skip_damaged=skip_damaged)
     except (KeyboardInterrupt, Terminated) as stop:
         from .resume import finished, parts_folder

@@ -320,12 +320,18 @@ def alpha_notice(info: VideoInfo, family: str, muxer: str) -> str | None:
         which = f"which {encoder} cannot keep"
     keep = [f for f in CODECS if f != family and _probe_holds(muxer, ENCODERS[f][1]) and keeps_alpha(info, f, muxer)]
     if keep:
-        hint = f"; --codec {' or '.join(keep)} {'keeps' if len(keep) == 1 else 'keep'} it"
+        hint = f"; {_codecs(keep)} {'keeps' if len(keep) == 1 else 'keep'} it"
     else:
         keep = [f for f in CODECS if keeps_alpha(info, f, "matroska")]
-        hint = f"; an .mkv file with --codec {' or '.join(keep)} keeps it" if keep else ""
+        hint = f"; an .mkv file with {_codecs(keep)} keeps it" if keep else ""
     return (f"the source's {info.pix_fmt} video has an alpha channel (transparency), {which}: "
             f"every frame is written opaque, on white{hint}")
+
+
+def _codecs(families: list[str]) -> str:
+    """Codec choices as a notice names them, in the API's words (``codec="ffv1" or "av1"``); the
+    command line says ``--codec ffv1 or av1`` (cli.messages)."""
+    return "codec=" + " or ".join(f'"{f}"' for f in families)
 
 
 def depth_notice(info: VideoInfo, family: str, muxer: str) -> str | None:
@@ -349,14 +355,14 @@ def depth_notice(info: VideoInfo, family: str, muxer: str) -> str | None:
     verb = "keeps" if len(keep) == 1 else "keep"
     if fewer_bits:
         hdr = ", and more so with the source's HDR transfer" if info.colour.trc in _HDR_TRANSFERS else ""
-        hint = f"; --codec {' or '.join(keep)} {verb} {source_bits} bits" if keep else ""
+        hint = f"; {_codecs(keep)} {verb} {source_bits} bits" if keep else ""
         halved = ", with half its colour detail" if less_colour else ""
         # at 10 bits written the steps are a quarter of 8-bit's: "banding is likely" had been said for
         # every ProRes 4444 source, which FFmpeg's decoder always gives as 12-bit
         risk = f"banding is likely{hdr}" if written_bits <= 8 else f"steps in smooth gradients are rarely visible at {written_bits} bits"
         return (f"the source has {source_bits}-bit {info.pix_fmt} video but {encoder} in this build writes {written_bits} bits: "
                 f"written as {chosen}{halved} ({risk}){hint}")
-    hint = f"; --codec {' or '.join(keep)} {verb} it" if keep else ""
+    hint = f"; {_codecs(keep)} {verb} it" if keep else ""
     return f"{encoder} writes {chosen}: the colour detail of the source's {info.pix_fmt} is halved{hint}"
 
 

@@ -224,7 +224,7 @@ def _drop_stale_parts(dst: Path, notice) -> None:
         return
     if stale:
         shutil.rmtree(parts, ignore_errors=True)
-        notice(f"removed {parts}, the segments of an earlier --resume run of {dst.name}, now written whole")
+        notice(f"removed {parts}, the segments of an earlier run with resume=True of {dst.name}, now written whole")
 
 
 def _write_resumable(container, src: Path, dst: Path, muxer: str, family: str, info, upscaler, scale, size, *,

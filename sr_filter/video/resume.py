@@ -81,7 +81,7 @@ def run(container, src: Path, dst: Path, tmp: str, muxer: str, family: str, info
     segment_frames = segment_frames or SEGMENT_FRAMES
     parts = parts_folder(dst)
     if parts.exists() and not parts.is_dir():
-        raise VideoFormatError(f"{parts} is a file where --resume keeps its segments; move it away or run without --resume")
+        raise VideoFormatError(f"{parts} is a file where resume=True keeps its segments; move it away or run without resume=True")
     parts.mkdir(exist_ok=True)
     stat = src.stat()
     job = {"source": str(src.resolve()), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns, "model": upscaler.name,
