@@ -51,6 +51,12 @@ _BLEND = 8
 #: FBCNN's quality estimate): tiles cannot equal the whole image at any context (OmniSR: 7-9/255
 #: on a random network, RCAN up to 17/255 with strong attention); whole-image inference is exact
 GLOBAL = {"OmniSR", "NAFNet", "FBCNN", "HAT", "DAT", "RCAN", "RealCUGAN"}
+#: networks that pad the picture to their windows with zeros themselves (OmniSR): padded so here
+#: too, the network's own padding finds nothing left to do and the picture is upstream's
+ZERO_PADDED = {"OmniSR"}
+#: networks that pad inside their attention, not the picture (DAT): the picture goes in at its own
+#: size, as upstream runs it (a picture mirrored out to the window grid had differed by up to 33/255)
+SELF_PADDED = {"DAT"}
 #: size multiples spandrel does not state: Real-CUGAN's U-Net halves the image twice, SCUNet's
 #: three times before its 8 px attention windows
 GRID = {"RealCUGAN": 4, "SCUNet": 64}
@@ -223,7 +229,8 @@ def describe(state: StateDict, name: str) -> tuple[Any, Info]:
         input_channels=int(desc.input_channels), output_channels=int(desc.output_channels),
         params=sum(p.numel() for p in model.parameters()),
         # window attention: tiles start on the window grid, so each one partitions as the whole image
-        multiple=math.lcm(int(req.multiple_of), _window_grid(model), GRID.get(desc.architecture.id, 1)),
+        multiple=math.lcm(int(req.multiple_of), 1 if desc.architecture.id in SELF_PADDED else _window_grid(model),
+                          GRID.get(desc.architecture.id, 1)),
         minimum=int(req.minimum),
         supports_half=bool(desc.supports_half), supports_bfloat16=bool(desc.supports_bfloat16),
         tags=tuple(desc.tags),
@@ -318,6 +325,7 @@ def load_community(state: StateDict, path: Path) -> tuple[nn.Module, Arch, dict,
         bytes_per_pixel=lambda p: _BYTES_PER_PIXEL,
         minimum=lambda p: info.minimum,
         whole_image=info.arch in GLOBAL,
+        pad="zeros" if info.arch in ZERO_PADDED else "reflect",
     )
     params = {"scale": info.scale, "via": "spandrel", "supports_bfloat16": info.supports_bfloat16}
     if info.input_channels != 3:  # grey manga models (1 channel) run plane by plane, as our own grey ones do

@@ -45,3 +45,7 @@ class Facts:
     #: few hundred a network waits on memory more than on arithmetic, and larger CPU tiles,
     #: whose activations leave the caches, make it slower, not faster
     macs_per_value: int = 0
+    #: how the picture is padded to ``multiple`` and ``minimum``: "reflect" (mirrored, as most
+    #: upstream code pads) or "zeros" (where the network's own code pads with zeros: OmniSR; the
+    #: picture had differed from upstream's by up to 115/255 at a size off its window grid)
+    pad: str = "reflect"

@@ -119,7 +119,7 @@ class LoadedModel:
         mirrored without repeating the edge, or the edge repeated where the image is too small)."""
         m = self.facts.multiple
         height, width = x.shape[-2:]
-        return pad_bottom_right(x, -height % m, -width % m)
+        return pad_bottom_right(x, -height % m, -width % m, zeros=self.facts.pad == "zeros")
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """The forward contract every backend keeps: (N, C, H, W) float in [0, 1] -> (N, C,
@@ -135,11 +135,14 @@ class LoadedModel:
         return out[:, :, : height * s, : width * s]
 
 
-def pad_bottom_right(x: np.ndarray, bottom: int, right: int) -> np.ndarray:
+def pad_bottom_right(x: np.ndarray, bottom: int, right: int, *, zeros: bool = False) -> np.ndarray:
     """(N, C, H, W) ``x`` padded by ``bottom`` rows and ``right`` columns as upstream pads: mirrored
-    without repeating the edge, or the edge repeated where the image is too small to mirror."""
+    without repeating the edge, or the edge repeated where the image is too small to mirror; with
+    zeros for a network whose own code pads so."""
     if not bottom and not right:
         return x
+    if zeros:
+        return np.pad(x, ((0, 0), (0, 0), (0, bottom), (0, right)))
     mode = "reflect" if bottom < x.shape[-2] and right < x.shape[-1] else "edge"
     return np.pad(x, ((0, 0), (0, 0), (0, bottom), (0, right)), mode=mode)
 

@@ -91,6 +91,8 @@ class Arch:
     minimum: Callable[[Mapping], int] = lambda p: 0
     #: pools over the whole picture: tiles cannot equal whole-image inference (see Facts)
     whole_image: bool = False
+    #: :attr:`sr_filter.facts.Facts.pad`
+    pad: str = "reflect"
 
     def scale(self, params: Mapping) -> int:
         return int(params[self.scale_param])
@@ -115,4 +117,5 @@ class Arch:
             bytes_per_pixel=int(self.bytes_per_pixel(params)),
             minimum=int(self.minimum(params)),
             whole_image=self.whole_image,
+            pad=self.pad,
         )

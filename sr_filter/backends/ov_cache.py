@@ -36,8 +36,9 @@ log = logging.getLogger(__name__)
 #: bump when the layout of an entry or the way models are converted changes (4: denoised weights
 #: have their own digest; a format-3 record of them carried the plain model's; 5: the facts
 #: carry the multiply-adds per pixel and per value that size CPU tiles; 6: a record carries the
-#: digest of its own fields, so that damaged facts are not used)
-FORMAT = 6
+#: digest of its own fields, so that damaged facts are not used; 7: the facts say how the picture
+#: is padded, zeros for OmniSR)
+FORMAT = 7
 #: the fields of a record that say which weights, settings, OpenVINO and precision it is for
 META_KEYS = ("format", "weights_sha256", "settings_sha256", "openvino", "precision")
 
