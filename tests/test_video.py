@@ -508,6 +508,11 @@ def test_a_size_rounded_to_even_is_said(tmp_path, upscaler):
     upscale_video(clip, tmp_path / "t31.mp4", upscaler=upscaler, width=31, notice=notices.append)
     assert [n for n in notices if "even picture sizes" in n] == [
         "the video is written 30x40, not 31x41: video encoders take even picture sizes"], notices
+    # in a batch of videos the line names its video (the progress line naming it comes after it)
+    said = run(tmp_path / "odd.mkv", tmp_path / "odd31.mkv", "-o", tmp_path / "batch", "-m", MODEL, "-s", "3")
+    lines = said.stderr.decode().splitlines()
+    assert said.returncode == 0 and f"sr-filter: {tmp_path / 'odd.mkv'}: the video is written 64x46, not 63x45: video " \
+        "encoders take even picture sizes" in lines, lines
 
 
 def test_a_picture_named_as_a_video_is_refused(tmp_path, upscaler):

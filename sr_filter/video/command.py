@@ -233,11 +233,12 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
     from .job import upscale_video
 
     bar = _Bar(source.name, quiet)
+    named = f"{shown_path(source)}: " if in_batch else ""  # which video of a batch a notice is about (its line comes after)
     try:
         summary = upscale_video(source, target, upscaler=upscaler, scale=None if any(size) else scale,
                                 width=size[0], height=size[1], codec=codec, crf=crf, frames=frames,
                                 resume=resume, overwrite=overwrite, progress=bar,
-                                notice=lambda text: None if quiet else click.echo(f"sr-filter: {reword(text)}", err=True),  # -q: errors only
+                                notice=lambda text: None if quiet else click.echo(f"sr-filter: {named}{reword(text)}", err=True),  # -q: errors only
                                 skip_damaged=skip_damaged)
     except (KeyboardInterrupt, Terminated) as stop:
         from .resume import finished, parts_folder
