@@ -189,7 +189,7 @@ def test_closed_standard_streams_are_one_line(tmp_path):
         assert done.returncode == 2 and words in err and "Traceback" not in err, err
     # commands whose whole result goes to standard output: it was lost, with exit 0
     Image.new("RGB", (48, 48), (10, 20, 30)).save(tmp_path / "b.png")
-    for args in ("models", f"eval {tmp_path} --include b.png"):
+    for args in ("models", f"eval {tmp_path} --include b.png", "--version", "--help"):
         done = subprocess.run(f"{sys.executable} -m sr_filter {args} >&-", shell=True, stderr=subprocess.PIPE, env=env, timeout=120)
         err = done.stderr.decode()
         assert done.returncode == 2 and "standard output is closed" in err and err.count("\n") == 1, (args, err)
