@@ -186,9 +186,12 @@ class Info:
 
 class SpandrelNet(nn.Module):
     """One spandrel network behind our ``forward(x) -> y`` contract: pads small inputs to the
-    architecture's minimum (reflect, as spandrel does) and crops the output back."""
+    architecture's minimum (reflect, as spandrel does) and crops the output back. An architecture
+    with a call function of its own gets one picture per call: DRUNet's builds its noise map for a
+    batch of one, and a video's batch of frames had failed ("Sizes of tensors must match")."""
 
-    def __init__(self, model: nn.Module, call: Callable[[nn.Module, torch.Tensor], torch.Tensor], scale: int, minimum: int) -> None:
+    def __init__(self, model: nn.Module, call: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None, scale: int,
+                 minimum: int) -> None:
         super().__init__()
         self.model = model
         self._call = call
@@ -201,7 +204,12 @@ class SpandrelNet(nn.Module):
         if bottom or right:
             mode = "reflect" if bottom < h and right < w else "replicate"
             x = nn.functional.pad(x, (0, right, 0, bottom), mode=mode)
-        y = self._call(self.model, x)
+        if self._call is None:
+            y = self.model(x)
+        elif x.shape[0] == 1:
+            y = self._call(self.model, x)
+        else:
+            y = torch.cat([self._call(self.model, x[i : i + 1]) for i in range(x.shape[0])])
         return y[..., : h * self.scale, : w * self.scale]
 
 
@@ -282,7 +290,10 @@ def detect_own(state: StateDict, name: str) -> tuple[Arch, dict] | None:
 
 
 def _network_of(desc: Any, info: Info) -> nn.Module:
-    return SpandrelNet(desc.model, getattr(desc, "_call_fn", lambda m, x: m(x)), info.scale, info.minimum).eval()
+    call = getattr(desc, "_call_fn", None)
+    if getattr(call, "__qualname__", "").startswith(type(desc).__name__ + "."):  # spandrel's default, model(image)
+        call = None
+    return SpandrelNet(desc.model, call, info.scale, info.minimum).eval()
 
 
 def _probe_size(info: Info) -> int:

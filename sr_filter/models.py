@@ -147,6 +147,14 @@ def pad_bottom_right(x: np.ndarray, bottom: int, right: int, *, zeros: bool = Fa
     return np.pad(x, ((0, 0), (0, 0), (0, bottom), (0, right)), mode=mode)
 
 
+def refuse_folder(spec: str, manifest: Manifest) -> None:
+    """An :class:`UnknownModelError` for a name that is no model or preset but a folder here ("more"),
+    rather than the list of every name."""
+    if not is_known_name(spec, manifest) and Path(os.path.expanduser(spec)).is_dir():
+        raise UnknownModelError(f"{spec} is a folder here, and no model or preset has that name; give a weights file "
+                                "inside it, or a name from `sr-filter models`")
+
+
 def is_path_spec(spec: str) -> bool:
     """Whether ``spec`` names a file rather than a preset or manifest name."""
     return spec.lower().endswith(_WEIGHT_SUFFIXES) or "/" in spec or "\\" in spec or Path(spec).is_file()
@@ -229,9 +237,7 @@ def resolve(spec: str | None = None, *, offline: bool | None = None, manifest: M
     if is_path_spec(spec) and not is_known_name(spec, manifest):
         path = existing_file(Path(os.path.expanduser(spec)))
         return ModelRef(file_label(path), path)
-    if not is_known_name(spec, manifest) and Path(os.path.expanduser(spec)).is_dir():  # "more", a folder here
-        raise UnknownModelError(f"{spec} is a folder here, and no model or preset has that name; give a weights file "
-                                "inside it, or a name from `sr-filter models`")
+    refuse_folder(spec, manifest)
     entries = candidates(spec, manifest)
     is_preset = spec.lower() in manifest.presets
     first_error: DownloadError | None = None

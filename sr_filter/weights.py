@@ -525,6 +525,9 @@ def load_state_dict(path: str | Path, state_key: str | None = None, *, with_reco
         cut = isinstance(exc, OSError) and kind == "torch" and not zipfile.is_zipfile(path)
         if "PytorchStreamReader" in detail or cut:  # a zip archive cut short or damaged (its directory missing)
             raise WeightsFormatError(f"{path.name} is truncated or damaged ({detail}); download or copy it again") from None
+        if "enforce fail at inline_container" in detail and zipfile.is_zipfile(path):  # torch's internal words alone
+            raise WeightsFormatError(f"{path.name} is a zip archive but not one torch.save wrote (it holds no pickled "
+                                     "tensors), not model weights") from None
         raise WeightsFormatError(f"{path.name} is not a PyTorch weights file that can be loaded safely ({detail})") from None
     state = canonicalize(obj, state_key, path.name)
     return (state, trainer_record(obj)) if with_record else state

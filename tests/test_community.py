@@ -102,6 +102,18 @@ def test_a_picture_off_the_window_grid_comes_out_as_upstreams(tmp_path, name):
         assert ours.shape == tuple(upstream.shape) and np.abs(ours - upstream.numpy()).max() * 255 < 1, (name, backend)
 
 
+def test_a_network_whose_call_takes_one_picture_runs_a_batch(tmp_path):
+    """spandrel's DRUNet call builds its noise map for one picture: a video's batch of frames through
+    the torch backend had failed ("Sizes of tensors must match ...")."""
+    model = load_file(save_random("DRUNet", tmp_path, seed=1))
+    frames = torch.rand(2, 3, 24, 32, generator=torch.Generator().manual_seed(4))
+    with torch.inference_mode():
+        together = model.network(frames)
+        alone = torch.cat([model.network(frames[i : i + 1]) for i in range(2)])
+    assert torch.allclose(together, alone, atol=1e-6)
+    assert load_file(save_random("SPAN", tmp_path, seed=1)).network._call is None  # spandrel's plain call: batched
+
+
 def test_our_own_architectures_come_first():
     model = load_file(BUILTIN)
     assert model.arch.name == "srvgg" and "via" not in model.params
@@ -373,6 +385,21 @@ def test_files_that_are_not_weights_say_what_they_are(tmp_path, monkeypatch):
     assert out.returncode == 1 and out.stderr.count("\n") == 1 and "Warning" not in out.stderr, out.stderr
     inspected = cli("models", "--inspect", tmp_path / "notes.pth")
     assert inspected.returncode == 1 and "--inspect" not in inspected.stderr and inspected.stderr.count("\n") == 1
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "notes.zip.pth", "w") as archive:  # had been "([enforce fail at inline_container.cc:180] )"
+        archive.writestr("readme.txt", "hello")
+    with pytest.raises(WeightsFormatError, match=r"^notes.zip.pth is a zip archive but not one torch.save wrote \(it holds "
+                                                 r"no pickled tensors\), not model weights$"):
+        load_file(tmp_path / "notes.zip.pth")
+    from click.testing import CliRunner
+
+    from sr_filter.cli.models import models
+
+    (tmp_path / "folder").mkdir()  # a bare name that is a folder here: --inspect had said "unknown model or preset", listing every name
+    monkeypatch.chdir(tmp_path)
+    inspected = CliRunner().invoke(models, ["--inspect", "folder"])
+    assert inspected.exit_code == 1 and "folder is a folder here, and no model or preset has that name" in inspected.output
     (tmp_path / "model.onnx").write_bytes(b"\x08\x07\x12\x07pytorch" + bytes(64))  # protobuf: "is not a PyTorch file, not model weights"
     with pytest.raises(WeightsFormatError, match=r"model.onnx is an ONNX model, which is not read here; give the PyTorch "
                                                  r"weights it was made from \(.pth, .pt, .ckpt or .safetensors\)$"):

@@ -132,7 +132,7 @@ def _inspect(spec: str, as_json: bool) -> None:
     """``--inspect``: what a file, or a model on this machine, is; never downloads."""
     from ..community import inspect_file
     from ..errors import SrFilterError, UnknownModelError, shorten
-    from ..models import candidates, is_known_name, is_path_spec, resolve
+    from ..models import candidates, is_known_name, is_path_spec, refuse_folder, resolve
     from ..weights import cache_state, cached_path
 
     if not spec.strip():
@@ -142,6 +142,7 @@ def _inspect(spec: str, as_json: bool) -> None:
         if is_path_spec(spec) and not is_known_name(spec, manifest):
             path = resolve(spec, offline=True).path
         else:
+            refuse_folder(spec.strip(), manifest)  # it had been "unknown model or preset", with every name
             entries = candidates(spec.strip(), manifest)
             states = [cache_state(e) for e in entries]
             here = [e for e, state in zip(entries, states) if state in ("built-in", "cached")]
