@@ -22,7 +22,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
@@ -180,6 +180,13 @@ def _atomic_save(obj: object, path: Path) -> None:
         file.write(buffer.getbuffer())
 
 
+def _toml(value: Any) -> str:
+    """A setting's value as a TOML config writes it (true, "subpixel", 64)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value) if isinstance(value, str) else str(value)
+
+
 class Trainer:
     """Builds everything a config describes and runs it; ``run()`` resumes from ``latest.pt``."""
 
@@ -295,6 +302,12 @@ class Trainer:
         try:
             self.model.load_state_dict(loaded.network.state_dict(), strict=True)
         except RuntimeError as exc:
+            theirs = {k: v for k, v in loaded.params.items() if k in self.settings and self.settings[k] != v}
+            if theirs:  # the settings that differ, rather than torch's list of missing keys alone
+                built = ", ".join(f"{k} = {_toml(v)}" for k, v in theirs.items())
+                ours = ", ".join(f"{k} = {_toml(self.settings[k])}" for k in theirs)
+                raise SrFilterError(f"[model] init {spec!r} was built with {built}, where [model] settings give {ours}; "
+                                    "give its settings to fine-tune it") from None
             raise SrFilterError(f"[model] init {spec!r} does not fit [model] settings {self.settings}: "
                                 f"{mismatch_detail(exc)}") from None
 
