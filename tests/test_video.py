@@ -644,6 +644,39 @@ def test_resume_continues_after_the_last_finished_segment(tmp_path, upscaler, mo
         assert np.abs(joined[i].astype(float) - upscaler.upscale_array(source[i])).mean() < 4
 
 
+def test_segment_display_times_are_read_while_the_segment_is_open(tmp_path, upscaler, monkeypatch):
+    """A stream's time base read after its container was closed came from freed memory: a joined
+    .mkv (--resume, or --cluster) got frames lasting 20 s or a length of 551 years, at random. Here a
+    closed segment's streams are made to say another time base, as freed memory may."""
+    from fractions import Fraction
+
+    from sr_filter.errors import CancelledError
+    from sr_filter.video import resume
+
+    monkeypatch.setattr(resume, "SEGMENT_FRAMES", 6)
+    clip = make_clip(tmp_path / "clip.mkv", frames=12, gop=6, audio=0)
+    with pytest.raises(CancelledError):  # stopped in the second segment: the first one is kept
+        upscale_video(clip, tmp_path / "out.mkv", upscaler=upscaler, resume=True, progress=lambda done, total: done < 9)
+    segments = [path for _, _, path in resume.finished(resume.parts_folder(tmp_path / "out.mkv"))]
+    expected = resume._display_times(segments)
+    opened = av.open
+
+    class Freed:
+        def __init__(self, *args, **kwargs):
+            self.container = opened(*args, **kwargs)
+
+        def __enter__(self):
+            return self.container
+
+        def __exit__(self, *exc):
+            for stream in self.container.streams:
+                stream.time_base = Fraction(1, 7)
+            self.container.close()
+
+    monkeypatch.setattr(resume.av, "open", Freed)
+    assert resume._display_times(segments) == expected and all(0 < shown < 1 for shown in expected.values()), expected
+
+
 @pytest.mark.parametrize("suffix", [".mp4", ".mov"])
 def test_resumed_mp4_keeps_every_timestamp_exactly(tmp_path, upscaler, monkeypatch, suffix):
     """Segments are written as mov, whose edit list (the B-frame delay) was counted in

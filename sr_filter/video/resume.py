@@ -309,13 +309,16 @@ def _display_times(paths: list[Path]) -> dict[Fraction, Fraction]:
     for path in paths:
         with av.open(str(path)) as segment:
             stream = segment.streams.video[0]
+            # read while the file is open: a closed container's stream gave a time base from freed
+            # memory, and joined videos frame durations of 20 s or a length of 551 years, at random
+            time_base = Fraction(stream.time_base)
             steps = [(p.dts, p.pts, p.duration or 0) for p in segment.demux(stream) if p.size and p.pts is not None]
         if not steps or steps[0][0] is None or steps[-1][0] is None:
             continue
-        starts += sorted(pts * stream.time_base for _, pts, _ in steps)
+        starts += sorted(pts * time_base for _, pts, _ in steps)
         # the track runs from the first decode time; its shown part starts that frame's delay later
         (first_dts, first_pts, _), (last_dts, _, last_step) = steps[0], steps[-1]
-        end = (last_dts + last_step + first_pts - first_dts) * stream.time_base
+        end = (last_dts + last_step + first_pts - first_dts) * time_base
     starts.sort()
     return {start: max(following - start, Fraction(0)) for start, following in zip(starts, [*starts[1:], max(end, starts[-1])])} if starts else {}
 
