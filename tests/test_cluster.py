@@ -571,6 +571,11 @@ def test_a_port_where_another_service_listens_is_one_line_at_once(cluster):
     from sr_filter.errors import ClusterError
 
     probe(cluster)  # the real head answers
+    from sr_filter.cluster.connect import resolve
+
+    assert resolve(cluster + "/") == cluster  # a trailing slash had passed the probe and then failed in Ray's words
+    with pytest.raises(ClusterError, match=r"is a http:// address \(a dashboard's\?\); join with HOST:PORT"):
+        probe("http://" + cluster)  # Ray's own line about it had been cut off after "To fix this, either:"
     web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
     threading.Thread(target=web.serve_forever, daemon=True).start()
     silent = socket.create_server(("127.0.0.1", 0))  # accepts (the backlog), never answers
@@ -633,6 +638,31 @@ def test_a_lost_workers_paragraph_goes_to_the_log_not_standard_output(cluster):
     assert "LOG sr_filter.cluster.connect A worker died or was killed" in done.stderr
     assert "task failed: ActorDiedError" in done.stderr and "restored: True" in done.stderr
 
+
+
+JOB_ENV = """
+import os, sys
+from sr_filter.cluster.connect import connect, disconnect
+import ray
+started = connect(sys.argv[1], num_cpus=1)
+
+@ray.remote
+def settings():
+    return os.environ.get("SR_FILTER_WEIGHTS_URL"), os.environ.get("SR_FILTER_DOWNLOAD_RETRIES")
+
+print(ray.get(settings.remote()))
+disconnect(started)
+"""
+
+
+def test_a_joined_clusters_workers_take_the_commands_download_settings(cluster):
+    """The workers of a cluster started elsewhere run with their node's environment: given
+    SR_FILTER_WEIGHTS_URL, the command's downloads had gone to the official address and failed,
+    telling the user to set that very variable."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), SR_FILTER_DOWNLOAD_RETRIES="2", SR_FILTER_WEIGHTS_URL="http://127.0.0.1:9/mirror/")
+    done = subprocess.run([sys.executable, "-c", JOB_ENV, cluster], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "('http://127.0.0.1:9/mirror/', '2')", done.stdout
 
 
 @pytest.mark.parametrize("bad", [{"size": (50,)}, {"size": 50}, {"quality": 500}, {"src": None}, {"src": []}, {"dst": 123}])

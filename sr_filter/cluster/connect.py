@@ -37,13 +37,17 @@ def resolve(address: str | None) -> str | None:
     """The address to join, or ``None`` to start a local cluster."""
     if address in (None, "", "auto", "local"):
         return None if address == "local" else (os.environ.get("RAY_ADDRESS") or None)
-    return address
+    return address.rstrip("/")  # "HOST:6379/" had passed the probe, then Ray said "Unable to parse port number from 6379/"
 
 
 def probe(address: str, timeout: float = PROBE_TIMEOUT_S) -> None:
     """Raise :class:`ClusterError` unless something listens at ``address`` (``[ray://]host:port``)."""
     if address == "auto":  # Ray's own "the cluster on this machine": Ray finds it or says so
         return
+    scheme, _, _ = address.rpartition("://")
+    if scheme and scheme != "ray":  # Ray's own line about it had been cut off after "To fix this, either:"
+        raise ClusterError(f"cluster address {address!r} is a {scheme}:// address (a dashboard's?); join with HOST:PORT "
+                           "(the head's port, 6379 unless --port was given) or ray://HOST:10001")
     hostport = address.split("://", 1)[-1].rstrip("/")
     host, _, port = hostport.rpartition(":")
     if not host or not port.isdigit():
@@ -103,6 +107,8 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> bool:
         here = str(Path(__file__).resolve().parents[2])
         paths = [here, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
         runtime_env = {"env_vars": {"PYTHONPATH": os.pathsep.join(dict.fromkeys(paths))}}
+    elif job_settings():  # a joined cluster's workers started with their node's environment, not the driver's
+        runtime_env = {"env_vars": job_settings()}
     quiet = logging.getLogger("ray")
     level = quiet.level
     quiet.setLevel(logging.ERROR)  # Ray's start-up notes are not our user's business
@@ -127,6 +133,19 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> bool:
         for signum, handler in handlers.items():  # Ray's would end the driver without its clean-up
             signal.signal(signum, handler)
     return True
+
+
+#: the download settings a job's workers take from the driver: the mirror, offline mode and the
+#: download limits (the cache folder stays each node's own: a path on one machine)
+JOB_SETTINGS = ("SR_FILTER_WEIGHTS_URL", "SR_FILTER_OFFLINE", "SR_FILTER_DOWNLOAD_RETRIES", "SR_FILTER_CONNECT_TIMEOUT",
+                "SR_FILTER_STALL_TIMEOUT", "SR_FILTER_DOWNLOAD_TIMEOUT")
+
+
+def job_settings() -> dict[str, str]:
+    """The driver's download settings (:data:`JOB_SETTINGS`) that are set, for a joined cluster's
+    workers: with `SR_FILTER_WEIGHTS_URL` given to the command, the workers of a cluster started
+    elsewhere had gone to the official address and failed, told to set that very variable."""
+    return {name: os.environ[name] for name in JOB_SETTINGS if os.environ.get(name)}
 
 
 def _log_cluster_messages() -> None:
