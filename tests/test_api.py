@@ -253,10 +253,19 @@ def test_float_pixels_beyond_zero_to_one_are_kept_and_nan_and_infinities_are_sai
         cartoon.upscale((np.random.default_rng(0).random((8, 8, 3)) * 255).astype(np.float32))
     assert "for 0..255 data divide by 255 first" in caplog.text
     caplog.clear()
+    undershoot = (np.random.default_rng(1).random((8, 8, 3)) * 255).astype(np.float32)
+    undershoot[0, 0] = -18.9, 283.1, 12.0  # a bicubic resize's undershoot and overshoot around 0..255 data
+    with caplog.at_level(logging.WARNING, logger="sr_filter"):
+        cartoon.upscale(undershoot)
+    assert "for 0..255 data divide by 255 first" in caplog.text
+    caplog.clear()
     highlight = np.full((8, 8, 3), 0.5, np.float32)
     highlight[2:4, 2:4] = 6.5  # an HDR picture's highlight, above white in a few pixels: no such advice
+    bright = np.random.default_rng(2).uniform(1.5, 6, (8, 8, 3)).astype(np.float32)  # a bright HDR scene, most of it above 1
+    bright[6:] = 0.3
     with caplog.at_level(logging.WARNING, logger="sr_filter"):
         cartoon.upscale(highlight)
+        cartoon.upscale(bright)
     assert "divide" not in caplog.text
     data = np.full((8, 8, 3), 0.5, np.float32)
     data[0, 0] = np.nan, np.inf, -np.inf  # was "these go no finite values" without a word about infinities
