@@ -971,7 +971,14 @@ def test_a_damaged_checkpoint_says_how_to_go_on(image_folder, tmp_path):
         Trainer(cfg, log=lambda _: None).run()
 
 
-def test_a_run_folder_without_its_latest_checkpoint_is_not_started_over(image_folder, tmp_path):
+class Evil:
+    """Pickled, it would create a file when loaded: the loaders must never run it."""
+
+    def __reduce__(self):
+        return (open, (os.environ.get("PYTEST_TMP_MARK", "/nonexistent/ran"), "w"))
+
+
+def test_a_run_folder_without_its_latest_checkpoint_is_not_started_over(image_folder, tmp_path, monkeypatch):
     """With latest.pt gone (deleted to save space) the same command had started a new run there without
     a word, replacing model.pth, the log and the iter_*.pt checkpoints; a checkpoint holding pickled
     objects was "damaged or cut short?" (and a plain pickle added torch's warnings)."""
@@ -980,6 +987,7 @@ def test_a_run_folder_without_its_latest_checkpoint_is_not_started_over(image_fo
 
     from sr_filter.training.trainer import CheckpointError
 
+    monkeypatch.setenv("PYTEST_TMP_MARK", str(tmp_path / "ran"))
     cfg = _config(image_folder, tmp_path, val={"dirs": []}, checkpoint_every=3)
     Trainer(cfg, log=lambda _: None).run()
     run = tmp_path / "t"
@@ -993,9 +1001,17 @@ def test_a_run_folder_without_its_latest_checkpoint_is_not_started_over(image_fo
     (run / "latest.pt").write_bytes(pickle.dumps({"model": {}}))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        with pytest.raises(CheckpointError, match=r"latest.pt holds pickled Python objects, which are never run here, so it is "
-                                                  r"no checkpoint of this program; copy iter_0000006.pt over it"):
+        with pytest.raises(CheckpointError, match=r"latest.pt is a plain Python pickle, not a checkpoint of this program; "
+                                                  r"copy iter_0000006.pt over it"):
             Trainer(cfg, log=lambda _: None).run()
+    torch.save({"model": Evil()}, run / "latest.pt")
+    with pytest.raises(CheckpointError, match=r"latest.pt holds pickled Python objects, which are never run here, so it is "
+                                              r"no checkpoint of this program; copy iter_0000006.pt over it"):
+        Trainer(cfg, log=lambda _: None).run()
+    assert not (tmp_path / "ran").exists()
+    (run / "latest.pt").write_bytes(bytes(range(256)) * 16)  # random bytes: damaged, not "pickled objects"
+    with pytest.raises(CheckpointError, match=r"damaged or cut short\?\); copy iter_0000006.pt over it"):
+        Trainer(cfg, log=lambda _: None).run()
     Trainer(cfg, log=lambda _: None).run(resume=False)  # --fresh starts over
     assert (run / "latest.pt").is_file()
 
@@ -1014,6 +1030,11 @@ def test_a_loss_network_out_of_reach_says_how_to_give_it(isolated_cache, monkeyp
         resolve_weights("vgg19")
     flags = frozenset(o for p in train_cmd.params for o in (*p.opts, *p.secondary_opts))  # as the command line sets them
     assert not isinstance(info.value, NetworkUnavailableError) and hint_for(info.value, flags=flags) is None
+    assert str(info.value).endswith('; or name a copy in the config: [loss] feature_weights = "/path/to/vgg19-dcbb9e9d.pth"')
+    monkeypatch.setenv("SR_FILTER_OFFLINE", "1")  # nor, offline, "choose a built-in model"
+    with pytest.raises(DownloadError) as info:
+        resolve_weights("vgg19")
+    assert "built-in" not in str(info.value) and hint_for(info.value, flags=flags) is None, str(info.value)
     assert str(info.value).endswith('; or name a copy in the config: [loss] feature_weights = "/path/to/vgg19-dcbb9e9d.pth"')
 
 

@@ -174,8 +174,8 @@ def resolve_weights(net: str, path: str = "", sha256: str = "") -> Path:
         return fetch_url(pub.url, pin, name, pub.size)
     except (NetworkUnavailableError, OfflineError) as exc:  # as a plain DownloadError: the command line had added
         # its upscaling advice ("a built-in model runs without the network"), which no loss network has
-        raise DownloadError(f"{str(exc).rstrip('.')}; or name a copy in the config: [loss] feature_weights = "
-                            f"\"/path/to/{name}\"") from None
+        said = str(exc).replace(", or choose a built-in model (see `sr-filter models`)", "").rstrip(".")
+        raise DownloadError(f"{said}; or name a copy in the config: [loss] feature_weights = \"/path/to/{name}\"") from None
 
 
 def load_published(module: nn.Module, file: Path) -> None:

@@ -17,6 +17,7 @@ import inspect
 import json
 import math
 import os
+import re
 import signal
 import sys
 import time
@@ -178,6 +179,17 @@ def _atomic_save(obj: object, path: Path) -> None:
     torch.save(obj, buffer)
     with replacing(path, error=CheckpointError) as tmp, open(tmp, "wb") as file:
         file.write(buffer.getbuffer())
+
+
+def _plain_pickle(path: Path) -> bool:
+    """Whether ``path`` is a pickle.dump file (protocol 2 or later), not torch.save's zip."""
+    import zipfile
+
+    try:
+        with open(path, "rb") as f:
+            return f.read(1) == b"\x80" and not zipfile.is_zipfile(path)
+    except OSError:
+        return False
 
 
 def _toml(value: Any) -> str:
@@ -379,9 +391,12 @@ class Trainer:
         except Exception as exc:  # noqa: BLE001 - torch raises many kinds
             newest = sorted(path.parent.glob("iter_*.pt"), key=lambda p: p.stat().st_mtime)
             fallback = f"copy {newest[-1].name} over it to go on from there, or " if newest else ""
-            if "weights only load failed" in str(exc).lower():  # had been "damaged or cut short?"
+            if re.search(r"Unsupported global|GLOBAL \S+ whose module", str(exc)):  # had been "damaged or cut short?"
                 raise CheckpointError(f"{path} holds pickled Python objects, which are never run here, so it is no "
                                       f"checkpoint of this program; {fallback}start over with --fresh") from None
+            if _plain_pickle(path):  # pickle.dump's, not torch.save's (torch calls every such file "weights only load failed")
+                raise CheckpointError(f"{path} is a plain Python pickle, not a checkpoint of this program; "
+                                      f"{fallback}start over with --fresh") from None
             detail = first_line(exc).split(". ")[0].rstrip(".")[:160]  # torch's first sentence, not its appeals
             raise CheckpointError(f"cannot read checkpoint {path} ({detail}: damaged or cut short?); "
                                   f"{fallback}start over with --fresh") from None
