@@ -69,12 +69,15 @@ TRANSPOSING = frozenset({5, 6, 7, 8})
 
 
 def upright_dpi(meta: ImageMeta, orientation: int) -> None:
-    """Swap ``meta``'s horizontal and vertical density when the orientation turns the picture by
-    90 degrees (its sides swap; EXIF's X/YResolution are swapped where the EXIF is read)."""
+    """Swap ``meta``'s horizontal and vertical density (and XMP's) when the orientation turns the
+    picture by 90 degrees (its sides swap; EXIF's X/YResolution are swapped where the EXIF is read)."""
     if orientation in TRANSPOSING and meta.dpi:
         meta.dpi = meta.dpi[::-1]
     if orientation in TRANSPOSING and meta.aspect:
         meta.aspect = meta.aspect[::-1]
+    if orientation in TRANSPOSING and meta.xmp:  # XMP's too (it had kept the stored axes: X and Y disagreed with EXIF)
+        meta.xmp = re.sub(rb"tiff:([XY])Resolution", lambda m: b"tiff:" + (b"Y" if m.group(1) == b"X" else b"X") + b"Resolution",
+                          meta.xmp)
 
 
 def orient(array: np.ndarray, orientation: int) -> np.ndarray:

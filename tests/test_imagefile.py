@@ -89,6 +89,24 @@ def test_a_width_keeps_each_sides_printed_length(upscaler):
                 assert b'tiff:XResolution="100/1"' in out.info["xmp"] and b'tiff:YResolution="98/1"' in out.info["xmp"]
 
 
+def test_a_turned_pictures_xmp_density_turns_with_it(upscaler):
+    """EXIF orientation 6 with 72 x 144 dpi: JFIF and EXIF came out turned (144 across, before the
+    scale), the XMP's resolutions still the stored axes, so the file disagreed with itself."""
+    exif = Image.Exif()
+    exif[274], exif[0x011A], exif[0x011B], exif[0x0128] = 6, 72, 144, 2
+    xmp = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+           b'<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="6" tiff:XResolution="72/1" '
+           b'tiff:YResolution="144/1"/></rdf:RDF></x:xmpmeta>')
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(9).integers(0, 256, (7, 5, 3), dtype=np.uint8)).save(
+        buffer, "JPEG", dpi=(72, 144), exif=exif, xmp=xmp)
+    with Image.open(io.BytesIO(upscale_image_file(upscaler, buffer.getvalue(), size=(10, None)))) as out:
+        assert out.size == (10, 7) and out.info["dpi"] == pytest.approx((206, 101), abs=0.51)
+        stated = out.getexif()
+        assert (float(stated[0x011A]), float(stated[0x011B])) == pytest.approx((205.714, 100.8), abs=0.01)
+        assert b'tiff:XResolution="102857/500"' in out.info["xmp"] and b'tiff:YResolution="504/5"' in out.info["xmp"]
+
+
 def test_a_folder_on_the_cluster_fails_the_too_large_file_alone(cluster, tmp_path):
     from sr_filter.cluster import upscale_folder
 
