@@ -178,6 +178,7 @@ def test_a_layer_whose_result_cannot_fit_is_refused_before_its_pixels_are_copied
     # control characters escaped, a long name cut in the middle
     named = proto.too_large("a\"b'c\n\u00e9" + "x" * 300, 8000, 8000, 4, 4.0, available=20 * gib)
     assert named.startswith("layer 'a\"b'c\\n\u00e9xxx") and "xxx\u2026xxx" in named and len(named) < 250, named
+    assert (proto.layer_label("a\\nb"), proto.layer_label("a\nb")) == ("layer 'a\\\\nb'", "layer 'a\\nb'")  # not the same text
     for channels in (1, 2, 3, 4):  # never refused where the worker's own estimate fits
         for itemsize in (1, 2, 4):
             for scale in (1.5, 4.0, 8.0):

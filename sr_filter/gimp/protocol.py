@@ -35,6 +35,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import subprocess
 import threading
 from typing import IO, Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -210,7 +211,11 @@ def layer_label(name: object, limit: int = 60) -> str:
     """A layer as messages name it: ``layer 'Name'`` as the Layers dialog shows the name, control
     characters escaped (the message stays one line), a long name cut in the middle. Python's repr
     had shown quotes and accents as escapes (``'a"b\\'c``) and a 300-character name in full."""
-    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(name))
+    text = str(name)
+    # its own backslashes doubled where it holds an escape or what reads as one (as sr_filter.errors.shown_path
+    # does; this module stays standard-library only): a name holding a backslash and an n is not a newline
+    doubled = not text.isprintable() or re.search(r"\\(?:[ntr\\]|x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8})", text)
+    shown = "".join(("\\\\" if doubled else c) if c == "\\" else c if c.isprintable() else repr(c)[1:-1] for c in text)
     if len(shown) > limit:
         half = (limit - 1) // 2
         shown = shown[:half] + "\u2026" + shown[-half:]
