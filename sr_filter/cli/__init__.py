@@ -317,7 +317,9 @@ def _dash_name_hint(args: list[str]) -> str:
         return ""
     valued = DefaultGroup.valued
     for before, arg in zip([""] + args, args):  # after an option that takes a value it is that value (-o -out.png)
-        takes = before in valued if valued is not None else before.startswith("-")  # not after --tta or -q
+        # not after --tta or -q; after a bundle of short options (-qo) its last one takes the value
+        bundle = before[:1] == "-" and before[1:2] != "-" and len(before) > 2 and before[1:].isalpha()
+        takes = (f"-{before[-1]}" if bundle else before) in valued if valued is not None else before.startswith("-")
         if len(arg) > 1 and arg.startswith("-") and not takes and os.path.lexists(arg):
             return f"to name the file {arg}, write ./{arg} (or put it after --, behind the options)"
     return ""
