@@ -202,6 +202,10 @@ def test_the_model_the_workers_loaded_and_its_fallback_are_said(cluster, collect
     assert "licence BSD-3-Clause" in lines[using[0]]
     quiet = CliRunner().invoke(_cli(), ["-q", str(src), "-o", str(tmp_path / "quiet"), *MODEL, "--cluster", cluster])
     assert quiet.exit_code == 0 and quiet.stderr == "", quiet.stderr
+    # run again with other settings: the outputs are kept as the first run made them, and the line says so
+    again = CliRunner().invoke(_cli(), [str(src), "-o", str(tmp_path / "out"), *MODEL, "--cluster", cluster])
+    assert again.exit_code == 0 and "existing output(s), kept as an earlier run made them (remove them or choose another " \
+        "-o to redo them)" in again.stderr, again.stderr
 
 
 def test_what_the_listing_passes_over_is_said_and_hidden_files_are_left_out(cluster, tmp_path):
@@ -574,7 +578,7 @@ def test_a_port_where_another_service_listens_is_one_line_at_once(cluster):
     from sr_filter.cluster.connect import resolve
 
     assert resolve(cluster + "/") == cluster  # a trailing slash had passed the probe and then failed in Ray's words
-    with pytest.raises(ClusterError, match=r"is a http:// address \(a dashboard's\?\); join with HOST:PORT"):
+    with pytest.raises(ClusterError, match=r"starts with http:// \(a dashboard's address\?\); join with HOST:PORT"):
         probe("http://" + cluster)  # Ray's own line about it had been cut off after "To fix this, either:"
     web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
     threading.Thread(target=web.serve_forever, daemon=True).start()
@@ -682,7 +686,7 @@ def test_folder_job_settings_and_paths_are_checked_before_any_cluster(tmp_path, 
     assert len(todo) == 9 and skipped == 0
 
 
-def test_progress_lines_rate_leaves_out_start_up(monkeypatch, capsys):
+def test_progress_lines_rate_leaves_out_start_up(monkeypatch, capsys, tmp_path):
     """The rate and ETA count from when the first finished task began, not from the command's start
     (the cluster's and workers' start-up had made the first ETA far too long), and the first line,
     one task's time alone, gives none: it cannot tell how many run at once."""
@@ -702,6 +706,12 @@ def test_progress_lines_rate_leaves_out_start_up(monkeypatch, capsys):
     assert lines == ["sr-filter: [1/5] in/a.png -> out/a.png (2.0 s)",
                      "sr-filter: [2/5] in/b.png -> out/b.png (2.0 s; 1.00 files/s, ETA 3 s)",
                      "sr-filter: [3/5] in/c.png -> out/c.png (2.0 s; 0.75 files/s, ETA 3 s)"]
+    # the workers' absolute paths are shown as the plain command shows them: from the current folder
+    monkeypatch.chdir(tmp_path)
+    report.on_event(Event("done", Task(str(tmp_path / "in" / "g.png"), str(tmp_path / "out" / "g.png")), "", 2.0, 0))
+    report.on_event(Event("done", Task("s3://bucket/in/h.png", "s3://bucket/out/h.png"), "", 2.0, 0))
+    assert [line.split(" (")[0] for line in capsys.readouterr().err.splitlines()] == [
+        "sr-filter: [4/5] in/g.png -> out/g.png", "sr-filter: [5/5] s3://bucket/in/h.png -> s3://bucket/out/h.png"]
     # a lost worker is one line, not one per file it held (two had been said for one kill)
     for name, worker in (("d", 1), ("e", 1), ("f", 2)):
         report.on_event(Event("retry", Task(f"in/{name}.png", f"out/{name}.png"), "RayActorError", worker=worker))

@@ -6,6 +6,7 @@ job needs no model, only the list of files.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -58,7 +59,7 @@ class _Report:
         if event.kind == "failed":
             self.say(f"sr-filter: error: {event.message}")
         elif not self.quiet:
-            self.say(f"sr-filter: [{done}/{total}] {_name(event.task)} -> {event.task.target} ({event.seconds:.1f} s{speed}{eta})")
+            self.say(f"sr-filter: [{done}/{total}] {_name(event.task)} -> {_here(event.task.target)} ({event.seconds:.1f} s{speed}{eta})")
         if self.bars is not None:
             self.bars.finish()
 
@@ -66,7 +67,10 @@ class _Report:
         self.total = todo
         self.bars = Bars(max(todo, 2), enabled=not self.quiet and stderr_is_terminal())  # always the batch bar
         if skipped and not self.quiet:
-            self.say(f"sr-filter: skipping {skipped} existing output(s)" if self.unit == "files" else f"sr-filter: keeping {skipped} finished segment(s)")
+            # said as what it is: kept as they are, whatever settings made them (a rerun with other settings
+            # had read as if it had redone them)
+            self.say(f"sr-filter: skipping {skipped} existing output(s), kept as an earlier run made them (remove them "
+                     "or choose another -o to redo them)" if self.unit == "files" else f"sr-filter: keeping {skipped} finished segment(s)")
 
     def summary_line(self, summary, noun: str) -> str:
         rate = summary.done / summary.seconds if summary.seconds else 0.0
@@ -80,7 +84,18 @@ class _Report:
 
 def _name(task) -> str:
     first = getattr(task, "first", None)
-    return task.source if first is None else f"{task.source} frames {first}-{task.end}"
+    return _here(task.source) if first is None else f"{_here(task.source)} frames {first}-{task.end}"
+
+
+def _here(path: str) -> str:
+    """A task's path as the plain command shows it: relative to the current folder when inside it
+    (the workers get absolute paths; the lines had shown them), escaped as file names are; URIs as given."""
+    if "://" not in path and os.path.isabs(path):
+        with contextlib.suppress(ValueError, OSError):
+            inside = os.path.relpath(path)
+            if not inside.startswith(os.pardir):
+                path = inside
+    return shown_path(path)
 
 
 def run_on_cluster(ctx: click.Context, inputs: list[str], output: str | None, *, cluster: str, overwrite: bool, quiet: bool, **settings) -> int:

@@ -45,9 +45,9 @@ def probe(address: str, timeout: float = PROBE_TIMEOUT_S) -> None:
     if address == "auto":  # Ray's own "the cluster on this machine": Ray finds it or says so
         return
     scheme, _, _ = address.rpartition("://")
-    if scheme and scheme != "ray":  # Ray's own line about it had been cut off after "To fix this, either:"
-        raise ClusterError(f"cluster address {address!r} is a {scheme}:// address (a dashboard's?); join with HOST:PORT "
-                           "(the head's port, 6379 unless --port was given) or ray://HOST:10001")
+    if scheme and scheme.lower() != "ray":  # Ray's own line about it had been cut off after "To fix this, either:"
+        raise ClusterError(f"cluster address {address!r} starts with {scheme}:// (a dashboard's address?); join with "
+                           "HOST:PORT (the head's port, 6379 unless --port was given) or ray://HOST:10001")
     hostport = address.split("://", 1)[-1].rstrip("/")
     host, _, port = hostport.rpartition(":")
     if not host or not port.isdigit():
