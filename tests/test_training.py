@@ -490,6 +490,9 @@ def test_init_starts_from_given_weights_and_refuses_other_architectures(image_fo
                                             r"num_feat = 16; give its settings to fine-tune it$"):
         Trainer(_config(image_folder, tmp_path / "d", model={"settings": {"num_feat": 16, "num_block": 1},
                                                               "init": str(exported)}), log=lambda s: None)
+    with pytest.raises(SrFilterError, match=r"init '.*model.pth' is a x2 model, where \[data\] scale = 4; set \[data\] scale = 2 "
+                                            r"to fine-tune it$"):  # it had pointed at [model] settings upscale, then refused it
+        Trainer(_config(image_folder, tmp_path / "d4", data={"scale": 4}, model={"init": str(exported)}), log=lambda s: None)
     with pytest.raises(SrFilterError, match="is a srvgg model"):
         Trainer(_config(image_folder, tmp_path / "e", data={"scale": 4}, model={"init": "realesr-animevideov3"}),
                 log=lambda s: None)
@@ -998,6 +1001,9 @@ def test_a_run_folder_without_its_latest_checkpoint_is_not_started_over(image_fo
                                               r"there, or start over with --fresh \(which removes them\)$"):
         Trainer(cfg, log=lambda _: None).run()
     assert (run / "model.pth").read_bytes() == model
+    os.utime(run / "iter_0000003.pt")  # the older checkpoint with the newer file time (a copy, a restore): still 6 is named
+    with pytest.raises(CheckpointError, match=r"copy iter_0000006.pt to latest.pt"):
+        Trainer(cfg, log=lambda _: None).run()
     (run / "latest.pt").write_bytes(pickle.dumps({"model": {}}))
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -181,13 +181,26 @@ def _atomic_save(obj: object, path: Path) -> None:
         file.write(buffer.getbuffer())
 
 
+def _by_iteration(folder: Path) -> list[Path]:
+    """A run folder's iter_*.pt checkpoints, the latest iteration last (by the number in the name: file
+    times change with a copy or a restore, and the oldest checkpoint had been named as the newest)."""
+    def number(path: Path) -> int:
+        digits = path.stem.removeprefix("iter_")
+        return int(digits) if digits.isdigit() else -1
+
+    return sorted(folder.glob("iter_*.pt"), key=number)
+
+
 def _plain_pickle(path: Path) -> bool:
-    """Whether ``path`` is a pickle.dump file (protocol 2 or later), not torch.save's zip."""
+    """Whether ``path`` is a pickle.dump file (protocol 2 or later), not torch.save's (zip, or its
+    older format, whose magic number comes first)."""
     import zipfile
+
+    from ..weights import _legacy_torch
 
     try:
         with open(path, "rb") as f:
-            return f.read(1) == b"\x80" and not zipfile.is_zipfile(path)
+            return f.read(1) == b"\x80" and not zipfile.is_zipfile(path) and not _legacy_torch(path)
     except OSError:
         return False
 
@@ -315,6 +328,10 @@ class Trainer:
             self.model.load_state_dict(loaded.network.state_dict(), strict=True)
         except RuntimeError as exc:
             theirs = {k: v for k, v in loaded.params.items() if k in self.settings and self.settings[k] != v}
+            scale_key = loaded.arch.scale_param
+            if scale_key in theirs:  # the scale comes from [data] scale, which [model] settings may not contradict
+                raise SrFilterError(f"[model] init {spec!r} is a x{theirs[scale_key]} model, where [data] scale = "
+                                    f"{self.settings[scale_key]}; set [data] scale = {theirs[scale_key]} to fine-tune it") from None
             if theirs:  # the settings that differ, rather than torch's list of missing keys alone
                 built = ", ".join(f"{k} = {_toml(v)}" for k, v in theirs.items())
                 ours = ", ".join(f"{k} = {_toml(self.settings[k])}" for k in theirs)
@@ -375,9 +392,9 @@ class Trainer:
         held = sorted({p.name for pattern in ("iter_*.pt", "model.pth") for p in self.run_dir.glob(pattern) if p.is_file()})
         if not held:
             return
-        newest = sorted(self.run_dir.glob("iter_*.pt"), key=lambda p: p.stat().st_mtime)
+        newest = _by_iteration(self.run_dir)
         fallback = f"copy {newest[-1].name} to latest.pt to go on from there, or " if newest else ""
-        shown = ", ".join(held) if len(held) <= 3 else f"{len(held)} files: {', '.join(held[-2:])}, ..."
+        shown = ", ".join(held) if len(held) <= 3 else f"{len(held)} files, among them {', '.join(held[-2:])}"
         raise CheckpointError(f"{self.run_dir} holds an earlier run ({shown}) but no {latest.name} to go on from; "
                               f"{fallback}start over with --fresh (which removes them)")
 
@@ -389,7 +406,7 @@ class Trainer:
                 warnings.simplefilter("ignore")
                 state = torch.load(path, map_location=self.device, weights_only=True)
         except Exception as exc:  # noqa: BLE001 - torch raises many kinds
-            newest = sorted(path.parent.glob("iter_*.pt"), key=lambda p: p.stat().st_mtime)
+            newest = _by_iteration(path.parent)
             fallback = f"copy {newest[-1].name} over it to go on from there, or " if newest else ""
             if re.search(r"Unsupported global|GLOBAL \S+ whose module", str(exc)):  # had been "damaged or cut short?"
                 raise CheckpointError(f"{path} holds pickled Python objects, which are never run here, so it is no "
