@@ -129,12 +129,12 @@ def beyond_unit(array: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
             finite &= (array[..., -1:] > 0)
         rest = np.where(finite, colour - clipped, 0).astype(np.float32)
         # 0..255 data by mistake (an 8-bit picture as float, not divided by 255): whole numbers, or most values
-        # above white with a top like 8-bit white's (fractional 0..255 values, as float processing or a
-        # bicubic resize leaves them, undershoots below 0 included, had been taken for HDR without a word;
-        # a bright HDR scene, most of it above 1 but topping out at 6, is not 0..255 data)
+        # far above white (a median above 8) and none far beyond 8-bit white (fractional 0..255 values, as
+        # float processing or a bicubic resize leaves them, undershoots below 0 included, had been taken
+        # for HDR without a word; a bright HDR scene, most of it above 1 but around 2 or 3, is not 0..255 data)
         inside_values = colour[finite]
         whole = extent[0] >= 0 and extent[1] > 2 and bool(np.all(inside_values == np.round(inside_values)))
-        whole = whole or (extent[0] > -64 and 32 < extent[1] <= 320 and float(np.mean(inside_values > 1)) > 0.5)
+        whole = whole or (extent[0] > -64 and extent[1] <= 320 and float(np.mean(inside_values > 8)) > 0.5)
         infinite = int(np.isinf(colour).sum())  # clipped here, so to_float no longer sees them to count
     log.log(logging.WARNING if whole or infinite else logging.INFO,
             "float pixels hold values from %.4g to %.4g, beyond 0..1: the network upscales the part within 0..1 and "

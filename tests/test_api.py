@@ -253,6 +253,11 @@ def test_float_pixels_beyond_zero_to_one_are_kept_and_nan_and_infinities_are_sai
         cartoon.upscale((np.random.default_rng(0).random((8, 8, 3)) * 255).astype(np.float32))
     assert "for 0..255 data divide by 255 first" in caplog.text
     caplog.clear()
+    dark = (np.random.default_rng(3).random((8, 8, 3)) * 29 + 1.5).astype(np.float32)  # a dark 8-bit picture: 1.5 to 30.5
+    with caplog.at_level(logging.WARNING, logger="sr_filter"):
+        cartoon.upscale(dark)
+    assert "for 0..255 data divide by 255 first" in caplog.text
+    caplog.clear()
     undershoot = (np.random.default_rng(1).random((8, 8, 3)) * 255).astype(np.float32)
     undershoot[0, 0] = -18.9, 283.1, 12.0  # a bicubic resize's undershoot and overshoot around 0..255 data
     with caplog.at_level(logging.WARNING, logger="sr_filter"):
