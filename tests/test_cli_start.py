@@ -195,6 +195,10 @@ def test_closed_standard_streams_are_one_line(tmp_path):
         done = subprocess.run(f"{sys.executable} -m sr_filter {args} >&-", shell=True, stderr=subprocess.PIPE, env=env, timeout=120)
         err = done.stderr.decode()
         assert done.returncode == 2 and "standard output is closed" in err and err.count("\n") == 1, (args, err)
+    Image.new("RGB", (8, 8)).save(tmp_path / "--help", "PNG")  # a file of that name, after --: upscaled, not refused
+    done = subprocess.run(f"{sys.executable} -m sr_filter -m sr-cartoon-x4 -q -o {tmp_path}/h.png -- --help >&-", shell=True,
+                          stderr=subprocess.PIPE, env=env, timeout=120, cwd=tmp_path)
+    assert done.returncode == 0 and (tmp_path / "h.png").exists(), done.stderr
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (a device that is always full)")

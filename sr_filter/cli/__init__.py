@@ -233,8 +233,9 @@ def _main(argv: list[str] | None) -> None:
     try:
         args = list(sys.argv[1:] if argv is None else argv)
         debug = any(a in ("-vv", "-vvv") for a in args) or args.count("-v") + args.count("--verbose") >= 2
-        if sys.stdout is None and any(a in ("--help", "-h", "--version") for a in args):  # had exited 0, saying nothing
-            _fail(f"standard output is closed; the {'version' if '--version' in args else 'help'} would be lost", 2)
+        options = args[: args.index("--")] if "--" in args else args  # a file named --help after -- is a file
+        if sys.stdout is None and any(a in ("--help", "-h", "--version") for a in options):  # had exited 0, saying nothing
+            _fail(f"standard output is closed; the {'version' if '--version' in options else 'help'} would be lost", 2)
         code = cli.main(args=args, prog_name="sr-filter", standalone_mode=False)
     except (click.exceptions.Abort, _Interrupted) as exc:  # click's Abort carries the Ctrl-C as its cause
         _fail(_with_progress("interrupted", exc.__cause__ or exc), 130)
