@@ -79,6 +79,8 @@ def test_a_file_named_with_a_leading_dash_gets_a_way_to_name_it(tmp_path):
     assert "--scale" in err and "write ./" not in err, err
     err = run("-qo", "-dash.png", cwd=tmp_path, stdin=b"").stderr.decode()  # -o's value, in a bundle of short options
     assert "write ./" not in err, err
+    err = run("in.png", "-dash.png", cwd=tmp_path).stderr.decode()  # after an input: read as -d ash.png, "not a device"
+    assert "write ./-dash.png" in err and err.count("\n") == 1, err
     done = run("-o", "out.png", "-q", "--", "-x.png", cwd=tmp_path)
     assert done.returncode == 0 and (tmp_path / "out.png").exists(), done.stderr
 

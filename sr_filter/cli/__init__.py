@@ -247,7 +247,8 @@ def _main(argv: list[str] | None) -> None:
     except click.UsageError as exc:
         if exc.format_message() == "Missing command.":  # `cat a.png | sr-filter -q`: options, no input
             _fail(f"no input named; {STDIN_HINT}", 2)
-        hint = _dash_name_hint(args) if isinstance(exc, (click.NoSuchOption, click.MissingParameter)) else ""
+        # BadParameter: `in.png -dash.png` is read as -d ash.png ("'ash.png' is not a device")
+        hint = _dash_name_hint(args) if isinstance(exc, (click.NoSuchOption, click.MissingParameter, click.BadParameter)) else ""
         if not hint and isinstance(exc, click.MissingParameter) and exc.param is not None and exc.param.name == "inputs":
             hint = STDIN_HINT  # `cat a.png | sr-filter -o - > b.png`
         _fail(f"{exc.format_message().rstrip('.')}; {hint}" if hint else exc.format_message(), 2)
