@@ -261,6 +261,23 @@ def _window_grid(model: nn.Module) -> int:
     return grid
 
 
+#: input channel counts the upscaler can feed: grey (run per colour plane), RGB, RGBA
+SUPPORTED_CHANNELS = (1, 3, 4)
+
+
+def check_channels(arch: Arch, params: dict, path: Path) -> None:
+    """Refuse at load what cannot run on images later: the upscaler feeds 1 (grey, one plane at a
+    time), 3 (RGB) or 4 (RGBA) channels and expects as many back, at a scale of at least 1."""
+    facts = arch.facts(params)
+    if facts.in_channels not in SUPPORTED_CHANNELS or facts.out_channels != facts.in_channels:
+        raise WeightsFormatError(
+            f"{path.name}: a model with {facts.in_channels} input and {facts.out_channels} output channels "
+            "cannot upscale images; supported are 1 (grey), 3 (RGB) or 4 (RGBA) channels, as many out as in"
+        )
+    if facts.scale < 1:
+        raise WeightsFormatError(f"{path.name}: the network's scale reads as {facts.scale}; it is not a super-resolution model")
+
+
 def check_usable(info: Info, name: str) -> None:
     """Refuse what the upscaler cannot run: inpainting, other channel layouts, non-square needs."""
     if info.purpose == "Inpainting" or info.arch in _NEEDS_TORCHVISION and "torchvision" not in sys.modules:
@@ -390,6 +407,9 @@ def inspect_file(path: Path) -> dict[str, Any]:
     usable = "yes"
     try:  # the shapes as read must be the network's: a 3-in, 1-out x2 Compact read as x1 had been "yes"
         arch.build(dict(params)).load_state_dict(state, strict=True)
+        check_channels(arch, dict(params), path)  # what loading it to upscale refuses (it had said "yes" to it)
+    except WeightsFormatError as exc:
+        usable = f"no: {exc}"
     except (RuntimeError, ValueError, TypeError) as exc:
         usable = f"no: its weights do not fit {arch.name} as their shapes read ({mismatch_detail(exc)})"
 

@@ -29,8 +29,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 _WEIGHT_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin", ".safetensors")
-#: input channel counts the upscaler can feed: grey (run per colour plane), RGB, RGBA
-SUPPORTED_CHANNELS = (1, 3, 4)
 
 
 @dataclass(frozen=True)
@@ -283,7 +281,7 @@ def load_entry(entry: ModelEntry, path: Path) -> LoadedModel:
 def load_file(path: Path) -> LoadedModel:
     """Load a local weights file, recognising its architecture from the tensor shapes."""
     existing_file(path)
-    from .community import detect_own, load_community, read_state  # other architectures: spandrel
+    from .community import check_channels, detect_own, load_community, read_state  # other architectures: spandrel
 
     state, record = read_state(path, with_record=True)
     own = detect_own(state, path.name)
@@ -292,7 +290,7 @@ def load_file(path: Path) -> LoadedModel:
         return LoadedModel(network, arch, params, scale, file_label(path), path)
     arch, params = own
     params = _recorded_settings(arch, params, record)
-    _check_channels(arch, params, path)
+    check_channels(arch, params, path)
     network = arch.build(params)
     _load_strict(network, state, path)
     return LoadedModel(network.eval(), arch, params, arch.scale(params), file_label(path), path)
@@ -317,14 +315,3 @@ def _load_strict(network: nn.Module, state: dict[str, Any], path: Path) -> None:
         p.requires_grad_(False)
 
 
-def _check_channels(arch: Arch, params: dict, path: Path) -> None:
-    """Refuse at load what cannot run on images later: the upscaler feeds 1 (grey, one plane at a
-    time), 3 (RGB) or 4 (RGBA) channels and expects as many back, at a scale of at least 1."""
-    facts = arch.facts(params)
-    if facts.in_channels not in SUPPORTED_CHANNELS or facts.out_channels != facts.in_channels:
-        raise WeightsFormatError(
-            f"{path.name}: a model with {facts.in_channels} input and {facts.out_channels} output channels "
-            "cannot upscale images; supported are 1 (grey), 3 (RGB) or 4 (RGBA) channels, as many out as in"
-        )
-    if facts.scale < 1:
-        raise WeightsFormatError(f"{path.name}: the network's scale reads as {facts.scale}; it is not a super-resolution model")

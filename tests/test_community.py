@@ -620,11 +620,14 @@ def test_inspect_tries_what_spandrel_claims():
         grey = Path(folder) / "grey.pth"
         torch.save(SPAN(num_in_ch=1, num_out_ch=1, feature_channels=8, upscale=2).state_dict(), grey)
         assert inspect_file(grey)["usable"].startswith("no: grey.pth is a 1-channel SPAN model whose network does not run")
-        # one of our own architectures whose shapes read otherwise than they are (3 in, 1 out at x2 reads as
-        # 3 out at x1) had been "usable: yes", then failed at every run
+        # 3 in, 1 out at x2 had read as 3 out at x1: "usable: yes", then torch's size mismatch at every run;
+        # it reads as what it is, and is refused as the upscale refuses it (other channel layouts)
         odd = Path(folder) / "odd.pth"
         torch.save(SRVGGNetCompact(num_in_ch=3, num_out_ch=1, num_feat=8, num_conv=2, upscale=2).state_dict(), odd)
-        assert inspect_file(odd)["usable"].startswith("no: its weights do not fit srvgg as their shapes read (size mismatch")
+        assert inspect_file(odd)["usable"] == ("no: odd.pth: a model with 3 input and 1 output channels cannot upscale "
+                                               "images; supported are 1 (grey), 3 (RGB) or 4 (RGBA) channels, as many out as in")
+        with pytest.raises(WeightsFormatError, match="a model with 3 input and 1 output channels cannot upscale images"):
+            load_file(odd)
         assert inspect_file(save_random("SPAN", Path(folder)))["usable"] == "yes"
         plain = Path(folder) / "plain.pth"
         torch.save(SRVGGNetCompact(num_feat=8, num_conv=2, upscale=2).state_dict(), plain)

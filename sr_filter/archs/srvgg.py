@@ -65,9 +65,17 @@ def infer_params(state_dict: dict[str, torch.Tensor]) -> dict:
     num_in_ch, num_feat = first.shape[1], first.shape[0]
     act_key = f"body.{convs[0] + 1}.weight"
     act_type = "prelu" if act_key in state_dict else "leakyrelu"
-    # the output channels of the last conv are num_out_ch * upscale**2; assume out == in channels
-    num_out_ch = num_in_ch
-    upscale = int(round((last.shape[0] / num_out_ch) ** 0.5))
+    # the output channels of the last conv are num_out_ch * upscale**2: out == in channels where that
+    # fits, else the first count that does (a 3-in, 1-out x2 file had been read as 3-out x1, then
+    # failed in torch's words instead of the refusal of other channel layouts)
+    num_out_ch, upscale = num_in_ch, 0
+    for out in dict.fromkeys((num_in_ch, 3, 1, 4)):
+        root = int(round((last.shape[0] / out) ** 0.5))
+        if root >= 1 and out * root * root == last.shape[0]:
+            num_out_ch, upscale = out, root
+            break
+    if not upscale:
+        upscale = int(round((last.shape[0] / num_out_ch) ** 0.5))
     return {
         "num_in_ch": int(num_in_ch),
         "num_out_ch": int(num_out_ch),
