@@ -116,6 +116,15 @@ def upscale(
     return upscaler.upscale(image, scale=scale, progress=progress)
 
 
+def _refuse_video(source: Path, takes: str) -> None:
+    """A video given to a picture call is pointed to upscale_video (it had been "not a readable image
+    (damaged)"); ``takes`` says what the call takes instead."""
+    from .video import READ_ONLY_SUFFIXES, VIDEO_SUFFIXES
+
+    if source.suffix.lower() in VIDEO_SUFFIXES | READ_ONLY_SUFFIXES:
+        raise SrFilterError(f"{source} is a video; sr_filter.upscale_video(src, dst) upscales videos ({takes})")
+
+
 def upscale_animation(
     src: str | os.PathLike,
     dst: str | os.PathLike,
@@ -153,11 +162,8 @@ def upscale_animation(
     from .animation import upscale_animation as upscale_frames_of
     from .sizing import check_size_request
     from .upscaler import check_path
-    from .video import READ_ONLY_SUFFIXES, VIDEO_SUFFIXES
 
-    if check_path("src", src).suffix.lower() in VIDEO_SUFFIXES | READ_ONLY_SUFFIXES:  # it had been "not a readable image"
-        raise SrFilterError(f"{check_path('src', src)} is a video; sr_filter.upscale_video(src, dst) upscales videos "
-                            "(upscale_animation takes animated GIF, WebP and PNG)")
+    _refuse_video(check_path("src", src), "upscale_animation takes animated GIF, WebP and PNG")
     width, height = check_size_request(scale, width, height)
     upscaler = _upscaler(upscaler, preset, model, device=device, precision=precision, tile=tile, offline=offline,
                          backend=backend, tta=tta, denoise=denoise, colour_fix=colour_fix)
@@ -203,11 +209,7 @@ def upscale_file(
     from .upscaler import check_callback, check_dst_file, check_flag, check_path, check_quality
 
     source, target = check_path("src", src), check_path("dst", dst)
-    from .video import READ_ONLY_SUFFIXES, VIDEO_SUFFIXES
-
-    if source.suffix.lower() in VIDEO_SUFFIXES | READ_ONLY_SUFFIXES:  # it had been "not a readable image (damaged)"
-        raise SrFilterError(f"{source} is a video; sr_filter.upscale_video(src, dst) upscales videos "
-                            "(upscale_file takes pictures and animated GIF, WebP and PNG)")
+    _refuse_video(source, "upscale_file takes pictures and animated GIF, WebP and PNG")
     overwrite = check_flag("overwrite", overwrite)
     check_callback("progress", progress)
     from .sizing import check_size_request
