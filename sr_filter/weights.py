@@ -509,7 +509,7 @@ def load_state_dict(path: str | Path, state_key: str | None = None, *, with_reco
             with open(path, "rb") as f, _numpy_numbers():  # a file object: torch
                 obj = torch.load(f, map_location="cpu", weights_only=True)  # would read a name ending in .safetensors as one
     except Exception as exc:  # pickle errors, zip errors, unsafe globals: all mean "not loadable"
-        if kind == "pickle" and not _legacy_torch(path):  # it had been "(Invalid magic number; corrupt file?)"
+        if kind == "pickle" and plain_pickle(path):  # it had been "(Invalid magic number; corrupt file?)"
             raise WeightsFormatError(f"{path.name} is a plain Python pickle (pickle.dump), not a file torch.save wrote, "
                                      "and is not read (pickled objects are never run here); save the weights with "
                                      "torch.save(model.state_dict(), ...)") from None
@@ -531,6 +531,12 @@ def load_state_dict(path: str | Path, state_key: str | None = None, *, with_reco
         raise WeightsFormatError(f"{path.name} is not a PyTorch weights file that can be loaded safely ({detail})") from None
     state = canonicalize(obj, state_key, path.name)
     return (state, trainer_record(obj)) if with_record else state
+
+
+def plain_pickle(path: Path) -> bool:
+    """Whether ``path`` is a pickle.dump file: a pickle (by :func:`file_kind`) that is not torch.save's
+    older format, which torch.load reads."""
+    return file_kind(path) == "pickle" and not _legacy_torch(path)
 
 
 def _legacy_torch(path: Path) -> bool:

@@ -191,20 +191,6 @@ def _by_iteration(folder: Path) -> list[Path]:
     return sorted(folder.glob("iter_*.pt"), key=number)
 
 
-def _plain_pickle(path: Path) -> bool:
-    """Whether ``path`` is a pickle.dump file (protocol 2 or later), not torch.save's (zip, or its
-    older format, whose magic number comes first)."""
-    import zipfile
-
-    from ..weights import _legacy_torch
-
-    try:
-        with open(path, "rb") as f:
-            return f.read(1) == b"\x80" and not zipfile.is_zipfile(path) and not _legacy_torch(path)
-    except OSError:
-        return False
-
-
 def _toml(value: Any) -> str:
     """A setting's value as a TOML config writes it (true, "subpixel", 64)."""
     if isinstance(value, bool):
@@ -401,6 +387,8 @@ class Trainer:
     def load_checkpoint(self, path: Path) -> None:
         import warnings
 
+        from ..weights import plain_pickle
+
         try:
             with warnings.catch_warnings():  # torch's advice about pickle protocols and trusted sources: not an option here
                 warnings.simplefilter("ignore")
@@ -411,7 +399,7 @@ class Trainer:
             if re.search(r"Unsupported global|GLOBAL \S+ whose module", str(exc)):  # had been "damaged or cut short?"
                 raise CheckpointError(f"{path} holds pickled Python objects, which are never run here, so it is no "
                                       f"checkpoint of this program; {fallback}start over with --fresh") from None
-            if _plain_pickle(path):  # pickle.dump's, not torch.save's (torch calls every such file "weights only load failed")
+            if plain_pickle(path):  # pickle.dump's, not torch.save's (torch calls every such file "weights only load failed")
                 raise CheckpointError(f"{path} is a plain Python pickle, not a checkpoint of this program; "
                                       f"{fallback}start over with --fresh") from None
             detail = first_line(exc).split(". ")[0].rstrip(".")[:160]  # torch's first sentence, not its appeals
