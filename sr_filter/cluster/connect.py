@@ -15,7 +15,9 @@ import socket
 import threading
 from pathlib import Path
 
+from ..download import ENV_CONNECT, ENV_DEADLINE, ENV_MIRROR, ENV_RETRIES, ENV_STALL
 from ..errors import ClusterError
+from ..weights import ENV_OFFLINE
 
 #: the extra comes from sr-filter's own folder or wheel: "sr-filter" on PyPI is another program
 INSTALL_HINT = "pip install '.[cluster]' in the sr-filter folder (or 'WHEEL[cluster]' with its .whl file)"
@@ -107,8 +109,8 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> bool:
         here = str(Path(__file__).resolve().parents[2])
         paths = [here, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
         runtime_env = {"env_vars": {"PYTHONPATH": os.pathsep.join(dict.fromkeys(paths))}}
-    elif job_settings():  # a joined cluster's workers started with their node's environment, not the driver's
-        runtime_env = {"env_vars": job_settings()}
+    elif settings := job_settings():  # a joined cluster's workers started with their node's environment, not the driver's
+        runtime_env = {"env_vars": settings}
     quiet = logging.getLogger("ray")
     level = quiet.level
     quiet.setLevel(logging.ERROR)  # Ray's start-up notes are not our user's business
@@ -137,8 +139,7 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> bool:
 
 #: the download settings a job's workers take from the driver: the mirror, offline mode and the
 #: download limits (the cache folder stays each node's own: a path on one machine)
-JOB_SETTINGS = ("SR_FILTER_WEIGHTS_URL", "SR_FILTER_OFFLINE", "SR_FILTER_DOWNLOAD_RETRIES", "SR_FILTER_CONNECT_TIMEOUT",
-                "SR_FILTER_STALL_TIMEOUT", "SR_FILTER_DOWNLOAD_TIMEOUT")
+JOB_SETTINGS = (ENV_MIRROR, ENV_OFFLINE, ENV_RETRIES, ENV_CONNECT, ENV_STALL, ENV_DEADLINE)
 
 
 def job_settings() -> dict[str, str]:
