@@ -169,13 +169,23 @@ def fetch(entry: ModelEntry, *, offline: bool | None = None, retry_unreachable: 
     return _fetch_to(path, urls, entry.sha256, entry.size, offline=offline, retry_unreachable=retry_unreachable)
 
 
-def fetch_url(url: str, sha256: str, filename: str, size: int | None = None, *, offline: bool | None = None) -> Path:
-    """Download any pinned file (e.g. perceptual-loss backbones) through the same checked path."""
-    return _fetch_to(cache_dir() / filename, source_urls(filename, [url]), sha256.lower(), size, offline=offline)
+_INSTEAD = "choose a built-in model (see `sr-filter models`)"
+
+
+def fetch_url(
+    url: str, sha256: str, filename: str, size: int | None = None, *, offline: bool | None = None, instead: str = _INSTEAD
+) -> Path:
+    """Download any pinned file (e.g. perceptual-loss backbones) through the same checked path.
+
+    ``instead``: the way round a download that is off, as the caller's user would take it.
+    """
+    return _fetch_to(cache_dir() / filename, source_urls(filename, [url]), sha256.lower(), size, offline=offline,
+                     instead=instead)
 
 
 def _fetch_to(
-    path: Path, urls: list[str], sha256: str, size: int | None, *, offline: bool | None, retry_unreachable: bool = True
+    path: Path, urls: list[str], sha256: str, size: int | None, *, offline: bool | None, retry_unreachable: bool = True,
+    instead: str = _INSTEAD,
 ) -> Path:
     sweep_parts(path.parent)
     if _good(path, sha256, size):
@@ -194,7 +204,7 @@ def _fetch_to(
         error = OfflineError(
             f"{path.name} {state} and downloads are off ({ENV_OFFLINE}=1 or offline mode). "
             f"Put the file at {path}, allow downloads (from the official address, or a mirror named by {ENV_MIRROR}), "
-            f"or choose a built-in model (see `sr-filter models`)."
+            f"or {instead}."
         )
         error.reason = reason
         raise error

@@ -1041,7 +1041,7 @@ def test_a_loss_network_out_of_reach_says_how_to_give_it(isolated_cache, monkeyp
     with pytest.raises(DownloadError) as info:
         resolve_weights("vgg19")
     assert "built-in" not in str(info.value) and hint_for(info.value, flags=flags) is None, str(info.value)
-    assert str(info.value).endswith('; or name a copy in the config: [loss] feature_weights = "/path/to/vgg19-dcbb9e9d.pth"')
+    assert str(info.value).endswith(', or name a copy in the config: [loss] feature_weights = "/path/to/vgg19-dcbb9e9d.pth".')
 
 
 def test_a_checkpoint_that_does_not_fit_on_the_disk_is_one_line_and_leaves_no_file(tmp_path):
@@ -1064,3 +1064,24 @@ def test_a_checkpoint_that_does_not_fit_on_the_disk_is_one_line_and_leaves_no_fi
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"cannot write {tmp_path / 'latest.pt'}: File too large", result.stdout
     assert list(tmp_path.iterdir()) == []
+
+
+def test_keep_checkpoints_keeps_the_newest_copies_of_this_run(image_folder, tmp_path):
+    """A long run had kept every iter_*.pt (an RRDB run writes hundreds of MB each time). A copy
+    numbered past the run's iteration (from a path of the run abandoned by restoring an older copy
+    as latest.pt) is not the run's to remove."""
+    out = tmp_path / "runs"
+    cfg = _config(image_folder, out, checkpoint_every=1, keep_checkpoints=2, val={"dirs": []})
+    Trainer(cfg, log=lambda _: None).run()
+    assert sorted(p.name for p in (out / "t").glob("iter_*.pt")) == ["iter_0000005.pt", "iter_0000006.pt"]
+    foreign = out / "t" / "iter_0000099.pt"
+    foreign.write_bytes(b"another path of the run")
+    cfg = _config(image_folder, out, checkpoint_every=1, keep_checkpoints=1, val={"dirs": []}, optim={"iterations": 8})
+    Trainer(cfg, log=lambda _: None).run()
+    assert sorted(p.name for p in (out / "t").glob("iter_*.pt")) == ["iter_0000008.pt", "iter_0000099.pt"]
+    every = _config(image_folder, tmp_path / "all", checkpoint_every=2, val={"dirs": []})
+    Trainer(every, log=lambda _: None).run()
+    assert sorted(p.name for p in (tmp_path / "all" / "t").glob("iter_*.pt")) == [
+        "iter_0000002.pt", "iter_0000004.pt", "iter_0000006.pt"]
+    with pytest.raises(ConfigError, match="keep_checkpoints"):
+        _config(image_folder, out, keep_checkpoints=-1)

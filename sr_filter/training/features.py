@@ -170,12 +170,14 @@ def resolve_weights(net: str, path: str = "", sha256: str = "") -> Path:
     from ..weights import fetch_url
 
     name = pub.url.rsplit("/", 1)[-1]
+    copy = f'name a copy in the config: [loss] feature_weights = "/path/to/{name}"'
     try:
-        return fetch_url(pub.url, pin, name, pub.size)
-    except (NetworkUnavailableError, OfflineError) as exc:  # as a plain DownloadError: the command line had added
-        # its upscaling advice ("a built-in model runs without the network"), which no loss network has
-        said = str(exc).replace(", or choose a built-in model (see `sr-filter models`)", "").rstrip(".")
-        raise DownloadError(f"{said}; or name a copy in the config: [loss] feature_weights = \"/path/to/{name}\"") from None
+        return fetch_url(pub.url, pin, name, pub.size, instead=copy)
+    except OfflineError as exc:  # as a plain DownloadError: the command line would add its upscaling
+        # advice ("a built-in model runs without the network"), which no loss network has
+        raise DownloadError(str(exc)) from None
+    except NetworkUnavailableError as exc:
+        raise DownloadError(f"{str(exc).rstrip('.')}; or {copy}") from None
 
 
 def load_published(module: nn.Module, file: Path) -> None:
