@@ -141,6 +141,8 @@ class TrainConfig:
     #: redraw curves.png at every checkpoint (needs matplotlib)
     plot: bool = True
     checkpoint_every: int = 500
+    #: how many iter_*.pt copies to keep, the newest (0: every one; a long run fills a disk with them)
+    keep_checkpoints: int = 0
     #: also checkpoint when this many seconds passed since the last one (0: off)
     checkpoint_seconds: float = 300.0
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -330,8 +332,8 @@ def _validate_ranges(cfg: TrainConfig) -> None:
             raise ConfigError(f"{key} must be at least 1")
     if cfg.val.every < 1 or cfg.val.limit < 0:
         raise ConfigError("[val] every must be at least 1 and limit at least 0 (0: every image)")
-    if cfg.seed < 0 or cfg.threads < 0 or cfg.checkpoint_seconds < 0:
-        raise ConfigError("seed, threads and checkpoint_seconds must be 0 or more")
+    if cfg.seed < 0 or cfg.threads < 0 or cfg.checkpoint_seconds < 0 or cfg.keep_checkpoints < 0:
+        raise ConfigError("seed, threads, checkpoint_seconds and keep_checkpoints must be 0 or more")
     o = cfg.optim
     if not o.lr > 0 or o.min_lr < 0 or o.weight_decay < 0 or o.warmup < 0 or o.grad_clip < 0 or not o.gamma > 0:
         raise ConfigError("[optim] needs lr > 0, gamma > 0, and min_lr, weight_decay, warmup and grad_clip of 0 or more")

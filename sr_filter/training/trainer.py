@@ -191,6 +191,25 @@ def _by_iteration(folder: Path) -> list[Path]:
     return sorted(folder.glob("iter_*.pt"), key=number)
 
 
+def _prune(folder: Path, iteration: int, keep: int) -> list[str]:
+    """Remove the iter_*.pt copies of this run beyond the newest ``keep`` (0: keep every one); says
+    which could not go. Copies numbered after ``iteration`` are another path of the run (latest.pt
+    replaced by an older copy) and are not this trajectory's to remove."""
+    if keep <= 0:
+        return []
+    said = []
+    ours = [p for p in _by_iteration(folder) if p.stem.removeprefix("iter_").isdigit()
+            and int(p.stem.removeprefix("iter_")) <= iteration]
+    for old in ours[:-keep]:
+        try:
+            old.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:  # a copy that cannot go costs disk space, not the run
+            said.append(f"could not remove {old} (keep_checkpoints = {keep}): {exc.strerror or exc}")
+    return said
+
+
 def _toml(value: Any) -> str:
     """A setting's value as a TOML config writes it (true, "subpixel", 64)."""
     if isinstance(value, bool):
@@ -358,6 +377,8 @@ class Trainer:
         _atomic_save(state, latest)
         if keep:
             _atomic_save(state, self.run_dir / f"iter_{self.iteration:07d}.pt")
+            for line in _prune(self.run_dir, self.iteration, self.cfg.keep_checkpoints):
+                self.print(f"note: {line}")
         self.export(self.run_dir / "model.pth")
         self._plot()
         return latest
@@ -737,7 +758,8 @@ def _val_names(dirs) -> list[str]:
 
 #: settings that may change between the parts of a run without changing what it trains
 #: (optim.iterations does change the schedule's shape: it is reported)
-_BOOKKEEPING = {"source", "out_dir", "threads", "log_every", "plot", "checkpoint_every", "checkpoint_seconds"}
+_BOOKKEEPING = {"source", "out_dir", "threads", "log_every", "plot", "checkpoint_every", "checkpoint_seconds",
+                "keep_checkpoints"}
 
 
 def _changed_settings(path: Path, new: dict) -> list[str]:
