@@ -11,6 +11,7 @@ through, never replaced.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import shutil
@@ -209,7 +210,8 @@ def temp_beside(path: str | Path, *, error: type[SrFilterError] = ImageFormatErr
     try:  # a file where the folder should be: "Not a directory"
         fd, name = tempfile.mkstemp(prefix=temp_prefix() + HOST_TAG + "-", suffix=suffix, dir=folder)
     except OSError as exc:
-        raise error(f"cannot write to output folder {folder}: {_reason(exc)}") from None
+        why = "it takes no new files" if exc.errno == errno.ENOENT and folder.is_dir() else _reason(exc)  # (/proc)
+        raise error(f"cannot write to output folder {folder}: {why}") from None
     os.close(fd)
     return Path(name)
 

@@ -20,7 +20,8 @@ from PIL import Image
 from . import png, tiffio
 from .convert import PER_FILE, _to_uint8, _to_uint16, array_to_pil, beyond_extent
 from .errors import ImageFormatError, ImageTooLargeError, first_line
-from .metadata import PHOTOSHOP, PHOTOSHOP_TAG, ImageMeta, Scale, exif_for_output, fit_aspect, scaled_dpi, sized_xmp
+from .metadata import (IPTC_TAG, PHOTOSHOP, PHOTOSHOP_TAG, ImageMeta, Scale, exif_for_output, fit_aspect, iptc_records,
+                       scaled_dpi, sized_xmp)
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +48,19 @@ def check_encodable(fmt: str, width: int, height: int) -> None:
     if side is not None and (width > side or height > side):
         raise ImageTooLargeError(
             f"a {width}x{height} image is too large for {fmt}, which holds at most {side} pixels per side; "
-            "choose a smaller scale or another output format (PNG or TIFF)"
+            f"choose a smaller scale{_larger(fmt)}"
         )
     if fmt == "BMP" and 54 + (width * 3 + 3) // 4 * 4 * height > 2**32 - 1:  # 32-bit file size field
         raise ImageTooLargeError(
             f"a {width}x{height} image is too large for BMP, whose files hold at most 4 GiB; "
             "choose a smaller scale or another output format (PNG or TIFF)"
         )
+
+
+def _larger(fmt: str) -> str:
+    """The formats that hold larger pictures than ``fmt``, as advice (PNG had been offered for a PNG too large)."""
+    larger = " or ".join(f for f in ("PNG", "TIFF") if MAX_SIDE[f] > MAX_SIDE.get(fmt, math.inf))
+    return f" or another output format ({larger})" if larger else ""
 
 
 def webp_quality(quality: int | None, meta: ImageMeta | None) -> dict[str, Any]:
@@ -148,8 +155,9 @@ def encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None = None, *, 
             options["xmp"] = xmp
     if fmt == "JPEG" and options["quality"] >= 90:
         options["subsampling"] = 0  # 4:4:4: no colour bleeding at high quality
-    if fmt in ("JPEG", "GIF") and meta.comment:
-        options["comment"] = meta.comment
+    comment = _comment(meta)
+    if fmt in ("JPEG", "GIF") and comment:
+        options["comment"] = comment
     if fmt == "JPEG" and meta.iptc and len(meta.iptc) <= _JPEG_SEGMENT:  # written as read, after the header segments
         options["extra"] = b"\xff\xed" + (len(meta.iptc) + 2).to_bytes(2, "big") + meta.iptc
     resources = meta.iptc[len(PHOTOSHOP):] if meta.iptc and meta.iptc.startswith(PHOTOSHOP) else None
@@ -161,6 +169,9 @@ def encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None = None, *, 
             tags[700] = meta.xmp
         if resources:
             tags[PHOTOSHOP_TAG] = resources  # IPTC, as Photoshop writes it into a TIFF
+            records = iptc_records(meta.iptc)
+            if records:  # and as bare records too, where other tools read them
+                tags[IPTC_TAG] = records
         options["exif"] = tags
     if fmt == "TIFF" and not _has_sub_ifd(exif):
         # Pillow's compressing (libtiff) writer cannot store EXIF sub-IFDs; then stay uncompressed
@@ -277,6 +288,19 @@ def aspect_not_held(meta: ImageMeta, fmt: str) -> str | None:
     return f"the pixel aspect ratio ({meta.aspect[1] // common}:{meta.aspect[0] // common}, width to height)"
 
 
+#: PNG's keyword for a comment, as a JPEG or GIF comment is written into a PNG
+_COMMENT_KEY = "Comment"
+
+
+def _comment(meta: ImageMeta) -> bytes | None:
+    """The comment a JPEG or GIF gets: its own, or a PNG's Comment text (a JPEG's comment had not
+    come back from the PNG it was written into)."""
+    if meta.comment:
+        return meta.comment
+    text = meta.text.get(_COMMENT_KEY)
+    return text.encode("utf-8") if isinstance(text, str) and text else None
+
+
 def _not_held(meta: ImageMeta, fmt: str) -> list[str]:
     """What of ``meta`` a ``fmt`` file (BMP, GIF, one of the 8-bit writers) cannot store."""
     aspect = aspect_not_held(meta, fmt)
@@ -286,7 +310,8 @@ def _not_held(meta: ImageMeta, fmt: str) -> list[str]:
     if meta.xmp and fmt not in _XMP:
         lost.append("the XMP data")
     # a PNG's XMP packet is one of its text chunks, written as XMP where the format holds XMP
-    text = sorted(k for k in meta.text if not (k == png.XMP_KEY and meta.xmp and fmt in _XMP))
+    text = sorted(k for k in meta.text if not (k == png.XMP_KEY and meta.xmp and fmt in _XMP)
+                  and not (k == _COMMENT_KEY and fmt in ("JPEG", "GIF") and not meta.comment))
     if text and fmt != "PNG":
         lost.append(f"the PNG text ({', '.join(text[:3])}{', ...' if len(text) > 3 else ''})")
     if meta.comment and fmt not in ("JPEG", "GIF", "PNG"):
@@ -368,8 +393,8 @@ def _png_text(meta: ImageMeta) -> tuple[tuple[tuple[bytes, bytes], ...], dict[st
         text = {png.XMP_KEY: meta.text[png.XMP_KEY]} if png.XMP_KEY in meta.text else {}
     else:
         text = dict(meta.text)
-    if meta.comment and "Comment" not in meta.text:  # a JPEG or GIF comment, as PNG's own keyword for one
-        text["Comment"] = meta.comment.decode("utf-8", "replace")
+    if meta.comment and _COMMENT_KEY not in meta.text:  # a JPEG or GIF comment, as PNG's own keyword for one
+        text[_COMMENT_KEY] = meta.comment.decode("utf-8", "replace")
     if meta.xmp:
         text[png.XMP_KEY] = meta.xmp.decode("utf-8", "replace")
     return raw, text

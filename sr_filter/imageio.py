@@ -29,7 +29,7 @@ from .convert import PER_FILE, pil_to_array
 from .device import available_ram
 from .encode import check_encodable, encode_image
 from .errors import ImageFormatError, InputTooLargeError, first_line
-from .metadata import ImageMeta, merged_exif, orient, read_meta, upright_dpi, upright_xmp
+from .metadata import IPTC_TAG, ImageMeta, merged_exif, orient, read_meta, upright_dpi, upright_xmp
 from .sizing import fit_scale, scaled_length
 
 __all__ = [
@@ -59,6 +59,8 @@ FORMATS = {
 ALIASES = {".apng": "PNG", ".jfif": "JPEG", ".jpe": "JPEG"}
 #: read only: a camera's multi-picture JPEG (its first picture is upscaled, written as a plain JPEG)
 READ_ONLY = {".mpo": "JPEG"}
+#: the suffix a format is written with where a read-only one names it
+_SUFFIX_OF = {"JPEG": ".jpg"}
 #: the file suffixes this program reads, lower case with the dot (a folder batch takes these)
 IMAGE_SUFFIXES = (*FORMATS, *ALIASES, *READ_ONLY)
 
@@ -146,7 +148,8 @@ def _warnings_as_one_line(name: str) -> Iterator[None]:
         warnings.simplefilter("always")
         yield
     caught = [w for w in caught if issubclass(w.category, (UserWarning, RuntimeWarning))
-              and not issubclass(w.category, Image.DecompressionBombWarning)]
+              and not issubclass(w.category, Image.DecompressionBombWarning)
+              and f"tag {IPTC_TAG} had too many entries" not in str(w.message)]  # Pillow's idea of it; tiffio reads it whole
     if caught:
         log.warning("%s: %s", name, first_line(caught[0].message))
 
@@ -158,6 +161,7 @@ def _read_tiff(data: bytes, name: str, check: Callable[[sniff.Shape], None]) -> 
     array, tags = tiffio.read_tiff(data, name, check)
     if tags is None:
         raise ImageFormatError(f"{name} is not a readable TIFF")
+    decoded = array is not None
     if array is None:
         if image is None:
             raise ImageFormatError(f"{name} is a TIFF layout this program cannot decode")
@@ -166,6 +170,8 @@ def _read_tiff(data: bytes, name: str, check: Callable[[sniff.Shape], None]) -> 
         return array, ImageMeta(format="TIFF", icc_profile=tags.icc_profile, dpi=tags.dpi, dpi_unit=tags.dpi_unit,
                                 aspect=tags.aspect, exif=tags.exif, xmp=upright_xmp(tags.xmp), iptc=tags.iptc), tags.orientation
     meta, orientation = read_meta(image)
+    if decoded:  # the profile as the pixels now are (a CMYK one becomes sRGB's once converted)
+        meta.icc_profile = tags.icc_profile
     meta.dpi = tags.dpi  # Pillow says 1x1 DPI for a TIFF without resolution tags
     meta.dpi_unit, meta.aspect = tags.dpi_unit, tags.aspect
     meta.exif = merged_exif(meta.exif, tags.exif)  # a file tifffile wrote has two descriptions; Pillow 11 read its shape record
@@ -394,6 +400,9 @@ def format_for(path: str | Path, explicit: str | None = None) -> str:
     if suffix == ".y4m":
         raise ImageFormatError(f"{Path(path).name} names a YUV4MPEG2 frame stream, but the input is an image; "
                                "a frame stream comes from a .y4m input or standard input with --format y4m")
+    if suffix in READ_ONLY:  # (it had been "cannot tell the output format")
+        raise ImageFormatError(f"{Path(path).name} names an MPO (a camera's multi-picture JPEG), which is read but not "
+                               f"written; name the output {_SUFFIX_OF[READ_ONLY[suffix]]}")
     if suffix not in FORMATS:
         folder = f" (or {Path(path).name}/ for a folder)" if not suffix and Path(path).name else ""
         raise ImageFormatError(

@@ -18,7 +18,7 @@ import re
 import struct
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Union
+from typing import Iterator, Union
 
 import numpy as np
 from PIL import Image
@@ -99,6 +99,45 @@ def orient(array: np.ndarray, orientation: int) -> np.ndarray:
 PHOTOSHOP = b"Photoshop 3.0\x00"
 #: the TIFF tag of Photoshop's image resources (the APP13 segment's, IPTC inside), as Photoshop writes it
 PHOTOSHOP_TAG = 34377
+#: the TIFF tag of bare IPTC-NAA records (no Photoshop resource around them), as many other tools write them
+IPTC_TAG = 33723
+_IPTC_RESOURCE = 0x0404
+
+
+def iptc_from_records(records: bytes) -> bytes | None:
+    """A TIFF's bare IPTC records (tag 33723) as the APP13 block the other formats carry (a
+    Photoshop IPTC resource): a TIFF that held its captions only there had lost them in every output."""
+    if not records:
+        return None
+    size = len(records)
+    return PHOTOSHOP + b"8BIM" + _IPTC_RESOURCE.to_bytes(2, "big") + b"\0\0" + size.to_bytes(4, "big") + records + b"\0" * (size & 1)
+
+
+def iptc_records(block: bytes | None) -> bytes | None:
+    """The bare IPTC records of an APP13 block (its IPTC resource's data), for a TIFF's tag 33723."""
+    if not block or not block.startswith(PHOTOSHOP):
+        return None
+    for ident, _, data in _resources(block[len(PHOTOSHOP):]):
+        if ident == _IPTC_RESOURCE and data:
+            return data
+    return None
+
+
+def _resources(resources: bytes) -> Iterator[tuple[int, bytes, bytes]]:
+    """(id, the whole record, its data) of each Photoshop image resource ("8BIM" records), up to
+    the first damaged or cut one."""
+    pos = 0
+    while pos + 12 <= len(resources) and resources[pos:pos + 4] == b"8BIM":
+        start, ident, name_length = pos, int.from_bytes(resources[pos + 4:pos + 6], "big"), resources[pos + 6]
+        pos += 6 + (1 + name_length + 1) // 2 * 2  # the Pascal-string name, padded to an even length
+        if pos + 4 > len(resources):
+            return
+        size = int.from_bytes(resources[pos:pos + 4], "big")
+        data = resources[pos + 4:pos + 4 + size]
+        pos += 4 + size + (size & 1)
+        if pos > len(resources) + 1:  # cut short (a missing pad byte is no loss)
+            return
+        yield ident, resources[start:min(pos, len(resources))], data
 
 
 def iptc_block(resources: bytes) -> bytes | None:
@@ -106,17 +145,7 @@ def iptc_block(resources: bytes) -> bytes | None:
     (resource 0x0404); None without one. The rest (thumbnails, Photoshop's own settings) is no
     caption or credit: taken whole, a TIFF with only a resolution record was said to lose "IPTC
     data", and large resources did not fit a JPEG segment and were left out without a word."""
-    kept, pos = [], 0
-    while pos + 12 <= len(resources) and resources[pos:pos + 4] == b"8BIM":
-        start, ident = pos, int.from_bytes(resources[pos + 4:pos + 6], "big")
-        name_length = resources[pos + 6]
-        pos += 6 + (1 + name_length + 1) // 2 * 2  # the Pascal-string name, padded to an even length
-        if pos + 4 > len(resources):
-            break
-        size = int.from_bytes(resources[pos:pos + 4], "big")
-        pos += 4 + size + (size & 1)
-        if ident == 0x0404 and pos <= len(resources) + 1:
-            kept.append(resources[start:min(pos, len(resources))])
+    kept = [whole for ident, whole, _ in _resources(resources) if ident == _IPTC_RESOURCE]
     return PHOTOSHOP + b"".join(kept) if kept else None
 
 
@@ -293,7 +322,16 @@ def cmyk_to_rgb(image: Image.Image, meta: ImageMeta) -> Image.Image:
         except (ImageCms.PyCMSError, OSError, ValueError) as exc:
             log.warning("the CMYK image's ICC profile cannot be used (%s); converting without it", exc)
     meta.icc_profile = None
-    return image.convert("RGB")
+    return Image.fromarray(plain_cmyk(np.asarray(image)), "RGB")
+
+
+def plain_cmyk(cmyk: np.ndarray) -> np.ndarray:
+    """HxWx4 CMYK samples (uint8 or uint16) as RGB of the same depth without a profile: (1 - ink)
+    (1 - black), as Pillow 12 and later convert. One formula for every depth and Pillow version:
+    16-bit TIFFs had been subtracting, as older Pillow did, 20 levels darker than 8-bit ones."""
+    top = int(np.iinfo(cmyk.dtype).max)
+    white = top - cmyk[..., :3].astype(np.uint32)  # (top * top + top // 2 fits 32 bits for 16-bit samples)
+    return ((white * (top - cmyk[..., 3:].astype(np.uint32)) + top // 2) // top).astype(cmyk.dtype)
 
 
 def _descriptive(exif: Image.Exif) -> Image.Exif:

@@ -15,6 +15,7 @@ decides. Table in docs/performance.md ("Writing PNG").
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import struct
 import zlib
@@ -23,7 +24,10 @@ from collections.abc import Iterator
 import imagecodecs
 import numpy as np
 
+from .convert import PER_FILE
 from .errors import ImageFormatError, first_line
+
+log = logging.getLogger(__name__)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 #: libpng's defaults: adaptive row filters, zlib level 6 (full LZ77 search)
@@ -105,13 +109,36 @@ class _InterlaceChatter(logging.Filter):
 logging.getLogger("imagecodecs").addFilter(_InterlaceChatter())
 
 
+@contextlib.contextmanager
+def _named_warnings(name: str) -> Iterator[None]:
+    """libpng's warnings while decoding ``name`` ("PNG warning: eXIf: invalid"), said as one line of
+    that file's: they had come without the file's name, once in a whole batch."""
+    logger = logging.getLogger("imagecodecs")
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.addFilter(_InterlaceChatter())
+    handler.emit = records.append  # type: ignore[method-assign]
+    propagate = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+        if records:
+            log.warning("%s: %s", name, "; ".join(dict.fromkeys(first_line(r.getMessage()) for r in records)),
+                        extra=PER_FILE)
+
+
 def decode_png16(data: bytes, name: str = "image") -> np.ndarray:
     """Decode a 16-bit PNG (first frame) into HxW or HxWxC uint16 (C = 2, 3 or 4).
 
     A colour key (tRNS) becomes an alpha channel: grey -> grey + alpha, RGB -> RGBA.
     """
     try:
-        array = imagecodecs.apng_decode(data, index=0)
+        with _named_warnings(name):
+            array = imagecodecs.apng_decode(data, index=0)
     except Exception as exc:  # noqa: BLE001 - the codec raises its own error kinds for damaged data
         raise ImageFormatError(f"{name} is truncated or damaged ({first_line(exc)})") from None
     if array.dtype != np.uint16:

@@ -19,10 +19,12 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 import numpy as np
+from PIL import Image
 
 from .convert import PER_FILE
 from .errors import ImageFormatError, SrFilterError, first_line
-from .metadata import PHOTOSHOP, PHOTOSHOP_TAG, aspect_of, iptc_block
+from .metadata import (IPTC_TAG, PHOTOSHOP, PHOTOSHOP_TAG, ImageMeta, aspect_of, cmyk_to_rgb, iptc_block,
+                       iptc_from_records, iptc_records, plain_cmyk)
 
 log = logging.getLogger(__name__)
 
@@ -70,11 +72,13 @@ def read_tiff(data: bytes, name: str, check: Callable[[tuple[int, int, int, int]
                 tags = _tags(page)
                 check(tags.shape)
                 photometric, bits = int(page.photometric), int(page.bitspersample)
-                if photometric == _SEPARATED and bits == 16 and _cmyk(page):
-                    if tags.icc_profile:  # Pillow's colour converter works in 8 bits
+                if photometric == _SEPARATED and (bits == 16 or page.extrasamples) and _cmyk(page):
+                    # 16 bits, or 8 with alpha (Photoshop's CMYK + alpha), which Pillow cannot read
+                    if tags.icc_profile and bits == 16:  # the colour converter works in 8 bits
                         log.warning("%s: 16-bit CMYK is converted to RGB through its ICC profile with 8 bits per "
                                     "channel", name, extra=PER_FILE)
-                        return None, tags
+                        if not page.extrasamples:
+                            return None, tags
                 elif photometric not in (_MINISWHITE, _MINISBLACK, _RGB):
                     return None, tags
                 array = page.asarray()
@@ -93,7 +97,10 @@ def read_tiff(data: bytes, name: str, check: Callable[[tuple[int, int, int, int]
             raise ImageFormatError(f"{name} is not a readable TIFF ({text})") from None
     if "Y" not in axes or "X" not in axes or array.ndim != len(axes) or array.size == 0:  # a damaged header tifffile read anyway
         raise ImageFormatError(f"{name} is not a readable TIFF (damaged layout: axes {axes!r}, shape {array.shape})")
-    return _layout(array, axes, extras, photometric, name, bits), tags
+    profiled = ImageMeta(icc_profile=tags.icc_profile)
+    array = _layout(array, axes, extras, photometric, name, bits, profiled)
+    tags.icc_profile = profiled.icc_profile  # sRGB (or none) once CMYK went through its profile
+    return array, tags
 
 
 def _tags(page: Any) -> TiffTags:
@@ -108,9 +115,21 @@ def _tags(page: Any) -> TiffTags:
         tags.exif, tags.xmp = tiff_exif(page)
         resources = page.tags.get(PHOTOSHOP_TAG)
         tags.iptc = iptc_block(bytes(resources.value)) if resources is not None and resources.value else None
+        if tags.iptc is None:
+            tags.iptc = iptc_from_records(_tag_bytes(page.tags.get(IPTC_TAG), page.parent.byteorder))
     except Exception:  # noqa: BLE001 - metadata is optional; the pixels decide readability
         log.warning("ignoring unreadable TIFF tags")
     return tags
+
+
+def _tag_bytes(tag: Any, byteorder: str) -> bytes:
+    """A tag's raw bytes: IPTC records are declared as bytes or as LONGs (tifffile gives both as bytes)."""
+    if tag is None or tag.value is None:
+        return b""
+    if isinstance(tag.value, (bytes, bytearray)):
+        return bytes(tag.value)
+    values = np.atleast_1d(np.asarray(tag.value))
+    return values.astype(f"{byteorder}u4").tobytes() if values.dtype.kind in "ui" else b""
 
 
 def _density(tags: Any) -> tuple[tuple[float, float] | None, str, tuple[int, int] | None]:
@@ -155,16 +174,18 @@ def _tifffile_warnings(name: str) -> Iterator[None]:
         logger.propagate = propagate
 
 
-def _layout(array: np.ndarray, axes: str, extras: tuple[int, ...], photometric: int, name: str, bits: int = 8) -> np.ndarray:
-    """tifffile's samples as HxW / HxWxC with alpha unassociated, min-is-white inverted and
-    samples of other widths (2, 4, 12 bits...) spread over their 8- or 16-bit range."""
+def _layout(array: np.ndarray, axes: str, extras: tuple[int, ...], photometric: int, name: str, bits: int = 8,
+            meta: ImageMeta | None = None) -> np.ndarray:
+    """tifffile's samples as HxW / HxWxC with alpha unassociated, min-is-white inverted, CMYK as
+    RGB (through ``meta``'s ICC profile, which becomes sRGB's) and samples of other widths (2, 4,
+    12 bits...) spread over their 8- or 16-bit range."""
     array = _to_yxs(array, axes)
     if array.dtype.kind == "f":
         array = array.astype(np.float32)
     elif array.dtype == np.bool_:
         array = array.astype(np.uint8) * 255
     elif array.dtype not in (np.uint8, np.uint16):
-        raise ImageFormatError(f"{name}: TIFF with {array.dtype} samples is not supported; save it with 8 or 16 bits or float")
+        raise ImageFormatError(f"{name}: TIFF with {array.dtype} samples is not supported; save it with unsigned 8- or 16-bit or float samples")
     elif 1 < bits < array.dtype.itemsize * 8:  # tifffile gives 4-bit samples as 0..15 in bytes: a black picture
         top, most = np.iinfo(array.dtype).max, 2**bits - 1
         wide = np.minimum(array, most).astype(np.uint32)  # 4 bytes a sample, not float64's 8 and more
@@ -180,16 +201,25 @@ def _layout(array: np.ndarray, axes: str, extras: tuple[int, ...], photometric: 
     kept = array[:, :, :colour]
     if photometric == _MINISWHITE:
         kept = _invert(kept)
-    if photometric == _SEPARATED:  # without a profile, as Pillow converts 8-bit CMYK: 1 - (ink + black)
-        inked = kept[:, :, :3].astype(np.uint32) + kept[:, :, 3:]
-        kept = (65535 - np.minimum(inked, 65535)).astype(np.uint16)
-        colour = 3
+    if photometric == _SEPARATED:
+        kept = _cmyk_as_rgb(kept, meta or ImageMeta())
     if alpha_index is None:
-        return kept if colour == 3 else kept[:, :, 0]
+        return kept if kept.shape[2] == 3 else kept[:, :, 0]
     alpha = array[:, :, colour + alpha_index : colour + alpha_index + 1]
+    if alpha.dtype != kept.dtype:  # 16-bit CMYK through its profile comes back 8-bit
+        alpha = ((alpha.astype(np.uint32) + 128) // 257).astype(np.uint8)
     if alpha_index < len(extras) and extras[alpha_index] == _ASSOCALPHA:
         kept = _unpremultiply(kept, alpha)
     return np.concatenate([kept, alpha], axis=2)
+
+
+def _cmyk_as_rgb(cmyk: np.ndarray, meta: ImageMeta) -> np.ndarray:
+    """CMYK samples as RGB: through the profile in ``meta`` (at 8 bits: Pillow's converter; 16-bit
+    samples come back 8-bit) or, without one, by the plain formula at their own depth."""
+    if not meta.icc_profile:
+        return plain_cmyk(cmyk)
+    eight = cmyk if cmyk.dtype == np.uint8 else ((cmyk.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    return np.asarray(cmyk_to_rgb(Image.fromarray(np.ascontiguousarray(eight), "CMYK"), meta))
 
 
 def _cmyk(page: Any) -> bool:
@@ -267,6 +297,9 @@ def encode_tiff(
         extratags.append((_XMP_TAG, 1, len(xmp), xmp, True))
     if iptc and iptc.startswith(PHOTOSHOP) and len(iptc) > len(PHOTOSHOP):
         extratags.append((PHOTOSHOP_TAG, 1, len(iptc) - len(PHOTOSHOP), iptc[len(PHOTOSHOP):], True))
+        records = iptc_records(iptc)
+        if records:  # and as bare records too, where other tools read them
+            extratags.append((IPTC_TAG, 7, len(records), records, True))
     fields = _ifd0(exif)
     extratags += [(tag, 2, 0, fields[tag], True) for tag in _ASCII_TAGS if tag in fields]
     data = array[:, :, 0] if channels == 1 and array.ndim == 3 else array

@@ -241,3 +241,15 @@ def test_overwriting_through_a_symlink_keeps_the_link(tmp_path):
     dangling.symlink_to("missing.png")
     write_atomic(b"fresh", dangling, overwrite=True)  # a link to nothing is replaced itself
     assert not dangling.is_symlink() and dangling.read_bytes() == b"fresh"
+
+
+def test_a_folder_that_takes_no_new_files_is_not_called_missing():
+    """/proc exists but refuses new files with ENOENT: "cannot write to output folder /proc: No such
+    file or directory" had said the folder was not there."""
+    from sr_filter.atomic import temp_beside
+    from sr_filter.errors import ImageFormatError
+
+    if not os.path.isdir("/proc/self"):
+        pytest.skip("no /proc here")
+    with pytest.raises(ImageFormatError, match=r"^cannot write to output folder /proc: it takes no new files$"):
+        temp_beside("/proc/x.png")

@@ -1008,6 +1008,53 @@ def test_a_jpegs_iptc_block_is_carried_into_jpeg_and_said_lost_elsewhere(caplog)
             assert IptcImagePlugin.getiptcinfo(Image.open(io.BytesIO(jpeg_out)))[(2, 116)] == b"(c) Corp."
 
 
+def test_a_tiffs_bare_iptc_records_are_carried(caplog):
+    """Many tools write a TIFF's IPTC as bare records in tag 33723 (no Photoshop resources): they
+    had been dropped from every output without a word. Read as bytes or as LONGs (either byte order),
+    carried into JPEG and TIFF (there in both tags), and said lost where a format cannot hold them."""
+    import tifffile
+    from PIL import IptcImagePlugin
+
+    record = b"\x1c\x02\x78\x00\x07Caption\x1c\x02\x74\x00\x0b(c) Corp.!!"  # 28 bytes: whole LONGs
+    for kind, byteorder in (("B", "<"), ("I", "<"), ("I", ">")):
+        buffer = io.BytesIO()
+        value = record if kind == "B" else tuple(int(v) for v in np.frombuffer(record, f"{byteorder}u4"))
+        tifffile.imwrite(buffer, np.zeros((6, 8, 3), np.uint8), photometric="rgb", byteorder=byteorder,
+                         extratags=[(33723, kind, len(value), value, True)])
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            array, meta = imageio.read_image(buffer.getvalue(), name="naa.tif")
+        assert "33723" not in caplog.text  # (Pillow's "too many entries" for LONGs: the tag is read whole)
+        jpeg = imageio.encode_image(array, "JPEG", meta)
+        assert IptcImagePlugin.getiptcinfo(Image.open(io.BytesIO(jpeg)))[(2, 116)] == b"(c) Corp.!!", (kind, byteorder)
+        for deep in (array, array.astype(np.uint16) * 257):
+            with tifffile.TiffFile(io.BytesIO(imageio.encode_image(deep, "TIFF", meta))) as tif:
+                assert bytes(tif.pages[0].tags[33723].value) == record and 34377 in tif.pages[0].tags
+    with caplog.at_level("WARNING"):
+        imageio.encode_image(array, "PNG", meta)
+    assert "PNG cannot hold the IPTC data" in caplog.text
+
+
+def test_libpng_warnings_name_their_file_each_time(caplog):
+    """libpng's warnings about a 16-bit PNG ("PNG warning: eXIf: invalid") had come without the
+    file's name, and once in a whole batch."""
+    import imagecodecs
+
+    data = imagecodecs.png_encode(np.zeros((6, 8, 3), np.uint16))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    body = exif.tobytes()  # Pillow's bytes start "Exif\0\0", which PNG's eXIf does not take
+    chunk = struct.pack(">I", len(body)) + b"eXIf" + body + struct.pack(">I", zlib.crc32(b"eXIf" + body))
+    at = data.find(b"IDAT") - 4
+    damaged = data[:at] + chunk + data[at:]
+    for name in ("a.png", "b.png"):
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            imageio.read_image(damaged, name=name)
+        said = [r.getMessage() for r in caplog.records]
+        assert any(m.startswith(f"{name}: PNG warning: eXIf") for m in said), said
+
+
 def test_a_bmp_whose_alpha_is_zero_everywhere_is_read_opaque(caplog):
     """Many writers fill a 32-bit BMP's fourth byte with 0 and leave it unused (browsers show the
     file opaque): the picture came out white (BMP, JPEG) or wholly transparent (PNG)."""
@@ -1055,7 +1102,7 @@ def test_a_jpeg_that_states_no_density_gets_none():
 
 def test_sixteen_bit_cmyk_tiff_stays_sixteen_bit(caplog):
     """A 16-bit CMYK TIFF came out with 8 bits per channel without a word. Without a profile its
-    inks are converted at 16 bits, as Pillow converts 8-bit CMYK; with one (the converter works
+    inks are converted at 16 bits by the plain formula, (1 - ink)(1 - black); with one (the converter works
     in 8 bits) a line says so."""
     import tifffile
 
@@ -1068,13 +1115,49 @@ def test_sixteen_bit_cmyk_tiff_stays_sixteen_bit(caplog):
     array, _ = imageio.read_image(buffer.getvalue(), name="cmyk16.tif")
     assert array.dtype == np.uint16 and array.shape == (4, 64, 3)
     assert (array[0, :, 0] == 65535 - ramp).all() and (array[0, :, 1:] == 65535).all()
-    assert (array[1, :, 0] == np.maximum(65535 - ramp.astype(int) - 20000, 0)).all()
+    assert (array[1, :, 0] == ((65535 - ramp.astype(int)) * (65535 - 20000) + 32767) // 65535).all()
     with caplog.at_level("WARNING"):
         profiled = io.BytesIO()
         tifffile.imwrite(profiled, cmyk, photometric="separated", iccprofile=cmyk_profile())
         array, _ = imageio.read_image(profiled.getvalue(), name="profiled.tif")
     assert any("profiled.tif: 16-bit CMYK is converted to RGB through its ICC profile with 8 bits" in r.getMessage()
                for r in caplog.records)
+
+
+def test_cmyk_without_a_profile_has_the_same_colours_at_every_depth_and_with_alpha(caplog):
+    """16-bit CMYK had been converted by subtracting (as Pillow 11 converted 8-bit), 8-bit CMYK by
+    Pillow's own formula, which Pillow 12 changed to multiplying: the same picture came out 20
+    levels darker at 16 bits. 8-bit CMYK with an alpha sample (as Photoshop writes it) was refused
+    ("a TIFF layout this program cannot decode"); with a profile its colours go through it."""
+    import tifffile
+
+    y, x = np.mgrid[0:24, 0:32]
+    inks = np.stack([x / 31 * 0.6, y / 23 * 0.5, np.full(x.shape, 0.3), (x + y) / 54 * 0.5], -1)
+    eight, sixteen = (inks * 255).round().astype(np.uint8), (inks * 65535).round().astype(np.uint16)
+    read = {}
+    for name, cmyk in (("c8", eight), ("c16", sixteen)):
+        alpha = np.full(cmyk.shape[:2] + (1,), np.iinfo(cmyk.dtype).max // 2, cmyk.dtype)
+        for extra in ("", "a"):
+            buffer = io.BytesIO()
+            pixels = np.concatenate([cmyk, alpha], -1) if extra else cmyk
+            tifffile.imwrite(buffer, pixels, photometric="separated", extrasamples=["unassalpha"] if extra else None)
+            array, meta = imageio.read_image(buffer.getvalue(), name=f"{name}{extra}.tif")
+            assert array.dtype == cmyk.dtype and array.shape == (24, 32, 4 if extra else 3) and meta.icc_profile is None
+            read[name + extra] = array[..., :3] / np.iinfo(cmyk.dtype).max * 255
+            if extra:
+                assert (array[..., 3] == alpha[..., 0]).all()
+    expected = (255 - eight[..., :3].astype(float)) * (255 - eight[..., 3:].astype(float)) / 255
+    for name, rgb in read.items():
+        assert np.abs(rgb - expected).max() <= 1.0, name
+    profiled = io.BytesIO()
+    tifffile.imwrite(profiled, np.concatenate([eight, np.full((24, 32, 1), 200, np.uint8)], -1), photometric="separated",
+                     extrasamples=["unassalpha"], iccprofile=cmyk_profile())
+    array, meta = imageio.read_image(profiled.getvalue(), name="profiled.tif")
+    from sr_filter.metadata import srgb_profile
+
+    # the test profile's cyan prints red: through it, not by the formula
+    assert array.shape == (24, 32, 4) and meta.icc_profile == srgb_profile() and (array[..., 3] == 200).all()
+    assert array[..., 0].mean() > expected[..., 0].mean() + 40
 
 
 def test_no_empty_exif_directory_is_added_and_a_described_tiff_stays_compressed():
@@ -1165,3 +1248,40 @@ def test_a_twelve_bit_jpeg_is_named_as_such():
     data = b"\xff\xd8\xff\xc1" + struct.pack(">H", len(frame) + 2) + frame + b"\xff\xd9"
     with pytest.raises(ImageFormatError, match="^x.jpg is a 12-bit JPEG, which this program cannot read; convert it"):
         imageio.read_image(data, name="x.jpg")
+
+
+def test_a_png_comment_goes_back_into_jpeg_and_gif_as_their_comment(caplog):
+    """A JPEG's comment is written into a PNG as its Comment text; from there it had not come back
+    ("JPEG cannot hold the PNG text (Comment)"), so JPEG -> PNG -> JPEG lost it."""
+    jpeg = _save(Image.new("RGB", (8, 6), "red"), "JPEG", comment=b"my comment")
+    array, meta = imageio.read_image(jpeg)
+    png_bytes = imageio.encode_image(array, "PNG", meta)
+    array, meta = imageio.read_image(png_bytes)
+    assert meta.comment is None and meta.text.get("Comment") == "my comment"
+    for fmt in ("JPEG", "GIF"):
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            out = imageio.encode_image(array, fmt, meta)
+        assert Image.open(io.BytesIO(out)).info.get("comment") == b"my comment", fmt
+        assert "Comment" not in caplog.text, caplog.text
+
+
+def test_output_format_messages_say_what_can_be_done():
+    """A PNG too large for PNG had been offered PNG; an .mpo output "cannot tell the output format";
+    int16 samples were told to be saved "with 8 or 16 bits" (they are 16 bits)."""
+    import tifffile
+
+    from sr_filter.encode import check_encodable
+
+    with pytest.raises(ImageTooLargeError) as info:
+        check_encodable("PNG", 4, 1_200_000)
+    assert str(info.value).endswith("choose a smaller scale or another output format (TIFF)")
+    with pytest.raises(ImageTooLargeError) as info:
+        check_encodable("JPEG", 70000, 10)
+    assert str(info.value).endswith("another output format (PNG or TIFF)")
+    with pytest.raises(ImageFormatError, match="x.mpo names an MPO .* name the output .jpg"):
+        imageio.format_for("x.mpo")
+    buffer = io.BytesIO()
+    tifffile.imwrite(buffer, np.zeros((8, 8), np.int16))
+    with pytest.raises(ImageFormatError, match="save it with unsigned 8- or 16-bit or float samples"):
+        imageio.read_image(buffer.getvalue(), name="i16.tif")
