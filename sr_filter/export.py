@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Iterator
 
 from .atomic import check_target, replacing
 from .errors import ExportError, first_line
+from .facts import trace_edge
 
 if TYPE_CHECKING:
     from .models import LoadedModel
@@ -192,7 +193,7 @@ def _clamped(network):
 def _export(model: LoadedModel, c_in: int, multiple: int, path: Path) -> None:
     import torch
 
-    size = max(16 * multiple, -(-int(model.facts.minimum) // multiple) * multiple)
+    size = trace_edge(model.network, multiple, int(model.facts.minimum), 16 * multiple)
     example = torch.rand(1, c_in, size, size)
     axes = {0: "batch", 2: "height", 3: "width"}
     scaled = {0: "batch", 2: f"height_x{model.scale}", 3: f"width_x{model.scale}"}  # not the input's own sizes

@@ -7,12 +7,28 @@ converted earlier can be described and tiled without importing torch.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 def probe_edge(minimum: int, multiple: int) -> int:
     """The edge of the small picture a network is tried on (work counted, a precision tried): at
     least 16 px and its minimum, on its size grid."""
     return -(-max(16, minimum) // max(1, multiple)) * max(1, multiple)
+
+
+def trace_edge(network: Any, multiple: int, minimum: int = 0, at_least: int = 64) -> int:
+    """The edge of the example picture a network is traced at (OpenVINO conversion, ONNX export):
+    at least ``at_least`` px and its minimum, on its size grid, and not a size the network keeps a
+    precomputed attention mask for (SwinIR, Swin2SR, HAT: their ``input_resolution``, the training
+    patch). A trace at that size bakes the mask in, and the graph fails at every other size: the
+    64 px SwinIR releases had never run with OpenVINO, nor exported to ONNX at 128 px."""
+    multiple = max(1, int(multiple))
+    edge = -(-max(at_least, minimum) // multiple) * multiple
+    fixed = {int(r) for module in network.modules() for r in (getattr(module, "input_resolution", None) or ())
+             if isinstance(r, int)}
+    while edge in fixed:
+        edge += multiple
+    return edge
 
 
 @dataclass(frozen=True)

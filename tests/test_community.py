@@ -652,3 +652,31 @@ def test_frames_in_a_batch_come_out_as_alone_on_openvino(tmp_path, name):
         reference = np.concatenate([torch_up.model.network(torch.from_numpy(frames[i : i + 1])).clamp(0, 1).numpy()
                                     for i in range(3)])
     assert np.abs(together - reference).max() * 255 < 1
+
+
+def test_swin_networks_trained_at_the_trace_size_convert_and_export(tmp_path, monkeypatch):
+    """SwinIR releases trained on 64 px patches (SwinIR-M/S s64w8) keep a precomputed attention
+    mask for 64 px, which a trace at 64 baked into the OpenVINO graph: it failed at every other
+    size, so they never ran with OpenVINO ("Reshape ... failed", said as "later runs skip the
+    conversion" though the next run converted again); a 128 px one did not export to ONNX
+    (traced at 128). The trace now takes a size the network keeps no mask for."""
+    pytest.importorskip("openvino")
+    from sr_filter.community import import_spandrel
+    from sr_filter.export import export_onnx
+    from sr_filter.models import load_model
+
+    monkeypatch.setenv("SR_FILTER_CACHE_DIR", str(tmp_path / "cache"))
+    import_spandrel()
+    from spandrel.architectures.SwinIR import SwinIR
+
+    image = (np.random.default_rng(0).random((30, 44, 3)) * 255).astype(np.uint8)
+    for size in (64, 128):
+        torch.manual_seed(0)
+        net = SwinIR(embed_dim=24, depths=[2], num_heads=[2], window_size=8, upscale=2, upsampler="pixelshuffledirect",
+                     img_size=size, mlp_ratio=2.0)
+        path = tmp_path / f"swinir{size}.pth"
+        torch.save({"params": net.state_dict()}, path)
+        outs = [Upscaler(str(path), device="cpu", backend=b, tile=0).upscale_array(image) for b in ("torch", "openvino")]
+        assert int(np.abs(outs[0].astype(int) - outs[1].astype(int)).max()) <= 1, size
+        assert export_onnx(load_model(str(path)), tmp_path / f"swinir{size}.onnx").is_file()  # (checked in onnxruntime)
+

@@ -57,8 +57,10 @@ def make_backend(name: str, model: LoadedModel, device: torch.device, dtype: tor
             try:
                 return _openvino(model, device, dtype)
             except Exception as exc:  # noqa: BLE001 - the optional backend must never stop "auto"
-                if getattr(exc, "first_time", False):  # a model that does not convert: said once, remembered
-                    log.warning("%s; running it with torch (later runs skip the conversion)", first_line(exc))
+                if getattr(exc, "first_time", False):  # a model that does not convert: said, remembered
+                    later = ("later runs skip the conversion" if getattr(exc, "remembered", True) else
+                             "the next run tries the conversion once more")  # (one failure may be the moment)
+                    log.warning("%s; running it with torch (%s)", first_line(exc), later)
                 else:
                     log.info("backend: torch, because %s", first_line(exc))
     from .pytorch import TorchBackend  # not "torch.py": that submodule name would shadow the torch module here

@@ -28,6 +28,7 @@ import numpy as np
 
 from ..device import cpu_threads
 from ..errors import BackendError, ModelRunError, first_line
+from ..facts import trace_edge
 from ..interrupts import interrupts_held
 from . import ov_cache
 
@@ -38,7 +39,7 @@ PRECISIONS = {"fp32": "f32", "bf16": "bf16"}
 #: the converted model must match torch this closely on the probe (fp32 on both sides)
 PROBE_TOLERANCE = 0.5 / 255
 _PROBE = (40, 56)  # probe input size (H != W so a swapped layout cannot pass)
-_EXAMPLE = 64  # example input edge for tracing: a multiple of every architecture's size multiple
+_EXAMPLE = 64  # example input edge for tracing, where the network's size grid and mask sizes allow (facts.trace_edge)
 _core_instance: Any = None
 
 
@@ -254,7 +255,8 @@ def _converted(model: Any, ov: Any, core: Any, precision: str, folder: Path) -> 
         _check(model, ov_model, core)
     except BackendError as exc:
         ov_cache.remember_failure(folder, key, str(exc), certain=getattr(exc, "certain", False))
-        exc.first_time = True  # "auto" says it once, then falls back to torch
+        exc.first_time = True  # "auto" says it, then falls back to torch
+        exc.remembered = ov_cache.failure(folder, key) is not None  # or the next run tries once more
         raise
     if ov_cache.save(folder, key, meta, ov_model, ov, ov_cache.about(model)):
         log.debug("cached the converted model as %s", folder / key)
@@ -274,7 +276,8 @@ def convert(model: Any, ov: Any) -> Any:
     if reason:
         raise _certain(BackendError(f"{model.label} is not converted to OpenVINO: {reason}"))
     c_in = in_channels(model)
-    example = torch.rand(1, c_in, _EXAMPLE, _EXAMPLE)
+    edge = trace_edge(model.network, model.arch.multiple(model.params), model.facts.minimum, _EXAMPLE)
+    example = torch.rand(1, c_in, edge, edge)
     log.info("converting %s to OpenVINO (once, where the cache folder can keep the result)", model.name)
     try:
         with warnings.catch_warnings():
