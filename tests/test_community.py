@@ -22,7 +22,7 @@ from PIL import Image
 from sr_filter.community import import_spandrel
 from sr_filter.archs.srvgg import SRVGGNetCompact
 from sr_filter.errors import CommunityModelError, SrFilterError, WeightsFormatError
-from sr_filter.models import load_file
+from sr_filter.models import load_file, load_model
 from sr_filter.tiling import plan_spans, round_up
 from sr_filter.upscaler import Upscaler
 from sr_filter.weights import load_state_dict
@@ -680,3 +680,25 @@ def test_swin_networks_trained_at_the_trace_size_convert_and_export(tmp_path, mo
         assert int(np.abs(outs[0].astype(int) - outs[1].astype(int)).max()) <= 1, size
         assert export_onnx(load_model(str(path)), tmp_path / f"swinir{size}.onnx").is_file()  # (checked in onnxruntime)
 
+
+def test_weights_with_nan_are_refused_as_damaged_at_load(tmp_path, monkeypatch):
+    """A file with a NaN weight was "usable: yes"; running it blamed the OpenVINO conversion first
+    ("differs from the torch network by nan/255", remembered as a failed conversion), then the weights."""
+    monkeypatch.setenv("SR_FILTER_CACHE_DIR", str(tmp_path / "cache"))
+    path = save_random("SPAN", tmp_path)
+    state = torch.load(path, weights_only=True)["params"]
+    name = next(k for k, v in state.items() if v.is_floating_point() and v.dim() == 4)
+    state[name].view(-1)[0] = float("nan")
+    for suffix in (".pth", ".safetensors"):
+        damaged = tmp_path / f"damaged{suffix}"
+        if suffix == ".pth":
+            torch.save({"params": state}, damaged)
+        else:
+            from safetensors.torch import save_file
+
+            save_file(state, str(damaged))
+        with pytest.raises(WeightsFormatError, match=rf"^damaged{suffix} holds NaN values \({name}\): the "
+                                                     "weights are damaged"):
+            load_model(str(damaged))
+    out = cli("models", "--inspect", str(tmp_path / "damaged.pth"))
+    assert out.returncode == 1 and "holds NaN values" in out.stderr and not list((tmp_path / "cache").rglob("*.failed"))
