@@ -25,7 +25,7 @@ def export_cmd(model: str, output: str, overwrite: bool, no_check: bool, offline
     torch with onnxruntime (within 1/255) before it is put in place.
     """
     from ..export import check_output, export_onnx, size_minimum  # torch loads only to export, after these checks
-    from ..models import load_model
+    from ..models import load_model, preset_colour_fix
 
     if output == "-":
         raise click.BadParameter("the ONNX file is written to a file of its own, not standard output; "
@@ -38,3 +38,6 @@ def export_cmd(model: str, output: str, overwrite: bool, no_check: bool, offline
     smallest = f", at least {size_minimum(loaded)} px" if facts.minimum else ""
     say(f"sr-filter: wrote {path} ({loaded.name}, x{loaded.scale}, {loaded.arch.name}; NCHW float32 {channels} "
         f"in [0, 1], sides multiples of {facts.multiple}{smallest})")
+    if preset_colour_fix(model):  # the preset's result differed from the file's by up to 16 levels, unsaid
+        say(f"sr-filter: note: the {model.strip().lower()} preset also runs the colour fix after the network "
+            "(--colour-fix), which is not part of the graph; the file gives the network's own pixels")
