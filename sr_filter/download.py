@@ -159,12 +159,15 @@ def _stream(url: str, path: Path, sha256: str, size: int | None, limits: Limits,
         kind = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
         if kind in ("text/html", "application/xhtml+xml"):  # a login, proxy or error page answered with 200
             raise _NextUrl(f"the server sent a web page ({kind}) instead of {path.name}; a login or proxy page in the way?")
-        total = size or int(response.headers.get("Content-Length") or 0) or None
+        # a compressed transfer despite "Accept-Encoding: identity" (a mirror's proxy): unpacked, and
+        # its Content-Length counts the packed bytes (it had been "the server holds a different file")
+        packed = response.headers.get("Content-Encoding", "").strip().lower() not in ("", "identity")
+        total = size or (None if packed else int(response.headers.get("Content-Length") or 0) or None)
         with _PartFile(path) as part, _bar(path.name, total, url) as bar:
             part.create()
             digest = hashlib.sha256()
             received = 0
-            while chunk := _read(response, limits, received):
+            while chunk := _read(response, limits, received, packed):
                 received += len(chunk)
                 if size is not None and received > size:
                     raise ChecksumError(
@@ -176,7 +179,7 @@ def _stream(url: str, path: Path, sha256: str, size: int | None, limits: Limits,
                 if time.monotonic() > deadline:
                     raise _OutOfTime(f"{url}: not done within {round(limits.overall(size), 1):g} s ({ENV_DEADLINE})")
             if size is not None and received != size:
-                if received == int(response.headers.get("Content-Length") or -1):  # all it has: another file, not a cut
+                if not packed and received == int(response.headers.get("Content-Length") or -1):  # all it has: another file
                     raise ChecksumError(f"{url} holds {received} bytes for {path.name}, not the expected {size}; "
                                         "the server holds a different file")
                 raise _Retryable(f"got {received} of {size} bytes")
@@ -212,12 +215,16 @@ def _open(url: str, limits: Limits):  # -> requests.Response
         raise _NextUrl(_short(exc)) from None
 
 
-def _read(response, limits: Limits, received: int) -> bytes:
-    """The next bytes of the body (b"" at its end), waiting at most the stall timeout."""
-    from urllib3.exceptions import HTTPError, ReadTimeoutError
+def _read(response, limits: Limits, received: int, packed: bool = False) -> bytes:
+    """The next bytes of the body (b"" at its end), unpacked where the server compressed the
+    transfer, waiting at most the stall timeout."""
+    from urllib3.exceptions import DecodeError, HTTPError, ReadTimeoutError
 
     try:
-        return response.raw.read1(_CHUNK, decode_content=False)
+        return response.raw.read1(_CHUNK, decode_content=packed)
+    except DecodeError as exc:
+        encoding = response.headers.get("Content-Encoding", "").strip()
+        raise _NextUrl(f"the server's {encoding!r} transfer encoding does not unpack ({_short(exc)})") from None
     except (ReadTimeoutError, TimeoutError):
         # silent from the start: the server does not answer; silent after some data: a transfer
         # that broke (tried again: the only try there was had ended the download of a mirror's file)

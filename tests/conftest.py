@@ -138,6 +138,16 @@ class WeightsServer:
                     self.wfile.write(page)
                     return
                 data = path.read_bytes()
+                if mode in ("gzip", "bad-gzip"):  # a proxy that compresses despite "Accept-Encoding: identity"
+                    import gzip
+
+                    packed = gzip.compress(data) if mode == "gzip" else b"not gzip at all" * 100
+                    self.send_response(200)
+                    self.send_header("Content-Encoding", "gzip")
+                    self.send_header("Content-Length", str(len(packed)))
+                    self.end_headers()
+                    self.wfile.write(packed)
+                    return
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()

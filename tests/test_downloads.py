@@ -528,3 +528,16 @@ def test_a_shorter_file_on_the_server_is_another_file_not_a_broken_transfer(weig
     with pytest.raises(DownloadError, match=r"holds \d+ bytes for .*, not the expected \d+; the server holds a different file"):
         fetch(entry)
     assert weights_server.hits[entry.file] == 1  # not retried
+
+
+def test_a_compressed_transfer_is_unpacked(weights_server, entry, isolated_cache):
+    """A mirror behind a proxy that gzips despite "Accept-Encoding: identity" had been told "holds
+    2244254 bytes ..., not the expected 2419014; the server holds a different file"."""
+    weights_server.behaviour[entry.file] = "gzip"
+    path = fetch(entry)
+    assert path.read_bytes() == (weights_server.folder / entry.file).read_bytes()
+    path.unlink()
+    weights_server.behaviour[entry.file] = "bad-gzip"
+    with pytest.raises(DownloadError, match="the server's 'gzip' transfer encoding does not unpack"):
+        fetch(entry)
+    assert not path.exists() and not list(isolated_cache.glob(".*.part"))
