@@ -178,6 +178,43 @@ def test_a_frame_range_on_a_frame_stream_is_refused_not_ignored(tmp_path):
         assert done.returncode == 2 and done.stdout == b"" and b"--frames needs a video file" in done.stderr, done.stderr
 
 
+def test_video_options_on_a_frame_stream_are_refused_not_ignored(tmp_path):
+    """--codec, --crf, --resume and --skip-damaged on a frame stream had changed nothing without a word."""
+    source = make_y4m(tmp_path / "in.y4m", frames=2)
+    for extra in (("--codec", "ffv1", "--crf", "40"), ("--resume",), ("--skip-damaged",)):
+        done = run("-", "-o", "-", "--format", "y4m", *extra, "-m", MODEL, stdin=source.read_bytes())
+        err = done.stderr.decode().strip()
+        assert done.returncode == 2 and done.stdout == b"" and err.count("\n") == 0, err
+        assert f"{', '.join(flag for flag in extra if flag.startswith('--'))} appl" in err and "to video files" in err, err
+
+
+@pytest.mark.parametrize("fmt, name, refused", [("y4m", "out.mp4", True), ("y4m", "out.png", True), ("png-stream", "x.mkv", True),
+                                                ("png-stream", "x.y4m", True), ("png-stream", "x.jpg", True),
+                                                ("y4m", "out.y4m", False), ("y4m", "plain", False), ("png-stream", "one.png", False)])
+def test_a_frame_stream_named_as_another_format_is_refused(tmp_path, fmt, name, refused):
+    """out.mp4 had been written as raw YUV4MPEG2 (x.mkv as concatenated PNGs) with exit 0."""
+    frames = make_y4m(tmp_path / "in.y4m", frames=1).read_bytes()
+    if fmt == "png-stream":
+        frames = stream_of_pngs(1)
+    done = run("-", "-o", tmp_path / name, "--format", fmt, "-m", MODEL, stdin=frames)
+    err = done.stderr.decode().strip()
+    if refused:
+        assert done.returncode == 2 and f"{name} names" in err and f"--format {fmt} writes" in err, err
+        assert not (tmp_path / name).exists()
+    else:
+        assert done.returncode == 0 and (tmp_path / name).stat().st_size > 0, err
+
+
+def stream_of_pngs(count: int) -> bytes:
+    """``count`` small PNG files one after another (``ffmpeg -f image2pipe -c:v png``)."""
+    data = b""
+    for i in range(count):
+        buffer = io.BytesIO()
+        Image.fromarray(pattern(i, 16, 12)).save(buffer, "PNG")
+        data += buffer.getvalue()
+    return data
+
+
 def test_a_png_stream_read_as_one_image_says_so(tmp_path):
     """Concatenated PNGs on standard input without --format png-stream: the first was upscaled and
     the rest dropped without a word."""

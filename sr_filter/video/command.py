@@ -125,6 +125,11 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
         if frames is not None:  # it had been ignored, every frame upscaled without a word
             raise click.UsageError("--frames needs a video file; a frame stream is upscaled whole (cut it where it is "
                                    "made, e.g. ffmpeg -ss START -frames:v COUNT)")
+        given = video_only(codec, crf, resume, skip_damaged=skip_damaged)
+        if given:  # they had been ignored without a word, as --frames had
+            raise click.UsageError(f"{given} to video files; a frame stream is written uncompressed and whole (encode "
+                                   f"it where it goes, e.g. sr-filter - -o - --format {fmt.lower()} | ffmpeg -i - -crf 20 out.mp4)")
+        _refuse_stream_name(output, fmt.lower())
         if len(inputs) != 1:
             raise click.UsageError(f"--format {fmt.lower()} writes one frame stream from one input ('-' for standard "
                                    "input); images are written as png, jpg, webp, bmp, tiff or gif")
@@ -255,6 +260,29 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
         count = summary["frames"]
         click.echo(f"sr-filter: {source} -> {target}: {count} frame{'' if count == 1 else 's'}, {summary['codec']} "
                    f"{summary['pix_fmt']}, {rate:.2f} frames/s", err=True)
+
+
+def _refuse_stream_name(output: str | None, fmt: str) -> None:
+    """A frame stream under a name that says another format is refused: out.mp4 had held YUV4MPEG2
+    without a word. Its own suffix (.y4m; .png, as a one-picture PNG stream is a PNG) and names
+    without a known suffix are fine."""
+    if output in (None, "-"):
+        return
+    from .. import imageio
+
+    name, suffix = Path(output).name, Path(output).suffix.lower()
+    own, writes = (".y4m", "a YUV4MPEG2 frame stream") if fmt == "y4m" else (".png", "concatenated PNG files")
+    if suffix in VIDEO_INPUTS - {own}:
+        said = "a YUV4MPEG2 frame stream" if suffix == ".y4m" else "a video file"
+    elif imageio.suffix_conflict(output, "YUV4MPEG2" if fmt == "y4m" else "PNG"):
+        said = f"a {imageio.FORMATS[suffix]} image"
+    else:
+        return
+    pipe = "ffmpeg -i -" if fmt == "y4m" else "ffmpeg -f image2pipe -i -"
+    video = name if said == "a video file" else "out.mp4"
+    raise click.UsageError(f"{name} names {said}, but --format {fmt} writes {writes}; name it {own}"
+                           f"{'' if fmt == 'y4m' else ' or without a suffix'}, or make the video with ffmpeg: "
+                           f"sr-filter - -o - --format {fmt} | {pipe} {video}")
 
 
 def _animation_to_stdout(source: Path, upscaler, *, fmt, scale, size, quality, frames, quiet: bool) -> None:
