@@ -30,6 +30,7 @@ def upscale_image_file(
     progress: Progress | None = None,
     name: str | None = None,
     before_work: Callable[[], None] | None = None,
+    frames: str | tuple[int, int | None] | None = None,
 ) -> bytes:
     """Upscale the image in ``source`` (a path, its bytes or a binary stream) and encode it.
 
@@ -41,7 +42,8 @@ def upscale_image_file(
     :func:`~sr_filter.imageio.read_image` and :func:`~sr_filter.imageio.encode_image` do.
     An animated GIF/WebP/PNG (a path or bytes, not a stream) written as a format that holds animation
     keeps every frame and its timing (:func:`sr_filter.animation.upscale_to_bytes`; ``progress`` then
-    counts frames); written as another format, its first frame is upscaled, with a notice.
+    counts frames; ``frames``, ``"START:END"``, keeps frames START to END-1 of it); written as another
+    format, its first frame is upscaled, with a notice.
     An output larger than the format holds is refused after reading the header and pixels but
     before the upscale; ``before_work`` is called just before the upscale (the CLI announces
     the model there, so a bad input stays a one-line error).
@@ -54,7 +56,7 @@ def upscale_image_file(
         fmt = out_format or same_format(animated)
         if fmt in animation.HOLDS_ANIMATION:  # every frame, with its timing (else the first, with a notice)
             label = name or (str(source) if isinstance(source, (str, Path)) else "the image")
-            return animation.upscale_to_bytes(source, upscaler, fmt, scale=scale, size=size, quality=quality,
+            return animation.upscale_to_bytes(source, upscaler, fmt, scale=scale, size=size, quality=quality, frames=frames,
                                               before_work=before_work, progress=progress, name=label)[1]
     factor = float(scale or upscaler.scale)
     array, meta = imageio.read_image(source, scale=factor, model_scale=upscaler.scale, name=name, size=size)

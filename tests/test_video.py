@@ -1183,6 +1183,27 @@ def test_several_videos_and_images_in_one_command(tmp_path):
     assert refused.returncode == 2 and "--codec applies to videos" in refused.stderr.decode()
 
 
+def test_a_frame_range_in_a_batch_reaches_its_animations_too(tmp_path):
+    """--frames 1:3 on a GIF and an mp4 had cut the mp4 to 2 frames and kept all 5 of the GIF
+    without a word (given alone, the GIF keeps 2); GIFs alone in a batch had been refused."""
+    from .videos import pattern
+
+    clip = make_clip(tmp_path / "a.mp4", frames=5, size=(16, 12), audio=0)
+    pictures = [Image.fromarray(pattern(i, 16, 12)) for i in range(5)]
+    for name in ("g.gif", "h.gif"):
+        pictures[0].save(tmp_path / name, save_all=True, append_images=pictures[1:], duration=80, loop=0)
+    result = run(tmp_path / "g.gif", clip, "-m", MODEL, "-d", "cpu", "-o", tmp_path / "bt", "--frames", "1:3")
+    assert result.returncode == 0, result.stderr.decode()
+    assert len(frame_arrays(tmp_path / "bt" / "a.mp4")) == 2
+    with Image.open(tmp_path / "bt" / "g.gif") as gif:
+        assert gif.n_frames == 2
+    result = run(tmp_path / "g.gif", tmp_path / "h.gif", "-m", MODEL, "-d", "cpu", "-o", tmp_path / "gifs", "--frames", "2:5")
+    assert result.returncode == 0, result.stderr.decode()
+    for name in ("g.gif", "h.gif"):
+        with Image.open(tmp_path / "gifs" / name) as gif:
+            assert gif.n_frames == 3
+
+
 def test_each_output_keeps_the_colour_it_can_and_names_what_it_cannot(tmp_path, upscaler):
     """ProRes stores limited range only: a full-range source is converted, not written full-range
     and read back as limited (6-9/255 brighter and clipped). FFV1 in mp4 keeps its matrix and range

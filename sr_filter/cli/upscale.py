@@ -210,7 +210,7 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
         skip_existing = True  # resumes (one finished video had been an error, so a retry loop never ended)
     plan = functools.partial(_plan, inputs, output, fmt=fmt, batch_suffix=batch_suffix, quiet=quiet, quality=quality,
                              overwrite=overwrite, skip_existing=skip_existing,
-                             video_only_given=video_only(codec, crf, resume, frames, skip_damaged))
+                             video_opts=(codec, crf, resume, frames, skip_damaged))
     if suffix is None:
         suffix = _size_suffix(width, height) or (f"_x{scale:g}" if scale else None)
     # the outputs are checked before the model is fetched where their names do not wait for its
@@ -269,7 +269,7 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
                               reword=_flagged)
                 else:
                     process(upscaler, job, scale=scale, size=(width, height), fmt=fmt, quality=quality, overwrite=overwrite,
-                            progress=bars, announce=announce)
+                            progress=bars, announce=announce, frames=frames)
             except (SrFilterError, MemoryError, OSError) as exc:
                 bars.finish()
                 if skip_existing and isinstance(exc, OutputExistsError) and not isinstance(exc, OutputIsInputError):
@@ -320,22 +320,25 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
 
 
 def _plan(inputs: list[str], output: str | None, suffix: str, *, fmt: str | None, batch_suffix: str, quiet: bool,
-          quality: int | None, overwrite: bool, skip_existing: bool, video_only_given: str | None) -> tuple[list[Job], int, bool]:
+          quality: int | None, overwrite: bool, skip_existing: bool, video_opts: tuple) -> tuple[list[Job], int, bool]:
     """The jobs left to do (outputs checked: none refused, none written over without --overwrite),
     how many --skip-existing left out, and whether this is a batch; with no job left, the batch's
-    summary line is said here."""
+    summary line is said here. ``video_opts``: (codec, crf, resume, frames, skip_damaged) as given."""
     jobs = unique(plan_jobs(inputs, output, suffix, fmt, batch_suffix=batch_suffix))
     left_out = left_out_line(inputs)
     if left_out:
         say(f"sr-filter: {left_out}")
     if not any(is_video(job.source) for job in jobs):
-        given = video_only_given
+        codec, crf, resume, frames, skip_damaged = video_opts
+        if frames is not None and any(_keeps_animation(job, fmt) for job in jobs):
+            frames = None  # the animations take the range, as one given alone does
+        given = video_only(codec, crf, resume, frames, skip_damaged)
         if given and len(jobs) == 1 and jobs[0].source is not None and jobs[0].target is not None and _animated(jobs[0].source):
             # an animation written as a still format: "given alone" is true, and had been said as if it were not
             raise click.UsageError(f"{given} to videos and to animations written as one (gif, webp, png); "
                                    f"{shown_path(jobs[0].target)} holds one picture")
         if given:
-            raise click.UsageError(f"{given} to videos (and to an animation given alone); none of these inputs is a video")
+            raise click.UsageError(f"{given} to videos (--frames also to animations); none of these inputs is a video")
     # several inputs or a folder: a batch, even when all but one were done before (a folder of one
     # image had printed neither its [1/1] line nor the summary)
     batch = len(jobs) > 1 or any(p != "-" and Path(p).is_dir() for p in inputs)
@@ -363,6 +366,18 @@ def _animated(source: Path) -> bool:
     from .. import animation
 
     return animation.is_animated(source)
+
+
+def _keeps_animation(job: Job, fmt: str | None) -> bool:
+    """Whether a job writes an animated input as an animation (every frame, or a --frames range)."""
+    from .. import animation, imageio
+
+    if job.source is None or job.target is None or not job.source.is_file() or not _animated(job.source):
+        return False
+    try:
+        return imageio.format_for(job.target, fmt) in animation.HOLDS_ANIMATION
+    except SrFilterError:
+        return False
 
 
 def _cluster_model(model: str | None) -> str | None:
@@ -438,22 +453,22 @@ def _describe_failure(job: Job, exc: BaseException) -> str:
 
 
 def process(upscaler: Upscaler, job: Job, *, scale, size=(None, None), fmt, quality, overwrite, progress,
-            announce=None) -> None:
+            announce=None, frames: str | None = None) -> None:
     """Read, upscale, encode (:func:`sr_filter.imagefile.upscale_image_file`) and atomically write one image;
-    an animated GIF/WebP/PNG written as GIF, WebP or PNG keeps every frame."""
+    an animated GIF/WebP/PNG written as GIF, WebP or PNG keeps every frame (``frames``: its range)."""
     if job.source is not None and is_pipe(job.source):
         # a named pipe is read once, as standard input is (with its bounds): one named *.png, *.gif
         # or *.webp had been opened a second time after the animation check had drained it, and hung
         with open(job.source, "rb") as stream:
             _process_from(upscaler, job, stream, str(job.source), scale=scale, size=size, fmt=fmt, quality=quality,
-                          overwrite=overwrite, progress=progress, announce=announce)
+                          overwrite=overwrite, progress=progress, announce=announce, frames=frames)
         return
     _process_from(upscaler, job, sys.stdin.buffer if job.source is None else job.source, None, scale=scale, size=size,
-                  fmt=fmt, quality=quality, overwrite=overwrite, progress=progress, announce=announce)
+                  fmt=fmt, quality=quality, overwrite=overwrite, progress=progress, announce=announce, frames=frames)
 
 
 def _process_from(upscaler: Upscaler, job: Job, source: Any, name: str | None, *, scale, size, fmt, quality, overwrite,
-                  progress, announce) -> None:
+                  progress, announce, frames=None) -> None:
     from .. import imageio
     from ..imagefile import upscale_image_file
 
@@ -462,7 +477,7 @@ def _process_from(upscaler: Upscaler, job: Job, source: Any, name: str | None, *
     else:
         out_format = imageio.format_for(job.target, fmt)
     data = upscale_image_file(upscaler, source, out_format=out_format, scale=scale, size=size, quality=quality,
-                              progress=progress, before_work=announce, name=name)
+                              progress=progress, before_work=announce, name=name, frames=frames)
     if job.target is None:
         write_all(sys.stdout.buffer, data)
         sys.stdout.buffer.flush()
