@@ -1204,6 +1204,16 @@ def test_a_frame_range_in_a_batch_reaches_its_animations_too(tmp_path):
             assert gif.n_frames == 3
 
 
+def test_a_codec_or_crf_refused_in_a_batch_names_its_file(tmp_path):
+    """"crf 55 is out of range for h264" did not say which of the inputs it was about."""
+    a = make_clip(tmp_path / "a.mp4", frames=2, size=(16, 12), audio=0)
+    w = make_clip(tmp_path / "w.webm", frames=2, size=(16, 12), audio=0, codec="libvpx-vp9")
+    for option, named in ((("--crf", "55"), a), (("--codec", "h264"), w)):
+        result = run(a, w, "-m", MODEL, "-o", f"{tmp_path / 'mix'}/", *option)
+        err = result.stderr.decode().strip()
+        assert result.returncode == 1 and err.startswith(f"sr-filter: error: {named}: ") and err.count("\n") == 0, err
+
+
 def test_each_output_keeps_the_colour_it_can_and_names_what_it_cannot(tmp_path, upscaler):
     """ProRes stores limited range only: a full-range source is converted, not written full-range
     and read back as limited (6-9/255 brighter and clipped). FFV1 in mp4 keeps its matrix and range

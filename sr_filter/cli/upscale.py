@@ -198,7 +198,10 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
         from ..video.job import check_codec
 
         for source in (Path(p) for p in inputs if p != "-" and is_video(Path(p)) and Path(p).is_file()):
-            check_codec(source, video_target(source, source), codec, crf, unreadable_ok=True)
+            try:
+                check_codec(source, video_target(source, source), codec, crf, unreadable_ok=True)
+            except SrFilterError as exc:  # which of the inputs: the line had named only the codec
+                raise type(exc)(f"{shown_path(source)}: {exc}") from None
     from ..models import expected_scale
     from ..upscaler import Upscaler, may_skip_torch
 
