@@ -1566,10 +1566,17 @@ def test_chapters_are_kept_and_a_frame_range_cuts_them(tmp_path, upscaler, sourc
 
 def test_track_titles_and_the_video_streams_own_tags_are_kept(tmp_path, upscaler):
     """mp4/mov read a track title as 'name': it was lost into mp4 and became a NAME tag in mkv; the
-    upscaled stream kept only its language, not its title or flags."""
+    upscaled stream kept only its language, not its title or flags, and its handler name in mp4/mov
+    was not its title, as a copied track's is."""
     clip = make_clip(tmp_path / "clip.mkv", frames=4, video_tags={"title": "Director cut", "language": "fra"},
                      audio_tags=[{"title": "Commentary", "language": "eng"}])
     upscale_video(clip, tmp_path / "out.mp4", upscaler=upscaler)
+    upscale_video(clip, tmp_path / "resumed.mov", upscaler=upscaler, resume=True)
+    for name in ("out.mp4", "resumed.mov"):  # the title names each track's handler (the video's had been 'VideoHandler')
+        with av.open(str(tmp_path / name)) as container:
+            video, audio = container.streams.video[0], container.streams.audio[0]
+            handlers = video.metadata.get("handler_name"), audio.metadata.get("handler_name")
+            assert handlers == ("Director cut", "Commentary"), (name, handlers)
     upscale_video(tmp_path / "out.mp4", tmp_path / "back.mkv", upscaler=upscaler)
     with av.open(str(tmp_path / "back.mkv")) as container:
         video, audio = container.streams.video[0], container.streams.audio[0]

@@ -732,9 +732,7 @@ def copy_tags(source: av.stream.Stream, target: av.stream.Stream, muxer: str, wh
     messages name it): a .mov keeps only languages with a Macintosh code (a language with another
     ISO 639-2 spelling takes it: fre as fra, deu as ger) and only the default flag; .webm drops
     hearing and visual impaired; they had all been lost without a word."""
-    tags = _titled({k: v for k, v in source.metadata.items() if k.lower() not in _OWN_TAGS})
-    if muxer in ("mp4", "mov") and tags.get("title") and "handler_name" not in tags:
-        tags["handler_name"] = tags["title"]
+    tags = _named_handler(_titled({k: v for k, v in source.metadata.items() if k.lower() not in _OWN_TAGS}), muxer)
     lost = _fit_language(tags, muxer, what)
     target.metadata.update(tags)
     target.disposition = source.disposition
@@ -854,13 +852,22 @@ def keep_video_tags(source: av.stream.Stream, target: av.stream.Stream, muxer: s
     """The upscaled stream keeps the source video's language, title, timecode and flags (default,
     ...); its other tags describe the old encoding (encoder, bit rate, Matroska's statistics).
     From the timecode the mov and mp4 writers build the timecode track anew (it had been lost).
-    Returns the line for a language ``muxer``'s files cannot hold (:func:`_fit_language`)."""
-    tags = {k: v for k, v in _titled({k.lower(): v for k, v in source.metadata.items()}).items()
-            if k in ("language", "title", "timecode")}
+    In mp4/mov its title names the track's handler, as a copied track's does. Returns the line for
+    a language ``muxer``'s files cannot hold (:func:`_fit_language`)."""
+    tags = _named_handler({k: v for k, v in _titled({k.lower(): v for k, v in source.metadata.items()}).items()
+                           if k in ("language", "title", "timecode")}, muxer)
     lost = _fit_language(tags, muxer, "the video stream")
     target.metadata.update(tags)
     target.disposition = source.disposition
     return lost
+
+
+def _named_handler(tags: dict[str, str], muxer: str) -> dict[str, str]:
+    """In mp4/mov, the track's title also as its handler name, which many players list (the
+    muxer's own is 'VideoHandler', 'SoundHandler', ...)."""
+    if muxer in ("mp4", "mov") and tags.get("title") and "handler_name" not in tags:
+        tags["handler_name"] = tags["title"]
+    return tags
 
 
 def _titled(tags: dict[str, str]) -> dict[str, str]:
