@@ -1217,7 +1217,8 @@ def test_a_codec_or_crf_refused_in_a_batch_names_its_file(tmp_path):
 def test_each_output_keeps_the_colour_it_can_and_names_what_it_cannot(tmp_path, upscaler):
     """ProRes stores limited range only: a full-range source is converted, not written full-range
     and read back as limited (6-9/255 brighter and clipped). FFV1 in mp4 keeps its matrix and range
-    in the colour box. An AVI keeps neither rotation nor FFV1's tags: each is named. ProRes keeps
+    in the colour box. An AVI keeps neither rotation nor FFV1's tags: each is named (not for RGB
+    frames, which have no matrix or range to lose). ProRes keeps
     4:4:4 (as 4444); SVT-AV1's 4:2:0 is said."""
     full = make_clip(tmp_path / "full.mkv", frames=2, audio=0, color={"color_range": 2, "colorspace": 1})
     upscale_video(full, tmp_path / "ref.mkv", upscaler=upscaler, codec="ffv1")
@@ -1244,6 +1245,11 @@ def test_each_output_keeps_the_colour_it_can_and_names_what_it_cannot(tmp_path, 
             assert [n for n in notices if n.startswith("dropped ")] == [f"dropped {what}: " + (
                 "an .avi file cannot store it, so the video shows unrotated (.mkv, .mp4 and .mov keep it)" if clip is turned else
                 "neither an .avi file nor FFV1 stores them, so players guess, BT.709 for HD frames (.mkv keeps them)")], notices
+
+    rgb = make_clip(tmp_path / "rgb.mkv", frames=2, codec="ffv1", pix_fmt="bgr0", audio=0)  # no matrix to lose
+    notices = []
+    upscale_video(rgb, tmp_path / "rgb.avi", upscaler=upscaler, codec="ffv1", notice=notices.append)
+    assert describe(tmp_path / "rgb.avi")["pix_fmt"] == "bgr0" and not [n for n in notices if "colour tags" in n], notices
 
     rich = make_clip(tmp_path / "444.mkv", frames=2, codec="ffv1", pix_fmt="yuv444p", audio=0)
     upscale_video(rich, tmp_path / "444-pr.mkv", upscaler=upscaler, codec="prores")

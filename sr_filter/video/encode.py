@@ -68,7 +68,8 @@ def open_output(path: str, muxer: str, time_base: Fraction | None = None) -> av.
 
 def lost_in(muxer: str, codec: str, info: VideoInfo) -> list[str]:
     """What an output container cannot keep of the upscaled video itself, each said as a dropped
-    stream is: an AVI stores no display rotation, and no colour tags, which FFV1 does not carry;
+    stream is: an AVI stores no display rotation, and no colour tags, which FFV1 does not carry
+    (YUV frames only: RGB ones have no matrix or range to lose);
     a non-square sample aspect ratio survives in .mkv, .webm and .avi only inside an H.264/HEVC
     stream (those muxers read it from a stream field PyAV cannot set; mp4/mov write their own box)."""
     lost = []
@@ -84,7 +85,7 @@ def lost_in(muxer: str, codec: str, info: VideoInfo) -> list[str]:
     if info.rotation:
         lost.append(f"the display rotation ({info.rotation} degrees): an .avi file cannot store it, so the video "
                     "shows unrotated (.mkv, .mp4 and .mov keep it)")
-    if codec == "ffv1":
+    if codec == "ffv1" and choose_pix_fmt(info.pix_fmt, codec, alpha=info.alpha).startswith("yuv"):  # RGB has no matrix
         lost.append("the colour tags (matrix and range): neither an .avi file nor FFV1 stores them, so players "
                     "guess, BT.709 for HD frames (.mkv keeps them)")
     return lost
