@@ -233,6 +233,9 @@ def check_readable(path: str | Path) -> None:
     except Image.UnidentifiedImageError:
         if sniff.image_format(head):  # a known kind Pillow refuses (a PNG 0 px wide): the read says what is wrong
             return
+        video = sniff.video_named_as_image(head, name)
+        if video:  # it had been "not a readable image (unknown or damaged format)"; not read whole
+            raise ImageFormatError(video)
         _open(Path(path).read_bytes(), name)  # its own words: a 12-bit JPEG, or not a readable image
     except (OSError, SyntaxError, ValueError, struct.error, EOFError, Image.DecompressionBombError):
         return  # damaged or enormous: the read says which, with the numbers
@@ -281,7 +284,8 @@ def _open(data: bytes, name: str, *, tiff: bool = False, sized: bool = False) ->
             raise ImageFormatError(f"{name} is {kind}, which this program cannot read; "
                                    "convert it to a 16-bit PNG or TIFF") from None
         if isinstance(exc, Image.UnidentifiedImageError):
-            raise ImageFormatError(f"{name} is not a readable image (unknown or damaged format)") from None
+            said = sniff.video_named_as_image(data, name) or f"{name} is not a readable image (unknown or damaged format)"
+            raise ImageFormatError(said) from None
         text = first_line(exc)
         if "truncat" in text.lower() or isinstance(exc, (EOFError, struct.error)):
             raise ImageFormatError(f"{name} is truncated or damaged ({text})") from None

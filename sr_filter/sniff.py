@@ -49,13 +49,38 @@ def image_format(data: bytes) -> str | None:
 _STILL_BRANDS = frozenset({b"avif", b"avis", b"heic", b"heix", b"heim", b"heis", b"mif1", b"msf1"})
 
 
+def video_kind(data: bytes) -> tuple[str, str] | None:
+    """What video the bytes start like, with an article, and the suffix it is read by
+    (("an MP4", ".mp4"), ("a YUV4MPEG2", ".y4m"), ...); None for anything else."""
+    data = bytes(data[:64])  # a stream's bytearray cannot be looked up in a set (a piped MP4 had been a TypeError)
+    if data.startswith(b"YUV4MPEG2 "):
+        return "a YUV4MPEG2", ".y4m"
+    if data[4:8] == b"ftyp" and data[8:12] not in _STILL_BRANDS:  # AVIF and HEIF pictures share MP4's box format
+        return ("a QuickTime", ".mov") if data[8:12] == b"qt  " else ("an MP4", ".mp4")
+    if data.startswith(b"\x1a\x45\xdf\xa3"):  # EBML: its DocType comes within the first bytes
+        return ("a WebM", ".webm") if b"webm" in data else ("a Matroska", ".mkv")
+    if data[:4] == b"RIFF" and data[8:12] == b"AVI ":
+        return "an AVI", ".avi"
+    return None
+
+
+def video_named_as_image(data: bytes, name: str) -> str | None:
+    """The message for a video file with an image's name (``data``: its first bytes), as the video
+    reader words a picture with a video's name; None when the bytes are no video."""
+    kind = video_kind(data)
+    if kind is None:
+        return None
+    if kind[1] == ".y4m":
+        return f"{name} is a YUV4MPEG2 frame stream, not an image; give it a .y4m name to upscale it as one"
+    return f"{name} is {kind[0]} video, not an image; give it a video name (such as {kind[1]}) to upscale it as one"
+
+
 def _what_instead(data: bytes) -> str:
     """What a stream that is no image is, where it says so in its first bytes, and what to do."""
-    data = bytes(data[:16])  # a stream's bytearray cannot be looked up in a set (a piped MP4 had been a TypeError)
-    if data.startswith(b"YUV4MPEG2 "):
+    kind = video_kind(data)
+    if kind is not None and kind[1] == ".y4m":
         return "it is a YUV4MPEG2 frame stream: use --format y4m"
-    still = data[4:8] == b"ftyp" and data[8:12] in _STILL_BRANDS  # AVIF and HEIF pictures share MP4's box format
-    if (data[4:8] == b"ftyp" and not still) or data.startswith(b"\x1a\x45\xdf\xa3") or (data[:4] == b"RIFF" and data[8:12] == b"AVI "):
+    if kind is not None:
         return ("it is a video: give its file name instead, or pipe frames "
                 "(ffmpeg -i clip -f yuv4mpegpipe - | sr-filter - --format y4m)")
     return "unknown or damaged format"

@@ -536,6 +536,30 @@ def test_a_picture_named_as_a_video_is_refused(tmp_path, upscaler):
     assert not (tmp_path / "out.mkv").exists() and not (tmp_path / "out.gif").exists()
 
 
+def test_a_video_named_as_an_image_is_said_to_be_one(tmp_path):
+    """`cp a.mp4 clip.png; sr-filter clip.png` had said "not a readable image (unknown or damaged
+    format)", where a picture named as a video is told what it is and what name to give it."""
+    import sr_filter
+
+    from .videos import make_y4m
+
+    for source, kind, suffix in ((make_clip(tmp_path / "a.mp4", frames=2, audio=0), "an MP4 video", ".mp4"),
+                                 (make_clip(tmp_path / "a.mkv", frames=2, audio=0), "a Matroska video", ".mkv")):
+        named = tmp_path / f"clip{suffix}.png"
+        named.write_bytes(source.read_bytes())
+        said = f"{named.name} is {kind}, not an image; give it a video name (such as {suffix}) to upscale it as one"
+        result = run(named, "-m", MODEL)
+        assert result.returncode == 1 and result.stderr.decode().strip().endswith(said), result.stderr
+        batch = run(named, tmp_path / "a.mp4", "-m", MODEL, "-o", f"{tmp_path / 'batch'}/", "--overwrite")  # one failure of a batch
+        assert batch.returncode == 1 and said in batch.stderr.decode(), batch.stderr
+        with pytest.raises(SrFilterError, match=re.escape(said)):
+            sr_filter.upscale_file(named, tmp_path / "out.png", "sr-cartoon-x4")
+    stream = tmp_path / "stream.png"
+    stream.write_bytes(make_y4m(tmp_path / "in.y4m", frames=1).read_bytes())
+    result = run(stream, "-m", MODEL)
+    assert result.returncode == 1 and b"stream.png is a YUV4MPEG2 frame stream, not an image; give it a .y4m name" in result.stderr
+
+
 def test_unknown_codec(tmp_path, upscaler):
     clip = make_clip(tmp_path / "clip.avi", frames=4, codec="ffv1", audio=0)
     (tmp_path / "odd.avi").write_bytes(clip.read_bytes().replace(b"FFV1", b"QZQZ"))
