@@ -560,6 +560,20 @@ def test_a_video_named_as_an_image_is_said_to_be_one(tmp_path):
     assert result.returncode == 1 and b"stream.png is a YUV4MPEG2 frame stream, not an image; give it a .y4m name" in result.stderr
 
 
+def test_a_video_output_from_standard_input_points_to_frame_streams(tmp_path):
+    """`sr-filter - -o o.mkv < in.y4m` had been told that "a video input needs a video suffix":
+    standard input has no name; a frame stream is what it takes."""
+    from .test_video_streams import run as run_with_input
+    from .videos import make_y4m
+
+    data = make_y4m(tmp_path / "in.y4m", frames=1).read_bytes()
+    result = run_with_input("-", "-o", tmp_path / "o.mkv", "-m", MODEL, stdin=data)
+    err = result.stderr.decode().strip()
+    assert result.returncode == 2 and err.count("\n") == 0 and "o.mkv names a video file, which is not made from standard " \
+        "input" in err and "--format y4m | ffmpeg -i - o.mkv" in err, err
+    assert not (tmp_path / "o.mkv").exists()
+
+
 def test_unknown_codec(tmp_path, upscaler):
     clip = make_clip(tmp_path / "clip.avi", frames=4, codec="ffv1", audio=0)
     (tmp_path / "odd.avi").write_bytes(clip.read_bytes().replace(b"FFV1", b"QZQZ"))

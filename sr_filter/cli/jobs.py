@@ -227,6 +227,11 @@ def plan_jobs(inputs: list[str], output: str | None, suffix: str, fmt: str | Non
             target = Path(output) / name
         else:
             target = Path(output)
+        if source == "-" and fmt is None and target is not None and target.suffix.lower() in VIDEO_SUFFIXES - {".y4m"}:
+            # it had said "a video input needs a video suffix": standard input has no name to give one
+            raise click.UsageError(f"{target.name} names a video file, which is not made from standard input; pipe its "
+                                   f"frames as a stream (ffmpeg -i IN -f yuv4mpegpipe - | sr-filter - -o - --format y4m | "
+                                   f"ffmpeg -i - {target.name}), or give the video's file name as the input")
         if target is not None and not (fmt is None and is_stream(target)):  # /dev/null: the input's format
             written = imageio.format_for(target, fmt)
             conflict = imageio.suffix_conflict(target, written) if fmt else None
