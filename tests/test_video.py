@@ -1240,6 +1240,10 @@ def test_a_frame_range_in_a_batch_reaches_its_animations_too(tmp_path):
     for name in ("g.gif", "h.gif"):
         with Image.open(tmp_path / "gifs" / name) as gif:
             assert gif.n_frames == 3
+    pictures[0].save(tmp_path / "still.png")  # no video nor animation: refused, naming both
+    result = run(tmp_path / "still.png", tmp_path / "still.png", "-m", MODEL, "-o", tmp_path / "none", "--frames", "1:3")
+    assert result.returncode == 2 and b"--frames applies to videos and animations; none of these inputs is a video or an " \
+        b"animation" in result.stderr, result.stderr
 
 
 def test_a_codec_or_crf_refused_in_a_batch_names_its_file(tmp_path):

@@ -341,7 +341,8 @@ def _plan(inputs: list[str], output: str | None, suffix: str, *, fmt: str | None
             raise click.UsageError(f"{given} to videos and to animations written as one (gif, webp, png); "
                                    f"{shown_path(jobs[0].target)} holds one picture")
         if given:
-            raise click.UsageError(f"{given} to videos (--frames also to animations); none of these inputs is a video")
+            what = "videos and animations" if given == "--frames applies" else "videos (--frames also to animations)" if frames else "videos"
+            raise click.UsageError(f"{given} to {what}; none of these inputs is a video{' or an animation' if frames else ''}")
     # several inputs or a folder: a batch, even when all but one were done before (a folder of one
     # image had printed neither its [1/1] line nor the summary)
     batch = len(jobs) > 1 or any(p != "-" and Path(p).is_dir() for p in inputs)
