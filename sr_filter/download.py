@@ -17,6 +17,7 @@ import glob
 import hashlib
 import json
 import logging
+import math
 import os
 import secrets
 import socket
@@ -149,7 +150,7 @@ def _stream(url: str, path: Path, sha256: str, size: int | None, limits: Limits,
     waiting.daemon = True
     waiting.start()
     try:
-        response = _open(url, limits)
+        response = _open(url, limits, deadline, limits.overall(size))
     finally:
         waiting.cancel()
     with response:
@@ -167,7 +168,7 @@ def _stream(url: str, path: Path, sha256: str, size: int | None, limits: Limits,
             part.create()
             digest = hashlib.sha256()
             received = 0
-            while chunk := _read(response, limits, received, packed):
+            while chunk := _read(response, limits, received, packed, deadline, limits.overall(size)):
                 received += len(chunk)
                 if size is not None and received > size:
                     raise ChecksumError(
@@ -191,17 +192,22 @@ def _stream(url: str, path: Path, sha256: str, size: int | None, limits: Limits,
             part.commit()
 
 
-def _open(url: str, limits: Limits):  # -> requests.Response
+def _open(url: str, limits: Limits, deadline: float = math.inf, overall: float = math.inf):  # -> requests.Response
     import requests
     from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
+    # no wait outlasts the overall deadline: a 3 s limit had taken the 30 s stall timeout, then said "3 s"
+    left = max(0.1, deadline - time.monotonic())
     try:
         return requests.get(
-            url, stream=True, timeout=(limits.connect, limits.stall), headers={"Accept-Encoding": "identity"}
+            url, stream=True, timeout=(min(limits.connect, left), min(limits.stall, left)),
+            headers={"Accept-Encoding": "identity"},
         )
     except requests.ConnectTimeout:
+        _past(deadline, overall)
         raise _Unreachable(f"no connection to {_host(url)} within {limits.connect:g} s ({ENV_CONNECT})") from None
     except requests.ReadTimeout:
+        _past(deadline, overall)
         raise _NextUrl(f"no answer for {limits.stall:g} s ({ENV_STALL})") from None
     except requests.ConnectionError as exc:
         reason = getattr(exc.args[0] if exc.args else None, "reason", None)
@@ -215,7 +221,14 @@ def _open(url: str, limits: Limits):  # -> requests.Response
         raise _NextUrl(_short(exc)) from None
 
 
-def _read(response, limits: Limits, received: int, packed: bool = False) -> bytes:
+def _past(deadline: float, overall: float) -> None:
+    """Raise the overall time limit's error where a wait, cut short to it, ran out."""
+    if time.monotonic() >= deadline - 0.05:
+        raise _OutOfTime(f"not done within {round(overall, 1):g} s ({ENV_DEADLINE})") from None
+
+
+def _read(response, limits: Limits, received: int, packed: bool = False, deadline: float = math.inf,
+          overall: float = math.inf) -> bytes:
     """The next bytes of the body (b"" at its end), unpacked where the server compressed the
     transfer, waiting at most the stall timeout."""
     from urllib3.exceptions import DecodeError, HTTPError, ReadTimeoutError
@@ -226,6 +239,7 @@ def _read(response, limits: Limits, received: int, packed: bool = False) -> byte
         encoding = response.headers.get("Content-Encoding", "").strip()
         raise _NextUrl(f"the server's {encoding!r} transfer encoding does not unpack ({_short(exc)})") from None
     except (ReadTimeoutError, TimeoutError):
+        _past(deadline, overall)  # the wait had been cut to the overall deadline
         # silent from the start: the server does not answer; silent after some data: a transfer
         # that broke (tried again: the only try there was had ended the download of a mirror's file)
         kind = _Retryable if received else _NextUrl

@@ -340,6 +340,19 @@ def test_trickling_server_meets_the_overall_deadline(weights_server, entry, monk
     assert list(isolated_cache.iterdir()) == []
 
 
+@pytest.mark.parametrize("behaviour", ["stall-once", "silent"])
+def test_the_overall_deadline_cuts_a_wait_short(weights_server, entry, monkeypatch, isolated_cache, behaviour):
+    """A server that falls silent (midway, or before answering) had held a 1.5 s download limit
+    for the whole 30 s stall timeout, which then said "not done within 1.5 s"."""
+    weights_server.behaviour[entry.file] = behaviour
+    monkeypatch.setenv("SR_FILTER_DOWNLOAD_TIMEOUT", "1.5")  # the stall timeout stays at its 30 s
+    start = time.monotonic()
+    with pytest.raises(DownloadError, match=r"not done within 1.5 s \(SR_FILTER_DOWNLOAD_TIMEOUT\)"):
+        fetch(entry)
+    assert time.monotonic() - start < 6
+    assert [p for p in isolated_cache.iterdir() if not p.name.startswith(".unreachable")] == []
+
+
 def test_progress_bar_on_a_terminal_shows_rate(weights_server, entry):
     import pty
     import termios
