@@ -24,6 +24,7 @@ from ..errors import ImageFormatError, OutputExistsError, OutputIsInputError, Sr
 from ..interrupts import Terminated
 from ..progress import Bars, stderr_is_terminal
 from ..stdio import discard, refuse_closed
+from ..video import VIDEO_SUFFIXES
 from ..video.command import video_only, video_options, wants_video
 from .jobs import (
     Job, check_targets, check_writable, expand_inputs, is_pipe, is_video, left_out_line, many_inputs, names_folder, plan_jobs,
@@ -140,6 +141,12 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
             raise click.BadParameter(str(exc), param_hint="'--frames'") from None
         if resume:
             raise click.UsageError("--resume works on whole videos; leave out --frames")
+    if fmt is not None and fmt.lower().lstrip(".") not in _format_keys() | {"y4m", "png-stream"}:
+        # before videos are told apart: a video's "--format webm" had been called an image format
+        named = fmt.lower().lstrip(".")
+        container = f"; a video's container comes from its output name (-o NAME.{named})" if f".{named}" in VIDEO_SUFFIXES else ""
+        raise click.BadParameter(f"{fmt!r} is not one of {FORMAT_NAMES.replace('|', ', ')}, y4m, png-stream{container}",
+                                 param_hint="'--format'")
     if cluster is not None and skip_damaged:  # the workers decode their own segments
         raise click.UsageError("--cluster upscales undamaged videos; leave out --skip-damaged")
     if cluster is not None:
@@ -167,8 +174,6 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
                          frames=frames, resume=resume, tta=tta, denoise=denoise, colour_fix=colour_fix, size=(width, height),
                          name_suffix=suffix if suffix is not None else _size_suffix(width, height), skip_damaged=skip_damaged,
                          reword=_flagged)
-    if fmt is not None and fmt.lower().lstrip(".") not in _format_keys():
-        raise click.BadParameter(f"{fmt!r} is not one of {FORMAT_NAMES.replace('|', ', ')}, y4m, png-stream", param_hint="'--format'")
     if cluster is not None:  # the driver loads no model: sr_filter.cluster lists, schedules and reports
         from ..cluster.command import run_on_cluster
 

@@ -212,7 +212,7 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
             click.echo(f"sr-filter: warning: {source.name}: {said}, so it changes nothing there", err=True)
     if fmt is not None:  # --format names image formats; a video's container comes from its output name
         raise click.UsageError(f"--format {fmt} names an image format; {source.name} is written as a video, in the "
-                               "container its -o name gives (.mp4, .mkv, .webm, .mov, .avi)")
+                               f"container its output name gives (e.g. -o {source.stem}_x4.mkv; .mp4, .mkv, .webm, .mov, .avi)")
     if target is not None and not target.is_dir():  # an output name no container has: before the model loads
         from .encode import container_for
         from .job import refuse_stream
