@@ -68,6 +68,10 @@ class OutOfMemoryError(SrFilterError):
     """Inference ran out of memory even at the smallest tile size."""
 
 
+class WholeTooLargeError(OutOfMemoryError):
+    """A picture asked to run in one window (tile 0) would not fit in memory; tiles would."""
+
+
 class CancelledError(SrFilterError):
     """The caller's progress callback asked to stop."""
 

@@ -515,9 +515,9 @@ class Upscaler:
         if self.tile == 0 and self._device_name == "cpu":  # a GPU splits the window on out-of-memory; a CPU process is killed
             need, free = self._whole_bytes(height, width, frames), self._free()
             if need > free:  # a 5400x3600 picture had grown past 19 GB of 22 without a word
-                from .errors import OutOfMemoryError
+                from .errors import WholeTooLargeError
 
-                raise OutOfMemoryError(
+                raise WholeTooLargeError(
                     f"a {shown_w}x{shown_h} picture in one window (tile 0) needs about {need / (1 << 30):.1f} GiB by "
                     f"the estimate for {self.model.arch_name}, but {free / (1 << 30):.1f} GiB is free; leave the tile "
                     "automatic, or give a tile size")

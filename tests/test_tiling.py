@@ -339,6 +339,14 @@ def test_tile_0_on_the_cpu_is_refused_before_the_work_when_the_estimate_passes_f
     auto = Upscaler("sr-cartoon-x4", device="cpu", backend="torch")
     monkeypatch.setattr(auto, "_free", lambda: 8 << 20)
     assert auto.upscale_array(np.zeros((60, 90, 3), np.uint8)).shape == (240, 360, 3)
+    from sr_filter.cli.messages import one_line
+    from sr_filter.errors import WholeTooLargeError
+
+    with pytest.raises(WholeTooLargeError) as info:
+        whole.upscale_array(np.zeros((60, 90, 3), np.uint8))
+    said = one_line(info.value, flags=frozenset({"--tile", "--scale", "--width", "--height"}))
+    # the command line names the option, and adds no --scale advice (the window's size is the input's)
+    assert said.endswith("leave out --tile (automatic), or give a --tile size") and "--scale" not in said, said
 
 
 def test_cpu_tiles_are_sized_by_the_work_of_a_window(monkeypatch, tmp_path):

@@ -24,6 +24,7 @@ _HINTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("CommunityModelError", ("`sr-filter models --inspect FILE` says what the file is",)),
     ("InputTooLargeError", ()),  # the input's own size: no flag changes it
     ("ImageTooLargeError", ("use a smaller --scale, --width or --height",)),
+    ("WholeTooLargeError", ("leave out --tile (automatic) or give a --tile size",)),  # the scale changes nothing there
     ("OutOfMemoryError", ("use a smaller --scale",)),  # tiles are split down by themselves; "--tile" had followed "even with 62x62 tiles"
     ("OfflineError", ("leave out --offline and unset SR_FILTER_OFFLINE to allow downloads", "choose a built-in model")),
     # a preset falls back to a built-in model by itself: this is a named model, which has none
@@ -83,6 +84,7 @@ _FLAG_TEXT = (
     (r"choose a smaller scale or another", "use a smaller --scale, --width or --height, or another", "--scale"),
     (r"choose a smaller scale", "use a smaller --scale, --width or --height", "--scale"),
     (r"check=False writes it unchecked", "--no-check writes it unchecked", "--no-check"),
+    (r"leave the tile automatic, or give a tile size$", "leave out --tile (automatic), or give a --tile size", "--tile"),
     (r"(such as \.png(?: \([^)]*\))?) or name the format$", r"\1 or give --format", "--format"),
     # a video's codec choices and resumable runs, as the API's arguments (video.encode, video.resume)
     (r'codec="\w+"(?: or "\w+")*', lambda m: "--codec " + m.group(0)[len("codec="):].replace('"', ""), "--codec"),
