@@ -535,10 +535,14 @@ def test_learning_rate_and_ema_decay_follow_the_iteration_alone():
     ({"data": {"degradation": {"blur_prob": 2.0}}}, "blur_prob is a probability from 0 to 1"),
     ({"data": {"degradation": {"jpeg_quality": [0, 200]}}}, "jpeg_quality is a range [low, high] with 1 <= low"),
     ({"data": {"rescale": []}}, "[data] rescale lists downscaling factors in (0, 1]"),
-    ({"optim": {"lr": -1.0}}, "[optim] needs lr > 0"),
+    ({"optim": {"lr": -1.0}}, "[optim] lr must be above 0, not -1"),  # had named gamma and four others too
+    ({"optim": {"gamma": 0.0}}, "[optim] gamma must be above 0, not 0"),
+    ({"optim": {"warmup": -2}}, "[optim] warmup must be 0 or more, not -2"),
     ({"optim": {"betas": [0.9]}}, "[optim] betas must be a list of two numbers"),
-    ({"log_every": 0}, "log_every must be at least 1"),
-    ({"val": {"every": 0}}, "[val] every must be at least 1"),
+    ({"log_every": 0}, "log_every must be at least 1, not 0"),
+    ({"checkpoint_seconds": -1.5}, "checkpoint_seconds must be 0 or more, not -1.5"),
+    ({"val": {"every": 0}}, "[val] every must be at least 1, not 0"),
+    ({"val": {"limit": -1}}, "[val] limit must be 0 or more (0: every image), not -1"),
     ({"name": "../../escape"}, "must be a folder name inside out_dir"),
     ({"name": ""}, "must be a folder name inside out_dir"),
     ({"loss": {"l1": 0.0}}, "at least one of l1, mse, perceptual and texture above 0"),
@@ -547,8 +551,8 @@ def test_learning_rate_and_ema_decay_follow_the_iteration_alone():
     ({"data": {"degradation": {"noise_sigma": [1.0, float("inf")]}}}, "[data.degradation] noise_sigma must be a finite number"),
     ({"optim": {"weight_decay": float("nan")}}, "[optim] weight_decay must be a finite number"),
     ({"optim": {"lr": float("inf")}}, "[optim] lr must be a finite number"),
-    ({"seed": 2**63 - 1}, "seed must be at most 2147483647"),
-    ({"threads": 100000000000}, "threads at most 4096"),
+    ({"seed": 2**63 - 1}, "seed must be at most 2147483647, not 9223372036854775807"),
+    ({"threads": 100000000000}, "threads must be at most 4096"),
     ({"loss": {"perceptual_net": "vgg16"}}, "perceptual_net must be vgg19 or resnet50"),
     ({"model": {"settings": "num_feat=8"}}, "[model] settings must be a table"),
 ])
@@ -1083,5 +1087,5 @@ def test_keep_checkpoints_keeps_the_newest_copies_of_this_run(image_folder, tmp_
     Trainer(every, log=lambda _: None).run()
     assert sorted(p.name for p in (tmp_path / "all" / "t").glob("iter_*.pt")) == [
         "iter_0000002.pt", "iter_0000004.pt", "iter_0000006.pt"]
-    with pytest.raises(ConfigError, match="keep_checkpoints"):
+    with pytest.raises(ConfigError, match="^keep_checkpoints must be 0 or more, not -1$"):
         _config(image_folder, out, keep_checkpoints=-1)

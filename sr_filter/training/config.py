@@ -319,24 +319,33 @@ def _check_finite(section: Any, where: str = "") -> None:
             raise ConfigError(f"{f'[{where}] ' if where else ''}{f.name} must be a finite number, not {value}")
 
 
+def _at_least(section: Any, where: str, *rules: tuple) -> None:
+    """Refuse the first of ``rules`` ((key, least[, note])) whose setting in ``section`` is below its least."""
+    for key, least, *note in rules:
+        value = getattr(section, key)
+        if value < least:
+            raise ConfigError(f"{where}{key} must be {'at least 1' if least == 1 else '0 or more'}"
+                              f"{note[0] if note else ''}, not {value:g}")
+
+
 def _validate_ranges(cfg: TrainConfig) -> None:
     """Values that would run but mean nothing (a probability of 2) or fail deep inside (every = 0)."""
     _check_finite(cfg)
-    if cfg.seed > MAX_SEED or cfg.threads > MAX_THREADS:
-        raise ConfigError(f"seed must be at most {MAX_SEED} and threads at most {MAX_THREADS}")
+    for key, most in (("seed", MAX_SEED), ("threads", MAX_THREADS)):
+        if getattr(cfg, key) > most:
+            raise ConfigError(f"{key} must be at most {most}, not {getattr(cfg, key)}")
     name = cfg.name.strip()
     if not name or name in (".", "..") or "/" in name or "\\" in name:
         raise ConfigError(f"name {cfg.name!r} must be a folder name inside out_dir, without / or \\")
-    for key in ("log_every", "checkpoint_every"):
-        if getattr(cfg, key) < 1:
-            raise ConfigError(f"{key} must be at least 1")
-    if cfg.val.every < 1 or cfg.val.limit < 0:
-        raise ConfigError("[val] every must be at least 1 and limit at least 0 (0: every image)")
-    if cfg.seed < 0 or cfg.threads < 0 or cfg.checkpoint_seconds < 0 or cfg.keep_checkpoints < 0:
-        raise ConfigError("seed, threads, checkpoint_seconds and keep_checkpoints must be 0 or more")
+    # each setting named with its value (a negative lr had been told "[optim] needs lr > 0, gamma > 0, and ...")
+    _at_least(cfg, "", ("log_every", 1), ("checkpoint_every", 1), ("seed", 0), ("threads", 0), ("checkpoint_seconds", 0),
+              ("keep_checkpoints", 0))
+    _at_least(cfg.val, "[val] ", ("every", 1), ("limit", 0, " (0: every image)"))
     o = cfg.optim
-    if not o.lr > 0 or o.min_lr < 0 or o.weight_decay < 0 or o.warmup < 0 or o.grad_clip < 0 or not o.gamma > 0:
-        raise ConfigError("[optim] needs lr > 0, gamma > 0, and min_lr, weight_decay, warmup and grad_clip of 0 or more")
+    for key in ("lr", "gamma"):
+        if not getattr(o, key) > 0:
+            raise ConfigError(f"[optim] {key} must be above 0, not {getattr(o, key):g}")
+    _at_least(o, "[optim] ", ("min_lr", 0), ("weight_decay", 0), ("warmup", 0), ("grad_clip", 0))
     if o.schedule == "cosine" and o.min_lr > o.lr:
         raise ConfigError(f"[optim] min_lr {o.min_lr:g} is above lr {o.lr:g}: the cosine schedule would climb to it")
     if not all(0 <= b < 1 for b in o.betas) or any(m < 1 for m in o.milestones):
