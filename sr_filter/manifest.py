@@ -100,9 +100,10 @@ class Manifest:
 
     def _unknown_message(self, spec: str) -> str:
         names = sorted({m.name for m in self.models})
+        asked = self._suggestion(spec)  # a question ends its sentence ("?; presets" had followed it)
         return (
-            f"unknown model or preset {spec!r}{self._suggestion(spec)}; presets: {', '.join(sorted(self.presets))}; "
-            f"models: {', '.join(names)}{PATH_ADVICE}"
+            f"unknown model or preset {spec!r}{asked}{' Presets' if asked else '; presets'}: "
+            f"{', '.join(sorted(self.presets))}; models: {', '.join(names)}{PATH_ADVICE}"
         )
 
     def _suggestion(self, spec: str) -> str:

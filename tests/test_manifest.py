@@ -99,7 +99,7 @@ def test_parse_rejects_bad_manifests():
 
 def test_unknown_version_or_near_name_offers_what_exists():
     manifest = load_manifest()
-    with pytest.raises(UnknownModelError, match=r"sr-cartoon-x4 has no version '2'; did you mean 'sr-cartoon-x4@1'\?"):
+    with pytest.raises(UnknownModelError, match=r"sr-cartoon-x4 has no version '2'; did you mean 'sr-cartoon-x4@1'\? Presets: "):
         manifest.get("sr-cartoon-x4@2")
     with pytest.raises(UnknownModelError, match=r"did you mean 'sr-cartoon-x4'"):
         manifest.get("sr-cartoon-x5")
