@@ -256,6 +256,9 @@ def test_completion_before_any_argument_offers_the_default_commands_options():
     assert complete("sr-filter phot", kinds=True) == ["file,phot"]
     assert complete("sr-filter a.png --format ") == ["png", "jpg", "webp", "bmp", "tiff", "gif", "y4m", "png-stream"]
     assert complete("sr-filter a.png -f w") == ["webp"]
+    # model names and files for --model, device words for --device (both had offered nothing)
+    assert complete("sr-filter a.png --model sr-c", kinds=True) == ["plain,sr-cartoon-x4", "file,sr-c"]
+    assert complete("sr-filter a.png -d c") == ["cpu", "cuda"]
 
 
 def test_messages_are_cut_at_a_word_and_get_the_flag_by_class():

@@ -73,7 +73,26 @@ preset_opt = click.option(
     "-p", "--preset", type=LazyChoice(_preset_names), default=None,
     help="What the image shows; picks the model (from the manifest, see `sr-filter models`).  [default: photo]",
 )
-model_opt = click.option("-m", "-n", "--model", metavar="NAME|PATH", default=None,
+def _complete_model(ctx: click.Context, param: click.Parameter, incomplete: str) -> list:
+    """Model names from the manifest, and files (a model may be a weights file): shell completion
+    had offered nothing for --model."""
+    from click.shell_completion import CompletionItem
+
+    from ..manifest import load_manifest
+
+    try:
+        names = sorted({m.name for m in load_manifest().models})
+    except Exception:  # noqa: BLE001 - completion must never print a traceback into the shell
+        names = []
+    named = [CompletionItem(n) for n in names if n.startswith(incomplete)]
+    return named + [CompletionItem(incomplete, type="file")]
+
+
+def _complete_device(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    return [d for d in ("auto", "cpu", "cuda", "mps") if d.startswith(incomplete)]
+
+
+model_opt = click.option("-m", "-n", "--model", metavar="NAME|PATH", default=None, shell_complete=_complete_model,
                          help="A model from `sr-filter models`, or a weights file (.pth, .pt, .ckpt, .safetensors) (overrides --preset).")
 scale_opt = click.option("-s", "--scale", type=float, default=None, callback=_scale,
                          help="Output scale, e.g. 2, 3, 1.5, 0.5.  [default: the model's own]")
@@ -82,7 +101,7 @@ width_opt = click.option("--width", type=int, default=None, callback=_size,
 height_opt = click.option("--height", type=int, default=None, callback=_size,
                           help="Output height in pixels. With --width too, the image fits inside both.")
 device_opt = click.option("-d", "--device", default="auto", show_default=True, metavar="auto|cpu|cuda|cuda:N|mps",
-                          help="Where to run the model.")
+                          shell_complete=_complete_device, help="Where to run the model.")
 gpu_opt = click.option("-g", "--gpu", "gpu", type=click.IntRange(0), default=None, metavar="N",
                        help="GPU index: the same as --device cuda:N.")
 precision_opt = click.option("--precision", default="auto", show_default=True, callback=_precision, metavar=PRECISION_METAVAR,
