@@ -24,11 +24,24 @@ def trace_edge(network: Any, multiple: int, minimum: int = 0, at_least: int = 64
     64 px SwinIR releases had never run with OpenVINO, nor exported to ONNX at 128 px."""
     multiple = max(1, int(multiple))
     edge = -(-max(at_least, minimum) // multiple) * multiple
-    fixed = {int(r) for module in network.modules() for r in (getattr(module, "input_resolution", None) or ())
-             if isinstance(r, int)}
+    fixed = {size for module in network.modules() for size in _sizes(getattr(module, "input_resolution", None))}
     while edge in fixed:
         edge += multiple
     return edge
+
+
+def _sizes(value: Any) -> set[int]:
+    """The sizes an ``input_resolution`` attribute names: an int (SCUNet), a pair (SwinIR), a torch.Size."""
+    if value is None or isinstance(value, (str, bytes)):
+        return set()
+    values = value if hasattr(value, "__iter__") else (value,)
+    sizes = set()
+    for item in values:
+        try:
+            sizes.add(int(item))
+        except (TypeError, ValueError):
+            pass
+    return sizes
 
 
 @dataclass(frozen=True)

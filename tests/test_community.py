@@ -679,6 +679,17 @@ def test_swin_networks_trained_at_the_trace_size_convert_and_export(tmp_path, mo
         outs = [Upscaler(str(path), device="cpu", backend=b, tile=0).upscale_array(image) for b in ("torch", "openvino")]
         assert int(np.abs(outs[0].astype(int) - outs[1].astype(int)).max()) <= 1, size
         assert export_onnx(load_model(str(path)), tmp_path / f"swinir{size}.onnx").is_file()  # (checked in onnxruntime)
+    from sr_filter.facts import trace_edge
+
+    class Net(torch.nn.Module):  # input_resolution as SCUNet keeps it (one int), and as a torch.Size
+        def __init__(self, *sizes):
+            super().__init__()
+            self.blocks = torch.nn.ModuleList(torch.nn.Identity() for _ in sizes)
+            for block, resolution in zip(self.blocks, sizes):
+                block.input_resolution = resolution
+
+    assert trace_edge(Net(64), 8) == 72 and trace_edge(Net(64, torch.Size([72, 72])), 8) == 80  # (an int had been a TypeError)
+    assert trace_edge(Net(64), 64, 40) == 128 and trace_edge(Net(None, "64"), 8) == 64
 
 
 def test_weights_with_nan_are_refused_as_damaged_at_load(tmp_path, monkeypatch):
