@@ -364,12 +364,13 @@ def _carried(meta: Any, fmt: str, shape: tuple[int, ...], scale: Scale) -> dict[
     DPI and text chunks (PNG) or the comment (GIF). They had all been left out."""
     if meta is None:
         return {}
-    from .encode import _fitting_profile, _png_text
+    from .encode import _fitting_profile, _png_text, comment_for
     from .metadata import exif_for_output, scaled_dpi
     from .png import plain_text
 
-    if fmt == "GIF":
-        return {"comment": meta.comment} if meta.comment else {}
+    if fmt == "GIF":  # its own comment, or a PNG's Comment text (dropped without a word, as a still's is not)
+        comment = comment_for(meta, fmt)
+        return {"comment": comment} if comment else {}
     options: dict[str, Any] = {}
     icc = _fitting_profile(meta.icc_profile, grey=False)  # the frames are RGBA
     if icc:

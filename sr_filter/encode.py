@@ -155,8 +155,8 @@ def encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None = None, *, 
             options["xmp"] = xmp
     if fmt == "JPEG" and options["quality"] >= 90:
         options["subsampling"] = 0  # 4:4:4: no colour bleeding at high quality
-    comment = _comment(meta)
-    if fmt in ("JPEG", "GIF") and comment:
+    comment = comment_for(meta, fmt)
+    if comment:
         options["comment"] = comment
     if fmt == "JPEG" and meta.iptc and len(meta.iptc) <= _JPEG_SEGMENT:  # written as read, after the header segments
         options["extra"] = b"\xff\xed" + (len(meta.iptc) + 2).to_bytes(2, "big") + meta.iptc
@@ -292,13 +292,16 @@ def aspect_not_held(meta: ImageMeta, fmt: str) -> str | None:
 _COMMENT_KEY = "Comment"
 
 
-def _comment(meta: ImageMeta) -> bytes | None:
-    """The comment a JPEG or GIF gets: its own, or a PNG's Comment text (a JPEG's comment had not
-    come back from the PNG it was written into)."""
-    if meta.comment:
-        return meta.comment
+def comment_for(meta: ImageMeta, fmt: str) -> bytes | None:
+    """The comment a ``fmt`` file gets (JPEG, GIF; None for the others): the picture's own, or a
+    PNG's Comment text (a JPEG's comment had not come back from the PNG it was written into). A
+    JPEG's comment is one marker segment: a longer one is left out, and said lost, rather than
+    failing the output."""
+    if fmt not in ("JPEG", "GIF"):
+        return None
     text = meta.text.get(_COMMENT_KEY)
-    return text.encode("utf-8") if isinstance(text, str) and text else None
+    comment = meta.comment or (text.encode("utf-8") if isinstance(text, str) and text else None)
+    return None if fmt == "JPEG" and comment and len(comment) > _JPEG_SEGMENT else comment
 
 
 def _not_held(meta: ImageMeta, fmt: str) -> list[str]:
@@ -310,11 +313,12 @@ def _not_held(meta: ImageMeta, fmt: str) -> list[str]:
     if meta.xmp and fmt not in _XMP:
         lost.append("the XMP data")
     # a PNG's XMP packet is one of its text chunks, written as XMP where the format holds XMP
+    written = comment_for(meta, fmt)
     text = sorted(k for k in meta.text if not (k == png.XMP_KEY and meta.xmp and fmt in _XMP)
-                  and not (k == _COMMENT_KEY and fmt in ("JPEG", "GIF") and not meta.comment))
+                  and not (k == _COMMENT_KEY and written and not meta.comment))
     if text and fmt != "PNG":
         lost.append(f"the PNG text ({', '.join(text[:3])}{', ...' if len(text) > 3 else ''})")
-    if meta.comment and fmt not in ("JPEG", "GIF", "PNG"):
+    if meta.comment and fmt != "PNG" and not written:
         lost.append("the comment")
     if meta.iptc and fmt not in ("JPEG", "TIFF"):
         lost.append("the IPTC data")

@@ -1264,6 +1264,23 @@ def test_a_png_comment_goes_back_into_jpeg_and_gif_as_their_comment(caplog):
             out = imageio.encode_image(array, fmt, meta)
         assert Image.open(io.BytesIO(out)).info.get("comment") == b"my comment", fmt
         assert "Comment" not in caplog.text, caplog.text
+    # one too long for a JPEG marker segment is left out and said so (it had failed the output)
+    meta.text["Comment"] = "x" * 70000
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        out = imageio.encode_image(array, "JPEG", meta)
+    assert "comment" not in Image.open(io.BytesIO(out)).info and "JPEG cannot hold the PNG text (Comment)" in caplog.text
+    # an animated PNG's Comment goes into an animated GIF too (it had been dropped without a word)
+    from sr_filter import animation
+    from sr_filter.upscaler import Upscaler
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", "only comment")
+    frames = [Image.new("RGB", (8, 8), (v, 0, 0)) for v in (10, 200)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "PNG", save_all=True, append_images=frames[1:], duration=100, pnginfo=info)
+    _, gif = animation.upscale_to_bytes(buffer.getvalue(), Upscaler("sr-cartoon-x4", device="cpu"), "GIF")
+    assert Image.open(io.BytesIO(gif)).info.get("comment") == b"only comment"
 
 
 def test_output_format_messages_say_what_can_be_done():
