@@ -72,13 +72,9 @@ def read_tiff(data: bytes, name: str, check: Callable[[tuple[int, int, int, int]
                 tags = _tags(page)
                 check(tags.shape)
                 photometric, bits = int(page.photometric), int(page.bitspersample)
-                if photometric == _SEPARATED and (bits == 16 or page.extrasamples) and _cmyk(page):
-                    # 16 bits, or 8 with alpha (Photoshop's CMYK + alpha), which Pillow cannot read
-                    if tags.icc_profile and bits == 16:  # the colour converter works in 8 bits
-                        log.warning("%s: 16-bit CMYK is converted to RGB through its ICC profile with 8 bits per "
-                                    "channel", name, extra=PER_FILE)
-                        if not page.extrasamples:
-                            return None, tags
+                unsigned = page.dtype is not None and np.dtype(page.dtype).kind == "u"  # (float CMYK: Pillow's refusal)
+                if photometric == _SEPARATED and unsigned and (bits == 16 or page.extrasamples) and _cmyk(page):
+                    pass  # 16 bits, or 8 with alpha (Photoshop's CMYK + alpha), which Pillow cannot read
                 elif photometric not in (_MINISWHITE, _MINISBLACK, _RGB):
                     return None, tags
                 array = page.asarray()
@@ -201,25 +197,31 @@ def _layout(array: np.ndarray, axes: str, extras: tuple[int, ...], photometric: 
     kept = array[:, :, :colour]
     if photometric == _MINISWHITE:
         kept = _invert(kept)
+    alpha = None if alpha_index is None else array[:, :, colour + alpha_index : colour + alpha_index + 1]
+    if alpha is not None and alpha_index < len(extras) and extras[alpha_index] == _ASSOCALPHA:
+        kept = _unpremultiply(kept, alpha)  # (CMYK's inks before they become RGB: black at half alpha had come out white)
     if photometric == _SEPARATED:
-        kept = _cmyk_as_rgb(kept, meta or ImageMeta())
-    if alpha_index is None:
+        kept = _cmyk_as_rgb(kept, meta or ImageMeta(), name)
+    if alpha is None:
         return kept if kept.shape[2] == 3 else kept[:, :, 0]
-    alpha = array[:, :, colour + alpha_index : colour + alpha_index + 1]
     if alpha.dtype != kept.dtype:  # 16-bit CMYK through its profile comes back 8-bit
         alpha = ((alpha.astype(np.uint32) + 128) // 257).astype(np.uint8)
-    if alpha_index < len(extras) and extras[alpha_index] == _ASSOCALPHA:
-        kept = _unpremultiply(kept, alpha)
     return np.concatenate([kept, alpha], axis=2)
 
 
-def _cmyk_as_rgb(cmyk: np.ndarray, meta: ImageMeta) -> np.ndarray:
+def _cmyk_as_rgb(cmyk: np.ndarray, meta: ImageMeta, name: str = "image") -> np.ndarray:
     """CMYK samples as RGB: through the profile in ``meta`` (at 8 bits: Pillow's converter; 16-bit
-    samples come back 8-bit) or, without one, by the plain formula at their own depth."""
+    samples come back 8-bit, said so) or, without a usable one, by the plain formula at their own depth."""
     if not meta.icc_profile:
         return plain_cmyk(cmyk)
     eight = cmyk if cmyk.dtype == np.uint8 else ((cmyk.astype(np.uint32) + 128) // 257).astype(np.uint8)
-    return np.asarray(cmyk_to_rgb(Image.fromarray(np.ascontiguousarray(eight), "CMYK"), meta))
+    rgb = np.asarray(cmyk_to_rgb(Image.fromarray(np.ascontiguousarray(eight), "CMYK"), meta))
+    if meta.icc_profile is None:  # the profile could not be used (said): the formula, at the samples' own depth
+        return plain_cmyk(cmyk)
+    if cmyk.dtype != np.uint8:
+        log.warning("%s: 16-bit CMYK is converted to RGB through its ICC profile with 8 bits per channel", name,
+                    extra=PER_FILE)
+    return rgb
 
 
 def _cmyk(page: Any) -> bool:

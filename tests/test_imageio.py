@@ -1158,6 +1158,29 @@ def test_cmyk_without_a_profile_has_the_same_colours_at_every_depth_and_with_alp
     # the test profile's cyan prints red: through it, not by the formula
     assert array.shape == (24, 32, 4) and meta.icc_profile == srgb_profile() and (array[..., 3] == 200).all()
     assert array[..., 0].mean() > expected[..., 0].mean() + 40
+    # associated (premultiplied) alpha: the inks are divided by it before they become RGB (black at
+    # half alpha had come out white), chunky and planar; float CMYK stays one line (not a traceback)
+    pixels = np.array([[[0, 0, 0, 128, 128], [128, 0, 0, 0, 128], [0, 0, 0, 0, 128]]], np.uint8)
+    for layout in ("contig", "separate"):
+        buffer = io.BytesIO()
+        data = pixels if layout == "contig" else np.moveaxis(pixels, 2, 0)
+        tifffile.imwrite(buffer, data, photometric="separated", extrasamples=[1], planarconfig=layout)
+        array, _ = imageio.read_image(buffer.getvalue(), name="premultiplied.tif")
+        assert array.reshape(-1, 4).tolist() == [[0, 0, 0, 128], [0, 255, 255, 128], [255, 255, 255, 128]], layout
+    buffer = io.BytesIO()
+    tifffile.imwrite(buffer, np.random.rand(4, 4, 5).astype(np.float32), photometric="separated", extrasamples=[2])
+    with pytest.raises(ImageFormatError, match="^float.tif is a TIFF layout this program cannot decode$"):
+        imageio.read_image(buffer.getvalue(), name="float.tif")
+    # 16-bit CMYK whose profile cannot be used (an RGB one): the formula at 16 bits, and no line
+    # saying it went through the profile
+    rgb_profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    buffer = io.BytesIO()
+    tifffile.imwrite(buffer, sixteen, photometric="separated", iccprofile=rgb_profile)
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        array, meta = imageio.read_image(buffer.getvalue(), name="wrong.tif")
+    assert array.dtype == np.uint16 and meta.icc_profile is None and "with 8 bits per channel" not in caplog.text
+    assert np.abs(array / 65535 * 255 - expected).max() <= 1.0
 
 
 def test_no_empty_exif_directory_is_added_and_a_described_tiff_stays_compressed():
