@@ -26,6 +26,7 @@ import time
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from . import netmemory
@@ -144,9 +145,11 @@ SAY_WAITING_AFTER = 3.0
 def _stream(url: str, path: Path, sha256: str, size: int | None, limits: Limits, deadline: float) -> None:
     import threading
 
+    left = deadline - time.monotonic()
+    gives_up = (limits.stall, ENV_STALL) if limits.stall <= left else (round(max(left, 0), 1), ENV_DEADLINE)
     waiting = threading.Timer(SAY_WAITING_AFTER, log.warning, ("waiting for %s to answer (%s; gives up after %g s "
                                                                "without an answer, %s)", _host(url), path.name,
-                                                               limits.stall, ENV_STALL))
+                                                               *gives_up))
     waiting.daemon = True
     waiting.start()
     try:
@@ -162,7 +165,12 @@ def _stream(url: str, path: Path, sha256: str, size: int | None, limits: Limits,
             raise _NextUrl(f"the server sent a web page ({kind}) instead of {path.name}; a login or proxy page in the way?")
         # a compressed transfer despite "Accept-Encoding: identity" (a mirror's proxy): unpacked, and
         # its Content-Length counts the packed bytes (it had been "the server holds a different file")
-        packed = response.headers.get("Content-Encoding", "").strip().lower() not in ("", "identity")
+        encoding = response.headers.get("Content-Encoding", "").strip().lower()
+        packed = encoding not in ("", "identity")
+        if packed and encoding not in _unpackable():  # (brotli, zstd without their modules: raw bytes had been
+            # "the server holds a different file")
+            raise _NextUrl(f"the server sent {path.name} {encoding}-compressed (Content-Encoding), which cannot be "
+                           "unpacked here; have the mirror or proxy serve it as it is (identity)")
         total = size or (None if packed else int(response.headers.get("Content-Length") or 0) or None)
         with _PartFile(path) as part, _bar(path.name, total, url) as bar:
             part.create()
@@ -221,6 +229,22 @@ def _open(url: str, limits: Limits, deadline: float = math.inf, overall: float =
         raise _NextUrl(_short(exc)) from None
 
 
+def _socket_of(response) -> Any:
+    """The socket a streamed response reads from (http.client keeps it inside its file object once
+    the answer began), or None where that is not to be found."""
+    sock = getattr(getattr(response.raw, "connection", None), "sock", None)
+    if sock is None:
+        sock = getattr(getattr(getattr(getattr(response.raw, "_fp", None), "fp", None), "raw", None), "_sock", None)
+    return sock if hasattr(sock, "settimeout") else None
+
+
+def _unpackable() -> set[str]:
+    """The transfer encodings urllib3 unpacks here (gzip and deflate; brotli and zstd where their modules are)."""
+    from urllib3.response import HTTPResponse
+
+    return {e.lower() for e in HTTPResponse.CONTENT_DECODERS}
+
+
 def _past(deadline: float, overall: float) -> None:
     """Raise the overall time limit's error where a wait, cut short to it, ran out."""
     if time.monotonic() >= deadline - 0.05:
@@ -233,6 +257,11 @@ def _read(response, limits: Limits, received: int, packed: bool = False, deadlin
     transfer, waiting at most the stall timeout."""
     from urllib3.exceptions import DecodeError, HTTPError, ReadTimeoutError
 
+    left = deadline - time.monotonic()
+    sock = _socket_of(response)
+    if sock is not None and left < limits.stall:  # each wait cut to what is left of the overall limit
+        with suppress(OSError):
+            sock.settimeout(max(0.05, left))
     try:
         return response.raw.read1(_CHUNK, decode_content=packed)
     except DecodeError as exc:

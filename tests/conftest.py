@@ -109,8 +109,9 @@ class WeightsServer:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.hits: Counter[str] = Counter()
-        self.behaviour: dict[str, str] = {}  # file name -> "truncate" | "500" | "silent" | "trickle" | "html" | "stall-once"
+        self.behaviour: dict[str, str] = {}  # file name -> "truncate" | "500" | "silent" | "trickle" | "html" | "stall-once" | ...
         self.trickle_interval = 0.2  # seconds between the bytes of a "trickle" answer
+        self.encoding = "gzip"  # the Content-Encoding a "gzip" answer says it has
         self.stopping = threading.Event()
         server = self
 
@@ -143,7 +144,7 @@ class WeightsServer:
 
                     packed = gzip.compress(data) if mode == "gzip" else b"not gzip at all" * 100
                     self.send_response(200)
-                    self.send_header("Content-Encoding", "gzip")
+                    self.send_header("Content-Encoding", server.encoding)
                     self.send_header("Content-Length", str(len(packed)))
                     self.end_headers()
                     self.wfile.write(packed)
@@ -155,6 +156,17 @@ class WeightsServer:
                     server.behaviour[name] = None
                     self.wfile.write(data[: len(data) // 2])
                     self.wfile.flush()
+                    server.stopping.wait(10)
+                    return
+                if mode == "late-stall":  # some bytes, more 2 s later, then silence
+                    for part in (data[:1000], data[1000:2000]):
+                        try:
+                            self.wfile.write(part)
+                            self.wfile.flush()
+                        except OSError:  # the client gave up
+                            return
+                        if server.stopping.wait(2.0):
+                            return
                     server.stopping.wait(10)
                     return
                 if mode == "truncate":

@@ -353,6 +353,32 @@ def test_the_overall_deadline_cuts_a_wait_short(weights_server, entry, monkeypat
     assert [p for p in isolated_cache.iterdir() if not p.name.startswith(".unreachable")] == []
 
 
+def test_a_wait_that_starts_late_is_cut_to_the_overall_deadline(weights_server, entry, monkeypatch, isolated_cache):
+    """Each wait is cut to what is left of the limit: one that began 2 s into a 2.5 s limit had
+    waited 2.5 s more (the read timeout had been set once, when the transfer began)."""
+    weights_server.behaviour[entry.file] = "late-stall"
+    monkeypatch.setenv("SR_FILTER_DOWNLOAD_TIMEOUT", "2.5")
+    start = time.monotonic()
+    with pytest.raises(DownloadError, match=r"not done within 2.5 s \(SR_FILTER_DOWNLOAD_TIMEOUT\)"):
+        fetch(entry)
+    assert time.monotonic() - start < 3.8
+
+
+@pytest.mark.parametrize("encoding", ["br", "zstd"])
+def test_a_transfer_packed_in_a_way_that_cannot_be_unpacked_is_named(weights_server, entry, isolated_cache, monkeypatch,
+                                                                     encoding):
+    """Brotli or zstd (without their modules) had been read packed: "the server holds a different file"."""
+    monkeypatch.setattr("urllib3.response.HTTPResponse.CONTENT_DECODERS", ["gzip", "x-gzip", "deflate"])
+    weights_server.behaviour[entry.file] = "gzip"
+    weights_server.encoding = encoding
+    try:
+        with pytest.raises(DownloadError, match=f"sent {entry.file} {encoding}-compressed .Content-Encoding., which "
+                                                "cannot be unpacked here"):
+            fetch(entry)
+    finally:
+        weights_server.encoding = "gzip"
+
+
 def test_progress_bar_on_a_terminal_shows_rate(weights_server, entry):
     import pty
     import termios
