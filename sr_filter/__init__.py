@@ -47,6 +47,7 @@ from .errors import (
     UnknownModelError,
     VideoFormatError,
     WeightsFormatError,
+    WholeTooLargeError,
 )
 
 if TYPE_CHECKING:  # imported on first use (see __getattr__): `sr-filter --help` must not load torch
@@ -265,6 +266,7 @@ __all__ = [
     "Upscaler",
     "VideoFormatError",
     "WeightsFormatError",
+    "WholeTooLargeError",
     "__version__",
     "load_manifest",
     "upscale",
