@@ -221,10 +221,21 @@ def temp_prefix(pid: int | None = None) -> str:
     return f"{TEMP_PREFIX}{os.getpid() if pid is None else int(pid)}-"
 
 
-#: six hex digits of this machine's name, in every temporary name: a folder shared between
-#: machines (NFS, a cluster's storage) holds other machines' writers, whose process ids mean
-#: nothing here
-HOST_TAG = hashlib.sha1(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:6]
+def _pid_space() -> str:
+    """This machine's name and, on Linux, its process-id namespace: containers often share a
+    host name (docker --network host) while each counts its own process ids, so a writer alive in
+    another had been taken for dead and its file swept from a shared folder."""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:  # no /proc (macOS, Windows): the name alone
+        namespace = ""
+    return socket.gethostname() + ("\0" + namespace if namespace else "")
+
+
+#: six hex digits of this machine's name and process-id namespace, in every temporary name: a
+#: folder shared between machines or containers (NFS, a cluster's storage, a mounted volume)
+#: holds other writers, whose process ids mean nothing here
+HOST_TAG = hashlib.sha1(_pid_space().encode("utf-8", "replace")).hexdigest()[:6]
 _SWEPT: set[str] = set()
 
 

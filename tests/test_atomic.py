@@ -253,3 +253,26 @@ def test_a_folder_that_takes_no_new_files_is_not_called_missing():
         pytest.skip("no /proc here")
     with pytest.raises(ImageFormatError, match=r"^cannot write to output folder /proc: it takes no new files$"):
         temp_beside("/proc/x.png")
+
+
+def test_writers_in_another_process_id_namespace_have_their_own_tag():
+    """A run in another container with the same host name (docker --network host) took a live
+    writer's temporary file for a dead one's (its process id meant nothing there) and swept it:
+    the writer's whole video encode failed. The tag now names the process-id namespace too."""
+    import shutil
+
+    from sr_filter import atomic
+
+    from .conftest import ROOT
+
+    if not os.path.exists("/proc/self/ns/pid") or shutil.which("unshare") is None:
+        pytest.skip("no Linux process-id namespaces here")
+    script = "import sr_filter.atomic as a; print(a.HOST_TAG)"
+    done = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-c", script], capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    if done.returncode != 0:
+        pytest.skip(f"cannot make a process-id namespace here ({done.stderr.strip()[-200:]})")
+    same = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert same.stdout.strip() == atomic.HOST_TAG  # the same namespace: the same tag, run after run
+    assert done.stdout.strip() != atomic.HOST_TAG and len(done.stdout.strip()) == 6
