@@ -298,22 +298,36 @@ def publish(tmp: str | Path, path: str | Path, *, overwrite: bool) -> None:
     user's file replaced by root stays the user's); without ``overwrite`` a hard link that fails with
     FileExistsError if the name exists. The one way every writer here (images, videos,
     downloads, checkpoints) publishes a file; OSError is the caller's to word."""
-    mode, owner = 0o666 & ~_umask(), None
+    mode, owner, attributes = 0o666 & ~_umask(), None, {}
     if overwrite:
         with contextlib.suppress(OSError):
             old = os.stat(path)
             if stat.S_ISREG(old.st_mode):
-                mode, owner = stat.S_IMODE(old.st_mode), (old.st_uid, old.st_gid)
-    _settle(tmp, mode, owner)
+                mode, owner, attributes = stat.S_IMODE(old.st_mode), (old.st_uid, old.st_gid), _attributes(path)
+    _settle(tmp, mode, owner, attributes)
     if overwrite:
         os.replace(tmp, path)
     else:
         _link_no_clobber(str(tmp), Path(path))
 
 
-def _settle(tmp: str | Path, mode: int, owner: tuple[int, int] | None) -> None:
-    """Give the temporary file ``mode`` and, where this process may, ``owner`` (uid, gid), through a
-    descriptor of the file itself. Changed by name, a link put in the temporary file's place (by
+def _attributes(path: str | Path) -> dict[str, bytes]:
+    """The extended attributes of the file ``path`` names (its access ACL, a desktop's tags and
+    origin URL), to go with its permissions onto the file that replaces it: they had been dropped,
+    and the mode copied without the ACL had opened the file to its group."""
+    if not hasattr(os, "listxattr"):
+        return {}
+    found = {}
+    with contextlib.suppress(OSError):
+        for name in os.listxattr(path):
+            with contextlib.suppress(OSError):
+                found[name] = os.getxattr(path, name)
+    return found
+
+
+def _settle(tmp: str | Path, mode: int, owner: tuple[int, int] | None, attributes: dict[str, bytes] | None = None) -> None:
+    """Give the temporary file ``mode``, ``attributes`` (extended attributes, an ACL among them)
+    and, where this process may, ``owner`` (uid, gid), through a descriptor of the file itself. Changed by name, a link put in the temporary file's place (by
     anyone who may write to the output folder, during a long encode) had had its target handed to
     the folder's owner by a root run of --overwrite, with the old output's mode."""
     if not hasattr(os, "fchmod"):  # no descriptor calls on this system (Windows before Python 3.13)
@@ -340,6 +354,9 @@ def _settle(tmp: str | Path, mode: int, owner: tuple[int, int] | None) -> None:
             with contextlib.suppress(OSError):  # not allowed (not root, nor a group of ours): ours, as cp makes it
                 os.fchown(fd, *owner)  # before chmod: a chown clears set-id bits
         os.fchmod(fd, mode)
+        for name, value in (attributes or {}).items():  # after the mode: an ACL sets the group bits its own way
+            with contextlib.suppress(OSError):  # one this file system or process may not set (security.*) stays off
+                os.setxattr(fd, name, value)
     finally:
         os.close(fd)
 

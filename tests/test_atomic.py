@@ -276,3 +276,26 @@ def test_writers_in_another_process_id_namespace_have_their_own_tag():
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert same.stdout.strip() == atomic.HOST_TAG  # the same namespace: the same tag, run after run
     assert done.stdout.strip() != atomic.HOST_TAG and len(done.stdout.strip()) == 6
+
+
+def test_overwrite_keeps_the_replaced_files_extended_attributes_and_acl(tmp_path):
+    """--overwrite dropped the old output's ACL and extended attributes (a desktop's origin URL,
+    its rating); with the mode copied without the ACL, its group, which had no access, could read it."""
+    import struct
+
+    target = tmp_path / "out.png"
+    target.write_bytes(b"old")
+    os.chmod(target, 0o600)
+    try:
+        os.setxattr(target, "user.xdg.origin.url", b"https://example.org/a.png")
+        everyone = 0xFFFFFFFF  # user 1234 may read; the owning group nothing (mask r)
+        entries = [(1, 6, everyone), (2, 4, 1234), (4, 0, everyone), (0x10, 4, everyone), (0x20, 0, everyone)]
+        os.setxattr(target, "system.posix_acl_access", struct.pack("<I", 2) + b"".join(struct.pack("<HHI", *e) for e in entries))
+    except OSError as exc:
+        pytest.skip(f"extended attributes or ACLs are not kept on this file system ({exc.strerror})")
+    acl = os.getxattr(target, "system.posix_acl_access")
+    mode = stat.S_IMODE(os.stat(target).st_mode)
+    write_atomic(b"new", target, overwrite=True)
+    assert target.read_bytes() == b"new"
+    assert os.getxattr(target, "user.xdg.origin.url") == b"https://example.org/a.png"
+    assert os.getxattr(target, "system.posix_acl_access") == acl and stat.S_IMODE(os.stat(target).st_mode) == mode
