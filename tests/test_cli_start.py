@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 
 import pytest
@@ -507,3 +508,28 @@ def test_every_command_takes_quiet_and_verbose_after_its_name(tmp_path):
         done = CliRunner().invoke(cli, ["eval", str(tmp_path), "--json", str(tmp_path / "r.json"), "--overwrite", *flag])
         assert done.exit_code == 0 and ("sr-filter: wrote" in done.output) == said, done.output
     assert "--quiet" in CliRunner().invoke(cli, ["train", "--help"]).output
+
+
+def test_a_command_that_ends_with_its_own_status_ignores_signals_while_the_process_exits(tmp_path):
+    """`sr-filter train` stopped by Ctrl-C exits with 130 from inside the command: that exit had
+    passed by the step that ignores signals once the work is done, so a second Ctrl-C during the
+    interpreter's exit printed a traceback from an atexit handler."""
+    config = tmp_path / "x.toml"
+    config.write_text("")
+    script = textwrap.dedent("""
+        import atexit, signal, sys
+        import sr_filter.training as training
+        from sr_filter.training.trainer import TrainingStopped
+
+        def stopped(*args, **kwargs):
+            raise TrainingStopped(signal.SIGINT, 5)
+
+        training.train, training.load_config = stopped, lambda path: None
+        atexit.register(lambda: print("at exit:", signal.getsignal(signal.SIGINT) is signal.SIG_IGN, flush=True))
+        sys.argv = ["sr-filter", "train", sys.argv[1]]
+        from sr_filter.cli import main
+        main()
+    """)
+    done = subprocess.run([sys.executable, "-c", script, str(config)], capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert done.returncode == 130 and done.stdout.strip() == "at exit: True", (done.returncode, done.stdout, done.stderr)

@@ -255,7 +255,11 @@ def _main(argv: list[str] | None) -> None:
     except click.ClickException as exc:
         _fail(exc.format_message(), exc.exit_code)
     except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
+        code = exc.exit_code
+    except SystemExit as exc:  # a command's own exit status (train's after a stop): ends below, signals ignored
+        if exc.code is not None and not isinstance(exc.code, int):  # (it had passed that by: a second Ctrl-C
+            raise  # during the exit printed atexit's traceback)
+        code = exc.code
     except SrFilterError as exc:
         if debug:
             raise
