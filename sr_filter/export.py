@@ -23,7 +23,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
-from .atomic import check_target, replacing
+from .atomic import prepare_target, replacing
 from .errors import ExportError, first_line
 from .facts import trace_edge
 
@@ -52,7 +52,7 @@ def check_output(output: str | Path, *, overwrite: bool = False) -> None:
         raise ExportError(f"{output} is only a suffix; name the ONNX file to write, e.g. {output.with_name('model.onnx')}")
     if output.suffix.lower() != ".onnx":
         raise ExportError(f"{output} does not end in .onnx; name the ONNX file to write, e.g. {output.stem or 'model'}.onnx")
-    if check_target(output, overwrite=overwrite):
+    if prepare_target(output, overwrite=overwrite):  # missing folders are made, as for pictures (unused: removed)
         raise ExportError(f"{output} is a device or pipe; the ONNX file is written to a file of its own")
 
 

@@ -81,12 +81,15 @@ def test_cli_export_writes_atomically_and_refuses_to_overwrite(tmp_path):
 def test_cli_errors_are_one_line(tmp_path):
     for args, message in (
         (["no-such-model", "-o", tmp_path / "a.onnx"], "no-such-model"),
-        (["cartoon", "-o", tmp_path / "missing" / "a.onnx"], "does not exist"),
+        (["no-such-model", "-o", tmp_path / "missing" / "a.onnx"], "no-such-model"),
     ):
         done = run("export", *args)
         err = done.stderr.decode()
         assert done.returncode != 0 and message in err, err
         assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "missing").exists()  # made for the output, removed with none written
+    made = run("export", "sr-cartoon-x4", "-o", tmp_path / "new" / "folder" / "a.onnx", "--no-check")
+    assert made.returncode == 0 and (tmp_path / "new" / "folder" / "a.onnx").is_file(), made.stderr  # as pictures' folders are
 
 
 def test_library_refuses_existing_output_without_naming_a_flag(tmp_path):
