@@ -45,8 +45,26 @@ def image_format(data: bytes) -> str | None:
     return next((name for prefix, name in _SIGNATURES.items() if data.startswith(prefix)), None)
 
 
-#: ISO base media brands of still pictures (AVIF, HEIF), not videos
-_STILL_BRANDS = frozenset({b"avif", b"avis", b"heic", b"heix", b"heim", b"heis", b"mif1", b"msf1"})
+#: ISO base media brands of still pictures (AVIF, HEIF and their sequences), not videos
+_STILL_BRANDS = frozenset({b"avif", b"avis", b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1",
+                           b"mif2", b"j2ki", b"j2is", b"crx ", b"avci", b"MA1B", b"MA1A"})
+#: major brands of ISO base media videos (MP4, QuickTime, 3GP, cameras' own): other brands are
+#: not called a video (a Canon CR3 raw picture shares the box format)
+_VIDEO_BRANDS = frozenset({b"isom", b"iso2", b"iso3", b"iso4", b"iso5", b"iso6", b"iso7", b"iso8", b"iso9", b"mp41",
+                           b"mp42", b"mp71", b"avc1", b"M4V ", b"M4VH", b"M4VP", b"qt  ", b"3gp4", b"3gp5", b"3gp6",
+                           b"3gp7", b"3ge6", b"3gg6", b"3g2a", b"3g2b", b"3g2c", b"dash", b"mmp4", b"f4v ", b"MSNV",
+                           b"XAVC", b"CAEP", b"NDAS", b"NDSC", b"NDSH", b"NDSM", b"NDSP", b"NDSS", b"NDXC", b"NDXH",
+                           b"NDXM", b"NDXP", b"NDXS", b"kddi", b"mqt "})
+
+
+def _iso_video(data: bytes) -> bool:
+    """Whether the bytes start an ISO base media file whose brands say video: a video major brand
+    and no still-picture brand among the compatible ones (an AVIF may carry mp41 beside avif)."""
+    if data[4:8] != b"ftyp":
+        return False
+    end = min(len(data), max(16, int.from_bytes(data[:4], "big")))
+    brands = {data[8:12], *(data[i:i + 4] for i in range(16, end - 3, 4))}
+    return data[8:12] in _VIDEO_BRANDS and not brands & _STILL_BRANDS
 
 
 def video_kind(data: bytes) -> tuple[str, str] | None:
@@ -55,7 +73,7 @@ def video_kind(data: bytes) -> tuple[str, str] | None:
     data = bytes(data[:64])  # a stream's bytearray cannot be looked up in a set (a piped MP4 had been a TypeError)
     if data.startswith(b"YUV4MPEG2 "):
         return "a YUV4MPEG2", ".y4m"
-    if data[4:8] == b"ftyp" and data[8:12] not in _STILL_BRANDS:  # AVIF and HEIF pictures share MP4's box format
+    if _iso_video(data):  # AVIF and HEIF pictures, and camera raws, share MP4's box format
         return ("a QuickTime", ".mov") if data[8:12] == b"qt  " else ("an MP4", ".mp4")
     if data.startswith(b"\x1a\x45\xdf\xa3"):  # EBML: its DocType comes within the first bytes
         return ("a WebM", ".webm") if b"webm" in data else ("a Matroska", ".mkv")

@@ -560,6 +560,23 @@ def test_a_video_named_as_an_image_is_said_to_be_one(tmp_path):
     assert result.returncode == 1 and b"stream.png is a YUV4MPEG2 frame stream, not an image; give it a .y4m name" in result.stderr
 
 
+def test_iso_media_pictures_are_not_called_videos():
+    """Still pictures in MP4's box format (HEIF sequences, JPEG 2000 in HEIF, a Canon CR3 raw, an
+    AVIF that also names mp41) had been called "an MP4 video": renaming them helps nothing."""
+    from sr_filter.sniff import video_kind
+
+    def ftyp(major: bytes, *compatible: bytes) -> bytes:
+        body = major + b"\0\0\0\0" + b"".join(compatible)
+        return (8 + len(body)).to_bytes(4, "big") + b"ftyp" + body + b"\0\0\0\x08free"
+
+    for still in (ftyp(b"crx ", b"isom"), ftyp(b"hevc", b"mif1"), ftyp(b"j2ki", b"mif1"), ftyp(b"MA1B", b"avif", b"mif1"),
+                  ftyp(b"mp41", b"avif"), ftyp(b"abcd", b"isom")):
+        assert video_kind(still) is None, still
+    assert video_kind(ftyp(b"isom", b"iso2", b"avc1", b"mp41")) == ("an MP4", ".mp4")
+    assert video_kind(ftyp(b"qt  ", b"qt  ")) == ("a QuickTime", ".mov")
+    assert video_kind(ftyp(b"mp42")) == ("an MP4", ".mp4")
+
+
 def test_a_video_output_from_standard_input_points_to_frame_streams(tmp_path):
     """`sr-filter - -o o.mkv < in.y4m` had been told that "a video input needs a video suffix":
     standard input has no name; a frame stream is what it takes."""
