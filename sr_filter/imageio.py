@@ -381,10 +381,16 @@ def _pixels(image: Image.Image) -> np.ndarray:
 def suffix_conflict(path: str | Path, fmt: str) -> str | None:
     """A warning when ``path``'s extension names another image format than ``fmt`` (JPEG bytes in
     a file called .png confuse every program that trusts the name); None when they agree."""
-    named = FORMATS.get(Path(path).suffix.lower())
-    if named is None or named == fmt:
+    suffix = Path(path).suffix.lower()
+    named = suffix_format(suffix) or (f"a video ({suffix})" if suffix in sniff.VIDEO_CONTAINERS else None)
+    if named is None or named == fmt:  # (.jfif and .mpo, and video names, had been taken for no format at all)
         return None
     return f"{Path(path).name} is written as {fmt}, as the format given says, though its extension says {named}"
+
+
+def suffix_format(suffix: str) -> str | None:
+    """The picture format a file suffix names (.jfif, .mpo: JPEG), or None."""
+    return {**FORMATS, **ALIASES, **READ_ONLY}.get(suffix.lower())
 
 
 def format_for(path: str | Path, explicit: str | None = None) -> str:

@@ -1321,6 +1321,10 @@ def test_output_format_messages_say_what_can_be_done():
     assert str(info.value).endswith("another output format (PNG or TIFF)")
     with pytest.raises(ImageFormatError, match="x.mpo names an MPO .* name the output .jpg"):
         imageio.format_for("x.mpo")
+    # a format given against a name that says another: aliases and video names too (had been silent)
+    assert imageio.suffix_conflict("o.jfif", "PNG").endswith("though its extension says JPEG")
+    assert imageio.suffix_conflict("o.mp4", "PNG").endswith("though its extension says a video (.mp4)")
+    assert imageio.suffix_conflict("o.jpe", "JPEG") is None and imageio.suffix_conflict("o.xyz", "PNG") is None
     buffer = io.BytesIO()
     tifffile.imwrite(buffer, np.zeros((8, 8), np.int16))
     with pytest.raises(ImageFormatError, match="save it with unsigned 8- or 16-bit or float samples"):

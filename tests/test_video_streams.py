@@ -190,6 +190,7 @@ def test_video_options_on_a_frame_stream_are_refused_not_ignored(tmp_path):
 
 @pytest.mark.parametrize("fmt, name, refused", [("y4m", "out.mp4", True), ("y4m", "out.png", True), ("png-stream", "x.mkv", True),
                                                 ("png-stream", "x.y4m", True), ("png-stream", "x.jpg", True),
+                                                ("y4m", "out.jfif", True), ("y4m", "out.mpo", True),  # (had been written)
                                                 ("y4m", "out.y4m", False), ("y4m", "plain", False), ("png-stream", "one.png", False)])
 def test_a_frame_stream_named_as_another_format_is_refused(tmp_path, fmt, name, refused):
     """out.mp4 had been written as raw YUV4MPEG2 (x.mkv as concatenated PNGs) with exit 0."""

@@ -275,7 +275,7 @@ def _refuse_stream_name(output: str | None, fmt: str) -> None:
     if suffix in VIDEO_INPUTS - {own}:
         said = "a YUV4MPEG2 frame stream" if suffix == ".y4m" else "a video file"
     elif imageio.suffix_conflict(output, "YUV4MPEG2" if fmt == "y4m" else "PNG"):
-        said = f"a {imageio.FORMATS[suffix]} image"
+        said = f"a {imageio.suffix_format(suffix)} image"
     else:
         return
     pipe = "ffmpeg -i -" if fmt == "y4m" else "ffmpeg -f image2pipe -i -"
