@@ -345,6 +345,11 @@ def _plan(inputs: list[str], output: str | None, suffix: str, *, fmt: str | None
             # an animation written as a still format: "given alone" is true, and had been said as if it were not
             raise click.UsageError(f"{given} to videos and to animations written as one (gif, webp, png); "
                                    f"{shown_path(jobs[0].target)} holds one picture")
+        if given and frames and any(job.source is None for job in jobs):  # (had said it was "no animation")
+            raise click.UsageError(f"{given} to video and animation files; standard input is read as one picture")
+        if given and frames and any(job.source is not None and job.source.is_file() and _animated(job.source) for job in jobs):
+            raise click.UsageError(f"{given} to videos and to animations written as one (gif, webp, png); "
+                                   "these outputs hold one picture each")
         if given:
             what = "videos and animations" if given == "--frames applies" else "videos (--frames also to animations)" if frames else "videos"
             raise click.UsageError(f"{given} to {what}; none of these inputs is a video{' or an animation' if frames else ''}")
