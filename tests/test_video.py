@@ -1510,7 +1510,9 @@ def test_options_are_checked_before_any_work_and_streams_take_y4m_names(tmp_path
         ([clip, "-o", tmp_path / "o.y4m"], 2, "decode it with ffmpeg"),
         ([clip, "-o", "-", "--format", "y4m"], 2, "decode it with ffmpeg"),
         ([clip, "--format", "webp"], 2, "--format webp names an image format"),  # was: a video written, --format ignored
-        ([clip, "--format", "webp"], 2, "(e.g. -o v_x4.mkv;"),  # (no -o had been given: "its -o name")
+        ([clip, "--format", "webp"], 2, "(e.g. -o NAME.mkv;"),  # (no -o had been given: "its -o name")
+        ([clip, "-o", tmp_path / "v.mkv", "--format", "png"], 2, "(v.mkv): leave out --format"),  # -o had named it
+        ([clip, clip, "-o", tmp_path / "out", "--codec", "foo"], 1, "error: unknown video codec 'foo'"),  # not "v.mp4: ..."
         # not an image format at all: had been called one
         ([clip, "--format", "webm"], 2, "'webm' is not one of png, jpg, webp, bmp, tiff, gif, y4m, png-stream; a "
                                         "video's container comes from its output name (-o NAME.webm)"),

@@ -206,6 +206,8 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
             try:
                 check_codec(source, video_target(source, source), codec, crf, unreadable_ok=True)
             except SrFilterError as exc:  # which of the inputs: the line had named only the codec
+                if str(exc).startswith("unknown video codec"):  # about no input in particular
+                    raise
                 raise type(exc)(f"{shown_path(source)}: {exc}") from None
     from ..models import expected_scale
     from ..upscaler import Upscaler, may_skip_torch

@@ -211,8 +211,10 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
         if not quiet:
             click.echo(f"sr-filter: warning: {source.name}: {said}, so it changes nothing there", err=True)
     if fmt is not None:  # --format names image formats; a video's container comes from its output name
+        given = target is not None and target.suffix.lower() in VIDEO_SUFFIXES  # then --format is the one to drop
         raise click.UsageError(f"--format {fmt} names an image format; {source.name} is written as a video, in the "
-                               f"container its output name gives (e.g. -o {source.stem}_x4.mkv; .mp4, .mkv, .webm, .mov, .avi)")
+                               + (f"container its output name gives ({target.name}): leave out --format" if given else
+                                  f"container its output name gives (e.g. -o NAME.mkv; .mp4, .mkv, .webm, .mov, .avi)"))
     if target is not None and not target.is_dir():  # an output name no container has: before the model loads
         from .encode import container_for
         from .job import refuse_stream
