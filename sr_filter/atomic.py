@@ -95,6 +95,9 @@ def check_target(path: str | Path, *, overwrite: bool) -> bool:
             raise ImageFormatError(f"{path} is not a regular file (a device or socket); choose another output name")
         if not overwrite:
             raise OutputExistsError(f"{path} exists; {OVERWRITE_ADVICE}")
+        if not os.access(path, os.W_OK):  # write-protected by its owner: replaced without a word, where cp refuses
+            raise ImageFormatError(f"{path} is write-protected (mode {stat.S_IMODE(info.st_mode):o}); make it writable "
+                                   "(chmod u+w) to replace it")
     os.unlink(temp_beside(path))  # the folder takes new files
     return False
 

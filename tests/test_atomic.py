@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import subprocess
+import textwrap
 import sys
 import time
 import socket
 import stat
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -299,3 +301,43 @@ def test_overwrite_keeps_the_replaced_files_extended_attributes_and_acl(tmp_path
     assert target.read_bytes() == b"new"
     assert os.getxattr(target, "user.xdg.origin.url") == b"https://example.org/a.png"
     assert os.getxattr(target, "system.posix_acl_access") == acl and stat.S_IMODE(os.stat(target).st_mode) == mode
+
+
+def test_a_write_protected_output_is_not_replaced(tmp_path):
+    """--overwrite replaced a file its owner had made read-only (0444) without a word, as a rename
+    may; cp, ffmpeg -y and ImageMagick refuse. (Root may write anything: as cp does, it replaces.)
+    Run as an unprivileged user where the tests run as root."""
+    import shutil
+    import tempfile
+
+    script = textwrap.dedent("""
+        import os, sys
+        from sr_filter.atomic import check_target
+        from sr_filter.errors import ImageFormatError
+        target = os.path.join(sys.argv[1], "out.png")
+        with open(target, "wb") as f:
+            f.write(b"old")
+        os.chmod(target, 0o444)
+        try:
+            check_target(target, overwrite=True)
+        except ImageFormatError as exc:
+            print(exc)
+    """)
+    command = [sys.executable, "-c", script]
+    folder = tmp_path
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("root, and no setpriv to run as another user")
+        folder = Path(tempfile.mkdtemp(dir="/tmp"))
+        os.chmod(folder, 0o777)
+        command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+    try:
+        done = subprocess.run([*command, str(folder)], capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+        if done.returncode != 0 and "Permission denied" in done.stderr:
+            pytest.skip(f"the unprivileged user cannot run the tests' Python here ({done.stderr.strip()[-200:]})")
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip().endswith("out.png is write-protected (mode 444); make it writable (chmod u+w) to replace it")
+    finally:
+        if folder != tmp_path:
+            shutil.rmtree(folder, ignore_errors=True)
