@@ -1553,6 +1553,23 @@ def test_resume_of_a_finished_video_is_done_not_an_error(tmp_path):
     assert redo.returncode == 0 and (tmp_path / "out.mkv").stat().st_mtime_ns != before
 
 
+def test_a_second_resumable_run_of_the_same_output_is_refused_while_the_first_runs(tmp_path):
+    """Two --resume runs of one video shared its segments folder: the second failed when the first
+    removed it, saying the segments were "kept in .x.mp4.parts for a rerun" (a folder gone)."""
+    from sr_filter.cachelock import CacheLock
+    from sr_filter.video.resume import parts_folder
+
+    clip = make_clip(tmp_path / "clip.mkv", frames=4, audio=0)
+    with CacheLock(parts_folder(tmp_path / "out.mkv"), timeout=0):  # as the first run holds it
+        second = run(clip, "-o", tmp_path / "out.mkv", "--resume", "-m", MODEL, "-t", "32")
+    err = second.stderr.decode()
+    assert second.returncode == 1 and f"another sr-filter run (process {os.getpid()}) is writing out.mkv from its " \
+        "segments now; wait for it to finish, or choose another output" in err, err
+    assert not (tmp_path / "out.mkv").exists()
+    assert run(clip, "-o", tmp_path / "out.mkv", "--resume", "-m", MODEL, "-t", "32").returncode == 0  # once it is done
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mkv", "out.mkv"]  # no lock file, no segments left
+
+
 @pytest.mark.parametrize("first", [{"tta": True}, {"colour_fix": True}])
 def test_resume_starts_over_when_a_setting_that_changes_pixels_changes(tmp_path, upscaler, monkeypatch, first):
     """The segment folder recorded neither TTA nor the colour fix: a run with one of them stopped

@@ -7,7 +7,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -232,6 +232,39 @@ def _write_resumable(container, src: Path, dst: Path, muxer: str, family: str, i
     from . import resume
 
     started = time.monotonic()
+    with _sole_writer(resume.parts_folder(dst), dst):
+        return _write_segments(container, src, dst, muxer, family, info, upscaler, scale, size, crf=crf, batch=batch,
+                               overwrite=overwrite, progress=progress, notice=notice, skip_damaged=skip_damaged,
+                               started=started)
+
+
+@contextmanager
+def _sole_writer(parts: Path, dst: Path) -> Iterator[None]:
+    """One resumable run per output at a time: a second one, started while the first ran, had
+    shared its segments folder and failed when the first removed it, saying the segments were
+    kept there for a rerun."""
+    from ..cachelock import CacheLock, LockTimeout
+
+    lock = CacheLock(parts, timeout=0)
+    try:
+        lock.acquire()
+    except LockTimeout:
+        holder = lock.holder()
+        raise VideoFormatError(f"another sr-filter run{f' (process {holder})' if holder else ''} is writing {dst.name} "
+                               "from its segments now; wait for it to finish, or choose another output") from None
+    except OSError:  # a folder that takes no lock file takes no segments either: said when they are written
+        lock = None
+    try:
+        yield
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _write_segments(container, src: Path, dst: Path, muxer: str, family: str, info, upscaler, scale, size, *,
+                    crf, batch, overwrite, progress, notice, skip_damaged, started: float) -> dict:
+    from . import resume
+
     try:
         with written(dst, overwrite) as tmp:
             summary = resume.run(container, src, dst, str(tmp), muxer, family, info, upscaler, scale, size,
