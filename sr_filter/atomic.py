@@ -159,7 +159,7 @@ def open_atomic(path: str | Path, *, overwrite: bool = False, error: type[SrFilt
             with open(path, "wb") as out:
                 yield out
         except OSError as exc:
-            raise _failed(error(f"cannot write {path}: {_reason(exc)}"), exc) from None
+            raise error(f"cannot write {path}: {_reason(exc)}") from None
         return
     if path.exists() and not overwrite:
         raise OutputExistsError(f"{path} exists; {OVERWRITE_ADVICE}")
@@ -185,7 +185,7 @@ def replacing(path: str | Path, *, overwrite: bool = True, error: type[SrFilterE
         yield tmp
         commit(tmp, path, overwrite=overwrite)
     except failures as exc:
-        raise _failed(error(f"cannot write {path}: {_reason(exc)}"), exc) from None
+        raise error(f"cannot write {path}: {_reason(exc)}") from None
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -371,13 +371,6 @@ def is_stream(path: str | Path) -> bool:
     except OSError:
         return False
     return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)
-
-
-def _failed(error: SrFilterError, cause: BaseException) -> SrFilterError:
-    """``error`` with the errno of the failure it words (a full disk, a read-only file system), so a
-    batch can tell a failure every later output would meet too."""
-    error.errno = getattr(cause, "errno", None)
-    return error
 
 
 def _reason(exc: BaseException) -> str:

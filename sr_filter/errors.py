@@ -14,8 +14,6 @@ class SrFilterError(Exception):
     """Base class of all errors sr_filter raises on purpose."""
 
     exit_code = 1
-    #: the errno of the system's refusal it words, where it words one (a full disk)
-    errno: int | None = None
 
 
 class UnknownModelError(SrFilterError):

@@ -8,7 +8,6 @@ the command runs, not for ``--help``.
 from __future__ import annotations
 
 import contextlib
-import errno
 import functools
 import logging
 import os
@@ -42,8 +41,6 @@ from .startup import load_libraries
 if TYPE_CHECKING:
     from ..upscaler import Upscaler
 
-#: write failures that every later output of a batch would meet too: the batch stops
-_EVERY_OUTPUT_FAILS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 #: device names as the library takes them; others are a bad option value (exit 2), checked without torch
 _DEVICE_NAME = re.compile(r"(auto|cpu|mps|cuda(:\d+)?)")
 #: output formats for --help and the option check, spelled here because imageio imports torch (through
@@ -258,7 +255,7 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
     batch = batch or len(jobs) + skipped > 1
     bars = Bars(len(jobs), enabled=not quiet and stderr_is_terminal())
     failed: list[tuple[Job, str]] = []
-    done = not_started = 0
+    done = 0
     try:
         for number, job in enumerate(jobs, 1):
             name = str(job.source) if job.source else "stdin"
@@ -298,12 +295,6 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
                     raise (type(exc) if isinstance(exc, SrFilterError) else SrFilterError)(message) from None
                 failed.append((job, message))
                 bars.echo(f"sr-filter: error: {one_line(exc, text=message)}")
-                if getattr(exc, "errno", None) in _EVERY_OUTPUT_FAILS and number < len(jobs):
-                    # each later file had been upscaled in full, then failed the same way
-                    not_started = len(jobs) - number
-                    bars.echo(f"sr-filter: stopping: the outputs' disk refuses every write ({os.strerror(exc.errno)}); "
-                              f"{not_started} file(s) not started")
-                    break
                 continue
             except (ImportError, RuntimeError):  # the machine's resources or installation: said for the command
                 raise
@@ -333,8 +324,7 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
     if batch and (failed or not quiet):
         for job, _ in failed:
             click.echo(f"sr-filter: failed: {shown_path(job.source)}", err=True)
-        click.echo(f"sr-filter: {done} upscaled, {skipped} skipped, {len(failed)} failed"  # docs/io.md: always all three
-                   + (f", {not_started} not started" if not_started else ""), err=True)
+        click.echo(f"sr-filter: {done} upscaled, {skipped} skipped, {len(failed)} failed", err=True)  # docs/io.md: always all three
     if failed:
         ctx.exit(1)
 
