@@ -95,11 +95,19 @@ def check_target(path: str | Path, *, overwrite: bool) -> bool:
             raise ImageFormatError(f"{path} is not a regular file (a device or socket); choose another output name")
         if not overwrite:
             raise OutputExistsError(f"{path} exists; {OVERWRITE_ADVICE}")
-        if not os.access(path, os.W_OK):  # write-protected by its owner: replaced without a word, where cp refuses
+        if _protected_by_me(info):  # replaced without a word, where cp refuses
             raise ImageFormatError(f"{path} is write-protected (mode {stat.S_IMODE(info.st_mode):o}); make it writable "
                                    "(chmod u+w) to replace it")
     os.unlink(temp_beside(path))  # the folder takes new files
     return False
+
+
+def _protected_by_me(info: os.stat_result) -> bool:
+    """Whether a file is this user's own, made read-only (chmod a-w): what chmod u+w undoes. Not
+    a read-only file system, an immutable file or another user's file (none of which chmod mends:
+    those are said, or replaced, as before); never for root, which cp lets write anything."""
+    uid = os.geteuid() if hasattr(os, "geteuid") else None
+    return uid not in (None, 0) and info.st_uid == uid and not info.st_mode & stat.S_IWUSR
 
 
 def write_atomic(data: bytes, path: str | Path, *, overwrite: bool = False) -> None:
