@@ -347,9 +347,9 @@ class _OutlivingWorker(UpscaleWorker):
     that the kill does not end (as a loaded machine's slow kill looks to the driver)."""
 
     def ready(self):
-        error, described, _, node, notices = super().ready()
+        error, described, _, node, notices, tag = super().ready()
         shell = subprocess.run(["sh", "-c", "sleep 20 >/dev/null 2>&1 & echo $!"], capture_output=True, text=True, check=True)
-        return error, described, int(shell.stdout), node, notices
+        return error, described, int(shell.stdout), node, notices, tag
 
 
 def test_a_worker_that_outlives_the_stop_keeps_its_files_and_is_reported(cluster, collection, tmp_path, monkeypatch, caplog):
@@ -411,15 +411,19 @@ def test_the_sweep_removes_only_stopped_workers_temporaries(tmp_path):
     from sr_filter.cluster import storage
 
     dead, live = 4_000_001, os.getpid()
-    (tmp_path / f"{atomic.temp_prefix(dead)}abc.tmp").write_bytes(b"partial")
-    (tmp_path / f"{atomic.temp_prefix(live)}def.tmp").write_bytes(b"being written")
+    tag = atomic.HOST_TAG
+    # what a worker writes (first: making it sweeps this machine's dead writers' files by itself)
+    assert atomic.temp_beside(tmp_path / "c.png").name.startswith(atomic.temp_prefix() + tag)
+    (tmp_path / f"{atomic.temp_prefix(dead)}{tag}-abc.tmp").write_bytes(b"partial")
+    (tmp_path / f"{atomic.temp_prefix(live)}{tag}-def.tmp").write_bytes(b"being written")
+    (tmp_path / f"{atomic.temp_prefix(dead)}0f0f0f-ghi.tmp").write_bytes(b"another machine's live writer, same id")
     (tmp_path / ".a.png.0123.tmp").write_bytes(b"object-store style")
     (tmp_path / "b.png").write_bytes(b"finished")
-    assert atomic.temp_beside(tmp_path / "c.png").name.startswith(atomic.temp_prefix())  # what a worker writes
-    removed = storage.sweep_temporaries([str(tmp_path / "a.png")], [dead])
+    removed = storage.sweep_temporaries([str(tmp_path / "a.png")], [(dead, tag)])
     left = sorted(p.name for p in tmp_path.iterdir())
-    assert removed == 2 and f"{atomic.temp_prefix(dead)}abc.tmp" not in left and ".a.png.0123.tmp" not in left
-    assert f"{atomic.temp_prefix(live)}def.tmp" in left and "b.png" in left
+    assert removed == 2 and f"{atomic.temp_prefix(dead)}{tag}-abc.tmp" not in left and ".a.png.0123.tmp" not in left
+    assert f"{atomic.temp_prefix(live)}{tag}-def.tmp" in left and "b.png" in left
+    assert f"{atomic.temp_prefix(dead)}0f0f0f-ghi.tmp" in left  # (it had been removed: the id alone was matched)
 
 
 def _driver_at_work(tmp_path: Path, seed: int, *options: str) -> tuple[subprocess.Popen, Path]:

@@ -226,7 +226,7 @@ def _check_ready(ray, calls: list, summary: Summary) -> None:
         if error:
             raise ClusterError(error)
     models: dict[str, int] = {}
-    for _, described, _, _, notices in answers:
+    for _, described, _, _, notices, _ in answers:
         models[model_of(described)] = models.get(model_of(described), 0) + 1
         summary.model = summary.model or described
         summary.notices += [line for line in notices if line not in summary.notices]

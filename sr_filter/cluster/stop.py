@@ -82,20 +82,22 @@ def _wait_refs(ray, refs: list, deadline: float) -> None:
             continue
 
 
-def worker_pids(ray, ready: dict, keys) -> set[int]:
-    """The process ids the workers ``keys`` reported when they started (those that answered)."""
-    answers = (_answer(ray, ready[key], 0) for key in keys if key in ready)
-    return {answer[0] for answer in answers if answer}
+def worker_pids(ray, ready: dict, keys) -> set[tuple[int, str]]:
+    """(process id, temporary-file tag of its machine) the workers ``keys`` reported when they
+    started (those that answered)."""
+    answers = (_answer(ray, ready[key], 0, tagged=True) for key in keys if key in ready)
+    return {(answer[0], answer[2]) for answer in answers if answer}
 
 
-def _answer(ray, ref, timeout: float):
-    """``(pid, node)`` from a worker's ``ready()`` call; ``None`` when it has not answered yet,
-    ``False`` when the actor died before it answered (it ran no task)."""
+def _answer(ray, ref, timeout: float, tagged: bool = False):
+    """``(pid, node)`` from a worker's ``ready()`` call (``tagged``: and its temporary-file tag);
+    ``None`` when it has not answered yet, ``False`` when the actor died before it answered (it
+    ran no task)."""
     try:
         answered, _ = ray.wait([ref], timeout=timeout)
         if not answered:
             return None
-        _, _, pid, node, _ = ray.get(answered[0])
+        _, _, pid, node, _, tag = ray.get(answered[0])
     except Exception:  # noqa: BLE001 - whatever Ray raises for a dead actor
         return False
-    return int(pid), node
+    return (int(pid), node, str(tag)) if tagged else (int(pid), node)

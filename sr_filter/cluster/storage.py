@@ -344,14 +344,15 @@ def remove_if_empty(folders: Iterable[Path]) -> None:
             return  # not empty (or gone): an output is there, keep it and its parents
 
 
-def sweep_temporaries(targets: list[str], pids: Iterable[int] = ()) -> int:
+def sweep_temporaries(targets: list[str], writers: Iterable[tuple[int, str]] = ()) -> int:
     """Remove the temporary files that workers killed mid-write left beside these targets: the
-    object-store style ``.NAME.*.tmp`` and, for the stopped workers' process ids ``pids``, the
-    temporary files of the library's atomic writes (``.srf-PID-*.tmp``, :func:`atomic.temp_prefix`).
-    Only dead workers' ids may be given: a live writer's file would be removed under it."""
+    object-store style ``.NAME.*.tmp`` and, for the stopped workers ``writers`` (process id, the
+    temporary-file tag of its machine, :data:`atomic.HOST_TAG`), the temporary files of the
+    library's atomic writes (``.srf-PID-TAG-*``). Only dead workers may be given; a live writer
+    with the same process id on another machine keeps its file (it had been removed under it)."""
     removed = 0
     folders: set[Path] = set()
-    pids = sorted(set(pids))
+    writers = sorted(set(writers))
     for target in targets:
         if not is_local(target):
             continue
@@ -359,8 +360,8 @@ def sweep_temporaries(targets: list[str], pids: Iterable[int] = ()) -> int:
         folders.add(path.parent)
         removed += _unlink_all(path.parent.glob(f".{glob.escape(path.name)}.*.tmp"))
     for folder in folders:
-        for pid in pids:
-            removed += _unlink_all(folder.glob(f"{glob.escape(atomic.temp_prefix(pid))}*"))
+        for pid, tag in writers:
+            removed += _unlink_all(folder.glob(f"{glob.escape(atomic.temp_prefix(pid) + tag)}-*"))
     return removed
 
 

@@ -16,6 +16,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from .. import atomic
 from ..errors import OutputExistsError, SrFilterError, first_line
 from . import storage
 
@@ -125,16 +126,17 @@ class UpscaleWorker:
         except Exception as exc:  # noqa: BLE001 - whatever it is, the driver shows one line
             self.error = f"the model could not be loaded on a worker: {first_line(exc)}"
 
-    def ready(self) -> tuple[str, str, int, str, list[str]]:
-        """``(error or "", model description, process id, Ray node id, notices)``: the driver shows
-        the model and the notices, and waits on this process when it stops the worker
-        (:mod:`sr_filter.cluster.stop`)."""
+    def ready(self) -> tuple[str, str, int, str, list[str], str]:
+        """``(error or "", model description, process id, Ray node id, notices, temporary-file tag)``:
+        the driver shows the model and the notices, waits on this process when it stops the worker
+        (:mod:`sr_filter.cluster.stop`), and removes the temporary files of this process id *and*
+        machine once it has stopped (another node's live writer may have the same id)."""
         import ray
 
         node = ray.get_runtime_context().get_node_id()
         up = self.upscaler
         described = f"{up.describe()}, licence {up.model.license}" if up is not None else ""
-        return self.error, described, os.getpid(), node, self.notices
+        return self.error, described, os.getpid(), node, self.notices, atomic.HOST_TAG
 
     def run(self, task: storage.Task) -> Outcome:
         started = time.monotonic()
