@@ -1570,6 +1570,27 @@ def test_a_second_resumable_run_of_the_same_output_is_refused_while_the_first_ru
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mkv", "out.mkv"]  # no lock file, no segments left
 
 
+def test_a_resumable_run_that_gets_the_lock_after_another_finished_skips_it(tmp_path, monkeypatch, capsys):
+    """A second --resume run that checked for the output while the first still ran, and took the
+    lock just after the first finished, encoded the whole video again, then failed ("appeared while
+    writing") and left its segments behind. Now it finds the output once it holds the lock."""
+    from sr_filter.cachelock import CacheLock
+    from sr_filter.cli import main
+
+    clip = make_clip(tmp_path / "clip.mkv", frames=4, audio=0)
+    out = tmp_path / "out.mkv"
+    real = CacheLock.acquire
+
+    def first_run_finishes_meanwhile(self, *args, **kwargs):
+        out.write_bytes(clip.read_bytes())  # as the run that held the lock wrote it
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(CacheLock, "acquire", first_run_finishes_meanwhile)
+    main([str(clip), "-o", str(out), "--resume", "-m", MODEL, "-t", "32", "-d", "cpu"])  # exit 0: no SystemExit
+    assert "skipping " in capsys.readouterr().err and out.read_bytes() == clip.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mkv", "out.mkv"]  # no segments encoded, none left
+
+
 @pytest.mark.parametrize("first", [{"tta": True}, {"colour_fix": True}])
 def test_resume_starts_over_when_a_setting_that_changes_pixels_changes(tmp_path, upscaler, monkeypatch, first):
     """The segment folder recorded neither TTA nor the colour fix: a run with one of them stopped

@@ -247,6 +247,12 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
                                 resume=resume, overwrite=overwrite, progress=bar,
                                 notice=lambda text: None if quiet else click.echo(f"sr-filter: {named}{reword(text)}", err=True),  # -q: errors only
                                 skip_damaged=skip_damaged)
+    except OutputExistsError as exc:
+        if isinstance(exc, OutputIsInputError) or not skip_existing or in_batch:  # (a batch says its own "skipped")
+            raise
+        if not quiet:  # what --resume (--skip-existing) asks: another run finished it meanwhile
+            click.echo(f"sr-filter: skipping {shown_path(target)}: another run wrote it meanwhile", err=True)
+        return
     except (KeyboardInterrupt, Terminated) as stop:
         from .resume import finished, parts_folder
 

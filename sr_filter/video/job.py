@@ -232,14 +232,14 @@ def _write_resumable(container, src: Path, dst: Path, muxer: str, family: str, i
     from . import resume
 
     started = time.monotonic()
-    with _sole_writer(resume.parts_folder(dst), dst):
+    with _sole_writer(resume.parts_folder(dst), dst, overwrite):
         return _write_segments(container, src, dst, muxer, family, info, upscaler, scale, size, crf=crf, batch=batch,
                                overwrite=overwrite, progress=progress, notice=notice, skip_damaged=skip_damaged,
                                started=started)
 
 
 @contextmanager
-def _sole_writer(parts: Path, dst: Path) -> Iterator[None]:
+def _sole_writer(parts: Path, dst: Path, overwrite: bool) -> Iterator[None]:
     """One resumable run per output at a time: a second one, started while the first ran, had
     shared its segments folder and failed when the first removed it, saying the segments were
     kept there for a rerun."""
@@ -255,6 +255,8 @@ def _sole_writer(parts: Path, dst: Path) -> Iterator[None]:
     except OSError:  # a folder that takes no lock file takes no segments either: said when they are written
         lock = None
     try:
+        if dst.exists() and not overwrite:  # a run that held the lock finished it meanwhile: not encoded again
+            raise OutputExistsError(f"{dst} was written by another run meanwhile; {OVERWRITE_ADVICE}")
         yield
     finally:
         if lock is not None:
