@@ -1324,6 +1324,8 @@ def test_output_format_messages_say_what_can_be_done():
     # a format given against a name that says another: aliases and video names too (had been silent)
     assert imageio.suffix_conflict("o.jfif", "PNG").endswith("though its extension says JPEG")
     assert imageio.suffix_conflict("o.mp4", "PNG").endswith("though its extension says a video (.mp4)")
+    for name in ("o.ts", "o.wmv", "o.flv", "o.mpg", "o.3gp", "o.y4m"):  # every video name the program reads
+        assert imageio.suffix_conflict(name, "PNG").endswith(f"though its extension says a video ({name[1:]})"), name
     assert imageio.suffix_conflict("o.jpe", "JPEG") is None and imageio.suffix_conflict("o.xyz", "PNG") is None
     buffer = io.BytesIO()
     tifffile.imwrite(buffer, np.zeros((8, 8), np.int16))
