@@ -260,6 +260,9 @@ def test_completion_before_any_argument_offers_the_default_commands_options():
     # model names and files for --model, device words for --device (both had offered nothing)
     assert complete("sr-filter a.png --model sr-c", kinds=True) == ["plain,sr-cartoon-x4", "file,sr-c"]
     assert complete("sr-filter a.png -d c") == ["cpu", "cuda"]
+    assert complete("sr-filter a.png -m car") == ["cartoon", "car"]  # presets too
+    assert complete("sr-filter export sr-c") == ["sr-cartoon-x4", "sr-c"]  # export's MODEL, eval's -m (with bicubic)
+    assert complete("sr-filter eval shared -m bic") == ["bicubic", "bic"]
 
 
 def test_messages_are_cut_at_a_word_and_get_the_flag_by_class():

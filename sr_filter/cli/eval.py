@@ -9,12 +9,13 @@ from pathlib import Path
 
 import click
 
-from .options import colour_fix_opt, device_opt, offline_opt, precision_opt, say, tile_opt, verbosity
+from .options import colour_fix_opt, complete_model, device_opt, offline_opt, precision_opt, say, tile_opt, verbosity
 
 
 @click.command("eval")
 @click.argument("folders", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("-m", "--model", "models", multiple=True, metavar="NAME|PATH|bicubic",
+              shell_complete=lambda ctx, param, incomplete: complete_model(ctx, param, incomplete, also=("bicubic",)),
               help="Model to evaluate (repeatable): a preset, a manifest name, a .pth file, or 'bicubic' for the "
                    "MATLAB bicubic baseline.  [default: bicubic]")
 @click.option("-s", "--scale", type=click.IntRange(1, 16), default=None,

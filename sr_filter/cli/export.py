@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import click
 
-from .options import offline_opt, say, verbosity
+from .options import complete_model, offline_opt, say, verbosity
 
 
 @click.command("export")
-@click.argument("model", metavar="MODEL")
+@click.argument("model", metavar="MODEL", shell_complete=complete_model)
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The .onnx file to write.")
 @click.option("--overwrite", is_flag=True, help="Replace the output file if it exists.")
 @click.option("--no-check", is_flag=True, help="Do not compare the file with the torch network in onnxruntime.")

@@ -73,17 +73,18 @@ preset_opt = click.option(
     "-p", "--preset", type=LazyChoice(_preset_names), default=None,
     help="What the image shows; picks the model (from the manifest, see `sr-filter models`).  [default: photo]",
 )
-def _complete_model(ctx: click.Context, param: click.Parameter, incomplete: str) -> list:
-    """Model names from the manifest, and files (a model may be a weights file): shell completion
-    had offered nothing for --model."""
+def complete_model(ctx: click.Context, param: click.Parameter, incomplete: str, *, also: tuple[str, ...] = ()) -> list:
+    """Model names from the manifest, presets (and ``also``), and files (a model may be a weights
+    file): shell completion had offered nothing for a model."""
     from click.shell_completion import CompletionItem
 
     from ..manifest import load_manifest
 
     try:
-        names = sorted({m.name for m in load_manifest().models})
+        manifest = load_manifest()
+        names = sorted({m.name for m in manifest.models}) + sorted(manifest.presets) + list(also)
     except Exception:  # noqa: BLE001 - completion must never print a traceback into the shell
-        names = []
+        names = list(also)
     named = [CompletionItem(n) for n in names if n.startswith(incomplete)]
     return named + [CompletionItem(incomplete, type="file")]
 
@@ -92,7 +93,7 @@ def _complete_device(ctx: click.Context, param: click.Parameter, incomplete: str
     return [d for d in ("auto", "cpu", "cuda", "mps") if d.startswith(incomplete)]
 
 
-model_opt = click.option("-m", "-n", "--model", metavar="NAME|PATH", default=None, shell_complete=_complete_model,
+model_opt = click.option("-m", "-n", "--model", metavar="NAME|PATH", default=None, shell_complete=complete_model,
                          help="A model from `sr-filter models`, or a weights file (.pth, .pt, .ckpt, .safetensors) (overrides --preset).")
 scale_opt = click.option("-s", "--scale", type=float, default=None, callback=_scale,
                          help="Output scale, e.g. 2, 3, 1.5, 0.5.  [default: the model's own]")
