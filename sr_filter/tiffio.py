@@ -195,11 +195,13 @@ def _layout(array: np.ndarray, axes: str, extras: tuple[int, ...], photometric: 
         log.warning("%s: %d extra sample(s) per pixel beside the colour%s are left out (the output holds colour and one "
                     "alpha channel)", name, dropped, " and alpha" if alpha_index is not None else "", extra=PER_FILE)
     kept = array[:, :, :colour]
-    if photometric == _MINISWHITE:
-        kept = _invert(kept)
     alpha = None if alpha_index is None else array[:, :, colour + alpha_index : colour + alpha_index + 1]
     if alpha is not None and alpha_index < len(extras) and extras[alpha_index] == _ASSOCALPHA:
-        kept = _unpremultiply(kept, alpha)  # (CMYK's inks before they become RGB: black at half alpha had come out white)
+        # the stored samples, before they become grey or RGB (white-is-zero grey, CMYK inks): black at
+        # half alpha had come out white
+        kept = _unpremultiply(kept, alpha)
+    if photometric == _MINISWHITE:
+        kept = _invert(kept)
     if photometric == _SEPARATED:
         kept = _cmyk_as_rgb(kept, meta or ImageMeta(), name)
     if alpha is None:

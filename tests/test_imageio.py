@@ -1167,6 +1167,9 @@ def test_cmyk_without_a_profile_has_the_same_colours_at_every_depth_and_with_alp
         tifffile.imwrite(buffer, data, photometric="separated", extrasamples=[1], planarconfig=layout)
         array, _ = imageio.read_image(buffer.getvalue(), name="premultiplied.tif")
         assert array.reshape(-1, 4).tolist() == [[0, 0, 0, 128], [0, 255, 255, 128], [255, 255, 255, 128]], layout
+    buffer = io.BytesIO()  # white-is-zero grey the same way: 128 stored at half alpha is black
+    tifffile.imwrite(buffer, np.array([[[128, 128], [0, 128]]], np.uint8), photometric="miniswhite", extrasamples=[1])
+    assert imageio.read_image(buffer.getvalue())[0].reshape(-1, 2).tolist() == [[0, 128], [255, 128]]
     buffer = io.BytesIO()
     tifffile.imwrite(buffer, np.random.rand(4, 4, 5).astype(np.float32), photometric="separated", extrasamples=[2])
     with pytest.raises(ImageFormatError, match="^float.tif is a TIFF layout this program cannot decode$"):
