@@ -318,15 +318,15 @@ def encode_animation(animation: Animation, fmt: str, *, quality: int | None = No
         # the canvas around them is transparent; readers that trust the flag (Pillow) then show black
         data = data[:20] + bytes([data[20] | 0x10]) + data[21:]
     meta = animation.meta
-    if meta is not None and meta.aspect and not meta.dpi:  # a pixel aspect ratio with no density, as a still keeps it
-        if fmt == "PNG":  # Pillow writes a pHYs of its dpi option alone (the ratio had been dropped without a word)
-            from .png import aspect_chunk
+    if meta is not None and meta.aspect and not meta.dpi and fmt == "PNG":  # a pixel aspect ratio with no density,
+        # as a still keeps it: Pillow writes a pHYs of its dpi option alone (the ratio had been dropped without a word)
+        from .png import aspect_chunk
 
-            data = data[:33] + aspect_chunk(meta.aspect) + data[33:]  # after the IHDR chunk
-        elif fmt == "WEBP":
-            from .encode import _say_lost, aspect_not_held
+        data = data[:33] + aspect_chunk(meta.aspect) + data[33:]  # after the IHDR chunk
+    elif meta is not None and fmt == "WEBP":  # what WebP cannot hold, said as for a still (PNG text had gone unsaid)
+        from .encode import _not_held, _say_lost
 
-            _say_lost([aspect_not_held(meta, "WEBP")], "WEBP", meta)
+        _say_lost(_not_held(meta, "WEBP"), "WEBP", meta)
     return data
 
 

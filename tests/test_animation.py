@@ -643,3 +643,17 @@ def test_an_animation_on_a_terminal_shows_a_bar_of_frames(tmp_path):
     assert proc.returncode == 0 and (tmp_path / "b.gif").is_file(), shown
     assert b"5/5" in shown and b"frame" in shown, shown
 
+
+
+def test_an_animated_pngs_text_written_as_webp_is_said_lost(upscaler, caplog):
+    """A still PNG's text into WebP is said lost; an animated PNG's went without a word."""
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Author", "someone")
+    frames = [Image.fromarray(pattern(i, 12, 8)) for i in range(2)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "PNG", save_all=True, append_images=frames[1:], duration=100, pnginfo=info)
+    with caplog.at_level("WARNING"):
+        animation.upscale_to_bytes(buffer.getvalue(), upscaler, "WEBP")
+    assert "WebP cannot hold the PNG text (Author)" in caplog.text, caplog.text
