@@ -381,10 +381,8 @@ def _pixels(image: Image.Image) -> np.ndarray:
 def suffix_conflict(path: str | Path, fmt: str) -> str | None:
     """A warning when ``path``'s extension names another image format than ``fmt`` (JPEG bytes in
     a file called .png confuse every program that trusts the name); None when they agree."""
-    from .video import READ_ONLY_SUFFIXES, VIDEO_SUFFIXES  # (no PyAV: the package loads its modules on use)
-
     suffix = Path(path).suffix.lower()
-    named = suffix_format(suffix) or (f"a video ({suffix})" if suffix in VIDEO_SUFFIXES | READ_ONLY_SUFFIXES else None)
+    named = suffix_format(suffix) or (f"a video ({suffix})" if suffix in sniff.VIDEO_NAMES else None)
     if named is None or named == fmt:  # (.jfif and .mpo, and video names, had been taken for no format at all)
         return None
     return f"{Path(path).name} is written as {fmt}, as the format given says, though its extension says {named}"

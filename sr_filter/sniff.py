@@ -20,6 +20,10 @@ Shape = tuple[int, int, int, int]
 #: video output suffix -> FFmpeg container written for it (here, below both the image reader,
 #: which refuses these names for an image, and the video package, which writes them)
 VIDEO_CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi"}
+#: video suffixes read but not written (an output of one is written as .mkv)
+VIDEO_READ_ONLY = frozenset({".ts", ".m2ts", ".mts", ".flv", ".mpg", ".mpeg", ".vob", ".wmv", ".asf", ".3gp", ".ogv"})
+#: every suffix read as a video (or a YUV4MPEG2 frame stream)
+VIDEO_NAMES = frozenset({*VIDEO_CONTAINERS, ".y4m", *VIDEO_READ_ONLY})
 _PREFIX = 64 << 10  # enough for any PNG IHDR and nearly every JPEG start-of-frame
 _CHUNK = 1 << 20
 #: first bytes of the picture formats read (WebP, RIFF....WEBP, is told apart below), with their names

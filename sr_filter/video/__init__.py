@@ -11,11 +11,11 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..sniff import VIDEO_CONTAINERS as CONTAINERS  # output suffix -> FFmpeg container
+#: containers read but not written (MPEG transport streams, Flash video, ...): upscaled into .mkv by default
+from ..sniff import VIDEO_READ_ONLY as READ_ONLY_SUFFIXES
 
 #: input suffixes routed to the video path
 VIDEO_SUFFIXES = frozenset({*CONTAINERS, ".y4m"})
-#: containers read but not written (MPEG transport streams, Flash video, ...): upscaled into .mkv by default
-READ_ONLY_SUFFIXES = frozenset({".ts", ".m2ts", ".mts", ".flv", ".mpg", ".mpeg", ".vob", ".wmv", ".asf", ".3gp", ".ogv"})
 
 _LAZY = {"upscale_video": ".job", "CODECS": ".encode"}
 if TYPE_CHECKING:  # what _LAZY gives, for type checkers (a typed caller's upscale_video had been "Any? not callable")
