@@ -26,6 +26,7 @@ import numpy as np
 
 from .convert import PER_FILE
 from .errors import ImageFormatError, first_line
+from .liblogs import held_records
 
 log = logging.getLogger(__name__)
 
@@ -113,19 +114,11 @@ logging.getLogger("imagecodecs").addFilter(_InterlaceChatter())
 def _named_warnings(name: str) -> Iterator[None]:
     """libpng's warnings while decoding ``name`` ("PNG warning: eXIf: invalid"), said as one line of
     that file's: they had come without the file's name, once in a whole batch."""
-    logger = logging.getLogger("imagecodecs")
     records: list[logging.LogRecord] = []
-    handler = logging.Handler(logging.WARNING)
-    handler.addFilter(_InterlaceChatter())
-    handler.emit = records.append  # type: ignore[method-assign]
-    propagate = logger.propagate
-    logger.addHandler(handler)
-    logger.propagate = False
     try:
-        yield
+        with held_records("imagecodecs", _InterlaceChatter()) as records:
+            yield
     finally:
-        logger.removeHandler(handler)
-        logger.propagate = propagate
         if records:
             log.warning("%s: %s", name, "; ".join(dict.fromkeys(first_line(r.getMessage()) for r in records)),
                         extra=PER_FILE)

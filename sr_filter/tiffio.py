@@ -23,6 +23,7 @@ from PIL import Image
 
 from .convert import PER_FILE
 from .errors import ImageFormatError, SrFilterError, first_line
+from .liblogs import held_records
 from .metadata import (IPTC_TAG, PHOTOSHOP, PHOTOSHOP_TAG, ImageMeta, aspect_of, cmyk_to_rgb, iptc_block,
                        iptc_from_records, iptc_records, plain_cmyk)
 
@@ -148,26 +149,16 @@ def _density(tags: Any) -> tuple[tuple[float, float] | None, str, tuple[int, int
 @contextlib.contextmanager
 def _tifffile_warnings(name: str) -> Iterator[None]:
     """Collect tifffile's log records while reading and report them as one warning of ours."""
-    logger = logging.getLogger("tifffile")
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler(logging.WARNING)
-    handler.emit = records.append  # type: ignore[method-assign]
-    propagate = logger.propagate
-    logger.addHandler(handler)
-    logger.propagate = False
-    try:
-        yield
-    except ImageFormatError as exc:  # nothing could be read: one line, with tifffile's reason where it had one
-        if records and str(exc).startswith(f"{name} is not a readable TIFF ("):
-            raise ImageFormatError(f"{name} is not a readable TIFF (damaged structure: "
-                                   f"{first_line(records[0].getMessage())})") from None
-        raise
-    else:  # read after all: what was damaged, said once
-        if records:
-            log.warning("%s: damaged TIFF structure (%s); reading what can be read", name, first_line(records[0].getMessage()))
-    finally:
-        logger.removeHandler(handler)
-        logger.propagate = propagate
+    with held_records("tifffile") as records:
+        try:
+            yield
+        except ImageFormatError as exc:  # nothing could be read: one line, with tifffile's reason where it had one
+            if records and str(exc).startswith(f"{name} is not a readable TIFF ("):
+                raise ImageFormatError(f"{name} is not a readable TIFF (damaged structure: "
+                                       f"{first_line(records[0].getMessage())})") from None
+            raise
+    if records:  # read after all: what was damaged, said once
+        log.warning("%s: damaged TIFF structure (%s); reading what can be read", name, first_line(records[0].getMessage()))
 
 
 def _layout(array: np.ndarray, axes: str, extras: tuple[int, ...], photometric: int, name: str, bits: int = 8,
