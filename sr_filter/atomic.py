@@ -98,16 +98,25 @@ def check_target(path: str | Path, *, overwrite: bool) -> bool:
         if _protected_by_me(info):  # replaced without a word, where cp refuses
             raise ImageFormatError(f"{path} is write-protected (mode {stat.S_IMODE(info.st_mode):o}); make it writable "
                                    "(chmod u+w) to replace it")
+        if _others_and_closed(path, info):  # (as cp refuses; chmod is not this user's to run)
+            raise ImageFormatError(f"{path} is another user's file, which you may not write; ask its owner, or choose "
+                                   "another output name")
     os.unlink(temp_beside(path))  # the folder takes new files
     return False
 
 
 def _protected_by_me(info: os.stat_result) -> bool:
     """Whether a file is this user's own, made read-only (chmod a-w): what chmod u+w undoes. Not
-    a read-only file system, an immutable file or another user's file (none of which chmod mends:
-    those are said, or replaced, as before); never for root, which cp lets write anything."""
+    a read-only file system or an immutable file (the write says those), nor another user's file
+    (:func:`_others_and_closed`); never for root, which cp lets write anything."""
     uid = os.geteuid() if hasattr(os, "geteuid") else None
     return uid not in (None, 0) and info.st_uid == uid and not info.st_mode & stat.S_IWUSR
+
+
+def _others_and_closed(path: Path, info: os.stat_result) -> bool:
+    """Whether a file belongs to another user and this one may not write it (never for root)."""
+    uid = os.geteuid() if hasattr(os, "geteuid") else None
+    return uid not in (None, 0) and info.st_uid != uid and not os.access(path, os.W_OK)
 
 
 def write_atomic(data: bytes, path: str | Path, *, overwrite: bool = False) -> None:

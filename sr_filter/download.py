@@ -167,7 +167,7 @@ def _stream(url: str, path: Path, sha256: str, size: int | None, limits: Limits,
         # its Content-Length counts the packed bytes (it had been "the server holds a different file")
         encoding = response.headers.get("Content-Encoding", "").strip().lower()
         packed = encoding not in ("", "identity")
-        layers = {e.strip() for e in encoding.split(",")} - {"identity", ""}  # "gzip, gzip": packed twice, unpacked so
+        layers = {e.strip() for e in encoding.split(",")} - {""}  # "gzip, gzip": packed twice, unpacked so
         if packed and not layers <= _unpackable():  # (brotli, zstd without their modules: raw bytes had been
             # "the server holds a different file")
             raise _NextUrl(f"the server sent {path.name} {encoding}-compressed (Content-Encoding), which cannot be "

@@ -143,6 +143,8 @@ class WeightsServer:
                     import gzip
 
                     packed = gzip.compress(data) if mode == "gzip" else b"not gzip at all" * 100
+                    if server.encoding == "gzip, gzip":  # packed twice
+                        packed = gzip.compress(packed)
                     self.send_response(200)
                     self.send_header("Content-Encoding", server.encoding)
                     self.send_header("Content-Length", str(len(packed)))

@@ -322,6 +322,12 @@ def test_a_write_protected_output_is_not_replaced(tmp_path):
             check_target(target, overwrite=True)
         except ImageFormatError as exc:
             print(exc)
+        theirs = os.path.join(sys.argv[1], "theirs.png")
+        if os.path.exists(theirs):
+            try:
+                check_target(theirs, overwrite=True)
+            except ImageFormatError as exc:
+                print(exc)
     """)
     command = [sys.executable, "-c", script]
     folder = tmp_path
@@ -330,6 +336,7 @@ def test_a_write_protected_output_is_not_replaced(tmp_path):
             pytest.skip("root, and no setpriv to run as another user")
         folder = Path(tempfile.mkdtemp(dir="/tmp"))
         os.chmod(folder, 0o777)
+        (folder / "theirs.png").write_bytes(b"root's")  # another user's file, 0644, in a folder open to all
         command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
     try:
         done = subprocess.run([*command, str(folder)], capture_output=True, text=True, timeout=120,
@@ -337,7 +344,11 @@ def test_a_write_protected_output_is_not_replaced(tmp_path):
         if done.returncode != 0 and "Permission denied" in done.stderr:
             pytest.skip(f"the unprivileged user cannot run the tests' Python here ({done.stderr.strip()[-200:]})")
         assert done.returncode == 0, done.stderr
-        assert done.stdout.strip().endswith("out.png is write-protected (mode 444); make it writable (chmod u+w) to replace it")
+        said = done.stdout.strip().splitlines()
+        assert said[0].endswith("out.png is write-protected (mode 444); make it writable (chmod u+w) to replace it"), said
+        if folder != tmp_path:  # as cp refuses it: not replaced, and not told to chmod
+            assert said[1].endswith("theirs.png is another user's file, which you may not write; ask its owner, or "
+                                    "choose another output name"), said
     finally:
         if folder != tmp_path:
             shutil.rmtree(folder, ignore_errors=True)

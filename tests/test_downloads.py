@@ -355,7 +355,7 @@ def test_the_overall_deadline_cuts_a_wait_short(weights_server, entry, monkeypat
     assert [p for p in isolated_cache.iterdir() if not p.name.startswith(".unreachable")] == []
 
 
-@pytest.mark.parametrize("encoding", ["br", "zstd"])
+@pytest.mark.parametrize("encoding", ["br", "zstd", "gzip, identity"])
 def test_a_transfer_packed_in_a_way_that_cannot_be_unpacked_is_named(weights_server, entry, isolated_cache, monkeypatch,
                                                                      encoding):
     """Brotli or zstd (without their modules) had been read packed: "the server holds a different file"."""
@@ -566,6 +566,12 @@ def test_a_compressed_transfer_is_unpacked(weights_server, entry, isolated_cache
     weights_server.behaviour[entry.file] = "gzip"
     path = fetch(entry)
     assert path.read_bytes() == (weights_server.folder / entry.file).read_bytes()
+    path.unlink()
+    weights_server.encoding = "gzip, gzip"  # packed twice, said so: unpacked twice (it had been refused)
+    try:
+        assert fetch(entry).read_bytes() == (weights_server.folder / entry.file).read_bytes()
+    finally:
+        weights_server.encoding = "gzip"
     path.unlink()
     weights_server.behaviour[entry.file] = "bad-gzip"
     with pytest.raises(DownloadError, match="the server's 'gzip' transfer encoding does not unpack"):

@@ -280,7 +280,9 @@ def _refuse_stream_name(output: str | None, fmt: str) -> None:
 
     name, suffix = Path(output).name, Path(output).suffix.lower()
     own, writes = (".y4m", "a YUV4MPEG2 frame stream") if fmt == "y4m" else (".png", "concatenated PNG files")
-    if suffix in VIDEO_INPUTS - {own}:
+    if suffix == own:
+        return
+    if suffix in VIDEO_INPUTS:
         said = "a YUV4MPEG2 frame stream" if suffix == ".y4m" else "a video file"
     elif imageio.suffix_conflict(output, "YUV4MPEG2" if fmt == "y4m" else "PNG"):
         said = f"a {imageio.suffix_format(suffix)} image"
