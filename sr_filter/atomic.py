@@ -17,6 +17,7 @@ import os
 import shutil
 import socket
 import stat
+import struct
 import tempfile
 from pathlib import Path
 from typing import BinaryIO, Iterator
@@ -318,7 +319,7 @@ def publish(tmp: str | Path, path: str | Path, *, overwrite: bool) -> None:
     user's file replaced by root stays the user's); without ``overwrite`` a hard link that fails with
     FileExistsError if the name exists. The one way every writer here (images, videos,
     downloads, checkpoints) publishes a file; OSError is the caller's to word."""
-    mode, owner, attributes = 0o666 & ~_umask(), None, {}
+    mode, owner, attributes = _new_file_mode(Path(path).parent), None, {}
     if overwrite:
         with contextlib.suppress(OSError):
             old = os.stat(path)
@@ -415,6 +416,29 @@ def _link_no_clobber(tmp: Path, path: Path) -> None:
         if path.exists():
             raise FileExistsError(str(path)) from None
         os.replace(tmp, path)
+
+
+def _new_file_mode(folder: Path) -> int:
+    """The mode a new file takes in ``folder``, as open() gives it: 0666 minus the umask or, where
+    the folder has a default ACL (which the umask does not apply to), 0666 within that ACL's owner,
+    mask and other entries (its group bits are the ACL mask). The umask had narrowed the mask the
+    file inherits, so a user the folder's ACL lets write could only read sr-filter's outputs."""
+    try:
+        acl = os.getxattr(folder, "system.posix_acl_default") if hasattr(os, "getxattr") else b""
+    except OSError:  # none, or no ACLs on this file system
+        acl = b""
+    perms: dict[int, int] = {}
+    for start in range(4, len(acl) - 7, 8):  # version (4 bytes), then entries: tag (2), permissions (2), id (4)
+        tag, perm = struct.unpack_from("<HH", acl, start)
+        perms.setdefault(tag, perm & 7)
+    if not {_ACL_USER_OBJ, _ACL_OTHER} <= perms.keys():
+        return 0o666 & ~_umask()
+    group = perms.get(_ACL_MASK, perms.get(_ACL_GROUP_OBJ, 0))
+    return 0o666 & (perms[_ACL_USER_OBJ] << 6 | group << 3 | perms[_ACL_OTHER])
+
+
+#: POSIX ACL entry tags (linux/posix_acl_xattr.h)
+_ACL_USER_OBJ, _ACL_GROUP_OBJ, _ACL_MASK, _ACL_OTHER = 0x01, 0x04, 0x10, 0x20
 
 
 def _umask() -> int:

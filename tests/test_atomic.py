@@ -352,3 +352,24 @@ def test_a_write_protected_output_is_not_replaced(tmp_path):
     finally:
         if folder != tmp_path:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_new_output_takes_the_folders_default_acl_as_open_gives_it(tmp_path):
+    """In a folder with a default ACL (user 1234 may read and write), a file made with open() lets
+    user 1234 write; sr-filter's output had the umask narrow the inherited ACL mask to read only."""
+    import struct
+
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    everyone = 0xFFFFFFFF
+    entries = [(1, 7, everyone), (2, 6, 1234), (4, 5, everyone), (0x10, 7, everyone), (0x20, 5, everyone)]
+    try:
+        os.setxattr(folder, "system.posix_acl_default", struct.pack("<I", 2) + b"".join(struct.pack("<HHI", *e) for e in entries))
+    except OSError as exc:
+        pytest.skip(f"no POSIX ACLs on this file system ({exc.strerror})")
+    with open(folder / "by_open.png", "wb") as f:
+        f.write(b"x")
+    write_atomic(b"x", folder / "by_sr_filter.png")
+    opened, ours = folder / "by_open.png", folder / "by_sr_filter.png"
+    assert stat.S_IMODE(os.stat(ours).st_mode) == stat.S_IMODE(os.stat(opened).st_mode)
+    assert os.getxattr(ours, "system.posix_acl_access") == os.getxattr(opened, "system.posix_acl_access")
