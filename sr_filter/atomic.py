@@ -96,28 +96,26 @@ def check_target(path: str | Path, *, overwrite: bool) -> bool:
             raise ImageFormatError(f"{path} is not a regular file (a device or socket); choose another output name")
         if not overwrite:
             raise OutputExistsError(f"{path} exists; {OVERWRITE_ADVICE}")
-        if _protected_by_me(info):  # replaced without a word, where cp refuses
-            raise ImageFormatError(f"{path} is write-protected (mode {stat.S_IMODE(info.st_mode):o}); make it writable "
-                                   "(chmod u+w) to replace it")
-        if _others_and_closed(path, info):  # (as cp refuses; chmod is not this user's to run)
-            raise ImageFormatError(f"{path} is another user's file, which you may not write; ask its owner, or choose "
-                                   "another output name")
+        refused = _not_to_replace(path, info)
+        if refused:  # replaced without a word, where cp refuses
+            raise ImageFormatError(refused)
     os.unlink(temp_beside(path))  # the folder takes new files
     return False
 
 
-def _protected_by_me(info: os.stat_result) -> bool:
-    """Whether a file is this user's own, made read-only (chmod a-w): what chmod u+w undoes. Not
-    a read-only file system or an immutable file (the write says those), nor another user's file
-    (:func:`_others_and_closed`); never for root, which cp lets write anything."""
+def _not_to_replace(path: Path, info: os.stat_result) -> str | None:
+    """Why an existing output that cp would not write is not replaced, else None: this user's own
+    file made read-only (chmod u+w undoes it), or another user's file this one may not write. Not
+    a read-only file system or an immutable file (the write says those); never for root, which cp
+    lets write anything."""
     uid = os.geteuid() if hasattr(os, "geteuid") else None
-    return uid not in (None, 0) and info.st_uid == uid and not info.st_mode & stat.S_IWUSR
-
-
-def _others_and_closed(path: Path, info: os.stat_result) -> bool:
-    """Whether a file belongs to another user and this one may not write it (never for root)."""
-    uid = os.geteuid() if hasattr(os, "geteuid") else None
-    return uid not in (None, 0) and info.st_uid != uid and not os.access(path, os.W_OK)
+    if uid in (None, 0):
+        return None
+    if info.st_uid == uid and not info.st_mode & stat.S_IWUSR:
+        return f"{path} is write-protected (mode {stat.S_IMODE(info.st_mode):o}); make it writable (chmod u+w) to replace it"
+    if info.st_uid != uid and not os.access(path, os.W_OK):  # (chmod is not this user's to run)
+        return f"{path} is another user's file, which you may not write; ask its owner, or choose another output name"
+    return None
 
 
 def write_atomic(data: bytes, path: str | Path, *, overwrite: bool = False) -> None:

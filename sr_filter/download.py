@@ -145,6 +145,7 @@ SAY_WAITING_AFTER = 3.0
 def _stream(url: str, path: Path, sha256: str, size: int | None, limits: Limits, deadline: float) -> None:
     import threading
 
+    overall = limits.overall(size)
     left = deadline - time.monotonic()
     gives_up = (limits.stall, ENV_STALL) if limits.stall <= left else (round(max(left, 0), 1), ENV_DEADLINE)
     waiting = threading.Timer(SAY_WAITING_AFTER, log.warning, ("waiting for %s to answer (%s; gives up after %g s "
@@ -153,7 +154,7 @@ def _stream(url: str, path: Path, sha256: str, size: int | None, limits: Limits,
     waiting.daemon = True
     waiting.start()
     try:
-        response = _open(url, limits, deadline, limits.overall(size))
+        response = _open(url, limits, deadline, overall)
     finally:
         waiting.cancel()
     with response:
@@ -177,7 +178,7 @@ def _stream(url: str, path: Path, sha256: str, size: int | None, limits: Limits,
             part.create()
             digest = hashlib.sha256()
             received = 0
-            while chunk := _read(response, limits, received, packed, deadline, limits.overall(size)):
+            while chunk := _read(response, limits, received, packed, deadline, overall):
                 received += len(chunk)
                 if size is not None and received > size:
                     raise ChecksumError(
@@ -187,7 +188,7 @@ def _stream(url: str, path: Path, sha256: str, size: int | None, limits: Limits,
                 part.write(chunk)
                 bar.update(len(chunk))
                 if time.monotonic() > deadline:
-                    raise _OutOfTime(f"{url}: not done within {round(limits.overall(size), 1):g} s ({ENV_DEADLINE})")
+                    raise _OutOfTime(f"{url}: not done within {round(overall, 1):g} s ({ENV_DEADLINE})")
             if size is not None and received != size:
                 if not packed and received == int(response.headers.get("Content-Length") or -1):  # all it has: another file
                     raise ChecksumError(f"{url} holds {received} bytes for {path.name}, not the expected {size}; "

@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 from PIL import Image
 
-from .convert import PER_FILE
+from .convert import PER_FILE, _to_uint8
 from .errors import ImageFormatError, SrFilterError, first_line
 from .liblogs import held_records
 from .metadata import (IPTC_TAG, PHOTOSHOP, PHOTOSHOP_TAG, ImageMeta, aspect_of, cmyk_to_rgb, iptc_block,
@@ -74,9 +74,9 @@ def read_tiff(data: bytes, name: str, check: Callable[[tuple[int, int, int, int]
                 check(tags.shape)
                 photometric, bits = int(page.photometric), int(page.bitspersample)
                 unsigned = page.dtype is not None and np.dtype(page.dtype).kind == "u"  # (float CMYK: Pillow's refusal)
-                if photometric == _SEPARATED and unsigned and (bits == 16 or page.extrasamples) and _cmyk(page):
-                    pass  # 16 bits, or 8 with alpha (Photoshop's CMYK + alpha), which Pillow cannot read
-                elif photometric not in (_MINISWHITE, _MINISBLACK, _RGB):
+                # CMYK in 16 bits, or in 8 with alpha (Photoshop's CMYK + alpha), which Pillow cannot read
+                cmyk = photometric == _SEPARATED and unsigned and (bits == 16 or page.extrasamples) and _cmyk(page)
+                if not cmyk and photometric not in (_MINISWHITE, _MINISBLACK, _RGB):
                     return None, tags
                 array = page.asarray()
                 axes = page.axes
@@ -198,7 +198,7 @@ def _layout(array: np.ndarray, axes: str, extras: tuple[int, ...], photometric: 
     if alpha is None:
         return kept if kept.shape[2] == 3 else kept[:, :, 0]
     if alpha.dtype != kept.dtype:  # 16-bit CMYK through its profile comes back 8-bit
-        alpha = ((alpha.astype(np.uint32) + 128) // 257).astype(np.uint8)
+        alpha = _to_uint8(alpha)
     return np.concatenate([kept, alpha], axis=2)
 
 
@@ -207,8 +207,7 @@ def _cmyk_as_rgb(cmyk: np.ndarray, meta: ImageMeta, name: str = "image") -> np.n
     samples come back 8-bit, said so) or, without a usable one, by the plain formula at their own depth."""
     if not meta.icc_profile:
         return plain_cmyk(cmyk)
-    eight = cmyk if cmyk.dtype == np.uint8 else ((cmyk.astype(np.uint32) + 128) // 257).astype(np.uint8)
-    rgb = np.asarray(cmyk_to_rgb(Image.fromarray(np.ascontiguousarray(eight), "CMYK"), meta))
+    rgb = np.asarray(cmyk_to_rgb(Image.fromarray(np.ascontiguousarray(_to_uint8(cmyk)), "CMYK"), meta))
     if meta.icc_profile is None:  # the profile could not be used (said): the formula, at the samples' own depth
         return plain_cmyk(cmyk)
     if cmyk.dtype != np.uint8:

@@ -64,7 +64,7 @@ def _process(ray, ref, here: str, timeout: float):
     answer = _answer(ray, ref, timeout)
     if not answer:
         return answer
-    pid, node = answer
+    pid, node, _ = answer
     if node != here:
         return False
     try:
@@ -85,14 +85,13 @@ def _wait_refs(ray, refs: list, deadline: float) -> None:
 def worker_pids(ray, ready: dict, keys) -> set[tuple[int, str]]:
     """(process id, temporary-file tag of its machine) the workers ``keys`` reported when they
     started (those that answered)."""
-    answers = (_answer(ray, ready[key], 0, tagged=True) for key in keys if key in ready)
-    return {(answer[0], answer[2]) for answer in answers if answer}
+    answers = (_answer(ray, ready[key], 0) for key in keys if key in ready)
+    return {(pid, tag) for pid, _, tag in filter(None, answers)}
 
 
-def _answer(ray, ref, timeout: float, tagged: bool = False):
-    """``(pid, node)`` from a worker's ``ready()`` call (``tagged``: and its temporary-file tag);
-    ``None`` when it has not answered yet, ``False`` when the actor died before it answered (it
-    ran no task)."""
+def _answer(ray, ref, timeout: float):
+    """``(pid, node, temporary-file tag)`` from a worker's ``ready()`` call; ``None`` when it has
+    not answered yet, ``False`` when the actor died before it answered (it ran no task)."""
     try:
         answered, _ = ray.wait([ref], timeout=timeout)
         if not answered:
@@ -100,4 +99,4 @@ def _answer(ray, ref, timeout: float, tagged: bool = False):
         _, _, pid, node, _, tag = ray.get(answered[0])
     except Exception:  # noqa: BLE001 - whatever Ray raises for a dead actor
         return False
-    return (int(pid), node, str(tag)) if tagged else (int(pid), node)
+    return int(pid), node, str(tag)

@@ -184,11 +184,13 @@ def _atomic_save(obj: object, path: Path) -> None:
 def _by_iteration(folder: Path) -> list[Path]:
     """A run folder's iter_*.pt checkpoints, the latest iteration last (by the number in the name: file
     times change with a copy or a restore, and the oldest checkpoint had been named as the newest)."""
-    def number(path: Path) -> int:
-        digits = path.stem.removeprefix("iter_")
-        return int(digits) if digits.isdigit() else -1
+    return sorted(folder.glob("iter_*.pt"), key=_iteration_of)
 
-    return sorted(folder.glob("iter_*.pt"), key=number)
+
+def _iteration_of(path: Path) -> int:
+    """The iteration an iter_NNNNNNN.pt copy names; -1 for another name."""
+    digits = path.stem.removeprefix("iter_")
+    return int(digits) if digits.isdigit() else -1
 
 
 def _prune(folder: Path, iteration: int, keep: int) -> list[str]:
@@ -198,8 +200,7 @@ def _prune(folder: Path, iteration: int, keep: int) -> list[str]:
     if keep <= 0:
         return []
     said = []
-    ours = [p for p in _by_iteration(folder) if p.stem.removeprefix("iter_").isdigit()
-            and int(p.stem.removeprefix("iter_")) <= iteration]
+    ours = [p for p in _by_iteration(folder) if 0 <= _iteration_of(p) <= iteration]
     for old in ours[:-keep]:
         try:
             old.unlink()

@@ -231,11 +231,9 @@ def _write_resumable(container, src: Path, dst: Path, muxer: str, family: str, i
                      crf, batch, overwrite, progress, notice, skip_damaged=False) -> dict:
     from . import resume
 
-    started = time.monotonic()
     with _sole_writer(resume.parts_folder(dst), dst, overwrite):
         return _write_segments(container, src, dst, muxer, family, info, upscaler, scale, size, crf=crf, batch=batch,
-                               overwrite=overwrite, progress=progress, notice=notice, skip_damaged=skip_damaged,
-                               started=started)
+                               overwrite=overwrite, progress=progress, notice=notice, skip_damaged=skip_damaged)
 
 
 @contextmanager
@@ -264,9 +262,10 @@ def _sole_writer(parts: Path, dst: Path, overwrite: bool) -> Iterator[None]:
 
 
 def _write_segments(container, src: Path, dst: Path, muxer: str, family: str, info, upscaler, scale, size, *,
-                    crf, batch, overwrite, progress, notice, skip_damaged, started: float) -> dict:
+                    crf, batch, overwrite, progress, notice, skip_damaged) -> dict:
     from . import resume
 
+    started = time.monotonic()
     try:
         with written(dst, overwrite) as tmp:
             summary = resume.run(container, src, dst, str(tmp), muxer, family, info, upscaler, scale, size,
