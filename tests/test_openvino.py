@@ -157,18 +157,30 @@ def test_cache_is_written_once_and_reused(tmp_path, caplog, photo, tiny):
     record, xml, bin_ = _entry(tmp_path)
     meta = json.loads(record.read_text())
     assert meta["weights_sha256"] == file_sha256(model.path) and meta["openvino"] == ov.get_version()
-    assert meta["precision"] == "fp32" and meta["bin_size"] == bin_.stat().st_size
+    assert "precision" not in meta and meta["bin_size"] == bin_.stat().st_size
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp")]  # no temporary left
     assert _converts(caplog) == 1
     second = OpenVinoBackend.from_model(model, cache_dir=tmp_path).run(photo)
     assert _converts(caplog) == 1 and np.array_equal(first, second)
 
 
+def test_both_precisions_share_one_converted_entry(tmp_path, caplog, photo, tiny):
+    """The IR is fp32 whichever precision runs it (only compiling takes the hint): a bf16 run
+    after an fp32 one had converted again and kept a second, identical copy."""
+    caplog.set_level(logging.INFO)
+    fp32 = OpenVinoBackend.from_model(tiny, precision="fp32", cache_dir=tmp_path)
+    bf16 = OpenVinoBackend.from_model(tiny, precision="bf16", cache_dir=tmp_path)
+    assert _converts(caplog) == 1 and len(list(tmp_path.glob("*.bin"))) == 1
+    assert (fp32.precision, bf16.precision) == ("fp32", "bf16")
+
+
 def test_entries_of_an_older_openvino_are_removed_others_kept(tmp_path, tiny):
-    meta = ov_cache.describe(tiny, ov.get_version(), "fp32")
+    meta = ov_cache.describe(tiny, ov.get_version())
     key = ov_cache.entry_key(tiny.name, meta)
     prefix = key.rsplit("-", 1)[0]
     for stem, record in ((f"{prefix}-old", {**meta, "openvino": "2024.0.0"}),
+                         (f"{prefix}-fp32-format7", {**meta, "format": 7, "precision": "fp32"}),  # one per precision
+                         (f"{prefix}-bf16-format7", {**meta, "format": 7, "precision": "bf16"}),
                          (f"{prefix}-other", {**meta, "weights_sha256": "0" * 64, "openvino": "2024.0.0"})):
         for part in ("xml", "bin"):
             (tmp_path / f"{stem}.{part}").write_bytes(b"x")
@@ -218,7 +230,7 @@ def test_damaged_cache_is_detected_and_rebuilt(damage, tmp_path, caplog, photo, 
     again = OpenVinoBackend.from_model(model, cache_dir=tmp_path).run(photo)
     assert _converts(caplog) == 2
     assert float(np.abs(again - expected).max()) == 0  # the right picture, from a rebuilt model
-    assert ov_cache.load(tmp_path, record.stem, ov_cache.describe(model, ov.get_version(), "fp32"))  # whole again
+    assert ov_cache.load(tmp_path, record.stem, ov_cache.describe(model, ov.get_version()))  # whole again
     assert all(p.is_file() and p.stat().st_mode & 0o444 == 0o444 for p in (record, xml, bin_))
 
 

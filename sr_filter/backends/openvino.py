@@ -114,7 +114,7 @@ class OpenVinoBackend:
         # a Ctrl-C while converting is acted on once the conversion (and the cache write) is done,
         # so it can never be taken for a failed conversion by "auto", which falls back to torch
         with interrupts_held():
-            ov_model = _converted(model, ov, core, precision, Path(cache_dir) if cache_dir else ov_cache.default_folder())
+            ov_model = _converted(model, ov, core, Path(cache_dir) if cache_dir else ov_cache.default_folder())
             compiled = _compile(core, ov_model, precision, threads)
         return cls(core, ov_model, compiled, threads)
 
@@ -133,7 +133,7 @@ class OpenVinoBackend:
         folder = Path(cache_dir) if cache_dir else ov_cache.default_folder()
         try:
             query = {"format": ov_cache.FORMAT, "weights_sha256": ov_cache.weights_sha256(ref.entry, ref.path),
-                     "openvino": ov.get_version(), "precision": precision}
+                     "openvino": ov.get_version()}
         except OSError:
             return None
         if ref.entry is not None:
@@ -230,10 +230,10 @@ def _compile(core: Any, ov_model: Any, precision: str, threads: int) -> Any:
         raise BackendError(f"OpenVINO cannot compile the model for the CPU: {_detail(exc)}") from None
 
 
-def _converted(model: Any, ov: Any, core: Any, precision: str, folder: Path) -> Any:
+def _converted(model: Any, ov: Any, core: Any, folder: Path) -> Any:
     """The OpenVINO model for a LoadedModel: from the disk cache when a good entry exists, else converted."""
     try:
-        meta = ov_cache.describe(model, ov.get_version(), precision)
+        meta = ov_cache.describe(model, ov.get_version())
     except OSError as exc:  # the weights file is gone or unreadable: no key, so no cache
         log.info("not caching the converted model: cannot hash %s (%s)", model.path, exc.strerror or first_line(exc))
         ov_model = convert(model, ov)

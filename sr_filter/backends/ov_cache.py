@@ -2,7 +2,8 @@
 
 Converting a torch network takes seconds (tracing); reading the IR back takes milliseconds. The
 cache lives next to the weights cache (``<weights cache>/openvino``) and is keyed by the weights'
-sha256, the architecture settings, the OpenVINO version and the precision. Each entry is three
+sha256, the architecture settings and the OpenVINO version; not by the precision, which only the
+compilation for the CPU takes (the IR is fp32 either way), so fp32 and bf16 runs share one entry. Each entry is three
 files: ``KEY.xml``, ``KEY.bin`` and ``KEY.json``; the JSON records what the entry is, the sha256
 and size of the two others, and what the tiler needs to know about the model (its name,
 architecture, settings, scale and :class:`~sr_filter.facts.Facts`), so that a later run can find
@@ -37,10 +38,10 @@ log = logging.getLogger(__name__)
 #: have their own digest; a format-3 record of them carried the plain model's; 5: the facts
 #: carry the multiply-adds per pixel and per value that size CPU tiles; 6: a record carries the
 #: digest of its own fields, so that damaged facts are not used; 7: the facts say how the picture
-#: is padded, zeros for OmniSR)
-FORMAT = 7
-#: the fields of a record that say which weights, settings, OpenVINO and precision it is for
-META_KEYS = ("format", "weights_sha256", "settings_sha256", "openvino", "precision")
+#: is padded, zeros for OmniSR; 8: one entry for both precisions, which had kept two identical copies)
+FORMAT = 8
+#: the fields of a record that say which weights, settings and OpenVINO it is for
+META_KEYS = ("format", "weights_sha256", "settings_sha256", "openvino")
 
 
 def default_folder() -> Path:
@@ -48,14 +49,13 @@ def default_folder() -> Path:
     return cache_dir() / "openvino"
 
 
-def describe(model: Any, ov_version: str, precision: str) -> dict:
+def describe(model: Any, ov_version: str) -> dict:
     """What a cache entry for ``model`` (a LoadedModel) must say about itself to be used."""
     return {
         "format": FORMAT,
         "weights_sha256": weights_sha256(model.entry, model.path),
         "settings_sha256": settings_sha256(model.arch_name, model.params),
         "openvino": ov_version,
-        "precision": precision,
     }
 
 
@@ -133,7 +133,7 @@ def entry_key(name: str, meta: dict) -> str:
     """The file stem of a cache entry: readable name plus a digest of everything that keys it."""
     digest = hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()[:20]
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name)[:60] or "model"
-    return f"{safe}-{meta['precision']}-{digest}"
+    return f"{safe}-{digest}"
 
 
 def load(folder: Path, key: str, meta: dict, model: dict | None = None) -> tuple[bytes, bytes] | None:
@@ -239,8 +239,8 @@ def _clear(path: Path) -> None:
 
 
 def _drop_outdated(folder: Path, key: str, meta: dict) -> None:
-    """Remove entries of the same weights and precision left by another OpenVINO version or cache
-    format, so upgrades do not pile up converted copies. Anything else is left alone."""
+    """Remove entries of the same weights left by another OpenVINO version or cache format (one per
+    precision, up to format 7), so upgrades do not pile up converted copies. Anything else is left alone."""
     prefix = key.rsplit("-", 1)[0] + "-"
     for record in folder.glob(f"{prefix}*.json"):
         if record.stem == key:
@@ -249,7 +249,7 @@ def _drop_outdated(folder: Path, key: str, meta: dict) -> None:
             old = json.loads(record.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        same_model = all(old.get(k) == meta[k] for k in ("weights_sha256", "settings_sha256", "precision"))
+        same_model = all(old.get(k) == meta[k] for k in ("weights_sha256", "settings_sha256"))
         if same_model and (old.get("openvino"), old.get("format")) != (meta["openvino"], meta["format"]):
             for part in ("json", "xml", "bin"):  # the record first: a half-removed entry is never used
                 record.with_suffix(f".{part}").unlink(missing_ok=True)
