@@ -461,3 +461,21 @@ def test_a_failure_record_interrupted_before_its_rename_leaves_no_stray_file(tmp
     with pytest.raises(KeyboardInterrupt):
         ov_cache.remember_failure(tmp_path, "model-fp32-abc", "cannot be converted")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("message", ["[CPU] Reorder node with name '__module.conv_first/aten::_convolution/Convolution' "
+                                     "can't alloc", "std::bad_alloc", "Cannot allocate memory"])
+def test_openvino_out_of_memory_words_make_the_tiler_split(message):
+    """OpenVINO's failures when memory is short, as it words them (the first seen under `prlimit --as`
+    on a 1024x768 picture): each is an out-of-memory error to the tiler, which halves the tiles,
+    not a failed run. Real memory exhaustion is too machine-dependent for a test, hence the stand-in."""
+    from sr_filter.backends.openvino import _infer
+    from sr_filter.device import is_oom
+
+    class ShortOfMemory:
+        def infer(self, *args, **kwargs):
+            raise RuntimeError(f"Exception from src/inference/src/cpp/infer_request.cpp:223:\n{message}\n")
+
+    with pytest.raises(RuntimeError) as info:
+        _infer(ShortOfMemory(), np.zeros((1, 3, 152, 152), np.float32))
+    assert is_oom(info.value) and "152x152 window" in str(info.value)

@@ -198,7 +198,8 @@ def _infer(request: Any, array: Any) -> np.ndarray:
         raise RuntimeError(f"OpenVINO ran out of memory on a {array.shape[-2]}x{array.shape[-1]} window") from None
     except RuntimeError as exc:
         text = str(exc).lower()
-        if "bad_alloc" in text or "allocate" in text or "out of memory" in text:
+        # "[CPU] Reorder node with name '...' can't alloc" is OpenVINO's own word for it on a window
+        if any(word in text for word in ("bad_alloc", "allocate", "can't alloc", "out of memory")):
             raise RuntimeError(f"OpenVINO ran out of memory on a {array.shape[-2]}x{array.shape[-1]} window") from None
         # at run time, not a choice of options: memory short of what OpenVINO wanted, most often
         raise ModelRunError(f"OpenVINO failed on a {tuple(array.shape)} window: {_detail(exc)} (when memory is short: "
