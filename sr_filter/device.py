@@ -273,9 +273,10 @@ def available_ram() -> int:
 
 
 def is_oom(exc: BaseException) -> bool:
-    """Whether an exception means the device ran out of memory."""
+    """Whether an exception means the device ran out of memory (numpy's MemoryError too: a
+    window's arrays that do not fit fit when the tiles are smaller)."""
     torch = sys.modules.get("torch")  # a CUDA error can only come from a torch that is loaded
-    if torch is not None and isinstance(exc, torch.cuda.OutOfMemoryError):
+    if isinstance(exc, MemoryError) or (torch is not None and isinstance(exc, torch.cuda.OutOfMemoryError)):
         return True
     text = str(exc).lower()
     return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)

@@ -19,7 +19,7 @@ from PIL import Image
 
 from . import png, tiffio
 from .convert import PER_FILE, _to_uint8, _to_uint16, array_to_pil, beyond_extent
-from .errors import ImageFormatError, ImageTooLargeError, first_line
+from .errors import ImageFormatError, ImageTooLargeError, OutOfMemoryError, first_line
 from .metadata import (IPTC_TAG, PHOTOSHOP, PHOTOSHOP_TAG, ImageMeta, Scale, exif_for_output, fit_aspect, iptc_records,
                        scaled_dpi, sized_xmp)
 
@@ -78,7 +78,18 @@ def encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None = None, *, 
 
     16-bit and float data stay 16-bit in PNG (float becomes 16-bit) and 16-bit / float in
     TIFF; other formats hold 8 bits. Alpha is flattened onto white for JPEG and BMP.
+    OutOfMemoryError when the encoder runs out of memory: after the upscaling, where smaller
+    tiles (the advice for a bare MemoryError) change nothing.
     """
+    try:
+        return _encode_image(array, fmt, meta, quality=quality, scale=scale)
+    except MemoryError:
+        height, width = array.shape[:2]
+        raise OutOfMemoryError(f"writing the {width}x{height} picture as {_SHOWN.get(fmt, fmt)} ran out of memory; "
+                               "close other programs, or choose a smaller output") from None
+
+
+def _encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None, *, quality: int | None, scale: Scale) -> bytes:
     meta = meta or ImageMeta()
     height, width = array.shape[:2]
     if meta.xmp:

@@ -11,6 +11,7 @@ import os
 import struct
 import subprocess
 import sys
+import textwrap
 import warnings
 import zlib
 
@@ -553,3 +554,27 @@ def test_a_stream_is_called_a_video_only_when_it_is_one():
                         (b"\0\0\0\x1cftypavif\0\0\0\0avifmif1", "unknown or damaged format")):
         with pytest.raises(ImageFormatError, match=f"- is not a readable image \\({words}"):
             read_stream(io.BytesIO(head + bytes(1000)), "-", lambda shape: None, 1 << 30)
+
+
+def test_an_encoder_out_of_memory_is_said_as_the_write_not_the_tiles(tmp_path):
+    """A PNG encoder that runs out of memory after the upscaling had been "use a smaller --scale
+    or --tile": the tiles were done, and no tile size changes the write. Real exhaustion, in a
+    child process whose address space is capped just above what it holds."""
+    code = textwrap.dedent("""
+        import resource, numpy as np
+        from sr_filter.encode import encode_image
+        from sr_filter.errors import OutOfMemoryError
+        from sr_filter.cli.messages import hint_for
+        picture = np.random.default_rng(0).integers(0, 256, (3000, 3000, 3), np.uint8)
+        encode_image(picture[:8, :8], "PNG")  # the encoder's libraries loaded first
+        held = [int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmSize")][0] * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (held + (8 << 20), resource.RLIM_INFINITY))
+        try:
+            encode_image(picture, "PNG")
+        except OutOfMemoryError as exc:
+            print(exc, "|", hint_for(exc))
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert done.stdout.strip() == ("writing the 3000x3000 picture as PNG ran out of memory; close other programs, "
+                                   "or choose a smaller output | use a smaller --scale"), done.stderr

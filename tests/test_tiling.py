@@ -157,13 +157,16 @@ def test_constant_network_gives_exactly_one_everywhere():
 class _OomAbove:
     """Stand-in for a CUDA device (none exists here): fails with a real allocation error above a
     window size. ``real=True`` makes the CPU allocator fail for real (an impossible request,
-    nothing is actually reserved); otherwise it raises torch's own OutOfMemoryError type."""
+    nothing is actually reserved), ``real="numpy"`` numpy's (MemoryError, as a window's own
+    arrays fail); otherwise it raises torch's own OutOfMemoryError type."""
 
     def __init__(self, net, max_pixels, real):
         self.net, self.max_pixels, self.real, self.calls = net, max_pixels, real, []
 
     def __call__(self, batch):
         if batch.shape[0] * batch.shape[2] * batch.shape[3] > self.max_pixels:
+            if self.real == "numpy":
+                np.empty(1 << 62, dtype=np.uint8)  # MemoryError: Unable to allocate
             if self.real:
                 torch.empty(1 << 62, dtype=torch.uint8)  # RuntimeError: can't allocate memory
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
@@ -171,7 +174,7 @@ class _OomAbove:
         return self.net(batch)
 
 
-@pytest.mark.parametrize("real", [True, False])
+@pytest.mark.parametrize("real", [True, "numpy", False])
 def test_out_of_memory_splits_tiles_and_keeps_finished_ones(real):
     net = _small_srvgg()
     x = _rand(1, 3, 150, 150)

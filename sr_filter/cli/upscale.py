@@ -457,7 +457,8 @@ def _isatty(stream) -> bool:
 def _describe_failure(job: Job, exc: BaseException) -> str:
     """One line naming the file, whatever the error."""
     if isinstance(exc, MemoryError):
-        text = "ran out of memory; use a smaller --scale or --tile"
+        # outside the tiles, which split by themselves: the output's own arrays
+        text = "ran out of memory; close other programs or use a smaller --scale"
     elif isinstance(exc, BrokenPipeError) and job.target is None:
         text = CUT_SHORT
     elif isinstance(exc, OSError) and not isinstance(exc, SrFilterError):

@@ -149,7 +149,7 @@ class UpscaleWorker:
         except OutputExistsError:
             return Outcome(task, "exists", seconds=time.monotonic() - started, worker=os.getpid())
         except MemoryError:
-            return Outcome(task, "failed", "ran out of memory; use a smaller scale or tile size", time.monotonic() - started, os.getpid())
+            return Outcome(task, "failed", "ran out of memory; use a smaller scale", time.monotonic() - started, os.getpid())
         except SrFilterError as exc:
             return Outcome(task, "failed", str(exc), time.monotonic() - started, os.getpid())
         except Exception as exc:  # noqa: BLE001 - one file's surprise must not stop the others

@@ -192,7 +192,7 @@ def _serve(stdin: IO[bytes], stdout: IO[bytes], stderr: IO[str], warnings: _Warn
         kind = type(exc).__name__
         message = str(exc) or kind
         if isinstance(exc, MemoryError):
-            message = "out of memory: try a smaller tile size or a smaller image"
+            message = "out of memory: close other programs, or try a smaller scale or a smaller image"
         elif isinstance(exc, ImportError):  # torch or another package missing or broken: had been an "internal error"
             message = "%s (the plug-in's worker runs %s)" % (resource_failure(exc), sys.executable)
         elif not _is_user_error(exc):
