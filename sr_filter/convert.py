@@ -34,9 +34,15 @@ class Planes:
 
     rgb: np.ndarray
     alpha: np.ndarray | None
-    grey: bool
+    grey: bool  # grey pictures: grey layouts, and RGB(A) ones whose every pixel has R == G == B
     dtype: np.dtype
     channels: int  # channel count of the original array (0 for HxW)
+
+    @property
+    def colour_copies(self) -> int:
+        """How many colour channels of the result take a grey picture's one plane: 3 for a grey
+        picture stored as RGB(A), which stays so, else 1."""
+        return 3 if self.grey and self.channels >= 3 else 1
 
 
 def check_array(array: np.ndarray) -> None:
@@ -211,7 +217,19 @@ def split(array: np.ndarray) -> Planes:
         alpha = np.ascontiguousarray(data[:, :, -1])[None, None]
     if colour_channels == 1:
         colour = np.ascontiguousarray(np.broadcast_to(colour, (1, 3) + colour.shape[2:]))
-    return Planes(colour, alpha, colour_channels == 1, array.dtype, channels)
+    return Planes(colour, alpha, colour_channels == 1 or _neutral(array), array.dtype, channels)
+
+
+def _neutral(array: np.ndarray) -> bool:
+    """Whether an RGB(A) array's colour is grey in every pixel (a scanned page, a black-and-white
+    manga page or a grey JPEG saved as RGB, a GIF with a grey palette). Such a picture comes out
+    grey, as the same picture stored grey does: networks give colour fringes on the edges of grey
+    input (up to 40 levels off grey with the anime models)."""
+    for y in range(0, array.shape[0], 256):  # a band at a time: small temporaries, an early no for colour
+        band = array[y : y + 256]
+        if not (np.array_equal(band[..., 0], band[..., 1]) and np.array_equal(band[..., 1], band[..., 2])):
+            return False
+    return True
 
 
 def merge(planes: Planes, rgb: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
@@ -220,6 +238,7 @@ def merge(planes: Planes, rgb: np.ndarray, alpha: np.ndarray | None) -> np.ndarr
     colour = rgb[0]
     if planes.grey:  # clamped before the mean, as the streaming sink does
         colour = np.clip(colour, 0, 1).mean(axis=0, keepdims=True, dtype=np.float32)
+        colour = np.repeat(colour, planes.colour_copies, axis=0)
     height, width = colour.shape[-2:]
     data = np.empty((height, width, colour.shape[0] + (alpha is not None)), dtype=np.float32)
     data[..., : colour.shape[0]] = colour.transpose(1, 2, 0)

@@ -186,16 +186,17 @@ class ArraySink:
     """An HxW or HxWxK numpy image (uint8, uint16 or float); rows are clamped, rounded and stored.
 
     ``channel`` is the first channel written; with ``mean`` the tile channels are averaged into
-    one (grey colour, or alpha run through the model as RGB). Rows or columns beyond the array
-    (padding added for the network) are dropped.
+    one (grey colour, or alpha run through the model as RGB), written into ``copies`` channels
+    (3: a grey picture stored as RGB). Rows or columns beyond the array (padding added for the
+    network) are dropped.
     """
 
     CHUNK = 64  # output rows converted at a time
 
-    def __init__(self, array: np.ndarray, channel: int = 0, mean: bool = False) -> None:
+    def __init__(self, array: np.ndarray, channel: int = 0, mean: bool = False, copies: int = 1) -> None:
         if array.dtype not in (np.uint8, np.uint16) and array.dtype.kind != "f":
             raise ValueError(f"cannot store rows as {array.dtype}")
-        self.array, self.channel, self.mean = array, channel, mean
+        self.array, self.channel, self.mean, self.copies = array, channel, mean, copies
 
     def write(self, y: int, rows: np.ndarray, x: int = 0) -> None:
         height, width = self.array.shape[:2]
@@ -209,7 +210,8 @@ class ArraySink:
             if target.ndim == 2:
                 target[...] = block[:, :, 0]
             else:
-                target[:, :, self.channel : self.channel + block.shape[2]] = block
+                width = block.shape[2] * self.copies
+                target[:, :, self.channel : self.channel + width] = block if self.copies == 1 else block[:, :, :1]
 
 
 # -- execution -------------------------------------------------------------------------------------

@@ -415,7 +415,7 @@ class Upscaler:
             # on their way at scales the network does not give
             shape = (out_h, out_w) + ((planes.channels,) if planes.channels else ())
             result = np.empty(shape, dtype=planes.dtype)
-            self._stream(jobs[0], passes, ArraySink(result, 0, mean=planes.grey), tracker)
+            self._stream(jobs[0], passes, ArraySink(result, 0, mean=planes.grey, copies=planes.colour_copies), tracker)
             if len(jobs) > 1:
                 self._stream(jobs[1], passes, ArraySink(result, planes.channels - 1, mean=True), tracker)
                 clear, solid = convert.settled_alpha(alpha, out_h, out_w)
@@ -464,13 +464,13 @@ class Upscaler:
             return [self.upscale_array(a, scale, tracker.next_part()) for a in arrays]
         self._check_job(arrays[0], scale)  # the frames share one size and dtype
         planes = [convert.split(a) for a in arrays]
-        grey_net = self.model.facts.in_channels == 1 and planes[0].grey
+        grey_net = self.model.facts.in_channels == 1 and all(p.grey for p in planes)  # grey stored as RGB: some frames
         x = np.concatenate([p.rgb[:, :1] if grey_net else p.rgb for p in planes], 1)  # frames side by side as channels
         height, width = x.shape[-2:]
         shape = (height * self.scale, width * self.scale) + ((planes[0].channels,) if planes[0].channels else ())
         results = [np.empty(shape, dtype=planes[0].dtype) for _ in arrays]
         per_frame = x.shape[1] // len(arrays)
-        sink = _FramesSink([ArraySink(r, 0, mean=p.grey) for r, p in zip(results, planes)], per_frame)
+        sink = _FramesSink([ArraySink(r, 0, mean=p.grey, copies=p.colour_copies) for r, p in zip(results, planes)], per_frame)
         x = self.model.pad(x)
         facts = self.model.facts
 
