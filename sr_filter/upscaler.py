@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import convert, limits
+from . import convert, limits, softalpha
 from .backends import Backend
 from .device import cpu_only, cpu_precision, free_memory
 from .errors import BackendError, ImageFormatError, SrFilterError, WeightsFormatError, first_line
@@ -403,12 +403,14 @@ class Upscaler:
         if alpha is not None and not uniform_alpha:
             rgb = convert.bleed_transparent(rgb, alpha)
         with_alpha = facts.in_channels == 4 and alpha is not None
+        separate = alpha is not None and not uniform_alpha
+        weight = softalpha.network_weight(alpha) if separate else None  # soft transparency stays soft
+        by_network = weight is not None and bool(weight.any())  # else soft all over: resized only
         if with_alpha:  # an RGBA model upscales colour and alpha together
             jobs = [np.concatenate([np.broadcast_to(rgb, (1, 3) + rgb.shape[2:]), alpha], 1)]
         else:
-            separate = alpha is not None and not uniform_alpha
             alpha_planes = 1 if facts.in_channels == 1 else 3  # alpha runs as a grey (or RGB) image
-            jobs = [rgb] + ([np.repeat(alpha, alpha_planes, axis=1)] if separate else [])
+            jobs = [rgb] + ([np.repeat(alpha, alpha_planes, axis=1)] if by_network else [])
         tracker = _ProgressSum(progress, [height * width * (self.scale**2) ** k for k in range(passes)] * len(jobs))
         if not with_alpha:
             # stream rows straight into the result in its own dtype (no float copy of it), resized
@@ -416,8 +418,13 @@ class Upscaler:
             shape = (out_h, out_w) + ((planes.channels,) if planes.channels else ())
             result = np.empty(shape, dtype=planes.dtype)
             self._stream(jobs[0], passes, ArraySink(result, 0, mean=planes.grey, copies=planes.colour_copies), tracker)
-            if len(jobs) > 1:
-                self._stream(jobs[1], passes, ArraySink(result, planes.channels - 1, mean=True), tracker)
+            if separate:
+                if by_network:
+                    self._stream(jobs[1], passes, ArraySink(result, planes.channels - 1, mean=True), tracker)
+                    if not bool((weight == 1).all()):
+                        softalpha.blend(result[..., -1], alpha, weight)
+                else:
+                    softalpha.fill(result[..., -1], alpha)
                 clear, solid = convert.settled_alpha(alpha, out_h, out_w)
                 result[..., -1][clear] = 0
                 result[..., -1][solid] = convert.from_float(np.ones(1, np.float32), planes.dtype)[0]
@@ -431,6 +438,8 @@ class Upscaler:
         out = resize(job, out_h, out_w)
         alpha_out = out[:, 3:]
         if not uniform_alpha:
+            if not bool((weight == 1).all()):
+                alpha_out = softalpha.blend_float(alpha_out, alpha, weight)
             clear, solid = convert.settled_alpha(alpha, out_h, out_w)
             alpha_out[0, 0][clear], alpha_out[0, 0][solid] = 0.0, 1.0
         return convert.merge(planes, out[:, :3], alpha_out)
