@@ -14,6 +14,7 @@ import contextlib
 import errno
 import hashlib
 import os
+import re
 import shutil
 import socket
 import stat
@@ -68,6 +69,14 @@ def check_target(path: str | Path, *, overwrite: bool) -> bool:
     file system allows, or a folder that is missing or not writable.
     """
     path = Path(path)
+    fd = descriptor(path)
+    if fd is not None:  # whatever it points at (a file the shell opened): written through
+        try:
+            os.fstat(fd)
+        except OSError:
+            raise ImageFormatError(f"{path} names file descriptor {fd}, which is not open; "
+                                   "open it in the shell (3> FILE) or name a file") from None
+        return True
     folder = _folder(path)
     if not folder.is_dir():
         if folder.exists():
@@ -172,7 +181,7 @@ def open_atomic(path: str | Path, *, overwrite: bool = False, error: type[SrFilt
     path = Path(path)
     if is_stream(path):
         try:
-            with open(path, "wb") as out:
+            with open_stream(path) as out:
                 yield out
         except OSError as exc:
             raise error(f"cannot write {path}: {_reason(exc)}") from None
@@ -381,12 +390,38 @@ def _settle(tmp: str | Path, mode: int, owner: tuple[int, int] | None, attribute
 
 
 def is_stream(path: str | Path) -> bool:
-    """Whether ``path`` is (or links to) a character device or FIFO: written through, not replaced."""
+    """Whether ``path`` is (or links to) a character device or FIFO, or names an open descriptor
+    (:func:`descriptor`): written through, not replaced."""
+    if descriptor(path) is not None:
+        return True
     try:
         mode = os.stat(path).st_mode
     except OSError:
         return False
     return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)
+
+
+#: paths that name one of this process's open file descriptors
+_DESCRIPTOR = re.compile(r"/dev/std(?:in|out|err)|/dev/fd/\d+|/proc/(?:self|thread-self)/fd/\d+")
+
+
+def descriptor(path: str | Path) -> int | None:
+    """The file descriptor ``path`` names (``/dev/stdout``, ``/dev/fd/3``, ``/proc/self/fd/3``), or
+    None. Such an output is written through the descriptor, whatever it points at: opening the
+    name again had truncated a file the shell opened for appending (``>> log``), and replacing it
+    by rename, under --overwrite, had dropped what was in it."""
+    text = os.fspath(path)
+    if not _DESCRIPTOR.fullmatch(text):
+        return None
+    named = {"/dev/stdin": 0, "/dev/stdout": 1, "/dev/stderr": 2}
+    return named[text] if text in named else int(text.rsplit("/", 1)[1])
+
+
+def open_stream(path: str | Path) -> BinaryIO:
+    """A stream target (:func:`is_stream`) opened for writing: its descriptor duplicated (written
+    where it stands, appending if it appends), or a device or FIFO opened by name."""
+    fd = descriptor(path)
+    return os.fdopen(os.dup(fd), "wb") if fd is not None else open(path, "wb")
 
 
 def _reason(exc: BaseException) -> str:

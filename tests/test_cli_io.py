@@ -56,6 +56,30 @@ def test_stdin_to_stdout_keeps_format_and_stdout_clean(crop, tmp_path):
     assert Image.open(io.BytesIO(piped.stdout)).format == "WEBP"
 
 
+def test_a_descriptor_output_is_written_through_not_replaced(crop, tmp_path):
+    """`-o /dev/stdout` into a file the shell opened for appending had been refused ("cannot tell
+    the output format", then "exists"), and --overwrite replaced the file by rename, dropping what
+    was in it; `/dev/fd/3` likewise. Both now write through the descriptor, in the input's format,
+    as `-o -` does; a descriptor that is not open is refused before any work."""
+    path = tmp_path / "in.png"
+    Image.fromarray(crop).save(path)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    command = [sys.executable, "-m", "sr_filter", "-q", "-p", "cartoon", str(path)]
+    log = tmp_path / "log.bin"
+    for output, extra in (("/dev/stdout", []), ("/dev/stdout", ["--overwrite"]), ("/dev/fd/3", [])):
+        log.write_bytes(b"HEADER\n")
+        # as a shell runs it: `sr-filter ... -o /dev/stdout >> log`, `sr-filter ... -o /dev/fd/3 3>> log`
+        shell = f'exec {"1" if output == "/dev/stdout" else "3"}>>"$0"; exec "$@"'
+        done = subprocess.run(["sh", "-c", shell, str(log), *command, "-o", output, *extra], stderr=subprocess.PIPE,
+                              env=env, timeout=600)
+        assert done.returncode == 0 and done.stderr == b"", (output, done.stderr)
+        data = log.read_bytes()
+        assert data.startswith(b"HEADER\n\x89PNG") and Image.open(io.BytesIO(data[7:])).size == (128, 96), output
+    closed = subprocess.run(command + ["-o", "/dev/fd/9"], capture_output=True, env=env, timeout=600)
+    assert closed.returncode != 0 and closed.stderr.decode().splitlines() == [
+        "sr-filter: error: /dev/fd/9 names file descriptor 9, which is not open; open it in the shell (3> FILE) or name a file"]
+
+
 def test_folder_of_every_kind_of_image(crop, tmp_path):
     """One command, one model load: modes, bit depths and metadata all come out right."""
     src, out = tmp_path / "in", tmp_path / "out"

@@ -1778,10 +1778,10 @@ def test_a_video_to_a_pipe_or_device_is_refused_and_the_pipe_never_replaced(tmp_
     for args in ([], ["--overwrite"]):
         result = run(clip, "-m", MODEL, "-t", "32", "-o", fifo, *args)
         err = result.stderr.decode()
-        assert result.returncode == 1 and err.count("\n") == 1 and "is a pipe or device; a video is written to a file" in err, err
+        assert result.returncode == 1 and err.count("\n") == 1 and "is a pipe, device or open descriptor; a video is written to a file" in err, err
     assert stat.S_ISFIFO(fifo.stat().st_mode)
-    assert "is a pipe or device" in run(clip, "-m", MODEL, "-o", "/dev/null").stderr.decode()
-    with pytest.raises(VideoFormatError, match="is a pipe or device"):
+    assert "is a pipe, device or open descriptor" in run(clip, "-m", MODEL, "-o", "/dev/null").stderr.decode()
+    with pytest.raises(VideoFormatError, match="is a pipe, device or open descriptor"):
         upscale_video(clip, fifo, upscaler=upscaler, overwrite=True)
 
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..atomic import is_stream, write_all
+from ..atomic import descriptor, is_stream, write_all
 from ..errors import ImageFormatError, OutputExistsError, OutputIsInputError, SrFilterError
 from ..interrupts import Terminated
 from ..progress import Bars, stderr_is_terminal
@@ -124,6 +124,8 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
     """
     quiet = (ctx.obj or {}).get("quiet", False)
     refuse_empty_names(list(inputs), output)
+    if output is not None and descriptor(output) == 1:  # /dev/stdout, /dev/fd/1: standard output, as -o - is
+        output = "-"
     if suffix is not None and output not in (None, "-") and not many_inputs(list(inputs)) and not names_folder(output):
         # it was silently ignored
         raise click.UsageError(f"-o {output} names the output file, so --suffix changes nothing; leave out one of them")

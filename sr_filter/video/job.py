@@ -208,8 +208,8 @@ def refuse_stream(dst: Path) -> None:
     """A video goes to a regular file: its container is finished by seeking back. A named pipe had
     been replaced by a file under --overwrite, and /dev/null was an "unknown video container"."""
     if is_stream(dst):
-        raise VideoFormatError(f"{dst} is a pipe or device; a video is written to a file (its container is finished by "
-                               "seeking back): name a file, or send frames down a pipe with --format y4m")
+        raise VideoFormatError(f"{dst} is a pipe, device or open descriptor; a video is written to a file (its container "
+                               "is finished by seeking back): name a file, or send frames down a pipe with --format y4m")
 
 
 def _drop_stale_parts(dst: Path, notice) -> None:
