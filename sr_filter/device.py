@@ -182,12 +182,14 @@ def _resolve(request: str) -> torch.device:
     if request == "cpu":
         return torch.device("cpu")
     if request.startswith("cuda"):
+        if not re.fullmatch(r"cuda(:\d+)?", request):  # before asking torch: "cuda:x" had read as "no CUDA GPU"
+            raise DeviceError(f"{request!r} is not a device name; use auto, cpu, cuda, cuda:N or mps")
         if not torch.cuda.is_available():
             raise DeviceError(f"{request} was asked for but this PyTorch sees no CUDA GPU; choose the CPU or auto")
         try:
             device = torch.device(request)
         except RuntimeError:
-            raise DeviceError(f"{request!r} is not a device name; use cuda or cuda:N") from None
+            raise DeviceError(f"{request!r} is not a device name; use auto, cpu, cuda, cuda:N or mps") from None
         index = device.index or 0
         if index >= torch.cuda.device_count():
             raise DeviceError(f"{request} does not exist: this machine has {torch.cuda.device_count()} CUDA GPU(s)")

@@ -75,6 +75,9 @@ def test_device_variable_is_named_when_it_made_the_request(monkeypatch):
     with pytest.raises(DeviceError) as info:
         Upscaler("sr-cartoon-x4")
     assert "SR_FILTER_DEVICE" in str(info.value) and "--device" not in str(info.value)
+    monkeypatch.setenv("SR_FILTER_DEVICE", "cuda:x")  # a misspelling, said as one (it had been "no CUDA GPU")
+    with pytest.raises(DeviceError, match=r"^SR_FILTER_DEVICE=cuda:x: 'cuda:x' is not a device name; use auto, cpu"):
+        Upscaler("sr-cartoon-x4")
     monkeypatch.setenv("SR_FILTER_DEVICE", "cpu")
     assert Upscaler("sr-cartoon-x4").device.type == "cpu"
 
