@@ -270,3 +270,21 @@ def test_debug_messages_are_ours_not_pillows(small_png, tmp_path):
     """-vv printed Pillow's chunk-by-chunk PNG debug lines ("STREAM b'IHDR' 16 13")."""
     done = run("-vv", small_png, "-m", "sr-cartoon-x4", "-o", tmp_path / "out.png")
     assert done.returncode == 0 and b"STREAM" not in done.stderr and b"sr-filter:" in done.stderr, done.stderr
+
+
+def test_a_failure_line_names_its_input_even_when_an_output_path_holds_its_name():
+    """Whether the input was named had been a substring test: "cannot write outc/m.png: No space
+    left on device" holds "m.png", so a batch's line for m.png left its input out (and "data.png"
+    holds "a.png"), while the same failure beside the inputs named it."""
+    from pathlib import Path
+
+    from sr_filter.cli.jobs import Job
+    from sr_filter.cli.upscale import _describe_failure
+    from sr_filter.errors import ImageFormatError
+
+    cases = {("m.png", "cannot write outc/m.png: No space left on device"): "m.png: cannot write outc/m.png: No space left on device",
+             ("a.png", "cannot write data.png: No space left on device"): "a.png: cannot write data.png: No space left on device",
+             ("m.png", "m.png is truncated or damaged (image file is truncated)"): "m.png is truncated or damaged (image file is truncated)",
+             ("in/m.png", "cannot decode in/m.png (broken data)"): "cannot decode in/m.png (broken data)"}
+    for (source, text), line in cases.items():
+        assert _describe_failure(Job(Path(source), Path("outc/x.png")), ImageFormatError(text)) == line

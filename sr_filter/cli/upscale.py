@@ -468,7 +468,13 @@ def _describe_failure(job: Job, exc: BaseException) -> str:
     else:
         text = str(exc)
     name = str(job.source) if job.source else "standard input"
-    return text if name in text else f"{name}: {text}"
+    return text if _names(text, name) else f"{name}: {text}"
+
+
+def _names(text: str, name: str) -> bool:
+    """Whether ``text`` names the file ``name`` itself, not only inside another path: "cannot write
+    out/m.png" names the output, and the line had then left out its input m.png."""
+    return re.search(rf"(?<![\w/.-]){re.escape(name)}(?![\w/])", text) is not None
 
 
 def process(upscaler: Upscaler, job: Job, *, scale, size=(None, None), fmt, quality, overwrite, progress,
