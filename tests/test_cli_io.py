@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import signal
 import struct
 import subprocess
@@ -611,6 +612,32 @@ def test_a_batch_says_what_it_leaves_out_and_never_redoes_its_own_outputs(crop, 
         # one failure of the batch, in its turn: the other input is done (it had stopped the whole batch)
         assert (tmp_path / f"odd-{Path(name).stem}" / "a.png").is_file() and b"1 upscaled, 0 skipped, 1 failed" in odd.stderr
     server.close()
+
+
+def test_a_file_or_folder_with_no_picture_among_several_fails_alone(crop, tmp_path):
+    """`sr-filter *` in a folder with a README, a file with no extension, a folder with no pictures:
+    each had stopped the whole batch before any work; now each is one failure of the batch, the
+    pictures are done, and the advice fits a batch (it had said "(or noext/ for a folder)")."""
+    Image.fromarray(crop).save(tmp_path / "a.png")
+    shutil.copy(tmp_path / "a.png", tmp_path / "b.png")
+    (tmp_path / "README").write_text("notes")
+    (tmp_path / "empty").mkdir()
+    advice = "to read it anyway, give --format (or give it alone, naming the output with -o)"
+    beside = run(tmp_path / "a.png", tmp_path / "README", tmp_path / "b.png", "-q", "-m", "sr-photo-x4")
+    lines = _meaningful_stderr(beside.stderr)
+    assert beside.returncode == 1 and (tmp_path / "a_x4.png").is_file() and (tmp_path / "b_x4.png").is_file(), lines
+    assert lines[0].startswith(f"sr-filter: error: {tmp_path / 'README'} is not a supported image (") and lines[0].endswith(advice)
+    assert lines[-1] == "sr-filter: 2 upscaled, 0 skipped, 1 failed"
+    into = run(tmp_path / "a.png", tmp_path / "README", tmp_path / "empty", tmp_path / "b.png", "-o", tmp_path / "out", "-q",
+               "-m", "sr-photo-x4")
+    lines = _meaningful_stderr(into.stderr)
+    assert into.returncode == 1 and {p.name for p in (tmp_path / "out").iterdir()} == {"a.png", "b.png"}, lines
+    assert lines[0].endswith(advice) and lines[1].startswith(f"sr-filter: error: no image files (") and lines[1].endswith(
+        f"in {tmp_path / 'empty'}")
+    assert lines[-1] == "sr-filter: 2 upscaled, 0 skipped, 2 failed"
+    alone = run(tmp_path / "README", "-o", f"{tmp_path / 'out2'}/", "-m", "sr-photo-x4")  # -o names a folder: not "name it with -o"
+    assert alone.returncode == 1 and alone.stderr.decode().strip().endswith(
+        "to read it anyway, name the output file with -o (not a folder), or give --format"), alone.stderr
 
 
 def test_a_missing_input_among_several_fails_alone(crop, tmp_path):

@@ -216,7 +216,10 @@ def plan_jobs(inputs: list[str], output: str | None, suffix: str, fmt: str | Non
                 raise click.UsageError(f"{source} is a pipe (as <(...) in a shell gives): -o {output} names a folder; "
                                        "name the output file instead")
         if source != "-" and fmt is None and (output is None or names_folder(output)):
-            _check_image_suffix(Path(source))
+            unsupported = _unsupported_name(Path(source), "name the output with -o or give --format" if output is None
+                                            else "name the output file with -o (not a folder), or give --format")
+            if unsupported:
+                raise ImageFormatError(unsupported)
         if output is None:
             target = None if source == "-" else default_output(Path(source), suffix, fmt)
         elif output == "-":
@@ -249,8 +252,8 @@ def plan_jobs(inputs: list[str], output: str | None, suffix: str, fmt: str | Non
             job = Job(source, default_output(source, suffix, fmt))
             if is_video(source):
                 job.target = video_target(source, job.target)
-            elif fmt is None:
-                _check_image_suffix(source)
+            elif fmt is None and _unsupported_name(source, _IN_BATCH):  # one failure of the batch (`sr-filter *` by a README)
+                job = Job(source, None, error=_unsupported_name(source, _IN_BATCH))
             jobs.append(job)
         return _without_own_outputs(jobs, getattr(inputs, "left_out", Counter()))
     out_dir = Path(output)
@@ -274,11 +277,19 @@ def plan_jobs(inputs: list[str], output: str | None, suffix: str, fmt: str | Non
             if not files and not unreadable:
                 videos = sorted({p.suffix.lower() for p in path.rglob("*") if p.is_file() and is_video(p)})
                 hint = f"; folders are searched for images only: name its videos, e.g. {path / ('*' + videos[0])}" if videos else ""
-                raise ImageFormatError(f"no image files ({_suffixes()}) in {path}{hint}")
+                empty = f"no image files ({_suffixes()}) in {path}{hint}"
+                if len(inputs) == 1:
+                    raise ImageFormatError(empty)
+                jobs.append(Job(path, None, error=empty))  # one failure of the batch: the other inputs are done
         elif path.is_file():
             relative = path.relative_to(roots[item]) if item in roots else Path(path.name)  # a pattern's: below its folder
             target = out_dir / _renamed(relative, fmt, batch_suffix)
-            jobs.append(Job(path, video_target(path, target) if is_video(path) else target))
+            if is_video(path):
+                jobs.append(Job(path, video_target(path, target)))
+            elif fmt is None and _unsupported_name(path, _IN_BATCH):  # had been "(or noext/ for a folder)" at its turn
+                jobs.append(Job(path, None, error=_unsupported_name(path, _IN_BATCH)))
+            else:
+                jobs.append(Job(path, target))
         elif is_pipe(path) and path.suffix.lower() in imageio.IMAGE_SUFFIXES:  # a named pipe with a picture's name
             jobs.append(Job(path, out_dir / _renamed(Path(path.name), fmt, batch_suffix)))
         elif is_pipe(path):  # <(...) gives /dev/fd/63: no name to name an output after
@@ -364,12 +375,18 @@ def is_pipe(path: Path) -> bool:
         return False
 
 
-def _check_image_suffix(source: Path) -> None:
+#: how to read a file whose name is no picture's, among several inputs
+_IN_BATCH = "give --format (or give it alone, naming the output with -o)"
+
+
+def _unsupported_name(source: Path, advice: str) -> str | None:
+    """Why ``source`` is not read as a picture by its name (None: it is), with ``advice`` on how
+    to read it anyway."""
     from .. import imageio
 
-    if source.suffix.lower() not in imageio.IMAGE_SUFFIXES:
-        raise ImageFormatError(f"{source} is not a supported image ({_suffixes()}); to read it anyway, "
-                               "name the output with -o or --format")
+    if source.suffix.lower() in imageio.IMAGE_SUFFIXES:
+        return None
+    return f"{source} is not a supported image ({_suffixes()}); to read it anyway, {advice}"
 
 
 def _suffixes() -> str:
