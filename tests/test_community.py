@@ -713,3 +713,48 @@ def test_weights_with_nan_are_refused_as_damaged_at_load(tmp_path, monkeypatch):
             load_model(str(damaged))
     out = cli("models", "--inspect", str(tmp_path / "damaged.pth"))
     assert out.returncode == 1 and "holds NaN values" in out.stderr and not list((tmp_path / "cache").rglob("*.failed"))
+
+
+def test_an_x8_esrgan_in_real_esrgans_key_layout_runs_through_spandrel(tmp_path):
+    """Real-ESRGAN's RRDBNet keys with a third upsampling convolution are an x8 ESRGAN, which
+    spandrel loads; our x1/x2/x4 RRDBNet claimed the file and refused it ("Unexpected key(s):
+    conv_up3"), and --inspect called it x4."""
+    from sr_filter.community import inspect_file
+
+    torch.manual_seed(0)
+    state = {}
+
+    def conv(name, out_ch, in_ch):
+        state[f"{name}.weight"], state[f"{name}.bias"] = torch.randn(out_ch, in_ch, 3, 3) * 0.02, torch.zeros(out_ch)
+
+    feat, grow = 16, 32  # spandrel reads ESRGAN's growth as 32
+    conv("conv_first", feat, 3)
+    for r in (1, 2, 3):
+        for c in range(1, 6):
+            conv(f"body.0.rdb{r}.conv{c}", feat if c == 5 else grow, feat + (c - 1) * grow)
+    for name in ("conv_body", "conv_up1", "conv_up2", "conv_up3", "conv_hr"):
+        conv(name, feat, feat)
+    conv("conv_last", 3, feat)
+    path = tmp_path / "esrgan_x8.pth"
+    torch.save({"params_ema": state}, path)
+    assert inspect_file(path)["scale"] == 8
+    picture = (np.random.default_rng(0).random((12, 10, 3)) * 255).astype(np.uint8)
+    out = Upscaler(str(path), device="cpu", backend="torch", tile=0).upscale(picture)
+    desc = import_spandrel().ModelLoader().load_from_state_dict(state)
+    with torch.no_grad():
+        theirs = desc(torch.from_numpy(picture / 255.0).float().permute(2, 0, 1)[None]).clamp(0, 1)[0].permute(1, 2, 0).numpy()
+    assert out.shape == (96, 80, 3) and np.abs(out / 255.0 - theirs).max() <= 1 / 255
+
+
+def test_an_rrdbnet_file_with_3_channels_in_and_1_out_is_refused_for_its_channels(tmp_path):
+    """3 in and 1 out had been read as a grey x2 model (3 divides by 1) and refused with a raw
+    size mismatch; it is x4, 3 -> 1, and said so."""
+    from sr_filter.archs.rrdbnet import RRDBNet
+    from sr_filter.community import inspect_file
+
+    path = tmp_path / "rrdb_3to1.pth"
+    torch.save(RRDBNet(num_in_ch=3, num_out_ch=1, scale=4, num_feat=16, num_block=1, num_grow_ch=8).state_dict(), path)
+    facts = inspect_file(path)
+    assert (facts["scale"], facts["input_channels"], facts["output_channels"]) == (4, 3, 1)
+    with pytest.raises(SrFilterError, match=r"3 input and 1 output channels"):
+        load_file(path)

@@ -92,9 +92,12 @@ def infer_params(state_dict: dict[str, torch.Tensor]) -> dict:
     num_feat = int(first.shape[0])
     num_out_ch = int(state_dict["conv_last.weight"].shape[0])
     in_folded = int(first.shape[1])
-    # folded input channels are num_in_ch * fold**2; with 3-channel output assume 3 in
-    num_in_ch = num_out_ch if in_folded % num_out_ch == 0 else in_folded
-    fold = int(round((in_folded / num_in_ch) ** 0.5))
+    # folded input channels are num_in_ch * fold**2 (fold 1, 2 or 4): as many in as out where that
+    # divides exactly, else the first layout that does (3 in and 1 out had read as a grey x2)
+    for num_in_ch in dict.fromkeys((num_out_ch, 3, 1, 4, in_folded)):  # the last always divides (fold 1)
+        fold = next((f for f in (1, 2, 4) if num_in_ch * f * f == in_folded), None)
+        if fold is not None:
+            break
     scale = {1: 4, 2: 2, 4: 1}[fold]
     num_block = len({k.split(".")[1] for k in state_dict if k.startswith("body.")})
     num_grow_ch = int(state_dict["body.0.rdb1.conv1.weight"].shape[0])
@@ -109,7 +112,10 @@ def infer_params(state_dict: dict[str, torch.Tensor]) -> dict:
 
 
 def detect(state_dict: dict[str, torch.Tensor]) -> bool:
-    return "conv_first.weight" in state_dict and "body.0.rdb1.conv1.weight" in state_dict
+    """Real-ESRGAN's RRDBNet keys (x1, x2, x4); an x8 ESRGAN in the same layout has a third
+    upsampling convolution and is spandrel's (claimed here, it had been refused as "not fitting")."""
+    return ("conv_first.weight" in state_dict and "body.0.rdb1.conv1.weight" in state_dict
+            and "conv_up3.weight" not in state_dict)
 
 
 def _context(params: dict) -> int:
