@@ -583,10 +583,11 @@ def canonicalize(obj: object, state_key: str | None = None, name: str = "checkpo
                 obj = next(iter(obj.values()))  # {"weights": state dict}
     if not isinstance(obj, Mapping) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise WeightsFormatError(f"{name} does not hold a state dict of tensors")
-    # (infinities can be meant: an attention mask's -inf)
-    damaged = [k for k, v in obj.items() if v.is_floating_point() and bool(torch.isnan(v).any())]
+    # infinities can be meant (an attention mask's -inf), but not in a layer's weights or biases
+    damaged = [k for k, v in obj.items() if v.is_floating_point() and bool(
+        (~torch.isfinite(v) if k.endswith((".weight", ".bias")) else torch.isnan(v)).any())]
     if damaged:  # they had run, and NaN pixels were blamed on the OpenVINO conversion first
-        raise WeightsFormatError(f"{name} holds NaN values ({damaged[0]}"
+        raise WeightsFormatError(f"{name} holds NaN or infinite values ({damaged[0]}"
                                  f"{f' and {len(damaged) - 1} more tensors' if len(damaged) > 1 else ''}): the weights "
                                  "are damaged (a training run that diverged, or a broken conversion); use another copy")
     return {(k[7:] if k.startswith("module.") else k): v for k, v in obj.items()}

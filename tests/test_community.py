@@ -692,14 +692,16 @@ def test_swin_networks_trained_at_the_trace_size_convert_and_export(tmp_path, mo
     assert trace_edge(Net(64), 64, 40) == 128 and trace_edge(Net(None, "64"), 8) == 64
 
 
-def test_weights_with_nan_are_refused_as_damaged_at_load(tmp_path, monkeypatch):
-    """A file with a NaN weight was "usable: yes"; running it blamed the OpenVINO conversion first
-    ("differs from the torch network by nan/255", remembered as a failed conversion), then the weights."""
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_weights_with_nan_or_inf_are_refused_as_damaged_at_load(tmp_path, monkeypatch, bad):
+    """A file with a NaN (or infinite) weight was "usable: yes"; running it blamed the OpenVINO
+    conversion first ("differs from the torch network by nan/255", remembered as a failed
+    conversion), then the weights. An attention mask's -inf (not a weight) stays allowed."""
     monkeypatch.setenv("SR_FILTER_CACHE_DIR", str(tmp_path / "cache"))
     path = save_random("SPAN", tmp_path)
     state = torch.load(path, weights_only=True)["params"]
     name = next(k for k, v in state.items() if v.is_floating_point() and v.dim() == 4)
-    state[name].view(-1)[0] = float("nan")
+    state[name].view(-1)[0] = bad
     for suffix in (".pth", ".safetensors"):
         damaged = tmp_path / f"damaged{suffix}"
         if suffix == ".pth":
@@ -708,11 +710,11 @@ def test_weights_with_nan_are_refused_as_damaged_at_load(tmp_path, monkeypatch):
             from safetensors.torch import save_file
 
             save_file(state, str(damaged))
-        with pytest.raises(WeightsFormatError, match=rf"^damaged{suffix} holds NaN values \({name}\): the "
+        with pytest.raises(WeightsFormatError, match=rf"^damaged{suffix} holds NaN or infinite values \({name}\): the "
                                                      "weights are damaged"):
             load_model(str(damaged))
     out = cli("models", "--inspect", str(tmp_path / "damaged.pth"))
-    assert out.returncode == 1 and "holds NaN values" in out.stderr and not list((tmp_path / "cache").rglob("*.failed"))
+    assert out.returncode == 1 and "holds NaN or infinite values" in out.stderr and not list((tmp_path / "cache").rglob("*.failed"))
 
 
 def test_an_x8_esrgan_in_real_esrgans_key_layout_runs_through_spandrel(tmp_path):
