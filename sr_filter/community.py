@@ -186,7 +186,7 @@ class Info:
 
 class SpandrelNet(nn.Module):
     """One spandrel network behind our ``forward(x) -> y`` contract: pads small inputs to the
-    architecture's minimum (reflect, as spandrel does) and crops the output back. An architecture
+    architecture's minimum (as spandrel does: mirrored, then the edge repeated) and crops the output back. An architecture
     with a call function of its own gets one picture per call: DRUNet's builds its noise map for a
     batch of one, and a video's batch of frames had failed ("Sizes of tensors must match")."""
 
@@ -201,9 +201,11 @@ class SpandrelNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
         bottom, right = max(0, self.minimum - h), max(0, self.minimum - w)
-        if bottom or right:
-            mode = "reflect" if bottom < h and right < w else "replicate"
-            x = nn.functional.pad(x, (0, right, 0, bottom), mode=mode)
+        if bottom or right:  # as spandrel pads: mirrored as far as each side allows, then the edge repeated
+            mirrored = min(bottom, h - 1), min(right, w - 1)
+            x = nn.functional.pad(x, (0, mirrored[1], 0, mirrored[0]), mode="reflect")
+            if (bottom, right) != mirrored:
+                x = nn.functional.pad(x, (0, right - mirrored[1], 0, bottom - mirrored[0]), mode="replicate")
         if self._call is None:
             y = self.model(x)
         elif x.shape[0] == 1:

@@ -217,7 +217,7 @@ class ArraySink:
 # -- execution -------------------------------------------------------------------------------------
 
 
-def _check_out(out: object, shape: tuple[int, ...]) -> None:
+def check_out(out: object, shape: tuple[int, ...]) -> None:
     """A given ``out``, before any work: a float32 array of the output's shape, or a sink. A uint8
     array had been filled with 0s and 1s (through ``Upscaler.run_into``), and a wrong shape failed
     inside numpy after the first windows had run."""
@@ -253,7 +253,7 @@ def run_tiled(
     if out is None:
         out = np.empty((1, channels, height * scale, width * scale), dtype=np.float32)
     else:
-        _check_out(out, (1, channels, height * scale, width * scale))
+        check_out(out, (1, channels, height * scale, width * scale))
     sink: Sink = FloatSink(out) if isinstance(out, np.ndarray) else out
     whole = tile <= 0 or (height <= tile and width <= tile)
     band = 0 if whole else max(0, min(band, tile // 2))

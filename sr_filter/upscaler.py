@@ -29,7 +29,7 @@ from .interrupts import interrupts_held
 from .models import LoadedModel, ModelRef, load_ref, pad_bottom_right, preset_colour_fix, resolve
 from .resize import ResizeSink, resize
 from .sizing import scaled_length
-from .tiling import ArraySink, Progress, Sink, check_tile, round_up, run_tiled
+from .tiling import ArraySink, Progress, Sink, check_out, check_tile, round_up, run_tiled
 
 if TYPE_CHECKING:
     import torch
@@ -261,6 +261,10 @@ class Upscaler:
         given = self._check_input(x)
         x = self.model.pad(given)
         facts = self.model.facts
+        small = self.model.pad_to_minimum(given)
+        if small is not None:  # below the network's minimum: run padded to it, passing on the part out takes
+            check_out(out, (1, x.shape[1], x.shape[-2] * self.scale, x.shape[-1] * self.scale))
+            out, x = _Cropped(out, x.shape[-2] * self.scale, x.shape[-1] * self.scale), small
         run_tiled(
             self._window,
             x,
@@ -467,7 +471,8 @@ class Upscaler:
             raise ImageFormatError(f"expected a list of image arrays, got {type(arrays).__name__}")
         arrays = list(arrays)
         native = scale is None or (isinstance(scale, numbers.Real) and not isinstance(scale, bool) and scale == self.scale)
-        if len(arrays) < 2 or not _same_plain(arrays) or not native:  # upscale_array checks and logs the scale
+        if (len(arrays) < 2 or not _same_plain(arrays) or not native  # upscale_array checks and logs the scale
+                or self.model.below_minimum(*arrays[0].shape[:2])):  # padded as upscale_array pads
             sizes = [a.shape[0] * a.shape[1] if isinstance(a, np.ndarray) and a.ndim >= 2 else 1 for a in arrays]
             tracker = _ProgressSum(progress, sizes)
             return [self.upscale_array(a, scale, tracker.next_part()) for a in arrays]
@@ -733,6 +738,23 @@ def may_skip_torch(device: object, backend: object, denoise: float | None = None
     the model was converted by an earlier run."""
     return (denoise is None and isinstance(backend, str) and backend.strip().lower() in ("auto", "openvino")
             and isinstance(device, str) and cpu_only(device))
+
+
+class _Cropped:
+    """A sink passing on only the top-left ``height`` x ``width`` of what it gets, to ``target`` (a
+    sink, or a (1, C, H, W) float32 array): the output of a picture run larger than its size."""
+
+    def __init__(self, target: np.ndarray | Sink, height: int, width: int) -> None:
+        self.target, self.height, self.width = target, height, width
+
+    def write(self, y: int, rows: np.ndarray, x: int = 0) -> None:
+        rows = rows[..., : max(0, self.height - y), : max(0, self.width - x)]
+        if not rows.size:
+            return
+        if isinstance(self.target, np.ndarray):
+            self.target[0, :, y : y + rows.shape[2], x : x + rows.shape[3]] = rows[0]
+        else:
+            self.target.write(y, rows, x)
 
 
 class _ProgressSum:

@@ -102,6 +102,26 @@ def test_a_picture_off_the_window_grid_comes_out_as_upstreams(tmp_path, name):
         assert ours.shape == tuple(upstream.shape) and np.abs(ours - upstream.numpy()).max() * 255 < 1, (name, backend)
 
 
+@pytest.mark.parametrize("name", ["SwinIR", "HAT"])
+def test_a_picture_smaller_than_the_window_is_padded_as_upstream_pads_it(tmp_path, name):
+    """spandrel mirrors each side as far as it can and repeats the edge for the rest; both sides had
+    been edge-repeated as soon as one was too short to mirror, and a 20x7 picture came out up to
+    122/255 off spandrel's own call (a 7x3 one 151/255)."""
+    spandrel = import_spandrel()
+    path = save_random(name, tmp_path, seed=3)
+    descriptor = spandrel.ModelLoader().load_from_file(path)
+    for height, width in ((3, 7), (7, 20), (20, 12)):
+        picture = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(height))
+        with torch.inference_mode():
+            upstream = descriptor(picture).clamp(0, 1)
+        for backend in ("torch", "auto"):
+            ours = Upscaler(str(path), device="cpu", tile=0, backend=backend).run(picture.numpy())
+            assert np.abs(ours - upstream.numpy()).max() * 255 < 1, (name, height, width, backend)
+    up = Upscaler(str(path), device="cpu", tile=0, backend="torch")
+    frames = [(np.random.default_rng(i).random((3, 7, 3)) * 255).astype(np.uint8) for i in range(2)]
+    assert all(np.array_equal(a, b) for a, b in zip(up.upscale_batch(frames), map(up.upscale_array, frames)))
+
+
 def test_a_network_whose_call_takes_one_picture_runs_a_batch(tmp_path):
     """spandrel's DRUNet call builds its noise map for one picture: a video's batch of frames through
     the torch backend had failed ("Sizes of tensors must match ...")."""
