@@ -367,8 +367,8 @@ def _check_unpacked_size(path: Path) -> None:
     limit = min(MAX_UNPACKED, max(MIN_UNPACKED_LIMIT, UNPACK_RATIO * size))
     if unpacked > limit:
         raise WeightsFormatError(
-            f"{path.name} would unpack to {unpacked / 1e6:.0f} MB from {size / 1e6:.1f} MB (at most "
-            f"{limit / 1e6:.0f} MB is allowed); it is not a weights file that can be loaded safely"
+            f"{path.name} would unpack to {unpacked / 2**20:.0f} MiB from {size / 2**20:.1f} MiB (at most "
+            f"{limit / 2**20:.0f} MiB is allowed); it is not a weights file that can be loaded safely"
         )
 
 

@@ -57,9 +57,11 @@ def test_tta_flag_averages_views_and_denoise_is_refused_for_models_without_a_twi
     refused = run(tiny_png, "-o", tmp_path / "d.png", "--model", "sr-cartoon-x4", "--denoise", "0.5")
     err = refused.stderr.decode().strip()
     assert refused.returncode == 1 and len(err.splitlines()) == 1 and "--denoise" in err, err
-    for bad in ("2", "nan"):  # nan had passed the range check (exit 2) and failed later (exit 1)
+    for bad, words in (("2", "2 is not from 0 to 1"), ("nan", "nan is not a number; give one from 0 to 1"),
+                       ("abc", "'abc' is not a number; give one from 0 to 1")):  # nan had passed the range check
         out_of_range = run(tiny_png, "-o", tmp_path / "d.png", "--denoise", bad)
-        assert out_of_range.returncode == 2 and len(out_of_range.stderr.decode().strip().splitlines()) == 1, bad
+        lines = out_of_range.stderr.decode().strip().splitlines()
+        assert out_of_range.returncode == 2 and len(lines) == 1 and lines[0].endswith(words), bad
 
 
 def test_openvino_after_torch_in_one_process():

@@ -512,6 +512,8 @@ def test_inspect_takes_a_model_name_on_this_machine(tmp_path):
     assert facts["manifest"].startswith("sr-photo-x4@") and ", licence " in facts["manifest"]  # which model the file is
     missing = cli("models", "--inspect", tmp_path / "nothing.pth")
     assert missing.returncode == 1 and "does not exist" in missing.stderr and missing.stderr.count("\n") == 1
+    twice = cli("models", "--inspect", "sr-photo-x4", "--inspect", "sr-cartoon-x4")  # the first had been left out
+    assert twice.returncode == 2 and twice.stderr.strip().endswith("give one --inspect at a time"), twice.stderr
 
 
 def test_names_win_over_bare_files_of_the_same_name_and_empty_names_are_refused(tmp_path):

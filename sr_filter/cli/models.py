@@ -16,7 +16,7 @@ from .options import say, verbosity
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
-@click.option("--inspect", "inspect_path", default=None, metavar="PATH|NAME",
+@click.option("--inspect", "inspect_paths", multiple=True, metavar="PATH|NAME",
               help="Say what a weights file, or a model name already on this machine, is (architecture, scale, "
                    "channels, size needs, precisions).")
 @click.option("--download", "download", multiple=True, metavar="NAME|PRESET",
@@ -27,8 +27,11 @@ from .options import say, verbosity
               help="Remove the downloaded weights and the converted (OpenVINO) models from the cache; they come "
                    "back on next use.")
 @verbosity
-def models(as_json: bool, inspect_path: str | None, download: tuple[str, ...], clear_cache: bool) -> None:
+def models(as_json: bool, inspect_paths: tuple[str, ...], download: tuple[str, ...], clear_cache: bool) -> None:
     """List presets and models, whether their weights are on this machine, and the cache's size."""
+    if len(inspect_paths) > 1:  # the last had been inspected, the others left out without a word
+        raise click.UsageError("give one --inspect at a time")
+    inspect_path = inspect_paths[0] if inspect_paths else None
     if sum(bool(x) for x in (inspect_path is not None, download, clear_cache)) > 1:
         raise click.UsageError("give one of --inspect, --download and --clear-cache")
     if sys.stdout is None and not (download or clear_cache):  # what was asked for is all on standard output

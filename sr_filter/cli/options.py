@@ -113,13 +113,25 @@ tta_opt = click.option("--tta", is_flag=True, help="Average the 8 flips/rotation
 colour_fix_opt = click.option("--colour-fix/--no-colour-fix", "--color-fix/--no-color-fix", "colour_fix", default=None,
                               help="Keep the input's colour over areas (networks shift flat colours by a few levels); "
                                    "detail stays the network's. Default: the preset's choice (on for cartoon), off for a model.")
-def _a_number(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
-    if value is not None and value != value:  # nan passes FloatRange (every comparison with it is false)
-        raise click.BadParameter("nan is not a number; give one from 0 to 1")
-    return value
+class _Strength(click.ParamType):
+    """A number from 0 to 1, refused in the words of the command's other checks (click's own said
+    "'abc' is not a valid float range", and nan passed its range test)."""
+
+    name = "strength"
+
+    def convert(self, value, param, ctx) -> float:  # noqa: ANN001 - click's signature
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number; give one from 0 to 1", param, ctx)
+        if number != number:
+            self.fail("nan is not a number; give one from 0 to 1", param, ctx)
+        if not 0 <= number <= 1:
+            self.fail(f"{value} is not from 0 to 1", param, ctx)
+        return number
 
 
-denoise_opt = click.option("--denoise", type=click.FloatRange(0, 1), default=None, metavar="S", callback=_a_number,
+denoise_opt = click.option("--denoise", type=_Strength(), default=None, metavar="S",
                            help="Denoising strength 0-1 for models with a denoise twin (realesr-general-x4v3).")
 fp32_opt = click.option("--fp32", is_flag=True, help="The same as --precision fp32.")
 tile_opt = click.option("-t", "--tile", default="auto", show_default=True, callback=_tile, metavar="N|auto",
