@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -31,25 +29,10 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE)]
-from bench_tiling import MODELS, SHARED, WEIGHTS, _peak_rss_mb, _quiet, make_inputs  # noqa: E402
+from _machine import cpu_facts, description, peak_rss_mb  # noqa: E402
+from bench_tiling import MODELS, SHARED, WEIGHTS, _quiet, make_inputs  # noqa: E402
 
 ENGINES = ["torch-fp32", "torch-bf16", "openvino-fp32", "openvino-bf16", "RealESRGANer-fp32"]
-
-
-def cpu_facts() -> str:
-    """The CPU model name and which native bf16 instructions it has."""
-    name, flags = platform.processor() or platform.machine(), set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                name = value.strip()
-            elif key.strip() == "flags":
-                flags = set(value.split())
-    except OSError:
-        pass
-    native = [f for f in ("amx_bf16", "avx512_bf16") if f in flags]
-    return f"{name}, {os.cpu_count()} cores; native bf16: {', '.join(native) if native else 'no'}"
 
 
 def make_engine(engine: str, weights: str, tile: int | str):
@@ -82,7 +65,7 @@ def child(engine: str, weights: str, image_path: str, tile: str, repeats: int, s
         walls.append(time.perf_counter() - start)
         cpus.append(time.process_time() - cpu)
     np.save(save, out)
-    print("RESULT " + json.dumps({"seconds": min(walls), "cpu_seconds": min(cpus), "rss_mb": _peak_rss_mb()}))
+    print("RESULT " + json.dumps({"seconds": min(walls), "cpu_seconds": min(cpus), "rss_mb": peak_rss_mb()}))
 
 
 def run_child(*args: str) -> dict | None:
@@ -295,7 +278,7 @@ def main() -> None:
         engine, weights, image, tile, repeats, save = sys.argv[2:8]
         child(engine, weights, image, tile, int(repeats), save)
         return
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=description(__doc__))
     ap.add_argument("mode", nargs="?", default="speed", choices=["speed", "shapes", "error", "ceiling"])
     ap.add_argument("--model", default="realesr-animevideov3", choices=list(MODELS))
     ap.add_argument("--models", nargs="+", default=["realesr-animevideov3", "sr-photo-x4", "sr-cartoon-x4"], help="error mode")

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from _machine import cpu_facts, description
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 SHARED = Path(os.environ.get("SR_FILTER_SHARED", ROOT.parent / "shared"))
@@ -98,7 +100,7 @@ def frame_seconds(model: str, repeats: int) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument("--files", type=int, default=24)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5)
@@ -130,7 +132,7 @@ def main() -> None:
                 rates[workers].append(rate)
         ray.shutdown()
         per_file = min(plain_s)
-        print(f"# {platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}, "
+        print(f"# CPU: {cpu_facts()}; {platform.node()}, load {os.getloadavg()[0]:.1f}, "
               f"torch {torch.__version__}, ray {ray.__version__}; workers run 1 torch thread each")
         print(f"# {args.files} files of {args.size}x{args.size}, {args.model}, tile {args.tile}, best of {args.repeats}")
         print(f"{'path':<28}{'job wall s':>12}{'files/s':>10}{'s/file':>10}{'vs plain':>10}")

@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _machine import cpu_facts, description
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -59,7 +61,7 @@ def cluster(clip: Path, folder: Path, model: str, tile: int, workers: int, segme
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument("--frames", type=int, default=96)
     parser.add_argument("--size", default="64x48")
     parser.add_argument("--segment", type=int, default=12, help="frames per segment (keyframes every this many)")
@@ -89,6 +91,7 @@ def main() -> None:
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     base = min(wall for wall, _, _ in rows["one machine, 1 thread"])
+    print(f"CPU: {cpu_facts()}")
     print(f"{args.frames} frames of {args.size}, segments of {args.segment}, {args.model}, tile {args.tile}, "
           f"best of {args.repeats}, {platform.node()} load {os.getloadavg()[0]:.1f}")
     print("| path | job wall s | frames/s (job) | steady s/segment | segments/s (steady) | job wall vs one machine |")

@@ -26,7 +26,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench_backends import cpu_facts  # noqa: E402
+from _machine import cpu_facts, description  # noqa: E402
 from bench_tiling import SHARED, standard_inputs  # noqa: E402
 
 WEIGHTS = SHARED / "weights" / "upstream" / "realesr-animevideov3.pth"
@@ -62,7 +62,7 @@ def timed(command: list[str]) -> tuple[float, float, float]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=description(__doc__))
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--inputs", nargs="+", default=["photo 500x480", "frame 1280x720"])
     ap.add_argument("--also", action="append", default=[], metavar="OPTIONS",

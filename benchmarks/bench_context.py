@@ -29,6 +29,8 @@ from sr_filter.models import load_file  # noqa: E402
 from sr_filter.tiling import run_tiled  # noqa: E402
 from tests.community_nets import names, save_random  # noqa: E402
 
+from _machine import cpu_facts  # noqa: E402
+
 CONTEXTS = (4, 8, 16, 32, 48, 64, 96)
 IMAGE = Path(os.environ.get("SR_FILTER_SHARED", ROOT.parent / "shared")) / "data" / "benchmarks" / "Set14" / "baboon.png"
 
@@ -63,6 +65,7 @@ def main() -> None:
     unknown = sorted(set(wanted) - set(names()))
     if unknown:
         sys.exit(f"bench_context: unknown architecture(s) {', '.join(unknown)}; known: {' '.join(names())}")
+    print(f"CPU: {cpu_facts()} (seconds per architecture below)")
     print(f"{'arch':<10} {'needed':>6}  " + " ".join(f"c={c:<6}" for c in CONTEXTS) + "  (max |tiled-whole| x255, rescaled)")
     with tempfile.TemporaryDirectory() as tmp:
         for name in wanted:

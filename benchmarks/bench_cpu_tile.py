@@ -26,13 +26,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from _machine import cpu_facts, description
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SR_FILTER_SHARED", ROOT.parent / "shared"))
 MODELS = ["sr-cartoon-x4", "sr-photo-x4", str(SHARED / "weights" / "upstream" / "realesr-animevideov3.pth")]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--tiles", nargs="+", default=["128", "192", "256", "384", "512"],
                         help="tile edges; images mode also takes auto (the edge it picks is printed)")
@@ -45,7 +47,7 @@ def main() -> None:
     from sr_filter.backends.pytorch import TorchBackend
     from sr_filter.models import load_model
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs")
+    print(f"CPU: {cpu_facts()}; torch {torch.__version__}, {torch.get_num_threads()} threads; min of {args.repeats}")
     print(f"{'model':24s} {'tile':>5s} {'window':>7s} {'s/window':>9s} {'s/MP win':>9s} {'s/MP img':>9s} {'overlap':>8s}")
     for name in args.models:
         model = load_model(name, offline=True)
@@ -69,10 +71,6 @@ def main() -> None:
 
 def images(args: argparse.Namespace) -> None:
     """Whole images per tile setting: wall and CPU seconds, and seconds to the first progress report."""
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from bench_backends import cpu_facts
     from bench_tiling import standard_inputs
 
     from sr_filter import Upscaler

@@ -32,11 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-
-def _rss_mb() -> float:
-    """Peak resident memory (VmHWM; ru_maxrss would include the parent's peak across exec)."""
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
+# peak RSS is VmHWM: ru_maxrss would include the parent's peak across exec
+from _machine import cpu_facts, peak_rss_mb as _rss_mb  # noqa: E402
 
 
 def _current_mb() -> float:
@@ -110,6 +107,7 @@ def main() -> None:
     if what not in ("activations", "large"):
         print(__doc__)
         sys.exit(0 if what in ("-h", "--help") else 2)
+    print(f"CPU: {cpu_facts()}")
     if what == "activations":
         print(f"{'arch':8s} {'tile':>5s} {'bytes per input px':>19s}")
         for arch, edges in (("srvgg", (128, 256, 384)), ("rrdbnet", (64, 96, 128))):

@@ -14,10 +14,12 @@ import time
 
 import numpy as np
 
+from _machine import cpu_facts
+
 
 def load_input(name: str) -> np.ndarray:
     """``photo`` or ``frame`` (the inputs of bench_tiling.py), or an image file."""
-    from bench_tiling import standard_inputs
+    from bench_tiling import standard_inputs  # (this script's folder is on sys.path)
 
     if name in ("photo", "frame"):
         return next(v for k, v in standard_inputs().items() if k.startswith(name))
@@ -55,6 +57,7 @@ def main() -> None:
                 torch.cuda.synchronize()
             best[i] = min(best[i], time.perf_counter() - t0)
     h, w = image.shape[:2]
+    print(f"CPU: {cpu_facts()}")
     print(f"input {args.input} {w}x{h}, {args.repeats} repeats, torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(f"{'model':32s} {'device':12s} {'out MP/s':>9s} {'best s':>8s} {'speed vs first':>15s}")
     for up, name, s in zip(ups, args.models, best):

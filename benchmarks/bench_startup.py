@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+from _machine import cpu_facts
+
 ROOT = Path(__file__).resolve().parents[1]
 CASES = {
     "python -c pass": ["-c", "pass"],
@@ -36,6 +38,7 @@ def main() -> None:
             subprocess.run([sys.executable, *argv], env=env, capture_output=True, check=False)
             times[name].append(time.perf_counter() - start)
     base = min(times["python -c pass"])
+    print(f"CPU: {cpu_facts()}; min of {args.repeats}, interleaved")
     print(f"{'command':<28} {'min s':>7} {'x python':>9}")
     for name, values in times.items():
         print(f"{name:<28} {min(values):7.3f} {min(values) / base:9.1f}")

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from _machine import cpu_facts, description, peak_rss_mb
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SR_FILTER_SHARED", ROOT.parent / "shared"))
@@ -97,17 +98,10 @@ def child(engine: str, model: str, image_path: str, tile: int, tile_pad: int, de
     report = {
         "seconds": seconds,
         "cpu_seconds": cpu_seconds,
-        "rss_mb": _peak_rss_mb(),
+        "rss_mb": peak_rss_mb(),
         "cuda_mb": torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else None,
     }
     print("RESULT " + json.dumps(report))
-
-
-def _peak_rss_mb() -> float:
-    """This process's peak resident memory (VmHWM). Not ru_maxrss: Linux carries that across
-    exec, so a child would report its parent's peak."""
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
 
 
 def _quiet(fn):
@@ -132,7 +126,7 @@ def run_child(engine, model, image, tile, tile_pad, device, save) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=description(__doc__))
     ap.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     ap.add_argument("--inputs", nargs="+", default=["photo 500x480", "frame 1280x720"])
     ap.add_argument("--tile", type=int, default=256, help="tile edge (input px) for both engines")
@@ -148,7 +142,7 @@ def main() -> None:
 
     import torch
 
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, "
+    print(f"CPU: {cpu_facts()}; torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; device {args.device}"
           + ("" if args.device.startswith("cuda") else " (no CUDA GPU here: CPU numbers only)"))
     print(f"tile {args.tile} for both; RealESRGANer tile_pad {args.tile_pad}, pre_pad 0, "

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from _machine import cpu_facts
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -66,6 +68,7 @@ def main() -> None:
             up.run(lr)
             best = min(best, time.perf_counter() - t)
         times[tta] = best
+    print(f"CPU: {cpu_facts()}")
     print(f"{args.model} x4, PSNR-Y (dB) / SSIM-Y, {torch.get_num_threads()} threads")
     print(f"{'set':<6} {'plain':>16} {'tta':>16} {'gain dB':>8}")
     for plain, aug in zip(rows[False], rows[True]):

@@ -23,13 +23,15 @@ import tempfile
 import time
 from pathlib import Path
 
+from _machine import cpu_facts, description
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument("--size", default="320x240")
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--model", default="sr-cartoon-x4")
@@ -73,6 +75,7 @@ def main() -> None:
                 body(repeat)
                 wall[name].append(time.perf_counter() - started)
                 cpu[name].append(time.process_time() - cpu_started)
+    print(f"CPU: {cpu_facts()}")
     print(f"{args.model} with {upscaler.backend.name} on {upscaler.device}, {width}x{height} -> "
           f"{width * upscaler.scale}x{height * upscaler.scale}, tile {args.tile}, {len(frames)} frames, {args.codec}, "
           f"best of {args.repeats}")
@@ -99,6 +102,7 @@ def compare_batches(upscaler, frames: list, sizes: list[int], args) -> None:
             times[n].append(time.perf_counter() - started)
             cpu[n].append(time.process_time() - cpu_started)
     height, width = frames[0].shape[:2]
+    print(f"CPU: {cpu_facts()}")
     print(f"{args.model} with {upscaler.backend.name} on {upscaler.device}, {width}x{height}, tile {args.tile}, "
           f"{len(frames)} frames, best of {args.repeats}")
     base, base_cpu = min(times[sizes[0]]), min(cpu[sizes[0]])
