@@ -34,6 +34,26 @@ WEIGHTS = SHARED / "weights" / "upstream"
 MODELS = {"realesr-animevideov3": 4, "RealESRGANv2-animevideo-xsx4": 4, "RealESRGANv2-animevideo-xsx2": 2}
 
 
+INPUTS = ("photo 500x480", "frame 1280x720")  # the labels of standard_inputs()
+
+
+def input_labels(parser: argparse.ArgumentParser, given: list[str]) -> list[str]:
+    """``--inputs`` as labels of :func:`standard_inputs` (each given as its label or its first
+    word, ``photo``); an unknown one ends the script with one line that lists them."""
+    labels = []
+    for text in given:
+        label = next((label for label in INPUTS if text in (label, label.split()[0])), None)
+        if label is None:
+            parser.exit(2, f"{parser.prog}: unknown input {text!r}; the inputs are "
+                        + ", ".join(f"'{label}'" for label in INPUTS) + " (or their first word: photo, frame)\n")
+        labels.append(label)
+    return labels
+
+
+#: --inputs' help line
+INPUTS_HELP = "standard inputs: " + ", ".join(f"'{label}'" for label in INPUTS) + " (or photo, frame)"
+
+
 def standard_inputs() -> dict[str, np.ndarray]:
     """The 500x480 Set14 photo (baboon) and a 1280x720 frame built from an anime sample, as RGB uint8."""
     from PIL import Image
@@ -42,7 +62,7 @@ def standard_inputs() -> dict[str, np.ndarray]:
     assert photo.size == (500, 480)
     frame = Image.open(SHARED / "data" / "train" / "anime_samples" / "apisr_img_eva.jpeg").convert("RGB")
     frame = frame.resize((1280, 960), Image.BICUBIC).crop((0, 120, 1280, 840))
-    return {"photo 500x480": np.asarray(photo), "frame 1280x720": np.asarray(frame)}
+    return dict(zip(INPUTS, (np.asarray(photo), np.asarray(frame))))
 
 
 def make_inputs(folder: Path) -> dict[str, Path]:

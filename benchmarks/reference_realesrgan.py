@@ -20,6 +20,20 @@ import types
 from pathlib import Path
 
 
+#: what the reference needs that sr-filter does not, and the install line of each (benchmarks/README.md)
+NEEDS = {"realesrgan": "pip install --no-deps realesrgan==0.3.0 basicsr==1.4.2",
+         "cv2": "pip install -e '.[bench]' (opencv-python-headless)"}
+
+
+def missing() -> str | None:
+    """None when the reference can be loaded; otherwise one line: what is missing and how to install it."""
+    absent = [name for name in NEEDS if importlib.util.find_spec(name) is None]
+    if not absent:
+        return None
+    return (f"{' and '.join(absent)} not installed ({'; '.join(NEEDS[name] for name in absent)}; "
+            "see benchmarks/README.md)")
+
+
 def _package_dir(name: str) -> Path:
     spec = importlib.util.find_spec(name)
     if spec is None or not spec.submodule_search_locations:
