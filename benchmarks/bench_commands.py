@@ -5,7 +5,8 @@ The Real-ESRGAN command does what upstream's ``inference_realesrgan.py`` does fo
 (``--fp32``: its default half precision does not run on a CPU), at its default tile 0 (whole
 image) and at tile 256. Each command is its own process, so start-up, imports, model loading,
 reading and writing all count; the commands are interleaved, one warm-up each, best of N; CPU
-seconds and peak RSS come from the kernel's accounting of each finished process (``wait4``).
+seconds come from the kernel's accounting of each finished process (``wait4``), peak RSS from the
+process itself (VmHWM: ``wait4``'s ru_maxrss carries this benchmark's own peak across exec).
 
     PYTHONPATH=<folder with realesrgan, basicsr and cv2>:. python benchmarks/bench_commands.py --repeats 5
         [--also "--tile 256"]   # another sr-filter setting in the same run
@@ -26,8 +27,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from _machine import cpu_facts, description  # noqa: E402
-from bench_tiling import SHARED, standard_inputs  # noqa: E402
+from _machine import cpu_facts, description, peak_rss_command  # noqa: E402
+from bench_tiling import INPUTS, INPUTS_HELP, SHARED, input_labels, standard_inputs  # noqa: E402
 
 WEIGHTS = SHARED / "weights" / "upstream" / "realesr-animevideov3.pth"
 
@@ -47,30 +48,42 @@ def realesrgan(image: str, out: str, tile: int) -> None:
     cv2.imwrite(out, output)
 
 
-def timed(command: list[str]) -> tuple[float, float, float]:
-    """(wall s, CPU s, peak RSS MB) of one run of ``command``; a failed run stops the benchmark."""
+def timed(command: list[str], folder: str) -> tuple[float, float, float]:
+    """(wall s, CPU s, peak RSS MB) of one run of ``command``; a failed run stops the benchmark.
+
+    CPU seconds come from the kernel's accounting of the finished process (``wait4``); peak RSS
+    from the process itself (VmHWM, written by benchmarks/_machine.py, which runs the command in
+    its own process as ``python -m`` / ``python SCRIPT`` would): ``wait4``'s ru_maxrss is carried
+    across exec, so it could not be lower than this benchmark's own peak."""
     import time
 
-    start = time.perf_counter()
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(command)} failed: {err.strip().splitlines()[-1:] or status}")
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+    report, log = Path(folder) / "peak-rss", Path(folder) / "stderr"
+    report.unlink(missing_ok=True)
+    with open(log, "w") as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(peak_rss_command(str(report), command), stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0 or not report.exists():
+        raise SystemExit(f"{' '.join(command)} failed: {log.read_text(errors='replace').strip().splitlines()[-1:] or status}")
+    return wall, usage.ru_utime + usage.ru_stime, float(report.read_text())
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=description(__doc__))
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--inputs", nargs="+", default=["photo 500x480", "frame 1280x720"])
+    ap.add_argument("--inputs", nargs="+", default=list(INPUTS), metavar="INPUT", help=INPUTS_HELP)
     ap.add_argument("--also", action="append", default=[], metavar="OPTIONS",
                     help='another sr-filter command with these options, e.g. --also "--tile 256" (repeatable)')
     ap.add_argument("child", nargs="*", help=argparse.SUPPRESS)  # internal: realesrgan IMAGE OUT TILE
     args = ap.parse_args()
     if args.child:
         return realesrgan(args.child[1], args.child[2], int(args.child[3]))
+    args.inputs = input_labels(ap, args.inputs)
+    from reference_realesrgan import missing
+
+    if why := missing():  # said up front (it had ended in a ModuleNotFoundError for cv2 after the first command)
+        sys.exit(f"{ap.prog}: Real-ESRGAN's script, the reference these commands are compared with, cannot run: {why}")
     from PIL import Image
 
     print(f"CPU: {cpu_facts()}; realesr-animevideov3 x4, fp32 unless noted; best of {args.repeats}, interleaved\n")
@@ -93,10 +106,10 @@ def main() -> None:
             }
             best: dict[str, tuple[float, float, float]] = {}
             for name, command in commands.items():
-                timed(command)  # warm-up: file cache, the converted model cache
+                timed(command, tmp)  # warm-up: file cache, the converted model cache
             for _ in range(args.repeats):
                 for name, command in commands.items():
-                    run = timed(command)
+                    run = timed(command, tmp)
                     old = best.get(name)
                     best[name] = run if old is None else (min(old[0], run[0]), min(old[1], run[1]), max(old[2], run[2]))
             base0, base256 = best["Real-ESRGAN script, tile 0"][0], best["Real-ESRGAN script, tile 256"][0]

@@ -148,7 +148,7 @@ def run_child(engine, model, image, tile, tile_pad, device, save) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=description(__doc__))
     ap.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
-    ap.add_argument("--inputs", nargs="+", default=["photo 500x480", "frame 1280x720"])
+    ap.add_argument("--inputs", nargs="+", default=list(INPUTS), metavar="INPUT", help=INPUTS_HELP)
     ap.add_argument("--tile", type=int, default=256, help="tile edge (input px) for both engines")
     ap.add_argument("--tile-pad", type=int, default=10, help="RealESRGANer's tile_pad (its default is 10)")
     ap.add_argument("--repeats", type=int, default=5)
@@ -159,6 +159,11 @@ def main() -> None:
         engine, model, image, tile, tile_pad, device, save = args.child
         child(engine, model, image, int(tile), int(tile_pad), device, save)
         return
+    args.inputs = input_labels(ap, args.inputs)
+    from reference_realesrgan import missing
+
+    if why := missing():  # said before any engine runs (it had failed after sr-filter's runs)
+        sys.exit(f"{ap.prog}: RealESRGANer, the reference this benchmark compares with, cannot load: {why}")
 
     import torch
 
