@@ -37,13 +37,19 @@ SHARED = Path(os.environ.get("SR_FILTER_SHARED", ROOT.parent / "shared"))
 
 
 def make_inputs(folder: Path, count: int, size: int) -> None:
-    """Crops of Set14's baboon (real texture), or noise when the shared data is absent."""
+    """Crops of Set14's baboon (real texture), or noise when the shared data is absent. For a
+    size near or above the picture's (500x480) the picture is mirrored at its edges up to the
+    size plus a margin, so that any size works and the crops still differ."""
     from PIL import Image
 
     source = SHARED / "data" / "benchmarks" / "Set14" / "baboon.png"
     base = np.asarray(Image.open(source).convert("RGB")) if source.exists() else np.random.default_rng(0).integers(0, 256, (480, 500, 3), dtype=np.uint8)
+    need = size + 64  # room for the crops to move
+    while base.shape[0] < need or base.shape[1] < need:  # mirrored copies, as often as a large size needs
+        base = np.pad(base, ((0, max(0, min(need - base.shape[0], base.shape[0] - 1))),
+                             (0, max(0, min(need - base.shape[1], base.shape[1] - 1))), (0, 0)), mode="reflect")
     for i in range(count):
-        y, x = (i * 37) % (base.shape[0] - size), (i * 53) % (base.shape[1] - size)
+        y, x = (i * 37) % (base.shape[0] - size + 1), (i * 53) % (base.shape[1] - size + 1)
         Image.fromarray(base[y : y + size, x : x + size]).save(folder / f"crop{i:03d}.png")
 
 
@@ -141,10 +147,14 @@ def main() -> None:
         print(f"{f'plain CLI step, {cores} threads':<28}{every * args.files:>12.2f}{1 / every:>10.2f}{every:>10.4f}{per_file / every:>10.2f}")
         for workers in (1, 2):
             rate = max(rates[workers])
-            print(f"{f'cluster, {workers} worker(s)':<28}{min(walls[workers]):>12.2f}{rate:>10.2f}{1 / rate:>10.4f}{rate * per_file:>10.2f}")
-        overhead = 1 / max(rates[1]) - per_file
-        print(f"per-file overhead of the cluster path (1 worker, steady): {overhead * 1000:+.1f} ms; "
-              f"2 workers / 1 worker: {max(rates[2]) / max(rates[1]):.2f}x")
+            steady = f"{rate:>10.2f}{1 / rate:>10.4f}{rate * per_file:>10.2f}" if rate == rate else f"{'-':>10}" * 3
+            print(f"{f'cluster, {workers} worker(s)':<28}{min(walls[workers]):>12.2f}{steady}")
+        if args.files > 1:
+            overhead = 1 / max(rates[1]) - per_file
+            print(f"per-file overhead of the cluster path (1 worker, steady): {overhead * 1000:+.1f} ms; "
+                  f"2 workers / 1 worker: {max(rates[2]) / max(rates[1]):.2f}x")
+        else:
+            print("(the steady rate is taken between the first and the last file: it needs --files 2 or more)")
         if args.frame_repeats:
             wall, cpu = frame_seconds(args.frame_model, args.frame_repeats)
             print(f"480p frame (854x480 -> x4), {args.frame_model}, CPU, 1 thread: {wall:.2f} s wall, {cpu:.2f} s CPU per frame (best of {args.frame_repeats})")
