@@ -6,8 +6,9 @@ Run by hand (needs ``pip install -e '.[cluster]'``):
     python benchmarks/bench_cluster_video.py --frames 240 --size 160x120 --segment 24
 
 One machine: ``sr_filter.video.upscale_video`` with the model loaded once and warmed up, one torch
-thread (what one cluster worker runs), plain and ``resume=True`` (the same segments as the
-cluster). Cluster: a local Ray cluster of ``--cpus`` cores; each job is a fresh
+thread (what one cluster worker runs), plain and ``resume=True`` cut into segments of ``--segment``
+frames like the cluster's (``upscale_video`` takes no segment length, so the script sets
+``sr_filter.video.resume.SEGMENT_FRAMES``, 48 otherwise, as the tests do). Cluster: a local Ray cluster of ``--cpus`` cores; each job is a fresh
 ``sr_filter.cluster.upscale_video`` call (workers start and load the model each time, the two
 worker counts interleaved per repeat). "steady" is the segment rate between the first and the
 last segment that finished, which is what a long video sees. Best of ``--repeats``.
@@ -30,12 +31,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def single(clip: Path, folder: Path, model: str, tile: int, resume: bool) -> float:
-    """Wall seconds of one single-machine run, model loaded and warmed up beforehand."""
+def single(clip: Path, folder: Path, model: str, tile: int, resume: bool, segment: int) -> float:
+    """Wall seconds of one single-machine run, model loaded and warmed up beforehand; with
+    ``resume`` its segments are ``segment`` frames long (up to the next keyframe), as the cluster's."""
     import torch
 
     from sr_filter.upscaler import Upscaler
+    from sr_filter.video import resume as resumable
     from sr_filter.video import upscale_video
+
+    resumable.SEGMENT_FRAMES = segment
 
     torch.set_num_threads(1)
     upscaler = Upscaler(model, device="cpu", tile=tile)
@@ -83,8 +88,8 @@ def main() -> None:
         ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
         rows: dict[str, list] = {"one machine, 1 thread": [], "one machine, resumable segments": [], "cluster, 1 worker": [], "cluster, 2 workers": []}
         for _ in range(args.repeats):
-            rows["one machine, 1 thread"].append((single(clip, folder, args.model, args.tile, False), None, None))
-            rows["one machine, resumable segments"].append((single(clip, folder, args.model, args.tile, True), None, None))
+            rows["one machine, 1 thread"].append((single(clip, folder, args.model, args.tile, False, args.segment), None, None))
+            rows["one machine, resumable segments"].append((single(clip, folder, args.model, args.tile, True, args.segment), None, None))
             for workers in (1, 2):
                 rows[f"cluster, {workers} worker{'s' if workers > 1 else ''}"].append(cluster(clip, folder, args.model, args.tile, workers, args.segment))
         ray.shutdown()
@@ -92,7 +97,7 @@ def main() -> None:
         shutil.rmtree(folder, ignore_errors=True)
     base = min(wall for wall, _, _ in rows["one machine, 1 thread"])
     print(f"CPU: {cpu_facts()}")
-    print(f"{args.frames} frames of {args.size}, segments of {args.segment}, {args.model}, tile {args.tile}, "
+    print(f"{args.frames} frames of {args.size}, segments of {args.segment} (cluster and resume=True alike), {args.model}, tile {args.tile}, "
           f"best of {args.repeats}, {platform.node()} load {os.getloadavg()[0]:.1f}")
     print("| path | job wall s | frames/s (job) | steady s/segment | segments/s (steady) | job wall vs one machine |")
     print("|---|---:|---:|---:|---:|---:|")
