@@ -59,10 +59,13 @@ def main() -> None:
     h, w = image.shape[:2]
     print(f"CPU: {cpu_facts()}")
     print(f"input {args.input} {w}x{h}, {args.repeats} repeats, torch {torch.__version__}, {torch.get_num_threads()} threads")
-    print(f"{'model':32s} {'device':12s} {'out MP/s':>9s} {'best s':>8s} {'speed vs first':>15s}")
-    for up, name, s in zip(ups, args.models, best):
+    devices = [up.describe().split(" on ", 1)[1] for up in ups]  # e.g. "cpu in fp32 with openvino"
+    width = max(len("device"), *map(len, devices))
+    name_width = max(len("model"), *map(len, args.models))
+    print(f"{'model':{name_width}s} {'device':{width}s} {'out MP/s':>9s} {'best s':>8s} {'speed vs first':>15s}")
+    for up, name, device, s in zip(ups, args.models, devices, best):
         mp = h * w * up.scale * up.scale / 1e6
-        print(f"{name:32s} {up.describe().split(' on ')[1]:12s} {mp / s:9.3f} {s:8.2f} {best[0] / s:14.2f}x")
+        print(f"{name:{name_width}s} {device:{width}s} {mp / s:9.3f} {s:8.2f} {best[0] / s:14.2f}x")
 
 
 if __name__ == "__main__":
