@@ -186,9 +186,10 @@ class Info:
 
 class SpandrelNet(nn.Module):
     """One spandrel network behind our ``forward(x) -> y`` contract: pads small inputs to the
-    architecture's minimum (as spandrel does: mirrored, then the edge repeated) and crops the output back. An architecture
-    with a call function of its own gets one picture per call: DRUNet's builds its noise map for a
-    batch of one, and a video's batch of frames had failed ("Sizes of tensors must match")."""
+    architecture's minimum (as spandrel does: mirrored, then the edge repeated) and crops the
+    output back. An architecture with a call function of its own gets one picture per call:
+    DRUNet's builds its noise map for a batch of one, and a video's batch of frames had failed
+    ("Sizes of tensors must match")."""
 
     def __init__(self, model: nn.Module, call: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None, scale: int,
                  minimum: int) -> None:

@@ -250,10 +250,11 @@ def plan_jobs(inputs: list[str], output: str | None, suffix: str, fmt: str | Non
                 jobs.append(Job(source, None, error=failed[item]))
                 continue
             job = Job(source, default_output(source, suffix, fmt))
+            unsupported = None if fmt is not None else _unsupported_name(source, _IN_BATCH)
             if is_video(source):
                 job.target = video_target(source, job.target)
-            elif fmt is None and _unsupported_name(source, _IN_BATCH):  # one failure of the batch (`sr-filter *` by a README)
-                job = Job(source, None, error=_unsupported_name(source, _IN_BATCH))
+            elif unsupported:  # one failure of the batch (`sr-filter *` beside a README)
+                job = Job(source, None, error=unsupported)
             jobs.append(job)
         return _without_own_outputs(jobs, getattr(inputs, "left_out", Counter()))
     out_dir = Path(output)
@@ -284,10 +285,11 @@ def plan_jobs(inputs: list[str], output: str | None, suffix: str, fmt: str | Non
         elif path.is_file():
             relative = path.relative_to(roots[item]) if item in roots else Path(path.name)  # a pattern's: below its folder
             target = out_dir / _renamed(relative, fmt, batch_suffix)
+            unsupported = None if fmt is not None else _unsupported_name(path, _IN_BATCH)
             if is_video(path):
                 jobs.append(Job(path, video_target(path, target)))
-            elif fmt is None and _unsupported_name(path, _IN_BATCH):  # had been "(or noext/ for a folder)" at its turn
-                jobs.append(Job(path, None, error=_unsupported_name(path, _IN_BATCH)))
+            elif unsupported:  # it had been "(or noext/ for a folder)" at its turn
+                jobs.append(Job(path, None, error=unsupported))
             else:
                 jobs.append(Job(path, target))
         elif is_pipe(path) and path.suffix.lower() in imageio.IMAGE_SUFFIXES:  # a named pipe with a picture's name
