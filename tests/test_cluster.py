@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pytest
@@ -275,6 +275,26 @@ def test_a_folder_of_videos_only_gets_the_one_machine_hint(tmp_path):
     Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "im" / "a.png")
     with pytest.raises(ImageFormatError, match=r"v\.mp4 is a video; --cluster upscales a video given alone .*not beside other inputs"):
         storage.list_tasks([str(tmp_path / "im"), str(tmp_path / "vd" / "v.mp4")], str(tmp_path / "out"))
+
+
+def test_a_file_or_folder_with_no_picture_among_several_fails_alone(tmp_path):
+    """As on one machine: README among the inputs and an empty folder had stopped the whole job
+    ("no image files ... in README", a file called a folder); now each is a failure of its own
+    and the pictures are listed. Alone, either still stops the listing."""
+    from sr_filter.errors import ImageFormatError
+
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "a.png")
+    (tmp_path / "README").write_text("notes")
+    (tmp_path / "empty").mkdir()
+    unreadable: list = []
+    tasks = storage.list_tasks([str(tmp_path / n) for n in ("a.png", "README", "empty")], str(tmp_path / "out"),
+                               unreadable=unreadable)
+    assert [PurePosixPath(t.source).name for t in tasks] == ["a.png"]
+    assert [(PurePosixPath(name).name, why.split(" (")[0]) for name, why in unreadable] == [
+        ("README", f"{tmp_path / 'README'} is not a supported image"), ("empty", "no image files")]
+    assert unreadable[1][1].endswith(f") in {tmp_path / 'empty'}")
+    with pytest.raises(ImageFormatError, match="README is not a supported image"):
+        storage.list_tasks([str(tmp_path / "README")], str(tmp_path / "out"), unreadable=[])
 
 
 @dataclasses.dataclass(frozen=True)

@@ -126,8 +126,9 @@ def list_tasks(inputs: list[str], output: str, fmt: str | None = None, left_out:
     one machine; otherwise ``*?[`` make it a pattern, whose ``*`` also matches across folders
     (``a/*.png`` finds ``a/b/c.png``) and whose ``**/`` also stands for no folder. Hidden files and folders are left out, as on one machine;
     what is passed over is counted into ``left_out`` by :data:`sr_filter.datasets.LEFT_OUT` kind.
-    A local subfolder that cannot be read goes into ``unreadable`` as (folder, one-line error), as
-    one machine fails it alone; without that list (or for the folder given) it stops the listing.
+    A local subfolder that cannot be read, and among several inputs a named file that is no picture
+    or a folder with none, go into ``unreadable`` as (name, one-line error), as one machine fails
+    them alone; without that list (or for the folder given) they stop the listing.
     """
     left_out = Counter() if left_out is None else left_out
     from pyarrow import fs as pafs
@@ -180,9 +181,14 @@ def list_tasks(inputs: list[str], output: str, fmt: str | None = None, left_out:
             raise ImageFormatError(f"{item} is a video; --cluster upscales a video given alone (sr-filter {item} -o OUT "
                                    "--cluster ...), not beside other inputs")
         if not found:  # with the one-machine run's hint where the folder holds videos
+            suffixes = ", ".join(sorted({k[1:] for k in imageio.IMAGE_SUFFIXES}))
             hint = (f"; folders are searched for images only: give a video by name, e.g. {sorted(videos)[0]} "
                     "(--cluster takes one video at a time)") if videos else ""
-            raise ImageFormatError(f"no image files ({', '.join(sorted({k[1:] for k in imageio.IMAGE_SUFFIXES}))}) in {item}{hint}")
+            why = f"{item} is not a supported image ({suffixes})" if named else f"no image files ({suffixes}) in {item}{hint}"
+            if unreadable is None or len(inputs) == 1:
+                raise ImageFormatError(why)
+            unreadable.append((item, why))  # among other inputs it fails alone, as on one machine (it had stopped the job)
+            continue
         for p, rel in sorted(found):
             if fmt:
                 rel = str(PurePosixPath(rel).with_suffix("." + fmt.lower().lstrip(".")))
