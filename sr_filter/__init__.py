@@ -218,7 +218,7 @@ def upscale_file(
     width, height = check_size_request(scale, width, height)
     quality = check_quality(quality)
     check_dst_file(dst, source)
-    out_format = imageio.format_for(target, format)
+    out_format = imageio.target_format(target, format)  # None: the input's (a stream such as /dev/stdout)
     conflict = imageio.suffix_conflict(target, out_format) if format else None
     if conflict:
         import logging

@@ -204,7 +204,8 @@ def upscale_animation(src: str | Path, dst: str | Path, upscaler: Any, *, scale:
                       frames: str | tuple[int, int | None] | None = None,
                       before_work: Callable[[], None] | None = None,
                       progress: Callable[[int, int], bool | None] | None = None) -> Animation:
-    """Upscale every frame of ``src`` and write the animation to ``dst`` (format from its suffix).
+    """Upscale every frame of ``src`` and write the animation to ``dst`` (format from its suffix;
+    the input's own for a stream with no such suffix: /dev/stdout, /dev/fd/3, a FIFO).
 
     ``out_format`` (``"GIF"``, ``"WEBP"`` or ``"PNG"``) overrides the suffix; ``size`` =
     ``(width, height)`` picks the scale that fits the frames inside them instead of ``scale``;
@@ -214,7 +215,7 @@ def upscale_animation(src: str | Path, dst: str | Path, upscaler: Any, *, scale:
     the work; ``before_work`` is called just before the first frame is upscaled, ``progress`` with
     (frames done, frames) after each one (returning False stops the work; nothing is written).
     """
-    from .atomic import prepare_target
+    from .atomic import is_stream, prepare_target
     from .imageio import write_atomic
     from .upscaler import as_upscaler, check_callback, check_dst_file, check_flag, check_path, check_quality
 
@@ -227,6 +228,8 @@ def upscale_animation(src: str | Path, dst: str | Path, upscaler: Any, *, scale:
     upscaler = as_upscaler(upscaler)
     quality = check_quality(quality)
     fmt = out_format if out_format in HOLDS_ANIMATION else FORMATS.get(dst.suffix.lower())
+    if fmt is None and is_stream(dst):  # /dev/fd/3, a FIFO: the input's own format, as -o - writes it
+        fmt = animated_format(src)
     if fmt is None:
         raise VideoFormatError(f"{dst}: an animation can be written as {', '.join(FORMATS)}, not {dst.suffix or '(none)'}")
     prepare_target(dst, overwrite=overwrite)  # folders made and an existing output refused before the work, as for images

@@ -71,11 +71,18 @@ def check_target(path: str | Path, *, overwrite: bool) -> bool:
     path = Path(path)
     fd = descriptor(path)
     if fd is not None:  # whatever it points at (a file the shell opened): written through
+        import fcntl  # descriptor paths exist where fcntl does
+
         try:
-            os.fstat(fd)
+            mode = fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE
         except OSError:
             raise ImageFormatError(f"{path} names file descriptor {fd}, which is not open; "
-                                   "open it in the shell (3> FILE) or name a file") from None
+                                   "open it for writing (in a shell: 3> FILE) or name a file") from None
+        if mode == os.O_RDONLY:  # found out after the work, as "Bad file descriptor"
+            raise ImageFormatError(f"{path} names file descriptor {fd}, which is open for reading only; "
+                                   "open it for writing (in a shell: 3> FILE) or name a file")
+        if os.isatty(fd):  # as -o - is refused there
+            raise ImageFormatError(f"refusing to write image data to a terminal ({path} is one); redirect it or name a file")
         return True
     folder = _folder(path)
     if not folder.is_dir():

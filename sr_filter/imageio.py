@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image, PngImagePlugin
 
 from . import limits, png, sniff, tiffio
-from .atomic import write_atomic  # noqa: F401 - moved to atomic.py; kept importable here
+from .atomic import is_stream, write_atomic  # noqa: F401 - write_atomic moved to atomic.py; kept importable here
 from .convert import PER_FILE, pil_to_array
 from .device import available_ram
 from .encode import check_encodable, encode_image
@@ -391,6 +391,15 @@ def suffix_conflict(path: str | Path, fmt: str) -> str | None:
 def suffix_format(suffix: str) -> str | None:
     """The picture format a file suffix names (.jfif, .mpo: JPEG), or None."""
     return {**FORMATS, **ALIASES, **READ_ONLY}.get(suffix.lower())
+
+
+def target_format(target: str | Path, explicit: str | None = None) -> str | None:
+    """The format an output is written in: ``explicit``'s, else its name's; None (the input's
+    own) for a stream with no picture's name (/dev/stdout, /dev/fd/3, /dev/null, a FIFO), whose
+    name had been taken for a format ("cannot tell the output format from 'stdout'")."""
+    if explicit is None and is_stream(target) and Path(target).suffix.lower() not in FORMATS:
+        return None
+    return format_for(target, explicit)
 
 
 def format_for(path: str | Path, explicit: str | None = None) -> str:

@@ -78,7 +78,37 @@ def test_a_descriptor_output_is_written_through_not_replaced(crop, tmp_path):
         assert data.startswith(b"HEADER\n\x89PNG") and Image.open(io.BytesIO(data[7:])).size == (128, 96), output
     closed = subprocess.run(command + ["-o", "/dev/fd/9"], capture_output=True, env=env, timeout=600)
     assert closed.returncode != 0 and closed.stderr.decode().splitlines() == [
-        "sr-filter: error: /dev/fd/9 names file descriptor 9, which is not open; open it in the shell (3> FILE) or name a file"]
+        "sr-filter: error: /dev/fd/9 names file descriptor 9, which is not open; open it for writing (in a shell: "
+        "3> FILE) or name a file"]
+    # open for reading only: refused before the work (it had been "Bad file descriptor" after it)
+    reading = subprocess.run(["sh", "-c", 'exec 3<"$0"; exec "$@"', str(log), *command, "-o", "/dev/fd/3"],
+                             capture_output=True, env=env, timeout=600)
+    assert reading.returncode != 0 and reading.stderr.decode().splitlines() == [
+        "sr-filter: error: /dev/fd/3 names file descriptor 3, which is open for reading only; open it for writing "
+        "(in a shell: 3> FILE) or name a file"]
+    import pty
+
+    master, terminal = pty.openpty()  # a descriptor on a terminal: refused as -o - is (it had written the PNG there)
+    try:
+        shown = subprocess.run(command + ["-o", f"/dev/fd/{terminal}"], capture_output=True, env=env, timeout=600,
+                               pass_fds=(terminal,))
+    finally:
+        os.close(master)
+        os.close(terminal)
+    assert shown.returncode != 0 and shown.stderr.decode().splitlines() == [
+        f"sr-filter: error: refusing to write image data to a terminal (/dev/fd/{terminal} is one); redirect it or name a file"]
+    # an animation to a descriptor: the input's own format, as a still picture (it had been "not (none)")
+    frames = [Image.fromarray(np.full((24, 32, 3), i * 80, np.uint8)) for i in range(3)]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:], duration=100)
+    log.write_bytes(b"")
+    animated = subprocess.run(["sh", "-c", 'exec 3>>"$0"; exec "$@"', str(log), *command[:-1], str(tmp_path / "anim.gif"),
+                               "-o", "/dev/fd/3"], stderr=subprocess.PIPE, env=env, timeout=600)
+    assert animated.returncode == 0, animated.stderr
+    with Image.open(log) as gif:
+        assert (gif.format, gif.n_frames, gif.size) == ("GIF", 3, (128, 96))
+    api = subprocess.run([sys.executable, "-c", f"import sr_filter; sr_filter.upscale_file({str(path)!r}, '/dev/stdout', "
+                          "model='sr-cartoon-x4')"], capture_output=True, env=env, timeout=600)  # no format=: the input's
+    assert api.returncode == 0 and api.stdout.startswith(b"\x89PNG"), api.stderr
 
 
 def test_folder_of_every_kind_of_image(crop, tmp_path):

@@ -497,10 +497,10 @@ def _process_from(upscaler: Upscaler, job: Job, source: Any, name: str | None, *
     from .. import imageio
     from ..imagefile import upscale_image_file
 
-    if job.target is None or (fmt is None and is_stream(job.target) and job.target.suffix.lower() not in imageio.FORMATS):
+    if job.target is None:
         out_format = imageio.format_for("", fmt) if fmt else None  # None: the input's format
     else:
-        out_format = imageio.format_for(job.target, fmt)
+        out_format = imageio.target_format(job.target, fmt)
     data = upscale_image_file(upscaler, source, out_format=out_format, scale=scale, size=size, quality=quality,
                               progress=progress, before_work=announce, name=name, frames=frames)
     if job.target is None:
