@@ -225,9 +225,11 @@ def _neutral(array: np.ndarray) -> bool:
     manga page or a grey JPEG saved as RGB, a GIF with a grey palette). Such a picture comes out
     grey, as the same picture stored grey does: networks give colour fringes on the edges of grey
     input (up to 40 levels off grey with the anime models)."""
+    nan = array.dtype.kind == "f"  # a NaN pixel grey in all three (read as 0 in each) keeps the picture grey
     for y in range(0, array.shape[0], 256):  # a band at a time: small temporaries, an early no for colour
         band = array[y : y + 256]
-        if not (np.array_equal(band[..., 0], band[..., 1]) and np.array_equal(band[..., 1], band[..., 2])):
+        if not (np.array_equal(band[..., 0], band[..., 1], equal_nan=nan)
+                and np.array_equal(band[..., 1], band[..., 2], equal_nan=nan)):
             return False
     return True
 

@@ -748,6 +748,10 @@ def test_a_grey_picture_stored_as_colour_comes_out_grey(cartoon, baby):
     assert (tiled == tiled[..., :1]).all() and np.abs(tiled[..., 0].astype(int) - cartoon.upscale(grey)).max() <= 1
     palette = Image.fromarray(grey).convert("P")  # a GIF's grey palette
     assert (lambda a: (a == a[..., :1]).all())(np.asarray(cartoon.upscale(palette).convert("RGB")))
+    floats = np.dstack([grey] * 3).astype(np.float32) / 255
+    floats[0, 0] = np.nan  # NaN in all three (read as 0): still grey, not fringed
+    out = cartoon.upscale(floats)
+    assert np.array_equal(out[..., 0], out[..., 1]) and np.array_equal(out[..., 1], out[..., 2])
     tinted = np.dstack([grey] * 3)
     tinted[0, 0, 2] ^= 1  # one pixel off grey: a colour picture, run as one
     frames = cartoon.upscale_batch([np.dstack([grey] * 3), tinted])  # video frames, one pass for both
