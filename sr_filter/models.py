@@ -127,15 +127,17 @@ class LoadedModel:
         height, width = x.shape[-2:]
         if not self.below_minimum(height, width):
             return None
-        m, low = self.facts.multiple, self._least_side()
+        m, low = self.facts.multiple, self.least_side
         return pad_bottom_right(x, max(-height % m, low - height), max(-width % m, low - width),
                                 zeros=self.facts.pad == "zeros")
 
     def below_minimum(self, height: int, width: int) -> bool:
         """Whether a picture of that size has a side below the network's minimum (and multiple)."""
-        return min(height, width) < self._least_side()
+        return min(height, width) < self.least_side
 
-    def _least_side(self) -> int:
+    @property
+    def least_side(self) -> int:
+        """The smallest side a window may have: the network's minimum rounded up to its multiple (0: any)."""
         m, minimum = self.facts.multiple, self.facts.minimum
         return -(-minimum // m) * m if minimum else 0
 

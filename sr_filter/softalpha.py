@@ -46,12 +46,14 @@ def network_weight(alpha: np.ndarray) -> np.ndarray:
 def blend(network: np.ndarray, alpha: np.ndarray, weight: np.ndarray) -> None:
     """Mix the network's upscaled alpha (an (H, W) uint8, uint16 or float plane, changed in place)
     with ``alpha`` (the (1, 1, h, w) input plane) resized to its size, by ``weight``
-    (:func:`network_weight`, each output pixel taking its input pixel's)."""
+    (:func:`network_weight`, each output pixel taking its input pixel's); nothing to do where the
+    weight is 1 everywhere."""
+    if bool((weight == 1).all()):
+        return
     height, width = network.shape
     resized = np.empty((height, width), network.dtype)
     fill(resized, alpha)
-    rows = np.minimum(np.arange(height) * weight.shape[0] // height, weight.shape[0] - 1)
-    cols = np.minimum(np.arange(width) * weight.shape[1] // width, weight.shape[1] - 1)
+    rows, cols = _input_pixel(weight, height, width)
     for y in range(0, height, BAND):
         share = weight[rows[y : y + BAND]][:, cols]
         mixed = share * to_float(network[y : y + BAND], quiet=True) + (1 - share) * to_float(resized[y : y + BAND], quiet=True)
@@ -70,11 +72,20 @@ def fill(plane: np.ndarray, alpha: np.ndarray) -> None:
 
 def blend_float(network: np.ndarray, alpha: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """:func:`blend` for a float (1, 1, H, W) result (an RGBA model's), returned."""
+    if bool((weight == 1).all()):
+        return network
     height, width = network.shape[-2:]
-    rows = np.minimum(np.arange(height) * weight.shape[0] // height, weight.shape[0] - 1)
-    cols = np.minimum(np.arange(width) * weight.shape[1] // width, weight.shape[1] - 1)
+    rows, cols = _input_pixel(weight, height, width)
     share = weight[rows][:, cols]
     return share * network + (1 - share) * resize(alpha, height, width)
+
+
+def _input_pixel(weight: np.ndarray, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """The input row of each of ``height`` output rows, and the input column of each of ``width``
+    output columns (as convert.settled_alpha maps them)."""
+    rows = np.minimum(np.arange(height) * weight.shape[0] // height, weight.shape[0] - 1)
+    cols = np.minimum(np.arange(width) * weight.shape[1] // width, weight.shape[1] - 1)
+    return rows, cols
 
 
 class _Plane:

@@ -210,8 +210,7 @@ class ArraySink:
             if target.ndim == 2:
                 target[...] = block[:, :, 0]
             else:
-                width = block.shape[2] * self.copies
-                target[:, :, self.channel : self.channel + width] = block if self.copies == 1 else block[:, :, :1]
+                target[:, :, self.channel : self.channel + block.shape[2] * self.copies] = block  # one channel spreads
 
 
 # -- execution -------------------------------------------------------------------------------------

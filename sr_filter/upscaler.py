@@ -284,9 +284,8 @@ class Upscaler:
         NaN in the result (after any fp32 re-run) means broken weights: an error, not a picture."""
         want, have = self.model.facts.in_channels, batch.shape[1]
         n, _, h, w = batch.shape
-        low = round_up(self.model.facts.minimum, self.model.facts.multiple) if self.model.facts.minimum else 0
-        if h < low or w < low:  # a thin strip or a tiny image: padded as the network's own code would
-            s = self.scale
+        if self.model.below_minimum(h, w):  # a thin strip or a tiny image: padded as the network's own code would
+            s, low = self.scale, self.model.least_side
             return self._window(pad_bottom_right(batch, max(0, low - h), max(0, low - w)))[..., : h * s, : w * s]
         if want == have:
             out = self.backend.run(batch)
@@ -425,8 +424,7 @@ class Upscaler:
             if separate:
                 if by_network:
                     self._stream(jobs[1], passes, ArraySink(result, planes.channels - 1, mean=True), tracker)
-                    if not bool((weight == 1).all()):
-                        softalpha.blend(result[..., -1], alpha, weight)
+                    softalpha.blend(result[..., -1], alpha, weight)
                 else:
                     softalpha.fill(result[..., -1], alpha)
                 clear, solid = convert.settled_alpha(alpha, out_h, out_w)
@@ -442,8 +440,7 @@ class Upscaler:
         out = resize(job, out_h, out_w)
         alpha_out = out[:, 3:]
         if not uniform_alpha:
-            if not bool((weight == 1).all()):
-                alpha_out = softalpha.blend_float(alpha_out, alpha, weight)
+            alpha_out = softalpha.blend_float(alpha_out, alpha, weight)
             clear, solid = convert.settled_alpha(alpha, out_h, out_w)
             alpha_out[0, 0][clear], alpha_out[0, 0][solid] = 0.0, 1.0
         return convert.merge(planes, out[:, :3], alpha_out)
