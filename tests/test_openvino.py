@@ -479,3 +479,42 @@ def test_openvino_out_of_memory_words_make_the_tiler_split(message):
     with pytest.raises(RuntimeError) as info:
         _infer(ShortOfMemory(), np.zeros((1, 3, 152, 152), np.float32))
     assert is_oom(info.value) and "152x152 window" in str(info.value)
+
+
+def test_a_child_forked_while_another_thread_runs_a_window_runs(tmp_path):
+    """A process forked while another thread of its parent was inside OpenVINO's CPU plugin
+    inherited the plugin's locks held and hung on its first window (a fork-started process pool
+    beside a running Upscaler). A fork now waits for the window; each child upscales at once."""
+    import subprocess
+
+    from .conftest import ROOT
+
+    script = """
+import os, signal, threading, numpy as np
+from PIL import Image
+from sr_filter import Upscaler
+up = Upscaler("realesr-animevideov3", backend="openvino", device="cpu", tile=64)
+assert up.backend.name == "openvino"
+image = np.asarray(Image.open(%r).convert("RGB"))[:160, :160]
+stop = threading.Event()
+def busy():
+    while not stop.is_set():
+        up.upscale_array(image)
+worker = threading.Thread(target=busy)
+worker.start()
+codes = []
+for _ in range(3):
+    pid = os.fork()
+    if pid == 0:
+        signal.alarm(120)  # a hung child dies instead of hanging the test
+        up.upscale_array(image[:40, :40])
+        os._exit(0)
+    codes.append(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+stop.set()
+worker.join()
+print(codes)
+""" % str(require_shared(SHARED / "data" / "benchmarks" / "Set14" / "baboon.png"))
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=600,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[0, 0, 0]"

@@ -17,10 +17,12 @@ raises :class:`~sr_filter.errors.BackendError` instead of giving a wrong picture
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 import threading
 import warnings
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +48,29 @@ _core_instance: Any = None
 #: architectures OpenVINO's converter must not be given: it crashes the process (a segmentation
 #: fault in moc_emit_ir for DAT with openvino 2025), so "auto" runs them with torch
 NOT_CONVERTED = {"DAT": "OpenVINO's converter crashes on DAT networks; the torch backend runs them"}
+
+#: every backend alive in this process, so that a fork can wait for the windows they are running
+_LIVE: "weakref.WeakSet[OpenVinoBackend]" = weakref.WeakSet()
+_HELD_FOR_FORK: list[threading.Lock] = []
+
+
+def _hold_for_fork() -> None:
+    """Before a fork: wait until no window runs. A child forked while another thread was inside
+    OpenVINO's CPU plugin inherits that plugin's locks held by a thread it does not have, and
+    hangs on its first window (a process pool forked beside a running Upscaler did)."""
+    for backend in list(_LIVE):
+        backend._lock.acquire()
+        _HELD_FOR_FORK.append(backend._lock)
+
+
+def _release_after_fork() -> None:
+    """After a fork, in the parent and the child alike: let windows run again."""
+    while _HELD_FOR_FORK:
+        _HELD_FOR_FORK.pop().release()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_hold_for_fork, after_in_parent=_release_after_fork, after_in_child=_release_after_fork)
 
 
 def without_telemetry() -> None:
@@ -96,6 +121,7 @@ class OpenVinoBackend:
         #: one window at a time: a request (and the output buffer read in place) serves one call,
         #: so threads sharing an Upscaler take turns instead of reading each other's pictures
         self._lock = threading.Lock()
+        _LIVE.add(self)
 
     @classmethod
     def from_model(
