@@ -8,6 +8,7 @@ conversion, weights interpolation (``denoise``).
 
 from __future__ import annotations
 
+import copy
 import errno
 import functools
 import logging
@@ -603,11 +604,17 @@ class Upscaler:
         return edge
 
 
-@functools.lru_cache(maxsize=4)
 def _rebuilt(kind: type, settings: tuple) -> Upscaler:
-    """The Upscaler an unpickled one stands for, made once per process and settings (the last 4
-    are kept): a process pool sends it with every task, and loading the model for each would
-    cost more than the task."""
+    """The Upscaler an unpickled one stands for: a handle of its own (changing one's tile or
+    colour fix leaves the others as they were) on a model loaded once per process and settings
+    (the last 4 are kept): a process pool sends it with every task, and loading the model for
+    each would cost more than the task."""
+    return copy.copy(_loaded_for(kind, settings))
+
+
+@functools.lru_cache(maxsize=4)
+def _loaded_for(kind: type, settings: tuple) -> Upscaler:
+    """The Upscaler loaded for these settings in this process, shared by its unpickled handles."""
     return kind(**dict(settings))
 
 

@@ -595,12 +595,16 @@ def test_the_torch_backend_runs_in_forked_children(tmp_path):
 
 def test_an_upscaler_pickles_as_its_settings_for_process_pools(tmp_path):
     """A process pool pickles what it sends: that had failed with Python's own AttributeError.
-    The child builds its own Upscaler from the settings, once per process."""
+    The child loads the model from the settings once per process; each unpickled Upscaler is a
+    handle of its own on it (they had been one object: a task changing its tile changed the next's)."""
     import pickle
 
     up = Upscaler("sr-cartoon-x4", tile=32, colour_fix=True)
     again, twice = pickle.loads(pickle.dumps(up)), pickle.loads(pickle.dumps(up))
-    assert again is twice and again is not up and again.colour_fix and again.tile == 32
+    assert again is not twice and again is not up and again.colour_fix and again.tile == 32
+    assert again.backend is twice.backend and again.model is twice.model  # the model is loaded once per process
+    again.tile, again.colour_fix = 48, False  # one task's handle changed: the next task's is as pickled
+    assert twice.tile == 32 and twice.colour_fix and pickle.loads(pickle.dumps(up)).tile == 32
     image = (np.random.default_rng(1).random((30, 40, 3)) * 255).astype(np.uint8)
     assert np.array_equal(again.upscale(image), up.upscale(image))
     import copy
