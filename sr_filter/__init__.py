@@ -224,12 +224,13 @@ def upscale_file(
         import logging
 
         logging.getLogger(__name__).warning("%s", conflict)
-    atomic.prepare_target(target, overwrite=overwrite)  # before the work, as the command line does
-    upscaler = _upscaler(upscaler, preset, model, device=device, precision=precision, tile=tile, offline=offline,
-                         backend=backend, tta=tta, denoise=denoise, colour_fix=colour_fix)
-    data = upscale_image_file(upscaler, source, out_format=out_format, scale=scale, size=(width, height),
-                              quality=quality, progress=progress, name=str(source))
-    atomic.write_atomic(data, target, overwrite=overwrite)
+    with atomic.new_folders():  # folders made for an output that is never written are removed
+        atomic.prepare_target(target, overwrite=overwrite)  # before the work, as the command line does
+        upscaler = _upscaler(upscaler, preset, model, device=device, precision=precision, tile=tile, offline=offline,
+                             backend=backend, tta=tta, denoise=denoise, colour_fix=colour_fix)
+        data = upscale_image_file(upscaler, source, out_format=out_format, scale=scale, size=(width, height),
+                                  quality=quality, progress=progress, name=str(source))
+        atomic.write_atomic(data, target, overwrite=overwrite)
     return target
 
 

@@ -19,6 +19,7 @@ from typing import Any, Callable
 import numpy as np
 from PIL import Image, ImageSequence
 
+from .atomic import is_stream, new_folders, prepare_target
 from .device import available_ram
 from .encode import GIF_TRANSPARENT, gif_frame, webp_quality
 from .errors import CancelledError, ImageTooLargeError, VideoFormatError, first_line
@@ -198,6 +199,7 @@ def _disposal(image: Image.Image, frame: Image.Image) -> int:
     return int(frame.info.get("disposal", 0) or 0)
 
 
+@new_folders()  # folders made for an output that is never written are removed
 def upscale_animation(src: str | Path, dst: str | Path, upscaler: Any, *, scale: float | None = None,
                       overwrite: bool = False, quality: int | None = None,
                       size: tuple[int | None, int | None] = (None, None), out_format: str | None = None,
@@ -215,7 +217,6 @@ def upscale_animation(src: str | Path, dst: str | Path, upscaler: Any, *, scale:
     the work; ``before_work`` is called just before the first frame is upscaled, ``progress`` with
     (frames done, frames) after each one (returning False stops the work; nothing is written).
     """
-    from .atomic import is_stream, prepare_target
     from .imageio import write_atomic
     from .upscaler import as_upscaler, check_callback, check_dst_file, check_flag, check_path, check_quality
 

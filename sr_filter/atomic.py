@@ -11,6 +11,7 @@ through, never replaced.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import errno
 import hashlib
 import os
@@ -43,21 +44,37 @@ def prepare_target(path: str | Path, *, overwrite: bool) -> bool:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ImageFormatError(f"cannot create output folder {folder}: {exc.strerror}") from None
-        MADE_FOLDERS.extend(reversed(missing))
+        made = _MADE.get()
+        if made is not None:
+            made.extend(reversed(missing))
     return check_target(path, overwrite=overwrite)
 
 
-#: the output folders :func:`prepare_target` made, outermost first
-MADE_FOLDERS: list[Path] = []
+#: the output folders :func:`prepare_target` made in the current :func:`new_folders` block, outermost first
+_MADE: contextvars.ContextVar[list[Path] | None] = contextvars.ContextVar("sr_filter_made_folders", default=None)
+
+
+@contextlib.contextmanager
+def new_folders() -> Iterator[None]:
+    """A block (one command, one API call) whose output folders, made by :func:`prepare_target`
+    and still empty at its end, are removed: a run refused after its folders were made, for
+    memory say, had left them behind (and an API caller's list of them grew for the process's
+    life). Blocks nest; each removes its own."""
+    token = _MADE.set([])
+    try:
+        yield
+    finally:
+        remove_unused_folders()
+        _MADE.reset(token)
 
 
 def remove_unused_folders() -> None:
-    """Remove the output folders this process made that are still empty (a run refused after its
-    folders were made, for memory say, had left them behind), innermost first."""
-    while MADE_FOLDERS:
-        folder = MADE_FOLDERS.pop()
+    """Remove the current block's output folders that are still empty, innermost first (also
+    called on the way out of an interrupted command, whose blocks never end)."""
+    made = _MADE.get()
+    while made:
         with contextlib.suppress(OSError):
-            folder.rmdir()  # only an empty one
+            made.pop().rmdir()  # only an empty one
 
 
 def check_target(path: str | Path, *, overwrite: bool) -> bool:

@@ -23,7 +23,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
-from .atomic import prepare_target, replacing
+from .atomic import new_folders, prepare_target, replacing
 from .errors import ExportError, first_line
 from .facts import trace_edge
 
@@ -63,6 +63,7 @@ NOT_EXPORTED = {"DAT": "the exporter fixes its attention windows to the size it 
                        "(sr-filter itself runs it with torch)"}
 
 
+@new_folders()  # folders made for a file that is never written are removed
 def export_onnx(model: LoadedModel, output: str | Path, *, overwrite: bool = False, check: bool = True) -> Path:
     """Write ``model`` as an ONNX file at ``output`` (layout in the module docstring); returns the path.
 

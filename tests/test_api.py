@@ -538,6 +538,27 @@ def test_upscale_file_writes_what_the_cli_writes_and_keeps_sixteen_bits(tmp_path
     assert made.is_file()  # missing folders are made, as the command line makes them
 
 
+def test_folders_made_for_an_output_never_written_are_removed_by_the_api(tmp_path, cartoon):
+    """The command line removed the folders it made for outputs it never wrote; the API left them
+    (and remembered them for the process's life). Folders that were there stay, as do written outputs'."""
+    from sr_filter.animation import upscale_animation
+
+    Image.fromarray(np.zeros((12, 16, 3), np.uint8)).save(tmp_path / "in.png")
+    frames = [Image.new("RGB", (8, 8), (40 * i, 0, 0)) for i in range(2)]
+    frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:], duration=50, loop=0)
+    (tmp_path / "kept").mkdir()
+    stop = lambda done, total: False  # noqa: E731  (cancels after the first window or frame)
+    with pytest.raises(CancelledError):
+        sr_filter.upscale_file(tmp_path / "in.png", tmp_path / "new" / "deeper" / "o.png", upscaler=cartoon, progress=stop)
+    with pytest.raises(CancelledError):
+        upscale_animation(tmp_path / "a.gif", tmp_path / "kept" / "anim" / "o.gif", cartoon, progress=stop)
+    (tmp_path / "no.png").write_text("not a picture")
+    with pytest.raises(ImageFormatError):  # found out after the folders were made
+        sr_filter.upscale_file(tmp_path / "no.png", tmp_path / "q" / "o.jpg", upscaler=cartoon)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.gif", "in.png", "kept", "no.png"] and not any((tmp_path / "kept").iterdir())
+    assert sr_filter.upscale_file(tmp_path / "in.png", tmp_path / "made" / "o.png", upscaler=cartoon).is_file()
+
+
 def test_a_numpy_matrix_is_refused_in_words_of_the_callers_own(cartoon):
     with pytest.raises(SrFilterError, match=r"got a numpy.matrix; pass numpy.asarray\(matrix\)$"):
         cartoon.upscale(np.asmatrix(np.zeros((8, 8), np.uint8)))

@@ -1997,3 +1997,17 @@ def test_a_stopped_resumable_run_says_where_its_segments_are(tmp_path, signum):
     kept = len(list(parts.glob("seg-*.seg")))
     assert proc.returncode == 128 + signum and kept and err.strip().splitlines()[-1] == (
         f"sr-filter: {said}; {kept} finished segment(s) are kept in {parts}: run the same command again to continue"), err
+
+
+def test_the_api_makes_missing_output_folders_and_removes_them_when_nothing_is_written(tmp_path, upscaler):
+    """upscale_video had refused an output in a missing folder ("output folder ... does not exist"),
+    where upscale_file and the command line make it; folders made for a video that is never
+    written (cancelled here) are removed again."""
+    from sr_filter import CancelledError
+
+    clip = make_clip(tmp_path / "in.mkv", frames=4, audio=0)
+    with pytest.raises(CancelledError):
+        upscale_video(clip, tmp_path / "new" / "deeper" / "out.mkv", upscaler=upscaler, progress=lambda done, total: False)
+    assert not (tmp_path / "new").exists()
+    summary = upscale_video(clip, tmp_path / "made" / "out.mkv", upscaler=upscaler)
+    assert summary["frames"] == 4 and len(frame_arrays(tmp_path / "made" / "out.mkv")) == 4

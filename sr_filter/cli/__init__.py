@@ -146,12 +146,12 @@ def main(argv: list[str] | None = None) -> None:
     Called in-process with ``argv``, the caller's signal handlers and standard error are given back at the end."""
     previous = _install_signal_handlers()
     stderr, stdout = sys.stderr, sys.stdout
-    try:
-        _main(argv)
-    finally:
-        from ..atomic import remove_unused_folders
+    from ..atomic import new_folders
 
-        remove_unused_folders()  # made for outputs that were never written
+    try:
+        with new_folders():  # made for outputs that were never written: removed
+            _main(argv)
+    finally:
         if argv is not None:
             sys.stderr, sys.stdout = stderr, stdout
             for number, handler in (previous or {}).items():

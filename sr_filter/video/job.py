@@ -14,7 +14,7 @@ from typing import Any, BinaryIO
 
 import av
 
-from ..atomic import is_stream, open_atomic, replacing
+from ..atomic import is_stream, new_folders, open_atomic, prepare_target, replacing
 from ..errors import OVERWRITE_ADVICE, OutputExistsError, OutputIsInputError, VideoFormatError, first_line
 from ..frames import parse_range
 from ..progress import cancels
@@ -28,6 +28,7 @@ log = logging.getLogger("sr_filter")
 VideoProgress = Callable[[int, int], Any]
 
 
+@new_folders()  # folders made for an output that is never written are removed
 def upscale_video(
     src: str | Path,
     dst: str | Path,
@@ -98,6 +99,7 @@ def upscale_video(
         raise OutputIsInputError(f"{dst} is the input file, which is read while the output is written; choose another output name")
     if dst.exists() and not overwrite:
         raise OutputExistsError(f"{dst} exists; {OVERWRITE_ADVICE}")
+    prepare_target(dst, overwrite=True)  # missing folders made, as for pictures; existence is settled above
     container = source.open_video(src)
     notice = notice or log.warning
     try:
