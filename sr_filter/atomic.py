@@ -234,10 +234,35 @@ def replacing(path: str | Path, *, overwrite: bool = True, error: type[SrFilterE
         yield tmp
         commit(tmp, path, overwrite=overwrite)
     except failures as exc:
-        raise error(f"cannot write {path}: {_reason(exc)}") from None
+        raise _on_disk(error(f"cannot write {path}: {_reason(exc)}"), exc, path) from None
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+#: the errors that say a file system has no room (blocks, inodes or the user's quota)
+_NO_ROOM = {errno.ENOSPC, errno.EDQUOT}
+
+
+def _on_disk(error: SrFilterError, exc: BaseException, path: str | Path) -> SrFilterError:
+    """``error``, marked with ``full_disk`` (:func:`file_system`'s id) when ``exc`` says the file
+    system ``path`` is written on is full: a batch then stops writing there instead of upscaling
+    every later file only to fail it the same way."""
+    if getattr(exc, "errno", None) in _NO_ROOM:
+        error.full_disk = file_system(path)
+    return error
+
+
+def file_system(path: str | Path) -> int | None:
+    """An id of the file system ``path`` is (or would be) written on: its nearest existing folder's
+    device; None when none can be looked at."""
+    folder = _folder(Path(path))
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        return os.stat(folder).st_dev
+    except OSError:
+        return None
 
 
 def through_link(path: Path) -> Path:
@@ -263,7 +288,7 @@ def temp_beside(path: str | Path, *, error: type[SrFilterError] = ImageFormatErr
         fd, name = tempfile.mkstemp(prefix=temp_prefix() + HOST_TAG + "-", suffix=suffix, dir=folder)
     except OSError as exc:
         why = "it takes no new files" if exc.errno == errno.ENOENT and folder.is_dir() else _reason(exc)  # (/proc)
-        raise error(f"cannot write to output folder {folder}: {why}") from None
+        raise _on_disk(error(f"cannot write to output folder {folder}: {why}"), exc, path) from None
     os.close(fd)
     return Path(name)
 

@@ -971,3 +971,41 @@ def test_output_folders_made_for_a_run_that_writes_nothing_are_removed(tmp_path)
     Image.new("RGB", (8, 8)).save(tmp_path / "good.png")
     assert run(tmp_path / "good.png", "-o", tmp_path / "new" / "out.png", "-m", "sr-cartoon-x4", "-d", "cpu").returncode == 0
     assert (tmp_path / "new" / "out.png").is_file()  # a folder that holds the output stays
+
+
+def _small_disk(folder: Path, kib: int) -> list[str] | None:
+    """The start of a command line that runs what follows with a real ``kib``-KiB file system
+    (tmpfs) mounted on ``folder``, in a user and mount namespace of its own; None where this
+    machine allows no such namespace."""
+    if shutil.which("unshare") is None:
+        return None
+    probe = subprocess.run(["unshare", "-Urm", "sh", "-c", f"mount -t tmpfs -o size={kib}k tmpfs {folder}"],
+                           capture_output=True)
+    if probe.returncode != 0:
+        return None
+    return ["unshare", "-Urm", "sh", "-c", f'mount -t tmpfs -o size={kib}k tmpfs "$0" && exec "$@"', str(folder)]
+
+
+def test_a_batch_stops_writing_to_a_disk_that_is_full(tmp_path):
+    """A batch whose output disk filled up upscaled every later file only to fail it with the same
+    "No space left on device", minutes each. The first failure says that later outputs there are
+    not tried; they fail at once, and the batch's count says so."""
+    out = tmp_path / "out"
+    out.mkdir()
+    start = _small_disk(out, 300)
+    if start is None:
+        pytest.skip("this machine allows no user and mount namespace to make a small real disk in")
+    rng = np.random.default_rng(5)
+    for i in range(5):  # noise compresses badly: each x4 output is about 135 KiB, so two fit in 300 KiB
+        Image.fromarray((rng.random((56, 56, 3)) * 255).astype(np.uint8)).save(tmp_path / f"{i}.png")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    done = subprocess.run([*start, sys.executable, "-m", "sr_filter", *(str(tmp_path / f"{i}.png") for i in range(5)),
+                           "-m", "realesr-animevideov3", "-o", str(out), "-q"], capture_output=True, text=True,
+                          env=env, timeout=300)
+    errors = [line for line in done.stderr.splitlines() if line.startswith("sr-filter: error:")]
+    assert done.returncode == 1 and done.stderr.splitlines()[-1] == "sr-filter: 2 upscaled, 0 skipped, 3 failed", done.stderr
+    assert len(errors) == 3 and "No space left on device" in errors[0], errors
+    assert errors[0].endswith("later outputs on that disk are not tried (free space there, then run the command "
+                              "again with --skip-existing)")
+    assert errors[1:] == [f"sr-filter: error: {tmp_path / f'{i}.png'}: not tried: the disk of {out / f'{i}.png'} is full"
+                          for i in (3, 4)]

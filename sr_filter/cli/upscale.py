@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..atomic import descriptor, is_stream, write_all
+from ..atomic import descriptor, file_system, is_stream, write_all
 from ..errors import ImageFormatError, OutputExistsError, OutputIsInputError, SrFilterError
 from ..interrupts import Terminated
 from ..progress import Bars, stderr_is_terminal
@@ -257,12 +257,17 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
     batch = batch or len(jobs) + skipped > 1
     bars = Bars(len(jobs), enabled=not quiet and stderr_is_terminal())
     failed: list[tuple[Job, str]] = []
+    full: set[int] = set()  # the file systems found full in this batch
     done = 0
     try:
         for number, job in enumerate(jobs, 1):
             name = str(job.source) if job.source else "stdin"
-            if job.error:  # a missing input, a folder that cannot be read: a failure of the batch, in its turn
-                message = job.error.replace(str(job.source), shown_path(job.source))  # as the failed: line shows it
+            error = job.error
+            if error is None and full and job.target is not None and file_system(job.target) in full:
+                # upscaling it only to fail the same way would take minutes a file and say nothing new
+                error = f"{name}: not tried: the disk of {shown_path(job.target)} is full"
+            if error:  # a missing input, a folder that cannot be read: a failure of the batch, in its turn
+                message = error.replace(str(job.source), shown_path(job.source))  # as the failed: line shows it
                 failed.append((job, message))
                 bars.echo(f"sr-filter: error: {one_line(ImageFormatError(message))}")
                 continue
@@ -295,6 +300,11 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
                     message = message.replace(str(job.source), shown_path(job.source))
                 if not batch:
                     raise (type(exc) if isinstance(exc, SrFilterError) else SrFilterError)(message) from None
+                disk = getattr(exc, "full_disk", None)
+                if disk is not None and job.target is not None:
+                    full.add(disk)
+                    message += ("; later outputs on that disk are not tried (free space there, then run the "
+                                "command again with --skip-existing)")
                 failed.append((job, message))
                 bars.echo(f"sr-filter: error: {one_line(exc, text=message)}")
                 continue
