@@ -256,13 +256,28 @@ def _on_disk(error: SrFilterError, exc: BaseException, path: str | Path) -> SrFi
 def file_system(path: str | Path) -> int | None:
     """An id of the file system ``path`` is (or would be) written on: its nearest existing folder's
     device; None when none can be looked at."""
+    try:
+        return os.stat(_existing_folder(path)).st_dev
+    except OSError:
+        return None
+
+
+def free_space(path: str | Path) -> int | None:
+    """The bytes this user may still write on the file system ``path`` is (or would be) written
+    on; None when it cannot be looked at."""
+    try:
+        info = os.statvfs(_existing_folder(path))
+    except (OSError, AttributeError):  # no statvfs (Windows)
+        return None
+    return info.f_bavail * info.f_frsize
+
+
+def _existing_folder(path: str | Path) -> Path:
+    """``path``'s folder, or the nearest one above it that exists (outputs' folders are made later)."""
     folder = _folder(Path(path))
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
-    try:
-        return os.stat(folder).st_dev
-    except OSError:
-        return None
+    return folder
 
 
 def through_link(path: Path) -> Path:

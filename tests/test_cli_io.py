@@ -989,7 +989,8 @@ def _small_disk(folder: Path, kib: int) -> list[str] | None:
 def test_a_batch_stops_writing_to_a_disk_that_is_full(tmp_path):
     """A batch whose output disk filled up upscaled every later file only to fail it with the same
     "No space left on device", minutes each. The first failure says that later outputs there are
-    not tried; they fail at once, and the batch's count says so."""
+    not tried; they fail at once, and the batch's count says so. A small picture whose output
+    surely fits in what is left is still upscaled and written."""
     out = tmp_path / "out"
     out.mkdir()
     start = _small_disk(out, 300)
@@ -998,14 +999,15 @@ def test_a_batch_stops_writing_to_a_disk_that_is_full(tmp_path):
     rng = np.random.default_rng(5)
     for i in range(5):  # noise compresses badly: each x4 output is about 135 KiB, so two fit in 300 KiB
         Image.fromarray((rng.random((56, 56, 3)) * 255).astype(np.uint8)).save(tmp_path / f"{i}.png")
+    Image.fromarray((rng.random((6, 6, 3)) * 255).astype(np.uint8)).save(tmp_path / "5.png")  # 24x24 out: fits
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    done = subprocess.run([*start, sys.executable, "-m", "sr_filter", *(str(tmp_path / f"{i}.png") for i in range(5)),
+    done = subprocess.run([*start, sys.executable, "-m", "sr_filter", *(str(tmp_path / f"{i}.png") for i in range(6)),
                            "-m", "realesr-animevideov3", "-o", str(out), "-q"], capture_output=True, text=True,
                           env=env, timeout=300)
     errors = [line for line in done.stderr.splitlines() if line.startswith("sr-filter: error:")]
-    assert done.returncode == 1 and done.stderr.splitlines()[-1] == "sr-filter: 2 upscaled, 0 skipped, 3 failed", done.stderr
+    assert done.returncode == 1 and done.stderr.splitlines()[-1] == "sr-filter: 3 upscaled, 0 skipped, 3 failed", done.stderr
     assert len(errors) == 3 and "No space left on device" in errors[0], errors
-    assert errors[0].endswith("later outputs on that disk are not tried (free space there, then run the command "
-                              "again with --skip-existing)")
+    assert errors[0].endswith("later outputs on that disk are not tried unless they surely fit (free space there, "
+                              "then run the command again with --skip-existing)")
     assert errors[1:] == [f"sr-filter: error: {tmp_path / f'{i}.png'}: not tried: the disk of {out / f'{i}.png'} is full"
                           for i in (3, 4)]

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..atomic import descriptor, file_system, is_stream, write_all
+from ..atomic import descriptor, file_system, free_space, is_stream, write_all
 from ..errors import ImageFormatError, OutputExistsError, OutputIsInputError, SrFilterError
 from ..interrupts import Terminated
 from ..progress import Bars, stderr_is_terminal
@@ -264,8 +264,11 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
             name = str(job.source) if job.source else "stdin"
             error = job.error
             if error is None and full and job.target is not None and file_system(job.target) in full:
-                # upscaling it only to fail the same way would take minutes a file and say nothing new
-                error = f"{name}: not tried: the disk of {shown_path(job.target)} is full"
+                # upscaling it only to fail the same way would take minutes a file and say nothing new;
+                # one whose output fits whatever its compression (a small picture after a large one) is tried
+                free = free_space(job.target)
+                if free is None or not _surely_fits(job, free, scale or upscaler.scale, (width, height)):
+                    error = f"{name}: not tried: the disk of {shown_path(job.target)} is full"
             if error:  # a missing input, a folder that cannot be read: a failure of the batch, in its turn
                 message = error.replace(str(job.source), shown_path(job.source))  # as the failed: line shows it
                 failed.append((job, message))
@@ -303,8 +306,8 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
                 disk = getattr(exc, "full_disk", None)
                 if disk is not None and job.target is not None:
                     full.add(disk)
-                    message += ("; later outputs on that disk are not tried (free space there, then run the "
-                                "command again with --skip-existing)")
+                    message += ("; later outputs on that disk are not tried unless they surely fit (free space "
+                                "there, then run the command again with --skip-existing)")
                 failed.append((job, message))
                 bars.echo(f"sr-filter: error: {one_line(exc, text=message)}")
                 continue
@@ -464,6 +467,32 @@ def _isatty(stream) -> bool:
         return stream is not None and stream.isatty()
     except (ValueError, OSError):
         return False
+
+
+def _surely_fits(job: Job, free: int, scale: float, size: tuple[int | None, int | None]) -> bool:
+    """Whether a picture's output fits in ``free`` bytes however badly it compresses: its raw RGBA
+    samples, a filter byte a row, the compressor's overhead and the input's own bytes (for the
+    metadata carried over) are fewer. False for a video, an animation or a file whose header does
+    not say its size."""
+    from ..sizing import fit_scale, scaled_length
+    from ..sniff import header_shape
+
+    if job.source is None or is_video(job.source):
+        return False
+    try:
+        with open(job.source, "rb") as f:
+            head = f.read(1 << 16)
+        length = os.path.getsize(job.source)
+    except OSError:
+        return False
+    shape = header_shape(head)
+    if shape is None or head[:4] == b"GIF8" or b"acTL" in head or head[8:12] == b"WEBP":  # frames unknown
+        return False
+    width, height, _, itemsize = shape
+    factor = fit_scale(size[0], size[1], width, height) if any(size) else scale
+    out_w, out_h = scaled_length(width, factor), scaled_length(height, factor)
+    raw = out_w * out_h * 4 * itemsize + out_h
+    return raw + raw // 500 + length + 4096 < free
 
 
 def _describe_failure(job: Job, exc: BaseException) -> str:
