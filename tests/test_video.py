@@ -615,7 +615,7 @@ def test_existing_output_and_unwritable_folder(tmp_path, upscaler):
         upscale_video(clip, tmp_path / "taken.mp4", upscaler=upscaler)
     assert (tmp_path / "taken.mp4").read_bytes() == b"keep"
     (tmp_path / "a-file").write_bytes(b"")
-    with pytest.raises(VideoFormatError, match="cannot write"):
+    with pytest.raises(VideoFormatError, match="a-file is a file, not a folder; choose another output path"):
         upscale_video(clip, tmp_path / "a-file" / "out.mp4", upscaler=upscaler)
     locked = tmp_path / "locked"
     locked.mkdir()

@@ -15,7 +15,7 @@ from typing import Any, BinaryIO
 import av
 
 from ..atomic import is_stream, new_folders, open_atomic, prepare_target, replacing
-from ..errors import OVERWRITE_ADVICE, OutputExistsError, OutputIsInputError, VideoFormatError, first_line
+from ..errors import OVERWRITE_ADVICE, ImageFormatError, OutputExistsError, OutputIsInputError, VideoFormatError, first_line
 from ..frames import parse_range
 from ..progress import cancels
 from ..sizing import scaled_length, target_scale
@@ -99,7 +99,10 @@ def upscale_video(
         raise OutputIsInputError(f"{dst} is the input file, which is read while the output is written; choose another output name")
     if dst.exists() and not overwrite:
         raise OutputExistsError(f"{dst} exists; {OVERWRITE_ADVICE}")
-    prepare_target(dst, overwrite=True)  # missing folders made, as for pictures; existence is settled above
+    try:
+        prepare_target(dst, overwrite=True)  # missing folders made, as for pictures; existence is settled above
+    except ImageFormatError as exc:  # (a video's errors are VideoFormatErrors, as before it made folders)
+        raise exc if isinstance(exc, VideoFormatError) else VideoFormatError(str(exc)) from None
     container = source.open_video(src)
     notice = notice or log.warning
     try:
