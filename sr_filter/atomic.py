@@ -21,6 +21,7 @@ import socket
 import stat
 import struct
 import tempfile
+import time
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
@@ -338,11 +339,18 @@ def temp_folder(folder: str | Path) -> Path:
     return Path(tempfile.mkdtemp(prefix=temp_prefix() + HOST_TAG + "-", suffix=TEMP_SUFFIX, dir=folder))
 
 
+#: a temporary file or folder of ours untouched this long is a dead writer's, whoever wrote it: a
+#: live one writes its picture at once and renames it, and a video's muxer writes all the time
+STALE_AFTER = 7 * 24 * 3600
+
+
 def sweep_orphans(folder: str | Path, *, again: bool = False) -> int:
-    """Remove the temporary files and folders (``.tmp``, a video's ``.part``) that writers on this
-    machine left in ``folder`` when they were killed (SIGKILL, a power cut): those whose process no
-    longer runs. Done once per folder and process (``again``: once more), when a write there
-    begins, so a hidden, possibly large, file does not stay for good. Returns how many were removed."""
+    """Remove the temporary files and folders (``.tmp``, a video's ``.part``) that writers left in
+    ``folder`` when they were killed (SIGKILL, a power cut): this machine's whose process no longer
+    runs, and anyone's untouched for :data:`STALE_AFTER` (another machine's, or a container's since
+    restarted, whose tag no running process has). Done once per folder and process (``again``:
+    once more), when a write there begins, so a hidden, possibly large, file does not stay for
+    good. Returns how many were removed."""
     key = os.fspath(folder)
     if key in _SWEPT and not again:
         return 0
@@ -354,7 +362,9 @@ def sweep_orphans(folder: str | Path, *, again: bool = False) -> int:
         return 0
     for entry in leftovers:
         pid, _, rest = entry.name[len(TEMP_PREFIX):].partition("-")
-        if pid.isdigit() and rest.startswith(HOST_TAG + "-") and not _running(int(pid)):
+        if not pid.isdigit() or not re.match(r"[0-9a-f]{6}-", rest):  # not a name we give
+            continue
+        if (rest.startswith(HOST_TAG + "-") and not _running(int(pid))) or _untouched(entry):
             with contextlib.suppress(OSError):
                 if entry.is_dir(follow_symlinks=False):
                     shutil.rmtree(entry.path)
@@ -362,6 +372,14 @@ def sweep_orphans(folder: str | Path, *, again: bool = False) -> int:
                     os.unlink(entry.path)
                 removed += 1
     return removed
+
+
+def _untouched(entry: os.DirEntry) -> bool:
+    """Whether a leftover has not been written for :data:`STALE_AFTER`."""
+    try:
+        return entry.stat(follow_symlinks=False).st_mtime < time.time() - STALE_AFTER
+    except OSError:
+        return False
 
 
 def _running(pid: int) -> bool:

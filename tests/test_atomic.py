@@ -210,6 +210,32 @@ def test_a_killed_writers_temporary_files_are_removed_by_the_next_write_there(tm
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(kept + ["out.png"])
 
 
+def test_anyones_temporary_file_untouched_for_a_week_is_removed(tmp_path):
+    """What a killed run left in a container since restarted stayed for good: its tag (machine name
+    and process-id namespace) belongs to no running process, so it was never taken for dead. A
+    temporary file of ours untouched for a week is a dead writer's whoever wrote it; a recent one
+    of another tag, and files of names we never give, stay."""
+    from sr_filter import atomic
+
+    other = "ffffff" if atomic.HOST_TAG != "ffffff" else "eeeeee"
+    week = time.time() - atomic.STALE_AFTER - 60
+    old = [f".srf-77-{other}-a1b2c3d4.tmp", f".srf-78-{other}-e5f6.part",
+           f".srf-{os.getpid()}-{atomic.HOST_TAG}-0000.tmp"]  # a running process id: a dead writer's, reused
+    kept = {f".srf-79-{other}-11111111.tmp": time.time() - 3600,  # another writer's, an hour old: may be alive
+            ".srf-notes.tmp": week, "photo.png": week}
+    for name in old:
+        (tmp_path / name).write_bytes(b"x")
+        os.utime(tmp_path / name, (week, week))
+    (tmp_path / f".srf-80-{other}-folder.tmp").mkdir()  # a converted model's parts
+    (tmp_path / f".srf-80-{other}-folder.tmp" / "model.bin").write_bytes(b"x")
+    os.utime(tmp_path / f".srf-80-{other}-folder.tmp", (week, week))
+    for name, when in kept.items():
+        (tmp_path / name).write_bytes(b"x")
+        os.utime(tmp_path / name, (when, when))
+    atomic.write_atomic(b"new", tmp_path / "out.png")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*kept, "out.png"])
+
+
 def test_a_video_run_killed_with_sigkill_leaves_nothing_after_the_next_run(tmp_path):
     from .videos import make_clip
 
