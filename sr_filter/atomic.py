@@ -10,6 +10,7 @@ through, never replaced.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import contextvars
 import errno
@@ -21,6 +22,7 @@ import socket
 import stat
 import struct
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import BinaryIO, Iterator
@@ -34,25 +36,43 @@ TEMP_SUFFIX = ".tmp"
 
 def prepare_target(path: str | Path, *, overwrite: bool) -> bool:
     """Before any work: make ``path``'s missing folders, then :func:`check_target` it (the command
-    line's outputs and ``sr_filter.upscale_file``'s alike)."""
+    line's outputs and ``sr_filter.upscale_file``'s alike). In a :func:`new_folders` block, the
+    folder counts as in use until the block ends, so another block's cleanup leaves it."""
     folder = Path(path).parent
-    if not folder.is_dir() and not folder.exists():  # a file there: check_target says so
-        missing, above = [], folder
-        while not above.exists() and above != above.parent:
-            missing.append(above)
-            above = above.parent
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ImageFormatError(f"cannot create output folder {folder}: {exc.strerror}") from None
-        made = _MADE.get()
-        if made is not None:
-            made.extend(reversed(missing))
+    block = _BLOCK.get()
+    with _FOLDERS_LOCK:  # made and claimed at once: another call's cleanup cannot remove it between
+        if not folder.is_dir() and not folder.exists():  # a file there: check_target says so
+            missing, above = [], folder
+            while not above.exists() and above != above.parent:
+                missing.append(above)
+                above = above.parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ImageFormatError(f"cannot create output folder {folder}: {exc.strerror}") from None
+            if block is not None:
+                block.made.extend(Path(os.path.abspath(p)) for p in reversed(missing))
+        if block is not None:
+            key = Path(os.path.abspath(folder))
+            block.uses.append(key)
+            _IN_USE[key] += 1
     return check_target(path, overwrite=overwrite)
 
 
-#: the output folders :func:`prepare_target` made in the current :func:`new_folders` block, outermost first
-_MADE: contextvars.ContextVar[list[Path] | None] = contextvars.ContextVar("sr_filter_made_folders", default=None)
+class _Block:
+    """One :func:`new_folders` block's folders: those it made (outermost first) and those its outputs go to."""
+
+    def __init__(self) -> None:
+        self.made: list[Path] = []
+        self.uses: list[Path] = []
+
+
+_BLOCK: contextvars.ContextVar[_Block | None] = contextvars.ContextVar("sr_filter_folder_block", default=None)
+_FOLDERS_LOCK = threading.Lock()
+#: output folders of the blocks running now (threads sharing an Upscaler, a server's requests)
+_IN_USE: collections.Counter[Path] = collections.Counter()
+#: folders a block made and left because another block's outputs were going there: tried again
+_LEFT: set[Path] = set()
 
 
 @contextlib.contextmanager
@@ -60,22 +80,39 @@ def new_folders() -> Iterator[None]:
     """A block (one command, one API call) whose output folders, made by :func:`prepare_target`
     and still empty at its end, are removed: a run refused after its folders were made, for
     memory say, had left them behind (and an API caller's list of them grew for the process's
-    life). Blocks nest; each removes its own."""
-    token = _MADE.set([])
+    life). Blocks nest and run in threads side by side; a folder another running block writes
+    into is left to that block (a cancelled call had removed the folder another thread was about
+    to write its picture in)."""
+    token = _BLOCK.set(_Block())
     try:
         yield
     finally:
         remove_unused_folders()
-        _MADE.reset(token)
+        _BLOCK.reset(token)
 
 
 def remove_unused_folders() -> None:
-    """Remove the current block's output folders that are still empty, innermost first (also
-    called on the way out of an interrupted command, whose blocks never end)."""
-    made = _MADE.get()
-    while made:
-        with contextlib.suppress(OSError):
-            made.pop().rmdir()  # only an empty one
+    """Remove the current block's output folders that are still empty and that no other running
+    block writes into, innermost first (also called on the way out of an interrupted command,
+    whose blocks never end)."""
+    block = _BLOCK.get()
+    if block is None:
+        return
+    with _FOLDERS_LOCK:
+        while block.uses:
+            folder = block.uses.pop()
+            _IN_USE[folder] -= 1
+            if _IN_USE[folder] <= 0:
+                del _IN_USE[folder]
+        candidates = sorted({*block.made, *_LEFT}, key=lambda p: len(p.parts), reverse=True)
+        block.made.clear()
+        for folder in candidates:
+            if any(used == folder or folder in used.parents for used in _IN_USE):
+                _LEFT.add(folder)
+                continue
+            _LEFT.discard(folder)
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only an empty one
 
 
 def check_target(path: str | Path, *, overwrite: bool) -> bool:

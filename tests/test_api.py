@@ -651,6 +651,52 @@ def test_an_upscaler_pickles_as_its_settings_for_process_pools(tmp_path):
     assert done.returncode == 0 and done.stdout.strip() == "True", done.stderr[-2000:]
 
 
+def test_a_call_cancelled_in_a_new_folder_leaves_it_to_another_thread_writing_there(tmp_path, cartoon):
+    """Two threads write into one new folder; the one that made it is cancelled after the other
+    has checked it: its cleanup removed the folder, and the other thread's finished picture failed
+    with "output folder ... does not exist"."""
+    import threading
+    import time
+
+    Image.fromarray(np.zeros((40, 48, 3), np.uint8)).save(tmp_path / "in.png")
+    checked, results = threading.Event(), {}
+
+    def first() -> None:
+        def stop(done: int, total: int) -> bool:
+            checked.wait(60)
+            return False
+
+        with pytest.raises(CancelledError):
+            sr_filter.upscale_file(tmp_path / "in.png", tmp_path / "out" / "new" / "a.png", upscaler=cartoon, progress=stop)
+        results["first"] = "cancelled"
+
+    def second() -> None:
+        def going(done: int, total: int) -> bool:
+            checked.set()  # its output folder has been checked: the first call may stop now
+            return True
+
+        try:
+            results["second"] = sr_filter.upscale_file(tmp_path / "in.png", tmp_path / "out" / "new" / "b.png",
+                                                       upscaler=cartoon, progress=going)
+        except SrFilterError as exc:
+            results["second"] = exc
+
+    one = threading.Thread(target=first)
+    one.start()
+    while not (tmp_path / "out" / "new").is_dir() and one.is_alive():
+        time.sleep(0.01)
+    two = threading.Thread(target=second)
+    two.start()
+    one.join(120)
+    two.join(120)
+    assert results == {"first": "cancelled", "second": tmp_path / "out" / "new" / "b.png"}
+    assert sorted(p.name for p in (tmp_path / "out" / "new").iterdir()) == ["b.png"]
+    with pytest.raises(CancelledError):  # alone, a cancelled call still removes what it made
+        sr_filter.upscale_file(tmp_path / "in.png", tmp_path / "other" / "c.png", upscaler=cartoon,
+                               progress=lambda done, total: False)
+    assert not (tmp_path / "other").exists()
+
+
 def test_run_names_non_finite_input_values_not_the_weights():
     """NaN in run()'s input had been reported as damaged weights."""
     from sr_filter.errors import ImageFormatError
