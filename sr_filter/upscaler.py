@@ -100,15 +100,12 @@ class Upscaler:
         self._made_with = {"model": model, "device": device if isinstance(device, str) else str(device),
                            "precision": precision, "tile": tile, "batch": batch, "offline": offline, "backend": backend,
                            "tta": tta, "denoise": denoise, "colour_fix": colour_fix}
-        self.tile = check_tile(tile)
+        self.tile = tile
         if offline is not None:  # offline="no" was taken as offline
             offline = check_flag("offline", offline)
         tta = check_flag("tta", tta)
-        self.colour_fix = (check_flag("colour_fix", colour_fix) if colour_fix is not None
-                           else preset_colour_fix(model if denoise is None else model or "photo"))
-        if isinstance(batch, bool) or not isinstance(batch, numbers.Integral) or batch < 1:
-            raise SrFilterError(f"the batch size must be a whole number of at least 1, not {batch!r}")
-        self.batch = int(batch)
+        self.colour_fix = colour_fix
+        self.batch = batch
         self._tta = tta
         self._said_whole = False  # the whole-image architecture notice, once
         self._said_tile: tuple[int, int, int] | None = None  # the automatic tile last logged (at -v)
@@ -176,6 +173,38 @@ class Upscaler:
             return None
         return model, ov_backend
 
+    # -- settings that may be changed between calls (checked as the constructor checks them) --
+    @property
+    def tile(self) -> int | str:
+        """The tile edge in input pixels, 0 for whole-image inference, or ``"auto"``."""
+        return self._tile
+
+    @tile.setter
+    def tile(self, value: int | str) -> None:  # up.tile = True had run 1-pixel tiles, "Auto" failed inside upscale
+        self._tile = check_tile(value)
+
+    @property
+    def colour_fix(self) -> bool:
+        """Whether the input's colour is kept over areas; set None for the preset's choice."""
+        return self._colour_fix
+
+    @colour_fix.setter
+    def colour_fix(self, value: bool | None) -> None:  # up.colour_fix = "no" had turned the fix on
+        made = self._made_with
+        self._colour_fix = (check_flag("colour_fix", value) if value is not None
+                            else preset_colour_fix(made["model"] if made["denoise"] is None else made["model"] or "photo"))
+
+    @property
+    def batch(self) -> int:
+        """How many pictures of ``upscale_batch`` (or video frames) go through the network together."""
+        return self._batch
+
+    @batch.setter
+    def batch(self, value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise SrFilterError(f"the batch size must be a whole number of at least 1, not {value!r}")
+        self._batch = int(value)
+
     # -- facts -----------------------------------------------------------------------------
     @property
     def device(self) -> torch.device:
@@ -229,8 +258,13 @@ class Upscaler:
         return type(self)(**self._settings())
 
     def _settings(self) -> dict:
-        """The constructor's arguments, with the settings that may be changed later as they are now."""
-        return {**self._made_with, "tile": self.tile, "batch": self.batch, "colour_fix": self.colour_fix}
+        """The constructor's arguments, with the settings that may be changed later as they are
+        now, and the model it runs in place of the preset that chose it: a preset resolved
+        offline to a built-in model could otherwise become another model in a copy made online."""
+        settings = {**self._made_with, "tile": self.tile, "batch": self.batch, "colour_fix": self.colour_fix}
+        if settings["denoise"] is None:  # (a denoised model is made from the preset's, not named)
+            settings["model"] = self.model.entry.id if self.model.entry else str(Path(self.model.path).absolute())
+        return settings
 
     def describe(self) -> str:
         """One line for messages: the model, its scale and architecture, device, precision and backend."""
@@ -604,12 +638,39 @@ class Upscaler:
         return edge
 
 
-def _rebuilt(kind: type, settings: tuple) -> Upscaler:
+def _rebuilt(kind: type, settings: tuple) -> Upscaler | _Unloaded:
     """The Upscaler an unpickled one stands for: a handle of its own (changing one's tile or
     colour fix leaves the others as they were) on a model loaded once per process and settings
     (the last 4 are kept): a process pool sends it with every task, and loading the model for
-    each would cost more than the task."""
-    return copy.copy(_loaded_for(kind, settings))
+    each would cost more than the task. Where the model cannot be loaded, an :class:`_Unloaded`
+    that raises why at its first use."""
+    try:
+        return copy.copy(_loaded_for(kind, settings))
+    except Exception as exc:  # noqa: BLE001 - raised again where the task uses it
+        return _Unloaded(exc)
+
+
+class _Unloaded:
+    """An unpickled Upscaler whose model this process could not load (its weights file gone, a
+    download refused): every method raises that error. Raised while a task was unpickled, it
+    had killed the process-pool worker, and every pending task failed with BrokenProcessPool;
+    now the task that uses it fails with the error, and the pool goes on."""
+
+    def __init__(self, error: BaseException) -> None:
+        self._error = error
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        error = self._error
+
+        def fail(*args: Any, **kwargs: Any) -> Any:
+            raise error.with_traceback(None)
+
+        return fail
+
+    def __reduce__(self) -> tuple:
+        return (_Unloaded, (self._error,))
 
 
 @functools.lru_cache(maxsize=4)

@@ -651,6 +651,71 @@ def test_an_upscaler_pickles_as_its_settings_for_process_pools(tmp_path):
     assert done.returncode == 0 and done.stdout.strip() == "True", done.stderr[-2000:]
 
 
+def test_a_pool_task_whose_model_cannot_load_fails_alone(tmp_path):
+    """A worker that could not load a pickled Upscaler's model (its weights file gone) died while
+    unpickling the task: every pending task failed with BrokenProcessPool and a traceback was
+    printed. Now that task fails with the load error and the pool goes on."""
+    script = tmp_path / "gone.py"
+    script.write_text(textwrap.dedent("""
+        import multiprocessing, os, numpy as np, torch
+        from concurrent.futures import ProcessPoolExecutor
+        from sr_filter import SrFilterError, Upscaler
+        from sr_filter.archs.srvgg import SRVGGNetCompact
+        if __name__ == "__main__":
+            torch.manual_seed(0)
+            torch.save(SRVGGNetCompact(3, 3, num_feat=8, num_conv=2, upscale=2).state_dict(), "mine.pth")
+            up = Upscaler("mine.pth", tile=0)
+            os.remove("mine.pth")
+            with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+                try:
+                    pool.submit(up.upscale, np.zeros((8, 8, 3), np.uint8)).result()
+                except SrFilterError as exc:
+                    print(type(exc).__name__, exc)
+                print(pool.submit(sum, [1, 2]).result())
+        """))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=180, cwd=tmp_path,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines() == [f"WeightsFormatError weights file {tmp_path / 'mine.pth'} does not exist", "3"]
+    assert "Traceback" not in done.stderr
+
+
+def test_a_pickled_upscaler_names_the_model_it_runs_not_the_preset(monkeypatch):
+    """A preset resolved offline to the built-in model was pickled as the preset: a copy made in a
+    process that could download would have run another model, with other pixels. (The preset's
+    own first model cannot be served here, so the settings sent are what is checked.)"""
+    import copy
+    import pickle
+
+    monkeypatch.setenv("SR_FILTER_OFFLINE", "1")
+    up = Upscaler("photo")
+    assert up.name.startswith("sr-photo-x4@")  # the offline fallback
+    function, (kind, settings) = up.__reduce__()
+    assert dict(settings)["model"] == up.name and dict(settings)["colour_fix"] is up.colour_fix
+    assert pickle.loads(pickle.dumps(up)).name == up.name == copy.deepcopy(up).name
+
+
+def test_settings_changed_on_an_upscaler_are_checked_as_the_constructor_checks_them(cartoon):
+    """up.tile = True had run 1-pixel tiles (minutes for a thumbnail), "Auto" and None failed
+    inside upscale with Python's own errors, and up.colour_fix = "no" turned the fix on."""
+    import copy
+
+    up = copy.copy(cartoon)  # a handle of its own: the module's shared Upscaler keeps its settings
+    for bad, words in ((True, "not True"), (5, "at least 32"), (None, "not None"), (-1, "got -1"), ("big", "not 'big'")):
+        with pytest.raises(SrFilterError, match=words):
+            up.tile = bad
+    up.tile = " Auto"
+    assert up.tile == "auto"
+    for bad in ("no", 1, "False"):
+        with pytest.raises(SrFilterError, match=f"colour_fix must be True or False, not {bad!r}"):
+            up.colour_fix = bad
+    up.colour_fix = None  # the preset's choice: off for a model name
+    assert up.colour_fix is False
+    with pytest.raises(SrFilterError, match="batch size must be a whole number of at least 1, not 0"):
+        up.batch = 0
+    assert up.upscale(np.zeros((8, 8, 3), np.uint8)).shape == (32, 32, 3)
+
+
 def test_a_call_cancelled_in_a_new_folder_leaves_it_to_another_thread_writing_there(tmp_path, cartoon):
     """Two threads write into one new folder; the one that made it is cancelled after the other
     has checked it: its cleanup removed the folder, and the other thread's finished picture failed
