@@ -223,7 +223,7 @@ def upscale_animation(src: str | Path, dst: str | Path, upscaler: Any, *, scale:
     given = dst
     src, dst = check_path("src", src), check_path("dst", dst)
     overwrite = check_flag("overwrite", overwrite)
-    check_dst_file(given, src)  # it had been "an animation can be written as .gif, .webp, .png, .apng, not (none)"
+    check_dst_file(given, src, overwrite=overwrite)  # it had been "an animation can be written as .gif, .webp, .png, .apng, not (none)"
     check_callback("progress", progress)
     check_callback("before_work", before_work)
     upscaler = as_upscaler(upscaler)

@@ -16,6 +16,7 @@ import math
 import numbers
 from collections.abc import Iterable, Sequence
 from os import PathLike, fsdecode, fsencode, fspath, sep
+from os.path import samefile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +25,7 @@ import numpy as np
 from . import convert, limits, softalpha
 from .backends import Backend
 from .device import cpu_only, cpu_precision, free_memory
-from .errors import BackendError, ImageFormatError, SrFilterError, WeightsFormatError, first_line
+from .errors import BackendError, ImageFormatError, OutputIsInputError, SrFilterError, WeightsFormatError, first_line
 from .facts import Facts
 from .interrupts import interrupts_held
 from .models import LoadedModel, ModelRef, load_ref, pad_bottom_right, preset_colour_fix, resolve
@@ -758,12 +759,15 @@ def check_quality(quality: object) -> int | None:
     return None if quality is None else int(quality)
 
 
-def check_dst_file(dst: str | PathLike, src: Path) -> None:
+def check_dst_file(dst: str | PathLike, src: Path, *, overwrite: bool = False) -> None:
     """An output argument that names a folder (existing, or ending in a slash: the argument as
-    given, since a Path drops the slash) is refused with the file name it likely meant."""
+    given, since a Path drops the slash) is refused with the file name it likely meant; one that
+    is the input, without ``overwrite``, is said to be the input (not merely an existing file)."""
     text = fsdecode(dst)
     if Path(text).is_dir() or text.endswith(("/", sep)):
         raise SrFilterError(f"dst {text} is a folder; name the output file, e.g. {Path(text) / src.name}")
+    if not overwrite and Path(text).exists() and src.exists() and samefile(text, src):
+        raise OutputIsInputError(f"{text} is the input file; pass overwrite=True to replace it, or choose another dst")
 
 
 def as_upscaler(upscaler: object) -> Any:

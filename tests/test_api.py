@@ -762,6 +762,24 @@ def test_a_call_cancelled_in_a_new_folder_leaves_it_to_another_thread_writing_th
     assert not (tmp_path / "other").exists()
 
 
+def test_an_output_that_is_the_input_or_a_folder_is_said_to_be_one(tmp_path):
+    """upscale_file(a, a) said "a exists; allow overwriting", as if it were any file, and
+    upscale_video with a folder as dst said "unknown video container (none)"."""
+    from sr_filter.errors import OutputIsInputError
+
+    from .videos import make_clip
+
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "in.png")
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(OutputIsInputError, match=r"in\.png is the input file; pass overwrite=True to replace it, or choose another dst$"):
+        sr_filter.upscale_file(tmp_path / "in.png", tmp_path / "in.png", model="sr-cartoon-x4")
+    clip = make_clip(tmp_path / "c.mkv", frames=2, audio=0)
+    with pytest.raises(SrFilterError, match=r"^dst \S+folder is a folder; name the output file, e\.g\. \S+folder/c\.mkv$"):
+        sr_filter.upscale_video(clip, tmp_path / "folder", model="sr-cartoon-x4")
+    assert sr_filter.upscale_file(tmp_path / "in.png", tmp_path / "in.png", model="sr-cartoon-x4", overwrite=True).is_file()
+    assert Image.open(tmp_path / "in.png").size == (32, 32)  # replaced, as asked
+
+
 def test_run_names_non_finite_input_values_not_the_weights():
     """NaN in run()'s input had been reported as damaged weights."""
     from sr_filter.errors import ImageFormatError

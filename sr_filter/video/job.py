@@ -74,11 +74,13 @@ def upscale_video(
     player shows the rest, and says so; without it a damaged packet is an error. Returns a summary:
     frames written, seconds, dropped and converted streams.
     """
-    from ..upscaler import check_callback, check_flag, check_path, given_or_loaded
+    from ..upscaler import check_callback, check_dst_file, check_flag, check_path, given_or_loaded
 
     from ..sizing import check_size_request
 
+    given = dst
     src, dst = check_path("src", src), check_path("dst", dst)
+    check_dst_file(given, src, overwrite=True)  # a folder is said to be one (the input itself is refused below)
     width, height = check_size_request(scale, width, height)
     overwrite, resume = check_flag("overwrite", overwrite), check_flag("resume", resume)
     skip_damaged = check_flag("skip_damaged", skip_damaged)
