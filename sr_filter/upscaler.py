@@ -274,8 +274,8 @@ class Upscaler:
 
     # -- running -----------------------------------------------------------------------------
     def run(self, x: Any, progress: Progress | None = None) -> Any:
-        """Upscale a (1, C, H, W) float32 array (or CPU tensor) in [0, 1] at the native scale,
-        tiled; the same kind comes back."""
+        """Upscale a (1, C, H, W) float array (or CPU tensor) in [0, 1] at the native scale,
+        tiled; the same kind (array or tensor) comes back, in float32 whatever the input's float type."""
         check_callback("progress", progress)
         tensor = not isinstance(x, np.ndarray)
         x = self._check_input(x)
