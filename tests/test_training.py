@@ -941,6 +941,28 @@ def test_training_images_too_small_for_the_patch_are_named(tmp_path, caplog):
     assert [r.getMessage() for r in caplog.records] == ["1 training image(s) smaller than 48 px on a side are left out: small.png"]
 
 
+def test_rescaled_copies_too_small_for_the_patch_are_counted_per_factor(tmp_path, caplog):
+    """A copy that [data] rescale made smaller than the patch was dropped without a word when the
+    image had another copy large enough (the shipped photo config lost 75 copies of T91 so)."""
+    from PIL import Image
+
+    from sr_filter.training.data import PatchSampler
+
+    folder = tmp_path / "hr"
+    folder.mkdir()
+    rng = np.random.default_rng(5)
+    for name, side in (("big.png", 96), ("mid.png", 40), ("small.png", 20)):
+        Image.fromarray(rng.integers(0, 256, (side, side, 3), dtype=np.uint8)).save(folder / name)
+    cfg = _config(folder, tmp_path, data={"patch": 12, "rescale": [1.0, 0.5, 0.2]}, val={"dirs": []})
+    with caplog.at_level("WARNING", logger="sr_filter"):
+        assert len(PatchSampler(cfg.data)) == 3  # big at 1.0 and 0.5, mid at 1.0
+    # small.png (too small at every factor) is named once, as an image, and not counted as copies too
+    assert [r.getMessage() for r in caplog.records] == [
+        "1 training image(s) smaller than 24 px on a side are left out: small.png",
+        "3 rescaled copies of training images smaller than 24 px on a side are left out: "
+        "1 of 2 at [data] rescale 0.5, 2 of 2 at [data] rescale 0.2"]
+
+
 def test_ctrl_c_while_fresh_removes_the_old_run_removes_all_of_it(image_folder, tmp_path, monkeypatch, sigint_handled):
     """A Ctrl-C that landed while --fresh removed the old run's files stopped it halfway: the
     checkpoints were gone, the old model.pth and log were left."""

@@ -73,20 +73,34 @@ class PatchSampler:
         # on-the-fly degradations blur before downscaling: keep a margin so the patch has context
         self.margin = 0 if self.plain else 2 * s
         too_small = []
+        # per rescale factor, the copies too small of images that are trained on (at another factor)
+        small_copies = {float(factor): 0 for factor in cfg.rescale}
         for path in files:
             base = read_rgb(path)
             kept = len(self.images)
+            dropped = []
             for factor in cfg.rescale:
                 hr = base if factor == 1.0 else imresize(base, float(factor))
                 hr = modcrop(hr, s)
                 if min(hr.shape[:2]) < hr_patch + 2 * self.margin:
+                    dropped.append(float(factor))
                     continue
                 self.images.append(_Image(hr, imresize(hr, 1.0 / s) if self.plain else None))
             if len(self.images) == kept:
                 too_small.append(path.name)
+            else:
+                for factor in dropped:
+                    small_copies[factor] += 1
         if too_small and self.images and rank == 0:  # left out without a word, even with -v
             log.warning("%d training image(s) smaller than %d px on a side are left out: %s%s", len(too_small),
                         hr_patch + 2 * self.margin, ", ".join(too_small[:5]), ", ..." if len(too_small) > 5 else "")
+        copies = sum(small_copies.values())
+        if copies and rank == 0:  # the shipped photo config had lost 76 copies of T91 this way, unsaid
+            used = len(files) - len(too_small)
+            log.warning("%d rescaled cop%s of training images smaller than %d px on a side %s left out: %s",
+                        copies, "y" if copies == 1 else "ies", hr_patch + 2 * self.margin,
+                        "is" if copies == 1 else "are",
+                        ", ".join(f"{n} of {used} at [data] rescale {f:g}" for f, n in small_copies.items() if n))
         if not self.images:
             # measured after rescaling: where every factor shrinks them, rescale may be the cause
             shrunk = list(cfg.rescale) if all(f < 1 for f in cfg.rescale) else []
