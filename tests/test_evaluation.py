@@ -369,12 +369,33 @@ def test_the_json_file_is_checked_before_the_work_and_never_replaced_unasked(tmp
     refused = _eval(folder, "--json", victim)
     assert refused.exit_code != 0 and "exists" in str(refused.exception) and "PSNR" not in refused.output
     assert victim.read_bytes() == b"not results"
-    missing = _eval(folder, "--json", tmp_path / "nowhere" / "r.json")
-    assert missing.exit_code != 0 and "does not exist" in str(missing.exception) and "PSNR" not in missing.output
+    blocked = _eval(folder, "--json", victim / "sub" / "r.json")
+    assert blocked.exit_code != 0 and "cannot create output folder" in str(blocked.exception) and "PSNR" not in blocked.output
     replaced = _eval(folder, "--json", victim, "--overwrite")
     assert replaced.exit_code == 0, replaced.output
     assert json.loads(victim.read_text())[0]["sets"][0]["dataset"] == "set"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ground_truth.png", "set"]  # no temporary left
+
+
+@needs_bench
+def test_the_json_files_missing_folders_are_made_and_removed_when_nothing_is_written(tmp_path):
+    """--json into a missing folder was refused ("output folder ... does not exist"), where
+    upscaling's and export's -o make theirs."""
+    from sr_filter.cli import main
+
+    def command(*args: object) -> int:
+        try:
+            main([str(a) for a in args])
+        except SystemExit as exc:
+            return exc.code or 0
+        return 0
+
+    folder = _crops(tmp_path / "set", 48)
+    assert command("eval", folder, "--json", tmp_path / "new" / "deep" / "r.json", "-q") == 0
+    assert json.loads((tmp_path / "new" / "deep" / "r.json").read_text())[0]["sets"][0]["dataset"] == "set"
+    # made before the work, and removed when the command stops before writing the file
+    assert command("eval", folder, "--json", tmp_path / "gone" / "r.json", "--exclude", "nomatch") != 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new", "set"]
 
 
 @needs_bench

@@ -24,7 +24,7 @@ from .options import colour_fix_opt, complete_model, device_opt, offline_opt, pr
                    "filter runs it there (an x4 model at -s 2: x4, then resized).")
 @click.option("--per-image", is_flag=True, help="Also list every image.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, callback=lambda ctx, param, value: _json_file(value),
-              help="Write the results as JSON to this file ('-' for stdout instead of the table).")
+              help="Write the results as JSON to this file ('-' for stdout instead of the table); missing folders are made.")
 @click.option("--overwrite", is_flag=True, help="Replace the --json file if it exists.")
 @click.option("--limit", type=click.IntRange(1), default=None, help="At most this many images per folder.")
 @click.option("--include", "include", multiple=True, metavar="PATTERN",
@@ -60,11 +60,13 @@ def eval_cmd(folders: tuple[Path, ...], models: tuple[str, ...], scale: int | No
     Example:
       sr-filter eval ../shared/data/benchmarks/Set5 ../shared/data/benchmarks/Set14 -m bicubic -m photo
     """
-    from ..atomic import check_target, open_atomic
+    from ..atomic import open_atomic, prepare_target
     from ..evaluation import EvalReport, bicubic_upscaler, dumps, evaluate_folder, model_upscaler
 
     if json_path is not None and str(json_path) != "-":
-        check_target(json_path, overwrite=overwrite)  # before hours of evaluation, not after
+        # before hours of evaluation, not after; missing folders are made, as for upscaling's and
+        # export's -o (and removed again when the command ends without writing the file)
+        prepare_target(json_path, overwrite=overwrite)
     if any(not spec.strip() for spec in models):
         raise click.BadParameter("a model name is empty; give a preset, a model name, a file or 'bicubic'", param_hint="-m")
     if sys.stdout is None and (json_path is None or str(json_path) == "-"):  # the results would be lost after the work
