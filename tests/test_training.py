@@ -601,6 +601,23 @@ def test_a_validation_file_that_is_no_image_is_named_with_the_way_on(image_folde
                                "leave it out with [val] include")
 
 
+def test_a_training_file_that_is_no_image_is_named_with_the_way_on(image_folder, tmp_path):
+    """[val] and eval said how to leave such a file out; training data said nothing more."""
+    import shutil
+
+    from sr_filter.training.data import PatchSampler
+
+    train = tmp_path / "train"
+    shutil.copytree(image_folder, train)
+    (train / "fake[1].png").write_text("not a picture")
+    with pytest.raises(DataError) as info:
+        PatchSampler(_config(train, tmp_path / "out", val={"dirs": []}).data)
+    assert str(info.value) == (f"{train / 'fake[1].png'} is not a readable image (unknown or damaged format); "
+                               'leave it out with [data] exclude = ["fake[[]1].png"]')
+    # the advice works: that pattern leaves exactly that file out
+    assert len(PatchSampler(_config(train, tmp_path / "out", data={"exclude": ["fake[[]1].png"]}, val={"dirs": []}).data)) == 3
+
+
 def test_a_truncated_validation_image_is_found_before_the_first_iteration(image_folder, tmp_path):
     """Its header was read, not its pixels: training ran to the first validation (500 iterations
     with the shipped configs) and died there, every resume again, with eval's advice --exclude,

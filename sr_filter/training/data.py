@@ -8,6 +8,8 @@ about the sampler has to be saved in checkpoints.
 
 from __future__ import annotations
 
+import glob
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import DataError, SrFilterError
+from ..errors import DataError, SrFilterError, first_line
 from ..datasets import list_images, read_rgb, select_images, unmatched
 from ..imageops import imresize, modcrop
 from .config import DataConfig, DegradationConfig
@@ -50,6 +52,12 @@ def _augment(arrays: list[np.ndarray], rng: np.random.Generator, flips: bool, ro
     return out
 
 
+def _leave_out(path: Path) -> str:
+    """The way to train without one unreadable file: its name as a [data] exclude pattern (a
+    JSON string is a TOML one; glob.escape keeps a '[' in the name from reading as a pattern)."""
+    return f"leave it out with [data] exclude = [{json.dumps(glob.escape(path.name))}]"
+
+
 class PatchSampler:
     """Holds the training images in memory and draws (LR, HR) batches."""
 
@@ -76,7 +84,12 @@ class PatchSampler:
         # per rescale factor, the copies too small of images that are trained on (at another factor)
         small_copies = {float(factor): 0 for factor in cfg.rescale}
         for path in files:
-            base = read_rgb(path)
+            try:
+                base = read_rgb(path)
+            except SrFilterError as exc:  # as [val] and eval say it, with the way to leave it out
+                raise DataError(f"{first_line(exc)}; {_leave_out(path)}") from None
+            except OSError as exc:
+                raise DataError(f"{path} cannot be read ({exc.strerror or first_line(exc)}); {_leave_out(path)}") from None
             kept = len(self.images)
             dropped = []
             for factor in cfg.rescale:
