@@ -206,6 +206,24 @@ def test_a_checkpoint_of_changed_settings_names_them(image_folder, tmp_path):
     assert "size mismatch" not in message
 
 
+def test_a_checkpoint_of_another_architecture_says_the_ways_on(image_folder, tmp_path):
+    """It had said only "use another run name or out_dir", where a change of settings offers
+    undoing it and --fresh too."""
+    from sr_filter.training.trainer import CheckpointError
+
+    Trainer(_config(image_folder, tmp_path, optim={"iterations": 2}), log=lambda s: None).run(resume=False)
+    srvgg = {"arch": "srvgg", "settings": {"num_feat": 8, "num_conv": 1}}
+    changed = Trainer(_config(image_folder, tmp_path, optim={"iterations": 2}, model=srvgg), log=lambda s: None)
+    with pytest.raises(CheckpointError) as info:
+        changed.run(resume=True)
+    message = str(info.value)
+    assert message.startswith(f"{tmp_path / 't' / 'latest.pt'} holds a model of [model] arch 'edsr', where this config "
+                              "has 'srvgg' (model.arch: 'edsr' -> 'srvgg'; model.settings: "), message
+    assert message.endswith(" since the checkpoint was written); undo the change, or start over with --fresh or under "
+                            "another run name"), message
+    assert changed.run(resume=False).is_file()  # --fresh: the way on it names
+
+
 def _flatten(obj, prefix="") -> dict:
     out = {}
     if isinstance(obj, dict):

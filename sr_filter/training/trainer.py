@@ -427,9 +427,15 @@ class Trainer:
             detail = first_line(exc).split(". ")[0].rstrip(".")[:160]  # torch's first sentence, not its appeals
             raise CheckpointError(f"cannot read checkpoint {path} ({detail}: damaged or cut short?); "
                                   f"{fallback}start over with --fresh") from None
-        if state.get("format") != CHECKPOINT_FORMAT or state.get("arch") != self.cfg.model.arch:
+        if state.get("format") != CHECKPOINT_FORMAT:
             raise CheckpointError(f"{path} is not a checkpoint of this experiment's {self.cfg.model.arch} model; "
                                   "use another run name or out_dir")
+        if state.get("arch") != self.cfg.model.arch:  # a changed [model] arch: the ways on of changed settings
+            changed = (_changed_settings(path.parent / "config.json", self.cfg.to_dict())
+                       or [f"model.arch: {state.get('arch')!r} -> {self.cfg.model.arch!r}"])
+            raise CheckpointError(f"{path} holds a model of [model] arch {state.get('arch')!r}, where this config has "
+                                  f"{self.cfg.model.arch!r} ({'; '.join(changed)} since the checkpoint was written); "
+                                  "undo the change, or start over with --fresh or under another run name")
         try:
             self.model.load_state_dict(state["model"])
             if self.ema is not None and state["ema"] is not None:
