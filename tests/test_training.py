@@ -521,6 +521,22 @@ def test_init_starts_from_given_weights_and_refuses_other_architectures(image_fo
     assert load_config(toml).model.init == str(exported.resolve())
 
 
+def test_an_init_file_that_is_missing_or_no_weights_names_the_setting(image_folder, tmp_path):
+    """It had been "weights file /.../runs/x.pth does not exist", which names no setting: the
+    shipped cartoon_x4_v2_grow.toml starts from a file in the git-ignored runs/."""
+    toml = tmp_path / "cfg" / "x.toml"
+    toml.parent.mkdir()
+    toml.write_text(f'out_dir = "{tmp_path}"\n[model]\ninit = "../runs/grown.pth"\n[data]\ntrain_dirs = ["{image_folder}"]\n')
+    with pytest.raises(ConfigError) as info:
+        Trainer(load_config(toml), log=lambda _: None)
+    assert str(info.value) == (f"[model] init: weights file {tmp_path / 'runs' / 'grown.pth'} does not exist; correct the "
+                               "path (a relative one is relative to the config file) or make that file first")
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "grown.pth").write_text("not weights")
+    with pytest.raises(ConfigError, match=r"^\[model\] init: grown.pth is a text file, not model weights$"):
+        Trainer(load_config(toml), log=lambda _: None)
+
+
 def test_learning_rate_and_ema_decay_follow_the_iteration_alone():
     from sr_filter.training.schedule import ema_decay, learning_rate, update_ema
 

@@ -323,10 +323,16 @@ class Trainer:
 
     def _load_init(self, spec: str) -> None:
         """Start from published or earlier weights (fine-tuning) instead of random ones."""
-        from ..errors import mismatch_detail
-        from ..models import load_model
+        from ..errors import WeightsFormatError, mismatch_detail
+        from ..models import is_path_spec, load_model
 
-        loaded = load_model(spec)
+        try:
+            loaded = load_model(spec)
+        except WeightsFormatError as exc:  # a missing or damaged file, said as the setting that names it
+            missing = is_path_spec(spec) and not Path(spec).exists()
+            raise ConfigError(f"[model] init: {first_line(exc)}" + (
+                "; correct the path (a relative one is relative to the config file) or make that file first"
+                if missing else "")) from None
         if loaded.arch.name != self.cfg.model.arch:
             raise SrFilterError(f"[model] init {spec!r} is a {loaded.arch.name} model, but this config trains "
                                 f"{self.cfg.model.arch}")
