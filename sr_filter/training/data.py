@@ -108,7 +108,7 @@ class PatchSampler:
             log.warning("%d training image(s) smaller than %d px on a side are left out: %s%s", len(too_small),
                         hr_patch + 2 * self.margin, ", ".join(too_small[:5]), ", ..." if len(too_small) > 5 else "")
         copies = sum(small_copies.values())
-        if copies and rank == 0:  # the shipped photo config had lost 76 copies of T91 this way, unsaid
+        if copies and rank == 0:  # the shipped photo config had lost 75 copies of T91 this way, unsaid
             used = len(files) - len(too_small)
             log.warning("%d rescaled cop%s of training images smaller than %d px on a side %s left out: %s",
                         copies, "y" if copies == 1 else "ies", hr_patch + 2 * self.margin,
