@@ -51,9 +51,9 @@ def prepare_target(path: str | Path, *, overwrite: bool) -> bool:
             except OSError as exc:
                 raise ImageFormatError(f"cannot create output folder {folder}: {exc.strerror}") from None
             if block is not None:
-                block.made.extend(Path(os.path.abspath(p)) for p in reversed(missing))
+                block.made.extend(_key(p) for p in reversed(missing))
         if block is not None:
-            key = Path(os.path.abspath(folder))
+            key = _key(folder)
             block.uses.append(key)
             _IN_USE[key] += 1
     return check_target(path, overwrite=overwrite)
@@ -73,6 +73,24 @@ _FOLDERS_LOCK = threading.Lock()
 _IN_USE: collections.Counter[Path] = collections.Counter()
 #: folders a block made and left because another block's outputs were going there: tried again
 _LEFT: set[Path] = set()
+
+
+def _key(folder: Path) -> Path:
+    """One name for a folder however it is spelled (relative, through a symlink, with ``..``)."""
+    return Path(os.path.realpath(folder))
+
+
+def _forget_blocks_in_child() -> None:
+    """A forked child starts with no blocks of its own: a fresh lock (one held by another thread of
+    the parent at the fork would never be released) and no folders in use."""
+    global _FOLDERS_LOCK
+    _FOLDERS_LOCK = threading.Lock()
+    _IN_USE.clear()
+    _LEFT.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_blocks_in_child)
 
 
 @contextlib.contextmanager
@@ -104,11 +122,10 @@ def remove_unused_folders() -> None:
             _IN_USE[folder] -= 1
             if _IN_USE[folder] <= 0:
                 del _IN_USE[folder]
-        candidates = sorted({*block.made, *_LEFT}, key=lambda p: len(p.parts), reverse=True)
+        _LEFT.update(block.made)  # each is taken out as it is handled: a Ctrl-C here loses none
         block.made.clear()
-        for folder in candidates:
+        for folder in sorted(_LEFT, key=lambda p: len(p.parts), reverse=True):
             if any(used == folder or folder in used.parents for used in _IN_USE):
-                _LEFT.add(folder)
                 continue
             _LEFT.discard(folder)
             with contextlib.suppress(OSError):
@@ -284,10 +301,13 @@ _NO_ROOM = {errno.ENOSPC, errno.EDQUOT}
 
 def _on_disk(error: SrFilterError, exc: BaseException, path: str | Path) -> SrFilterError:
     """``error``, marked with ``full_disk`` (:func:`file_system`'s id) when ``exc`` says the file
-    system ``path`` is written on is full: a batch then stops writing there instead of upscaling
+    system ``path`` is written on is full, and ``quota`` when it is the user's quota that is used
+    up (no write of theirs can fit there): a batch then stops writing there instead of upscaling
     every later file only to fail it the same way."""
-    if getattr(exc, "errno", None) in _NO_ROOM:
+    number = getattr(exc, "errno", None)
+    if number in _NO_ROOM:
         error.full_disk = file_system(path)
+        error.quota = number == errno.EDQUOT
     return error
 
 
@@ -301,12 +321,15 @@ def file_system(path: str | Path) -> int | None:
 
 
 def free_space(path: str | Path) -> int | None:
-    """The bytes this user may still write on the file system ``path`` is (or would be) written
-    on; None when it cannot be looked at."""
+    """The bytes a new file may take on the file system ``path`` is (or would be) written on, as
+    the file system counts them (the user's quota is not seen here); 0 where no file can be made
+    (no inode left); None when it cannot be looked at."""
     try:
         info = os.statvfs(_existing_folder(path))
     except (OSError, AttributeError):  # no statvfs (Windows)
         return None
+    if info.f_files and not info.f_favail:  # (btrfs counts no inodes: f_files 0)
+        return 0
     return info.f_bavail * info.f_frsize
 
 

@@ -105,6 +105,8 @@ class Upscaler:
         if offline is not None:  # offline="no" was taken as offline
             offline = check_flag("offline", offline)
         tta = check_flag("tta", tta)
+        #: what colour_fix = None means: the preset's choice (a copy keeps the original's)
+        self._preset_colour_fix = preset_colour_fix(model if denoise is None else model or "photo")
         self.colour_fix = colour_fix
         self.batch = batch
         self._tta = tta
@@ -191,9 +193,7 @@ class Upscaler:
 
     @colour_fix.setter
     def colour_fix(self, value: bool | None) -> None:  # up.colour_fix = "no" had turned the fix on
-        made = self._made_with
-        self._colour_fix = (check_flag("colour_fix", value) if value is not None
-                            else preset_colour_fix(made["model"] if made["denoise"] is None else made["model"] or "photo"))
+        self._colour_fix = check_flag("colour_fix", value) if value is not None else self._preset_colour_fix
 
     @property
     def batch(self) -> int:
@@ -246,7 +246,10 @@ class Upscaler:
         builds its own Upscaler from them, loading the model once per process (a loaded network,
         OpenVINO's compiled model included, cannot travel; pickling had failed with Python's own
         AttributeError)."""
-        return (_rebuilt, (type(self), tuple(sorted(self._settings().items()))))
+        settings = self._settings()
+        changeable = {name: settings.pop(name) for name in _CHANGEABLE}
+        changeable["preset_colour_fix"] = self._preset_colour_fix
+        return (_rebuilt, (type(self), tuple(sorted(settings.items())), tuple(sorted(changeable.items()))))
 
     def __copy__(self) -> Upscaler:
         """A second handle on the same loaded model (as copying any object shares what it holds)."""
@@ -256,7 +259,9 @@ class Upscaler:
 
     def __deepcopy__(self, memo: dict) -> Upscaler:
         """An independent Upscaler of the same settings, with its own loaded model."""
-        return type(self)(**self._settings())
+        twin = type(self)(**self._settings())
+        twin._preset_colour_fix = self._preset_colour_fix
+        return twin
 
     def _settings(self) -> dict:
         """The constructor's arguments, with the settings that may be changed later as they are
@@ -639,16 +644,25 @@ class Upscaler:
         return edge
 
 
-def _rebuilt(kind: type, settings: tuple) -> Upscaler | _Unloaded:
+#: the settings an Upscaler's handles may each change: applied to a handle, not part of what is loaded
+_CHANGEABLE = ("tile", "batch", "colour_fix")
+
+
+def _rebuilt(kind: type, loading: tuple, changeable: tuple) -> Upscaler | _Unloaded:
     """The Upscaler an unpickled one stands for: a handle of its own (changing one's tile or
-    colour fix leaves the others as they were) on a model loaded once per process and settings
-    (the last 4 are kept): a process pool sends it with every task, and loading the model for
-    each would cost more than the task. Where the model cannot be loaded, an :class:`_Unloaded`
-    that raises why at its first use."""
+    colour fix leaves the others as they were) on a model loaded once per process and loading
+    settings (the last 4 are kept): a process pool sends it with every task, and loading the
+    model for each would cost more than the task. Where the model cannot be loaded, an
+    :class:`_Unloaded` that raises why at its first use (tried again for the next task)."""
     try:
-        return copy.copy(_loaded_for(kind, settings))
+        twin = copy.copy(_loaded_for(kind, loading))
     except Exception as exc:  # noqa: BLE001 - raised again where the task uses it
         return _Unloaded(exc)
+    values = dict(changeable)
+    twin._preset_colour_fix = values.pop("preset_colour_fix")
+    for name, value in values.items():
+        setattr(twin, name, value)
+    return twin
 
 
 class _Unloaded:
@@ -661,11 +675,16 @@ class _Unloaded:
         self._error = error
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
+        import inspect
+
+        found = None if name.startswith("__") else inspect.getattr_static(Upscaler, name, None)
+        if found is None:
             raise AttributeError(name)
         error = self._error
+        if not callable(found) and not isinstance(found, (staticmethod, classmethod)):  # a property: its value
+            raise error.with_traceback(None)
 
-        def fail(*args: Any, **kwargs: Any) -> Any:
+        def fail(*args: Any, **kwargs: Any) -> Any:  # a method: found when the task is unpickled, raised when called
             raise error.with_traceback(None)
 
         return fail
@@ -675,9 +694,9 @@ class _Unloaded:
 
 
 @functools.lru_cache(maxsize=4)
-def _loaded_for(kind: type, settings: tuple) -> Upscaler:
-    """The Upscaler loaded for these settings in this process, shared by its unpickled handles."""
-    return kind(**dict(settings))
+def _loaded_for(kind: type, loading: tuple) -> Upscaler:
+    """The Upscaler loaded for these loading settings in this process, shared by its unpickled handles."""
+    return kind(**dict(loading))
 
 
 def _carry_info(image: Any, out: Any, meta: Any) -> None:

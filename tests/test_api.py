@@ -666,17 +666,22 @@ def test_a_pool_task_whose_model_cannot_load_fails_alone(tmp_path):
             torch.save(SRVGGNetCompact(3, 3, num_feat=8, num_conv=2, upscale=2).state_dict(), "mine.pth")
             up = Upscaler("mine.pth", tile=0)
             os.remove("mine.pth")
+            from PIL import Image
+            import sr_filter
+            Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save("in.png")
             with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-                try:
-                    pool.submit(up.upscale, np.zeros((8, 8, 3), np.uint8)).result()
-                except SrFilterError as exc:
-                    print(type(exc).__name__, exc)
+                for task in (pool.submit(up.upscale, np.zeros((8, 8, 3), np.uint8)),
+                             pool.submit(sr_filter.upscale_file, "in.png", "out.png", upscaler=up)):
+                    try:
+                        task.result()
+                    except SrFilterError as exc:
+                        print(type(exc).__name__, exc)
                 print(pool.submit(sum, [1, 2]).result())
         """))
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=180, cwd=tmp_path,
                           env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.splitlines() == [f"WeightsFormatError weights file {tmp_path / 'mine.pth'} does not exist", "3"]
+    assert done.stdout.splitlines() == 2 * [f"WeightsFormatError weights file {tmp_path / 'mine.pth'} does not exist"] + ["3"]
     assert "Traceback" not in done.stderr
 
 
@@ -690,9 +695,14 @@ def test_a_pickled_upscaler_names_the_model_it_runs_not_the_preset(monkeypatch):
     monkeypatch.setenv("SR_FILTER_OFFLINE", "1")
     up = Upscaler("photo")
     assert up.name.startswith("sr-photo-x4@")  # the offline fallback
-    function, (kind, settings) = up.__reduce__()
-    assert dict(settings)["model"] == up.name and dict(settings)["colour_fix"] is up.colour_fix
+    function, (kind, loading, changeable) = up.__reduce__()
+    assert dict(loading)["model"] == up.name and dict(changeable)["colour_fix"] is up.colour_fix
     assert pickle.loads(pickle.dumps(up)).name == up.name == copy.deepcopy(up).name
+    cartoon = Upscaler("cartoon", colour_fix=False)
+    for twin in (copy.deepcopy(cartoon), pickle.loads(pickle.dumps(cartoon))):
+        assert twin.colour_fix is False
+        twin.colour_fix = None  # the preset's choice, as on the original, though made from the model's name
+        assert twin.colour_fix is True
 
 
 def test_settings_changed_on_an_upscaler_are_checked_as_the_constructor_checks_them(cartoon):
@@ -719,43 +729,51 @@ def test_settings_changed_on_an_upscaler_are_checked_as_the_constructor_checks_t
 def test_a_call_cancelled_in_a_new_folder_leaves_it_to_another_thread_writing_there(tmp_path, cartoon):
     """Two threads write into one new folder; the one that made it is cancelled after the other
     has checked it: its cleanup removed the folder, and the other thread's finished picture failed
-    with "output folder ... does not exist"."""
+    with "output folder ... does not exist". Also where one names the folder through a symlink."""
     import threading
     import time
 
     Image.fromarray(np.zeros((40, 48, 3), np.uint8)).save(tmp_path / "in.png")
-    checked, results = threading.Event(), {}
+    (tmp_path / "link").symlink_to("real")
+    (tmp_path / "real").mkdir()
+    for made_as, written_as in ((tmp_path / "out" / "new", tmp_path / "out" / "new"),
+                                (tmp_path / "link" / "new", tmp_path / "real" / "new")):
+        checked, first_done, results = threading.Event(), threading.Event(), {}
 
-    def first() -> None:
-        def stop(done: int, total: int) -> bool:
-            checked.wait(60)
-            return False
+        def first() -> None:
+            def stop(done: int, total: int) -> bool:
+                checked.wait(60)
+                return False
 
-        with pytest.raises(CancelledError):
-            sr_filter.upscale_file(tmp_path / "in.png", tmp_path / "out" / "new" / "a.png", upscaler=cartoon, progress=stop)
-        results["first"] = "cancelled"
+            try:
+                with pytest.raises(CancelledError):
+                    sr_filter.upscale_file(tmp_path / "in.png", made_as / "a.png", upscaler=cartoon, progress=stop)
+                results["first"] = "cancelled"
+            finally:
+                first_done.set()
 
-    def second() -> None:
-        def going(done: int, total: int) -> bool:
-            checked.set()  # its output folder has been checked: the first call may stop now
-            return True
+        def second() -> None:
+            def going(done: int, total: int) -> bool:
+                checked.set()  # its output folder has been checked: the first call may stop now,
+                first_done.wait(60)  # and has cleaned up before this one writes
+                return True
 
-        try:
-            results["second"] = sr_filter.upscale_file(tmp_path / "in.png", tmp_path / "out" / "new" / "b.png",
-                                                       upscaler=cartoon, progress=going)
-        except SrFilterError as exc:
-            results["second"] = exc
+            try:
+                results["second"] = sr_filter.upscale_file(tmp_path / "in.png", written_as / "b.png", upscaler=cartoon,
+                                                           progress=going)
+            except SrFilterError as exc:
+                results["second"] = exc
 
-    one = threading.Thread(target=first)
-    one.start()
-    while not (tmp_path / "out" / "new").is_dir() and one.is_alive():
-        time.sleep(0.01)
-    two = threading.Thread(target=second)
-    two.start()
-    one.join(120)
-    two.join(120)
-    assert results == {"first": "cancelled", "second": tmp_path / "out" / "new" / "b.png"}
-    assert sorted(p.name for p in (tmp_path / "out" / "new").iterdir()) == ["b.png"]
+        one = threading.Thread(target=first)
+        one.start()
+        while not made_as.is_dir() and one.is_alive():
+            time.sleep(0.01)
+        two = threading.Thread(target=second)
+        two.start()
+        one.join(120)
+        two.join(120)
+        assert results == {"first": "cancelled", "second": written_as / "b.png"}, made_as
+        assert sorted(p.name for p in written_as.iterdir()) == ["b.png"]
     with pytest.raises(CancelledError):  # alone, a cancelled call still removes what it made
         sr_filter.upscale_file(tmp_path / "in.png", tmp_path / "other" / "c.png", upscaler=cartoon,
                                progress=lambda done, total: False)

@@ -1011,3 +1011,23 @@ def test_a_batch_stops_writing_to_a_disk_that_is_full(tmp_path):
                               "then run the command again with --skip-existing)")
     assert errors[1:] == [f"sr-filter: error: {tmp_path / f'{i}.png'}: not tried: the disk of {out / f'{i}.png'} is full"
                           for i in (3, 4)]
+
+
+def test_a_batch_counts_a_disk_without_free_inodes_as_full(tmp_path):
+    """A file system with bytes free but no inode left takes no new file, however small: later
+    pictures are not tried (free bytes alone had said that a small one surely fits)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    start = _small_disk(out, 300)
+    if start is None:
+        pytest.skip("this machine allows no user and mount namespace to make a small real disk in")
+    start[4] = start[4].replace("size=300k", "size=300k,nr_inodes=4")  # the folder and 3 files
+    for i in range(5):
+        Image.fromarray(np.full((8, 8, 3), 40 * i, np.uint8)).save(tmp_path / f"{i}.png")
+    done = subprocess.run([*start, sys.executable, "-m", "sr_filter", *(str(tmp_path / f"{i}.png") for i in range(5)),
+                           "-m", "realesr-animevideov3", "-o", str(out), "-q"], capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=300)
+    errors = [line for line in done.stderr.splitlines() if line.startswith("sr-filter: error:")]
+    assert done.stderr.splitlines()[-1] == "sr-filter: 3 upscaled, 0 skipped, 2 failed", done.stderr
+    assert "No space left on device" in errors[0]
+    assert errors[1] == f"sr-filter: error: {tmp_path / '4.png'}: not tried: the disk of {out / '4.png'} is full"

@@ -51,22 +51,28 @@ NOT_CONVERTED = {"DAT": "OpenVINO's converter crashes on DAT networks; the torch
 
 #: every backend alive in this process, so that a fork can wait for the windows they are running
 _LIVE: "weakref.WeakSet[OpenVinoBackend]" = weakref.WeakSet()
-_HELD_FOR_FORK: list[threading.Lock] = []
+#: the window locks the thread that is forking holds (per thread: two threads may fork at once)
+_HELD_FOR_FORK = threading.local()
 
 
 def _hold_for_fork() -> None:
     """Before a fork: wait until no window runs. A child forked while another thread was inside
     OpenVINO's CPU plugin inherits that plugin's locks held by a thread it does not have, and
-    hangs on its first window (a process pool forked beside a running Upscaler did)."""
-    for backend in list(_LIVE):
+    hangs on its first window (a process pool forked beside a running Upscaler did). The locks
+    are taken in one order, so two threads forking at once wait for each other, not deadlock."""
+    held = []
+    for backend in sorted(_LIVE, key=id):
         backend._lock.acquire()
-        _HELD_FOR_FORK.append(backend._lock)
+        held.append(backend._lock)
+    _HELD_FOR_FORK.locks = held
 
 
 def _release_after_fork() -> None:
     """After a fork, in the parent and the child alike: let windows run again."""
-    while _HELD_FOR_FORK:
-        _HELD_FOR_FORK.pop().release()
+    held = getattr(_HELD_FOR_FORK, "locks", [])
+    _HELD_FOR_FORK.locks = []
+    for lock in reversed(held):
+        lock.release()
 
 
 if hasattr(os, "register_at_fork"):

@@ -257,7 +257,7 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
     batch = batch or len(jobs) + skipped > 1
     bars = Bars(len(jobs), enabled=not quiet and stderr_is_terminal())
     failed: list[tuple[Job, str]] = []
-    full: set[int] = set()  # the file systems found full in this batch
+    full: dict[int, bool] = {}  # the file systems found full in this batch -> the user's quota is used up there
     done = 0
     try:
         for number, job in enumerate(jobs, 1):
@@ -266,7 +266,7 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
             if error is None and full and job.target is not None and file_system(job.target) in full:
                 # upscaling it only to fail the same way would take minutes a file and say nothing new;
                 # one whose output fits whatever its compression (a small picture after a large one) is tried
-                free = free_space(job.target)
+                free = None if full[file_system(job.target)] else free_space(job.target)
                 if free is None or not _surely_fits(job, free, scale or upscaler.scale, (width, height)):
                     error = f"{name}: not tried: the disk of {shown_path(job.target)} is full"
             if error:  # a missing input, a folder that cannot be read: a failure of the batch, in its turn
@@ -304,10 +304,12 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
                 if not batch:
                     raise (type(exc) if isinstance(exc, SrFilterError) else SrFilterError)(message) from None
                 disk = getattr(exc, "full_disk", None)
-                if disk is not None and job.target is not None:
-                    full.add(disk)
-                    message += ("; later outputs on that disk are not tried unless they surely fit (free space "
-                                "there, then run the command again with --skip-existing)")
+                if disk is not None and job.target is not None and disk == file_system(job.target):
+                    # (the disk of this output's folder: a full disk met elsewhere stops nothing here)
+                    full[disk] = bool(getattr(exc, "quota", False))
+                    message += ("; later outputs on that disk are not tried" +
+                                ("" if full[disk] else " unless they surely fit") +
+                                " (free space there, then run the command again with --skip-existing)")
                 failed.append((job, message))
                 bars.echo(f"sr-filter: error: {one_line(exc, text=message)}")
                 continue
@@ -474,6 +476,7 @@ def _surely_fits(job: Job, free: int, scale: float, size: tuple[int | None, int 
     samples, a filter byte a row, the compressor's overhead and the input's own bytes (for the
     metadata carried over) are fewer. False for a video, an animation or a file whose header does
     not say its size."""
+    from ..animation import is_animated
     from ..sizing import fit_scale, scaled_length
     from ..sniff import header_shape
 
@@ -486,7 +489,7 @@ def _surely_fits(job: Job, free: int, scale: float, size: tuple[int | None, int 
     except OSError:
         return False
     shape = header_shape(head)
-    if shape is None or head[:4] == b"GIF8" or b"acTL" in head or head[8:12] == b"WEBP":  # frames unknown
+    if shape is None or is_animated(job.source):  # an animation's frames are not counted here
         return False
     width, height, _, itemsize = shape
     factor = fit_scale(size[0], size[1], width, height) if any(size) else scale

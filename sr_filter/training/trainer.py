@@ -329,7 +329,7 @@ class Trainer:
         try:
             loaded = load_model(spec)
         except WeightsFormatError as exc:  # a missing or damaged file, said as the setting that names it
-            missing = is_path_spec(spec) and not Path(spec).exists()
+            missing = is_path_spec(spec) and not Path(spec).expanduser().exists()
             raise ConfigError(f"[model] init: {first_line(exc)}" + (
                 "; correct the path (a relative one is relative to the config file) or make that file first"
                 if missing else "")) from None
