@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from .errors import OVERWRITE_ADVICE, ImageFormatError, OutputExistsError, SrFilterError, first_line
+from .interrupts import interrupts_held
 from .stdio import discard
 
 TEMP_PREFIX = ".srf-"
@@ -40,7 +41,12 @@ def prepare_target(path: str | Path, *, overwrite: bool) -> bool:
     folder counts as in use until the block ends, so another block's cleanup leaves it."""
     folder = Path(path).parent
     block = _BLOCK.get()
-    with _FOLDERS_LOCK:  # made and claimed at once: another call's cleanup cannot remove it between
+    if folder.is_symlink() and not folder.exists():  # mkdir had said "File exists"
+        raise ImageFormatError(f"output folder {folder} is a link to the missing {os.readlink(folder)}; "
+                               "make that folder or choose another output path")
+    # made and claimed at once: another call's cleanup cannot remove it between, and a Ctrl-C or
+    # SIGTERM in the first moment of a run waits until the folders it made are on the list
+    with interrupts_held(), _FOLDERS_LOCK:
         if not folder.is_dir() and not folder.exists():  # a file there: check_target says so
             missing, above = [], folder
             while not above.exists() and above != above.parent:
@@ -187,7 +193,8 @@ def check_target(path: str | Path, *, overwrite: bool) -> bool:
         refused = _not_to_replace(path, info)
         if refused:  # replaced without a word, where cp refuses
             raise ImageFormatError(refused)
-    os.unlink(temp_beside(path))  # the folder takes new files
+    with interrupts_held():  # a stop signal between the two had left the probe behind
+        os.unlink(temp_beside(path))  # the folder takes new files
     return False
 
 
@@ -284,31 +291,39 @@ def replacing(path: str | Path, *, overwrite: bool = True, error: type[SrFilterE
     exceptions; ``suffix`` ends the temporary name.
     """
     path = through_link(Path(path))
-    tmp = temp_beside(path, error=error, suffix=suffix)
+    tmp: Path | None = None
     try:
+        tmp = temp_beside(path, error=error, suffix=suffix)  # inside: a stop signal just after leaves no file
         yield tmp
         commit(tmp, path, overwrite=overwrite)
     except failures as exc:
-        raise _on_disk(error(f"cannot write {path}: {_reason(exc)}"), exc, path) from None
+        raise _no_room(error, f"cannot write {path}", exc, path) from None
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
 
 
 #: the errors that say a file system has no room (blocks, inodes or the user's quota)
 _NO_ROOM = {errno.ENOSPC, errno.EDQUOT}
 
 
-def _on_disk(error: SrFilterError, exc: BaseException, path: str | Path) -> SrFilterError:
-    """``error``, marked with ``full_disk`` (:func:`file_system`'s id) when ``exc`` says the file
-    system ``path`` is written on is full, and ``quota`` when it is the user's quota that is used
-    up (no write of theirs can fit there): a batch then stops writing there instead of upscaling
-    every later file only to fail it the same way."""
+def _no_room(error: type[SrFilterError], what: str, exc: BaseException, path: str | Path,
+             reason: str | None = None) -> SrFilterError:
+    """``error("WHAT: REASON")``, marked with ``full_disk`` (:func:`file_system`'s id) when ``exc``
+    says the file system ``path`` is written on is full, and ``quota`` when it is the user's quota
+    that is used up (no write of theirs can fit there): a batch then stops writing there instead
+    of upscaling every later file only to fail it the same way. A file system out of inodes is
+    said to be (df -h shows it with room to spare)."""
     number = getattr(exc, "errno", None)
+    reason = reason or _reason(exc)
+    if number == errno.ENOSPC and free_space(path) == 0 and (free_bytes := _free_bytes(path)):
+        reason += f" (no inode left for a new file, though {free_bytes >> 10} KiB are free: df -i shows it)"
+    made = error(f"{what}: {reason}")
     if number in _NO_ROOM:
-        error.full_disk = file_system(path)
-        error.quota = number == errno.EDQUOT
-    return error
+        made.full_disk = file_system(path)
+        made.quota = number == errno.EDQUOT
+    return made
 
 
 def file_system(path: str | Path) -> int | None:
@@ -329,6 +344,15 @@ def free_space(path: str | Path) -> int | None:
     except (OSError, AttributeError):  # no statvfs (Windows)
         return None
     if info.f_files and not info.f_favail:  # (btrfs counts no inodes: f_files 0)
+        return 0
+    return info.f_bavail * info.f_frsize
+
+
+def _free_bytes(path: str | Path) -> int:
+    """The free bytes alone (inodes not counted), 0 when they cannot be looked at."""
+    try:
+        info = os.statvfs(_existing_folder(path))
+    except (OSError, AttributeError):
         return 0
     return info.f_bavail * info.f_frsize
 
@@ -360,12 +384,19 @@ def temp_beside(path: str | Path, *, error: type[SrFilterError] = ImageFormatErr
     if not folder.exists():
         raise error(f"output folder {folder} does not exist")
     sweep_orphans(folder)
+    name = None
     try:  # a file where the folder should be: "Not a directory"
-        fd, name = tempfile.mkstemp(prefix=temp_prefix() + HOST_TAG + "-", suffix=suffix, dir=folder)
+        with interrupts_held():  # made and named at once: a stop signal between had left the file
+            fd, name = tempfile.mkstemp(prefix=temp_prefix() + HOST_TAG + "-", suffix=suffix, dir=folder)
+            os.close(fd)
     except OSError as exc:
-        why = "it takes no new files" if exc.errno == errno.ENOENT and folder.is_dir() else _reason(exc)  # (/proc)
-        raise _on_disk(error(f"cannot write to output folder {folder}: {why}"), exc, path) from None
-    os.close(fd)
+        why = "it takes no new files" if exc.errno == errno.ENOENT and folder.is_dir() else None  # (/proc)
+        raise _no_room(error, f"cannot write to output folder {folder}", exc, path, why) from None
+    except BaseException:  # the signal held back, raised as the block ends: the caller never gets the name
+        if name is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(name)
+        raise
     return Path(name)
 
 

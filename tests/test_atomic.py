@@ -210,6 +210,17 @@ def test_a_killed_writers_temporary_files_are_removed_by_the_next_write_there(tm
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(kept + ["out.png"])
 
 
+def test_an_output_folder_that_is_a_link_to_nothing_is_said_to_be_one(tmp_path):
+    """-o dang/ where dang links to a missing folder said "cannot create output folder dang: File exists"."""
+    from sr_filter import atomic
+    from sr_filter.errors import ImageFormatError
+
+    (tmp_path / "dang").symlink_to("gone")
+    with pytest.raises(ImageFormatError, match=r"output folder \S+dang is a link to the missing gone; make that folder "
+                                               r"or choose another output path$"):
+        atomic.prepare_target(tmp_path / "dang" / "out.png", overwrite=False)
+
+
 def test_anyones_temporary_file_untouched_for_a_week_is_removed(tmp_path):
     """What a killed run left in a container since restarted stayed for good: its tag (machine name
     and process-id namespace) belongs to no running process, so it was never taken for dead. A
