@@ -195,6 +195,9 @@ def check_target(path: str | Path, *, overwrite: bool) -> bool:
             raise ImageFormatError(refused)
     with interrupts_held():  # a stop signal between the two had left the probe behind
         os.unlink(temp_beside(path))  # the folder takes new files
+    if free_space(path) == 0:  # an empty probe fits on a full disk: found out after the work, before
+        raise _no_room(ImageFormatError, f"cannot write {path}", OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)),
+                       path, f"the disk of {folder} is full; free space there or choose another output folder")
     return False
 
 
@@ -345,7 +348,12 @@ def free_space(path: str | Path) -> int | None:
         return None
     if info.f_files and not info.f_favail:  # (btrfs counts no inodes: f_files 0)
         return 0
-    return info.f_bavail * info.f_frsize
+    return _blocks_free(info) * info.f_frsize
+
+
+def _blocks_free(info: os.statvfs_result) -> int:
+    """The blocks this process may still fill: root may also use those reserved for it."""
+    return info.f_bfree if hasattr(os, "geteuid") and os.geteuid() == 0 else info.f_bavail
 
 
 def _free_bytes(path: str | Path) -> int:
@@ -354,7 +362,7 @@ def _free_bytes(path: str | Path) -> int:
         info = os.statvfs(_existing_folder(path))
     except (OSError, AttributeError):
         return 0
-    return info.f_bavail * info.f_frsize
+    return _blocks_free(info) * info.f_frsize
 
 
 def _existing_folder(path: str | Path) -> Path:

@@ -1034,6 +1034,25 @@ def test_a_batch_counts_a_disk_without_free_inodes_as_full(tmp_path):
     assert errors[1] == f"sr-filter: error: {tmp_path / '4.png'}: not tried: the disk of {out / '4.png'} is full"
 
 
+def test_a_disk_full_before_the_run_is_refused_before_any_work(tmp_path):
+    """An output disk already full passed the checks before the work (their empty probe file fits)
+    and was found only when the first upscaled picture was written."""
+    out = tmp_path / "out"
+    out.mkdir()
+    start = _small_disk(out, 64)
+    if start is None:
+        pytest.skip("this machine allows no user and mount namespace to make a small real disk in")
+    start[4] = start[4].replace('&& exec "$@"', '&& { head -c 1M /dev/zero > "$0/fill"; exec "$@"; }')
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "a.png")
+    done = subprocess.run([*start, sys.executable, "-m", "sr_filter", str(tmp_path / "a.png"), "-m", "realesr-animevideov3",
+                           "-o", str(out / "b.png"), "-v"], capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=300)
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1] == (f"sr-filter: error: cannot write {out / 'b.png'}: the disk of {out} is full; "
+                                            "free space there or choose another output folder")
+    assert "using " not in done.stderr  # refused before the model was loaded
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_stop_signal_in_the_first_moment_leaves_no_folder_or_temporary_file(tmp_path, signum):
     """A Ctrl-C or SIGTERM just after a run had made its output folders left them, often with the
