@@ -973,17 +973,18 @@ def test_output_folders_made_for_a_run_that_writes_nothing_are_removed(tmp_path)
     assert (tmp_path / "new" / "out.png").is_file()  # a folder that holds the output stays
 
 
-def _small_disk(folder: Path, kib: int) -> list[str] | None:
-    """The start of a command line that runs what follows with a real ``kib``-KiB file system
-    (tmpfs) mounted on ``folder``, in a user and mount namespace of its own; None where this
-    machine allows no such namespace."""
-    if shutil.which("unshare") is None:
-        return None
-    probe = subprocess.run(["unshare", "-Urm", "sh", "-c", f"mount -t tmpfs -o size={kib}k tmpfs {folder}"],
-                           capture_output=True)
-    if probe.returncode != 0:
-        return None
-    return ["unshare", "-Urm", "sh", "-c", f'mount -t tmpfs -o size={kib}k tmpfs "$0" && exec "$@"', str(folder)]
+def _small_disk(tmp_path: Path, kib: int, options: str = "", first: str = "") -> tuple[Path, list[str]]:
+    """A folder ``out`` and the start of a command line that runs what follows with a real
+    ``kib``-KiB file system (tmpfs, with ``options``) mounted there, in a user and mount namespace
+    of its own, after the shell command ``first`` ($0 is the folder); the test is skipped where
+    this machine allows no such namespace."""
+    out = tmp_path / "out"
+    out.mkdir()
+    mount = f"mount -t tmpfs -o size={kib}k{options} tmpfs"
+    if shutil.which("unshare") is None or subprocess.run(["unshare", "-Urm", "sh", "-c", f"{mount} {out}"],
+                                                         capture_output=True).returncode != 0:
+        pytest.skip("this machine allows no user and mount namespace to make a small real disk in")
+    return out, ["unshare", "-Urm", "sh", "-c", f'{mount} "$0" && {{ {first or ":"}; exec "$@"; }}', str(out)]
 
 
 def test_a_batch_stops_writing_to_a_disk_that_is_full(tmp_path):
@@ -991,11 +992,7 @@ def test_a_batch_stops_writing_to_a_disk_that_is_full(tmp_path):
     "No space left on device", minutes each. The first failure says that later outputs there are
     not tried; they fail at once, and the batch's count says so. A small picture whose output
     surely fits in what is left is still upscaled and written."""
-    out = tmp_path / "out"
-    out.mkdir()
-    start = _small_disk(out, 300)
-    if start is None:
-        pytest.skip("this machine allows no user and mount namespace to make a small real disk in")
+    out, start = _small_disk(tmp_path, 300)
     rng = np.random.default_rng(5)
     for i in range(5):  # noise compresses badly: each x4 output is about 135 KiB, so two fit in 300 KiB
         Image.fromarray((rng.random((56, 56, 3)) * 255).astype(np.uint8)).save(tmp_path / f"{i}.png")
@@ -1016,12 +1013,7 @@ def test_a_batch_stops_writing_to_a_disk_that_is_full(tmp_path):
 def test_a_batch_counts_a_disk_without_free_inodes_as_full(tmp_path):
     """A file system with bytes free but no inode left takes no new file, however small: later
     pictures are not tried (free bytes alone had said that a small one surely fits)."""
-    out = tmp_path / "out"
-    out.mkdir()
-    start = _small_disk(out, 300)
-    if start is None:
-        pytest.skip("this machine allows no user and mount namespace to make a small real disk in")
-    start[4] = start[4].replace("size=300k", "size=300k,nr_inodes=4")  # the folder and 3 files
+    out, start = _small_disk(tmp_path, 300, ",nr_inodes=4")  # the folder and 3 files
     for i in range(5):
         Image.fromarray(np.full((8, 8, 3), 40 * i, np.uint8)).save(tmp_path / f"{i}.png")
     done = subprocess.run([*start, sys.executable, "-m", "sr_filter", *(str(tmp_path / f"{i}.png") for i in range(5)),
@@ -1037,12 +1029,7 @@ def test_a_batch_counts_a_disk_without_free_inodes_as_full(tmp_path):
 def test_a_disk_full_before_the_run_is_refused_before_any_work(tmp_path):
     """An output disk already full passed the checks before the work (their empty probe file fits)
     and was found only when the first upscaled picture was written."""
-    out = tmp_path / "out"
-    out.mkdir()
-    start = _small_disk(out, 64)
-    if start is None:
-        pytest.skip("this machine allows no user and mount namespace to make a small real disk in")
-    start[4] = start[4].replace('&& exec "$@"', '&& { head -c 1M /dev/zero > "$0/fill"; exec "$@"; }')
+    out, start = _small_disk(tmp_path, 64, first='head -c 1M /dev/zero > "$0/fill"')
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "a.png")
     done = subprocess.run([*start, sys.executable, "-m", "sr_filter", str(tmp_path / "a.png"), "-m", "realesr-animevideov3",
                            "-o", str(out / "b.png"), "-v"], capture_output=True, text=True,
