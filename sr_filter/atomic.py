@@ -320,8 +320,10 @@ def _no_room(error: type[SrFilterError], what: str, exc: BaseException, path: st
     said to be (df -h shows it with room to spare)."""
     number = getattr(exc, "errno", None)
     reason = reason or _reason(exc)
-    if number == errno.ENOSPC and free_space(path) == 0 and (free_bytes := _free_bytes(path)):
-        reason += f" (no inode left for a new file, though {free_bytes >> 10} KiB are free: df -i shows it)"
+    info = _statvfs(path) if number == errno.ENOSPC else None
+    if info is not None and info.f_files and not info.f_favail and _blocks_free(info):
+        reason += (f" (no inode left for a new file, though {_blocks_free(info) * info.f_frsize >> 10} KiB are free: "
+                   "df -i shows it)")
     made = error(f"{what}: {reason}")
     if number in _NO_ROOM:
         made.full_disk = file_system(path)
@@ -342,27 +344,26 @@ def free_space(path: str | Path) -> int | None:
     """The bytes a new file may take on the file system ``path`` is (or would be) written on, as
     the file system counts them (the user's quota is not seen here); 0 where no file can be made
     (no inode left); None when it cannot be looked at."""
-    try:
-        info = os.statvfs(_existing_folder(path))
-    except (OSError, AttributeError):  # no statvfs (Windows)
+    info = _statvfs(path)
+    if info is None:
         return None
     if info.f_files and not info.f_favail:  # (btrfs counts no inodes: f_files 0)
         return 0
     return _blocks_free(info) * info.f_frsize
 
 
+def _statvfs(path: str | Path) -> os.statvfs_result | None:
+    """What the file system ``path`` is (or would be) written on says of its room; None when it
+    cannot be looked at."""
+    try:
+        return os.statvfs(_existing_folder(path))
+    except (OSError, AttributeError):  # no statvfs (Windows)
+        return None
+
+
 def _blocks_free(info: os.statvfs_result) -> int:
     """The blocks this process may still fill: root may also use those reserved for it."""
     return info.f_bfree if hasattr(os, "geteuid") and os.geteuid() == 0 else info.f_bavail
-
-
-def _free_bytes(path: str | Path) -> int:
-    """The free bytes alone (inodes not counted), 0 when they cannot be looked at."""
-    try:
-        info = os.statvfs(_existing_folder(path))
-    except (OSError, AttributeError):
-        return 0
-    return _blocks_free(info) * info.f_frsize
 
 
 def _existing_folder(path: str | Path) -> Path:

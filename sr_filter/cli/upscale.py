@@ -263,10 +263,11 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
         for number, job in enumerate(jobs, 1):
             name = str(job.source) if job.source else "stdin"
             error = job.error
-            if error is None and full and job.target is not None and file_system(job.target) in full:
+            disk = file_system(job.target) if full and error is None and job.target is not None else None
+            if disk in full:
                 # upscaling it only to fail the same way would take minutes a file and say nothing new;
                 # one whose output fits whatever its compression (a small picture after a large one) is tried
-                free = None if full[file_system(job.target)] else free_space(job.target)
+                free = None if full[disk] else free_space(job.target)
                 if free is None or not _surely_fits(job, free, scale or upscaler.scale, (width, height)):
                     error = f"{name}: not tried: the disk of {shown_path(job.target)} is full"
             if error:  # a missing input, a folder that cannot be read: a failure of the batch, in its turn
