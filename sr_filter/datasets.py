@@ -4,6 +4,8 @@ Evaluation and the training sampler read their images through here."""
 from __future__ import annotations
 
 import fnmatch
+import glob
+import re
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -80,6 +82,14 @@ def matches(path: Path, pattern: str) -> bool:
     """Whether a file's name, or its name without the extension (as results name images), matches
     the fnmatch ``pattern``."""
     return fnmatch.fnmatch(path.name, pattern) or fnmatch.fnmatch(path.stem, pattern)
+
+
+def exclude_pattern(name: str) -> str:
+    """A pattern that matches the file ``name`` and can be pasted into a shell or a TOML file:
+    glob.escape keeps a '[' in the name from reading as a pattern, and a byte that is no text in
+    the file system's encoding (Python's U+DC80..U+DCFF stand-ins, which no shell or TOML file can
+    hold) becomes '?', so only a name differing in just that byte matches too."""
+    return re.sub("[\udc80-\udcff]", "?", glob.escape(name))
 
 
 def unmatched(patterns: Sequence[str], files: Sequence[Path]) -> list[str]:

@@ -19,7 +19,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from .datasets import read_image, select_images
+from .datasets import exclude_pattern, read_image, select_images
 from .errors import EvaluationError, SrFilterError, first_line
 from .imageops import imresize, make_pair
 from .metrics import measure, measure_sharpness
@@ -226,7 +226,7 @@ def evaluate_folder(upscale: UpscaleFn, folder: Path, scale: int, name: str | No
         try:
             hr, gray = read_image(path)
         except SrFilterError as exc:  # one damaged file: said with the way to leave it out
-            raise EvaluationError(f"{first_line(exc)}; leave it out with --exclude {shlex.quote(path.name)}") from None
+            raise EvaluationError(f"{first_line(exc)}; leave it out with --exclude {shlex.quote(exclude_pattern(path.name))}") from None
         check_measurable(path.name, hr.shape[:2], scale, hr_scale)
         hr, lr = make_pair(hr, scale, hr_scale, jpeg)
         t0 = time.perf_counter()
@@ -262,7 +262,7 @@ def check_measurable(name: str, shape: tuple[int, int], scale: int, hr_scale: fl
         raise EvaluationError(
             f"{name} is {_size_text(shape, measured, scale, hr_scale)}; measuring needs at least {need} on each side "
             f"(SSIM's {_SSIM_WINDOW} px window inside the {scale} px border that is left out); "
-            + (advice or f"leave it out with --exclude {shlex.quote(name)}" + (" or use a larger --hr-scale" if hr_scale < 1 else "")))
+            + (advice or f"leave it out with --exclude {shlex.quote(exclude_pattern(name))}" + (" or use a larger --hr-scale" if hr_scale < 1 else "")))
 
 
 def _measured_size(shape: tuple[int, int], scale: int, hr_scale: float) -> tuple[int, int]:
@@ -308,7 +308,7 @@ def _check_sizes(paths: Sequence[Path], scale: int, hr_scale: float) -> None:
     if small:
         listed = ", ".join(f"{name} ({_size_text(shape, measured, scale, hr_scale)})"
                            for name, shape, measured in small[:3]) + (", ..." if len(small) > 3 else "")
-        excludes = " ".join(f"--exclude {shlex.quote(name)}" for name, *_ in small)
+        excludes = " ".join(f"--exclude {shlex.quote(exclude_pattern(name))}" for name, *_ in small)
         raise EvaluationError(
             f"{len(small)} image(s) are too small to measure at x{scale}, which needs at least {need} px on each side "
             f"(SSIM's {_SSIM_WINDOW} px window inside the {scale} px border that is left out): {listed}; leave them out with "

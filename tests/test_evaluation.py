@@ -408,6 +408,35 @@ def test_results_are_strict_json_when_a_score_is_infinite(tmp_path):
 
 
 @needs_bench
+@pytest.mark.parametrize("name", ["scan[1].png", "odd\udcff name.png"])
+def test_the_advice_for_a_damaged_image_leaves_out_exactly_that_file(tmp_path, name):
+    """A '[' in the name had read as a pattern ("matches no image"), and a byte that is no text had
+    been printed as a \\udcff escape that no shell can give back: the advice, pasted, must work."""
+    import shlex
+
+    from .test_cli import run
+
+    folder = _crops(tmp_path / "set", 48, 40)
+    (folder / name).write_bytes(b"\x89PNG\r\n\x1a\n damaged")
+    (folder / "scan1.png").write_bytes((folder / "crop48.png").read_bytes())  # what a '[1]' read as a pattern matches
+    with pytest.raises(EvaluationError) as info:
+        ev.evaluate_folder(ev.bicubic_upscaler(4), folder, 4)
+    advice = str(info.value).rpartition("; leave it out with ")[2]
+    assert advice.startswith("--exclude ") and advice.isprintable(), advice
+    done = run("eval", folder, "--per-image", *shlex.split(advice))
+    assert done.returncode == 0, done.stderr.decode()
+    assert [line.split()[0] for line in done.stdout.decode().splitlines() if line.startswith("  set/")] == \
+        ["set/crop40", "set/crop48", "set/scan1"]
+    # one too small to measure: its advice works the same way
+    (folder / name).unlink()
+    Image.open(folder / "crop48.png").crop((0, 0, 12, 12)).save(folder / name, format="PNG")
+    with pytest.raises(EvaluationError) as info:
+        ev.evaluate_folder(ev.bicubic_upscaler(4), folder, 4)
+    advice = str(info.value).rpartition("; leave it out with ")[2]
+    assert advice.isprintable() and run("eval", folder, *shlex.split(advice)).returncode == 0, advice
+
+
+@needs_bench
 def test_images_too_small_to_measure_are_named_with_the_size_needed(tmp_path):
     from .test_cli import run
 

@@ -639,6 +639,8 @@ def test_a_training_file_that_is_no_image_is_named_with_the_way_on(image_folder,
     """[val] and eval said how to leave such a file out; training data said nothing more."""
     import shutil
 
+    import tomllib
+
     from sr_filter.training.data import PatchSampler
 
     train = tmp_path / "train"
@@ -650,6 +652,15 @@ def test_a_training_file_that_is_no_image_is_named_with_the_way_on(image_folder,
                                'leave it out with [data] exclude = ["fake[[]1].png"]')
     # the advice works: that pattern leaves exactly that file out
     assert len(PatchSampler(_config(train, tmp_path / "out", data={"exclude": ["fake[[]1].png"]}, val={"dirs": []}).data)) == 3
+    # a name with a byte that is no text: the advice had held a \\udcff escape, which TOML reads as an error
+    (train / "fake[1].png").unlink()
+    (train / "odd\udcff.png").write_text("not a picture")
+    with pytest.raises(DataError) as info:
+        PatchSampler(_config(train, tmp_path / "out", val={"dirs": []}).data)
+    line = str(info.value).rpartition("leave it out with ")[2]
+    assert line == '[data] exclude = ["odd?.png"]'
+    pasted = tomllib.loads(line.replace("[data] ", ""))["exclude"]
+    assert len(PatchSampler(_config(train, tmp_path / "out", data={"exclude": pasted}, val={"dirs": []}).data)) == 3
 
 
 def test_a_truncated_validation_image_is_found_before_the_first_iteration(image_folder, tmp_path):

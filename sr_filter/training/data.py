@@ -8,7 +8,6 @@ about the sampler has to be saved in checkpoints.
 
 from __future__ import annotations
 
-import glob
 import json
 import logging
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError, SrFilterError, first_line
-from ..datasets import list_images, read_rgb, select_images, unmatched
+from ..datasets import exclude_pattern, list_images, read_rgb, select_images, unmatched
 from ..imageops import imresize, modcrop
 from .config import DataConfig, DegradationConfig
 
@@ -54,8 +53,8 @@ def _augment(arrays: list[np.ndarray], rng: np.random.Generator, flips: bool, ro
 
 def _leave_out(path: Path) -> str:
     """The way to train without one unreadable file: its name as a [data] exclude pattern (a
-    JSON string is a TOML one; glob.escape keeps a '[' in the name from reading as a pattern)."""
-    return f"leave it out with [data] exclude = [{json.dumps(glob.escape(path.name))}]"
+    JSON string is a TOML one)."""
+    return f"leave it out with [data] exclude = [{json.dumps(exclude_pattern(path.name), ensure_ascii=False)}]"
 
 
 class PatchSampler:
