@@ -578,6 +578,32 @@ def test_suffix_with_an_output_file_named_is_refused_not_ignored(tmp_path):
     assert not (tmp_path / "q.png").exists()
 
 
+def test_an_output_that_links_to_another_input_is_refused(crop, tmp_path):
+    """out/a.png, a link to b.png (an input too), had made b.png "an output of an earlier run": it
+    was left out without a word, and with --overwrite, a.png's picture replaced it through the link."""
+    Image.fromarray(crop).save(tmp_path / "a.png")
+    Image.fromarray(np.ascontiguousarray(crop[::-1])).save(tmp_path / "b.png")
+    original = (tmp_path / "b.png").read_bytes()
+    for kind in ("symlink", "hard link"):
+        out = tmp_path / kind.replace(" ", "")
+        out.mkdir()
+        if kind == "symlink":
+            (out / "a.png").symlink_to(tmp_path / "b.png")
+        else:
+            os.link(tmp_path / "b.png", out / "a.png")
+        done = run(tmp_path / "a.png", tmp_path / "b.png", "-o", out, "--overwrite", "-m", "sr-photo-x4")
+        assert done.returncode == 2 and (tmp_path / "b.png").read_bytes() == original, (kind, done.stderr)
+        assert f"{out / 'a.png'}, the output of {tmp_path / 'a.png'}, is {tmp_path / 'b.png'}, another input".encode() \
+            in done.stderr, done.stderr
+        assert sorted(p.name for p in out.iterdir()) == ["a.png"]
+        # --skip-existing: a.png's output is there; b.png is upscaled as any other input
+        done = run(tmp_path / "a.png", tmp_path / "b.png", "-o", out, "--skip-existing", "-m", "sr-photo-x4")
+        assert done.returncode == 0 and b"left out" not in done.stderr, done.stderr
+        assert (tmp_path / "b.png").read_bytes() == original
+        with Image.open(out / "b.png") as image:
+            assert image.size == (crop.shape[1] * 4, crop.shape[0] * 4)
+
+
 def test_a_batch_says_what_it_leaves_out_and_never_redoes_its_own_outputs(crop, tmp_path, monkeypatch):
     """Folders and patterns in a batch: a `**` pattern with links back up the tree searched for
     ever; hidden files (macOS's ._x.png) failed the batch; an unreadable subfolder, videos and the

@@ -307,11 +307,11 @@ def plan_jobs(inputs: list[str], output: str | None, suffix: str, fmt: str | Non
 def _without_own_outputs(jobs: list[Job], left_out: Counter) -> list[Job]:
     """The jobs without those whose input is another job's output: written by an earlier run
     beside the inputs (``a_x4.png`` from ``a.png``), they had been upscaled again on every rerun."""
-    targets = {job.target.resolve() for job in jobs if job.target is not None}
+    targets = {_named(job.target) for job in jobs if job.target is not None}
     kept = []
     for job in jobs:
-        if job.source is not None and job.error is None and job.source.resolve() in targets and not (
-                job.target is not None and job.target.resolve() == job.source.resolve()):
+        if job.source is not None and job.error is None and _named(job.source) in targets and not (
+                job.target is not None and _named(job.target) == _named(job.source)):
             left_out["earlier"] += 1
             continue
         kept.append(job)
@@ -329,6 +329,13 @@ def unique(jobs: list[Job]) -> list[Job]:
             kept.append(job)
             seen.add(key)
     return kept
+
+
+def _named(path: Path) -> Path:
+    """``path`` with the links of its folders followed but not a link of its own: the name a file
+    goes by. An output that is a link to another input is not that input's name (that input had
+    been left out as "an output of an earlier run", then replaced through the link)."""
+    return _resolved(path.absolute().parent) / path.name
 
 
 def _resolved(path: Path) -> Path:
@@ -402,6 +409,7 @@ def check_targets(jobs: list[Job], *, overwrite: bool) -> None:
     from ..errors import OutputExistsError
 
     seen: dict[Path, Path | None] = {}
+    inputs = _input_files(jobs)
     for job in jobs:
         if job.target is None:
             continue
@@ -409,6 +417,10 @@ def check_targets(jobs: list[Job], *, overwrite: bool) -> None:
         if key in seen:
             raise click.UsageError(f"{seen[key]} and {job.source} would both be written to {job.target}")
         seen[key] = job.source
+        written = _file_id(job.target)
+        if written in inputs and job.source is not None and written != _file_id(job.source):
+            raise click.UsageError(f"{job.target}, the output of {job.source}, is {inputs[written]}, another input "
+                                   "(through a link); choose another output folder, or remove the link")
         if job.source is not None and _same_file(job.source, job.target):
             from ..animation import FORMATS as ANIMATED  # read whole before their output is written
 
@@ -453,6 +465,25 @@ def check_writable(jobs: list[Job], *, overwrite: bool) -> None:
         others = ", or --skip-existing to upscale only the others" if len(existing) < len(jobs) else ""
         count = f"all {len(jobs)}" if len(existing) == len(jobs) else f"{len(existing)} of the {len(jobs)}"
         raise OutputExistsError(f"{count} outputs exist ({listed}); use --overwrite to replace them{others}")
+
+
+def _input_files(jobs: list[Job]) -> dict[tuple[int, int], Path]:
+    """The jobs' readable input files by the file they are (links followed, hard links alike)."""
+    found: dict[tuple[int, int], Path] = {}
+    for job in jobs:
+        key = _file_id(job.source) if job.source is not None and job.error is None else None
+        if key is not None:
+            found.setdefault(key, job.source)
+    return found
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of the file ``path`` names, links followed; None where there is none."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return (st.st_dev, st.st_ino)
 
 
 def _same_file(a: Path, b: Path) -> bool:
