@@ -31,7 +31,7 @@ from sr_filter.training.degradations import degrade
 from sr_filter.training.features import FeatureExtractor, gram_loss
 from sr_filter.training.losses import GeneratorLoss
 
-from .conftest import interruptible
+from .conftest import ROOT, interruptible
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -97,6 +97,54 @@ def test_generator_learns_and_round_trips_through_the_registry(arch_name, settin
     x = _fixed_batch()[0]
     net.eval(), clone.eval()
     assert torch.equal(net(x), clone(x))
+
+
+def test_a_small_unet_trains_on_the_samplers_channels_last_batches(tmp_path):
+    """Training a U-Net of num_feat <= 8 crashed the process in its first backward pass (segfault,
+    or "double free or corruption"): torch 2.13's oneDNN corrupts memory in the weight gradient of
+    a 1x1 stride-2 convolution on channels-last inputs of few channels, and the patch sampler's
+    batches are channels-last. Run in a child process: a crash would take pytest with it."""
+    from PIL import Image
+
+    folder = tmp_path / "hr"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 256, (24, 24, 3), dtype=np.uint8)).resize((96, 96), Image.BICUBIC).save(folder / f"im{i}.png")
+    cfg = tmp_path / "unet.toml"
+    cfg.write_text(textwrap.dedent(f"""\
+        name = "unet"
+        out_dir = "{tmp_path.as_posix()}"
+        threads = 1
+        checkpoint_seconds = 0
+        plot = false
+        [model]
+        arch = "unet"
+        settings = {{ num_feat = 8, blocks = [1, 1] }}
+        [data]
+        train_dirs = ["{folder.as_posix()}"]
+        scale = 4
+        patch = 16
+        batch = 2
+        [optim]
+        iterations = 2
+        """))
+    done = subprocess.run([sys.executable, "-m", "sr_filter", "train", str(cfg)], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert torch.load(tmp_path / "unet" / "latest.pt", weights_only=True)["iteration"] == 2
+
+
+def test_the_unet_projection_is_a_stride_2_convolution():
+    """The stride is taken by slicing (see above); files trained before must give the same pixels."""
+    from sr_filter.archs.unet import BasicBlock
+
+    torch.manual_seed(0)
+    block = BasicBlock(8, 16, stride=2)
+    x = torch.rand(1, 8, 33, 17)
+    expected = F.relu(F.conv2d(x, block.proj.weight, block.proj.bias, stride=2)
+                      + block.conv2(F.relu(block.conv1(x))))
+    assert torch.allclose(block(x), expected, atol=1e-6) and block(x).shape == (1, 16, 17, 9)
 
 
 def _small_net() -> torch.nn.Module:
