@@ -219,6 +219,8 @@ def _open(url: str, limits: Limits, deadline: float = math.inf, overall: float =
     except requests.ReadTimeout:
         _past(deadline, overall)
         raise _NextUrl(f"no answer for {limits.stall:g} s ({ENV_STALL})") from None
+    except requests.exceptions.SSLError as exc:  # before ConnectionError, its base: the same every attempt
+        raise _NextUrl(_tls_trouble(exc, url)) from None
     except requests.ConnectionError as exc:
         reason = getattr(exc.args[0] if exc.args else None, "reason", None)
         if isinstance(reason, (NewConnectionError, ConnectTimeoutError)):
@@ -514,6 +516,38 @@ def _bar(name: str, total: int | None, url: str):  # -> tqdm
         total=total, desc=f"downloading {name}", unit="B", unit_scale=True, unit_divisor=1024,
         file=sys.stderr, disable=hidden, leave=False, dynamic_ncols=True,
     )
+
+
+def _tls_trouble(exc: BaseException, url: str) -> str:
+    """Why a TLS handshake failed, with the way on (requests' own text is a chain of reprs that
+    the 200-character cut ended mid-word, before the reason)."""
+    import ssl
+
+    inner = _innermost(exc, ssl.SSLError)
+    if isinstance(inner, ssl.SSLCertVerificationError):
+        why = inner.verify_message or "not trusted"
+        return (f"the certificate of {_host(url)} is not trusted ({why}); where a proxy or mirror on your network "
+                "has a certificate authority of its own, set REQUESTS_CA_BUNDLE to that authority's certificate "
+                "(a PEM file)")
+    why = (inner.reason or "").replace("_", " ").lower() if isinstance(inner, ssl.SSLError) else ""
+    return (f"no TLS connection with {_host(url)}" + (f" ({why})" if why else "")
+            + "; if that server speaks plain HTTP, give its address with http://")
+
+
+def _innermost(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
+    """The first ``kind`` among the exceptions ``exc`` wraps (urllib3 keeps them in args and
+    ``reason``, Python in ``__cause__`` and ``__context__``)."""
+    todo, seen = [exc], set()
+    while todo:
+        item = todo.pop(0)
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, kind):
+            return item
+        todo += [x for x in (*item.args, getattr(item, "reason", None), item.__cause__, item.__context__)
+                 if isinstance(x, BaseException)]
+    return None
 
 
 def _host(url: str) -> str:

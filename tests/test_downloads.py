@@ -177,6 +177,61 @@ def test_offline_message_names_no_command_line_flag(entry, monkeypatch):
 # --- a faulty cache ----------------------------------------------------------------------------
 
 
+@pytest.fixture
+def tls_server(tmp_path):
+    """The real weight files over HTTPS on 127.0.0.1, with a certificate of its own (self-signed,
+    made by openssl for this test), as a mirror or proxy on a company network has."""
+    import functools
+    import http.server
+    import ssl
+    import threading
+
+    from .conftest import UPSTREAM, require_shared
+
+    require_shared(UPSTREAM)
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(UPSTREAM))
+    handler.log_message = lambda *args: None
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"https://127.0.0.1:{httpd.server_address[1]}/", cert
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_a_mirror_with_a_certificate_of_its_own_is_said_with_the_way_on(tls_server, weights_server, entry,
+                                                                         isolated_cache, monkeypatch):
+    """Behind a company proxy or mirror: requests' text was cut mid-word before the reason
+    ("...SSLCertVerificationError(1, '[SSL: CERTIFICATE_VERIFY_FAILED] cer)") and named no way on."""
+    url, cert = tls_server
+    monkeypatch.setenv("SR_FILTER_WEIGHTS_URL", url)
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    with pytest.raises(DownloadError) as info:
+        fetch(entry)
+    host = url.split("/")[2]
+    assert f"the certificate of {host} is not trusted (self-signed certificate); " in str(info.value)
+    assert "set REQUESTS_CA_BUNDLE to that authority's certificate (a PEM file)" in str(info.value)
+    assert not list(isolated_cache.glob("*.pth"))
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))  # the advice, followed
+    assert file_sha256(fetch(entry)) == entry.sha256
+    # https:// to a server that speaks plain HTTP
+    plain = weights_server.url.replace("http://", "https://")
+    monkeypatch.setenv("SR_FILTER_WEIGHTS_URL", plain)
+    with pytest.raises(DownloadError, match=r"no TLS connection with 127\.0\.0\.1:\d+ \(wrong version number\); if "
+                                            r"that server speaks plain HTTP, give its address with http://"):
+        fetch(load_manifest().get("RealESRGANv2-animevideo-xsx4"))
+
+
 def test_folder_named_like_the_weights_file(weights_server, entry, isolated_cache, caplog):
     (isolated_cache / entry.file).mkdir(parents=True)
     with pytest.raises(CacheError, match="is a folder"):
