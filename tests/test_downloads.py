@@ -592,6 +592,26 @@ def test_models_counts_and_clear_cache_removes_what_killed_downloads_left(isolat
     assert list(isolated_cache.iterdir()) == []
 
 
+def test_models_counts_and_clears_the_training_backbones_too(isolated_cache):
+    """Training's perceptual loss fetches torchvision's VGG-19 (575 MB) into the same cache: `models`
+    had left it out of "N downloaded weights file(s)" and --clear-cache had kept it. A file of the
+    user's stays. (A stand-in of 3 MB under the name training gives the file: the real one cannot be
+    downloaded here.)"""
+    from click.testing import CliRunner
+
+    from sr_filter.backbones import PUBLISHED
+    from sr_filter.cli import cli
+
+    isolated_cache.mkdir(exist_ok=True)
+    (isolated_cache / PUBLISHED["vgg19"].file).write_bytes(bytes(3_000_000))
+    (isolated_cache / "notes.txt").write_text("mine")
+    listing = CliRunner().invoke(cli, ["models"])
+    assert "1 downloaded weights file(s), 3.0 MB" in listing.output, listing.output
+    done = CliRunner().invoke(cli, ["models", "--clear-cache"])
+    assert done.exit_code == 0 and done.output.startswith("removed 1 file(s), 3.0 MB, from "), done.output
+    assert sorted(p.name for p in isolated_cache.iterdir() if p.name != "openvino") == ["notes.txt"]
+
+
 def test_a_failed_download_points_only_to_what_models_has():
     """`models --download` failures ended "(see --model and --offline)" or pointed to --offline,
     options `models` does not have."""

@@ -116,10 +116,15 @@ def _cache_usage(manifest) -> dict:
 
 
 def _downloaded_files(manifest) -> list:
-    """The manifest's weights files that are in the cache (the built-in ones are not)."""
-    from ..weights import cached_path
+    """The weights files in the cache: the manifest's (the built-in ones are not there) and the
+    backbones that training's perceptual losses fetch (575 MB for VGG-19, which had stayed
+    uncounted and uncleared)."""
+    from ..backbones import PUBLISHED
+    from ..weights import cache_dir, cached_path
 
-    return [path for path in (cached_path(e) for e in manifest.models if not e.packaged) if path.is_file()]
+    paths = [cached_path(e) for e in manifest.models if not e.packaged]
+    paths += [cache_dir() / pub.file for pub in PUBLISHED.values()]
+    return [path for path in paths if path.is_file()]
 
 
 def _converted_files(folder) -> list:

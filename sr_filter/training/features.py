@@ -9,41 +9,18 @@ The weights are fetched on first use through the filter's own checked download c
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..backbones import PUBLISHED, PublishedWeights  # noqa: F401 - PublishedWeights: tests build their own
 from ..errors import DownloadError, WeightsFormatError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-
-@dataclass(frozen=True)
-class PublishedWeights:
-    url: str
-    #: torchvision names its files ``<arch>-<first 8 hex of the sha256>.pth``
-    sha256_prefix: str
-    #: the full pin; None where this version does not know it yet (see ``resolve_weights``)
-    sha256: str | None = None
-    size: int | None = None
-
-
-#: full sha256 values of torchvision's files, as recorded by several independent projects that
-#: pin them; each starts with the prefix torchvision puts in the file name
-PUBLISHED: dict[str, PublishedWeights] = {
-    "vgg19": PublishedWeights(
-        "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth", "dcbb9e9d",
-        "dcbb9e9dad569fff7a846263a77324fc34978fea2bfb039c012d710e1776ae44", 574673361,
-    ),
-    "resnet50": PublishedWeights(
-        "https://download.pytorch.org/models/resnet50-0676ba61.pth", "0676ba61",
-        "0676ba61b6795bbe1773cffd859882e5e297624d384b6993f7c9e683e722fb8a",
-    ),
-}
 
 # ----------------------------------------------------------------------------- VGG-19
 
@@ -169,7 +146,7 @@ def resolve_weights(net: str, path: str = "", sha256: str = "") -> Path:
     from ..errors import NetworkUnavailableError, OfflineError
     from ..weights import fetch_url
 
-    name = pub.url.rsplit("/", 1)[-1]
+    name = pub.file
     copy = f'name a copy in the config: [loss] feature_weights = "/path/to/{name}"'
     try:
         return fetch_url(pub.url, pin, name, pub.size, instead=copy)
