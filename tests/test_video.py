@@ -1965,6 +1965,28 @@ def test_damaged_packets_are_an_error_unless_skipping_is_asked(tmp_path, upscale
         upscale_video(tmp_path / "noisy.mkv", tmp_path / "noisy_out.mkv", upscaler=upscaler, skip_damaged=True)
 
 
+def test_frames_after_a_skipped_damaged_packet_keep_their_own_times(tmp_path, upscaler):
+    """With B-frames, the decoder gives frames back out of order after a lost keyframe (10, 22, 11,
+    23, ...): they had been pushed later into a rising order, so every frame after the damage came
+    out late (the sound drifted off the picture) and the video ran long. Each frame now keeps its
+    own time and the length stays the source's."""
+    clip = make_clip(tmp_path / "clip.mp4", frames=24, gop=12, bframes=3, audio=0)
+    data = bytearray(clip.read_bytes())
+    with av.open(str(clip)) as container:
+        keys = [(data.find(bytes(p)), p.size) for p in container.demux(video=0) if p.size and p.is_keyframe]
+    pos, size = keys[1]  # the second keyframe: the B-frames before it lose a reference
+    data[pos:pos + size] = bytes([0xFF]) * size
+    (tmp_path / "hit.mp4").write_bytes(bytes(data))
+    source = describe(clip)["times"]
+    summary = upscale_video(tmp_path / "hit.mp4", tmp_path / "out.mkv", upscaler=upscaler, skip_damaged=True)
+    times = describe(tmp_path / "out.mkv")["times"]
+    assert summary["frames"] == len(times) and 0 < len(times) < len(source)
+    assert times == sorted(times) and all(any(abs(t - s) < 0.001 for s in source) for t in times), times
+    assert round(times[-1], 3) == round(source[-1], 3)
+    with av.open(str(clip)) as src, av.open(str(tmp_path / "out.mkv")) as out:
+        assert abs(out.duration - src.duration) <= 1000  # microseconds: not a frame longer
+
+
 def test_quiet_video_runs_print_no_notices(tmp_path):
     """-q promises errors only: the 'converted ...' and 'dropped ...' notices of a video had still been printed."""
     clip = make_clip(tmp_path / "clip.mkv", frames=4, subtitles=True, attachment=True)

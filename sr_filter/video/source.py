@@ -11,6 +11,7 @@ decoder's own ones come out of order for B-frame video.
 from __future__ import annotations
 
 import errno
+import heapq
 import logging
 from collections import Counter, deque
 from collections.abc import Iterator
@@ -32,6 +33,9 @@ from .colour import Colour
 FRAMES_IN_FLIGHT = 12
 #: demuxers that give packets decode times only: frames are timed from them, in order
 DECODE_ORDER_ONLY = frozenset({"avi"})
+#: frames held back after a skipped damaged packet to put them in order of their own times (a
+#: decoder that lost a reference gives B-frames back after later frames: 27, 18, 28, 19, ...)
+REORDER_AFTER_DAMAGE = 4
 #: WebM keeps a VP8/VP9 picture's alpha plane beside it (stream tag alpha_mode=1), which FFmpeg's
 #: own decoders drop and libvpx's read, as 4:2:0 with alpha
 _ALPHA_DECODERS = {"vp8": "libvpx", "vp9": "libvpx-vp9"}
@@ -197,6 +201,8 @@ def items(container: av.container.InputContainer, name: str, info: VideoInfo, *,
     held: Frame | None = None  # each frame waits for the next: the last one's display time is fixed at the end
     gaps = _Gaps()
     damaged: list[int] = []  # frame numbers near which a packet could not be decoded and was skipped
+    late = 0  # frames decoded after a skipped packet whose time an earlier-shown frame had passed: left out
+    order = _Reorder()  # after a skipped packet, frames in order of their own times
     packets = container.demux([video] + [s for s in container.streams if s.index in (copy or ())])
     try:
         for packet in packets:
@@ -217,8 +223,12 @@ def items(container: av.container.InputContainer, name: str, info: VideoInfo, *,
                 if not skip_damaged or clock.decode_order or len(damaged) >= max(10, (index + 1) // 20):
                     raise
                 damaged.append(index + 1)
+                order.depth = REORDER_AFTER_DAMAGE
                 continue
-            for frame in decoded:
+            for frame in order.put(decoded, end_of_stream=not packet.size):
+                if damaged and clock.passed(frame):  # too late even for the reordering: its time is already shown
+                    late += 1
+                    continue
                 index += 1
                 pts = clock.stamp(frame)
                 if end is not None and index == end:  # the first frame past the range: where the last kept one ends
@@ -265,11 +275,41 @@ def items(container: av.container.InputContainer, name: str, info: VideoInfo, *,
     if damaged:
         near = ", ".join(map(str, damaged[:5])) + (", ..." if len(damaged) > 5 else "")
         log.warning("%s has %d damaged packet(s), near frame(s) %s: skipped, so their pictures are missing from the "
-                    "output (the other frames keep their times)", name, len(damaged), near)
+                    "output (the other frames keep their times)%s", name, len(damaged), near, _late_note(late))
     elif info.codec not in _ANIMATION_CODECS:  # an animation's pauses are its own (a skipped packet's gap is said above)
         gaps.say(name)
     if end is not None and index + 1 < end:  # it had given fewer frames than asked without a word
         log.warning("the frame range ends at frame %d, but %s has %d frames: upscaled to its end", end, name, index + 1)
+
+
+class _Reorder:
+    """Decoded frames in order of their own times, ``depth`` frames held back (0: passed on as
+    decoded, as the decoder's own reordering already gives them)."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.held: list[tuple[int, int, av.VideoFrame]] = []
+        self.count = 0
+        self.key = 0
+
+    def put(self, frames: list[av.VideoFrame], end_of_stream: bool = False) -> list[av.VideoFrame]:
+        """The frames now due: all held ones at the end of the stream."""
+        if not self.depth and not self.held:
+            return frames
+        for frame in frames:  # a frame without a time keeps its place after the one before it
+            self.key = frame.pts if frame.pts is not None else self.key
+            self.count += 1
+            heapq.heappush(self.held, (self.key, self.count, frame))
+        keep = 0 if end_of_stream else self.depth
+        return [heapq.heappop(self.held)[2] for _ in range(max(0, len(self.held) - keep))]
+
+
+def _late_note(late: int) -> str:
+    """The end of the damaged-packet warning: the frames left out for coming back out of order."""
+    if not late:
+        return ""
+    return (f"; {late} frame(s) the decoder gave back after them out of order, their times already passed, "
+            f"were left out too")
 
 
 def last_until_the_end(frame: Frame | None, stream) -> None:
@@ -475,7 +515,8 @@ class Clock:
     pairs its frames with the wrong packets' guesses (0.04, 0.16, 0.12, ...). The frames come out
     in display order, so the k-th frame takes the k-th packet's time. A frame whose time still
     does not rise (a damaged file) is placed one frame after the previous one instead of being
-    handed to the encoder, which refuses it."""
+    handed to the encoder, which refuses it; after a skipped damaged packet, the caller leaves such
+    a frame out instead (:meth:`passed`), since placing it late moved every later frame too."""
 
     def __init__(self, container: av.container.InputContainer) -> None:
         stream = container.streams.video[0]
@@ -496,6 +537,13 @@ class Clock:
         if ticks:
             self.slots = deque(slot + ticks for slot in self.slots)
             self.shift += ticks
+
+    def passed(self, frame: av.VideoFrame) -> bool:
+        """Whether a frame's own time is at or before the last one stamped: a decoder that lost a
+        reference gives B-frames back after later frames (27, 18, 28, 19, ...). AVI's frames take
+        their slots in order, so there none has passed."""
+        return (not self.decode_order and frame.pts is not None and self.last is not None
+                and frame.pts <= self.last)
 
     def stamp(self, frame: av.VideoFrame) -> int | None:
         pts = frame.pts
