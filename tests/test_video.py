@@ -907,6 +907,24 @@ def test_width_and_height_pick_the_scale_for_videos_animations_and_not_streams(t
     assert stream.returncode == 2 and b"--width/--height need a file" in stream.stderr
 
 
+@pytest.mark.parametrize("source,audio,target", [("clip.webm", "libopus", "out.avi"), ("clip.mkv", "flac", "out.webm")])
+def test_a_dropped_stream_names_only_outputs_that_keep_it(tmp_path, upscaler, source, audio, target):
+    """Opus dropped from an .avi and FLAC from a .webm had offered "a .mkv or .mp4 or .mov output",
+    and a .mov output dropped them too (its header refuses them). The outputs offered now pass the
+    same test as the drop, and each one named keeps the stream."""
+    clip = make_clip(tmp_path / source, frames=4, codec="libvpx-vp9" if source.endswith("webm") else "libx264",
+                     audio_codec=audio)
+    codec = describe(clip)["others"][0][1]
+    notices: list[str] = []
+    upscale_video(clip, tmp_path / target, upscaler=upscaler, notice=notices.append)
+    line = next(n for n in notices if n.startswith("dropped audio stream"))
+    assert line.endswith(f"cannot hold {codec}; a .mkv or .mp4 output keeps it"), line
+    for suffix in (".mkv", ".mp4"):
+        kept = tmp_path / f"kept{suffix}"
+        upscale_video(clip, kept, upscaler=upscaler, codec="vp9", notice=notices.append)
+        assert describe(kept)["others"] == [("audio", codec)]
+
+
 @pytest.mark.parametrize("name,codec", [("out.mkv", None), ("out.mov", None), ("out.webm", None), ("out.mp4", "av1")])
 def test_resume_without_copied_streams_writes_only_the_upscaled_video(tmp_path, upscaler, name, codec):
     """Nothing to copy (no audio): the join reads no source packet (it once mixed the source's own

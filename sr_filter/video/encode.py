@@ -139,6 +139,20 @@ def _header_takes(muxer: str, stream: av.stream.Stream, packet: av.Packet | None
             pass
 
 
+def _holds(muxer: str, stream: av.stream.Stream, packet: av.Packet | None) -> bool:
+    """Whether a copy of ``stream`` (first packet ``packet``) goes into ``muxer``'s files: the one
+    test both for dropping a stream and for the containers a dropped one's line offers."""
+    codec = stream.codec_context.name if stream.codec_context else None
+    return codec is not None and _probe_holds(muxer, codec) and _header_takes(muxer, stream, packet)
+
+
+def _keepers_hint(muxer: str, stream: av.stream.Stream, packet: av.Packet | None) -> str:
+    """The end of a dropped stream's line: the outputs that keep it (mov_text into .mkv: no .mkv
+    to offer; Opus or FLAC into .avi: no .mov, whose header refuses them)."""
+    keepers = [_suffix(other) for other in ("matroska", "mp4", "mov") if other != muxer and _holds(other, stream, packet)]
+    return f"; a {' or '.join(keepers)} output keeps it" if keepers else ""
+
+
 def _first_packets(source: av.container.InputContainer, indices: set[int]) -> dict[int, av.Packet]:
     """The first packet of each stream in ``indices``, from one pass over the source opened again
     (the caller's reading position stays as it is); those that cannot be read are left out."""
@@ -660,15 +674,13 @@ def copy_streams(container: av.container.OutputContainer, source: av.container.I
         if codec is None:  # KLV and other data FFmpeg has no codec for ("cannot hold unknown" had been said)
             dropped.append(f"{what} (data FFmpeg names no codec for, such as KLV): {_a_file(muxer)} cannot hold it")
             continue
-        if not _probe_holds(muxer, codec) or not _header_takes(muxer, stream, firsts.get(stream.index)):
+        first = firsts.get(stream.index)
+        if not _holds(muxer, stream, first):
             into = subtitles.target(muxer, codec) if stream.type == "subtitle" else None
             if into is not None:
                 _convert(container, stream, codec, into, muxer, copies)
                 continue
-            keepers = [_suffix(other) for other in ("matroska", "mp4", "mov")
-                       if other != muxer and _probe_holds(other, codec)]  # mov_text into .mkv: no .mkv to offer
-            hint = f"; a {' or '.join(keepers)} output keeps it" if keepers else ""
-            dropped.append(f"{what} ({codec}): {_a_file(muxer)} cannot hold {codec}{hint}")
+            dropped.append(f"{what} ({codec}): {_a_file(muxer)} cannot hold {codec}{_keepers_hint(muxer, stream, first)}")
             continue
         try:
             streams[stream.index] = copied = _sized_copy(container, stream, muxer) or container.add_stream_from_template(stream)
