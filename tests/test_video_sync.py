@@ -151,3 +151,28 @@ def test_a_packet_before_zero_in_an_avi_is_dropped_or_starts_there_by_its_presen
     assert moved(shown_later, Fraction(0), from_zero=True) and (shown_later.pts, shown_later.dts) == (40, -40)
     whole = packet(-10, -10, 40)  # elsewhere a packet before zero stays (mp4 and mkv trim it)
     assert moved(whole, Fraction(0)) and whole.pts == -10
+
+
+@pytest.mark.parametrize("steps", [(2, 1, 4, 2, 6), (1, 3, 1, 1, 6)])
+@pytest.mark.parametrize("output", ["out.mp4", "out.mkv"])
+def test_a_resumed_variable_rate_clip_with_b_frames_keeps_its_timing_and_sync(tmp_path, upscaler, monkeypatch, steps, output):
+    """Each segment's encoder starts its decode times early by its B-frame delay, counted in its
+    own first frames' durations: at variable frame rate a segment's first decode time fell before
+    the previous one's last, and every run failed at the join ("cannot write ...: Invalid
+    argument"). The joined video now has a whole run's frame times, length and sync."""
+    monkeypatch.setattr(resume, "SEGMENT_FRAMES", 6)
+    source = make_sync_clip(tmp_path / "clip.mp4", vfr=steps, gop=6, frames=30)
+    upscale_video(source, tmp_path / output, upscaler=upscaler, resume=True)
+    upscale_video(source, tmp_path / f"whole{output}", upscaler=upscaler)
+
+    def timing(path):
+        with av.open(str(path)) as container:
+            return [frame.pts * frame.time_base for frame in container.decode(video=0)], container.duration
+
+    def spacing(path):
+        times = timing(path)[0]
+        return [later - earlier for earlier, later in zip(times, times[1:])]
+
+    assert timing(tmp_path / output) == timing(tmp_path / f"whole{output}")
+    assert spacing(tmp_path / output) == spacing(source)
+    assert gap(tmp_path / output) == pytest.approx(gap(source), abs=TOLERANCE)

@@ -204,11 +204,12 @@ def make_y4m(path: Path, *, frames: int = 6, size: tuple[int, int] = (32, 24), p
 
 
 def make_sync_clip(path: Path, *, rate: int = 25, frames: int = 50, flash: int = 12, audio_codec: str = "aac",
-                   sample_rate: int = 8000, bframes: int = 2, vfr: bool = False, gop: int | None = None) -> Path:
+                   sample_rate: int = 8000, bframes: int = 2, vfr: bool | tuple[int, ...] = False,
+                   gop: int | None = None) -> Path:
     """A black clip whose frame ``flash`` is white, with a 1 kHz beep starting at that frame's
     time in otherwise silent audio: where a player shows the flash and plays the beep tells
-    whether picture and sound are in sync. ``vfr`` spaces the frames 1, 2 or 3 ticks apart;
-    ``gop`` puts a keyframe every that many frames.
+    whether picture and sound are in sync. ``vfr`` spaces the frames 1, 2 or 3 ticks apart, or
+    as many ticks as a tuple says, in turn; ``gop`` puts a keyframe every that many frames.
 
     8 kHz AAC has 128 ms of encoder priming (1024 samples), which mp4 trims with an edit list:
     the case where a copied audio stream most easily slips against a re-encoded video."""
@@ -228,7 +229,8 @@ def make_sync_clip(path: Path, *, rate: int = 25, frames: int = 50, flash: int =
             frame = av.VideoFrame.from_ndarray(np.full((height, width, 3), value, np.uint8), format="rgb24").reformat(format="yuv420p")
             frame.pts, frame.time_base = pts, tick
             flash_at = pts * tick if i == flash else flash_at
-            pts += 1 + i % 3 if vfr else 1
+            steps = vfr if isinstance(vfr, tuple) else (1, 2, 3) if vfr else (1,)
+            pts += steps[i % len(steps)]
             for packet in video.encode(frame):
                 out.mux(packet)
         for packet in video.encode():

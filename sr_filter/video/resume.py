@@ -242,10 +242,14 @@ def join(segments: list[tuple[int, int, Path]], src: Path, tmp: str, muxer: str,
         others = (p for p in others if encode.moved(p, shift, from_zero=bool(info.steady)))
         out.set_chapters(encode.chapters_from(container.chapters(), shift))
         videos = (p for seg in opened for p in _video_packets(seg, to_annex_b))
+        paths = [path for _, _, path in segments]
         if info.steady:
             videos = _in_slots(videos, info.steady)
-        elif muxer not in ("mp4", "mov"):  # those time frames by decode steps, as the segments do
-            videos = _shown_for(videos, _display_times([path for _, _, path in segments]))
+        else:
+            shown = _display_times(paths)  # the segments (mov) hold decode-time steps as durations
+            videos = _shown_for(_decoded_at(videos, _decode_times(paths)), shown)
+            if muxer in ("mp4", "mov") and shown:
+                videos = _ending_at(videos, max(start + length for start, length in shown.items()))
         for *_, packet in heapq.merge(_timed(videos, 0), _timed(others, 1)):
             if packet.stream.type == "video":
                 packet.stream = video
@@ -299,11 +303,70 @@ def _in_slots(packets: Iterator[av.Packet], step: Fraction) -> Iterator[av.Packe
         yield packet
 
 
+def _decode_times(paths: list[Path]) -> list[Fraction] | None:
+    """The joined video's decode times in seconds, one per packet in decode order: the display
+    times in order, ``delay`` frames later, as one encoder of the whole video writes them.
+
+    Each segment's encoder starts its decode times before its first frame by its reordering
+    delay counted in its own first frames' durations; at variable frame rate those differ, so a
+    segment's first decode time could fall before the previous one's last (the muxers refuse
+    that: ``--resume`` failed on every run). ``delay`` is the segments' own (frames decoded
+    before the first is shown), and at least what any packet is decoded ahead of its place in
+    display order, so no frame is decoded after it is shown. None when a packet has no time
+    (the segments' own times are kept)."""
+    shown: list[Fraction] = []
+    delay = 0
+    for path in paths:
+        with av.open(str(path)) as segment:
+            stream = segment.streams.video[0]
+            time_base = Fraction(stream.time_base)  # read while open (see _display_times)
+            stamps = [(p.dts, p.pts) for p in segment.demux(stream) if p.size]
+        if not stamps or any(dts is None or pts is None for dts, pts in stamps):
+            return None
+        first = min(pts for _, pts in stamps)
+        delay = max(delay, sum(1 for dts, _ in stamps if dts < first))
+        shown += [pts * time_base for _, pts in stamps]
+    order = sorted(shown)
+    if len(set(order)) != len(order):
+        return None
+    rank = {start: number for number, start in enumerate(order)}
+    delay = min(max(delay, *(number - rank[start] for number, start in enumerate(shown))), len(order) - 1)
+    lead = order[delay] - order[0]
+    return [order[number - delay] if number >= delay else order[number] - lead for number in range(len(order))]
+
+
+def _decoded_at(packets: Iterator[av.Packet], times: list[Fraction] | None) -> Iterator[av.Packet]:
+    """The packets with the decode times of :func:`_decode_times` (None: their own)."""
+    for number, packet in enumerate(packets):
+        if times is not None:
+            packet.dts = round(times[number] / packet.time_base)
+        yield packet
+
+
+def _ending_at(packets: Iterator[av.Packet], end: Fraction) -> Iterator[av.Packet]:
+    """The packets, the last one lasting so the track ends at ``end`` seconds: mp4 and mov take a
+    track's length from its decode steps, the last packet's duration closing it, and its first
+    frame is shown the reordering delay after it starts (as :meth:`encode.Output._mux_last`)."""
+    lead, held = None, None
+    for packet in packets:
+        if lead is None and packet.pts is not None and packet.dts is not None:
+            lead = packet.pts - packet.dts
+        if held is not None:
+            yield held
+        held = packet
+    if held is not None:
+        if held.dts is not None and held.time_base:
+            held.duration = max(1, round(end / held.time_base) - held.dts - (lead or 0))
+        yield held
+
+
 def _display_times(paths: list[Path]) -> dict[Fraction, Fraction]:
     """Each segment frame's start -> how long it is shown, in seconds: until the next frame, across
     the joins too, and the last one to its segment's end. A segment (mov) keeps decode-time steps
     as its packets' durations, and Matroska took them for display times: after ``--resume`` frames
-    beside the joins lasted 0.25 s instead of 0.08, and the last one twice its time."""
+    beside the joins lasted 0.25 s instead of 0.08, and the last one twice its time. The end is
+    the one the segment records (mov's edit list): counted from its first decode time and delay,
+    it was off at variable frame rate, where the delay at the end is not the one at the start."""
     starts: list[Fraction] = []
     end = Fraction(0)
     for path in paths:
@@ -312,13 +375,16 @@ def _display_times(paths: list[Path]) -> dict[Fraction, Fraction]:
             # read while the file is open: a closed container's stream gave a time base from freed
             # memory, and joined videos frame durations of 20 s or a length of 551 years, at random
             time_base = Fraction(stream.time_base)
+            recorded = stream.start_time + stream.duration if stream.start_time is not None and stream.duration else None
             steps = [(p.dts, p.pts, p.duration or 0) for p in segment.demux(stream) if p.size and p.pts is not None]
         if not steps or steps[0][0] is None or steps[-1][0] is None:
             continue
         starts += sorted(pts * time_base for _, pts, _ in steps)
-        # the track runs from the first decode time; its shown part starts that frame's delay later
-        (first_dts, first_pts, _), (last_dts, _, last_step) = steps[0], steps[-1]
-        end = (last_dts + last_step + first_pts - first_dts) * time_base
+        if recorded is not None:  # mov: the edit list's end, where the last shown frame ends
+            end = recorded * time_base
+        else:  # the track runs from the first decode time; its shown part starts that frame's delay later
+            (first_dts, first_pts, _), (last_dts, _, last_step) = steps[0], steps[-1]
+            end = (last_dts + last_step + first_pts - first_dts) * time_base
     starts.sort()
     return {start: max(following - start, Fraction(0)) for start, following in zip(starts, [*starts[1:], max(end, starts[-1])])} if starts else {}
 
