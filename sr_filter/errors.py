@@ -157,6 +157,19 @@ class VideoFormatError(ImageFormatError):
     """A video or animation cannot be read, or cannot be written with the chosen codec/container."""
 
 
+class VideoEndsEarlyError(VideoFormatError):
+    """A video file stops well before the end its header declares (cut short). Every run stops at
+    the same frame, so the way on is a frame range of the ``frames`` it has, which a resumable
+    run (``resumed``) cannot take: the advice says to leave resuming out."""
+
+    def __init__(self, reason: str, frames: int | None = None, *, resumed: bool = False) -> None:
+        advice = f"; the frame range 0:{frames} upscales the {frames} frames it has" if frames else ""
+        if advice and resumed:
+            advice += ", without resume=True (whose segments are removed: every run stops at the same frame)"
+        super().__init__(reason + advice)
+        self.reason, self.frames = reason, frames
+
+
 class ClusterError(SrFilterError):
     """A cluster job cannot start or go on: Ray missing, an unreachable cluster, no workers left."""
 

@@ -1483,10 +1483,10 @@ def test_a_resumable_run_that_fails_says_where_its_finished_segments_are(tmp_pat
     from sr_filter.video import resume
 
     monkeypatch.setattr(resume, "SEGMENT_FRAMES", 4)
-    whole = make_clip(tmp_path / "whole.mkv", frames=24, gop=4).read_bytes()
-    (tmp_path / "cut.mkv").write_bytes(whole[: len(whole) * 3 // 5])
+    clip = make_clip(tmp_path / "clip.mkv", frames=24, gop=4)
+    (tmp_path / "hit.mkv").write_bytes(_damaged_packet(clip))  # --skip-damaged takes it on from the segments
     with pytest.raises(VideoFormatError) as info:
-        upscale_video(tmp_path / "cut.mkv", tmp_path / "out.mkv", upscaler=upscaler, resume=True)
+        upscale_video(tmp_path / "hit.mkv", tmp_path / "out.mkv", upscaler=upscaler, resume=True)
     parts = resume.parts_folder(tmp_path / "out.mkv")
     kept = resume.finished(parts)
     assert kept and str(info.value).endswith(f"; {len(kept)} finished segment(s) are kept in {parts} for a rerun "
@@ -1495,6 +1495,39 @@ def test_a_resumable_run_that_fails_says_where_its_finished_segments_are(tmp_pat
     with pytest.raises(VideoFormatError) as info:
         upscale_video(tmp_path / "noise.mkv", tmp_path / "other.mkv", upscaler=upscaler, resume=True)
     assert "kept" not in str(info.value) and not resume.parts_folder(tmp_path / "other.mkv").exists()
+
+
+def _damaged_packet(clip: Path) -> bytes:
+    """The bytes of ``clip`` with one packet between keyframes, past the tenth, overwritten."""
+    data = bytearray(clip.read_bytes())
+    with av.open(str(clip)) as container:  # where each packet's bytes are (the container's own framing left whole)
+        packets = [(data.find(bytes(p)), p.size, p.is_keyframe) for p in container.demux(video=0) if p.size]
+    pos, size, _ = next(p for p in packets[10:] if not p[2])
+    data[pos:pos + size] = bytes([0xFF]) * size
+    return bytes(data)
+
+
+def test_a_resumed_video_that_ends_early_says_the_way_that_works_and_leaves_nothing(tmp_path, upscaler, monkeypatch):
+    """A file cut short stops every run at the same frame: its segments were kept "for a rerun"
+    that failed the same way each time, and the advised frame range was refused beside --resume.
+    The segments are removed, and the advice says to leave --resume out; followed, it works and
+    leaves nothing behind."""
+    from sr_filter.video import resume
+
+    monkeypatch.setattr(resume, "SEGMENT_FRAMES", 4)
+    whole = make_clip(tmp_path / "whole.mkv", frames=24, gop=4).read_bytes()
+    (tmp_path / "cut.mkv").write_bytes(whole[: len(whole) * 3 // 5])
+    for _ in range(2):  # a rerun, as advised before, ends the same way
+        with pytest.raises(VideoFormatError, match=r"cut.mkv ends early: .*; the frame range 0:(\d+) upscales the \1 frames it has, "
+                                                   r"without resume=True \(whose segments are removed: every run stops at the "
+                                                   r"same frame\)$") as info:
+            upscale_video(tmp_path / "cut.mkv", tmp_path / "out.mkv", upscaler=upscaler, resume=True)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.mkv", "whole.mkv"]
+    frames = int(re.search(r"frame range 0:(\d+)", str(info.value)).group(1))
+    result = run(tmp_path / "cut.mkv", "-o", tmp_path / "out.mkv", "-m", MODEL, "-t", "32", "--resume")
+    assert result.returncode == 1 and f"--frames 0:{frames} upscales the {frames} frames it has, without --resume (" in result.stderr.decode()
+    assert run(tmp_path / "cut.mkv", "-o", tmp_path / "out.mkv", "-m", MODEL, "-t", "32", "--frames", f"0:{frames}").returncode == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.mkv", "out.mkv", "whole.mkv"]
 
 
 def test_one_video_or_animation_is_named_as_images_are(tmp_path):

@@ -15,7 +15,8 @@ from typing import Any, BinaryIO
 import av
 
 from ..atomic import is_stream, new_folders, open_atomic, prepare_target, replacing
-from ..errors import OVERWRITE_ADVICE, ImageFormatError, OutputExistsError, OutputIsInputError, VideoFormatError, first_line
+from ..errors import (OVERWRITE_ADVICE, ImageFormatError, OutputExistsError, OutputIsInputError, VideoEndsEarlyError,
+                      VideoFormatError, first_line)
 from ..frames import parse_range
 from ..progress import cancels
 from ..sizing import scaled_length, target_scale
@@ -277,6 +278,11 @@ def _write_segments(container, src: Path, dst: Path, muxer: str, family: str, in
         with written(dst, overwrite) as tmp:
             summary = resume.run(container, src, dst, str(tmp), muxer, family, info, upscaler, scale, size,
                                  crf=crf, batch=batch, progress=progress, notice=notice, skip_damaged=skip_damaged)
+    except VideoEndsEarlyError as exc:
+        # the file lacks the rest: every rerun stopped at the same frame, its segments kept "for a
+        # rerun" that could not use them, and the advised frame range was refused beside resuming
+        shutil.rmtree(resume.parts_folder(dst), ignore_errors=True)
+        raise VideoEndsEarlyError(exc.reason, exc.frames, resumed=True) from None
     except VideoFormatError as exc:  # say where the finished segments wait: they had stayed without a word
         parts = resume.parts_folder(dst)
         kept = len(resume.finished(parts)) if parts.is_dir() else 0

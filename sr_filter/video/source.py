@@ -22,7 +22,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from ..errors import OutOfMemoryError, VideoFormatError, first_line
+from ..errors import OutOfMemoryError, VideoEndsEarlyError, VideoFormatError, first_line
 from ..imageio import IMAGE_SUFFIXES
 from ..limits import estimate_bytes
 from ..sizing import scaled_length
@@ -422,9 +422,8 @@ def check_complete(stream, name: str, last_end: float, frames: int | None = None
     rate = float(stream.average_rate or stream.guessed_rate or 25)
     start = float((stream.start_time or 0) * stream.time_base) if stream.time_base else 0.0
     if last_end < declared - max(2 / rate, min(0.5, (declared - start) / 5)):
-        raise VideoFormatError(f"{name} ends early: its video stops at {last_end:.2f} s but the file says it lasts "
-                               f"{declared:.2f} s (truncated or damaged?)"
-                               + (f"; the frame range 0:{frames} upscales the {frames} frames it has" if frames else ""))
+        raise VideoEndsEarlyError(f"{name} ends early: its video stops at {last_end:.2f} s but the file says it lasts "
+                                  f"{declared:.2f} s (truncated or damaged?)", frames)
 
 
 def as_frame(frame: av.VideoFrame, pts: int | None, info: VideoInfo, index: int, key: bool | None = None) -> Frame:
