@@ -157,6 +157,10 @@ class VideoFormatError(ImageFormatError):
     """A video or animation cannot be read, or cannot be written with the chosen codec/container."""
 
 
+#: said after a frame range advised to a resumable run, which takes none
+_NOT_RESUMED = ", without resume=True (whose segments are removed: every run stops at the same frame)"
+
+
 class VideoEndsEarlyError(VideoFormatError):
     """A video file stops well before the end its header declares (cut short). Every run stops at
     the same frame, so the way on is a frame range of the ``frames`` it has, which a resumable
@@ -164,10 +168,33 @@ class VideoEndsEarlyError(VideoFormatError):
 
     def __init__(self, reason: str, frames: int | None = None, *, resumed: bool = False) -> None:
         advice = f"; the frame range 0:{frames} upscales the {frames} frames it has" if frames else ""
-        if advice and resumed:
-            advice += ", without resume=True (whose segments are removed: every run stops at the same frame)"
-        super().__init__(reason + advice)
+        super().__init__(reason + (advice + _NOT_RESUMED if advice and resumed else advice))
         self.reason, self.frames = reason, frames
+        self.skippable, self.lasting = False, True  # nothing to skip: every run stops at the same frame
+
+    def resumed(self) -> VideoEndsEarlyError:
+        """The same error as a resumable run says it."""
+        return VideoEndsEarlyError(self.reason, self.frames, resumed=True)
+
+
+class VideoDamagedError(VideoFormatError):
+    """A video file with a packet the decoder cannot read: the frame range of the ``frames``
+    before it upscales those, and where ``skippable``, leaving damaged packets out goes on;
+    ``lasting``: the file itself is damaged (not a read that failed once), so every run stops
+    there. A resumable run (``resumed``) takes no frame range: it is told to skip (which goes on
+    from its segments), to leave resuming out where the damage lasts, or nothing (a rerun goes on)."""
+
+    def __init__(self, reason: str, frames: int | None = None, *, skippable: bool = False, lasting: bool = True,
+                 resumed: bool = False) -> None:
+        advice = f"; the frame range 0:{frames} upscales the frames before it" if frames else ""
+        if resumed:
+            advice = advice + _NOT_RESUMED if advice and lasting and not skippable else ""
+        super().__init__(reason + advice + ("; skipping damaged packets keeps the rest" if skippable else ""))
+        self.reason, self.frames, self.skippable, self.lasting = reason, frames, skippable, lasting
+
+    def resumed(self) -> VideoDamagedError:
+        """The same error as a resumable run says it."""
+        return VideoDamagedError(self.reason, self.frames, skippable=self.skippable, lasting=self.lasting, resumed=True)
 
 
 class ClusterError(SrFilterError):

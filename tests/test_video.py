@@ -1530,6 +1530,23 @@ def test_a_resumed_video_that_ends_early_says_the_way_that_works_and_leaves_noth
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.mkv", "out.mkv", "whole.mkv"]
 
 
+def test_a_resumed_damaged_video_is_advised_what_resuming_takes(tmp_path, upscaler, monkeypatch):
+    """The advice for a damaged packet named a frame range, which --resume refuses; skipping the
+    damaged packets is what goes on from the finished segments, and only that is said."""
+    from sr_filter.video import resume
+
+    monkeypatch.setattr(resume, "SEGMENT_FRAMES", 4)
+    clip = make_clip(tmp_path / "clip.mkv", frames=24, gop=4, audio=0)
+    (tmp_path / "hit.mkv").write_bytes(_damaged_packet(clip))
+    with pytest.raises(VideoFormatError, match=r"is damaged near frame \d+ .*; skipping damaged packets keeps the rest; "
+                                               r"\d+ finished segment\(s\) are kept in .* for a rerun") as info:
+        upscale_video(tmp_path / "hit.mkv", tmp_path / "out.mkv", upscaler=upscaler, resume=True)
+    assert "frame range" not in str(info.value)
+    summary = upscale_video(tmp_path / "hit.mkv", tmp_path / "out.mkv", upscaler=upscaler, resume=True, skip_damaged=True)
+    assert summary["resumed_at"] >= 4 and summary["frames"] == 23
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mkv", "hit.mkv", "out.mkv"]
+
+
 def test_one_video_or_animation_is_named_as_images_are(tmp_path):
     """One video or animation without -o was NAME_x4 whatever --suffix or --width said (a 100 px
     wide clip from a 16 px one was named _x4)."""

@@ -10,13 +10,13 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NoReturn
 
 import av
 
 from ..atomic import is_stream, new_folders, open_atomic, prepare_target, replacing
-from ..errors import (OVERWRITE_ADVICE, ImageFormatError, OutputExistsError, OutputIsInputError, VideoEndsEarlyError,
-                      VideoFormatError, first_line)
+from ..errors import (OVERWRITE_ADVICE, ImageFormatError, OutputExistsError, OutputIsInputError, VideoDamagedError,
+                      VideoEndsEarlyError, VideoFormatError, first_line)
 from ..frames import parse_range
 from ..progress import cancels
 from ..sizing import scaled_length, target_scale
@@ -278,22 +278,32 @@ def _write_segments(container, src: Path, dst: Path, muxer: str, family: str, in
         with written(dst, overwrite) as tmp:
             summary = resume.run(container, src, dst, str(tmp), muxer, family, info, upscaler, scale, size,
                                  crf=crf, batch=batch, progress=progress, notice=notice, skip_damaged=skip_damaged)
-    except VideoEndsEarlyError as exc:
-        # the file lacks the rest: every rerun stopped at the same frame, its segments kept "for a
-        # rerun" that could not use them, and the advised frame range was refused beside resuming
-        shutil.rmtree(resume.parts_folder(dst), ignore_errors=True)
-        raise VideoEndsEarlyError(exc.reason, exc.frames, resumed=True) from None
+    except (VideoEndsEarlyError, VideoDamagedError) as exc:
+        # the file itself stops the run: the advised frame range was refused beside resuming, and
+        # where skipping cannot help every rerun stopped at the same frame, its segments kept "for a
+        # rerun" that could not use them
+        if exc.lasting and not exc.skippable:
+            shutil.rmtree(resume.parts_folder(dst), ignore_errors=True)
+            raise exc.resumed() from None
+        _say_kept(exc.resumed(), resume.parts_folder(dst))
     except VideoFormatError as exc:  # say where the finished segments wait: they had stayed without a word
-        parts = resume.parts_folder(dst)
-        kept = len(resume.finished(parts)) if parts.is_dir() else 0
-        if not kept:
-            shutil.rmtree(parts, ignore_errors=True)
-            raise
-        raise VideoFormatError(f"{exc}; {kept} finished segment(s) are kept in {parts} for a rerun "
-                               "(delete that folder to start over)") from None
+        _say_kept(exc, resume.parts_folder(dst))
     shutil.rmtree(summary.pop("parts"), ignore_errors=True)
     summary.update(seconds=time.monotonic() - started, path=str(dst))
     return summary
+
+
+def _say_kept(exc: VideoFormatError, parts: Path) -> NoReturn:
+    """Raise ``exc`` saying where the finished segments wait for a rerun (they had stayed without
+    a word); with none, the folder is removed."""
+    from . import resume
+
+    kept = len(resume.finished(parts)) if parts.is_dir() else 0
+    if not kept:
+        shutil.rmtree(parts, ignore_errors=True)
+        raise exc from None
+    raise VideoFormatError(f"{exc}; {kept} finished segment(s) are kept in {parts} for a rerun "
+                           "(delete that folder to start over)") from None
 
 
 def _encode_frame(item: source.Frame, state: dict, tmp: str, muxer: str, family: str, info: source.VideoInfo,

@@ -22,7 +22,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from ..errors import OutOfMemoryError, VideoEndsEarlyError, VideoFormatError, first_line
+from ..errors import OutOfMemoryError, VideoDamagedError, VideoEndsEarlyError, VideoFormatError, first_line
 from ..imageio import IMAGE_SUFFIXES
 from ..limits import estimate_bytes
 from ..sizing import scaled_length
@@ -260,10 +260,9 @@ def items(container: av.container.InputContainer, name: str, info: VideoInfo, *,
         if getattr(exc, "errno", None) in (errno.EAGAIN, errno.ENOMEM):  # FFmpeg short of memory or threads, not the file
             raise OutOfMemoryError(f"decoding {name} stopped near frame {index + 1} for lack of memory or threads "
                                    f"({first_line(exc)}); close other programs or raise the memory limit") from None
-        rescue = (f"; the frame range 0:{index + 1} upscales the frames before it" if index > 0 else "") + (
-            "; skipping damaged packets keeps the rest" if not skip_damaged and isinstance(exc, av.error.InvalidDataError)
-            and not clock.decode_order else "")
-        raise VideoFormatError(f"{name} is damaged near frame {index + 1} ({first_line(exc)}){rescue}") from None
+        lasting = isinstance(exc, av.error.InvalidDataError)  # the file's bytes, not a read that failed
+        raise VideoDamagedError(f"{name} is damaged near frame {index + 1} ({first_line(exc)})", index + 1 if index > 0 else None,
+                                skippable=lasting and not skip_damaged and not clock.decode_order, lasting=lasting) from None
     if held is not None:
         yield held
     if index < 0:
