@@ -2066,17 +2066,23 @@ def test_quiet_video_runs_print_no_notices(tmp_path):
     assert b"sr-filter: converted subtitle stream" in loud.stderr and b"sr-filter: dropped attachment" in loud.stderr
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_a_stopped_resumable_run_says_where_its_segments_are(tmp_path, signum):
+@pytest.mark.parametrize("signum, batch", [(signal.SIGINT, False), (signal.SIGTERM, False), (signal.SIGINT, True)])
+def test_a_stopped_resumable_run_says_where_its_segments_are(tmp_path, signum, batch):
     """Ctrl-C on `--resume` said only "interrupted", and SIGTERM "unfinished outputs were removed",
-    while the finished segments were kept for the next run: the last line now says so."""
+    while the finished segments were kept for the next run: the last line now says so, in a batch
+    too (which had said only "the one in progress was not written")."""
     from .conftest import interruptible
 
     clip = make_clip(tmp_path / "clip.mkv", frames=240, size=(64, 48), audio=0, gop=24)  # segments end at keyframes
-    target = tmp_path / "out.mkv"
-    proc = subprocess.Popen([sys.executable, "-m", "sr_filter", clip, "-m", MODEL, "--tta", "--resume", "-o", target],
+    if batch:
+        other = make_clip(tmp_path / "other.mkv", frames=4, size=(64, 48), audio=0)
+        target, parts = tmp_path / "out", tmp_path / "out" / ".clip.mkv.parts"  # a batch keeps the names
+        inputs = [clip, other]
+    else:
+        target, parts = tmp_path / "out.mkv", tmp_path / ".out.mkv.parts"
+        inputs = [clip]
+    proc = subprocess.Popen([sys.executable, "-m", "sr_filter", *inputs, "-m", MODEL, "--tta", "--resume", "-o", target],
                             stderr=subprocess.PIPE, env=dict(os.environ, PYTHONPATH=str(ROOT)), preexec_fn=interruptible, text=True)
-    parts = tmp_path / ".out.mkv.parts"
     deadline = time.monotonic() + 120
     while not any(parts.glob("seg-*.seg")) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -2084,6 +2090,8 @@ def test_a_stopped_resumable_run_says_where_its_segments_are(tmp_path, signum):
     proc.send_signal(signum)
     _, err = proc.communicate(timeout=120)
     said = "interrupted" if signum == signal.SIGINT else "error: stopped by SIGTERM"
+    if batch:
+        said += " after 0 of 2 file(s); the one in progress was not written"
     kept = len(list(parts.glob("seg-*.seg")))
     assert proc.returncode == 128 + signum and kept and err.strip().splitlines()[-1] == (
         f"sr-filter: {said}; {kept} finished segment(s) are kept in {parts}: run the same command again to continue"), err

@@ -335,7 +335,8 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
     except (KeyboardInterrupt, Terminated) as stop:
         bars.close()
         if batch:  # said in the one line the command ends with (Ctrl-C had printed two, SIGTERM no count)
-            stop.batch_progress = f"after {done} of {len(jobs)} file(s); the one in progress was not written"
+            kept = getattr(stop, "batch_progress", None) or ""  # a resumable video's finished segments (had gone unsaid)
+            stop.batch_progress = f"after {done} of {len(jobs)} file(s); the one in progress was not written{kept}"
         raise
     finally:  # also on SIGTERM/SIGHUP; the temporary files are removed by their own finally blocks
         bars.close()

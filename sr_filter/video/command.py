@@ -258,7 +258,7 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
 
         parts = parts_folder(target)
         kept = len(finished(parts)) if resume and parts.is_dir() else 0
-        if kept and not in_batch:  # said in the one last line (it had been "interrupted" alone)
+        if kept:  # said in the one last line (it had been "interrupted" alone); a batch adds its count before it
             stop.batch_progress = (f"; {kept} finished segment(s) are kept in {parts}: run the same command again to continue")
         raise
     finally:
