@@ -422,6 +422,9 @@ def format_for(path: str | Path, explicit: str | None = None) -> str:
     if suffix in READ_ONLY:  # (it had been "cannot tell the output format")
         raise ImageFormatError(f"{Path(path).name} names an MPO (a camera's multi-picture JPEG), which is read but not "
                                f"written; name the output {_SUFFIX_OF[READ_ONLY[suffix]]}")
+    name = Path(path).name
+    if not suffix and name.lower() in FORMATS:  # ".png" alone: a hidden file's name, no suffix (the advice had been ".png")
+        raise ImageFormatError(f"{name} is only a suffix; name the file to write, e.g. {Path(path).with_name('out' + name)}")
     if suffix not in FORMATS:
         folder = f" (or {Path(path).name}/ for a folder)" if not suffix and Path(path).name else ""
         raise ImageFormatError(

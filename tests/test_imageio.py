@@ -803,6 +803,10 @@ def test_format_for():
         imageio.format_for("a.xyz")
     with pytest.raises(ImageFormatError, match="unknown format 'heic'"):
         imageio.format_for("a.png", "heic")
+    # a name that is only a suffix had been told to "use an extension such as .png"
+    with pytest.raises(ImageFormatError) as info:
+        imageio.format_for("dn/.PNG")
+    assert str(info.value) == ".PNG is only a suffix; name the file to write, e.g. dn/out.PNG"
 
 
 def test_png16_reader_recognises_only_deep_colour(bird):
