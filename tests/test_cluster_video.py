@@ -200,7 +200,7 @@ def test_cli_video_on_the_cluster_and_its_one_line_errors(cluster, lossless, tmp
     _same_video(out, reference, frames)
     for args, message in (
         ([str(clip), "-o", str(out)], f"sr-filter: error: --cluster never replaces an existing output ({out} exists); remove it or choose another -o"),
-        ([str(clip), "-o", str(tmp_path / "b.mkv"), "--frames", "0:4"], "sr-filter: error: --cluster upscales whole videos; leave out --frames"),
+        ([str(clip), "-o", str(tmp_path / "b.mkv"), "--frames", "0:4"], "sr-filter: error: --cluster upscales whole videos and animations; leave out --frames"),
         ([str(clip), "-o", str(tmp_path / "b.mkv"), "--overwrite"], "sr-filter: error: --cluster never replaces an existing output"),
         ([str(clip), "-o", "s3://bucket/b.mkv"], "sr-filter: error: s3://bucket/b.mkv: videos on a cluster are read and written on a shared file system"),
     ):
@@ -303,3 +303,18 @@ def test_what_the_output_cannot_keep_is_said_as_on_one_machine(cluster, tmp_path
     assert len(alpha_halves(tmp_path / "kept.webm")) == 4
     assert all(left < 2 and right > 253 for left, right in alpha_halves(tmp_path / "kept.webm"))
 
+
+
+def test_a_crf_the_encoder_does_not_take_is_refused_before_the_cluster(tmp_path, capsys, monkeypatch):
+    """The workers' encoder had clamped crf 60 to 51 without a word (exit 0); one machine refuses it."""
+    from sr_filter import cli
+
+    clip = make_clip(tmp_path / "clip.mp4", frames=4, audio=0)
+    with pytest.raises(VideoFormatError, match=r"^crf 100 is out of range for h264 \(libx264 takes 0-51; lower is better\)$"):
+        upscale_video(clip, tmp_path / "out.mkv", **SETTINGS, crf=100, address="127.0.0.1:1")
+    monkeypatch.setattr(cli, "_install_signal_handlers", lambda: None)
+    with pytest.raises(SystemExit) as ended:
+        cli.main([str(clip), "-o", str(tmp_path / "out.mkv"), "--crf", "60", "--cluster", "127.0.0.1:1", "-m", "sr-cartoon-x4"])
+    assert ended.value.code == 1
+    assert capsys.readouterr().err.strip() == "sr-filter: error: crf 60 is out of range for h264 (libx264 takes 0-51; lower is better)"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]

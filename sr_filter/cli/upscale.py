@@ -151,6 +151,8 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
                                  param_hint="'--format'")
     if cluster is not None and skip_damaged:  # the workers decode their own segments
         raise click.UsageError("--cluster upscales undamaged videos; leave out --skip-damaged")
+    if cluster is not None and frames is not None:  # a folder's animations had been written whole without a word
+        raise click.UsageError("--cluster upscales whole videos and animations; leave out --frames")
     if cluster is not None:
         model = _cluster_model(model)
     if cluster is not None and wants_video(list(inputs), fmt, output):  # one video's segments spread over a cluster
@@ -160,7 +162,7 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
         if (width or height) and Path(inputs[0]).is_file():
             scale = scale_to_fit(Path(inputs[0]), width, height)
 
-        ctx.exit(run_video_on_cluster(ctx, list(inputs), output, cluster=cluster, overwrite=overwrite, quiet=quiet, frames=frames, fmt=fmt,
+        ctx.exit(run_video_on_cluster(ctx, list(inputs), output, cluster=cluster, overwrite=overwrite, quiet=quiet, fmt=fmt,
                                       skip_existing=skip_existing or resume, reword=_flagged,
                                       model=model or preset, scale=scale, device=device, precision=precision, backend=backend,
                                       tile=tile, offline=offline, codec=codec, crf=crf, tta=tta, denoise=denoise, colour_fix=colour_fix))

@@ -122,7 +122,7 @@ def run_on_cluster(ctx: click.Context, inputs: list[str], output: str | None, *,
 
 
 def run_video_on_cluster(ctx: click.Context, inputs: list[str], output: str | None, *, cluster: str, overwrite: bool, quiet: bool,
-                         frames: str | None, fmt: str | None, skip_existing: bool = False, reword: Callable[[str], str] = str,
+                         fmt: str | None, skip_existing: bool = False, reword: Callable[[str], str] = str,
                          **settings) -> int:
     """One video, its keyframe-aligned segments spread over the cluster's workers; the exit
     status (0, 1 if a segment failed, 130). ``reword`` turns a notice's API words into the
@@ -141,8 +141,6 @@ def run_video_on_cluster(ctx: click.Context, inputs: list[str], output: str | No
         return 0
     if overwrite or Path(output).exists():  # said here: the library's error would get the --overwrite hint
         raise click.UsageError(f"--cluster never replaces an existing output{f' ({output} exists)' if not overwrite else ''}; remove it or choose another -o")
-    if frames:
-        raise click.UsageError("--cluster upscales whole videos; leave out --frames")
     report = _Report(quiet, "segments")
     try:
         summary = upscale_video(inputs[0], output, address=cluster, on_event=report.on_event, on_plan=report.on_plan,

@@ -81,7 +81,6 @@ def upscale_video(
     check_job(workers=workers, cpus_per_worker=cpus_per_worker, num_cpus=num_cpus, tta=tta, address=address, scale=scale,
               segment_frames=segment_frames, on_event=on_event, on_plan=on_plan, on_ready=on_ready, notice=notice)
     batches.check_batch(batch)
-    check_address(address)
     import_ray()
     for location in (str(src), str(dst)):
         if "://" in location:
@@ -94,9 +93,13 @@ def upscale_video(
     try:
         info = source.describe(container, str(src), scale=1.0)  # the driver holds no upscaled frames
         family = encode.choose_codec(codec, info.codec, muxer)
+        ignored = encode.check_crf(family, crf)  # as on one machine: the workers' encoder had clamped it
         info.rotation = _rotation(container)
     finally:
         container.close()
+    check_address(address)  # after the job's own checks (a crf out of range is said at once), before any notice
+    if ignored:  # a crf the codec has no use for (ffv1), said first as on one machine
+        (notice or log.warning)(ignored)
     info.steady = encode.steady_time_base(src, muxer, notice or log.warning)
     encode.settle_alpha(info, family, muxer)
     for line in encode.notices(info, family, muxer):  # as on one machine
