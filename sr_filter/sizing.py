@@ -32,6 +32,22 @@ def scaled_length(n: int, scale: float) -> int:
     return max(1, nearest_multiple(n * scale))
 
 
+def check_scale_request(scale: object) -> float | None:
+    """The API's ``scale``: a number greater than 0 and at most 16, or None (the model's own); as a
+    float. The rule every path takes before any model loads (a 1x model's own limit is
+    :meth:`sr_filter.Upscaler.check_scale`'s, which needs the model)."""
+    from .errors import SrFilterError
+
+    if scale is None:
+        return None
+    if isinstance(scale, bool) or not isinstance(scale, numbers.Real):
+        raise SrFilterError(f"the scale must be a number, not {scale!r}")
+    value = float(scale)
+    if not math.isfinite(value) or not 0 < value <= 16:
+        raise SrFilterError(f"the scale must be greater than 0 and at most 16, not {scale}")
+    return value
+
+
 def check_size_request(scale: object, width: object, height: object) -> tuple[int | None, int | None]:
     """The API's ``width``/``height`` (whole numbers from 1 to 1,000,000, or None), and not beside
     ``scale``; returned as Python ints."""

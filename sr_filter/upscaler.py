@@ -541,13 +541,11 @@ class Upscaler:
     def check_scale(self, scale: object) -> float:
         """The output scale for a requested one (None: the model's own); SrFilterError for a
         scale that is not a number in (0, 16] or that a 1x model cannot give."""
-        if scale is None:
+        from .sizing import check_scale_request
+
+        value = check_scale_request(scale)
+        if value is None:
             return float(self.scale)
-        if isinstance(scale, bool) or not isinstance(scale, numbers.Real):
-            raise SrFilterError(f"the scale must be a number, not {scale!r}")
-        value = float(scale)
-        if not math.isfinite(value) or not 0 < value <= 16:
-            raise SrFilterError(f"the scale must be greater than 0 and at most 16, not {scale}")
         if self.scale == 1 and value != 1:  # a restoration model: resizing its result is another tool's job
             raise SrFilterError(f"{Path(self.name).name} is a 1x model: it restores images at their own size and does not "
                                 f"give x{value:g}; ask for no other size, or choose an upscaling model")

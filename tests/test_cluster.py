@@ -170,7 +170,7 @@ def test_one_line_errors(tmp_path, collection):
     assert lines[0].startswith("sr-filter: error: running on a cluster needs Ray, which is not installed")
     assert lines[0].endswith("install it with pip install '.[cluster]' in the sr-filter folder (or 'WHEEL[cluster]' with its .whl file)")
     assert lines[2] == "sr-filter: error: cannot reach the Ray cluster at 127.0.0.1:1 (Connection refused); check the address and that the head node runs `ray start --head`"
-    assert lines[4].startswith(f"sr-filter: error: cannot write to output folder {blocker / 'out'}: ")
+    assert lines[4] == f"sr-filter: error: cannot create output folder {blocker / 'out'}: Not a directory"  # one machine's words
     assert not any(tmp_path.glob("[ab]"))
 
 
@@ -581,11 +581,78 @@ def test_job_arguments_are_checked_before_any_cluster(tmp_path, collection, bad)
     src, _ = collection
     name = next(iter(bad))
     settings = {"model": "sr-cartoon-x4", "address": "127.0.0.1:1", **bad}
-    with pytest.raises(SrFilterError, match=f"^{name} must be"):
+    with pytest.raises(SrFilterError, match=f"^(the )?{name} must be"):  # the scale in one machine's words
         upscale_folder(str(src), str(tmp_path / "out"), **settings)
-    with pytest.raises(SrFilterError, match=f"^{name} must be"):
+    with pytest.raises(SrFilterError, match=f"^(the )?{name} must be"):
         upscale_video(str(tmp_path / "any.mkv"), str(tmp_path / "out.mkv"), **settings)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"fmt": "xyz"}, "unknown format 'xyz'; use one of "),
+    ({"scale": 100}, "the scale must be greater than 0 and at most 16, not 100"),
+    ({"scale": float("inf")}, "the scale must be greater than 0 and at most 16, not inf"),
+    ({"scale": 2, "size": (100, None)}, "give either scale or width/height, not both"),
+    ({"size": (0, None)}, "width must be a whole number from 1 to 1,000,000"),
+    ({"quality": 0}, "quality must be a whole number from 1 to 100"),
+    ({"dst": ""}, "dst holds an empty name (''): name the output folder"),
+    ({"src": ""}, "src holds an empty name (''): name a folder, a file or a pattern"),
+    ({"src": ["in", ""]}, "src holds an empty name"),
+])
+def test_folder_jobs_take_one_machines_checks_before_any_work(tmp_path, monkeypatch, bad, message):
+    """Each of these had reached the workers, where every file failed and an empty output folder
+    was left (or had been dropped without a word: a scale beside a size; or, for an empty name,
+    taken the current folder as input or output); one machine refuses them at once, in these words."""
+    from sr_filter.errors import SrFilterError
+
+    (tmp_path / "in").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "in" / "a.png")
+    monkeypatch.chdir(tmp_path)  # an empty name is the current folder
+    arguments = {"src": "in", "dst": "out", "model": "sr-cartoon-x4", "address": "127.0.0.1:1", **bad}
+    with pytest.raises(SrFilterError) as raised:
+        upscale_folder(**arguments)
+    assert str(raised.value).startswith(message) and type(raised.value).__module__ == "sr_filter.errors", raised.value
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
+
+
+def test_a_scale_out_of_range_is_refused_before_a_video_job(tmp_path):
+    """Every segment had failed and the segment folder with its job.json was left behind."""
+    from sr_filter.cluster import upscale_video
+    from sr_filter.errors import SrFilterError
+
+    with pytest.raises(SrFilterError, match="^the scale must be greater than 0 and at most 16, not 100$"):
+        upscale_video(tmp_path / "clip.mkv", tmp_path / "out.mkv", model="sr-cartoon-x4", scale=100, address="127.0.0.1:1")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_frames_is_refused_with_a_folder_as_with_a_video(tmp_path, capsys, monkeypatch):
+    """A folder's animations had been upscaled whole (4 frames where one machine writes 2), exit 0."""
+    from sr_filter import cli
+
+    (tmp_path / "in").mkdir()
+    frames = [Image.new("RGB", (8, 8), (60 * i, 0, 0)) for i in range(4)]
+    frames[0].save(tmp_path / "in" / "anim.gif", save_all=True, append_images=frames[1:], duration=100)
+    Image.new("RGB", (8, 8)).save(tmp_path / "in" / "still.png")
+    monkeypatch.setattr(cli, "_install_signal_handlers", lambda: None)
+    with pytest.raises(SystemExit) as ended:
+        cli.main([str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--frames", "0:2", *MODEL, "--cluster", "127.0.0.1:1"])
+    assert ended.value.code == 2
+    assert capsys.readouterr().err.strip() == "sr-filter: error: --cluster upscales whole videos and animations; leave out --frames"
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_job_that_writes_nothing_leaves_no_output_folder(cluster, tmp_path):
+    """Only damaged images: every file fails, and the output folders the job made are removed, as
+    one machine removes them (an empty out/ and out/deep/ had been left); an existing one stays."""
+    (tmp_path / "in").mkdir()
+    for name in ("a.png", "b.jpg"):
+        (tmp_path / "in" / name).write_bytes(b"\x89PNG\r\n\x1a\n not really" if name.endswith("png") else b"\xff\xd8 not really")
+    summary = upscale_folder(str(tmp_path / "in"), str(tmp_path / "out" / "deep"), **SETTINGS, address=cluster)
+    assert summary.done == 0 and len(summary.failed) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
+    (tmp_path / "kept").mkdir()
+    summary = upscale_folder(str(tmp_path / "in"), str(tmp_path / "kept"), **SETTINGS, address=cluster)
+    assert len(summary.failed) == 2 and (tmp_path / "kept").is_dir()
 
 
 def test_a_port_where_another_service_listens_is_one_line_at_once(cluster):

@@ -88,8 +88,9 @@ def upscale_folder(
     raises :class:`Interrupted` after stopping the workers: no output is left half-written.
     """
     keywords = dict(locals())
+    from .. import atomic, imageio
     from . import scheduler
-    from .connect import check_address, connect, disconnect
+    from .connect import check_address
 
     scheduler.check_job(workers=workers, cpus_per_worker=cpus_per_worker, num_cpus=num_cpus, tta=tta, address=address,
                         scale=scale, quality=quality, size=size, on_event=on_event, on_plan=on_plan, on_ready=on_ready)
@@ -97,31 +98,40 @@ def upscale_folder(
     if len(dst) != 1:
         raise ClusterError(f"dst must be one output folder (a path or URI), not {len(dst)}")
     dst = dst[0]
+    if fmt:  # as upscale_file refuses it: every file had failed on the workers
+        imageio.format_for(dst, fmt)
     check_address(address)
+    with atomic.new_folders():  # output folders a job that writes nothing made are removed, as on one machine
+        return _run_folder(src, dst, Settings.from_keywords(keywords), address=address, fmt=fmt, workers=workers,
+                           cpus_per_worker=cpus_per_worker, num_cpus=num_cpus, on_event=on_event, on_plan=on_plan,
+                           on_ready=on_ready)
+
+
+def _run_folder(src: list[str], dst: str, settings: Settings, *, address: str | None, fmt: str | None, workers: int | None,
+                cpus_per_worker: int, num_cpus: int | None, on_event: Callable[[Event], None] | None,
+                on_plan: Callable[[int, int], None] | None, on_ready: Callable[[str, list[str]], None] | None) -> Summary:
+    """List, check the output folder, and run the checked job on the cluster."""
+    from . import scheduler
+    from .connect import connect, disconnect
+
     unreadable: list[tuple[str, str]] = []
     tasks, skipped = plan(src, dst, fmt=fmt, unreadable=unreadable)
     for _, message in unreadable:  # failed alone, as on one machine; the rest goes on
         log.error("error: %s", message)
-    made = storage.check_writable(dst)
+    storage.check_writable(dst)
     if on_plan is not None:
         on_plan(len(tasks), skipped)
-    settings = Settings.from_keywords(keywords)
     if not tasks:
         return Summary(skipped=skipped, failed=list(unreadable))
+    started = connect(address, num_cpus=num_cpus)
     try:
-        started = connect(address, num_cpus=num_cpus)
-        try:
-            summary = scheduler.run(tasks, settings, workers=workers, cpus_per_worker=cpus_per_worker, on_event=on_event,
-                                    on_ready=on_ready)
-        finally:
-            disconnect(started)
+        summary = scheduler.run(tasks, settings, workers=workers, cpus_per_worker=cpus_per_worker, on_event=on_event,
+                                on_ready=on_ready)
     except Interrupted as stop:
         stop.summary.skipped += skipped
-        storage.remove_if_empty(made)
         raise
-    except BaseException:
-        storage.remove_if_empty(made)  # failed before any output (no cluster, a model no worker loads)
-        raise
+    finally:
+        disconnect(started)
     summary.skipped += skipped
     summary.failed += unreadable
     return summary

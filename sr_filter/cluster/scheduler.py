@@ -74,23 +74,24 @@ def check_job(*, workers: object, cpus_per_worker: object, num_cpus: object, tta
               **callbacks: object) -> None:
     """A public function's job arguments, said in one line before a cluster starts: ``workers=0``
     had meant "as many as fit" and ``cpus_per_worker=0`` one core; a callback that is not a
-    function, ``scale="x"`` or ``size=(50,)`` had failed on every worker, file by file."""
+    function, ``scale="x"``, ``scale=100`` or ``size=(50,)`` had failed on every worker, file by
+    file. ``scale``, ``quality`` and the sizes in ``size`` take the one-machine rules (and words)."""
     import numbers
 
-    from ..upscaler import check_callback, check_flag
+    from ..sizing import check_scale_request, check_size_request
+    from ..upscaler import check_callback, check_flag, check_quality
 
     if address is not None and not isinstance(address, str):
         raise ClusterError(f"address must be 'auto', 'local' or HOST:PORT, not {address!r}")
-    if scale is not None and (isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not scale > 0):
-        raise ClusterError(f"scale must be a positive number (or None), not {scale!r}")
-    def whole(value: object, low: int, high: int | None = None) -> bool:
-        return (not isinstance(value, bool) and isinstance(value, numbers.Integral) and value >= low
-                and (high is None or value <= high))
-
-    if quality is not None and not whole(quality, 1, 100):
-        raise ClusterError(f"quality must be a whole number from 1 to 100 (or None), not {quality!r}")
-    if not (isinstance(size, (tuple, list)) and len(size) == 2 and all(v is None or whole(v, 1) for v in size)):
+    check_scale_request(scale)
+    check_quality(quality)
+    if not (isinstance(size, (tuple, list)) and len(size) == 2):
         raise ClusterError(f"size must be (width, height), each a whole number of pixels or None, not {size!r}")
+    check_size_request(scale, *size)  # (scale with a size had been dropped without a word)
+
+    def whole(value: object, low: int) -> bool:
+        return not isinstance(value, bool) and isinstance(value, numbers.Integral) and value >= low
+
     for name, value, optional in (("workers", workers, True), ("cpus_per_worker", cpus_per_worker, False),
                                   ("num_cpus", num_cpus, True), ("segment_frames", segment_frames, True)):
         if not (value is None and optional) and not whole(value, 1):

@@ -39,7 +39,11 @@ def locations(value: object, name: str) -> list[str]:
     items = list(value) if isinstance(value, (list, tuple)) else [value]
     if not items or not all(isinstance(item, (str, os.PathLike)) for item in items):
         raise ClusterError(f"{name} must be a path or URI (str or Path), or a non-empty list of them, not {value!r}")
-    return [os.fspath(item) for item in items]
+    found = [os.fspath(item) for item in items]
+    if "" in found:  # Path("") is the current folder: an unset variable had taken (or written into) the whole tree here
+        what = "the output folder" if name in ("dst", "output") else "a folder, a file or a pattern"
+        raise ClusterError(f"{name} holds an empty name (''): name {what} (the current folder is '.')")
+    return found
 
 
 _PYARROW_SCHEMES = {"file", "s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss"}  # percent-encoded paths
@@ -318,36 +322,15 @@ def write_once(data: bytes, location: str) -> None:
         raise ImageFormatError(f"cannot write {location}: {_first(exc)}") from None
 
 
-def check_writable(output: str) -> list[Path]:
-    """Fail before any work when the output location cannot be created or written to; the
-    folders this made, deepest first, for :func:`remove_if_empty` when the job fails early."""
+def check_writable(output: str) -> None:
+    """Fail before any work when the output folder cannot be made or written to, as one machine
+    checks an output (:func:`sr_filter.atomic.prepare_target`): the folders this makes are
+    removed at the end of the caller's :func:`sr_filter.atomic.new_folders` block if nothing was
+    written into them."""
     if not is_local(output):
-        return []  # object stores: the first write says; a probe object would need deleting again
+        return  # object stores: the first write says; a probe object would need deleting again
     folder = Path(local_path(output))
-    made = []
-    missing = folder
-    while not missing.exists() and missing != missing.parent:
-        made.append(missing)
-        missing = missing.parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".sr-filter-probe-{os.getpid()}.tmp"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        remove_if_empty(made)
-        raise ImageFormatError(f"cannot write to output folder {folder}: {exc.strerror}") from None
-    return made
-
-
-def remove_if_empty(folders: Iterable[Path]) -> None:
-    """Remove these folders (deepest first) where nothing was written into them: a job that
-    fails before its first output leaves no empty folder behind."""
-    for folder in folders:
-        try:
-            folder.rmdir()
-        except OSError:
-            return  # not empty (or gone): an output is there, keep it and its parents
+    atomic.prepare_target(folder / f".sr-filter-probe-{os.getpid()}.tmp", overwrite=False)  # (not made: its folder is probed)
 
 
 def sweep_temporaries(targets: list[str], writers: Iterable[tuple[int, str]] = ()) -> int:
