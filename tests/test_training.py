@@ -408,6 +408,34 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+def test_paths_in_a_config_file_are_its_own_folders_and_home_folders(image_folder, tmp_path, monkeypatch):
+    """[loss] feature_weights had been read from the working folder, unlike every other path of the
+    file (docs/training.md: relative to the config), and its error named no setting; a "~/" path
+    had become a folder named "~" beside the config."""
+    from click.testing import CliRunner
+
+    from sr_filter.cli import cli
+    from sr_filter.training.features import resolve_weights
+
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    cfg = _write_toml(tmp_path / "cfg" / "x.toml", "x", tmp_path, image_folder,
+                      'arch = "edsr"\nsettings = { num_feat = 8, num_block = 1, upsampler = "subpixel" }',
+                      '[loss]\nperceptual = 1.0\nfeature_weights = "../weights/vgg19.pth"\n')
+    cfg.write_text(cfg.read_text().replace(f'out_dir = "{tmp_path.as_posix()}"', 'out_dir = "~/runs"'))
+    loaded = load_config(cfg)
+    assert loaded.loss.feature_weights == str(tmp_path / "weights" / "vgg19.pth")
+    assert loaded.out_dir == str(tmp_path / "home" / "runs")
+    with pytest.raises(SrFilterError) as info:
+        resolve_weights("vgg19", loaded.loss.feature_weights)
+    assert str(info.value) == f"[loss] feature_weights: {tmp_path / 'weights' / 'vgg19.pth'} does not exist"
+    # a time limit that is no number had meant none at all
+    done = CliRunner().invoke(cli, ["train", str(cfg), "--max-minutes", "nan"])
+    assert done.exit_code == 2 and "nan is not a number of minutes; give one greater than 0" in done.output, done.output
+
+
 def test_feature_weights_download_through_the_checked_fetch(tmp_path, monkeypatch):
     """torchvision's server cannot be reached here, so a local HTTP server plays it."""
     pytest.importorskip("sr_filter.weights")
@@ -777,7 +805,8 @@ def test_one_training_per_run_folder_fresh_starts_clean_and_a_time_limit_says_so
     Trainer(_config(image_folder, tmp_path, checkpoint_every=2), log=said.append).run()
     assert (tmp_path / "t" / "iter_0000006.pt").is_file() and said[-1].startswith("done at iteration 6")
     with CacheLock(tmp_path / "t" / "training", timeout=0):
-        with pytest.raises(ConfigError, match="is being trained by another process"):
+        with pytest.raises(ConfigError, match=r"is being trained by another process; wait for it, or give this run another "
+                                              r"name: name = \"...\" in the config \(without one, the file's name\)"):
             Trainer(_config(image_folder, tmp_path), log=said.append).run()
     Trainer(_config(image_folder, tmp_path, optim={"iterations": 4}, checkpoint_every=4), log=said.append).run(resume=False)
     assert sorted(p.name for p in (tmp_path / "t").glob("iter_*.pt")) == ["iter_0000004.pt"]  # the old run's are gone

@@ -12,10 +12,17 @@ import click
 from .options import quiet, verbosity
 
 
+def _a_number(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    """NaN passes click's range check (no comparison holds for it) and had meant no limit at all."""
+    if value is not None and value != value:
+        raise click.BadParameter(f"{value} is not a number of minutes; give one greater than 0")
+    return value
+
+
 @click.command("train")
 @click.argument("config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--fresh", is_flag=True, help="Start over even if the run folder has a checkpoint.")
-@click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True), default=None, callback=_a_number,
               help="Stop after this long, with a checkpoint to resume from.")
 @verbosity
 def train_cmd(config: Path, fresh: bool, max_minutes: float | None) -> None:

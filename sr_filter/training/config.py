@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -230,7 +231,8 @@ def config_from_dict(data: dict, base: Path | None = None) -> TrainConfig:
     """Build a config from a dict (as read from TOML); relative paths resolve against ``base``."""
     cfg = _build(TrainConfig, data, "")
     if base is not None:
-        def absol(p: str) -> str:
+        def absol(p: str) -> str:  # "~/data" is the home folder's, as on the command line
+            p = os.path.expanduser(p)
             return str((base / p).resolve()) if not Path(p).is_absolute() else p
 
         init = cfg.model.init
@@ -245,6 +247,8 @@ def config_from_dict(data: dict, base: Path | None = None) -> TrainConfig:
             model=dataclasses.replace(cfg.model, init=init),
             data=dataclasses.replace(cfg.data, train_dirs=tuple(absol(p) for p in cfg.data.train_dirs)),
             val=dataclasses.replace(cfg.val, dirs=tuple(absol(p) for p in cfg.val.dirs)),
+            # (it had been read from the working folder, unlike every other path of the file)
+            loss=dataclasses.replace(cfg.loss, feature_weights=absol(cfg.loss.feature_weights) if cfg.loss.feature_weights else ""),
         )
     _validate(cfg)
     return cfg

@@ -128,7 +128,7 @@ def resolve_weights(net: str, path: str = "", sha256: str = "") -> Path:
     if path:
         p = Path(os.path.expanduser(path))
         if not p.is_file():
-            raise DownloadError(f"feature weights file {p} does not exist")
+            raise DownloadError(f"[loss] feature_weights: {p} does not exist")
         digest = hashlib.sha256(p.read_bytes()).hexdigest()
         if not digest.startswith(pub.sha256_prefix) and not (sha256 and digest == sha256.lower()):
             raise DownloadError(f"{p} is not torchvision's {net} file (sha256 {digest[:8]}..., expected "

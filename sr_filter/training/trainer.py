@@ -579,8 +579,9 @@ class Trainer:
                 lock = CacheLock(self.run_dir / "training", timeout=0)
                 lock.acquire()
         except LockTimeout:
-            raise ConfigError(f"{self.run_dir} is being trained by another process; wait for it, or "
-                              "give this config another name") from None
+            # (it had said "give this config another name": a renamed file of a config with name = ... ran into the same folder)
+            raise ConfigError(f"{self.run_dir} is being trained by another process; wait for it, or give this run "
+                              "another name: name = \"...\" in the config (without one, the file's name)") from None
         except OSError as exc:
             raise ConfigError(f"cannot write to the run folder {self.run_dir} ({exc.strerror or first_line(exc)}); "
                               "set out_dir in the config to a folder you can write") from None
