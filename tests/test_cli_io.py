@@ -23,7 +23,7 @@ from PIL import Image, ImageCms
 
 from sr_filter.metadata import srgb_profile
 
-from .conftest import ROOT, signal_when
+from .conftest import ROOT, interruptible, signal_when
 from .imagefiles import cmyk_profile, png16_filtered
 from .test_cli import run
 
@@ -1082,7 +1082,7 @@ def test_a_stop_signal_in_the_first_moment_leaves_no_folder_or_temporary_file(tm
     for attempt in range(10):
         target = out / "p" / "q"
         proc = subprocess.Popen([sys.executable, "-m", "sr_filter", str(pictures), "-m", "realesr-animevideov3",
-                                 "-o", f"{target}/", "-q"], env=env, stderr=subprocess.DEVNULL)
+                                 "-o", f"{target}/", "-q"], env=env, stderr=subprocess.DEVNULL, preexec_fn=interruptible)
         deadline = time.monotonic() + 60
         while not target.is_dir() and proc.poll() is None and time.monotonic() < deadline:
             pass
