@@ -30,7 +30,7 @@ from .facts import Facts
 from .interrupts import interrupts_held
 from .models import LoadedModel, ModelRef, load_ref, pad_bottom_right, preset_colour_fix, resolve
 from .resize import ResizeSink, resize
-from .sizing import scaled_length
+from .sizing import check_scale_request, scaled_length
 from .tiling import ArraySink, Progress, Sink, check_out, check_tile, round_up, run_tiled
 
 if TYPE_CHECKING:
@@ -541,8 +541,6 @@ class Upscaler:
     def check_scale(self, scale: object) -> float:
         """The output scale for a requested one (None: the model's own); SrFilterError for a
         scale that is not a number in (0, 16] or that a 1x model cannot give."""
-        from .sizing import check_scale_request
-
         value = check_scale_request(scale)
         if value is None:
             return float(self.scale)

@@ -442,6 +442,7 @@ def test_feature_weights_download_through_the_checked_fetch(tmp_path, monkeypatc
     from functools import partial
 
     from sr_filter.errors import DownloadError
+    from sr_filter.backbones import PublishedWeights
     from sr_filter.training import features
 
     served = tmp_path / "served"
@@ -454,7 +455,7 @@ def test_feature_weights_download_through_the_checked_fetch(tmp_path, monkeypatc
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{server.server_port}/vgg19-test.pth"
-        monkeypatch.setitem(features.PUBLISHED, "vgg19", features.PublishedWeights(url, digest[:8]))
+        monkeypatch.setitem(features.PUBLISHED, "vgg19", PublishedWeights(url, digest[:8]))
         monkeypatch.setenv("SR_FILTER_CACHE_DIR", str(tmp_path / "cache"))
         monkeypatch.delenv("SR_FILTER_WEIGHTS_URL", raising=False)
         monkeypatch.delenv("SR_FILTER_OFFLINE", raising=False)

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..backbones import PUBLISHED, PublishedWeights  # noqa: F401 - PublishedWeights: tests build their own
+from ..backbones import PUBLISHED
 from ..errors import DownloadError, WeightsFormatError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
