@@ -188,6 +188,24 @@ def test_a_model_the_workers_cannot_load_is_one_line(cluster, collection, tmp_pa
     assert [p.name for p in tmp_path.iterdir()] == ["kept"]  # a folder that was there stays
 
 
+def test_a_scale_the_model_cannot_give_is_one_line_before_the_job(cluster, collection, tmp_path):
+    """x4 of a 1x (restoration) model had failed on every file, one by one, with the same line;
+    the workers now refuse it once they have loaded the model, before any file is given out."""
+    import torch
+
+    from sr_filter.archs.srvgg import SRVGGNetCompact
+    from sr_filter.errors import ClusterError
+
+    src, _ = collection
+    own = tmp_path / "restore_1x.pth"
+    torch.manual_seed(0)
+    torch.save({"params": SRVGGNetCompact(num_feat=8, num_conv=2, upscale=1).state_dict()}, own)
+    events = []
+    with pytest.raises(ClusterError, match=r"^restore_1x\.pth is a 1x model: .* does not give x4;") as caught:
+        upscale_folder(str(src), str(tmp_path / "out"), model=str(own), scale=4, device="cpu", on_event=events.append)
+    assert "\n" not in str(caught.value) and events == [] and not (tmp_path / "out").exists()
+
+
 def test_the_model_the_workers_loaded_and_its_fallback_are_said(cluster, collection, tmp_path):
     """The workers (offline, an empty cache) use the photo preset's built-in model instead of its
     downloadable one: the driver had said neither that nor which model ran."""

@@ -121,6 +121,9 @@ class UpscaleWorker:
             self.upscaler = Upscaler(settings.model, device=settings.device, precision=settings.precision, tile=settings.tile, offline=settings.offline,
                                      backend=settings.backend, tta=settings.tta, denoise=settings.denoise,
                                      colour_fix=settings.colour_fix)
+            # a scale the model cannot give (x4 of a 1x model) is one line before the job, not
+            # the same failure file by file
+            self.upscaler.check_scale(settings.scale)
         except SrFilterError as exc:
             self.error = str(exc)
         except Exception as exc:  # noqa: BLE001 - whatever it is, the driver shows one line
