@@ -244,6 +244,28 @@ def test_what_the_listing_passes_over_is_said_and_hidden_files_are_left_out(clus
     assert [Path(t.source).name for t in tasks] == ["a.png"]
 
 
+@pytest.mark.parametrize("pattern", ["*.png", "**/*.png", "*/*.png", "s*", ".*.png", ".*/*.png", "**/.*.png", "sub/**/*.png"])
+def test_a_pattern_finds_what_it_finds_on_one_machine(tmp_path, pattern):
+    """``*`` had crossed folders on the cluster (``in/*.png`` upscaled every subfolder's pictures
+    too), and a pattern that names hidden files found nothing; the same files and the same count
+    of hidden ones are found now, in the same folders of the output."""
+    from collections import Counter
+
+    from sr_filter.cli.jobs import expand_inputs
+
+    src = tmp_path / "in"
+    for name in ("a.png", "s.png", ".b.png", "sub/c.png", "sub/deeper/d.png", "sub/.e.png", ".hid/f.png", ".hid/deep/g.png"):
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (4, 4)).save(src / name)
+    mine = expand_inputs([str(src / pattern)])
+    left_out: Counter = Counter()
+    tasks = storage.list_tasks([str(src / pattern)], str(tmp_path / "out"), left_out=left_out)
+    assert sorted(Path(t.source).relative_to(src) for t in tasks) == sorted(Path(p).relative_to(src) for p in mine)
+    assert {Path(t.target).relative_to(tmp_path / "out") for t in tasks} == {
+        Path(p).relative_to(mine.roots[p]) for p in mine}
+    assert left_out["hidden"] == mine.left_out["hidden"]
+
+
 def test_a_folder_that_cannot_be_listed_is_one_line(tmp_path, monkeypatch):
     """Its images had been passed over without a word. A folder root can read is made
     unreadable here by failing os.scandir on it (permission bits do not stop root)."""

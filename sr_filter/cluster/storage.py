@@ -8,6 +8,7 @@ Locations travel between driver and workers as strings: absolute local paths or 
 from __future__ import annotations
 
 import fnmatch
+import functools
 import glob
 import os
 import uuid
@@ -159,20 +160,22 @@ def list_tasks(inputs: list[str], output: str, fmt: str | None = None, left_out:
             if info.type == pafs.FileType.File and pattern is None:
                 found = [(info.path, PurePosixPath(info.path).name)]
             elif is_local(item):  # links to folders are not entered, as on one machine (a link back up looped)
-                found = _local_files(path, left_out, unreadable)
+                found = _local_files(path, left_out, unreadable, pattern=None if pattern is None else pattern[len(path):])
             else:
                 entries = filesystem.get_file_info(pafs.FileSelector(path, recursive=True))
                 found = [(e.path, str(PurePosixPath(e.path).relative_to(path))) for e in entries if e.type == pafs.FileType.File]
         except OSError as exc:
             raise ImageFormatError(f"cannot list {item}: {_first(exc)}") from None
         named = info.type == pafs.FileType.File and pattern is None  # a file given by name is taken as it is
+        # hidden files and folders are left out unless the pattern names them, as on one machine
+        hidden_ok = pattern is not None and any(part.startswith(".") for part in pattern[len(path):].split("/"))
         kept, videos = [], []
         for p, rel in found:
             if pattern is not None and not _matches(p, pattern):
                 continue
             if _inside(out_path, path) and _inside(p, out_path):  # an output folder inside the input one
                 left_out["in output"] += 1
-            elif not named and any(part.startswith(".") for part in PurePosixPath(rel).parts):
+            elif not (named or hidden_ok) and any(part.startswith(".") for part in PurePosixPath(rel).parts):
                 left_out["hidden"] += 1  # (it had been upscaled: one machine leaves it out)
             elif PurePosixPath(p).suffix.lower() in imageio.IMAGE_SUFFIXES:
                 kept.append((p, rel))
@@ -210,20 +213,37 @@ def list_tasks(inputs: list[str], output: str, fmt: str | None = None, left_out:
 
 
 def _matches(path: str, pattern: str) -> bool:
-    """Whether ``path`` matches a pattern whose ``*`` also crosses folders, and whose ``**/`` also
-    stands for no folder at all, as on one machine: ``in/**/*.png`` had left out the pictures
-    directly in ``in`` (and the run had ended as a success)."""
-    return fnmatch.fnmatchcase(path, pattern) or ("**/" in pattern and fnmatch.fnmatchcase(path, pattern.replace("**/", "")))
+    """Whether ``path`` matches ``pattern`` by one machine's rules (:meth:`pathlib.Path.glob`):
+    ``*``, ``?`` and ``[...]`` stay within one folder name, ``**`` stands for any number of
+    folders, none included. ``*`` had crossed folders here, so ``in/*.png`` with ``--cluster``
+    upscaled the pictures of every subfolder too, which the same command without it leaves out."""
+    names, parts = path.split("/"), pattern.split("/")
+
+    @functools.lru_cache(maxsize=None)
+    def match(i: int, j: int) -> bool:
+        if j == len(parts):
+            return i == len(names)
+        if parts[j] == "**":
+            return match(i, j + 1) or (i < len(names) - 1 and match(i + 1, j))  # folders only, never the file itself
+        return i < len(names) and fnmatch.fnmatchcase(names[i], parts[j]) and match(i + 1, j + 1)
+
+    return match(0, 0)
 
 
-def _local_files(root: str, left_out: Counter, unreadable: list[tuple[str, str]] | None = None) -> list[tuple[str, str]]:
+def _local_files(root: str, left_out: Counter, unreadable: list[tuple[str, str]] | None = None,
+                 pattern: str | None = None) -> list[tuple[str, str]]:
     """(path, path relative to ``root``) of every file under a local folder, without entering
     symbolic links to folders (counted as left out): pyarrow's listing follows them, so a link to
     a parent folder had been listed again and again until the paths grew too long. A subfolder
-    that cannot be read goes into ``unreadable`` (a locked folder had stopped the whole job)."""
+    that cannot be read goes into ``unreadable`` (a locked folder had stopped the whole job).
+
+    For a glob ``pattern`` (the part after ``root``), hidden folders are entered, not counted:
+    the files the pattern matches in them are, as one machine counts them; and a pattern without
+    ``**`` is not searched deeper than its own folders."""
     from ..datasets import unreadable_folder
 
     found = []
+    depth = None if pattern is None or "**" in pattern.split("/") else len([p for p in pattern.split("/") if p])
 
     def cannot_read(exc: OSError) -> None:  # it had been passed over without a word
         if unreadable is None or not exc.filename or os.path.normpath(exc.filename) == os.path.normpath(root):
@@ -232,10 +252,13 @@ def _local_files(root: str, left_out: Counter, unreadable: list[tuple[str, str]]
 
     for here, dirs, names in os.walk(root, onerror=cannot_read, followlinks=False):
         links = [d for d in dirs if os.path.islink(os.path.join(here, d))]
-        hidden = [d for d in dirs if d.startswith(".") and d not in links]
-        left_out["link"] += len(links)
+        hidden = [d for d in dirs if d.startswith(".") and d not in links] if pattern is None else []
+        left_out["link"] += len(links) if pattern is None else 0  # (a pattern's are not counted on one machine)
         left_out["hidden"] += len(hidden)  # a hidden folder counts once, as on one machine, not file by file
         dirs[:] = sorted(d for d in dirs if d not in links and d not in hidden)
+        level = 0 if os.path.samefile(here, root) else len(Path(os.path.relpath(here, root)).parts)
+        if depth is not None and level >= depth - 1:
+            dirs[:] = []  # its files lie deeper than the pattern reaches
         for name in names:
             full = os.path.join(here, name)
             if os.path.isfile(full):  # a link to a file is read as the file, as on one machine
