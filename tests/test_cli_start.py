@@ -108,7 +108,7 @@ def test_folder_without_output_is_one_line(tmp_path):
     Image.new("RGB", (8, 8)).save(image)
     to_stdout = run(image, image, "-o", "-")
     assert to_stdout.returncode == 2 and to_stdout.stderr.decode() == ("sr-filter: error: standard output (-o -) takes one image; "
-                                                                  "several inputs or a folder need -o OUTPUT_FOLDER\n")
+                                                                  "several inputs, a folder or a pattern need -o OUTPUT_FOLDER\n")
 
 
 def test_several_files_without_output_are_written_beside_their_inputs(tmp_path):

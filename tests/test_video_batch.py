@@ -159,6 +159,19 @@ def test_quality_for_a_video_is_refused_or_said_in_a_batch(tmp_path):
     assert result.returncode == 2 and "a frame stream has none" in err and not (tmp_path / "out.y4m").exists(), err
 
 
+def test_a_quoted_pattern_of_videos_upscales_every_video_it_finds(tmp_path):
+    """``sr-filter "clips/*.mp4" -o out/`` had been taken for one video: the first file the pattern
+    found was upscaled, the others passed over without a word (exit 0). A pattern is a batch,
+    named as the shell's expansion of it would be, whatever it finds."""
+    (tmp_path / "clips").mkdir()
+    make_clip(tmp_path / "clips" / "a.mp4", frames=2, audio=0)
+    make_clip(tmp_path / "clips" / "b.mp4", frames=2, audio=0)
+    result = run(f"{tmp_path / 'clips'}/*.mp4", "-m", MODEL, "-t", "32", "-o", f"{tmp_path / 'out'}/")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.mp4", "b.mp4"]
+    assert "2 upscaled, 0 skipped, 0 failed" in result.stderr.decode()
+
+
 def test_cli_denoise_reaches_the_video_path(tmp_path):
     clip = make_clip(tmp_path / "clip.mp4", frames=2, audio=0)
     result = run(clip, "-m", MODEL, "--denoise", "0.5", "-o", tmp_path / "out.mp4")

@@ -261,7 +261,8 @@ def plan_jobs(inputs: list[str], output: str | None, suffix: str, fmt: str | Non
     if out_dir.exists() and not out_dir.is_dir():
         raise click.UsageError(f"{out_dir} exists and is not a folder")
     if not out_dir.exists() and out_dir.suffix.lower() in set(imageio.IMAGE_SUFFIXES) | VIDEO_SUFFIXES | READ_ONLY_SUFFIXES:
-        what = f"{len(inputs)} inputs need" if len(inputs) > 1 else "a folder input needs"  # "1 inputs need" had been said
+        what = (f"{len(inputs)} inputs need" if len(inputs) > 1  # "1 inputs need" had been said
+                else "a pattern's files need" if getattr(inputs, "roots", None) else "a folder input needs")
         raise click.UsageError(f"{what} an output folder, but {output} names a file; "
                                f"use -o {out_dir.with_suffix('')}/")
     jobs = []
@@ -362,8 +363,16 @@ def video_target(source: Path, target: Path) -> Path:
 
 
 def many_inputs(inputs: list[str]) -> bool:
-    """Several inputs or a folder: the output is a folder."""
-    return len(inputs) > 1 or any(Path(p).is_dir() for p in inputs if p != "-")
+    """Several inputs, a folder or a glob pattern: the output is a folder. A pattern that finds one
+    file today may find ten tomorrow, so its outputs are named as a batch's either way (one match
+    had been ``out/a_x4.png``, two ``out/a.png`` and ``out/b.png``)."""
+    return (len(inputs) > 1 or bool(getattr(inputs, "roots", None))
+            or any(p != "-" and (is_pattern(p) or Path(p).is_dir()) for p in inputs))
+
+
+def is_pattern(item: str) -> bool:
+    """A glob pattern the shell left alone: a name that does not exist and holds ``*?[``."""
+    return any(c in item for c in "*?[") and not os.path.lexists(item)
 
 
 def names_folder(output: str) -> bool:

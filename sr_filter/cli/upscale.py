@@ -27,7 +27,7 @@ from ..stdio import discard, refuse_closed
 from ..video import VIDEO_SUFFIXES
 from ..video.command import video_only, video_options, wants_video
 from .jobs import (
-    Job, check_targets, check_writable, expand_inputs, is_pipe, is_video, left_out_line, many_inputs, names_folder, plan_jobs,
+    Job, check_targets, check_writable, expand_inputs, is_pattern, is_pipe, is_video, left_out_line, many_inputs, names_folder, plan_jobs,
     refuse_empty_names, unique, video_target,
 )
 from .messages import flagged, one_line, shown_path, unforeseen
@@ -155,7 +155,10 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
         raise click.UsageError("--cluster upscales whole videos and animations; leave out --frames")
     if cluster is not None:
         model = _cluster_model(model)
-    if cluster is not None and wants_video(list(inputs), fmt, output):  # one video's segments spread over a cluster
+    # a pattern ("clips/*.mp4") is a batch, whatever it finds: as one video, it had been upscaled
+    # only the first file it found, the others passed over without a word
+    video = not any(is_pattern(p) for p in inputs) and wants_video(list(inputs), fmt, output)
+    if cluster is not None and video:  # one video's segments spread over a cluster
         from ..cluster.command import run_video_on_cluster
         from ..video.job import scale_to_fit
 
@@ -166,7 +169,7 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
                                       skip_existing=skip_existing or resume, reword=_flagged,
                                       model=model or preset, scale=scale, device=device, precision=precision, backend=backend,
                                       tile=tile, offline=offline, codec=codec, crf=crf, tta=tta, denoise=denoise, colour_fix=colour_fix))
-    if wants_video(list(inputs), fmt, output):  # videos, animations, frame streams: sr_filter.video
+    if video:  # videos, animations, frame streams: sr_filter.video
         from ..upscaler import may_skip_torch
         from ..video.command import run as run_video
 
@@ -195,7 +198,7 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
                                 size=(width, height)))
     inputs = expand_inputs(list(inputs))
     if many_inputs(inputs) and (output == "-" or (output is None and any(Path(p).is_dir() for p in inputs))):
-        raise click.UsageError("standard output (-o -) takes one image; several inputs or a folder need -o OUTPUT_FOLDER" if output == "-"
+        raise click.UsageError("standard output (-o -) takes one image; several inputs, a folder or a pattern need -o OUTPUT_FOLDER" if output == "-"
                                else "a folder input needs -o OUTPUT_FOLDER")
     to_stdout = output == "-" or (output is None and inputs == ["-"])
     refuse_closed(reads_stdin=inputs == ["-"], writes_stdout=to_stdout)
