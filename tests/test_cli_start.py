@@ -394,6 +394,27 @@ def test_ctrl_c_during_start_up_is_one_line_and_130(tmp_path, delay):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
 
 
+def test_ctrl_c_while_the_installed_command_imports_is_one_line_and_130(tmp_path):
+    """The installed ``sr-filter`` (the wrapper pip writes for pyproject's entry point) imported
+    the CLI before any guard: a Ctrl-C in its first tenth of a second was a traceback ending in
+    ``import click``. The Ctrl-C is made to land there for sure by a ``click`` that raises it."""
+    import tomllib
+
+    entry = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]["sr-filter"]
+    module, function = entry.split(":")
+    script = tmp_path / "sr-filter"  # what pip's console-script wrapper says
+    script.write_text(f"import re\nimport sys\nfrom {module} import {function}\nif __name__ == '__main__':\n"
+                      f"    sys.exit({function}())\n")
+    (tmp_path / "fake").mkdir()
+    (tmp_path / "fake" / "click.py").write_text("raise KeyboardInterrupt\n")  # as Ctrl-C lands mid-import
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path / "fake"), str(ROOT)]))
+    done = subprocess.run([sys.executable, script, "--version"], capture_output=True, env=env, timeout=60)
+    assert done.returncode == 130 and done.stderr.decode() == "sr-filter: interrupted\n", done.stderr.decode()
+    env["PYTHONPATH"] = str(ROOT)  # and the real one runs
+    done = subprocess.run([sys.executable, script, "--version"], capture_output=True, env=env, timeout=60)
+    assert done.returncode == 0 and b"sr-filter" in done.stdout, done.stderr.decode()
+
+
 @pytest.mark.parametrize("after", [0.0, 0.3, 0.6])
 def test_ctrl_c_while_the_model_converts_to_openvino_stops_the_run(tmp_path, after):
     """A Ctrl-C while the model is traced and converted for OpenVINO (first use, empty cache) stops
