@@ -567,6 +567,20 @@ def test_a_json_name_ending_in_a_slash_is_a_folder_not_a_file(tmp_path, monkeypa
 
 
 
+def test_json_to_dev_stdout_is_standard_output_as_a_dash_is(tmp_path):
+    """`--json /dev/stdout` had written the tables to standard output and then the JSON after them,
+    so `| jq` failed; it is `--json -` now, as `-o /dev/stdout` is `-o -` for upscaling."""
+    import subprocess
+    import sys
+
+    from .conftest import ROOT
+
+    done = subprocess.run([sys.executable, "-m", "sr_filter", "eval", _crops(tmp_path / "set", 32), "-m", "bicubic",
+                           "--json", "/dev/stdout", "-q"], capture_output=True, timeout=120, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert done.returncode == 0, done.stderr.decode()
+    assert json.loads(done.stdout)[0]["scale"] == 4 and not (tmp_path / "-").exists()
+
+
 def test_ground_truth_notices_speak_of_reading_not_upscaling(tmp_path, caplog):
     """An animated ground truth was "only the first is upscaled here (... written as GIF ...)", an
     oversized one "upscaled x1 it would be ... use a smaller scale": advice for upscaling, not eval."""

@@ -124,6 +124,10 @@ def _json_file(value: str | None) -> Path | None:
     Path had dropped the slash and written a file named ``res`` for ``res/``)."""
     if value is None:
         return None
+    from ..atomic import descriptor
+
+    if descriptor(value) == 1:  # /dev/stdout, /dev/fd/1: standard output, as "-" is (the tables had been mixed into the JSON)
+        return Path("-")
     if value != "-" and value.endswith(("/", os.sep)):
         raise click.BadParameter(f"{value} names a folder; give the file to write, e.g. {value.rstrip('/' + os.sep)}/results.json",
                                  param_hint="'--json'")
