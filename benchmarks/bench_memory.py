@@ -5,8 +5,8 @@
 
 ``activations`` calibrates ``Arch.bytes_per_pixel`` (the automatic tile size): the growth of peak
 RSS over a warmed-up process while one tile of each size runs, divided by the tile's pixels.
-RRDBNet has no real weights here, so it runs randomly initialised with the x4plus settings (memory
-does not depend on the weight values).
+RRDBNet and the published EDSR's size have no real weights here, so they run randomly initialised
+(memory does not depend on the weight values); EDSR also runs as the built-in photo model.
 
 ``large`` upscales a 2500x2500 RGB image x4 to 10000x10000 (100 MP) with a tiny randomly
 initialised SRVGGNetCompact (8 features, 2 convs) so that the network's speed does not matter:
@@ -49,6 +49,22 @@ def child_activation(arch: str, edge: int) -> None:
 
     if arch == "srvgg":
         net = load_file(Path(os.environ.get("SR_FILTER_SHARED", ROOT.parent / "shared")) / "weights" / "upstream" / "realesr-animevideov3.pth").network
+    elif arch == "edsr":  # the built-in photo model (48 features, 6 blocks, x4)
+        from sr_filter.models import load_ref, resolve
+
+        net = load_ref(resolve("sr-photo-x4", offline=True)).network
+    elif arch == "edsr-256":  # the published EDSR's size (256 features, 32 blocks, x4), randomly initialised
+        from sr_filter.archs.edsr import EDSR
+
+        net = EDSR(num_feat=256, num_block=32, upscale=4, res_scale=0.1, upsampler="pixelshuffle").eval()
+    elif arch == "srresnet":  # SRGAN's generator (64 features, 16 blocks, x4), randomly initialised
+        from sr_filter.archs.srresnet import SRResNet
+
+        net = SRResNet(num_feat=64, num_block=16, upscale=4, norm=False).eval()
+    elif arch == "unet":  # the U-Net upscaler's defaults (32 features, 4 levels, x4), randomly initialised
+        from sr_filter.archs.unet import UNetUpscaler
+
+        net = UNetUpscaler(num_feat=32, upscale=4).eval()
     else:
         net = RRDBNet(3, 3, scale=4, num_feat=64, num_block=23, num_grow_ch=32).eval()
     net = net.to(memory_format=torch.channels_last)
@@ -110,7 +126,9 @@ def main() -> None:
     print(f"CPU: {cpu_facts()}")
     if what == "activations":
         print(f"{'arch':8s} {'tile':>5s} {'bytes per input px':>19s}")
-        for arch, edges in (("srvgg", (128, 256, 384)), ("rrdbnet", (64, 96, 128))):
+        for arch, edges in (("srvgg", (128, 256, 384)), ("edsr", (128, 256, 384)), ("edsr-256", (64, 96, 128)),
+                            ("srresnet", (64, 96, 128)), ("unet", (64, 96, 128)),
+                            ("rrdbnet", (64, 96, 128))):
             for edge in edges:
                 r = _spawn("activation", arch, str(edge))
                 print(f"{arch:8s} {edge:5d} {r['bytes_per_pixel']:19.0f}", flush=True)

@@ -69,7 +69,8 @@ class OutOfMemoryError(SrFilterError):
 
 
 class WholeTooLargeError(OutOfMemoryError):
-    """A picture asked to run in one window (tile 0) would not fit in memory; tiles would."""
+    """A window of the size asked for (tile 0: the whole picture; or a tile given) would not fit in
+    memory; automatic or smaller tiles would."""
 
 
 class CancelledError(SrFilterError):

@@ -560,15 +560,8 @@ class Upscaler:
         """The tile edge for a (padded) ``height`` x ``width`` input; ``shown`` is the picture's own
         size, for messages."""
         shown_h, shown_w = shown or (height, width)
-        if self.tile == 0 and self._device_name == "cpu":  # a GPU splits the window on out-of-memory; a CPU process is killed
-            need, free = self._whole_bytes(height, width, frames), self._free()
-            if need > free:  # a 5400x3600 picture had grown past 19 GB of 22 without a word
-                from .errors import WholeTooLargeError
-
-                raise WholeTooLargeError(
-                    f"a {shown_w}x{shown_h} picture in one window (tile 0) needs about {need / (1 << 30):.1f} GiB by "
-                    f"the estimate for {self.model.arch_name}, but {free / (1 << 30):.1f} GiB is free; leave the tile "
-                    "automatic, or give a tile size")
+        if self.tile != "auto" and self._device_name == "cpu":  # a GPU splits the window on out-of-memory; a CPU process is killed
+            self._check_window(int(self.tile), height, width, frames, shown_h, shown_w)
         tile = self._planned_tile(height, width, frames)
         if self.tile == "auto" and (tile, height, width) != self._said_tile:
             self._said_tile = (tile, height, width)
@@ -589,6 +582,25 @@ class Upscaler:
                         "slightly from whole-image inference; a %dx%d picture is tiled here%s", Path(self.name).name,
                         self.model.arch_name, shown_w, shown_h, why)
         return tile
+
+    def _check_window(self, tile: int, height: int, width: int, frames: int, shown_h: int, shown_w: int) -> None:
+        """Refuse a tile asked for whose window would not fit in free memory: tile 0, and a tile as
+        large as the picture, is the whole picture in one window (a 5400x3600 picture had grown
+        past 19 GB of 22 without a word, and ``tile 4000`` on a 2000x2000 one was not checked at all)."""
+        from .errors import WholeTooLargeError
+
+        reach = tile + 2 * self.model.facts.context
+        window_h, window_w = (height, width) if tile == 0 else (min(height, reach), min(width, reach))
+        need, free = window_h * window_w * self._bytes_per_pixel(frames), self._free()
+        if need <= free:
+            return
+        sizes = f"about {need / (1 << 30):.1f} GiB by the estimate for {self.model.arch_name}, but {free / (1 << 30):.1f} GiB is free"
+        if (window_h, window_w) == (height, width):
+            how = "tile 0" if tile == 0 else f"tile {tile} covers it whole"
+            raise WholeTooLargeError(f"a {shown_w}x{shown_h} picture in one window ({how}) needs {sizes}; leave the tile "
+                                     "automatic, or give a tile size")
+        raise WholeTooLargeError(f"{tile} px tiles (windows of {window_w}x{window_h} with their margins) need {sizes}; leave the "
+                               "tile automatic, or give a smaller tile size")
 
     def _bytes_per_pixel(self, frames: int) -> int:
         """Peak activation bytes per input pixel of one backend call: measured per architecture

@@ -352,6 +352,32 @@ def test_tile_0_on_the_cpu_is_refused_before_the_work_when_the_estimate_passes_f
     assert said.endswith("leave out --tile (automatic), or give a --tile size") and "--scale" not in said, said
 
 
+def test_a_tile_given_is_checked_against_memory_as_tile_0_is(monkeypatch):
+    """A tile as large as the picture is the picture in one window, as tile 0 is, but it was never
+    checked: ``tile 4000`` on a 2000x2000 picture ran whatever the memory. A tile smaller than the
+    picture whose window still would not fit is refused too; a tile that fits runs. (32 MiB of
+    free memory is simulated: about 16800 pixels of srvgg's window.)"""
+    from sr_filter.cli.messages import one_line
+    from sr_filter.errors import WholeTooLargeError
+    from sr_filter.upscaler import Upscaler
+
+    def with_free(tile):
+        up = Upscaler("sr-cartoon-x4", device="cpu", tile=tile, backend="torch")
+        monkeypatch.setattr(up, "_free", lambda: 32 << 20)
+        return up
+
+    image = np.zeros((200, 200, 3), np.uint8)
+    with pytest.raises(WholeTooLargeError, match=r"^a 200x200 picture in one window \(tile 4000 covers it whole\) needs about "):
+        with_free(4000).upscale_array(image)
+    reach = 128 + 2 * with_free(128).model.facts.context
+    with pytest.raises(WholeTooLargeError, match=rf"^128 px tiles \(windows of {reach}x{reach} with their margins\) need about "
+                                                 r".* is free; leave the tile automatic, or give a smaller tile size$") as info:
+        with_free(128).upscale_array(image)
+    said = one_line(info.value, flags=frozenset({"--tile", "--scale"}))
+    assert said.endswith("leave out --tile (automatic), or give a smaller --tile size") and "--scale" not in said, said
+    assert with_free(64).upscale_array(image).shape == (800, 800, 3)
+
+
 def test_cpu_tiles_are_sized_by_the_work_of_a_window(monkeypatch, tmp_path):
     """On the CPU, tile=auto gives a window about CPU_WINDOW_MACS multiply-adds: a cheap model
     gets larger tiles (less lost to their overlap), TTA's 8 passes and heavy models smaller ones,

@@ -86,4 +86,7 @@ ARCH = Arch(
     infer_params=infer_params,
     scale_param="upscale",
     context=lambda p: 2 * int(p.get("num_block", 16)) + 12,
+    # six feature maps at the input's size and two at the output's, with a quarter's margin:
+    # measured 8945-9899 (64 features, x4, fp32, CPU; benchmarks/bench_memory.py), above the default 8000
+    bytes_per_pixel=lambda p: int(1.25 * 4 * int(p.get("num_feat", 64)) * (6 + 2 * int(p.get("upscale", 4)) ** 2)),
 )

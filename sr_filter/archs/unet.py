@@ -102,4 +102,8 @@ ARCH = Arch(
     infer_params=infer_params,
     scale_param="upscale",
     context=lambda p: 48,
+    # it works at the output's size: about twelve maps of num_feat channels there, and a sixth more
+    # as margin: measured 20441-21926 (32 features, x4, fp32, CPU; benchmarks/bench_memory.py),
+    # where the default 8000 had let windows 2.6 times too large run whole
+    bytes_per_pixel=lambda p: int(4 * 14 * int(p.get("num_feat", 32)) * int(p.get("upscale", 4)) ** 2),
 )

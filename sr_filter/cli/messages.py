@@ -85,6 +85,8 @@ _FLAG_TEXT = (
     (r"choose a smaller scale", "use a smaller --scale, --width or --height", "--scale"),
     (r"check=False writes it unchecked", "--no-check writes it unchecked", "--no-check"),
     (r"leave the tile automatic, or give a tile size$", "leave out --tile (automatic), or give a --tile size", "--tile"),
+    (r"leave the tile automatic, or give a smaller tile size$", "leave out --tile (automatic), or give a smaller --tile size",
+     "--tile"),
     (r"(such as \.png(?: \([^)]*\))?) or name the format$", r"\1 or give --format", "--format"),
     # a video's codec choices and resumable runs, as the API's arguments (video.encode, video.resume)
     (r'codec="\w+"(?: or "\w+")*', lambda m: "--codec " + m.group(0)[len("codec="):].replace('"', ""), "--codec"),
