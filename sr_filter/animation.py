@@ -365,7 +365,7 @@ def _gif_colours(animation: Animation) -> list[np.ndarray]:
 def _carried(meta: Any, fmt: str, shape: tuple[int, ...], scale: Scale) -> dict[str, Any]:
     """Pillow's options for the metadata an animation keeps, as a still image in ``fmt`` keeps it
     (docs/io.md, "Metadata"): the ICC profile, EXIF (sizes updated) and, by format, XMP (WebP),
-    DPI and text chunks (PNG) or the comment (GIF). They had all been left out."""
+    DPI, gamma and chromaticity and text chunks (PNG) or the comment (GIF). They had all been left out."""
     if meta is None:
         return {}
     from .encode import _fitting_profile, _png_text, comment_for
@@ -391,8 +391,13 @@ def _carried(meta: Any, fmt: str, shape: tuple[int, ...], scale: Scale) -> dict[
         if dpi:
             options["dpi"] = dpi
         raw, text = _png_text(meta)
-        if text or raw:
+        # gAMA, cHRM and sRGB (sRGB not beside a profile), as a still keeps them: a linear-gamma
+        # APNG had come out without them, shown with sRGB's tones
+        colour = [(kind, body) for kind, body in meta.png_colour if not (icc and kind == b"sRGB")]
+        if text or raw or colour:
             chunks = PngImagePlugin.PngInfo()
+            for kind, body in colour:
+                chunks.add(kind, body)
             for kind, body in raw:  # the source's, as stored
                 chunks.add(kind, body)
             for key, value in text.items():  # tEXt or iTXt, as png.encode_png writes a still's

@@ -453,6 +453,31 @@ def test_an_apng_keeps_its_pixel_aspect_ratio_as_a_still_png_does(tmp_path, upsc
     assert "WebP cannot hold the pixel aspect ratio (2:1, width to height)" in caplog.text
 
 
+def test_an_apng_keeps_its_gamma_and_chromaticity_as_a_still_png_does(tmp_path, upscaler):
+    """gAMA and cHRM were dropped from an APNG written as an APNG, without a word (a still PNG
+    keeps them): a linear-gamma animation was then shown with sRGB's tones. sRGB is kept too, but
+    not beside an ICC profile, as for a still."""
+    import struct
+
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add(b"gAMA", struct.pack(">I", 100000))
+    info.add(b"cHRM", struct.pack(">8I", 31270, 32900, 64000, 33000, 30000, 60000, 15000, 6000))
+    frames = [Image.fromarray(pattern(i, 12, 8)) for i in range(2)]
+    frames[0].save(tmp_path / "g.png", save_all=True, append_images=frames[1:], duration=100, pnginfo=info)
+    animation.upscale_animation(tmp_path / "g.png", tmp_path / "o.png", upscaler)
+    with Image.open(tmp_path / "o.png") as out:
+        assert getattr(out, "n_frames", 1) == 2
+        assert out.info.get("gamma") == 1.0 and out.info.get("chromaticity") == (0.3127, 0.329, 0.64, 0.33, 0.3, 0.6, 0.15, 0.06)
+    srgb = PngImagePlugin.PngInfo()
+    srgb.add(b"sRGB", b"\x00")
+    frames[0].save(tmp_path / "s.png", save_all=True, append_images=frames[1:], duration=100, pnginfo=srgb)
+    animation.upscale_animation(tmp_path / "s.png", tmp_path / "os.png", upscaler)
+    with Image.open(tmp_path / "os.png") as out:
+        assert out.info.get("srgb") == 0
+
+
 @pytest.mark.parametrize("name", ["a.png", "a.webp", "a.gif"])
 def test_an_opaque_animation_stays_opaque(tmp_path, upscaler, name):
     """An RGB APNG came out RGBA (alpha 255 everywhere), and an opaque GIF declared a transparent
