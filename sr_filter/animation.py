@@ -51,6 +51,8 @@ class Animation:
     format: str | None = None
     #: what the file carries besides its frames (ICC profile, EXIF, XMP, DPI, text), as read
     meta: Any = None
+    #: read from a 16-bit APNG: its frames hold 8 bits now (said when they are written)
+    deep: bool = False
 
     def __repr__(self) -> str:  # the dataclass's would print every frame's pixels
         size = "x".join(str(n) for n in self.frames[0].shape[1::-1]) if self.frames else "no"
@@ -157,7 +159,16 @@ def read_animation(path: str | Path | bytes, name: str | None = None, *,
     if image.format == "GIF" and not _gif_ends_whole(path):
         log.warning("%s ends without the GIF trailer: it may be cut short, its last frames missing",
                     name or _label(path))
-    return Animation(pictures, durations, loop, disposal, blend, format=image.format, meta=meta)
+    deep = image.format == "PNG" and _png_depth(path) == 16
+    return Animation(pictures, durations, loop, disposal, blend, format=image.format, meta=meta, deep=deep)
+
+
+def _png_depth(source: str | Path | bytes) -> int:
+    """A PNG's bits per sample, from its header."""
+    raw = _raw(source)
+    with raw if isinstance(raw, io.BytesIO) else open(raw, "rb") as stream:
+        header = stream.read(25)
+    return header[24] if len(header) == 25 else 8
 
 
 def _gif_ends_whole(source: str | Path | bytes) -> bool:
@@ -291,6 +302,11 @@ def encode_animation(animation: Animation, fmt: str, *, quality: int | None = No
     much larger its frames now are than when read, for EXIF sizes and DPI)."""
     if not animation.frames:
         raise VideoFormatError("an animation needs at least one frame")
+    if animation.deep:  # a still keeps 16 bits in PNG and TIFF; an animation's frames had lost them without a word
+        from .convert import PER_FILE
+
+        log.warning("animations are read and written with 8 bits per channel: the 16-bit APNG's frames are written "
+                    "with 8 (a still output, such as TIFF, keeps the first frame's 16)", extra=PER_FILE)
     buffer = io.BytesIO()
     options: dict[str, Any] = {"save_all": True, "duration": animation.durations}
     options.update(_carried(animation.meta, fmt, animation.frames[0].shape, scale))

@@ -478,6 +478,24 @@ def test_an_apng_keeps_its_gamma_and_chromaticity_as_a_still_png_does(tmp_path, 
         assert out.info.get("srgb") == 0
 
 
+def test_a_16_bit_apng_written_with_8_bits_is_said(tmp_path, upscaler, caplog):
+    """A 16-bit APNG came out 8-bit without a word (a still PNG keeps 16 bits, or says why not)."""
+    import imagecodecs
+
+    deep = (np.arange(12 * 8 * 3, dtype=np.uint32).reshape(8, 12, 3) * 613 % 65536).astype(np.uint16)
+    (tmp_path / "a16.png").write_bytes(imagecodecs.apng_encode(np.stack([deep, deep[::-1]]), delay=100))
+    with caplog.at_level("WARNING"):
+        animation.upscale_animation(tmp_path / "a16.png", tmp_path / "o.png", upscaler)
+    assert "the 16-bit APNG's frames are written with 8" in caplog.text
+    with Image.open(tmp_path / "o.png") as out:
+        assert getattr(out, "n_frames", 1) == 2
+    caplog.clear()
+    small(tmp_path / "a8.png", loop=0)  # an 8-bit one: nothing to say
+    with caplog.at_level("WARNING"):
+        animation.upscale_animation(tmp_path / "a8.png", tmp_path / "o8.png", upscaler)
+    assert "16-bit" not in caplog.text
+
+
 @pytest.mark.parametrize("name", ["a.png", "a.webp", "a.gif"])
 def test_an_opaque_animation_stays_opaque(tmp_path, upscaler, name):
     """An RGB APNG came out RGBA (alpha 255 everywhere), and an opaque GIF declared a transparent
