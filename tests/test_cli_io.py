@@ -1094,3 +1094,15 @@ def test_a_stop_signal_in_the_first_moment_leaves_no_folder_or_temporary_file(tm
         for made in sorted(out.rglob("*"), key=lambda p: len(p.parts), reverse=True):  # a finished run's outputs
             made.unlink() if made.is_file() else made.rmdir()
     assert left == []
+
+
+def test_a_usage_error_naming_a_file_with_a_newline_stays_one_line(tmp_path):
+    """Two inputs written to one output, named with a newline: the message had spanned four lines."""
+    folder = tmp_path / "nl"
+    folder.mkdir()
+    for suffix in ("png", "jpg"):
+        Image.new("RGB", (8, 6), (90, 60, 30)).save(folder / f"x\ny.{suffix}")
+    done = run(folder / "x\ny.png", folder / "x\ny.jpg", "-f", "png", "-m", "sr-cartoon-x4", "-d", "cpu")
+    assert done.returncode == 2 and done.stderr.decode().splitlines() == [
+        f"sr-filter: error: {folder}/x\\ny.png and {folder}/x\\ny.jpg would both be written to {folder}/x\\ny_x4.png"], \
+        done.stderr

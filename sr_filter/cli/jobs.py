@@ -17,6 +17,7 @@ import click
 from ..atomic import is_stream
 from ..errors import ImageFormatError
 from ..video import READ_ONLY_SUFFIXES, VIDEO_SUFFIXES
+from .messages import shown_path
 from .options import say
 
 
@@ -51,7 +52,8 @@ def refuse_empty_names(inputs: list[str], output: str | None) -> None:
     if output == "":
         raise click.UsageError("the output name (-o) is empty (''): name a file, a folder (out/), or - for standard output")
     if output and output.startswith("~") and not Path(output).exists():  # a quoted '~/out.png' made a folder named ~
-        raise click.UsageError(f"'~' in -o {output} was not expanded (quoted?); write {os.path.expanduser(output)}")
+        raise click.UsageError(f"'~' in -o {shown_path(output)} was not expanded (quoted?); write "
+                               f"{shown_path(os.path.expanduser(output))}")
 
 
 def expand_inputs(inputs: list[str]) -> Inputs:
@@ -186,7 +188,7 @@ def _missing(item: str) -> None:
         raise click.UsageError("no file or command 'help'; for help run: sr-filter --help")
     close = difflib.get_close_matches(item, list(COMMANDS), n=1, cutoff=0.75)
     if close and not Path(item).suffix and os.sep not in item:
-        raise click.UsageError(f"no file or command '{item}'; did you mean: sr-filter {close[0]} ...?")
+        raise click.UsageError(f"no file or command '{shown_path(item)}'; did you mean: sr-filter {close[0]} ...?")
     hint = ""
     if item.startswith("~") and Path(os.path.expanduser(item)).exists():
         hint = f" ('~' was not expanded, quoted?; did you mean {os.path.expanduser(item)}?)"
@@ -211,9 +213,9 @@ def plan_jobs(inputs: list[str], output: str | None, suffix: str, fmt: str | Non
             if not is_pipe(Path(source)):
                 raise ImageFormatError(f"{source} is not a regular file")
             if output is None:  # no name to make an output name from
-                raise click.UsageError(f"{source} is a pipe (as <(...) in a shell gives): name the output file with -o")
+                raise click.UsageError(f"{shown_path(source)} is a pipe (as <(...) in a shell gives): name the output file with -o")
             if names_folder(output):
-                raise click.UsageError(f"{source} is a pipe (as <(...) in a shell gives): -o {output} names a folder; "
+                raise click.UsageError(f"{shown_path(source)} is a pipe (as <(...) in a shell gives): -o {shown_path(output)} names a folder; "
                                        "name the output file instead")
         if source != "-" and fmt is None and (output is None or names_folder(output)):
             unsupported = _unsupported_name(Path(source), "name the output with -o or give --format" if output is None
@@ -232,9 +234,9 @@ def plan_jobs(inputs: list[str], output: str | None, suffix: str, fmt: str | Non
             target = Path(output)
         if source == "-" and fmt is None and target is not None and target.suffix.lower() in VIDEO_SUFFIXES - {".y4m"}:
             # it had said "a video input needs a video suffix": standard input has no name to give one
-            raise click.UsageError(f"{target.name} names a video file, which is not made from standard input; pipe its "
+            raise click.UsageError(f"{shown_path(target.name)} names a video file, which is not made from standard input; pipe its "
                                    f"frames as a stream (ffmpeg -i IN -f yuv4mpegpipe - | sr-filter - -o - --format y4m | "
-                                   f"ffmpeg -i - {target.name}), or give the video's file name as the input")
+                                   f"ffmpeg -i - {shown_path(target.name)}), or give the video's file name as the input")
         if target is not None and not (fmt is None and is_stream(target)):  # /dev/null: the input's format
             written = imageio.format_for(target, fmt)
             conflict = imageio.suffix_conflict(target, written) if fmt else None
@@ -259,12 +261,12 @@ def plan_jobs(inputs: list[str], output: str | None, suffix: str, fmt: str | Non
         return _without_own_outputs(jobs, getattr(inputs, "left_out", Counter()))
     out_dir = Path(output)
     if out_dir.exists() and not out_dir.is_dir():
-        raise click.UsageError(f"{out_dir} exists and is not a folder")
+        raise click.UsageError(f"{shown_path(out_dir)} exists and is not a folder")
     if not out_dir.exists() and out_dir.suffix.lower() in set(imageio.IMAGE_SUFFIXES) | VIDEO_SUFFIXES | READ_ONLY_SUFFIXES:
         what = (f"{len(inputs)} inputs need" if len(inputs) > 1  # "1 inputs need" had been said
                 else "a pattern's files need" if getattr(inputs, "roots", None) else "a folder input needs")
-        raise click.UsageError(f"{what} an output folder, but {output} names a file; "
-                               f"use -o {out_dir.with_suffix('')}/")
+        raise click.UsageError(f"{what} an output folder, but {shown_path(output)} names a file; "
+                               f"use -o {shown_path(out_dir.with_suffix(''))}/")
     jobs = []
     left_out = getattr(inputs, "left_out", Counter())
     roots = getattr(inputs, "roots", {})
@@ -424,12 +426,15 @@ def check_targets(jobs: list[Job], *, overwrite: bool) -> None:
             continue
         key = job.target.resolve()
         if key in seen:
-            raise click.UsageError(f"{seen[key]} and {job.source} would both be written to {job.target}")
+            raise click.UsageError(f"{shown_path(seen[key]) if seen[key] else 'standard input'} and "
+                                   f"{shown_path(job.source) if job.source else 'standard input'} would both be written "
+                                   f"to {shown_path(job.target)}")
         seen[key] = job.source
         written = _file_id(job.target)
         if written in inputs and job.source is not None and written != _file_id(job.source):
-            raise click.UsageError(f"{job.target}, the output of {job.source}, is {inputs[written]}, another input "
-                                   "(through a link); choose another output folder, or remove the link")
+            raise click.UsageError(f"{shown_path(job.target)}, the output of {shown_path(job.source)}, is "
+                                   f"{shown_path(inputs[written])}, another input (through a link); choose another "
+                                   "output folder, or remove the link")
         if job.source is not None and _same_file(job.source, job.target):
             from ..animation import FORMATS as ANIMATED  # read whole before their output is written
 
@@ -466,8 +471,6 @@ def check_writable(jobs: list[Job], *, overwrite: bool) -> None:
             raise exc
         raise OutputExistsError(f"{job.source}: {exc}") from None
     if existing:
-        from .messages import shown_path
-
         names = [shown_path(job.target) for job, _ in existing[:3]]
         more = len(existing) - len(names)
         listed = ", ".join(names) + (f" and {more} more" if more else "")
