@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
-from .errors import OVERWRITE_ADVICE, ImageFormatError, OutputExistsError, SrFilterError, first_line
+from .errors import OVERWRITE_ADVICE, ImageFormatError, OutputExistsError, OutputIsInputError, SrFilterError, first_line, shown_path
 from .interrupts import interrupts_held
 from .stdio import discard
 
@@ -597,6 +597,29 @@ def descriptor(path: str | Path) -> int | None:
         return None
     named = {"/dev/stdin": 0, "/dev/stdout": 1, "/dev/stderr": 2}
     return named[text] if text in named else int(text.rsplit("/", 1)[1])
+
+
+def refuse_writing_input(target: str | Path | None, source: str | Path | None) -> None:
+    """Refuse an output written through a descriptor (``target`` None: standard output; or a
+    :func:`descriptor` path) that is the input file itself (``source``; None: standard input), as
+    cat refuses "input file is output file". The shell opened it (``>> in.png``, ``3>> in.png``),
+    so the picture had been added to the input's end, --overwrite or not: a descriptor cannot be
+    replaced by rename. Only a regular file can be an input file (a pipe or /dev/null never is);
+    a descriptor that is not open is refused elsewhere."""
+    fd = 1 if target is None else descriptor(target)
+    if fd is None:
+        return
+    try:
+        out = os.fstat(fd)
+        read = os.fstat(0) if source is None else os.stat(source)
+    except (OSError, ValueError):
+        return
+    if not stat.S_ISREG(out.st_mode) or (out.st_dev, out.st_ino) != (read.st_dev, read.st_ino):
+        return
+    written = "standard output" if target is None else shown_path(target)
+    what = "the file standard input reads" if source is None else f"the input file {shown_path(source)}"
+    raise OutputIsInputError(f"{written} is {what}; the output would be added to its end (a file opened by the shell "
+                             "cannot be replaced): write it to another file")
 
 
 def open_stream(path: str | Path) -> BinaryIO:

@@ -1096,6 +1096,41 @@ def test_a_stop_signal_in_the_first_moment_leaves_no_folder_or_temporary_file(tm
     assert left == []
 
 
+def test_an_output_the_shell_opened_on_the_input_is_refused_overwrite_or_not(crop, tmp_path):
+    """`sr-filter s.png -o - >> s.png` (and -o /dev/stdout, `-o /dev/fd/3 3>> s.png` with
+    --overwrite, `sr-filter - < s.png >> s.png`, an animation) had added the upscaled picture to
+    the end of its own input, exit 0: refused as cat's "input file is output file", in one line,
+    the input untouched. Replacing the input by name from standard input stays allowed."""
+    picture = tmp_path / "s.png"
+    Image.fromarray(crop).save(picture)
+    frames = [Image.fromarray(np.full((24, 32, 3), i * 80, np.uint8)) for i in range(3)]
+    frames[0].save(tmp_path / "g.gif", save_all=True, append_images=frames[1:], duration=100)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    command = [sys.executable, "-m", "sr_filter", "-q", "-m", "sr-cartoon-x4", "-d", "cpu"]
+    cases = (  # (shell redirections, input, arguments, what the output is called)
+        ('1>>"$0"', picture, ["-o", "-"], f"standard output is the input file {picture}"),
+        ('1>>"$0"', picture, ["-o", "/dev/stdout", "--overwrite"], f"standard output is the input file {picture}"),
+        ('3>>"$0"', picture, ["-o", "/dev/fd/3"], f"/dev/fd/3 is the input file {picture}"),
+        ('3>>"$0"', picture, ["-o", "/dev/fd/3", "--overwrite"], f"/dev/fd/3 is the input file {picture}"),
+        ('0<"$0" 1>>"$0"', picture, ["-"], "standard output is the file standard input reads"),
+        ('1>>"$0"', tmp_path / "g.gif", ["-o", "-"], f"standard output is the input file {tmp_path / 'g.gif'}"),
+    )
+    for redirections, source, args, said in cases:
+        before = source.read_bytes()
+        arguments = [str(source), *args] if args != ["-"] else args
+        done = subprocess.run(["sh", "-c", f'exec {redirections}; exec "$@"', str(source), *command, *arguments],
+                              stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env, timeout=600)
+        lines = done.stderr.decode().splitlines()
+        assert done.returncode == 1 and len(lines) == 1 and lines[0].startswith(f"sr-filter: error: {said};"), (args, lines)
+        assert source.read_bytes() == before, args
+    with open(picture, "rb") as stdin:  # read whole before the output is written: still allowed
+        done = subprocess.run([*command, "-", "-o", str(picture), "--overwrite"], stdin=stdin, stderr=subprocess.PIPE,
+                              env=env, timeout=600)
+    assert done.returncode == 0, done.stderr
+    with Image.open(picture) as image:
+        assert image.size == (128, 96)
+
+
 def test_a_usage_error_naming_a_file_with_a_newline_stays_one_line(tmp_path):
     """Two inputs written to one output, named with a newline: the message had spanned four lines."""
     folder = tmp_path / "nl"

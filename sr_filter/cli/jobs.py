@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from ..atomic import is_stream
+from ..atomic import is_stream, refuse_writing_input
 from ..errors import ImageFormatError
 from ..video import READ_ONLY_SUFFIXES, VIDEO_SUFFIXES
 from .messages import shown_path
@@ -422,6 +422,10 @@ def check_targets(jobs: list[Job], *, overwrite: bool) -> None:
     seen: dict[Path, Path | None] = {}
     inputs = _input_files(jobs)
     for job in jobs:
+        if job.error is None and (job.target is None or is_stream(job.target)):
+            # standard output or a descriptor the shell opened on the input (`>> in.png`): refused,
+            # --overwrite or not (the picture had been appended to its own input)
+            refuse_writing_input(job.target, job.source)
         if job.target is None:
             continue
         key = job.target.resolve()

@@ -13,7 +13,7 @@ from typing import Callable
 
 import click
 
-from ..atomic import is_stream, prepare_target, write_all
+from ..atomic import descriptor, is_stream, prepare_target, refuse_writing_input, write_all
 from ..errors import OutputExistsError, OutputIsInputError, SrFilterError, VideoFormatError, shown_path
 from ..interrupts import Terminated
 from ..stdio import refuse_closed
@@ -104,6 +104,9 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
         return Upscaler(model, device=device, precision=precision, tile=tile, offline=offline, backend=backend,
                         tta=tta, denoise=denoise, colour_fix=colour_fix)
 
+    to_stdout = output == "-" or (output is None and inputs[0] == "-")
+    if to_stdout or (output is not None and descriptor(output) is not None):  # `>> in.gif`: never appended to itself
+        refuse_writing_input(None if to_stdout else output, None if inputs[0] == "-" else inputs[0])
     names_y4m = output is not None and output.lower().endswith(".y4m")
     y4m_file = inputs[0].lower().endswith(".y4m")
     if fmt is None and ((y4m_file or inputs[0] == "-") and (output is None or names_y4m) or y4m_file and output == "-"):
