@@ -182,6 +182,8 @@ def check_target(path: str | Path, *, overwrite: bool) -> bool:
     except OSError as exc:
         raise ImageFormatError(f"cannot use {path} as output: {exc.strerror}") from None
     if info is not None:
+        if stat.S_ISCHR(info.st_mode) and _is_terminal(path):  # -o /dev/tty, -o $(tty): refused as -o - is there
+            raise ImageFormatError(f"refusing to write image data to a terminal ({path} is one); name a file instead")
         if stat.S_ISCHR(info.st_mode) or stat.S_ISFIFO(info.st_mode):
             return True
         if stat.S_ISDIR(info.st_mode):
@@ -199,6 +201,20 @@ def check_target(path: str | Path, *, overwrite: bool) -> bool:
         raise _no_room(ImageFormatError, f"cannot write {path}", OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)),
                        path, f"the disk of {folder} is full; free space there or choose another output folder")
     return False
+
+
+def _is_terminal(path: Path) -> bool:
+    """Whether the character device ``path`` is a terminal (a descriptor's is told by isatty; a
+    name has to be opened to ask): without waiting (O_NONBLOCK) or becoming this process's
+    controlling terminal (O_NOCTTY). One that cannot be opened is left to the write to refuse."""
+    try:
+        fd = os.open(path, os.O_WRONLY | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return False
+    try:
+        return os.isatty(fd)
+    finally:
+        os.close(fd)
 
 
 def _not_to_replace(path: Path, info: os.stat_result) -> str | None:

@@ -1131,6 +1131,29 @@ def test_an_output_the_shell_opened_on_the_input_is_refused_overwrite_or_not(cro
         assert image.size == (128, 96)
 
 
+def test_an_output_named_by_a_terminals_path_is_refused(tmp_path):
+    """`-o /dev/tty` or `-o $(tty)` had written the picture's bytes to the terminal, where -o - and
+    a descriptor on a terminal are refused."""
+    import pty
+
+    Image.new("RGB", (8, 6), (90, 60, 30)).save(tmp_path / "a.png")
+    leader, follower = pty.openpty()
+    name = os.ttyname(follower)
+    try:
+        done = run(tmp_path / "a.png", "-o", name, "-m", "sr-cartoon-x4", "-d", "cpu")
+        os.set_blocking(leader, False)
+        try:
+            shown = os.read(leader, 1 << 16)
+        except BlockingIOError:
+            shown = b""
+    finally:
+        os.close(leader)
+        os.close(follower)
+    assert done.returncode == 1 and done.stderr.decode().splitlines() == [
+        f"sr-filter: error: refusing to write image data to a terminal ({name} is one); name a file instead"], done.stderr
+    assert shown == b""
+
+
 def test_a_usage_error_naming_a_file_with_a_newline_stays_one_line(tmp_path):
     """Two inputs written to one output, named with a newline: the message had spanned four lines."""
     folder = tmp_path / "nl"
