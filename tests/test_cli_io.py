@@ -1154,6 +1154,20 @@ def test_an_output_named_by_a_terminals_path_is_refused(tmp_path):
     assert shown == b""
 
 
+def test_suffix_with_standard_output_is_refused_not_ignored(tmp_path):
+    """--suffix names no file written to standard output: it had been ignored without a word, where
+    -o FILE --suffix is refused. A file input without -o still takes it."""
+    Image.new("RGB", (8, 6), (90, 60, 30)).save(tmp_path / "a.png")
+    picture = (tmp_path / "a.png").read_bytes()
+    for args, stdin, said in (([tmp_path / "a.png", "-o", "-"], None, "-o - writes standard output"),
+                              (["-"], picture, "standard input is written to standard output")):
+        done = run(*args, "--suffix", "_big", "-m", "sr-cartoon-x4", "-d", "cpu", stdin=stdin)
+        assert done.returncode == 2 and done.stdout == b"" and done.stderr.decode().splitlines() == [
+            f"sr-filter: error: {said}, so --suffix changes nothing; leave out --suffix or name an output file"], done.stderr
+    done = run(tmp_path / "a.png", "--suffix", "_big", "-m", "sr-cartoon-x4", "-d", "cpu", "-q")
+    assert done.returncode == 0 and (tmp_path / "a_big.png").is_file(), done.stderr
+
+
 def test_a_usage_error_naming_a_file_with_a_newline_stays_one_line(tmp_path):
     """Two inputs written to one output, named with a newline: the message had spanned four lines."""
     folder = tmp_path / "nl"

@@ -124,11 +124,16 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
     """
     quiet = (ctx.obj or {}).get("quiet", False)
     refuse_empty_names(list(inputs), output)
+    named = output  # as typed, for the messages
     if output is not None and descriptor(output) == 1:  # /dev/stdout, /dev/fd/1: standard output, as -o - is
         output = "-"
     if suffix is not None and output not in (None, "-") and not many_inputs(list(inputs)) and not names_folder(output):
         # it was silently ignored
-        raise click.UsageError(f"-o {output} names the output file, so --suffix changes nothing; leave out one of them")
+        raise click.UsageError(f"-o {shown_path(output)} names the output file, so --suffix changes nothing; leave out one of them")
+    if suffix is not None and not many_inputs(list(inputs)) and (output == "-" or (output is None and list(inputs) == ["-"])):
+        # standard output has no name for --suffix to change: it had been ignored without a word
+        said = f"-o {shown_path(named)} writes" if output == "-" else "standard input is written to"
+        raise click.UsageError(f"{said} standard output, so --suffix changes nothing; leave out --suffix or name an output file")
     device, precision = _device_and_precision(device, gpu, precision, fp32)
     if scale is not None and (width or height):
         raise click.UsageError("give either --scale or --width/--height, not both")
