@@ -1131,6 +1131,36 @@ def test_an_output_the_shell_opened_on_the_input_is_refused_overwrite_or_not(cro
         assert image.size == (128, 96)
 
 
+def test_skip_existing_skips_an_output_that_is_a_link_to_nothing(tmp_path):
+    """A link to nothing is a taken name, as for videos: --skip-existing had refused it, stopping
+    the batch before its other files."""
+    (tmp_path / "dl").mkdir()
+    (tmp_path / "dlo").mkdir()
+    for name in ("a", "b"):
+        Image.new("RGB", (8, 6), (90, 60, 30)).save(tmp_path / "dl" / f"{name}.png")
+    (tmp_path / "dlo" / "a.png").symlink_to("/nonexistent/zz.png")
+    done = run(tmp_path / "dl", "-o", f"{tmp_path / 'dlo'}/", "--skip-existing", "-m", "sr-cartoon-x4", "-d", "cpu")
+    err = done.stderr.decode()
+    assert done.returncode == 0 and "skipping 1 existing output(s)" in err and "1 upscaled, 1 skipped, 0 failed" in err, err
+    assert os.readlink(tmp_path / "dlo" / "a.png") == "/nonexistent/zz.png"
+    with Image.open(tmp_path / "dlo" / "b.png") as image:
+        assert image.size == (32, 24)
+    # --resume among videos skips by the same rule, for the pictures and the videos of a batch
+    from .videos import make_clip
+
+    make_clip(tmp_path / "clip.mp4", frames=3, audio=0)
+    (tmp_path / "dlo" / "clip.mp4").symlink_to("/nonexistent/zz.mp4")
+    (tmp_path / "dlo" / "b.png").unlink()
+    done = run(tmp_path / "dl" / "a.png", tmp_path / "dl" / "b.png", tmp_path / "clip.mp4", "-o", f"{tmp_path / 'dlo'}/",
+               "--resume", "-m", "sr-cartoon-x4", "-d", "cpu")
+    err = done.stderr.decode()
+    assert done.returncode == 0 and "skipping 2 existing output(s)" in err and "1 upscaled, 2 skipped, 0 failed" in err, err
+    for name in ("a.png", "clip.mp4"):
+        assert os.readlink(tmp_path / "dlo" / name).startswith("/nonexistent/")
+    with Image.open(tmp_path / "dlo" / "b.png") as image:
+        assert image.size == (32, 24)
+
+
 def test_an_output_named_by_a_terminals_path_is_refused(tmp_path):
     """`-o /dev/tty` or `-o $(tty)` had written the picture's bytes to the terminal, where -o - and
     a descriptor on a terminal are refused."""

@@ -389,7 +389,8 @@ def _plan(inputs: list[str], output: str | None, suffix: str, *, fmt: str | None
     batch = len(jobs) > 1 or any(p != "-" and Path(p).is_dir() for p in inputs)
     skipped = 0
     if skip_existing:  # before the checks: an output written in place of its input is done, not refused
-        kept = [j for j in jobs if j.target is None or not j.target.exists() or j.target.is_dir() or is_stream(j.target)]
+        # a link to nothing is a taken name too, as for videos (it had been refused, stopping the batch)
+        kept = [j for j in jobs if j.target is None or not os.path.lexists(j.target) or j.target.is_dir() or is_stream(j.target)]
         skipped = len(jobs) - len(kept)
         if skipped and not batch:  # one picture: named, as a video is
             say(f"sr-filter: skipping existing output {shown_path(jobs[0].target)}")
