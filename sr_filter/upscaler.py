@@ -138,6 +138,11 @@ class Upscaler:
                 self.model = load_denoised(model or "photo", denoise, offline=offline)
             dtype = pick_dtype(self.device, precision, supports_half=self.model.facts.supports_half)
             self.backend = make_backend(backend, self.model, self.device, dtype)
+        if str(precision).lower() == "bf16" and self.backend.name == "openvino" and self.backend.precision != "bf16":
+            # it had run fp32 without a word (the torch backend runs bf16 as asked)
+            log.warning("bf16 was asked, but this CPU runs it in OpenVINO only with native bf16 (AMX or AVX512-BF16), "
+                        "which it lacks: %s runs in %s; the torch backend emulates bf16, slowly", Path(self.name).name,
+                        self.backend.precision)
         if tta:
             from .tta import TTABackend
 

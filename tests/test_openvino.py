@@ -121,6 +121,23 @@ def test_bf16_runs_bf16_with_a_small_error(small_files, ov_folder, photo):
     assert float(diff.max()) < 24 / 255
 
 
+def test_bf16_asked_where_openvino_runs_fp32_is_said(caplog, monkeypatch, tmp_path):
+    """On a CPU without native bf16, OpenVINO runs fp32 whatever is asked: an Upscaler asked for
+    bf16 had run fp32 without a word (the CLI's "using" line shows it, the API said nothing). Where
+    bf16 is native it runs, and nothing is said."""
+    from sr_filter.upscaler import Upscaler
+
+    monkeypatch.setenv("SR_FILTER_CACHE_DIR", str(tmp_path))
+    with caplog.at_level("WARNING", logger="sr_filter"):
+        up = Upscaler("sr-cartoon-x4", device="cpu", precision="bf16", backend="openvino")
+    said = "bf16 was asked, but this CPU runs it in OpenVINO only with native bf16" in caplog.text
+    assert up.precision == ("bf16" if native_bf16() else "fp32") and said == (not native_bf16()), caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="sr_filter"):
+        Upscaler("sr-cartoon-x4", device="cpu", precision="bf16", backend="openvino")  # from the conversion cache
+    assert ("bf16 was asked" in caplog.text) == (not native_bf16())
+
+
 def test_threads_follow_torch_unless_given(small_files, ov_folder):
     model = _model("sr-cartoon-x4", small_files)
     default = OpenVinoBackend.from_model(model, cache_dir=ov_folder)
