@@ -328,8 +328,9 @@ def pil_to_array(image: Image.Image, meta: ImageMeta | None = None) -> tuple[np.
     """A PIL image as a numpy array in one of the layouts the upscaler takes, plus its mode.
 
     Palette images become RGB, or RGBA when they have transparency; a colour-key transparency
-    on L or RGB becomes a real alpha channel; CMYK becomes RGB (through its ICC profile when
-    ``meta`` carries one); 16-bit grey stays uint16 and float grey float32.
+    on 1, L or RGB becomes a real alpha channel (the key of a 2- or 4-bit grey PNG scaled as
+    Pillow scales its pixels, see :func:`_grey_key`); CMYK becomes RGB (through its ICC profile
+    when ``meta`` carries one); 16-bit grey stays uint16 and float grey float32.
     """
     mode = image.mode
     keyed = "transparency" in image.info
@@ -339,6 +340,10 @@ def pil_to_array(image: Image.Image, meta: ImageMeta | None = None) -> tuple[np.
             image = image.copy()  # (Pillow refused the picture: "palette index out of range")
             image.info["transparency"] = alphas[:256]
         image = image.convert("RGBA" if keyed or mode == "PA" else "RGB")
+    elif mode in ("1", "L") and keyed and _int_key(image.info["transparency"]):
+        factor = _file_grey_factor(image)  # before the pixels are loaded, which ends Pillow's knowledge of the file
+        grey = np.asarray(image.convert("L") if mode == "1" else image)
+        return _keyed(grey, _grey_key(image, grey, factor)), mode
     elif mode == "1":
         image = image.convert("L")
     elif mode in ("L", "RGB") and keyed:
@@ -365,6 +370,57 @@ def pil_to_array(image: Image.Image, meta: ImageMeta | None = None) -> tuple[np.
         if meta is not None and mode in ("LAB", "HSV", "YCbCr"):
             meta.icc_profile = None  # a Lab or other profile of the input does not describe the RGB pixels
     return np.asarray(image).copy(), mode
+
+
+def _int_key(key: object) -> bool:
+    """Whether a grey image's ``info["transparency"]`` is a colour key (one sample value)."""
+    return isinstance(key, (int, np.integer)) and not isinstance(key, bool)
+
+
+def _keyed(grey: np.ndarray, key: int) -> np.ndarray:
+    """Grey pixels and a colour key as grey + alpha (HxWx2, same dtype): the key's pixels transparent."""
+    top = np.iinfo(grey.dtype).max
+    return np.dstack([grey, np.where(grey == key, 0, top).astype(grey.dtype)])
+
+
+#: Pillow's raw modes of grey PNGs below 8 bits -> the factor it scales their samples by (to 0..255)
+_LOW_GREY = {"L;2": 85, "L;4": 17}
+
+
+def _file_grey_factor(image: Image.Image) -> int | None:
+    """What Pillow scaled a grey PNG's samples by (85 for 2 bits, 17 for 4, else 1), from its raw
+    mode while the image is not loaded yet; None once that is gone (loaded, copied)."""
+    raw = [getattr(tile, "args", None) for tile in (getattr(image, "tile", None) or ())]
+    stream = getattr(image, "png", None)  # an APNG keeps its stream after loading
+    raw.append(getattr(stream, "im_rawmode", None) if stream is not None else None)
+    known = [r for r in (r[0] if isinstance(r, tuple) and r else r for r in raw) if isinstance(r, str)]
+    return _LOW_GREY.get(known[0], 1) if known else None
+
+
+def _grey_key(image: Image.Image, grey: np.ndarray, factor: int | None) -> int:
+    """The colour key of a mode 1 or L image as a value of its pixels ``grey`` (``factor``: what
+    the file's samples were scaled by, see :func:`_file_grey_factor`).
+
+    Pillow reads a 1-bit PNG's key as 0 or 255 (the "1" pixels' values); it scales a 2- or 4-bit
+    grey PNG's samples to 0..255 (x85, x17) but keeps its key as the file says (3, not 255), so
+    the key matched no pixel and the transparency was lost. Where the file's depth is no longer
+    known, a key below 16 that matches no pixel, while every pixel lies on the 4-bit (2-bit) grid
+    and some pixel is the key scaled, is taken as such a file's key (the only other reading, an
+    8-bit picture whose key matches none of its pixels, has nothing transparent: said at INFO)."""
+    key = int(image.info["transparency"])
+    if image.mode == "1":
+        return 255 if key else 0
+    if factor is not None:
+        return key * factor
+    if not 0 < key < 16 or getattr(image, "format", None) not in ("PNG", None) or bool((grey == key).any()):
+        return key
+    for scale in (17, 85):  # 4-bit first: a 2-bit file has no pixel at 17, 34 or 51
+        if key * scale <= 255 and not bool((grey % scale).any()) and bool((grey == key * scale).any()):
+            bits = 4 if scale == 17 else 2
+            log.info("the colour key %d matches no pixel, and every pixel is a %d-bit grey value: taken as the key "
+                     "of a %d-bit grey PNG, which Pillow keeps unscaled (%d)", key, bits, bits, key * scale, extra=PER_FILE)
+            return key * scale
+    return key
 
 
 def array_to_pil(array: np.ndarray, mode: str | None = None) -> Image.Image:

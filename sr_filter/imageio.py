@@ -80,7 +80,8 @@ def read_image(
     refused after its first bytes when it is no image (``use`` names what the picture is for in
     the notice about the frames of an animation left out). EXIF orientation is applied to the
     pixels. 16-bit and float data stay 16-bit / float (TIFF through tifffile, 16-bit PNG
-    through :mod:`sr_filter.png`). Each file is parsed once per reader.
+    through :mod:`sr_filter.png`, as are grey PNGs of 1, 2 or 4 bits with a colour key, whose
+    key Pillow loses). Each file is parsed once per reader.
     """
     name = name or (str(source) if isinstance(source, (str, Path)) else "standard input")
 
@@ -126,7 +127,12 @@ def _read_data(data: bytes, name: str, check: Callable[[sniff.Shape], None]) -> 
     if header is None or image.size != header[:2]:  # a GIF's frame may reach past its logical screen
         check(_pillow_shape(image))
     png.check_complete(data, name)
-    array = png.decode_png16(data, name) if png.is_deep_png(data) else _decode(image, name)
+    if png.is_deep_png(data):
+        array = png.decode_png16(data, name)
+    elif png.is_keyed_low_grey(data):  # Pillow loses the colour key of 1-, 2- and 4-bit grey
+        array = png.decode_png(data, name)
+    else:
+        array = _decode(image, name)
     if image.format in ("JPEG", "MPO"):
         _check_jpeg_complete(data, array, name)
     if image.format == "GIF" and not sniff.gif_ends_whole(data[-4096:]):  # an animation cut after its first frame too

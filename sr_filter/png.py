@@ -1,8 +1,10 @@
-"""PNG through imagecodecs (libpng): 8 and 16 bits written straight from the array, 16 bits read.
+"""PNG through imagecodecs (libpng): 8 and 16 bits written straight from the array; 16 bits, and
+grey of 1, 2 or 4 bits with a colour key, read.
 
 Pillow reads 16-bit colour PNGs at 8 bits, drops a 16-bit colour key and cannot write 16-bit
-colour at all. libpng does all of it: every filter type, Adam7, and a grey or RGB colour key
-(tRNS) expanded into a real alpha channel. The metadata chunks libpng is not given are inserted
+colour at all; it scales a 2- or 4-bit grey PNG's samples to 0..255 but keeps its colour key
+unscaled, so the key matches no pixel. libpng does all of it: every filter type, Adam7, and a
+grey or RGB colour key (tRNS) expanded into a real alpha channel. The metadata chunks libpng is not given are inserted
 after IHDR by :func:`encode_png`. Nothing here depends on Pillow's internals.
 
 Compression settings are chosen per image (:func:`compression`): upscaled photographs and
@@ -45,6 +47,22 @@ _IHDR_END = 8 + 8 + 13 + 4  # signature, length + type, body, CRC
 def is_deep_png(data: bytes) -> bool:
     """Whether the bytes are a PNG with 16 bits per sample (grey, grey + alpha, RGB or RGBA)."""
     return data[:8] == PNG_SIGNATURE and data[12:16] == b"IHDR" and len(data) >= 26 and data[24] == 16
+
+
+def is_keyed_low_grey(data: bytes) -> bool:
+    """Whether the bytes are a grey PNG of 1, 2 or 4 bits with a colour key (tRNS) before its
+    image data: line art as PNG optimisers (oxipng, optipng) write it. Pillow loses that key (a
+    1-bit picture is read as plain L, a 2- or 4-bit one keys on the unscaled value), libpng keeps it."""
+    if not (data[:8] == PNG_SIGNATURE and data[12:16] == b"IHDR" and len(data) >= 26):
+        return False
+    if data[25] != 0 or data[24] not in (1, 2, 4):
+        return False
+    for kind, _, _ in _chunks(data):
+        if kind in (b"IDAT", b"IEND"):
+            return False
+        if kind == b"tRNS":
+            return True
+    return False
 
 
 #: colour type -> samples per pixel
@@ -124,16 +142,24 @@ def _named_warnings(name: str) -> Iterator[None]:
                         extra=PER_FILE)
 
 
-def decode_png16(data: bytes, name: str = "image") -> np.ndarray:
-    """Decode a 16-bit PNG (first frame) into HxW or HxWxC uint16 (C = 2, 3 or 4).
-
-    A colour key (tRNS) becomes an alpha channel: grey -> grey + alpha, RGB -> RGBA.
-    """
+def decode_png(data: bytes, name: str = "image") -> np.ndarray:
+    """Decode a PNG (first frame) with libpng into HxW or HxWxC uint8 or uint16 as libpng gives it:
+    samples below 8 bits scaled to 0..255, a colour key (tRNS) made an alpha channel (grey ->
+    grey + alpha, RGB -> RGBA)."""
     try:
         with _named_warnings(name):
             array = imagecodecs.apng_decode(data, index=0)
     except Exception as exc:  # noqa: BLE001 - the codec raises its own error kinds for damaged data
         raise ImageFormatError(f"{name} is truncated or damaged ({first_line(exc)})") from None
+    return np.ascontiguousarray(array)
+
+
+def decode_png16(data: bytes, name: str = "image") -> np.ndarray:
+    """Decode a 16-bit PNG (first frame) into HxW or HxWxC uint16 (C = 2, 3 or 4).
+
+    A colour key (tRNS) becomes an alpha channel: grey -> grey + alpha, RGB -> RGBA.
+    """
+    array = decode_png(data, name)
     if array.dtype != np.uint16:
         array = array.astype(np.uint16) * 257
     return np.ascontiguousarray(array)

@@ -47,6 +47,33 @@ def test_pil_grey_modes_come_back_in_their_own_mode(cartoon):
     assert np.array_equal(np.asarray(cartoon.upscale(Image.fromarray(grey))), cartoon.upscale(grey.astype(np.uint16)))
 
 
+def _keyed_art(bits: int) -> tuple[bytes, np.ndarray]:
+    """Line art as a grey PNG of ``bits`` bits with a colour key: (the file, where it is transparent)."""
+    from .test_io_hardening import _low_grey_png
+
+    top = (1 << bits) - 1
+    values = np.zeros((16, 16), np.uint8)
+    values[:, 8:] = top
+    values[4:12, 2:6] = top // 2  # a grey mark on the black half (1 bit: none); the white half is keyed
+    return _low_grey_png(values, bits, top), values == top  # key 3 or 15: Pillow's pixels are 255 there
+
+
+@pytest.mark.parametrize("bits", [1, 2, 4])
+def test_low_depth_grey_png_keeps_its_transparency(cartoon, bits, tmp_path):
+    """A 1-, 2- or 4-bit grey PNG with a colour key (oxipng's line art on transparency) comes out
+    transparent where it is, through a PIL image and through upscale_file: it had come out opaque
+    (mode L, or LA with alpha 255 everywhere)."""
+    data, hidden = _keyed_art(bits)
+    assert hidden[:, 8:].all() and not hidden[:, :8].any()
+    (tmp_path / "art.png").write_bytes(data)
+    out = np.asarray(cartoon.upscale(Image.open(tmp_path / "art.png")))
+    assert out.shape == (64, 64, 2)
+    assert np.all(out[:, 36:, 1] == 0) and np.all(out[:, :28, 1] == 255)  # away from the edge between the halves
+    sr_filter.upscale_file(tmp_path / "art.png", tmp_path / "out.png", upscaler=cartoon)
+    written = Image.open(tmp_path / "out.png")
+    assert written.mode == "LA" and np.array_equal(np.asarray(written)[..., 1], out[..., 1])
+
+
 def test_pil_colour_profile_is_kept(set5):
     from PIL import ImageCms
 

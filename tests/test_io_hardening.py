@@ -64,6 +64,66 @@ def test_16bit_png_colour_key_becomes_alpha(channels):
     assert limits.estimate_bytes(9, 7, channels + 1, 1, 2) == limits.estimate_bytes(*sniff.png_header(data)[:3], 1, 2)
 
 
+def _low_grey_png(values: np.ndarray, bits: int, key: int) -> bytes:
+    """A grey PNG of 1, 2 or 4 bits (samples 0 .. 2**bits - 1) with the colour key ``key`` (tRNS),
+    as PNG optimisers write line art on transparency; packed by hand (Pillow writes no 2- or 4-bit key)."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    height, width = values.shape
+    rows = b"".join(b"\0" + np.packbits(np.unpackbits(row.astype(np.uint8)[:, None], axis=1)[:, 8 - bits:]).tobytes()
+                    for row in values)
+    return (png.PNG_SIGNATURE + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, bits, 0, 0, 0, 0))
+            + chunk(b"tRNS", struct.pack(">H", key)) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("bits", [1, 2, 4])
+def test_low_depth_grey_png_colour_key_becomes_alpha(bits):
+    """A 1-, 2- or 4-bit grey PNG's colour key hides exactly the pixels libpng hides, read from a file
+    and from a PIL image (lazy, loaded or copied). Pillow reads a 1-bit one as plain grey, and keeps a
+    2- or 4-bit one's key unscaled (3) while it scales the pixels (51): the transparency had been lost."""
+    top = (1 << bits) - 1
+    values = (np.arange(7 * 11).reshape(7, 11) % (top + 1)).astype(np.uint8)
+    key = min(3, top)
+    data = _low_grey_png(values, bits, key)
+    reference = imagecodecs.png_decode(data)  # libpng
+    assert reference.shape == (7, 11, 2) and 0 < (reference[..., 1] == 0).sum() < values.size
+    assert np.array_equal(reference[..., 1] == 0, values == key)
+    back, meta = imageio.read_image(data, name="art.png")
+    assert back.dtype == np.uint8 and np.array_equal(back, reference)
+    image = Image.open(io.BytesIO(data))
+    assert np.array_equal(convert.pil_to_array(image)[0], reference)  # lazy: Pillow still knows the depth
+    image.load()
+    assert np.array_equal(convert.pil_to_array(image)[0], reference)
+    assert np.array_equal(convert.pil_to_array(image.copy())[0], reference)
+
+
+def test_one_bit_png_colour_key_as_pillow_writes_it():
+    """Black-and-white line art on transparency as Pillow (and oxipng) write it: 1 bit, tRNS 0."""
+    art = np.zeros((12, 12), bool)
+    art[:, 6:] = True
+    buffer = io.BytesIO()
+    Image.fromarray(art).save(buffer, "PNG", transparency=0)
+    back, _ = imageio.read_image(buffer.getvalue())
+    assert back.shape == (12, 12, 2) and np.array_equal(back[..., 1] == 0, ~art) and np.all(back[..., 1][art] == 255)
+    assert np.array_equal(convert.pil_to_array(Image.open(buffer))[0], back)
+
+
+def test_an_8bit_grey_png_key_is_not_scaled():
+    """The key of an 8-bit grey PNG is a value of its pixels: one that matches none hides nothing,
+    even when every pixel lies on the 4-bit grid (Pillow still knows the file's depth)."""
+    grid = (np.arange(64).reshape(8, 8) % 16 * 17).astype(np.uint8)
+    for key in (2, 34):
+        array = convert.pil_to_array(Image.open(io.BytesIO(_save_png(grid, transparency=key))))[0]
+        assert array.shape == (8, 8, 2) and np.array_equal(array[..., 1] == 0, grid == key)
+
+
+def _save_png(array: np.ndarray, **options) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, "PNG", **options)
+    return buffer.getvalue()
+
+
 def test_16bit_png_is_written_with_real_filters():
     """A smooth 16-bit ramp compresses better with libpng's filters than as unfiltered rows."""
     ramp = (np.add.outer(np.arange(64), np.arange(96))[..., None] * np.array([300, 200, 100])).astype(np.uint16)
