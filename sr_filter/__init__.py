@@ -112,7 +112,9 @@ def upscale(
     denoising strength of a model that has one; ``colour_fix`` keeps the input's colour over
     areas, where networks shift flat colours by a few levels. ``scale`` defaults to the model's own; other values
     resample the model's output. To process many images, create an :class:`Upscaler` once
-    instead; for image files (16-bit, alpha and metadata kept), :func:`upscale_file`.
+    instead; for image files (16-bit, alpha and metadata kept), :func:`upscale_file`. A PIL
+    image's colour key (``info["transparency"]``) becomes an alpha channel; a 16-bit grey one's
+    gives an 8-bit "LA" image, with a warning (Pillow has no 16-bit grey + alpha mode).
     """
     upscaler = _upscaler(None, preset, model, device=device, precision=precision, tile=tile, offline=offline,
                          backend=backend, tta=tta, denoise=denoise, colour_fix=colour_fix)

@@ -191,12 +191,14 @@ def _hidden_frames(image: Image.Image) -> int:
 
 def _rgba(frame: Image.Image) -> np.ndarray:
     """One frame as RGBA uint8; 16-bit and float grey by value (Pillow's conversion clips them
-    to white)."""
+    to white), a 16-bit colour key as alpha."""
     if frame.mode.startswith(("I", "F")):
         from .convert import from_float, pil_to_array, to_float
 
-        grey = from_float(to_float(pil_to_array(frame)[0]), np.dtype(np.uint8))
-        return np.dstack([grey, grey, grey, np.full_like(grey, 255)])
+        values = from_float(to_float(pil_to_array(frame)[0]), np.dtype(np.uint8))
+        grey = values[..., 0] if values.ndim == 3 else values
+        alpha = values[..., 1] if values.ndim == 3 else np.full_like(grey, 255)
+        return np.dstack([grey, grey, grey, alpha])
     return np.asarray(frame.convert("RGBA"))
 
 

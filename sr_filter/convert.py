@@ -328,8 +328,9 @@ def pil_to_array(image: Image.Image, meta: ImageMeta | None = None) -> tuple[np.
     """A PIL image as a numpy array in one of the layouts the upscaler takes, plus its mode.
 
     Palette images become RGB, or RGBA when they have transparency; a colour-key transparency
-    on 1, L or RGB becomes a real alpha channel (the key of a 2- or 4-bit grey PNG scaled as
-    Pillow scales its pixels, see :func:`_grey_key`); CMYK becomes RGB (through its ICC profile
+    on 1, L, I;16, I or RGB becomes a real alpha channel (16-bit grey + key: HxWx2 uint16, which
+    :func:`array_to_pil` can only give back as 8-bit LA; the key of a 2- or 4-bit grey PNG scaled
+    as Pillow scales its pixels, see :func:`_grey_key`); CMYK becomes RGB (through its ICC profile
     when ``meta`` carries one); 16-bit grey stays uint16 and float grey float32.
     """
     mode = image.mode
@@ -351,7 +352,10 @@ def pil_to_array(image: Image.Image, meta: ImageMeta | None = None) -> tuple[np.
     elif mode == "CMYK":
         image = cmyk_to_rgb(image, meta) if meta is not None else image.convert("RGB")
     elif mode.startswith("I;16"):
-        return np.asarray(image).astype(np.uint16), mode
+        values = np.asarray(image).astype(np.uint16)
+        if keyed and _int_key(image.info["transparency"]):  # a 16-bit grey PNG's tRNS, as Pillow reads it
+            return _keyed(values, image.info["transparency"]), mode
+        return values, mode
     elif mode == "I":
         values = np.asarray(image)
         if values.size and (values.min() < 0 or values.max() > 65535):
@@ -360,7 +364,10 @@ def pil_to_array(image: Image.Image, meta: ImageMeta | None = None) -> tuple[np.
             log.warning("mode I pixels are read as 16-bit (0..65535), and these go up to %d only: the picture comes out "
                         "nearly black if they are 8-bit values: for those, give a mode L image (image.convert(\"L\"))", values.max(),
                         extra=PER_FILE)
-        return np.clip(values, 0, 65535).astype(np.uint16), mode
+        values = np.clip(values, 0, 65535).astype(np.uint16)
+        if keyed and _int_key(image.info["transparency"]):  # a 16-bit key carried into mode I (convert("I") keeps it)
+            return _keyed(values, image.info["transparency"]), mode
+        return values, mode
     elif mode == "F":
         return np.asarray(image, dtype=np.float32), mode
     elif mode == "La":

@@ -369,7 +369,13 @@ class Upscaler:
         return x
 
     def upscale(self, image: Any, scale: float | None = None, progress: Progress | None = None) -> Any:
-        """Upscale a PIL image or numpy array by ``scale`` (default: the model's); same kind out."""
+        """Upscale a PIL image or numpy array by ``scale`` (default: the model's); same kind out.
+
+        A PIL image's colour key (``info["transparency"]``) becomes an alpha channel. A 16-bit grey
+        one with a key (a 16-bit grey PNG with tRNS, opened by Pillow as I;16) comes back as an
+        8-bit "LA" image, with a warning: Pillow has no 16-bit grey + alpha mode, and keying the
+        upscaled 16-bit picture would not hold (resampled pixels near the key value are not the
+        key). :func:`sr_filter.upscale_file` keeps the 16 bits and the alpha."""
         from PIL import Image
 
         if isinstance(image, Image.Image):
@@ -384,7 +390,9 @@ class Upscaler:
             meta = ImageMeta(icc_profile=image.info.get("icc_profile"))
             # sized before a lazily opened file is decoded (a 6000x6000 picture at x16 had been
             # decoded, 0.9 s and 200 MB, before the refusal); the check on the array follows
-            bands = {"P": 4 if "transparency" in image.info else 3, "PA": 4, "CMYK": 3}.get(image.mode, len(image.getbands()))
+            keyed = "transparency" in image.info
+            bands = {"P": 4 if keyed else 3, "PA": 4, "CMYK": 3}.get(image.mode, len(image.getbands()))
+            bands += keyed and image.mode in ("1", "L", "I", "I;16", "I;16B", "I;16L", "RGB")  # the key becomes alpha
             deep = 2 if image.mode.startswith("I") else 4 if image.mode == "F" else 1
             limits.check_fits("the image", image.width, image.height, bands, self.check_scale(scale), deep,
                               model_scale=self.scale)
@@ -392,6 +400,10 @@ class Upscaler:
                 array, mode = pil_to_array(image, meta)  # CMYK goes through its ICC profile
             except (OSError, ValueError, SyntaxError) as exc:  # a lazily opened file that is damaged
                 raise ImageFormatError(f"cannot read the image: {first_line(exc)}") from None
+            if array.dtype == np.uint16 and array.ndim == 3 and array.shape[2] == 2:
+                log.warning("the 16-bit grey image has a colour key (transparency %s): it comes back as an 8-bit grey + "
+                            "alpha (LA) image, as Pillow has no 16-bit grey + alpha mode; sr_filter.upscale_file "
+                            "keeps the 16 bits and the alpha", image.info.get("transparency"), extra=convert.PER_FILE)
             out = array_to_pil(self.upscale_array(array, scale, progress), mode)
             _carry_info(image, out, meta)
             return out

@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 import sr_filter
-from sr_filter import CancelledError, SrFilterError, Upscaler
+from sr_filter import CancelledError, SrFilterError, Upscaler, imageio
 from sr_filter.errors import ImageFormatError
 
 from .conftest import ROOT, UPSTREAM, require_shared
@@ -72,6 +72,29 @@ def test_low_depth_grey_png_keeps_its_transparency(cartoon, bits, tmp_path):
     sr_filter.upscale_file(tmp_path / "art.png", tmp_path / "out.png", upscaler=cartoon)
     written = Image.open(tmp_path / "out.png")
     assert written.mode == "LA" and np.array_equal(np.asarray(written)[..., 1], out[..., 1])
+
+
+def test_pil_16bit_grey_with_a_colour_key_comes_back_transparent(cartoon, tmp_path, caplog):
+    """Pillow opens a 16-bit grey PNG with tRNS as I;16 with info["transparency"]; the key had been
+    dropped without a word. It comes back as 8-bit LA (Pillow has no 16-bit grey + alpha mode), the
+    same pixels as upscale_file's 16-bit grey + alpha rounded to 8 bits, with a warning naming upscale_file."""
+    import logging
+
+    grey = (np.add.outer(np.arange(16), np.arange(16)) * 1500 + 6000).astype(np.uint16)
+    grey[:, 10:] = 5000
+    Image.fromarray(grey).save(tmp_path / "g16key.png", transparency=5000)
+    image = Image.open(tmp_path / "g16key.png")
+    assert image.mode == "I;16" and image.info["transparency"] == 5000
+    with caplog.at_level(logging.WARNING, logger="sr_filter"):
+        out = cartoon.upscale(image)
+    assert out.mode == "LA" and out.size == (64, 64)
+    assert "upscale_file" in caplog.text and "8-bit" in caplog.text
+    alpha = np.asarray(out)[..., 1]
+    assert np.all(alpha[:, 44:] == 0) and np.all(alpha[:, :36] == 255)
+    sr_filter.upscale_file(tmp_path / "g16key.png", tmp_path / "out.png", upscaler=cartoon)
+    deep = imageio.read_image(tmp_path / "out.png")[0]
+    assert deep.dtype == np.uint16 and deep.shape == (64, 64, 2)
+    assert np.array_equal(np.asarray(out), ((deep.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8))
 
 
 def test_pil_colour_profile_is_kept(set5):
