@@ -12,7 +12,7 @@ import io
 import logging
 import os
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -37,7 +37,7 @@ HOLDS_ANIMATION = ("GIF", "WEBP", "PNG")
 
 @dataclass
 class Animation:
-    """Complete RGBA frames and their timing."""
+    """Complete RGBA frames (uint8; uint16 from a 16-bit APNG) and their timing."""
 
     frames: list[np.ndarray]
     durations: list[int]  # milliseconds, one per frame
@@ -51,7 +51,7 @@ class Animation:
     format: str | None = None
     #: what the file carries besides its frames (ICC profile, EXIF, XMP, DPI, text), as read
     meta: Any = None
-    #: read from a 16-bit APNG: its frames hold 8 bits now (said when they are written)
+    #: read from a 16-bit APNG whose 16-bit frames could not be decoded: they hold 8 bits (said when written)
     deep: bool = False
 
     def __repr__(self) -> str:  # the dataclass's would print every frame's pixels
@@ -116,7 +116,8 @@ def animated_format(source: str | Path | bytes) -> str | None:
 def read_animation(path: str | Path | bytes, name: str | None = None, *,
                    frames: tuple[int, int | None] = (0, None)) -> Animation:
     """All frames of an animated image (a path, or the file's bytes, named ``name`` in messages), as
-    RGBA uint8 arrays; ``frames`` = (start, end or None) keeps frames start to end-1 only."""
+    RGBA uint8 arrays (uint16 for a 16-bit APNG, which libpng decodes: Pillow reads it at 8 bits);
+    ``frames`` = (start, end or None) keeps frames start to end-1 only."""
     from .metadata import orient, png_text, read_meta, upright_dpi
     from .png import text_chunks
 
@@ -160,7 +161,38 @@ def read_animation(path: str | Path | bytes, name: str | None = None, *,
         log.warning("%s ends without the GIF trailer: it may be cut short, its last frames missing",
                     name or _label(path))
     deep = image.format == "PNG" and _png_depth(path) == 16
+    if deep and pictures:
+        kept = _deep_frames(path, hidden + start, len(pictures), (height, width))
+        if kept is not None:
+            pictures, deep = [orient(frame, orientation) for frame in kept], False
     return Animation(pictures, durations, loop, disposal, blend, format=image.format, meta=meta, deep=deep)
+
+
+def _deep_frames(source: str | Path | bytes, first: int, count: int, size: tuple[int, int]) -> list[np.ndarray] | None:
+    """``count`` complete frames of a 16-bit APNG from frame ``first`` (hidden default image
+    included in the count) as RGBA uint16, composited by libpng; None where it cannot decode them
+    (the 8-bit frames Pillow read are kept then, and said)."""
+    import imagecodecs
+
+    data = bytes(source) if isinstance(source, (bytes, bytearray, memoryview)) else Path(source).read_bytes()
+    try:
+        stack = imagecodecs.apng_decode(data)
+    except Exception:  # noqa: BLE001 - the codec raises its own error kinds for damaged data
+        return None
+    height, width = size
+    if stack.ndim == 2 or (stack.ndim == 3 and stack.shape[:2] == (height, width) and stack.shape[1:] != (height, width)):
+        stack = stack[None]  # one frame: (H, W) or (H, W, C)
+    if stack.ndim == 3:  # grey frames: (N, H, W)
+        stack = stack[..., None]
+    if stack.dtype != np.uint16 or stack.shape[1:3] != (height, width) or len(stack) < first + count:
+        return None
+    out = []
+    for frame in stack[first:first + count, :height, :width]:
+        channels = frame.shape[-1]
+        colour = np.repeat(frame[..., :1], 3, axis=-1) if channels <= 2 else frame[..., :3]
+        alpha = frame[..., -1:] if channels in (2, 4) else np.full(frame.shape[:2] + (1,), 65535, np.uint16)
+        out.append(np.ascontiguousarray(np.concatenate([colour, alpha], axis=-1)))
+    return out
 
 
 def _png_depth(source: str | Path | bytes) -> int:
@@ -269,6 +301,7 @@ def upscale_to_bytes(src: str | Path | bytes, upscaler: Any, fmt: str, *, scale:
     try:
         with _opened(src) as probe:
             width, height, count = probe.width, probe.height, getattr(probe, "n_frames", 1) - _hidden_frames(probe)
+            sample = 2 if probe.format == "PNG" and _png_depth(src) == 16 else 1  # bytes per sample of its frames
     except Image.DecompressionBombError as exc:
         raise VideoFormatError(f"{name} is not a readable animation ({first_line(exc)})") from None
     except _DAMAGED as exc:
@@ -283,7 +316,7 @@ def upscale_to_bytes(src: str | Path | bytes, upscaler: Any, fmt: str, *, scale:
     factor = upscaler.check_scale(scale)
     out_w, out_h = scaled_length(width, factor), scaled_length(height, factor)
     check_encodable(fmt, out_w, out_h)
-    need = count * out_w * out_h * 4 * 2
+    need = count * out_w * out_h * 4 * 2 * sample
     if need > available_ram():
         raise ImageTooLargeError(f"{name}: {count} frames upscaled x{factor:g} need about {need / (1 << 30):.1f} GiB of memory; choose a smaller scale")
     animation = read_animation(src, name, frames=(start, end))
@@ -304,11 +337,19 @@ def encode_animation(animation: Animation, fmt: str, *, quality: int | None = No
     much larger its frames now are than when read, for EXIF sizes and DPI)."""
     if not animation.frames:
         raise VideoFormatError("an animation needs at least one frame")
-    if animation.deep:  # a still keeps 16 bits in PNG and TIFF; an animation's frames had lost them without a word
-        from .convert import PER_FILE
+    from .convert import PER_FILE
 
-        log.warning("animations are read and written with 8 bits per channel: the 16-bit APNG's frames are written "
-                    "with 8 (a still output, such as TIFF, keeps the first frame's 16)", extra=PER_FILE)
+    if animation.deep:  # a still keeps 16 bits in PNG and TIFF; an animation's frames had lost them without a word
+        log.warning("the 16-bit APNG's frames could not be read with 16 bits, only with 8: they are written with 8",
+                    extra=PER_FILE)
+    if animation.frames[0].dtype == np.uint16:
+        if fmt == "PNG":
+            return _apng16(animation, scale)
+        from .convert import _to_uint8
+
+        log.warning("%s holds 8 bits per channel: the 16-bit animation is written with 8 (APNG keeps 16)",
+                    "WebP" if fmt == "WEBP" else fmt, extra=PER_FILE)
+        animation = replace(animation, frames=[_to_uint8(frame) for frame in animation.frames])
     buffer = io.BytesIO()
     options: dict[str, Any] = {"save_all": True, "duration": animation.durations}
     options.update(_carried(animation.meta, fmt, animation.frames[0].shape, scale))
@@ -350,6 +391,25 @@ def encode_animation(animation: Animation, fmt: str, *, quality: int | None = No
 
         _say_lost(_not_held(meta, "WEBP"), "WEBP", meta)
     return data
+
+
+def _apng16(animation: Animation, scale: Scale) -> bytes:
+    """A 16-bit animation as an APNG written by libpng (:func:`sr_filter.png.encode_apng`), with the
+    metadata an 8-bit one keeps (:func:`_carried`)."""
+    from .png import encode_apng
+
+    frames = animation.frames
+    if all(bool((frame[..., 3] == 65535).all()) for frame in frames):  # opaque: RGB, as an 8-bit one is written
+        frames = [np.ascontiguousarray(frame[..., :3]) for frame in frames]
+    meta, options = animation.meta, _carried(animation.meta, "PNG", animation.frames[0].shape, scale)
+    keywords: dict[str, Any] = {}
+    if meta is not None:
+        info = options.get("pnginfo")
+        keywords = {"icc_profile": options.get("icc_profile"), "dpi": options.get("dpi"),
+                    "aspect": None if options.get("dpi") else meta.aspect, "exif": options.get("exif"),
+                    "raw_text": tuple((kind, body) for kind, body, *_ in info.chunks) if info is not None else ()}
+    plays = _loop_for(animation, "PNG")
+    return encode_apng(frames, animation.durations, 0 if plays is None else plays, **keywords)
 
 
 def _lossless_webp(path: str | Path | bytes) -> bool:

@@ -22,6 +22,7 @@ import logging
 import struct
 import zlib
 from collections.abc import Iterator
+from typing import Any
 
 import imagecodecs
 import numpy as np
@@ -186,6 +187,58 @@ def encode_png(
         array = array[:, :, 0]
     array = np.ascontiguousarray(array)
     encoded = imagecodecs.png_encode(array, **compression(array))
+    chunks = _meta_chunks(icc_profile=icc_profile, dpi=dpi, aspect=aspect, exif=exif, text=text, colour=colour,
+                          raw_text=raw_text)
+    if not chunks:
+        return encoded
+    return b"".join([memoryview(encoded)[:_IHDR_END], *chunks, memoryview(encoded)[_IHDR_END:]])
+
+
+def encode_apng(frames: list[np.ndarray], durations: list[int], plays: int, **meta: Any) -> bytes:
+    """An APNG of complete frames (HxWxC uint8 or uint16, all of one shape), each replacing the
+    canvas (APNG_BLEND_OP_SOURCE, APNG_DISPOSE_OP_NONE) for its duration in milliseconds, played
+    ``plays`` times (0: forever), with the metadata :func:`encode_png` takes as keywords. libpng
+    writes it: Pillow cannot write 16 bits, so a 16-bit animation had come out with 8."""
+    stack = np.ascontiguousarray(np.stack(frames))
+    encoded = bytearray(imagecodecs.apng_encode(stack, delay=int(durations[0]) if durations else 100))
+    done = 0
+    for kind, start, length in list(_chunks(bytes(encoded))):
+        body = encoded[start:start + length]
+        if kind == b"acTL":
+            body[4:8] = struct.pack(">I", max(0, min(int(plays), 0x7FFFFFFF)))
+        elif kind == b"fcTL":
+            body[20:24] = struct.pack(">HH", *_delay(durations[done]))
+            body[24:26] = b"\x00\x00"  # dispose: none; blend: source
+            done += 1
+        else:
+            continue
+        encoded[start:start + length] = body
+        encoded[start + length:start + length + 4] = struct.pack(">I", zlib.crc32(kind + bytes(body)) & 0xFFFFFFFF)
+    if done != len(frames) and not (done == 0 and len(frames) == 1):  # (one frame is written as a still PNG)
+        raise ValueError(f"libpng wrote {done} frame headers for {len(frames)} frames")
+    chunks = _meta_chunks(**meta)
+    return b"".join([memoryview(encoded)[:_IHDR_END], *chunks, memoryview(encoded)[_IHDR_END:]])
+
+
+def _delay(milliseconds: int) -> tuple[int, int]:
+    """APNG's delay fraction (numerator, denominator) for a duration in milliseconds."""
+    ms = max(0, int(milliseconds))
+    if ms <= 0xFFFF:
+        return ms, 1000
+    return min(round(ms / 10), 0xFFFF), 100  # past 65 s: hundredths (at most about 11 minutes)
+
+
+def _meta_chunks(
+    *,
+    icc_profile: bytes | None = None,
+    dpi: tuple[float, float] | None = None,
+    aspect: tuple[int, int] | None = None,
+    exif: bytes | None = None,
+    text: dict[str, str] | None = None,
+    colour: tuple[tuple[bytes, bytes], ...] = (),
+    raw_text: tuple[tuple[bytes, bytes], ...] = (),
+) -> list[bytes]:
+    """The metadata chunks :func:`encode_png` and :func:`encode_apng` write after the header."""
     chunks = [_chunk(kind, body) for kind, body in colour if not (icc_profile and kind == b"sRGB")]
     if icc_profile:
         chunks.append(_chunk(b"iCCP", b"icc\x00\x00" + zlib.compress(icc_profile)))
@@ -202,9 +255,7 @@ def encode_png(
             chunks.append(_chunk(b"tEXt", keyword + b"\x00" + value.encode("ascii")))
         else:
             chunks.append(_chunk(b"iTXt", keyword + b"\x00\x00\x00\x00\x00" + value.encode("utf-8")))
-    if not chunks:
-        return encoded
-    return b"".join([memoryview(encoded)[:_IHDR_END], *chunks, memoryview(encoded)[_IHDR_END:]])
+    return chunks
 
 
 def aspect_chunk(aspect: tuple[int, int]) -> bytes:

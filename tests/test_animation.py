@@ -478,22 +478,40 @@ def test_an_apng_keeps_its_gamma_and_chromaticity_as_a_still_png_does(tmp_path, 
         assert out.info.get("srgb") == 0
 
 
-def test_a_16_bit_apng_written_with_8_bits_is_said(tmp_path, upscaler, caplog):
-    """A 16-bit APNG came out 8-bit without a word (a still PNG keeps 16 bits, or says why not)."""
+@pytest.mark.parametrize("layout", ["rgb", "grey", "grey+alpha"])
+def test_a_16_bit_apng_stays_16_bit_as_a_still_png_does(tmp_path, upscaler, caplog, layout):
+    """A 16-bit APNG came out 8-bit without a word (a still PNG keeps 16 bits): Pillow reads its
+    frames at 8 bits and cannot write 16. libpng reads and writes them now, each frame the still
+    picture's upscale, with the timing, plays and metadata an 8-bit APNG keeps; a format that holds
+    8 bits says so."""
+    import struct
+
     import imagecodecs
 
-    deep = (np.arange(12 * 8 * 3, dtype=np.uint32).reshape(8, 12, 3) * 613 % 65536).astype(np.uint16)
-    (tmp_path / "a16.png").write_bytes(imagecodecs.apng_encode(np.stack([deep, deep[::-1]]), delay=100))
+    rng = np.random.default_rng(16)
+    channels = {"rgb": 3, "grey": 1, "grey+alpha": 2}[layout]
+    stack = rng.integers(0, 65536, (3, 8, 12, channels), dtype=np.uint16)
+    data = imagecodecs.apng_encode(stack[..., 0] if channels == 1 else stack, delay=100)
+    body = struct.pack(">I", 100000)  # a gAMA chunk after the header, kept as a still's is
+    gama = struct.pack(">I", 4) + b"gAMA" + body + struct.pack(">I", __import__("zlib").crc32(b"gAMA" + body))
+    (tmp_path / "a16.png").write_bytes(data[:33] + gama + data[33:])
     with caplog.at_level("WARNING"):
         animation.upscale_animation(tmp_path / "a16.png", tmp_path / "o.png", upscaler)
-    assert "the 16-bit APNG's frames are written with 8" in caplog.text
-    with Image.open(tmp_path / "o.png") as out:
-        assert getattr(out, "n_frames", 1) == 2
+    assert "8 bits" not in caplog.text, caplog.text
+    out = imagecodecs.apng_decode((tmp_path / "o.png").read_bytes())
+    assert out.dtype == np.uint16 and len(out) == 3
+    for frame, written in zip(stack, out):
+        rgba = np.concatenate([np.repeat(frame[..., :1], 3, -1) if channels < 3 else frame,
+                               frame[..., 1:] if channels == 2 else np.full((8, 12, 1), 65535, np.uint16)], axis=-1)
+        expected = upscaler.upscale_array(rgba)
+        assert np.array_equal(written, expected if channels == 2 else expected[..., :3])
+    with Image.open(tmp_path / "o.png") as read:
+        assert read.info.get("gamma") == 1.0 and read.info.get("loop") == 0 and read.n_frames == 3
+        assert [read.seek(i) or read.info.get("duration") for i in range(3)] == [100, 100, 100]
     caplog.clear()
-    small(tmp_path / "a8.png", loop=0)  # an 8-bit one: nothing to say
     with caplog.at_level("WARNING"):
-        animation.upscale_animation(tmp_path / "a8.png", tmp_path / "o8.png", upscaler)
-    assert "16-bit" not in caplog.text
+        animation.upscale_animation(tmp_path / "a16.png", tmp_path / "o.webp", upscaler)
+    assert "WebP holds 8 bits per channel: the 16-bit animation is written with 8 (APNG keeps 16)" in caplog.text
 
 
 @pytest.mark.parametrize("name", ["a.png", "a.webp", "a.gif"])
