@@ -138,9 +138,14 @@ def beyond_unit(array: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         # far above white (a median above 8) and none far beyond 8-bit white (fractional 0..255 values, as
         # float processing or a bicubic resize leaves them, undershoots below 0 included, had been taken
         # for HDR without a word; a bright HDR scene, most of it above 1 but around 2 or 3, is not 0..255 data)
+        # judged on the pixels that show: none (all transparent) is no 0..255 data, and colour hidden
+        # under alpha 0 (an empty slice's mean had been a RuntimeWarning) does not make the visible 0s and 1s look like it
         inside_values = colour[finite]
-        whole = extent[0] >= 0 and extent[1] > 2 and bool(np.all(inside_values == np.round(inside_values)))
-        whole = whole or (extent[0] > -64 and extent[1] <= 320 and float(np.mean(inside_values > 8)) > 0.5)
+        whole = False
+        if inside_values.size:
+            low, high = float(inside_values.min()), float(inside_values.max())
+            whole = low >= 0 and high > 2 and bool(np.all(inside_values == np.round(inside_values)))
+            whole = whole or (low > -64 and high <= 320 and float(np.mean(inside_values > 8)) > 0.5)
         infinite = int(np.isinf(colour).sum())  # clipped here, so to_float no longer sees them to count
     log.log(logging.WARNING if whole or infinite else logging.INFO,
             "float pixels hold values from %.4g to %.4g, beyond 0..1: the network upscales the part within 0..1 and "

@@ -1,0 +1,33 @@
+"""The API's file and array calls: every argument that needs no model is checked before a model
+loads (a missing input had been said after seconds of converting or downloading one), a leading
+``~`` in a path is the home folder, and a wrong format or a number given as the model is said in
+the library's own words."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import numpy as np
+
+from sr_filter import Upscaler
+
+
+def test_colour_hidden_under_full_transparency_warns_of_nothing(caplog):
+    """A fully transparent float picture whose colour goes beyond 1 had let numpy's "Mean of empty
+    slice" escape; colour hidden under alpha 0 had made the visible 0s and 1s look like 0..255 data."""
+    from sr_filter import convert
+
+    up = Upscaler("sr-cartoon-x4", tile=0)
+    hidden = np.array([[[1.3, 0.0]]], np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert convert.beyond_unit(hidden) is not None
+        out = up.upscale(hidden, scale=5)
+    assert out.shape == (5, 5, 2) and not out[..., 1].any()
+    picture = np.zeros((8, 8, 4), np.float32)
+    picture[:4] = 1.0, 0.0, 1.0, 1.0  # whole numbers that show, within 0..1
+    picture[4:] = 300.0, 300.0, 300.0, 0.0  # and what an eraser left under alpha 0
+    with caplog.at_level(logging.INFO, logger="sr_filter"):
+        up.upscale(picture)
+    assert "beyond 0..1" in caplog.text and "divide by 255" not in caplog.text
