@@ -96,7 +96,10 @@ class Upscaler:
         if isinstance(model, PathLike):
             model = str(model)
         elif model is not None and not isinstance(model, str):
-            raise SrFilterError(f"the model must be a preset, a model name or a file path, not {type(model).__name__}")
+            # upscale(image, 2) reads 2 as the preset: say where a scale goes
+            number = isinstance(model, numbers.Real) and not isinstance(model, bool)
+            hint = f"; for a scale, write scale={float(model):g}" if number else ""
+            raise SrFilterError(f"the model must be a preset, a model name or a file path, not {type(model).__name__}{hint}")
         #: how it was made, for pickling: another process builds its own from these
         self._made_with = {"model": model, "device": device if isinstance(device, str) else str(device),
                            "precision": precision, "tile": tile, "batch": batch, "offline": offline, "backend": backend,

@@ -9,8 +9,10 @@ import logging
 import warnings
 
 import numpy as np
+import pytest
 
-from sr_filter import Upscaler
+import sr_filter
+from sr_filter import SrFilterError, Upscaler
 
 
 def test_colour_hidden_under_full_transparency_warns_of_nothing(caplog):
@@ -31,3 +33,14 @@ def test_colour_hidden_under_full_transparency_warns_of_nothing(caplog):
     with caplog.at_level(logging.INFO, logger="sr_filter"):
         up.upscale(picture)
     assert "beyond 0..1" in caplog.text and "divide by 255" not in caplog.text
+
+
+def test_a_number_given_as_the_model_points_to_scale():
+    image = np.zeros((8, 8, 3), np.uint8)
+    with pytest.raises(SrFilterError, match=r"^the model must be a preset, a model name or a file path, not int; "
+                                            r"for a scale, write scale=2$"):
+        sr_filter.upscale(image, 2)
+    with pytest.raises(SrFilterError, match=r"not float; for a scale, write scale=1\.5$"):
+        Upscaler(1.5)
+    with pytest.raises(SrFilterError, match=r"not bool$"):
+        Upscaler(True)
