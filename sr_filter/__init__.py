@@ -221,6 +221,7 @@ def upscale_file(
 
     width, height = check_size_request(scale, width, height)
     quality = check_quality(quality)
+    imageio.check_format(format)
     check_dst_file(dst, source, overwrite=overwrite)
     out_format = imageio.target_format(target, format)  # None: the input's (a stream such as /dev/stdout)
     conflict = imageio.suffix_conflict(target, out_format) if format else None

@@ -28,7 +28,7 @@ from .atomic import is_stream, write_atomic  # noqa: F401 - write_atomic moved t
 from .convert import PER_FILE, pil_to_array
 from .device import available_ram
 from .encode import check_encodable, encode_image
-from .errors import ImageFormatError, InputTooLargeError, first_line
+from .errors import ImageFormatError, InputTooLargeError, SrFilterError, first_line
 from .metadata import IPTC_TAG, ImageMeta, merged_exif, orient, read_meta, upright_dpi, upright_xmp
 from .sizing import fit_scale, scaled_length
 
@@ -408,8 +408,20 @@ def target_format(target: str | Path, explicit: str | None = None) -> str | None
     return format_for(target, explicit)
 
 
+def check_format(value: object, name: str = "format") -> str | None:
+    """A format argument (``name`` as the caller calls it): a str naming a known format, or None;
+    returned as the Pillow format name. ``format=5`` had been Python's AttributeError from inside."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip(". "):
+        raise SrFilterError(f"{name} must be a format name such as 'png' (or None), not {value!r}")
+    return format_for("", value)
+
+
 def format_for(path: str | Path, explicit: str | None = None) -> str:
     """The output format: ``explicit`` first, else from the file extension."""
+    if explicit is not None and not isinstance(explicit, str):
+        check_format(explicit)  # says what it takes
     if explicit:
         key = explicit.lower().lstrip(".")
         fmt = FORMATS.get("." + key)

@@ -6,13 +6,36 @@ the library's own words."""
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 
 import numpy as np
 import pytest
+from PIL import Image
 
 import sr_filter
+import sr_filter.upscaler
 from sr_filter import SrFilterError, Upscaler
+
+
+@pytest.fixture
+def no_model(monkeypatch):
+    """Building an Upscaler fails the test: what is refused here must be refused before a model
+    loads, converts or downloads."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model was loaded before the arguments were checked")
+
+    monkeypatch.setattr(sr_filter.upscaler, "Upscaler", refuse)
+
+
+def test_a_format_that_is_no_format_name_is_said_in_the_librarys_words(tmp_path, no_model):
+    Image.new("RGB", (8, 6)).save(tmp_path / "in.png")
+    for bad in (5, b"png", True, ["png"], "", "."):  # AttributeError and TypeError from inside had leaked
+        words = rf"^format must be a format name such as 'png' \(or None\), not {re.escape(repr(bad))}$"
+        with pytest.raises(SrFilterError, match=words):
+            sr_filter.upscale_file(tmp_path / "in.png", tmp_path / "o.png", model="sr-cartoon-x4", format=bad)
+    assert not (tmp_path / "o.png").exists()
 
 
 def test_colour_hidden_under_full_transparency_warns_of_nothing(caplog):

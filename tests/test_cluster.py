@@ -630,6 +630,7 @@ def test_job_arguments_are_checked_before_any_cluster(tmp_path, collection, bad)
 
 @pytest.mark.parametrize("bad, message", [
     ({"fmt": "xyz"}, "unknown format 'xyz'; use one of "),
+    ({"fmt": 5}, "fmt must be a format name such as 'png' (or None), not 5"),  # had been AttributeError
     ({"scale": 100}, "the scale must be greater than 0 and at most 16, not 100"),
     ({"scale": float("inf")}, "the scale must be greater than 0 and at most 16, not inf"),
     ({"scale": 2, "size": (100, None)}, "give either scale or width/height, not both"),

@@ -98,8 +98,7 @@ def upscale_folder(
     if len(dst) != 1:
         raise ClusterError(f"dst must be one output folder (a path or URI), not {len(dst)}")
     dst = dst[0]
-    if fmt:  # as upscale_file refuses it: every file had failed on the workers
-        imageio.format_for(dst, fmt)
+    imageio.check_format(fmt, "fmt")  # as upscale_file refuses it: every file had failed on the workers
     check_address(address)
     with atomic.new_folders():  # output folders a job that writes nothing made are removed, as on one machine
         return _run_folder(src, dst, Settings.from_keywords(keywords), address=address, fmt=fmt, workers=workers,
