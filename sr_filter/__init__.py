@@ -163,6 +163,7 @@ def upscale_animation(
     ``model`` and the options of :func:`upscale`; ``progress`` is called with (frames done,
     frames) after each frame (returning False stops; nothing is written). Returns the
     :class:`~sr_filter.animation.Animation` written (upscaled RGBA frames and their timing).
+    ``src`` and ``dst`` may start with ``~``, the home folder.
     """
     from .animation import upscale_animation as upscale_frames_of
     from .sizing import check_size_request
@@ -207,7 +208,8 @@ def upscale_file(
     ``"tiff"``, ...). ``width``/``height`` pick the scale that fits the image inside them instead
     of ``scale``. ``dst`` appears whole or not at all and an existing file is replaced only with
     ``overwrite``. Pass a ready ``upscaler`` to reuse a loaded model, else ``preset``/``model`` and
-    the options of :func:`upscale`. Returns ``dst`` as a :class:`~pathlib.Path`.
+    the options of :func:`upscale`. ``src`` and ``dst`` may start with ``~``, the home folder.
+    Returns ``dst`` as a :class:`~pathlib.Path` (``~`` expanded).
     """
     from . import atomic, imageio
     from .imagefile import upscale_image_file

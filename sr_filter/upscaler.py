@@ -16,7 +16,7 @@ import math
 import numbers
 from collections.abc import Iterable, Sequence
 from os import PathLike, fsdecode, fsencode, fspath, sep
-from os.path import samefile
+from os.path import expanduser, samefile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -770,12 +770,14 @@ def check_callback(name: str, value: object) -> None:
 def check_path(name: str, value: object) -> Path:
     """A file path argument as a Path: a str, bytes (as os.fsdecode reads them) or os.PathLike (a
     file object or an array had failed deep inside pathlib or the reader); a name longer than the
-    file system allows is a one-line error (it had been a raw OSError from the first look at it)."""
+    file system allows is a one-line error (it had been a raw OSError from the first look at it).
+    A leading ``~`` is the user's home folder, as in a model's file path (:class:`Upscaler`): a
+    literal ``~`` folder had been made in the current folder."""
     if isinstance(value, bytes) or (isinstance(value, PathLike) and isinstance(fspath(value), bytes)):
         value = fsdecode(value)
     if not (isinstance(value, (str, PathLike)) and isinstance(fspath(value), str)):
         raise SrFilterError(f"{name} must be a file path (str, bytes or pathlib.Path), not {type(value).__name__}")
-    path = Path(value)
+    path = Path(expanduser(fspath(value)))
     try:
         path.lstat()
     except (ValueError, UnicodeError):  # a NUL byte, or a lone surrogate no file name can hold
@@ -809,8 +811,9 @@ def check_quality(quality: object) -> int | None:
 def check_dst_file(dst: str | PathLike, src: Path, *, overwrite: bool = False) -> None:
     """An output argument that names a folder (existing, or ending in a slash: the argument as
     given, since a Path drops the slash) is refused with the file name it likely meant; one that
-    is the input, without ``overwrite``, is said to be the input (not merely an existing file)."""
-    text = fsdecode(dst)
+    is the input, without ``overwrite``, is said to be the input (not merely an existing file).
+    A leading ``~`` is expanded, as :func:`check_path` expands it."""
+    text = expanduser(fsdecode(dst))
     if Path(text).is_dir() or text.endswith(("/", sep)):
         raise SrFilterError(f"dst {text} is a folder; name the output file, e.g. {Path(text) / src.name}")
     if not overwrite and Path(text).exists() and src.exists() and samefile(text, src):

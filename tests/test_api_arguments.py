@@ -29,6 +29,35 @@ def no_model(monkeypatch):
     monkeypatch.setattr(sr_filter.upscaler, "Upscaler", refuse)
 
 
+def _animation(path):
+    frames = [Image.new("RGB", (8, 6), (40 * i, 0, 0)) for i in range(3)]
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=50, loop=0)
+    return path
+
+
+def test_a_leading_tilde_in_a_path_is_the_home_folder(tmp_path, monkeypatch):
+    """'~/out.png' had made a folder named '~' in the current folder; an Upscaler's weights path
+    expands it, and so do the file calls now."""
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    Image.new("RGB", (8, 6), (200, 30, 40)).save(home / "in.png")
+    _animation(home / "a.gif")
+    up = Upscaler("sr-cartoon-x4", tile=0)
+    assert sr_filter.upscale_file("~/in.png", "~/out.png", upscaler=up) == home / "out.png"
+    assert Image.open(home / "out.png").size == (32, 24)
+    from pathlib import Path
+
+    written = sr_filter.upscale_animation(Path("~/a.gif"), "~/deeper/b.gif", upscaler=up)
+    assert len(written.frames) == 3 and Image.open(home / "deeper" / "b.gif").size == (32, 24)
+    (home / "sub").mkdir()
+    with pytest.raises(SrFilterError, match=f"dst {re.escape(str(home))}/sub is a folder"):
+        sr_filter.upscale_file("~/in.png", "~/sub", upscaler=up)
+    assert list(work.iterdir()) == []  # no '~' folder here
+
+
 def test_a_format_that_is_no_format_name_is_said_in_the_librarys_words(tmp_path, no_model):
     Image.new("RGB", (8, 6)).save(tmp_path / "in.png")
     for bad in (5, b"png", True, ["png"], "", "."):  # AttributeError and TypeError from inside had leaked

@@ -73,7 +73,8 @@ def upscale_video(
     and, when run again after an interruption, continues after the last one. Streams the output container cannot hold are reported through
     ``notice`` (default: the log), as are text subtitles converted to a codec it holds (SubRip into .mp4 as mov_text). ``skip_damaged`` leaves out a packet the decoder cannot read, as a
     player shows the rest, and says so; without it a damaged packet is an error. Returns a summary:
-    frames written, seconds, dropped and converted streams.
+    frames written, seconds, dropped and converted streams. ``src`` and ``dst`` may start with ``~``,
+    the home folder.
     """
     from ..upscaler import check_callback, check_dst_file, check_flag, check_path, given_or_loaded
 
