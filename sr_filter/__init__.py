@@ -115,7 +115,18 @@ def upscale(
     instead; for image files (16-bit, alpha and metadata kept), :func:`upscale_file`. A PIL
     image's colour key (``info["transparency"]``) becomes an alpha channel; a 16-bit grey one's
     gives an 8-bit "LA" image, with a warning (Pillow has no 16-bit grey + alpha mode).
+    Arguments that need no model (``image``'s kind, ``scale``, ``progress``) are checked before it loads.
     """
+    from PIL import Image
+
+    from .convert import check_array
+    from .sizing import check_scale_request
+    from .upscaler import check_callback
+
+    if not isinstance(image, Image.Image):
+        check_array(image)  # a file name, bytes or a list had been said after seconds of loading
+    check_scale_request(scale)
+    check_callback("progress", progress)
     upscaler = _upscaler(None, preset, model, device=device, precision=precision, tile=tile, offline=offline,
                          backend=backend, tta=tta, denoise=denoise, colour_fix=colour_fix)
     return upscaler.upscale(image, scale=scale, progress=progress)
@@ -163,18 +174,22 @@ def upscale_animation(
     ``model`` and the options of :func:`upscale`; ``progress`` is called with (frames done,
     frames) after each frame (returning False stops; nothing is written). Returns the
     :class:`~sr_filter.animation.Animation` written (upscaled RGBA frames and their timing).
-    ``src`` and ``dst`` may start with ``~``, the home folder.
+    ``src`` and ``dst`` may start with ``~``, the home folder. Every argument that needs no model
+    (the paths, the source's header, the output's folder and format, sizes, flags, callbacks) is
+    checked before the model loads.
     """
-    from .animation import upscale_animation as upscale_frames_of
+    from . import animation, atomic
     from .sizing import check_size_request
     from .upscaler import check_path
 
     _refuse_video(check_path("src", src), "upscale_animation takes animated GIF, WebP and PNG")
     width, height = check_size_request(scale, width, height)
-    upscaler = _upscaler(upscaler, preset, model, device=device, precision=precision, tile=tile, offline=offline,
-                         backend=backend, tta=tta, denoise=denoise, colour_fix=colour_fix)
-    return upscale_frames_of(src, dst, upscaler, scale=scale, quality=quality, overwrite=overwrite, frames=frames,
-                            progress=progress, size=(width, height))
+    with atomic.new_folders():  # folders made for an output that is never written are removed
+        target = animation.check_job(src, dst, overwrite=overwrite, quality=quality, frames=frames, progress=progress)
+        upscaler = _upscaler(upscaler, preset, model, device=device, precision=precision, tile=tile, offline=offline,
+                             backend=backend, tta=tta, denoise=denoise, colour_fix=colour_fix)
+        return animation.write_animation(target, upscaler, scale=scale, frames=frames, progress=progress,
+                                         size=(width, height))
 
 
 def upscale_file(
@@ -209,22 +224,24 @@ def upscale_file(
     of ``scale``. ``dst`` appears whole or not at all and an existing file is replaced only with
     ``overwrite``. Pass a ready ``upscaler`` to reuse a loaded model, else ``preset``/``model`` and
     the options of :func:`upscale`. ``src`` and ``dst`` may start with ``~``, the home folder.
-    Returns ``dst`` as a :class:`~pathlib.Path` (``~`` expanded).
+    Returns ``dst`` as a :class:`~pathlib.Path` (``~`` expanded). Every argument that needs no
+    model (the paths, the source's header, the output's folder and format, sizes, flags,
+    callbacks) is checked before the model loads, as the command line checks them.
     """
     from . import atomic, imageio
     from .imagefile import upscale_image_file
+    from .sizing import check_size_request
     from .upscaler import check_callback, check_dst_file, check_flag, check_path, check_quality
 
     source, target = check_path("src", src), check_path("dst", dst)
     _refuse_video(source, "upscale_file takes pictures and animated GIF, WebP and PNG")
     overwrite = check_flag("overwrite", overwrite)
     check_callback("progress", progress)
-    from .sizing import check_size_request
-
     width, height = check_size_request(scale, width, height)
     quality = check_quality(quality)
     imageio.check_format(format)
     check_dst_file(dst, source, overwrite=overwrite)
+    imageio.check_source(source)  # a missing or damaged input had been found after the model loaded
     out_format = imageio.target_format(target, format)  # None: the input's (a stream such as /dev/stdout)
     conflict = imageio.suffix_conflict(target, out_format) if format else None
     if conflict:

@@ -244,6 +244,62 @@ def _disposal(image: Image.Image, frame: Image.Image) -> int:
     return int(frame.info.get("disposal", 0) or 0)
 
 
+@dataclass(frozen=True)
+class Target:
+    """An animation job whose arguments are checked (see :func:`check_job`): what to read, what to
+    write and how."""
+
+    src: Path
+    dst: Path
+    fmt: str  # GIF, WEBP or PNG
+    quality: int | None
+    overwrite: bool
+
+
+def check_job(src: str | Path, dst: str | Path, *, overwrite: bool = False, quality: int | None = None,
+              out_format: str | None = None, frames: str | tuple[int, int | None] | None = None,
+              before_work: Callable[[], None] | None = None,
+              progress: Callable[[int, int], bool | None] | None = None) -> Target:
+    """Every check of :func:`upscale_animation`'s arguments that needs no model: the paths (a
+    leading ``~`` expanded), flags, callbacks, quality and frame range; ``src`` exists and opens as
+    an image (its header); ``dst`` names a format that holds animation and can be written (its
+    missing folders are made, in the caller's :func:`~sr_filter.atomic.new_folders` block).
+    ``sr_filter.upscale_animation`` runs it before it loads the model, which had come first, for
+    seconds, even for a source that did not exist."""
+    from .upscaler import check_callback, check_dst_file, check_flag, check_path, check_quality
+
+    given = dst
+    src, dst = check_path("src", src), check_path("dst", dst)
+    overwrite = check_flag("overwrite", overwrite)
+    check_dst_file(given, src, overwrite=overwrite)  # it had been "an animation can be written as .gif, .webp, .png, .apng, not (none)"
+    check_callback("progress", progress)
+    check_callback("before_work", before_work)
+    quality = check_quality(quality)
+    parse_range(frames)
+    _check_source(src)
+    fmt = out_format if out_format in HOLDS_ANIMATION else FORMATS.get(dst.suffix.lower())
+    if fmt is None and is_stream(dst):  # /dev/fd/3, a FIFO: the input's own format, as -o - writes it
+        fmt = animated_format(src)
+    if fmt is None:
+        raise VideoFormatError(f"{dst}: an animation can be written as {', '.join(FORMATS)}, not {dst.suffix or '(none)'}")
+    prepare_target(dst, overwrite=overwrite)  # folders made and an existing output refused before the work, as for images
+    return Target(src, dst, fmt, quality, overwrite)
+
+
+def _check_source(src: Path) -> None:
+    """``src`` exists and Pillow opens its header, said in :func:`upscale_to_bytes`'s words; a pipe
+    or device is left to the read (a look would take bytes from it)."""
+    if src.exists() and not src.is_file() and not src.is_dir():
+        return
+    try:
+        with _opened(src):
+            pass
+    except Image.DecompressionBombError:
+        return  # the read says so, with the memory the frames need
+    except _DAMAGED as exc:
+        raise _unreadable(exc, str(src)) from None
+
+
 @new_folders()  # folders made for an output that is never written are removed
 def upscale_animation(src: str | Path, dst: str | Path, upscaler: Any, *, scale: float | None = None,
                       overwrite: bool = False, quality: int | None = None,
@@ -254,7 +310,8 @@ def upscale_animation(src: str | Path, dst: str | Path, upscaler: Any, *, scale:
     """Upscale every frame of ``src`` and write the animation to ``dst`` (format from its suffix;
     the input's own for a stream with no such suffix: /dev/stdout, /dev/fd/3, a FIFO).
 
-    ``out_format`` (``"GIF"``, ``"WEBP"`` or ``"PNG"``) overrides the suffix; ``size`` =
+    ``upscaler`` is an :class:`~sr_filter.Upscaler` or a model name (loaded once the arguments are
+    checked); ``out_format`` (``"GIF"``, ``"WEBP"`` or ``"PNG"``) overrides the suffix; ``size`` =
     ``(width, height)`` picks the scale that fits the frames inside them instead of ``scale``;
     ``frames`` (``"START:END"`` or ``(start, end or None)``) keeps frames START to END-1, with their
     durations. A
@@ -262,26 +319,26 @@ def upscale_animation(src: str | Path, dst: str | Path, upscaler: Any, *, scale:
     the work; ``before_work`` is called just before the first frame is upscaled, ``progress`` with
     (frames done, frames) after each one (returning False stops the work; nothing is written).
     """
-    from .imageio import write_atomic
-    from .upscaler import as_upscaler, check_callback, check_dst_file, check_flag, check_path, check_quality
+    from .upscaler import as_upscaler
 
-    given = dst
-    src, dst = check_path("src", src), check_path("dst", dst)
-    overwrite = check_flag("overwrite", overwrite)
-    check_dst_file(given, src, overwrite=overwrite)  # it had been "an animation can be written as .gif, .webp, .png, .apng, not (none)"
-    check_callback("progress", progress)
-    check_callback("before_work", before_work)
-    upscaler = as_upscaler(upscaler)
-    quality = check_quality(quality)
-    fmt = out_format if out_format in HOLDS_ANIMATION else FORMATS.get(dst.suffix.lower())
-    if fmt is None and is_stream(dst):  # /dev/fd/3, a FIFO: the input's own format, as -o - writes it
-        fmt = animated_format(src)
-    if fmt is None:
-        raise VideoFormatError(f"{dst}: an animation can be written as {', '.join(FORMATS)}, not {dst.suffix or '(none)'}")
-    prepare_target(dst, overwrite=overwrite)  # folders made and an existing output refused before the work, as for images
-    animation, data = upscale_to_bytes(src, upscaler, fmt, scale=scale, size=size, quality=quality, frames=frames,
-                                       before_work=before_work, progress=progress, name=str(src))
-    write_atomic(data, dst, overwrite=overwrite)
+    target = check_job(src, dst, overwrite=overwrite, quality=quality, out_format=out_format, frames=frames,
+                       before_work=before_work, progress=progress)
+    return write_animation(target, as_upscaler(upscaler), scale=scale, size=size, frames=frames,
+                           before_work=before_work, progress=progress)
+
+
+def write_animation(target: Target, upscaler: Any, *, scale: float | None = None,
+                    size: tuple[int | None, int | None] = (None, None),
+                    frames: str | tuple[int, int | None] | None = None,
+                    before_work: Callable[[], None] | None = None,
+                    progress: Callable[[int, int], bool | None] | None = None) -> Animation:
+    """Upscale every frame of a :func:`check_job` target with ``upscaler`` and write it whole
+    (through a temporary file and a rename); returns the animation written."""
+    from .imageio import write_atomic
+
+    animation, data = upscale_to_bytes(target.src, upscaler, target.fmt, scale=scale, size=size, quality=target.quality,
+                                       frames=frames, before_work=before_work, progress=progress, name=str(target.src))
+    write_atomic(data, target.dst, overwrite=target.overwrite)
     return animation
 
 

@@ -200,10 +200,7 @@ def _read_bytes(source: str | Path | bytes | BinaryIO, name: str, check: Callabl
         data = bytes(source)
     elif isinstance(source, (str, Path)):
         path = Path(source)
-        if not path.exists():
-            raise ImageFormatError(f"{path} does not exist")
-        if path.is_dir():
-            raise ImageFormatError(f"{path} is a folder, not an image")
+        _refuse_missing(path)
         try:
             if path.is_file():
                 data = path.read_bytes()
@@ -217,6 +214,31 @@ def _read_bytes(source: str | Path | bytes | BinaryIO, name: str, check: Callabl
     if not data:
         raise ImageFormatError(f"{name} is empty (0 bytes)")
     return data
+
+
+def _refuse_missing(path: Path) -> None:
+    """An input path that names nothing, or a folder, in the words of every reader of pictures."""
+    if not path.exists():
+        raise ImageFormatError(f"{path} does not exist")
+    if path.is_dir():
+        raise ImageFormatError(f"{path} is a folder, not an image")
+
+
+def check_source(path: str | Path) -> None:
+    """Before the model is fetched: the input file exists, is no folder, can be opened, and its
+    header is a picture this program reads (:func:`check_readable`), in the words the read uses
+    (``sr_filter.upscale_file`` had loaded or downloaded the model before saying the input did not
+    exist). A pipe or device is left to the read: a look would take bytes from it."""
+    path = Path(path)
+    _refuse_missing(path)
+    if not path.is_file():
+        return
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise ImageFormatError(f"cannot read {path}: {exc.strerror}") from None
+    check_readable(path)
 
 
 def check_readable(path: str | Path) -> None:

@@ -50,9 +50,12 @@ def check_scale_request(scale: object) -> float | None:
 
 def check_size_request(scale: object, width: object, height: object) -> tuple[int | None, int | None]:
     """The API's ``width``/``height`` (whole numbers from 1 to 1,000,000, or None), and not beside
-    ``scale``; returned as Python ints."""
+    ``scale``; returned as Python ints. ``scale`` is held to :func:`check_scale_request` here too,
+    so that every file call refuses ``scale=100`` before its model loads (it had been said only
+    once a model was loaded, converted or downloaded)."""
     from .errors import SrFilterError
 
+    check_scale_request(scale)
     for name, value in (("width", width), ("height", height)):
         # numbers.Integral: numpy's integers too (from an array's shape), as tile, batch and quality take them
         if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 1 <= value <= 1_000_000):

@@ -16,6 +16,7 @@ from PIL import Image
 import sr_filter
 import sr_filter.upscaler
 from sr_filter import SrFilterError, Upscaler
+from sr_filter.errors import ImageFormatError, VideoFormatError
 
 
 @pytest.fixture
@@ -33,6 +34,54 @@ def _animation(path):
     frames = [Image.new("RGB", (8, 6), (40 * i, 0, 0)) for i in range(3)]
     frames[0].save(path, save_all=True, append_images=frames[1:], duration=50, loop=0)
     return path
+
+
+def test_file_calls_refuse_bad_arguments_before_the_model_loads(tmp_path, no_model):
+    picture = tmp_path / "in.png"
+    Image.new("RGB", (8, 6)).save(picture)
+    gif = _animation(tmp_path / "a.gif")
+    (tmp_path / "notes.png").write_text("hello")
+    (tmp_path / "file").write_text("not a folder")
+    common = [({"src": tmp_path / "nope.png"}, ImageFormatError, r"nope\.png does not exist"),
+              ({"src": tmp_path}, ImageFormatError, "is a folder"),
+              ({"src": tmp_path / "notes.png"}, ImageFormatError, "is not a readable image"),
+              ({"scale": 100}, SrFilterError, "the scale must be greater than 0 and at most 16, not 100"),
+              ({"scale": float("nan")}, SrFilterError, "the scale must be greater than 0 and at most 16"),
+              ({"scale": "x4"}, SrFilterError, "the scale must be a number, not 'x4'"),
+              ({"progress": 5}, SrFilterError, "progress must be a function"),
+              ({"overwrite": "no"}, SrFilterError, "overwrite must be True or False"),
+              ({"quality": 500}, SrFilterError, "quality must be a whole number from 1 to 100"),
+              ({"dst": "file/o.png"}, ImageFormatError, "is a file, not a folder")]
+    only_files = [({"format": "bogus"}, ImageFormatError, "unknown format 'bogus'")]
+    only_animations = [({"dst": "o.bmp"}, VideoFormatError, "an animation can be written as"),
+                       ({"frames": "x"}, VideoFormatError, "frame range 'x'")]
+    calls = {sr_filter.upscale_file: (picture, "o.png", common + only_files),
+             sr_filter.upscale_animation: (gif, "o.gif", common + only_animations)}
+    for call, (src, dst, cases) in calls.items():
+        for given, kind, words in cases:
+            arguments = {"src": src, "dst": dst, **given}
+            arguments["dst"] = tmp_path / arguments["dst"]
+            with pytest.raises(kind, match=words):
+                call(model="sr-cartoon-x4", **arguments)
+    # nothing written, no folder made
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.gif", "file", "in.png", "notes.png"]
+
+
+def test_arrays_and_videos_refuse_bad_arguments_before_the_model_loads(tmp_path, no_model):
+    from .videos import make_clip
+
+    image = np.zeros((8, 8, 3), np.uint8)
+    for given, words in (({"progress": 5}, "progress must be a function"), ({"progress": lambda: None}, "progress must take two"),
+                         ({"scale": 100}, "the scale must be greater than 0 and at most 16")):
+        with pytest.raises(SrFilterError, match=words):
+            sr_filter.upscale(image, "cartoon", **given)
+    with pytest.raises(ImageFormatError, match="expected image pixels, got a file name"):
+        sr_filter.upscale("photo.png", progress=5)
+    with pytest.raises(ImageFormatError, match=r"expected an HxW or HxWxC"):
+        sr_filter.upscale(np.zeros((8, 8, 7), np.uint8))
+    clip = make_clip(tmp_path / "c.mkv", frames=2, audio=0)
+    with pytest.raises(SrFilterError, match="the scale must be greater than 0 and at most 16, not 100"):
+        sr_filter.upscale_video(clip, tmp_path / "o.mkv", model="sr-cartoon-x4", scale=100)
 
 
 def test_a_leading_tilde_in_a_path_is_the_home_folder(tmp_path, monkeypatch):
