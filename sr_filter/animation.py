@@ -85,9 +85,35 @@ def _raw(source: str | Path | bytes) -> Any:
 
 
 def _opened(source: str | Path | bytes) -> Any:
+    """Pillow's lazy open of a path or bytes; a PNG it refuses for a damaged metadata chunk is
+    opened without that chunk (:mod:`.salvage`; quiet here: the read that follows says it)."""
     from .imageio import pil_open
 
-    return pil_open(_raw(source))
+    try:
+        return pil_open(_raw(source))
+    except _DAMAGED:
+        data = _salvaged(source, quiet=True)
+        if data is None:
+            raise
+        return pil_open(io.BytesIO(data))  # (the same error again where nothing was left out)
+
+
+def _salvaged(source: str | Path | bytes, name: str | None = None, *, quiet: bool = False) -> bytes | None:
+    """A PNG's bytes (a path's read) without its damaged metadata chunks (:func:`.salvage.repaired`,
+    which warns naming ``name`` unless ``quiet``); None for anything but a PNG."""
+    from .png import PNG_SIGNATURE
+    from .salvage import repaired
+
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+    else:
+        with open(source, "rb") as stream:  # a GIF or WebP is not read whole here
+            if stream.read(8) != PNG_SIGNATURE:
+                return None
+        data = Path(source).read_bytes()
+    if data[:8] != PNG_SIGNATURE:
+        return None
+    return repaired(data, name or _label(source), quiet=quiet)
 
 
 def is_animated(source: str | Path | bytes) -> bool:
@@ -123,7 +149,8 @@ def read_animation(path: str | Path | bytes, name: str | None = None, *,
 
     start, end = frames
     try:
-        with _opened(path) as image:
+        source = _salvaged(path, name) or path  # every chunk checked: Pillow reads those after the first frame too
+        with _opened(source) as image:
             meta, orientation = read_meta(image)
             meta.lossless = image.format == "WEBP" and _lossless_webp(path)
             upright_dpi(meta, orientation)
@@ -152,7 +179,7 @@ def read_animation(path: str | Path | bytes, name: str | None = None, *,
                 blend.append(int(frame.info.get("blend", 0) or 0))
             if image.format == "PNG":  # its text chunks as stored, written back so (all read by now, after the frames)
                 meta.text = png_text(image)
-                meta.png_text_chunks = text_chunks(bytes(path) if isinstance(path, (bytes, bytearray, memoryview)) else Path(path).read_bytes())
+                meta.png_text_chunks = text_chunks(bytes(source) if isinstance(source, (bytes, bytearray, memoryview)) else Path(source).read_bytes())
     except Image.DecompressionBombError as exc:
         raise VideoFormatError(f"{name or _label(path)} is not a readable animation ({first_line(exc)})") from None
     except _DAMAGED as exc:

@@ -23,7 +23,7 @@ from typing import BinaryIO, Callable, Iterator
 import numpy as np
 from PIL import Image, PngImagePlugin
 
-from . import limits, png, sniff, tiffio
+from . import limits, png, salvage, sniff, tiffio
 from .atomic import is_stream, write_atomic  # noqa: F401 - write_atomic moved to atomic.py; kept importable here
 from .convert import PER_FILE, pil_to_array
 from .device import available_ram
@@ -120,6 +120,7 @@ def _read_data(data: bytes, name: str, check: Callable[[sniff.Shape], None]) -> 
     """Pixels, metadata and EXIF orientation of an encoded image."""
     if tiffio.is_tiff(data):
         return _read_tiff(data, name, check)
+    data = salvage.repaired(data, name)  # a damaged metadata chunk had refused the whole picture
     header = sniff.header_shape(data)
     if header is not None:  # sized before Pillow's own, fixed decompression-bomb limit can pre-empt us
         check(header)

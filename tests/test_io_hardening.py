@@ -393,6 +393,127 @@ def test_orientation_zero_means_upright_and_keeps_the_exif(caplog):
     assert array.shape == (6, 8, 3) and meta.exif is not None and "damaged" not in caplog.text
 
 
+def _chunk(kind: bytes, body: bytes, *, crc_off: int = 0) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) ^ crc_off)
+
+
+#: a damaged ancillary chunk (as written, where it goes) -> what the warning names; Pillow had
+#: refused the whole picture for each ("not a readable image", "Truncated pHYs chunk")
+_DAMAGED_CHUNKS = {
+    "tEXt, CRC wrong": (_chunk(b"tEXt", b"Title\x00hello", crc_off=1), "before", "tEXt: CRC error"),
+    "pHYs of 2 bytes": (_chunk(b"pHYs", b"\x00\x00"), "before", "pHYs: 2 bytes, 9 needed"),
+    "gAMA of 2 bytes": (_chunk(b"gAMA", b"\x00\x01"), "before", "gAMA: 2 bytes, 4 needed"),
+    "pHYs of 2 bytes after the picture": (_chunk(b"pHYs", b"\x00\x00"), "after", "pHYs: 2 bytes, 9 needed"),
+}
+
+
+@pytest.mark.parametrize("depth", [8, 16])
+@pytest.mark.parametrize("case", sorted(_DAMAGED_CHUNKS))
+def test_a_damaged_png_metadata_chunk_is_left_out_with_one_warning(case, depth, caplog):
+    """libpng reads these with a warning; the pixels and the intact metadata beside the damaged
+    chunk (ICC profile, EXIF) are read, the chunk is left out, and one line says so (docs/io.md)."""
+    from sr_filter.metadata import srgb_profile
+
+    damaged, where, what = _DAMAGED_CHUNKS[case]
+    pixels = np.random.default_rng(depth).integers(0, 256, (6, 8, 3), dtype=np.uint8)
+    if depth == 16:
+        pixels = pixels.astype(np.uint16) * 257 + 3
+    icc, exif = srgb_profile(), raw_exif((0x010F, 2, 6, b"Maker\0"))
+    data = imageio.encode_image(pixels, "PNG", imageio.ImageMeta(icc_profile=icc, exif=exif))
+    at = data.index(b"IDAT") - 4 if where == "before" else data.index(b"IEND") - 4
+    array, meta = imageio.read_image(data[:at] + damaged + data[at:], name="in.png")
+    assert array.dtype == pixels.dtype and np.array_equal(array, pixels)
+    assert meta.icc_profile == icc and b"Maker" in meta.exif
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert said == [f"in.png: damaged metadata left out ({what}); the picture is read without it"], said
+    written = Image.open(io.BytesIO(imageio.encode_image(array, "PNG", meta, scale=2)))
+    assert written.info["icc_profile"] == icc and b"Maker" in written.info["exif"]
+
+
+_DAMAGED_SEGMENTS = {  # Pillow's APP parser had failed on each: "not a readable image"
+    "JFIF of 6 bytes": (b"\xff\xe0\x00\x08JFIF\x00\x01", "JFIF APP0: 6 bytes, 7 needed"),
+    "Adobe of 6 bytes": (b"\xff\xee\x00\x08Adobe\x00", "Adobe APP14: 6 bytes, 7 needed"),
+    "ICC piece without its numbering": (b"\xff\xe2\x00\x0eICC_PROFILE\x00", "ICC profile APP2: 12 bytes, 14 needed"),
+    "Photoshop resource cut after its code": (b"\xff\xed\x00\x16Photoshop 3.0\x008BIM\x04\x04",
+                                              "Photoshop APP13: a resource cut short"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_DAMAGED_SEGMENTS))
+def test_a_damaged_jpeg_metadata_segment_is_left_out_with_one_warning(case, caplog):
+    """libjpeg-turbo reads these; the picture and its intact ICC profile and EXIF are read, and one line says what was left out."""
+    from sr_filter.metadata import srgb_profile
+
+    segment, what = _DAMAGED_SEGMENTS[case]
+    icc, exif = srgb_profile(), raw_exif((0x010F, 2, 6, b"Maker\0"))
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(5).integers(0, 256, (16, 24, 3), dtype=np.uint8)).save(
+        buffer, "JPEG", icc_profile=icc, exif=exif, quality=95)
+    whole = buffer.getvalue()
+    expected, _ = imageio.read_image(whole)
+    array, meta = imageio.read_image(whole[:2] + segment + whole[2:], name="in.jpg")
+    assert np.array_equal(array, expected) and meta.icc_profile == icc and b"Maker" in meta.exif
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert said == [f"in.jpg: damaged metadata left out ({what}); the picture is read without it"], said
+
+
+def test_a_damaged_critical_chunk_is_still_refused_in_the_same_words():
+    """Only ancillary chunks are left out: a header whose CRC is wrong is the picture's damage."""
+    data = imageio.encode_image(np.zeros((6, 8, 3), np.uint8), "PNG", imageio.ImageMeta())
+    with pytest.raises(ImageFormatError, match=r"^in.png is not a readable image \(unknown or damaged format\)$"):
+        imageio.read_image(data[:29] + bytes([data[29] ^ 1]) + data[30:], name="in.png")  # IHDR's CRC
+
+
+def test_an_apng_with_a_damaged_metadata_chunk_keeps_every_frame(tmp_path, caplog):
+    """The animation path reads the same repaired bytes: every frame, not the first alone."""
+    from sr_filter import animation
+
+    frames = [Image.fromarray(np.full((8, 10, 3), 40 * i, dtype=np.uint8)) for i in range(3)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "PNG", save_all=True, append_images=frames[1:], duration=50)
+    data = buffer.getvalue()
+    data = data[:33] + _chunk(b"tEXt", b"Title\x00hello", crc_off=1) + data[33:]  # after IHDR
+    (tmp_path / "in.png").write_bytes(data)
+    for source in (data, tmp_path / "in.png"):
+        caplog.clear()
+        assert animation.animated_format(source) == "PNG"
+        read = animation.read_animation(source, "in.png")
+        assert len(read.frames) == 3 and [int(f[0, 0, 0]) for f in read.frames] == [0, 40, 80]
+        said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert said == ["in.png: damaged metadata left out (tEXt: CRC error); the picture is read without it"], said
+
+
+def test_the_command_upscales_pictures_with_damaged_metadata(tmp_path):
+    """The files of the report, through the command (its check before the model loads, the read, the write)."""
+    from sr_filter.metadata import srgb_profile
+
+    Image.new("RGB", (32, 32), (200, 60, 30)).save(tmp_path / "ok.png", icc_profile=srgb_profile())
+    Image.new("RGB", (32, 32), (200, 60, 30)).save(tmp_path / "ok.jpg")
+    plain, deep = (tmp_path / "ok.png").read_bytes(), imageio.encode_image(np.full((32, 32, 3), 40000, np.uint16), "PNG", imageio.ImageMeta())
+    jpeg = (tmp_path / "ok.jpg").read_bytes()
+    files = {
+        "badcrc.png": _insert_before_idat(plain, _chunk(b"tEXt", b"Title\x00hello", crc_off=1)),
+        "shortphys.png": _insert_before_idat(plain, _chunk(b"pHYs", b"\x00\x00")),
+        "shortjfif.jpg": jpeg[:2] + b"\xff\xe0\x00\x08JFIF\x00\x01" + jpeg[2:],
+        "deep.png": _insert_before_idat(deep, _chunk(b"gAMA", b"\x00\x01")),
+    }
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    result = subprocess.run([sys.executable, "-m", "sr_filter", *files, "-m", "sr-cartoon-x4", "-o", "out/"], cwd=tmp_path,
+                            capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("damaged metadata left out") == 4, result.stderr
+    for name in files:
+        assert Image.open(tmp_path / "out" / name).size == (128, 128)
+    assert Image.open(tmp_path / "out" / "badcrc.png").info["icc_profile"] == srgb_profile()
+    assert imagecodecs.png_decode((tmp_path / "out" / "deep.png").read_bytes()).dtype == np.uint16  # still 16 bits
+
+
+def _insert_before_idat(data: bytes, chunk: bytes) -> bytes:
+    at = data.index(b"IDAT") - 4
+    return data[:at] + chunk + data[at:]
+
+
 def test_pillow_warnings_become_one_log_line(capfd, caplog):
     """A damaged TIFF tag: Pillow's UserWarning (with its source line) is one warning of ours."""
     buffer = io.BytesIO()
