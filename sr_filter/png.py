@@ -86,8 +86,10 @@ def _chunks(data: bytes) -> Iterator[tuple[bytes, int, int]]:
 
 def check_complete(data: bytes, name: str = "image") -> None:
     """ImageFormatError if a PNG's image data (its IDAT chunks) inflates to fewer bytes than its
-    rows need. Such a file can still end properly (IEND), and Pillow then fills the missing rows
-    with black without a word; libpng calls it "Not enough image data"."""
+    rows need, or an IDAT chunk's CRC is wrong. Such a file can still end properly (IEND), and
+    Pillow then fills the missing rows with black without a word; libpng calls it "Not enough
+    image data". Pillow does not check IDAT's CRC at all: a damaged picture had been upscaled at
+    8 bits and refused at 16 (libpng's "IDAT: CRC error"), which is the answer for both now."""
     if data[:8] != PNG_SIGNATURE or data[12:16] != b"IHDR" or len(data) < 33:
         return
     width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", data[16:29])
@@ -99,9 +101,12 @@ def check_complete(data: bytes, name: str = "image") -> None:
     need = sum(h * (1 + -(-w * bits // 8)) for w, h in boxes if w > 0 and h > 0)
     inflate, have = zlib.decompressobj(), 0
     for kind, body, length in _chunks(data):
-        if kind == b"IEND" or have >= need:
+        if kind == b"IEND":
             break
-        if kind == b"IDAT":
+        if kind == b"IDAT" and body + length + 4 <= len(data):
+            if zlib.crc32(memoryview(data)[body - 4:body + length]) != struct.unpack(">I", data[body + length:body + length + 4])[0]:
+                raise ImageFormatError(f"{name} is truncated or damaged (IDAT: CRC error)")
+        if kind == b"IDAT" and have < need:
             chunk = memoryview(data)[body:body + length]
             try:
                 for start in range(0, len(chunk), 1 << 16):  # 64 KiB in at a time: no copies of a long rest

@@ -457,6 +457,18 @@ def test_a_damaged_jpeg_metadata_segment_is_left_out_with_one_warning(case, capl
     assert said == [f"in.jpg: damaged metadata left out ({what}); the picture is read without it"], said
 
 
+@pytest.mark.parametrize("depth", [8, 16])
+def test_a_png_whose_picture_data_fails_its_crc_is_refused_at_any_depth(depth):
+    """IDAT is the picture: a CRC error there is damaged pixels, refused as libpng refuses it
+    (the 8-bit reader, Pillow, does not check it, and had upscaled such a file)."""
+    pixels = np.random.default_rng(2).integers(0, 256, (6, 8, 3), dtype=np.uint8)
+    data = imageio.encode_image(pixels.astype(np.uint16) * 257 if depth == 16 else pixels, "PNG", imageio.ImageMeta())
+    start = data.index(b"IDAT")
+    end = start + 4 + struct.unpack(">I", data[start - 4:start])[0]
+    with pytest.raises(ImageFormatError, match=r"^in.png is truncated or damaged \(IDAT: CRC error\)$"):
+        imageio.read_image(data[:end] + bytes([data[end] ^ 1]) + data[end + 1:], name="in.png")
+
+
 def test_a_damaged_critical_chunk_is_still_refused_in_the_same_words():
     """Only ancillary chunks are left out: a header whose CRC is wrong is the picture's damage."""
     data = imageio.encode_image(np.zeros((6, 8, 3), np.uint8), "PNG", imageio.ImageMeta())
