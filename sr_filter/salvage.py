@@ -15,9 +15,10 @@ import logging
 import struct
 import zlib
 
+from .png import PNG_SIGNATURE
+
 log = logging.getLogger(__name__)
 
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 #: APNG's frame control and frame data chunks: ancillary by their names, but the animation's structure
 _FRAME_CHUNKS = frozenset({b"acTL", b"fcTL", b"fdAT"})
 #: the bytes Pillow's parser reads from these chunks (a shorter one had refused the whole file)
@@ -33,7 +34,7 @@ def repaired(data: bytes, name: str, *, quiet: bool = False) -> bytes:
     """``data`` without the damaged PNG chunks or JPEG segments that would stop the picture from
     being read (one warning naming what was left out, unless ``quiet``); ``data`` itself when a
     PNG or JPEG has none, and for any other format."""
-    if data[:8] == _PNG_SIGNATURE:
+    if data[:8] == PNG_SIGNATURE:
         damage = png_damage(data)
     elif data[:3] == b"\xff\xd8\xff":
         damage = jpeg_damage(data)
