@@ -189,7 +189,7 @@ def read_animation(path: str | Path | bytes, name: str | None = None, *,
                     name or _label(path))
     deep = image.format == "PNG" and _png_depth(path) == 16
     if deep and pictures:
-        kept = _deep_frames(path, hidden + start, len(pictures), (height, width))
+        kept = _deep_frames(source, hidden + start, len(pictures), (height, width))
         if kept is not None:
             pictures, deep = [orient(frame, orientation) for frame in kept], False
     return Animation(pictures, durations, loop, disposal, blend, format=image.format, meta=meta, deep=deep)
