@@ -167,6 +167,13 @@ def run_case(case):
         extra = add_layer(image, case["extra_layer"]) if case.get("extra_layer") else None
         if case.get("masks"):
             add_masks(extra)
+        if case.get("empty_masked_group"):  # a masked group whose only layer was then removed: empty, 1x1
+            group = Gimp.GroupLayer.new(image, "empty group")
+            image.insert_layer(group, None, 0)
+            child = Gimp.Layer.new(image, "moved out", 4, 4, Gimp.ImageType.RGBA_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
+            image.insert_layer(child, group, 0)
+            group.add_mask(group.create_mask(Gimp.AddMaskType.WHITE))
+            image.remove_layer(child)
         if case.get("precision"):  # e.g. FLOAT_NON_LINEAR: exercise high bit depth
             image.convert_precision(getattr(Gimp.Precision, case["precision"]))
         if case.get("lock"):

@@ -772,6 +772,8 @@ def gimp_run(tmp_path_factory):
         {"name": "masks", "input": "rgb.png", "output": "masks_out.png", "masks": True,
          "extra_layer": {"raw": "layer.raw", "size": [20, 16], "offset": [5, 7]},
          "args": {"preset": "sr-cartoon-x4", "scale": 1.5, "device": "cpu", "tile": 0}},
+        {"name": "empty-masked-group", "input": "rgb.png", "output": "empty_group_out.png", "empty_masked_group": True,
+         "args": {"preset": "sr-cartoon-x4", "scale": 2.0, "device": "cpu", "tile": 0}},
         # GIMP refuses a canvas side over 524288 pixels: the layers had been upscaled off the canvas
         {"name": "over-gimp-limit", "input": "rgb.png", "output": "never.png", "canvas": [70000, 40],
          "args": {"preset": "sr-cartoon-x4", "scale": 8.0, "device": "cpu", "tile": 0}},
@@ -933,6 +935,16 @@ def test_gimp_masks_cover_their_layers_new_box(gimp_run):
     # black over the left half (10 of 20 columns): the edge comes at 15 of 30, where the layer's pixels put it
     crossing = np.argmax(rows[0] >= 128)
     assert crossing == 15 and (rows[:, :14] == 0).all() and (rows[:, 16:] == 255).all(), rows[0]
+
+
+def test_gimp_upscales_an_image_with_an_empty_masked_group(gimp_run):
+    """A masked group whose layers had been moved out (empty, 1x1 in GIMP) failed the run after the
+    canvas and every layer had been upscaled: "the mask of layer 'empty group' came back 2x2 for a
+    1x1 layer". Its mask is left to GIMP's scaling; the rest is upscaled as always."""
+    rep = gimp_run["report"]["empty-masked-group"]
+    assert rep["status"] == "success", rep
+    assert rep["size"] == [96, 80] and rep["layers"]["Background"]["size"] == [96, 80]
+    assert "empty group" in rep["layers"]
 
 
 def test_gimp_refuses_a_canvas_past_gimps_size_limit_before_changing_anything(gimp_run):

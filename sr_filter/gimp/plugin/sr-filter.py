@@ -81,10 +81,13 @@ def library_tile(tile):
 
 
 def masked_items(items):
-    """Layers and layer groups that have a mask, each group before what it holds."""
+    """Layers and layer groups that have a mask, each group before what it holds. A group with no
+    pixel layer in it is left to GIMP's own scaling: it stays 1x1 whatever the scale, so the mask
+    asked for its scaled box came back the wrong size, and the run failed after it had changed
+    the image (a masked group whose layers had been moved out)."""
     out = []
     for item in items:
-        if item.get_mask() is not None:
+        if item.get_mask() is not None and not (item.is_group() and not leaf_layers(item.get_children())):
             out.append(item)
         if item.is_group():
             out.extend(masked_items(item.get_children()))
