@@ -132,7 +132,9 @@ def test_batches_and_values_beyond_one_go_through_it(fixing):
     assert abs(float(out[20:-20, 20:-20, 0].mean()) - 1.5) < 0.01 and abs(float(out[20:-20, 20:-20, 1].mean()) - 0.5) < 0.003
 
 
-def test_the_option_is_checked_and_off_by_default(anime):
+def test_the_option_is_checked_and_off_by_default(anime, tmp_path):
+    from PIL import Image
+
     from sr_filter.errors import SrFilterError
 
     assert anime.colour_fix is False
@@ -141,7 +143,8 @@ def test_the_option_is_checked_and_off_by_default(anime):
     with pytest.raises(SrFilterError, match="colour_fix is set on the Upscaler"):
         from sr_filter import upscale_file
 
-        upscale_file("a.png", "b.png", upscaler=anime, colour_fix=True)
+        Image.new("RGB", (8, 8)).save(tmp_path / "a.png")  # a real file: a missing one is said first
+        upscale_file(tmp_path / "a.png", tmp_path / "b.png", upscaler=anime, colour_fix=True)
 
 
 def test_the_command_line_flag(tmp_path):
