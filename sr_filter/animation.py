@@ -187,7 +187,7 @@ def read_animation(path: str | Path | bytes, name: str | None = None, *,
     if image.format == "GIF" and not _gif_ends_whole(path):
         log.warning("%s ends without the GIF trailer: it may be cut short, its last frames missing",
                     name or _label(path))
-    deep = image.format == "PNG" and _png_depth(path) == 16
+    deep = image.format == "PNG" and _deep_png(path)
     if deep and pictures:
         kept = _deep_frames(source, hidden + start, len(pictures), (height, width))
         if kept is not None:
@@ -222,12 +222,13 @@ def _deep_frames(source: str | Path | bytes, first: int, count: int, size: tuple
     return out
 
 
-def _png_depth(source: str | Path | bytes) -> int:
-    """A PNG's bits per sample, from its header."""
+def _deep_png(source: str | Path | bytes) -> bool:
+    """Whether a PNG (a path or its bytes) has 16 bits per sample (:func:`.png.is_deep_png` on its header)."""
+    from .png import is_deep_png
+
     raw = _raw(source)
     with raw if isinstance(raw, io.BytesIO) else open(raw, "rb") as stream:
-        header = stream.read(25)
-    return header[24] if len(header) == 25 else 8
+        return is_deep_png(stream.read(26))
 
 
 def _gif_ends_whole(source: str | Path | bytes) -> bool:
@@ -385,7 +386,7 @@ def upscale_to_bytes(src: str | Path | bytes, upscaler: Any, fmt: str, *, scale:
     try:
         with _opened(src) as probe:
             width, height, count = probe.width, probe.height, getattr(probe, "n_frames", 1) - _hidden_frames(probe)
-            sample = 2 if probe.format == "PNG" and _png_depth(src) == 16 else 1  # bytes per sample of its frames
+            sample = 2 if probe.format == "PNG" and _deep_png(src) else 1  # bytes per sample of its frames
     except Image.DecompressionBombError as exc:
         raise VideoFormatError(f"{name} is not a readable animation ({first_line(exc)})") from None
     except _DAMAGED as exc:

@@ -192,11 +192,8 @@ def encode_png(
         array = array[:, :, 0]
     array = np.ascontiguousarray(array)
     encoded = imagecodecs.png_encode(array, **compression(array))
-    chunks = _meta_chunks(icc_profile=icc_profile, dpi=dpi, aspect=aspect, exif=exif, text=text, colour=colour,
-                          raw_text=raw_text)
-    if not chunks:
-        return encoded
-    return b"".join([memoryview(encoded)[:_IHDR_END], *chunks, memoryview(encoded)[_IHDR_END:]])
+    return _after_header(encoded, _meta_chunks(icc_profile=icc_profile, dpi=dpi, aspect=aspect, exif=exif, text=text,
+                                               colour=colour, raw_text=raw_text))
 
 
 def encode_apng(frames: list[np.ndarray], durations: list[int], plays: int, **meta: Any) -> bytes:
@@ -221,7 +218,13 @@ def encode_apng(frames: list[np.ndarray], durations: list[int], plays: int, **me
         encoded[start + length:start + length + 4] = struct.pack(">I", zlib.crc32(kind + bytes(body)) & 0xFFFFFFFF)
     if done != len(frames) and not (done == 0 and len(frames) == 1):  # (one frame is written as a still PNG)
         raise ValueError(f"libpng wrote {done} frame headers for {len(frames)} frames")
-    chunks = _meta_chunks(**meta)
+    return _after_header(bytes(encoded), _meta_chunks(**meta))
+
+
+def _after_header(encoded: bytes, chunks: list[bytes]) -> bytes:
+    """A PNG libpng wrote, with ``chunks`` inserted right after its header (IHDR)."""
+    if not chunks:
+        return encoded
     return b"".join([memoryview(encoded)[:_IHDR_END], *chunks, memoryview(encoded)[_IHDR_END:]])
 
 

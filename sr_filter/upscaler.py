@@ -619,8 +619,8 @@ class Upscaler:
             how = "tile 0" if tile == 0 else f"tile {tile} covers it whole"
             raise WholeTooLargeError(f"a {shown_w}x{shown_h} picture in one window ({how}) needs {sizes}; leave the tile "
                                      "automatic, or give a tile size")
-        raise WholeTooLargeError(f"{tile} px tiles (windows of {window_w}x{window_h} with their margins) need {sizes}; leave the "
-                               "tile automatic, or give a smaller tile size")
+        raise WholeTooLargeError(f"{tile} px tiles (windows of {window_w}x{window_h} with their margins) need {sizes}; "
+                                 "leave the tile automatic, or give a smaller tile size")
 
     def _bytes_per_pixel(self, frames: int) -> int:
         """Peak activation bytes per input pixel of one backend call: measured per architecture

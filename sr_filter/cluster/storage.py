@@ -143,7 +143,7 @@ def list_tasks(inputs: list[str], output: str, fmt: str | None = None, left_out:
     _, out_path = split(output)
     for item in inputs:
         filesystem, path = split(item)
-        pattern = None
+        pattern = rest = None  # rest: the pattern's part after its fixed folder
         try:
             info = filesystem.get_file_info(path)
             if info.type == pafs.FileType.NotFound and any(c in path for c in _GLOB):
@@ -151,6 +151,7 @@ def list_tasks(inputs: list[str], output: str, fmt: str | None = None, left_out:
                 while any(c in fixed.name for c in _GLOB) or any(c in str(fixed.parent) for c in _GLOB):
                     fixed = fixed.parent
                 pattern, path = path, str(fixed)
+                rest = pattern[len(path):]
                 info = filesystem.get_file_info(path)
             if info.type == pafs.FileType.NotFound:
                 raise ImageFormatError(f"{item} does not exist")
@@ -160,7 +161,7 @@ def list_tasks(inputs: list[str], output: str, fmt: str | None = None, left_out:
             if info.type == pafs.FileType.File and pattern is None:
                 found = [(info.path, PurePosixPath(info.path).name)]
             elif is_local(item):  # links to folders are not entered, as on one machine (a link back up looped)
-                found = _local_files(path, left_out, unreadable, pattern=None if pattern is None else pattern[len(path):])
+                found = _local_files(path, left_out, unreadable, pattern=rest)
             else:
                 entries = filesystem.get_file_info(pafs.FileSelector(path, recursive=True))
                 found = [(e.path, str(PurePosixPath(e.path).relative_to(path))) for e in entries if e.type == pafs.FileType.File]
@@ -168,7 +169,7 @@ def list_tasks(inputs: list[str], output: str, fmt: str | None = None, left_out:
             raise ImageFormatError(f"cannot list {item}: {_first(exc)}") from None
         named = info.type == pafs.FileType.File and pattern is None  # a file given by name is taken as it is
         # hidden files and folders are left out unless the pattern names them, as on one machine
-        hidden_ok = pattern is not None and any(part.startswith(".") for part in pattern[len(path):].split("/"))
+        hidden_ok = rest is not None and any(part.startswith(".") for part in rest.split("/"))
         kept, videos = [], []
         for p, rel in found:
             if pattern is not None and not _matches(p, pattern):
@@ -256,8 +257,7 @@ def _local_files(root: str, left_out: Counter, unreadable: list[tuple[str, str]]
         left_out["link"] += len(links) if pattern is None else 0  # (a pattern's are not counted on one machine)
         left_out["hidden"] += len(hidden)  # a hidden folder counts once, as on one machine, not file by file
         dirs[:] = sorted(d for d in dirs if d not in links and d not in hidden)
-        level = 0 if os.path.samefile(here, root) else len(Path(os.path.relpath(here, root)).parts)
-        if depth is not None and level >= depth - 1:
+        if depth is not None and len(Path(os.path.relpath(here, root)).parts) >= depth - 1:  # (the root's is ".": 0)
             dirs[:] = []  # its files lie deeper than the pattern reaches
         for name in names:
             full = os.path.join(here, name)

@@ -13,7 +13,7 @@ from typing import Callable
 
 import click
 
-from ..atomic import descriptor, is_stream, prepare_target, refuse_writing_input, write_all
+from ..atomic import is_stream, prepare_target, refuse_writing_input, write_all
 from ..errors import OutputExistsError, OutputIsInputError, SrFilterError, VideoFormatError, shown_path
 from ..interrupts import Terminated
 from ..stdio import refuse_closed
@@ -105,7 +105,7 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
                         tta=tta, denoise=denoise, colour_fix=colour_fix)
 
     to_stdout = output == "-" or (output is None and inputs[0] == "-")
-    if to_stdout or (output is not None and descriptor(output) is not None):  # `>> in.gif`: never appended to itself
+    if to_stdout or output is not None:  # `>> in.gif`: never appended to itself (only a descriptor's output is looked at)
         refuse_writing_input(None if to_stdout else output, None if inputs[0] == "-" else inputs[0])
     names_y4m = output is not None and output.lower().endswith(".y4m")
     y4m_file = inputs[0].lower().endswith(".y4m")
