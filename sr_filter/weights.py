@@ -15,6 +15,7 @@ import hashlib
 import logging
 import os
 import re
+import tempfile
 import threading
 import time
 import zipfile
@@ -324,6 +325,31 @@ def cache_problem(folder: Path) -> str | None:
 
 
 _NOT_A_FOLDER = "the weights cache {folder} is a file (or inside one), not a folder; set {env} to a folder"
+
+
+def cache_write_problem(folder: Path) -> str | None:
+    """Why no file can be written into ``folder``, or where it does not exist yet into the nearest
+    folder above it that does (a read-only mount, /proc, a folder without permission), else None.
+
+    Found by creating and removing a probe file: permission bits say nothing of a read-only
+    mount's or /proc's refusal to root, for whom every access() check passes."""
+    for part in (folder, *folder.parents):
+        try:
+            if not part.exists():
+                continue
+            if not part.is_dir():
+                return None  # cache_problem names this
+        except OSError:
+            continue
+        try:
+            handle, probe = tempfile.mkstemp(prefix=".sr-filter-probe-", dir=part)
+        except OSError as exc:
+            return f"no file can be created in {part} ({exc.strerror or exc})"
+        os.close(handle)
+        with contextlib.suppress(OSError):
+            os.unlink(probe)
+        return None
+    return None
 
 
 def _make_dir(folder: Path) -> None:

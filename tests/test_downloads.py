@@ -574,6 +574,22 @@ def test_clear_cache_forgets_the_network_and_refuses_a_cache_that_is_a_file(tmp_
     assert (tmp_path / "a-file").read_text() == "mine"
 
 
+def test_models_says_a_cache_that_takes_no_file_is_read_only(monkeypatch):
+    """A cache under a folder where no file can be created (/proc here; a read-only mount alike)
+    had been listed as usable ("set SR_FILTER_CACHE_DIR to move it"), and every download then
+    failed. Root passes every permission check there, so only creating a file tells."""
+    from click.testing import CliRunner
+
+    from sr_filter.cli import cli
+
+    monkeypatch.setenv("SR_FILTER_CACHE_DIR", "/proc/sr-filter-cache")
+    listing = CliRunner().invoke(cli, ["models"])
+    assert listing.exit_code == 0, listing.output
+    line = next(x for x in listing.output.splitlines() if x.startswith("Weights cache:"))
+    assert "(read-only: no file can be created in /proc (" in line, line
+    assert "set SR_FILTER_CACHE_DIR to a writable folder)" in line, line
+
+
 def test_models_counts_and_clear_cache_removes_what_killed_downloads_left(isolated_cache):
     """A killed download's part file (1.4 MB) and lock: `models` had said "0 downloaded weights
     file(s), 0.0 MB" and --clear-cache "removed 0 file(s), 0.0 MB" while deleting both."""

@@ -45,7 +45,7 @@ def models(as_json: bool, inspect_paths: tuple[str, ...], download: tuple[str, .
     if clear_cache:
         _clear_cache(as_json)
         return
-    from ..weights import cache_dir, cache_problem, cache_state, cached_path  # imports torch: not at --help time
+    from ..weights import cache_dir, cache_problem, cache_state, cache_write_problem, cached_path  # imports torch: not at --help time
 
     manifest = load_manifest()
     rows = []
@@ -88,7 +88,15 @@ def models(as_json: bool, inspect_paths: tuple[str, ...], download: tuple[str, .
             f"{str(r['size_mb']) + ' MB':>8} {r['license']:<13} {r['weights']:<9} {','.join(r['presets'])}"
         )
     problem = cache_problem(cache_dir())
-    click.echo(f"\nWeights cache: {cache_dir()}  " + (f"(unusable: {problem})" if problem else "(set SR_FILTER_CACHE_DIR to move it)"))
+    unwritable = None if problem else cache_write_problem(cache_dir())
+    if problem:
+        state = f"(unusable: {problem})"
+    elif unwritable:  # had been listed as usable, and every download then failed
+        state = (f"(read-only: {unwritable}; models not downloaded yet cannot be fetched into it; "
+                 "set SR_FILTER_CACHE_DIR to a writable folder)")
+    else:
+        state = "(set SR_FILTER_CACHE_DIR to move it)"
+    click.echo(f"\nWeights cache: {cache_dir()}  {state}")
     click.echo(f"  {usage['weights_files']} downloaded weights file(s), {usage['weights_bytes'] / 1e6:.1f} MB; "
                f"{usage['converted_models']} converted model(s) (OpenVINO), {usage['converted_bytes'] / 1e6:.1f} MB"
                + (f"; {usage['unfinished_downloads']} unfinished download(s), {usage['unfinished_bytes'] / 1e6:.1f} MB"
