@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import convert, limits, softalpha
+from .atomic import refuse_writing_input
 from .backends import Backend
 from .device import cpu_only, cpu_precision, free_memory
 from .errors import BackendError, ImageFormatError, OutputIsInputError, SrFilterError, WeightsFormatError, first_line
@@ -814,6 +815,7 @@ def check_dst_file(dst: str | PathLike, src: Path, *, overwrite: bool = False) -
     is the input, without ``overwrite``, is said to be the input (not merely an existing file).
     A leading ``~`` is expanded, as :func:`check_path` expands it."""
     text = expanduser(fsdecode(dst))
+    refuse_writing_input(text, src)  # /dev/stdout opened onto the input by the shell: overwrite cannot help
     if Path(text).is_dir() or text.endswith(("/", sep)):
         raise SrFilterError(f"dst {text} is a folder; name the output file, e.g. {Path(text) / src.name}")
     if not overwrite and Path(text).exists() and src.exists() and samefile(text, src):

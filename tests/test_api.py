@@ -849,6 +849,40 @@ def test_an_output_that_is_the_input_or_a_folder_is_said_to_be_one(tmp_path):
     assert Image.open(tmp_path / "in.png").size == (32, 32)  # replaced, as asked
 
 
+def test_an_output_descriptor_the_shell_opened_on_the_input_is_refused(tmp_path):
+    """upscale_file(src, "/dev/stdout", overwrite=True) in a program run as ``prog >> src`` had
+    added the picture to the input's end: a descriptor cannot be replaced by rename, so overwrite
+    cannot help. Refused, as the CLI refuses it, for pictures, animations and videos."""
+    from .videos import make_clip
+
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "in.png")
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "in.gif", save_all=True,
+                                                        append_images=[Image.new("RGB", (8, 8), "red")])
+    make_clip(tmp_path / "c.mkv", frames=2, audio=0)
+    script = tmp_path / "calls.py"
+    script.write_text(textwrap.dedent("""
+        import sys
+        import sr_filter
+        call, src, dst = sys.argv[1:]
+        try:
+            getattr(sr_filter, call)(src, dst, model="sr-cartoon-x4", overwrite=True)
+        except sr_filter.SrFilterError as exc:
+            print(type(exc).__name__, exc, file=sys.stderr)
+            sys.exit(3)
+    """))
+    for call, name in (("upscale_file", "in.png"), ("upscale_animation", "in.gif"), ("upscale_video", "c.mkv")):
+        src = tmp_path / name
+        before = src.read_bytes()
+        for dst, redirect in (("/dev/stdout", ">>"), ("/dev/fd/3", "3>>")):  # the shell's `>> src`, `3>> src`
+            argv = ["sh", "-c", f'f="$1"; shift; exec "$@" {redirect}"$f"', "sh", str(src),
+                    sys.executable, str(script), call, str(src), dst]
+            done = subprocess.run(argv, stderr=subprocess.PIPE, text=True, timeout=120)
+            assert done.returncode == 3, (call, dst, done.stderr)
+            assert done.stderr.startswith("OutputIsInputError ") and "is the input file" in done.stderr, done.stderr
+            assert "write it to another file" in done.stderr, done.stderr
+            assert src.read_bytes() == before, (call, dst)
+
+
 def test_run_names_non_finite_input_values_not_the_weights():
     """NaN in run()'s input had been reported as damaged weights."""
     from sr_filter.errors import ImageFormatError
