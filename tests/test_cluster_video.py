@@ -212,6 +212,13 @@ def test_cli_video_on_the_cluster_and_its_one_line_errors(cluster, lossless, tmp
         code, err = sr_filter(str(clip), "-o", str(out), flag)
         assert code == 0 and err.strip() == f"sr-filter: skipping existing output {out}", (flag, err)
     assert out.stat().st_mtime_ns == before
+    dangling = tmp_path / "gone.mkv"
+    dangling.symlink_to(tmp_path / "nowhere" / "x.mkv")  # a link to nothing is an output that exists
+    code, err = sr_filter(str(clip), "-o", str(dangling), "--skip-existing")
+    assert code == 0 and err.strip() == f"sr-filter: skipping existing output {dangling}", err
+    code, err = sr_filter(str(clip), "-o", str(dangling))
+    assert code != 0 and err.startswith("sr-filter: error: --cluster never replaces an existing output"), err
+    assert dangling.is_symlink() and not (tmp_path / "nowhere").exists()
 
 
 def _packet_times(path: Path) -> list[tuple[float, float]]:

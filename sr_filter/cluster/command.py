@@ -135,11 +135,12 @@ def run_video_on_cluster(ctx: click.Context, inputs: list[str], output: str | No
         raise click.UsageError("--cluster takes image folders, files or patterns, or one video file (" + ", ".join(sorted(s[1:] for s in VIDEO_SUFFIXES)) + ")")
     if output is None or output == "-" or fmt is not None or output.endswith(("/", os.sep)) or Path(output).is_dir():
         raise click.UsageError("--cluster with a video needs -o OUTPUT_VIDEO (a file name; its suffix picks the container)")
-    if skip_existing and not overwrite and Path(output).is_file():  # a retry after the output was published
+    published = os.path.lexists(output)  # a link to nothing too: it had been upscaled through the link
+    if skip_existing and not overwrite and published:  # a retry after the output was published
         if not quiet:
             click.echo(f"sr-filter: skipping existing output {shown_path(output)}", err=True)
         return 0
-    if overwrite or Path(output).exists():  # said here: the library's error would get the --overwrite hint
+    if overwrite or published:  # said here: the library's error would get the --overwrite hint
         raise click.UsageError(f"--cluster never replaces an existing output{f' ({output} exists)' if not overwrite else ''}; remove it or choose another -o")
     report = _Report(quiet, "segments")
     try:
