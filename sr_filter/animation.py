@@ -22,7 +22,7 @@ from PIL import Image, ImageSequence
 from .atomic import is_stream, new_folders, prepare_target
 from .device import available_ram
 from .encode import GIF_TRANSPARENT, gif_frame, webp_quality
-from .errors import CancelledError, ImageTooLargeError, VideoFormatError, first_line
+from .errors import CancelledError, ImageFormatError, ImageTooLargeError, VideoFormatError, first_line
 from .frames import parse_range, range_text
 from .metadata import Scale, sides_scale
 from .progress import cancels
@@ -116,6 +116,18 @@ def _salvaged(source: str | Path | bytes, name: str | None = None, *, quiet: boo
     return repaired(data, name or _label(source), quiet=quiet)
 
 
+def _check_png_data(source: str | Path | bytes, name: str) -> None:
+    """VideoFormatError naming the damage where a PNG's picture data is cut short or a frame's
+    chunk fails its CRC (:func:`.png.check_complete`); nothing for other formats."""
+    from .png import check_complete
+
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        try:
+            check_complete(bytes(source), name)
+        except ImageFormatError as exc:
+            raise VideoFormatError(str(exc)) from None
+
+
 def is_animated(source: str | Path | bytes) -> bool:
     """True for a GIF, WebP or PNG file (a path, or its bytes) with more than one frame (reads the headers only)."""
     return animated_format(source) is not None
@@ -150,6 +162,7 @@ def read_animation(path: str | Path | bytes, name: str | None = None, *,
     start, end = frames
     try:
         source = _salvaged(path, name) or path  # every chunk checked: Pillow reads those after the first frame too
+        _check_png_data(source, name or _label(path))
         with _opened(source) as image:
             meta, orientation = read_meta(image)
             meta.lossless = image.format == "WEBP" and _lossless_webp(path)

@@ -84,9 +84,15 @@ def _chunks(data: bytes) -> Iterator[tuple[bytes, int, int]]:
         pos += 12 + length
 
 
+#: the chunks whose CRC is checked: the pictures' data and an APNG frame's place and timing, which
+#: Pillow reads unchecked (a damaged frame had been "APNG contains frame sequence errors", or a
+#: wrong picture without a word); damaged metadata chunks are left out instead (salvage.py)
+_CHECKED = (b"IDAT", b"fdAT", b"fcTL")
+
+
 def check_complete(data: bytes, name: str = "image") -> None:
     """ImageFormatError if a PNG's image data (its IDAT chunks) inflates to fewer bytes than its
-    rows need, or an IDAT chunk's CRC is wrong. Such a file can still end properly (IEND), and
+    rows need, or the CRC of an IDAT chunk (or an APNG frame's fdAT or fcTL) is wrong. Such a file can still end properly (IEND), and
     Pillow then fills the missing rows with black without a word; libpng calls it "Not enough
     image data". Pillow does not check IDAT's CRC at all: a damaged picture had been upscaled at
     8 bits and refused at 16 (libpng's "IDAT: CRC error"), which is the answer for both now."""
@@ -103,9 +109,9 @@ def check_complete(data: bytes, name: str = "image") -> None:
     for kind, body, length in _chunks(data):
         if kind == b"IEND":
             break
-        if kind == b"IDAT" and body + length + 4 <= len(data):
+        if kind in _CHECKED and body + length + 4 <= len(data):
             if zlib.crc32(memoryview(data)[body - 4:body + length]) != struct.unpack(">I", data[body + length:body + length + 4])[0]:
-                raise ImageFormatError(f"{name} is truncated or damaged (IDAT: CRC error)")
+                raise ImageFormatError(f"{name} is truncated or damaged ({kind.decode()}: CRC error)")
         if kind == b"IDAT" and have < need:
             chunk = memoryview(data)[body:body + length]
             try:

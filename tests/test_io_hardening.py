@@ -495,6 +495,28 @@ def test_an_apng_with_a_damaged_metadata_chunk_keeps_every_frame(tmp_path, caplo
         assert said == ["in.png: damaged metadata left out (tEXt: CRC error); the picture is read without it"], said
 
 
+def test_an_apng_frame_whose_data_fails_its_crc_is_named_so(tmp_path):
+    """A damaged byte in a later frame's data (fdAT) had been "APNG contains frame sequence
+    errors", which says nothing of damage; the still path says "(IDAT: CRC error)" of the same."""
+    from sr_filter import animation
+    from sr_filter.errors import VideoFormatError
+
+    frames = [Image.fromarray(np.full((8, 10, 3), 40 * i, dtype=np.uint8)) for i in range(3)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "PNG", save_all=True, append_images=frames[1:], duration=50)
+    data = bytearray(buffer.getvalue())
+    at = data.index(b"fdAT") + 8  # past the type and the sequence number: the frame's compressed data
+    data[at] ^= 0xFF
+    (tmp_path / "in.png").write_bytes(data)
+    for source in (bytes(data), tmp_path / "in.png"):
+        with pytest.raises(VideoFormatError, match=r"^in\.png is truncated or damaged \(fdAT: CRC error\)$"):
+            animation.read_animation(source, "in.png")
+    done = subprocess.run([sys.executable, "-m", "sr_filter", "in.png", "-m", "sr-cartoon-x4", "-o", "out.png"], cwd=tmp_path,
+                          capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=300)
+    assert done.returncode != 0 and done.stderr.splitlines()[-1] == "sr-filter: error: in.png is truncated or damaged (fdAT: CRC error)", done.stderr
+    assert not (tmp_path / "out.png").exists()
+
+
 def test_the_command_upscales_pictures_with_damaged_metadata(tmp_path):
     """The files of the report, through the command (its check before the model loads, the read, the write)."""
     from sr_filter.metadata import srgb_profile
