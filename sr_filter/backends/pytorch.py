@@ -7,10 +7,11 @@ rule handles them.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 import torch
@@ -34,6 +35,25 @@ def _one_thread_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_one_thread_in_child)
+
+
+@contextlib.contextmanager
+def _full_fp32(device: torch.device, dtype: torch.dtype) -> Iterator[None]:
+    """fp32 that is fp32 on CUDA: cuDNN runs fp32 convolutions in TF32 (10-bit mantissa) by default
+    on Ampere and newer GPUs, several levels off the CPU's pixels, while ``--precision fp32``
+    promises exact. Turned off (convolutions and matmuls) for our calls only, and set back after."""
+    if device.type != "cuda" or dtype != torch.float32:
+        yield
+        return
+    flags = (torch.backends.cudnn.conv, torch.backends.cuda.matmul)
+    before = [flag.fp32_precision for flag in flags]
+    for flag in flags:
+        flag.fp32_precision = "ieee"
+    try:
+        yield
+    finally:
+        for flag, value in zip(flags, before):
+            flag.fp32_precision = value
 
 
 class TorchBackend:
@@ -96,7 +116,8 @@ class TorchBackend:
         batch = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
         inp = batch.to(self.device, self.dtype, non_blocking=True).contiguous(memory_format=torch.channels_last)
         try:
-            out = self.net(inp)
+            with _full_fp32(self.device, self.dtype):
+                out = self.net(inp)
         except RuntimeError as exc:
             if is_oom(exc):
                 raise  # the tiler splits the window
@@ -113,7 +134,8 @@ class TorchBackend:
             if self._net_fp32 is None:
                 self._net_fp32 = self._place(torch.float32)
             del out
-            out = self._net_fp32(batch.to(self.device, torch.float32).contiguous(memory_format=torch.channels_last))
+            with _full_fp32(self.device, torch.float32):
+                out = self._net_fp32(batch.to(self.device, torch.float32).contiguous(memory_format=torch.channels_last))
         return out.float().clamp_(0, 1).cpu().contiguous().numpy()
 
 
