@@ -574,7 +574,7 @@ def test_clear_cache_forgets_the_network_and_refuses_a_cache_that_is_a_file(tmp_
     assert (tmp_path / "a-file").read_text() == "mine"
 
 
-def test_models_says_a_cache_that_takes_no_file_is_read_only(monkeypatch):
+def test_models_says_a_cache_that_takes_no_file_is_read_only(monkeypatch, tmp_path):
     """A cache under a folder where no file can be created (/proc here; a read-only mount alike)
     had been listed as usable ("set SR_FILTER_CACHE_DIR to move it"), and every download then
     failed. Root passes every permission check there, so only creating a file tells."""
@@ -588,6 +588,10 @@ def test_models_says_a_cache_that_takes_no_file_is_read_only(monkeypatch):
     line = next(x for x in listing.output.splitlines() if x.startswith("Weights cache:"))
     assert "(read-only: no file can be created in /proc (" in line, line
     assert "set SR_FILTER_CACHE_DIR to a writable folder)" in line, line
+    listed = json.loads(CliRunner().invoke(cli, ["models", "--json"]).output)  # had no word of it
+    assert listed["cache_problem"].startswith("read-only: no file can be created in /proc ("), listed["cache_problem"]
+    monkeypatch.setenv("SR_FILTER_CACHE_DIR", str(tmp_path / "fine"))
+    assert json.loads(CliRunner().invoke(cli, ["models", "--json"]).output)["cache_problem"] is None
 
 
 def test_models_counts_and_clear_cache_removes_what_killed_downloads_left(isolated_cache):

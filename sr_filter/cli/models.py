@@ -70,8 +70,11 @@ def models(as_json: bool, inspect_paths: tuple[str, ...], download: tuple[str, .
     presets = {name: {"models": list(p.models), "description": p.description, "colour_fix": p.colour_fix}
                for name, p in manifest.presets.items()}
     usage = _cache_usage(manifest)
-    if as_json:
-        click.echo(json.dumps({"presets": presets, "models": rows, "cache": str(cache_dir()), "cache_usage": usage}, indent=2))
+    problem = cache_problem(cache_dir())
+    unwritable = None if problem else cache_write_problem(cache_dir())
+    if as_json:  # a script can tell a cache it cannot use (null: usable)
+        click.echo(json.dumps({"presets": presets, "models": rows, "cache": str(cache_dir()), "cache_usage": usage,
+                               "cache_problem": problem or (f"read-only: {unwritable}" if unwritable else None)}, indent=2))
         return
     click.echo("Presets:")
     for name, p in presets.items():
@@ -87,8 +90,6 @@ def models(as_json: bool, inspect_paths: tuple[str, ...], download: tuple[str, .
             f"  {r['name']:<28} {r['version']:>3} {'x' + str(r['scale']):>5} {r['arch']:<8} "
             f"{str(r['size_mb']) + ' MB':>8} {r['license']:<13} {r['weights']:<9} {','.join(r['presets'])}"
         )
-    problem = cache_problem(cache_dir())
-    unwritable = None if problem else cache_write_problem(cache_dir())
     if problem:
         state = f"(unusable: {problem})"
     elif unwritable:  # had been listed as usable, and every download then failed
