@@ -1039,6 +1039,24 @@ def test_a_trained_networks_activation_is_read_from_its_record(tmp_path):
     assert load_model(str(tmp_path / "bare.pth")).params["act_type"] == "leakyrelu"
 
 
+def test_a_relu_runs_checkpoints_load_with_relu_as_its_model_does(image_folder, tmp_path):
+    """latest.pt and iter_N.pt keep the trainer's arch and settings at their top level, not under
+    the "sr_filter" key model.pth has: a ReLU run's checkpoints loaded with LeakyReLU (4 levels
+    of 255 off model.pth's pixels, and off what validation measured)."""
+    from sr_filter.models import load_model
+
+    cfg = _config(image_folder, tmp_path, val={"dirs": []}, checkpoint_every=2, optim={"iterations": 2, "warmup": 0},
+                  model={"arch": "srvgg", "settings": {"num_feat": 8, "num_conv": 2, "act_type": "relu"}})
+    tr = Trainer(cfg, log=lambda s: None)
+    tr.run(resume=False)
+    x = torch.rand(1, 3, 10, 10) - 0.5  # negative values too: where ReLU and LeakyReLU differ
+    for name in ("model.pth", "latest.pt", "iter_0000002.pt"):
+        loaded = load_model(str(tmp_path / "t" / name))
+        with torch.no_grad():
+            assert loaded.params["act_type"] == "relu", name
+            assert torch.equal(loaded.network(x), tr.ema.eval()(x)), name
+
+
 @pytest.fixture
 def sigint_handled():
     """Ctrl-C handled as in a terminal, even where this test run was started with it ignored (a
