@@ -1039,6 +1039,19 @@ def test_a_trained_networks_activation_is_read_from_its_record(tmp_path):
     assert load_model(str(tmp_path / "bare.pth")).params["act_type"] == "leakyrelu"
 
 
+def test_models_inspect_says_the_activation_a_trained_network_loads_with(tmp_path):
+    """`sr-filter models --inspect` read the settings from the shapes alone and said
+    act_type=leakyrelu for a network trained (and loaded) with ReLU."""
+    from sr_filter.archs.srvgg import SRVGGNetCompact
+    from sr_filter.community import inspect_file
+
+    net = SRVGGNetCompact(num_feat=8, num_conv=2, upscale=2, act_type="relu")
+    settings = {"num_in_ch": 3, "num_out_ch": 3, "num_feat": 8, "num_conv": 2, "upscale": 2, "act_type": "relu"}
+    torch.save({"params": net.state_dict(), "sr_filter": {"arch": "srvgg", "settings": settings}}, tmp_path / "model.pth")
+    facts = inspect_file(tmp_path / "model.pth")
+    assert "act_type=relu" in facts["tags"] and facts["usable"] == "yes"
+
+
 def test_a_relu_runs_checkpoints_load_with_relu_as_its_model_does(image_folder, tmp_path):
     """latest.pt and iter_N.pt keep the trainer's arch and settings at their top level, not under
     the "sr_filter" key model.pth has: a ReLU run's checkpoints loaded with LeakyReLU (4 levels
