@@ -598,6 +598,19 @@ def test_init_starts_from_given_weights_and_refuses_other_architectures(image_fo
     assert load_config(toml).model.init == str(exported.resolve())
 
 
+def test_init_of_a_relu_model_is_refused_for_a_leakyrelu_config(image_folder, tmp_path):
+    """ReLU and LeakyReLU have no weights, so a ReLU model's tensors load into a LeakyReLU network:
+    fine-tuning one under act_type = "leakyrelu" had gone on without a word, as another network."""
+    relu = {"arch": "srvgg", "settings": {"num_feat": 8, "num_conv": 2, "act_type": "relu"}}
+    exported = Trainer(_config(image_folder, tmp_path / "a", val={"dirs": []}, optim={"iterations": 1, "warmup": 0},
+                               model=relu), log=lambda s: None).run(resume=False)
+    leaky = {"arch": "srvgg", "settings": {"num_feat": 8, "num_conv": 2, "act_type": "leakyrelu"}, "init": str(exported)}
+    with pytest.raises(SrFilterError, match=r'was built with act_type = "relu", where \[model\] settings give '
+                                            r'act_type = "leakyrelu"; give its settings to fine-tune it$'):
+        Trainer(_config(image_folder, tmp_path / "b", val={"dirs": []}, model=leaky), log=lambda s: None)
+    Trainer(_config(image_folder, tmp_path / "c", val={"dirs": []}, model={**relu, "init": str(exported)}), log=lambda s: None)
+
+
 def test_an_init_file_that_is_missing_or_no_weights_names_the_setting(image_folder, tmp_path):
     """It had been "weights file /.../runs/x.pth does not exist", which names no setting: the
     shipped cartoon_x4_v2_grow.toml starts from a file in the git-ignored runs/."""

@@ -336,19 +336,21 @@ class Trainer:
         if loaded.arch.name != self.cfg.model.arch:
             raise SrFilterError(f"[model] init {spec!r} is a {loaded.arch.name} model, but this config trains "
                                 f"{self.cfg.model.arch}")
+        # checked before the weights: settings without weights of their own (ReLU against LeakyReLU)
+        # load into either network, and a ReLU model had been fine-tuned as a LeakyReLU one unsaid
+        theirs = {k: v for k, v in loaded.params.items() if k in self.settings and self.settings[k] != v}
+        scale_key = loaded.arch.scale_param
+        if scale_key in theirs:  # the scale comes from [data] scale, which [model] settings may not contradict
+            raise SrFilterError(f"[model] init {spec!r} is a x{theirs[scale_key]} model, where [data] scale = "
+                                f"{self.settings[scale_key]}; set [data] scale = {theirs[scale_key]} to fine-tune it")
+        if theirs:  # the settings that differ, rather than torch's list of missing keys alone
+            built = ", ".join(f"{k} = {_toml(v)}" for k, v in theirs.items())
+            ours = ", ".join(f"{k} = {_toml(self.settings[k])}" for k in theirs)
+            raise SrFilterError(f"[model] init {spec!r} was built with {built}, where [model] settings give {ours}; "
+                                "give its settings to fine-tune it")
         try:
             self.model.load_state_dict(loaded.network.state_dict(), strict=True)
         except RuntimeError as exc:
-            theirs = {k: v for k, v in loaded.params.items() if k in self.settings and self.settings[k] != v}
-            scale_key = loaded.arch.scale_param
-            if scale_key in theirs:  # the scale comes from [data] scale, which [model] settings may not contradict
-                raise SrFilterError(f"[model] init {spec!r} is a x{theirs[scale_key]} model, where [data] scale = "
-                                    f"{self.settings[scale_key]}; set [data] scale = {theirs[scale_key]} to fine-tune it") from None
-            if theirs:  # the settings that differ, rather than torch's list of missing keys alone
-                built = ", ".join(f"{k} = {_toml(v)}" for k, v in theirs.items())
-                ours = ", ".join(f"{k} = {_toml(self.settings[k])}" for k in theirs)
-                raise SrFilterError(f"[model] init {spec!r} was built with {built}, where [model] settings give {ours}; "
-                                    "give its settings to fine-tune it") from None
             raise SrFilterError(f"[model] init {spec!r} does not fit [model] settings {self.settings}: "
                                 f"{mismatch_detail(exc)}") from None
 
