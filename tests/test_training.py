@@ -335,6 +335,13 @@ def test_a_config_without_a_name_runs_in_a_folder_named_after_its_file(tmp_path,
     assert 'to continue that one, add name = "experiment" to the config' in caplog.text
 
 
+def test_a_config_saved_with_a_byte_order_mark_is_read(tmp_path):
+    """PowerShell's "utf8" (and older Notepad) start a file with a byte-order mark: such a config
+    had been "not valid TOML: Invalid statement (at line 1, column 1)", a line that looks right."""
+    (tmp_path / "bom.toml").write_bytes('\ufeffname = "mine"\n[data]\ntrain_dirs = ["x"]\n'.encode("utf-8"))
+    assert load_config(tmp_path / "bom.toml").run_dir == tmp_path / "runs" / "mine"
+
+
 def test_shipped_configs_parse_and_build_their_networks():
     from sr_filter.training.trainer import build_model
 
