@@ -618,6 +618,32 @@ def test_init_of_a_relu_model_is_refused_for_a_leakyrelu_config(image_folder, tm
     Trainer(_config(image_folder, tmp_path / "c", val={"dirs": []}, model={**relu, "init": str(exported)}), log=lambda s: None)
 
 
+def test_a_run_resumes_without_its_init_file_which_only_a_fresh_start_needs(image_folder, tmp_path):
+    """A run fine-tuned from a file (a grown model made for it, another run's model.pth) could not
+    be resumed once that file was gone, though latest.pt holds every weight; --fresh still needs
+    it, and says so before the old run's files are removed."""
+    import shutil
+
+    init = Trainer(_config(image_folder, tmp_path / "a", val={"dirs": []}, optim={"iterations": 1, "warmup": 0}),
+                   log=lambda s: None).run(resume=False)
+    moved = shutil.copy(init, tmp_path / "init.pth")
+    tuned = _config(image_folder, tmp_path / "b", val={"dirs": []}, optim={"iterations": 2, "warmup": 0},
+                    model={"init": str(moved)})
+    Trainer(tuned, log=lambda s: None).run(resume=False)
+    Path(moved).unlink()
+    longer = _config(image_folder, tmp_path / "b", val={"dirs": []}, optim={"iterations": 3, "warmup": 0},
+                     model={"init": str(moved)})
+    resumed = Trainer(longer, log=lambda s: None)
+    resumed.run(resume=True)
+    assert resumed.iteration == 3
+    before = sorted(p.name for p in (tmp_path / "b" / "t").iterdir())
+    with pytest.raises(ConfigError, match=r"\[model\] init: .*init.pth does not exist"):
+        Trainer(longer, log=lambda s: None).run(resume=False)
+    assert sorted(p.name for p in (tmp_path / "b" / "t").iterdir()) == before  # nothing removed
+    with pytest.raises(ConfigError, match="does not exist"):  # a new run needs it at once, as before
+        Trainer(_config(image_folder, tmp_path / "c", model={"init": str(moved)}), log=lambda s: None)
+
+
 def test_an_init_file_that_is_missing_or_no_weights_names_the_setting(image_folder, tmp_path):
     """It had been "weights file /.../runs/x.pth does not exist", which names no setting: the
     shipped cartoon_x4_v2_grow.toml starts from a file in the git-ignored runs/."""

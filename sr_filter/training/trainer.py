@@ -242,8 +242,14 @@ class Trainer:
             self._owns_process_group = True
         torch.manual_seed(cfg.seed)  # the initial weights
         self.model, self.settings = build_model(cfg)
+        self._init_error: SrFilterError | None = None
         if cfg.model.init:
-            self._load_init(cfg.model.init)
+            try:
+                self._load_init(cfg.model.init)
+            except SrFilterError as exc:  # a resumed run takes its weights from latest.pt: an init file gone or
+                if not (cfg.run_dir / "latest.pt").is_file():  # changed since (a grown model made for the run,
+                    raise  # another run's model.pth, a download while offline) had stopped it from going on
+                self._init_error = exc
         self.model.to(self.device)
         self.ema: nn.Module | None = copy.deepcopy(self.model).eval() if cfg.ema > 0 else None
         if self.ema is not None:
@@ -640,6 +646,8 @@ class Trainer:
         # through removing the old run's files, leaving some of them
         with _stop_requests() as asked:
             self._asked = asked
+            if self._init_error is not None and not (resume and latest.exists()):  # --fresh needs it after all
+                raise self._init_error  # (before the old run's files go)
             if not resume and self.is_main:  # start over: the old run's files would mix with the new ones
                 for pattern in ("iter_*.pt", "latest.pt", "model.pth", "log.jsonl", "curves.png"):
                     for old in self.run_dir.glob(pattern):
