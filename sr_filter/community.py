@@ -384,7 +384,7 @@ def _probe(network: nn.Module, info: Info, name: str) -> None:
 def inspect_file(path: Path) -> dict[str, Any]:
     """What a weights file is: architecture, scale, channels, parameters, size needs, precisions,
     and whether sr_filter's own network or spandrel's runs it (``sr-filter models --inspect``)."""
-    state = read_state(path)
+    state, record = read_state(path, with_record=True)
     own = detect_own(state, path.name)
     if own is None:
         desc, info = describe(state, path.name)
@@ -404,8 +404,11 @@ def inspect_file(path: Path) -> dict[str, Any]:
             "size_minimum": info.minimum, "fp16": info.supports_half, "bf16": info.supports_bfloat16,
             "tile_context": CONTEXT.get(info.arch, DEFAULT_CONTEXT), "tags": list(info.tags), "usable": usable,
         }
-    arch, params = own
+    from .models import recorded_settings
     from .weights import same_file_in_manifest
+
+    arch, params = own
+    params = recorded_settings(arch, params, record)  # as loading takes them: a ReLU run had read as LeakyReLU
 
     usable = "yes"
     try:  # the shapes as read must be the network's: a 3-in, 1-out x2 Compact read as x1 had been "yes"

@@ -314,14 +314,14 @@ def load_file(path: Path) -> LoadedModel:
         network, arch, params, scale = load_community(state, path)
         return LoadedModel(network, arch, params, scale, file_label(path), path)
     arch, params = own
-    params = _recorded_settings(arch, params, record)
+    params = recorded_settings(arch, params, record)
     check_channels(arch, params, path)
     network = arch.build(params)
     _load_strict(network, state, path)
     return LoadedModel(network.eval(), arch, params, arch.scale(params), file_label(path), path)
 
 
-def _recorded_settings(arch: Any, params: dict, record: dict | None) -> dict:
+def recorded_settings(arch: Any, params: dict, record: dict | None) -> dict:
     """Settings the tensors cannot show, from the record our trainer writes into its files: an
     activation without weights (ReLU or LeakyReLU) read the same from the shapes, so a network
     trained with ReLU was loaded with LeakyReLU and gave other pixels. Only settings the shapes

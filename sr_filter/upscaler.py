@@ -94,8 +94,10 @@ class Upscaler:
         denoise: float | None = None,
         colour_fix: bool | None = None,
     ) -> None:
-        if isinstance(model, PathLike):
+        if isinstance(model, PathLike):  # a file by its type: Path("photo") had run the photo preset
             model = str(model)
+            if "/" not in model and sep not in model:
+                model = f".{sep}{model}"
         elif model is not None and not isinstance(model, str):
             # upscale(image, 2) reads 2 as the preset: say where a scale goes
             number = isinstance(model, numbers.Real) and not isinstance(model, bool)

@@ -584,8 +584,14 @@ def _legacy_torch(path: Path) -> bool:
 
 def trainer_record(checkpoint: object) -> dict | None:
     """The ``{"arch", "settings"}`` record that sr_filter's trainer writes beside the weights in
-    ``model.pth`` and its checkpoints (a loaded checkpoint's), or None."""
-    record = checkpoint.get("sr_filter") if isinstance(checkpoint, dict) else None
+    ``model.pth`` (its ``sr_filter`` key) and at the top of its checkpoints (``latest.pt``,
+    ``iter_N.pt``, whose record had gone unread: a ReLU run's checkpoint loaded with LeakyReLU),
+    or None."""
+    if not isinstance(checkpoint, dict):
+        return None
+    record = checkpoint.get("sr_filter")
+    if record is None and isinstance(checkpoint.get("arch"), str) and "format" in checkpoint:  # a training checkpoint
+        record = {"arch": checkpoint["arch"], "settings": checkpoint.get("settings")}
     return record if isinstance(record, dict) and isinstance(record.get("settings"), dict) else None
 
 

@@ -206,6 +206,19 @@ def test_x2_model_by_path(baby):
     assert up.scale == 2 and up.upscale(baby).shape == (144, 176, 3)
 
 
+def test_a_path_object_names_a_file_even_where_a_preset_has_its_name(tmp_path, monkeypatch):
+    """Upscaler(Path("cartoon")) ran the cartoon preset (x4, colour fix on), not the weights file
+    named cartoon in the working folder: a pathlib.Path is a file by its type."""
+    import shutil
+    from pathlib import Path
+
+    shutil.copy(require_shared(UPSTREAM / "RealESRGANv2-animevideo-xsx2.pth"), tmp_path / "cartoon")
+    monkeypatch.chdir(tmp_path)
+    up = Upscaler(Path("cartoon"), backend="torch")
+    assert up.scale == 2 and Path(up.model.path).resolve() == tmp_path / "cartoon" and not up.colour_fix
+    assert Upscaler("cartoon", backend="torch").scale == 4  # the name as a string stays the preset
+
+
 def test_tiled_equals_whole_image(baby):
     whole = Upscaler("cartoon", tile=0).upscale(baby)
     tiled = Upscaler("cartoon", tile=32).upscale(baby)

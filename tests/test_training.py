@@ -335,6 +335,13 @@ def test_a_config_without_a_name_runs_in_a_folder_named_after_its_file(tmp_path,
     assert 'to continue that one, add name = "experiment" to the config' in caplog.text
 
 
+def test_a_config_saved_with_a_byte_order_mark_is_read(tmp_path):
+    """PowerShell's "utf8" (and older Notepad) start a file with a byte-order mark: such a config
+    had been "not valid TOML: Invalid statement (at line 1, column 1)", a line that looks right."""
+    (tmp_path / "bom.toml").write_bytes('\ufeffname = "mine"\n[data]\ntrain_dirs = ["x"]\n'.encode("utf-8"))
+    assert load_config(tmp_path / "bom.toml").run_dir == tmp_path / "runs" / "mine"
+
+
 def test_shipped_configs_parse_and_build_their_networks():
     from sr_filter.training.trainer import build_model
 
@@ -596,6 +603,45 @@ def test_init_starts_from_given_weights_and_refuses_other_architectures(image_fo
     toml.parent.mkdir()
     toml.write_text(f'[model]\ninit = "../a/t/model.pth"\n[data]\ntrain_dirs = ["{image_folder}"]\n')
     assert load_config(toml).model.init == str(exported.resolve())
+
+
+def test_init_of_a_relu_model_is_refused_for_a_leakyrelu_config(image_folder, tmp_path):
+    """ReLU and LeakyReLU have no weights, so a ReLU model's tensors load into a LeakyReLU network:
+    fine-tuning one under act_type = "leakyrelu" had gone on without a word, as another network."""
+    relu = {"arch": "srvgg", "settings": {"num_feat": 8, "num_conv": 2, "act_type": "relu"}}
+    exported = Trainer(_config(image_folder, tmp_path / "a", val={"dirs": []}, optim={"iterations": 1, "warmup": 0},
+                               model=relu), log=lambda s: None).run(resume=False)
+    leaky = {"arch": "srvgg", "settings": {"num_feat": 8, "num_conv": 2, "act_type": "leakyrelu"}, "init": str(exported)}
+    with pytest.raises(SrFilterError, match=r'was built with act_type = "relu", where \[model\] settings give '
+                                            r'act_type = "leakyrelu"; give its settings to fine-tune it$'):
+        Trainer(_config(image_folder, tmp_path / "b", val={"dirs": []}, model=leaky), log=lambda s: None)
+    Trainer(_config(image_folder, tmp_path / "c", val={"dirs": []}, model={**relu, "init": str(exported)}), log=lambda s: None)
+
+
+def test_a_run_resumes_without_its_init_file_which_only_a_fresh_start_needs(image_folder, tmp_path):
+    """A run fine-tuned from a file (a grown model made for it, another run's model.pth) could not
+    be resumed once that file was gone, though latest.pt holds every weight; --fresh still needs
+    it, and says so before the old run's files are removed."""
+    import shutil
+
+    init = Trainer(_config(image_folder, tmp_path / "a", val={"dirs": []}, optim={"iterations": 1, "warmup": 0}),
+                   log=lambda s: None).run(resume=False)
+    moved = shutil.copy(init, tmp_path / "init.pth")
+    tuned = _config(image_folder, tmp_path / "b", val={"dirs": []}, optim={"iterations": 2, "warmup": 0},
+                    model={"init": str(moved)})
+    Trainer(tuned, log=lambda s: None).run(resume=False)
+    Path(moved).unlink()
+    longer = _config(image_folder, tmp_path / "b", val={"dirs": []}, optim={"iterations": 3, "warmup": 0},
+                     model={"init": str(moved)})
+    resumed = Trainer(longer, log=lambda s: None)
+    resumed.run(resume=True)
+    assert resumed.iteration == 3
+    before = sorted(p.name for p in (tmp_path / "b" / "t").iterdir())
+    with pytest.raises(ConfigError, match=r"\[model\] init: .*init.pth does not exist"):
+        Trainer(longer, log=lambda s: None).run(resume=False)
+    assert sorted(p.name for p in (tmp_path / "b" / "t").iterdir()) == before  # nothing removed
+    with pytest.raises(ConfigError, match="does not exist"):  # a new run needs it at once, as before
+        Trainer(_config(image_folder, tmp_path / "c", model={"init": str(moved)}), log=lambda s: None)
 
 
 def test_an_init_file_that_is_missing_or_no_weights_names_the_setting(image_folder, tmp_path):
@@ -1037,6 +1083,37 @@ def test_a_trained_networks_activation_is_read_from_its_record(tmp_path):
         assert loaded.params["act_type"] == "relu" and torch.equal(loaded.network(x), net(x))
     torch.save({"params": net.state_dict()}, tmp_path / "bare.pth")  # no record: the shapes decide, as before
     assert load_model(str(tmp_path / "bare.pth")).params["act_type"] == "leakyrelu"
+
+
+def test_models_inspect_says_the_activation_a_trained_network_loads_with(tmp_path):
+    """`sr-filter models --inspect` read the settings from the shapes alone and said
+    act_type=leakyrelu for a network trained (and loaded) with ReLU."""
+    from sr_filter.archs.srvgg import SRVGGNetCompact
+    from sr_filter.community import inspect_file
+
+    net = SRVGGNetCompact(num_feat=8, num_conv=2, upscale=2, act_type="relu")
+    settings = {"num_in_ch": 3, "num_out_ch": 3, "num_feat": 8, "num_conv": 2, "upscale": 2, "act_type": "relu"}
+    torch.save({"params": net.state_dict(), "sr_filter": {"arch": "srvgg", "settings": settings}}, tmp_path / "model.pth")
+    facts = inspect_file(tmp_path / "model.pth")
+    assert "act_type=relu" in facts["tags"] and facts["usable"] == "yes"
+
+
+def test_a_relu_runs_checkpoints_load_with_relu_as_its_model_does(image_folder, tmp_path):
+    """latest.pt and iter_N.pt keep the trainer's arch and settings at their top level, not under
+    the "sr_filter" key model.pth has: a ReLU run's checkpoints loaded with LeakyReLU (4 levels
+    of 255 off model.pth's pixels, and off what validation measured)."""
+    from sr_filter.models import load_model
+
+    cfg = _config(image_folder, tmp_path, val={"dirs": []}, checkpoint_every=2, optim={"iterations": 2, "warmup": 0},
+                  model={"arch": "srvgg", "settings": {"num_feat": 8, "num_conv": 2, "act_type": "relu"}})
+    tr = Trainer(cfg, log=lambda s: None)
+    tr.run(resume=False)
+    x = torch.rand(1, 3, 10, 10) - 0.5  # negative values too: where ReLU and LeakyReLU differ
+    for name in ("model.pth", "latest.pt", "iter_0000002.pt"):
+        loaded = load_model(str(tmp_path / "t" / name))
+        with torch.no_grad():
+            assert loaded.params["act_type"] == "relu", name
+            assert torch.equal(loaded.network(x), tr.ema.eval()(x)), name
 
 
 @pytest.fixture

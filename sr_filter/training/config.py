@@ -258,7 +258,8 @@ def load_config(path: str | Path) -> TrainConfig:
     """Read and check a TOML experiment file."""
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        # utf-8-sig: a byte-order mark (PowerShell's "utf8") had been "Invalid statement (at line 1, column 1)"
+        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
     except IsADirectoryError:

@@ -242,8 +242,14 @@ class Trainer:
             self._owns_process_group = True
         torch.manual_seed(cfg.seed)  # the initial weights
         self.model, self.settings = build_model(cfg)
+        self._init_error: SrFilterError | None = None
         if cfg.model.init:
-            self._load_init(cfg.model.init)
+            try:
+                self._load_init(cfg.model.init)
+            except SrFilterError as exc:  # a resumed run takes its weights from latest.pt: an init file gone or
+                if not (cfg.run_dir / "latest.pt").is_file():  # changed since (a grown model made for the run,
+                    raise  # another run's model.pth, a download while offline) had stopped it from going on
+                self._init_error = exc
         self.model.to(self.device)
         self.ema: nn.Module | None = copy.deepcopy(self.model).eval() if cfg.ema > 0 else None
         if self.ema is not None:
@@ -336,19 +342,21 @@ class Trainer:
         if loaded.arch.name != self.cfg.model.arch:
             raise SrFilterError(f"[model] init {spec!r} is a {loaded.arch.name} model, but this config trains "
                                 f"{self.cfg.model.arch}")
+        # checked before the weights: settings without weights of their own (ReLU against LeakyReLU)
+        # load into either network, and a ReLU model had been fine-tuned as a LeakyReLU one unsaid
+        theirs = {k: v for k, v in loaded.params.items() if k in self.settings and self.settings[k] != v}
+        scale_key = loaded.arch.scale_param
+        if scale_key in theirs:  # the scale comes from [data] scale, which [model] settings may not contradict
+            raise SrFilterError(f"[model] init {spec!r} is a x{theirs[scale_key]} model, where [data] scale = "
+                                f"{self.settings[scale_key]}; set [data] scale = {theirs[scale_key]} to fine-tune it")
+        if theirs:  # the settings that differ, rather than torch's list of missing keys alone
+            built = ", ".join(f"{k} = {_toml(v)}" for k, v in theirs.items())
+            ours = ", ".join(f"{k} = {_toml(self.settings[k])}" for k in theirs)
+            raise SrFilterError(f"[model] init {spec!r} was built with {built}, where [model] settings give {ours}; "
+                                "give its settings to fine-tune it")
         try:
             self.model.load_state_dict(loaded.network.state_dict(), strict=True)
         except RuntimeError as exc:
-            theirs = {k: v for k, v in loaded.params.items() if k in self.settings and self.settings[k] != v}
-            scale_key = loaded.arch.scale_param
-            if scale_key in theirs:  # the scale comes from [data] scale, which [model] settings may not contradict
-                raise SrFilterError(f"[model] init {spec!r} is a x{theirs[scale_key]} model, where [data] scale = "
-                                    f"{self.settings[scale_key]}; set [data] scale = {theirs[scale_key]} to fine-tune it") from None
-            if theirs:  # the settings that differ, rather than torch's list of missing keys alone
-                built = ", ".join(f"{k} = {_toml(v)}" for k, v in theirs.items())
-                ours = ", ".join(f"{k} = {_toml(self.settings[k])}" for k in theirs)
-                raise SrFilterError(f"[model] init {spec!r} was built with {built}, where [model] settings give {ours}; "
-                                    "give its settings to fine-tune it") from None
             raise SrFilterError(f"[model] init {spec!r} does not fit [model] settings {self.settings}: "
                                 f"{mismatch_detail(exc)}") from None
 
@@ -638,6 +646,8 @@ class Trainer:
         # through removing the old run's files, leaving some of them
         with _stop_requests() as asked:
             self._asked = asked
+            if self._init_error is not None and not (resume and latest.exists()):  # --fresh needs it after all
+                raise self._init_error  # (before the old run's files go)
             if not resume and self.is_main:  # start over: the old run's files would mix with the new ones
                 for pattern in ("iter_*.pt", "latest.pt", "model.pth", "log.jsonl", "curves.png"):
                     for old in self.run_dir.glob(pattern):
