@@ -1170,6 +1170,20 @@ def test_transport_streams_and_new_output_folders(tmp_path):
     assert describe(tmp_path / "also" / "made.mkv")["size"] == (128, 96)
 
 
+
+def test_a_refused_video_or_animation_leaves_no_output_folder_made_for_it(tmp_path):
+    """-o new/ for one video or animation made the folder before the checks and left it empty when
+    the run was refused (as images never did): a frame range past the end, an image --format, an
+    unknown model."""
+    clip = make_clip(tmp_path / "clip.mp4", frames=4, audio=0)
+    Image.new("RGB", (8, 6), "red").save(tmp_path / "anim.gif", save_all=True,
+                                           append_images=[Image.new("RGB", (8, 6), "blue")], duration=100)
+    for source, *options in ((clip, "--frames", "10:20"), (clip, "--format", "png"), (clip, "-m", "no-such-model"),
+                             (tmp_path / "anim.gif", "-m", "no-such-model")):
+        result = run(source, "-m", MODEL, "-t", "32", "-q", *options, "-o", f"{tmp_path}/new/deeper/")
+        assert result.returncode != 0 and b"error" in result.stderr, result.stderr.decode()
+        assert not (tmp_path / "new").exists(), (options, result.stderr.decode())
+
 def _read_back(path: Path) -> tuple:
     """An AVI's own header (time base, frame count, rate) and the frame times sr-filter reads."""
     import av
