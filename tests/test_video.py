@@ -2123,3 +2123,13 @@ def test_the_api_makes_missing_output_folders_and_removes_them_when_nothing_is_w
     assert not (tmp_path / "new").exists()
     summary = upscale_video(clip, tmp_path / "made" / "out.mkv", upscaler=upscaler)
     assert summary["frames"] == 4 and len(frame_arrays(tmp_path / "made" / "out.mkv")) == 4
+
+
+def test_a_folder_given_as_dst_is_not_answered_with_the_input_name(tmp_path, upscaler):
+    """dst = the clip's own folder was refused with "name the output file, e.g. FOLDER/clip.mp4":
+    the input itself, which is then refused as the input."""
+    clip = make_clip(tmp_path / "clip.mp4", frames=2, audio=0)
+    with pytest.raises(SrFilterError, match=r"is a folder; name the output file, e\.g\. .*clip_upscaled\.mp4$"):
+        upscale_video(clip, tmp_path, upscaler=upscaler)
+    with pytest.raises(SrFilterError, match=r"e\.g\. .*other.clip\.mp4$"):  # another folder: the input's name there
+        upscale_video(clip, f"{tmp_path / 'other'}/", upscaler=upscaler)
