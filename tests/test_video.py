@@ -391,6 +391,9 @@ def test_container_that_cannot_hold_the_codec(tmp_path, upscaler):
         upscale_video(clip, tmp_path / "out.mkv", upscaler=upscaler, codec="divx")
     with pytest.raises(VideoFormatError, match="unknown video codec 'h265'; did you mean hevc\\?"):
         upscale_video(clip, tmp_path / "out.mkv", upscaler=upscaler, codec="h265")
+    for wrong in (5, b"h264", ["h264"]):  # had been AttributeError: 'int' object has no attribute 'lower'
+        with pytest.raises(VideoFormatError, match=f"codec must be a name, one of h264, .* \\(or None\\), not {re.escape(repr(wrong))}$"):
+            upscale_video(clip, tmp_path / "out.mkv", upscaler=upscaler, codec=wrong)
     assert not (tmp_path / "out.webm").exists() and leftovers(tmp_path) == []
 
 

@@ -185,6 +185,8 @@ def _a_file(muxer: str) -> str:
 
 def choose_codec(requested: str | None, source_codec: str, muxer: str) -> str:
     """The encoder family to use; refuses a family the container cannot hold."""
+    if requested is not None and not isinstance(requested, str):  # codec=5 had raised AttributeError ('int' ... 'lower')
+        raise VideoFormatError(f"codec must be a name, one of {', '.join(CODECS)} (or None), not {requested!r}")
     if requested:
         family = requested.lower()
         if family not in ENCODERS:
