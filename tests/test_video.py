@@ -1726,6 +1726,36 @@ def test_a_non_square_sample_aspect_ratio_is_kept_or_said_lost(tmp_path, upscale
         assert said[0].endswith({"ffv1": "(.mp4 keeps it with ffv1)", "vp9": "(.mp4 keeps it with vp9)"}[codec]), said  # not .mov
 
 
+def test_width_fits_the_picture_as_its_sample_aspect_ratio_shows_it(tmp_path, upscaler):
+    """A 32x24 clip at 2:1 shows 64x24 (a DVD's 720x480 at 32:27 shows 853 wide); --width 128 gave
+    128x96 stored, shown 256 wide: the width was fitted to the stored samples. Where the output
+    drops the ratio (FFV1 in .mkv) the picture shows square, so the stored width is fitted there."""
+    from fractions import Fraction
+
+    source = tmp_path / "sar.mp4"
+    with av.open(str(source), "w") as out:
+        stream = out.add_stream("libx264", rate=12)
+        stream.width, stream.height, stream.pix_fmt = 32, 24, "yuv420p"
+        stream.codec_context.sample_aspect_ratio = Fraction(2, 1)
+        for frame in [av.VideoFrame.from_ndarray(np.full((24, 32, 3), 90, np.uint8), format="rgb24")] * 2:
+            for packet in stream.encode(frame.reformat(format="yuv420p")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    for name, codec, bounds, stored in (("w.mp4", None, (128, None), (64, 48)), ("w.mkv", None, (128, None), (64, 48)),
+                                        ("h.mkv", None, (None, 48), (64, 48)), ("both.mp4", None, (100, 100), (50, 38)),
+                                        ("square.mkv", "ffv1", (128, None), (128, 96))):
+        notices: list[str] = []
+        upscale_video(source, tmp_path / name, upscaler=upscaler, codec=codec, width=bounds[0], height=bounds[1],
+                      notice=notices.append)
+        assert describe(tmp_path / name)["size"] == stored, name
+        assert not [n for n in notices if "even picture sizes" in n], notices
+    notices = []  # an odd bound: said as it shows (124 wide), not as stored (62)
+    upscale_video(source, tmp_path / "odd.mp4", upscaler=upscaler, width=127, notice=notices.append)
+    assert describe(tmp_path / "odd.mp4")["size"] == (62, 46)
+    assert "the video is written 124x46, not 127x48: video encoders take even picture sizes" in notices, notices
+
+
 def _with_chapters(clip: Path, target: Path) -> Path:
     """``clip`` remuxed into ``target`` with three chapters: 0-0.5 s, 0.5-1.5 s, 1.5-2 s."""
     from fractions import Fraction

@@ -66,6 +66,13 @@ def open_output(path: str, muxer: str, time_base: Fraction | None = None) -> av.
     return av.open(path, "w", format=muxer, options=options)
 
 
+def keeps_sar(muxer: str, codec: str) -> bool:
+    """Whether ``codec`` (an encoder name) in ``muxer`` keeps a non-square sample aspect ratio:
+    .mkv, .webm and .avi read it from a stream field PyAV cannot set, so there only H.264/HEVC,
+    which carry it in their own stream, keep it; mp4/mov write their own box."""
+    return muxer not in ("matroska", "webm", "avi") or codec in ("libx264", "libx265")
+
+
 def lost_in(muxer: str, codec: str, info: VideoInfo) -> list[str]:
     """What an output container cannot keep of the upscaled video itself, each said as a dropped
     stream is: an AVI stores no display rotation, and no colour tags, which FFV1 does not carry
@@ -73,7 +80,7 @@ def lost_in(muxer: str, codec: str, info: VideoInfo) -> list[str]:
     a non-square sample aspect ratio survives in .mkv, .webm and .avi only inside an H.264/HEVC
     stream (those muxers read it from a stream field PyAV cannot set; mp4/mov write their own box)."""
     lost = []
-    if info.sar and info.sar != 1 and muxer in ("matroska", "webm", "avi") and codec not in ("libx264", "libx265"):
+    if info.sar and info.sar != 1 and not keeps_sar(muxer, codec):
         family = next((f for f, e in ENCODERS.items() if e[0] == codec), codec)
         where = "cannot keep it" if muxer == "webm" else "keeps it only in h264 or hevc video"
         keepers = [name for name, box in ((".mp4", "mp4"), (".mov", "mov")) if _probe_holds(box, ENCODERS.get(family, ("", family))[1])]
