@@ -357,6 +357,12 @@ def test_language_tags_and_flags_a_container_cannot_hold_are_said(tmp_path, upsc
     notices.clear()
     upscale_video(clip, tmp_path / "out.mkv", upscaler=upscaler, notice=notices.append)
     assert notices == [] and [tags[1] for tags in _tags(tmp_path / "out.mkv")] == ["fre", "deu", "swe"]
+    notices.clear()  # an .avi holds no language: every track's had been lost without a word
+    upscale_video(clip, tmp_path / "out.avi", upscaler=upscaler, notice=notices.append)
+    assert [tags[1] for tags in _tags(tmp_path / "out.avi")] == [None, None, None]
+    assert [n for n in notices if "language" in n] == [
+        f"dropped the language tag ({code}) of audio stream {number}: an .avi file cannot hold it; a .mkv or .mp4 output keeps it"
+        for number, code in ((1, "fre"), (2, "deu"), (3, "swe"))], notices
 
 
 def test_mov_text_becomes_subrip_in_matroska_and_a_frame_range_cuts_its_cues(tmp_path, upscaler):

@@ -771,16 +771,21 @@ def copy_tags(source: av.stream.Stream, target: av.stream.Stream, muxer: str, wh
 def _fit_language(tags: dict[str, str], muxer: str, what: str) -> list[str]:
     """In ``tags``, the language as ``muxer``'s files keep it: a .mov keeps only languages FFmpeg has
     a Macintosh code for, so one with two ISO 639-2 spellings takes the kept one (fre as fra, deu
-    as ger), and one without is taken out; returns the line that says so."""
+    as ger), and one without is taken out, as is any language from an .avi, which holds none;
+    returns the line that says so."""
     key = next((k for k in tags if k.lower() == "language"), None)
-    if key is None or muxer != "mov" or tags[key].lower() == "und":  # undetermined: no language to lose
+    if key is None or muxer not in CONTAINERS.values() or tags[key].lower() == "und":  # undetermined: no language to lose
         return []
-    kept = next((code for code in (tags[key], *_ISO639_OTHER.get(tags[key].lower(), ())) if _kept_as(muxer, code, 0)[0] == code), None)
+    spellings = (tags[key], *_ISO639_OTHER.get(tags[key].lower(), ())) if muxer == "mov" else (tags[key],)
+    kept = next((code for code in spellings if _kept_as(muxer, code, 0)[0] == code), None)
     if kept is not None:
         tags[key] = kept
         return []
-    line = (f"the language tag ({tags[key]}) of {what}: {_a_file(muxer)} keeps only languages FFmpeg has a "
-            "Macintosh code for; an .mp4 or .mkv output keeps it")
+    if muxer == "mov":
+        line = (f"the language tag ({tags[key]}) of {what}: {_a_file(muxer)} keeps only languages FFmpeg has a "
+                "Macintosh code for; an .mp4 or .mkv output keeps it")
+    else:  # an .avi holds no language at all: a film's dubs had lost theirs without a word
+        line = f"the language tag ({tags[key]}) of {what}: {_a_file(muxer)} cannot hold it; a .mkv or .mp4 output keeps it"
     del tags[key]
     return [line]
 
