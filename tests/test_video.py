@@ -1238,6 +1238,19 @@ def test_avi_output_holds_one_frame_per_tick_of_the_source_rate(tmp_path, upscal
     assert notices == []  # it had been called variable-rate, written at 12.9 fps, 0.93 s long
 
 
+def test_a_steady_transport_stream_written_as_avi_keeps_its_rate(tmp_path, upscaler):
+    """An MPEG-TS packet of H.264 lasts one field (1/72 s at 12 fps); the last packet's duration
+    made a steady 12 fps clip count as variable-rate: its .avi was written at 12.1 fps, shorter
+    than its sound, with a notice that it drifts."""
+    from fractions import Fraction
+
+    clip = make_clip(tmp_path / "clip.ts", frames=12, size=(16, 12), gop=4, audio=0)
+    notices: list[str] = []
+    upscale_video(clip, tmp_path / "out.avi", upscaler=upscaler, notice=notices.append)
+    assert _read_back(tmp_path / "out.avi") == ((Fraction(1, 12), 12, 12), pytest.approx([i / 12 for i in range(12)], abs=1e-6))
+    assert notices == []
+
+
 def test_variable_rate_video_written_as_avi_is_said_once(tmp_path, upscaler):
     clip = make_clip(tmp_path / "vfr.mp4", frames=6, size=(16, 12), vfr=True, audio=0)  # 1, 2, 3 ticks of 1/12 s
     notices: list[str] = []

@@ -461,14 +461,19 @@ def steady_rate(path: str | Path) -> tuple[Fraction, bool]:
     finally:
         container.close()
     steps = [b - a for (a, _), (b, _) in zip(times, times[1:])]
-    # the last frame's display time counts too (a GIF's final pause), where packets have their own
-    shown = steps + ([times[-1][1]] if times and times[-1][1] and not order else [])
+    # the last frame's display time counts too where it runs longer (a GIF's final pause), where
+    # packets have their own; a shorter one only ends the clip sooner (an MPEG-TS packet lasts a
+    # field of its H.264, 1/72 s at 12 fps: a steady clip had been called variable, and its AVI
+    # written at 12.08 fps, drifting from its sound)
+    ending = [times[-1][1]] if times and times[-1][1] and not order else []
     for rate in nominal:  # evenly spaced at a stated rate (within a tenth of a frame, or the time base's rounding)
         tick = 1 / (rate * base)
-        if all(abs(step - tick) <= max(tick / 10, 1) for step in shown):
+        if (all(abs(step - tick) <= max(tick / 10, 1) for step in steps)
+                and all(end - tick <= max(tick / 10, 1) for end in ending)):
             return Fraction(rate), False
     if not steps:
         return Fraction(nominal[0] if nominal else 25), False
+    shown = steps + [end for end in ending if end > max(steps)]
     if max(shown) - min(shown) <= 1:  # evenly spaced at a rate the header does not state (an AVI's
         # empty frames make it say 72 for 12 fps): that rate, not a variable-rate average over it
         return (len(steps) / (sum(steps) * base)).limit_denominator(1001), False
