@@ -1251,6 +1251,28 @@ def test_a_steady_transport_stream_written_as_avi_keeps_its_rate(tmp_path, upsca
     assert notices == []
 
 
+def test_frames_whose_size_changes_mid_stream_are_resized_not_cut(tmp_path, upscaler, caplog):
+    """A transport stream (or a WebRTC recording) may change its picture size: frames of 48x24 in a
+    32x24 stream were upscaled to 192x96 and cut to the output's 128x96 without a word, a third of
+    each picture lost (and smaller ones edge-padded). They are resized to the stream's size first,
+    and that is said once."""
+    first = make_clip(tmp_path / "a.ts", frames=12, size=(32, 24), audio=0)
+    second = make_clip(tmp_path / "b.ts", frames=12, size=(48, 24), audio=0)
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(first.read_bytes() + second.read_bytes())
+    with av.open(str(joined)) as container:  # the stream's size, as its header gives it: its first part's
+        assert (container.streams.video[0].codec_context.width, container.streams.video[0].codec_context.height) == (32, 24)
+    with caplog.at_level("WARNING"):
+        upscale_video(joined, tmp_path / "out.mkv", upscaler=upscaler)
+    frames = frame_arrays(tmp_path / "out.mkv")
+    assert len(frames) == 24 and {frame.shape for frame in frames} == {(96, 128, 3)}
+    # the second clip's red ramp reaches 255 at its right edge; cut at 32 of its 48 columns it had ended near 170
+    assert frames[12][8:, -4:, 0].mean() > 225, frames[12][8:, -4:, 0].mean()
+    said = [r.getMessage() for r in caplog.records if "frames from frame" in r.getMessage()]
+    assert said == [f"{joined} has 48x24 frames from frame 12 on, where its video stream is 32x24: a video file holds "
+                    "one size, so they are resized to 32x24 before upscaling, which stretches them"], said
+
+
 def test_variable_rate_video_written_as_avi_is_said_once(tmp_path, upscaler):
     clip = make_clip(tmp_path / "vfr.mp4", frames=6, size=(16, 12), vfr=True, audio=0)  # 1, 2, 3 ticks of 1/12 s
     notices: list[str] = []

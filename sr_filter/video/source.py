@@ -203,6 +203,7 @@ def items(container: av.container.InputContainer, name: str, info: VideoInfo, *,
     damaged: list[int] = []  # frame numbers near which a packet could not be decoded and was skipped
     late = 0  # frames decoded after a skipped packet whose time an earlier-shown frame had passed: left out
     order = _Reorder()  # after a skipped packet, frames in order of their own times
+    resized = False  # whether a frame of another size than the stream's has been said
     packets = container.demux([video] + [s for s in container.streams if s.index in (copy or ())])
     try:
         for packet in packets:
@@ -245,6 +246,12 @@ def items(container: av.container.InputContainer, name: str, info: VideoInfo, *,
                     gaps.add(pts, frame.time_base)
                 if held is not None:
                     yield held
+                if not resized and (frame.width, frame.height) != (info.width, info.height):
+                    resized = True
+                    log.warning("%s has %dx%d frames from frame %d on, where its video stream is %dx%d: a video file "
+                                "holds one size, so they are resized to %dx%d before upscaling%s", name, frame.width,
+                                frame.height, index, info.width, info.height, info.width, info.height,
+                                ", which stretches them" if frame.width * info.height != frame.height * info.width else "")
                 held = as_frame(frame, pts, info, index)
                 if ranged and pts is not None:
                     yield from window.extend(pts, frame)
@@ -428,7 +435,11 @@ def check_complete(stream, name: str, last_end: float, frames: int | None = None
 def as_frame(frame: av.VideoFrame, pts: int | None, info: VideoInfo, index: int, key: bool | None = None) -> Frame:
     """A decoded frame as an upscaling job: RGB pixels, the timestamp ``pts`` (from a
     :class:`Clock`), its display time as the source gives it, and whether it is a keyframe."""
-    return Frame(info.colour.to_rgb(frame, info.deep, alpha=info.alpha), pts, frame.time_base, index,
+    picture = frame
+    if (frame.width, frame.height) != (info.width, info.height):  # the stream changed its picture size: the
+        # output holds one, so the frame is resized to it (its upscaled pixels had been cut off or edge-padded)
+        picture = frame.reformat(width=info.width, height=info.height, interpolation="BICUBIC")
+    return Frame(info.colour.to_rgb(picture, info.deep, alpha=info.alpha), pts, frame.time_base, index,
                  bool(frame.key_frame) if key is None else key, frame.duration or None)
 
 
