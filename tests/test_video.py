@@ -1446,6 +1446,23 @@ def test_a_prores_4444_source_written_as_prores_is_not_said_to_band(tmp_path, up
                        "yuva444p10le (steps in smooth gradients are rarely visible at 10 bits)"], notices
 
 
+def test_resumed_prores_keeps_the_fourcc_of_its_profile(tmp_path, upscaler):
+    """Joined from segments, ProRes 4444 (with its alpha) was labelled apch, ProRes 422 HQ, in .mov (a
+    template stream leaves the tag out, and mov's default is HQ), and .mkv had no fourcc at all;
+    Apple's tools go by that tag. Now the joined stream carries the segments' tag, as a whole run's."""
+    from .videos import alpha_clip
+
+    clip = alpha_clip(tmp_path / "alpha.mkv")
+    plain = make_clip(tmp_path / "plain.mkv", frames=3, codec="ffv1", pix_fmt="yuv422p", audio=0)
+    for source, tag in ((clip, "ap4h"), (plain, "apch")):
+        for name in ("out.mov", "out.mkv"):
+            for resume in (False, True):
+                target = tmp_path / f"{source.stem}-{resume}-{name}"
+                upscale_video(source, target, upscaler=upscaler, codec="prores", resume=resume)
+                with av.open(str(target)) as container:
+                    assert container.streams.video[0].codec_tag == tag, (target.name, container.streams.video[0].codec_tag)
+
+
 @pytest.mark.parametrize("source", ["alpha.png", "bgra.mkv"])
 def test_rgb_with_alpha_into_vp9_keeps_its_alpha(tmp_path, upscaler, source):
     """An RGBA animation or a bgra FFV1 clip into .webm had failed "cannot write: Invalid argument":

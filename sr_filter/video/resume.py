@@ -220,6 +220,9 @@ def join(segments: list[tuple[int, int, Path]], src: Path, tmp: str, muxer: str,
             video = out.add_stream_from_template(opened[0].streams.video[0], opaque=True)
         codec = opened[0].streams.video[0].codec_context.name
         encode.tag_for_apple(video.codec_context, codec, muxer)  # the decoder names HEVC as its family
+        if codec == "prores":  # its tag names the profile, which a template leaves out: mov's default, apch
+            # (422 HQ), had labelled a resumed ProRes 4444 (ap4h), alpha and all, and .mkv had no fourcc at all
+            video.codec_context.codec_tag = opened[0].streams.video[0].codec_tag
         info.colour.for_codec(codec).tag(video.codec_context, info.height)  # NUT segments (FFV1) do not carry the colour tags
         if info.steady:  # a constant-rate output: the segments' frames are its ticks
             video.time_base = info.steady
