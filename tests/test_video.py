@@ -2224,3 +2224,15 @@ def test_a_folder_given_as_dst_is_not_answered_with_the_input_name(tmp_path, ups
         upscale_video(clip, tmp_path, upscaler=upscaler)
     with pytest.raises(SrFilterError, match=r"e\.g\. .*other.clip\.mp4$"):  # another folder: the input's name there
         upscale_video(clip, f"{tmp_path / 'other'}/", upscaler=upscaler)
+
+
+def test_names_that_start_like_a_protocol_are_local_files(tmp_path, upscaler, monkeypatch):
+    """FFmpeg reads NAME: at the start of a path as a protocol: a clip named 12:30.mp4, or an output
+    in a folder ep:1, failed "Protocol not found" (segments of --resume too, in .ep:1.mkv.parts)."""
+    clip = make_clip(tmp_path / "clip.mp4", frames=3)
+    clip.rename(tmp_path / "12:30.mp4")
+    monkeypatch.chdir(tmp_path)
+    assert upscale_video("12:30.mp4", "ep:1/out.mkv", upscaler=upscaler)["frames"] == 3
+    assert upscale_video("12:30.mp4", "ep:1.mkv", upscaler=upscaler, resume=True)["frames"] == 3
+    for name in ("ep:1/out.mkv", "ep:1.mkv"):
+        assert describe(tmp_path / name)["others"] == [("audio", "aac")] and len(frame_arrays(tmp_path / name)) == 3

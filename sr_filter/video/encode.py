@@ -63,7 +63,7 @@ def open_output(path: str, muxer: str, time_base: Fraction | None = None) -> av.
     options = {"movflags": "write_colr"} if muxer in ("mp4", "mov") else {}
     if options and time_base is not None and time_base.numerator == 1 and 1000 < time_base.denominator < 1 << 31:
         options["movie_timescale"] = str(time_base.denominator)
-    return av.open(path, "w", format=muxer, options=options)
+    return av.open(source.ffmpeg_name(path), "w", format=muxer, options=options)
 
 
 def keeps_sar(muxer: str, codec: str) -> bool:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import errno
 import heapq
 import logging
+import os
+import re
 from collections import Counter, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -82,10 +84,25 @@ class Frame:
     duration: int | None = None  # display time in time_base units, as the source gives it (0/None: unknown)
 
 
+#: how a name FFmpeg reads as a protocol starts ("clip:1.mp4" is protocol "clip", "ep:1/a.mkv" "ep")
+_PROTOCOL = re.compile(r"[A-Za-z0-9+.-]+:")
+_DRIVE = re.compile(r"[A-Za-z]:[\\/]")
+
+
+def ffmpeg_name(path: str | os.PathLike) -> str:
+    """``path`` as FFmpeg is given a local file: a relative name whose start reads as a protocol
+    (a file named 12:30.mp4, a folder ep:1) had failed "Protocol not found", so it is given as
+    ``./NAME``."""
+    text = os.fspath(path)
+    if _PROTOCOL.match(text) and not (os.name == "nt" and _DRIVE.match(text)):
+        return os.curdir + os.sep + text
+    return text
+
+
 def open_video(path: str | Path) -> av.container.InputContainer:
     """Open ``path`` for reading, or explain in one line why it is not a video we can read."""
     try:
-        container = av.open(str(path), "r", metadata_errors="replace")
+        container = av.open(ffmpeg_name(path), "r", metadata_errors="replace")
     except FileNotFoundError:
         raise VideoFormatError(f"{path} does not exist") from None
     except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
