@@ -156,6 +156,44 @@ def test_full_range_source_stays_full_range(tmp_path, upscaler):
     assert np.abs(src.mean((0, 1)) - out.mean((0, 1))).max() < 3
 
 
+@pytest.mark.parametrize("pix_fmt", ["yuv420p", "yuv422p"])
+def test_subsampled_frames_reach_the_network_at_their_own_brightness(tmp_path, pix_fmt):
+    """swscale's direct 4:2:0/4:2:2 -> RGB conversion rounds down: every frame of an ordinary 8-bit
+    video reached the network (and so the output) 1-2 levels darker in each channel than its
+    samples say. Measured against the BT.601 formula on the stored samples of a lossless clip."""
+    from sr_filter.video import source
+
+    clip = tmp_path / "clip.mkv"
+    ramp = np.linspace(0, 255, 64)
+    picture = np.stack([np.tile(ramp, (48, 1)), np.tile(ramp[:48, None], (1, 64)), np.full((48, 64), 170.0)], -1).astype(np.uint8)
+    with av.open(str(clip), "w") as out:
+        stream = out.add_stream("ffv1", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, pix_fmt
+        for i in range(2):
+            frame = av.VideoFrame.from_ndarray(picture, format="rgb24").reformat(
+                format=pix_fmt, dst_colorspace="ITU601", dst_color_range=1)
+            frame.pts = i
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    with av.open(str(clip)) as container:  # the stored samples, through the formula (chroma repeated)
+        yuv = next(container.decode(video=0))
+    luma = np.frombuffer(yuv.planes[0], np.uint8).reshape(48, -1)[:, :64].astype(float)
+    rows, cols = 48 // yuv.planes[1].height, 64 // yuv.planes[1].width
+    cb, cr = (np.frombuffer(p, np.uint8).reshape(p.height, -1)[:, :p.width].astype(float).repeat(rows, 0).repeat(cols, 1)
+              for p in yuv.planes[1:])
+    y, u, v = (luma - 16) * 255 / 219, (cb - 128) * 255 / 224, (cr - 128) * 255 / 224
+    truth = np.stack([y + 1.402 * v, y - 0.344136 * u - 0.714136 * v, y + 1.772 * u], -1).clip(0, 255)
+    container = source.open_video(clip)
+    try:
+        info = source.describe(container, str(clip), scale=1)
+        seen = next(item.array for item in source.items(container, str(clip), info) if isinstance(item, source.Frame))
+    finally:
+        container.close()
+    assert np.abs(seen.astype(float).mean((0, 1)) - truth.mean((0, 1))).max() < 0.4, (seen.mean((0, 1)), truth.mean((0, 1)))
+
+
 @pytest.mark.parametrize("tagged", [0, 1])
 def test_grey_video_keeps_its_range(tmp_path, upscaler, tagged):
     """swscale passes grey samples through whatever the range says: an untagged grey source (full
@@ -705,7 +743,10 @@ def test_resume_continues_after_the_last_finished_segment(tmp_path, upscaler, mo
     joined, source = frame_arrays(target), frame_arrays(clip)
     assert len(joined) == 24
     for i in (5, 6, 11, 12, 13):  # either side of the joins: each frame is its own source frame, upscaled
-        assert np.abs(joined[i].astype(float) - upscaler.upscale_array(source[i])).mean() < 4
+        # (closest to it of its neighbours: the test decodes with swscale's direct conversion, which differs
+        # from the pipeline's by a level or two at this pattern's hard edges)
+        errors = {j: np.abs(joined[i].astype(float) - upscaler.upscale_array(source[j])).mean() for j in (i - 1, i, i + 1)}
+        assert min(errors, key=errors.get) == i and errors[i] < 6, (i, errors)
 
 
 def test_segment_display_times_are_read_while_the_segment_is_open(tmp_path, upscaler, monkeypatch):
