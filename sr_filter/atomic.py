@@ -39,7 +39,16 @@ def prepare_target(path: str | Path, *, overwrite: bool) -> bool:
     """Before any work: make ``path``'s missing folders, then :func:`check_target` it (the command
     line's outputs and ``sr_filter.upscale_file``'s alike). In a :func:`new_folders` block, the
     folder counts as in use until the block ends, so another block's cleanup leaves it."""
-    folder = Path(path).parent
+    make_folder(Path(path).parent)
+    return check_target(path, overwrite=overwrite)
+
+
+def make_folder(folder: str | Path) -> None:
+    """Make the output folder ``folder`` and its missing parents (a file there is left to
+    :func:`check_target` to name), claimed by the current :func:`new_folders` block, which removes
+    them again if nothing is written in them (``-o new_folder/`` for a video refused after it was
+    made had left the folder behind)."""
+    folder = Path(folder)
     block = _BLOCK.get()
     if folder.is_symlink() and not folder.exists():  # mkdir had said "File exists"
         raise ImageFormatError(f"output folder {folder} is a link to the missing {os.readlink(folder)}; "
@@ -62,7 +71,6 @@ def prepare_target(path: str | Path, *, overwrite: bool) -> bool:
             key = _key(folder)
             block.uses.append(key)
             _IN_USE[key] += 1
-    return check_target(path, overwrite=overwrite)
 
 
 class _Block:

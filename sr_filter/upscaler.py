@@ -819,7 +819,10 @@ def check_dst_file(dst: str | PathLike, src: Path, *, overwrite: bool = False) -
     text = expanduser(fsdecode(dst))
     refuse_writing_input(text, src)  # /dev/stdout opened onto the input by the shell: overwrite cannot help
     if Path(text).is_dir() or text.endswith(("/", sep)):
-        raise SrFilterError(f"dst {text} is a folder; name the output file, e.g. {Path(text) / src.name}")
+        named = Path(text) / src.name
+        if named.exists() and src.exists() and samefile(named, src):  # the input's own folder: not the input's name
+            named = named.with_name(f"{src.stem}_upscaled{src.suffix}")
+        raise SrFilterError(f"dst {text} is a folder; name the output file, e.g. {named}")
     if not overwrite and Path(text).exists() and src.exists() and samefile(text, src):
         raise OutputIsInputError(f"{text} is the input file; pass overwrite=True to replace it, or choose another dst")
 

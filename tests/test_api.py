@@ -517,10 +517,12 @@ def test_animations_take_a_model_name_and_check_quality(tmp_path):
         assert type(info.value) is SrFilterError
         with pytest.raises(SrFilterError, match="quality must be a whole number from 1 to 100"):
             sr_filter.upscale_file(tmp_path / "a.gif", tmp_path / "o.webp", model="sr-cartoon-x4", quality=bad)
-    for folder in (tmp_path, f"{tmp_path / 'new'}/"):  # an existing folder, and one named with a slash
-        with pytest.raises(SrFilterError, match=r"is a folder; name the output file, e\.g\. .*a\.gif"):
+    # an existing folder, and one named with a slash; the input's own folder is not offered the input's name
+    # (following that advice replaced the input with overwrite=True, and a video's was refused)
+    for folder, meant in ((tmp_path, "a_upscaled.gif"), (f"{tmp_path / 'new'}/", "new/a.gif")):
+        with pytest.raises(SrFilterError, match=rf"is a folder; name the output file, e\.g\. .*{meant}$"):
             upscale_animation(tmp_path / "a.gif", folder, "sr-cartoon-x4")  # had been "... not (none)"
-        with pytest.raises(SrFilterError, match=r"is a folder; name the output file, e\.g\. .*a\.gif"):
+        with pytest.raises(SrFilterError, match=rf"is a folder; name the output file, e\.g\. .*{meant}$"):
             sr_filter.upscale_file(tmp_path / "a.gif", folder, model="sr-cartoon-x4", format="png")
     assert not (tmp_path / "new").exists()  # no file named like the folder
     result = upscale_animation(tmp_path / "a.gif", tmp_path / "o.webp", "sr-cartoon-x4", frames=(0, 2))

@@ -168,10 +168,9 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
 
     target = Path(output) if output not in (None, "-") else None
     if output not in (None, "-") and output.endswith(("/", os.sep)) and not target.is_dir():
-        try:  # -o new_folder/: a folder, made as for images
-            target.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise VideoFormatError(f"cannot create output folder {target}: {exc.strerror}") from None
+        from ..atomic import make_folder
+
+        make_folder(target)  # -o new_folder/: made as for images, and removed again if nothing is written in it
     if output == "-" and source.suffix.lower() not in VIDEO_INPUTS:  # an animation: its bytes, as an image's
         _animation_to_stdout(source, make_upscaler(), fmt=fmt, scale=scale, size=size, quality=quality, frames=frames, quiet=quiet)
         return

@@ -63,7 +63,14 @@ def open_output(path: str, muxer: str, time_base: Fraction | None = None) -> av.
     options = {"movflags": "write_colr"} if muxer in ("mp4", "mov") else {}
     if options and time_base is not None and time_base.numerator == 1 and 1000 < time_base.denominator < 1 << 31:
         options["movie_timescale"] = str(time_base.denominator)
-    return av.open(path, "w", format=muxer, options=options)
+    return av.open(source.ffmpeg_name(path), "w", format=muxer, options=options)
+
+
+def keeps_sar(muxer: str, codec: str) -> bool:
+    """Whether ``codec`` (an encoder name) in ``muxer`` keeps a non-square sample aspect ratio:
+    .mkv, .webm and .avi read it from a stream field PyAV cannot set, so there only H.264/HEVC,
+    which carry it in their own stream, keep it; mp4/mov write their own box."""
+    return muxer not in ("matroska", "webm", "avi") or codec in ("libx264", "libx265")
 
 
 def lost_in(muxer: str, codec: str, info: VideoInfo) -> list[str]:
@@ -73,7 +80,7 @@ def lost_in(muxer: str, codec: str, info: VideoInfo) -> list[str]:
     a non-square sample aspect ratio survives in .mkv, .webm and .avi only inside an H.264/HEVC
     stream (those muxers read it from a stream field PyAV cannot set; mp4/mov write their own box)."""
     lost = []
-    if info.sar and info.sar != 1 and muxer in ("matroska", "webm", "avi") and codec not in ("libx264", "libx265"):
+    if info.sar and info.sar != 1 and not keeps_sar(muxer, codec):
         family = next((f for f, e in ENCODERS.items() if e[0] == codec), codec)
         where = "cannot keep it" if muxer == "webm" else "keeps it only in h264 or hevc video"
         keepers = [name for name, box in ((".mp4", "mp4"), (".mov", "mov")) if _probe_holds(box, ENCODERS.get(family, ("", family))[1])]
@@ -185,6 +192,8 @@ def _a_file(muxer: str) -> str:
 
 def choose_codec(requested: str | None, source_codec: str, muxer: str) -> str:
     """The encoder family to use; refuses a family the container cannot hold."""
+    if requested is not None and not isinstance(requested, str):  # codec=5 had raised AttributeError ('int' ... 'lower')
+        raise VideoFormatError(f"codec must be a name, one of {', '.join(CODECS)} (or None), not {requested!r}")
     if requested:
         family = requested.lower()
         if family not in ENCODERS:
@@ -762,16 +771,21 @@ def copy_tags(source: av.stream.Stream, target: av.stream.Stream, muxer: str, wh
 def _fit_language(tags: dict[str, str], muxer: str, what: str) -> list[str]:
     """In ``tags``, the language as ``muxer``'s files keep it: a .mov keeps only languages FFmpeg has
     a Macintosh code for, so one with two ISO 639-2 spellings takes the kept one (fre as fra, deu
-    as ger), and one without is taken out; returns the line that says so."""
+    as ger), and one without is taken out, as is any language from an .avi, which holds none;
+    returns the line that says so."""
     key = next((k for k in tags if k.lower() == "language"), None)
-    if key is None or muxer != "mov" or tags[key].lower() == "und":  # undetermined: no language to lose
+    if key is None or muxer not in CONTAINERS.values() or tags[key].lower() == "und":  # undetermined: no language to lose
         return []
-    kept = next((code for code in (tags[key], *_ISO639_OTHER.get(tags[key].lower(), ())) if _kept_as(muxer, code, 0)[0] == code), None)
+    spellings = (tags[key], *_ISO639_OTHER.get(tags[key].lower(), ())) if muxer == "mov" else (tags[key],)
+    kept = next((code for code in spellings if _kept_as(muxer, code, 0)[0] == code), None)
     if kept is not None:
         tags[key] = kept
         return []
-    line = (f"the language tag ({tags[key]}) of {what}: {_a_file(muxer)} keeps only languages FFmpeg has a "
-            "Macintosh code for; an .mp4 or .mkv output keeps it")
+    if muxer == "mov":
+        line = (f"the language tag ({tags[key]}) of {what}: {_a_file(muxer)} keeps only languages FFmpeg has a "
+                "Macintosh code for; an .mp4 or .mkv output keeps it")
+    else:  # an .avi holds no language at all: a film's dubs had lost theirs without a word
+        line = f"the language tag ({tags[key]}) of {what}: {_a_file(muxer)} cannot hold it; a .mkv or .mp4 output keeps it"
     del tags[key]
     return [line]
 

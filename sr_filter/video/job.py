@@ -117,8 +117,9 @@ def upscale_video(
         if upscaler is None:
             upscaler = given_or_loaded(None, name, **loading)
         asked = rotation = None  # the scale that fits width/height exactly, as a picture would be sized
+        keeps_sar = encode.keeps_sar(muxer, encode.ENCODERS[family][0])
         if width or height:  # the picture as players show it fits inside them, on even sizes
-            scale, asked, rotation = _fitting(src, width, height)
+            scale, asked, rotation = _fitting(src, width, height, keeps_sar=keeps_sar)
         factor = upscaler.check_scale(scale)
         info = source.describe(container, str(src), scale=factor)
         encode.settle_alpha(info, family, muxer)
@@ -126,11 +127,14 @@ def upscale_video(
         for line in encode.notices(info, family, muxer):
             notice(line)
         width, height = _even(info.width * factor), _even(info.height * factor)
-        exact = (scaled_length(info.width, asked or factor), scaled_length(info.height, asked or factor))
-        if (width, height) != exact:  # it had been rounded without a word (63x47 at x3: 188x140; --width 101: 100 wide)
-            # said as players show it (a turned clip's sizes had come stored)
+        # said as players show it: a turned clip's sizes had come stored, and a non-square sample
+        # aspect ratio (where the output keeps it) widens the picture
+        stretch = Fraction(info.sar) if keeps_sar and info.sar and info.sar > 0 else Fraction(1)
+        written = (round(width * stretch), height)
+        exact = (scaled_length(info.width * stretch, asked or factor), scaled_length(info.height, asked or factor))
+        if written != exact:  # it had been rounded without a word (63x47 at x3: 188x140; --width 101: 100 wide)
             turned = (_first_look(src)[2] if rotation is None else rotation) % 180 != 0
-            shown = ((height, width), exact[::-1]) if turned else ((width, height), exact)
+            shown = (written[::-1], exact[::-1]) if turned else (written, exact)
             notice(f"the video is written {shown[0][0]}x{shown[0][1]}, not {shown[1][0]}x{shown[1][1]}: video encoders "
                    "take even picture sizes")
         if resume:
@@ -338,34 +342,42 @@ def atomic_file(dst: Path, overwrite: bool = False) -> AbstractContextManager[Bi
     return open_atomic(dst, overwrite=overwrite, error=VideoFormatError)
 
 
-def scale_to_fit(path: Path, width: int | None, height: int | None) -> float:
-    """The scale that makes a video's picture, as players show it (rotation applied), ``width``
-    wide or ``height`` high (both: fit inside both), on the even sizes encoders take."""
-    return _fitting(path, width, height)[0]
+def scale_to_fit(path: Path, width: int | None, height: int | None, *, keeps_sar: bool = True) -> float:
+    """The scale that makes a video's picture, as players show it (its samples widened by a
+    non-square sample aspect ratio where the output keeps that, then turned by the rotation),
+    ``width`` wide or ``height`` high (both: fit inside both), on the even sizes encoders take."""
+    return _fitting(path, width, height, keeps_sar=keeps_sar)[0]
 
 
-def _first_look(path: Path) -> tuple[int, int, int]:
-    """(width, height, display rotation) of a video's frames: the rotation comes with the frames."""
+def _first_look(path: Path) -> tuple[int, int, int, Fraction]:
+    """(width, height, display rotation, sample aspect ratio) of a video's frames: the rotation
+    comes with the frames."""
     container = source.open_video(path)
     try:
         info = source.describe(container, str(path), scale=1.0)
         first = next(container.decode(video=0), None)
-        return info.width, info.height, int(round(first.rotation or 0)) if first is not None else 0
+        sar = Fraction(info.sar) if info.sar and info.sar > 0 else Fraction(1)
+        return info.width, info.height, int(round(first.rotation or 0)) if first is not None else 0, sar
     except (av.error.FFmpegError, OSError) as exc:
         raise VideoFormatError(f"{path}: cannot read the first frame ({first_line(exc)})") from None
     finally:
         container.close()
 
 
-def _fitting(path: Path, width: int | None, height: int | None) -> tuple[float, float, int]:
+def _fitting(path: Path, width: int | None, height: int | None, *, keeps_sar: bool = True) -> tuple[float, float, int]:
     """:func:`scale_to_fit`'s scale, the one that fits exactly (as a picture is sized), and the
     display rotation they were worked out with."""
-    stored_w, stored_h, rotation = _first_look(path)
-    shown = (stored_w, stored_h) if rotation % 180 == 0 else (stored_h, stored_w)
+    stored_w, stored_h, rotation, sar = _first_look(path)
+    # (stored side, how much wider players show it) across and down the picture as shown: a DVD's
+    # 720x480 at 32:27 shows 853 wide, and --width 1920 had made it show 2276 wide
+    stretch = sar if keeps_sar else Fraction(1)
+    across, down = ((stored_w, stretch), (stored_h, Fraction(1)))[:: -1 if rotation % 180 else 1]
+    shown = [side * factor for side, factor in (across, down)]
+    shown = [int(length) if length.denominator == 1 else round(float(length), 2) for length in shown]
     scale = exact = target_scale(width, height, (shown[1], shown[0]), str(path))
     # inside what was asked, where encoders need even sizes: an odd bound gives the even size below
     # it (75 high had become 76 with both given; --width 1001 alone had given 1002)
-    for bound, side in ((width, shown[0]), (height, shown[1])):
-        if bound and _even(side * scale) > bound:
-            scale = min(scale, max(2, bound - bound % 2) / side)  # frames are at least 2 px: --width 1 gives 2
+    for bound, (side, factor) in ((width, across), (height, down)):
+        if bound and _even(side * scale) * factor > bound:
+            scale = min(scale, max(2, int(bound / factor) // 2 * 2) / side)  # frames are at least 2 px: --width 1 gives 2
     return scale, exact, rotation

@@ -68,7 +68,7 @@ def finished(parts: Path, *, check: bool = False, notice=None) -> list[tuple[int
 def _whole(path: Path, frames: int) -> bool:
     """Whether a segment file reads back with ``frames`` video packets."""
     try:
-        with av.open(str(path)) as segment:
+        with av.open(source.ffmpeg_name(path)) as segment:
             return sum(1 for p in segment.demux(segment.streams.video[0]) if p.size) == frames
     except (av.error.FFmpegError, IndexError, OSError, ValueError):
         return False
@@ -211,7 +211,7 @@ def join(segments: list[tuple[int, int, Path]], src: Path, tmp: str, muxer: str,
     the lines of what was dropped and of what was converted (:class:`encode.Copies`)."""
     out = encode.open_output(tmp, muxer, info.steady or info.time_base)
     container = source.open_video(src)  # read from the start again: every packet, priming ones too
-    opened = [av.open(str(path)) for _, _, path in segments]
+    opened = [av.open(source.ffmpeg_name(path)) for _, _, path in segments]
     try:
         out.metadata.update({k: v for k, v in container.metadata.items() if k.lower() != "encoder"})
         try:
@@ -220,6 +220,9 @@ def join(segments: list[tuple[int, int, Path]], src: Path, tmp: str, muxer: str,
             video = out.add_stream_from_template(opened[0].streams.video[0], opaque=True)
         codec = opened[0].streams.video[0].codec_context.name
         encode.tag_for_apple(video.codec_context, codec, muxer)  # the decoder names HEVC as its family
+        if codec == "prores":  # its tag names the profile, which a template leaves out: mov's default, apch
+            # (422 HQ), had labelled a resumed ProRes 4444 (ap4h), alpha and all, and .mkv had no fourcc at all
+            video.codec_context.codec_tag = opened[0].streams.video[0].codec_tag
         info.colour.for_codec(codec).tag(video.codec_context, info.height)  # NUT segments (FFV1) do not carry the colour tags
         if info.steady:  # a constant-rate output: the segments' frames are its ticks
             video.time_base = info.steady
@@ -317,7 +320,7 @@ def _decode_times(paths: list[Path]) -> list[Fraction] | None:
     shown: list[Fraction] = []
     delay = 0
     for path in paths:
-        with av.open(str(path)) as segment:
+        with av.open(source.ffmpeg_name(path)) as segment:
             stream = segment.streams.video[0]
             time_base = Fraction(stream.time_base)  # read while open (see _display_times)
             stamps = [(p.dts, p.pts) for p in segment.demux(stream) if p.size]
@@ -370,7 +373,7 @@ def _display_times(paths: list[Path]) -> dict[Fraction, Fraction]:
     starts: list[Fraction] = []
     end = Fraction(0)
     for path in paths:
-        with av.open(str(path)) as segment:
+        with av.open(source.ffmpeg_name(path)) as segment:
             stream = segment.streams.video[0]
             # read while the file is open: a closed container's stream gave a time base from freed
             # memory, and joined videos frame durations of 20 s or a length of 551 years, at random

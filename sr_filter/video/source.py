@@ -13,6 +13,8 @@ from __future__ import annotations
 import errno
 import heapq
 import logging
+import os
+import re
 from collections import Counter, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -82,10 +84,25 @@ class Frame:
     duration: int | None = None  # display time in time_base units, as the source gives it (0/None: unknown)
 
 
+#: how a name FFmpeg reads as a protocol starts ("clip:1.mp4" is protocol "clip", "ep:1/a.mkv" "ep")
+_PROTOCOL = re.compile(r"[A-Za-z0-9+.-]+:")
+_DRIVE = re.compile(r"[A-Za-z]:[\\/]")
+
+
+def ffmpeg_name(path: str | os.PathLike) -> str:
+    """``path`` as FFmpeg is given a local file: a relative name whose start reads as a protocol
+    (a file named 12:30.mp4, a folder ep:1) had failed "Protocol not found", so it is given as
+    ``./NAME``."""
+    text = os.fspath(path)
+    if _PROTOCOL.match(text) and not (os.name == "nt" and _DRIVE.match(text)):
+        return os.curdir + os.sep + text
+    return text
+
+
 def open_video(path: str | Path) -> av.container.InputContainer:
     """Open ``path`` for reading, or explain in one line why it is not a video we can read."""
     try:
-        container = av.open(str(path), "r", metadata_errors="replace")
+        container = av.open(ffmpeg_name(path), "r", metadata_errors="replace")
     except FileNotFoundError:
         raise VideoFormatError(f"{path} does not exist") from None
     except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
@@ -203,6 +220,7 @@ def items(container: av.container.InputContainer, name: str, info: VideoInfo, *,
     damaged: list[int] = []  # frame numbers near which a packet could not be decoded and was skipped
     late = 0  # frames decoded after a skipped packet whose time an earlier-shown frame had passed: left out
     order = _Reorder()  # after a skipped packet, frames in order of their own times
+    resized = False  # whether a frame of another size than the stream's has been said
     packets = container.demux([video] + [s for s in container.streams if s.index in (copy or ())])
     try:
         for packet in packets:
@@ -245,6 +263,12 @@ def items(container: av.container.InputContainer, name: str, info: VideoInfo, *,
                     gaps.add(pts, frame.time_base)
                 if held is not None:
                     yield held
+                if not resized and (frame.width, frame.height) != (info.width, info.height):
+                    resized = True
+                    log.warning("%s has %dx%d frames from frame %d on, where its video stream is %dx%d: a video file "
+                                "holds one size, so they are resized to %dx%d before upscaling%s", name, frame.width,
+                                frame.height, index, info.width, info.height, info.width, info.height,
+                                ", which stretches them" if frame.width * info.height != frame.height * info.width else "")
                 held = as_frame(frame, pts, info, index)
                 if ranged and pts is not None:
                     yield from window.extend(pts, frame)
@@ -428,7 +452,11 @@ def check_complete(stream, name: str, last_end: float, frames: int | None = None
 def as_frame(frame: av.VideoFrame, pts: int | None, info: VideoInfo, index: int, key: bool | None = None) -> Frame:
     """A decoded frame as an upscaling job: RGB pixels, the timestamp ``pts`` (from a
     :class:`Clock`), its display time as the source gives it, and whether it is a keyframe."""
-    return Frame(info.colour.to_rgb(frame, info.deep, alpha=info.alpha), pts, frame.time_base, index,
+    picture = frame
+    if (frame.width, frame.height) != (info.width, info.height):  # the stream changed its picture size: the
+        # output holds one, so the frame is resized to it (its upscaled pixels had been cut off or edge-padded)
+        picture = frame.reformat(width=info.width, height=info.height, interpolation="BICUBIC")
+    return Frame(info.colour.to_rgb(picture, info.deep, alpha=info.alpha), pts, frame.time_base, index,
                  bool(frame.key_frame) if key is None else key, frame.duration or None)
 
 
@@ -461,14 +489,19 @@ def steady_rate(path: str | Path) -> tuple[Fraction, bool]:
     finally:
         container.close()
     steps = [b - a for (a, _), (b, _) in zip(times, times[1:])]
-    # the last frame's display time counts too (a GIF's final pause), where packets have their own
-    shown = steps + ([times[-1][1]] if times and times[-1][1] and not order else [])
+    # the last frame's display time counts too where it runs longer (a GIF's final pause), where
+    # packets have their own; a shorter one only ends the clip sooner (an MPEG-TS packet lasts a
+    # field of its H.264, 1/72 s at 12 fps: a steady clip had been called variable, and its AVI
+    # written at 12.08 fps, drifting from its sound)
+    ending = [times[-1][1]] if times and times[-1][1] and not order else []
     for rate in nominal:  # evenly spaced at a stated rate (within a tenth of a frame, or the time base's rounding)
         tick = 1 / (rate * base)
-        if all(abs(step - tick) <= max(tick / 10, 1) for step in shown):
+        if (all(abs(step - tick) <= max(tick / 10, 1) for step in steps)
+                and all(end - tick <= max(tick / 10, 1) for end in ending)):
             return Fraction(rate), False
     if not steps:
         return Fraction(nominal[0] if nominal else 25), False
+    shown = steps + [end for end in ending if end > max(steps)]
     if max(shown) - min(shown) <= 1:  # evenly spaced at a rate the header does not state (an AVI's
         # empty frames make it say 72 for 12 fps): that rate, not a variable-rate average over it
         return (len(steps) / (sum(steps) * base)).limit_denominator(1001), False
