@@ -696,6 +696,20 @@ def test_a_job_that_writes_nothing_leaves_no_output_folder(cluster, tmp_path):
     assert len(summary.failed) == 2 and (tmp_path / "kept").is_dir()
 
 
+def test_a_folder_where_an_output_goes_fails_that_file(cluster, collection, tmp_path):
+    """A folder named as a file's output (out/rgb0.png/) fails that file with one line, as one
+    machine does ("is a folder"): it had been taken for an earlier run's output, the file counted
+    as skipped, and the job ended with 0 without writing it."""
+    src, _ = collection
+    (tmp_path / "out" / "rgb0.png").mkdir(parents=True)
+    summary = upscale_folder([str(src / "rgb0.png"), str(src / "rgb1.png")], str(tmp_path / "out"), **SETTINGS,
+                             address=cluster)
+    assert summary.done == 1 and summary.skipped == 0
+    assert [source for source, _ in summary.failed] == [str(src / "rgb0.png")]
+    assert "rgb0.png is a folder, where this file's output goes" in summary.failed[0][1]
+    assert (tmp_path / "out" / "rgb0.png").is_dir() and (tmp_path / "out" / "rgb1.png").is_file()
+
+
 def test_a_port_where_another_service_listens_is_one_line_at_once(cluster):
     """Ray retried a web server's port, or one that accepts and says nothing, for minutes with a
     warning every few seconds; the probe asks for the HTTP/2 answer of the head's gRPC servers."""
