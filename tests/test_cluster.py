@@ -740,6 +740,28 @@ def test_a_port_where_another_service_listens_is_one_line_at_once(cluster):
         silent.close()
 
 
+def test_a_head_that_wants_a_token_the_driver_lacks_is_one_line_at_once(cluster, tmp_path):
+    """`ray start --head` turns token authentication on where ~/.ray/auth_token exists, and a driver
+    given an address sends no token unless RAY_AUTH_MODE=token: Ray had retried for 20 s, a warning
+    a second, then said "Failed to connect to Ray cluster at ..." without a word of the token."""
+    if os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
+        pytest.skip("the test cluster runs without token authentication")
+    (tmp_path / "in").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "in" / "a.png")
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_AUTH_MODE", "RAY_ADDRESS")}
+    for extra, said in (({}, "got none (RAY_AUTH_MODE is not 'token')"),
+                        ({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "0" * 32}, "rejected this command's token")):
+        started = time.monotonic()
+        done = subprocess.run([sys.executable, "-m", "sr_filter", str(tmp_path / "in"), "-o", str(tmp_path / "out"), *MODEL,
+                               "--cluster", cluster], capture_output=True, text=True, timeout=120,
+                              env={**env, "PYTHONPATH": str(ROOT), **extra})
+        assert done.returncode == 1, done.stderr[-2000:]
+        assert done.stderr.splitlines()[-1] == (f"sr-filter: error: the Ray cluster at {cluster} wants token authentication and "
+                                                f"{said}; set RAY_AUTH_MODE=token with the cluster's token in ~/.ray/auth_token, "
+                                                "RAY_AUTH_TOKEN_PATH or RAY_AUTH_TOKEN (Ray's token authentication documentation)")
+        assert time.monotonic() - started < 15 and not (tmp_path / "out").exists()
+
+
 LOST = """
 import logging, os, signal, sys, threading, time
 logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="LOG %(name)s %(message)s")
