@@ -710,6 +710,20 @@ def test_a_folder_where_an_output_goes_fails_that_file(cluster, collection, tmp_
     assert (tmp_path / "out" / "rgb0.png").is_dir() and (tmp_path / "out" / "rgb1.png").is_file()
 
 
+def test_a_failed_files_lines_name_it_as_one_machine_does(cluster, tmp_path, monkeypatch):
+    """The error and "failed:" lines name a file as given (in/broken.png), as the progress lines and
+    one machine do: they had shown the workers' absolute paths."""
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    Image.new("RGB", (8, 8)).save(tmp_path / "in" / "good.png")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(_cli(), ["in", "-o", "out", *MODEL, "--cluster", "auto"])
+    assert result.exit_code == 1, result.output
+    lines = result.output.splitlines()
+    assert "sr-filter: error: in/broken.png is not a readable image (unknown or damaged format)" in lines, lines
+    assert "sr-filter: failed: in/broken.png" in lines and str(tmp_path) not in result.output
+
+
 def test_a_port_where_another_service_listens_is_one_line_at_once(cluster):
     """Ray retried a web server's port, or one that accepts and says nothing, for minutes with a
     warning every few seconds; the probe asks for the HTTP/2 answer of the head's gRPC servers."""

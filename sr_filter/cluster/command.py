@@ -57,7 +57,7 @@ class _Report:
         speed = f"; {rate:.2f} {self.unit}/s" if rate else ""
         eta = f", ETA {_duration((total - done) / rate)}" if rate and total > done else ""
         if event.kind == "failed":
-            self.say(f"sr-filter: error: {event.message}")
+            self.say(f"sr-filter: error: {_shown_in(event.message, event.task)}")
         elif not self.quiet:
             self.say(f"sr-filter: [{done}/{total}] {_name(event.task)} -> {_here(event.task.target)} ({event.seconds:.1f} s{speed}{eta})")
         if self.bars is not None:
@@ -98,6 +98,16 @@ def _here(path: str) -> str:
     return shown_path(path)
 
 
+def _shown_in(message: str, task) -> str:
+    """A worker's message with the task's paths as the progress lines show them (:func:`_here`):
+    the workers get absolute paths, and the error lines had shown them where one machine shows
+    the names as given."""
+    for path in (task.target, task.source):
+        if "://" not in path and os.path.isabs(path):
+            message = message.replace(path, _here(path))
+    return message
+
+
 def run_on_cluster(ctx: click.Context, inputs: list[str], output: str | None, *, cluster: str, overwrite: bool, quiet: bool, **settings) -> int:
     """Run the job and print what happened; the exit status (0, 1 if any file failed, 130)."""
     if output is None or output == "-" or "-" in inputs:
@@ -116,7 +126,7 @@ def run_on_cluster(ctx: click.Context, inputs: list[str], output: str | None, *,
     _close(report.bars)
     if summary.failed or not quiet:  # as on one machine: -q still names what failed, and the summary
         for source, _ in summary.failed:
-            click.echo(f"sr-filter: failed: {source}", err=True)
+            click.echo(f"sr-filter: failed: {_here(source)}", err=True)
         click.echo(report.summary_line(summary, ""), err=True)
     return 1 if summary.failed else 0
 
