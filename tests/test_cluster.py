@@ -724,6 +724,23 @@ def test_a_failed_files_lines_name_it_as_one_machine_does(cluster, tmp_path, mon
     assert "sr-filter: failed: in/broken.png" in lines and str(tmp_path) not in result.output
 
 
+def test_an_output_that_is_a_file_is_said_as_on_one_machine(tmp_path, monkeypatch):
+    """-o naming an existing file: one machine's usage line (exit 2), and the API's one line; it had
+    been "cannot list OUT: [Errno 20] Cannot list directory '...'. Detail: [errno 20] Not a directory"."""
+    from sr_filter.errors import ImageFormatError
+
+    (tmp_path / "in").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "in" / "a.png")
+    (tmp_path / "taken").write_text("notes")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(_cli(), ["in", "-o", "taken", *MODEL, "--cluster", "auto"])
+    assert result.exit_code == 2 and result.output.splitlines()[-1].endswith(" taken exists and is not a folder")
+    for dst in ("taken", (tmp_path / "taken").as_uri()):
+        with pytest.raises(ImageFormatError, match=r"taken exists and is not a folder; choose another output folder$"):
+            upscale_folder("in", dst, **SETTINGS, address="local")
+    assert (tmp_path / "taken").read_text() == "notes"
+
+
 def test_a_port_where_another_service_listens_is_one_line_at_once(cluster):
     """Ray retried a web server's port, or one that accepts and says nothing, for minutes with a
     warning every few seconds; the probe asks for the HTTP/2 answer of the head's gRPC servers."""

@@ -114,6 +114,8 @@ def run_on_cluster(ctx: click.Context, inputs: list[str], output: str | None, *,
         raise click.UsageError("--cluster needs input folders, files or patterns and -o OUTPUT_FOLDER (not standard input or output)")
     if overwrite:
         raise click.UsageError("--cluster never replaces existing outputs (a finished file is what makes a retry safe); remove them or choose another -o")
+    if "://" not in output and os.path.exists(output) and not os.path.isdir(output):  # as on one machine (exit 2)
+        raise click.UsageError(f"{shown_path(output)} exists and is not a folder")
     report = _Report(quiet, "files")
     try:
         summary = upscale_folder(inputs, output, address=cluster, on_event=report.on_event, on_plan=report.on_plan,

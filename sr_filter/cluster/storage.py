@@ -285,6 +285,8 @@ def finished(tasks: list[Task], output: str) -> set[str]:
 
     filesystem, root = split(output)
     try:
+        if filesystem.get_file_info(root).type == pafs.FileType.File:  # it had been "cannot list OUT: [Errno 20] ..."
+            raise ImageFormatError(f"{output} exists and is not a folder; choose another output folder")
         listed = filesystem.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))
     except OSError as exc:
         raise ImageFormatError(f"cannot list {output}: {_first(exc)}") from None
