@@ -344,6 +344,7 @@ class _Numbered(Settings):
 
     marker: str = ""
     other: tuple[int, int] = (0, 0)  # the first and last worker (1-based) that load sr-photo-x4
+    dies: int = 0  # the worker (1-based) whose process is killed while it loads the model
 
 
 class _NumberedWorker(UpscaleWorker):
@@ -352,17 +353,20 @@ class _NumberedWorker(UpscaleWorker):
         with open(marker, "a") as f:
             f.write("x")
         first, last = settings.other
+        if len(marker.read_text()) == settings.dies:
+            os.kill(os.getpid(), signal.SIGKILL)
         if first <= len(marker.read_text()) <= last:
             settings = dataclasses.replace(settings, model="sr-photo-x4")
         super().__init__(settings)
 
 
-def _numbered(tmp_path, collection, other):
+def _numbered(tmp_path, collection, other, dies=0):
     from sr_filter.cluster import scheduler
 
     src, _ = collection
     tasks = storage.list_tasks([str(src)], str(tmp_path / "out"), None)
-    return lambda **run: scheduler.run(tasks, _Numbered(**SETTINGS, marker=str(tmp_path / "count"), other=other),
+    return lambda **run: scheduler.run(tasks, _Numbered(**SETTINGS, marker=str(tmp_path / "count"), other=other,
+                                                                 dies=dies),
                                        workers=2, worker_class=_NumberedWorker, **run)
 
 
@@ -382,6 +386,15 @@ def test_a_replacement_worker_of_another_model_stops_the_job(cluster, collection
     with pytest.raises(ClusterError, match=r"^a worker started in place of a lost one loaded sr-photo-x4@1 \(x4, edsr\), not "
                                            r"sr-cartoon-x4@1 \(x4, srvgg\)"):
         _numbered(tmp_path, collection, (3, 99))(on_event=KillFirstWorker())
+
+
+def test_a_worker_lost_while_loading_the_model_is_replaced(cluster, collection, tmp_path):
+    """A worker killed while it loads the model (a lost node, a killed process) costs nothing but
+    its start, as one lost later does: it had ended the whole job ("a worker stopped while loading
+    the model"), the other worker's model loaded and no file done."""
+    summary = _numbered(tmp_path, collection, (0, 0), dies=1)()
+    assert summary.done == 9 and not summary.failed and summary.workers_lost == 1
+    assert len((tmp_path / "count").read_text()) == 3  # two started, one in place of the lost one
 
 
 def test_every_worker_setting_is_a_keyword_of_the_public_functions():

@@ -143,10 +143,15 @@ def run(tasks: list[storage.Task], settings: Settings, *, workers: int | None = 
         for key in range(min(count, len(tasks))):
             spawn(key)
         summary.workers = len(actors)
-        _check_ready(ray, [ready_calls[key] for key in actors], summary)
+        next_key = len(actors)
+        for key in _check_ready(ray, {key: ready_calls[key] for key in actors}, summary):
+            del actors[key]  # lost while loading: replaced as a worker lost later is (it had ended the job)
+            summary.workers_lost += 1
+            spawn(next_key)
+            _check_replacement(ray, ready_calls[next_key], summary)
+            next_key += 1
         if on_ready is not None:
             on_ready(summary.model, list(summary.notices))
-        next_key = len(actors)
         while pending or in_flight:
             for key, actor in list(actors.items()):
                 held = sum(1 for _, _, k in in_flight.values() if k == key)
@@ -217,12 +222,19 @@ def signal_safe(call: Callable, *args, **kwargs):
         raise
 
 
-def _check_ready(ray, calls: list, summary: Summary) -> None:
-    """Wait for the workers to load the model; a model that cannot load is one line."""
-    try:
-        answers = signal_safe(ray.get, calls)
-    except ray.exceptions.RayActorError as exc:
-        raise ClusterError(f"a worker stopped while loading the model ({type(exc).__name__}); see `ray status` and the node's memory") from None
+def _check_ready(ray, calls: dict, summary: Summary) -> list:
+    """Wait for the workers to load the model; a model that cannot load is one line. Returns the
+    keys of the workers lost while loading (a killed process, a lost node); only when every one
+    is lost does the job stop."""
+    answers, lost, reason = [], [], ""
+    for key, call in calls.items():
+        try:
+            answers.append(signal_safe(ray.get, call))
+        except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError) as exc:
+            lost.append(key)
+            reason = type(exc).__name__
+    if not answers:
+        raise ClusterError(f"a worker stopped while loading the model ({reason}); see `ray status` and the node's memory")
     for error, *_ in answers:
         if error:
             raise ClusterError(error)
@@ -234,6 +246,7 @@ def _check_ready(ray, calls: list, summary: Summary) -> None:
     if len(models) > 1:  # a node without the weights fell back to a built-in model: outputs of two models in one job
         counts = "; ".join(f"{model} on {n} worker(s)" for model, n in models.items())
         raise ClusterError(f"the workers loaded different models ({counts}); {_SAME_WEIGHTS}")
+    return lost
 
 
 #: what ends a job whose workers loaded different models
