@@ -78,9 +78,12 @@ def _check_token(address: str) -> None:
         from ray._raylet import GcsClient
     except ImportError:
         return
+    refused = getattr(ray.exceptions, "AuthenticationError", None)
+    if refused is None:  # a Ray without token authentication
+        return
     try:
         GcsClient(address=address)
-    except ray.exceptions.AuthenticationError:
+    except refused:
         sent = ("rejected this command's token" if os.environ.get("RAY_AUTH_MODE", "").lower() == "token"
                 else "got none (RAY_AUTH_MODE is not 'token')")
         raise ClusterError(f"the Ray cluster at {address} wants token authentication and {sent}; set RAY_AUTH_MODE=token "
