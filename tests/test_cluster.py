@@ -924,6 +924,12 @@ def test_progress_lines_rate_leaves_out_start_up(monkeypatch, capsys, tmp_path):
     report.on_event(Event("done", Task("s3://bucket/in/h.png", "s3://bucket/out/h.png"), "", 2.0, 0))
     assert [line.split(" (")[0] for line in capsys.readouterr().err.splitlines()] == [
         "sr-filter: [4/5] in/g.png -> out/g.png", "sr-filter: [5/5] s3://bucket/in/h.png -> s3://bucket/out/h.png"]
+    # a file another job wrote since the listing is said as skipped, not as upscaled
+    skipping = command._Report(quiet=False, unit="files")
+    skipping.on_plan(1, 0)
+    skipping.on_event(Event("skipped", Task("in/s.png", "out/s.png"), "", 0.0, 0))
+    assert capsys.readouterr().err.splitlines() == [
+        "sr-filter: [1/1] in/s.png: skipping existing output out/s.png"]
     # a lost worker is one line, not one per file it held (two had been said for one kill)
     for name, worker in (("d", 1), ("e", 1), ("f", 2)):
         report.on_event(Event("retry", Task(f"in/{name}.png", f"out/{name}.png"), "RayActorError", worker=worker))

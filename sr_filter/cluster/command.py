@@ -58,6 +58,8 @@ class _Report:
         eta = f", ETA {_duration((total - done) / rate)}" if rate and total > done else ""
         if event.kind == "failed":
             self.say(f"sr-filter: error: {_shown_in(event.message, event.task)}")
+        elif event.kind == "skipped" and not self.quiet:  # it had read as upscaled ("[3/40] in/a.png -> out/a.png")
+            self.say(f"sr-filter: [{done}/{total}] {_name(event.task)}: skipping existing output {_here(event.task.target)}")
         elif not self.quiet:
             self.say(f"sr-filter: [{done}/{total}] {_name(event.task)} -> {_here(event.task.target)} ({event.seconds:.1f} s{speed}{eta})")
         if self.bars is not None:
