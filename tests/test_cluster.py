@@ -695,6 +695,23 @@ def test_frames_is_refused_with_a_folder_as_with_a_video(tmp_path, capsys, monke
     assert not (tmp_path / "out").exists()
 
 
+def test_codec_and_crf_are_refused_with_a_folder_of_pictures(tmp_path, capsys, monkeypatch):
+    """One machine refuses them for pictures; the cluster had upscaled the folder with neither, exit 0."""
+    from sr_filter import cli
+
+    (tmp_path / "in").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "in" / "still.png")
+    monkeypatch.setattr(cli, "_install_signal_handlers", lambda: None)
+    for flags, said in ((["--crf", "20"], "--crf applies"), (["--codec", "vp9", "--crf", "20"], "--codec, --crf apply")):
+        with pytest.raises(SystemExit) as ended:
+            cli.main([str(tmp_path / "in"), "-o", str(tmp_path / "out"), *flags, *MODEL, "--cluster", "127.0.0.1:1"])
+        assert ended.value.code == 2
+        assert capsys.readouterr().err.strip() == (f"sr-filter: error: {said} to videos; a --cluster job of folders, files or "
+                                                   "patterns upscales their pictures only (a video is given alone: sr-filter "
+                                                   "VIDEO -o OUT.mkv --cluster ...)")
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_job_that_writes_nothing_leaves_no_output_folder(cluster, tmp_path):
     """Only damaged images: every file fails, and the output folders the job made are removed, as
     one machine removes them (an empty out/ and out/deep/ had been left); an existing one stays."""

@@ -196,6 +196,10 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
 
         if suffix is not None:
             raise click.UsageError("--cluster keeps file names in the output folder; leave out --suffix")
+        given = video_only(codec, crf, False)
+        if given:  # as on one machine for pictures: the workers had been given neither, and said nothing
+            raise click.UsageError(f"{given} to videos; a --cluster job of folders, files or patterns upscales their "
+                                   "pictures only (a video is given alone: sr-filter VIDEO -o OUT.mkv --cluster ...)")
         if output and Path(output).suffix and not names_folder(output):
             from ..imageio import IMAGE_SUFFIXES  # only here: it loads torch, which the driver needs not
 
