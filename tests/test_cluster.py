@@ -823,6 +823,52 @@ def test_a_head_that_wants_a_token_the_driver_lacks_is_one_line_at_once(cluster,
         assert time.monotonic() - started < 15 and not (tmp_path / "out").exists()
 
 
+HEAD_LOST = """
+import os, sys, time
+import psutil
+from PIL import Image
+from sr_filter.cluster import scheduler, upscale_folder
+from sr_filter.errors import ClusterError
+
+if hasattr(scheduler, "_Head"):  # (10 s by default: a remote head's short silence is not a loss)
+    scheduler._Head.GRACE_S = 1.0
+root = sys.argv[1]
+os.makedirs(f"{root}/in")
+for i in range(8):
+    Image.new("RGB", (16, 16), (30 * i, 0, 0)).save(f"{root}/in/{i}.png")
+killed = []
+
+def kill_cluster(event):  # as `ray stop --force` does: the head, the raylet and the workers
+    if event.kind == "done" and not killed:
+        for child in psutil.Process().children(recursive=True):
+            try:
+                child.kill()
+                killed.append(child.pid)
+            except psutil.Error:
+                pass
+
+try:
+    upscale_folder(f"{root}/in", f"{root}/out", model="sr-cartoon-x4", tile=32, device="cpu", address="local", num_cpus=1,
+                   on_event=kill_cluster)
+except ClusterError as exc:
+    print(f"ERROR {exc}")
+"""
+
+
+def test_a_head_that_stops_mid_job_is_one_line_with_what_was_finished(tmp_path):
+    """`ray stop` (or a lost head node) during a job: a replacement worker's start had waited for
+    ever, the rest 60 s, until Ray ended the program with its own line (exit 1, no summary)."""
+    pytest.importorskip("psutil")
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    done = subprocess.run([sys.executable, "-c", HEAD_LOST, str(tmp_path)], capture_output=True, text=True, timeout=50,
+                          env={**env, "PYTHONPATH": str(ROOT), "SR_FILTER_OFFLINE": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    finished = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert done.stdout.strip() == (f"ERROR the Ray cluster's head stopped answering (`ray stop`, or its node was lost) after "
+                                   f"{len(finished)} of 8 task(s) were finished; nothing was left half-written: run again to resume")
+    assert 1 <= len(finished) < 8 and all(name.endswith(".png") and not name.startswith(".") for name in finished)
+
+
 LOST = """
 import logging, os, signal, sys, threading, time
 logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="LOG %(name)s %(message)s")
