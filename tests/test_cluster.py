@@ -349,13 +349,17 @@ class _Numbered(Settings):
 
 class _NumberedWorker(UpscaleWorker):
     def __init__(self, settings):
-        marker = Path(settings.marker)
-        with open(marker, "a") as f:
-            f.write("x")
+        number = 1  # claimed with an exclusive create: two workers starting at once had read the same count
+        while True:
+            try:
+                os.close(os.open(f"{settings.marker}.{number}", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+                break
+            except FileExistsError:
+                number += 1
         first, last = settings.other
-        if len(marker.read_text()) == settings.dies:
+        if number == settings.dies:
             os.kill(os.getpid(), signal.SIGKILL)
-        if first <= len(marker.read_text()) <= last:
+        if first <= number <= last:
             settings = dataclasses.replace(settings, model="sr-photo-x4")
         super().__init__(settings)
 
@@ -394,7 +398,7 @@ def test_a_worker_lost_while_loading_the_model_is_replaced(cluster, collection, 
     the model"), the other worker's model loaded and no file done."""
     summary = _numbered(tmp_path, collection, (0, 0), dies=1)()
     assert summary.done == 9 and not summary.failed and summary.workers_lost == 1
-    assert len((tmp_path / "count").read_text()) == 3  # two started, one in place of the lost one
+    assert len(list(tmp_path.glob("count.*"))) == 3  # two started, one in place of the lost one
 
 
 def test_every_worker_setting_is_a_keyword_of_the_public_functions():
