@@ -169,7 +169,7 @@ def run_video_on_cluster(ctx: click.Context, inputs: list[str], output: str | No
         return 1
     if not quiet:
         say_changes(summary.dropped, summary.converted, lambda line: click.echo(f"sr-filter: {line}", err=True))
-        click.echo(report.summary_line(summary, "segment(s)") + f"; {summary.frames} frames joined into {summary.path}", err=True)
+        click.echo(report.summary_line(summary, "segment(s)") + f"; {summary.frames} frames joined into {_here(summary.path)}", err=True)
     return 0
 
 
