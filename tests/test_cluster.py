@@ -344,25 +344,33 @@ class _Numbered(Settings):
 
     marker: str = ""
     other: tuple[int, int] = (0, 0)  # the first and last worker (1-based) that load sr-photo-x4
+    dies: int = 0  # the worker (1-based) whose process is killed while it loads the model
 
 
 class _NumberedWorker(UpscaleWorker):
     def __init__(self, settings):
-        marker = Path(settings.marker)
-        with open(marker, "a") as f:
-            f.write("x")
+        number = 1  # claimed with an exclusive create: two workers starting at once had read the same count
+        while True:
+            try:
+                os.close(os.open(f"{settings.marker}.{number}", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+                break
+            except FileExistsError:
+                number += 1
         first, last = settings.other
-        if first <= len(marker.read_text()) <= last:
+        if number == settings.dies:
+            os.kill(os.getpid(), signal.SIGKILL)
+        if first <= number <= last:
             settings = dataclasses.replace(settings, model="sr-photo-x4")
         super().__init__(settings)
 
 
-def _numbered(tmp_path, collection, other):
+def _numbered(tmp_path, collection, other, dies=0):
     from sr_filter.cluster import scheduler
 
     src, _ = collection
     tasks = storage.list_tasks([str(src)], str(tmp_path / "out"), None)
-    return lambda **run: scheduler.run(tasks, _Numbered(**SETTINGS, marker=str(tmp_path / "count"), other=other),
+    return lambda **run: scheduler.run(tasks, _Numbered(**SETTINGS, marker=str(tmp_path / "count"), other=other,
+                                                                 dies=dies),
                                        workers=2, worker_class=_NumberedWorker, **run)
 
 
@@ -382,6 +390,15 @@ def test_a_replacement_worker_of_another_model_stops_the_job(cluster, collection
     with pytest.raises(ClusterError, match=r"^a worker started in place of a lost one loaded sr-photo-x4@1 \(x4, edsr\), not "
                                            r"sr-cartoon-x4@1 \(x4, srvgg\)"):
         _numbered(tmp_path, collection, (3, 99))(on_event=KillFirstWorker())
+
+
+def test_a_worker_lost_while_loading_the_model_is_replaced(cluster, collection, tmp_path):
+    """A worker killed while it loads the model (a lost node, a killed process) costs nothing but
+    its start, as one lost later does: it had ended the whole job ("a worker stopped while loading
+    the model"), the other worker's model loaded and no file done."""
+    summary = _numbered(tmp_path, collection, (0, 0), dies=1)()
+    assert summary.done == 9 and not summary.failed and summary.workers_lost == 1
+    assert len(list(tmp_path.glob("count.*"))) == 3  # two started, one in place of the lost one
 
 
 def test_every_worker_setting_is_a_keyword_of_the_public_functions():
@@ -682,6 +699,23 @@ def test_frames_is_refused_with_a_folder_as_with_a_video(tmp_path, capsys, monke
     assert not (tmp_path / "out").exists()
 
 
+def test_codec_and_crf_are_refused_with_a_folder_of_pictures(tmp_path, capsys, monkeypatch):
+    """One machine refuses them for pictures; the cluster had upscaled the folder with neither, exit 0."""
+    from sr_filter import cli
+
+    (tmp_path / "in").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "in" / "still.png")
+    monkeypatch.setattr(cli, "_install_signal_handlers", lambda: None)
+    for flags, said in ((["--crf", "20"], "--crf applies"), (["--codec", "vp9", "--crf", "20"], "--codec, --crf apply")):
+        with pytest.raises(SystemExit) as ended:
+            cli.main([str(tmp_path / "in"), "-o", str(tmp_path / "out"), *flags, *MODEL, "--cluster", "127.0.0.1:1"])
+        assert ended.value.code == 2
+        assert capsys.readouterr().err.strip() == (f"sr-filter: error: {said} to videos; a --cluster job of folders, files or "
+                                                   "patterns upscales their pictures only (a video is given alone: sr-filter "
+                                                   "VIDEO -o OUT.mkv --cluster ...)")
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_job_that_writes_nothing_leaves_no_output_folder(cluster, tmp_path):
     """Only damaged images: every file fails, and the output folders the job made are removed, as
     one machine removes them (an empty out/ and out/deep/ had been left); an existing one stays."""
@@ -694,6 +728,51 @@ def test_a_job_that_writes_nothing_leaves_no_output_folder(cluster, tmp_path):
     (tmp_path / "kept").mkdir()
     summary = upscale_folder(str(tmp_path / "in"), str(tmp_path / "kept"), **SETTINGS, address=cluster)
     assert len(summary.failed) == 2 and (tmp_path / "kept").is_dir()
+
+
+def test_a_folder_where_an_output_goes_fails_that_file(cluster, collection, tmp_path):
+    """A folder named as a file's output (out/rgb0.png/) fails that file with one line, as one
+    machine does ("is a folder"): it had been taken for an earlier run's output, the file counted
+    as skipped, and the job ended with 0 without writing it."""
+    src, _ = collection
+    (tmp_path / "out" / "rgb0.png").mkdir(parents=True)
+    summary = upscale_folder([str(src / "rgb0.png"), str(src / "rgb1.png")], str(tmp_path / "out"), **SETTINGS,
+                             address=cluster)
+    assert summary.done == 1 and summary.skipped == 0
+    assert [source for source, _ in summary.failed] == [str(src / "rgb0.png")]
+    assert "rgb0.png is a folder, where this file's output goes" in summary.failed[0][1]
+    assert (tmp_path / "out" / "rgb0.png").is_dir() and (tmp_path / "out" / "rgb1.png").is_file()
+
+
+def test_a_failed_files_lines_name_it_as_one_machine_does(cluster, tmp_path, monkeypatch):
+    """The error and "failed:" lines name a file as given (in/broken.png), as the progress lines and
+    one machine do: they had shown the workers' absolute paths."""
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    Image.new("RGB", (8, 8)).save(tmp_path / "in" / "good.png")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(_cli(), ["in", "-o", "out", *MODEL, "--cluster", "auto"])
+    assert result.exit_code == 1, result.output
+    lines = result.output.splitlines()
+    assert "sr-filter: error: in/broken.png is not a readable image (unknown or damaged format)" in lines, lines
+    assert "sr-filter: failed: in/broken.png" in lines and str(tmp_path) not in result.output
+
+
+def test_an_output_that_is_a_file_is_said_as_on_one_machine(tmp_path, monkeypatch):
+    """-o naming an existing file: one machine's usage line (exit 2), and the API's one line; it had
+    been "cannot list OUT: [Errno 20] Cannot list directory '...'. Detail: [errno 20] Not a directory"."""
+    from sr_filter.errors import ImageFormatError
+
+    (tmp_path / "in").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "in" / "a.png")
+    (tmp_path / "taken").write_text("notes")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(_cli(), ["in", "-o", "taken", *MODEL, "--cluster", "auto"])
+    assert result.exit_code == 2 and result.output.splitlines()[-1].endswith(" taken exists and is not a folder")
+    for dst in ("taken", (tmp_path / "taken").as_uri()):
+        with pytest.raises(ImageFormatError, match=r"taken exists and is not a folder; choose another output folder$"):
+            upscale_folder("in", dst, **SETTINGS, address="local")
+    assert (tmp_path / "taken").read_text() == "notes"
 
 
 def test_a_port_where_another_service_listens_is_one_line_at_once(cluster):
@@ -724,6 +803,74 @@ def test_a_port_where_another_service_listens_is_one_line_at_once(cluster):
     finally:
         web.shutdown()
         silent.close()
+
+
+def test_a_head_that_wants_a_token_the_driver_lacks_is_one_line_at_once(cluster, tmp_path):
+    """`ray start --head` turns token authentication on where ~/.ray/auth_token exists, and a driver
+    given an address sends no token unless RAY_AUTH_MODE=token: Ray had retried for 20 s, a warning
+    a second, then said "Failed to connect to Ray cluster at ..." without a word of the token."""
+    if os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
+        pytest.skip("the test cluster runs without token authentication")
+    (tmp_path / "in").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "in" / "a.png")
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_AUTH_MODE", "RAY_ADDRESS")}
+    for extra, said in (({}, "got none (RAY_AUTH_MODE is not 'token')"),
+                        ({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "0" * 32}, "rejected this command's token")):
+        started = time.monotonic()
+        done = subprocess.run([sys.executable, "-m", "sr_filter", str(tmp_path / "in"), "-o", str(tmp_path / "out"), *MODEL,
+                               "--cluster", cluster], capture_output=True, text=True, timeout=120,
+                              env={**env, "PYTHONPATH": str(ROOT), **extra})
+        assert done.returncode == 1, done.stderr[-2000:]
+        assert done.stderr.splitlines()[-1] == (f"sr-filter: error: the Ray cluster at {cluster} wants token authentication and "
+                                                f"{said}; set RAY_AUTH_MODE=token with the cluster's token in ~/.ray/auth_token, "
+                                                "RAY_AUTH_TOKEN_PATH or RAY_AUTH_TOKEN (Ray's token authentication documentation)")
+        assert time.monotonic() - started < 15 and not (tmp_path / "out").exists()
+
+
+HEAD_LOST = """
+import os, sys, time
+import psutil
+from PIL import Image
+from sr_filter.cluster import scheduler, upscale_folder
+from sr_filter.errors import ClusterError
+
+if hasattr(scheduler, "_Head"):  # (10 s by default: a remote head's short silence is not a loss)
+    scheduler._Head.GRACE_S = 1.0
+root = sys.argv[1]
+os.makedirs(f"{root}/in")
+for i in range(8):
+    Image.new("RGB", (16, 16), (30 * i, 0, 0)).save(f"{root}/in/{i}.png")
+killed = []
+
+def kill_cluster(event):  # as `ray stop --force` does: the head, the raylet and the workers
+    if event.kind == "done" and not killed:
+        for child in psutil.Process().children(recursive=True):
+            try:
+                child.kill()
+                killed.append(child.pid)
+            except psutil.Error:
+                pass
+
+try:
+    upscale_folder(f"{root}/in", f"{root}/out", model="sr-cartoon-x4", tile=32, device="cpu", address="local", num_cpus=1,
+                   on_event=kill_cluster)
+except ClusterError as exc:
+    print(f"ERROR {exc}")
+"""
+
+
+def test_a_head_that_stops_mid_job_is_one_line_with_what_was_finished(tmp_path):
+    """`ray stop` (or a lost head node) during a job: a replacement worker's start had waited for
+    ever, the rest 60 s, until Ray ended the program with its own line (exit 1, no summary)."""
+    pytest.importorskip("psutil")
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    done = subprocess.run([sys.executable, "-c", HEAD_LOST, str(tmp_path)], capture_output=True, text=True, timeout=50,
+                          env={**env, "PYTHONPATH": str(ROOT), "SR_FILTER_OFFLINE": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    finished = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert done.stdout.strip() == (f"ERROR the Ray cluster's head stopped answering (`ray stop`, or its node was lost) after "
+                                   f"{len(finished)} of 8 task(s) were finished; nothing was left half-written: run again to resume")
+    assert 1 <= len(finished) < 8 and all(name.endswith(".png") and not name.startswith(".") for name in finished)
 
 
 LOST = """
@@ -844,6 +991,12 @@ def test_progress_lines_rate_leaves_out_start_up(monkeypatch, capsys, tmp_path):
     report.on_event(Event("done", Task("s3://bucket/in/h.png", "s3://bucket/out/h.png"), "", 2.0, 0))
     assert [line.split(" (")[0] for line in capsys.readouterr().err.splitlines()] == [
         "sr-filter: [4/5] in/g.png -> out/g.png", "sr-filter: [5/5] s3://bucket/in/h.png -> s3://bucket/out/h.png"]
+    # a file another job wrote since the listing is said as skipped, not as upscaled
+    skipping = command._Report(quiet=False, unit="files")
+    skipping.on_plan(1, 0)
+    skipping.on_event(Event("skipped", Task("in/s.png", "out/s.png"), "", 0.0, 0))
+    assert capsys.readouterr().err.splitlines() == [
+        "sr-filter: [1/1] in/s.png: skipping existing output out/s.png"]
     # a lost worker is one line, not one per file it held (two had been said for one kill)
     for name, worker in (("d", 1), ("e", 1), ("f", 2)):
         report.on_event(Event("retry", Task(f"in/{name}.png", f"out/{name}.png"), "RayActorError", worker=worker))

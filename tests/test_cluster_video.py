@@ -325,3 +325,31 @@ def test_a_crf_the_encoder_does_not_take_is_refused_before_the_cluster(tmp_path,
     assert ended.value.code == 1
     assert capsys.readouterr().err.strip() == "sr-filter: error: crf 60 is out of range for h264 (libx264 takes 0-51; lower is better)"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
+
+
+def test_quality_is_refused_for_a_video_before_the_cluster_as_on_one_machine(tmp_path, capsys, monkeypatch):
+    """--quality with a video had been accepted and changed nothing (exit 0); one machine refuses it."""
+    from sr_filter import cli
+
+    clip = make_clip(tmp_path / "clip.mp4", frames=4, audio=0)
+    monkeypatch.setattr(cli, "_install_signal_handlers", lambda: None)
+    with pytest.raises(SystemExit) as ended:
+        cli.main([str(clip), "-o", str(tmp_path / "out.mkv"), "--quality", "50", "--cluster", "127.0.0.1:1", "-m", "sr-cartoon-x4"])
+    assert ended.value.code == 2
+    assert capsys.readouterr().err.strip() == ("sr-filter: error: --quality is for JPEG and WebP pictures; a video's quality is "
+                                               "--crf (lower is better: h264 and hevc 0-51, vp9 0-63, av1 1-63)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
+
+
+def test_a_bad_video_is_named_as_given_as_on_one_machine(cluster, tmp_path, monkeypatch):
+    """The driver's refusals named the video by the absolute path the workers read
+    ("/tmp/.../cut.mkv ends early"); one machine names it as given."""
+    whole = make_clip(tmp_path / "whole.mkv", frames=24).read_bytes()
+    (tmp_path / "cut.mkv").write_bytes(whole[: len(whole) * 3 // 5])
+    (tmp_path / "junk.mkv").write_bytes(b"not a video at all")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(VideoFormatError, match=r"^cut.mkv ends early: its video stops at "):
+        upscale_video("cut.mkv", "out.mkv", **SETTINGS, address=cluster)
+    with pytest.raises(VideoFormatError, match=r"^junk.mkv is not a readable video"):
+        upscale_video(Path("junk.mkv"), "out.mkv", **SETTINGS, address="127.0.0.1:1")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.mkv", "junk.mkv", "whole.mkv"]

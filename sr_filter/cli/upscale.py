@@ -167,6 +167,11 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
         from ..cluster.command import run_video_on_cluster
         from ..video.job import scale_to_fit
 
+        if quality is not None:  # as on one machine: it had been accepted and changed nothing
+            from ..video.command import QUALITY_IS_NOT_CRF
+
+            raise click.UsageError(f"{QUALITY_IS_NOT_CRF} (lower is better: h264 and hevc 0-51, vp9 0-63, av1 1-63)")
+
         if (width or height) and Path(inputs[0]).is_file():
             scale = scale_to_fit(Path(inputs[0]), width, height)
 
@@ -191,6 +196,10 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
 
         if suffix is not None:
             raise click.UsageError("--cluster keeps file names in the output folder; leave out --suffix")
+        given = video_only(codec, crf, False)
+        if given:  # as on one machine for pictures: the workers had been given neither, and said nothing
+            raise click.UsageError(f"{given} to videos; a --cluster job of folders, files or patterns upscales their "
+                                   "pictures only (a video is given alone: sr-filter VIDEO -o OUT.mkv --cluster ...)")
         if output and Path(output).suffix and not names_folder(output):
             from ..imageio import IMAGE_SUFFIXES  # only here: it loads torch, which the driver needs not
 

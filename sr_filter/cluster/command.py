@@ -57,7 +57,9 @@ class _Report:
         speed = f"; {rate:.2f} {self.unit}/s" if rate else ""
         eta = f", ETA {_duration((total - done) / rate)}" if rate and total > done else ""
         if event.kind == "failed":
-            self.say(f"sr-filter: error: {event.message}")
+            self.say(f"sr-filter: error: {_shown_in(event.message, event.task)}")
+        elif event.kind == "skipped" and not self.quiet:  # it had read as upscaled ("[3/40] in/a.png -> out/a.png")
+            self.say(f"sr-filter: [{done}/{total}] {_name(event.task)}: skipping existing output {_here(event.task.target)}")
         elif not self.quiet:
             self.say(f"sr-filter: [{done}/{total}] {_name(event.task)} -> {_here(event.task.target)} ({event.seconds:.1f} s{speed}{eta})")
         if self.bars is not None:
@@ -98,12 +100,24 @@ def _here(path: str) -> str:
     return shown_path(path)
 
 
+def _shown_in(message: str, task) -> str:
+    """A worker's message with the task's paths as the progress lines show them (:func:`_here`):
+    the workers get absolute paths, and the error lines had shown them where one machine shows
+    the names as given."""
+    for path in (task.target, task.source):
+        if "://" not in path and os.path.isabs(path):
+            message = message.replace(path, _here(path))
+    return message
+
+
 def run_on_cluster(ctx: click.Context, inputs: list[str], output: str | None, *, cluster: str, overwrite: bool, quiet: bool, **settings) -> int:
     """Run the job and print what happened; the exit status (0, 1 if any file failed, 130)."""
     if output is None or output == "-" or "-" in inputs:
         raise click.UsageError("--cluster needs input folders, files or patterns and -o OUTPUT_FOLDER (not standard input or output)")
     if overwrite:
         raise click.UsageError("--cluster never replaces existing outputs (a finished file is what makes a retry safe); remove them or choose another -o")
+    if "://" not in output and os.path.exists(output) and not os.path.isdir(output):  # as on one machine (exit 2)
+        raise click.UsageError(f"{shown_path(output)} exists and is not a folder")
     report = _Report(quiet, "files")
     try:
         summary = upscale_folder(inputs, output, address=cluster, on_event=report.on_event, on_plan=report.on_plan,
@@ -116,7 +130,7 @@ def run_on_cluster(ctx: click.Context, inputs: list[str], output: str | None, *,
     _close(report.bars)
     if summary.failed or not quiet:  # as on one machine: -q still names what failed, and the summary
         for source, _ in summary.failed:
-            click.echo(f"sr-filter: failed: {source}", err=True)
+            click.echo(f"sr-filter: failed: {_here(source)}", err=True)
         click.echo(report.summary_line(summary, ""), err=True)
     return 1 if summary.failed else 0
 
@@ -156,7 +170,7 @@ def run_video_on_cluster(ctx: click.Context, inputs: list[str], output: str | No
         return 1
     if not quiet:
         say_changes(summary.dropped, summary.converted, lambda line: click.echo(f"sr-filter: {line}", err=True))
-        click.echo(report.summary_line(summary, "segment(s)") + f"; {summary.frames} frames joined into {summary.path}", err=True)
+        click.echo(report.summary_line(summary, "segment(s)") + f"; {summary.frames} frames joined into {_here(summary.path)}", err=True)
     return 0
 
 

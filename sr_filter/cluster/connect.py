@@ -63,6 +63,34 @@ def probe(address: str, timeout: float = PROBE_TIMEOUT_S) -> None:
         if os.environ.get("RAY_USE_TLS", "0").lower() in ("0", "", "false") and not _speaks_grpc(connection, timeout):
             default = "10001 for ray://" if address.startswith("ray://") else "6379 unless --port was given"
             raise ClusterError(f"{address} answers, but not as a Ray cluster; check the port (`ray start --head` prints it: {default})")
+    if not address.startswith("ray://"):
+        _check_token(hostport)
+
+
+def _check_token(address: str) -> None:
+    """Raise :class:`ClusterError` when the head at ``address`` wants a token this process does not
+    send. ``ray start --head`` turns token authentication on by itself where ``~/.ray/auth_token``
+    exists (any local Ray run writes one), while a driver given an address sends no token unless
+    ``RAY_AUTH_MODE=token``: Ray had retried for 20 s, a warning a second, then said "Failed to
+    connect to Ray cluster", with no word of the token."""
+    try:
+        import ray
+        from ray._raylet import GcsClient
+    except ImportError:
+        return
+    refused = getattr(ray.exceptions, "AuthenticationError", None)
+    if refused is None:  # a Ray without token authentication
+        return
+    try:
+        GcsClient(address=address)
+    except refused:
+        sent = ("rejected this command's token" if os.environ.get("RAY_AUTH_MODE", "").lower() == "token"
+                else "got none (RAY_AUTH_MODE is not 'token')")
+        raise ClusterError(f"the Ray cluster at {address} wants token authentication and {sent}; set RAY_AUTH_MODE=token "
+                           "with the cluster's token in ~/.ray/auth_token, RAY_AUTH_TOKEN_PATH or RAY_AUTH_TOKEN "
+                           "(Ray's token authentication documentation)") from None
+    except Exception:  # noqa: BLE001 - anything else is ray.init's to say
+        return
 
 
 #: what an HTTP/2 client sends first: the connection preface and an empty SETTINGS frame

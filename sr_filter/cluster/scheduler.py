@@ -139,14 +139,20 @@ def run(tasks: list[storage.Task], settings: Settings, *, workers: int | None = 
         actors[key] = actor_class.remote(worker_settings)
         ready_calls[key] = actors[key].ready.remote()
 
+    head = _Head()
     try:
         for key in range(min(count, len(tasks))):
             spawn(key)
         summary.workers = len(actors)
-        _check_ready(ray, [ready_calls[key] for key in actors], summary)
+        next_key = len(actors)
+        for key in _check_ready(ray, {key: ready_calls[key] for key in actors}, summary, head):
+            del actors[key]  # lost while loading: replaced as a worker lost later is (it had ended the job)
+            summary.workers_lost += 1
+            spawn(next_key)
+            _check_replacement(ray, ready_calls[next_key], summary, head)
+            next_key += 1
         if on_ready is not None:
             on_ready(summary.model, list(summary.notices))
-        next_key = len(actors)
         while pending or in_flight:
             for key, actor in list(actors.items()):
                 held = sum(1 for _, _, k in in_flight.values() if k == key)
@@ -157,6 +163,8 @@ def run(tasks: list[storage.Task], settings: Settings, *, workers: int | None = 
             if not in_flight:
                 raise ClusterError("no workers are left on the cluster; the remaining files were not upscaled")
             ready, _ = signal_safe(ray.wait, list(in_flight), num_returns=1, timeout=1.0)
+            if not ready:
+                head.check()
             for ref in ready:
                 task, attempt, key = in_flight.pop(ref)
                 try:
@@ -167,7 +175,7 @@ def run(tasks: list[storage.Task], settings: Settings, *, workers: int | None = 
                         summary.workers_lost += 1
                         if summary.workers_lost <= lost_limit:
                             spawn(next_key)
-                            _check_replacement(ray, ready_calls[next_key], summary)
+                            _check_replacement(ray, ready_calls[next_key], summary, head)
                             next_key += 1
                     if attempt >= MAX_ATTEMPTS:
                         _record(summary, Event("failed", task, f"{task.source}: its worker was lost {attempt} times while upscaling it"), emit)
@@ -179,6 +187,13 @@ def run(tasks: list[storage.Task], settings: Settings, *, workers: int | None = 
                 kind = {"done": "done", "exists": "skipped", "failed": "failed"}[outcome.status]
                 message = outcome.message if outcome.message.startswith(task.source) or not outcome.message else f"{task.source}: {outcome.message}"
                 _record(summary, Event(kind, task, message, outcome.seconds, outcome.worker), emit)
+    except _HeadLost:  # `ray stop`, a lost head node: Ray had waited 60 s, then ended the program (exit 1, no summary)
+        actors.clear()  # their processes went with the head; a kill would wait for it
+        held = sorted({task.target for task, _, _ in in_flight.values()})
+        storage.sweep_orphans(held)
+        summary.done += sum(1 for target in held if storage.exists(target))  # finished, not yet heard of
+        raise ClusterError(f"the Ray cluster's head stopped answering (`ray stop`, or its node was lost) after {summary.done} "
+                           f"of {len(tasks)} task(s) were finished; nothing was left half-written: run again to resume") from None
     except (KeyboardInterrupt, Terminated) as signalled:
         if head_alive():
             survivors = stop.stop(ray, actors, ready_calls, list(in_flight))
@@ -204,6 +219,42 @@ def run(tasks: list[storage.Task], settings: Settings, *, workers: int | None = 
     return summary
 
 
+class _HeadLost(Exception):
+    """The connected cluster's head has not answered for :attr:`_Head.GRACE_S` seconds."""
+
+
+class _Head:
+    """Whether the cluster's head still answers (:func:`head_alive`): once it has not for
+    ``GRACE_S`` seconds, :meth:`check` raises :class:`_HeadLost`. Ray's calls wait for a lost
+    head (a worker's start for ever; the rest 60 s, then Ray ends the program)."""
+
+    GRACE_S = 10.0
+
+    def __init__(self) -> None:
+        import ray
+
+        self.silent_since: float | None = None
+        try:  # where it is not known (a Ray Client connection), the head is never taken for lost
+            self.known = bool(ray.get_runtime_context().gcs_address)
+        except Exception:  # noqa: BLE001 - whatever the connection kind lacks
+            self.known = False
+
+    def check(self) -> None:
+        if not self.known or head_alive():
+            self.silent_since = None
+            return
+        now = time.monotonic()
+        self.silent_since = self.silent_since if self.silent_since is not None else now
+        if now - self.silent_since >= self.GRACE_S:
+            raise _HeadLost
+
+    def get(self, ray, ref):
+        """``ray.get(ref)``, checking the head each second while it waits."""
+        while not signal_safe(ray.wait, [ref], timeout=1.0)[0]:
+            self.check()
+        return signal_safe(ray.get, ref)
+
+
 def signal_safe(call: Callable, *args, **kwargs):
     """``call(...)`` (a Ray call), with Ctrl-C or SIGTERM raised by our handler while Ray's compiled
     code waited coming out as itself: Ray wraps it in a SystemError ("returned a result with an
@@ -217,12 +268,19 @@ def signal_safe(call: Callable, *args, **kwargs):
         raise
 
 
-def _check_ready(ray, calls: list, summary: Summary) -> None:
-    """Wait for the workers to load the model; a model that cannot load is one line."""
-    try:
-        answers = signal_safe(ray.get, calls)
-    except ray.exceptions.RayActorError as exc:
-        raise ClusterError(f"a worker stopped while loading the model ({type(exc).__name__}); see `ray status` and the node's memory") from None
+def _check_ready(ray, calls: dict, summary: Summary, head: _Head) -> list:
+    """Wait for the workers to load the model; a model that cannot load is one line. Returns the
+    keys of the workers lost while loading (a killed process, a lost node); only when every one
+    is lost does the job stop."""
+    answers, lost, reason = [], [], ""
+    for key, call in calls.items():
+        try:
+            answers.append(head.get(ray, call))
+        except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError) as exc:
+            lost.append(key)
+            reason = type(exc).__name__
+    if not answers:
+        raise ClusterError(f"a worker stopped while loading the model ({reason}); see `ray status` and the node's memory")
     for error, *_ in answers:
         if error:
             raise ClusterError(error)
@@ -234,6 +292,7 @@ def _check_ready(ray, calls: list, summary: Summary) -> None:
     if len(models) > 1:  # a node without the weights fell back to a built-in model: outputs of two models in one job
         counts = "; ".join(f"{model} on {n} worker(s)" for model, n in models.items())
         raise ClusterError(f"the workers loaded different models ({counts}); {_SAME_WEIGHTS}")
+    return lost
 
 
 #: what ends a job whose workers loaded different models
@@ -241,12 +300,12 @@ _SAME_WEIGHTS = ("give every node the same weights (a node that cannot download 
                  "or choose a built-in model")
 
 
-def _check_replacement(ray, call, summary: Summary) -> None:
+def _check_replacement(ray, call, summary: Summary, head: _Head) -> None:
     """A worker started in place of a lost one loads the model the others did, or the job stops:
     on another node it may fall back to a built-in model (it had been given files unchecked). One
     that cannot load at all fails its files with its own message, as before."""
     try:
-        error, described, *_ = signal_safe(ray.get, call)
+        error, described, *_ = head.get(ray, call)
     except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError):
         return  # lost too: its files go on to the next replacement
     if not error and model_of(described) != model_of(summary.model):

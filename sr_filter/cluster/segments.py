@@ -48,8 +48,10 @@ class VideoSettings(Settings):
     batch: int | None = None  # frames per network pass (None: sr_filter.video.batches.FRAME_BATCH)
 
 
-def plan(src: str, segment_frames: int) -> list[Segment]:
-    """The segments of ``src`` (their ``target`` left empty), from the video packets' timestamps."""
+def plan(src: str, segment_frames: int, name: str | None = None) -> list[Segment]:
+    """The segments of ``src`` (their ``target`` left empty), from the video packets' timestamps;
+    messages call it ``name`` (as given; ``src`` is the absolute path the workers read)."""
+    name = name or src
     from ..video import resume, source
 
     container = source.open_video(src)
@@ -63,22 +65,22 @@ def plan(src: str, segment_frames: int) -> list[Segment]:
                 continue
             stamp = source.packet_time(packet, order)
             if stamp is None:
-                raise VideoFormatError(f"{src}: its video packets carry no timestamps, so it cannot be split into segments; upscale it on one machine")
+                raise VideoFormatError(f"{name}: its video packets carry no timestamps, so it cannot be split into segments; upscale it on one machine")
             stamps.append((stamp, bool(packet.is_keyframe), packet.pos if packet.pos is not None else -1))
             if packet.pts is not None and packet.time_base is not None:
                 end = float((packet.pts + (packet.duration or 0)) * packet.time_base)
                 last_end = end if last_end is None else max(last_end, end)
         if last_end is not None:
-            source.check_complete(video, src, last_end)
+            source.check_complete(video, name, last_end)
     except OSError as exc:
-        raise VideoFormatError(f"{src} cannot be read ({first_line(exc)})") from None
+        raise VideoFormatError(f"{name} cannot be read ({first_line(exc)})") from None
     finally:
         container.close()
     if not stamps:
-        raise VideoFormatError(f"{src} contains no video frames")
+        raise VideoFormatError(f"{name} contains no video frames")
     stamps.sort()
     if len({stamp[0] for stamp in stamps}) != len(stamps):
-        raise VideoFormatError(f"{src}: two video frames share a timestamp, so it cannot be split into segments; upscale it on one machine")
+        raise VideoFormatError(f"{name}: two video frames share a timestamp, so it cannot be split into segments; upscale it on one machine")
     rule = resume.Cuts(segment_frames, 0)
     cuts = [0] + [index for index, (_, key, _) in enumerate(stamps) if rule.starts(index, key)]
     bounds = cuts + [len(stamps)]

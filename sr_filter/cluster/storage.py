@@ -285,6 +285,8 @@ def finished(tasks: list[Task], output: str) -> set[str]:
 
     filesystem, root = split(output)
     try:
+        if filesystem.get_file_info(root).type == pafs.FileType.File:  # it had been "cannot list OUT: [Errno 20] ..."
+            raise ImageFormatError(f"{output} exists and is not a folder; choose another output folder")
         listed = filesystem.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))
     except OSError as exc:
         raise ImageFormatError(f"cannot list {output}: {_first(exc)}") from None
@@ -293,10 +295,24 @@ def finished(tasks: list[Task], output: str) -> set[str]:
 
 
 def exists(location: str) -> bool:
+    """Whether an output file is at ``location`` (a folder there is none: :func:`check_output`)."""
     from pyarrow import fs as pafs
 
     filesystem, path = split(location)
-    return filesystem.get_file_info(path).type != pafs.FileType.NotFound
+    return filesystem.get_file_info(path).type not in (pafs.FileType.NotFound, pafs.FileType.Directory)
+
+
+def check_output(location: str) -> bool:
+    """Whether the output at ``location`` exists (an earlier attempt wrote it), from one listing
+    call; a folder where the file goes is an :class:`ImageFormatError` (it had been taken for an
+    output: the file was counted as skipped and the job ended with 0, with nothing written)."""
+    from pyarrow import fs as pafs
+
+    filesystem, path = split(location)
+    kind = filesystem.get_file_info(path).type
+    if kind == pafs.FileType.Directory:
+        raise ImageFormatError(f"{location} is a folder, where this file's output goes; move it away or choose another -o")
+    return kind != pafs.FileType.NotFound
 
 
 def read_bytes(location: str) -> bytes:

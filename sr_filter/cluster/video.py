@@ -85,13 +85,14 @@ def upscale_video(
     for location in (str(src), str(dst)):
         if "://" in location:
             raise ClusterError(f"{location}: videos on a cluster are read and written on a shared file system; give a path every node mounts")
+    given = os.fspath(src)  # messages name it as given, as on one machine; the workers read the absolute path
     src, dst = Path(src).resolve(), Path(dst).resolve()
     muxer = encode.container_for(dst)
     if dst.exists():
         raise OutputExistsError(f"{dst} exists; remove it or choose another output name")
-    container = source.open_video(src)
+    container = source.open_video(given)
     try:
-        info = source.describe(container, str(src), scale=1.0)  # the driver holds no upscaled frames
+        info = source.describe(container, given, scale=1.0)  # the driver holds no upscaled frames
         family = encode.choose_codec(codec, info.codec, muxer)
         ignored = encode.check_crf(family, crf)  # as on one machine: the workers' encoder had clamped it
         info.rotation = _rotation(container)
@@ -105,7 +106,7 @@ def upscale_video(
     for line in encode.notices(info, family, muxer):  # as on one machine
         (notice or log.warning)(line)
     frames = segment_frames or SEGMENT_FRAMES
-    planned = segments.plan(str(src), frames)
+    planned = segments.plan(str(src), frames, name=given)
     parts = _parts(src, dst, {"model": model or preset, "scale": scale, "codec": family, "crf": crf, "segment_frames": frames,
                               "tta": tta, "denoise": denoise, "colour_fix": colour_fix})  # a changed setting starts over: segments are never mixed
     tasks = [dataclasses.replace(span, target=str(parts / segments.segment_name(span.first, span.end))) for span in planned]

@@ -146,7 +146,7 @@ class UpscaleWorker:
         if self.upscaler is None:  # the model did not load on this worker's node
             return Outcome(task, "failed", self.error, worker=os.getpid())
         try:
-            if storage.exists(task.target):
+            if storage.check_output(task.target):
                 return Outcome(task, "exists", worker=os.getpid())
             self.make(task)
         except OutputExistsError:

@@ -36,6 +36,10 @@ skip_damaged_opt = click.option("--skip-damaged", is_flag=True,
                                      "(default: a damaged video is an error).")
 
 
+#: why --quality is refused for a video (one machine and the cluster say it alike)
+QUALITY_IS_NOT_CRF = "--quality is for JPEG and WebP pictures; a video's quality is --crf"
+
+
 def video_options(command):
     """Attach the video options to a click command."""
     return codec_opt(crf_opt(frames_opt(resume_opt(skip_damaged_opt(command)))))
@@ -207,7 +211,7 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
             bar.close()
         return
     if quality is not None:  # it had changed nothing without a word
-        said = "--quality is for JPEG and WebP pictures; a video's quality is --crf"
+        said = QUALITY_IS_NOT_CRF
         if not in_batch:
             raise click.UsageError(f"{said} (lower is better: h264 and hevc 0-51, vp9 0-63, av1 1-63)")
         if not quiet:
