@@ -381,6 +381,16 @@ def _probe(network: nn.Module, info: Info, name: str) -> None:
                                   f"{out.shape[1]} channels, not {info.output_channels}")
 
 
+def recorded_settings(arch: Any, params: dict, record: dict | None) -> dict:
+    """Settings the tensors cannot show, from the record our trainer writes into its files: an
+    activation without weights (ReLU or LeakyReLU) read the same from the shapes, so a network
+    trained with ReLU was loaded with LeakyReLU and gave other pixels. Only settings the shapes
+    also gave are taken, and only from a record of this architecture."""
+    if record and record.get("arch") == arch.name:
+        return {**params, **{k: v for k, v in record["settings"].items() if k in params}}
+    return params
+
+
 def inspect_file(path: Path) -> dict[str, Any]:
     """What a weights file is: architecture, scale, channels, parameters, size needs, precisions,
     and whether sr_filter's own network or spandrel's runs it (``sr-filter models --inspect``)."""
@@ -404,7 +414,6 @@ def inspect_file(path: Path) -> dict[str, Any]:
             "size_minimum": info.minimum, "fp16": info.supports_half, "bf16": info.supports_bfloat16,
             "tile_context": CONTEXT.get(info.arch, DEFAULT_CONTEXT), "tags": list(info.tags), "usable": usable,
         }
-    from .models import recorded_settings
     from .weights import same_file_in_manifest
 
     arch, params = own

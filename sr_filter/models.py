@@ -306,7 +306,7 @@ def load_entry(entry: ModelEntry, path: Path) -> LoadedModel:
 def load_file(path: Path) -> LoadedModel:
     """Load a local weights file, recognising its architecture from the tensor shapes."""
     existing_file(path)
-    from .community import check_channels, detect_own, load_community, read_state  # other architectures: spandrel
+    from .community import check_channels, detect_own, load_community, read_state, recorded_settings  # other architectures: spandrel
 
     state, record = read_state(path, with_record=True)
     own = detect_own(state, path.name)
@@ -319,16 +319,6 @@ def load_file(path: Path) -> LoadedModel:
     network = arch.build(params)
     _load_strict(network, state, path)
     return LoadedModel(network.eval(), arch, params, arch.scale(params), file_label(path), path)
-
-
-def recorded_settings(arch: Any, params: dict, record: dict | None) -> dict:
-    """Settings the tensors cannot show, from the record our trainer writes into its files: an
-    activation without weights (ReLU or LeakyReLU) read the same from the shapes, so a network
-    trained with ReLU was loaded with LeakyReLU and gave other pixels. Only settings the shapes
-    also gave are taken, and only from a record of this architecture."""
-    if record and record.get("arch") == arch.name:
-        return {**params, **{k: v for k, v in record["settings"].items() if k in params}}
-    return params
 
 
 def _load_strict(network: nn.Module, state: dict[str, Any], path: Path) -> None:
