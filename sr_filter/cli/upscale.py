@@ -168,9 +168,9 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
         from ..video.job import scale_to_fit
 
         if quality is not None:  # as on one machine: it had been accepted and changed nothing
-            from ..video.command import QUALITY_IS_NOT_CRF
+            from ..video.command import QUALITY_REFUSED
 
-            raise click.UsageError(f"{QUALITY_IS_NOT_CRF} (lower is better: h264 and hevc 0-51, vp9 0-63, av1 1-63)")
+            raise click.UsageError(QUALITY_REFUSED)
 
         if (width or height) and Path(inputs[0]).is_file():
             scale = scale_to_fit(Path(inputs[0]), width, height)

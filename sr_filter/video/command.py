@@ -38,6 +38,8 @@ skip_damaged_opt = click.option("--skip-damaged", is_flag=True,
 
 #: why --quality is refused for a video (one machine and the cluster say it alike)
 QUALITY_IS_NOT_CRF = "--quality is for JPEG and WebP pictures; a video's quality is --crf"
+#: the refusal of --quality for one video, with the --crf ranges to use instead
+QUALITY_REFUSED = f"{QUALITY_IS_NOT_CRF} (lower is better: h264 and hevc 0-51, vp9 0-63, av1 1-63)"
 
 
 def video_options(command):
@@ -213,7 +215,7 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
     if quality is not None:  # it had changed nothing without a word
         said = QUALITY_IS_NOT_CRF
         if not in_batch:
-            raise click.UsageError(f"{said} (lower is better: h264 and hevc 0-51, vp9 0-63, av1 1-63)")
+            raise click.UsageError(QUALITY_REFUSED)
         if not quiet:
             click.echo(f"sr-filter: warning: {source.name}: {said}, so it changes nothing there", err=True)
     if fmt is not None:  # --format names image formats; a video's container comes from its output name
