@@ -129,7 +129,7 @@ def upscale_video(
         width, height = _even(info.width * factor), _even(info.height * factor)
         # said as players show it: a turned clip's sizes had come stored, and a non-square sample
         # aspect ratio (where the output keeps it) widens the picture
-        stretch = Fraction(info.sar) if keeps_sar and info.sar and info.sar > 0 else Fraction(1)
+        stretch = info.pixel_aspect if keeps_sar else Fraction(1)
         written = (round(width * stretch), height)
         exact = (scaled_length(info.width * stretch, asked or factor), scaled_length(info.height, asked or factor))
         if written != exact:  # it had been rounded without a word (63x47 at x3: 188x140; --width 101: 100 wide)
@@ -356,8 +356,7 @@ def _first_look(path: Path) -> tuple[int, int, int, Fraction]:
     try:
         info = source.describe(container, str(path), scale=1.0)
         first = next(container.decode(video=0), None)
-        sar = Fraction(info.sar) if info.sar and info.sar > 0 else Fraction(1)
-        return info.width, info.height, int(round(first.rotation or 0)) if first is not None else 0, sar
+        return info.width, info.height, int(round(first.rotation or 0)) if first is not None else 0, info.pixel_aspect
     except (av.error.FFmpegError, OSError) as exc:
         raise VideoFormatError(f"{path}: cannot read the first frame ({first_line(exc)})") from None
     finally:

@@ -71,6 +71,12 @@ class VideoInfo:
     #: (None: the source's time base and timestamps are kept)
     steady: Fraction | None = None
 
+    @property
+    def pixel_aspect(self) -> Fraction:
+        """Width of a stored pixel as players show it (the sample aspect ratio; 1 where none or
+        a nonsensical one is recorded)."""
+        return Fraction(self.sar) if self.sar and self.sar > 0 else Fraction(1)
+
 
 @dataclass
 class Frame:
