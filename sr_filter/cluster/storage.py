@@ -294,12 +294,17 @@ def finished(tasks: list[Task], output: str) -> set[str]:
     return {task.target for task in tasks if split(task.target)[1] in present}
 
 
+def _kind(location: str):
+    """What is at ``location``: a pyarrow FileType, from one listing call."""
+    filesystem, path = split(location)
+    return filesystem.get_file_info(path).type
+
+
 def exists(location: str) -> bool:
     """Whether an output file is at ``location`` (a folder there is none: :func:`check_output`)."""
     from pyarrow import fs as pafs
 
-    filesystem, path = split(location)
-    return filesystem.get_file_info(path).type not in (pafs.FileType.NotFound, pafs.FileType.Directory)
+    return _kind(location) not in (pafs.FileType.NotFound, pafs.FileType.Directory)
 
 
 def check_output(location: str) -> bool:
@@ -308,8 +313,7 @@ def check_output(location: str) -> bool:
     output: the file was counted as skipped and the job ended with 0, with nothing written)."""
     from pyarrow import fs as pafs
 
-    filesystem, path = split(location)
-    kind = filesystem.get_file_info(path).type
+    kind = _kind(location)
     if kind == pafs.FileType.Directory:
         raise ImageFormatError(f"{location} is a folder, where this file's output goes; move it away or choose another -o")
     return kind != pafs.FileType.NotFound
