@@ -182,7 +182,7 @@ def upscale_animation(
     from .sizing import check_size_request
     from .upscaler import check_path
 
-    _refuse_video(check_path("src", src), "upscale_animation takes animated GIF, WebP and PNG")
+    _refuse_video(check_path("src", src), "upscale_animation takes animated GIF, WebP, PNG and AVIF")
     width, height = check_size_request(scale, width, height)
     with atomic.new_folders():  # folders made for an output that is never written are removed
         target = animation.check_job(src, dst, overwrite=overwrite, quality=quality, frames=frames, progress=progress)
@@ -234,7 +234,7 @@ def upscale_file(
     from .upscaler import check_callback, check_dst_file, check_flag, check_path, check_quality
 
     source, target = check_path("src", src), check_path("dst", dst)
-    _refuse_video(source, "upscale_file takes pictures and animated GIF, WebP and PNG")
+    _refuse_video(source, "upscale_file takes pictures and animated GIF, WebP, PNG and AVIF")
     overwrite = check_flag("overwrite", overwrite)
     check_callback("progress", progress)
     width, height = check_size_request(scale, width, height)

@@ -21,7 +21,7 @@ from PIL import Image, ImageSequence
 
 from .atomic import is_stream, new_folders, prepare_target
 from .device import available_ram
-from .encode import GIF_TRANSPARENT, gif_frame, webp_quality
+from .encode import GIF_TRANSPARENT, avif_quality, gif_frame, webp_quality
 from .errors import CancelledError, ImageFormatError, ImageTooLargeError, VideoFormatError, first_line
 from .frames import parse_range, range_text
 from .metadata import Scale, sides_scale
@@ -30,9 +30,9 @@ from .progress import cancels
 log = logging.getLogger(__name__)
 
 #: output suffix -> Pillow format
-FORMATS = {".gif": "GIF", ".webp": "WEBP", ".png": "PNG", ".apng": "PNG"}
+FORMATS = {".gif": "GIF", ".webp": "WEBP", ".png": "PNG", ".apng": "PNG", ".avif": "AVIF"}
 #: the Pillow formats that hold an animation; other outputs get the first frame (with a notice)
-HOLDS_ANIMATION = ("GIF", "WEBP", "PNG")
+HOLDS_ANIMATION = ("GIF", "WEBP", "PNG", "AVIF")
 
 
 @dataclass
@@ -46,7 +46,7 @@ class Animation:
     loop: int | None = 0
     disposal: list[int] = field(default_factory=list)  # GIF/APNG disposal method per frame
     blend: list[int] = field(default_factory=list)  # APNG blend operation per frame
-    #: the Pillow format (GIF, WEBP or PNG) whose numbering ``disposal`` (and ``loop``) are in, as
+    #: the Pillow format (GIF, WEBP, PNG or AVIF) whose numbering ``disposal`` (and ``loop``) are in, as
     #: read; None: the numbering of the format written
     format: str | None = None
     #: what the file carries besides its frames (ICC profile, EXIF, XMP, DPI, text), as read
@@ -129,12 +129,12 @@ def _check_png_data(source: str | Path | bytes, name: str) -> None:
 
 
 def is_animated(source: str | Path | bytes) -> bool:
-    """True for a GIF, WebP or PNG file (a path, or its bytes) with more than one frame (reads the headers only)."""
+    """True for a GIF, WebP, PNG or AVIF file (a path, or its bytes) with more than one frame (reads the headers only)."""
     return animated_format(source) is not None
 
 
 def animated_format(source: str | Path | bytes) -> str | None:
-    """The Pillow format (GIF, WEBP or PNG) of an animated file (a path, or its bytes); None for a
+    """The Pillow format (GIF, WEBP, PNG or AVIF) of an animated file (a path, or its bytes); None for a
     still image or anything unreadable (the image path reports what is wrong with it)."""
     if isinstance(source, (str, Path)) and Path(source).suffix.lower() not in FORMATS:
         return None
@@ -292,7 +292,7 @@ class Target:
 
     src: Path
     dst: Path
-    fmt: str  # GIF, WEBP or PNG
+    fmt: str  # one of HOLDS_ANIMATION
     quality: int | None
     overwrite: bool
 
@@ -390,7 +390,7 @@ def upscale_to_bytes(src: str | Path | bytes, upscaler: Any, fmt: str, *, scale:
                      progress: Callable[[int, int], bool | None] | None = None,
                      name: str = "the animation") -> tuple[Animation, bytes]:
     """Upscale every frame of ``src`` (a path or the file's bytes) and encode the animation as
-    ``fmt`` (GIF, WEBP or PNG): the core of :func:`upscale_animation`, and of the one-file core
+    ``fmt`` (one of :data:`HOLDS_ANIMATION`): the core of :func:`upscale_animation`, and of the one-file core
     (:mod:`sr_filter.imagefile`) when an animated file is written as a format that holds animation.
     The format's size limit, the frame range and the memory the frames need are checked before the work."""
     from .sizing import scaled_length, target_scale
@@ -431,7 +431,7 @@ def upscale_to_bytes(src: str | Path | bytes, upscaler: Any, fmt: str, *, scale:
 
 
 def encode_animation(animation: Animation, fmt: str, *, quality: int | None = None, scale: Scale = 1.0) -> bytes:
-    """An animation as GIF, WEBP or (A)PNG bytes, with the metadata it carries (``scale``: how
+    """An animation as GIF, WEBP, (A)PNG or AVIF bytes, with the metadata it carries (``scale``: how
     much larger its frames now are than when read, for EXIF sizes and DPI)."""
     if not animation.frames:
         raise VideoFormatError("an animation needs at least one frame")
@@ -452,7 +452,12 @@ def encode_animation(animation: Animation, fmt: str, *, quality: int | None = No
     options: dict[str, Any] = {"save_all": True, "duration": animation.durations}
     options.update(_carried(animation.meta, fmt, animation.frames[0].shape, scale))
     loop = _loop_for(animation, fmt)
-    if loop is not None:
+    if fmt == "AVIF":  # Pillow writes no repetition count into an AVIF sequence
+        if loop != 0 and len(animation.frames) > 1:
+            log.warning("AVIF, as written here, holds no play count: the animation plays as the viewer decides "
+                        "(browsers: forever), not %s (GIF, WebP and PNG keep it)",
+                        "once" if loop == 1 else f"{loop} times", extra=PER_FILE)
+    elif loop is not None:
         options["loop"] = loop
     disposal = _disposal_for(animation, fmt)
     if isinstance(disposal, list) and len(disposal) == 1:  # Pillow takes a list only for several frames
@@ -470,6 +475,8 @@ def encode_animation(animation: Animation, fmt: str, *, quality: int | None = No
             # each is kept (APNG_DISPOSE_OP_NONE): Pillow stores only what differs from the frame before, which
             # with the source's "background" or "previous" had left stale pixels (a black stripe in a GIF's frame 3)
             options.update(disposal=0, blend=0)
+        elif fmt == "AVIF":
+            options.update(avif_quality(quality))
         else:
             options.update(webp_quality(quality, animation.meta))
     images[0].save(buffer, fmt, append_images=images[1:], **options)
@@ -484,10 +491,10 @@ def encode_animation(animation: Animation, fmt: str, *, quality: int | None = No
         from .png import aspect_chunk
 
         data = data[:33] + aspect_chunk(meta.aspect) + data[33:]  # after the IHDR chunk
-    elif meta is not None and fmt == "WEBP":  # what WebP cannot hold, said as for a still (PNG text had gone unsaid)
+    elif meta is not None and fmt in ("WEBP", "AVIF"):  # what they cannot hold, said as for a still (PNG text had gone unsaid)
         from .encode import _not_held, _say_lost
 
-        _say_lost(_not_held(meta, "WEBP"), "WEBP", meta)
+        _say_lost(_not_held(meta, fmt), fmt, meta)
     return data
 
 
@@ -558,7 +565,7 @@ def _carried(meta: Any, fmt: str, shape: tuple[int, ...], scale: Scale) -> dict[
     exif = exif_for_output(meta.exif, shape[1], shape[0], scale)
     if exif:
         options["exif"] = exif
-    if fmt == "WEBP" and meta.xmp:
+    if fmt in ("WEBP", "AVIF") and meta.xmp:
         options["xmp"] = meta.xmp
     if fmt == "PNG":
         from PIL import PngImagePlugin

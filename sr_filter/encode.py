@@ -26,17 +26,21 @@ from .metadata import (IPTC_TAG, PHOTOSHOP, PHOTOSHOP_TAG, ImageMeta, Scale, exi
 log = logging.getLogger(__name__)
 
 #: formats whose files can hold an alpha channel (the others get it flattened onto white)
-_ALPHA = {"PNG", "WEBP", "TIFF", "GIF"}
-_ICC = {"PNG", "JPEG", "WEBP", "TIFF"}
-_EXIF = {"PNG", "JPEG", "WEBP", "TIFF"}
+_ALPHA = {"PNG", "WEBP", "TIFF", "GIF", "AVIF", "TGA"}
+_ICC = {"PNG", "JPEG", "WEBP", "TIFF", "AVIF"}
+_EXIF = {"PNG", "JPEG", "WEBP", "TIFF", "AVIF"}
 _DPI = {"PNG", "JPEG", "TIFF", "BMP"}
-_XMP = {"JPEG", "WEBP", "PNG", "TIFF"}
+_XMP = {"JPEG", "WEBP", "PNG", "TIFF", "AVIF"}
 #: the largest width and height each format can store (libjpeg's 65500, WebP's 14-bit fields,
-#: GIF's 16-bit fields, BMP's and PNG's signed 32-bit fields, TIFF's 32-bit fields)
+#: GIF's and TGA's 16-bit fields, BMP's and PNG's signed 32-bit fields, TIFF's 32-bit fields; AVIF: the
+#: largest side libavif's readers take by default, as Pillow, browsers and GIMP read it)
 #: pixel bytes beyond which a TIFF must be a BigTIFF (Pillow writes only classic, 32-bit offset TIFF)
 CLASSIC_TIFF_BYTES = 2**32 - 2**25
 #: PNG: libpng's writer refuses sides over its default user limit ("Invalid IHDR data"), below the format's 2**31 - 1
-MAX_SIDE = {"JPEG": 65500, "WEBP": 16383, "GIF": 65535, "BMP": 2**31 - 1, "PNG": 1_000_000, "TIFF": 2**32 - 1}
+MAX_SIDE = {"JPEG": 65500, "WEBP": 16383, "GIF": 65535, "BMP": 2**31 - 1, "PNG": 1_000_000, "TIFF": 2**32 - 1,
+            "AVIF": 32768, "TGA": 65535}
+#: libavif's readers refuse pictures of more pixels than this by default (AVIF_DEFAULT_IMAGE_SIZE_LIMIT)
+AVIF_PIXELS = 16384 * 16384
 
 
 def check_encodable(fmt: str, width: int, height: int) -> None:
@@ -55,6 +59,11 @@ def check_encodable(fmt: str, width: int, height: int) -> None:
             f"a {width}x{height} image is too large for BMP, whose files hold at most 4 GiB; "
             "choose a smaller scale or another output format (PNG or TIFF)"
         )
+    if fmt == "AVIF" and width * height > AVIF_PIXELS:  # written, then unreadable by Pillow, browsers, GIMP
+        raise ImageTooLargeError(
+            f"a {width}x{height} image is too large for AVIF, which its readers take up to {AVIF_PIXELS / 1e6:.0f} "
+            "megapixels; choose a smaller scale or another output format (PNG or TIFF)"
+        )
 
 
 def _larger(fmt: str) -> str:
@@ -70,6 +79,13 @@ def webp_quality(quality: int | None, meta: ImageMeta | None) -> dict[str, Any]:
         return {"lossless": True}  # Pillow's default effort: 100 took 30% longer for 0.1% smaller
     quality = 90 if quality is None else quality
     return {"quality": quality, "lossless": True} if quality == 100 else {"quality": quality}
+
+
+def avif_quality(quality: int | None) -> dict[str, Any]:
+    """Pillow's AVIF options: ``quality`` (90 when not given), with full-resolution chroma (4:4:4)
+    from 90 up, as JPEG gets it; Pillow's own 75 and 4:2:0 blur the detail an upscale makes."""
+    quality = 90 if quality is None else quality
+    return {"quality": quality, "subsampling": "4:4:4"} if quality >= 90 else {"quality": quality}
 
 
 def encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None = None, *, quality: int | None = None, scale: Scale = 1.0) -> bytes:
@@ -160,6 +176,12 @@ def _encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None, *, qualit
         options["quality"] = quality if quality is not None else 95
     if fmt == "WEBP":
         options.update(webp_quality(quality, meta))
+    if fmt == "AVIF":
+        options.update(avif_quality(quality))
+    if fmt == "TGA":
+        options["compression"] = "tga_rle"  # every TGA reader takes run-length coding; raw is 3-4x larger
+    if fmt == "AVIF" and meta.xmp:
+        options["xmp"] = meta.xmp
     if fmt in ("JPEG", "WEBP"):
         xmp = _fits_jpeg("XMP", meta.xmp, len(_XMP_NAMESPACE)) if fmt == "JPEG" else meta.xmp
         if xmp:

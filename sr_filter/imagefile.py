@@ -37,7 +37,7 @@ def upscale_image_file(
     ``out_format`` is a Pillow format name (``"PNG"``, ``"JPEG"``, ...; see
     :data:`sr_filter.imageio.FORMATS`); None writes the input's own format. ``scale`` defaults to
     the model's; ``size`` = ``(width, height)`` (either may be None) picks the scale that fits the
-    image inside them instead. ``quality`` is the JPEG/WebP quality, ``name`` names the source in
+    image inside them instead. ``quality`` is the JPEG/WebP/AVIF quality, ``name`` names the source in
     messages. Metadata (ICC, EXIF, DPI, 16-bit samples, alpha) is carried over as
     :func:`~sr_filter.imageio.read_image` and :func:`~sr_filter.imageio.encode_image` do.
     An animated GIF/WebP/PNG (a path or bytes, not a stream) written as a format that holds animation

@@ -54,6 +54,8 @@ FORMATS = {
     ".tif": "TIFF",
     ".tiff": "TIFF",
     ".gif": "GIF",
+    ".avif": "AVIF",
+    ".tga": "TGA",
 }
 #: other names of those formats, read and written (not --format values): an APNG, JPEG's older suffixes
 ALIASES = {".apng": "PNG", ".jfif": "JPEG", ".jpe": "JPEG"}
@@ -61,6 +63,9 @@ ALIASES = {".apng": "PNG", ".jfif": "JPEG", ".jpe": "JPEG"}
 READ_ONLY = {".mpo": "JPEG"}
 #: the suffix a format is written with where a read-only one names it
 _SUFFIX_OF = {"JPEG": ".jpg"}
+#: said where the installed Pillow cannot read or write AVIF (a build without libavif; Pillow's
+#: recent wheels have it)
+NO_AVIF = "this installation's Pillow has no AVIF support; upgrade it (pip install -U pillow)"
 #: the file suffixes this program reads, lower case with the dot (a folder batch takes these)
 IMAGE_SUFFIXES = (*FORMATS, *ALIASES, *READ_ONLY)
 
@@ -113,7 +118,7 @@ def _frames_notice(name: str, meta: ImageMeta, use: str = "upscaled") -> str:
     if use != "upscaled":
         return f"{name} has {meta.frames} frames; only the first is {use}"
     return (f"{name} has {meta.frames} frames; only the first is upscaled here (an animation read from a file "
-            "keeps every frame when written as GIF, WebP or PNG, the formats that hold animation)")
+            "keeps every frame when written as GIF, WebP, PNG or AVIF, the formats that hold animation)")
 
 
 def _read_data(data: bytes, name: str, check: Callable[[sniff.Shape], None]) -> tuple[np.ndarray, ImageMeta, int]:
@@ -312,6 +317,8 @@ def _open(data: bytes, name: str, *, tiff: bool = False, sized: bool = False) ->
         if kind:  # Pillow's decoder reads 8-bit baseline and progressive JPEG only
             raise ImageFormatError(f"{name} is {kind}, which this program cannot read; "
                                    "convert it to a 16-bit PNG or TIFF") from None
+        if isinstance(exc, Image.UnidentifiedImageError) and sniff.image_format(data) == "AVIF" and not _has_avif():
+            raise ImageFormatError(f"{name} is an AVIF picture: {NO_AVIF}") from None
         if isinstance(exc, Image.UnidentifiedImageError):
             said = sniff.video_named_as_image(data, name) or f"{name} is not a readable image (unknown or damaged format)"
             raise ImageFormatError(said) from None
@@ -450,7 +457,7 @@ def format_for(path: str | Path, explicit: str | None = None) -> str:
         fmt = FORMATS.get("." + key)
         if fmt is None:
             raise ImageFormatError(f"unknown format {explicit!r}; use one of {', '.join(sorted({k[1:] for k in FORMATS}))}")
-        return fmt
+        return _writable(fmt)
     suffix = Path(path).suffix.lower()
     if suffix in ALIASES:
         return ALIASES[suffix]
@@ -471,4 +478,17 @@ def format_for(path: str | Path, explicit: str | None = None) -> str:
         raise ImageFormatError(
             f"cannot tell the output format from {Path(path).name!r}; use an extension such as .png{folder} or name the format"
         )
-    return FORMATS[suffix]
+    return _writable(FORMATS[suffix])
+
+
+def _writable(fmt: str) -> str:
+    """``fmt``, refused where this Pillow cannot write it (before the work, not after)."""
+    if fmt == "AVIF" and not _has_avif():
+        raise ImageFormatError(f"cannot write AVIF: {NO_AVIF}")
+    return fmt
+
+
+def _has_avif() -> bool:
+    from PIL import features
+
+    return bool(features.check("avif"))

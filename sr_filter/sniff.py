@@ -10,7 +10,7 @@ BMP, WebP and TIFF had no header size here, so ``cat a.tif /dev/zero | sr-filter
 from __future__ import annotations
 
 import struct
-from typing import BinaryIO, Callable
+from typing import BinaryIO, Callable, Iterator
 
 from .errors import ImageFormatError, InputTooLargeError
 
@@ -32,7 +32,7 @@ _SIGNATURES = {
     b"II*\x00": "TIFF", b"MM\x00*": "TIFF", b"II+\x00": "TIFF", b"MM\x00+": "TIFF",
 }
 #: formats whose files hold many pictures (frames, pages) as a matter of course
-MANY_PICTURES = frozenset({"GIF", "WebP", "TIFF"})
+MANY_PICTURES = frozenset({"GIF", "WebP", "TIFF", "AVIF"})
 _SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
 
@@ -46,6 +46,8 @@ def image_format(data: bytes) -> str | None:
     saying what a file given as something else is."""
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "WebP"
+    if data[4:8] == b"ftyp" and _brands(data) & _AVIF_BRANDS:
+        return "AVIF"
     return next((name for prefix, name in _SIGNATURES.items() if data.startswith(prefix)), None)
 
 
@@ -61,14 +63,23 @@ _VIDEO_BRANDS = frozenset({b"isom", b"iso2", b"iso3", b"iso4", b"iso5", b"iso6",
                            b"NDXM", b"NDXP", b"NDXS", b"kddi", b"mqt "})
 
 
+#: ISO base media brands of AVIF pictures and sequences
+_AVIF_BRANDS = frozenset({b"avif", b"avis"})
+
+
+def _brands(data: bytes) -> set[bytes]:
+    """The major and compatible brands of an ISO base media file's ftyp box (as far as ``data`` holds it)."""
+    data = bytes(data[:256])  # a stream's bytearray cannot go into a set
+    end = min(len(data), max(16, int.from_bytes(data[:4], "big")))
+    return {data[8:12], *(data[i:i + 4] for i in range(16, end - 3, 4))}
+
+
 def _iso_video(data: bytes) -> bool:
     """Whether the bytes start an ISO base media file whose brands say video: a video major brand
     and no still-picture brand among the compatible ones (an AVIF may carry mp41 beside avif)."""
     if data[4:8] != b"ftyp":
         return False
-    end = min(len(data), max(16, int.from_bytes(data[:4], "big")))
-    brands = {data[8:12], *(data[i:i + 4] for i in range(16, end - 3, 4))}
-    return data[8:12] in _VIDEO_BRANDS and not brands & _STILL_BRANDS
+    return data[8:12] in _VIDEO_BRANDS and not _brands(data) & _STILL_BRANDS
 
 
 def video_kind(data: bytes) -> tuple[str, str] | None:
@@ -264,10 +275,49 @@ def tiff_header(data: bytes) -> Shape | None:
     return width, height, tags.get(277) or 1, max(1, -(-bits // 8))
 
 
+def _boxes(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
+    """(type, payload start, payload end) of the ISO base media boxes in ``data[start:end]``,
+    as far as ``data`` holds them."""
+    while start + 8 <= end:
+        size, kind = int.from_bytes(data[start:start + 4], "big"), bytes(data[start + 4:start + 8])
+        head = 8
+        if size == 1 and start + 16 <= end:  # a 64-bit size follows the type
+            size, head = int.from_bytes(data[start + 8:start + 16], "big"), 16
+        elif size == 0:  # to the end of the file
+            size = end - start
+        if size < head:
+            return
+        yield kind, start + head, min(start + size, end)
+        start += size
+
+
+def avif_header(data: bytes) -> Shape | None:
+    """(width, height, channels, 1) of an AVIF's largest picture (its image spatial extents, in
+    the meta box's item properties), 4 channels when it has an alpha plane; Pillow decodes to 8 bits."""
+    if image_format(data) != "AVIF":
+        return None
+    data = bytes(data[:_PREFIX])
+    meta = next(((s, e) for kind, s, e in _boxes(data, 0, len(data)) if kind == b"meta"), None)
+    iprp = meta and next(((s, e) for kind, s, e in _boxes(data, meta[0] + 4, meta[1]) if kind == b"iprp"), None)
+    ipco = iprp and next(((s, e) for kind, s, e in _boxes(data, *iprp) if kind == b"ipco"), None)
+    if not ipco:
+        return None
+    sides, alpha = [], False
+    for kind, s, e in _boxes(data, *ipco):
+        if kind == b"ispe" and e - s >= 12:
+            sides.append((int.from_bytes(data[s + 4:s + 8], "big"), int.from_bytes(data[s + 8:s + 12], "big")))
+        elif kind == b"auxC" and b"auxiliary:alpha" in data[s:e]:
+            alpha = True
+    if not sides:
+        return None
+    width, height = max(sides, key=lambda side: side[0] * side[1])
+    return width, height, 4 if alpha else 3, 1
+
+
 def header_shape(data: bytes) -> Shape | None:
-    """The claimed shape of a picture from its header alone: PNG, JPEG, GIF, BMP, WebP, and a TIFF
-    whose first directory is in ``data`` (else None)."""
-    for header in (png_header, jpeg_header, gif_header, bmp_header, webp_header, tiff_header):
+    """The claimed shape of a picture from its header alone: PNG, JPEG, GIF, BMP, WebP, AVIF, and
+    a TIFF whose first directory is in ``data`` (else None)."""
+    for header in (png_header, jpeg_header, gif_header, bmp_header, webp_header, avif_header, tiff_header):
         shape = header(data)
         if shape is not None:
             return shape

@@ -803,7 +803,7 @@ def check_flag(name: str, value: object) -> bool:
 
 
 def check_quality(quality: object) -> int | None:
-    """JPEG/WebP quality: a whole number from 1 to 100, or None (the format's default). One rule
+    """JPEG/WebP/AVIF quality: a whole number from 1 to 100, or None (the format's default). One rule
     for pictures and animations (animations had taken 0 and said so as a video error)."""
     if quality is not None and (isinstance(quality, bool) or not isinstance(quality, numbers.Integral)
                                 or not 1 <= quality <= 100):

@@ -46,6 +46,7 @@ def save(path, **options):
     ("a.gif", {"loop": 3, "disposal": 2}, [2] * 5),
     ("a.webp", {"loop": 2, "lossless": True}, [0] * 5),
     ("a.png", {"loop": 1, "disposal": 1, "blend": 0}, [0] * 5),  # APNG frames are written whole, each kept
+    ("a.avif", {"quality": 100}, [0] * 5),  # an AVIF sequence: no play count (forever) and no disposal
 ])
 def test_all_frames_timing_loop_and_disposal_kept(tmp_path, upscaler, name, options, disposal):
     source = save(tmp_path / name, **options)
@@ -54,7 +55,7 @@ def test_all_frames_timing_loop_and_disposal_kept(tmp_path, upscaler, name, opti
     before, after = animation.read_animation(source), animation.read_animation(tmp_path / f"x4_{name}")
     assert len(after.frames) == 5 and after.frames[0].shape == (96, 128, 4)
     assert after.durations == DURATIONS
-    assert after.loop == options["loop"]
+    assert after.loop == options.get("loop", 0)
     assert after.disposal == disposal
     expected = [upscaler.upscale_array(f)[:, 40:, :3].astype(float) for f in before.frames]
     for i, frame in enumerate(after.frames):  # each frame is its own source frame, upscaled
@@ -196,7 +197,7 @@ def test_folder_batch_to_a_format_without_animation_writes_the_first_frame_and_s
     Image.fromarray(pattern(0, 16, 16)).save(folder / "still.png")
     err = batch([folder, "-o", tmp_path / "out", "--format", "jpg"])
     notices = [line for line in err.splitlines() if "a.gif" in line and "only the first" in line]
-    assert len(notices) == 1 and "GIF, WebP or PNG, the formats that hold animation" in notices[0], err
+    assert len(notices) == 1 and "GIF, WebP, PNG or AVIF, the formats that hold animation" in notices[0], err
     with Image.open(tmp_path / "out" / "a.jpg") as out:
         assert out.size == (64, 64) and getattr(out, "n_frames", 1) == 1
 
@@ -289,7 +290,7 @@ def moving_box(path, **options):
     ("background.gif", {"disposal": 2}),
     ("previous.gif", {"disposal": 3}),
 ])
-@pytest.mark.parametrize("target", ["GIF", "PNG", "WEBP"])
+@pytest.mark.parametrize("target", ["GIF", "PNG", "WEBP", "AVIF"])
 def test_transparent_frames_show_exactly_their_own_pixels_in_every_output_format(tmp_path, name, options, target):
     source = moving_box(tmp_path / name, **options)
     data = animation.upscale_to_bytes(source, Nearest(), target)[1]
@@ -645,7 +646,7 @@ def test_a_frame_range_for_a_still_output_of_an_animation_says_why_not(tmp_path)
                            "-o", tmp_path / "still.jpg"], capture_output=True, text=True,
                           env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=120)
     assert done.returncode == 2 and done.stderr.strip().endswith(
-        f"--frames applies to videos and to animations written as one (gif, webp, png); {tmp_path / 'still.jpg'} holds one picture"), done.stderr
+        f"--frames applies to videos and to animations written as one (gif, webp, png, avif); {tmp_path / 'still.jpg'} holds one picture"), done.stderr
 
 
 def test_a_gif_cut_at_a_frame_boundary_is_said(caplog):
@@ -718,3 +719,16 @@ def test_an_animated_pngs_text_written_as_webp_is_said_lost(upscaler, caplog):
     with caplog.at_level("WARNING"):
         animation.upscale_to_bytes(buffer.getvalue(), upscaler, "WEBP")
     assert "WebP cannot hold the PNG text (Author)" in caplog.text, caplog.text
+
+
+def test_an_animation_played_a_set_number_of_times_written_as_avif_says_it_plays_on(caplog):
+    """Pillow writes no repetition count into an AVIF sequence: a GIF played three times would loop
+    forever in a browser without a word."""
+    opaque = [np.dstack([pattern(i, 8, 8), np.full((8, 8), 255, np.uint8)]) for i in range(3)]
+    with caplog.at_level("WARNING"):
+        animation.encode_animation(animation.Animation(list(opaque), [50] * 3, 0, format="GIF"), "AVIF")
+    assert "play count" not in caplog.text  # forever, as an AVIF plays
+    with caplog.at_level("WARNING"):
+        data = animation.encode_animation(animation.Animation(list(opaque), [50] * 3, 2, format="GIF"), "AVIF")
+    assert "AVIF, as written here, holds no play count" in caplog.text and "not 3 times" in caplog.text
+    assert len(animation.read_animation(data).frames) == 3

@@ -483,7 +483,7 @@ def test_standard_input_into_a_folder_is_named_like_a_file(tmp_path):
 def test_quality_with_only_lossless_outputs_is_said_to_change_nothing(tmp_path):
     Image.new("RGB", (8, 8), (90, 60, 30)).save(tmp_path / "a.png")
     out = run(tmp_path / "a.png", "-o", tmp_path / "b.png", "--quality", "80", "-m", "sr-cartoon-x4", "-d", "cpu")
-    assert out.returncode == 0 and b"--quality is for JPEG and WebP output; PNG has no quality setting" in out.stderr
+    assert out.returncode == 0 and b"--quality is for JPEG, WebP and AVIF output; PNG has no quality setting" in out.stderr
     out = run(tmp_path / "a.png", "-o", tmp_path / "b.jpg", "--quality", "80", "-m", "sr-cartoon-x4", "-d", "cpu")
     assert out.returncode == 0 and b"--quality" not in out.stderr
     skipped = run(tmp_path / "a.png", "-o", tmp_path / "b.png", "--quality", "80", "--skip-existing", "-m", "sr-cartoon-x4")
@@ -1208,3 +1208,27 @@ def test_a_usage_error_naming_a_file_with_a_newline_stays_one_line(tmp_path):
     assert done.returncode == 2 and done.stderr.decode().splitlines() == [
         f"sr-filter: error: {folder}/x\\ny.png and {folder}/x\\ny.jpg would both be written to {folder}/x\\ny_x4.png"], \
         done.stderr
+
+
+def test_avif_and_tga_files_are_read_and_written_in_their_own_format(tmp_path):
+    """AVIF (phones, browsers) and TGA (game textures) had been refused by name: "not a supported
+    image", and a folder batch passed them over. Each keeps its format, and its transparency; a
+    piped AVIF is read and written back as AVIF."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rgba = np.zeros((8, 12, 4), np.uint8)
+    rgba[..., :3] = (30, 160, 220)
+    rgba[:, 6:, 3] = 255  # the left half transparent
+    Image.fromarray(rgba).save(folder / "sticker.avif", quality=100)
+    Image.fromarray(rgba).save(folder / "texture.tga")
+    result = run(folder, "-m", "sr-cartoon-x4", "-o", tmp_path / "out")
+    assert result.returncode == 0 and b"2 upscaled" in result.stderr, result.stderr
+    for name, fmt in (("sticker.avif", "AVIF"), ("texture.tga", "TGA")):
+        with Image.open(tmp_path / "out" / name) as out:
+            alpha = np.asarray(out.convert("RGBA"))[..., 3]
+            assert out.format == fmt and out.size == (48, 32), name
+            assert alpha[:, :20].max() <= 8 and alpha[:, 28:].min() >= 247, name
+    piped = run("-", "-m", "sr-cartoon-x4", "-o", "-", stdin=(folder / "sticker.avif").read_bytes())
+    assert piped.returncode == 0, piped.stderr
+    with Image.open(io.BytesIO(piped.stdout)) as out:
+        assert out.format == "AVIF" and out.size == (48, 32)

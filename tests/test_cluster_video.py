@@ -336,7 +336,7 @@ def test_quality_is_refused_for_a_video_before_the_cluster_as_on_one_machine(tmp
     with pytest.raises(SystemExit) as ended:
         cli.main([str(clip), "-o", str(tmp_path / "out.mkv"), "--quality", "50", "--cluster", "127.0.0.1:1", "-m", "sr-cartoon-x4"])
     assert ended.value.code == 2
-    assert capsys.readouterr().err.strip() == ("sr-filter: error: --quality is for JPEG and WebP pictures; a video's quality is "
+    assert capsys.readouterr().err.strip() == ("sr-filter: error: --quality is for JPEG, WebP and AVIF pictures; a video's quality is "
                                                "--crf (lower is better: h264 and hevc 0-51, vp9 0-63, av1 1-63)")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
 

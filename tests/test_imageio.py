@@ -51,15 +51,15 @@ def _png_header_only(width: int, height: int) -> bytes:
 
 
 # -- formats and modes -----------------------------------------------------------------------
-@pytest.mark.parametrize("fmt", ["PNG", "WEBP", "BMP", "TIFF", "GIF", "JPEG"])
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP", "BMP", "TIFF", "GIF", "JPEG", "AVIF", "TGA"])
 def test_rgb_round_trip_every_format(bird, fmt):
-    options = {"quality": 100} if fmt in ("JPEG", "WEBP") else {}
+    options = {"quality": 100} if fmt in ("JPEG", "WEBP", "AVIF") else {}
     data = imageio.encode_image(bird, fmt, ImageMeta(), **options)
     assert Image.open(io.BytesIO(data)).format == fmt
     back, meta = imageio.read_image(data)
     assert back.shape == bird.shape and back.dtype == np.uint8 and meta.format == fmt
     error = np.abs(back.astype(int) - bird.astype(int))
-    if fmt in ("PNG", "BMP", "TIFF"):
+    if fmt in ("PNG", "BMP", "TIFF", "TGA"):
         assert error.max() == 0
     elif fmt == "GIF":
         assert error.mean() < 12  # a 256-colour palette
@@ -67,7 +67,7 @@ def test_rgb_round_trip_every_format(bird, fmt):
         assert error.mean() < 2.5  # lossy at quality 100 (WebP's lossy mode is 4:2:0)
 
 
-@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF"])
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF", "AVIF", "TGA"])
 def test_every_layout_and_depth_can_be_written(fmt):
     rng = np.random.default_rng(4)
     for channels in (0, 1, 2, 3, 4):
@@ -79,7 +79,7 @@ def test_every_layout_and_depth_can_be_written(fmt):
             label = (fmt, channels, dtype.__name__)
             assert back.shape[:2] == (9, 7), label
             has_alpha = back.ndim == 3 and back.shape[2] in (2, 4)
-            assert has_alpha == (channels in (2, 4) and fmt in ("PNG", "WEBP", "TIFF", "GIF")), label
+            assert has_alpha == (channels in (2, 4) and fmt in ("PNG", "WEBP", "TIFF", "GIF", "AVIF", "TGA")), label
             if has_alpha:
                 assert np.array_equal(back[..., -1] == 0, array[..., -1] == 0), label
             if fmt in ("PNG", "TIFF"):
@@ -93,6 +93,7 @@ def test_quality_changes_lossy_output(bird):
     large = imageio.encode_image(bird, "JPEG", quality=95)
     assert len(small) < len(large) / 2
     assert len(imageio.encode_image(bird, "WEBP", quality=10)) < len(imageio.encode_image(bird, "WEBP", quality=95))
+    assert len(imageio.encode_image(bird, "AVIF", quality=20)) < len(imageio.encode_image(bird, "AVIF")) / 2
     lossless, _ = imageio.read_image(imageio.encode_image(bird, "WEBP", quality=100))
     assert np.array_equal(lossless, bird)
 
@@ -522,7 +523,7 @@ def test_an_icc_profile_is_written_only_where_it_fits_the_pixels(bird):
     assert rgb_on_grey.mode == "L" and "icc_profile" not in rgb_on_grey.info
 
 
-@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "TIFF", "WEBP"])
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "TIFF", "WEBP", "AVIF"])
 def test_a_cmyk_or_damaged_profile_on_rgb_pixels_is_left_out_with_a_warning(bird, fmt, caplog):
     """An RGB JPEG carrying a CMYK profile had been written as an RGB file with that profile, and
     240 bytes that are no profile were copied too, both without a word."""
@@ -951,7 +952,7 @@ def _exif_bytes() -> bytes:
     return exif.tobytes()
 
 
-@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "TIFF"])
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "TIFF", "AVIF"])
 def test_xmp_pixel_sizes_are_the_outputs_as_the_exif_ones_are(fmt):
     """The EXIF sizes and resolutions were updated and the XMP ones left at the input's: the two disagreed."""
     xmp = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF><rdf:Description exif:PixelXDimension="8" '
@@ -1338,3 +1339,30 @@ def test_output_format_messages_say_what_can_be_done():
     tifffile.imwrite(buffer, np.zeros((8, 8), np.int16))
     with pytest.raises(ImageFormatError, match="save it with unsigned 8- or 16-bit or float samples"):
         imageio.read_image(buffer.getvalue(), name="i16.tif")
+
+
+def test_an_avif_keeps_its_profile_exif_and_xmp_and_its_turn(bird):
+    """A phone's AVIF: turned by its irot/imir boxes (Pillow reports them as EXIF orientation), with
+    a profile, EXIF and XMP. The pixels come upright, and the output keeps the rest, unturned."""
+    exif = Image.Exif()
+    exif[0x0112] = 6  # 90 degrees clockwise: Pillow writes it as the AVIF's irot box
+    exif[0x010F] = "Camera Co"
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"/></x:xmpmeta>'
+    wide = bird[:40, :64]
+    source = _save(Image.fromarray(wide), "AVIF", quality=100, icc_profile=srgb_profile(), exif=exif.tobytes(), xmp=xmp)
+    array, meta = imageio.read_image(source)
+    assert meta.format == "AVIF" and array.shape == (64, 40, 3)  # upright: the turn applied
+    assert np.abs(array.astype(int) - np.rot90(wide, -1)).mean() < 2.5
+    out = Image.open(io.BytesIO(imageio.encode_image(array, "AVIF", meta)))
+    assert out.size == (40, 64) and out.info["icc_profile"] == srgb_profile() and b"x:xmpmeta" in out.info["xmp"]
+    assert out.getexif()[0x010F] == "Camera Co" and out.getexif().get(0x0112, 1) == 1
+
+
+def test_avif_output_too_large_for_its_readers_is_refused_before_the_work():
+    """libavif writes sides up to 65536, but its readers (Pillow's, browsers', GIMP's) refuse over
+    32768 per side and 268 megapixels: such a file could not be opened again."""
+    with pytest.raises(ImageTooLargeError, match="too large for AVIF, which holds at most 32768 pixels per side"):
+        imageio.check_encodable("AVIF", 40000, 100)
+    with pytest.raises(ImageTooLargeError, match="too large for AVIF, which its readers take up to 268 megapixels"):
+        imageio.check_encodable("AVIF", 20000, 20000)
+    imageio.check_encodable("AVIF", 16384, 16384)

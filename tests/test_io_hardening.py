@@ -220,7 +220,7 @@ def test_endless_stdin_is_refused_after_a_bounded_prefix(set5):
     assert meta.format == "PNG" and array.shape[:2] == (288, 288)
 
 
-@pytest.mark.parametrize("fmt", ["GIF", "BMP", "WEBP", "TIFF", "TIFF16"])
+@pytest.mark.parametrize("fmt", ["GIF", "BMP", "WEBP", "TIFF", "TIFF16", "AVIF"])
 def test_every_format_on_stdin_is_bounded_by_its_header(set5, fmt):
     """Only PNG and JPEG had a header size: `cat a.tif /dev/zero | sr-filter -` read 11 GB (half the
     free memory) before its refusal, and ran out of memory with less; a GIF followed by 300 MB of
@@ -755,10 +755,10 @@ def test_a_jpeg_cut_inside_its_last_row_of_blocks_is_refused(set5):
 
 
 def test_a_stream_is_called_a_video_only_when_it_is_one():
-    """AVIF and HEIF pictures share MP4's ftyp box: a piped AVIF had been told it was a video."""
+    """AVIF and HEIF pictures share MP4's ftyp box: a piped AVIF had been told it was a video (AVIF
+    is now read; HEIF is not)."""
     from sr_filter.sniff import _what_instead
 
-    assert _what_instead(b"\0\0\0\x1cftypavif\0\0\0\0avifmif1") == "unknown or damaged format"
     assert _what_instead(b"\0\0\0\x18ftypheic\0\0\0\0") == "unknown or damaged format"
     assert _what_instead(b"\0\0\0\x20ftypisom\0\0\x02\0isomiso2").startswith("it is a video")
     assert _what_instead(b"YUV4MPEG2 W8 H8\n") == "it is a YUV4MPEG2 frame stream: use --format y4m"
@@ -766,7 +766,7 @@ def test_a_stream_is_called_a_video_only_when_it_is_one():
     from sr_filter.sniff import read_stream
 
     for head, words in ((b"\0\0\0\x20ftypisom\0\0\x02\0isomiso2", "it is a video"),
-                        (b"\0\0\0\x1cftypavif\0\0\0\0avifmif1", "unknown or damaged format")):
+                        (b"\0\0\0\x18ftypheic\0\0\0\0mif1heic", "unknown or damaged format")):
         with pytest.raises(ImageFormatError, match=f"- is not a readable image \\({words}"):
             read_stream(io.BytesIO(head + bytes(1000)), "-", lambda shape: None, 1 << 30)
 
@@ -793,3 +793,28 @@ def test_an_encoder_out_of_memory_is_said_as_the_write_not_the_tiles(tmp_path):
                           env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert done.stdout.strip() == ("writing the 3000x3000 picture as PNG ran out of memory; close other programs, "
                                    "or choose a smaller output | use a smaller --scale"), done.stderr
+
+
+def test_a_pillow_without_avif_says_so_for_an_avif_input_and_output(tmp_path):
+    """A Pillow built without libavif (distribution builds, older wheels): an AVIF is then "not a
+    readable image (unknown or damaged format)" to Pillow. Here Pillow's AVIF module is made
+    unimportable in a child process, as it is in such a build."""
+    source = tmp_path / "photo.avif"
+    Image.new("RGB", (8, 6), (20, 120, 220)).save(source)
+    code = textwrap.dedent(f"""
+        import sys
+        sys.modules["PIL._avif"] = None  # as in a Pillow built without libavif
+        from sr_filter import imageio
+        from sr_filter.errors import ImageFormatError
+        for attempt in (lambda: imageio.read_image({str(source)!r}), lambda: imageio.format_for("out.avif")):
+            try:
+                attempt()
+            except ImageFormatError as exc:
+                print(exc)
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert done.stdout.splitlines() == [
+        f"{source} is an AVIF picture: this installation's Pillow has no AVIF support; upgrade it (pip install -U pillow)",
+        "cannot write AVIF: this installation's Pillow has no AVIF support; upgrade it (pip install -U pillow)",
+    ], done.stderr

@@ -1380,7 +1380,7 @@ def test_a_frame_range_in_a_batch_reaches_its_animations_too(tmp_path):
         b"animation" in result.stderr, result.stderr
     # animations written as still pictures, and standard input: not "none of these inputs is an animation"
     result = run(tmp_path / "g.gif", tmp_path / "h.gif", "-m", MODEL, "-o", tmp_path / "jpgs", "--format", "jpg", "--frames", "1:3")
-    assert result.returncode == 2 and b"to animations written as one (gif, webp, png); these outputs hold one picture each" \
+    assert result.returncode == 2 and b"to animations written as one (gif, webp, png, avif); these outputs hold one picture each" \
         in result.stderr, result.stderr
     piped = subprocess.run([sys.executable, "-m", "sr_filter", "-", "-o", str(tmp_path / "s.gif"), "-m", MODEL, "--frames", "0:2"],
                            input=(tmp_path / "g.gif").read_bytes(), capture_output=True, timeout=120,

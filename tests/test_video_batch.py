@@ -149,7 +149,7 @@ def test_quality_for_a_video_is_refused_or_said_in_a_batch(tmp_path):
     Image.new("RGB", (16, 12), (200, 30, 40)).save(tmp_path / "a.png")
     result = run(tmp_path / "a.png", clip, "-m", MODEL, "--quality", "50", "-o", f"{tmp_path / 'out'}/")
     err = result.stderr.decode()
-    assert result.returncode == 0 and "clip.mp4: --quality is for JPEG and WebP pictures" in err, err
+    assert result.returncode == 0 and "clip.mp4: --quality is for JPEG, WebP and AVIF pictures" in err, err
     assert (tmp_path / "out" / "clip.mp4").exists() and (tmp_path / "out" / "a.png").exists()
     from .videos import make_y4m  # a frame stream has no quality setting either (it had been ignored)
 

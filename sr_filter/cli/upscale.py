@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 _DEVICE_NAME = re.compile(r"(auto|cpu|mps|cuda(:\d+)?)")
 #: output formats for --help and the option check, spelled here because imageio imports torch (through
 #: limits and device); test_cli_start checks it against imageio.FORMATS
-FORMAT_NAMES = "png|jpg|webp|bmp|tiff|gif"
+FORMAT_NAMES = "png|jpg|webp|avif|bmp|tiff|gif|tga"
 
 
 CUT_SHORT = "standard output was closed by the program reading it; the output was cut short"
@@ -101,7 +101,7 @@ def _closed_stdout_is_one_line(command):
 @click.option("--suffix", default=None, metavar="TEXT", callback=lambda ctx, param, value: _check_suffix(value),
               help="Output name suffix instead of _x4 (NAMETEXT.EXT); '' for none. Also added to the files of a batch, "
                    "which otherwise keep their names in the output folder.")
-@click.option("--quality", type=click.IntRange(1, 100), default=None, help="JPEG/WebP quality, 1-100; 100 = lossless WebP.  [default: 95 / 90; a lossless WebP input stays lossless]")
+@click.option("--quality", type=click.IntRange(1, 100), default=None, help="JPEG/WebP/AVIF quality, 1-100; 100 = lossless WebP.  [default: 95 / 90 / 90; a lossless WebP input stays lossless]")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files (and an image input written in place; a video is never its own output).")
 @click.option("--skip-existing", is_flag=True, help="Leave outputs that already exist untouched and move on.")
 @video_options
@@ -383,12 +383,12 @@ def _plan(inputs: list[str], output: str | None, suffix: str, *, fmt: str | None
         given = video_only(codec, crf, resume, frames, skip_damaged)
         if given and len(jobs) == 1 and jobs[0].source is not None and jobs[0].target is not None and _animated(jobs[0].source):
             # an animation written as a still format: "given alone" is true, and had been said as if it were not
-            raise click.UsageError(f"{given} to videos and to animations written as one (gif, webp, png); "
+            raise click.UsageError(f"{given} to videos and to animations written as one (gif, webp, png, avif); "
                                    f"{shown_path(jobs[0].target)} holds one picture")
         if given and frames and any(job.source is None for job in jobs):  # (had said it was "no animation")
             raise click.UsageError(f"{given} to video and animation files; standard input is read as one picture")
         if given and frames and any(job.source is not None and job.source.is_file() and _animated(job.source) for job in jobs):
-            raise click.UsageError(f"{given} to videos and to animations written as one (gif, webp, png); "
+            raise click.UsageError(f"{given} to videos and to animations written as one (gif, webp, png, avif); "
                                    "these outputs hold one picture each")
         if given:
             what = "videos and animations" if given == "--frames applies" else "videos (--frames also to animations)" if frames else "videos"
@@ -544,7 +544,7 @@ def _names(text: str, name: str) -> bool:
 def process(upscaler: Upscaler, job: Job, *, scale, size=(None, None), fmt, quality, overwrite, progress,
             announce=None, frames: str | None = None) -> None:
     """Read, upscale, encode (:func:`sr_filter.imagefile.upscale_image_file`) and atomically write one image;
-    an animated GIF/WebP/PNG written as GIF, WebP or PNG keeps every frame (``frames``: its range)."""
+    an animated GIF/WebP/PNG/AVIF written as GIF, WebP, PNG or AVIF keeps every frame (``frames``: its range)."""
     if job.source is not None and is_pipe(job.source):
         # a named pipe is read once, as standard input is (with its bounds): one named *.png, *.gif
         # or *.webp had been opened a second time after the animation check had drained it, and hung
@@ -576,7 +576,7 @@ def _process_from(upscaler: Upscaler, job: Job, source: Any, name: str | None, *
 
 
 def _say_quality_unused(jobs: list[Job], fmt: str | None) -> None:
-    """--quality with only lossless image outputs (PNG, TIFF, BMP, GIF) changes nothing: say so
+    """--quality with only lossless image outputs (PNG, TIFF, BMP, GIF, TGA) changes nothing: say so
     rather than let a user wonder why the files are as large as before."""
     from .. import imageio
 
@@ -584,13 +584,13 @@ def _say_quality_unused(jobs: list[Job], fmt: str | None) -> None:
         return
     formats = set()
     for job in jobs:
-        try:  # None: the input's format decides (standard output, /dev/null), which may be JPEG or WebP
+        try:  # None: the input's format decides (standard output, /dev/null), which may be a lossy one
             formats.add(imageio.format_for(job.target or "", fmt) if job.target or fmt else None)
         except SrFilterError:
             formats.add(None)
-    if None not in formats and formats.isdisjoint({"JPEG", "WEBP"}):
+    if None not in formats and formats.isdisjoint({"JPEG", "WEBP", "AVIF"}):
         shown = "/".join(sorted(formats))
-        click.echo(f"sr-filter: warning: --quality is for JPEG and WebP output; {shown} has no quality setting, "
+        click.echo(f"sr-filter: warning: --quality is for JPEG, WebP and AVIF output; {shown} has no quality setting, "
                    "so it changes nothing", err=True)
 
 

@@ -37,7 +37,7 @@ skip_damaged_opt = click.option("--skip-damaged", is_flag=True,
 
 
 #: why --quality is refused for a video (one machine and the cluster say it alike)
-QUALITY_IS_NOT_CRF = "--quality is for JPEG and WebP pictures; a video's quality is --crf"
+QUALITY_IS_NOT_CRF = "--quality is for JPEG, WebP and AVIF pictures; a video's quality is --crf"
 #: the refusal of --quality for one video, with the --crf ranges to use instead
 QUALITY_REFUSED = f"{QUALITY_IS_NOT_CRF} (lower is better: h264 and hevc 0-51, vp9 0-63, av1 1-63)"
 
@@ -130,7 +130,7 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
         if any(size):
             raise click.UsageError("--width/--height need a file; for a frame stream give --scale")
         if quality is not None:
-            raise click.UsageError("--quality is for JPEG and WebP pictures; a frame stream has none")
+            raise click.UsageError("--quality is for JPEG, WebP and AVIF pictures; a frame stream has none")
         if frames is not None:  # it had been ignored, every frame upscaled without a word
             raise click.UsageError("--frames needs a video file; a frame stream is upscaled whole (cut it where it is "
                                    "made, e.g. ffmpeg -ss START -frames:v COUNT)")
@@ -192,7 +192,7 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
 
         given = video_only(codec, crf, resume, skip_damaged=skip_damaged)
         if given:
-            raise click.UsageError(f"{given} to videos; an animation written as GIF, WebP or PNG "
+            raise click.UsageError(f"{given} to videos; an animation written as GIF, WebP, PNG or AVIF "
                                    "takes --quality and --frames (or name a video output, e.g. -o out.mp4)")
         out_format = imageio.format_for("", fmt) if fmt is not None else None
         if out_format is not None and out_format not in animation.HOLDS_ANIMATION:
