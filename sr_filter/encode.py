@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from . import png, tiffio
+from . import png, pnm, tiffio
 from .convert import PER_FILE, _to_uint8, _to_uint16, array_to_pil, beyond_extent
 from .errors import ImageFormatError, ImageTooLargeError, OutOfMemoryError, first_line
 from .metadata import (IPTC_TAG, PHOTOSHOP, PHOTOSHOP_TAG, ImageMeta, Scale, exif_for_output, fit_aspect, iptc_records,
@@ -26,7 +26,9 @@ from .metadata import (IPTC_TAG, PHOTOSHOP, PHOTOSHOP_TAG, ImageMeta, Scale, exi
 log = logging.getLogger(__name__)
 
 #: formats whose files can hold an alpha channel (the others get it flattened onto white)
-_ALPHA = {"PNG", "WEBP", "TIFF", "GIF", "AVIF", "TGA"}
+_ALPHA = {"PNG", "WEBP", "TIFF", "GIF", "AVIF", "TGA", "PAM"}
+#: Netpbm's PGM/PPM (Pillow's name "PPM") and PAM: 8 or 16 bits, written by :mod:`sr_filter.pnm`
+_NETPBM = {"PPM", "PAM"}
 _ICC = {"PNG", "JPEG", "WEBP", "TIFF", "AVIF"}
 _EXIF = {"PNG", "JPEG", "WEBP", "TIFF", "AVIF"}
 _DPI = {"PNG", "JPEG", "TIFF", "BMP"}
@@ -136,13 +138,23 @@ def _encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None, *, qualit
         raw, text = _png_text(meta)
         return png.encode_png(deep, icc_profile=icc, dpi=dpi, aspect=meta.aspect, exif=exif, text=text,
                               colour=meta.png_colour, raw_text=raw)
-    if array.dtype != np.uint8:
+    if fmt in _NETPBM and array.dtype != np.uint8:
+        if to_srgb:  # converted to sRGB through LittleCMS at 8 bits
+            log.warning("the %s picture is written with 8 bits per channel, its colours converted to sRGB "
+                        "(a Netpbm file holds no ICC profile; PNG and TIFF keep 16 bits and the profile)",
+                        "16-bit" if array.dtype == np.uint16 else "floating-point", extra=PER_FILE)
+            array = _to_uint8(array)
+        else:
+            array = _to_uint16(array)
+    if array.dtype != np.uint8 and fmt not in _NETPBM:
         log.warning("%s holds 8 bits per channel: the %s picture is written with 8 (%s)", _SHOWN.get(fmt, fmt),
                     "16-bit" if array.dtype == np.uint16 else "floating-point",
                     "PNG and TIFF keep it" if array.dtype == np.uint16 else "TIFF keeps it; PNG keeps 16 bits", extra=PER_FILE)
         array = _to_uint8(array)
     if channels in (2, 4) and fmt not in _ALPHA:
-        log.warning("%s has no transparency; flattening the alpha channel onto white", _SHOWN.get(fmt, fmt), extra=PER_FILE)
+        keeper = " (a .pam keeps it)" if fmt == "PPM" else ""
+        log.warning("%s has no transparency; flattening the alpha channel onto white%s", _SHOWN.get(fmt, fmt), keeper,
+                    extra=PER_FILE)
         array = flatten_on_white(array)
     if to_srgb:
         array, converted = _to_srgb(array, meta.icc_profile)
@@ -153,6 +165,8 @@ def _encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None, *, qualit
         array, converted = _to_srgb(array, meta.icc_profile)
         if converted:
             log.info("WebP has no grey pictures: the grey tones are converted to sRGB, which an RGB WebP is shown as")
+    if fmt in _NETPBM:
+        return pnm.encode_pnm(array, pam=fmt == "PAM")
     options: dict[str, Any] = {}
     if fmt == "GIF" and channels in (2, 4):  # on/off transparency: cut at alpha 128, as in animations
         image = gif_frame(np.dstack([array[..., :1]] * 3 + [array[..., 1:]]) if channels == 2 else array)
@@ -302,7 +316,7 @@ def _fits_jpeg(kind: str, block: bytes | None, overhead: int) -> bytes | None:
 
 
 #: format names as people write them
-_SHOWN = {"WEBP": "WebP"}
+_SHOWN = {"WEBP": "WebP", "PPM": "PGM/PPM"}
 
 
 def _say_lost(lost: list[str], fmt: str, meta: ImageMeta) -> None:

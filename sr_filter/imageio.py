@@ -23,7 +23,7 @@ from typing import BinaryIO, Callable, Iterator
 import numpy as np
 from PIL import Image, PngImagePlugin
 
-from . import limits, png, salvage, sniff, tiffio
+from . import limits, png, pnm, salvage, sniff, tiffio
 from .atomic import is_stream, write_atomic  # noqa: F401 - write_atomic moved to atomic.py; kept importable here
 from .convert import PER_FILE, pil_to_array
 from .device import available_ram
@@ -56,13 +56,21 @@ FORMATS = {
     ".gif": "GIF",
     ".avif": "AVIF",
     ".tga": "TGA",
+    ".ppm": "PPM",
+    ".pgm": "PPM",
+    ".pnm": "PPM",
+    ".pam": "PAM",
 }
 #: other names of those formats, read and written (not --format values): an APNG, JPEG's older suffixes
 ALIASES = {".apng": "PNG", ".jfif": "JPEG", ".jpe": "JPEG"}
-#: read only: a camera's multi-picture JPEG (its first picture is upscaled, written as a plain JPEG)
-READ_ONLY = {".mpo": "JPEG"}
+#: read only: a camera's multi-picture JPEG (its first picture is upscaled, written as a plain JPEG),
+#: a Netpbm bitmap (its upscale has grey tones: written as a PGM)
+READ_ONLY = {".mpo": "JPEG", ".pbm": "PPM"}
 #: the suffix a format is written with where a read-only one names it
-_SUFFIX_OF = {"JPEG": ".jpg"}
+SUFFIX_OF = {"JPEG": ".jpg", "PPM": ".pgm"}
+#: the read-only suffixes, as the refusal to write one names them
+_READ_ONLY_NAMES = {".mpo": "an MPO (a camera's multi-picture JPEG)",
+                    ".pbm": "a PBM (a Netpbm bitmap of black and white only, where an upscale has grey tones)"}
 #: said where the installed Pillow cannot read or write AVIF (a build without libavif; Pillow's
 #: recent wheels have it)
 NO_AVIF = "this installation's Pillow has no AVIF support; upgrade it (pip install -U pillow)"
@@ -125,6 +133,14 @@ def _read_data(data: bytes, name: str, check: Callable[[sniff.Shape], None]) -> 
     """Pixels, metadata and EXIF orientation of an encoded image."""
     if tiffio.is_tiff(data):
         return _read_tiff(data, name, check)
+    if pnm.is_pnm(data):  # Pillow reads a 16-bit PPM at 8 bits, and no PAM
+        header = sniff.header_shape(data)
+        if header is not None:
+            check(header)
+        array, mode, more = pnm.decode_pnm(data, name)
+        if more:
+            log.warning("%s holds more Netpbm pictures after the first; only the first is upscaled", name)
+        return array, ImageMeta(format="PAM" if data[1:2] == b"7" else "PPM", mode=mode), 1
     data = salvage.repaired(data, name)  # a damaged metadata chunk had refused the whole picture
     header = sniff.header_shape(data)
     if header is not None:  # sized before Pillow's own, fixed decompression-bomb limit can pre-empt us
@@ -468,8 +484,8 @@ def format_for(path: str | Path, explicit: str | None = None) -> str:
         raise ImageFormatError(f"{Path(path).name} names a YUV4MPEG2 frame stream, but the input is an image; "
                                "a frame stream comes from a .y4m input or standard input with --format y4m")
     if suffix in READ_ONLY:  # (it had been "cannot tell the output format")
-        raise ImageFormatError(f"{Path(path).name} names an MPO (a camera's multi-picture JPEG), which is read but not "
-                               f"written; name the output {_SUFFIX_OF[READ_ONLY[suffix]]}")
+        raise ImageFormatError(f"{Path(path).name} names {_READ_ONLY_NAMES[suffix]}, which is read but not "
+                               f"written; name the output {SUFFIX_OF[READ_ONLY[suffix]]}")
     name = Path(path).name
     if not suffix and name.lower() in FORMATS:  # ".png" alone: a hidden file's name, no suffix (the advice had been ".png")
         raise ImageFormatError(f"{name} is only a suffix; name the file to write, e.g. {Path(path).with_name('out' + name)}")

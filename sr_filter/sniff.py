@@ -13,6 +13,7 @@ import struct
 from typing import BinaryIO, Callable, Iterator
 
 from .errors import ImageFormatError, InputTooLargeError
+from .pnm import is_pnm, pnm_header
 
 #: (width, height, channels, bytes per sample)
 Shape = tuple[int, int, int, int]
@@ -48,6 +49,8 @@ def image_format(data: bytes) -> str | None:
         return "WebP"
     if data[4:8] == b"ftyp" and _brands(data) & _AVIF_BRANDS:
         return "AVIF"
+    if is_pnm(data):
+        return "PAM" if data[1:2] == b"7" else "Netpbm"
     return next((name for prefix, name in _SIGNATURES.items() if data.startswith(prefix)), None)
 
 
@@ -315,9 +318,9 @@ def avif_header(data: bytes) -> Shape | None:
 
 
 def header_shape(data: bytes) -> Shape | None:
-    """The claimed shape of a picture from its header alone: PNG, JPEG, GIF, BMP, WebP, AVIF, and
-    a TIFF whose first directory is in ``data`` (else None)."""
-    for header in (png_header, jpeg_header, gif_header, bmp_header, webp_header, avif_header, tiff_header):
+    """The claimed shape of a picture from its header alone: PNG, JPEG, GIF, BMP, WebP, AVIF,
+    Netpbm, and a TIFF whose first directory is in ``data`` (else None)."""
+    for header in (png_header, jpeg_header, gif_header, bmp_header, webp_header, avif_header, pnm_header, tiff_header):
         shape = header(data)
         if shape is not None:
             return shape

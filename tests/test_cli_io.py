@@ -1232,3 +1232,20 @@ def test_avif_and_tga_files_are_read_and_written_in_their_own_format(tmp_path):
     assert piped.returncode == 0, piped.stderr
     with Image.open(io.BytesIO(piped.stdout)) as out:
         assert out.format == "AVIF" and out.size == (48, 32)
+
+
+def test_netpbm_pictures_go_through_a_pipeline_at_their_own_depth(tmp_path):
+    """`ffmpeg ... -c:v ppm - | sr-filter - -o - | pnmtopng`: a piped PPM had been "not a readable
+    image", and Pillow reads a 16-bit one at 8 bits. A 16-bit PPM comes out a 16-bit PPM, a bitmap
+    (.pbm, black and white only) is written as a grey .pgm, and a .pbm output is refused for that."""
+    deep = (np.arange(8 * 12 * 3).reshape(8, 12, 3) * 181 % 65536).astype(np.uint16)
+    piped = run("-", "-m", "sr-cartoon-x4", "-o", "-", stdin=b"P6\n12 8\n65535\n" + deep.astype(">u2").tobytes())
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stdout.startswith(b"P6\n48 32\n65535\n") and len(piped.stdout) == 15 + 48 * 32 * 3 * 2
+    bitmap = tmp_path / "scan.pbm"
+    Image.fromarray(np.tile(np.array([[0, 255]], np.uint8), (8, 6))).convert("1").save(bitmap)
+    done = run(bitmap, "-m", "sr-cartoon-x4")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "scan_x4.pgm").read_bytes().startswith(b"P5\n48 32\n255\n")
+    refused = run(bitmap, "-m", "sr-cartoon-x4", "-o", tmp_path / "big.pbm")
+    assert refused.returncode == 1 and b"big.pbm names a PBM (a Netpbm bitmap of black and white only" in refused.stderr

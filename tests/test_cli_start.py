@@ -139,7 +139,7 @@ def test_unsupported_input_names_the_supported_suffixes(tmp_path):
     notes.write_text("hello")
     done = run(notes, "--preset", "cartoon")
     err = done.stderr.decode()
-    assert done.returncode == 1 and "notes.txt is not a supported image (apng, avif, bmp, gif, jfif, jpe, jpeg, jpg, mpo, png, tga, tif, tiff, webp)" in err
+    assert done.returncode == 1 and "notes.txt is not a supported image (apng, avif, bmp, gif, jfif, jpe, jpeg, jpg, mpo, pam, pbm, pgm, png, pnm, ppm, tga, tif, tiff, webp)" in err
     assert "cannot tell the output format" not in err and err.count("\n") == 1
 
 
@@ -255,7 +255,7 @@ def test_completion_before_any_argument_offers_the_default_commands_options():
     # (only command names had been offered, so `sr-filter phot<TAB>` completed nothing)
     assert complete("sr-filter mod", kinds=True) == ["file,mod", "plain,models"]
     assert complete("sr-filter phot", kinds=True) == ["file,phot"]
-    assert complete("sr-filter a.png --format ") == ["png", "jpg", "webp", "avif", "bmp", "tiff", "gif", "tga", "y4m", "png-stream"]
+    assert complete("sr-filter a.png --format ") == ["png", "jpg", "webp", "avif", "bmp", "tiff", "gif", "tga", "ppm", "pam", "y4m", "png-stream"]
     assert complete("sr-filter a.png -f w") == ["webp"]
     # model names and files for --model, device words for --device (both had offered nothing)
     assert complete("sr-filter a.png --model sr-c", kinds=True) == ["plain,sr-cartoon-x4", "file,sr-c"]

@@ -51,15 +51,16 @@ def _png_header_only(width: int, height: int) -> bytes:
 
 
 # -- formats and modes -----------------------------------------------------------------------
-@pytest.mark.parametrize("fmt", ["PNG", "WEBP", "BMP", "TIFF", "GIF", "JPEG", "AVIF", "TGA"])
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP", "BMP", "TIFF", "GIF", "JPEG", "AVIF", "TGA", "PPM", "PAM"])
 def test_rgb_round_trip_every_format(bird, fmt):
     options = {"quality": 100} if fmt in ("JPEG", "WEBP", "AVIF") else {}
     data = imageio.encode_image(bird, fmt, ImageMeta(), **options)
-    assert Image.open(io.BytesIO(data)).format == fmt
+    if fmt != "PAM":  # Pillow reads no PAM
+        assert Image.open(io.BytesIO(data)).format == fmt
     back, meta = imageio.read_image(data)
     assert back.shape == bird.shape and back.dtype == np.uint8 and meta.format == fmt
     error = np.abs(back.astype(int) - bird.astype(int))
-    if fmt in ("PNG", "BMP", "TIFF", "TGA"):
+    if fmt in ("PNG", "BMP", "TIFF", "TGA", "PPM", "PAM"):
         assert error.max() == 0
     elif fmt == "GIF":
         assert error.mean() < 12  # a 256-colour palette
@@ -67,7 +68,7 @@ def test_rgb_round_trip_every_format(bird, fmt):
         assert error.mean() < 2.5  # lossy at quality 100 (WebP's lossy mode is 4:2:0)
 
 
-@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF", "AVIF", "TGA"])
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF", "AVIF", "TGA", "PPM", "PAM"])
 def test_every_layout_and_depth_can_be_written(fmt):
     rng = np.random.default_rng(4)
     for channels in (0, 1, 2, 3, 4):
@@ -79,12 +80,13 @@ def test_every_layout_and_depth_can_be_written(fmt):
             label = (fmt, channels, dtype.__name__)
             assert back.shape[:2] == (9, 7), label
             has_alpha = back.ndim == 3 and back.shape[2] in (2, 4)
-            assert has_alpha == (channels in (2, 4) and fmt in ("PNG", "WEBP", "TIFF", "GIF", "AVIF", "TGA")), label
+            assert has_alpha == (channels in (2, 4) and fmt in ("PNG", "WEBP", "TIFF", "GIF", "AVIF", "TGA", "PAM")), label
             if has_alpha:
                 assert np.array_equal(back[..., -1] == 0, array[..., -1] == 0), label
-            if fmt in ("PNG", "TIFF"):
+            if fmt in ("PNG", "TIFF", "PAM"):
                 assert back.shape == array.shape or (channels == 1 and back.shape == array.shape[:2]), label
-                expected = {np.uint8: np.uint8, np.uint16: np.uint16, np.float32: np.uint16 if fmt == "PNG" else np.float32}
+            if fmt in ("PNG", "TIFF", "PPM", "PAM"):  # Netpbm: 16 bits, as PNG
+                expected = {np.uint8: np.uint8, np.uint16: np.uint16, np.float32: np.float32 if fmt == "TIFF" else np.uint16}
                 assert back.dtype == expected[dtype], label
 
 
@@ -1366,3 +1368,40 @@ def test_avif_output_too_large_for_its_readers_is_refused_before_the_work():
     with pytest.raises(ImageTooLargeError, match="too large for AVIF, which its readers take up to 268 megapixels"):
         imageio.check_encodable("AVIF", 20000, 20000)
     imageio.check_encodable("AVIF", 16384, 16384)
+
+
+def test_every_netpbm_variant_is_read_at_its_full_depth():
+    """Pipelines speak Netpbm (ffmpeg's and ImageMagick's ppm:-). Pillow reads a 16-bit PPM at 8
+    bits and no PAM; each variant is read here, comments in the header, odd maximum values scaled."""
+    grey = np.array([[0, 5, 10], [15, 7, 1]], np.uint8)  # maximum value 15
+    rgb16 = (np.arange(18).reshape(2, 3, 3) * 3000).astype(np.uint16)
+    bits = np.array([[1, 0, 1], [0, 0, 1]], np.uint8)  # 1 is black
+    cases = [
+        (b"P1\n# a comment\n3 2\n1 0 1\n0 0 1\n", np.where(bits == 1, 0, 255).astype(np.uint8), "1"),
+        (b"P4\n3 2\n" + bytes([0b10100000, 0b00100000]), np.where(bits == 1, 0, 255).astype(np.uint8), "1"),
+        (b"P2 3 2 15\n" + b" ".join(str(v).encode() for v in grey.ravel()), ((grey.astype(int) * 255 + 7) // 15).astype(np.uint8), "L"),
+        (b"P5 3 2\n# made here\n15\n" + grey.tobytes(), ((grey.astype(int) * 255 + 7) // 15).astype(np.uint8), "L"),
+        (b"P3 3 2 65535\n" + b" ".join(str(v).encode() for v in rgb16.ravel()), rgb16, "RGB"),
+        (b"P6 3 2 65535\n" + rgb16.astype(">u2").tobytes(), rgb16, "RGB"),
+        (b"P7\nWIDTH 3\nHEIGHT 2\nDEPTH 4\nMAXVAL 255\nTUPLTYPE RGB_ALPHA\nENDHDR\n" + bytes(range(24)),
+         np.arange(24, dtype=np.uint8).reshape(2, 3, 4), "RGBA"),
+        (b"P7\nWIDTH 3\nHEIGHT 2\nDEPTH 1\nMAXVAL 1\nTUPLTYPE BLACKANDWHITE\nENDHDR\n" + bytes(bits.ravel()),
+         np.where(bits == 1, 255, 0).astype(np.uint8), "1"),  # a PAM's 1 is white
+    ]
+    for data, expected, mode in cases:
+        array, meta = imageio.read_image(data)
+        assert np.array_equal(array, expected) and array.dtype == expected.dtype, data[:2]
+        assert meta.mode in (mode, "uint16") and meta.format == ("PAM" if data[:2] == b"P7" else "PPM"), data[:2]
+
+
+def test_a_damaged_or_cut_netpbm_file_is_one_line_and_a_second_picture_is_said(caplog):
+    whole = b"P6 4 2 255\n" + bytes(range(24))
+    with pytest.raises(ImageFormatError, match="is truncated or damaged \\(its pixels end before the picture does\\)"):
+        imageio.read_image(whole[:-5])
+    with pytest.raises(ImageFormatError, match="a sample is above its maximum value 15"):
+        imageio.read_image(b"P5 2 1 15\n" + bytes([3, 16]))
+    with pytest.raises(ImageFormatError, match="a PAM of depth 2 \\(RGB\\) is not a picture"):
+        imageio.read_image(b"P7\nWIDTH 1\nHEIGHT 1\nDEPTH 2\nMAXVAL 255\nTUPLTYPE RGB\nENDHDR\n" + bytes(2))
+    with caplog.at_level("WARNING"):
+        array, _ = imageio.read_image(whole + whole)  # ffmpeg -f image2pipe -c:v ppm writes them so
+    assert array.shape == (2, 4, 3) and "holds more Netpbm pictures after the first" in caplog.text

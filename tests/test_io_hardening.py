@@ -182,8 +182,9 @@ def test_each_tiff_is_parsed_once(monkeypatch):
 def test_image_suffixes_are_what_format_for_accepts():
     assert set(imageio.IMAGE_SUFFIXES) >= {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
     for suffix in imageio.IMAGE_SUFFIXES:
-        if suffix in imageio.READ_ONLY:  # read, then written as another suffix (.mpo -> .jpg)
-            with pytest.raises(ImageFormatError, match="which is read but not written; name the output .jpg"):
+        if suffix in imageio.READ_ONLY:  # read, then written as another suffix (.mpo -> .jpg, .pbm -> .pgm)
+            written = imageio.SUFFIX_OF[imageio.READ_ONLY[suffix]]
+            with pytest.raises(ImageFormatError, match=f"which is read but not written; name the output \\{written}"):
                 imageio.format_for("x" + suffix.upper())
             continue
         assert imageio.format_for("x" + suffix.upper()) == {**imageio.FORMATS, **imageio.ALIASES}[suffix]
@@ -220,7 +221,7 @@ def test_endless_stdin_is_refused_after_a_bounded_prefix(set5):
     assert meta.format == "PNG" and array.shape[:2] == (288, 288)
 
 
-@pytest.mark.parametrize("fmt", ["GIF", "BMP", "WEBP", "TIFF", "TIFF16", "AVIF"])
+@pytest.mark.parametrize("fmt", ["GIF", "BMP", "WEBP", "TIFF", "TIFF16", "AVIF", "PPM"])
 def test_every_format_on_stdin_is_bounded_by_its_header(set5, fmt):
     """Only PNG and JPEG had a header size: `cat a.tif /dev/zero | sr-filter -` read 11 GB (half the
     free memory) before its refusal, and ran out of memory with less; a GIF followed by 300 MB of

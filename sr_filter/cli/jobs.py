@@ -536,7 +536,9 @@ def _renamed(relative: Path, fmt: str | None, suffix: str = "") -> Path:
 
 
 def _written_suffix(suffix: str) -> str:
-    """The output suffix for an input's: a read-only one (a camera's .mpo) is written as .jpg."""
+    """The output suffix for an input's: a read-only one is written as its format's (a camera's
+    .mpo as .jpg, a .pbm bitmap as .pgm)."""
     from .. import imageio
 
-    return ".jpg" if suffix.lower() in imageio.READ_ONLY else suffix
+    read_only = imageio.READ_ONLY.get(suffix.lower())
+    return imageio.SUFFIX_OF[read_only] if read_only else suffix

@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 _DEVICE_NAME = re.compile(r"(auto|cpu|mps|cuda(:\d+)?)")
 #: output formats for --help and the option check, spelled here because imageio imports torch (through
 #: limits and device); test_cli_start checks it against imageio.FORMATS
-FORMAT_NAMES = "png|jpg|webp|avif|bmp|tiff|gif|tga"
+FORMAT_NAMES = "png|jpg|webp|avif|bmp|tiff|gif|tga|ppm|pam"
 
 
 CUT_SHORT = "standard output was closed by the program reading it; the output was cut short"
@@ -483,7 +483,7 @@ def _check_suffix(value: str | None) -> str | None:
 
 
 def _format_keys() -> set[str]:
-    return set(FORMAT_NAMES.split("|")) | {"jpeg", "tif"}
+    return set(FORMAT_NAMES.split("|")) | {"jpeg", "tif", "pgm", "pnm"}
 
 
 def _isatty(stream) -> bool:
