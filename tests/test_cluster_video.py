@@ -312,6 +312,18 @@ def test_what_the_output_cannot_keep_is_said_as_on_one_machine(cluster, tmp_path
 
 
 
+def test_dropped_streams_are_said_through_notice_before_the_upscale(cluster, tmp_path):
+    """The driver said what the output leaves out only in the command's summary, after every
+    segment was upscaled and joined; an API caller's notice never heard it. Now it is said
+    before the work, as on one machine, and only once."""
+    clip = make_clip(tmp_path / "subs.mkv", frames=6, subtitles=True, attachment=True)
+    heard: list[str] = []
+    summary = upscale_video(clip, tmp_path / "out.mp4", **SETTINGS, address=cluster, notice=heard.append,
+                            on_plan=lambda todo, kept: heard.append("plan"), on_event=lambda event: heard.append("event"))
+    said = [f"dropped {line}" for line in summary.dropped] + [f"converted {line}" for line in summary.converted]
+    assert len(said) == 2 and heard[:3] == [*said, "plan"] and set(heard[3:]) == {"event"}, heard
+
+
 def test_a_crf_the_encoder_does_not_take_is_refused_before_the_cluster(tmp_path, capsys, monkeypatch):
     """The workers' encoder had clamped crf 60 to 51 without a word (exit 0); one machine refuses it."""
     from sr_filter import cli

@@ -286,6 +286,18 @@ def test_every_warning_of_a_job_reaches_the_notice_callback(tmp_path, upscaler, 
     assert "the frame range ends at frame 100" in caplog.text
 
 
+@pytest.mark.parametrize("resume", [False, True])
+def test_dropped_streams_are_said_before_the_upscale_with_or_without_resume(tmp_path, upscaler, resume):
+    """With resume=True the dropped and converted streams were said only after the segments were
+    joined, hours into a long video, where one run writing the file says them at its first frame."""
+    clip = make_clip(tmp_path / "subs.mkv", frames=6, subtitles=True, attachment=True)
+    heard: list[str] = []
+    summary = upscale_video(clip, tmp_path / "out.mp4", upscaler=upscaler, resume=resume, notice=heard.append,
+                            progress=lambda done, total: heard.append(f"frame {done}"))
+    said = [f"dropped {line}" for line in summary["dropped"]] + [f"converted {line}" for line in summary["converted"]]
+    assert len(said) == 2 and heard[:2] == said and heard[2:] == [f"frame {n}" for n in range(1, 7)], heard
+
+
 def _cues(path) -> list[tuple[float, float, str]]:
     """(start, seconds shown, text) of each subtitle cue, as a player decodes them."""
     with av.open(str(path)) as container:

@@ -142,7 +142,6 @@ def run_video_on_cluster(ctx: click.Context, inputs: list[str], output: str | No
     status (0, 1 if a segment failed, 130). ``reword`` turns a notice's API words into the
     command's flags (``codec="av1"``: ``--codec av1``)."""
     from ..video import VIDEO_SUFFIXES
-    from ..video.encode import say_changes
     from .video import upscale_video
 
     if len(inputs) != 1 or inputs[0] == "-" or Path(inputs[0]).suffix.lower() not in VIDEO_SUFFIXES:
@@ -169,7 +168,6 @@ def run_video_on_cluster(ctx: click.Context, inputs: list[str], output: str | No
         click.echo(f"sr-filter: {len(summary.failed)} segment(s) failed; {output} was not written, finished segments are kept for a rerun", err=True)
         return 1
     if not quiet:
-        say_changes(summary.dropped, summary.converted, lambda line: click.echo(f"sr-filter: {line}", err=True))
         click.echo(report.summary_line(summary, "segment(s)") + f"; {summary.frames} frames joined into {_here(summary.path)}", err=True)
     return 0
 

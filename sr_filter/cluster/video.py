@@ -69,7 +69,7 @@ def upscale_video(
     failed segment leaves the output unwritten and the finished segments kept for a rerun. The
     output is never replaced. ``batch`` frames of a segment go through the network together
     (default :data:`sr_filter.video.batches.FRAME_BATCH`), grouped as on one machine.
-    ``notice`` hears what the output cannot keep (default: the log). Returns the :class:`Summary` of the segments, with ``frames``,
+    ``notice`` hears what the output cannot keep (default: the log), before the upscale. Returns the :class:`Summary` of the segments, with ``frames``,
     ``dropped`` (streams the container cannot hold), ``converted`` (text subtitles converted for it) and ``path`` set on it.
     """
     keywords = dict(locals())
@@ -105,6 +105,9 @@ def upscale_video(
     encode.settle_alpha(info, family, muxer)
     for line in encode.notices(info, family, muxer):  # as on one machine
         (notice or log.warning)(line)
+    # what the output leaves out or converts, before the upscale as on one machine (said after the join, they had come last)
+    said = encode.foreseen_changes(src, muxer, family, info, crf)
+    encode.say_changes(*said, notice or log.warning)
     frames = segment_frames or SEGMENT_FRAMES
     planned = segments.plan(str(src), frames, name=given)
     parts = _parts(src, dst, {"model": model or preset, "scale": scale, "codec": family, "crf": crf, "segment_frames": frames,
@@ -133,7 +136,8 @@ def upscale_video(
         summary = ran
     if summary.failed:
         return summary
-    summary.dropped, summary.converted = _join(tasks, src, dst, muxer, info)
+    summary.dropped, summary.converted = _join(tasks, src, dst, muxer, info, notice)
+    encode.say_new_changes(summary.dropped, summary.converted, said, notice or log.warning)
     summary.frames, summary.path = planned[-1].end, str(dst)
     shutil.rmtree(parts, ignore_errors=True)
     return summary
@@ -189,10 +193,10 @@ def _rotation(container) -> int:
     return 0
 
 
-def _join(tasks: list[segments.Segment], src: Path, dst: Path, muxer: str, info) -> tuple[list[str], list[str]]:
+def _join(tasks: list[segments.Segment], src: Path, dst: Path, muxer: str, info, notice=None) -> tuple[list[str], list[str]]:
     """Interleave the finished segments and the source's copied streams into ``dst``, atomically."""
     from ..video import resume
     from ..video.job import written
 
     with written(dst, overwrite=False) as tmp:
-        return resume.join([(t.first, t.end, Path(t.target)) for t in tasks], src, str(tmp), muxer, info)
+        return resume.join([(t.first, t.end, Path(t.target)) for t in tasks], src, str(tmp), muxer, info, notice)

@@ -708,6 +708,37 @@ def copy_streams(container: av.container.OutputContainer, source: av.container.I
     return copies
 
 
+def foreseen_changes(src: str | Path, muxer: str, family: str, info: VideoInfo, crf: int | None) -> tuple[list[str], list[str]]:
+    """The lines of what an output of ``muxer`` will drop and convert (:class:`Output`'s), before
+    any frame is upscaled: a run that joins segments at the end (resume=True, the cluster) had
+    said them only then, after the long upscale, where one run writing the file says them at its
+    first frame. Worked out by setting up that output in a scratch folder and abandoning it before
+    its header; the source's display rotation is read from its first frame, as a run reads it."""
+    import dataclasses
+    import shutil
+    import tempfile
+
+    container = source.open_video(src)
+    scratch = tempfile.mkdtemp(prefix="sr-filter-streams-")
+    try:
+        first = next(container.decode(video=0), None)
+        shown = dataclasses.replace(info, rotation=int(round(first.rotation or 0)) if first is not None else 0)
+        output = Output(os.path.join(scratch, "streams"), muxer, family, shown, container, width=even_dimension(info.width),
+                        height=even_dimension(info.height), crf=crf, copy=copyable(container))
+        output.abandon()
+        return output.dropped, output.converted
+    except (av.error.FFmpegError, OSError):  # said after the join as before
+        return [], []
+    finally:
+        container.close()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def say_new_changes(dropped: list[str], converted: list[str], said: tuple[list[str], list[str]], notice) -> None:
+    """:func:`say_changes` for the lines not in ``said`` (those said before the upscale)."""
+    say_changes([line for line in dropped if line not in said[0]], [line for line in converted if line not in said[1]], notice)
+
+
 def say_changes(dropped: list[str], converted: list[str], notice) -> None:
     """One notice per stream the output leaves out or converts."""
     for what in dropped:

@@ -111,6 +111,9 @@ def run(container, src: Path, dst: Path, tmp: str, muxer: str, family: str, info
     def work(chunk: list[Any]) -> list[Any]:
         return batches.upscale_chunk(chunk, upscaler, scale, lambda array: batches.fit(array, size))
 
+    # said before the upscale, as a run writing the file says them at its first frame (they had come after the join)
+    said = encode.foreseen_changes(src, muxer, family, info, crf)
+    encode.say_changes(*said, notice)
     if not (info.frames and resume_at >= info.frames):
         items = batches.chunks(source.items(container, str(src), info, start=resume_at, skip_damaged=skip_damaged, notice=notice), batch,
                                starts=lambda frame: cuts.starts(frame.index, frame.key))
@@ -119,7 +122,7 @@ def run(container, src: Path, dst: Path, tmp: str, muxer: str, family: str, info
     if not segments:
         raise VideoFormatError(f"{src} contains no video frames")
     dropped, converted = join(segments, src, tmp, muxer, info, notice)
-    encode.say_changes(dropped, converted, notice)
+    encode.say_new_changes(dropped, converted, said, notice)
     total = segments[-1][1]
     return {"frames": total, "resumed_at": resume_at, "codec": family, "pix_fmt": encode.choose_pix_fmt(info.pix_fmt, encode.ENCODERS[family][0], alpha=info.alpha),
             "dropped": dropped, "converted": converted, "parts": parts}
