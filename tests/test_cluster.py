@@ -560,6 +560,25 @@ def test_a_relative_weights_file_suffix_and_a_file_name_as_output(cluster, colle
     assert not (tmp_path / "one.png").exists() and not (tmp_path / "out2").exists()
 
 
+def test_two_inputs_for_one_output_are_a_usage_error_worded_as_on_one_machine(tmp_path):
+    """Two inputs mapping to one output name exit 2 on one machine (a usage error) but had exited 1
+    with --cluster, their names absolute where one machine names them as given; a pattern that
+    finds nothing was worded differently too."""
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / folder / "x.png")
+    args = ["-m", "sr_filter", "a/x.png", "b/x.png", "-o", "out", *MODEL]
+    here, there = _run(*args, cwd=tmp_path), _run(*args, "--cluster", "auto", cwd=tmp_path)
+    said = "sr-filter: error: a/x.png and b/x.png would both be written to out/x.png\n"
+    assert (here.returncode, here.stderr) == (there.returncode, there.stderr) == (2, said), (here.stderr, there.stderr)
+    assert not (tmp_path / "out").exists()
+    for pattern in ("a/*.gif", "none/*.png"):  # a pattern that finds nothing: "no image files (apng, ...) in a/*.gif" had been said
+        args = ["-m", "sr_filter", pattern, "-o", "out", *MODEL]
+        here, there = _run(*args, cwd=tmp_path), _run(*args, "--cluster", "auto", cwd=tmp_path)
+        said = f"sr-filter: error: no files match {pattern}\n"
+        assert (here.returncode, here.stderr) == (there.returncode, there.stderr) == (1, said), (here.stderr, there.stderr)
+
+
 def test_inputs_are_listed_as_one_machine_names_them(tmp_path):
     """A folder whose name holds brackets is that folder, not a pattern (it found nothing); an
     output folder above the input one takes all of it (it found nothing); the input folder as

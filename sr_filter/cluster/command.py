@@ -6,7 +6,6 @@ job needs no model, only the list of files.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from pathlib import Path
@@ -92,12 +91,9 @@ def _name(task) -> str:
 def _here(path: str) -> str:
     """A task's path as the plain command shows it: relative to the current folder when inside it
     (the workers get absolute paths; the lines had shown them), escaped as file names are; URIs as given."""
-    if "://" not in path and os.path.isabs(path):
-        with contextlib.suppress(ValueError, OSError):
-            inside = os.path.relpath(path)
-            if not inside.startswith(os.pardir):
-                path = inside
-    return shown_path(path)
+    from .storage import as_given
+
+    return as_given(path)
 
 
 def _shown_in(message: str, task) -> str:
