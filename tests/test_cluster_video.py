@@ -221,6 +221,24 @@ def test_cli_video_on_the_cluster_and_its_one_line_errors(cluster, lossless, tmp
     assert dangling.is_symlink() and not (tmp_path / "nowhere").exists()
 
 
+def test_quiet_cli_video_on_the_cluster_says_no_notice(cluster, tmp_path, capsys, monkeypatch):
+    """-q is errors only, and one machine says no notice under it; with --cluster the notices
+    (a variable rate written constant, a stream dropped) were printed anyway."""
+    import sr_filter.cli as cli
+
+    monkeypatch.setattr(cli, "_install_signal_handlers", lambda: None)
+    clip = make_clip(tmp_path / "subs.mkv", frames=6, vfr=True, attachment=True)
+    for quiet in (True, False):
+        try:
+            cli.main([str(clip), "-o", str(tmp_path / f"out{quiet}.avi"), *(["-q"] if quiet else []), "--cluster", "auto",
+                      "-m", "sr-cartoon-x4", "-t", "32", "-d", "cpu"])
+        except SystemExit as exc:
+            assert exc.code == 0, exc.code
+        err = capsys.readouterr().err
+        said = ["sr-filter: an .avi file keeps a constant frame rate", "sr-filter: dropped attachment stream 2 (font.ttf)"]
+        assert (err == "") if quiet else all(line in err for line in said), err
+
+
 def _packet_times(path: Path) -> list[tuple[float, float]]:
     """(start, display time) of every video packet, in seconds, in presentation order."""
     with av.open(str(path)) as container:

@@ -32,6 +32,11 @@ class _Report:
     def say(self, message: str) -> None:
         (self.bars.echo if self.bars is not None else lambda m: click.echo(m, err=True))(message)
 
+    def notice(self, line: str) -> None:
+        """A library notice (what the output cannot keep), unless -q asks for errors only, as on one machine."""
+        if not self.quiet:
+            self.say(f"sr-filter: {line}")
+
     def on_ready(self, model: str, notices: list[str]) -> None:
         """As on one machine: the workers' warnings (a built-in model used instead), then "using ..."."""
         if not self.quiet:
@@ -154,7 +159,7 @@ def run_video_on_cluster(ctx: click.Context, inputs: list[str], output: str | No
     report = _Report(quiet, "segments")
     try:
         summary = upscale_video(inputs[0], output, address=cluster, on_event=report.on_event, on_plan=report.on_plan,
-                                on_ready=report.on_ready, notice=lambda text: click.echo(f"sr-filter: {reword(text)}", err=True), **settings)
+                                on_ready=report.on_ready, notice=lambda text: report.notice(reword(text)), **settings)
     except Interrupted as stop:
         _close(report.bars)
         click.echo(f"sr-filter: interrupted after {stop.summary.done} of {report.total} segment(s); finished segments are kept, run again to resume", err=True)
