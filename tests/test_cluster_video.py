@@ -221,6 +221,41 @@ def test_cli_video_on_the_cluster_and_its_one_line_errors(cluster, lossless, tmp
     assert dangling.is_symlink() and not (tmp_path / "nowhere").exists()
 
 
+def test_frames_missing_mid_file_and_hdr10_metadata_are_said_as_on_one_machine(cluster, tmp_path):
+    """One machine says a jump in otherwise even timestamps and HDR10 metadata the output does
+    not keep, while decoding; each worker sees its segment only, and the cluster said neither."""
+    holed = tmp_path / "hole.mkv"
+    with av.open(str(holed), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 32, 24, "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        for i, ms in enumerate([40 * i for i in range(12)] + [2000 + 40 * i for i in range(12)]):
+            frame = av.VideoFrame.from_ndarray(np.full((24, 32, 3), (i * 9) % 255, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = ms, Fraction(1, 1000)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    hdr = tmp_path / "hdr.mkv"
+    with av.open(str(hdr), "w") as out:
+        stream = out.add_stream("libx265", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 32, 24, "yuv420p10le"
+        stream.options = {"x265-params": "log-level=error:master-display=G(13250,34500)B(7500,3000)R(34000,16000)"
+                                         "WP(15635,16450)L(10000000,1):max-cll=1000,400"}
+        stream.codec_context.color_primaries, stream.codec_context.color_trc, stream.codec_context.colorspace = 9, 16, 9
+        for i in range(2):
+            frame = av.VideoFrame.from_ndarray(np.full((24, 32, 3), 20000 * (i + 1), np.uint16), format="rgb48le")
+            frame = frame.reformat(format="yuv420p10le")
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    for clip, said in ((holed, f"{holed} jumps 1.56 s at 0.44 s where its frames are otherwise 40 ms apart"),
+                       (hdr, f"{hdr} carries HDR10 mastering-display and light-level metadata, which the output does not keep")):
+        here: list[str] = []
+        upscale_video_here(clip, tmp_path / f"{clip.stem}_here.mkv", **SETTINGS, notice=here.append)
+        there: list[str] = []
+        upscale_video(clip, tmp_path / f"{clip.stem}_x4.mkv", **SETTINGS, address=cluster, notice=there.append)
+        assert there == here and len(here) == 1 and here[0].startswith(said), (here, there)
+
+
 def test_quiet_cli_video_on_the_cluster_says_no_notice(cluster, tmp_path, capsys, monkeypatch):
     """-q is errors only, and one machine says no notice under it; with --cluster the notices
     (a variable rate written constant, a stream dropped) were printed anyway."""

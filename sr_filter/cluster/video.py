@@ -95,7 +95,8 @@ def upscale_video(
         info = source.describe(container, given, scale=1.0)  # the driver holds no upscaled frames
         family = encode.choose_codec(codec, info.codec, muxer)
         ignored = encode.check_crf(family, crf)  # as on one machine: the workers' encoder had clamped it
-        info.rotation = _rotation(container)
+        first = _first_frame(container)
+        info.rotation = int(round(first.rotation or 0)) if first is not None else 0
     finally:
         container.close()
     check_address(address)  # after the job's own checks (a crf out of range is said at once), before any notice
@@ -108,8 +109,10 @@ def upscale_video(
     # what the output leaves out or converts, before the upscale as on one machine (said after the join, they had come last)
     said = encode.foreseen_changes(src, muxer, family, info, crf)
     encode.say_changes(*said, notice or log.warning)
+    if first is not None:  # what the workers' frames show, said once here as one machine says it (none had been)
+        source.say_static_hdr(first, given, notice or log.warning)
     frames = segment_frames or SEGMENT_FRAMES
-    planned = segments.plan(str(src), frames, name=given)
+    planned = segments.plan(str(src), frames, name=given, notice=notice or log.warning)
     parts = _parts(src, dst, {"model": model or preset, "scale": scale, "codec": family, "crf": crf, "segment_frames": frames,
                               "tta": tta, "denoise": denoise, "colour_fix": colour_fix})  # a changed setting starts over: segments are never mixed
     tasks = [dataclasses.replace(span, target=str(parts / segments.segment_name(span.first, span.end))) for span in planned]
@@ -186,11 +189,12 @@ def _drop_if_unused(parts: Path) -> None:
         shutil.rmtree(parts, ignore_errors=True)
 
 
-def _rotation(container) -> int:
-    """The display rotation, which PyAV reports on decoded frames: decode the first one only."""
+def _first_frame(container):
+    """The first decoded frame (None for none): PyAV reports the display rotation, and FFmpeg the
+    HDR10 metadata, on decoded frames."""
     for frame in container.decode(video=0):
-        return int(round(frame.rotation or 0))
-    return 0
+        return frame
+    return None
 
 
 def _join(tasks: list[segments.Segment], src: Path, dst: Path, muxer: str, info, notice=None) -> tuple[list[str], list[str]]:

@@ -218,7 +218,7 @@ def items(container: av.container.InputContainer, name: str, info: VideoInfo, *,
     index = -1
     last_end: float | None = None
     held: Frame | None = None  # each frame waits for the next: the last one's display time is fixed at the end
-    gaps = _Gaps()
+    gaps = Gaps()
     damaged: list[int] = []  # frame numbers near which a packet could not be decoded and was skipped
     late = 0  # frames decoded after a skipped packet whose time an earlier-shown frame had passed: left out
     order = _Reorder()  # after a skipped packet, frames in order of their own times
@@ -259,7 +259,7 @@ def items(container: av.container.InputContainer, name: str, info: VideoInfo, *,
                     continue
                 if index == start:
                     info.rotation = int(round(frame.rotation or 0))
-                    _say_static_hdr(frame, name, notice)
+                    say_static_hdr(frame, name, notice)
                 if pts is not None:
                     last_end = float((pts + (frame.duration or 0)) * frame.time_base)
                     gaps.add(pts, frame.time_base)
@@ -301,7 +301,7 @@ def items(container: av.container.InputContainer, name: str, info: VideoInfo, *,
         near = ", ".join(map(str, damaged[:5])) + (", ..." if len(damaged) > 5 else "")
         notice(f"{name} has {len(damaged)} damaged packet(s), near frame(s) {near}: skipped, so their pictures are missing "
                f"from the output (the other frames keep their times){_late_note(late)}")
-    elif info.codec not in _ANIMATION_CODECS:  # an animation's pauses are its own (a skipped packet's gap is said above)
+    elif info.codec not in ANIMATION_CODECS:  # an animation's pauses are its own (a skipped packet's gap is said above)
         gaps.say(name, notice)
     if end is not None and index + 1 < end:  # it had given fewer frames than asked without a word
         notice(f"the frame range ends at frame {end}, but {name} has {index + 1} frames: upscaled to its end")
@@ -379,10 +379,10 @@ def declared_end(stream) -> Fraction | None:
 
 
 #: picture codecs of animations (GIF, APNG, animated WebP), whose frames pause where they mean to
-_ANIMATION_CODECS = frozenset({"gif", "apng", "webp"})
+ANIMATION_CODECS = frozenset({"gif", "apng", "webp"})
 
 
-class _Gaps:
+class Gaps:
     """The spacing of the frames' timestamps, to say where frames are missing from a file (a cut
     out piece of a capture had frozen the picture for 1.3 s without a word): only where the frames
     are otherwise evenly spaced, since a variable-rate source's long frames are its own."""
@@ -420,7 +420,7 @@ def _logged(line: str) -> None:
     log.warning("%s", line)
 
 
-def _say_static_hdr(frame: av.VideoFrame, name: str, notice: Callable[[str], None]) -> None:
+def say_static_hdr(frame: av.VideoFrame, name: str, notice: Callable[[str], None]) -> None:
     """HDR10's static metadata (the mastering display's colours and brightness, the content's
     light levels) comes with the decoded pictures, and no encoder here takes it back: said, as
     the output is still tagged PQ or HLG but players tone-map it with their own defaults (it
