@@ -256,6 +256,20 @@ def test_frames_missing_mid_file_and_hdr10_metadata_are_said_as_on_one_machine(c
         assert there == here and len(here) == 1 and here[0].startswith(said), (here, there)
 
 
+def test_a_size_rounded_to_even_is_said_as_on_one_machine_and_a_width_is_taken(cluster, tmp_path):
+    """One machine says an output size rounded to the even sizes encoders take; the cluster said
+    nothing, and took no width or height (the command line turned them into a scale, so a
+    rounded --width was said as neither)."""
+    clip = make_clip(tmp_path / "odd.mkv", frames=4, size=(33, 25), codec="ffv1", pix_fmt="yuv444p", audio=0)
+    for number, sizing in enumerate(({"scale": 3}, {"width": 101})):
+        here: list[str] = []
+        upscale_video_here(clip, tmp_path / f"here{number}.mkv", **SETTINGS, **sizing, notice=here.append)
+        there: list[str] = []
+        upscale_video(clip, tmp_path / f"there{number}.mkv", **SETTINGS, **sizing, address=cluster, notice=there.append)
+        assert there == here and len(here) == 1 and here[0].endswith("video encoders take even picture sizes"), (here, there)
+        assert describe(tmp_path / f"there{number}.mkv")["size"] == describe(tmp_path / f"here{number}.mkv")["size"]
+
+
 def test_quiet_cli_video_on_the_cluster_says_no_notice(cluster, tmp_path, capsys, monkeypatch):
     """-q is errors only, and one machine says no notice under it; with --cluster the notices
     (a variable rate written constant, a stream dropped) were printed anyway."""

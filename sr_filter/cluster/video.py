@@ -39,6 +39,8 @@ def upscale_video(
     preset: str | None = None,
     model: str | None = None,
     scale: float | None = None,
+    width: int | None = None,
+    height: int | None = None,
     device: str = "auto",
     precision: str = "auto",
     backend: str = "auto",
@@ -69,16 +71,20 @@ def upscale_video(
     failed segment leaves the output unwritten and the finished segments kept for a rerun. The
     output is never replaced. ``batch`` frames of a segment go through the network together
     (default :data:`sr_filter.video.batches.FRAME_BATCH`), grouped as on one machine.
-    ``notice`` hears what the output cannot keep (default: the log), before the upscale. Returns the :class:`Summary` of the segments, with ``frames``,
+    ``width``/``height`` pick the scale that fits the picture, as players show it, inside them
+    instead of ``scale``, as on one machine. ``notice`` hears what the output cannot keep (default: the log), before the upscale. Returns the :class:`Summary` of the segments, with ``frames``,
     ``dropped`` (streams the container cannot hold), ``converted`` (text subtitles converted for it) and ``path`` set on it.
     """
     keywords = dict(locals())
+    from ..models import expected_scale
     from ..video import batches, encode, source
+    from ..video.job import _fitting, size_notice
     from .connect import check_address, connect, disconnect, import_ray
 
     from .scheduler import check_job
 
     check_job(workers=workers, cpus_per_worker=cpus_per_worker, num_cpus=num_cpus, tta=tta, address=address, scale=scale,
+              size=(width, height),
               segment_frames=segment_frames, on_event=on_event, on_plan=on_plan, on_ready=on_ready, notice=notice)
     batches.check_batch(batch)
     import_ray()
@@ -111,6 +117,13 @@ def upscale_video(
     encode.say_changes(*said, notice or log.warning)
     if first is not None:  # what the workers' frames show, said once here as one machine says it (none had been)
         source.say_static_hdr(first, given, notice or log.warning)
+    keeps_sar, asked = encode.keeps_sar(muxer, encode.ENCODERS[family][0]), None
+    if width or height:  # the scale that fits, on even sizes, as on one machine
+        scale, asked, _ = _fitting(Path(given), width, height, keeps_sar=keeps_sar)
+    factor = scale or expected_scale(model or preset)  # None for a weights file: its scale is known once it loads
+    rounded = factor and size_notice(info, float(factor), keeps_sar, lambda: info.rotation, asked)
+    if rounded:  # an odd size rounded to an even one, as one machine says it (the cluster had said nothing)
+        (notice or log.warning)(rounded)
     frames = segment_frames or SEGMENT_FRAMES
     planned = segments.plan(str(src), frames, name=given, notice=notice or log.warning)
     parts = _parts(src, dst, {"model": model or preset, "scale": scale, "codec": family, "crf": crf, "segment_frames": frames,
@@ -121,7 +134,7 @@ def upscale_video(
         on_plan(len(todo), len(tasks) - len(todo))
     summary = Summary(skipped=len(tasks) - len(todo))
     if todo:
-        settings = segments.VideoSettings.from_keywords(keywords, codec=family, steady=info.steady, alpha=info.alpha)
+        settings = segments.VideoSettings.from_keywords(keywords, codec=family, steady=info.steady, alpha=info.alpha, scale=scale)
         try:
             started = connect(address, num_cpus=num_cpus)
             try:

@@ -141,16 +141,9 @@ def _upscale(container, src: Path, dst: Path, muxer: str, name, upscaler, loadin
     for line in encode.notices(info, family, muxer):
         notice(line)
     width, height = _even(info.width * factor), _even(info.height * factor)
-    # said as players show it: a turned clip's sizes had come stored, and a non-square sample
-    # aspect ratio (where the output keeps it) widens the picture
-    stretch = Fraction(info.sar) if keeps_sar and info.sar and info.sar > 0 else Fraction(1)
-    written = (round(width * stretch), height)
-    exact = (scaled_length(info.width * stretch, asked or factor), scaled_length(info.height, asked or factor))
-    if written != exact:  # it had been rounded without a word (63x47 at x3: 188x140; --width 101: 100 wide)
-        turned = (_first_look(src)[2] if rotation is None else rotation) % 180 != 0
-        shown = (written[::-1], exact[::-1]) if turned else (written, exact)
-        notice(f"the video is written {shown[0][0]}x{shown[0][1]}, not {shown[1][0]}x{shown[1][1]}: video encoders "
-               "take even picture sizes")
+    rounded = size_notice(info, factor, keeps_sar, lambda: _first_look(src)[2] if rotation is None else rotation, asked)
+    if rounded:
+        notice(rounded)
     if resume:
         return _write_resumable(container, src, dst, muxer, family, info, upscaler, scale, (width, height),
                                 crf=crf, batch=batch, overwrite=overwrite, progress=progress, notice=notice,
@@ -161,6 +154,23 @@ def _upscale(container, src: Path, dst: Path, muxer: str, name, upscaler, loadin
     if not start and end is None:  # a whole run only: a range is no reason to drop a resumable job's work
         _drop_stale_parts(dst, notice)
     return summary
+
+
+def size_notice(info: source.VideoInfo, factor: float, keeps_sar: bool, rotation: Callable[[], int],
+                asked: float | None = None) -> str | None:
+    """The notice for an output size rounded to the even sizes encoders take (None: not rounded),
+    as players show the picture: a turned clip's sizes had come stored, and a non-square sample
+    aspect ratio (where the output keeps it) widens it. ``rotation`` gives the display rotation
+    when it is needed; ``asked``: the exact scale a width or height asked for."""
+    width, height = _even(info.width * factor), _even(info.height * factor)
+    stretch = Fraction(info.sar) if keeps_sar and info.sar and info.sar > 0 else Fraction(1)
+    written = (round(width * stretch), height)
+    exact = (scaled_length(info.width * stretch, asked or factor), scaled_length(info.height, asked or factor))
+    if written == exact:
+        return None
+    # it had been rounded without a word (63x47 at x3: 188x140; --width 101: 100 wide)
+    shown = (written[::-1], exact[::-1]) if rotation() % 180 != 0 else (written, exact)
+    return f"the video is written {shown[0][0]}x{shown[0][1]}, not {shown[1][0]}x{shown[1][1]}: video encoders take even picture sizes"
 
 
 def check_codec(src: str | Path, dst: str | Path, codec: str | None, crf: int | None, *,
