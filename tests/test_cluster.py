@@ -88,6 +88,21 @@ def test_same_bytes_as_one_machine_and_a_bad_file_fails_alone(cluster, collectio
     assert lines[-1].startswith("sr-filter: 0 upscaled, 9 skipped, 1 failed"), quiet.stderr
 
 
+def test_a_workers_warning_about_a_file_is_said_on_the_driver_as_on_one_machine(cluster, tmp_path):
+    """One machine says "a.png: JPEG has no transparency; flattening the alpha channel onto white";
+    on the cluster the worker's warning reached no one, API or command line."""
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(np.full((12, 16, 4), 128, np.uint8)).save(src / "a.png")
+    Image.fromarray(np.full((12, 16, 3), 128, np.uint8)).save(src / "b.png")
+    events = []
+    upscale_folder(str(src), str(tmp_path / "api"), **SETTINGS, fmt="jpg", address=cluster, on_event=events.append)
+    said = "JPEG has no transparency; flattening the alpha channel onto white"
+    assert {PurePosixPath(e.task.source).name: e.notices for e in events} == {"a.png": (f"{src / 'a.png'}: {said}",), "b.png": ()}
+    run = CliRunner().invoke(_cli(), [str(src), "-o", str(tmp_path / "cli"), "-f", "jpg", *MODEL, "--cluster", cluster])
+    assert run.exit_code == 0 and f"sr-filter: {src / 'a.png'}: {said}\n" in run.stderr, run.stderr
+
+
 def test_killed_worker_files_are_redone_exactly_once(cluster, collection, tmp_path):
     src, ref = collection
     killer = KillFirstWorker()

@@ -28,6 +28,7 @@ class _Report:
         self.finished, self.total = 0, None
         self.first: float | None = None  # when the work began, once a task has finished
         self.lost: set[int] = set()  # workers whose loss was said
+        self.said: set[str] = set()  # the workers' notices said so far: each distinct line once, as on one machine
 
     def say(self, message: str) -> None:
         (self.bars.echo if self.bars is not None else lambda m: click.echo(m, err=True))(message)
@@ -50,6 +51,11 @@ class _Report:
                 self.say(f"sr-filter: a worker was lost; {_name(event.task)} and any other file it held go to another")
             self.lost.add(event.worker)
             return
+        for line in event.notices if not self.quiet else ():  # before the file's line, as on one machine
+            text = f"sr-filter: {_shown_in(line, event.task)}"
+            if text not in self.said:
+                self.said.add(text)
+                self.say(text)
         self.finished += 1
         done, total, now = self.finished, self.total or 0, time.monotonic()
         # the work began when the first task to finish started: the rate leaves out starting the

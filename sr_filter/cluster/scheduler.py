@@ -30,13 +30,16 @@ MAX_ATTEMPTS = 3
 
 @dataclass
 class Event:
-    """One file finished (``done``, ``skipped``, ``failed``) or was handed on (``retry``)."""
+    """One file finished (``done``, ``skipped``, ``failed``) or was handed on (``retry``);
+    ``notices``: the warnings of making it (a flattened alpha channel, metadata its format cannot
+    hold), those about its content starting with its name, as one machine's batch says them."""
 
     kind: str
     task: storage.Task
     message: str = ""
     seconds: float = 0.0
     worker: int = 0
+    notices: tuple[str, ...] = ()
 
 
 @dataclass
@@ -186,7 +189,7 @@ def run(tasks: list[storage.Task], settings: Settings, *, workers: int | None = 
                     continue
                 kind = {"done": "done", "exists": "skipped", "failed": "failed"}[outcome.status]
                 message = outcome.message if outcome.message.startswith(task.source) or not outcome.message else f"{task.source}: {outcome.message}"
-                _record(summary, Event(kind, task, message, outcome.seconds, outcome.worker), emit)
+                _record(summary, Event(kind, task, message, outcome.seconds, outcome.worker, outcome.notices), emit)
     except _HeadLost:  # `ray stop`, a lost head node: Ray had waited 60 s, then ended the program (exit 1, no summary)
         actors.clear()  # their processes went with the head; a kill would wait for it
         held = sorted({task.target for task, _, _ in in_flight.values()})
