@@ -727,7 +727,7 @@ def foreseen_changes(src: str | Path, muxer: str, family: str, info: VideoInfo, 
                         height=even_dimension(info.height), crf=crf, copy=copyable(container))
         output.abandon()
         return output.dropped, output.converted
-    except (av.error.FFmpegError, OSError):  # said after the join as before
+    except (av.error.FFmpegError, OSError, VideoFormatError):  # not foreseen: said after the join, as before
         return [], []
     finally:
         container.close()

@@ -72,7 +72,9 @@ def upscale_video(
     called after each frame, on the thread that encodes (not the caller's: a GUI must hand it to its
     own thread); returning False cancels (as for images). ``resume`` writes finished keyframe-aligned segments beside ``dst``
     and, when run again after an interruption, continues after the last one. Streams the output container cannot hold are reported through
-    ``notice`` (default: the log), as are text subtitles converted to a codec it holds (SubRip into .mp4 as mov_text). ``skip_damaged`` leaves out a packet the decoder cannot read, as a
+    ``notice`` (default: the log), as are text subtitles converted to a codec it holds (SubRip into .mp4 as mov_text), before
+    the upscale, and every other warning of the job (loading the model included); like ``progress``, ``notice`` may be called
+    on the job's decoding or encoding thread. ``skip_damaged`` leaves out a packet the decoder cannot read, as a
     player shows the rest, and says so; without it a damaged packet is an error. Returns a summary:
     frames written, seconds, dropped and converted streams. ``src`` and ``dst`` may start with ``~``,
     the home folder.
