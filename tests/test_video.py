@@ -298,6 +298,17 @@ def test_dropped_streams_are_said_before_the_upscale_with_or_without_resume(tmp_
     assert len(said) == 2 and heard[:2] == said and heard[2:] == [f"frame {n}" for n in range(1, 7)], heard
 
 
+def test_a_batch_names_each_video_once_in_its_notices(tmp_path):
+    """A batch puts the video's name in front of its notices; a notice that names it already
+    (said through the notice callback, as every warning of the job now is) had named it twice."""
+    for name in ("a.mkv", "b.mkv"):
+        make_clip(tmp_path / name, frames=3, audio=0)
+    done = run(tmp_path / "a.mkv", tmp_path / "b.mkv", "-o", tmp_path / "out", "--frames", "0:100", "-m", MODEL, "-d", "cpu")
+    lines = [line for line in done.stderr.decode().splitlines() if "frame range" in line]
+    assert done.returncode == 0 and lines == [f"sr-filter: the frame range ends at frame 100, but {tmp_path / n} has 3 frames: "
+                                              "upscaled to its end" for n in ("a.mkv", "b.mkv")], done.stderr.decode()
+
+
 def _cues(path) -> list[tuple[float, float, str]]:
     """(start, seconds shown, text) of each subtitle cue, as a player decodes them."""
     with av.open(str(path)) as container:
