@@ -270,6 +270,18 @@ def test_a_size_rounded_to_even_is_said_as_on_one_machine_and_a_width_is_taken(c
         assert describe(tmp_path / f"there{number}.mkv")["size"] == describe(tmp_path / f"here{number}.mkv")["size"]
 
 
+def test_the_warnings_of_loading_the_model_reach_notice_without_on_ready(cluster, tmp_path):
+    """A caller that gives ``notice`` alone heard nothing of a built-in model used instead of the
+    preset's (one machine's notice hears it); without on_ready the workers' lines were lost."""
+    clip = make_clip(tmp_path / "clip.mkv", frames=3, audio=0)
+    here: list[str] = []
+    upscale_video_here(clip, tmp_path / "here.mkv", preset="photo", offline=True, tile=32, device="cpu", notice=here.append)
+    there: list[str] = []
+    upscale_video(clip, tmp_path / "there.mkv", preset="photo", offline=True, tile=32, device="cpu", address=cluster,
+                  notice=there.append)
+    assert there == here and len(here) == 1 and here[0].startswith("offline: using the built-in model sr-photo-x4"), (here, there)
+
+
 def test_quiet_cli_video_on_the_cluster_says_no_notice(cluster, tmp_path, capsys, monkeypatch):
     """-q is errors only, and one machine says no notice under it; with --cluster the notices
     (a variable rate written constant, a stream dropped) were printed anyway."""

@@ -11,6 +11,7 @@ attempt of a file whose first attempt finished finds it and stops.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ from ..interrupts import Terminated
 from . import stop, storage
 from .connect import head_alive
 from .worker import Outcome, Settings, UpscaleWorker
+
+log = logging.getLogger(__name__)
 
 #: files a worker holds at once: one running, one waiting, so no worker idles on a round trip
 WINDOW = 2
@@ -156,6 +159,9 @@ def run(tasks: list[storage.Task], settings: Settings, *, workers: int | None = 
             next_key += 1
         if on_ready is not None:
             on_ready(summary.model, list(summary.notices))
+        else:  # no one asked: the log, as one machine logs them (they had been lost)
+            for line in summary.notices:
+                log.warning("%s", line)
         while pending or in_flight:
             for key, actor in list(actors.items()):
                 held = sum(1 for _, _, k in in_flight.values() if k == key)

@@ -67,7 +67,8 @@ def upscale_video(
 
     Both paths must be on a file system every node mounts at the same place. Each segment is one
     task (``on_event`` hears each; ``on_plan`` hears ``(segments to do, segments kept)``,
-    ``on_ready`` the model's description and the warnings of loading it, as for images); a
+    ``on_ready`` the model's description and the warnings of loading it, as for images, which
+    ``notice`` hears instead where no ``on_ready`` is given); a
     failed segment leaves the output unwritten and the finished segments kept for a rerun. The
     output is never replaced. ``batch`` frames of a segment go through the network together
     (default :data:`sr_filter.video.batches.FRAME_BATCH`), grouped as on one machine.
@@ -138,6 +139,8 @@ def upscale_video(
         try:
             started = connect(address, num_cpus=num_cpus)
             try:
+                if on_ready is None and notice is not None:  # loading's warnings are the job's too, as on one machine
+                    on_ready = lambda model, lines: [notice(line) for line in lines]  # noqa: E731
                 ran = _run(todo, settings, workers, cpus_per_worker, on_event, on_ready, parts)
             finally:
                 disconnect(started)
