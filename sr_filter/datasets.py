@@ -34,6 +34,12 @@ def unreadable_folder(exc: OSError) -> str:
     return f"cannot read folder {exc.filename}: {exc.strerror or exc}"
 
 
+def no_match(pattern: str, others: bool = False) -> str:
+    """The one wording, on one machine and on the cluster, for a glob pattern that finds no input;
+    ``others``: it found files, none of a kind the run takes."""
+    return f"no {'image or video ' if others else ''}files match {pattern}"
+
+
 def left_out_text(counts: Mapping[str, int]) -> str | None:
     """"left out: 2 hidden files and folders, 1 other file" for counts by :data:`LEFT_OUT` kind; None for none."""
     parts = [f"{counts[kind]} {names[counts[kind] > 1]}" for kind, names in LEFT_OUT.items() if counts.get(kind)]

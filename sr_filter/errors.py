@@ -52,6 +52,18 @@ class InputTooLargeError(ImageTooLargeError):
     """The input itself is too large to read (or claims to be, or never ends): no output size helps."""
 
 
+class OutputCollisionError(ImageFormatError):
+    """Two inputs would be written to one output name: a usage error (another output folder,
+    --format or list of inputs fixes it), on one machine and on the cluster alike."""
+
+    exit_code = 2
+
+    @classmethod
+    def of(cls, first: str, second: str, target: str) -> OutputCollisionError:
+        """The one wording, with the names as the caller shows them."""
+        return cls(f"{first} and {second} would both be written to {target}")
+
+
 class OutputExistsError(SrFilterError):
     """The output file exists and overwriting was not asked for."""
 

@@ -88,6 +88,21 @@ def test_same_bytes_as_one_machine_and_a_bad_file_fails_alone(cluster, collectio
     assert lines[-1].startswith("sr-filter: 0 upscaled, 9 skipped, 1 failed"), quiet.stderr
 
 
+def test_a_workers_warning_about_a_file_is_said_on_the_driver_as_on_one_machine(cluster, tmp_path):
+    """One machine says "a.png: JPEG has no transparency; flattening the alpha channel onto white";
+    on the cluster the worker's warning reached no one, API or command line."""
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(np.full((12, 16, 4), 128, np.uint8)).save(src / "a.png")
+    Image.fromarray(np.full((12, 16, 3), 128, np.uint8)).save(src / "b.png")
+    events = []
+    upscale_folder(str(src), str(tmp_path / "api"), **SETTINGS, fmt="jpg", address=cluster, on_event=events.append)
+    said = "JPEG has no transparency; flattening the alpha channel onto white"
+    assert {PurePosixPath(e.task.source).name: e.notices for e in events} == {"a.png": (f"{src / 'a.png'}: {said}",), "b.png": ()}
+    run = CliRunner().invoke(_cli(), [str(src), "-o", str(tmp_path / "cli"), "-f", "jpg", *MODEL, "--cluster", cluster])
+    assert run.exit_code == 0 and f"sr-filter: {src / 'a.png'}: {said}\n" in run.stderr, run.stderr
+
+
 def test_killed_worker_files_are_redone_exactly_once(cluster, collection, tmp_path):
     src, ref = collection
     killer = KillFirstWorker()
@@ -558,6 +573,25 @@ def test_a_relative_weights_file_suffix_and_a_file_name_as_output(cluster, colle
         refused = run(src, *(args if args[0] == "-o" else ("-o", "out2", *args)), "-m", "my.pth", "--cluster", cluster)
         assert refused.returncode == 2 and message in refused.stderr, refused.stderr
     assert not (tmp_path / "one.png").exists() and not (tmp_path / "out2").exists()
+
+
+def test_two_inputs_for_one_output_are_a_usage_error_worded_as_on_one_machine(tmp_path):
+    """Two inputs mapping to one output name exit 2 on one machine (a usage error) but had exited 1
+    with --cluster, their names absolute where one machine names them as given; a pattern that
+    finds nothing was worded differently too."""
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / folder / "x.png")
+    args = ["-m", "sr_filter", "a/x.png", "b/x.png", "-o", "out", *MODEL]
+    here, there = _run(*args, cwd=tmp_path), _run(*args, "--cluster", "auto", cwd=tmp_path)
+    said = "sr-filter: error: a/x.png and b/x.png would both be written to out/x.png\n"
+    assert (here.returncode, here.stderr) == (there.returncode, there.stderr) == (2, said), (here.stderr, there.stderr)
+    assert not (tmp_path / "out").exists()
+    for pattern in ("a/*.gif", "none/*.png"):  # a pattern that finds nothing: "no image files (apng, ...) in a/*.gif" had been said
+        args = ["-m", "sr_filter", pattern, "-o", "out", *MODEL]
+        here, there = _run(*args, cwd=tmp_path), _run(*args, "--cluster", "auto", cwd=tmp_path)
+        said = f"sr-filter: error: no files match {pattern}\n"
+        assert (here.returncode, here.stderr) == (there.returncode, there.stderr) == (1, said), (here.stderr, there.stderr)
 
 
 def test_inputs_are_listed_as_one_machine_names_them(tmp_path):

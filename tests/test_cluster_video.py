@@ -221,6 +221,85 @@ def test_cli_video_on_the_cluster_and_its_one_line_errors(cluster, lossless, tmp
     assert dangling.is_symlink() and not (tmp_path / "nowhere").exists()
 
 
+def test_frames_missing_mid_file_and_hdr10_metadata_are_said_as_on_one_machine(cluster, tmp_path):
+    """One machine says a jump in otherwise even timestamps and HDR10 metadata the output does
+    not keep, while decoding; each worker sees its segment only, and the cluster said neither."""
+    holed = tmp_path / "hole.mkv"
+    with av.open(str(holed), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 32, 24, "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        for i, ms in enumerate([40 * i for i in range(12)] + [2000 + 40 * i for i in range(12)]):
+            frame = av.VideoFrame.from_ndarray(np.full((24, 32, 3), (i * 9) % 255, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = ms, Fraction(1, 1000)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    hdr = tmp_path / "hdr.mkv"
+    with av.open(str(hdr), "w") as out:
+        stream = out.add_stream("libx265", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 32, 24, "yuv420p10le"
+        stream.options = {"x265-params": "log-level=error:master-display=G(13250,34500)B(7500,3000)R(34000,16000)"
+                                         "WP(15635,16450)L(10000000,1):max-cll=1000,400"}
+        stream.codec_context.color_primaries, stream.codec_context.color_trc, stream.codec_context.colorspace = 9, 16, 9
+        for i in range(2):
+            frame = av.VideoFrame.from_ndarray(np.full((24, 32, 3), 20000 * (i + 1), np.uint16), format="rgb48le")
+            frame = frame.reformat(format="yuv420p10le")
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    for clip, said in ((holed, f"{holed} jumps 1.56 s at 0.44 s where its frames are otherwise 40 ms apart"),
+                       (hdr, f"{hdr} carries HDR10 mastering-display and light-level metadata, which the output does not keep")):
+        here: list[str] = []
+        upscale_video_here(clip, tmp_path / f"{clip.stem}_here.mkv", **SETTINGS, notice=here.append)
+        there: list[str] = []
+        upscale_video(clip, tmp_path / f"{clip.stem}_x4.mkv", **SETTINGS, address=cluster, notice=there.append)
+        assert there == here and len(here) == 1 and here[0].startswith(said), (here, there)
+
+
+def test_a_size_rounded_to_even_is_said_as_on_one_machine_and_a_width_is_taken(cluster, tmp_path):
+    """One machine says an output size rounded to the even sizes encoders take; the cluster said
+    nothing, and took no width or height (the command line turned them into a scale, so a
+    rounded --width was said as neither)."""
+    clip = make_clip(tmp_path / "odd.mkv", frames=4, size=(33, 25), codec="ffv1", pix_fmt="yuv444p", audio=0)
+    for number, sizing in enumerate(({"scale": 3}, {"width": 101})):
+        here: list[str] = []
+        upscale_video_here(clip, tmp_path / f"here{number}.mkv", **SETTINGS, **sizing, notice=here.append)
+        there: list[str] = []
+        upscale_video(clip, tmp_path / f"there{number}.mkv", **SETTINGS, **sizing, address=cluster, notice=there.append)
+        assert there == here and len(here) == 1 and here[0].endswith("video encoders take even picture sizes"), (here, there)
+        assert describe(tmp_path / f"there{number}.mkv")["size"] == describe(tmp_path / f"here{number}.mkv")["size"]
+
+
+def test_the_warnings_of_loading_the_model_reach_notice_without_on_ready(cluster, tmp_path):
+    """A caller that gives ``notice`` alone heard nothing of a built-in model used instead of the
+    preset's (one machine's notice hears it); without on_ready the workers' lines were lost."""
+    clip = make_clip(tmp_path / "clip.mkv", frames=3, audio=0)
+    here: list[str] = []
+    upscale_video_here(clip, tmp_path / "here.mkv", preset="photo", offline=True, tile=32, device="cpu", notice=here.append)
+    there: list[str] = []
+    upscale_video(clip, tmp_path / "there.mkv", preset="photo", offline=True, tile=32, device="cpu", address=cluster,
+                  notice=there.append)
+    assert there == here and len(here) == 1 and here[0].startswith("offline: using the built-in model sr-photo-x4"), (here, there)
+
+
+def test_quiet_cli_video_on_the_cluster_says_no_notice(cluster, tmp_path, capsys, monkeypatch):
+    """-q is errors only, and one machine says no notice under it; with --cluster the notices
+    (a variable rate written constant, a stream dropped) were printed anyway."""
+    import sr_filter.cli as cli
+
+    monkeypatch.setattr(cli, "_install_signal_handlers", lambda: None)
+    clip = make_clip(tmp_path / "subs.mkv", frames=6, vfr=True, attachment=True)
+    for quiet in (True, False):
+        try:
+            cli.main([str(clip), "-o", str(tmp_path / f"out{quiet}.avi"), *(["-q"] if quiet else []), "--cluster", "auto",
+                      "-m", "sr-cartoon-x4", "-t", "32", "-d", "cpu"])
+        except SystemExit as exc:
+            assert exc.code == 0, exc.code
+        err = capsys.readouterr().err
+        said = ["sr-filter: an .avi file keeps a constant frame rate", "sr-filter: dropped attachment stream 2 (font.ttf)"]
+        assert (err == "") if quiet else all(line in err for line in said), err
+
+
 def _packet_times(path: Path) -> list[tuple[float, float]]:
     """(start, display time) of every video packet, in seconds, in presentation order."""
     with av.open(str(path)) as container:
@@ -310,6 +389,18 @@ def test_what_the_output_cannot_keep_is_said_as_on_one_machine(cluster, tmp_path
     assert len(alpha_halves(tmp_path / "kept.webm")) == 4
     assert all(left < 2 and right > 253 for left, right in alpha_halves(tmp_path / "kept.webm"))
 
+
+
+def test_dropped_streams_are_said_through_notice_before_the_upscale(cluster, tmp_path):
+    """The driver said what the output leaves out only in the command's summary, after every
+    segment was upscaled and joined; an API caller's notice never heard it. Now it is said
+    before the work, as on one machine, and only once."""
+    clip = make_clip(tmp_path / "subs.mkv", frames=6, subtitles=True, attachment=True)
+    heard: list[str] = []
+    summary = upscale_video(clip, tmp_path / "out.mp4", **SETTINGS, address=cluster, notice=heard.append,
+                            on_plan=lambda todo, kept: heard.append("plan"), on_event=lambda event: heard.append("event"))
+    said = [f"dropped {line}" for line in summary.dropped] + [f"converted {line}" for line in summary.converted]
+    assert len(said) == 2 and heard[:3] == [*said, "plan"] and set(heard[3:]) == {"event"}, heard
 
 
 def test_a_crf_the_encoder_does_not_take_is_refused_before_the_cluster(tmp_path, capsys, monkeypatch):

@@ -269,6 +269,46 @@ def test_streams_the_container_cannot_hold_are_named(tmp_path, upscaler):
     assert "dropped subtitle stream 2 (ssa): an .avi file cannot hold ssa; a .mkv output keeps it" in notices, notices
 
 
+def test_every_warning_of_a_job_reaches_the_notice_callback(tmp_path, upscaler, caplog):
+    """An API caller that passes ``notice`` (a GUI, which shows no log) hears the job's warnings
+    there: those said while the frames were read (a frame range past the end, a gap, damage
+    skipped) and those of loading the model had gone to the log instead, the callback never hearing them."""
+    clip = make_clip(tmp_path / "clip.mkv", frames=6, audio=0)
+    notices: list[str] = []
+    with caplog.at_level("WARNING"):
+        upscale_video(clip, tmp_path / "end.mkv", upscaler=upscaler, frames="0:100", notice=notices.append)
+        upscale_video(clip, tmp_path / "photo.mkv", preset="photo", offline=True, device="cpu", notice=notices.append)
+    assert notices == [f"the frame range ends at frame 100, but {clip} has 6 frames: upscaled to its end",
+                       "offline: using the built-in model sr-photo-x4 instead of realesr-general-x4v3 (not downloaded yet)"], notices
+    assert not caplog.records, caplog.text  # said once, to the caller's callback
+    with caplog.at_level("WARNING"):  # without a callback, the log hears them as before
+        upscale_video(clip, tmp_path / "logged.mkv", upscaler=upscaler, frames="0:100")
+    assert "the frame range ends at frame 100" in caplog.text
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_dropped_streams_are_said_before_the_upscale_with_or_without_resume(tmp_path, upscaler, resume):
+    """With resume=True the dropped and converted streams were said only after the segments were
+    joined, hours into a long video, where one run writing the file says them at its first frame."""
+    clip = make_clip(tmp_path / "subs.mkv", frames=6, subtitles=True, attachment=True)
+    heard: list[str] = []
+    summary = upscale_video(clip, tmp_path / "out.mp4", upscaler=upscaler, resume=resume, notice=heard.append,
+                            progress=lambda done, total: heard.append(f"frame {done}"))
+    said = [f"dropped {line}" for line in summary["dropped"]] + [f"converted {line}" for line in summary["converted"]]
+    assert len(said) == 2 and heard[:2] == said and heard[2:] == [f"frame {n}" for n in range(1, 7)], heard
+
+
+def test_a_batch_names_each_video_once_in_its_notices(tmp_path):
+    """A batch puts the video's name in front of its notices; a notice that names it already
+    (said through the notice callback, as every warning of the job now is) had named it twice."""
+    for name in ("a.mkv", "b.mkv"):
+        make_clip(tmp_path / name, frames=3, audio=0)
+    done = run(tmp_path / "a.mkv", tmp_path / "b.mkv", "-o", tmp_path / "out", "--frames", "0:100", "-m", MODEL, "-d", "cpu")
+    lines = [line for line in done.stderr.decode().splitlines() if "frame range" in line]
+    assert done.returncode == 0 and lines == [f"sr-filter: the frame range ends at frame 100, but {tmp_path / n} has 3 frames: "
+                                              "upscaled to its end" for n in ("a.mkv", "b.mkv")], done.stderr.decode()
+
+
 def _cues(path) -> list[tuple[float, float, str]]:
     """(start, seconds shown, text) of each subtitle cue, as a player decodes them."""
     with av.open(str(path)) as container:
@@ -368,8 +408,11 @@ def test_a_cue_that_cannot_be_converted_is_said_and_the_rest_kept(tmp_path, upsc
                 out.mux(cue)
         for packet in video.encode():
             out.mux(packet)
-    with caplog.at_level("WARNING"):
-        upscale_video(tmp_path / "long.mkv", tmp_path / "long.mp4", upscaler=upscaler, notice=lambda _: None)
+    notices: list[str] = []
+    upscale_video(tmp_path / "long.mkv", tmp_path / "long.mp4", upscaler=upscaler, notice=notices.append)
+    assert any("subtitle stream 1: a cue at 0.166 s could not be converted to mov_text" in n for n in notices), notices
+    with caplog.at_level("WARNING"):  # no callback: the log
+        upscale_video(tmp_path / "long.mkv", tmp_path / "logged.mp4", upscaler=upscaler, resume=True)
     assert "subtitle stream 1: a cue at 0.166 s could not be converted to mov_text" in caplog.text, caplog.text
     assert [text for _, _, text in _cues(tmp_path / "long.mp4")] == ["short"]
 

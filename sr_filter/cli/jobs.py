@@ -86,7 +86,9 @@ def _expand(item: str, expanded: Inputs) -> None:
         usable = [p for p in matches if _usable_suffix(p)]
         expanded.left_out["other"] += len(matches) - len(usable)
         if not usable:
-            raise ImageFormatError(f"no {'image or video ' if matches else ''}files match {item}")
+            from ..datasets import no_match
+
+            raise ImageFormatError(no_match(item, bool(matches)))
         for path in usable:
             expanded.append(str(path))
             expanded.roots[str(path)] = root
@@ -430,9 +432,10 @@ def check_targets(jobs: list[Job], *, overwrite: bool) -> None:
             continue
         key = job.target.resolve()
         if key in seen:
-            raise click.UsageError(f"{shown_path(seen[key]) if seen[key] else 'standard input'} and "
-                                   f"{shown_path(job.source) if job.source else 'standard input'} would both be written "
-                                   f"to {shown_path(job.target)}")
+            from ..errors import OutputCollisionError
+
+            raise OutputCollisionError.of(shown_path(seen[key]) if seen[key] else "standard input",
+                                          shown_path(job.source) if job.source else "standard input", shown_path(job.target))
         seen[key] = job.source
         written = _file_id(job.target)
         if written in inputs and job.source is not None and written != _file_id(job.source):

@@ -165,19 +165,15 @@ def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, hei
     video = not any(is_pattern(p) for p in inputs) and wants_video(list(inputs), fmt, output)
     if cluster is not None and video:  # one video's segments spread over a cluster
         from ..cluster.command import run_video_on_cluster
-        from ..video.job import scale_to_fit
 
         if quality is not None:  # as on one machine: it had been accepted and changed nothing
             from ..video.command import QUALITY_REFUSED
 
             raise click.UsageError(QUALITY_REFUSED)
 
-        if (width or height) and Path(inputs[0]).is_file():
-            scale = scale_to_fit(Path(inputs[0]), width, height)
-
         ctx.exit(run_video_on_cluster(ctx, list(inputs), output, cluster=cluster, overwrite=overwrite, quiet=quiet, fmt=fmt,
                                       skip_existing=skip_existing or resume, reword=_flagged,
-                                      model=model or preset, scale=scale, device=device, precision=precision, backend=backend,
+                                      model=model or preset, scale=scale, width=width, height=height, device=device, precision=precision, backend=backend,
                                       tile=tile, offline=offline, codec=codec, crf=crf, tta=tta, denoise=denoise, colour_fix=colour_fix))
     if video:  # videos, animations, frame streams: sr_filter.video
         from ..upscaler import may_skip_torch

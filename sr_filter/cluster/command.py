@@ -6,7 +6,6 @@ job needs no model, only the list of files.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from pathlib import Path
@@ -29,9 +28,15 @@ class _Report:
         self.finished, self.total = 0, None
         self.first: float | None = None  # when the work began, once a task has finished
         self.lost: set[int] = set()  # workers whose loss was said
+        self.said: set[str] = set()  # the workers' notices said so far: each distinct line once, as on one machine
 
     def say(self, message: str) -> None:
         (self.bars.echo if self.bars is not None else lambda m: click.echo(m, err=True))(message)
+
+    def notice(self, line: str) -> None:
+        """A library notice (what the output cannot keep), unless -q asks for errors only, as on one machine."""
+        if not self.quiet:
+            self.say(f"sr-filter: {line}")
 
     def on_ready(self, model: str, notices: list[str]) -> None:
         """As on one machine: the workers' warnings (a built-in model used instead), then "using ..."."""
@@ -46,6 +51,11 @@ class _Report:
                 self.say(f"sr-filter: a worker was lost; {_name(event.task)} and any other file it held go to another")
             self.lost.add(event.worker)
             return
+        for line in event.notices if not self.quiet else ():  # before the file's line, as on one machine
+            text = f"sr-filter: {_shown_in(line, event.task)}"
+            if text not in self.said:
+                self.said.add(text)
+                self.say(text)
         self.finished += 1
         done, total, now = self.finished, self.total or 0, time.monotonic()
         # the work began when the first task to finish started: the rate leaves out starting the
@@ -92,12 +102,9 @@ def _name(task) -> str:
 def _here(path: str) -> str:
     """A task's path as the plain command shows it: relative to the current folder when inside it
     (the workers get absolute paths; the lines had shown them), escaped as file names are; URIs as given."""
-    if "://" not in path and os.path.isabs(path):
-        with contextlib.suppress(ValueError, OSError):
-            inside = os.path.relpath(path)
-            if not inside.startswith(os.pardir):
-                path = inside
-    return shown_path(path)
+    from .storage import as_given
+
+    return as_given(path)
 
 
 def _shown_in(message: str, task) -> str:
@@ -142,7 +149,6 @@ def run_video_on_cluster(ctx: click.Context, inputs: list[str], output: str | No
     status (0, 1 if a segment failed, 130). ``reword`` turns a notice's API words into the
     command's flags (``codec="av1"``: ``--codec av1``)."""
     from ..video import VIDEO_SUFFIXES
-    from ..video.encode import say_changes
     from .video import upscale_video
 
     if len(inputs) != 1 or inputs[0] == "-" or Path(inputs[0]).suffix.lower() not in VIDEO_SUFFIXES:
@@ -159,7 +165,7 @@ def run_video_on_cluster(ctx: click.Context, inputs: list[str], output: str | No
     report = _Report(quiet, "segments")
     try:
         summary = upscale_video(inputs[0], output, address=cluster, on_event=report.on_event, on_plan=report.on_plan,
-                                on_ready=report.on_ready, notice=lambda text: click.echo(f"sr-filter: {reword(text)}", err=True), **settings)
+                                on_ready=report.on_ready, notice=lambda text: report.notice(reword(text)), **settings)
     except Interrupted as stop:
         _close(report.bars)
         click.echo(f"sr-filter: interrupted after {stop.summary.done} of {report.total} segment(s); finished segments are kept, run again to resume", err=True)
@@ -169,7 +175,6 @@ def run_video_on_cluster(ctx: click.Context, inputs: list[str], output: str | No
         click.echo(f"sr-filter: {len(summary.failed)} segment(s) failed; {output} was not written, finished segments are kept for a rerun", err=True)
         return 1
     if not quiet:
-        say_changes(summary.dropped, summary.converted, lambda line: click.echo(f"sr-filter: {line}", err=True))
         click.echo(report.summary_line(summary, "segment(s)") + f"; {summary.frames} frames joined into {_here(summary.path)}", err=True)
     return 0
 

@@ -11,6 +11,7 @@ attempt of a file whose first attempt finished finds it and stops.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ from . import stop, storage
 from .connect import head_alive
 from .worker import Outcome, Settings, UpscaleWorker
 
+log = logging.getLogger(__name__)
+
 #: files a worker holds at once: one running, one waiting, so no worker idles on a round trip
 WINDOW = 2
 #: a file whose worker is lost this many times is reported as failed (it may be what kills them)
@@ -30,13 +33,16 @@ MAX_ATTEMPTS = 3
 
 @dataclass
 class Event:
-    """One file finished (``done``, ``skipped``, ``failed``) or was handed on (``retry``)."""
+    """One file finished (``done``, ``skipped``, ``failed``) or was handed on (``retry``);
+    ``notices``: the warnings of making it (a flattened alpha channel, metadata its format cannot
+    hold), those about its content starting with its name, as one machine's batch says them."""
 
     kind: str
     task: storage.Task
     message: str = ""
     seconds: float = 0.0
     worker: int = 0
+    notices: tuple[str, ...] = ()
 
 
 @dataclass
@@ -153,6 +159,9 @@ def run(tasks: list[storage.Task], settings: Settings, *, workers: int | None = 
             next_key += 1
         if on_ready is not None:
             on_ready(summary.model, list(summary.notices))
+        else:  # no one asked: the log, as one machine logs them (they had been lost)
+            for line in summary.notices:
+                log.warning("%s", line)
         while pending or in_flight:
             for key, actor in list(actors.items()):
                 held = sum(1 for _, _, k in in_flight.values() if k == key)
@@ -186,7 +195,7 @@ def run(tasks: list[storage.Task], settings: Settings, *, workers: int | None = 
                     continue
                 kind = {"done": "done", "exists": "skipped", "failed": "failed"}[outcome.status]
                 message = outcome.message if outcome.message.startswith(task.source) or not outcome.message else f"{task.source}: {outcome.message}"
-                _record(summary, Event(kind, task, message, outcome.seconds, outcome.worker), emit)
+                _record(summary, Event(kind, task, message, outcome.seconds, outcome.worker, outcome.notices), emit)
     except _HeadLost:  # `ray stop`, a lost head node: Ray had waited 60 s, then ended the program (exit 1, no summary)
         actors.clear()  # their processes went with the head; a kill would wait for it
         held = sorted({task.target for task, _, _ in in_flight.values()})

@@ -48,9 +48,11 @@ class VideoSettings(Settings):
     batch: int | None = None  # frames per network pass (None: sr_filter.video.batches.FRAME_BATCH)
 
 
-def plan(src: str, segment_frames: int, name: str | None = None) -> list[Segment]:
+def plan(src: str, segment_frames: int, name: str | None = None, notice=None) -> list[Segment]:
     """The segments of ``src`` (their ``target`` left empty), from the video packets' timestamps;
-    messages call it ``name`` (as given; ``src`` is the absolute path the workers read)."""
+    messages call it ``name`` (as given; ``src`` is the absolute path the workers read). Frames
+    missing mid-file (a jump in otherwise even timestamps) are said through ``notice``, as one
+    machine says them while decoding: each worker sees only its segment, and none had said them."""
     name = name or src
     from ..video import resume, source
 
@@ -81,6 +83,11 @@ def plan(src: str, segment_frames: int, name: str | None = None) -> list[Segment
     stamps.sort()
     if len({stamp[0] for stamp in stamps}) != len(stamps):
         raise VideoFormatError(f"{name}: two video frames share a timestamp, so it cannot be split into segments; upscale it on one machine")
+    if notice is not None and video.codec_context.name not in source.ANIMATION_CODECS:  # an animation's pauses are its own
+        gaps = source.Gaps()
+        for stamp, _, _ in stamps:
+            gaps.add(stamp, video.time_base)
+        gaps.say(name, notice)
     rule = resume.Cuts(segment_frames, 0)
     cuts = [0] + [index for index, (_, key, _) in enumerate(stamps) if rule.starts(index, key)]
     bounds = cuts + [len(stamps)]

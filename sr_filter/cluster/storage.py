@@ -7,6 +7,7 @@ Locations travel between driver and workers as strings: absolute local paths or 
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import functools
 import glob
@@ -19,7 +20,8 @@ from typing import Iterable
 from urllib.parse import quote, unquote
 
 from .. import atomic, imageio
-from ..errors import ImageFormatError, OutputExistsError
+from ..datasets import no_match
+from ..errors import ImageFormatError, OutputCollisionError, OutputExistsError
 from ..video import VIDEO_SUFFIXES
 
 _GLOB = "*?["
@@ -91,6 +93,20 @@ def _join(root: str, relative: str) -> str:
     return base.rstrip("/") + "/" + (quote(relative) if _encoded(root) else relative) + mark + query
 
 
+def as_given(location: str) -> str:
+    """A task's location as one machine names the files it was given: a local path relative to
+    the current folder when inside it (the workers get absolute paths), escaped as file names are
+    shown; URIs as they are."""
+    from ..errors import shown_path
+
+    if "://" not in location and os.path.isabs(location):
+        with contextlib.suppress(ValueError, OSError):
+            inside = os.path.relpath(location)
+            if not inside.startswith(os.pardir):
+                location = inside
+    return shown_path(location)
+
+
 def _relocate(location: str, path: str) -> str:
     """The location string of ``path`` inside the same store as ``location``: the same scheme, host
     and options (``?endpoint_override=...``), the path percent-encoded where the scheme's are."""
@@ -154,7 +170,7 @@ def list_tasks(inputs: list[str], output: str, fmt: str | None = None, left_out:
                 rest = pattern[len(path):]
                 info = filesystem.get_file_info(path)
             if info.type == pafs.FileType.NotFound:
-                raise ImageFormatError(f"{item} does not exist")
+                raise ImageFormatError(no_match(item) if pattern is not None else f"{item} does not exist")
             if info.type == pafs.FileType.Directory and pattern is None and _same_place(item, path, output, out_path):
                 raise ImageFormatError(f"{item} is both the input and the output folder; the outputs would replace "
                                        "the inputs, so choose another -o")
@@ -171,9 +187,11 @@ def list_tasks(inputs: list[str], output: str, fmt: str | None = None, left_out:
         # hidden files and folders are left out unless the pattern names them, as on one machine
         hidden_ok = rest is not None and any(part.startswith(".") for part in rest.split("/"))
         kept, videos = [], []
+        matched = False  # whether a pattern found any file: one that found none is worded as on one machine
         for p, rel in found:
             if pattern is not None and not _matches(p, pattern):
                 continue
+            matched = True
             if _inside(out_path, path) and _inside(p, out_path):  # an output folder inside the input one
                 left_out["in output"] += 1
             elif not (named or hidden_ok) and any(part.startswith(".") for part in PurePosixPath(rel).parts):
@@ -192,7 +210,8 @@ def list_tasks(inputs: list[str], output: str, fmt: str | None = None, left_out:
             suffixes = ", ".join(sorted({k[1:] for k in imageio.IMAGE_SUFFIXES}))
             hint = (f"; folders are searched for images only: give a video by name, e.g. {sorted(videos)[0]} "
                     "(--cluster takes one video at a time)") if videos else ""
-            why = f"{item} is not a supported image ({suffixes})" if named else f"no image files ({suffixes}) in {item}{hint}"
+            why = (f"{item} is not a supported image ({suffixes})" if named else no_match(item) if pattern is not None and not matched
+                   else f"no image files ({suffixes}) in {item}{hint}")
             if unreadable is None or len(inputs) == 1:
                 raise ImageFormatError(why)
             unreadable.append((item, why))  # among other inputs it fails alone, as on one machine (it had stopped the job)
@@ -203,11 +222,13 @@ def list_tasks(inputs: list[str], output: str, fmt: str | None = None, left_out:
             source, target = _relocate(item, p), _join(output, rel)
             if target == source or (is_local(source) and is_local(target)
                                     and os.path.realpath(local_path(source)) == os.path.realpath(local_path(target))):
-                raise ImageFormatError(f"{source} would be written over itself; choose another -o (or --format)")
+                raise ImageFormatError(f"{as_given(source)} would be written over itself; choose another -o (or --format)")
             if target in seen:
                 if seen[target] == source:  # named twice (a folder and a file in it): one task, as on one machine
                     continue
-                raise ImageFormatError(f"{seen[target]} and {source} would both be written to {target}")
+                # named as one machine names them (as given, not the absolute paths the workers get), and a
+                # usage error there as here (exit 2; it had been 1)
+                raise OutputCollisionError.of(as_given(seen[target]), as_given(source), as_given(target))
             seen[target] = source
             tasks.append(Task(source, target))
     return tasks

@@ -39,6 +39,8 @@ def upscale_video(
     preset: str | None = None,
     model: str | None = None,
     scale: float | None = None,
+    width: int | None = None,
+    height: int | None = None,
     device: str = "auto",
     precision: str = "auto",
     backend: str = "auto",
@@ -65,20 +67,25 @@ def upscale_video(
 
     Both paths must be on a file system every node mounts at the same place. Each segment is one
     task (``on_event`` hears each; ``on_plan`` hears ``(segments to do, segments kept)``,
-    ``on_ready`` the model's description and the warnings of loading it, as for images); a
+    ``on_ready`` the model's description and the warnings of loading it, as for images, which
+    ``notice`` hears instead where no ``on_ready`` is given); a
     failed segment leaves the output unwritten and the finished segments kept for a rerun. The
     output is never replaced. ``batch`` frames of a segment go through the network together
     (default :data:`sr_filter.video.batches.FRAME_BATCH`), grouped as on one machine.
-    ``notice`` hears what the output cannot keep (default: the log). Returns the :class:`Summary` of the segments, with ``frames``,
+    ``width``/``height`` pick the scale that fits the picture, as players show it, inside them
+    instead of ``scale``, as on one machine. ``notice`` hears what the output cannot keep (default: the log), before the upscale. Returns the :class:`Summary` of the segments, with ``frames``,
     ``dropped`` (streams the container cannot hold), ``converted`` (text subtitles converted for it) and ``path`` set on it.
     """
     keywords = dict(locals())
+    from ..models import expected_scale
     from ..video import batches, encode, source
+    from ..video.job import _fitting, size_notice
     from .connect import check_address, connect, disconnect, import_ray
 
     from .scheduler import check_job
 
     check_job(workers=workers, cpus_per_worker=cpus_per_worker, num_cpus=num_cpus, tta=tta, address=address, scale=scale,
+              size=(width, height),
               segment_frames=segment_frames, on_event=on_event, on_plan=on_plan, on_ready=on_ready, notice=notice)
     batches.check_batch(batch)
     import_ray()
@@ -95,7 +102,8 @@ def upscale_video(
         info = source.describe(container, given, scale=1.0)  # the driver holds no upscaled frames
         family = encode.choose_codec(codec, info.codec, muxer)
         ignored = encode.check_crf(family, crf)  # as on one machine: the workers' encoder had clamped it
-        info.rotation = _rotation(container)
+        first = _first_frame(container)
+        info.rotation = int(round(first.rotation or 0)) if first is not None else 0
     finally:
         container.close()
     check_address(address)  # after the job's own checks (a crf out of range is said at once), before any notice
@@ -105,8 +113,20 @@ def upscale_video(
     encode.settle_alpha(info, family, muxer)
     for line in encode.notices(info, family, muxer):  # as on one machine
         (notice or log.warning)(line)
+    # what the output leaves out or converts, before the upscale as on one machine (said after the join, they had come last)
+    said = encode.foreseen_changes(src, muxer, family, info, crf)
+    encode.say_changes(*said, notice or log.warning)
+    if first is not None:  # what the workers' frames show, said once here as one machine says it (none had been)
+        source.say_static_hdr(first, given, notice or log.warning)
+    keeps_sar, asked = encode.keeps_sar(muxer, encode.ENCODERS[family][0]), None
+    if width or height:  # the scale that fits, on even sizes, as on one machine
+        scale, asked, _ = _fitting(Path(given), width, height, keeps_sar=keeps_sar)
+    factor = scale or expected_scale(model or preset)  # None for a weights file: its scale is known once it loads
+    rounded = factor and size_notice(info, float(factor), keeps_sar, lambda: info.rotation, asked)
+    if rounded:  # an odd size rounded to an even one, as one machine says it (the cluster had said nothing)
+        (notice or log.warning)(rounded)
     frames = segment_frames or SEGMENT_FRAMES
-    planned = segments.plan(str(src), frames, name=given)
+    planned = segments.plan(str(src), frames, name=given, notice=notice or log.warning)
     parts = _parts(src, dst, {"model": model or preset, "scale": scale, "codec": family, "crf": crf, "segment_frames": frames,
                               "tta": tta, "denoise": denoise, "colour_fix": colour_fix})  # a changed setting starts over: segments are never mixed
     tasks = [dataclasses.replace(span, target=str(parts / segments.segment_name(span.first, span.end))) for span in planned]
@@ -115,10 +135,12 @@ def upscale_video(
         on_plan(len(todo), len(tasks) - len(todo))
     summary = Summary(skipped=len(tasks) - len(todo))
     if todo:
-        settings = segments.VideoSettings.from_keywords(keywords, codec=family, steady=info.steady, alpha=info.alpha)
+        settings = segments.VideoSettings.from_keywords(keywords, codec=family, steady=info.steady, alpha=info.alpha, scale=scale)
         try:
             started = connect(address, num_cpus=num_cpus)
             try:
+                if on_ready is None and notice is not None:  # loading's warnings are the job's too, as on one machine
+                    on_ready = lambda model, lines: [notice(line) for line in lines]  # noqa: E731
                 ran = _run(todo, settings, workers, cpus_per_worker, on_event, on_ready, parts)
             finally:
                 disconnect(started)
@@ -133,7 +155,8 @@ def upscale_video(
         summary = ran
     if summary.failed:
         return summary
-    summary.dropped, summary.converted = _join(tasks, src, dst, muxer, info)
+    summary.dropped, summary.converted = _join(tasks, src, dst, muxer, info, notice)
+    encode.say_new_changes(summary.dropped, summary.converted, said, notice or log.warning)
     summary.frames, summary.path = planned[-1].end, str(dst)
     shutil.rmtree(parts, ignore_errors=True)
     return summary
@@ -182,17 +205,18 @@ def _drop_if_unused(parts: Path) -> None:
         shutil.rmtree(parts, ignore_errors=True)
 
 
-def _rotation(container) -> int:
-    """The display rotation, which PyAV reports on decoded frames: decode the first one only."""
+def _first_frame(container):
+    """The first decoded frame (None for none): PyAV reports the display rotation, and FFmpeg the
+    HDR10 metadata, on decoded frames."""
     for frame in container.decode(video=0):
-        return int(round(frame.rotation or 0))
-    return 0
+        return frame
+    return None
 
 
-def _join(tasks: list[segments.Segment], src: Path, dst: Path, muxer: str, info) -> tuple[list[str], list[str]]:
+def _join(tasks: list[segments.Segment], src: Path, dst: Path, muxer: str, info, notice=None) -> tuple[list[str], list[str]]:
     """Interleave the finished segments and the source's copied streams into ``dst``, atomically."""
     from ..video import resume
     from ..video.job import written
 
     with written(dst, overwrite=False) as tmp:
-        return resume.join([(t.first, t.end, Path(t.target)) for t in tasks], src, str(tmp), muxer, info)
+        return resume.join([(t.first, t.end, Path(t.target)) for t in tasks], src, str(tmp), muxer, info, notice)

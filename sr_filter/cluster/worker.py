@@ -63,6 +63,9 @@ class Outcome:
     message: str = ""
     seconds: float = 0.0
     worker: int = 0  # the worker's process id
+    #: what making the file warned of (a flattened alpha channel, metadata the format cannot hold),
+    #: a line about the file's content naming it as one machine does: a worker's own log reaches no one
+    notices: tuple[str, ...] = ()
 
 
 def convert(upscaler, data: bytes, name: str, target: str, settings: Settings) -> bytes:
@@ -78,14 +81,17 @@ def convert(upscaler, data: bytes, name: str, target: str, settings: Settings) -
 
 
 @contextlib.contextmanager
-def _warnings_into(lines: list[str]) -> Iterator[None]:
-    """Collect the package's warning lines while the block runs (each once)."""
+def _warnings_into(lines: list[str], name: str | None = None) -> Iterator[None]:
+    """Collect the package's warning lines while the block runs (each once); a line about a
+    file's content (``extra=PER_FILE``) starts with ``name``, as one machine's batch names it."""
 
     class Collect(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
             line = record.getMessage()
             if line.startswith("waiting for another process"):  # workers of one node share a cache: over by now
                 return
+            if name and getattr(record, "per_file", False) and name not in line:
+                line = f"{name}: {line}"
             if line not in lines:
                 lines.append(line)
 
@@ -142,6 +148,12 @@ class UpscaleWorker:
         return self.error, described, os.getpid(), node, self.notices, atomic.HOST_TAG
 
     def run(self, task: storage.Task) -> Outcome:
+        notices: list[str] = []
+        with _warnings_into(notices, task.source):
+            outcome = self._run(task)
+        return dataclasses.replace(outcome, notices=tuple(notices))
+
+    def _run(self, task: storage.Task) -> Outcome:
         started = time.monotonic()
         if self.upscaler is None:  # the model did not load on this worker's node
             return Outcome(task, "failed", self.error, worker=os.getpid())

@@ -253,7 +253,7 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
         summary = upscale_video(source, target, upscaler=upscaler, scale=None if any(size) else scale,
                                 width=size[0], height=size[1], codec=codec, crf=crf, frames=frames,
                                 resume=resume, overwrite=overwrite, progress=bar,
-                                notice=lambda text: None if quiet else click.echo(f"sr-filter: {named}{reword(text)}", err=True),  # -q: errors only
+                                notice=lambda text: None if quiet else click.echo(f"sr-filter: {_named(named, reword(text))}", err=True),  # -q: errors only
                                 skip_damaged=skip_damaged)
     except OutputExistsError as exc:
         if isinstance(exc, OutputIsInputError) or not skip_existing or in_batch:  # (a batch says its own "skipped")
@@ -356,6 +356,12 @@ def _skip(target: Path, skip_existing: bool, overwrite: bool, quiet: bool, sourc
 def _announce(upscaler, quiet: bool) -> None:
     if not quiet:
         click.echo(f"sr-filter: using {upscaler.describe()}, licence {upscaler.model.license}", err=True)
+
+
+def _named(named: str, text: str) -> str:
+    """A batch's notice with the video's name in front, unless the line names it already (as a
+    picture's warnings are named): "a.mkv: the frame range ends ..., but a.mkv has 6 frames"."""
+    return text if named and named[:-2] in text else f"{named}{text}"
 
 
 class _Bar:

@@ -14,6 +14,7 @@ import io
 import logging
 import numbers
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -408,7 +409,8 @@ class Output:
     """An output container being written: one upscaled video stream plus the copied ones."""
 
     def __init__(self, path: str, muxer: str, family: str, info: VideoInfo, source: av.container.InputContainer,
-                 *, width: int, height: int, crf: int | None, copy: set[int]) -> None:
+                 *, width: int, height: int, crf: int | None, copy: set[int],
+                 notice: Callable[[str], None] | None = None) -> None:
         encoder, _, default_crf = ENCODERS[family]
         if family == "av1":  # SVT-AV1 prints a banner of ~20 lines unless told errors only (read when it opens)
             os.environ.setdefault("SVT_LOG", "1")
@@ -442,7 +444,7 @@ class Output:
             self._length: Fraction | None = None  # a frame range's length, which copied subtitles keep within
             self._pending: tuple[av.VideoFrame, int | None] | None = None
             self._durations: dict[Fraction, Fraction] = {}  # frame time -> display time, in seconds
-            self.copies = copy_streams(self.container, source, muxer, copy)
+            self.copies = copy_streams(self.container, source, muxer, copy, notice)
             self.dropped = lost_in(muxer, encoder, info) + video_lost + self.copies.dropped + chapters_lost(muxer, self._chapters)
             self.converted = self.copies.converted
         except (av.error.FFmpegError, ValueError) as exc:
@@ -604,6 +606,8 @@ class Copies:
     refused: set[int] = field(default_factory=set)
     #: converted streams whose codec shows one cue at a time (mov_text): their overlapping cues merged
     timelines: dict[int, subtitles.Timeline] = field(default_factory=dict)
+    #: where a cue that could not be converted is said (None: the log)
+    notice: Callable[[str], None] | None = None
 
     def mux(self, container: av.container.OutputContainer, packet: av.Packet) -> None:
         """Mux ``packet`` of a source stream into its output stream (none: it is left out)."""
@@ -649,15 +653,19 @@ class Copies:
         at = exc.at if getattr(exc, "at", None) is not None else at  # a held cue's own time, not the one that let it out
         if index not in self.refused:
             self.refused.add(index)
-            log.warning("subtitle stream %d: a cue at %.3f s could not be converted to %s (%s); left out",
-                        index, at, target.codec_context.name, exc)
+            line = f"subtitle stream {index}: a cue at {at:.3f} s could not be converted to {target.codec_context.name} ({exc}); left out"
+            if self.notice is not None:
+                self.notice(line)
+            else:
+                log.warning("%s", line)
 
 
 def copy_streams(container: av.container.OutputContainer, source: av.container.InputContainer, muxer: str,
-                 copy: set[int]) -> Copies:
+                 copy: set[int], notice: Callable[[str], None] | None = None) -> Copies:
     """Add copies of the source streams in ``copy`` that ``muxer`` can hold, and conversions of text
-    subtitles it cannot hold (:mod:`.subtitles`); the lines of :class:`Copies` say what was not kept as it was."""
-    copies = Copies()
+    subtitles it cannot hold (:mod:`.subtitles`); the lines of :class:`Copies` say what was not kept as it was,
+    and a cue that cannot be converted is said through ``notice`` (default: the log)."""
+    copies = Copies(notice=notice)
     streams, dropped = copies.streams, copies.dropped
     upscaled = source.streams.video[0].index
     firsts = _first_packets(source, {s.index for s in source.streams if s.index in copy and s.type != "attachment"})
@@ -698,6 +706,37 @@ def copy_streams(container: av.container.OutputContainer, source: av.container.I
             continue
         dropped += copy_tags(stream, copied, muxer, what)
     return copies
+
+
+def foreseen_changes(src: str | Path, muxer: str, family: str, info: VideoInfo, crf: int | None) -> tuple[list[str], list[str]]:
+    """The lines of what an output of ``muxer`` will drop and convert (:class:`Output`'s), before
+    any frame is upscaled: a run that joins segments at the end (resume=True, the cluster) had
+    said them only then, after the long upscale, where one run writing the file says them at its
+    first frame. Worked out by setting up that output in a scratch folder and abandoning it before
+    its header; the source's display rotation is read from its first frame, as a run reads it."""
+    import dataclasses
+    import shutil
+    import tempfile
+
+    container = source.open_video(src)
+    scratch = tempfile.mkdtemp(prefix="sr-filter-streams-")
+    try:
+        first = next(container.decode(video=0), None)
+        shown = dataclasses.replace(info, rotation=int(round(first.rotation or 0)) if first is not None else 0)
+        output = Output(os.path.join(scratch, "streams"), muxer, family, shown, container, width=even_dimension(info.width),
+                        height=even_dimension(info.height), crf=crf, copy=copyable(container))
+        output.abandon()
+        return output.dropped, output.converted
+    except (av.error.FFmpegError, OSError, VideoFormatError):  # not foreseen: said after the join, as before
+        return [], []
+    finally:
+        container.close()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def say_new_changes(dropped: list[str], converted: list[str], said: tuple[list[str], list[str]], notice) -> None:
+    """:func:`say_changes` for the lines not in ``said`` (those said before the upscale)."""
+    say_changes([line for line in dropped if line not in said[0]], [line for line in converted if line not in said[1]], notice)
 
 
 def say_changes(dropped: list[str], converted: list[str], notice) -> None:

@@ -18,6 +18,7 @@ from ..atomic import is_stream, new_folders, open_atomic, prepare_target, replac
 from ..errors import (OVERWRITE_ADVICE, ImageFormatError, OutputExistsError, OutputIsInputError, VideoDamagedError,
                       VideoEndsEarlyError, VideoFormatError, first_line)
 from ..frames import parse_range
+from ..liblogs import told
 from ..progress import cancels
 from ..sizing import scaled_length, target_scale
 from . import batches, encode, pipeline, source
@@ -71,7 +72,9 @@ def upscale_video(
     called after each frame, on the thread that encodes (not the caller's: a GUI must hand it to its
     own thread); returning False cancels (as for images). ``resume`` writes finished keyframe-aligned segments beside ``dst``
     and, when run again after an interruption, continues after the last one. Streams the output container cannot hold are reported through
-    ``notice`` (default: the log), as are text subtitles converted to a codec it holds (SubRip into .mp4 as mov_text). ``skip_damaged`` leaves out a packet the decoder cannot read, as a
+    ``notice`` (default: the log), as are text subtitles converted to a codec it holds (SubRip into .mp4 as mov_text), before
+    the upscale, and every other warning of the job (loading the model included); like ``progress``, ``notice`` may be called
+    on the job's decoding or encoding thread. ``skip_damaged`` leaves out a packet the decoder cannot read, as a
     player shows the rest, and says so; without it a damaged packet is an error. Returns a summary:
     frames written, seconds, dropped and converted streams. ``src`` and ``dst`` may start with ``~``,
     the home folder.
@@ -108,47 +111,68 @@ def upscale_video(
     except ImageFormatError as exc:  # (a video's errors are VideoFormatErrors, as before it made folders)
         raise exc if isinstance(exc, VideoFormatError) else VideoFormatError(str(exc)) from None
     container = source.open_video(src)
-    notice = notice or log.warning
-    try:
-        family = encode.choose_codec(codec, source.codec_name(container), muxer)
-        ignored = encode.check_crf(family, crf)
-        if ignored:
-            notice(ignored)
-        if upscaler is None:
-            upscaler = given_or_loaded(None, name, **loading)
-        asked = rotation = None  # the scale that fits width/height exactly, as a picture would be sized
-        keeps_sar = encode.keeps_sar(muxer, encode.ENCODERS[family][0])
-        if width or height:  # the picture as players show it fits inside them, on even sizes
-            scale, asked, rotation = _fitting(src, width, height, keeps_sar=keeps_sar)
-        factor = upscaler.check_scale(scale)
-        info = source.describe(container, str(src), scale=factor)
-        encode.settle_alpha(info, family, muxer)
-        info.steady = encode.steady_time_base(src, muxer, notice)
-        for line in encode.notices(info, family, muxer):
-            notice(line)
-        width, height = _even(info.width * factor), _even(info.height * factor)
-        # said as players show it: a turned clip's sizes had come stored, and a non-square sample
-        # aspect ratio (where the output keeps it) widens the picture
-        stretch = info.pixel_aspect if keeps_sar else Fraction(1)
-        written = (round(width * stretch), height)
-        exact = (scaled_length(info.width * stretch, asked or factor), scaled_length(info.height, asked or factor))
-        if written != exact:  # it had been rounded without a word (63x47 at x3: 188x140; --width 101: 100 wide)
-            turned = (_first_look(src)[2] if rotation is None else rotation) % 180 != 0
-            shown = (written[::-1], exact[::-1]) if turned else (written, exact)
-            notice(f"the video is written {shown[0][0]}x{shown[0][1]}, not {shown[1][0]}x{shown[1][1]}: video encoders "
-                   "take even picture sizes")
-        if resume:
-            return _write_resumable(container, src, dst, muxer, family, info, upscaler, scale, (width, height),
-                                    crf=crf, batch=batch, overwrite=overwrite, progress=progress, notice=notice,
-                                    skip_damaged=skip_damaged)
-        summary = _write(container, src, dst, muxer, family, info, upscaler, scale, (width, height),
-                         crf=crf, batch=batch, start=start, end=end, overwrite=overwrite, progress=progress,
-                         notice=notice, skip_damaged=skip_damaged)
-        if not start and end is None:  # a whole run only: a range is no reason to drop a resumable job's work
-            _drop_stale_parts(dst, notice)
-        return summary
-    finally:
-        container.close()
+    with told(notice):  # what loading and running the model warn of comes through the same callback
+        try:
+            return _upscale(container, src, dst, muxer, name, upscaler, loading, codec=codec, crf=crf, scale=scale,
+                            width=width, height=height, start=start, end=end, batch=batch, resume=resume,
+                            overwrite=overwrite, progress=progress, notice=notice or log.warning,
+                            skip_damaged=skip_damaged)
+        finally:
+            container.close()
+
+
+def _upscale(container, src: Path, dst: Path, muxer: str, name, upscaler, loading: dict, *, codec, crf, scale, width,
+             height, start, end, batch, resume, overwrite, progress, notice, skip_damaged) -> dict:
+    """:func:`upscale_video` once its arguments are checked and ``container`` is open."""
+    from ..upscaler import given_or_loaded
+
+    family = encode.choose_codec(codec, source.codec_name(container), muxer)
+    ignored = encode.check_crf(family, crf)
+    if ignored:
+        notice(ignored)
+    if upscaler is None:
+        upscaler = given_or_loaded(None, name, **loading)
+    asked = rotation = None  # the scale that fits width/height exactly, as a picture would be sized
+    keeps_sar = encode.keeps_sar(muxer, encode.ENCODERS[family][0])
+    if width or height:  # the picture as players show it fits inside them, on even sizes
+        scale, asked, rotation = _fitting(src, width, height, keeps_sar=keeps_sar)
+    factor = upscaler.check_scale(scale)
+    info = source.describe(container, str(src), scale=factor)
+    encode.settle_alpha(info, family, muxer)
+    info.steady = encode.steady_time_base(src, muxer, notice)
+    for line in encode.notices(info, family, muxer):
+        notice(line)
+    width, height = _even(info.width * factor), _even(info.height * factor)
+    rounded = size_notice(info, factor, keeps_sar, lambda: _first_look(src)[2] if rotation is None else rotation, asked)
+    if rounded:
+        notice(rounded)
+    if resume:
+        return _write_resumable(container, src, dst, muxer, family, info, upscaler, scale, (width, height),
+                                crf=crf, batch=batch, overwrite=overwrite, progress=progress, notice=notice,
+                                skip_damaged=skip_damaged)
+    summary = _write(container, src, dst, muxer, family, info, upscaler, scale, (width, height),
+                     crf=crf, batch=batch, start=start, end=end, overwrite=overwrite, progress=progress,
+                     notice=notice, skip_damaged=skip_damaged)
+    if not start and end is None:  # a whole run only: a range is no reason to drop a resumable job's work
+        _drop_stale_parts(dst, notice)
+    return summary
+
+
+def size_notice(info: source.VideoInfo, factor: float, keeps_sar: bool, rotation: Callable[[], int],
+                asked: float | None = None) -> str | None:
+    """The notice for an output size rounded to the even sizes encoders take (None: not rounded),
+    as players show the picture: a turned clip's sizes had come stored, and a non-square sample
+    aspect ratio (where the output keeps it) widens it. ``rotation`` gives the display rotation
+    when it is needed; ``asked``: the exact scale a width or height asked for."""
+    width, height = _even(info.width * factor), _even(info.height * factor)
+    stretch = info.pixel_aspect if keeps_sar else Fraction(1)
+    written = (round(width * stretch), height)
+    exact = (scaled_length(info.width * stretch, asked or factor), scaled_length(info.height, asked or factor))
+    if written == exact:
+        return None
+    # it had been rounded without a word (63x47 at x3: 188x140; --width 101: 100 wide)
+    shown = (written[::-1], exact[::-1]) if rotation() % 180 != 0 else (written, exact)
+    return f"the video is written {shown[0][0]}x{shown[0][1]}, not {shown[1][0]}x{shown[1][1]}: video encoders take even picture sizes"
 
 
 def check_codec(src: str | Path, dst: str | Path, codec: str | None, crf: int | None, *,
@@ -182,7 +206,7 @@ def _write(container, src: Path, dst: Path, muxer: str, family: str, info: sourc
 
     def produce() -> Iterator[list[Any]]:
         items = source.items(container, str(src), info, start=start, end=end, copy=encode.copyable(container),
-                             skip_damaged=skip_damaged)
+                             skip_damaged=skip_damaged, notice=notice)
         return batches.chunks(items, batch)
 
     def work(chunk: list[Any]) -> list[Any]:
@@ -315,7 +339,7 @@ def _encode_frame(item: source.Frame, state: dict, tmp: str, muxer: str, family:
                   container, size: tuple[int, int], crf, notice) -> None:
     if state["output"] is None:
         state["output"] = encode.Output(tmp, muxer, family, info, container, width=size[0], height=size[1],
-                                        crf=crf, copy=encode.copyable(container))
+                                        crf=crf, copy=encode.copyable(container), notice=notice)
         state["first"] = item.index
         if item.pts is not None and item.index > 0:  # a frame range: it starts at zero, with the copied streams
             state["shift"] = Fraction(item.pts * item.time_base)

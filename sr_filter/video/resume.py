@@ -111,15 +111,18 @@ def run(container, src: Path, dst: Path, tmp: str, muxer: str, family: str, info
     def work(chunk: list[Any]) -> list[Any]:
         return batches.upscale_chunk(chunk, upscaler, scale, lambda array: batches.fit(array, size))
 
+    # said before the upscale, as a run writing the file says them at its first frame (they had come after the join)
+    said = encode.foreseen_changes(src, muxer, family, info, crf)
+    encode.say_changes(*said, notice)
     if not (info.frames and resume_at >= info.frames):
-        items = batches.chunks(source.items(container, str(src), info, start=resume_at, skip_damaged=skip_damaged), batch,
+        items = batches.chunks(source.items(container, str(src), info, start=resume_at, skip_damaged=skip_damaged, notice=notice), batch,
                                starts=lambda frame: cuts.starts(frame.index, frame.key))
         pipeline.run(items, work, lambda results: writer.consume(batches.flatten(results)), depth=batches.queue_depth(batch))
     segments = finished(parts)
     if not segments:
         raise VideoFormatError(f"{src} contains no video frames")
-    dropped, converted = join(segments, src, tmp, muxer, info)
-    encode.say_changes(dropped, converted, notice)
+    dropped, converted = join(segments, src, tmp, muxer, info, notice)
+    encode.say_new_changes(dropped, converted, said, notice)
     total = segments[-1][1]
     return {"frames": total, "resumed_at": resume_at, "codec": family, "pix_fmt": encode.choose_pix_fmt(info.pix_fmt, encode.ENCODERS[family][0], alpha=info.alpha),
             "dropped": dropped, "converted": converted, "parts": parts}
@@ -206,9 +209,11 @@ def _segment_muxer(family: str, alpha: bool) -> str:
     return {"ffv1": "nut", "vp9": "mp4", "av1": "mp4"}.get(family, "mov")
 
 
-def join(segments: list[tuple[int, int, Path]], src: Path, tmp: str, muxer: str, info: source.VideoInfo) -> tuple[list[str], list[str]]:
+def join(segments: list[tuple[int, int, Path]], src: Path, tmp: str, muxer: str, info: source.VideoInfo,
+         notice=None) -> tuple[list[str], list[str]]:
     """Interleave the segments' video packets and the source's copied streams into ``tmp``; returns
-    the lines of what was dropped and of what was converted (:class:`encode.Copies`)."""
+    the lines of what was dropped and of what was converted (:class:`encode.Copies`); a subtitle
+    cue that cannot be converted is said through ``notice`` (default: the log)."""
     out = encode.open_output(tmp, muxer, info.steady or info.time_base)
     container = source.open_video(src)  # read from the start again: every packet, priming ones too
     opened = [av.open(source.ffmpeg_name(path)) for _, _, path in segments]
@@ -236,7 +241,7 @@ def join(segments: list[tuple[int, int, Path]], src: Path, tmp: str, muxer: str,
         encode.mark_alpha_beside(video, codec, info)
         if info.rotation:
             video.set_display_rotation(info.rotation)
-        copies = encode.copy_streams(out, container, muxer, encode.copyable(container))
+        copies = encode.copy_streams(out, container, muxer, encode.copyable(container), notice)
         streams, dropped = copies.streams, (encode.lost_in(muxer, codec, info) + video_lost + copies.dropped
                                             + encode.chapters_lost(muxer, container.chapters()))
         # demux([]) would read every stream, the source's own video too: nothing copied, nothing read

@@ -16,7 +16,7 @@ import logging
 import os
 import re
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -207,13 +207,15 @@ def _frames_bytes(width: int, height: int, scale: float, deep: bool) -> int:
 
 def items(container: av.container.InputContainer, name: str, info: VideoInfo, *,
           start: int = 0, end: int | None = None, copy: set[int] | None = None,
-          skip_damaged: bool = False) -> Iterator[Frame | av.Packet]:
+          skip_damaged: bool = False, notice: Callable[[str], None] | None = None) -> Iterator[Frame | av.Packet]:
     """Demux once, in file order: decoded video frames (within [start, end)) as :class:`Frame`,
     and the untouched packets of the streams in ``copy``. With a range, only the packets that fall
     between the first kept frame and the end of the last one are passed on. ``skip_damaged``: a
     packet the decoder cannot read is left out and said, as a player shows the rest (not in an
     AVI, whose frames are timed by their place, nor past one damaged packet in twenty, or ten);
-    without it a damaged packet is an error."""
+    without it a damaged packet is an error. What the frames show on the way (a gap, a size change,
+    damage skipped) is said through ``notice`` (default: the log), the job's one channel."""
+    notice = notice or _logged
     video = container.streams.video[0]
     decode = decoder(video).decode
     ranged = start > 0 or end is not None
@@ -222,7 +224,7 @@ def items(container: av.container.InputContainer, name: str, info: VideoInfo, *,
     index = -1
     last_end: float | None = None
     held: Frame | None = None  # each frame waits for the next: the last one's display time is fixed at the end
-    gaps = _Gaps()
+    gaps = Gaps()
     damaged: list[int] = []  # frame numbers near which a packet could not be decoded and was skipped
     late = 0  # frames decoded after a skipped packet whose time an earlier-shown frame had passed: left out
     order = _Reorder()  # after a skipped packet, frames in order of their own times
@@ -263,7 +265,7 @@ def items(container: av.container.InputContainer, name: str, info: VideoInfo, *,
                     continue
                 if index == start:
                     info.rotation = int(round(frame.rotation or 0))
-                    _say_static_hdr(frame, name)
+                    say_static_hdr(frame, name, notice)
                 if pts is not None:
                     last_end = float((pts + (frame.duration or 0)) * frame.time_base)
                     gaps.add(pts, frame.time_base)
@@ -271,10 +273,10 @@ def items(container: av.container.InputContainer, name: str, info: VideoInfo, *,
                     yield held
                 if not resized and (frame.width, frame.height) != (info.width, info.height):
                     resized = True
-                    log.warning("%s has %dx%d frames from frame %d on, where its video stream is %dx%d: a video file "
-                                "holds one size, so they are resized to %dx%d before upscaling%s", name, frame.width,
-                                frame.height, index, info.width, info.height, info.width, info.height,
-                                ", which stretches them" if frame.width * info.height != frame.height * info.width else "")
+                    notice(f"{name} has {frame.width}x{frame.height} frames from frame {index} on, where its video stream is "
+                           f"{info.width}x{info.height}: a video file holds one size, so they are resized to "
+                           f"{info.width}x{info.height} before upscaling"
+                           + (", which stretches them" if frame.width * info.height != frame.height * info.width else ""))
                 held = as_frame(frame, pts, info, index)
                 if ranged and pts is not None:
                     yield from window.extend(pts, frame)
@@ -303,12 +305,12 @@ def items(container: av.container.InputContainer, name: str, info: VideoInfo, *,
         raise VideoFormatError(f"{name} has {index + 1} frames; the range starts at frame {start}")
     if damaged:
         near = ", ".join(map(str, damaged[:5])) + (", ..." if len(damaged) > 5 else "")
-        log.warning("%s has %d damaged packet(s), near frame(s) %s: skipped, so their pictures are missing from the "
-                    "output (the other frames keep their times)%s", name, len(damaged), near, _late_note(late))
-    elif info.codec not in _ANIMATION_CODECS:  # an animation's pauses are its own (a skipped packet's gap is said above)
-        gaps.say(name)
+        notice(f"{name} has {len(damaged)} damaged packet(s), near frame(s) {near}: skipped, so their pictures are missing "
+               f"from the output (the other frames keep their times){_late_note(late)}")
+    elif info.codec not in ANIMATION_CODECS:  # an animation's pauses are its own (a skipped packet's gap is said above)
+        gaps.say(name, notice)
     if end is not None and index + 1 < end:  # it had given fewer frames than asked without a word
-        log.warning("the frame range ends at frame %d, but %s has %d frames: upscaled to its end", end, name, index + 1)
+        notice(f"the frame range ends at frame {end}, but {name} has {index + 1} frames: upscaled to its end")
 
 
 class _Reorder:
@@ -383,10 +385,10 @@ def declared_end(stream) -> Fraction | None:
 
 
 #: picture codecs of animations (GIF, APNG, animated WebP), whose frames pause where they mean to
-_ANIMATION_CODECS = frozenset({"gif", "apng", "webp"})
+ANIMATION_CODECS = frozenset({"gif", "apng", "webp"})
 
 
-class _Gaps:
+class Gaps:
     """The spacing of the frames' timestamps, to say where frames are missing from a file (a cut
     out piece of a capture had frozen the picture for 1.3 s without a word): only where the frames
     are otherwise evenly spaced, since a variable-rate source's long frames are its own."""
@@ -404,7 +406,7 @@ class _Gaps:
             self.widest = max(self.widest, (gap, pts))
         self.last, self.time_base = pts, time_base
 
-    def say(self, name: str) -> None:
+    def say(self, name: str, notice: Callable[[str], None]) -> None:
         count = sum(self.spacing.values())
         if count < 10 or not self.time_base:
             return
@@ -414,20 +416,25 @@ class _Gaps:
         gap, where = self.widest
         seconds = float(gap * self.time_base)
         if near >= 0.9 * count and gap >= 10 * usual and seconds >= 0.5:
-            log.warning("%s jumps %.2f s at %.2f s where its frames are otherwise %.0f ms apart (frames missing from "
-                        "the file?); the output keeps the jump", name, seconds, float((where - gap) * self.time_base),
-                        float(usual * self.time_base) * 1000)
+            notice(f"{name} jumps {seconds:.2f} s at {float((where - gap) * self.time_base):.2f} s where its frames are "
+                   f"otherwise {float(usual * self.time_base) * 1000:.0f} ms apart (frames missing from the file?); the "
+                   "output keeps the jump")
 
 
-def _say_static_hdr(frame: av.VideoFrame, name: str) -> None:
+def _logged(line: str) -> None:
+    """A notice where the caller gave no ``notice``: the log, as a warning."""
+    log.warning("%s", line)
+
+
+def say_static_hdr(frame: av.VideoFrame, name: str, notice: Callable[[str], None]) -> None:
     """HDR10's static metadata (the mastering display's colours and brightness, the content's
     light levels) comes with the decoded pictures, and no encoder here takes it back: said, as
     the output is still tagged PQ or HLG but players tone-map it with their own defaults (it
     had been dropped without a word)."""
     kinds = {str(getattr(sd, "type", "")).rsplit(".", 1)[-1].split(":")[0] for sd in frame.side_data}
     if kinds & {"MASTERING_DISPLAY_METADATA", "CONTENT_LIGHT_LEVEL"}:
-        log.warning("%s carries HDR10 mastering-display and light-level metadata, which the output does not keep "
-                    "(its PQ/HLG colour tags are kept; players tone-map it with their own defaults)", name)
+        notice(f"{name} carries HDR10 mastering-display and light-level metadata, which the output does not keep "
+               "(its PQ/HLG colour tags are kept; players tone-map it with their own defaults)")
 
 
 def _duration_tag(stream) -> Fraction | None:
