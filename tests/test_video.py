@@ -1837,12 +1837,14 @@ def test_resume_starts_over_when_a_setting_that_changes_pixels_changes(tmp_path,
     assert summary["resumed_at"] == 0 and any("belongs to a different job; starting over" in n for n in notices)
 
 
-@pytest.mark.parametrize("name, codec, kept", [("out.mkv", "h264", True), ("out.mp4", "vp9", True),
-                                                ("out.mkv", "ffv1", False), ("out.webm", "vp9", False)])
-def test_a_non_square_sample_aspect_ratio_is_kept_or_said_lost(tmp_path, upscaler, name, codec, kept):
+@pytest.mark.parametrize("name, codec, kept, resume", [
+    ("out.mkv", "h264", True, False), ("out.mp4", "vp9", True, False), ("out.mkv", "ffv1", False, False),
+    ("out.webm", "vp9", False, False), ("out.mkv", "h264", True, True), ("out.mkv", "ffv1", False, True)])
+def test_a_non_square_sample_aspect_ratio_is_kept_or_said_lost(tmp_path, upscaler, name, codec, kept, resume):
     """Matroska, WebM and AVI take the ratio from a stream field PyAV cannot set, so only H.264/HEVC,
     which carry it in their own bitstream, keep it there: a 4:3-SAR episode in VP9 or FFV1 played
-    squeezed without a word."""
+    squeezed without a word. A resumable run's join had asked with the decoder's name (h264, not
+    libx264), and said a kept ratio lost."""
     from fractions import Fraction
 
     clip = make_clip(tmp_path / "clip.mkv", frames=3, audio=0)
@@ -1859,7 +1861,7 @@ def test_a_non_square_sample_aspect_ratio_is_kept_or_said_lost(tmp_path, upscale
             out.mux(packet)
     assert describe(source)["sar"] == Fraction(4, 3)
     notices: list[str] = []
-    upscale_video(source, tmp_path / name, upscaler=upscaler, codec=codec, notice=notices.append)
+    upscale_video(source, tmp_path / name, upscaler=upscaler, codec=codec, notice=notices.append, resume=resume)
     said = [n for n in notices if "sample aspect ratio (4:3)" in n]
     if kept:
         assert describe(tmp_path / name)["sar"] == Fraction(4, 3) and not said

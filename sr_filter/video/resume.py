@@ -242,7 +242,8 @@ def join(segments: list[tuple[int, int, Path]], src: Path, tmp: str, muxer: str,
         if info.rotation:
             video.set_display_rotation(info.rotation)
         copies = encode.copy_streams(out, container, muxer, encode.copyable(container), notice)
-        streams, dropped = copies.streams, (encode.lost_in(muxer, codec, info) + video_lost + copies.dropped
+        encoder = encode.ENCODERS.get(codec, (codec,))[0]  # lost_in asks with the encoder's name (libx264, not h264)
+        streams, dropped = copies.streams, (encode.lost_in(muxer, encoder, info) + video_lost + copies.dropped
                                             + encode.chapters_lost(muxer, container.chapters()))
         # demux([]) would read every stream, the source's own video too: nothing copied, nothing read
         others = (p for p in container.demux([container.streams[i] for i in streams]) if p.size) if streams else iter(())
