@@ -2277,3 +2277,26 @@ def test_names_that_start_like_a_protocol_are_local_files(tmp_path, upscaler, mo
     assert upscale_video("12:30.mp4", "ep:1.mkv", upscaler=upscaler, resume=True)["frames"] == 3
     for name in ("ep:1/out.mkv", "ep:1.mkv"):
         assert describe(tmp_path / name)["others"] == [("audio", "aac")] and len(frame_arrays(tmp_path / name)) == 3
+
+
+def _audio_samples(path: Path) -> list[tuple[bytes | None, int]]:
+    with av.open(str(path)) as container:
+        return [(s.codec_context.extradata, sum(f.samples for f in container.decode(s))) for s in container.streams.audio]
+
+
+def test_aac_from_a_transport_stream_is_kept_in_every_container(tmp_path, upscaler):
+    """A .ts carries AAC with ADTS headers and no setup data: into an .avi it was "dropped audio
+    stream 1 (aac): an .avi file cannot hold aac" (the avi muxer refused its header). Now the
+    headers come off and the setup data goes into the header, in every container alike."""
+    clip = make_clip(tmp_path / "clip.ts", frames=12, audio=1)
+    ((config, samples),) = _audio_samples(clip)
+    assert config is None and samples == 9216
+    for name in ("out.avi", "out.mkv", "out.mp4", "out.mov", "resumed.mkv"):
+        notices: list[str] = []
+        upscale_video(clip, tmp_path / name, upscaler=upscaler, notice=notices.append, resume=name.startswith("resumed"))
+        assert notices == [], name
+        ((config, kept),) = _audio_samples(tmp_path / name)  # one track (the matroska muxer had written it twice)
+        assert config == b"\x15\x88", name  # AAC-LC, 8 kHz, mono
+        # an .avi holds no time before zero: the encoder's priming packet goes (as from an .mp4)
+        assert kept == (samples - 1024 if name.endswith(".avi") else samples), name
+        assert len(frame_arrays(tmp_path / name)) == 12

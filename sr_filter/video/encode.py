@@ -131,6 +131,10 @@ def _header_takes(muxer: str, stream: av.stream.Stream, packet: av.Packet | None
     probe = av.open(io.BytesIO(), "w", format=muxer)
     try:
         copied = probe.add_stream_from_template(stream)
+        config = adts_config(stream, packet)
+        if config is not None:  # as copy_streams writes it: raw AAC with its setup data
+            copied.codec_context.extradata = config
+            packet = strip_adts(av.bitstream.BitStreamFilterContext("aac_adtstoasc", stream), _copy_of(packet))[0]
         probe.start_encoding()
         if packet is not None:
             packet.stream = copied
@@ -144,6 +148,41 @@ def _header_takes(muxer: str, stream: av.stream.Stream, packet: av.Packet | None
             probe.close()
         except (av.error.FFmpegError, ValueError):
             pass
+
+
+def adts_config(stream: av.stream.Stream, packet: av.Packet | None) -> bytes | None:
+    """For an AAC stream whose packets carry ADTS headers and no setup data beside them (as an
+    MPEG-TS holds it): the setup data (AudioSpecificConfig) that raw AAC needs, read from its
+    first packet ``packet`` by FFmpeg's aac_adtstoasc; None for any other stream. The mp4, mov
+    and mkv muxers take the headers off themselves, the avi muxer does not, and refused the
+    header ("Invalid argument"): such sound had been dropped from every .avi output."""
+    context = stream.codec_context
+    if stream.type != "audio" or context is None or context.name != "aac" or context.extradata or packet is None:
+        return None
+    data = bytes(packet)
+    if len(data) < 7 or data[0] != 0xFF or data[1] & 0xF0 != 0xF0:  # no ADTS sync word
+        return None
+    try:
+        raw = av.bitstream.BitStreamFilterContext("aac_adtstoasc", stream).filter(_copy_of(packet))
+    except (av.error.FFmpegError, ValueError):
+        return None
+    if not raw or not raw[0].has_sidedata("new_extradata"):
+        return None
+    return bytes(raw[0].get_sidedata("new_extradata"))
+
+
+def strip_adts(headers_off: av.bitstream.BitStreamFilterContext, packet: av.Packet) -> list[av.Packet]:
+    """``packet`` with its ADTS header taken off by ``headers_off`` (aac_adtstoasc), without the
+    setup data the filter also attaches to the first one: given it again, the matroska muxer
+    wrote the track twice, one copy with a wrong profile."""
+    return [_copy_of(raw) for raw in headers_off.filter(packet)]
+
+
+def _copy_of(packet: av.Packet) -> av.Packet:
+    """A packet with ``packet``'s data and times (a filter takes what it is given)."""
+    copy = av.Packet(bytes(packet))
+    copy.pts, copy.dts, copy.duration, copy.time_base = packet.pts, packet.dts, packet.duration, packet.time_base
+    return copy
 
 
 def _holds(muxer: str, stream: av.stream.Stream, packet: av.Packet | None) -> bool:
@@ -604,6 +643,8 @@ class Copies:
     refused: set[int] = field(default_factory=set)
     #: converted streams whose codec shows one cue at a time (mov_text): their overlapping cues merged
     timelines: dict[int, subtitles.Timeline] = field(default_factory=dict)
+    #: copied streams whose packets go through a bitstream filter (ADTS headers off AAC: :func:`adts_config`)
+    filters: dict[int, av.bitstream.BitStreamFilterContext] = field(default_factory=dict)
 
     def mux(self, container: av.container.OutputContainer, packet: av.Packet) -> None:
         """Mux ``packet`` of a source stream into its output stream (none: it is left out)."""
@@ -624,6 +665,9 @@ class Copies:
                 return
             if packet is None:
                 return
+        if index in self.filters:
+            self._mux_all(container, target, strip_adts(self.filters[index], packet))
+            return
         packet.stream = target
         container.mux(packet)
 
@@ -693,6 +737,10 @@ def copy_streams(container: av.container.OutputContainer, source: av.container.I
             continue
         try:
             streams[stream.index] = copied = _sized_copy(container, stream, muxer) or container.add_stream_from_template(stream)
+            config = adts_config(stream, first)
+            if config is not None:  # raw AAC, its setup data in the header, for every muxer alike
+                copied.codec_context.extradata = config
+                copies.filters[stream.index] = av.bitstream.BitStreamFilterContext("aac_adtstoasc", stream)
         except (av.error.FFmpegError, ValueError) as exc:
             dropped.append(f"{what} ({codec}): {first_line(exc)}")
             continue
