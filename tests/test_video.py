@@ -156,6 +156,49 @@ def test_full_range_source_stays_full_range(tmp_path, upscaler):
     assert np.abs(src.mean((0, 1)) - out.mean((0, 1))).max() < 3
 
 
+def _bt601_mean(frame: av.VideoFrame, full: bool) -> np.ndarray:
+    """The mean RGB colour of an 8-bit planar YUV frame's stored samples, by BT.601's formula."""
+    luma = np.frombuffer(frame.planes[0], np.uint8).reshape(frame.height, -1)[:, :frame.width].astype(float)
+    rows, cols = frame.height // frame.planes[1].height, frame.width // frame.planes[1].width
+    cb, cr = (np.frombuffer(p, np.uint8).reshape(p.height, -1)[:, :p.width].astype(float).repeat(rows, 0).repeat(cols, 1)
+              for p in frame.planes[1:3])
+    if full:
+        y, u, v = luma, cb - 128, cr - 128
+    else:
+        y, u, v = (luma - 16) * 255 / 219, (cb - 128) * 255 / 224, (cr - 128) * 255 / 224
+    return np.stack([y + 1.402 * v, y - 0.344136 * u - 0.714136 * v, y + 1.772 * u], -1).clip(0, 255).mean((0, 1))
+
+
+@pytest.mark.parametrize("pix_fmt", ["yuv420p", "yuv444p"])
+def test_a_full_range_video_keeps_its_colours(tmp_path, upscaler, set5, pix_fmt):
+    """swscale's RGB -> full-range YUV wrote every Cb and Cr sample half a level low: a full-range
+    video came out green (R -0.7, G +0.5, B -0.9 levels on average against the same picture
+    written limited range). Measured on the samples given and written, through BT.601's formula."""
+    picture = np.asarray(Image.open(set5 / "baby.png").convert("RGB").resize((32, 32), Image.BICUBIC))
+    means = []
+    for full in (False, True):
+        clip = tmp_path / f"clip{int(full)}.mkv"
+        with av.open(str(clip), "w") as out:
+            stream = out.add_stream("ffv1", rate=10)
+            stream.width, stream.height, stream.pix_fmt = 32, 32, pix_fmt
+            stream.codec_context.color_range, stream.codec_context.colorspace = 1 + full, 6
+            for i in range(2):
+                frame = av.VideoFrame.from_ndarray(picture, format="rgb24").reformat(
+                    format=pix_fmt, dst_colorspace="ITU601", dst_color_range=1 + full)
+                frame.pts = i
+                for packet in stream.encode(frame):
+                    out.mux(packet)
+            for packet in stream.encode():
+                out.mux(packet)
+        upscale_video(clip, tmp_path / f"out{int(full)}.mkv", upscaler=upscaler)
+        with av.open(str(clip)) as given, av.open(str(tmp_path / f"out{int(full)}.mkv")) as done:
+            frame = next(done.decode(video=0))
+            assert int(frame.color_range) == 1 + full
+            # what the upscaling changed, from the samples given to the samples written
+            means.append(_bt601_mean(frame, full) - _bt601_mean(next(given.decode(video=0)), full))
+    assert np.abs(means[1] - means[0]).max() < 0.3, means
+
+
 @pytest.mark.parametrize("pix_fmt", ["yuv420p", "yuv422p"])
 def test_subsampled_frames_reach_the_network_at_their_own_brightness(tmp_path, pix_fmt):
     """swscale's direct 4:2:0/4:2:2 -> RGB conversion rounds down: every frame of an ordinary 8-bit
