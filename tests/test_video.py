@@ -1638,6 +1638,27 @@ def test_each_frame_lasts_its_own_time_and_the_last_one_until_the_source_ends(tm
         assert _seconds(tmp_path / name) == pytest.approx(_seconds(clip), abs=2e-3), name
 
 
+def test_a_resumed_ffv1_video_keeps_its_last_frames_time(tmp_path, upscaler, monkeypatch):
+    """FFV1 segments were NUT files, which store no frame durations: the join took the reader's
+    guess for the last frame, and an animation's 2 s last frame came out 1 s (a 3.0 s APNG ended at
+    2.0 s, interrupted or not); the uninterrupted run without --resume kept it."""
+    from sr_filter.errors import CancelledError
+    from sr_filter.video import resume
+
+    monkeypatch.setattr(resume, "SEGMENT_FRAMES", 2)
+    frames = [Image.new("RGB", (12, 8), (60 * i, 40, 200 - 50 * i)) for i in range(5)]
+    frames[0].save(tmp_path / "a.png", save_all=True, append_images=frames[1:], duration=[500, 500, 500, 500, 2000], loop=0)
+    target = tmp_path / "out.mkv"
+    with pytest.raises(CancelledError):
+        upscale_video(tmp_path / "a.png", target, upscaler=upscaler, codec="ffv1", resume=True, progress=lambda done, total: done < 3)
+    assert upscale_video(tmp_path / "a.png", target, upscaler=upscaler, codec="ffv1", resume=True)["resumed_at"] == 2
+    with av.open(str(target)) as container:
+        video = container.streams.video[0]
+        assert video.codec_context.name == "ffv1" and container.duration / 1e6 == pytest.approx(4.0)
+        shown = sorted((p.pts, p.duration) for p in container.demux(video) if p.size)
+        assert [round(float(d * video.time_base), 3) for _, d in shown] == [0.5, 0.5, 0.5, 0.5, 2.0]
+
+
 def test_a_resumable_run_that_fails_says_where_its_finished_segments_are(tmp_path, upscaler, monkeypatch):
     from sr_filter.video import resume
 
