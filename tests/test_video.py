@@ -1659,6 +1659,30 @@ def test_a_resumed_ffv1_video_keeps_its_last_frames_time(tmp_path, upscaler, mon
         assert [round(float(d * video.time_base), 3) for _, d in shown] == [0.5, 0.5, 0.5, 0.5, 2.0]
 
 
+def test_a_run_stopped_while_joining_its_finished_segments_resumes(tmp_path, upscaler, monkeypatch):
+    """Ctrl-C while the finished segments were being joined (the last step, long for a long video):
+    from a source that stores no frame count (.mkv, an APNG) every rerun failed "clip.mkv has 12
+    frames; the range starts at frame 12; 2 finished segment(s) are kept ... for a rerun"."""
+    from sr_filter.video import resume
+
+    monkeypatch.setattr(resume, "SEGMENT_FRAMES", 6)
+    clip = make_clip(tmp_path / "clip.mkv", frames=12, gop=6, audio=1)
+    join = resume.join
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(resume, "join", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        upscale_video(clip, tmp_path / "out.mkv", upscaler=upscaler, resume=True)
+    monkeypatch.setattr(resume, "join", join)
+    counting = CountingUpscaler(upscaler)
+    summary = upscale_video(clip, tmp_path / "out.mkv", upscaler=counting, resume=True)
+    assert summary["resumed_at"] == 12 and summary["frames"] == 12 and counting.calls == 0
+    assert describe(tmp_path / "out.mkv")["times"] == pytest.approx(describe(clip)["times"])
+    assert leftovers(tmp_path) == []
+
+
 def test_a_resumable_run_that_fails_says_where_its_finished_segments_are(tmp_path, upscaler, monkeypatch):
     from sr_filter.video import resume
 

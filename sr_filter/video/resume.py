@@ -112,7 +112,7 @@ def run(container, src: Path, dst: Path, tmp: str, muxer: str, family: str, info
         return batches.upscale_chunk(chunk, upscaler, scale, lambda array: batches.fit(array, size))
 
     if not (info.frames and resume_at >= info.frames):
-        items = batches.chunks(source.items(container, str(src), info, start=resume_at, skip_damaged=skip_damaged), batch,
+        items = batches.chunks(source.items(container, str(src), info, start=resume_at, skip_damaged=skip_damaged, resumed=True), batch,
                                starts=lambda frame: cuts.starts(frame.index, frame.key))
         pipeline.run(items, work, lambda results: writer.consume(batches.flatten(results)), depth=batches.queue_depth(batch))
     segments = finished(parts)
