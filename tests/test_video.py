@@ -1842,6 +1842,23 @@ def test_a_second_resumable_run_of_the_same_output_is_refused_while_the_first_ru
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mkv", "out.mkv"]  # no lock file, no segments left
 
 
+def test_a_resumed_run_counts_its_own_frames_in_its_speed(tmp_path, upscaler, monkeypatch, capsys):
+    """The last line of a resumed run counted the finished segments' frames as upscaled by it: a
+    run resumed at frame 96 of 300 said 20 frames/s where it did 13.6 (and one that only joined
+    its segments, hundreds)."""
+    from sr_filter.cli import main
+    from sr_filter.errors import CancelledError
+    from sr_filter.video import resume
+
+    monkeypatch.setattr(resume, "SEGMENT_FRAMES", 4)
+    clip = make_clip(tmp_path / "clip.mkv", frames=12, gop=4, audio=0)
+    with pytest.raises(CancelledError):
+        upscale_video(clip, tmp_path / "out.mkv", upscaler=upscaler, resume=True, progress=lambda done, total: done < 6)
+    main([str(clip), "-o", str(tmp_path / "out.mkv"), "--resume", "-m", MODEL, "-t", "32", "-d", "cpu"])
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert re.search(r"out\.mkv: 12 frames \(4 from the finished segments\), h264 yuv420p, [\d.]+ frames/s$", last), last
+
+
 def test_a_resumable_run_that_gets_the_lock_after_another_finished_skips_it(tmp_path, monkeypatch, capsys):
     """A second --resume run that checked for the output while the first still ran, and took the
     lock just after the first finished, encoded the whole video again, then failed ("appeared while
