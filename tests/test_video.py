@@ -25,7 +25,7 @@ from sr_filter.upscaler import Upscaler
 from sr_filter.video import upscale_video
 
 from .conftest import ROOT
-from .videos import describe, frame_arrays, make_clip
+from .videos import describe, frame_arrays, make_clip, write_pattern_frames
 
 MODEL = "sr-cartoon-x4"
 
@@ -2405,3 +2405,32 @@ def test_aac_from_a_transport_stream_is_kept_in_every_container(tmp_path, upscal
         # an .avi holds no time before zero: the encoder's priming packet goes (as from an .mp4)
         assert kept == (samples - 1024 if name.endswith(".avi") else samples), name
         assert len(frame_arrays(tmp_path / name)) == 12
+
+
+def test_cover_art_is_kept_where_the_output_can_hold_it(tmp_path, upscaler):
+    """A .mkv's cover picture (an image attachment, which FFmpeg reads as a one-picture video
+    stream) was "dropped video stream 1 (mjpeg, 40x40): only the first video stream is upscaled",
+    from .mkv into .mkv too; an .mp4's covr the same."""
+    import io
+
+    jpeg = io.BytesIO()
+    Image.new("RGB", (40, 40), (200, 30, 30)).save(jpeg, "JPEG")
+    clip = tmp_path / "clip.mkv"
+    with av.open(str(clip), "w") as out:
+        video = out.add_stream("libx264", rate=12)
+        video.width, video.height, video.pix_fmt = 32, 24, "yuv420p"
+        out.add_attachment("cover.jpg", "image/jpeg", jpeg.getvalue())
+        write_pattern_frames(out, video, 4)
+    for name in ("out.mkv", "out.mp4", "again.mkv", "out.avi"):
+        notices: list[str] = []
+        upscale_video(tmp_path / "out.mp4" if name == "again.mkv" else clip, tmp_path / name, upscaler=upscaler, notice=notices.append)
+        with av.open(str(tmp_path / name)) as done:
+            covers = [s for s in done.streams.video if int(s.disposition) & av.stream.Disposition.attached_pic]
+            pictures = [bytes(p) for p in done.demux(covers) if p.size] if covers else []
+        assert len(frame_arrays(tmp_path / name)) == 4
+        if name == "out.avi":
+            assert not covers and notices == ["dropped the cover picture (video stream 1, mjpeg, 40x40): an .avi file cannot "
+                                              "hold it; a .mkv or .mp4 output keeps it"]
+        else:
+            assert notices == [] and pictures == [jpeg.getvalue()], name
+

@@ -645,6 +645,8 @@ class Copies:
     timelines: dict[int, subtitles.Timeline] = field(default_factory=dict)
     #: copied streams whose packets go through a bitstream filter (ADTS headers off AAC: :func:`adts_config`)
     filters: dict[int, av.bitstream.BitStreamFilterContext] = field(default_factory=dict)
+    #: cover pictures for mp4 (output stream, its one packet), written as the file closes
+    covers: list[tuple[av.stream.Stream, av.Packet]] = field(default_factory=list)
 
     def mux(self, container: av.container.OutputContainer, packet: av.Packet) -> None:
         """Mux ``packet`` of a source stream into its output stream (none: it is left out)."""
@@ -672,10 +674,14 @@ class Copies:
         container.mux(packet)
 
     def flush(self, container: av.container.OutputContainer) -> None:
-        """Write the cues the timelines still hold; before the container is closed."""
+        """Write the cues the timelines still hold, and the cover pictures; before the container is closed."""
         for index, timeline in self.timelines.items():
             self._mux_all(container, self.streams[index], timeline.flush())
             self._say_refused(index, self.streams[index])
+        for target, picture in self.covers:
+            picture.pts = picture.dts = None
+            self._mux_all(container, target, [picture])
+        self.covers.clear()
 
     def _say_refused(self, index: int, target) -> None:
         timeline = self.timelines[index]
@@ -704,8 +710,12 @@ def copy_streams(container: av.container.OutputContainer, source: av.container.I
     copies = Copies()
     streams, dropped = copies.streams, copies.dropped
     upscaled = source.streams.video[0].index
-    firsts = _first_packets(source, {s.index for s in source.streams if s.index in copy and s.type != "attachment"})
+    covers = {s.index for s in source.streams if s.type == "video" and s.index != upscaled and int(s.disposition) & _ATTACHED_PIC}
+    firsts = _first_packets(source, {s.index for s in source.streams if s.index in copy and s.type != "attachment"} | covers)
     for stream in source.streams:
+        if stream.index in covers:
+            _copy_cover(container, stream, firsts.get(stream.index), muxer, copies)
+            continue
         if stream.type == "video" and stream.index != upscaled:
             context = stream.codec_context
             what = f"{context.name}, {context.width}x{context.height}" if context is not None else "unknown codec"
@@ -746,6 +756,38 @@ def copy_streams(container: av.container.OutputContainer, source: av.container.I
             continue
         dropped += copy_tags(stream, copied, muxer, what)
     return copies
+
+
+#: AV_DISPOSITION_ATTACHED_PIC: a video stream that is one picture (cover art), as FFmpeg reads an
+#: .mkv's image attachment or an .mp4's covr box
+_ATTACHED_PIC = 1024
+#: the picture codecs FFmpeg's mp4 writer takes as cover art
+_COVER_CODECS = frozenset({"mjpeg", "png", "bmp"})
+
+
+def _copy_cover(container: av.container.OutputContainer, stream: av.stream.Stream, picture: av.Packet | None,
+                muxer: str, copies: Copies) -> None:
+    """Keep the cover picture ``stream`` (its one packet ``picture``): as an image attachment in
+    .mkv, as cover art (covr) in .mp4; elsewhere its dropped line. It had been "dropped video
+    stream 1 (mjpeg, 600x600): only the first video stream is upscaled", from .mkv into .mkv too."""
+    context = stream.codec_context
+    codec = context.name if context is not None else "unknown"
+    what = f"the cover picture (video stream {stream.index}, {codec}"
+    what += f", {context.width}x{context.height})" if context is not None else ")"
+    if picture is None:
+        copies.dropped.append(f"{what}: it could not be read")
+        return
+    if muxer == "matroska":
+        mimetype = stream.metadata.get("mimetype") or {"png": "image/png", "bmp": "image/bmp"}.get(codec, "image/jpeg")
+        name = stream.metadata.get("filename") or f"cover.{mimetype.rpartition('/')[2]}"
+        container.add_attachment(name, mimetype, bytes(picture))
+        return
+    if muxer == "mp4" and codec in _COVER_CODECS:  # FFmpeg's mov writer keeps cover art in its mp4 flavour only
+        copied = container.add_stream_from_template(stream)
+        copied.disposition = stream.disposition
+        copies.covers.append((copied, picture))
+        return
+    copies.dropped.append(f"{what}: {_a_file(muxer)} cannot hold it; a .mkv or .mp4 output keeps it")
 
 
 def say_changes(dropped: list[str], converted: list[str], notice) -> None:
