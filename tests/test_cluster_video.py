@@ -82,7 +82,7 @@ def test_plan_cuts_before_keyframes_as_the_single_machine_run_does(tmp_path):
 
 
 def test_resumable_ffv1_output_keeps_the_colour_tags(lossless, upscaler, tmp_path):
-    """Single machine: segments of FFV1 are NUT files, which do not carry colour tags; the joined
+    """Single machine: segments of FFV1 (NUT files before, which carry no colour tags); the joined
     output must still have the source's (as the one-pass output has)."""
     clip, reference, _ = lossless
     upscale_video_here(clip, tmp_path / "resumable.mkv", upscaler=upscaler, resume=True)

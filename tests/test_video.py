@@ -25,7 +25,7 @@ from sr_filter.upscaler import Upscaler
 from sr_filter.video import upscale_video
 
 from .conftest import ROOT
-from .videos import describe, frame_arrays, make_clip
+from .videos import describe, frame_arrays, make_clip, write_pattern_frames
 
 MODEL = "sr-cartoon-x4"
 
@@ -154,6 +154,49 @@ def test_full_range_source_stays_full_range(tmp_path, upscaler):
     assert describe(tmp_path / "out.mkv")["color_range"] == 2
     src, out = frame_arrays(clip)[1].astype(float), frame_arrays(tmp_path / "out.mkv")[1].astype(float)
     assert np.abs(src.mean((0, 1)) - out.mean((0, 1))).max() < 3
+
+
+def _bt601_mean(frame: av.VideoFrame, full: bool) -> np.ndarray:
+    """The mean RGB colour of an 8-bit planar YUV frame's stored samples, by BT.601's formula."""
+    luma = np.frombuffer(frame.planes[0], np.uint8).reshape(frame.height, -1)[:, :frame.width].astype(float)
+    rows, cols = frame.height // frame.planes[1].height, frame.width // frame.planes[1].width
+    cb, cr = (np.frombuffer(p, np.uint8).reshape(p.height, -1)[:, :p.width].astype(float).repeat(rows, 0).repeat(cols, 1)
+              for p in frame.planes[1:3])
+    if full:
+        y, u, v = luma, cb - 128, cr - 128
+    else:
+        y, u, v = (luma - 16) * 255 / 219, (cb - 128) * 255 / 224, (cr - 128) * 255 / 224
+    return np.stack([y + 1.402 * v, y - 0.344136 * u - 0.714136 * v, y + 1.772 * u], -1).clip(0, 255).mean((0, 1))
+
+
+@pytest.mark.parametrize("pix_fmt", ["yuv420p", "yuv444p"])
+def test_a_full_range_video_keeps_its_colours(tmp_path, upscaler, set5, pix_fmt):
+    """swscale's RGB -> full-range YUV wrote every Cb and Cr sample half a level low: a full-range
+    video came out green (R -0.7, G +0.5, B -0.9 levels on average against the same picture
+    written limited range). Measured on the samples given and written, through BT.601's formula."""
+    picture = np.asarray(Image.open(set5 / "baby.png").convert("RGB").resize((32, 32), Image.BICUBIC))
+    means = []
+    for full in (False, True):
+        clip = tmp_path / f"clip{int(full)}.mkv"
+        with av.open(str(clip), "w") as out:
+            stream = out.add_stream("ffv1", rate=10)
+            stream.width, stream.height, stream.pix_fmt = 32, 32, pix_fmt
+            stream.codec_context.color_range, stream.codec_context.colorspace = 1 + full, 6
+            for i in range(2):
+                frame = av.VideoFrame.from_ndarray(picture, format="rgb24").reformat(
+                    format=pix_fmt, dst_colorspace="ITU601", dst_color_range=1 + full)
+                frame.pts = i
+                for packet in stream.encode(frame):
+                    out.mux(packet)
+            for packet in stream.encode():
+                out.mux(packet)
+        upscale_video(clip, tmp_path / f"out{int(full)}.mkv", upscaler=upscaler)
+        with av.open(str(clip)) as given, av.open(str(tmp_path / f"out{int(full)}.mkv")) as done:
+            frame = next(done.decode(video=0))
+            assert int(frame.color_range) == 1 + full
+            # what the upscaling changed, from the samples given to the samples written
+            means.append(_bt601_mean(frame, full) - _bt601_mean(next(given.decode(video=0)), full))
+    assert np.abs(means[1] - means[0]).max() < 0.3, means
 
 
 @pytest.mark.parametrize("pix_fmt", ["yuv420p", "yuv422p"])
@@ -1638,6 +1681,51 @@ def test_each_frame_lasts_its_own_time_and_the_last_one_until_the_source_ends(tm
         assert _seconds(tmp_path / name) == pytest.approx(_seconds(clip), abs=2e-3), name
 
 
+def test_a_resumed_ffv1_video_keeps_its_last_frames_time(tmp_path, upscaler, monkeypatch):
+    """FFV1 segments were NUT files, which store no frame durations: the join took the reader's
+    guess for the last frame, and an animation's 2 s last frame came out 1 s (a 3.0 s APNG ended at
+    2.0 s, interrupted or not); the uninterrupted run without --resume kept it."""
+    from sr_filter.errors import CancelledError
+    from sr_filter.video import resume
+
+    monkeypatch.setattr(resume, "SEGMENT_FRAMES", 2)
+    frames = [Image.new("RGB", (12, 8), (60 * i, 40, 200 - 50 * i)) for i in range(5)]
+    frames[0].save(tmp_path / "a.png", save_all=True, append_images=frames[1:], duration=[500, 500, 500, 500, 2000], loop=0)
+    target = tmp_path / "out.mkv"
+    with pytest.raises(CancelledError):
+        upscale_video(tmp_path / "a.png", target, upscaler=upscaler, codec="ffv1", resume=True, progress=lambda done, total: done < 3)
+    assert upscale_video(tmp_path / "a.png", target, upscaler=upscaler, codec="ffv1", resume=True)["resumed_at"] == 2
+    with av.open(str(target)) as container:
+        video = container.streams.video[0]
+        assert video.codec_context.name == "ffv1" and container.duration / 1e6 == pytest.approx(4.0)
+        shown = sorted((p.pts, p.duration) for p in container.demux(video) if p.size)
+        assert [round(float(d * video.time_base), 3) for _, d in shown] == [0.5, 0.5, 0.5, 0.5, 2.0]
+
+
+def test_a_run_stopped_while_joining_its_finished_segments_resumes(tmp_path, upscaler, monkeypatch):
+    """Ctrl-C while the finished segments were being joined (the last step, long for a long video):
+    from a source that stores no frame count (.mkv, an APNG) every rerun failed "clip.mkv has 12
+    frames; the range starts at frame 12; 2 finished segment(s) are kept ... for a rerun"."""
+    from sr_filter.video import resume
+
+    monkeypatch.setattr(resume, "SEGMENT_FRAMES", 6)
+    clip = make_clip(tmp_path / "clip.mkv", frames=12, gop=6, audio=1)
+    join = resume.join
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(resume, "join", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        upscale_video(clip, tmp_path / "out.mkv", upscaler=upscaler, resume=True)
+    monkeypatch.setattr(resume, "join", join)
+    counting = CountingUpscaler(upscaler)
+    summary = upscale_video(clip, tmp_path / "out.mkv", upscaler=counting, resume=True)
+    assert summary["resumed_at"] == 12 and summary["frames"] == 12 and counting.calls == 0
+    assert describe(tmp_path / "out.mkv")["times"] == pytest.approx(describe(clip)["times"])
+    assert leftovers(tmp_path) == []
+
+
 def test_a_resumable_run_that_fails_says_where_its_finished_segments_are(tmp_path, upscaler, monkeypatch):
     from sr_filter.video import resume
 
@@ -1795,6 +1883,23 @@ def test_a_second_resumable_run_of_the_same_output_is_refused_while_the_first_ru
     assert not (tmp_path / "out.mkv").exists()
     assert run(clip, "-o", tmp_path / "out.mkv", "--resume", "-m", MODEL, "-t", "32").returncode == 0  # once it is done
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mkv", "out.mkv"]  # no lock file, no segments left
+
+
+def test_a_resumed_run_counts_its_own_frames_in_its_speed(tmp_path, upscaler, monkeypatch, capsys):
+    """The last line of a resumed run counted the finished segments' frames as upscaled by it: a
+    run resumed at frame 96 of 300 said 20 frames/s where it did 13.6 (and one that only joined
+    its segments, hundreds)."""
+    from sr_filter.cli import main
+    from sr_filter.errors import CancelledError
+    from sr_filter.video import resume
+
+    monkeypatch.setattr(resume, "SEGMENT_FRAMES", 4)
+    clip = make_clip(tmp_path / "clip.mkv", frames=12, gop=4, audio=0)
+    with pytest.raises(CancelledError):
+        upscale_video(clip, tmp_path / "out.mkv", upscaler=upscaler, resume=True, progress=lambda done, total: done < 6)
+    main([str(clip), "-o", str(tmp_path / "out.mkv"), "--resume", "-m", MODEL, "-t", "32", "-d", "cpu"])
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert re.search(r"out\.mkv: 12 frames \(4 from the finished segments\), h264 yuv420p, [\d.]+ frames/s$", last), last
 
 
 def test_a_resumable_run_that_gets_the_lock_after_another_finished_skips_it(tmp_path, monkeypatch, capsys):
@@ -2322,3 +2427,55 @@ def test_names_that_start_like_a_protocol_are_local_files(tmp_path, upscaler, mo
     assert upscale_video("12:30.mp4", "ep:1.mkv", upscaler=upscaler, resume=True)["frames"] == 3
     for name in ("ep:1/out.mkv", "ep:1.mkv"):
         assert describe(tmp_path / name)["others"] == [("audio", "aac")] and len(frame_arrays(tmp_path / name)) == 3
+
+
+def _audio_samples(path: Path) -> list[tuple[bytes | None, int]]:
+    with av.open(str(path)) as container:
+        return [(s.codec_context.extradata, sum(f.samples for f in container.decode(s))) for s in container.streams.audio]
+
+
+def test_aac_from_a_transport_stream_is_kept_in_every_container(tmp_path, upscaler):
+    """A .ts carries AAC with ADTS headers and no setup data: into an .avi it was "dropped audio
+    stream 1 (aac): an .avi file cannot hold aac" (the avi muxer refused its header). Now the
+    headers come off and the setup data goes into the header, in every container alike."""
+    clip = make_clip(tmp_path / "clip.ts", frames=12, audio=1)
+    ((config, samples),) = _audio_samples(clip)
+    assert config is None and samples == 9216
+    for name in ("out.avi", "out.mkv", "out.mp4", "out.mov", "resumed.mkv"):
+        notices: list[str] = []
+        upscale_video(clip, tmp_path / name, upscaler=upscaler, notice=notices.append, resume=name.startswith("resumed"))
+        assert notices == [], name
+        ((config, kept),) = _audio_samples(tmp_path / name)  # one track (the matroska muxer had written it twice)
+        assert config == b"\x15\x88", name  # AAC-LC, 8 kHz, mono
+        # an .avi holds no time before zero: the encoder's priming packet goes (as from an .mp4)
+        assert kept == (samples - 1024 if name.endswith(".avi") else samples), name
+        assert len(frame_arrays(tmp_path / name)) == 12
+
+
+def test_cover_art_is_kept_where_the_output_can_hold_it(tmp_path, upscaler):
+    """A .mkv's cover picture (an image attachment, which FFmpeg reads as a one-picture video
+    stream) was "dropped video stream 1 (mjpeg, 40x40): only the first video stream is upscaled",
+    from .mkv into .mkv too; an .mp4's covr the same."""
+    import io
+
+    jpeg = io.BytesIO()
+    Image.new("RGB", (40, 40), (200, 30, 30)).save(jpeg, "JPEG")
+    clip = tmp_path / "clip.mkv"
+    with av.open(str(clip), "w") as out:
+        video = out.add_stream("libx264", rate=12)
+        video.width, video.height, video.pix_fmt = 32, 24, "yuv420p"
+        out.add_attachment("cover.jpg", "image/jpeg", jpeg.getvalue())
+        write_pattern_frames(out, video, 4)
+    for name in ("out.mkv", "out.mp4", "again.mkv", "out.avi"):
+        notices: list[str] = []
+        upscale_video(tmp_path / "out.mp4" if name == "again.mkv" else clip, tmp_path / name, upscaler=upscaler, notice=notices.append)
+        with av.open(str(tmp_path / name)) as done:
+            covers = [s for s in done.streams.video if int(s.disposition) & av.stream.Disposition.attached_pic]
+            pictures = [bytes(p) for p in done.demux(covers) if p.size] if covers else []
+        assert len(frame_arrays(tmp_path / name)) == 4
+        if name == "out.avi":
+            assert not covers and notices == ["dropped the cover picture (video stream 1, mjpeg, 40x40): an .avi file cannot "
+                                              "hold it; a .mkv or .mp4 output keeps it"]
+        else:
+            assert notices == [] and pictures == [jpeg.getvalue()], name
+

@@ -112,13 +112,17 @@ class Colour:
             out = frame.reformat(format=pix_fmt, interpolation="BICUBIC")
         else:
             tags = self.settled(source_height)
-            out = frame.reformat(
-                format=pix_fmt,
-                src_color_range=_JPEG,
-                dst_colorspace=_MATRIX[tags.matrix],
-                dst_color_range=tags.range,
-                interpolation="BICUBIC",
-            )
+            # full range by swscale: every Cb and Cr sample half a level low, the picture tinted green
+            # (a full-range clip came out 0.6 levels greener on average); computed here instead
+            out = _yuv_frame(array, pix_fmt, tags.matrix, full=True) if tags.range == _JPEG else None
+            if out is None:
+                out = frame.reformat(
+                    format=pix_fmt,
+                    src_color_range=_JPEG,
+                    dst_colorspace=_MATRIX[tags.matrix],
+                    dst_color_range=tags.range,
+                    interpolation="BICUBIC",
+                )
         self.tag(out, source_height)
         return out
 
@@ -129,6 +133,48 @@ class Colour:
         target.colorspace = tags.matrix
         target.color_primaries = tags.primaries
         target.color_trc = tags.trc
+
+
+#: Kr and Kb of each matrix (AVColorSpace numbers), as swscale takes them
+_WEIGHTS = {1: (0.2126, 0.0722), 4: (0.30, 0.11), 5: (0.299, 0.114), 6: (0.299, 0.114), 7: (0.212, 0.087),
+            9: (0.2627, 0.0593), 10: (0.2627, 0.0593)}
+#: planar YUV layouts (with alpha or not, 8 bits or more) :func:`_yuv_frame` writes: chroma steps in x and y
+_PLANAR = {"420": (2, 2), "422": (2, 1), "444": (1, 1)}
+
+
+def _yuv_frame(array: np.ndarray, pix_fmt: str, matrix: int, *, full: bool) -> av.VideoFrame | None:
+    """An RGB(A) array (uint8 or uint16, full range) as a planar YUV frame in ``pix_fmt``, by the
+    matrix's own equations, each chroma sample the mean of the pixels it covers; None for a
+    layout this does not write (swscale does those)."""
+    plain = pix_fmt.replace("yuvj", "yuv")
+    name = plain[4:] if plain.startswith("yuva") else plain[3:] if plain.startswith("yuv") else ""
+    layout, _, depth = name.partition("p")
+    if layout not in _PLANAR or depth not in ("", "10le", "12le", "16le") or matrix not in _WEIGHTS:
+        return None
+    bits = int(depth[:-2]) if depth else 8
+    height, width = array.shape[:2]
+    top, unit = 2**bits - 1, 2 ** (bits - 8)
+    scale = np.float32(1 / (65535 if array.dtype == np.uint16 else 255))
+    kr, kb = _WEIGHTS[matrix]
+    weights = np.array([kr, 1 - kr - kb, kb], np.float32)
+    rgb = array[..., :3]
+    y = (rgb @ (weights * scale * (top if full else 219 * unit))) + np.float32(0 if full else 16 * unit)
+    planes = [y]
+    sx, sy = _PLANAR[layout]
+    if sx > 1 or sy > 1:  # chroma is linear in R, G and B: the mean colour of each block, converted
+        rgb = np.pad(rgb, ((0, -height % sy), (0, -width % sx), (0, 0)), mode="edge")
+        rgb = sum(rgb[dy::sy, dx::sx].astype(np.float32) for dy in range(sy) for dx in range(sx)) * np.float32(1 / (sx * sy))
+    span = np.float32(scale * (top if full else 224 * unit))
+    for row in ((-kr / (2 * (1 - kb)), -(1 - kr - kb) / (2 * (1 - kb)), 0.5), (0.5, -(1 - kr - kb) / (2 * (1 - kr)), -kb / (2 * (1 - kr)))):
+        planes.append(rgb @ (np.array(row, np.float32) * span) + np.float32(128 * unit))
+    if pix_fmt.startswith("yuva"):
+        planes.append(array[..., 3] * np.float32(scale * top) if array.shape[2] == 4 else np.full(y.shape, top, np.float32))
+    frame = av.VideoFrame(width, height, pix_fmt)
+    dtype = np.dtype("<u2" if bits > 8 else np.uint8)
+    for plane, values in zip(frame.planes, planes):
+        rows = np.frombuffer(plane, dtype).reshape(plane.height, plane.line_size // dtype.itemsize)
+        rows[:, : plane.width] = np.clip(np.rint(values), 0, top)
+    return frame
 
 
 def _subsampled(frame: av.VideoFrame) -> bool:

@@ -272,10 +272,14 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
     finally:
         bar.close()
     if not quiet and not in_batch:
-        rate = summary["frames"] / summary["seconds"] if summary["seconds"] else 0.0
-        count = summary["frames"]
-        click.echo(f"sr-filter: {source} -> {target}: {count} frame{'' if count == 1 else 's'}, {summary['codec']} "
-                   f"{summary['pix_fmt']}, {rate:.2f} frames/s", err=True)
+        count, before = summary["frames"], summary.get("resumed_at") or 0
+        # the rate of this run's own frames: those of the finished segments it continued after had
+        # counted too (a run resumed at frame 96 of 300 said 20 frames/s where it upscaled 13.6)
+        rate = (count - before) / summary["seconds"] if summary["seconds"] else 0.0
+        kept = f" ({before} from the finished segments)" if before else ""
+        speed = f", {rate:.2f} frames/s" if count > before else ""
+        click.echo(f"sr-filter: {source} -> {target}: {count} frame{'' if count == 1 else 's'}{kept}, {summary['codec']} "
+                   f"{summary['pix_fmt']}{speed}", err=True)
 
 
 def _refuse_stream_name(output: str | None, fmt: str) -> None:

@@ -132,6 +132,10 @@ def _header_takes(muxer: str, stream: av.stream.Stream, packet: av.Packet | None
     probe = av.open(io.BytesIO(), "w", format=muxer)
     try:
         copied = probe.add_stream_from_template(stream)
+        config = adts_config(stream, packet)
+        if config is not None:  # as copy_streams writes it: raw AAC with its setup data
+            copied.codec_context.extradata = config
+            packet = strip_adts(av.bitstream.BitStreamFilterContext("aac_adtstoasc", stream), _copy_of(packet))[0]
         probe.start_encoding()
         if packet is not None:
             packet.stream = copied
@@ -145,6 +149,41 @@ def _header_takes(muxer: str, stream: av.stream.Stream, packet: av.Packet | None
             probe.close()
         except (av.error.FFmpegError, ValueError):
             pass
+
+
+def adts_config(stream: av.stream.Stream, packet: av.Packet | None) -> bytes | None:
+    """For an AAC stream whose packets carry ADTS headers and no setup data beside them (as an
+    MPEG-TS holds it): the setup data (AudioSpecificConfig) that raw AAC needs, read from its
+    first packet ``packet`` by FFmpeg's aac_adtstoasc; None for any other stream. The mp4, mov
+    and mkv muxers take the headers off themselves, the avi muxer does not, and refused the
+    header ("Invalid argument"): such sound had been dropped from every .avi output."""
+    context = stream.codec_context
+    if stream.type != "audio" or context is None or context.name != "aac" or context.extradata or packet is None:
+        return None
+    data = bytes(packet)
+    if len(data) < 7 or data[0] != 0xFF or data[1] & 0xF0 != 0xF0:  # no ADTS sync word
+        return None
+    try:
+        raw = av.bitstream.BitStreamFilterContext("aac_adtstoasc", stream).filter(_copy_of(packet))
+    except (av.error.FFmpegError, ValueError):
+        return None
+    if not raw or not raw[0].has_sidedata("new_extradata"):
+        return None
+    return bytes(raw[0].get_sidedata("new_extradata"))
+
+
+def strip_adts(headers_off: av.bitstream.BitStreamFilterContext, packet: av.Packet) -> list[av.Packet]:
+    """``packet`` with its ADTS header taken off by ``headers_off`` (aac_adtstoasc), without the
+    setup data the filter also attaches to the first one: given it again, the matroska muxer
+    wrote the track twice, one copy with a wrong profile."""
+    return [_copy_of(raw) for raw in headers_off.filter(packet)]
+
+
+def _copy_of(packet: av.Packet) -> av.Packet:
+    """A packet with ``packet``'s data and times (a filter takes what it is given)."""
+    copy = av.Packet(bytes(packet))
+    copy.pts, copy.dts, copy.duration, copy.time_base = packet.pts, packet.dts, packet.duration, packet.time_base
+    return copy
 
 
 def _holds(muxer: str, stream: av.stream.Stream, packet: av.Packet | None) -> bool:
@@ -608,6 +647,10 @@ class Copies:
     timelines: dict[int, subtitles.Timeline] = field(default_factory=dict)
     #: where a cue that could not be converted is said (None: the log)
     notice: Callable[[str], None] | None = None
+    #: copied streams whose packets go through a bitstream filter (ADTS headers off AAC: :func:`adts_config`)
+    filters: dict[int, av.bitstream.BitStreamFilterContext] = field(default_factory=dict)
+    #: cover pictures for mp4 (output stream, its one packet), written as the file closes
+    covers: list[tuple[av.stream.Stream, av.Packet]] = field(default_factory=list)
 
     def mux(self, container: av.container.OutputContainer, packet: av.Packet) -> None:
         """Mux ``packet`` of a source stream into its output stream (none: it is left out)."""
@@ -628,14 +671,21 @@ class Copies:
                 return
             if packet is None:
                 return
+        if index in self.filters:
+            self._mux_all(container, target, strip_adts(self.filters[index], packet))
+            return
         packet.stream = target
         container.mux(packet)
 
     def flush(self, container: av.container.OutputContainer) -> None:
-        """Write the cues the timelines still hold; before the container is closed."""
+        """Write the cues the timelines still hold, and the cover pictures; before the container is closed."""
         for index, timeline in self.timelines.items():
             self._mux_all(container, self.streams[index], timeline.flush())
             self._say_refused(index, self.streams[index])
+        for target, picture in self.covers:
+            picture.pts = picture.dts = None
+            self._mux_all(container, target, [picture])
+        self.covers.clear()
 
     def _say_refused(self, index: int, target) -> None:
         timeline = self.timelines[index]
@@ -668,8 +718,12 @@ def copy_streams(container: av.container.OutputContainer, source: av.container.I
     copies = Copies(notice=notice)
     streams, dropped = copies.streams, copies.dropped
     upscaled = source.streams.video[0].index
-    firsts = _first_packets(source, {s.index for s in source.streams if s.index in copy and s.type != "attachment"})
+    covers = {s.index for s in source.streams if s.type == "video" and s.index != upscaled and int(s.disposition) & _ATTACHED_PIC}
+    firsts = _first_packets(source, {s.index for s in source.streams if s.index in copy and s.type != "attachment"} | covers)
     for stream in source.streams:
+        if stream.index in covers:
+            _copy_cover(container, stream, firsts.get(stream.index), muxer, copies)
+            continue
         if stream.type == "video" and stream.index != upscaled:
             context = stream.codec_context
             what = f"{context.name}, {context.width}x{context.height}" if context is not None else "unknown codec"
@@ -701,6 +755,10 @@ def copy_streams(container: av.container.OutputContainer, source: av.container.I
             continue
         try:
             streams[stream.index] = copied = _sized_copy(container, stream, muxer) or container.add_stream_from_template(stream)
+            config = adts_config(stream, first)
+            if config is not None:  # raw AAC, its setup data in the header, for every muxer alike
+                copied.codec_context.extradata = config
+                copies.filters[stream.index] = av.bitstream.BitStreamFilterContext("aac_adtstoasc", stream)
         except (av.error.FFmpegError, ValueError) as exc:
             dropped.append(f"{what} ({codec}): {first_line(exc)}")
             continue
@@ -737,6 +795,38 @@ def foreseen_changes(src: str | Path, muxer: str, family: str, info: VideoInfo, 
 def say_new_changes(dropped: list[str], converted: list[str], said: tuple[list[str], list[str]], notice) -> None:
     """:func:`say_changes` for the lines not in ``said`` (those said before the upscale)."""
     say_changes([line for line in dropped if line not in said[0]], [line for line in converted if line not in said[1]], notice)
+
+
+#: AV_DISPOSITION_ATTACHED_PIC: a video stream that is one picture (cover art), as FFmpeg reads an
+#: .mkv's image attachment or an .mp4's covr box
+_ATTACHED_PIC = 1024
+#: the picture codecs FFmpeg's mp4 writer takes as cover art
+_COVER_CODECS = frozenset({"mjpeg", "png", "bmp"})
+
+
+def _copy_cover(container: av.container.OutputContainer, stream: av.stream.Stream, picture: av.Packet | None,
+                muxer: str, copies: Copies) -> None:
+    """Keep the cover picture ``stream`` (its one packet ``picture``): as an image attachment in
+    .mkv, as cover art (covr) in .mp4; elsewhere its dropped line. It had been "dropped video
+    stream 1 (mjpeg, 600x600): only the first video stream is upscaled", from .mkv into .mkv too."""
+    context = stream.codec_context
+    codec = context.name if context is not None else "unknown"
+    what = f"the cover picture (video stream {stream.index}, {codec}"
+    what += f", {context.width}x{context.height})" if context is not None else ")"
+    if picture is None:
+        copies.dropped.append(f"{what}: it could not be read")
+        return
+    if muxer == "matroska":
+        mimetype = stream.metadata.get("mimetype") or {"png": "image/png", "bmp": "image/bmp"}.get(codec, "image/jpeg")
+        name = stream.metadata.get("filename") or f"cover.{mimetype.rpartition('/')[2]}"
+        container.add_attachment(name, mimetype, bytes(picture))
+        return
+    if muxer == "mp4" and codec in _COVER_CODECS:  # FFmpeg's mov writer keeps cover art in its mp4 flavour only
+        copied = container.add_stream_from_template(stream)
+        copied.disposition = stream.disposition
+        copies.covers.append((copied, picture))
+        return
+    copies.dropped.append(f"{what}: {_a_file(muxer)} cannot hold it; a .mkv or .mp4 output keeps it")
 
 
 def say_changes(dropped: list[str], converted: list[str], notice) -> None:

@@ -115,7 +115,8 @@ def run(container, src: Path, dst: Path, tmp: str, muxer: str, family: str, info
     said = encode.foreseen_changes(src, muxer, family, info, crf)
     encode.say_changes(*said, notice)
     if not (info.frames and resume_at >= info.frames):
-        items = batches.chunks(source.items(container, str(src), info, start=resume_at, skip_damaged=skip_damaged, notice=notice), batch,
+        items = batches.chunks(source.items(container, str(src), info, start=resume_at, skip_damaged=skip_damaged, notice=notice,
+                                            resumed=True), batch,
                                starts=lambda frame: cuts.starts(frame.index, frame.key))
         pipeline.run(items, work, lambda results: writer.consume(batches.flatten(results)), depth=batches.queue_depth(batch))
     segments = finished(parts)
@@ -200,13 +201,15 @@ SegmentWriter = _SegmentWriter
 
 
 def _segment_muxer(family: str, alpha: bool) -> str:
-    """mov keeps the exact time base and B-frame timing; FFmpeg writes VP9 and AV1 only in its mp4
-    flavour (the same writer) and FFV1 in neither, so NUT holds that. VP9's alpha plane travels
-    beside the pictures, which only Matroska keeps (the output is then .webm or .mkv, Matroska's
+    """mov keeps the exact time base and B-frame timing, and where the last frame ends (its edit
+    list); FFmpeg writes VP9, AV1 and FFV1 only in its mp4 flavour (the same writer). FFV1 had
+    been written in NUT, which stores no frame durations: its reader guessed the last frame's (a
+    2 s last frame of an animation came out 1 s after --resume). VP9's alpha plane travels beside
+    the pictures, which only Matroska keeps (the output is then .webm or .mkv, Matroska's
     millisecond time base too)."""
     if family == "vp9" and alpha:
         return "matroska"
-    return {"ffv1": "nut", "vp9": "mp4", "av1": "mp4"}.get(family, "mov")
+    return {"ffv1": "mp4", "vp9": "mp4", "av1": "mp4"}.get(family, "mov")
 
 
 def join(segments: list[tuple[int, int, Path]], src: Path, tmp: str, muxer: str, info: source.VideoInfo,
@@ -228,7 +231,7 @@ def join(segments: list[tuple[int, int, Path]], src: Path, tmp: str, muxer: str,
         if codec == "prores":  # its tag names the profile, which a template leaves out: mov's default, apch
             # (422 HQ), had labelled a resumed ProRes 4444 (ap4h), alpha and all, and .mkv had no fourcc at all
             video.codec_context.codec_tag = opened[0].streams.video[0].codec_tag
-        info.colour.for_codec(codec).tag(video.codec_context, info.height)  # NUT segments (FFV1) do not carry the colour tags
+        info.colour.for_codec(codec).tag(video.codec_context, info.height)  # NUT segments (FFV1, before) did not carry the colour tags
         if info.steady:  # a constant-rate output: the segments' frames are its ticks
             video.time_base = info.steady
             video.codec_context.framerate = 1 / info.steady

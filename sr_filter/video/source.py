@@ -207,14 +207,18 @@ def _frames_bytes(width: int, height: int, scale: float, deep: bool) -> int:
 
 def items(container: av.container.InputContainer, name: str, info: VideoInfo, *,
           start: int = 0, end: int | None = None, copy: set[int] | None = None,
-          skip_damaged: bool = False, notice: Callable[[str], None] | None = None) -> Iterator[Frame | av.Packet]:
+          skip_damaged: bool = False, notice: Callable[[str], None] | None = None,
+          resumed: bool = False) -> Iterator[Frame | av.Packet]:
     """Demux once, in file order: decoded video frames (within [start, end)) as :class:`Frame`,
     and the untouched packets of the streams in ``copy``. With a range, only the packets that fall
     between the first kept frame and the end of the last one are passed on. ``skip_damaged``: a
     packet the decoder cannot read is left out and said, as a player shows the rest (not in an
     AVI, whose frames are timed by their place, nor past one damaged packet in twenty, or ten);
     without it a damaged packet is an error. What the frames show on the way (a gap, a size change,
-    damage skipped) is said through ``notice`` (default: the log), the job's one channel."""
+    damage skipped) is said through ``notice`` (default: the log), the job's one channel.
+    ``resumed``: ``start`` is where a resumed job's finished segments end, so a video of just that
+    many frames is done, not a range past its end (a run stopped while joining them had failed
+    every rerun so, from a source that stores no frame count)."""
     notice = notice or _logged
     video = container.streams.video[0]
     decode = decoder(video).decode
@@ -301,7 +305,7 @@ def items(container: av.container.InputContainer, name: str, info: VideoInfo, *,
         raise VideoFormatError(f"{name} contains no video frames")
     if end is None and last_end is not None:
         check_complete(video, name, last_end, index + 1)
-    if index < start:
+    if index < start and not (resumed and index + 1 == start):
         raise VideoFormatError(f"{name} has {index + 1} frames; the range starts at frame {start}")
     if damaged:
         near = ", ".join(map(str, damaged[:5])) + (", ..." if len(damaged) > 5 else "")
