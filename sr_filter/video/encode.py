@@ -444,6 +444,20 @@ def steady_time_base(src: str | Path, muxer: str, notice) -> Fraction | None:
     return 1 / rate
 
 
+#: a decode time this far before its packet's presentation time is no reordering delay but
+#: memory the encoder left unset (x265 on flushing a two-frame encode: -9e13, 7e18)
+_DTS_GARBAGE = 1 << 32
+
+
+def _sane_dts(packet: av.Packet) -> None:
+    """Mend a decode time the encoder left unset. libx265, flushed with two frames queued, now
+    and then returns them with a random DTS (a two-frame clip, or a resumable job's two-frame
+    segment, failed "cannot write ...: Invalid argument", the muxer refusing pts < dts); such
+    packets come in presentation order, so their presentation time serves."""
+    if packet.pts is not None and packet.dts is not None and (packet.dts > packet.pts or packet.pts - packet.dts > _DTS_GARBAGE):
+        packet.dts = packet.pts
+
+
 class Output:
     """An output container being written: one upscaled video stream plus the copied ones."""
 
@@ -533,6 +547,7 @@ class Output:
             # given frames other frames' durations (a GIF's length came out 0.1 s short)
             self._durations[frame.pts * frame.time_base] = duration * frame.time_base
         for packet in self.video.encode(frame):
+            _sane_dts(packet)
             if packet.pts is not None and packet.time_base:
                 shown = self._shown_at(packet.pts, packet.time_base)
                 if shown is not None:
