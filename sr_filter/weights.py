@@ -640,6 +640,12 @@ _WRAPPERS = ("params_ema", "params-ema", "params", "model_state_dict", "state_di
              "generator")  # "ema" before "model": a training checkpoint's validated (EMA) weights, not its raw ones
 
 
+def _checkable(tensor: torch.Tensor) -> torch.Tensor:
+    """A float tensor in a type torch's checks take: 8-bit floats (fp8 checkpoints) have no
+    isfinite or isnan (an internal error had come of them); they are widened for the check."""
+    return tensor.float() if tensor.element_size() == 1 else tensor
+
+
 def canonicalize(obj: object, state_key: str | None = None, name: str = "checkpoint") -> dict[str, torch.Tensor]:
     """Unwrap the state dict from the containers training code writes (``params_ema``,
     ``model_state_dict``, ``net``, ... or any single key) and strip DataParallel's ``module.``."""
@@ -657,7 +663,7 @@ def canonicalize(obj: object, state_key: str | None = None, name: str = "checkpo
         raise WeightsFormatError(f"{name} does not hold a state dict of tensors")
     # infinities can be meant (an attention mask's -inf), but not in a layer's weights or biases
     damaged = [k for k, v in obj.items() if v.is_floating_point() and bool(
-        (~torch.isfinite(v) if k.endswith((".weight", ".bias")) else torch.isnan(v)).any())]
+        (~torch.isfinite(_checkable(v)) if k.endswith((".weight", ".bias")) else torch.isnan(_checkable(v))).any())]
     if damaged:  # they had run, and NaN pixels were blamed on the OpenVINO conversion first
         raise WeightsFormatError(f"{name} holds NaN or infinite values ({damaged[0]}"
                                  f"{f' and {len(damaged) - 1} more tensors' if len(damaged) > 1 else ''}): the weights "

@@ -433,3 +433,27 @@ def test_a_cache_dir_of_an_unknown_users_home_is_one_line(monkeypatch):
     monkeypatch.setenv("SR_FILTER_CACHE_DIR", "~no-such-user-here/x")
     with pytest.raises(SrFilterError, match="SR_FILTER_CACHE_DIR='~no-such-user-here/x': ~no-such-user-here names no user here"):
         cache_dir()
+
+
+def test_a_state_dict_in_8_bit_floats_loads_and_its_damage_is_still_found(tmp_path):
+    """An fp8 checkpoint (float8_e4m3fn / e5m2) had been "internal error (NotImplementedError:
+    "isfinite" not implemented for 'Float8_e4m3fn')": the damage check now widens it first."""
+    torch.manual_seed(0)
+    state = {"conv.weight": torch.randn(4, 3, 3, 3), "conv.bias": torch.randn(4)}
+    for dtype in (torch.float8_e4m3fn, torch.float8_e5m2):
+        torch.save({k: v.to(dtype) for k, v in state.items()}, tmp_path / "fp8.pth")
+        got = load_state_dict(tmp_path / "fp8.pth")
+        assert all(torch.equal(got[k].float(), state[k].to(dtype).float()) for k in state)
+        damaged = {k: v.to(dtype) for k, v in state.items()}
+        damaged["conv.weight"][0, 0, 0, 0] = float("nan")
+        torch.save(damaged, tmp_path / "nan8.pth")
+        with pytest.raises(WeightsFormatError, match=r"nan8.pth holds NaN or infinite values \(conv.weight\)"):
+            load_state_dict(tmp_path / "nan8.pth")
+    model = load_model(str(require_shared(UPSTREAM / "realesr-animevideov3.pth")))
+    rounded = {k: v.to(torch.float8_e4m3fn) for k, v in model.network.state_dict().items()}
+    torch.save(rounded, tmp_path / "x4 fp8.pth")
+    torch.save({k: v.float() for k, v in rounded.items()}, tmp_path / "x4 widened.pth")
+    eight, widened = load_model(str(tmp_path / "x4 fp8.pth")), load_model(str(tmp_path / "x4 widened.pth"))
+    assert eight.scale == 4 and eight.arch_name == model.arch_name
+    x = torch.rand(1, 3, 12, 16)
+    assert torch.equal(eight(x), widened(x))  # the network with its weights as the file holds them
