@@ -659,6 +659,11 @@ def canonicalize(obj: object, state_key: str | None = None, name: str = "checkpo
         else:
             if not state_key and len(obj) == 1 and isinstance(next(iter(obj.values())), Mapping):
                 obj = next(iter(obj.values()))  # {"weights": state dict}
+    if isinstance(obj, Mapping) and any(isinstance(v, torch.Tensor) for v in obj.values()) and all(
+            isinstance(v, (torch.Tensor, int, float, str)) or v is None for v in obj.values()):
+        # a step count or a note beside the weights ({"conv.weight": ..., "epoch": 5}): it had been
+        # "does not hold a state dict of tensors"; the network's strict load still checks the tensors
+        obj = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
     if not isinstance(obj, Mapping) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise WeightsFormatError(f"{name} does not hold a state dict of tensors")
     # infinities can be meant (an attention mask's -inf), but not in a layer's weights or biases

@@ -457,3 +457,17 @@ def test_a_state_dict_in_8_bit_floats_loads_and_its_damage_is_still_found(tmp_pa
     assert eight.scale == 4 and eight.arch_name == model.arch_name
     x = torch.rand(1, 3, 12, 16)
     assert torch.equal(eight(x), widened(x))  # the network with its weights as the file holds them
+
+
+def test_numbers_and_notes_beside_the_tensors_of_a_flat_state_dict_are_left_out(tmp_path):
+    """{"conv.weight": ..., "epoch": 5, "note": "..."} had been "does not hold a state dict of
+    tensors"; the weights load, and the network's strict load still checks them."""
+    model = load_model(str(require_shared(UPSTREAM / "realesr-animevideov3.pth")))
+    state = model.network.state_dict()
+    torch.save({**state, "epoch": 5, "best_psnr": 27.5, "note": "run 3", "ema": None}, tmp_path / "flat extra.pth")
+    loaded = load_model(str(tmp_path / "flat extra.pth"))
+    x = torch.rand(1, 3, 12, 16)
+    assert loaded.scale == 4 and torch.equal(loaded(x), model(x))
+    torch.save({"conv.weight": torch.zeros(2), "optimizer": {"lr": 0.1}}, tmp_path / "nested.pth")  # not only numbers
+    with pytest.raises(WeightsFormatError, match="nested.pth does not hold a state dict of tensors"):
+        load_state_dict(tmp_path / "nested.pth")
