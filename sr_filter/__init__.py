@@ -13,6 +13,7 @@ Importing this package does no I/O and touches no GPU.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,16 +54,21 @@ from .errors import (
 )
 
 if TYPE_CHECKING:  # imported on first use (see __getattr__): `sr-filter --help` must not load torch
+    import sr_filter
+
     from .animation import Animation
     from .manifest import load_manifest
     from .tiling import Progress
     from .upscaler import Upscaler
     from .video.job import upscale_video
+else:  # the annotations name the lazy names as this package's (sr_filter.Upscaler), so that typing.get_type_hints
+    sr_filter = sys.modules[__name__]  # (IDEs, sphinx-autodoc, validators) finds them through __getattr__
 
 from .version import __version__
 
 #: public names whose modules import torch (or are only needed for work): loaded on first access
-_LAZY = {"Upscaler": "upscaler", "Progress": "tiling", "load_manifest": "manifest", "upscale_video": "video"}
+_LAZY = {"Upscaler": "upscaler", "Progress": "tiling", "load_manifest": "manifest", "upscale_video": "video",
+         "Animation": "animation"}  # the latter: what upscale_animation returns
 
 
 def __getattr__(name: str) -> Any:
@@ -78,10 +84,11 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted((set(globals()) - {"sr_filter"}) | set(_LAZY))
 
 
-def _upscaler(upscaler: Upscaler | None, preset: str | None, model: str | os.PathLike | None, **options: Any) -> Upscaler:
+def _upscaler(upscaler: sr_filter.Upscaler | None, preset: str | None, model: str | os.PathLike | None,
+              **options: Any) -> sr_filter.Upscaler:
     """The ready ``upscaler``, else one loaded from ``model`` or ``preset``."""
     from .upscaler import given_or_loaded
 
@@ -98,7 +105,7 @@ def upscale(
     precision: str = "auto",
     tile: int | str = "auto",
     offline: bool | None = None,
-    progress: Progress | None = None,
+    progress: sr_filter.Progress | None = None,
     backend: str = "auto",
     tta: bool = False,
     denoise: float | None = None,
@@ -147,7 +154,7 @@ def upscale_animation(
     preset: str | None = None,
     *,
     model: str | os.PathLike | None = None,
-    upscaler: Upscaler | None = None,
+    upscaler: sr_filter.Upscaler | None = None,
     scale: float | None = None,
     width: int | None = None,
     height: int | None = None,
@@ -159,11 +166,11 @@ def upscale_animation(
     quality: int | None = None,
     overwrite: bool = False,
     frames: str | tuple[int, int | None] | None = None,
-    progress: Progress | None = None,
+    progress: sr_filter.Progress | None = None,
     tta: bool = False,
     denoise: float | None = None,
     colour_fix: bool | None = None,
-) -> Animation:
+) -> sr_filter.Animation:
     """Upscale every frame of an animated GIF, WebP or APNG file ``src`` into ``dst`` (``frames``:
     only frames START to END-1, as ``"START:END"`` or ``(start, end)``).
 
@@ -198,7 +205,7 @@ def upscale_file(
     preset: str | None = None,
     *,
     model: str | os.PathLike | None = None,
-    upscaler: Upscaler | None = None,
+    upscaler: sr_filter.Upscaler | None = None,
     scale: float | None = None,
     width: int | None = None,
     height: int | None = None,
@@ -213,7 +220,7 @@ def upscale_file(
     format: str | None = None,
     quality: int | None = None,
     overwrite: bool = False,
-    progress: Progress | None = None,
+    progress: sr_filter.Progress | None = None,
 ) -> Path:
     """Upscale the image file ``src`` into ``dst``, as ``sr-filter SRC -o DST`` does: 16-bit
     samples, alpha, ICC profile, EXIF (sizes updated), XMP, DPI and text kept; an animated GIF,

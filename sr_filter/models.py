@@ -214,10 +214,11 @@ def expected_scale(spec: str | None, manifest: Manifest | None = None) -> int | 
     return scales.pop() if len(scales) == 1 else None
 
 
-def load_model(spec: str | None = None, *, offline: bool | None = None, manifest: Manifest | None = None) -> LoadedModel:
+def load_model(spec: str | None = None, *, offline: bool | None = None, manifest: Manifest | None = None,
+               fallback: bool = True) -> LoadedModel:
     """Load a preset, ``name[@version]`` or weights file, downloading verified weights if needed
     (:func:`resolve`, then :func:`load_ref`)."""
-    return load_ref(resolve(spec, offline=offline, manifest=manifest))
+    return load_ref(resolve(spec, offline=offline, manifest=manifest, fallback=fallback))
 
 
 def load_ref(ref: ModelRef) -> LoadedModel:
@@ -245,13 +246,16 @@ def preset_colour_fix(spec: str | None, manifest: Manifest | None = None) -> boo
     return bool(preset and preset.colour_fix)
 
 
-def resolve(spec: str | None = None, *, offline: bool | None = None, manifest: Manifest | None = None) -> ModelRef:
+def resolve(spec: str | None = None, *, offline: bool | None = None, manifest: Manifest | None = None,
+            fallback: bool = True) -> ModelRef:
     """A preset, ``name[@version]`` or weights file as its verified weights file, downloading if
     needed; no torch.
 
     A preset's models are tried in order: the first one that is packaged, cached or can be
     downloaded runs. When the preferred model cannot be had (offline, no network, server error),
     the next one (in the end a built-in model) runs and a warning names it and says why.
+    ``fallback=False`` (an export, which must write the model asked for) takes the preset's
+    preferred model or raises the reason it cannot be had.
     """
     manifest = manifest or load_manifest()
     spec = (manifest.default_preset if spec is None else spec).strip()
@@ -263,6 +267,13 @@ def resolve(spec: str | None = None, *, offline: bool | None = None, manifest: M
     refuse_folder(spec, manifest)
     entries = candidates(spec, manifest)
     is_preset = spec.lower() in manifest.presets
+    if not fallback and len(entries) > 1:  # the preferred model, tried as if named (no fallback to hurry to)
+        try:
+            return ModelRef(entries[0].name, fetch(entries[0], offline=offline), entries[0])
+        except DownloadSettingError:
+            raise
+        except DownloadError as exc:
+            raise type(exc)(_no_fallback_message(spec.lower(), entries, exc)) from None
     first_error: DownloadError | None = None
     for entry in entries:
         try:
@@ -277,6 +288,13 @@ def resolve(spec: str | None = None, *, offline: bool | None = None, manifest: M
         return ModelRef(entry.name, path, entry)
     assert first_error is not None
     raise first_error
+
+
+def _no_fallback_message(preset: str, entries: list[ModelEntry], why: DownloadError) -> str:
+    """Why a preset's own model cannot be had where no other may stand in for it (an export)."""
+    stand_in = entries[-1].name
+    return (f"the {preset} preset's model {entries[0].name} cannot be had, and {stand_in}, which the preset runs "
+            f"without it, is another model, taken only when named: {str(why).rstrip('. ')}")
 
 
 def _fallback_message(used: ModelEntry, wanted: ModelEntry, why: DownloadError) -> str:

@@ -25,6 +25,7 @@ import numpy as np
 from . import convert, limits, softalpha
 from .atomic import refuse_writing_input
 from .backends import Backend
+from .lazymodule import LazyModule
 from .device import cpu_only, cpu_precision, free_memory
 from .errors import BackendError, ImageFormatError, OutputIsInputError, SrFilterError, WeightsFormatError, first_line
 from .facts import Facts
@@ -36,6 +37,8 @@ from .tiling import ArraySink, Progress, Sink, check_out, check_tile, round_up, 
 
 if TYPE_CHECKING:
     import torch
+else:  # annotations name torch's types: typing.get_type_hints imports torch for them, not this import
+    torch = LazyModule("torch")
 
 log = logging.getLogger(__name__)
 

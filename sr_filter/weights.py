@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import logging
 import os
 import re
@@ -21,10 +22,10 @@ import time
 import zipfile
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, BinaryIO, Iterator, Mapping, Sequence
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from . import netmemory, sniff
+from . import netmemory, repickle, sniff
 from .cachelock import CacheLock, LockTimeout
 from .download import (
     ENV_CACHE, ENV_MIRROR, cache_error, download, failure_since, forget_failure, note_failure, note_state, pass_on_failure,
@@ -506,7 +507,7 @@ def file_kind(path: Path) -> str:
         # an 8-byte header length, then the JSON header; before the pickle test, since one length
         # in 256 starts with the pickle protocol's 0x80 byte
         return "safetensors"
-    if head[:1] == b"\x80":
+    if head[:1] == b"\x80" or head == _TEXT_MAGIC[:16]:  # the latter: torch.save's older format, pickle protocol 0 or 1
         return "pickle"
     # after the weights' own signatures: a safetensors header length of 0x4D42 + k * 65536 bytes
     # starts with "BM" and had been called a BMP picture
@@ -539,16 +540,23 @@ def load_state_dict(path: str | Path, state_key: str | None = None, *, with_reco
 
     import torch
 
+    protocol = pickle_protocol(path, kind)
     try:
         with warnings.catch_warnings():  # torch's advice about trusted sources: not an option here
             warnings.simplefilter("ignore")
             with open(path, "rb") as f, _numpy_numbers():  # a file object: torch
-                obj = torch.load(f, map_location="cpu", weights_only=True)  # would read a name ending in .safetensors as one
+                source = _as_protocol_2(f) if protocol is not None and protocol > 2 else f
+                obj = torch.load(source, map_location="cpu", weights_only=True)  # would read a name ending in .safetensors as one
     except Exception as exc:  # pickle errors, zip errors, unsafe globals: all mean "not loadable"
         if kind == "pickle" and plain_pickle(path):  # it had been "(Invalid magic number; corrupt file?)"
             raise WeightsFormatError(f"{path.name} is a plain Python pickle (pickle.dump), not a file torch.save wrote, "
                                      "and is not read (pickled objects are never run here); save the weights with "
                                      "torch.save(model.state_dict(), ...)") from None
+        if protocol is not None and protocol != 2 and "unsupported operand" in str(exc).lower():
+            raise WeightsFormatError(  # it had been "holds pickled Python objects (a whole model or a custom class)"
+                f"{path.name} is pickled with protocol {protocol or '0 or 1'}, in a form the safe loader does not read (it reads "
+                "protocol 2, and 3 to 5 rewritten as 2); save it again with torch.save(state_dict, path) and its default "
+                "protocol, or as .safetensors") from None
         if "weights only load failed" in str(exc).lower() or isinstance(exc, pickle.UnpicklingError):
             named = (re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
                      or re.search(r"(a numpy (?:value|number) [^.\n]*)", str(exc)))  # _pickled_scalar's refusal
@@ -569,6 +577,37 @@ def load_state_dict(path: str | Path, state_key: str | None = None, *, with_reco
     return (state, trainer_record(obj)) if with_record else state
 
 
+#: torch.save's older format written with pickle protocol 0 or 1: its magic number as a text long
+_TEXT_MAGIC = b"L119547037146038801333356L"
+
+
+def pickle_protocol(path: Path, kind: str) -> int | None:
+    """The pickle protocol of a checkpoint's object (``torch``: its data.pkl; ``pickle``: the older
+    format's first pickle), or None where that is not to be found."""
+    try:
+        if kind == "torch":
+            with zipfile.ZipFile(path) as archive:
+                name = next((n for n in archive.namelist() if n.endswith("/data.pkl") or n == "data.pkl"), None)
+                if name is None:
+                    return None
+                with archive.open(name) as f:
+                    return repickle.protocol(f.read(2))
+        if kind == "pickle":
+            with open(path, "rb") as f:
+                return repickle.protocol(f.read(2))
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return None
+    return None
+
+
+def _as_protocol_2(f: BinaryIO) -> BinaryIO:
+    """The checkpoint open in ``f`` with its pickles rewritten as protocol 2 (:mod:`sr_filter.repickle`),
+    in memory; ``f`` itself where they cannot be."""
+    again = repickle.rewritten(f.read())
+    f.seek(0)
+    return f if again is None else io.BytesIO(again)
+
+
 def plain_pickle(path: Path) -> bool:
     """Whether ``path`` is a pickle.dump file: a pickle (by :func:`file_kind`) that is not torch.save's
     older format, which torch.load reads."""
@@ -579,7 +618,8 @@ def _legacy_torch(path: Path) -> bool:
     """Whether a pickle file starts as torch.save's pre-zip format does (its magic number first);
     any other pickle was written by pickle.dump, which torch.load cannot read."""
     with open(path, "rb") as f:  # its magic number as a pickled long, after any protocol's header
-        return b"\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19" in f.read(64)
+        head = f.read(64)
+    return b"\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19" in head or head.startswith(_TEXT_MAGIC)
 
 
 def trainer_record(checkpoint: object) -> dict | None:
@@ -600,6 +640,12 @@ _WRAPPERS = ("params_ema", "params-ema", "params", "model_state_dict", "state_di
              "generator")  # "ema" before "model": a training checkpoint's validated (EMA) weights, not its raw ones
 
 
+def _checkable(tensor: torch.Tensor) -> torch.Tensor:
+    """A float tensor in a type torch's checks take: 8-bit floats (fp8 checkpoints) have no
+    isfinite or isnan (an internal error had come of them); they are widened for the check."""
+    return tensor.float() if tensor.element_size() == 1 else tensor
+
+
 def canonicalize(obj: object, state_key: str | None = None, name: str = "checkpoint") -> dict[str, torch.Tensor]:
     """Unwrap the state dict from the containers training code writes (``params_ema``,
     ``model_state_dict``, ``net``, ... or any single key) and strip DataParallel's ``module.``."""
@@ -613,11 +659,16 @@ def canonicalize(obj: object, state_key: str | None = None, name: str = "checkpo
         else:
             if not state_key and len(obj) == 1 and isinstance(next(iter(obj.values())), Mapping):
                 obj = next(iter(obj.values()))  # {"weights": state dict}
+    if isinstance(obj, Mapping) and any(isinstance(v, torch.Tensor) for v in obj.values()) and all(
+            isinstance(v, (torch.Tensor, int, float, str)) or v is None for v in obj.values()):
+        # a step count or a note beside the weights ({"conv.weight": ..., "epoch": 5}): it had been
+        # "does not hold a state dict of tensors"; the network's strict load still checks the tensors
+        obj = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
     if not isinstance(obj, Mapping) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise WeightsFormatError(f"{name} does not hold a state dict of tensors")
     # infinities can be meant (an attention mask's -inf), but not in a layer's weights or biases
     damaged = [k for k, v in obj.items() if v.is_floating_point() and bool(
-        (~torch.isfinite(v) if k.endswith((".weight", ".bias")) else torch.isnan(v)).any())]
+        (~torch.isfinite(_checkable(v)) if k.endswith((".weight", ".bias")) else torch.isnan(_checkable(v))).any())]
     if damaged:  # they had run, and NaN pixels were blamed on the OpenVINO conversion first
         raise WeightsFormatError(f"{name} holds NaN or infinite values ({damaged[0]}"
                                  f"{f' and {len(damaged) - 1} more tensors' if len(damaged) > 1 else ''}): the weights "

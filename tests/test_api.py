@@ -1074,3 +1074,39 @@ def test_soft_alpha_all_over_is_not_run_through_the_network(cartoon):
     totals.clear()
     cartoon.upscale(_feathered(1), progress=lambda done, total: totals.append(total))
     assert set(totals) == {2 * 64 * 96}  # a hard edge: colour and alpha
+
+
+def test_the_public_annotations_resolve_without_importing_torch_at_import():
+    """typing.get_type_hints (IDEs, sphinx-autodoc, validators) had raised NameError on
+    Upscaler.__init__ ('torch'), upscale ('Progress'), upscale_file and upscale_animation
+    ('Upscaler'): their types were imported only for type checkers. They resolve now, to the real
+    classes, and `import sr_filter` still imports neither torch nor numpy. A fresh process: this
+    one has imported everything."""
+    code = textwrap.dedent("""
+        import inspect, sys, typing
+        import sr_filter
+        assert "torch" not in sys.modules and "numpy" not in sys.modules
+        failed = []
+        for name in [*sr_filter.__all__, "Animation"]:
+            obj = getattr(sr_filter, name)
+            if inspect.isclass(obj) and not issubclass(obj, BaseException):
+                members = [(f"{name}.{n}", m.fget if isinstance(m, property) else getattr(m, "__func__", m))
+                           for n, m in vars(obj).items() if not n.startswith("_") or n == "__init__"]
+            else:
+                members = [(name, obj)]
+            for label, function in members:
+                if inspect.isfunction(function):
+                    try:
+                        typing.get_type_hints(function)
+                    except Exception as exc:
+                        failed.append(f"{label}: {exc!r}")
+        assert not failed, failed
+        import torch
+        assert typing.get_type_hints(sr_filter.Upscaler.__init__)["device"] == str | torch.device
+        assert typing.get_type_hints(sr_filter.upscale_file)["upscaler"] == sr_filter.Upscaler | None
+        assert typing.get_type_hints(sr_filter.upscale_animation)["return"] is sr_filter.Animation
+        assert "sr_filter" not in dir(sr_filter)
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert done.returncode == 0, done.stderr[-2000:]

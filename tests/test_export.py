@@ -232,3 +232,17 @@ def test_without_onnx_the_install_line_is_said_and_without_onnxruntime_a_warning
     with caplog.at_level(logging.WARNING, logger="sr_filter"):
         export_onnx(model, tmp_path / "b.onnx")
     assert (tmp_path / "b.onnx").is_file() and "onnxruntime is not installed" in caplog.text
+
+
+def test_a_preset_whose_weights_cannot_be_had_is_refused_not_exported_as_its_fallback(tmp_path):
+    """Offline with an empty cache, `export photo` had written the built-in sr-photo-x4 (a warning
+    and exit 0): an export writes the model asked for, or says in one line why it cannot."""
+    target = tmp_path / "photo.onnx"
+    for extra in ([], ["--offline"]):  # the mirror (a closed local port) refuses, or downloads are off
+        done = run("export", "photo", "-o", target, *extra)
+        message = done.stderr.decode()
+        assert done.returncode == 1 and len(message.strip().splitlines()) == 1, message
+        assert "realesr-general-x4v3" in message and "SR_FILTER_WEIGHTS_URL" in message and "sr-photo-x4" in message
+        assert not target.exists() and list(tmp_path.iterdir()) == []
+    named = run("export", "sr-photo-x4", "-o", target, "--offline", "--no-check")  # the built-in one, asked for by name
+    assert named.returncode == 0 and b"(sr-photo-x4, x4" in named.stderr, named.stderr

@@ -351,10 +351,39 @@ def test_files_that_are_no_checkpoint_are_named_for_what_they_are(tmp_path):
             read_state(tmp_path / name)
     torch.save({"w": torch.zeros(2)}, tmp_path / "old.pth", _use_new_zipfile_serialization=False)
     assert set(load_state_dict(tmp_path / "old.pth")) == {"w"}  # torch's pre-zip format still reads
-    torch.save({"w": torch.zeros(2)}, tmp_path / "old4.pth", _use_new_zipfile_serialization=False, pickle_protocol=4)
-    with pytest.raises(WeightsFormatError) as info:  # torch's own reader fails on it, but it is no plain pickle
-        load_state_dict(tmp_path / "old4.pth")
-    assert "plain Python pickle" not in str(info.value)
+
+
+def test_state_dicts_pickled_with_other_protocols_load_or_say_which_protocol(tmp_path):
+    """torch.save(..., pickle_protocol=4), zip or older format, had been "holds pickled Python
+    objects (a whole model or a custom class)": torch's safe loader reads protocol 2 only. 3 to 5
+    now load, the same tensors; 0 and 1 (the older format's text pickles had been "a text file")
+    are named for what they are; code in such a file still never runs."""
+    import numpy as np
+
+    torch.manual_seed(0)
+    state = {"conv.weight": torch.randn(4, 3, 3, 3), "conv.bias": torch.randn(4), "n": torch.tensor(7)}
+    for protocol in (3, 4, 5):
+        for zipped in (True, False):
+            path = tmp_path / f"p{protocol}{'z' if zipped else 'old'}.pth"
+            checkpoint = {"params_ema": state, "epoch": np.int64(3), "name": "run one", "raw": b"\xff\x00"}
+            torch.save(checkpoint, path, pickle_protocol=protocol, _use_new_zipfile_serialization=zipped)
+            got = load_state_dict(path)
+            assert list(got) == list(state) and all(torch.equal(got[k], state[k]) for k in state), path.name
+    for protocol in (0, 1):
+        torch.save(state, tmp_path / "text.pth", pickle_protocol=protocol, _use_new_zipfile_serialization=False)
+        with pytest.raises(WeightsFormatError, match=r"text.pth is pickled with protocol 0 or 1, in a form the safe loader "
+                                                     r"does not read .* save it again with torch.save"):
+            load_state_dict(tmp_path / "text.pth")
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    torch.save({"params": Evil()}, tmp_path / "evil4.pth", pickle_protocol=4)
+    with pytest.raises(WeightsFormatError, match=r"holds pickled Python objects \(io.open\)"):
+        load_state_dict(tmp_path / "evil4.pth")
+    assert not marker.exists()
 
 
 def test_a_safetensors_header_length_that_reads_as_a_picture_signature_is_still_safetensors(tmp_path):
@@ -404,3 +433,41 @@ def test_a_cache_dir_of_an_unknown_users_home_is_one_line(monkeypatch):
     monkeypatch.setenv("SR_FILTER_CACHE_DIR", "~no-such-user-here/x")
     with pytest.raises(SrFilterError, match="SR_FILTER_CACHE_DIR='~no-such-user-here/x': ~no-such-user-here names no user here"):
         cache_dir()
+
+
+def test_a_state_dict_in_8_bit_floats_loads_and_its_damage_is_still_found(tmp_path):
+    """An fp8 checkpoint (float8_e4m3fn / e5m2) had been "internal error (NotImplementedError:
+    "isfinite" not implemented for 'Float8_e4m3fn')": the damage check now widens it first."""
+    torch.manual_seed(0)
+    state = {"conv.weight": torch.randn(4, 3, 3, 3), "conv.bias": torch.randn(4)}
+    for dtype in (torch.float8_e4m3fn, torch.float8_e5m2):
+        torch.save({k: v.to(dtype) for k, v in state.items()}, tmp_path / "fp8.pth")
+        got = load_state_dict(tmp_path / "fp8.pth")
+        assert all(torch.equal(got[k].float(), state[k].to(dtype).float()) for k in state)
+        damaged = {k: v.to(dtype) for k, v in state.items()}
+        damaged["conv.weight"][0, 0, 0, 0] = float("nan")
+        torch.save(damaged, tmp_path / "nan8.pth")
+        with pytest.raises(WeightsFormatError, match=r"nan8.pth holds NaN or infinite values \(conv.weight\)"):
+            load_state_dict(tmp_path / "nan8.pth")
+    model = load_model(str(require_shared(UPSTREAM / "realesr-animevideov3.pth")))
+    rounded = {k: v.to(torch.float8_e4m3fn) for k, v in model.network.state_dict().items()}
+    torch.save(rounded, tmp_path / "x4 fp8.pth")
+    torch.save({k: v.float() for k, v in rounded.items()}, tmp_path / "x4 widened.pth")
+    eight, widened = load_model(str(tmp_path / "x4 fp8.pth")), load_model(str(tmp_path / "x4 widened.pth"))
+    assert eight.scale == 4 and eight.arch_name == model.arch_name
+    x = torch.rand(1, 3, 12, 16)
+    assert torch.equal(eight(x), widened(x))  # the network with its weights as the file holds them
+
+
+def test_numbers_and_notes_beside_the_tensors_of_a_flat_state_dict_are_left_out(tmp_path):
+    """{"conv.weight": ..., "epoch": 5, "note": "..."} had been "does not hold a state dict of
+    tensors"; the weights load, and the network's strict load still checks them."""
+    model = load_model(str(require_shared(UPSTREAM / "realesr-animevideov3.pth")))
+    state = model.network.state_dict()
+    torch.save({**state, "epoch": 5, "best_psnr": 27.5, "note": "run 3", "ema": None}, tmp_path / "flat extra.pth")
+    loaded = load_model(str(tmp_path / "flat extra.pth"))
+    x = torch.rand(1, 3, 12, 16)
+    assert loaded.scale == 4 and torch.equal(loaded(x), model(x))
+    torch.save({"conv.weight": torch.zeros(2), "optimizer": {"lr": 0.1}}, tmp_path / "nested.pth")  # not only numbers
+    with pytest.raises(WeightsFormatError, match="nested.pth does not hold a state dict of tensors"):
+        load_state_dict(tmp_path / "nested.pth")

@@ -31,7 +31,7 @@ def export_cmd(model: str, output: str, overwrite: bool, no_check: bool, offline
         raise click.BadParameter("the ONNX file is written to a file of its own, not standard output; "
                                  "name it, e.g. -o model.onnx", param_hint="-o")
     check_output(output, overwrite=overwrite)  # before the model loads
-    loaded = load_model(model, offline=offline)
+    loaded = load_model(model, offline=offline, fallback=False)  # the model asked for, or why not
     path = export_onnx(loaded, output, overwrite=overwrite, check=not no_check)
     facts = loaded.facts
     channels = {1: "grey", 3: "RGB", 4: "RGBA"}.get(facts.in_channels, f"{facts.in_channels} channels")
