@@ -17,7 +17,7 @@ import pytest
 from sr_filter.upscaler import Upscaler
 
 from .conftest import KillFirstWorker, one_thread
-from .videos import describe, frame_arrays, make_clip
+from .videos import describe, frame_arrays, make_clip, write_hevc10
 
 ray = pytest.importorskip("ray")
 
@@ -234,19 +234,7 @@ def test_frames_missing_mid_file_and_hdr10_metadata_are_said_as_on_one_machine(c
             frame.pts, frame.time_base = ms, Fraction(1, 1000)
             out.mux(stream.encode(frame))
         out.mux(stream.encode())
-    hdr = tmp_path / "hdr.mkv"
-    with av.open(str(hdr), "w") as out:
-        stream = out.add_stream("libx265", rate=10)
-        stream.width, stream.height, stream.pix_fmt = 32, 24, "yuv420p10le"
-        stream.options = {"x265-params": "log-level=error:master-display=G(13250,34500)B(7500,3000)R(34000,16000)"
-                                         "WP(15635,16450)L(10000000,1):max-cll=1000,400"}
-        stream.codec_context.color_primaries, stream.codec_context.color_trc, stream.codec_context.colorspace = 9, 16, 9
-        for i in range(2):
-            frame = av.VideoFrame.from_ndarray(np.full((24, 32, 3), 20000 * (i + 1), np.uint16), format="rgb48le")
-            frame = frame.reformat(format="yuv420p10le")
-            frame.pts = i
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode())
+    hdr = write_hevc10(tmp_path / "hdr.mkv", frames=2, hdr10=True)
     for clip, said in ((holed, f"{holed} jumps 1.56 s at 0.44 s where its frames are otherwise 40 ms apart"),
                        (hdr, f"{hdr} carries HDR10 mastering-display and light-level metadata, which the output does not keep")):
         here: list[str] = []

@@ -25,7 +25,7 @@ from sr_filter.upscaler import Upscaler
 from sr_filter.video import upscale_video
 
 from .conftest import ROOT
-from .videos import describe, frame_arrays, make_clip, write_pattern_frames
+from .videos import describe, frame_arrays, make_clip, write_hevc10, write_pattern_frames
 
 MODEL = "sr-cartoon-x4"
 
@@ -271,21 +271,7 @@ def test_grey_video_keeps_its_range(tmp_path, upscaler, tagged):
 
 def test_hdr10_static_metadata_that_is_not_kept_is_said(tmp_path, upscaler, caplog):
     """The mastering display and light levels of an HDR10 source had been dropped without a word."""
-    clip = tmp_path / "hdr.mkv"
-    with av.open(str(clip), "w") as out:
-        stream = out.add_stream("libx265", rate=10)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p10le"
-        stream.options = {"x265-params": "log-level=error:master-display=G(13250,34500)B(7500,3000)R(34000,16000)"
-                                         "WP(15635,16450)L(10000000,1):max-cll=1000,400"}
-        stream.codec_context.color_primaries, stream.codec_context.color_trc, stream.codec_context.colorspace = 9, 16, 9
-        for i in range(3):
-            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 20000 * (i + 1), np.uint16), format="rgb48le")
-            frame = frame.reformat(format="yuv420p10le")
-            frame.pts = i
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
+    clip = write_hevc10(tmp_path / "hdr.mkv", frames=3, size=(64, 48), hdr10=True)
     with caplog.at_level("WARNING"):
         upscale_video(clip, tmp_path / "out.mkv", upscaler=upscaler)
     assert caplog.text.count("carries HDR10 mastering-display and light-level metadata, which the output does not keep") == 1
@@ -2495,16 +2481,6 @@ def test_a_two_frame_hevc_video_is_written_every_time(tmp_path, upscaler):
     _sane_dts(packet)
     assert packet.dts == 2
     for attempt in range(10):  # each run failed about one time in two: ten all failed at least once
-        clip = tmp_path / f"two{attempt}.mkv"
-        with av.open(str(clip), "w") as out:
-            stream = out.add_stream("libx265", rate=10)
-            stream.width, stream.height, stream.pix_fmt = 32, 24, "yuv420p10le"
-            stream.options = {"x265-params": "log-level=error"}
-            for i in range(2):
-                frame = av.VideoFrame.from_ndarray(np.full((24, 32, 3), 20000 * (i + 1), np.uint16), format="rgb48le")
-                frame = frame.reformat(format="yuv420p10le")
-                frame.pts = i
-                out.mux(stream.encode(frame))
-            out.mux(stream.encode())
+        clip = write_hevc10(tmp_path / f"two{attempt}.mkv", frames=2)
         upscale_video(clip, tmp_path / f"out{attempt}.mkv", upscaler=upscaler)
         assert describe(tmp_path / f"out{attempt}.mkv")["codec"] == "hevc" and len(describe(tmp_path / f"out{attempt}.mkv")["times"]) == 2

@@ -319,3 +319,24 @@ def write_pattern_frames(out, stream, frames: int) -> None:
             out.mux(packet)
     for packet in stream.encode():
         out.mux(packet)
+
+
+def write_hevc10(path: Path, *, frames: int, size: tuple[int, int] = (32, 24), hdr10: bool = False) -> Path:
+    """A 10-bit HEVC clip of flat frames at 10 fps (``hdr10``: tagged BT.2020/PQ with HDR10
+    mastering-display and light-level metadata), written by libx265 as a camera or encoder would."""
+    width, height = size
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx265", rate=10)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p10le"
+        params = "log-level=error"
+        if hdr10:
+            params += ":master-display=G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,1):max-cll=1000,400"
+            stream.codec_context.color_primaries, stream.codec_context.color_trc, stream.codec_context.colorspace = 9, 16, 9
+        stream.options = {"x265-params": params}
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(np.full((height, width, 3), 20000 * (i + 1), np.uint16), format="rgb48le")
+            frame = frame.reformat(format="yuv420p10le")
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    return path
