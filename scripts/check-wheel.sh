@@ -55,7 +55,7 @@ test -x "$WORK/gimp/plug-ins/sr-filter/sr-filter.py"
 # The oldest Pillow and imagecodecs that pyproject.toml allows: the I/O tests run with them too,
 # so a floor that no longer works fails here (checkout's venv, those two packages put first).
 FLOOR="$WORK/floor"
-"$REPO/.venv/bin/python" -m pip install -q --no-deps --only-binary=:all: --target "$FLOOR" "pillow==11.0.0" "imagecodecs==2024.9.22"
+"$REPO/.venv/bin/python" -m pip install -q --no-deps --only-binary=:all: --target "$FLOOR" "pillow==11.3.0" "imagecodecs==2024.9.22"
 cd "$REPO"
-PYTHONPATH="$FLOOR" .venv/bin/python -c "import PIL, imagecodecs; assert PIL.__version__ == '11.0.0', PIL.__version__; print('floor: Pillow', PIL.__version__, 'imagecodecs', imagecodecs.__version__)"
+PYTHONPATH="$FLOOR" .venv/bin/python -c "import PIL, imagecodecs; assert PIL.__version__ == '11.3.0', PIL.__version__; print('floor: Pillow', PIL.__version__, 'imagecodecs', imagecodecs.__version__)"
 PYTHONPATH="$FLOOR" .venv/bin/python -m pytest tests/test_imageio.py tests/test_io_hardening.py -q -p no:cacheprovider

@@ -72,7 +72,7 @@ SUFFIX_OF = {"JPEG": ".jpg", "PPM": ".pgm"}
 _READ_ONLY_NAMES = {".mpo": "an MPO (a camera's multi-picture JPEG)",
                     ".pbm": "a PBM (a Netpbm bitmap of black and white only, where an upscale has grey tones)"}
 #: said where the installed Pillow cannot read or write AVIF (a build without libavif; Pillow's
-#: recent wheels have it)
+#: own wheels have it from 11.3, the oldest this program takes)
 NO_AVIF = "this installation's Pillow has no AVIF support; upgrade it (pip install -U pillow)"
 #: the file suffixes this program reads, lower case with the dot (a folder batch takes these)
 IMAGE_SUFFIXES = (*FORMATS, *ALIASES, *READ_ONLY)
