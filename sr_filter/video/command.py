@@ -384,7 +384,9 @@ class _Bar:
 
             # the terminal's size, as the image bars get it: on one that reports none tqdm hid the bar
             self.bar = tqdm(total=total or None, desc=self.label[:30], unit="frame", file=sys.stderr, leave=False, **terminal_size())
-        if self.bar.total is not None and done > self.bar.total:  # the count was an estimate (Matroska)
+        if total and total != self.bar.total:  # the frames counted in the background, after an estimate (Matroska, AVI)
+            self.bar.total = max(total, done)
+        elif self.bar.total is not None and done > self.bar.total:  # the count was an estimate
             self.bar.total = done
         self.bar.update(done - self.bar.n)
         if total and done >= total:
