@@ -669,6 +669,27 @@ def test_a_picture_named_as_a_video_is_refused(tmp_path, upscaler):
     assert not (tmp_path / "out.mkv").exists() and not (tmp_path / "out.gif").exists()
 
 
+@pytest.mark.parametrize("name", ["song.mkv", "song.mp4"])
+def test_an_audio_file_with_cover_art_is_refused_as_having_no_video(tmp_path, upscaler, name):
+    """Its only video stream is the attached cover picture: an .mkv had been upscaled into a
+    one-frame H.264 "video" of it (exit 0), an .mp4 failed "cannot write OUT.mp4: Invalid
+    argument". Refused in one line, before the model loads, saying how to upscale the picture; a
+    batch goes on with the other videos."""
+    from .videos import cover_only
+
+    song = cover_only(tmp_path / name)
+    with pytest.raises(VideoFormatError, match=f"{name} has no video, only a cover picture .*cover.jpg"):
+        upscale_video(song, tmp_path / f"out-{name}", upscaler=upscaler)
+    done = run(song, "-o", tmp_path / f"cli-{name}", "--model", MODEL, "--device", "cpu")
+    lines = done.stderr.decode().strip().splitlines()
+    assert done.returncode == 1 and len(lines) == 1 and "only a cover picture" in lines[0], lines
+    clip = make_clip(tmp_path / "clip.mkv", frames=2, audio=0)
+    done = run(song, clip, "-o", tmp_path / "batch", "--model", MODEL, "--device", "cpu")
+    assert done.returncode == 1 and b"only a cover picture" in done.stderr and b"1 upscaled" in done.stderr, done.stderr
+    assert sorted(p.name for p in (tmp_path / "batch").iterdir()) == ["clip.mkv"]
+    assert not (tmp_path / f"out-{name}").exists() and not (tmp_path / f"cli-{name}").exists()
+
+
 def test_a_video_named_as_an_image_is_said_to_be_one(tmp_path):
     """`cp a.mp4 clip.png; sr-filter clip.png` had said "not a readable image (unknown or damaged
     format)", where a picture named as a video is told what it is and what name to give it."""

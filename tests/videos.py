@@ -156,6 +156,30 @@ def _write_tone(out, stream, seconds: float, hz: float) -> None:
         out.mux(packet)
 
 
+def cover_only(path: Path) -> Path:
+    """An audio file with cover art: a second of tone and a JPEG, attached (.mkv, which FFmpeg
+    reads as a video stream marked attached_pic) or as that stream itself (.mp4)."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(pattern(0, 32, 24)).save(buffer, "JPEG")
+    with av.open(str(path), "w") as out:
+        sound = out.add_stream("aac", rate=8000, layout="mono")
+        if path.suffix == ".mkv":
+            out.add_attachment("cover.jpg", "image/jpeg", buffer.getvalue())
+        else:
+            cover = out.add_stream("mjpeg")
+            cover.width, cover.height, cover.pix_fmt = 32, 24, "yuvj420p"
+            cover.disposition = av.stream.Disposition.attached_pic
+            packet = av.Packet(buffer.getvalue())
+            packet.stream, packet.pts, packet.dts, packet.time_base = cover, 0, 0, Fraction(1, 90000)
+            out.mux(packet)
+        _write_tone(out, sound, 1.0, 220.0)
+    return path
+
+
 def describe(path: Path) -> dict:
     """What a test compares: frame count and times, video tags, and the other streams."""
     with av.open(str(path)) as container:

@@ -240,6 +240,10 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
     suffix = source.suffix if source.suffix.lower() in VIDEO_SUFFIXES else ".mkv"  # .ts, .flv, ...: written as mkv
     if settled_before_the_model(suffix, animation=False):
         return
+    if upscaler is None:  # not a video we can read (a cover picture alone): said before the model loads
+        from .source import open_video
+
+        open_video(source).close()
     upscaler = make_upscaler()
     target = _target(source, target, tag(), suffix)
     if _skip(target, skip_existing, overwrite, quiet, source):

@@ -15,6 +15,7 @@ import heapq
 import logging
 import os
 import re
+import shlex
 import threading
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
@@ -117,6 +118,13 @@ def open_video(path: str | Path) -> av.container.InputContainer:
     if not container.streams.video:
         container.close()
         raise VideoFormatError(f"{path} has no video stream")
+    if all(_cover(stream) for stream in container.streams.video):  # an audio file's cover art had been upscaled
+        # into a one-frame H.264 "video" of it (.mkv), or failed "cannot write OUT.mp4: Invalid argument" (.mp4)
+        picture = container.streams.video[0].codec_context
+        suffix = ".jpg" if picture is not None and picture.name == "mjpeg" else ".png"
+        container.close()
+        raise VideoFormatError(f"{path} has no video, only a cover picture (an audio file with cover art); to upscale the "
+                               f"picture, save it as an image (ffmpeg -i {shlex.quote(os.fspath(path))} -map 0:v -c copy cover{suffix}) and upscale that")
     demuxer = container.format.name or ""
     if demuxer.endswith("_pipe") or demuxer == "image2":  # FFmpeg reads a lone picture as a one-frame video
         kind = "an image" if demuxer == "image2" else f"a {demuxer.removesuffix('_pipe').upper()} image"
@@ -126,6 +134,11 @@ def open_video(path: str | Path) -> av.container.InputContainer:
         raise VideoFormatError(f"{path} is {kind}, not a video; give it an image name (such as .png or .jpg) "
                                "to upscale it as one")
     return container
+
+
+def _cover(stream) -> bool:
+    """Whether a video stream is a still picture attached to the file (cover art), not video."""
+    return bool(stream.disposition & av.stream.Disposition.attached_pic)
 
 
 def codec_name(container: av.container.InputContainer) -> str:
