@@ -62,8 +62,10 @@ def make_clip(
     audio_tags: list[dict] | None = None,
     subtitle_tags: dict | None = None,
     video_tags: dict | None = None,
+    times: list[float] | None = None,
 ) -> Path:
     """Write a clip; returns ``path``. ``vfr`` spaces the frames unevenly (1, 2 or 3 ticks);
+    ``times`` places the frames at those seconds instead (``frames`` of them);
     ``bframes`` lets x264 use up to that many B-frames (frames stored out of display order);
     ``video_tags``, ``audio_tags`` (one dict per track) and ``subtitle_tags`` are stream tags, where the key
     ``disposition`` gives the stream's flags (``av.stream.Disposition``) instead."""
@@ -97,19 +99,19 @@ def make_clip(
         if attachment:
             out.add_attachment("font.ttf", "application/x-truetype-font", b"\0\1\0\0not-a-real-font")
         pts = 0
-        for i in range(frames):
+        for i in range(len(times) if times else frames):
             image = pattern(i, width, height, np.uint16 if deep else np.uint8)
             frame = av.VideoFrame.from_ndarray(image, format="rgb48le" if deep else "rgb24")
             frame = frame.reformat(format=pix_fmt, dst_colorspace=(color or {}).get("colorspace"),
                                    dst_color_range=(color or {}).get("color_range"))
-            frame.pts = pts
+            frame.pts = round(times[i] * rate * 6) if times else pts
             frame.time_base = tick
             pts += 6 * (1 + i % 3) if vfr else 6
             for packet in video.encode(frame):
                 out.mux(packet)
         for packet in video.encode():
             out.mux(packet)
-        seconds = pts / (rate * 6)
+        seconds = times[-1] + 1 / rate if times else pts / (rate * 6)
         for number, stream in enumerate(tracks):
             _write_tone(out, stream, seconds, 220.0 * (number + 1))
         if subtitle is not None:
@@ -152,6 +154,30 @@ def _write_tone(out, stream, seconds: float, hz: float) -> None:
         done += n
     for packet in stream.encode():
         out.mux(packet)
+
+
+def cover_only(path: Path) -> Path:
+    """An audio file with cover art: a second of tone and a JPEG, attached (.mkv, which FFmpeg
+    reads as a video stream marked attached_pic) or as that stream itself (.mp4)."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(pattern(0, 32, 24)).save(buffer, "JPEG")
+    with av.open(str(path), "w") as out:
+        sound = out.add_stream("aac", rate=8000, layout="mono")
+        if path.suffix == ".mkv":
+            out.add_attachment("cover.jpg", "image/jpeg", buffer.getvalue())
+        else:
+            cover = out.add_stream("mjpeg")
+            cover.width, cover.height, cover.pix_fmt = 32, 24, "yuvj420p"
+            cover.disposition = av.stream.Disposition.attached_pic
+            packet = av.Packet(buffer.getvalue())
+            packet.stream, packet.pts, packet.dts, packet.time_base = cover, 0, 0, Fraction(1, 90000)
+            out.mux(packet)
+        _write_tone(out, sound, 1.0, 220.0)
+    return path
 
 
 def describe(path: Path) -> dict:

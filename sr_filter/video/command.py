@@ -240,6 +240,10 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
     suffix = source.suffix if source.suffix.lower() in VIDEO_SUFFIXES else ".mkv"  # .ts, .flv, ...: written as mkv
     if settled_before_the_model(suffix, animation=False):
         return
+    if upscaler is None:  # not a video we can read (a cover picture alone): said before the model loads
+        from .source import open_video
+
+        open_video(source).close()
     upscaler = make_upscaler()
     target = _target(source, target, tag(), suffix)
     if _skip(target, skip_existing, overwrite, quiet, source):
@@ -384,7 +388,9 @@ class _Bar:
 
             # the terminal's size, as the image bars get it: on one that reports none tqdm hid the bar
             self.bar = tqdm(total=total or None, desc=self.label[:30], unit="frame", file=sys.stderr, leave=False, **terminal_size())
-        if self.bar.total is not None and done > self.bar.total:  # the count was an estimate (Matroska)
+        if total and total != self.bar.total:  # the frames counted in the background, after an estimate (Matroska, AVI)
+            self.bar.total = max(total, done)
+        elif self.bar.total is not None and done > self.bar.total:  # the count was an estimate
             self.bar.total = done
         self.bar.update(done - self.bar.n)
         if total and done >= total:

@@ -198,7 +198,7 @@ def check_codec(src: str | Path, dst: str | Path, codec: str | None, crf: int | 
 
 def _write(container, src: Path, dst: Path, muxer: str, family: str, info: source.VideoInfo, upscaler, scale,
            size: tuple[int, int], *, crf, batch, start, end, overwrite, progress, notice, skip_damaged=False) -> dict:
-    expected = source.expected_frames(container, info, start, end)
+    expected = source.FrameTotal(src, container, info, start, end)
     cut = end is not None and (container.chapters() or container.streams.subtitles)  # another pass over the packets
     state = {"frames": 0, "output": None, "shift": None, "held": [],  # chapters and subtitles are cut where a range ends
              "until": source.frame_time(src, end) if cut else None}
@@ -217,7 +217,7 @@ def _write(container, src: Path, dst: Path, muxer: str, family: str, info: sourc
             if isinstance(item, source.Frame):
                 _encode_frame(item, state, tmp, muxer, family, info, container, size, crf, notice)
                 state["frames"] += 1
-                if progress is not None and cancels(progress(state["frames"], expected)):
+                if progress is not None and cancels(progress(state["frames"], expected())):
                     from ..errors import CancelledError
 
                     raise CancelledError("stopped by the progress callback; nothing was written")
@@ -234,6 +234,7 @@ def _write(container, src: Path, dst: Path, muxer: str, family: str, info: sourc
         try:
             pipeline.run(produce(), work, consume, depth=batches.queue_depth(batch))
         finally:
+            expected.stop()
             if state["output"] is not None:
                 state["output"].abandon()
     return {"frames": state["frames"], "seconds": time.monotonic() - started, "codec": family,

@@ -15,7 +15,7 @@ import heapq
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -104,8 +104,8 @@ def run(container, src: Path, dst: Path, tmp: str, muxer: str, family: str, info
     resume_at = done[-1][1] if done else 0
     if resume_at:
         notice(f"resuming at frame {resume_at}: {len(done)} finished segment(s) kept")
-    writer = _SegmentWriter(parts, family, info, container, size, crf, segment_frames, resume_at, progress,
-                            source.expected_frames(container, info))  # Matroska stores no count: estimated
+    total = source.FrameTotal(src, container, info)  # Matroska stores no count: counted
+    writer = _SegmentWriter(parts, family, info, container, size, crf, segment_frames, resume_at, progress, total)
     cuts = Cuts(segment_frames, resume_at)  # the decoder's copy of the writer's rule (another thread)
 
     def work(chunk: list[Any]) -> list[Any]:
@@ -118,7 +118,10 @@ def run(container, src: Path, dst: Path, tmp: str, muxer: str, family: str, info
         items = batches.chunks(source.items(container, str(src), info, start=resume_at, skip_damaged=skip_damaged, notice=notice,
                                             resumed=True), batch,
                                starts=lambda frame: cuts.starts(frame.index, frame.key))
-        pipeline.run(items, work, lambda results: writer.consume(batches.flatten(results)), depth=batches.queue_depth(batch))
+        try:
+            pipeline.run(items, work, lambda results: writer.consume(batches.flatten(results)), depth=batches.queue_depth(batch))
+        finally:
+            total.stop()
     segments = finished(parts)
     if not segments:
         raise VideoFormatError(f"{src} contains no video frames")
@@ -157,7 +160,8 @@ class Cuts:
 class _SegmentWriter:
     """Encodes frames into segment files, closing one where :class:`Cuts` starts the next."""
 
-    def __init__(self, parts: Path, family, info, container, size, crf, segment_frames: int, first: int, progress, total: int) -> None:
+    def __init__(self, parts: Path, family, info, container, size, crf, segment_frames: int, first: int, progress,
+                 total: int | Callable[[], int]) -> None:
         self.parts, self.family, self.info, self.container = parts, family, info, container
         self.size, self.crf = size, crf
         self.cuts = Cuts(segment_frames, first)
@@ -178,7 +182,7 @@ class _SegmentWriter:
                     self.output.path = path
                 self.output.add(item)
                 self.next = item.index + 1
-                if self.progress is not None and cancels(self.progress(self.next, self.total)):
+                if self.progress is not None and cancels(self.progress(self.next, self.total() if callable(self.total) else self.total)):
                     from ..errors import CancelledError
 
                     raise CancelledError("stopped by the progress callback; finished segments are kept for resuming")

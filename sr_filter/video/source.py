@@ -15,6 +15,8 @@ import heapq
 import logging
 import os
 import re
+import shlex
+import threading
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -116,6 +118,13 @@ def open_video(path: str | Path) -> av.container.InputContainer:
     if not container.streams.video:
         container.close()
         raise VideoFormatError(f"{path} has no video stream")
+    if all(_cover(stream) for stream in container.streams.video):  # an audio file's cover art had been upscaled
+        # into a one-frame H.264 "video" of it (.mkv), or failed "cannot write OUT.mp4: Invalid argument" (.mp4)
+        picture = container.streams.video[0].codec_context
+        suffix = ".jpg" if picture is not None and picture.name == "mjpeg" else ".png"
+        container.close()
+        raise VideoFormatError(f"{path} has no video, only a cover picture (an audio file with cover art); to upscale the "
+                               f"picture, save it as an image (ffmpeg -i {shlex.quote(os.fspath(path))} -map 0:v -c copy cover{suffix}) and upscale that")
     demuxer = container.format.name or ""
     if demuxer.endswith("_pipe") or demuxer == "image2":  # FFmpeg reads a lone picture as a one-frame video
         kind = "an image" if demuxer == "image2" else f"a {demuxer.removesuffix('_pipe').upper()} image"
@@ -125,6 +134,11 @@ def open_video(path: str | Path) -> av.container.InputContainer:
         raise VideoFormatError(f"{path} is {kind}, not a video; give it an image name (such as .png or .jpg) "
                                "to upscale it as one")
     return container
+
+
+def _cover(stream) -> bool:
+    """Whether a video stream is a still picture attached to the file (cover art), not video."""
+    return bool(stream.disposition & av.stream.Disposition.attached_pic)
 
 
 def codec_name(container: av.container.InputContainer) -> str:
@@ -373,6 +387,61 @@ def expected_frames(container, info: VideoInfo, start: int = 0, end: int | None 
     if end is not None:
         total = min(end, total) if total else end
     return max(0, total - start) if total else 0
+
+
+#: demuxers whose video packets are whole frames (not fields, as a parsed MPEG-TS can give), so
+#: counting them counts the frames a job will upscale
+_WHOLE_FRAME_PACKETS = frozenset({"matroska", "webm", "avi", "flv", "mov", "mp4", "nut", "ogg"})
+
+
+class FrameTotal:
+    """How many frames a job will upscale, for progress (0: unknown), as ``total()``. Where the
+    file stores no count (Matroska, WebM) or counts slots, not frames (an AVI's skipped-frame
+    slots), the video packets are counted without decoding, in the background: the length times a
+    guessed rate had said 88 frames for a variable-rate .mkv of 10 spread over 3 s, and an AVI's
+    header 30 for its 10 frames, so the bar's total and ETA were wrong for the whole run. Until
+    the count is in (a quarter of a second is waited for it; an hour of video takes about half a
+    second, an 8 GB file a few seconds more to read), :func:`expected_frames` is the total."""
+
+    WAIT = 0.25
+
+    def __init__(self, path: str | Path, container: av.container.InputContainer, info: VideoInfo,
+                 start: int = 0, end: int | None = None) -> None:
+        self.start, self.end = start, end
+        self.value = expected_frames(container, info, start, end)
+        self._stop = threading.Event()
+        demuxers = set((container.format.name or "").split(","))
+        if (info.frames and not decode_order_only(container)) or not demuxers & _WHOLE_FRAME_PACKETS:
+            return
+        counting = threading.Thread(target=self._count, args=(path,), name="sr-filter frame count", daemon=True)
+        counting.start()
+        counting.join(self.WAIT)
+
+    def __call__(self) -> int:
+        return self.value
+
+    def stop(self) -> None:
+        """The job is over: the count, if still reading, stops."""
+        self._stop.set()
+
+    def _count(self, path: str | Path) -> None:
+        try:
+            container = av.open(ffmpeg_name(path), "r", metadata_errors="replace")
+        except (av.error.FFmpegError, OSError, ValueError):
+            return
+        count = 0
+        try:
+            for packet in container.demux(container.streams.video[0]):
+                if self._stop.is_set():
+                    return
+                count += bool(packet.size)
+        except (av.error.FFmpegError, OSError, ValueError):  # a damaged file: the job says so; the estimate stays
+            return
+        finally:
+            container.close()
+        if count:
+            total = min(self.end, count) if self.end is not None else count
+            self.value = max(0, total - self.start)
 
 
 def declared_end(stream) -> Fraction | None:
