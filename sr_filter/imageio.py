@@ -377,12 +377,12 @@ def _decode(image: Image.Image, name: str) -> np.ndarray:
         array = _pixels(image)
     except (OSError, ValueError, IndexError) as exc:  # a PNG with more alpha entries than colours: Pillow's traceback
         raise ImageFormatError(f"{name} cannot be decoded ({first_line(exc)})") from None
-    if image.format == "BMP" and array.ndim == 3 and array.shape[2] == 4 and not array[..., 3].any():
-        # many writers fill a 32-bit BMP's fourth byte with 0 and leave it unused; browsers and
-        # Windows show such a file opaque, and so it is read here (it had come out white or
-        # wholly transparent: the picture lost)
-        log.warning("%s: its alpha channel is 0 everywhere, as BMP writers that leave it unused write it; "
-                    "the picture is read as opaque", name, extra=PER_FILE)
+    if image.format in ("BMP", "TGA") and array.ndim == 3 and array.shape[2] == 4 and not array[..., 3].any():
+        # many writers fill a 32-bit BMP's or TGA's fourth byte with 0 and leave it unused (the TGA's
+        # header then says it has no alpha bits); browsers and Windows show such a BMP opaque, and so
+        # it is read here (it had come out white or wholly transparent: the picture lost)
+        log.warning("%s: its alpha channel is 0 everywhere, as %s writers that leave it unused write it; "
+                    "the picture is read as opaque", name, image.format, extra=PER_FILE)
         array = np.ascontiguousarray(array[..., :3])
     return array
 

@@ -1078,6 +1078,25 @@ def test_a_bmp_whose_alpha_is_zero_everywhere_is_read_opaque(caplog):
     assert array.shape == (8, 12, 4) and array[0, 0, 3] == 255 and array[7, 0, 3] == 0
 
 
+def test_a_32_bit_tga_whose_alpha_is_zero_everywhere_is_read_opaque(caplog):
+    """A 32-bit TGA whose header says it has no alpha bits, its fourth bytes 0 (as screenshot and
+    game tools write it): Pillow reads it wholly transparent, and the upscale had lost the picture
+    (its colour under alpha 0 replaced; a .tga, .png or .avif output showed nothing)."""
+    rgb = np.zeros((8, 12, 3), np.uint8)
+    rgb[..., :] = (110, 85, 125)
+    rgb[2:5, 3:7] = (20, 200, 40)
+    bgra = np.dstack([rgb[..., ::-1], np.zeros((8, 12), np.uint8)])[::-1]  # bottom-left origin
+    header = struct.pack("<BBBHHBHHHHBB", 0, 0, 2, 0, 0, 0, 0, 0, 12, 8, 32, 0)  # descriptor: 0 alpha bits
+    with caplog.at_level("WARNING"):
+        array, meta = imageio.read_image(header + bgra.tobytes(), name="unused.tga")
+    assert meta.format == "TGA" and array.shape == (8, 12, 3) and np.array_equal(array, rgb)
+    assert any("unused.tga: its alpha channel is 0 everywhere, as TGA writers" in r.getMessage() for r in caplog.records)
+    alpha = np.dstack([rgb, np.full((8, 12), 255, np.uint8)])
+    alpha[:4, ..., 3] = 0  # some of it transparent: a real alpha channel, kept
+    array, _ = imageio.read_image(_save(Image.fromarray(alpha), "TGA"), name="used.tga")
+    assert array.shape == (8, 12, 4) and array[0, 0, 3] == 0 and array[7, 0, 3] == 255
+
+
 def test_a_jpeg_that_states_no_density_gets_none():
     """Pillow gives a JPEG whose JFIF has no unit and whose EXIF has no resolution 72 dpi of its
     own: outputs claimed 288 dpi at x4. A density the file does state is kept."""
