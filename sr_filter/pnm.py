@@ -99,9 +99,14 @@ def decode_pnm(data: bytes, name: str) -> tuple[np.ndarray, str, bool]:
         text = re.sub(rb"#[^\n\r]*", b"", bytes(data[start - 1:]))
         if kind == 1:
             text = re.sub(rb"\s", b"", text)[:count]
-            samples = np.frombuffer(text, np.uint8) - ord("0")
+            bad = re.search(rb"[^01]", text)
         else:
-            samples = np.array(text.split()[:count], dtype=np.int64)
+            words = text.split()[:count]
+            bad = next((re.match(rb"\S{1,20}", word) for word in words if not word.isdigit() or len(word) > 12), None)
+        if bad is not None:  # a letter had been 'internal error (ValueError ...)', a -1 read as 255
+            raise ImageFormatError(f"{name} is damaged: {bad.group().decode(errors='replace')!r} is not "
+                                   f"{'a bit (0 or 1)' if kind == 1 else 'a sample value'} of a plain Netpbm picture")
+        samples = np.frombuffer(text, np.uint8) - ord("0") if kind == 1 else np.array(words, dtype=np.int64)
         if samples.size < count:
             raise ImageFormatError(f"{name} is truncated or damaged (its pixels end before the picture does)")
         end = len(data)  # a plain file is not followed by another here

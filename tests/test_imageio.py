@@ -1419,6 +1419,12 @@ def test_a_damaged_or_cut_netpbm_file_is_one_line_and_a_second_picture_is_said(c
         imageio.read_image(whole[:-5])
     with pytest.raises(ImageFormatError, match="a sample is above its maximum value 15"):
         imageio.read_image(b"P5 2 1 15\n" + bytes([3, 16]))
+    for plain, word in ((b"P3 2 1 255\n1 2 x 4 5 6\n", "'x' is not a sample value"),
+                        (b"P2 2 1 255\n-1 5\n", "'-1' is not a sample value"),  # had been read as 255
+                        (b"P2 2 1 255\n1 99999999999999999999999\n", "'99999999999999999999' is not a sample value"),
+                        (b"P1 2 1\n0 2\n", "'2' is not a bit \\(0 or 1\\)")):
+        with pytest.raises(ImageFormatError, match=f"^plain.pgm is damaged: {word} of a plain Netpbm picture$"):
+            imageio.read_image(plain, name="plain.pgm")  # a letter had been 'internal error (ValueError...)'
     with pytest.raises(ImageFormatError, match="a PAM of depth 2 \\(RGB\\) is not a picture"):
         imageio.read_image(b"P7\nWIDTH 1\nHEIGHT 1\nDEPTH 2\nMAXVAL 255\nTUPLTYPE RGB\nENDHDR\n" + bytes(2))
     with caplog.at_level("WARNING"):
