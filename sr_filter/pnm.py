@@ -48,7 +48,8 @@ def _header(data: bytes) -> tuple[int, int, int, int, int, int] | None:
             width, height, depth, top = (int(fields[k]) for k in (b"WIDTH", b"HEIGHT", b"DEPTH", b"MAXVAL"))
         except (KeyError, ValueError):
             raise ImageFormatError("a PAM header needs WIDTH, HEIGHT, DEPTH and MAXVAL") from None
-        wanted = _TUPLTYPES.get(fields.get(b"TUPLTYPE", b""), depth)
+        tupltype = fields.get(b"TUPLTYPE")  # none: told by the depth; another (CMYK) had been read as RGB_ALPHA
+        wanted = depth if tupltype is None else _TUPLTYPES.get(tupltype)
         if not 1 <= depth <= 4 or wanted != depth:
             raise ImageFormatError(f"a PAM of depth {depth} ({fields.get(b'TUPLTYPE', b'no TUPLTYPE').decode(errors='replace')}) "
                                    "is not a picture this program reads (grey or RGB, with or without alpha)")

@@ -1427,6 +1427,10 @@ def test_a_damaged_or_cut_netpbm_file_is_one_line_and_a_second_picture_is_said(c
             imageio.read_image(plain, name="plain.pgm")  # a letter had been 'internal error (ValueError...)'
     with pytest.raises(ImageFormatError, match="a PAM of depth 2 \\(RGB\\) is not a picture"):
         imageio.read_image(b"P7\nWIDTH 1\nHEIGHT 1\nDEPTH 2\nMAXVAL 255\nTUPLTYPE RGB\nENDHDR\n" + bytes(2))
+    with pytest.raises(ImageFormatError, match="a PAM of depth 4 \\(CMYK\\) is not a picture this program reads"):
+        imageio.read_image(b"P7\nWIDTH 1\nHEIGHT 1\nDEPTH 4\nMAXVAL 255\nTUPLTYPE CMYK\nENDHDR\n" + bytes(4))  # had been RGBA
+    array, _ = imageio.read_image(b"P7\nWIDTH 1\nHEIGHT 1\nDEPTH 3\nMAXVAL 255\nENDHDR\n" + bytes([1, 2, 3]))
+    assert array.tolist() == [[[1, 2, 3]]]  # no TUPLTYPE: its depth tells
     with caplog.at_level("WARNING"):
         array, _ = imageio.read_image(whole + whole)  # ffmpeg -f image2pipe -c:v ppm writes them so
     assert array.shape == (2, 4, 3) and "holds more Netpbm pictures after the first" in caplog.text
