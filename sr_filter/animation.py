@@ -197,6 +197,13 @@ def read_animation(path: str | Path | bytes, name: str | None = None, *,
         raise VideoFormatError(f"{name or _label(path)} is not a readable animation ({first_line(exc)})") from None
     except _DAMAGED as exc:
         raise _unreadable(exc, name or _label(path)) from None
+    if image.format == "AVIF":
+        from .imageio import say_avif_depth
+        from .sniff import _PREFIX
+
+        raw = _raw(path)
+        with raw if isinstance(raw, io.BytesIO) else open(raw, "rb") as stream:
+            say_avif_depth(stream.read(_PREFIX), name or _label(path))
     if image.format == "GIF" and not _gif_ends_whole(path):
         log.warning("%s ends without the GIF trailer: it may be cut short, its last frames missing",
                     name or _label(path))

@@ -157,6 +157,8 @@ def _read_data(data: bytes, name: str, check: Callable[[sniff.Shape], None]) -> 
         array = _decode(image, name)
     if image.format in ("JPEG", "MPO"):
         _check_jpeg_complete(data, array, name)
+    if image.format == "AVIF":
+        say_avif_depth(data, name)
     if image.format == "GIF" and not sniff.gif_ends_whole(data[-4096:]):  # an animation cut after its first frame too
         log.warning("%s ends without the GIF trailer: it may be cut short", name, extra=PER_FILE)
     meta, orientation = read_meta(image)  # after decoding: Pillow finds PNG text and eXIf after IDAT
@@ -289,6 +291,16 @@ def check_readable(path: str | Path) -> None:
         _open(Path(path).read_bytes(), name)  # its own words: a 12-bit JPEG, or not a readable image
     except (OSError, SyntaxError, ValueError, struct.error, EOFError, Image.DecompressionBombError):
         return  # damaged or enormous: the read says which, with the numbers
+
+
+def say_avif_depth(data: bytes, name: str) -> None:
+    """Say where an AVIF (``data``: its first bytes at least) is coded with more than 8 bits per
+    sample: Pillow's libavif decodes it to 8, and the output has 8 (a 10-bit phone picture had
+    lost its depth without a word)."""
+    depth = sniff.avif_depth(data)
+    if depth > 8:
+        log.warning("%s is a %d-bit AVIF, read with 8 bits per channel (Pillow's AVIF decoder gives no more); to keep "
+                    "the depth, convert it to a 16-bit PNG first (avifdec --depth 16)", name, depth, extra=PER_FILE)
 
 
 def pil_open(source: str | Path | BinaryIO) -> Image.Image:

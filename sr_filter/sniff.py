@@ -294,17 +294,36 @@ def _boxes(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int]
         start += size
 
 
-def avif_header(data: bytes) -> Shape | None:
-    """(width, height, channels, 1) of an AVIF's largest picture (its image spatial extents, in
-    the meta box's item properties), 4 channels when it has an alpha plane; Pillow decodes to 8 bits."""
+def _avif_properties(data: bytes) -> tuple[bytes, tuple[int, int]] | None:
+    """(the file's first bytes, where its item property boxes (ipco) lie in them), or None."""
     if image_format(data) != "AVIF":
         return None
     data = bytes(data[:_PREFIX])
     meta = next(((s, e) for kind, s, e in _boxes(data, 0, len(data)) if kind == b"meta"), None)
     iprp = meta and next(((s, e) for kind, s, e in _boxes(data, meta[0] + 4, meta[1]) if kind == b"iprp"), None)
     ipco = iprp and next(((s, e) for kind, s, e in _boxes(data, *iprp) if kind == b"ipco"), None)
-    if not ipco:
+    return (data, ipco) if ipco else None
+
+
+def avif_depth(data: bytes) -> int:
+    """The bits per sample an AVIF's pictures are coded with (8, 10 or 12; its AV1 configuration
+    box's high_bitdepth and twelve_bit flags), 8 where the header does not say."""
+    properties = _avif_properties(data)
+    if properties is None:
+        return 8
+    data, ipco = properties
+    flags = [data[s + 2] for kind, s, e in _boxes(data, *ipco) if kind == b"av1C" and e - s >= 3]
+    depths = [(12 if flag & 0x20 else 10) if flag & 0x40 else 8 for flag in flags]
+    return max(depths, default=8)
+
+
+def avif_header(data: bytes) -> Shape | None:
+    """(width, height, channels, 1) of an AVIF's largest picture (its image spatial extents, in
+    the meta box's item properties), 4 channels when it has an alpha plane; Pillow decodes to 8 bits."""
+    properties = _avif_properties(data)
+    if properties is None:
         return None
+    data, ipco = properties
     sides, alpha = [], False
     for kind, s, e in _boxes(data, *ipco):
         if kind == b"ispe" and e - s >= 12:

@@ -1379,6 +1379,42 @@ def test_an_avif_keeps_its_profile_exif_and_xmp_and_its_turn(bird):
     assert out.getexif()[0x010F] == "Camera Co" and out.getexif().get(0x0112, 1) == 1
 
 
+def _avif_by_ffmpeg(pix_fmt: str, frames: int = 1) -> bytes:
+    """An AVIF (a sequence for several frames) written by FFmpeg's libsvtav1, at pix_fmt's depth."""
+    import av
+
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="avif") as out:
+        stream = out.add_stream("libsvtav1", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 32, 24, pix_fmt
+        stream.options = {"svtav1-params": "lp=1"}
+        for index in range(frames):
+            rgb = np.zeros((24, 32, 3), np.uint8)
+            rgb[..., 0], rgb[..., 1] = np.linspace(0, 255, 32).astype(np.uint8), 60 * index
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format=pix_fmt)
+            frame.pts = index
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    return buffer.getvalue()
+
+
+def test_a_10_bit_avif_is_said_to_be_read_at_8_bits(caplog, tmp_path):
+    """A 10-bit AVIF (phones write HDR pictures so): Pillow's libavif decodes it to 8 bits per
+    channel, and the upscale and its output had lost the depth without a word."""
+    from sr_filter.animation import read_animation
+
+    with caplog.at_level("WARNING"):
+        array, meta = imageio.read_image(_avif_by_ffmpeg("yuv420p10le"), name="deep.avif")
+        assert meta.format == "AVIF" and array.dtype == np.uint8
+        imageio.read_image(_avif_by_ffmpeg("yuv420p"), name="plain.avif")
+        (tmp_path / "deep_seq.avif").write_bytes(_avif_by_ffmpeg("yuv420p10le", frames=2))
+        assert len(read_animation(tmp_path / "deep_seq.avif").frames) == 2
+    said = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("deep.avif is a 10-bit AVIF, read with 8 bits per channel") for m in said), said
+    assert any(m.startswith(f"{tmp_path / 'deep_seq.avif'} is a 10-bit AVIF") for m in said), said
+    assert not any("plain.avif" in m for m in said), said
+
+
 def test_avif_output_too_large_for_its_readers_is_refused_before_the_work():
     """libavif writes sides up to 65536, but its readers (Pillow's, browsers', GIMP's) refuse over
     32768 per side and 268 megapixels: such a file could not be opened again."""
