@@ -83,6 +83,21 @@ def pnm_header(data: bytes) -> tuple[int, int, int, int] | None:
     return width, height, channels, 2 if top > 255 else 1
 
 
+def raw_length(data: bytes) -> int | None:
+    """The bytes of a raw (P4-P7) Netpbm file's first picture, header included, from its header in
+    ``data``; None for anything else (a plain picture's length is not known before it is read)."""
+    try:
+        header = _header(data)
+    except ImageFormatError:
+        return None
+    if header is None or header[0] < 4:
+        return None
+    kind, width, height, channels, top, start = header
+    if kind == 4:
+        return start + (width + 7) // 8 * height
+    return start + width * height * channels * (2 if top > 255 else 1)
+
+
 def decode_pnm(data: bytes, name: str) -> tuple[np.ndarray, str, bool]:
     """The first picture of a Netpbm file: (pixels, Pillow-style mode name, whether more pictures
     follow it). Samples are scaled to the full 8- or 16-bit range (a maximum value of 1023 to

@@ -13,7 +13,7 @@ import struct
 from typing import BinaryIO, Callable, Iterator
 
 from .errors import ImageFormatError, InputTooLargeError
-from .pnm import is_pnm, pnm_header
+from .pnm import is_pnm, pnm_header, raw_length
 
 #: (width, height, channels, bytes per sample)
 Shape = tuple[int, int, int, int]
@@ -353,7 +353,8 @@ def read_stream(stream: BinaryIO, name: str, check: Callable[[Shape], None], ava
     to ``check`` (which refuses sizes that would not fit) before the rest is read. The rest is read
     up to four times the claimed raw pixel bytes plus 64 MiB (metadata, APNG frames, camera
     previews; 64 times for GIF, WebP and TIFF, which hold frames and pages), and never more than half of
-    ``available`` memory; beyond that the input is refused.
+    ``available`` memory; beyond that the input is refused. A raw Netpbm picture is read to its end
+    and 3 bytes more (whether another follows: a stream of them is read no further).
     """
     data = bytearray(_read_some(stream, _PREFIX))
     if data and not is_image_prefix(data):
@@ -366,6 +367,9 @@ def read_stream(stream: BinaryIO, name: str, check: Callable[[Shape], None], ava
         # pages and frames: an 86-page TIFF of 76 MB is a picture too (only the first is upscaled)
         pictures = 64 if image_format(data) in MANY_PICTURES else 4
         limit = min(limit, pictures * width * height * channels * itemsize + (64 << 20))
+        first = raw_length(data)
+        if first is not None:  # a stream of Netpbm pictures (ffmpeg's image2pipe) had been refused as endless
+            return _read_first(stream, data, first + 3)  # 3 more: whether another picture follows is said
     while len(data) <= limit:
         block = _read_some(stream, _CHUNK)
         if not block:
@@ -375,6 +379,14 @@ def read_stream(stream: BinaryIO, name: str, check: Callable[[Shape], None], ava
         f"{name} goes on past {limit / (1 << 20):,.0f} MiB, more than an image of its kind can need; "
         "refusing to read further (padded or endless input)"
     )
+
+
+def _read_first(stream: BinaryIO, data: bytearray, length: int) -> bytes:
+    """``data`` and what follows it in ``stream``, up to ``length`` bytes in all (fewer at its end);
+    the rest of the stream is left unread."""
+    if len(data) < length:
+        data += _read_some(stream, length - len(data))
+    return bytes(data[:length])
 
 
 def _read_some(stream: BinaryIO, size: int) -> bytes:

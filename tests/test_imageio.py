@@ -1449,6 +1449,30 @@ def test_every_netpbm_variant_is_read_at_its_full_depth():
         assert meta.mode in (mode, "uint16") and meta.format == ("PAM" if data[:2] == b"P7" else "PPM"), data[:2]
 
 
+def test_a_piped_stream_of_many_netpbm_pictures_gives_its_first(caplog):
+    """`ffmpeg -i clip.mp4 -f image2pipe -c:v ppm - | sr-filter - -o frame.ppm`: the stream (here an
+    endless one) had been read up to 64 MiB past its first picture and refused as 'goes on past 65
+    MiB ... (padded or endless input)' (at 1080p after 15 frames); its first picture is read, the
+    rest left unread, and the others said."""
+    picture = b"P6\n4 2\n255\n" + bytes(range(24))
+
+    class Endless(io.RawIOBase):
+        def __init__(self):
+            self.given = 0
+
+        def read(self, size=-1):
+            part = bytes((picture * (size // len(picture) + 2))[self.given % len(picture):][:size])
+            self.given += len(part)
+            return part
+
+    stream = Endless()
+    with caplog.at_level("WARNING"):
+        array, meta = imageio.read_image(stream)
+    assert meta.format == "PPM" and np.array_equal(array, np.arange(24, dtype=np.uint8).reshape(2, 4, 3))
+    assert "standard input holds more Netpbm pictures after the first; only the first is upscaled" in caplog.text
+    assert stream.given < 1 << 20
+
+
 def test_a_damaged_or_cut_netpbm_file_is_one_line_and_a_second_picture_is_said(caplog):
     whole = b"P6 4 2 255\n" + bytes(range(24))
     with pytest.raises(ImageFormatError, match="is truncated or damaged \\(its pixels end before the picture does\\)"):

@@ -235,9 +235,13 @@ def test_every_format_on_stdin_is_bounded_by_its_header(set5, fmt):
     data = buffer.getvalue()
     assert sniff.header_shape(data)[:2] == (50, 40)
     padded = _Endless(data)
-    with pytest.raises(ImageTooLargeError, match=r"goes on past 6[45] MiB"):
-        imageio.read_image(padded)
-    assert padded.served < 70 << 20
+    if fmt == "PPM":  # read to its picture's end and no further (a stream of pictures gives its first)
+        array, _ = imageio.read_image(padded)
+        assert array.shape[:2] == (40, 50) and padded.served < 1 << 20
+    else:
+        with pytest.raises(ImageTooLargeError, match=r"goes on past 6[45] MiB"):
+            imageio.read_image(padded)
+        assert padded.served < 70 << 20
     array, _ = imageio.read_image(io.BytesIO(data))
     assert array.shape[:2] == (40, 50)
 
