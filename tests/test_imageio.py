@@ -1415,6 +1415,18 @@ def test_a_10_bit_avif_is_said_to_be_read_at_8_bits(caplog, tmp_path):
     assert not any("plain.avif" in m for m in said), said
 
 
+def test_a_grey_avif_stays_grey_with_its_grey_profile(bird):
+    """docs/io.md: AVIF holds grey. At the default quality 90 the 4:4:4 chroma asked for colour had
+    made Pillow write a grey picture as RGB (a grey AVIF in, an RGB one out, its grey profile
+    beside RGB pixels); it is written monochrome (4:0:0), at every quality."""
+    grey = np.asarray(Image.fromarray(bird).convert("L"))
+    meta = ImageMeta(format="AVIF", icc_profile=grey_profile(1.8))
+    for quality in (None, 95, 60):
+        out = Image.open(io.BytesIO(imageio.encode_image(grey, "AVIF", meta, quality=quality)))
+        assert out.mode == "L" and out.info["icc_profile"] == grey_profile(1.8), quality
+        assert np.abs(np.asarray(out).astype(int) - grey).mean() < 2.5, quality
+
+
 def test_avif_output_too_large_for_its_readers_is_refused_before_the_work():
     """libavif writes sides up to 65536, but its readers (Pillow's, browsers', GIMP's) refuse over
     32768 per side and 268 megapixels: such a file could not be opened again."""
