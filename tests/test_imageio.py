@@ -1078,6 +1078,22 @@ def test_a_bmp_whose_alpha_is_zero_everywhere_is_read_opaque(caplog):
     assert array.shape == (8, 12, 4) and array[0, 0, 3] == 255 and array[7, 0, 3] == 0
 
 
+def test_a_tga_with_a_colour_map_of_rgba_entries_keeps_its_alpha():
+    """A colour-mapped TGA whose map has 32-bit (RGBA) entries: Pillow reads it as a palette image
+    with an RGBA palette, no "transparency" key, and the alpha had been dropped (RGB out, its
+    transparent parts shown). A map whose entries are all opaque gives RGB, as before."""
+    index = np.zeros((6, 8), np.uint8)
+    index[:, 3:6], index[:, 6:] = 1, 2
+    picture = Image.fromarray(index, "P")
+    picture.putpalette([255, 0, 0, 255, 0, 255, 0, 128, 0, 0, 255, 0], "RGBA")
+    array, meta = imageio.read_image(_save(picture, "TGA"))
+    assert meta.format == "TGA" and array.shape == (6, 8, 4)
+    assert array[0, 0].tolist() == [255, 0, 0, 255] and array[0, 4, 3] == 128 and array[0, 7, 3] == 0
+    picture.putpalette([255, 0, 0, 255, 0, 255, 0, 255, 0, 0, 255, 255], "RGBA")
+    array, _ = imageio.read_image(_save(picture, "TGA"))
+    assert array.shape == (6, 8, 3) and array[0, 7].tolist() == [0, 0, 255]
+
+
 def test_a_32_bit_tga_whose_alpha_is_zero_everywhere_is_read_opaque(caplog):
     """A 32-bit TGA whose header says it has no alpha bits, its fourth bytes 0 (as screenshot and
     game tools write it): Pillow reads it wholly transparent, and the upscale had lost the picture
