@@ -119,7 +119,20 @@ def _what_instead(data: bytes) -> str:
     if kind is not None:
         return ("it is a video: give its file name instead, or pipe frames "
                 "(ffmpeg -i clip -f yuv4mpegpipe - | sr-filter - --format y4m)")
+    if _tga_like(data):  # (it had been "unknown or damaged format", as for any other bytes)
+        return "it looks like a TGA, which has no signature to know it by on a stream: give it as a file"
     return "unknown or damaged format"
+
+
+def _tga_like(data: bytes) -> bool:
+    """Whether ``data`` starts with a plausible TGA header (TGA has no signature): a colour map
+    flag of 0 or 1, a known image type and depth, a size, and a valid origin corner's bits."""
+    if len(data) < 18:
+        return False
+    colour_map, kind, depth, flags = data[1], data[2], data[16], data[17]
+    width, height = struct.unpack("<HH", bytes(data[12:16]))
+    return (colour_map in (0, 1) and kind in (1, 2, 3, 9, 10, 11) and (kind & 7 != 1) == (colour_map == 0)
+            and depth in (8, 15, 16, 24, 32) and width > 0 and height > 0 and not flags & 0xC0)
 
 
 def webp_lossless(stream: BinaryIO) -> bool:

@@ -776,6 +776,22 @@ def test_a_stream_is_called_a_video_only_when_it_is_one():
             read_stream(io.BytesIO(head + bytes(1000)), "-", lambda shape: None, 1 << 30)
 
 
+def test_a_piped_tga_is_told_to_be_given_as_a_file():
+    """TGA has no signature, so standard input cannot take it (docs/io.md); `cat a.tga | sr-filter -`
+    had said 'not a readable image (unknown or damaged format)', as for any bytes, of a good file."""
+    from sr_filter.sniff import read_stream
+
+    for mode, options in (("RGB", {}), ("RGBA", {"compression": "tga_rle"}), ("L", {}), ("P", {})):
+        buffer = io.BytesIO()
+        Image.new(mode, (9, 7)).save(buffer, "TGA", **options)
+        with pytest.raises(ImageFormatError, match="^- is not a readable image \\(it looks like a TGA, which has no "
+                                                   "signature to know it by on a stream: give it as a file\\)$"):
+            read_stream(io.BytesIO(buffer.getvalue()), "-", lambda shape: None, 1 << 30)
+    for other in (b"hello, this is text and no picture at all\n", bytes(64)):
+        with pytest.raises(ImageFormatError, match="\\(unknown or damaged format\\)$"):
+            read_stream(io.BytesIO(other), "-", lambda shape: None, 1 << 30)
+
+
 def test_an_encoder_out_of_memory_is_said_as_the_write_not_the_tiles(tmp_path):
     """A PNG encoder that runs out of memory after the upscaling had been "use a smaller --scale
     or --tile": the tiles were done, and no tile size changes the write. Real exhaustion, in a
