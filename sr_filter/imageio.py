@@ -296,11 +296,25 @@ def check_readable(path: str | Path) -> None:
 def say_avif_depth(data: bytes, name: str) -> None:
     """Say where an AVIF (``data``: its first bytes at least) is coded with more than 8 bits per
     sample: Pillow's libavif decodes it to 8, and the output has 8 (a 10-bit phone picture had
-    lost its depth without a word)."""
+    lost its depth without a word); and where its colours are HDR or wider than sRGB's by its
+    nclx box, which Pillow neither converts nor reports."""
     depth = sniff.avif_depth(data)
     if depth > 8:
         log.warning("%s is a %d-bit AVIF, read with 8 bits per channel (Pillow's AVIF decoder gives no more); to keep "
                     "the depth, convert it to a 16-bit PNG first (avifdec --depth 16)", name, depth, extra=PER_FILE)
+    primaries, transfer = sniff.avif_nclx(data) or (1, 13)
+    wide = _AVIF_PRIMARIES.get(primaries, f"primaries {primaries}") if primaries not in (1, 2, 5, 6) else None
+    hdr = _AVIF_HDR.get(transfer)
+    if wide or hdr:  # the output is marked sRGB (BT.709 primaries, sRGB transfer): a BT.2020 PQ photo came out dull
+        said = " with ".join(filter(None, [f"HDR ({hdr})" if hdr else None, f"{wide} colours" if wide else None]))
+        log.warning("%s is coded as %s, which Pillow's AVIF decoder does not convert and no ICC profile describes: "
+                    "the output is written as sRGB, and its colours will look different", name, said, extra=PER_FILE)
+
+
+#: an AVIF's colour primaries and HDR transfers (its nclx box's code points) as people name them
+_AVIF_PRIMARIES = {4: "BT.470M", 7: "SMPTE 240M", 8: "generic film", 9: "BT.2020", 10: "XYZ", 11: "DCI-P3",
+                   12: "Display P3", 22: "EBU 3213"}
+_AVIF_HDR = {16: "PQ", 18: "HLG"}
 
 
 def pil_open(source: str | Path | BinaryIO) -> Image.Image:

@@ -330,6 +330,21 @@ def avif_depth(data: bytes) -> int:
     return max(depths, default=8)
 
 
+def avif_nclx(data: bytes) -> tuple[int, int] | None:
+    """(colour primaries, transfer characteristics) of an AVIF whose colours are described by code
+    points (an nclx colour box: 1 and 13 are sRGB's, 9 BT.2020, 12 Display P3; 16 PQ, 18 HLG), or
+    None where it has an ICC profile or no such box."""
+    properties = _avif_properties(data)
+    if properties is None:
+        return None
+    data, ipco = properties
+    colours = [(data[s:s + 4], s) for kind, s, e in _boxes(data, *ipco) if kind == b"colr" and e - s >= 4]
+    if any(kind in (b"prof", b"rICC") for kind, _ in colours):
+        return None
+    return next(((int.from_bytes(data[s + 4:s + 6], "big"), int.from_bytes(data[s + 6:s + 8], "big"))
+                 for kind, s in colours if kind == b"nclx" and s + 8 <= len(data)), None)
+
+
 def avif_header(data: bytes) -> Shape | None:
     """(width, height, channels, 1) of an AVIF's largest picture (its image spatial extents, in
     the meta box's item properties), 4 channels when it has an alpha plane; Pillow decodes to 8 bits."""

@@ -1395,8 +1395,9 @@ def test_an_avif_keeps_its_profile_exif_and_xmp_and_its_turn(bird):
     assert out.getexif()[0x010F] == "Camera Co" and out.getexif().get(0x0112, 1) == 1
 
 
-def _avif_by_ffmpeg(pix_fmt: str, frames: int = 1) -> bytes:
-    """An AVIF (a sequence for several frames) written by FFmpeg's libsvtav1, at pix_fmt's depth."""
+def _avif_by_ffmpeg(pix_fmt: str, frames: int = 1, cicp: tuple[int, int, int] | None = None) -> bytes:
+    """An AVIF (a sequence for several frames) written by FFmpeg's libsvtav1, at pix_fmt's depth,
+    its colours described by ``cicp`` (primaries, transfer, matrix: its nclx box) where given."""
     import av
 
     buffer = io.BytesIO()
@@ -1404,6 +1405,9 @@ def _avif_by_ffmpeg(pix_fmt: str, frames: int = 1) -> bytes:
         stream = out.add_stream("libsvtav1", rate=10)
         stream.width, stream.height, stream.pix_fmt = 32, 24, pix_fmt
         stream.options = {"svtav1-params": "lp=1"}
+        if cicp:
+            context = stream.codec_context
+            context.color_primaries, context.color_trc, context.colorspace = cicp
         for index in range(frames):
             rgb = np.zeros((24, 32, 3), np.uint8)
             rgb[..., 0], rgb[..., 1] = np.linspace(0, 255, 32).astype(np.uint8), 60 * index
@@ -1429,6 +1433,22 @@ def test_a_10_bit_avif_is_said_to_be_read_at_8_bits(caplog, tmp_path):
     assert any(m.startswith("deep.avif is a 10-bit AVIF, read with 8 bits per channel") for m in said), said
     assert any(m.startswith(f"{tmp_path / 'deep_seq.avif'} is a 10-bit AVIF") for m in said), said
     assert not any("plain.avif" in m for m in said), said
+
+
+def test_an_hdr_or_wide_gamut_avif_is_said_to_come_out_as_srgb(caplog, bird):
+    """An AVIF whose colours its nclx box describes (an HDR photo: BT.2020 primaries, PQ transfer;
+    a Display P3 one): Pillow reads the coded values as they are and reports no colour space, and
+    the output, marked sRGB, had looked dull or washed out without a word."""
+    with caplog.at_level("WARNING"):
+        imageio.read_image(_avif_by_ffmpeg("yuv420p10le", cicp=(9, 16, 9)), name="hdr.avif")
+        imageio.read_image(_avif_by_ffmpeg("yuv420p", cicp=(12, 13, 6)), name="p3.avif")
+        imageio.read_image(_avif_by_ffmpeg("yuv420p", cicp=(1, 13, 6)), name="srgb.avif")
+        imageio.read_image(_save(Image.fromarray(bird), "AVIF", icc_profile=srgb_profile()), name="icc.avif")
+    said = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("hdr.avif is coded as HDR (PQ) with BT.2020 colours, which Pillow's AVIF decoder does not "
+                            "convert and no ICC profile describes: the output is written as sRGB") for m in said), said
+    assert any(m.startswith("p3.avif is coded as Display P3 colours") for m in said), said
+    assert not any(m.startswith(("srgb.avif", "icc.avif")) for m in said), said
 
 
 def test_a_grey_avif_stays_grey_with_its_grey_profile(bird):
