@@ -195,7 +195,7 @@ def read_animation(path: str | Path | bytes, name: str | None = None, *,
                 meta.png_text_chunks = text_chunks(bytes(source) if isinstance(source, (bytes, bytearray, memoryview)) else Path(source).read_bytes())
     except Image.DecompressionBombError as exc:
         raise VideoFormatError(f"{name or _label(path)} is not a readable animation ({first_line(exc)})") from None
-    except _DAMAGED as exc:
+    except _DAMAGED + (RuntimeError,) as exc:  # RuntimeError: Pillow's AVIF decoder, for a frame it cannot decode
         raise _unreadable(exc, name or _label(path)) from None
     if image.format == "AVIF":
         from .imageio import say_avif_depth

@@ -390,7 +390,8 @@ def _decode(image: Image.Image, name: str) -> np.ndarray:
     try:
         image.seek(0)
         image.load()
-    except (OSError, SyntaxError, ValueError, struct.error, EOFError, IndexError) as exc:
+    except (OSError, SyntaxError, ValueError, struct.error, EOFError, IndexError,
+            RuntimeError) as exc:  # RuntimeError: Pillow's AVIF decoder, for AV1 data it cannot decode
         text = first_line(exc)
         if "MAX_TEXT" in text:  # a compressed text chunk after the pixels
             raise _text_bomb(name) from None

@@ -1435,6 +1435,24 @@ def test_a_10_bit_avif_is_said_to_be_read_at_8_bits(caplog, tmp_path):
     assert not any("plain.avif" in m for m in said), said
 
 
+def test_a_damaged_avif_is_one_line_not_an_internal_error(tmp_path):
+    """AV1 data that its decoder refuses: Pillow's AVIF module raises RuntimeError, which had come
+    out as 'internal error (RuntimeError: Failed to decode frame 0: ...); ... report it', for a
+    still picture, piped or not, and for a frame of a sequence."""
+    from sr_filter.animation import read_animation
+    from sr_filter.errors import VideoFormatError
+
+    for frames in (1, 2):
+        data = bytearray(_avif_by_ffmpeg("yuv420p", frames=frames))
+        at = data.find(b"mdat") + 4
+        data[at:] = b"\xff" * (len(data) - at)
+        with pytest.raises(ImageFormatError, match="^bad.avif cannot be decoded \\(Failed to decode frame 0: "):
+            imageio.read_image(bytes(data), name="bad.avif")
+        (tmp_path / "bad.avif").write_bytes(data)
+        with pytest.raises(VideoFormatError, match="bad.avif is truncated or damaged \\(Failed to decode frame 0: "):
+            read_animation(tmp_path / "bad.avif")
+
+
 def test_an_hdr_or_wide_gamut_avif_is_said_to_come_out_as_srgb(caplog, bird):
     """An AVIF whose colours its nclx box describes (an HDR photo: BT.2020 primaries, PQ transfer;
     a Display P3 one): Pillow reads the coded values as they are and reports no colour space, and
