@@ -392,6 +392,10 @@ def test_cli_frames_format_and_video_only_options_for_animations(tmp_path):
     assert cli("--format", "webp").returncode == 0
     with Image.open(tmp_path / "a_x4.webp") as webp:
         assert webp.format == "WEBP" and webp.n_frames == 5
+    assert cli("--format", "avif").returncode == 0  # it had been written into a_x4.gif
+    with Image.open(tmp_path / "a_x4.avif") as avif:
+        assert avif.format == "AVIF" and avif.n_frames == 5
+    assert not (tmp_path / "a_x4.gif").exists()
     assert cli("-o", f"{tmp_path}/new/folder/").returncode == 0  # a folder that does not exist yet
     assert len(animation.read_animation(tmp_path / "new" / "folder" / "a_x4.gif").frames) == 5
     assert cli("-o", tmp_path / "made" / "named.gif").returncode == 0  # a file in a missing folder: made, as for images

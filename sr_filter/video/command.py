@@ -196,8 +196,9 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
                                    "takes --quality and --frames (or name a video output, e.g. -o out.mp4)")
         out_format = imageio.format_for("", fmt) if fmt is not None else None
         if out_format is not None and out_format not in animation.HOLDS_ANIMATION:
-            raise VideoFormatError(f"an animation can be written as gif, webp or png, not {fmt}")
-        suffix = {"GIF": ".gif", "WEBP": ".webp", "PNG": ".png"}.get(out_format or "", source.suffix)
+            raise VideoFormatError(f"an animation can be written as gif, webp, png or avif, not {fmt}")
+        # (--format avif had written the AVIF into NAME_x4.gif, the source's suffix)
+        suffix = {"GIF": ".gif", "WEBP": ".webp", "PNG": ".png", "AVIF": ".avif"}.get(out_format or "", source.suffix)
         if settled_before_the_model(suffix, animation=True):
             return
         upscaler = make_upscaler()
