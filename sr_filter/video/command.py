@@ -185,8 +185,14 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
                                "from standard input: ffmpeg -i clip.mp4 -f yuv4mpegpipe - | sr-filter - -o - --format y4m)")
     to_video = target is not None and not target.is_dir() and target.suffix.lower() in VIDEO_SUFFIXES
     if to_video and source.suffix.lower() == ".webp":
-        raise VideoFormatError(f"{source}: an animated WebP can be written as .gif, .webp or .png, not as a video "
+        raise VideoFormatError(f"{source}: an animated WebP can be written as .gif, .webp, .png or .avif, not as a video "
                                "(FFmpeg's libraries do not decode animated WebP)")
+    if to_video and source.suffix.lower() == ".avif":
+        from ..animation import is_animated
+
+        if is_animated(source):  # FFmpeg gives its still picture as the first video stream: 1 frame had been written
+            raise VideoFormatError(f"{source}: an animated AVIF can be written as .gif, .webp, .png or .avif, not as a "
+                                   "video (FFmpeg reads its still picture first, and the frames only as a second stream)")
     if source.suffix.lower() not in VIDEO_INPUTS and not to_video:  # an animation; GIF/APNG to a video: FFmpeg reads them
         from .. import animation, imageio
 
