@@ -172,10 +172,10 @@ def upscale_animation(
     denoise: float | None = None,
     colour_fix: bool | None = None,
 ) -> sr_filter.Animation:
-    """Upscale every frame of an animated GIF, WebP or APNG file ``src`` into ``dst`` (``frames``:
+    """Upscale every frame of an animated GIF, WebP, APNG or AVIF file ``src`` into ``dst`` (``frames``:
     only frames START to END-1, as ``"START:END"`` or ``(start, end)``).
 
-    The format comes from ``dst``'s suffix (``.gif``, ``.webp``, ``.png``, ``.apng``); durations,
+    The format comes from ``dst``'s suffix (``.gif``, ``.webp``, ``.png``, ``.apng``, ``.avif``); durations,
     loop count and disposal are kept, and ``dst`` appears whole or not at all (an existing file
     only with ``overwrite``). ``width``/``height`` pick the scale that fits the frames inside them
     instead of ``scale``. Pass a ready ``upscaler`` to reuse a loaded model, else ``preset`` /
@@ -225,11 +225,11 @@ def upscale_file(
 ) -> Path:
     """Upscale the image file ``src`` into ``dst``, as ``sr-filter SRC -o DST`` does: 16-bit
     samples, alpha, ICC profile, EXIF (sizes updated), XMP, DPI and text kept; an animated GIF,
-    WebP or APNG keeps every frame when ``dst`` holds animation.
+    WebP, APNG or AVIF keeps every frame when ``dst`` holds animation.
 
     The format comes from ``dst``'s suffix, or ``format`` (``"png"``, ``"jpg"``, ``"webp"``,
-    ``"tiff"``, ...). ``width``/``height`` pick the scale that fits the image inside them instead
-    of ``scale``. ``dst`` appears whole or not at all and an existing file is replaced only with
+    ``"avif"``, ``"tiff"``, ``"tga"``, ``"ppm"``, ``"pam"``, ...). ``width``/``height`` pick the
+    scale that fits the image inside them instead of ``scale``. ``dst`` appears whole or not at all and an existing file is replaced only with
     ``overwrite``. Pass a ready ``upscaler`` to reuse a loaded model, else ``preset``/``model`` and
     the options of :func:`upscale`. ``src`` and ``dst`` may start with ``~``, the home folder.
     Returns ``dst`` as a :class:`~pathlib.Path` (``~`` expanded). Every argument that needs no

@@ -195,8 +195,15 @@ def read_animation(path: str | Path | bytes, name: str | None = None, *,
                 meta.png_text_chunks = text_chunks(bytes(source) if isinstance(source, (bytes, bytearray, memoryview)) else Path(source).read_bytes())
     except Image.DecompressionBombError as exc:
         raise VideoFormatError(f"{name or _label(path)} is not a readable animation ({first_line(exc)})") from None
-    except _DAMAGED as exc:
+    except _DAMAGED + (RuntimeError,) as exc:  # RuntimeError: Pillow's AVIF decoder, for a frame it cannot decode
         raise _unreadable(exc, name or _label(path)) from None
+    if image.format == "AVIF":
+        from .imageio import say_avif_depth
+        from .sniff import _PREFIX
+
+        raw = _raw(path)
+        with raw if isinstance(raw, io.BytesIO) else open(raw, "rb") as stream:
+            say_avif_depth(stream.read(_PREFIX), name or _label(path))
     if image.format == "GIF" and not _gif_ends_whole(path):
         log.warning("%s ends without the GIF trailer: it may be cut short, its last frames missing",
                     name or _label(path))

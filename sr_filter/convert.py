@@ -332,7 +332,7 @@ def _bilinear(x: np.ndarray, height: int, width: int) -> np.ndarray:
 def pil_to_array(image: Image.Image, meta: ImageMeta | None = None) -> tuple[np.ndarray, str]:
     """A PIL image as a numpy array in one of the layouts the upscaler takes, plus its mode.
 
-    Palette images become RGB, or RGBA when they have transparency; a colour-key transparency
+    Palette images become RGB, or RGBA when they have transparency (a key, or RGBA palette entries); a colour-key transparency
     on 1, L, I;16, I or RGB becomes a real alpha channel (16-bit grey + key: HxWx2 uint16, which
     :func:`array_to_pil` can only give back as 8-bit LA; the key of a 2- or 4-bit grey PNG scaled
     as Pillow scales its pixels, see :func:`_grey_key`); CMYK becomes RGB (through its ICC profile
@@ -345,7 +345,12 @@ def pil_to_array(image: Image.Image, meta: ImageMeta | None = None) -> tuple[np.
         if isinstance(alphas, bytes) and len(alphas) > 256:  # entries past 256 belong to no colour a pixel can use
             image = image.copy()  # (Pillow refused the picture: "palette index out of range")
             image.info["transparency"] = alphas[:256]
-        image = image.convert("RGBA" if keyed or mode == "PA" else "RGB")
+        # a palette of RGBA entries (a TGA's 32-bit colour map, putpalette(..., "RGBA")) holds alpha of its own;
+        # it had been dropped (RGB)
+        alpha_palette = mode == "P" and image.palette is not None and image.palette.mode == "RGBA"
+        image = image.convert("RGBA" if keyed or mode == "PA" or alpha_palette else "RGB")
+        if alpha_palette and not keyed and np.asarray(image)[..., 3].min() == 255:
+            image = image.convert("RGB")  # every pixel opaque: no alpha to keep
     elif mode in ("1", "L") and keyed and _int_key(image.info["transparency"]):
         factor = _file_grey_factor(image)  # before the pixels are loaded, which ends Pillow's knowledge of the file
         grey = np.asarray(image.convert("L") if mode == "1" else image)

@@ -192,6 +192,8 @@ def _encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None, *, qualit
         options.update(webp_quality(quality, meta))
     if fmt == "AVIF":
         options.update(avif_quality(quality))
+        if image.mode == "L":  # monochrome (4:0:0): the 4:4:4 asked for colour had made it RGB, with a grey profile
+            options["subsampling"] = "4:0:0"
     if fmt == "TGA":
         options["compression"] = "tga_rle"  # every TGA reader takes run-length coding; raw is 3-4x larger
     if fmt == "AVIF" and meta.xmp:

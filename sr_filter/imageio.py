@@ -157,6 +157,8 @@ def _read_data(data: bytes, name: str, check: Callable[[sniff.Shape], None]) -> 
         array = _decode(image, name)
     if image.format in ("JPEG", "MPO"):
         _check_jpeg_complete(data, array, name)
+    if image.format == "AVIF":
+        say_avif_depth(data, name)
     if image.format == "GIF" and not sniff.gif_ends_whole(data[-4096:]):  # an animation cut after its first frame too
         log.warning("%s ends without the GIF trailer: it may be cut short", name, extra=PER_FILE)
     meta, orientation = read_meta(image)  # after decoding: Pillow finds PNG text and eXIf after IDAT
@@ -291,6 +293,30 @@ def check_readable(path: str | Path) -> None:
         return  # damaged or enormous: the read says which, with the numbers
 
 
+def say_avif_depth(data: bytes, name: str) -> None:
+    """Say where an AVIF (``data``: its first bytes at least) is coded with more than 8 bits per
+    sample: Pillow's libavif decodes it to 8, and the output has 8 (a 10-bit phone picture had
+    lost its depth without a word); and where its colours are HDR or wider than sRGB's by its
+    nclx box, which Pillow neither converts nor reports."""
+    depth = sniff.avif_depth(data)
+    if depth > 8:
+        log.warning("%s is a %d-bit AVIF, read with 8 bits per channel (Pillow's AVIF decoder gives no more); to keep "
+                    "the depth, convert it to a 16-bit PNG first (avifdec --depth 16)", name, depth, extra=PER_FILE)
+    primaries, transfer = sniff.avif_nclx(data) or (1, 13)
+    wide = _AVIF_PRIMARIES.get(primaries, f"primaries {primaries}") if primaries not in (1, 2, 5, 6) else None
+    hdr = _AVIF_HDR.get(transfer)
+    if wide or hdr:  # the output is marked sRGB (BT.709 primaries, sRGB transfer): a BT.2020 PQ photo came out dull
+        said = " with ".join(filter(None, [f"HDR ({hdr})" if hdr else None, f"{wide} colours" if wide else None]))
+        log.warning("%s is coded as %s, which Pillow's AVIF decoder does not convert and no ICC profile describes: "
+                    "the output is written as sRGB, and its colours will look different", name, said, extra=PER_FILE)
+
+
+#: an AVIF's colour primaries and HDR transfers (its nclx box's code points) as people name them
+_AVIF_PRIMARIES = {4: "BT.470M", 7: "SMPTE 240M", 8: "generic film", 9: "BT.2020", 10: "XYZ", 11: "DCI-P3",
+                   12: "Display P3", 22: "EBU 3213"}
+_AVIF_HDR = {16: "PQ", 18: "HLG"}
+
+
 def pil_open(source: str | Path | BinaryIO) -> Image.Image:
     """Pillow's lazy open (header only), without its DecompressionBombWarning: the memory check
     (:mod:`.limits`) says what is too large to upscale in words of its own, and Pillow's warning
@@ -364,7 +390,8 @@ def _decode(image: Image.Image, name: str) -> np.ndarray:
     try:
         image.seek(0)
         image.load()
-    except (OSError, SyntaxError, ValueError, struct.error, EOFError, IndexError) as exc:
+    except (OSError, SyntaxError, ValueError, struct.error, EOFError, IndexError,
+            RuntimeError) as exc:  # RuntimeError: Pillow's AVIF decoder, for AV1 data it cannot decode
         text = first_line(exc)
         if "MAX_TEXT" in text:  # a compressed text chunk after the pixels
             raise _text_bomb(name) from None
@@ -377,12 +404,12 @@ def _decode(image: Image.Image, name: str) -> np.ndarray:
         array = _pixels(image)
     except (OSError, ValueError, IndexError) as exc:  # a PNG with more alpha entries than colours: Pillow's traceback
         raise ImageFormatError(f"{name} cannot be decoded ({first_line(exc)})") from None
-    if image.format == "BMP" and array.ndim == 3 and array.shape[2] == 4 and not array[..., 3].any():
-        # many writers fill a 32-bit BMP's fourth byte with 0 and leave it unused; browsers and
-        # Windows show such a file opaque, and so it is read here (it had come out white or
-        # wholly transparent: the picture lost)
-        log.warning("%s: its alpha channel is 0 everywhere, as BMP writers that leave it unused write it; "
-                    "the picture is read as opaque", name, extra=PER_FILE)
+    if image.format in ("BMP", "TGA") and array.ndim == 3 and array.shape[2] == 4 and not array[..., 3].any():
+        # many writers fill a 32-bit BMP's or TGA's fourth byte with 0 and leave it unused (the TGA's
+        # header then says it has no alpha bits); browsers and Windows show such a BMP opaque, and so
+        # it is read here (it had come out white or wholly transparent: the picture lost)
+        log.warning("%s: its alpha channel is 0 everywhere, as %s writers that leave it unused write it; "
+                    "the picture is read as opaque", name, image.format, extra=PER_FILE)
         array = np.ascontiguousarray(array[..., :3])
     return array
 

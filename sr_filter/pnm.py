@@ -48,7 +48,8 @@ def _header(data: bytes) -> tuple[int, int, int, int, int, int] | None:
             width, height, depth, top = (int(fields[k]) for k in (b"WIDTH", b"HEIGHT", b"DEPTH", b"MAXVAL"))
         except (KeyError, ValueError):
             raise ImageFormatError("a PAM header needs WIDTH, HEIGHT, DEPTH and MAXVAL") from None
-        wanted = _TUPLTYPES.get(fields.get(b"TUPLTYPE", b""), depth)
+        tupltype = fields.get(b"TUPLTYPE")  # none: told by the depth; another (CMYK) had been read as RGB_ALPHA
+        wanted = depth if tupltype is None else _TUPLTYPES.get(tupltype)
         if not 1 <= depth <= 4 or wanted != depth:
             raise ImageFormatError(f"a PAM of depth {depth} ({fields.get(b'TUPLTYPE', b'no TUPLTYPE').decode(errors='replace')}) "
                                    "is not a picture this program reads (grey or RGB, with or without alpha)")
@@ -82,6 +83,21 @@ def pnm_header(data: bytes) -> tuple[int, int, int, int] | None:
     return width, height, channels, 2 if top > 255 else 1
 
 
+def raw_length(data: bytes) -> int | None:
+    """The bytes of a raw (P4-P7) Netpbm file's first picture, header included, from its header in
+    ``data``; None for anything else (a plain picture's length is not known before it is read)."""
+    try:
+        header = _header(data)
+    except ImageFormatError:
+        return None
+    if header is None or header[0] < 4:
+        return None
+    kind, width, height, channels, top, start = header
+    if kind == 4:
+        return start + (width + 7) // 8 * height
+    return start + width * height * channels * (2 if top > 255 else 1)
+
+
 def decode_pnm(data: bytes, name: str) -> tuple[np.ndarray, str, bool]:
     """The first picture of a Netpbm file: (pixels, Pillow-style mode name, whether more pictures
     follow it). Samples are scaled to the full 8- or 16-bit range (a maximum value of 1023 to
@@ -99,9 +115,14 @@ def decode_pnm(data: bytes, name: str) -> tuple[np.ndarray, str, bool]:
         text = re.sub(rb"#[^\n\r]*", b"", bytes(data[start - 1:]))
         if kind == 1:
             text = re.sub(rb"\s", b"", text)[:count]
-            samples = np.frombuffer(text, np.uint8) - ord("0")
+            bad = re.search(rb"[^01]", text)
         else:
-            samples = np.array(text.split()[:count], dtype=np.int64)
+            words = text.split()[:count]
+            bad = next((re.match(rb"\S{1,20}", word) for word in words if not word.isdigit() or len(word) > 12), None)
+        if bad is not None:  # a letter had been 'internal error (ValueError ...)', a -1 read as 255
+            raise ImageFormatError(f"{name} is damaged: {bad.group().decode(errors='replace')!r} is not "
+                                   f"{'a bit (0 or 1)' if kind == 1 else 'a sample value'} of a plain Netpbm picture")
+        samples = np.frombuffer(text, np.uint8) - ord("0") if kind == 1 else np.array(words, dtype=np.int64)
         if samples.size < count:
             raise ImageFormatError(f"{name} is truncated or damaged (its pixels end before the picture does)")
         end = len(data)  # a plain file is not followed by another here

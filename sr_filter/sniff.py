@@ -13,7 +13,7 @@ import struct
 from typing import BinaryIO, Callable, Iterator
 
 from .errors import ImageFormatError, InputTooLargeError
-from .pnm import is_pnm, pnm_header
+from .pnm import is_pnm, pnm_header, raw_length
 
 #: (width, height, channels, bytes per sample)
 Shape = tuple[int, int, int, int]
@@ -119,7 +119,20 @@ def _what_instead(data: bytes) -> str:
     if kind is not None:
         return ("it is a video: give its file name instead, or pipe frames "
                 "(ffmpeg -i clip -f yuv4mpegpipe - | sr-filter - --format y4m)")
+    if _tga_like(data):  # (it had been "unknown or damaged format", as for any other bytes)
+        return "it looks like a TGA, which has no signature to know it by on a stream: give it as a file"
     return "unknown or damaged format"
+
+
+def _tga_like(data: bytes) -> bool:
+    """Whether ``data`` starts with a plausible TGA header (TGA has no signature): a colour map
+    flag of 0 or 1, a known image type and depth, a size, and a valid origin corner's bits."""
+    if len(data) < 18:
+        return False
+    colour_map, kind, depth, flags = data[1], data[2], data[16], data[17]
+    width, height = struct.unpack("<HH", bytes(data[12:16]))
+    return (colour_map in (0, 1) and kind in (1, 2, 3, 9, 10, 11) and (kind & 7 != 1) == (colour_map == 0)
+            and depth in (8, 15, 16, 24, 32) and width > 0 and height > 0 and not flags & 0xC0)
 
 
 def webp_lossless(stream: BinaryIO) -> bool:
@@ -294,17 +307,51 @@ def _boxes(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int]
         start += size
 
 
-def avif_header(data: bytes) -> Shape | None:
-    """(width, height, channels, 1) of an AVIF's largest picture (its image spatial extents, in
-    the meta box's item properties), 4 channels when it has an alpha plane; Pillow decodes to 8 bits."""
+def _avif_properties(data: bytes) -> tuple[bytes, tuple[int, int]] | None:
+    """(the file's first bytes, where its item property boxes (ipco) lie in them), or None."""
     if image_format(data) != "AVIF":
         return None
     data = bytes(data[:_PREFIX])
     meta = next(((s, e) for kind, s, e in _boxes(data, 0, len(data)) if kind == b"meta"), None)
     iprp = meta and next(((s, e) for kind, s, e in _boxes(data, meta[0] + 4, meta[1]) if kind == b"iprp"), None)
     ipco = iprp and next(((s, e) for kind, s, e in _boxes(data, *iprp) if kind == b"ipco"), None)
-    if not ipco:
+    return (data, ipco) if ipco else None
+
+
+def avif_depth(data: bytes) -> int:
+    """The bits per sample an AVIF's pictures are coded with (8, 10 or 12; its AV1 configuration
+    box's high_bitdepth and twelve_bit flags), 8 where the header does not say."""
+    properties = _avif_properties(data)
+    if properties is None:
+        return 8
+    data, ipco = properties
+    flags = [data[s + 2] for kind, s, e in _boxes(data, *ipco) if kind == b"av1C" and e - s >= 3]
+    depths = [(12 if flag & 0x20 else 10) if flag & 0x40 else 8 for flag in flags]
+    return max(depths, default=8)
+
+
+def avif_nclx(data: bytes) -> tuple[int, int] | None:
+    """(colour primaries, transfer characteristics) of an AVIF whose colours are described by code
+    points (an nclx colour box: 1 and 13 are sRGB's, 9 BT.2020, 12 Display P3; 16 PQ, 18 HLG), or
+    None where it has an ICC profile or no such box."""
+    properties = _avif_properties(data)
+    if properties is None:
         return None
+    data, ipco = properties
+    colours = [(data[s:s + 4], s) for kind, s, e in _boxes(data, *ipco) if kind == b"colr" and e - s >= 4]
+    if any(kind in (b"prof", b"rICC") for kind, _ in colours):
+        return None
+    return next(((int.from_bytes(data[s + 4:s + 6], "big"), int.from_bytes(data[s + 6:s + 8], "big"))
+                 for kind, s in colours if kind == b"nclx" and s + 8 <= len(data)), None)
+
+
+def avif_header(data: bytes) -> Shape | None:
+    """(width, height, channels, 1) of an AVIF's largest picture (its image spatial extents, in
+    the meta box's item properties), 4 channels when it has an alpha plane; Pillow decodes to 8 bits."""
+    properties = _avif_properties(data)
+    if properties is None:
+        return None
+    data, ipco = properties
     sides, alpha = [], False
     for kind, s, e in _boxes(data, *ipco):
         if kind == b"ispe" and e - s >= 12:
@@ -334,7 +381,8 @@ def read_stream(stream: BinaryIO, name: str, check: Callable[[Shape], None], ava
     to ``check`` (which refuses sizes that would not fit) before the rest is read. The rest is read
     up to four times the claimed raw pixel bytes plus 64 MiB (metadata, APNG frames, camera
     previews; 64 times for GIF, WebP and TIFF, which hold frames and pages), and never more than half of
-    ``available`` memory; beyond that the input is refused.
+    ``available`` memory; beyond that the input is refused. A raw Netpbm picture is read to its end
+    and 3 bytes more (whether another follows: a stream of them is read no further).
     """
     data = bytearray(_read_some(stream, _PREFIX))
     if data and not is_image_prefix(data):
@@ -347,6 +395,9 @@ def read_stream(stream: BinaryIO, name: str, check: Callable[[Shape], None], ava
         # pages and frames: an 86-page TIFF of 76 MB is a picture too (only the first is upscaled)
         pictures = 64 if image_format(data) in MANY_PICTURES else 4
         limit = min(limit, pictures * width * height * channels * itemsize + (64 << 20))
+        first = raw_length(data)
+        if first is not None:  # a stream of Netpbm pictures (ffmpeg's image2pipe) had been refused as endless
+            return _read_first(stream, data, first + 3)  # 3 more: whether another picture follows is said
     while len(data) <= limit:
         block = _read_some(stream, _CHUNK)
         if not block:
@@ -356,6 +407,14 @@ def read_stream(stream: BinaryIO, name: str, check: Callable[[Shape], None], ava
         f"{name} goes on past {limit / (1 << 20):,.0f} MiB, more than an image of its kind can need; "
         "refusing to read further (padded or endless input)"
     )
+
+
+def _read_first(stream: BinaryIO, data: bytearray, length: int) -> bytes:
+    """``data`` and what follows it in ``stream``, up to ``length`` bytes in all (fewer at its end);
+    the rest of the stream is left unread."""
+    if len(data) < length:
+        data += _read_some(stream, length - len(data))
+    return bytes(data[:length])
 
 
 def _read_some(stream: BinaryIO, size: int) -> bytes:

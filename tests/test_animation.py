@@ -254,8 +254,13 @@ def test_an_animated_gif_or_apng_written_as_a_video_keeps_frames_and_timing(tmp_
         assert info["size"] == (64, 64) and info["times"] == [0.0, 0.05, 0.15], (name, info)
     result = CliRunner().invoke(cli, [str(small(tmp_path / "a.webp", loop=0)), "-o", str(tmp_path / "w.mp4"), "-m", "sr-cartoon-x4"])
     assert isinstance(result.exception, VideoFormatError)  # main() prints it as one line, exit 1
-    assert "animated WebP can be written as .gif, .webp or .png" in str(result.exception) and "\n" not in str(result.exception)
+    assert "animated WebP can be written as .gif, .webp, .png or .avif" in str(result.exception) and "\n" not in str(result.exception)
     assert not (tmp_path / "w.mp4").exists()
+    # FFmpeg gives an AVIF sequence's still picture as its first stream: one frame had been written, the frames dropped
+    result = CliRunner().invoke(cli, [str(small(tmp_path / "a.avif")), "-o", str(tmp_path / "v.mp4"), "-m", "sr-cartoon-x4"])
+    assert isinstance(result.exception, VideoFormatError)
+    assert "animated AVIF can be written as .gif, .webp, .png or .avif, not as a video" in str(result.exception)
+    assert not (tmp_path / "v.mp4").exists()
 
 
 class Nearest:
@@ -392,6 +397,10 @@ def test_cli_frames_format_and_video_only_options_for_animations(tmp_path):
     assert cli("--format", "webp").returncode == 0
     with Image.open(tmp_path / "a_x4.webp") as webp:
         assert webp.format == "WEBP" and webp.n_frames == 5
+    assert cli("--format", "avif").returncode == 0  # it had been written into a_x4.gif
+    with Image.open(tmp_path / "a_x4.avif") as avif:
+        assert avif.format == "AVIF" and avif.n_frames == 5
+    assert not (tmp_path / "a_x4.gif").exists()
     assert cli("-o", f"{tmp_path}/new/folder/").returncode == 0  # a folder that does not exist yet
     assert len(animation.read_animation(tmp_path / "new" / "folder" / "a_x4.gif").frames) == 5
     assert cli("-o", tmp_path / "made" / "named.gif").returncode == 0  # a file in a missing folder: made, as for images

@@ -45,6 +45,8 @@ def test_top_level_help_shows_upscale_options_and_the_default_command():
     assert "upscale is the default command" in text and "--scale" in text and "--tile" in text and "--width" in text
     sub = run("upscale", "--help").stdout.decode()
     assert "GIF" in sub and "needed for stdout" not in sub and "the input's format" in sub
+    summary = " ".join(sub.split("Examples:")[0].split())  # every input format is named (AVIF, TGA, Netpbm had not been)
+    assert all(name in summary for name in ("AVIF", "TGA", "Netpbm (PPM/PGM/PAM)", "GIF/WebP/PNG/AVIF keep every frame")), summary
 
 
 @pytest.mark.parametrize("args,words", [

@@ -259,6 +259,23 @@ def test_what_the_listing_passes_over_is_said_and_hidden_files_are_left_out(clus
     assert [Path(t.source).name for t in tasks] == ["a.png"]
 
 
+def test_a_read_only_input_is_named_as_on_one_machine(tmp_path):
+    """A .pbm bitmap (written as .pgm) or a camera's .mpo (written as .jpg) in a folder: the cluster
+    kept the input's suffix, and each worker failed 'a.pbm names a PBM ..., which is read but not
+    written; name the output .pgm' where one machine upscales them."""
+    from sr_filter.errors import OutputCollisionError
+
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.new("1", (8, 8)).save(src / "scan.pbm")
+    Image.new("RGB", (8, 8)).save(src / "cam.mpo", "JPEG")
+    tasks = storage.list_tasks([str(src)], str(tmp_path / "out"))
+    assert sorted(Path(t.target).name for t in tasks) == ["cam.jpg", "scan.pgm"]
+    Image.new("L", (8, 8)).save(src / "scan.pgm")
+    with pytest.raises(OutputCollisionError):  # as one machine refuses it
+        storage.list_tasks([str(src)], str(tmp_path / "out"))
+
+
 @pytest.mark.parametrize("pattern", ["*.png", "**/*.png", "*/*.png", "s*", ".*.png", ".*/*.png", "**/.*.png", "sub/**/*.png"])
 def test_a_pattern_finds_what_it_finds_on_one_machine(tmp_path, pattern):
     """``*`` had crossed folders on the cluster (``in/*.png`` upscaled every subfolder's pictures

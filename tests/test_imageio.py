@@ -1078,6 +1078,41 @@ def test_a_bmp_whose_alpha_is_zero_everywhere_is_read_opaque(caplog):
     assert array.shape == (8, 12, 4) and array[0, 0, 3] == 255 and array[7, 0, 3] == 0
 
 
+def test_a_tga_with_a_colour_map_of_rgba_entries_keeps_its_alpha():
+    """A colour-mapped TGA whose map has 32-bit (RGBA) entries: Pillow reads it as a palette image
+    with an RGBA palette, no "transparency" key, and the alpha had been dropped (RGB out, its
+    transparent parts shown). A map whose entries are all opaque gives RGB, as before."""
+    index = np.zeros((6, 8), np.uint8)
+    index[:, 3:6], index[:, 6:] = 1, 2
+    picture = Image.fromarray(index, "P")
+    picture.putpalette([255, 0, 0, 255, 0, 255, 0, 128, 0, 0, 255, 0], "RGBA")
+    array, meta = imageio.read_image(_save(picture, "TGA"))
+    assert meta.format == "TGA" and array.shape == (6, 8, 4)
+    assert array[0, 0].tolist() == [255, 0, 0, 255] and array[0, 4, 3] == 128 and array[0, 7, 3] == 0
+    picture.putpalette([255, 0, 0, 255, 0, 255, 0, 255, 0, 0, 255, 255], "RGBA")
+    array, _ = imageio.read_image(_save(picture, "TGA"))
+    assert array.shape == (6, 8, 3) and array[0, 7].tolist() == [0, 0, 255]
+
+
+def test_a_32_bit_tga_whose_alpha_is_zero_everywhere_is_read_opaque(caplog):
+    """A 32-bit TGA whose header says it has no alpha bits, its fourth bytes 0 (as screenshot and
+    game tools write it): Pillow reads it wholly transparent, and the upscale had lost the picture
+    (its colour under alpha 0 replaced; a .tga, .png or .avif output showed nothing)."""
+    rgb = np.zeros((8, 12, 3), np.uint8)
+    rgb[..., :] = (110, 85, 125)
+    rgb[2:5, 3:7] = (20, 200, 40)
+    bgra = np.dstack([rgb[..., ::-1], np.zeros((8, 12), np.uint8)])[::-1]  # bottom-left origin
+    header = struct.pack("<BBBHHBHHHHBB", 0, 0, 2, 0, 0, 0, 0, 0, 12, 8, 32, 0)  # descriptor: 0 alpha bits
+    with caplog.at_level("WARNING"):
+        array, meta = imageio.read_image(header + bgra.tobytes(), name="unused.tga")
+    assert meta.format == "TGA" and array.shape == (8, 12, 3) and np.array_equal(array, rgb)
+    assert any("unused.tga: its alpha channel is 0 everywhere, as TGA writers" in r.getMessage() for r in caplog.records)
+    alpha = np.dstack([rgb, np.full((8, 12), 255, np.uint8)])
+    alpha[:4, ..., 3] = 0  # some of it transparent: a real alpha channel, kept
+    array, _ = imageio.read_image(_save(Image.fromarray(alpha), "TGA"), name="used.tga")
+    assert array.shape == (8, 12, 4) and array[0, 0, 3] == 0 and array[7, 0, 3] == 255
+
+
 def test_a_jpeg_that_states_no_density_gets_none():
     """Pillow gives a JPEG whose JFIF has no unit and whose EXIF has no resolution 72 dpi of its
     own: outputs claimed 288 dpi at x4. A density the file does state is kept."""
@@ -1360,6 +1395,92 @@ def test_an_avif_keeps_its_profile_exif_and_xmp_and_its_turn(bird):
     assert out.getexif()[0x010F] == "Camera Co" and out.getexif().get(0x0112, 1) == 1
 
 
+def _avif_by_ffmpeg(pix_fmt: str, frames: int = 1, cicp: tuple[int, int, int] | None = None) -> bytes:
+    """An AVIF (a sequence for several frames) written by FFmpeg's libsvtav1, at pix_fmt's depth,
+    its colours described by ``cicp`` (primaries, transfer, matrix: its nclx box) where given."""
+    import av
+
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="avif") as out:
+        stream = out.add_stream("libsvtav1", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 32, 24, pix_fmt
+        stream.options = {"svtav1-params": "lp=1"}
+        if cicp:
+            context = stream.codec_context
+            context.color_primaries, context.color_trc, context.colorspace = cicp
+        for index in range(frames):
+            rgb = np.zeros((24, 32, 3), np.uint8)
+            rgb[..., 0], rgb[..., 1] = np.linspace(0, 255, 32).astype(np.uint8), 60 * index
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format=pix_fmt)
+            frame.pts = index
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    return buffer.getvalue()
+
+
+def test_a_10_bit_avif_is_said_to_be_read_at_8_bits(caplog, tmp_path):
+    """A 10-bit AVIF (phones write HDR pictures so): Pillow's libavif decodes it to 8 bits per
+    channel, and the upscale and its output had lost the depth without a word."""
+    from sr_filter.animation import read_animation
+
+    with caplog.at_level("WARNING"):
+        array, meta = imageio.read_image(_avif_by_ffmpeg("yuv420p10le"), name="deep.avif")
+        assert meta.format == "AVIF" and array.dtype == np.uint8
+        imageio.read_image(_avif_by_ffmpeg("yuv420p"), name="plain.avif")
+        (tmp_path / "deep_seq.avif").write_bytes(_avif_by_ffmpeg("yuv420p10le", frames=2))
+        assert len(read_animation(tmp_path / "deep_seq.avif").frames) == 2
+    said = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("deep.avif is a 10-bit AVIF, read with 8 bits per channel") for m in said), said
+    assert any(m.startswith(f"{tmp_path / 'deep_seq.avif'} is a 10-bit AVIF") for m in said), said
+    assert not any("plain.avif" in m for m in said), said
+
+
+def test_a_damaged_avif_is_one_line_not_an_internal_error(tmp_path):
+    """AV1 data that its decoder refuses: Pillow's AVIF module raises RuntimeError, which had come
+    out as 'internal error (RuntimeError: Failed to decode frame 0: ...); ... report it', for a
+    still picture, piped or not, and for a frame of a sequence."""
+    from sr_filter.animation import read_animation
+    from sr_filter.errors import VideoFormatError
+
+    for frames in (1, 2):
+        data = bytearray(_avif_by_ffmpeg("yuv420p", frames=frames))
+        at = data.find(b"mdat") + 4
+        data[at:] = b"\xff" * (len(data) - at)
+        with pytest.raises(ImageFormatError, match="^bad.avif cannot be decoded \\(Failed to decode frame 0: "):
+            imageio.read_image(bytes(data), name="bad.avif")
+        (tmp_path / "bad.avif").write_bytes(data)
+        with pytest.raises(VideoFormatError, match="bad.avif is truncated or damaged \\(Failed to decode frame 0: "):
+            read_animation(tmp_path / "bad.avif")
+
+
+def test_an_hdr_or_wide_gamut_avif_is_said_to_come_out_as_srgb(caplog, bird):
+    """An AVIF whose colours its nclx box describes (an HDR photo: BT.2020 primaries, PQ transfer;
+    a Display P3 one): Pillow reads the coded values as they are and reports no colour space, and
+    the output, marked sRGB, had looked dull or washed out without a word."""
+    with caplog.at_level("WARNING"):
+        imageio.read_image(_avif_by_ffmpeg("yuv420p10le", cicp=(9, 16, 9)), name="hdr.avif")
+        imageio.read_image(_avif_by_ffmpeg("yuv420p", cicp=(12, 13, 6)), name="p3.avif")
+        imageio.read_image(_avif_by_ffmpeg("yuv420p", cicp=(1, 13, 6)), name="srgb.avif")
+        imageio.read_image(_save(Image.fromarray(bird), "AVIF", icc_profile=srgb_profile()), name="icc.avif")
+    said = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("hdr.avif is coded as HDR (PQ) with BT.2020 colours, which Pillow's AVIF decoder does not "
+                            "convert and no ICC profile describes: the output is written as sRGB") for m in said), said
+    assert any(m.startswith("p3.avif is coded as Display P3 colours") for m in said), said
+    assert not any(m.startswith(("srgb.avif", "icc.avif")) for m in said), said
+
+
+def test_a_grey_avif_stays_grey_with_its_grey_profile(bird):
+    """docs/io.md: AVIF holds grey. At the default quality 90 the 4:4:4 chroma asked for colour had
+    made Pillow write a grey picture as RGB (a grey AVIF in, an RGB one out, its grey profile
+    beside RGB pixels); it is written monochrome (4:0:0), at every quality."""
+    grey = np.asarray(Image.fromarray(bird).convert("L"))
+    meta = ImageMeta(format="AVIF", icc_profile=grey_profile(1.8))
+    for quality in (None, 95, 60):
+        out = Image.open(io.BytesIO(imageio.encode_image(grey, "AVIF", meta, quality=quality)))
+        assert out.mode == "L" and out.info["icc_profile"] == grey_profile(1.8), quality
+        assert np.abs(np.asarray(out).astype(int) - grey).mean() < 2.5, quality
+
+
 def test_avif_output_too_large_for_its_readers_is_refused_before_the_work():
     """libavif writes sides up to 65536, but its readers (Pillow's, browsers', GIMP's) refuse over
     32768 per side and 268 megapixels: such a file could not be opened again."""
@@ -1394,14 +1515,48 @@ def test_every_netpbm_variant_is_read_at_its_full_depth():
         assert meta.mode in (mode, "uint16") and meta.format == ("PAM" if data[:2] == b"P7" else "PPM"), data[:2]
 
 
+def test_a_piped_stream_of_many_netpbm_pictures_gives_its_first(caplog):
+    """`ffmpeg -i clip.mp4 -f image2pipe -c:v ppm - | sr-filter - -o frame.ppm`: the stream (here an
+    endless one) had been read up to 64 MiB past its first picture and refused as 'goes on past 65
+    MiB ... (padded or endless input)' (at 1080p after 15 frames); its first picture is read, the
+    rest left unread, and the others said."""
+    picture = b"P6\n4 2\n255\n" + bytes(range(24))
+
+    class Endless(io.RawIOBase):
+        def __init__(self):
+            self.given = 0
+
+        def read(self, size=-1):
+            part = bytes((picture * (size // len(picture) + 2))[self.given % len(picture):][:size])
+            self.given += len(part)
+            return part
+
+    stream = Endless()
+    with caplog.at_level("WARNING"):
+        array, meta = imageio.read_image(stream)
+    assert meta.format == "PPM" and np.array_equal(array, np.arange(24, dtype=np.uint8).reshape(2, 4, 3))
+    assert "standard input holds more Netpbm pictures after the first; only the first is upscaled" in caplog.text
+    assert stream.given < 1 << 20
+
+
 def test_a_damaged_or_cut_netpbm_file_is_one_line_and_a_second_picture_is_said(caplog):
     whole = b"P6 4 2 255\n" + bytes(range(24))
     with pytest.raises(ImageFormatError, match="is truncated or damaged \\(its pixels end before the picture does\\)"):
         imageio.read_image(whole[:-5])
     with pytest.raises(ImageFormatError, match="a sample is above its maximum value 15"):
         imageio.read_image(b"P5 2 1 15\n" + bytes([3, 16]))
+    for plain, word in ((b"P3 2 1 255\n1 2 x 4 5 6\n", "'x' is not a sample value"),
+                        (b"P2 2 1 255\n-1 5\n", "'-1' is not a sample value"),  # had been read as 255
+                        (b"P2 2 1 255\n1 99999999999999999999999\n", "'99999999999999999999' is not a sample value"),
+                        (b"P1 2 1\n0 2\n", "'2' is not a bit \\(0 or 1\\)")):
+        with pytest.raises(ImageFormatError, match=f"^plain.pgm is damaged: {word} of a plain Netpbm picture$"):
+            imageio.read_image(plain, name="plain.pgm")  # a letter had been 'internal error (ValueError...)'
     with pytest.raises(ImageFormatError, match="a PAM of depth 2 \\(RGB\\) is not a picture"):
         imageio.read_image(b"P7\nWIDTH 1\nHEIGHT 1\nDEPTH 2\nMAXVAL 255\nTUPLTYPE RGB\nENDHDR\n" + bytes(2))
+    with pytest.raises(ImageFormatError, match="a PAM of depth 4 \\(CMYK\\) is not a picture this program reads"):
+        imageio.read_image(b"P7\nWIDTH 1\nHEIGHT 1\nDEPTH 4\nMAXVAL 255\nTUPLTYPE CMYK\nENDHDR\n" + bytes(4))  # had been RGBA
+    array, _ = imageio.read_image(b"P7\nWIDTH 1\nHEIGHT 1\nDEPTH 3\nMAXVAL 255\nENDHDR\n" + bytes([1, 2, 3]))
+    assert array.tolist() == [[[1, 2, 3]]]  # no TUPLTYPE: its depth tells
     with caplog.at_level("WARNING"):
         array, _ = imageio.read_image(whole + whole)  # ffmpeg -f image2pipe -c:v ppm writes them so
     assert array.shape == (2, 4, 3) and "holds more Netpbm pictures after the first" in caplog.text

@@ -111,8 +111,9 @@ def _closed_stdout_is_one_line(command):
 @_closed_stdout_is_one_line
 def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, height, device, gpu, precision, fp32, backend, tta, denoise, colour_fix, tile,
             offline, fmt, suffix, quality, overwrite, skip_existing, codec, crf, frames, resume, skip_damaged, cluster) -> None:
-    """Upscale INPUTS: PNG, JPEG, WebP, BMP, TIFF or GIF files, folders, or - for standard input;
-    videos (mp4, mkv, webm, mov, avi) and animated GIF/WebP/PNG keep every frame.
+    """Upscale INPUTS: PNG, JPEG, WebP, AVIF, BMP, TIFF, GIF, TGA or Netpbm (PPM/PGM/PAM) files,
+    folders, or - for standard input; videos (mp4, mkv, webm, mov, avi) and animated
+    GIF/WebP/PNG/AVIF keep every frame.
 
     \b
     Examples:

@@ -219,6 +219,9 @@ def list_tasks(inputs: list[str], output: str, fmt: str | None = None, left_out:
         for p, rel in sorted(found):
             if fmt:
                 rel = str(PurePosixPath(rel).with_suffix("." + fmt.lower().lstrip(".")))
+            elif PurePosixPath(rel).suffix.lower() in imageio.READ_ONLY:  # a .pbm as .pgm, an .mpo as .jpg, as on one
+                read_only = imageio.READ_ONLY[PurePosixPath(rel).suffix.lower()]  # machine (its workers had refused it)
+                rel = str(PurePosixPath(rel).with_suffix(imageio.SUFFIX_OF[read_only]))
             source, target = _relocate(item, p), _join(output, rel)
             if target == source or (is_local(source) and is_local(target)
                                     and os.path.realpath(local_path(source)) == os.path.realpath(local_path(target))):

@@ -185,8 +185,14 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
                                "from standard input: ffmpeg -i clip.mp4 -f yuv4mpegpipe - | sr-filter - -o - --format y4m)")
     to_video = target is not None and not target.is_dir() and target.suffix.lower() in VIDEO_SUFFIXES
     if to_video and source.suffix.lower() == ".webp":
-        raise VideoFormatError(f"{source}: an animated WebP can be written as .gif, .webp or .png, not as a video "
+        raise VideoFormatError(f"{source}: an animated WebP can be written as .gif, .webp, .png or .avif, not as a video "
                                "(FFmpeg's libraries do not decode animated WebP)")
+    if to_video and source.suffix.lower() == ".avif":
+        from ..animation import is_animated
+
+        if is_animated(source):  # FFmpeg gives its still picture as the first video stream: 1 frame had been written
+            raise VideoFormatError(f"{source}: an animated AVIF can be written as .gif, .webp, .png or .avif, not as a "
+                                   "video (FFmpeg reads its still picture first, and the frames only as a second stream)")
     if source.suffix.lower() not in VIDEO_INPUTS and not to_video:  # an animation; GIF/APNG to a video: FFmpeg reads them
         from .. import animation, imageio
 
@@ -196,8 +202,9 @@ def run(*, inputs: list[str], output: str | None, model: str | None, scale: floa
                                    "takes --quality and --frames (or name a video output, e.g. -o out.mp4)")
         out_format = imageio.format_for("", fmt) if fmt is not None else None
         if out_format is not None and out_format not in animation.HOLDS_ANIMATION:
-            raise VideoFormatError(f"an animation can be written as gif, webp or png, not {fmt}")
-        suffix = {"GIF": ".gif", "WEBP": ".webp", "PNG": ".png"}.get(out_format or "", source.suffix)
+            raise VideoFormatError(f"an animation can be written as gif, webp, png or avif, not {fmt}")
+        # (--format avif had written the AVIF into NAME_x4.gif, the source's suffix)
+        suffix = {"GIF": ".gif", "WEBP": ".webp", "PNG": ".png", "AVIF": ".avif"}.get(out_format or "", source.suffix)
         if settled_before_the_model(suffix, animation=True):
             return
         upscaler = make_upscaler()
