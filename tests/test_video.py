@@ -199,13 +199,23 @@ def test_a_full_range_video_keeps_its_colours(tmp_path, upscaler, set5, pix_fmt)
     assert np.abs(means[1] - means[0]).max() < 0.3, means
 
 
+def first_frame_read(clip: Path) -> np.ndarray:
+    """The first frame of ``clip`` as the video reader gives it to the network (RGB, 8 or 16 bits)."""
+    from sr_filter.video import source
+
+    container = source.open_video(clip)
+    try:
+        info = source.describe(container, str(clip), scale=1)
+        return next(item.array for item in source.items(container, str(clip), info) if isinstance(item, source.Frame))
+    finally:
+        container.close()
+
+
 @pytest.mark.parametrize("pix_fmt", ["yuv420p", "yuv422p"])
 def test_subsampled_frames_reach_the_network_at_their_own_brightness(tmp_path, pix_fmt):
     """swscale's direct 4:2:0/4:2:2 -> RGB conversion rounds down: every frame of an ordinary 8-bit
     video reached the network (and so the output) 1-2 levels darker in each channel than its
     samples say. Measured against the BT.601 formula on the stored samples of a lossless clip."""
-    from sr_filter.video import source
-
     clip = tmp_path / "clip.mkv"
     ramp = np.linspace(0, 255, 64)
     picture = np.stack([np.tile(ramp, (48, 1)), np.tile(ramp[:48, None], (1, 64)), np.full((48, 64), 170.0)], -1).astype(np.uint8)
@@ -228,12 +238,7 @@ def test_subsampled_frames_reach_the_network_at_their_own_brightness(tmp_path, p
               for p in yuv.planes[1:])
     y, u, v = (luma - 16) * 255 / 219, (cb - 128) * 255 / 224, (cr - 128) * 255 / 224
     truth = np.stack([y + 1.402 * v, y - 0.344136 * u - 0.714136 * v, y + 1.772 * u], -1).clip(0, 255)
-    container = source.open_video(clip)
-    try:
-        info = source.describe(container, str(clip), scale=1)
-        seen = next(item.array for item in source.items(container, str(clip), info) if isinstance(item, source.Frame))
-    finally:
-        container.close()
+    seen = first_frame_read(clip)
     assert np.abs(seen.astype(float).mean((0, 1)) - truth.mean((0, 1))).max() < 0.4, (seen.mean((0, 1)), truth.mean((0, 1)))
 
 
@@ -243,8 +248,6 @@ def test_10bit_frames_reach_the_network_at_their_own_brightness(tmp_path, pix_fm
     """swscale's 10-bit YUV -> RGB conversion reads dark: a full-range picture by 0.16 levels (in
     8-bit terms) in each channel on average, a limited-range one by 0.4-0.65. Measured against
     the BT.709 equations on the stored samples of a lossless clip."""
-    from sr_filter.video import source
-
     clip = tmp_path / "clip.mkv"
     ramp = np.linspace(0, 65535, 64)
     picture = np.stack([np.tile(ramp, (48, 1)), np.tile(ramp[:48, None] * 1.3, (1, 64)), np.full((48, 64), 43690.0)], -1)
@@ -268,12 +271,7 @@ def test_10bit_frames_reach_the_network_at_their_own_brightness(tmp_path, pix_fm
         y, u, v = (luma - 64) / 876, (cb - 512) / 896, (cr - 512) / 896
     r, b = y + 1.5748 * v, y + 1.8556 * u
     truth = np.stack([r, (y - 0.2126 * r - 0.0722 * b) / 0.7152, b], -1).clip(0, 1) * 255
-    container = source.open_video(clip)
-    try:
-        info = source.describe(container, str(clip), scale=1)
-        seen = next(item.array for item in source.items(container, str(clip), info) if isinstance(item, source.Frame))
-    finally:
-        container.close()
+    seen = first_frame_read(clip)
     assert seen.dtype == np.uint16
     bias = seen.astype(float).mean((0, 1)) / 257 - truth.mean((0, 1))
     assert np.abs(bias).max() < 0.05, bias
