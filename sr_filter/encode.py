@@ -196,9 +196,7 @@ def _encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None, *, qualit
             options["subsampling"] = "4:0:0"
     if fmt == "TGA":
         options["compression"] = "tga_rle"  # every TGA reader takes run-length coding; raw is 3-4x larger
-    if fmt == "AVIF" and meta.xmp:
-        options["xmp"] = meta.xmp
-    if fmt in ("JPEG", "WEBP"):
+    if fmt in ("JPEG", "WEBP", "AVIF"):
         xmp = _fits_jpeg("XMP", meta.xmp, len(_XMP_NAMESPACE)) if fmt == "JPEG" else meta.xmp
         if xmp:
             options["xmp"] = xmp
