@@ -134,7 +134,7 @@ def _read_data(data: bytes, name: str, check: Callable[[sniff.Shape], None]) -> 
     if tiffio.is_tiff(data):
         return _read_tiff(data, name, check)
     if pnm.is_pnm(data):  # Pillow reads a 16-bit PPM at 8 bits, and no PAM
-        header = sniff.header_shape(data)
+        header = pnm.pnm_header(data)
         if header is not None:
             check(header)
         array, mode, more = pnm.decode_pnm(data, name)

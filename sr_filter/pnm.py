@@ -92,6 +92,12 @@ def raw_length(data: bytes) -> int | None:
         return None
     if header is None or header[0] < 4:
         return None
+    return _raw_end(header)
+
+
+def _raw_end(header: tuple[int, int, int, int, int, int]) -> int:
+    """Where a raw (P4-P7) picture's pixels end, from its :func:`_header`: bitmap rows are packed
+    to whole bytes, other samples take 1 or 2 bytes."""
     kind, width, height, channels, top, start = header
     if kind == 4:
         return start + (width + 7) // 8 * height
@@ -128,14 +134,14 @@ def decode_pnm(data: bytes, name: str) -> tuple[np.ndarray, str, bool]:
         end = len(data)  # a plain file is not followed by another here
     elif kind == 4:  # packed bits, each row to a whole byte
         row = (width + 7) // 8
-        end = start + row * height
+        end = _raw_end(header)
         if len(data) < end:
             raise ImageFormatError(f"{name} is truncated or damaged (its pixels end before the picture does)")
         bits = np.unpackbits(np.frombuffer(data, np.uint8, row * height, start).reshape(height, row), axis=1)
         samples = bits[:, :width]
     else:
         size = 2 if top > 255 else 1
-        end = start + count * size
+        end = _raw_end(header)
         if len(data) < end:
             raise ImageFormatError(f"{name} is truncated or damaged (its pixels end before the picture does)")
         samples = np.frombuffer(data, ">u2" if size == 2 else np.uint8, count, start)
