@@ -145,16 +145,24 @@ _WEIGHTS = {1: (0.2126, 0.0722), 4: (0.30, 0.11), 5: (0.299, 0.114), 6: (0.299, 
 _PLANAR = {"420": (2, 2), "422": (2, 1), "444": (1, 1)}
 
 
+def _planar(pix_fmt: str) -> tuple[str, int] | None:
+    """(chroma layout "420"/"422"/"444", bits per sample) of a planar YUV format with or without
+    alpha, little-endian where deeper than 8 bits (yuv420p, yuva444p10le, ...); None for others."""
+    name = pix_fmt[4:] if pix_fmt.startswith("yuva") else pix_fmt[3:] if pix_fmt.startswith("yuv") else ""
+    layout, _, depth = name.partition("p")
+    if layout not in _PLANAR or depth not in ("", "9le", "10le", "12le", "14le", "16le"):
+        return None
+    return layout, int(depth[:-2]) if depth else 8
+
+
 def _yuv_frame(array: np.ndarray, pix_fmt: str, matrix: int, *, full: bool) -> av.VideoFrame | None:
     """An RGB(A) array (uint8 or uint16, full range) as a planar YUV frame in ``pix_fmt``, by the
     matrix's own equations, each chroma sample the mean of the pixels it covers; None for a
     layout this does not write (swscale does those)."""
-    plain = pix_fmt.replace("yuvj", "yuv")
-    name = plain[4:] if plain.startswith("yuva") else plain[3:] if plain.startswith("yuv") else ""
-    layout, _, depth = name.partition("p")
-    if layout not in _PLANAR or depth not in ("", "10le", "12le", "16le") or matrix not in _WEIGHTS:
+    planar = _planar(pix_fmt.replace("yuvj", "yuv"))
+    if planar is None or planar[1] not in (8, 10, 12, 16) or matrix not in _WEIGHTS:
         return None
-    bits = int(depth[:-2]) if depth else 8
+    layout, bits = planar
     height, width = array.shape[:2]
     top, unit = 2**bits - 1, 2 ** (bits - 8)
     scale = np.float32(1 / (65535 if array.dtype == np.uint16 else 255))
@@ -188,15 +196,14 @@ def _rgb_array(frame: av.VideoFrame, matrix: int, *, full: bool, deep: bool, alp
     Subsampled chroma is upsampled by swscale first, at the frame's own depth, which keeps the
     samples' mean (within 0.02 of a sample)."""
     name = frame.format.name
-    planar = name[4:] if name.startswith("yuva") else name[3:] if name.startswith("yuv") else ""
-    layout, _, depth = planar.partition("p")
-    if layout not in _PLANAR or depth not in ("9le", "10le", "12le", "14le", "16le") or matrix not in _WEIGHTS:
+    planar = _planar(name)
+    if planar is None or planar[1] == 8 or matrix not in _WEIGHTS:
         return None
+    layout, bits = planar
     if layout != "444":
         frame = frame.reformat(format=name.replace(layout, "444", 1), src_colorspace=_MATRIX[matrix], dst_colorspace=_MATRIX[matrix],
                                src_color_range=_JPEG if full else _MPEG, dst_color_range=_JPEG if full else _MPEG,
                                interpolation="BICUBIC")
-    bits = int(depth[:-2])
     top, unit = 2**bits - 1, 2 ** (bits - 8)
     width, height = frame.width, frame.height
     luma, cb, cr, *opacity = (np.frombuffer(plane, "<u2").reshape(plane.height, plane.line_size // 2)[:, :width]
