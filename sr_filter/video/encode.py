@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import VideoFormatError, first_line
 from . import CONTAINERS, interlace_line, source, subtitles
-from .source import Frame, VideoInfo
+from .source import Frame, VideoInfo, is_cover
 
 log = logging.getLogger("sr_filter")
 
@@ -132,10 +132,9 @@ def _header_takes(muxer: str, stream: av.stream.Stream, packet: av.Packet | None
     probe = av.open(io.BytesIO(), "w", format=muxer)
     try:
         copied = probe.add_stream_from_template(stream)
-        config = adts_config(stream, packet)
-        if config is not None:  # as copy_streams writes it: raw AAC with its setup data
-            copied.codec_context.extradata = config
-            packet = strip_adts(av.bitstream.BitStreamFilterContext("aac_adtstoasc", stream), _copy_of(packet))[0]
+        headers_off = _as_raw_aac(stream, copied, packet)  # as copy_streams writes it
+        if headers_off is not None:
+            packet = strip_adts(headers_off, _copy_of(packet))[0]
         probe.start_encoding()
         if packet is not None:
             packet.stream = copied
@@ -170,6 +169,17 @@ def adts_config(stream: av.stream.Stream, packet: av.Packet | None) -> bytes | N
     if not raw or not raw[0].has_sidedata("new_extradata"):
         return None
     return bytes(raw[0].get_sidedata("new_extradata"))
+
+
+def _as_raw_aac(stream: av.stream.Stream, copied: av.stream.Stream, first: av.Packet | None) -> av.bitstream.BitStreamFilterContext | None:
+    """Set up ``copied`` for raw AAC where ``stream`` is ADTS AAC (:func:`adts_config`): its setup
+    data into the header, and the filter that takes the packets' headers off returned; None for
+    any other stream, copied as it is."""
+    config = adts_config(stream, first)
+    if config is None:
+        return None
+    copied.codec_context.extradata = config
+    return av.bitstream.BitStreamFilterContext("aac_adtstoasc", stream)
 
 
 def strip_adts(headers_off: av.bitstream.BitStreamFilterContext, packet: av.Packet) -> list[av.Packet]:
@@ -733,7 +743,7 @@ def copy_streams(container: av.container.OutputContainer, source: av.container.I
     copies = Copies(notice=notice)
     streams, dropped = copies.streams, copies.dropped
     upscaled = source.streams.video[0].index
-    covers = {s.index for s in source.streams if s.type == "video" and s.index != upscaled and int(s.disposition) & _ATTACHED_PIC}
+    covers = {s.index for s in source.streams.video if s.index != upscaled and is_cover(s)}
     firsts = _first_packets(source, {s.index for s in source.streams if s.index in copy and s.type != "attachment"} | covers)
     for stream in source.streams:
         if stream.index in covers:
@@ -770,10 +780,9 @@ def copy_streams(container: av.container.OutputContainer, source: av.container.I
             continue
         try:
             streams[stream.index] = copied = _sized_copy(container, stream, muxer) or container.add_stream_from_template(stream)
-            config = adts_config(stream, first)
-            if config is not None:  # raw AAC, its setup data in the header, for every muxer alike
-                copied.codec_context.extradata = config
-                copies.filters[stream.index] = av.bitstream.BitStreamFilterContext("aac_adtstoasc", stream)
+            headers_off = _as_raw_aac(stream, copied, first)  # for every muxer alike
+            if headers_off is not None:
+                copies.filters[stream.index] = headers_off
         except (av.error.FFmpegError, ValueError) as exc:
             dropped.append(f"{what} ({codec}): {first_line(exc)}")
             continue
@@ -812,9 +821,6 @@ def say_new_changes(dropped: list[str], converted: list[str], said: tuple[list[s
     say_changes([line for line in dropped if line not in said[0]], [line for line in converted if line not in said[1]], notice)
 
 
-#: AV_DISPOSITION_ATTACHED_PIC: a video stream that is one picture (cover art), as FFmpeg reads an
-#: .mkv's image attachment or an .mp4's covr box
-_ATTACHED_PIC = 1024
 #: the picture codecs FFmpeg's mp4 writer takes as cover art
 _COVER_CODECS = frozenset({"mjpeg", "png", "bmp"})
 

@@ -118,7 +118,7 @@ def open_video(path: str | Path) -> av.container.InputContainer:
     if not container.streams.video:
         container.close()
         raise VideoFormatError(f"{path} has no video stream")
-    if all(_cover(stream) for stream in container.streams.video):  # an audio file's cover art had been upscaled
+    if all(is_cover(stream) for stream in container.streams.video):  # an audio file's cover art had been upscaled
         # into a one-frame H.264 "video" of it (.mkv), or failed "cannot write OUT.mp4: Invalid argument" (.mp4)
         picture = container.streams.video[0].codec_context
         suffix = ".jpg" if picture is not None and picture.name == "mjpeg" else ".png"
@@ -136,8 +136,9 @@ def open_video(path: str | Path) -> av.container.InputContainer:
     return container
 
 
-def _cover(stream) -> bool:
-    """Whether a video stream is a still picture attached to the file (cover art), not video."""
+def is_cover(stream) -> bool:
+    """Whether a video stream is a still picture attached to the file (cover art, as FFmpeg reads
+    an .mkv's image attachment or an .mp4's covr box), not video."""
     return bool(stream.disposition & av.stream.Disposition.attached_pic)
 
 
