@@ -113,6 +113,7 @@ class WeightsServer:
         self.trickle_interval = 0.2  # seconds between the bytes of a "trickle" answer
         self.encoding = "gzip"  # the Content-Encoding a "gzip" answer says it has
         self.stopping = threading.Event()
+        self.gate = threading.Event()  # a "500-held" answer waits for it: a test decides when the failure comes
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -121,6 +122,10 @@ class WeightsServer:
                 server.hits[name] += 1
                 path = server.folder / name
                 mode = server.behaviour.get(name)
+                if mode == "500-held":
+                    server.gate.wait(120)
+                    self.send_error(500)
+                    return
                 if mode == "500":
                     self.send_error(500)
                     return
@@ -198,6 +203,7 @@ class WeightsServer:
 
     def stop(self) -> None:
         self.stopping.set()
+        self.gate.set()
         self.httpd.shutdown()
         self.httpd.server_close()
 

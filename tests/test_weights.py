@@ -136,34 +136,38 @@ def test_concurrent_first_use_downloads_once(weights_server, entry, isolated_cac
 def test_parallel_first_uses_of_a_failing_mirror_fail_together(weights_server, entry, isolated_cache):
     """Four processes, one failing mirror: those that waited take the downloader's failure instead
     of each making its own attempts after it (minutes, one after another, on a stalling mirror)."""
-    weights_server.behaviour[entry.file] = "500"
+    import threading
+
+    # the first answer is held until the other three are seen waiting: a process that came to the
+    # lock after the first had given up rightly made its own attempts, and on a loaded machine one
+    # had started that late
+    weights_server.behaviour[entry.file] = "500-held"
     script = textwrap.dedent(
         f"""
-        import time
         from sr_filter.errors import DownloadError
         from sr_filter.manifest import load_manifest
         from sr_filter.weights import fetch
-        import sys
-        print("ready", flush=True)
-        sys.stdin.readline()
         try:
             fetch(load_manifest().get({NAME!r}))
         except DownloadError as exc:
             print(exc)
         """
     )
-    # five attempts, 7.5 s of pauses between them: the others start while the first one tries. They
-    # start together once all four have imported (on a loaded machine a fourth process had come up
-    # after the first had given up, and made its own five attempts)
     env = dict(os.environ, PYTHONPATH=str(ROOT), SR_FILTER_DOWNLOAD_RETRIES="5")
-    procs = [subprocess.Popen([sys.executable, "-c", script], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(4)]
-    assert all(p.stdout.readline() == "ready\n" for p in procs)
-    for p in procs:
-        p.stdin.write("go\n")
-        p.stdin.flush()
-    results = [p.communicate(timeout=300) for p in procs]
-    said = [out for out, _ in results]
+    procs = [subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(4)]
+    errs: list[list[str]] = [[] for _ in procs]
+    readers = [threading.Thread(target=lambda p=p, e=e: e.extend(p.stderr), daemon=True) for p, e in zip(procs, errs)]
+    for r in readers:
+        r.start()
+    deadline = time.monotonic() + 120
+    while sum(any("waiting for" in line for line in e) for e in errs) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    weights_server.gate.set()
+    said = [p.communicate(timeout=300)[0] for p in procs]
+    for r in readers:
+        r.join(10)
+    results = list(zip(said, ["".join(e) for e in errs]))
     assert all("could not download" in out for out in said), results
     waited = [out for out in said if out.startswith("the process this one waited for found: could not download")]
     assert len(waited) == 3 and weights_server.hits[entry.file] == 5, (results, weights_server.hits)
