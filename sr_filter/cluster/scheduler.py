@@ -179,6 +179,14 @@ def run(tasks: list[storage.Task], settings: Settings, *, workers: int | None = 
                 try:
                     outcome: Outcome = signal_safe(ray.get, ref)
                 except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError, ray.exceptions.ObjectLostError) as exc:
+                    # queued again before the replacement starts: a head lost during that start had
+                    # found the file in neither queue (its finished output went uncounted)
+                    if attempt >= MAX_ATTEMPTS:
+                        _record(summary, Event("failed", task, f"{task.source}: its worker was lost {attempt} times while upscaling it"), emit)
+                    else:
+                        summary.retried += 1
+                        pending.appendleft((task, attempt + 1))
+                        emit(Event("retry", task, type(exc).__name__, worker=key))
                     if key in actors:  # the first of its files to come back: replace the worker
                         del actors[key]
                         summary.workers_lost += 1
@@ -186,19 +194,14 @@ def run(tasks: list[storage.Task], settings: Settings, *, workers: int | None = 
                             spawn(next_key)
                             _check_replacement(ray, ready_calls[next_key], summary, head)
                             next_key += 1
-                    if attempt >= MAX_ATTEMPTS:
-                        _record(summary, Event("failed", task, f"{task.source}: its worker was lost {attempt} times while upscaling it"), emit)
-                    else:
-                        summary.retried += 1
-                        pending.appendleft((task, attempt + 1))
-                        emit(Event("retry", task, type(exc).__name__, worker=key))
                     continue
                 kind = {"done": "done", "exists": "skipped", "failed": "failed"}[outcome.status]
                 message = outcome.message if outcome.message.startswith(task.source) or not outcome.message else f"{task.source}: {outcome.message}"
                 _record(summary, Event(kind, task, message, outcome.seconds, outcome.worker, outcome.notices), emit)
     except _HeadLost:  # `ray stop`, a lost head node: Ray had waited 60 s, then ended the program (exit 1, no summary)
         actors.clear()  # their processes went with the head; a kill would wait for it
-        held = sorted({task.target for task, _, _ in in_flight.values()})
+        tried = [task for task, attempt in pending if attempt > 1]  # its worker was lost, maybe after writing it
+        held = sorted({task.target for task, _, _ in in_flight.values()} | {task.target for task in tried})
         storage.sweep_orphans(held)
         summary.done += sum(1 for target in held if storage.exists(target))  # finished, not yet heard of
         raise ClusterError(f"the Ray cluster's head stopped answering (`ray stop`, or its node was lost) after {summary.done} "
