@@ -30,7 +30,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import netmemory
-from .cachelock import CacheLock, LockTimeout
+from .cachelock import CacheLock, LockTimeout, SharedHold
 from .atomic import publish
 from .envvars import env_int, env_seconds, env_text
 from .errors import CacheError, ChecksumError, DownloadError, DownloadSettingError, NetworkUnavailableError, first_line
@@ -437,20 +437,39 @@ def forget_failure(path: Path) -> None:
         _failure_note(path).unlink(missing_ok=True)
 
 
+def waiting_hold(path: Path) -> SharedHold:
+    """The shared hold of the processes that may wait for the download of ``path``: the note of a
+    failure stays while any of them is still to read it."""
+    return SharedHold(path.with_name(f".{path.name}.waiting"))
+
+
+def leave_waiting(hold: SharedHold, path: Path) -> None:
+    """Let go of ``hold`` (its holder holds the download lock of ``path``); the last process out
+    removes the failure note, which all who waited have read by then."""
+    if hold.release():
+        forget_failure(path)
+
+
 def pass_on_failure(path: Path) -> None:
-    """After a failed download's lock is let go: give the processes waiting on it a moment to take
-    it in turn and read the note (they poll four times a second), then remove the note under the
-    lock, so a failure leaves no file behind. A note that stays (a new download holds the lock)
-    is removed by that download's end or by a later sweep."""
-    time.sleep(0.3)
-    deadline = time.monotonic() + 2.0
+    """After a failed download's lock is let go: the processes that waited read its note as each
+    takes the lock in turn, and the last of them removes it (:func:`leave_waiting`); with none
+    waiting it goes now, so a failure leaves no file behind. (It had been removed 0.3 s after the
+    failure: a waiter that had not taken the lock by then, on a loaded machine, found no note and
+    made a full set of attempts of its own.) A note that stays (a new download holds the lock) is
+    removed by that download's end or by a later sweep."""
+    vacant = waiting_hold(path).vacant()
+    if vacant is False:
+        return
+    if vacant is None:  # no flock (Windows, some network file systems): a moment for the waiters
+        time.sleep(0.3)
+    deadline = time.monotonic() + (2.0 if vacant is None else 0.0)
     while True:
         try:
             with CacheLock(path, timeout=0):
                 forget_failure(path)
             return
         except LockTimeout:
-            if time.monotonic() > deadline:
+            if time.monotonic() >= deadline:
                 return
             time.sleep(0.05)
         except OSError:
@@ -488,6 +507,10 @@ def sweep_parts(folder: Path, name: str | None = None, *, any_age: bool = False)
         with suppress(OSError):  # read by the processes waiting at the time only
             if any_age or now - note.stat().st_mtime > FAILURE_NOTE_S:
                 remove(note)
+    for hold in (p for p in entries if p.name.startswith(".") and p.name.endswith(".waiting")):
+        with suppress(OSError):
+            if SharedHold(hold).vacant():  # left by a process that ended waiting: deleted
+                removed += 1
     for lock in (p for p in entries if p.name.endswith(".lock") and p.name[:-5] != name):
         with suppress(OSError, LockTimeout):
             with CacheLock(folder / lock.name[:-5], timeout=0):

@@ -28,8 +28,8 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from . import netmemory, repickle, sniff
 from .cachelock import CacheLock, LockTimeout
 from .download import (
-    ENV_CACHE, ENV_MIRROR, cache_error, download, failure_since, forget_failure, note_failure, note_state, pass_on_failure,
-    sweep_parts, wait_for_lock,
+    ENV_CACHE, ENV_MIRROR, cache_error, download, failure_since, forget_failure, leave_waiting, note_failure, note_state,
+    pass_on_failure, sweep_parts, wait_for_lock, waiting_hold,
 )
 from .envvars import env_flag, env_text
 from .errors import (
@@ -221,6 +221,8 @@ def _fetch_to(
     if path.is_dir():
         raise CacheError(f"cannot save {path.name}: {path} is a folder; remove it or set {ENV_CACHE} to another folder")
     lock = CacheLock(path, timeout=0)
+    waiting = waiting_hold(path)
+    waiting.hold()  # before the lock: a failure's note stays until this process has read it
     waited, before = False, None
     try:
         try:
@@ -231,12 +233,18 @@ def _fetch_to(
             waited, before = True, note_state(path)
             wait_for_lock(lock, path, limit=_LOCK_WAIT_S)
     except OSError as exc:
+        waiting.release()
         raise cache_error(exc, path) from None
+    except BaseException:
+        waiting.release()
+        raise
     try:
         # another process may have finished the download while we waited for the lock
-        if _good(path, sha256, size):
+        good = _good(path, sha256, size)
+        failed = failure_since(path, before, urls) if waited and not good else None
+        leave_waiting(waiting, path)
+        if good:
             return path
-        failed = failure_since(path, before, urls) if waited else None
         if failed is not None:  # the same addresses, moments ago: their attempts are not made again
             raise failed
         sweep_parts(path.parent, path.name)  # we hold the lock: any part of this file is orphaned

@@ -32,7 +32,7 @@ def entry():
 
 
 def _leftovers(folder):
-    return [p.name for p in folder.iterdir() if p.name.endswith((".part", ".tmp", ".lock", ".failed"))]
+    return [p.name for p in folder.iterdir() if p.name.endswith((".part", ".tmp", ".lock", ".failed", ".waiting"))]
 
 
 def test_first_use_downloads_then_uses_cache(weights_server, entry, isolated_cache):
@@ -171,6 +171,48 @@ def test_parallel_first_uses_of_a_failing_mirror_fail_together(weights_server, e
     assert all("could not download" in out for out in said), results
     waited = [out for out in said if out.startswith("the process this one waited for found: could not download")]
     assert len(waited) == 3 and weights_server.hits[entry.file] == 5, (results, weights_server.hits)
+    assert not _leftovers(isolated_cache)
+
+
+def test_a_failure_note_stays_until_every_waiting_process_has_read_it(weights_server, entry, isolated_cache, caplog):
+    """The failed downloader removed its note 0.3 s after letting the lock go: a waiter that had not
+    taken the lock by then (another waiter held it; a loaded machine) found no note and made a full
+    set of attempts of its own (CI: 10 requests, not 5)."""
+    import threading
+
+    from sr_filter.download import note_failure, pass_on_failure
+    from sr_filter.weights import source_urls
+
+    weights_server.behaviour[entry.file] = "500"
+    path = isolated_cache / entry.file
+    isolated_cache.mkdir(exist_ok=True)
+    downloader = CacheLock(path, timeout=0)  # the process whose download fails
+    downloader.acquire()
+    said: list[str] = []
+
+    def waiter() -> None:
+        try:
+            fetch(entry)
+        except DownloadError as exc:
+            said.append(str(exc))
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not any("waiting for" in r.getMessage() for r in caplog.records) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    note_failure(path, source_urls(entry.file, entry.urls), DownloadError("could not download it (HTTP 500)"))
+    downloader.release()
+    other = CacheLock(path, timeout=0)  # another waiter takes the lock first, and lets it go a second later
+    other.acquire()
+    passing = threading.Thread(target=pass_on_failure, args=(path,))
+    passing.start()
+    time.sleep(1.0)
+    other.release()
+    thread.join(60)
+    passing.join(10)
+    assert said == ["the process this one waited for found: could not download it (HTTP 500)"]
+    assert weights_server.hits[entry.file] == 0
     assert not _leftovers(isolated_cache)
 
 
