@@ -1520,6 +1520,24 @@ def test_every_netpbm_variant_is_read_at_its_full_depth():
         assert meta.mode in (mode, "uint16") and meta.format == ("PAM" if data[:2] == b"P7" else "PPM"), data[:2]
 
 
+def test_netpbm_header_comments_anywhere_and_long_headers_read_right_pixels():
+    """Netpbm's own reader takes a comment anywhere in the header, right after the magic number or
+    the maximum value too (its line end is then the one whitespace byte before the pixels): the
+    comment had been read as pixels ('255#c' gave a first pixel of 'c'), 'P6#c' was no picture,
+    and a header of many comment lines past 4 KiB was called truncated. One past 64 KiB is refused
+    in one line."""
+    pixels = bytes(range(10, 22))
+    expected = np.arange(10, 22, dtype=np.uint8).reshape(2, 2, 3)
+    for header in (b"P6\n2 2\n255#made here\n", b"P6\n2 2\n255#crlf\r\n"[:-1], b"P6#by hand\n2 #w\n2\n#m\n255\n",
+                   b"P6\n" + b"# a line of comment, as some scanners write them by the hundred\n" * 200 + b"2 2\n255\n"):
+        array, meta = imageio.read_image(header + pixels)
+        assert meta.format == "PPM" and np.array_equal(array, expected), header[:20]
+    bits, _ = imageio.read_image(b"P4\n3 2#w\n" + bytes([0b10100000, 0b00100000]))
+    assert bits.tolist() == [[0, 255, 0], [255, 255, 0]]
+    with pytest.raises(ImageFormatError, match="^long.ppm: its Netpbm header runs past 64 KiB"):
+        imageio.read_image(b"P6\n" + b"#" * 70000 + b"\n2 2\n255\n" + pixels, name="long.ppm")
+
+
 def test_a_piped_stream_of_many_netpbm_pictures_gives_its_first(caplog):
     """`ffmpeg -i clip.mp4 -f image2pipe -c:v ppm - | sr-filter - -o frame.ppm`: the stream (here an
     endless one) had been read up to 64 MiB past its first picture and refused as 'goes on past 65
