@@ -57,7 +57,7 @@ FORMATS = {
     ".avif": "AVIF",
     ".tga": "TGA",
     ".ppm": "PPM",
-    ".pgm": "PPM",
+    ".pgm": "PGM",  # grey only: a colour picture is made grey (it had been a P6 named .pgm)
     ".pnm": "PPM",
     ".pam": "PAM",
 }

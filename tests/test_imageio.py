@@ -1538,6 +1538,23 @@ def test_netpbm_header_comments_anywhere_and_long_headers_read_right_pixels():
         imageio.read_image(b"P6\n" + b"#" * 70000 + b"\n2 2\n255\n" + pixels, name="long.ppm")
 
 
+def test_a_colour_picture_named_pgm_is_written_grey_with_a_notice(bird, caplog):
+    """A .pgm holds grey (Netpbm's PGM readers refuse a P6): a colour picture written to one had
+    been a P6 inside the .pgm name. It is made grey (601 luma, as Pillow, ImageMagick and ppmtopgm
+    make it) at its own depth, with a notice; a .ppm or .pnm keeps the colours."""
+    assert imageio.format_for("out.pgm") == "PGM" and imageio.format_for("out", "pgm") == "PGM"
+    assert imageio.format_for("out.ppm") == imageio.format_for("out.pnm") == "PPM"
+    with caplog.at_level("WARNING"):
+        data = imageio.encode_image(bird, imageio.format_for("bird.pgm"))
+    assert data[:2] == b"P5" and "PGM holds grey only: the colour picture is written in grey tones" in caplog.text
+    grey = np.asarray(Image.fromarray(bird).convert("L")).astype(int)
+    assert np.abs(np.asarray(Image.open(io.BytesIO(data))).astype(int) - grey).max() <= 1
+    deep = bird.astype(np.uint16) * 257
+    array, _ = imageio.read_image(imageio.encode_image(np.dstack([deep, np.full(bird.shape[:2], 65535, np.uint16)]), "PGM"))
+    assert array.dtype == np.uint16 and array.ndim == 2 and np.abs(array.astype(int) // 257 - grey).max() <= 1
+    assert imageio.encode_image(bird, "PPM")[:2] == b"P6"
+
+
 def test_a_piped_stream_of_many_netpbm_pictures_gives_its_first(caplog):
     """`ffmpeg -i clip.mp4 -f image2pipe -c:v ppm - | sr-filter - -o frame.ppm`: the stream (here an
     endless one) had been read up to 64 MiB past its first picture and refused as 'goes on past 65
