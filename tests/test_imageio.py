@@ -1116,6 +1116,27 @@ def test_a_32_bit_tga_whose_alpha_is_zero_everywhere_is_read_opaque(caplog):
     assert array.shape == (8, 12, 4) and array[0, 0, 3] == 0 and array[7, 0, 3] == 255
 
 
+def test_a_16_bit_tga_reads_its_alpha_bit_as_the_format_has_it():
+    """A 16-bit TGA's top bit is alpha (1: opaque) where its header declares an attribute bit, as
+    GIMP and ImageMagick read it; Pillow reads it inverted, and a cut-out had come out with the
+    shape hidden and its background shown. Without an attribute bit (FFmpeg's 16-bit TGA), or with a
+    TGA 2.0 extension area saying the attributes are no alpha, the picture is opaque."""
+    width, height = 8, 4
+    row = [0x8000 | 31 << 10] * 4 + [31 << 5] * 4  # left: red, its bit set; right: green, its bit clear
+    pixels = struct.pack(f"<{width * height}H", *row * height)
+    header = struct.pack("<BBBHHBHHHHBB", 0, 0, 2, 0, 0, 0, 0, 0, width, height, 16, 0x21)  # 1 alpha bit, top-left
+    array, meta = imageio.read_image(header + pixels, name="cutout.tga")
+    assert meta.format == "TGA" and array.shape == (4, 8, 4)
+    assert array[0, 0].tolist() == [255, 0, 0, 255] and array[0, 7, 3] == 0
+    array, _ = imageio.read_image(header[:17] + b"\x20" + pixels, name="plain.tga")  # no attribute bits
+    assert array.shape == (4, 8, 3) and array[0, 0].tolist() == [255, 0, 0] and array[0, 7].tolist() == [0, 255, 0]
+    extension = bytearray(495)
+    extension[:2] = (495).to_bytes(2, "little")  # attributes type (byte 494) 0: no alpha
+    footer = (len(header) + len(pixels)).to_bytes(4, "little") + bytes(4) + b"TRUEVISION-XFILE.\x00"
+    array, _ = imageio.read_image(header + pixels + bytes(extension) + footer, name="v2.tga")
+    assert array.shape == (4, 8, 3) and array[0, 7].tolist() == [0, 255, 0]
+
+
 def test_a_jpeg_that_states_no_density_gets_none():
     """Pillow gives a JPEG whose JFIF has no unit and whose EXIF has no resolution 72 dpi of its
     own: outputs claimed 288 dpi at x4. A density the file does state is kept."""
