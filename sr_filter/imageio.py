@@ -407,6 +407,8 @@ def _decode(image: Image.Image, name: str, data: bytes = b"") -> np.ndarray:
         raise ImageFormatError(f"{name} cannot be decoded ({first_line(exc)})") from None
     if image.format == "TGA":
         array = _tga16_alpha(data, array)
+    if image.format == "BMP":
+        array = _bmp16_alpha(data, array)
     if image.format in ("BMP", "TGA") and array.ndim == 3 and array.shape[2] == 4 and not array[..., 3].any():
         # many writers fill a 32-bit BMP's or TGA's fourth byte with 0 and leave it unused (the TGA's
         # header then says it has no alpha bits); browsers and Windows show such a BMP opaque, and so
@@ -431,6 +433,30 @@ def _tga16_alpha(data: bytes, array: np.ndarray) -> np.ndarray:
     if data[17] & 0x0F == 0 or attributes < 3:
         return np.ascontiguousarray(array[..., :3])
     return np.dstack([array[..., :3], 255 - array[..., 3]])
+
+
+def _bmp16_alpha(data: bytes, array: np.ndarray) -> np.ndarray:
+    """A 16-bit BMP's pixels with the alpha its bit fields declare (A1 R5 G5 B5, as GIMP writes a
+    16-bit BMP with transparency): Pillow reads its colour and drops the alpha mask, and the
+    cut-out had come out opaque without a word."""
+    if len(data) < 70 or data[:2] != b"BM" or array.ndim != 3 or array.shape[2] != 3:
+        return array
+    size, width, height, _, bits, compression = struct.unpack_from("<IiiHHI", data, 14)
+    if bits != 16 or compression not in (3, 6) or not (size >= 56 or compression == 6):
+        return array
+    *colour, mask = struct.unpack_from("<4I", data, 54)  # the red, green, blue and alpha masks
+    mask = 0 if mask & (colour[0] | colour[1] | colour[2]) else mask & 0xFFFF  # one that overlaps the colour is none
+    offset, rows = struct.unpack_from("<I", data, 10)[0], abs(height)
+    stride = (width * 2 + 3) // 4 * 4
+    if not mask or width <= 0 or offset + stride * rows > len(data) or array.shape[:2] != (rows, width):
+        return array
+    words = np.frombuffer(data, "<u2", stride // 2 * rows, offset).reshape(rows, stride // 2)[:, :width]
+    if height > 0:  # bottom-up, as most are
+        words = words[::-1]
+    shift = (mask & -mask).bit_length() - 1
+    top = mask >> shift
+    alpha = (((words & mask) >> shift).astype(np.uint32) * 255 + top // 2) // top
+    return np.dstack([array, alpha.astype(np.uint8)])
 
 
 def _check_jpeg_complete(data: bytes, array: np.ndarray, name: str) -> None:

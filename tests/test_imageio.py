@@ -1137,6 +1137,24 @@ def test_a_16_bit_tga_reads_its_alpha_bit_as_the_format_has_it():
     assert array.shape == (4, 8, 3) and array[0, 7].tolist() == [0, 255, 0]
 
 
+def test_a_16_bit_bmp_keeps_the_alpha_its_bit_fields_declare():
+    """A 16-bit BMP with an alpha mask (A1 R5 G5 B5, as GIMP writes one with transparency): Pillow
+    reads its colour and drops the alpha, and the cut-out had come out opaque without a word."""
+    width, height = 8, 4
+    rows = [[0x8000 | 31 << 10] * 4 + [31 << 5] * 4] * 2 + [[0x8000 | 31] * 8] * 2  # red, green clear; blue below
+    pixels = struct.pack(f"<{width * height}H", *sum(rows[::-1], []))  # bottom-up: the last row first
+    header = struct.pack("<IiiHHIIiiII", 108, width, height, 1, 16, 3, len(pixels), 2835, 2835, 0, 0)
+    header += struct.pack("<IIII", 0x7C00, 0x3E0, 0x1F, 0x8000) + b"sRGB" + bytes(48)
+    data = b"BM" + struct.pack("<IHHI", 14 + len(header) + len(pixels), 0, 0, 14 + len(header)) + header + pixels
+    array, meta = imageio.read_image(data, name="cutout.bmp")
+    assert meta.format == "BMP" and array.shape == (4, 8, 4)
+    assert array[0, 0].tolist() == [255, 0, 0, 255] and array[0, 7].tolist() == [0, 255, 0, 0]
+    assert array[3].tolist() == [[0, 0, 255, 255]] * 8
+    opaque = data[:14 + 52] + bytes(4) + data[14 + 56:]  # X1 R5 G5 B5: no alpha mask
+    array, _ = imageio.read_image(opaque)
+    assert array.shape == (4, 8, 3) and array[0, 7].tolist() == [0, 255, 0]
+
+
 def test_a_jpeg_that_states_no_density_gets_none():
     """Pillow gives a JPEG whose JFIF has no unit and whose EXIF has no resolution 72 dpi of its
     own: outputs claimed 288 dpi at x4. A density the file does state is kept."""
