@@ -20,6 +20,8 @@ _MAGIC = re.compile(rb"P([1-7])[\s#]")
 _TOKEN = re.compile(rb"\s*(?:#[^\n\r]*[\n\r]\s*)*(\d+)")
 #: the longest header read (Netpbm sets none; comments can make one long): a stream's first read
 HEADER_LIMIT = 64 << 10
+#: a PAM header's last line
+_ENDHDR = re.compile(rb"[\n\r][ \t]*ENDHDR")
 _TUPLTYPES = {b"BLACKANDWHITE": 1, b"GRAYSCALE": 1, b"BLACKANDWHITE_ALPHA": 2, b"GRAYSCALE_ALPHA": 2,
               b"RGB": 3, b"RGB_ALPHA": 4}
 
@@ -48,9 +50,10 @@ def _parse_header(data: bytes) -> tuple[int, int, int, int, int, int] | None:
         return None
     kind = int(magic.group(1))
     if kind == 7:
-        end = data.find(b"ENDHDR")
-        if end < 0:
+        last = _ENDHDR.search(data)  # a line of its own: a comment naming it had ended the header there
+        if last is None:
             return None
+        end = last.end() - len(b"ENDHDR")
         fields: dict[bytes, bytes] = {}
         for line in data[3:end].splitlines():
             words = line.split(b"#", 1)[0].split(None, 1)

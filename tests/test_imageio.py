@@ -1577,6 +1577,16 @@ def test_netpbm_header_comments_anywhere_and_long_headers_read_right_pixels():
         imageio.read_image(b"P6\n" + b"#" * 70000 + b"\n2 2\n255\n" + pixels, name="long.ppm")
 
 
+def test_a_pam_comment_naming_endhdr_does_not_end_its_header():
+    """A PAM's header ends at the line ENDHDR; a comment that named it ('# ... ENDHDR') had ended the
+    header there: the lines after it were read as pixels, or its fields were missed."""
+    expected = [[[1, 2, 3], [4, 5, 6]]]
+    for header in (b"P7\nWIDTH 2\nHEIGHT 1\nDEPTH 3\nMAXVAL 255\n# written before ENDHDR\nTUPLTYPE RGB\nENDHDR\n",
+                   b"P7\n#ENDHDR ends it\nWIDTH 2\nHEIGHT 1\nDEPTH 3\nMAXVAL 255\nTUPLTYPE RGB\nENDHDR\n"):
+        array, meta = imageio.read_image(header + bytes(range(1, 7)))
+        assert meta.format == "PAM" and array.tolist() == expected, header
+
+
 def test_a_colour_picture_named_pgm_is_written_grey_with_a_notice(bird, caplog):
     """A .pgm holds grey (Netpbm's PGM readers refuse a P6): a colour picture written to one had
     been a P6 inside the .pgm name. It is made grey (601 luma, as Pillow, ImageMagick and ppmtopgm
