@@ -558,9 +558,14 @@ def _carried(meta: Any, fmt: str, shape: tuple[int, ...], scale: Scale) -> dict[
     DPI, gamma and chromaticity and text chunks (PNG) or the comment (GIF). They had all been left out."""
     if meta is None:
         return {}
+    import dataclasses
+
     from .encode import _fitting_profile, _png_text, comment_for
-    from .metadata import exif_for_output, scaled_dpi
+    from .metadata import exif_for_output, scaled_dpi, sized_xmp
     from .png import plain_text
+
+    if meta.xmp:  # its pixel sizes and resolutions the output's, as a still's are (they had stayed the input's)
+        meta = dataclasses.replace(meta, xmp=sized_xmp(meta.xmp, shape[1], shape[0], scale))
 
     if fmt == "GIF":  # its own comment, or a PNG's Comment text (dropped without a word, as a still's is not)
         comment = comment_for(meta, fmt)

@@ -27,8 +27,9 @@ log = logging.getLogger(__name__)
 
 #: formats whose files can hold an alpha channel (the others get it flattened onto white)
 _ALPHA = {"PNG", "WEBP", "TIFF", "GIF", "AVIF", "TGA", "PAM"}
-#: Netpbm's PGM/PPM (Pillow's name "PPM") and PAM: 8 or 16 bits, written by :mod:`sr_filter.pnm`
-_NETPBM = {"PPM", "PAM"}
+#: Netpbm's PGM/PPM (Pillow's name "PPM"), PGM alone (a .pgm name: grey) and PAM: 8 or 16 bits,
+#: written by :mod:`sr_filter.pnm`
+_NETPBM = {"PPM", "PGM", "PAM"}
 _ICC = {"PNG", "JPEG", "WEBP", "TIFF", "AVIF"}
 _EXIF = {"PNG", "JPEG", "WEBP", "TIFF", "AVIF"}
 _DPI = {"PNG", "JPEG", "TIFF", "BMP"}
@@ -152,7 +153,7 @@ def _encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None, *, qualit
                     "PNG and TIFF keep it" if array.dtype == np.uint16 else "TIFF keeps it; PNG keeps 16 bits", extra=PER_FILE)
         array = _to_uint8(array)
     if channels in (2, 4) and fmt not in _ALPHA:
-        keeper = " (a .pam keeps it)" if fmt == "PPM" else ""
+        keeper = " (a .pam keeps it)" if fmt in ("PPM", "PGM") else ""
         log.warning("%s has no transparency; flattening the alpha channel onto white%s", _SHOWN.get(fmt, fmt), keeper,
                     extra=PER_FILE)
         array = flatten_on_white(array)
@@ -165,6 +166,10 @@ def _encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None, *, qualit
         array, converted = _to_srgb(array, meta.icc_profile)
         if converted:
             log.info("WebP has no grey pictures: the grey tones are converted to sRGB, which an RGB WebP is shown as")
+    if fmt == "PGM" and array.ndim == 3:  # a .pgm holds grey, as every Netpbm PGM reader takes it
+        log.warning("PGM holds grey only: the colour picture is written in grey tones (a .ppm keeps the colours)",
+                    extra=PER_FILE)
+        array = _grey(array)
     if fmt in _NETPBM:
         return pnm.encode_pnm(array, pam=fmt == "PAM")
     options: dict[str, Any] = {}
@@ -402,6 +407,14 @@ def _own_primaries(meta: ImageMeta) -> bool:
 
 def _listed(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _grey(array: np.ndarray) -> np.ndarray:
+    """RGB pixels (8 or 16 bits) as grey tones, with ITU-R 601 luma weights, as Pillow, ImageMagick's
+    PGM output and Netpbm's ppmtopgm make them; their depth is kept."""
+    weights = np.array([299, 587, 114], np.uint64)
+    luma = (array[..., :3].astype(np.uint64) @ weights + 500) // 1000
+    return luma.astype(array.dtype)
 
 
 def _to_srgb(array: np.ndarray, icc: bytes) -> tuple[np.ndarray, bool]:

@@ -57,7 +57,7 @@ FORMATS = {
     ".avif": "AVIF",
     ".tga": "TGA",
     ".ppm": "PPM",
-    ".pgm": "PPM",
+    ".pgm": "PGM",  # grey only: a colour picture is made grey (it had been a P6 named .pgm)
     ".pnm": "PPM",
     ".pam": "PAM",
 }
@@ -154,7 +154,7 @@ def _read_data(data: bytes, name: str, check: Callable[[sniff.Shape], None]) -> 
     elif png.is_keyed_low_grey(data):  # Pillow loses the colour key of 1-, 2- and 4-bit grey
         array = png.decode_png(data, name)
     else:
-        array = _decode(image, name)
+        array = _decode(image, name, data)
     if image.format in ("JPEG", "MPO"):
         _check_jpeg_complete(data, array, name)
     if image.format == "AVIF":
@@ -385,8 +385,9 @@ def _pillow_shape(image: Image.Image) -> sniff.Shape:
     return width, height, min(bands, 4), itemsize
 
 
-def _decode(image: Image.Image, name: str) -> np.ndarray:
-    """Pixels of a Pillow image (the first frame), with Pillow's errors made one clear line."""
+def _decode(image: Image.Image, name: str, data: bytes = b"") -> np.ndarray:
+    """Pixels of a Pillow image (the first frame), with Pillow's errors made one clear line
+    (``data``: the file, for what Pillow reads wrong from it)."""
     try:
         image.seek(0)
         image.load()
@@ -404,6 +405,10 @@ def _decode(image: Image.Image, name: str) -> np.ndarray:
         array = _pixels(image)
     except (OSError, ValueError, IndexError) as exc:  # a PNG with more alpha entries than colours: Pillow's traceback
         raise ImageFormatError(f"{name} cannot be decoded ({first_line(exc)})") from None
+    if image.format == "TGA":
+        array = _tga16_alpha(data, array)
+    if image.format == "BMP":
+        array = _bmp16_alpha(data, array)
     if image.format in ("BMP", "TGA") and array.ndim == 3 and array.shape[2] == 4 and not array[..., 3].any():
         # many writers fill a 32-bit BMP's or TGA's fourth byte with 0 and leave it unused (the TGA's
         # header then says it has no alpha bits); browsers and Windows show such a BMP opaque, and so
@@ -412,6 +417,46 @@ def _decode(image: Image.Image, name: str) -> np.ndarray:
                     "the picture is read as opaque", name, image.format, extra=PER_FILE)
         array = np.ascontiguousarray(array[..., :3])
     return array
+
+
+def _tga16_alpha(data: bytes, array: np.ndarray) -> np.ndarray:
+    """A 16-bit true-colour TGA's pixels with its alpha as the format has it: the top bit of each
+    pixel is alpha (1 opaque) only where the header declares an attribute bit and no TGA 2.0
+    extension area says the attributes are no alpha (type 0 to 2); else the picture is opaque, as
+    GIMP and ImageMagick read it. Pillow reads that bit inverted, 1 as transparent: a picture with
+    a cut-out came out with its shape shown and its background hidden."""
+    if len(data) < 18 or data[2] & 7 != 2 or data[16] != 16 or array.ndim != 3 or array.shape[2] != 4:
+        return array
+    footer = data[-26:]
+    extension = int.from_bytes(footer[:4], "little") if footer.endswith(b"TRUEVISION-XFILE.\x00") else 0
+    attributes = data[extension + 494] if extension and len(data) > extension + 494 else 3
+    if data[17] & 0x0F == 0 or attributes < 3:
+        return np.ascontiguousarray(array[..., :3])
+    return np.dstack([array[..., :3], 255 - array[..., 3]])
+
+
+def _bmp16_alpha(data: bytes, array: np.ndarray) -> np.ndarray:
+    """A 16-bit BMP's pixels with the alpha its bit fields declare (A1 R5 G5 B5, as GIMP writes a
+    16-bit BMP with transparency): Pillow reads its colour and drops the alpha mask, and the
+    cut-out had come out opaque without a word."""
+    if len(data) < 70 or data[:2] != b"BM" or array.ndim != 3 or array.shape[2] != 3:
+        return array
+    size, width, height, _, bits, compression = struct.unpack_from("<IiiHHI", data, 14)
+    if bits != 16 or compression not in (3, 6) or not (size >= 56 or compression == 6):
+        return array
+    *colour, mask = struct.unpack_from("<4I", data, 54)  # the red, green, blue and alpha masks
+    mask = 0 if mask & (colour[0] | colour[1] | colour[2]) else mask & 0xFFFF  # one that overlaps the colour is none
+    offset, rows = struct.unpack_from("<I", data, 10)[0], abs(height)
+    stride = (width * 2 + 3) // 4 * 4
+    if not mask or width <= 0 or offset + stride * rows > len(data) or array.shape[:2] != (rows, width):
+        return array
+    words = np.frombuffer(data, "<u2", stride // 2 * rows, offset).reshape(rows, stride // 2)[:, :width]
+    if height > 0:  # bottom-up, as most are
+        words = words[::-1]
+    shift = (mask & -mask).bit_length() - 1
+    top = mask >> shift
+    alpha = (((words & mask) >> shift).astype(np.uint32) * 255 + top // 2) // top
+    return np.dstack([array, alpha.astype(np.uint8)])
 
 
 def _check_jpeg_complete(data: bytes, array: np.ndarray, name: str) -> None:

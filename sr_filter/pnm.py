@@ -15,9 +15,13 @@ import numpy as np
 from .errors import ImageFormatError
 
 #: the first two bytes of each kind, and what follows them
-_MAGIC = re.compile(rb"P([1-7])\s")
+_MAGIC = re.compile(rb"P([1-7])[\s#]")
 #: header fields: a number, or a comment running to the end of its line
 _TOKEN = re.compile(rb"\s*(?:#[^\n\r]*[\n\r]\s*)*(\d+)")
+#: the longest header read (Netpbm sets none; comments can make one long): a stream's first read
+HEADER_LIMIT = 64 << 10
+#: a PAM header's last line
+_ENDHDR = re.compile(rb"[\n\r][ \t]*ENDHDR")
 _TUPLTYPES = {b"BLACKANDWHITE": 1, b"GRAYSCALE": 1, b"BLACKANDWHITE_ALPHA": 2, b"GRAYSCALE_ALPHA": 2,
               b"RGB": 3, b"RGB_ALPHA": 4}
 
@@ -29,16 +33,27 @@ def is_pnm(data: bytes) -> bool:
 
 def _header(data: bytes) -> tuple[int, int, int, int, int, int] | None:
     """(kind 1-7, width, height, channels, maximum value, offset of the pixel data), or None
-    where the header is not complete in ``data``. A PAM's TUPLTYPE is checked against its depth."""
-    data = bytes(data[:4096])
+    where the header is not complete in ``data``. A PAM's TUPLTYPE is checked against its depth.
+    A header is read to :data:`HEADER_LIMIT` bytes (comments make it long): one longer is refused."""
+    whole = len(data) > HEADER_LIMIT
+    data = bytes(data[:HEADER_LIMIT])
+    header = _parse_header(data)
+    if header is None and whole:  # it had been cut at 4 KiB and called truncated, comments and all
+        raise ImageFormatError(f"its Netpbm header runs past {HEADER_LIMIT >> 10} KiB (comments?), "
+                               "more than this program reads")
+    return header
+
+
+def _parse_header(data: bytes) -> tuple[int, int, int, int, int, int] | None:
     magic = _MAGIC.match(data)
     if magic is None:
         return None
     kind = int(magic.group(1))
     if kind == 7:
-        end = data.find(b"ENDHDR")
-        if end < 0:
+        last = _ENDHDR.search(data)  # a line of its own: a comment naming it had ended the header there
+        if last is None:
             return None
+        end = last.end() - len(b"ENDHDR")
         fields: dict[bytes, bytes] = {}
         for line in data[3:end].splitlines():
             words = line.split(b"#", 1)[0].split(None, 1)
@@ -63,6 +78,13 @@ def _header(data: bytes) -> tuple[int, int, int, int, int, int] | None:
             return None
         numbers.append(int(token.group(1)))
         position = token.end()
+    if data[position:position + 1] == b"#":  # a comment right after the last number: as Netpbm's own
+        # reader takes it, its line end is the one whitespace byte that ends the header (the comment
+        # had been read as pixels)
+        ends = [i for i in (data.find(b"\n", position), data.find(b"\r", position)) if i >= 0]
+        if not ends:
+            return None
+        position = min(ends)
     if position >= len(data):
         return None
     width, height = numbers[:2]
@@ -108,7 +130,10 @@ def decode_pnm(data: bytes, name: str) -> tuple[np.ndarray, str, bool]:
     """The first picture of a Netpbm file: (pixels, Pillow-style mode name, whether more pictures
     follow it). Samples are scaled to the full 8- or 16-bit range (a maximum value of 1023 to
     65535, 15 to 255); bitmaps (1 = black) come as 8-bit grey."""
-    header = _header(data)
+    try:
+        header = _header(data)
+    except ImageFormatError as exc:  # the header's own words, with the file named
+        raise ImageFormatError(f"{name}: {exc}") from None
     if header is None:
         raise ImageFormatError(f"{name} is truncated or damaged (its Netpbm header is incomplete)")
     kind, width, height, channels, top, start = header

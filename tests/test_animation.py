@@ -445,6 +445,27 @@ def test_an_animation_keeps_its_profile_exif_dpi_and_text_as_a_still_image_does(
                 assert out.info["dpi"] == pytest.approx((600, 600), abs=0.5) and out.text["Title"] == "two frames"
 
 
+def test_an_animation_s_xmp_states_the_upscaled_size_as_a_still_s_does(tmp_path, upscaler):
+    """Animated WebP, AVIF and APNG kept their XMP with the input's pixel sizes (exif:PixelXDimension,
+    tiff:ImageWidth ...), which then disagreed with the picture and its EXIF; a still's are updated."""
+    xmp = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+           b'<rdf:Description rdf:about="" xmlns:exif="http://ns.adobe.com/exif/1.0/" xmlns:tiff="http://ns.adobe.com/tiff/1.0/" '
+           b'exif:PixelXDimension="16" exif:PixelYDimension="16" tiff:ImageWidth="16" tiff:ImageLength="16"/>'
+           b'</rdf:RDF></x:xmpmeta>')
+    small(tmp_path / "a.webp", loop=0, lossless=True, xmp=xmp)
+    small(tmp_path / "a.avif", quality=90, xmp=xmp)
+    for source, target in (("a.webp", "o.webp"), ("a.avif", "o.avif"), ("a.webp", "o.png")):
+        animation.upscale_animation(tmp_path / source, tmp_path / target, upscaler)
+        with Image.open(tmp_path / target) as out:
+            out.load()
+            written = out.info.get("xmp") or out.info.get("XML:com.adobe.xmp")
+            written = written.encode() if isinstance(written, str) else written
+            assert getattr(out, "n_frames", 1) == 3 and out.size == (64, 64), target
+            for field in (b'exif:PixelXDimension="64"', b'exif:PixelYDimension="64"', b'tiff:ImageWidth="64"',
+                          b'tiff:ImageLength="64"'):
+                assert field in written, (target, field)
+
+
 def test_an_apng_keeps_its_pixel_aspect_ratio_as_a_still_png_does(tmp_path, upscaler, caplog):
     """A pHYs with no unit (non-square pixels) was dropped from APNG and WebP output without a word."""
     import struct

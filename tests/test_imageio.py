@@ -1116,6 +1116,45 @@ def test_a_32_bit_tga_whose_alpha_is_zero_everywhere_is_read_opaque(caplog):
     assert array.shape == (8, 12, 4) and array[0, 0, 3] == 0 and array[7, 0, 3] == 255
 
 
+def test_a_16_bit_tga_reads_its_alpha_bit_as_the_format_has_it():
+    """A 16-bit TGA's top bit is alpha (1: opaque) where its header declares an attribute bit, as
+    GIMP and ImageMagick read it; Pillow reads it inverted, and a cut-out had come out with the
+    shape hidden and its background shown. Without an attribute bit (FFmpeg's 16-bit TGA), or with a
+    TGA 2.0 extension area saying the attributes are no alpha, the picture is opaque."""
+    width, height = 8, 4
+    row = [0x8000 | 31 << 10] * 4 + [31 << 5] * 4  # left: red, its bit set; right: green, its bit clear
+    pixels = struct.pack(f"<{width * height}H", *row * height)
+    header = struct.pack("<BBBHHBHHHHBB", 0, 0, 2, 0, 0, 0, 0, 0, width, height, 16, 0x21)  # 1 alpha bit, top-left
+    array, meta = imageio.read_image(header + pixels, name="cutout.tga")
+    assert meta.format == "TGA" and array.shape == (4, 8, 4)
+    assert array[0, 0].tolist() == [255, 0, 0, 255] and array[0, 7, 3] == 0
+    array, _ = imageio.read_image(header[:17] + b"\x20" + pixels, name="plain.tga")  # no attribute bits
+    assert array.shape == (4, 8, 3) and array[0, 0].tolist() == [255, 0, 0] and array[0, 7].tolist() == [0, 255, 0]
+    extension = bytearray(495)
+    extension[:2] = (495).to_bytes(2, "little")  # attributes type (byte 494) 0: no alpha
+    footer = (len(header) + len(pixels)).to_bytes(4, "little") + bytes(4) + b"TRUEVISION-XFILE.\x00"
+    array, _ = imageio.read_image(header + pixels + bytes(extension) + footer, name="v2.tga")
+    assert array.shape == (4, 8, 3) and array[0, 7].tolist() == [0, 255, 0]
+
+
+def test_a_16_bit_bmp_keeps_the_alpha_its_bit_fields_declare():
+    """A 16-bit BMP with an alpha mask (A1 R5 G5 B5, as GIMP writes one with transparency): Pillow
+    reads its colour and drops the alpha, and the cut-out had come out opaque without a word."""
+    width, height = 8, 4
+    rows = [[0x8000 | 31 << 10] * 4 + [31 << 5] * 4] * 2 + [[0x8000 | 31] * 8] * 2  # red, green clear; blue below
+    pixels = struct.pack(f"<{width * height}H", *sum(rows[::-1], []))  # bottom-up: the last row first
+    header = struct.pack("<IiiHHIIiiII", 108, width, height, 1, 16, 3, len(pixels), 2835, 2835, 0, 0)
+    header += struct.pack("<IIII", 0x7C00, 0x3E0, 0x1F, 0x8000) + b"sRGB" + bytes(48)
+    data = b"BM" + struct.pack("<IHHI", 14 + len(header) + len(pixels), 0, 0, 14 + len(header)) + header + pixels
+    array, meta = imageio.read_image(data, name="cutout.bmp")
+    assert meta.format == "BMP" and array.shape == (4, 8, 4)
+    assert array[0, 0].tolist() == [255, 0, 0, 255] and array[0, 7].tolist() == [0, 255, 0, 0]
+    assert array[3].tolist() == [[0, 0, 255, 255]] * 8
+    opaque = data[:14 + 52] + bytes(4) + data[14 + 56:]  # X1 R5 G5 B5: no alpha mask
+    array, _ = imageio.read_image(opaque)
+    assert array.shape == (4, 8, 3) and array[0, 7].tolist() == [0, 255, 0]
+
+
 def test_a_jpeg_that_states_no_density_gets_none():
     """Pillow gives a JPEG whose JFIF has no unit and whose EXIF has no resolution 72 dpi of its
     own: outputs claimed 288 dpi at x4. A density the file does state is kept."""
@@ -1518,6 +1557,51 @@ def test_every_netpbm_variant_is_read_at_its_full_depth():
         array, meta = imageio.read_image(data)
         assert np.array_equal(array, expected) and array.dtype == expected.dtype, data[:2]
         assert meta.mode in (mode, "uint16") and meta.format == ("PAM" if data[:2] == b"P7" else "PPM"), data[:2]
+
+
+def test_netpbm_header_comments_anywhere_and_long_headers_read_right_pixels():
+    """Netpbm's own reader takes a comment anywhere in the header, right after the magic number or
+    the maximum value too (its line end is then the one whitespace byte before the pixels): the
+    comment had been read as pixels ('255#c' gave a first pixel of 'c'), 'P6#c' was no picture,
+    and a header of many comment lines past 4 KiB was called truncated. One past 64 KiB is refused
+    in one line."""
+    pixels = bytes(range(10, 22))
+    expected = np.arange(10, 22, dtype=np.uint8).reshape(2, 2, 3)
+    for header in (b"P6\n2 2\n255#made here\n", b"P6\n2 2\n255#crlf\r\n"[:-1], b"P6#by hand\n2 #w\n2\n#m\n255\n",
+                   b"P6\n" + b"# a line of comment, as some scanners write them by the hundred\n" * 200 + b"2 2\n255\n"):
+        array, meta = imageio.read_image(header + pixels)
+        assert meta.format == "PPM" and np.array_equal(array, expected), header[:20]
+    bits, _ = imageio.read_image(b"P4\n3 2#w\n" + bytes([0b10100000, 0b00100000]))
+    assert bits.tolist() == [[0, 255, 0], [255, 255, 0]]
+    with pytest.raises(ImageFormatError, match="^long.ppm: its Netpbm header runs past 64 KiB"):
+        imageio.read_image(b"P6\n" + b"#" * 70000 + b"\n2 2\n255\n" + pixels, name="long.ppm")
+
+
+def test_a_pam_comment_naming_endhdr_does_not_end_its_header():
+    """A PAM's header ends at the line ENDHDR; a comment that named it ('# ... ENDHDR') had ended the
+    header there: the lines after it were read as pixels, or its fields were missed."""
+    expected = [[[1, 2, 3], [4, 5, 6]]]
+    for header in (b"P7\nWIDTH 2\nHEIGHT 1\nDEPTH 3\nMAXVAL 255\n# written before ENDHDR\nTUPLTYPE RGB\nENDHDR\n",
+                   b"P7\n#ENDHDR ends it\nWIDTH 2\nHEIGHT 1\nDEPTH 3\nMAXVAL 255\nTUPLTYPE RGB\nENDHDR\n"):
+        array, meta = imageio.read_image(header + bytes(range(1, 7)))
+        assert meta.format == "PAM" and array.tolist() == expected, header
+
+
+def test_a_colour_picture_named_pgm_is_written_grey_with_a_notice(bird, caplog):
+    """A .pgm holds grey (Netpbm's PGM readers refuse a P6): a colour picture written to one had
+    been a P6 inside the .pgm name. It is made grey (601 luma, as Pillow, ImageMagick and ppmtopgm
+    make it) at its own depth, with a notice; a .ppm or .pnm keeps the colours."""
+    assert imageio.format_for("out.pgm") == "PGM" and imageio.format_for("out", "pgm") == "PGM"
+    assert imageio.format_for("out.ppm") == imageio.format_for("out.pnm") == "PPM"
+    with caplog.at_level("WARNING"):
+        data = imageio.encode_image(bird, imageio.format_for("bird.pgm"))
+    assert data[:2] == b"P5" and "PGM holds grey only: the colour picture is written in grey tones" in caplog.text
+    grey = np.asarray(Image.fromarray(bird).convert("L")).astype(int)
+    assert np.abs(np.asarray(Image.open(io.BytesIO(data))).astype(int) - grey).max() <= 1
+    deep = bird.astype(np.uint16) * 257
+    array, _ = imageio.read_image(imageio.encode_image(np.dstack([deep, np.full(bird.shape[:2], 65535, np.uint16)]), "PGM"))
+    assert array.dtype == np.uint16 and array.ndim == 2 and np.abs(array.astype(int) // 257 - grey).max() <= 1
+    assert imageio.encode_image(bird, "PPM")[:2] == b"P6"
 
 
 def test_a_piped_stream_of_many_netpbm_pictures_gives_its_first(caplog):
