@@ -19,6 +19,8 @@ from .imageio import IMAGE_SUFFIXES
 #: the command line and the cluster both say before the work
 LEFT_OUT = {
     "video": ("video (name it to upscale it)", "videos (name them to upscale them)"),
+    "heic": ('HEIC/HEIF picture (reading it needs pillow-heif: pip install "sr-filter[heic]")',
+             'HEIC/HEIF pictures (reading them needs pillow-heif: pip install "sr-filter[heic]")'),
     "hidden": ("hidden file or folder", "hidden files and folders"),
     "link": ("symbolic link to a folder", "symbolic links to folders"),
     "folder": ("folder a pattern matched (name it to upscale its images)", "folders a pattern matched (name them to upscale their images)"),

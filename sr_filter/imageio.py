@@ -64,16 +64,24 @@ FORMATS = {
 #: other names of those formats, read and written (not --format values): an APNG, JPEG's older suffixes
 ALIASES = {".apng": "PNG", ".jfif": "JPEG", ".jpe": "JPEG"}
 #: read only: a camera's multi-picture JPEG (its first picture is upscaled, written as a plain JPEG),
-#: a Netpbm bitmap (its upscale has grey tones: written as a PGM)
-READ_ONLY = {".mpo": "JPEG", ".pbm": "PPM"}
+#: a Netpbm bitmap (its upscale has grey tones: written as a PGM), a phone's HEIC (through the
+#: optional pillow-heif; written as PNG, which keeps its 10 bits, alpha, profile and metadata, where
+#: a HEIC would need the GPL x265 encoder and a reader with HEVC; see docs/io.md)
+READ_ONLY = {".mpo": "JPEG", ".pbm": "PPM", ".heic": "HEIF", ".heif": "HEIF", ".hif": "HEIF"}
 #: the suffix a format is written with where a read-only one names it
-SUFFIX_OF = {"JPEG": ".jpg", "PPM": ".pgm"}
+SUFFIX_OF = {"JPEG": ".jpg", "PPM": ".pgm", "HEIF": ".png"}
+_HEIC_NAME = "a HEIC/HEIF picture (read through pillow-heif, not written: PNG keeps its depth, alpha and metadata)"
 #: the read-only suffixes, as the refusal to write one names them
 _READ_ONLY_NAMES = {".mpo": "an MPO (a camera's multi-picture JPEG)",
-                    ".pbm": "a PBM (a Netpbm bitmap of black and white only, where an upscale has grey tones)"}
+                    ".pbm": "a PBM (a Netpbm bitmap of black and white only, where an upscale has grey tones)",
+                    ".heic": _HEIC_NAME, ".heif": _HEIC_NAME, ".hif": _HEIC_NAME}
 #: said where the installed Pillow cannot read or write AVIF (a build without libavif; Pillow's
 #: own wheels have it from 11.3, the oldest this program takes)
 NO_AVIF = "this installation's Pillow has no AVIF support; upgrade it (pip install -U pillow)"
+#: said where a HEIC/HEIF picture is given and the optional pillow-heif is not installed
+NO_HEIF = 'reading one needs the optional pillow-heif: pip install "sr-filter[heic]"'
+#: the suffixes of HEIC/HEIF pictures (a folder batch without pillow-heif says it passed them over)
+HEIF_SUFFIXES = frozenset(suffix for suffix, fmt in READ_ONLY.items() if fmt == "HEIF")
 #: the file suffixes this program reads, lower case with the dot (a folder batch takes these)
 IMAGE_SUFFIXES = (*FORMATS, *ALIASES, *READ_ONLY)
 
@@ -123,6 +131,8 @@ def _frames_notice(name: str, meta: ImageMeta, use: str = "upscaled") -> str:
     done with the first, "upscaled" or "measured"), and, when upscaling, where they are kept."""
     if meta.format == "TIFF":
         return f"{name} has {meta.frames} pages; only the first page is {use}"
+    if meta.format == "HEIF":  # a burst, or an edit kept beside the original: the one a viewer shows
+        return f"{name} holds {meta.frames} pictures; only its primary picture is {use}"
     if use != "upscaled":
         return f"{name} has {meta.frames} frames; only the first is {use}"
     return (f"{name} has {meta.frames} frames; only the first is upscaled here (an animation read from a file "
@@ -153,12 +163,16 @@ def _read_data(data: bytes, name: str, check: Callable[[sniff.Shape], None]) -> 
         array = png.decode_png16(data, name)
     elif png.is_keyed_low_grey(data):  # Pillow loses the colour key of 1-, 2- and 4-bit grey
         array = png.decode_png(data, name)
+    elif image.format == "HEIF" and (image.info.get("bit_depth") or 8) > 8:  # pillow-heif's Pillow image has 8 bits
+        array = _decode_deep_heif(data, image.info["bit_depth"], name)
     else:
         array = _decode(image, name, data)
     if image.format in ("JPEG", "MPO"):
         _check_jpeg_complete(data, array, name)
     if image.format == "AVIF":
         say_avif_depth(data, name)
+    if image.format == "HEIF":  # libheif turns the pixels by irot/imir, and pillow-heif sets EXIF's orientation to 1
+        say_coded_colours(data, name, "pillow-heif")
     if image.format == "GIF" and not sniff.gif_ends_whole(data[-4096:]):  # an animation cut after its first frame too
         log.warning("%s ends without the GIF trailer: it may be cut short", name, extra=PER_FILE)
     meta, orientation = read_meta(image)  # after decoding: Pillow finds PNG text and eXIf after IDAT
@@ -279,6 +293,7 @@ def check_readable(path: str | Path) -> None:
         raise ImageFormatError(f"{name} is empty (0 bytes)")
     if tiffio.is_tiff(head):  # tifffile reads some that Pillow cannot
         return
+    _require_heif(head, name)
     try:
         with pil_open(path):
             pass
@@ -302,19 +317,66 @@ def say_avif_depth(data: bytes, name: str) -> None:
     if depth > 8:
         log.warning("%s is a %d-bit AVIF, read with 8 bits per channel (Pillow's AVIF decoder gives no more); to keep "
                     "the depth, convert it to a 16-bit PNG first (avifdec --depth 16)", name, depth, extra=PER_FILE)
+    say_coded_colours(data, name, "Pillow's AVIF decoder")
+
+
+def say_coded_colours(data: bytes, name: str, decoder: str) -> None:
+    """Say where an AVIF's or a HEIF's colours are HDR or wider than sRGB's by its nclx box,
+    which ``decoder`` neither converts nor reports."""
     primaries, transfer = sniff.avif_nclx(data) or (1, 13)
     wide = _AVIF_PRIMARIES.get(primaries, f"primaries {primaries}") if primaries not in (1, 2, 5, 6) else None
     hdr = _AVIF_HDR.get(transfer)
     if wide or hdr:  # the output is marked sRGB (BT.709 primaries, sRGB transfer): a BT.2020 PQ photo came out dull
         said = " with ".join(filter(None, [f"HDR ({hdr})" if hdr else None, f"{wide} colours" if wide else None]))
-        log.warning("%s is coded as %s, which Pillow's AVIF decoder does not convert and no ICC profile describes: "
-                    "the output is written as sRGB, and its colours will look different", name, said, extra=PER_FILE)
+        log.warning("%s is coded as %s, which %s does not convert and no ICC profile describes: "
+                    "the output is written as sRGB, and its colours will look different", name, said, decoder, extra=PER_FILE)
 
 
 #: an AVIF's colour primaries and HDR transfers (its nclx box's code points) as people name them
 _AVIF_PRIMARIES = {4: "BT.470M", 7: "SMPTE 240M", 8: "generic film", 9: "BT.2020", 10: "XYZ", 11: "DCI-P3",
                    12: "Display P3", 22: "EBU 3213"}
 _AVIF_HDR = {16: "PQ", 18: "HLG"}
+
+
+def _decode_deep_heif(data: bytes, depth: int, name: str) -> np.ndarray:
+    """The primary picture of a 10- or 12-bit HEIF at 16 bits per channel (pillow-heif's Pillow
+    plugin brings it to 8), turned by its irot/imir boxes as the plugin turns it."""
+    import pillow_heif
+
+    try:
+        heif = pillow_heif.open_heif(io.BytesIO(data), convert_hdr_to_8bit=False, hdr_to_16bit=False)
+        raw = np.asarray(heif[heif.primary_index])
+    except (OSError, ValueError, SyntaxError, RuntimeError, EOFError) as exc:
+        raise ImageFormatError(f"{name} cannot be decoded ({first_line(exc)})") from None
+    except MemoryError:
+        raise InputTooLargeError(f"{name} does not fit in memory when decoded") from None
+    top = (1 << depth) - 1  # 1023 -> 65535: white stays white (a shift by 6 gives 65472)
+    return ((raw.astype(np.uint32) * 65535 + top // 2) // top).astype(np.uint16)
+
+
+def heif_support() -> bool:
+    """Whether HEIC/HEIF pictures can be read: pillow-heif (an optional extra) is installed; its
+    Pillow plugin is registered on the first call, not at import (no cost for other formats)."""
+    global _HEIF
+    if _HEIF is None:
+        try:
+            import pillow_heif
+        except ImportError:
+            _HEIF = False
+        else:
+            pillow_heif.register_heif_opener()
+            _HEIF = True
+    return _HEIF
+
+
+_HEIF: bool | None = None
+
+
+def _require_heif(data: bytes, name: str) -> None:
+    """For a HEIC/HEIF picture (``data``: its first bytes), pillow-heif registered, else the one line that says
+    how to install it."""
+    if sniff.image_format(data) == "HEIF" and not heif_support():
+        raise ImageFormatError(f"{name} is a HEIC/HEIF picture, and {NO_HEIF}")
 
 
 def pil_open(source: str | Path | BinaryIO) -> Image.Image:
@@ -336,6 +398,7 @@ def _open(data: bytes, name: str, *, tiff: bool = False, sized: bool = False) ->
     ``sized``: the memory check has passed the size in the header already. Pillow's own limit
     (179 megapixels) is then lifted for this open: it had refused genuine pictures that fit, after
     the memory check had advised a smaller scale for them (which could not help)."""
+    _require_heif(data, name)
     try:
         return pil_open(io.BytesIO(data))
     except Image.DecompressionBombError as exc:
@@ -361,6 +424,8 @@ def _open(data: bytes, name: str, *, tiff: bool = False, sized: bool = False) ->
                                    "convert it to a 16-bit PNG or TIFF") from None
         if isinstance(exc, Image.UnidentifiedImageError) and sniff.image_format(data) == "AVIF" and not _has_avif():
             raise ImageFormatError(f"{name} is an AVIF picture: {NO_AVIF}") from None
+        if isinstance(exc, Image.UnidentifiedImageError) and sniff.image_format(data) == "HEIF":
+            raise ImageFormatError(f"{name} is a HEIC/HEIF picture that pillow-heif cannot open (damaged or cut short)") from None
         if isinstance(exc, Image.UnidentifiedImageError):
             said = sniff.video_named_as_image(data, name) or f"{name} is not a readable image (unknown or damaged format)"
             raise ImageFormatError(said) from None
@@ -389,7 +454,7 @@ def _decode(image: Image.Image, name: str, data: bytes = b"") -> np.ndarray:
     """Pixels of a Pillow image (the first frame), with Pillow's errors made one clear line
     (``data``: the file, for what Pillow reads wrong from it)."""
     try:
-        image.seek(0)
+        image.seek(image.tell() if image.format == "HEIF" else 0)  # a HEIF opens at its primary picture
         image.load()
     except (OSError, SyntaxError, ValueError, struct.error, EOFError, IndexError,
             RuntimeError) as exc:  # RuntimeError: Pillow's AVIF decoder, for AV1 data it cannot decode
@@ -543,6 +608,10 @@ def format_for(path: str | Path, explicit: str | None = None) -> str:
     if explicit:
         key = explicit.lower().lstrip(".")
         fmt = FORMATS.get("." + key)
+        if fmt is None and "." + key in HEIF_SUFFIXES:
+            raise ImageFormatError(f"unknown format {explicit!r} for output: HEIC/HEIF pictures are read, not written (PNG "
+                                   "keeps their depth, alpha and metadata; AVIF and JPEG are smaller); use one of "
+                                   f"{', '.join(sorted({k[1:] for k in FORMATS}))}")
         if fmt is None:
             raise ImageFormatError(f"unknown format {explicit!r}; use one of {', '.join(sorted({k[1:] for k in FORMATS}))}")
         return _writable(fmt)

@@ -33,7 +33,7 @@ _SIGNATURES = {
     b"II*\x00": "TIFF", b"MM\x00*": "TIFF", b"II+\x00": "TIFF", b"MM\x00+": "TIFF",
 }
 #: formats whose files hold many pictures (frames, pages) as a matter of course
-MANY_PICTURES = frozenset({"GIF", "WebP", "TIFF", "AVIF"})
+MANY_PICTURES = frozenset({"GIF", "WebP", "TIFF", "AVIF", "HEIF"})
 _SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
 
@@ -49,6 +49,8 @@ def image_format(data: bytes) -> str | None:
         return "WebP"
     if data[4:8] == b"ftyp" and _brands(data) & _AVIF_BRANDS:
         return "AVIF"
+    if data[4:8] == b"ftyp" and _brands(data) & HEIF_BRANDS:
+        return "HEIF"
     if is_pnm(data):
         return "PAM" if data[1:2] == b"7" else "Netpbm"
     return next((name for prefix, name in _SIGNATURES.items() if data.startswith(prefix)), None)
@@ -68,6 +70,8 @@ _VIDEO_BRANDS = frozenset({b"isom", b"iso2", b"iso3", b"iso4", b"iso5", b"iso6",
 
 #: ISO base media brands of AVIF pictures and sequences
 _AVIF_BRANDS = frozenset({b"avif", b"avis"})
+#: ISO base media brands of HEIF pictures coded with HEVC (a phone's HEIC), as pillow-heif knows them
+HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs"})
 
 
 def _brands(data: bytes) -> set[bytes]:
@@ -307,9 +311,10 @@ def _boxes(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int]
         start += size
 
 
-def _avif_properties(data: bytes) -> tuple[bytes, tuple[int, int]] | None:
-    """(the file's first bytes, where its item property boxes (ipco) lie in them), or None."""
-    if image_format(data) != "AVIF":
+def _item_properties(data: bytes) -> tuple[bytes, tuple[int, int]] | None:
+    """(the file's first bytes, where its item property boxes (ipco) lie in them) of an AVIF or a
+    HEIF picture, or None."""
+    if image_format(data) not in ("AVIF", "HEIF"):
         return None
     data = bytes(data[:_PREFIX])
     meta = next(((s, e) for kind, s, e in _boxes(data, 0, len(data)) if kind == b"meta"), None)
@@ -319,14 +324,20 @@ def _avif_properties(data: bytes) -> tuple[bytes, tuple[int, int]] | None:
 
 
 def avif_depth(data: bytes) -> int:
-    """The bits per sample an AVIF's pictures are coded with (8, 10 or 12; its AV1 configuration
-    box's high_bitdepth and twelve_bit flags), 8 where the header does not say."""
-    properties = _avif_properties(data)
+    """The bits per sample an AVIF's or a HEIF's pictures are coded with (8, 10 or 12: an AV1
+    configuration box's high_bitdepth and twelve_bit flags, an HEVC one's luma bit depth), 8 where
+    the header does not say."""
+    properties = _item_properties(data)
     if properties is None:
         return 8
     data, ipco = properties
-    flags = [data[s + 2] for kind, s, e in _boxes(data, *ipco) if kind == b"av1C" and e - s >= 3]
-    depths = [(12 if flag & 0x20 else 10) if flag & 0x40 else 8 for flag in flags]
+    depths = []
+    for kind, s, e in _boxes(data, *ipco):
+        if kind == b"av1C" and e - s >= 3:
+            flag = data[s + 2]
+            depths.append((12 if flag & 0x20 else 10) if flag & 0x40 else 8)
+        elif kind == b"hvcC" and e - s >= 19:  # bitDepthLumaMinus8, after the profile, level and chroma fields
+            depths.append(8 + (data[s + 17] & 0x07))
     return max(depths, default=8)
 
 
@@ -334,7 +345,7 @@ def avif_nclx(data: bytes) -> tuple[int, int] | None:
     """(colour primaries, transfer characteristics) of an AVIF whose colours are described by code
     points (an nclx colour box: 1 and 13 are sRGB's, 9 BT.2020, 12 Display P3; 16 PQ, 18 HLG), or
     None where it has an ICC profile or no such box."""
-    properties = _avif_properties(data)
+    properties = _item_properties(data)
     if properties is None:
         return None
     data, ipco = properties
@@ -346,9 +357,10 @@ def avif_nclx(data: bytes) -> tuple[int, int] | None:
 
 
 def avif_header(data: bytes) -> Shape | None:
-    """(width, height, channels, 1) of an AVIF's largest picture (its image spatial extents, in
-    the meta box's item properties), 4 channels when it has an alpha plane; Pillow decodes to 8 bits."""
-    properties = _avif_properties(data)
+    """(width, height, channels, bytes per sample) of an AVIF's or a HEIF's largest picture (its
+    image spatial extents, in the meta box's item properties), 4 channels when it has an alpha
+    plane; Pillow decodes an AVIF to 8 bits, a HEIF deeper than 8 is read at 16 (imageio)."""
+    properties = _item_properties(data)
     if properties is None:
         return None
     data, ipco = properties
@@ -356,16 +368,17 @@ def avif_header(data: bytes) -> Shape | None:
     for kind, s, e in _boxes(data, *ipco):
         if kind == b"ispe" and e - s >= 12:
             sides.append((int.from_bytes(data[s + 4:s + 8], "big"), int.from_bytes(data[s + 8:s + 12], "big")))
-        elif kind == b"auxC" and b"auxiliary:alpha" in data[s:e]:
+        elif kind == b"auxC" and (b"auxiliary:alpha" in data[s:e] or b"hevc:2015:auxid:1\0" in data[s:e]):
             alpha = True
     if not sides:
         return None
     width, height = max(sides, key=lambda side: side[0] * side[1])
-    return width, height, 4 if alpha else 3, 1
+    deep = image_format(data) == "HEIF" and avif_depth(data) > 8
+    return width, height, 4 if alpha else 3, 2 if deep else 1
 
 
 def header_shape(data: bytes) -> Shape | None:
-    """The claimed shape of a picture from its header alone: PNG, JPEG, GIF, BMP, WebP, AVIF,
+    """The claimed shape of a picture from its header alone: PNG, JPEG, GIF, BMP, WebP, AVIF, HEIF,
     Netpbm, and a TIFF whose first directory is in ``data`` (else None)."""
     for header in (png_header, jpeg_header, gif_header, bmp_header, webp_header, avif_header, pnm_header, tiff_header):
         shape = header(data)

@@ -18,6 +18,7 @@ from sr_filter import CancelledError, SrFilterError, Upscaler, imageio
 from sr_filter.errors import ImageFormatError
 
 from .conftest import ROOT, UPSTREAM, require_shared
+from .imagefiles import heic
 from .reference import spandrel
 
 
@@ -1110,3 +1111,17 @@ def test_the_public_annotations_resolve_without_importing_torch_at_import():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                           env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_upscale_file_takes_a_heic_photo_into_png_at_its_depth(cartoon, tmp_path):
+    """sr_filter.upscale_file on a 10-bit HEIC: a 16-bit PNG, as the command line writes it; a
+    .heic output is refused before the work, saying to name it .png."""
+    deep = np.zeros((8, 12, 3), np.uint16)
+    deep[..., 0] = np.linspace(0, 65535, 12).astype(np.uint16)
+    (tmp_path / "photo.heic").write_bytes(heic(deep))
+    sr_filter.upscale_file(tmp_path / "photo.heic", tmp_path / "photo.png", upscaler=cartoon)
+    data = (tmp_path / "photo.png").read_bytes()
+    assert data[24] == 16 and Image.open(tmp_path / "photo.png").size == (48, 32)
+    with pytest.raises(ImageFormatError, match=r"read but not written; name the output \.png"):
+        sr_filter.upscale_file(tmp_path / "photo.heic", tmp_path / "again.heic", upscaler=cartoon)
+    assert not (tmp_path / "again.heic").exists()

@@ -24,7 +24,7 @@ from PIL import Image, ImageCms
 from sr_filter.metadata import srgb_profile
 
 from .conftest import ROOT, interruptible, signal_when
-from .imagefiles import cmyk_profile, png16_filtered
+from .imagefiles import cmyk_profile, heic, png16_filtered
 from .test_cli import run
 
 
@@ -1249,3 +1249,64 @@ def test_netpbm_pictures_go_through_a_pipeline_at_their_own_depth(tmp_path):
     assert (tmp_path / "scan_x4.pgm").read_bytes().startswith(b"P5\n48 32\n255\n")
     refused = run(bitmap, "-m", "sr-cartoon-x4", "-o", tmp_path / "big.pbm")
     assert refused.returncode == 1 and b"big.pbm names a PBM (a Netpbm bitmap of black and white only" in refused.stderr
+
+
+def test_heic_photos_are_upscaled_into_png_keeping_alpha_depth_and_metadata(tmp_path):
+    """HEIC phone photos had been "not a supported image", and a folder batch passed them over.
+    A folder of them (one with alpha and EXIF orientation 6, one of 10 bits, one named .HEIC) is
+    written as PNG, with a notice that says why: upright, alpha and EXIF kept, 16 bits for the
+    10-bit one; a piped HEIC is recognised by its content and comes out as PNG too."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rgba = np.zeros((8, 12, 4), np.uint8)
+    rgba[..., :3] = (30, 160, 220)
+    rgba[:, 6:, 3] = 255  # the left half transparent
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    exif[0x010F] = "Phone Co"
+    (folder / "sticker.heic").write_bytes(heic(rgba, exif=exif.tobytes()))
+    deep = np.full((8, 12, 3), 40000, np.uint16)
+    (folder / "DEEP.HEIC").write_bytes(heic(deep))
+    result = run(folder, "-m", "sr-cartoon-x4", "-o", tmp_path / "out")
+    assert result.returncode == 0 and b"2 upscaled" in result.stderr, result.stderr
+    assert b"HEIC/HEIF pictures are written as PNG" in result.stderr, result.stderr
+    with Image.open(tmp_path / "out" / "sticker.png") as out:
+        alpha = np.asarray(out.convert("RGBA"))[..., 3]
+        assert out.format == "PNG" and out.size == (32, 48)  # turned once: 8x12 stood up by its irot box
+        assert alpha[:20].max() <= 8 and alpha[28:].min() >= 247  # the transparent half is now the top
+        assert out.getexif()[0x010F] == "Phone Co" and out.getexif().get(0x0112, 1) == 1
+    written = (tmp_path / "out" / "DEEP.png").read_bytes()
+    assert written[24] == 16  # the PNG's bit depth: 16, from 10
+    piped = run("-", "-m", "sr-cartoon-x4", "-o", "-", stdin=(folder / "sticker.heic").read_bytes())
+    assert piped.returncode == 0, piped.stderr
+    with Image.open(io.BytesIO(piped.stdout)) as out:
+        assert out.format == "PNG" and out.size == (32, 48) and out.mode == "RGBA"
+
+
+#: the command line where pillow-heif is not installed (its import fails, as it does then)
+_WITHOUT_HEIF = ("import sys; sys.modules['pillow_heif'] = None; sys.argv[0] = 'sr-filter'; "
+                 "from sr_filter.__main__ import run; run()")
+
+
+def test_without_pillow_heif_a_heic_is_refused_in_one_line_and_a_folder_says_it_passed_them_over(tmp_path):
+    """Without the heic extra: a HEIC input is one line naming the install command, exit code 1, no
+    traceback; a folder batch upscales the rest and says how many HEIC pictures it left out."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "photo.heic").write_bytes(heic(np.full((8, 12, 3), 90, np.uint8)))
+    Image.new("RGB", (12, 8), (90, 60, 30)).save(folder / "flat.png")
+    environment = dict(os.environ, PYTHONPATH=str(ROOT))
+
+    def without(*args):
+        return subprocess.run([sys.executable, "-c", _WITHOUT_HEIF, *map(str, args)], capture_output=True, env=environment,
+                              timeout=600)
+
+    alone = without(folder / "photo.heic", "-m", "sr-cartoon-x4", "-o", tmp_path / "photo.png")
+    assert alone.returncode == 1 and alone.stderr.decode().splitlines()[-1] == (
+        f'sr-filter: error: {folder / "photo.heic"} is a HEIC/HEIF picture, and reading one needs the optional '
+        'pillow-heif: pip install "sr-filter[heic]"'), alone.stderr
+    assert b"Traceback" not in alone.stderr and not (tmp_path / "photo.png").exists()
+    batch = without(folder, "-m", "sr-cartoon-x4", "-o", tmp_path / "out")
+    assert batch.returncode == 0 and b"1 upscaled, 0 skipped, 0 failed" in batch.stderr, batch.stderr
+    assert b'left out: 1 HEIC/HEIF picture (reading it needs pillow-heif: pip install "sr-filter[heic]")' in batch.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["flat.png"]

@@ -141,7 +141,7 @@ def test_unsupported_input_names_the_supported_suffixes(tmp_path):
     notes.write_text("hello")
     done = run(notes, "--preset", "cartoon")
     err = done.stderr.decode()
-    assert done.returncode == 1 and "notes.txt is not a supported image (apng, avif, bmp, gif, jfif, jpe, jpeg, jpg, mpo, pam, pbm, pgm, png, pnm, ppm, tga, tif, tiff, webp)" in err
+    assert done.returncode == 1 and "notes.txt is not a supported image (apng, avif, bmp, gif, heic, heif, hif, jfif, jpe, jpeg, jpg, mpo, pam, pbm, pgm, png, pnm, ppm, tga, tif, tiff, webp)" in err
     assert "cannot tell the output format" not in err and err.count("\n") == 1
 
 

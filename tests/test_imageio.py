@@ -22,7 +22,7 @@ from sr_filter import Upscaler, imageio, limits, png
 from sr_filter.errors import ImageFormatError, ImageTooLargeError, InputTooLargeError, OutputExistsError
 from sr_filter.metadata import ImageMeta, srgb_profile
 
-from .imagefiles import cmyk_profile, grey_profile, png16_filtered, raw_exif
+from .imagefiles import cmyk_profile, grey_profile, heic, png16_filtered, raw_exif
 
 
 @pytest.fixture(scope="module")
@@ -1649,3 +1649,59 @@ def test_a_damaged_or_cut_netpbm_file_is_one_line_and_a_second_picture_is_said(c
     with caplog.at_level("WARNING"):
         array, _ = imageio.read_image(whole + whole)  # ffmpeg -f image2pipe -c:v ppm writes them so
     assert array.shape == (2, 4, 3) and "holds more Netpbm pictures after the first" in caplog.text
+
+
+def test_a_heic_photo_keeps_its_alpha_profile_exif_and_xmp_and_is_turned_once(bird):
+    """A phone's HEIC (pillow-heif writes EXIF orientation 6 as the irot box, libheif turns the
+    pixels by it): read upright, turned once (not again by the EXIF orientation), with its alpha,
+    ICC profile, EXIF and XMP, which a PNG output keeps. It had been "not a readable image"."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    exif[0x010F] = "Phone Co"
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"/></x:xmpmeta>'
+    wide = np.dstack([bird[:40, :64], np.full((40, 64), 200, np.uint8)])
+    wide[:, :16, 3] = 60
+    source = heic(wide, icc_profile=srgb_profile(), exif=exif.tobytes(), xmp=xmp)
+    array, meta = imageio.read_image(source)
+    assert meta.format == "HEIF" and array.shape == (64, 40, 4) and array.dtype == np.uint8  # upright
+    assert np.abs(array.astype(int) - np.rot90(wide, -1)).mean() < 2.5  # turned once, clockwise
+    assert meta.icc_profile == srgb_profile() and b"x:xmpmeta" in meta.xmp
+    out = Image.open(io.BytesIO(imageio.encode_image(array, "PNG", meta)))
+    assert out.size == (40, 64) and out.mode == "RGBA" and out.info["icc_profile"] == srgb_profile()
+    assert out.getexif()[0x010F] == "Phone Co" and out.getexif().get(0x0112, 1) == 1 and b"x:xmpmeta" in out.info["xmp"]
+    assert np.array_equal(np.asarray(out), array)
+
+
+def test_a_ten_bit_heic_is_read_at_16_bits():
+    """A 10-bit HEIC (pillow-heif's Pillow plugin gives 8 bits) is read at 16, white as 65535,
+    and the header's sizing says 2 bytes a sample."""
+    ramp = np.zeros((24, 64, 3), np.uint16)
+    ramp[..., 0] = np.linspace(0, 65535, 64).astype(np.uint16)
+    ramp[..., 1] = 65535
+    source = heic(ramp)
+    assert imageio.sniff.header_shape(source)[2:] == (3, 2)
+    array, meta = imageio.read_image(source)
+    assert array.dtype == np.uint16 and array.shape == (24, 64, 3) and meta.format == "HEIF"
+    assert array.max() == 65535 and np.abs(array.astype(int) - ramp).max() < 1200  # white as 65535 (not 1023 << 6)
+    assert (array % 257 != 0).any()  # not 8 bits stretched: every 8-bit level is a multiple of 257 at 16 bits
+    assert png.decode_png16(imageio.encode_image(array, "PNG", meta), "out").dtype == np.uint16
+
+
+def test_a_heic_of_several_pictures_gives_its_primary_one_and_says_so(caplog):
+    """A HEIC holding two pictures whose second is the primary one (a burst, an edit kept beside its
+    original): the primary picture is read, not the first, and the notice names it."""
+    red, blue = np.zeros((24, 40, 3), np.uint8), np.zeros((30, 20, 3), np.uint8)
+    red[..., 0], blue[..., 2] = 255, 255
+    source = heic(red, blue, primary_index=1)
+    with caplog.at_level(logging.WARNING):
+        array, meta = imageio.read_image(source, name="burst.heic")
+    assert array.shape == (30, 20, 3) and array[..., 2].min() > 240 and array[..., 0].max() < 15
+    assert "burst.heic holds 2 pictures; only its primary picture is upscaled" in caplog.text
+
+
+def test_heic_is_read_not_written():
+    """A .heic output, or --format heic, is refused before the work, saying what is written instead."""
+    with pytest.raises(ImageFormatError, match=r"a HEIC/HEIF picture .*which is read but not written; name the output \.png"):
+        imageio.format_for("out.heic")
+    with pytest.raises(ImageFormatError, match="unknown format 'heic' for output: HEIC/HEIF pictures are read, not written"):
+        imageio.format_for("out.png", "heic")

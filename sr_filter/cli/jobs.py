@@ -160,6 +160,8 @@ def _images_in(folder: Path, out_dir: Path, left_out: Counter) -> tuple[list[Pat
             path = here / name
             if name.startswith("."):
                 left_out["hidden"] += 1
+            elif path.suffix.lower() in imageio.HEIF_SUFFIXES and path.is_file() and not imageio.heif_support():
+                left_out["heic"] += 1  # said, not failed one by one (nor passed over without a word)
             elif path.suffix.lower() in imageio.IMAGE_SUFFIXES and path.is_file():
                 files.append(path)
             elif is_video(path):
@@ -277,12 +279,15 @@ def plan_jobs(inputs: list[str], output: str | None, suffix: str, fmt: str | Non
         if item in failed:
             jobs.append(Job(path, None, error=failed[item]))
         elif path.is_dir():
+            heic = left_out["heic"]
             files, unreadable = _images_in(path, out_dir, left_out)
             jobs += [Job(file, out_dir / _renamed(file.relative_to(path), fmt, batch_suffix)) for file in files]
             jobs += [Job(where, None, error=why) for where, why in unreadable]
             if not files and not unreadable:
                 videos = sorted({p.suffix.lower() for p in path.rglob("*") if p.is_file() and is_video(p)})
                 hint = f"; folders are searched for images only: name its videos, e.g. {path / ('*' + videos[0])}" if videos else ""
+                if left_out["heic"] > heic:  # (it had been "no image files (... heic ...)")
+                    hint += f"; it holds HEIC/HEIF pictures, and {imageio.NO_HEIF}"
                 empty = f"no image files ({_suffixes()}) in {path}{hint}"
                 if len(inputs) == 1:
                     raise ImageFormatError(empty)

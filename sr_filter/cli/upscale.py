@@ -112,7 +112,7 @@ def _closed_stdout_is_one_line(command):
 def upscale(ctx: click.Context, inputs, output, preset, model, scale, width, height, device, gpu, precision, fp32, backend, tta, denoise, colour_fix, tile,
             offline, fmt, suffix, quality, overwrite, skip_existing, codec, crf, frames, resume, skip_damaged, cluster) -> None:
     """Upscale INPUTS: PNG, JPEG, WebP, AVIF, BMP, TIFF, GIF, TGA or Netpbm (PPM/PGM/PAM) files,
-    folders, or - for standard input; videos (mp4, mkv, webm, mov, avi) and animated
+    HEIC/HEIF (with the heic extra; written as PNG), folders, or - for standard input; videos (mp4, mkv, webm, mov, avi) and animated
     GIF/WebP/PNG/AVIF keep every frame.
 
     \b
@@ -373,6 +373,12 @@ def _plan(inputs: list[str], output: str | None, suffix: str, *, fmt: str | None
     left_out = left_out_line(inputs)
     if left_out:
         say(f"sr-filter: {left_out}")
+    from ..imageio import HEIF_SUFFIXES  # plan_jobs has imported it
+
+    if fmt is None and any(job.source is not None and job.source.suffix.lower() in HEIF_SUFFIXES and job.target is not None
+                           and (output is None or job.target != Path(output)) for job in jobs):  # the name not the user's
+        say("sr-filter: HEIC/HEIF pictures are written as PNG, which keeps their depth (16 bits for a 10-bit photo), "
+            "alpha and metadata (HEIC is read, not written); --format jpg or avif gives smaller files")
     if not any(is_video(job.source) for job in jobs):
         codec, crf, resume, frames, skip_damaged = video_opts
         if frames is not None and any(_keeps_animation(job, fmt) for job in jobs):
