@@ -20,6 +20,7 @@ from PIL import Image
 from . import png, pnm, tiffio
 from .convert import PER_FILE, _to_uint8, _to_uint16, array_to_pil, beyond_extent
 from .errors import ImageFormatError, ImageTooLargeError, OutOfMemoryError, first_line
+from .imageops import gray_value
 from .metadata import (IPTC_TAG, PHOTOSHOP, PHOTOSHOP_TAG, ImageMeta, Scale, exif_for_output, fit_aspect, iptc_records,
                        scaled_dpi, sized_xmp)
 
@@ -169,7 +170,7 @@ def _encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None, *, qualit
     if fmt == "PGM" and array.ndim == 3:  # a .pgm holds grey, as every Netpbm PGM reader takes it
         log.warning("PGM holds grey only: the colour picture is written in grey tones (a .ppm keeps the colours)",
                     extra=PER_FILE)
-        array = _grey(array)
+        array = np.round(gray_value(array[..., :3])).astype(array.dtype)  # ITU-R 601 luma, as Netpbm's ppmtopgm
     if fmt in _NETPBM:
         return pnm.encode_pnm(array, pam=fmt == "PAM")
     options: dict[str, Any] = {}
@@ -407,14 +408,6 @@ def _own_primaries(meta: ImageMeta) -> bool:
 
 def _listed(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
-
-
-def _grey(array: np.ndarray) -> np.ndarray:
-    """RGB pixels (8 or 16 bits) as grey tones, with ITU-R 601 luma weights, as Pillow, ImageMagick's
-    PGM output and Netpbm's ppmtopgm make them; their depth is kept."""
-    weights = np.array([299, 587, 114], np.uint64)
-    luma = (array[..., :3].astype(np.uint64) @ weights + 500) // 1000
-    return luma.astype(array.dtype)
 
 
 def _to_srgb(array: np.ndarray, icc: bytes) -> tuple[np.ndarray, bool]:
