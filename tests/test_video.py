@@ -277,6 +277,41 @@ def test_10bit_frames_reach_the_network_at_their_own_brightness(tmp_path, pix_fm
     assert np.abs(bias).max() < 0.05, bias
 
 
+@pytest.mark.parametrize("pix_fmt", ["p010le", "p210le", "yuv420p10be"])
+@pytest.mark.parametrize("full", [True, False])
+def test_semi_planar_10bit_frames_are_read_at_their_own_brightness(pix_fmt, full):
+    """A hardware decoder hands 10-bit video over as p010le (luma, then Cb and Cr interleaved, each
+    sample in a 16-bit word's top 10 bits), which went past the exact equations (they read planar
+    yuv420p10le) to swscale: read 0.5-0.66 levels dark (in 8-bit terms) in each channel, 0.12-0.16
+    at full range, as big-endian planar 10-bit was. Measured against the BT.709 equations on the
+    frame's own samples."""
+    from sr_filter.video.colour import Colour
+
+    ramp = np.linspace(0, 65535, 64)
+    picture = np.stack([np.tile(ramp, (48, 1)), np.tile(ramp[:48, None] * 1.3, (1, 64)), np.full((48, 64), 43690.0)], -1)
+    frame = av.VideoFrame.from_ndarray(picture.clip(0, 65535).astype(np.uint16), format="rgb48le").reformat(
+        format=pix_fmt, dst_colorspace="ITU709", dst_color_range=1 + full)
+    assert frame.format.name == pix_fmt
+    big = pix_fmt.endswith("be")
+    planes = [np.frombuffer(p, ">u2" if big else "<u2").reshape(p.height, -1).astype(float) for p in frame.planes]
+    if big:  # planar: Y, Cb, Cr
+        luma, cb, cr = (p[:, : (64 if i == 0 else 32)] for i, p in enumerate(planes))
+    else:  # semi-planar, the samples in the top 10 bits
+        luma, both = planes[0][:, :64] / 64, planes[1][:, :64] / 64
+        cb, cr = both[:, 0::2], both[:, 1::2]
+    cb, cr = (c.repeat(48 // c.shape[0], 0).repeat(64 // c.shape[1], 1) for c in (cb, cr))
+    if full:
+        y, u, v = luma / 1023, (cb - 512) / 1023, (cr - 512) / 1023
+    else:
+        y, u, v = (luma - 64) / 876, (cb - 512) / 896, (cr - 512) / 896
+    r, b = y + 1.5748 * v, y + 1.8556 * u
+    truth = np.stack([r, (y - 0.2126 * r - 0.0722 * b) / 0.7152, b], -1).clip(0, 1) * 255
+    seen = Colour(range=1 + full, matrix=1).to_rgb(frame, deep=True)
+    assert seen.dtype == np.uint16 and seen.shape == (48, 64, 3)
+    bias = seen.astype(float).mean((0, 1)) / 257 - truth.mean((0, 1))
+    assert np.abs(bias).max() < 0.05, bias  # each channel's own: Cb and Cr swapped would move red and blue by 40+
+
+
 @pytest.mark.parametrize("tagged", [0, 1])
 def test_grey_video_keeps_its_range(tmp_path, upscaler, tagged):
     """swscale passes grey samples through whatever the range says: an untagged grey source (full
