@@ -2577,6 +2577,59 @@ def test_cover_art_is_kept_where_the_output_can_hold_it(tmp_path, upscaler):
 
 
 
+def test_a_cover_listed_before_the_video_is_kept_and_the_video_upscaled(tmp_path, upscaler):
+    """An .mp4 whose metadata box (udta, where the covr picture is) comes before its tracks lists
+    the cover as video stream 0: that 40x40 picture was upscaled into a one-frame video and the
+    real video "dropped video stream 1 (h264, 32x24): only the first video stream is upscaled"
+    (.mkv), or the run failed "cannot write out.mp4: Invalid argument"."""
+    import io
+    import struct
+
+    jpeg = io.BytesIO()
+    Image.new("RGB", (40, 40), (200, 30, 30)).save(jpeg, "JPEG")
+    written = tmp_path / "written.mp4"
+    with av.open(str(written), "w") as out:
+        video = out.add_stream("libx264", rate=12)
+        video.width, video.height, video.pix_fmt = 32, 24, "yuv420p"
+        cover = out.add_stream("mjpeg")
+        cover.width, cover.height, cover.pix_fmt = 40, 40, "yuvj420p"
+        cover.disposition = av.stream.Disposition.attached_pic
+        packet = av.Packet(jpeg.getvalue())
+        packet.stream, packet.pts, packet.dts, packet.time_base = cover, 0, 0, Fraction(1, 90000)
+        out.mux(packet)
+        write_pattern_frames(out, video, 4)
+
+    def boxes(data: bytes, start: int, end: int) -> list[bytes]:
+        found = []
+        while start < end:
+            (size,) = struct.unpack(">I", data[start:start + 4])
+            found.append(data[start:start + size])
+            start += size
+        return found
+
+    data = written.read_bytes()  # the moov box's children reordered (same sizes, so every offset holds): udta first
+    moved = []
+    for box in boxes(data, 0, len(data)):
+        if box[4:8] == b"moov":
+            kids = sorted(boxes(box, 8, len(box)), key=lambda kid: {b"mvhd": 0, b"udta": 1}.get(kid[4:8], 2))
+            box = box[:8] + b"".join(kids)
+        moved.append(box)
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"".join(moved))
+    with av.open(str(clip)) as container:
+        assert [s.codec_context.name for s in container.streams.video] == ["mjpeg", "h264"]
+    for name in ("out.mkv", "out.mp4", "resumed.mp4"):
+        notices: list[str] = []
+        upscale_video(clip, tmp_path / name, upscaler=upscaler, notice=notices.append, resume=name.startswith("resumed"))
+        with av.open(str(tmp_path / name)) as done:
+            covers = [s for s in done.streams.video if int(s.disposition) & av.stream.Disposition.attached_pic]
+            pictures = [bytes(p) for p in done.demux(covers) if p.size]
+            shown = [s for s in done.streams.video if s not in covers]
+            assert [(s.codec_context.width, s.codec_context.height) for s in shown] == [(128, 96)], name
+        assert notices == [] and pictures == [jpeg.getvalue()], (name, notices)
+        assert len(frame_arrays(tmp_path / name)) == 4, name
+
+
 def test_a_two_frame_hevc_video_is_written_every_time(tmp_path, upscaler):
     """libx265, flushed with two frames queued, now and then gives them a random decode time
     (-9e13, 7e18): a two-frame HEVC clip (or a resumable job's two-frame segment) failed about
