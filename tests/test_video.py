@@ -986,15 +986,18 @@ def test_resumed_matroska_frames_last_as_long_as_in_one_run(tmp_path, upscaler, 
     assert shown(tmp_path / f"resumed{suffix}") == shown(tmp_path / f"whole{suffix}")
 
 
-@pytest.mark.parametrize("name, vfr", [("clip.mkv", False), ("clip.webm", False), ("clip.mkv", True), ("clip.mp4", False)])
+@pytest.mark.parametrize("name, vfr", [("clip.mkv", False), ("clip.webm", False), ("clip.mkv", True), ("clip.mp4", False),
+                                       ("clip.ts", False), ("clip.ts", True)])
 def test_progress_knows_how_many_frames_to_expect(tmp_path, upscaler, name, vfr):
     """Matroska stores no frame count: progress had been told 0 frames expected for every .mkv and
     .webm (a range too), so no bar had a total or an ETA. The stream's length times its rate is an
-    estimate; a range's end bounds it."""
+    estimate; a range's end bounds it. An MPEG-TS stores no count either, and its H.264 timing
+    ticks 1/72 s at 12 fps here (as x264 writes a fine time base): 144 frames expected for 24,
+    276 for the variable-rate one; its progressive video's packets are counted too."""
     clip = make_clip(tmp_path / name, frames=24, audio=0, vfr=vfr, **({"codec": "libvpx-vp9"} if name.endswith(".webm") else {}))
     for frames, want in ((None, 24), ((4, 14), 10)):
         seen: list[tuple[int, int]] = []
-        upscale_video(clip, tmp_path / f"out-{frames is None}{name[-5:]}", upscaler=upscaler, frames=frames,
+        upscale_video(clip, tmp_path / f"out-{frames is None}{'.mkv' if name.endswith('.ts') else name[-5:]}", upscaler=upscaler, frames=frames,
                       progress=lambda done, total: seen.append((done, total)))
         totals = {total for _, total in seen}
         assert len(totals) == 1 and seen[-1][0] == want, (seen[:3], seen[-1])

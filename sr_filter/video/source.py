@@ -402,9 +402,21 @@ def expected_frames(container, info: VideoInfo, start: int = 0, end: int | None 
 _WHOLE_FRAME_PACKETS = frozenset({"matroska", "webm", "avi", "flv", "mov", "mp4", "nut", "ogg"})
 
 
+#: demuxers whose video packets can be single fields of interlaced video; a progressive stream's
+#: are whole frames (an MPEG-TS whose H.264 timing ticks 1/72 s at 12 fps had said 216 frames
+#: for its 36: its length times that rate)
+_FIELD_PACKETS = frozenset({"mpegts"})
+
+
+def _progressive(stream) -> bool:
+    """Whether the stream says its pictures are progressive (FFmpeg's AV_FIELD_PROGRESSIVE)."""
+    context = stream.codec_context
+    return context is not None and int(getattr(context, "field_order", 0) or 0) == 1
+
+
 class FrameTotal:
     """How many frames a job will upscale, for progress (0: unknown), as ``total()``. Where the
-    file stores no count (Matroska, WebM) or counts slots, not frames (an AVI's skipped-frame
+    file stores no count (Matroska, WebM, a progressive MPEG-TS) or counts slots, not frames (an AVI's skipped-frame
     slots), the video packets are counted without decoding, in the background: the length times a
     guessed rate had said 88 frames for a variable-rate .mkv of 10 spread over 3 s, and an AVI's
     header 30 for its 10 frames, so the bar's total and ETA were wrong for the whole run. Until
@@ -419,7 +431,9 @@ class FrameTotal:
         self.value = expected_frames(container, info, start, end)
         self._stop = threading.Event()
         demuxers = set((container.format.name or "").split(","))
-        if (info.frames and not decode_order_only(container)) or not demuxers & _WHOLE_FRAME_PACKETS:
+        if info.frames and not decode_order_only(container):
+            return
+        if not demuxers & _WHOLE_FRAME_PACKETS and not (demuxers & _FIELD_PACKETS and _progressive(video_stream(container))):
             return
         counting = threading.Thread(target=self._count, args=(path,), name="sr-filter frame count", daemon=True)
         counting.start()
