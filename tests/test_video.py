@@ -2633,6 +2633,20 @@ def test_a_cover_listed_before_the_video_is_kept_and_the_video_upscaled(tmp_path
         assert len(frame_arrays(tmp_path / name)) == 4, name
 
 
+def test_an_mpeg_ts_cut_long_before_its_next_keyframe_is_read_from_there(tmp_path, upscaler):
+    """An MPEG-TS cut mid-GOP (x264's default GOP is 10 s at 25 fps) holds no picture size until
+    its next keyframe, past the 5 s FFmpeg looks into a file for one: a valid cut was refused as
+    "the video stream has no picture size (damaged header?)". Here the keyframe comes 8 s in."""
+    whole = make_clip(tmp_path / "whole.ts", frames=126, gop=120, audio=0)
+    data = whole.read_bytes()
+    clip = tmp_path / "cut.ts"
+    clip.write_bytes(data[len(data) // 188 // 5 * 188:])  # whole 188-byte TS packets: a fifth of the file gone
+    with av.open(str(clip)) as container:
+        assert container.streams.video[0].codec_context.width == 0  # FFmpeg's own first look finds no size
+    upscale_video(clip, tmp_path / "out.mkv", upscaler=upscaler)
+    assert [array.shape for array in frame_arrays(tmp_path / "out.mkv")] == [(96, 128, 3)] * 6  # from frame 120 on
+
+
 def test_a_two_frame_hevc_video_is_written_every_time(tmp_path, upscaler):
     """libx265, flushed with two frames queued, now and then gives them a random decode time
     (-9e13, 7e18): a two-frame HEVC clip (or a resumable job's two-frame segment) failed about

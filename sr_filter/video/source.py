@@ -109,12 +109,14 @@ def ffmpeg_name(path: str | os.PathLike) -> str:
 
 def open_video(path: str | Path) -> av.container.InputContainer:
     """Open ``path`` for reading, or explain in one line why it is not a video we can read."""
-    try:
-        container = av.open(ffmpeg_name(path), "r", metadata_errors="replace")
-    except FileNotFoundError:
-        raise VideoFormatError(f"{path} does not exist") from None
-    except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
-        raise VideoFormatError(f"{path} is not a readable video ({first_line(exc)})") from None
+    container = _open(path)
+    if container.streams.video and not any(s.codec_context is not None and s.codec_context.width > 0
+                                           for s in container.streams.video):
+        # FFmpeg looks 5 s into the file for each stream's picture size: an MPEG-TS cut mid-GOP
+        # (x264's default 250-frame GOP: 10 s at 25 fps) had been refused as "no picture size
+        # (damaged header?)" until its first keyframe; looked for further, from there it plays
+        container.close()
+        container = _open(path, LONG_PROBE)
     if not container.streams.video:
         container.close()
         raise VideoFormatError(f"{path} has no video stream")
@@ -134,6 +136,19 @@ def open_video(path: str | Path) -> av.container.InputContainer:
         raise VideoFormatError(f"{path} is {kind}, not a video; give it an image name (such as .png or .jpg) "
                                "to upscale it as one")
     return container
+
+
+#: how far FFmpeg reads into a file for a picture size it did not find in its first 5 s
+LONG_PROBE = {"analyzeduration": str(60 * 1_000_000), "probesize": str(64 << 20)}
+
+
+def _open(path: str | Path, options: dict | None = None) -> av.container.InputContainer:
+    try:
+        return av.open(ffmpeg_name(path), "r", metadata_errors="replace", container_options=options)
+    except FileNotFoundError:
+        raise VideoFormatError(f"{path} does not exist") from None
+    except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
+        raise VideoFormatError(f"{path} is not a readable video ({first_line(exc)})") from None
 
 
 def is_cover(stream) -> bool:
