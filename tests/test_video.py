@@ -277,6 +277,41 @@ def test_10bit_frames_reach_the_network_at_their_own_brightness(tmp_path, pix_fm
     assert np.abs(bias).max() < 0.05, bias
 
 
+@pytest.mark.parametrize("pix_fmt", ["p010le", "p210le", "yuv420p10be"])
+@pytest.mark.parametrize("full", [True, False])
+def test_semi_planar_10bit_frames_are_read_at_their_own_brightness(pix_fmt, full):
+    """A hardware decoder hands 10-bit video over as p010le (luma, then Cb and Cr interleaved, each
+    sample in a 16-bit word's top 10 bits), which went past the exact equations (they read planar
+    yuv420p10le) to swscale: read 0.5-0.66 levels dark (in 8-bit terms) in each channel, 0.12-0.16
+    at full range, as big-endian planar 10-bit was. Measured against the BT.709 equations on the
+    frame's own samples."""
+    from sr_filter.video.colour import Colour
+
+    ramp = np.linspace(0, 65535, 64)
+    picture = np.stack([np.tile(ramp, (48, 1)), np.tile(ramp[:48, None] * 1.3, (1, 64)), np.full((48, 64), 43690.0)], -1)
+    frame = av.VideoFrame.from_ndarray(picture.clip(0, 65535).astype(np.uint16), format="rgb48le").reformat(
+        format=pix_fmt, dst_colorspace="ITU709", dst_color_range=1 + full)
+    assert frame.format.name == pix_fmt
+    big = pix_fmt.endswith("be")
+    planes = [np.frombuffer(p, ">u2" if big else "<u2").reshape(p.height, -1).astype(float) for p in frame.planes]
+    if big:  # planar: Y, Cb, Cr
+        luma, cb, cr = (p[:, : (64 if i == 0 else 32)] for i, p in enumerate(planes))
+    else:  # semi-planar, the samples in the top 10 bits
+        luma, both = planes[0][:, :64] / 64, planes[1][:, :64] / 64
+        cb, cr = both[:, 0::2], both[:, 1::2]
+    cb, cr = (c.repeat(48 // c.shape[0], 0).repeat(64 // c.shape[1], 1) for c in (cb, cr))
+    if full:
+        y, u, v = luma / 1023, (cb - 512) / 1023, (cr - 512) / 1023
+    else:
+        y, u, v = (luma - 64) / 876, (cb - 512) / 896, (cr - 512) / 896
+    r, b = y + 1.5748 * v, y + 1.8556 * u
+    truth = np.stack([r, (y - 0.2126 * r - 0.0722 * b) / 0.7152, b], -1).clip(0, 1) * 255
+    seen = Colour(range=1 + full, matrix=1).to_rgb(frame, deep=True)
+    assert seen.dtype == np.uint16 and seen.shape == (48, 64, 3)
+    bias = seen.astype(float).mean((0, 1)) / 257 - truth.mean((0, 1))
+    assert np.abs(bias).max() < 0.05, bias  # each channel's own: Cb and Cr swapped would move red and blue by 40+
+
+
 @pytest.mark.parametrize("tagged", [0, 1])
 def test_grey_video_keeps_its_range(tmp_path, upscaler, tagged):
     """swscale passes grey samples through whatever the range says: an untagged grey source (full
@@ -951,15 +986,18 @@ def test_resumed_matroska_frames_last_as_long_as_in_one_run(tmp_path, upscaler, 
     assert shown(tmp_path / f"resumed{suffix}") == shown(tmp_path / f"whole{suffix}")
 
 
-@pytest.mark.parametrize("name, vfr", [("clip.mkv", False), ("clip.webm", False), ("clip.mkv", True), ("clip.mp4", False)])
+@pytest.mark.parametrize("name, vfr", [("clip.mkv", False), ("clip.webm", False), ("clip.mkv", True), ("clip.mp4", False),
+                                       ("clip.ts", False), ("clip.ts", True)])
 def test_progress_knows_how_many_frames_to_expect(tmp_path, upscaler, name, vfr):
     """Matroska stores no frame count: progress had been told 0 frames expected for every .mkv and
     .webm (a range too), so no bar had a total or an ETA. The stream's length times its rate is an
-    estimate; a range's end bounds it."""
+    estimate; a range's end bounds it. An MPEG-TS stores no count either, and its H.264 timing
+    ticks 1/72 s at 12 fps here (as x264 writes a fine time base): 144 frames expected for 24,
+    276 for the variable-rate one; its progressive video's packets are counted too."""
     clip = make_clip(tmp_path / name, frames=24, audio=0, vfr=vfr, **({"codec": "libvpx-vp9"} if name.endswith(".webm") else {}))
     for frames, want in ((None, 24), ((4, 14), 10)):
         seen: list[tuple[int, int]] = []
-        upscale_video(clip, tmp_path / f"out-{frames is None}{name[-5:]}", upscaler=upscaler, frames=frames,
+        upscale_video(clip, tmp_path / f"out-{frames is None}{'.mkv' if name.endswith('.ts') else name[-5:]}", upscaler=upscaler, frames=frames,
                       progress=lambda done, total: seen.append((done, total)))
         totals = {total for _, total in seen}
         assert len(totals) == 1 and seen[-1][0] == want, (seen[:3], seen[-1])
@@ -2540,6 +2578,73 @@ def test_cover_art_is_kept_where_the_output_can_hold_it(tmp_path, upscaler):
         else:
             assert notices == [] and pictures == [jpeg.getvalue()], name
 
+
+
+def test_a_cover_listed_before_the_video_is_kept_and_the_video_upscaled(tmp_path, upscaler):
+    """An .mp4 whose metadata box (udta, where the covr picture is) comes before its tracks lists
+    the cover as video stream 0: that 40x40 picture was upscaled into a one-frame video and the
+    real video "dropped video stream 1 (h264, 32x24): only the first video stream is upscaled"
+    (.mkv), or the run failed "cannot write out.mp4: Invalid argument"."""
+    import io
+    import struct
+
+    jpeg = io.BytesIO()
+    Image.new("RGB", (40, 40), (200, 30, 30)).save(jpeg, "JPEG")
+    written = tmp_path / "written.mp4"
+    with av.open(str(written), "w") as out:
+        video = out.add_stream("libx264", rate=12)
+        video.width, video.height, video.pix_fmt = 32, 24, "yuv420p"
+        cover = out.add_stream("mjpeg")
+        cover.width, cover.height, cover.pix_fmt = 40, 40, "yuvj420p"
+        cover.disposition = av.stream.Disposition.attached_pic
+        packet = av.Packet(jpeg.getvalue())
+        packet.stream, packet.pts, packet.dts, packet.time_base = cover, 0, 0, Fraction(1, 90000)
+        out.mux(packet)
+        write_pattern_frames(out, video, 4)
+
+    def boxes(data: bytes, start: int, end: int) -> list[bytes]:
+        found = []
+        while start < end:
+            (size,) = struct.unpack(">I", data[start:start + 4])
+            found.append(data[start:start + size])
+            start += size
+        return found
+
+    data = written.read_bytes()  # the moov box's children reordered (same sizes, so every offset holds): udta first
+    moved = []
+    for box in boxes(data, 0, len(data)):
+        if box[4:8] == b"moov":
+            kids = sorted(boxes(box, 8, len(box)), key=lambda kid: {b"mvhd": 0, b"udta": 1}.get(kid[4:8], 2))
+            box = box[:8] + b"".join(kids)
+        moved.append(box)
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"".join(moved))
+    with av.open(str(clip)) as container:
+        assert [s.codec_context.name for s in container.streams.video] == ["mjpeg", "h264"]
+    for name in ("out.mkv", "out.mp4", "resumed.mp4"):
+        notices: list[str] = []
+        upscale_video(clip, tmp_path / name, upscaler=upscaler, notice=notices.append, resume=name.startswith("resumed"))
+        with av.open(str(tmp_path / name)) as done:
+            covers = [s for s in done.streams.video if int(s.disposition) & av.stream.Disposition.attached_pic]
+            pictures = [bytes(p) for p in done.demux(covers) if p.size]
+            shown = [s for s in done.streams.video if s not in covers]
+            assert [(s.codec_context.width, s.codec_context.height) for s in shown] == [(128, 96)], name
+        assert notices == [] and pictures == [jpeg.getvalue()], (name, notices)
+        assert len(frame_arrays(tmp_path / name)) == 4, name
+
+
+def test_an_mpeg_ts_cut_long_before_its_next_keyframe_is_read_from_there(tmp_path, upscaler):
+    """An MPEG-TS cut mid-GOP (x264's default GOP is 10 s at 25 fps) holds no picture size until
+    its next keyframe, past the 5 s FFmpeg looks into a file for one: a valid cut was refused as
+    "the video stream has no picture size (damaged header?)". Here the keyframe comes 8 s in."""
+    whole = make_clip(tmp_path / "whole.ts", frames=126, gop=120, audio=0)
+    data = whole.read_bytes()
+    clip = tmp_path / "cut.ts"
+    clip.write_bytes(data[len(data) // 188 // 5 * 188:])  # whole 188-byte TS packets: a fifth of the file gone
+    with av.open(str(clip)) as container:
+        assert container.streams.video[0].codec_context.width == 0  # FFmpeg's own first look finds no size
+    upscale_video(clip, tmp_path / "out.mkv", upscaler=upscaler)
+    assert [array.shape for array in frame_arrays(tmp_path / "out.mkv")] == [(96, 128, 3)] * 6  # from frame 120 on
 
 
 def test_a_two_frame_hevc_video_is_written_every_time(tmp_path, upscaler):

@@ -58,7 +58,7 @@ def plan(src: str, segment_frames: int, name: str | None = None, notice=None) ->
 
     container = source.open_video(src)
     try:
-        video = container.streams.video[0]
+        video = source.video_stream(container)
         order = source.decode_order_only(container)  # frames are timed as the workers' Clock times them
         stamps = []
         last_end = None  # seconds: where the last frame ends, to refuse a truncated file as one machine does
@@ -150,7 +150,7 @@ def _frames(container, src: str, info, task: Segment) -> Iterator:
 
     from ..video import source
 
-    video = container.streams.video[0]
+    video = source.video_stream(container)
     decode = source.decoder(video).decode
     if task.first:
         container.seek(task.first_pts, stream=video, backward=True, any_frame=False)

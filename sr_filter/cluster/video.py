@@ -208,7 +208,9 @@ def _drop_if_unused(parts: Path) -> None:
 def _first_frame(container):
     """The first decoded frame (None for none): PyAV reports the display rotation, and FFmpeg the
     HDR10 metadata, on decoded frames."""
-    for frame in container.decode(video=0):
+    from ..video import source
+
+    for frame in container.decode(source.video_stream(container)):
         return frame
     return None
 

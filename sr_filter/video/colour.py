@@ -197,6 +197,13 @@ def _rgb_array(frame: av.VideoFrame, matrix: int, *, full: bool, deep: bool, alp
     samples' mean (within 0.02 of a sample)."""
     name = frame.format.name
     planar = _planar(name)
+    if planar is None and (twin := _planar_twin(frame.format)) is not None:  # semi-planar (p010le, as hardware decoders
+        # give 10-bit video) or big-endian: swscale read a p010le picture 0.5-0.66 levels dark; its samples, moved
+        # unchanged into the planar format of the same depth and layout, are read below
+        rng = _JPEG if full else _MPEG
+        frame = frame.reformat(format=twin, src_colorspace=_MATRIX.get(matrix), dst_colorspace=_MATRIX.get(matrix),
+                               src_color_range=rng, dst_color_range=rng)
+        name, planar = twin, _planar(twin)
     if planar is None or planar[1] == 8 or matrix not in _WEIGHTS:
         return None
     layout, bits = planar
@@ -235,6 +242,20 @@ def _rgb_array(frame: av.VideoFrame, matrix: int, *, full: bool, deep: bool, alp
     np.rint(out, out=out)
     np.clip(out, 0, peak, out=out)
     return out.astype(np.uint16 if deep else np.uint8)
+
+
+def _planar_twin(fmt: av.VideoFormat) -> str | None:
+    """The planar little-endian YUV format (yuv420p10le, yuva444p16le, ...) with the same depth,
+    chroma layout and alpha as ``fmt``, a YUV format deeper than 8 bits that :func:`_planar` does
+    not name (p010le, p216le, yuv420p10be, ...); None for others (RGB, grey, packed, 8-bit)."""
+    components = fmt.components  # luma, Cb, Cr (and alpha), whatever the planes that hold them
+    if fmt.is_rgb or not fmt.is_planar or len(components) < 3 or not 8 < components[0].bits <= 16:
+        return None
+    luma, cb = components[0], components[1]
+    steps = (round(luma.width / max(1, cb.width)), round(luma.height / max(1, cb.height)))
+    layout = next((name for name, step in _PLANAR.items() if step == steps), None)
+    twin = f"yuv{'a' if any(c.is_alpha for c in components) else ''}{layout}p{components[0].bits}le"
+    return twin if layout is not None and _planar(twin) is not None and twin != fmt.name else None
 
 
 def _subsampled(frame: av.VideoFrame) -> bool:

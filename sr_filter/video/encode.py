@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import VideoFormatError, first_line
 from . import CONTAINERS, interlace_line, source, subtitles
-from .source import Frame, VideoInfo, is_cover
+from .source import Frame, VideoInfo, is_cover, video_stream
 
 log = logging.getLogger("sr_filter")
 
@@ -497,7 +497,7 @@ class Output:
                 context.options = {**context.options, "profile": "4"}  # ProRes 4444: HQ is 4:2:2 only
             if info.rotation:
                 stream.set_display_rotation(info.rotation)
-            video_lost = keep_video_tags(source.streams.video[0], stream, muxer)
+            video_lost = keep_video_tags(video_stream(source), stream, muxer)
             self.video = stream
             self._chapters = source.chapters()
             self._last: av.Packet | None = None  # held back until the next one (see _mux_last)
@@ -742,7 +742,7 @@ def copy_streams(container: av.container.OutputContainer, source: av.container.I
     and a cue that cannot be converted is said through ``notice`` (default: the log)."""
     copies = Copies(notice=notice)
     streams, dropped = copies.streams, copies.dropped
-    upscaled = source.streams.video[0].index
+    upscaled = video_stream(source).index
     covers = {s.index for s in source.streams.video if s.index != upscaled and is_cover(s)}
     firsts = _first_packets(source, {s.index for s in source.streams if s.index in copy and s.type != "attachment"} | covers)
     for stream in source.streams:
@@ -758,7 +758,7 @@ def copy_streams(container: av.container.OutputContainer, source: av.container.I
             continue
         what = f"{stream.type} stream {stream.index}"
         if (stream.type == "data" and stream.codec_context is None and "timecode" in stream.metadata
-                and "timecode" in source.streams.video[0].metadata):  # the timecode track: written anew from the video's tag
+                and "timecode" in video_stream(source).metadata):  # the timecode track: written anew from the video's tag
             continue
         if stream.type == "attachment":
             if muxer != "matroska":
@@ -803,7 +803,7 @@ def foreseen_changes(src: str | Path, muxer: str, family: str, info: VideoInfo, 
     container = source.open_video(src)
     scratch = tempfile.mkdtemp(prefix="sr-filter-streams-")
     try:
-        first = next(container.decode(video=0), None)
+        first = next(container.decode(source.video_stream(container)), None)
         shown = dataclasses.replace(info, rotation=int(round(first.rotation or 0)) if first is not None else 0)
         output = Output(os.path.join(scratch, "streams"), muxer, family, shown, container, width=even_dimension(info.width),
                         height=even_dimension(info.height), crf=crf, copy=copyable(container))
@@ -977,7 +977,7 @@ def _kept_as(muxer: str, language: str | None, flags: int) -> tuple[str | None, 
 
 def copyable(source: av.container.InputContainer) -> set[int]:
     """Indices of the streams to try to copy: everything but the upscaled video stream."""
-    video = source.streams.video[0].index
+    video = video_stream(source).index
     return {s.index for s in source.streams if s.index != video and s.type in ("audio", "subtitle", "attachment", "data")
             and not (s.type == "data" and s.discard == _DISCARD_ALL)}
 

@@ -244,7 +244,7 @@ def join(segments: list[tuple[int, int, Path]], src: Path, tmp: str, muxer: str,
         to_annex_b = _ANNEX_B.get(opened[0].streams.video[0].codec_context.name) if muxer in _ANNEX_B_MUXERS else None
         if to_annex_b:
             video.codec_context.extradata = None  # the parameter sets travel in the packets instead
-        video_lost = encode.keep_video_tags(container.streams.video[0], video, muxer)
+        video_lost = encode.keep_video_tags(source.video_stream(container), video, muxer)
         encode.mark_alpha_beside(video, codec, info)
         if info.rotation:
             video.set_display_rotation(info.rotation)

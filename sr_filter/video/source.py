@@ -109,18 +109,20 @@ def ffmpeg_name(path: str | os.PathLike) -> str:
 
 def open_video(path: str | Path) -> av.container.InputContainer:
     """Open ``path`` for reading, or explain in one line why it is not a video we can read."""
-    try:
-        container = av.open(ffmpeg_name(path), "r", metadata_errors="replace")
-    except FileNotFoundError:
-        raise VideoFormatError(f"{path} does not exist") from None
-    except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
-        raise VideoFormatError(f"{path} is not a readable video ({first_line(exc)})") from None
+    container = _open(path)
+    if container.streams.video and not any(s.codec_context is not None and s.codec_context.width > 0
+                                           for s in container.streams.video):
+        # FFmpeg looks 5 s into the file for each stream's picture size: an MPEG-TS cut mid-GOP
+        # (x264's default 250-frame GOP: 10 s at 25 fps) had been refused as "no picture size
+        # (damaged header?)" until its first keyframe; looked for further, from there it plays
+        container.close()
+        container = _open(path, LONG_PROBE)
     if not container.streams.video:
         container.close()
         raise VideoFormatError(f"{path} has no video stream")
     if all(is_cover(stream) for stream in container.streams.video):  # an audio file's cover art had been upscaled
         # into a one-frame H.264 "video" of it (.mkv), or failed "cannot write OUT.mp4: Invalid argument" (.mp4)
-        picture = container.streams.video[0].codec_context
+        picture = container.streams.video[0].codec_context  # all are covers: the first one
         suffix = ".jpg" if picture is not None and picture.name == "mjpeg" else ".png"
         container.close()
         raise VideoFormatError(f"{path} has no video, only a cover picture (an audio file with cover art); to upscale the "
@@ -136,15 +138,35 @@ def open_video(path: str | Path) -> av.container.InputContainer:
     return container
 
 
+#: how far FFmpeg reads into a file for a picture size it did not find in its first 5 s
+LONG_PROBE = {"analyzeduration": str(60 * 1_000_000), "probesize": str(64 << 20)}
+
+
+def _open(path: str | Path, options: dict | None = None) -> av.container.InputContainer:
+    try:
+        return av.open(ffmpeg_name(path), "r", metadata_errors="replace", container_options=options)
+    except FileNotFoundError:
+        raise VideoFormatError(f"{path} does not exist") from None
+    except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
+        raise VideoFormatError(f"{path} is not a readable video ({first_line(exc)})") from None
+
+
 def is_cover(stream) -> bool:
     """Whether a video stream is a still picture attached to the file (cover art, as FFmpeg reads
     an .mkv's image attachment or an .mp4's covr box), not video."""
     return bool(stream.disposition & av.stream.Disposition.attached_pic)
 
 
+def video_stream(container: av.container.InputContainer):
+    """The video stream a job upscales: the first that is not a cover picture (an .mp4 whose
+    metadata box comes before its tracks lists its cover first: the cover had been upscaled into
+    a one-frame video, and the video itself dropped)."""
+    return next((s for s in container.streams.video if not is_cover(s)), container.streams.video[0])
+
+
 def codec_name(container: av.container.InputContainer) -> str:
-    """The first video stream's codec name ("" when unknown): enough to choose the encoder."""
-    context = container.streams.video[0].codec_context
+    """The upscaled video stream's codec name ("" when unknown): enough to choose the encoder."""
+    context = video_stream(container).codec_context
     return (context.name or "") if context is not None else ""
 
 
@@ -177,8 +199,8 @@ def decoder(stream) -> av.CodecContext:
 
 
 def describe(container: av.container.InputContainer, name: str, *, scale: float) -> VideoInfo:
-    """The first video stream's facts; refuses unknown codecs and sizes that would not fit in memory."""
-    stream = container.streams.video[0]
+    """The upscaled video stream's facts (:func:`video_stream`); refuses unknown codecs and sizes that would not fit in memory."""
+    stream = video_stream(container)
     context = stream.codec_context
     if context is None or context.codec is None or context.name in ("none", ""):
         raise VideoFormatError(f"{name}: its video codec is unknown to this build of FFmpeg, so it cannot be decoded")
@@ -235,7 +257,7 @@ def items(container: av.container.InputContainer, name: str, info: VideoInfo, *,
     many frames is done, not a range past its end (a run stopped while joining them had failed
     every rerun so, from a source that stores no frame count)."""
     notice = notice or _logged
-    video = container.streams.video[0]
+    video = video_stream(container)
     decode = decoder(video).decode
     ranged = start > 0 or end is not None
     window = _Window()
@@ -380,7 +402,7 @@ def expected_frames(container, info: VideoInfo, start: int = 0, end: int | None 
     a range's end bounds it (it had been 0 for every .mkv, with a range too, so no bar had an ETA)."""
     total = info.frames
     if not total and info.rate:
-        stream = container.streams.video[0]
+        stream = video_stream(container)
         end_time = declared_end(stream)
         first = (stream.start_time or 0) * stream.time_base if stream.start_time is not None and stream.time_base else 0
         if end_time is not None and end_time > first:
@@ -395,9 +417,21 @@ def expected_frames(container, info: VideoInfo, start: int = 0, end: int | None 
 _WHOLE_FRAME_PACKETS = frozenset({"matroska", "webm", "avi", "flv", "mov", "mp4", "nut", "ogg"})
 
 
+#: demuxers whose video packets can be single fields of interlaced video; a progressive stream's
+#: are whole frames (an MPEG-TS whose H.264 timing ticks 1/72 s at 12 fps had said 216 frames
+#: for its 36: its length times that rate)
+_FIELD_PACKETS = frozenset({"mpegts"})
+
+
+def _progressive(stream) -> bool:
+    """Whether the stream says its pictures are progressive (FFmpeg's AV_FIELD_PROGRESSIVE)."""
+    context = stream.codec_context
+    return context is not None and int(getattr(context, "field_order", 0) or 0) == 1
+
+
 class FrameTotal:
     """How many frames a job will upscale, for progress (0: unknown), as ``total()``. Where the
-    file stores no count (Matroska, WebM) or counts slots, not frames (an AVI's skipped-frame
+    file stores no count (Matroska, WebM, a progressive MPEG-TS) or counts slots, not frames (an AVI's skipped-frame
     slots), the video packets are counted without decoding, in the background: the length times a
     guessed rate had said 88 frames for a variable-rate .mkv of 10 spread over 3 s, and an AVI's
     header 30 for its 10 frames, so the bar's total and ETA were wrong for the whole run. Until
@@ -412,7 +446,9 @@ class FrameTotal:
         self.value = expected_frames(container, info, start, end)
         self._stop = threading.Event()
         demuxers = set((container.format.name or "").split(","))
-        if (info.frames and not decode_order_only(container)) or not demuxers & _WHOLE_FRAME_PACKETS:
+        if info.frames and not decode_order_only(container):
+            return
+        if not demuxers & _WHOLE_FRAME_PACKETS and not (demuxers & _FIELD_PACKETS and _progressive(video_stream(container))):
             return
         counting = threading.Thread(target=self._count, args=(path,), name="sr-filter frame count", daemon=True)
         counting.start()
@@ -432,7 +468,7 @@ class FrameTotal:
             return
         count = 0
         try:
-            for packet in container.demux(container.streams.video[0]):
+            for packet in container.demux(video_stream(container)):
                 if self._stop.is_set():
                     return
                 count += bool(packet.size)
@@ -566,7 +602,7 @@ def steady_rate(path: str | Path) -> tuple[Fraction, bool]:
     the source's frame rate is variable."""
     container = open_video(path)
     try:
-        video = container.streams.video[0]
+        video = video_stream(container)
         base = video.time_base or Fraction(1, 1000)
         nominal = [rate for rate in (video.average_rate, video.guessed_rate) if rate]
         order = decode_order_only(container)
@@ -602,7 +638,7 @@ def frame_time(path: str | Path, index: int) -> Fraction | None:
     packets' timestamps without decoding; None past the last frame."""
     container = open_video(path)
     try:
-        video = container.streams.video[0]
+        video = video_stream(container)
         times = _shown_times(container)
     except av.error.FFmpegError:
         return None
@@ -615,13 +651,13 @@ def _shown_times(container: av.container.InputContainer) -> list[tuple[int, int]
     """(time, duration) of every video packet, in display order, read without decoding; the time
     is the one :class:`Clock` gives its frame (:func:`packet_time`)."""
     order = decode_order_only(container)
-    return sorted((packet_time(p, order), p.duration or 0) for p in container.demux(container.streams.video[0])
+    return sorted((packet_time(p, order), p.duration or 0) for p in container.demux(video_stream(container))
                   if p.size and packet_time(p, order) is not None)
 
 
 def start_time(container: av.container.InputContainer) -> Fraction:
     """Seconds from the file's zero to its first video frame, as the demuxer states it."""
-    video = container.streams.video[0]
+    video = video_stream(container)
     return Fraction(video.start_time * video.time_base) if video.start_time and video.time_base else Fraction(0)
 
 
@@ -637,7 +673,7 @@ class Clock:
     a frame out instead (:meth:`passed`), since placing it late moved every later frame too."""
 
     def __init__(self, container: av.container.InputContainer) -> None:
-        stream = container.streams.video[0]
+        stream = video_stream(container)
         self.decode_order = decode_order_only(container)
         self.slots: deque[int] = deque()
         self.shift = 0
