@@ -2664,3 +2664,20 @@ def test_a_two_frame_hevc_video_is_written_every_time(tmp_path, upscaler):
         clip = write_hevc10(tmp_path / f"two{attempt}.mkv", frames=2)
         upscale_video(clip, tmp_path / f"out{attempt}.mkv", upscaler=upscaler)
         assert describe(tmp_path / f"out{attempt}.mkv")["codec"] == "hevc" and len(describe(tmp_path / f"out{attempt}.mkv")["times"]) == 2
+
+
+def test_a_ts_whose_sound_starts_just_before_its_video_across_the_timestamp_wrap_keeps_it(tmp_path, upscaler):
+    """FFmpeg leaves wrapped the 33-bit times of a .ts stream it first meets past its probe: the
+    AAC priming packet of sound that starts 10 s into the file read 2^33 - 11520 ticks (26.5 hours)
+    and the next one 0, and the muxer refused that ("cannot write out.mkv: Invalid argument"), in a
+    resumable job too."""
+    clip = make_clip(tmp_path / "late.ts", frames=130, gop=130, audio=1)
+    with av.open(str(clip)) as container:
+        assert container.streams.audio[0].start_time > 2**32  # wrapped, as FFmpeg reads it
+    for name, resume in (("out.mkv", False), ("out.mp4", False), ("resumed.mkv", True)):
+        upscale_video(clip, tmp_path / name, upscaler=upscaler, resume=resume)
+        with av.open(str(tmp_path / name)) as out:
+            video, audio = out.streams.video[0], out.streams.audio[0]
+            starts = [float(s.start_time * s.time_base) for s in (video, audio)]
+            assert max(starts) < 0.2, (name, starts)  # together, as the source plays them
+            assert abs(out.duration / 1e6 - 130 / 12) < 0.3, (name, out.duration)

@@ -253,7 +253,9 @@ def join(segments: list[tuple[int, int, Path]], src: Path, tmp: str, muxer: str,
         streams, dropped = copies.streams, (encode.lost_in(muxer, encoder, info) + video_lost + copies.dropped
                                             + encode.chapters_lost(muxer, container.chapters()))
         # demux([]) would read every stream, the source's own video too: nothing copied, nothing read
-        others = (p for p in container.demux([container.streams[i] for i in streams]) if p.size) if streams else iter(())
+        wrapped_at = source.wrap_reference(container)
+        others = ((source.unwrap(p, wrapped_at) for p in container.demux([container.streams[i] for i in streams]) if p.size)
+                  if streams else iter(()))
         shift = source.start_time(container) if info.steady else Fraction(0)  # the video starts at zero there
         others = (p for p in others if encode.moved(p, shift, from_zero=bool(info.steady)))
         out.set_chapters(encode.chapters_from(container.chapters(), shift))

@@ -271,11 +271,13 @@ def items(container: av.container.InputContainer, name: str, info: VideoInfo, *,
     order = _Reorder()  # after a skipped packet, frames in order of their own times
     resized = False  # whether a frame of another size than the stream's has been said
     packets = container.demux([video] + [s for s in container.streams if s.index in (copy or ())])
+    wrapped_at = wrap_reference(container)
     try:
         for packet in packets:
             if packet.stream.index != video.index:
                 if packet.size == 0:  # the demuxer's end-of-stream marker: nothing to copy
                     continue
+                packet = unwrap(packet, wrapped_at)
                 if not ranged:
                     yield packet
                 else:
@@ -653,6 +655,44 @@ def _shown_times(container: av.container.InputContainer) -> list[tuple[int, int]
     order = decode_order_only(container)
     return sorted((packet_time(p, order), p.duration or 0) for p in container.demux(video_stream(container))
                   if p.size and packet_time(p, order) is not None)
+
+
+#: demuxers whose times count 33 bits of 90 kHz ticks, wrapping every 26.5 hours (MPEG-TS, MPEG-PS)
+_WRAPPING = frozenset({"mpegts", "mpeg"})
+_WRAP = 1 << 33
+_TICK = Fraction(1, 90_000)
+_NEAR = 90_000 * 600  # ten minutes: how far apart two streams' times across the wrap are taken to lie
+
+
+def wrap_reference(container: av.container.InputContainer) -> int | None:
+    """The video's start in 90 kHz ticks where the demuxer's times wrap at 33 bits (MPEG-TS and
+    -PS), for :func:`unwrap`; None elsewhere."""
+    video = video_stream(container)
+    if not set((container.format.name or "").split(",")) & _WRAPPING or video.time_base != _TICK:
+        return None
+    return video.start_time
+
+
+def unwrap(packet: av.Packet, reference: int | None) -> av.Packet:
+    """A copied stream's ``packet`` whose time lies just across the 33-bit wrap from the video's
+    start (``reference``, :func:`wrap_reference`) brought next to it. FFmpeg leaves wrapped a stream
+    it first meets past its probe whose times are just before the video's (a .ts whose sound
+    starts 10 s into the file: AAC's priming packet at 2^33 - 11520): 26.5 hours late, after which
+    the muxer refused the next one ("cannot write OUT.mkv: Invalid argument")."""
+    if reference is not None and packet.time_base == _TICK:
+        if packet.pts is not None:
+            packet.pts = _near(packet.pts, reference)
+        if packet.dts is not None:
+            packet.dts = _near(packet.dts, reference)
+    return packet
+
+
+def _near(ticks: int, reference: int) -> int:
+    if ticks - reference > _WRAP - _NEAR:
+        return ticks - _WRAP
+    if reference - ticks > _WRAP - _NEAR:
+        return ticks + _WRAP
+    return ticks
 
 
 def start_time(container: av.container.InputContainer) -> Fraction:
