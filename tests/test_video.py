@@ -2468,7 +2468,8 @@ def test_a_stopped_resumable_run_says_where_its_segments_are(tmp_path, signum, b
     too (which had said only "the one in progress was not written")."""
     from .conftest import interruptible
 
-    clip = make_clip(tmp_path / "clip.mkv", frames=240, size=(64, 48), audio=0, gop=24)  # segments end at keyframes
+    # segments end at keyframes; the run is stopped at its first (48 frames), 432 before its end
+    clip = make_clip(tmp_path / "clip.mkv", frames=480, size=(64, 48), audio=0, gop=24)
     if batch:
         other = make_clip(tmp_path / "other.mkv", frames=4, size=(64, 48), audio=0)
         target, parts = tmp_path / "out", tmp_path / "out" / ".clip.mkv.parts"  # a batch keeps the names
@@ -2476,7 +2477,7 @@ def test_a_stopped_resumable_run_says_where_its_segments_are(tmp_path, signum, b
     else:
         target, parts = tmp_path / "out.mkv", tmp_path / ".out.mkv.parts"
         inputs = [clip]
-    proc = subprocess.Popen([sys.executable, "-m", "sr_filter", *inputs, "-m", MODEL, "--tta", "--resume", "-o", target],
+    proc = subprocess.Popen([sys.executable, "-m", "sr_filter", *inputs, "-m", MODEL, "--resume", "-o", target],
                             stderr=subprocess.PIPE, env=dict(os.environ, PYTHONPATH=str(ROOT)), preexec_fn=interruptible, text=True)
     deadline = time.monotonic() + 120
     while not any(parts.glob("seg-*.seg")) and proc.poll() is None and time.monotonic() < deadline:
