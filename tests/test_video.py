@@ -25,7 +25,7 @@ from sr_filter.upscaler import Upscaler
 from sr_filter.video import upscale_video
 
 from .conftest import ROOT
-from .videos import describe, frame_arrays, make_clip, write_hevc10, write_pattern_frames
+from .videos import add_cover, describe, frame_arrays, make_clip, write_hevc10, write_pattern_frames
 
 MODEL = "sr-cartoon-x4"
 
@@ -242,6 +242,18 @@ def test_subsampled_frames_reach_the_network_at_their_own_brightness(tmp_path, p
     assert np.abs(seen.astype(float).mean((0, 1)) - truth.mean((0, 1))).max() < 0.4, (seen.mean((0, 1)), truth.mean((0, 1)))
 
 
+def _bt709_rgb(luma: np.ndarray, cb: np.ndarray, cr: np.ndarray, full: bool) -> np.ndarray:
+    """A 64x48 frame's 10-bit samples through the BT.709 equations (chroma repeated to full size),
+    as 8-bit RGB in floats: what an exact reader gives."""
+    cb, cr = (c.repeat(48 // c.shape[0], 0).repeat(64 // c.shape[1], 1) for c in (cb, cr))
+    if full:
+        y, u, v = luma / 1023, (cb - 512) / 1023, (cr - 512) / 1023
+    else:
+        y, u, v = (luma - 64) / 876, (cb - 512) / 896, (cr - 512) / 896
+    r, b = y + 1.5748 * v, y + 1.8556 * u
+    return np.stack([r, (y - 0.2126 * r - 0.0722 * b) / 0.7152, b], -1).clip(0, 1) * 255
+
+
 @pytest.mark.parametrize("pix_fmt", ["yuv420p10le", "yuv444p10le"])
 @pytest.mark.parametrize("full", [True, False])
 def test_10bit_frames_reach_the_network_at_their_own_brightness(tmp_path, pix_fmt, full):
@@ -264,13 +276,7 @@ def test_10bit_frames_reach_the_network_at_their_own_brightness(tmp_path, pix_fm
     with av.open(str(clip)) as container:  # the stored samples, through the equations (chroma repeated)
         yuv = next(container.decode(video=0))
     luma, cb, cr = (np.frombuffer(p, "<u2").reshape(p.height, -1)[:, :p.width].astype(float) for p in yuv.planes)
-    cb, cr = (c.repeat(48 // c.shape[0], 0).repeat(64 // c.shape[1], 1) for c in (cb, cr))
-    if full:
-        y, u, v = luma / 1023, (cb - 512) / 1023, (cr - 512) / 1023
-    else:
-        y, u, v = (luma - 64) / 876, (cb - 512) / 896, (cr - 512) / 896
-    r, b = y + 1.5748 * v, y + 1.8556 * u
-    truth = np.stack([r, (y - 0.2126 * r - 0.0722 * b) / 0.7152, b], -1).clip(0, 1) * 255
+    truth = _bt709_rgb(luma, cb, cr, full)
     seen = first_frame_read(clip)
     assert seen.dtype == np.uint16
     bias = seen.astype(float).mean((0, 1)) / 257 - truth.mean((0, 1))
@@ -299,13 +305,7 @@ def test_semi_planar_10bit_frames_are_read_at_their_own_brightness(pix_fmt, full
     else:  # semi-planar, the samples in the top 10 bits
         luma, both = planes[0][:, :64] / 64, planes[1][:, :64] / 64
         cb, cr = both[:, 0::2], both[:, 1::2]
-    cb, cr = (c.repeat(48 // c.shape[0], 0).repeat(64 // c.shape[1], 1) for c in (cb, cr))
-    if full:
-        y, u, v = luma / 1023, (cb - 512) / 1023, (cr - 512) / 1023
-    else:
-        y, u, v = (luma - 64) / 876, (cb - 512) / 896, (cr - 512) / 896
-    r, b = y + 1.5748 * v, y + 1.8556 * u
-    truth = np.stack([r, (y - 0.2126 * r - 0.0722 * b) / 0.7152, b], -1).clip(0, 1) * 255
+    truth = _bt709_rgb(luma, cb, cr, full)
     seen = Colour(range=1 + full, matrix=1).to_rgb(frame, deep=True)
     assert seen.dtype == np.uint16 and seen.shape == (48, 64, 3)
     bias = seen.astype(float).mean((0, 1)) / 257 - truth.mean((0, 1))
@@ -2595,12 +2595,7 @@ def test_a_cover_listed_before_the_video_is_kept_and_the_video_upscaled(tmp_path
     with av.open(str(written), "w") as out:
         video = out.add_stream("libx264", rate=12)
         video.width, video.height, video.pix_fmt = 32, 24, "yuv420p"
-        cover = out.add_stream("mjpeg")
-        cover.width, cover.height, cover.pix_fmt = 40, 40, "yuvj420p"
-        cover.disposition = av.stream.Disposition.attached_pic
-        packet = av.Packet(jpeg.getvalue())
-        packet.stream, packet.pts, packet.dts, packet.time_base = cover, 0, 0, Fraction(1, 90000)
-        out.mux(packet)
+        add_cover(out, jpeg.getvalue(), (40, 40))
         write_pattern_frames(out, video, 4)
 
     def boxes(data: bytes, start: int, end: int) -> list[bytes]:

@@ -156,6 +156,16 @@ def _write_tone(out, stream, seconds: float, hz: float) -> None:
         out.mux(packet)
 
 
+def add_cover(out, jpeg: bytes, size: tuple[int, int]) -> None:
+    """Mux ``jpeg`` into ``out`` as an mp4's cover picture (an attached-picture mjpeg stream)."""
+    cover = out.add_stream("mjpeg")
+    cover.width, cover.height, cover.pix_fmt = *size, "yuvj420p"
+    cover.disposition = av.stream.Disposition.attached_pic
+    packet = av.Packet(jpeg)
+    packet.stream, packet.pts, packet.dts, packet.time_base = cover, 0, 0, Fraction(1, 90000)
+    out.mux(packet)
+
+
 def cover_only(path: Path) -> Path:
     """An audio file with cover art: a second of tone and a JPEG, attached (.mkv, which FFmpeg
     reads as a video stream marked attached_pic) or as that stream itself (.mp4)."""
@@ -170,12 +180,7 @@ def cover_only(path: Path) -> Path:
         if path.suffix == ".mkv":
             out.add_attachment("cover.jpg", "image/jpeg", buffer.getvalue())
         else:
-            cover = out.add_stream("mjpeg")
-            cover.width, cover.height, cover.pix_fmt = 32, 24, "yuvj420p"
-            cover.disposition = av.stream.Disposition.attached_pic
-            packet = av.Packet(buffer.getvalue())
-            packet.stream, packet.pts, packet.dts, packet.time_base = cover, 0, 0, Fraction(1, 90000)
-            out.mux(packet)
+            add_cover(out, buffer.getvalue(), (32, 24))
         _write_tone(out, sound, 1.0, 220.0)
     return path
 
