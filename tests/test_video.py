@@ -1405,7 +1405,6 @@ def test_transport_streams_and_new_output_folders(tmp_path):
     assert describe(tmp_path / "also" / "made.mkv")["size"] == (128, 96)
 
 
-
 def test_a_refused_video_or_animation_leaves_no_output_folder_made_for_it(tmp_path):
     """-o new/ for one video or animation made the folder before the checks and left it empty when
     the run was refused (as images never did): a frame range past the end, an image --format, an
@@ -2578,7 +2577,6 @@ def test_cover_art_is_kept_where_the_output_can_hold_it(tmp_path, upscaler):
                                               "hold it; a .mkv or .mp4 output keeps it"]
         else:
             assert notices == [] and pictures == [jpeg.getvalue()], name
-
 
 
 def test_a_cover_listed_before_the_video_is_kept_and_the_video_upscaled(tmp_path, upscaler):
