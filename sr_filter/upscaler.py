@@ -779,6 +779,9 @@ def check_path(name: str, value: object) -> Path:
     file system allows is a one-line error (it had been a raw OSError from the first look at it).
     A leading ``~`` is the user's home folder, as in a model's file path (:class:`Upscaler`): a
     literal ``~`` folder had been made in the current folder."""
+    if isinstance(value, bytes) and b"\0" in value:  # a file's contents (open(f, "rb").read()): all of them had been
+        raise SrFilterError(f"{name} is {len(value)} bytes of data, not a file name (it holds NUL bytes); pass the "  # quoted
+                            "file's path, or for an image held in memory, sr_filter.upscale(PIL.Image.open(io.BytesIO(data)))")
     if isinstance(value, bytes) or (isinstance(value, PathLike) and isinstance(fspath(value), bytes)):
         value = fsdecode(value)
     if not (isinstance(value, (str, PathLike)) and isinstance(fspath(value), str)):
@@ -787,7 +790,9 @@ def check_path(name: str, value: object) -> Path:
     try:
         path.lstat()
     except (ValueError, UnicodeError):  # a NUL byte, or a lone surrogate no file name can hold
-        raise SrFilterError(f"{name} {str(path)!r} holds a character no file name can (a NUL byte or a lone surrogate)") from None
+        text = str(path)
+        shown = repr(text) if len(text) <= 60 else f"{text[:30]!r}...{text[-25:]!r} ({len(text)} characters)"
+        raise SrFilterError(f"{name} {shown} holds a character no file name can (a NUL byte or a lone surrogate)") from None
     except OSError as exc:
         if exc.errno == errno.ENAMETOOLONG:  # one name too long (most file systems: 255 bytes), or the whole path
             part = max(path.parts, key=lambda p: len(fsencode(p)))

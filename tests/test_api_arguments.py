@@ -145,3 +145,23 @@ def test_a_number_given_as_the_model_points_to_scale():
         Upscaler(1.5)
     with pytest.raises(SrFilterError, match=r"not bool$"):
         Upscaler(True)
+
+
+def test_a_files_contents_given_as_its_path_is_said_in_one_short_line(tmp_path, no_model):
+    """upscale_file(open(f, "rb").read(), ...) had quoted every byte of the picture in the message
+    (420 kB for a 420 kB PNG); a str path holding a NUL is shown shortened."""
+    picture = tmp_path / "in.png"
+    Image.new("RGB", (64, 48), (200, 30, 40)).save(picture)
+    data = picture.read_bytes()
+    calls = [lambda: sr_filter.upscale_file(data, tmp_path / "o.png", model="sr-cartoon-x4"),
+             lambda: sr_filter.upscale_file(picture, data, model="sr-cartoon-x4"),
+             lambda: sr_filter.upscale_animation(data, tmp_path / "o.gif", model="sr-cartoon-x4"),
+             lambda: sr_filter.upscale_video(data, tmp_path / "o.mkv", model="sr-cartoon-x4")]
+    for call in calls:
+        with pytest.raises(SrFilterError, match=rf"^(src|dst) is {len(data)} bytes of data, not a file name .*io\.BytesIO") as caught:
+            call()
+        assert len(str(caught.value)) < 200
+    with pytest.raises(SrFilterError, match=r"\(2000 characters\) holds a character no file name can") as caught:
+        sr_filter.upscale_file("a\0" + "b" * 1998, tmp_path / "o.png", model="sr-cartoon-x4")
+    assert len(str(caught.value)) < 200
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png"]
