@@ -130,7 +130,9 @@ def beyond_unit(array: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     colour = _colour(array)
     with np.errstate(invalid="ignore"):
         clipped = np.clip(colour, 0, 1)  # NaN stays NaN and infinities 0 or 1, for to_float to say
-        finite = np.isfinite(colour)
+        # the rest is carried in float32: beyond its range (a float64 1e300) is as infinite (it had become inf,
+        # and inf times the resize's zero weights NaN all around it, in a picture that held none)
+        finite = np.abs(colour) <= np.finfo(np.float32).max
         if array.ndim == 3 and array.shape[2] in (2, 4):  # what fully transparent pixels hide stays hidden
             finite &= (array[..., -1:] > 0)
         rest = np.where(finite, colour - clipped, 0).astype(np.float32)
@@ -147,10 +149,12 @@ def beyond_unit(array: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
             whole = low >= 0 and high > 2 and bool(np.all(inside_values == np.round(inside_values)))
             whole = whole or (low > -64 and high <= 320 and float(np.mean(inside_values > 8)) > 0.5)
         infinite = int(np.isinf(colour).sum())  # clipped here, so to_float no longer sees them to count
-    log.log(logging.WARNING if whole or infinite else logging.INFO,
+        huge = int((np.abs(colour) > np.finfo(np.float32).max).sum()) - infinite
+    log.log(logging.WARNING if whole or infinite or huge else logging.INFO,
             "float pixels hold values from %.4g to %.4g, beyond 0..1: the network upscales the part within 0..1 and "
-            "the rest is resized (bilinear) and added back%s%s", *extent, "; for 0..255 data divide by 255 first" if whole else "",
-            f"; {infinite} infinite value(s) are taken as 0 or 1" if infinite else "", extra=PER_FILE)
+            "the rest is resized (bilinear) and added back%s%s%s", *extent, "; for 0..255 data divide by 255 first" if whole else "",
+            f"; {infinite} infinite value(s) are taken as 0 or 1" if infinite else "",
+            f"; {huge} value(s) beyond float32's range (3.4e38) are taken as 0 or 1" if huge else "", extra=PER_FILE)
     inside = clipped if array.ndim == 2 else np.concatenate([clipped, array[..., colour.shape[2]:]], axis=2)
     return inside, (rest[..., None] if rest.ndim == 2 else rest).transpose(2, 0, 1)[None]
 

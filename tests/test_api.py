@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import io
+import logging
 import os
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import numpy as np
 import pytest
@@ -376,6 +378,23 @@ def test_float_pixels_beyond_zero_to_one_are_kept_and_nan_and_infinities_are_sai
     with caplog.at_level(logging.WARNING, logger="sr_filter"):
         cartoon.upscale(Image.open(buffer))
     assert caplog.text.count("the image has 3 frames; only the current one is upscaled") == 1, caplog.text
+
+
+def test_float64_values_beyond_float32s_range_give_no_nan(cartoon, caplog):
+    """A float64 picture holding 1e300 (a "no data" marker) had come back with NaN all around those
+    pixels: what lies beyond 0..1 is resized in float32, where 1e300 is inf, and inf times the zero
+    weights is NaN. Such values are now taken as infinities are (0 or 1), and said."""
+    data = np.full((8, 8, 3), 0.5)
+    data[2:4, 2:4] = 1e300
+    data[6, 6] = -1e300
+    data[0, 0] = 2.0  # a highlight within range keeps what lies beyond 1
+    with warnings.catch_warnings(), caplog.at_level(logging.WARNING, logger="sr_filter"):
+        warnings.simplefilter("error")  # numpy's overflow in the cast had escaped too
+        out = cartoon.upscale(data)
+    assert out.dtype == np.float64 and out.shape == (32, 32, 3)
+    assert np.isfinite(out).all()
+    assert out[9:15, 9:15].min() > 0.9 and out[0, 0].max() > 1.5
+    assert "15 value(s) beyond float32's range (3.4e38) are taken as 0 or 1" in caplog.text
 
 
 @pytest.mark.parametrize("layout", ["rgb", "rgba", "grey", "grey-alpha"])
