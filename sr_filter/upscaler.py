@@ -756,19 +756,23 @@ def _carry_info(image: Any, out: Any, meta: Any) -> None:
         out.info["xmp"] = sized_xmp(raw, out.width, out.height, factor)
 
 
+#: the callbacks whose calls are known: the arguments they get, and those in words
+_CALLBACK_ARGUMENTS = {"progress": ((0, 0), "two arguments, (done, total)"), "notice": (("",), "one argument, the message")}
+
+
 def check_callback(name: str, value: object) -> None:
     """A callback argument must be callable (or None), said before any work rather than as a
     TypeError from deep inside once the first frame is done."""
     if value is not None and not callable(value):
         raise SrFilterError(f"{name} must be a function (or None), not {type(value).__name__}")
-    if value is not None and name == "progress":  # progress(done, total); a lambda: None had failed after a tile
-        import inspect
+    takes = _CALLBACK_ARGUMENTS.get(name)
+    if value is not None and takes:  # progress: a lambda: None had failed after a tile; notice: a TypeError from
+        import inspect  # inside, on the video's encoding thread, at the first notice (the last one: after all the work)
 
         try:
-            inspect.signature(value).bind(0, 0)
+            inspect.signature(value).bind(*takes[0])
         except TypeError:
-            raise SrFilterError(f"progress must take two arguments, (done, total); {getattr(value, '__name__', value)!r} "
-                                "does not") from None
+            raise SrFilterError(f"{name} must take {takes[1]}; {getattr(value, '__name__', value)!r} does not") from None
         except ValueError:  # no signature to read (some builtins): called as it is
             pass
 

@@ -165,3 +165,15 @@ def test_a_files_contents_given_as_its_path_is_said_in_one_short_line(tmp_path, 
         sr_filter.upscale_file("a\0" + "b" * 1998, tmp_path / "o.png", model="sr-cartoon-x4")
     assert len(str(caught.value)) < 200
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png"]
+
+
+def test_a_notice_callback_that_cannot_take_the_message_is_refused_before_the_work(tmp_path, no_model):
+    """upscale_video(..., notice=lambda: ...) had run, and failed with Python's TypeError from inside
+    (on the encoding thread) at the first notice, which may come after all the frames."""
+    from .videos import make_clip
+
+    clip = make_clip(tmp_path / "c.mkv", frames=2, audio=0)
+    for notice in (lambda: None, lambda text, more: None):
+        with pytest.raises(SrFilterError, match=r"^notice must take one argument, the message; '<lambda>' does not$"):
+            sr_filter.upscale_video(clip, tmp_path / "o.mp4", model="sr-cartoon-x4", notice=notice)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.mkv"]
