@@ -177,3 +177,15 @@ def test_a_notice_callback_that_cannot_take_the_message_is_refused_before_the_wo
         with pytest.raises(SrFilterError, match=r"^notice must take one argument, the message; '<lambda>' does not$"):
             sr_filter.upscale_video(clip, tmp_path / "o.mp4", model="sr-cartoon-x4", notice=notice)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.mkv"]
+
+
+def test_a_loaded_upscaler_given_as_the_preset_points_to_its_place(tmp_path):
+    """upscale(image, up) and upscale_file(src, dst, up) had said only "not Upscaler"."""
+    up = Upscaler("sr-cartoon-x4", tile=0)
+    Image.new("RGB", (8, 6)).save(tmp_path / "in.png")
+    words = r"not Upscaler; a loaded Upscaler is used as up\.upscale\(image\), or given to the file and video calls as upscaler=up$"
+    with pytest.raises(SrFilterError, match=words):
+        sr_filter.upscale(np.zeros((8, 8, 3), np.uint8), up)
+    with pytest.raises(SrFilterError, match=words):
+        sr_filter.upscale_file(tmp_path / "in.png", tmp_path / "sub" / "o.png", up)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png"]
