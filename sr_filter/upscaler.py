@@ -793,6 +793,8 @@ def check_path(name: str, value: object) -> Path:
         value = fsdecode(value)
     if not (isinstance(value, (str, PathLike)) and isinstance(fspath(value), str)):
         raise SrFilterError(f"{name} must be a file path (str, bytes or pathlib.Path), not {type(value).__name__}")
+    if not fspath(value):  # an unset setting ("" from os.environ.get): it had been "." (the current folder)
+        raise SrFilterError(f"{name} is an empty string; name the file")
     path = Path(expanduser(fspath(value)))
     try:
         path.lstat()

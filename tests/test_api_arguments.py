@@ -189,3 +189,18 @@ def test_a_loaded_upscaler_given_as_the_preset_points_to_its_place(tmp_path):
     with pytest.raises(SrFilterError, match=words):
         sr_filter.upscale_file(tmp_path / "in.png", tmp_path / "sub" / "o.png", up)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png"]
+
+
+def test_an_empty_path_is_said_to_be_empty(tmp_path, monkeypatch, no_model):
+    """src="" or dst="" (an unset setting) had been taken as the current folder: ". is a folder, not
+    an image", "dst  is a folder; name the output file"."""
+    monkeypatch.chdir(tmp_path)
+    Image.new("RGB", (8, 6)).save("in.png")
+    gif = _animation(tmp_path / "a.gif")
+    calls = [(sr_filter.upscale_file, "in.png", "o.png"), (sr_filter.upscale_animation, gif, "o.gif"),
+             (sr_filter.upscale_video, "in.mkv", "o.mkv")]
+    for call, src, dst in calls:
+        for name, given in (("src", {"src": "", "dst": dst}), ("dst", {"src": src, "dst": ""}), ("src", {"src": b"", "dst": dst})):
+            with pytest.raises(SrFilterError, match=rf"^{name} is an empty string; name the file$"):
+                call(model="sr-cartoon-x4", **given)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.gif", "in.png"]
