@@ -682,6 +682,20 @@ def test_batches_refuse_frames_too_large_before_any_copy_and_a_low_scale_is_said
     assert len(said) == 1, [r.getMessage() for r in said]
 
 
+def test_a_batch_refuses_a_bad_item_or_scale_before_any_work(cartoon):
+    """upscale_batch([frame, frame, "x.png"]) had upscaled the frames before it, then said only
+    "expected image pixels" (which one?); a bad scale came after the first image too."""
+    frame = np.zeros((8, 8, 3), np.uint8)
+    calls = []
+    for bad, words in (("x.png", r"^arrays\[2\]: expected image pixels, got a file name"),
+                       (np.zeros((8, 8, 7), np.uint8), r"^arrays\[2\]: expected an HxW or HxWxC")):
+        with pytest.raises(ImageFormatError, match=words):
+            cartoon.upscale_batch([frame, frame[:4], bad], progress=lambda done, total: calls.append(done))
+    with pytest.raises(SrFilterError, match="the scale must be greater than 0"):
+        cartoon.upscale_batch([frame, frame[:4]], scale=-1, progress=lambda done, total: calls.append(done))
+    assert calls == []
+
+
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is a POSIX start method")
 def test_the_torch_backend_runs_in_forked_children(tmp_path):
