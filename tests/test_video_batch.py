@@ -87,6 +87,17 @@ def test_upscale_frames_in_groups_keeps_order_and_the_last_short_group():
         next(upscale_frames(iter(frames), up, batch=0))
 
 
+def test_upscale_frames_names_a_bad_frame_by_its_place_in_the_stream():
+    """Frame 5 of a stream, not a numpy image, had been said as "arrays[1]" (its place in a batch of 2)."""
+    up = Upscaler(MODEL, tile=0)
+    frames = [pattern(i, 16, 12) for i in range(5)] + ["frame5.png"]
+    done = []
+    with pytest.raises(SrFilterError, match=r"^frame 5: expected image pixels, got a file name"):
+        for frame in upscale_frames(iter(frames), up, batch=2):
+            done.append(frame)
+    assert len(done) == 4
+
+
 @pytest.mark.parametrize("batch", [0, 65, 2.5, True])
 def test_frames_per_pass_is_checked(tmp_path, batch):
     clip = make_clip(tmp_path / "clip.mp4", frames=2, audio=0)
