@@ -150,9 +150,10 @@ def beyond_unit(array: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
             whole = whole or (low > -64 and high <= 320 and float(np.mean(inside_values > 8)) > 0.5)
         infinite = int(np.isinf(colour).sum())  # clipped here, so to_float no longer sees them to count
         huge = int((np.abs(colour) > np.finfo(np.float32).max).sum()) - infinite
+    top = _integer_range(extent[1])
     log.log(logging.WARNING if whole or infinite or huge else logging.INFO,
             "float pixels hold values from %.4g to %.4g, beyond 0..1: the network upscales the part within 0..1 and "
-            "the rest is resized (bilinear) and added back%s%s%s", *extent, "; for 0..255 data divide by 255 first" if whole else "",
+            "the rest is resized (bilinear) and added back%s%s%s", *extent, f"; for {top} data divide by {top[3:]} first" if whole else "",
             f"; {infinite} infinite value(s) are taken as 0 or 1" if infinite else "",
             f"; {huge} value(s) beyond float32's range (3.4e38) are taken as 0 or 1" if huge else "", extra=PER_FILE)
     inside = clipped if array.ndim == 2 else np.concatenate([clipped, array[..., colour.shape[2]:]], axis=2)
@@ -179,7 +180,8 @@ def _outside(data: np.ndarray) -> str:
     finite = data[np.isfinite(data)]
     parts = []
     if finite.size and (finite.min() < -_FLOAT_SLACK or finite.max() > 1 + _FLOAT_SLACK):
-        advice = "; divide 0..255 data by 255 first" if finite.max() > 1 + _FLOAT_SLACK else ""
+        top = _integer_range(float(finite.max()))
+        advice = f"; divide {top} data by {top[3:]} first" if finite.max() > 1 + _FLOAT_SLACK else ""
         parts.append(f"values from {finite.min():.4g} to {finite.max():.4g} (clipped to 0..1{advice})")
     nan, infinite = int(np.isnan(data).sum()), int(np.isinf(data).sum())
     if nan:
@@ -187,6 +189,12 @@ def _outside(data: np.ndarray) -> str:
     if infinite:
         parts.append(f"{infinite} infinite value(s) (taken as 0 or 1)")
     return ", ".join(parts)
+
+
+def _integer_range(high: float) -> str:
+    """The integer pixel range float values up to ``high`` were likely taken from, for the advice to
+    divide by its top: 16-bit samples (up to 65535) had been told to divide by 255."""
+    return "0..65535" if high > 320 else "0..255"
 
 
 #: float input this far outside [0, 1] is only rounding (a value from another program's 0..1 math)

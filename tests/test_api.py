@@ -380,6 +380,19 @@ def test_float_pixels_beyond_zero_to_one_are_kept_and_nan_and_infinities_are_sai
     assert caplog.text.count("the image has 3 frames; only the current one is upscaled") == 1, caplog.text
 
 
+def test_float_pixels_of_16_bit_range_are_told_to_divide_by_65535(cartoon, caplog):
+    """Float pixels taken from 16-bit samples (up to 65535) had been told "for 0..255 data divide by 255"."""
+    data = (np.random.default_rng(0).random((8, 8, 3)) * 65535).round().astype(np.float32)
+    rgba = np.dstack([data / 65535, np.full((8, 8), 65535, np.float32)])
+    with caplog.at_level(logging.WARNING, logger="sr_filter"):
+        cartoon.upscale(data)
+        cartoon.upscale(rgba)
+    assert "beyond 0..1: the network upscales the part within 0..1 and the rest is resized (bilinear) and added back; " \
+           "for 0..65535 data divide by 65535 first" in caplog.text
+    assert "(clipped to 0..1; divide 0..65535 data by 65535 first)" in caplog.text
+    assert "255" not in caplog.text.replace("65535", "")
+
+
 def test_float64_values_beyond_float32s_range_give_no_nan(cartoon, caplog):
     """A float64 picture holding 1e300 (a "no data" marker) had come back with NaN all around those
     pixels: what lies beyond 0..1 is resized in float32, where 1e300 is inf, and inf times the zero
