@@ -400,6 +400,7 @@ def upscale_to_bytes(src: str | Path | bytes, upscaler: Any, fmt: str, *, scale:
     ``fmt`` (one of :data:`HOLDS_ANIMATION`): the core of :func:`upscale_animation`, and of the one-file core
     (:mod:`sr_filter.imagefile`) when an animated file is written as a format that holds animation.
     The format's size limit, the frame range and the memory the frames need are checked before the work."""
+    from .convert import PER_FILE
     from .sizing import scaled_length, target_scale
     from .imageio import check_encodable
 
@@ -414,6 +415,9 @@ def upscale_to_bytes(src: str | Path | bytes, upscaler: Any, fmt: str, *, scale:
     start, end = parse_range(frames)
     if start >= count:
         raise VideoFormatError(f"frame range {range_text(frames)!r} starts after the last frame: {name} has {count} frames")
+    if end is not None and end > count:  # as a video's range says it (it had been cut without a word)
+        log.warning("the frame range ends at frame %d, but %s has %d frames: upscaled to its end", end, name, count,
+                    extra=PER_FILE)
     end = count if end is None else min(end, count)
     count = end - start
     if any(size):

@@ -359,6 +359,17 @@ def test_a_frame_range_keeps_those_frames_with_their_durations(tmp_path):
                                                      tmp_path / "none.gif", Nearest(), frames="5:7").value)
 
 
+def test_a_frame_range_past_the_last_frame_is_said(tmp_path, caplog):
+    """frames="3:99" on a 5-frame GIF was cut to its end without a word (a video's range says it)."""
+    source = save(tmp_path / "a.gif", loop=0)
+    with caplog.at_level("WARNING", logger="sr_filter"):
+        written = animation.upscale_animation(source, tmp_path / "out.gif", Nearest(), frames=(3, 99))
+        animation.upscale_animation(source, tmp_path / "whole.gif", Nearest(), frames="3:5")
+    assert written.durations == DURATIONS[3:]
+    said = [r.getMessage() for r in caplog.records]
+    assert said == ["the frame range ends at frame 99, but " + str(source) + " has 5 frames: upscaled to its end"], said
+
+
 def test_one_frame_outputs_and_unreadable_sources_are_named(tmp_path, upscaler):
     """A one-frame GIF (--frames 0:1, or a still image given to upscale_animation) crashed in
     Pillow's GIF writer with a TypeError; a missing file, a folder and a text file were all
