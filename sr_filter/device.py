@@ -33,7 +33,7 @@ def cpu_only(request: str | None = "auto") -> bool:
     without CUDA or ROCm (read from its ``version.py``) on a machine that is not an Apple arm64
     Mac (MPS). False means "ask torch" (:func:`pick_device`), never a wrong answer.
     """
-    request = (request or "auto").strip().lower() if isinstance(request, str) else None
+    request = _plain((request or "auto").strip().lower()) if isinstance(request, str) else None
     if request == "auto":
         env = os.environ.get(ENV_DEVICE, "").strip().lower()
         request = env if env and env != "auto" else "auto"
@@ -145,12 +145,12 @@ def pick_device(request: str | torch.device | None = "auto") -> torch.device:
         request = str(request)
     if request is not None and not isinstance(request, str):
         raise DeviceError(f"the device must be a name such as auto, cpu, cuda, cuda:N or mps, not {request!r}")
-    request = (request or "auto").strip().lower()
+    request = _plain((request or "auto").strip().lower())
     if request == "auto":
         env = os.environ.get(ENV_DEVICE, "").strip().lower()
         if env and env != "auto":
             try:
-                return _resolve(env)
+                return _resolve(_plain(env))
             except DeviceError as exc:
                 raise DeviceError(f"{ENV_DEVICE}={env}: {exc} (or unset {ENV_DEVICE})") from None
     return _resolve(request)
@@ -168,6 +168,12 @@ def device_for_rank(request: str, local_rank: int = 0) -> torch.device:
         raise DeviceError(f"process {local_rank} needs GPU {local_rank}, but this machine has {torch.cuda.device_count()}")
     torch.cuda.set_device(local_rank)
     return torch.device("cuda", local_rank)
+
+
+def _plain(request: str) -> str:
+    """``cpu:N`` as ``cpu`` and ``mps:0`` as ``mps``: the names torch gives those devices (a tensor on
+    the Apple GPU is on ``mps:0``; ``torch.device("cpu", 0)``), which had been "unknown device"."""
+    return re.sub(r"^(cpu):\d+$|^(mps):0$", lambda m: m.group(1) or m.group(2), request)
 
 
 def _resolve(request: str) -> torch.device:

@@ -223,3 +223,26 @@ def test_device_for_rank_is_pick_device_with_the_rank(monkeypatch):
     if not torch.cuda.is_available():
         with pytest.raises(DeviceError, match="no CUDA GPU"):
             device_for_rank("cuda", 0)
+
+
+def test_the_device_names_torch_gives_are_taken(monkeypatch):
+    """torch.device("cpu", 0) (str: "cpu:0"), as the type hint allows, and "mps:0", the device of a
+    tensor on the Apple GPU, had been "unknown device"."""
+    from sr_filter.device import cpu_only, pick_device
+
+    monkeypatch.delenv("SR_FILTER_DEVICE", raising=False)
+    for device in (torch.device("cpu", 0), "cpu:0", "CPU:2"):
+        assert pick_device(device) == torch.device("cpu")
+        up = Upscaler("sr-cartoon-x4", device=device, tile=0)
+        assert up.device == torch.device("cpu") and up.upscale(np.zeros((4, 4, 3), np.uint8)).shape == (16, 16, 3)
+    assert cpu_only("cpu:0")
+    monkeypatch.setenv("SR_FILTER_DEVICE", "cpu:0")
+    assert pick_device("auto") == torch.device("cpu")
+    monkeypatch.delenv("SR_FILTER_DEVICE")
+    if torch.backends.mps.is_available():
+        assert pick_device("mps:0") == torch.device("mps")
+    else:  # the mps request itself, not an unknown name
+        with pytest.raises(DeviceError, match="no usable Apple MPS device"):
+            pick_device("mps:0")
+    with pytest.raises(DeviceError, match="unknown device 'mps:1'"):
+        pick_device("mps:1")
