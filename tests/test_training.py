@@ -1328,3 +1328,23 @@ def test_keep_checkpoints_keeps_the_newest_copies_of_this_run(image_folder, tmp_
         "iter_0000002.pt", "iter_0000004.pt", "iter_0000006.pt"]
     with pytest.raises(ConfigError, match="^keep_checkpoints must be 0 or more, not -1$"):
         _config(image_folder, out, keep_checkpoints=-1)
+
+
+def test_log_lines_are_strict_json_when_validation_is_exact(image_folder, tmp_path):
+    """A scale-1 network that still passes its input through unchanged measures an infinite
+    PSNR: log.jsonl had held the bare word Infinity, which no strict JSON reader (jq, JavaScript)
+    accepts; it says null there, as eval's --json does."""
+    def strict(text: str) -> object:
+        return json.loads(text, parse_constant=lambda word: pytest.fail(f"log.jsonl holds {word}"))
+
+    cfg = _config(image_folder, tmp_path, model={"arch": "unet", "settings": {"num_feat": 4, "blocks": [1, 1]}},
+                  data={"scale": 1}, optim={"lr": 1e-12, "iterations": 2, "warmup": 0, "schedule": "constant"},
+                  val={"every": 1})
+    lines = []
+    Trainer(cfg, log=lines.append).run(resume=False)
+    assert any("validation PSNR-Y" in line and line.endswith(" inf") for line in lines)
+    log = [strict(line) for line in (tmp_path / "t" / "log.jsonl").read_text().splitlines()]
+    assert [list(h["val"].values()) for h in log if "val" in h] == [[None], [None]]
+    Trainer(cfg, log=lambda s: None).run()  # a resumed run writes the log again from its checkpoint
+    log = [strict(line) for line in (tmp_path / "t" / "log.jsonl").read_text().splitlines()]
+    assert [list(h["val"].values()) for h in log if "val" in h] == [[None], [None]]

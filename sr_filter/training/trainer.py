@@ -211,6 +211,14 @@ def _prune(folder: Path, iteration: int, keep: int) -> list[str]:
     return said
 
 
+def _json_line(entry: dict) -> str:
+    """One line of log.jsonl, strict JSON: an infinite validation PSNR (every output exact) or a
+    loss that is no number says null (the bare words Infinity and NaN had stopped jq and JavaScript)."""
+    from ..evaluation import dumps
+
+    return dumps(entry, indent=None) + "\n"
+
+
 def _toml(value: Any) -> str:
     """A setting's value as a TOML config writes it (true, "subpixel", 64)."""
     if isinstance(value, bool):
@@ -575,7 +583,7 @@ class Trainer:
     def _log_line(self, entry: dict) -> None:
         self.history.append(entry)
         with open(self.run_dir / "log.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps(entry) + "\n")
+            f.write(_json_line(entry))
 
     def run(self, resume: bool = True, max_seconds: float | None = None) -> Path:
         """Train to ``optim.iterations`` (or for ``max_seconds``); returns the exported model path."""
@@ -666,7 +674,7 @@ class Trainer:
                 (self.run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
                 # the log file is rewritten from the checkpoint's history, so steps after it disappear
                 with open(self.run_dir / "log.jsonl", "w", encoding="utf-8") as f:
-                    f.writelines(json.dumps(h) + "\n" for h in self.history)
+                    f.writelines(_json_line(h) for h in self.history)
             start = time.monotonic()
             stopped = self._loop(max_seconds, start, asked)
         self._asked = None
