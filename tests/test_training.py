@@ -1348,3 +1348,17 @@ def test_log_lines_are_strict_json_when_validation_is_exact(image_folder, tmp_pa
     Trainer(cfg, log=lambda s: None).run()  # a resumed run writes the log again from its checkpoint
     log = [strict(line) for line in (tmp_path / "t" / "log.jsonl").read_text().splitlines()]
     assert [list(h["val"].values()) for h in log if "val" in h] == [[None], [None]]
+
+
+def test_a_plot_of_losses_that_are_all_zero_says_nothing_on_stderr(tmp_path):
+    """A scale-1 run whose network passes its input through has an l1 of 0 throughout: nothing to
+    draw on the log scale, and matplotlib's "No artists with labels found" had reached stderr."""
+    import warnings
+
+    from sr_filter.training.plot import plot_history
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plot_history([{"iter": 1, "l1": 0.0, "total": 0.0}, {"iter": 2, "l1": 0.0, "total": 0.0},
+                      {"iter": 2, "val": {"Set5": float("inf")}}], tmp_path / "curves.png")
+    assert (tmp_path / "curves.png").stat().st_size > 0
