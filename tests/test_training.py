@@ -1362,3 +1362,25 @@ def test_a_plot_of_losses_that_are_all_zero_says_nothing_on_stderr(tmp_path):
         plot_history([{"iter": 1, "l1": 0.0, "total": 0.0}, {"iter": 2, "l1": 0.0, "total": 0.0},
                       {"iter": 2, "val": {"Set5": float("inf")}}], tmp_path / "curves.png")
     assert (tmp_path / "curves.png").stat().st_size > 0
+
+
+def test_changed_settings_are_those_since_the_checkpoint_not_since_the_last_command(image_folder, tmp_path):
+    """The note compared with config.json, which every command rewrites: one that trained nothing
+    (fewer iterations than done) or was killed before its first checkpoint had made it the
+    baseline, and one killed while writing it left it empty, after which no change was named."""
+    lines = []
+    cfg = _config(image_folder, tmp_path, val={"dirs": []}, optim={"iterations": 6, "warmup": 0})
+    Trainer(cfg, log=lines.append).run(resume=False)
+    shorter = _config(image_folder, tmp_path, val={"dirs": []}, optim={"iterations": 3, "warmup": 0})
+    Trainer(shorter, log=lines.append).run(resume=True)  # trains nothing
+    lines.clear()
+    longer = _config(image_folder, tmp_path, val={"dirs": []}, optim={"iterations": 12, "warmup": 0})
+    Trainer(longer, log=lines.append).run(resume=True, max_seconds=0)
+    assert any("optim.iterations: 6 -> 12" in line for line in lines), lines
+    assert any(line.startswith("note: the run had finished its 6 iterations; with 12") for line in lines), lines
+    (tmp_path / "t" / "config.json").write_text("")  # cut short by a kill
+    lines.clear()
+    bigger = _config(image_folder, tmp_path, val={"dirs": []}, data={"patch": 12}, optim={"iterations": 12, "warmup": 0})
+    Trainer(bigger, log=lines.append).run(resume=True, max_seconds=0)
+    assert any(line.startswith("settings changed since the run began") and "data.patch: 8 -> 12" in line
+               for line in lines), lines

@@ -295,6 +295,7 @@ class Trainer:
         self.iteration = 0
         self.run_dir = cfg.run_dir
         self.history: list[dict] = []
+        self._trained_config: dict | Path = self.run_dir / "config.json"  # the resumed checkpoint's (load_checkpoint)
         self._check_validation()
 
     def _check_validation(self) -> None:
@@ -452,8 +453,11 @@ class Trainer:
         if state.get("format") != CHECKPOINT_FORMAT:
             raise CheckpointError(f"{path} is not a checkpoint of this experiment's {self.cfg.model.arch} model; "
                                   "use another run name or out_dir")
+        # what the checkpoint was trained with: its own record (config.json is rewritten by every command,
+        # one that trained nothing or was killed before its first checkpoint too, and can be cut short)
+        saved = state.get("config") if isinstance(state.get("config"), dict) else path.parent / "config.json"
         if state.get("arch") != self.cfg.model.arch:  # a changed [model] arch: the ways on of changed settings
-            changed = (_changed_settings(path.parent / "config.json", self.cfg.to_dict())
+            changed = (_changed_settings(saved, self.cfg.to_dict())
                        or [f"model.arch: {state.get('arch')!r} -> {self.cfg.model.arch!r}"])
             raise CheckpointError(f"{path} holds a model of [model] arch {state.get('arch')!r}, where this config has "
                                   f"{self.cfg.model.arch!r} ({'; '.join(changed)} since the checkpoint was written); "
@@ -474,13 +478,14 @@ class Trainer:
             if self.scaler is not None and state["scaler"] is not None:
                 self.scaler.load_state_dict(state["scaler"])
         except (RuntimeError, KeyError, ValueError) as exc:
-            changed = _changed_settings(path.parent / "config.json", self.cfg.to_dict())
+            changed = _changed_settings(saved, self.cfg.to_dict())
             why = ("; ".join(changed) + " since the checkpoint was written" if changed
                    else f"changed settings? {mismatch_detail(exc) if isinstance(exc, RuntimeError) else first_line(exc)}")
             raise CheckpointError(f"{path} does not fit this config's model ({why}); undo the change, or start over "
                                   "with --fresh or under another run name") from None
         torch.set_rng_state(state["torch_rng"].cpu())
         self.iteration = int(state["iteration"])
+        self._trained_config = saved
         self.history = [h for h in state.get("history", []) if h.get("iter", 0) <= self.iteration]
 
     def export(self, path: Path) -> Path:
@@ -665,7 +670,7 @@ class Trainer:
             if resume and latest.exists():
                 self.load_checkpoint(latest)
                 self.print(f"resumed {latest} at iteration {self.iteration}")
-                changed = _changed_settings(self.run_dir / "config.json", cfg.to_dict())
+                changed = _changed_settings(self._trained_config, cfg.to_dict())
                 if changed and self.is_main:
                     self.print("settings changed since the run began (the resumed run uses the new ones): " + "; ".join(changed))
                 if self.is_main:
@@ -794,11 +799,15 @@ _BOOKKEEPING = {"source", "out_dir", "threads", "log_every", "plot", "checkpoint
                 "keep_checkpoints"}
 
 
-def _changed_settings(path: Path, new: dict) -> list[str]:
-    """``key: old -> new`` for each training setting that differs from the run's saved config."""
+def _changed_settings(saved: dict | Path, new: dict) -> list[str]:
+    """``key: old -> new`` for each training setting that differs from the config a checkpoint was
+    trained with (its own record, or a run folder's config.json for a checkpoint without one)."""
     try:
-        old = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        old = saved if isinstance(saved, dict) else json.loads(saved.read_text(encoding="utf-8"))
+        old = json.loads(json.dumps(old))  # tuples as lists, as new's below
+    except (OSError, ValueError, TypeError):
+        return []
+    if not isinstance(old, dict):
         return []
 
     def flat(d: dict, prefix: str = "") -> dict:
