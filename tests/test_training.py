@@ -1384,3 +1384,33 @@ def test_changed_settings_are_those_since_the_checkpoint_not_since_the_last_comm
     Trainer(bigger, log=lines.append).run(resume=True, max_seconds=0)
     assert any(line.startswith("settings changed since the run began") and "data.patch: 8 -> 12" in line
                for line in lines), lines
+
+
+def test_a_resume_that_cannot_write_its_files_leaves_them_whole_and_names_them(image_folder, tmp_path):
+    """A full disk when a run resumed had cut config.json short (at the file size limit) and the
+    command said "File too large" alone. A file size limit (RLIMIT_FSIZE, SIGXFSZ ignored) fails
+    the write as a full disk does."""
+    cfg = _config(image_folder, tmp_path, val={"dirs": []}, optim={"iterations": 2, "warmup": 0})
+    Trainer(cfg, log=lambda s: None).run(resume=False)
+    before = {name: (tmp_path / "t" / name).read_bytes() for name in ("config.json", "log.jsonl")}
+    assert len(before["config.json"]) > 1500
+    script = textwrap.dedent(f"""
+        import json, resource, signal
+        from sr_filter.training.config import config_from_dict
+        from sr_filter.training.trainer import Trainer
+        from sr_filter.errors import SrFilterError
+        cfg = config_from_dict({{k: v for k, v in json.loads({json.dumps(json.dumps(cfg.to_dict()))}).items() if k != "source"}})
+        trainer = Trainer(cfg, log=lambda s: None)
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))
+        try:
+            trainer.run()
+        except SrFilterError as exc:
+            print(exc)
+        """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                            env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"cannot write {tmp_path / 't' / 'config.json'}: File too large", result.stdout
+    assert {name: (tmp_path / "t" / name).read_bytes() for name in before} == before
+    assert sorted(p.name for p in (tmp_path / "t").iterdir() if p.name.startswith(".")) == []

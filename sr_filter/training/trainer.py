@@ -181,6 +181,15 @@ def _atomic_save(obj: object, path: Path) -> None:
         file.write(buffer.getbuffer())
 
 
+def _write_text(path: Path, text: str) -> None:
+    """A run's text file (config.json, log.jsonl) replaced whole, or left as it was with one line
+    naming it."""
+    from ..atomic import replacing
+
+    with replacing(path, error=CheckpointError) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
 def _by_iteration(folder: Path) -> list[Path]:
     """A run folder's iter_*.pt checkpoints, the latest iteration last (by the number in the name: file
     times change with a copy or a restore, and the oldest checkpoint had been named as the newest)."""
@@ -587,8 +596,12 @@ class Trainer:
 
     def _log_line(self, entry: dict) -> None:
         self.history.append(entry)
-        with open(self.run_dir / "log.jsonl", "a", encoding="utf-8") as f:
-            f.write(_json_line(entry))
+        path = self.run_dir / "log.jsonl"
+        try:
+            with open(path, "a", encoding="utf-8") as f:
+                f.write(_json_line(entry))
+        except OSError as exc:  # the bare "File too large" had named no file
+            raise CheckpointError(f"cannot write {path}: {exc.strerror or first_line(exc)}") from None
 
     def run(self, resume: bool = True, max_seconds: float | None = None) -> Path:
         """Train to ``optim.iterations`` (or for ``max_seconds``); returns the exported model path."""
@@ -676,10 +689,10 @@ class Trainer:
                 if self.is_main:
                     self._notes_on_resume(changed)
             if self.is_main:
-                (self.run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+                # whole or as before: a full disk had left config.json cut short, and said "File too large" alone
+                _write_text(self.run_dir / "config.json", json.dumps(cfg.to_dict(), indent=2))
                 # the log file is rewritten from the checkpoint's history, so steps after it disappear
-                with open(self.run_dir / "log.jsonl", "w", encoding="utf-8") as f:
-                    f.writelines(_json_line(h) for h in self.history)
+                _write_text(self.run_dir / "log.jsonl", "".join(_json_line(h) for h in self.history))
             start = time.monotonic()
             stopped = self._loop(max_seconds, start, asked)
         self._asked = None
