@@ -1414,3 +1414,23 @@ def test_a_resume_that_cannot_write_its_files_leaves_them_whole_and_names_them(i
     assert result.stdout.strip() == f"cannot write {tmp_path / 't' / 'config.json'}: File too large", result.stdout
     assert {name: (tmp_path / "t" / name).read_bytes() for name in before} == before
     assert sorted(p.name for p in (tmp_path / "t").iterdir() if p.name.startswith(".")) == []
+
+
+def test_a_latest_checkpoint_that_is_a_model_file_or_no_dict_says_how_to_go_on(image_folder, tmp_path):
+    """model.pth copied over latest.pt had been "not a checkpoint of this experiment's edsr model;
+    use another run name or out_dir" (it is this experiment's model), and a file of a list "unexpected
+    AttributeError ... this is a bug in sr-filter"."""
+    from sr_filter.training.trainer import CheckpointError
+
+    cfg = _config(image_folder, tmp_path, val={"dirs": []}, checkpoint_every=3)
+    Trainer(cfg, log=lambda _: None).run()
+    latest = tmp_path / "t" / "latest.pt"
+    latest.write_bytes((tmp_path / "t" / "model.pth").read_bytes())
+    with pytest.raises(CheckpointError, match=r"latest.pt holds a model's weights alone, not a training checkpoint \(no iteration "
+                                              r"or optimiser state\); copy iter_0000006.pt over it to go on from there, or start "
+                                              r"over with --fresh; to start from these weights, name a copy of it in \[model\] init$"):
+        Trainer(cfg, log=lambda _: None).run()
+    torch.save([torch.zeros(3)], latest)
+    with pytest.raises(CheckpointError, match=r"latest.pt is not a training checkpoint of this program; copy iter_0000006.pt "
+                                              r"over it to go on from there, or start over with --fresh$"):
+        Trainer(cfg, log=lambda _: None).run()

@@ -459,9 +459,19 @@ class Trainer:
             detail = first_line(exc).split(". ")[0].rstrip(".")[:160]  # torch's first sentence, not its appeals
             raise CheckpointError(f"cannot read checkpoint {path} ({detail}: damaged or cut short?); "
                                   f"{fallback}start over with --fresh") from None
-        if state.get("format") != CHECKPOINT_FORMAT:
-            raise CheckpointError(f"{path} is not a checkpoint of this experiment's {self.cfg.model.arch} model; "
-                                  "use another run name or out_dir")
+        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+            newest = _by_iteration(path.parent)
+            fallback = f"copy {newest[-1].name} over it to go on from there, or " if newest else ""
+            if isinstance(state, dict) and ("params" in state or "sr_filter" in state):  # model.pth copied over it
+                raise CheckpointError(f"{path} holds a model's weights alone, not a training checkpoint (no iteration or "
+                                      f"optimiser state); {fallback}start over with --fresh; to start from these weights, "
+                                      "name a copy of it in [model] init")
+            if isinstance(state, dict) and "format" in state and "iteration" in state:  # another version's
+                raise CheckpointError(f"{path} is a training checkpoint of format {state['format']!r}, which this version "
+                                      f"of sr-filter (format {CHECKPOINT_FORMAT}) does not read; {fallback}start over with --fresh")
+            # (it had said "not a checkpoint of this experiment's edsr model; use another run name", or for a
+            # list, "unexpected AttributeError")
+            raise CheckpointError(f"{path} is not a training checkpoint of this program; {fallback}start over with --fresh")
         # what the checkpoint was trained with: its own record (config.json is rewritten by every command,
         # one that trained nothing or was killed before its first checkpoint too, and can be cut short)
         saved = state.get("config") if isinstance(state.get("config"), dict) else path.parent / "config.json"
