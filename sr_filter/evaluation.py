@@ -76,9 +76,10 @@ def model_upscaler(model: str, *, device: str = "auto", precision: str = "auto",
 # --------------------------------------------------------------------------- results
 
 
-def dumps(payload: object) -> str:
+def dumps(payload: object, indent: int | None = 2) -> str:
     """Strict JSON of results: an infinite PSNR (identical images) or an undefined sharpness (a
-    flat ground truth) becomes null, which every JSON reader accepts (NaN and Infinity are not JSON)."""
+    flat ground truth) becomes null, which every JSON reader accepts (NaN and Infinity are not JSON).
+    ``indent=None``: one line (training's log.jsonl)."""
 
     def finite(value: object) -> object:
         if isinstance(value, float) and not np.isfinite(value):
@@ -89,7 +90,7 @@ def dumps(payload: object) -> str:
             return [finite(v) for v in value]
         return value
 
-    return json.dumps(finite(payload), indent=2, allow_nan=False)
+    return json.dumps(finite(payload), indent=indent, allow_nan=False)
 
 
 @dataclass

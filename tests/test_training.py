@@ -1328,3 +1328,109 @@ def test_keep_checkpoints_keeps_the_newest_copies_of_this_run(image_folder, tmp_
         "iter_0000002.pt", "iter_0000004.pt", "iter_0000006.pt"]
     with pytest.raises(ConfigError, match="^keep_checkpoints must be 0 or more, not -1$"):
         _config(image_folder, out, keep_checkpoints=-1)
+
+
+def test_log_lines_are_strict_json_when_validation_is_exact(image_folder, tmp_path):
+    """A scale-1 network that still passes its input through unchanged measures an infinite
+    PSNR: log.jsonl had held the bare word Infinity, which no strict JSON reader (jq, JavaScript)
+    accepts; it says null there, as eval's --json does."""
+    def strict(text: str) -> object:
+        return json.loads(text, parse_constant=lambda word: pytest.fail(f"log.jsonl holds {word}"))
+
+    cfg = _config(image_folder, tmp_path, model={"arch": "unet", "settings": {"num_feat": 4, "blocks": [1, 1]}},
+                  data={"scale": 1}, optim={"lr": 1e-12, "iterations": 2, "warmup": 0, "schedule": "constant"},
+                  val={"every": 1})
+    lines = []
+    Trainer(cfg, log=lines.append).run(resume=False)
+    assert any("validation PSNR-Y" in line and line.endswith(" inf") for line in lines)
+    log = [strict(line) for line in (tmp_path / "t" / "log.jsonl").read_text().splitlines()]
+    assert [list(h["val"].values()) for h in log if "val" in h] == [[None], [None]]
+    Trainer(cfg, log=lambda s: None).run()  # a resumed run writes the log again from its checkpoint
+    log = [strict(line) for line in (tmp_path / "t" / "log.jsonl").read_text().splitlines()]
+    assert [list(h["val"].values()) for h in log if "val" in h] == [[None], [None]]
+
+
+def test_a_plot_of_losses_that_are_all_zero_says_nothing_on_stderr(tmp_path):
+    """A scale-1 run whose network passes its input through has an l1 of 0 throughout: nothing to
+    draw on the log scale, and matplotlib's "No artists with labels found" had reached stderr."""
+    import warnings
+
+    from sr_filter.training.plot import plot_history
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plot_history([{"iter": 1, "l1": 0.0, "total": 0.0}, {"iter": 2, "l1": 0.0, "total": 0.0},
+                      {"iter": 2, "val": {"Set5": float("inf")}}], tmp_path / "curves.png")
+    assert (tmp_path / "curves.png").stat().st_size > 0
+
+
+def test_changed_settings_are_those_since_the_checkpoint_not_since_the_last_command(image_folder, tmp_path):
+    """The note compared with config.json, which every command rewrites: one that trained nothing
+    (fewer iterations than done) or was killed before its first checkpoint had made it the
+    baseline, and one killed while writing it left it empty, after which no change was named."""
+    lines = []
+    cfg = _config(image_folder, tmp_path, val={"dirs": []}, optim={"iterations": 6, "warmup": 0})
+    Trainer(cfg, log=lines.append).run(resume=False)
+    shorter = _config(image_folder, tmp_path, val={"dirs": []}, optim={"iterations": 3, "warmup": 0})
+    Trainer(shorter, log=lines.append).run(resume=True)  # trains nothing
+    lines.clear()
+    longer = _config(image_folder, tmp_path, val={"dirs": []}, optim={"iterations": 12, "warmup": 0})
+    Trainer(longer, log=lines.append).run(resume=True, max_seconds=0)
+    assert any("optim.iterations: 6 -> 12" in line for line in lines), lines
+    assert any(line.startswith("note: the run had finished its 6 iterations; with 12") for line in lines), lines
+    (tmp_path / "t" / "config.json").write_text("")  # cut short by a kill
+    lines.clear()
+    bigger = _config(image_folder, tmp_path, val={"dirs": []}, data={"patch": 12}, optim={"iterations": 12, "warmup": 0})
+    Trainer(bigger, log=lines.append).run(resume=True, max_seconds=0)
+    assert any(line.startswith("settings changed since the run began") and "data.patch: 8 -> 12" in line
+               for line in lines), lines
+
+
+def test_a_resume_that_cannot_write_its_files_leaves_them_whole_and_names_them(image_folder, tmp_path):
+    """A full disk when a run resumed had cut config.json short (at the file size limit) and the
+    command said "File too large" alone. A file size limit (RLIMIT_FSIZE, SIGXFSZ ignored) fails
+    the write as a full disk does."""
+    cfg = _config(image_folder, tmp_path, val={"dirs": []}, optim={"iterations": 2, "warmup": 0})
+    Trainer(cfg, log=lambda s: None).run(resume=False)
+    before = {name: (tmp_path / "t" / name).read_bytes() for name in ("config.json", "log.jsonl")}
+    assert len(before["config.json"]) > 1500
+    script = textwrap.dedent(f"""
+        import json, resource, signal
+        from sr_filter.training.config import config_from_dict
+        from sr_filter.training.trainer import Trainer
+        from sr_filter.errors import SrFilterError
+        cfg = config_from_dict({{k: v for k, v in json.loads({json.dumps(json.dumps(cfg.to_dict()))}).items() if k != "source"}})
+        trainer = Trainer(cfg, log=lambda s: None)
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))
+        try:
+            trainer.run()
+        except SrFilterError as exc:
+            print(exc)
+        """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                            env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"cannot write {tmp_path / 't' / 'config.json'}: File too large", result.stdout
+    assert {name: (tmp_path / "t" / name).read_bytes() for name in before} == before
+    assert sorted(p.name for p in (tmp_path / "t").iterdir() if p.name.startswith(".")) == []
+
+
+def test_a_latest_checkpoint_that_is_a_model_file_or_no_dict_says_how_to_go_on(image_folder, tmp_path):
+    """model.pth copied over latest.pt had been "not a checkpoint of this experiment's edsr model;
+    use another run name or out_dir" (it is this experiment's model), and a file of a list "unexpected
+    AttributeError ... this is a bug in sr-filter"."""
+    from sr_filter.training.trainer import CheckpointError
+
+    cfg = _config(image_folder, tmp_path, val={"dirs": []}, checkpoint_every=3)
+    Trainer(cfg, log=lambda _: None).run()
+    latest = tmp_path / "t" / "latest.pt"
+    latest.write_bytes((tmp_path / "t" / "model.pth").read_bytes())
+    with pytest.raises(CheckpointError, match=r"latest.pt holds a model's weights alone, not a training checkpoint \(no iteration "
+                                              r"or optimiser state\); copy iter_0000006.pt over it to go on from there, or start "
+                                              r"over with --fresh; to start from these weights, name a copy of it in \[model\] init$"):
+        Trainer(cfg, log=lambda _: None).run()
+    torch.save([torch.zeros(3)], latest)
+    with pytest.raises(CheckpointError, match=r"latest.pt is not a training checkpoint of this program; copy iter_0000006.pt "
+                                              r"over it to go on from there, or start over with --fresh$"):
+        Trainer(cfg, log=lambda _: None).run()

@@ -27,15 +27,16 @@ def plot_history(history: list[dict], path: Path, title: str = "") -> Path:
     losses = [h for h in history if "val" not in h]
     vals = [h for h in history if "val" in h]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    keys = loss_terms(history)
-    for k in keys:
+    drawn = False  # a loss that is 0 throughout has no point on the log scale (legend() had warned on stderr)
+    for k in loss_terms(history):
         pts = [(h["iter"], h[k]) for h in losses if k in h and h[k] > 0]
         if pts:
             axes[0].plot(*zip(*pts), label=k)
+            drawn = True
     axes[0].set_yscale("log")
     axes[0].set_xlabel("iteration")
     axes[0].set_title("training losses")
-    if keys:
+    if drawn:
         axes[0].legend()
     sets = sorted({s for h in vals for s in h["val"]})
     for s in sets:

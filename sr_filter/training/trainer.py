@@ -181,6 +181,15 @@ def _atomic_save(obj: object, path: Path) -> None:
         file.write(buffer.getbuffer())
 
 
+def _write_text(path: Path, text: str) -> None:
+    """A run's text file (config.json, log.jsonl) replaced whole, or left as it was with one line
+    naming it."""
+    from ..atomic import replacing
+
+    with replacing(path, error=CheckpointError) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
 def _by_iteration(folder: Path) -> list[Path]:
     """A run folder's iter_*.pt checkpoints, the latest iteration last (by the number in the name: file
     times change with a copy or a restore, and the oldest checkpoint had been named as the newest)."""
@@ -209,6 +218,14 @@ def _prune(folder: Path, iteration: int, keep: int) -> list[str]:
         except OSError as exc:  # a copy that cannot go costs disk space, not the run
             said.append(f"could not remove {old} (keep_checkpoints = {keep}): {exc.strerror or exc}")
     return said
+
+
+def _json_line(entry: dict) -> str:
+    """One line of log.jsonl, strict JSON: an infinite validation PSNR (every output exact) or a
+    loss that is no number says null (the bare words Infinity and NaN had stopped jq and JavaScript)."""
+    from ..evaluation import dumps
+
+    return dumps(entry, indent=None) + "\n"
 
 
 def _toml(value: Any) -> str:
@@ -287,6 +304,7 @@ class Trainer:
         self.iteration = 0
         self.run_dir = cfg.run_dir
         self.history: list[dict] = []
+        self._trained_config: dict | Path = self.run_dir / "config.json"  # the resumed checkpoint's (load_checkpoint)
         self._check_validation()
 
     def _check_validation(self) -> None:
@@ -441,11 +459,24 @@ class Trainer:
             detail = first_line(exc).split(". ")[0].rstrip(".")[:160]  # torch's first sentence, not its appeals
             raise CheckpointError(f"cannot read checkpoint {path} ({detail}: damaged or cut short?); "
                                   f"{fallback}start over with --fresh") from None
-        if state.get("format") != CHECKPOINT_FORMAT:
-            raise CheckpointError(f"{path} is not a checkpoint of this experiment's {self.cfg.model.arch} model; "
-                                  "use another run name or out_dir")
+        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+            newest = _by_iteration(path.parent)
+            fallback = f"copy {newest[-1].name} over it to go on from there, or " if newest else ""
+            if isinstance(state, dict) and ("params" in state or "sr_filter" in state):  # model.pth copied over it
+                raise CheckpointError(f"{path} holds a model's weights alone, not a training checkpoint (no iteration or "
+                                      f"optimiser state); {fallback}start over with --fresh; to start from these weights, "
+                                      "name a copy of it in [model] init")
+            if isinstance(state, dict) and "format" in state and "iteration" in state:  # another version's
+                raise CheckpointError(f"{path} is a training checkpoint of format {state['format']!r}, which this version "
+                                      f"of sr-filter (format {CHECKPOINT_FORMAT}) does not read; {fallback}start over with --fresh")
+            # (it had said "not a checkpoint of this experiment's edsr model; use another run name", or for a
+            # list, "unexpected AttributeError")
+            raise CheckpointError(f"{path} is not a training checkpoint of this program; {fallback}start over with --fresh")
+        # what the checkpoint was trained with: its own record (config.json is rewritten by every command,
+        # one that trained nothing or was killed before its first checkpoint too, and can be cut short)
+        saved = state.get("config") if isinstance(state.get("config"), dict) else path.parent / "config.json"
         if state.get("arch") != self.cfg.model.arch:  # a changed [model] arch: the ways on of changed settings
-            changed = (_changed_settings(path.parent / "config.json", self.cfg.to_dict())
+            changed = (_changed_settings(saved, self.cfg.to_dict())
                        or [f"model.arch: {state.get('arch')!r} -> {self.cfg.model.arch!r}"])
             raise CheckpointError(f"{path} holds a model of [model] arch {state.get('arch')!r}, where this config has "
                                   f"{self.cfg.model.arch!r} ({'; '.join(changed)} since the checkpoint was written); "
@@ -466,13 +497,14 @@ class Trainer:
             if self.scaler is not None and state["scaler"] is not None:
                 self.scaler.load_state_dict(state["scaler"])
         except (RuntimeError, KeyError, ValueError) as exc:
-            changed = _changed_settings(path.parent / "config.json", self.cfg.to_dict())
+            changed = _changed_settings(saved, self.cfg.to_dict())
             why = ("; ".join(changed) + " since the checkpoint was written" if changed
                    else f"changed settings? {mismatch_detail(exc) if isinstance(exc, RuntimeError) else first_line(exc)}")
             raise CheckpointError(f"{path} does not fit this config's model ({why}); undo the change, or start over "
                                   "with --fresh or under another run name") from None
         torch.set_rng_state(state["torch_rng"].cpu())
         self.iteration = int(state["iteration"])
+        self._trained_config = saved
         self.history = [h for h in state.get("history", []) if h.get("iter", 0) <= self.iteration]
 
     def export(self, path: Path) -> Path:
@@ -574,8 +606,12 @@ class Trainer:
 
     def _log_line(self, entry: dict) -> None:
         self.history.append(entry)
-        with open(self.run_dir / "log.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps(entry) + "\n")
+        path = self.run_dir / "log.jsonl"
+        try:
+            with open(path, "a", encoding="utf-8") as f:
+                f.write(_json_line(entry))
+        except OSError as exc:  # the bare "File too large" had named no file
+            raise CheckpointError(f"cannot write {path}: {exc.strerror or first_line(exc)}") from None
 
     def run(self, resume: bool = True, max_seconds: float | None = None) -> Path:
         """Train to ``optim.iterations`` (or for ``max_seconds``); returns the exported model path."""
@@ -657,16 +693,16 @@ class Trainer:
             if resume and latest.exists():
                 self.load_checkpoint(latest)
                 self.print(f"resumed {latest} at iteration {self.iteration}")
-                changed = _changed_settings(self.run_dir / "config.json", cfg.to_dict())
+                changed = _changed_settings(self._trained_config, cfg.to_dict())
                 if changed and self.is_main:
                     self.print("settings changed since the run began (the resumed run uses the new ones): " + "; ".join(changed))
                 if self.is_main:
                     self._notes_on_resume(changed)
             if self.is_main:
-                (self.run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+                # whole or as before: a full disk had left config.json cut short, and said "File too large" alone
+                _write_text(self.run_dir / "config.json", json.dumps(cfg.to_dict(), indent=2))
                 # the log file is rewritten from the checkpoint's history, so steps after it disappear
-                with open(self.run_dir / "log.jsonl", "w", encoding="utf-8") as f:
-                    f.writelines(json.dumps(h) + "\n" for h in self.history)
+                _write_text(self.run_dir / "log.jsonl", "".join(_json_line(h) for h in self.history))
             start = time.monotonic()
             stopped = self._loop(max_seconds, start, asked)
         self._asked = None
@@ -786,11 +822,15 @@ _BOOKKEEPING = {"source", "out_dir", "threads", "log_every", "plot", "checkpoint
                 "keep_checkpoints"}
 
 
-def _changed_settings(path: Path, new: dict) -> list[str]:
-    """``key: old -> new`` for each training setting that differs from the run's saved config."""
+def _changed_settings(saved: dict | Path, new: dict) -> list[str]:
+    """``key: old -> new`` for each training setting that differs from the config a checkpoint was
+    trained with (its own record, or a run folder's config.json for a checkpoint without one)."""
     try:
-        old = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        old = saved if isinstance(saved, dict) else json.loads(saved.read_text(encoding="utf-8"))
+        old = json.loads(json.dumps(old))  # tuples as lists, as new's below
+    except (OSError, ValueError, TypeError):
+        return []
+    if not isinstance(old, dict):
         return []
 
     def flat(d: dict, prefix: str = "") -> dict:
