@@ -174,7 +174,7 @@ def _frames(container, src: str, info, task: Segment) -> Iterator:
                 if index == task.first:
                     if pts != task.first_pts:
                         raise VideoFormatError(f"{src}: the frame at timestamp {task.first_pts} was not found after seeking; upscale it on one machine")
-                    info.rotation = int(round(frame.rotation or 0))
+                    info.rotation = source.rotation(frame)
                 if held is not None:
                     yield held
                 held = source.as_frame(frame, pts, info, index, index == task.first)

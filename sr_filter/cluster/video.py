@@ -102,8 +102,8 @@ def upscale_video(
         info = source.describe(container, given, scale=1.0)  # the driver holds no upscaled frames
         family = encode.choose_codec(codec, info.codec, muxer)
         ignored = encode.check_crf(family, crf)  # as on one machine: the workers' encoder had clamped it
-        first = _first_frame(container)
-        info.rotation = int(round(first.rotation or 0)) if first is not None else 0
+        first = source.first_frame(container)
+        info.rotation = source.rotation(first)
     finally:
         container.close()
     check_address(address)  # after the job's own checks (a crf out of range is said at once), before any notice
@@ -203,16 +203,6 @@ def _drop_if_unused(parts: Path) -> None:
     scratch of stopped workers, which the sweep keeps only while one may still write)."""
     if not any(parts.glob("seg-*.seg")) and not any(parts.glob(".seg-*.tmp")):
         shutil.rmtree(parts, ignore_errors=True)
-
-
-def _first_frame(container):
-    """The first decoded frame (None for none): PyAV reports the display rotation, and FFmpeg the
-    HDR10 metadata, on decoded frames."""
-    from ..video import source
-
-    for frame in container.decode(source.video_stream(container)):
-        return frame
-    return None
 
 
 def _join(tasks: list[segments.Segment], src: Path, dst: Path, muxer: str, info, notice=None) -> tuple[list[str], list[str]]:

@@ -803,8 +803,8 @@ def foreseen_changes(src: str | Path, muxer: str, family: str, info: VideoInfo, 
     container = source.open_video(src)
     scratch = tempfile.mkdtemp(prefix="sr-filter-streams-")
     try:
-        first = next(container.decode(source.video_stream(container)), None)
-        shown = dataclasses.replace(info, rotation=int(round(first.rotation or 0)) if first is not None else 0)
+        first = source.first_frame(container)
+        shown = dataclasses.replace(info, rotation=source.rotation(first))
         output = Output(os.path.join(scratch, "streams"), muxer, family, shown, container, width=even_dimension(info.width),
                         height=even_dimension(info.height), crf=crf, copy=copyable(container))
         output.abandon()

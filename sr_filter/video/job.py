@@ -380,8 +380,8 @@ def _first_look(path: Path) -> tuple[int, int, int, Fraction]:
     container = source.open_video(path)
     try:
         info = source.describe(container, str(path), scale=1.0)
-        first = next(container.decode(source.video_stream(container)), None)
-        return info.width, info.height, int(round(first.rotation or 0)) if first is not None else 0, info.pixel_aspect
+        first = source.first_frame(container)
+        return info.width, info.height, source.rotation(first), info.pixel_aspect
     except (av.error.FFmpegError, OSError) as exc:
         raise VideoFormatError(f"{path}: cannot read the first frame ({first_line(exc)})") from None
     finally:

@@ -164,6 +164,17 @@ def video_stream(container: av.container.InputContainer):
     return next((s for s in container.streams.video if not is_cover(s)), container.streams.video[0])
 
 
+def first_frame(container: av.container.InputContainer) -> av.VideoFrame | None:
+    """The upscaled stream's first decoded frame (None for none): PyAV reports the display rotation,
+    and FFmpeg the HDR10 metadata, on decoded frames only."""
+    return next(container.decode(video_stream(container)), None)
+
+
+def rotation(frame: av.VideoFrame | None) -> int:
+    """A decoded frame's display rotation in whole degrees (0 for none, or no frame)."""
+    return int(round(frame.rotation or 0)) if frame is not None else 0
+
+
 def codec_name(container: av.container.InputContainer) -> str:
     """The upscaled video stream's codec name ("" when unknown): enough to choose the encoder."""
     context = video_stream(container).codec_context
@@ -307,7 +318,7 @@ def items(container: av.container.InputContainer, name: str, info: VideoInfo, *,
                 if index < start or (end is not None and index >= end):
                     continue
                 if index == start:
-                    info.rotation = int(round(frame.rotation or 0))
+                    info.rotation = rotation(frame)
                     say_static_hdr(frame, name, notice)
                 if pts is not None:
                     last_end = float((pts + (frame.duration or 0)) * frame.time_base)
@@ -447,7 +458,7 @@ class FrameTotal:
         self.start, self.end = start, end
         self.value = expected_frames(container, info, start, end)
         self._stop = threading.Event()
-        demuxers = set((container.format.name or "").split(","))
+        demuxers = _demuxers(container)
         if info.frames and not decode_order_only(container):
             return
         if not demuxers & _WHOLE_FRAME_PACKETS and not (demuxers & _FIELD_PACKETS and _progressive(video_stream(container))):
@@ -585,6 +596,11 @@ def as_frame(frame: av.VideoFrame, pts: int | None, info: VideoInfo, index: int,
                  bool(frame.key_frame) if key is None else key, frame.duration or None)
 
 
+def _demuxers(container: av.container.InputContainer) -> set[str]:
+    """The names the container's demuxer goes by (FFmpeg's "mov,mp4,m4a,3gp,3g2,mj2" is one)."""
+    return set((container.format.name or "").split(","))
+
+
 def decode_order_only(container: av.container.InputContainer) -> bool:
     """Whether the container stores decode times only (AVI): its frames are timed by :class:`Clock`
     from their packets' decode times, in order."""
@@ -668,7 +684,7 @@ def wrap_reference(container: av.container.InputContainer) -> int | None:
     """The video's start in 90 kHz ticks where the demuxer's times wrap at 33 bits (MPEG-TS and
     -PS), for :func:`unwrap`; None elsewhere."""
     video = video_stream(container)
-    if not set((container.format.name or "").split(",")) & _WRAPPING or video.time_base != _TICK:
+    if not _demuxers(container) & _WRAPPING or video.time_base != _TICK:
         return None
     return video.start_time
 
