@@ -197,10 +197,10 @@ def _rgb_array(frame: av.VideoFrame, matrix: int, *, full: bool, deep: bool, alp
     samples' mean (within 0.02 of a sample)."""
     name = frame.format.name
     planar = _planar(name)
+    rng = _JPEG if full else _MPEG
     if planar is None and (twin := _planar_twin(frame.format)) is not None:  # semi-planar (p010le, as hardware decoders
         # give 10-bit video) or big-endian: swscale read a p010le picture 0.5-0.66 levels dark; its samples, moved
         # unchanged into the planar format of the same depth and layout, are read below
-        rng = _JPEG if full else _MPEG
         frame = frame.reformat(format=twin, src_colorspace=_MATRIX.get(matrix), dst_colorspace=_MATRIX.get(matrix),
                                src_color_range=rng, dst_color_range=rng)
         name, planar = twin, _planar(twin)
@@ -209,8 +209,7 @@ def _rgb_array(frame: av.VideoFrame, matrix: int, *, full: bool, deep: bool, alp
     layout, bits = planar
     if layout != "444":
         frame = frame.reformat(format=name.replace(layout, "444", 1), src_colorspace=_MATRIX[matrix], dst_colorspace=_MATRIX[matrix],
-                               src_color_range=_JPEG if full else _MPEG, dst_color_range=_JPEG if full else _MPEG,
-                               interpolation="BICUBIC")
+                               src_color_range=rng, dst_color_range=rng, interpolation="BICUBIC")
     top, unit = 2**bits - 1, 2 ** (bits - 8)
     width, height = frame.width, frame.height
     luma, cb, cr, *opacity = (np.frombuffer(plane, "<u2").reshape(plane.height, plane.line_size // 2)[:, :width]
