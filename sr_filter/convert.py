@@ -45,8 +45,18 @@ class Planes:
         return 3 if self.grey and self.channels >= 3 else 1
 
 
-def check_array(array: np.ndarray) -> None:
-    """Raise a clear error for arrays that are not images."""
+def check_array(array: np.ndarray, label: str | None = None) -> None:
+    """Raise a clear error for arrays that are not images; ``label`` names the array in it, where
+    it is one of many ("arrays[2]: ...", "frame 5: ...")."""
+    try:
+        _check_array(array)
+    except ImageFormatError as exc:
+        if label is None:
+            raise
+        raise ImageFormatError(f"{label}: {exc}") from None
+
+
+def _check_array(array: np.ndarray) -> None:
     if isinstance(array, (str, os.PathLike, bytes, bytearray)):
         what = "bytes" if isinstance(array, (bytes, bytearray)) else "a file name"
         raise ImageFormatError(f"expected image pixels, got {what} ({type(array).__name__}); "

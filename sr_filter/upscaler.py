@@ -538,10 +538,7 @@ class Upscaler:
             raise ImageFormatError(f"expected a list of image arrays, got {type(arrays).__name__}")
         arrays = list(arrays)
         for index, array in enumerate(arrays):  # a bad one had been refused after the work on those before it
-            try:
-                convert.check_array(array)
-            except ImageFormatError as exc:
-                raise ImageFormatError(f"arrays[{index}]: {exc}") from None
+            convert.check_array(array, f"arrays[{index}]")
         check_scale_request(scale)
         native = scale is None or (isinstance(scale, numbers.Real) and not isinstance(scale, bool) and scale == self.scale)
         if (len(arrays) < 2 or not _same_plain(arrays) or not native  # upscale_array checks and logs the scale

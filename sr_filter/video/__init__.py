@@ -42,7 +42,6 @@ def upscale_frames(frames: Iterable[Any], upscaler: Any, scale: float | None = N
     (:meth:`~sr_filter.upscaler.Upscaler.upscale_batch`); memory stays at that many frames
     whatever the length."""
     from ..convert import check_array
-    from ..errors import ImageFormatError
     from ..upscaler import as_upscaler
     from .batches import check_batch
 
@@ -50,10 +49,7 @@ def upscale_frames(frames: Iterable[Any], upscaler: Any, scale: float | None = N
     upscaler = as_upscaler(upscaler)
     group: list[Any] = []
     for index, frame in enumerate(frames):
-        try:  # named by its place in the stream (upscale_batch's arrays[1] is its place in a batch)
-            check_array(frame)
-        except ImageFormatError as exc:
-            raise ImageFormatError(f"frame {index}: {exc}") from None
+        check_array(frame, f"frame {index}")  # its place in the stream (upscale_batch's arrays[1]: in a batch)
         group.append(frame)
         if len(group) == batch:
             yield from upscaler.upscale_batch(group, scale)
