@@ -608,12 +608,10 @@ def format_for(path: str | Path, explicit: str | None = None) -> str:
     if explicit:
         key = explicit.lower().lstrip(".")
         fmt = FORMATS.get("." + key)
-        if fmt is None and "." + key in HEIF_SUFFIXES:
-            raise ImageFormatError(f"unknown format {explicit!r} for output: HEIC/HEIF pictures are read, not written (PNG "
-                                   "keeps their depth, alpha and metadata; AVIF and JPEG are smaller); use one of "
-                                   f"{', '.join(sorted({k[1:] for k in FORMATS}))}")
         if fmt is None:
-            raise ImageFormatError(f"unknown format {explicit!r}; use one of {', '.join(sorted({k[1:] for k in FORMATS}))}")
+            why = (" for output: HEIC/HEIF pictures are read, not written (PNG keeps their depth, alpha and metadata; AVIF "
+                   "and JPEG are smaller)") if "." + key in HEIF_SUFFIXES else ""
+            raise ImageFormatError(f"unknown format {explicit!r}{why}; use one of {', '.join(sorted({k[1:] for k in FORMATS}))}")
         return _writable(fmt)
     suffix = Path(path).suffix.lower()
     if suffix in ALIASES:
