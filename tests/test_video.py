@@ -312,6 +312,26 @@ def test_semi_planar_10bit_frames_are_read_at_their_own_brightness(pix_fmt, full
     assert np.abs(bias).max() < 0.05, bias  # each channel's own: Cb and Cr swapped would move red and blue by 40+
 
 
+@pytest.mark.parametrize(("source", "encoder", "written"), [
+    ("p210le", "libx264", "yuv422p10le"), ("nv16", "libx265", "yuv422p"), ("p410le", "ffv1", "yuv444p10le"),
+    ("nv24", "libx264", "yuv444p"), ("y210le", "libx265", "yuv422p10le"), ("p216le", "ffv1", "yuv422p16le"),
+    ("p216le", "libsvtav1", "yuv420p10le"), ("yuv444p12le", "libsvtav1", "yuv420p10le"), ("nv12", "libx265", "yuv420p")])
+def test_the_written_format_keeps_a_semi_planar_sources_chroma_and_depth(source, encoder, written):
+    """Formats whose names carry no "422" or "444" (hardware decoders' p210le, nv16, p410le ...)
+    had been taken for 4:2:0, so 10-bit 4:2:2 was written as 4:2:0 without a word; 12- and
+    16-bit had been written at 10 bits where FFV1 keeps them, and 16-bit 4:2:2 went to SVT-AV1
+    at 8 bits. The notice compares the same layouts."""
+    from sr_filter.video.colour import Colour
+    from sr_filter.video.encode import VideoInfo, choose_pix_fmt, depth_notice
+
+    assert choose_pix_fmt(source, encoder) == written
+    info = VideoInfo(width=32, height=24, codec="rawvideo", pix_fmt="nv16", time_base=Fraction(1, 12), rate=Fraction(12),
+                     sar=None, colour=Colour())
+    assert "colour detail of the source's nv16 is halved" in depth_notice(info, "av1", "matroska")
+    info.pix_fmt = "nv12"
+    assert depth_notice(info, "av1", "matroska") is None
+
+
 @pytest.mark.parametrize("tagged", [0, 1])
 def test_grey_video_keeps_its_range(tmp_path, upscaler, tagged):
     """swscale passes grey samples through whatever the range says: an untagged grey source (full

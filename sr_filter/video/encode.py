@@ -325,8 +325,9 @@ def choose_pix_fmt(source: str, encoder: str, alpha: bool | None = None) -> str:
         plain = "yuv" + plain[4:]
     if plain in formats:
         return plain
-    depth = "10le" if _bits(plain) > 8 else ""  # by the format's own bits: "nv12" had read as 12-bit
-    chroma = next((c for c in ("444", "422", "420") if c in plain), "420")
+    bits = _bits(plain)  # by the format's own bits: "nv12" had read as 12-bit
+    depth = f"{bits}le" if bits > 8 else ""  # 12- and 16-bit kept where the encoder can (FFV1), else 10 below
+    chroma = _layout(plain) or "420"  # RGB and grey are written as 4:2:0, like any video
     if has_alpha(plain) if alpha is None else alpha:  # transparency kept where the encoder can: RGB-like layouts, then YUV with alpha
         rgb_like = not plain.startswith("yuv")
         alphas = ((["bgra", "argb", "rgba", "gbrap"] if rgb_like else [])
@@ -338,7 +339,8 @@ def choose_pix_fmt(source: str, encoder: str, alpha: bool | None = None) -> str:
     layouts = ("420", "422", "444")
     richer = [c for c in layouts if c > chroma]  # the nearest richer layout first (ProRes: 4:2:0 as 4:2:2, not 4:4:4)
     poorer = [c for c in reversed(layouts) if c < chroma]
-    for candidate in (f"yuv{chroma}p{depth}", f"yuv{chroma}p10le", f"yuv{chroma}p", *(f"yuv{c}p{depth}" for c in richer + poorer),
+    deep = (depth, "10le") if depth else ("",)  # 16-bit 4:2:2 into SVT-AV1 is 10-bit 4:2:0, not 8-bit
+    for candidate in (f"yuv{chroma}p{depth}", f"yuv{chroma}p10le", f"yuv{chroma}p", *(f"yuv{c}p{d}" for d in deep for c in richer + poorer),
                       *(f"yuv{c}p" for c in richer + poorer), "yuv420p", "yuv422p10le"):
         if candidate in formats:
             return candidate
@@ -355,9 +357,23 @@ def _bits(pix_fmt: str) -> int:
 _HDR_TRANSFERS = {16, 18}  # SMPTE ST 2084 (PQ), ARIB STD-B67 (HLG)
 
 
+def _layout(pix_fmt: str) -> str | None:
+    """A YUV pixel format's chroma layout by the size of its colour planes: "444", "422" (and
+    4:4:0) or "420" (and 4:1:1, 4:1:0); None for RGB and grey. Names say it only for some formats:
+    nv16 and p210le are 4:2:2, nv24 and p410le 4:4:4, which had been taken for 4:2:0."""
+    try:
+        found = av.VideoFormat(pix_fmt)
+    except (ValueError, av.error.FFmpegError):
+        return None
+    if found.is_rgb or len(found.components) < 3:
+        return None
+    share = found.chroma_width(16) * found.chroma_height(16)  # of a 16x16 picture's 256 samples
+    return "444" if share >= 256 else "422" if share >= 128 else "420"
+
+
 def _chroma(pix_fmt: str) -> int:
-    """How much colour detail a pixel format keeps: 3 for 4:4:4 (and RGB), 2 for 4:2:2, 1 for 4:2:0."""
-    return 2 if "422" in pix_fmt else 1 if "420" in pix_fmt or "411" in pix_fmt or "410" in pix_fmt else 3
+    """How much colour detail a pixel format keeps: 3 for 4:4:4 (and RGB, grey), 2 for 4:2:2, 1 for 4:2:0."""
+    return {"422": 2, "420": 1}.get(_layout(pix_fmt) or "444", 3)
 
 
 def notices(info: VideoInfo, family: str, muxer: str) -> list[str]:
@@ -417,7 +433,7 @@ def depth_notice(info: VideoInfo, family: str, muxer: str) -> str | None:
     source_bits, written_bits = _bits(info.pix_fmt), _bits(chosen)
     # chroma: only a YUV source's (an RGB one, a GIF's say, is written as 4:2:0 like any video)
     fewer_bits = written_bits < source_bits
-    less_colour = info.pix_fmt.startswith("yuv") and _chroma(chosen) < _chroma(info.pix_fmt)
+    less_colour = _layout(info.pix_fmt) is not None and _chroma(chosen) < _chroma(info.pix_fmt)
     if not fewer_bits and not less_colour:
         return None
 
