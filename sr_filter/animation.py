@@ -21,7 +21,7 @@ from PIL import Image, ImageSequence
 
 from .atomic import is_stream, new_folders, prepare_target
 from .device import available_ram
-from .encode import GIF_TRANSPARENT, avif_quality, gif_frame, webp_quality
+from .encode import GIF_TRANSPARENT, avif_quality, gif_frame, say_soft_alpha_cut, webp_quality
 from .errors import CancelledError, ImageFormatError, ImageTooLargeError, VideoFormatError, first_line
 from .frames import parse_range, range_text
 from .metadata import Scale, sides_scale
@@ -475,6 +475,8 @@ def encode_animation(animation: Animation, fmt: str, *, quality: int | None = No
         disposal = disposal[0]
     opaque = all(bool((frame[..., 3] == 255).all()) for frame in animation.frames)  # kept so: an opaque APNG came out RGBA
     if fmt == "GIF":
+        if animation.format != "GIF":  # a GIF's frames were on or off already
+            say_soft_alpha_cut([frame[..., 3] for frame in animation.frames], animation.meta)
         images = [gif_frame(frame) for frame in _gif_colours(animation)]
         options.update(disposal=disposal, optimize=False)
         if not opaque:  # an opaque GIF declared a transparent colour it never used

@@ -175,6 +175,7 @@ def _encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None, *, qualit
         return pnm.encode_pnm(array, pam=fmt == "PAM")
     options: dict[str, Any] = {}
     if fmt == "GIF" and channels in (2, 4):  # on/off transparency: cut at alpha 128, as in animations
+        say_soft_alpha_cut([array[..., -1]], meta)
         image = gif_frame(np.dstack([array[..., :1]] * 3 + [array[..., 1:]]) if channels == 2 else array)
         options["transparency"] = GIF_TRANSPARENT
     else:
@@ -279,6 +280,21 @@ _SPACE_NAMES = {b"GRAY": "grey", b"RGB ": "RGB", b"CMYK": "CMYK", b"Lab ": "Lab"
 
 #: the palette index that GIF output keeps for transparent pixels
 GIF_TRANSPARENT = 255
+
+
+def say_soft_alpha_cut(alphas: list[np.ndarray], meta: ImageMeta | None) -> None:
+    """Say in one line that a GIF output cuts the picture's soft alpha (8-bit planes ``alphas``,
+    one per frame) at 128, where some of it is partly transparent (a feather, a drop shadow, a
+    glow, anti-aliased edges): they had come out opaque or gone, without a word, where every other
+    loss of the format is said. Not said for a GIF input, whose transparency was on or off already."""
+    if meta is not None and meta.format == "GIF":
+        return
+    soft = sum(int(np.count_nonzero((alpha > 0) & (alpha < 255))) for alpha in alphas)
+    if soft:
+        share = soft / sum(alpha.size for alpha in alphas)
+        log.warning("GIF transparency is on or off: the partly transparent pixels (%s of the picture) are made opaque "
+                    "from alpha 128 and clear below (PNG, WebP and AVIF keep soft alpha)",
+                    f"{share:.0%}" if share >= 0.01 else "under 1%", extra=PER_FILE)
 
 
 def gif_frame(rgba: np.ndarray) -> Image.Image:

@@ -153,6 +153,34 @@ def test_gif_first_frame_of_an_animation(bird):
     assert np.abs(back[..., :3].astype(int) - bird.astype(int)).mean() < 12  # the first frame, not the second
 
 
+def test_soft_alpha_cut_for_gif_is_said(bird, caplog):
+    """GIF transparency is on or off: a feather or drop shadow written as GIF is cut at alpha 128,
+    and that had happened without a word (every other loss of the format is said). Said once, for a
+    still as for an animation; not for alpha that is on or off already, nor for a GIF's own."""
+    from sr_filter.animation import Animation, encode_animation
+
+    rgba = np.dstack([bird, np.full(bird.shape[:2], 255, np.uint8)])
+    rgba[:, :16, 3] = 0
+    rgba[:, 16:32, 3] = np.linspace(0, 255, 16).astype(np.uint8)  # a 16-pixel feather: a quarter of the picture
+    said = "GIF transparency is on or off: the partly transparent pixels (22% of the picture) are made opaque"
+    for encode in (lambda meta: imageio.encode_image(rgba, "GIF", meta),
+                   lambda meta: encode_animation(Animation([rgba, rgba[::-1].copy()], [100, 100], meta=meta), "GIF")):
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            out = Image.open(io.BytesIO(encode(ImageMeta(format="PNG"))))
+        assert [r.getMessage() for r in caplog.records if "GIF transparency" in r.getMessage()] == [
+            said + " from alpha 128 and clear below (PNG, WebP and AVIF keep soft alpha)"], caplog.text
+        assert np.array_equal(np.asarray(out.convert("RGBA"))[..., 3] == 0, rgba[..., 3] < 128)
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            encode(ImageMeta(format="GIF"))
+        assert "GIF transparency" not in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        imageio.encode_image(np.dstack([bird, np.where(rgba[..., 3] < 128, 0, 255).astype(np.uint8)]), "GIF")
+    assert "GIF transparency" not in caplog.text
+
+
 def test_rgba_to_jpeg_and_bmp_is_flattened_on_white(bird):
     rgba = np.dstack([bird, np.zeros(bird.shape[:2], np.uint8)])
     rgba[:, :32, 3] = 255
