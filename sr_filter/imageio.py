@@ -400,7 +400,7 @@ def _open(data: bytes, name: str, *, tiff: bool = False, sized: bool = False) ->
     the memory check had advised a smaller scale for them (which could not help)."""
     _require_heif(data, name)
     try:
-        return pil_open(io.BytesIO(data))
+        return pil_open(io.BytesIO(_pillow_bmp(data)))
     except Image.DecompressionBombError as exc:
         if sized:
             with _LIFTED:
@@ -473,7 +473,7 @@ def _decode(image: Image.Image, name: str, data: bytes = b"") -> np.ndarray:
     if image.format == "TGA":
         array = _tga16_alpha(data, array)
     if image.format == "BMP":
-        array = _bmp16_alpha(data, array)
+        array = _bmp16(data, array, name)
     if image.format in ("BMP", "TGA") and array.ndim == 3 and array.shape[2] == 4 and not array[..., 3].any():
         # many writers fill a 32-bit BMP's or TGA's fourth byte with 0 and leave it unused (the TGA's
         # header then says it has no alpha bits); browsers and Windows show such a BMP opaque, and so
@@ -500,28 +500,65 @@ def _tga16_alpha(data: bytes, array: np.ndarray) -> np.ndarray:
     return np.dstack([array[..., :3], 255 - array[..., 3]])
 
 
-def _bmp16_alpha(data: bytes, array: np.ndarray) -> np.ndarray:
-    """A 16-bit BMP's pixels with the alpha its bit fields declare (A1 R5 G5 B5, as GIMP writes a
-    16-bit BMP with transparency): Pillow reads its colour and drops the alpha mask, and the
-    cut-out had come out opaque without a word."""
-    if len(data) < 70 or data[:2] != b"BM" or array.ndim != 3 or array.shape[2] != 3:
-        return array
+#: the 16-bit bit fields (red, green, blue) Pillow decodes, R5 G6 B5 and X1 R5 G5 B5; it refuses the
+#: others ("Unsupported BMP bitfields layout"): A4 R4 G4 B4, X4 R4 G4 B4, as DirectX tools write them
+_PILLOW_BMP16 = ((0xF800, 0x7E0, 0x1F), (0x7C00, 0x3E0, 0x1F))
+
+
+def _bmp16_fields(data: bytes) -> tuple[int, int, int, tuple[int, int, int, int]] | None:
+    """Width, height (negative: top-down), pixel data offset and (red, green, blue, alpha) masks of
+    a 16-bit BMP with bit fields; None for any other file. An alpha mask that overlaps the colour is none."""
+    if len(data) < 66 or data[:2] != b"BM":
+        return None
     size, width, height, _, bits, compression = struct.unpack_from("<IiiHHI", data, 14)
-    if bits != 16 or compression not in (3, 6) or not (size >= 56 or compression == 6):
+    if bits != 16 or compression not in (3, 6) or size < 40:
+        return None
+    colour = struct.unpack_from("<3I", data, 54)
+    mask = struct.unpack_from("<I", data, 66)[0] if (size >= 56 or compression == 6) and len(data) >= 70 else 0
+    mask = 0 if mask & (colour[0] | colour[1] | colour[2]) else mask & 0xFFFF
+    return width, height, struct.unpack_from("<I", data, 10)[0], (*colour, mask)
+
+
+def _pillow_bmp(data: bytes) -> bytes:
+    """A 16-bit BMP whose bit fields Pillow refuses, with fields it takes (X1 R5 G5 B5), for its
+    header (size, density) only: :func:`_bmp16` decodes the pixels from the file's own fields."""
+    fields = _bmp16_fields(data)
+    if fields is None or fields[3][:3] in _PILLOW_BMP16:
+        return data
+    return data[:54] + struct.pack("<3I", *_PILLOW_BMP16[1]) + data[66:]
+
+
+def _bmp16(data: bytes, array: np.ndarray, name: str) -> np.ndarray:
+    """A 16-bit BMP's pixels as its bit fields declare them: the colour of layouts Pillow refuses
+    (A4 R4 G4 B4 and X4 R4 G4 B4: the file had been refused, "Unsupported BMP bitfields layout"), and
+    the alpha of any (A1 R5 G5 B5, as GIMP writes a 16-bit BMP with transparency, A4 R4 G4 B4), which
+    Pillow drops: the cut-out had come out opaque without a word."""
+    fields = _bmp16_fields(data)
+    if fields is None or array.ndim != 3 or array.shape[2] != 3:
         return array
-    *colour, mask = struct.unpack_from("<4I", data, 54)  # the red, green, blue and alpha masks
-    mask = 0 if mask & (colour[0] | colour[1] | colour[2]) else mask & 0xFFFF  # one that overlaps the colour is none
-    offset, rows = struct.unpack_from("<I", data, 10)[0], abs(height)
-    stride = (width * 2 + 3) // 4 * 4
-    if not mask or width <= 0 or offset + stride * rows > len(data) or array.shape[:2] != (rows, width):
+    width, height, offset, masks = fields
+    rows, stride = abs(height), (width * 2 + 3) // 4 * 4
+    own = masks[:3] in _PILLOW_BMP16
+    if width <= 0 or offset + stride * rows > len(data) or array.shape[:2] != (rows, width):
+        if own:
+            return array
+        raise ImageFormatError(f"{name} is truncated or damaged (its pixel data ends before the picture does)")
+    if own and not masks[3]:
         return array
     words = np.frombuffer(data, "<u2", stride // 2 * rows, offset).reshape(rows, stride // 2)[:, :width]
     if height > 0:  # bottom-up, as most are
         words = words[::-1]
-    shift = (mask & -mask).bit_length() - 1
-    top = mask >> shift
-    alpha = (((words & mask) >> shift).astype(np.uint32) * 255 + top // 2) // top
-    return np.dstack([array, alpha.astype(np.uint8)])
+
+    def field(mask: int) -> np.ndarray:  # a field's values scaled to 0..255 (none: 0)
+        mask &= 0xFFFF
+        if not mask:
+            return np.zeros(words.shape, np.uint8)
+        shift = (mask & -mask).bit_length() - 1
+        top = mask >> shift
+        return ((((words & mask) >> shift).astype(np.uint32) * 255 + top // 2) // top).astype(np.uint8)
+
+    colour = array if own else np.dstack([field(mask) for mask in masks[:3]])
+    return np.dstack([colour, field(masks[3])]) if masks[3] else colour
 
 
 def _check_jpeg_complete(data: bytes, array: np.ndarray, name: str) -> None:

@@ -1183,6 +1183,26 @@ def test_a_16_bit_bmp_keeps_the_alpha_its_bit_fields_declare():
     assert array.shape == (4, 8, 3) and array[0, 7].tolist() == [0, 255, 0]
 
 
+def test_a_16_bit_bmp_of_four_bit_fields_is_read_with_its_alpha():
+    """A 16-bit BMP of A4 R4 G4 B4 (or X4 R4 G4 B4) bit fields, as DirectX texture tools write one:
+    Pillow refuses the layout, and the file had been refused ("Unsupported BMP bitfields layout")."""
+    width, height = 8, 4
+    rows = [[0xF000 | 0xF00] * 4 + [0x7000 | 0xF0] * 4] * 2 + [[0xF000 | 0xF] * 8] * 2  # red; green at 7/15; blue below
+    pixels = struct.pack(f"<{width * height}H", *sum(rows[::-1], []))  # bottom-up: the last row first
+    header = struct.pack("<IiiHHIIiiII", 108, width, height, 1, 16, 3, len(pixels), 2835, 2835, 0, 0)
+    header += struct.pack("<IIII", 0xF00, 0xF0, 0xF, 0xF000) + b"sRGB" + bytes(48)
+    data = b"BM" + struct.pack("<IHHI", 14 + len(header) + len(pixels), 0, 0, 14 + len(header)) + header + pixels
+    array, meta = imageio.read_image(data, name="texture.bmp")
+    assert meta.format == "BMP" and meta.dpi == pytest.approx((72, 72), abs=0.1) and array.shape == (4, 8, 4)
+    assert array[0, 0].tolist() == [255, 0, 0, 255] and array[0, 7].tolist() == [0, 255, 0, 119]
+    assert array[3].tolist() == [[0, 0, 255, 255]] * 8
+    opaque = data[:14 + 52] + bytes(4) + data[14 + 56:]  # X4 R4 G4 B4: no alpha mask
+    array, _ = imageio.read_image(opaque)
+    assert array.shape == (4, 8, 3) and array[0, 0].tolist() == [255, 0, 0] and array[0, 7].tolist() == [0, 255, 0]
+    with pytest.raises(ImageFormatError, match="cut.bmp is truncated or damaged"):
+        imageio.read_image(data[:-10], name="cut.bmp")
+
+
 def test_a_jpeg_that_states_no_density_gets_none():
     """Pillow gives a JPEG whose JFIF has no unit and whose EXIF has no resolution 72 dpi of its
     own: outputs claimed 288 dpi at x4. A density the file does state is kept."""
