@@ -485,12 +485,15 @@ def _decode(image: Image.Image, name: str, data: bytes = b"") -> np.ndarray:
 
 
 def _tga16_alpha(data: bytes, array: np.ndarray) -> np.ndarray:
-    """A 16-bit true-colour TGA's pixels with its alpha as the format has it: the top bit of each
-    pixel is alpha (1 opaque) only where the header declares an attribute bit and no TGA 2.0
+    """A 16-bit true-colour TGA's pixels, or those of a colour-mapped one whose map has 16-bit
+    entries, with its alpha as the format has it: the top bit of each pixel (map entry) is alpha
+    (1 opaque) only where the header declares an attribute bit and no TGA 2.0
     extension area says the attributes are no alpha (type 0 to 2); else the picture is opaque, as
     GIMP and ImageMagick read it. Pillow reads that bit inverted, 1 as transparent: a picture with
     a cut-out came out with its shape shown and its background hidden."""
-    if len(data) < 18 or data[2] & 7 != 2 or data[16] != 16 or array.ndim != 3 or array.shape[2] != 4:
+    if len(data) < 18 or array.ndim != 3 or array.shape[2] != 4:
+        return array
+    if not (data[2] & 7 == 2 and data[16] == 16 or data[2] & 7 == 1 and data[1] == 1 and data[7] == 16):
         return array
     footer = data[-26:]
     extension = int.from_bytes(footer[:4], "little") if footer.endswith(b"TRUEVISION-XFILE.\x00") else 0

@@ -1165,6 +1165,22 @@ def test_a_16_bit_tga_reads_its_alpha_bit_as_the_format_has_it():
     assert array.shape == (4, 8, 3) and array[0, 7].tolist() == [0, 255, 0]
 
 
+def test_a_tga_with_a_colour_map_of_16_bit_entries_reads_their_alpha_bit_as_the_format_has_it():
+    """A colour-mapped TGA whose map has 16-bit entries (A1 R5 G5 B5): Pillow reads each entry's
+    alpha bit inverted, as for a 16-bit true-colour TGA, and the cut-out had come out with its shape
+    hidden and its background shown. Without an attribute bit in the header, the picture is opaque."""
+    index = np.zeros((4, 8), np.uint8)
+    index[:, 4:], index[2:] = 1, 2  # red (its bit set), green (clear); blue (set) below
+    colour_map = struct.pack("<3H", 0x8000 | 31 << 10, 31 << 5, 0x8000 | 31)
+    header = struct.pack("<BBBHHBHHHHBB", 0, 1, 1, 0, 3, 16, 0, 0, 8, 4, 8, 0x21)  # 1 alpha bit, top-left
+    array, meta = imageio.read_image(header + colour_map + index.tobytes(), name="mapped.tga")
+    assert meta.format == "TGA" and array.shape == (4, 8, 4)
+    assert array[0, 0].tolist() == [255, 0, 0, 255] and array[0, 7].tolist() == [0, 255, 0, 0]
+    assert array[3].tolist() == [[0, 0, 255, 255]] * 8
+    array, _ = imageio.read_image(header[:17] + b"\x20" + colour_map + index.tobytes(), name="plain.tga")
+    assert array.shape == (4, 8, 3) and array[0, 7].tolist() == [0, 255, 0]
+
+
 def test_a_16_bit_bmp_keeps_the_alpha_its_bit_fields_declare():
     """A 16-bit BMP with an alpha mask (A1 R5 G5 B5, as GIMP writes one with transparency): Pillow
     reads its colour and drops the alpha, and the cut-out had come out opaque without a word."""
