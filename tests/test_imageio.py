@@ -931,6 +931,32 @@ def test_a_profile_a_format_cannot_hold_is_converted_to_srgb_and_what_is_left_ou
     assert Image.open(io.BytesIO(png)).text.get("Comment") == "shot at dusk"
 
 
+def test_a_16_bit_picture_with_a_profile_stays_16_bit_in_netpbm(caplog):
+    """A Netpbm file holds no ICC profile, so the colours are moved to sRGB; LittleCMS (through
+    Pillow) converts 8-bit pixels only, and a 16-bit picture with an Adobe RGB-like profile had come
+    out of a .ppm with 8 bits. A matrix profile's (and a grey one's) conversion is done at 16 bits."""
+    red = np.zeros((4, 4, 3), np.uint16)
+    red[..., 0], red[0, 0] = 50000, (1000, 2000, 3000)
+    wide = _rgb_profile_with_wide_primaries()
+    eight, _ = imageio.read_image(imageio.encode_image(np.rint(red / 257).astype(np.uint8), "PPM", ImageMeta(icc_profile=wide)))
+    for fmt, pixels in (("PPM", red), ("PAM", np.dstack([red, np.full((4, 4), 30000, np.uint16)])), ("PPM", red / 65535.0)):
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            back, _ = imageio.read_image(imageio.encode_image(pixels.astype(np.float32) if pixels.dtype != np.uint16 else pixels,
+                                                              fmt, ImageMeta(icc_profile=wide)))
+        assert back.dtype == np.uint16 and back.shape[2] == pixels.shape[2], (fmt, back.dtype)
+        assert np.abs(back[..., :3] / 257.0 - eight).max() < 1.5  # as LittleCMS converts it, within its 8-bit steps
+        assert back[0, 0, 0] % 257 and (back[..., 3:] == 30000).all()  # 16 bits of tone, not 8 times 257; alpha as it was
+        said = [r.getMessage() for r in caplog.records]
+        assert said == [f"{'PAM' if fmt == 'PAM' else 'PGM/PPM'} cannot hold the ICC profile (the colours are converted to "
+                        "sRGB, which it is shown as); left out (PNG keeps it)"], said
+    linear = (np.arange(16, dtype=np.uint16) * 4369).reshape(4, 4)  # grey with a linear tone curve
+    back, _ = imageio.read_image(imageio.encode_image(linear, "PGM", ImageMeta(icc_profile=grey_profile(1.0))))
+    value = linear / 65535.0
+    srgb = np.where(value <= 0.0031308, value * 12.92, 1.055 * value ** (1 / 2.4) - 0.055) * 65535
+    assert back.dtype == np.uint16 and np.abs(back - srgb).max() <= 1
+
+
 def test_a_grey_profile_a_format_cannot_hold_is_converted_to_srgb_grey(caplog):
     """GIF and BMP hold no profile, and WebP no grey picture: a grey picture with a linear
     (gamma 1.0) profile was written with its values as they were, which viewers show as sRGB:
