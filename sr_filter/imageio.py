@@ -18,7 +18,7 @@ import struct
 import threading
 import warnings
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator
+from typing import BinaryIO, Callable, Iterator, NamedTuple
 
 import numpy as np
 from PIL import Image, PngImagePlugin
@@ -473,7 +473,7 @@ def _decode(image: Image.Image, name: str, data: bytes = b"") -> np.ndarray:
     if image.format == "TGA":
         array = _tga16_alpha(data, array)
     if image.format == "BMP":
-        array = _bmp16(data, array, name)
+        array = _bmp_bit_fields(data, array, name)
     if image.format in ("BMP", "TGA") and array.ndim == 3 and array.shape[2] == 4 and not array[..., 3].any():
         # many writers fill a 32-bit BMP's or TGA's fourth byte with 0 and leave it unused (the TGA's
         # header then says it has no alpha bits); browsers and Windows show such a BMP opaque, and so
@@ -503,65 +503,85 @@ def _tga16_alpha(data: bytes, array: np.ndarray) -> np.ndarray:
     return np.dstack([array[..., :3], 255 - array[..., 3]])
 
 
-#: the 16-bit bit fields (red, green, blue) Pillow decodes, R5 G6 B5 and X1 R5 G5 B5; it refuses the
-#: others ("Unsupported BMP bitfields layout"): A4 R4 G4 B4, X4 R4 G4 B4, as DirectX tools write them
-_PILLOW_BMP16 = ((0xF800, 0x7E0, 0x1F), (0x7C00, 0x3E0, 0x1F))
+#: the bit fields Pillow decodes, by bits per pixel: 16-bit (red, green, blue) R5 G6 B5 and X1 R5 G5 B5,
+#: 32-bit (red, green, blue, alpha) 8-bit fields in some orders; it refuses the others ("Unsupported
+#: BMP bitfields layout"): A4 R4 G4 B4, X4 R4 G4 B4, X8 B8 G8 R8, A2 R10 G10 B10, as DirectX tools write them
+_PILLOW_BMP = {16: ((0xF800, 0x7E0, 0x1F), (0x7C00, 0x3E0, 0x1F)),
+               32: ((0xFF0000, 0xFF00, 0xFF, 0), (0xFF000000, 0xFF0000, 0xFF00, 0), (0xFF000000, 0xFF00, 0xFF, 0),
+                    (0xFF000000, 0xFF0000, 0xFF00, 0xFF), (0xFF, 0xFF00, 0xFF0000, 0xFF000000),
+                    (0xFF0000, 0xFF00, 0xFF, 0xFF000000), (0xFF000000, 0xFF00, 0xFF, 0xFF0000), (0, 0, 0, 0))}
 
 
-def _bmp16_fields(data: bytes) -> tuple[int, int, int, tuple[int, int, int, int]] | None:
-    """Width, height (negative: top-down), pixel data offset and (red, green, blue, alpha) masks of
-    a 16-bit BMP with bit fields; None for any other file. An alpha mask that overlaps the colour is none."""
+class _BmpFields(NamedTuple):
+    """A 16- or 32-bit BMP with bit fields: its size (height negative: top-down), pixel data
+    offset, (red, green, blue, alpha) masks, an alpha mask that overlaps the colour being none,
+    and whether Pillow decodes its layout."""
+
+    bits: int
+    width: int
+    height: int
+    offset: int
+    masks: tuple[int, int, int, int]
+    pillow: bool
+
+
+def _bmp_fields(data: bytes) -> _BmpFields | None:
+    """The bit fields of a 16- or 32-bit BMP that has them (compression 3, or 6: with alpha); None for any other file."""
     if len(data) < 66 or data[:2] != b"BM":
         return None
     size, width, height, _, bits, compression = struct.unpack_from("<IiiHHI", data, 14)
-    if bits != 16 or compression not in (3, 6) or size < 40:
+    if bits not in (16, 32) or compression not in (3, 6) or size < 40:
         return None
     colour = struct.unpack_from("<3I", data, 54)
+    raw = struct.unpack_from("<I", data, 66)[0] if size >= 56 and len(data) >= 70 else 0  # as Pillow reads it
     mask = struct.unpack_from("<I", data, 66)[0] if (size >= 56 or compression == 6) and len(data) >= 70 else 0
-    mask = 0 if mask & (colour[0] | colour[1] | colour[2]) else mask & 0xFFFF
-    return width, height, struct.unpack_from("<I", data, 10)[0], (*colour, mask)
+    mask = 0 if mask & (colour[0] | colour[1] | colour[2]) else mask
+    held = (*colour, raw) if bits == 32 else colour
+    return _BmpFields(bits, width, height, struct.unpack_from("<I", data, 10)[0], (*colour, mask),
+                      compression == 3 and held in _PILLOW_BMP[bits])
 
 
 def _pillow_bmp(data: bytes) -> bytes:
-    """A 16-bit BMP whose bit fields Pillow refuses, with fields it takes (X1 R5 G5 B5), for its
-    header (size, density) only: :func:`_bmp16` decodes the pixels from the file's own fields."""
-    fields = _bmp16_fields(data)
-    if fields is None or fields[3][:3] in _PILLOW_BMP16:
+    """A BMP whose bit fields Pillow refuses, with fields it takes (X1 R5 G5 B5, B8 G8 R8 X8), for
+    its header (size, density) only: :func:`_bmp_bit_fields` decodes the pixels from the file's own."""
+    fields = _bmp_fields(data)
+    if fields is None or fields.pillow:
         return data
-    return data[:54] + struct.pack("<3I", *_PILLOW_BMP16[1]) + data[66:]
+    size = struct.unpack_from("<I", data, 14)[0]
+    masks = struct.pack("<3I", *_PILLOW_BMP[fields.bits][0][:3]) + (bytes(4) if size >= 56 else data[66:70])
+    return data[:30] + struct.pack("<I", 3) + data[34:54] + masks + data[70:]
 
 
-def _bmp16(data: bytes, array: np.ndarray, name: str) -> np.ndarray:
-    """A 16-bit BMP's pixels as its bit fields declare them: the colour of layouts Pillow refuses
-    (A4 R4 G4 B4 and X4 R4 G4 B4: the file had been refused, "Unsupported BMP bitfields layout"), and
-    the alpha of any (A1 R5 G5 B5, as GIMP writes a 16-bit BMP with transparency, A4 R4 G4 B4), which
-    Pillow drops: the cut-out had come out opaque without a word."""
-    fields = _bmp16_fields(data)
-    if fields is None or array.ndim != 3 or array.shape[2] != 3:
+def _bmp_bit_fields(data: bytes, array: np.ndarray, name: str) -> np.ndarray:
+    """A BMP's pixels as its bit fields declare them: those of layouts Pillow refuses (A4 R4 G4 B4,
+    X8 B8 G8 R8, A2 R10 G10 B10: the file had been refused, "Unsupported BMP bitfields layout"; fields
+    of more than 8 bits give 16-bit pixels), and the alpha of a 16-bit one (A1 R5 G5 B5, as GIMP writes
+    a 16-bit BMP with transparency), which Pillow drops: the cut-out had come out opaque without a word."""
+    fields = _bmp_fields(data)
+    if fields is None or (fields.pillow and (fields.bits == 32 or not fields.masks[3])):
         return array
-    width, height, offset, masks = fields
-    rows, stride = abs(height), (width * 2 + 3) // 4 * 4
-    own = masks[:3] in _PILLOW_BMP16
-    if width <= 0 or offset + stride * rows > len(data) or array.shape[:2] != (rows, width):
-        if own:
+    rows, stride = abs(fields.height), (fields.width * fields.bits // 8 + 3) // 4 * 4
+    if fields.width <= 0 or fields.offset + stride * rows > len(data) or array.shape[:2] != (rows, fields.width):
+        if fields.pillow:
             return array
         raise ImageFormatError(f"{name} is truncated or damaged (its pixel data ends before the picture does)")
-    if own and not masks[3]:
-        return array
-    words = np.frombuffer(data, "<u2", stride // 2 * rows, offset).reshape(rows, stride // 2)[:, :width]
-    if height > 0:  # bottom-up, as most are
+    kind = "<u2" if fields.bits == 16 else "<u4"
+    words = np.frombuffer(data, kind, stride * 8 // fields.bits * rows, fields.offset).reshape(rows, -1)[:, :fields.width]
+    if fields.height > 0:  # bottom-up, as most are
         words = words[::-1]
+    deep = max(bin(mask).count("1") for mask in fields.masks) > 8
+    top_value = 65535 if deep else 255
 
-    def field(mask: int) -> np.ndarray:  # a field's values scaled to 0..255 (none: 0)
-        mask &= 0xFFFF
+    def field(mask: int) -> np.ndarray:  # a field's values scaled to 0..255, or 0..65535 (none: 0)
         if not mask:
-            return np.zeros(words.shape, np.uint8)
+            return np.zeros(words.shape, np.uint16 if deep else np.uint8)
         shift = (mask & -mask).bit_length() - 1
         top = mask >> shift
-        return ((((words & mask) >> shift).astype(np.uint32) * 255 + top // 2) // top).astype(np.uint8)
+        values = ((words & mask) >> shift).astype(np.uint64)
+        return ((values * top_value + top // 2) // top).astype(np.uint16 if deep else np.uint8)
 
-    colour = array if own else np.dstack([field(mask) for mask in masks[:3]])
-    return np.dstack([colour, field(masks[3])]) if masks[3] else colour
+    colour = array if fields.pillow else np.dstack([field(mask) for mask in fields.masks[:3]])
+    return np.dstack([colour, field(fields.masks[3])]) if fields.masks[3] else colour
 
 
 def _check_jpeg_complete(data: bytes, array: np.ndarray, name: str) -> None:

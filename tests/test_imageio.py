@@ -1245,6 +1245,26 @@ def test_a_16_bit_bmp_of_four_bit_fields_is_read_with_its_alpha():
         imageio.read_image(data[:-10], name="cut.bmp")
 
 
+def test_a_32_bit_bmp_of_bit_fields_pillow_refuses_is_read():
+    """32-bit BMPs of X8 B8 G8 R8 and A2 R10 G10 B10 bit fields, as DirectX texture tools write
+    them: Pillow refuses those layouts, and the files had been refused ("Unsupported BMP bitfields
+    layout"). Fields of 10 bits are read with 16 bits per channel, as other deep pictures are."""
+
+    def bmp(masks: tuple[int, ...], words: list[int]) -> bytes:
+        pixels = struct.pack(f"<{len(words)}I", *words)
+        header = struct.pack("<IiiHHIIiiII", 108, 2, -2, 1, 32, 3, len(pixels), 2835, 2835, 0, 0)  # top-down
+        header += struct.pack("<IIII", *masks) + b"sRGB" + bytes(48)
+        return b"BM" + struct.pack("<IHHI", 14 + len(header) + len(pixels), 0, 0, 14 + len(header)) + header + pixels
+
+    array, meta = imageio.read_image(bmp((0xFF, 0xFF00, 0xFF0000, 0), [0xFF, 0xFF0000, 0xFF00, 0x123456]), name="xbgr.bmp")
+    assert meta.format == "BMP" and array.dtype == np.uint8
+    assert array.tolist() == [[[255, 0, 0], [0, 0, 255]], [[0, 255, 0], [0x56, 0x34, 0x12]]]
+    deep = bmp((0x3FF00000, 0xFFC00, 0x3FF, 0xC0000000), [0xC0000000 | 0x3FF00000, 0x40000000 | 0x200] * 2)
+    array, meta = imageio.read_image(deep, name="a2r10g10b10.bmp")
+    assert array.dtype == np.uint16 and meta.mode == "uint16"
+    assert array[0].tolist() == [[65535, 0, 0, 65535], [0, 0, 32800, 21845]]
+
+
 def test_a_jpeg_that_states_no_density_gets_none():
     """Pillow gives a JPEG whose JFIF has no unit and whose EXIF has no resolution 72 dpi of its
     own: outputs claimed 288 dpi at x4. A density the file does state is kept."""
