@@ -400,7 +400,7 @@ def _open(data: bytes, name: str, *, tiff: bool = False, sized: bool = False) ->
     the memory check had advised a smaller scale for them (which could not help)."""
     _require_heif(data, name)
     try:
-        return pil_open(io.BytesIO(_pillow_bmp(data)))
+        return pil_open(io.BytesIO(_pillow_tga(_pillow_bmp(data))))
     except Image.DecompressionBombError as exc:
         if sized:
             with _LIFTED:
@@ -493,7 +493,10 @@ def _tga16_alpha(data: bytes, array: np.ndarray) -> np.ndarray:
     a cut-out came out with its shape shown and its background hidden."""
     if len(data) < 18 or array.ndim != 3 or array.shape[2] != 4:
         return array
-    if not (data[2] & 7 == 2 and data[16] == 16 or data[2] & 7 == 1 and data[1] == 1 and data[7] == 16):
+    depth = data[16] if data[2] & 7 == 2 else data[7] if data[2] & 7 == 1 and data[1] == 1 else 0
+    if depth == 15:  # no attribute bit: read by Pillow as 16-bit (see _pillow_tga), its top bit unused
+        return np.ascontiguousarray(array[..., :3])
+    if depth != 16:
         return array
     footer = data[-26:]
     extension = int.from_bytes(footer[:4], "little") if footer.endswith(b"TRUEVISION-XFILE.\x00") else 0
@@ -501,6 +504,19 @@ def _tga16_alpha(data: bytes, array: np.ndarray) -> np.ndarray:
     if data[17] & 0x0F == 0 or attributes < 3:
         return np.ascontiguousarray(array[..., :3])
     return np.dstack([array[..., :3], 255 - array[..., 3]])
+
+
+def _pillow_tga(data: bytes) -> bytes:
+    """A TGA of 15-bit colour, or of a colour map of 15-bit entries, which Pillow refuses ("not a
+    TGA file": the picture had been "not a readable image (unknown or damaged format)"), as one of
+    16 bits, which it reads: the same two bytes a pixel, whose top bit :func:`_tga16_alpha` leaves out."""
+    if sniff.image_format(data) is not None or not sniff._tga_like(data):
+        return data
+    if data[2] & 7 == 2 and data[16] == 15:
+        return data[:16] + bytes([16, data[17] & 0xF0]) + data[18:]
+    if data[2] & 7 == 1 and data[7] == 15:
+        return data[:7] + bytes([16]) + data[8:]
+    return data
 
 
 #: the bit fields Pillow decodes, by bits per pixel: 16-bit (red, green, blue) R5 G6 B5 and X1 R5 G5 B5,

@@ -1207,6 +1207,19 @@ def test_a_tga_with_a_colour_map_of_16_bit_entries_reads_their_alpha_bit_as_the_
     assert array.shape == (4, 8, 3) and array[0, 7].tolist() == [0, 255, 0]
 
 
+def test_a_15_bit_tga_is_read():
+    """A TGA of 15-bit colour (X1 R5 G5 B5), raw or run-length coded, or with a colour map of
+    15-bit entries: Pillow refuses that depth, and the picture had been "not a readable image
+    (unknown or damaged format)". Its unused top bit is no alpha."""
+    header = struct.pack("<BBBHHBHHHHBB", 0, 0, 2, 0, 0, 0, 0, 0, 2, 1, 15, 0x20)
+    array, meta = imageio.read_image(header + struct.pack("<2H", 31 << 10, 0x8000 | 31), name="raw.tga")
+    assert meta.format == "TGA" and array.tolist() == [[[255, 0, 0], [0, 0, 255]]]
+    rle = header[:2] + b"\x0a" + header[3:]
+    assert imageio.read_image(rle + b"\x81" + struct.pack("<H", 31 << 5), name="rle.tga")[0].tolist() == [[[0, 255, 0]] * 2]
+    mapped = struct.pack("<BBBHHBHHHHBB", 0, 1, 1, 0, 2, 15, 0, 0, 2, 1, 8, 0x20) + struct.pack("<2H", 31 << 10, 0x8000 | 31)
+    assert imageio.read_image(mapped + bytes([1, 0]), name="mapped.tga")[0].tolist() == [[[0, 0, 255], [255, 0, 0]]]
+
+
 def test_a_16_bit_bmp_keeps_the_alpha_its_bit_fields_declare():
     """A 16-bit BMP with an alpha mask (A1 R5 G5 B5, as GIMP writes one with transparency): Pillow
     reads its colour and drops the alpha, and the cut-out had come out opaque without a word."""
