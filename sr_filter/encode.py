@@ -440,6 +440,10 @@ def _to_srgb(array: np.ndarray, icc: bytes) -> tuple[np.ndarray, bool]:
     grey = channels in (1, 2)
     if _space(icc) != (b"GRAY" if grey else b"RGB "):
         return array, False
+    if grey:  # LittleCMS samples a grey-to-RGB transform of 8 bits on a coarse grid: a linear curve's shadows
+        exact = _to_srgb16(array, icc)  # came out up to 7 levels too dark (1 as 6, where sRGB's is 13)
+        if exact is not None:
+            return _to_uint8(exact[0]), exact[1]
     pixels = array if array.ndim == 2 else array[:, :, 0] if grey else array[:, :, :3]
     try:
         source = ImageCms.ImageCmsProfile(io.BytesIO(icc))

@@ -981,6 +981,18 @@ def test_a_grey_profile_a_format_cannot_hold_is_converted_to_srgb_grey(caplog):
     assert png.info["icc_profile"] == linear and np.asarray(png)[0, 0] == 64
 
 
+def test_a_linear_grey_pictures_shadows_are_converted_to_srgb_exactly():
+    """LittleCMS samples an 8-bit grey-to-RGB transform on a coarse grid, and a linear grey
+    picture's shadows came out of BMP, GIF and WebP up to 7 levels too dark (1 as 6, 2 as 12)."""
+    grey = np.array([[0, 1, 2, 4, 8, 64, 255]], np.uint8)
+    value = grey / 255.0
+    srgb = np.rint(np.where(value <= 0.0031308, value * 12.92, 1.055 * value ** (1 / 2.4) - 0.055) * 255)
+    for fmt in ("BMP", "GIF", "WEBP"):
+        data = imageio.encode_image(grey, fmt, ImageMeta(icc_profile=grey_profile(1.0)), quality=100)
+        back = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))[..., 0]
+        assert back.tolist() == srgb.tolist() == [[0, 13, 22, 34, 50, 137, 255]], fmt
+
+
 def _rgb_profile_with_wide_primaries() -> bytes:
     """An RGB matrix profile whose red lies outside sRGB's (a stand-in for Adobe RGB): sRGB's own,
     its red primary (rXYZ) pushed further out."""
