@@ -21,7 +21,7 @@ from PIL import Image, ImageSequence
 
 from .atomic import is_stream, new_folders, prepare_target
 from .device import available_ram
-from .encode import GIF_TRANSPARENT, avif_quality, gif_frame, webp_quality
+from .encode import GIF_TRANSPARENT, avif_quality, gif_frame, say_soft_alpha_cut, webp_quality
 from .errors import CancelledError, ImageFormatError, ImageTooLargeError, VideoFormatError, first_line
 from .frames import parse_range, range_text
 from .metadata import Scale, sides_scale
@@ -475,7 +475,13 @@ def encode_animation(animation: Animation, fmt: str, *, quality: int | None = No
         disposal = disposal[0]
     opaque = all(bool((frame[..., 3] == 255).all()) for frame in animation.frames)  # kept so: an opaque APNG came out RGBA
     if fmt == "GIF":
+        if animation.format != "GIF":  # a GIF's frames were on or off already
+            say_soft_alpha_cut([frame[..., 3] for frame in animation.frames], animation.meta)
         images = [gif_frame(frame) for frame in _gif_colours(animation)]
+        if isinstance(disposal, list) and all(_same_picture(images[0], image) for image in images[1:]):
+            # Pillow merges a frame into the one before when they show the same, and writes a GIF whose
+            # frames all merged as a still, taking the option then for one frame (a list: a TypeError)
+            disposal = disposal[0]
         options.update(disposal=disposal, optimize=False)
         if not opaque:  # an opaque GIF declared a transparent colour it never used
             options["transparency"] = GIF_TRANSPARENT
@@ -507,6 +513,20 @@ def encode_animation(animation: Animation, fmt: str, *, quality: int | None = No
 
         _say_lost(_not_held(meta, fmt), fmt, meta)
     return data
+
+
+def _same_picture(first: Image.Image, second: Image.Image) -> bool:
+    """Whether two palette pictures (:func:`.encode.gif_frame`'s) show the same pixels, their
+    colour and transparency (read through numpy: Pillow's convert("RGBA") of one spoilt its palette
+    for the GIF writer, "invalid palette size")."""
+    def shown(image: Image.Image) -> np.ndarray:
+        indices = np.asarray(image)
+        colours = np.array(image.getpalette() or [], np.uint8).reshape(-1, 3)
+        rgb = colours[np.minimum(indices, len(colours) - 1)] if len(colours) else np.zeros((*indices.shape, 3), np.uint8)
+        clear = indices == image.info.get("transparency", -1)
+        return np.where(clear[..., None], 0, rgb)
+
+    return bool(np.array_equal(shown(first), shown(second)))
 
 
 def _apng16(animation: Animation, scale: Scale) -> bytes:

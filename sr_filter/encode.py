@@ -22,7 +22,7 @@ from .convert import PER_FILE, _to_uint8, _to_uint16, array_to_pil, beyond_exten
 from .errors import ImageFormatError, ImageTooLargeError, OutOfMemoryError, first_line
 from .imageops import gray_value
 from .metadata import (IPTC_TAG, PHOTOSHOP, PHOTOSHOP_TAG, ImageMeta, Scale, exif_for_output, fit_aspect, iptc_records,
-                       scaled_dpi, sized_xmp)
+                       scaled_dpi, sized_xmp, srgb_profile)
 
 log = logging.getLogger(__name__)
 
@@ -140,14 +140,16 @@ def _encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None, *, qualit
         raw, text = _png_text(meta)
         return png.encode_png(deep, icc_profile=icc, dpi=dpi, aspect=meta.aspect, exif=exif, text=text,
                               colour=meta.png_colour, raw_text=raw)
+    deep = None  # a Netpbm file's 16 bits moved to sRGB here, where LittleCMS converts 8 bits only
     if fmt in _NETPBM and array.dtype != np.uint8:
-        if to_srgb:  # converted to sRGB through LittleCMS at 8 bits
+        deep = _to_srgb16(array, meta.icc_profile) if to_srgb else (_to_uint16(array), False)
+        if deep is None:  # a profile of look-up tables: converted to sRGB through LittleCMS at 8 bits
             log.warning("the %s picture is written with 8 bits per channel, its colours converted to sRGB "
                         "(a Netpbm file holds no ICC profile; PNG and TIFF keep 16 bits and the profile)",
                         "16-bit" if array.dtype == np.uint16 else "floating-point", extra=PER_FILE)
             array = _to_uint8(array)
         else:
-            array = _to_uint16(array)
+            array = deep[0]
     if array.dtype != np.uint8 and fmt not in _NETPBM:
         log.warning("%s holds 8 bits per channel: the %s picture is written with 8 (%s)", _SHOWN.get(fmt, fmt),
                     "16-bit" if array.dtype == np.uint16 else "floating-point",
@@ -159,7 +161,7 @@ def _encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None, *, qualit
                     extra=PER_FILE)
         array = flatten_on_white(array)
     if to_srgb:
-        array, converted = _to_srgb(array, meta.icc_profile)
+        array, converted = _to_srgb(array, meta.icc_profile) if deep is None else (array, deep[1])
         what = "colours" if channels >= 3 else "grey tones"
         icc_lost = f"the ICC profile (the {what} are converted to sRGB, which it is shown as)" if converted else "the ICC profile"
         _say_lost([icc_lost, *lost], fmt, meta)
@@ -175,6 +177,7 @@ def _encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None, *, qualit
         return pnm.encode_pnm(array, pam=fmt == "PAM")
     options: dict[str, Any] = {}
     if fmt == "GIF" and channels in (2, 4):  # on/off transparency: cut at alpha 128, as in animations
+        say_soft_alpha_cut([array[..., -1]], meta)
         image = gif_frame(np.dstack([array[..., :1]] * 3 + [array[..., 1:]]) if channels == 2 else array)
         options["transparency"] = GIF_TRANSPARENT
     else:
@@ -279,6 +282,21 @@ _SPACE_NAMES = {b"GRAY": "grey", b"RGB ": "RGB", b"CMYK": "CMYK", b"Lab ": "Lab"
 
 #: the palette index that GIF output keeps for transparent pixels
 GIF_TRANSPARENT = 255
+
+
+def say_soft_alpha_cut(alphas: list[np.ndarray], meta: ImageMeta | None) -> None:
+    """Say in one line that a GIF output cuts the picture's soft alpha (8-bit planes ``alphas``,
+    one per frame) at 128, where some of it is partly transparent (a feather, a drop shadow, a
+    glow, anti-aliased edges): they had come out opaque or gone, without a word, where every other
+    loss of the format is said. Not said for a GIF input, whose transparency was on or off already."""
+    if meta is not None and meta.format == "GIF":
+        return
+    soft = sum(int(np.count_nonzero((alpha > 0) & (alpha < 255))) for alpha in alphas)
+    if soft:
+        share = soft / sum(alpha.size for alpha in alphas)
+        log.warning("GIF transparency is on or off: the partly transparent pixels (%s of the picture) are made opaque "
+                    "from alpha 128 and clear below (PNG, WebP and AVIF keep soft alpha)",
+                    f"{share:.0%}" if share >= 0.01 else "under 1%", extra=PER_FILE)
 
 
 def gif_frame(rgba: np.ndarray) -> Image.Image:
@@ -422,6 +440,10 @@ def _to_srgb(array: np.ndarray, icc: bytes) -> tuple[np.ndarray, bool]:
     grey = channels in (1, 2)
     if _space(icc) != (b"GRAY" if grey else b"RGB "):
         return array, False
+    if grey:  # LittleCMS samples a grey-to-RGB transform of 8 bits on a coarse grid: a linear curve's shadows
+        exact = _to_srgb16(array, icc)  # came out up to 7 levels too dark (1 as 6, where sRGB's is 13)
+        if exact is not None:
+            return _to_uint8(exact[0]), exact[1]
     pixels = array if array.ndim == 2 else array[:, :, 0] if grey else array[:, :, :3]
     try:
         source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
@@ -437,6 +459,108 @@ def _to_srgb(array: np.ndarray, icc: bytes) -> tuple[np.ndarray, bool]:
         out = out[:, :, 1]
         return (out if channels == 1 and array.ndim == 2 else np.dstack([out, array[:, :, 1:]])), True
     return (np.dstack([out, array[:, :, 3:]]) if channels == 4 else out), True
+
+
+def _to_srgb16(array: np.ndarray, icc: bytes) -> tuple[np.ndarray, bool] | None:
+    """16-bit or float pixels as 16-bit ones moved to sRGB from a matrix/TRC ``icc`` profile (Adobe
+    RGB, Display P3, ProPhoto, Rec. 2020; a grey one's tone curve), as :func:`_to_srgb` moves 8-bit
+    ones through LittleCMS, which Pillow lets convert 8 bits only: a 16-bit picture with such a
+    profile had come out of a Netpbm file (which holds no profile) with 8 bits. Returns the pixels
+    and whether they were converted (not where the profile's colour space is not the pixels'); None
+    for a profile of look-up tables or a damaged one, which LittleCMS converts at 8 bits."""
+    channels = 1 if array.ndim == 2 else array.shape[2]
+    grey = channels in (1, 2)
+    pixels = _to_uint16(array)
+    if _space(icc) != (b"GRAY" if grey else b"RGB "):
+        return pixels, False
+    tags = _icc_tags(icc)
+    if b"A2B0" in tags:  # look-up tables beside the matrix: LittleCMS converts through them (perceptual intent)
+        return None
+    curves = [_icc_curve(tags.get(sig)) for sig in ((b"kTRC",) if grey else (b"rTRC", b"gTRC", b"bTRC"))]
+    if any(curve is None for curve in curves):
+        return None
+    matrix = None
+    if not grey:  # through the profile connection space (XYZ, D50) to sRGB's own colorants
+        source, target = _icc_colorants(tags), _icc_colorants(_icc_tags(srgb_profile()))
+        if source is None or target is None:
+            return None
+        matrix = (np.linalg.inv(target) @ source).T
+    levels = np.arange(65536) / 65535.0
+    tables = [np.asarray(curve(levels), np.float32) for curve in curves]  # each 16-bit level's linear value
+    out = pixels.copy()
+    colour = out if out.ndim == 2 else out[..., :1 if grey else 3]
+    for top in range(0, out.shape[0], 256):  # in bands of rows: the float temporaries stay small
+        band = colour[top:top + 256]
+        if band.ndim == 2:
+            linear = tables[0][band]
+        else:
+            linear = np.stack([table[band[..., i]] for i, table in enumerate(tables)], axis=-1)
+        if matrix is not None:
+            linear = linear @ matrix.astype(np.float32)
+        linear = np.clip(np.nan_to_num(linear), 0.0, 1.0)  # (a damaged curve's NaN as black)
+        coded = np.where(linear <= 0.0031308, linear * 12.92, 1.055 * linear ** (1 / 2.4) - 0.055)
+        colour[top:top + 256] = np.rint(coded * 65535)
+    return out, True
+
+
+def _icc_tags(icc: bytes) -> dict[bytes, bytes]:
+    """An ICC profile's tags by signature (those whose data lies inside the profile)."""
+    tags: dict[bytes, bytes] = {}
+    if len(icc) < 132:
+        return tags
+    count = struct.unpack_from(">I", icc, 128)[0]
+    for i in range(min(count, (len(icc) - 132) // 12)):
+        sig, offset, size = struct.unpack_from(">4sII", icc, 132 + 12 * i)
+        if offset + size <= len(icc):
+            tags[sig] = icc[offset:offset + size]
+    return tags
+
+
+def _icc_colorants(tags: dict[bytes, bytes]) -> np.ndarray | None:
+    """The matrix from linear RGB to the profile connection space (the rXYZ, gXYZ, bXYZ columns)."""
+    columns = []
+    for sig in (b"rXYZ", b"gXYZ", b"bXYZ"):
+        tag = tags.get(sig, b"")
+        if tag[:4] != b"XYZ " or len(tag) < 20:
+            return None
+        columns.append(np.array(struct.unpack_from(">3i", tag, 8)) / 65536.0)
+    return np.stack(columns, axis=1)
+
+
+#: the parameters (g, a, b, c, d, e, f) each ICC parametric curve type has
+_PARA_COUNTS = {0: 1, 1: 3, 2: 4, 3: 5, 4: 7}
+
+
+def _icc_curve(tag: bytes | None) -> Any:
+    """An ICC tone curve (curv or para) as a function of 0..1 arrays; None where it is neither."""
+    if not tag or len(tag) < 12:
+        return None
+    if tag[:4] == b"curv":
+        count = struct.unpack_from(">I", tag, 8)[0]
+        if count == 0:
+            return lambda x: x
+        if count == 1 and len(tag) >= 14:
+            gamma = struct.unpack_from(">H", tag, 12)[0] / 256.0
+            return lambda x: x ** gamma
+        if len(tag) < 12 + 2 * count:
+            return None
+        table = np.frombuffer(tag, ">u2", count, 12) / 65535.0
+        grid = np.linspace(0.0, 1.0, count)
+        return lambda x: np.interp(x, grid, table)
+    if tag[:4] == b"para":
+        kind = struct.unpack_from(">H", tag, 8)[0]
+        count = _PARA_COUNTS.get(kind)
+        if count is None or len(tag) < 12 + 4 * count:
+            return None
+        g, a, b, c, d, e, f = [v / 65536.0 for v in struct.unpack_from(f">{count}i", tag, 12)] + [0.0] * (7 - count)
+        if kind == 0:
+            a, b, c, d, e, f = 1.0, 0.0, 0.0, 0.0, 0.0, 0.0
+        elif kind in (1, 2):  # (a x + b)^g (+ c) from x = -b/a, else 0 (c)
+            d, e, f, c = (-b / a if a else 0.0), (c if kind == 2 else 0.0), (c if kind == 2 else 0.0), 0.0
+        elif kind == 3:
+            e, f = 0.0, 0.0
+        return lambda x: np.where(x >= d, np.maximum(a * x + b, 0.0) ** g + e, c * x + f)
+    return None
 
 
 def _png_text(meta: ImageMeta) -> tuple[tuple[tuple[bytes, bytes], ...], dict[str, str]]:

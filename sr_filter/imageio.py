@@ -18,7 +18,7 @@ import struct
 import threading
 import warnings
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator
+from typing import BinaryIO, Callable, Iterator, NamedTuple
 
 import numpy as np
 from PIL import Image, PngImagePlugin
@@ -400,7 +400,7 @@ def _open(data: bytes, name: str, *, tiff: bool = False, sized: bool = False) ->
     the memory check had advised a smaller scale for them (which could not help)."""
     _require_heif(data, name)
     try:
-        return pil_open(io.BytesIO(data))
+        return pil_open(io.BytesIO(_pillow_tga(_pillow_bmp(data))))
     except Image.DecompressionBombError as exc:
         if sized:
             with _LIFTED:
@@ -473,7 +473,7 @@ def _decode(image: Image.Image, name: str, data: bytes = b"") -> np.ndarray:
     if image.format == "TGA":
         array = _tga16_alpha(data, array)
     if image.format == "BMP":
-        array = _bmp16_alpha(data, array)
+        array = _bmp_bit_fields(data, array, name)
     if image.format in ("BMP", "TGA") and array.ndim == 3 and array.shape[2] == 4 and not array[..., 3].any():
         # many writers fill a 32-bit BMP's or TGA's fourth byte with 0 and leave it unused (the TGA's
         # header then says it has no alpha bits); browsers and Windows show such a BMP opaque, and so
@@ -485,12 +485,18 @@ def _decode(image: Image.Image, name: str, data: bytes = b"") -> np.ndarray:
 
 
 def _tga16_alpha(data: bytes, array: np.ndarray) -> np.ndarray:
-    """A 16-bit true-colour TGA's pixels with its alpha as the format has it: the top bit of each
-    pixel is alpha (1 opaque) only where the header declares an attribute bit and no TGA 2.0
+    """A 16-bit true-colour TGA's pixels, or those of a colour-mapped one whose map has 16-bit
+    entries, with its alpha as the format has it: the top bit of each pixel (map entry) is alpha
+    (1 opaque) only where the header declares an attribute bit and no TGA 2.0
     extension area says the attributes are no alpha (type 0 to 2); else the picture is opaque, as
     GIMP and ImageMagick read it. Pillow reads that bit inverted, 1 as transparent: a picture with
     a cut-out came out with its shape shown and its background hidden."""
-    if len(data) < 18 or data[2] & 7 != 2 or data[16] != 16 or array.ndim != 3 or array.shape[2] != 4:
+    if len(data) < 18 or array.ndim != 3 or array.shape[2] != 4:
+        return array
+    depth = data[16] if data[2] & 7 == 2 else data[7] if data[2] & 7 == 1 and data[1] == 1 else 0
+    if depth == 15:  # no attribute bit: read by Pillow as 16-bit (see _pillow_tga), its top bit unused
+        return np.ascontiguousarray(array[..., :3])
+    if depth != 16:
         return array
     footer = data[-26:]
     extension = int.from_bytes(footer[:4], "little") if footer.endswith(b"TRUEVISION-XFILE.\x00") else 0
@@ -500,28 +506,98 @@ def _tga16_alpha(data: bytes, array: np.ndarray) -> np.ndarray:
     return np.dstack([array[..., :3], 255 - array[..., 3]])
 
 
-def _bmp16_alpha(data: bytes, array: np.ndarray) -> np.ndarray:
-    """A 16-bit BMP's pixels with the alpha its bit fields declare (A1 R5 G5 B5, as GIMP writes a
-    16-bit BMP with transparency): Pillow reads its colour and drops the alpha mask, and the
-    cut-out had come out opaque without a word."""
-    if len(data) < 70 or data[:2] != b"BM" or array.ndim != 3 or array.shape[2] != 3:
-        return array
+def _pillow_tga(data: bytes) -> bytes:
+    """A TGA of 15-bit colour, or of a colour map of 15-bit entries, which Pillow refuses ("not a
+    TGA file": the picture had been "not a readable image (unknown or damaged format)"), as one of
+    16 bits, which it reads: the same two bytes a pixel, whose top bit :func:`_tga16_alpha` leaves out."""
+    if sniff.image_format(data) is not None or not sniff._tga_like(data):
+        return data
+    if data[2] & 7 == 2 and data[16] == 15:
+        return data[:16] + bytes([16, data[17] & 0xF0]) + data[18:]
+    if data[2] & 7 == 1 and data[7] == 15:
+        return data[:7] + bytes([16]) + data[8:]
+    return data
+
+
+#: the bit fields Pillow decodes, by bits per pixel: 16-bit (red, green, blue) R5 G6 B5 and X1 R5 G5 B5,
+#: 32-bit (red, green, blue, alpha) 8-bit fields in some orders; it refuses the others ("Unsupported
+#: BMP bitfields layout"): A4 R4 G4 B4, X4 R4 G4 B4, X8 B8 G8 R8, A2 R10 G10 B10, as DirectX tools write them
+_PILLOW_BMP = {16: ((0xF800, 0x7E0, 0x1F), (0x7C00, 0x3E0, 0x1F)),
+               32: ((0xFF0000, 0xFF00, 0xFF, 0), (0xFF000000, 0xFF0000, 0xFF00, 0), (0xFF000000, 0xFF00, 0xFF, 0),
+                    (0xFF000000, 0xFF0000, 0xFF00, 0xFF), (0xFF, 0xFF00, 0xFF0000, 0xFF000000),
+                    (0xFF0000, 0xFF00, 0xFF, 0xFF000000), (0xFF000000, 0xFF00, 0xFF, 0xFF0000), (0, 0, 0, 0))}
+
+
+class _BmpFields(NamedTuple):
+    """A 16- or 32-bit BMP with bit fields: its size (height negative: top-down), pixel data
+    offset, (red, green, blue, alpha) masks, an alpha mask that overlaps the colour being none,
+    and whether Pillow decodes its layout."""
+
+    bits: int
+    width: int
+    height: int
+    offset: int
+    masks: tuple[int, int, int, int]
+    pillow: bool
+
+
+def _bmp_fields(data: bytes) -> _BmpFields | None:
+    """The bit fields of a 16- or 32-bit BMP that has them (compression 3, or 6: with alpha); None for any other file."""
+    if len(data) < 66 or data[:2] != b"BM":
+        return None
     size, width, height, _, bits, compression = struct.unpack_from("<IiiHHI", data, 14)
-    if bits != 16 or compression not in (3, 6) or not (size >= 56 or compression == 6):
+    if bits not in (16, 32) or compression not in (3, 6) or size < 40:
+        return None
+    colour = struct.unpack_from("<3I", data, 54)
+    raw = struct.unpack_from("<I", data, 66)[0] if size >= 56 and len(data) >= 70 else 0  # as Pillow reads it
+    mask = struct.unpack_from("<I", data, 66)[0] if (size >= 56 or compression == 6) and len(data) >= 70 else 0
+    mask = 0 if mask & (colour[0] | colour[1] | colour[2]) else mask
+    held = (*colour, raw) if bits == 32 else colour
+    return _BmpFields(bits, width, height, struct.unpack_from("<I", data, 10)[0], (*colour, mask),
+                      compression == 3 and held in _PILLOW_BMP[bits])
+
+
+def _pillow_bmp(data: bytes) -> bytes:
+    """A BMP whose bit fields Pillow refuses, with fields it takes (X1 R5 G5 B5, B8 G8 R8 X8), for
+    its header (size, density) only: :func:`_bmp_bit_fields` decodes the pixels from the file's own."""
+    fields = _bmp_fields(data)
+    if fields is None or fields.pillow:
+        return data
+    size = struct.unpack_from("<I", data, 14)[0]
+    masks = struct.pack("<3I", *_PILLOW_BMP[fields.bits][0][:3]) + (bytes(4) if size >= 56 else data[66:70])
+    return data[:30] + struct.pack("<I", 3) + data[34:54] + masks + data[70:]
+
+
+def _bmp_bit_fields(data: bytes, array: np.ndarray, name: str) -> np.ndarray:
+    """A BMP's pixels as its bit fields declare them: those of layouts Pillow refuses (A4 R4 G4 B4,
+    X8 B8 G8 R8, A2 R10 G10 B10: the file had been refused, "Unsupported BMP bitfields layout"; fields
+    of more than 8 bits give 16-bit pixels), and the alpha of a 16-bit one (A1 R5 G5 B5, as GIMP writes
+    a 16-bit BMP with transparency), which Pillow drops: the cut-out had come out opaque without a word."""
+    fields = _bmp_fields(data)
+    if fields is None or (fields.pillow and (fields.bits == 32 or not fields.masks[3])):
         return array
-    *colour, mask = struct.unpack_from("<4I", data, 54)  # the red, green, blue and alpha masks
-    mask = 0 if mask & (colour[0] | colour[1] | colour[2]) else mask & 0xFFFF  # one that overlaps the colour is none
-    offset, rows = struct.unpack_from("<I", data, 10)[0], abs(height)
-    stride = (width * 2 + 3) // 4 * 4
-    if not mask or width <= 0 or offset + stride * rows > len(data) or array.shape[:2] != (rows, width):
-        return array
-    words = np.frombuffer(data, "<u2", stride // 2 * rows, offset).reshape(rows, stride // 2)[:, :width]
-    if height > 0:  # bottom-up, as most are
+    rows, stride = abs(fields.height), (fields.width * fields.bits // 8 + 3) // 4 * 4
+    if fields.width <= 0 or fields.offset + stride * rows > len(data) or array.shape[:2] != (rows, fields.width):
+        if fields.pillow:
+            return array
+        raise ImageFormatError(f"{name} is truncated or damaged (its pixel data ends before the picture does)")
+    kind = "<u2" if fields.bits == 16 else "<u4"
+    words = np.frombuffer(data, kind, stride * 8 // fields.bits * rows, fields.offset).reshape(rows, -1)[:, :fields.width]
+    if fields.height > 0:  # bottom-up, as most are
         words = words[::-1]
-    shift = (mask & -mask).bit_length() - 1
-    top = mask >> shift
-    alpha = (((words & mask) >> shift).astype(np.uint32) * 255 + top // 2) // top
-    return np.dstack([array, alpha.astype(np.uint8)])
+    deep = max(bin(mask).count("1") for mask in fields.masks) > 8
+    top_value = 65535 if deep else 255
+
+    def field(mask: int) -> np.ndarray:  # a field's values scaled to 0..255, or 0..65535 (none: 0)
+        if not mask:
+            return np.zeros(words.shape, np.uint16 if deep else np.uint8)
+        shift = (mask & -mask).bit_length() - 1
+        top = mask >> shift
+        values = ((words & mask) >> shift).astype(np.uint64)
+        return ((values * top_value + top // 2) // top).astype(np.uint16 if deep else np.uint8)
+
+    colour = array if fields.pillow else np.dstack([field(mask) for mask in fields.masks[:3]])
+    return np.dstack([colour, field(fields.masks[3])]) if fields.masks[3] else colour
 
 
 def _check_jpeg_complete(data: bytes, array: np.ndarray, name: str) -> None:

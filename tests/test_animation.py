@@ -317,6 +317,22 @@ def test_disposal_numbers_are_translated_between_gif_and_apng(tmp_path):
         assert animation.read_animation(animation.encode_animation(moving, other)).disposal == expected, (fmt, other)
 
 
+def test_an_animation_whose_frames_are_all_the_same_is_written_as_gif():
+    """A GIF whose second frame repeats the first (a pause, as GIF makers write one) written as GIF:
+    Pillow merges the frames into a still and then took the per-frame disposal list for one frame,
+    a TypeError ("this is a bug in sr-filter") after the whole upscale. Frames that differ only under
+    full transparency, which a GIF stores alike, the same."""
+    still = np.dstack([pattern(0, 8, 8), np.full((8, 8), 255, np.uint8)])
+    holed = still.copy()
+    holed[:2, ..., 3] = 0
+    hidden = holed.copy()
+    hidden[:2, ..., :3] = 255 - hidden[:2, ..., :3]  # other colours where nothing shows
+    for frames in ([still, still.copy()], [holed, hidden, holed.copy()]):
+        moving = animation.Animation(frames, [50] * len(frames), 0, [1] * len(frames), format="GIF")
+        with Image.open(io.BytesIO(animation.encode_animation(moving, "GIF"))) as out:
+            assert out.size == (8, 8) and out.info["duration"] == 50 * len(frames)
+
+
 def written_loop(data: bytes):
     with Image.open(io.BytesIO(data)) as image:
         return image.info.get("loop")  # GIF: absent = no loop block = plays once

@@ -153,6 +153,34 @@ def test_gif_first_frame_of_an_animation(bird):
     assert np.abs(back[..., :3].astype(int) - bird.astype(int)).mean() < 12  # the first frame, not the second
 
 
+def test_soft_alpha_cut_for_gif_is_said(bird, caplog):
+    """GIF transparency is on or off: a feather or drop shadow written as GIF is cut at alpha 128,
+    and that had happened without a word (every other loss of the format is said). Said once, for a
+    still as for an animation; not for alpha that is on or off already, nor for a GIF's own."""
+    from sr_filter.animation import Animation, encode_animation
+
+    rgba = np.dstack([bird, np.full(bird.shape[:2], 255, np.uint8)])
+    rgba[:, :16, 3] = 0
+    rgba[:, 16:32, 3] = np.linspace(0, 255, 16).astype(np.uint8)  # a 16-pixel feather: a quarter of the picture
+    said = "GIF transparency is on or off: the partly transparent pixels (22% of the picture) are made opaque"
+    for encode in (lambda meta: imageio.encode_image(rgba, "GIF", meta),
+                   lambda meta: encode_animation(Animation([rgba, rgba[::-1].copy()], [100, 100], meta=meta), "GIF")):
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            out = Image.open(io.BytesIO(encode(ImageMeta(format="PNG"))))
+        assert [r.getMessage() for r in caplog.records if "GIF transparency" in r.getMessage()] == [
+            said + " from alpha 128 and clear below (PNG, WebP and AVIF keep soft alpha)"], caplog.text
+        assert np.array_equal(np.asarray(out.convert("RGBA"))[..., 3] == 0, rgba[..., 3] < 128)
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            encode(ImageMeta(format="GIF"))
+        assert "GIF transparency" not in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        imageio.encode_image(np.dstack([bird, np.where(rgba[..., 3] < 128, 0, 255).astype(np.uint8)]), "GIF")
+    assert "GIF transparency" not in caplog.text
+
+
 def test_rgba_to_jpeg_and_bmp_is_flattened_on_white(bird):
     rgba = np.dstack([bird, np.zeros(bird.shape[:2], np.uint8)])
     rgba[:, :32, 3] = 255
@@ -903,6 +931,32 @@ def test_a_profile_a_format_cannot_hold_is_converted_to_srgb_and_what_is_left_ou
     assert Image.open(io.BytesIO(png)).text.get("Comment") == "shot at dusk"
 
 
+def test_a_16_bit_picture_with_a_profile_stays_16_bit_in_netpbm(caplog):
+    """A Netpbm file holds no ICC profile, so the colours are moved to sRGB; LittleCMS (through
+    Pillow) converts 8-bit pixels only, and a 16-bit picture with an Adobe RGB-like profile had come
+    out of a .ppm with 8 bits. A matrix profile's (and a grey one's) conversion is done at 16 bits."""
+    red = np.zeros((4, 4, 3), np.uint16)
+    red[..., 0], red[0, 0] = 50000, (1000, 2000, 3000)
+    wide = _rgb_profile_with_wide_primaries()
+    eight, _ = imageio.read_image(imageio.encode_image(np.rint(red / 257).astype(np.uint8), "PPM", ImageMeta(icc_profile=wide)))
+    for fmt, pixels in (("PPM", red), ("PAM", np.dstack([red, np.full((4, 4), 30000, np.uint16)])), ("PPM", red / 65535.0)):
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            back, _ = imageio.read_image(imageio.encode_image(pixels.astype(np.float32) if pixels.dtype != np.uint16 else pixels,
+                                                              fmt, ImageMeta(icc_profile=wide)))
+        assert back.dtype == np.uint16 and back.shape[2] == pixels.shape[2], (fmt, back.dtype)
+        assert np.abs(back[..., :3] / 257.0 - eight).max() < 1.5  # as LittleCMS converts it, within its 8-bit steps
+        assert back[0, 0, 0] % 257 and (back[..., 3:] == 30000).all()  # 16 bits of tone, not 8 times 257; alpha as it was
+        said = [r.getMessage() for r in caplog.records]
+        assert said == [f"{'PAM' if fmt == 'PAM' else 'PGM/PPM'} cannot hold the ICC profile (the colours are converted to "
+                        "sRGB, which it is shown as); left out (PNG keeps it)"], said
+    linear = (np.arange(16, dtype=np.uint16) * 4369).reshape(4, 4)  # grey with a linear tone curve
+    back, _ = imageio.read_image(imageio.encode_image(linear, "PGM", ImageMeta(icc_profile=grey_profile(1.0))))
+    value = linear / 65535.0
+    srgb = np.where(value <= 0.0031308, value * 12.92, 1.055 * value ** (1 / 2.4) - 0.055) * 65535
+    assert back.dtype == np.uint16 and np.abs(back - srgb).max() <= 1
+
+
 def test_a_grey_profile_a_format_cannot_hold_is_converted_to_srgb_grey(caplog):
     """GIF and BMP hold no profile, and WebP no grey picture: a grey picture with a linear
     (gamma 1.0) profile was written with its values as they were, which viewers show as sRGB:
@@ -925,6 +979,18 @@ def test_a_grey_profile_a_format_cannot_hold_is_converted_to_srgb_grey(caplog):
     # where the profile fits, it is written and the values are kept
     png = Image.open(io.BytesIO(imageio.encode_image(grey, "PNG", meta)))
     assert png.info["icc_profile"] == linear and np.asarray(png)[0, 0] == 64
+
+
+def test_a_linear_grey_pictures_shadows_are_converted_to_srgb_exactly():
+    """LittleCMS samples an 8-bit grey-to-RGB transform on a coarse grid, and a linear grey
+    picture's shadows came out of BMP, GIF and WebP up to 7 levels too dark (1 as 6, 2 as 12)."""
+    grey = np.array([[0, 1, 2, 4, 8, 64, 255]], np.uint8)
+    value = grey / 255.0
+    srgb = np.rint(np.where(value <= 0.0031308, value * 12.92, 1.055 * value ** (1 / 2.4) - 0.055) * 255)
+    for fmt in ("BMP", "GIF", "WEBP"):
+        data = imageio.encode_image(grey, fmt, ImageMeta(icc_profile=grey_profile(1.0)), quality=100)
+        back = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))[..., 0]
+        assert back.tolist() == srgb.tolist() == [[0, 13, 22, 34, 50, 137, 255]], fmt
 
 
 def _rgb_profile_with_wide_primaries() -> bytes:
@@ -1137,6 +1203,35 @@ def test_a_16_bit_tga_reads_its_alpha_bit_as_the_format_has_it():
     assert array.shape == (4, 8, 3) and array[0, 7].tolist() == [0, 255, 0]
 
 
+def test_a_tga_with_a_colour_map_of_16_bit_entries_reads_their_alpha_bit_as_the_format_has_it():
+    """A colour-mapped TGA whose map has 16-bit entries (A1 R5 G5 B5): Pillow reads each entry's
+    alpha bit inverted, as for a 16-bit true-colour TGA, and the cut-out had come out with its shape
+    hidden and its background shown. Without an attribute bit in the header, the picture is opaque."""
+    index = np.zeros((4, 8), np.uint8)
+    index[:, 4:], index[2:] = 1, 2  # red (its bit set), green (clear); blue (set) below
+    colour_map = struct.pack("<3H", 0x8000 | 31 << 10, 31 << 5, 0x8000 | 31)
+    header = struct.pack("<BBBHHBHHHHBB", 0, 1, 1, 0, 3, 16, 0, 0, 8, 4, 8, 0x21)  # 1 alpha bit, top-left
+    array, meta = imageio.read_image(header + colour_map + index.tobytes(), name="mapped.tga")
+    assert meta.format == "TGA" and array.shape == (4, 8, 4)
+    assert array[0, 0].tolist() == [255, 0, 0, 255] and array[0, 7].tolist() == [0, 255, 0, 0]
+    assert array[3].tolist() == [[0, 0, 255, 255]] * 8
+    array, _ = imageio.read_image(header[:17] + b"\x20" + colour_map + index.tobytes(), name="plain.tga")
+    assert array.shape == (4, 8, 3) and array[0, 7].tolist() == [0, 255, 0]
+
+
+def test_a_15_bit_tga_is_read():
+    """A TGA of 15-bit colour (X1 R5 G5 B5), raw or run-length coded, or with a colour map of
+    15-bit entries: Pillow refuses that depth, and the picture had been "not a readable image
+    (unknown or damaged format)". Its unused top bit is no alpha."""
+    header = struct.pack("<BBBHHBHHHHBB", 0, 0, 2, 0, 0, 0, 0, 0, 2, 1, 15, 0x20)
+    array, meta = imageio.read_image(header + struct.pack("<2H", 31 << 10, 0x8000 | 31), name="raw.tga")
+    assert meta.format == "TGA" and array.tolist() == [[[255, 0, 0], [0, 0, 255]]]
+    rle = header[:2] + b"\x0a" + header[3:]
+    assert imageio.read_image(rle + b"\x81" + struct.pack("<H", 31 << 5), name="rle.tga")[0].tolist() == [[[0, 255, 0]] * 2]
+    mapped = struct.pack("<BBBHHBHHHHBB", 0, 1, 1, 0, 2, 15, 0, 0, 2, 1, 8, 0x20) + struct.pack("<2H", 31 << 10, 0x8000 | 31)
+    assert imageio.read_image(mapped + bytes([1, 0]), name="mapped.tga")[0].tolist() == [[[0, 0, 255], [255, 0, 0]]]
+
+
 def test_a_16_bit_bmp_keeps_the_alpha_its_bit_fields_declare():
     """A 16-bit BMP with an alpha mask (A1 R5 G5 B5, as GIMP writes one with transparency): Pillow
     reads its colour and drops the alpha, and the cut-out had come out opaque without a word."""
@@ -1153,6 +1248,46 @@ def test_a_16_bit_bmp_keeps_the_alpha_its_bit_fields_declare():
     opaque = data[:14 + 52] + bytes(4) + data[14 + 56:]  # X1 R5 G5 B5: no alpha mask
     array, _ = imageio.read_image(opaque)
     assert array.shape == (4, 8, 3) and array[0, 7].tolist() == [0, 255, 0]
+
+
+def test_a_16_bit_bmp_of_four_bit_fields_is_read_with_its_alpha():
+    """A 16-bit BMP of A4 R4 G4 B4 (or X4 R4 G4 B4) bit fields, as DirectX texture tools write one:
+    Pillow refuses the layout, and the file had been refused ("Unsupported BMP bitfields layout")."""
+    width, height = 8, 4
+    rows = [[0xF000 | 0xF00] * 4 + [0x7000 | 0xF0] * 4] * 2 + [[0xF000 | 0xF] * 8] * 2  # red; green at 7/15; blue below
+    pixels = struct.pack(f"<{width * height}H", *sum(rows[::-1], []))  # bottom-up: the last row first
+    header = struct.pack("<IiiHHIIiiII", 108, width, height, 1, 16, 3, len(pixels), 2835, 2835, 0, 0)
+    header += struct.pack("<IIII", 0xF00, 0xF0, 0xF, 0xF000) + b"sRGB" + bytes(48)
+    data = b"BM" + struct.pack("<IHHI", 14 + len(header) + len(pixels), 0, 0, 14 + len(header)) + header + pixels
+    array, meta = imageio.read_image(data, name="texture.bmp")
+    assert meta.format == "BMP" and meta.dpi == pytest.approx((72, 72), abs=0.1) and array.shape == (4, 8, 4)
+    assert array[0, 0].tolist() == [255, 0, 0, 255] and array[0, 7].tolist() == [0, 255, 0, 119]
+    assert array[3].tolist() == [[0, 0, 255, 255]] * 8
+    opaque = data[:14 + 52] + bytes(4) + data[14 + 56:]  # X4 R4 G4 B4: no alpha mask
+    array, _ = imageio.read_image(opaque)
+    assert array.shape == (4, 8, 3) and array[0, 0].tolist() == [255, 0, 0] and array[0, 7].tolist() == [0, 255, 0]
+    with pytest.raises(ImageFormatError, match="cut.bmp is truncated or damaged"):
+        imageio.read_image(data[:-10], name="cut.bmp")
+
+
+def test_a_32_bit_bmp_of_bit_fields_pillow_refuses_is_read():
+    """32-bit BMPs of X8 B8 G8 R8 and A2 R10 G10 B10 bit fields, as DirectX texture tools write
+    them: Pillow refuses those layouts, and the files had been refused ("Unsupported BMP bitfields
+    layout"). Fields of 10 bits are read with 16 bits per channel, as other deep pictures are."""
+
+    def bmp(masks: tuple[int, ...], words: list[int]) -> bytes:
+        pixels = struct.pack(f"<{len(words)}I", *words)
+        header = struct.pack("<IiiHHIIiiII", 108, 2, -2, 1, 32, 3, len(pixels), 2835, 2835, 0, 0)  # top-down
+        header += struct.pack("<IIII", *masks) + b"sRGB" + bytes(48)
+        return b"BM" + struct.pack("<IHHI", 14 + len(header) + len(pixels), 0, 0, 14 + len(header)) + header + pixels
+
+    array, meta = imageio.read_image(bmp((0xFF, 0xFF00, 0xFF0000, 0), [0xFF, 0xFF0000, 0xFF00, 0x123456]), name="xbgr.bmp")
+    assert meta.format == "BMP" and array.dtype == np.uint8
+    assert array.tolist() == [[[255, 0, 0], [0, 0, 255]], [[0, 255, 0], [0x56, 0x34, 0x12]]]
+    deep = bmp((0x3FF00000, 0xFFC00, 0x3FF, 0xC0000000), [0xC0000000 | 0x3FF00000, 0x40000000 | 0x200] * 2)
+    array, meta = imageio.read_image(deep, name="a2r10g10b10.bmp")
+    assert array.dtype == np.uint16 and meta.mode == "uint16"
+    assert array[0].tolist() == [[65535, 0, 0, 65535], [0, 0, 32800, 21845]]
 
 
 def test_a_jpeg_that_states_no_density_gets_none():
