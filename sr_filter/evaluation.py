@@ -40,25 +40,20 @@ def bicubic_upscaler(scale: int) -> UpscaleFn:
     return run
 
 
-def _to_tensor(lr: np.ndarray) -> "torch.Tensor":  # noqa: F821
-    import torch
-
-    return torch.from_numpy(np.ascontiguousarray(lr)).permute(2, 0, 1)[None].float().div_(255.0)
-
-
-def _to_uint8(y: "torch.Tensor") -> np.ndarray:  # noqa: F821
-    import torch
-
-    return y[0].clamp(0, 1).permute(1, 2, 0).mul(255.0).round().to(torch.uint8).numpy()
-
-
 def network_upscaler(net: "torch.nn.Module") -> UpscaleFn:  # noqa: F821
-    """Run an in-memory network on whole LR images (validation during training)."""
+    """Run an in-memory network on whole LR images (validation during training), with the filter's
+    own conversions (:func:`sr_filter.convert.split` and :func:`~sr_filter.convert.merge`): a grey
+    picture comes out grey, as ``sr-filter eval`` of the exported model gives it (the network's raw
+    colour output had been measured, 0.01 dB off eval's on Set14's bridge)."""
     import torch
+
+    from .convert import merge, split
 
     def run(lr: np.ndarray) -> np.ndarray:
+        planes = split(lr)
         with torch.inference_mode():
-            return _to_uint8(net(_to_tensor(lr)))
+            out = net(torch.from_numpy(planes.rgb)).float().numpy()
+        return merge(planes, out, None)
 
     return run
 

@@ -618,3 +618,20 @@ def test_the_colour_fix_is_named_in_the_results_and_refused_for_bicubic_alone(tm
     assert res.exit_code == 0, res.output
     models = [r["model"] for r in json.loads(out.read_text())]
     assert ", colour fix" not in models[0] and ", colour fix" in models[1]  # the cartoon preset turns it on
+
+
+@needs_bench
+def test_validation_measures_a_grey_image_as_eval_does(tmp_path):
+    # training's validation (network_upscaler on the in-memory network) and `sr-filter eval` of the
+    # exported model: a grey picture comes out grey from the filter, and had been measured on the
+    # network's raw colour output in validation (0.01 dB apart on bridge)
+    from sr_filter.models import load_model
+
+    Image.open(BENCH / "Set14" / "bridge.png").crop((0, 0, 128, 128)).save(tmp_path / "bridge.png")
+    assert Image.open(tmp_path / "bridge.png").mode == "L"
+    net = load_model("sr-cartoon-x4").network.eval()
+    validation = ev.evaluate_folder(ev.network_upscaler(net), tmp_path, 4)
+    upscale, scale, _ = ev.model_upscaler("sr-cartoon-x4", device="cpu")
+    evaluation = ev.evaluate_folder(upscale, tmp_path, scale)
+    assert validation.psnr == pytest.approx(evaluation.psnr, abs=1e-6)
+    assert validation.ssim == pytest.approx(evaluation.ssim, abs=1e-7)
