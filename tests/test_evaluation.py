@@ -635,3 +635,21 @@ def test_validation_measures_a_grey_image_as_eval_does(tmp_path):
     evaluation = ev.evaluate_folder(upscale, tmp_path, scale)
     assert validation.psnr == pytest.approx(evaluation.psnr, abs=1e-6)
     assert validation.ssim == pytest.approx(evaluation.ssim, abs=1e-7)
+
+
+@needs_bench
+def test_scale_given_twice_measures_each(tmp_path):
+    """`-s 2 -s 4` had measured x4 alone, the -s 2 dropped without a word (-m and --include repeat)."""
+    from click.testing import CliRunner
+
+    from sr_filter.cli.eval import eval_cmd
+
+    out = tmp_path / "r.json"
+    res = CliRunner().invoke(eval_cmd, [str(BENCH / "Set5"), "-m", "bicubic", "-m", "sr-cartoon-x4", "-s", "2", "-s", "4",
+                                        "-s", "2", "--limit", "1", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    rows = [(r["model"].split(" ")[0], r["scale"]) for r in json.loads(out.read_text())]
+    assert rows == [("bicubic", 2), ("bicubic", 4), ("sr-cartoon-x4@1", 2), ("sr-cartoon-x4@1", 4)], rows
+    alone = json.loads(CliRunner().invoke(eval_cmd, [str(BENCH / "Set5"), "-s", "3", "-s", "2", "--limit", "1",
+                                                     "--json", "-"]).output)
+    assert [r["scale"] for r in alone] == [3, 2]
