@@ -200,6 +200,23 @@ class EvalReport:
         return "\n".join(lines)
 
 
+def set_names(folders: Iterable[str | Path]) -> list[str]:
+    """A name for each folder of images, as reports and training logs show it: its own, or, where two
+    share one (x2/Set5, x4/Set5), as much of its path as tells it from the others (one had replaced
+    the other in a training log)."""
+    paths = [Path(d) for d in folders]
+
+    def tail(path: Path, depth: int) -> str:
+        return "/".join(path.parts[-depth:])
+
+    names = []
+    for i, path in enumerate(paths):
+        others = [p for j, p in enumerate(paths) if j != i]
+        depth = next((d for d in range(1, len(path.parts) + 1) if all(tail(path, d) != tail(o, d) for o in others)), None)
+        names.append(str(path) if depth is None else tail(path, depth))
+    return names
+
+
 def evaluate_folder(upscale: UpscaleFn, folder: Path, scale: int, name: str | None = None,
                     limit: int | None = None, include: Sequence[str] = (), hr_scale: float = 1.0,
                     jpeg: int | None = None, exclude: Sequence[str] = ()) -> SetResult:
@@ -314,12 +331,13 @@ def _check_sizes(paths: Sequence[Path], scale: int, hr_scale: float) -> None:
 def evaluate(upscale: UpscaleFn, folders: Iterable[Path], scale: int, model_name: str = "model") -> EvalReport:
     """Evaluate one upscaler on several folders of HR images."""
     report = EvalReport(model=model_name, scale=scale)
-    for folder in folders:
-        report.sets.append(evaluate_folder(upscale, Path(folder), scale))
+    paths = [Path(folder) for folder in folders]
+    for folder, name in zip(paths, set_names(p.resolve() for p in paths)):  # x2/Set5 and x4/Set5 both said "Set5"
+        report.sets.append(evaluate_folder(upscale, folder, scale, name=name))
     return report
 
 
 __all__: Sequence[str] = [
     "EvalReport", "ImageResult", "SetResult", "UpscaleFn", "bicubic_upscaler", "check_measurable", "dumps",
-    "evaluate", "evaluate_folder", "model_upscaler", "network_upscaler",
+    "evaluate", "evaluate_folder", "model_upscaler", "network_upscaler", "set_names",
 ]

@@ -486,7 +486,8 @@ def test_folder_names_model_names_and_patterns_are_said_plainly(tmp_path, monkey
     b.mkdir()
     same = _crops(b / "a", 32)
     done = _eval(a, same)
-    assert done.exit_code == 0 and f"{a} (1)" in done.output and f"{same} (1)" in done.output, done.output
+    # as training's validation names them: as much of each path as tells them apart
+    assert done.exit_code == 0 and f"\n{tmp_path.name}/a (1)" in done.output and "\nb/a (1)" in done.output, done.output
     monkeypatch.chdir(a)
     here = _eval(".")
     assert here.exit_code == 0 and "\na (1)" in here.output, here.output
@@ -653,3 +654,24 @@ def test_scale_given_twice_measures_each(tmp_path):
     alone = json.loads(CliRunner().invoke(eval_cmd, [str(BENCH / "Set5"), "-s", "3", "-s", "2", "--limit", "1",
                                                      "--json", "-"]).output)
     assert [r["scale"] for r in alone] == [3, 2]
+
+
+@needs_bench
+def test_folders_of_one_name_are_told_apart_as_training_logs_them(tmp_path):
+    """eval named every set by its full path once two shared a name; training's validation named the
+    two by as much of their paths as told them apart: one way now, for both."""
+    from click.testing import CliRunner
+
+    from sr_filter.cli.eval import eval_cmd
+
+    for side in ("x2", "x4", "other"):
+        (tmp_path / side / ("val" if side != "other" else "Set5")).mkdir(parents=True)
+    for folder in ("x2/val", "x4/val", "other/Set5"):
+        Image.open(BENCH / "Set5" / "baby.png").crop((0, 0, 64, 64)).save(tmp_path / folder / "baby.png")
+    assert ev.set_names([tmp_path / "x2/val", tmp_path / "x4/val", tmp_path / "other/Set5"]) == ["x2/val", "x4/val", "Set5"]
+    res = CliRunner().invoke(eval_cmd, [str(tmp_path / "x2/val"), str(tmp_path / "x4/val"), str(tmp_path / "other/Set5"),
+                                        "--json", "-"])
+    assert res.exit_code == 0, res.output
+    assert [s["dataset"] for s in json.loads(res.output)[0]["sets"]] == ["x2/val", "x4/val", "Set5"]
+    api = ev.evaluate(ev.bicubic_upscaler(4), [tmp_path / "x2/val", tmp_path / "x4/val"], 4)
+    assert [s.dataset for s in api.sets] == ["x2/val", "x4/val"]

@@ -1044,6 +1044,9 @@ def test_two_validation_folders_of_one_name_are_both_measured(image_folder, tmp_
     tr = Trainer(_config(image_folder, tmp_path, val={"dirs": [str(tmp_path / "x2" / "val"), str(tmp_path / "x4" / "val")]}),
                  log=lambda s: None)
     assert sorted(tr.validate()) == ["x2/val", "x4/val"]  # one had replaced the other
+    # one folder twice: it had been measured twice and logged once, under full paths
+    with pytest.raises(ConfigError, match=r"^\[val\] dirs lists .*x2/val twice; list each folder once$"):
+        config_from_dict({"data": {"train_dirs": ["x2"]}, "val": {"dirs": ["x2/val", "x2/val/"]}}, base=tmp_path)
 
 
 def test_checkpoints_load_their_ema_weights_and_run_files_are_named_after_the_run(image_folder, tmp_path):

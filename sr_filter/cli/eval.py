@@ -62,7 +62,7 @@ def eval_cmd(folders: tuple[Path, ...], models: tuple[str, ...], scales: tuple[i
       sr-filter eval ../shared/data/benchmarks/Set5 ../shared/data/benchmarks/Set14 -m bicubic -m photo
     """
     from ..atomic import open_atomic, prepare_target
-    from ..evaluation import EvalReport, bicubic_upscaler, dumps, evaluate_folder, model_upscaler
+    from ..evaluation import EvalReport, bicubic_upscaler, dumps, evaluate_folder, model_upscaler, set_names
 
     if json_path is not None and str(json_path) != "-":
         # before hours of evaluation, not after; missing folders are made, as for upscaling's and
@@ -75,9 +75,7 @@ def eval_cmd(folders: tuple[Path, ...], models: tuple[str, ...], scales: tuple[i
     _check_patterns(folders, include, exclude)
     if colour_fix and all(spec.strip().lower() == "bicubic" for spec in models or ("bicubic",)):
         raise click.BadParameter("it applies to models; bicubic alone shifts no colours", param_hint="'--colour-fix'")
-    names = [folder.resolve().name or str(folder) for folder in folders]
-    if len(set(names)) < len(names):  # two folders of the same name: tell them apart by the path given
-        names = [str(folder) for folder in folders]
+    names = set_names(folder.resolve() for folder in folders)  # as training's validation names them
     scales = tuple(dict.fromkeys(scales))  # -s 4 -s 4: once
     chosen = []  # (upscale function or None for bicubic, scale, description), in the order given
     for spec in models or ("bicubic",):

@@ -581,12 +581,12 @@ class Trainer:
 
     def validate(self) -> dict[str, float]:
         """PSNR-Y on each validation folder, measured as the published tables do."""
-        from ..evaluation import evaluate_folder, network_upscaler
+        from ..evaluation import evaluate_folder, network_upscaler, set_names
 
         net = self.ema if self.ema is not None else self.model
         cpu_copy = copy.deepcopy(net).to("cpu").eval()
         out = {}
-        for folder, name in zip(self.cfg.val.dirs, _val_names(self.cfg.val.dirs)):
+        for folder, name in zip(self.cfg.val.dirs, set_names(self.cfg.val.dirs)):
             res = evaluate_folder(network_upscaler(cpu_copy), Path(folder), self.cfg.data.scale,
                                   limit=self.cfg.val.limit or None, include=self.cfg.val.include,
                                   hr_scale=self.cfg.val.hr_scale, jpeg=self.cfg.val.jpeg or None, name=name)
@@ -803,17 +803,6 @@ class Trainer:
             if self._owns_process_group:
                 torch.distributed.destroy_process_group()
         return self.run_dir / "model.pth"
-
-
-def _val_names(dirs) -> list[str]:
-    """A name for each validation folder: its own, or, where two share one (x2/Set5, x4/Set5),
-    as much of its path as tells them apart (one had replaced the other in the log)."""
-    paths = [Path(d) for d in dirs]
-    for depth in range(1, max((len(p.parts) for p in paths), default=1) + 1):
-        names = ["/".join(p.parts[-depth:]) for p in paths]
-        if len(set(names)) == len(names):
-            return names
-    return [str(p) for p in paths]
 
 
 #: settings that may change between the parts of a run without changing what it trains
