@@ -738,6 +738,8 @@ def test_settings_an_architecture_refuses_are_one_line(image_folder, tmp_path):
 
 def test_validation_settings_are_checked_before_any_training(image_folder, tmp_path):
     for val, message in (({"include": ["nomatch*"]}, "matches 'nomatch*'"),
+                         # a typo beside a pattern that matches: the image meant is not measured, unsaid
+                         ({"include": ["im0", "im9*"]}, "[val] include 'im9*' matches no validation image"),
                          ({"hr_scale": 0.05}, "use a larger [val] hr_scale")):
         with pytest.raises(ConfigError) as info:
             Trainer(_config(image_folder, tmp_path, val=val), log=lambda _: None)

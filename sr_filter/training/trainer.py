@@ -311,11 +311,13 @@ class Trainer:
         """Every validation folder and image can be measured: said now, not after the first
         ``val.every`` iterations of training (which a failed validation would lose). Each image
         is decoded whole, as validation will: a truncated PNG had passed a look at its header."""
-        from ..datasets import read_image, select_images
+        from ..datasets import list_images, read_image, select_images, unmatched
         from ..evaluation import check_measurable
 
+        everything: list[Path] = []
         for folder in self.cfg.val.dirs:
             try:
+                everything += list_images(Path(folder))
                 paths = select_images(Path(folder), self.cfg.val.include)[: self.cfg.val.limit or None]
             except OSError as exc:
                 raise ConfigError(f"[val] cannot read {folder}: {exc.strerror or first_line(exc)}") from None
@@ -334,6 +336,10 @@ class Trainer:
                                      advice="leave it out with [val] include, or use a larger [val] hr_scale")
                 except SrFilterError as exc:
                     raise ConfigError(f"[val] {exc}") from None
+        unused = unmatched(self.cfg.val.include, everything)
+        if unused:  # a typo: the image meant to be measured is not, unsaid (eval refuses the same --include)
+            raise ConfigError(f"[val] include {unused[0]!r} matches no validation image; check the pattern "
+                              "(it matches file names or names without the extension, e.g. 'baby*' or 'baby')")
 
     # ------------------------------------------------------------------ setup helpers
 
