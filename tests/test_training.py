@@ -747,6 +747,17 @@ def test_validation_settings_are_checked_before_any_training(image_folder, tmp_p
     assert not (tmp_path / "t").exists()
 
 
+def test_a_missing_folder_is_said_to_be_missing(image_folder, tmp_path):
+    """It had been "is not a folder of images", as if the folder were there without images."""
+    for val, message in (({"dirs": [str(tmp_path / "nope")]}, f"[val] {tmp_path / 'nope'} does not exist"),
+                         ({"dirs": [str(image_folder / "im0.png")]}, f"[val] {image_folder / 'im0.png'} is a file, not a folder")):
+        with pytest.raises(ConfigError) as info:
+            Trainer(_config(image_folder, tmp_path, val=val), log=lambda _: None)
+        assert str(info.value).startswith(message), info.value
+    with pytest.raises(SrFilterError, match=f"^training data: {re.escape(str(tmp_path / 'gone'))} does not exist$"):
+        Trainer(_config(tmp_path / "gone", tmp_path, val={"dirs": []}), log=lambda _: None)
+
+
 def test_a_validation_file_that_is_no_image_is_named_with_the_way_on(image_folder, tmp_path):
     """It had been Pillow's "cannot identify image file '/long/path/fake.png'" after the folder."""
     import shutil
