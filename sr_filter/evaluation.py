@@ -231,8 +231,7 @@ def evaluate_folder(upscale: UpscaleFn, folder: Path, scale: int, name: str | No
     if not 0 < hr_scale <= 1:
         raise EvaluationError(f"hr_scale must be in (0, 1], not {hr_scale}")
     result = SetResult(dataset=name or Path(folder).resolve().name, scale=scale)
-    paths = select_images(folder, include, exclude)[:limit]
-    _check_sizes(paths, scale, hr_scale)
+    paths = measured_images(folder, scale, limit, include, exclude, hr_scale)
     stems = [p.stem for p in paths]
     notes: list[tuple[str, bool, bool]] = []  # (file, output exact, ground truth without edges)
     for path in paths:
@@ -259,6 +258,17 @@ def evaluate_folder(upscale: UpscaleFn, folder: Path, scale: int, name: str | No
         if left_out:
             log.warning("%s: left out of the set's mean %s", file, " and ".join(left_out))
     return result
+
+
+def measured_images(folder: Path, scale: int, limit: int | None = None, include: Sequence[str] = (),
+                    exclude: Sequence[str] = (), hr_scale: float = 1.0) -> list[Path]:
+    """The images of ``folder`` that :func:`evaluate_folder` measures with these settings, each checked
+    (from its header) to be large enough at ``scale``: an EvaluationError naming those that are not.
+    ``sr-filter eval`` calls it for every folder and scale before measuring any, so that a picture too
+    small at the last scale does not end the command after the others' work."""
+    paths = select_images(folder, include, exclude)[:limit]
+    _check_sizes(paths, scale, hr_scale)
+    return paths
 
 
 #: SSIM's window: the ground truth must keep this many pixels a side once the border is shaved
@@ -339,5 +349,5 @@ def evaluate(upscale: UpscaleFn, folders: Iterable[Path], scale: int, model_name
 
 __all__: Sequence[str] = [
     "EvalReport", "ImageResult", "SetResult", "UpscaleFn", "bicubic_upscaler", "check_measurable", "dumps",
-    "evaluate", "evaluate_folder", "model_upscaler", "network_upscaler", "set_names",
+    "evaluate", "evaluate_folder", "measured_images", "model_upscaler", "network_upscaler", "set_names",
 ]

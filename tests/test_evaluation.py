@@ -675,3 +675,22 @@ def test_folders_of_one_name_are_told_apart_as_training_logs_them(tmp_path):
     assert [s["dataset"] for s in json.loads(res.output)[0]["sets"]] == ["x2/val", "x4/val", "Set5"]
     api = ev.evaluate(ev.bicubic_upscaler(4), [tmp_path / "x2/val", tmp_path / "x4/val"], 4)
     assert [s.dataset for s in api.sets] == ["x2/val", "x4/val"]
+
+
+@needs_bench
+def test_a_picture_too_small_at_a_later_scale_is_found_before_any_work(tmp_path, caplog):
+    """With an x2 and an x4 model (or -s 2 -s 4), a picture too small at x4 had ended the command
+    after the x2 work: every folder is checked at every scale first."""
+    from click.testing import CliRunner
+
+    from sr_filter.cli.eval import eval_cmd
+
+    (tmp_path / "big").mkdir()
+    (tmp_path / "small").mkdir()
+    Image.new("RGB", (64, 64), (90, 90, 90)).save(tmp_path / "big" / "flat.png")  # its x2 measure logs a warning
+    Image.open(BENCH / "Set5" / "baby.png").crop((0, 0, 16, 16)).save(tmp_path / "small" / "tiny.png")
+    x2 = str(require_shared(UPSTREAM / "RealESRGANv2-animevideo-xsx2.pth"))
+    with caplog.at_level("WARNING", logger="sr_filter"):
+        res = CliRunner().invoke(eval_cmd, [str(tmp_path / "big"), str(tmp_path / "small"), "-m", x2, "-m", "sr-cartoon-x4"])
+    assert res.exit_code == 1 and "tiny.png is 16x16 pixels; measuring needs at least 19" in str(res.exception), res.output
+    assert not [r for r in caplog.records if "no edges" in r.getMessage()]  # x2 had been measured first

@@ -62,7 +62,8 @@ def eval_cmd(folders: tuple[Path, ...], models: tuple[str, ...], scales: tuple[i
       sr-filter eval ../shared/data/benchmarks/Set5 ../shared/data/benchmarks/Set14 -m bicubic -m photo
     """
     from ..atomic import open_atomic, prepare_target
-    from ..evaluation import EvalReport, bicubic_upscaler, dumps, evaluate_folder, model_upscaler, set_names
+    from ..evaluation import (EvalReport, bicubic_upscaler, dumps, evaluate_folder, measured_images, model_upscaler,
+                              set_names)
 
     if json_path is not None and str(json_path) != "-":
         # before hours of evaluation, not after; missing folders are made, as for upscaling's and
@@ -100,6 +101,11 @@ def eval_cmd(folders: tuple[Path, ...], models: tuple[str, ...], scales: tuple[i
     for fn, s, desc in chosen:
         rows += [(bicubic_upscaler(b), b, f"bicubic (MATLAB imresize) x{b}") for b in (model_scales or list(scales) or [4])] \
             if fn is None else [(fn, s, desc)]
+    # every folder measurable at every scale, before any is measured: a picture too small at the
+    # last scale (-s 2 -s 4, an x2 and an x4 model) had ended the command after the others' work
+    for s in sorted({s for _, s, _ in rows}, reverse=True):
+        for folder in folders:
+            measured_images(folder, s, limit, include, exclude, hr_scale)
     conditions = {"jpeg": jpeg, "hr_scale": hr_scale, "include": list(include), "exclude": list(exclude), "limit": limit}
     reports: list[EvalReport] = []
     for fn, s, desc in rows:
