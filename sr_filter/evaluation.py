@@ -235,10 +235,7 @@ def evaluate_folder(upscale: UpscaleFn, folder: Path, scale: int, name: str | No
     stems = [p.stem for p in paths]
     notes: list[tuple[str, bool, bool]] = []  # (file, output exact, ground truth without edges)
     for path in paths:
-        try:
-            hr, gray = read_image(path)
-        except SrFilterError as exc:  # one damaged file: said with the way to leave it out
-            raise EvaluationError(f"{first_line(exc)}; leave it out with --exclude {shlex.quote(exclude_pattern(path.name))}") from None
+        hr, gray = _read(path)
         check_measurable(path.name, hr.shape[:2], scale, hr_scale)
         hr, lr = make_pair(hr, scale, hr_scale, jpeg)
         t0 = time.perf_counter()
@@ -269,6 +266,14 @@ def measured_images(folder: Path, scale: int, limit: int | None = None, include:
     paths = select_images(folder, include, exclude)[:limit]
     _check_sizes(paths, scale, hr_scale)
     return paths
+
+
+def _read(path: Path) -> tuple[np.ndarray, bool]:
+    """:func:`~sr_filter.datasets.read_image`; a damaged file is said with the way to leave it out."""
+    try:
+        return read_image(path)
+    except SrFilterError as exc:
+        raise EvaluationError(f"{first_line(exc)}; leave it out with --exclude {shlex.quote(exclude_pattern(path.name))}") from None
 
 
 #: SSIM's window: the ground truth must keep this many pixels a side once the border is shaved
@@ -314,8 +319,13 @@ def _check_sizes(paths: Sequence[Path], scale: int, hr_scale: float) -> None:
         try:
             with Image.open(path) as image:
                 shape = (image.height, image.width)
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-            continue  # read_image says what is wrong with it, in turn
+        except Image.DecompressionBombError:
+            continue  # a very large picture: read_image, which takes it, is not run twice for its size
+        except (OSError, ValueError, SyntaxError):
+            # read now, to say what is wrong with it before any work (it had been said in its turn,
+            # after the other folders' and models' work); a format Pillow does not open may still read
+            hr, _gray = _read(path)
+            shape = hr.shape[:2]
         sized += 1
         measured = _measured_size(shape, scale, hr_scale)
         if min(measured) < need:

@@ -694,3 +694,21 @@ def test_a_picture_too_small_at_a_later_scale_is_found_before_any_work(tmp_path,
         res = CliRunner().invoke(eval_cmd, [str(tmp_path / "big"), str(tmp_path / "small"), "-m", x2, "-m", "sr-cartoon-x4"])
     assert res.exit_code == 1 and "tiny.png is 16x16 pixels; measuring needs at least 19" in str(res.exception), res.output
     assert not [r for r in caplog.records if "no edges" in r.getMessage()]  # x2 had been measured first
+
+
+def test_a_damaged_picture_in_a_later_folder_is_found_before_any_work(tmp_path, caplog):
+    """A file that is no picture had been found in its turn, after the folders before it were measured."""
+    from click.testing import CliRunner
+
+    from sr_filter.cli.eval import eval_cmd
+
+    (tmp_path / "good").mkdir()
+    (tmp_path / "bad").mkdir()
+    Image.new("RGB", (64, 64), (90, 90, 90)).save(tmp_path / "good" / "flat.png")  # its measure logs a warning
+    Image.new("RGB", (64, 64), (90, 90, 90)).save(tmp_path / "bad" / "a.png")
+    (tmp_path / "bad" / "b.png").write_bytes(b"not a picture")
+    with caplog.at_level("WARNING", logger="sr_filter"):
+        res = CliRunner().invoke(eval_cmd, [str(tmp_path / "good"), str(tmp_path / "bad"), "-s", "2"])
+    assert res.exit_code == 1 and str(res.exception).endswith("b.png is not a readable image (unknown or damaged format); "
+                                                              "leave it out with --exclude b.png"), res.output
+    assert not [r for r in caplog.records if "no edges" in r.getMessage()]  # good/ had been measured first
