@@ -75,8 +75,8 @@ def list_images(folder: Path) -> list[Path]:
     """Image files directly inside ``folder``, sorted by name; hidden ones (macOS's ``._photo.png``
     beside each picture copied from a Mac) are left out, as ``upscale`` leaves them out of a folder."""
     folder = Path(folder)
-    if not folder.is_dir():
-        raise EvaluationError(f"{folder} is not a folder of images")
+    if not folder.is_dir():  # a missing folder had read as one without images in it
+        raise EvaluationError(f"{folder} does not exist" if not folder.exists() else f"{folder} is a file, not a folder of images")
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file())
     if not files:
         inner = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))

@@ -40,25 +40,20 @@ def bicubic_upscaler(scale: int) -> UpscaleFn:
     return run
 
 
-def _to_tensor(lr: np.ndarray) -> "torch.Tensor":  # noqa: F821
-    import torch
-
-    return torch.from_numpy(np.ascontiguousarray(lr)).permute(2, 0, 1)[None].float().div_(255.0)
-
-
-def _to_uint8(y: "torch.Tensor") -> np.ndarray:  # noqa: F821
-    import torch
-
-    return y[0].clamp(0, 1).permute(1, 2, 0).mul(255.0).round().to(torch.uint8).numpy()
-
-
 def network_upscaler(net: "torch.nn.Module") -> UpscaleFn:  # noqa: F821
-    """Run an in-memory network on whole LR images (validation during training)."""
+    """Run an in-memory network on whole LR images (validation during training), with the filter's
+    own conversions (:func:`sr_filter.convert.split` and :func:`~sr_filter.convert.merge`): a grey
+    picture comes out grey, as ``sr-filter eval`` of the exported model gives it (the network's raw
+    colour output had been measured, 0.01 dB off eval's on Set14's bridge)."""
     import torch
+
+    from .convert import merge, split
 
     def run(lr: np.ndarray) -> np.ndarray:
+        planes = split(lr)
         with torch.inference_mode():
-            return _to_uint8(net(_to_tensor(lr)))
+            out = net(torch.from_numpy(planes.rgb)).float().numpy()
+        return merge(planes, out, None)
 
     return run
 
@@ -205,6 +200,23 @@ class EvalReport:
         return "\n".join(lines)
 
 
+def set_names(folders: Iterable[str | Path]) -> list[str]:
+    """A name for each folder of images, as reports and training logs show it: its own, or, where two
+    share one (x2/Set5, x4/Set5), as much of its path as tells it from the others (one had replaced
+    the other in a training log)."""
+    paths = [Path(d) for d in folders]
+
+    def tail(path: Path, depth: int) -> str:
+        return "/".join(path.parts[-depth:])
+
+    names = []
+    for i, path in enumerate(paths):
+        others = [p for j, p in enumerate(paths) if j != i]
+        depth = next((d for d in range(1, len(path.parts) + 1) if all(tail(path, d) != tail(o, d) for o in others)), None)
+        names.append(str(path) if depth is None else tail(path, depth))
+    return names
+
+
 def evaluate_folder(upscale: UpscaleFn, folder: Path, scale: int, name: str | None = None,
                     limit: int | None = None, include: Sequence[str] = (), hr_scale: float = 1.0,
                     jpeg: int | None = None, exclude: Sequence[str] = ()) -> SetResult:
@@ -219,15 +231,11 @@ def evaluate_folder(upscale: UpscaleFn, folder: Path, scale: int, name: str | No
     if not 0 < hr_scale <= 1:
         raise EvaluationError(f"hr_scale must be in (0, 1], not {hr_scale}")
     result = SetResult(dataset=name or Path(folder).resolve().name, scale=scale)
-    paths = select_images(folder, include, exclude)[:limit]
-    _check_sizes(paths, scale, hr_scale)
+    paths = measured_images(folder, scale, limit, include, exclude, hr_scale)
     stems = [p.stem for p in paths]
     notes: list[tuple[str, bool, bool]] = []  # (file, output exact, ground truth without edges)
     for path in paths:
-        try:
-            hr, gray = read_image(path)
-        except SrFilterError as exc:  # one damaged file: said with the way to leave it out
-            raise EvaluationError(f"{first_line(exc)}; leave it out with --exclude {shlex.quote(exclude_pattern(path.name))}") from None
+        hr, gray = _read(path)
         check_measurable(path.name, hr.shape[:2], scale, hr_scale)
         hr, lr = make_pair(hr, scale, hr_scale, jpeg)
         t0 = time.perf_counter()
@@ -247,6 +255,25 @@ def evaluate_folder(upscale: UpscaleFn, folder: Path, scale: int, name: str | No
         if left_out:
             log.warning("%s: left out of the set's mean %s", file, " and ".join(left_out))
     return result
+
+
+def measured_images(folder: Path, scale: int, limit: int | None = None, include: Sequence[str] = (),
+                    exclude: Sequence[str] = (), hr_scale: float = 1.0) -> list[Path]:
+    """The images of ``folder`` that :func:`evaluate_folder` measures with these settings, each checked
+    (from its header) to be large enough at ``scale``: an EvaluationError naming those that are not.
+    ``sr-filter eval`` calls it for every folder and scale before measuring any, so that a picture too
+    small at the last scale does not end the command after the others' work."""
+    paths = select_images(folder, include, exclude)[:limit]
+    _check_sizes(paths, scale, hr_scale)
+    return paths
+
+
+def _read(path: Path) -> tuple[np.ndarray, bool]:
+    """:func:`~sr_filter.datasets.read_image`; a damaged file is said with the way to leave it out."""
+    try:
+        return read_image(path)
+    except SrFilterError as exc:
+        raise EvaluationError(f"{first_line(exc)}; leave it out with --exclude {shlex.quote(exclude_pattern(path.name))}") from None
 
 
 #: SSIM's window: the ground truth must keep this many pixels a side once the border is shaved
@@ -292,8 +319,13 @@ def _check_sizes(paths: Sequence[Path], scale: int, hr_scale: float) -> None:
         try:
             with Image.open(path) as image:
                 shape = (image.height, image.width)
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-            continue  # read_image says what is wrong with it, in turn
+        except Image.DecompressionBombError:
+            continue  # a very large picture: read_image, which takes it, is not run twice for its size
+        except (OSError, ValueError, SyntaxError):
+            # read now, to say what is wrong with it before any work (it had been said in its turn,
+            # after the other folders' and models' work); a format Pillow does not open may still read
+            hr, _gray = _read(path)
+            shape = hr.shape[:2]
         sized += 1
         measured = _measured_size(shape, scale, hr_scale)
         if min(measured) < need:
@@ -319,12 +351,13 @@ def _check_sizes(paths: Sequence[Path], scale: int, hr_scale: float) -> None:
 def evaluate(upscale: UpscaleFn, folders: Iterable[Path], scale: int, model_name: str = "model") -> EvalReport:
     """Evaluate one upscaler on several folders of HR images."""
     report = EvalReport(model=model_name, scale=scale)
-    for folder in folders:
-        report.sets.append(evaluate_folder(upscale, Path(folder), scale))
+    paths = [Path(folder) for folder in folders]
+    for folder, name in zip(paths, set_names(p.resolve() for p in paths)):  # x2/Set5 and x4/Set5 both said "Set5"
+        report.sets.append(evaluate_folder(upscale, folder, scale, name=name))
     return report
 
 
 __all__: Sequence[str] = [
     "EvalReport", "ImageResult", "SetResult", "UpscaleFn", "bicubic_upscaler", "check_measurable", "dumps",
-    "evaluate", "evaluate_folder", "model_upscaler", "network_upscaler",
+    "evaluate", "evaluate_folder", "measured_images", "model_upscaler", "network_upscaler", "set_names",
 ]

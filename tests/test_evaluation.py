@@ -486,7 +486,8 @@ def test_folder_names_model_names_and_patterns_are_said_plainly(tmp_path, monkey
     b.mkdir()
     same = _crops(b / "a", 32)
     done = _eval(a, same)
-    assert done.exit_code == 0 and f"{a} (1)" in done.output and f"{same} (1)" in done.output, done.output
+    # as training's validation names them: as much of each path as tells them apart
+    assert done.exit_code == 0 and f"\n{tmp_path.name}/a (1)" in done.output and "\nb/a (1)" in done.output, done.output
     monkeypatch.chdir(a)
     here = _eval(".")
     assert here.exit_code == 0 and "\na (1)" in here.output, here.output
@@ -618,3 +619,96 @@ def test_the_colour_fix_is_named_in_the_results_and_refused_for_bicubic_alone(tm
     assert res.exit_code == 0, res.output
     models = [r["model"] for r in json.loads(out.read_text())]
     assert ", colour fix" not in models[0] and ", colour fix" in models[1]  # the cartoon preset turns it on
+
+
+@needs_bench
+def test_validation_measures_a_grey_image_as_eval_does(tmp_path):
+    # training's validation (network_upscaler on the in-memory network) and `sr-filter eval` of the
+    # exported model: a grey picture comes out grey from the filter, and had been measured on the
+    # network's raw colour output in validation (0.01 dB apart on bridge)
+    from sr_filter.models import load_model
+
+    Image.open(BENCH / "Set14" / "bridge.png").crop((0, 0, 128, 128)).save(tmp_path / "bridge.png")
+    assert Image.open(tmp_path / "bridge.png").mode == "L"
+    net = load_model("sr-cartoon-x4").network.eval()
+    validation = ev.evaluate_folder(ev.network_upscaler(net), tmp_path, 4)
+    upscale, scale, _ = ev.model_upscaler("sr-cartoon-x4", device="cpu")
+    evaluation = ev.evaluate_folder(upscale, tmp_path, scale)
+    assert validation.psnr == pytest.approx(evaluation.psnr, abs=1e-6)
+    assert validation.ssim == pytest.approx(evaluation.ssim, abs=1e-7)
+
+
+@needs_bench
+def test_scale_given_twice_measures_each(tmp_path):
+    """`-s 2 -s 4` had measured x4 alone, the -s 2 dropped without a word (-m and --include repeat)."""
+    from click.testing import CliRunner
+
+    from sr_filter.cli.eval import eval_cmd
+
+    out = tmp_path / "r.json"
+    res = CliRunner().invoke(eval_cmd, [str(BENCH / "Set5"), "-m", "bicubic", "-m", "sr-cartoon-x4", "-s", "2", "-s", "4",
+                                        "-s", "2", "--limit", "1", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    rows = [(r["model"].split(" ")[0], r["scale"]) for r in json.loads(out.read_text())]
+    assert rows == [("bicubic", 2), ("bicubic", 4), ("sr-cartoon-x4@1", 2), ("sr-cartoon-x4@1", 4)], rows
+    alone = json.loads(CliRunner().invoke(eval_cmd, [str(BENCH / "Set5"), "-s", "3", "-s", "2", "--limit", "1",
+                                                     "--json", "-"]).output)
+    assert [r["scale"] for r in alone] == [3, 2]
+
+
+@needs_bench
+def test_folders_of_one_name_are_told_apart_as_training_logs_them(tmp_path):
+    """eval named every set by its full path once two shared a name; training's validation named the
+    two by as much of their paths as told them apart: one way now, for both."""
+    from click.testing import CliRunner
+
+    from sr_filter.cli.eval import eval_cmd
+
+    for side in ("x2", "x4", "other"):
+        (tmp_path / side / ("val" if side != "other" else "Set5")).mkdir(parents=True)
+    for folder in ("x2/val", "x4/val", "other/Set5"):
+        Image.open(BENCH / "Set5" / "baby.png").crop((0, 0, 64, 64)).save(tmp_path / folder / "baby.png")
+    assert ev.set_names([tmp_path / "x2/val", tmp_path / "x4/val", tmp_path / "other/Set5"]) == ["x2/val", "x4/val", "Set5"]
+    res = CliRunner().invoke(eval_cmd, [str(tmp_path / "x2/val"), str(tmp_path / "x4/val"), str(tmp_path / "other/Set5"),
+                                        "--json", "-"])
+    assert res.exit_code == 0, res.output
+    assert [s["dataset"] for s in json.loads(res.output)[0]["sets"]] == ["x2/val", "x4/val", "Set5"]
+    api = ev.evaluate(ev.bicubic_upscaler(4), [tmp_path / "x2/val", tmp_path / "x4/val"], 4)
+    assert [s.dataset for s in api.sets] == ["x2/val", "x4/val"]
+
+
+@needs_bench
+def test_a_picture_too_small_at_a_later_scale_is_found_before_any_work(tmp_path, caplog):
+    """With an x2 and an x4 model (or -s 2 -s 4), a picture too small at x4 had ended the command
+    after the x2 work: every folder is checked at every scale first."""
+    from click.testing import CliRunner
+
+    from sr_filter.cli.eval import eval_cmd
+
+    (tmp_path / "big").mkdir()
+    (tmp_path / "small").mkdir()
+    Image.new("RGB", (64, 64), (90, 90, 90)).save(tmp_path / "big" / "flat.png")  # its x2 measure logs a warning
+    Image.open(BENCH / "Set5" / "baby.png").crop((0, 0, 16, 16)).save(tmp_path / "small" / "tiny.png")
+    x2 = str(require_shared(UPSTREAM / "RealESRGANv2-animevideo-xsx2.pth"))
+    with caplog.at_level("WARNING", logger="sr_filter"):
+        res = CliRunner().invoke(eval_cmd, [str(tmp_path / "big"), str(tmp_path / "small"), "-m", x2, "-m", "sr-cartoon-x4"])
+    assert res.exit_code == 1 and "tiny.png is 16x16 pixels; measuring needs at least 19" in str(res.exception), res.output
+    assert not [r for r in caplog.records if "no edges" in r.getMessage()]  # x2 had been measured first
+
+
+def test_a_damaged_picture_in_a_later_folder_is_found_before_any_work(tmp_path, caplog):
+    """A file that is no picture had been found in its turn, after the folders before it were measured."""
+    from click.testing import CliRunner
+
+    from sr_filter.cli.eval import eval_cmd
+
+    (tmp_path / "good").mkdir()
+    (tmp_path / "bad").mkdir()
+    Image.new("RGB", (64, 64), (90, 90, 90)).save(tmp_path / "good" / "flat.png")  # its measure logs a warning
+    Image.new("RGB", (64, 64), (90, 90, 90)).save(tmp_path / "bad" / "a.png")
+    (tmp_path / "bad" / "b.png").write_bytes(b"not a picture")
+    with caplog.at_level("WARNING", logger="sr_filter"):
+        res = CliRunner().invoke(eval_cmd, [str(tmp_path / "good"), str(tmp_path / "bad"), "-s", "2"])
+    assert res.exit_code == 1 and str(res.exception).endswith("b.png is not a readable image (unknown or damaged format); "
+                                                              "leave it out with --exclude b.png"), res.output
+    assert not [r for r in caplog.records if "no edges" in r.getMessage()]  # good/ had been measured first

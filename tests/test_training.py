@@ -738,11 +738,24 @@ def test_settings_an_architecture_refuses_are_one_line(image_folder, tmp_path):
 
 def test_validation_settings_are_checked_before_any_training(image_folder, tmp_path):
     for val, message in (({"include": ["nomatch*"]}, "matches 'nomatch*'"),
+                         # a typo beside a pattern that matches: the image meant is not measured, unsaid
+                         ({"include": ["im0", "im9*"]}, "[val] include 'im9*' matches no validation image"),
                          ({"hr_scale": 0.05}, "use a larger [val] hr_scale")):
         with pytest.raises(ConfigError) as info:
             Trainer(_config(image_folder, tmp_path, val=val), log=lambda _: None)
         assert str(info.value).startswith("[val] ") and message in str(info.value)
     assert not (tmp_path / "t").exists()
+
+
+def test_a_missing_folder_is_said_to_be_missing(image_folder, tmp_path):
+    """It had been "is not a folder of images", as if the folder were there without images."""
+    for val, message in (({"dirs": [str(tmp_path / "nope")]}, f"[val] {tmp_path / 'nope'} does not exist"),
+                         ({"dirs": [str(image_folder / "im0.png")]}, f"[val] {image_folder / 'im0.png'} is a file, not a folder")):
+        with pytest.raises(ConfigError) as info:
+            Trainer(_config(image_folder, tmp_path, val=val), log=lambda _: None)
+        assert str(info.value).startswith(message), info.value
+    with pytest.raises(SrFilterError, match=f"^training data: {re.escape(str(tmp_path / 'gone'))} does not exist$"):
+        Trainer(_config(tmp_path / "gone", tmp_path, val={"dirs": []}), log=lambda _: None)
 
 
 def test_a_validation_file_that_is_no_image_is_named_with_the_way_on(image_folder, tmp_path):
@@ -1044,6 +1057,9 @@ def test_two_validation_folders_of_one_name_are_both_measured(image_folder, tmp_
     tr = Trainer(_config(image_folder, tmp_path, val={"dirs": [str(tmp_path / "x2" / "val"), str(tmp_path / "x4" / "val")]}),
                  log=lambda s: None)
     assert sorted(tr.validate()) == ["x2/val", "x4/val"]  # one had replaced the other
+    # one folder twice: it had been measured twice and logged once, under full paths
+    with pytest.raises(ConfigError, match=r"^\[val\] dirs lists .*x2/val twice; list each folder once$"):
+        config_from_dict({"data": {"train_dirs": ["x2"]}, "val": {"dirs": ["x2/val", "x2/val/"]}}, base=tmp_path)
 
 
 def test_checkpoints_load_their_ema_weights_and_run_files_are_named_after_the_run(image_folder, tmp_path):

@@ -18,10 +18,11 @@ from .options import colour_fix_opt, complete_model, device_opt, offline_opt, pr
               shell_complete=lambda ctx, param, incomplete: complete_model(ctx, param, incomplete, also=("bicubic",)),
               help="Model to evaluate (repeatable): a preset, a manifest name, a .pth file, or 'bicubic' for the "
                    "MATLAB bicubic baseline.  [default: bicubic]")
-@click.option("-s", "--scale", type=click.IntRange(1, 16), default=None,
-              help="Scale to measure at. Without it models use their own, and bicubic is measured at each of "
-                   "their scales (a baseline for every model row), else x4; a model of another scale runs as the "
-                   "filter runs it there (an x4 model at -s 2: x4, then resized).")
+@click.option("-s", "--scale", "scales", type=click.IntRange(1, 16), multiple=True,
+              help="Scale to measure at (repeatable: -s 2 -s 3 -s 4 measures every model at each). Without it "
+                   "models use their own, and bicubic is measured at each of their scales (a baseline for every "
+                   "model row), else x4; a model of another scale runs as the filter runs it there (an x4 model "
+                   "at -s 2: x4, then resized).")
 @click.option("--per-image", is_flag=True, help="Also list every image.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, callback=lambda ctx, param, value: _json_file(value),
               help="Write the results as JSON to this file ('-' for stdout instead of the table); missing folders are made.")
@@ -41,7 +42,7 @@ from .options import colour_fix_opt, complete_model, device_opt, offline_opt, pr
 @tile_opt
 @offline_opt
 @verbosity
-def eval_cmd(folders: tuple[Path, ...], models: tuple[str, ...], scale: int | None, per_image: bool,
+def eval_cmd(folders: tuple[Path, ...], models: tuple[str, ...], scales: tuple[int, ...], per_image: bool,
              json_path: Path | None, overwrite: bool, limit: int | None, include: tuple[str, ...], exclude: tuple[str, ...],
              jpeg: int | None, hr_scale: float, colour_fix: bool,
              device: str, precision: str, tile: int | str,
@@ -61,7 +62,8 @@ def eval_cmd(folders: tuple[Path, ...], models: tuple[str, ...], scale: int | No
       sr-filter eval ../shared/data/benchmarks/Set5 ../shared/data/benchmarks/Set14 -m bicubic -m photo
     """
     from ..atomic import open_atomic, prepare_target
-    from ..evaluation import EvalReport, bicubic_upscaler, dumps, evaluate_folder, model_upscaler
+    from ..evaluation import (EvalReport, bicubic_upscaler, dumps, evaluate_folder, measured_images, model_upscaler,
+                              set_names)
 
     if json_path is not None and str(json_path) != "-":
         # before hours of evaluation, not after; missing folders are made, as for upscaling's and
@@ -74,9 +76,8 @@ def eval_cmd(folders: tuple[Path, ...], models: tuple[str, ...], scale: int | No
     _check_patterns(folders, include, exclude)
     if colour_fix and all(spec.strip().lower() == "bicubic" for spec in models or ("bicubic",)):
         raise click.BadParameter("it applies to models; bicubic alone shifts no colours", param_hint="'--colour-fix'")
-    names = [folder.resolve().name or str(folder) for folder in folders]
-    if len(set(names)) < len(names):  # two folders of the same name: tell them apart by the path given
-        names = [str(folder) for folder in folders]
+    names = set_names(folder.resolve() for folder in folders)  # as training's validation names them
+    scales = tuple(dict.fromkeys(scales))  # -s 4 -s 4: once
     chosen = []  # (upscale function or None for bicubic, scale, description), in the order given
     for spec in models or ("bicubic",):
         if spec.strip().lower() == "bicubic":  # names are stripped when looked up: " bicubic" too
@@ -84,20 +85,27 @@ def eval_cmd(folders: tuple[Path, ...], models: tuple[str, ...], scale: int | No
             continue
         fn, s, desc = model_upscaler(spec, device=device, precision=precision, tile=tile, offline=offline,
                                       colour_fix=colour_fix)
-        if scale is not None and scale != s:  # as the filter runs it at that scale: the network's passes, then a resize
-            from ..sizing import network_passes
+        for scale in scales or (s,):  # every scale asked for (a second -s had replaced the first, unsaid)
+            if scale == s:
+                chosen.append((fn, s, desc))
+                continue
+            from ..sizing import network_passes  # as the filter runs it at that scale: the network's passes, then a resize
 
             passes = network_passes(scale, s)
             how = f"run {passes} times" if s ** passes == scale else "resized"
-            fn, s, desc = functools.partial(fn, scale=scale), scale, f"{desc}, {how} to x{scale}"
-        chosen.append((fn, s, desc))
-    # bicubic, where it is listed, at every scale the models have (else --scale, else 4): an x4
+            chosen.append((functools.partial(fn, scale=scale), scale, f"{desc}, {how} to x{scale}"))
+    # bicubic, where it is listed, at every scale the models have (else each --scale, else 4): an x4
     # model's row had been shown beside an x2 bicubic without a word
     model_scales = list(dict.fromkeys(s for fn, s, _ in chosen if fn is not None))
     rows = []
     for fn, s, desc in chosen:
-        rows += [(bicubic_upscaler(b), b, f"bicubic (MATLAB imresize) x{b}") for b in (model_scales or [scale or 4])] \
+        rows += [(bicubic_upscaler(b), b, f"bicubic (MATLAB imresize) x{b}") for b in (model_scales or list(scales) or [4])] \
             if fn is None else [(fn, s, desc)]
+    # every folder measurable at every scale, before any is measured: a picture too small at the
+    # last scale (-s 2 -s 4, an x2 and an x4 model) had ended the command after the others' work
+    for s in sorted({s for _, s, _ in rows}, reverse=True):
+        for folder in folders:
+            measured_images(folder, s, limit, include, exclude, hr_scale)
     conditions = {"jpeg": jpeg, "hr_scale": hr_scale, "include": list(include), "exclude": list(exclude), "limit": limit}
     reports: list[EvalReport] = []
     for fn, s, desc in rows:

@@ -298,6 +298,12 @@ def _validate(cfg: TrainConfig) -> None:
         raise ConfigError(f"amp must be auto, bf16, fp16 or off, not {cfg.amp!r}")
     if not 0 <= cfg.val.jpeg <= 100:
         raise ConfigError("[val] jpeg is a JPEG quality from 1 to 100 (0: off)")
+    seen: set[Path] = set()
+    for folder in cfg.val.dirs:  # one folder twice had been measured twice and logged once, every name a full path
+        key = Path(os.path.expanduser(folder)).resolve()
+        if key in seen:
+            raise ConfigError(f"[val] dirs lists {key} twice; list each folder once")
+        seen.add(key)
     if not 0 < cfg.val.hr_scale <= 1:
         raise ConfigError("[val] hr_scale must be in (0, 1], e.g. 0.5 to evaluate 1024 px photos at 512 px")
     if not 0 <= cfg.data.lineart <= 1:

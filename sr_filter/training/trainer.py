@@ -311,11 +311,13 @@ class Trainer:
         """Every validation folder and image can be measured: said now, not after the first
         ``val.every`` iterations of training (which a failed validation would lose). Each image
         is decoded whole, as validation will: a truncated PNG had passed a look at its header."""
-        from ..datasets import read_image, select_images
+        from ..datasets import list_images, read_image, select_images, unmatched
         from ..evaluation import check_measurable
 
+        everything: list[Path] = []
         for folder in self.cfg.val.dirs:
             try:
+                everything += list_images(Path(folder))
                 paths = select_images(Path(folder), self.cfg.val.include)[: self.cfg.val.limit or None]
             except OSError as exc:
                 raise ConfigError(f"[val] cannot read {folder}: {exc.strerror or first_line(exc)}") from None
@@ -334,6 +336,10 @@ class Trainer:
                                      advice="leave it out with [val] include, or use a larger [val] hr_scale")
                 except SrFilterError as exc:
                     raise ConfigError(f"[val] {exc}") from None
+        unused = unmatched(self.cfg.val.include, everything)
+        if unused:  # a typo: the image meant to be measured is not, unsaid (eval refuses the same --include)
+            raise ConfigError(f"[val] include {unused[0]!r} matches no validation image; check the pattern "
+                              "(it matches file names or names without the extension, e.g. 'baby*' or 'baby')")
 
     # ------------------------------------------------------------------ setup helpers
 
@@ -581,12 +587,12 @@ class Trainer:
 
     def validate(self) -> dict[str, float]:
         """PSNR-Y on each validation folder, measured as the published tables do."""
-        from ..evaluation import evaluate_folder, network_upscaler
+        from ..evaluation import evaluate_folder, network_upscaler, set_names
 
         net = self.ema if self.ema is not None else self.model
         cpu_copy = copy.deepcopy(net).to("cpu").eval()
         out = {}
-        for folder, name in zip(self.cfg.val.dirs, _val_names(self.cfg.val.dirs)):
+        for folder, name in zip(self.cfg.val.dirs, set_names(self.cfg.val.dirs)):
             res = evaluate_folder(network_upscaler(cpu_copy), Path(folder), self.cfg.data.scale,
                                   limit=self.cfg.val.limit or None, include=self.cfg.val.include,
                                   hr_scale=self.cfg.val.hr_scale, jpeg=self.cfg.val.jpeg or None, name=name)
@@ -803,17 +809,6 @@ class Trainer:
             if self._owns_process_group:
                 torch.distributed.destroy_process_group()
         return self.run_dir / "model.pth"
-
-
-def _val_names(dirs) -> list[str]:
-    """A name for each validation folder: its own, or, where two share one (x2/Set5, x4/Set5),
-    as much of its path as tells them apart (one had replaced the other in the log)."""
-    paths = [Path(d) for d in dirs]
-    for depth in range(1, max((len(p.parts) for p in paths), default=1) + 1):
-        names = ["/".join(p.parts[-depth:]) for p in paths]
-        if len(set(names)) == len(names):
-            return names
-    return [str(p) for p in paths]
 
 
 #: settings that may change between the parts of a run without changing what it trains
