@@ -17,12 +17,12 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from . import png, pnm, tiffio
+from . import icc, png, pnm, tiffio
 from .convert import PER_FILE, _to_uint8, _to_uint16, array_to_pil, beyond_extent
 from .errors import ImageFormatError, ImageTooLargeError, OutOfMemoryError, first_line
 from .imageops import gray_value
 from .metadata import (IPTC_TAG, PHOTOSHOP, PHOTOSHOP_TAG, ImageMeta, Scale, exif_for_output, fit_aspect, iptc_records,
-                       scaled_dpi, sized_xmp, srgb_profile)
+                       scaled_dpi, sized_xmp)
 
 log = logging.getLogger(__name__)
 
@@ -461,106 +461,26 @@ def _to_srgb(array: np.ndarray, icc: bytes) -> tuple[np.ndarray, bool]:
     return (np.dstack([out, array[:, :, 3:]]) if channels == 4 else out), True
 
 
-def _to_srgb16(array: np.ndarray, icc: bytes) -> tuple[np.ndarray, bool] | None:
-    """16-bit or float pixels as 16-bit ones moved to sRGB from a matrix/TRC ``icc`` profile (Adobe
-    RGB, Display P3, ProPhoto, Rec. 2020; a grey one's tone curve), as :func:`_to_srgb` moves 8-bit
-    ones through LittleCMS, which Pillow lets convert 8 bits only: a 16-bit picture with such a
-    profile had come out of a Netpbm file (which holds no profile) with 8 bits. Returns the pixels
-    and whether they were converted (not where the profile's colour space is not the pixels'); None
-    for a profile of look-up tables or a damaged one, which LittleCMS converts at 8 bits."""
+def _to_srgb16(array: np.ndarray, icc_profile: bytes) -> tuple[np.ndarray, bool] | None:
+    """16-bit or float pixels as 16-bit ones moved to sRGB (:func:`icc.to_srgb16`), as
+    :func:`_to_srgb` moves 8-bit ones through LittleCMS: a 16-bit picture with a profile had come
+    out of a Netpbm file (which holds no profile) with 8 bits. Returns the pixels and whether they
+    were converted (not where the profile's colour space is not the pixels'); None for a profile
+    that only LittleCMS converts (at 8 bits)."""
     channels = 1 if array.ndim == 2 else array.shape[2]
     grey = channels in (1, 2)
-    pixels = _to_uint16(array)
-    if _space(icc) != (b"GRAY" if grey else b"RGB "):
-        return pixels, False
-    tags = _icc_tags(icc)
-    if b"A2B0" in tags:  # look-up tables beside the matrix: LittleCMS converts through them (perceptual intent)
+    out = _to_uint16(array)
+    if _space(icc_profile) != (b"GRAY" if grey else b"RGB "):
+        return out, False
+    colour = out if out.ndim == 2 else out[..., 0] if grey else out[..., :3]
+    converted = icc.to_srgb16(colour, icc_profile)
+    if converted is None:
         return None
-    curves = [_icc_curve(tags.get(sig)) for sig in ((b"kTRC",) if grey else (b"rTRC", b"gTRC", b"bTRC"))]
-    if any(curve is None for curve in curves):
-        return None
-    matrix = None
-    if not grey:  # through the profile connection space (XYZ, D50) to sRGB's own colorants
-        source, target = _icc_colorants(tags), _icc_colorants(_icc_tags(srgb_profile()))
-        if source is None or target is None:
-            return None
-        matrix = (np.linalg.inv(target) @ source).T
-    levels = np.arange(65536) / 65535.0
-    tables = [np.asarray(curve(levels), np.float32) for curve in curves]  # each 16-bit level's linear value
-    out = pixels.copy()
-    colour = out if out.ndim == 2 else out[..., :1 if grey else 3]
-    for top in range(0, out.shape[0], 256):  # in bands of rows: the float temporaries stay small
-        band = colour[top:top + 256]
-        if band.ndim == 2:
-            linear = tables[0][band]
-        else:
-            linear = np.stack([table[band[..., i]] for i, table in enumerate(tables)], axis=-1)
-        if matrix is not None:
-            linear = linear @ matrix.astype(np.float32)
-        linear = np.clip(np.nan_to_num(linear), 0.0, 1.0)  # (a damaged curve's NaN as black)
-        coded = np.where(linear <= 0.0031308, linear * 12.92, 1.055 * linear ** (1 / 2.4) - 0.055)
-        colour[top:top + 256] = np.rint(coded * 65535)
+    if out.ndim == 2:
+        return converted, True
+    out = out.copy()
+    out[..., 0 if grey else slice(0, 3)] = converted
     return out, True
-
-
-def _icc_tags(icc: bytes) -> dict[bytes, bytes]:
-    """An ICC profile's tags by signature (those whose data lies inside the profile)."""
-    tags: dict[bytes, bytes] = {}
-    if len(icc) < 132:
-        return tags
-    count = struct.unpack_from(">I", icc, 128)[0]
-    for i in range(min(count, (len(icc) - 132) // 12)):
-        sig, offset, size = struct.unpack_from(">4sII", icc, 132 + 12 * i)
-        if offset + size <= len(icc):
-            tags[sig] = icc[offset:offset + size]
-    return tags
-
-
-def _icc_colorants(tags: dict[bytes, bytes]) -> np.ndarray | None:
-    """The matrix from linear RGB to the profile connection space (the rXYZ, gXYZ, bXYZ columns)."""
-    columns = []
-    for sig in (b"rXYZ", b"gXYZ", b"bXYZ"):
-        tag = tags.get(sig, b"")
-        if tag[:4] != b"XYZ " or len(tag) < 20:
-            return None
-        columns.append(np.array(struct.unpack_from(">3i", tag, 8)) / 65536.0)
-    return np.stack(columns, axis=1)
-
-
-#: the parameters (g, a, b, c, d, e, f) each ICC parametric curve type has
-_PARA_COUNTS = {0: 1, 1: 3, 2: 4, 3: 5, 4: 7}
-
-
-def _icc_curve(tag: bytes | None) -> Any:
-    """An ICC tone curve (curv or para) as a function of 0..1 arrays; None where it is neither."""
-    if not tag or len(tag) < 12:
-        return None
-    if tag[:4] == b"curv":
-        count = struct.unpack_from(">I", tag, 8)[0]
-        if count == 0:
-            return lambda x: x
-        if count == 1 and len(tag) >= 14:
-            gamma = struct.unpack_from(">H", tag, 12)[0] / 256.0
-            return lambda x: x ** gamma
-        if len(tag) < 12 + 2 * count:
-            return None
-        table = np.frombuffer(tag, ">u2", count, 12) / 65535.0
-        grid = np.linspace(0.0, 1.0, count)
-        return lambda x: np.interp(x, grid, table)
-    if tag[:4] == b"para":
-        kind = struct.unpack_from(">H", tag, 8)[0]
-        count = _PARA_COUNTS.get(kind)
-        if count is None or len(tag) < 12 + 4 * count:
-            return None
-        g, a, b, c, d, e, f = [v / 65536.0 for v in struct.unpack_from(f">{count}i", tag, 12)] + [0.0] * (7 - count)
-        if kind == 0:
-            a, b, c, d, e, f = 1.0, 0.0, 0.0, 0.0, 0.0, 0.0
-        elif kind in (1, 2):  # (a x + b)^g (+ c) from x = -b/a, else 0 (c)
-            d, e, f, c = (-b / a if a else 0.0), (c if kind == 2 else 0.0), (c if kind == 2 else 0.0), 0.0
-        elif kind == 3:
-            e, f = 0.0, 0.0
-        return lambda x: np.where(x >= d, np.maximum(a * x + b, 0.0) ** g + e, c * x + f)
-    return None
 
 
 def _png_text(meta: ImageMeta) -> tuple[tuple[tuple[bytes, bytes], ...], dict[str, str]]:
