@@ -106,8 +106,7 @@ class Upscaler:
             number = isinstance(model, numbers.Real) and not isinstance(model, bool)
             hint = f"; for a scale, write scale={float(model):g}" if number else ""
             if isinstance(model, Upscaler):  # upscale(image, up), upscale_file(src, dst, up): the preset's place
-                hint = ("; a loaded Upscaler is used as up.upscale(image), or given to the file and video calls as "
-                        "upscaler=up")
+                hint = "; a loaded Upscaler is given as upscaler=up (or used as up.upscale(image))"
             raise SrFilterError(f"the model must be a preset, a model name or a file path, not {type(model).__name__}{hint}")
         #: how it was made, for pickling: another process builds its own from these
         self._made_with = {"model": model, "device": device if isinstance(device, str) else str(device),
