@@ -69,15 +69,16 @@ def _gpu_build_on_disk() -> bool:
 def cpu_precision(precision: str | None = "auto") -> str:
     """The precision name a CPU runs for ``precision``: ``auto`` is fp32 (the same pixels on every
     CPU), bf16 on request; fp16 is refused."""
-    precision = _precision(precision)
+    precision = check_precision(precision)
     if precision == "fp16":
         raise DeviceError("fp16 is not supported on the CPU; choose bf16 or fp32")
     return "fp32" if precision == "auto" else precision
 
 
-def _precision(precision: str | None) -> str:
-    """A precision name checked and lower-cased (None is ``auto``)."""
-    precision = (precision or "auto").lower() if isinstance(precision, str) else str(precision)
+def check_precision(precision: str | None) -> str:
+    """A precision name checked, stripped and lower-cased as device names are (None is ``auto``):
+    " fp32" had been an unknown precision where " cpu" was the CPU."""
+    precision = (precision or "auto").strip().lower() if isinstance(precision, str) else str(precision)
     if precision not in PRECISIONS:
         raise DeviceError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
     return precision
@@ -234,7 +235,7 @@ def pick_dtype(device: torch.device, precision: str = "auto", *, supports_half: 
     dtypes = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
     if device.type == "cpu":
         return dtypes[cpu_precision(precision)]
-    precision = _precision(precision)
+    precision = check_precision(precision)
     if precision == "auto":
         return torch.float16 if supports_half and half_is_good(device) else torch.float32
     if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():

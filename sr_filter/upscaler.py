@@ -26,7 +26,7 @@ from . import convert, limits, softalpha
 from .atomic import refuse_writing_input
 from .backends import Backend
 from .lazymodule import LazyModule
-from .device import cpu_only, cpu_precision, free_memory
+from .device import check_precision, cpu_only, cpu_precision, free_memory
 from .errors import BackendError, ImageFormatError, OutputIsInputError, SrFilterError, WeightsFormatError, first_line
 from .facts import Facts
 from .interrupts import interrupts_held
@@ -108,6 +108,7 @@ class Upscaler:
             if isinstance(model, Upscaler):  # upscale(image, up), upscale_file(src, dst, up): the preset's place
                 hint = "; a loaded Upscaler is given as upscaler=up (or used as up.upscale(image))"
             raise SrFilterError(f"the model must be a preset, a model name or a file path, not {type(model).__name__}{hint}")
+        precision = check_precision(precision)  # " FP32" as " CPU" is taken
         #: how it was made, for pickling: another process builds its own from these
         self._made_with = {"model": model, "device": device if isinstance(device, str) else str(device),
                            "precision": precision, "tile": tile, "batch": batch, "offline": offline, "backend": backend,
@@ -149,7 +150,7 @@ class Upscaler:
                 self.model = load_denoised(model or "photo", denoise, offline=offline)
             dtype = pick_dtype(self.device, precision, supports_half=self.model.facts.supports_half)
             self.backend = make_backend(backend, self.model, self.device, dtype)
-        if str(precision).lower() == "bf16" and self.backend.name == "openvino" and self.backend.precision != "bf16":
+        if precision == "bf16" and self.backend.name == "openvino" and self.backend.precision != "bf16":
             # it had run fp32 without a word (the torch backend runs bf16 as asked)
             log.warning("bf16 was asked, but this CPU runs it in OpenVINO only with native bf16 (AMX or AVX512-BF16), "
                         "which it lacks: %s runs in %s; the torch backend emulates bf16, slowly", Path(self.name).name,

@@ -278,6 +278,17 @@ def test_bad_inputs_are_clear_errors(cartoon):
         Upscaler("cartoon", device="cpu", precision="fp16")
 
 
+def test_a_precision_is_taken_as_a_device_name_is():
+    """precision=" fp32" (a value read from a file or typed with a space) had been "unknown precision
+    ' fp32'" where device=" CPU" was the CPU; both backends, and sr_filter.upscale, take it now."""
+    for backend in ("auto", "torch"):
+        assert Upscaler("sr-cartoon-x4", device=" CPU", precision=" fp32\n", backend=backend, tile=0).precision == "fp32"
+    with pytest.raises(SrFilterError, match="fp16 is not supported on the CPU"):  # still checked, in any spelling
+        Upscaler("sr-cartoon-x4", device="cpu", precision=" FP16")
+    out = sr_filter.upscale(np.zeros((4, 4, 3), np.uint8), model="sr-cartoon-x4", device="cpu", precision="FP32 ")
+    assert out.shape == (16, 16, 3)
+
+
 # -- what a developer embedding the library runs into ------------------------------------------------
 
 
