@@ -33,7 +33,7 @@ def cpu_only(request: str | None = "auto") -> bool:
     without CUDA or ROCm (read from its ``version.py``) on a machine that is not an Apple arm64
     Mac (MPS). False means "ask torch" (:func:`pick_device`), never a wrong answer.
     """
-    request = _plain((request or "auto").strip().lower()) if isinstance(request, str) else None
+    request = device_name(request) if isinstance(request, str) else None
     if request == "auto":
         env = os.environ.get(ENV_DEVICE, "").strip().lower()
         request = env if env and env != "auto" else "auto"
@@ -146,7 +146,7 @@ def pick_device(request: str | torch.device | None = "auto") -> torch.device:
         request = str(request)
     if request is not None and not isinstance(request, str):
         raise DeviceError(f"the device must be a name such as auto, cpu, cuda, cuda:N or mps, not {request!r}")
-    request = _plain((request or "auto").strip().lower())
+    request = device_name(request)
     if request == "auto":
         env = os.environ.get(ENV_DEVICE, "").strip().lower()
         if env and env != "auto":
@@ -169,6 +169,12 @@ def device_for_rank(request: str, local_rank: int = 0) -> torch.device:
         raise DeviceError(f"process {local_rank} needs GPU {local_rank}, but this machine has {torch.cuda.device_count()}")
     torch.cuda.set_device(local_rank)
     return torch.device("cuda", local_rank)
+
+
+def device_name(request: str | None) -> str:
+    """A device name as :func:`pick_device` reads it: stripped, lower-cased, ``cpu:N`` as ``cpu``
+    and ``mps:0`` as ``mps`` (None or "" is ``auto``); the command line checks ``--device`` with it."""
+    return _plain((request or "auto").strip().lower())
 
 
 def _plain(request: str) -> str:

@@ -63,6 +63,17 @@ def test_bad_option_values_are_one_line_exit_2(tmp_path, args, words):
     assert "Usage:" not in err and "Traceback" not in err
 
 
+def test_the_device_names_the_library_takes_are_taken(tmp_path):
+    """--device cpu:0 (torch's name for the CPU, which sr_filter.Upscaler(device="cpu:0") takes) had
+    been "'cpu:0' is not a device", exit 2; and -g 0 --device CUDA:0 "cannot be combined"."""
+    Image.new("RGB", (8, 6), (200, 30, 90)).save(tmp_path / "a.png")
+    for n, device in enumerate(("cpu:0", " CPU:1")):
+        done = run("a.png", "-o", f"o{n}.png", "-m", "sr-cartoon-x4", "--device", device, "-q", cwd=tmp_path)
+        assert done.returncode == 0 and Image.open(tmp_path / f"o{n}.png").size == (32, 24), done.stderr
+    err = run("a.png", "-o", "g.png", "-g", "0", "--device", "CUDA:0", "-q", cwd=tmp_path).stderr.decode()
+    assert "cannot be combined" not in err, err
+
+
 def test_a_file_named_with_a_leading_dash_gets_a_way_to_name_it(tmp_path):
     """`sr-filter -dash.png` had said only "Missing argument 'INPUTS...'" (click reads it as
     `-d ash.png`) and `sr-filter -x.png` "No such option '-x'": the line now says how to name it."""

@@ -449,6 +449,9 @@ def _cluster_model(model: str | None) -> str | None:
 
 def _device_and_precision(device: str, gpu: int | None, precision: str, fp32: bool) -> tuple[str, str]:
     """Fold the aliases (-g N, --fp32) into --device/--precision and check the device name (no torch)."""
+    from ..device import device_name
+
+    device = device_name(device)  # as the library reads it: cpu:0 (torch's name) had been "not a device"
     if gpu is not None:
         if device not in ("auto", f"cuda:{gpu}"):
             raise click.UsageError(f"-g {gpu} means --device cuda:{gpu}; it cannot be combined with --device {device}")
@@ -457,7 +460,6 @@ def _device_and_precision(device: str, gpu: int | None, precision: str, fp32: bo
         if precision not in ("auto", "fp32"):
             raise click.UsageError(f"--fp32 cannot be combined with --precision {precision}")
         precision = "fp32"
-    device = device.strip().lower()
     if not _DEVICE_NAME.fullmatch(device):
         raise click.BadParameter(f"{device!r} is not a device; use auto, cpu, cuda, cuda:N or mps", param_hint="'--device'")
     return device, precision
