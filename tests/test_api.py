@@ -278,6 +278,21 @@ def test_bad_inputs_are_clear_errors(cartoon):
         Upscaler("cartoon", device="cpu", precision="fp16")
 
 
+def test_a_masked_array_is_refused_rather_than_its_mask_dropped(cartoon):
+    """A numpy masked array had been upscaled as its data, the masked pixels' values coming back as
+    if they were picture, and a plain array returned without the mask."""
+    data = np.full((6, 8, 3), 100, np.uint8)
+    image = np.ma.masked_array(data.copy())
+    image[2, 3] = np.ma.masked
+    words = r"^the array is a numpy masked array with 3 masked value\(s\), and the upscaled picture has no mask; fill them"
+    for call in (lambda: sr_filter.upscale(image, upscaler=cartoon), lambda: cartoon.upscale(image)):
+        with pytest.raises(ImageFormatError, match=words):
+            call()
+    with pytest.raises(ImageFormatError, match=r"^arrays\[1\]: the array is a numpy masked array"):
+        cartoon.upscale_batch([data, image])
+    assert np.array_equal(cartoon.upscale(np.ma.masked_array(data)), cartoon.upscale(data))  # nothing masked: its data
+
+
 def test_a_precision_is_taken_as_a_device_name_is():
     """precision=" fp32" (a value read from a file or typed with a space) had been "unknown precision
     ' fp32'" where device=" CPU" was the CPU; both backends, and sr_filter.upscale, take it now."""
