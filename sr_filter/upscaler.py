@@ -838,7 +838,17 @@ def check_dst_file(dst: str | PathLike, src: Path, *, overwrite: bool = False) -
     A leading ``~`` is expanded, as :func:`check_path` expands it."""
     text = expanduser(fsdecode(dst))
     refuse_writing_input(text, src)  # /dev/stdout opened onto the input by the shell: overwrite cannot help
-    if Path(text).is_dir() or text.endswith(("/", sep)):
+    bare = Path(text)  # without the trailing slash
+    if text.endswith(("/", sep)) and not bare.is_dir():  # it had been "is a folder", which it is not
+        slash = f"dst {text} ends with '{text[-1]}', which names a folder"
+        if bare.exists() and src.exists() and samefile(bare, src):
+            raise SrFilterError(f"{slash}, but {bare} is the input file; name the output file, e.g. "
+                                f"{bare.with_name(f'{src.stem}_upscaled{src.suffix}')}")
+        if bare.exists():
+            raise SrFilterError(f"{slash}, but {bare} is a file; leave out the '{text[-1]}' to replace that file (overwrite=True)")
+        hint = f"for the file {bare}, leave out the '{text[-1]}'" if bare.suffix else f"name the output file, e.g. {bare / src.name}"
+        raise SrFilterError(f"{slash}, and there is no folder {bare}; {hint}")
+    if bare.is_dir():
         named = Path(text) / src.name
         if named.exists() and src.exists() and samefile(named, src):  # the input's own folder: not the input's name
             named = named.with_name(f"{src.stem}_upscaled{src.suffix}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -276,6 +277,26 @@ def test_bad_inputs_are_clear_errors(cartoon):
         Upscaler("cartoon", device="cuda")
     with pytest.raises(SrFilterError, match="fp16 is not supported on the CPU"):
         Upscaler("cartoon", device="cpu", precision="fp16")
+
+
+def test_a_dst_with_a_trailing_slash_that_is_no_folder_is_said_so(tmp_path, monkeypatch):
+    """upscale_file(src, "small.png/") had said "dst small.png/ is a folder; name the output file, e.g.
+    small.png/in.png", of a folder that does not exist (the slash was likely a slip)."""
+    monkeypatch.chdir(tmp_path)
+    Image.new("RGB", (8, 6)).save("in.png")
+    Image.new("RGB", (8, 6)).save("old.png")
+    for dst, words in (
+            ("small.png/", "dst small.png/ ends with '/', which names a folder, and there is no folder small.png; "
+                           "for the file small.png, leave out the '/'"),
+            ("new/", "dst new/ ends with '/', which names a folder, and there is no folder new; name the output file, "
+                     "e.g. new/in.png"),
+            ("old.png/", "dst old.png/ ends with '/', which names a folder, but old.png is a file; leave out the '/' to "
+                         "replace that file (overwrite=True)"),
+            ("in.png/", "dst in.png/ ends with '/', which names a folder, but in.png is the input file; name the output "
+                        "file, e.g. in_upscaled.png")):
+        with pytest.raises(SrFilterError, match=f"^{re.escape(words)}$"):
+            sr_filter.upscale_file("in.png", dst, model="sr-cartoon-x4")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png", "old.png"]
 
 
 def test_a_masked_array_is_refused_rather_than_its_mask_dropped(cartoon):
@@ -579,9 +600,9 @@ def test_animations_take_a_model_name_and_check_quality(tmp_path):
     # an existing folder, and one named with a slash; the input's own folder is not offered the input's name
     # (following that advice replaced the input with overwrite=True, and a video's was refused)
     for folder, meant in ((tmp_path, "a_upscaled.gif"), (f"{tmp_path / 'new'}/", "new/a.gif")):
-        with pytest.raises(SrFilterError, match=rf"is a folder; name the output file, e\.g\. .*{meant}$"):
+        with pytest.raises(SrFilterError, match=rf"folder.*; name the output file, e\.g\. .*{meant}$"):
             upscale_animation(tmp_path / "a.gif", folder, "sr-cartoon-x4")  # had been "... not (none)"
-        with pytest.raises(SrFilterError, match=rf"is a folder; name the output file, e\.g\. .*{meant}$"):
+        with pytest.raises(SrFilterError, match=rf"folder.*; name the output file, e\.g\. .*{meant}$"):
             sr_filter.upscale_file(tmp_path / "a.gif", folder, model="sr-cartoon-x4", format="png")
     assert not (tmp_path / "new").exists()  # no file named like the folder
     result = upscale_animation(tmp_path / "a.gif", tmp_path / "o.webp", "sr-cartoon-x4", frames=(0, 2))
