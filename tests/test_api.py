@@ -299,6 +299,17 @@ def test_a_dst_with_a_trailing_slash_that_is_no_folder_is_said_so(tmp_path, monk
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png", "old.png"]
 
 
+def test_a_dst_without_an_extension_is_not_answered_with_a_folder(tmp_path, monkeypatch):
+    """upscale_file(src, "out") had said "use an extension such as .png (or out/ for a folder)", the
+    command line's advice: upscale_file writes one file, and "out/" is then refused as a folder."""
+    monkeypatch.chdir(tmp_path)
+    Image.new("RGB", (8, 6)).save("in.png")
+    words = "cannot tell the output format from 'out'; use an extension such as .png or name the format"
+    with pytest.raises(ImageFormatError, match=f"^{re.escape(words)}$"):
+        sr_filter.upscale_file("in.png", "out", model="sr-cartoon-x4")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png"]
+
+
 def test_a_masked_array_is_refused_rather_than_its_mask_dropped(cartoon):
     """A numpy masked array had been upscaled as its data, the masked pixels' values coming back as
     if they were picture, and a plain array returned without the mask."""
