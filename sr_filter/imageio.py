@@ -608,7 +608,7 @@ def format_for(path: str | Path, explicit: str | None = None, *, folder: bool = 
     if explicit is not None and not isinstance(explicit, str):
         check_format(explicit)  # says what it takes
     if explicit:
-        key = explicit.lower().lstrip(".")
+        key = explicit.strip().lower().lstrip(".")  # " png" as a device's " cpu" is taken
         fmt = FORMATS.get("." + key)
         if fmt is None:
             why = (" for output: HEIC/HEIF pictures are read, not written (PNG keeps their depth, alpha and metadata; AVIF "

@@ -310,6 +310,14 @@ def test_a_dst_without_an_extension_is_not_answered_with_a_folder(tmp_path, monk
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png"]
 
 
+def test_a_format_name_is_taken_as_a_device_name_is(tmp_path):
+    """format=" JPG" (a value read from a file) had been "unknown format ' JPG'" where device=" CPU"
+    was the CPU."""
+    Image.new("RGB", (8, 6)).save(tmp_path / "in.png")
+    written = sr_filter.upscale_file(tmp_path / "in.png", tmp_path / "out", model="sr-cartoon-x4", format=" JPG\n")
+    assert Image.open(written).format == "JPEG"
+
+
 def test_a_masked_array_is_refused_rather_than_its_mask_dropped(cartoon):
     """A numpy masked array had been upscaled as its data, the masked pixels' values coming back as
     if they were picture, and a plain array returned without the mask."""

@@ -74,6 +74,14 @@ def test_the_device_names_the_library_takes_are_taken(tmp_path):
     assert "cannot be combined" not in err, err
 
 
+def test_a_format_with_spaces_is_the_format(tmp_path):
+    """-f " PNG" (a value from a script's variable) had been "' PNG' is not one of png, ...", exit 2,
+    where --precision " fp32" was taken."""
+    Image.new("RGB", (8, 6), (200, 30, 90)).save(tmp_path / "a.png")
+    done = run("a.png", "-o", "o", "-f", " PNG ", "-m", "sr-cartoon-x4", "-q", cwd=tmp_path)
+    assert done.returncode == 0 and Image.open(tmp_path / "o").format == "PNG", done.stderr
+
+
 def test_a_file_named_with_a_leading_dash_gets_a_way_to_name_it(tmp_path):
     """`sr-filter -dash.png` had said only "Missing argument 'INPUTS...'" (click reads it as
     `-d ash.png`) and `sr-filter -x.png` "No such option '-x'": the line now says how to name it."""

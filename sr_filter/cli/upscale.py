@@ -95,6 +95,7 @@ def _closed_stdout_is_one_line(command):
 @tile_opt
 @offline_opt
 @click.option("-f", "--format", "--ext", "fmt", default=None, metavar=FORMAT_NAMES,
+              callback=lambda ctx, param, value: None if value is None else value.strip(),  # as --precision's value
               shell_complete=lambda ctx, param, incomplete: [name for name in (*FORMAT_NAMES.split("|"), "y4m", "png-stream")
                                                              if name.startswith(incomplete.lower())],
               help="Output format and extension (y4m, png-stream: frame streams).  [default: from the output name; for stdout, the input's format]")
