@@ -318,6 +318,17 @@ def test_a_format_name_is_taken_as_a_device_name_is(tmp_path):
     assert Image.open(written).format == "JPEG"
 
 
+def test_a_quality_for_a_lossless_output_is_said_to_change_nothing(tmp_path, caplog):
+    """upscale_file(src, "out.png", quality=50) had written the PNG without a word, where the
+    command line says that --quality changes nothing for PNG."""
+    Image.new("RGB", (8, 6)).save(tmp_path / "in.png")
+    with caplog.at_level(logging.WARNING, logger="sr_filter"):
+        sr_filter.upscale_file(tmp_path / "in.png", tmp_path / "out.png", model="sr-cartoon-x4", quality=50)
+        sr_filter.upscale_file(tmp_path / "in.png", tmp_path / "out.jpg", model="sr-cartoon-x4", quality=50)
+    said = [r.getMessage() for r in caplog.records if "quality" in r.getMessage()]
+    assert said == ["quality is for JPEG, WebP and AVIF output; PNG has no quality setting, so it changes nothing"]
+
+
 def test_a_masked_array_is_refused_rather_than_its_mask_dropped(cartoon):
     """A numpy masked array had been upscaled as its data, the masked pixels' values coming back as
     if they were picture, and a plain array returned without the mask."""
