@@ -34,9 +34,8 @@ def cpu_only(request: str | None = "auto") -> bool:
     Mac (MPS). False means "ask torch" (:func:`pick_device`), never a wrong answer.
     """
     request = device_name(request) if isinstance(request, str) else None
-    if request == "auto":
-        env = os.environ.get(ENV_DEVICE, "").strip().lower()
-        request = env if env and env != "auto" else "auto"
+    if request == "auto":  # SR_FILTER_DEVICE=cpu:0 had loaded torch, where cpu did not
+        request = device_name(os.environ.get(ENV_DEVICE))
     if request == "cpu":
         return True
     if request != "auto" or (sys.platform == "darwin" and platform.machine() == "arm64"):
