@@ -74,6 +74,17 @@ def test_the_device_names_the_library_takes_are_taken(tmp_path):
     assert "cannot be combined" not in err, err
 
 
+def test_a_bad_device_is_an_option_error_in_every_command(tmp_path):
+    """`sr-filter eval FOLDER --device gpu` had been taken without a word (the default, bicubic, runs
+    no model), or exit 1 once a model was loaded, where `sr-filter a.png --device gpu` is a bad
+    option value, exit 2."""
+    Image.new("RGB", (32, 32)).save(tmp_path / "a.png")
+    for args in (["a.png"], ["eval", "."]):
+        done = run(*args, "--device", "gpu", cwd=tmp_path)
+        err = done.stderr.decode()
+        assert done.returncode == 2 and err.count("\n") == 1 and "'gpu' is not a device; use auto, cpu" in err, err
+
+
 def test_a_format_with_spaces_is_the_format(tmp_path):
     """-f " PNG" (a value from a script's variable) had been "' PNG' is not one of png, ...", exit 2,
     where --precision " fp32" was taken."""
