@@ -329,6 +329,17 @@ def test_a_quality_for_a_lossless_output_is_said_to_change_nothing(tmp_path, cap
     assert said == ["quality is for JPEG, WebP and AVIF output; PNG has no quality setting, so it changes nothing"]
 
 
+def test_a_file_where_an_output_folder_would_be_made_is_named(tmp_path, monkeypatch):
+    """upscale_file(src, "a.png/sub/x.png") had said "cannot create output folder a.png/sub: Not a
+    directory", where "a.png/x.png" says "a.png is a file, not a folder"."""
+    monkeypatch.chdir(tmp_path)
+    Image.new("RGB", (8, 6)).save("a.png")
+    for dst in ("a.png/x.png", "a.png/sub/deeper/x.png"):
+        with pytest.raises(ImageFormatError, match=r"^a\.png is a file, not a folder; choose another output path$"):
+            sr_filter.upscale_file("a.png", dst, model="sr-cartoon-x4")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
+
+
 def test_a_masked_array_is_refused_rather_than_its_mask_dropped(cartoon):
     """A numpy masked array had been upscaled as its data, the masked pixels' values coming back as
     if they were picture, and a plain array returned without the mask."""
