@@ -77,6 +77,8 @@ def cpu_precision(precision: str | None = "auto") -> str:
 def check_precision(precision: str | None) -> str:
     """A precision name checked, stripped and lower-cased as device names are (None is ``auto``):
     " fp32" had been an unknown precision where " cpu" was the CPU."""
+    if precision is None:  # as its docstring (and device=None) say: it had been "unknown precision 'None'"
+        precision = "auto"
     precision = (precision or "auto").strip().lower() if isinstance(precision, str) else str(precision)
     if precision not in PRECISIONS:
         raise DeviceError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")

@@ -360,6 +360,7 @@ def test_a_precision_is_taken_as_a_device_name_is():
     ' fp32'" where device=" CPU" was the CPU; both backends, and sr_filter.upscale, take it now."""
     for backend in ("auto", "torch"):
         assert Upscaler("sr-cartoon-x4", device=" CPU", precision=" fp32\n", backend=backend, tile=0).precision == "fp32"
+    assert Upscaler("sr-cartoon-x4", device=None, precision=None).precision == "fp32"  # None: auto, as for the device
     with pytest.raises(SrFilterError, match="fp16 is not supported on the CPU"):  # still checked, in any spelling
         Upscaler("sr-cartoon-x4", device="cpu", precision=" FP16")
     out = sr_filter.upscale(np.zeros((4, 4, 3), np.uint8), model="sr-cartoon-x4", device="cpu", precision="FP32 ")
