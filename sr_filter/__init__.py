@@ -101,6 +101,7 @@ def upscale(
     preset: str | None = None,
     *,
     model: str | os.PathLike | None = None,
+    upscaler: sr_filter.Upscaler | None = None,
     scale: float | None = None,
     device: str = "auto",
     precision: str = "auto",
@@ -115,7 +116,8 @@ def upscale(
     """Upscale one PIL image or numpy array; returns the same kind.
 
     ``preset`` is ``photo`` (default), ``cartoon`` or ``face``; ``model`` (a manifest name or a
-    weights file, also as a ``pathlib.Path``) overrides it; ``backend`` is ``auto``, ``torch`` or
+    weights file, also as a ``pathlib.Path``) overrides it, or pass a ready ``upscaler`` to reuse a loaded
+    model (as :func:`upscale_file` takes it; its settings are its own); ``backend`` is ``auto``, ``torch`` or
     ``openvino``; ``tta`` averages the eight flips and rotations; ``denoise`` (0..1) sets the
     denoising strength of a model that has one; ``colour_fix`` keeps the input's colour over
     areas, where networks shift flat colours by a few levels. ``scale`` defaults to the model's own; other values
@@ -135,7 +137,7 @@ def upscale(
         check_array(image)  # a file name, bytes or a list had been said after seconds of loading
     check_scale_request(scale)
     check_callback("progress", progress)
-    upscaler = _upscaler(None, preset, model, device=device, precision=precision, tile=tile, offline=offline,
+    upscaler = _upscaler(upscaler, preset, model, device=device, precision=precision, tile=tile, offline=offline,
                          backend=backend, tta=tta, denoise=denoise, colour_fix=colour_fix)
     return upscaler.upscale(image, scale=scale, progress=progress)
 
@@ -252,10 +254,15 @@ def upscale_file(
     imageio.check_source(source)  # a missing or damaged input had been found after the model loaded
     out_format = imageio.target_format(target, format)  # None: the input's (a stream such as /dev/stdout)
     conflict = imageio.suffix_conflict(target, out_format) if format else None
-    if conflict:
+    unused = quality is not None and out_format is not None and out_format not in ("JPEG", "WEBP", "AVIF")
+    if conflict or unused:
         import logging
 
-        logging.getLogger(__name__).warning("%s", conflict)
+        if conflict:
+            logging.getLogger(__name__).warning("%s", conflict)
+        if unused:  # as the command line says it: quality=50 for a PNG had changed nothing without a word
+            logging.getLogger(__name__).warning("quality is for JPEG, WebP and AVIF output; %s has no quality setting, "
+                                                "so it changes nothing", out_format)
     with atomic.new_folders():  # folders made for an output that is never written are removed
         atomic.prepare_target(target, overwrite=overwrite)  # before the work, as the command line does
         upscaler = _upscaler(upscaler, preset, model, device=device, precision=precision, tile=tile, offline=offline,

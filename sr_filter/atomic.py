@@ -61,6 +61,7 @@ def make_folder(folder: str | Path) -> None:
             while not above.exists() and above != above.parent:
                 missing.append(above)
                 above = above.parent
+            refuse_file_above(folder)
             try:
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
@@ -71,6 +72,17 @@ def make_folder(folder: str | Path) -> None:
             key = _key(folder)
             block.uses.append(key)
             _IN_USE[key] += 1
+
+
+def refuse_file_above(folder: Path) -> None:
+    """A file where ``folder`` or one of its missing parents would be made is said as
+    :func:`check_target` says a file in the output's folder's place (a.png/sub/x.png had been
+    "cannot create output folder a.png/sub: Not a directory")."""
+    above = folder
+    while not above.exists() and above != above.parent:
+        above = above.parent
+    if above.exists() and not above.is_dir():
+        raise ImageFormatError(f"{above} is a file, not a folder; choose another output path")
 
 
 class _Block:

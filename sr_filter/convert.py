@@ -68,6 +68,10 @@ def _check_array(array: np.ndarray) -> None:
                                + ("; Upscaler.upscale takes PIL images, or convert with numpy.asarray" if pil else "")
                                + ("; Upscaler.run takes (1, C, H, W) tensors in 0..1, or pass tensor.numpy() of an "
                                   "HxWxC image" if tensor else ""))
+    if isinstance(array, np.ma.MaskedArray) and np.ma.is_masked(array):  # its mask had been dropped without a word
+        raise ImageFormatError(f"the array is a numpy masked array with {int(np.ma.count_masked(array))} masked value(s), "
+                               "and the upscaled picture has no mask; fill them (array.filled(0)), or give the mask as an "
+                               "alpha channel (an HxWx2 or HxWx4 array, 0 where masked)")
     if isinstance(array, np.matrix):  # indexing keeps it 2-D: it failed later on an internal shape
         raise ImageFormatError("expected a numpy image array, got a numpy.matrix; pass numpy.asarray(matrix)")
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 2, 3, 4)):

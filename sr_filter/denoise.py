@@ -12,8 +12,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+import numbers
 from typing import Mapping
 
+import numpy as np
 import torch
 
 from .errors import CacheError, ChecksumError, DenoiseError, DownloadError, DownloadSettingError, OfflineError, first_line
@@ -39,7 +41,10 @@ def interpolate(strong: Mapping[str, torch.Tensor], weak: Mapping[str, torch.Ten
 
 def check_strength(strength: float) -> float:
     """A denoise strength in [0, 1] (0: keep noise, 1: the model's full denoising)."""
-    if not (isinstance(strength, (int, float)) and math.isfinite(strength) and 0 <= strength <= 1):
+    if isinstance(strength, (bool, np.bool_)):  # False had been strength 0 (the twin's pixels), True 1
+        raise DenoiseError(f"denoise is a strength from 0 to 1 (None: the model as published), not {strength}")
+    # numpy's numbers too: np.float32(0.5) had been "must be between 0 and 1, not np.float32(0.5)"
+    if not (isinstance(strength, numbers.Real) and math.isfinite(strength) and 0 <= strength <= 1):
         raise DenoiseError(f"denoise strength must be between 0 and 1, not {strength!r}")
     return float(strength)
 

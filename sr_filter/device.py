@@ -33,10 +33,9 @@ def cpu_only(request: str | None = "auto") -> bool:
     without CUDA or ROCm (read from its ``version.py``) on a machine that is not an Apple arm64
     Mac (MPS). False means "ask torch" (:func:`pick_device`), never a wrong answer.
     """
-    request = _plain((request or "auto").strip().lower()) if isinstance(request, str) else None
-    if request == "auto":
-        env = os.environ.get(ENV_DEVICE, "").strip().lower()
-        request = env if env and env != "auto" else "auto"
+    request = device_name(request) if isinstance(request, str) else None
+    if request == "auto":  # SR_FILTER_DEVICE=cpu:0 had loaded torch, where cpu did not
+        request = device_name(os.environ.get(ENV_DEVICE))
     if request == "cpu":
         return True
     if request != "auto" or (sys.platform == "darwin" and platform.machine() == "arm64"):
@@ -69,15 +68,18 @@ def _gpu_build_on_disk() -> bool:
 def cpu_precision(precision: str | None = "auto") -> str:
     """The precision name a CPU runs for ``precision``: ``auto`` is fp32 (the same pixels on every
     CPU), bf16 on request; fp16 is refused."""
-    precision = _precision(precision)
+    precision = check_precision(precision)
     if precision == "fp16":
         raise DeviceError("fp16 is not supported on the CPU; choose bf16 or fp32")
     return "fp32" if precision == "auto" else precision
 
 
-def _precision(precision: str | None) -> str:
-    """A precision name checked and lower-cased (None is ``auto``)."""
-    precision = (precision or "auto").lower() if isinstance(precision, str) else str(precision)
+def check_precision(precision: str | None) -> str:
+    """A precision name checked, stripped and lower-cased as device names are (None is ``auto``):
+    " fp32" had been an unknown precision where " cpu" was the CPU."""
+    if precision is None:  # as its docstring (and device=None) say: it had been "unknown precision 'None'"
+        precision = "auto"
+    precision = (precision or "auto").strip().lower() if isinstance(precision, str) else str(precision)
     if precision not in PRECISIONS:
         raise DeviceError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
     return precision
@@ -145,7 +147,7 @@ def pick_device(request: str | torch.device | None = "auto") -> torch.device:
         request = str(request)
     if request is not None and not isinstance(request, str):
         raise DeviceError(f"the device must be a name such as auto, cpu, cuda, cuda:N or mps, not {request!r}")
-    request = _plain((request or "auto").strip().lower())
+    request = device_name(request)
     if request == "auto":
         env = os.environ.get(ENV_DEVICE, "").strip().lower()
         if env and env != "auto":
@@ -168,6 +170,12 @@ def device_for_rank(request: str, local_rank: int = 0) -> torch.device:
         raise DeviceError(f"process {local_rank} needs GPU {local_rank}, but this machine has {torch.cuda.device_count()}")
     torch.cuda.set_device(local_rank)
     return torch.device("cuda", local_rank)
+
+
+def device_name(request: str | None) -> str:
+    """A device name as :func:`pick_device` reads it: stripped, lower-cased, ``cpu:N`` as ``cpu``
+    and ``mps:0`` as ``mps`` (None or "" is ``auto``); the command line checks ``--device`` with it."""
+    return _plain((request or "auto").strip().lower())
 
 
 def _plain(request: str) -> str:
@@ -234,7 +242,7 @@ def pick_dtype(device: torch.device, precision: str = "auto", *, supports_half: 
     dtypes = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
     if device.type == "cpu":
         return dtypes[cpu_precision(precision)]
-    precision = _precision(precision)
+    precision = check_precision(precision)
     if precision == "auto":
         return torch.float16 if supports_half and half_is_good(device) else torch.float32
     if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():

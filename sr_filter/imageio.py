@@ -677,12 +677,14 @@ def check_format(value: object, name: str = "format") -> str | None:
     return format_for("", value)
 
 
-def format_for(path: str | Path, explicit: str | None = None) -> str:
-    """The output format: ``explicit`` first, else from the file extension."""
+def format_for(path: str | Path, explicit: str | None = None, *, folder: bool = False) -> str:
+    """The output format: ``explicit`` first, else from the file extension. ``folder``: a name
+    with a slash would be a folder (the command line's -o), and the error for a name without an
+    extension says so (upscale_file writes one file: it had been told to give "o3/")."""
     if explicit is not None and not isinstance(explicit, str):
         check_format(explicit)  # says what it takes
     if explicit:
-        key = explicit.lower().lstrip(".")
+        key = explicit.strip().lower().lstrip(".")  # " png" as a device's " cpu" is taken
         fmt = FORMATS.get("." + key)
         if fmt is None:
             why = (" for output: HEIC/HEIF pictures are read, not written (PNG keeps their depth, alpha and metadata; AVIF "
@@ -705,9 +707,9 @@ def format_for(path: str | Path, explicit: str | None = None) -> str:
     if not suffix and name.lower() in FORMATS:  # ".png" alone: a hidden file's name, no suffix (the advice had been ".png")
         raise ImageFormatError(f"{name} is only a suffix; name the file to write, e.g. {Path(path).with_name('out' + name)}")
     if suffix not in FORMATS:
-        folder = f" (or {Path(path).name}/ for a folder)" if not suffix and Path(path).name else ""
+        slash = f" (or {Path(path).name}/ for a folder)" if folder and not suffix and Path(path).name else ""
         raise ImageFormatError(
-            f"cannot tell the output format from {Path(path).name!r}; use an extension such as .png{folder} or name the format"
+            f"cannot tell the output format from {Path(path).name!r}; use an extension such as .png{slash} or name the format"
         )
     return _writable(FORMATS[suffix])
 

@@ -26,7 +26,7 @@ from . import convert, limits, softalpha
 from .atomic import refuse_writing_input
 from .backends import Backend
 from .lazymodule import LazyModule
-from .device import cpu_only, cpu_precision, free_memory
+from .device import check_precision, cpu_only, cpu_precision, free_memory
 from .errors import BackendError, ImageFormatError, OutputIsInputError, SrFilterError, WeightsFormatError, first_line
 from .facts import Facts
 from .interrupts import interrupts_held
@@ -106,9 +106,9 @@ class Upscaler:
             number = isinstance(model, numbers.Real) and not isinstance(model, bool)
             hint = f"; for a scale, write scale={float(model):g}" if number else ""
             if isinstance(model, Upscaler):  # upscale(image, up), upscale_file(src, dst, up): the preset's place
-                hint = ("; a loaded Upscaler is used as up.upscale(image), or given to the file and video calls as "
-                        "upscaler=up")
+                hint = "; a loaded Upscaler is given as upscaler=up (or used as up.upscale(image))"
             raise SrFilterError(f"the model must be a preset, a model name or a file path, not {type(model).__name__}{hint}")
+        precision = check_precision(precision)  # " FP32" as " CPU" is taken
         #: how it was made, for pickling: another process builds its own from these
         self._made_with = {"model": model, "device": device if isinstance(device, str) else str(device),
                            "precision": precision, "tile": tile, "batch": batch, "offline": offline, "backend": backend,
@@ -150,7 +150,7 @@ class Upscaler:
                 self.model = load_denoised(model or "photo", denoise, offline=offline)
             dtype = pick_dtype(self.device, precision, supports_half=self.model.facts.supports_half)
             self.backend = make_backend(backend, self.model, self.device, dtype)
-        if str(precision).lower() == "bf16" and self.backend.name == "openvino" and self.backend.precision != "bf16":
+        if precision == "bf16" and self.backend.name == "openvino" and self.backend.precision != "bf16":
             # it had run fp32 without a word (the torch backend runs bf16 as asked)
             log.warning("bf16 was asked, but this CPU runs it in OpenVINO only with native bf16 (AMX or AVX512-BF16), "
                         "which it lacks: %s runs in %s; the torch backend emulates bf16, slowly", Path(self.name).name,
@@ -838,7 +838,17 @@ def check_dst_file(dst: str | PathLike, src: Path, *, overwrite: bool = False) -
     A leading ``~`` is expanded, as :func:`check_path` expands it."""
     text = expanduser(fsdecode(dst))
     refuse_writing_input(text, src)  # /dev/stdout opened onto the input by the shell: overwrite cannot help
-    if Path(text).is_dir() or text.endswith(("/", sep)):
+    bare = Path(text)  # without the trailing slash
+    if text.endswith(("/", sep)) and not bare.is_dir():  # it had been "is a folder", which it is not
+        slash = f"dst {text} ends with '{text[-1]}', which names a folder"
+        if bare.exists() and src.exists() and samefile(bare, src):
+            raise SrFilterError(f"{slash}, but {bare} is the input file; name the output file, e.g. "
+                                f"{bare.with_name(f'{src.stem}_upscaled{src.suffix}')}")
+        if bare.exists():
+            raise SrFilterError(f"{slash}, but {bare} is a file; leave out the '{text[-1]}' to replace that file (overwrite=True)")
+        hint = f"for the file {bare}, leave out the '{text[-1]}'" if bare.suffix else f"name the output file, e.g. {bare / src.name}"
+        raise SrFilterError(f"{slash}, and there is no folder {bare}; {hint}")
+    if bare.is_dir():
         named = Path(text) / src.name
         if named.exists() and src.exists() and samefile(named, src):  # the input's own folder: not the input's name
             named = named.with_name(f"{src.stem}_upscaled{src.suffix}")

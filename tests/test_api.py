@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -276,6 +277,94 @@ def test_bad_inputs_are_clear_errors(cartoon):
         Upscaler("cartoon", device="cuda")
     with pytest.raises(SrFilterError, match="fp16 is not supported on the CPU"):
         Upscaler("cartoon", device="cpu", precision="fp16")
+
+
+def test_a_dst_with_a_trailing_slash_that_is_no_folder_is_said_so(tmp_path, monkeypatch):
+    """upscale_file(src, "small.png/") had said "dst small.png/ is a folder; name the output file, e.g.
+    small.png/in.png", of a folder that does not exist (the slash was likely a slip)."""
+    monkeypatch.chdir(tmp_path)
+    Image.new("RGB", (8, 6)).save("in.png")
+    Image.new("RGB", (8, 6)).save("old.png")
+    for dst, words in (
+            ("small.png/", "dst small.png/ ends with '/', which names a folder, and there is no folder small.png; "
+                           "for the file small.png, leave out the '/'"),
+            ("new/", "dst new/ ends with '/', which names a folder, and there is no folder new; name the output file, "
+                     "e.g. new/in.png"),
+            ("old.png/", "dst old.png/ ends with '/', which names a folder, but old.png is a file; leave out the '/' to "
+                         "replace that file (overwrite=True)"),
+            ("in.png/", "dst in.png/ ends with '/', which names a folder, but in.png is the input file; name the output "
+                        "file, e.g. in_upscaled.png")):
+        with pytest.raises(SrFilterError, match=f"^{re.escape(words)}$"):
+            sr_filter.upscale_file("in.png", dst, model="sr-cartoon-x4")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png", "old.png"]
+
+
+def test_a_dst_without_an_extension_is_not_answered_with_a_folder(tmp_path, monkeypatch):
+    """upscale_file(src, "out") had said "use an extension such as .png (or out/ for a folder)", the
+    command line's advice: upscale_file writes one file, and "out/" is then refused as a folder."""
+    monkeypatch.chdir(tmp_path)
+    Image.new("RGB", (8, 6)).save("in.png")
+    words = "cannot tell the output format from 'out'; use an extension such as .png or name the format"
+    with pytest.raises(ImageFormatError, match=f"^{re.escape(words)}$"):
+        sr_filter.upscale_file("in.png", "out", model="sr-cartoon-x4")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png"]
+
+
+def test_a_format_name_is_taken_as_a_device_name_is(tmp_path):
+    """format=" JPG" (a value read from a file) had been "unknown format ' JPG'" where device=" CPU"
+    was the CPU."""
+    Image.new("RGB", (8, 6)).save(tmp_path / "in.png")
+    written = sr_filter.upscale_file(tmp_path / "in.png", tmp_path / "out", model="sr-cartoon-x4", format=" JPG\n")
+    assert Image.open(written).format == "JPEG"
+
+
+def test_a_quality_for_a_lossless_output_is_said_to_change_nothing(tmp_path, caplog):
+    """upscale_file(src, "out.png", quality=50) had written the PNG without a word, where the
+    command line says that --quality changes nothing for PNG."""
+    Image.new("RGB", (8, 6)).save(tmp_path / "in.png")
+    with caplog.at_level(logging.WARNING, logger="sr_filter"):
+        sr_filter.upscale_file(tmp_path / "in.png", tmp_path / "out.png", model="sr-cartoon-x4", quality=50)
+        sr_filter.upscale_file(tmp_path / "in.png", tmp_path / "out.jpg", model="sr-cartoon-x4", quality=50)
+    said = [r.getMessage() for r in caplog.records if "quality" in r.getMessage()]
+    assert said == ["quality is for JPEG, WebP and AVIF output; PNG has no quality setting, so it changes nothing"]
+
+
+def test_a_file_where_an_output_folder_would_be_made_is_named(tmp_path, monkeypatch):
+    """upscale_file(src, "a.png/sub/x.png") had said "cannot create output folder a.png/sub: Not a
+    directory", where "a.png/x.png" says "a.png is a file, not a folder"."""
+    monkeypatch.chdir(tmp_path)
+    Image.new("RGB", (8, 6)).save("a.png")
+    for dst in ("a.png/x.png", "a.png/sub/deeper/x.png"):
+        with pytest.raises(ImageFormatError, match=r"^a\.png is a file, not a folder; choose another output path$"):
+            sr_filter.upscale_file("a.png", dst, model="sr-cartoon-x4")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
+
+
+def test_a_masked_array_is_refused_rather_than_its_mask_dropped(cartoon):
+    """A numpy masked array had been upscaled as its data, the masked pixels' values coming back as
+    if they were picture, and a plain array returned without the mask."""
+    data = np.full((6, 8, 3), 100, np.uint8)
+    image = np.ma.masked_array(data.copy())
+    image[2, 3] = np.ma.masked
+    words = r"^the array is a numpy masked array with 3 masked value\(s\), and the upscaled picture has no mask; fill them"
+    for call in (lambda: sr_filter.upscale(image, upscaler=cartoon), lambda: cartoon.upscale(image)):
+        with pytest.raises(ImageFormatError, match=words):
+            call()
+    with pytest.raises(ImageFormatError, match=r"^arrays\[1\]: the array is a numpy masked array"):
+        cartoon.upscale_batch([data, image])
+    assert np.array_equal(cartoon.upscale(np.ma.masked_array(data)), cartoon.upscale(data))  # nothing masked: its data
+
+
+def test_a_precision_is_taken_as_a_device_name_is():
+    """precision=" fp32" (a value read from a file or typed with a space) had been "unknown precision
+    ' fp32'" where device=" CPU" was the CPU; both backends, and sr_filter.upscale, take it now."""
+    for backend in ("auto", "torch"):
+        assert Upscaler("sr-cartoon-x4", device=" CPU", precision=" fp32\n", backend=backend, tile=0).precision == "fp32"
+    assert Upscaler("sr-cartoon-x4", device=None, precision=None).precision == "fp32"  # None: auto, as for the device
+    with pytest.raises(SrFilterError, match="fp16 is not supported on the CPU"):  # still checked, in any spelling
+        Upscaler("sr-cartoon-x4", device="cpu", precision=" FP16")
+    out = sr_filter.upscale(np.zeros((4, 4, 3), np.uint8), model="sr-cartoon-x4", device="cpu", precision="FP32 ")
+    assert out.shape == (16, 16, 3)
 
 
 # -- what a developer embedding the library runs into ------------------------------------------------
@@ -553,9 +642,9 @@ def test_animations_take_a_model_name_and_check_quality(tmp_path):
     # an existing folder, and one named with a slash; the input's own folder is not offered the input's name
     # (following that advice replaced the input with overwrite=True, and a video's was refused)
     for folder, meant in ((tmp_path, "a_upscaled.gif"), (f"{tmp_path / 'new'}/", "new/a.gif")):
-        with pytest.raises(SrFilterError, match=rf"is a folder; name the output file, e\.g\. .*{meant}$"):
+        with pytest.raises(SrFilterError, match=rf"folder.*; name the output file, e\.g\. .*{meant}$"):
             upscale_animation(tmp_path / "a.gif", folder, "sr-cartoon-x4")  # had been "... not (none)"
-        with pytest.raises(SrFilterError, match=rf"is a folder; name the output file, e\.g\. .*{meant}$"):
+        with pytest.raises(SrFilterError, match=rf"folder.*; name the output file, e\.g\. .*{meant}$"):
             sr_filter.upscale_file(tmp_path / "a.gif", folder, model="sr-cartoon-x4", format="png")
     assert not (tmp_path / "new").exists()  # no file named like the folder
     result = upscale_animation(tmp_path / "a.gif", tmp_path / "o.webp", "sr-cartoon-x4", frames=(0, 2))

@@ -183,12 +183,26 @@ def test_a_loaded_upscaler_given_as_the_preset_points_to_its_place(tmp_path):
     """upscale(image, up) and upscale_file(src, dst, up) had said only "not Upscaler"."""
     up = Upscaler("sr-cartoon-x4", tile=0)
     Image.new("RGB", (8, 6)).save(tmp_path / "in.png")
-    words = r"not Upscaler; a loaded Upscaler is used as up\.upscale\(image\), or given to the file and video calls as upscaler=up$"
+    words = r"not Upscaler; a loaded Upscaler is given as upscaler=up \(or used as up\.upscale\(image\)\)$"
     with pytest.raises(SrFilterError, match=words):
         sr_filter.upscale(np.zeros((8, 8, 3), np.uint8), up)
     with pytest.raises(SrFilterError, match=words):
         sr_filter.upscale_file(tmp_path / "in.png", tmp_path / "sub" / "o.png", up)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png"]
+
+
+def test_upscale_takes_a_ready_upscaler_as_the_file_calls_do():
+    """sr_filter.upscale(image, upscaler=up) had been Python's TypeError (an unexpected keyword),
+    where upscale_file, upscale_animation and upscale_video take a loaded model so."""
+    up = Upscaler("sr-cartoon-x4", tile=0)
+    image = np.random.default_rng(0).integers(0, 256, (6, 8, 3), dtype=np.uint8)
+    assert np.array_equal(sr_filter.upscale(image, upscaler=up, scale=2), up.upscale(image, scale=2))
+    pil = sr_filter.upscale(Image.fromarray(image), upscaler=up)
+    assert pil.size == (32, 24)
+    with pytest.raises(SrFilterError, match=r"^give either a ready upscaler or a preset/model, not both$"):
+        sr_filter.upscale(image, "cartoon", upscaler=up)
+    with pytest.raises(SrFilterError, match=r"^tile is set on the Upscaler"):  # it would not be used
+        sr_filter.upscale(image, upscaler=up, tile=64)
 
 
 def test_an_empty_path_is_said_to_be_empty(tmp_path, monkeypatch, no_model):

@@ -63,6 +63,36 @@ def test_bad_option_values_are_one_line_exit_2(tmp_path, args, words):
     assert "Usage:" not in err and "Traceback" not in err
 
 
+def test_the_device_names_the_library_takes_are_taken(tmp_path):
+    """--device cpu:0 (torch's name for the CPU, which sr_filter.Upscaler(device="cpu:0") takes) had
+    been "'cpu:0' is not a device", exit 2; and -g 0 --device CUDA:0 "cannot be combined"."""
+    Image.new("RGB", (8, 6), (200, 30, 90)).save(tmp_path / "a.png")
+    for n, device in enumerate(("cpu:0", " CPU:1")):
+        done = run("a.png", "-o", f"o{n}.png", "-m", "sr-cartoon-x4", "--device", device, "-q", cwd=tmp_path)
+        assert done.returncode == 0 and Image.open(tmp_path / f"o{n}.png").size == (32, 24), done.stderr
+    err = run("a.png", "-o", "g.png", "-g", "0", "--device", "CUDA:0", "-q", cwd=tmp_path).stderr.decode()
+    assert "cannot be combined" not in err, err
+
+
+def test_a_bad_device_is_an_option_error_in_every_command(tmp_path):
+    """`sr-filter eval FOLDER --device gpu` had been taken without a word (the default, bicubic, runs
+    no model), or exit 1 once a model was loaded, where `sr-filter a.png --device gpu` is a bad
+    option value, exit 2."""
+    Image.new("RGB", (32, 32)).save(tmp_path / "a.png")
+    for args in (["a.png"], ["eval", "."]):
+        done = run(*args, "--device", "gpu", cwd=tmp_path)
+        err = done.stderr.decode()
+        assert done.returncode == 2 and err.count("\n") == 1 and "'gpu' is not a device; use auto, cpu" in err, err
+
+
+def test_a_format_with_spaces_is_the_format(tmp_path):
+    """-f " PNG" (a value from a script's variable) had been "' PNG' is not one of png, ...", exit 2,
+    where --precision " fp32" was taken."""
+    Image.new("RGB", (8, 6), (200, 30, 90)).save(tmp_path / "a.png")
+    done = run("a.png", "-o", "o", "-f", " PNG ", "-m", "sr-cartoon-x4", "-q", cwd=tmp_path)
+    assert done.returncode == 0 and Image.open(tmp_path / "o").format == "PNG", done.stderr
+
+
 def test_a_file_named_with_a_leading_dash_gets_a_way_to_name_it(tmp_path):
     """`sr-filter -dash.png` had said only "Missing argument 'INPUTS...'" (click reads it as
     `-d ash.png`) and `sr-filter -x.png` "No such option '-x'": the line now says how to name it."""

@@ -185,7 +185,7 @@ def test_one_line_errors(tmp_path, collection):
     assert lines[0].startswith("sr-filter: error: running on a cluster needs Ray, which is not installed")
     assert lines[0].endswith("install it with pip install '.[cluster]' in the sr-filter folder (or 'WHEEL[cluster]' with its .whl file)")
     assert lines[2] == "sr-filter: error: cannot reach the Ray cluster at 127.0.0.1:1 (Connection refused); check the address and that the head node runs `ray start --head`"
-    assert lines[4] == f"sr-filter: error: cannot create output folder {blocker / 'out'}: Not a directory"  # one machine's words
+    assert lines[4] == f"sr-filter: error: {blocker} is a file, not a folder; choose another output path"  # one machine's words
     assert not any(tmp_path.glob("[ab]"))
 
 

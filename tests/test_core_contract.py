@@ -236,8 +236,9 @@ def test_the_device_names_torch_gives_are_taken(monkeypatch):
         up = Upscaler("sr-cartoon-x4", device=device, tile=0)
         assert up.device == torch.device("cpu") and up.upscale(np.zeros((4, 4, 3), np.uint8)).shape == (16, 16, 3)
     assert cpu_only("cpu:0")
-    monkeypatch.setenv("SR_FILTER_DEVICE", "cpu:0")
+    monkeypatch.setenv("SR_FILTER_DEVICE", " CPU:0")
     assert pick_device("auto") == torch.device("cpu")
+    assert cpu_only("auto")  # the CPU for sure, run without torch where converted (it had loaded torch)
     monkeypatch.delenv("SR_FILTER_DEVICE")
     if torch.backends.mps.is_available():
         assert pick_device("mps:0") == torch.device("mps")

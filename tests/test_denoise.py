@@ -11,6 +11,7 @@ import hashlib
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -100,6 +101,18 @@ def test_strength_out_of_range_is_refused(pair, strength):
     manifest, _ = pair
     with pytest.raises(DenoiseError, match="between 0 and 1"):
         denoise.load_denoised("strong", strength, manifest=manifest)
+
+
+def test_a_numpy_strength_is_a_strength_and_a_flag_is_refused(pair):
+    """denoise=np.float32(0.3) (a slider's value) had been "must be between 0 and 1, not
+    np.float32(0.3)"; denoise=False had run strength 0, the weak twin's pixels, not the model's own."""
+    manifest, _files = pair
+    got = _state(denoise.load_denoised("strong", np.float32(0.25), manifest=manifest))
+    want = _state(denoise.load_denoised("strong", 0.25, manifest=manifest))
+    assert all(torch.equal(got[k], want[k]) for k in want)
+    for flag in (False, True, np.bool_(True)):
+        with pytest.raises(DenoiseError, match=r"^denoise is a strength from 0 to 1 \(None: the model as published\), not "):
+            denoise.load_denoised("strong", flag, manifest=manifest)
 
 
 def test_local_file_is_refused(pair, tmp_path):

@@ -370,7 +370,7 @@ def test_the_json_file_is_checked_before_the_work_and_never_replaced_unasked(tmp
     assert refused.exit_code != 0 and "exists" in str(refused.exception) and "PSNR" not in refused.output
     assert victim.read_bytes() == b"not results"
     blocked = _eval(folder, "--json", victim / "sub" / "r.json")
-    assert blocked.exit_code != 0 and "cannot create output folder" in str(blocked.exception) and "PSNR" not in blocked.output
+    assert blocked.exit_code != 0 and "is a file, not a folder" in str(blocked.exception) and "PSNR" not in blocked.output
     replaced = _eval(folder, "--json", victim, "--overwrite")
     assert replaced.exit_code == 0, replaced.output
     assert json.loads(victim.read_text())[0]["sets"][0]["dataset"] == "set"

@@ -608,6 +608,13 @@ def test_container_that_cannot_hold_the_codec(tmp_path, upscaler):
     assert not (tmp_path / "out.webm").exists() and leftovers(tmp_path) == []
 
 
+def test_a_codec_name_is_taken_as_a_device_name_is(tmp_path, upscaler):
+    """codec=" H264" (a value read from a settings file) had been "unknown video codec ' H264'",
+    where device=" CPU" and format=" PNG" are taken."""
+    clip = make_clip(tmp_path / "clip.mkv", frames=2, audio=0)
+    assert upscale_video(clip, tmp_path / "out.mp4", upscaler=upscaler, codec=" H264\n")["codec"] == "h264"
+
+
 def test_truncated_corrupt_and_empty_files(tmp_path, upscaler):
     clip = make_clip(tmp_path / "clip.mp4", frames=8)
     data = clip.read_bytes()

@@ -242,7 +242,7 @@ def plan_jobs(inputs: list[str], output: str | None, suffix: str, fmt: str | Non
                                    f"frames as a stream (ffmpeg -i IN -f yuv4mpegpipe - | sr-filter - -o - --format y4m | "
                                    f"ffmpeg -i - {shown_path(target.name)}), or give the video's file name as the input")
         if target is not None and not (fmt is None and is_stream(target)):  # /dev/null: the input's format
-            written = imageio.format_for(target, fmt)
+            written = imageio.format_for(target, fmt, folder=True)  # -o NAME/ is a folder
             conflict = imageio.suffix_conflict(target, written) if fmt else None
             if conflict:
                 say(f"sr-filter: warning: {conflict}")

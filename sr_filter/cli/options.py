@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import re
 import sys
 from typing import Any, Callable, Sequence
 
@@ -89,6 +90,20 @@ def complete_model(ctx: click.Context, param: click.Parameter, incomplete: str, 
     return named + [CompletionItem(incomplete, type="file")]
 
 
+#: device names as the library takes them (read with device.device_name); others are a bad option
+#: value (exit 2), for every command with --device, checked without torch
+_DEVICE_NAME = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+
+def _device(ctx: click.Context, param: click.Parameter, value: str | None) -> str:
+    from ..device import device_name
+
+    device = device_name(value)  # cpu:0, torch's name for the CPU, as the library takes it
+    if not _DEVICE_NAME.fullmatch(device):  # `eval --device gpu` had been exit 1, after the folders were read
+        raise click.BadParameter(f"{device!r} is not a device; use auto, cpu, cuda, cuda:N or mps")
+    return device
+
+
 def _complete_device(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
     return [d for d in ("auto", "cpu", "cuda", "mps") if d.startswith(incomplete)]
 
@@ -102,7 +117,7 @@ width_opt = click.option("--width", type=int, default=None, callback=_size,
 height_opt = click.option("--height", type=int, default=None, callback=_size,
                           help="Output height in pixels. With --width too, the image fits inside both.")
 device_opt = click.option("-d", "--device", default="auto", show_default=True, metavar="auto|cpu|cuda|cuda:N|mps",
-                          shell_complete=_complete_device, help="Where to run the model.")
+                          callback=_device, shell_complete=_complete_device, help="Where to run the model.")
 gpu_opt = click.option("-g", "--gpu", "gpu", type=click.IntRange(0), default=None, metavar="N",
                        help="GPU index: the same as --device cuda:N.")
 precision_opt = click.option("--precision", default="auto", show_default=True, callback=_precision, metavar=PRECISION_METAVAR,

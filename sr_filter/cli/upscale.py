@@ -41,8 +41,6 @@ from .startup import load_libraries
 if TYPE_CHECKING:
     from ..upscaler import Upscaler
 
-#: device names as the library takes them; others are a bad option value (exit 2), checked without torch
-_DEVICE_NAME = re.compile(r"(auto|cpu|mps|cuda(:\d+)?)")
 #: output formats for --help and the option check, spelled here because imageio imports torch (through
 #: limits and device); test_cli_start checks it against imageio.FORMATS
 FORMAT_NAMES = "png|jpg|webp|avif|bmp|tiff|gif|tga|ppm|pam"
@@ -95,6 +93,7 @@ def _closed_stdout_is_one_line(command):
 @tile_opt
 @offline_opt
 @click.option("-f", "--format", "--ext", "fmt", default=None, metavar=FORMAT_NAMES,
+              callback=lambda ctx, param, value: None if value is None else value.strip(),  # as --precision's value
               shell_complete=lambda ctx, param, incomplete: [name for name in (*FORMAT_NAMES.split("|"), "y4m", "png-stream")
                                                              if name.startswith(incomplete.lower())],
               help="Output format and extension (y4m, png-stream: frame streams).  [default: from the output name; for stdout, the input's format]")
@@ -448,7 +447,8 @@ def _cluster_model(model: str | None) -> str | None:
 
 
 def _device_and_precision(device: str, gpu: int | None, precision: str, fp32: bool) -> tuple[str, str]:
-    """Fold the aliases (-g N, --fp32) into --device/--precision and check the device name (no torch)."""
+    """Fold the aliases (-g N, --fp32) into --device/--precision (the device's name is checked by
+    its option)."""
     if gpu is not None:
         if device not in ("auto", f"cuda:{gpu}"):
             raise click.UsageError(f"-g {gpu} means --device cuda:{gpu}; it cannot be combined with --device {device}")
@@ -457,9 +457,6 @@ def _device_and_precision(device: str, gpu: int | None, precision: str, fp32: bo
         if precision not in ("auto", "fp32"):
             raise click.UsageError(f"--fp32 cannot be combined with --precision {precision}")
         precision = "fp32"
-    device = device.strip().lower()
-    if not _DEVICE_NAME.fullmatch(device):
-        raise click.BadParameter(f"{device!r} is not a device; use auto, cpu, cuda, cuda:N or mps", param_hint="'--device'")
     return device, precision
 
 

@@ -365,6 +365,7 @@ def write_once(data: bytes, location: str) -> None:
     """
     if is_local(location):
         path = Path(local_path(location))
+        atomic.refuse_file_above(path.parent)  # in one machine's words
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

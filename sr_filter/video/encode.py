@@ -245,7 +245,7 @@ def choose_codec(requested: str | None, source_codec: str, muxer: str) -> str:
     if requested is not None and not isinstance(requested, str):  # codec=5 had raised AttributeError ('int' ... 'lower')
         raise VideoFormatError(f"codec must be a name, one of {', '.join(CODECS)} (or None), not {requested!r}")
     if requested:
-        family = requested.lower()
+        family = requested.strip().lower()  # " H264" (from a settings file), as " cpu" and " png" are taken
         if family not in ENCODERS:
             alias = {"h265": "hevc", "x265": "hevc", "libx265": "hevc", "x264": "h264", "libx264": "h264", "avc": "h264",
                      "vp09": "vp9", "libvpx-vp9": "vp9", "aom": "av1", "svt-av1": "av1"}.get(family)
