@@ -239,6 +239,7 @@ def upscale_file(
     callbacks) is checked before the model loads, as the command line checks them.
     """
     from . import atomic, imageio
+    from .encode import quality_unused
     from .imagefile import upscale_image_file
     from .sizing import check_size_request
     from .upscaler import check_callback, check_dst_file, check_flag, check_path, check_quality
@@ -254,15 +255,14 @@ def upscale_file(
     imageio.check_source(source)  # a missing or damaged input had been found after the model loaded
     out_format = imageio.target_format(target, format)  # None: the input's (a stream such as /dev/stdout)
     conflict = imageio.suffix_conflict(target, out_format) if format else None
-    unused = quality is not None and out_format is not None and out_format not in ("JPEG", "WEBP", "AVIF")
+    unused = quality_unused({out_format}) if quality is not None and out_format is not None else None
     if conflict or unused:
         import logging
 
         if conflict:
             logging.getLogger(__name__).warning("%s", conflict)
         if unused:  # as the command line says it: quality=50 for a PNG had changed nothing without a word
-            logging.getLogger(__name__).warning("quality is for JPEG, WebP and AVIF output; %s has no quality setting, "
-                                                "so it changes nothing", out_format)
+            logging.getLogger(__name__).warning("%s", unused)
     with atomic.new_folders():  # folders made for an output that is never written are removed
         atomic.prepare_target(target, overwrite=overwrite)  # before the work, as the command line does
         upscaler = _upscaler(upscaler, preset, model, device=device, precision=precision, tile=tile, offline=offline,

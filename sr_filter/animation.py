@@ -21,7 +21,7 @@ from PIL import Image, ImageSequence
 
 from .atomic import is_stream, new_folders, prepare_target
 from .device import available_ram
-from .encode import GIF_TRANSPARENT, avif_quality, gif_frame, say_soft_alpha_cut, webp_quality
+from .encode import GIF_TRANSPARENT, avif_quality, gif_frame, quality_unused, say_soft_alpha_cut, webp_quality
 from .errors import CancelledError, ImageFormatError, ImageTooLargeError, VideoFormatError, first_line
 from .frames import parse_range, range_text
 from .metadata import Scale, sides_scale
@@ -330,6 +330,9 @@ def check_job(src: str | Path, dst: str | Path, *, overwrite: bool = False, qual
         fmt = animated_format(src)
     if fmt is None:
         raise VideoFormatError(f"{dst}: an animation can be written as {', '.join(FORMATS)}, not {dst.suffix or '(none)'}")
+    unused = quality_unused({fmt}) if quality is not None else None
+    if unused:  # quality=50 for a GIF or APNG had changed nothing without a word, as for a still PNG
+        log.warning("%s", unused)
     prepare_target(dst, overwrite=overwrite)  # folders made and an existing output refused before the work, as for images
     return Target(src, dst, fmt, quality, overwrite)
 

@@ -205,7 +205,7 @@ def _encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None, *, qualit
             options["subsampling"] = "4:0:0"
     if fmt == "TGA":
         options["compression"] = "tga_rle"  # every TGA reader takes run-length coding; raw is 3-4x larger
-    if fmt in ("JPEG", "WEBP", "AVIF"):
+    if fmt in WITH_QUALITY:
         xmp = _fits_jpeg("XMP", meta.xmp, len(_XMP_NAMESPACE)) if fmt == "JPEG" else meta.xmp
         if xmp:
             options["xmp"] = xmp
@@ -282,6 +282,19 @@ _SPACE_NAMES = {b"GRAY": "grey", b"RGB ": "RGB", b"CMYK": "CMYK", b"Lab ": "Lab"
 
 #: the palette index that GIF output keeps for transparent pixels
 GIF_TRANSPARENT = 255
+
+#: the output formats with a quality setting (lossy)
+WITH_QUALITY = ("JPEG", "WEBP", "AVIF")
+
+
+def quality_unused(formats: set[str], name: str = "quality") -> str | None:
+    """The warning for a quality setting (``name``, as the caller spells it: "--quality" or
+    "quality") given where no output format takes one (PNG, TIFF, BMP, GIF, TGA, APNG): it had
+    changed nothing without a word. None where one of ``formats`` takes it."""
+    if not formats or not formats.isdisjoint(WITH_QUALITY):
+        return None
+    return (f"{name} is for JPEG, WebP and AVIF output; {'/'.join(sorted(formats))} has no quality setting, "
+            "so it changes nothing")
 
 
 def say_soft_alpha_cut(alphas: list[np.ndarray], meta: ImageMeta | None) -> None:

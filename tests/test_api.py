@@ -327,6 +327,15 @@ def test_a_quality_for_a_lossless_output_is_said_to_change_nothing(tmp_path, cap
         sr_filter.upscale_file(tmp_path / "in.png", tmp_path / "out.jpg", model="sr-cartoon-x4", quality=50)
     said = [r.getMessage() for r in caplog.records if "quality" in r.getMessage()]
     assert said == ["quality is for JPEG, WebP and AVIF output; PNG has no quality setting, so it changes nothing"]
+    # an animation's too: quality=50 for a GIF had changed nothing without a word
+    frames = [Image.new("RGB", (8, 6), (40 * i, 90, 200)) for i in range(2)]
+    frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:], duration=100)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="sr_filter"):
+        sr_filter.upscale_animation(tmp_path / "a.gif", tmp_path / "b.gif", model="sr-cartoon-x4", quality=50)
+        sr_filter.upscale_animation(tmp_path / "a.gif", tmp_path / "b.webp", model="sr-cartoon-x4", quality=50)
+    said = [r.getMessage() for r in caplog.records if "quality" in r.getMessage()]
+    assert said == ["quality is for JPEG, WebP and AVIF output; GIF has no quality setting, so it changes nothing"]
 
 
 def test_a_file_where_an_output_folder_would_be_made_is_named(tmp_path, monkeypatch):

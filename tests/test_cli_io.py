@@ -490,6 +490,10 @@ def test_quality_with_only_lossless_outputs_is_said_to_change_nothing(tmp_path):
     assert skipped.returncode == 0 and skipped.stderr.decode() == f"sr-filter: skipping existing output {tmp_path / 'b.png'}\n"  # had named " has no quality setting"
     refused = run(tmp_path / "a.png", "-o", tmp_path / "b.png", "--quality", "80", "-m", "sr-cartoon-x4")
     assert refused.returncode == 1 and refused.stderr.decode().count("\n") == 1 and b"exists" in refused.stderr  # no note before it
+    frames = [Image.new("RGB", (8, 8), (40 * i, 60, 30)) for i in range(2)]
+    frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:], duration=100)
+    animated = run(tmp_path / "a.gif", "-o", tmp_path / "b.gif", "--quality", "80", "-m", "sr-cartoon-x4").stderr.decode()
+    assert animated.count("--quality is for JPEG, WebP and AVIF output; GIF has no quality setting") == 1, animated  # had been nothing
 
 
 def test_skip_existing_counts_an_output_another_run_wrote_meanwhile_as_skipped(tmp_path, monkeypatch):

@@ -92,6 +92,7 @@ _FLAG_TEXT = (
     (r'codec="\w+"(?: or "\w+")*', lambda m: "--codec " + m.group(0)[len("codec="):].replace('"', ""), "--codec"),
     (r"an earlier run with resume=True", "an earlier --resume run", "--resume"),
     (r"resume=True", "--resume", "--resume"),
+    (r"(?<!-)\bquality is for JPEG", "--quality is for JPEG", "--quality"),
 )
 
 

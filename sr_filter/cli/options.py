@@ -160,6 +160,7 @@ def configure_logging(verbose: int, quiet: bool) -> None:
     handler = _StderrHandler()
     handler.setFormatter(logging.Formatter("sr-filter: %(message)s"))
     handler.addFilter(_name_the_file)
+    handler.addFilter(_in_flags)
     handler.addFilter(_once)
     _once.seen.clear()
     logging.basicConfig(level=level, handlers=[handler], force=True)
@@ -205,6 +206,19 @@ def _name_the_file(record) -> bool:
         text = record.getMessage()
         if name not in text:
             record.msg, record.args = f"{shown_path(name)}: {text}", ()
+    return True
+
+
+def _in_flags(record) -> bool:
+    """A library warning in this command's flags for the API's words ("quality is for JPEG ..."
+    as "--quality is for JPEG ..."), as errors are worded (:func:`messages.flagged`)."""
+    from . import DefaultGroup
+    from .messages import flagged
+
+    text = record.getMessage()
+    worded = flagged(text, DefaultGroup.flags)
+    if worded != text:
+        record.msg, record.args = worded, ()
     return True
 
 

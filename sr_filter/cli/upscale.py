@@ -579,6 +579,7 @@ def _say_quality_unused(jobs: list[Job], fmt: str | None) -> None:
     """--quality with only lossless image outputs (PNG, TIFF, BMP, GIF, TGA) changes nothing: say so
     rather than let a user wonder why the files are as large as before."""
     from .. import imageio
+    from ..encode import quality_unused
 
     if not jobs or any(is_video(job.source) for job in jobs):  # none left (all skipped): no format to name
         return
@@ -588,10 +589,9 @@ def _say_quality_unused(jobs: list[Job], fmt: str | None) -> None:
             formats.add(imageio.format_for(job.target or "", fmt) if job.target or fmt else None)
         except SrFilterError:
             formats.add(None)
-    if None not in formats and formats.isdisjoint({"JPEG", "WEBP", "AVIF"}):
-        shown = "/".join(sorted(formats))
-        click.echo(f"sr-filter: warning: --quality is for JPEG, WebP and AVIF output; {shown} has no quality setting, "
-                   "so it changes nothing", err=True)
+    unused = None if None in formats else quality_unused(formats, "--quality")
+    if unused:
+        click.echo(f"sr-filter: warning: {unused}", err=True)
 
 
 def _size_suffix(width: int | None, height: int | None) -> str | None:
