@@ -77,9 +77,8 @@ def cpu_precision(precision: str | None = "auto") -> str:
 def check_precision(precision: str | None) -> str:
     """A precision name checked, stripped and lower-cased as device names are (None is ``auto``):
     " fp32" had been an unknown precision where " cpu" was the CPU."""
-    if precision is None:  # as its docstring (and device=None) say: it had been "unknown precision 'None'"
-        precision = "auto"
-    precision = (precision or "auto").strip().lower() if isinstance(precision, str) else str(precision)
+    # None as its docstring (and device=None) say: it had been "unknown precision 'None'"
+    precision = (precision or "auto").strip().lower() if isinstance(precision, str) else "auto" if precision is None else str(precision)
     if precision not in PRECISIONS:
         raise DeviceError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
     return precision
@@ -149,10 +148,10 @@ def pick_device(request: str | torch.device | None = "auto") -> torch.device:
         raise DeviceError(f"the device must be a name such as auto, cpu, cuda, cuda:N or mps, not {request!r}")
     request = device_name(request)
     if request == "auto":
-        env = os.environ.get(ENV_DEVICE, "").strip().lower()
-        if env and env != "auto":
+        env = device_name(os.environ.get(ENV_DEVICE))
+        if env != "auto":
             try:
-                return _resolve(_plain(env))
+                return _resolve(env)
             except DeviceError as exc:
                 raise DeviceError(f"{ENV_DEVICE}={env}: {exc} (or unset {ENV_DEVICE})") from None
     return _resolve(request)
