@@ -334,3 +334,44 @@ def signal_when(args: list, ready: Path, signum: int, *, after: float, env: dict
         if proc.poll() is None:
             proc.kill()
     return proc.returncode, stdout, stderr
+
+
+@pytest.fixture
+def cli(capfdbinary, monkeypatch):
+    """``sr-filter ARGS`` in this process: the real entry point (``sr_filter.cli.main``, which turns
+    every error into its one line and exit status), with what it writes to file descriptors 1 and 2
+    captured as a child's would be (FFmpeg's and the exporters' own writes included), standard
+    input the bytes given (a pipe's, never a terminal's), ``cwd`` and ``env`` (None unsets a
+    name) for the call. Returns what ``subprocess.run`` does, with bytes. A child process pays 2-4 s
+    of Python, torch and OpenVINO start-up; tests about the process itself (signals, descriptors,
+    closed or terminal streams, what start-up imports, the interpreter's exit) start one."""
+    import io
+    import subprocess
+    import sys
+
+    from sr_filter.cli import DefaultGroup, main
+
+    def call(*args, stdin: bytes | None = None, cwd=None, env: dict | None = None) -> subprocess.CompletedProcess:
+        DefaultGroup.flags = DefaultGroup.valued = None  # as a new process starts: no command resolved yet
+        capfdbinary.readouterr()
+        with monkeypatch.context() as scope:
+            scope.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin or b"")))
+            if cwd is not None:
+                scope.chdir(cwd)
+            for name, value in (env or {}).items():
+                if value is None:
+                    scope.delenv(name, raising=False)
+                else:
+                    scope.setenv(name, str(value))
+            try:
+                main([str(a) for a in args])
+                code = 0
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+        out, err = capfdbinary.readouterr()
+        return subprocess.CompletedProcess([str(a) for a in args], code, out, err)
+
+    return call
