@@ -439,7 +439,8 @@ def depth_notice(info: VideoInfo, family: str, muxer: str) -> str | None:
 
     def keeps(other: str) -> bool:
         written = choose_pix_fmt(info.pix_fmt, ENCODERS[other][0], alpha=info.alpha)
-        return _bits(written) >= source_bits and (not less_colour or _chroma(written) >= _chroma(info.pix_fmt))
+        return (_bits(written) >= source_bits and (not less_colour or _chroma(written) >= _chroma(info.pix_fmt))
+                and (not info.alpha or has_alpha(written)))  # HEVC keeps 12 bits, not ProRes 4444's alpha
 
     keep = [f for f in CODECS if f != family and _probe_holds(muxer, ENCODERS[f][1]) and keeps(f)]
     verb = "keeps" if len(keep) == 1 else "keep"
