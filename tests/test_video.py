@@ -2516,9 +2516,9 @@ def test_a_stopped_resumable_run_says_where_its_segments_are(tmp_path, signum, b
     from .conftest import interruptible
 
     # segments end at keyframes; the run is stopped at its first (48 frames), 432 before its end
-    clip = make_clip(tmp_path / "clip.mkv", frames=480, size=(64, 48), audio=0, gop=24)
+    clip = make_clip(tmp_path / "clip.mkv", frames=480, size=(32, 24), audio=0, gop=24)
     if batch:
-        other = make_clip(tmp_path / "other.mkv", frames=4, size=(64, 48), audio=0)
+        other = make_clip(tmp_path / "other.mkv", frames=4, size=(32, 24), audio=0)
         target, parts = tmp_path / "out", tmp_path / "out" / ".clip.mkv.parts"  # a batch keeps the names
         inputs = [clip, other]
     else:
