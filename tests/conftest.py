@@ -269,15 +269,18 @@ class KillFirstWorker:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
+def cluster(tmp_path_factory, request):
     """One local Ray cluster for every test of a module that asks for it (its gcs address); its
-    workers import this checkout, offline."""
+    workers import this checkout, offline, and find the built-in models converted, as every
+    test's own cache does (each worker had converted them again: seconds per worker and model)."""
     import ray
 
+    cache = tmp_path_factory.mktemp("raycache")
+    _link_conversions(request.getfixturevalue("converted_built_ins"), cache / "openvino")
     with pytest.MonkeyPatch.context() as env:  # restores the variables after the module
         env.setenv("PYTHONPATH", str(ROOT))
         env.setenv("SR_FILTER_OFFLINE", "1")
-        env.setenv("SR_FILTER_CACHE_DIR", str(tmp_path_factory.mktemp("raycache")))
+        env.setenv("SR_FILTER_CACHE_DIR", str(cache))
         ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
         yield ray.get_runtime_context().gcs_address
         ray.shutdown()

@@ -20,6 +20,7 @@ from PIL import Image
 
 from .conftest import ROOT, KillFirstWorker, interruptible, one_thread
 from .imagefiles import png16_filtered
+from .test_video import cli  # noqa: F401 - the fixture that runs the command's main in this process
 
 ray = pytest.importorskip("ray")
 
@@ -573,40 +574,52 @@ def test_sigterm_to_the_whole_process_group_is_one_line(tmp_path):
     assert err.strip().splitlines()[-1] == "sr-filter: error: stopped by SIGTERM; unfinished outputs were removed", err
 
 
-def test_a_relative_weights_file_suffix_and_a_file_name_as_output(cluster, collection, tmp_path):
+def _folder() -> str:
+    return os.getcwd()
+
+
+def test_a_relative_weights_file_suffix_and_a_file_name_as_output(cluster, collection, tmp_path, monkeypatch, cli):
     """The workers run in another folder: a weights file named relative to this one must still be
-    found. Options the cluster cannot honour are refused instead of ignored."""
+    found. Options the cluster cannot honour are refused instead of ignored. (The command runs in
+    this process, in tmp_path; the workers are the module cluster's, in their own folder.)"""
     src, _ = collection
     (tmp_path / "my.pth").write_bytes((ROOT / "sr_filter" / "builtin" / "sr-cartoon-x4.pth").read_bytes())
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    monkeypatch.chdir(tmp_path)
 
     def run(*args):
-        return subprocess.run([sys.executable, "-m", "sr_filter", *map(str, args)], capture_output=True, text=True,
-                              env=env, cwd=tmp_path, timeout=300)
+        done = cli(*args)
+        return subprocess.CompletedProcess(args, done.returncode, done.stdout.decode(), done.stderr.decode())
 
     done = run(src, "-o", "out", "-m", "my.pth", "-t", "32", "-d", "cpu", "--cluster", cluster)
     assert done.returncode == 0, done.stderr
+    assert os.getcwd() != ray.get(ray.remote(_folder).remote())  # the point: the workers' folder is another
     for args, message in ((("--suffix", "_big"), "leave out --suffix"), (("-o", "one.png"), "names a file; give -o FOLDER/")):
         refused = run(src, *(args if args[0] == "-o" else ("-o", "out2", *args)), "-m", "my.pth", "--cluster", cluster)
         assert refused.returncode == 2 and message in refused.stderr, refused.stderr
     assert not (tmp_path / "one.png").exists() and not (tmp_path / "out2").exists()
 
 
-def test_two_inputs_for_one_output_are_a_usage_error_worded_as_on_one_machine(tmp_path):
+def test_two_inputs_for_one_output_are_a_usage_error_worded_as_on_one_machine(tmp_path, monkeypatch, cli):
     """Two inputs mapping to one output name exit 2 on one machine (a usage error) but had exited 1
     with --cluster, their names absolute where one machine names them as given; a pattern that
-    finds nothing was worded differently too."""
+    finds nothing was worded differently too. (The command's own main, in this process, in tmp_path.)"""
     for folder in ("a", "b"):
         (tmp_path / folder).mkdir()
         Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / folder / "x.png")
+    monkeypatch.chdir(tmp_path)
+
+    def _run(*args):
+        done = cli(*args[2:])  # (without "-m sr_filter")
+        return subprocess.CompletedProcess(args, done.returncode, done.stdout.decode(), done.stderr.decode())
+
     args = ["-m", "sr_filter", "a/x.png", "b/x.png", "-o", "out", *MODEL]
-    here, there = _run(*args, cwd=tmp_path), _run(*args, "--cluster", "auto", cwd=tmp_path)
+    here, there = _run(*args), _run(*args, "--cluster", "auto")
     said = "sr-filter: error: a/x.png and b/x.png would both be written to out/x.png\n"
     assert (here.returncode, here.stderr) == (there.returncode, there.stderr) == (2, said), (here.stderr, there.stderr)
     assert not (tmp_path / "out").exists()
     for pattern in ("a/*.gif", "none/*.png"):  # a pattern that finds nothing: "no image files (apng, ...) in a/*.gif" had been said
         args = ["-m", "sr_filter", pattern, "-o", "out", *MODEL]
-        here, there = _run(*args, cwd=tmp_path), _run(*args, "--cluster", "auto", cwd=tmp_path)
+        here, there = _run(*args), _run(*args, "--cluster", "auto")
         said = f"sr-filter: error: no files match {pattern}\n"
         assert (here.returncode, here.stderr) == (there.returncode, there.stderr) == (1, said), (here.stderr, there.stderr)
 

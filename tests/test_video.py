@@ -40,6 +40,28 @@ def run(*args, timeout=120):
     return subprocess.run([sys.executable, "-m", "sr_filter", *map(str, args)], capture_output=True, timeout=timeout, env=env)
 
 
+@pytest.fixture
+def cli(capfd):
+    """``run`` in this process: the command's own ``sr_filter.cli.main`` (what ``python -m sr_filter``
+    calls; its one-line errors, exit statuses and clean-up of folders made for outputs) with what it
+    writes to file descriptors 1 and 2 captured, the encoders' and FFmpeg's own writes included.
+    Each ``run`` pays a new interpreter's start-up with torch and OpenVINO (1.5-4 s); tests of what
+    needs a process of its own (signals, pipes on standard input, the interpreter's exit) keep it."""
+    from sr_filter.cli import main
+
+    def call(*args) -> subprocess.CompletedProcess:
+        capfd.readouterr()
+        try:
+            main([str(a) for a in args])
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+        out, err = capfd.readouterr()
+        return subprocess.CompletedProcess(args, code, out.encode(), err.encode())
+
+    return call
+
+
 def leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
 
@@ -422,12 +444,12 @@ def test_dropped_streams_are_said_before_the_upscale_with_or_without_resume(tmp_
     assert len(said) == 2 and heard[:2] == said and heard[2:] == [f"frame {n}" for n in range(1, 7)], heard
 
 
-def test_a_batch_names_each_video_once_in_its_notices(tmp_path):
+def test_a_batch_names_each_video_once_in_its_notices(tmp_path, cli):
     """A batch puts the video's name in front of its notices; a notice that names it already
     (said through the notice callback, as every warning of the job now is) had named it twice."""
     for name in ("a.mkv", "b.mkv"):
         make_clip(tmp_path / name, frames=3, audio=0)
-    done = run(tmp_path / "a.mkv", tmp_path / "b.mkv", "-o", tmp_path / "out", "--frames", "0:100", "-m", MODEL, "-d", "cpu")
+    done = cli(tmp_path / "a.mkv", tmp_path / "b.mkv", "-o", tmp_path / "out", "--frames", "0:100", "-m", MODEL, "-d", "cpu")
     lines = [line for line in done.stderr.decode().splitlines() if "frame range" in line]
     assert done.returncode == 0 and lines == [f"sr-filter: the frame range ends at frame 100, but {tmp_path / n} has 3 frames: "
                                               "upscaled to its end" for n in ("a.mkv", "b.mkv")], done.stderr.decode()
@@ -704,7 +726,7 @@ def test_a_timecode_is_kept(tmp_path, upscaler):
                 assert "data" in [s.type for s in out.streams], target  # the track, written anew
 
 
-def test_a_size_rounded_to_even_is_said(tmp_path, upscaler):
+def test_a_size_rounded_to_even_is_said(tmp_path, upscaler, cli):
     """Encoders take even picture sizes: 21x15 at x3 is written 64x46 (halves round up, as sizes do), which had happened silently."""
     clip = make_clip(tmp_path / "odd.mkv", frames=2, size=(21, 15), codec="ffv1", audio=0)
     notices: list[str] = []
@@ -730,7 +752,7 @@ def test_a_size_rounded_to_even_is_said(tmp_path, upscaler):
     assert [n for n in notices if "even picture sizes" in n] == [
         "the video is written 30x40, not 31x41: video encoders take even picture sizes"], notices
     # in a batch of videos the line names its video (the progress line naming it comes after it)
-    said = run(tmp_path / "odd.mkv", tmp_path / "odd31.mkv", "-o", tmp_path / "batch", "-m", MODEL, "-s", "3")
+    said = cli(tmp_path / "odd.mkv", tmp_path / "odd31.mkv", "-o", tmp_path / "batch", "-m", MODEL, "-s", "3")
     lines = said.stderr.decode().splitlines()
     assert said.returncode == 0 and f"sr-filter: {tmp_path / 'odd.mkv'}: the video is written 64x46, not 63x45: video " \
         "encoders take even picture sizes" in lines, lines
@@ -758,7 +780,7 @@ def test_a_picture_named_as_a_video_is_refused(tmp_path, upscaler):
 
 
 @pytest.mark.parametrize("name", ["song.mkv", "song.mp4"])
-def test_an_audio_file_with_cover_art_is_refused_as_having_no_video(tmp_path, upscaler, name):
+def test_an_audio_file_with_cover_art_is_refused_as_having_no_video(tmp_path, upscaler, name, cli):
     """Its only video stream is the attached cover picture: an .mkv had been upscaled into a
     one-frame H.264 "video" of it (exit 0), an .mp4 failed "cannot write OUT.mp4: Invalid
     argument". Refused in one line, before the model loads, saying how to upscale the picture; a
@@ -768,17 +790,17 @@ def test_an_audio_file_with_cover_art_is_refused_as_having_no_video(tmp_path, up
     song = cover_only(tmp_path / name)
     with pytest.raises(VideoFormatError, match=f"{name} has no video, only a cover picture .*cover.jpg"):
         upscale_video(song, tmp_path / f"out-{name}", upscaler=upscaler)
-    done = run(song, "-o", tmp_path / f"cli-{name}", "--model", MODEL, "--device", "cpu")
+    done = cli(song, "-o", tmp_path / f"cli-{name}", "--model", MODEL, "--device", "cpu")
     lines = done.stderr.decode().strip().splitlines()
     assert done.returncode == 1 and len(lines) == 1 and "only a cover picture" in lines[0], lines
     clip = make_clip(tmp_path / "clip.mkv", frames=2, audio=0)
-    done = run(song, clip, "-o", tmp_path / "batch", "--model", MODEL, "--device", "cpu")
+    done = cli(song, clip, "-o", tmp_path / "batch", "--model", MODEL, "--device", "cpu")
     assert done.returncode == 1 and b"only a cover picture" in done.stderr and b"1 upscaled" in done.stderr, done.stderr
     assert sorted(p.name for p in (tmp_path / "batch").iterdir()) == ["clip.mkv"]
     assert not (tmp_path / f"out-{name}").exists() and not (tmp_path / f"cli-{name}").exists()
 
 
-def test_a_video_named_as_an_image_is_said_to_be_one(tmp_path):
+def test_a_video_named_as_an_image_is_said_to_be_one(tmp_path, cli):
     """`cp a.mp4 clip.png; sr-filter clip.png` had said "not a readable image (unknown or damaged
     format)", where a picture named as a video is told what it is and what name to give it."""
     import sr_filter
@@ -790,15 +812,15 @@ def test_a_video_named_as_an_image_is_said_to_be_one(tmp_path):
         named = tmp_path / f"clip{suffix}.png"
         named.write_bytes(source.read_bytes())
         said = f"{named.name} is {kind}, not an image; give it a video name (such as {suffix}) to upscale it as one"
-        result = run(named, "-m", MODEL)
+        result = cli(named, "-m", MODEL)
         assert result.returncode == 1 and result.stderr.decode().strip().endswith(said), result.stderr
-        batch = run(named, tmp_path / "a.mp4", "-m", MODEL, "-o", f"{tmp_path / 'batch'}/", "--overwrite")  # one failure of a batch
+        batch = cli(named, tmp_path / "a.mp4", "-m", MODEL, "-o", f"{tmp_path / 'batch'}/", "--overwrite")  # one failure of a batch
         assert batch.returncode == 1 and said in batch.stderr.decode(), batch.stderr
         with pytest.raises(SrFilterError, match=re.escape(said)):
             sr_filter.upscale_file(named, tmp_path / "out.png", "sr-cartoon-x4")
     stream = tmp_path / "stream.png"
     stream.write_bytes(make_y4m(tmp_path / "in.y4m", frames=1).read_bytes())
-    result = run(stream, "-m", MODEL)
+    result = cli(stream, "-m", MODEL)
     assert result.returncode == 1 and b"stream.png is a YUV4MPEG2 frame stream, not an image; give it a .y4m name" in result.stderr
 
 
@@ -1145,27 +1167,27 @@ def test_one_bound_alone_is_kept_inside_and_sizes_round_halves_up_through_float_
     assert even_dimension(25 * 1.14) == 28 and even_dimension(25 * 1.16) == 30  # 28.5 and 29.0: nearest even, halves up
 
 
-def test_width_and_height_pick_the_scale_for_videos_animations_and_not_streams(tmp_path):
+def test_width_and_height_pick_the_scale_for_videos_animations_and_not_streams(tmp_path, cli):
     from PIL import Image
 
     from sr_filter import animation
 
     clip = make_clip(tmp_path / "clip.mp4", frames=4)  # 32x24
-    assert run(clip, "-m", MODEL, "-t", "32", "--width", "64", "-o", tmp_path / "w.mp4").returncode == 0
+    assert cli(clip, "-m", MODEL, "-t", "32", "--width", "64", "-o", tmp_path / "w.mp4").returncode == 0
     assert describe(tmp_path / "w.mp4")["size"] == (64, 48)
     turned = make_clip(tmp_path / "turned.mp4", frames=4, rotation=90)  # shown 24 wide, 32 high
-    assert run(turned, "-m", MODEL, "-t", "32", "--height", "64", "-o", tmp_path / "t.mp4").returncode == 0
+    assert cli(turned, "-m", MODEL, "-t", "32", "--height", "64", "-o", tmp_path / "t.mp4").returncode == 0
     assert describe(tmp_path / "t.mp4")["size"] == (64, 48)  # coded size; shown 48x64
-    assert run(clip, "-m", MODEL, "-t", "32", "--width", "101", "--height", "75", "-o", tmp_path / "in.mp4").returncode == 0
+    assert cli(clip, "-m", MODEL, "-t", "32", "--width", "101", "--height", "75", "-o", tmp_path / "in.mp4").returncode == 0
     assert describe(tmp_path / "in.mp4")["size"] == (98, 74)  # inside both though sizes are even (100x76 before)
     frames = [Image.new("RGB", (10, 8), (60 * i, 0, 0)) for i in range(3)]
     frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:], duration=50, loop=0)
-    assert run(tmp_path / "a.gif", "-m", MODEL, "--width", "25", "-o", tmp_path / "b.gif").returncode == 0
+    assert cli(tmp_path / "a.gif", "-m", MODEL, "--width", "25", "-o", tmp_path / "b.gif").returncode == 0
     written = animation.read_animation(tmp_path / "b.gif")
     assert len(written.frames) == 3 and written.frames[0].shape[:2] == (20, 25)
     from .videos import make_y4m
 
-    stream = run(make_y4m(tmp_path / "in.y4m", frames=2), "--format", "y4m", "--width", "64", "-o", tmp_path / "s.y4m")
+    stream = cli(make_y4m(tmp_path / "in.y4m", frames=2), "--format", "y4m", "--width", "64", "-o", tmp_path / "s.y4m")
     assert stream.returncode == 2 and b"--width/--height need a file" in stream.stderr
 
 
@@ -1324,7 +1346,7 @@ class NoWork:
     upscale_array = upscale_batch
 
 
-def test_crf_is_checked_for_the_chosen_encoder_before_any_work(tmp_path, upscaler):
+def test_crf_is_checked_for_the_chosen_encoder_before_any_work(tmp_path, upscaler, cli):
     clip = make_clip(tmp_path / "clip.mp4", frames=4, audio=0)
     for codec, crf, valid in (("hevc", 60, "0-51"), (None, 99, "0-51"), ("h264", 52, "0-51"), ("vp9", 64, "0-63"),
                               ("av1", 0, "1-63"), ("av1", -1, "1-63")):
@@ -1335,7 +1357,7 @@ def test_crf_is_checked_for_the_chosen_encoder_before_any_work(tmp_path, upscale
     notices: list[str] = []
     upscale_video(clip, tmp_path / "lossless.mkv", upscaler=upscaler, codec="ffv1", crf=10, notice=notices.append)
     assert notices == ["crf 10 is ignored: ffv1 is lossless"]
-    result = run(clip, "-m", MODEL, "--codec", "hevc", "--crf", "60", "-o", tmp_path / "cli.mp4")
+    result = cli(clip, "-m", MODEL, "--codec", "hevc", "--crf", "60", "-o", tmp_path / "cli.mp4")
     stderr = result.stderr.decode()
     assert result.returncode == 1 and "Traceback" not in stderr and "x265 [" not in stderr
     assert stderr.strip().splitlines() == ["sr-filter: error: crf 60 is out of range for hevc (libx265 takes 0-51; lower is better)"]
@@ -1406,33 +1428,33 @@ def test_a_10_bit_source_written_in_8_bits_says_so(tmp_path, upscaler):
                        "yuv422p (banding is likely); codec=\"h264\" or \"hevc\" or \"av1\" or \"ffv1\" or \"prores\" keep 10 bits"]
 
 
-def test_output_that_is_the_input_is_refused_without_pointing_at_overwrite(tmp_path):
+def test_output_that_is_the_input_is_refused_without_pointing_at_overwrite(tmp_path, cli):
     clip = make_clip(tmp_path / "clip.mp4", frames=4)
     before = clip.read_bytes()
-    result = run(clip, "-m", MODEL, "-o", clip, "--overwrite", "-q")
+    result = cli(clip, "-m", MODEL, "-o", clip, "--overwrite", "-q")
     err = result.stderr.decode()
     assert result.returncode == 1 and err.count("\n") == 1 and "is the input file" in err and "--overwrite" not in err, err
-    plain = run(clip, "-m", MODEL, "-o", clip, "-q")  # without --overwrite it had pointed at --overwrite
+    plain = cli(clip, "-m", MODEL, "-o", clip, "-q")  # without --overwrite it had pointed at --overwrite
     err = plain.stderr.decode()
     assert plain.returncode == 1 and "is the input file" in err and "--overwrite" not in err, err
     assert clip.read_bytes() == before
 
 
-def test_transport_streams_and_new_output_folders(tmp_path):
+def test_transport_streams_and_new_output_folders(tmp_path, cli):
     """.ts (and .flv, ...) are read though not written: the default output is .mkv; -o NEW/ makes
     the folder, as for images."""
     clip = make_clip(tmp_path / "clip.ts", frames=6, audio=0)
-    assert run(clip, "-m", MODEL, "-t", "32", "-q").returncode == 0
+    assert cli(clip, "-m", MODEL, "-t", "32", "-q").returncode == 0
     assert len(describe(tmp_path / "clip_x4.mkv")["times"]) == 6
-    result = run(clip, "-m", MODEL, "-t", "32", "-q", "-o", f"{tmp_path}/made/here/")
+    result = cli(clip, "-m", MODEL, "-t", "32", "-q", "-o", f"{tmp_path}/made/here/")
     assert result.returncode == 0, result.stderr.decode()
     assert describe(tmp_path / "made" / "here" / "clip_x4.mkv")["size"] == (128, 96)
-    named = run(clip, "-m", MODEL, "-t", "32", "-q", "-o", tmp_path / "also" / "made.mkv")  # a named file in a missing folder
+    named = cli(clip, "-m", MODEL, "-t", "32", "-q", "-o", tmp_path / "also" / "made.mkv")  # a named file in a missing folder
     assert named.returncode == 0, named.stderr.decode()
     assert describe(tmp_path / "also" / "made.mkv")["size"] == (128, 96)
 
 
-def test_a_refused_video_or_animation_leaves_no_output_folder_made_for_it(tmp_path):
+def test_a_refused_video_or_animation_leaves_no_output_folder_made_for_it(tmp_path, cli):
     """-o new/ for one video or animation made the folder before the checks and left it empty when
     the run was refused (as images never did): a frame range past the end, an image --format, an
     unknown model."""
@@ -1441,7 +1463,7 @@ def test_a_refused_video_or_animation_leaves_no_output_folder_made_for_it(tmp_pa
                                            append_images=[Image.new("RGB", (8, 6), "blue")], duration=100)
     for source, *options in ((clip, "--frames", "10:20"), (clip, "--format", "png"), (clip, "-m", "no-such-model"),
                              (tmp_path / "anim.gif", "-m", "no-such-model")):
-        result = run(source, "-m", MODEL, "-t", "32", "-q", *options, "-o", f"{tmp_path}/new/deeper/")
+        result = cli(source, "-m", MODEL, "-t", "32", "-q", *options, "-o", f"{tmp_path}/new/deeper/")
         assert result.returncode != 0 and b"error" in result.stderr, result.stderr.decode()
         assert not (tmp_path / "new").exists(), (options, result.stderr.decode())
 
@@ -1537,7 +1559,7 @@ def test_variable_rate_video_written_as_avi_is_said_once(tmp_path, upscaler):
     assert notices[0].endswith("a .mkv or .mp4 output keeps the source's timing")
 
 
-def test_several_videos_and_images_in_one_command(tmp_path):
+def test_several_videos_and_images_in_one_command(tmp_path, cli):
     """Several inputs went to the image path, where every video failed ("cannot tell the output
     format"); now each video takes the video path with the one loaded model, keeps its container
     (a transport stream becomes .mkv) and a failing one fails alone."""
@@ -1547,26 +1569,26 @@ def test_several_videos_and_images_in_one_command(tmp_path):
     bad.write_bytes(b"not a video")
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "c.png")
     out = tmp_path / "out"
-    result = run(a, b, bad, tmp_path / "c.png", "-m", MODEL, "-d", "cpu", "-o", out, "--crf", "30")
+    result = cli(a, b, bad, tmp_path / "c.png", "-m", MODEL, "-d", "cpu", "-o", out, "--crf", "30")
     err = result.stderr.decode()
     assert result.returncode == 1 and "Traceback" not in err, err
     assert sorted(p.name for p in out.iterdir()) == ["a.mp4", "b.mkv", "c.png"]
     assert err.count("using sr-cartoon-x4") == 1 and "3 upscaled, 0 skipped, 1 failed" in err and f"failed: {bad}" in err
     assert describe(out / "a.mp4")["times"] == describe(a)["times"] and describe(out / "a.mp4")["size"] == (64, 48)
     assert len(frame_arrays(out / "b.mkv")) == 3
-    assert run(a, b, "-m", MODEL, "-d", "cpu").returncode == 0  # no -o: beside each input
+    assert cli(a, b, "-m", MODEL, "-d", "cpu").returncode == 0  # no -o: beside each input
     assert (tmp_path / "a_x4.mp4").is_file() and (tmp_path / "b_x4.mkv").is_file()
 
     folder = tmp_path / "vids"
     folder.mkdir()
     (folder / "d.mp4").write_bytes(a.read_bytes())
-    err = run(folder, "-o", tmp_path / "o2", "-m", MODEL).stderr.decode()
+    err = cli(folder, "-o", tmp_path / "o2", "-m", MODEL).stderr.decode()
     assert err.strip().endswith(f"folders are searched for images only: name its videos, e.g. {folder / '*.mp4'}"), err
-    refused = run(tmp_path / "c.png", tmp_path / "c.png", "-o", tmp_path / "o3", "--codec", "h264", "-m", MODEL)
+    refused = cli(tmp_path / "c.png", tmp_path / "c.png", "-o", tmp_path / "o3", "--codec", "h264", "-m", MODEL)
     assert refused.returncode == 2 and "--codec applies to videos" in refused.stderr.decode()
 
 
-def test_a_frame_range_in_a_batch_reaches_its_animations_too(tmp_path):
+def test_a_frame_range_in_a_batch_reaches_its_animations_too(tmp_path, cli):
     """--frames 1:3 on a GIF and an mp4 had cut the mp4 to 2 frames and kept all 5 of the GIF
     without a word (given alone, the GIF keeps 2); GIFs alone in a batch had been refused."""
     from .videos import pattern
@@ -1575,22 +1597,22 @@ def test_a_frame_range_in_a_batch_reaches_its_animations_too(tmp_path):
     pictures = [Image.fromarray(pattern(i, 16, 12)) for i in range(5)]
     for name in ("g.gif", "h.gif"):
         pictures[0].save(tmp_path / name, save_all=True, append_images=pictures[1:], duration=80, loop=0)
-    result = run(tmp_path / "g.gif", clip, "-m", MODEL, "-d", "cpu", "-o", tmp_path / "bt", "--frames", "1:3")
+    result = cli(tmp_path / "g.gif", clip, "-m", MODEL, "-d", "cpu", "-o", tmp_path / "bt", "--frames", "1:3")
     assert result.returncode == 0, result.stderr.decode()
     assert len(frame_arrays(tmp_path / "bt" / "a.mp4")) == 2
     with Image.open(tmp_path / "bt" / "g.gif") as gif:
         assert gif.n_frames == 2
-    result = run(tmp_path / "g.gif", tmp_path / "h.gif", "-m", MODEL, "-d", "cpu", "-o", tmp_path / "gifs", "--frames", "2:5")
+    result = cli(tmp_path / "g.gif", tmp_path / "h.gif", "-m", MODEL, "-d", "cpu", "-o", tmp_path / "gifs", "--frames", "2:5")
     assert result.returncode == 0, result.stderr.decode()
     for name in ("g.gif", "h.gif"):
         with Image.open(tmp_path / "gifs" / name) as gif:
             assert gif.n_frames == 3
     pictures[0].save(tmp_path / "still.png")  # no video nor animation: refused, naming both
-    result = run(tmp_path / "still.png", tmp_path / "still.png", "-m", MODEL, "-o", tmp_path / "none", "--frames", "1:3")
+    result = cli(tmp_path / "still.png", tmp_path / "still.png", "-m", MODEL, "-o", tmp_path / "none", "--frames", "1:3")
     assert result.returncode == 2 and b"--frames applies to videos and animations; none of these inputs is a video or an " \
         b"animation" in result.stderr, result.stderr
     # animations written as still pictures, and standard input: not "none of these inputs is an animation"
-    result = run(tmp_path / "g.gif", tmp_path / "h.gif", "-m", MODEL, "-o", tmp_path / "jpgs", "--format", "jpg", "--frames", "1:3")
+    result = cli(tmp_path / "g.gif", tmp_path / "h.gif", "-m", MODEL, "-o", tmp_path / "jpgs", "--format", "jpg", "--frames", "1:3")
     assert result.returncode == 2 and b"to animations written as one (gif, webp, png, avif); these outputs hold one picture each" \
         in result.stderr, result.stderr
     piped = subprocess.run([sys.executable, "-m", "sr_filter", "-", "-o", str(tmp_path / "s.gif"), "-m", MODEL, "--frames", "0:2"],
@@ -1599,12 +1621,12 @@ def test_a_frame_range_in_a_batch_reaches_its_animations_too(tmp_path):
     assert piped.returncode == 2 and b"standard input is read as one picture" in piped.stderr, piped.stderr
 
 
-def test_a_codec_or_crf_refused_in_a_batch_names_its_file(tmp_path):
+def test_a_codec_or_crf_refused_in_a_batch_names_its_file(tmp_path, cli):
     """"crf 55 is out of range for h264" did not say which of the inputs it was about."""
     a = make_clip(tmp_path / "a.mp4", frames=2, size=(16, 12), audio=0)
     w = make_clip(tmp_path / "w.webm", frames=2, size=(16, 12), audio=0, codec="libvpx-vp9")
     for option, named in ((("--crf", "55"), a), (("--codec", "h264"), w)):
-        result = run(a, w, "-m", MODEL, "-o", f"{tmp_path / 'mix'}/", *option)
+        result = cli(a, w, "-m", MODEL, "-o", f"{tmp_path / 'mix'}/", *option)
         err = result.stderr.decode().strip()
         assert result.returncode == 1 and err.startswith(f"sr-filter: error: {named}: ") and err.count("\n") == 0, err
 
@@ -1657,7 +1679,7 @@ def test_each_output_keeps_the_colour_it_can_and_names_what_it_cannot(tmp_path, 
 
 @pytest.mark.parametrize("codec, suffix, written", [("ffv1", ".mkv", "yuva420p"), ("prores", ".mov", "yuva444p1"),
                                                     ("vp9", ".webm", "yuv420p")])
-def test_an_alpha_channel_is_kept_where_the_encoder_can_and_said_where_not(tmp_path, upscaler, codec, suffix, written):
+def test_an_alpha_channel_is_kept_where_the_encoder_can_and_said_where_not(tmp_path, upscaler, codec, suffix, written, cli):
     """ProRes 4444, QuickTime Animation or FFV1 with transparency came out opaque without a word.
     (VP9 keeps alpha beside the pictures, which the stream itself lists as yuv420p.)"""
     from .videos import alpha_clip, alpha_halves
@@ -1680,7 +1702,7 @@ def test_an_alpha_channel_is_kept_where_the_encoder_can_and_said_where_not(tmp_p
     upscale_video(clip, tmp_path / "kept.mp4", upscaler=upscaler, codec="ffv1")  # as the line says
     assert all(left < 2 and right > 253 for left, right in alpha_halves(tmp_path / "kept.mp4"))
     if codec == "ffv1":  # the command line says it with its flag
-        said = run(clip, "-o", tmp_path / "cli.mp4", "-m", "sr-cartoon-x4", "--codec", "h264", "-s", "2")
+        said = cli(clip, "-o", tmp_path / "cli.mp4", "-m", "sr-cartoon-x4", "--codec", "h264", "-s", "2")
         assert said.returncode == 0 and b"on white; --codec ffv1 keeps it\n" in said.stderr, said.stderr
 
 
@@ -1879,7 +1901,7 @@ def _damaged_packet(clip: Path) -> bytes:
     return bytes(data)
 
 
-def test_a_resumed_video_that_ends_early_says_the_way_that_works_and_leaves_nothing(tmp_path, upscaler, monkeypatch):
+def test_a_resumed_video_that_ends_early_says_the_way_that_works_and_leaves_nothing(tmp_path, upscaler, monkeypatch, cli):
     """A file cut short stops every run at the same frame: its segments were kept "for a rerun"
     that failed the same way each time, and the advised frame range was refused beside --resume.
     The segments are removed, and the advice says to leave --resume out; followed, it works and
@@ -1896,9 +1918,9 @@ def test_a_resumed_video_that_ends_early_says_the_way_that_works_and_leaves_noth
             upscale_video(tmp_path / "cut.mkv", tmp_path / "out.mkv", upscaler=upscaler, resume=True)
         assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.mkv", "whole.mkv"]
     frames = int(re.search(r"frame range 0:(\d+)", str(info.value)).group(1))
-    result = run(tmp_path / "cut.mkv", "-o", tmp_path / "out.mkv", "-m", MODEL, "-t", "32", "--resume")
+    result = cli(tmp_path / "cut.mkv", "-o", tmp_path / "out.mkv", "-m", MODEL, "-t", "32", "--resume")
     assert result.returncode == 1 and f"--frames 0:{frames} upscales the {frames} frames it has, without --resume (" in result.stderr.decode()
-    assert run(tmp_path / "cut.mkv", "-o", tmp_path / "out.mkv", "-m", MODEL, "-t", "32", "--frames", f"0:{frames}").returncode == 0
+    assert cli(tmp_path / "cut.mkv", "-o", tmp_path / "out.mkv", "-m", MODEL, "-t", "32", "--frames", f"0:{frames}").returncode == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.mkv", "out.mkv", "whole.mkv"]
 
 
@@ -1919,7 +1941,7 @@ def test_a_resumed_damaged_video_is_advised_what_resuming_takes(tmp_path, upscal
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mkv", "hit.mkv", "out.mkv"]
 
 
-def test_one_video_or_animation_is_named_as_images_are(tmp_path):
+def test_one_video_or_animation_is_named_as_images_are(tmp_path, cli):
     """One video or animation without -o was NAME_x4 whatever --suffix or --width said (a 100 px
     wide clip from a 16 px one was named _x4)."""
     from PIL import Image as PILImage
@@ -1931,11 +1953,11 @@ def test_one_video_or_animation_is_named_as_images_are(tmp_path):
     for args, name in (([clip, "--width", "40"], "v_w40.mp4"), ([clip, "--suffix", "_big"], "v_big.mp4"),
                        ([tmp_path / "a.gif", "--height", "20"], "a_h20.gif"),
                        ([tmp_path / "a.gif", "-o", f"{tmp_path}/out/", "--suffix", "_s"], "out/a_s.gif")):
-        done = run(*args, *model)
+        done = cli(*args, *model)
         assert done.returncode == 0 and (tmp_path / name).is_file(), (args, done.stderr.decode())
 
 
-def test_options_are_checked_before_any_work_and_streams_take_y4m_names(tmp_path):
+def test_options_are_checked_before_any_work_and_streams_take_y4m_names(tmp_path, cli):
     """A bad --crf or --frames in a batch was found after the images were written, a malformed
     range after the model loaded (exit 1); a video to .y4m or --format y4m read it as a stream."""
     from .videos import make_y4m
@@ -1959,13 +1981,13 @@ def test_options_are_checked_before_any_work_and_streams_take_y4m_names(tmp_path
         ([clip, "--format", "xyz"], 2, "'xyz' is not one of png"),
         ([tmp_path / "a.png", "--overwrite", "--skip-existing"], 2, "either --overwrite or --skip-existing"),
     ):
-        result = run(*args, *model)
+        result = cli(*args, *model)
         err = result.stderr.decode()
         assert result.returncode == code and words in err and err.count("\n") == 1, (args, err)
         assert "using sr-cartoon" not in err  # refused before the model loaded
     assert not (tmp_path / "out").exists()
     (tmp_path / "c.webp").write_bytes(b"old")
-    err = run(clip, "-o", tmp_path / "c.webp", *model).stderr.decode()
+    err = cli(clip, "-o", tmp_path / "c.webp", *model).stderr.decode()
     assert "unknown video container .webp" in err and "--overwrite" not in err  # not first 'use --overwrite'
 
     make_y4m(tmp_path / "in.y4m", frames=2)
@@ -1973,27 +1995,27 @@ def test_options_are_checked_before_any_work_and_streams_take_y4m_names(tmp_path
                            stdin=open(tmp_path / "in.y4m", "rb"), capture_output=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert piped.returncode == 0 and (tmp_path / "out.y4m").read_bytes().count(b"FRAME\n") == 2, piped.stderr
 
-    assert run(tmp_path / "a.png", f"{tmp_path}/./a.png", "-o", tmp_path / "once", *model).returncode == 0  # named twice: one job
+    assert cli(tmp_path / "a.png", f"{tmp_path}/./a.png", "-o", tmp_path / "once", *model).returncode == 0  # named twice: one job
     assert [p.name for p in (tmp_path / "once").iterdir()] == ["a.png"]
-    resumed = run(tmp_path / "a.png", clip, "-o", tmp_path / "once", "--resume", *model)  # a.png is done: skipped
+    resumed = cli(tmp_path / "a.png", clip, "-o", tmp_path / "once", "--resume", *model)  # a.png is done: skipped
     assert resumed.returncode == 0 and b"skipping 1 existing" in resumed.stderr, resumed.stderr
     assert sorted(p.name for p in (tmp_path / "once").iterdir()) == ["a.png", "v.mp4"]
 
 
-def test_resume_of_a_finished_video_is_done_not_an_error(tmp_path):
+def test_resume_of_a_finished_video_is_done_not_an_error(tmp_path, cli):
     """Run again after it finished, one video with --resume had been an error ("exists"), so a
     retry-until-success loop never ended; two videos had been skipped. --overwrite redoes it."""
     clip = make_clip(tmp_path / "clip.mkv", frames=4, audio=0)
     args = (clip, "-o", tmp_path / "out.mkv", "--resume", "-m", MODEL, "-t", "32")
-    assert run(*args).returncode == 0
-    again = run(*args)
+    assert cli(*args).returncode == 0
+    again = cli(*args)
     assert again.returncode == 0 and b"skipping existing output" in again.stderr, again.stderr
     before = (tmp_path / "out.mkv").stat().st_mtime_ns
-    redo = run(*args, "--overwrite")
+    redo = cli(*args, "--overwrite")
     assert redo.returncode == 0 and (tmp_path / "out.mkv").stat().st_mtime_ns != before
 
 
-def test_a_second_resumable_run_of_the_same_output_is_refused_while_the_first_runs(tmp_path):
+def test_a_second_resumable_run_of_the_same_output_is_refused_while_the_first_runs(tmp_path, cli):
     """Two --resume runs of one video shared its segments folder: the second failed when the first
     removed it, saying the segments were "kept in .x.mp4.parts for a rerun" (a folder gone)."""
     from sr_filter.cachelock import CacheLock
@@ -2001,12 +2023,12 @@ def test_a_second_resumable_run_of_the_same_output_is_refused_while_the_first_ru
 
     clip = make_clip(tmp_path / "clip.mkv", frames=4, audio=0)
     with CacheLock(parts_folder(tmp_path / "out.mkv"), timeout=0):  # as the first run holds it
-        second = run(clip, "-o", tmp_path / "out.mkv", "--resume", "-m", MODEL, "-t", "32")
+        second = cli(clip, "-o", tmp_path / "out.mkv", "--resume", "-m", MODEL, "-t", "32")
     err = second.stderr.decode()
     assert second.returncode == 1 and f"another sr-filter run (process {os.getpid()}) is writing out.mkv from its " \
         "segments now; wait for it to finish, or choose another output" in err, err
     assert not (tmp_path / "out.mkv").exists()
-    assert run(clip, "-o", tmp_path / "out.mkv", "--resume", "-m", MODEL, "-t", "32").returncode == 0  # once it is done
+    assert cli(clip, "-o", tmp_path / "out.mkv", "--resume", "-m", MODEL, "-t", "32").returncode == 0  # once it is done
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mkv", "out.mkv"]  # no lock file, no segments left
 
 
@@ -2201,7 +2223,7 @@ def test_hevc_in_mp4_is_tagged_for_apples_players(tmp_path, upscaler, resume):
         assert container.streams.video[0].codec_context.codec_tag == "hvc1"
 
 
-def test_damaged_resume_state_is_redone_not_a_traceback_or_a_failure_on_every_rerun(tmp_path, upscaler, monkeypatch):
+def test_damaged_resume_state_is_redone_not_a_traceback_or_a_failure_on_every_rerun(tmp_path, upscaler, monkeypatch, cli):
     """An empty or garbled job.json gave a JSONDecodeError traceback; a segment cut short made every
     rerun fail at the join ('Invalid data found'); a file in the parts folder's place said 'File exists'."""
     from sr_filter.errors import CancelledError
@@ -2236,7 +2258,7 @@ def test_damaged_resume_state_is_redone_not_a_traceback_or_a_failure_on_every_re
     parts.write_text("not a folder")
     with pytest.raises(VideoFormatError, match="is a file where resume=True keeps its segments"):
         upscale_video(clip, target, upscaler=upscaler, resume=True)
-    said = run(clip, "-o", target, "-m", "sr-cartoon-x4", "--resume")
+    said = cli(clip, "-o", target, "-m", "sr-cartoon-x4", "--resume")
     assert said.returncode == 1 and said.stderr.decode().endswith(
         "is a file where --resume keeps its segments; move it away or run without --resume\n"), said.stderr
 
@@ -2258,18 +2280,18 @@ def test_a_whole_run_removes_the_segments_an_unresumed_run_left(tmp_path, upscal
     assert any("the segments of an earlier run with resume=True of out.mkv" in n for n in notices)
 
 
-def test_a_video_to_a_pipe_or_device_is_refused_and_the_pipe_never_replaced(tmp_path, upscaler):
+def test_a_video_to_a_pipe_or_device_is_refused_and_the_pipe_never_replaced(tmp_path, upscaler, cli):
     """--overwrite replaced a named pipe with a regular file (its reader got nothing), and
     -o /dev/null said 'unknown video container (none)'."""
     clip = make_clip(tmp_path / "clip.mp4", frames=4, audio=0)
     fifo = tmp_path / "pipe.mkv"
     os.mkfifo(fifo)
     for args in ([], ["--overwrite"]):
-        result = run(clip, "-m", MODEL, "-t", "32", "-o", fifo, *args)
+        result = cli(clip, "-m", MODEL, "-t", "32", "-o", fifo, *args)
         err = result.stderr.decode()
         assert result.returncode == 1 and err.count("\n") == 1 and "is a pipe, device or open descriptor; a video is written to a file" in err, err
     assert stat.S_ISFIFO(fifo.stat().st_mode)
-    assert "is a pipe, device or open descriptor" in run(clip, "-m", MODEL, "-o", "/dev/null").stderr.decode()
+    assert "is a pipe, device or open descriptor" in cli(clip, "-m", MODEL, "-o", "/dev/null").stderr.decode()
     with pytest.raises(VideoFormatError, match="is a pipe, device or open descriptor"):
         upscale_video(clip, fifo, upscaler=upscaler, overwrite=True)
 
@@ -2299,7 +2321,7 @@ def test_a_frame_range_cuts_subtitle_cues_to_it(tmp_path, upscaler):
     assert cues == [(0.0, 0.067), (0.167, 0.4), (0.667, 0.25)]
 
 
-def test_second_review_of_the_output_checks(tmp_path, upscaler, monkeypatch):
+def test_second_review_of_the_output_checks(tmp_path, upscaler, monkeypatch, cli):
     """A range run removed a resumable job's segments; a video in a batch whose output is itself
     was pointed at --overwrite, then refused; a link to nothing as output failed after the work
     (with --skip-existing given); a y4m stream into a named pipe asked for --overwrite; a stray
@@ -2321,13 +2343,13 @@ def test_second_review_of_the_output_checks(tmp_path, upscaler, monkeypatch):
     folder.mkdir()
     (folder / "v.mp4").write_bytes(make_clip(tmp_path / "v.mp4", frames=2, audio=0).read_bytes())
     for extra in ([], ["--overwrite"]):
-        err = run(folder / "v.mp4", clip, "-m", MODEL, "-o", folder, *extra).stderr.decode()
+        err = cli(folder / "v.mp4", clip, "-m", MODEL, "-o", folder, *extra).stderr.decode()
         assert "v.mp4 is the input file, which is read while the output is written" in err and "--overwrite" not in err, err
     dangling = tmp_path / "dangling.mkv"
     dangling.symlink_to("nowhere/none.mkv")
-    skipped = run(clip, "-m", MODEL, "-o", dangling, "--skip-existing")
+    skipped = cli(clip, "-m", MODEL, "-o", dangling, "--skip-existing")
     assert skipped.returncode == 0 and "skipping existing output" in skipped.stderr.decode()
-    refused = run(clip, "-m", MODEL, "-o", dangling).stderr.decode()
+    refused = cli(clip, "-m", MODEL, "-o", dangling).stderr.decode()
     assert "exists; use --overwrite" in refused and "appeared while writing" not in refused
     assert choose_pix_fmt("nv12", "libx265") == "yuv420p" and choose_pix_fmt("yuv410p", "libx264") == "yuv420p"
     # alpha that the container does not keep: no alpha plane encoded (nor named in the summary)
@@ -2424,7 +2446,7 @@ def test_a_data_stream_ffmpeg_names_no_codec_for_is_said_as_such(tmp_path, upsca
     assert notices == ["dropped data stream 1 (data FFmpeg names no codec for, such as KLV): an .mkv file cannot hold it"]
 
 
-def test_damaged_packets_are_an_error_unless_skipping_is_asked(tmp_path, upscaler, caplog):
+def test_damaged_packets_are_an_error_unless_skipping_is_asked(tmp_path, upscaler, caplog, cli):
     """A corrupt video is one clear line and a non-zero exit (issue 16); --skip-damaged leaves a
     damaged packet out and says so, as a player shows the rest, for people restoring old captures.
     A file whose packets are damaged throughout is refused either way."""
@@ -2443,9 +2465,9 @@ def test_damaged_packets_are_an_error_unless_skipping_is_asked(tmp_path, upscale
     with caplog.at_level("WARNING"):
         summary = upscale_video(tmp_path / "hit.mkv", tmp_path / "out.mkv", upscaler=upscaler, skip_damaged=True)
     assert "has 1 damaged packet(s), near frame(s)" in caplog.text and summary["frames"] == 23
-    result = run(tmp_path / "hit.mkv", "-o", tmp_path / "cli.mkv", "-m", MODEL, "-t", "32")
+    result = cli(tmp_path / "hit.mkv", "-o", tmp_path / "cli.mkv", "-m", MODEL, "-t", "32")
     assert result.returncode == 1 and result.stderr.decode().rstrip().endswith("--skip-damaged keeps the rest")
-    assert run(tmp_path / "hit.mkv", "-o", tmp_path / "cli.mkv", "-m", MODEL, "-t", "32", "--skip-damaged").returncode == 0
+    assert cli(tmp_path / "hit.mkv", "-o", tmp_path / "cli.mkv", "-m", MODEL, "-t", "32", "--skip-damaged").returncode == 0
     noisy = bytearray(data)
     for pos, size, _ in packets[1:]:
         noisy[pos:pos + size] = bytes([0xFF]) * size
@@ -2476,14 +2498,13 @@ def test_frames_after_a_skipped_damaged_packet_keep_their_own_times(tmp_path, up
         assert abs(out.duration - src.duration) <= 1000  # microseconds: not a frame longer
 
 
-def test_quiet_video_runs_print_no_notices(tmp_path):
+def test_quiet_video_runs_print_no_notices(tmp_path, cli):
     """-q promises errors only: the 'converted ...' and 'dropped ...' notices of a video had still been printed."""
     clip = make_clip(tmp_path / "clip.mkv", frames=4, subtitles=True, attachment=True)
     done = subprocess.run([sys.executable, "-m", "sr_filter", "-q", clip, "-m", MODEL, "-o", tmp_path / "out.mp4"],
                           capture_output=True, env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=300)
     assert done.returncode == 0 and done.stderr == b"", done.stderr
-    loud = subprocess.run([sys.executable, "-m", "sr_filter", clip, "-m", MODEL, "-o", tmp_path / "loud.mp4"],
-                          capture_output=True, env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=300)
+    loud = cli(clip, "-m", MODEL, "-o", tmp_path / "loud.mp4")  # (the quiet run above is a process of its own: nothing at all)
     assert b"sr-filter: converted subtitle stream" in loud.stderr and b"sr-filter: dropped attachment" in loud.stderr
 
 
@@ -2495,9 +2516,9 @@ def test_a_stopped_resumable_run_says_where_its_segments_are(tmp_path, signum, b
     from .conftest import interruptible
 
     # segments end at keyframes; the run is stopped at its first (48 frames), 432 before its end
-    clip = make_clip(tmp_path / "clip.mkv", frames=480, size=(64, 48), audio=0, gop=24)
+    clip = make_clip(tmp_path / "clip.mkv", frames=480, size=(32, 24), audio=0, gop=24)
     if batch:
-        other = make_clip(tmp_path / "other.mkv", frames=4, size=(64, 48), audio=0)
+        other = make_clip(tmp_path / "other.mkv", frames=4, size=(32, 24), audio=0)
         target, parts = tmp_path / "out", tmp_path / "out" / ".clip.mkv.parts"  # a batch keeps the names
         inputs = [clip, other]
     else:

@@ -10,7 +10,7 @@ from sr_filter.errors import SrFilterError
 from sr_filter.upscaler import Upscaler
 from sr_filter.video import upscale_frames, upscale_video
 
-from .test_video import MODEL, leftovers, run
+from .test_video import MODEL, cli, leftovers  # noqa: F401 - cli: the fixture that runs the command in this process
 from .videos import describe, frame_arrays, make_clip, pattern
 
 
@@ -135,9 +135,9 @@ def test_video_batched_equals_unbatched_with_every_frame_and_packet(tmp_path):
     assert leftovers(tmp_path) == []
 
 
-def test_cli_tta_reaches_the_video_path(tmp_path):
-    clip = make_clip(tmp_path / "clip.mkv", frames=3, codec="ffv1", pix_fmt="yuv444p", audio=0)
-    result = run(clip, "-m", MODEL, "-t", "32", "--tta", "--backend", "torch", "--codec", "ffv1", "-o", tmp_path / "tta.mkv")
+def test_cli_tta_reaches_the_video_path(tmp_path, cli):
+    clip = make_clip(tmp_path / "clip.mkv", frames=2, codec="ffv1", pix_fmt="yuv444p", audio=0)
+    result = cli(clip, "-m", MODEL, "-t", "32", "--tta", "--backend", "torch", "--codec", "ffv1", "-o", tmp_path / "tta.mkv")
     assert result.returncode == 0, result.stderr.decode()
     assert "torch+tta" in result.stderr.decode()  # the announced backend
     plain = Upscaler(MODEL, device="cpu", tile=32)
@@ -148,44 +148,44 @@ def test_cli_tta_reaches_the_video_path(tmp_path):
         assert to_tta < to_plain
 
 
-def test_quality_for_a_video_is_refused_or_said_in_a_batch(tmp_path):
+def test_quality_for_a_video_is_refused_or_said_in_a_batch(tmp_path, cli):
     """--quality (JPEG/WebP) on a video had changed nothing without a word: the output was the same file."""
     from PIL import Image
 
     clip = make_clip(tmp_path / "clip.mp4", frames=2, audio=0)
-    result = run(clip, "-m", MODEL, "--quality", "5", "-o", tmp_path / "out.mp4")
+    result = cli(clip, "-m", MODEL, "--quality", "5", "-o", tmp_path / "out.mp4")
     err = result.stderr.decode().strip()
     assert result.returncode == 2 and err.count("\n") == 0 and "a video's quality is --crf" in err, err
     assert not (tmp_path / "out.mp4").exists()
     Image.new("RGB", (16, 12), (200, 30, 40)).save(tmp_path / "a.png")
-    result = run(tmp_path / "a.png", clip, "-m", MODEL, "--quality", "50", "-o", f"{tmp_path / 'out'}/")
+    result = cli(tmp_path / "a.png", clip, "-m", MODEL, "--quality", "50", "-o", f"{tmp_path / 'out'}/")
     err = result.stderr.decode()
     assert result.returncode == 0 and "clip.mp4: --quality is for JPEG, WebP and AVIF pictures" in err, err
     assert (tmp_path / "out" / "clip.mp4").exists() and (tmp_path / "out" / "a.png").exists()
     from .videos import make_y4m  # a frame stream has no quality setting either (it had been ignored)
 
     stream = make_y4m(tmp_path / "in.y4m", frames=2)
-    result = run(stream, "-m", MODEL, "--quality", "5", "-o", tmp_path / "out.y4m")
+    result = cli(stream, "-m", MODEL, "--quality", "5", "-o", tmp_path / "out.y4m")
     err = result.stderr.decode().strip()
     assert result.returncode == 2 and "a frame stream has none" in err and not (tmp_path / "out.y4m").exists(), err
 
 
-def test_a_quoted_pattern_of_videos_upscales_every_video_it_finds(tmp_path):
+def test_a_quoted_pattern_of_videos_upscales_every_video_it_finds(tmp_path, cli):
     """``sr-filter "clips/*.mp4" -o out/`` had been taken for one video: the first file the pattern
     found was upscaled, the others passed over without a word (exit 0). A pattern is a batch,
     named as the shell's expansion of it would be, whatever it finds."""
     (tmp_path / "clips").mkdir()
     make_clip(tmp_path / "clips" / "a.mp4", frames=2, audio=0)
     make_clip(tmp_path / "clips" / "b.mp4", frames=2, audio=0)
-    result = run(f"{tmp_path / 'clips'}/*.mp4", "-m", MODEL, "-t", "32", "-o", f"{tmp_path / 'out'}/")
+    result = cli(f"{tmp_path / 'clips'}/*.mp4", "-m", MODEL, "-t", "32", "-o", f"{tmp_path / 'out'}/")
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.mp4", "b.mp4"]
     assert "2 upscaled, 0 skipped, 0 failed" in result.stderr.decode()
 
 
-def test_cli_denoise_reaches_the_video_path(tmp_path):
+def test_cli_denoise_reaches_the_video_path(tmp_path, cli):
     clip = make_clip(tmp_path / "clip.mp4", frames=2, audio=0)
-    result = run(clip, "-m", MODEL, "--denoise", "0.5", "-o", tmp_path / "out.mp4")
+    result = cli(clip, "-m", MODEL, "--denoise", "0.5", "-o", tmp_path / "out.mp4")
     err = result.stderr.decode().strip()
     assert result.returncode == 1 and len(err.splitlines()) == 1 and "--denoise" in err, err
     assert not (tmp_path / "out.mp4").exists()
