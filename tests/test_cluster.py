@@ -20,7 +20,6 @@ from PIL import Image
 
 from .conftest import ROOT, KillFirstWorker, interruptible, one_thread
 from .imagefiles import png16_filtered
-from .test_video import cli  # noqa: F401 - the fixture that runs the command's main in this process
 
 ray = pytest.importorskip("ray")
 

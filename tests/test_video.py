@@ -40,28 +40,6 @@ def run(*args, timeout=120):
     return subprocess.run([sys.executable, "-m", "sr_filter", *map(str, args)], capture_output=True, timeout=timeout, env=env)
 
 
-@pytest.fixture
-def cli(capfd):
-    """``run`` in this process: the command's own ``sr_filter.cli.main`` (what ``python -m sr_filter``
-    calls; its one-line errors, exit statuses and clean-up of folders made for outputs) with what it
-    writes to file descriptors 1 and 2 captured, the encoders' and FFmpeg's own writes included.
-    Each ``run`` pays a new interpreter's start-up with torch and OpenVINO (1.5-4 s); tests of what
-    needs a process of its own (signals, pipes on standard input, the interpreter's exit) keep it."""
-    from sr_filter.cli import main
-
-    def call(*args) -> subprocess.CompletedProcess:
-        capfd.readouterr()
-        try:
-            main([str(a) for a in args])
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
-        out, err = capfd.readouterr()
-        return subprocess.CompletedProcess(args, code, out.encode(), err.encode())
-
-    return call
-
-
 def leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
 

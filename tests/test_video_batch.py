@@ -10,7 +10,7 @@ from sr_filter.errors import SrFilterError
 from sr_filter.upscaler import Upscaler
 from sr_filter.video import upscale_frames, upscale_video
 
-from .test_video import MODEL, cli, leftovers  # noqa: F401 - cli: the fixture that runs the command in this process
+from .test_video import MODEL, leftovers
 from .videos import describe, frame_arrays, make_clip, pattern
 
 
