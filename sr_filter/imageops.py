@@ -55,10 +55,15 @@ def _contributions(in_len: int, out_len: int, scale: float, antialias: bool) -> 
 
 def _resize_axis(img: np.ndarray, axis: int, out_len: int, scale: float, antialias: bool) -> np.ndarray:
     weights, idx = _contributions(img.shape[axis], out_len, scale, antialias)
-    moved = np.moveaxis(img, axis, 0)  # (L, ...)
-    gathered = moved[idx]  # (out_len, P, ...)
-    w = weights.reshape(weights.shape + (1,) * (moved.ndim - 1))
-    return np.moveaxis((gathered * w).sum(axis=1), 0, axis)
+    # one tap at a time from rows made contiguous once, summed in the order a sum over the taps
+    # adds them (the same bits): the (out_len, P, ...) gather of every tap at once had been 4-5x
+    # slower on a 1024 px picture (P is 18 at a quarter's size)
+    moved = np.ascontiguousarray(np.moveaxis(img, axis, 0))  # (L, ...)
+    shape = (out_len,) + (1,) * (moved.ndim - 1)
+    out = moved[idx[:, 0]] * weights[:, 0].reshape(shape)
+    for tap in range(1, weights.shape[1]):
+        out += moved[idx[:, tap]] * weights[:, tap].reshape(shape)
+    return np.moveaxis(out, 0, axis)
 
 
 def imresize(img: np.ndarray, scale: float | None = None, *, size: tuple[int, int] | None = None,

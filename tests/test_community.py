@@ -28,9 +28,28 @@ from sr_filter.upscaler import Upscaler
 from sr_filter.weights import load_state_dict
 
 from .community_nets import save_random
-from .conftest import ROOT
+from .conftest import ROOT, _link_conversions
 
 BUILTIN = ROOT / "sr_filter" / "builtin" / "sr-cartoon-x4.pth"
+
+
+@pytest.fixture(scope="module")
+def _module_conversions(tmp_path_factory, converted_built_ins):
+    folder = tmp_path_factory.mktemp("community-conversions") / "openvino"
+    _link_conversions(converted_built_ins, folder)
+    return folder
+
+
+@pytest.fixture
+def shared_conversions(isolated_cache, _module_conversions):
+    """The test's cache keeps the OpenVINO conversions of this module's tests that are not about
+    converting: the same random network (save_random writes the same bytes for a name and seed)
+    converts once for the module, not once per test (several seconds each, SwinIR, OmniSR, HAT,
+    RealCUGAN, SCUNet), as a user's later runs find it."""
+    import shutil
+
+    shutil.rmtree(isolated_cache / "openvino")
+    (isolated_cache / "openvino").symlink_to(_module_conversions, target_is_directory=True)
 
 
 def cli(*args):
@@ -42,6 +61,7 @@ def cli(*args):
 
 
 @pytest.mark.parametrize("name, multiple", [("SwinIR", 8), ("SPAN", 1), ("RealCUGAN", 4), ("RealPLKSR", 1)])
+@pytest.mark.usefixtures("shared_conversions")
 def test_tiled_equals_whole_image(tmp_path, name, multiple):
     path = save_random(name, tmp_path)
     model = load_file(path)
@@ -87,6 +107,7 @@ def test_a_safetensors_header_whose_length_starts_like_a_pickle_is_read(tmp_path
 
 
 @pytest.mark.parametrize("name", ["OmniSR", "DAT", "SwinIR"])
+@pytest.mark.usefixtures("shared_conversions")
 def test_a_picture_off_the_window_grid_comes_out_as_upstreams(tmp_path, name):
     """OmniSR pads the picture to its windows with zeros and DAT pads inside its attention; mirrored
     out to the window grid first, a 71x58 picture came out up to 115/255 (OmniSR) and 33/255 (DAT)
@@ -103,6 +124,7 @@ def test_a_picture_off_the_window_grid_comes_out_as_upstreams(tmp_path, name):
 
 
 @pytest.mark.parametrize("name", ["SwinIR", "HAT"])
+@pytest.mark.usefixtures("shared_conversions")
 def test_a_picture_smaller_than_the_window_is_padded_as_upstream_pads_it(tmp_path, name):
     """spandrel mirrors each side as far as it can and repeats the edge for the rest; both sides had
     been edge-repeated as soon as one was too short to mirror, and a 20x7 picture came out up to
@@ -110,14 +132,15 @@ def test_a_picture_smaller_than_the_window_is_padded_as_upstream_pads_it(tmp_pat
     spandrel = import_spandrel()
     path = save_random(name, tmp_path, seed=3)
     descriptor = spandrel.ModelLoader().load_from_file(path)
+    ups = {backend: Upscaler(str(path), device="cpu", tile=0, backend=backend) for backend in ("torch", "auto")}
     for height, width in ((3, 7), (7, 20), (20, 12)):
         picture = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(height))
         with torch.inference_mode():
             upstream = descriptor(picture).clamp(0, 1)
-        for backend in ("torch", "auto"):
-            ours = Upscaler(str(path), device="cpu", tile=0, backend=backend).run(picture.numpy())
+        for backend, upscaler in ups.items():
+            ours = upscaler.run(picture.numpy())
             assert np.abs(ours - upstream.numpy()).max() * 255 < 1, (name, height, width, backend)
-    up = Upscaler(str(path), device="cpu", tile=0, backend="torch")
+    up = ups["torch"]
     frames = [(np.random.default_rng(i).random((3, 7, 3)) * 255).astype(np.uint8) for i in range(2)]
     assert all(np.array_equal(a, b) for a, b in zip(up.upscale_batch(frames), map(up.upscale_array, frames)))
 
@@ -171,17 +194,20 @@ def test_classifier_is_refused(tmp_path):
         load_file(path)
 
 
-@pytest.mark.parametrize("name", ["DnCNN", "DRUNet", "SCUNet"])
-def test_one_x_restoration_models_run_at_the_images_size_and_tile_exactly(tmp_path, name):
+@pytest.mark.parametrize("name, width", [("DnCNN", 300), ("DRUNet", 300), ("SCUNet", 192)])
+@pytest.mark.usefixtures("shared_conversions")
+def test_one_x_restoration_models_run_at_the_images_size_and_tile_exactly(tmp_path, name, width):
     """Denoising and de-JPEG networks (1x) run like any model: the output keeps the input's size,
-    and tiles (on the architecture's grid, with its measured context) meet the whole image."""
+    and tiles (on the architecture's grid, with its measured context) meet the whole image.
+    (SCUNet's context, 64 on its 64 px grid, makes every window as wide as the picture up to
+    320 px: 192 px, three 64 px tiles, proves what 300 px did, at a third of the work.)"""
     path = save_random(name, tmp_path)
     model = load_file(path)
     assert model.scale == 1 and model.params["via"] == "spandrel"
-    x = torch.rand(1, 3, 20, 300)
+    x = torch.rand(1, 3, 20, width)
     whole = Upscaler(str(path), device="cpu", precision="fp32", tile=0).run(x)
     tiled = Upscaler(str(path), device="cpu", precision="fp32", tile=64).run(x)
-    assert whole.shape == (1, 3, 20, 300)
+    assert whole.shape == (1, 3, 20, width)
     assert (whole - tiled).abs().max() < 1 / 255
 
 
@@ -233,17 +259,22 @@ def test_spandrel_import_leaves_no_placeholder_torchvision():
     assert out.stdout.strip() == "True"
 
 
+@pytest.mark.usefixtures("shared_conversions")
 def test_cli_inspect_and_upscale_with_a_community_file(tmp_path):
+    from click.testing import CliRunner
+
+    from sr_filter.cli import cli as command
+
     path = save_random("OmniSR", tmp_path)
-    out = cli("models", "--inspect", path, "--json")
-    assert out.returncode == 0, out.stderr
+    out = CliRunner().invoke(command, ["models", "--inspect", str(path), "--json"])
+    assert out.exit_code == 0, out.output
     facts = json.loads(out.stdout)
     assert facts["arch"] == "OmniSR" and facts["scale"] == 2 and facts["size_multiple"] == 8
     assert facts["via"].startswith("spandrel") and facts["usable"] == "yes" and facts["params"] > 1000
     image = tmp_path / "in.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (20, 30, 3), dtype=np.uint8)).save(image)
-    out = cli(image, "--model", path, "--tile", "32", "-o", tmp_path / "out.png")
-    assert out.returncode == 0, out.stderr
+    out = CliRunner().invoke(command, [str(image), "--model", str(path), "--tile", "32", "-o", str(tmp_path / "out.png")])
+    assert out.exit_code == 0, out.output
     assert Image.open(tmp_path / "out.png").size == (60, 40)
 
 
@@ -259,6 +290,7 @@ def test_cli_bad_files_are_one_line_without_traceback(tmp_path):
         assert len(lines) == 1 and "broken.safetensors" in lines[0] and "Traceback" not in out.stderr, out.stderr
 
 
+@pytest.mark.usefixtures("shared_conversions")
 def test_whole_image_architecture_warns_and_tiles_closely(tmp_path, caplog):
     # OmniSR's grid attention mixes the whole image: no context makes tiles exact, so tiling says
     # so (once), and the tiled result stays close (measured 3.3/255 on this random network)
@@ -492,11 +524,11 @@ def test_checkpoints_with_numpy_numbers_load_in_several_threads_at_once(tmp_path
 
 
 @pytest.mark.parametrize("shape", [(10, 10), (2, 40)])
+@pytest.mark.usefixtures("shared_conversions")
 def test_images_below_the_minimum_size_run_in_every_backend(tmp_path, monkeypatch, shape):
     """Real-CUGAN pads inputs below 32 px in its own code, which a converted (OpenVINO) graph does
     not keep: the windows are padded before the backend, so both backends give the same picture."""
     pytest.importorskip("openvino")
-    monkeypatch.setenv("SR_FILTER_CACHE_DIR", str(tmp_path / "cache"))
     path = save_random("RealCUGAN", tmp_path)
     image = (np.random.default_rng(1).random(shape + (3,)) * 255).astype(np.uint8)
     outs = [Upscaler(str(path), device="cpu", backend=b, tile=0).upscale_array(image) for b in ("torch", "openvino")]
@@ -657,6 +689,7 @@ def test_inspect_tries_what_spandrel_claims():
 
 
 @pytest.mark.parametrize("name", ["SwinIR", "DRUNet", "HAT"])
+@pytest.mark.usefixtures("shared_conversions")
 def test_frames_in_a_batch_come_out_as_alone_on_openvino(tmp_path, name):
     """A converted network can hold its traced example's batch of one as a constant: in a batch
     of frames (videos pass 2 at a time) SwinIR's and HAT's came out other than alone (SwinIR up to

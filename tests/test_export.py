@@ -16,9 +16,36 @@ from sr_filter.export import INPUT, OUTPUT, export_onnx
 from sr_filter.models import LoadedModel, load_model
 
 from .conftest import SHARED, UPSTREAM, require_shared
-from .test_cli import run
+from .test_cli import run as run_process
 
 ort = pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture
+def run(capfd):
+    """`sr-filter ARGS` in this process: the real entry point (``sr_filter.cli.main``, which turns
+    every error into its one line and exit status), its standard output and error read at the file
+    descriptors as a child's would be, so the exporter's own prints count too. A process each had
+    cost seconds of imports (torch, its ONNX exporter) per run. Returns what subprocess.run does."""
+    import subprocess
+
+    from sr_filter.cli import main
+
+    def invoke(*args, cwd=None):
+        here = os.getcwd()
+        capfd.readouterr()
+        try:
+            os.chdir(cwd or here)
+            main([str(a) for a in args])
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        finally:
+            os.chdir(here)
+        out, err = capfd.readouterr()
+        return subprocess.CompletedProcess(args, code, out.encode(), err.encode())
+
+    return invoke
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +87,7 @@ def test_pixel_unshuffle_model_exports(tmp_path):
     _check_runs_like_torch(model, export_onnx(model, tmp_path / "x2.onnx"), torch.rand(1, 3, 24, 30))
 
 
-def test_cli_export_writes_atomically_and_refuses_to_overwrite(tmp_path):
+def test_cli_export_writes_atomically_and_refuses_to_overwrite(tmp_path, run):
     target = tmp_path / "cartoon.onnx"
     done = run("export", "sr-cartoon-x4", "-o", target)
     assert done.returncode == 0, done.stderr
@@ -79,7 +106,7 @@ def test_cli_export_writes_atomically_and_refuses_to_overwrite(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cartoon.onnx"]  # no temporary left
 
 
-def test_cli_errors_are_one_line(tmp_path):
+def test_cli_errors_are_one_line(tmp_path, run):
     for args, message in (
         (["no-such-model", "-o", tmp_path / "a.onnx"], "no-such-model"),
         (["no-such-model", "-o", tmp_path / "missing" / "a.onnx"], "no-such-model"),
@@ -134,7 +161,7 @@ def _umask() -> int:
     return mask
 
 
-def test_the_file_says_its_scale_and_size_needs(tmp_path):
+def test_the_file_says_its_scale_and_size_needs(tmp_path, run):
     """metadata_props carry what a runtime must know; an unsupported network is one line, with no
     exporter graph dump on standard output."""
     onnx = pytest.importorskip("onnx")
@@ -156,13 +183,14 @@ def test_the_file_says_its_scale_and_size_needs(tmp_path):
 
     scunet = load_file(save_random("SCUNet", tmp_path))  # at least 40 px, multiples of 64: 40 does not run
     assert (scunet.facts.minimum, scunet.facts.multiple, size_minimum(scunet)) == (40, 64, 64)
-    refused = run("export", save_random("SAFMN", tmp_path), "-o", tmp_path / "safmn.onnx")
+    # in a process of its own: the exporter's graph dump had come on standard output
+    refused = run_process("export", save_random("SAFMN", tmp_path), "-o", tmp_path / "safmn.onnx")
     assert refused.returncode == 1 and refused.stdout == b"" and refused.stderr.count(b"\n") == 1, refused.stderr[:300]
     assert b"cannot be exported to ONNX" in refused.stderr and b"Please feel free" not in refused.stderr
     assert not (tmp_path / "safmn.onnx").exists()
 
 
-def test_dat_is_refused_with_one_line_even_without_the_check(tmp_path):
+def test_dat_is_refused_with_one_line_even_without_the_check(tmp_path, run):
     """Its traced graph runs at no size in onnxruntime: the check had said so in onnxruntime's
     words, and --no-check had written the useless file and exited 0."""
     from .community_nets import save_random
@@ -176,7 +204,7 @@ def test_dat_is_refused_with_one_line_even_without_the_check(tmp_path):
         assert not (tmp_path / "dat.onnx").exists()
 
 
-def test_cli_refuses_outputs_it_cannot_write_as_an_onnx_file_before_loading(tmp_path):
+def test_cli_refuses_outputs_it_cannot_write_as_an_onnx_file_before_loading(tmp_path, run):
     """Standard output, another suffix, a pipe (even with --overwrite), a dangling link, a file
     where a folder should be: each one line naming only export's own flags; nothing written."""
     os.mkfifo(tmp_path / "pipe.onnx")
@@ -235,7 +263,7 @@ def test_without_onnx_the_install_line_is_said_and_without_onnxruntime_a_warning
     assert (tmp_path / "b.onnx").is_file() and "onnxruntime is not installed" in caplog.text
 
 
-def test_a_preset_whose_weights_cannot_be_had_is_refused_not_exported_as_its_fallback(tmp_path):
+def test_a_preset_whose_weights_cannot_be_had_is_refused_not_exported_as_its_fallback(tmp_path, run):
     """Offline with an empty cache, `export photo` had written the built-in sr-photo-x4 (a warning
     and exit 0): an export writes the model asked for, or says in one line why it cannot."""
     target = tmp_path / "photo.onnx"

@@ -25,7 +25,7 @@ from sr_filter.models import LoadedModel, load_model
 from sr_filter.tiling import run_tiled
 from sr_filter.weights import file_sha256
 
-from .conftest import SHARED, UPSTREAM, require_shared
+from .conftest import SHARED, UPSTREAM, _link_conversions, require_shared
 
 ov = pytest.importorskip("openvino")
 from sr_filter.backends import ov_cache  # noqa: E402
@@ -42,8 +42,12 @@ SMALL = {
 
 
 @pytest.fixture(scope="session")
-def ov_folder(tmp_path_factory):
-    return tmp_path_factory.mktemp("openvino-cache")
+def ov_folder(tmp_path_factory, converted_built_ins):
+    """The session's conversion cache: the built-in models come converted (by the same code, fp32,
+    once per session for every test file), the others convert here once."""
+    folder = tmp_path_factory.mktemp("openvino-cache") / "openvino"
+    _link_conversions(converted_built_ins, folder)
+    return folder
 
 
 @pytest.fixture(scope="session")
@@ -214,12 +218,25 @@ def test_weights_cache_env_sets_the_default_folder(tmp_path, monkeypatch, tiny):
     assert len(list((tmp_path / "openvino").glob("*.xml"))) == 1
 
 
+@pytest.fixture(scope="module")
+def tiny_entry(tmp_path_factory, photo, tiny):
+    """``tiny`` converted once for the module, and what it gives on ``photo``: tests that damage a
+    cache entry start from a copy of it (damage writes into the files, so never a link)."""
+    folder = tmp_path_factory.mktemp("tiny-entry")
+    expected = OpenVinoBackend.from_model(tiny, cache_dir=folder).run(photo)
+    return folder, expected
+
+
 @pytest.mark.parametrize("damage", ["truncated bin", "garbage bin", "stale version", "garbage xml", "bad record",
                                     "folder for record", "folder for bin", "pipe for bin", "unreadable bin"])
-def test_damaged_cache_is_detected_and_rebuilt(damage, tmp_path, caplog, photo, tiny):
+def test_damaged_cache_is_detected_and_rebuilt(damage, tmp_path, caplog, photo, tiny, tiny_entry):
+    import shutil
+
     caplog.set_level(logging.INFO)
     model = tiny
-    expected = OpenVinoBackend.from_model(model, cache_dir=tmp_path).run(photo)
+    source, expected = tiny_entry
+    for part in _entry(source):
+        shutil.copy2(part, tmp_path / part.name)
     record, xml, bin_ = _entry(tmp_path)
     meta = json.loads(record.read_text())
     if damage == "truncated bin":
@@ -246,7 +263,7 @@ def test_damaged_cache_is_detected_and_rebuilt(damage, tmp_path, caplog, photo, 
     else:
         record.write_text("{not json")
     again = OpenVinoBackend.from_model(model, cache_dir=tmp_path).run(photo)
-    assert _converts(caplog) == 2
+    assert _converts(caplog) == 1  # (the entry damaged was converted in tiny_entry)
     assert float(np.abs(again - expected).max()) == 0  # the right picture, from a rebuilt model
     assert ov_cache.load(tmp_path, record.stem, ov_cache.describe(model, ov.get_version()))  # whole again
     assert all(p.is_file() and p.stat().st_mode & 0o444 == 0o444 for p in (record, xml, bin_))
@@ -268,12 +285,14 @@ def test_a_broken_openvino_install_falls_back_to_torch(tmp_path):
         return subprocess.run([sys.executable, "-m", "sr_filter", str(tmp_path / "in.png"), "-m", "sr-cartoon-x4", *args],
                               capture_output=True, env=env, timeout=300)
 
-    for error in ("OSError('bad ELF')", "RuntimeError('Check failed: cpu')"):
-        (fake / "__init__.py").write_text(f"raise {error}\n")
-        done = run("-o", str(tmp_path / "out.png"), "--overwrite")
-        assert done.returncode == 0 and b"with torch" in done.stderr, done.stderr
-        asked = run("-o", str(tmp_path / "o2.png"), "--backend", "openvino")
-        assert asked.returncode == 2 and b"needs the openvino package" in asked.stderr, asked.stderr
+    # one run per error kind: both go through the same catches (ImportError, OSError, RuntimeError:
+    # cli.startup.load_libraries and backends.openvino.import_openvino, the only import of openvino)
+    (fake / "__init__.py").write_text("raise OSError('bad ELF')\n")
+    done = run("-o", str(tmp_path / "out.png"), "--overwrite")
+    assert done.returncode == 0 and b"with torch" in done.stderr, done.stderr
+    (fake / "__init__.py").write_text("raise RuntimeError('Check failed: cpu')\n")
+    asked = run("-o", str(tmp_path / "o2.png"), "--backend", "openvino")
+    assert asked.returncode == 2 and b"needs the openvino package" in asked.stderr, asked.stderr
 
 
 def test_unwritable_cache_folder_runs_without_caching(tmp_path, caplog, photo, tiny):
@@ -354,7 +373,7 @@ def test_conversion_that_computes_something_else_is_refused(tmp_path):
         OpenVinoBackend.from_model(_fake(_ShapeBranch(), tmp_path), cache_dir=tmp_path / "c")  # not converted again
 
 
-def test_a_failure_that_may_be_the_moment_is_tried_again_before_it_is_remembered(tmp_path, monkeypatch):
+def test_a_failure_that_may_be_the_moment_is_tried_again_before_it_is_remembered(tmp_path, monkeypatch, tiny):
     """A first conversion under a tight memory limit failed in OpenVINO's compiler; that was
     recorded as "does not convert" and every later run, with memory to spare, used torch (and
     --backend openvino refused). Now such a failure must happen in two runs to be remembered,
@@ -373,15 +392,15 @@ def test_a_failure_that_may_be_the_moment_is_tried_again_before_it_is_remembered
 
     monkeypatch.setattr(type(core), "compile_model", short_of_memory)
     with pytest.raises(BackendError, match=r"does not run: \[ CPU \] std::bad_alloc while compiling$") as info:
-        OpenVinoBackend.from_model(load_model("sr-cartoon-x4"), cache_dir=tmp_path)
+        OpenVinoBackend.from_model(tiny, cache_dir=tmp_path)
     assert ov_cache.failure(tmp_path, next(tmp_path.glob("*.failed")).stem) is None  # counted, not yet remembered
     assert info.value.remembered is False  # so "auto" does not say "later runs skip the conversion"
-    backend = OpenVinoBackend.from_model(load_model("sr-cartoon-x4"), cache_dir=tmp_path)  # converts again: works
+    backend = OpenVinoBackend.from_model(tiny, cache_dir=tmp_path)  # converts again: works
     assert backend.name == "openvino"
     assert sorted(p.suffix for p in tmp_path.iterdir()) == [".bin", ".json", ".xml"]  # the count went with the success
 
 
-def test_openvino_telemetry_stays_off(tmp_path):
+def test_openvino_telemetry_stays_off(tmp_path, tiny):
     """OpenVINO's converter sends usage telemetry to an analytics service unless told otherwise;
     sr-filter works offline and says so, so its process loads only OpenVINO's stub."""
     import subprocess
@@ -389,7 +408,7 @@ def test_openvino_telemetry_stays_off(tmp_path):
     from .conftest import ROOT
 
     script = ("import sys; from sr_filter.models import load_model; from sr_filter.backends.openvino import OpenVinoBackend; "
-              f"OpenVinoBackend.from_model(load_model('sr-cartoon-x4'), cache_dir={str(tmp_path)!r}); "
+              f"OpenVinoBackend.from_model(load_model({str(tiny.path)!r}), cache_dir={str(tmp_path)!r}); "
               "print(sorted(p.suffix for p in __import__('pathlib').Path(" + repr(str(tmp_path)) + ").iterdir())); "
               "print(sys.modules.get('openvino_telemetry'))")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=300,
@@ -412,7 +431,7 @@ def test_the_command_lines_early_load_keeps_telemetry_off():
     assert done.returncode == 0 and done.stdout.strip() == "None", done.stderr[-2000:]
 
 
-def test_sigterm_during_a_conversion_stops_the_run_and_records_no_failure(tmp_path, monkeypatch):
+def test_sigterm_during_a_conversion_stops_the_run_and_records_no_failure(tmp_path, monkeypatch, tiny):
     """A SIGTERM raised inside the converter (Python code called from C++) came back as a failed
     conversion: the run went on with torch, exited 0, and the model was recorded as one that cannot
     be converted, so every later run used torch. Now the signal waits for the block's end."""
@@ -423,7 +442,6 @@ def test_sigterm_during_a_conversion_stops_the_run_and_records_no_failure(tmp_pa
     from sr_filter.backends import openvino as ov_backend
     from sr_filter.errors import BackendError
     from sr_filter.interrupts import Terminated
-    from sr_filter.models import load_model
 
     real = ov_backend.convert
 
@@ -442,7 +460,7 @@ def test_sigterm_during_a_conversion_stops_the_run_and_records_no_failure(tmp_pa
     previous = signal.signal(signal.SIGTERM, terminated)
     try:
         with pytest.raises(Terminated):
-            ov_backend.OpenVinoBackend.from_model(load_model("sr-cartoon-x4"), cache_dir=tmp_path)
+            ov_backend.OpenVinoBackend.from_model(tiny, cache_dir=tmp_path)
     finally:
         signal.signal(signal.SIGTERM, previous)
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".failed")]
