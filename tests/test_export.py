@@ -21,33 +21,6 @@ from .test_cli import run as run_process
 ort = pytest.importorskip("onnxruntime")
 
 
-@pytest.fixture
-def run(capfd):
-    """`sr-filter ARGS` in this process: the real entry point (``sr_filter.cli.main``, which turns
-    every error into its one line and exit status), its standard output and error read at the file
-    descriptors as a child's would be, so the exporter's own prints count too. A process each had
-    cost seconds of imports (torch, its ONNX exporter) per run. Returns what subprocess.run does."""
-    import subprocess
-
-    from sr_filter.cli import main
-
-    def invoke(*args, cwd=None):
-        here = os.getcwd()
-        capfd.readouterr()
-        try:
-            os.chdir(cwd or here)
-            main([str(a) for a in args])
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        finally:
-            os.chdir(here)
-        out, err = capfd.readouterr()
-        return subprocess.CompletedProcess(args, code, out.encode(), err.encode())
-
-    return invoke
-
-
 @pytest.fixture(scope="module")
 def photo() -> torch.Tensor:
     """A real 40x52 crop of Set14's baboon as a (1, 3, H, W) float tensor."""
@@ -87,36 +60,36 @@ def test_pixel_unshuffle_model_exports(tmp_path):
     _check_runs_like_torch(model, export_onnx(model, tmp_path / "x2.onnx"), torch.rand(1, 3, 24, 30))
 
 
-def test_cli_export_writes_atomically_and_refuses_to_overwrite(tmp_path, run):
+def test_cli_export_writes_atomically_and_refuses_to_overwrite(tmp_path, cli):
     target = tmp_path / "cartoon.onnx"
-    done = run("export", "sr-cartoon-x4", "-o", target)
+    done = cli("export", "sr-cartoon-x4", "-o", target)
     assert done.returncode == 0, done.stderr
     assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~_umask()  # an ordinary file, not a private temporary
     _check_runs_like_torch(load_model("sr-cartoon-x4"), target, torch.rand(1, 3, 20, 28))
     before = target.read_bytes()
-    again = run("export", "cartoon", "-o", target)
+    again = cli("export", "cartoon", "-o", target)
     assert again.returncode == 1 and b"--overwrite" in again.stderr and len(again.stderr.strip().splitlines()) == 1
     assert target.read_bytes() == before
     assert b"colour fix" not in done.stderr  # a model by name: the network is all there is
     # (the file was checked in onnxruntime above: these two leave the check out, a minute on CI)
-    loud = run("export", "cartoon", "-o", target, "--overwrite", "--no-check")  # the preset adds a colour fix the graph lacks
+    loud = cli("export", "cartoon", "-o", target, "--overwrite", "--no-check")  # the preset adds a colour fix the graph lacks
     assert loud.returncode == 0 and b"preset also runs the colour fix after the network" in loud.stderr, loud.stderr
-    quiet = run("export", "cartoon", "-o", target, "--overwrite", "-q", "--no-check")
+    quiet = cli("export", "cartoon", "-o", target, "--overwrite", "-q", "--no-check")
     assert quiet.returncode == 0 and quiet.stderr == b""  # -q: errors only (the "wrote" line had come)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cartoon.onnx"]  # no temporary left
 
 
-def test_cli_errors_are_one_line(tmp_path, run):
+def test_cli_errors_are_one_line(tmp_path, cli):
     for args, message in (
         (["no-such-model", "-o", tmp_path / "a.onnx"], "no-such-model"),
         (["no-such-model", "-o", tmp_path / "missing" / "a.onnx"], "no-such-model"),
     ):
-        done = run("export", *args)
+        done = cli("export", *args)
         err = done.stderr.decode()
         assert done.returncode != 0 and message in err, err
         assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert not (tmp_path / "missing").exists()  # made for the output, removed with none written
-    made = run("export", "sr-cartoon-x4", "-o", tmp_path / "new" / "folder" / "a.onnx", "--no-check")
+    made = cli("export", "sr-cartoon-x4", "-o", tmp_path / "new" / "folder" / "a.onnx", "--no-check")
     assert made.returncode == 0 and (tmp_path / "new" / "folder" / "a.onnx").is_file(), made.stderr  # as pictures' folders are
 
 
@@ -161,7 +134,7 @@ def _umask() -> int:
     return mask
 
 
-def test_the_file_says_its_scale_and_size_needs(tmp_path, run):
+def test_the_file_says_its_scale_and_size_needs(tmp_path, cli):
     """metadata_props carry what a runtime must know; an unsupported network is one line, with no
     exporter graph dump on standard output."""
     onnx = pytest.importorskip("onnx")
@@ -174,7 +147,7 @@ def test_the_file_says_its_scale_and_size_needs(tmp_path, run):
     meta = {p.key: p.value for p in model.metadata_props}
     assert meta["scale"] == "4" and meta["size_multiple"] == "1" and meta["size_minimum"] == "0"
     swinir = save_random("SwinIR", tmp_path)
-    done = run("export", swinir, "-o", tmp_path / "swinir.onnx")
+    done = cli("export", swinir, "-o", tmp_path / "swinir.onnx")
     assert done.returncode == 0, done.stderr
     meta = {p.key: p.value for p in onnx.load(str(tmp_path / "swinir.onnx")).metadata_props}
     assert meta["size_multiple"] == "8" and int(meta["size_minimum"]) >= 8 and b"at least" in done.stderr
@@ -190,21 +163,21 @@ def test_the_file_says_its_scale_and_size_needs(tmp_path, run):
     assert not (tmp_path / "safmn.onnx").exists()
 
 
-def test_dat_is_refused_with_one_line_even_without_the_check(tmp_path, run):
+def test_dat_is_refused_with_one_line_even_without_the_check(tmp_path, cli):
     """Its traced graph runs at no size in onnxruntime: the check had said so in onnxruntime's
     words, and --no-check had written the useless file and exited 0."""
     from .community_nets import save_random
 
     dat = save_random("DAT", tmp_path)
     for extra in ((), ("--no-check",)):
-        refused = run("export", dat, "-o", tmp_path / "dat.onnx", *extra)
+        refused = cli("export", dat, "-o", tmp_path / "dat.onnx", *extra)
         assert refused.returncode == 1 and refused.stderr.count(b"\n") == 1, refused.stderr[:300]
         assert b"cannot be exported to ONNX: the exporter fixes its attention windows" in refused.stderr
         assert b"DAT (DAT)" not in refused.stderr  # the file's name and its architecture, said once where they are one word
         assert not (tmp_path / "dat.onnx").exists()
 
 
-def test_cli_refuses_outputs_it_cannot_write_as_an_onnx_file_before_loading(tmp_path, run):
+def test_cli_refuses_outputs_it_cannot_write_as_an_onnx_file_before_loading(tmp_path, cli):
     """Standard output, another suffix, a pipe (even with --overwrite), a dangling link, a file
     where a folder should be: each one line naming only export's own flags; nothing written."""
     os.mkfifo(tmp_path / "pipe.onnx")
@@ -221,15 +194,15 @@ def test_cli_refuses_outputs_it_cannot_write_as_an_onnx_file_before_loading(tmp_
         (["-o", "outdir/"], "outdir names a folder; name the ONNX file to write in it, e.g. outdir/model.onnx"),  # was outdir.onnx
         (["-o", "sub"], "'sub' is a directory"),  # an existing folder: click's own check of -o, before ours
     ):
-        done = run("export", "sr-cartoon-x4", *args, cwd=tmp_path)
+        done = cli("export", "sr-cartoon-x4", *args, cwd=tmp_path)
         err = done.stderr.decode()
         assert done.returncode != 0 and message in err and "Traceback" not in err, err
         assert len(err.strip().splitlines()) == 1 and "--skip-existing" not in err, err
     assert (tmp_path / "dangling.onnx").is_symlink() and not (tmp_path / "gone.onnx").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dangling.onnx", "pipe.onnx", "plain", "sub"]
-    exists = run("export", "sr-cartoon-x4", "-o", tmp_path / "plain.onnx", cwd=tmp_path)
+    exists = cli("export", "sr-cartoon-x4", "-o", tmp_path / "plain.onnx", cwd=tmp_path)
     assert exists.returncode == 0
-    again = run("export", "sr-cartoon-x4", "-o", tmp_path / "plain.onnx", cwd=tmp_path).stderr.decode()
+    again = cli("export", "sr-cartoon-x4", "-o", tmp_path / "plain.onnx", cwd=tmp_path).stderr.decode()
     assert again.strip().endswith("exists; use --overwrite to replace it"), again
 
 
@@ -263,15 +236,15 @@ def test_without_onnx_the_install_line_is_said_and_without_onnxruntime_a_warning
     assert (tmp_path / "b.onnx").is_file() and "onnxruntime is not installed" in caplog.text
 
 
-def test_a_preset_whose_weights_cannot_be_had_is_refused_not_exported_as_its_fallback(tmp_path, run):
+def test_a_preset_whose_weights_cannot_be_had_is_refused_not_exported_as_its_fallback(tmp_path, cli):
     """Offline with an empty cache, `export photo` had written the built-in sr-photo-x4 (a warning
     and exit 0): an export writes the model asked for, or says in one line why it cannot."""
     target = tmp_path / "photo.onnx"
     for extra in ([], ["--offline"]):  # the mirror (a closed local port) refuses, or downloads are off
-        done = run("export", "photo", "-o", target, *extra)
+        done = cli("export", "photo", "-o", target, *extra)
         message = done.stderr.decode()
         assert done.returncode == 1 and len(message.strip().splitlines()) == 1, message
         assert "realesr-general-x4v3" in message and "SR_FILTER_WEIGHTS_URL" in message and "sr-photo-x4" in message
         assert not target.exists() and list(tmp_path.iterdir()) == []
-    named = run("export", "sr-photo-x4", "-o", target, "--offline", "--no-check")  # the built-in one, asked for by name
+    named = cli("export", "sr-photo-x4", "-o", target, "--offline", "--no-check")  # the built-in one, asked for by name
     assert named.returncode == 0 and b"(sr-photo-x4, x4" in named.stderr, named.stderr
