@@ -571,14 +571,22 @@ def test_a_command_that_ends_with_its_own_status_ignores_signals_while_the_proce
     interpreter's exit printed a traceback from an atexit handler."""
     config = tmp_path / "x.toml"
     config.write_text("")
+    # the training package stands in for itself without torch (its import is seconds of the test's
+    # time): train_cmd takes train, load_config and TrainingStopped from it, and exits with 128 + N
     script = textwrap.dedent("""
-        import atexit, signal, sys
-        import sr_filter.training as training
-        from sr_filter.training.trainer import TrainingStopped
+        import atexit, signal, sys, types
+
+        class TrainingStopped(Exception):
+            def __init__(self, signum, iteration):
+                super().__init__(f"stopped at iteration {iteration}")
+                self.exit_code = 128 + signum
 
         def stopped(*args, **kwargs):
             raise TrainingStopped(signal.SIGINT, 5)
 
+        training = sys.modules["sr_filter.training"] = types.ModuleType("sr_filter.training")
+        trainer = sys.modules["sr_filter.training.trainer"] = types.ModuleType("sr_filter.training.trainer")
+        training.trainer, trainer.TrainingStopped = trainer, TrainingStopped
         training.train, training.load_config = stopped, lambda path: None
         atexit.register(lambda: print("at exit:", signal.getsignal(signal.SIGINT) is signal.SIG_IGN, flush=True))
         sys.argv = ["sr-filter", "train", sys.argv[1]]
