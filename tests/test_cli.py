@@ -1,13 +1,16 @@
-"""The sr-filter command as a user runs it: a real subprocess, real files, real exit codes."""
+"""The sr-filter command as a user runs it: real files, real exit codes; a real subprocess where the process
+is the point (streams, pipes, signals), the entry point in-process (``run_in_process``) for what a run says and writes."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import shutil
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -24,6 +27,41 @@ def run(*args, stdin: bytes | None = None, cwd=None, env=None):
                           cwd=cwd, env=environment, timeout=600)
 
 
+def run_in_process(*args, stdin: bytes | None = None, cwd=None, env=None) -> subprocess.CompletedProcess:
+    """``run`` without a new process: the real entry point (``sr_filter.cli.main``, which turns every
+    error into its one line and exit status) with standard input, output and error those of click's
+    CliRunner, and the answer as ``run`` gives it. For what a run says and writes; a test about the
+    process itself (signals, descriptors, closed or terminal streams, what start-up imports, the exit
+    of the interpreter) uses ``run``. Saves the 2-4 s of Python, torch and OpenVINO start-up a
+    process pays. Standard input is empty unless given (a pipe, never a terminal)."""
+    from click.testing import CliRunner
+
+    from sr_filter.cli import DefaultGroup, main
+
+    DefaultGroup.flags = DefaultGroup.valued = None  # as a new process starts: no command resolved yet
+    runner = CliRunner()
+    with runner.isolation(input=stdin or b"", env=env) as (out, err, _), contextlib.chdir(cwd or os.getcwd()), \
+            warnings.catch_warnings():
+        # Python's warnings as a new process shows them: on its standard error, with its default filters
+        # (pytest would record them instead, and a stray warning in a one-line error would pass unseen)
+        warnings.resetwarnings()
+        for action, category in (("default", DeprecationWarning), ("ignore", DeprecationWarning),
+                                 ("ignore", PendingDeprecationWarning), ("ignore", ImportWarning), ("ignore", ResourceWarning)):
+            warnings.filterwarnings(action, category=category, module="__main__" if action == "default" else "",
+                                    append=True)
+        warnings.showwarning = lambda message, category, filename, lineno, file=None, line=None: sys.stderr.write(
+            warnings.formatwarning(message, category, filename, lineno, line))
+        try:
+            main([str(a) for a in args])
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
+
+
 @pytest.fixture
 def small_png(tmp_path, set5):
     path = tmp_path / "bird.png"
@@ -32,27 +70,27 @@ def small_png(tmp_path, set5):
 
 
 def test_version_and_help():
-    out = run("--version")
+    out = run_in_process("--version")
     assert out.returncode == 0 and out.stdout.decode().strip() == f"sr-filter {sr_filter.__version__}"
-    helped = run("--help")
+    helped = run_in_process("--help")
     assert helped.returncode == 0 and b"upscale" in helped.stdout and b"models" in helped.stdout
-    sub = run("upscale", "--help")
+    sub = run_in_process("upscale", "--help")
     assert sub.returncode == 0 and b"--preset" in sub.stdout and b"--tile" in sub.stdout
 
 
 def test_upscale_file_default_name_and_scale(small_png):
-    done = run(small_png, "--preset", "cartoon")
+    done = run_in_process(small_png, "--preset", "cartoon")
     assert done.returncode == 0, done.stderr
     out = small_png.with_name("bird_x4.png")
     assert Image.open(out).size == (256, 192)
     assert b"realesr-animevideov3@1" in done.stderr and done.stdout == b""
-    again = run("--preset", "cartoon", small_png, "-s", "1.5", "-o", small_png.with_name("b.jpg"), "--quality", "80")
+    again = run_in_process("--preset", "cartoon", small_png, "-s", "1.5", "-o", small_png.with_name("b.jpg"), "--quality", "80")
     assert again.returncode == 0, again.stderr
     assert Image.open(small_png.with_name("b.jpg")).size == (96, 72)
 
 
 def test_cli_and_api_agree(small_png):
-    done = run("upscale", small_png, "--preset", "cartoon", "-o", small_png.with_name("cli.png"), "--tile", "32")
+    done = run_in_process("upscale", small_png, "--preset", "cartoon", "-o", small_png.with_name("cli.png"), "--tile", "32")
     assert done.returncode == 0, done.stderr
     cli = np.asarray(Image.open(small_png.with_name("cli.png")))
     api = np.asarray(sr_filter.upscale(Image.open(small_png), preset="cartoon"))
@@ -62,23 +100,23 @@ def test_cli_and_api_agree(small_png):
 def test_refuses_to_overwrite(small_png):
     target = small_png.with_name("exists.png")
     target.write_bytes(b"keep me")
-    refused = run(small_png, "--preset", "cartoon", "-o", target)
+    refused = run_in_process(small_png, "--preset", "cartoon", "-o", target)
     assert refused.returncode == 1 and target.read_bytes() == b"keep me"
     assert refused.stderr.decode().count("\n") == 1  # refused before any work: one error line
     assert b"--overwrite" in refused.stderr and b"Traceback" not in refused.stderr
-    assert run(small_png, "--preset", "cartoon", "-o", target, "--overwrite").returncode == 0
+    assert run_in_process(small_png, "--preset", "cartoon", "-o", target, "--overwrite").returncode == 0
     assert Image.open(target).size == (256, 192)
 
 
 def test_stdin_to_stdout(small_png):
-    done = run("-", "--preset", "cartoon", "--format", "png", "-q", stdin=small_png.read_bytes())
+    done = run_in_process("-", "--preset", "cartoon", "--format", "png", "-q", stdin=small_png.read_bytes())
     assert done.returncode == 0, done.stderr
     assert Image.open(io.BytesIO(done.stdout)).size == (256, 192)
     assert done.stderr == b""
 
 
 def test_offline_photo_preset_uses_the_built_in_model_and_says_so(small_png):
-    done = run(small_png, "--offline", "-o", small_png.with_name("offline.png"))
+    done = run_in_process(small_png, "--offline", "-o", small_png.with_name("offline.png"))
     assert done.returncode == 0, done.stderr
     err = done.stderr.decode()
     notice = "sr-filter: offline: using the built-in model sr-photo-x4 instead of realesr-general-x4v3 (not downloaded yet)"
@@ -87,30 +125,30 @@ def test_offline_photo_preset_uses_the_built_in_model_and_says_so(small_png):
 
 
 def test_models_listing():
-    listed = run("models")
+    listed = run_in_process("models")
     assert listed.returncode == 0
     text = listed.stdout.decode()
     for word in ("photo", "cartoon", "face", "realesr-animevideov3", "RealESRGAN_x4plus", "BSD-3-Clause", "built-in", "download"):
         assert word in text
-    data = json.loads(run("models", "--json").stdout)
+    data = json.loads(run_in_process("models", "--json").stdout)
     by_name = {m["name"]: m for m in data["models"]}
     assert by_name["realesr-animevideov3"]["weights"] == "built-in"
     assert by_name["RealESRGAN_x4plus"]["scale"] == 4 and by_name["RealESRGAN_x4plus"]["arch"] == "rrdbnet"
 
 
 def test_models_listing_shows_cached(weights_server, tmp_path):
-    data = json.loads(run("models", "--json").stdout)
+    data = json.loads(run_in_process("models", "--json").stdout)
     assert {m["name"]: m["weights"] for m in data["models"]}["RealESRGANv2-animevideo-xsx2"] == "download"
     from sr_filter.manifest import load_manifest
     from sr_filter.weights import fetch
 
     fetch(load_manifest().get("RealESRGANv2-animevideo-xsx2"))
-    data = json.loads(run("models", "--json").stdout)
+    data = json.loads(run_in_process("models", "--json").stdout)
     assert {m["name"]: m["weights"] for m in data["models"]}["RealESRGANv2-animevideo-xsx2"] == "cached"
 
 
 def test_download_on_first_use_through_cli(weights_server, small_png):
-    done = run(small_png, "--model", "RealESRGANv2-animevideo-xsx2", "-o", small_png.with_name("x2.png"))
+    done = run_in_process(small_png, "--model", "RealESRGANv2-animevideo-xsx2", "-o", small_png.with_name("x2.png"))
     assert done.returncode == 0, done.stderr
     assert Image.open(small_png.with_name("x2.png")).size == (128, 96)
     assert weights_server.hits["RealESRGANv2-animevideo-xsx2.pth"] == 1
@@ -133,7 +171,7 @@ def test_errors_are_one_line_with_nonzero_exit(tmp_path, small_png, args, messag
     (tmp_path / "text.png").write_text("this is not a picture")
     (tmp_path / "empty.png").write_bytes(b"")
     fill = {"png": small_png, "dir": tmp_path, "txt": tmp_path / "text.png", "empty": tmp_path / "empty.png"}
-    done = run(*[a.format(**fill) for a in args])
+    done = run_in_process(*[a.format(**fill) for a in args])
     err = done.stderr.decode()
     assert done.returncode == 1, err
     assert message in err and "Traceback" not in err
@@ -143,7 +181,7 @@ def test_errors_are_one_line_with_nonzero_exit(tmp_path, small_png, args, messag
 
 def test_bad_option_values_exit_2(small_png):
     for args in (["--tile", "7"], ["--scale", "0"], ["--precision", "fp8"], ["--preset", "anime"]):
-        done = run(small_png, *args)
+        done = run_in_process(small_png, *args)
         assert done.returncode == 2 and b"Traceback" not in done.stderr, done.stderr
 
 
@@ -153,19 +191,19 @@ def test_folder_in_folder_out(tmp_path, small_png):
     shutil.copy(small_png, src / "a.png")
     shutil.copy(small_png, src / "sub" / "b.png")
     (src / "sub" / "broken.png").write_text("nope")
-    done = run(src, "-o", tmp_path / "out", "--preset", "cartoon")
+    done = run_in_process(src, "-o", tmp_path / "out", "--preset", "cartoon")
     assert done.returncode == 1  # one file failed
     assert (tmp_path / "out" / "a.png").is_file() and (tmp_path / "out" / "sub" / "b.png").is_file()
     assert b"2 upscaled, 0 skipped, 1 failed" in done.stderr
     assert done.stderr.decode().splitlines()[-1] == "sr-filter: 2 upscaled, 0 skipped, 1 failed"  # the batch ends with its summary
-    skipped = run(src, "-o", tmp_path / "out", "--preset", "cartoon", "--skip-existing")
+    skipped = run_in_process(src, "-o", tmp_path / "out", "--preset", "cartoon", "--skip-existing")
     assert b"skipping 2 existing" in skipped.stderr
-    again = run(src, "-o", tmp_path / "out", "--preset", "cartoon")  # a rerun names every output in the way, not the first
+    again = run_in_process(src, "-o", tmp_path / "out", "--preset", "cartoon")  # a rerun names every output in the way, not the first
     assert again.returncode == 1 and again.stderr.decode().splitlines()[-1] == (
         f"sr-filter: error: 2 of the 3 outputs exist ({tmp_path / 'out' / 'a.png'}, {tmp_path / 'out' / 'sub' / 'b.png'}); "
         "use --overwrite to replace them, or --skip-existing to upscale only the others")
     (src / "sub" / "broken.png").unlink()
-    every = run(src, "-o", tmp_path / "out", "--preset", "cartoon")  # no others to upscale: --skip-existing not offered
+    every = run_in_process(src, "-o", tmp_path / "out", "--preset", "cartoon")  # no others to upscale: --skip-existing not offered
     assert every.returncode == 1 and every.stderr.decode().splitlines()[-1] == (
         f"sr-filter: error: all 2 outputs exist ({tmp_path / 'out' / 'a.png'}, {tmp_path / 'out' / 'sub' / 'b.png'}); "
         "use --overwrite to replace them")
@@ -268,7 +306,7 @@ def test_standard_output_on_a_full_disk_says_it_was_standard_output(small_png, t
 
 def test_debug_messages_are_ours_not_pillows(small_png, tmp_path):
     """-vv printed Pillow's chunk-by-chunk PNG debug lines ("STREAM b'IHDR' 16 13")."""
-    done = run("-vv", small_png, "-m", "sr-cartoon-x4", "-o", tmp_path / "out.png")
+    done = run_in_process("-vv", small_png, "-m", "sr-cartoon-x4", "-o", tmp_path / "out.png")
     assert done.returncode == 0 and b"STREAM" not in done.stderr and b"sr-filter:" in done.stderr, done.stderr
 
 

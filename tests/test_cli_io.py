@@ -1,6 +1,8 @@
-"""Files, folders, pipes and bad input through the real `sr-filter` command (subprocesses).
+"""Files, folders, pipes and bad input through the real `sr-filter` command: subprocesses where the process
+is the point (descriptors, terminals, signals, shell redirections, memory limits), the entry point
+in-process (``run_in_process``) for what a run reads, writes and says.
 
-Each subprocess costs a few seconds of torch import, so one run checks many files at once:
+A subprocess costs a few seconds of torch import, so one run checks many files at once:
 a folder of every kind of image goes through a single command.
 """
 
@@ -25,7 +27,7 @@ from sr_filter.metadata import srgb_profile
 
 from .conftest import ROOT, interruptible, signal_when
 from .imagefiles import cmyk_profile, heic, png16_filtered
-from .test_cli import run
+from .test_cli import run, run_in_process
 
 
 def _save(image: Image.Image, path, **options) -> None:
@@ -141,7 +143,7 @@ def test_folder_of_every_kind_of_image(crop, tmp_path):
     (src / "nested" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
     (src / "notes.txt").write_text("not an image and not picked up")
 
-    done = run(src, "-o", out, "--preset", "cartoon")
+    done = run_in_process(src, "-o", out, "--preset", "cartoon")
     err = done.stderr.decode()
     assert done.returncode == 1, err  # one file failed, the rest were written
     assert "Traceback" not in err and "7 upscaled, 0 skipped, 1 failed" in err
@@ -174,11 +176,11 @@ def test_folder_of_every_kind_of_image(crop, tmp_path):
     # again, through a glob the shell did not expand: everything exists, so all are skipped
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
     (src / "nested" / "broken.png").unlink()
-    again = run(str(src / "*.png"), "-o", out, "--preset", "cartoon", "--skip-existing")
+    again = run_in_process(str(src / "*.png"), "-o", out, "--preset", "cartoon", "--skip-existing")
     assert again.returncode == 0, again.stderr
     assert b"skipping 2 existing" in again.stderr
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == before
-    refused = run(src, "-o", out, "--preset", "cartoon")
+    refused = run_in_process(src, "-o", out, "--preset", "cartoon")
     assert refused.returncode == 1 and b"--overwrite" in refused.stderr and b"Traceback" not in refused.stderr
 
 
@@ -236,7 +238,7 @@ def test_bad_input_is_one_line_and_nonzero(crop, tmp_path, case, message):
     else:
         args = [good, "-o", tmp_path / "." / "good.png"]
     before = good.read_bytes()
-    done = run(*args, "--preset", "cartoon")
+    done = run_in_process(*args, "--preset", "cartoon")
     err = done.stderr.decode()
     assert done.returncode == 1, err
     lines = _meaningful_stderr(done.stderr)
@@ -244,7 +246,7 @@ def test_bad_input_is_one_line_and_nonzero(crop, tmp_path, case, message):
     assert good.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted({"good.png", *([case] if case in files else [])})
     if case == "input as output":
-        replaced = run(*args, "--preset", "cartoon", "--overwrite")
+        replaced = run_in_process(*args, "--preset", "cartoon", "--overwrite")
         assert replaced.returncode == 0, replaced.stderr
         assert Image.open(good).size == (128, 96)
 
@@ -290,22 +292,22 @@ def test_batch_guards(crop, tmp_path):
     (src / "b").mkdir()
     Image.fromarray(crop).save(src / "a" / "x.png")
     Image.fromarray(crop).save(src / "b" / "x.png")
-    clash = run(src / "a" / "x.png", src / "b" / "x.png", "-o", tmp_path / "flat", "--preset", "cartoon")
+    clash = run_in_process(src / "a" / "x.png", src / "b" / "x.png", "-o", tmp_path / "flat", "--preset", "cartoon")
     assert clash.returncode == 2 and b"would both be written to" in clash.stderr and b"Traceback" not in clash.stderr
     assert not (tmp_path / "flat").exists()
     for sub in ("a", "b"):  # outputs of an earlier run, in a folder inside the input folder
         (src / "up" / sub).mkdir(parents=True)
         Image.fromarray(crop).resize((128, 96)).save(src / "up" / sub / "x.png")
-    second = run(src, "-o", src / "up", "--preset", "cartoon", "--skip-existing")
+    second = run_in_process(src, "-o", src / "up", "--preset", "cartoon", "--skip-existing")
     assert second.returncode == 0 and b"skipping 2 existing" in second.stderr, second.stderr
     assert second.stderr.decode().splitlines()[-1] == "sr-filter: 0 upscaled, 2 skipped, 0 failed"  # the summary, as always
     (src / "b" / "y.png").write_text("not a picture")  # one left to do, and it fails: still a batch's summary
-    third = run(src, "-o", src / "up", "--preset", "cartoon", "--skip-existing")
+    third = run_in_process(src, "-o", src / "up", "--preset", "cartoon", "--skip-existing")
     assert third.returncode == 1 and third.stderr.decode().splitlines()[-2:] == [
         f"sr-filter: failed: {src / 'b' / 'y.png'}", "sr-filter: 0 upscaled, 2 skipped, 1 failed"], third.stderr
     (src / "b" / "y.png").unlink()
     assert sorted(str(p.relative_to(src)) for p in src.rglob("*.png")) == ["a/x.png", "b/x.png", "up/a/x.png", "up/b/x.png"]
-    in_place = run(src, "-o", src, "--preset", "cartoon")
+    in_place = run_in_process(src, "-o", src, "--preset", "cartoon")
     assert in_place.returncode == 1 and b"is the input file; use --overwrite" in in_place.stderr
     assert Image.open(src / "a" / "x.png").size == (32, 24)
 
@@ -372,14 +374,14 @@ def test_a_folder_batch_takes_apng_jfif_and_mpo_files(tmp_path):
     Image.new("RGB", (12, 8), (10, 200, 30)).save(folder / "old.jfif", format="JPEG")
     Image.new("RGB", (12, 8), (10, 20, 230)).save(folder / "camera.mpo", format="JPEG")
     Image.new("RGB", (12, 8), (200, 20, 30)).save(folder / "plain.png")
-    result = run(folder, "-m", "sr-cartoon-x4", "-o", tmp_path / "out")
+    result = run_in_process(folder, "-m", "sr-cartoon-x4", "-o", tmp_path / "out")
     assert result.returncode == 0, result.stderr
     assert b"4 upscaled" in result.stderr
     with Image.open(tmp_path / "out" / "moving.apng") as moving:
         assert moving.format == "PNG" and moving.n_frames == 3 and moving.size == (48, 32)
     with Image.open(tmp_path / "out" / "old.jfif") as old, Image.open(tmp_path / "out" / "camera.jpg") as camera:
         assert old.format == camera.format == "JPEG"
-    assert run(tmp_path / "out" / "plain.png", "-m", "sr-cartoon-x4", "-o", tmp_path / "still.apng").returncode == 0
+    assert run_in_process(tmp_path / "out" / "plain.png", "-m", "sr-cartoon-x4", "-o", tmp_path / "still.apng").returncode == 0
     with Image.open(tmp_path / "still.apng") as still:
         assert still.format == "PNG"
 
@@ -391,7 +393,7 @@ def test_a_batch_names_the_file_each_content_warning_is_about(tmp_path):
     Image.new("RGBA", (8, 6), (200, 10, 10, 100)).save(folder / "one.png")
     Image.new("LA", (8, 6), (90, 100)).save(folder / "two.png")
     Image.new("RGB", (8, 6), (1, 2, 3)).save(folder / "three.png")
-    result = run(folder, "-m", "sr-cartoon-x4", "-o", tmp_path / "out", "--format", "jpg")
+    result = run_in_process(folder, "-m", "sr-cartoon-x4", "-o", tmp_path / "out", "--format", "jpg")
     lines = [line for line in result.stderr.decode().splitlines() if "flattening" in line]
     assert result.returncode == 0 and sorted(lines) == [
         f"sr-filter: {folder / name}: JPEG has no transparency; flattening the alpha channel onto white" for name in ("one.png", "two.png")]
@@ -405,7 +407,7 @@ def test_a_video_named_as_an_image_with_a_video_output_is_told_why(tmp_path):
     clip = make_clip(tmp_path / "clip.mp4", frames=2, audio=0)
     named = tmp_path / "clip.png"
     named.write_bytes(clip.read_bytes())
-    result = run(named, "-m", "sr-cartoon-x4", "-o", tmp_path / "x.mkv")
+    result = run_in_process(named, "-m", "sr-cartoon-x4", "-o", tmp_path / "x.mkv")
     err = result.stderr.decode()
     assert result.returncode == 1 and err.count("\n") == 1 and "x.mkv names a video, but the input is read as an image" in err, err
 
@@ -415,7 +417,7 @@ def test_a_newline_in_a_file_name_keeps_every_batch_message_on_one_line(tmp_path
     folder.mkdir()
     Image.new("RGB", (8, 6), (1, 2, 3)).save(folder / "tr\nunc.png")
     (folder / "da\nmaged.png").write_bytes(b"not an image")
-    result = run(folder, "-m", "sr-cartoon-x4", "-o", tmp_path / "out")
+    result = run_in_process(folder, "-m", "sr-cartoon-x4", "-o", tmp_path / "out")
     lines = result.stderr.decode().splitlines()
     assert result.returncode == 1 and all(line.startswith("sr-filter: ") for line in lines), lines
     assert any(line.endswith("tr\\nunc.png -> " + str(tmp_path / "out" / "tr") + "\\nunc.png (0.0 s)") or "tr\\nunc.png ->" in line
@@ -424,7 +426,7 @@ def test_a_newline_in_a_file_name_keeps_every_batch_message_on_one_line(tmp_path
     error = next(line for line in lines if line.startswith("sr-filter: error: "))
     assert f"{folder}/da\\nmaged.png" in error, error  # as the failed line names it (it had read "da maged.png")
     (folder / "da\\nmaged.png").write_bytes(b"not an image either")  # a backslash and an n: shown doubled, unlike the newline
-    result = run(folder / "da\\nmaged.png", "-m", "sr-cartoon-x4", "-o", tmp_path / "out2.png")
+    result = run_in_process(folder / "da\\nmaged.png", "-m", "sr-cartoon-x4", "-o", tmp_path / "out2.png")
     assert "da\\\\nmaged.png" in result.stderr.decode(), result.stderr
     # a backslash and u202e: shown doubled, unlike U+202E (escaped \u202e); C:\Users reads as no escape and stays
     from sr_filter.errors import shown_path
@@ -439,12 +441,12 @@ def test_hdr_float_tiff_keeps_light_above_white_and_a_png_says_it_clips(tmp_path
     data = np.full((12, 12, 3), 0.5, np.float32)
     data[3:9, 3:9] = 6.0  # a linear-light highlight, six times white
     tifffile.imwrite(tmp_path / "hdr.tif", data, photometric="rgb")
-    out = run(tmp_path / "hdr.tif", "-o", tmp_path / "up.tif", "-m", "sr-cartoon-x4", "-d", "cpu")
+    out = run_in_process(tmp_path / "hdr.tif", "-o", tmp_path / "up.tif", "-m", "sr-cartoon-x4", "-d", "cpu")
     assert out.returncode == 0, out.stderr
     assert b"clipped" not in out.stderr
     up = tifffile.imread(tmp_path / "up.tif")
     assert up.dtype == np.float32 and up.shape == (48, 48, 3) and up[20:28, 20:28].min() > 5.5  # was 1.0
-    out = run(tmp_path / "hdr.tif", "-o", tmp_path / "up.png", "-m", "sr-cartoon-x4", "-d", "cpu")
+    out = run_in_process(tmp_path / "hdr.tif", "-o", tmp_path / "up.png", "-m", "sr-cartoon-x4", "-d", "cpu")
     assert out.returncode == 0, out.stderr
     assert "PNG holds 0..1 (black to white): the picture's values up to 6 (HDR or out of gamut) are clipped to it " \
            "(a float TIFF keeps them)" in out.stderr.decode()
@@ -453,7 +455,7 @@ def test_hdr_float_tiff_keeps_light_above_white_and_a_png_says_it_clips(tmp_path
 def test_padded_input_on_stdin_is_refused_without_a_hint_about_the_output_size(tmp_path):
     buffer = io.BytesIO()
     Image.new("RGB", (8, 8), (10, 20, 30)).save(buffer, "PNG")
-    out = run("-", "-o", "-", "--format", "png", "-m", "sr-cartoon-x4", "-d", "cpu", stdin=buffer.getvalue() + bytes(80 << 20))
+    out = run_in_process("-", "-o", "-", "--format", "png", "-m", "sr-cartoon-x4", "-d", "cpu", stdin=buffer.getvalue() + bytes(80 << 20))
     err = out.stderr.decode().strip().splitlines()
     assert out.returncode == 1 and out.stdout == b""
     assert err[-1].endswith("refusing to read further (padded or endless input)"), err  # no "--scale" advice
@@ -464,9 +466,9 @@ def test_an_empty_input_or_output_name_is_refused_not_taken_for_the_current_fold
     # folder into a new folder named result.png; `-o ''` wrote next to the current folder.
     (tmp_path / "photos").mkdir()
     Image.new("RGB", (8, 8), (90, 60, 30)).save(tmp_path / "photos" / "a.png")
-    out = run("", "-o", "result.png", "-m", "sr-cartoon-x4", "-d", "cpu", cwd=tmp_path)
+    out = run_in_process("", "-o", "result.png", "-m", "sr-cartoon-x4", "-d", "cpu", cwd=tmp_path)
     assert out.returncode == 2 and b"an input name is empty" in out.stderr, out.stderr  # misuse of the command line: 2
-    out = run("photos/a.png", "-o", "", "-m", "sr-cartoon-x4", "-d", "cpu", cwd=tmp_path)
+    out = run_in_process("photos/a.png", "-o", "", "-m", "sr-cartoon-x4", "-d", "cpu", cwd=tmp_path)
     assert out.returncode == 2 and b"the output name (-o) is empty" in out.stderr, out.stderr
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["a.png", "photos"]
 
@@ -475,20 +477,20 @@ def test_standard_input_into_a_folder_is_named_like_a_file(tmp_path):
     buffer = io.BytesIO()
     Image.new("RGB", (8, 8), (90, 60, 30)).save(buffer, "PNG")
     for extra in ([], ["--suffix", "_z"], ["-s", "2"]):
-        out = run("-", "-o", f"{tmp_path}/", "-m", "sr-cartoon-x4", "-d", "cpu", *extra, stdin=buffer.getvalue())
+        out = run_in_process("-", "-o", f"{tmp_path}/", "-m", "sr-cartoon-x4", "-d", "cpu", *extra, stdin=buffer.getvalue())
         assert out.returncode == 0, out.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["stdin_x2.png", "stdin_x4.png", "stdin_z.png"]
 
 
 def test_quality_with_only_lossless_outputs_is_said_to_change_nothing(tmp_path):
     Image.new("RGB", (8, 8), (90, 60, 30)).save(tmp_path / "a.png")
-    out = run(tmp_path / "a.png", "-o", tmp_path / "b.png", "--quality", "80", "-m", "sr-cartoon-x4", "-d", "cpu")
+    out = run_in_process(tmp_path / "a.png", "-o", tmp_path / "b.png", "--quality", "80", "-m", "sr-cartoon-x4", "-d", "cpu")
     assert out.returncode == 0 and b"--quality is for JPEG, WebP and AVIF output; PNG has no quality setting" in out.stderr
-    out = run(tmp_path / "a.png", "-o", tmp_path / "b.jpg", "--quality", "80", "-m", "sr-cartoon-x4", "-d", "cpu")
+    out = run_in_process(tmp_path / "a.png", "-o", tmp_path / "b.jpg", "--quality", "80", "-m", "sr-cartoon-x4", "-d", "cpu")
     assert out.returncode == 0 and b"--quality" not in out.stderr
-    skipped = run(tmp_path / "a.png", "-o", tmp_path / "b.png", "--quality", "80", "--skip-existing", "-m", "sr-cartoon-x4")
+    skipped = run_in_process(tmp_path / "a.png", "-o", tmp_path / "b.png", "--quality", "80", "--skip-existing", "-m", "sr-cartoon-x4")
     assert skipped.returncode == 0 and skipped.stderr.decode() == f"sr-filter: skipping existing output {tmp_path / 'b.png'}\n"  # had named " has no quality setting"
-    refused = run(tmp_path / "a.png", "-o", tmp_path / "b.png", "--quality", "80", "-m", "sr-cartoon-x4")
+    refused = run_in_process(tmp_path / "a.png", "-o", tmp_path / "b.png", "--quality", "80", "-m", "sr-cartoon-x4")
     assert refused.returncode == 1 and refused.stderr.decode().count("\n") == 1 and b"exists" in refused.stderr  # no note before it
     frames = [Image.new("RGB", (8, 8), (40 * i, 60, 30)) for i in range(2)]
     frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:], duration=100)
@@ -569,7 +571,7 @@ def test_a_new_users_slips_get_what_was_meant(tmp_path):
         (["train", "a.png"], 1, "a.png is not a TOML text file"),
     ]
     for args, code, words in cases:
-        out = run(*args, cwd=tmp_path)
+        out = run_in_process(*args, cwd=tmp_path)
         err = out.stderr.decode()
         assert out.returncode == code and words in err and "Traceback" not in err, (args, out.returncode, err)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "b.png", "dir1"]
@@ -577,7 +579,7 @@ def test_a_new_users_slips_get_what_was_meant(tmp_path):
 
 def test_suffix_with_an_output_file_named_is_refused_not_ignored(tmp_path):
     Image.new("RGB", (8, 8), (90, 60, 30)).save(tmp_path / "a.png")
-    out = run(tmp_path / "a.png", "-o", tmp_path / "q.png", "--suffix", "_big", "-m", "sr-cartoon-x4", "-d", "cpu")
+    out = run_in_process(tmp_path / "a.png", "-o", tmp_path / "q.png", "--suffix", "_big", "-m", "sr-cartoon-x4", "-d", "cpu")
     assert out.returncode == 2 and b"names the output file, so --suffix changes nothing" in out.stderr, out.stderr
     assert not (tmp_path / "q.png").exists()
 
@@ -595,13 +597,13 @@ def test_an_output_that_links_to_another_input_is_refused(crop, tmp_path):
             (out / "a.png").symlink_to(tmp_path / "b.png")
         else:
             os.link(tmp_path / "b.png", out / "a.png")
-        done = run(tmp_path / "a.png", tmp_path / "b.png", "-o", out, "--overwrite", "-m", "sr-photo-x4")
+        done = run_in_process(tmp_path / "a.png", tmp_path / "b.png", "-o", out, "--overwrite", "-m", "sr-photo-x4")
         assert done.returncode == 2 and (tmp_path / "b.png").read_bytes() == original, (kind, done.stderr)
         assert f"{out / 'a.png'}, the output of {tmp_path / 'a.png'}, is {tmp_path / 'b.png'}, another input".encode() \
             in done.stderr, done.stderr
         assert sorted(p.name for p in out.iterdir()) == ["a.png"]
         # --skip-existing: a.png's output is there; b.png is upscaled as any other input
-        done = run(tmp_path / "a.png", tmp_path / "b.png", "-o", out, "--skip-existing", "-m", "sr-photo-x4")
+        done = run_in_process(tmp_path / "a.png", tmp_path / "b.png", "-o", out, "--skip-existing", "-m", "sr-photo-x4")
         assert done.returncode == 0 and b"left out" not in done.stderr, done.stderr
         assert (tmp_path / "b.png").read_bytes() == original
         with Image.open(out / "b.png") as image:
@@ -626,22 +628,22 @@ def test_a_batch_says_what_it_leaves_out_and_never_redoes_its_own_outputs(crop, 
     make_clip(src / "clip.mp4", frames=2, audio=0)
     (src / "loop").symlink_to(".")
     (src / "up").symlink_to("sub")
-    done = run(src, "-o", tmp_path / "out", "-m", "sr-photo-x4")
+    done = run_in_process(src, "-o", tmp_path / "out", "-m", "sr-photo-x4")
     lines = _meaningful_stderr(done.stderr)
     assert done.returncode == 0, done.stderr
     assert lines[0] == ("sr-filter: left out: 1 video (name it to upscale it), 2 hidden files and folders, "
                         "2 symbolic links to folders, 1 other file")
     assert sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*")) == ["a.png", "sub", "sub/b.png"]
 
-    pattern = run(str(src) + "/**/*.png", "-o", tmp_path / "globbed", "-m", "sr-photo-x4")  # the links are not entered
+    pattern = run_in_process(str(src) + "/**/*.png", "-o", tmp_path / "globbed", "-m", "sr-photo-x4")  # the links are not entered
     assert pattern.returncode == 0, pattern.stderr
     assert sorted(str(p.relative_to(tmp_path / "globbed")) for p in (tmp_path / "globbed").rglob("*.png")) == ["a.png", "sub/b.png"]
 
     beside = tmp_path / "beside"
     beside.mkdir()
     Image.fromarray(crop).save(beside / "a.png")
-    assert run(str(beside) + "/*.png", "-m", "sr-photo-x4", "-q").returncode == 0
-    again = run(str(beside) + "/*.png", "-m", "sr-photo-x4", "--skip-existing")
+    assert run_in_process(str(beside) + "/*.png", "-m", "sr-photo-x4", "-q").returncode == 0
+    again = run_in_process(str(beside) + "/*.png", "-m", "sr-photo-x4", "--skip-existing")
     assert again.returncode == 0 and b"left out: 1 output of an earlier run" in again.stderr, again.stderr
     assert sorted(p.name for p in beside.iterdir()) == ["a.png", "a_x4.png"]
 
@@ -651,11 +653,11 @@ def test_a_batch_says_what_it_leaves_out_and_never_redoes_its_own_outputs(crop, 
     Image.fromarray(crop).save(inside / "kept" / "b.png")
     (inside / "kept" / "sub").mkdir()
     Image.fromarray(crop).save(inside / "kept" / "sub" / "c.png")  # below it too (only its top level had been counted)
-    nested = run(inside, "-o", inside / "kept", "-m", "sr-photo-x4")
+    nested = run_in_process(inside, "-o", inside / "kept", "-m", "sr-photo-x4")
     assert b"left out: 2 files already in the output folder" in nested.stderr, nested.stderr
 
     (tmp_path / "taken" / "a.png").mkdir(parents=True)  # a folder where an output goes: not a finished output
-    taken = run(beside / "a.png", beside / "a_x4.png", "-o", tmp_path / "taken", "-m", "sr-photo-x4", "--skip-existing")
+    taken = run_in_process(beside / "a.png", beside / "a_x4.png", "-o", tmp_path / "taken", "-m", "sr-photo-x4", "--skip-existing")
     assert taken.returncode == 1 and b"taken/a.png is a folder" in taken.stderr, taken.stderr
 
     import socket
@@ -667,7 +669,7 @@ def test_a_batch_says_what_it_leaves_out_and_never_redoes_its_own_outputs(crop, 
     for name, words in (("pipe", b"is a pipe with no picture's name to name its output after"),
                         ("sock.png", b"is not a regular file (a pipe, socket or device)"),
                         ("dead.png", b"is a symbolic link to nothing that exists")):
-        odd = run(tmp_path / name, beside / "a.png", "-o", tmp_path / f"odd-{Path(name).stem}", "-m", "sr-photo-x4")
+        odd = run_in_process(tmp_path / name, beside / "a.png", "-o", tmp_path / f"odd-{Path(name).stem}", "-m", "sr-photo-x4")
         assert odd.returncode == 1 and words in odd.stderr, odd.stderr
         # one failure of the batch, in its turn: the other input is done (it had stopped the whole batch)
         assert (tmp_path / f"odd-{Path(name).stem}" / "a.png").is_file() and b"1 upscaled, 0 skipped, 1 failed" in odd.stderr
@@ -683,19 +685,19 @@ def test_a_file_or_folder_with_no_picture_among_several_fails_alone(crop, tmp_pa
     (tmp_path / "README").write_text("notes")
     (tmp_path / "empty").mkdir()
     advice = "to read it anyway, give --format (or give it alone, naming the output with -o)"
-    beside = run(tmp_path / "a.png", tmp_path / "README", tmp_path / "b.png", "-q", "-m", "sr-photo-x4")
+    beside = run_in_process(tmp_path / "a.png", tmp_path / "README", tmp_path / "b.png", "-q", "-m", "sr-photo-x4")
     lines = _meaningful_stderr(beside.stderr)
     assert beside.returncode == 1 and (tmp_path / "a_x4.png").is_file() and (tmp_path / "b_x4.png").is_file(), lines
     assert lines[0].startswith(f"sr-filter: error: {tmp_path / 'README'} is not a supported image (") and lines[0].endswith(advice)
     assert lines[-1] == "sr-filter: 2 upscaled, 0 skipped, 1 failed"
-    into = run(tmp_path / "a.png", tmp_path / "README", tmp_path / "empty", tmp_path / "b.png", "-o", tmp_path / "out", "-q",
+    into = run_in_process(tmp_path / "a.png", tmp_path / "README", tmp_path / "empty", tmp_path / "b.png", "-o", tmp_path / "out", "-q",
                "-m", "sr-photo-x4")
     lines = _meaningful_stderr(into.stderr)
     assert into.returncode == 1 and {p.name for p in (tmp_path / "out").iterdir()} == {"a.png", "b.png"}, lines
     assert lines[0].endswith(advice) and lines[1].startswith(f"sr-filter: error: no image files (") and lines[1].endswith(
         f"in {tmp_path / 'empty'}")
     assert lines[-1] == "sr-filter: 2 upscaled, 0 skipped, 2 failed"
-    alone = run(tmp_path / "README", "-o", f"{tmp_path / 'out2'}/", "-m", "sr-photo-x4")  # -o names a folder: not "name it with -o"
+    alone = run_in_process(tmp_path / "README", "-o", f"{tmp_path / 'out2'}/", "-m", "sr-photo-x4")  # -o names a folder: not "name it with -o"
     assert alone.returncode == 1 and alone.stderr.decode().strip().endswith(
         "to read it anyway, name the output file with -o (not a folder), or give --format"), alone.stderr
 
@@ -705,13 +707,13 @@ def test_a_missing_input_among_several_fails_alone(crop, tmp_path):
     summary, the others are done, the exit status 1 (as cp does); a single missing input is still
     refused before any model loads."""
     Image.fromarray(crop).save(tmp_path / "a.png")
-    both = run(tmp_path / "a.png", tmp_path / "typo.png", "-o", tmp_path / "out", "-m", "sr-photo-x4")
+    both = run_in_process(tmp_path / "a.png", tmp_path / "typo.png", "-o", tmp_path / "out", "-m", "sr-photo-x4")
     lines = _meaningful_stderr(both.stderr)
     assert both.returncode == 1 and (tmp_path / "out" / "a.png").is_file(), lines
     assert f"sr-filter: error: {tmp_path / 'typo.png'} does not exist" in lines and lines[-1] == "sr-filter: 1 upscaled, 0 skipped, 1 failed"
-    beside = run(tmp_path / "typo.png", tmp_path / "a.png", "-m", "sr-photo-x4")  # no -o: written beside it
+    beside = run_in_process(tmp_path / "typo.png", tmp_path / "a.png", "-m", "sr-photo-x4")  # no -o: written beside it
     assert beside.returncode == 1 and (tmp_path / "a_x4.png").is_file() and b"typo.png does not exist" in beside.stderr
-    alone = run(tmp_path / "typo.png", "-m", "sr-photo-x4")
+    alone = run_in_process(tmp_path / "typo.png", "-m", "sr-photo-x4")
     assert alone.returncode == 1 and _meaningful_stderr(alone.stderr) == [f"sr-filter: error: {tmp_path / 'typo.png'} does not exist"]
 
 
@@ -756,7 +758,7 @@ def test_a_name_that_is_not_utf8_is_shown_with_its_bytes(tmp_path):
     folder.mkdir()
     name = os.fsdecode(b"bad\xff.png")
     Image.new("RGB", (8, 6), (1, 2, 3)).save(folder / name)
-    result = run(folder, "-m", "sr-cartoon-x4", "-o", tmp_path / "out")
+    result = run_in_process(folder, "-m", "sr-cartoon-x4", "-o", tmp_path / "out")
     err = result.stderr.decode("utf-8", "replace")
     assert result.returncode == 0 and "bad\\xff.png ->" in err and "udcff" not in err, err
     assert (tmp_path / "out" / name).is_file()
@@ -769,7 +771,7 @@ def test_a_picture_past_pillows_bomb_warning_gets_only_our_own_line(tmp_path):
     from .test_imageio import _png_header_only
 
     (tmp_path / "big.png").write_bytes(_png_header_only(10000, 9500))
-    out = run("-q", tmp_path / "big.png", "-o", tmp_path / "out.png")
+    out = run_in_process("-q", tmp_path / "big.png", "-o", tmp_path / "out.png")
     lines = _meaningful_stderr(out.stderr)
     assert out.returncode == 1 and len(lines) == 1 and lines[0].startswith("sr-filter: error: "), lines
     assert not (tmp_path / "out.png").exists()
@@ -794,7 +796,7 @@ def test_a_pipe_named_as_input_is_read_as_standard_input_is(crop, tmp_path):
 
     os.mkfifo(tmp_path / "fifo")
     assert is_pipe(tmp_path / "fifo") and not is_pipe(Path("/dev/null")) and not is_pipe(tmp_path / "a.png")
-    device = run("/dev/null", "-o", tmp_path / "null.png", "-m", "sr-cartoon-x4")
+    device = run_in_process("/dev/null", "-o", tmp_path / "null.png", "-m", "sr-cartoon-x4")
     assert device.returncode == 1 and b"/dev/null is not a regular file" in device.stderr, device.stderr
 
 
@@ -895,7 +897,7 @@ def test_a_quoted_pattern_says_what_it_matched_and_left_out(crop, tmp_path):
     Image.fromarray(crop).save(folder / "a.png")
     Image.fromarray(crop).save(folder / ".hidden.png")
     (folder / "broken.png").symlink_to(tmp_path / "gone.png")
-    done = run(str(folder) + "/*.png", "-o", str(tmp_path / "out"), "-m", "sr-cartoon-x4")
+    done = run_in_process(str(folder) + "/*.png", "-o", str(tmp_path / "out"), "-m", "sr-cartoon-x4")
     # one match, named as a batch's (a_x4.png had become a.png once the pattern found a second
     # file), and -o a folder without its slash, as for several matches
     assert done.returncode == 0 and sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png"], done.stderr
@@ -943,7 +945,7 @@ def test_odd_missing_inputs_among_several_are_each_one_failure(crop, tmp_path):
     for odd, said in (("loop", "loop is a symbolic link to nothing that exists"), ("./typo", "./typo does not exist"),
                       ("typo/", "typo/ does not exist"), ("x\ny.png", "x\\ny.png does not exist")):
         (tmp_path / "a_x4.png").unlink(missing_ok=True)
-        done = run(odd, "a.png", "-m", "sr-cartoon-x4", cwd=tmp_path)
+        done = run_in_process(odd, "a.png", "-m", "sr-cartoon-x4", cwd=tmp_path)
         lines = _meaningful_stderr(done.stderr)
         assert done.returncode == 1 and (tmp_path / "a_x4.png").is_file(), lines
         assert any(line.startswith(f"sr-filter: error: {said}") for line in lines), lines
@@ -958,13 +960,13 @@ def test_outputs_are_checked_before_the_model_is_fetched(tmp_path):
     (tmp_path / "a_x4.png").write_bytes(b"done before")
     env = {"SR_FILTER_CACHE_DIR": str(tmp_path / "cache"), "SR_FILTER_OFFLINE": "1"}
     named = ("-m", "RealESRGANv2-animevideo-xsx4")
-    refused = run(tmp_path / "a.png", *named, env=env)
+    refused = run_in_process(tmp_path / "a.png", *named, env=env)
     assert refused.returncode == 1 and refused.stderr.decode() == (
         f"sr-filter: error: {tmp_path / 'a_x4.png'} exists; use --overwrite to replace it, or --skip-existing\n")
-    skipped = run(tmp_path / "a.png", *named, "--skip-existing", env=env)
+    skipped = run_in_process(tmp_path / "a.png", *named, "--skip-existing", env=env)
     # one picture's output is named, as a video's is (it had been "skipping 1 existing output(s)")
     assert skipped.returncode == 0 and skipped.stderr.decode() == f"sr-filter: skipping existing output {tmp_path / 'a_x4.png'}\n"
-    offline = run(tmp_path / "a.png", *named, "-o", tmp_path / "new.png", env=env)  # work to do: the model is needed
+    offline = run_in_process(tmp_path / "a.png", *named, "-o", tmp_path / "new.png", env=env)  # work to do: the model is needed
     assert offline.returncode == 1 and "offline" in offline.stderr.decode() and not (tmp_path / "new.png").exists()
     # an animation and a video given alone, and a damaged picture, are settled before the model too
     from .videos import make_clip
@@ -975,17 +977,17 @@ def test_outputs_are_checked_before_the_model_is_fetched(tmp_path):
     for name in ("anim_x4.gif", "v_x4.mp4"):
         (tmp_path / name).write_bytes(b"done before")
         source = tmp_path / ("anim.gif" if name.endswith(".gif") else "v.mp4")
-        refused = run(source, *named, env=env)
+        refused = run_in_process(source, *named, env=env)
         assert refused.returncode == 1 and refused.stderr.decode() == (
             f"sr-filter: error: {tmp_path / name} exists; use --overwrite to replace it, or --skip-existing\n")
-        skipped = run(source, *named, "--skip-existing", env=env)
+        skipped = run_in_process(source, *named, "--skip-existing", env=env)
         assert skipped.returncode == 0 and skipped.stderr.decode() == f"sr-filter: skipping existing output {tmp_path / name}\n"
         odd = tmp_path / name.replace("_x4", "\nx4")  # named with an escape, as for a picture (it had split the line)
         odd.write_bytes(b"done before")
-        skipped = run(source, *named, "-o", odd, "--skip-existing", env=env)
+        skipped = run_in_process(source, *named, "-o", odd, "--skip-existing", env=env)
         assert skipped.stderr.decode() == f"sr-filter: skipping existing output {tmp_path}/{name.replace('_x4', chr(92) + 'nx4')}\n"
     (tmp_path / "bad.png").write_text("not a picture")
-    damaged = run(tmp_path / "bad.png", *named, "-o", tmp_path / "b.png", env=env)
+    damaged = run_in_process(tmp_path / "bad.png", *named, "-o", tmp_path / "b.png", env=env)
     assert damaged.returncode == 1 and damaged.stderr.decode() == (
         f"sr-filter: error: {tmp_path / 'bad.png'} is not a readable image (unknown or damaged format)\n")
     assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").rglob("*.pth"))
@@ -997,11 +999,11 @@ def test_output_folders_made_for_a_run_that_writes_nothing_are_removed(tmp_path)
     (tmp_path / "bad.png").write_text("not a picture")
     (tmp_path / "kept").mkdir()
     for target in (tmp_path / "new" / "a" / "b" / "out.png", tmp_path / "kept" / "sub" / "out.png"):
-        done = run(tmp_path / "bad.png", "-o", target, "-m", "sr-cartoon-x4", "-d", "cpu")
+        done = run_in_process(tmp_path / "bad.png", "-o", target, "-m", "sr-cartoon-x4", "-d", "cpu")
         assert done.returncode == 1 and b"not a readable image" in done.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.png", "kept"] and list((tmp_path / "kept").iterdir()) == []
     Image.new("RGB", (8, 8)).save(tmp_path / "good.png")
-    assert run(tmp_path / "good.png", "-o", tmp_path / "new" / "out.png", "-m", "sr-cartoon-x4", "-d", "cpu").returncode == 0
+    assert run_in_process(tmp_path / "good.png", "-o", tmp_path / "new" / "out.png", "-m", "sr-cartoon-x4", "-d", "cpu").returncode == 0
     assert (tmp_path / "new" / "out.png").is_file()  # a folder that holds the output stays
 
 
@@ -1143,7 +1145,7 @@ def test_skip_existing_skips_an_output_that_is_a_link_to_nothing(tmp_path):
     for name in ("a", "b"):
         Image.new("RGB", (8, 6), (90, 60, 30)).save(tmp_path / "dl" / f"{name}.png")
     (tmp_path / "dlo" / "a.png").symlink_to("/nonexistent/zz.png")
-    done = run(tmp_path / "dl", "-o", f"{tmp_path / 'dlo'}/", "--skip-existing", "-m", "sr-cartoon-x4", "-d", "cpu")
+    done = run_in_process(tmp_path / "dl", "-o", f"{tmp_path / 'dlo'}/", "--skip-existing", "-m", "sr-cartoon-x4", "-d", "cpu")
     err = done.stderr.decode()
     assert done.returncode == 0 and "skipping 1 existing output(s)" in err and "1 upscaled, 1 skipped, 0 failed" in err, err
     assert os.readlink(tmp_path / "dlo" / "a.png") == "/nonexistent/zz.png"
@@ -1155,7 +1157,7 @@ def test_skip_existing_skips_an_output_that_is_a_link_to_nothing(tmp_path):
     make_clip(tmp_path / "clip.mp4", frames=3, audio=0)
     (tmp_path / "dlo" / "clip.mp4").symlink_to("/nonexistent/zz.mp4")
     (tmp_path / "dlo" / "b.png").unlink()
-    done = run(tmp_path / "dl" / "a.png", tmp_path / "dl" / "b.png", tmp_path / "clip.mp4", "-o", f"{tmp_path / 'dlo'}/",
+    done = run_in_process(tmp_path / "dl" / "a.png", tmp_path / "dl" / "b.png", tmp_path / "clip.mp4", "-o", f"{tmp_path / 'dlo'}/",
                "--resume", "-m", "sr-cartoon-x4", "-d", "cpu")
     err = done.stderr.decode()
     assert done.returncode == 0 and "skipping 2 existing output(s)" in err and "1 upscaled, 2 skipped, 0 failed" in err, err
@@ -1174,7 +1176,7 @@ def test_an_output_named_by_a_terminals_path_is_refused(tmp_path):
     leader, follower = pty.openpty()
     name = os.ttyname(follower)
     try:
-        done = run(tmp_path / "a.png", "-o", name, "-m", "sr-cartoon-x4", "-d", "cpu")
+        done = run_in_process(tmp_path / "a.png", "-o", name, "-m", "sr-cartoon-x4", "-d", "cpu")
         os.set_blocking(leader, False)
         try:
             shown = os.read(leader, 1 << 16)
@@ -1195,10 +1197,10 @@ def test_suffix_with_standard_output_is_refused_not_ignored(tmp_path):
     picture = (tmp_path / "a.png").read_bytes()
     for args, stdin, said in (([tmp_path / "a.png", "-o", "-"], None, "-o - writes standard output"),
                               (["-"], picture, "standard input is written to standard output")):
-        done = run(*args, "--suffix", "_big", "-m", "sr-cartoon-x4", "-d", "cpu", stdin=stdin)
+        done = run_in_process(*args, "--suffix", "_big", "-m", "sr-cartoon-x4", "-d", "cpu", stdin=stdin)
         assert done.returncode == 2 and done.stdout == b"" and done.stderr.decode().splitlines() == [
             f"sr-filter: error: {said}, so --suffix changes nothing; leave out --suffix or name an output file"], done.stderr
-    done = run(tmp_path / "a.png", "--suffix", "_big", "-m", "sr-cartoon-x4", "-d", "cpu", "-q")
+    done = run_in_process(tmp_path / "a.png", "--suffix", "_big", "-m", "sr-cartoon-x4", "-d", "cpu", "-q")
     assert done.returncode == 0 and (tmp_path / "a_big.png").is_file(), done.stderr
 
 
@@ -1208,7 +1210,7 @@ def test_a_usage_error_naming_a_file_with_a_newline_stays_one_line(tmp_path):
     folder.mkdir()
     for suffix in ("png", "jpg"):
         Image.new("RGB", (8, 6), (90, 60, 30)).save(folder / f"x\ny.{suffix}")
-    done = run(folder / "x\ny.png", folder / "x\ny.jpg", "-f", "png", "-m", "sr-cartoon-x4", "-d", "cpu")
+    done = run_in_process(folder / "x\ny.png", folder / "x\ny.jpg", "-f", "png", "-m", "sr-cartoon-x4", "-d", "cpu")
     assert done.returncode == 2 and done.stderr.decode().splitlines() == [
         f"sr-filter: error: {folder}/x\\ny.png and {folder}/x\\ny.jpg would both be written to {folder}/x\\ny_x4.png"], \
         done.stderr
@@ -1225,14 +1227,14 @@ def test_avif_and_tga_files_are_read_and_written_in_their_own_format(tmp_path):
     rgba[:, 6:, 3] = 255  # the left half transparent
     Image.fromarray(rgba).save(folder / "sticker.avif", quality=100)
     Image.fromarray(rgba).save(folder / "texture.tga")
-    result = run(folder, "-m", "sr-cartoon-x4", "-o", tmp_path / "out")
+    result = run_in_process(folder, "-m", "sr-cartoon-x4", "-o", tmp_path / "out")
     assert result.returncode == 0 and b"2 upscaled" in result.stderr, result.stderr
     for name, fmt in (("sticker.avif", "AVIF"), ("texture.tga", "TGA")):
         with Image.open(tmp_path / "out" / name) as out:
             alpha = np.asarray(out.convert("RGBA"))[..., 3]
             assert out.format == fmt and out.size == (48, 32), name
             assert alpha[:, :20].max() <= 8 and alpha[:, 28:].min() >= 247, name
-    piped = run("-", "-m", "sr-cartoon-x4", "-o", "-", stdin=(folder / "sticker.avif").read_bytes())
+    piped = run_in_process("-", "-m", "sr-cartoon-x4", "-o", "-", stdin=(folder / "sticker.avif").read_bytes())
     assert piped.returncode == 0, piped.stderr
     with Image.open(io.BytesIO(piped.stdout)) as out:
         assert out.format == "AVIF" and out.size == (48, 32)
@@ -1243,15 +1245,15 @@ def test_netpbm_pictures_go_through_a_pipeline_at_their_own_depth(tmp_path):
     image", and Pillow reads a 16-bit one at 8 bits. A 16-bit PPM comes out a 16-bit PPM, a bitmap
     (.pbm, black and white only) is written as a grey .pgm, and a .pbm output is refused for that."""
     deep = (np.arange(8 * 12 * 3).reshape(8, 12, 3) * 181 % 65536).astype(np.uint16)
-    piped = run("-", "-m", "sr-cartoon-x4", "-o", "-", stdin=b"P6\n12 8\n65535\n" + deep.astype(">u2").tobytes())
+    piped = run_in_process("-", "-m", "sr-cartoon-x4", "-o", "-", stdin=b"P6\n12 8\n65535\n" + deep.astype(">u2").tobytes())
     assert piped.returncode == 0, piped.stderr
     assert piped.stdout.startswith(b"P6\n48 32\n65535\n") and len(piped.stdout) == 15 + 48 * 32 * 3 * 2
     bitmap = tmp_path / "scan.pbm"
     Image.fromarray(np.tile(np.array([[0, 255]], np.uint8), (8, 6))).convert("1").save(bitmap)
-    done = run(bitmap, "-m", "sr-cartoon-x4")
+    done = run_in_process(bitmap, "-m", "sr-cartoon-x4")
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "scan_x4.pgm").read_bytes().startswith(b"P5\n48 32\n255\n")
-    refused = run(bitmap, "-m", "sr-cartoon-x4", "-o", tmp_path / "big.pbm")
+    refused = run_in_process(bitmap, "-m", "sr-cartoon-x4", "-o", tmp_path / "big.pbm")
     assert refused.returncode == 1 and b"big.pbm names a PBM (a Netpbm bitmap of black and white only" in refused.stderr
 
 
@@ -1271,7 +1273,7 @@ def test_heic_photos_are_upscaled_into_png_keeping_alpha_depth_and_metadata(tmp_
     (folder / "sticker.heic").write_bytes(heic(rgba, exif=exif.tobytes()))
     deep = np.full((8, 12, 3), 40000, np.uint16)
     (folder / "DEEP.HEIC").write_bytes(heic(deep))
-    result = run(folder, "-m", "sr-cartoon-x4", "-o", tmp_path / "out")
+    result = run_in_process(folder, "-m", "sr-cartoon-x4", "-o", tmp_path / "out")
     assert result.returncode == 0 and b"2 upscaled" in result.stderr, result.stderr
     assert b"HEIC/HEIF pictures are written as PNG" in result.stderr, result.stderr
     with Image.open(tmp_path / "out" / "sticker.png") as out:
@@ -1281,7 +1283,7 @@ def test_heic_photos_are_upscaled_into_png_keeping_alpha_depth_and_metadata(tmp_
         assert out.getexif()[0x010F] == "Phone Co" and out.getexif().get(0x0112, 1) == 1
     written = (tmp_path / "out" / "DEEP.png").read_bytes()
     assert written[24] == 16  # the PNG's bit depth: 16, from 10
-    piped = run("-", "-m", "sr-cartoon-x4", "-o", "-", stdin=(folder / "sticker.heic").read_bytes())
+    piped = run_in_process("-", "-m", "sr-cartoon-x4", "-o", "-", stdin=(folder / "sticker.heic").read_bytes())
     assert piped.returncode == 0, piped.stderr
     with Image.open(io.BytesIO(piped.stdout)) as out:
         assert out.format == "PNG" and out.size == (32, 48) and out.mode == "RGBA"

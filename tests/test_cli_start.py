@@ -19,31 +19,32 @@ from sr_filter.cli.options import configure_logging
 from sr_filter.errors import CommunityModelError, DeviceError, ImageFormatError, OutputExistsError, shorten
 
 from .conftest import ROOT, interruptible, signal_when
-from .test_cli import run
+from .test_cli import run, run_in_process
 
-#: runs the CLI, then reports on stderr whether torch, openvino or PyAV were imported (PyAV had
-#: come with every image run through a video module's top-level import)
-_PROBE = ("import sys\nfrom sr_filter.cli import main\ntry:\n    main(sys.argv[1:])\nfinally:\n"
-          "    print('HEAVY', sorted(m for m in ('torch', 'openvino', 'av') if m in sys.modules), file=sys.stderr)")
+#: runs the CLI once for each command line given (words split by "|"), then reports on stderr whether
+#: torch, openvino or PyAV had been imported by then (PyAV had come with every image run through a
+#: video module's top-level import): one process for all of them, each checked in its turn
+_PROBE = ("import sys\nfrom sr_filter.cli import main\nfor args in sys.argv[1:]:\n    try:\n        main(args.split('|'))\n"
+          "    except SystemExit:\n        pass\n"
+          "    print('HEAVY', args, sorted(m for m in ('torch', 'openvino', 'av') if m in sys.modules), file=sys.stderr)")
+
+#: command lines that must answer without importing torch: help, version and option errors
+_LIGHT = [["--help"], ["--version"], ["upscale", "--help"], ["x.png", "--scale", "0"], ["x.png", "--device", "gpu"],
+          ["x.png", "--precision", "fp8"], ["export", "sr-cartoon-x4", "-o", "-"], ["export", "sr-cartoon-x4", "-o", "x.txt"]]
 
 
-def _probe(*args):
+def test_help_version_and_option_errors_import_no_torch():
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-c", _PROBE, *map(str, args)], capture_output=True, env=env, timeout=120)
-
-
-@pytest.mark.parametrize("args", [["--help"], ["--version"], ["upscale", "--help"], ["x.png", "--scale", "0"],
-                                  ["x.png", "--device", "gpu"], ["x.png", "--precision", "fp8"],
-                                  ["export", "sr-cartoon-x4", "-o", "-"], ["export", "sr-cartoon-x4", "-o", "x.txt"]])
-def test_help_version_and_option_errors_import_no_torch(args):
-    done = _probe(*args)
-    assert "HEAVY []" in done.stderr.decode(), done.stderr
+    done = subprocess.run([sys.executable, "-c", _PROBE, *("|".join(args) for args in _LIGHT)], capture_output=True, env=env,
+                          timeout=120)
+    said = [line for line in done.stderr.decode().splitlines() if line.startswith("HEAVY ")]
+    assert said == [f"HEAVY {'|'.join(args)} []" for args in _LIGHT], done.stderr.decode()
 
 
 def test_top_level_help_shows_upscale_options_and_the_default_command():
-    text = run("--help").stdout.decode()
+    text = run_in_process("--help").stdout.decode()
     assert "upscale is the default command" in text and "--scale" in text and "--tile" in text and "--width" in text
-    sub = run("upscale", "--help").stdout.decode()
+    sub = run_in_process("upscale", "--help").stdout.decode()
     assert "GIF" in sub and "needed for stdout" not in sub and "the input's format" in sub
     summary = " ".join(sub.split("Examples:")[0].split())  # every input format is named (AVIF, TGA, Netpbm had not been)
     assert all(name in summary for name in ("AVIF", "TGA", "Netpbm (PPM/PGM/PAM)", "GIF/WebP/PNG/AVIF keep every frame")), summary
@@ -57,7 +58,7 @@ def test_top_level_help_shows_upscale_options_and_the_default_command():
 def test_bad_option_values_are_one_line_exit_2(tmp_path, args, words):
     image = tmp_path / "a.png"
     Image.new("RGB", (8, 8)).save(image)
-    done = run(image, *args)
+    done = run_in_process(image, *args)
     err = done.stderr.decode()
     assert done.returncode == 2 and err.count("\n") == 1 and err.startswith("sr-filter: error: ") and words in err, err
     assert "Usage:" not in err and "Traceback" not in err
@@ -68,9 +69,9 @@ def test_the_device_names_the_library_takes_are_taken(tmp_path):
     been "'cpu:0' is not a device", exit 2; and -g 0 --device CUDA:0 "cannot be combined"."""
     Image.new("RGB", (8, 6), (200, 30, 90)).save(tmp_path / "a.png")
     for n, device in enumerate(("cpu:0", " CPU:1")):
-        done = run("a.png", "-o", f"o{n}.png", "-m", "sr-cartoon-x4", "--device", device, "-q", cwd=tmp_path)
+        done = run_in_process("a.png", "-o", f"o{n}.png", "-m", "sr-cartoon-x4", "--device", device, "-q", cwd=tmp_path)
         assert done.returncode == 0 and Image.open(tmp_path / f"o{n}.png").size == (32, 24), done.stderr
-    err = run("a.png", "-o", "g.png", "-g", "0", "--device", "CUDA:0", "-q", cwd=tmp_path).stderr.decode()
+    err = run_in_process("a.png", "-o", "g.png", "-g", "0", "--device", "CUDA:0", "-q", cwd=tmp_path).stderr.decode()
     assert "cannot be combined" not in err, err
 
 
@@ -80,7 +81,7 @@ def test_a_bad_device_is_an_option_error_in_every_command(tmp_path):
     option value, exit 2."""
     Image.new("RGB", (32, 32)).save(tmp_path / "a.png")
     for args in (["a.png"], ["eval", "."]):
-        done = run(*args, "--device", "gpu", cwd=tmp_path)
+        done = run_in_process(*args, "--device", "gpu", cwd=tmp_path)
         err = done.stderr.decode()
         assert done.returncode == 2 and err.count("\n") == 1 and "'gpu' is not a device; use auto, cpu" in err, err
 
@@ -89,7 +90,7 @@ def test_a_format_with_spaces_is_the_format(tmp_path):
     """-f " PNG" (a value from a script's variable) had been "' PNG' is not one of png, ...", exit 2,
     where --precision " fp32" was taken."""
     Image.new("RGB", (8, 6), (200, 30, 90)).save(tmp_path / "a.png")
-    done = run("a.png", "-o", "o", "-f", " PNG ", "-m", "sr-cartoon-x4", "-q", cwd=tmp_path)
+    done = run_in_process("a.png", "-o", "o", "-f", " PNG ", "-m", "sr-cartoon-x4", "-q", cwd=tmp_path)
     assert done.returncode == 0 and Image.open(tmp_path / "o").format == "PNG", done.stderr
 
 
@@ -98,23 +99,23 @@ def test_a_file_named_with_a_leading_dash_gets_a_way_to_name_it(tmp_path):
     `-d ash.png`) and `sr-filter -x.png` "No such option '-x'": the line now says how to name it."""
     for name in ("-dash.png", "-x.png"):
         Image.new("RGB", (8, 8)).save(tmp_path / name)
-        done = run(name, "-o", "out.png", cwd=tmp_path)
+        done = run_in_process(name, "-o", "out.png", cwd=tmp_path)
         err = done.stderr.decode()
         assert done.returncode == 2 and err.count("\n") == 1 and f"write ./{name}" in err, err
         # after an option that takes no value (or carries its own: --scale=2) the name is no option's value
         for before in (["--tta"], ["-q"], ["--scale=2"]):
-            err = run(*before, name, "-o", "out.png", cwd=tmp_path, stdin=b"").stderr.decode()
+            err = run_in_process(*before, name, "-o", "out.png", cwd=tmp_path, stdin=b"").stderr.decode()
             assert f"write ./{name}" in err and err.count("\n") == 1, (before, err)
-    assert "write ./" not in run("-y.png", cwd=tmp_path).stderr.decode()  # no such file: click's own line
+    assert "write ./" not in run_in_process("-y.png", cwd=tmp_path).stderr.decode()  # no such file: click's own line
     # an option's value that begins with '-', in an error about something else: no hint
     Image.new("RGB", (8, 8)).save(tmp_path / "in.png")
-    err = run("in.png", "-o", "-dash.png", "--scale", "99", cwd=tmp_path).stderr.decode()
+    err = run_in_process("in.png", "-o", "-dash.png", "--scale", "99", cwd=tmp_path).stderr.decode()
     assert "--scale" in err and "write ./" not in err, err
-    err = run("-qo", "-dash.png", cwd=tmp_path, stdin=b"").stderr.decode()  # -o's value, in a bundle of short options
+    err = run_in_process("-qo", "-dash.png", cwd=tmp_path, stdin=b"").stderr.decode()  # -o's value, in a bundle of short options
     assert "write ./" not in err, err
-    err = run("in.png", "-dash.png", cwd=tmp_path).stderr.decode()  # after an input: read as -d ash.png, "not a device"
+    err = run_in_process("in.png", "-dash.png", cwd=tmp_path).stderr.decode()  # after an input: read as -d ash.png, "not a device"
     assert "write ./-dash.png" in err and err.count("\n") == 1, err
-    done = run("-o", "out.png", "-q", "--", "-x.png", cwd=tmp_path)
+    done = run_in_process("-o", "out.png", "-q", "--", "-x.png", cwd=tmp_path)
     assert done.returncode == 0 and (tmp_path / "out.png").exists(), done.stderr
 
 
@@ -125,7 +126,7 @@ def test_a_picture_piped_in_without_a_dash_is_told_how_to_name_it(tmp_path):
     data = (tmp_path / "a.png").read_bytes()
     for args, first in (((), "no input named"), (("-o", "-"), "Missing argument 'INPUTS...'"),
                         (("-q",), "no input named"), (("-v",), "no input named")):  # had been "Missing command."
-        done = run(*args, stdin=data)
+        done = run_in_process(*args, stdin=data)
         assert done.returncode == 2 and done.stdout == b"", done.stdout[:80]
         assert done.stderr.decode() == (f"sr-filter: error: {first}; name a file, or give - to read the picture from "
                                         "standard input (cat in.png | sr-filter - > out.png)\n")
@@ -133,12 +134,12 @@ def test_a_picture_piped_in_without_a_dash_is_told_how_to_name_it(tmp_path):
 
 def test_folder_without_output_is_one_line(tmp_path):
     (tmp_path / "in").mkdir()
-    done = run(tmp_path / "in")
+    done = run_in_process(tmp_path / "in")
     err = done.stderr.decode()
     assert done.returncode == 2 and err == "sr-filter: error: a folder input needs -o OUTPUT_FOLDER\n"
     image = tmp_path / "a.png"
     Image.new("RGB", (8, 8)).save(image)
-    to_stdout = run(image, image, "-o", "-")
+    to_stdout = run_in_process(image, image, "-o", "-")
     assert to_stdout.returncode == 2 and to_stdout.stderr.decode() == ("sr-filter: error: standard output (-o -) takes one image; "
                                                                   "several inputs, a folder or a pattern need -o OUTPUT_FOLDER\n")
 
@@ -147,21 +148,21 @@ def test_several_files_without_output_are_written_beside_their_inputs(tmp_path):
     """`sr-filter *.png`: each NAME_x4.png beside its input, as for one file."""
     for name, size in (("a.png", (8, 8)), ("b.jpg", (6, 4))):
         Image.new("RGB", size, (120, 40, 200)).save(tmp_path / name)
-    done = run(tmp_path / "a.png", tmp_path / "b.jpg", "-n", "sr-cartoon-x4", "-q")
+    done = run_in_process(tmp_path / "a.png", tmp_path / "b.jpg", "-n", "sr-cartoon-x4", "-q")
     assert done.returncode == 0, done.stderr
     assert Image.open(tmp_path / "a_x4.png").size == (32, 32) and Image.open(tmp_path / "b_x4.jpg").size == (24, 16)
-    again = run(tmp_path / "a.png", tmp_path / "b.jpg", "-n", "sr-cartoon-x4", "-q", "--suffix", "_big", "--ext", "webp")
+    again = run_in_process(tmp_path / "a.png", tmp_path / "b.jpg", "-n", "sr-cartoon-x4", "-q", "--suffix", "_big", "--ext", "webp")
     assert again.returncode == 0 and sorted(p.name for p in tmp_path.glob("*_big.webp")) == ["a_big.webp", "b_big.webp"]
 
 
 def test_suffix_applies_to_batches_and_is_part_of_a_name(tmp_path):
     for name in ("a.png", "b.png"):
         Image.new("RGB", (8, 8)).save(tmp_path / name)
-    plain = run(tmp_path / "a.png", tmp_path / "b.png", "-o", tmp_path / "same", "-n", "sr-cartoon-x4", "-q")
+    plain = run_in_process(tmp_path / "a.png", tmp_path / "b.png", "-o", tmp_path / "same", "-n", "sr-cartoon-x4", "-q")
     assert plain.returncode == 0 and sorted(p.name for p in (tmp_path / "same").iterdir()) == ["a.png", "b.png"]
-    named = run(tmp_path / "a.png", tmp_path / "b.png", "-o", tmp_path / "big", "-n", "sr-cartoon-x4", "-q", "--suffix", "_big")
+    named = run_in_process(tmp_path / "a.png", tmp_path / "b.png", "-o", tmp_path / "big", "-n", "sr-cartoon-x4", "-q", "--suffix", "_big")
     assert named.returncode == 0 and sorted(p.name for p in (tmp_path / "big").iterdir()) == ["a_big.png", "b_big.png"]
-    slash = run(tmp_path / "a.png", "--suffix", "/x", "-n", "sr-cartoon-x4")
+    slash = run_in_process(tmp_path / "a.png", "--suffix", "/x", "-n", "sr-cartoon-x4")
     err = slash.stderr.decode()
     assert slash.returncode == 2 and err.count("\n") == 1 and "no '/' in a suffix" in err and "Traceback" not in err
 
@@ -169,7 +170,7 @@ def test_suffix_applies_to_batches_and_is_part_of_a_name(tmp_path):
 def test_unsupported_input_names_the_supported_suffixes(tmp_path):
     notes = tmp_path / "notes.txt"
     notes.write_text("hello")
-    done = run(notes, "--preset", "cartoon")
+    done = run_in_process(notes, "--preset", "cartoon")
     err = done.stderr.decode()
     assert done.returncode == 1 and "notes.txt is not a supported image (apng, avif, bmp, gif, heic, heif, hif, jfif, jpe, jpeg, jpg, mpo, pam, pbm, pgm, png, pnm, ppm, tga, tif, tiff, webp)" in err
     assert "cannot tell the output format" not in err and err.count("\n") == 1
@@ -178,16 +179,16 @@ def test_unsupported_input_names_the_supported_suffixes(tmp_path):
 def test_trailing_slash_width_and_suffix(tmp_path):
     image = tmp_path / "bird.png"
     Image.new("RGB", (64, 48), (200, 10, 10)).save(image)
-    done = run(image, "-o", f"{tmp_path}/results/", "--width", "100", "--suffix", "", "-n", "sr-cartoon-x4", "--fp32", "-q")
+    done = run_in_process(image, "-o", f"{tmp_path}/results/", "--width", "100", "--suffix", "", "-n", "sr-cartoon-x4", "--fp32", "-q")
     assert done.returncode == 0, done.stderr
     out = tmp_path / "results" / "bird.png"
     assert out.is_file() and Image.open(out).size == (100, 75)
-    named = run(image, "-o", tmp_path / "new_folder", "--height", "96", "--ext", "jpg", "-n", "sr-cartoon-x4", "-q")
+    named = run_in_process(image, "-o", tmp_path / "new_folder", "--height", "96", "--ext", "jpg", "-n", "sr-cartoon-x4", "-q")
     assert named.returncode == 0, named.stderr  # no slash, not a folder: a file name (with its own extension)
     assert Image.open(tmp_path / "new_folder").size == (128, 96)
-    boxed = run(image, "--width", "101", "--height", "51", "-n", "sr-cartoon-x4", "-q")  # fits inside: 68x51
+    boxed = run_in_process(image, "--width", "101", "--height", "51", "-n", "sr-cartoon-x4", "-q")  # fits inside: 68x51
     assert boxed.returncode == 0 and Image.open(tmp_path / "bird_fit101x51.png").size == (68, 51)  # was _101x51
-    mixed = run(image, "-o", tmp_path / "c.png", "--format", "jpg", "-n", "sr-cartoon-x4")  # JPEG bytes in a .png (a warning: -q hides it)
+    mixed = run_in_process(image, "-o", tmp_path / "c.png", "--format", "jpg", "-n", "sr-cartoon-x4")  # JPEG bytes in a .png (a warning: -q hides it)
     assert mixed.returncode == 0 and "c.png is written as JPEG" in mixed.stderr.decode() and "says PNG" in mixed.stderr.decode()
 
 
@@ -195,7 +196,7 @@ def test_a_folder_of_one_image_reports_as_a_batch(tmp_path):
     """A folder holding one image printed neither its [1/1] line nor the summary line."""
     (tmp_path / "one").mkdir()
     Image.new("RGB", (16, 16)).save(tmp_path / "one" / "a.png")
-    done = run(tmp_path / "one", "-o", tmp_path / "out", "-n", "sr-cartoon-x4")
+    done = run_in_process(tmp_path / "one", "-o", tmp_path / "out", "-n", "sr-cartoon-x4")
     err = done.stderr.decode()
     assert done.returncode == 0 and "[1/1]" in err and err.rstrip().endswith("1 upscaled, 0 skipped, 0 failed"), err
 
@@ -204,11 +205,11 @@ def test_output_names_up_to_255_bytes_and_existing_folders(tmp_path):
     image = tmp_path / "a.png"
     Image.new("RGB", (16, 16)).save(image)
     long_name = tmp_path / ("n" * 251 + ".png")
-    done = run(image, "-o", long_name, "-n", "sr-cartoon-x4", "-q")
+    done = run_in_process(image, "-o", long_name, "-n", "sr-cartoon-x4", "-q")
     assert done.returncode == 0 and Image.open(long_name).size == (64, 64), done.stderr
-    refused = run(image, "-o", tmp_path / ("m" * 256 + ".png"), "-n", "sr-cartoon-x4")
+    refused = run_in_process(image, "-o", tmp_path / ("m" * 256 + ".png"), "-n", "sr-cartoon-x4")
     assert refused.returncode == 1 and b"bytes long" in refused.stderr and refused.stderr.count(b"\n") == 1
-    into = run(image, "-o", tmp_path, "-n", "sr-cartoon-x4", "--suffix", "_big")
+    into = run_in_process(image, "-o", tmp_path, "-n", "sr-cartoon-x4", "--suffix", "_big")
     assert into.returncode == 0 and Image.open(tmp_path / "a_big.png").size == (64, 64)  # an existing folder
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary file left
 
@@ -276,10 +277,9 @@ def test_shell_completion_script():
 def test_completion_before_any_argument_offers_the_default_commands_options():
     """`sr-filter --pre<TAB>` runs upscale, so it completes upscale's options (it had offered nothing)."""
     def complete(words: str, kinds: bool = False) -> list[str]:
-        done = subprocess.run([sys.executable, "-m", "sr_filter"], capture_output=True, timeout=60, text=True,
-                              env=dict(os.environ, PYTHONPATH=str(ROOT), _SR_FILTER_COMPLETE="bash_complete",
-                                       COMP_WORDS=words, COMP_CWORD=str(len(words.split(" ")) - 1)))
-        return [line if kinds else line.split(",", 1)[1] for line in done.stdout.splitlines()]
+        done = run_in_process(env={"_SR_FILTER_COMPLETE": "bash_complete", "COMP_WORDS": words,
+                                   "COMP_CWORD": str(len(words.split(" ")) - 1)})  # as bash asks: the command alone
+        return [line if kinds else line.split(",", 1)[1] for line in done.stdout.decode().splitlines()]
 
     assert complete("sr-filter --pre") == ["--preset", "--precision"]
     assert complete("sr-filter --v") == ["--version", "--verbose"]
@@ -340,11 +340,10 @@ def test_hints_name_only_the_flags_the_running_command_has(tmp_path):
     assert one_line(NetworkUnavailableError("could not download x.pth")).endswith("(a built-in model (`sr-filter models`) runs without the network)")
     assert "`sr-filter models --inspect FILE`" in one_line(CommunityModelError("odd.pth: odd"), flags=frozenset({"-m"}))
     # the real command: export has neither --skip-existing nor --model
-    env = dict(os.environ, PYTHONPATH=str(ROOT), SR_FILTER_OFFLINE="1")
-    done = subprocess.run([sys.executable, "-m", "sr_filter", "export", "realesr-general-x4v3", "-o", tmp_path / "g.onnx"],
-                          capture_output=True, text=True, env=env, timeout=600)
-    assert done.returncode != 0 and "downloads are off" in done.stderr, done.stderr
-    assert "--model" not in done.stderr and "run without --offline" not in done.stderr, done.stderr
+    done = run_in_process("export", "realesr-general-x4v3", "-o", tmp_path / "g.onnx", env={"SR_FILTER_OFFLINE": "1"})
+    err = done.stderr.decode()
+    assert done.returncode != 0 and "downloads are off" in err, err
+    assert "--model" not in err and "run without --offline" not in err, err
 
 
 def test_a_warning_is_shown_once_and_not_with_quiet(capsys):
@@ -516,9 +515,9 @@ def test_devices_and_fifos_are_written_through_never_replaced(tmp_path):
     Image.new("RGB", (16, 16), (0, 90, 200)).save(image)
     null = tmp_path / "null"
     null.symlink_to(os.devnull)
-    done = run(image, "-o", null, "--overwrite", "-n", "sr-cartoon-x4", "-q")
+    done = run_in_process(image, "-o", null, "--overwrite", "-n", "sr-cartoon-x4", "-q")
     assert done.returncode == 0, done.stderr
-    kept = run(image, "-o", null, "--skip-existing", "-n", "sr-cartoon-x4")  # a stream is never "existing"
+    kept = run_in_process(image, "-o", null, "--skip-existing", "-n", "sr-cartoon-x4")  # a stream is never "existing"
     assert kept.returncode == 0 and b"skipping" not in kept.stderr and b"using" in kept.stderr, kept.stderr
     assert null.is_symlink() and os.readlink(null) == os.devnull and stat.S_ISCHR(os.stat(os.devnull).st_mode)
     fifo = tmp_path / "pipe"
@@ -526,7 +525,7 @@ def test_devices_and_fifos_are_written_through_never_replaced(tmp_path):
     received = []
     reader = threading.Thread(target=lambda: received.append(open(fifo, "rb").read()), daemon=True)
     reader.start()
-    done = run(image, "-o", fifo, "-n", "sr-cartoon-x4", "-q")  # no --overwrite needed, none suggested
+    done = run_in_process(image, "-o", fifo, "-n", "sr-cartoon-x4", "-q")  # no --overwrite needed, none suggested
     reader.join(60)
     assert done.returncode == 0, done.stderr
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and received and received[0].startswith(b"\x89PNG")
@@ -572,14 +571,22 @@ def test_a_command_that_ends_with_its_own_status_ignores_signals_while_the_proce
     interpreter's exit printed a traceback from an atexit handler."""
     config = tmp_path / "x.toml"
     config.write_text("")
+    # the training package stands in for itself without torch (its import is seconds of the test's
+    # time): train_cmd takes train, load_config and TrainingStopped from it, and exits with 128 + N
     script = textwrap.dedent("""
-        import atexit, signal, sys
-        import sr_filter.training as training
-        from sr_filter.training.trainer import TrainingStopped
+        import atexit, signal, sys, types
+
+        class TrainingStopped(Exception):
+            def __init__(self, signum, iteration):
+                super().__init__(f"stopped at iteration {iteration}")
+                self.exit_code = 128 + signum
 
         def stopped(*args, **kwargs):
             raise TrainingStopped(signal.SIGINT, 5)
 
+        training = sys.modules["sr_filter.training"] = types.ModuleType("sr_filter.training")
+        trainer = sys.modules["sr_filter.training.trainer"] = types.ModuleType("sr_filter.training.trainer")
+        training.trainer, trainer.TrainingStopped = trainer, TrainingStopped
         training.train, training.load_config = stopped, lambda path: None
         atexit.register(lambda: print("at exit:", signal.getsignal(signal.SIGINT) is signal.SIG_IGN, flush=True))
         sys.argv = ["sr-filter", "train", sys.argv[1]]
