@@ -339,42 +339,78 @@ def signal_when(args: list, ready: Path, signum: int, *, after: float, env: dict
     return proc.returncode, stdout, stderr
 
 
-@pytest.fixture
-def cli(capfdbinary, monkeypatch):
+def run_in_process(*args, stdin: bytes | None = None, cwd=None, env: dict | None = None):
     """``sr-filter ARGS`` in this process: the real entry point (``sr_filter.cli.main``, which turns
-    every error into its one line and exit status), with what it writes to file descriptors 1 and 2
-    captured as a child's would be (FFmpeg's and the exporters' own writes included), standard
-    input the bytes given (a pipe's, never a terminal's), ``cwd`` and ``env`` (None unsets a
-    name) for the call. Returns what ``subprocess.run`` does, with bytes. A child process pays 2-4 s
-    of Python, torch and OpenVINO start-up; tests about the process itself (signals, descriptors,
-    closed or terminal streams, what start-up imports, the interpreter's exit) start one."""
+    every error into its one line and exit status), with what is written to file descriptors 1 and
+    2 captured as a child's would be (FFmpeg's and the exporters' own writes included), standard
+    input the bytes given (a pipe's, never a terminal's), ``cwd`` and ``env`` (None unsets a name)
+    for the call, and Python's warnings shown on standard error with a new process's filters (pytest
+    would record them instead, and a stray warning in a one-line error would pass unseen). Returns
+    what ``subprocess.run`` does, with bytes. A child process pays 2-4 s of Python, torch and
+    OpenVINO start-up; tests about the process itself (signals, descriptors, closed or terminal
+    streams, what start-up imports, the interpreter's exit) start one."""
     import io
     import subprocess
     import sys
+    import tempfile
+    import warnings
 
     from sr_filter.cli import DefaultGroup, main
 
-    def call(*args, stdin: bytes | None = None, cwd=None, env: dict | None = None) -> subprocess.CompletedProcess:
-        DefaultGroup.flags = DefaultGroup.valued = None  # as a new process starts: no command resolved yet
-        capfdbinary.readouterr()
-        with monkeypatch.context() as scope:
-            scope.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin or b"")))
-            if cwd is not None:
-                scope.chdir(cwd)
+    DefaultGroup.flags = DefaultGroup.valued = None  # as a new process starts: no command resolved yet
+    streams, here = (sys.stdin, sys.stdout, sys.stderr), os.getcwd()
+    before = {name: os.environ.get(name) for name in env or {}}
+    sys.stdout.flush()
+    sys.stderr.flush()
+    held = os.dup(1), os.dup(2)
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, warnings.catch_warnings():
+        warnings.resetwarnings()
+        for action, category in (("default", DeprecationWarning), ("ignore", DeprecationWarning),
+                                 ("ignore", PendingDeprecationWarning), ("ignore", ImportWarning), ("ignore", ResourceWarning)):
+            warnings.filterwarnings(action, category=category, module="__main__" if action == "default" else "", append=True)
+        warnings.showwarning = lambda message, category, filename, lineno, file=None, line=None: sys.stderr.write(
+            warnings.formatwarning(message, category, filename, lineno, line))
+        try:
+            os.dup2(out.fileno(), 1)
+            os.dup2(err.fileno(), 2)
+            sys.stdin = io.TextIOWrapper(io.BytesIO(stdin or b""))
+            sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 - the descriptor's, restored below
+            sys.stderr = open(2, "w", closefd=False, buffering=1)  # noqa: SIM115
             for name, value in (env or {}).items():
                 if value is None:
-                    scope.delenv(name, raising=False)
+                    os.environ.pop(name, None)
                 else:
-                    scope.setenv(name, str(value))
+                    os.environ[name] = str(value)
+            if cwd is not None:
+                os.chdir(cwd)
             try:
                 main([str(a) for a in args])
                 code = 0
             except SystemExit as exc:
                 code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
-            finally:
-                sys.stdout.flush()
-                sys.stderr.flush()
-        out, err = capfdbinary.readouterr()
-        return subprocess.CompletedProcess([str(a) for a in args], code, out, err)
+        finally:
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except (OSError, ValueError):  # a command may have closed it
+                    pass
+            sys.stdin, sys.stdout, sys.stderr = streams
+            os.dup2(held[0], 1)
+            os.dup2(held[1], 2)
+            os.close(held[0])
+            os.close(held[1])
+            os.chdir(here)
+            for name, value in before.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+        out.seek(0)
+        err.seek(0)
+        return subprocess.CompletedProcess([str(a) for a in args], code, out.read(), err.read())
 
-    return call
+
+@pytest.fixture
+def cli():
+    """:func:`run_in_process`, for tests that take it as a fixture."""
+    return run_in_process

@@ -3,14 +3,12 @@ is the point (streams, pipes, signals), the entry point in-process (``run_in_pro
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
 import shutil
 import subprocess
 import sys
-import warnings
 
 import numpy as np
 import pytest
@@ -18,48 +16,13 @@ from PIL import Image
 
 import sr_filter
 
-from .conftest import ROOT
+from .conftest import ROOT, run_in_process
 
 
 def run(*args, stdin: bytes | None = None, cwd=None, env=None):
     environment = dict(os.environ, PYTHONPATH=str(ROOT), **(env or {}))
     return subprocess.run([sys.executable, "-m", "sr_filter", *map(str, args)], input=stdin, capture_output=True,
                           cwd=cwd, env=environment, timeout=600)
-
-
-def run_in_process(*args, stdin: bytes | None = None, cwd=None, env=None) -> subprocess.CompletedProcess:
-    """``run`` without a new process: the real entry point (``sr_filter.cli.main``, which turns every
-    error into its one line and exit status) with standard input, output and error those of click's
-    CliRunner, and the answer as ``run`` gives it. For what a run says and writes; a test about the
-    process itself (signals, descriptors, closed or terminal streams, what start-up imports, the exit
-    of the interpreter) uses ``run``. Saves the 2-4 s of Python, torch and OpenVINO start-up a
-    process pays. Standard input is empty unless given (a pipe, never a terminal)."""
-    from click.testing import CliRunner
-
-    from sr_filter.cli import DefaultGroup, main
-
-    DefaultGroup.flags = DefaultGroup.valued = None  # as a new process starts: no command resolved yet
-    runner = CliRunner()
-    with runner.isolation(input=stdin or b"", env=env) as (out, err, _), contextlib.chdir(cwd or os.getcwd()), \
-            warnings.catch_warnings():
-        # Python's warnings as a new process shows them: on its standard error, with its default filters
-        # (pytest would record them instead, and a stray warning in a one-line error would pass unseen)
-        warnings.resetwarnings()
-        for action, category in (("default", DeprecationWarning), ("ignore", DeprecationWarning),
-                                 ("ignore", PendingDeprecationWarning), ("ignore", ImportWarning), ("ignore", ResourceWarning)):
-            warnings.filterwarnings(action, category=category, module="__main__" if action == "default" else "",
-                                    append=True)
-        warnings.showwarning = lambda message, category, filename, lineno, file=None, line=None: sys.stderr.write(
-            warnings.formatwarning(message, category, filename, lineno, line))
-        try:
-            main([str(a) for a in args])
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture

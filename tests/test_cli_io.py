@@ -25,9 +25,9 @@ from PIL import Image, ImageCms
 
 from sr_filter.metadata import srgb_profile
 
-from .conftest import ROOT, interruptible, signal_when
+from .conftest import ROOT, interruptible, run_in_process, signal_when
 from .imagefiles import cmyk_profile, heic, png16_filtered
-from .test_cli import run, run_in_process
+from .test_cli import run
 
 
 def _save(image: Image.Image, path, **options) -> None:

@@ -18,8 +18,8 @@ from sr_filter.cli.messages import hint_for, one_line
 from sr_filter.cli.options import configure_logging
 from sr_filter.errors import CommunityModelError, DeviceError, ImageFormatError, OutputExistsError, shorten
 
-from .conftest import ROOT, interruptible, signal_when
-from .test_cli import run, run_in_process
+from .conftest import ROOT, interruptible, run_in_process, signal_when
+from .test_cli import run
 
 #: runs the CLI once for each command line given (words split by "|"), then reports on stderr whether
 #: torch, openvino or PyAV had been imported by then (PyAV had come with every image run through a

@@ -420,7 +420,7 @@ def test_the_advice_for_a_damaged_image_leaves_out_exactly_that_file(tmp_path, n
     been printed as a \\udcff escape that no shell can give back: the advice, pasted, must work."""
     import shlex
 
-    from .test_cli import run_in_process as run
+    from .conftest import run_in_process as run
 
     folder = _crops(tmp_path / "set", 48, 40)
     (folder / name).write_bytes(b"\x89PNG\r\n\x1a\n damaged")
@@ -444,7 +444,7 @@ def test_the_advice_for_a_damaged_image_leaves_out_exactly_that_file(tmp_path, n
 
 @needs_bench
 def test_images_too_small_to_measure_are_named_with_the_size_needed(tmp_path):
-    from .test_cli import run_in_process as run
+    from .conftest import run_in_process as run
 
     folder = _crops(tmp_path / "set", 48, 12)
     done = run("eval", folder)
