@@ -336,7 +336,7 @@ class Trainer:
                                      advice="leave it out with [val] include, or use a larger [val] hr_scale")
                 except SrFilterError as exc:
                     raise ConfigError(f"[val] {exc}") from None
-        unused = unmatched(self.cfg.val.include, everything)
+        unused = unmatched(self.cfg.val.include, everything) if self.cfg.val.dirs else []  # no validation: nothing to match
         if unused:  # a typo: the image meant to be measured is not, unsaid (eval refuses the same --include)
             raise ConfigError(f"[val] include {unused[0]!r} matches no validation image; check the pattern "
                               "(it matches file names or names without the extension, e.g. 'baby*' or 'baby')")
