@@ -57,11 +57,7 @@ def make_folder(folder: str | Path) -> None:
     # SIGTERM in the first moment of a run waits until the folders it made are on the list
     with interrupts_held(), _FOLDERS_LOCK:
         if not folder.is_dir() and not folder.exists():  # a file there: check_target says so
-            missing, above = [], folder
-            while not above.exists() and above != above.parent:
-                missing.append(above)
-                above = above.parent
-            refuse_file_above(folder)
+            missing = refuse_file_above(folder)
             try:
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
@@ -74,15 +70,18 @@ def make_folder(folder: str | Path) -> None:
             _IN_USE[key] += 1
 
 
-def refuse_file_above(folder: Path) -> None:
+def refuse_file_above(folder: Path) -> list[Path]:
     """A file where ``folder`` or one of its missing parents would be made is said as
     :func:`check_target` says a file in the output's folder's place (a.png/sub/x.png had been
-    "cannot create output folder a.png/sub: Not a directory")."""
-    above = folder
+    "cannot create output folder a.png/sub: Not a directory"). Returns the missing folders,
+    ``folder`` first."""
+    missing, above = [], folder
     while not above.exists() and above != above.parent:
+        missing.append(above)
         above = above.parent
     if above.exists() and not above.is_dir():
         raise ImageFormatError(f"{above} is a file, not a folder; choose another output path")
+    return missing
 
 
 class _Block:
