@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from . import icc, png, pnm, tiffio
+from . import png, pnm, tiffio
 from .convert import PER_FILE, _to_uint8, _to_uint16, array_to_pil, beyond_extent
 from .errors import ImageFormatError, ImageTooLargeError, OutOfMemoryError, first_line
+from .icc import to_srgb16
 from .imageops import gray_value
 from .metadata import (IPTC_TAG, PHOTOSHOP, PHOTOSHOP_TAG, ImageMeta, Scale, exif_for_output, fit_aspect, iptc_records,
                        scaled_dpi, sized_xmp)
@@ -142,7 +143,7 @@ def _encode_image(array: np.ndarray, fmt: str, meta: ImageMeta | None, *, qualit
                               colour=meta.png_colour, raw_text=raw)
     deep = None  # a Netpbm file's 16 bits moved to sRGB here, where LittleCMS converts 8 bits only
     if fmt in _NETPBM and array.dtype != np.uint8:
-        deep = _to_srgb16(array, meta.icc_profile) if to_srgb else (_to_uint16(array), False)
+        deep = _to_srgb_deep(array, meta.icc_profile) if to_srgb else (_to_uint16(array), False)
         if deep is None:  # a profile of look-up tables: converted to sRGB through LittleCMS at 8 bits
             log.warning("the %s picture is written with 8 bits per channel, its colours converted to sRGB "
                         "(a Netpbm file holds no ICC profile; PNG and TIFF keep 16 bits and the profile)",
@@ -454,7 +455,7 @@ def _to_srgb(array: np.ndarray, icc: bytes) -> tuple[np.ndarray, bool]:
     if _space(icc) != (b"GRAY" if grey else b"RGB "):
         return array, False
     if grey:  # LittleCMS samples a grey-to-RGB transform of 8 bits on a coarse grid: a linear curve's shadows
-        exact = _to_srgb16(array, icc)  # came out up to 7 levels too dark (1 as 6, where sRGB's is 13)
+        exact = _to_srgb_deep(array, icc)  # came out up to 7 levels too dark (1 as 6, where sRGB's is 13)
         if exact is not None:
             return _to_uint8(exact[0]), exact[1]
     pixels = array if array.ndim == 2 else array[:, :, 0] if grey else array[:, :, :3]
@@ -474,8 +475,8 @@ def _to_srgb(array: np.ndarray, icc: bytes) -> tuple[np.ndarray, bool]:
     return (np.dstack([out, array[:, :, 3:]]) if channels == 4 else out), True
 
 
-def _to_srgb16(array: np.ndarray, icc_profile: bytes) -> tuple[np.ndarray, bool] | None:
-    """16-bit or float pixels as 16-bit ones moved to sRGB (:func:`icc.to_srgb16`), as
+def _to_srgb_deep(array: np.ndarray, icc_profile: bytes) -> tuple[np.ndarray, bool] | None:
+    """16-bit or float pixels as 16-bit ones moved to sRGB (:func:`sr_filter.icc.to_srgb16`), as
     :func:`_to_srgb` moves 8-bit ones through LittleCMS: a 16-bit picture with a profile had come
     out of a Netpbm file (which holds no profile) with 8 bits. Returns the pixels and whether they
     were converted (not where the profile's colour space is not the pixels'); None for a profile
@@ -486,7 +487,7 @@ def _to_srgb16(array: np.ndarray, icc_profile: bytes) -> tuple[np.ndarray, bool]
     if _space(icc_profile) != (b"GRAY" if grey else b"RGB "):
         return out, False
     colour = out if out.ndim == 2 else out[..., 0] if grey else out[..., :3]
-    converted = icc.to_srgb16(colour, icc_profile)
+    converted = to_srgb16(colour, icc_profile)
     if converted is None:
         return None
     if out.ndim == 2:
