@@ -256,13 +256,11 @@ def upscale_file(
     out_format = imageio.target_format(target, format)  # None: the input's (a stream such as /dev/stdout)
     conflict = imageio.suffix_conflict(target, out_format) if format else None
     unused = quality_unused({out_format}) if quality is not None and out_format is not None else None
-    if conflict or unused:
-        import logging
+    for warning in (conflict, unused):  # unused: quality=50 for a PNG had changed nothing without a word
+        if warning:
+            import logging
 
-        if conflict:
-            logging.getLogger(__name__).warning("%s", conflict)
-        if unused:  # as the command line says it: quality=50 for a PNG had changed nothing without a word
-            logging.getLogger(__name__).warning("%s", unused)
+            logging.getLogger(__name__).warning("%s", warning)
     with atomic.new_folders():  # folders made for an output that is never written are removed
         atomic.prepare_target(target, overwrite=overwrite)  # before the work, as the command line does
         upscaler = _upscaler(upscaler, preset, model, device=device, precision=precision, tile=tile, offline=offline,
