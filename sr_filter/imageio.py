@@ -549,8 +549,9 @@ def _bmp_fields(data: bytes) -> _BmpFields | None:
     if bits not in (16, 32) or compression not in (3, 6) or size < 40:
         return None
     colour = struct.unpack_from("<3I", data, 54)
-    raw = struct.unpack_from("<I", data, 66)[0] if size >= 56 and len(data) >= 70 else 0  # as Pillow reads it
-    mask = struct.unpack_from("<I", data, 66)[0] if (size >= 56 or compression == 6) and len(data) >= 70 else 0
+    fourth = struct.unpack_from("<I", data, 66)[0] if len(data) >= 70 else 0  # the alpha mask's place
+    raw = fourth if size >= 56 else 0  # as Pillow reads it
+    mask = fourth if size >= 56 or compression == 6 else 0
     mask = 0 if mask & (colour[0] | colour[1] | colour[2]) else mask
     held = (*colour, raw) if bits == 32 else colour
     return _BmpFields(bits, width, height, struct.unpack_from("<I", data, 10)[0], (*colour, mask),
